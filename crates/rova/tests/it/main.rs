@@ -1,0 +1,1 @@
+//! Integration tests: one binary for every HTTP-level test.
