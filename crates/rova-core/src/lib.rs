@@ -2,10 +2,13 @@
 //! instance record, list-query semantics and request validation. No I/O
 //! lives here; everything is tested exhaustively with unit tests.
 
+pub mod admission;
 pub mod error;
 pub mod microversion;
 pub mod model;
+pub mod query;
 pub mod states;
+pub mod validate;
 
 pub use error::{Fault, Result};
 pub use microversion::Microversion;

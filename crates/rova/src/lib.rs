@@ -1,1 +1,21 @@
+//! Rova: an OpenStack Compute (Nova) compatible compute service.
+//!
+//! Layers, outermost first: `http` (edge: errors, context, parsing) and the
+//! per-API routers (`identity::api`, `image::api`, `network::api`,
+//! `compute::api`); the services (`identity`, `image`, `network`,
+//! `compute`); the operations that run asynchronously (`compute::build`)
+//! and the virt driver seam (`compute::driver`); storage (`store`).
+//! Pure logic lives in the `rova-core` crate.
 
+pub mod app;
+pub mod bootstrap;
+pub mod cli;
+pub mod clock;
+pub mod compute;
+pub mod config;
+pub mod http;
+pub mod identity;
+pub mod image;
+pub mod network;
+pub mod server;
+pub mod store;

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `rova` command line.
+
+fn main() -> std::process::ExitCode {
+    rova::cli::main()
+}

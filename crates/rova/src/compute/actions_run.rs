@@ -1,0 +1,451 @@
+//! Server actions (`POST /servers/{id}/action`): the typed command, its
+//! parsing per microversion, and how each runs. Admission (lock, vm_state,
+//! task_state, launched_at, host) is checked inside the same compare-and-
+//! swap that writes the new task_state, so two concurrent actions cannot
+//! both be admitted. The work then runs in the background through the
+//! driver, and the final state is written when it finishes.
+
+use super::actions;
+use super::servers;
+use crate::app::App;
+use crate::compute::views::Links;
+use crate::http::{empty, ApiError, Ctx};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use rova_core::admission::{admit, Action, Subject};
+use rova_core::model::Instance;
+use rova_core::states::{PowerState, TaskState, VmState};
+use rova_core::Fault;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// One parsed action body.
+#[derive(Debug, Clone)]
+pub enum ServerAction {
+    Reboot { hard: bool },
+    Stop,
+    Start,
+    Pause,
+    Unpause,
+    Suspend,
+    Resume,
+    Lock { reason: Option<String> },
+    Unlock,
+    ResetState { state: VmState },
+    ForceDelete,
+    Restore,
+    TriggerCrashDump,
+    ConsoleOutput { length: Option<i64> },
+}
+
+fn bad_input(field: &str, v: &Value, why: &str) -> Fault {
+    Fault::bad_request(format!("Invalid input for field/attribute {field}. Value: {v}. {why}"))
+}
+
+/// Parses an action body (`name` is its single key).
+pub fn parse(name: &str, arg: &Value, ctx: &Ctx) -> Result<ServerAction, Fault> {
+    Ok(match name {
+        "reboot" => {
+            let t = arg
+                .get("type")
+                .ok_or_else(|| bad_input("reboot", arg, "'type' is a required property"))?;
+            match t.as_str() {
+                Some("HARD" | "Hard" | "hard") => ServerAction::Reboot { hard: true },
+                Some("SOFT" | "Soft" | "soft") => ServerAction::Reboot { hard: false },
+                _ => {
+                    return Err(bad_input(
+                        "type",
+                        t,
+                        &format!("{t} is not one of ['HARD', 'Hard', 'hard', 'SOFT', 'Soft', 'soft']"),
+                    ))
+                }
+            }
+        }
+        "os-stop" => ServerAction::Stop,
+        "os-start" => ServerAction::Start,
+        "pause" => ServerAction::Pause,
+        "unpause" => ServerAction::Unpause,
+        "suspend" => ServerAction::Suspend,
+        "resume" => ServerAction::Resume,
+        "lock" => {
+            let mut reason = None;
+            if ctx.at_least(73) {
+                match arg {
+                    Value::Null => {}
+                    Value::Object(o) => {
+                        for k in o.keys() {
+                            if k != "locked_reason" {
+                                return Err(Fault::bad_request(format!(
+                                    "Invalid input for field/attribute lock. Value: {arg}. Additional properties are not allowed ('{k}' was unexpected)"
+                                )));
+                            }
+                        }
+                        if let Some(r) = o.get("locked_reason") {
+                            let s = r
+                                .as_str()
+                                .ok_or_else(|| bad_input("locked_reason", r, &format!("{r} is not of type 'string'")))?;
+                            if s.is_empty() || s.chars().count() > 255 {
+                                return Err(bad_input("locked_reason", r, "length must be between 1 and 255"));
+                            }
+                            reason = Some(s.to_string());
+                        }
+                    }
+                    other => {
+                        return Err(bad_input("lock", other, &format!("{other} is not of type 'object', 'null'")))
+                    }
+                }
+            }
+            ServerAction::Lock { reason }
+        }
+        "unlock" => ServerAction::Unlock,
+        "os-resetState" => {
+            let st = arg.get("state").ok_or_else(|| bad_input("os-resetState", arg, "'state' is a required property"))?;
+            match st.as_str() {
+                Some("active") => ServerAction::ResetState { state: VmState::Active },
+                Some("error") => ServerAction::ResetState { state: VmState::Error },
+                _ => return Err(bad_input("state", st, &format!("{st} is not one of ['active', 'error']"))),
+            }
+        }
+        "forceDelete" => ServerAction::ForceDelete,
+        "restore" => ServerAction::Restore,
+        "trigger_crash_dump" => {
+            if !ctx.at_least(17) {
+                return Err(Fault::bad_request(format!("There is no such action: {name}")));
+            }
+            if !arg.is_null() {
+                return Err(bad_input("trigger_crash_dump", arg, &format!("{arg} is not of type 'null'")));
+            }
+            ServerAction::TriggerCrashDump
+        }
+        "os-getConsoleOutput" => {
+            let length = match arg.get("length") {
+                None | Some(Value::Null) => None,
+                Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| bad_input("length", &arg["length"], "is not an integer"))?),
+                Some(Value::String(s)) => Some(
+                    s.parse::<i64>()
+                        .map_err(|_| bad_input("length", &arg["length"], &format!("'{s}' does not match '^-?[0-9]+$'")))?,
+                ),
+                Some(other) => return Err(bad_input("length", other, "is not of type 'integer', 'string', 'null'")),
+            };
+            if let Some(l) = length {
+                if l < -1 {
+                    return Err(bad_input("length", &json!(l), &format!("{l} is less than the minimum of -1")));
+                }
+            }
+            ServerAction::ConsoleOutput { length }
+        }
+        other => return Err(Fault::bad_request(format!("There is no such action: {other}"))),
+    })
+}
+
+fn subject(i: &Instance) -> Subject<'_> {
+    Subject {
+        uuid: &i.uuid,
+        vm_state: i.vm_state,
+        task_state: i.task_state,
+        launched: i.launched_at.is_some(),
+        locked: i.locked(),
+        has_host: i.host.is_some(),
+    }
+}
+
+/// A simple state transition: task set at once, intermediate task states,
+/// then a final vm/power state.
+struct Transition {
+    action: Action,
+    record_as: &'static str,
+    event: &'static str,
+    policy: &'static str,
+    first_task: TaskState,
+    then: &'static [TaskState],
+    final_vm: Option<VmState>,
+    final_power: PowerState,
+}
+
+/// Admits the action and writes its first task_state in one CAS.
+async fn begin(app: &App, ctx: &Ctx, id: &str, action: Action, task: Option<TaskState>) -> Result<Arc<Instance>, Fault> {
+    servers::visible(app, ctx, id)?;
+    let now = app.clock.now();
+    let is_admin = ctx.is_admin();
+    let (inst, _) = app
+        .compute
+        .instances
+        .update(id, || Fault::instance_not_found(id), |i| {
+            if i.deleted {
+                return Err(Fault::instance_not_found(id));
+            }
+            admit(action, &subject(i), is_admin)?;
+            if task.is_some() {
+                i.task_state = task;
+            }
+            i.updated_at = now;
+            i.generation += 1;
+            Ok(())
+        })
+        .await?;
+    Ok(inst)
+}
+
+async fn transition(app: &Arc<App>, ctx: &Ctx, id: &str, t: Transition) -> Result<(), Fault> {
+    ctx.require_member(t.policy)?;
+    let inst = begin(app, ctx, id, t.action, Some(t.first_task)).await?;
+    actions::record(app, ctx, id, t.record_as, Some((t.event, inst.host.as_deref()))).await?;
+    let app2 = app.clone();
+    let id2 = id.to_string();
+    let req = ctx.request_id.clone();
+    tokio::spawn(async move {
+        let delay = app2.compute.driver.step_delay();
+        let mut expect = t.first_task;
+        for next in t.then {
+            tokio::time::sleep(delay).await;
+            let now = app2.clock.now();
+            let ok = app2
+                .compute
+                .instances
+                .update(&id2, || Fault::instance_not_found(&id2), |i| {
+                    if i.deleted || i.task_state != Some(expect) {
+                        return Err(Fault::conflict("superseded"));
+                    }
+                    i.task_state = Some(*next);
+                    i.updated_at = now;
+                    i.generation += 1;
+                    Ok(())
+                })
+                .await
+                .is_ok();
+            if !ok {
+                return;
+            }
+            expect = *next;
+        }
+        tokio::time::sleep(delay).await;
+        let now = app2.clock.now();
+        let done = app2
+            .compute
+            .instances
+            .update(&id2, || Fault::instance_not_found(&id2), |i| {
+                if i.deleted || i.task_state != Some(expect) {
+                    return Err(Fault::conflict("superseded"));
+                }
+                if let Some(vm) = t.final_vm {
+                    i.vm_state = vm;
+                }
+                i.power_state = t.final_power;
+                i.task_state = None;
+                i.updated_at = now;
+                i.generation += 1;
+                Ok(())
+            })
+            .await;
+        let err = done.err().map(|e| e.message);
+        let e = err.as_deref().map(|m| (m, m));
+        actions::event_finish(&app2, &id2, &req, t.event, e).await;
+    });
+    Ok(())
+}
+
+fn accepted() -> Response {
+    empty(StatusCode::ACCEPTED)
+}
+
+/// Runs a parsed action and builds the HTTP answer.
+pub async fn run(app: &Arc<App>, ctx: &Ctx, _links: &Links, id: &str, act: ServerAction) -> Result<Response, ApiError> {
+    use TaskState as T;
+    let simple = |action, record_as, event, policy, first_task, then, final_vm, final_power| Transition {
+        action,
+        record_as,
+        event,
+        policy,
+        first_task,
+        then,
+        final_vm,
+        final_power,
+    };
+    match act {
+        ServerAction::Reboot { hard } => {
+            let t = if hard {
+                simple(Action::RebootHard, "reboot", "compute_reboot_instance", "os_compute_api:servers:reboot",
+                    T::RebootingHard, &[T::RebootPendingHard, T::RebootStartedHard], Some(VmState::Active), PowerState::Running)
+            } else {
+                simple(Action::RebootSoft, "reboot", "compute_reboot_instance", "os_compute_api:servers:reboot",
+                    T::Rebooting, &[T::RebootPending, T::RebootStarted], Some(VmState::Active), PowerState::Running)
+            };
+            transition(app, ctx, id, t).await?;
+            Ok(accepted())
+        }
+        ServerAction::Stop => {
+            transition(app, ctx, id, simple(Action::Stop, "stop", "compute_stop_instance", "os_compute_api:servers:stop",
+                T::PoweringOff, &[], Some(VmState::Stopped), PowerState::Shutdown)).await?;
+            Ok(accepted())
+        }
+        ServerAction::Start => {
+            transition(app, ctx, id, simple(Action::Start, "start", "compute_start_instance", "os_compute_api:servers:start",
+                T::PoweringOn, &[], Some(VmState::Active), PowerState::Running)).await?;
+            Ok(accepted())
+        }
+        ServerAction::Pause => {
+            transition(app, ctx, id, simple(Action::Pause, "pause", "compute_pause_instance", "os_compute_api:os-pause-server:pause",
+                T::Pausing, &[], Some(VmState::Paused), PowerState::Paused)).await?;
+            Ok(accepted())
+        }
+        ServerAction::Unpause => {
+            transition(app, ctx, id, simple(Action::Unpause, "unpause", "compute_unpause_instance", "os_compute_api:os-pause-server:unpause",
+                T::Unpausing, &[], Some(VmState::Active), PowerState::Running)).await?;
+            Ok(accepted())
+        }
+        ServerAction::Suspend => {
+            transition(app, ctx, id, simple(Action::Suspend, "suspend", "compute_suspend_instance", "os_compute_api:os-suspend-server:suspend",
+                T::Suspending, &[], Some(VmState::Suspended), PowerState::Suspended)).await?;
+            Ok(accepted())
+        }
+        ServerAction::Resume => {
+            transition(app, ctx, id, simple(Action::Resume, "resume", "compute_resume_instance", "os_compute_api:os-suspend-server:resume",
+                T::Resuming, &[], Some(VmState::Active), PowerState::Running)).await?;
+            Ok(accepted())
+        }
+        ServerAction::TriggerCrashDump => {
+            ctx.require_member("os_compute_api:servers:trigger_crash_dump")?;
+            begin(app, ctx, id, Action::TriggerCrashDump, None).await?;
+            actions::record(app, ctx, id, "trigger_crash_dump", None).await?;
+            Ok(accepted())
+        }
+        ServerAction::Lock { reason } => {
+            lock(app, ctx, id, reason).await?;
+            Ok(accepted())
+        }
+        ServerAction::Unlock => {
+            unlock(app, ctx, id).await?;
+            Ok(accepted())
+        }
+        ServerAction::ResetState { state } => {
+            ctx.require_admin("os_compute_api:os-admin-actions:reset_state")?;
+            servers::visible(app, ctx, id)?;
+            let now = app.clock.now();
+            app.compute
+                .instances
+                .update(id, || Fault::instance_not_found(id), |i| {
+                    i.vm_state = state;
+                    i.task_state = None;
+                    i.updated_at = now;
+                    i.generation += 1;
+                    Ok(())
+                })
+                .await?;
+            actions::record(app, ctx, id, "resetState", None).await?;
+            Ok(accepted())
+        }
+        ServerAction::ForceDelete => {
+            ctx.require_member("os_compute_api:os-deferred-delete:force")?;
+            let inst = begin(app, ctx, id, Action::ForceDelete, Some(T::Deleting)).await?;
+            actions::record(app, ctx, id, "forceDelete", Some(("compute_terminate_instance", inst.host.as_deref()))).await?;
+            let app2 = app.clone();
+            let id2 = id.to_string();
+            let req = ctx.request_id.clone();
+            tokio::spawn(async move { servers::terminate(&app2, &id2, &req).await });
+            Ok(accepted())
+        }
+        ServerAction::Restore => {
+            ctx.require_member("os_compute_api:os-deferred-delete:restore")?;
+            servers::visible(app, ctx, id)?;
+            let now = app.clock.now();
+            let is_admin = ctx.is_admin();
+            app.compute
+                .instances
+                .update(id, || Fault::instance_not_found(id), |i| {
+                    admit(Action::Restore, &subject(i), is_admin).map_err(|e| {
+                        if e.message.contains("is locked") {
+                            Fault::conflict(format!("Instance {id} is in an invalid state for 'restore'"))
+                        } else {
+                            e
+                        }
+                    })?;
+                    i.vm_state = VmState::Active;
+                    i.power_state = PowerState::Running;
+                    i.task_state = None;
+                    i.deleted_at = None;
+                    i.updated_at = now;
+                    i.generation += 1;
+                    Ok(())
+                })
+                .await?;
+            actions::record(app, ctx, id, "restore", None).await?;
+            Ok(accepted())
+        }
+        ServerAction::ConsoleOutput { length } => {
+            ctx.require_member("os_compute_api:os-console-output")?;
+            let inst = servers::visible(app, ctx, id)?;
+            admit(Action::ConsoleOutput, &subject(&inst), ctx.is_admin())?;
+            let log = simulated_console(&inst);
+            let lines: Vec<&str> = log.lines().collect();
+            let out = match length {
+                Some(n) if n >= 0 => lines[lines.len().saturating_sub(n as usize)..].join("\n"),
+                _ => lines.join("\n"),
+            };
+            Ok(axum::Json(json!({"output": out})).into_response())
+        }
+    }
+}
+
+/// The simulated guest's serial log.
+fn simulated_console(inst: &Instance) -> String {
+    let mut s = String::new();
+    s.push_str(&format!("rova simulated console for {}\n", inst.uuid));
+    s.push_str(&format!("hostname: {}\n", inst.hostname));
+    for vif in &inst.vifs {
+        for ip in &vif.fixed_ips {
+            s.push_str(&format!("eth: {} {}\n", vif.mac, ip.address));
+        }
+    }
+    s.push_str(&format!("status: {}\n", inst.status()));
+    s.push_str("login:\n");
+    s
+}
+
+/// Lock: owner re-locking a locked server is a no-op; otherwise record who
+/// locked (owner or admin) and why.
+pub async fn lock(app: &App, ctx: &Ctx, id: &str, reason: Option<String>) -> Result<(), Fault> {
+    ctx.require_member("os_compute_api:os-lock-server:lock")?;
+    let inst = servers::visible(app, ctx, id)?;
+    let owner = inst.project_id == ctx.project_id;
+    if inst.locked() && owner {
+        return Ok(());
+    }
+    let by = if owner { "owner" } else { "admin" };
+    let now = app.clock.now();
+    app.compute
+        .instances
+        .update(id, || Fault::instance_not_found(id), |i| {
+            i.locked_by = Some(by.to_string());
+            i.locked_reason = reason.clone();
+            i.updated_at = now;
+            i.generation += 1;
+            Ok(())
+        })
+        .await?;
+    actions::record(app, ctx, id, "lock", None).await
+}
+
+/// Unlock: the locker's role (owner/admin) may unlock; otherwise only an
+/// admin (unlock_override).
+pub async fn unlock(app: &App, ctx: &Ctx, id: &str) -> Result<(), Fault> {
+    ctx.require_member("os_compute_api:os-lock-server:unlock")?;
+    let inst = servers::visible(app, ctx, id)?;
+    let role = if inst.project_id == ctx.project_id { "owner" } else { "admin" };
+    if let Some(by) = &inst.locked_by {
+        if by != role && !ctx.is_admin() {
+            return Err(Fault::policy("os_compute_api:os-lock-server:unlock:unlock_override"));
+        }
+    }
+    let now = app.clock.now();
+    app.compute
+        .instances
+        .update(id, || Fault::instance_not_found(id), |i| {
+            i.locked_by = None;
+            i.locked_reason = None;
+            i.updated_at = now;
+            i.generation += 1;
+            Ok(())
+        })
+        .await?;
+    actions::record(app, ctx, id, "unlock", None).await
+}

@@ -1,0 +1,590 @@
+//! Routes for the compute API's smaller resources: flavors (with extra
+//! specs and admin create/delete), keypairs, limits, availability zones and
+//! the image proxy (below 2.36).
+
+use super::{query_pairs, Links};
+use crate::app::App;
+use crate::compute::views;
+use crate::compute::{Flavor, Keypair};
+use crate::http::{empty, json_status, parse_json, ApiResult, Ctx};
+use crate::image::Image;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
+use rova_core::model::iso_z;
+use rova_core::Fault;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/flavors", get(flavors_index).post(flavor_create))
+        .route("/flavors/detail", get(flavors_detail))
+        .route("/flavors/{id}", get(flavor_show).delete(flavor_delete))
+        .route("/flavors/{id}/os-extra_specs", get(extra_specs).post(extra_specs_set))
+        .route("/flavors/{id}/os-extra_specs/{key}", get(extra_spec).put(extra_spec_put).delete(extra_spec_delete))
+        .route("/os-keypairs", get(keypairs_index).post(keypair_create))
+        .route("/os-keypairs/{name}", get(keypair_show).delete(keypair_delete))
+        .route("/limits", get(limits))
+        .route("/os-availability-zone", get(az_index))
+        .route("/os-availability-zone/detail", get(az_detail))
+        .route("/images", get(images_index))
+        .route("/images/detail", get(images_detail))
+        .route("/images/{id}", get(image_show).delete(image_delete))
+}
+
+type A = State<Arc<App>>;
+type C = Extension<Ctx>;
+type L = Extension<Links>;
+
+fn qerr(name: &str, v: &str, why: &str) -> Fault {
+    Fault::bad_request(format!("Invalid input for query parameters {name}. Value: {v}. {why}"))
+}
+
+// ---- flavors ----
+
+fn flavor_list(app: &App, ctx: &Ctx, links: &Links, raw: Option<String>, detail: bool) -> ApiResult<Response> {
+    let params = query_pairs(raw.as_deref());
+    let last = |k: &str| params.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let mut flavors: Vec<Arc<Flavor>> = app.compute.flavors.all();
+    let is_public = match last("is_public").map(|s| s.to_ascii_lowercase()) {
+        None => Some(true),
+        Some(s) if s == "none" => None,
+        Some(s) => Some(matches!(s.as_str(), "1" | "t" | "true" | "on" | "y" | "yes")),
+    };
+    flavors.retain(|f| !f.disabled || ctx.is_admin());
+    if !ctx.is_admin() {
+        flavors.retain(|f| f.is_public);
+    } else if let Some(p) = is_public {
+        flavors.retain(|f| f.is_public == p);
+    }
+    if let Some(v) = last("minRam") {
+        let n: u64 = v.parse().map_err(|_| Fault::bad_request(format!("Invalid minRam filter [{v}]")))?;
+        flavors.retain(|f| f.ram >= n);
+    }
+    if let Some(v) = last("minDisk") {
+        let n: u64 = v.parse().map_err(|_| Fault::bad_request(format!("Invalid minDisk filter [{v}]")))?;
+        flavors.retain(|f| f.disk >= n);
+    }
+    if ctx.at_least(102) {
+        if let Some(n) = last("name") {
+            flavors.retain(|f| f.name == n);
+        }
+    }
+    let key = last("sort_key").unwrap_or_else(|| "flavorid".into());
+    let dir = last("sort_dir").unwrap_or_else(|| "asc".into());
+    if dir != "asc" && dir != "desc" {
+        return Err(qerr("sort_dir", &dir, "'sort_dir' must be 'asc' or 'desc'").into());
+    }
+    let cmp = |a: &Arc<Flavor>, b: &Arc<Flavor>| -> std::cmp::Ordering {
+        let o = match key.as_str() {
+            "name" => a.name.cmp(&b.name),
+            "memory_mb" | "ram" => a.ram.cmp(&b.ram),
+            "vcpus" => a.vcpus.cmp(&b.vcpus),
+            "root_gb" | "disk" => a.disk.cmp(&b.disk),
+            "ephemeral_gb" => a.ephemeral.cmp(&b.ephemeral),
+            "swap" => a.swap.cmp(&b.swap),
+            "created_at" => a.created_at.cmp(&b.created_at),
+            _ => a.id.cmp(&b.id),
+        };
+        o.then(a.id.cmp(&b.id))
+    };
+    let valid_keys = [
+        "created_at", "description", "disabled", "ephemeral_gb", "flavorid", "id", "is_public",
+        "memory_mb", "name", "root_gb", "rxtx_factor", "swap", "updated_at", "vcpu_weight", "vcpus",
+    ];
+    if !valid_keys.contains(&key.as_str()) {
+        return Err(qerr("sort_key", &key, "Invalid sort key").into());
+    }
+    flavors.sort_by(cmp);
+    if dir == "desc" {
+        flavors.reverse();
+    }
+    if let Some(m) = last("marker") {
+        let pos = flavors
+            .iter()
+            .position(|f| f.id == m)
+            .ok_or_else(|| Fault::bad_request(format!("marker [{m}] not found")))?;
+        flavors.drain(..=pos);
+    }
+    let max = app.cfg.max_limit;
+    let limit = match last("limit") {
+        Some(v) => v.parse::<usize>().map_err(|_| qerr("limit", &v, "not an integer"))?.min(max),
+        None => max,
+    };
+    flavors.truncate(limit);
+    let items: Vec<Value> = flavors.iter().map(|f| views::flavor(f, ctx, links, detail)).collect();
+    let mut body = json!({"flavors": items});
+    if flavors.len() == limit && limit > 0 {
+        if let Some(lastf) = flavors.last() {
+            let mut ps: BTreeMap<String, String> = params.into_iter().collect();
+            ps.insert("marker".into(), lastf.id.clone());
+            let qs = form_urlencoded::Serializer::new(String::new()).extend_pairs(ps).finish();
+            let path = if detail { "flavors/detail" } else { "flavors" };
+            body["flavors_links"] = json!([{"rel": "next", "href": format!("{}/{path}?{qs}", links.versioned)}]);
+        }
+    }
+    Ok(axum::Json(body).into_response())
+}
+
+async fn flavors_index(State(app): A, Extension(ctx): C, Extension(links): L, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    flavor_list(&app, &ctx, &links, q, false)
+}
+
+async fn flavors_detail(State(app): A, Extension(ctx): C, Extension(links): L, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    flavor_list(&app, &ctx, &links, q, true)
+}
+
+fn find_flavor(app: &App, id: &str) -> Result<Arc<Flavor>, Fault> {
+    app.compute
+        .flavors
+        .get(id)
+        .ok_or_else(|| Fault::not_found(format!("Flavor {id} could not be found.")))
+}
+
+async fn flavor_show(State(app): A, Extension(ctx): C, Extension(links): L, Path(id): Path<String>) -> ApiResult<Response> {
+    let f = find_flavor(&app, &id)?;
+    Ok(axum::Json(json!({"flavor": views::flavor(&f, &ctx, &links, true)})).into_response())
+}
+
+async fn flavor_create(
+    State(app): A,
+    Extension(ctx): C,
+    Extension(links): L,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    ctx.require_admin("os_compute_api:os-flavor-manage:create")?;
+    let v = parse_json(&headers, &body)?;
+    let f = v.get("flavor").and_then(Value::as_object).ok_or_else(|| Fault::bad_request("'flavor' is a required property"))?;
+    let name = f.get("name").and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
+        .ok_or_else(|| Fault::bad_request("Invalid input for field/attribute name."))?;
+    let num = |k: &str, min: i64| -> Result<Option<i64>, Fault> {
+        match f.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(x) => {
+                let n = x.as_i64().or_else(|| x.as_str().and_then(|s| s.parse().ok()))
+                    .ok_or_else(|| Fault::bad_request(format!("Invalid input for field/attribute {k}. Value: {x}.")))?;
+                if n < min {
+                    return Err(Fault::bad_request(format!("Invalid input for field/attribute {k}. Value: {x}. {x} is less than the minimum of {min}")));
+                }
+                Ok(Some(n))
+            }
+        }
+    };
+    let ram = num("ram", 1)?.ok_or_else(|| Fault::bad_request("'ram' is a required property"))?;
+    let vcpus = num("vcpus", 1)?.ok_or_else(|| Fault::bad_request("'vcpus' is a required property"))?;
+    let disk = num("disk", 0)?.ok_or_else(|| Fault::bad_request("'disk' is a required property"))?;
+    let id = match f.get("id") {
+        None | Some(Value::Null) => uuid::Uuid::new_v4().to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(x) => return Err(Fault::bad_request(format!("Invalid input for field/attribute id. Value: {x}.")).into()),
+    };
+    if app.compute.flavors.all().iter().any(|x| x.name == name) {
+        return Err(Fault::conflict(format!("Flavor with name {name} already exists.")).into());
+    }
+    let flavor = Flavor {
+        id: id.clone(),
+        name: name.to_string(),
+        vcpus: vcpus as u32,
+        ram: ram as u64,
+        disk: disk as u64,
+        ephemeral: num("OS-FLV-EXT-DATA:ephemeral", 0)?.unwrap_or(0) as u64,
+        swap: num("swap", 0)?.unwrap_or(0) as u64,
+        rxtx_factor: f.get("rxtx_factor").and_then(Value::as_f64).unwrap_or(1.0),
+        is_public: f.get("os-flavor-access:is_public").and_then(Value::as_bool).unwrap_or(true),
+        disabled: false,
+        description: f.get("description").and_then(Value::as_str).map(str::to_string),
+        extra_specs: BTreeMap::new(),
+        created_at: app.clock.now(),
+    };
+    let stored = app
+        .compute
+        .flavors
+        .insert_new(&id, flavor, Fault::conflict(format!("Flavor with ID {id} already exists.")))
+        .await?;
+    Ok(axum::Json(json!({"flavor": views::flavor(&stored, &ctx, &links, true)})).into_response())
+}
+
+async fn flavor_delete(State(app): A, Extension(ctx): C, Path(id): Path<String>) -> ApiResult<Response> {
+    ctx.require_admin("os_compute_api:os-flavor-manage:delete")?;
+    find_flavor(&app, &id)?;
+    app.compute.flavors.remove(&id).await?;
+    Ok(empty(StatusCode::ACCEPTED))
+}
+
+async fn extra_specs(State(app): A, Path(id): Path<String>) -> ApiResult<Response> {
+    let f = find_flavor(&app, &id)?;
+    Ok(axum::Json(json!({"extra_specs": f.extra_specs})).into_response())
+}
+
+async fn extra_spec(State(app): A, Path((id, key)): Path<(String, String)>) -> ApiResult<Response> {
+    let f = find_flavor(&app, &id)?;
+    match f.extra_specs.get(&key) {
+        Some(v) => Ok(axum::Json(json!({ key: v })).into_response()),
+        None => Err(Fault::not_found(format!("Flavor {id} has no extra specs with key {key}.")).into()),
+    }
+}
+
+fn specs_from(v: &Value) -> Result<BTreeMap<String, String>, Fault> {
+    let o = v.as_object().ok_or_else(|| Fault::bad_request("Malformed request body"))?;
+    let mut out = BTreeMap::new();
+    for (k, val) in o {
+        let s = match val {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => return Err(Fault::bad_request(format!("Invalid input for field/attribute {k}."))),
+        };
+        if k.is_empty() || k.len() > 255 || s.len() > 255 {
+            return Err(Fault::bad_request(format!("Invalid input for field/attribute {k}.")));
+        }
+        out.insert(k.clone(), s);
+    }
+    Ok(out)
+}
+
+async fn extra_specs_set(
+    State(app): A,
+    Extension(ctx): C,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    ctx.require_admin("os_compute_api:os-flavor-extra-specs:create")?;
+    let v = parse_json(&headers, &body)?;
+    let specs = specs_from(v.get("extra_specs").unwrap_or(&Value::Null))?;
+    let (f, _) = app
+        .compute
+        .flavors
+        .update(&id, || Fault::not_found(format!("Flavor {id} could not be found.")), |f| {
+            f.extra_specs.extend(specs);
+            Ok(())
+        })
+        .await?;
+    Ok(axum::Json(json!({"extra_specs": f.extra_specs})).into_response())
+}
+
+async fn extra_spec_put(
+    State(app): A,
+    Extension(ctx): C,
+    Path((id, key)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    ctx.require_admin("os_compute_api:os-flavor-extra-specs:update")?;
+    let specs = specs_from(&parse_json(&headers, &body)?)?;
+    if specs.len() != 1 || !specs.contains_key(&key) {
+        return Err(Fault::bad_request("Request body and URI mismatch").into());
+    }
+    let val = specs.get(&key).cloned().unwrap_or_default();
+    app.compute
+        .flavors
+        .update(&id, || Fault::not_found(format!("Flavor {id} could not be found.")), |f| {
+            f.extra_specs.insert(key.clone(), val.clone());
+            Ok(())
+        })
+        .await?;
+    Ok(axum::Json(json!({ key: val })).into_response())
+}
+
+async fn extra_spec_delete(
+    State(app): A,
+    Extension(ctx): C,
+    Path((id, key)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    ctx.require_admin("os_compute_api:os-flavor-extra-specs:delete")?;
+    app.compute
+        .flavors
+        .update(&id, || Fault::not_found(format!("Flavor {id} could not be found.")), |f| {
+            f.extra_specs
+                .remove(&key)
+                .map(|_| ())
+                .ok_or_else(|| Fault::not_found(format!("Flavor {id} has no extra specs with key {key}.")))
+        })
+        .await?;
+    Ok(empty(StatusCode::ACCEPTED))
+}
+
+// ---- keypairs ----
+
+fn keypair_owner(ctx: &Ctx, params: &[(String, String)]) -> Result<String, Fault> {
+    match params.iter().rev().find(|(k, _)| k == "user_id") {
+        Some((_, u)) if ctx.at_least(10) && *u != ctx.user_id => {
+            ctx.require_admin("os_compute_api:os-keypairs:index")?;
+            Ok(u.clone())
+        }
+        _ => Ok(ctx.user_id.clone()),
+    }
+}
+
+async fn keypairs_index(State(app): A, Extension(ctx): C, Extension(links): L, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let params = query_pairs(q.as_deref());
+    let owner = keypair_owner(&ctx, &params)?;
+    let mut keys = app.compute.keypairs.filter(|k| k.user_id == owner);
+    keys.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut next = None;
+    if ctx.at_least(35) {
+        if let Some((_, m)) = params.iter().rev().find(|(k, _)| k == "marker") {
+            let pos = keys
+                .iter()
+                .position(|k| k.name == *m)
+                .ok_or_else(|| Fault::bad_request(format!("marker [{m}] not found")))?;
+            keys.drain(..=pos);
+        }
+        if let Some((_, l)) = params.iter().rev().find(|(k, _)| k == "limit") {
+            let n: usize = l.parse().map_err(|_| qerr("limit", l, "not an integer"))?;
+            let n = n.min(app.cfg.max_limit);
+            if keys.len() > n {
+                keys.truncate(n);
+            }
+            if keys.len() == n && n > 0 {
+                next = keys.last().map(|k| k.name.clone());
+            }
+        }
+    }
+    let items: Vec<Value> = keys
+        .iter()
+        .map(|k| {
+            let mut v = json!({"name": k.name, "public_key": k.public_key, "fingerprint": k.fingerprint});
+            if ctx.at_least(2) {
+                v["type"] = json!(k.key_type);
+            }
+            json!({"keypair": v})
+        })
+        .collect();
+    let mut body = json!({"keypairs": items});
+    if let Some(m) = next {
+        let mut ps: BTreeMap<String, String> = params.into_iter().collect();
+        ps.insert("marker".into(), m);
+        let qs = form_urlencoded::Serializer::new(String::new()).extend_pairs(ps).finish();
+        body["keypairs_links"] = json!([{"rel": "next", "href": format!("{}/os-keypairs?{qs}", links.versioned)}]);
+    }
+    Ok(axum::Json(body).into_response())
+}
+
+async fn keypair_create(State(app): A, Extension(ctx): C, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+    ctx.require_member("os_compute_api:os-keypairs:create")?;
+    let v = parse_json(&headers, &body)?;
+    let req = crate::compute::keypairs::parse_create(&v, &ctx)?;
+    let (kp, private) = crate::compute::keypairs::create(&app, &ctx, req).await?;
+    let status = if ctx.at_least(2) { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(json_status(status, json!({"keypair": views::keypair(&kp, &ctx, private.as_deref())})))
+}
+
+fn find_keypair(app: &App, ctx: &Ctx, name: &str, params: &[(String, String)]) -> Result<Arc<Keypair>, Fault> {
+    let owner = keypair_owner(ctx, params)?;
+    app.compute
+        .keypairs
+        .get(&Keypair::key(&owner, name))
+        .ok_or_else(|| Fault::not_found(format!("Keypair {name} not found for user {owner}")))
+}
+
+async fn keypair_show(State(app): A, Extension(ctx): C, Path(name): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let k = find_keypair(&app, &ctx, &name, &query_pairs(q.as_deref()))?;
+    let mut v = views::keypair(&k, &ctx, None);
+    v["created_at"] = json!(rova_core::model::iso_micro(&k.created_at));
+    v["deleted"] = json!(false);
+    v["deleted_at"] = Value::Null;
+    v["updated_at"] = Value::Null;
+    v["id"] = json!(k.id);
+    Ok(axum::Json(json!({"keypair": v})).into_response())
+}
+
+async fn keypair_delete(State(app): A, Extension(ctx): C, Path(name): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    ctx.require_member("os_compute_api:os-keypairs:delete")?;
+    let k = find_keypair(&app, &ctx, &name, &query_pairs(q.as_deref()))?;
+    app.compute.keypairs.remove(&Keypair::key(&k.user_id, &k.name)).await?;
+    Ok(empty(if ctx.at_least(2) { StatusCode::NO_CONTENT } else { StatusCode::ACCEPTED }))
+}
+
+// ---- limits ----
+
+async fn limits(State(app): A, Extension(ctx): C, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    let params = query_pairs(q.as_deref());
+    let project = match params.iter().rev().find(|(k, _)| k == "tenant_id") {
+        Some((_, t)) if *t != ctx.project_id => {
+            ctx.require_admin("os_compute_api:limits:other_project")?;
+            t.clone()
+        }
+        _ => ctx.project_id.clone(),
+    };
+    let q = &app.cfg.quota;
+    let u = app.compute.usage_of(&project);
+    let mut abs = json!({
+        "maxServerMeta": q.metadata_items,
+        "maxTotalCores": q.cores,
+        "maxTotalInstances": q.instances,
+        "maxTotalKeypairs": q.key_pairs,
+        "maxTotalRAMSize": q.ram,
+        "maxServerGroups": q.server_groups,
+        "maxServerGroupMembers": q.server_group_members,
+        "totalCoresUsed": u.cores,
+        "totalInstancesUsed": u.instances,
+        "totalRAMUsed": u.ram,
+        "totalServerGroupsUsed": 0,
+    });
+    if !ctx.at_least(39) {
+        abs["maxImageMeta"] = json!(q.metadata_items);
+    }
+    if !ctx.at_least(57) {
+        abs["maxPersonality"] = json!(q.injected_files);
+        abs["maxPersonalitySize"] = json!(q.injected_file_content_bytes);
+    }
+    if !ctx.at_least(36) {
+        abs["maxSecurityGroupRules"] = json!(-1);
+        abs["maxSecurityGroups"] = json!(-1);
+        abs["maxTotalFloatingIps"] = json!(-1);
+        abs["totalSecurityGroupsUsed"] = json!(0);
+        abs["totalFloatingIpsUsed"] = json!(0);
+    }
+    Ok(axum::Json(json!({"limits": {"rate": [], "absolute": abs}})).into_response())
+}
+
+// ---- availability zones ----
+
+async fn az_index(State(app): A) -> ApiResult<Response> {
+    Ok(axum::Json(json!({"availabilityZoneInfo": [{
+        "zoneName": app.compute.availability_zone, "zoneState": {"available": true}, "hosts": null}]}))
+    .into_response())
+}
+
+async fn az_detail(State(app): A, Extension(ctx): C) -> ApiResult<Response> {
+    ctx.require_admin("os_compute_api:os-availability-zone:detail")?;
+    let now = iso_micro_now(&app);
+    Ok(axum::Json(json!({"availabilityZoneInfo": [
+        {"zoneName": app.compute.availability_zone, "zoneState": {"available": true},
+         "hosts": {app.compute.host.clone(): {"nova-compute": {"available": true, "active": true, "updated_at": now}}}},
+        {"zoneName": "internal", "zoneState": {"available": true},
+         "hosts": {"rova-control": {"nova-conductor": {"available": true, "active": true, "updated_at": now},
+                                    "nova-scheduler": {"available": true, "active": true, "updated_at": now}}}},
+    ]}))
+    .into_response())
+}
+
+fn iso_micro_now(app: &App) -> String {
+    rova_core::model::iso_micro(&app.clock.now())
+}
+
+// ---- image proxy (2.1–2.35) ----
+
+fn proxy_available(ctx: &Ctx) -> Result<(), Fault> {
+    if ctx.at_least(36) {
+        Err(Fault::not_found("The resource could not be found."))
+    } else {
+        Ok(())
+    }
+}
+
+fn proxy_status(s: &str) -> &'static str {
+    match s {
+        "active" => "ACTIVE",
+        "queued" | "saving" | "uploading" | "importing" => "SAVING",
+        "deleted" | "pending_delete" => "DELETED",
+        "killed" => "ERROR",
+        _ => "UNKNOWN",
+    }
+}
+
+fn proxy_image(img: &Image, links: &Links, detail: bool) -> Value {
+    let mut v = json!({"id": img.id, "name": img.name, "links": [
+        {"rel": "self", "href": format!("{}/images/{}", links.versioned, img.id)},
+        {"rel": "bookmark", "href": format!("{}/images/{}", links.bookmark, img.id)},
+        {"rel": "alternate", "type": "application/vnd.openstack.image", "href": format!("{}/images/{}", links.bookmark.replace("/compute", "/image"), img.id)},
+    ]});
+    if detail {
+        let meta: BTreeMap<String, Value> = img
+            .properties
+            .iter()
+            .map(|(k, v)| (k.clone(), match v { Value::String(_) => v.clone(), other => json!(other.to_string()) }))
+            .collect();
+        v["minRam"] = json!(img.min_ram);
+        v["minDisk"] = json!(img.min_disk);
+        v["metadata"] = json!(meta);
+        v["created"] = json!(iso_z(&img.created_at));
+        v["updated"] = json!(iso_z(&img.updated_at));
+        v["status"] = json!(proxy_status(&img.status));
+        v["progress"] = json!(match img.status.as_str() { "active" => 100, "saving" => 25, _ => 0 });
+        v["OS-EXT-IMG-SIZE:size"] = json!(img.size.unwrap_or(0));
+        if let Some(Value::String(server)) = img.properties.get("instance_uuid") {
+            v["server"] = json!({"id": server, "links": [
+                {"rel": "self", "href": format!("{}/servers/{server}", links.versioned)},
+                {"rel": "bookmark", "href": format!("{}/servers/{server}", links.bookmark)}]});
+        }
+    }
+    v
+}
+
+fn image_list(app: &App, ctx: &Ctx, links: &Links, raw: Option<String>, detail: bool) -> ApiResult<Response> {
+    proxy_available(ctx)?;
+    let params = query_pairs(raw.as_deref());
+    let last = |k: &str| params.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let mut imgs = app.images.list_visible(&ctx.project_id, ctx.is_admin());
+    imgs.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+    if let Some(n) = last("name") {
+        imgs.retain(|i| i.name.as_deref() == Some(n.as_str()));
+    }
+    if let Some(s) = last("status") {
+        imgs.retain(|i| proxy_status(&i.status).eq_ignore_ascii_case(&s));
+    }
+    if let Some(s) = last("server") {
+        imgs.retain(|i| i.properties.get("instance_uuid").and_then(Value::as_str).is_some_and(|u| s.ends_with(u)));
+    }
+    if let Some(t) = last("type") {
+        imgs.retain(|i| i.properties.get("image_type").and_then(Value::as_str).unwrap_or("") == t);
+    }
+    if let Some(c) = last("changes-since") {
+        if let Some(t) = rova_core::query::parse_iso8601(&c) {
+            imgs.retain(|i| i.updated_at >= t);
+        }
+    }
+    if let Some(m) = last("marker") {
+        if let Some(pos) = imgs.iter().position(|i| i.id == m) {
+            imgs.drain(..=pos);
+        }
+    }
+    if let Some(l) = last("limit") {
+        let n: usize = l.parse().map_err(|_| Fault::bad_request("Invalid limit"))?;
+        imgs.truncate(n);
+    }
+    let items: Vec<Value> = imgs.iter().map(|i| proxy_image(i, links, detail)).collect();
+    Ok(axum::Json(json!({"images": items})).into_response())
+}
+
+async fn images_index(State(app): A, Extension(ctx): C, Extension(links): L, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    image_list(&app, &ctx, &links, q, false)
+}
+
+async fn images_detail(State(app): A, Extension(ctx): C, Extension(links): L, RawQuery(q): RawQuery) -> ApiResult<Response> {
+    image_list(&app, &ctx, &links, q, true)
+}
+
+async fn image_show(State(app): A, Extension(ctx): C, Extension(links): L, Path(id): Path<String>) -> ApiResult<Response> {
+    proxy_available(&ctx)?;
+    let img = app
+        .images
+        .visible(&id, &ctx.project_id, ctx.is_admin())
+        .ok_or_else(|| Fault::not_found("Image not found."))?;
+    Ok(axum::Json(json!({"image": proxy_image(&img, &links, true)})).into_response())
+}
+
+async fn image_delete(State(app): A, Extension(ctx): C, Path(id): Path<String>) -> ApiResult<Response> {
+    proxy_available(&ctx)?;
+    let img = app
+        .images
+        .visible(&id, &ctx.project_id, ctx.is_admin())
+        .ok_or_else(|| Fault::not_found("Image not found."))?;
+    if img.owner != ctx.project_id && !ctx.is_admin() {
+        return Err(Fault::forbidden("You are not authorized to delete this image.").into());
+    }
+    if img.protected {
+        return Err(Fault::forbidden(format!("Image {id} is protected and cannot be deleted.")).into());
+    }
+    app.images.delete(&id).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}

@@ -1,0 +1,620 @@
+//! Server creation and the build operation.
+//!
+//! `create` runs in the request: it checks policy, resolves the flavor,
+//! image, keypair, availability zone and networks, reserves quota, writes
+//! the instance rows in BUILD/scheduling with a `create` instance action,
+//! and returns. The build then runs in the background as a sequence of
+//! steps — scheduling → networking → block_device_mapping → spawning →
+//! ACTIVE — each persisted before the next starts, so a restarted process
+//! resumes a build from where it stopped (`resume_all`). Every step writes
+//! with compare-and-swap and stops if the server is being deleted.
+
+use super::{actions, servers};
+use crate::app::App;
+use crate::http::Ctx;
+use chrono::{DateTime, Utc};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rova_core::model::{BlockDeviceMapping, FixedIp, FlavorSnapshot, InjectedFile, Instance, InstanceFault, Vif};
+use rova_core::states::{PowerState, TaskState, VmState};
+use rova_core::Fault;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Which networks the server asked for.
+#[derive(Debug, Clone, Default)]
+pub enum NetworksReq {
+    /// Field absent (before 2.37): use the one available network.
+    #[default]
+    Unspecified,
+    Auto,
+    None,
+    List(Vec<NetReq>),
+}
+
+/// One requested NIC.
+#[derive(Debug, Clone, Default)]
+pub struct NetReq {
+    pub uuid: Option<String>,
+    pub port: Option<String>,
+    pub fixed_ip: Option<String>,
+    pub tag: Option<String>,
+}
+
+/// A validated create request, independent of the wire format.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    pub name: String,
+    pub image_ref: String,
+    pub flavor_ref: String,
+    pub admin_pass: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub personality: Vec<InjectedFile>,
+    pub user_data: Option<String>,
+    pub access_ip_v4: Option<String>,
+    pub access_ip_v6: Option<String>,
+    pub networks: NetworksReq,
+    pub key_name: Option<String>,
+    pub availability_zone: Option<String>,
+    pub forced_host: Option<String>,
+    pub config_drive: bool,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    pub hostname: Option<String>,
+    pub min_count: u32,
+    pub max_count: u32,
+    pub return_reservation_id: bool,
+    pub bdms: Vec<BlockDeviceMapping>,
+    pub scheduler_hints: BTreeMap<String, Value>,
+    pub security_groups: Vec<String>,
+    pub auto_disk_config: bool,
+    pub trusted_image_certificates: Option<Vec<String>>,
+}
+
+/// What create returns to the API layer.
+pub struct Created {
+    pub first: Arc<Instance>,
+    pub admin_pass: String,
+    pub reservation_id: String,
+}
+
+/// Nova's generated password: `len` characters with at least one digit,
+/// one upper- and one lower-case letter (ambiguous ones left out).
+pub fn generate_password(len: usize) -> String {
+    const SETS: [&[u8]; 3] = [
+        b"23456789",
+        b"ABCDEFGHJKLMNPQRSTUVWXYZ",
+        b"abcdefghijkmnopqrstuvwxyz",
+    ];
+    let mut rng = rand::thread_rng();
+    let all: Vec<u8> = SETS.concat();
+    let mut out: Vec<u8> = SETS.iter().map(|s| s[rng.gen_range(0..s.len())]).collect();
+    while out.len() < len.max(3) {
+        out.push(all[rng.gen_range(0..all.len())]);
+    }
+    out.shuffle(&mut rng);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn reservation_id() -> String {
+    const CH: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut rng = rand::thread_rng();
+    let s: String = (0..8).map(|_| CH[rng.gen_range(0..CH.len())] as char).collect();
+    format!("r-{s}")
+}
+
+/// A planned NIC: an existing port to bind, or a network to create one on.
+#[derive(Debug, Clone)]
+pub enum NicPlan {
+    Port(String),
+    Network { id: String, fixed_ip: Option<IpAddr>, tag: Option<String> },
+}
+
+fn resolve_networks(app: &App, ctx: &Ctx, req: &BuildRequest) -> Result<Vec<NicPlan>, Fault> {
+    match &req.networks {
+        NetworksReq::None => Ok(vec![]),
+        NetworksReq::Unspecified | NetworksReq::Auto => {
+            let nets = app.networks.networks_for(&ctx.project_id);
+            match nets.len() {
+                0 if matches!(req.networks, NetworksReq::Unspecified) => Ok(vec![]),
+                0 => Err(Fault::bad_request(
+                    "Unable to automatically allocate a network for project",
+                )),
+                1 => Ok(vec![NicPlan::Network { id: nets[0].id.clone(), fixed_ip: None, tag: None }]),
+                _ if matches!(req.networks, NetworksReq::Auto) => {
+                    // With several networks, "auto" uses the shared one
+                    // first, as Nova prefers an existing usable network.
+                    let pick = nets.iter().find(|n| n.shared).unwrap_or(&nets[0]);
+                    Ok(vec![NicPlan::Network { id: pick.id.clone(), fixed_ip: None, tag: None }])
+                }
+                _ => Err(Fault::conflict(
+                    "Multiple possible networks found, use a Network ID to be more specific.",
+                )),
+            }
+        }
+        NetworksReq::List(list) => {
+            let mut out = Vec::new();
+            for n in list {
+                if let Some(port) = &n.port {
+                    let p = app
+                        .networks
+                        .ports
+                        .get(port)
+                        .filter(|p| ctx.is_admin() || p.project_id == ctx.project_id)
+                        .ok_or_else(|| Fault::bad_request(format!("Port id {port} could not be found.")))?;
+                    if !p.device_id.is_empty() {
+                        return Err(Fault::conflict(format!("Port {port} is still in use.")));
+                    }
+                    out.push(NicPlan::Port(port.clone()));
+                } else if let Some(net) = &n.uuid {
+                    app.networks
+                        .visible_network(net, &ctx.project_id, ctx.is_admin())
+                        .ok_or_else(|| Fault::bad_request(format!("Network {net} could not be found.")))?;
+                    let fixed_ip = match &n.fixed_ip {
+                        Some(ip) => {
+                            let addr: IpAddr = ip.parse().map_err(|_| {
+                                Fault::bad_request(format!("Invalid fixed IP address ({ip})"))
+                            })?;
+                            let in_net = app
+                                .networks
+                                .subnets_of(net)
+                                .iter()
+                                .any(|s| crate::network::cidr_contains(&s.cidr, addr));
+                            if !in_net {
+                                return Err(Fault::bad_request(format!(
+                                    "Fixed IP {ip} is not a valid ip address for network {net}."
+                                )));
+                            }
+                            Some(addr)
+                        }
+                        None => None,
+                    };
+                    out.push(NicPlan::Network { id: net.clone(), fixed_ip, tag: n.tag.clone() });
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// POST /servers after validation.
+pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Created, Fault> {
+    ctx.require_member("os_compute_api:servers:create")?;
+    if (req.forced_host.is_some()) && !ctx.is_admin() {
+        return Err(Fault::policy("os_compute_api:servers:create:forced_host"));
+    }
+    let flavor = app
+        .compute
+        .flavors
+        .get(&req.flavor_ref)
+        .filter(|f| !f.disabled)
+        .ok_or_else(|| Fault::bad_request("Invalid flavorRef provided."))?;
+    let mut image_properties = BTreeMap::new();
+    if !req.image_ref.is_empty() {
+        let img = app
+            .images
+            .visible(&req.image_ref, &ctx.project_id, ctx.is_admin())
+            .ok_or_else(|| Fault::bad_request("Can not find requested image"))?;
+        if img.status != "active" {
+            return Err(Fault::bad_request(format!("Image {} is not active.", img.id)));
+        }
+        if flavor.ram < img.min_ram {
+            return Err(Fault::bad_request("Flavor's memory is too small for requested image."));
+        }
+        if flavor.disk > 0 && flavor.disk < img.min_disk {
+            return Err(Fault::bad_request("Flavor's disk is too small for requested image."));
+        }
+        for (k, v) in &img.properties {
+            let s = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            image_properties.insert(k.clone(), s);
+        }
+    } else if req.bdms.is_empty() {
+        return Err(Fault::bad_request("Missing imageRef attribute"));
+    }
+    let key = match &req.key_name {
+        Some(k) => Some(
+            app.compute
+                .keypairs
+                .get(&super::Keypair::key(&ctx.user_id, k))
+                .ok_or_else(|| Fault::bad_request("Invalid key_name provided."))?,
+        ),
+        None => None,
+    };
+    let az = app.compute.availability_zone.clone();
+    if let Some(want) = &req.availability_zone {
+        if *want != az {
+            return Err(Fault::bad_request("The requested availability zone is not available"));
+        }
+    }
+    if let Some(host) = &req.forced_host {
+        if *host != app.compute.host {
+            return Err(Fault::bad_request(format!("Compute host {host} could not be found.")));
+        }
+    }
+    let nics = resolve_networks(app, ctx, &req)?;
+    if req.max_count > 1 && nics.iter().any(|n| matches!(n, NicPlan::Port(_))) {
+        return Err(Fault::bad_request(
+            "Failed to launch instances: Unable to launch multiple instances with a single configured port ID. Please launch your instance one by one with different ports.",
+        ));
+    }
+    let count = app.compute.reserve(
+        &ctx.project_id,
+        req.min_count.max(1),
+        req.max_count.max(req.min_count).max(1),
+        flavor.vcpus,
+        flavor.ram,
+        &app.cfg.quota,
+    )?;
+    let now = app.clock.now();
+    let admin_pass = req
+        .admin_pass
+        .clone()
+        .unwrap_or_else(|| generate_password(app.cfg.password_length));
+    let rid = reservation_id();
+    let snapshot = FlavorSnapshot {
+        id: flavor.id.clone(),
+        name: flavor.name.clone(),
+        vcpus: flavor.vcpus,
+        ram: flavor.ram,
+        disk: flavor.disk,
+        ephemeral: flavor.ephemeral,
+        swap: flavor.swap,
+        extra_specs: flavor.extra_specs.clone(),
+    };
+    let mut first = None;
+    let mut created = 0u32;
+    for idx in 0..count {
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let name = if count > 1 {
+            format!("{}-{}", req.name, idx + 1)
+        } else {
+            req.name.clone()
+        };
+        let hostname = match &req.hostname {
+            Some(h) => h.clone(),
+            None => rova_core::validate::sanitize_hostname(&name, &uuid),
+        };
+        let inst = Instance {
+            id: app.compute.next_instance_id(),
+            uuid: uuid.clone(),
+            display_name: name,
+            display_description: req.description.clone(),
+            project_id: ctx.project_id.clone(),
+            user_id: ctx.user_id.clone(),
+            image_ref: req.image_ref.clone(),
+            flavor: snapshot.clone(),
+            vm_state: VmState::Building,
+            task_state: Some(TaskState::Scheduling),
+            power_state: PowerState::NoState,
+            progress: 0,
+            host: None,
+            node: None,
+            availability_zone: req.availability_zone.clone(),
+            pinned_availability_zone: req.availability_zone.clone(),
+            hostname,
+            key_name: req.key_name.clone(),
+            key_data: key.as_ref().map(|k| k.public_key.clone()),
+            user_data: req.user_data.clone(),
+            config_drive: req.config_drive,
+            access_ip_v4: req.access_ip_v4.clone(),
+            access_ip_v6: req.access_ip_v6.clone(),
+            auto_disk_config: req.auto_disk_config,
+            metadata: req.metadata.clone(),
+            system_metadata: BTreeMap::new(),
+            tags: req.tags.clone(),
+            locked_by: None,
+            locked_reason: None,
+            launch_index: idx,
+            reservation_id: rid.clone(),
+            kernel_id: String::new(),
+            ramdisk_id: String::new(),
+            root_device_name: Some("/dev/vda".into()),
+            created_at: now,
+            updated_at: now,
+            launched_at: None,
+            terminated_at: None,
+            deleted_at: None,
+            deleted: false,
+            vifs: vec![],
+            security_groups: if req.security_groups.is_empty() {
+                vec!["default".into()]
+            } else {
+                req.security_groups.clone()
+            },
+            fault: None,
+            scheduler_hints: req.scheduler_hints.clone(),
+            block_device_mapping: req.bdms.clone(),
+            personality: req.personality.clone(),
+            admin_pass: Some(admin_pass.clone()),
+            trusted_image_certificates: req.trusted_image_certificates.clone(),
+            server_groups: vec![],
+            image_properties: image_properties.clone(),
+            generation: 0,
+        };
+        let stored = match app
+            .compute
+            .instances
+            .insert_new(&uuid, inst, Fault::conflict("Instance already exists"))
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                app.compute
+                    .release(&ctx.project_id, count - created, flavor.vcpus, flavor.ram);
+                return Err(e);
+            }
+        };
+        created += 1;
+        actions::record(app, ctx, &uuid, "create", None).await?;
+        let app2 = app.clone();
+        let plan = nics.clone();
+        let req_id = ctx.request_id.clone();
+        tokio::spawn(async move {
+            run_build(&app2, &uuid, &req_id, Some(plan)).await;
+        });
+        if first.is_none() {
+            first = Some(stored);
+        }
+    }
+    let first = first.ok_or_else(|| Fault::internal("no instance created"))?;
+    Ok(Created {
+        first,
+        admin_pass,
+        reservation_id: rid,
+    })
+}
+
+/// Moves a building instance to `task` (and whatever `also` sets), unless it
+/// is being deleted or no longer building. Returns false when the build
+/// must stop.
+async fn step(
+    app: &App,
+    uuid: &str,
+    expect: &[Option<TaskState>],
+    task: Option<TaskState>,
+    also: impl FnOnce(&mut Instance, DateTime<Utc>),
+) -> bool {
+    let now = app.clock.now();
+    app.compute
+        .instances
+        .update(uuid, || Fault::instance_not_found(uuid), |i| {
+            if i.deleted || i.vm_state != VmState::Building || !expect.contains(&i.task_state) {
+                return Err(Fault::conflict("build superseded"));
+            }
+            i.task_state = task;
+            i.updated_at = now;
+            i.generation += 1;
+            also(i, now);
+            Ok(())
+        })
+        .await
+        .is_ok()
+}
+
+/// Runs (or resumes) the build of one instance. `plan` is the NIC plan from
+/// the request; on resume it is rebuilt from the instance's requested
+/// networks (the NICs already allocated are kept).
+pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Option<Vec<NicPlan>>) {
+    let delay = app.compute.driver.step_delay();
+    let host = app.compute.host.clone();
+    let pause = || async move {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    };
+    let Some(inst) = app.compute.instances.get(uuid) else {
+        return;
+    };
+    // Scheduling → networking: pick the host.
+    if inst.task_state == Some(TaskState::Scheduling) {
+        pause().await;
+        let az = app.compute.availability_zone.clone();
+        let h = host.clone();
+        if !step(app, uuid, &[Some(TaskState::Scheduling)], Some(TaskState::Networking), |i, _| {
+            i.host = Some(h.clone());
+            i.node = Some(h);
+            i.availability_zone = Some(az);
+            i.progress = 10;
+        })
+        .await
+        {
+            return;
+        }
+        actions::event_start(app, uuid, request_id, "compute__do_build_and_run_instance", Some(&host)).await;
+    }
+    // Networking: allocate ports unless already done.
+    let Some(inst) = app.compute.instances.get(uuid) else {
+        return;
+    };
+    if inst.task_state == Some(TaskState::Networking) {
+        let plan = plan.unwrap_or_else(|| {
+            // Resumed without the request: one NIC on the default network.
+            app.networks
+                .networks_for(&inst.project_id)
+                .first()
+                .map(|n| vec![NicPlan::Network { id: n.id.clone(), fixed_ip: None, tag: None }])
+                .unwrap_or_default()
+        });
+        let mut vifs: Vec<Vif> = Vec::new();
+        let mut failure: Option<Fault> = None;
+        if inst.vifs.is_empty() {
+            for nic in &plan {
+                match allocate(app, &inst, nic).await {
+                    Ok(v) => vifs.push(v),
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+        } else {
+            vifs = inst.vifs.clone();
+        }
+        if let Some(f) = failure {
+            release_vifs(app, &vifs).await;
+            fail_build(app, uuid, request_id, 500, &format!("Build of instance {uuid} aborted: {}", f.message), &f.message).await;
+            return;
+        }
+        let v2 = vifs.clone();
+        if !step(app, uuid, &[Some(TaskState::Networking)], Some(TaskState::BlockDeviceMapping), |i, _| {
+            i.vifs = v2;
+            i.progress = 30;
+        })
+        .await
+        {
+            // Deleted meanwhile: give back what we took.
+            let still = app.compute.instances.get(uuid);
+            if still.map(|i| i.vifs.is_empty()).unwrap_or(true) {
+                release_vifs(app, &vifs).await;
+            }
+            return;
+        }
+        pause().await;
+    }
+    let Some(inst) = app.compute.instances.get(uuid) else {
+        return;
+    };
+    if inst.task_state == Some(TaskState::BlockDeviceMapping) {
+        if !step(app, uuid, &[Some(TaskState::BlockDeviceMapping)], Some(TaskState::Spawning), |i, _| {
+            i.progress = 60;
+        })
+        .await
+        {
+            return;
+        }
+    }
+    let Some(inst) = app.compute.instances.get(uuid) else {
+        return;
+    };
+    if inst.task_state != Some(TaskState::Spawning) {
+        return;
+    }
+    match app.compute.driver.spawn(&inst).await {
+        Ok(()) => {
+            let ok = step(app, uuid, &[Some(TaskState::Spawning)], None, |i, now| {
+                i.vm_state = VmState::Active;
+                i.power_state = PowerState::Running;
+                i.launched_at = Some(now);
+                i.progress = 100;
+            })
+            .await;
+            if ok {
+                actions::event_finish(app, uuid, request_id, "compute__do_build_and_run_instance", None).await;
+            }
+        }
+        Err(f) => {
+            fail_build(app, uuid, request_id, f.code, &f.message, &f.details).await;
+        }
+    }
+}
+
+async fn allocate(app: &App, inst: &Instance, nic: &NicPlan) -> Result<Vif, Fault> {
+    let now = app.clock.now();
+    let (port, created, tag) = match nic {
+        NicPlan::Port(id) => (
+            app.networks.bind_port(id, &inst.uuid, "compute:nova", now).await?,
+            false,
+            None,
+        ),
+        NicPlan::Network { id, fixed_ip, tag } => (
+            app.networks
+                .create_port(&inst.project_id, id, *fixed_ip, &inst.uuid, "compute:nova", now)
+                .await?,
+            true,
+            tag.clone(),
+        ),
+    };
+    let label = app
+        .networks
+        .networks
+        .get(&port.network_id)
+        .map(|n| n.name.clone())
+        .unwrap_or_default();
+    Ok(Vif {
+        port_id: port.id.clone(),
+        network_id: port.network_id.clone(),
+        network_label: label,
+        mac: port.mac_address.clone(),
+        fixed_ips: port
+            .fixed_ips
+            .iter()
+            .map(|ip| FixedIp {
+                version: if ip.ip_address.contains(':') { 6 } else { 4 },
+                address: ip.ip_address.clone(),
+                subnet_id: ip.subnet_id.clone(),
+            })
+            .collect(),
+        tag,
+        created_by_nova: created,
+    })
+}
+
+async fn release_vifs(app: &App, vifs: &[Vif]) {
+    let now = app.clock.now();
+    for v in vifs {
+        let _ = if v.created_by_nova {
+            app.networks.delete_port(&v.port_id).await
+        } else {
+            app.networks.unbind_port(&v.port_id, now).await
+        };
+    }
+}
+
+async fn fail_build(app: &App, uuid: &str, request_id: &str, code: u16, message: &str, details: &str) {
+    let now = app.clock.now();
+    let msg = message.to_string();
+    let det = details.to_string();
+    let _ = app
+        .compute
+        .instances
+        .update(uuid, || Fault::instance_not_found(uuid), |i| {
+            if i.deleted {
+                return Err(Fault::conflict("deleted"));
+            }
+            i.vm_state = VmState::Error;
+            i.task_state = None;
+            i.power_state = PowerState::NoState;
+            i.updated_at = now;
+            i.generation += 1;
+            i.fault = Some(InstanceFault {
+                code,
+                message: msg,
+                details: Some(det),
+                created: now,
+            });
+            Ok(())
+        })
+        .await;
+    actions::event_finish(
+        app,
+        uuid,
+        request_id,
+        "compute__do_build_and_run_instance",
+        Some((message, details)),
+    )
+    .await;
+}
+
+/// After a restart: resume builds and deletes that were in flight.
+pub fn resume_all(app: &Arc<App>) {
+    for inst in app.compute.instances.filter(|i| !i.deleted) {
+        let last_request = app
+            .compute
+            .actions
+            .get(&inst.uuid)
+            .and_then(|l| l.actions.last().map(|a| a.request_id.clone()))
+            .unwrap_or_default();
+        let app2 = app.clone();
+        let uuid = inst.uuid.clone();
+        if inst.task_state == Some(TaskState::Deleting) {
+            tokio::spawn(async move { servers::terminate(&app2, &uuid, &last_request).await });
+        } else if inst.vm_state == VmState::Building {
+            tokio::spawn(async move { run_build(&app2, &uuid, &last_request, None).await });
+        }
+    }
+}

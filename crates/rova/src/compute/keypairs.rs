@@ -1,0 +1,247 @@
+//! Keypairs: parsing the create request, fingerprints (MD5 of the SSH key
+//! blob as Nova computes them, SHA-1 of the DER for x509), generation of a
+//! new ed25519 key in OpenSSH format when no public key is given (below
+//! 2.92), and the per-user quota.
+
+use super::Keypair;
+use crate::app::App;
+use crate::http::Ctx;
+use base64::Engine;
+use rova_core::Fault;
+use serde_json::Value;
+
+/// A validated create request.
+pub struct NewKeypair {
+    pub name: String,
+    pub public_key: Option<String>,
+    pub key_type: String,
+    pub user_id: String,
+}
+
+fn invalid(msg: &str) -> Fault {
+    Fault::bad_request(format!("Keypair data is invalid: {msg}"))
+}
+
+pub fn parse_create(v: &Value, ctx: &Ctx) -> Result<NewKeypair, Fault> {
+    let obj = v
+        .as_object()
+        .and_then(|o| o.get("keypair"))
+        .and_then(Value::as_object)
+        .ok_or_else(|| Fault::bad_request("Invalid input for field/attribute keypair. 'keypair' is a required property"))?;
+    for k in obj.keys() {
+        let ok = match k.as_str() {
+            "name" | "public_key" => true,
+            "type" => ctx.at_least(2),
+            "user_id" => ctx.at_least(10),
+            _ => false,
+        };
+        if !ok {
+            return Err(Fault::bad_request(format!(
+                "Invalid input for field/attribute keypair. Additional properties are not allowed ('{k}' was unexpected)"
+            )));
+        }
+    }
+    let name = match obj.get("name") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => {
+            return Err(Fault::bad_request(format!(
+                "Invalid input for field/attribute name. Value: {other}. {other} is not of type 'string'"
+            )))
+        }
+        None => return Err(Fault::bad_request("Invalid input for field/attribute keypair. 'name' is a required property")),
+    };
+    rova_core::validate::validate_keypair_name(&name, ctx.version)?;
+    let public_key = match obj.get("public_key") {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => {
+            return Err(Fault::bad_request(format!(
+                "Invalid input for field/attribute public_key. Value: {other}. {other} is not of type 'string'"
+            )))
+        }
+    };
+    if public_key.is_none() && ctx.at_least(92) {
+        return Err(Fault::bad_request(
+            "Invalid input for field/attribute keypair. 'public_key' is a required property",
+        ));
+    }
+    let key_type = match obj.get("type") {
+        None => "ssh".to_string(),
+        Some(Value::String(s)) if s == "ssh" || s == "x509" => s.clone(),
+        Some(other) => {
+            return Err(Fault::bad_request(format!(
+                "Invalid input for field/attribute type. Value: {other}. {other} is not one of ['ssh', 'x509']"
+            )))
+        }
+    };
+    let user_id = match obj.get("user_id").and_then(Value::as_str) {
+        Some(u) if u != ctx.user_id => {
+            ctx.require_admin("os_compute_api:os-keypairs:create")?;
+            u.to_string()
+        }
+        _ => ctx.user_id.clone(),
+    };
+    Ok(NewKeypair {
+        name,
+        public_key,
+        key_type,
+        user_id,
+    })
+}
+
+fn colon_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// Nova's SSH fingerprint: MD5 of the decoded key blob, colon-separated.
+pub fn ssh_fingerprint(public_key: &str) -> Result<String, Fault> {
+    let mut parts = public_key.split_whitespace();
+    let (Some(kind), Some(b64)) = (parts.next(), parts.next()) else {
+        return Err(invalid("failed to generate fingerprint"));
+    };
+    if !kind.starts_with("ssh-") && !kind.starts_with("ecdsa-") && !kind.starts_with("sk-") {
+        return Err(invalid("failed to generate fingerprint"));
+    }
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| invalid("failed to generate fingerprint"))?;
+    // The blob starts with the key type as an SSH string.
+    if blob.len() < 4 {
+        return Err(invalid("failed to generate fingerprint"));
+    }
+    let n = u32::from_be_bytes([blob[0], blob[1], blob[2], blob[3]]) as usize;
+    if blob.len() < 4 + n || &blob[4..4 + n] != kind.as_bytes() {
+        return Err(invalid("failed to generate fingerprint"));
+    }
+    let md5 = crate::image::md5_hex(&blob);
+    let raw: Vec<u8> = (0..md5.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&md5[2 * i..2 * i + 2], 16).ok())
+        .collect();
+    Ok(colon_hex(&raw))
+}
+
+/// x509 fingerprint: SHA-1 of the certificate's DER bytes.
+pub fn x509_fingerprint(pem: &str) -> Result<String, Fault> {
+    use sha1::Digest;
+    let body: String = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<Vec<_>>()
+        .join("");
+    if !pem.contains("BEGIN CERTIFICATE") {
+        return Err(invalid("failed to generate fingerprint"));
+    }
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .map_err(|_| invalid("failed to generate fingerprint"))?;
+    Ok(colon_hex(&sha1::Sha1::digest(&der)))
+}
+
+fn ssh_string(out: &mut Vec<u8>, s: &[u8]) {
+    out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+    out.extend_from_slice(s);
+}
+
+/// A new ed25519 key: (public key line, OpenSSH private key PEM).
+pub fn generate_ed25519(comment: &str) -> (String, String) {
+    let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let public = signing.verifying_key().to_bytes();
+    let mut blob = Vec::new();
+    ssh_string(&mut blob, b"ssh-ed25519");
+    ssh_string(&mut blob, &public);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let pub_line = format!("ssh-ed25519 {} {comment}", b64.encode(&blob));
+
+    let check: u32 = rand::random();
+    let mut private = Vec::new();
+    private.extend_from_slice(&check.to_be_bytes());
+    private.extend_from_slice(&check.to_be_bytes());
+    ssh_string(&mut private, b"ssh-ed25519");
+    ssh_string(&mut private, &public);
+    let mut secret = signing.to_bytes().to_vec();
+    secret.extend_from_slice(&public);
+    ssh_string(&mut private, &secret);
+    ssh_string(&mut private, comment.as_bytes());
+    let mut pad = 1u8;
+    while private.len() % 8 != 0 {
+        private.push(pad);
+        pad += 1;
+    }
+    let mut file = b"openssh-key-v1\0".to_vec();
+    ssh_string(&mut file, b"none");
+    ssh_string(&mut file, b"none");
+    ssh_string(&mut file, b"");
+    file.extend_from_slice(&1u32.to_be_bytes());
+    ssh_string(&mut file, &blob);
+    ssh_string(&mut file, &private);
+    let encoded = b64.encode(&file);
+    let mut pem = String::from("-----BEGIN OPENSSH PRIVATE KEY-----\n");
+    for chunk in encoded.as_bytes().chunks(70) {
+        pem.push_str(&String::from_utf8_lossy(chunk));
+        pem.push('\n');
+    }
+    pem.push_str("-----END OPENSSH PRIVATE KEY-----\n");
+    (pub_line, pem)
+}
+
+/// Creates (imports or generates) a keypair. Returns it and, when it was
+/// generated, the private key (shown once).
+pub async fn create(app: &App, ctx: &Ctx, req: NewKeypair) -> Result<(std::sync::Arc<Keypair>, Option<String>), Fault> {
+    let limit = app.cfg.quota.key_pairs;
+    let owned = app.compute.keypairs.filter(|k| k.user_id == req.user_id).len() as i64;
+    if limit >= 0 && owned >= limit {
+        return Err(Fault::forbidden("Quota exceeded, too many key pairs."));
+    }
+    let (public_key, private) = match req.public_key {
+        Some(pk) => (pk.trim().to_string(), None),
+        None => {
+            let (p, s) = generate_ed25519(&format!("Generated-by-Rova"));
+            (p, Some(s))
+        }
+    };
+    let fingerprint = if req.key_type == "x509" {
+        x509_fingerprint(&public_key)?
+    } else {
+        ssh_fingerprint(&public_key)?
+    };
+    let kp = Keypair {
+        name: req.name.clone(),
+        user_id: req.user_id.clone(),
+        public_key,
+        fingerprint,
+        key_type: req.key_type,
+        created_at: app.clock.now(),
+        id: app.compute.next_instance_id(),
+    };
+    let _ = ctx;
+    let stored = app
+        .compute
+        .keypairs
+        .insert_new(
+            &Keypair::key(&req.user_id, &req.name),
+            kp,
+            Fault::conflict(format!("Key pair '{}' already exists.", req.name)),
+        )
+        .await?;
+    Ok((stored, private))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_key_has_a_fingerprint() {
+        let (public, private) = generate_ed25519("t");
+        assert!(public.starts_with("ssh-ed25519 "));
+        assert!(private.contains("BEGIN OPENSSH PRIVATE KEY"));
+        let fp = ssh_fingerprint(&public).unwrap();
+        assert_eq!(fp.len(), 47);
+    }
+
+    #[test]
+    fn bad_keys_are_refused() {
+        assert_eq!(ssh_fingerprint("not a key").unwrap_err().code, 400);
+        assert_eq!(ssh_fingerprint("ssh-rsa AAAA").unwrap_err().code, 400);
+    }
+}

@@ -1,0 +1,215 @@
+//! The compute service: instances, flavors, keypairs and instance actions,
+//! with Nova's admission rules, and the operations that change them. HTTP
+//! lives in `api/`; this layer sees typed commands and a `Ctx` only.
+
+pub mod actions;
+pub mod actions_run;
+pub mod api;
+pub mod build;
+pub mod driver;
+pub mod keypairs;
+pub mod servers;
+pub mod views;
+
+use crate::config::Config;
+use crate::store::{Store, Table};
+use chrono::{DateTime, Utc};
+use rova_core::model::Instance;
+use serde::{Deserialize, Serialize};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+/// A flavor (Nova's `flavors` table).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Flavor {
+    /// Public `flavorid`.
+    pub id: String,
+    pub name: String,
+    pub vcpus: u32,
+    pub ram: u64,
+    pub disk: u64,
+    pub ephemeral: u64,
+    pub swap: u64,
+    pub rxtx_factor: f64,
+    pub is_public: bool,
+    pub disabled: bool,
+    pub description: Option<String>,
+    pub extra_specs: BTreeMap<String, String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A keypair, owned by a user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Keypair {
+    pub name: String,
+    pub user_id: String,
+    pub public_key: String,
+    pub fingerprint: String,
+    /// `ssh` or `x509`.
+    pub key_type: String,
+    pub created_at: DateTime<Utc>,
+    pub id: i64,
+}
+
+impl Keypair {
+    pub fn key(user_id: &str, name: &str) -> String {
+        format!("{user_id}/{name}")
+    }
+}
+
+/// One event inside an instance action.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ActionEvent {
+    pub event: String,
+    pub start_time: DateTime<Utc>,
+    pub finish_time: Option<DateTime<Utc>>,
+    /// `Success`, `Error` or None while running.
+    pub result: Option<String>,
+    pub traceback: Option<String>,
+    pub host: Option<String>,
+    pub details: Option<String>,
+}
+
+/// One instance action (a user request against a server).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceAction {
+    pub action: String,
+    pub instance_uuid: String,
+    pub request_id: String,
+    pub user_id: String,
+    pub project_id: String,
+    pub start_time: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub message: Option<String>,
+    pub events: Vec<ActionEvent>,
+}
+
+/// All actions of one instance, stored together.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct ActionLog {
+    pub actions: Vec<InstanceAction>,
+}
+
+/// Compute state.
+pub struct Compute {
+    pub instances: Table<Instance>,
+    pub flavors: Table<Flavor>,
+    pub keypairs: Table<Keypair>,
+    pub actions: Table<ActionLog>,
+    next_id: AtomicI64,
+    /// Resources held per project (instances, cores, ram), reserved
+    /// atomically at create so that concurrent requests cannot overshoot.
+    usage: Mutex<HashMap<String, Usage>>,
+    pub driver: Arc<dyn driver::Driver>,
+    /// Simulated host name and AZ of the (single, in-process) agent.
+    pub host: String,
+    pub availability_zone: String,
+}
+
+impl Compute {
+    pub fn load(store: &Arc<Store>, cfg: &Config) -> Result<Self, String> {
+        let instances: Table<Instance> = Table::load("instance", store)?;
+        let max_id = instances.all().iter().map(|i| i.id).max().unwrap_or(0);
+        let mut usage: HashMap<String, Usage> = HashMap::new();
+        for i in instances.all() {
+            if counts_for_quota(&i) {
+                usage.entry(i.project_id.clone()).or_default().add(&i, 1);
+            }
+        }
+        Ok(Compute {
+            instances,
+            flavors: Table::load("flavor", store)?,
+            keypairs: Table::load("keypair", store)?,
+            actions: Table::load("instance_action", store)?,
+            next_id: AtomicI64::new(max_id + 1),
+            usage: Mutex::new(usage),
+            driver: Arc::new(driver::FakeDriver::new(cfg.sim_latency_ms)),
+            host: "rova-sim-1".into(),
+            availability_zone: "nova".into(),
+        })
+    }
+
+    /// Current usage of a project.
+    pub fn usage_of(&self, project_id: &str) -> Usage {
+        self.usage.lock().get(project_id).copied().unwrap_or_default()
+    }
+
+    /// Reserves `count` instances of `flavor` for a project against its
+    /// limits, trying `max` first and falling back down to `min` as Nova
+    /// does. Returns how many were reserved or Nova's 403 quota fault.
+    pub fn reserve(
+        &self,
+        project_id: &str,
+        min: u32,
+        max: u32,
+        vcpus: u32,
+        ram: u64,
+        limits: &crate::config::QuotaDefaults,
+    ) -> Result<u32, rova_core::Fault> {
+        let mut all = self.usage.lock();
+        let u = all.entry(project_id.to_string()).or_default();
+        let fits = |n: i64| {
+            (limits.instances < 0 || u.instances + n <= limits.instances)
+                && (limits.cores < 0 || u.cores + n * vcpus as i64 <= limits.cores)
+                && (limits.ram < 0 || u.ram + n * ram as i64 <= limits.ram)
+        };
+        let mut n = max as i64;
+        while n >= min as i64 && !fits(n) {
+            n -= 1;
+        }
+        if n < min as i64 || n < 1 {
+            let want = min as i64;
+            let (res, used, limit, req) = if limits.instances >= 0 && u.instances + want > limits.instances {
+                ("instances", u.instances, limits.instances, want)
+            } else if limits.cores >= 0 && u.cores + want * vcpus as i64 > limits.cores {
+                ("cores", u.cores, limits.cores, want * vcpus as i64)
+            } else {
+                ("ram", u.ram, limits.ram, want * ram as i64)
+            };
+            return Err(rova_core::Fault::forbidden(format!(
+                "Quota exceeded for {res}: Requested {req}, but already used {used} of {limit} {res}"
+            )));
+        }
+        u.instances += n;
+        u.cores += n * vcpus as i64;
+        u.ram += n * ram as i64;
+        Ok(n as u32)
+    }
+
+    /// Returns resources to a project (server deleted or create failed).
+    pub fn release(&self, project_id: &str, count: u32, vcpus: u32, ram: u64) {
+        let mut all = self.usage.lock();
+        let u = all.entry(project_id.to_string()).or_default();
+        u.instances -= count as i64;
+        u.cores -= count as i64 * vcpus as i64;
+        u.ram -= count as i64 * ram as i64;
+    }
+
+    /// Allocates the next internal instance id.
+    pub fn next_instance_id(&self) -> i64 {
+        self.next_id.fetch_add(1, Ordering::SeqCst)
+    }
+}
+
+/// Quota usage of one project.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub instances: i64,
+    pub cores: i64,
+    pub ram: i64,
+}
+
+impl Usage {
+    fn add(&mut self, i: &Instance, sign: i64) {
+        self.instances += sign;
+        self.cores += sign * i.flavor.vcpus as i64;
+        self.ram += sign * i.flavor.ram as i64;
+    }
+}
+
+/// Instances that hold quota: not deleted (soft-deleted ones still do).
+pub fn counts_for_quota(i: &Instance) -> bool {
+    !i.deleted
+}

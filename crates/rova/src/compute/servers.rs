@@ -1,0 +1,361 @@
+//! Server operations other than create and build: lookup with tenancy,
+//! listing with Nova's query semantics, update, delete (hard or soft),
+//! metadata and tags. Each write checks Nova's admission rules and then
+//! changes the row with compare-and-swap under the table lock.
+
+use super::actions;
+use crate::app::App;
+use crate::http::Ctx;
+use rova_core::model::Instance;
+use rova_core::query::{parse_list_query, ListContext};
+use rova_core::states::{PowerState, TaskState, VmState};
+use rova_core::Fault;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A server the caller may see: not deleted, and in the caller's project
+/// unless the caller is an admin. Anything else is 404.
+pub fn visible(app: &App, ctx: &Ctx, id: &str) -> Result<Arc<Instance>, Fault> {
+    app.compute
+        .instances
+        .get(id)
+        .filter(|i| !i.deleted && (ctx.is_admin() || i.project_id == ctx.project_id))
+        .ok_or_else(|| Fault::instance_not_found(id))
+}
+
+/// Like [`visible`] but deleted servers count too (instance actions at 2.21+).
+pub fn visible_even_deleted(app: &App, ctx: &Ctx, id: &str) -> Result<Arc<Instance>, Fault> {
+    app.compute
+        .instances
+        .get(id)
+        .filter(|i| ctx.is_admin() || i.project_id == ctx.project_id)
+        .ok_or_else(|| Fault::instance_not_found(id))
+}
+
+/// Non-admins may not act on a locked server.
+pub fn check_lock(inst: &Instance, ctx: &Ctx) -> Result<(), Fault> {
+    if inst.locked() && !ctx.is_admin() {
+        return Err(Fault::conflict(format!("Instance {} is locked", inst.uuid)));
+    }
+    Ok(())
+}
+
+/// The vm_state check of Nova's `check_instance_state` for a list of states.
+pub fn check_vm_state(inst: &Instance, action: &str, allowed: &[VmState]) -> Result<(), Fault> {
+    if !allowed.contains(&inst.vm_state) {
+        return Err(Fault::invalid_state(action, &inst.uuid, "vm_state", inst.vm_state.as_str()));
+    }
+    Ok(())
+}
+
+/// The result of a list: the page and whether a next link is due.
+pub struct Page {
+    pub servers: Vec<Arc<Instance>>,
+    pub more: bool,
+    pub next_query: Option<String>,
+}
+
+/// GET /servers and /servers/detail.
+pub fn list(app: &App, ctx: &Ctx, params: &[(String, String)], detail: bool) -> Result<Page, Fault> {
+    let lctx = ListContext {
+        is_admin: ctx.is_admin(),
+        project_id: ctx.project_id.clone(),
+        version: ctx.version,
+        max_limit: app.cfg.max_limit,
+        detail,
+    };
+    let q = parse_list_query(params, &lctx)?;
+    let all = app.compute.instances.all();
+    let by_id: std::collections::HashMap<&str, &Instance> =
+        all.iter().map(|i| (i.uuid.as_str(), &**i)).collect();
+    let mut rows: Vec<&Instance> = all.iter().map(|i| &**i).filter(|i| q.matches(i)).collect();
+    q.sort(&mut rows);
+    let lookup = |id: &str| by_id.get(id).copied();
+    let (page, more) = q.paginate(rows, &lookup)?;
+    let next_query = if more {
+        page.last().map(|last| q.next_query(&last.uuid))
+    } else {
+        None
+    };
+    let servers = page
+        .into_iter()
+        .filter_map(|i| app.compute.instances.get(&i.uuid))
+        .collect();
+    Ok(Page {
+        servers,
+        more,
+        next_query,
+    })
+}
+
+/// Fields PUT /servers/{id} may change (already validated).
+#[derive(Debug, Default, Clone)]
+pub struct ServerUpdate {
+    pub name: Option<String>,
+    pub access_ip_v4: Option<Option<String>>,
+    pub access_ip_v6: Option<Option<String>>,
+    pub auto_disk_config: Option<bool>,
+    pub description: Option<Option<String>>,
+    pub hostname: Option<String>,
+    pub pinned_availability_zone: Option<Option<String>>,
+}
+
+/// PUT /servers/{id}: not lock-checked, no state check (Nova's rules).
+pub async fn update(app: &App, ctx: &Ctx, id: &str, u: ServerUpdate) -> Result<Arc<Instance>, Fault> {
+    ctx.require_member("os_compute_api:servers:update")?;
+    visible(app, ctx, id)?;
+    let now = app.clock.now();
+    let (inst, _) = app
+        .compute
+        .instances
+        .update(id, || Fault::instance_not_found(id), |i| {
+            if i.deleted {
+                return Err(Fault::instance_not_found(id));
+            }
+            if let Some(n) = &u.name {
+                i.display_name = n.clone();
+            }
+            if let Some(v) = &u.access_ip_v4 {
+                i.access_ip_v4 = v.clone();
+            }
+            if let Some(v) = &u.access_ip_v6 {
+                i.access_ip_v6 = v.clone();
+            }
+            if let Some(v) = u.auto_disk_config {
+                i.auto_disk_config = v;
+            }
+            if let Some(v) = &u.description {
+                i.display_description = v.clone();
+            }
+            if let Some(v) = &u.hostname {
+                i.hostname = v.clone();
+            }
+            if let Some(pin) = &u.pinned_availability_zone {
+                match (pin, &i.pinned_availability_zone) {
+                    (None, _) => i.pinned_availability_zone = None,
+                    (Some(new), Some(old)) if new == old => {}
+                    (Some(_), Some(_)) => {
+                        return Err(Fault::conflict(
+                            "Cannot change the pinned availability zone of an instance to another one.",
+                        ))
+                    }
+                    (Some(new), None) => {
+                        if i.availability_zone.as_deref() != Some(new.as_str()) {
+                            return Err(Fault::bad_request(format!(
+                                "The requested availability zone {new} is not the current availability zone of the instance."
+                            )));
+                        }
+                        i.pinned_availability_zone = Some(new.clone());
+                    }
+                }
+            }
+            i.updated_at = now;
+            i.generation += 1;
+            Ok(())
+        })
+        .await?;
+    Ok(inst)
+}
+
+/// DELETE /servers/{id}: soft delete when `reclaim_instance_interval` > 0
+/// and the server has launched, else a hard delete run in the background.
+pub async fn delete(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fault> {
+    ctx.require_member("os_compute_api:servers:delete")?;
+    let inst = visible(app, ctx, id)?;
+    check_lock(&inst, ctx)?;
+    let now = app.clock.now();
+    let soft = app.cfg.reclaim_instance_interval > 0
+        && inst.launched_at.is_some()
+        && inst.vm_state != VmState::SoftDeleted;
+    if soft {
+        app.compute
+            .instances
+            .update(id, || Fault::instance_not_found(id), |i| {
+                i.vm_state = VmState::SoftDeleted;
+                i.task_state = None;
+                i.power_state = PowerState::Shutdown;
+                i.deleted_at = Some(now);
+                i.updated_at = now;
+                i.generation += 1;
+                Ok(())
+            })
+            .await?;
+        actions::record(app, ctx, id, "delete", None).await?;
+        return Ok(());
+    }
+    app.compute
+        .instances
+        .update(id, || Fault::instance_not_found(id), |i| {
+            if i.deleted {
+                return Err(Fault::instance_not_found(id));
+            }
+            i.task_state = Some(TaskState::Deleting);
+            i.updated_at = now;
+            i.generation += 1;
+            Ok(())
+        })
+        .await?;
+    actions::record(app, ctx, id, "delete", Some(("compute_terminate_instance", inst.host.as_deref()))).await?;
+    let app2 = app.clone();
+    let id2 = id.to_string();
+    let req = ctx.request_id.clone();
+    tokio::spawn(async move {
+        terminate(&app2, &id2, &req).await;
+    });
+    Ok(())
+}
+
+/// Tears a server down: driver, ports, row, quota. Idempotent.
+pub async fn terminate(app: &Arc<App>, id: &str, request_id: &str) {
+    let Some(inst) = app.compute.instances.get(id) else {
+        return;
+    };
+    if inst.deleted {
+        return;
+    }
+    let err = app.compute.driver.destroy(&inst).await.err();
+    let now = app.clock.now();
+    for vif in &inst.vifs {
+        let _ = if vif.created_by_nova {
+            app.networks.delete_port(&vif.port_id).await
+        } else {
+            app.networks.unbind_port(&vif.port_id, now).await
+        };
+    }
+    let done = app
+        .compute
+        .instances
+        .update(id, || Fault::instance_not_found(id), |i| {
+            if i.deleted {
+                return Err(Fault::conflict("already deleted"));
+            }
+            i.vm_state = VmState::Deleted;
+            i.task_state = None;
+            i.power_state = PowerState::NoState;
+            i.deleted = true;
+            i.deleted_at = Some(now);
+            i.terminated_at = Some(now);
+            i.updated_at = now;
+            i.generation += 1;
+            Ok(())
+        })
+        .await;
+    if done.is_ok() {
+        app.compute
+            .release(&inst.project_id, 1, inst.flavor.vcpus, inst.flavor.ram);
+    }
+    let e = err.as_ref().map(|e| (e.message.as_str(), e.details.as_str()));
+    actions::event_finish(app, id, request_id, "compute_terminate_instance", e).await;
+}
+
+const META_STATES: &[VmState] = &[VmState::Active, VmState::Paused, VmState::Suspended, VmState::Stopped];
+
+/// Changes metadata: `replace` swaps the whole map, otherwise merges.
+pub async fn set_metadata(
+    app: &App,
+    ctx: &Ctx,
+    id: &str,
+    items: BTreeMap<String, String>,
+    replace: bool,
+    delete_key: Option<&str>,
+) -> Result<BTreeMap<String, String>, Fault> {
+    ctx.require_member("os_compute_api:server-metadata:update")?;
+    let inst = visible(app, ctx, id)?;
+    check_lock(&inst, ctx)?;
+    let action = if delete_key.is_some() { "delete metadata" } else { "update metadata" };
+    let limit = app.cfg.quota.metadata_items;
+    let now = app.clock.now();
+    let (inst, _) = app
+        .compute
+        .instances
+        .update(id, || Fault::instance_not_found(id), |i| {
+            check_vm_state(i, action, META_STATES)?;
+            if let Some(k) = delete_key {
+                if i.metadata.remove(k).is_none() {
+                    return Err(Fault::not_found("Metadata item was not found"));
+                }
+            } else {
+                let mut next = if replace { BTreeMap::new() } else { i.metadata.clone() };
+                next.extend(items);
+                if limit >= 0 && next.len() as i64 > limit {
+                    return Err(Fault::forbidden(format!(
+                        "Quota exceeded for metadata_items: Requested {}, but already used 0 of {limit} metadata_items",
+                        next.len()
+                    )));
+                }
+                i.metadata = next;
+            }
+            i.updated_at = now;
+            i.generation += 1;
+            Ok(())
+        })
+        .await?;
+    Ok(inst.metadata.clone())
+}
+
+const TAG_STATES: &[VmState] = &[VmState::Active, VmState::Paused, VmState::Suspended, VmState::Stopped];
+
+/// What to do to a server's tags.
+pub enum TagChange {
+    ReplaceAll(Vec<String>),
+    Add(String),
+    Remove(String),
+    Clear,
+}
+
+/// Changes tags; returns the new list and whether an added tag was new.
+pub async fn change_tags(app: &App, ctx: &Ctx, id: &str, change: TagChange) -> Result<(Vec<String>, bool), Fault> {
+    ctx.require_member("os_compute_api:os-server-tags:update")?;
+    visible(app, ctx, id)?;
+    let now = app.clock.now();
+    let action = match &change {
+        TagChange::ReplaceAll(_) => "update tags",
+        TagChange::Add(_) => "update tag",
+        TagChange::Remove(_) => "delete tag",
+        TagChange::Clear => "delete tags",
+    };
+    let (inst, created) = app
+        .compute
+        .instances
+        .update(id, || Fault::instance_not_found(id), |i| {
+            check_vm_state(i, action, TAG_STATES)?;
+            let mut created = false;
+            match change {
+                TagChange::ReplaceAll(tags) => {
+                    let mut t: Vec<String> = Vec::new();
+                    for tag in tags {
+                        if !t.contains(&tag) {
+                            t.push(tag);
+                        }
+                    }
+                    i.tags = t;
+                }
+                TagChange::Add(tag) => {
+                    if !i.tags.contains(&tag) {
+                        if i.tags.len() >= 50 {
+                            return Err(Fault::bad_request(format!(
+                                "The number of tags exceeded the per-server limit 50"
+                            )));
+                        }
+                        i.tags.push(tag);
+                        created = true;
+                    }
+                }
+                TagChange::Remove(tag) => {
+                    let before = i.tags.len();
+                    i.tags.retain(|t| *t != tag);
+                    if i.tags.len() == before {
+                        return Err(Fault::not_found(format!(
+                            "Tag {tag} on instance {id} could not be found."
+                        )));
+                    }
+                }
+                TagChange::Clear => i.tags.clear(),
+            }
+            i.updated_at = now;
+            i.generation += 1;
+            Ok(created)
+        })
+        .await?;
+    Ok((inst.tags.clone(), created))
+}

@@ -1,0 +1,105 @@
+//! The HTTP edge shared by every API: Nova-shaped error responses, request
+//! ids, the authenticated request context, JSON body parsing and link
+//! building. Handlers stay thin: they parse here and call a service.
+
+pub mod ctx;
+
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use rova_core::Fault;
+use serde_json::{json, Value};
+
+pub use ctx::Ctx;
+
+/// A compute-style error: `{"<key>": {"code": N, "message": "..."}}`.
+#[derive(Debug)]
+pub struct ApiError(pub Fault);
+
+impl From<Fault> for ApiError {
+    fn from(f: Fault) -> Self {
+        ApiError(f)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let f = self.0;
+        if f.code >= 500 {
+            tracing::error!(code = f.code, message = %f.message, "server error");
+        }
+        let status = StatusCode::from_u16(f.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = json!({ f.wire_key(): { "code": f.code, "message": f.message } });
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Parses a JSON request body the way Nova does: anything that is not a JSON
+/// document is 400 "Malformed request body"; a non-JSON content type is 415.
+pub fn parse_json(headers: &HeaderMap, body: &Bytes) -> Result<Value, Fault> {
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+        if !ct.is_empty() && !ct.contains("json") && !ct.starts_with("text/plain") {
+            return Err(Fault::new(415, "Unsupported Content-Type"));
+        }
+    }
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(Fault::bad_request("Malformed request body"));
+    }
+    serde_json::from_slice(body).map_err(|_| Fault::bad_request("Malformed request body"))
+}
+
+/// `http://host[:port]` as the client addressed us.
+pub fn host_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("http");
+    format!("{proto}://{host}")
+}
+
+/// A JSON response with a status.
+pub fn json_status(status: StatusCode, v: Value) -> Response {
+    (status, axum::Json(v)).into_response()
+}
+
+/// An empty response (204 and friends).
+pub fn empty(status: StatusCode) -> Response {
+    status.into_response()
+}
+
+/// Adds a header if the value is valid.
+pub fn set_header(resp: &mut Response, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        resp.headers_mut().insert(name, v);
+    }
+}
+
+/// Middleware: gives every request an id (`req-<uuid>`) and echoes it in
+/// `x-openstack-request-id` and `x-compute-request-id`.
+pub async fn request_id(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let id = RequestId(format!("req-{}", uuid::Uuid::new_v4()));
+    req.extensions_mut().insert(id.clone());
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let mut resp = next.run(req).await;
+    set_header(&mut resp, "x-openstack-request-id", &id.0);
+    set_header(&mut resp, "x-compute-request-id", &id.0);
+    tracing::debug!(request_id = %id.0, %method, %path, status = resp.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64, "request");
+    resp
+}
+
+/// The request id of the current request.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);

@@ -1,0 +1,411 @@
+//! Keystone v3 HTTP routes under `/identity`: version documents, token
+//! issue/validate/revoke, the catalog, and the read-only project, user and
+//! role listings the clients touch. Errors use Keystone's body
+//! `{"error": {"code", "message", "title"}}`.
+
+use super::{role_id, TokenInfo, DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME};
+use crate::app::App;
+use crate::http::host_url;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use rova_core::Fault;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Keystone-shaped error.
+pub struct KsError(pub Fault);
+
+impl IntoResponse for KsError {
+    fn into_response(self) -> Response {
+        let f = self.0;
+        let title = match f.code {
+            400 => "Bad Request",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "Not Found",
+            409 => "Conflict",
+            _ => "Internal Server Error",
+        };
+        let status = StatusCode::from_u16(f.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (
+            status,
+            axum::Json(json!({"error": {"code": f.code, "message": f.message, "title": title}})),
+        )
+            .into_response();
+        if f.code == 401 {
+            if let Ok(v) = "Keystone uri=\"/identity\"".parse() {
+                resp.headers_mut().insert("www-authenticate", v);
+            }
+        }
+        resp
+    }
+}
+
+impl From<Fault> for KsError {
+    fn from(f: Fault) -> Self {
+        KsError(f)
+    }
+}
+
+type KsResult<T> = Result<T, KsError>;
+
+pub fn router() -> Router<Arc<App>> {
+    Router::new()
+        .route("/identity", get(versions))
+        .route("/identity/", get(versions))
+        .route("/identity/v3", get(version))
+        .route("/identity/v3/", get(version))
+        .route(
+            "/identity/v3/auth/tokens",
+            get(validate_token)
+                .head(check_token)
+                .post(issue_token)
+                .delete(revoke_token),
+        )
+        .route("/identity/v3/auth/catalog", get(auth_catalog))
+        .route("/identity/v3/auth/projects", get(auth_projects))
+        .route("/identity/v3/projects", get(list_projects))
+        .route("/identity/v3/projects/{id}", get(show_project))
+        .route("/identity/v3/users/{id}", get(show_user))
+        .route("/identity/v3/users/{id}/projects", get(user_projects))
+        .route("/identity/v3/domains", get(list_domains))
+        .route("/identity/v3/domains/{id}", get(show_domain))
+        .route("/identity/v3/roles", get(list_roles))
+}
+
+fn version_entry(base: &str) -> Value {
+    json!({
+        "id": "v3.14",
+        "status": "stable",
+        "updated": "2020-04-07T00:00:00Z",
+        "links": [{"rel": "self", "href": format!("{base}/identity/v3/")}],
+        "media-types": [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}]
+    })
+}
+
+async fn versions(headers: HeaderMap) -> Response {
+    let base = host_url(&headers);
+    (
+        StatusCode::MULTIPLE_CHOICES,
+        axum::Json(json!({"versions": {"values": [version_entry(&base)]}})),
+    )
+        .into_response()
+}
+
+async fn version(headers: HeaderMap) -> Response {
+    let base = host_url(&headers);
+    axum::Json(json!({"version": version_entry(&base)})).into_response()
+}
+
+fn domain_json() -> Value {
+    json!({"id": DEFAULT_DOMAIN_ID, "name": DEFAULT_DOMAIN_NAME})
+}
+
+/// The service catalog, built on the public URL the server was started with.
+pub fn catalog(app: &App) -> Value {
+    let base = &app.public_url;
+    let entry = |ty: &str, name: &str, url: String, id: &str| {
+        let eps: Vec<Value> = ["public", "internal", "admin"]
+            .iter()
+            .enumerate()
+            .map(|(i, iface)| {
+                json!({"id": format!("{id}{i}"), "interface": iface, "region": "RegionOne",
+                       "region_id": "RegionOne", "url": url})
+            })
+            .collect();
+        json!({"type": ty, "name": name, "id": id, "endpoints": eps})
+    };
+    json!([
+        entry("identity", "keystone", format!("{base}/identity"), "c0a8e1d2b3f44a5b"),
+        entry("compute", "nova", format!("{base}/compute/v2.1"), "d1b9f2e3c4a54b6c"),
+        entry("image", "glance", format!("{base}/image"), "e2cafe04d5b64c7d"),
+        entry("network", "neutron", format!("{base}/network"), "f3dbaf15e6c74d8e"),
+    ])
+}
+
+fn token_body(app: &App, t: &TokenInfo, methods: &[&str]) -> Value {
+    let fmt = |d: &chrono::DateTime<chrono::Utc>| d.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    json!({"token": {
+        "methods": methods,
+        "user": {"id": t.user.id, "name": t.user.name, "domain": domain_json(), "password_expires_at": null},
+        "audit_ids": [&t.token[t.token.len().saturating_sub(22)..]],
+        "issued_at": fmt(&t.issued_at),
+        "expires_at": fmt(&t.expires_at),
+        "project": {"id": t.project.id, "name": t.project.name, "domain": domain_json()},
+        "is_domain": false,
+        "roles": t.roles.iter().map(|r| json!({"id": role_id(r), "name": r})).collect::<Vec<_>>(),
+        "catalog": catalog(app),
+    }})
+}
+
+fn bad(msg: &str) -> KsError {
+    KsError(Fault::bad_request(msg))
+}
+
+fn domain_matches(d: Option<&Value>) -> bool {
+    match d {
+        None => true,
+        Some(d) => {
+            d.get("id").and_then(Value::as_str) == Some(DEFAULT_DOMAIN_ID)
+                || d.get("name").and_then(Value::as_str) == Some(DEFAULT_DOMAIN_NAME)
+        }
+    }
+}
+
+async fn issue_token(State(app): State<Arc<App>>, body: Bytes) -> KsResult<Response> {
+    let v: Value = serde_json::from_slice(&body).map_err(|_| bad("Malformed request body"))?;
+    let auth = v.get("auth").ok_or_else(|| bad("'auth' is a required property"))?;
+    let identity = auth
+        .get("identity")
+        .ok_or_else(|| bad("'identity' is a required property"))?;
+    let methods: Vec<&str> = identity
+        .get("methods")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let now = app.clock.now();
+    let unauthorized = || KsError(Fault::unauthorized("The request you have made requires authentication."));
+
+    // Resolve the scope first (project by id, or by name within a domain).
+    let scope_project = match auth.get("scope").and_then(|s| s.get("project")) {
+        Some(p) => {
+            let project = if let Some(id) = p.get("id").and_then(Value::as_str) {
+                app.identity.projects.get(id)
+            } else if let Some(name) = p.get("name").and_then(Value::as_str) {
+                if !domain_matches(p.get("domain")) {
+                    return Err(unauthorized());
+                }
+                app.identity.project_by_name(name, DEFAULT_DOMAIN_ID)
+            } else {
+                return Err(bad("Expecting to find id or name in project"));
+            };
+            Some(project.ok_or_else(unauthorized)?)
+        }
+        None => None,
+    };
+
+    let info = if methods.contains(&"password") {
+        let u = identity
+            .get("password")
+            .and_then(|p| p.get("user"))
+            .ok_or_else(|| bad("Expecting to find user in password"))?;
+        let password = u.get("password").and_then(Value::as_str).unwrap_or("");
+        let user = if let Some(id) = u.get("id").and_then(Value::as_str) {
+            app.identity.users.get(id)
+        } else if let Some(name) = u.get("name").and_then(Value::as_str) {
+            if !domain_matches(u.get("domain")) {
+                return Err(unauthorized());
+            }
+            app.identity.user_by_name(name, DEFAULT_DOMAIN_ID)
+        } else {
+            return Err(bad("Expecting to find id or name in user"));
+        }
+        .ok_or_else(unauthorized)?;
+        let project = match scope_project {
+            Some(p) => p,
+            None => user
+                .default_project_id
+                .as_deref()
+                .and_then(|id| app.identity.projects.get(id))
+                .ok_or_else(unauthorized)?,
+        };
+        app.identity.authenticate(&user, password, &project, now)?
+    } else if methods.contains(&"token") {
+        let old = identity
+            .get("token")
+            .and_then(|t| t.get("id"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("Expecting to find id in token"))?;
+        let old = app.identity.validate(old, now)?;
+        let project = scope_project.unwrap_or(old.project.clone());
+        let assigned = old.user.assignments.get(&project.id).cloned().unwrap_or_default();
+        if assigned.is_empty() {
+            return Err(unauthorized());
+        }
+        app.identity.validate(&old.token, now)?;
+        let user = old.user.clone();
+        // Re-scoping keeps the user; password is not needed.
+        reissue(&app, user, project, &assigned)?
+    } else {
+        return Err(unauthorized());
+    };
+    let mut resp = (StatusCode::CREATED, axum::Json(token_body(&app, &info, &methods))).into_response();
+    crate::http::set_header(&mut resp, "x-subject-token", &info.token);
+    Ok(resp)
+}
+
+fn reissue(
+    app: &App,
+    user: Arc<super::User>,
+    project: Arc<super::Project>,
+    assigned: &[String],
+) -> Result<TokenInfo, Fault> {
+    app.identity.issue_for(user, project, assigned, app.clock.now())
+}
+
+fn token_from(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+}
+
+fn caller(app: &App, headers: &HeaderMap) -> KsResult<TokenInfo> {
+    let t = token_from(headers, "x-auth-token").ok_or_else(|| {
+        KsError(Fault::unauthorized("The request you have made requires authentication."))
+    })?;
+    Ok(app.identity.validate(&t, app.clock.now())?)
+}
+
+fn subject(app: &App, headers: &HeaderMap) -> KsResult<TokenInfo> {
+    caller(app, headers)?;
+    let t = token_from(headers, "x-subject-token")
+        .ok_or_else(|| KsError(Fault::not_found("Could not find token.")))?;
+    app.identity
+        .validate(&t, app.clock.now())
+        .map_err(|_| KsError(Fault::not_found(format!("Could not find token: {t}"))))
+}
+
+async fn validate_token(State(app): State<Arc<App>>, headers: HeaderMap) -> KsResult<Response> {
+    let info = subject(&app, &headers)?;
+    let mut resp = axum::Json(token_body(&app, &info, &["password"])).into_response();
+    crate::http::set_header(&mut resp, "x-subject-token", &info.token);
+    Ok(resp)
+}
+
+async fn check_token(State(app): State<Arc<App>>, headers: HeaderMap) -> KsResult<Response> {
+    subject(&app, &headers)?;
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn revoke_token(State(app): State<Arc<App>>, headers: HeaderMap) -> KsResult<Response> {
+    let info = subject(&app, &headers)?;
+    app.identity.revoke(&info.token);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn auth_catalog(State(app): State<Arc<App>>, headers: HeaderMap) -> KsResult<Response> {
+    caller(&app, &headers)?;
+    Ok(axum::Json(json!({"catalog": catalog(&app), "links": {"self": null, "next": null, "previous": null}})).into_response())
+}
+
+fn project_json(base: &str, p: &super::Project) -> Value {
+    json!({"id": p.id, "name": p.name, "domain_id": p.domain_id, "description": p.description,
+           "enabled": p.enabled, "is_domain": false, "parent_id": p.domain_id, "tags": [],
+           "links": {"self": format!("{base}/identity/v3/projects/{}", p.id)}})
+}
+
+fn user_projects_json(app: &App, base: &str, user: &super::User) -> Value {
+    let mut ps: Vec<Value> = user
+        .assignments
+        .keys()
+        .filter_map(|id| app.identity.projects.get(id))
+        .map(|p| project_json(base, &p))
+        .collect();
+    ps.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    json!({"projects": ps, "links": {"self": null, "next": null, "previous": null}})
+}
+
+async fn auth_projects(State(app): State<Arc<App>>, headers: HeaderMap) -> KsResult<Response> {
+    let me = caller(&app, &headers)?;
+    Ok(axum::Json(user_projects_json(&app, &host_url(&headers), &me.user)).into_response())
+}
+
+async fn user_projects(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> KsResult<Response> {
+    let me = caller(&app, &headers)?;
+    if me.user.id != id && !me.roles.iter().any(|r| r == "admin") {
+        return Err(KsError(Fault::forbidden("You are not authorized to perform the requested action.")));
+    }
+    let user = app
+        .identity
+        .users
+        .get(&id)
+        .ok_or_else(|| KsError(Fault::not_found(format!("Could not find user: {id}."))))?;
+    Ok(axum::Json(user_projects_json(&app, &host_url(&headers), &user)).into_response())
+}
+
+async fn list_projects(State(app): State<Arc<App>>, headers: HeaderMap) -> KsResult<Response> {
+    let me = caller(&app, &headers)?;
+    let base = host_url(&headers);
+    if !me.roles.iter().any(|r| r == "admin") {
+        return Ok(axum::Json(user_projects_json(&app, &base, &me.user)).into_response());
+    }
+    let mut ps: Vec<Value> = app.identity.projects.all().iter().map(|p| project_json(&base, p)).collect();
+    ps.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    Ok(axum::Json(json!({"projects": ps, "links": {"self": null, "next": null, "previous": null}})).into_response())
+}
+
+async fn show_project(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> KsResult<Response> {
+    let me = caller(&app, &headers)?;
+    let p = app
+        .identity
+        .projects
+        .get(&id)
+        .or_else(|| app.identity.project_by_name(&id, DEFAULT_DOMAIN_ID))
+        .filter(|p| me.project.id == p.id || me.roles.iter().any(|r| r == "admin"))
+        .ok_or_else(|| KsError(Fault::not_found(format!("Could not find project: {id}."))))?;
+    Ok(axum::Json(json!({"project": project_json(&host_url(&headers), &p)})).into_response())
+}
+
+async fn show_user(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> KsResult<Response> {
+    let me = caller(&app, &headers)?;
+    let u = app
+        .identity
+        .users
+        .get(&id)
+        .filter(|u| me.user.id == u.id || me.roles.iter().any(|r| r == "admin"))
+        .ok_or_else(|| KsError(Fault::not_found(format!("Could not find user: {id}."))))?;
+    Ok(axum::Json(json!({"user": {"id": u.id, "name": u.name, "domain_id": u.domain_id,
+        "enabled": u.enabled, "default_project_id": u.default_project_id, "password_expires_at": null,
+        "options": {}, "links": {"self": format!("{}/identity/v3/users/{}", host_url(&headers), u.id)}}}))
+    .into_response())
+}
+
+async fn list_domains(State(app): State<Arc<App>>, headers: HeaderMap) -> KsResult<Response> {
+    caller(&app, &headers)?;
+    Ok(axum::Json(json!({"domains": [domain_full(&host_url(&headers))],
+        "links": {"self": null, "next": null, "previous": null}})).into_response())
+}
+
+fn domain_full(base: &str) -> Value {
+    json!({"id": DEFAULT_DOMAIN_ID, "name": DEFAULT_DOMAIN_NAME, "description": "The default domain",
+           "enabled": true, "tags": [], "options": {},
+           "links": {"self": format!("{base}/identity/v3/domains/{DEFAULT_DOMAIN_ID}")}})
+}
+
+async fn show_domain(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> KsResult<Response> {
+    caller(&app, &headers)?;
+    if id != DEFAULT_DOMAIN_ID && id != DEFAULT_DOMAIN_NAME {
+        return Err(KsError(Fault::not_found(format!("Could not find domain: {id}."))));
+    }
+    Ok(axum::Json(json!({"domain": domain_full(&host_url(&headers))})).into_response())
+}
+
+async fn list_roles(State(app): State<Arc<App>>, headers: HeaderMap) -> KsResult<Response> {
+    caller(&app, &headers)?;
+    let roles: Vec<Value> = super::ROLES
+        .iter()
+        .map(|(n, id)| json!({"id": id, "name": n, "domain_id": null, "description": null, "options": {}}))
+        .collect();
+    Ok(axum::Json(json!({"roles": roles, "links": {"self": null, "next": null, "previous": null}})).into_response())
+}

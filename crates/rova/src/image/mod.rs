@@ -1,0 +1,180 @@
+//! Images (a Glance v2 subset): image records with Glance's fields, image
+//! bytes stored as files under `<data>/images/`, and visibility rules
+//! (public and community images for everyone, private/shared ones for the
+//! owner project and admins). The compute API's image proxy reads the same
+//! records. This module owns image records and bytes only.
+
+pub mod api;
+
+use crate::store::{Store, Table};
+use chrono::{DateTime, Utc};
+use rova_core::Fault;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A Glance image record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Image {
+    pub id: String,
+    pub name: Option<String>,
+    /// queued, saving, active, killed, deleted, pending_delete, deactivated, uploading, importing
+    pub status: String,
+    /// public, private, shared, community
+    pub visibility: String,
+    /// Owning project id.
+    pub owner: String,
+    pub container_format: Option<String>,
+    pub disk_format: Option<String>,
+    pub size: Option<u64>,
+    pub virtual_size: Option<u64>,
+    pub checksum: Option<String>,
+    pub os_hash_algo: Option<String>,
+    pub os_hash_value: Option<String>,
+    pub min_disk: u64,
+    pub min_ram: u64,
+    pub protected: bool,
+    pub os_hidden: bool,
+    pub tags: Vec<String>,
+    /// Every other (user/custom) property, e.g. `image_type`, `instance_uuid`,
+    /// `hw_*`, `kernel_id`.
+    pub properties: BTreeMap<String, Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The image service.
+pub struct Images {
+    pub table: Table<Image>,
+    dir: PathBuf,
+}
+
+impl Images {
+    pub fn load(store: &Arc<Store>, data_dir: &Path) -> Result<Self, String> {
+        let dir = data_dir.join("images");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        Ok(Images {
+            table: Table::load("image", store)?,
+            dir,
+        })
+    }
+
+    /// Path of an image's bytes.
+    pub fn file_path(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    /// True when the project may see the image.
+    pub fn can_see(img: &Image, project_id: &str, is_admin: bool) -> bool {
+        is_admin
+            || img.owner == project_id
+            || img.visibility == "public"
+            || img.visibility == "community"
+    }
+
+    /// The image if it exists and the caller may see it.
+    pub fn visible(&self, id: &str, project_id: &str, is_admin: bool) -> Option<Arc<Image>> {
+        self.table
+            .get(id)
+            .filter(|i| i.status != "deleted" && Self::can_see(i, project_id, is_admin))
+    }
+
+    /// Every image the caller may see.
+    pub fn list_visible(&self, project_id: &str, is_admin: bool) -> Vec<Arc<Image>> {
+        self.table
+            .filter(|i| i.status != "deleted" && Self::can_see(i, project_id, is_admin))
+    }
+
+    /// Creates an image record (status `queued` unless `bytes` are given, in
+    /// which case they are stored and the image becomes `active`).
+    pub async fn create(&self, mut img: Image, bytes: Option<&[u8]>) -> Result<Arc<Image>, Fault> {
+        if let Some(b) = bytes {
+            self.write_bytes(&mut img, b)?;
+        }
+        self.table.put(&img.id.clone(), img).await
+    }
+
+    /// Stores bytes for an image and fills size and checksums.
+    pub fn write_bytes(&self, img: &mut Image, bytes: &[u8]) -> Result<(), Fault> {
+        use sha2::{Digest, Sha512};
+        std::fs::write(self.file_path(&img.id), bytes)
+            .map_err(|e| Fault::internal(format!("storing image data: {e}")))?;
+        img.size = Some(bytes.len() as u64);
+        img.virtual_size = Some(bytes.len() as u64);
+        img.checksum = Some(md5_hex(bytes));
+        img.os_hash_algo = Some("sha512".into());
+        img.os_hash_value = Some(hex::encode(Sha512::digest(bytes)));
+        img.status = "active".into();
+        Ok(())
+    }
+
+    /// Deletes the record and its bytes.
+    pub async fn delete(&self, id: &str) -> Result<(), Fault> {
+        self.table.remove(id).await?;
+        let _ = std::fs::remove_file(self.file_path(id));
+        Ok(())
+    }
+}
+
+/// A plain MD5 (Glance's legacy `checksum`), written here to avoid a crate.
+pub fn md5_hex(data: &[u8]) -> String {
+    const S: [u32; 64] = [
+        7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9,
+        14, 20, 5, 9, 14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10, 15,
+        21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
+    ];
+    let k: Vec<u32> = (0..64)
+        .map(|i| ((i as f64 + 1.0).sin().abs() * 4294967296.0) as u32)
+        .collect();
+    let (mut a0, mut b0, mut c0, mut d0) = (0x67452301u32, 0xefcdab89u32, 0x98badcfeu32, 0x10325476u32);
+    let mut msg = data.to_vec();
+    let bit_len = (data.len() as u64).wrapping_mul(8);
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&bit_len.to_le_bytes());
+    for chunk in msg.chunks(64) {
+        let m: Vec<u32> = chunk
+            .chunks(4)
+            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            .collect();
+        let (mut a, mut b, mut c, mut d) = (a0, b0, c0, d0);
+        for i in 0..64 {
+            let (f, g) = match i / 16 {
+                0 => ((b & c) | (!b & d), i),
+                1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
+                2 => (b ^ c ^ d, (3 * i + 5) % 16),
+                _ => (c ^ (b | !d), (7 * i) % 16),
+            };
+            let f2 = f.wrapping_add(a).wrapping_add(k[i]).wrapping_add(m[g]);
+            a = d;
+            d = c;
+            c = b;
+            b = b.wrapping_add(f2.rotate_left(S[i]));
+        }
+        a0 = a0.wrapping_add(a);
+        b0 = b0.wrapping_add(b);
+        c0 = c0.wrapping_add(c);
+        d0 = d0.wrapping_add(d);
+    }
+    let mut out = Vec::with_capacity(16);
+    for v in [a0, b0, c0, d0] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    hex::encode(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn md5_known_values() {
+        assert_eq!(super::md5_hex(b""), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(
+            super::md5_hex(b"The quick brown fox jumps over the lazy dog"),
+            "9e107d9d372bb6826bd81d3542a419d6"
+        );
+    }
+}

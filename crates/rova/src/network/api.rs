@@ -1,0 +1,9 @@
+//! Neutron v2 HTTP routes under `/network` (placeholder: filled in next).
+
+use crate::app::App;
+use axum::Router;
+use std::sync::Arc;
+
+pub fn router() -> Router<Arc<App>> {
+    Router::new()
+}

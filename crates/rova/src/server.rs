@@ -1,0 +1,68 @@
+//! Starting the all-in-one server: open the data directory, bootstrap,
+//! resume unfinished operations, bind, and serve until Ctrl-C/SIGTERM.
+
+use crate::app::{router, App};
+use crate::config::Config;
+use std::sync::Arc;
+
+/// A running server (used by tests and benchmarks too).
+pub struct Running {
+    pub app: Arc<App>,
+    pub addr: std::net::SocketAddr,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Opens, bootstraps and starts serving on `cfg.listen` (port 0 picks one).
+pub async fn start(mut cfg: Config) -> Result<Running, String> {
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    cfg.listen = addr;
+    let app = App::open(cfg)?;
+    crate::bootstrap::run(&app).await?;
+    crate::compute::build::resume_all(&app);
+    let svc = tower::ServiceExt::<axum::extract::Request>::map_request(
+        router(app.clone()),
+        crate::app::rewrite_project_path,
+    );
+    let svc = axum::ServiceExt::<axum::extract::Request>::into_make_service(svc);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, svc)
+            .with_graceful_shutdown(shutdown_signal())
+            .await;
+    });
+    Ok(Running { app, addr, task })
+}
+
+pub async fn serve(cfg: Config) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let running = start(cfg).await?;
+    let dir = running.app.cfg.data_dir.display().to_string();
+    println!("rova: serving on http://{} (ready in {} ms)", running.addr, started.elapsed().as_millis());
+    println!("rova: identity http://{}/identity/v3", running.addr);
+    println!("rova: compute  http://{}/compute/v2.1", running.addr);
+    println!("rova: image    http://{}/image", running.addr);
+    println!("rova: network  http://{}/network", running.addr);
+    println!("rova: credentials in {dir}/passwords.json; try:");
+    println!("rova:   OS_CLIENT_CONFIG_FILE={dir}/clouds.yaml openstack --os-cloud rova-demo server list");
+    running.task.await.map_err(|e| e.to_string())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Rova's whole test run, as CI does it:
+#   1. cargo fmt --check
+#   2. cargo clippy --all-targets -- -D warnings
+#   3. cargo nextest run --workspace        (unit + integration tests)
+#   4. cargo build --release -p rova
+#   5. the black-box suites against the release binary, side by side:
+#      - tests/cli (pytest; the real `openstack` CLI and openstacksdk, with
+#        a rova of its own)
+#      - Tempest (scripts/tempest.sh, tests/tempest/compute-foundation.txt)
+#        against a second rova started here
+#
+# Every stage runs even when an earlier one failed (except that nothing
+# black-box runs without a binary). fmt, clippy and the release build each
+# count as one check; the suites count their tests. The last line printed is
+#   N passed, N failed, N skipped
+# and the exit status is non-zero when anything failed.
+#
+# Environment:
+#   ROVA_TEST_STAGES     stages to run (default "fmt clippy nextest build cli tempest")
+#   ROVA_SIM_LATENCY_MS  passed to both servers as --sim-latency-ms
+#   ROVA_TEMPEST_LIST    selection for Tempest (default tests/tempest/compute-foundation.txt)
+#   ROVA_TEMPEST_WORKERS Tempest workers (default 2)
+#   ROVA_TEST_ARTIFACTS  where logs go (default: a new temp dir, printed)
+#   plus everything scripts/tempest.sh and tests/cli/conftest.py read.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT" || exit 2
+STAGES=" ${ROVA_TEST_STAGES:-fmt clippy nextest build cli tempest} "
+ART="${ROVA_TEST_ARTIFACTS:-$(mktemp -d "${TMPDIR:-/tmp}/rova-test.XXXXXX")}"
+mkdir -p "$ART"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+TOTAL_P=0 TOTAL_F=0 TOTAL_S=0
+RESULTS=()
+record() {  # stage passed failed skipped
+  TOTAL_P=$((TOTAL_P + $2)) TOTAL_F=$((TOTAL_F + $3)) TOTAL_S=$((TOTAL_S + $4))
+  RESULTS+=("$(printf '%-10s %4d passed, %4d failed, %4d skipped' "$1" "$2" "$3" "$4")")
+}
+want() { [[ "$STAGES" == *" $1 "* ]]; }
+banner() { echo; echo "===== $* ($(date +%H:%M:%S))"; }
+
+# A check is one command that passes or fails as a whole.
+check() {  # name command...
+  local name="$1"; shift
+  banner "$name: $*"
+  if "$@"; then record "$name" 1 0 0; return 0; fi
+  record "$name" 0 1 0
+  return 1
+}
+
+# "a passed, b failed, c skipped" style counts out of one line of text.
+count_of() {  # word line
+  local n
+  n=$(grep -oE "[0-9]+ $1" <<<"$2" | head -n1 | cut -d' ' -f1)
+  echo "${n:-0}"
+}
+
+PIDS_TO_STOP=()
+cleanup() {
+  local pid
+  for pid in "${PIDS_TO_STOP[@]}"; do
+    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  done
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------- cargo
+want fmt && check fmt cargo fmt --all --check
+want clippy && check clippy cargo clippy --workspace --all-targets -- -D warnings
+
+if want nextest; then
+  banner "nextest: cargo nextest run --workspace"
+  cargo nextest run --workspace --no-fail-fast --no-tests=warn 2>&1 | tee "$ART/nextest.log"
+  rc=${PIPESTATUS[0]}
+  line=$(grep -E '^ *Summary \[' "$ART/nextest.log" | tail -n1)
+  if [ -z "$line" ]; then
+    record nextest 0 1 0            # did not build or did not start
+  else
+    p=$(count_of passed "$line")
+    f=$(( $(count_of failed "$line") + $(count_of "timed out" "$line") ))
+    s=$(count_of skipped "$line")
+    [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1   # e.g. leaky or aborted run
+    record nextest "$p" "$f" "$s"
+  fi
+fi
+
+TARGET_DIR="$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null)"
+TARGET_DIR="${TARGET_DIR:-$ROOT/target}"
+export ROVA_BIN="${ROVA_BIN:-$TARGET_DIR/release/rova}"
+BUILD_OK=1
+if want build; then
+  check build cargo build --release -p rova || BUILD_OK=0
+fi
+
+# ------------------------------------------------------------ black box
+if want cli || want tempest; then
+  banner "client venv"
+  if ! VENV="$(scripts/client-venv.sh)"; then
+    want cli && record cli 0 1 0
+    want tempest && record tempest 0 1 0
+    STAGES=" "
+  elif [ "$BUILD_OK" != 1 ] || [ ! -x "$ROVA_BIN" ]; then
+    echo "no fresh rova binary at $ROVA_BIN: black-box suites not run"
+    want cli && record cli 0 1 0
+    want tempest && record tempest 0 1 0
+    STAGES=" "
+  fi
+fi
+
+start_rova() {  # data_dir log -> sets ROVA_URL, ROVA_PID
+  local data="$1" log="$2" port args i
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  args=(serve --data-dir "$data" --listen "127.0.0.1:$port")
+  [ -n "${ROVA_SIM_LATENCY_MS:-}" ] && args+=(--sim-latency-ms "$ROVA_SIM_LATENCY_MS")
+  "$ROVA_BIN" "${args[@]}" </dev/null >"$log" 2>&1 &
+  ROVA_PID=$!
+  PIDS_TO_STOP+=("$ROVA_PID")
+  for i in $(seq 1 600); do
+    ROVA_URL=$(grep -oE 'rova: serving on http://[^ ]+' "$log" | head -n1 | sed 's/^rova: serving on //')
+    [ -n "$ROVA_URL" ] && return 0
+    kill -0 "$ROVA_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "rova did not start; its output:"; tail -n 40 "$log"
+  return 1
+}
+
+# passed failed skipped from a JUnit XML file (0 0 0 when unreadable)
+junit_counts() {
+  "$VENV/bin/python" -c '
+import sys, xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except Exception:
+    print(0, 0, 0); sys.exit()
+suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+n = lambda k: sum(int(x.get(k, 0)) for x in suites)
+failed = n("failures") + n("errors")
+print(n("tests") - failed - n("skipped"), failed, n("skipped"))' "$1"
+}
+
+TEMPEST_PID=""
+if want tempest; then
+  banner "tempest: starting a rova for Tempest"
+  if start_rova "$ART/tempest-rova-data" "$ART/tempest-rova.log"; then
+    echo "rova for tempest at $ROVA_URL (log $ART/tempest-rova.log); tempest output goes to $ART/tempest.log"
+    scripts/tempest.sh --url "$ROVA_URL" --data-dir "$ART/tempest-rova-data" \
+      --include-list "${ROVA_TEMPEST_LIST:-$ROOT/tests/tempest/compute-foundation.txt}" \
+      --workers "${ROVA_TEMPEST_WORKERS:-2}" --workdir "$ART/tempest-ws" >"$ART/tempest.log" 2>&1 &
+    TEMPEST_PID=$!
+  else
+    record tempest 0 1 0
+  fi
+fi
+
+if want cli; then
+  banner "cli: pytest tests/cli"
+  timeout --kill-after=30 "${ROVA_CLI_SUITE_TIMEOUT:-1200}" \
+    "$VENV/bin/python" -m pytest tests/cli -v --junitxml="$ART/cli-junit.xml"
+  rc=$?
+  read -r p f s < <(junit_counts "$ART/cli-junit.xml")
+  # no junit, no tests collected (exit 5), a crash: one failure at least
+  [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ] && f=1
+  record cli "${p:-0}" "${f:-1}" "${s:-0}"
+fi
+
+if [ -n "$TEMPEST_PID" ]; then
+  banner "tempest: waiting for scripts/tempest.sh"
+  wait "$TEMPEST_PID"
+  rc=$?
+  cat "$ART/tempest.log"
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$ART/tempest.log" | tail -n1)
+  if [ -z "$line" ]; then
+    record tempest 0 1 0
+  else
+    p=$(count_of passed "$line") f=$(count_of failed "$line") s=$(count_of skipped "$line")
+    [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+    record tempest "$p" "$f" "$s"
+  fi
+fi
+cleanup
+PIDS_TO_STOP=()
+
+banner "summary (logs in $ART)"
+for r in "${RESULTS[@]}"; do echo "  $r"; done
+echo "$TOTAL_P passed, $TOTAL_F failed, $TOTAL_S skipped"
+[ "$TOTAL_F" -eq 0 ] && [ "${#RESULTS[@]}" -gt 0 ]
