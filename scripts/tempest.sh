@@ -24,7 +24,9 @@
 #   ROVA_TEMPEST_IMAGE_REF[_ALT], ROVA_TEMPEST_FLAVOR_REF[_ALT]
 #                               override what is discovered
 #   ROVA_TEMPEST_MIN_MICROVERSION / ROVA_TEMPEST_MAX_MICROVERSION
-#   ROVA_TEMPEST_FIXED_NETWORK  [compute] fixed_network_name
+#   ROVA_TEMPEST_FIXED_NETWORK  [compute] fixed_network_name (default:
+#                               "private" when the network API lists it;
+#                               "none" leaves it unset)
 #   ROVA_TEMPEST_DEBUG=0        no request/response bodies in tempest.log
 #   ROVA_TEMPEST_VERBOSE=1      stream tempest's own output
 #   ROVA_TEMPEST_KEEP=1         keep the workspace even when all passed

@@ -184,6 +184,19 @@ def cmd_discover(args):
     log("images: HTTP %s, %d active (%s)" % (
         status, len(images), ", ".join(str(i.get("name")) for i in images)))
 
+    # With a Neutron-style network named "private" the servers tempest
+    # makes get attached to it ([compute] fixed_network_name), as in
+    # devstack; it also enables the list-servers-by-IP tests.
+    out["fixed_network"] = None
+    if out["network_url"]:
+        status, _, raw = http("GET", out["network_url"] +
+                              "/v2.0/networks?name=private", token=demo_token)
+        nets = (parse_json(raw) or {}).get("networks") or []
+        if status == 200 and [n for n in nets if n.get("name") == "private"]:
+            out["fixed_network"] = "private"
+        log("network 'private': HTTP %s, %s" % (
+            status, "found" if out["fixed_network"] else "not found"))
+
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1)
     return 0
@@ -338,6 +351,10 @@ def cmd_configure(args):
         if a == b:
             log("warning: %s_ref_alt == %s_ref (%s)" % (what, what, a))
 
+    fixed_network = os.environ.get("ROVA_TEMPEST_FIXED_NETWORK",
+                                   disc.get("fixed_network") or "none")
+    if fixed_network == "none":
+        fixed_network = None
     build_timeout = os.environ.get("ROVA_TEMPEST_BUILD_TIMEOUT", "120")
     sections = [
         ("DEFAULT", [
@@ -388,8 +405,7 @@ def cmd_configure(args):
             ("build_timeout", build_timeout),
             ("build_interval", os.environ.get("ROVA_TEMPEST_BUILD_INTERVAL",
                                               "1")),
-            ("fixed_network_name", os.environ.get("ROVA_TEMPEST_FIXED_NETWORK")
-             or None),
+            ("fixed_network_name", fixed_network),
             ("region", "RegionOne"),
         ]),
         ("compute-feature-enabled", compute_features()),

@@ -111,14 +111,14 @@ if want cli || want tempest; then
 fi
 
 start_rova() {  # data_dir log -> sets ROVA_URL, ROVA_PID
-  local data="$1" log="$2" port args i
+  local data="$1" log="$2" port args
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   args=(serve --data-dir "$data" --listen "127.0.0.1:$port")
   [ -n "${ROVA_SIM_LATENCY_MS:-}" ] && args+=(--sim-latency-ms "$ROVA_SIM_LATENCY_MS")
   "$ROVA_BIN" "${args[@]}" </dev/null >"$log" 2>&1 &
   ROVA_PID=$!
   PIDS_TO_STOP+=("$ROVA_PID")
-  for i in $(seq 1 600); do
+  for _ in $(seq 1 600); do
     ROVA_URL=$(grep -oE 'rova: serving on http://[^ ]+' "$log" | head -n1 | sed 's/^rova: serving on //')
     [ -n "$ROVA_URL" ] && return 0
     kill -0 "$ROVA_PID" 2>/dev/null || break

@@ -15,6 +15,11 @@ pub struct Config {
     pub token_ttl_secs: i64,
     /// `[DEFAULT]reclaim_instance_interval`: > 0 makes DELETE a soft delete.
     pub reclaim_instance_interval: i64,
+    /// `[DEFAULT]shelved_offload_time`: 0 offloads at once, N > 0 after N
+    /// seconds, negative never.
+    pub shelved_offload_time: i64,
+    /// `[DEFAULT]resize_confirm_window`: > 0 auto-confirms after N seconds.
+    pub resize_confirm_window: i64,
     /// `[api]max_limit`.
     pub max_limit: usize,
     /// `[DEFAULT]password_length`.
@@ -65,6 +70,8 @@ impl Config {
             sim_latency_ms: 5,
             token_ttl_secs: 3600,
             reclaim_instance_interval: 0,
+            shelved_offload_time: 0,
+            resize_confirm_window: 0,
             max_limit: 1000,
             password_length: 12,
             dhcp_domain: "novalocal".into(),
@@ -86,6 +93,12 @@ impl Config {
         }
         if let Some(v) = num("ROVA_RECLAIM_INSTANCE_INTERVAL")? {
             self.reclaim_instance_interval = v;
+        }
+        if let Some(v) = num("ROVA_SHELVED_OFFLOAD_TIME")? {
+            self.shelved_offload_time = v;
+        }
+        if let Some(v) = num("ROVA_RESIZE_CONFIRM_WINDOW")? {
+            self.resize_confirm_window = v;
         }
         if let Some(v) = num("ROVA_SIM_LATENCY_MS")? {
             self.sim_latency_ms = u64::try_from(v).map_err(|_| "ROVA_SIM_LATENCY_MS must be >= 0")?;

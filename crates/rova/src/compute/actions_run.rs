@@ -16,129 +16,11 @@ use rova_core::admission::{admit, Action, Subject};
 use rova_core::model::Instance;
 use rova_core::states::{PowerState, TaskState, VmState};
 use rova_core::Fault;
-use serde_json::{json, Value};
+use serde_json::json;
+pub use super::actions_parse::{parse, ServerAction};
 use std::sync::Arc;
 
-/// One parsed action body.
-#[derive(Debug, Clone)]
-pub enum ServerAction {
-    Reboot { hard: bool },
-    Stop,
-    Start,
-    Pause,
-    Unpause,
-    Suspend,
-    Resume,
-    Lock { reason: Option<String> },
-    Unlock,
-    ResetState { state: VmState },
-    ForceDelete,
-    Restore,
-    TriggerCrashDump,
-    ConsoleOutput { length: Option<i64> },
-}
-
-fn bad_input(field: &str, v: &Value, why: &str) -> Fault {
-    Fault::bad_request(format!("Invalid input for field/attribute {field}. Value: {v}. {why}"))
-}
-
-/// Parses an action body (`name` is its single key).
-pub fn parse(name: &str, arg: &Value, ctx: &Ctx) -> Result<ServerAction, Fault> {
-    Ok(match name {
-        "reboot" => {
-            let t = arg
-                .get("type")
-                .ok_or_else(|| bad_input("reboot", arg, "'type' is a required property"))?;
-            match t.as_str() {
-                Some("HARD" | "Hard" | "hard") => ServerAction::Reboot { hard: true },
-                Some("SOFT" | "Soft" | "soft") => ServerAction::Reboot { hard: false },
-                _ => {
-                    return Err(bad_input(
-                        "type",
-                        t,
-                        &format!("{t} is not one of ['HARD', 'Hard', 'hard', 'SOFT', 'Soft', 'soft']"),
-                    ))
-                }
-            }
-        }
-        "os-stop" => ServerAction::Stop,
-        "os-start" => ServerAction::Start,
-        "pause" => ServerAction::Pause,
-        "unpause" => ServerAction::Unpause,
-        "suspend" => ServerAction::Suspend,
-        "resume" => ServerAction::Resume,
-        "lock" => {
-            let mut reason = None;
-            if ctx.at_least(73) {
-                match arg {
-                    Value::Null => {}
-                    Value::Object(o) => {
-                        for k in o.keys() {
-                            if k != "locked_reason" {
-                                return Err(Fault::bad_request(format!(
-                                    "Invalid input for field/attribute lock. Value: {arg}. Additional properties are not allowed ('{k}' was unexpected)"
-                                )));
-                            }
-                        }
-                        if let Some(r) = o.get("locked_reason") {
-                            let s = r
-                                .as_str()
-                                .ok_or_else(|| bad_input("locked_reason", r, &format!("{r} is not of type 'string'")))?;
-                            if s.is_empty() || s.chars().count() > 255 {
-                                return Err(bad_input("locked_reason", r, "length must be between 1 and 255"));
-                            }
-                            reason = Some(s.to_string());
-                        }
-                    }
-                    other => {
-                        return Err(bad_input("lock", other, &format!("{other} is not of type 'object', 'null'")))
-                    }
-                }
-            }
-            ServerAction::Lock { reason }
-        }
-        "unlock" => ServerAction::Unlock,
-        "os-resetState" => {
-            let st = arg.get("state").ok_or_else(|| bad_input("os-resetState", arg, "'state' is a required property"))?;
-            match st.as_str() {
-                Some("active") => ServerAction::ResetState { state: VmState::Active },
-                Some("error") => ServerAction::ResetState { state: VmState::Error },
-                _ => return Err(bad_input("state", st, &format!("{st} is not one of ['active', 'error']"))),
-            }
-        }
-        "forceDelete" => ServerAction::ForceDelete,
-        "restore" => ServerAction::Restore,
-        "trigger_crash_dump" => {
-            if !ctx.at_least(17) {
-                return Err(Fault::bad_request(format!("There is no such action: {name}")));
-            }
-            if !arg.is_null() {
-                return Err(bad_input("trigger_crash_dump", arg, &format!("{arg} is not of type 'null'")));
-            }
-            ServerAction::TriggerCrashDump
-        }
-        "os-getConsoleOutput" => {
-            let length = match arg.get("length") {
-                None | Some(Value::Null) => None,
-                Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| bad_input("length", &arg["length"], "is not an integer"))?),
-                Some(Value::String(s)) => Some(
-                    s.parse::<i64>()
-                        .map_err(|_| bad_input("length", &arg["length"], &format!("'{s}' does not match '^-?[0-9]+$'")))?,
-                ),
-                Some(other) => return Err(bad_input("length", other, "is not of type 'integer', 'string', 'null'")),
-            };
-            if let Some(l) = length {
-                if l < -1 {
-                    return Err(bad_input("length", &json!(l), &format!("{l} is less than the minimum of -1")));
-                }
-            }
-            ServerAction::ConsoleOutput { length }
-        }
-        other => return Err(Fault::bad_request(format!("There is no such action: {other}"))),
-    })
-}
-
-fn subject(i: &Instance) -> Subject<'_> {
+pub(crate) fn subject(i: &Instance) -> Subject<'_> {
     Subject {
         uuid: &i.uuid,
         vm_state: i.vm_state,
@@ -163,7 +45,19 @@ struct Transition {
 }
 
 /// Admits the action and writes its first task_state in one CAS.
-async fn begin(app: &App, ctx: &Ctx, id: &str, action: Action, task: Option<TaskState>) -> Result<Arc<Instance>, Fault> {
+pub(crate) async fn begin(app: &App, ctx: &Ctx, id: &str, action: Action, task: Option<TaskState>) -> Result<Arc<Instance>, Fault> {
+    begin_with(app, ctx, id, action, task, |_, _| Ok(())).await
+}
+
+/// Like [`begin`], also applying `mutate` in the same compare-and-swap.
+pub(crate) async fn begin_with(
+    app: &App,
+    ctx: &Ctx,
+    id: &str,
+    action: Action,
+    task: Option<TaskState>,
+    mutate: impl FnOnce(&mut Instance, chrono::DateTime<chrono::Utc>) -> Result<(), Fault>,
+) -> Result<Arc<Instance>, Fault> {
     servers::visible(app, ctx, id)?;
     let now = app.clock.now();
     let is_admin = ctx.is_admin();
@@ -178,12 +72,66 @@ async fn begin(app: &App, ctx: &Ctx, id: &str, action: Action, task: Option<Task
             if task.is_some() {
                 i.task_state = task;
             }
+            mutate(i, now)?;
             i.updated_at = now;
             i.generation += 1;
             Ok(())
         })
         .await?;
     Ok(inst)
+}
+
+/// Walks an admitted operation through its task states: after `first`,
+/// each of `then` in turn (one driver step apart), then `finish` with the
+/// task cleared. Stops (returning false) if the server was deleted or
+/// another writer changed the task_state meanwhile.
+pub(crate) async fn advance(
+    app: &App,
+    id: &str,
+    first: TaskState,
+    then: &[TaskState],
+    finish: impl FnOnce(&mut Instance, chrono::DateTime<chrono::Utc>),
+) -> bool {
+    let delay = app.compute.driver.step_delay();
+    let mut expect = first;
+    for next in then {
+        tokio::time::sleep(delay).await;
+        let now = app.clock.now();
+        let ok = app
+            .compute
+            .instances
+            .update(id, || Fault::instance_not_found(id), |i| {
+                if i.deleted || i.task_state != Some(expect) {
+                    return Err(Fault::conflict("superseded"));
+                }
+                i.task_state = Some(*next);
+                i.updated_at = now;
+                i.generation += 1;
+                Ok(())
+            })
+            .await
+            .is_ok();
+        if !ok {
+            return false;
+        }
+        expect = *next;
+    }
+    tokio::time::sleep(delay).await;
+    let now = app.clock.now();
+    app.compute
+        .instances
+        .update(id, || Fault::instance_not_found(id), |i| {
+            if i.deleted || i.task_state != Some(expect) {
+                return Err(Fault::conflict("superseded"));
+            }
+            i.task_state = None;
+            finish(i, now);
+            i.updated_at = now;
+            i.generation += 1;
+            Ok(())
+        })
+        .await
+        .is_ok()
 }
 
 async fn transition(app: &Arc<App>, ctx: &Ctx, id: &str, t: Transition) -> Result<(), Fault> {
@@ -194,51 +142,16 @@ async fn transition(app: &Arc<App>, ctx: &Ctx, id: &str, t: Transition) -> Resul
     let id2 = id.to_string();
     let req = ctx.request_id.clone();
     tokio::spawn(async move {
-        let delay = app2.compute.driver.step_delay();
-        let mut expect = t.first_task;
-        for next in t.then {
-            tokio::time::sleep(delay).await;
-            let now = app2.clock.now();
-            let ok = app2
-                .compute
-                .instances
-                .update(&id2, || Fault::instance_not_found(&id2), |i| {
-                    if i.deleted || i.task_state != Some(expect) {
-                        return Err(Fault::conflict("superseded"));
-                    }
-                    i.task_state = Some(*next);
-                    i.updated_at = now;
-                    i.generation += 1;
-                    Ok(())
-                })
-                .await
-                .is_ok();
-            if !ok {
-                return;
+        let final_vm = t.final_vm;
+        let power = t.final_power;
+        let ok = advance(&app2, &id2, t.first_task, t.then, |i, _| {
+            if let Some(vm) = final_vm {
+                i.vm_state = vm;
             }
-            expect = *next;
-        }
-        tokio::time::sleep(delay).await;
-        let now = app2.clock.now();
-        let done = app2
-            .compute
-            .instances
-            .update(&id2, || Fault::instance_not_found(&id2), |i| {
-                if i.deleted || i.task_state != Some(expect) {
-                    return Err(Fault::conflict("superseded"));
-                }
-                if let Some(vm) = t.final_vm {
-                    i.vm_state = vm;
-                }
-                i.power_state = t.final_power;
-                i.task_state = None;
-                i.updated_at = now;
-                i.generation += 1;
-                Ok(())
-            })
-            .await;
-        let err = done.err().map(|e| e.message);
-        let e = err.as_deref().map(|m| (m, m));
+            i.power_state = power;
+        })
+        .await;
+        let e = (!ok).then_some(("superseded", "the operation was superseded"));
         actions::event_finish(&app2, &id2, &req, t.event, e).await;
     });
     Ok(())
@@ -249,7 +162,7 @@ fn accepted() -> Response {
 }
 
 /// Runs a parsed action and builds the HTTP answer.
-pub async fn run(app: &Arc<App>, ctx: &Ctx, _links: &Links, id: &str, act: ServerAction) -> Result<Response, ApiError> {
+pub async fn run(app: &Arc<App>, ctx: &Ctx, links: &Links, id: &str, act: ServerAction) -> Result<Response, ApiError> {
     use TaskState as T;
     let simple = |action, record_as, event, policy, first_task, then, final_vm, final_power| Transition {
         action,
@@ -383,6 +296,7 @@ pub async fn run(app: &Arc<App>, ctx: &Ctx, _links: &Links, id: &str, act: Serve
             };
             Ok(axum::Json(json!({"output": out})).into_response())
         }
+        other => Ok(super::ops::run(app, ctx, links, id, other).await?),
     }
 }
 

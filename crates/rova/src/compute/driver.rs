@@ -28,6 +28,10 @@ pub trait Driver: Send + Sync {
     fn spawn<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>>;
     /// Stops and removes the guest (idempotent).
     fn destroy<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>>;
+    /// The simulated driver, when this is it (tests inject faults through it).
+    fn as_fake(&self) -> Option<&FakeDriver> {
+        None
+    }
 }
 
 /// An injected fault: the next `count` operations named `op` fail.
@@ -101,5 +105,8 @@ impl Driver for FakeDriver {
     }
     fn destroy<'a>(&'a self, _inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>> {
         self.run("destroy")
+    }
+    fn as_fake(&self) -> Option<&FakeDriver> {
+        Some(self)
     }
 }

@@ -3,11 +3,14 @@
 //! lives in `api/`; this layer sees typed commands and a `Ctx` only.
 
 pub mod actions;
+pub mod actions_parse;
 pub mod actions_run;
 pub mod api;
 pub mod build;
+pub mod consoles;
 pub mod driver;
 pub mod keypairs;
+pub mod ops;
 pub mod servers;
 pub mod views;
 
@@ -103,6 +106,10 @@ pub struct Compute {
     /// atomically at create so that concurrent requests cannot overshoot.
     usage: Mutex<HashMap<String, Usage>>,
     pub driver: Arc<dyn driver::Driver>,
+    /// The same driver when it is the simulated one (fault injection).
+    pub fake: Option<Arc<driver::FakeDriver>>,
+    /// Console tokens handed out by remote-consoles.
+    pub console_tokens: Mutex<HashMap<String, consoles::ConsoleToken>>,
     /// Simulated host name and AZ of the (single, in-process) agent.
     pub host: String,
     pub availability_zone: String,
@@ -118,6 +125,7 @@ impl Compute {
                 usage.entry(i.project_id.clone()).or_default().add(&i, 1);
             }
         }
+        let fake = Arc::new(driver::FakeDriver::new(cfg.sim_latency_ms));
         Ok(Compute {
             instances,
             flavors: Table::load("flavor", store)?,
@@ -125,7 +133,9 @@ impl Compute {
             actions: Table::load("instance_action", store)?,
             next_id: AtomicI64::new(max_id + 1),
             usage: Mutex::new(usage),
-            driver: Arc::new(driver::FakeDriver::new(cfg.sim_latency_ms)),
+            driver: fake.clone(),
+            fake: Some(fake),
+            console_tokens: Mutex::new(HashMap::new()),
             host: "rova-sim-1".into(),
             availability_zone: "nova".into(),
         })
@@ -176,6 +186,41 @@ impl Compute {
         u.cores += n * vcpus as i64;
         u.ram += n * ram as i64;
         Ok(n as u32)
+    }
+
+    /// Reserves extra cores/RAM for a project (a resize to a bigger flavor).
+    pub fn adjust(
+        &self,
+        project_id: &str,
+        cores: i64,
+        ram: i64,
+        limits: &crate::config::QuotaDefaults,
+    ) -> Result<(), rova_core::Fault> {
+        let mut all = self.usage.lock();
+        let u = all.entry(project_id.to_string()).or_default();
+        if limits.cores >= 0 && cores > 0 && u.cores + cores > limits.cores {
+            return Err(rova_core::Fault::forbidden(format!(
+                "Quota exceeded for cores: Requested {cores}, but already used {} of {} cores",
+                u.cores, limits.cores
+            )));
+        }
+        if limits.ram >= 0 && ram > 0 && u.ram + ram > limits.ram {
+            return Err(rova_core::Fault::forbidden(format!(
+                "Quota exceeded for ram: Requested {ram}, but already used {} of {} ram",
+                u.ram, limits.ram
+            )));
+        }
+        u.cores += cores;
+        u.ram += ram;
+        Ok(())
+    }
+
+    /// Gives back cores/RAM reserved by [`Compute::adjust`].
+    pub fn adjust_release(&self, project_id: &str, cores: i64, ram: i64) {
+        let mut all = self.usage.lock();
+        let u = all.entry(project_id.to_string()).or_default();
+        u.cores -= cores;
+        u.ram -= ram;
     }
 
     /// Returns resources to a project (server deleted or create failed).

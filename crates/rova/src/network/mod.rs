@@ -84,6 +84,10 @@ pub struct Networks {
     pub ports: Table<Port>,
     /// Addresses in use per subnet (rebuilt from ports at start-up).
     used: Mutex<HashMap<String, HashSet<IpAddr>>>,
+    /// Serialises the API's topology changes (new or re-addressed ports
+    /// against subnet and network deletion) so a subnet cannot vanish under
+    /// an allocation the API is making.
+    topology: tokio::sync::Mutex<()>,
 }
 
 /// Parses `a.b.c.d/n` or `x::/n`.
@@ -168,6 +172,7 @@ impl Networks {
             subnets: Table::load("subnet", store)?,
             ports,
             used: Mutex::new(used),
+            topology: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -374,6 +379,196 @@ impl Networks {
     }
 }
 
+/// Neutron's default allocation pools for a subnet: every host address of
+/// the CIDR except the gateway (v4 excludes the network and broadcast
+/// addresses; v6 is capped like [`default_pool`]). With the gateway at the
+/// first host this is exactly [`default_pool`].
+pub fn pools_around_gateway(cidr: &str, gateway: Option<IpAddr>) -> Vec<AllocationPool> {
+    let Some((net, _)) = parse_cidr(cidr) else {
+        return vec![];
+    };
+    let Some(dp) = default_pool(cidr) else {
+        return vec![];
+    };
+    let v6 = net.is_ipv6();
+    let Ok(end) = dp.end.parse::<IpAddr>() else {
+        return vec![];
+    };
+    let (first, last) = (to_u128(net) + 1, to_u128(end));
+    let mut out = Vec::new();
+    let mut push = |a: u128, b: u128| {
+        if a <= b {
+            out.push(AllocationPool {
+                start: from_u128(a, v6).to_string(),
+                end: from_u128(b, v6).to_string(),
+            });
+        }
+    };
+    match gateway.map(to_u128) {
+        Some(g) if g >= first && g <= last => {
+            if g > first {
+                push(first, g - 1);
+            }
+            if g < last {
+                push(g + 1, last);
+            }
+        }
+        _ => push(first, last),
+    }
+    out
+}
+
+/// True when the two CIDRs share any address.
+pub fn cidrs_overlap(a: &str, b: &str) -> bool {
+    match (parse_cidr(a), parse_cidr(b)) {
+        (Some((na, la)), Some((nb, lb))) if na.is_ipv4() == nb.is_ipv4() => {
+            // The shorter prefix contains the other's network address.
+            if la <= lb {
+                cidr_contains(a, nb)
+            } else {
+                cidr_contains(b, na)
+            }
+        }
+        _ => false,
+    }
+}
+
+/// The network address of a CIDR (`10.0.0.5/24` -> `10.0.0.0`).
+pub fn cidr_network(cidr: &str) -> Option<IpAddr> {
+    let (ip, len) = parse_cidr(cidr)?;
+    let bits: u32 = if ip.is_ipv4() { 32 } else { 128 };
+    let shift = bits - len as u32;
+    let mask = if shift >= 128 { 0 } else { u128::MAX << shift };
+    Some(from_u128(to_u128(ip) & mask, ip.is_ipv6()))
+}
+
+/// `ip + n` within the same family (wrapping at the top, which callers
+/// avoid).
+pub fn ip_offset(ip: IpAddr, n: u128) -> IpAddr {
+    from_u128(to_u128(ip).wrapping_add(n), ip.is_ipv6())
+}
+
+/// Numeric order of two addresses of the same family.
+pub fn ip_cmp(a: IpAddr, b: IpAddr) -> std::cmp::Ordering {
+    to_u128(a).cmp(&to_u128(b))
+}
+
+/// Addresses a new or updated port asks for: one entry per wanted address,
+/// each a subnet and optionally the exact address.
+pub type IpWants = Vec<(Arc<Subnet>, Option<IpAddr>)>;
+
+impl Networks {
+    /// Taken by the API around changes that allocate addresses or remove
+    /// subnets and networks.
+    pub async fn topology_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.topology.lock().await
+    }
+
+    /// Reserves every wanted address, all or nothing.
+    pub fn reserve_ips(&self, wants: &[(Arc<Subnet>, Option<IpAddr>)]) -> Result<Vec<PortIp>, Fault> {
+        let mut got: Vec<PortIp> = Vec::new();
+        for (subnet, want) in wants {
+            match self.reserve_ip(subnet, *want) {
+                Ok(ip) => got.push(PortIp {
+                    subnet_id: subnet.id.clone(),
+                    ip_address: ip.to_string(),
+                }),
+                Err(e) => {
+                    self.release_ips(&got);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(got)
+    }
+
+    /// Stores a new port whose addresses were reserved with
+    /// [`Networks::reserve_ips`]; frees them again if the write fails.
+    pub async fn insert_port(&self, port: Port) -> Result<Arc<Port>, Fault> {
+        let ips = port.fixed_ips.clone();
+        let id = port.id.clone();
+        let dup = Fault::conflict(format!("Port {id} already exists."));
+        match self.ports.insert_new(&id, port, dup).await {
+            Ok(p) => Ok(p),
+            Err(e) => {
+                self.release_ips(&ips);
+                Err(e)
+            }
+        }
+    }
+
+    /// Changes a port. `reserved` are addresses newly reserved for it (freed
+    /// again if the change is refused); addresses the port no longer holds
+    /// afterwards are returned to the pool.
+    pub async fn update_port(
+        &self,
+        id: &str,
+        reserved: &[PortIp],
+        change: impl FnOnce(&mut Port) -> Result<(), Fault>,
+    ) -> Result<Arc<Port>, Fault> {
+        let res = self
+            .ports
+            .update(
+                id,
+                || Fault::not_found(format!("Port {id} could not be found.")),
+                |p| {
+                    let before = p.fixed_ips.clone();
+                    change(p)?;
+                    Ok(before)
+                },
+            )
+            .await;
+        match res {
+            Ok((p, before)) => {
+                let dropped: Vec<PortIp> = before
+                    .into_iter()
+                    .filter(|ip| !p.fixed_ips.contains(ip))
+                    .collect();
+                self.release_ips(&dropped);
+                Ok(p)
+            }
+            Err(e) => {
+                self.release_ips(reserved);
+                Err(e)
+            }
+        }
+    }
+
+    /// Ports attached to a network.
+    pub fn ports_on(&self, network_id: &str) -> Vec<Arc<Port>> {
+        self.ports.filter(|p| p.network_id == network_id)
+    }
+
+    /// Ports holding an address from a subnet.
+    pub fn ports_in_subnet(&self, subnet_id: &str) -> Vec<Arc<Port>> {
+        self.ports
+            .filter(|p| p.fixed_ips.iter().any(|ip| ip.subnet_id == subnet_id))
+    }
+
+    /// Removes a subnet and forgets its address bookkeeping (the caller has
+    /// checked that no port holds an address from it).
+    pub async fn remove_subnet(&self, subnet_id: &str) -> Result<(), Fault> {
+        self.subnets.remove(subnet_id).await?;
+        self.used.lock().remove(subnet_id);
+        Ok(())
+    }
+
+    /// Removes a network with its subnets (the caller has checked that no
+    /// port remains on it).
+    pub async fn remove_network(&self, network_id: &str) -> Result<(), Fault> {
+        for sn in self.subnets_of(network_id) {
+            self.remove_subnet(&sn.id).await?;
+        }
+        self.networks.remove(network_id).await?;
+        Ok(())
+    }
+
+    /// Number of addresses reserved in a subnet.
+    pub fn used_count(&self, subnet_id: &str) -> usize {
+        self.used.lock().get(subnet_id).map_or(0, HashSet::len)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,5 +581,26 @@ mod tests {
         let p = default_pool("10.0.0.0/24").unwrap();
         assert_eq!((p.start.as_str(), p.end.as_str()), ("10.0.0.2", "10.0.0.254"));
         assert!(parse_cidr("10.0.0.0/33").is_none());
+    }
+
+    #[test]
+    fn pools_and_overlap() {
+        let p = pools_around_gateway("10.0.0.0/24", "10.0.0.1".parse().ok());
+        assert_eq!(p.len(), 1);
+        assert_eq!((p[0].start.as_str(), p[0].end.as_str()), ("10.0.0.2", "10.0.0.254"));
+        let p = pools_around_gateway("10.0.0.0/24", "10.0.0.254".parse().ok());
+        assert_eq!(p.len(), 1);
+        assert_eq!((p[0].start.as_str(), p[0].end.as_str()), ("10.0.0.1", "10.0.0.253"));
+        let p = pools_around_gateway("10.0.0.0/24", "10.0.0.100".parse().ok());
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[1].start, "10.0.0.101");
+        let p = pools_around_gateway("10.0.0.0/24", None);
+        assert_eq!((p[0].start.as_str(), p[0].end.as_str()), ("10.0.0.1", "10.0.0.254"));
+        assert!(cidrs_overlap("10.0.0.0/16", "10.0.5.0/24"));
+        assert!(cidrs_overlap("10.0.5.0/24", "10.0.0.0/16"));
+        assert!(!cidrs_overlap("10.1.0.0/16", "10.0.5.0/24"));
+        assert!(!cidrs_overlap("10.0.0.0/8", "fd00::/64"));
+        assert_eq!(cidr_network("10.0.0.5/24"), "10.0.0.0".parse().ok());
+        assert_eq!(ip_offset("10.0.0.0".parse().unwrap(), 1).to_string(), "10.0.0.1");
     }
 }

@@ -1,1 +1,3 @@
 //! Integration tests: one binary for every HTTP-level test.
+
+mod common;

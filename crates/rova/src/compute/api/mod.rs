@@ -3,6 +3,7 @@
 //! request into typed values and call the compute service; views render.
 
 mod action;
+mod consoles;
 pub(crate) mod create;
 mod misc;
 mod servers;
@@ -27,6 +28,7 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
     let api = Router::new()
         .merge(servers::routes())
         .merge(misc::routes())
+        .merge(consoles::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(app, compute_mw));
     Router::new()

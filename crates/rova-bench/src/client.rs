@@ -1,0 +1,308 @@
+//! The HTTP side of the benchmark: logging in, finding the image, creating
+//! servers with bounded concurrency, waiting for ACTIVE, and timing lists.
+//! Every timing covers the whole exchange: request sent → body received.
+
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The microversion used for creates and lists.
+pub const MICROVERSION: &str = "2.90";
+
+/// A logged-in compute API client.
+#[derive(Clone)]
+pub struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: String,
+}
+
+/// One HTTP answer: status and body bytes.
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// An HTTP client suited to a loopback benchmark: HTTP/1.1, keep-alive,
+/// no Nagle delay, no proxy lookup.
+pub fn http_client(pool: usize) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(pool)
+        .timeout(Duration::from_secs(120))
+        .build()
+        .map_err(|e| format!("building the HTTP client: {e}"))
+}
+
+/// Logs `user` in to `project` (both in the Default domain).
+pub async fn login(http: &reqwest::Client, base: &str, user: &str, password: &str, project: &str) -> Result<String, String> {
+    let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": user, "domain": {"name": "Default"}, "password": password}}},
+        "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}});
+    let r = http
+        .post(format!("{base}/identity/v3/auth/tokens"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| format!("token request: {e}"))?;
+    let status = r.status().as_u16();
+    let token = r
+        .headers()
+        .get("x-subject-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    match (status, token) {
+        (201, Some(t)) => Ok(t),
+        (s, _) => Err(format!("login as {user} failed with HTTP {s}")),
+    }
+}
+
+/// Reads `<data>/passwords.json` and returns the password of `user`.
+pub fn password_of(data_dir: &std::path::Path, user: &str) -> Result<String, String> {
+    let path = data_dir.join("passwords.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))?;
+    v[user]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("no password for {user} in {}", path.display()))
+}
+
+impl Api {
+    /// One compute API request; `version` None sends no microversion header.
+    pub async fn call(&self, method: reqwest::Method, path: &str, version: Option<&str>, body: Option<String>) -> Result<Answer, String> {
+        let mut req = self
+            .http
+            .request(method, format!("{}/compute/v2.1{path}", self.base))
+            .header("x-auth-token", &self.token);
+        if let Some(v) = version {
+            req = req.header("openstack-api-version", format!("compute {v}"));
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        let r = req.send().await.map_err(|e| format!("{path}: {e}"))?;
+        let status = r.status().as_u16();
+        let body = r.bytes().await.map_err(|e| format!("{path}: reading body: {e}"))?;
+        Ok(Answer {
+            status,
+            body: body.to_vec(),
+        })
+    }
+
+    async fn get_json(&self, path: &str, version: Option<&str>) -> Result<Value, String> {
+        let a = self.call(reqwest::Method::GET, path, version, None).await?;
+        if a.status != 200 {
+            return Err(format!("GET {path}: HTTP {}: {}", a.status, String::from_utf8_lossy(&a.body)));
+        }
+        serde_json::from_slice(&a.body).map_err(|e| format!("GET {path}: {e}"))
+    }
+
+    /// An active image, preferring the bootstrap cirros one, through the
+    /// compute API's image proxy (microversion 2.1; gone after 2.35).
+    pub async fn image_id(&self) -> Result<String, String> {
+        let v = self.get_json("/images/detail", None).await?;
+        let images = v["images"].as_array().cloned().unwrap_or_default();
+        let active: Vec<&Value> = images.iter().filter(|i| i["status"] == "ACTIVE").collect();
+        active
+            .iter()
+            .find(|i| i["name"] == "cirros-0.6.2-x86_64-disk")
+            .or_else(|| active.first())
+            .and_then(|i| i["id"].as_str())
+            .map(str::to_string)
+            .ok_or_else(|| "no ACTIVE image found via /compute/v2.1/images/detail".to_string())
+    }
+
+    /// Checks flavor `id` exists.
+    pub async fn check_flavor(&self, id: &str) -> Result<(), String> {
+        self.get_json(&format!("/flavors/{id}"), None).await.map(|_| ())
+    }
+
+    /// Counts servers matching `query` (which must not carry limit/marker),
+    /// paging with `limit=1000`.
+    pub async fn count(&self, query: &str) -> Result<usize, String> {
+        let mut total = 0;
+        let mut marker: Option<String> = None;
+        loop {
+            let mut path = format!("/servers?{query}&limit=1000");
+            if let Some(m) = &marker {
+                path.push_str(&format!("&marker={m}"));
+            }
+            let v = self.get_json(&path, Some(MICROVERSION)).await?;
+            let page = v["servers"].as_array().cloned().unwrap_or_default();
+            total += page.len();
+            let has_next = v["servers_links"].as_array().is_some_and(|l| !l.is_empty());
+            match page.last().and_then(|s| s["id"].as_str()) {
+                Some(id) if has_next => marker = Some(id.to_string()),
+                _ => return Ok(total),
+            }
+        }
+    }
+}
+
+/// What a burst of POSTs produced.
+pub struct Posts {
+    /// Latency of each accepted (202) POST.
+    pub latencies: Vec<Duration>,
+    /// Non-202 answers and transport errors (first few).
+    pub failures: Vec<String>,
+    pub failed: usize,
+    /// First POST sent → last POST answered.
+    pub elapsed: Duration,
+}
+
+/// POSTs `n` servers named `<prefix>-00000`… with at most `concurrency` in
+/// flight (a closed loop: each worker sends its next POST when the last one
+/// is answered).
+pub async fn post_servers(api: &Api, image: &str, flavor: &str, prefix: &str, n: usize, concurrency: usize) -> Result<Posts, String> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let image = Arc::new(image.to_string());
+    let flavor = Arc::new(flavor.to_string());
+    let prefix = Arc::new(prefix.to_string());
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency.clamp(1, n.max(1)) {
+        let (api, next, failures) = (api.clone(), next.clone(), failures.clone());
+        let (image, flavor, prefix) = (image.clone(), flavor.clone(), prefix.clone());
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return lat;
+                }
+                let body = json!({"server": {
+                    "name": format!("{prefix}-{i:05}"),
+                    "imageRef": *image,
+                    "flavorRef": *flavor,
+                    "networks": "auto",
+                }})
+                .to_string();
+                let t = Instant::now();
+                let r = api
+                    .call(reqwest::Method::POST, "/servers", Some(MICROVERSION), Some(body))
+                    .await;
+                let took = t.elapsed();
+                let failure = match r {
+                    Ok(a) if a.status == 202 => {
+                        lat.push(took);
+                        None
+                    }
+                    Ok(a) => Some(format!("HTTP {}: {}", a.status, String::from_utf8_lossy(&a.body))),
+                    Err(e) => Some(e),
+                };
+                if let Some(f) = failure {
+                    failures.lock().unwrap_or_else(|e| e.into_inner()).push(f);
+                }
+            }
+        }));
+    }
+    let mut latencies = Vec::with_capacity(n);
+    for w in workers {
+        latencies.extend(w.await.map_err(|e| format!("create worker: {e}"))?);
+    }
+    let elapsed = started.elapsed();
+    let failures = std::mem::take(&mut *failures.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(Posts {
+        failed: failures.len(),
+        failures: failures.into_iter().take(5).collect(),
+        latencies,
+        elapsed,
+    })
+}
+
+/// Results of the create phase.
+pub struct Creates {
+    pub posts: Posts,
+    /// First POST sent → no server left building (polled).
+    pub to_all_active: Duration,
+    /// Servers ACTIVE at the end (counted by paging).
+    pub active: usize,
+    /// Servers in ERROR at the end.
+    pub error: usize,
+    /// Status polls sent while waiting.
+    pub polls: usize,
+}
+
+/// Creates `n` servers named `bench-00000`…, then polls until none is left
+/// building and counts the ACTIVE ones.
+pub async fn create_servers(api: &Api, image: &str, flavor: &str, n: usize, concurrency: usize, timeout: Duration) -> Result<Creates, String> {
+    let started = Instant::now();
+    let posts = post_servers(api, image, flavor, "bench", n, concurrency).await?;
+    // One cheap request per poll (`status=BUILD&limit=1`: is anything still
+    // building?) — the server filters all rows but renders at most one —
+    // then count ACTIVE and ERROR once by paging.
+    let mut polls = 0;
+    let to_all_active = loop {
+        let v = api
+            .get_json("/servers?status=BUILD&limit=1", Some(MICROVERSION))
+            .await?;
+        polls += 1;
+        if v["servers"].as_array().is_some_and(|a| a.is_empty()) {
+            break started.elapsed();
+        }
+        if started.elapsed() > timeout {
+            return Err(format!("servers still building after {} s", timeout.as_secs()));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let active = api.count("status=ACTIVE").await?;
+    let error = api.count("status=ERROR").await?;
+    Ok(Creates {
+        posts,
+        to_all_active,
+        active,
+        error,
+        polls,
+    })
+}
+
+/// One list variant's timings.
+pub struct ListRun {
+    pub label: &'static str,
+    pub query: String,
+    pub latencies: Vec<Duration>,
+    /// Servers in the (first) answer, and whether it had a next link.
+    pub items: usize,
+    pub next_link: bool,
+    pub bytes: usize,
+}
+
+/// Times `GET /servers/detail?<query>` `iterations` times, one at a time.
+pub async fn time_list(api: &Api, label: &'static str, query: &str, iterations: usize) -> Result<ListRun, String> {
+    let path = if query.is_empty() {
+        "/servers/detail".to_string()
+    } else {
+        format!("/servers/detail?{query}")
+    };
+    // One untimed warm-up that also checks the answer.
+    let a = api.call(reqwest::Method::GET, &path, Some(MICROVERSION), None).await?;
+    if a.status != 200 {
+        return Err(format!("GET {path}: HTTP {}", a.status));
+    }
+    let v: Value = serde_json::from_slice(&a.body).map_err(|e| format!("GET {path}: {e}"))?;
+    let items = v["servers"].as_array().map_or(0, Vec::len);
+    let next_link = v["servers_links"].as_array().is_some_and(|l| !l.is_empty());
+    let bytes = a.body.len();
+    let mut latencies = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let t = Instant::now();
+        let a = api.call(reqwest::Method::GET, &path, Some(MICROVERSION), None).await?;
+        latencies.push(t.elapsed());
+        if a.status != 200 {
+            return Err(format!("GET {path}: HTTP {}", a.status));
+        }
+    }
+    Ok(ListRun {
+        label,
+        query: query.to_string(),
+        latencies,
+        items,
+        next_link,
+        bytes,
+    })
+}

@@ -1,0 +1,214 @@
+//! `rova-bench`: benchmarks a release build of `rova serve` end to end over
+//! HTTP — start-up time, servers created to ACTIVE per second, POST latency,
+//! list latency by query, and the server's RSS — for one or more fleet sizes,
+//! with a fresh server per size. Prints a table and can write a markdown
+//! section (see `--markdown`).
+
+mod client;
+mod report;
+mod server;
+mod stats;
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Benchmark a release build of `rova serve` over HTTP.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "rova-bench", version)]
+pub struct Args {
+    /// The rova binary (default: `rova` beside this binary, else
+    /// target/release/rova).
+    #[arg(long)]
+    pub rova: Option<PathBuf>,
+    /// Fleet sizes to run, each against a freshly started server.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    pub servers: Vec<usize>,
+    /// POSTs in flight at once during the create phase.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Timed requests per list query.
+    #[arg(long, default_value_t = 50)]
+    pub list_iterations: usize,
+    /// Sequential (concurrency 1) POSTs after the lists, for unloaded latency
+    /// (0 skips).
+    #[arg(long, default_value_t = 200)]
+    pub probe: usize,
+    /// Passed to `rova serve --sim-latency-ms` (default: the server's own).
+    #[arg(long)]
+    pub sim_latency_ms: Option<u64>,
+    /// Give up waiting for ACTIVE after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout_secs: u64,
+    /// Append this run's section to FILE, replacing an earlier section with
+    /// the same --label.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Name of the markdown section.
+    #[arg(long, default_value = "latest")]
+    pub label: String,
+    /// Keep each run's data directory and server log.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    // One client thread: the server gets the rest of the (small) machine.
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rova-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rova-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn rova_path(args: &Args) -> PathBuf {
+    if let Some(p) = &args.rova {
+        return p.clone();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("rova")))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("target/release/rova"))
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    if args.servers.is_empty() || args.servers.contains(&0) {
+        return Err("--servers needs one or more sizes > 0".into());
+    }
+    let rova = rova_path(&args);
+    if !rova.is_file() {
+        return Err(format!(
+            "{} not found: build it with `cargo build --release -p rova` or pass --rova",
+            rova.display()
+        ));
+    }
+    let machine = report::Machine::probe(&rova);
+    println!("{}", machine.describe());
+    let mut runs = Vec::new();
+    for (idx, &n) in args.servers.iter().enumerate() {
+        println!("\n== N = {n}: starting a fresh server ({})", rova.display());
+        let r = bench_one(&args, &rova, n, idx).await?;
+        report::print_run(&r, &args);
+        runs.push(r);
+    }
+    println!();
+    println!("{}", report::text_table(&runs, &args));
+    if let Some(path) = &args.markdown {
+        let section = report::markdown_section(&runs, &args, &machine);
+        report::write_markdown(path, &args.label, &section)?;
+        println!("wrote section '{}' to {}", args.label, path.display());
+    }
+    Ok(())
+}
+
+/// Everything measured for one fleet size.
+pub struct RunResult {
+    pub n: usize,
+    pub load_before: String,
+    pub startup: server::Startup,
+    pub creates: client::Creates,
+    pub create_cpu: report::CpuUse,
+    pub rss_after_creates_kib: Option<u64>,
+    pub lists: Vec<client::ListRun>,
+    pub list_cpu: report::CpuUse,
+    pub rss_after_lists_kib: Option<u64>,
+    pub peak_rss_kib: Option<u64>,
+    pub probe: Option<client::Posts>,
+    pub server_log: Option<String>,
+}
+
+async fn bench_one(args: &Args, rova: &std::path::Path, n: usize, idx: usize) -> Result<RunResult, String> {
+    let load_before = report::loadavg();
+    let http = client::http_client(args.concurrency.max(8))?;
+    let tag = format!("n{n}-{idx}");
+    let launch = server::Launch {
+        rova,
+        sim_latency_ms: args.sim_latency_ms,
+        run_tag: &tag,
+    };
+    let (srv, startup) = server::start(&launch, &http).await?;
+    let result = measure(args, &srv, &http, n, load_before, startup).await;
+    let log = srv.stop(args.keep).await;
+    let mut r = result?;
+    r.server_log = log;
+    Ok(r)
+}
+
+async fn measure(
+    args: &Args,
+    srv: &server::Server,
+    http: &reqwest::Client,
+    n: usize,
+    load_before: String,
+    startup: server::Startup,
+) -> Result<RunResult, String> {
+    let password = client::password_of(&srv.data_dir, "admin")?;
+    let token = client::login(http, &srv.base, "admin", &password, "admin").await?;
+    let api = client::Api {
+        http: http.clone(),
+        base: srv.base.clone(),
+        token,
+    };
+    let image = api.image_id().await?;
+    api.check_flavor("1").await?;
+
+    let cpu0 = report::CpuSnap::take(srv.pid);
+    let creates = client::create_servers(
+        &api,
+        &image,
+        "1",
+        n,
+        args.concurrency,
+        Duration::from_secs(args.timeout_secs),
+    )
+    .await?;
+    let cpu1 = report::CpuSnap::take(srv.pid);
+    let rss_after_creates_kib = srv.rss_kib();
+    if creates.posts.failed > 0 {
+        eprintln!(
+            "rova-bench: {} POSTs failed, e.g. {:?}",
+            creates.posts.failed, creates.posts.failures
+        );
+    }
+
+    let k = args.list_iterations;
+    let mut lists = Vec::new();
+    for (label, query) in report::LIST_QUERIES {
+        lists.push(client::time_list(&api, label, query, k).await?);
+    }
+    let cpu2 = report::CpuSnap::take(srv.pid);
+    let rss_after_lists_kib = srv.rss_kib();
+    let peak_rss_kib = srv.peak_rss_kib();
+
+    let probe = if args.probe > 0 {
+        Some(client::post_servers(&api, &image, "1", "probe", args.probe, 1).await?)
+    } else {
+        None
+    };
+    Ok(RunResult {
+        n,
+        load_before,
+        startup,
+        creates,
+        create_cpu: report::CpuUse::between(&cpu0, &cpu1),
+        rss_after_creates_kib,
+        lists,
+        list_cpu: report::CpuUse::between(&cpu1, &cpu2),
+        rss_after_lists_kib,
+        peak_rss_kib,
+        probe,
+        server_log: None,
+    })
+}

@@ -1,0 +1,93 @@
+//! Remote consoles: `POST /servers/{id}/remote-consoles` (2.6+) and the
+//! legacy per-type actions hand out a tokenised URL; tokens expire after
+//! ten minutes and are readable by admins through
+//! `os-console-auth-tokens`, as Nova's console auth tokens are. The
+//! console proxy that serves the URL belongs to the real-guest driver.
+
+use super::servers;
+use crate::app::App;
+use crate::http::Ctx;
+use chrono::{DateTime, Duration, Utc};
+use rova_core::admission::{admit, Action};
+use rova_core::Fault;
+
+/// An issued console token.
+#[derive(Debug, Clone)]
+pub struct ConsoleToken {
+    pub instance_uuid: String,
+    pub console_type: String,
+    pub host: String,
+    pub port: u16,
+    pub internal_access_path: Option<String>,
+    pub expires: DateTime<Utc>,
+}
+
+/// Validates protocol/type for remote-consoles at the caller's version.
+pub fn check_protocol(ctx: &Ctx, protocol: &str, console_type: &str) -> Result<(), Fault> {
+    let ok = match protocol {
+        "vnc" => matches!(console_type, "novnc" | "xvpvnc"),
+        "spice" => console_type == "spice-html5" || (console_type == "spice-direct" && ctx.at_least(99)),
+        "serial" => console_type == "serial",
+        "mks" if ctx.at_least(8) => console_type == "webmks",
+        "rdp" => return Err(Fault::bad_request("Unsupported console type: RDP consoles are no longer supported")),
+        _ => {
+            return Err(Fault::bad_request(format!(
+                "Invalid input for field/attribute protocol. Value: {protocol}. '{protocol}' is not one of the supported protocols"
+            )))
+        }
+    };
+    if !ok {
+        return Err(Fault::bad_request(format!(
+            "Invalid input for field/attribute type. Value: {console_type}. '{console_type}' is not valid for protocol {protocol}"
+        )));
+    }
+    Ok(())
+}
+
+/// Issues a token and returns the console URL.
+pub fn create(app: &App, ctx: &Ctx, id: &str, protocol: &str, console_type: &str) -> Result<String, Fault> {
+    ctx.require_member("os_compute_api:os-remote-consoles")?;
+    let inst = servers::visible(app, ctx, id)?;
+    admit(Action::RemoteConsole, &rova_core_subject(&inst), ctx.is_admin())?;
+    if inst.vm_state != rova_core::states::VmState::Active {
+        return Err(Fault::conflict(format!("Instance {id} is not ready")));
+    }
+    let token = uuid::Uuid::new_v4().to_string();
+    let base = &app.public_url;
+    let url = match console_type {
+        "novnc" => format!("{base}/vnc_auto.html?path=%3Ftoken%3D{token}"),
+        "xvpvnc" => format!("{base}/console?token={token}"),
+        "spice-html5" => format!("{base}/spice_auto.html?token={token}"),
+        "serial" => format!("{}/serial?token={token}", base.replacen("http://", "ws://", 1)),
+        _ => format!("{base}/console?token={token}"),
+    };
+    let port = match protocol {
+        "serial" => 10000,
+        "spice" => 5900,
+        _ => 5900,
+    };
+    app.compute.console_tokens.lock().insert(
+        token,
+        ConsoleToken {
+            instance_uuid: inst.uuid.clone(),
+            console_type: console_type.to_string(),
+            host: "127.0.0.1".into(),
+            port,
+            internal_access_path: None,
+            expires: app.clock.now() + Duration::minutes(10),
+        },
+    );
+    Ok(url)
+}
+
+fn rova_core_subject(i: &rova_core::model::Instance) -> rova_core::admission::Subject<'_> {
+    super::actions_run::subject(i)
+}
+
+/// Looks a token up (admin API); expired tokens are gone.
+pub fn lookup(app: &App, token: &str) -> Option<ConsoleToken> {
+    let now = app.clock.now();
+    let mut tokens = app.compute.console_tokens.lock();
+    tokens.retain(|_, t| t.expires > now);
+    tokens.get(token).cloned()
+}

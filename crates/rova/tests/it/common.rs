@@ -1,0 +1,221 @@
+//! Shared test harness: starts a real `rova` server in-process on a free
+//! loopback port with its own temporary data directory, logs in the
+//! bootstrap users, and offers small request helpers that return the
+//! status, headers and JSON body.
+
+#![allow(dead_code)]
+
+use reqwest::{Client, Method, StatusCode};
+use rova::config::Config;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// A running cloud for one test.
+pub struct TestCloud {
+    pub base: String,
+    pub dir: PathBuf,
+    pub app: std::sync::Arc<rova::app::App>,
+    pub http: Client,
+    pub passwords: HashMap<String, String>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestCloud {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A response: status, headers, body (JSON or Null).
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+    /// Asserts a Nova-shaped error and returns its message.
+    pub fn fault(&self, code: u16) -> String {
+        assert_eq!(self.status.as_u16(), code, "body: {}", self.text);
+        let obj = self.body.as_object().expect("error body is an object");
+        assert_eq!(obj.len(), 1, "one top-level key: {}", self.text);
+        let (_, inner) = obj.iter().next().expect("key");
+        assert_eq!(inner["code"], json!(code));
+        inner["message"].as_str().expect("message").to_string()
+    }
+}
+
+/// Starts a cloud with default configuration (simulated latency 1 ms).
+pub async fn start() -> TestCloud {
+    start_with(|_| {}).await
+}
+
+/// Starts a cloud after letting the test adjust the configuration.
+pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestCloud {
+    let dir = std::env::temp_dir().join(format!("rova-it-{}", uuid::Uuid::new_v4()));
+    let mut cfg = Config::new(dir.clone(), "127.0.0.1:0".parse().expect("addr"));
+    cfg.sim_latency_ms = 1;
+    adjust(&mut cfg);
+    let running = rova::server::start(cfg).await.expect("server starts");
+    let passwords: HashMap<String, String> = serde_json::from_slice(
+        &std::fs::read(dir.join("passwords.json")).expect("passwords.json"),
+    )
+    .expect("passwords json");
+    TestCloud {
+        base: format!("http://{}", running.addr),
+        dir,
+        app: running.app,
+        http: Client::new(),
+        passwords,
+        task: running.task,
+    }
+}
+
+/// A logged-in user.
+#[derive(Clone)]
+pub struct User {
+    pub token: String,
+    pub user_id: String,
+    pub project_id: String,
+}
+
+impl TestCloud {
+    /// Token for one of the bootstrap users (project = theirs).
+    pub async fn login(&self, user: &str) -> User {
+        let project = match user {
+            "admin" => "admin",
+            "demo" | "demo_reader" => "demo",
+            "alt_demo" => "alt_demo",
+            other => other,
+        };
+        let pw = self.passwords.get(user).cloned().unwrap_or_default();
+        let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": user, "domain": {"name": "Default"}, "password": pw}}},
+            "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}});
+        let r = self
+            .http
+            .post(format!("{}/identity/v3/auth/tokens", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("token request");
+        assert_eq!(r.status(), StatusCode::CREATED, "login {user}");
+        let token = r
+            .headers()
+            .get("x-subject-token")
+            .and_then(|v| v.to_str().ok())
+            .expect("x-subject-token")
+            .to_string();
+        let v: Value = r.json().await.expect("token body");
+        User {
+            token,
+            user_id: v["token"]["user"]["id"].as_str().unwrap_or_default().to_string(),
+            project_id: v["token"]["project"]["id"].as_str().unwrap_or_default().to_string(),
+        }
+    }
+
+    /// A compute API call at a microversion (None = no header = 2.1).
+    pub async fn compute(
+        &self,
+        u: &User,
+        method: Method,
+        path: &str,
+        version: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let url = format!("{}/compute/v2.1{path}", self.base);
+        let mut req = self.http.request(method, url).header("X-Auth-Token", &u.token);
+        if let Some(v) = version {
+            req = req.header("OpenStack-API-Version", format!("compute {v}"));
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn get(&self, u: &User, path: &str, version: Option<&str>) -> Resp {
+        self.compute(u, Method::GET, path, version, None).await
+    }
+
+    pub async fn post(&self, u: &User, path: &str, version: Option<&str>, body: Value) -> Resp {
+        self.compute(u, Method::POST, path, version, Some(body)).await
+    }
+
+    /// Id of a bootstrap image (the primary one).
+    pub fn image_id(&self) -> String {
+        self.app
+            .images
+            .table
+            .all()
+            .iter()
+            .find(|i| i.name.as_deref() == Some(rova::bootstrap::IMAGE_NAME))
+            .map(|i| i.id.clone())
+            .expect("bootstrap image")
+    }
+
+    /// Id of the bootstrap network.
+    pub fn network_id(&self) -> String {
+        self.app
+            .networks
+            .networks
+            .all()
+            .iter()
+            .find(|n| n.name == rova::bootstrap::NETWORK_NAME)
+            .map(|n| n.id.clone())
+            .expect("bootstrap network")
+    }
+
+    /// Creates a server and waits until it leaves BUILD; returns its body.
+    pub async fn boot(&self, u: &User, name: &str, version: Option<&str>, extra: Value) -> Value {
+        let mut server = json!({"name": name, "imageRef": self.image_id(), "flavorRef": "1"});
+        if version.is_some() {
+            server["networks"] = json!("auto");
+        }
+        if let (Some(s), Some(e)) = (server.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                s.insert(k.clone(), v.clone());
+            }
+        }
+        let r = self.post(u, "/servers", version, json!({"server": server})).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "create: {}", r.text);
+        let id = r.body["server"]["id"].as_str().expect("id").to_string();
+        self.wait_status(u, &id, &["ACTIVE", "ERROR"], version).await
+    }
+
+    /// Polls a server until its status is one of `want` (10 s limit).
+    pub async fn wait_status(&self, u: &User, id: &str, want: &[&str], version: Option<&str>) -> Value {
+        for _ in 0..1000 {
+            let r = self.get(u, &format!("/servers/{id}"), version).await;
+            if r.status == StatusCode::OK {
+                let st = r.body["server"]["status"].as_str().unwrap_or("").to_string();
+                if want.contains(&st.as_str()) {
+                    return r.body["server"].clone();
+                }
+            } else if want.contains(&"404") && r.status == StatusCode::NOT_FOUND {
+                return Value::Null;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("server {id} never reached {want:?}");
+    }
+}
