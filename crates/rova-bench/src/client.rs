@@ -37,7 +37,13 @@ pub fn http_client(pool: usize) -> Result<reqwest::Client, String> {
 }
 
 /// Logs `user` in to `project` (both in the Default domain).
-pub async fn login(http: &reqwest::Client, base: &str, user: &str, password: &str, project: &str) -> Result<String, String> {
+pub async fn login(
+    http: &reqwest::Client,
+    base: &str,
+    user: &str,
+    password: &str,
+    project: &str,
+) -> Result<String, String> {
     let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
         "name": user, "domain": {"name": "Default"}, "password": password}}},
         "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}});
@@ -63,8 +69,10 @@ pub async fn login(http: &reqwest::Client, base: &str, user: &str, password: &st
 /// Reads `<data>/passwords.json` and returns the password of `user`.
 pub fn password_of(data_dir: &std::path::Path, user: &str) -> Result<String, String> {
     let path = data_dir.join("passwords.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let v: Value =
+        serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))?;
     v[user]
         .as_str()
         .map(str::to_string)
@@ -73,7 +81,13 @@ pub fn password_of(data_dir: &std::path::Path, user: &str) -> Result<String, Str
 
 impl Api {
     /// One compute API request; `version` None sends no microversion header.
-    pub async fn call(&self, method: reqwest::Method, path: &str, version: Option<&str>, body: Option<String>) -> Result<Answer, String> {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        version: Option<&str>,
+        body: Option<String>,
+    ) -> Result<Answer, String> {
         let mut req = self
             .http
             .request(method, format!("{}/compute/v2.1{path}", self.base))
@@ -86,7 +100,10 @@ impl Api {
         }
         let r = req.send().await.map_err(|e| format!("{path}: {e}"))?;
         let status = r.status().as_u16();
-        let body = r.bytes().await.map_err(|e| format!("{path}: reading body: {e}"))?;
+        let body = r
+            .bytes()
+            .await
+            .map_err(|e| format!("{path}: reading body: {e}"))?;
         Ok(Answer {
             status,
             body: body.to_vec(),
@@ -96,7 +113,11 @@ impl Api {
     async fn get_json(&self, path: &str, version: Option<&str>) -> Result<Value, String> {
         let a = self.call(reqwest::Method::GET, path, version, None).await?;
         if a.status != 200 {
-            return Err(format!("GET {path}: HTTP {}: {}", a.status, String::from_utf8_lossy(&a.body)));
+            return Err(format!(
+                "GET {path}: HTTP {}: {}",
+                a.status,
+                String::from_utf8_lossy(&a.body)
+            ));
         }
         serde_json::from_slice(&a.body).map_err(|e| format!("GET {path}: {e}"))
     }
@@ -118,7 +139,9 @@ impl Api {
 
     /// Checks flavor `id` exists.
     pub async fn check_flavor(&self, id: &str) -> Result<(), String> {
-        self.get_json(&format!("/flavors/{id}"), None).await.map(|_| ())
+        self.get_json(&format!("/flavors/{id}"), None)
+            .await
+            .map(|_| ())
     }
 
     /// Counts servers matching `query` (which must not carry limit/marker),
@@ -157,7 +180,14 @@ pub struct Posts {
 /// POSTs `n` servers named `<prefix>-00000`… with at most `concurrency` in
 /// flight (a closed loop: each worker sends its next POST when the last one
 /// is answered).
-pub async fn post_servers(api: &Api, image: &str, flavor: &str, prefix: &str, n: usize, concurrency: usize) -> Result<Posts, String> {
+pub async fn post_servers(
+    api: &Api,
+    image: &str,
+    flavor: &str,
+    prefix: &str,
+    n: usize,
+    concurrency: usize,
+) -> Result<Posts, String> {
     let next = Arc::new(AtomicUsize::new(0));
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
     let image = Arc::new(image.to_string());
@@ -184,7 +214,12 @@ pub async fn post_servers(api: &Api, image: &str, flavor: &str, prefix: &str, n:
                 .to_string();
                 let t = Instant::now();
                 let r = api
-                    .call(reqwest::Method::POST, "/servers", Some(MICROVERSION), Some(body))
+                    .call(
+                        reqwest::Method::POST,
+                        "/servers",
+                        Some(MICROVERSION),
+                        Some(body),
+                    )
                     .await;
                 let took = t.elapsed();
                 let failure = match r {
@@ -192,7 +227,11 @@ pub async fn post_servers(api: &Api, image: &str, flavor: &str, prefix: &str, n:
                         lat.push(took);
                         None
                     }
-                    Ok(a) => Some(format!("HTTP {}: {}", a.status, String::from_utf8_lossy(&a.body))),
+                    Ok(a) => Some(format!(
+                        "HTTP {}: {}",
+                        a.status,
+                        String::from_utf8_lossy(&a.body)
+                    )),
                     Err(e) => Some(e),
                 };
                 if let Some(f) = failure {
@@ -230,7 +269,14 @@ pub struct Creates {
 
 /// Creates `n` servers named `bench-00000`…, then polls until none is left
 /// building and counts the ACTIVE ones.
-pub async fn create_servers(api: &Api, image: &str, flavor: &str, n: usize, concurrency: usize, timeout: Duration) -> Result<Creates, String> {
+pub async fn create_servers(
+    api: &Api,
+    image: &str,
+    flavor: &str,
+    n: usize,
+    concurrency: usize,
+    timeout: Duration,
+) -> Result<Creates, String> {
     let started = Instant::now();
     let posts = post_servers(api, image, flavor, "bench", n, concurrency).await?;
     // One cheap request per poll (`status=BUILD&limit=1`: is anything still
@@ -246,7 +292,10 @@ pub async fn create_servers(api: &Api, image: &str, flavor: &str, n: usize, conc
             break started.elapsed();
         }
         if started.elapsed() > timeout {
-            return Err(format!("servers still building after {} s", timeout.as_secs()));
+            return Err(format!(
+                "servers still building after {} s",
+                timeout.as_secs()
+            ));
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
@@ -273,14 +322,21 @@ pub struct ListRun {
 }
 
 /// Times `GET /servers/detail?<query>` `iterations` times, one at a time.
-pub async fn time_list(api: &Api, label: &'static str, query: &str, iterations: usize) -> Result<ListRun, String> {
+pub async fn time_list(
+    api: &Api,
+    label: &'static str,
+    query: &str,
+    iterations: usize,
+) -> Result<ListRun, String> {
     let path = if query.is_empty() {
         "/servers/detail".to_string()
     } else {
         format!("/servers/detail?{query}")
     };
     // One untimed warm-up that also checks the answer.
-    let a = api.call(reqwest::Method::GET, &path, Some(MICROVERSION), None).await?;
+    let a = api
+        .call(reqwest::Method::GET, &path, Some(MICROVERSION), None)
+        .await?;
     if a.status != 200 {
         return Err(format!("GET {path}: HTTP {}", a.status));
     }
@@ -291,7 +347,9 @@ pub async fn time_list(api: &Api, label: &'static str, query: &str, iterations: 
     let mut latencies = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         let t = Instant::now();
-        let a = api.call(reqwest::Method::GET, &path, Some(MICROVERSION), None).await?;
+        let a = api
+            .call(reqwest::Method::GET, &path, Some(MICROVERSION), None)
+            .await?;
         latencies.push(t.elapsed());
         if a.status != 200 {
             return Err(format!("GET {path}: HTTP {}", a.status));

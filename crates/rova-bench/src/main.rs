@@ -56,7 +56,10 @@ pub struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     // One client thread: the server gets the rest of the (small) machine.
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rova-bench: cannot start the runtime: {e}");
@@ -129,7 +132,12 @@ pub struct RunResult {
     pub server_log: Option<String>,
 }
 
-async fn bench_one(args: &Args, rova: &std::path::Path, n: usize, idx: usize) -> Result<RunResult, String> {
+async fn bench_one(
+    args: &Args,
+    rova: &std::path::Path,
+    n: usize,
+    idx: usize,
+) -> Result<RunResult, String> {
     let load_before = report::loadavg();
     let http = client::http_client(args.concurrency.max(8))?;
     let tag = format!("n{n}-{idx}");

@@ -70,7 +70,8 @@ fn git_commit() -> String {
     };
     match out(&["rev-parse", "--short", "HEAD"]) {
         Some(c) => {
-            let dirty = out(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+            let dirty = out(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
             if dirty {
                 format!("{c} + uncommitted changes")
             } else {
@@ -120,7 +121,9 @@ fn machine_busy() -> Option<Duration> {
     // user nice system idle iowait irq softirq steal (guest is in user).
     let busy = v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)? + v.get(7).unwrap_or(&0);
     // SAFETY: sysconf has no preconditions.
-    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok().filter(|h| *h > 0)?;
+    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+        .ok()
+        .filter(|h| *h > 0)?;
     Some(Duration::from_secs_f64(busy as f64 / hz as f64))
 }
 
@@ -190,7 +193,9 @@ pub fn print_run(r: &RunResult, args: &Args) {
         "  start-up: {} ms to first 200 on GET /compute/v2.1 (ready line {} ms; server says {} ms)",
         ms(r.startup.to_serving),
         r.startup.to_ready_line.map_or("?".into(), ms),
-        r.startup.self_reported_ms.map_or("?".into(), |v| v.to_string()),
+        r.startup
+            .self_reported_ms
+            .map_or("?".into(), |v| v.to_string()),
     );
     println!(
         "  create: {} POSTs ({} failed) in {:.3} s = {:.0} POST/s; no server building after {:.3} s ({} polls): {} ACTIVE, {} ERROR = {:.0} servers/s",
@@ -265,16 +270,30 @@ fn rows(runs: &[RunResult], args: &Args) -> Vec<Row> {
             cells: runs.iter().map(f).collect(),
         });
     };
-    row("start-up: spawn → first 200 on GET /compute/v2.1 (ms)".into(), "< 200 ms", &|r| {
-        format!("{} {}", ms(r.startup.to_serving), verdict(r.startup.to_serving < TARGET_STARTUP))
-    });
-    row("start-up: spawn → \"serving on\" line (ms)".into(), "", &|r| {
-        r.startup.to_ready_line.map_or("?".into(), ms)
-    });
-    row("servers/s (first POST → all ACTIVE)".into(), "≥ 1000/s", &|r| {
-        let v = servers_per_s(r);
-        format!("{v:.0} {}", verdict(v >= TARGET_SERVERS_PER_S))
-    });
+    row(
+        "start-up: spawn → first 200 on GET /compute/v2.1 (ms)".into(),
+        "< 200 ms",
+        &|r| {
+            format!(
+                "{} {}",
+                ms(r.startup.to_serving),
+                verdict(r.startup.to_serving < TARGET_STARTUP)
+            )
+        },
+    );
+    row(
+        "start-up: spawn → \"serving on\" line (ms)".into(),
+        "",
+        &|r| r.startup.to_ready_line.map_or("?".into(), ms),
+    );
+    row(
+        "servers/s (first POST → all ACTIVE)".into(),
+        "≥ 1000/s",
+        &|r| {
+            let v = servers_per_s(r);
+            format!("{v:.0} {}", verdict(v >= TARGET_SERVERS_PER_S))
+        },
+    );
     row("first POST → all ACTIVE (s)".into(), "", &|r| {
         format!("{:.3}", r.creates.to_all_active.as_secs_f64())
     });
@@ -288,53 +307,90 @@ fn rows(runs: &[RunResult], args: &Args) -> Vec<Row> {
     row(format!("POST p50 at concurrency {c} (ms)"), "", &|r| {
         ms(summarize(&r.creates.posts.latencies).p50)
     });
-    row(format!("POST p99 at concurrency {c} (ms)"), "< 10 ms", &|r| {
-        let p99 = summarize(&r.creates.posts.latencies).p99;
-        format!("{} {}", ms(p99), verdict(p99 < TARGET_POST_P99))
-    });
+    row(
+        format!("POST p99 at concurrency {c} (ms)"),
+        "< 10 ms",
+        &|r| {
+            let p99 = summarize(&r.creates.posts.latencies).p99;
+            format!("{} {}", ms(p99), verdict(p99 < TARGET_POST_P99))
+        },
+    );
     if args.probe > 0 {
-        row(format!("POST p50 / p99 at concurrency 1, {} POSTs (ms)", args.probe), "", &|r| {
-            r.probe.as_ref().map_or("?".into(), |p| {
-                let s = summarize(&p.latencies);
-                format!("{} / {}", ms(s.p50), ms(s.p99))
-            })
-        });
+        row(
+            format!("POST p50 / p99 at concurrency 1, {} POSTs (ms)", args.probe),
+            "",
+            &|r| {
+                r.probe.as_ref().map_or("?".into(), |p| {
+                    let s = summarize(&p.latencies);
+                    format!("{} / {}", ms(s.p50), ms(s.p99))
+                })
+            },
+        );
     }
     row("failed POSTs / servers in ERROR".into(), "0 / 0", &|r| {
         format!("{} / {}", r.creates.posts.failed, r.creates.error)
     });
-    row("server CPU in create phase (s; ms per server)".into(), "", &|r| {
-        r.create_cpu.server.map_or("?".into(), |s| {
-            format!("{:.2}; {:.2}", s.as_secs_f64(), s.as_secs_f64() * 1000.0 / r.n as f64)
-        })
-    });
-    row("bench client / other processes' CPU in create phase (s)".into(), "", &|r| {
-        let s = |d: Option<Duration>| d.map_or("?".into(), |d| format!("{:.2}", d.as_secs_f64()));
-        format!("{} / {}", s(r.create_cpu.client), s(r.create_cpu.other))
-    });
-    let k = args.list_iterations;
-    for (i, (label, query)) in LIST_QUERIES.iter().enumerate() {
-        let q = if query.is_empty() { String::new() } else { format!("?{query}") };
-        row(format!("GET /servers/detail{q} p50 / p99 (ms), {label}, K={k}"), "", &|r| {
-            r.lists.get(i).map_or("?".into(), |l| {
-                let s = summarize(&l.latencies);
+    row(
+        "server CPU in create phase (s; ms per server)".into(),
+        "",
+        &|r| {
+            r.create_cpu.server.map_or("?".into(), |s| {
                 format!(
-                    "{} / {} [{} items{}]",
-                    ms(s.p50),
-                    ms(s.p99),
-                    l.items,
-                    if l.next_link { ", next link" } else { "" }
+                    "{:.2}; {:.2}",
+                    s.as_secs_f64(),
+                    s.as_secs_f64() * 1000.0 / r.n as f64
                 )
             })
-        });
+        },
+    );
+    row(
+        "bench client / other processes' CPU in create phase (s)".into(),
+        "",
+        &|r| {
+            let s =
+                |d: Option<Duration>| d.map_or("?".into(), |d| format!("{:.2}", d.as_secs_f64()));
+            format!("{} / {}", s(r.create_cpu.client), s(r.create_cpu.other))
+        },
+    );
+    let k = args.list_iterations;
+    for (i, (label, query)) in LIST_QUERIES.iter().enumerate() {
+        let q = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        };
+        row(
+            format!("GET /servers/detail{q} p50 / p99 (ms), {label}, K={k}"),
+            "",
+            &|r| {
+                r.lists.get(i).map_or("?".into(), |l| {
+                    let s = summarize(&l.latencies);
+                    format!(
+                        "{} / {} [{} items{}]",
+                        ms(s.p50),
+                        ms(s.p99),
+                        l.items,
+                        if l.next_link { ", next link" } else { "" }
+                    )
+                })
+            },
+        );
     }
     row("server CPU in list phase (s)".into(), "", &|r| {
-        r.list_cpu.server.map_or("?".into(), |s| format!("{:.2}", s.as_secs_f64()))
+        r.list_cpu
+            .server
+            .map_or("?".into(), |s| format!("{:.2}", s.as_secs_f64()))
     });
-    row("RSS after creates (MiB)".into(), "", &|r| mib(r.rss_after_creates_kib));
-    row("RSS after lists (MiB)".into(), "", &|r| mib(r.rss_after_lists_kib));
+    row("RSS after creates (MiB)".into(), "", &|r| {
+        mib(r.rss_after_creates_kib)
+    });
+    row("RSS after lists (MiB)".into(), "", &|r| {
+        mib(r.rss_after_lists_kib)
+    });
     row("peak RSS (VmHWM, MiB)".into(), "", &|r| mib(r.peak_rss_kib));
-    row("load average before start".into(), "", &|r| r.load_before.clone());
+    row("load average before start".into(), "", &|r| {
+        r.load_before.clone()
+    });
     out
 }
 
@@ -351,7 +407,13 @@ pub fn text_table(runs: &[RunResult], args: &Args) -> String {
     }
     let cols = lines[0].len();
     let widths: Vec<usize> = (0..cols)
-        .map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            lines
+                .iter()
+                .map(|l| l[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for (i, l) in lines.iter().enumerate() {

@@ -46,7 +46,10 @@ fn free_port() -> Result<u16, String> {
 }
 
 /// Spawns the server and waits until it answers `GET /compute/v2.1`.
-pub async fn start(launch: &Launch<'_>, http: &reqwest::Client) -> Result<(Server, Startup), String> {
+pub async fn start(
+    launch: &Launch<'_>,
+    http: &reqwest::Client,
+) -> Result<(Server, Startup), String> {
     let work = std::env::temp_dir().join(format!(
         "rova-bench-{}-{}-{}",
         std::process::id(),
@@ -56,7 +59,8 @@ pub async fn start(launch: &Launch<'_>, http: &reqwest::Client) -> Result<(Serve
     let data_dir = work.join("data");
     std::fs::create_dir_all(&work).map_err(|e| format!("creating {}: {e}", work.display()))?;
     let log_path = work.join("server.log");
-    let log = std::fs::File::create(&log_path).map_err(|e| format!("creating {}: {e}", log_path.display()))?;
+    let log = std::fs::File::create(&log_path)
+        .map_err(|e| format!("creating {}: {e}", log_path.display()))?;
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let base = format!("http://{addr}");
@@ -124,7 +128,10 @@ pub async fn start(launch: &Launch<'_>, http: &reqwest::Client) -> Result<(Serve
             ));
         }
         if Instant::now() > deadline {
-            return Err(format!("rova did not serve within 30 s; see {}", log_path.display()));
+            return Err(format!(
+                "rova did not serve within 30 s; see {}",
+                log_path.display()
+            ));
         }
         tokio::time::sleep(Duration::from_micros(500)).await;
     };

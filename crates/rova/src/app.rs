@@ -50,6 +50,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::identity::api::router())
         .merge(crate::image::api::router())
         .merge(crate::network::api::router())
+        .merge(crate::sim_api::router())
         .merge(crate::compute::api::router(app.clone()))
         .layer(axum::middleware::from_fn(crate::http::request_id))
         .with_state(app)

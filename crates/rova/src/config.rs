@@ -20,6 +20,13 @@ pub struct Config {
     pub shelved_offload_time: i64,
     /// `[DEFAULT]resize_confirm_window`: > 0 auto-confirms after N seconds.
     pub resize_confirm_window: i64,
+    /// `[DEFAULT]instance_build_timeout`: > 0 puts builds older than N
+    /// seconds into ERROR.
+    pub instance_build_timeout: i64,
+    /// `[DEFAULT]rescue_timeout`: > 0 unrescues after N seconds.
+    pub rescue_timeout: i64,
+    /// Real seconds between periodic-task passes.
+    pub periodic_interval_secs: u64,
     /// `[api]max_limit`.
     pub max_limit: usize,
     /// `[DEFAULT]password_length`.
@@ -71,6 +78,9 @@ impl Config {
             token_ttl_secs: 3600,
             reclaim_instance_interval: 0,
             shelved_offload_time: 0,
+            instance_build_timeout: 0,
+            rescue_timeout: 0,
+            periodic_interval_secs: 1,
             resize_confirm_window: 0,
             max_limit: 1000,
             password_length: 12,
@@ -99,6 +109,12 @@ impl Config {
         }
         if let Some(v) = num("ROVA_RESIZE_CONFIRM_WINDOW")? {
             self.resize_confirm_window = v;
+        }
+        if let Some(v) = num("ROVA_INSTANCE_BUILD_TIMEOUT")? {
+            self.instance_build_timeout = v;
+        }
+        if let Some(v) = num("ROVA_RESCUE_TIMEOUT")? {
+            self.rescue_timeout = v;
         }
         if let Some(v) = num("ROVA_SIM_LATENCY_MS")? {
             self.sim_latency_ms = u64::try_from(v).map_err(|_| "ROVA_SIM_LATENCY_MS must be >= 0")?;

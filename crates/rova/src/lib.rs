@@ -18,4 +18,5 @@ pub mod identity;
 pub mod image;
 pub mod network;
 pub mod server;
+pub mod sim_api;
 pub mod store;

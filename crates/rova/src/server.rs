@@ -22,6 +22,7 @@ pub async fn start(mut cfg: Config) -> Result<Running, String> {
     let app = App::open(cfg)?;
     crate::bootstrap::run(&app).await?;
     crate::compute::build::resume_all(&app);
+    crate::compute::periodic::spawn(app.clone());
     let svc = tower::ServiceExt::<axum::extract::Request>::map_request(
         router(app.clone()),
         crate::app::rewrite_project_path,

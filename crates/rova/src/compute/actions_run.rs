@@ -81,24 +81,47 @@ pub(crate) async fn begin_with(
     Ok(inst)
 }
 
+/// Why an operation stopped before its end.
+#[derive(Debug, Clone)]
+pub struct StepError {
+    pub message: String,
+    pub details: String,
+}
+
+impl StepError {
+    pub fn superseded() -> Self {
+        StepError {
+            message: "superseded".into(),
+            details: "the server was deleted or changed by another operation".into(),
+        }
+    }
+    /// (message, details) for the instance-action event.
+    pub fn pair(&self) -> (&str, &str) {
+        (&self.message, &self.details)
+    }
+}
+
 /// Walks an admitted operation through its task states: after `first`,
-/// each of `then` in turn (one driver step apart), then `finish` with the
-/// task cleared. Stops (returning false) if the server was deleted or
-/// another writer changed the task_state meanwhile.
+/// each of `then` in turn (one driver step apart), then asks the driver to
+/// carry out `op`, then applies `finish` with the task cleared. Stops if
+/// the server was deleted or another writer changed the task_state
+/// meanwhile. When the driver fails, the task_state is reverted to idle,
+/// the vm_state is kept (Nova's `reverts_task_state`), and the fault is
+/// recorded on the instance.
 pub(crate) async fn advance(
     app: &App,
     id: &str,
+    op: &str,
     first: TaskState,
     then: &[TaskState],
     finish: impl FnOnce(&mut Instance, chrono::DateTime<chrono::Utc>),
-) -> bool {
+) -> Result<(), StepError> {
     let delay = app.compute.driver.step_delay();
     let mut expect = first;
     for next in then {
         tokio::time::sleep(delay).await;
         let now = app.clock.now();
-        let ok = app
-            .compute
+        app.compute
             .instances
             .update(id, || Fault::instance_not_found(id), |i| {
                 if i.deleted || i.task_state != Some(expect) {
@@ -110,13 +133,36 @@ pub(crate) async fn advance(
                 Ok(())
             })
             .await
-            .is_ok();
-        if !ok {
-            return false;
-        }
+            .map_err(|_| StepError::superseded())?;
         expect = *next;
     }
-    tokio::time::sleep(delay).await;
+    let inst = app.compute.instances.get(id).ok_or_else(StepError::superseded)?;
+    if let Err(f) = app.compute.driver.perform(op, &inst).await {
+        let now = app.clock.now();
+        let (msg, det) = (f.message.clone(), f.details.clone());
+        let _ = app
+            .compute
+            .instances
+            .update(id, || Fault::instance_not_found(id), |i| {
+                if i.task_state == Some(expect) {
+                    i.task_state = None;
+                }
+                i.fault = Some(rova_core::model::InstanceFault {
+                    code: f.code,
+                    message: msg,
+                    details: Some(det),
+                    created: now,
+                });
+                i.updated_at = now;
+                i.generation += 1;
+                Ok(())
+            })
+            .await;
+        return Err(StepError {
+            message: f.message,
+            details: f.details,
+        });
+    }
     let now = app.clock.now();
     app.compute
         .instances
@@ -131,7 +177,8 @@ pub(crate) async fn advance(
             Ok(())
         })
         .await
-        .is_ok()
+        .map(|_| ())
+        .map_err(|_| StepError::superseded())
 }
 
 async fn transition(app: &Arc<App>, ctx: &Ctx, id: &str, t: Transition) -> Result<(), Fault> {
@@ -144,14 +191,14 @@ async fn transition(app: &Arc<App>, ctx: &Ctx, id: &str, t: Transition) -> Resul
     tokio::spawn(async move {
         let final_vm = t.final_vm;
         let power = t.final_power;
-        let ok = advance(&app2, &id2, t.first_task, t.then, |i, _| {
+        let res = advance(&app2, &id2, t.record_as, t.first_task, t.then, |i, _| {
             if let Some(vm) = final_vm {
                 i.vm_state = vm;
             }
             i.power_state = power;
         })
         .await;
-        let e = (!ok).then_some(("superseded", "the operation was superseded"));
+        let e = res.as_ref().err().map(|e| e.pair());
         actions::event_finish(&app2, &id2, &req, t.event, e).await;
     });
     Ok(())

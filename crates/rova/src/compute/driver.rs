@@ -26,6 +26,9 @@ pub trait Driver: Send + Sync {
     fn step_delay(&self) -> Duration;
     /// Creates and starts the guest.
     fn spawn<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>>;
+    /// Carries out a named server action on the guest (`pause`, `reboot`,
+    /// `rebuild`, `resize`, `shelve`, ... — the instance-action names).
+    fn perform<'a>(&'a self, op: &'a str, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>>;
     /// Stops and removes the guest (idempotent).
     fn destroy<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>>;
     /// The simulated driver, when this is it (tests inject faults through it).
@@ -34,18 +37,23 @@ pub trait Driver: Send + Sync {
     }
 }
 
-/// An injected fault: the next `count` operations named `op` fail.
-#[derive(Debug, Clone)]
+/// An injected fault: the next `count` operations named `op` (on `host`,
+/// or on any host) fail with `message`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct InjectedFault {
     pub op: String,
     pub count: u32,
     pub message: String,
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 /// The simulated driver.
 pub struct FakeDriver {
     latency: Mutex<Duration>,
     faults: Mutex<Vec<InjectedFault>>,
+    /// Extra delay per operation name ("make a step slow").
+    slow: Mutex<std::collections::HashMap<String, Duration>>,
 }
 
 impl FakeDriver {
@@ -53,6 +61,7 @@ impl FakeDriver {
         FakeDriver {
             latency: Mutex::new(Duration::from_millis(latency_ms)),
             faults: Mutex::new(Vec::new()),
+            slow: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -64,9 +73,48 @@ impl FakeDriver {
         self.faults.lock().push(f);
     }
 
-    fn take_fault(&self, op: &str) -> Option<String> {
+    /// Faults still pending.
+    pub fn faults(&self) -> Vec<InjectedFault> {
+        self.faults.lock().clone()
+    }
+
+    /// Forgets every injected fault and slow step.
+    pub fn clear(&self) {
+        self.faults.lock().clear();
+        self.slow.lock().clear();
+    }
+
+    /// Makes every `op` take `d` longer (zero removes it).
+    pub fn set_slow(&self, op: &str, d: Duration) {
+        let mut s = self.slow.lock();
+        if d.is_zero() {
+            s.remove(op);
+        } else {
+            s.insert(op.to_string(), d);
+        }
+    }
+
+    /// Slow steps in force.
+    pub fn slow_steps(&self) -> Vec<(String, u64)> {
+        self.slow
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_millis() as u64))
+            .collect()
+    }
+
+    async fn extra_delay(&self, op: &str) {
+        let d = self.slow.lock().get(op).copied();
+        if let Some(d) = d {
+            tokio::time::sleep(d).await;
+        }
+    }
+
+    fn take_fault(&self, op: &str, host: Option<&str>) -> Option<String> {
         let mut faults = self.faults.lock();
-        let pos = faults.iter().position(|f| f.op == op && f.count > 0)?;
+        let pos = faults.iter().position(|f| {
+            f.op == op && f.count > 0 && (f.host.is_none() || f.host.as_deref() == host)
+        })?;
         faults[pos].count -= 1;
         let msg = faults[pos].message.clone();
         if faults[pos].count == 0 {
@@ -75,13 +123,14 @@ impl FakeDriver {
         Some(msg)
     }
 
-    fn run<'a>(&'a self, op: &'static str) -> BoxFut<'a, Result<(), DriverFault>> {
+    fn run<'a>(&'a self, op: &'a str, host: Option<&'a str>) -> BoxFut<'a, Result<(), DriverFault>> {
         Box::pin(async move {
             let d = *self.latency.lock();
             if !d.is_zero() {
                 tokio::time::sleep(d).await;
             }
-            match self.take_fault(op) {
+            self.extra_delay(op).await;
+            match self.take_fault(op, host) {
                 Some(message) => Err(DriverFault {
                     code: 500,
                     details: format!("injected fault in fake driver {op}"),
@@ -100,11 +149,24 @@ impl Driver for FakeDriver {
     fn step_delay(&self) -> Duration {
         *self.latency.lock()
     }
-    fn spawn<'a>(&'a self, _inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>> {
-        self.run("spawn")
+    fn spawn<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>> {
+        self.run("spawn", inst.host.as_deref())
     }
-    fn destroy<'a>(&'a self, _inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>> {
-        self.run("destroy")
+    fn destroy<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>> {
+        self.run("destroy", inst.host.as_deref())
+    }
+    fn perform<'a>(&'a self, op: &'a str, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>> {
+        Box::pin(async move {
+            self.extra_delay(op).await;
+            match self.take_fault(op, inst.host.as_deref()) {
+                Some(message) => Err(DriverFault {
+                    code: 500,
+                    details: format!("injected fault in fake driver {op}"),
+                    message,
+                }),
+                None => Ok(()),
+            }
+        })
     }
     fn as_fake(&self) -> Option<&FakeDriver> {
         Some(self)

@@ -11,6 +11,7 @@ pub mod consoles;
 pub mod driver;
 pub mod keypairs;
 pub mod ops;
+pub mod periodic;
 pub mod servers;
 pub mod views;
 

@@ -5,7 +5,7 @@
 //! action, and walks Nova's task states in the background.
 
 use super::actions;
-use super::actions_run::{advance, begin, begin_with, subject, ServerAction};
+use super::actions_run::{advance, begin, begin_with, subject, ServerAction, StepError};
 use super::servers;
 use super::views::{self, Links, ServerView};
 use crate::app::App;
@@ -47,8 +47,8 @@ pub async fn run(app: &Arc<App>, ctx: &Ctx, links: &Links, id: &str, act: Server
             actions::record(app, ctx, id, "shelveOffload", Some(("compute_shelve_offload_instance", inst.host.as_deref()))).await?;
             let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
             tokio::spawn(async move {
-                let ok = offload(&app2, &id2).await;
-                let e = (!ok).then_some(("superseded", ""));
+                let res = offload(&app2, &id2).await;
+                let e = res.as_ref().err().map(|e| e.pair());
                 actions::event_finish(&app2, &id2, &req, "compute_shelve_offload_instance", e).await;
             });
             Ok(empty(StatusCode::ACCEPTED))
@@ -130,7 +130,7 @@ async fn simple(
     ctx: &Ctx,
     id: &str,
     action: Action,
-    record: &str,
+    record: &'static str,
     event: &'static str,
     first: T,
     then: &'static [T],
@@ -139,9 +139,10 @@ async fn simple(
     let inst = begin(app, ctx, id, action, Some(first)).await?;
     actions::record(app, ctx, id, record, Some((event, inst.host.as_deref()))).await?;
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
+    let op = record;
     tokio::spawn(async move {
-        let ok = advance(&app2, &id2, first, then, |i, _| finish(i)).await;
-        let e = (!ok).then_some(("superseded", ""));
+        let res = advance(&app2, &id2, op, first, then, |i, _| finish(i)).await;
+        let e = res.as_ref().err().map(|e| e.pair());
         actions::event_finish(&app2, &id2, &req, event, e).await;
     });
     Ok(())
@@ -244,7 +245,7 @@ async fn rebuild(app: &Arc<App>, ctx: &Ctx, links: &Links, id: &str, r: super::a
     actions::record(app, ctx, id, "rebuild", Some(("compute_rebuild_instance", inst.host.as_deref()))).await?;
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
     tokio::spawn(async move {
-        let ok = advance(&app2, &id2, T::Rebuilding, &[T::RebuildBlockDeviceMapping, T::RebuildSpawning], |i, now| {
+        let res = advance(&app2, &id2, "rebuild", T::Rebuilding, &[T::RebuildBlockDeviceMapping, T::RebuildSpawning], |i, now| {
             let was = i.system_metadata.remove("rebuild_from_vm_state");
             if was.as_deref() == Some("stopped") {
                 i.vm_state = VmState::Stopped;
@@ -257,7 +258,7 @@ async fn rebuild(app: &Arc<App>, ctx: &Ctx, links: &Links, id: &str, r: super::a
             i.progress = 100;
         })
         .await;
-        let e = (!ok).then_some(("superseded", ""));
+        let e = res.as_ref().err().map(|e| e.pair());
         actions::event_finish(&app2, &id2, &req, "compute_rebuild_instance", e).await;
     });
     let view = if ctx.at_least(75) { ServerView::Show } else { ServerView::Reduced };
@@ -330,14 +331,14 @@ async fn resize(app: &Arc<App>, ctx: &Ctx, id: &str, flavor_ref: &str, disk: Opt
     actions::record(app, ctx, id, "resize", Some(("compute_resize_instance", inst.host.as_deref()))).await?;
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
     tokio::spawn(async move {
-        let ok = advance(&app2, &id2, T::ResizePrep, &[T::ResizeMigrating, T::ResizeMigrated, T::ResizeFinish], |i, now| {
+        let res = advance(&app2, &id2, "resize", T::ResizePrep, &[T::ResizeMigrating, T::ResizeMigrated, T::ResizeFinish], |i, now| {
             i.flavor = new;
             i.vm_state = VmState::Resized;
             i.progress = 100;
             i.system_metadata.insert("resize_finished_at".into(), now.to_rfc3339());
         })
         .await;
-        let e = (!ok).then_some(("superseded", ""));
+        let e = res.as_ref().err().map(|e| e.pair());
         actions::event_finish(&app2, &id2, &req, "compute_resize_instance", e).await;
     });
     Ok(())
@@ -393,7 +394,7 @@ async fn revert_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fault>
     let project = inst.project_id.clone();
     tokio::spawn(async move {
         let old2 = old.clone();
-        let ok = advance(&app2, &id2, T::ResizeReverting, &[], move |i, _| {
+        let res = advance(&app2, &id2, "revertResize", T::ResizeReverting, &[], move |i, _| {
             let (vm, power) = restored_vm(i);
             i.vm_state = vm;
             i.power_state = power;
@@ -403,12 +404,12 @@ async fn revert_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fault>
             i.system_metadata.remove("resize_finished_at");
         })
         .await;
-        if ok {
+        if res.is_ok() {
             let dc = new.vcpus as i64 - old.vcpus as i64;
             let dr = new.ram as i64 - old.ram as i64;
             app2.compute.adjust_release(&project, dc.max(0), dr.max(0));
         }
-        let e = (!ok).then_some(("superseded", ""));
+        let e = res.as_ref().err().map(|e| e.pair());
         actions::event_finish(&app2, &id2, &req, "compute_revert_resize", e).await;
     });
     Ok(())
@@ -535,12 +536,12 @@ async fn snapshot(
     actions::record(app, ctx, id, record, Some((event, inst.host.as_deref()))).await?;
     let (app2, id2, req, image_id) = (app.clone(), id.to_string(), ctx.request_id.clone(), img.id.clone());
     tokio::spawn(async move {
-        let ok = advance(&app2, &id2, first, then, |_, _| {}).await;
+        let res = advance(&app2, &id2, record, first, then, |_, _| {}).await;
         finish_image(&app2, &image_id, &id2).await;
         if let Some((btype, rotation)) = backup {
             rotate_backups(&app2, &id2, &btype, rotation).await;
         }
-        let e = (!ok).then_some(("superseded", ""));
+        let e = res.as_ref().err().map(|e| e.pair());
         actions::event_finish(&app2, &id2, &req, event, e).await;
     });
     Ok(img)
@@ -583,7 +584,7 @@ async fn shelve(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fault> {
     tokio::spawn(async move {
         let image_id = image.as_ref().map(|i| i.id.clone());
         let host = inst.host.clone();
-        let ok = advance(&app2, &id2, T::Shelving, &[T::ShelvingImagePendingUpload, T::ShelvingImageUploading], |i, now| {
+        let res = advance(&app2, &id2, "shelve", T::Shelving, &[T::ShelvingImagePendingUpload, T::ShelvingImageUploading], |i, now| {
             i.vm_state = VmState::Shelved;
             i.power_state = PowerState::Shutdown;
             i.system_metadata.insert("shelved_at".into(), now.to_rfc3339());
@@ -594,9 +595,9 @@ async fn shelve(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fault> {
         if let Some(img) = &image {
             finish_image(&app2, &img.id, &id2).await;
         }
-        let e = (!ok).then_some(("superseded", ""));
+        let e = res.as_ref().err().map(|e| e.pair());
         actions::event_finish(&app2, &id2, &req, "compute_shelve_instance", e).await;
-        if ok && app2.cfg.shelved_offload_time == 0 {
+        if res.is_ok() && app2.cfg.shelved_offload_time == 0 {
             start_offload(&app2, &id2).await;
         }
     });
@@ -621,15 +622,15 @@ pub async fn start_offload(app: &Arc<App>, id: &str) -> bool {
         })
         .await
         .is_ok();
-    ok && offload(app, id).await
+    ok && offload(app, id).await.is_ok()
 }
 
-async fn offload(app: &Arc<App>, id: &str) -> bool {
+async fn offload(app: &Arc<App>, id: &str) -> Result<(), StepError> {
     let Some(inst) = app.compute.instances.get(id) else {
-        return false;
+        return Err(StepError::superseded());
     };
     let _ = app.compute.driver.destroy(&inst).await;
-    advance(app, id, T::ShelvingOffloading, &[], |i, _| {
+    advance(app, id, "shelveOffload", T::ShelvingOffloading, &[], |i, _| {
         i.vm_state = VmState::ShelvedOffloaded;
         i.power_state = PowerState::Shutdown;
         i.host = None;
@@ -680,7 +681,7 @@ async fn unshelve(
     let az = app.compute.availability_zone.clone();
     tokio::spawn(async move {
         let shelved_image = inst.system_metadata.get("shelved_image_id").cloned();
-        let ok = advance(&app2, &id2, T::Unshelving, &[T::Spawning], |i, _| {
+        let res = advance(&app2, &id2, "unshelve", T::Unshelving, &[T::Spawning], |i, _| {
             i.vm_state = VmState::Active;
             i.power_state = PowerState::Running;
             i.host = Some(host.clone());
@@ -691,12 +692,12 @@ async fn unshelve(
             }
         })
         .await;
-        if ok {
+        if res.is_ok() {
             if let Some(img) = shelved_image.filter(|s| !s.is_empty()) {
                 let _ = app2.images.delete(&img).await;
             }
         }
-        let e = (!ok).then_some(("superseded", ""));
+        let e = res.as_ref().err().map(|e| e.pair());
         actions::event_finish(&app2, &id2, &req, "compute_unshelve_instance", e).await;
     });
     Ok(())
@@ -727,13 +728,13 @@ async fn rescue(
     actions::record(app, ctx, id, "rescue", Some(("compute_rescue_instance", inst.host.as_deref()))).await?;
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
     tokio::spawn(async move {
-        let ok = advance(&app2, &id2, T::Rescuing, &[], |i, now| {
+        let res = advance(&app2, &id2, "rescue", T::Rescuing, &[], |i, now| {
+            i.system_metadata.insert("rescued_at".into(), now.to_rfc3339());
             i.vm_state = VmState::Rescued;
             i.power_state = PowerState::Running;
-            i.system_metadata.insert("rescued_at".into(), now.to_rfc3339());
         })
         .await;
-        let e = (!ok).then_some(("superseded", ""));
+        let e = res.as_ref().err().map(|e| e.pair());
         actions::event_finish(&app2, &id2, &req, "compute_rescue_instance", e).await;
     });
     Ok(pw)

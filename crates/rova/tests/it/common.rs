@@ -188,7 +188,12 @@ impl TestCloud {
     /// Creates a server and waits until it leaves BUILD; returns its body.
     pub async fn boot(&self, u: &User, name: &str, version: Option<&str>, extra: Value) -> Value {
         let mut server = json!({"name": name, "imageRef": self.image_id(), "flavorRef": "1"});
-        if version.is_some() {
+        // `networks` is required (and may be "auto") from 2.37 only.
+        let minor = version
+            .and_then(|v| v.strip_prefix("2."))
+            .map(|m| m.parse::<u32>().unwrap_or(u32::MAX))
+            .or_else(|| (version == Some("latest")).then_some(u32::MAX));
+        if minor.is_some_and(|m| m >= 37) {
             server["networks"] = json!("auto");
         }
         if let (Some(s), Some(e)) = (server.as_object_mut(), extra.as_object()) {

@@ -1,3 +1,4 @@
 //! Integration tests: one binary for every HTTP-level test.
 
 mod common;
+mod servers_create;

@@ -1,0 +1,162 @@
+//! The simulated mode's admin API under `/rova/v1/sim` (admin token
+//! required): read and advance the virtual clock (running the periodic
+//! tasks at once), inject driver faults ("the next N `spawn`s on host H
+//! fail with message M"), make an operation slow, and change the
+//! simulated step latency. Hosts are marked dead with Nova's own
+//! `os-services` force-down API.
+//!
+//! Routes:
+//! - `GET  /rova/v1/sim/clock` → `{"now", "offset_seconds"}`
+//! - `POST /rova/v1/sim/clock` `{"advance_seconds": N}` → clock + tasks run
+//! - `GET  /rova/v1/sim/faults` → pending faults and slow steps
+//! - `POST /rova/v1/sim/faults` `{"operation", "count"?, "message"?, "host"?}`
+//! - `POST /rova/v1/sim/slow` `{"operation", "delay_ms"}`
+//! - `POST /rova/v1/sim/latency` `{"step_ms"}`
+//! - `DELETE /rova/v1/sim/faults` → clears faults and slow steps
+
+use crate::app::App;
+use crate::compute::driver::{FakeDriver, InjectedFault};
+use crate::http::{empty, parse_json, ApiResult};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use rova_core::Fault;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub fn router() -> Router<Arc<App>> {
+    Router::new()
+        .route("/rova/v1/sim/clock", get(clock_show).post(clock_advance))
+        .route("/rova/v1/sim/faults", get(faults_list).post(fault_add).delete(faults_clear))
+        .route("/rova/v1/sim/slow", post(slow_set))
+        .route("/rova/v1/sim/latency", post(latency_set))
+}
+
+fn admin(app: &App, headers: &HeaderMap) -> Result<(), Fault> {
+    let token = headers
+        .get("x-auth-token")
+        .and_then(|h| h.to_str().ok())
+        .ok_or_else(|| Fault::unauthorized("The request you have made requires authentication."))?;
+    let info = app.identity.validate(token, app.clock.now())?;
+    if !info.roles.iter().any(|r| r == "admin") {
+        return Err(Fault::policy("rova:sim"));
+    }
+    Ok(())
+}
+
+fn fake(app: &App) -> Result<&Arc<FakeDriver>, Fault> {
+    app.compute
+        .fake
+        .as_ref()
+        .ok_or_else(|| Fault::conflict("The simulated driver is not in use."))
+}
+
+fn clock_body(app: &App) -> Value {
+    json!({"now": app.clock.now().to_rfc3339(), "offset_seconds": app.clock.offset().num_seconds()})
+}
+
+async fn clock_show(State(app): State<Arc<App>>, headers: HeaderMap) -> ApiResult<Response> {
+    admin(&app, &headers)?;
+    Ok(axum::Json(clock_body(&app)).into_response())
+}
+
+async fn clock_advance(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+    admin(&app, &headers)?;
+    fake(&app)?;
+    let v = parse_json(&headers, &body)?;
+    let secs = v
+        .get("advance_seconds")
+        .and_then(Value::as_i64)
+        .filter(|s| *s >= 0)
+        .ok_or_else(|| Fault::bad_request("'advance_seconds' must be a non-negative integer"))?;
+    app.clock.advance(chrono::Duration::seconds(secs));
+    let done = crate::compute::periodic::run_once(&app).await;
+    let mut b = clock_body(&app);
+    b["tasks_run"] = json!(done.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>());
+    Ok(axum::Json(b).into_response())
+}
+
+async fn faults_list(State(app): State<Arc<App>>, headers: HeaderMap) -> ApiResult<Response> {
+    admin(&app, &headers)?;
+    let f = fake(&app)?;
+    let slow: Vec<Value> = f
+        .slow_steps()
+        .into_iter()
+        .map(|(op, ms)| json!({"operation": op, "delay_ms": ms}))
+        .collect();
+    let faults: Vec<Value> = f
+        .faults()
+        .into_iter()
+        .map(|x| json!({"operation": x.op, "count": x.count, "message": x.message, "host": x.host}))
+        .collect();
+    Ok(axum::Json(json!({"faults": faults, "slow": slow})).into_response())
+}
+
+async fn fault_add(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+    admin(&app, &headers)?;
+    let f = fake(&app)?;
+    let v = parse_json(&headers, &body)?;
+    let op = v
+        .get("operation")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Fault::bad_request("'operation' is required (e.g. spawn, destroy, pause, reboot)"))?;
+    let count = match v.get("count") {
+        None => 1,
+        Some(c) => c
+            .as_u64()
+            .filter(|c| *c >= 1 && *c <= u32::MAX as u64)
+            .ok_or_else(|| Fault::bad_request("'count' must be a positive integer"))? as u32,
+    };
+    let message = v
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("Injected fault")
+        .to_string();
+    let host = v.get("host").and_then(Value::as_str).map(str::to_string);
+    f.inject(InjectedFault {
+        op: op.to_string(),
+        count,
+        message,
+        host,
+    });
+    Ok(empty(StatusCode::CREATED))
+}
+
+async fn faults_clear(State(app): State<Arc<App>>, headers: HeaderMap) -> ApiResult<Response> {
+    admin(&app, &headers)?;
+    fake(&app)?.clear();
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn slow_set(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+    admin(&app, &headers)?;
+    let f = fake(&app)?;
+    let v = parse_json(&headers, &body)?;
+    let op = v
+        .get("operation")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Fault::bad_request("'operation' is required"))?;
+    let ms = v
+        .get("delay_ms")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| Fault::bad_request("'delay_ms' must be a non-negative integer"))?;
+    f.set_slow(op, std::time::Duration::from_millis(ms));
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn latency_set(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+    admin(&app, &headers)?;
+    let f = fake(&app)?;
+    let v = parse_json(&headers, &body)?;
+    let ms = v
+        .get("step_ms")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| Fault::bad_request("'step_ms' must be a non-negative integer"))?;
+    f.set_latency(std::time::Duration::from_millis(ms));
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
