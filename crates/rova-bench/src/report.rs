@@ -569,18 +569,18 @@ mod tests {
 
     #[test]
     fn splice_appends_then_replaces() {
-        let one = "<!-- rova-bench:begin a -->\nfirst\n<!-- rova-bench:end a -->\n";
+        let one = "<!-- rova-bench:begin a -->\nsection-a-one\n<!-- rova-bench:end a -->\n";
         let doc = splice("", "a", one);
         assert!(doc.starts_with("# Rova benchmarks"));
         assert!(doc.ends_with(one));
         let other = "<!-- rova-bench:begin b -->\nb\n<!-- rova-bench:end b -->\n";
         let doc = splice(&doc, "b", other);
-        let two = "<!-- rova-bench:begin a -->\nsecond\n<!-- rova-bench:end a -->\n";
+        let two = "<!-- rova-bench:begin a -->\nsection-a-two\n<!-- rova-bench:end a -->\n";
         let doc = splice(&doc, "a", two);
-        assert!(!doc.contains("first"));
-        assert!(doc.contains("second"));
+        assert!(!doc.contains("section-a-one"));
+        assert!(doc.contains("section-a-two"));
         assert!(doc.contains("\nb\n"));
         assert_eq!(doc.matches("rova-bench:begin a").count(), 1);
-        assert!(doc.find("second").unwrap_or(0) < doc.find("\nb\n").unwrap_or(0));
+        assert!(doc.find("section-a-two").unwrap_or(0) < doc.find("\nb\n").unwrap_or(0));
     }
 }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod microversion;
 pub mod model;
 pub mod query;
+pub mod scheduler;
 pub mod states;
 pub mod validate;
 

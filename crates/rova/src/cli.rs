@@ -31,6 +31,23 @@ enum Cmd {
         /// Nova's reclaim_instance_interval (seconds; > 0 makes delete soft).
         #[arg(long)]
         reclaim_instance_interval: Option<i64>,
+        /// Number of simulated compute hosts (rova-sim-1 … rova-sim-N).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        sim_hosts: Option<u16>,
+        /// vCPUs of each simulated host (cpu_allocation_ratio 4.0 applies).
+        #[arg(long)]
+        sim_host_vcpus: Option<u32>,
+        /// Memory (MB) of each simulated host (ram_allocation_ratio 1.5).
+        #[arg(long)]
+        sim_host_ram_mb: Option<u64>,
+        /// Local disk (GB) of each simulated host.
+        #[arg(long)]
+        sim_host_disk_gb: Option<u64>,
+        /// One host's own inventory, `NAME:vcpus=8,ram_mb=16384,disk_gb=200,
+        /// cpu_ratio=4,ram_ratio=1.5,disk_ratio=1,az=zone2,ip=10.1.0.9`
+        /// (repeatable).
+        #[arg(long = "sim-host-spec")]
+        sim_host_spec: Vec<String>,
     },
 }
 
@@ -43,6 +60,11 @@ pub fn main() -> ExitCode {
             listen,
             sim_latency_ms,
             reclaim_instance_interval,
+            sim_hosts,
+            sim_host_vcpus,
+            sim_host_ram_mb,
+            sim_host_disk_gb,
+            sim_host_spec,
         } => {
             let mut cfg = Config::new(data_dir, listen);
             if let Err(e) = cfg.apply_env() {
@@ -54,6 +76,29 @@ pub fn main() -> ExitCode {
             }
             if let Some(v) = reclaim_instance_interval {
                 cfg.reclaim_instance_interval = v;
+            }
+            if let Some(n) = sim_hosts {
+                cfg.sim_hosts = n as usize;
+            }
+            if let Some(v) = sim_host_vcpus {
+                cfg.sim_host.vcpus = v;
+            }
+            if let Some(v) = sim_host_ram_mb {
+                cfg.sim_host.memory_mb = v;
+            }
+            if let Some(v) = sim_host_disk_gb {
+                cfg.sim_host.disk_gb = v;
+            }
+            for spec in &sim_host_spec {
+                match crate::config::SimHostOverride::parse(spec) {
+                    Ok((name, o)) => {
+                        cfg.sim_host_overrides.insert(name, o);
+                    }
+                    Err(e) => {
+                        eprintln!("rova: invalid configuration: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
             }
             let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,

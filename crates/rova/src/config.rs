@@ -1,6 +1,7 @@
 //! Runtime configuration: command-line flags with environment overrides and
 //! documented defaults. Invalid values fail at start with a clear message.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -35,6 +36,91 @@ pub struct Config {
     pub dhcp_domain: String,
     /// Quota defaults.
     pub quota: QuotaDefaults,
+    /// Number of simulated compute hosts, `rova-sim-1` … `rova-sim-N`.
+    pub sim_hosts: usize,
+    /// Capacity of every simulated host unless overridden per host.
+    pub sim_host: SimHostSpec,
+    /// Per-host overrides of [`Config::sim_host`], by host name.
+    pub sim_host_overrides: BTreeMap<String, SimHostOverride>,
+    /// `[DEFAULT]allow_resize_to_same_host`. Unset means true with a single
+    /// host (as devstack configures one-node clouds) and false otherwise.
+    pub allow_resize_to_same_host: Option<bool>,
+}
+
+/// The inventory of one simulated compute host (Nova's compute node plus
+/// its allocation ratios and `reserved_host_memory_mb`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimHostSpec {
+    pub vcpus: u32,
+    pub memory_mb: u64,
+    pub disk_gb: u64,
+    pub cpu_allocation_ratio: f64,
+    pub ram_allocation_ratio: f64,
+    pub disk_allocation_ratio: f64,
+    pub reserved_host_memory_mb: u64,
+    pub availability_zone: String,
+}
+
+impl Default for SimHostSpec {
+    fn default() -> Self {
+        SimHostSpec {
+            vcpus: 16,
+            memory_mb: 65536,
+            disk_gb: 1000,
+            cpu_allocation_ratio: 4.0,
+            ram_allocation_ratio: 1.5,
+            disk_allocation_ratio: 1.0,
+            reserved_host_memory_mb: 512,
+            availability_zone: "nova".into(),
+        }
+    }
+}
+
+/// What one host changes of the common [`SimHostSpec`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SimHostOverride {
+    pub vcpus: Option<u32>,
+    pub memory_mb: Option<u64>,
+    pub disk_gb: Option<u64>,
+    pub cpu_allocation_ratio: Option<f64>,
+    pub ram_allocation_ratio: Option<f64>,
+    pub disk_allocation_ratio: Option<f64>,
+    pub availability_zone: Option<String>,
+    pub host_ip: Option<String>,
+}
+
+impl SimHostOverride {
+    /// Parses `NAME:key=value,key=value` (keys `vcpus`, `ram_mb`,
+    /// `disk_gb`, `cpu_ratio`, `ram_ratio`, `disk_ratio`, `az`, `ip`).
+    pub fn parse(spec: &str) -> Result<(String, SimHostOverride), String> {
+        let (name, rest) = spec
+            .split_once(':')
+            .ok_or_else(|| format!("host spec {spec:?} must look like NAME:key=value,..."))?;
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(format!("host spec {spec:?} has no host name"));
+        }
+        let mut o = SimHostOverride::default();
+        for kv in rest.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("host spec {spec:?}: {kv:?} is not key=value"))?;
+            let bad = || format!("host spec {spec:?}: invalid value for {k}: {v:?}");
+            let pos_f = |v: &str| v.parse::<f64>().ok().filter(|f| *f > 0.0).ok_or_else(bad);
+            match k.trim() {
+                "vcpus" => o.vcpus = Some(v.parse().map_err(|_| bad())?),
+                "ram_mb" => o.memory_mb = Some(v.parse().map_err(|_| bad())?),
+                "disk_gb" => o.disk_gb = Some(v.parse().map_err(|_| bad())?),
+                "cpu_ratio" => o.cpu_allocation_ratio = Some(pos_f(v)?),
+                "ram_ratio" => o.ram_allocation_ratio = Some(pos_f(v)?),
+                "disk_ratio" => o.disk_allocation_ratio = Some(pos_f(v)?),
+                "az" if !v.trim().is_empty() => o.availability_zone = Some(v.trim().to_string()),
+                "ip" if v.trim().parse::<std::net::IpAddr>().is_ok() => o.host_ip = Some(v.trim().to_string()),
+                other => return Err(format!("host spec {spec:?}: unknown or invalid key {other:?}")),
+            }
+        }
+        Ok((name.to_string(), o))
+    }
 }
 
 /// Nova's default quotas (`[quota]`).
@@ -86,7 +172,16 @@ impl Config {
             password_length: 12,
             dhcp_domain: "novalocal".into(),
             quota: QuotaDefaults::default(),
+            sim_hosts: 1,
+            sim_host: SimHostSpec::default(),
+            sim_host_overrides: BTreeMap::new(),
+            allow_resize_to_same_host: None,
         }
+    }
+
+    /// The effective `allow_resize_to_same_host`.
+    pub fn resize_to_same_host(&self) -> bool {
+        self.allow_resize_to_same_host.unwrap_or(self.sim_hosts <= 1)
     }
 
     /// Applies `ROVA_*` environment overrides for the numeric knobs.
@@ -122,6 +217,30 @@ impl Config {
         if let Some(v) = num("ROVA_TOKEN_TTL")? {
             self.token_ttl_secs = v;
         }
+        if let Some(v) = num("ROVA_SIM_HOSTS")? {
+            self.sim_hosts = usize::try_from(v)
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or("ROVA_SIM_HOSTS must be between 1 and 1000")?;
+        }
+        if let Some(v) = num("ROVA_SIM_HOST_VCPUS")? {
+            self.sim_host.vcpus = u32::try_from(v).map_err(|_| "ROVA_SIM_HOST_VCPUS must be >= 0")?;
+        }
+        if let Some(v) = num("ROVA_SIM_HOST_RAM_MB")? {
+            self.sim_host.memory_mb = u64::try_from(v).map_err(|_| "ROVA_SIM_HOST_RAM_MB must be >= 0")?;
+        }
+        if let Some(v) = num("ROVA_SIM_HOST_DISK_GB")? {
+            self.sim_host.disk_gb = u64::try_from(v).map_err(|_| "ROVA_SIM_HOST_DISK_GB must be >= 0")?;
+        }
+        if let Ok(specs) = std::env::var("ROVA_SIM_HOST_SPECS") {
+            for spec in specs.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                let (name, o) = SimHostOverride::parse(spec)?;
+                self.sim_host_overrides.insert(name, o);
+            }
+        }
+        if let Ok(v) = std::env::var("ROVA_ALLOW_RESIZE_TO_SAME_HOST") {
+            self.allow_resize_to_same_host = Some(matches!(v.trim(), "1" | "true" | "True" | "yes"));
+        }
         let q = &mut self.quota;
         for (name, slot) in [
             ("ROVA_QUOTA_INSTANCES", &mut q.instances),
@@ -129,6 +248,8 @@ impl Config {
             ("ROVA_QUOTA_RAM", &mut q.ram),
             ("ROVA_QUOTA_METADATA_ITEMS", &mut q.metadata_items),
             ("ROVA_QUOTA_KEY_PAIRS", &mut q.key_pairs),
+            ("ROVA_QUOTA_SERVER_GROUPS", &mut q.server_groups),
+            ("ROVA_QUOTA_SERVER_GROUP_MEMBERS", &mut q.server_group_members),
         ] {
             if let Some(v) = num(name)? {
                 *slot = v;

@@ -320,13 +320,15 @@ pub fn ipv4(field: &str, v: &Value) -> VResult<String> {
     Ok(s)
 }
 
-/// `{'type': 'string', 'format': 'ipv6'}`.
+/// `{'type': 'string', 'format': 'ipv6'}`, returned in canonical form as
+/// Nova stores it (its IPV6AddressField normalises through netaddr:
+/// `0000:...:babe:220.12.22.2` becomes `::babe:dc0c:1602`).
 pub fn ipv6(field: &str, v: &Value) -> VResult<String> {
     let s = string(field, v)?;
-    if !is_ipv6(&s) {
-        return Err(format_fail(field, v, "ipv6"));
+    match s.parse::<std::net::Ipv6Addr>() {
+        Ok(a) => Ok(a.to_string()),
+        Err(_) => Err(format_fail(field, v, "ipv6")),
     }
-    Ok(s)
 }
 
 /// `parameter_types.ip_address`: a string that is exactly one of IPv4/IPv6.

@@ -242,6 +242,8 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
             "Failed to launch instances: Unable to launch multiple instances with a single configured port ID. Please launch your instance one by one with different ports.",
         ));
     }
+    // Nova's `_validate_bdm`, flavor part (`max_local_block_devices` = 3).
+    rova_core::validate::check_bdm_flavor_limits(&req.bdms, flavor.ephemeral, flavor.swap, 3)?;
     let count = app.compute.reserve(
         &ctx.project_id,
         req.min_count.max(1),

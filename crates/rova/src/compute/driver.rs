@@ -31,10 +31,6 @@ pub trait Driver: Send + Sync {
     fn perform<'a>(&'a self, op: &'a str, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>>;
     /// Stops and removes the guest (idempotent).
     fn destroy<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>>;
-    /// The simulated driver, when this is it (tests inject faults through it).
-    fn as_fake(&self) -> Option<&FakeDriver> {
-        None
-    }
 }
 
 /// An injected fault: the next `count` operations named `op` (on `host`,
@@ -167,8 +163,5 @@ impl Driver for FakeDriver {
                 None => Ok(()),
             }
         })
-    }
-    fn as_fake(&self) -> Option<&FakeDriver> {
-        Some(self)
     }
 }

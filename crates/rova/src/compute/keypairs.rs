@@ -184,6 +184,81 @@ pub fn generate_ed25519(comment: &str) -> (String, String) {
     (pub_line, pem)
 }
 
+fn der(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = body.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else if n < 0x100 {
+        out.extend_from_slice(&[0x81, n as u8]);
+    } else {
+        out.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]);
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+fn pem(label: &str, der_bytes: &[u8]) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(der_bytes);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in encoded.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// A new self-signed Ed25519 X.509 certificate (as Nova generates for
+/// `type: x509` keypairs without a public key): (certificate PEM, PKCS#8
+/// private key PEM).
+pub fn generate_x509(common_name: &str) -> (String, String) {
+    const ED25519: [u8; 5] = [0x06, 0x03, 0x2b, 0x65, 0x70];
+    let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let public = signing.verifying_key().to_bytes();
+    let alg = der(0x30, &ED25519);
+    let cn = [der(0x06, &[0x55, 0x04, 0x03]), der(0x0c, common_name.as_bytes())].concat();
+    let name = der(0x30, &der(0x31, &der(0x30, &cn)));
+    let now = chrono::Utc::now();
+    let later = now + chrono::Duration::days(3650);
+    let validity = der(
+        0x30,
+        &[
+            der(0x17, now.format("%y%m%d%H%M%SZ").to_string().as_bytes()),
+            der(0x17, later.format("%y%m%d%H%M%SZ").to_string().as_bytes()),
+        ]
+        .concat(),
+    );
+    let mut bits = vec![0u8];
+    bits.extend_from_slice(&public);
+    let spki = der(0x30, &[alg.clone(), der(0x03, &bits)].concat());
+    let mut serial: [u8; 8] = rand::random();
+    serial[0] &= 0x7f;
+    let tbs = der(
+        0x30,
+        &[
+            der(0xa0, &der(0x02, &[2])),
+            der(0x02, &serial),
+            alg.clone(),
+            name.clone(),
+            validity,
+            name,
+            spki,
+        ]
+        .concat(),
+    );
+    use ed25519_dalek::Signer;
+    let sig = signing.sign(&tbs).to_bytes();
+    let mut sig_bits = vec![0u8];
+    sig_bits.extend_from_slice(&sig);
+    let cert = der(0x30, &[tbs, alg.clone(), der(0x03, &sig_bits)].concat());
+    let pkcs8 = der(
+        0x30,
+        &[der(0x02, &[0]), alg, der(0x04, &der(0x04, &signing.to_bytes()))].concat(),
+    );
+    (pem("CERTIFICATE", &cert), pem("PRIVATE KEY", &pkcs8))
+}
+
 /// Creates (imports or generates) a keypair. Returns it and, when it was
 /// generated, the private key (shown once).
 pub async fn create(app: &App, ctx: &Ctx, req: NewKeypair) -> Result<(std::sync::Arc<Keypair>, Option<String>), Fault> {
@@ -194,8 +269,12 @@ pub async fn create(app: &App, ctx: &Ctx, req: NewKeypair) -> Result<(std::sync:
     }
     let (public_key, private) = match req.public_key {
         Some(pk) => (pk.trim().to_string(), None),
+        None if req.key_type == "x509" => {
+            let (cert, key) = generate_x509(&req.name);
+            (cert, Some(key))
+        }
         None => {
-            let (p, s) = generate_ed25519(&format!("Generated-by-Rova"));
+            let (p, s) = generate_ed25519("Generated-by-Rova");
             (p, Some(s))
         }
     };
@@ -237,6 +316,14 @@ mod tests {
         assert!(private.contains("BEGIN OPENSSH PRIVATE KEY"));
         let fp = ssh_fingerprint(&public).unwrap();
         assert_eq!(fp.len(), 47);
+    }
+
+    #[test]
+    fn generated_certificate_has_a_fingerprint() {
+        let (cert, key) = generate_x509("kp");
+        assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(key.contains("BEGIN PRIVATE KEY"));
+        assert_eq!(x509_fingerprint(&cert).unwrap().len(), 59);
     }
 
     #[test]

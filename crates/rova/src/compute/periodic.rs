@@ -201,7 +201,8 @@ mod tests {
     }
 
     pub fn sample() -> serde_json::Value {
-        serde_json::json!({
+        serde_json::from_str(
+            r#"{
             "id": 1, "uuid": "u1", "display_name": "n", "display_description": null, "project_id": "p",
             "user_id": "u", "image_ref": "i", "flavor": {"id": "1", "name": "m1.tiny", "vcpus": 1, "ram": 512,
             "disk": 1, "ephemeral": 0, "swap": 0}, "vm_state": "active", "task_state": null, "power_state": 1,
@@ -214,6 +215,8 @@ mod tests {
             "launched_at": null, "terminated_at": null, "deleted_at": null, "deleted": false, "vifs": [],
             "security_groups": [], "fault": null, "scheduler_hints": {}, "block_device_mapping": [],
             "personality": []
-        })
+        }"#,
+        )
+        .expect("sample instance")
     }
 }

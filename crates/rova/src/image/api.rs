@@ -35,7 +35,16 @@ const TAG_QUOTA: usize = 128;
 /// Largest upload accepted (images here are simulated and small).
 const MAX_UPLOAD: usize = 1 << 30;
 
-const CONTAINER_FORMATS: &[&str] = &["ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"];
+const CONTAINER_FORMATS: &[&str] = &[
+    "ami",
+    "ari",
+    "aki",
+    "bare",
+    "ovf",
+    "ova",
+    "docker",
+    "compressed",
+];
 const DISK_FORMATS: &[&str] = &[
     "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop",
 ];
@@ -102,7 +111,10 @@ pub fn router() -> Router<Arc<App>> {
         .route("/image/v2/images/{id}/file", get(download).put(upload))
         .route("/image/v2/images/{id}/tasks", get(image_tasks))
         .route("/image/v2/images/{id}/members", get(image_members))
-        .route("/image/v2/images/{id}/tags/{tag}", put(add_tag).delete(remove_tag))
+        .route(
+            "/image/v2/images/{id}/tags/{tag}",
+            put(add_tag).delete(remove_tag),
+        )
         .route("/image/v2/images/{id}/actions/deactivate", post(deactivate))
         .route("/image/v2/images/{id}/actions/reactivate", post(reactivate))
         .route("/image/v2/schemas/image", get(schema_image))
@@ -150,11 +162,15 @@ fn no_image(id: &str) -> Fault {
 }
 
 fn not_authorized(action: &str) -> Fault {
-    Fault::forbidden(format!("You are not authorized to complete {action} action."))
+    Fault::forbidden(format!(
+        "You are not authorized to complete {action} action."
+    ))
 }
 
 fn schema_error(reason: impl std::fmt::Display) -> Fault {
-    Fault::bad_request(format!("Provided object does not match schema 'image': {reason}"))
+    Fault::bad_request(format!(
+        "Provided object does not match schema 'image': {reason}"
+    ))
 }
 
 /// Builds the request context from `X-Auth-Token`, as the compute API's
@@ -193,7 +209,10 @@ pub struct Caller(pub Ctx);
 impl FromRequestParts<Arc<App>> for Caller {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<App>,
+    ) -> Result<Self, Self::Rejection> {
         authenticate(app, parts)
             .map(Caller)
             .map_err(|f| KsError(f).into_response())
@@ -218,7 +237,11 @@ fn versions_doc(base: &str) -> Value {
 }
 
 async fn versions(headers: HeaderMap) -> Response {
-    (StatusCode::MULTIPLE_CHOICES, axum::Json(versions_doc(&host_url(&headers)))).into_response()
+    (
+        StatusCode::MULTIPLE_CHOICES,
+        axum::Json(versions_doc(&host_url(&headers))),
+    )
+        .into_response()
 }
 
 // ---- views ----
@@ -301,7 +324,9 @@ fn parse_bool_param(name: &str, v: &str) -> Result<bool, Fault> {
     match v.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" | "t" | "y" => Ok(true),
         "false" | "0" | "no" | "off" | "f" | "n" => Ok(false),
-        _ => Err(Fault::bad_request(format!("Invalid value '{v}' for parameter '{name}'"))),
+        _ => Err(Fault::bad_request(format!(
+            "Invalid value '{v}' for parameter '{name}'"
+        ))),
     }
 }
 
@@ -373,7 +398,9 @@ fn parse_list_query(pairs: &[(String, String)]) -> Result<ListQuery, Fault> {
             }
             "created_at" | "updated_at" => {
                 let (op, val) = match v.split_once(':') {
-                    Some((o, rest)) if ["eq", "neq", "gt", "gte", "lt", "lte"].contains(&o) => (o, rest),
+                    Some((o, rest)) if ["eq", "neq", "gt", "gte", "lt", "lte"].contains(&o) => {
+                        (o, rest)
+                    }
                     _ => ("eq", v.as_str()),
                 };
                 let op = match op {
@@ -390,7 +417,10 @@ fn parse_list_query(pairs: &[(String, String)]) -> Result<ListQuery, Fault> {
             }
             "id" | "name" | "status" | "owner" | "container_format" | "disk_format" => {
                 let vals: Vec<String> = match v.strip_prefix("in:") {
-                    Some(list) => list.split(',').map(|s| s.trim().trim_matches('"').to_string()).collect(),
+                    Some(list) => list
+                        .split(',')
+                        .map(|s| s.trim().trim_matches('"').to_string())
+                        .collect(),
                     None => vec![v.clone()],
                 };
                 if k == "status" {
@@ -505,7 +535,11 @@ fn matches(img: &Image, q: &ListQuery) -> bool {
         }
     }
     for (k, op, t) in &q.times {
-        let v = if k == "created_at" { img.created_at } else { img.updated_at };
+        let v = if k == "created_at" {
+            img.created_at
+        } else {
+            img.updated_at
+        };
         let ok = match op {
             TimeOp::Eq => v == *t,
             TimeOp::Neq => v != *t,
@@ -518,9 +552,11 @@ fn matches(img: &Image, q: &ListQuery) -> bool {
             return false;
         }
     }
-    q.props
-        .iter()
-        .all(|(k, want)| img.properties.get(k).is_some_and(|v| prop_string(v) == *want))
+    q.props.iter().all(|(k, want)| {
+        img.properties
+            .get(k)
+            .is_some_and(|v| prop_string(v) == *want)
+    })
 }
 
 fn cmp_key(a: &Image, b: &Image, key: &str) -> Ordering {
@@ -586,16 +622,25 @@ async fn list_images(
         .unwrap_or_default();
     let q = parse_list_query(&pairs)?;
     let marker = match &q.marker {
-        Some(m) => Some(app.images.visible(m, &ctx.project_id, ctx.is_admin()).ok_or_else(|| {
-            gerr(400, format!("Invalid marker. Image {m} could not be found."))
-        })?),
+        Some(m) => Some(
+            app.images
+                .visible(m, &ctx.project_id, ctx.is_admin())
+                .ok_or_else(|| {
+                    gerr(
+                        400,
+                        format!("Invalid marker. Image {m} could not be found."),
+                    )
+                })?,
+        ),
         None => None,
     };
     let candidates = app.images.table.filter(|i| {
-        i.status != "deleted" && listed_for(i, &ctx.project_id, ctx.is_admin(), q.visibility.as_deref())
+        i.status != "deleted"
+            && listed_for(i, &ctx.project_id, ctx.is_admin(), q.visibility.as_deref())
     });
     let (page, full) = select_page(candidates, &q, marker.as_deref());
-    let mut rest: Vec<(String, String)> = pairs.into_iter().filter(|(k, _)| k != "marker").collect();
+    let mut rest: Vec<(String, String)> =
+        pairs.into_iter().filter(|(k, _)| k != "marker").collect();
     let first = if rest.is_empty() {
         "/v2/images".to_string()
     } else {
@@ -773,7 +818,9 @@ fn set_base(img: &mut Image, ctx: &Ctx, key: &str, v: &Value, creating: bool) ->
 
 fn set_extra(img: &mut Image, key: &str, v: &Value) -> Result<(), Fault> {
     if key.is_empty() || key.chars().count() > 255 {
-        return Err(schema_error(format!("'{key}' is not a valid property name")));
+        return Err(schema_error(format!(
+            "'{key}' is not a valid property name"
+        )));
     }
     let s = v.as_str().ok_or_else(|| {
         schema_error(format!(
@@ -783,12 +830,16 @@ fn set_extra(img: &mut Image, key: &str, v: &Value) -> Result<(), Fault> {
     if s.chars().count() > 65535 {
         return Err(schema_error(format!("value of '{key}' is too long")));
     }
-    img.properties.insert(key.to_string(), Value::String(s.to_string()));
+    img.properties
+        .insert(key.to_string(), Value::String(s.to_string()));
     if img.properties.len() > PROPERTY_QUOTA {
-        return Err(Fault::new(413, format!(
-            "Attempted to add {} properties, exceeding the limit of {PROPERTY_QUOTA}",
-            img.properties.len()
-        )));
+        return Err(Fault::new(
+            413,
+            format!(
+                "Attempted to add {} properties, exceeding the limit of {PROPERTY_QUOTA}",
+                img.properties.len()
+            ),
+        ));
     }
     Ok(())
 }
@@ -804,7 +855,11 @@ fn forbid_reserved(key: &str) -> Result<(), Fault> {
 }
 
 /// Builds a new image from a `POST /v2/images` body.
-fn image_from_body(body: &Map<String, Value>, ctx: &Ctx, now: chrono::DateTime<chrono::Utc>) -> Result<Image, Fault> {
+fn image_from_body(
+    body: &Map<String, Value>,
+    ctx: &Ctx,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Image, Fault> {
     let mut img = Image {
         id: uuid::Uuid::new_v4().to_string(),
         name: None,
@@ -860,7 +915,11 @@ async fn create_image(
     let created = app
         .images
         .table
-        .insert_new(&id, img, Fault::conflict(format!("Image with identifier {id} already exists!")))
+        .insert_new(
+            &id,
+            img,
+            Fault::conflict(format!("Image with identifier {id} already exists!")),
+        )
         .await?;
     let mut resp = (StatusCode::CREATED, axum::Json(image_json(&created))).into_response();
     crate::http::set_header(
@@ -882,15 +941,21 @@ enum PatchOp {
 /// Decodes a JSON pointer naming a top-level attribute (`/name`,
 /// `/hw_rescue_bus`; `~1` and `~0` escapes).
 fn pointer_key(path: &str) -> Result<String, Fault> {
-    let rest = path
-        .strip_prefix('/')
-        .ok_or_else(|| Fault::bad_request(format!("Pointer `{path}` does not start with \"/\".")))?;
+    let rest = path.strip_prefix('/').ok_or_else(|| {
+        Fault::bad_request(format!("Pointer `{path}` does not start with \"/\"."))
+    })?;
     if rest.is_empty() || rest.contains('/') {
         return Err(Fault::bad_request(format!(
             "Invalid JSON pointer for this resource: '{path}'"
         )));
     }
-    if rest.contains('~') && !rest.replace("~0", "").replace("~1", "").chars().all(|c| c != '~') {
+    if rest.contains('~')
+        && !rest
+            .replace("~0", "")
+            .replace("~1", "")
+            .chars()
+            .all(|c| c != '~')
+    {
         return Err(Fault::bad_request(format!(
             "Pointer `{path}` contains \"~\" not part of a recognized escape sequence."
         )));
@@ -901,19 +966,20 @@ fn pointer_key(path: &str) -> Result<String, Fault> {
 /// Parses a PATCH body in the v2.1 (`{"op", "path", "value"}`) or the
 /// legacy v2.0 (`{"replace": "/name", "value"}`) media type.
 fn parse_patch(body: &Value, v21: bool) -> Result<Vec<PatchOp>, Fault> {
-    let arr = body
-        .as_array()
-        .ok_or_else(|| Fault::bad_request("Request body must be a JSON array of operation objects."))?;
+    let arr = body.as_array().ok_or_else(|| {
+        Fault::bad_request("Request body must be a JSON array of operation objects.")
+    })?;
     let mut out = Vec::new();
     for raw in arr {
         let obj = raw
             .as_object()
             .ok_or_else(|| Fault::bad_request("Operations must be JSON objects."))?;
         let (op, path) = if v21 {
-            let op = obj
-                .get("op")
-                .and_then(Value::as_str)
-                .ok_or_else(|| Fault::bad_request("Operation objects must contain exactly one member named \"op\"."))?;
+            let op = obj.get("op").and_then(Value::as_str).ok_or_else(|| {
+                Fault::bad_request(
+                    "Operation objects must contain exactly one member named \"op\".",
+                )
+            })?;
             let path = obj
                 .get("path")
                 .and_then(Value::as_str)
@@ -935,9 +1001,11 @@ fn parse_patch(body: &Value, v21: bool) -> Result<Vec<PatchOp>, Fault> {
         };
         let key = pointer_key(&path)?;
         let value = || {
-            obj.get("value")
-                .cloned()
-                .ok_or_else(|| Fault::bad_request("Operation objects must contain exactly one member named \"value\"."))
+            obj.get("value").cloned().ok_or_else(|| {
+                Fault::bad_request(
+                    "Operation objects must contain exactly one member named \"value\".",
+                )
+            })
         };
         out.push(match op.as_str() {
             "add" => PatchOp::Add(key, value()?),
@@ -973,7 +1041,9 @@ fn apply_patch(img: &mut Image, ctx: &Ctx, ops: &[PatchOp]) -> Result<(), Fault>
             PatchOp::Remove(k) => {
                 forbid_reserved(k)?;
                 if is_base(k) {
-                    return Err(Fault::forbidden(format!("Property {k} may not be removed.")));
+                    return Err(Fault::forbidden(format!(
+                        "Property {k} may not be removed."
+                    )));
                 }
                 if img.properties.remove(k).is_none() {
                     return Err(Fault::conflict(format!("Property {k} does not exist.")));
@@ -1015,7 +1085,8 @@ async fn update_image(
         "application/openstack-images-v2.1-json-patch" => true,
         "application/openstack-images-v2.0-json-patch" => false,
         _ => {
-            let mut resp = GlanceError(Fault::new(415, format!("Unsupported Content-Type {ct}"))).into_response();
+            let mut resp = GlanceError(Fault::new(415, format!("Unsupported Content-Type {ct}")))
+                .into_response();
             crate::http::set_header(
                 &mut resp,
                 "accept-patch",
@@ -1033,11 +1104,15 @@ async fn update_image(
     let (img, _) = app
         .images
         .table
-        .update(&id, || no_image(&id), |img| {
-            apply_patch(img, &ctx, &ops)?;
-            img.updated_at = now;
-            Ok(())
-        })
+        .update(
+            &id,
+            || no_image(&id),
+            |img| {
+                apply_patch(img, &ctx, &ops)?;
+                img.updated_at = now;
+                Ok(())
+            },
+        )
         .await?;
     Ok(ok_json(image_json(&img)))
 }
@@ -1052,7 +1127,10 @@ async fn delete_image(
         return Err(not_authorized("delete_image").into());
     }
     if img.protected {
-        return Err(gerr(403, format!("Image {id} is protected and cannot be deleted.")));
+        return Err(gerr(
+            403,
+            format!("Image {id} is protected and cannot be deleted."),
+        ));
     }
     app.images.delete(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -1067,8 +1145,16 @@ async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> GResult<Response> {
-    if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|h| h.to_str().ok()) {
-        let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|h| h.to_str().ok())
+    {
+        let media = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         if !media.is_empty() && media != "application/octet-stream" {
             return Err(gerr(415, format!("Content type '{media}' is not supported for image data; use application/octet-stream")));
         }
@@ -1081,17 +1167,21 @@ async fn upload(
     let now = app.clock.now();
     app.images
         .table
-        .update(&id, || no_image(&id), |img| {
-            if img.status != "queued" {
-                return Err(Fault::conflict(format!(
-                    "Image status transition from {} to saving is not allowed",
-                    img.status
-                )));
-            }
-            img.status = "saving".into();
-            img.updated_at = now;
-            Ok(())
-        })
+        .update(
+            &id,
+            || no_image(&id),
+            |img| {
+                if img.status != "queued" {
+                    return Err(Fault::conflict(format!(
+                        "Image status transition from {} to saving is not allowed",
+                        img.status
+                    )));
+                }
+                img.status = "saving".into();
+                img.updated_at = now;
+                Ok(())
+            },
+        )
         .await?;
     let bytes = match axum::body::to_bytes(body, MAX_UPLOAD).await {
         Ok(b) => b,
@@ -1100,7 +1190,10 @@ async fn upload(
             let too_big = std::error::Error::source(&e)
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
             return Err(if too_big {
-                gerr(413, format!("Image exceeds the storage quota: the limit is {MAX_UPLOAD} bytes."))
+                gerr(
+                    413,
+                    format!("Image exceeds the storage quota: the limit is {MAX_UPLOAD} bytes."),
+                )
             } else {
                 gerr(400, format!("Error reading image data: {e}"))
             });
@@ -1109,7 +1202,9 @@ async fn upload(
     let mut scratch = (*img).clone();
     let app2 = app.clone();
     let written = tokio::task::spawn_blocking(move || {
-        app2.images.write_bytes(&mut scratch, &bytes).map(|()| scratch)
+        app2.images
+            .write_bytes(&mut scratch, &bytes)
+            .map(|()| scratch)
     })
     .await
     .map_err(|e| Fault::internal(format!("image upload task failed: {e}")));
@@ -1124,16 +1219,20 @@ async fn upload(
     let res = app
         .images
         .table
-        .update(&id, || no_image(&id), |img| {
-            img.size = filled.size;
-            img.virtual_size = filled.virtual_size;
-            img.checksum = filled.checksum.clone();
-            img.os_hash_algo = filled.os_hash_algo.clone();
-            img.os_hash_value = filled.os_hash_value.clone();
-            img.status = "active".into();
-            img.updated_at = now;
-            Ok(())
-        })
+        .update(
+            &id,
+            || no_image(&id),
+            |img| {
+                img.size = filled.size;
+                img.virtual_size = filled.virtual_size;
+                img.checksum = filled.checksum.clone();
+                img.os_hash_algo = filled.os_hash_algo.clone();
+                img.os_hash_value = filled.os_hash_value.clone();
+                img.status = "active".into();
+                img.updated_at = now;
+                Ok(())
+            },
+        )
         .await;
     match res {
         Ok(_) => Ok(StatusCode::NO_CONTENT.into_response()),
@@ -1150,10 +1249,14 @@ async fn upload(
 async fn set_status(app: &App, id: &str, status: &str) -> Result<(), Fault> {
     app.images
         .table
-        .update(id, || no_image(id), |img| {
-            img.status = status.to_string();
-            Ok(())
-        })
+        .update(
+            id,
+            || no_image(id),
+            |img| {
+                img.status = status.to_string();
+                Ok(())
+            },
+        )
         .await
         .map(|_| ())
 }
@@ -1165,7 +1268,10 @@ async fn download(
 ) -> GResult<Response> {
     let img = visible_or_404(&app, &ctx, &id)?;
     if img.status == "deactivated" && !ctx.is_admin() {
-        return Err(gerr(403, "The requested image has been deactivated. Image data download is forbidden."));
+        return Err(gerr(
+            403,
+            "The requested image has been deactivated. Image data download is forbidden.",
+        ));
     }
     if img.size.is_none() {
         return Ok(StatusCode::NO_CONTENT.into_response());
@@ -1197,23 +1303,31 @@ async fn add_tag(
         return Err(not_authorized("modify_image").into());
     }
     if tag.chars().count() > 255 {
-        return Err(gerr(400, format!("Tag '{tag}' is too long (maximum 255 characters).")));
+        return Err(gerr(
+            400,
+            format!("Tag '{tag}' is too long (maximum 255 characters)."),
+        ));
     }
     let now = app.clock.now();
     app.images
         .table
-        .update(&id, || no_image(&id), |img| {
-            if !img.tags.contains(&tag) {
-                if img.tags.len() >= TAG_QUOTA {
-                    return Err(Fault::new(413, format!(
-                        "Maximum tag count exceeded: the limit is {TAG_QUOTA}"
-                    )));
+        .update(
+            &id,
+            || no_image(&id),
+            |img| {
+                if !img.tags.contains(&tag) {
+                    if img.tags.len() >= TAG_QUOTA {
+                        return Err(Fault::new(
+                            413,
+                            format!("Maximum tag count exceeded: the limit is {TAG_QUOTA}"),
+                        ));
+                    }
+                    img.tags.push(tag.clone());
+                    img.updated_at = now;
                 }
-                img.tags.push(tag.clone());
-                img.updated_at = now;
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -1230,15 +1344,19 @@ async fn remove_tag(
     let now = app.clock.now();
     app.images
         .table
-        .update(&id, || no_image(&id), |img| {
-            let before = img.tags.len();
-            img.tags.retain(|t| *t != tag);
-            if img.tags.len() == before {
-                return Err(Fault::not_found(format!("Tag {tag} not found")));
-            }
-            img.updated_at = now;
-            Ok(())
-        })
+        .update(
+            &id,
+            || no_image(&id),
+            |img| {
+                let before = img.tags.len();
+                img.tags.retain(|t| *t != tag);
+                if img.tags.len() == before {
+                    return Err(Fault::not_found(format!("Tag {tag} not found")));
+                }
+                img.updated_at = now;
+                Ok(())
+            },
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -1261,11 +1379,17 @@ async fn image_members(
     if img.visibility != "shared" {
         return Err(gerr(403, "Only shared images have members."));
     }
-    Ok(ok_json(json!({"members": [], "schema": "/v2/schemas/members"})))
+    Ok(ok_json(
+        json!({"members": [], "schema": "/v2/schemas/members"}),
+    ))
 }
 
 async fn change_activation(app: &App, ctx: &Ctx, id: &str, deactivate: bool) -> GResult<Response> {
-    let action = if deactivate { "deactivate" } else { "reactivate" };
+    let action = if deactivate {
+        "deactivate"
+    } else {
+        "reactivate"
+    };
     visible_or_404(app, ctx, id)?;
     if !ctx.is_admin() {
         return Err(not_authorized(action).into());
@@ -1273,19 +1397,23 @@ async fn change_activation(app: &App, ctx: &Ctx, id: &str, deactivate: bool) -> 
     let now = app.clock.now();
     app.images
         .table
-        .update(id, || no_image(id), |img| {
-            match img.status.as_str() {
-                "active" | "deactivated" => {}
-                other => {
-                    return Err(Fault::bad_request(format!(
-                        "Not allowed to {action} image in status '{other}'"
-                    )))
+        .update(
+            id,
+            || no_image(id),
+            |img| {
+                match img.status.as_str() {
+                    "active" | "deactivated" => {}
+                    other => {
+                        return Err(Fault::bad_request(format!(
+                            "Not allowed to {action} image in status '{other}'"
+                        )))
+                    }
                 }
-            }
-            img.status = if deactivate { "deactivated" } else { "active" }.into();
-            img.updated_at = now;
-            Ok(())
-        })
+                img.status = if deactivate { "deactivated" } else { "active" }.into();
+                img.updated_at = now;
+                Ok(())
+            },
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -1311,7 +1439,8 @@ async fn reactivate(
 fn image_schema() -> Value {
     let nullable_str = |desc: &str, max: u32| json!({"type": ["null", "string"], "maxLength": max, "description": desc});
     let ro_str = |desc: &str| json!({"type": "string", "readOnly": true, "description": desc});
-    let ro_nullable = |ty: &str, desc: &str| json!({"type": ["null", ty], "readOnly": true, "description": desc});
+    let ro_nullable =
+        |ty: &str, desc: &str| json!({"type": ["null", ty], "readOnly": true, "description": desc});
     json!({
         "name": "image",
         "properties": {
@@ -1393,7 +1522,10 @@ mod tests {
     }
 
     fn img(id: &str, owner: &str, vis: &str, secs: i64) -> Arc<Image> {
-        let t = chrono::Utc.timestamp_opt(1_700_000_000 + secs, 0).single().unwrap_or_default();
+        let t = chrono::Utc
+            .timestamp_opt(1_700_000_000 + secs, 0)
+            .single()
+            .unwrap_or_default();
         let mut props = BTreeMap::new();
         props.insert("hw_rescue_bus".to_string(), json!("scsi"));
         Arc::new(Image {
@@ -1442,18 +1574,29 @@ mod tests {
 
     #[test]
     fn filters_sorting_and_paging() {
-        let imgs = vec![img("a", "me", "public", 1), img("b", "me", "public", 2), img("c", "me", "public", 3)];
+        let imgs = vec![
+            img("a", "me", "public", 1),
+            img("b", "me", "public", 2),
+            img("c", "me", "public", 3),
+        ];
         let q = parse_list_query(&pairs("limit=2")).expect("query");
         let (page, full) = select_page(imgs.clone(), &q, None);
-        assert_eq!(page.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["c", "b"]);
+        assert_eq!(
+            page.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+            ["c", "b"]
+        );
         assert!(full);
         let (page, full) = select_page(imgs.clone(), &q, Some(&imgs[1]));
-        assert_eq!(page.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["a"]);
+        assert_eq!(
+            page.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+            ["a"]
+        );
         assert!(!full);
         let q = parse_list_query(&pairs("sort=name:asc")).expect("query");
         let (page, _) = select_page(imgs.clone(), &q, None);
         assert_eq!(page[0].id, "a");
-        let q = parse_list_query(&pairs("name=in:n-a,n-c&hw_rescue_bus=scsi&tag=t1")).expect("query");
+        let q =
+            parse_list_query(&pairs("name=in:n-a,n-c&hw_rescue_bus=scsi&tag=t1")).expect("query");
         assert_eq!(select_page(imgs.clone(), &q, None).0.len(), 2);
         let q = parse_list_query(&pairs("hw_rescue_bus=virtio")).expect("query");
         assert!(select_page(imgs.clone(), &q, None).0.is_empty());
@@ -1470,12 +1613,18 @@ mod tests {
     fn create_body_rules() {
         let member = ctx("me", &["member", "reader"]);
         let now = chrono::Utc::now();
-        let body = json!({"name": "x", "disk_format": "qcow2", "hw_disk_bus": "scsi", "tags": ["a", "a"]});
+        let body =
+            json!({"name": "x", "disk_format": "qcow2", "hw_disk_bus": "scsi", "tags": ["a", "a"]});
         let i = image_from_body(body.as_object().expect("obj"), &member, now).expect("valid");
         assert_eq!(i.visibility, "shared");
         assert_eq!(i.tags, vec!["a".to_string()]);
         assert_eq!(i.properties.get("hw_disk_bus"), Some(&json!("scsi")));
-        let bad = |v: Value| image_from_body(v.as_object().expect("obj"), &member, now).map(|_| ()).unwrap_err().code;
+        let bad = |v: Value| {
+            image_from_body(v.as_object().expect("obj"), &member, now)
+                .map(|_| ())
+                .unwrap_err()
+                .code
+        };
         assert_eq!(bad(json!({"status": "active"})), 403);
         assert_eq!(bad(json!({"deleted": true})), 403);
         assert_eq!(bad(json!({"visibility": "public"})), 403);
@@ -1485,7 +1634,12 @@ mod tests {
         assert_eq!(bad(json!({"id": "not-a-uuid"})), 400);
         assert_eq!(bad(json!({"owner": "someone-else"})), 403);
         let admin = ctx("adm", &["admin", "member", "reader"]);
-        assert!(image_from_body(json!({"visibility": "public"}).as_object().expect("obj"), &admin, now).is_ok());
+        assert!(image_from_body(
+            json!({"visibility": "public"}).as_object().expect("obj"),
+            &admin,
+            now
+        )
+        .is_ok());
     }
 
     #[test]
@@ -1515,14 +1669,38 @@ mod tests {
                 .unwrap_err()
                 .code
         };
-        assert_eq!(code(json!([{"op": "replace", "path": "/nope", "value": "x"}]), true), 409);
+        assert_eq!(
+            code(
+                json!([{"op": "replace", "path": "/nope", "value": "x"}]),
+                true
+            ),
+            409
+        );
         assert_eq!(code(json!([{"op": "remove", "path": "/nope"}]), true), 409);
         assert_eq!(code(json!([{"op": "remove", "path": "/name"}]), true), 403);
-        assert_eq!(code(json!([{"op": "replace", "path": "/status", "value": "active"}]), true), 403);
-        assert_eq!(code(json!([{"op": "replace", "path": "/disk_format", "value": "raw"}]), true), 403);
+        assert_eq!(
+            code(
+                json!([{"op": "replace", "path": "/status", "value": "active"}]),
+                true
+            ),
+            403
+        );
+        assert_eq!(
+            code(
+                json!([{"op": "replace", "path": "/disk_format", "value": "raw"}]),
+                true
+            ),
+            403
+        );
         assert_eq!(code(json!([{"op": "move", "path": "/name"}]), true), 400);
         assert_eq!(code(json!({"op": "add"}), true), 400);
-        assert_eq!(code(json!([{"replace": "/visibility", "value": "public"}]), false), 403);
+        assert_eq!(
+            code(
+                json!([{"replace": "/visibility", "value": "public"}]),
+                false
+            ),
+            403
+        );
         assert_eq!(pointer_key("/a~1b").expect("key"), "a/b");
         assert!(pointer_key("name").is_err());
         assert!(pointer_key("/a/b").is_err());

@@ -13,8 +13,8 @@
 //! is 404.
 
 use super::{
-    cidr_contains, cidr_network, cidrs_overlap, ip_cmp, ip_offset, parse_cidr, pools_around_gateway,
-    random_mac, AllocationPool, IpWants, Network, Port, PortIp, Subnet,
+    cidr_contains, cidr_network, cidrs_overlap, ip_cmp, ip_offset, parse_cidr,
+    pools_around_gateway, random_mac, AllocationPool, IpWants, Network, Port, PortIp, Subnet,
 };
 use crate::app::App;
 use crate::http::{host_url, Ctx};
@@ -41,53 +41,167 @@ const IPV6_MODES: &[&str] = &["dhcpv6-stateful", "dhcpv6-stateless", "slaac"];
 /// Attributes rendered for each resource (and so accepted as filters and
 /// sort keys).
 const NETWORK_ATTRS: &[&str] = &[
-    "id", "name", "tenant_id", "project_id", "admin_state_up", "status", "subnets", "shared", "mtu",
-    "router:external", "description", "created_at", "updated_at", "revision_number", "tags",
-    "availability_zones", "availability_zone_hints", "port_security_enabled", "ipv4_address_scope",
-    "ipv6_address_scope", "l2_adjacency", "is_default",
+    "id",
+    "name",
+    "tenant_id",
+    "project_id",
+    "admin_state_up",
+    "status",
+    "subnets",
+    "shared",
+    "mtu",
+    "router:external",
+    "description",
+    "created_at",
+    "updated_at",
+    "revision_number",
+    "tags",
+    "availability_zones",
+    "availability_zone_hints",
+    "port_security_enabled",
+    "ipv4_address_scope",
+    "ipv6_address_scope",
+    "l2_adjacency",
+    "is_default",
 ];
 const SUBNET_ATTRS: &[&str] = &[
-    "id", "name", "network_id", "tenant_id", "project_id", "cidr", "ip_version", "gateway_ip",
-    "allocation_pools", "enable_dhcp", "dns_nameservers", "host_routes", "ipv6_address_mode",
-    "ipv6_ra_mode", "subnetpool_id", "description", "tags", "created_at", "updated_at",
-    "revision_number", "service_types",
+    "id",
+    "name",
+    "network_id",
+    "tenant_id",
+    "project_id",
+    "cidr",
+    "ip_version",
+    "gateway_ip",
+    "allocation_pools",
+    "enable_dhcp",
+    "dns_nameservers",
+    "host_routes",
+    "ipv6_address_mode",
+    "ipv6_ra_mode",
+    "subnetpool_id",
+    "description",
+    "tags",
+    "created_at",
+    "updated_at",
+    "revision_number",
+    "service_types",
 ];
 const PORT_ATTRS: &[&str] = &[
-    "id", "name", "network_id", "tenant_id", "project_id", "mac_address", "fixed_ips", "device_id",
-    "device_owner", "status", "admin_state_up", "description", "security_groups",
-    "allowed_address_pairs", "extra_dhcp_opts", "binding:vnic_type", "port_security_enabled", "tags",
-    "created_at", "updated_at", "revision_number",
+    "id",
+    "name",
+    "network_id",
+    "tenant_id",
+    "project_id",
+    "mac_address",
+    "fixed_ips",
+    "device_id",
+    "device_owner",
+    "status",
+    "admin_state_up",
+    "description",
+    "security_groups",
+    "allowed_address_pairs",
+    "extra_dhcp_opts",
+    "binding:vnic_type",
+    "port_security_enabled",
+    "tags",
+    "created_at",
+    "updated_at",
+    "revision_number",
 ];
 const SG_ATTRS: &[&str] = &[
-    "id", "name", "description", "tenant_id", "project_id", "security_group_rules", "stateful",
-    "shared", "tags", "created_at", "updated_at", "revision_number",
+    "id",
+    "name",
+    "description",
+    "tenant_id",
+    "project_id",
+    "security_group_rules",
+    "stateful",
+    "shared",
+    "tags",
+    "created_at",
+    "updated_at",
+    "revision_number",
 ];
 
 const NETWORK_CREATE: &[&str] = &[
-    "name", "admin_state_up", "shared", "tenant_id", "project_id", "mtu", "router:external",
-    "description", "port_security_enabled", "availability_zone_hints",
+    "name",
+    "admin_state_up",
+    "shared",
+    "tenant_id",
+    "project_id",
+    "mtu",
+    "router:external",
+    "description",
+    "port_security_enabled",
+    "availability_zone_hints",
 ];
 const NETWORK_UPDATE: &[&str] = &[
-    "name", "admin_state_up", "shared", "mtu", "router:external", "description",
+    "name",
+    "admin_state_up",
+    "shared",
+    "mtu",
+    "router:external",
+    "description",
     "port_security_enabled",
 ];
 const SUBNET_CREATE: &[&str] = &[
-    "name", "network_id", "tenant_id", "project_id", "ip_version", "cidr", "gateway_ip",
-    "allocation_pools", "enable_dhcp", "dns_nameservers", "host_routes", "ipv6_address_mode",
-    "ipv6_ra_mode", "description", "subnetpool_id", "use_default_subnetpool",
+    "name",
+    "network_id",
+    "tenant_id",
+    "project_id",
+    "ip_version",
+    "cidr",
+    "gateway_ip",
+    "allocation_pools",
+    "enable_dhcp",
+    "dns_nameservers",
+    "host_routes",
+    "ipv6_address_mode",
+    "ipv6_ra_mode",
+    "description",
+    "subnetpool_id",
+    "use_default_subnetpool",
 ];
 const SUBNET_UPDATE: &[&str] = &[
-    "name", "description", "enable_dhcp", "dns_nameservers", "gateway_ip", "allocation_pools",
+    "name",
+    "description",
+    "enable_dhcp",
+    "dns_nameservers",
+    "gateway_ip",
+    "allocation_pools",
     "host_routes",
 ];
 const PORT_CREATE: &[&str] = &[
-    "network_id", "name", "description", "admin_state_up", "fixed_ips", "mac_address", "device_id",
-    "device_owner", "tenant_id", "project_id", "security_groups", "port_security_enabled",
-    "binding:vnic_type", "allowed_address_pairs", "extra_dhcp_opts",
+    "network_id",
+    "name",
+    "description",
+    "admin_state_up",
+    "fixed_ips",
+    "mac_address",
+    "device_id",
+    "device_owner",
+    "tenant_id",
+    "project_id",
+    "security_groups",
+    "port_security_enabled",
+    "binding:vnic_type",
+    "allowed_address_pairs",
+    "extra_dhcp_opts",
 ];
 const PORT_UPDATE: &[&str] = &[
-    "name", "description", "admin_state_up", "fixed_ips", "mac_address", "device_id", "device_owner",
-    "security_groups", "port_security_enabled", "binding:vnic_type", "allowed_address_pairs",
+    "name",
+    "description",
+    "admin_state_up",
+    "fixed_ips",
+    "mac_address",
+    "device_id",
+    "device_owner",
+    "security_groups",
+    "port_security_enabled",
+    "binding:vnic_type",
+    "allowed_address_pairs",
     "extra_dhcp_opts",
 ];
 
@@ -101,7 +215,6 @@ const EXTENSIONS: &[(&str, &str, &str)] = &[
     ("filter-validation", "Filter parameters validation", "Provides validation on filter parameters."),
     ("pagination", "Pagination support", "Extension that indicates that pagination is enabled."),
     ("sorting", "Sorting support", "Extension that indicates that sorting is enabled."),
-    ("fields", "Fields support", "Extension that indicates that the fields query parameter is supported."),
 ];
 
 pub fn router() -> Router<Arc<App>> {
@@ -112,12 +225,18 @@ pub fn router() -> Router<Arc<App>> {
         .route("/network/v2.0/", get(resources))
         .route("/network/v2.0/extensions", get(extensions))
         .route("/network/v2.0/extensions/{alias}", get(extension))
-        .route("/network/v2.0/networks", get(list_networks).post(create_network))
+        .route(
+            "/network/v2.0/networks",
+            get(list_networks).post(create_network),
+        )
         .route(
             "/network/v2.0/networks/{id}",
             get(show_network).put(update_network).delete(delete_network),
         )
-        .route("/network/v2.0/subnets", get(list_subnets).post(create_subnet))
+        .route(
+            "/network/v2.0/subnets",
+            get(list_subnets).post(create_subnet),
+        )
         .route(
             "/network/v2.0/subnets/{id}",
             get(show_subnet).put(update_subnet).delete(delete_subnet),
@@ -128,7 +247,10 @@ pub fn router() -> Router<Arc<App>> {
             get(show_port).put(update_port).delete(delete_port),
         )
         .route("/network/v2.0/security-groups", get(list_security_groups))
-        .route("/network/v2.0/security-groups/{id}", get(show_security_group))
+        .route(
+            "/network/v2.0/security-groups/{id}",
+            get(show_security_group),
+        )
         .route("/network/v2.0/{*rest}", any(not_found))
 }
 
@@ -171,7 +293,8 @@ impl IntoResponse for NeutronError {
             tracing::error!(code = self.status, message = %self.message, "network service error");
         }
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = json!({"NeutronError": {"type": self.kind, "message": self.message, "detail": ""}});
+        let body =
+            json!({"NeutronError": {"type": self.kind, "message": self.message, "detail": ""}});
         (status, axum::Json(body)).into_response()
     }
 }
@@ -183,27 +306,51 @@ fn bad(msg: impl Into<String>) -> NeutronError {
 }
 
 fn invalid_input(msg: impl std::fmt::Display) -> NeutronError {
-    NeutronError::new(400, "InvalidInput", format!("Invalid input for operation: {msg}"))
+    NeutronError::new(
+        400,
+        "InvalidInput",
+        format!("Invalid input for operation: {msg}"),
+    )
 }
 
 fn policy(rule: &str) -> NeutronError {
-    NeutronError::new(403, "PolicyNotAuthorized", format!("{rule} is disallowed by policy"))
+    NeutronError::new(
+        403,
+        "PolicyNotAuthorized",
+        format!("{rule} is disallowed by policy"),
+    )
 }
 
 fn network_not_found(id: &str) -> NeutronError {
-    NeutronError::new(404, "NetworkNotFound", format!("Network {id} could not be found."))
+    NeutronError::new(
+        404,
+        "NetworkNotFound",
+        format!("Network {id} could not be found."),
+    )
 }
 
 fn subnet_not_found(id: &str) -> NeutronError {
-    NeutronError::new(404, "SubnetNotFound", format!("Subnet {id} could not be found."))
+    NeutronError::new(
+        404,
+        "SubnetNotFound",
+        format!("Subnet {id} could not be found."),
+    )
 }
 
 fn port_not_found(id: &str) -> NeutronError {
-    NeutronError::new(404, "PortNotFound", format!("Port {id} could not be found."))
+    NeutronError::new(
+        404,
+        "PortNotFound",
+        format!("Port {id} could not be found."),
+    )
 }
 
 fn sg_not_found(id: &str) -> NeutronError {
-    NeutronError::new(404, "SecurityGroupNotFound", format!("Security group {id} does not exist"))
+    NeutronError::new(
+        404,
+        "SecurityGroupNotFound",
+        format!("Security group {id} does not exist"),
+    )
 }
 
 /// Maps an address-allocation refusal from [`super::Networks::reserve_ip`]
@@ -276,7 +423,12 @@ fn visible_port(app: &App, ctx: &Ctx, id: &str) -> NResult<Arc<Port>> {
 // ---- views ----
 
 fn network_json(app: &App, n: &Network) -> Value {
-    let subnets: Vec<String> = app.networks.subnets_of(&n.id).iter().map(|s| s.id.clone()).collect();
+    let subnets: Vec<String> = app
+        .networks
+        .subnets_of(&n.id)
+        .iter()
+        .map(|s| s.id.clone())
+        .collect();
     json!({
         "id": n.id,
         "name": n.name,
@@ -389,7 +541,10 @@ fn extension_json(alias: &str, name: &str, desc: &str) -> Value {
 }
 
 async fn extensions(_caller: Caller) -> Response {
-    let list: Vec<Value> = EXTENSIONS.iter().map(|(a, n, d)| extension_json(a, n, d)).collect();
+    let list: Vec<Value> = EXTENSIONS
+        .iter()
+        .map(|(a, n, d)| extension_json(a, n, d))
+        .collect();
     axum::Json(json!({ "extensions": list })).into_response()
 }
 
@@ -397,7 +552,13 @@ async fn extension(_caller: Caller, Path(alias): Path<String>) -> NResult<Respon
     let (a, n, d) = EXTENSIONS
         .iter()
         .find(|(a, _, _)| *a == alias)
-        .ok_or_else(|| NeutronError::new(404, "HTTPNotFound", format!("Extension with alias {alias} does not exist")))?;
+        .ok_or_else(|| {
+            NeutronError::new(
+                404,
+                "HTTPNotFound",
+                format!("Extension with alias {alias} does not exist"),
+            )
+        })?;
     Ok(axum::Json(json!({"extension": extension_json(a, n, d)})).into_response())
 }
 
@@ -422,7 +583,9 @@ fn parse_bool(key: &str, v: &str) -> NResult<bool> {
     match v.to_ascii_lowercase().as_str() {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
-        _ => Err(bad(format!("Invalid input for {key}. Reason: '{v}' cannot be converted to boolean."))),
+        _ => Err(bad(format!(
+            "Invalid input for {key}. Reason: '{v}' cannot be converted to boolean."
+        ))),
     }
 }
 
@@ -439,13 +602,22 @@ fn parse_params(raw: Option<&str>) -> NResult<ListParams> {
     let mut dirs: Vec<String> = Vec::new();
     for (k, v) in &pairs {
         match k.as_str() {
-            "fields" => p.fields.extend(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)),
+            "fields" => p.fields.extend(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            ),
             "limit" => {
-                let n: i64 = v
-                    .parse()
-                    .map_err(|_| bad(format!("Limit must be an integer 0 or greater and not '{v}'")))?;
+                let n: i64 = v.parse().map_err(|_| {
+                    bad(format!(
+                        "Limit must be an integer 0 or greater and not '{v}'"
+                    ))
+                })?;
                 if n < 0 {
-                    return Err(bad(format!("Limit must be an integer 0 or greater and not '{v}'")));
+                    return Err(bad(format!(
+                        "Limit must be an integer 0 or greater and not '{v}'"
+                    )));
                 }
                 p.limit = (n > 0).then_some(n as usize);
             }
@@ -466,7 +638,11 @@ fn parse_params(raw: Option<&str>) -> NResult<ListParams> {
         let desc = match dirs.get(i).map(String::as_str) {
             None | Some("asc") => false,
             Some("desc") => true,
-            Some(d) => return Err(bad(format!("{d} is invalid value for sort_dir, valid values are 'asc' and 'desc'"))),
+            Some(d) => {
+                return Err(bad(format!(
+                    "{d} is invalid value for sort_dir, valid values are 'asc' and 'desc'"
+                )))
+            }
         };
         p.sort.push((k.clone(), desc));
     }
@@ -561,12 +737,20 @@ fn select(
         items.reverse();
     }
     if let Some(m) = &p.marker {
-        let pos = items.iter().position(|it| it["id"].as_str() == Some(m.as_str()));
+        let pos = items
+            .iter()
+            .position(|it| it["id"].as_str() == Some(m.as_str()));
         match pos {
             Some(i) => {
                 items.drain(..=i);
             }
-            None => return Err(NeutronError::new(404, "HTTPNotFound", format!("Marker {m} could not be found."))),
+            None => {
+                return Err(NeutronError::new(
+                    404,
+                    "HTTPNotFound",
+                    format!("Marker {m} could not be found."),
+                ))
+            }
         }
     }
     let mut more = false;
@@ -595,7 +779,14 @@ fn select(
 }
 
 /// A list response with Neutron's `<collection>_links` when paging.
-fn list_body(host: &str, collection: &str, path: &str, items: Vec<Value>, more: bool, p: &ListParams) -> Value {
+fn list_body(
+    host: &str,
+    collection: &str,
+    path: &str,
+    items: Vec<Value>,
+    more: bool,
+    p: &ListParams,
+) -> Value {
     let mut body = Map::new();
     let mut links = Vec::new();
     if let Some(limit) = p.limit {
@@ -645,7 +836,11 @@ fn project_fields(v: Value, raw: Option<&str>) -> Value {
         .map(|q| {
             form_urlencoded::parse(q.as_bytes())
                 .filter(|(k, _)| k == "fields")
-                .flat_map(|(_, v)| v.split(',').map(|s| s.trim().to_string()).collect::<Vec<_>>())
+                .flat_map(|(_, v)| {
+                    v.split(',')
+                        .map(|s| s.trim().to_string())
+                        .collect::<Vec<_>>()
+                })
                 .filter(|s| !s.is_empty())
                 .collect()
         })
@@ -674,7 +869,12 @@ fn created(key: &str, v: Value) -> Response {
 
 /// The object under `key` in a request body; unknown attributes are 400.
 /// `read_only` attributes are named as such.
-fn resource_body(body: &Bytes, key: &str, allowed: &[&str], read_only: &[&str]) -> NResult<Map<String, Value>> {
+fn resource_body(
+    body: &Bytes,
+    key: &str,
+    allowed: &[&str],
+    read_only: &[&str],
+) -> NResult<Map<String, Value>> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(bad("Resource body required"));
     }
@@ -686,7 +886,11 @@ fn resource_body(body: &Bytes, key: &str, allowed: &[&str], read_only: &[&str]) 
         .ok_or_else(|| bad(format!("Unable to find '{key}' in request body")))?;
     let m = inner
         .as_object()
-        .ok_or_else(|| bad(format!("Invalid input for {key}. Reason: it must be an object.")))?
+        .ok_or_else(|| {
+            bad(format!(
+                "Invalid input for {key}. Reason: it must be an object."
+            ))
+        })?
         .clone();
     if let Some(k) = m.keys().find(|k| read_only.contains(&k.as_str())) {
         return Err(bad(format!("Cannot update read-only attribute {k}")));
@@ -697,7 +901,10 @@ fn resource_body(body: &Bytes, key: &str, allowed: &[&str], read_only: &[&str]) 
         .map(String::as_str)
         .collect();
     if !unknown.is_empty() {
-        return Err(bad(format!("Unrecognized attribute(s) '{}'", unknown.join(", "))));
+        return Err(bad(format!(
+            "Unrecognized attribute(s) '{}'",
+            unknown.join(", ")
+        )));
     }
     Ok(m)
 }
@@ -709,7 +916,9 @@ fn get_str(m: &Map<String, Value>, key: &str, max: usize) -> NResult<Option<Stri
         Some(Value::String(s)) => Err(bad(format!(
             "Invalid input for {key}. Reason: '{s}' exceeds maximum length of {max}."
         ))),
-        Some(v) => Err(bad(format!("Invalid input for {key}. Reason: '{v}' is not a valid string."))),
+        Some(v) => Err(bad(format!(
+            "Invalid input for {key}. Reason: '{v}' is not a valid string."
+        ))),
     }
 }
 
@@ -718,8 +927,12 @@ fn get_bool(m: &Map<String, Value>, key: &str) -> NResult<Option<bool>> {
         None => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
         Some(Value::String(s)) => parse_bool(key, s).map(Some),
-        Some(Value::Number(n)) if n.as_u64() == Some(0) || n.as_u64() == Some(1) => Ok(Some(n.as_u64() == Some(1))),
-        Some(v) => Err(bad(format!("Invalid input for {key}. Reason: '{v}' cannot be converted to boolean."))),
+        Some(Value::Number(n)) if n.as_u64() == Some(0) || n.as_u64() == Some(1) => {
+            Ok(Some(n.as_u64() == Some(1)))
+        }
+        Some(v) => Err(bad(format!(
+            "Invalid input for {key}. Reason: '{v}' cannot be converted to boolean."
+        ))),
     }
 }
 
@@ -730,7 +943,11 @@ fn get_uint(m: &Map<String, Value>, key: &str) -> NResult<Option<u64>> {
             .as_u64()
             .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
             .map(Some)
-            .ok_or_else(|| bad(format!("Invalid input for {key}. Reason: '{v}' is not an integer."))),
+            .ok_or_else(|| {
+                bad(format!(
+                    "Invalid input for {key}. Reason: '{v}' is not an integer."
+                ))
+            }),
     }
 }
 
@@ -738,18 +955,34 @@ fn get_uint(m: &Map<String, Value>, key: &str) -> NResult<Option<u64>> {
 /// refused rather than silently dropped.
 fn only_value(m: &Map<String, Value>, key: &str, ok: &Value, what: &str) -> NResult<()> {
     match m.get(key) {
-        Some(v) if v != ok => Err(bad(format!("{what} is not supported by this service ({key}).",))),
+        Some(v) if v != ok => Err(bad(format!(
+            "{what} is not supported by this service ({key}).",
+        ))),
         _ => Ok(()),
     }
 }
 
 /// Checks the attributes this service accepts only at their default.
 fn check_port_extras(m: &Map<String, Value>) -> NResult<()> {
-    if m.contains_key("port_security_enabled") && get_bool(m, "port_security_enabled")? != Some(true) {
-        return Err(bad("Disabling port security is not supported by this service."));
+    if m.contains_key("port_security_enabled")
+        && get_bool(m, "port_security_enabled")? != Some(true)
+    {
+        return Err(bad(
+            "Disabling port security is not supported by this service.",
+        ));
     }
-    only_value(m, "security_groups", &json!([]), "Attaching security groups to ports")?;
-    only_value(m, "allowed_address_pairs", &json!([]), "Allowed address pairs")?;
+    only_value(
+        m,
+        "security_groups",
+        &json!([]),
+        "Attaching security groups to ports",
+    )?;
+    only_value(
+        m,
+        "allowed_address_pairs",
+        &json!([]),
+        "Allowed address pairs",
+    )?;
     only_value(m, "extra_dhcp_opts", &json!([]), "Extra DHCP options")?;
     if let Some(v) = m.get("binding:vnic_type") {
         if v != "normal" {
@@ -767,7 +1000,9 @@ fn owner_from(m: &Map<String, Value>, ctx: &Ctx) -> NResult<String> {
     let p = get_str(m, "project_id", 255)?;
     let t = get_str(m, "tenant_id", 255)?;
     let owner = match (p, t) {
-        (Some(p), Some(t)) if p != t => return Err(bad("'project_id' and 'tenant_id' do not match")),
+        (Some(p), Some(t)) if p != t => {
+            return Err(bad("'project_id' and 'tenant_id' do not match"))
+        }
         (Some(p), _) | (None, Some(p)) => p,
         (None, None) => ctx.project_id.clone(),
     };
@@ -800,7 +1035,15 @@ async fn list_networks(
         .map(|n| network_json(&app, n))
         .collect();
     let (items, more) = select(items, &p, NETWORK_ATTRS, &[])?;
-    Ok(axum::Json(list_body(&host_url(&headers), "networks", "networks", items, more, &p)).into_response())
+    Ok(axum::Json(list_body(
+        &host_url(&headers),
+        "networks",
+        "networks",
+        items,
+        more,
+        &p,
+    ))
+    .into_response())
 }
 
 async fn show_network(
@@ -810,15 +1053,22 @@ async fn show_network(
     RawQuery(raw): RawQuery,
 ) -> NResult<Response> {
     let n = visible_network(&app, &ctx, &id)?;
-    Ok(one("network", project_fields(network_json(&app, &n), raw.as_deref())))
+    Ok(one(
+        "network",
+        project_fields(network_json(&app, &n), raw.as_deref()),
+    ))
 }
 
 fn check_mtu(mtu: u64) -> NResult<u32> {
     if mtu < 68 {
-        return Err(bad(format!("Invalid input for mtu. Reason: '{mtu}' is too small - must be at least '68'.")));
+        return Err(bad(format!(
+            "Invalid input for mtu. Reason: '{mtu}' is too small - must be at least '68'."
+        )));
     }
     if mtu > MAX_MTU {
-        return Err(invalid_input(format!("Requested MTU is too big, maximum is {MAX_MTU}.")));
+        return Err(invalid_input(format!(
+            "Requested MTU is too big, maximum is {MAX_MTU}."
+        )));
     }
     Ok(mtu as u32)
 }
@@ -835,20 +1085,33 @@ async fn create_network(
     let project_id = owner_from(&m, &ctx)?;
     let shared = get_bool(&m, "shared")?.unwrap_or(false);
     if shared && !ctx.is_admin() {
-        return Err(policy("(rule:create_network and rule:create_network:shared)"));
+        return Err(policy(
+            "(rule:create_network and rule:create_network:shared)",
+        ));
     }
     let external = get_bool(&m, "router:external")?.unwrap_or(false);
     if external && !ctx.is_admin() {
-        return Err(policy("(rule:create_network and rule:create_network:router:external)"));
+        return Err(policy(
+            "(rule:create_network and rule:create_network:router:external)",
+        ));
     }
     let mtu = match get_uint(&m, "mtu")? {
         Some(v) => check_mtu(v)?,
         None => MAX_MTU as u32,
     };
-    if m.contains_key("port_security_enabled") && get_bool(&m, "port_security_enabled")? != Some(true) {
-        return Err(bad("Disabling port security is not supported by this service."));
+    if m.contains_key("port_security_enabled")
+        && get_bool(&m, "port_security_enabled")? != Some(true)
+    {
+        return Err(bad(
+            "Disabling port security is not supported by this service.",
+        ));
     }
-    only_value(&m, "availability_zone_hints", &json!([]), "Availability zone hints")?;
+    only_value(
+        &m,
+        "availability_zone_hints",
+        &json!([]),
+        "Availability zone hints",
+    )?;
     let now = app.clock.now();
     let n = Network {
         id: uuid::Uuid::new_v4().to_string(),
@@ -867,7 +1130,11 @@ async fn create_network(
     let n = app
         .networks
         .networks
-        .insert_new(&id, n, Fault::conflict(format!("Network {id} already exists.")))
+        .insert_new(
+            &id,
+            n,
+            Fault::conflict(format!("Network {id} already exists.")),
+        )
         .await?;
     Ok(created("network", network_json(&app, &n)))
 }
@@ -883,21 +1150,38 @@ async fn update_network(
         &body,
         "network",
         NETWORK_UPDATE,
-        &["id", "tenant_id", "project_id", "status", "subnets", "availability_zone_hints", "created_at", "updated_at"],
+        &[
+            "id",
+            "tenant_id",
+            "project_id",
+            "status",
+            "subnets",
+            "availability_zone_hints",
+            "created_at",
+            "updated_at",
+        ],
     )?;
     if !may_change_network(&cur, &ctx) {
         return Err(policy("rule:update_network"));
     }
     let shared = get_bool(&m, "shared")?;
     if shared.is_some_and(|s| s != cur.shared) && !ctx.is_admin() {
-        return Err(policy("(rule:update_network and rule:update_network:shared)"));
+        return Err(policy(
+            "(rule:update_network and rule:update_network:shared)",
+        ));
     }
     let external = get_bool(&m, "router:external")?;
     if external.is_some_and(|e| e != cur.router_external) && !ctx.is_admin() {
-        return Err(policy("(rule:update_network and rule:update_network:router:external)"));
+        return Err(policy(
+            "(rule:update_network and rule:update_network:router:external)",
+        ));
     }
     if shared == Some(false) && cur.shared {
-        let foreign = app.networks.ports_on(&id).iter().any(|p| p.project_id != cur.project_id);
+        let foreign = app
+            .networks
+            .ports_on(&id)
+            .iter()
+            .any(|p| p.project_id != cur.project_id);
         if foreign {
             return Err(NeutronError::new(409, "InvalidSharedSetting", format!(
                 "Unable to reconfigure sharing settings for network {id}. Multiple tenants are using it."
@@ -905,8 +1189,12 @@ async fn update_network(
         }
     }
     let mtu = get_uint(&m, "mtu")?.map(check_mtu).transpose()?;
-    if m.contains_key("port_security_enabled") && get_bool(&m, "port_security_enabled")? != Some(true) {
-        return Err(bad("Disabling port security is not supported by this service."));
+    if m.contains_key("port_security_enabled")
+        && get_bool(&m, "port_security_enabled")? != Some(true)
+    {
+        return Err(bad(
+            "Disabling port security is not supported by this service.",
+        ));
     }
     let name = get_str(&m, "name", 255)?;
     let description = get_str(&m, "description", 255)?;
@@ -915,28 +1203,32 @@ async fn update_network(
     let (n, _) = app
         .networks
         .networks
-        .update(&id, || Fault::not_found(format!("Network {id} could not be found.")), |n| {
-            if let Some(v) = name {
-                n.name = v;
-            }
-            if let Some(v) = description {
-                n.description = v;
-            }
-            if let Some(v) = admin_state_up {
-                n.admin_state_up = v;
-            }
-            if let Some(v) = shared {
-                n.shared = v;
-            }
-            if let Some(v) = external {
-                n.router_external = v;
-            }
-            if let Some(v) = mtu {
-                n.mtu = v;
-            }
-            n.updated_at = now;
-            Ok(())
-        })
+        .update(
+            &id,
+            || Fault::not_found(format!("Network {id} could not be found.")),
+            |n| {
+                if let Some(v) = name {
+                    n.name = v;
+                }
+                if let Some(v) = description {
+                    n.description = v;
+                }
+                if let Some(v) = admin_state_up {
+                    n.admin_state_up = v;
+                }
+                if let Some(v) = shared {
+                    n.shared = v;
+                }
+                if let Some(v) = external {
+                    n.router_external = v;
+                }
+                if let Some(v) = mtu {
+                    n.mtu = v;
+                }
+                n.updated_at = now;
+                Ok(())
+            },
+        )
         .await?;
     Ok(one("network", network_json(&app, &n)))
 }
@@ -980,7 +1272,15 @@ async fn list_subnets(
         .map(|s| subnet_json(s))
         .collect();
     let (items, more) = select(items, &p, SUBNET_ATTRS, &[])?;
-    Ok(axum::Json(list_body(&host_url(&headers), "subnets", "subnets", items, more, &p)).into_response())
+    Ok(axum::Json(list_body(
+        &host_url(&headers),
+        "subnets",
+        "subnets",
+        items,
+        more,
+        &p,
+    ))
+    .into_response())
 }
 
 async fn show_subnet(
@@ -990,28 +1290,42 @@ async fn show_subnet(
     RawQuery(raw): RawQuery,
 ) -> NResult<Response> {
     let s = visible_subnet(&app, &ctx, &id)?;
-    Ok(one("subnet", project_fields(subnet_json(&s), raw.as_deref())))
+    Ok(one(
+        "subnet",
+        project_fields(subnet_json(&s), raw.as_deref()),
+    ))
 }
 
 fn parse_ip(key: &str, v: &str) -> NResult<IpAddr> {
-    v.parse()
-        .map_err(|_| bad(format!("Invalid input for {key}. Reason: '{v}' is not a valid IP address.")))
+    v.parse().map_err(|_| {
+        bad(format!(
+            "Invalid input for {key}. Reason: '{v}' is not a valid IP address."
+        ))
+    })
 }
 
 /// The gateway from a body: absent means the first host address, `null`
 /// means none.
-fn gateway_from(m: &Map<String, Value>, cidr: &str, net_addr: IpAddr) -> NResult<Option<Option<IpAddr>>> {
+fn gateway_from(
+    m: &Map<String, Value>,
+    cidr: &str,
+    net_addr: IpAddr,
+) -> NResult<Option<Option<IpAddr>>> {
     match m.get("gateway_ip") {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
         Some(Value::String(s)) => {
             let ip = parse_ip("gateway_ip", s)?;
             if !cidr_contains(cidr, ip) || ip == net_addr {
-                return Err(invalid_input(format!("Gateway is not valid on subnet ({ip} for {cidr}).")));
+                return Err(invalid_input(format!(
+                    "Gateway is not valid on subnet ({ip} for {cidr})."
+                )));
             }
             Ok(Some(Some(ip)))
         }
-        Some(v) => Err(bad(format!("Invalid input for gateway_ip. Reason: '{v}' is not a valid IP address."))),
+        Some(v) => Err(bad(format!(
+            "Invalid input for gateway_ip. Reason: '{v}' is not a valid IP address."
+        ))),
     }
 }
 
@@ -1022,66 +1336,102 @@ fn pool_str(p: &AllocationPool) -> String {
 /// Validates explicit allocation pools against the CIDR, each other and
 /// the gateway.
 fn check_pools(v: &Value, cidr: &str, gateway: Option<IpAddr>) -> NResult<Vec<AllocationPool>> {
-    let arr = v
-        .as_array()
-        .ok_or_else(|| bad(format!("Invalid input for allocation_pools. Reason: '{v}' is not a list.")))?;
+    let arr = v.as_array().ok_or_else(|| {
+        bad(format!(
+            "Invalid input for allocation_pools. Reason: '{v}' is not a list."
+        ))
+    })?;
     let mut pools: Vec<(IpAddr, IpAddr, AllocationPool)> = Vec::new();
     for p in arr {
-        let (Some(start), Some(end)) = (p.get("start").and_then(Value::as_str), p.get("end").and_then(Value::as_str)) else {
-            return Err(bad(format!("Invalid input for allocation_pools. Reason: {p} must have 'start' and 'end'.")));
+        let (Some(start), Some(end)) = (
+            p.get("start").and_then(Value::as_str),
+            p.get("end").and_then(Value::as_str),
+        ) else {
+            return Err(bad(format!(
+                "Invalid input for allocation_pools. Reason: {p} must have 'start' and 'end'."
+            )));
         };
-        let pool = AllocationPool { start: start.to_string(), end: end.to_string() };
+        let pool = AllocationPool {
+            start: start.to_string(),
+            end: end.to_string(),
+        };
         let (Ok(s), Ok(e)) = (start.parse::<IpAddr>(), end.parse::<IpAddr>()) else {
-            return Err(NeutronError::new(400, "InvalidAllocationPool", format!("The allocation pool {} is not valid.", pool_str(&pool))));
+            return Err(NeutronError::new(
+                400,
+                "InvalidAllocationPool",
+                format!("The allocation pool {} is not valid.", pool_str(&pool)),
+            ));
         };
         if s.is_ipv4() != e.is_ipv4() || ip_cmp(s, e) == Ordering::Greater {
-            return Err(NeutronError::new(400, "InvalidAllocationPool", format!("The allocation pool {} is not valid.", pool_str(&pool))));
+            return Err(NeutronError::new(
+                400,
+                "InvalidAllocationPool",
+                format!("The allocation pool {} is not valid.", pool_str(&pool)),
+            ));
         }
         if !cidr_contains(cidr, s) || !cidr_contains(cidr, e) {
-            return Err(NeutronError::new(400, "OutOfBoundsAllocationPool", format!(
-                "The allocation pool {} spans beyond the subnet cidr {cidr}.", pool_str(&pool)
-            )));
+            return Err(NeutronError::new(
+                400,
+                "OutOfBoundsAllocationPool",
+                format!(
+                    "The allocation pool {} spans beyond the subnet cidr {cidr}.",
+                    pool_str(&pool)
+                ),
+            ));
         }
         pools.push((s, e, pool));
     }
     for (i, a) in pools.iter().enumerate() {
         for b in &pools[i + 1..] {
             if ip_cmp(a.0, b.1) != Ordering::Greater && ip_cmp(b.0, a.1) != Ordering::Greater {
-                return Err(NeutronError::new(400, "OverlappingAllocationPools", format!(
-                    "Found overlapping allocation pools: {} and {} for subnet {cidr}.",
-                    pool_str(&a.2),
-                    pool_str(&b.2)
-                )));
+                return Err(NeutronError::new(
+                    400,
+                    "OverlappingAllocationPools",
+                    format!(
+                        "Found overlapping allocation pools: {} and {} for subnet {cidr}.",
+                        pool_str(&a.2),
+                        pool_str(&b.2)
+                    ),
+                ));
             }
         }
     }
     if let Some(g) = gateway {
-        if let Some(p) = pools
-            .iter()
-            .find(|(s, e, _)| ip_cmp(*s, g) != Ordering::Greater && ip_cmp(g, *e) != Ordering::Greater)
-        {
-            return Err(NeutronError::new(409, "GatewayConflictWithAllocationPools", format!(
-                "Gateway ip {g} conflicts with allocation pool {}",
-                pool_str(&p.2)
-            )));
+        if let Some(p) = pools.iter().find(|(s, e, _)| {
+            ip_cmp(*s, g) != Ordering::Greater && ip_cmp(g, *e) != Ordering::Greater
+        }) {
+            return Err(NeutronError::new(
+                409,
+                "GatewayConflictWithAllocationPools",
+                format!(
+                    "Gateway ip {g} conflicts with allocation pool {}",
+                    pool_str(&p.2)
+                ),
+            ));
         }
     }
     Ok(pools.into_iter().map(|(_, _, p)| p).collect())
 }
 
 fn check_dns(v: &Value) -> NResult<Vec<String>> {
-    let arr = v
-        .as_array()
-        .ok_or_else(|| bad(format!("Invalid input for dns_nameservers. Reason: '{v}' is not a list.")))?;
+    let arr = v.as_array().ok_or_else(|| {
+        bad(format!(
+            "Invalid input for dns_nameservers. Reason: '{v}' is not a list."
+        ))
+    })?;
     let mut out: Vec<String> = Vec::new();
     for d in arr {
         let s = d.as_str().unwrap_or("");
-        let ip: IpAddr = s
-            .parse()
-            .map_err(|_| bad(format!("Invalid input for dns_nameservers. Reason: '{d}' is not a valid nameserver.")))?;
+        let ip: IpAddr = s.parse().map_err(|_| {
+            bad(format!(
+                "Invalid input for dns_nameservers. Reason: '{d}' is not a valid nameserver."
+            ))
+        })?;
         let canon = ip.to_string();
         if out.contains(&canon) {
-            return Err(bad(format!("Invalid input for dns_nameservers. Reason: Duplicate nameserver '{s}'.")));
+            return Err(bad(format!(
+                "Invalid input for dns_nameservers. Reason: Duplicate nameserver '{s}'."
+            )));
         }
         out.push(canon);
     }
@@ -1097,7 +1447,9 @@ fn ipv6_mode(m: &Map<String, Value>, key: &str) -> NResult<Option<String>> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if IPV6_MODES.contains(&s.as_str()) => Ok(Some(s.clone())),
-        Some(v) => Err(bad(format!("Invalid input for {key}. Reason: {v} is not in {IPV6_MODES:?}."))),
+        Some(v) => Err(bad(format!(
+            "Invalid input for {key}. Reason: {v} is not in {IPV6_MODES:?}."
+        ))),
     }
 }
 
@@ -1109,26 +1461,48 @@ fn subnet_from_body(
     project_id: String,
     now: chrono::DateTime<chrono::Utc>,
 ) -> NResult<Subnet> {
-    if m.get("subnetpool_id").is_some_and(|v| !v.is_null()) || get_bool(m, "use_default_subnetpool")? == Some(true) {
+    if m.get("subnetpool_id").is_some_and(|v| !v.is_null())
+        || get_bool(m, "use_default_subnetpool")? == Some(true)
+    {
         return Err(bad("Subnet pools are not supported by this service."));
     }
     let ip_version = match m.get("ip_version") {
-        None => return Err(bad("Failed to parse request. Required attribute 'ip_version' not specified")),
-        Some(v) => match v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())) {
+        None => {
+            return Err(bad(
+                "Failed to parse request. Required attribute 'ip_version' not specified",
+            ))
+        }
+        Some(v) => match v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        {
             Some(4) => 4u8,
             Some(6) => 6u8,
-            _ => return Err(bad(format!("Invalid input for ip_version. Reason: {v} is not in [4, 6]."))),
+            _ => {
+                return Err(bad(format!(
+                    "Invalid input for ip_version. Reason: {v} is not in [4, 6]."
+                )))
+            }
         },
     };
     let cidr = match m.get("cidr") {
         None | Some(Value::Null) => {
-            return Err(bad("Bad subnets request: a subnetpool must be specified in the absence of a cidr."))
+            return Err(bad(
+                "Bad subnets request: a subnetpool must be specified in the absence of a cidr.",
+            ))
         }
         Some(Value::String(s)) => s.clone(),
-        Some(v) => return Err(bad(format!("Invalid input for cidr. Reason: '{v}' is not a valid IP subnet."))),
+        Some(v) => {
+            return Err(bad(format!(
+                "Invalid input for cidr. Reason: '{v}' is not a valid IP subnet."
+            )))
+        }
     };
-    let (ip, len) = parse_cidr(&cidr)
-        .ok_or_else(|| bad(format!("Invalid input for cidr. Reason: '{cidr}' is not a valid IP subnet.")))?;
+    let (ip, len) = parse_cidr(&cidr).ok_or_else(|| {
+        bad(format!(
+            "Invalid input for cidr. Reason: '{cidr}' is not a valid IP subnet."
+        ))
+    })?;
     let net_addr = cidr_network(&cidr).unwrap_or(ip);
     if net_addr != ip {
         return Err(bad(format!(
@@ -1137,10 +1511,14 @@ fn subnet_from_body(
     }
     let v6 = ip.is_ipv6();
     if v6 != (ip_version == 6) {
-        return Err(invalid_input(format!("cidr '{cidr}' does not match the ip_version '{ip_version}'")));
+        return Err(invalid_input(format!(
+            "cidr '{cidr}' does not match the ip_version '{ip_version}'"
+        )));
     }
     if super::default_pool(&cidr).is_none() {
-        return Err(invalid_input(format!("The prefix length of {cidr} leaves no addresses to allocate.")));
+        return Err(invalid_input(format!(
+            "The prefix length of {cidr} leaves no addresses to allocate."
+        )));
     }
     if let Some(other) = siblings.iter().find(|s| cidrs_overlap(&s.cidr, &cidr)) {
         return Err(invalid_input(format!(
@@ -1161,7 +1539,9 @@ fn subnet_from_body(
     let addr_mode = ipv6_mode(m, "ipv6_address_mode")?;
     let ra_mode = ipv6_mode(m, "ipv6_ra_mode")?;
     if !v6 && (addr_mode.is_some() || ra_mode.is_some()) {
-        return Err(invalid_input("ipv6_ra_mode and ipv6_address_mode are not valid when ip_version is 4"));
+        return Err(invalid_input(
+            "ipv6_ra_mode and ipv6_address_mode are not valid when ip_version is 4",
+        ));
     }
     if let (Some(a), Some(r)) = (&addr_mode, &ra_mode) {
         if a != r {
@@ -1198,8 +1578,9 @@ async fn create_subnet(
     if !ctx.is_member() {
         return Err(policy("rule:create_subnet"));
     }
-    let net_id = get_str(&m, "network_id", 255)?
-        .ok_or_else(|| bad("Failed to parse request. Required attribute 'network_id' not specified"))?;
+    let net_id = get_str(&m, "network_id", 255)?.ok_or_else(|| {
+        bad("Failed to parse request. Required attribute 'network_id' not specified")
+    })?;
     let net = visible_network(&app, &ctx, &net_id)?;
     if !may_change_network(&net, &ctx) {
         return Err(policy("rule:create_subnet"));
@@ -1212,7 +1593,11 @@ async fn create_subnet(
     let sn = app
         .networks
         .subnets
-        .insert_new(&id, sn, Fault::conflict(format!("Subnet {id} already exists.")))
+        .insert_new(
+            &id,
+            sn,
+            Fault::conflict(format!("Subnet {id} already exists.")),
+        )
         .await?;
     Ok(created("subnet", subnet_json(&sn)))
 }
@@ -1221,8 +1606,13 @@ fn may_change_subnet(app: &App, s: &Subnet, ctx: &Ctx) -> bool {
     if ctx.is_admin() {
         return true;
     }
-    let net_owner = app.networks.networks.get(&s.network_id).map(|n| n.project_id.clone());
-    ctx.is_member() && (s.project_id == ctx.project_id || net_owner.as_deref() == Some(ctx.project_id.as_str()))
+    let net_owner = app
+        .networks
+        .networks
+        .get(&s.network_id)
+        .map(|n| n.project_id.clone());
+    ctx.is_member()
+        && (s.project_id == ctx.project_id || net_owner.as_deref() == Some(ctx.project_id.as_str()))
 }
 
 async fn update_subnet(
@@ -1237,14 +1627,24 @@ async fn update_subnet(
         "subnet",
         SUBNET_UPDATE,
         &[
-            "id", "network_id", "tenant_id", "project_id", "cidr", "ip_version", "ipv6_address_mode",
-            "ipv6_ra_mode", "subnetpool_id", "created_at", "updated_at",
+            "id",
+            "network_id",
+            "tenant_id",
+            "project_id",
+            "cidr",
+            "ip_version",
+            "ipv6_address_mode",
+            "ipv6_ra_mode",
+            "subnetpool_id",
+            "created_at",
+            "updated_at",
         ],
     )?;
     if !may_change_subnet(&app, &cur, &ctx) {
         return Err(policy("rule:update_subnet"));
     }
-    let net_addr = cidr_network(&cur.cidr).ok_or_else(|| Fault::internal("stored subnet has a bad cidr"))?;
+    let net_addr =
+        cidr_network(&cur.cidr).ok_or_else(|| Fault::internal("stored subnet has a bad cidr"))?;
     let gateway: Option<IpAddr> = match gateway_from(&m, &cur.cidr, net_addr)? {
         Some(g) => g,
         None => cur.gateway_ip.as_deref().and_then(|g| g.parse().ok()),
@@ -1255,18 +1655,28 @@ async fn update_subnet(
     };
     if m.contains_key("gateway_ip") {
         if let Some(g) = gateway {
-            let check_against = pools.clone().unwrap_or_else(|| cur.allocation_pools.clone());
-            check_pools(&serde_json::to_value(&check_against).unwrap_or(Value::Null), &cur.cidr, Some(g))?;
-            let taken = app
-                .networks
-                .ports_in_subnet(&id)
-                .iter()
-                .any(|p| p.fixed_ips.iter().any(|ip| ip.subnet_id == id && ip.ip_address == g.to_string()));
+            let check_against = pools
+                .clone()
+                .unwrap_or_else(|| cur.allocation_pools.clone());
+            check_pools(
+                &serde_json::to_value(&check_against).unwrap_or(Value::Null),
+                &cur.cidr,
+                Some(g),
+            )?;
+            let taken = app.networks.ports_in_subnet(&id).iter().any(|p| {
+                p.fixed_ips
+                    .iter()
+                    .any(|ip| ip.subnet_id == id && ip.ip_address == g.to_string())
+            });
             if taken {
-                return Err(NeutronError::new(409, "IpAddressInUse", format!(
+                return Err(NeutronError::new(
+                    409,
+                    "IpAddressInUse",
+                    format!(
                     "Unable to complete operation for network {}. The IP address {g} is in use.",
                     cur.network_id
-                )));
+                ),
+                ));
             }
         }
     }
@@ -1284,28 +1694,32 @@ async fn update_subnet(
     let (s, _) = app
         .networks
         .subnets
-        .update(&id, || Fault::not_found(format!("Subnet {id} could not be found.")), |s| {
-            if let Some(v) = name {
-                s.name = v;
-            }
-            if let Some(v) = description {
-                s.description = v;
-            }
-            if let Some(v) = enable_dhcp {
-                s.enable_dhcp = v;
-            }
-            if gateway_given {
-                s.gateway_ip = gateway.map(|g| g.to_string());
-            }
-            if let Some(v) = pools {
-                s.allocation_pools = v;
-            }
-            if let Some(v) = dns {
-                s.dns_nameservers = v;
-            }
-            s.updated_at = now;
-            Ok(())
-        })
+        .update(
+            &id,
+            || Fault::not_found(format!("Subnet {id} could not be found.")),
+            |s| {
+                if let Some(v) = name {
+                    s.name = v;
+                }
+                if let Some(v) = description {
+                    s.description = v;
+                }
+                if let Some(v) = enable_dhcp {
+                    s.enable_dhcp = v;
+                }
+                if gateway_given {
+                    s.gateway_ip = gateway.map(|g| g.to_string());
+                }
+                if let Some(v) = pools {
+                    s.allocation_pools = v;
+                }
+                if let Some(v) = dns {
+                    s.dns_nameservers = v;
+                }
+                s.updated_at = now;
+                Ok(())
+            },
+        )
         .await?;
     Ok(one("subnet", subnet_json(&s)))
 }
@@ -1342,7 +1756,11 @@ fn fixed_ip_filter(p: &ListParams) -> NResult<Option<(Vec<String>, Vec<String>)>
         match v.split_once('=') {
             Some(("ip_address", ip)) => ips.push(ip.to_string()),
             Some(("subnet_id", s)) => subnets.push(s.to_string()),
-            _ => return Err(bad(format!("Invalid input for fixed_ips. Reason: '{v}' is not a valid fixed_ips filter."))),
+            _ => {
+                return Err(bad(format!(
+                    "Invalid input for fixed_ips. Reason: '{v}' is not a valid fixed_ips filter."
+                )))
+            }
         }
     }
     Ok(Some((ips, subnets)))
@@ -1350,7 +1768,8 @@ fn fixed_ip_filter(p: &ListParams) -> NResult<Option<(Vec<String>, Vec<String>)>
 
 fn port_has_fixed_ip(p: &Port, ips: &[String], subnets: &[String]) -> bool {
     p.fixed_ips.iter().any(|f| {
-        (ips.is_empty() || ips.contains(&f.ip_address)) && (subnets.is_empty() || subnets.contains(&f.subnet_id))
+        (ips.is_empty() || ips.contains(&f.ip_address))
+            && (subnets.is_empty() || subnets.contains(&f.subnet_id))
     })
 }
 
@@ -1368,13 +1787,23 @@ async fn list_ports(
         .filter(|port| {
             let net = app.networks.networks.get(&port.network_id);
             port_visible(port, net.as_deref(), &ctx.project_id, ctx.is_admin())
-                && fip.as_ref().is_none_or(|(ips, sns)| port_has_fixed_ip(port, ips, sns))
+                && fip
+                    .as_ref()
+                    .is_none_or(|(ips, sns)| port_has_fixed_ip(port, ips, sns))
         })
         .iter()
         .map(|port| port_json(port))
         .collect();
     let (items, more) = select(items, &p, PORT_ATTRS, &["fixed_ips"])?;
-    Ok(axum::Json(list_body(&host_url(&headers), "ports", "ports", items, more, &p)).into_response())
+    Ok(axum::Json(list_body(
+        &host_url(&headers),
+        "ports",
+        "ports",
+        items,
+        more,
+        &p,
+    ))
+    .into_response())
 }
 
 async fn show_port(
@@ -1384,31 +1813,48 @@ async fn show_port(
     RawQuery(raw): RawQuery,
 ) -> NResult<Response> {
     let port = visible_port(&app, &ctx, &id)?;
-    Ok(one("port", project_fields(port_json(&port), raw.as_deref())))
+    Ok(one(
+        "port",
+        project_fields(port_json(&port), raw.as_deref()),
+    ))
 }
 
 /// Resolves a `fixed_ips` request against a network's subnets.
 fn parse_fixed_ips(app: &App, net_id: &str, v: &Value) -> NResult<IpWants> {
-    let arr = v
-        .as_array()
-        .ok_or_else(|| bad(format!("Invalid input for fixed_ips. Reason: '{v}' is not a list.")))?;
+    let arr = v.as_array().ok_or_else(|| {
+        bad(format!(
+            "Invalid input for fixed_ips. Reason: '{v}' is not a list."
+        ))
+    })?;
     let subnets = app.networks.subnets_of(net_id);
     let mut out: IpWants = Vec::new();
     for entry in arr {
-        let obj = entry
-            .as_object()
-            .ok_or_else(|| bad(format!("Invalid input for fixed_ips. Reason: '{entry}' is not a dictionary.")))?;
+        let obj = entry.as_object().ok_or_else(|| {
+            bad(format!(
+                "Invalid input for fixed_ips. Reason: '{entry}' is not a dictionary."
+            ))
+        })?;
         if let Some(k) = obj.keys().find(|k| *k != "subnet_id" && *k != "ip_address") {
-            return Err(bad(format!("Invalid input for fixed_ips. Reason: Unrecognized attribute '{k}'.")));
+            return Err(bad(format!(
+                "Invalid input for fixed_ips. Reason: Unrecognized attribute '{k}'."
+            )));
         }
         let ip = match obj.get("ip_address") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(parse_ip("fixed_ips", s)?),
-            Some(other) => return Err(bad(format!("Invalid input for fixed_ips. Reason: '{other}' is not a valid IP address."))),
+            Some(other) => {
+                return Err(bad(format!(
+                    "Invalid input for fixed_ips. Reason: '{other}' is not a valid IP address."
+                )))
+            }
         };
         let subnet = match obj.get("subnet_id").and_then(Value::as_str) {
             Some(sid) => {
-                let sn = app.networks.subnets.get(sid).ok_or_else(|| subnet_not_found(sid))?;
+                let sn = app
+                    .networks
+                    .subnets
+                    .get(sid)
+                    .ok_or_else(|| subnet_not_found(sid))?;
                 if sn.network_id != net_id {
                     return Err(invalid_input(format!(
                         "Failed to create port on network {net_id}, because fixed_ips included invalid subnet {sid}."
@@ -1416,9 +1862,11 @@ fn parse_fixed_ips(app: &App, net_id: &str, v: &Value) -> NResult<IpWants> {
                 }
                 if let Some(ip) = ip {
                     if !cidr_contains(&sn.cidr, ip) {
-                        return Err(NeutronError::new(400, "InvalidIpForSubnet", format!(
-                            "IP address {ip} is not a valid IP for the specified subnet."
-                        )));
+                        return Err(NeutronError::new(
+                            400,
+                            "InvalidIpForSubnet",
+                            format!("IP address {ip} is not a valid IP for the specified subnet."),
+                        ));
                     }
                 }
                 sn
@@ -1442,10 +1890,18 @@ fn parse_fixed_ips(app: &App, net_id: &str, v: &Value) -> NResult<IpWants> {
 fn normalize_mac(key: &str, v: &Value) -> NResult<String> {
     let s = v.as_str().unwrap_or("");
     let parts: Vec<&str> = s.split([':', '-']).collect();
-    let ok = parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()));
-    let first = parts.first().and_then(|p| u8::from_str_radix(p, 16).ok()).unwrap_or(1);
+    let ok = parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()));
+    let first = parts
+        .first()
+        .and_then(|p| u8::from_str_radix(p, 16).ok())
+        .unwrap_or(1);
     if !ok || first & 1 == 1 || s.eq_ignore_ascii_case("00:00:00:00:00:00") {
-        return Err(bad(format!("Invalid input for {key}. Reason: '{s}' is not a valid MAC address.")));
+        return Err(bad(format!(
+            "Invalid input for {key}. Reason: '{s}' is not a valid MAC address."
+        )));
     }
     Ok(parts.join(":").to_ascii_lowercase())
 }
@@ -1458,13 +1914,22 @@ fn mac_in_use(app: &App, net_id: &str, mac: &str, except: Option<&str>) -> bool 
 }
 
 fn mac_conflict(net_id: &str, mac: &str) -> NeutronError {
-    NeutronError::new(409, "MacAddressInUse", format!(
-        "Unable to complete operation for network {net_id}. The mac address {mac} is in use."
-    ))
+    NeutronError::new(
+        409,
+        "MacAddressInUse",
+        format!(
+            "Unable to complete operation for network {net_id}. The mac address {mac} is in use."
+        ),
+    )
 }
 
 fn port_status(device_id: &str) -> String {
-    if device_id.is_empty() { "DOWN" } else { "ACTIVE" }.to_string()
+    if device_id.is_empty() {
+        "DOWN"
+    } else {
+        "ACTIVE"
+    }
+    .to_string()
 }
 
 async fn create_port(
@@ -1476,21 +1941,26 @@ async fn create_port(
     if !ctx.is_member() {
         return Err(policy("rule:create_port"));
     }
-    let net_id = get_str(&m, "network_id", 255)?
-        .ok_or_else(|| bad("Failed to parse request. Required attribute 'network_id' not specified"))?;
+    let net_id = get_str(&m, "network_id", 255)?.ok_or_else(|| {
+        bad("Failed to parse request. Required attribute 'network_id' not specified")
+    })?;
     let net = visible_network(&app, &ctx, &net_id)?;
     let project_id = owner_from(&m, &ctx)?;
     if !ctx.is_admin() && !net.shared && net.project_id != project_id {
-        return Err(NeutronError::new(403, "HTTPForbidden", format!(
-            "Tenant {project_id} not allowed to create port on this network"
-        )));
+        return Err(NeutronError::new(
+            403,
+            "HTTPForbidden",
+            format!("Tenant {project_id} not allowed to create port on this network"),
+        ));
     }
     check_port_extras(&m)?;
     let mac = match m.get("mac_address") {
         None | Some(Value::Null) => None,
         Some(v) => {
             if !ctx.is_admin() && net.project_id != ctx.project_id {
-                return Err(policy("(rule:create_port and rule:create_port:mac_address)"));
+                return Err(policy(
+                    "(rule:create_port and rule:create_port:mac_address)",
+                ));
             }
             Some(normalize_mac("mac_address", v)?)
         }
@@ -1503,11 +1973,18 @@ async fn create_port(
 
     let _guard = app.networks.topology_lock().await;
     let wants: IpWants = match m.get("fixed_ips") {
-        None | Some(Value::Null) => app.networks.subnets_of(&net_id).into_iter().map(|s| (s, None)).collect(),
+        None | Some(Value::Null) => app
+            .networks
+            .subnets_of(&net_id)
+            .into_iter()
+            .map(|s| (s, None))
+            .collect(),
         Some(v) => parse_fixed_ips(&app, &net_id, v)?,
     };
     let mac = match mac {
-        Some(mac) if mac_in_use(&app, &net_id, &mac, None) => return Err(mac_conflict(&net_id, &mac)),
+        Some(mac) if mac_in_use(&app, &net_id, &mac, None) => {
+            return Err(mac_conflict(&net_id, &mac))
+        }
         Some(mac) => mac,
         None => {
             let mut mac = random_mac();
@@ -1545,8 +2022,13 @@ fn may_change_port(app: &App, p: &Port, ctx: &Ctx) -> bool {
     if ctx.is_admin() {
         return true;
     }
-    let net_owner = app.networks.networks.get(&p.network_id).map(|n| n.project_id.clone());
-    ctx.is_member() && (p.project_id == ctx.project_id || net_owner.as_deref() == Some(ctx.project_id.as_str()))
+    let net_owner = app
+        .networks
+        .networks
+        .get(&p.network_id)
+        .map(|n| n.project_id.clone());
+    ctx.is_member()
+        && (p.project_id == ctx.project_id || net_owner.as_deref() == Some(ctx.project_id.as_str()))
 }
 
 /// Splits wanted addresses into those the port already holds (kept as
@@ -1579,7 +2061,16 @@ async fn update_port(
         &body,
         "port",
         PORT_UPDATE,
-        &["id", "network_id", "tenant_id", "project_id", "status", "created_at", "updated_at", "revision_number"],
+        &[
+            "id",
+            "network_id",
+            "tenant_id",
+            "project_id",
+            "status",
+            "created_at",
+            "updated_at",
+            "revision_number",
+        ],
     )?;
     if !may_change_port(&app, &cur, &ctx) {
         return Err(policy("rule:update_port"));
@@ -1596,7 +2087,9 @@ async fn update_port(
             let mac = normalize_mac("mac_address", v)?;
             if mac != cur.mac_address {
                 if !ctx.is_admin() {
-                    return Err(policy("(rule:update_port and rule:update_port:mac_address)"));
+                    return Err(policy(
+                        "(rule:update_port and rule:update_port:mac_address)",
+                    ));
                 }
                 if !cur.device_id.is_empty() && cur.device_owner.starts_with("compute:") {
                     return Err(NeutronError::new(409, "PortBound", format!(
@@ -1615,8 +2108,17 @@ async fn update_port(
     let (new_ips, reserved) = match m.get("fixed_ips") {
         None => (None, Vec::new()),
         Some(v) => {
-            let wants = if v.is_null() { Vec::new() } else { parse_fixed_ips(&app, &cur.network_id, v)? };
-            let current = app.networks.ports.get(&id).map(|p| p.fixed_ips.clone()).unwrap_or_default();
+            let wants = if v.is_null() {
+                Vec::new()
+            } else {
+                parse_fixed_ips(&app, &cur.network_id, v)?
+            };
+            let current = app
+                .networks
+                .ports
+                .get(&id)
+                .map(|p| p.fixed_ips.clone())
+                .unwrap_or_default();
             let (mut kept, fresh) = plan_readdress(&current, wants);
             let reserved = app.networks.reserve_ips(&fresh).map_err(ip_fault)?;
             kept.extend(reserved.iter().cloned());
@@ -1653,7 +2155,13 @@ async fn update_port(
             Ok(())
         })
         .await
-        .map_err(|f| if f.code == 404 { port_not_found(&id) } else { f.into() })?;
+        .map_err(|f| {
+            if f.code == 404 {
+                port_not_found(&id)
+            } else {
+                f.into()
+            }
+        })?;
     Ok(one("port", port_json(&port)))
 }
 
@@ -1677,7 +2185,14 @@ async fn delete_port(
 fn derived_id(seed: &str) -> String {
     use sha2::{Digest, Sha256};
     let h = hex::encode(Sha256::digest(seed.as_bytes()));
-    format!("{}-{}-4{}-8{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
 }
 
 /// The project's `default` security group with Neutron's default rules
@@ -1810,7 +2325,10 @@ mod tests {
             mac_address: "fa:16:3e:00:00:01".into(),
             fixed_ips: ips
                 .iter()
-                .map(|(s, i)| PortIp { subnet_id: s.to_string(), ip_address: i.to_string() })
+                .map(|(s, i)| PortIp {
+                    subnet_id: s.to_string(),
+                    ip_address: i.to_string(),
+                })
                 .collect(),
             device_id: String::new(),
             device_owner: String::new(),
@@ -1855,20 +2373,34 @@ mod tests {
             json!({"id": "3", "name": "c", "shared": false, "mtu": 1450, "subnets": [], "created_at": "3"}),
         ];
         let attrs = &["id", "name", "shared", "mtu", "subnets", "created_at"];
-        let ids = |v: &[Value]| v.iter().map(|i| i["id"].as_str().unwrap_or("").to_string()).collect::<Vec<_>>();
+        let ids = |v: &[Value]| {
+            v.iter()
+                .map(|i| i["id"].as_str().unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+        };
         let (r, _) = select(items.clone(), &params("name=a&name=c"), attrs, &[]).expect("ok");
         assert_eq!(ids(&r), ["1", "3"]);
-        let (r, _) = select(items.clone(), &params("shared=False&mtu=1450"), attrs, &[]).expect("ok");
+        let (r, _) =
+            select(items.clone(), &params("shared=False&mtu=1450"), attrs, &[]).expect("ok");
         assert_eq!(ids(&r), ["3"]);
         let (r, _) = select(items.clone(), &params("subnets=x"), attrs, &[]).expect("ok");
         assert_eq!(ids(&r), ["1"]);
         assert!(select(items.clone(), &params("bogus=1"), attrs, &[]).is_err());
         assert!(select(items.clone(), &params("shared=maybe"), attrs, &[]).is_err());
         let (r, more) = select(items.clone(), &params("limit=2"), attrs, &[]).expect("ok");
-        assert_eq!((ids(&r), more), (vec!["1".to_string(), "2".to_string()], true));
+        assert_eq!(
+            (ids(&r), more),
+            (vec!["1".to_string(), "2".to_string()], true)
+        );
         let (r, more) = select(items.clone(), &params("limit=2&marker=2"), attrs, &[]).expect("ok");
         assert_eq!((ids(&r), more), (vec!["3".to_string()], false));
-        let (r, _) = select(items.clone(), &params("sort_key=name&sort_dir=desc"), attrs, &[]).expect("ok");
+        let (r, _) = select(
+            items.clone(),
+            &params("sort_key=name&sort_dir=desc"),
+            attrs,
+            &[],
+        )
+        .expect("ok");
         assert_eq!(ids(&r), ["3", "2", "1"]);
         let (r, _) = select(items.clone(), &params("fields=id&name=b"), attrs, &[]).expect("ok");
         assert_eq!(r, vec![json!({"id": "2"})]);
@@ -1882,8 +2414,14 @@ mod tests {
         assert!(port_has_fixed_ip(&p, &["10.0.0.5".into()], &["s1".into()]));
         assert!(!port_has_fixed_ip(&p, &["10.0.0.5".into()], &["s2".into()]));
         assert!(port_has_fixed_ip(&p, &[], &["s2".into()]));
-        let f = fixed_ip_filter(&params("fixed_ips=ip_address%3D10.0.0.5&fixed_ips=subnet_id%3Ds1")).expect("ok");
-        assert_eq!(f, Some((vec!["10.0.0.5".to_string()], vec!["s1".to_string()])));
+        let f = fixed_ip_filter(&params(
+            "fixed_ips=ip_address%3D10.0.0.5&fixed_ips=subnet_id%3Ds1",
+        ))
+        .expect("ok");
+        assert_eq!(
+            f,
+            Some((vec!["10.0.0.5".to_string()], vec!["s1".to_string()]))
+        );
         assert!(fixed_ip_filter(&params("fixed_ips=bogus")).is_err());
     }
 
@@ -1898,44 +2436,84 @@ mod tests {
         assert_eq!(s.gateway_ip.as_deref(), Some("10.1.0.1"));
         assert_eq!(s.allocation_pools[0].start, "10.1.0.2");
         assert_eq!(s.allocation_pools[0].end, "10.1.0.254");
-        let s = mk(json!({"cidr": "10.1.0.0/24", "ip_version": 4, "gateway_ip": null}), &[]).expect("valid");
+        let s = mk(
+            json!({"cidr": "10.1.0.0/24", "ip_version": 4, "gateway_ip": null}),
+            &[],
+        )
+        .expect("valid");
         assert_eq!(s.gateway_ip, None);
         assert_eq!(s.allocation_pools[0].start, "10.1.0.1");
         let code = |v: Value, sib: &[Arc<Subnet>]| mk(v, sib).map(|_| ()).unwrap_err().status;
         assert_eq!(code(json!({"cidr": "10.1.0.0/24"}), &[]), 400);
-        assert_eq!(code(json!({"cidr": "10.1.0.5/24", "ip_version": 4}), &[]), 400);
-        assert_eq!(code(json!({"cidr": "fd00::/64", "ip_version": 4}), &[]), 400);
-        assert_eq!(code(json!({"cidr": "10.1.0.0/24", "ip_version": 4, "gateway_ip": "10.2.0.1"}), &[]), 400);
         assert_eq!(
-            code(json!({"cidr": "10.1.0.0/24", "ip_version": 4,
-                "allocation_pools": [{"start": "10.1.0.1", "end": "10.1.0.9"}]}), &[]),
+            code(json!({"cidr": "10.1.0.5/24", "ip_version": 4}), &[]),
+            400
+        );
+        assert_eq!(
+            code(json!({"cidr": "fd00::/64", "ip_version": 4}), &[]),
+            400
+        );
+        assert_eq!(
+            code(
+                json!({"cidr": "10.1.0.0/24", "ip_version": 4, "gateway_ip": "10.2.0.1"}),
+                &[]
+            ),
+            400
+        );
+        assert_eq!(
+            code(
+                json!({"cidr": "10.1.0.0/24", "ip_version": 4,
+                "allocation_pools": [{"start": "10.1.0.1", "end": "10.1.0.9"}]}),
+                &[]
+            ),
             409
         );
         assert_eq!(
-            code(json!({"cidr": "10.1.0.0/24", "ip_version": 4,
-                "allocation_pools": [{"start": "10.1.0.10", "end": "10.1.1.9"}]}), &[]),
+            code(
+                json!({"cidr": "10.1.0.0/24", "ip_version": 4,
+                "allocation_pools": [{"start": "10.1.0.10", "end": "10.1.1.9"}]}),
+                &[]
+            ),
             400
         );
-        assert_eq!(code(json!({"cidr": "10.1.0.0/24", "ip_version": 4, "ipv6_address_mode": "slaac"}), &[]), 400);
+        assert_eq!(
+            code(
+                json!({"cidr": "10.1.0.0/24", "ip_version": 4, "ipv6_address_mode": "slaac"}),
+                &[]
+            ),
+            400
+        );
         let sib = [Arc::new(subnet("x", "n", "me", "10.1.0.0/16"))];
-        assert_eq!(code(json!({"cidr": "10.1.5.0/24", "ip_version": 4}), &sib), 400);
+        assert_eq!(
+            code(json!({"cidr": "10.1.5.0/24", "ip_version": 4}), &sib),
+            400
+        );
     }
 
     #[test]
     fn readdress_keeps_held_addresses() {
         let sn = Arc::new(subnet("s1", "n", "me", "10.0.0.0/24"));
-        let cur = vec![PortIp { subnet_id: "s1".into(), ip_address: "10.0.0.5".into() }];
+        let cur = vec![PortIp {
+            subnet_id: "s1".into(),
+            ip_address: "10.0.0.5".into(),
+        }];
         let (kept, fresh) = plan_readdress(&cur, vec![(sn.clone(), None)]);
         assert_eq!((kept.len(), fresh.len()), (1, 0));
         let (kept, fresh) = plan_readdress(&cur, vec![(sn.clone(), "10.0.0.6".parse().ok())]);
         assert_eq!((kept.len(), fresh.len()), (0, 1));
-        let (kept, fresh) = plan_readdress(&cur, vec![(sn.clone(), "10.0.0.5".parse().ok()), (sn, None)]);
+        let (kept, fresh) = plan_readdress(
+            &cur,
+            vec![(sn.clone(), "10.0.0.5".parse().ok()), (sn, None)],
+        );
         assert_eq!((kept.len(), fresh.len()), (1, 1));
     }
 
     #[test]
     fn macs_and_ids() {
-        assert_eq!(normalize_mac("m", &json!("FA-16-3E-00-00-0A")).expect("ok"), "fa:16:3e:00:00:0a");
+        assert_eq!(
+            normalize_mac("m", &json!("FA-16-3E-00-00-0A")).expect("ok"),
+            "fa:16:3e:00:00:0a"
+        );
         assert!(normalize_mac("m", &json!("01:00:5e:00:00:01")).is_err());
         assert!(normalize_mac("m", &json!("zz")).is_err());
         let a = derived_id("x");

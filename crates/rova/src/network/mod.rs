@@ -125,7 +125,11 @@ pub fn cidr_contains(cidr: &str, ip: IpAddr) -> bool {
     let bits = if net.is_ipv4() { 32 } else { 128 };
     let shift = bits - len as u32;
     let mask = if shift >= 128 { 0 } else { u128::MAX << shift };
-    let mask = if net.is_ipv4() { mask & 0xffff_ffff } else { mask };
+    let mask = if net.is_ipv4() {
+        mask & 0xffff_ffff
+    } else {
+        mask
+    };
     (to_u128(net) & mask) == (to_u128(ip) & mask)
 }
 
@@ -134,7 +138,11 @@ pub fn cidr_contains(cidr: &str, ip: IpAddr) -> bool {
 pub fn default_pool(cidr: &str) -> Option<AllocationPool> {
     let (net, len) = parse_cidr(cidr)?;
     let bits: u32 = if net.is_ipv4() { 32 } else { 128 };
-    let size: u128 = if bits - len as u32 >= 127 { u128::MAX } else { 1u128 << (bits - len as u32) };
+    let size: u128 = if bits - len as u32 >= 127 {
+        u128::MAX
+    } else {
+        1u128 << (bits - len as u32)
+    };
     if size < 4 {
         return None;
     }
@@ -177,7 +185,12 @@ impl Networks {
     }
 
     /// A network the project may use (own or shared; admins see all).
-    pub fn visible_network(&self, id: &str, project_id: &str, is_admin: bool) -> Option<Arc<Network>> {
+    pub fn visible_network(
+        &self,
+        id: &str,
+        project_id: &str,
+        is_admin: bool,
+    ) -> Option<Arc<Network>> {
         self.networks
             .get(id)
             .filter(|n| is_admin || n.shared || n.project_id == project_id)
@@ -194,7 +207,11 @@ impl Networks {
 
     pub fn subnets_of(&self, network_id: &str) -> Vec<Arc<Subnet>> {
         let mut v = self.subnets.filter(|s| s.network_id == network_id);
-        v.sort_by(|a, b| a.ip_version.cmp(&b.ip_version).then(a.created_at.cmp(&b.created_at)));
+        v.sort_by(|a, b| {
+            a.ip_version
+                .cmp(&b.ip_version)
+                .then(a.created_at.cmp(&b.created_at))
+        });
         v
     }
 
@@ -220,7 +237,8 @@ impl Networks {
         }
         let v6 = subnet.ip_version == 6;
         for pool in &subnet.allocation_pools {
-            let (Ok(start), Ok(end)) = (pool.start.parse::<IpAddr>(), pool.end.parse::<IpAddr>()) else {
+            let (Ok(start), Ok(end)) = (pool.start.parse::<IpAddr>(), pool.end.parse::<IpAddr>())
+            else {
                 continue;
             };
             let (s, e) = (to_u128(start), to_u128(end));
@@ -258,7 +276,9 @@ impl Networks {
     pub fn release_ips(&self, ips: &[PortIp]) {
         let mut used = self.used.lock();
         for ip in ips {
-            if let (Some(set), Ok(a)) = (used.get_mut(&ip.subnet_id), ip.ip_address.parse::<IpAddr>()) {
+            if let (Some(set), Ok(a)) =
+                (used.get_mut(&ip.subnet_id), ip.ip_address.parse::<IpAddr>())
+            {
                 set.remove(&a);
             }
         }
@@ -283,14 +303,22 @@ impl Networks {
                     .iter()
                     .find(|s| cidr_contains(&s.cidr, want))
                     .ok_or_else(|| {
-                        Fault::bad_request(format!("Fixed IP {want} is not a valid ip address for network {network_id}."))
+                        Fault::bad_request(format!(
+                            "Fixed IP {want} is not a valid ip address for network {network_id}."
+                        ))
                     })?;
                 let ip = self.reserve_ip(sn, Some(want))?;
-                fixed_ips.push(PortIp { subnet_id: sn.id.clone(), ip_address: ip.to_string() });
+                fixed_ips.push(PortIp {
+                    subnet_id: sn.id.clone(),
+                    ip_address: ip.to_string(),
+                });
             } else {
                 for sn in &subnets {
                     let ip = self.reserve_ip(sn, None)?;
-                    fixed_ips.push(PortIp { subnet_id: sn.id.clone(), ip_address: ip.to_string() });
+                    fixed_ips.push(PortIp {
+                        subnet_id: sn.id.clone(),
+                        ip_address: ip.to_string(),
+                    });
                 }
             }
             Ok::<(), Fault>(())
@@ -308,7 +336,11 @@ impl Networks {
             fixed_ips,
             device_id: device_id.to_string(),
             device_owner: device_owner.to_string(),
-            status: if device_id.is_empty() { "DOWN".into() } else { "ACTIVE".into() },
+            status: if device_id.is_empty() {
+                "DOWN".into()
+            } else {
+                "ACTIVE".into()
+            },
             admin_state_up: true,
             description: String::new(),
             created_at: now,
@@ -336,9 +368,7 @@ impl Networks {
                 || Fault::bad_request(format!("Port id {port_id} could not be found.")),
                 |p| {
                     if !p.device_id.is_empty() && p.device_id != device_id {
-                        return Err(Fault::conflict(format!(
-                            "Port {port_id} is still in use."
-                        )));
+                        return Err(Fault::conflict(format!("Port {port_id} is still in use.")));
                     }
                     p.device_id = device_id.to_string();
                     p.device_owner = device_owner.to_string();
@@ -355,13 +385,17 @@ impl Networks {
     pub async fn unbind_port(&self, port_id: &str, now: DateTime<Utc>) -> Result<(), Fault> {
         match self
             .ports
-            .update(port_id, || Fault::not_found("port"), |p| {
-                p.device_id.clear();
-                p.device_owner.clear();
-                p.status = "DOWN".into();
-                p.updated_at = now;
-                Ok(())
-            })
+            .update(
+                port_id,
+                || Fault::not_found("port"),
+                |p| {
+                    p.device_id.clear();
+                    p.device_owner.clear();
+                    p.status = "DOWN".into();
+                    p.updated_at = now;
+                    Ok(())
+                },
+            )
             .await
         {
             Ok(_) => Ok(()),
@@ -465,7 +499,10 @@ impl Networks {
     }
 
     /// Reserves every wanted address, all or nothing.
-    pub fn reserve_ips(&self, wants: &[(Arc<Subnet>, Option<IpAddr>)]) -> Result<Vec<PortIp>, Fault> {
+    pub fn reserve_ips(
+        &self,
+        wants: &[(Arc<Subnet>, Option<IpAddr>)],
+    ) -> Result<Vec<PortIp>, Fault> {
         let mut got: Vec<PortIp> = Vec::new();
         for (subnet, want) in wants {
             match self.reserve_ip(subnet, *want) {
@@ -579,7 +616,10 @@ mod tests {
         assert!(!cidr_contains("10.0.0.0/24", "10.0.1.7".parse().unwrap()));
         assert!(cidr_contains("fd00::/64", "fd00::5".parse().unwrap()));
         let p = default_pool("10.0.0.0/24").unwrap();
-        assert_eq!((p.start.as_str(), p.end.as_str()), ("10.0.0.2", "10.0.0.254"));
+        assert_eq!(
+            (p.start.as_str(), p.end.as_str()),
+            ("10.0.0.2", "10.0.0.254")
+        );
         assert!(parse_cidr("10.0.0.0/33").is_none());
     }
 
@@ -587,20 +627,32 @@ mod tests {
     fn pools_and_overlap() {
         let p = pools_around_gateway("10.0.0.0/24", "10.0.0.1".parse().ok());
         assert_eq!(p.len(), 1);
-        assert_eq!((p[0].start.as_str(), p[0].end.as_str()), ("10.0.0.2", "10.0.0.254"));
+        assert_eq!(
+            (p[0].start.as_str(), p[0].end.as_str()),
+            ("10.0.0.2", "10.0.0.254")
+        );
         let p = pools_around_gateway("10.0.0.0/24", "10.0.0.254".parse().ok());
         assert_eq!(p.len(), 1);
-        assert_eq!((p[0].start.as_str(), p[0].end.as_str()), ("10.0.0.1", "10.0.0.253"));
+        assert_eq!(
+            (p[0].start.as_str(), p[0].end.as_str()),
+            ("10.0.0.1", "10.0.0.253")
+        );
         let p = pools_around_gateway("10.0.0.0/24", "10.0.0.100".parse().ok());
         assert_eq!(p.len(), 2);
         assert_eq!(p[1].start, "10.0.0.101");
         let p = pools_around_gateway("10.0.0.0/24", None);
-        assert_eq!((p[0].start.as_str(), p[0].end.as_str()), ("10.0.0.1", "10.0.0.254"));
+        assert_eq!(
+            (p[0].start.as_str(), p[0].end.as_str()),
+            ("10.0.0.1", "10.0.0.254")
+        );
         assert!(cidrs_overlap("10.0.0.0/16", "10.0.5.0/24"));
         assert!(cidrs_overlap("10.0.5.0/24", "10.0.0.0/16"));
         assert!(!cidrs_overlap("10.1.0.0/16", "10.0.5.0/24"));
         assert!(!cidrs_overlap("10.0.0.0/8", "fd00::/64"));
         assert_eq!(cidr_network("10.0.0.5/24"), "10.0.0.0".parse().ok());
-        assert_eq!(ip_offset("10.0.0.0".parse().unwrap(), 1).to_string(), "10.0.0.1");
+        assert_eq!(
+            ip_offset("10.0.0.0".parse().unwrap(), 1).to_string(),
+            "10.0.0.1"
+        );
     }
 }

@@ -2,3 +2,6 @@
 
 mod common;
 mod servers_create;
+mod servers_list;
+mod image_network;
+mod microversions;

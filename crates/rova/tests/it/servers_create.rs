@@ -915,12 +915,11 @@ async fn block_devices_are_checked_against_the_flavor() {
     )
     .await;
     assert!(m.starts_with("Ephemeral disks requested are larger"), "{m}");
-    let tiny = json!({"source_type": "blank", "destination_type": "local", "volume_size": 0, "boot_index": -1});
     let m = reject(
         &cloud,
         &demo,
         None,
-        body(&cloud, json!({"flavorRef": "eph", "block_device_mapping_v2": [root, tiny, tiny, tiny]})),
+        body(&cloud, json!({"flavorRef": "eph", "block_device_mapping_v2": [root, eph, eph, swap]})),
         400,
     )
     .await;

@@ -1,0 +1,398 @@
+//! The simulated compute fleet: `rova-sim-1` … `rova-sim-N`, each a
+//! nova-compute service with one compute node of configured inventory, plus
+//! the resource claims (Placement allocations) held on them.
+//!
+//! Hosts come from configuration; their services' admin state (disabled,
+//! forced down) is persisted in the `compute_service` table and survives a
+//! restart. Claims are not persisted: they are derived at start-up from the
+//! instances (the host each one is on) and from the migrations still
+//! holding a source host, and from then on changed only under the claim
+//! lock ([`Fleet::with_claims`]), which is what makes scheduling atomic: the
+//! host states are read, a host is chosen and the claim recorded in one
+//! critical section, so concurrent builds cannot double-book a host.
+//!
+//! This module owns host inventory and claims; choosing a host is
+//! `rova_core::scheduler` (pure) driven by `compute::scheduler`.
+
+use super::migrate::Migration;
+use crate::config::Config;
+use crate::store::{Store, Table};
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use rova_core::model::Instance;
+use rova_core::scheduler::{HostState, Resources, Weights};
+use rova_core::states::VmState;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The host name of the control services (scheduler, conductor).
+pub const CONTROL_HOST: &str = "rova-control";
+
+/// One simulated compute host and its node inventory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostConfig {
+    /// 1-based position: the integer service and hypervisor id below 2.53.
+    pub index: usize,
+    pub name: String,
+    pub availability_zone: String,
+    pub host_ip: String,
+    pub vcpus: u32,
+    pub memory_mb: u64,
+    pub disk_gb: u64,
+    pub cpu_allocation_ratio: f64,
+    pub ram_allocation_ratio: f64,
+    pub disk_allocation_ratio: f64,
+    pub reserved_memory_mb: u64,
+}
+
+impl HostConfig {
+    /// The stable uuid of this host's nova-compute service.
+    pub fn service_uuid(&self) -> String {
+        stable_uuid(&format!("service:nova-compute:{}", self.name))
+    }
+    /// The stable uuid of this host's compute node (hypervisor).
+    pub fn node_uuid(&self) -> String {
+        stable_uuid(&format!("node:{}", self.name))
+    }
+}
+
+/// The hosts the configuration asks for.
+pub fn hosts_from_config(cfg: &Config) -> Vec<HostConfig> {
+    (1..=cfg.sim_hosts.max(1))
+        .map(|i| {
+            let name = format!("rova-sim-{i}");
+            let base = &cfg.sim_host;
+            let o = cfg.sim_host_overrides.get(&name).cloned().unwrap_or_default();
+            HostConfig {
+                index: i,
+                availability_zone: o.availability_zone.unwrap_or_else(|| base.availability_zone.clone()),
+                host_ip: o.host_ip.unwrap_or_else(|| format!("10.1.{}.{}", i / 250, i % 250 + 1)),
+                vcpus: o.vcpus.unwrap_or(base.vcpus),
+                memory_mb: o.memory_mb.unwrap_or(base.memory_mb),
+                disk_gb: o.disk_gb.unwrap_or(base.disk_gb),
+                cpu_allocation_ratio: o.cpu_allocation_ratio.unwrap_or(base.cpu_allocation_ratio),
+                ram_allocation_ratio: o.ram_allocation_ratio.unwrap_or(base.ram_allocation_ratio),
+                disk_allocation_ratio: o.disk_allocation_ratio.unwrap_or(base.disk_allocation_ratio),
+                reserved_memory_mb: base.reserved_host_memory_mb,
+                name,
+            }
+        })
+        .collect()
+}
+
+/// A uuid derived from a name, so ids stay the same across restarts
+/// without being stored.
+pub fn stable_uuid(name: &str) -> String {
+    let d = sha2::Sha256::digest(format!("rova:{name}").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    uuid::Uuid::from_bytes(b).to_string()
+}
+
+/// The admin state of one service (Nova's `services` row).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ServiceRecord {
+    pub binary: String,
+    pub host: String,
+    pub disabled: bool,
+    pub disabled_reason: Option<String>,
+    pub forced_down: bool,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl ServiceRecord {
+    pub fn key(binary: &str, host: &str) -> String {
+        format!("{binary}@{host}")
+    }
+}
+
+/// Resources held by one consumer on one host: an instance, or a migration
+/// holding the source host of a move (as Nova moves the source allocation
+/// to the migration record).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    pub host: String,
+    pub instance_uuid: String,
+    pub resources: Resources,
+}
+
+/// The resources an instance of this flavor takes on its host.
+pub fn flavor_resources(f: &rova_core::model::FlavorSnapshot, volume_backed: bool) -> Resources {
+    Resources::from_flavor(f.vcpus, f.ram, f.disk, f.ephemeral, f.swap, volume_backed)
+}
+
+/// The resources an instance takes with its current flavor.
+pub fn instance_resources(i: &Instance) -> Resources {
+    flavor_resources(&i.flavor, i.is_volume_backed())
+}
+
+/// Hosts, services and claims.
+pub struct Fleet {
+    pub hosts: Vec<HostConfig>,
+    pub services: Table<ServiceRecord>,
+    claims: Mutex<HashMap<String, Claim>>,
+    pub weights: Weights,
+    started: DateTime<Utc>,
+}
+
+/// Migration statuses during which the source host is still held by the
+/// migration (cold moves until confirm/revert, live ones until done, and
+/// evacuations until the dead source comes back).
+pub const HOLDING_SOURCE: &[&str] = &[
+    "migrating",
+    "post-migrating",
+    "finished",
+    "confirming",
+    "reverting",
+    "queued",
+    "preparing",
+    "running",
+    "done",
+];
+
+impl Fleet {
+    pub fn load(
+        store: &Arc<Store>,
+        cfg: &Config,
+        instances: &[Arc<Instance>],
+        migrations: &[Arc<Migration>],
+    ) -> Result<Self, String> {
+        let hosts = hosts_from_config(cfg);
+        let mut claims: HashMap<String, Claim> = HashMap::new();
+        // A move in flight before its finish step claimed the destination
+        // for the instance; the instance row still names the source.
+        let mut dest_of: HashMap<&str, &str> = HashMap::new();
+        for m in migrations {
+            if matches!(m.status.as_str(), "migrating" | "post-migrating" | "queued" | "preparing" | "running") {
+                if let Some(d) = m.dest_compute.as_deref() {
+                    dest_of.insert(m.instance_uuid.as_str(), d);
+                }
+            }
+        }
+        for i in instances {
+            if i.deleted || i.vm_state == VmState::ShelvedOffloaded {
+                continue;
+            }
+            let Some(host) = dest_of.get(i.uuid.as_str()).copied().or(i.host.as_deref()) else {
+                continue;
+            };
+            claims.insert(
+                i.uuid.clone(),
+                Claim { host: host.to_string(), instance_uuid: i.uuid.clone(), resources: instance_resources(i) },
+            );
+        }
+        let alive: HashMap<&str, &Arc<Instance>> =
+            instances.iter().filter(|i| !i.deleted).map(|i| (i.uuid.as_str(), i)).collect();
+        for m in migrations {
+            let (Some(src), Some(held)) = (m.source_compute.as_deref(), m.held) else {
+                continue;
+            };
+            if HOLDING_SOURCE.contains(&m.status.as_str()) && alive.contains_key(m.instance_uuid.as_str()) {
+                claims.insert(
+                    m.uuid.clone(),
+                    Claim { host: src.to_string(), instance_uuid: m.instance_uuid.clone(), resources: held.into() },
+                );
+            }
+        }
+        Ok(Fleet {
+            hosts,
+            services: Table::load("compute_service", store)?,
+            claims: Mutex::new(claims),
+            weights: Weights::default(),
+            started: Utc::now(),
+        })
+    }
+
+    pub fn host(&self, name: &str) -> Option<&HostConfig> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The zone of hosts not configured otherwise (`default_availability_zone`).
+    pub fn default_zone(&self) -> String {
+        self.hosts
+            .first()
+            .map(|h| h.availability_zone.clone())
+            .unwrap_or_else(|| "nova".into())
+    }
+
+    /// Every availability zone with at least one host, sorted.
+    pub fn zones(&self) -> Vec<String> {
+        let mut z: Vec<String> = self.hosts.iter().map(|h| h.availability_zone.clone()).collect();
+        z.sort();
+        z.dedup();
+        z
+    }
+
+    pub fn has_zone(&self, zone: &str) -> bool {
+        self.hosts.iter().any(|h| h.availability_zone == zone)
+    }
+
+    /// The stored admin state of a service, or the default (enabled, up).
+    pub fn service(&self, binary: &str, host: &str) -> ServiceRecord {
+        self.services
+            .get(&ServiceRecord::key(binary, host))
+            .map(|s| (*s).clone())
+            .unwrap_or_else(|| ServiceRecord { binary: binary.into(), host: host.into(), ..Default::default() })
+    }
+
+    /// Nova's `service_is_up`: the simulated services always heartbeat, so
+    /// only `forced_down` makes one down.
+    pub fn compute_up(&self, host: &str) -> bool {
+        !self.service("nova-compute", host).forced_down
+    }
+
+    /// The last heartbeat shown as `updated_at`.
+    pub fn heartbeat(&self, svc: &ServiceRecord, now: DateTime<Utc>) -> DateTime<Utc> {
+        if svc.forced_down {
+            svc.updated_at.unwrap_or(self.started)
+        } else {
+            now
+        }
+    }
+
+    fn states_from(&self, claims: &HashMap<String, Claim>) -> Vec<HostState> {
+        let mut out: Vec<HostState> = self
+            .hosts
+            .iter()
+            .map(|h| {
+                let svc = self.service("nova-compute", &h.name);
+                HostState {
+                    host: h.name.clone(),
+                    availability_zone: h.availability_zone.clone(),
+                    host_ip: h.host_ip.clone(),
+                    hypervisor_type: "fake".into(),
+                    service_up: !svc.forced_down,
+                    service_disabled: svc.disabled,
+                    vcpus: h.vcpus,
+                    vcpus_used: 0,
+                    cpu_allocation_ratio: h.cpu_allocation_ratio,
+                    memory_mb: h.memory_mb,
+                    instance_memory_mb: 0,
+                    reserved_memory_mb: h.reserved_memory_mb,
+                    ram_allocation_ratio: h.ram_allocation_ratio,
+                    local_gb: h.disk_gb,
+                    local_gb_used: 0,
+                    disk_allocation_ratio: h.disk_allocation_ratio,
+                    instances: Default::default(),
+                }
+            })
+            .collect();
+        for c in claims.values() {
+            if let Some(h) = out.iter_mut().find(|h| h.host == c.host) {
+                h.consume(&c.instance_uuid, &c.resources);
+            }
+        }
+        out
+    }
+
+    /// The current state of every host.
+    pub fn host_states(&self) -> Vec<HostState> {
+        let claims = self.claims.lock();
+        self.states_from(&claims)
+    }
+
+    /// Runs `f` with the host states and the claims under the claim lock:
+    /// whatever `f` decides and records is atomic with what it read.
+    pub fn with_claims<R>(&self, f: impl FnOnce(&[HostState], &mut HashMap<String, Claim>) -> R) -> R {
+        let mut claims = self.claims.lock();
+        let states = self.states_from(&claims);
+        f(&states, &mut claims)
+    }
+
+    /// Drops one consumer's claim.
+    pub fn release(&self, consumer: &str) -> Option<Claim> {
+        self.claims.lock().remove(consumer)
+    }
+
+    /// Drops every claim held for an instance (its own and its migrations').
+    pub fn release_instance(&self, instance_uuid: &str) {
+        self.claims.lock().retain(|_, c| c.instance_uuid != instance_uuid);
+    }
+
+    /// Moves a claim to another consumer (Nova's allocation swap), replacing
+    /// what that consumer held.
+    pub fn transfer(&self, from: &str, to: &str) -> bool {
+        let mut claims = self.claims.lock();
+        match claims.remove(from) {
+            Some(c) => {
+                claims.insert(to.to_string(), c);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The claim of one consumer.
+    pub fn claim_of(&self, consumer: &str) -> Option<Claim> {
+        self.claims.lock().get(consumer).cloned()
+    }
+
+    /// Running instances per host (distinct instance uuids).
+    pub fn instances_on(&self, host: &str) -> Vec<String> {
+        let claims = self.claims.lock();
+        let mut v: Vec<String> = claims
+            .values()
+            .filter(|c| c.host == host)
+            .map(|c| c.instance_uuid.clone())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+/// The resources a migration holds on its source (stored on the record).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    pub vcpus: u32,
+    pub memory_mb: u64,
+    pub disk_gb: u64,
+}
+
+impl From<Held> for Resources {
+    fn from(h: Held) -> Self {
+        Resources { vcpus: h.vcpus, memory_mb: h.memory_mb, disk_gb: h.disk_gb }
+    }
+}
+
+impl From<Resources> for Held {
+    fn from(r: Resources) -> Self {
+        Held { vcpus: r.vcpus, memory_mb: r.memory_mb, disk_gb: r.disk_gb }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_uuids() {
+        let a = stable_uuid("x");
+        assert_eq!(a, stable_uuid("x"));
+        assert_ne!(a, stable_uuid("y"));
+        assert!(rova_core::validate::fields::is_uuid_like(&a));
+    }
+
+    #[test]
+    fn hosts_and_overrides() {
+        let mut cfg = Config::new("/tmp/x".into(), "127.0.0.1:0".parse().unwrap());
+        cfg.sim_hosts = 3;
+        let (name, o) = crate::config::SimHostOverride::parse("rova-sim-2:vcpus=4,ram_mb=2048,az=az2,ip=192.168.5.5").unwrap();
+        cfg.sim_host_overrides.insert(name, o);
+        let hosts = hosts_from_config(&cfg);
+        assert_eq!(hosts.len(), 3);
+        assert_eq!(hosts[0].name, "rova-sim-1");
+        assert_eq!(hosts[1].vcpus, 4);
+        assert_eq!(hosts[1].memory_mb, 2048);
+        assert_eq!(hosts[1].availability_zone, "az2");
+        assert_eq!(hosts[1].host_ip, "192.168.5.5");
+        assert_eq!(hosts[2].vcpus, 16);
+        assert!(crate::config::SimHostOverride::parse("nohost").is_err());
+        assert!(crate::config::SimHostOverride::parse("h:bogus=1").is_err());
+        assert!(crate::config::SimHostOverride::parse("h:vcpus=x").is_err());
+    }
+}
