@@ -229,8 +229,10 @@ class Cli:
 
     def json(self, cloud, *args):
         out = self.run(cloud, *(list(args) + ["-f", "json"]))
+        # `--wait` writes "\rProgress: N" to stdout ahead of the document
+        starts = [i for i in (out.find("{"), out.find("[")) if i >= 0]
         try:
-            return json.loads(out)
+            return json.loads(out[min(starts):] if starts else out)
         except ValueError:
             raise AssertionError("openstack %s printed no JSON:\n%s"
                                  % (" ".join(map(str, args)), out))

@@ -211,12 +211,14 @@ def test_server_show(cli, demo_server):
     assert "m1.tiny" in str(s["flavor"]), s["flavor"]
     assert demo_server["image"]["ID"] in str(s["image"]), s["image"]
 
-    # one fixed IPv4 address on "private", inside its subnet
+    # fixed addresses on "private" only: one IPv4 (plus at most one IPv6
+    # on a dual-stack network), each inside one of the network's subnets
     addresses = s["addresses"]
     assert isinstance(addresses, dict), addresses
     assert list(addresses) == ["private"], addresses
-    assert len(addresses["private"]) == 1, addresses
-    ip = ipaddress.ip_address(addresses["private"][0])
+    ips = [ipaddress.ip_address(a) for a in addresses["private"]]
+    assert [ip.version for ip in ips].count(4) == 1, addresses
+    assert [ip.version for ip in ips].count(6) <= 1, addresses
     net = {n["Name"]: n for n in cli.json("rova-demo", "network", "list")}
     subnets = net["private"]["Subnets"]
     if isinstance(subnets, str):
@@ -224,7 +226,9 @@ def test_server_show(cli, demo_server):
     cidrs = [ipaddress.ip_network(
         cli.json("rova-demo", "subnet", "show", sid)["cidr"])
         for sid in subnets]
-    assert any(ip in c for c in cidrs), (ip, cidrs)
+    for ip in ips:
+        assert any(ip in c for c in cidrs if c.version == ip.version), \
+            (ip, cidrs)
 
     # the same server by name
     by_name = cli.json("rova-demo", "server", "show", demo_server["name"])

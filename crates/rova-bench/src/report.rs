@@ -4,6 +4,7 @@
 
 use crate::stats::{ms, summarize};
 use crate::{Args, RunResult};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -94,6 +95,8 @@ pub fn loadavg() -> String {
 pub struct CpuSnap {
     at: Instant,
     server: Option<Duration>,
+    /// The server's CPU time summed by thread name.
+    threads: BTreeMap<String, Duration>,
     client: Option<Duration>,
     machine_busy: Option<Duration>,
 }
@@ -103,10 +106,35 @@ impl CpuSnap {
         CpuSnap {
             at: Instant::now(),
             server: crate::server::cpu_time_of(&format!("/proc/{server_pid}/stat")),
+            threads: thread_times(server_pid),
             client: crate::server::cpu_time_of("/proc/self/stat"),
             machine_busy: machine_busy(),
         }
     }
+}
+
+/// CPU time of each of a process's threads, summed by thread name (the
+/// kernel's `comm`, at most 15 bytes: `tokio-runtime-w`, `rova-store-writ`).
+fn thread_times(pid: u32) -> BTreeMap<String, Duration> {
+    let mut out = BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let path = entry.path().join("stat");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let name = text
+            .split_once('(')
+            .and_then(|(_, rest)| rest.rsplit_once(')'))
+            .map_or("?", |(n, _)| n)
+            .to_string();
+        if let Some(t) = crate::server::cpu_time_of(&path.to_string_lossy()) {
+            *out.entry(name).or_default() += t;
+        }
+    }
+    out
 }
 
 /// Busy CPU time of the whole machine (all CPUs) from `/proc/stat`.
@@ -128,13 +156,15 @@ fn machine_busy() -> Option<Duration> {
 }
 
 /// CPU used over an interval: by the server, by this client, by the rest.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct CpuUse {
     pub wall: Duration,
     pub server: Option<Duration>,
     pub client: Option<Duration>,
     /// Busy time of every other process on the machine.
     pub other: Option<Duration>,
+    /// The server's CPU by thread name, largest first.
+    pub by_thread: Vec<(String, Duration)>,
 }
 
 impl CpuUse {
@@ -147,24 +177,52 @@ impl CpuUse {
             (Some(t), Some(s), Some(c)) => Some(t.saturating_sub(s + c)),
             _ => None,
         };
+        let mut by_thread: Vec<(String, Duration)> = b
+            .threads
+            .iter()
+            .map(|(name, t)| {
+                let before = a.threads.get(name).copied().unwrap_or_default();
+                (name.clone(), t.saturating_sub(before))
+            })
+            .filter(|(_, t)| !t.is_zero())
+            .collect();
+        by_thread.sort_by(|x, y| y.1.cmp(&x.1));
         CpuUse {
             wall: b.at.duration_since(a.at),
             server,
             client,
             other,
+            by_thread,
         }
     }
 
-    /// `server 1.20 s, client 0.30 s, other 0.05 s over 1.00 s wall`.
+    /// `server 1.20 s (by thread: ...), bench client 0.30 s, other
+    /// processes 0.05 s over 1.00 s wall`.
     pub fn describe(&self) -> String {
         let s = |d: Option<Duration>| d.map_or("?".into(), |d| format!("{:.2} s", d.as_secs_f64()));
         format!(
-            "server {}, bench client {}, other processes {} over {:.2} s wall",
+            "server {} ({}), bench client {}, other processes {} over {:.2} s wall",
             s(self.server),
+            self.threads(),
             s(self.client),
             s(self.other),
             self.wall.as_secs_f64()
         )
+    }
+
+    /// `tokio-runtime-w 3.10, rova-store-writ 2.90` (seconds).
+    pub fn threads(&self) -> String {
+        let parts: Vec<String> = self
+            .by_thread
+            .iter()
+            .take(3)
+            .map(|(n, t)| format!("{n} {:.2}", t.as_secs_f64()))
+            .collect();
+        if parts.is_empty() {
+            "?".into()
+        } else {
+            parts.join(", ")
+        }
     }
 }
 
@@ -210,8 +268,9 @@ pub fn print_run(r: &RunResult, args: &Args) {
         servers_per_s(r),
     );
     println!(
-        "  POST latency at concurrency {}: p50 {} ms, p99 {} ms, max {} ms",
+        "  POST latency at concurrency {}: min {} ms, p50 {} ms, p99 {} ms, max {} ms",
         args.concurrency,
+        ms(post.min),
         ms(post.p50),
         ms(post.p99),
         ms(post.max)
@@ -220,11 +279,12 @@ pub fn print_run(r: &RunResult, args: &Args) {
     for l in &r.lists {
         let s = summarize(&l.latencies);
         println!(
-            "  GET /servers/detail?{:<26} {:>5} items{} {:>9} bytes: p50 {} ms, p99 {} ms",
+            "  GET /servers/detail?{:<26} {:>5} items{} {:>9} bytes: min {} ms, p50 {} ms, p99 {} ms",
             l.query,
             l.items,
             if l.next_link { " +next" } else { "      " },
             l.bytes,
+            ms(s.min),
             ms(s.p50),
             ms(s.p99)
         );
@@ -239,8 +299,9 @@ pub fn print_run(r: &RunResult, args: &Args) {
     if let Some(p) = &r.probe {
         let s = summarize(&p.latencies);
         println!(
-            "  POST latency at concurrency 1 ({} POSTs): p50 {} ms, p99 {} ms",
+            "  POST latency at concurrency 1 ({} POSTs): min {} ms, p50 {} ms, p99 {} ms",
             p.latencies.len(),
+            ms(s.min),
             ms(s.p50),
             ms(s.p99)
         );

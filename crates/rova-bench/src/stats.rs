@@ -5,6 +5,7 @@ use std::time::Duration;
 /// Summary of a set of latency samples.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Summary {
+    pub min: Duration,
     pub p50: Duration,
     pub p99: Duration,
     pub max: Duration,
@@ -18,6 +19,7 @@ pub fn summarize(samples: &[Duration]) -> Summary {
     let mut sorted = samples.to_vec();
     sorted.sort_unstable();
     Summary {
+        min: sorted[0],
         p50: percentile(&sorted, 50.0),
         p99: percentile(&sorted, 99.0),
         max: sorted[sorted.len() - 1],
@@ -43,6 +45,7 @@ mod tests {
     fn nearest_rank() {
         let s: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
         let sum = summarize(&s);
+        assert_eq!(sum.min, Duration::from_millis(1));
         assert_eq!(sum.p50, Duration::from_millis(50));
         assert_eq!(sum.p99, Duration::from_millis(99));
         assert_eq!(sum.max, Duration::from_millis(100));

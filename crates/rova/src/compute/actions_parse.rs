@@ -45,6 +45,12 @@ pub enum ServerAction {
     LegacyConsole { protocol: &'static str, console_type: String },
     AddSecurityGroup { name: String },
     RemoveSecurityGroup { name: String },
+    /// Cold migrate (`host` from 2.56).
+    Migrate { host: Option<String> },
+    /// `os-migrateLive`.
+    LiveMigrate(super::live_migration::LiveMigrateReq),
+    /// `evacuate`.
+    Evacuate(super::migrate::EvacuateReq),
 }
 
 /// The body of a rebuild.
@@ -252,7 +258,8 @@ pub fn parse(name: &str, arg: &Value, ctx: &Ctx) -> Result<ServerAction, Fault> 
         "restore" => ServerAction::Restore,
         "trigger_crash_dump" => {
             if !ctx.at_least(17) {
-                return Err(Fault::bad_request(format!("There is no such action: {name}")));
+                // Nova's dispatch turns a version mismatch into a plain 404.
+                return Err(Fault::not_found("The resource could not be found."));
             }
             if !arg.is_null() {
                 return Err(bad_input("trigger_crash_dump", arg, &format!("{arg} is not of type 'null'")));
@@ -384,6 +391,14 @@ pub fn parse(name: &str, arg: &Value, ctx: &Ctx) -> Result<ServerAction, Fault> 
             };
             ServerAction::LegacyConsole { protocol, console_type: t }
         }
+        // Actions capped at an older microversion are 404 above it
+        // (consoles at 2.5, the network proxy actions at 2.43).
+        "os-getVNCConsole" | "os-getSPICEConsole" | "os-getSerialConsole" | "os-getRDPConsole" => {
+            return Err(Fault::not_found("The resource could not be found."))
+        }
+        "addFixedIp" | "removeFixedIp" | "addFloatingIp" | "removeFloatingIp" if ctx.at_least(44) => {
+            return Err(Fault::not_found("The resource could not be found."))
+        }
         "addSecurityGroup" | "removeSecurityGroup" => {
             let o = object(name, arg)?;
             let n = fields::string("name", required(name, o, "name")?)?;
@@ -396,7 +411,101 @@ pub fn parse(name: &str, arg: &Value, ctx: &Ctx) -> Result<ServerAction, Fault> 
                 ServerAction::RemoveSecurityGroup { name: n }
             }
         }
+        "migrate" => parse_migrate(arg, ctx)?,
+        "os-migrateLive" => parse_live_migrate(arg, ctx)?,
+        "evacuate" => parse_evacuate(arg, ctx)?,
         other => return Err(Fault::bad_request(format!("There is no such action: {other}"))),
     })
+}
+
+/// `host` of the move actions: an FQDN or (where allowed) null.
+fn move_host(o: &serde_json::Map<String, Value>, nullable: bool) -> Result<Option<String>, Fault> {
+    match o.get("host") {
+        None => Ok(None),
+        Some(Value::Null) if nullable => Ok(None),
+        Some(v) => Ok(Some(fields::fqdn("host", v)?)),
+    }
+}
+
+/// `{"migrate": null}`; from 2.56 also `{"migrate": {"host": ...}}`.
+fn parse_migrate(arg: &Value, ctx: &Ctx) -> Result<ServerAction, Fault> {
+    if !ctx.at_least(56) {
+        return Ok(ServerAction::Migrate { host: None });
+    }
+    match arg {
+        Value::Null => Ok(ServerAction::Migrate { host: None }),
+        Value::Object(o) => {
+            only_keys("migrate", o, &["host"])?;
+            Ok(ServerAction::Migrate { host: move_host(o, true)? })
+        }
+        other => Err(fields::invalid("migrate", other, format!("{other} is not of type 'object', 'null'"))),
+    }
+}
+
+/// `os-migrateLive` per microversion: `block_migration` and
+/// `disk_over_commit` booleans below 2.25; `block_migration` may be
+/// `auto` from 2.25; `force` in 2.30–2.67.
+fn parse_live_migrate(arg: &Value, ctx: &Ctx) -> Result<ServerAction, Fault> {
+    let o = object("os-migrateLive", arg)?;
+    let mut allowed = vec!["block_migration", "host"];
+    if !ctx.at_least(25) {
+        allowed.push("disk_over_commit");
+    }
+    let force_allowed = ctx.at_least(30) && !ctx.at_least(68);
+    if force_allowed {
+        allowed.push("force");
+    }
+    only_keys("os-migrateLive", o, &allowed)?;
+    let bm = required("os-migrateLive", o, "block_migration")?;
+    if !ctx.at_least(25) {
+        fields::boolean("disk_over_commit", required("os-migrateLive", o, "disk_over_commit")?)?;
+    }
+    required("os-migrateLive", o, "host")?;
+    let block_migration = match bm {
+        Value::String(s) if s == "auto" && ctx.at_least(25) => None,
+        other => Some(fields::boolean("block_migration", other)?),
+    };
+    let host = move_host(o, true)?;
+    let force = match o.get("force") {
+        Some(v) if force_allowed => fields::boolean("force", v)?,
+        _ => false,
+    };
+    if force && host.is_none() {
+        return Err(Fault::bad_request("Can't force to a non-provided destination"));
+    }
+    Ok(ServerAction::LiveMigrate(super::live_migration::LiveMigrateReq { host, block_migration, force }))
+}
+
+/// `evacuate` per microversion: `onSharedStorage` required below 2.14,
+/// `force` in 2.29–2.67.
+fn parse_evacuate(arg: &Value, ctx: &Ctx) -> Result<ServerAction, Fault> {
+    let o = object("evacuate", arg)?;
+    let mut allowed = vec!["host", "adminPass"];
+    if !ctx.at_least(14) {
+        allowed.push("onSharedStorage");
+    }
+    let force_allowed = ctx.at_least(29) && !ctx.at_least(68);
+    if force_allowed {
+        allowed.push("force");
+    }
+    only_keys("evacuate", o, &allowed)?;
+    let on_shared_storage = if ctx.at_least(14) {
+        None
+    } else {
+        Some(fields::boolean("onSharedStorage", required("evacuate", o, "onSharedStorage")?)?)
+    };
+    let host = move_host(o, false)?;
+    let admin_pass = match o.get("adminPass") {
+        Some(v) => Some(fields::string("adminPass", v)?),
+        None => None,
+    };
+    let force = match o.get("force") {
+        Some(v) if force_allowed => fields::boolean("force", v)?,
+        _ => false,
+    };
+    if force && host.is_none() {
+        return Err(Fault::bad_request("Can't force to a non-provided destination"));
+    }
+    Ok(ServerAction::Evacuate(super::migrate::EvacuateReq { host, admin_pass, on_shared_storage }))
 }
 

@@ -136,6 +136,7 @@ pub(crate) async fn advance(
             .map_err(|_| StepError::superseded())?;
         expect = *next;
     }
+    tokio::time::sleep(delay).await;
     let inst = app.compute.instances.get(id).ok_or_else(StepError::superseded)?;
     if let Err(f) = app.compute.driver.perform(op, &inst).await {
         let now = app.clock.now();

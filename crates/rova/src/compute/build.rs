@@ -225,17 +225,25 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
         ),
         None => None,
     };
-    let az = app.compute.availability_zone.clone();
     if let Some(want) = &req.availability_zone {
-        if *want != az {
+        if !app.compute.fleet.has_zone(want) {
             return Err(Fault::bad_request("The requested availability zone is not available"));
         }
     }
     if let Some(host) = &req.forced_host {
-        if *host != app.compute.host {
+        if app.compute.fleet.host(host).is_none() {
             return Err(Fault::bad_request(format!("Compute host {host} could not be found.")));
         }
     }
+    let group = match req.scheduler_hints.get("group") {
+        Some(Value::String(g)) => Some(super::server_groups::for_hint(app, g)?),
+        Some(Value::Array(a)) => match a.first().and_then(Value::as_str) {
+            Some(g) => Some(super::server_groups::for_hint(app, g)?),
+            None => None,
+        },
+        _ => None,
+    };
+    super::secgroups::check_requested(app, ctx, &req.security_groups).await?;
     let nics = resolve_networks(app, ctx, &req)?;
     if req.max_count > 1 && nics.iter().any(|n| matches!(n, NicPlan::Port(_))) {
         return Err(Fault::bad_request(
@@ -250,8 +258,19 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
         req.max_count.max(req.min_count).max(1),
         flavor.vcpus,
         flavor.ram,
-        &app.cfg.quota,
+        &app.compute.effective_quota(&ctx.project_id),
     )?;
+    let uuids: Vec<String> = (0..count).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    if let Some(g) = &group {
+        if let Err(e) = super::server_groups::add_members(app, ctx, &g.uuid, &uuids).await {
+            app.compute.release(&ctx.project_id, count, flavor.vcpus, flavor.ram);
+            return Err(e);
+        }
+    }
+    let mut system_metadata = BTreeMap::new();
+    if let Some(h) = &req.forced_host {
+        system_metadata.insert(super::scheduler::REQUESTED_HOST_KEY.to_string(), h.clone());
+    }
     let now = app.clock.now();
     let admin_pass = req
         .admin_pass
@@ -269,9 +288,8 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
         extra_specs: flavor.extra_specs.clone(),
     };
     let mut first = None;
-    let mut created = 0u32;
     for idx in 0..count {
-        let uuid = uuid::Uuid::new_v4().to_string();
+        let uuid = uuids[idx as usize].clone();
         let name = if count > 1 {
             format!("{}-{}", req.name, idx + 1)
         } else {
@@ -307,7 +325,7 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
             access_ip_v6: req.access_ip_v6.clone(),
             auto_disk_config: req.auto_disk_config,
             metadata: req.metadata.clone(),
-            system_metadata: BTreeMap::new(),
+            system_metadata: system_metadata.clone(),
             tags: req.tags.clone(),
             locked_by: None,
             locked_reason: None,
@@ -334,7 +352,7 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
             personality: req.personality.clone(),
             admin_pass: Some(admin_pass.clone()),
             trusted_image_certificates: req.trusted_image_certificates.clone(),
-            server_groups: vec![],
+            server_groups: group.iter().map(|g| g.uuid.clone()).collect(),
             image_properties: image_properties.clone(),
             generation: 0,
         };
@@ -347,11 +365,13 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
             Ok(s) => s,
             Err(e) => {
                 app.compute
-                    .release(&ctx.project_id, count - created, flavor.vcpus, flavor.ram);
+                    .release(&ctx.project_id, count - idx, flavor.vcpus, flavor.ram);
+                if let Some(g) = &group {
+                    super::server_groups::remove_members(app, &g.uuid, &uuids[idx as usize..]).await;
+                }
                 return Err(e);
             }
         };
-        created += 1;
         actions::record(app, ctx, &uuid, "create", None).await?;
         let app2 = app.clone();
         let plan = nics.clone();
@@ -403,7 +423,6 @@ async fn step(
 /// networks (the NICs already allocated are kept).
 pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Option<Vec<NicPlan>>) {
     let delay = app.compute.driver.step_delay();
-    let host = app.compute.host.clone();
     let pause = || async move {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -412,11 +431,22 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
     let Some(inst) = app.compute.instances.get(uuid) else {
         return;
     };
-    // Scheduling → networking: pick the host.
+    // Scheduling → networking: the scheduler picks a host and claims its
+    // resources atomically; no host means ERROR with Nova's NoValidHost.
     if inst.task_state == Some(TaskState::Scheduling) {
         pause().await;
-        let az = app.compute.availability_zone.clone();
-        let h = host.clone();
+        let placed = match super::scheduler::schedule_build(app, &inst) {
+            Ok(p) => p,
+            Err(nvh) => {
+                let msg = nvh.message();
+                actions::event_start(app, uuid, request_id, "conductor_schedule_and_build_instances", Some(super::fleet::CONTROL_HOST)).await;
+                fail_build(app, uuid, request_id, 500, msg, msg).await;
+                actions::event_finish(app, uuid, request_id, "conductor_schedule_and_build_instances", Some((msg, msg))).await;
+                return;
+            }
+        };
+        let h = placed.host.clone();
+        let az = placed.availability_zone.clone();
         if !step(app, uuid, &[Some(TaskState::Scheduling)], Some(TaskState::Networking), |i, _| {
             i.host = Some(h.clone());
             i.node = Some(h);
@@ -425,9 +455,10 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
         })
         .await
         {
+            super::scheduler::release_instance(app, uuid);
             return;
         }
-        actions::event_start(app, uuid, request_id, "compute__do_build_and_run_instance", Some(&host)).await;
+        actions::event_start(app, uuid, request_id, "compute__do_build_and_run_instance", Some(&placed.host)).await;
     }
     // Networking: allocate ports unless already done.
     let Some(inst) = app.compute.instances.get(uuid) else {
@@ -481,14 +512,13 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
     let Some(inst) = app.compute.instances.get(uuid) else {
         return;
     };
-    if inst.task_state == Some(TaskState::BlockDeviceMapping) {
-        if !step(app, uuid, &[Some(TaskState::BlockDeviceMapping)], Some(TaskState::Spawning), |i, _| {
+    if inst.task_state == Some(TaskState::BlockDeviceMapping)
+        && !step(app, uuid, &[Some(TaskState::BlockDeviceMapping)], Some(TaskState::Spawning), |i, _| {
             i.progress = 60;
         })
         .await
-        {
-            return;
-        }
+    {
+        return;
     }
     let Some(inst) = app.compute.instances.get(uuid) else {
         return;
@@ -523,13 +553,16 @@ async fn allocate(app: &App, inst: &Instance, nic: &NicPlan) -> Result<Vif, Faul
             false,
             None,
         ),
-        NicPlan::Network { id, fixed_ip, tag } => (
-            app.networks
-                .create_port(&inst.project_id, id, *fixed_ip, &inst.uuid, "compute:nova", now)
-                .await?,
-            true,
-            tag.clone(),
-        ),
+        NicPlan::Network { id, fixed_ip, tag } => {
+            let groups = super::secgroups::group_ids_for(app, inst).await?;
+            (
+                app.networks
+                    .create_port(&inst.project_id, id, *fixed_ip, &inst.uuid, "compute:nova", groups, now)
+                    .await?,
+                true,
+                tag.clone(),
+            )
+        }
     };
     let label = app
         .networks
@@ -568,6 +601,7 @@ async fn release_vifs(app: &App, vifs: &[Vif]) {
 }
 
 async fn fail_build(app: &App, uuid: &str, request_id: &str, code: u16, message: &str, details: &str) {
+    super::scheduler::release_instance(app, uuid);
     let now = app.clock.now();
     let msg = message.to_string();
     let det = details.to_string();
@@ -581,6 +615,9 @@ async fn fail_build(app: &App, uuid: &str, request_id: &str, code: u16, message:
             i.vm_state = VmState::Error;
             i.task_state = None;
             i.power_state = PowerState::NoState;
+            // Nova nils out host and node when a build fails for good.
+            i.host = None;
+            i.node = None;
             i.updated_at = now;
             i.generation += 1;
             i.fault = Some(InstanceFault {

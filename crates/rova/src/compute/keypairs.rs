@@ -262,9 +262,9 @@ pub fn generate_x509(common_name: &str) -> (String, String) {
 /// Creates (imports or generates) a keypair. Returns it and, when it was
 /// generated, the private key (shown once).
 pub async fn create(app: &App, ctx: &Ctx, req: NewKeypair) -> Result<(std::sync::Arc<Keypair>, Option<String>), Fault> {
-    let limit = app.cfg.quota.key_pairs;
-    let owned = app.compute.keypairs.filter(|k| k.user_id == req.user_id).len() as i64;
-    if limit >= 0 && owned >= limit {
+    let limit = app.compute.effective_quota(&ctx.project_id).key_pairs;
+    let over = |owned: usize| limit >= 0 && owned as i64 >= limit;
+    if over(app.compute.keypairs.filter(|k| k.user_id == req.user_id).len()) {
         return Err(Fault::forbidden("Quota exceeded, too many key pairs."));
     }
     let (public_key, private) = match req.public_key {
@@ -292,16 +292,28 @@ pub async fn create(app: &App, ctx: &Ctx, req: NewKeypair) -> Result<(std::sync:
         created_at: app.clock.now(),
         id: app.compute.next_instance_id(),
     };
-    let _ = ctx;
+    // Count and insert under one table lock so concurrent creates cannot
+    // overshoot the quota.
+    let key = Keypair::key(&req.user_id, &req.name);
+    let user = req.user_id.clone();
+    app.compute
+        .keypairs
+        .transact(|tx| {
+            if over(tx.values().iter().filter(|k| k.user_id == user).count()) {
+                return Err(Fault::forbidden("Quota exceeded, too many key pairs."));
+            }
+            if tx.get(&key).is_some() {
+                return Err(Fault::conflict(format!("Key pair '{}' already exists.", req.name)));
+            }
+            tx.put(&key, kp);
+            Ok(())
+        })
+        .await?;
     let stored = app
         .compute
         .keypairs
-        .insert_new(
-            &Keypair::key(&req.user_id, &req.name),
-            kp,
-            Fault::conflict(format!("Key pair '{}' already exists.", req.name)),
-        )
-        .await?;
+        .get(&key)
+        .ok_or_else(|| Fault::internal("keypair vanished"))?;
     Ok((stored, private))
 }
 

@@ -9,9 +9,16 @@ pub mod api;
 pub mod build;
 pub mod consoles;
 pub mod driver;
+pub mod fleet;
 pub mod keypairs;
+pub mod live_migration;
+pub mod migrate;
 pub mod ops;
 pub mod periodic;
+pub mod quotas;
+pub mod scheduler;
+pub mod secgroups;
+pub mod server_groups;
 pub mod servers;
 pub mod views;
 
@@ -111,9 +118,16 @@ pub struct Compute {
     pub fake: Option<Arc<driver::FakeDriver>>,
     /// Console tokens handed out by remote-consoles.
     pub console_tokens: Mutex<HashMap<String, consoles::ConsoleToken>>,
-    /// Simulated host name and AZ of the (single, in-process) agent.
-    pub host: String,
-    pub availability_zone: String,
+    /// The simulated compute hosts, their services and resource claims.
+    pub fleet: fleet::Fleet,
+    pub server_groups: Table<server_groups::ServerGroup>,
+    /// Per-project quota overrides (see [`Compute::effective_quota`]).
+    pub quotas: Table<quotas::ProjectQuota>,
+    pub migrations: Table<migrate::Migration>,
+    next_migration_id: AtomicI64,
+    /// Requests to running live migrations.
+    pub live: live_migration::LiveControls,
+    quota_defaults: crate::config::QuotaDefaults,
 }
 
 impl Compute {
@@ -127,6 +141,9 @@ impl Compute {
             }
         }
         let fake = Arc::new(driver::FakeDriver::new(cfg.sim_latency_ms));
+        let migrations: Table<migrate::Migration> = Table::load("migration", store)?;
+        let max_migration = migrations.all().iter().map(|m| m.id).max().unwrap_or(0);
+        let fleet = fleet::Fleet::load(store, cfg, &instances.all(), &migrations.all())?;
         Ok(Compute {
             instances,
             flavors: Table::load("flavor", store)?,
@@ -137,8 +154,13 @@ impl Compute {
             driver: fake.clone(),
             fake: Some(fake),
             console_tokens: Mutex::new(HashMap::new()),
-            host: "rova-sim-1".into(),
-            availability_zone: "nova".into(),
+            fleet,
+            server_groups: Table::load("server_group", store)?,
+            quotas: Table::load("quota", store)?,
+            migrations,
+            next_migration_id: AtomicI64::new(max_migration + 1),
+            live: Default::default(),
+            quota_defaults: cfg.quota.clone(),
         })
     }
 
@@ -231,6 +253,11 @@ impl Compute {
         u.instances -= count as i64;
         u.cores -= count as i64 * vcpus as i64;
         u.ram -= count as i64 * ram as i64;
+    }
+
+    /// Allocates the next migration id.
+    pub fn next_migration_id(&self) -> i64 {
+        self.next_migration_id.fetch_add(1, Ordering::SeqCst)
     }
 
     /// Allocates the next internal instance id.

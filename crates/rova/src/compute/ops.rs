@@ -108,17 +108,29 @@ pub async fn run(app: &Arc<App>, ctx: &Ctx, links: &Links, id: &str, act: Server
             let url = super::consoles::create(app, ctx, id, protocol, &console_type)?;
             Ok(json_status(StatusCode::OK, json!({"console": {"type": console_type, "url": url}})))
         }
-        ServerAction::AddSecurityGroup { name } | ServerAction::RemoveSecurityGroup { name } => {
-            // Only the project's `default` group exists in Rova's network API.
-            let inst = servers::visible(app, ctx, id)?;
-            if name != "default" {
-                return Err(Fault::not_found(format!(
-                    "Security group {name} not found for project {}.",
-                    inst.project_id
-                )));
-            }
+        ServerAction::AddSecurityGroup { name } => {
+            super::secgroups::add(app, ctx, id, &name).await?;
             Ok(empty(StatusCode::ACCEPTED))
         }
+        ServerAction::RemoveSecurityGroup { name } => {
+            super::secgroups::remove(app, ctx, id, &name).await?;
+            Ok(empty(StatusCode::ACCEPTED))
+        }
+        ServerAction::Migrate { host } => {
+            let cur = servers::visible(app, ctx, id)?;
+            if host.is_some() {
+                ctx.require_admin("os_compute_api:os-migrate-server:migrate:host")?;
+            } else {
+                super::migrate::require_manager(ctx, "os_compute_api:os-migrate-server:migrate")?;
+            }
+            super::migrate::cold_move(app, ctx, &cur, None, host, None).await?;
+            Ok(empty(StatusCode::ACCEPTED))
+        }
+        ServerAction::LiveMigrate(r) => {
+            super::live_migration::live_migrate(app, ctx, id, r).await?;
+            Ok(empty(StatusCode::ACCEPTED))
+        }
+        ServerAction::Evacuate(r) => super::migrate::evacuate(app, ctx, id, r).await,
         other => Err(Fault::internal(format!("action {other:?} has no runner"))),
     }
 }
@@ -183,7 +195,7 @@ async fn rebuild(app: &Arc<App>, ctx: &Ctx, links: &Links, id: &str, r: super::a
         None => None,
     };
     if let Some(md) = &r.metadata {
-        let limit = app.cfg.quota.metadata_items;
+        let limit = app.compute.effective_quota(&cur.project_id).metadata_items;
         if limit >= 0 && md.len() as i64 > limit {
             return Err(Fault::forbidden(format!("Quota exceeded for metadata_items: Requested {}, but already used 0 of {limit} metadata_items", md.len())));
         }
@@ -304,44 +316,9 @@ async fn resize(app: &Arc<App>, ctx: &Ctx, id: &str, flavor_ref: &str, disk: Opt
     if !cur.image_ref.is_empty() && flavor.disk > 0 && flavor.disk < cur.flavor.disk {
         return Err(Fault::bad_request("Resize error: Unable to resize disk down."));
     }
-    let dc = flavor.vcpus as i64 - cur.flavor.vcpus as i64;
-    let dr = flavor.ram as i64 - cur.flavor.ram as i64;
-    // Admission first (409 before quota), then the quota delta.
-    admit(Action::Resize, &subject(&cur), ctx.is_admin())?;
-    app.compute.adjust(&cur.project_id, dc.max(0), dr.max(0), &app.cfg.quota)?;
-    let new = snapshot_of(&flavor);
-    let old = serde_json::to_string(&cur.flavor).map_err(|e| Fault::internal(e.to_string()))?;
-    let res = begin_with(app, ctx, id, Action::Resize, Some(T::ResizePrep), move |i, _| {
-        i.system_metadata.insert("old_flavor".into(), old);
-        i.system_metadata.insert("old_vm_state".into(), i.vm_state.as_str().to_string());
-        if let Some(d) = disk {
-            i.auto_disk_config = d;
-        }
-        i.progress = 0;
-        Ok(())
-    })
-    .await;
-    let inst = match res {
-        Ok(i) => i,
-        Err(e) => {
-            app.compute.adjust_release(&cur.project_id, dc.max(0), dr.max(0));
-            return Err(e);
-        }
-    };
-    actions::record(app, ctx, id, "resize", Some(("compute_resize_instance", inst.host.as_deref()))).await?;
-    let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
-    tokio::spawn(async move {
-        let res = advance(&app2, &id2, "resize", T::ResizePrep, &[T::ResizeMigrating, T::ResizeMigrated, T::ResizeFinish], |i, now| {
-            i.flavor = new;
-            i.vm_state = VmState::Resized;
-            i.progress = 100;
-            i.system_metadata.insert("resize_finished_at".into(), now.to_rfc3339());
-        })
-        .await;
-        let e = res.as_ref().err().map(|e| e.pair());
-        actions::event_finish(&app2, &id2, &req, "compute_resize_instance", e).await;
-    });
-    Ok(())
+    // Admission, quota, scheduling, claims and the migration record are
+    // shared with cold migrate.
+    super::migrate::cold_move(app, ctx, &cur, Some(snapshot_of(&flavor)), None, disk).await
 }
 
 fn old_flavor(i: &Instance) -> Option<FlavorSnapshot> {
@@ -377,6 +354,7 @@ pub async fn confirm_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), F
     let dc = old.vcpus as i64 - inst.flavor.vcpus as i64;
     let dr = old.ram as i64 - inst.flavor.ram as i64;
     app.compute.adjust_release(&inst.project_id, dc.max(0), dr.max(0));
+    super::migrate::confirmed(app, id).await;
     actions::record(app, ctx, id, "confirmResize", Some(("compute_confirm_resize", inst.host.as_deref()))).await?;
     actions::event_finish(app, id, &ctx.request_id, "compute_confirm_resize", None).await;
     Ok(())
@@ -392,9 +370,14 @@ async fn revert_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fault>
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
     let new = inst.flavor.clone();
     let project = inst.project_id.clone();
+    let back = super::migrate::begin_revert(app, id).await;
     tokio::spawn(async move {
         let old2 = old.clone();
+        let back2 = back.clone();
         let res = advance(&app2, &id2, "revertResize", T::ResizeReverting, &[], move |i, _| {
+            if let Some(b) = &back2 {
+                b.apply(i);
+            }
             let (vm, power) = restored_vm(i);
             i.vm_state = vm;
             i.power_state = power;
@@ -409,6 +392,7 @@ async fn revert_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fault>
             let dr = new.ram as i64 - old.ram as i64;
             app2.compute.adjust_release(&project, dc.max(0), dr.max(0));
         }
+        super::migrate::end_revert(&app2, &id2, back, res.is_ok()).await;
         let e = res.as_ref().err().map(|e| e.pair());
         actions::event_finish(&app2, &id2, &req, "compute_revert_resize", e).await;
     });
@@ -492,7 +476,7 @@ async fn snapshot(
     backup: Option<(String, u64)>,
 ) -> Result<Arc<Image>, Fault> {
     let cur = servers::visible(app, ctx, id)?;
-    let limit = app.cfg.quota.metadata_items;
+    let limit = app.compute.effective_quota(&cur.project_id).metadata_items;
     if !ctx.at_least(39) && limit >= 0 && metadata.len() as i64 > limit {
         return Err(Fault::forbidden(format!("Quota exceeded for metadata_items: Requested {}, but already used 0 of {limit} metadata_items", metadata.len())));
     }
@@ -630,13 +614,18 @@ async fn offload(app: &Arc<App>, id: &str) -> Result<(), StepError> {
         return Err(StepError::superseded());
     };
     let _ = app.compute.driver.destroy(&inst).await;
-    advance(app, id, "shelveOffload", T::ShelvingOffloading, &[], |i, _| {
+    let res = advance(app, id, "shelveOffload", T::ShelvingOffloading, &[], |i, _| {
         i.vm_state = VmState::ShelvedOffloaded;
         i.power_state = PowerState::Shutdown;
         i.host = None;
         i.node = None;
     })
-    .await
+    .await;
+    if res.is_ok() {
+        // Offloaded servers hold nothing on any host.
+        super::scheduler::release_instance(app, id);
+    }
+    res
 }
 
 async fn unshelve(
@@ -659,12 +648,12 @@ async fn unshelve(
         )));
     }
     if let Some(Some(zone)) = &az {
-        if *zone != app.compute.availability_zone {
+        if !app.compute.fleet.has_zone(zone) {
             return Err(Fault::bad_request("The requested availability zone is not available"));
         }
     }
     if let Some(h) = &host {
-        if *h != app.compute.host {
+        if app.compute.fleet.host(h).is_none() {
             return Err(Fault::bad_request(format!("Compute host {h} could not be found.")));
         }
     }
@@ -675,11 +664,28 @@ async fn unshelve(
         Ok(())
     })
     .await?;
-    actions::record(app, ctx, id, "unshelve", Some(("compute_unshelve_instance", Some(app.compute.host.as_str())))).await?;
+    actions::record(app, ctx, id, "unshelve", Some(("compute_unshelve_instance", inst.host.as_deref()))).await?;
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
-    let host = app.compute.host.clone();
-    let az = app.compute.availability_zone.clone();
     tokio::spawn(async move {
+        // An offloaded server is scheduled again (a requested host still
+        // goes through the filters); a shelved one stays where it is.
+        let claimed = inst.host.is_none();
+        let (host, az) = match (&inst.host, &inst.availability_zone) {
+            (Some(h), z) => (h.clone(), z.clone().unwrap_or_else(|| app2.compute.fleet.default_zone())),
+            (None, _) => {
+                let mut spec = super::scheduler::request_spec(&app2, &inst, &inst.flavor);
+                spec.requested_host = host;
+                match super::scheduler::claim(&app2, &id2, &spec) {
+                    Ok(p) => (p.host, p.availability_zone),
+                    Err(nvh) => {
+                        let msg = nvh.message();
+                        super::migrate::fail_move(&app2, &id2, T::Unshelving, None, msg).await;
+                        actions::event_finish(&app2, &id2, &req, "compute_unshelve_instance", Some((msg, msg))).await;
+                        return;
+                    }
+                }
+            }
+        };
         let shelved_image = inst.system_metadata.get("shelved_image_id").cloned();
         let res = advance(&app2, &id2, "unshelve", T::Unshelving, &[T::Spawning], |i, _| {
             i.vm_state = VmState::Active;
@@ -696,6 +702,8 @@ async fn unshelve(
             if let Some(img) = shelved_image.filter(|s| !s.is_empty()) {
                 let _ = app2.images.delete(&img).await;
             }
+        } else if claimed && app2.compute.instances.get(&id2).is_some_and(|i| i.host.is_none()) {
+            super::scheduler::release_instance(&app2, &id2);
         }
         let e = res.as_ref().err().map(|e| e.pair());
         actions::event_finish(&app2, &id2, &req, "compute_unshelve_instance", e).await;

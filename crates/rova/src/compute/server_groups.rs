@@ -151,12 +151,14 @@ pub fn for_hint(app: &App, hint: &str) -> Result<Arc<ServerGroup>, Fault> {
 pub async fn add_members(app: &App, ctx: &Ctx, group_id: &str, uuids: &[String]) -> Result<(), Fault> {
     let limit = app.compute.effective_quota(&ctx.project_id).server_group_members;
     let user = ctx.user_id.clone();
+    // Members whose row is not written yet belong to a create in flight
+    // and count too, so that concurrent creates cannot overshoot.
     let owned_by_user = |uuid: &str| {
         app.compute
             .instances
             .get(uuid)
             .map(|i| !i.deleted && i.user_id == user)
-            .unwrap_or(false)
+            .unwrap_or(true)
     };
     let gid = group_id.to_string();
     app.compute

@@ -66,11 +66,11 @@ pub fn list(app: &App, ctx: &Ctx, params: &[(String, String)], detail: bool) -> 
     };
     let q = parse_list_query(params, &lctx)?;
     let all = app.compute.instances.all();
-    let by_id: std::collections::HashMap<&str, &Instance> =
-        all.iter().map(|i| (i.uuid.as_str(), &**i)).collect();
     let mut rows: Vec<&Instance> = all.iter().map(|i| &**i).filter(|i| q.matches(i)).collect();
     q.sort(&mut rows);
-    let lookup = |id: &str| by_id.get(id).copied();
+    // Only a marker needs a lookup, once per request: a scan is far cheaper
+    // than hashing every id into a map on every list.
+    let lookup = |id: &str| all.iter().map(|i| &**i).find(|i| i.uuid == id);
     let (page, more) = q.paginate(rows, &lookup)?;
     let next_query = if more {
         page.last().map(|last| q.next_query(&last.uuid))
@@ -243,6 +243,7 @@ pub async fn terminate(app: &Arc<App>, id: &str, request_id: &str) {
     if done.is_ok() {
         app.compute
             .release(&inst.project_id, 1, inst.flavor.vcpus, inst.flavor.ram);
+        super::scheduler::on_instance_deleted(app, &inst).await;
     }
     let e = err.as_ref().map(|e| (e.message.as_str(), e.details.as_str()));
     actions::event_finish(app, id, request_id, "compute_terminate_instance", e).await;
@@ -263,7 +264,7 @@ pub async fn set_metadata(
     let inst = visible(app, ctx, id)?;
     check_lock(&inst, ctx)?;
     let action = if delete_key.is_some() { "delete metadata" } else { "update metadata" };
-    let limit = app.cfg.quota.metadata_items;
+    let limit = app.compute.effective_quota(&inst.project_id).metadata_items;
     let now = app.clock.now();
     let (inst, _) = app
         .compute
@@ -278,9 +279,9 @@ pub async fn set_metadata(
                 let mut next = if replace { BTreeMap::new() } else { i.metadata.clone() };
                 next.extend(items);
                 if limit >= 0 && next.len() as i64 > limit {
+                    // Nova's MetadataLimitExceeded, checked on the merged map.
                     return Err(Fault::forbidden(format!(
-                        "Quota exceeded for metadata_items: Requested {}, but already used 0 of {limit} metadata_items",
-                        next.len()
+                        "Maximum number of metadata items exceeds {limit}"
                     )));
                 }
                 i.metadata = next;
@@ -331,12 +332,12 @@ pub async fn change_tags(app: &App, ctx: &Ctx, id: &str, change: TagChange) -> R
                     i.tags = t;
                 }
                 TagChange::Add(tag) => {
+                    // Nova checks the count before looking for the tag, so a
+                    // full server refuses even a tag it already has.
+                    if i.tags.len() >= rova_core::validate::MAX_TAG_COUNT {
+                        return Err(rova_core::validate::tag_limit_exceeded());
+                    }
                     if !i.tags.contains(&tag) {
-                        if i.tags.len() >= 50 {
-                            return Err(Fault::bad_request(format!(
-                                "The number of tags exceeded the per-server limit 50"
-                            )));
-                        }
                         i.tags.push(tag);
                         created = true;
                     }
@@ -345,9 +346,7 @@ pub async fn change_tags(app: &App, ctx: &Ctx, id: &str, change: TagChange) -> R
                     let before = i.tags.len();
                     i.tags.retain(|t| *t != tag);
                     if i.tags.len() == before {
-                        return Err(Fault::not_found(format!(
-                            "Tag {tag} on instance {id} could not be found."
-                        )));
+                        return Err(Fault::not_found(format!("Instance {id} has no tag '{tag}'")));
                     }
                 }
                 TagChange::Clear => i.tags.clear(),

@@ -4,7 +4,9 @@
 //!
 //! Tokens are `base64url(claims).hex(hmac-sha256)` under a key kept in the
 //! data directory, so they survive restarts without a token table; revoked
-//! tokens are remembered until they expire. This module owns users,
+//! tokens are remembered until they expire. Tokens live on wall-clock time,
+//! not the simulated mode's virtual clock: advancing compute's clock by a
+//! day must not log every client out. This module owns users,
 //! projects and tokens; it knows nothing of compute.
 
 pub mod api;

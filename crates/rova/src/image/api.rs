@@ -185,7 +185,7 @@ pub(crate) fn authenticate(app: &App, parts: &Parts) -> Result<Ctx, Fault> {
         .ok_or_else(unauthorized)?;
     let info = app
         .identity
-        .validate(token, app.clock.now())
+        .validate(token, chrono::Utc::now())
         .map_err(|_| unauthorized())?;
     let request_id = parts
         .extensions
@@ -1176,6 +1176,27 @@ async fn upload(
                         "Image status transition from {} to saving is not allowed",
                         img.status
                     )));
+                }
+                let mut missing = Vec::new();
+                if img.disk_format.is_none() {
+                    missing.push("disk_format");
+                }
+                if img.container_format.is_none() {
+                    missing.push("container_format");
+                }
+                match missing.as_slice() {
+                    [] => {}
+                    [one] => {
+                        return Err(Fault::bad_request(format!(
+                            "Property {one} must be set prior to saving data."
+                        )))
+                    }
+                    many => {
+                        return Err(Fault::bad_request(format!(
+                            "Properties {} must be set prior to saving data.",
+                            many.join(", ")
+                        )))
+                    }
                 }
                 img.status = "saving".into();
                 img.updated_at = now;

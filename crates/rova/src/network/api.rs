@@ -1,7 +1,8 @@
 //! Neutron v2.0 HTTP routes under `/network`: the versions and resources
 //! documents, extensions, networks, subnets and ports (list with Neutron's
 //! filters, `fields`, sorting and marker paging; show; create; update;
-//! delete) and a read-only view of each project's `default` security group.
+//! delete). Security groups and their rules are in the `secgroups` child
+//! module (`api_secgroups.rs`), which shares this module's helpers.
 //!
 //! The caller is authenticated by the image API's `Caller` extractor
 //! (keystonemiddleware's JSON 401). Every other error is Neutron's
@@ -31,6 +32,9 @@ use serde_json::{json, Map, Value};
 use std::cmp::Ordering;
 use std::net::IpAddr;
 use std::sync::Arc;
+
+#[path = "api_secgroups.rs"]
+mod sg_api;
 
 /// Largest MTU a network may ask for (the VXLAN MTU devstack uses).
 const MAX_MTU: u64 = 1450;
@@ -105,20 +109,6 @@ const PORT_ATTRS: &[&str] = &[
     "extra_dhcp_opts",
     "binding:vnic_type",
     "port_security_enabled",
-    "tags",
-    "created_at",
-    "updated_at",
-    "revision_number",
-];
-const SG_ATTRS: &[&str] = &[
-    "id",
-    "name",
-    "description",
-    "tenant_id",
-    "project_id",
-    "security_group_rules",
-    "stateful",
-    "shared",
     "tags",
     "created_at",
     "updated_at",
@@ -215,6 +205,8 @@ const EXTENSIONS: &[(&str, &str, &str)] = &[
     ("filter-validation", "Filter parameters validation", "Provides validation on filter parameters."),
     ("pagination", "Pagination support", "Extension that indicates that pagination is enabled."),
     ("sorting", "Sorting support", "Extension that indicates that sorting is enabled."),
+    ("security-group", "security-group", "The security groups extension."),
+    ("stateful-security-group", "Stateful security group", "Indicates if the security group is stateful or not"),
 ];
 
 pub fn router() -> Router<Arc<App>> {
@@ -246,11 +238,7 @@ pub fn router() -> Router<Arc<App>> {
             "/network/v2.0/ports/{id}",
             get(show_port).put(update_port).delete(delete_port),
         )
-        .route("/network/v2.0/security-groups", get(list_security_groups))
-        .route(
-            "/network/v2.0/security-groups/{id}",
-            get(show_security_group),
-        )
+        .merge(sg_api::routes())
         .route("/network/v2.0/{*rest}", any(not_found))
 }
 
@@ -284,6 +272,12 @@ impl From<Fault> for NeutronError {
             _ => "HTTPInternalServerError",
         };
         NeutronError::new(f.code, kind, f.message)
+    }
+}
+
+impl From<super::secgroups::SgError> for NeutronError {
+    fn from(e: super::secgroups::SgError) -> Self {
+        NeutronError::new(e.status, e.kind, e.message)
     }
 }
 
@@ -342,14 +336,6 @@ fn port_not_found(id: &str) -> NeutronError {
         404,
         "PortNotFound",
         format!("Port {id} could not be found."),
-    )
-}
-
-fn sg_not_found(id: &str) -> NeutronError {
-    NeutronError::new(
-        404,
-        "SecurityGroupNotFound",
-        format!("Security group {id} does not exist"),
     )
 }
 
@@ -497,7 +483,7 @@ fn port_json(p: &Port) -> Value {
         "status": p.status,
         "admin_state_up": p.admin_state_up,
         "description": p.description,
-        "security_groups": [],
+        "security_groups": p.security_groups,
         "allowed_address_pairs": [],
         "extra_dhcp_opts": [],
         "binding:vnic_type": "normal",
@@ -525,6 +511,7 @@ async fn resources(_caller: Caller, headers: HeaderMap) -> Response {
         ("subnet", "subnets"),
         ("port", "ports"),
         ("security_group", "security-groups"),
+        ("security_group_rule", "security-group-rules"),
     ]
     .iter()
     .map(|(name, coll)| {
@@ -971,12 +958,6 @@ fn check_port_extras(m: &Map<String, Value>) -> NResult<()> {
             "Disabling port security is not supported by this service.",
         ));
     }
-    only_value(
-        m,
-        "security_groups",
-        &json!([]),
-        "Attaching security groups to ports",
-    )?;
     only_value(
         m,
         "allowed_address_pairs",
@@ -1970,8 +1951,26 @@ async fn create_port(
     let device_id = get_str(&m, "device_id", 255)?.unwrap_or_default();
     let device_owner = get_str(&m, "device_owner", 255)?.unwrap_or_default();
     let admin_state_up = get_bool(&m, "admin_state_up")?.unwrap_or(true);
+    let sg_request = m
+        .get("security_groups")
+        .map(super::secgroups::parse_group_ids)
+        .transpose()?;
 
     let _guard = app.networks.topology_lock().await;
+    // Neutron gives a port its project's default group unless told
+    // otherwise (network-owned ports such as DHCP get none).
+    let security_groups = match sg_request {
+        Some(ids) => app
+            .networks
+            .check_port_groups(&project_id, ctx.is_admin(), &ids)?,
+        None if device_owner.starts_with("network:") => vec![],
+        None => vec![app
+            .networks
+            .ensure_default_group(&project_id, app.clock.now())
+            .await?
+            .id
+            .clone()],
+    };
     let wants: IpWants = match m.get("fixed_ips") {
         None | Some(Value::Null) => app
             .networks
@@ -2011,6 +2010,7 @@ async fn create_port(
         device_owner,
         admin_state_up,
         description,
+        security_groups,
         created_at: now,
         updated_at: now,
     };
@@ -2076,6 +2076,10 @@ async fn update_port(
         return Err(policy("rule:update_port"));
     }
     check_port_extras(&m)?;
+    let sg_request = m
+        .get("security_groups")
+        .map(super::secgroups::parse_group_ids)
+        .transpose()?;
     let name = get_str(&m, "name", 255)?;
     let description = get_str(&m, "description", 255)?;
     let device_id = get_str(&m, "device_id", 255)?;
@@ -2105,6 +2109,13 @@ async fn update_port(
         }
     };
     let _guard = app.networks.topology_lock().await;
+    let new_sgs = match sg_request {
+        Some(ids) => Some(
+            app.networks
+                .check_port_groups(&cur.project_id, ctx.is_admin(), &ids)?,
+        ),
+        None => None,
+    };
     let (new_ips, reserved) = match m.get("fixed_ips") {
         None => (None, Vec::new()),
         Some(v) => {
@@ -2150,6 +2161,9 @@ async fn update_port(
             if let Some(v) = new_ips {
                 p.fixed_ips = v;
             }
+            if let Some(v) = new_sgs {
+                p.security_groups = v;
+            }
             p.status = port_status(&p.device_id);
             p.updated_at = now;
             Ok(())
@@ -2177,102 +2191,6 @@ async fn delete_port(
     let _guard = app.networks.topology_lock().await;
     app.networks.delete_port(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-// ---- security groups (read-only: each project's default group) ----
-
-/// A stable UUID-shaped id derived from a seed.
-fn derived_id(seed: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let h = hex::encode(Sha256::digest(seed.as_bytes()));
-    format!(
-        "{}-{}-4{}-8{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[13..16],
-        &h[17..20],
-        &h[20..32]
-    )
-}
-
-/// The project's `default` security group with Neutron's default rules
-/// (all egress; ingress from members of the same group). Rova does not
-/// filter traffic; this describes the group clients expect to find.
-fn default_group(project: &str) -> Value {
-    let sg_id = derived_id(&format!("default-security-group:{project}"));
-    let created = "2024-01-01T00:00:00Z";
-    let rule = |n: u8, direction: &str, ethertype: &str, remote: Option<&str>| {
-        json!({
-            "id": derived_id(&format!("default-security-group-rule:{project}:{n}")),
-            "security_group_id": sg_id,
-            "direction": direction,
-            "ethertype": ethertype,
-            "protocol": null,
-            "port_range_min": null,
-            "port_range_max": null,
-            "remote_ip_prefix": null,
-            "remote_group_id": remote,
-            "remote_address_group_id": null,
-            "normalized_cidr": null,
-            "tenant_id": project,
-            "project_id": project,
-            "description": "",
-            "tags": [],
-            "created_at": created,
-            "updated_at": created,
-            "revision_number": 0,
-            "belongs_to_default_sg": true,
-        })
-    };
-    json!({
-        "id": sg_id,
-        "name": "default",
-        "description": "Default security group",
-        "tenant_id": project,
-        "project_id": project,
-        "security_group_rules": [
-            rule(0, "egress", "IPv4", None),
-            rule(1, "egress", "IPv6", None),
-            rule(2, "ingress", "IPv4", Some(sg_id.as_str())),
-            rule(3, "ingress", "IPv6", Some(sg_id.as_str())),
-        ],
-        "stateful": true,
-        "shared": false,
-        "tags": [],
-        "created_at": created,
-        "updated_at": created,
-        "revision_number": 1,
-    })
-}
-
-async fn list_security_groups(
-    Caller(ctx): Caller,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> NResult<Response> {
-    let p = parse_params(raw.as_deref())?;
-    let (items, more) = select(vec![default_group(&ctx.project_id)], &p, SG_ATTRS, &[])?;
-    Ok(axum::Json(list_body(
-        &host_url(&headers),
-        "security_groups",
-        "security-groups",
-        items,
-        more,
-        &p,
-    ))
-    .into_response())
-}
-
-async fn show_security_group(
-    Caller(ctx): Caller,
-    Path(id): Path<String>,
-    RawQuery(raw): RawQuery,
-) -> NResult<Response> {
-    let sg = default_group(&ctx.project_id);
-    if sg["id"].as_str() != Some(id.as_str()) {
-        return Err(sg_not_found(&id));
-    }
-    Ok(one("security_group", project_fields(sg, raw.as_deref())))
 }
 
 #[cfg(test)]
@@ -2335,6 +2253,7 @@ mod tests {
             status: "DOWN".into(),
             admin_state_up: true,
             description: String::new(),
+            security_groups: vec![],
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }
@@ -2509,16 +2428,12 @@ mod tests {
     }
 
     #[test]
-    fn macs_and_ids() {
+    fn macs() {
         assert_eq!(
             normalize_mac("m", &json!("FA-16-3E-00-00-0A")).expect("ok"),
             "fa:16:3e:00:00:0a"
         );
         assert!(normalize_mac("m", &json!("01:00:5e:00:00:01")).is_err());
         assert!(normalize_mac("m", &json!("zz")).is_err());
-        let a = derived_id("x");
-        assert_eq!(a.len(), 36);
-        assert!(uuid::Uuid::parse_str(&a).is_ok());
-        assert_eq!(a, derived_id("x"));
     }
 }

@@ -1,9 +1,11 @@
 //! Networking (a Neutron v2 subset): networks, subnets and ports, with
-//! fixed-IP allocation from a subnet's allocation pools and MAC generation.
-//! Compute asks this module for ports when it builds a server and frees
-//! them when the server goes. This module owns networks, subnets and ports.
+//! fixed-IP allocation from a subnet's allocation pools and MAC generation,
+//! and security groups (`secgroups`). Compute asks this module for ports
+//! when it builds a server and frees them when the server goes. This module
+//! owns networks, subnets, ports and security groups.
 
 pub mod api;
+pub mod secgroups;
 
 use crate::store::{Store, Table};
 use chrono::{DateTime, Utc};
@@ -73,6 +75,9 @@ pub struct Port {
     pub status: String,
     pub admin_state_up: bool,
     pub description: String,
+    /// Ids of the security groups on the port.
+    #[serde(default)]
+    pub security_groups: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -82,6 +87,8 @@ pub struct Networks {
     pub networks: Table<Network>,
     pub subnets: Table<Subnet>,
     pub ports: Table<Port>,
+    /// Security groups, each with its rules.
+    pub security_groups: Table<secgroups::SecurityGroup>,
     /// Addresses in use per subnet (rebuilt from ports at start-up).
     used: Mutex<HashMap<String, HashSet<IpAddr>>>,
     /// Serialises the API's topology changes (new or re-addressed ports
@@ -179,6 +186,7 @@ impl Networks {
             networks: Table::load("network", store)?,
             subnets: Table::load("subnet", store)?,
             ports,
+            security_groups: Table::load("security_group", store)?,
             used: Mutex::new(used),
             topology: tokio::sync::Mutex::new(()),
         })
@@ -285,7 +293,9 @@ impl Networks {
     }
 
     /// Creates a port on a network with one address from each of its
-    /// subnets (or exactly `fixed_ip` when given).
+    /// subnets (or exactly `fixed_ip` when given), carrying the given
+    /// security groups (checked by the caller).
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_port(
         &self,
         project_id: &str,
@@ -293,6 +303,7 @@ impl Networks {
         fixed_ip: Option<IpAddr>,
         device_id: &str,
         device_owner: &str,
+        security_groups: Vec<String>,
         now: DateTime<Utc>,
     ) -> Result<Arc<Port>, Fault> {
         let mut fixed_ips = Vec::new();
@@ -343,6 +354,7 @@ impl Networks {
             },
             admin_state_up: true,
             description: String::new(),
+            security_groups,
             created_at: now,
             updated_at: now,
         };

@@ -176,6 +176,24 @@ async fn image_create_upload_download_patch_delete() {
         assert!(r.body["message"].is_string(), "{}", r.text);
     }
 
+    let bare = create_image(&c, &demo, json!({"name": "no-formats"})).await;
+    let bare_file = format!("/image/v2/images/{}/file", bare["id"].as_str().expect("id"));
+    let r = call_raw(
+        &c,
+        &demo,
+        Method::PUT,
+        &bare_file,
+        "application/octet-stream",
+        b"x".to_vec(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(
+        r.text.contains("must be set prior to saving data"),
+        "{}",
+        r.text
+    );
+
     let file = format!("/image/v2/images/{id}/file");
     let r = call(&c, Some(&demo), Method::GET, &file, None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);

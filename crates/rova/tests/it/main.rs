@@ -5,3 +5,8 @@ mod servers_create;
 mod servers_list;
 mod image_network;
 mod microversions;
+mod samples;
+mod servers_misc;
+mod actions;
+mod fleet;
+mod secgroups;

@@ -27,11 +27,19 @@ fn without(cloud: &TestCloud, key: &str) -> Value {
 }
 
 async fn create(cloud: &TestCloud, u: &User, version: Option<&str>, server: Value) -> Resp {
-    cloud.post(u, "/servers", version, json!({"server": server})).await
+    cloud
+        .post(u, "/servers", version, json!({"server": server}))
+        .await
 }
 
 /// Posts the body and asserts a Nova fault with `code`; returns the message.
-async fn reject(cloud: &TestCloud, u: &User, version: Option<&str>, server: Value, code: u16) -> String {
+async fn reject(
+    cloud: &TestCloud,
+    u: &User,
+    version: Option<&str>,
+    server: Value,
+    code: u16,
+) -> String {
     create(cloud, u, version, server).await.fault(code)
 }
 
@@ -44,12 +52,18 @@ async fn assert_nothing_created(cloud: &TestCloud, u: &User) {
         cloud.app.compute.instances.all().is_empty(),
         "no instance rows at all after rejected requests"
     );
-    assert_eq!(cloud.app.compute.usage_of(&u.project_id).instances, 0, "quota released");
+    assert_eq!(
+        cloud.app.compute.usage_of(&u.project_id).instances,
+        0,
+        "quota released"
+    );
 }
 
 fn schema_msg(msg: &str, field: &str, tail: &str) {
     assert!(
-        msg.starts_with(&format!("Invalid input for field/attribute {field}. Value: ")),
+        msg.starts_with(&format!(
+            "Invalid input for field/attribute {field}. Value: "
+        )),
         "framing of {msg:?}"
     );
     assert!(msg.ends_with(tail), "{msg:?} should end with {tail:?}");
@@ -64,21 +78,38 @@ async fn valid_create_returns_202_with_location_and_password() {
     let s = &r.body["server"];
     let id = s["id"].as_str().expect("id");
     let loc = r.header("location").expect("Location header");
-    assert!(loc.ends_with(&format!("/compute/v2.1/servers/{id}")), "{loc}");
+    assert!(
+        loc.ends_with(&format!("/compute/v2.1/servers/{id}")),
+        "{loc}"
+    );
     assert_eq!(s["links"][0]["rel"], "self");
     assert_eq!(s["links"][0]["href"], json!(loc));
     assert_eq!(s["links"][1]["rel"], "bookmark");
-    assert!(s["links"][1]["href"].as_str().unwrap().ends_with(&format!("/compute/servers/{id}")));
+    assert!(s["links"][1]["href"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/compute/servers/{id}")));
     assert_eq!(s["OS-DCF:diskConfig"], "MANUAL");
     assert_eq!(s["security_groups"], json!([{"name": "default"}]));
     let pw = s["adminPass"].as_str().expect("adminPass");
     assert_eq!(pw.len(), 12, "generated password length");
     assert!(pw.chars().any(|c| c.is_ascii_digit()) && pw.chars().any(|c| c.is_ascii_uppercase()));
     let obj = s.as_object().unwrap();
-    assert_eq!(obj.len(), 5, "exactly id, links, diskConfig, security_groups, adminPass: {}", r.text);
+    assert_eq!(
+        obj.len(),
+        5,
+        "exactly id, links, diskConfig, security_groups, adminPass: {}",
+        r.text
+    );
 
     // A given password is echoed; the server really builds.
-    let r = create(&cloud, &demo, None, body(&cloud, json!({"name": "p", "adminPass": "s3cret"}))).await;
+    let r = create(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"name": "p", "adminPass": "s3cret"})),
+    )
+    .await;
     assert_eq!(r.body["server"]["adminPass"], "s3cret");
     let id2 = r.body["server"]["id"].as_str().unwrap().to_string();
     let s = cloud.wait_status(&demo, &id2, &["ACTIVE"], None).await;
@@ -96,16 +127,32 @@ async fn missing_name_and_flavor_ref() {
     let m = reject(&cloud, &demo, None, without(&cloud, "flavorRef"), 400).await;
     schema_msg(&m, "server", "'flavorRef' is a required property");
     // No `server` at all.
-    let r = cloud.post(&demo, "/servers", None, json!({"srv": {}})).await;
+    let r = cloud
+        .post(&demo, "/servers", None, json!({"srv": {}}))
+        .await;
     let m = r.fault(400);
     assert_eq!(m, "'server' is a required property");
     // Empty flavorRef.
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"flavorRef": ""})), 400).await;
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"flavorRef": ""})),
+        400,
+    )
+    .await;
     schema_msg(&m, "flavorRef", "'' should be non-empty");
     // Missing imageRef without block devices.
     let m = reject(&cloud, &demo, None, without(&cloud, "imageRef"), 400).await;
     assert_eq!(m, "Missing imageRef attribute");
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"imageRef": ""})), 400).await;
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"imageRef": ""})),
+        400,
+    )
+    .await;
     assert_eq!(m, "Missing imageRef attribute");
     // Malformed JSON.
     let r = cloud
@@ -119,7 +166,10 @@ async fn missing_name_and_flavor_ref() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let v: Value = r.json().await.unwrap();
-    assert_eq!(v, json!({"badRequest": {"code": 400, "message": "Malformed request body"}}));
+    assert_eq!(
+        v,
+        json!({"badRequest": {"code": 400, "message": "Malformed request body"}})
+    );
     assert_nothing_created(&cloud, &demo).await;
 }
 
@@ -127,7 +177,8 @@ async fn missing_name_and_flavor_ref() {
 async fn bad_name_whitespace_and_length() {
     let cloud = common::start().await;
     let demo = cloud.login("demo").await;
-    let invalid_name = "An invalid 'name' value was provided. The name must be: printable characters. \
+    let invalid_name =
+        "An invalid 'name' value was provided. The name must be: printable characters. \
                         Can not start or end with whitespace.";
     for bad in [" lead", "trail ", "\tx", "bell\u{7}"] {
         let m = reject(&cloud, &demo, None, body(&cloud, json!({"name": bad})), 400).await;
@@ -135,14 +186,27 @@ async fn bad_name_whitespace_and_length() {
     }
     let m = reject(&cloud, &demo, None, body(&cloud, json!({"name": ""})), 400).await;
     schema_msg(&m, "name", "'' should be non-empty");
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"name": "n".repeat(256)})), 400).await;
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"name": "n".repeat(256)})),
+        400,
+    )
+    .await;
     schema_msg(&m, "name", "is too long");
     let m = reject(&cloud, &demo, None, body(&cloud, json!({"name": 5})), 400).await;
     schema_msg(&m, "name", "5 is not of type 'string'");
     // Inner spaces and 255 characters are fine.
     let r = create(&cloud, &demo, None, body(&cloud, json!({"name": "a b"}))).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
-    let r = create(&cloud, &demo, None, body(&cloud, json!({"name": "n".repeat(255)}))).await;
+    let r = create(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"name": "n".repeat(255)})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
 }
 
@@ -151,13 +215,32 @@ async fn unknown_keys_are_rejected() {
     let cloud = common::start().await;
     let demo = cloud.login("demo").await;
     let m = reject(&cloud, &demo, None, body(&cloud, json!({"foo": 1})), 400).await;
-    schema_msg(&m, "server", "Additional properties are not allowed ('foo' was unexpected)");
+    schema_msg(
+        &m,
+        "server",
+        "Additional properties are not allowed ('foo' was unexpected)",
+    );
     let r = cloud
-        .post(&demo, "/servers", None, json!({"server": body(&cloud, json!({})), "extra": {}}))
+        .post(
+            &demo,
+            "/servers",
+            None,
+            json!({"server": body(&cloud, json!({})), "extra": {}}),
+        )
         .await;
-    assert_eq!(r.fault(400), "Additional properties are not allowed ('extra' was unexpected)");
+    assert_eq!(
+        r.fault(400),
+        "Additional properties are not allowed ('extra' was unexpected)"
+    );
     // Version-gated keys are unknown below their version.
-    let m = reject(&cloud, &demo, Some("2.18"), body(&cloud, json!({"description": "d"})), 400).await;
+    let m = reject(
+        &cloud,
+        &demo,
+        Some("2.18"),
+        body(&cloud, json!({"description": "d"})),
+        400,
+    )
+    .await;
     schema_msg(&m, "server", "('description' was unexpected)");
     let m = reject(
         &cloud,
@@ -187,30 +270,57 @@ async fn networks_required_from_2_37_auto_and_none() {
     let m = reject(&cloud, &demo, Some("2.37"), body(&cloud, json!({})), 400).await;
     schema_msg(&m, "server", "'networks' is a required property");
     // 2.36 does not require it.
-    let r = create(&cloud, &demo, Some("2.36"), body(&cloud, json!({"name": "old"}))).await;
+    let r = create(
+        &cloud,
+        &demo,
+        Some("2.36"),
+        body(&cloud, json!({"name": "old"})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     // Wrong case or other strings are not "auto"/"none".
     for bad in [json!("AUTO"), json!("None"), json!("any"), json!({})] {
-        let m = reject(&cloud, &demo, Some("2.37"), body(&cloud, json!({"networks": bad})), 400).await;
-        schema_msg(&m, "networks", "is not valid under any of the given schemas");
+        let m = reject(
+            &cloud,
+            &demo,
+            Some("2.37"),
+            body(&cloud, json!({"networks": bad})),
+            400,
+        )
+        .await;
+        schema_msg(
+            &m,
+            "networks",
+            "is not valid under any of the given schemas",
+        );
     }
 
-    let auto = cloud.boot(&demo, "auto", Some("2.37"), json!({"networks": "auto"})).await;
+    let auto = cloud
+        .boot(&demo, "auto", Some("2.37"), json!({"networks": "auto"}))
+        .await;
     assert_eq!(auto["status"], "ACTIVE");
     let addrs = auto["addresses"].as_object().expect("addresses");
     assert_eq!(addrs.len(), 1, "one NIC on the shared network: {auto}");
     assert!(addrs.contains_key("private"));
 
-    let none = cloud.boot(&demo, "none", Some("2.37"), json!({"networks": "none"})).await;
+    let none = cloud
+        .boot(&demo, "none", Some("2.37"), json!({"networks": "none"}))
+        .await;
     assert_eq!(none["status"], "ACTIVE");
     assert_eq!(none["addresses"], json!({}), "no NICs with networks=none");
 
     // An explicit network list with the network uuid works too.
     let net = cloud.network_id();
     let listed = cloud
-        .boot(&demo, "listed", Some("2.37"), json!({"networks": [{"uuid": net}]}))
+        .boot(
+            &demo,
+            "listed",
+            Some("2.37"),
+            json!({"networks": [{"uuid": net}]}),
+        )
         .await;
-    assert_eq!(listed["addresses"]["private"].as_array().map(Vec::len).unwrap_or(0) >= 1, true);
+    let nics = listed["addresses"]["private"].as_array().map(Vec::len);
+    assert!(nics.unwrap_or(0) >= 1, "{listed}");
 }
 
 #[tokio::test]
@@ -218,8 +328,18 @@ async fn network_entries_are_checked() {
     let cloud = common::start().await;
     let demo = cloud.login("demo").await;
     // Before 2.37 the uuid is any string but must be UUID-like.
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"networks": [{"uuid": "not-a-uuid"}]})), 400).await;
-    assert_eq!(m, "Bad networks format: network uuid is not in proper format (not-a-uuid)");
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"networks": [{"uuid": "not-a-uuid"}]})),
+        400,
+    )
+    .await;
+    assert_eq!(
+        m,
+        "Bad networks format: network uuid is not in proper format (not-a-uuid)"
+    );
     // From 2.37 the schema checks the format.
     let m = reject(
         &cloud,
@@ -229,9 +349,20 @@ async fn network_entries_are_checked() {
         400,
     )
     .await;
-    schema_msg(&m, "networks", "is not valid under any of the given schemas");
+    schema_msg(
+        &m,
+        "networks",
+        "is not valid under any of the given schemas",
+    );
     // Neither port nor uuid.
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"networks": [{}]})), 400).await;
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"networks": [{}]})),
+        400,
+    )
+    .await;
     assert_eq!(m, "Bad network format: missing 'uuid'");
     // port together with fixed_ip.
     let port = "2f4c3a5e-1111-4222-8333-944455556666";
@@ -239,7 +370,10 @@ async fn network_entries_are_checked() {
         &cloud,
         &demo,
         None,
-        body(&cloud, json!({"networks": [{"port": port, "fixed_ip": "10.0.0.5"}]})),
+        body(
+            &cloud,
+            json!({"networks": [{"port": port, "fixed_ip": "10.0.0.5"}]}),
+        ),
         400,
     )
     .await;
@@ -252,13 +386,26 @@ async fn network_entries_are_checked() {
         &cloud,
         &demo,
         None,
-        body(&cloud, json!({"networks": [{"port": port}, {"port": port}]})),
+        body(
+            &cloud,
+            json!({"networks": [{"port": port}, {"port": port}]}),
+        ),
         400,
     )
     .await;
-    assert_eq!(m, format!("Port ID '{port}' was specified twice: you cannot attach a port multiple times."));
+    assert_eq!(
+        m,
+        format!("Port ID '{port}' was specified twice: you cannot attach a port multiple times.")
+    );
     // Port must look like a uuid.
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"networks": [{"port": "p1"}]})), 400).await;
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"networks": [{"port": "p1"}]})),
+        400,
+    )
+    .await;
     schema_msg(&m, "port", "'p1' is not a 'uuid'");
     // fixed_ip must be an address.
     let net = cloud.network_id();
@@ -266,29 +413,48 @@ async fn network_entries_are_checked() {
         &cloud,
         &demo,
         None,
-        body(&cloud, json!({"networks": [{"uuid": net, "fixed_ip": "10.0.0"}]})),
+        body(
+            &cloud,
+            json!({"networks": [{"uuid": net, "fixed_ip": "10.0.0"}]}),
+        ),
         400,
     )
     .await;
-    schema_msg(&m, "fixed_ip", "is not valid under any of the given schemas");
+    schema_msg(
+        &m,
+        "fixed_ip",
+        "is not valid under any of the given schemas",
+    );
     // Unknown network and unknown port: 400 after lookup.
     let m = reject(
         &cloud,
         &demo,
         None,
-        body(&cloud, json!({"networks": [{"uuid": "2f4c3a5e-0000-4222-8333-944455556666"}]})),
+        body(
+            &cloud,
+            json!({"networks": [{"uuid": "2f4c3a5e-0000-4222-8333-944455556666"}]}),
+        ),
         400,
     )
     .await;
     assert!(m.contains("could not be found"), "{m}");
-    let r = create(&cloud, &demo, None, body(&cloud, json!({"networks": [{"port": port}]}))).await;
+    let r = create(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"networks": [{"port": port}]})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     // max_count > 1 with a fixed IP.
     let m = reject(
         &cloud,
         &demo,
         None,
-        body(&cloud, json!({"max_count": 2, "networks": [{"uuid": net, "fixed_ip": "10.0.0.9"}]})),
+        body(
+            &cloud,
+            json!({"max_count": 2, "networks": [{"uuid": net, "fixed_ip": "10.0.0.9"}]}),
+        ),
         400,
     )
     .await;
@@ -302,7 +468,11 @@ async fn network_entries_are_checked() {
         400,
     )
     .await;
-    schema_msg(&m, "networks", "is not valid under any of the given schemas");
+    schema_msg(
+        &m,
+        "networks",
+        "is not valid under any of the given schemas",
+    );
     assert_nothing_created(&cloud, &demo).await;
     let r = create(
         &cloud,
@@ -335,17 +505,33 @@ async fn personality_until_2_56_and_unknown_at_2_57() {
         400,
     )
     .await;
-    schema_msg(&m, "server", "Additional properties are not allowed ('personality' was unexpected)");
+    schema_msg(
+        &m,
+        "server",
+        "Additional properties are not allowed ('personality' was unexpected)",
+    );
     // The injected-file quotas are 403s.
-    let six: Vec<Value> = (0..6).map(|i| json!({"path": format!("/f{i}"), "contents": "aGk="})).collect();
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"personality": six})), 403).await;
+    let six: Vec<Value> = (0..6)
+        .map(|i| json!({"path": format!("/f{i}"), "contents": "aGk="}))
+        .collect();
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"personality": six})),
+        403,
+    )
+    .await;
     assert_eq!(m, "Personality file limit exceeded");
     let long_path = format!("/{}", "p".repeat(255));
     let m = reject(
         &cloud,
         &demo,
         None,
-        body(&cloud, json!({"personality": [{"path": long_path, "contents": "aGk="}]})),
+        body(
+            &cloud,
+            json!({"personality": [{"path": long_path, "contents": "aGk="}]}),
+        ),
         403,
     )
     .await;
@@ -355,7 +541,10 @@ async fn personality_until_2_56_and_unknown_at_2_57() {
         &cloud,
         &demo,
         None,
-        body(&cloud, json!({"personality": [{"path": "/big", "contents": big}]})),
+        body(
+            &cloud,
+            json!({"personality": [{"path": "/big", "contents": big}]}),
+        ),
         403,
     )
     .await;
@@ -366,11 +555,35 @@ async fn personality_until_2_56_and_unknown_at_2_57() {
 async fn user_data_base64_and_length() {
     let cloud = common::start().await;
     let demo = cloud.login("demo").await;
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"user_data": "abc"})), 400).await;
-    assert_eq!(m, "Invalid input for field/attribute user_data. Value: abc. 'abc' is not a 'base64'");
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"user_data": "A".repeat(65536)})), 400).await;
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"user_data": "abc"})),
+        400,
+    )
+    .await;
+    assert_eq!(
+        m,
+        "Invalid input for field/attribute user_data. Value: abc. 'abc' is not a 'base64'"
+    );
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"user_data": "A".repeat(65536)})),
+        400,
+    )
+    .await;
     schema_msg(&m, "user_data", "is too long");
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"user_data": null})), 400).await;
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"user_data": null})),
+        400,
+    )
+    .await;
     schema_msg(&m, "user_data", "None is not of type 'string'");
     assert_nothing_created(&cloud, &demo).await;
     // The maximum length is accepted and stored as sent (admin sees it at 2.3+).
@@ -379,7 +592,9 @@ async fn user_data_base64_and_length() {
     assert_eq!(r.status, StatusCode::ACCEPTED);
     let id = r.body["server"]["id"].as_str().unwrap();
     let admin = cloud.login("admin").await;
-    let s = cloud.get(&admin, &format!("/servers/{id}"), Some("2.3")).await;
+    let s = cloud
+        .get(&admin, &format!("/servers/{id}"), Some("2.3"))
+        .await;
     assert_eq!(s.body["server"]["OS-EXT-SRV-ATTR:user_data"], json!(max));
 }
 
@@ -388,24 +603,65 @@ async fn metadata_limits_and_quota() {
     let cloud = common::start().await;
     let demo = cloud.login("demo").await;
     let long_key = "k".repeat(256);
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"metadata": {long_key.clone(): "v"}})), 400).await;
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"metadata": {long_key.clone(): "v"}})),
+        400,
+    )
+    .await;
     schema_msg(
         &m,
         "metadata",
         &format!("'{long_key}' does not match any of the regexes: '^[a-zA-Z0-9-_:. ]{{1,255}}$'"),
     );
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"metadata": {"bad/key": "v"}})), 400).await;
-    schema_msg(&m, "metadata", "'bad/key' does not match any of the regexes: '^[a-zA-Z0-9-_:. ]{1,255}$'");
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"metadata": {"k": "v".repeat(256)}})), 400).await;
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"metadata": {"bad/key": "v"}})),
+        400,
+    )
+    .await;
+    schema_msg(
+        &m,
+        "metadata",
+        "'bad/key' does not match any of the regexes: '^[a-zA-Z0-9-_:. ]{1,255}$'",
+    );
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"metadata": {"k": "v".repeat(256)}})),
+        400,
+    )
+    .await;
     schema_msg(&m, "k", "is too long");
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"metadata": {"k": 1}})), 400).await;
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"metadata": {"k": 1}})),
+        400,
+    )
+    .await;
     schema_msg(&m, "k", "1 is not of type 'string'");
-    let many: serde_json::Map<String, Value> = (0..129).map(|i| (format!("k{i}"), json!("v"))).collect();
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"metadata": many})), 403).await;
+    let many: serde_json::Map<String, Value> =
+        (0..129).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"metadata": many})),
+        403,
+    )
+    .await;
     assert_eq!(m, "Maximum number of metadata items exceeds 128");
     assert_nothing_created(&cloud, &demo).await;
     // 255-character keys and values and 128 items are fine.
-    let mut ok: serde_json::Map<String, Value> = (0..127).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let mut ok: serde_json::Map<String, Value> =
+        (0..127).map(|i| (format!("k{i}"), json!("v"))).collect();
     ok.insert("k".repeat(255), json!("v".repeat(255)));
     let s = cloud.boot(&demo, "md", None, json!({"metadata": ok})).await;
     assert_eq!(s["metadata"].as_object().unwrap().len(), 128);
@@ -416,11 +672,32 @@ async fn metadata_limits_and_quota() {
 async fn min_and_max_count() {
     let cloud = common::start().await;
     let demo = cloud.login("demo").await;
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"min_count": 3, "max_count": 2})), 400).await;
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"min_count": 3, "max_count": 2})),
+        400,
+    )
+    .await;
     assert_eq!(m, "min_count must be <= max_count");
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"min_count": 0})), 400).await;
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"min_count": 0})),
+        400,
+    )
+    .await;
     schema_msg(&m, "min_count", "0 is less than the minimum of 1");
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"max_count": "two"})), 400).await;
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"max_count": "two"})),
+        400,
+    )
+    .await;
     schema_msg(&m, "max_count", "'two' does not match '^[0-9]*$'");
     assert_nothing_created(&cloud, &demo).await;
 }
@@ -429,7 +706,13 @@ async fn min_and_max_count() {
 async fn multiple_create_names_and_hostnames() {
     let cloud = common::start().await;
     let demo = cloud.login("demo").await;
-    let r = create(&cloud, &demo, None, body(&cloud, json!({"name": "Web Srv", "min_count": "2"}))).await;
+    let r = create(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"name": "Web Srv", "min_count": "2"})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     let first = r.body["server"]["id"].as_str().unwrap().to_string();
     let admin = cloud.login("admin").await;
@@ -442,24 +725,40 @@ async fn multiple_create_names_and_hostnames() {
         .collect();
     names.sort();
     assert_eq!(names, ["Web Srv-1", "Web Srv-2"]);
-    let s1 = cloud.get(&admin, &format!("/servers/{first}"), Some("2.3")).await;
-    assert_eq!(s1.body["server"]["name"], "Web Srv-1", "the response is the first server");
+    let s1 = cloud
+        .get(&admin, &format!("/servers/{first}"), Some("2.3"))
+        .await;
+    assert_eq!(
+        s1.body["server"]["name"], "Web Srv-1",
+        "the response is the first server"
+    );
     assert_eq!(s1.body["server"]["OS-EXT-SRV-ATTR:hostname"], "web-srv-1");
     assert_eq!(s1.body["server"]["OS-EXT-SRV-ATTR:launch_index"], 0);
     // Both share one reservation id.
-    let rid = s1.body["server"]["OS-EXT-SRV-ATTR:reservation_id"].as_str().unwrap().to_string();
-    let same = cloud.get(&demo, &format!("/servers?reservation_id={rid}"), None).await;
+    let rid = s1.body["server"]["OS-EXT-SRV-ATTR:reservation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let same = cloud
+        .get(&demo, &format!("/servers?reservation_id={rid}"), None)
+        .await;
     assert_eq!(same.body["servers"].as_array().unwrap().len(), 2);
     // A hostname cannot go to several servers.
     let m = reject(
         &cloud,
         &demo,
         Some("2.90"),
-        body(&cloud, json!({"networks": "auto", "hostname": "one", "max_count": 2})),
+        body(
+            &cloud,
+            json!({"networks": "auto", "hostname": "one", "max_count": 2}),
+        ),
         400,
     )
     .await;
-    assert_eq!(m, "Unable to allocate a single hostname to multiple instances");
+    assert_eq!(
+        m,
+        "Unable to allocate a single hostname to multiple instances"
+    );
 }
 
 #[tokio::test]
@@ -470,26 +769,55 @@ async fn return_reservation_id() {
         &cloud,
         &demo,
         None,
-        body(&cloud, json!({"min_count": 2, "return_reservation_id": true})),
+        body(
+            &cloud,
+            json!({"min_count": 2, "return_reservation_id": true}),
+        ),
     )
     .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    assert!(r.header("location").is_none(), "no Location with a reservation id");
+    assert!(
+        r.header("location").is_none(),
+        "no Location with a reservation id"
+    );
     let obj = r.body.as_object().unwrap();
     assert_eq!(obj.len(), 1, "{}", r.text);
     let rid = r.body["reservation_id"].as_str().expect("reservation_id");
     assert_eq!(rid.len(), 10);
     assert!(rid.starts_with("r-"));
-    assert!(rid[2..].chars().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()));
-    let l = cloud.get(&demo, &format!("/servers?reservation_id={rid}"), None).await;
+    assert!(rid[2..]
+        .chars()
+        .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()));
+    let l = cloud
+        .get(&demo, &format!("/servers?reservation_id={rid}"), None)
+        .await;
     assert_eq!(l.body["servers"].as_array().unwrap().len(), 2);
     // A string counts as true, even "False" (the controller tests the raw value).
-    let r = create(&cloud, &demo, None, body(&cloud, json!({"return_reservation_id": "False"}))).await;
+    let r = create(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"return_reservation_id": "False"})),
+    )
+    .await;
     assert!(r.body.get("reservation_id").is_some(), "{}", r.text);
     // A real false gives the normal body.
-    let r = create(&cloud, &demo, None, body(&cloud, json!({"return_reservation_id": false}))).await;
+    let r = create(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"return_reservation_id": false})),
+    )
+    .await;
     assert!(r.body.get("server").is_some(), "{}", r.text);
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"return_reservation_id": "maybe"})), 400).await;
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"return_reservation_id": "maybe"})),
+        400,
+    )
+    .await;
     schema_msg(&m, "return_reservation_id", "is not one of [True, 'True', 'TRUE', 'true', '1', 'ON', 'On', 'on', 'YES', 'Yes', 'yes', False, 'False', 'FALSE', 'false', '0', 'OFF', 'Off', 'off', 'NO', 'No', 'no']");
 }
 
@@ -498,23 +826,48 @@ async fn hostname_rules_2_90_and_2_94() {
     let cloud = common::start().await;
     let demo = cloud.login("demo").await;
     let v90 = Some("2.90");
-    let s = cloud.boot(&demo, "h1", v90, json!({"hostname": "my-host-1"})).await;
-    assert_eq!(s["OS-EXT-SRV-ATTR:hostname"], "my-host-1", "visible to non-admins at 2.90");
+    let s = cloud
+        .boot(&demo, "h1", v90, json!({"hostname": "my-host-1"}))
+        .await;
+    assert_eq!(
+        s["OS-EXT-SRV-ATTR:hostname"], "my-host-1",
+        "visible to non-admins at 2.90"
+    );
     for bad in ["a.b", "-x", "x-", "a", "under_score"] {
-        let m = reject(&cloud, &demo, v90, body(&cloud, json!({"networks": "auto", "hostname": bad})), 400).await;
-        assert!(m.starts_with("Invalid input for field/attribute hostname."), "{bad}: {m}");
+        let m = reject(
+            &cloud,
+            &demo,
+            v90,
+            body(&cloud, json!({"networks": "auto", "hostname": bad})),
+            400,
+        )
+        .await;
+        assert!(
+            m.starts_with("Invalid input for field/attribute hostname."),
+            "{bad}: {m}"
+        );
     }
     let m = reject(
         &cloud,
         &demo,
         v90,
-        body(&cloud, json!({"networks": "auto", "hostname": "h".repeat(64)})),
+        body(
+            &cloud,
+            json!({"networks": "auto", "hostname": "h".repeat(64)}),
+        ),
         400,
     )
     .await;
     schema_msg(&m, "hostname", "is too long");
     // 2.94 allows FQDNs.
-    let s = cloud.boot(&demo, "h2", Some("2.94"), json!({"hostname": "web.example.com"})).await;
+    let s = cloud
+        .boot(
+            &demo,
+            "h2",
+            Some("2.94"),
+            json!({"hostname": "web.example.com"}),
+        )
+        .await;
     assert_eq!(s["OS-EXT-SRV-ATTR:hostname"], "web.example.com");
     let m = reject(
         &cloud,
@@ -530,7 +883,9 @@ async fn hostname_rules_2_90_and_2_94() {
     assert_eq!(s["OS-EXT-SRV-ATTR:hostname"], "my-server-1-x");
     // Below 2.90 a non-admin does not see it.
     let id = s["id"].as_str().unwrap();
-    let r = cloud.get(&demo, &format!("/servers/{id}"), Some("2.89")).await;
+    let r = cloud
+        .get(&demo, &format!("/servers/{id}"), Some("2.89"))
+        .await;
     assert!(r.body["server"].get("OS-EXT-SRV-ATTR:hostname").is_none());
 }
 
@@ -538,29 +893,58 @@ async fn hostname_rules_2_90_and_2_94() {
 async fn description_from_2_19() {
     let cloud = common::start().await;
     let demo = cloud.login("demo").await;
-    let s = cloud.boot(&demo, "d1", Some("2.19"), json!({"description": "my desc"})).await;
+    let s = cloud
+        .boot(&demo, "d1", Some("2.19"), json!({"description": "my desc"}))
+        .await;
     assert_eq!(s["description"], "my desc");
-    let s = cloud.boot(&demo, "d2", Some("2.19"), json!({"description": null})).await;
+    let s = cloud
+        .boot(&demo, "d2", Some("2.19"), json!({"description": null}))
+        .await;
     assert_eq!(s["description"], Value::Null);
     let s = cloud.boot(&demo, "d3", Some("2.19"), json!({})).await;
-    assert_eq!(s["description"], Value::Null, "absent description is null at 2.19");
+    assert_eq!(
+        s["description"],
+        Value::Null,
+        "absent description is null at 2.19"
+    );
     // Below 2.19 the description is the name.
     let s = cloud.boot(&demo, "named", None, json!({})).await;
     let id = s["id"].as_str().unwrap();
     assert!(s.get("description").is_none(), "no description key at 2.1");
-    let r = cloud.get(&demo, &format!("/servers/{id}"), Some("2.19")).await;
+    let r = cloud
+        .get(&demo, &format!("/servers/{id}"), Some("2.19"))
+        .await;
     assert_eq!(r.body["server"]["description"], "named");
-    let m = reject(&cloud, &demo, Some("2.19"), body(&cloud, json!({"description": "d".repeat(256)})), 400).await;
+    let m = reject(
+        &cloud,
+        &demo,
+        Some("2.19"),
+        body(&cloud, json!({"description": "d".repeat(256)})),
+        400,
+    )
+    .await;
     schema_msg(&m, "description", "is too long");
-    let m = reject(&cloud, &demo, Some("2.19"), body(&cloud, json!({"description": "bad\u{1}"})), 400).await;
-    assert!(m.starts_with("Invalid input for field/attribute description."), "{m}");
+    let m = reject(
+        &cloud,
+        &demo,
+        Some("2.19"),
+        body(&cloud, json!({"description": "bad\u{1}"})),
+        400,
+    )
+    .await;
+    assert!(
+        m.starts_with("Invalid input for field/attribute description."),
+        "{m}"
+    );
 }
 
 #[tokio::test]
 async fn tags_from_2_52() {
     let cloud = common::start().await;
     let demo = cloud.login("demo").await;
-    let s = cloud.boot(&demo, "t", Some("2.52"), json!({"tags": ["a", "b", "a"]})).await;
+    let s = cloud
+        .boot(&demo, "t", Some("2.52"), json!({"tags": ["a", "b", "a"]}))
+        .await;
     assert_eq!(s["tags"], json!(["a", "b"]), "duplicates dropped");
     let fifty_one: Vec<String> = (0..51).map(|i| format!("t{i}")).collect();
     let m = reject(
@@ -581,13 +965,19 @@ async fn tags_from_2_52() {
             400,
         )
         .await;
-        assert!(m.starts_with("Invalid input for field/attribute 0."), "{bad:?}: {m}");
+        assert!(
+            m.starts_with("Invalid input for field/attribute 0."),
+            "{bad:?}: {m}"
+        );
     }
     let m = reject(
         &cloud,
         &demo,
         Some("2.52"),
-        body(&cloud, json!({"networks": "auto", "tags": ["t".repeat(61)]})),
+        body(
+            &cloud,
+            json!({"networks": "auto", "tags": ["t".repeat(61)]}),
+        ),
         400,
     )
     .await;
@@ -614,7 +1004,10 @@ async fn block_device_mapping_rules() {
         400,
     )
     .await;
-    assert_eq!(m, "Using different block_device_mapping syntaxes is not allowed in the same request.");
+    assert_eq!(
+        m,
+        "Using different block_device_mapping syntaxes is not allowed in the same request."
+    );
 
     let cases: Vec<(Value, &str)> = vec![
         (
@@ -639,7 +1032,14 @@ async fn block_device_mapping_rules() {
         ),
     ];
     for (bdms, want) in cases {
-        let m = reject(&cloud, &demo, None, body(&cloud, json!({"block_device_mapping_v2": bdms})), 400).await;
+        let m = reject(
+            &cloud,
+            &demo,
+            None,
+            body(&cloud, json!({"block_device_mapping_v2": bdms})),
+            400,
+        )
+        .await;
         assert_eq!(m, want, "{bdms}");
     }
     // Boot-from-volume without an image: the boot sequence must start at 0.
@@ -664,20 +1064,33 @@ async fn block_device_mapping_rules() {
         &cloud,
         &demo,
         None,
-        body(&cloud, json!({"block_device_mapping_v2": [{"source_type": "floppy", "uuid": vol}]})),
+        body(
+            &cloud,
+            json!({"block_device_mapping_v2": [{"source_type": "floppy", "uuid": vol}]}),
+        ),
         400,
     )
     .await;
-    schema_msg(&m, "source_type", "'floppy' is not one of ['volume', 'image', 'snapshot', 'blank']");
+    schema_msg(
+        &m,
+        "source_type",
+        "'floppy' is not one of ['volume', 'image', 'snapshot', 'blank']",
+    );
     let m = reject(
         &cloud,
         &demo,
         None,
-        body(&cloud, json!({"block_device_mapping": [{"device_name": "vdb"}]})),
+        body(
+            &cloud,
+            json!({"block_device_mapping": [{"device_name": "vdb"}]}),
+        ),
         400,
     )
     .await;
-    assert_eq!(m, "Block Device Mapping is Invalid: Unrecognized legacy format.");
+    assert_eq!(
+        m,
+        "Block Device Mapping is Invalid: Unrecognized legacy format."
+    );
     // volume_type needs 2.67.
     let m = reject(
         &cloud,
@@ -699,33 +1112,93 @@ async fn block_device_mapping_rules() {
 async fn lookups_flavor_image_key_az() {
     let cloud = common::start().await;
     let demo = cloud.login("demo").await;
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"flavorRef": "999"})), 400).await;
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"flavorRef": "999"})),
+        400,
+    )
+    .await;
     assert_eq!(m, "Invalid flavorRef provided.");
     let m = reject(
         &cloud,
         &demo,
         None,
-        body(&cloud, json!({"imageRef": "8e1a5b1c-0d5c-4c7e-9a3e-1f2e3d4c5b6a"})),
+        body(
+            &cloud,
+            json!({"imageRef": "8e1a5b1c-0d5c-4c7e-9a3e-1f2e3d4c5b6a"}),
+        ),
         400,
     )
     .await;
     assert_eq!(m, "Can not find requested image");
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"imageRef": "not-a-uuid"})), 400).await;
-    schema_msg(&m, "imageRef", "is not valid under any of the given schemas");
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"key_name": "nokey"})), 400).await;
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"imageRef": "not-a-uuid"})),
+        400,
+    )
+    .await;
+    schema_msg(
+        &m,
+        "imageRef",
+        "is not valid under any of the given schemas",
+    );
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"key_name": "nokey"})),
+        400,
+    )
+    .await;
     assert_eq!(m, "Invalid key_name provided.");
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"availability_zone": "mars"})), 400).await;
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"availability_zone": "mars"})),
+        400,
+    )
+    .await;
     assert_eq!(m, "The requested availability zone is not available");
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"availability_zone": "a:b:c:d"})), 400).await;
-    assert_eq!(m, "Invalid input received: Unable to parse availability_zone");
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"availability_zone": "a:b:c:d"})),
+        400,
+    )
+    .await;
+    assert_eq!(
+        m,
+        "Invalid input received: Unable to parse availability_zone"
+    );
     // Forcing a host needs admin.
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"availability_zone": "nova:rova-sim-1"})), 403).await;
-    assert_eq!(m, "Policy doesn't allow os_compute_api:servers:create:forced_host to be performed.");
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"availability_zone": "nova:rova-sim-1"})),
+        403,
+    )
+    .await;
+    assert_eq!(
+        m,
+        "Policy doesn't allow os_compute_api:servers:create:forced_host to be performed."
+    );
     assert_nothing_created(&cloud, &demo).await;
 
     // Each of them, when right, works: a full flavor URL, the AZ, a keypair.
     let r = cloud
-        .post(&demo, "/os-keypairs", Some("2.2"), json!({"keypair": {"name": "k1"}}))
+        .post(
+            &demo,
+            "/os-keypairs",
+            Some("2.2"),
+            json!({"keypair": {"name": "k1"}}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let s = cloud
@@ -742,7 +1215,14 @@ async fn lookups_flavor_image_key_az() {
     assert_eq!(s["OS-EXT-AZ:availability_zone"], "nova");
     // Another user's keypair is not yours.
     let alt = cloud.login("alt_demo").await;
-    let m = reject(&cloud, &alt, None, body(&cloud, json!({"key_name": "k1"})), 400).await;
+    let m = reject(
+        &cloud,
+        &alt,
+        None,
+        body(&cloud, json!({"key_name": "k1"})),
+        400,
+    )
+    .await;
     assert_eq!(m, "Invalid key_name provided.");
 }
 
@@ -750,13 +1230,51 @@ async fn lookups_flavor_image_key_az() {
 async fn access_ips_disk_config_and_config_drive() {
     let cloud = common::start().await;
     let demo = cloud.login("demo").await;
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"accessIPv4": "1.2.3"})), 400).await;
-    assert_eq!(m, "Invalid input for field/attribute accessIPv4. Value: 1.2.3. '1.2.3' is not a 'ipv4'");
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"accessIPv6": "1.2.3.4"})), 400).await;
-    assert_eq!(m, "Invalid input for field/attribute accessIPv6. Value: 1.2.3.4. '1.2.3.4' is not a 'ipv6'");
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"OS-DCF:diskConfig": "auto"})), 400).await;
-    schema_msg(&m, "OS-DCF:diskConfig", "'auto' is not one of ['AUTO', 'MANUAL']");
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"config_drive": "maybe"})), 400).await;
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"accessIPv4": "1.2.3"})),
+        400,
+    )
+    .await;
+    assert_eq!(
+        m,
+        "Invalid input for field/attribute accessIPv4. Value: 1.2.3. '1.2.3' is not a 'ipv4'"
+    );
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"accessIPv6": "1.2.3.4"})),
+        400,
+    )
+    .await;
+    assert_eq!(
+        m,
+        "Invalid input for field/attribute accessIPv6. Value: 1.2.3.4. '1.2.3.4' is not a 'ipv6'"
+    );
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"OS-DCF:diskConfig": "auto"})),
+        400,
+    )
+    .await;
+    schema_msg(
+        &m,
+        "OS-DCF:diskConfig",
+        "'auto' is not one of ['AUTO', 'MANUAL']",
+    );
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"config_drive": "maybe"})),
+        400,
+    )
+    .await;
     schema_msg(&m, "config_drive", "'maybe' is not one of [True, 'True', 'TRUE', 'true', '1', 'ON', 'On', 'on', 'YES', 'Yes', 'yes', False, 'False', 'FALSE', 'false', '0', 'OFF', 'Off', 'off', 'NO', 'No', 'no']");
     assert_nothing_created(&cloud, &demo).await;
 
@@ -772,8 +1290,15 @@ async fn access_ips_disk_config_and_config_drive() {
     assert_eq!(s["accessIPv6"], "2001:db8::7");
     assert_eq!(s["OS-DCF:diskConfig"], "AUTO");
     assert_eq!(s["config_drive"], "True");
-    for (given, shown) in [(json!("On"), "True"), (json!("No"), ""), (json!(false), ""), (json!(true), "True")] {
-        let s = cloud.boot(&demo, "cd", None, json!({"config_drive": given})).await;
+    for (given, shown) in [
+        (json!("On"), "True"),
+        (json!("No"), ""),
+        (json!(false), ""),
+        (json!(true), "True"),
+    ] {
+        let s = cloud
+            .boot(&demo, "cd", None, json!({"config_drive": given}))
+            .await;
         assert_eq!(s["config_drive"], shown, "config_drive {given}");
     }
     let s = cloud.boot(&demo, "plain", None, json!({})).await;
@@ -787,12 +1312,21 @@ async fn quota_exceeded_is_403_and_multi_create_shrinks() {
     let cloud = common::start_with(|cfg| cfg.quota.instances = 2).await;
     let demo = cloud.login("demo").await;
     // max_count 3 fits only 2: Nova creates as many as fit (>= min_count).
-    let r = create(&cloud, &demo, None, body(&cloud, json!({"name": "q", "max_count": 3}))).await;
+    let r = create(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"name": "q", "max_count": 3})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     let l = cloud.get(&demo, "/servers", None).await;
     assert_eq!(l.body["servers"].as_array().unwrap().len(), 2, "{}", l.text);
     let m = reject(&cloud, &demo, None, body(&cloud, json!({})), 403).await;
-    assert_eq!(m, "Quota exceeded for instances: Requested 1, but already used 2 of 2 instances");
+    assert_eq!(
+        m,
+        "Quota exceeded for instances: Requested 1, but already used 2 of 2 instances"
+    );
     let lim = cloud.get(&demo, "/limits", None).await;
     assert_eq!(lim.body["limits"]["absolute"]["totalInstancesUsed"], 2);
     assert_eq!(lim.body["limits"]["absolute"]["maxTotalInstances"], 2);
@@ -800,8 +1334,18 @@ async fn quota_exceeded_is_403_and_multi_create_shrinks() {
     let l = cloud.get(&demo, "/servers", None).await;
     assert_eq!(l.body["servers"].as_array().unwrap().len(), 2);
     let alt = cloud.login("alt_demo").await;
-    let m = reject(&cloud, &alt, None, body(&cloud, json!({"min_count": 3})), 403).await;
-    assert_eq!(m, "Quota exceeded for instances: Requested 3, but already used 0 of 2 instances");
+    let m = reject(
+        &cloud,
+        &alt,
+        None,
+        body(&cloud, json!({"min_count": 3})),
+        403,
+    )
+    .await;
+    assert_eq!(
+        m,
+        "Quota exceeded for instances: Requested 3, but already used 0 of 2 instances"
+    );
     let r = create(&cloud, &alt, None, body(&cloud, json!({}))).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
 }
@@ -811,8 +1355,18 @@ async fn cores_quota_is_403() {
     let cloud = common::start_with(|cfg| cfg.quota.cores = 3).await;
     let demo = cloud.login("demo").await;
     // m1.medium has 2 vcpus: two of them need 4 cores.
-    let m = reject(&cloud, &demo, None, body(&cloud, json!({"flavorRef": "3", "min_count": 2})), 403).await;
-    assert_eq!(m, "Quota exceeded for cores: Requested 4, but already used 0 of 3 cores");
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"flavorRef": "3", "min_count": 2})),
+        403,
+    )
+    .await;
+    assert_eq!(
+        m,
+        "Quota exceeded for cores: Requested 4, but already used 0 of 3 cores"
+    );
     assert_nothing_created(&cloud, &demo).await;
 }
 
@@ -822,10 +1376,16 @@ async fn rejected_requests_create_nothing() {
     let demo = cloud.login("demo").await;
     let bad = [
         (json!({"flavorRef": "999"}), 400),
-        (json!({"imageRef": "8e1a5b1c-0d5c-4c7e-9a3e-1f2e3d4c5b6a"}), 400),
+        (
+            json!({"imageRef": "8e1a5b1c-0d5c-4c7e-9a3e-1f2e3d4c5b6a"}),
+            400,
+        ),
         (json!({"key_name": "none"}), 400),
         (json!({"availability_zone": "mars"}), 400),
-        (json!({"networks": [{"uuid": "2f4c3a5e-0000-4222-8333-944455556666"}]}), 400),
+        (
+            json!({"networks": [{"uuid": "2f4c3a5e-0000-4222-8333-944455556666"}]}),
+            400,
+        ),
         (json!({"min_count": 11}), 403),
         (json!({"bogus": true}), 400),
     ];
@@ -837,7 +1397,13 @@ async fn rejected_requests_create_nothing() {
     assert_eq!(l.body, json!({"servers": []}));
     // Ports were not left behind either.
     assert!(
-        cloud.app.networks.ports.all().iter().all(|p| p.device_owner != "compute:nova"),
+        cloud
+            .app
+            .networks
+            .ports
+            .all()
+            .iter()
+            .all(|p| p.device_owner != "compute:nova"),
         "no compute ports after rejected creates"
     );
 }
@@ -847,7 +1413,10 @@ async fn reader_cannot_create() {
     let cloud = common::start().await;
     let reader = cloud.login("demo_reader").await;
     let m = reject(&cloud, &reader, None, body(&cloud, json!({})), 403).await;
-    assert_eq!(m, "Policy doesn't allow os_compute_api:servers:create to be performed.");
+    assert_eq!(
+        m,
+        "Policy doesn't allow os_compute_api:servers:create to be performed."
+    );
     assert_nothing_created(&cloud, &reader).await;
 }
 
@@ -856,7 +1425,8 @@ async fn block_devices_are_checked_against_the_flavor() {
     let cloud = common::start().await;
     let demo = cloud.login("demo").await;
     let img = cloud.image_id();
-    let root = json!({"source_type": "image", "uuid": img, "destination_type": "local", "boot_index": 0});
+    let root =
+        json!({"source_type": "image", "uuid": img, "destination_type": "local", "boot_index": 0});
     // m1.tiny has no ephemeral disk and no swap.
     let m = reject(
         &cloud,
@@ -884,7 +1454,10 @@ async fn block_devices_are_checked_against_the_flavor() {
         400,
     )
     .await;
-    assert_eq!(m, "Swap drive requested is larger than instance type allows.");
+    assert_eq!(
+        m,
+        "Swap drive requested is larger than instance type allows."
+    );
     assert_nothing_created(&cloud, &demo).await;
 
     // A flavor with 2 GB ephemeral and 512 MB swap takes them.
@@ -902,7 +1475,12 @@ async fn block_devices_are_checked_against_the_flavor() {
     let eph = json!({"source_type": "blank", "destination_type": "local", "volume_size": 1, "boot_index": -1});
     let swap = json!({"source_type": "blank", "destination_type": "local", "guest_format": "swap", "volume_size": 512, "boot_index": -1});
     let s = cloud
-        .boot(&demo, "bdm", None, json!({"flavorRef": "eph", "block_device_mapping_v2": [root, eph, swap]}))
+        .boot(
+            &demo,
+            "bdm",
+            None,
+            json!({"flavorRef": "eph", "block_device_mapping_v2": [root, eph, swap]}),
+        )
         .await;
     assert_eq!(s["status"], "ACTIVE");
     // Three ephemeral GB do not fit in two; four local devices exceed the limit of 3.
@@ -910,7 +1488,10 @@ async fn block_devices_are_checked_against_the_flavor() {
         &cloud,
         &demo,
         None,
-        body(&cloud, json!({"flavorRef": "eph", "block_device_mapping_v2": [root, eph, eph, eph]})),
+        body(
+            &cloud,
+            json!({"flavorRef": "eph", "block_device_mapping_v2": [root, eph, eph, eph]}),
+        ),
         400,
     )
     .await;
@@ -919,9 +1500,143 @@ async fn block_devices_are_checked_against_the_flavor() {
         &cloud,
         &demo,
         None,
-        body(&cloud, json!({"flavorRef": "eph", "block_device_mapping_v2": [root, eph, eph, swap]})),
+        body(
+            &cloud,
+            json!({"flavorRef": "eph", "block_device_mapping_v2": [root, eph, eph, swap]}),
+        ),
         400,
     )
     .await;
-    assert_eq!(m, "Block Device Mapping is Invalid: You specified more local devices than the limit allows");
+    assert_eq!(
+        m,
+        "Block Device Mapping is Invalid: You specified more local devices than the limit allows"
+    );
+}
+
+#[tokio::test]
+async fn security_groups_are_echoed_as_requested() {
+    let cloud = common::start().await;
+    let demo = cloud.login("demo").await;
+    let twice = json!([{"name": "default"}, {"name": "default"}]);
+    let r = create(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"security_groups": twice})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!(
+        r.body["server"]["security_groups"], twice,
+        "the request's list, as sent"
+    );
+    let id = r.body["server"]["id"].as_str().unwrap().to_string();
+    let s = cloud.wait_status(&demo, &id, &["ACTIVE"], None).await;
+    assert_eq!(
+        s["security_groups"],
+        json!([{"name": "default"}]),
+        "stored once"
+    );
+
+    let r = create(
+        &cloud,
+        &demo,
+        None,
+        body(&cloud, json!({"security_groups": []})),
+    )
+    .await;
+    assert_eq!(r.body["server"]["security_groups"], json!([]));
+    let id = r.body["server"]["id"].as_str().unwrap().to_string();
+    let s = cloud.wait_status(&demo, &id, &["ACTIVE"], None).await;
+    assert_eq!(
+        s["security_groups"],
+        json!([{"name": "default"}]),
+        "no groups means default"
+    );
+
+    let m = reject(
+        &cloud,
+        &demo,
+        None,
+        body(
+            &cloud,
+            json!({"security_groups": [{"name": "default", "id": "x"}]}),
+        ),
+        400,
+    )
+    .await;
+    schema_msg(
+        &m,
+        "0",
+        "Additional properties are not allowed ('id' was unexpected)",
+    );
+}
+
+#[tokio::test]
+async fn non_json_bodies() {
+    let cloud = common::start().await;
+    let demo = cloud.login("demo").await;
+    let send = |ct: &'static str, body: &'static str| {
+        let req = cloud
+            .http
+            .post(format!("{}/compute/v2.1/servers", cloud.base))
+            .header("X-Auth-Token", &demo.token)
+            .header("Content-Type", ct)
+            .body(body);
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status();
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            (status, v)
+        }
+    };
+    let (st, v) = send("application/xml", "<server/>").await;
+    assert_eq!(st, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(
+        v,
+        json!({"badMediaType": {"code": 415, "message": "Unsupported Content-Type"}})
+    );
+    let (st, v) = send("application/json", "").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v,
+        json!({"badRequest": {"code": 400, "message": "Malformed request body"}})
+    );
+    let (st, v) = send("application/json", "[1]").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(v["badRequest"]["message"], "[1] is not of type 'object'");
+    assert_nothing_created(&cloud, &demo).await;
+}
+
+#[tokio::test]
+async fn requested_destination_needs_admin() {
+    let cloud = common::start().await;
+    let demo = cloud.login("demo").await;
+    for extra in [
+        json!({"host": "rova-sim-1"}),
+        json!({"hypervisor_hostname": "rova-sim-1"}),
+    ] {
+        let mut b = body(&cloud, json!({"networks": "auto"}));
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let m = reject(&cloud, &demo, Some("2.74"), b.clone(), 403).await;
+        assert_eq!(
+            m,
+            "Policy doesn't allow compute:servers:create:requested_destination to be performed."
+        );
+        // Below 2.74 the keys do not exist.
+        let m = reject(&cloud, &demo, Some("2.73"), b, 400).await;
+        assert!(m.contains("was unexpected"), "{m}");
+    }
+    let m = reject(
+        &cloud,
+        &demo,
+        Some("2.74"),
+        body(&cloud, json!({"networks": "auto", "host": "bad host"})),
+        400,
+    )
+    .await;
+    schema_msg(&m, "host", "does not match '^[a-zA-Z0-9-._]*$'");
+    assert_nothing_created(&cloud, &demo).await;
 }

@@ -63,7 +63,15 @@ fn id_of(s: &Value) -> String {
 }
 
 async fn delete_and_wait(cloud: &TestCloud, u: &User, id: &str) {
-    let r = cloud.compute(u, reqwest::Method::DELETE, &format!("/servers/{id}"), None, None).await;
+    let r = cloud
+        .compute(
+            u,
+            reqwest::Method::DELETE,
+            &format!("/servers/{id}"),
+            None,
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     cloud.wait_status(u, id, &["404"], None).await;
 }
@@ -75,15 +83,36 @@ async fn name_is_an_unanchored_regex() {
     for n in ["alpha", "alpha2", "beta", "t1", "t14", "test11"] {
         cloud.boot(&demo, n, None, json!({})).await;
     }
-    assert_eq!(set(&list(&cloud, &demo, "?name=^al", None).await), want(&["alpha", "alpha2"]));
-    assert_eq!(set(&list(&cloud, &demo, "?name=pha2", None).await), want(&["alpha2"]));
-    assert_eq!(set(&list(&cloud, &demo, "?name=t1", None).await), want(&["t1", "t14", "test11"]));
-    assert_eq!(set(&list(&cloud, &demo, "?name=alpha%7Cbeta", None).await), want(&["alpha", "alpha2", "beta"]));
-    assert_eq!(set(&list(&cloud, &demo, "?name=zzz", None).await), want(&[]));
+    assert_eq!(
+        set(&list(&cloud, &demo, "?name=^al", None).await),
+        want(&["alpha", "alpha2"])
+    );
+    assert_eq!(
+        set(&list(&cloud, &demo, "?name=pha2", None).await),
+        want(&["alpha2"])
+    );
+    assert_eq!(
+        set(&list(&cloud, &demo, "?name=t1", None).await),
+        want(&["t1", "t14", "test11"])
+    );
+    assert_eq!(
+        set(&list(&cloud, &demo, "?name=alpha%7Cbeta", None).await),
+        want(&["alpha", "alpha2", "beta"])
+    );
+    assert_eq!(
+        set(&list(&cloud, &demo, "?name=zzz", None).await),
+        want(&[])
+    );
     // Repeated: the last value wins.
-    assert_eq!(set(&list(&cloud, &demo, "?name=beta&name=^t1$", None).await), want(&["t1"]));
+    assert_eq!(
+        set(&list(&cloud, &demo, "?name=beta&name=^t1$", None).await),
+        want(&["t1"])
+    );
     let m = list(&cloud, &demo, "?name=%5B", None).await.fault(400);
-    assert_eq!(m, "Invalid input for query parameters name. Value: [. '[' is not a 'regex'");
+    assert_eq!(
+        m,
+        "Invalid input for query parameters name. Value: [. '[' is not a 'regex'"
+    );
     // Detail filters the same way.
     let d = cloud.get(&demo, "/servers/detail?name=^be", None).await;
     assert_eq!(set(&d), want(&["beta"]));
@@ -108,21 +137,34 @@ async fn status_filter_and_its_version_boundaries() {
     assert_eq!(bad["status"], "ERROR");
     delete_and_wait(&cloud, &demo, &id_of(&gone)).await;
 
-    assert_eq!(set(&list(&cloud, &demo, "?status=ACTIVE", None).await), want(&["ok1"]));
-    assert_eq!(set(&list(&cloud, &demo, "?status=ERROR", None).await), want(&["bad"]));
+    assert_eq!(
+        set(&list(&cloud, &demo, "?status=ACTIVE", None).await),
+        want(&["ok1"])
+    );
+    assert_eq!(
+        set(&list(&cloud, &demo, "?status=ERROR", None).await),
+        want(&["bad"])
+    );
     assert_eq!(
         set(&list(&cloud, &demo, "?status=ACTIVE&status=ERROR", None).await),
         want(&["ok1", "bad"]),
         "repeated status values are all used"
     );
-    assert_eq!(set(&list(&cloud, &demo, "?status=SHUTOFF", None).await), want(&[]));
+    assert_eq!(
+        set(&list(&cloud, &demo, "?status=SHUTOFF", None).await),
+        want(&[])
+    );
     // Unknown status: empty below 2.38, 400 from 2.38.
     let r = list(&cloud, &demo, "?status=BOGUS", Some("2.37")).await;
     assert_eq!(r.body, json!({"servers": []}));
-    let m = list(&cloud, &demo, "?status=BOGUS", Some("2.38")).await.fault(400);
+    let m = list(&cloud, &demo, "?status=BOGUS", Some("2.38"))
+        .await
+        .fault(400);
     assert_eq!(m, "Invalid status value");
     // DELETED needs admin.
-    let m = list(&cloud, &demo, "?status=DELETED", None).await.fault(403);
+    let m = list(&cloud, &demo, "?status=DELETED", None)
+        .await
+        .fault(403);
     assert_eq!(m, "Only administrators may list deleted instances");
     let r = cloud
         .get(&admin, "/servers/detail?status=DELETED&all_tenants=1", None)
@@ -145,16 +187,38 @@ async fn image_flavor_and_ip_filters() {
         .map(|i| i.id.clone())
         .expect("alt image");
     let a = cloud.boot(&demo, "a", None, json!({})).await;
-    cloud.boot(&demo, "b", None, json!({"imageRef": alt_image, "flavorRef": "42"})).await;
-    cloud.boot(&demo, "nonet", Some("2.37"), json!({"networks": "none"})).await;
+    cloud
+        .boot(
+            &demo,
+            "b",
+            None,
+            json!({"imageRef": alt_image, "flavorRef": "42"}),
+        )
+        .await;
+    cloud
+        .boot(&demo, "nonet", Some("2.37"), json!({"networks": "none"}))
+        .await;
 
     let q = format!("?image={alt_image}");
     assert_eq!(set(&list(&cloud, &demo, &q, None).await), want(&["b"]));
     let q = format!("?image={}", cloud.image_id());
-    assert_eq!(set(&list(&cloud, &demo, &q, None).await), want(&["a", "nonet"]));
-    assert_eq!(set(&list(&cloud, &demo, "?flavor=42", None).await), want(&["b"]));
-    assert_eq!(set(&list(&cloud, &demo, "?flavor=1", None).await), want(&["a", "nonet"]));
-    assert_eq!(set(&list(&cloud, &demo, "?flavor=999", None).await), want(&[]), "unknown flavor: empty");
+    assert_eq!(
+        set(&list(&cloud, &demo, &q, None).await),
+        want(&["a", "nonet"])
+    );
+    assert_eq!(
+        set(&list(&cloud, &demo, "?flavor=42", None).await),
+        want(&["b"])
+    );
+    assert_eq!(
+        set(&list(&cloud, &demo, "?flavor=1", None).await),
+        want(&["a", "nonet"])
+    );
+    assert_eq!(
+        set(&list(&cloud, &demo, "?flavor=999", None).await),
+        want(&[]),
+        "unknown flavor: empty"
+    );
 
     // ip: start-anchored regex over fixed IPv4 addresses.
     let addr = a["addresses"]["private"]
@@ -165,14 +229,30 @@ async fn image_flavor_and_ip_filters() {
         .and_then(|x| x["addr"].as_str())
         .expect("v4 address")
         .to_string();
-    assert_eq!(set(&list(&cloud, &demo, "?ip=10%5C.", None).await), want(&["a", "b"]));
+    assert_eq!(
+        set(&list(&cloud, &demo, "?ip=10%5C.", None).await),
+        want(&["a", "b"])
+    );
     let exact = format!("?ip=%5E{}%24", addr.replace('.', "%5C."));
     assert_eq!(set(&list(&cloud, &demo, &exact, None).await), want(&["a"]));
-    assert_eq!(set(&list(&cloud, &demo, "?ip=0%5C.0", None).await), want(&[]), "anchored at the start");
+    assert_eq!(
+        set(&list(&cloud, &demo, "?ip=0%5C.0", None).await),
+        want(&[]),
+        "anchored at the start"
+    );
     // ip6 is allowed for non-admins from 2.5; ignored before.
-    assert_eq!(set(&list(&cloud, &demo, "?ip6=fd00", Some("2.5")).await), want(&["a", "b"]));
-    assert_eq!(set(&list(&cloud, &demo, "?ip6=zz", Some("2.4")).await), want(&["a", "b", "nonet"]));
-    assert_eq!(set(&list(&cloud, &demo, "?ip6=zz", Some("2.5")).await), want(&[]));
+    assert_eq!(
+        set(&list(&cloud, &demo, "?ip6=fd00", Some("2.5")).await),
+        want(&["a", "b"])
+    );
+    assert_eq!(
+        set(&list(&cloud, &demo, "?ip6=zz", Some("2.4")).await),
+        want(&["a", "b", "nonet"])
+    );
+    assert_eq!(
+        set(&list(&cloud, &demo, "?ip6=zz", Some("2.5")).await),
+        want(&[])
+    );
 }
 
 #[tokio::test]
@@ -200,7 +280,9 @@ async fn changes_since_and_before_show_deleted_servers() {
     cloud.boot(&demo, "s3", None, json!({})).await;
 
     let since = format!("?changes-since={}", iso(t));
-    let r = cloud.get(&demo, &format!("/servers/detail{since}"), None).await;
+    let r = cloud
+        .get(&demo, &format!("/servers/detail{since}"), None)
+        .await;
     assert_eq!(set(&r), want(&["s1", "s2b", "s3"]));
     let deleted = r.body["servers"]
         .as_array()
@@ -209,12 +291,21 @@ async fn changes_since_and_before_show_deleted_servers() {
         .find(|s| s["name"] == "s1")
         .cloned()
         .unwrap();
-    assert_eq!(deleted["status"], "DELETED", "a deleted server shows as DELETED: {deleted}");
+    assert_eq!(
+        deleted["status"], "DELETED",
+        "a deleted server shows as DELETED: {deleted}"
+    );
     // Without changes-since the deleted one is hidden.
-    assert_eq!(set(&list(&cloud, &demo, "", None).await), want(&["s0", "s2b", "s3"]));
+    assert_eq!(
+        set(&list(&cloud, &demo, "", None).await),
+        want(&["s0", "s2b", "s3"])
+    );
     // changes-before needs 2.66 for non-admins.
     let before = format!("?changes-before={}", iso(t));
-    assert_eq!(set(&list(&cloud, &demo, &before, Some("2.66")).await), want(&["s0"]));
+    assert_eq!(
+        set(&list(&cloud, &demo, &before, Some("2.66")).await),
+        want(&["s0"])
+    );
     assert_eq!(
         set(&list(&cloud, &demo, &before, Some("2.65")).await),
         want(&["s0", "s2b", "s3"]),
@@ -225,17 +316,33 @@ async fn changes_since_and_before_show_deleted_servers() {
         iso(t),
         iso(t + Duration::seconds(3600))
     );
-    assert_eq!(set(&list(&cloud, &demo, &both, Some("2.66")).await), want(&["s1", "s2b", "s3"]));
-    let inverted = format!("?changes-since={}&changes-before={}", iso(t), iso(t - Duration::seconds(1)));
-    let m = list(&cloud, &demo, &inverted, Some("2.66")).await.fault(400);
-    assert_eq!(m, "The value of changes-since must be less than or equal to changes-before.");
-    let m = list(&cloud, &demo, "?changes-since=yesterday", None).await.fault(400);
+    assert_eq!(
+        set(&list(&cloud, &demo, &both, Some("2.66")).await),
+        want(&["s1", "s2b", "s3"])
+    );
+    let inverted = format!(
+        "?changes-since={}&changes-before={}",
+        iso(t),
+        iso(t - Duration::seconds(1))
+    );
+    let m = list(&cloud, &demo, &inverted, Some("2.66"))
+        .await
+        .fault(400);
+    assert_eq!(
+        m,
+        "The value of changes-since must be less than or equal to changes-before."
+    );
+    let m = list(&cloud, &demo, "?changes-since=yesterday", None)
+        .await
+        .fault(400);
     assert_eq!(
         m,
         "Invalid input for query parameters changes-since. Value: yesterday. 'yesterday' is not a 'date-time'"
     );
     // The deleted server's own GET is 404.
-    let r = cloud.get(&demo, &format!("/servers/{}", id_of(&s1)), None).await;
+    let r = cloud
+        .get(&demo, &format!("/servers/{}", id_of(&s1)), None)
+        .await;
     r.fault(404);
     let _ = s0;
 }
@@ -248,14 +355,21 @@ async fn deleted_true_is_admin_only() {
     cloud.boot(&demo, "live", None, json!({})).await;
     let dead = cloud.boot(&demo, "dead", None, json!({})).await;
     delete_and_wait(&cloud, &demo, &id_of(&dead)).await;
-    let r = cloud.get(&admin, "/servers/detail?deleted=true&all_tenants=1", None).await;
+    let r = cloud
+        .get(&admin, "/servers/detail?deleted=true&all_tenants=1", None)
+        .await;
     assert_eq!(set(&r), want(&["dead"]));
     assert_eq!(r.body["servers"][0]["status"], "DELETED");
     assert!(r.body["servers"][0]["OS-SRV-USG:terminated_at"].is_string());
-    let r = cloud.get(&admin, "/servers?deleted=false&all_tenants=1", None).await;
+    let r = cloud
+        .get(&admin, "/servers?deleted=false&all_tenants=1", None)
+        .await;
     assert_eq!(set(&r), want(&["live"]));
     // A non-admin's `deleted` is stripped by the allow-list.
-    assert_eq!(set(&list(&cloud, &demo, "?deleted=true", None).await), want(&["live"]));
+    assert_eq!(
+        set(&list(&cloud, &demo, "?deleted=true", None).await),
+        want(&["live"])
+    );
 }
 
 #[tokio::test]
@@ -269,28 +383,57 @@ async fn all_tenants_and_project_filters() {
     cloud.boot(&admin, "adm", None, json!({})).await;
 
     let m = list(&cloud, &demo, "?all_tenants=1", None).await.fault(403);
-    assert_eq!(m, "Policy doesn't allow os_compute_api:servers:index:get_all_tenants to be performed.");
-    let m = cloud.get(&demo, "/servers/detail?all_tenants", None).await.fault(403);
-    assert_eq!(m, "Policy doesn't allow os_compute_api:servers:detail:get_all_tenants to be performed.");
+    assert_eq!(
+        m,
+        "Policy doesn't allow os_compute_api:servers:index:get_all_tenants to be performed."
+    );
+    let m = cloud
+        .get(&demo, "/servers/detail?all_tenants", None)
+        .await
+        .fault(403);
+    assert_eq!(
+        m,
+        "Policy doesn't allow os_compute_api:servers:detail:get_all_tenants to be performed."
+    );
 
     // Each project sees only its own without all_tenants, admins included.
     assert_eq!(set(&list(&cloud, &demo, "", None).await), want(&["d1"]));
     assert_eq!(set(&list(&cloud, &alt, "", None).await), want(&["a1"]));
     assert_eq!(set(&list(&cloud, &admin, "", None).await), want(&["adm"]));
     let q = format!("?tenant_id={}", alt.project_id);
-    assert_eq!(set(&list(&cloud, &admin, &q, None).await), want(&["adm"]), "tenant_id dropped without all_tenants");
+    assert_eq!(
+        set(&list(&cloud, &admin, &q, None).await),
+        want(&["adm"]),
+        "tenant_id dropped without all_tenants"
+    );
 
-    assert_eq!(set(&list(&cloud, &admin, "?all_tenants=1", None).await), want(&["d1", "a1", "adm"]));
-    assert_eq!(set(&list(&cloud, &admin, "?all_tenants", None).await), want(&["d1", "a1", "adm"]));
-    assert_eq!(set(&list(&cloud, &admin, "?all_tenants=0", None).await), want(&["adm"]));
+    assert_eq!(
+        set(&list(&cloud, &admin, "?all_tenants=1", None).await),
+        want(&["d1", "a1", "adm"])
+    );
+    assert_eq!(
+        set(&list(&cloud, &admin, "?all_tenants", None).await),
+        want(&["d1", "a1", "adm"])
+    );
+    assert_eq!(
+        set(&list(&cloud, &admin, "?all_tenants=0", None).await),
+        want(&["adm"])
+    );
     let q = format!("?all_tenants=1&project_id={}", alt.project_id);
     assert_eq!(set(&list(&cloud, &admin, &q, None).await), want(&["a1"]));
     let q = format!("?all_tenants=true&tenant_id={}", demo.project_id);
     assert_eq!(set(&list(&cloud, &admin, &q, None).await), want(&["d1"]));
-    let m = list(&cloud, &admin, "?all_tenants=maybe", None).await.fault(400);
-    assert!(m.starts_with("Invalid input received: Unrecognized value 'maybe'"), "{m}");
+    let m = list(&cloud, &admin, "?all_tenants=maybe", None)
+        .await
+        .fault(400);
+    assert!(
+        m.starts_with("Invalid input received: Unrecognized value 'maybe'"),
+        "{m}"
+    );
     // Detail shows the owner of each.
-    let r = cloud.get(&admin, "/servers/detail?all_tenants=1&name=a1", None).await;
+    let r = cloud
+        .get(&admin, "/servers/detail?all_tenants=1&name=a1", None)
+        .await;
     assert_eq!(r.body["servers"][0]["tenant_id"], json!(alt.project_id));
 }
 
@@ -299,23 +442,46 @@ async fn tag_filters_from_2_26() {
     let cloud = common::start().await;
     let demo = cloud.login("demo").await;
     let v = Some("2.52");
-    cloud.boot(&demo, "ab", v, json!({"tags": ["a", "b"]})).await;
+    cloud
+        .boot(&demo, "ab", v, json!({"tags": ["a", "b"]}))
+        .await;
     cloud.boot(&demo, "a", v, json!({"tags": ["a"]})).await;
     cloud.boot(&demo, "none", v, json!({})).await;
     let v26 = Some("2.26");
-    assert_eq!(set(&list(&cloud, &demo, "?tags=a,b", v26).await), want(&["ab"]));
-    assert_eq!(set(&list(&cloud, &demo, "?tags=a", v26).await), want(&["ab", "a"]));
-    assert_eq!(set(&list(&cloud, &demo, "?tags-any=a,b", v26).await), want(&["ab", "a"]));
-    assert_eq!(set(&list(&cloud, &demo, "?tags-any=b,zz", v26).await), want(&["ab"]));
-    assert_eq!(set(&list(&cloud, &demo, "?not-tags=a,b", v26).await), want(&["a", "none"]));
-    assert_eq!(set(&list(&cloud, &demo, "?not-tags-any=a", v26).await), want(&["none"]));
+    assert_eq!(
+        set(&list(&cloud, &demo, "?tags=a,b", v26).await),
+        want(&["ab"])
+    );
+    assert_eq!(
+        set(&list(&cloud, &demo, "?tags=a", v26).await),
+        want(&["ab", "a"])
+    );
+    assert_eq!(
+        set(&list(&cloud, &demo, "?tags-any=a,b", v26).await),
+        want(&["ab", "a"])
+    );
+    assert_eq!(
+        set(&list(&cloud, &demo, "?tags-any=b,zz", v26).await),
+        want(&["ab"])
+    );
+    assert_eq!(
+        set(&list(&cloud, &demo, "?not-tags=a,b", v26).await),
+        want(&["a", "none"])
+    );
+    assert_eq!(
+        set(&list(&cloud, &demo, "?not-tags-any=a", v26).await),
+        want(&["none"])
+    );
     assert_eq!(
         set(&list(&cloud, &demo, "?tags=a&not-tags-any=b", v26).await),
         want(&["a"]),
         "filters combine"
     );
     // Below 2.26 the tag filters are not in the schema: ignored.
-    assert_eq!(set(&list(&cloud, &demo, "?tags=a,b", Some("2.25")).await), want(&["ab", "a", "none"]));
+    assert_eq!(
+        set(&list(&cloud, &demo, "?tags=a,b", Some("2.25")).await),
+        want(&["ab", "a", "none"])
+    );
 }
 
 #[tokio::test]
@@ -325,17 +491,37 @@ async fn locked_filter_from_2_73() {
     let l = cloud.boot(&demo, "locked", None, json!({})).await;
     cloud.boot(&demo, "free", None, json!({})).await;
     let r = cloud
-        .post(&demo, &format!("/servers/{}/action", id_of(&l)), None, json!({"lock": null}))
+        .post(
+            &demo,
+            &format!("/servers/{}/action", id_of(&l)),
+            None,
+            json!({"lock": null}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     let v = Some("2.73");
-    assert_eq!(set(&list(&cloud, &demo, "?locked=true", v).await), want(&["locked"]));
-    assert_eq!(set(&list(&cloud, &demo, "?locked=False", v).await), want(&["free"]));
-    assert_eq!(set(&list(&cloud, &demo, "?locked=1", v).await), want(&["locked"]));
+    assert_eq!(
+        set(&list(&cloud, &demo, "?locked=true", v).await),
+        want(&["locked"])
+    );
+    assert_eq!(
+        set(&list(&cloud, &demo, "?locked=False", v).await),
+        want(&["free"])
+    );
+    assert_eq!(
+        set(&list(&cloud, &demo, "?locked=1", v).await),
+        want(&["locked"])
+    );
     let m = list(&cloud, &demo, "?locked=maybe", v).await.fault(400);
-    assert!(m.starts_with("Invalid input received: Unrecognized value 'maybe'"), "{m}");
+    assert!(
+        m.starts_with("Invalid input received: Unrecognized value 'maybe'"),
+        "{m}"
+    );
     // Below 2.73 it is not a filter.
-    assert_eq!(set(&list(&cloud, &demo, "?locked=true", Some("2.72")).await), want(&["locked", "free"]));
+    assert_eq!(
+        set(&list(&cloud, &demo, "?locked=true", Some("2.72")).await),
+        want(&["locked", "free"])
+    );
     let admin = cloud.login("admin").await;
     assert_eq!(
         set(&list(&cloud, &admin, "?locked=true&all_tenants=1", Some("2.72")).await),
@@ -356,25 +542,54 @@ async fn unknown_filters_by_version_and_role() {
     cloud.boot(&demo, "x", None, json!({})).await;
     cloud.boot(&admin, "y", None, json!({})).await;
     // Non-admin: unknown names stripped below 2.75, so nothing is filtered.
-    assert_eq!(set(&list(&cloud, &demo, "?foo=bar", Some("2.74")).await), want(&["x"]));
+    assert_eq!(
+        set(&list(&cloud, &demo, "?foo=bar", Some("2.74")).await),
+        want(&["x"])
+    );
     // Names in the schema but not on the non-admin allow-list are ignored too.
-    assert_eq!(set(&list(&cloud, &demo, "?host=nowhere", Some("2.74")).await), want(&["x"]));
-    assert_eq!(set(&list(&cloud, &demo, "?key_name=zzz", Some("2.82")).await), want(&["x"]));
-    assert_eq!(set(&list(&cloud, &demo, "?key_name=zzz", Some("2.83")).await), want(&[]), "allowed from 2.83");
-    let m = list(&cloud, &demo, "?foo=bar", Some("2.75")).await.fault(400);
+    assert_eq!(
+        set(&list(&cloud, &demo, "?host=nowhere", Some("2.74")).await),
+        want(&["x"])
+    );
+    assert_eq!(
+        set(&list(&cloud, &demo, "?key_name=zzz", Some("2.82")).await),
+        want(&["x"])
+    );
+    assert_eq!(
+        set(&list(&cloud, &demo, "?key_name=zzz", Some("2.83")).await),
+        want(&[]),
+        "allowed from 2.83"
+    );
+    let m = list(&cloud, &demo, "?foo=bar", Some("2.75"))
+        .await
+        .fault(400);
     assert_eq!(m, "'foo' does not match any of the regexes: '^_'");
     // `_x` passes the schema: ignored for non-admins, 400 for admins.
-    assert_eq!(set(&list(&cloud, &demo, "?_x=1", Some("2.75")).await), want(&["x"]));
+    assert_eq!(
+        set(&list(&cloud, &demo, "?_x=1", Some("2.75")).await),
+        want(&["x"])
+    );
     let m = list(&cloud, &admin, "?_x=1", None).await.fault(400);
     assert_eq!(m, "Invalid filter field: _x.");
     let m = list(&cloud, &admin, "?metadata=a", None).await.fault(400);
     assert_eq!(m, "Invalid filter field: metadata.");
     // Admin: unknown names stripped below 2.75 as well, 400 from 2.75.
-    assert_eq!(set(&list(&cloud, &admin, "?foo=bar", None).await), want(&["y"]));
-    list(&cloud, &admin, "?foo=bar", Some("2.75")).await.fault(400);
+    assert_eq!(
+        set(&list(&cloud, &admin, "?foo=bar", None).await),
+        want(&["y"])
+    );
+    list(&cloud, &admin, "?foo=bar", Some("2.75"))
+        .await
+        .fault(400);
     // Admin filters on anything in the schema: host.
-    assert_eq!(set(&list(&cloud, &admin, "?all_tenants=1&host=nowhere", None).await), want(&[]));
-    assert_eq!(set(&list(&cloud, &admin, "?all_tenants=1&host=rova-sim-1", None).await), want(&["x", "y"]));
+    assert_eq!(
+        set(&list(&cloud, &admin, "?all_tenants=1&host=nowhere", None).await),
+        want(&[])
+    );
+    assert_eq!(
+        set(&list(&cloud, &admin, "?all_tenants=1&host=rova-sim-1", None).await),
+        want(&["x", "y"])
+    );
 }
 
 #[tokio::test]
@@ -385,7 +600,11 @@ async fn sorting() {
         cloud.boot(&demo, n, None, json!({})).await;
         cloud.app.clock.advance(Duration::seconds(1));
     }
-    assert_eq!(names(&list(&cloud, &demo, "", None).await), ["b", "a", "c"], "created_at desc by default");
+    assert_eq!(
+        names(&list(&cloud, &demo, "", None).await),
+        ["b", "a", "c"],
+        "created_at desc by default"
+    );
     assert_eq!(
         names(&list(&cloud, &demo, "?sort_key=display_name&sort_dir=asc", None).await),
         ["a", "b", "c"]
@@ -400,11 +619,31 @@ async fn sorting() {
         ["c", "a", "b"]
     );
     let m = list(&cloud, &demo, "?sort_dir=up", None).await.fault(400);
-    assert_eq!(m, "Invalid input received: Unknown sort direction, must be 'desc' or 'asc'");
-    let m = list(&cloud, &demo, "?sort_key=display_name&sort_dir=asc&sort_dir=desc", None).await.fault(400);
-    assert_eq!(m, "Invalid input received: Sort direction size exceeds sort key size");
-    let m = list(&cloud, &demo, "?sort_key=bogus", None).await.fault(400);
-    assert!(m.starts_with("Invalid input for query parameters sort_key. Value: bogus. 'bogus' is not one of ["), "{m}");
+    assert_eq!(
+        m,
+        "Invalid input received: Unknown sort direction, must be 'desc' or 'asc'"
+    );
+    let m = list(
+        &cloud,
+        &demo,
+        "?sort_key=display_name&sort_dir=asc&sort_dir=desc",
+        None,
+    )
+    .await
+    .fault(400);
+    assert_eq!(
+        m,
+        "Invalid input received: Sort direction size exceeds sort key size"
+    );
+    let m = list(&cloud, &demo, "?sort_key=bogus", None)
+        .await
+        .fault(400);
+    assert!(
+        m.starts_with(
+            "Invalid input for query parameters sort_key. Value: bogus. 'bogus' is not one of ["
+        ),
+        "{m}"
+    );
     let m = list(&cloud, &demo, "?sort_key=host", None).await.fault(403);
     assert_eq!(m, "Only administrators can sort servers by host");
     let m = list(&cloud, &demo, "?sort_key=node", None).await.fault(403);
@@ -414,9 +653,17 @@ async fn sorting() {
         names(&list(&cloud, &demo, "?sort_key=vcpus&sort_dir=asc", Some("2.74")).await),
         ["b", "a", "c"]
     );
-    list(&cloud, &demo, "?sort_key=vcpus", Some("2.75")).await.fault(400);
+    list(&cloud, &demo, "?sort_key=vcpus", Some("2.75"))
+        .await
+        .fault(400);
     let admin = cloud.login("admin").await;
-    let r = list(&cloud, &admin, "?all_tenants=1&sort_key=host&sort_key=display_name&sort_dir=asc", None).await;
+    let r = list(
+        &cloud,
+        &admin,
+        "?all_tenants=1&sort_key=host&sort_key=display_name&sort_dir=asc",
+        None,
+    )
+    .await;
     assert_eq!(names(&r), ["a", "b", "c"]);
 }
 
@@ -429,7 +676,11 @@ async fn paging_with_limit_marker_and_next_links() {
     }
     let all = names(&list(&cloud, &demo, "", None).await);
     assert_eq!(all.len(), 5);
-    assert!(list(&cloud, &demo, "", None).await.body.get("servers_links").is_none());
+    assert!(list(&cloud, &demo, "", None)
+        .await
+        .body
+        .get("servers_links")
+        .is_none());
 
     for path in ["/servers", "/servers/detail"] {
         let mut seen: Vec<String> = Vec::new();
@@ -438,12 +689,20 @@ async fn paging_with_limit_marker_and_next_links() {
         loop {
             pages += 1;
             seen.extend(names(&r));
-            let Some(links) = r.body.get("servers_links") else { break };
+            let Some(links) = r.body.get("servers_links") else {
+                break;
+            };
             assert_eq!(links[0]["rel"], "next");
             let href = links[0]["href"].as_str().expect("href").to_string();
             let prefix = format!("{}/compute/v2.1{path}?", cloud.base);
-            assert!(href.starts_with(&prefix), "{href} should start with {prefix}");
-            let last = r.body["servers"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_string();
+            assert!(
+                href.starts_with(&prefix),
+                "{href} should start with {prefix}"
+            );
+            let last = r.body["servers"].as_array().unwrap().last().unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
             assert!(href.ends_with(&format!("limit=2&marker={last}")), "{href}");
             r = get_url(&cloud, &demo, &href).await;
             assert!(pages < 10, "paging must end");
@@ -455,7 +714,10 @@ async fn paging_with_limit_marker_and_next_links() {
     // A page that happens to be the last one still gets a link (Nova's rule);
     // following it gives an empty page without a link.
     let r = list(&cloud, &demo, "?limit=5", None).await;
-    let href = r.body["servers_links"][0]["href"].as_str().expect("link").to_string();
+    let href = r.body["servers_links"][0]["href"]
+        .as_str()
+        .expect("link")
+        .to_string();
     let r2 = get_url(&cloud, &demo, &href).await;
     assert_eq!(r2.body, json!({"servers": []}));
 
@@ -464,16 +726,36 @@ async fn paging_with_limit_marker_and_next_links() {
     // existing one keeps its sorted place.
     let keys_of = |href: &str| -> Vec<String> {
         let q = href.split_once('?').unwrap().1;
-        q.split('&').map(|kv| kv.split('=').next().unwrap().to_string()).collect()
+        q.split('&')
+            .map(|kv| kv.split('=').next().unwrap().to_string())
+            .collect()
     };
-    let r = list(&cloud, &demo, "?sort_key=display_name&sort_dir=asc&limit=2&name=p", None).await;
+    let r = list(
+        &cloud,
+        &demo,
+        "?sort_key=display_name&sort_dir=asc&limit=2&name=p",
+        None,
+    )
+    .await;
     assert_eq!(names(&r), ["p0", "p1"]);
-    let href = r.body["servers_links"][0]["href"].as_str().unwrap().to_string();
-    assert_eq!(keys_of(&href), ["limit", "name", "sort_dir", "sort_key", "marker"]);
+    let href = r.body["servers_links"][0]["href"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        keys_of(&href),
+        ["limit", "name", "sort_dir", "sort_key", "marker"]
+    );
     let r = get_url(&cloud, &demo, &href).await;
     assert_eq!(names(&r), ["p2", "p3"]);
-    let href = r.body["servers_links"][0]["href"].as_str().unwrap().to_string();
-    assert_eq!(keys_of(&href), ["limit", "marker", "name", "sort_dir", "sort_key"]);
+    let href = r.body["servers_links"][0]["href"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        keys_of(&href),
+        ["limit", "marker", "name", "sort_dir", "sort_key"]
+    );
     let r = get_url(&cloud, &demo, &href).await;
     assert_eq!(names(&r), ["p4"]);
 
@@ -487,14 +769,24 @@ async fn paging_with_limit_marker_and_next_links() {
     let m = list(&cloud, &demo, "?marker=nope", None).await.fault(400);
     assert_eq!(m, "marker [nope] not found");
     let m = list(&cloud, &demo, "?limit=-1", None).await.fault(400);
-    assert_eq!(m, "Invalid input for query parameters limit. Value: -1. '-1' does not match '^[0-9]*$'");
+    assert_eq!(
+        m,
+        "Invalid input for query parameters limit. Value: -1. '-1' does not match '^[0-9]*$'"
+    );
     let m = list(&cloud, &demo, "?limit=abc", None).await.fault(400);
-    assert!(m.starts_with("Invalid input for query parameters limit."), "{m}");
+    assert!(
+        m.starts_with("Invalid input for query parameters limit."),
+        "{m}"
+    );
     // A deleted server still works as a marker (Nova looks markers up with deleted rows).
     let victim = m1.clone();
     delete_and_wait(&cloud, &demo, &victim).await;
     let r = list(&cloud, &demo, &format!("?marker={victim}"), None).await;
-    assert_eq!(names(&r), all[1..].to_vec(), "a deleted server still works as a marker");
+    assert_eq!(
+        names(&r),
+        all[1..].to_vec(),
+        "a deleted server still works as a marker"
+    );
 }
 
 #[tokio::test]
@@ -510,12 +802,21 @@ async fn max_limit_caps_pages_and_project_id_links() {
     let r = list(&cloud, &demo, "?limit=100", None).await;
     assert_eq!(names(&r).len(), 2, "and caps a bigger limit");
     // With the project id in the URL the link keeps it, and it works.
-    let url = format!("{}/compute/v2.1/{}/servers/detail", cloud.base, demo.project_id);
+    let url = format!(
+        "{}/compute/v2.1/{}/servers/detail",
+        cloud.base, demo.project_id
+    );
     let r = get_url(&cloud, &demo, &url).await;
     assert_eq!(names(&r).len(), 2);
-    let href = r.body["servers_links"][0]["href"].as_str().unwrap().to_string();
+    let href = r.body["servers_links"][0]["href"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(
-        href.starts_with(&format!("{}/compute/v2.1/{}/servers/detail?", cloud.base, demo.project_id)),
+        href.starts_with(&format!(
+            "{}/compute/v2.1/{}/servers/detail?",
+            cloud.base, demo.project_id
+        )),
         "{href}"
     );
     let r2 = get_url(&cloud, &demo, &href).await;

@@ -30,5 +30,5 @@ pub async fn action(
         .next()
         .ok_or_else(|| Fault::bad_request("Malformed request body"))?;
     let act = actions_run::parse(name, arg, &ctx)?;
-    Ok(actions_run::run(&app, &ctx, &links, &id, act).await?)
+    actions_run::run(&app, &ctx, &links, &id, act).await
 }

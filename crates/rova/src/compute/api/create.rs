@@ -10,8 +10,8 @@ use rova_core::Fault;
 use serde_json::Value;
 
 /// The request limits from the configured quotas (-1 = unlimited).
-pub fn limits(app: &App) -> CreateLimits {
-    let q = &app.cfg.quota;
+pub fn limits(app: &App, project_id: &str) -> CreateLimits {
+    let q = &app.compute.effective_quota(project_id);
     let clamp = |n: i64| if n < 0 { usize::MAX } else { n as usize };
     CreateLimits {
         metadata_items: clamp(q.metadata_items),
@@ -22,7 +22,7 @@ pub fn limits(app: &App) -> CreateLimits {
 }
 
 pub fn build_request(v: &Value, ctx: &Ctx, app: &App) -> Result<BuildRequest, Fault> {
-    let c = parse_create(v, ctx.version, &limits(app))?;
+    let c = parse_create(v, ctx.version, &limits(app, &ctx.project_id))?;
     if (c.requested_host.is_some() || c.requested_hypervisor_hostname.is_some()) && !ctx.is_admin() {
         return Err(Fault::policy("compute:servers:create:requested_destination"));
     }

@@ -414,8 +414,9 @@ async fn limits(State(app): A, Extension(ctx): C, RawQuery(q): RawQuery) -> ApiR
         }
         _ => ctx.project_id.clone(),
     };
-    let q = &app.cfg.quota;
+    let q = &app.compute.effective_quota(&project);
     let u = app.compute.usage_of(&project);
+    let groups_used = crate::compute::server_groups::count_for_project(&app, &project);
     let mut abs = json!({
         "maxServerMeta": q.metadata_items,
         "maxTotalCores": q.cores,
@@ -427,7 +428,7 @@ async fn limits(State(app): A, Extension(ctx): C, RawQuery(q): RawQuery) -> ApiR
         "totalCoresUsed": u.cores,
         "totalInstancesUsed": u.instances,
         "totalRAMUsed": u.ram,
-        "totalServerGroupsUsed": 0,
+        "totalServerGroupsUsed": groups_used,
     });
     if !ctx.at_least(39) {
         abs["maxImageMeta"] = json!(q.metadata_items);
@@ -448,23 +449,57 @@ async fn limits(State(app): A, Extension(ctx): C, RawQuery(q): RawQuery) -> ApiR
 
 // ---- availability zones ----
 
+/// The zones of the compute hosts: available when one of their services
+/// is enabled (Nova lists the available zones first).
+fn zones(app: &App) -> Vec<(String, bool)> {
+    let fleet = &app.compute.fleet;
+    let mut z: Vec<(String, bool)> = fleet
+        .zones()
+        .into_iter()
+        .map(|zone| {
+            let enabled = fleet
+                .hosts
+                .iter()
+                .any(|h| h.availability_zone == zone && !fleet.service("nova-compute", &h.name).disabled);
+            (zone, enabled)
+        })
+        .collect();
+    z.sort_by_key(|(_, enabled)| !*enabled);
+    z
+}
+
 async fn az_index(State(app): A) -> ApiResult<Response> {
-    Ok(axum::Json(json!({"availabilityZoneInfo": [{
-        "zoneName": app.compute.availability_zone, "zoneState": {"available": true}, "hosts": null}]}))
-    .into_response())
+    let info: Vec<Value> = zones(&app)
+        .into_iter()
+        .map(|(zone, ok)| json!({"zoneName": zone, "zoneState": {"available": ok}, "hosts": null}))
+        .collect();
+    Ok(axum::Json(json!({"availabilityZoneInfo": info})).into_response())
 }
 
 async fn az_detail(State(app): A, Extension(ctx): C) -> ApiResult<Response> {
     ctx.require_admin("os_compute_api:os-availability-zone:detail")?;
+    let now_t = app.clock.now();
     let now = iso_micro_now(&app);
-    Ok(axum::Json(json!({"availabilityZoneInfo": [
-        {"zoneName": app.compute.availability_zone, "zoneState": {"available": true},
-         "hosts": {app.compute.host.clone(): {"nova-compute": {"available": true, "active": true, "updated_at": now}}}},
-        {"zoneName": "internal", "zoneState": {"available": true},
-         "hosts": {"rova-control": {"nova-conductor": {"available": true, "active": true, "updated_at": now},
-                                    "nova-scheduler": {"available": true, "active": true, "updated_at": now}}}},
-    ]}))
-    .into_response())
+    let fleet = &app.compute.fleet;
+    let mut info: Vec<Value> = zones(&app)
+        .into_iter()
+        .map(|(zone, ok)| {
+            let mut hosts = serde_json::Map::new();
+            for h in fleet.hosts.iter().filter(|h| h.availability_zone == zone) {
+                let svc = fleet.service("nova-compute", &h.name);
+                let updated = rova_core::model::iso_micro(&fleet.heartbeat(&svc, now_t));
+                hosts.insert(
+                    h.name.clone(),
+                    json!({"nova-compute": {"available": !svc.forced_down, "active": !svc.disabled, "updated_at": updated}}),
+                );
+            }
+            json!({"zoneName": zone, "zoneState": {"available": ok}, "hosts": hosts})
+        })
+        .collect();
+    info.push(json!({"zoneName": "internal", "zoneState": {"available": true},
+         "hosts": {crate::compute::fleet::CONTROL_HOST: {"nova-conductor": {"available": true, "active": true, "updated_at": now},
+                                    "nova-scheduler": {"available": true, "active": true, "updated_at": now}}}}));
+    Ok(axum::Json(json!({"availabilityZoneInfo": info})).into_response())
 }
 
 fn iso_micro_now(app: &App) -> String {

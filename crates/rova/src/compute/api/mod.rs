@@ -5,7 +5,10 @@
 mod action;
 mod consoles;
 pub(crate) mod create;
+mod fleet;
+mod groups_quotas;
 mod misc;
+mod secgroups;
 mod servers;
 
 use crate::app::{App, PathProject};
@@ -29,6 +32,9 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .merge(servers::routes())
         .merge(misc::routes())
         .merge(consoles::routes())
+        .merge(secgroups::routes())
+        .merge(fleet::routes())
+        .merge(groups_quotas::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(app, compute_mw));
     Router::new()
@@ -70,8 +76,21 @@ async fn version_doc(headers: HeaderMap) -> Response {
     ]);
     v["media-types"] = json!([{"base": "application/json",
         "type": "application/vnd.openstack.compute+json;version=2.1"}]);
+    // The v2.1 document is itself a v2.1 API resource: it negotiates and
+    // echoes the requested microversion.
+    let version = match Microversion::from_headers(
+        header(&headers, "openstack-api-version"),
+        header(&headers, "x-openstack-nova-api-version"),
+    ) {
+        Ok(v) => v,
+        Err(f) => {
+            let mut resp = ApiError(f).into_response();
+            version_headers(&mut resp, MIN);
+            return resp;
+        }
+    };
     let mut resp = axum::Json(json!({"version": v})).into_response();
-    version_headers(&mut resp, MIN);
+    version_headers(&mut resp, version);
     resp
 }
 
@@ -106,7 +125,7 @@ async fn compute_mw(State(app): State<Arc<App>>, mut req: Request, next: Next) -
         }
     };
     let token = header(headers, "x-auth-token").map(str::to_string);
-    let info = match token.map(|t| app.identity.validate(&t, app.clock.now())) {
+    let info = match token.map(|t| app.identity.validate(&t, chrono::Utc::now())) {
         Some(Ok(info)) => info,
         _ => {
             let mut resp = KsError(Fault::unauthorized(

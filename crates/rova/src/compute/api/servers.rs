@@ -62,8 +62,12 @@ fn list_response(
 ) -> ApiResult<Response> {
     let params = query_pairs(raw.as_deref());
     let page = svc::list(app, ctx, &params, detail)?;
-    let items: Vec<Value> = page
-        .servers
+    let servers = if detail {
+        crate::compute::secgroups::with_port_groups_all(app, ctx, page.servers)
+    } else {
+        page.servers
+    };
+    let items: Vec<Value> = servers
         .iter()
         .map(|i| {
             if detail {
@@ -91,6 +95,7 @@ async fn detail(State(app): A, Extension(ctx): C, Extension(links): L, RawQuery(
 
 async fn show(State(app): A, Extension(ctx): C, Extension(links): L, Path(id): Path<String>) -> ApiResult<Response> {
     let inst = svc::visible(&app, &ctx, &id)?;
+    let inst = crate::compute::secgroups::with_port_groups(&app, &ctx, inst);
     Ok(axum::Json(json!({"server": views::server(&inst, &ctx, &links, ServerView::Show)})).into_response())
 }
 
@@ -112,16 +117,18 @@ async fn create(
         ));
     }
     let inst = &created.first;
-    let mut server = json!({
+    let server = json!({
         "id": inst.uuid,
         "links": links.pair("servers", &inst.uuid),
         "OS-DCF:diskConfig": if inst.auto_disk_config { "AUTO" } else { "MANUAL" },
-        "security_groups": inst.security_groups.iter().map(|n| json!({"name": n})).collect::<Vec<_>>(),
+        // Nova echoes the request's list as sent (or `default` without one).
+        "security_groups": v
+            .get("server")
+            .and_then(|s| s.get("security_groups"))
+            .cloned()
+            .unwrap_or_else(|| json!([{"name": "default"}])),
         "adminPass": created.admin_pass,
     });
-    if inst.security_groups.is_empty() {
-        server["security_groups"] = json!([{"name": "default"}]);
-    }
     let mut resp = json_status(StatusCode::ACCEPTED, json!({"server": server}));
     set_header(
         &mut resp,
@@ -143,6 +150,7 @@ async fn update(
     svc::visible(&app, &ctx, &id)?;
     let u = super::create::update_request(&v, &ctx)?;
     let inst = svc::update(&app, &ctx, &id, u).await?;
+    let inst = crate::compute::secgroups::with_port_groups(&app, &ctx, inst);
     let view = if ctx.at_least(75) { ServerView::Show } else { ServerView::Reduced };
     Ok(axum::Json(json!({"server": views::server(&inst, &ctx, &links, view)})).into_response())
 }
@@ -173,8 +181,8 @@ async fn meta_list(State(app): A, Extension(ctx): C, Path(id): Path<String>) -> 
     Ok(axum::Json(json!({"metadata": inst.metadata})).into_response())
 }
 
-fn metadata_body(app: &App, v: &Value) -> Result<std::collections::BTreeMap<String, String>, Fault> {
-    rova_core::validate::parse_metadata_body(v, &super::create::limits(app))
+fn metadata_body(app: &App, project_id: &str, v: &Value) -> Result<std::collections::BTreeMap<String, String>, Fault> {
+    rova_core::validate::parse_metadata_body(v, &super::create::limits(app, project_id))
 }
 
 async fn meta_merge(
@@ -184,8 +192,8 @@ async fn meta_merge(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    svc::visible(&app, &ctx, &id)?;
-    let items = metadata_body(&app, &parse_json(&headers, &body)?)?;
+    let inst = svc::visible(&app, &ctx, &id)?;
+    let items = metadata_body(&app, &inst.project_id, &parse_json(&headers, &body)?)?;
     let md = svc::set_metadata(&app, &ctx, &id, items, false, None).await?;
     Ok(axum::Json(json!({"metadata": md})).into_response())
 }
@@ -197,8 +205,8 @@ async fn meta_replace(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    svc::visible(&app, &ctx, &id)?;
-    let items = metadata_body(&app, &parse_json(&headers, &body)?)?;
+    let inst = svc::visible(&app, &ctx, &id)?;
+    let items = metadata_body(&app, &inst.project_id, &parse_json(&headers, &body)?)?;
     let md = svc::set_metadata(&app, &ctx, &id, items, true, None).await?;
     Ok(axum::Json(json!({"metadata": md})).into_response())
 }
@@ -274,7 +282,7 @@ async fn tag_check(State(app): A, Extension(ctx): C, Path((id, tag)): Path<(Stri
     if inst.tags.contains(&tag) {
         Ok(empty(StatusCode::NO_CONTENT))
     } else {
-        Err(Fault::not_found(format!("Tag {tag} on instance {id} could not be found.")).into())
+        Err(Fault::not_found(format!("Server {id} has no tag '{tag}'")).into())
     }
 }
 

@@ -1,0 +1,353 @@
+//! Live migration (`os-migrateLive`), its `force_complete` and abort, and
+//! the in-progress view under `/servers/{id}/migrations`.
+//!
+//! The server shows MIGRATING while the simulated migration walks
+//! `accepted → queued → preparing → running → post-migrating → completed`
+//! and ends on the destination with its vm_state unchanged. While
+//! `running`, memory is copied in a fixed number of driver steps; a
+//! `force_complete` ends the copy at once and an abort puts the server back
+//! on the source (`cancelled`). Below 2.34 the destination is checked
+//! before the API answers (no valid host is a 400); from 2.34 the checks
+//! run after the 202 and a failure only shows in the migration (`error`)
+//! and an instance fault.
+
+use super::actions;
+use super::actions_run::{begin, subject};
+use super::fleet::{instance_resources, CONTROL_HOST};
+use super::migrate::{
+    claim_move, fail_move, latest_for, new_migration, require_manager, set_destination, unclaim_move,
+    update_migration, Migration, LIVE_IN_PROGRESS,
+};
+use super::servers;
+use crate::app::App;
+use crate::http::Ctx;
+use parking_lot::Mutex;
+use rova_core::admission::{admit, Action};
+use rova_core::model::Instance;
+use rova_core::states::{TaskState as T, VmState};
+use rova_core::Fault;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// How many driver steps the memory copy takes while `running`.
+pub const COPY_STEPS: i64 = 20;
+
+/// Requests sent to a running live migration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LiveControl {
+    pub force_complete: bool,
+    pub abort: bool,
+}
+
+/// Controls of the live migrations in flight, by migration id.
+#[derive(Default)]
+pub struct LiveControls(Mutex<HashMap<i64, LiveControl>>);
+
+impl LiveControls {
+    fn get(&self, id: i64) -> LiveControl {
+        self.0.lock().get(&id).copied().unwrap_or_default()
+    }
+    fn set(&self, id: i64, f: impl FnOnce(&mut LiveControl)) {
+        f(self.0.lock().entry(id).or_default());
+    }
+    fn forget(&self, id: i64) {
+        self.0.lock().remove(&id);
+    }
+}
+
+/// The parsed `os-migrateLive` body.
+#[derive(Debug, Clone, Default)]
+pub struct LiveMigrateReq {
+    pub host: Option<String>,
+    /// `None` is `auto` (2.25+).
+    pub block_migration: Option<bool>,
+    pub force: bool,
+}
+
+fn unable_to_self(inst: &Instance) -> String {
+    format!(
+        "Unable to migrate instance ({}) to current host ({}).",
+        inst.uuid,
+        inst.host.clone().unwrap_or_default()
+    )
+}
+
+/// Chooses and claims the destination; the message on failure.
+fn schedule(app: &App, inst: &Instance, mig: &Migration, host: Option<String>) -> Result<String, String> {
+    if host.is_some() && host == inst.host {
+        return Err(unable_to_self(inst));
+    }
+    claim_move(app, inst, &mig.uuid, &inst.flavor, true, host).map_err(str::to_string)
+}
+
+/// POST os-migrateLive.
+pub async fn live_migrate(app: &Arc<App>, ctx: &Ctx, id: &str, r: LiveMigrateReq) -> Result<(), Fault> {
+    let cur = servers::visible(app, ctx, id)?;
+    if r.host.is_some() {
+        ctx.require_admin("os_compute_api:os-migrate-server:migrate_live:host")?;
+    } else {
+        require_manager(ctx, "os_compute_api:os-migrate-server:migrate_live")?;
+    }
+    admit(Action::LiveMigrate, &subject(&cur), ctx.is_admin())?;
+    if let Some(h) = &r.host {
+        if app.compute.fleet.host(h).is_none() {
+            return Err(Fault::bad_request(format!("Compute host {h} could not be found.")));
+        }
+    }
+    let inst = begin(app, ctx, id, Action::LiveMigrate, Some(T::Migrating)).await?;
+    actions::record(app, ctx, id, "live-migration", Some(("conductor_live_migrate_instance", Some(CONTROL_HOST))))
+        .await?;
+    let mig = new_migration(app, &inst, "live-migration", "accepted", r.host.as_deref(), &inst.flavor).await?;
+    let placed = if ctx.at_least(34) {
+        None
+    } else {
+        match schedule(app, &inst, &mig, r.host.clone()) {
+            Ok(d) => Some(d),
+            Err(msg) => {
+                update_migration(app, mig.id, |m| m.status = "error".into()).await;
+                reset_task(app, id).await;
+                actions::event_finish(app, id, &ctx.request_id, "conductor_live_migrate_instance", Some((&msg, &msg)))
+                    .await;
+                return Err(Fault::bad_request(msg));
+            }
+        }
+    };
+    let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
+    tokio::spawn(async move {
+        run(&app2, &id2, &req, inst, mig, r.host, placed).await;
+    });
+    Ok(())
+}
+
+async fn reset_task(app: &App, id: &str) {
+    let now = app.clock.now();
+    let _ = app
+        .compute
+        .instances
+        .update(id, || Fault::instance_not_found(id), |i| {
+            if i.task_state != Some(T::Migrating) {
+                return Err(Fault::conflict("superseded"));
+            }
+            i.task_state = None;
+            i.updated_at = now;
+            i.generation += 1;
+            Ok(())
+        })
+        .await;
+}
+
+/// Aborts: the server stays on the source, the migration is `cancelled`.
+async fn cancel(app: &App, id: &str, mig: &Migration) {
+    unclaim_move(app, id, &mig.uuid);
+    update_migration(app, mig.id, |m| m.status = "cancelled".into()).await;
+    reset_task(app, id).await;
+    app.compute.live.forget(mig.id);
+}
+
+async fn run(
+    app: &Arc<App>,
+    id: &str,
+    req: &str,
+    inst: Arc<Instance>,
+    mig: Migration,
+    host: Option<String>,
+    placed: Option<String>,
+) {
+    let delay = app.compute.driver.step_delay();
+    tokio::time::sleep(delay).await;
+    let held = instance_resources(&inst).into();
+    let dest = match placed {
+        Some(d) => d,
+        None => match schedule(app, &inst, &mig, host) {
+            Ok(d) => d,
+            Err(msg) => {
+                update_migration(app, mig.id, |m| m.status = "error".into()).await;
+                fail_move(app, id, T::Migrating, None, &msg).await;
+                actions::event_finish(app, id, req, "conductor_live_migrate_instance", Some((&msg, &msg))).await;
+                return;
+            }
+        },
+    };
+    set_destination(app, mig.id, &dest, held, "queued").await;
+    actions::event_finish(app, id, req, "conductor_live_migrate_instance", None).await;
+    actions::event_start(app, id, req, "compute_live_migration", inst.host.as_deref()).await;
+    let gone = || app.compute.instances.get(id).is_none_or(|i| i.deleted || i.task_state != Some(T::Migrating));
+    for status in ["preparing", "running"] {
+        tokio::time::sleep(delay).await;
+        if gone() {
+            return finish_failed(app, id, req, &mig).await;
+        }
+        if app.compute.live.get(mig.id).abort {
+            cancel(app, id, &mig).await;
+            return actions::event_finish(app, id, req, "compute_live_migration", Some(("cancelled", ""))).await;
+        }
+        update_migration(app, mig.id, |m| m.status = status.into()).await;
+    }
+    let total = inst.flavor.ram as i64 * 1024 * 1024;
+    let disk = inst.flavor.disk as i64 * 1024 * 1024 * 1024;
+    for step in 1..=COPY_STEPS {
+        let ctl = app.compute.live.get(mig.id);
+        if ctl.abort {
+            cancel(app, id, &mig).await;
+            return actions::event_finish(app, id, req, "compute_live_migration", Some(("cancelled", ""))).await;
+        }
+        if gone() {
+            return finish_failed(app, id, req, &mig).await;
+        }
+        if ctl.force_complete {
+            break;
+        }
+        let done = total * step / COPY_STEPS;
+        update_migration(app, mig.id, move |m| {
+            m.memory_total = Some(total);
+            m.memory_processed = Some(done);
+            m.memory_remaining = Some(total - done);
+            m.disk_total = Some(disk);
+            m.disk_processed = Some(disk);
+            m.disk_remaining = Some(0);
+        })
+        .await;
+        tokio::time::sleep(delay).await;
+    }
+    update_migration(app, mig.id, |m| m.status = "post-migrating".into()).await;
+    let now = app.clock.now();
+    let az = app
+        .compute
+        .fleet
+        .host(&dest)
+        .map(|h| h.availability_zone.clone())
+        .unwrap_or_else(|| app.compute.fleet.default_zone());
+    let d2 = dest.clone();
+    let ok = app
+        .compute
+        .instances
+        .update(id, || Fault::instance_not_found(id), |i| {
+            if i.deleted || i.task_state != Some(T::Migrating) {
+                return Err(Fault::conflict("superseded"));
+            }
+            i.task_state = None;
+            i.host = Some(d2.clone());
+            i.node = Some(d2);
+            i.availability_zone = Some(az);
+            i.updated_at = now;
+            i.generation += 1;
+            Ok(())
+        })
+        .await
+        .is_ok();
+    if !ok {
+        return finish_failed(app, id, req, &mig).await;
+    }
+    app.compute.fleet.release(&mig.uuid);
+    update_migration(app, mig.id, move |m| {
+        m.status = "completed".into();
+        if let Some(t) = m.memory_total {
+            m.memory_processed = Some(t);
+            m.memory_remaining = Some(0);
+        }
+    })
+    .await;
+    app.compute.live.forget(mig.id);
+    actions::event_finish(app, id, req, "compute_live_migration", None).await;
+}
+
+async fn finish_failed(app: &App, id: &str, req: &str, mig: &Migration) {
+    update_migration(app, mig.id, |m| m.status = "error".into()).await;
+    if app.compute.instances.get(id).is_some_and(|i| !i.deleted) {
+        unclaim_move(app, id, &mig.uuid);
+        reset_task(app, id).await;
+    }
+    app.compute.live.forget(mig.id);
+    actions::event_finish(app, id, req, "compute_live_migration", Some(("superseded", ""))).await;
+}
+
+/// The migration `mid` of a server, or Nova's not-found fault.
+fn migration_of(app: &App, inst: &Instance, mid: &str) -> Result<Arc<Migration>, Fault> {
+    mid.parse::<i64>()
+        .ok()
+        .and_then(|n| app.compute.migrations.get(&n.to_string()))
+        .filter(|m| m.instance_uuid == inst.uuid)
+        .ok_or_else(|| Fault::not_found(format!("Migration {mid} not found for instance {}", inst.uuid)))
+}
+
+/// POST /servers/{id}/migrations/{mid}/action `force_complete` (2.22+).
+pub async fn force_complete(app: &App, ctx: &Ctx, id: &str, mid: &str) -> Result<(), Fault> {
+    let inst = servers::visible(app, ctx, id)?;
+    require_manager(ctx, "os_compute_api:servers:migrations:force_complete")?;
+    servers::check_lock(&inst, ctx)?;
+    if inst.vm_state != VmState::Active {
+        return Err(Fault::invalid_state("force_complete", id, "vm_state", inst.vm_state.as_str()));
+    }
+    if inst.task_state != Some(T::Migrating) {
+        let t = inst.task_state.map(|t| t.as_str()).unwrap_or("None");
+        return Err(Fault::invalid_state("force_complete", id, "task_state", t));
+    }
+    let m = migration_of(app, &inst, mid).map_err(|e| Fault::bad_request(e.message))?;
+    if m.status != "running" {
+        return Err(Fault::bad_request(format!(
+            "Migration {mid} state of instance {id} is {}. Cannot force complete while the migration is in this state.",
+            m.status
+        )));
+    }
+    actions::record(app, ctx, id, "live_migration_force_complete", None).await?;
+    app.compute.live.set(m.id, |c| c.force_complete = true);
+    Ok(())
+}
+
+/// DELETE /servers/{id}/migrations/{mid} (2.24+): abort a live migration
+/// (`running`; also `queued`/`preparing` from 2.65).
+pub async fn abort(app: &App, ctx: &Ctx, id: &str, mid: &str) -> Result<(), Fault> {
+    let inst = servers::visible(app, ctx, id)?;
+    require_manager(ctx, "os_compute_api:servers:migrations:delete")?;
+    servers::check_lock(&inst, ctx)?;
+    if inst.task_state != Some(T::Migrating) {
+        let t = inst.task_state.map(|t| t.as_str()).unwrap_or("None");
+        return Err(Fault::invalid_state("abort live migration", id, "task_state", t));
+    }
+    let m = migration_of(app, &inst, mid)?;
+    let mut allowed = vec!["running"];
+    if ctx.at_least(65) {
+        allowed.extend(["queued", "preparing"]);
+    }
+    if !allowed.contains(&m.status.as_str()) {
+        return Err(Fault::bad_request(format!(
+            "Migration {mid} state of instance {id} is {}. Cannot abort live migration while the migration is in this state.",
+            m.status
+        )));
+    }
+    actions::record(app, ctx, id, "live_migration_cancel", None).await?;
+    app.compute.live.set(m.id, |c| c.abort = true);
+    Ok(())
+}
+
+/// GET /servers/{id}/migrations (2.23+): live migrations in progress.
+pub fn list_in_progress(app: &App, ctx: &Ctx, id: &str) -> Result<Vec<Arc<Migration>>, Fault> {
+    let inst = servers::visible(app, ctx, id)?;
+    require_manager(ctx, "os_compute_api:servers:migrations:index")?;
+    let mut v = app
+        .compute
+        .migrations
+        .filter(|m| m.instance_uuid == inst.uuid && m.is_live() && LIVE_IN_PROGRESS.contains(&m.status.as_str()));
+    v.sort_by_key(|m| m.id);
+    Ok(v)
+}
+
+/// GET /servers/{id}/migrations/{mid} (2.23+, admin).
+pub fn show_in_progress(app: &App, ctx: &Ctx, id: &str, mid: &str) -> Result<Arc<Migration>, Fault> {
+    let inst = servers::visible(app, ctx, id)?;
+    ctx.require_admin("os_compute_api:servers:migrations:show")?;
+    let m = migration_of(app, &inst, mid)
+        .map_err(|_| Fault::not_found(format!("In-progress live migration {mid} is not found for server {id}.")))?;
+    if !m.is_live() {
+        return Err(Fault::not_found(format!("Migration {mid} for server {id} is not live-migration.")));
+    }
+    if !LIVE_IN_PROGRESS.contains(&m.status.as_str()) {
+        return Err(Fault::not_found(format!("Live migration {mid} for server {id} is not in progress.")));
+    }
+    Ok(m)
+}
+
+/// The newest live migration of a server that is still going.
+pub fn current(app: &App, instance_uuid: &str) -> Option<Arc<Migration>> {
+    latest_for(app, instance_uuid, LIVE_IN_PROGRESS).filter(|m| m.is_live())
+}

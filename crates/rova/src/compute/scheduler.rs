@@ -1,0 +1,82 @@
+//! Scheduling against the simulated fleet: turns an instance (its flavor,
+//! requested zone, scheduler hints and server group) into a
+//! `rova_core::scheduler::RequestSpec`, runs the pure host selection under
+//! the fleet's claim lock and records the claim in the same critical
+//! section. Also the claim bookkeeping other operations call: release on
+//! delete, failed build and shelve offload.
+//!
+//! Nothing here touches instance rows except through the callers; this
+//! module decides where and keeps the books.
+
+use super::fleet::Claim;
+use crate::app::App;
+use rova_core::model::{FlavorSnapshot, Instance};
+use rova_core::scheduler::{select_host, NoValidHost, RequestSpec};
+use std::sync::Arc;
+
+/// The system_metadata key holding a create request's requested host.
+pub const REQUESTED_HOST_KEY: &str = "rova_requested_host";
+
+/// Where a claim landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    pub host: String,
+    pub availability_zone: String,
+}
+
+/// The request spec of an instance with `flavor` (its own, or the new one
+/// of a resize): resources, the zone it asked for, its hints and group.
+pub fn request_spec(app: &App, inst: &Instance, flavor: &FlavorSnapshot) -> RequestSpec {
+    let mut spec = RequestSpec {
+        instance_uuid: inst.uuid.clone(),
+        resources: super::fleet::flavor_resources(flavor, inst.is_volume_backed()),
+        availability_zone: inst.pinned_availability_zone.clone(),
+        ..Default::default()
+    };
+    spec.apply_hints(&inst.scheduler_hints);
+    spec.group = inst
+        .server_groups
+        .first()
+        .and_then(|g| app.compute.server_groups.get(g))
+        .and_then(|g| g.spec());
+    spec
+}
+
+/// Chooses a host for `spec` and records `consumer`'s claim there, atomically.
+pub fn claim(app: &App, consumer: &str, spec: &RequestSpec) -> Result<Placed, NoValidHost> {
+    let fleet = &app.compute.fleet;
+    let weights = fleet.weights;
+    let host = fleet.with_claims(|states, claims| {
+        let host = select_host(states, spec, &weights)?;
+        claims.insert(
+            consumer.to_string(),
+            Claim { host: host.clone(), instance_uuid: spec.instance_uuid.clone(), resources: spec.resources },
+        );
+        Ok(host)
+    })?;
+    let availability_zone = fleet
+        .host(&host)
+        .map(|h| h.availability_zone.clone())
+        .unwrap_or_else(|| fleet.default_zone());
+    Ok(Placed { host, availability_zone })
+}
+
+/// The scheduling step of a build: the instance's own claim.
+pub fn schedule_build(app: &App, inst: &Instance) -> Result<Placed, NoValidHost> {
+    let mut spec = request_spec(app, inst, &inst.flavor);
+    spec.requested_host = inst.system_metadata.get(REQUESTED_HOST_KEY).cloned();
+    claim(app, &inst.uuid, &spec)
+}
+
+/// Drops every claim of an instance (failed build, shelve offload).
+pub fn release_instance(app: &App, uuid: &str) {
+    app.compute.fleet.release_instance(uuid);
+}
+
+/// A server is gone: its claims are released and it leaves its group.
+pub async fn on_instance_deleted(app: &Arc<App>, inst: &Instance) {
+    release_instance(app, &inst.uuid);
+    for g in &inst.server_groups {
+        super::server_groups::remove_members(app, g, std::slice::from_ref(&inst.uuid)).await;
+    }
+}
