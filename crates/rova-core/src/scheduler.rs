@@ -38,7 +38,14 @@ impl Resources {
     /// The disk an instance takes on its host: root (unless volume-backed),
     /// ephemeral, and swap (MB, rounded up to GB) as Nova's
     /// `resources_from_flavor` does.
-    pub fn from_flavor(vcpus: u32, ram: u64, root_gb: u64, ephemeral_gb: u64, swap_mb: u64, volume_backed: bool) -> Self {
+    pub fn from_flavor(
+        vcpus: u32,
+        ram: u64,
+        root_gb: u64,
+        ephemeral_gb: u64,
+        swap_mb: u64,
+        volume_backed: bool,
+    ) -> Self {
         let root = if volume_backed { 0 } else { root_gb };
         Resources {
             vcpus,
@@ -101,15 +108,25 @@ impl HostState {
     }
     /// Whether the host's inventory can take `r` on top of what it holds.
     pub fn fits(&self, r: &Resources) -> bool {
-        Self::inventory_fits(self.vcpus as u64, 0, self.cpu_allocation_ratio, self.vcpus_used, r.vcpus as u64)
-            && Self::inventory_fits(
-                self.memory_mb,
-                self.reserved_memory_mb,
-                self.ram_allocation_ratio,
-                self.instance_memory_mb,
-                r.memory_mb,
-            )
-            && Self::inventory_fits(self.local_gb, 0, self.disk_allocation_ratio, self.local_gb_used, r.disk_gb)
+        Self::inventory_fits(
+            self.vcpus as u64,
+            0,
+            self.cpu_allocation_ratio,
+            self.vcpus_used,
+            r.vcpus as u64,
+        ) && Self::inventory_fits(
+            self.memory_mb,
+            self.reserved_memory_mb,
+            self.ram_allocation_ratio,
+            self.instance_memory_mb,
+            r.memory_mb,
+        ) && Self::inventory_fits(
+            self.local_gb,
+            0,
+            self.disk_allocation_ratio,
+            self.local_gb_used,
+            r.disk_gb,
+        )
     }
     /// Adds an instance's usage (a claim).
     pub fn consume(&mut self, instance_uuid: &str, r: &Resources) {
@@ -211,15 +228,24 @@ impl RequestSpec {
         fn uuids(v: Option<&Value>) -> Vec<String> {
             match v {
                 Some(Value::String(s)) => vec![s.clone()],
-                Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
                 _ => vec![],
             }
         }
         self.same_host = uuids(hints.get("same_host"));
         self.different_host = uuids(hints.get("different_host"));
         self.query = hints.get("query").cloned();
-        self.build_near_host_ip = hints.get("build_near_host_ip").and_then(Value::as_str).map(str::to_string);
-        self.cidr = hints.get("cidr").and_then(Value::as_str).map(str::to_string);
+        self.build_near_host_ip = hints
+            .get("build_near_host_ip")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        self.cidr = hints
+            .get("cidr")
+            .and_then(Value::as_str)
+            .map(str::to_string);
     }
 }
 
@@ -238,7 +264,9 @@ impl NoValidHost {
     pub fn message(self) -> &'static str {
         match self {
             NoValidHost::NoCandidates => "No valid host was found. ",
-            NoValidHost::Filtered => "No valid host was found. There are not enough hosts available.",
+            NoValidHost::Filtered => {
+                "No valid host was found. There are not enough hosts available."
+            }
         }
     }
 }
@@ -266,7 +294,11 @@ pub fn candidates<'a>(hosts: &'a [HostState], spec: &RequestSpec) -> Vec<&'a Hos
     hosts
         .iter()
         .filter(|h| spec.requested_host.as_deref().is_none_or(|r| r == h.host))
-        .filter(|h| spec.availability_zone.as_deref().is_none_or(|az| az == h.availability_zone))
+        .filter(|h| {
+            spec.availability_zone
+                .as_deref()
+                .is_none_or(|az| az == h.availability_zone)
+        })
         .filter(|h| !h.service_disabled)
         .filter(|h| h.fits(&spec.resources))
         .collect()
@@ -291,18 +323,27 @@ pub fn compute_filter(h: &HostState) -> bool {
 
 /// AvailabilityZoneFilter.
 pub fn availability_zone_filter(h: &HostState, spec: &RequestSpec) -> bool {
-    spec.availability_zone.as_deref().is_none_or(|az| az == h.availability_zone)
+    spec.availability_zone
+        .as_deref()
+        .is_none_or(|az| az == h.availability_zone)
 }
 
 /// Group members on this host other than the instance itself.
 fn members_on_host(h: &HostState, g: &GroupSpec, self_uuid: &str) -> usize {
-    h.instances.iter().filter(|u| *u != self_uuid && g.members.contains(*u)).count()
+    h.instances
+        .iter()
+        .filter(|u| *u != self_uuid && g.members.contains(*u))
+        .count()
 }
 
 /// ServerGroupAntiAffinityFilter: fewer than `max_server_per_host` (1)
 /// members already here.
 pub fn anti_affinity_filter(h: &HostState, spec: &RequestSpec) -> bool {
-    let Some(g) = spec.group.as_ref().filter(|g| g.policy == GroupPolicy::AntiAffinity) else {
+    let Some(g) = spec
+        .group
+        .as_ref()
+        .filter(|g| g.policy == GroupPolicy::AntiAffinity)
+    else {
         return true;
     };
     if h.instances.contains(&spec.instance_uuid) {
@@ -316,7 +357,9 @@ pub fn anti_affinity_filter(h: &HostState, spec: &RequestSpec) -> bool {
 /// hosts they are on (`group_hosts`, computed over every host).
 pub fn affinity_filter(h: &HostState, spec: &RequestSpec, group_hosts: &BTreeSet<String>) -> bool {
     match &spec.group {
-        Some(g) if g.policy == GroupPolicy::Affinity && !group_hosts.is_empty() => group_hosts.contains(&h.host),
+        Some(g) if g.policy == GroupPolicy::Affinity && !group_hosts.is_empty() => {
+            group_hosts.contains(&h.host)
+        }
         _ => true,
     }
 }
@@ -364,11 +407,19 @@ pub fn cidr_affinity_filter(h: &HostState, spec: &RequestSpec) -> bool {
 pub fn in_network(net: IpAddr, prefix: u32, ip: IpAddr) -> bool {
     match (net, ip) {
         (IpAddr::V4(n), IpAddr::V4(a)) if prefix <= 32 => {
-            let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - prefix)
+            };
             u32::from(n) & mask == u32::from(a) & mask
         }
         (IpAddr::V6(n), IpAddr::V6(a)) if prefix <= 128 => {
-            let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix) };
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - prefix)
+            };
             u128::from(n) & mask == u128::from(a) & mask
         }
         _ => false,
@@ -506,24 +557,41 @@ pub fn weigh(hosts: &[&HostState], spec: &RequestSpec, w: &Weights) -> Vec<f64> 
         hosts
             .iter()
             .map(|h| match &spec.group {
-                Some(g) if g.policy == policy => sign * members_on_host(h, g, &spec.instance_uuid) as f64,
+                Some(g) if g.policy == policy => {
+                    sign * members_on_host(h, g, &spec.instance_uuid) as f64
+                }
                 _ => 0.0,
             })
             .collect()
     };
     let parts = [
         (normalize(&ram), w.ram),
-        (normalize(&soft(GroupPolicy::SoftAffinity, 1.0)), w.soft_affinity),
-        (normalize(&soft(GroupPolicy::SoftAntiAffinity, -1.0)), w.soft_anti_affinity),
+        (
+            normalize(&soft(GroupPolicy::SoftAffinity, 1.0)),
+            w.soft_affinity,
+        ),
+        (
+            normalize(&soft(GroupPolicy::SoftAntiAffinity, -1.0)),
+            w.soft_anti_affinity,
+        ),
     ];
     (0..hosts.len())
-        .map(|i| parts.iter().map(|(v, m)| v.get(i).copied().unwrap_or(0.0) * m).sum())
+        .map(|i| {
+            parts
+                .iter()
+                .map(|(v, m)| v.get(i).copied().unwrap_or(0.0) * m)
+                .sum()
+        })
         .collect()
 }
 
 /// Picks the host for one instance: candidates, filters, then the best
 /// weight (ties to the lowest host name).
-pub fn select_host(hosts: &[HostState], spec: &RequestSpec, w: &Weights) -> Result<String, NoValidHost> {
+pub fn select_host(
+    hosts: &[HostState],
+    spec: &RequestSpec,
+    w: &Weights,
+) -> Result<String, NoValidHost> {
     let cands = candidates(hosts, spec);
     if cands.is_empty() {
         return Err(NoValidHost::NoCandidates);
@@ -548,7 +616,8 @@ pub fn select_host(hosts: &[HostState], spec: &RequestSpec, w: &Weights) -> Resu
             best = Some((wt, h.host.as_str()));
         }
     }
-    best.map(|(_, n)| n.to_string()).ok_or(NoValidHost::Filtered)
+    best.map(|(_, n)| n.to_string())
+        .ok_or(NoValidHost::Filtered)
 }
 
 #[cfg(test)]
@@ -589,7 +658,11 @@ mod tests {
     fn spec(uuid: &str) -> RequestSpec {
         RequestSpec {
             instance_uuid: uuid.into(),
-            resources: Resources { vcpus: 1, memory_mb: 512, disk_gb: 1 },
+            resources: Resources {
+                vcpus: 1,
+                memory_mb: 512,
+                disk_gb: 1,
+            },
             ..Default::default()
         }
     }
@@ -604,7 +677,11 @@ mod tests {
     }
 
     /// Places `n` instances one after the other, consuming as a claim does.
-    fn place_all(hosts: &mut [HostState], n: usize, mk: impl Fn(usize) -> RequestSpec) -> Vec<Result<String, NoValidHost>> {
+    fn place_all(
+        hosts: &mut [HostState],
+        n: usize,
+        mk: impl Fn(usize) -> RequestSpec,
+    ) -> Vec<Result<String, NoValidHost>> {
         (0..n)
             .map(|i| {
                 let s = mk(i);
@@ -621,7 +698,10 @@ mod tests {
 
     #[test]
     fn resources_from_flavor() {
-        assert_eq!(Resources::from_flavor(2, 4096, 40, 5, 1536, false).disk_gb, 47);
+        assert_eq!(
+            Resources::from_flavor(2, 4096, 40, 5, 1536, false).disk_gb,
+            47
+        );
         assert_eq!(Resources::from_flavor(2, 4096, 40, 0, 0, true).disk_gb, 0);
     }
 
@@ -629,23 +709,55 @@ mod tests {
     fn capacity_with_ratios_reserved_and_max_unit() {
         let h = host("h1");
         // 16 vcpus x 4.0 = 64, but a single instance may not exceed 16.
-        assert!(h.fits(&Resources { vcpus: 16, memory_mb: 1, disk_gb: 1 }));
-        assert!(!h.fits(&Resources { vcpus: 17, memory_mb: 1, disk_gb: 1 }));
+        assert!(h.fits(&Resources {
+            vcpus: 16,
+            memory_mb: 1,
+            disk_gb: 1
+        }));
+        assert!(!h.fits(&Resources {
+            vcpus: 17,
+            memory_mb: 1,
+            disk_gb: 1
+        }));
         let mut busy = host("h1");
         busy.vcpus_used = 63;
-        assert!(busy.fits(&Resources { vcpus: 1, memory_mb: 1, disk_gb: 0 }));
+        assert!(busy.fits(&Resources {
+            vcpus: 1,
+            memory_mb: 1,
+            disk_gb: 0
+        }));
         busy.vcpus_used = 64;
-        assert!(!busy.fits(&Resources { vcpus: 1, memory_mb: 1, disk_gb: 0 }));
+        assert!(!busy.fits(&Resources {
+            vcpus: 1,
+            memory_mb: 1,
+            disk_gb: 0
+        }));
         // RAM: (65536 - 512) * 1.5 = 97536.
         let mut m = host("h1");
         m.instance_memory_mb = 97536 - 1024;
-        assert!(m.fits(&Resources { vcpus: 1, memory_mb: 1024, disk_gb: 0 }));
-        assert!(!m.fits(&Resources { vcpus: 1, memory_mb: 1025, disk_gb: 0 }));
+        assert!(m.fits(&Resources {
+            vcpus: 1,
+            memory_mb: 1024,
+            disk_gb: 0
+        }));
+        assert!(!m.fits(&Resources {
+            vcpus: 1,
+            memory_mb: 1025,
+            disk_gb: 0
+        }));
         // Disk ratio 1.0: 1000 GB.
         let mut d = host("h1");
         d.local_gb_used = 990;
-        assert!(d.fits(&Resources { vcpus: 1, memory_mb: 1, disk_gb: 10 }));
-        assert!(!d.fits(&Resources { vcpus: 1, memory_mb: 1, disk_gb: 11 }));
+        assert!(d.fits(&Resources {
+            vcpus: 1,
+            memory_mb: 1,
+            disk_gb: 10
+        }));
+        assert!(!d.fits(&Resources {
+            vcpus: 1,
+            memory_mb: 1,
+            disk_gb: 11
+        }));
         assert_eq!(host("h1").memory_mb_used(), 512);
         assert_eq!(host("h1").free_ram_mb(), 65024);
     }
@@ -654,8 +766,14 @@ mod tests {
     fn too_big_anywhere_is_no_candidates() {
         let mut s = spec("a");
         s.resources.memory_mb = 1_000_000;
-        assert_eq!(select_host(&three(), &s, &Weights::default()), Err(NoValidHost::NoCandidates));
-        assert_eq!(NoValidHost::NoCandidates.message(), "No valid host was found. ");
+        assert_eq!(
+            select_host(&three(), &s, &Weights::default()),
+            Err(NoValidHost::NoCandidates)
+        );
+        assert_eq!(
+            NoValidHost::NoCandidates.message(),
+            "No valid host was found. "
+        );
     }
 
     #[test]
@@ -671,12 +789,21 @@ mod tests {
         let mut hosts = three();
         hosts[0].service_up = false;
         hosts[1].service_disabled = true;
-        assert_eq!(select_host(&hosts, &spec("a"), &Weights::default()), Ok("h3".into()));
+        assert_eq!(
+            select_host(&hosts, &spec("a"), &Weights::default()),
+            Ok("h3".into())
+        );
         hosts[2].service_up = false;
-        assert_eq!(select_host(&hosts, &spec("a"), &Weights::default()), Err(NoValidHost::Filtered));
+        assert_eq!(
+            select_host(&hosts, &spec("a"), &Weights::default()),
+            Err(NoValidHost::Filtered)
+        );
         hosts[2].service_disabled = true;
         hosts[0].service_disabled = true;
-        assert_eq!(select_host(&hosts, &spec("a"), &Weights::default()), Err(NoValidHost::NoCandidates));
+        assert_eq!(
+            select_host(&hosts, &spec("a"), &Weights::default()),
+            Err(NoValidHost::NoCandidates)
+        );
     }
 
     #[test]
@@ -685,9 +812,15 @@ mod tests {
         hosts[2].availability_zone = "az2".into();
         let mut s = spec("a");
         s.availability_zone = Some("az2".into());
-        assert_eq!(select_host(&hosts, &s, &Weights::default()), Ok("h3".into()));
+        assert_eq!(
+            select_host(&hosts, &s, &Weights::default()),
+            Ok("h3".into())
+        );
         s.availability_zone = Some("nowhere".into());
-        assert_eq!(select_host(&hosts, &s, &Weights::default()), Err(NoValidHost::NoCandidates));
+        assert_eq!(
+            select_host(&hosts, &s, &Weights::default()),
+            Err(NoValidHost::NoCandidates)
+        );
     }
 
     #[test]
@@ -750,7 +883,10 @@ mod tests {
         h.vcpus_used = 64;
         let mut s = spec("b4");
         s.group = Some(group(GroupPolicy::Affinity, &["b0", "b4"], None));
-        assert_eq!(select_host(&hosts, &s, &Weights::default()), Err(NoValidHost::Filtered));
+        assert_eq!(
+            select_host(&hosts, &s, &Weights::default()),
+            Err(NoValidHost::Filtered)
+        );
     }
 
     #[test]
@@ -760,9 +896,15 @@ mod tests {
         let mut s = spec("s1");
         s.group = Some(group(GroupPolicy::SoftAffinity, &["s0", "s1"], None));
         // RAM is equal everywhere, so soft affinity decides.
-        assert_eq!(select_host(&hosts, &s, &Weights::default()), Ok("h2".into()));
+        assert_eq!(
+            select_host(&hosts, &s, &Weights::default()),
+            Ok("h2".into())
+        );
         s.group = Some(group(GroupPolicy::SoftAntiAffinity, &["s0", "s1"], None));
-        assert_eq!(select_host(&hosts, &s, &Weights::default()), Ok("h1".into()));
+        assert_eq!(
+            select_host(&hosts, &s, &Weights::default()),
+            Ok("h1".into())
+        );
         // Soft policies never fail: every host already holds a member.
         for h in hosts.iter_mut() {
             h.instances.insert("s0".into());
@@ -777,13 +919,22 @@ mod tests {
         hosts[2].instances.insert("y".into());
         let mut s = spec("a");
         s.same_host = vec!["x".into()];
-        assert_eq!(select_host(&hosts, &s, &Weights::default()), Ok("h2".into()));
+        assert_eq!(
+            select_host(&hosts, &s, &Weights::default()),
+            Ok("h2".into())
+        );
         let mut s = spec("a");
         s.different_host = vec!["x".into(), "y".into()];
-        assert_eq!(select_host(&hosts, &s, &Weights::default()), Ok("h1".into()));
+        assert_eq!(
+            select_host(&hosts, &s, &Weights::default()),
+            Ok("h1".into())
+        );
         s.different_host.push("z".into());
         hosts[0].instances.insert("z".into());
-        assert_eq!(select_host(&hosts, &s, &Weights::default()), Err(NoValidHost::Filtered));
+        assert_eq!(
+            select_host(&hosts, &s, &Weights::default()),
+            Err(NoValidHost::Filtered)
+        );
         let mut hints = std::collections::BTreeMap::new();
         hints.insert("same_host".to_string(), json!("x"));
         hints.insert("different_host".to_string(), json!(["y", "z"]));
@@ -801,8 +952,15 @@ mod tests {
         s.query = Some(json!("[\">=\", \"$free_ram_mb\", 30000]"));
         assert!(!json_filter(&hosts[0], &s));
         assert!(json_filter(&hosts[1], &s));
-        s.query = Some(json!(["and", ["=", "$host", "h3"], [">", "$vcpus_total", 8]]));
-        assert_eq!(select_host(&hosts, &s, &Weights::default()), Ok("h3".into()));
+        s.query = Some(json!([
+            "and",
+            ["=", "$host", "h3"],
+            [">", "$vcpus_total", 8]
+        ]));
+        assert_eq!(
+            select_host(&hosts, &s, &Weights::default()),
+            Ok("h3".into())
+        );
         s.query = Some(json!(["in", "$host", "h1", "h2"]));
         assert!(json_filter(&hosts[0], &s) && !json_filter(&hosts[2], &s));
         s.query = Some(json!(["not", ["=", "$host", "h1"]]));
@@ -829,14 +987,35 @@ mod tests {
         let hosts = three();
         let mut s = spec("a");
         s.build_near_host_ip = Some("10.1.1.77".into());
-        assert_eq!(select_host(&hosts, &s, &Weights::default()), Ok("h2".into()));
+        assert_eq!(
+            select_host(&hosts, &s, &Weights::default()),
+            Ok("h2".into())
+        );
         s.cidr = Some("/16".into());
-        assert_eq!(select_host(&hosts, &s, &Weights::default()), Ok("h1".into()));
+        assert_eq!(
+            select_host(&hosts, &s, &Weights::default()),
+            Ok("h1".into())
+        );
         s.build_near_host_ip = Some("192.168.0.1".into());
-        assert_eq!(select_host(&hosts, &s, &Weights::default()), Err(NoValidHost::Filtered));
-        assert!(in_network("fd00::".parse().unwrap(), 64, "fd00::5".parse().unwrap()));
-        assert!(!in_network("fd00::".parse().unwrap(), 64, "fd01::5".parse().unwrap()));
-        assert!(in_network("0.0.0.0".parse().unwrap(), 0, "8.8.8.8".parse().unwrap()));
+        assert_eq!(
+            select_host(&hosts, &s, &Weights::default()),
+            Err(NoValidHost::Filtered)
+        );
+        assert!(in_network(
+            "fd00::".parse().unwrap(),
+            64,
+            "fd00::5".parse().unwrap()
+        ));
+        assert!(!in_network(
+            "fd00::".parse().unwrap(),
+            64,
+            "fd01::5".parse().unwrap()
+        ));
+        assert!(in_network(
+            "0.0.0.0".parse().unwrap(),
+            0,
+            "8.8.8.8".parse().unwrap()
+        ));
     }
 
     #[test]
@@ -844,14 +1023,26 @@ mod tests {
         let hosts = three();
         let mut s = spec("a");
         s.requested_host = Some("h3".into());
-        assert_eq!(select_host(&hosts, &s, &Weights::default()), Ok("h3".into()));
+        assert_eq!(
+            select_host(&hosts, &s, &Weights::default()),
+            Ok("h3".into())
+        );
         s.requested_host = Some("nope".into());
-        assert_eq!(select_host(&hosts, &s, &Weights::default()), Err(NoValidHost::NoCandidates));
+        assert_eq!(
+            select_host(&hosts, &s, &Weights::default()),
+            Err(NoValidHost::NoCandidates)
+        );
         let mut s = spec("a");
         s.ignore_hosts = vec!["h1".into(), "h2".into()];
-        assert_eq!(select_host(&hosts, &s, &Weights::default()), Ok("h3".into()));
+        assert_eq!(
+            select_host(&hosts, &s, &Weights::default()),
+            Ok("h3".into())
+        );
         s.ignore_hosts.push("h3".into());
-        assert_eq!(select_host(&hosts, &s, &Weights::default()), Err(NoValidHost::Filtered));
+        assert_eq!(
+            select_host(&hosts, &s, &Weights::default()),
+            Err(NoValidHost::Filtered)
+        );
     }
 
     #[test]

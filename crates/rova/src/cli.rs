@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "rova", version, about = "An OpenStack Compute (Nova) compatible compute service")]
+#[command(
+    name = "rova",
+    version,
+    about = "An OpenStack Compute (Nova) compatible compute service"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -100,7 +104,10 @@ pub fn main() -> ExitCode {
                     }
                 }
             }
-            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("rova: cannot start the runtime: {e}");
@@ -121,10 +128,19 @@ pub fn main() -> ExitCode {
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("ROVA_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    let json = std::env::var("ROVA_LOG_FORMAT").map(|v| v == "json").unwrap_or(false);
+    let json = std::env::var("ROVA_LOG_FORMAT")
+        .map(|v| v == "json")
+        .unwrap_or(false);
     if json {
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).json().with_writer(std::io::stderr).try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .json()
+            .with_writer(std::io::stderr)
+            .try_init();
     } else {
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
     }
 }

@@ -115,8 +115,14 @@ impl SimHostOverride {
                 "ram_ratio" => o.ram_allocation_ratio = Some(pos_f(v)?),
                 "disk_ratio" => o.disk_allocation_ratio = Some(pos_f(v)?),
                 "az" if !v.trim().is_empty() => o.availability_zone = Some(v.trim().to_string()),
-                "ip" if v.trim().parse::<std::net::IpAddr>().is_ok() => o.host_ip = Some(v.trim().to_string()),
-                other => return Err(format!("host spec {spec:?}: unknown or invalid key {other:?}")),
+                "ip" if v.trim().parse::<std::net::IpAddr>().is_ok() => {
+                    o.host_ip = Some(v.trim().to_string())
+                }
+                other => {
+                    return Err(format!(
+                        "host spec {spec:?}: unknown or invalid key {other:?}"
+                    ))
+                }
             }
         }
         Ok((name.to_string(), o))
@@ -181,7 +187,8 @@ impl Config {
 
     /// The effective `allow_resize_to_same_host`.
     pub fn resize_to_same_host(&self) -> bool {
-        self.allow_resize_to_same_host.unwrap_or(self.sim_hosts <= 1)
+        self.allow_resize_to_same_host
+            .unwrap_or(self.sim_hosts <= 1)
     }
 
     /// Applies `ROVA_*` environment overrides for the numeric knobs.
@@ -212,7 +219,8 @@ impl Config {
             self.rescue_timeout = v;
         }
         if let Some(v) = num("ROVA_SIM_LATENCY_MS")? {
-            self.sim_latency_ms = u64::try_from(v).map_err(|_| "ROVA_SIM_LATENCY_MS must be >= 0")?;
+            self.sim_latency_ms =
+                u64::try_from(v).map_err(|_| "ROVA_SIM_LATENCY_MS must be >= 0")?;
         }
         if let Some(v) = num("ROVA_TOKEN_TTL")? {
             self.token_ttl_secs = v;
@@ -224,13 +232,16 @@ impl Config {
                 .ok_or("ROVA_SIM_HOSTS must be between 1 and 1000")?;
         }
         if let Some(v) = num("ROVA_SIM_HOST_VCPUS")? {
-            self.sim_host.vcpus = u32::try_from(v).map_err(|_| "ROVA_SIM_HOST_VCPUS must be >= 0")?;
+            self.sim_host.vcpus =
+                u32::try_from(v).map_err(|_| "ROVA_SIM_HOST_VCPUS must be >= 0")?;
         }
         if let Some(v) = num("ROVA_SIM_HOST_RAM_MB")? {
-            self.sim_host.memory_mb = u64::try_from(v).map_err(|_| "ROVA_SIM_HOST_RAM_MB must be >= 0")?;
+            self.sim_host.memory_mb =
+                u64::try_from(v).map_err(|_| "ROVA_SIM_HOST_RAM_MB must be >= 0")?;
         }
         if let Some(v) = num("ROVA_SIM_HOST_DISK_GB")? {
-            self.sim_host.disk_gb = u64::try_from(v).map_err(|_| "ROVA_SIM_HOST_DISK_GB must be >= 0")?;
+            self.sim_host.disk_gb =
+                u64::try_from(v).map_err(|_| "ROVA_SIM_HOST_DISK_GB must be >= 0")?;
         }
         if let Ok(specs) = std::env::var("ROVA_SIM_HOST_SPECS") {
             for spec in specs.split(';').map(str::trim).filter(|s| !s.is_empty()) {
@@ -239,7 +250,8 @@ impl Config {
             }
         }
         if let Ok(v) = std::env::var("ROVA_ALLOW_RESIZE_TO_SAME_HOST") {
-            self.allow_resize_to_same_host = Some(matches!(v.trim(), "1" | "true" | "True" | "yes"));
+            self.allow_resize_to_same_host =
+                Some(matches!(v.trim(), "1" | "true" | "True" | "yes"));
         }
         let q = &mut self.quota;
         for (name, slot) in [
@@ -249,7 +261,10 @@ impl Config {
             ("ROVA_QUOTA_METADATA_ITEMS", &mut q.metadata_items),
             ("ROVA_QUOTA_KEY_PAIRS", &mut q.key_pairs),
             ("ROVA_QUOTA_SERVER_GROUPS", &mut q.server_groups),
-            ("ROVA_QUOTA_SERVER_GROUP_MEMBERS", &mut q.server_group_members),
+            (
+                "ROVA_QUOTA_SERVER_GROUP_MEMBERS",
+                &mut q.server_group_members,
+            ),
         ] {
             if let Some(v) = num(name)? {
                 *slot = v;

@@ -64,17 +64,27 @@ pub fn hosts_from_config(cfg: &Config) -> Vec<HostConfig> {
         .map(|i| {
             let name = format!("rova-sim-{i}");
             let base = &cfg.sim_host;
-            let o = cfg.sim_host_overrides.get(&name).cloned().unwrap_or_default();
+            let o = cfg
+                .sim_host_overrides
+                .get(&name)
+                .cloned()
+                .unwrap_or_default();
             HostConfig {
                 index: i,
-                availability_zone: o.availability_zone.unwrap_or_else(|| base.availability_zone.clone()),
-                host_ip: o.host_ip.unwrap_or_else(|| format!("10.1.{}.{}", i / 250, i % 250 + 1)),
+                availability_zone: o
+                    .availability_zone
+                    .unwrap_or_else(|| base.availability_zone.clone()),
+                host_ip: o
+                    .host_ip
+                    .unwrap_or_else(|| format!("10.1.{}.{}", i / 250, i % 250 + 1)),
                 vcpus: o.vcpus.unwrap_or(base.vcpus),
                 memory_mb: o.memory_mb.unwrap_or(base.memory_mb),
                 disk_gb: o.disk_gb.unwrap_or(base.disk_gb),
                 cpu_allocation_ratio: o.cpu_allocation_ratio.unwrap_or(base.cpu_allocation_ratio),
                 ram_allocation_ratio: o.ram_allocation_ratio.unwrap_or(base.ram_allocation_ratio),
-                disk_allocation_ratio: o.disk_allocation_ratio.unwrap_or(base.disk_allocation_ratio),
+                disk_allocation_ratio: o
+                    .disk_allocation_ratio
+                    .unwrap_or(base.disk_allocation_ratio),
                 reserved_memory_mb: base.reserved_host_memory_mb,
                 name,
             }
@@ -167,7 +177,10 @@ impl Fleet {
         // for the instance; the instance row still names the source.
         let mut dest_of: HashMap<&str, &str> = HashMap::new();
         for m in migrations {
-            if matches!(m.status.as_str(), "migrating" | "post-migrating" | "queued" | "preparing" | "running") {
+            if matches!(
+                m.status.as_str(),
+                "migrating" | "post-migrating" | "queued" | "preparing" | "running"
+            ) {
                 if let Some(d) = m.dest_compute.as_deref() {
                     dest_of.insert(m.instance_uuid.as_str(), d);
                 }
@@ -182,19 +195,32 @@ impl Fleet {
             };
             claims.insert(
                 i.uuid.clone(),
-                Claim { host: host.to_string(), instance_uuid: i.uuid.clone(), resources: instance_resources(i) },
+                Claim {
+                    host: host.to_string(),
+                    instance_uuid: i.uuid.clone(),
+                    resources: instance_resources(i),
+                },
             );
         }
-        let alive: HashMap<&str, &Arc<Instance>> =
-            instances.iter().filter(|i| !i.deleted).map(|i| (i.uuid.as_str(), i)).collect();
+        let alive: HashMap<&str, &Arc<Instance>> = instances
+            .iter()
+            .filter(|i| !i.deleted)
+            .map(|i| (i.uuid.as_str(), i))
+            .collect();
         for m in migrations {
             let (Some(src), Some(held)) = (m.source_compute.as_deref(), m.held) else {
                 continue;
             };
-            if HOLDING_SOURCE.contains(&m.status.as_str()) && alive.contains_key(m.instance_uuid.as_str()) {
+            if HOLDING_SOURCE.contains(&m.status.as_str())
+                && alive.contains_key(m.instance_uuid.as_str())
+            {
                 claims.insert(
                     m.uuid.clone(),
-                    Claim { host: src.to_string(), instance_uuid: m.instance_uuid.clone(), resources: held.into() },
+                    Claim {
+                        host: src.to_string(),
+                        instance_uuid: m.instance_uuid.clone(),
+                        resources: held.into(),
+                    },
                 );
             }
         }
@@ -221,7 +247,11 @@ impl Fleet {
 
     /// Every availability zone with at least one host, sorted.
     pub fn zones(&self) -> Vec<String> {
-        let mut z: Vec<String> = self.hosts.iter().map(|h| h.availability_zone.clone()).collect();
+        let mut z: Vec<String> = self
+            .hosts
+            .iter()
+            .map(|h| h.availability_zone.clone())
+            .collect();
         z.sort();
         z.dedup();
         z
@@ -236,7 +266,11 @@ impl Fleet {
         self.services
             .get(&ServiceRecord::key(binary, host))
             .map(|s| (*s).clone())
-            .unwrap_or_else(|| ServiceRecord { binary: binary.into(), host: host.into(), ..Default::default() })
+            .unwrap_or_else(|| ServiceRecord {
+                binary: binary.into(),
+                host: host.into(),
+                ..Default::default()
+            })
     }
 
     /// Nova's `service_is_up`: the simulated services always heartbeat, so
@@ -297,7 +331,10 @@ impl Fleet {
 
     /// Runs `f` with the host states and the claims under the claim lock:
     /// whatever `f` decides and records is atomic with what it read.
-    pub fn with_claims<R>(&self, f: impl FnOnce(&[HostState], &mut HashMap<String, Claim>) -> R) -> R {
+    pub fn with_claims<R>(
+        &self,
+        f: impl FnOnce(&[HostState], &mut HashMap<String, Claim>) -> R,
+    ) -> R {
         let mut claims = self.claims.lock();
         let states = self.states_from(&claims);
         f(&states, &mut claims)
@@ -310,7 +347,9 @@ impl Fleet {
 
     /// Drops every claim held for an instance (its own and its migrations').
     pub fn release_instance(&self, instance_uuid: &str) {
-        self.claims.lock().retain(|_, c| c.instance_uuid != instance_uuid);
+        self.claims
+            .lock()
+            .retain(|_, c| c.instance_uuid != instance_uuid);
     }
 
     /// Moves a claim to another consumer (Nova's allocation swap), replacing
@@ -355,13 +394,21 @@ pub struct Held {
 
 impl From<Held> for Resources {
     fn from(h: Held) -> Self {
-        Resources { vcpus: h.vcpus, memory_mb: h.memory_mb, disk_gb: h.disk_gb }
+        Resources {
+            vcpus: h.vcpus,
+            memory_mb: h.memory_mb,
+            disk_gb: h.disk_gb,
+        }
     }
 }
 
 impl From<Resources> for Held {
     fn from(r: Resources) -> Self {
-        Held { vcpus: r.vcpus, memory_mb: r.memory_mb, disk_gb: r.disk_gb }
+        Held {
+            vcpus: r.vcpus,
+            memory_mb: r.memory_mb,
+            disk_gb: r.disk_gb,
+        }
     }
 }
 
@@ -381,7 +428,10 @@ mod tests {
     fn hosts_and_overrides() {
         let mut cfg = Config::new("/tmp/x".into(), "127.0.0.1:0".parse().unwrap());
         cfg.sim_hosts = 3;
-        let (name, o) = crate::config::SimHostOverride::parse("rova-sim-2:vcpus=4,ram_mb=2048,az=az2,ip=192.168.5.5").unwrap();
+        let (name, o) = crate::config::SimHostOverride::parse(
+            "rova-sim-2:vcpus=4,ram_mb=2048,az=az2,ip=192.168.5.5",
+        )
+        .unwrap();
         cfg.sim_host_overrides.insert(name, o);
         let hosts = hosts_from_config(&cfg);
         assert_eq!(hosts.len(), 3);

@@ -15,8 +15,8 @@ use super::actions;
 use super::actions_run::{begin, subject};
 use super::fleet::{instance_resources, CONTROL_HOST};
 use super::migrate::{
-    claim_move, fail_move, latest_for, new_migration, require_manager, set_destination, unclaim_move,
-    update_migration, Migration, LIVE_IN_PROGRESS,
+    claim_move, fail_move, latest_for, new_migration, require_manager, set_destination,
+    unclaim_move, update_migration, Migration, LIVE_IN_PROGRESS,
 };
 use super::servers;
 use crate::app::App;
@@ -73,7 +73,12 @@ fn unable_to_self(inst: &Instance) -> String {
 }
 
 /// Chooses and claims the destination; the message on failure.
-fn schedule(app: &App, inst: &Instance, mig: &Migration, host: Option<String>) -> Result<String, String> {
+fn schedule(
+    app: &App,
+    inst: &Instance,
+    mig: &Migration,
+    host: Option<String>,
+) -> Result<String, String> {
     if host.is_some() && host == inst.host {
         return Err(unable_to_self(inst));
     }
@@ -81,7 +86,12 @@ fn schedule(app: &App, inst: &Instance, mig: &Migration, host: Option<String>) -
 }
 
 /// POST os-migrateLive.
-pub async fn live_migrate(app: &Arc<App>, ctx: &Ctx, id: &str, r: LiveMigrateReq) -> Result<(), Fault> {
+pub async fn live_migrate(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    id: &str,
+    r: LiveMigrateReq,
+) -> Result<(), Fault> {
     let cur = servers::visible(app, ctx, id)?;
     if r.host.is_some() {
         ctx.require_admin("os_compute_api:os-migrate-server:migrate_live:host")?;
@@ -91,13 +101,29 @@ pub async fn live_migrate(app: &Arc<App>, ctx: &Ctx, id: &str, r: LiveMigrateReq
     admit(Action::LiveMigrate, &subject(&cur), ctx.is_admin())?;
     if let Some(h) = &r.host {
         if app.compute.fleet.host(h).is_none() {
-            return Err(Fault::bad_request(format!("Compute host {h} could not be found.")));
+            return Err(Fault::bad_request(format!(
+                "Compute host {h} could not be found."
+            )));
         }
     }
     let inst = begin(app, ctx, id, Action::LiveMigrate, Some(T::Migrating)).await?;
-    actions::record(app, ctx, id, "live-migration", Some(("conductor_live_migrate_instance", Some(CONTROL_HOST))))
-        .await?;
-    let mig = new_migration(app, &inst, "live-migration", "accepted", r.host.as_deref(), &inst.flavor).await?;
+    actions::record(
+        app,
+        ctx,
+        id,
+        "live-migration",
+        Some(("conductor_live_migrate_instance", Some(CONTROL_HOST))),
+    )
+    .await?;
+    let mig = new_migration(
+        app,
+        &inst,
+        "live-migration",
+        "accepted",
+        r.host.as_deref(),
+        &inst.flavor,
+    )
+    .await?;
     let placed = if ctx.at_least(34) {
         None
     } else {
@@ -106,8 +132,14 @@ pub async fn live_migrate(app: &Arc<App>, ctx: &Ctx, id: &str, r: LiveMigrateReq
             Err(msg) => {
                 update_migration(app, mig.id, |m| m.status = "error".into()).await;
                 reset_task(app, id).await;
-                actions::event_finish(app, id, &ctx.request_id, "conductor_live_migrate_instance", Some((&msg, &msg)))
-                    .await;
+                actions::event_finish(
+                    app,
+                    id,
+                    &ctx.request_id,
+                    "conductor_live_migrate_instance",
+                    Some((&msg, &msg)),
+                )
+                .await;
                 return Err(Fault::bad_request(msg));
             }
         }
@@ -124,15 +156,19 @@ async fn reset_task(app: &App, id: &str) {
     let _ = app
         .compute
         .instances
-        .update(id, || Fault::instance_not_found(id), |i| {
-            if i.task_state != Some(T::Migrating) {
-                return Err(Fault::conflict("superseded"));
-            }
-            i.task_state = None;
-            i.updated_at = now;
-            i.generation += 1;
-            Ok(())
-        })
+        .update(
+            id,
+            || Fault::instance_not_found(id),
+            |i| {
+                if i.task_state != Some(T::Migrating) {
+                    return Err(Fault::conflict("superseded"));
+                }
+                i.task_state = None;
+                i.updated_at = now;
+                i.generation += 1;
+                Ok(())
+            },
+        )
         .await;
 }
 
@@ -163,7 +199,14 @@ async fn run(
             Err(msg) => {
                 update_migration(app, mig.id, |m| m.status = "error".into()).await;
                 fail_move(app, id, T::Migrating, None, &msg).await;
-                actions::event_finish(app, id, req, "conductor_live_migrate_instance", Some((&msg, &msg))).await;
+                actions::event_finish(
+                    app,
+                    id,
+                    req,
+                    "conductor_live_migrate_instance",
+                    Some((&msg, &msg)),
+                )
+                .await;
                 return;
             }
         },
@@ -171,7 +214,12 @@ async fn run(
     set_destination(app, mig.id, &dest, held, "queued").await;
     actions::event_finish(app, id, req, "conductor_live_migrate_instance", None).await;
     actions::event_start(app, id, req, "compute_live_migration", inst.host.as_deref()).await;
-    let gone = || app.compute.instances.get(id).is_none_or(|i| i.deleted || i.task_state != Some(T::Migrating));
+    let gone = || {
+        app.compute
+            .instances
+            .get(id)
+            .is_none_or(|i| i.deleted || i.task_state != Some(T::Migrating))
+    };
     for status in ["preparing", "running"] {
         tokio::time::sleep(delay).await;
         if gone() {
@@ -179,7 +227,14 @@ async fn run(
         }
         if app.compute.live.get(mig.id).abort {
             cancel(app, id, &mig).await;
-            return actions::event_finish(app, id, req, "compute_live_migration", Some(("cancelled", ""))).await;
+            return actions::event_finish(
+                app,
+                id,
+                req,
+                "compute_live_migration",
+                Some(("cancelled", "")),
+            )
+            .await;
         }
         update_migration(app, mig.id, |m| m.status = status.into()).await;
     }
@@ -189,7 +244,14 @@ async fn run(
         let ctl = app.compute.live.get(mig.id);
         if ctl.abort {
             cancel(app, id, &mig).await;
-            return actions::event_finish(app, id, req, "compute_live_migration", Some(("cancelled", ""))).await;
+            return actions::event_finish(
+                app,
+                id,
+                req,
+                "compute_live_migration",
+                Some(("cancelled", "")),
+            )
+            .await;
         }
         if gone() {
             return finish_failed(app, id, req, &mig).await;
@@ -221,18 +283,22 @@ async fn run(
     let ok = app
         .compute
         .instances
-        .update(id, || Fault::instance_not_found(id), |i| {
-            if i.deleted || i.task_state != Some(T::Migrating) {
-                return Err(Fault::conflict("superseded"));
-            }
-            i.task_state = None;
-            i.host = Some(d2.clone());
-            i.node = Some(d2);
-            i.availability_zone = Some(az);
-            i.updated_at = now;
-            i.generation += 1;
-            Ok(())
-        })
+        .update(
+            id,
+            || Fault::instance_not_found(id),
+            |i| {
+                if i.deleted || i.task_state != Some(T::Migrating) {
+                    return Err(Fault::conflict("superseded"));
+                }
+                i.task_state = None;
+                i.host = Some(d2.clone());
+                i.node = Some(d2);
+                i.availability_zone = Some(az);
+                i.updated_at = now;
+                i.generation += 1;
+                Ok(())
+            },
+        )
         .await
         .is_ok();
     if !ok {
@@ -253,12 +319,17 @@ async fn run(
 
 async fn finish_failed(app: &App, id: &str, req: &str, mig: &Migration) {
     update_migration(app, mig.id, |m| m.status = "error".into()).await;
-    if app.compute.instances.get(id).is_some_and(|i| !i.deleted) {
-        unclaim_move(app, id, &mig.uuid);
-        reset_task(app, id).await;
-    }
+    unclaim_move(app, id, &mig.uuid);
+    reset_task(app, id).await;
     app.compute.live.forget(mig.id);
-    actions::event_finish(app, id, req, "compute_live_migration", Some(("superseded", ""))).await;
+    actions::event_finish(
+        app,
+        id,
+        req,
+        "compute_live_migration",
+        Some(("superseded", "")),
+    )
+    .await;
 }
 
 /// The migration `mid` of a server, or Nova's not-found fault.
@@ -267,7 +338,12 @@ fn migration_of(app: &App, inst: &Instance, mid: &str) -> Result<Arc<Migration>,
         .ok()
         .and_then(|n| app.compute.migrations.get(&n.to_string()))
         .filter(|m| m.instance_uuid == inst.uuid)
-        .ok_or_else(|| Fault::not_found(format!("Migration {mid} not found for instance {}", inst.uuid)))
+        .ok_or_else(|| {
+            Fault::not_found(format!(
+                "Migration {mid} not found for instance {}",
+                inst.uuid
+            ))
+        })
 }
 
 /// POST /servers/{id}/migrations/{mid}/action `force_complete` (2.22+).
@@ -276,7 +352,12 @@ pub async fn force_complete(app: &App, ctx: &Ctx, id: &str, mid: &str) -> Result
     require_manager(ctx, "os_compute_api:servers:migrations:force_complete")?;
     servers::check_lock(&inst, ctx)?;
     if inst.vm_state != VmState::Active {
-        return Err(Fault::invalid_state("force_complete", id, "vm_state", inst.vm_state.as_str()));
+        return Err(Fault::invalid_state(
+            "force_complete",
+            id,
+            "vm_state",
+            inst.vm_state.as_str(),
+        ));
     }
     if inst.task_state != Some(T::Migrating) {
         let t = inst.task_state.map(|t| t.as_str()).unwrap_or("None");
@@ -302,7 +383,12 @@ pub async fn abort(app: &App, ctx: &Ctx, id: &str, mid: &str) -> Result<(), Faul
     servers::check_lock(&inst, ctx)?;
     if inst.task_state != Some(T::Migrating) {
         let t = inst.task_state.map(|t| t.as_str()).unwrap_or("None");
-        return Err(Fault::invalid_state("abort live migration", id, "task_state", t));
+        return Err(Fault::invalid_state(
+            "abort live migration",
+            id,
+            "task_state",
+            t,
+        ));
     }
     let m = migration_of(app, &inst, mid)?;
     let mut allowed = vec!["running"];
@@ -324,25 +410,36 @@ pub async fn abort(app: &App, ctx: &Ctx, id: &str, mid: &str) -> Result<(), Faul
 pub fn list_in_progress(app: &App, ctx: &Ctx, id: &str) -> Result<Vec<Arc<Migration>>, Fault> {
     let inst = servers::visible(app, ctx, id)?;
     require_manager(ctx, "os_compute_api:servers:migrations:index")?;
-    let mut v = app
-        .compute
-        .migrations
-        .filter(|m| m.instance_uuid == inst.uuid && m.is_live() && LIVE_IN_PROGRESS.contains(&m.status.as_str()));
+    let mut v = app.compute.migrations.filter(|m| {
+        m.instance_uuid == inst.uuid && m.is_live() && LIVE_IN_PROGRESS.contains(&m.status.as_str())
+    });
     v.sort_by_key(|m| m.id);
     Ok(v)
 }
 
 /// GET /servers/{id}/migrations/{mid} (2.23+, admin).
-pub fn show_in_progress(app: &App, ctx: &Ctx, id: &str, mid: &str) -> Result<Arc<Migration>, Fault> {
+pub fn show_in_progress(
+    app: &App,
+    ctx: &Ctx,
+    id: &str,
+    mid: &str,
+) -> Result<Arc<Migration>, Fault> {
     let inst = servers::visible(app, ctx, id)?;
     ctx.require_admin("os_compute_api:servers:migrations:show")?;
-    let m = migration_of(app, &inst, mid)
-        .map_err(|_| Fault::not_found(format!("In-progress live migration {mid} is not found for server {id}.")))?;
+    let m = migration_of(app, &inst, mid).map_err(|_| {
+        Fault::not_found(format!(
+            "In-progress live migration {mid} is not found for server {id}."
+        ))
+    })?;
     if !m.is_live() {
-        return Err(Fault::not_found(format!("Migration {mid} for server {id} is not live-migration.")));
+        return Err(Fault::not_found(format!(
+            "Migration {mid} for server {id} is not live-migration."
+        )));
     }
     if !LIVE_IN_PROGRESS.contains(&m.status.as_str()) {
-        return Err(Fault::not_found(format!("Live migration {mid} for server {id} is not in progress.")));
+        return Err(Fault::not_found(format!(
+            "Live migration {mid} for server {id} is not in progress."
+        )));
     }
     Ok(m)
 }

@@ -177,7 +177,9 @@ pub(crate) async fn new_migration(
     new_flavor: &FlavorSnapshot,
 ) -> Result<Migration, Fault> {
     let now = app.clock.now();
-    let dest_ip = dest.and_then(|d| app.compute.fleet.host(d)).map(|h| h.host_ip.clone());
+    let dest_ip = dest
+        .and_then(|d| app.compute.fleet.host(d))
+        .map(|h| h.host_ip.clone());
     let m = Migration {
         id: app.compute.next_migration_id(),
         uuid: uuid::Uuid::new_v4().to_string(),
@@ -203,20 +205,31 @@ pub(crate) async fn new_migration(
         disk_processed: None,
         disk_remaining: None,
     };
-    app.compute.migrations.put(&m.id.to_string(), m.clone()).await?;
+    app.compute
+        .migrations
+        .put(&m.id.to_string(), m.clone())
+        .await?;
     Ok(m)
 }
 
 /// Changes one migration record.
-pub(crate) async fn update_migration(app: &App, id: i64, change: impl FnOnce(&mut Migration)) -> Option<Migration> {
+pub(crate) async fn update_migration(
+    app: &App,
+    id: i64,
+    change: impl FnOnce(&mut Migration),
+) -> Option<Migration> {
     let now = app.clock.now();
     app.compute
         .migrations
-        .update(&id.to_string(), || Fault::not_found("migration"), |m| {
-            change(m);
-            m.updated_at = now;
-            Ok(())
-        })
+        .update(
+            &id.to_string(),
+            || Fault::not_found("migration"),
+            |m| {
+                change(m);
+                m.updated_at = now;
+                Ok(())
+            },
+        )
         .await
         .ok()
         .map(|(m, _)| (*m).clone())
@@ -253,23 +266,32 @@ pub(crate) async fn fail_move(app: &App, id: &str, expect: T, vm: Option<VmState
     let _ = app
         .compute
         .instances
-        .update(id, || Fault::instance_not_found(id), |i| {
-            if i.deleted || i.task_state != Some(expect) {
-                return Err(Fault::conflict("superseded"));
-            }
-            i.task_state = None;
-            if let Some(vm) = vm {
-                i.vm_state = vm;
-            }
-            if expect == T::ResizePrep {
-                i.system_metadata.remove("old_flavor");
-                i.system_metadata.remove("old_vm_state");
-            }
-            i.fault = Some(InstanceFault { code: 500, message: msg.clone(), details: Some(msg), created: now });
-            i.updated_at = now;
-            i.generation += 1;
-            Ok(())
-        })
+        .update(
+            id,
+            || Fault::instance_not_found(id),
+            |i| {
+                if i.deleted || i.task_state != Some(expect) {
+                    return Err(Fault::conflict("superseded"));
+                }
+                i.task_state = None;
+                if let Some(vm) = vm {
+                    i.vm_state = vm;
+                }
+                if expect == T::ResizePrep {
+                    i.system_metadata.remove("old_flavor");
+                    i.system_metadata.remove("old_vm_state");
+                }
+                i.fault = Some(InstanceFault {
+                    code: 500,
+                    message: msg.clone(),
+                    details: Some(msg),
+                    created: now,
+                });
+                i.updated_at = now;
+                i.generation += 1;
+                Ok(())
+            },
+        )
         .await;
 }
 
@@ -301,7 +323,11 @@ pub(crate) fn claim_move(
             }
             claims.insert(
                 inst.uuid.clone(),
-                Claim { host: dest.clone(), instance_uuid: inst.uuid.clone(), resources: spec.resources },
+                Claim {
+                    host: dest.clone(),
+                    instance_uuid: inst.uuid.clone(),
+                    resources: spec.resources,
+                },
             );
             Ok(dest)
         })
@@ -310,9 +336,18 @@ pub(crate) fn claim_move(
 
 /// Undoes [`claim_move`]: the destination is dropped and the source given
 /// back to the instance.
+/// When the server was deleted meanwhile, everything it held is dropped
+/// (its delete may have run before the move claimed the destination).
 pub(crate) fn unclaim_move(app: &App, instance_uuid: &str, migration_uuid: &str) {
     let fleet = &app.compute.fleet;
-    if !fleet.transfer(migration_uuid, instance_uuid) {
+    let alive = app
+        .compute
+        .instances
+        .get(instance_uuid)
+        .is_some_and(|i| !i.deleted);
+    if !alive {
+        fleet.release_instance(instance_uuid);
+    } else if !fleet.transfer(migration_uuid, instance_uuid) {
         fleet.release(instance_uuid);
     }
 }
@@ -338,18 +373,28 @@ pub async fn cold_move(
 ) -> Result<(), Fault> {
     let id = cur.uuid.clone();
     let is_resize = new_flavor.is_some();
-    let action = if is_resize { Action::Resize } else { Action::Migrate };
+    let action = if is_resize {
+        Action::Resize
+    } else {
+        Action::Migrate
+    };
     admit(action, &subject(cur), ctx.is_admin())?;
     let source = cur.host.clone().unwrap_or_default();
     if !app.compute.fleet.compute_up(&source) {
-        return Err(Fault::conflict(format!("Compute service of {source} is unavailable at this time.")));
+        return Err(Fault::conflict(format!(
+            "Compute service of {source} is unavailable at this time."
+        )));
     }
     if let Some(h) = &host {
         if *h == source {
-            return Err(Fault::bad_request("Cannot migrate to the host where the server exists."));
+            return Err(Fault::bad_request(
+                "Cannot migrate to the host where the server exists.",
+            ));
         }
         if app.compute.fleet.host(h).is_none() {
-            return Err(Fault::bad_request(format!("Compute host {h} could not be found.")));
+            return Err(Fault::bad_request(format!(
+                "Compute host {h} could not be found."
+            )));
         }
     }
     let new = new_flavor.unwrap_or_else(|| cur.flavor.clone());
@@ -358,11 +403,13 @@ pub async fn cold_move(
         (new.ram as i64 - cur.flavor.ram as i64).max(0),
     );
     let quota = app.compute.effective_quota(&cur.project_id);
-    app.compute.adjust(&cur.project_id, growth.0, growth.1, &quota)?;
+    app.compute
+        .adjust(&cur.project_id, growth.0, growth.1, &quota)?;
     let old = serde_json::to_string(&cur.flavor).map_err(|e| Fault::internal(e.to_string()))?;
     let res = begin_with(app, ctx, &id, action, Some(T::ResizePrep), move |i, _| {
         i.system_metadata.insert("old_flavor".into(), old);
-        i.system_metadata.insert("old_vm_state".into(), i.vm_state.as_str().to_string());
+        i.system_metadata
+            .insert("old_vm_state".into(), i.vm_state.as_str().to_string());
         if let Some(d) = auto_disk_config {
             i.auto_disk_config = d;
         }
@@ -373,12 +420,24 @@ pub async fn cold_move(
     let inst = match res {
         Ok(i) => i,
         Err(e) => {
-            app.compute.adjust_release(&cur.project_id, growth.0, growth.1);
+            app.compute
+                .adjust_release(&cur.project_id, growth.0, growth.1);
             return Err(e);
         }
     };
-    let (record_as, kind) = if is_resize { ("resize", "resize") } else { ("migrate", "migration") };
-    actions::record(app, ctx, &id, record_as, Some(("cold_migrate", Some(CONTROL_HOST)))).await?;
+    let (record_as, kind) = if is_resize {
+        ("resize", "resize")
+    } else {
+        ("migrate", "migration")
+    };
+    actions::record(
+        app,
+        ctx,
+        &id,
+        record_as,
+        Some(("cold_migrate", Some(CONTROL_HOST))),
+    )
+    .await?;
     let mig = new_migration(app, &inst, kind, "pre-migrating", None, &new).await?;
     let same_host_ok = is_resize && app.cfg.resize_to_same_host();
     let (app2, req) = (app.clone(), ctx.request_id.clone());
@@ -401,7 +460,12 @@ async fn run_cold_move(
 ) {
     tokio::time::sleep(app.compute.driver.step_delay()).await;
     let project = mig.project_id.clone();
-    let Some(inst) = app.compute.instances.get(id).filter(|i| !i.deleted && i.task_state == Some(T::ResizePrep)) else {
+    let Some(inst) = app
+        .compute
+        .instances
+        .get(id)
+        .filter(|i| !i.deleted && i.task_state == Some(T::ResizePrep))
+    else {
         update_migration(app, mig.id, |m| m.status = "error".into()).await;
         app.compute.adjust_release(&project, growth.0, growth.1);
         actions::event_finish(app, id, req, "cold_migrate", Some(("superseded", ""))).await;
@@ -420,19 +484,38 @@ async fn run_cold_move(
     };
     set_destination(app, mig.id, &dest, held, "migrating").await;
     actions::event_finish(app, id, req, "cold_migrate", None).await;
-    actions::event_start(app, id, req, "compute_resize_instance", inst.host.as_deref()).await;
+    actions::event_start(
+        app,
+        id,
+        req,
+        "compute_resize_instance",
+        inst.host.as_deref(),
+    )
+    .await;
     let az = zone_of(app, &dest);
     let d2 = dest.clone();
-    let op = if mig.migration_type == "resize" { "resize" } else { "migrate" };
-    let res = advance(app, id, op, T::ResizePrep, &[T::ResizeMigrating, T::ResizeMigrated, T::ResizeFinish], move |i, now| {
-        i.flavor = new;
-        i.vm_state = VmState::Resized;
-        i.progress = 100;
-        i.host = Some(d2.clone());
-        i.node = Some(d2);
-        i.availability_zone = Some(az);
-        i.system_metadata.insert("resize_finished_at".into(), now.to_rfc3339());
-    })
+    let op = if mig.migration_type == "resize" {
+        "resize"
+    } else {
+        "migrate"
+    };
+    let res = advance(
+        app,
+        id,
+        op,
+        T::ResizePrep,
+        &[T::ResizeMigrating, T::ResizeMigrated, T::ResizeFinish],
+        move |i, now| {
+            i.flavor = new;
+            i.vm_state = VmState::Resized;
+            i.progress = 100;
+            i.host = Some(d2.clone());
+            i.node = Some(d2);
+            i.availability_zone = Some(az);
+            i.system_metadata
+                .insert("resize_finished_at".into(), now.to_rfc3339());
+        },
+    )
     .await;
     match res {
         Ok(()) => {
@@ -442,9 +525,9 @@ async fn run_cold_move(
         Err(e) => {
             update_migration(app, mig.id, |m| m.status = "error".into()).await;
             if app.compute.instances.get(id).is_some_and(|i| !i.deleted) {
-                unclaim_move(app, id, &mig.uuid);
                 app.compute.adjust_release(&project, growth.0, growth.1);
             }
+            unclaim_move(app, id, &mig.uuid);
             actions::event_finish(app, id, req, "compute_resize_instance", Some(e.pair())).await;
         }
     }
@@ -511,14 +594,25 @@ pub struct EvacuateReq {
 
 /// POST evacuate: rebuild the server on another host because its own
 /// host's compute service is down. 200, with `adminPass` below 2.14.
-pub async fn evacuate(app: &Arc<App>, ctx: &Ctx, id: &str, r: EvacuateReq) -> Result<Response, Fault> {
+pub async fn evacuate(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    id: &str,
+    r: EvacuateReq,
+) -> Result<Response, Fault> {
     let cur = servers::visible(app, ctx, id)?;
     ctx.require_admin("os_compute_api:os-evacuate")?;
     let password = if ctx.at_least(14) {
-        Some(r.admin_pass.clone().unwrap_or_else(|| super::build::generate_password(app.cfg.password_length)))
+        Some(
+            r.admin_pass
+                .clone()
+                .unwrap_or_else(|| super::build::generate_password(app.cfg.password_length)),
+        )
     } else if r.admin_pass.is_some() {
         if r.on_shared_storage == Some(true) {
-            return Err(Fault::bad_request("admin password can't be changed on existing disk"));
+            return Err(Fault::bad_request(
+                "admin password can't be changed on existing disk",
+            ));
         }
         r.admin_pass.clone()
     } else if r.on_shared_storage != Some(true) {
@@ -537,18 +631,42 @@ pub async fn evacuate(app: &Arc<App>, ctx: &Ctx, id: &str, r: EvacuateReq) -> Re
     admit(Action::Evacuate, &subject(&cur), ctx.is_admin())?;
     let source = cur.host.clone().unwrap_or_default();
     if app.compute.fleet.compute_up(&source) {
-        return Err(Fault::bad_request(format!("Compute service of {source} is still in use.")));
+        return Err(Fault::bad_request(format!(
+            "Compute service of {source} is still in use."
+        )));
     }
     let pw = password.clone();
-    let inst = begin_with(app, ctx, id, Action::Evacuate, Some(T::Rebuilding), move |i, _| {
-        if let Some(p) = pw {
-            i.admin_pass = Some(p);
-        }
-        Ok(())
-    })
+    let inst = begin_with(
+        app,
+        ctx,
+        id,
+        Action::Evacuate,
+        Some(T::Rebuilding),
+        move |i, _| {
+            if let Some(p) = pw {
+                i.admin_pass = Some(p);
+            }
+            Ok(())
+        },
+    )
     .await?;
-    actions::record(app, ctx, id, "evacuate", Some(("rebuild_server", Some(CONTROL_HOST)))).await?;
-    let mig = new_migration(app, &inst, "evacuation", "accepted", r.host.as_deref(), &inst.flavor).await?;
+    actions::record(
+        app,
+        ctx,
+        id,
+        "evacuate",
+        Some(("rebuild_server", Some(CONTROL_HOST))),
+    )
+    .await?;
+    let mig = new_migration(
+        app,
+        &inst,
+        "evacuation",
+        "accepted",
+        r.host.as_deref(),
+        &inst.flavor,
+    )
+    .await?;
     let stopped_at_end = ctx.at_least(95);
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
     tokio::spawn(async move {
@@ -586,19 +704,26 @@ async fn run_evacuate(
     let az = zone_of(app, &dest);
     let d2 = dest.clone();
     let was_stopped = inst.vm_state == VmState::Stopped;
-    let res = advance(app, id, "evacuate", T::Rebuilding, &[T::RebuildBlockDeviceMapping, T::RebuildSpawning], move |i, now| {
-        if stopped_at_end || was_stopped {
-            i.vm_state = VmState::Stopped;
-            i.power_state = PowerState::Shutdown;
-        } else {
-            i.vm_state = VmState::Active;
-            i.power_state = PowerState::Running;
-        }
-        i.host = Some(d2.clone());
-        i.node = Some(d2);
-        i.availability_zone = Some(az);
-        i.launched_at = Some(now);
-    })
+    let res = advance(
+        app,
+        id,
+        "evacuate",
+        T::Rebuilding,
+        &[T::RebuildBlockDeviceMapping, T::RebuildSpawning],
+        move |i, now| {
+            if stopped_at_end || was_stopped {
+                i.vm_state = VmState::Stopped;
+                i.power_state = PowerState::Shutdown;
+            } else {
+                i.vm_state = VmState::Active;
+                i.power_state = PowerState::Running;
+            }
+            i.host = Some(d2.clone());
+            i.node = Some(d2);
+            i.availability_zone = Some(az);
+            i.launched_at = Some(now);
+        },
+    )
     .await;
     match res {
         Ok(()) => {
@@ -607,9 +732,7 @@ async fn run_evacuate(
         }
         Err(e) => {
             update_migration(app, mig.id, |m| m.status = "failed".into()).await;
-            if app.compute.instances.get(id).is_some_and(|i| !i.deleted) {
-                unclaim_move(app, id, &mig.uuid);
-            }
+            unclaim_move(app, id, &mig.uuid);
             actions::event_finish(app, id, req, "compute_rebuild_instance", Some(e.pair())).await;
         }
     }
@@ -620,7 +743,9 @@ async fn run_evacuate(
 /// the evacuations `completed`).
 pub async fn source_restarted(app: &App, host: &str) {
     let done = app.compute.migrations.filter(|m| {
-        m.migration_type == "evacuation" && m.status == "done" && m.source_compute.as_deref() == Some(host)
+        m.migration_type == "evacuation"
+            && m.status == "done"
+            && m.source_compute.as_deref() == Some(host)
     });
     for m in done {
         app.compute.fleet.release(&m.uuid);

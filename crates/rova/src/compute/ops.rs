@@ -197,7 +197,7 @@ async fn rebuild(app: &Arc<App>, ctx: &Ctx, links: &Links, id: &str, r: super::a
     if let Some(md) = &r.metadata {
         let limit = app.compute.effective_quota(&cur.project_id).metadata_items;
         if limit >= 0 && md.len() as i64 > limit {
-            return Err(Fault::forbidden(format!("Quota exceeded for metadata_items: Requested {}, but already used 0 of {limit} metadata_items", md.len())));
+            return Err(Fault::forbidden(format!("Maximum number of metadata items exceeds {limit}")));
         }
     }
     let admin_pass = r
@@ -478,7 +478,8 @@ async fn snapshot(
     let cur = servers::visible(app, ctx, id)?;
     let limit = app.compute.effective_quota(&cur.project_id).metadata_items;
     if !ctx.at_least(39) && limit >= 0 && metadata.len() as i64 > limit {
-        return Err(Fault::forbidden(format!("Quota exceeded for metadata_items: Requested {}, but already used 0 of {limit} metadata_items", metadata.len())));
+        // Nova's check_img_metadata_properties_quota (below 2.39).
+        return Err(Fault::forbidden("Image metadata limit exceeded"));
     }
     if backup.is_some() && cur.is_volume_backed() {
         return Err(Fault::bad_request("Backup is not supported for volume-backed instances"));

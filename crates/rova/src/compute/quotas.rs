@@ -39,9 +39,18 @@ pub const RESOURCES: &[&str] = &[
 ];
 
 /// Hidden from 2.36 on (network proxies gone).
-pub const NETWORK_RESOURCES: &[&str] = &["fixed_ips", "floating_ips", "security_group_rules", "security_groups"];
+pub const NETWORK_RESOURCES: &[&str] = &[
+    "fixed_ips",
+    "floating_ips",
+    "security_group_rules",
+    "security_groups",
+];
 /// Hidden from 2.57 on (personality gone).
-pub const FILE_RESOURCES: &[&str] = &["injected_files", "injected_file_content_bytes", "injected_file_path_bytes"];
+pub const FILE_RESOURCES: &[&str] = &[
+    "injected_files",
+    "injected_file_content_bytes",
+    "injected_file_path_bytes",
+];
 
 /// The resources shown at a microversion.
 pub fn visible_resources(ctx: &Ctx) -> Vec<&'static str> {
@@ -118,9 +127,15 @@ pub fn in_use(app: &App, ctx: &Ctx, project_id: &str) -> BTreeMap<&'static str, 
     m.insert("ram", u.ram);
     m.insert(
         "key_pairs",
-        app.compute.keypairs.filter(|k| k.user_id == ctx.user_id).len() as i64,
+        app.compute
+            .keypairs
+            .filter(|k| k.user_id == ctx.user_id)
+            .len() as i64,
     );
-    m.insert("server_groups", super::server_groups::count_for_project(app, project_id));
+    m.insert(
+        "server_groups",
+        super::server_groups::count_for_project(app, project_id),
+    );
     m
 }
 
@@ -135,7 +150,9 @@ pub fn check_read(app: &App, ctx: &Ctx, project_id: &str, rule: &str) -> Result<
 /// Nova's `identity.verify_project_id`: an unknown project is a 400.
 pub fn verify_project(app: &App, project_id: &str) -> Result<(), Fault> {
     if app.identity.projects.get(project_id).is_none() {
-        return Err(Fault::bad_request(format!("Project ID {project_id} is not a valid project.")));
+        return Err(Fault::bad_request(format!(
+            "Project ID {project_id} is not a valid project."
+        )));
     }
     Ok(())
 }
@@ -167,7 +184,10 @@ pub async fn update(
         .quotas
         .upsert(
             project_id,
-            || ProjectQuota { project_id: pid.clone(), limits: BTreeMap::new() },
+            || ProjectQuota {
+                project_id: pid.clone(),
+                limits: BTreeMap::new(),
+            },
             |p| {
                 for (k, v) in values {
                     if !NETWORK_RESOURCES.contains(&k.as_str()) {

@@ -50,7 +50,11 @@ pub fn claim(app: &App, consumer: &str, spec: &RequestSpec) -> Result<Placed, No
         let host = select_host(states, spec, &weights)?;
         claims.insert(
             consumer.to_string(),
-            Claim { host: host.clone(), instance_uuid: spec.instance_uuid.clone(), resources: spec.resources },
+            Claim {
+                host: host.clone(),
+                instance_uuid: spec.instance_uuid.clone(),
+                resources: spec.resources,
+            },
         );
         Ok(host)
     })?;
@@ -58,7 +62,10 @@ pub fn claim(app: &App, consumer: &str, spec: &RequestSpec) -> Result<Placed, No
         .host(&host)
         .map(|h| h.availability_zone.clone())
         .unwrap_or_else(|| fleet.default_zone());
-    Ok(Placed { host, availability_zone })
+    Ok(Placed {
+        host,
+        availability_zone,
+    })
 }
 
 /// The scheduling step of a build: the instance's own claim.

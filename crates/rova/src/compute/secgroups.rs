@@ -317,7 +317,10 @@ fn nova_rule(app: &App, r: &SecurityGroupRule) -> Option<Value> {
     let (group, ip_range) = match &r.remote_group_id {
         Some(gid) => {
             let g = app.networks.security_groups.get(gid)?;
-            (json!({"name": g.name, "tenant_id": g.project_id}), json!({}))
+            (
+                json!({"name": g.name, "tenant_id": g.project_id}),
+                json!({}),
+            )
         }
         None => (
             json!({}),
@@ -465,7 +468,11 @@ fn group_body(body: &Value) -> Result<(String, String), Fault> {
         .get("security_group")
         .ok_or_else(|| Fault::bad_request("'security_group' is a required property"))?;
     let obj = sg.as_object().ok_or_else(|| {
-        fields::invalid("security_group", sg, format!("{sg} is not of type 'object'"))
+        fields::invalid(
+            "security_group",
+            sg,
+            format!("{sg} is not of type 'object'"),
+        )
     })?;
     let text = |key: &str| -> Result<String, Fault> {
         let v = obj.get(key).ok_or_else(|| {
@@ -574,18 +581,18 @@ fn nova_cidr(v: Option<&Value>) -> Result<String, Fault> {
         .map(|(_, v)| v.into_owned())
         .unwrap_or_else(|| s.clone());
     let valid = match decoded.split_once('/') {
-        Some((ip, len)) => {
-            ip.parse::<IpAddr>().is_ok_and(|ip| {
-                let max = if ip.is_ipv4() { 32 } else { 128 };
-                len.parse::<u8>().is_ok_and(|l| l <= max)
-            })
-        }
+        Some((ip, len)) => ip.parse::<IpAddr>().is_ok_and(|ip| {
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            len.parse::<u8>().is_ok_and(|l| l <= max)
+        }),
         None => decoded.parse::<IpAddr>().is_ok(),
     };
     if valid {
         Ok(decoded)
     } else {
-        Err(Fault::bad_request(format!("{s} is not a valid IP network.")))
+        Err(Fault::bad_request(format!(
+            "{s} is not a valid IP network."
+        )))
     }
 }
 
@@ -627,7 +634,11 @@ fn new_ingress_rule(
         rule.cidr = Some(nova_cidr(cidr)?);
     }
     let (Some(proto), Some(upper), Some(f), Some(t)) = (protocol, upper, from, to) else {
-        return Ok(if rule.cidr.is_some() { None } else { Some(rule) });
+        return Ok(if rule.cidr.is_some() {
+            None
+        } else {
+            Some(rule)
+        });
     };
     let icmp = upper == "ICMP";
     let (Some(f), Some(t)) = (int_of(&f), int_of(&t)) else {
@@ -641,7 +652,11 @@ fn new_ingress_rule(
         return Err(Fault::bad_request(format!("Invalid IP protocol {proto}.")));
     }
     if !icmp && f > t {
-        return Err(port_range_error(f, t, "Former value cannot be greater than the later"));
+        return Err(port_range_error(
+            f,
+            t,
+            "Former value cannot be greater than the later",
+        ));
     }
     if !icmp && (f < 1 || t > 65535) {
         return Err(port_range_error(
@@ -651,7 +666,11 @@ fn new_ingress_rule(
         ));
     }
     if icmp && !((-1..=255).contains(&f) && (-1..=255).contains(&t)) {
-        return Err(port_range_error(f, t, "For ICMP, the type:code must be valid"));
+        return Err(port_range_error(
+            f,
+            t,
+            "For ICMP, the type:code must be valid",
+        ));
     }
     rule.protocol = Some(proto);
     rule.from_port = Some(f);
@@ -668,7 +687,11 @@ fn existing_as_nova(r: &SecurityGroupRule) -> NovaRule {
     };
     NovaRule {
         group_id: r.remote_group_id.clone(),
-        cidr: Some(r.remote_ip_prefix.clone().unwrap_or_else(|| "0.0.0.0/0".into())),
+        cidr: Some(
+            r.remote_ip_prefix
+                .clone()
+                .unwrap_or_else(|| "0.0.0.0/0".into()),
+        ),
         protocol: r.protocol.clone(),
         from_port: from,
         to_port: to,
@@ -745,7 +768,8 @@ pub async fn proxy_rule_create(app: &App, ctx: &Ctx, body: &Value) -> Result<Val
         Some(c) if c.split('/').next().is_some_and(|ip| ip.contains(':')) => "IPv6",
         _ => "IPv4",
     };
-    let protocol = convert_protocol(&json!(new.protocol)).map_err(|e| Fault::bad_request(e.message))?;
+    let protocol =
+        convert_protocol(&json!(new.protocol)).map_err(|e| Fault::bad_request(e.message))?;
     let port = |p: Option<i64>| p.filter(|v| *v != -1).and_then(|v| u32::try_from(v).ok());
     let now = app.clock.now();
     let remote_ip_prefix = match &new.cidr {
@@ -769,11 +793,15 @@ pub async fn proxy_rule_create(app: &App, ctx: &Ctx, body: &Value) -> Result<Val
         updated_at: now,
     };
     normalize_rule(&mut rule).map_err(|e| Fault::bad_request(e.message))?;
-    let rule = app.networks.add_rule(rule).await.map_err(|e| match e.status {
-        404 => Fault::not_found(e.message),
-        409 => Fault::forbidden(e.message),
-        _ => Fault::bad_request(e.message),
-    })?;
+    let rule = app
+        .networks
+        .add_rule(rule)
+        .await
+        .map_err(|e| match e.status {
+            404 => Fault::not_found(e.message),
+            409 => Fault::forbidden(e.message),
+            _ => Fault::bad_request(e.message),
+        })?;
     let mut out = nova_rule(app, &rule).unwrap_or(Value::Null);
     if let Some(src) = source {
         out["group"] = json!({"name": src.name, "tenant_id": src.project_id});

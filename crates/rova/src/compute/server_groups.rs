@@ -58,7 +58,10 @@ pub struct NewGroup {
 
 /// Number of groups a project owns.
 pub fn count_for_project(app: &App, project_id: &str) -> i64 {
-    app.compute.server_groups.filter(|g| g.project_id == project_id).len() as i64
+    app.compute
+        .server_groups
+        .filter(|g| g.project_id == project_id)
+        .len() as i64
 }
 
 /// POST /os-server-groups: quota check and insert in one transaction.
@@ -80,7 +83,11 @@ pub async fn create(app: &App, ctx: &Ctx, req: NewGroup) -> Result<Arc<ServerGro
     app.compute
         .server_groups
         .transact(|tx| {
-            let used = tx.values().iter().filter(|x| x.project_id == project).count() as i64;
+            let used = tx
+                .values()
+                .iter()
+                .filter(|x| x.project_id == project)
+                .count() as i64;
             if limit >= 0 && used + 1 > limit {
                 return Err(Fault::forbidden("Quota exceeded, too many server groups."));
             }
@@ -97,7 +104,11 @@ pub async fn create(app: &App, ctx: &Ctx, req: NewGroup) -> Result<Arc<ServerGro
 /// Looks a group up for show/delete: any project's group exists, but only
 /// its project (or an admin) passes the policy check.
 pub fn get(app: &App, ctx: &Ctx, id: &str, rule: &str) -> Result<Arc<ServerGroup>, Fault> {
-    let g = app.compute.server_groups.get(id).ok_or_else(|| not_found(id))?;
+    let g = app
+        .compute
+        .server_groups
+        .get(id)
+        .ok_or_else(|| not_found(id))?;
     if !ctx.is_admin() && g.project_id != ctx.project_id {
         return Err(Fault::policy(rule));
     }
@@ -106,11 +117,19 @@ pub fn get(app: &App, ctx: &Ctx, id: &str, rule: &str) -> Result<Arc<ServerGroup
 
 /// GET /os-server-groups: the project's groups, or everyone's for an admin
 /// with `all_projects`; oldest first, then offset/limit.
-pub fn list(app: &App, ctx: &Ctx, all_projects: bool, offset: usize, limit: usize) -> Vec<Arc<ServerGroup>> {
+pub fn list(
+    app: &App,
+    ctx: &Ctx,
+    all_projects: bool,
+    offset: usize,
+    limit: usize,
+) -> Vec<Arc<ServerGroup>> {
     let mut all = if all_projects && ctx.is_admin() {
         app.compute.server_groups.all()
     } else {
-        app.compute.server_groups.filter(|g| g.project_id == ctx.project_id)
+        app.compute
+            .server_groups
+            .filter(|g| g.project_id == ctx.project_id)
     };
     all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.uuid.cmp(&b.uuid)));
     all.into_iter().skip(offset).take(limit).collect()
@@ -121,18 +140,26 @@ pub fn list(app: &App, ctx: &Ctx, all_projects: bool, offset: usize, limit: usiz
 pub async fn delete(app: &App, ctx: &Ctx, id: &str) -> Result<(), Fault> {
     ctx.require_member("os_compute_api:os-server-groups:delete")?;
     let g = get(app, ctx, id, "os_compute_api:os-server-groups:delete")?;
-    app.compute.server_groups.remove(id).await?.ok_or_else(|| not_found(id))?;
+    app.compute
+        .server_groups
+        .remove(id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
     for m in &g.members {
         let _ = app
             .compute
             .instances
-            .update(m, || Fault::instance_not_found(m), |i| {
-                if !i.server_groups.iter().any(|x| x == id) {
-                    return Err(Fault::conflict("not a member"));
-                }
-                i.server_groups.retain(|x| x != id);
-                Ok(())
-            })
+            .update(
+                m,
+                || Fault::instance_not_found(m),
+                |i| {
+                    if !i.server_groups.iter().any(|x| x == id) {
+                        return Err(Fault::conflict("not a member"));
+                    }
+                    i.server_groups.retain(|x| x != id);
+                    Ok(())
+                },
+            )
             .await;
     }
     Ok(())
@@ -148,8 +175,16 @@ pub fn for_hint(app: &App, hint: &str) -> Result<Arc<ServerGroup>, Fault> {
 
 /// Adds new servers to a group, checking `server_group_members` (members
 /// owned by the same user) in the same transaction.
-pub async fn add_members(app: &App, ctx: &Ctx, group_id: &str, uuids: &[String]) -> Result<(), Fault> {
-    let limit = app.compute.effective_quota(&ctx.project_id).server_group_members;
+pub async fn add_members(
+    app: &App,
+    ctx: &Ctx,
+    group_id: &str,
+    uuids: &[String],
+) -> Result<(), Fault> {
+    let limit = app
+        .compute
+        .effective_quota(&ctx.project_id)
+        .server_group_members;
     let user = ctx.user_id.clone();
     // Members whose row is not written yet belong to a create in flight
     // and count too, so that concurrent creates cannot overshoot.
@@ -164,10 +199,14 @@ pub async fn add_members(app: &App, ctx: &Ctx, group_id: &str, uuids: &[String])
     app.compute
         .server_groups
         .transact(|tx| {
-            let mut g = tx.get(&gid).ok_or_else(|| Fault::bad_request(format!("Instance group {gid} could not be found.")))?;
+            let mut g = tx.get(&gid).ok_or_else(|| {
+                Fault::bad_request(format!("Instance group {gid} could not be found."))
+            })?;
             let used = g.members.iter().filter(|m| owned_by_user(m)).count() as i64;
             if limit >= 0 && used + uuids.len() as i64 > limit {
-                return Err(Fault::forbidden("Quota exceeded, too many servers in group"));
+                return Err(Fault::forbidden(
+                    "Quota exceeded, too many servers in group",
+                ));
             }
             g.members.extend(uuids.iter().cloned());
             tx.put(&gid, g);

@@ -65,13 +65,7 @@ const RULE_ATTRS: &[&str] = &[
     "revision_number",
     "belongs_to_default_sg",
 ];
-const SG_CREATE: &[&str] = &[
-    "name",
-    "description",
-    "tenant_id",
-    "project_id",
-    "stateful",
-];
+const SG_CREATE: &[&str] = &["name", "description", "tenant_id", "project_id", "stateful"];
 const SG_UPDATE: &[&str] = &["name", "description", "stateful"];
 const SG_READ_ONLY: &[&str] = &[
     "id",
@@ -394,7 +388,10 @@ fn rule_from_body(
         Some(d @ ("ingress" | "egress")) => d.to_string(),
         _ => {
             let v = &m["direction"];
-            let shown = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            let shown = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
             return Err(bad(format!(
                 "Invalid input for direction. Reason: '{shown}' is not in ['ingress', 'egress']."
             )));
@@ -435,8 +432,7 @@ fn rule_from_body(
             )))
         }
     };
-    if m
-        .get("remote_address_group_id")
+    if m.get("remote_address_group_id")
         .is_some_and(|v| !v.is_null())
     {
         return Err(bad("Address groups are not supported by this service."));
@@ -476,7 +472,10 @@ async fn create_rule(
     }
     let g = visible_group(&app, &ctx, &rule.security_group_id)?;
     let rule = app.networks.add_rule(rule).await?;
-    Ok(created("security_group_rule", rule_json(&rule, g.is_default)))
+    Ok(created(
+        "security_group_rule",
+        rule_json(&rule, g.is_default),
+    ))
 }
 
 async fn delete_rule(
@@ -533,8 +532,10 @@ mod tests {
             400
         );
         assert_eq!(
-            status(json!({"security_group_id": "g", "direction": "ingress", "ethertype": "IPv6",
-                "remote_ip_prefix": "10.0.0.0/8"})),
+            status(
+                json!({"security_group_id": "g", "direction": "ingress", "ethertype": "IPv6",
+                "remote_ip_prefix": "10.0.0.0/8"})
+            ),
             400
         );
     }
@@ -555,7 +556,10 @@ mod tests {
         for k in SG_ATTRS {
             assert!(v.get(*k).is_some(), "{k}");
         }
-        let rules = v["security_group_rules"].as_array().cloned().unwrap_or_default();
+        let rules = v["security_group_rules"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         assert_eq!(rules.len(), 2);
         for k in RULE_ATTRS {
             assert!(rules[0].get(*k).is_some(), "{k}");

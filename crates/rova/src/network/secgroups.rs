@@ -347,7 +347,10 @@ pub fn convert_ethertype(v: &serde_json::Value) -> Result<String, SgError> {
         Some("ipv4") => Ok("IPv4".into()),
         Some("ipv6") => Ok("IPv6".into()),
         _ => {
-            let shown = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            let shown = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
             Err(SgError::bad(
                 "SecurityGroupRuleInvalidEtherType",
                 format!(
@@ -818,8 +821,7 @@ impl Networks {
                     &g.id,
                     || Fault::not_found("gone"),
                     |g| {
-                        g.rules
-                            .retain(|r| r.remote_group_id.as_deref() != Some(id));
+                        g.rules.retain(|r| r.remote_group_id.as_deref() != Some(id));
                         g.revision_number += 1;
                         Ok(())
                     },
@@ -836,10 +838,7 @@ impl Networks {
 
     /// Adds a normalised rule to its group unless an equal rule exists
     /// (409 `SecurityGroupRuleExists`).
-    pub async fn add_rule(
-        &self,
-        rule: SecurityGroupRule,
-    ) -> Result<SecurityGroupRule, SgError> {
+    pub async fn add_rule(&self, rule: SecurityGroupRule) -> Result<SecurityGroupRule, SgError> {
         let sg_id = rule.security_group_id.clone();
         let key = rule_key(&rule);
         let mut dup: Option<String> = None;
@@ -935,14 +934,34 @@ mod tests {
         assert_eq!(id, default_group_id("p1"));
         assert_ne!(id, default_group_id("p2"));
         assert!(uuid::Uuid::parse_str(&id).is_ok());
-        let g = new_group(id.clone(), "default".into(), String::new(), "p1", true, true, now);
+        let g = new_group(
+            id.clone(),
+            "default".into(),
+            String::new(),
+            "p1",
+            true,
+            true,
+            now,
+        );
         assert_eq!(g.rules.len(), 4);
-        let ingress: Vec<_> = g.rules.iter().filter(|r| r.direction == "ingress").collect();
+        let ingress: Vec<_> = g
+            .rules
+            .iter()
+            .filter(|r| r.direction == "ingress")
+            .collect();
         assert_eq!(ingress.len(), 2);
         assert!(ingress
             .iter()
             .all(|r| r.remote_group_id.as_deref() == Some(id.as_str())));
-        let g = new_group("x".into(), "web".into(), String::new(), "p1", true, false, now);
+        let g = new_group(
+            "x".into(),
+            "web".into(),
+            String::new(),
+            "p1",
+            true,
+            false,
+            now,
+        );
         assert_eq!(g.rules.len(), 2);
         assert!(g.rules.iter().all(|r| r.direction == "egress"));
     }
@@ -1048,7 +1067,9 @@ mod tests {
         assert_eq!(e.status, 400);
         assert_eq!(
             e.message,
-            format!("Invalid input for security_groups. Reason: Duplicate items in the list: '{id}'.")
+            format!(
+                "Invalid input for security_groups. Reason: Duplicate items in the list: '{id}'."
+            )
         );
         assert!(parse_group_ids(&json!(["web"])).is_err());
         assert!(parse_group_ids(&json!("x")).is_err());

@@ -28,11 +28,15 @@ async fn boot(c: &TestCloud, u: &User, name: &str, hints: Value) -> Value {
     let r = create(c, u, "2.74", name, "1", hints).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     let id = r.body["server"]["id"].as_str().expect("id").to_string();
-    c.wait_status(u, &id, &["ACTIVE", "ERROR"], Some("2.74")).await
+    c.wait_status(u, &id, &["ACTIVE", "ERROR"], Some("2.74"))
+        .await
 }
 
 fn host(s: &Value) -> String {
-    s["OS-EXT-SRV-ATTR:host"].as_str().unwrap_or_default().to_string()
+    s["OS-EXT-SRV-ATTR:host"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn id(s: &Value) -> String {
@@ -44,9 +48,19 @@ async fn group(c: &TestCloud, u: &User, policy: &str, rules: Value) -> String {
     if !rules.is_null() {
         g["rules"] = rules;
     }
-    let r = c.post(u, "/os-server-groups", Some("2.64"), json!({"server_group": g})).await;
+    let r = c
+        .post(
+            u,
+            "/os-server-groups",
+            Some("2.64"),
+            json!({"server_group": g}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    r.body["server_group"]["id"].as_str().expect("group id").to_string()
+    r.body["server_group"]["id"]
+        .as_str()
+        .expect("group id")
+        .to_string()
 }
 
 async fn show(c: &TestCloud, u: &User, id: &str) -> Value {
@@ -56,11 +70,14 @@ async fn show(c: &TestCloud, u: &User, id: &str) -> Value {
 }
 
 async fn action(c: &TestCloud, u: &User, id: &str, v: &str, body: Value) -> Resp {
-    c.post(u, &format!("/servers/{id}/action"), Some(v), body).await
+    c.post(u, &format!("/servers/{id}/action"), Some(v), body)
+        .await
 }
 
 async fn migrations(c: &TestCloud, u: &User, query: &str) -> Vec<Value> {
-    let r = c.get(u, &format!("/os-migrations{query}"), Some("2.80")).await;
+    let r = c
+        .get(u, &format!("/os-migrations{query}"), Some("2.80"))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     r.body["migrations"].as_array().cloned().unwrap_or_default()
 }
@@ -84,19 +101,41 @@ async fn hypervisor(c: &TestCloud, u: &User, name: &str) -> Value {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     r.body["hypervisors"]
         .as_array()
-        .and_then(|a| a.iter().find(|h| h["hypervisor_hostname"] == json!(name)).cloned())
+        .and_then(|a| {
+            a.iter()
+                .find(|h| h["hypervisor_hostname"] == json!(name))
+                .cloned()
+        })
         .expect("hypervisor")
 }
 
 async fn force_down(c: &TestCloud, u: &User, host: &str, down: bool) {
-    let r = c.get(u, &format!("/os-services?host={host}&binary=nova-compute"), Some("2.53")).await;
-    let sid = r.body["services"][0]["id"].as_str().expect("service id").to_string();
     let r = c
-        .compute(u, Method::PUT, &format!("/os-services/{sid}"), Some("2.53"), Some(json!({"forced_down": down})))
+        .get(
+            u,
+            &format!("/os-services?host={host}&binary=nova-compute"),
+            Some("2.53"),
+        )
+        .await;
+    let sid = r.body["services"][0]["id"]
+        .as_str()
+        .expect("service id")
+        .to_string();
+    let r = c
+        .compute(
+            u,
+            Method::PUT,
+            &format!("/os-services/{sid}"),
+            Some("2.53"),
+            Some(json!({"forced_down": down})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["service"]["forced_down"], json!(down));
-    assert_eq!(r.body["service"]["state"], json!(if down { "down" } else { "up" }));
+    assert_eq!(
+        r.body["service"]["state"],
+        json!(if down { "down" } else { "up" })
+    );
 }
 
 #[tokio::test]
@@ -119,16 +158,36 @@ async fn anti_affinity_spreads_over_three_hosts_then_no_valid_host() {
     assert_eq!(s["fault"]["message"], json!(NO_HOSTS));
     assert_eq!(host(&s), "");
     // Members and the 2.71 server_groups field.
-    let r = c.get(&a, &format!("/os-server-groups/{g}"), Some("2.64")).await;
-    assert_eq!(r.body["server_group"]["members"].as_array().map(Vec::len), Some(4));
-    let r = c.get(&a, &format!("/servers/{}", ids[0]), Some("2.71")).await;
+    let r = c
+        .get(&a, &format!("/os-server-groups/{g}"), Some("2.64"))
+        .await;
+    assert_eq!(
+        r.body["server_group"]["members"].as_array().map(Vec::len),
+        Some(4)
+    );
+    let r = c
+        .get(&a, &format!("/servers/{}", ids[0]), Some("2.71"))
+        .await;
     assert_eq!(r.body["server"]["server_groups"], json!([g]));
     // A deleted server leaves the group and frees its host for a new member.
-    let r = c.compute(&a, Method::DELETE, &format!("/servers/{}", ids[0]), None, None).await;
+    let r = c
+        .compute(
+            &a,
+            Method::DELETE,
+            &format!("/servers/{}", ids[0]),
+            None,
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     c.wait_status(&a, &ids[0], &["404"], None).await;
-    let r = c.get(&a, &format!("/os-server-groups/{g}"), Some("2.64")).await;
-    let members = r.body["server_group"]["members"].as_array().cloned().unwrap_or_default();
+    let r = c
+        .get(&a, &format!("/os-server-groups/{g}"), Some("2.64"))
+        .await;
+    let members = r.body["server_group"]["members"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(!members.contains(&json!(ids[0])));
     let s = boot(&c, &a, "aa4", json!({"group": g})).await;
     assert_eq!(s["status"], json!("ACTIVE"), "{s}");
@@ -160,8 +219,13 @@ async fn max_server_per_host_rule() {
         .await;
     assert_eq!(r.fault(400), "Only anti-affinity policy supports rules.");
     let g = group(&c, &a, "anti-affinity", json!({"max_server_per_host": 2})).await;
-    let r = c.get(&a, &format!("/os-server-groups/{g}"), Some("2.64")).await;
-    assert_eq!(r.body["server_group"]["rules"], json!({"max_server_per_host": 2}));
+    let r = c
+        .get(&a, &format!("/os-server-groups/{g}"), Some("2.64"))
+        .await;
+    assert_eq!(
+        r.body["server_group"]["rules"],
+        json!({"max_server_per_host": 2})
+    );
     let mut per_host = std::collections::BTreeMap::<String, u32>::new();
     for i in 0..4 {
         let s = boot(&c, &a, &format!("m{i}"), json!({"group": g})).await;
@@ -182,12 +246,35 @@ async fn same_host_and_different_host_hints() {
     assert_eq!(host(&near), host(&first));
     let far = boot(&c, &a, "far", json!({"different_host": id(&first)})).await;
     assert_ne!(host(&far), host(&first));
-    let r = create(&c, &a, "2.74", "bad", "1", json!({"group": "6f8a6a3c-2c6f-4f2b-9b74-7d3c1a1e0f00"})).await;
-    assert_eq!(r.fault(400), "Instance group 6f8a6a3c-2c6f-4f2b-9b74-7d3c1a1e0f00 could not be found.");
+    let r = create(
+        &c,
+        &a,
+        "2.74",
+        "bad",
+        "1",
+        json!({"group": "6f8a6a3c-2c6f-4f2b-9b74-7d3c1a1e0f00"}),
+    )
+    .await;
+    assert_eq!(
+        r.fault(400),
+        "Instance group 6f8a6a3c-2c6f-4f2b-9b74-7d3c1a1e0f00 could not be found."
+    );
     // JsonFilter and SimpleCIDRAffinityFilter.
-    let s = boot(&c, &a, "q", json!({"query": "[\"=\", \"$host\", \"rova-sim-3\"]"})).await;
+    let s = boot(
+        &c,
+        &a,
+        "q",
+        json!({"query": "[\"=\", \"$host\", \"rova-sim-3\"]"}),
+    )
+    .await;
     assert_eq!(host(&s), "rova-sim-3");
-    let s = boot(&c, &a, "near-ip", json!({"build_near_host_ip": "10.1.0.2", "cidr": "/32"})).await;
+    let s = boot(
+        &c,
+        &a,
+        "near-ip",
+        json!({"build_near_host_ip": "10.1.0.2", "cidr": "/32"}),
+    )
+    .await;
     assert_eq!(host(&s), "rova-sim-1");
 }
 
@@ -200,12 +287,24 @@ async fn flavor_that_fits_nowhere_errors_with_the_fault() {
     .await;
     let a = c.login("admin").await;
     let r = c
-        .post(&a, "/flavors", None, json!({"flavor": {"name": "huge", "ram": 512, "vcpus": 17, "disk": 1, "id": "huge"}}))
+        .post(
+            &a,
+            "/flavors",
+            None,
+            json!({"flavor": {"name": "huge", "ram": 512, "vcpus": 17, "disk": 1, "id": "huge"}}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let r = create(&c, &a, "2.74", "big", "huge", Value::Null).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let s = c.wait_status(&a, r.body["server"]["id"].as_str().expect("id"), &["ERROR"], None).await;
+    let s = c
+        .wait_status(
+            &a,
+            r.body["server"]["id"].as_str().expect("id"),
+            &["ERROR"],
+            None,
+        )
+        .await;
     assert_eq!(s["fault"]["code"], json!(500));
     let msg = s["fault"]["message"].as_str().unwrap_or_default();
     assert!(msg.starts_with("No valid host was found."), "{msg}");
@@ -220,9 +319,25 @@ async fn quota_set_update_then_create_beyond_is_403() {
     let a = c.login("admin").await;
     let d = c.login("demo").await;
     let path = format!("/os-quota-sets/{}", d.project_id);
-    let r = c.compute(&d, Method::PUT, &path, None, Some(json!({"quota_set": {"instances": 2}}))).await;
+    let r = c
+        .compute(
+            &d,
+            Method::PUT,
+            &path,
+            None,
+            Some(json!({"quota_set": {"instances": 2}})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = c.compute(&a, Method::PUT, &path, None, Some(json!({"quota_set": {"instances": 2}}))).await;
+    let r = c
+        .compute(
+            &a,
+            Method::PUT,
+            &path,
+            None,
+            Some(json!({"quota_set": {"instances": 2}})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["quota_set"]["instances"], json!(2));
     assert!(r.body["quota_set"].get("id").is_none());
@@ -230,35 +345,84 @@ async fn quota_set_update_then_create_beyond_is_403() {
     assert_eq!(r.body["quota_set"]["instances"], json!(2));
     assert_eq!(r.body["quota_set"]["id"], json!(d.project_id));
     for i in 0..2 {
-        assert_eq!(boot(&c, &d, &format!("q{i}"), Value::Null).await["status"], json!("ACTIVE"));
+        assert_eq!(
+            boot(&c, &d, &format!("q{i}"), Value::Null).await["status"],
+            json!("ACTIVE")
+        );
     }
     let r = create(&c, &d, "2.74", "q2", "1", Value::Null).await;
-    assert_eq!(r.fault(403), "Quota exceeded for instances: Requested 1, but already used 2 of 2 instances");
+    assert_eq!(
+        r.fault(403),
+        "Quota exceeded for instances: Requested 1, but already used 2 of 2 instances"
+    );
     let r = c.get(&d, &format!("{path}/detail"), None).await;
-    assert_eq!(r.body["quota_set"]["instances"], json!({"in_use": 2, "limit": 2, "reserved": 0}));
+    assert_eq!(
+        r.body["quota_set"]["instances"],
+        json!({"in_use": 2, "limit": 2, "reserved": 0})
+    );
     let r = c.get(&d, "/limits", None).await;
     assert_eq!(r.body["limits"]["absolute"]["maxTotalInstances"], json!(2));
     assert_eq!(r.body["limits"]["absolute"]["totalInstancesUsed"], json!(2));
     // Below usage needs force.
-    let r = c.compute(&a, Method::PUT, &path, None, Some(json!({"quota_set": {"instances": 1}}))).await;
+    let r = c
+        .compute(
+            &a,
+            Method::PUT,
+            &path,
+            None,
+            Some(json!({"quota_set": {"instances": 1}})),
+        )
+        .await;
     assert_eq!(
         r.fault(400),
         "Quota limit 1 for instances must be greater than or equal to already used and reserved 2."
     );
     let r = c
-        .compute(&a, Method::PUT, &path, None, Some(json!({"quota_set": {"instances": "1", "force": "True"}})))
+        .compute(
+            &a,
+            Method::PUT,
+            &path,
+            None,
+            Some(json!({"quota_set": {"instances": "1", "force": "True"}})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let r = c.compute(&a, Method::PUT, &path, None, Some(json!({"quota_set": {"instances": -2}}))).await;
+    let r = c
+        .compute(
+            &a,
+            Method::PUT,
+            &path,
+            None,
+            Some(json!({"quota_set": {"instances": -2}})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // Server groups count against their own quota and show in /limits.
-    let r = c.compute(&a, Method::PUT, &path, None, Some(json!({"quota_set": {"server_groups": 1}}))).await;
+    let r = c
+        .compute(
+            &a,
+            Method::PUT,
+            &path,
+            None,
+            Some(json!({"quota_set": {"server_groups": 1}})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     group(&c, &d, "anti-affinity", Value::Null).await;
-    let r = c.post(&d, "/os-server-groups", Some("2.64"), json!({"server_group": {"name": "n", "policy": "affinity"}})).await;
+    let r = c
+        .post(
+            &d,
+            "/os-server-groups",
+            Some("2.64"),
+            json!({"server_group": {"name": "n", "policy": "affinity"}}),
+        )
+        .await;
     assert_eq!(r.fault(403), "Quota exceeded, too many server groups.");
     let r = c.get(&d, "/limits", None).await;
-    assert_eq!(r.body["limits"]["absolute"]["totalServerGroupsUsed"], json!(1));
+    assert_eq!(
+        r.body["limits"]["absolute"]["totalServerGroupsUsed"],
+        json!(1)
+    );
     assert_eq!(r.body["limits"]["absolute"]["maxServerGroups"], json!(1));
     // Delete reverts to the defaults (202).
     let r = c.compute(&a, Method::DELETE, &path, None, None).await;
@@ -266,8 +430,11 @@ async fn quota_set_update_then_create_beyond_is_403() {
     let r = c.get(&d, &path, None).await;
     assert_eq!(r.body["quota_set"]["instances"], json!(10));
     let r = c.get(&d, &format!("{path}/defaults"), Some("2.57")).await;
-    assert_eq!(r.body["quota_set"], json!({"id": d.project_id, "cores": 20, "instances": 10, "key_pairs": 100,
-        "metadata_items": 128, "ram": 51200, "server_groups": 10, "server_group_members": 10}));
+    assert_eq!(
+        r.body["quota_set"],
+        json!({"id": d.project_id, "cores": 20, "instances": 10, "key_pairs": 100,
+        "metadata_items": 128, "ram": 51200, "server_groups": 10, "server_group_members": 10})
+    );
     // Another project's quotas are not visible to a member.
     let r = c.get(&d, "/os-quota-sets/admin", None).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
@@ -278,33 +445,67 @@ async fn server_group_members_quota() {
     let c = cloud(2).await;
     let a = c.login("admin").await;
     let r = c
-        .compute(&a, Method::PUT, &format!("/os-quota-sets/{}", a.project_id), None, Some(json!({"quota_set": {"server_group_members": 2}})))
+        .compute(
+            &a,
+            Method::PUT,
+            &format!("/os-quota-sets/{}", a.project_id),
+            None,
+            Some(json!({"quota_set": {"server_group_members": 2}})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let g = group(&c, &a, "soft-anti-affinity", Value::Null).await;
     for i in 0..2 {
-        assert_eq!(boot(&c, &a, &format!("s{i}"), json!({"group": g})).await["status"], json!("ACTIVE"));
+        assert_eq!(
+            boot(&c, &a, &format!("s{i}"), json!({"group": g})).await["status"],
+            json!("ACTIVE")
+        );
     }
     let r = create(&c, &a, "2.74", "s2", "1", json!({"group": g})).await;
     assert_eq!(r.fault(403), "Quota exceeded, too many servers in group");
     // Groups: 2.13 fields, legacy `policies` below 2.64, list and delete.
-    let r = c.get(&a, &format!("/os-server-groups/{g}"), Some("2.15")).await;
-    assert_eq!(r.body["server_group"]["policies"], json!(["soft-anti-affinity"]));
+    let r = c
+        .get(&a, &format!("/os-server-groups/{g}"), Some("2.15"))
+        .await;
+    assert_eq!(
+        r.body["server_group"]["policies"],
+        json!(["soft-anti-affinity"])
+    );
     assert_eq!(r.body["server_group"]["metadata"], json!({}));
     assert_eq!(r.body["server_group"]["project_id"], json!(a.project_id));
-    let r = c.post(&a, "/os-server-groups", Some("2.14"), json!({"server_group": {"name": "x", "policies": ["soft-affinity"]}})).await;
+    let r = c
+        .post(
+            &a,
+            "/os-server-groups",
+            Some("2.14"),
+            json!({"server_group": {"name": "x", "policies": ["soft-affinity"]}}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = c.get(&a, "/os-server-groups?limit=1&offset=0", Some("2.64")).await;
+    let r = c
+        .get(&a, "/os-server-groups?limit=1&offset=0", Some("2.64"))
+        .await;
     assert_eq!(r.body["server_groups"].as_array().map(Vec::len), Some(1));
     let d = c.login("demo").await;
     let r = c.get(&d, &format!("/os-server-groups/{g}"), None).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let r = c.get(&d, "/os-server-groups?all_projects=1", None).await;
     assert_eq!(r.body["server_groups"], json!([]));
-    let r = c.compute(&a, Method::DELETE, &format!("/os-server-groups/{g}"), None, None).await;
+    let r = c
+        .compute(
+            &a,
+            Method::DELETE,
+            &format!("/os-server-groups/{g}"),
+            None,
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let r = c.get(&a, &format!("/os-server-groups/{g}"), None).await;
-    assert_eq!(r.fault(404), format!("Instance group {g} could not be found."));
+    assert_eq!(
+        r.fault(404),
+        format!("Instance group {g} could not be found.")
+    );
 }
 
 #[tokio::test]
@@ -314,7 +515,13 @@ async fn two_hundred_parallel_creates_against_a_quota_of_100() {
     let d = c.login("demo").await;
     let path = format!("/os-quota-sets/{}", d.project_id);
     let r = c
-        .compute(&a, Method::PUT, &path, None, Some(json!({"quota_set": {"instances": 100, "cores": 100, "ram": 51200}})))
+        .compute(
+            &a,
+            Method::PUT,
+            &path,
+            None,
+            Some(json!({"quota_set": {"instances": 100, "cores": 100, "ram": 51200}})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let mut tasks = Vec::new();
@@ -345,7 +552,10 @@ async fn two_hundred_parallel_creates_against_a_quota_of_100() {
     }
     assert_eq!((ok, over), (100, 100));
     let r = c.get(&d, "/limits", None).await;
-    assert_eq!(r.body["limits"]["absolute"]["totalInstancesUsed"], json!(100));
+    assert_eq!(
+        r.body["limits"]["absolute"]["totalInstancesUsed"],
+        json!(100)
+    );
     assert_eq!(r.body["limits"]["absolute"]["totalCoresUsed"], json!(100));
     let r = c.get(&d, &format!("{path}/detail"), None).await;
     assert_eq!(r.body["quota_set"]["instances"]["in_use"], json!(100));
@@ -358,15 +568,27 @@ async fn cold_migrate_confirm_and_revert_move_hosts() {
     let s = boot(&c, &a, "mover", Value::Null).await;
     let (sid, src) = (id(&s), host(&s));
     let r = action(&c, &a, &sid, "2.56", json!({"migrate": {"host": src}})).await;
-    assert_eq!(r.fault(400), "Cannot migrate to the host where the server exists.");
-    let r = action(&c, &a, &sid, "2.56", json!({"migrate": {"host": "nowhere"}})).await;
+    assert_eq!(
+        r.fault(400),
+        "Cannot migrate to the host where the server exists."
+    );
+    let r = action(
+        &c,
+        &a,
+        &sid,
+        "2.56",
+        json!({"migrate": {"host": "nowhere"}}),
+    )
+    .await;
     assert_eq!(r.fault(400), "Compute host nowhere could not be found.");
     let d = c.login("demo").await;
     let r = action(&c, &d, &sid, "2.56", json!({"migrate": null})).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = action(&c, &a, &sid, "2.56", json!({"migrate": null})).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let s = c.wait_status(&a, &sid, &["VERIFY_RESIZE"], Some("2.74")).await;
+    let s = c
+        .wait_status(&a, &sid, &["VERIFY_RESIZE"], Some("2.74"))
+        .await;
     let dst = host(&s);
     assert_ne!(dst, src);
     let m = wait_migration(&c, &a, &sid, "finished").await;
@@ -380,7 +602,10 @@ async fn cold_migrate_confirm_and_revert_move_hosts() {
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     let s = c.wait_status(&a, &sid, &["ACTIVE"], Some("2.74")).await;
     assert_eq!(host(&s), dst);
-    assert_eq!(wait_migration(&c, &a, &sid, "confirmed").await["id"], m["id"]);
+    assert_eq!(
+        wait_migration(&c, &a, &sid, "confirmed").await["id"],
+        m["id"]
+    );
     assert_eq!(hypervisor(&c, &a, &src).await["vcpus_used"], json!(0));
     // Migrate again and revert: back to where it was.
     let r = action(&c, &a, &sid, "2.1", json!({"migrate": null})).await;
@@ -412,7 +637,9 @@ async fn resize_without_another_host_keeps_the_server_with_a_fault() {
     let s = c.wait_status(&a, &sid, &["ACTIVE"], Some("2.74")).await;
     assert_eq!(s["OS-EXT-STS:task_state"], Value::Null);
     assert_eq!(s["flavor"]["original_name"], json!("m1.tiny"));
-    let r = c.get(&a, &format!("/servers/{sid}/os-instance-actions"), None).await;
+    let r = c
+        .get(&a, &format!("/servers/{sid}/os-instance-actions"), None)
+        .await;
     let resize = r.body["instanceActions"]
         .as_array()
         .and_then(|l| l.iter().find(|x| x["action"] == json!("resize")).cloned())
@@ -429,14 +656,38 @@ async fn live_migration_moves_and_keeps_the_state() {
     let a = c.login("admin").await;
     let s = boot(&c, &a, "live", Value::Null).await;
     let (sid, src) = (id(&s), host(&s));
-    let r = action(&c, &a, &sid, "2.25", json!({"os-migrateLive": {"host": "nowhere", "block_migration": "auto"}})).await;
+    let r = action(
+        &c,
+        &a,
+        &sid,
+        "2.25",
+        json!({"os-migrateLive": {"host": "nowhere", "block_migration": "auto"}}),
+    )
+    .await;
     assert_eq!(r.fault(400), "Compute host nowhere could not be found.");
-    let r = action(&c, &a, &sid, "2.24", json!({"os-migrateLive": {"host": null, "block_migration": "auto"}})).await;
+    let r = action(
+        &c,
+        &a,
+        &sid,
+        "2.24",
+        json!({"os-migrateLive": {"host": null, "block_migration": "auto"}}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "auto needs 2.25");
     let r = action(&c, &a, &sid, "2.1", json!({"os-migrateLive": {"host": src, "block_migration": false, "disk_over_commit": false}})).await;
-    assert_eq!(r.fault(400), format!("Unable to migrate instance ({sid}) to current host ({src})."));
+    assert_eq!(
+        r.fault(400),
+        format!("Unable to migrate instance ({sid}) to current host ({src}).")
+    );
     assert_eq!(show(&c, &a, &sid).await["status"], json!("ACTIVE"));
-    let r = action(&c, &a, &sid, "2.68", json!({"os-migrateLive": {"host": null, "block_migration": "auto"}})).await;
+    let r = action(
+        &c,
+        &a,
+        &sid,
+        "2.68",
+        json!({"os-migrateLive": {"host": null, "block_migration": "auto"}}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     let m = wait_migration(&c, &a, &sid, "completed").await;
     assert_eq!(m["migration_type"], json!("live-migration"));
@@ -448,9 +699,21 @@ async fn live_migration_moves_and_keeps_the_state() {
     let r = action(&c, &a, &sid, "2.1", json!({"pause": null})).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     c.wait_status(&a, &sid, &["PAUSED"], None).await;
-    let r = action(&c, &a, &sid, "2.68", json!({"os-migrateLive": {"host": src, "block_migration": false}})).await;
+    let r = action(
+        &c,
+        &a,
+        &sid,
+        "2.68",
+        json!({"os-migrateLive": {"host": src, "block_migration": false}}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let all = migrations(&c, &a, &format!("?instance_uuid={sid}&migration_type=live-migration")).await;
+    let all = migrations(
+        &c,
+        &a,
+        &format!("?instance_uuid={sid}&migration_type=live-migration"),
+    )
+    .await;
     assert_eq!(all.len(), 3);
     wait_migration(&c, &a, &sid, "completed").await;
     let s = c.wait_status(&a, &sid, &["PAUSED"], Some("2.74")).await;
@@ -468,34 +731,86 @@ async fn live_migration_force_complete_and_abort() {
     }
     // force_complete ends a running migration early.
     let sid = id(&one);
-    let r = action(&c, &a, &sid, "2.68", json!({"os-migrateLive": {"host": null, "block_migration": "auto"}})).await;
+    let r = action(
+        &c,
+        &a,
+        &sid,
+        "2.68",
+        json!({"os-migrateLive": {"host": null, "block_migration": "auto"}}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     let m = wait_migration(&c, &a, &sid, "running").await;
     let mid = m["id"].as_i64().expect("mid");
-    let r = c.get(&a, &format!("/servers/{sid}/migrations"), Some("2.80")).await;
+    let r = c
+        .get(&a, &format!("/servers/{sid}/migrations"), Some("2.80"))
+        .await;
     assert_eq!(r.body["migrations"][0]["server_uuid"], json!(sid));
-    let r = c.get(&a, &format!("/servers/{sid}/migrations/{mid}"), Some("2.80")).await;
+    let r = c
+        .get(
+            &a,
+            &format!("/servers/{sid}/migrations/{mid}"),
+            Some("2.80"),
+        )
+        .await;
     assert_eq!(r.body["migration"]["status"], json!("running"));
-    let r = c.post(&a, &format!("/servers/{sid}/migrations/{mid}/action"), Some("2.22"), json!({"force_complete": null})).await;
+    let r = c
+        .post(
+            &a,
+            &format!("/servers/{sid}/migrations/{mid}/action"),
+            Some("2.22"),
+            json!({"force_complete": null}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     wait_migration(&c, &a, &sid, "completed").await;
     let s = c.wait_status(&a, &sid, &["ACTIVE"], Some("2.74")).await;
     assert_ne!(host(&s), host(&one));
-    let r = c.post(&a, &format!("/servers/{sid}/migrations/{mid}/action"), Some("2.22"), json!({"force_complete": null})).await;
+    let r = c
+        .post(
+            &a,
+            &format!("/servers/{sid}/migrations/{mid}/action"),
+            Some("2.22"),
+            json!({"force_complete": null}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     // Abort puts the server back on its source.
     let sid = id(&two);
-    let r = action(&c, &a, &sid, "2.68", json!({"os-migrateLive": {"host": null, "block_migration": "auto"}})).await;
+    let r = action(
+        &c,
+        &a,
+        &sid,
+        "2.68",
+        json!({"os-migrateLive": {"host": null, "block_migration": "auto"}}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     let m = wait_migration(&c, &a, &sid, "running").await;
     let mid = m["id"].as_i64().expect("mid");
-    let r = c.compute(&a, Method::DELETE, &format!("/servers/{sid}/migrations/{mid}"), Some("2.24"), None).await;
+    let r = c
+        .compute(
+            &a,
+            Method::DELETE,
+            &format!("/servers/{sid}/migrations/{mid}"),
+            Some("2.24"),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     wait_migration(&c, &a, &sid, "cancelled").await;
     let s = c.wait_status(&a, &sid, &["ACTIVE"], Some("2.74")).await;
     assert_eq!(host(&s), host(&two));
     assert_eq!(s["OS-EXT-STS:task_state"], Value::Null);
-    let r = c.compute(&a, Method::DELETE, &format!("/servers/{sid}/migrations/{mid}"), Some("2.24"), None).await;
+    let r = c
+        .compute(
+            &a,
+            Method::DELETE,
+            &format!("/servers/{sid}/migrations/{mid}"),
+            Some("2.24"),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
 }
 
@@ -506,9 +821,14 @@ async fn evacuate_from_a_forced_down_host() {
     let s = boot(&c, &a, "evac", Value::Null).await;
     let (sid, src) = (id(&s), host(&s));
     let r = action(&c, &a, &sid, "2.29", json!({"evacuate": {}})).await;
-    assert_eq!(r.fault(400), format!("Compute service of {src} is still in use."));
+    assert_eq!(
+        r.fault(400),
+        format!("Compute service of {src} is still in use.")
+    );
     force_down(&c, &a, &src, true).await;
-    let r = c.get(&a, "/os-services?binary=nova-compute", Some("2.11")).await;
+    let r = c
+        .get(&a, "/os-services?binary=nova-compute", Some("2.11"))
+        .await;
     let svc = r.body["services"]
         .as_array()
         .and_then(|l| l.iter().find(|x| x["host"] == json!(src)).cloned())
@@ -518,9 +838,23 @@ async fn evacuate_from_a_forced_down_host() {
     assert!(svc["id"].is_i64());
     let r = action(&c, &a, &sid, "2.29", json!({"evacuate": {"host": src}})).await;
     assert_eq!(r.fault(400), "The target host can't be the same one.");
-    let r = action(&c, &a, &sid, "2.29", json!({"evacuate": {"host": "nowhere"}})).await;
+    let r = action(
+        &c,
+        &a,
+        &sid,
+        "2.29",
+        json!({"evacuate": {"host": "nowhere"}}),
+    )
+    .await;
     assert_eq!(r.fault(404), "Compute host nowhere not found.");
-    let r = action(&c, &a, &sid, "2.1", json!({"evacuate": {"onSharedStorage": false}})).await;
+    let r = action(
+        &c,
+        &a,
+        &sid,
+        "2.1",
+        json!({"evacuate": {"onSharedStorage": false}}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(r.body["adminPass"].is_string());
     let m = wait_migration(&c, &a, &sid, "done").await;
@@ -548,36 +882,70 @@ async fn evacuate_from_a_forced_down_host() {
 async fn services_hypervisors_and_zones() {
     let c = start_with(|cfg| {
         cfg.sim_hosts = 2;
-        if let Ok((n, o)) = rova::config::SimHostOverride::parse("rova-sim-2:vcpus=4,ram_mb=8192,az=zone2") {
+        if let Ok((n, o)) =
+            rova::config::SimHostOverride::parse("rova-sim-2:vcpus=4,ram_mb=8192,az=zone2")
+        {
             cfg.sim_host_overrides.insert(n, o);
         }
     })
     .await;
     let a = c.login("admin").await;
     let d = c.login("demo").await;
-    assert_eq!(c.get(&d, "/os-services", None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        c.get(&d, "/os-services", None).await.status,
+        StatusCode::FORBIDDEN
+    );
     let r = c.get(&a, "/os-services", Some("2.53")).await;
     let list = r.body["services"].as_array().cloned().unwrap_or_default();
     assert_eq!(list.len(), 4, "{}", r.text);
-    let computes: Vec<&Value> = list.iter().filter(|s| s["binary"] == json!("nova-compute")).collect();
+    let computes: Vec<&Value> = list
+        .iter()
+        .filter(|s| s["binary"] == json!("nova-compute"))
+        .collect();
     assert_eq!(computes[1]["zone"], json!("zone2"));
     let sid = computes[0]["id"].as_str().expect("uuid").to_string();
     // Disable: the scheduler skips the host.
     let r = c
-        .compute(&a, Method::PUT, &format!("/os-services/{sid}"), Some("2.53"), Some(json!({"status": "disabled", "disabled_reason": "maint"})))
+        .compute(
+            &a,
+            Method::PUT,
+            &format!("/os-services/{sid}"),
+            Some("2.53"),
+            Some(json!({"status": "disabled", "disabled_reason": "maint"})),
+        )
         .await;
     assert_eq!(r.body["service"]["status"], json!("disabled"), "{}", r.text);
     assert_eq!(r.body["service"]["disabled_reason"], json!("maint"));
-    let r = c.compute(&a, Method::PUT, &format!("/os-services/{sid}"), Some("2.53"), Some(json!({}))).await;
-    assert_eq!(r.fault(400), "No updates were requested. Fields 'status' or 'forced_down' should be specified.");
+    let r = c
+        .compute(
+            &a,
+            Method::PUT,
+            &format!("/os-services/{sid}"),
+            Some("2.53"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        r.fault(400),
+        "No updates were requested. Fields 'status' or 'forced_down' should be specified."
+    );
     let s = boot(&c, &a, "z", Value::Null).await;
     assert_eq!(host(&s), "rova-sim-2");
     assert_eq!(s["OS-EXT-AZ:availability_zone"], json!("zone2"));
     // Legacy enable URL below 2.53.
     let r = c
-        .compute(&a, Method::PUT, "/os-services/enable", None, Some(json!({"host": "rova-sim-1", "binary": "nova-compute"})))
+        .compute(
+            &a,
+            Method::PUT,
+            "/os-services/enable",
+            None,
+            Some(json!({"host": "rova-sim-1", "binary": "nova-compute"})),
+        )
         .await;
-    assert_eq!(r.body, json!({"service": {"host": "rova-sim-1", "binary": "nova-compute", "status": "enabled"}}));
+    assert_eq!(
+        r.body,
+        json!({"service": {"host": "rova-sim-1", "binary": "nova-compute", "status": "enabled"}})
+    );
     // Zones and the AZ scheduler constraint.
     let r = c.get(&d, "/os-availability-zone", None).await;
     let zones: Vec<&str> = r.body["availabilityZoneInfo"]
@@ -588,11 +956,21 @@ async fn services_hypervisors_and_zones() {
     let r = c
         .post(&d, "/servers", None, json!({"server": {"name": "x", "imageRef": c.image_id(), "flavorRef": "1", "availability_zone": "zone9"}}))
         .await;
-    assert_eq!(r.fault(400), "The requested availability zone is not available");
+    assert_eq!(
+        r.fault(400),
+        "The requested availability zone is not available"
+    );
     let r = c
         .post(&a, "/servers", Some("2.74"), json!({"server": {"name": "y", "imageRef": c.image_id(), "flavorRef": "1", "networks": "none", "availability_zone": "nova"}}))
         .await;
-    let s = c.wait_status(&a, r.body["server"]["id"].as_str().expect("id"), &["ACTIVE"], Some("2.74")).await;
+    let s = c
+        .wait_status(
+            &a,
+            r.body["server"]["id"].as_str().expect("id"),
+            &["ACTIVE"],
+            Some("2.74"),
+        )
+        .await;
     assert_eq!(host(&s), "rova-sim-1");
     // Hypervisors: inventory and usage.
     let h = hypervisor(&c, &a, "rova-sim-2").await;
@@ -601,10 +979,48 @@ async fn services_hypervisors_and_zones() {
     assert_eq!(h["memory_mb_used"], json!(512 + 512));
     assert_eq!(h["running_vms"], json!(1));
     let r = c.get(&a, "/os-hypervisors", None).await;
-    assert_eq!(r.body["hypervisors"][0], json!({"id": 1, "hypervisor_hostname": "rova-sim-1", "state": "up", "status": "enabled"}));
+    assert_eq!(
+        r.body["hypervisors"][0],
+        json!({"id": 1, "hypervisor_hostname": "rova-sim-1", "state": "up", "status": "enabled"})
+    );
     let r = c.get(&a, "/os-hypervisors/2", None).await;
-    assert_eq!(r.body["hypervisor"]["hypervisor_hostname"], json!("rova-sim-2"));
+    assert_eq!(
+        r.body["hypervisor"]["hypervisor_hostname"],
+        json!("rova-sim-2")
+    );
     let r = c.get(&a, "/os-hypervisors/detail", Some("2.88")).await;
     assert!(r.body["hypervisors"][0].get("vcpus").is_none());
     assert_eq!(r.body["hypervisors"][0]["uptime"], Value::Null);
+}
+
+#[tokio::test]
+async fn claims_and_service_state_are_rebuilt_after_a_restart() {
+    let c = cloud(2).await;
+    let a = c.login("admin").await;
+    let s = boot(&c, &a, "stay", Value::Null).await;
+    let m = boot(&c, &a, "moving", Value::Null).await;
+    let r = action(&c, &a, &id(&m), "2.1", json!({"migrate": null})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    c.wait_status(&a, &id(&m), &["VERIFY_RESIZE"], None).await;
+    let r = c
+        .compute(
+            &a,
+            Method::PUT,
+            "/os-services/disable",
+            None,
+            Some(json!({"host": host(&s), "binary": "nova-compute"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let before = c.app.compute.fleet.host_states();
+    assert_eq!(before.iter().map(|h| h.vcpus_used).sum::<u64>(), 3);
+    let again = rova::app::App::open(c.app.cfg.clone()).expect("reopen");
+    assert_eq!(again.compute.fleet.host_states(), before);
+    assert!(
+        again
+            .compute
+            .fleet
+            .service("nova-compute", &host(&s))
+            .disabled
+    );
 }

@@ -1167,3 +1167,40 @@ async fn a_fault_that_is_not_500_shows_details_to_everyone() {
     assert_eq!(r.body["server"]["fault"]["details"], "the details");
     assert_eq!(r.body["server"]["fault"]["code"], 404);
 }
+
+#[tokio::test]
+async fn metadata_quota_on_rebuild_and_create_image() {
+    let cloud = common::start().await;
+    let demo = cloud.login("demo").await;
+    let id = booted(&cloud, &demo, "rb").await;
+    let many: Map<String, Value> = (0..129).map(|i| (format!("m{i}"), json!("v"))).collect();
+    let action = format!("/servers/{id}/action");
+    let r = cloud
+        .post(
+            &demo,
+            &action,
+            None,
+            json!({"rebuild": {"imageRef": cloud.image_id(), "metadata": many}}),
+        )
+        .await;
+    assert_eq!(r.fault(403), "Maximum number of metadata items exceeds 128");
+    // createImage checks the image metadata quota below 2.39 only.
+    let r = cloud
+        .post(
+            &demo,
+            &action,
+            Some("2.38"),
+            json!({"createImage": {"name": "snap", "metadata": many}}),
+        )
+        .await;
+    assert_eq!(r.fault(403), "Image metadata limit exceeded");
+    let r = cloud
+        .post(
+            &demo,
+            &action,
+            Some("2.39"),
+            json!({"createImage": {"name": "snap", "metadata": many}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+}

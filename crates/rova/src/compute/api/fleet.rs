@@ -31,8 +31,14 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/os-hypervisors/{id}", get(hypervisor_show))
         .route("/os-migrations", get(migrations_index))
         .route("/servers/{id}/migrations", get(server_migrations))
-        .route("/servers/{id}/migrations/{mid}", get(server_migration).delete(server_migration_abort))
-        .route("/servers/{id}/migrations/{mid}/action", post(server_migration_action))
+        .route(
+            "/servers/{id}/migrations/{mid}",
+            get(server_migration).delete(server_migration_abort),
+        )
+        .route(
+            "/servers/{id}/migrations/{mid}/action",
+            post(server_migration_action),
+        )
 }
 
 type A = State<Arc<App>>;
@@ -95,11 +101,24 @@ fn service_view(app: &App, ctx: &Ctx, s: &Svc) -> Value {
     v
 }
 
-async fn services_index(State(app): A, Extension(ctx): C, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn services_index(
+    State(app): A,
+    Extension(ctx): C,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     ctx.require_admin("os_compute_api:os-services:list")?;
     let params = query_pairs(q.as_deref());
-    let last = |k: &str| params.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let (host, binary) = (last("host").unwrap_or_default(), last("binary").unwrap_or_default());
+    let last = |k: &str| {
+        params
+            .iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    let (host, binary) = (
+        last("host").unwrap_or_default(),
+        last("binary").unwrap_or_default(),
+    );
     let items: Vec<Value> = all_services(&app)
         .iter()
         .filter(|s| host.is_empty() || s.rec.host == host)
@@ -110,7 +129,9 @@ async fn services_index(State(app): A, Extension(ctx): C, RawQuery(q): RawQuery)
 }
 
 fn body_err(field: &str, v: &Value, why: &str) -> Fault {
-    Fault::bad_request(format!("Invalid input for field/attribute {field}. Value: {v}. {why}"))
+    Fault::bad_request(format!(
+        "Invalid input for field/attribute {field}. Value: {v}. {why}"
+    ))
 }
 
 fn only_keys(o: &serde_json::Map<String, Value>, allowed: &[&str]) -> Result<(), Fault> {
@@ -130,7 +151,11 @@ fn reason(o: &serde_json::Map<String, Value>) -> Result<Option<String>, Fault> {
         Some(v) => {
             let s = fields::string("disabled_reason", v)?;
             if s.is_empty() || s.chars().count() > 255 {
-                return Err(body_err("disabled_reason", v, "length must be between 1 and 255"));
+                return Err(body_err(
+                    "disabled_reason",
+                    v,
+                    "length must be between 1 and 255",
+                ));
             }
             Ok(Some(s))
         }
@@ -139,7 +164,11 @@ fn reason(o: &serde_json::Map<String, Value>) -> Result<Option<String>, Fault> {
 
 /// Writes a compute service's admin state; bringing a host back up first
 /// does what its restarted nova-compute would (evacuations completed).
-async fn write_service(app: &App, host: &str, change: impl FnOnce(&mut ServiceRecord)) -> Result<ServiceRecord, Fault> {
+async fn write_service(
+    app: &App,
+    host: &str,
+    change: impl FnOnce(&mut ServiceRecord),
+) -> Result<ServiceRecord, Fault> {
     let before = app.compute.fleet.service("nova-compute", host);
     let mut next = before.clone();
     change(&mut next);
@@ -154,10 +183,14 @@ async fn write_service(app: &App, host: &str, change: impl FnOnce(&mut ServiceRe
     app.compute
         .fleet
         .services
-        .upsert(&key, || stored.clone(), |r| {
-            *r = next;
-            Ok(())
-        })
+        .upsert(
+            &key,
+            || stored.clone(),
+            |r| {
+                *r = next;
+                Ok(())
+            },
+        )
         .await?;
     Ok(app.compute.fleet.service("nova-compute", host))
 }
@@ -192,11 +225,13 @@ async fn service_update(
     only_keys(&o, &allowed)?;
     let host = fields::fqdn(
         "host",
-        o.get("host").ok_or_else(|| Fault::bad_request("'host' is a required property"))?,
+        o.get("host")
+            .ok_or_else(|| Fault::bad_request("'host' is a required property"))?,
     )?;
     let binary = fields::string(
         "binary",
-        o.get("binary").ok_or_else(|| Fault::bad_request("'binary' is a required property"))?,
+        o.get("binary")
+            .ok_or_else(|| Fault::bad_request("'binary' is a required property"))?,
     )?;
     let disabled_reason = reason(&o)?;
     let forced_down = match (id.as_str(), o.get("forced_down")) {
@@ -214,7 +249,10 @@ async fn service_update(
         .into());
     }
     if app.compute.fleet.host(&host).is_none() {
-        return Err(Fault::not_found(format!("Service {binary} on host {host} could not be found.")).into());
+        return Err(Fault::not_found(format!(
+            "Service {binary} on host {host} could not be found."
+        ))
+        .into());
     }
     let body = match id.as_str() {
         "enable" => {
@@ -226,7 +264,11 @@ async fn service_update(
             json!({"service": {"host": host, "binary": binary, "status": "enabled"}})
         }
         "disable" | "disable-log-reason" => {
-            let why = if id == "disable-log-reason" { disabled_reason.clone() } else { None };
+            let why = if id == "disable-log-reason" {
+                disabled_reason.clone()
+            } else {
+                None
+            };
             let w2 = why.clone();
             write_service(&app, &host, move |r| {
                 r.disabled = true;
@@ -248,7 +290,12 @@ async fn service_update(
     Ok(axum::Json(body).into_response())
 }
 
-async fn service_update_v253(app: &App, ctx: &Ctx, id: &str, o: &serde_json::Map<String, Value>) -> ApiResult<Response> {
+async fn service_update_v253(
+    app: &App,
+    ctx: &Ctx,
+    id: &str,
+    o: &serde_json::Map<String, Value>,
+) -> ApiResult<Response> {
     if !fields::is_uuid_like(id) {
         return Err(Fault::bad_request(format!("Invalid uuid {id}")).into());
     }
@@ -258,7 +305,14 @@ async fn service_update_v253(app: &App, ctx: &Ctx, id: &str, o: &serde_json::Map
         None => None,
         Some(v) => match v.as_str() {
             Some(s @ ("enabled" | "disabled")) => Some(s.to_string()),
-            _ => return Err(body_err("status", v, &format!("{v} is not one of ['enabled', 'disabled']")).into()),
+            _ => {
+                return Err(body_err(
+                    "status",
+                    v,
+                    &format!("{v} is not one of ['enabled', 'disabled']"),
+                )
+                .into())
+            }
         },
     };
     let disabled_reason = reason(o)?;
@@ -278,7 +332,10 @@ async fn service_update_v253(app: &App, ctx: &Ctx, id: &str, o: &serde_json::Map
         .into());
     }
     if status.as_deref() == Some("enabled") && disabled_reason.is_some() {
-        return Err(Fault::bad_request("Specifying 'disabled_reason' with status 'enabled' is invalid.").into());
+        return Err(Fault::bad_request(
+            "Specifying 'disabled_reason' with status 'enabled' is invalid.",
+        )
+        .into());
     }
     if status.is_none() && forced_down.is_none() {
         return Err(Fault::bad_request(
@@ -311,7 +368,13 @@ async fn service_update_v253(app: &App, ctx: &Ctx, id: &str, o: &serde_json::Map
 
 // ---- hypervisors ----
 
-fn hypervisor_view(app: &App, ctx: &Ctx, h: &HostConfig, detail: bool, with_servers: bool) -> Value {
+fn hypervisor_view(
+    app: &App,
+    ctx: &Ctx,
+    h: &HostConfig,
+    detail: bool,
+    with_servers: bool,
+) -> Value {
     let fleet = &app.compute.fleet;
     let svc = fleet.service("nova-compute", &h.name);
     let uuids = ctx.at_least(53);
@@ -336,7 +399,11 @@ fn hypervisor_view(app: &App, ctx: &Ctx, h: &HostConfig, detail: bool, with_serv
         } else if let Some(s) = state {
             let cpu = json!({"arch": "x86_64", "model": "Nehalem", "vendor": "Intel", "features": ["pge", "clflush"],
                 "topology": {"cores": 1, "threads": 1, "sockets": h.vcpus}});
-            v["cpu_info"] = if ctx.at_least(28) { cpu } else { json!(cpu.to_string()) };
+            v["cpu_info"] = if ctx.at_least(28) {
+                cpu
+            } else {
+                json!(cpu.to_string())
+            };
             v["current_workload"] = json!(0);
             v["disk_available_least"] = json!(s.local_gb as i64 - s.local_gb_used as i64);
             v["free_disk_gb"] = json!(s.local_gb as i64 - s.local_gb_used as i64);
@@ -365,17 +432,34 @@ fn hypervisor_view(app: &App, ctx: &Ctx, h: &HostConfig, detail: bool, with_serv
     v
 }
 
-fn hypervisor_list(app: &App, ctx: &Ctx, links: &Links, q: Option<String>, detail: bool) -> ApiResult<Response> {
+fn hypervisor_list(
+    app: &App,
+    ctx: &Ctx,
+    links: &Links,
+    q: Option<String>,
+    detail: bool,
+) -> ApiResult<Response> {
     ctx.require_admin(if detail {
         "os_compute_api:os-hypervisors:detail"
     } else {
         "os_compute_api:os-hypervisors:list"
     })?;
     let params = query_pairs(q.as_deref());
-    let last = |k: &str| params.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let last = |k: &str| {
+        params
+            .iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
     let with_servers = ctx.at_least(53)
-        && last("with_servers").is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True" | "yes" | "on"));
-    let pattern = if ctx.at_least(53) { last("hypervisor_hostname_pattern") } else { None };
+        && last("with_servers")
+            .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True" | "yes" | "on"));
+    let pattern = if ctx.at_least(53) {
+        last("hypervisor_hostname_pattern")
+    } else {
+        None
+    };
     let mut hosts: Vec<&HostConfig> = app
         .compute
         .fleet
@@ -392,7 +476,13 @@ fn hypervisor_list(app: &App, ctx: &Ctx, links: &Links, q: Option<String>, detai
     }
     let mut more = false;
     if ctx.at_least(33) {
-        let id_of = |h: &HostConfig| if ctx.at_least(53) { h.node_uuid() } else { h.index.to_string() };
+        let id_of = |h: &HostConfig| {
+            if ctx.at_least(53) {
+                h.node_uuid()
+            } else {
+                h.index.to_string()
+            }
+        };
         if let Some(m) = last("marker") {
             let pos = hosts
                 .iter()
@@ -401,9 +491,11 @@ fn hypervisor_list(app: &App, ctx: &Ctx, links: &Links, q: Option<String>, detai
             hosts = hosts.split_off(pos + 1);
         }
         if let Some(l) = last("limit") {
-            let n: usize = l
-                .parse()
-                .map_err(|_| Fault::bad_request(format!("Invalid input for query parameters limit. Value: {l}.")))?;
+            let n: usize = l.parse().map_err(|_| {
+                Fault::bad_request(format!(
+                    "Invalid input for query parameters limit. Value: {l}."
+                ))
+            })?;
             more = hosts.len() >= n && n > 0;
             hosts.truncate(n);
         }
@@ -414,29 +506,53 @@ fn hypervisor_list(app: &App, ctx: &Ctx, links: &Links, q: Option<String>, detai
         .collect();
     let mut body = json!({"hypervisors": items});
     if more {
-        if let Some(lastid) = items.last().map(|i| i["id"].to_string().trim_matches('"').to_string()) {
-            let path = if detail { "os-hypervisors/detail" } else { "os-hypervisors" };
-            let mut pairs: Vec<(String, String)> =
-                params.iter().filter(|(k, _)| k != "marker").cloned().collect();
+        if let Some(lastid) = items
+            .last()
+            .map(|i| i["id"].to_string().trim_matches('"').to_string())
+        {
+            let path = if detail {
+                "os-hypervisors/detail"
+            } else {
+                "os-hypervisors"
+            };
+            let mut pairs: Vec<(String, String)> = params
+                .iter()
+                .filter(|(k, _)| k != "marker")
+                .cloned()
+                .collect();
             pairs.push(("marker".into(), lastid));
             pairs.sort();
             let qs: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            body["hypervisors_links"] =
-                json!([{"href": format!("{}/{path}?{}", links.versioned, qs.join("&")), "rel": "next"}]);
+            body["hypervisors_links"] = json!([{"href": format!("{}/{path}?{}", links.versioned, qs.join("&")), "rel": "next"}]);
         }
     }
     Ok(axum::Json(body).into_response())
 }
 
-async fn hypervisors_index(State(app): A, Extension(ctx): C, Extension(links): L, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn hypervisors_index(
+    State(app): A,
+    Extension(ctx): C,
+    Extension(links): L,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     hypervisor_list(&app, &ctx, &links, q, false)
 }
 
-async fn hypervisors_detail(State(app): A, Extension(ctx): C, Extension(links): L, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn hypervisors_detail(
+    State(app): A,
+    Extension(ctx): C,
+    Extension(links): L,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     hypervisor_list(&app, &ctx, &links, q, true)
 }
 
-async fn hypervisor_show(State(app): A, Extension(ctx): C, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn hypervisor_show(
+    State(app): A,
+    Extension(ctx): C,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     ctx.require_admin("os_compute_api:os-hypervisors:show")?;
     if ctx.at_least(53) && !fields::is_uuid_like(&id) {
         return Err(Fault::bad_request(format!("Invalid uuid {id}")).into());
@@ -453,17 +569,37 @@ async fn hypervisor_show(State(app): A, Extension(ctx): C, Path(id): Path<String
         .fleet
         .hosts
         .iter()
-        .find(|h| if ctx.at_least(53) { h.node_uuid() == id } else { h.index.to_string() == id })
+        .find(|h| {
+            if ctx.at_least(53) {
+                h.node_uuid() == id
+            } else {
+                h.index.to_string() == id
+            }
+        })
         .ok_or_else(|| Fault::not_found(format!("Hypervisor with ID {id} could not be found.")))?;
-    Ok(axum::Json(json!({"hypervisor": hypervisor_view(&app, &ctx, h, true, with_servers)})).into_response())
+    Ok(
+        axum::Json(json!({"hypervisor": hypervisor_view(&app, &ctx, h, true, with_servers)}))
+            .into_response(),
+    )
 }
 
 // ---- migrations ----
 
-async fn migrations_index(State(app): A, Extension(ctx): C, Extension(links): L, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn migrations_index(
+    State(app): A,
+    Extension(ctx): C,
+    Extension(links): L,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     require_manager(&ctx, "os_compute_api:os-migrations:index")?;
     let params = query_pairs(q.as_deref());
-    let last = |k: &str| params.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let last = |k: &str| {
+        params
+            .iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
     let project = last("project_id");
     if project.as_deref() != Some(ctx.project_id.as_str()) {
         ctx.require_admin("os_compute_api:os-migrations:index:all_projects")?;
@@ -483,8 +619,16 @@ async fn migrations_index(State(app): A, Extension(ctx): C, Extension(links): L,
                 }),
         }
     };
-    let since = if ctx.at_least(59) { parse_time("changes-since")? } else { None };
-    let before = if ctx.at_least(66) { parse_time("changes-before")? } else { None };
+    let since = if ctx.at_least(59) {
+        parse_time("changes-since")?
+    } else {
+        None
+    };
+    let before = if ctx.at_least(66) {
+        parse_time("changes-before")?
+    } else {
+        None
+    };
     if let (Some(s), Some(b)) = (since, before) {
         if b < s {
             return Err(Fault::bad_request(
@@ -494,14 +638,19 @@ async fn migrations_index(State(app): A, Extension(ctx): C, Extension(links): L,
         }
     }
     let eq = |k: &str, v: Option<&str>| last(k).is_none_or(|want| v == Some(want.as_str()));
-    let user_filter = if ctx.at_least(80) { last("user_id") } else { None };
+    let user_filter = if ctx.at_least(80) {
+        last("user_id")
+    } else {
+        None
+    };
     let mut rows: Vec<Arc<Migration>> = app.compute.migrations.filter(|m| {
         eq("status", Some(&m.status))
             && eq("instance_uuid", Some(&m.instance_uuid))
             && eq("migration_type", Some(&m.migration_type))
             && eq("source_compute", m.source_compute.as_deref())
             && last("host").is_none_or(|h| {
-                m.source_compute.as_deref() == Some(h.as_str()) || m.dest_compute.as_deref() == Some(h.as_str())
+                m.source_compute.as_deref() == Some(h.as_str())
+                    || m.dest_compute.as_deref() == Some(h.as_str())
             })
             && project.as_deref().is_none_or(|p| m.project_id == p)
             && user_filter.as_deref().is_none_or(|u| m.user_id == u)
@@ -527,7 +676,11 @@ async fn migrations_index(State(app): A, Extension(ctx): C, Extension(links): L,
         let limit = match last("limit") {
             Some(l) => l
                 .parse::<usize>()
-                .map_err(|_| Fault::bad_request(format!("Invalid input for query parameters limit. Value: {l}.")))?
+                .map_err(|_| {
+                    Fault::bad_request(format!(
+                        "Invalid input for query parameters limit. Value: {l}."
+                    ))
+                })?
                 .min(max),
             None => max,
         };
@@ -546,16 +699,27 @@ async fn migrations_index(State(app): A, Extension(ctx): C, Extension(links): L,
     Ok(axum::Json(body).into_response())
 }
 
-async fn server_migrations(State(app): A, Extension(ctx): C, Path(id): Path<String>) -> ApiResult<Response> {
+async fn server_migrations(
+    State(app): A,
+    Extension(ctx): C,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     if !ctx.at_least(23) {
         return Err(not_found().into());
     }
     let rows = live_migration::list_in_progress(&app, &ctx, &id)?;
-    let items: Vec<Value> = rows.iter().map(|m| m.server_view(&ctx, ctx.is_admin())).collect();
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|m| m.server_view(&ctx, ctx.is_admin()))
+        .collect();
     Ok(axum::Json(json!({"migrations": items})).into_response())
 }
 
-async fn server_migration(State(app): A, Extension(ctx): C, Path((id, mid)): Path<(String, String)>) -> ApiResult<Response> {
+async fn server_migration(
+    State(app): A,
+    Extension(ctx): C,
+    Path((id, mid)): Path<(String, String)>,
+) -> ApiResult<Response> {
     if !ctx.at_least(23) {
         return Err(not_found().into());
     }
@@ -563,7 +727,11 @@ async fn server_migration(State(app): A, Extension(ctx): C, Path((id, mid)): Pat
     Ok(axum::Json(json!({"migration": m.server_view(&ctx, true)})).into_response())
 }
 
-async fn server_migration_abort(State(app): A, Extension(ctx): C, Path((id, mid)): Path<(String, String)>) -> ApiResult<Response> {
+async fn server_migration_abort(
+    State(app): A,
+    Extension(ctx): C,
+    Path((id, mid)): Path<(String, String)>,
+) -> ApiResult<Response> {
     if !ctx.at_least(24) {
         return Err(not_found().into());
     }
@@ -582,18 +750,29 @@ async fn server_migration_action(
         return Err(not_found().into());
     }
     let v = parse_json(&headers, &body)?;
-    let o = v.as_object().ok_or_else(|| Fault::bad_request("Malformed request body"))?;
+    let o = v
+        .as_object()
+        .ok_or_else(|| Fault::bad_request("Malformed request body"))?;
     match o.get("force_complete") {
         Some(Value::Null) if o.len() == 1 => {}
         Some(other) if o.len() == 1 => {
-            return Err(body_err("force_complete", other, &format!("{other} is not of type 'null'")).into())
+            return Err(body_err(
+                "force_complete",
+                other,
+                &format!("{other} is not of type 'null'"),
+            )
+            .into())
         }
         _ => {
-            return Err(Fault::bad_request(match o.keys().find(|k| *k != "force_complete") {
-                Some(k) => format!("Additional properties are not allowed ('{k}' was unexpected)"),
-                None => "'force_complete' is a required property".to_string(),
-            })
-            .into())
+            return Err(
+                Fault::bad_request(match o.keys().find(|k| *k != "force_complete") {
+                    Some(k) => {
+                        format!("Additional properties are not allowed ('{k}' was unexpected)")
+                    }
+                    None => "'force_complete' is a required property".to_string(),
+                })
+                .into(),
+            )
         }
     }
     live_migration::force_complete(&app, &ctx, &id, &mid).await?;

@@ -25,8 +25,14 @@ use std::sync::Arc;
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/os-server-groups", get(groups_index).post(group_create))
-        .route("/os-server-groups/{id}", get(group_show).delete(group_delete))
-        .route("/os-quota-sets/{project_id}", get(quota_show).put(quota_update).delete(quota_delete))
+        .route(
+            "/os-server-groups/{id}",
+            get(group_show).delete(group_delete),
+        )
+        .route(
+            "/os-quota-sets/{project_id}",
+            get(quota_show).put(quota_update).delete(quota_delete),
+        )
         .route("/os-quota-sets/{project_id}/defaults", get(quota_defaults))
         .route("/os-quota-sets/{project_id}/detail", get(quota_detail))
 }
@@ -35,11 +41,15 @@ type A = State<Arc<App>>;
 type C = Extension<Ctx>;
 
 fn qerr(name: &str, v: &str, why: &str) -> Fault {
-    Fault::bad_request(format!("Invalid input for query parameters {name}. Value: {v}. {why}"))
+    Fault::bad_request(format!(
+        "Invalid input for query parameters {name}. Value: {v}. {why}"
+    ))
 }
 
 fn body_err(field: &str, v: &Value, why: &str) -> Fault {
-    Fault::bad_request(format!("Invalid input for field/attribute {field}. Value: {v}. {why}"))
+    Fault::bad_request(format!(
+        "Invalid input for field/attribute {field}. Value: {v}. {why}"
+    ))
 }
 
 /// Unknown query parameters are a 400 from 2.75 (`additionalProperties`).
@@ -90,10 +100,20 @@ fn non_negative(name: &str, v: &str) -> Result<usize, Fault> {
     Ok(v.parse::<usize>().unwrap_or(usize::MAX))
 }
 
-async fn groups_index(State(app): A, Extension(ctx): C, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn groups_index(
+    State(app): A,
+    Extension(ctx): C,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     let params = query_pairs(q.as_deref());
     check_query(&ctx, &params, &["all_projects", "limit", "offset"])?;
-    let last = |k: &str| params.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let last = |k: &str| {
+        params
+            .iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
     let limit = match last("limit") {
         Some(v) => non_negative("limit", &v)?.min(app.cfg.max_limit),
         None => app.cfg.max_limit,
@@ -111,7 +131,9 @@ async fn groups_index(State(app): A, Extension(ctx): C, RawQuery(q): RawQuery) -
 /// The create body per microversion (`policies` list below 2.64, `policy`
 /// + `rules` from 2.64).
 fn parse_group(v: &Value, ctx: &Ctx) -> Result<NewGroup, Fault> {
-    let root = v.as_object().ok_or_else(|| Fault::bad_request("Malformed request body"))?;
+    let root = v
+        .as_object()
+        .ok_or_else(|| Fault::bad_request("Malformed request body"))?;
     for k in root.keys() {
         if k != "server_group" {
             return Err(Fault::bad_request(format!(
@@ -122,11 +144,19 @@ fn parse_group(v: &Value, ctx: &Ctx) -> Result<NewGroup, Fault> {
     let sg_v = root
         .get("server_group")
         .ok_or_else(|| Fault::bad_request("'server_group' is a required property"))?;
-    let sg = sg_v
-        .as_object()
-        .ok_or_else(|| body_err("server_group", sg_v, &format!("{sg_v} is not of type 'object'")))?;
+    let sg = sg_v.as_object().ok_or_else(|| {
+        body_err(
+            "server_group",
+            sg_v,
+            &format!("{sg_v} is not of type 'object'"),
+        )
+    })?;
     let new_style = ctx.at_least(64);
-    let allowed: &[&str] = if new_style { &["name", "policy", "rules"] } else { &["name", "policies"] };
+    let allowed: &[&str] = if new_style {
+        &["name", "policy", "rules"]
+    } else {
+        &["name", "policies"]
+    };
     for k in sg.keys() {
         if !allowed.contains(&k.as_str()) {
             return Err(body_err(
@@ -137,8 +167,13 @@ fn parse_group(v: &Value, ctx: &Ctx) -> Result<NewGroup, Fault> {
         }
     }
     let required = |key: &str| {
-        sg.get(key)
-            .ok_or_else(|| body_err("server_group", sg_v, &format!("'{key}' is a required property")))
+        sg.get(key).ok_or_else(|| {
+            body_err(
+                "server_group",
+                sg_v,
+                &format!("'{key}' is a required property"),
+            )
+        })
     };
     let name = fields::name("name", required("name")?)?;
     let mut choices: Vec<&str> = vec!["anti-affinity", "affinity"];
@@ -147,7 +182,11 @@ fn parse_group(v: &Value, ctx: &Ctx) -> Result<NewGroup, Fault> {
     }
     let enum_fail = |field: &str, v: &Value| {
         let list: Vec<String> = choices.iter().map(|c| format!("'{c}'")).collect();
-        body_err(field, v, &format!("{v} is not one of [{}]", list.join(", ")))
+        body_err(
+            field,
+            v,
+            &format!("{v} is not one of [{}]", list.join(", ")),
+        )
     };
     if new_style {
         let p = required("policy")?;
@@ -174,10 +213,16 @@ fn parse_group(v: &Value, ctx: &Ctx) -> Result<NewGroup, Fault> {
                 max_server_per_host = Some(fields::positive_integer("max_server_per_host", m)?);
             }
             if policy != GroupPolicy::AntiAffinity && !ro.is_empty() {
-                return Err(Fault::bad_request("Only anti-affinity policy supports rules."));
+                return Err(Fault::bad_request(
+                    "Only anti-affinity policy supports rules.",
+                ));
             }
         }
-        Ok(NewGroup { name, policy, max_server_per_host })
+        Ok(NewGroup {
+            name,
+            policy,
+            max_server_per_host,
+        })
     } else {
         let p = required("policies")?;
         let list = p
@@ -194,18 +239,32 @@ fn parse_group(v: &Value, ctx: &Ctx) -> Result<NewGroup, Fault> {
             .filter(|s| choices.contains(s))
             .and_then(GroupPolicy::parse)
             .ok_or_else(|| enum_fail("policies", &list[0]))?;
-        Ok(NewGroup { name, policy, max_server_per_host: None })
+        Ok(NewGroup {
+            name,
+            policy,
+            max_server_per_host: None,
+        })
     }
 }
 
-async fn group_create(State(app): A, Extension(ctx): C, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+async fn group_create(
+    State(app): A,
+    Extension(ctx): C,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     let v = parse_json(&headers, &body)?;
     let req = parse_group(&v, &ctx)?;
     let g = server_groups::create(&app, &ctx, req).await?;
     Ok(axum::Json(json!({"server_group": group_view(&g, &ctx, &app)})).into_response())
 }
 
-async fn group_show(State(app): A, Extension(ctx): C, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn group_show(
+    State(app): A,
+    Extension(ctx): C,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     if ctx.at_least(102) {
         check_query(&ctx, &query_pairs(q.as_deref()), &[])?;
     }
@@ -213,7 +272,11 @@ async fn group_show(State(app): A, Extension(ctx): C, Path(id): Path<String>, Ra
     Ok(axum::Json(json!({"server_group": group_view(&g, &ctx, &app)})).into_response())
 }
 
-async fn group_delete(State(app): A, Extension(ctx): C, Path(id): Path<String>) -> ApiResult<Response> {
+async fn group_delete(
+    State(app): A,
+    Extension(ctx): C,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     server_groups::delete(&app, &ctx, &id).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
@@ -231,18 +294,37 @@ fn quota_set(ctx: &Ctx, id: Option<&str>, q: &QuotaDefaults) -> Value {
     json!({"quota_set": m})
 }
 
-async fn quota_show(State(app): A, Extension(ctx): C, Path(pid): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn quota_show(
+    State(app): A,
+    Extension(ctx): C,
+    Path(pid): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     check_query(&ctx, &query_pairs(q.as_deref()), &["user_id"])?;
     quotas::check_read(&app, &ctx, &pid, "os_compute_api:os-quota-sets:show")?;
-    Ok(axum::Json(quota_set(&ctx, Some(&pid), &app.compute.effective_quota(&pid))).into_response())
+    Ok(axum::Json(quota_set(
+        &ctx,
+        Some(&pid),
+        &app.compute.effective_quota(&pid),
+    ))
+    .into_response())
 }
 
-async fn quota_defaults(State(app): A, Extension(ctx): C, Path(pid): Path<String>) -> ApiResult<Response> {
+async fn quota_defaults(
+    State(app): A,
+    Extension(ctx): C,
+    Path(pid): Path<String>,
+) -> ApiResult<Response> {
     quotas::verify_project(&app, &pid)?;
     Ok(axum::Json(quota_set(&ctx, Some(&pid), app.compute.default_quota())).into_response())
 }
 
-async fn quota_detail(State(app): A, Extension(ctx): C, Path(pid): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn quota_detail(
+    State(app): A,
+    Extension(ctx): C,
+    Path(pid): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     check_query(&ctx, &query_pairs(q.as_deref()), &["user_id"])?;
     quotas::check_read(&app, &ctx, &pid, "os_compute_api:os-quota-sets:detail")?;
     let limits = app.compute.effective_quota(&pid);
@@ -261,7 +343,9 @@ async fn quota_detail(State(app): A, Extension(ctx): C, Path(pid): Path<String>,
 /// The PUT body: `{"quota_set": {<resource>: int|digits, "force"?}}`,
 /// resources per microversion.
 fn parse_quota_update(v: &Value, ctx: &Ctx) -> Result<(BTreeMap<String, i64>, bool), Fault> {
-    let root = v.as_object().ok_or_else(|| Fault::bad_request("Malformed request body"))?;
+    let root = v
+        .as_object()
+        .ok_or_else(|| Fault::bad_request("Malformed request body"))?;
     for k in root.keys() {
         if k != "quota_set" {
             return Err(Fault::bad_request(format!(
@@ -272,9 +356,13 @@ fn parse_quota_update(v: &Value, ctx: &Ctx) -> Result<(BTreeMap<String, i64>, bo
     let qs_v = root
         .get("quota_set")
         .ok_or_else(|| Fault::bad_request("'quota_set' is a required property"))?;
-    let qs = qs_v
-        .as_object()
-        .ok_or_else(|| body_err("quota_set", qs_v, &format!("{qs_v} is not of type 'object'")))?;
+    let qs = qs_v.as_object().ok_or_else(|| {
+        body_err(
+            "quota_set",
+            qs_v,
+            &format!("{qs_v} is not of type 'object'"),
+        )
+    })?;
     let allowed = visible_resources(ctx);
     let mut force = false;
     let mut values = BTreeMap::new();
@@ -291,23 +379,41 @@ fn parse_quota_update(v: &Value, ctx: &Ctx) -> Result<(BTreeMap<String, i64>, bo
             ));
         }
         let n: i64 = match val {
-            Value::Number(n) => n
-                .as_i64()
-                .ok_or_else(|| body_err(k, val, &format!("{val} is not of type 'integer', 'string'")))?,
+            Value::Number(n) => n.as_i64().ok_or_else(|| {
+                body_err(k, val, &format!("{val} is not of type 'integer', 'string'"))
+            })?,
             Value::String(s) => {
                 let digits = s.strip_prefix('-').unwrap_or(s);
                 if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(body_err(k, val, &format!("'{s}' does not match '^-?[0-9]+$'")));
+                    return Err(body_err(
+                        k,
+                        val,
+                        &format!("'{s}' does not match '^-?[0-9]+$'"),
+                    ));
                 }
                 s.parse::<i64>().unwrap_or(i64::MAX)
             }
-            other => return Err(body_err(k, other, &format!("{other} is not of type 'integer', 'string'"))),
+            other => {
+                return Err(body_err(
+                    k,
+                    other,
+                    &format!("{other} is not of type 'integer', 'string'"),
+                ))
+            }
         };
         if n < -1 {
-            return Err(body_err(k, &json!(n), &format!("{n} is less than the minimum of -1")));
+            return Err(body_err(
+                k,
+                &json!(n),
+                &format!("{n} is less than the minimum of -1"),
+            ));
         }
         if n > 0x7FFF_FFFF {
-            return Err(body_err(k, &json!(n), &format!("{n} is greater than the maximum of 2147483647")));
+            return Err(body_err(
+                k,
+                &json!(n),
+                &format!("{n} is greater than the maximum of 2147483647"),
+            ));
         }
         values.insert(k.clone(), n);
     }
@@ -329,7 +435,12 @@ async fn quota_update(
     Ok(axum::Json(quota_set(&ctx, None, &limits)).into_response())
 }
 
-async fn quota_delete(State(app): A, Extension(ctx): C, Path(pid): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn quota_delete(
+    State(app): A,
+    Extension(ctx): C,
+    Path(pid): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     check_query(&ctx, &query_pairs(q.as_deref()), &["user_id"])?;
     quotas::delete(&app, &ctx, &pid).await?;
     Ok(empty(StatusCode::ACCEPTED))

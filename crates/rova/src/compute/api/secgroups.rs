@@ -31,23 +31,44 @@ pub fn routes() -> Router<Arc<App>> {
 type A = State<Arc<App>>;
 type C = Extension<Ctx>;
 
-async fn server_groups(State(app): A, Extension(ctx): C, Path(id): Path<String>) -> ApiResult<Response> {
-    Ok(json_status(StatusCode::OK, sg::server_groups(&app, &ctx, &id)?))
+async fn server_groups(
+    State(app): A,
+    Extension(ctx): C,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    Ok(json_status(
+        StatusCode::OK,
+        sg::server_groups(&app, &ctx, &id)?,
+    ))
 }
 
 async fn list(State(app): A, Extension(ctx): C, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let params = query_pairs(q.as_deref());
-    Ok(json_status(StatusCode::OK, sg::proxy_list(&app, &ctx, &params).await?))
+    Ok(json_status(
+        StatusCode::OK,
+        sg::proxy_list(&app, &ctx, &params).await?,
+    ))
 }
 
 async fn show(State(app): A, Extension(ctx): C, Path(id): Path<String>) -> ApiResult<Response> {
-    Ok(json_status(StatusCode::OK, sg::proxy_show(&app, &ctx, &id)?))
+    Ok(json_status(
+        StatusCode::OK,
+        sg::proxy_show(&app, &ctx, &id)?,
+    ))
 }
 
-async fn create(State(app): A, Extension(ctx): C, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+async fn create(
+    State(app): A,
+    Extension(ctx): C,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     sg::proxy_available(&ctx)?;
     let v = parse_json(&headers, &body)?;
-    Ok(json_status(StatusCode::OK, sg::proxy_create(&app, &ctx, &v).await?))
+    Ok(json_status(
+        StatusCode::OK,
+        sg::proxy_create(&app, &ctx, &v).await?,
+    ))
 }
 
 async fn update(
@@ -59,7 +80,10 @@ async fn update(
 ) -> ApiResult<Response> {
     sg::proxy_available(&ctx)?;
     let v = parse_json(&headers, &body)?;
-    Ok(json_status(StatusCode::OK, sg::proxy_update(&app, &ctx, &id, &v).await?))
+    Ok(json_status(
+        StatusCode::OK,
+        sg::proxy_update(&app, &ctx, &id, &v).await?,
+    ))
 }
 
 async fn remove(State(app): A, Extension(ctx): C, Path(id): Path<String>) -> ApiResult<Response> {
@@ -67,13 +91,25 @@ async fn remove(State(app): A, Extension(ctx): C, Path(id): Path<String>) -> Api
     Ok(empty(StatusCode::ACCEPTED))
 }
 
-async fn rule_create(State(app): A, Extension(ctx): C, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+async fn rule_create(
+    State(app): A,
+    Extension(ctx): C,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     sg::proxy_available(&ctx)?;
     let v = parse_json(&headers, &body)?;
-    Ok(json_status(StatusCode::OK, sg::proxy_rule_create(&app, &ctx, &v).await?))
+    Ok(json_status(
+        StatusCode::OK,
+        sg::proxy_rule_create(&app, &ctx, &v).await?,
+    ))
 }
 
-async fn rule_delete(State(app): A, Extension(ctx): C, Path(id): Path<String>) -> ApiResult<Response> {
+async fn rule_delete(
+    State(app): A,
+    Extension(ctx): C,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     sg::proxy_rule_delete(&app, &ctx, &id).await?;
     Ok(empty(StatusCode::ACCEPTED))
 }
