@@ -263,6 +263,8 @@ pub struct Creates {
     pub active: usize,
     /// Servers in ERROR at the end.
     pub error: usize,
+    /// The fault message of one of them.
+    pub error_example: Option<String>,
     /// Status polls sent while waiting.
     pub polls: usize,
 }
@@ -301,11 +303,22 @@ pub async fn create_servers(
     };
     let active = api.count("status=ACTIVE").await?;
     let error = api.count("status=ERROR").await?;
+    let error_example = if error > 0 {
+        let v = api
+            .get_json("/servers/detail?status=ERROR&limit=1", Some(MICROVERSION))
+            .await?;
+        v["servers"][0]["fault"]["message"]
+            .as_str()
+            .map(str::to_string)
+    } else {
+        None
+    };
     Ok(Creates {
         posts,
         to_all_active,
         active,
         error,
+        error_example,
         polls,
     })
 }

@@ -145,6 +145,7 @@ async fn bench_one(
         rova,
         sim_latency_ms: args.sim_latency_ms,
         run_tag: &tag,
+        capacity: n + args.probe,
     };
     let (srv, startup) = server::start(&launch, &http).await?;
     let result = measure(args, &srv, &http, n, load_before, startup).await;

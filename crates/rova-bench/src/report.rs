@@ -248,12 +248,13 @@ pub fn print_run(r: &RunResult, args: &Args) {
     let post = summarize(&c.posts.latencies);
     println!("  load average before: {}", r.load_before);
     println!(
-        "  start-up: {} ms to first 200 on GET /compute/v2.1 (ready line {} ms; server says {} ms)",
+        "  start-up: {} ms to first 200 on GET /compute/v2.1 (ready line {} ms; server says {} ms; server CPU by then {} ms)",
         ms(r.startup.to_serving),
         r.startup.to_ready_line.map_or("?".into(), ms),
         r.startup
             .self_reported_ms
             .map_or("?".into(), |v| v.to_string()),
+        r.startup.cpu.map_or("?".into(), ms),
     );
     println!(
         "  create: {} POSTs ({} failed) in {:.3} s = {:.0} POST/s; no server building after {:.3} s ({} polls): {} ACTIVE, {} ERROR = {:.0} servers/s",
@@ -267,6 +268,12 @@ pub fn print_run(r: &RunResult, args: &Args) {
         c.error,
         servers_per_s(r),
     );
+    if let Some(f) = &c.error_example {
+        println!(
+            "  WARNING: {} servers went to ERROR, e.g. fault: {f}",
+            c.error
+        );
+    }
     println!(
         "  POST latency at concurrency {}: min {} ms, p50 {} ms, p99 {} ms, max {} ms",
         args.concurrency,
@@ -347,6 +354,9 @@ fn rows(runs: &[RunResult], args: &Args) -> Vec<Row> {
         "",
         &|r| r.startup.to_ready_line.map_or("?".into(), ms),
     );
+    row("start-up: server CPU used by then (ms)".into(), "", &|r| {
+        r.startup.cpu.map_or("?".into(), ms)
+    });
     row(
         "servers/s (first POST → all ACTIVE)".into(),
         "≥ 1000/s",

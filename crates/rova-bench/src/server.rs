@@ -29,6 +29,9 @@ pub struct Startup {
     pub to_ready_line: Option<Duration>,
     /// The `(ready in N ms)` the server reports about itself.
     pub self_reported_ms: Option<u64>,
+    /// CPU time (user + system) the server had used when it first answered:
+    /// what start-up costs on an idle machine, whatever the wall time says.
+    pub cpu: Option<Duration>,
 }
 
 /// How to start the server.
@@ -36,6 +39,9 @@ pub struct Launch<'a> {
     pub rova: &'a Path,
     pub sim_latency_ms: Option<u64>,
     pub run_tag: &'a str,
+    /// Servers (flavor `1`: 1 vCPU, 512 MB, 1 GB) the run will create; the
+    /// simulated host is sized to hold them all.
+    pub capacity: usize,
 }
 
 /// A loopback port that was free a moment ago.
@@ -81,9 +87,15 @@ pub async fn start(
             cmd.env_remove(k);
         }
     }
+    // A simulated host big enough that scheduling never refuses (builds
+    // without a simulated fleet ignore these variables).
+    let cap = launch.capacity as u64 + 16;
     cmd.env("ROVA_QUOTA_INSTANCES", "-1")
         .env("ROVA_QUOTA_CORES", "-1")
         .env("ROVA_QUOTA_RAM", "-1")
+        .env("ROVA_SIM_HOST_VCPUS", cap.to_string())
+        .env("ROVA_SIM_HOST_RAM_MB", (cap * 1024).to_string())
+        .env("ROVA_SIM_HOST_DISK_GB", (cap * 2).to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
@@ -117,8 +129,9 @@ pub async fn start(
     let to_serving = loop {
         if let Ok(r) = http.get(&url).send().await {
             if r.status().is_success() {
+                let at = spawned.elapsed();
                 let _ = r.bytes().await;
-                break spawned.elapsed();
+                break at;
             }
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -135,6 +148,7 @@ pub async fn start(
         }
         tokio::time::sleep(Duration::from_micros(500)).await;
     };
+    let cpu = cpu_time_of(&format!("/proc/{pid}/stat"));
     // The line is printed right after the listener is ready; allow a moment.
     let ready = tokio::time::timeout(Duration::from_secs(2), ready_rx)
         .await
@@ -144,6 +158,7 @@ pub async fn start(
         to_serving,
         to_ready_line: ready.map(|r| r.0),
         self_reported_ms: ready.and_then(|r| r.1),
+        cpu,
     };
     Ok((
         Server {

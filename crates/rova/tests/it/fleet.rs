@@ -1024,3 +1024,41 @@ async fn claims_and_service_state_are_rebuilt_after_a_restart() {
             .disabled
     );
 }
+
+#[tokio::test]
+async fn concurrent_builds_never_double_book_a_host() {
+    let c = start_with(|cfg| {
+        cfg.sim_hosts = 2;
+        cfg.sim_host.vcpus = 1;
+        cfg.sim_host.cpu_allocation_ratio = 1.0;
+    })
+    .await;
+    let a = c.login("admin").await;
+    let body = json!({"server": {"name": "dense", "imageRef": c.image_id(), "flavorRef": "1",
+        "networks": "none", "min_count": 6}});
+    let r = c.post(&a, "/servers", Some("2.74"), body).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let mut servers = vec![];
+    for _ in 0..1000 {
+        let r = c.get(&a, "/servers/detail?name=dense", Some("2.74")).await;
+        servers = r.body["servers"].as_array().cloned().unwrap_or_default();
+        if servers.len() == 6 && servers.iter().all(|s| s["status"] != json!("BUILD")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let active: BTreeSet<String> = servers
+        .iter()
+        .filter(|s| s["status"] == json!("ACTIVE"))
+        .map(host)
+        .collect();
+    let errors = servers
+        .iter()
+        .filter(|s| s["status"] == json!("ERROR"))
+        .count();
+    assert_eq!(active.len(), 2, "{servers:?}");
+    assert_eq!(errors, 4);
+    for h in ["rova-sim-1", "rova-sim-2"] {
+        assert_eq!(hypervisor(&c, &a, h).await["vcpus_used"], json!(1));
+    }
+}
