@@ -129,6 +129,9 @@ pub struct RunResult {
     pub rss_after_lists_kib: Option<u64>,
     pub peak_rss_kib: Option<u64>,
     pub probe: Option<client::Posts>,
+    /// A second start on the same data directory, with the servers stored.
+    pub restart: Option<server::Startup>,
+    pub rss_after_restart_kib: Option<u64>,
     pub server_log: Option<String>,
 }
 
@@ -146,12 +149,30 @@ async fn bench_one(
         sim_latency_ms: args.sim_latency_ms,
         run_tag: &tag,
         capacity: n + args.probe,
+        reuse: None,
     };
     let (srv, startup) = server::start(&launch, &http).await?;
     let result = measure(args, &srv, &http, n, load_before, startup).await;
-    let log = srv.stop(args.keep).await;
+    if result.is_err() {
+        srv.stop(args.keep).await;
+        return result;
+    }
+    let work = srv.work.clone();
+    let log = srv.stop(true).await;
     let mut r = result?;
     r.server_log = log;
+
+    // Start again on the same data directory: loading N stored servers.
+    let relaunch = server::Launch {
+        reuse: Some(&work),
+        ..launch
+    };
+    let (srv, restart) = server::start(&relaunch, &http).await?;
+    r.restart = Some(restart);
+    r.rss_after_restart_kib = srv.rss_kib();
+    if let Some(log) = srv.stop(args.keep).await {
+        r.server_log = Some(format!("{}{log}", r.server_log.take().unwrap_or_default()));
+    }
     Ok(r)
 }
 
@@ -218,6 +239,8 @@ async fn measure(
         rss_after_lists_kib,
         peak_rss_kib,
         probe,
+        restart: None,
+        rss_after_restart_kib: None,
         server_log: None,
     })
 }

@@ -313,6 +313,15 @@ pub fn print_run(r: &RunResult, args: &Args) {
             ms(s.p99)
         );
     }
+    if let Some(s) = &r.restart {
+        println!(
+            "  restart on the same data ({} servers stored): {} ms to first 200 (server CPU {} ms), RSS {} MiB",
+            r.n,
+            ms(s.to_serving),
+            s.cpu.map_or("?".into(), ms),
+            mib(r.rss_after_restart_kib)
+        );
+    }
     if let Some(log) = &r.server_log {
         let lines: Vec<&str> = log.lines().collect();
         println!("  server stderr ({} lines), last few:", lines.len());
@@ -357,6 +366,15 @@ fn rows(runs: &[RunResult], args: &Args) -> Vec<Row> {
     row("start-up: server CPU used by then (ms)".into(), "", &|r| {
         r.startup.cpu.map_or("?".into(), ms)
     });
+    row(
+        "restart with the N servers stored: spawn → first 200 (ms; CPU ms)".into(),
+        "",
+        &|r| {
+            r.restart.map_or("?".into(), |s| {
+                format!("{}; {}", ms(s.to_serving), s.cpu.map_or("?".into(), ms))
+            })
+        },
+    );
     row(
         "servers/s (first POST → all ACTIVE)".into(),
         "≥ 1000/s",
@@ -459,6 +477,11 @@ fn rows(runs: &[RunResult], args: &Args) -> Vec<Row> {
         mib(r.rss_after_lists_kib)
     });
     row("peak RSS (VmHWM, MiB)".into(), "", &|r| mib(r.peak_rss_kib));
+    row(
+        "RSS right after a restart with N servers (MiB)".into(),
+        "",
+        &|r| mib(r.rss_after_restart_kib),
+    );
     row("load average before start".into(), "", &|r| {
         r.load_before.clone()
     });

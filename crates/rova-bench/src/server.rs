@@ -15,8 +15,9 @@ pub struct Server {
     child: Child,
     pub pid: u32,
     pub base: String,
-    /// Bench work directory: `data/` (the server's) and `server.log`.
+    /// Bench work directory: `data/` (the server's) and the server logs.
     pub work: PathBuf,
+    log_path: PathBuf,
     pub data_dir: PathBuf,
 }
 
@@ -42,6 +43,8 @@ pub struct Launch<'a> {
     /// Servers (flavor `1`: 1 vCPU, 512 MB, 1 GB) the run will create; the
     /// simulated host is sized to hold them all.
     pub capacity: usize,
+    /// Restart on this earlier work directory instead of a fresh one.
+    pub reuse: Option<&'a Path>,
 }
 
 /// A loopback port that was free a moment ago.
@@ -56,15 +59,21 @@ pub async fn start(
     launch: &Launch<'_>,
     http: &reqwest::Client,
 ) -> Result<(Server, Startup), String> {
-    let work = std::env::temp_dir().join(format!(
-        "rova-bench-{}-{}-{}",
-        std::process::id(),
-        launch.run_tag,
-        chrono::Utc::now().timestamp_millis()
-    ));
+    let (work, log_name) = match launch.reuse {
+        Some(dir) => (dir.to_path_buf(), "server-restart.log"),
+        None => (
+            std::env::temp_dir().join(format!(
+                "rova-bench-{}-{}-{}",
+                std::process::id(),
+                launch.run_tag,
+                chrono::Utc::now().timestamp_millis()
+            )),
+            "server.log",
+        ),
+    };
     let data_dir = work.join("data");
     std::fs::create_dir_all(&work).map_err(|e| format!("creating {}: {e}", work.display()))?;
-    let log_path = work.join("server.log");
+    let log_path = work.join(log_name);
     let log = std::fs::File::create(&log_path)
         .map_err(|e| format!("creating {}: {e}", log_path.display()))?;
     let port = free_port()?;
@@ -166,6 +175,7 @@ pub async fn start(
             pid,
             base,
             work,
+            log_path,
             data_dir,
         },
         startup,
@@ -192,6 +202,17 @@ impl Server {
     /// SIGTERM, then SIGKILL after 5 s; removes the work directory unless
     /// `keep`. Returns the server log's text if it has any.
     pub async fn stop(mut self, keep: bool) -> Option<String> {
+        self.stop_process().await;
+        let log = std::fs::read_to_string(&self.log_path)
+            .ok()
+            .filter(|s| !s.trim().is_empty());
+        if !keep {
+            let _ = std::fs::remove_dir_all(&self.work);
+        }
+        log
+    }
+
+    async fn stop_process(&mut self) {
         if let Ok(pid) = libc::pid_t::try_from(self.pid) {
             // SAFETY: kill(2) with a pid we spawned and still own (not yet
             // reaped, so the pid cannot have been reused).
@@ -205,13 +226,6 @@ impl Server {
         {
             let _ = self.child.kill().await;
         }
-        let log = std::fs::read_to_string(self.work.join("server.log"))
-            .ok()
-            .filter(|s| !s.trim().is_empty());
-        if !keep {
-            let _ = std::fs::remove_dir_all(&self.work);
-        }
-        log
     }
 }
 

@@ -67,8 +67,9 @@ pub fn rewrite_project_path(mut req: axum::extract::Request) -> axum::extract::R
         return req;
     };
     let (seg, tail) = rest.split_once('/').unwrap_or((rest, ""));
-    let looks_like_project =
-        !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') && seg.len() >= 8;
+    let looks_like_project = !seg.is_empty()
+        && seg.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+        && seg.len() >= 8;
     if !looks_like_project {
         return req;
     }

@@ -30,7 +30,9 @@ pub const NETWORK_NAME: &str = "private";
 fn gen_password() -> String {
     const CH: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::thread_rng();
-    (0..20).map(|_| CH[rng.gen_range(0..CH.len())] as char).collect()
+    (0..20)
+        .map(|_| CH[rng.gen_range(0..CH.len())] as char)
+        .collect()
 }
 
 fn stable_id(kind: &str, name: &str) -> String {
@@ -60,7 +62,11 @@ pub async fn run(app: &App) -> Result<(), String> {
                     description: format!("Bootstrap project {project}"),
                     enabled: true,
                 };
-                app.identity.projects.put(&p.id.clone(), p).await.map_err(err)?
+                app.identity
+                    .projects
+                    .put(&p.id.clone(), p)
+                    .await
+                    .map_err(err)?
             }
         };
         project_ids.insert(project.to_string(), p.id.clone());
@@ -81,7 +87,8 @@ pub async fn run(app: &App) -> Result<(), String> {
             (None, Some(p), Some(_)) => p.clone(),
             _ => gen_password(),
         };
-        let needs_write = existing.is_none() || from_env.is_some() || !passwords.contains_key(*user);
+        let needs_write =
+            existing.is_none() || from_env.is_some() || !passwords.contains_key(*user);
         if needs_write {
             let pid = project_ids.get(*project).cloned().unwrap_or_default();
             let mut roles = vec![role.to_string()];
@@ -92,7 +99,10 @@ pub async fn run(app: &App) -> Result<(), String> {
             let mut assignments = HashMap::new();
             assignments.insert(pid.clone(), roles);
             let u = User {
-                id: existing.as_ref().map(|u| u.id.clone()).unwrap_or_else(|| stable_id("user", user)),
+                id: existing
+                    .as_ref()
+                    .map(|u| u.id.clone())
+                    .unwrap_or_else(|| stable_id("user", user)),
                 name: user.to_string(),
                 domain_id: DEFAULT_DOMAIN_ID.into(),
                 password_hash: hash_password(&password)?,
@@ -100,7 +110,11 @@ pub async fn run(app: &App) -> Result<(), String> {
                 assignments,
                 default_project_id: Some(pid),
             };
-            app.identity.users.put(&u.id.clone(), u).await.map_err(err)?;
+            app.identity
+                .users
+                .put(&u.id.clone(), u)
+                .await
+                .map_err(err)?;
         }
         passwords.insert(user.to_string(), password);
     }
@@ -143,7 +157,12 @@ pub async fn run(app: &App) -> Result<(), String> {
 
     // Images.
     for (name, marker) in [(IMAGE_NAME, "primary"), (IMAGE_ALT_NAME, "alt")] {
-        if app.images.table.filter(|i| i.name.as_deref() == Some(name)).is_empty() {
+        if app
+            .images
+            .table
+            .filter(|i| i.name.as_deref() == Some(name))
+            .is_empty()
+        {
             let mut props = BTreeMap::new();
             props.insert("hw_rng_model".to_string(), json!("virtio"));
             let img = Image {
@@ -174,7 +193,12 @@ pub async fn run(app: &App) -> Result<(), String> {
     }
 
     // Network.
-    if app.networks.networks.filter(|n| n.name == NETWORK_NAME).is_empty() {
+    if app
+        .networks
+        .networks
+        .filter(|n| n.name == NETWORK_NAME)
+        .is_empty()
+    {
         let net = Network {
             id: uuid::Uuid::new_v4().to_string(),
             name: NETWORK_NAME.into(),
@@ -192,7 +216,13 @@ pub async fn run(app: &App) -> Result<(), String> {
         app.networks.networks.put(&net_id, net).await.map_err(err)?;
         for (name, cidr, ver, gw, mode) in [
             ("private-subnet", "10.0.0.0/16", 4u8, "10.0.0.1", None),
-            ("ipv6-private-subnet", "fd00:0:0:1::/64", 6u8, "fd00:0:0:1::1", Some("slaac")),
+            (
+                "ipv6-private-subnet",
+                "fd00:0:0:1::/64",
+                6u8,
+                "fd00:0:0:1::1",
+                Some("slaac"),
+            ),
         ] {
             let sn = Subnet {
                 id: uuid::Uuid::new_v4().to_string(),
@@ -211,7 +241,11 @@ pub async fn run(app: &App) -> Result<(), String> {
                 created_at: now,
                 updated_at: now,
             };
-            app.networks.subnets.put(&sn.id.clone(), sn).await.map_err(err)?;
+            app.networks
+                .subnets
+                .put(&sn.id.clone(), sn)
+                .await
+                .map_err(err)?;
         }
     }
 
@@ -221,7 +255,8 @@ pub async fn run(app: &App) -> Result<(), String> {
 
 /// `clouds.yaml` with one cloud per bootstrap account.
 fn write_clouds_yaml(app: &App, passwords: &BTreeMap<String, String>) -> Result<(), String> {
-    let mut out = String::from("# Written by `rova serve`; one cloud per bootstrap account.\nclouds:\n");
+    let mut out =
+        String::from("# Written by `rova serve`; one cloud per bootstrap account.\nclouds:\n");
     for (user, project, _, cloud) in ACCOUNTS {
         let pw = passwords.get(*user).cloned().unwrap_or_default();
         let v: Value = json!(pw);

@@ -40,7 +40,11 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
     let started = std::time::Instant::now();
     let running = start(cfg).await?;
     let dir = running.app.cfg.data_dir.display().to_string();
-    println!("rova: serving on http://{} (ready in {} ms)", running.addr, started.elapsed().as_millis());
+    println!(
+        "rova: serving on http://{} (ready in {} ms)",
+        running.addr,
+        started.elapsed().as_millis()
+    );
     println!("rova: identity http://{}/identity/v3", running.addr);
     println!("rova: compute  http://{}/compute/v2.1", running.addr);
     println!("rova: image    http://{}/image", running.addr);

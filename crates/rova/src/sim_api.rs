@@ -30,7 +30,10 @@ use std::sync::Arc;
 pub fn router() -> Router<Arc<App>> {
     Router::new()
         .route("/rova/v1/sim/clock", get(clock_show).post(clock_advance))
-        .route("/rova/v1/sim/faults", get(faults_list).post(fault_add).delete(faults_clear))
+        .route(
+            "/rova/v1/sim/faults",
+            get(faults_list).post(fault_add).delete(faults_clear),
+        )
         .route("/rova/v1/sim/slow", post(slow_set))
         .route("/rova/v1/sim/latency", post(latency_set))
 }
@@ -63,7 +66,11 @@ async fn clock_show(State(app): State<Arc<App>>, headers: HeaderMap) -> ApiResul
     Ok(axum::Json(clock_body(&app)).into_response())
 }
 
-async fn clock_advance(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+async fn clock_advance(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     admin(&app, &headers)?;
     fake(&app)?;
     let v = parse_json(&headers, &body)?;
@@ -95,7 +102,11 @@ async fn faults_list(State(app): State<Arc<App>>, headers: HeaderMap) -> ApiResu
     Ok(axum::Json(json!({"faults": faults, "slow": slow})).into_response())
 }
 
-async fn fault_add(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+async fn fault_add(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     admin(&app, &headers)?;
     let f = fake(&app)?;
     let v = parse_json(&headers, &body)?;
@@ -103,13 +114,16 @@ async fn fault_add(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes)
         .get("operation")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| Fault::bad_request("'operation' is required (e.g. spawn, destroy, pause, reboot)"))?;
+        .ok_or_else(|| {
+            Fault::bad_request("'operation' is required (e.g. spawn, destroy, pause, reboot)")
+        })?;
     let count = match v.get("count") {
         None => 1,
         Some(c) => c
             .as_u64()
             .filter(|c| *c >= 1 && *c <= u32::MAX as u64)
-            .ok_or_else(|| Fault::bad_request("'count' must be a positive integer"))? as u32,
+            .ok_or_else(|| Fault::bad_request("'count' must be a positive integer"))?
+            as u32,
     };
     let message = v
         .get("message")
@@ -132,7 +146,11 @@ async fn faults_clear(State(app): State<Arc<App>>, headers: HeaderMap) -> ApiRes
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
-async fn slow_set(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+async fn slow_set(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     admin(&app, &headers)?;
     let f = fake(&app)?;
     let v = parse_json(&headers, &body)?;
@@ -148,7 +166,11 @@ async fn slow_set(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) 
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
-async fn latency_set(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+async fn latency_set(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     admin(&app, &headers)?;
     let f = fake(&app)?;
     let v = parse_json(&headers, &body)?;
@@ -159,4 +181,3 @@ async fn latency_set(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
     f.set_latency(std::time::Duration::from_millis(ms));
     Ok(empty(StatusCode::NO_CONTENT))
 }
-

@@ -70,7 +70,9 @@ impl Store {
             .prepare("SELECT id, body FROM objects WHERE kind = ?1")
             .map_err(|e| e.to_string())?;
         let rows = stmt
-            .query_map([kind], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .query_map([kind], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
             .map_err(|e| e.to_string())?;
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())
@@ -86,10 +88,12 @@ impl Store {
 }
 
 fn open_conn(path: &Path) -> Result<rusqlite::Connection, String> {
-    let conn = rusqlite::Connection::open(path)
-        .map_err(|e| format!("opening {}: {e}", path.display()))?;
-    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;")
-        .map_err(|e| format!("configuring {}: {e}", path.display()))?;
+    let conn =
+        rusqlite::Connection::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
+    )
+    .map_err(|e| format!("configuring {}: {e}", path.display()))?;
     Ok(conn)
 }
 

@@ -58,13 +58,22 @@ pub async fn event_start(app: &App, uuid: &str, request_id: &str, event: &str, h
     let _ = app
         .compute
         .actions
-        .update(uuid, || Fault::not_found(""), |log: &mut ActionLog| {
-            if let Some(a) = log.actions.iter_mut().rev().find(|a| a.request_id == request_id) {
-                a.events.push(new_event(event, host, now));
-                a.updated_at = now;
-            }
-            Ok(())
-        })
+        .update(
+            uuid,
+            || Fault::not_found(""),
+            |log: &mut ActionLog| {
+                if let Some(a) = log
+                    .actions
+                    .iter_mut()
+                    .rev()
+                    .find(|a| a.request_id == request_id)
+                {
+                    a.events.push(new_event(event, host, now));
+                    a.updated_at = now;
+                }
+                Ok(())
+            },
+        )
         .await;
 }
 
@@ -80,25 +89,39 @@ pub async fn event_finish(
     let _ = app
         .compute
         .actions
-        .update(uuid, || Fault::not_found(""), |log: &mut ActionLog| {
-            if let Some(a) = log.actions.iter_mut().rev().find(|a| a.request_id == request_id) {
-                if let Some(ev) = a.events.iter_mut().rev().find(|e| e.event == event && e.finish_time.is_none()) {
-                    ev.finish_time = Some(now);
-                    match error {
-                        None => ev.result = Some("Success".into()),
-                        Some((msg, tb)) => {
-                            ev.result = Some("Error".into());
-                            ev.traceback = Some(tb.to_string());
-                            ev.details = Some(msg.to_string());
+        .update(
+            uuid,
+            || Fault::not_found(""),
+            |log: &mut ActionLog| {
+                if let Some(a) = log
+                    .actions
+                    .iter_mut()
+                    .rev()
+                    .find(|a| a.request_id == request_id)
+                {
+                    if let Some(ev) = a
+                        .events
+                        .iter_mut()
+                        .rev()
+                        .find(|e| e.event == event && e.finish_time.is_none())
+                    {
+                        ev.finish_time = Some(now);
+                        match error {
+                            None => ev.result = Some("Success".into()),
+                            Some((msg, tb)) => {
+                                ev.result = Some("Error".into());
+                                ev.traceback = Some(tb.to_string());
+                                ev.details = Some(msg.to_string());
+                            }
                         }
                     }
+                    if error.is_some() {
+                        a.message = Some("Error".into());
+                    }
+                    a.updated_at = now;
                 }
-                if error.is_some() {
-                    a.message = Some("Error".into());
-                }
-                a.updated_at = now;
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
         .await;
 }

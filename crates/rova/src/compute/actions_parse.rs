@@ -13,40 +13,76 @@ use std::collections::BTreeMap;
 /// One parsed action body.
 #[derive(Debug, Clone)]
 pub enum ServerAction {
-    Reboot { hard: bool },
+    Reboot {
+        hard: bool,
+    },
     Stop,
     Start,
     Pause,
     Unpause,
     Suspend,
     Resume,
-    Lock { reason: Option<String> },
+    Lock {
+        reason: Option<String>,
+    },
     Unlock,
-    ResetState { state: VmState },
+    ResetState {
+        state: VmState,
+    },
     ForceDelete,
     Restore,
     TriggerCrashDump,
-    ConsoleOutput { length: Option<i64> },
+    ConsoleOutput {
+        length: Option<i64>,
+    },
     Rebuild(Box<Rebuild>),
-    Resize { flavor_ref: String, auto_disk_config: Option<bool> },
+    Resize {
+        flavor_ref: String,
+        auto_disk_config: Option<bool>,
+    },
     ConfirmResize,
     RevertResize,
     Shelve,
     ShelveOffload,
-    Unshelve { availability_zone: Option<Option<String>>, host: Option<String> },
-    Rescue { admin_pass: Option<String>, image_ref: Option<String> },
+    Unshelve {
+        availability_zone: Option<Option<String>>,
+        host: Option<String>,
+    },
+    Rescue {
+        admin_pass: Option<String>,
+        image_ref: Option<String>,
+    },
     Unrescue,
-    ChangePassword { admin_pass: String },
-    CreateImage { name: String, metadata: BTreeMap<String, String> },
-    CreateBackup { name: String, backup_type: String, rotation: u64, metadata: BTreeMap<String, String> },
+    ChangePassword {
+        admin_pass: String,
+    },
+    CreateImage {
+        name: String,
+        metadata: BTreeMap<String, String>,
+    },
+    CreateBackup {
+        name: String,
+        backup_type: String,
+        rotation: u64,
+        metadata: BTreeMap<String, String>,
+    },
     InjectNetworkInfo,
     ResetNetwork,
     /// The per-type console actions of 2.1–2.5 (`os-getVNCConsole`, ...).
-    LegacyConsole { protocol: &'static str, console_type: String },
-    AddSecurityGroup { name: String },
-    RemoveSecurityGroup { name: String },
+    LegacyConsole {
+        protocol: &'static str,
+        console_type: String,
+    },
+    AddSecurityGroup {
+        name: String,
+    },
+    RemoveSecurityGroup {
+        name: String,
+    },
     /// Cold migrate (`host` from 2.56).
-    Migrate { host: Option<String> },
+    Migrate {
+        host: Option<String>,
+    },
     /// `os-migrateLive`.
     LiveMigrate(super::live_migration::LiveMigrateReq),
     /// `evacuate`.
@@ -77,7 +113,11 @@ fn object<'a>(field: &str, v: &'a Value) -> Result<&'a serde_json::Map<String, V
         .ok_or_else(|| fields::invalid(field, v, format!("{v} is not of type 'object'")))
 }
 
-fn only_keys(field: &str, o: &serde_json::Map<String, Value>, allowed: &[&str]) -> Result<(), Fault> {
+fn only_keys(
+    field: &str,
+    o: &serde_json::Map<String, Value>,
+    allowed: &[&str],
+) -> Result<(), Fault> {
     for k in o.keys() {
         if !allowed.contains(&k.as_str()) {
             return Err(Fault::bad_request(format!(
@@ -89,7 +129,11 @@ fn only_keys(field: &str, o: &serde_json::Map<String, Value>, allowed: &[&str]) 
     Ok(())
 }
 
-fn required<'a>(field: &str, o: &'a serde_json::Map<String, Value>, key: &str) -> Result<&'a Value, Fault> {
+fn required<'a>(
+    field: &str,
+    o: &'a serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<&'a Value, Fault> {
     o.get(key).ok_or_else(|| {
         Fault::bad_request(format!(
             "Invalid input for field/attribute {field}. Value: {}. '{key}' is a required property",
@@ -101,8 +145,14 @@ fn required<'a>(field: &str, o: &'a serde_json::Map<String, Value>, key: &str) -
 fn parse_rebuild(arg: &Value, ctx: &Ctx) -> Result<Rebuild, Fault> {
     let o = object("rebuild", arg)?;
     let mut allowed = vec![
-        "imageRef", "name", "adminPass", "metadata", "preserve_ephemeral", "OS-DCF:diskConfig",
-        "accessIPv4", "accessIPv6",
+        "imageRef",
+        "name",
+        "adminPass",
+        "metadata",
+        "preserve_ephemeral",
+        "OS-DCF:diskConfig",
+        "accessIPv4",
+        "accessIPv6",
     ];
     if !ctx.at_least(57) {
         allowed.push("personality");
@@ -125,7 +175,10 @@ fn parse_rebuild(arg: &Value, ctx: &Ctx) -> Result<Rebuild, Fault> {
     only_keys("rebuild", o, &allowed)?;
     let image_ref = required("rebuild", o, "imageRef")?;
     let image_ref = fields::uuid("imageRef", image_ref)?;
-    let mut r = Rebuild { image_ref, ..Default::default() };
+    let mut r = Rebuild {
+        image_ref,
+        ..Default::default()
+    };
     for (k, v) in o {
         match k.as_str() {
             "name" => r.name = Some(fields::name(k, v)?),
@@ -156,7 +209,9 @@ fn parse_rebuild(arg: &Value, ctx: &Ctx) -> Result<Rebuild, Fault> {
                             .map(|x| fields::string(k, x))
                             .collect::<Result<Vec<_>, _>>()?,
                     ),
-                    other => return Err(fields::invalid(k, other, "is not a valid certificate list")),
+                    other => {
+                        return Err(fields::invalid(k, other, "is not a valid certificate list"))
+                    }
                 })
             }
             "hostname" => r.hostname = Some(fields::hostname(k, v, ctx.at_least(94))?),
@@ -168,7 +223,8 @@ fn parse_rebuild(arg: &Value, ctx: &Ctx) -> Result<Rebuild, Fault> {
                 for f in list {
                     let fo = object("personality", f)?;
                     let path = fields::string("path", required("personality", fo, "path")?)?;
-                    let contents = fields::base64("contents", required("personality", fo, "contents")?, None)?;
+                    let contents =
+                        fields::base64("contents", required("personality", fo, "contents")?, None)?;
                     files.push(InjectedFile { path, contents });
                 }
                 r.personality = Some(files);
@@ -187,7 +243,9 @@ fn opt_metadata(o: &serde_json::Map<String, Value>) -> Result<BTreeMap<String, S
 }
 
 fn bad_input(field: &str, v: &Value, why: &str) -> Fault {
-    Fault::bad_request(format!("Invalid input for field/attribute {field}. Value: {v}. {why}"))
+    Fault::bad_request(format!(
+        "Invalid input for field/attribute {field}. Value: {v}. {why}"
+    ))
 }
 
 /// Parses an action body (`name` is its single key).
@@ -204,7 +262,9 @@ pub fn parse(name: &str, arg: &Value, ctx: &Ctx) -> Result<ServerAction, Fault> 
                     return Err(bad_input(
                         "type",
                         t,
-                        &format!("{t} is not one of ['HARD', 'Hard', 'hard', 'SOFT', 'Soft', 'soft']"),
+                        &format!(
+                            "{t} is not one of ['HARD', 'Hard', 'hard', 'SOFT', 'Soft', 'soft']"
+                        ),
                     ))
                 }
             }
@@ -229,17 +289,29 @@ pub fn parse(name: &str, arg: &Value, ctx: &Ctx) -> Result<ServerAction, Fault> 
                             }
                         }
                         if let Some(r) = o.get("locked_reason") {
-                            let s = r
-                                .as_str()
-                                .ok_or_else(|| bad_input("locked_reason", r, &format!("{r} is not of type 'string'")))?;
+                            let s = r.as_str().ok_or_else(|| {
+                                bad_input(
+                                    "locked_reason",
+                                    r,
+                                    &format!("{r} is not of type 'string'"),
+                                )
+                            })?;
                             if s.is_empty() || s.chars().count() > 255 {
-                                return Err(bad_input("locked_reason", r, "length must be between 1 and 255"));
+                                return Err(bad_input(
+                                    "locked_reason",
+                                    r,
+                                    "length must be between 1 and 255",
+                                ));
                             }
                             reason = Some(s.to_string());
                         }
                     }
                     other => {
-                        return Err(bad_input("lock", other, &format!("{other} is not of type 'object', 'null'")))
+                        return Err(bad_input(
+                            "lock",
+                            other,
+                            &format!("{other} is not of type 'object', 'null'"),
+                        ))
                     }
                 }
             }
@@ -247,11 +319,23 @@ pub fn parse(name: &str, arg: &Value, ctx: &Ctx) -> Result<ServerAction, Fault> 
         }
         "unlock" => ServerAction::Unlock,
         "os-resetState" => {
-            let st = arg.get("state").ok_or_else(|| bad_input("os-resetState", arg, "'state' is a required property"))?;
+            let st = arg
+                .get("state")
+                .ok_or_else(|| bad_input("os-resetState", arg, "'state' is a required property"))?;
             match st.as_str() {
-                Some("active") => ServerAction::ResetState { state: VmState::Active },
-                Some("error") => ServerAction::ResetState { state: VmState::Error },
-                _ => return Err(bad_input("state", st, &format!("{st} is not one of ['active', 'error']"))),
+                Some("active") => ServerAction::ResetState {
+                    state: VmState::Active,
+                },
+                Some("error") => ServerAction::ResetState {
+                    state: VmState::Error,
+                },
+                _ => {
+                    return Err(bad_input(
+                        "state",
+                        st,
+                        &format!("{st} is not one of ['active', 'error']"),
+                    ))
+                }
             }
         }
         "forceDelete" => ServerAction::ForceDelete,
@@ -262,23 +346,43 @@ pub fn parse(name: &str, arg: &Value, ctx: &Ctx) -> Result<ServerAction, Fault> 
                 return Err(Fault::not_found("The resource could not be found."));
             }
             if !arg.is_null() {
-                return Err(bad_input("trigger_crash_dump", arg, &format!("{arg} is not of type 'null'")));
+                return Err(bad_input(
+                    "trigger_crash_dump",
+                    arg,
+                    &format!("{arg} is not of type 'null'"),
+                ));
             }
             ServerAction::TriggerCrashDump
         }
         "os-getConsoleOutput" => {
             let length = match arg.get("length") {
                 None | Some(Value::Null) => None,
-                Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| bad_input("length", &arg["length"], "is not an integer"))?),
-                Some(Value::String(s)) => Some(
-                    s.parse::<i64>()
-                        .map_err(|_| bad_input("length", &arg["length"], &format!("'{s}' does not match '^-?[0-9]+$'")))?,
+                Some(Value::Number(n)) => Some(
+                    n.as_i64()
+                        .ok_or_else(|| bad_input("length", &arg["length"], "is not an integer"))?,
                 ),
-                Some(other) => return Err(bad_input("length", other, "is not of type 'integer', 'string', 'null'")),
+                Some(Value::String(s)) => Some(s.parse::<i64>().map_err(|_| {
+                    bad_input(
+                        "length",
+                        &arg["length"],
+                        &format!("'{s}' does not match '^-?[0-9]+$'"),
+                    )
+                })?),
+                Some(other) => {
+                    return Err(bad_input(
+                        "length",
+                        other,
+                        "is not of type 'integer', 'string', 'null'",
+                    ))
+                }
             };
             if let Some(l) = length {
                 if l < -1 {
-                    return Err(bad_input("length", &json!(l), &format!("{l} is less than the minimum of -1")));
+                    return Err(bad_input(
+                        "length",
+                        &json!(l),
+                        &format!("{l} is less than the minimum of -1"),
+                    ));
                 }
             }
             ServerAction::ConsoleOutput { length }
@@ -291,13 +395,22 @@ pub fn parse(name: &str, arg: &Value, ctx: &Ctx) -> Result<ServerAction, Fault> 
             let flavor_ref = match f {
                 Value::String(s) if !s.is_empty() => s.clone(),
                 Value::Number(n) => n.to_string(),
-                other => return Err(fields::invalid("flavorRef", other, format!("{other} is not valid under any of the given schemas"))),
+                other => {
+                    return Err(fields::invalid(
+                        "flavorRef",
+                        other,
+                        format!("{other} is not valid under any of the given schemas"),
+                    ))
+                }
             };
             let auto_disk_config = match o.get("OS-DCF:diskConfig") {
                 Some(v) => Some(fields::disk_config("OS-DCF:diskConfig", v)?),
                 None => None,
             };
-            ServerAction::Resize { flavor_ref, auto_disk_config }
+            ServerAction::Resize {
+                flavor_ref,
+                auto_disk_config,
+            }
         }
         "confirmResize" => ServerAction::ConfirmResize,
         "revertResize" => ServerAction::RevertResize,
@@ -305,15 +418,25 @@ pub fn parse(name: &str, arg: &Value, ctx: &Ctx) -> Result<ServerAction, Fault> 
         "shelveOffload" => ServerAction::ShelveOffload,
         "unshelve" => {
             if !ctx.at_least(77) {
-                ServerAction::Unshelve { availability_zone: None, host: None }
+                ServerAction::Unshelve {
+                    availability_zone: None,
+                    host: None,
+                }
             } else {
                 match arg {
-                    Value::Null => ServerAction::Unshelve { availability_zone: None, host: None },
+                    Value::Null => ServerAction::Unshelve {
+                        availability_zone: None,
+                        host: None,
+                    },
                     Value::Object(o) => {
                         if ctx.at_least(91) {
                             only_keys("unshelve", o, &["availability_zone", "host"])?;
                             if o.is_empty() {
-                                return Err(fields::invalid("unshelve", arg, "{} does not have enough properties"));
+                                return Err(fields::invalid(
+                                    "unshelve",
+                                    arg,
+                                    "{} does not have enough properties",
+                                ));
                             }
                         } else {
                             only_keys("unshelve", o, &["availability_zone"])?;
@@ -328,14 +451,26 @@ pub fn parse(name: &str, arg: &Value, ctx: &Ctx) -> Result<ServerAction, Fault> 
                             None => None,
                             Some(v) => Some(fields::fqdn("host", v)?),
                         };
-                        ServerAction::Unshelve { availability_zone, host }
+                        ServerAction::Unshelve {
+                            availability_zone,
+                            host,
+                        }
                     }
-                    other => return Err(fields::invalid("unshelve", other, format!("{other} is not of type 'object', 'null'"))),
+                    other => {
+                        return Err(fields::invalid(
+                            "unshelve",
+                            other,
+                            format!("{other} is not of type 'object', 'null'"),
+                        ))
+                    }
                 }
             }
         }
         "rescue" => match arg {
-            Value::Null => ServerAction::Rescue { admin_pass: None, image_ref: None },
+            Value::Null => ServerAction::Rescue {
+                admin_pass: None,
+                image_ref: None,
+            },
             Value::Object(o) => {
                 only_keys("rescue", o, &["adminPass", "rescue_image_ref"])?;
                 let admin_pass = match o.get("adminPass") {
@@ -346,41 +481,73 @@ pub fn parse(name: &str, arg: &Value, ctx: &Ctx) -> Result<ServerAction, Fault> 
                     Some(v) => Some(fields::uuid("rescue_image_ref", v)?),
                     None => None,
                 };
-                ServerAction::Rescue { admin_pass, image_ref }
+                ServerAction::Rescue {
+                    admin_pass,
+                    image_ref,
+                }
             }
-            other => return Err(fields::invalid("rescue", other, format!("{other} is not of type 'object', 'null'"))),
+            other => {
+                return Err(fields::invalid(
+                    "rescue",
+                    other,
+                    format!("{other} is not of type 'object', 'null'"),
+                ))
+            }
         },
         "unrescue" => ServerAction::Unrescue,
         "changePassword" => {
             let o = object("changePassword", arg)?;
             only_keys("changePassword", o, &["adminPass"])?;
             let p = required("changePassword", o, "adminPass")?;
-            ServerAction::ChangePassword { admin_pass: fields::string("adminPass", p)? }
+            ServerAction::ChangePassword {
+                admin_pass: fields::string("adminPass", p)?,
+            }
         }
         "createImage" => {
             let o = object("createImage", arg)?;
             only_keys("createImage", o, &["name", "metadata"])?;
             let name = fields::name("name", required("createImage", o, "name")?)?;
-            ServerAction::CreateImage { name, metadata: opt_metadata(o)? }
+            ServerAction::CreateImage {
+                name,
+                metadata: opt_metadata(o)?,
+            }
         }
         "createBackup" => {
             let o = object("createBackup", arg)?;
-            only_keys("createBackup", o, &["name", "backup_type", "rotation", "metadata"])?;
+            only_keys(
+                "createBackup",
+                o,
+                &["name", "backup_type", "rotation", "metadata"],
+            )?;
             let name = fields::name("name", required("createBackup", o, "name")?)?;
-            let backup_type = fields::string("backup_type", required("createBackup", o, "backup_type")?)?;
+            let backup_type =
+                fields::string("backup_type", required("createBackup", o, "backup_type")?)?;
             let r = required("createBackup", o, "rotation")?;
             let rotation = match r {
                 Value::Number(n) if n.as_u64().is_some() => n.as_u64().unwrap_or(0),
-                Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
-                    s.parse().map_err(|_| fields::invalid("rotation", r, "is not valid"))?
+                Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s
+                    .parse()
+                    .map_err(|_| fields::invalid("rotation", r, "is not valid"))?,
+                other => {
+                    return Err(fields::invalid(
+                        "rotation",
+                        other,
+                        format!("{other} is not valid under any of the given schemas"),
+                    ))
                 }
-                other => return Err(fields::invalid("rotation", other, format!("{other} is not valid under any of the given schemas"))),
             };
-            ServerAction::CreateBackup { name, backup_type, rotation, metadata: opt_metadata(o)? }
+            ServerAction::CreateBackup {
+                name,
+                backup_type,
+                rotation,
+                metadata: opt_metadata(o)?,
+            }
         }
         "injectNetworkInfo" => ServerAction::InjectNetworkInfo,
         "resetNetwork" => ServerAction::ResetNetwork,
-        "os-getVNCConsole" | "os-getSPICEConsole" | "os-getSerialConsole" | "os-getRDPConsole" if !ctx.at_least(6) => {
+        "os-getVNCConsole" | "os-getSPICEConsole" | "os-getSerialConsole" | "os-getRDPConsole"
+            if !ctx.at_least(6) =>
+        {
             let o = object(name, arg)?;
             let t = fields::string("type", required(name, o, "type")?)?;
             let protocol = match name {
@@ -389,14 +556,19 @@ pub fn parse(name: &str, arg: &Value, ctx: &Ctx) -> Result<ServerAction, Fault> 
                 "os-getSerialConsole" => "serial",
                 _ => "rdp",
             };
-            ServerAction::LegacyConsole { protocol, console_type: t }
+            ServerAction::LegacyConsole {
+                protocol,
+                console_type: t,
+            }
         }
         // Actions capped at an older microversion are 404 above it
         // (consoles at 2.5, the network proxy actions at 2.43).
         "os-getVNCConsole" | "os-getSPICEConsole" | "os-getSerialConsole" | "os-getRDPConsole" => {
             return Err(Fault::not_found("The resource could not be found."))
         }
-        "addFixedIp" | "removeFixedIp" | "addFloatingIp" | "removeFloatingIp" if ctx.at_least(44) => {
+        "addFixedIp" | "removeFixedIp" | "addFloatingIp" | "removeFloatingIp"
+            if ctx.at_least(44) =>
+        {
             return Err(Fault::not_found("The resource could not be found."))
         }
         "addSecurityGroup" | "removeSecurityGroup" => {
@@ -414,7 +586,11 @@ pub fn parse(name: &str, arg: &Value, ctx: &Ctx) -> Result<ServerAction, Fault> 
         "migrate" => parse_migrate(arg, ctx)?,
         "os-migrateLive" => parse_live_migrate(arg, ctx)?,
         "evacuate" => parse_evacuate(arg, ctx)?,
-        other => return Err(Fault::bad_request(format!("There is no such action: {other}"))),
+        other => {
+            return Err(Fault::bad_request(format!(
+                "There is no such action: {other}"
+            )))
+        }
     })
 }
 
@@ -436,9 +612,15 @@ fn parse_migrate(arg: &Value, ctx: &Ctx) -> Result<ServerAction, Fault> {
         Value::Null => Ok(ServerAction::Migrate { host: None }),
         Value::Object(o) => {
             only_keys("migrate", o, &["host"])?;
-            Ok(ServerAction::Migrate { host: move_host(o, true)? })
+            Ok(ServerAction::Migrate {
+                host: move_host(o, true)?,
+            })
         }
-        other => Err(fields::invalid("migrate", other, format!("{other} is not of type 'object', 'null'"))),
+        other => Err(fields::invalid(
+            "migrate",
+            other,
+            format!("{other} is not of type 'object', 'null'"),
+        )),
     }
 }
 
@@ -458,7 +640,10 @@ fn parse_live_migrate(arg: &Value, ctx: &Ctx) -> Result<ServerAction, Fault> {
     only_keys("os-migrateLive", o, &allowed)?;
     let bm = required("os-migrateLive", o, "block_migration")?;
     if !ctx.at_least(25) {
-        fields::boolean("disk_over_commit", required("os-migrateLive", o, "disk_over_commit")?)?;
+        fields::boolean(
+            "disk_over_commit",
+            required("os-migrateLive", o, "disk_over_commit")?,
+        )?;
     }
     required("os-migrateLive", o, "host")?;
     let block_migration = match bm {
@@ -471,9 +656,17 @@ fn parse_live_migrate(arg: &Value, ctx: &Ctx) -> Result<ServerAction, Fault> {
         _ => false,
     };
     if force && host.is_none() {
-        return Err(Fault::bad_request("Can't force to a non-provided destination"));
+        return Err(Fault::bad_request(
+            "Can't force to a non-provided destination",
+        ));
     }
-    Ok(ServerAction::LiveMigrate(super::live_migration::LiveMigrateReq { host, block_migration, force }))
+    Ok(ServerAction::LiveMigrate(
+        super::live_migration::LiveMigrateReq {
+            host,
+            block_migration,
+            force,
+        },
+    ))
 }
 
 /// `evacuate` per microversion: `onSharedStorage` required below 2.14,
@@ -492,7 +685,10 @@ fn parse_evacuate(arg: &Value, ctx: &Ctx) -> Result<ServerAction, Fault> {
     let on_shared_storage = if ctx.at_least(14) {
         None
     } else {
-        Some(fields::boolean("onSharedStorage", required("evacuate", o, "onSharedStorage")?)?)
+        Some(fields::boolean(
+            "onSharedStorage",
+            required("evacuate", o, "onSharedStorage")?,
+        )?)
     };
     let host = move_host(o, false)?;
     let admin_pass = match o.get("adminPass") {
@@ -504,8 +700,13 @@ fn parse_evacuate(arg: &Value, ctx: &Ctx) -> Result<ServerAction, Fault> {
         _ => false,
     };
     if force && host.is_none() {
-        return Err(Fault::bad_request("Can't force to a non-provided destination"));
+        return Err(Fault::bad_request(
+            "Can't force to a non-provided destination",
+        ));
     }
-    Ok(ServerAction::Evacuate(super::migrate::EvacuateReq { host, admin_pass, on_shared_storage }))
+    Ok(ServerAction::Evacuate(super::migrate::EvacuateReq {
+        host,
+        admin_pass,
+        on_shared_storage,
+    }))
 }
-

@@ -6,6 +6,7 @@
 //! driver, and the final state is written when it finishes.
 
 use super::actions;
+pub use super::actions_parse::{parse, ServerAction};
 use super::servers;
 use crate::app::App;
 use crate::compute::views::Links;
@@ -17,7 +18,6 @@ use rova_core::model::Instance;
 use rova_core::states::{PowerState, TaskState, VmState};
 use rova_core::Fault;
 use serde_json::json;
-pub use super::actions_parse::{parse, ServerAction};
 use std::sync::Arc;
 
 pub(crate) fn subject(i: &Instance) -> Subject<'_> {
@@ -45,7 +45,13 @@ struct Transition {
 }
 
 /// Admits the action and writes its first task_state in one CAS.
-pub(crate) async fn begin(app: &App, ctx: &Ctx, id: &str, action: Action, task: Option<TaskState>) -> Result<Arc<Instance>, Fault> {
+pub(crate) async fn begin(
+    app: &App,
+    ctx: &Ctx,
+    id: &str,
+    action: Action,
+    task: Option<TaskState>,
+) -> Result<Arc<Instance>, Fault> {
     begin_with(app, ctx, id, action, task, |_, _| Ok(())).await
 }
 
@@ -64,19 +70,23 @@ pub(crate) async fn begin_with(
     let (inst, _) = app
         .compute
         .instances
-        .update(id, || Fault::instance_not_found(id), |i| {
-            if i.deleted {
-                return Err(Fault::instance_not_found(id));
-            }
-            admit(action, &subject(i), is_admin)?;
-            if task.is_some() {
-                i.task_state = task;
-            }
-            mutate(i, now)?;
-            i.updated_at = now;
-            i.generation += 1;
-            Ok(())
-        })
+        .update(
+            id,
+            || Fault::instance_not_found(id),
+            |i| {
+                if i.deleted {
+                    return Err(Fault::instance_not_found(id));
+                }
+                admit(action, &subject(i), is_admin)?;
+                if task.is_some() {
+                    i.task_state = task;
+                }
+                mutate(i, now)?;
+                i.updated_at = now;
+                i.generation += 1;
+                Ok(())
+            },
+        )
         .await?;
     Ok(inst)
 }
@@ -123,41 +133,53 @@ pub(crate) async fn advance(
         let now = app.clock.now();
         app.compute
             .instances
-            .update(id, || Fault::instance_not_found(id), |i| {
-                if i.deleted || i.task_state != Some(expect) {
-                    return Err(Fault::conflict("superseded"));
-                }
-                i.task_state = Some(*next);
-                i.updated_at = now;
-                i.generation += 1;
-                Ok(())
-            })
+            .update(
+                id,
+                || Fault::instance_not_found(id),
+                |i| {
+                    if i.deleted || i.task_state != Some(expect) {
+                        return Err(Fault::conflict("superseded"));
+                    }
+                    i.task_state = Some(*next);
+                    i.updated_at = now;
+                    i.generation += 1;
+                    Ok(())
+                },
+            )
             .await
             .map_err(|_| StepError::superseded())?;
         expect = *next;
     }
     tokio::time::sleep(delay).await;
-    let inst = app.compute.instances.get(id).ok_or_else(StepError::superseded)?;
+    let inst = app
+        .compute
+        .instances
+        .get(id)
+        .ok_or_else(StepError::superseded)?;
     if let Err(f) = app.compute.driver.perform(op, &inst).await {
         let now = app.clock.now();
         let (msg, det) = (f.message.clone(), f.details.clone());
         let _ = app
             .compute
             .instances
-            .update(id, || Fault::instance_not_found(id), |i| {
-                if i.task_state == Some(expect) {
-                    i.task_state = None;
-                }
-                i.fault = Some(rova_core::model::InstanceFault {
-                    code: f.code,
-                    message: msg,
-                    details: Some(det),
-                    created: now,
-                });
-                i.updated_at = now;
-                i.generation += 1;
-                Ok(())
-            })
+            .update(
+                id,
+                || Fault::instance_not_found(id),
+                |i| {
+                    if i.task_state == Some(expect) {
+                        i.task_state = None;
+                    }
+                    i.fault = Some(rova_core::model::InstanceFault {
+                        code: f.code,
+                        message: msg,
+                        details: Some(det),
+                        created: now,
+                    });
+                    i.updated_at = now;
+                    i.generation += 1;
+                    Ok(())
+                },
+            )
             .await;
         return Err(StepError {
             message: f.message,
@@ -167,16 +189,20 @@ pub(crate) async fn advance(
     let now = app.clock.now();
     app.compute
         .instances
-        .update(id, || Fault::instance_not_found(id), |i| {
-            if i.deleted || i.task_state != Some(expect) {
-                return Err(Fault::conflict("superseded"));
-            }
-            i.task_state = None;
-            finish(i, now);
-            i.updated_at = now;
-            i.generation += 1;
-            Ok(())
-        })
+        .update(
+            id,
+            || Fault::instance_not_found(id),
+            |i| {
+                if i.deleted || i.task_state != Some(expect) {
+                    return Err(Fault::conflict("superseded"));
+                }
+                i.task_state = None;
+                finish(i, now);
+                i.updated_at = now;
+                i.generation += 1;
+                Ok(())
+            },
+        )
         .await
         .map(|_| ())
         .map_err(|_| StepError::superseded())
@@ -185,7 +211,14 @@ pub(crate) async fn advance(
 async fn transition(app: &Arc<App>, ctx: &Ctx, id: &str, t: Transition) -> Result<(), Fault> {
     ctx.require_member(t.policy)?;
     let inst = begin(app, ctx, id, t.action, Some(t.first_task)).await?;
-    actions::record(app, ctx, id, t.record_as, Some((t.event, inst.host.as_deref()))).await?;
+    actions::record(
+        app,
+        ctx,
+        id,
+        t.record_as,
+        Some((t.event, inst.host.as_deref())),
+    )
+    .await?;
     let app2 = app.clone();
     let id2 = id.to_string();
     let req = ctx.request_id.clone();
@@ -210,58 +243,165 @@ fn accepted() -> Response {
 }
 
 /// Runs a parsed action and builds the HTTP answer.
-pub async fn run(app: &Arc<App>, ctx: &Ctx, links: &Links, id: &str, act: ServerAction) -> Result<Response, ApiError> {
+pub async fn run(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    links: &Links,
+    id: &str,
+    act: ServerAction,
+) -> Result<Response, ApiError> {
     use TaskState as T;
-    let simple = |action, record_as, event, policy, first_task, then, final_vm, final_power| Transition {
-        action,
-        record_as,
-        event,
-        policy,
-        first_task,
-        then,
-        final_vm,
-        final_power,
-    };
+    let simple =
+        |action, record_as, event, policy, first_task, then, final_vm, final_power| Transition {
+            action,
+            record_as,
+            event,
+            policy,
+            first_task,
+            then,
+            final_vm,
+            final_power,
+        };
     match act {
         ServerAction::Reboot { hard } => {
             let t = if hard {
-                simple(Action::RebootHard, "reboot", "compute_reboot_instance", "os_compute_api:servers:reboot",
-                    T::RebootingHard, &[T::RebootPendingHard, T::RebootStartedHard], Some(VmState::Active), PowerState::Running)
+                simple(
+                    Action::RebootHard,
+                    "reboot",
+                    "compute_reboot_instance",
+                    "os_compute_api:servers:reboot",
+                    T::RebootingHard,
+                    &[T::RebootPendingHard, T::RebootStartedHard],
+                    Some(VmState::Active),
+                    PowerState::Running,
+                )
             } else {
-                simple(Action::RebootSoft, "reboot", "compute_reboot_instance", "os_compute_api:servers:reboot",
-                    T::Rebooting, &[T::RebootPending, T::RebootStarted], Some(VmState::Active), PowerState::Running)
+                simple(
+                    Action::RebootSoft,
+                    "reboot",
+                    "compute_reboot_instance",
+                    "os_compute_api:servers:reboot",
+                    T::Rebooting,
+                    &[T::RebootPending, T::RebootStarted],
+                    Some(VmState::Active),
+                    PowerState::Running,
+                )
             };
             transition(app, ctx, id, t).await?;
             Ok(accepted())
         }
         ServerAction::Stop => {
-            transition(app, ctx, id, simple(Action::Stop, "stop", "compute_stop_instance", "os_compute_api:servers:stop",
-                T::PoweringOff, &[], Some(VmState::Stopped), PowerState::Shutdown)).await?;
+            transition(
+                app,
+                ctx,
+                id,
+                simple(
+                    Action::Stop,
+                    "stop",
+                    "compute_stop_instance",
+                    "os_compute_api:servers:stop",
+                    T::PoweringOff,
+                    &[],
+                    Some(VmState::Stopped),
+                    PowerState::Shutdown,
+                ),
+            )
+            .await?;
             Ok(accepted())
         }
         ServerAction::Start => {
-            transition(app, ctx, id, simple(Action::Start, "start", "compute_start_instance", "os_compute_api:servers:start",
-                T::PoweringOn, &[], Some(VmState::Active), PowerState::Running)).await?;
+            transition(
+                app,
+                ctx,
+                id,
+                simple(
+                    Action::Start,
+                    "start",
+                    "compute_start_instance",
+                    "os_compute_api:servers:start",
+                    T::PoweringOn,
+                    &[],
+                    Some(VmState::Active),
+                    PowerState::Running,
+                ),
+            )
+            .await?;
             Ok(accepted())
         }
         ServerAction::Pause => {
-            transition(app, ctx, id, simple(Action::Pause, "pause", "compute_pause_instance", "os_compute_api:os-pause-server:pause",
-                T::Pausing, &[], Some(VmState::Paused), PowerState::Paused)).await?;
+            transition(
+                app,
+                ctx,
+                id,
+                simple(
+                    Action::Pause,
+                    "pause",
+                    "compute_pause_instance",
+                    "os_compute_api:os-pause-server:pause",
+                    T::Pausing,
+                    &[],
+                    Some(VmState::Paused),
+                    PowerState::Paused,
+                ),
+            )
+            .await?;
             Ok(accepted())
         }
         ServerAction::Unpause => {
-            transition(app, ctx, id, simple(Action::Unpause, "unpause", "compute_unpause_instance", "os_compute_api:os-pause-server:unpause",
-                T::Unpausing, &[], Some(VmState::Active), PowerState::Running)).await?;
+            transition(
+                app,
+                ctx,
+                id,
+                simple(
+                    Action::Unpause,
+                    "unpause",
+                    "compute_unpause_instance",
+                    "os_compute_api:os-pause-server:unpause",
+                    T::Unpausing,
+                    &[],
+                    Some(VmState::Active),
+                    PowerState::Running,
+                ),
+            )
+            .await?;
             Ok(accepted())
         }
         ServerAction::Suspend => {
-            transition(app, ctx, id, simple(Action::Suspend, "suspend", "compute_suspend_instance", "os_compute_api:os-suspend-server:suspend",
-                T::Suspending, &[], Some(VmState::Suspended), PowerState::Suspended)).await?;
+            transition(
+                app,
+                ctx,
+                id,
+                simple(
+                    Action::Suspend,
+                    "suspend",
+                    "compute_suspend_instance",
+                    "os_compute_api:os-suspend-server:suspend",
+                    T::Suspending,
+                    &[],
+                    Some(VmState::Suspended),
+                    PowerState::Suspended,
+                ),
+            )
+            .await?;
             Ok(accepted())
         }
         ServerAction::Resume => {
-            transition(app, ctx, id, simple(Action::Resume, "resume", "compute_resume_instance", "os_compute_api:os-suspend-server:resume",
-                T::Resuming, &[], Some(VmState::Active), PowerState::Running)).await?;
+            transition(
+                app,
+                ctx,
+                id,
+                simple(
+                    Action::Resume,
+                    "resume",
+                    "compute_resume_instance",
+                    "os_compute_api:os-suspend-server:resume",
+                    T::Resuming,
+                    &[],
+                    Some(VmState::Active),
+                    PowerState::Running,
+                ),
+            )
+            .await?;
             Ok(accepted())
         }
         ServerAction::TriggerCrashDump => {
@@ -284,13 +424,17 @@ pub async fn run(app: &Arc<App>, ctx: &Ctx, links: &Links, id: &str, act: Server
             let now = app.clock.now();
             app.compute
                 .instances
-                .update(id, || Fault::instance_not_found(id), |i| {
-                    i.vm_state = state;
-                    i.task_state = None;
-                    i.updated_at = now;
-                    i.generation += 1;
-                    Ok(())
-                })
+                .update(
+                    id,
+                    || Fault::instance_not_found(id),
+                    |i| {
+                        i.vm_state = state;
+                        i.task_state = None;
+                        i.updated_at = now;
+                        i.generation += 1;
+                        Ok(())
+                    },
+                )
                 .await?;
             actions::record(app, ctx, id, "resetState", None).await?;
             Ok(accepted())
@@ -298,7 +442,14 @@ pub async fn run(app: &Arc<App>, ctx: &Ctx, links: &Links, id: &str, act: Server
         ServerAction::ForceDelete => {
             ctx.require_member("os_compute_api:os-deferred-delete:force")?;
             let inst = begin(app, ctx, id, Action::ForceDelete, Some(T::Deleting)).await?;
-            actions::record(app, ctx, id, "forceDelete", Some(("compute_terminate_instance", inst.host.as_deref()))).await?;
+            actions::record(
+                app,
+                ctx,
+                id,
+                "forceDelete",
+                Some(("compute_terminate_instance", inst.host.as_deref())),
+            )
+            .await?;
             let app2 = app.clone();
             let id2 = id.to_string();
             let req = ctx.request_id.clone();
@@ -312,22 +463,28 @@ pub async fn run(app: &Arc<App>, ctx: &Ctx, links: &Links, id: &str, act: Server
             let is_admin = ctx.is_admin();
             app.compute
                 .instances
-                .update(id, || Fault::instance_not_found(id), |i| {
-                    admit(Action::Restore, &subject(i), is_admin).map_err(|e| {
-                        if e.message.contains("is locked") {
-                            Fault::conflict(format!("Instance {id} is in an invalid state for 'restore'"))
-                        } else {
-                            e
-                        }
-                    })?;
-                    i.vm_state = VmState::Active;
-                    i.power_state = PowerState::Running;
-                    i.task_state = None;
-                    i.deleted_at = None;
-                    i.updated_at = now;
-                    i.generation += 1;
-                    Ok(())
-                })
+                .update(
+                    id,
+                    || Fault::instance_not_found(id),
+                    |i| {
+                        admit(Action::Restore, &subject(i), is_admin).map_err(|e| {
+                            if e.message.contains("is locked") {
+                                Fault::conflict(format!(
+                                    "Instance {id} is in an invalid state for 'restore'"
+                                ))
+                            } else {
+                                e
+                            }
+                        })?;
+                        i.vm_state = VmState::Active;
+                        i.power_state = PowerState::Running;
+                        i.task_state = None;
+                        i.deleted_at = None;
+                        i.updated_at = now;
+                        i.generation += 1;
+                        Ok(())
+                    },
+                )
                 .await?;
             actions::record(app, ctx, id, "restore", None).await?;
             Ok(accepted())
@@ -376,13 +533,17 @@ pub async fn lock(app: &App, ctx: &Ctx, id: &str, reason: Option<String>) -> Res
     let now = app.clock.now();
     app.compute
         .instances
-        .update(id, || Fault::instance_not_found(id), |i| {
-            i.locked_by = Some(by.to_string());
-            i.locked_reason = reason.clone();
-            i.updated_at = now;
-            i.generation += 1;
-            Ok(())
-        })
+        .update(
+            id,
+            || Fault::instance_not_found(id),
+            |i| {
+                i.locked_by = Some(by.to_string());
+                i.locked_reason = reason.clone();
+                i.updated_at = now;
+                i.generation += 1;
+                Ok(())
+            },
+        )
         .await?;
     actions::record(app, ctx, id, "lock", None).await
 }
@@ -392,22 +553,32 @@ pub async fn lock(app: &App, ctx: &Ctx, id: &str, reason: Option<String>) -> Res
 pub async fn unlock(app: &App, ctx: &Ctx, id: &str) -> Result<(), Fault> {
     ctx.require_member("os_compute_api:os-lock-server:unlock")?;
     let inst = servers::visible(app, ctx, id)?;
-    let role = if inst.project_id == ctx.project_id { "owner" } else { "admin" };
+    let role = if inst.project_id == ctx.project_id {
+        "owner"
+    } else {
+        "admin"
+    };
     if let Some(by) = &inst.locked_by {
         if by != role && !ctx.is_admin() {
-            return Err(Fault::policy("os_compute_api:os-lock-server:unlock:unlock_override"));
+            return Err(Fault::policy(
+                "os_compute_api:os-lock-server:unlock:unlock_override",
+            ));
         }
     }
     let now = app.clock.now();
     app.compute
         .instances
-        .update(id, || Fault::instance_not_found(id), |i| {
-            i.locked_by = None;
-            i.locked_reason = None;
-            i.updated_at = now;
-            i.generation += 1;
-            Ok(())
-        })
+        .update(
+            id,
+            || Fault::instance_not_found(id),
+            |i| {
+                i.locked_by = None;
+                i.locked_reason = None;
+                i.updated_at = now;
+                i.generation += 1;
+                Ok(())
+            },
+        )
         .await?;
     actions::record(app, ctx, id, "unlock", None).await
 }

@@ -15,7 +15,9 @@ use crate::http::Ctx;
 use chrono::{DateTime, Utc};
 use rand::seq::SliceRandom;
 use rand::Rng;
-use rova_core::model::{BlockDeviceMapping, FixedIp, FlavorSnapshot, InjectedFile, Instance, InstanceFault, Vif};
+use rova_core::model::{
+    BlockDeviceMapping, FixedIp, FlavorSnapshot, InjectedFile, Instance, InstanceFault, Vif,
+};
 use rova_core::states::{PowerState, TaskState, VmState};
 use rova_core::Fault;
 use serde_json::Value;
@@ -101,7 +103,9 @@ pub fn generate_password(len: usize) -> String {
 fn reservation_id() -> String {
     const CH: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::thread_rng();
-    let s: String = (0..8).map(|_| CH[rng.gen_range(0..CH.len())] as char).collect();
+    let s: String = (0..8)
+        .map(|_| CH[rng.gen_range(0..CH.len())] as char)
+        .collect();
     format!("r-{s}")
 }
 
@@ -109,7 +113,11 @@ fn reservation_id() -> String {
 #[derive(Debug, Clone)]
 pub enum NicPlan {
     Port(String),
-    Network { id: String, fixed_ip: Option<IpAddr>, tag: Option<String> },
+    Network {
+        id: String,
+        fixed_ip: Option<IpAddr>,
+        tag: Option<String>,
+    },
 }
 
 fn resolve_networks(app: &App, ctx: &Ctx, req: &BuildRequest) -> Result<Vec<NicPlan>, Fault> {
@@ -122,12 +130,20 @@ fn resolve_networks(app: &App, ctx: &Ctx, req: &BuildRequest) -> Result<Vec<NicP
                 0 => Err(Fault::bad_request(
                     "Unable to automatically allocate a network for project",
                 )),
-                1 => Ok(vec![NicPlan::Network { id: nets[0].id.clone(), fixed_ip: None, tag: None }]),
+                1 => Ok(vec![NicPlan::Network {
+                    id: nets[0].id.clone(),
+                    fixed_ip: None,
+                    tag: None,
+                }]),
                 _ if matches!(req.networks, NetworksReq::Auto) => {
                     // With several networks, "auto" uses the shared one
                     // first, as Nova prefers an existing usable network.
                     let pick = nets.iter().find(|n| n.shared).unwrap_or(&nets[0]);
-                    Ok(vec![NicPlan::Network { id: pick.id.clone(), fixed_ip: None, tag: None }])
+                    Ok(vec![NicPlan::Network {
+                        id: pick.id.clone(),
+                        fixed_ip: None,
+                        tag: None,
+                    }])
                 }
                 _ => Err(Fault::conflict(
                     "Multiple possible networks found, use a Network ID to be more specific.",
@@ -143,7 +159,9 @@ fn resolve_networks(app: &App, ctx: &Ctx, req: &BuildRequest) -> Result<Vec<NicP
                         .ports
                         .get(port)
                         .filter(|p| ctx.is_admin() || p.project_id == ctx.project_id)
-                        .ok_or_else(|| Fault::bad_request(format!("Port id {port} could not be found.")))?;
+                        .ok_or_else(|| {
+                            Fault::bad_request(format!("Port id {port} could not be found."))
+                        })?;
                     if !p.device_id.is_empty() {
                         return Err(Fault::conflict(format!("Port {port} is still in use.")));
                     }
@@ -151,7 +169,9 @@ fn resolve_networks(app: &App, ctx: &Ctx, req: &BuildRequest) -> Result<Vec<NicP
                 } else if let Some(net) = &n.uuid {
                     app.networks
                         .visible_network(net, &ctx.project_id, ctx.is_admin())
-                        .ok_or_else(|| Fault::bad_request(format!("Network {net} could not be found.")))?;
+                        .ok_or_else(|| {
+                            Fault::bad_request(format!("Network {net} could not be found."))
+                        })?;
                     let fixed_ip = match &n.fixed_ip {
                         Some(ip) => {
                             let addr: IpAddr = ip.parse().map_err(|_| {
@@ -171,7 +191,11 @@ fn resolve_networks(app: &App, ctx: &Ctx, req: &BuildRequest) -> Result<Vec<NicP
                         }
                         None => None,
                     };
-                    out.push(NicPlan::Network { id: net.clone(), fixed_ip, tag: n.tag.clone() });
+                    out.push(NicPlan::Network {
+                        id: net.clone(),
+                        fixed_ip,
+                        tag: n.tag.clone(),
+                    });
                 }
             }
             Ok(out)
@@ -198,13 +222,20 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
             .visible(&req.image_ref, &ctx.project_id, ctx.is_admin())
             .ok_or_else(|| Fault::bad_request("Can not find requested image"))?;
         if img.status != "active" {
-            return Err(Fault::bad_request(format!("Image {} is not active.", img.id)));
+            return Err(Fault::bad_request(format!(
+                "Image {} is not active.",
+                img.id
+            )));
         }
         if flavor.ram < img.min_ram {
-            return Err(Fault::bad_request("Flavor's memory is too small for requested image."));
+            return Err(Fault::bad_request(
+                "Flavor's memory is too small for requested image.",
+            ));
         }
         if flavor.disk > 0 && flavor.disk < img.min_disk {
-            return Err(Fault::bad_request("Flavor's disk is too small for requested image."));
+            return Err(Fault::bad_request(
+                "Flavor's disk is too small for requested image.",
+            ));
         }
         for (k, v) in &img.properties {
             let s = match v {
@@ -227,12 +258,16 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
     };
     if let Some(want) = &req.availability_zone {
         if !app.compute.fleet.has_zone(want) {
-            return Err(Fault::bad_request("The requested availability zone is not available"));
+            return Err(Fault::bad_request(
+                "The requested availability zone is not available",
+            ));
         }
     }
     if let Some(host) = &req.forced_host {
         if app.compute.fleet.host(host).is_none() {
-            return Err(Fault::bad_request(format!("Compute host {host} could not be found.")));
+            return Err(Fault::bad_request(format!(
+                "Compute host {host} could not be found."
+            )));
         }
     }
     let group = match req.scheduler_hints.get("group") {
@@ -260,10 +295,13 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
         flavor.ram,
         &app.compute.effective_quota(&ctx.project_id),
     )?;
-    let uuids: Vec<String> = (0..count).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let uuids: Vec<String> = (0..count)
+        .map(|_| uuid::Uuid::new_v4().to_string())
+        .collect();
     if let Some(g) = &group {
         if let Err(e) = super::server_groups::add_members(app, ctx, &g.uuid, &uuids).await {
-            app.compute.release(&ctx.project_id, count, flavor.vcpus, flavor.ram);
+            app.compute
+                .release(&ctx.project_id, count, flavor.vcpus, flavor.ram);
             return Err(e);
         }
     }
@@ -367,7 +405,8 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
                 app.compute
                     .release(&ctx.project_id, count - idx, flavor.vcpus, flavor.ram);
                 if let Some(g) = &group {
-                    super::server_groups::remove_members(app, &g.uuid, &uuids[idx as usize..]).await;
+                    super::server_groups::remove_members(app, &g.uuid, &uuids[idx as usize..])
+                        .await;
                 }
                 return Err(e);
             }
@@ -404,16 +443,20 @@ async fn step(
     let now = app.clock.now();
     app.compute
         .instances
-        .update(uuid, || Fault::instance_not_found(uuid), |i| {
-            if i.deleted || i.vm_state != VmState::Building || !expect.contains(&i.task_state) {
-                return Err(Fault::conflict("build superseded"));
-            }
-            i.task_state = task;
-            i.updated_at = now;
-            i.generation += 1;
-            also(i, now);
-            Ok(())
-        })
+        .update(
+            uuid,
+            || Fault::instance_not_found(uuid),
+            |i| {
+                if i.deleted || i.vm_state != VmState::Building || !expect.contains(&i.task_state) {
+                    return Err(Fault::conflict("build superseded"));
+                }
+                i.task_state = task;
+                i.updated_at = now;
+                i.generation += 1;
+                also(i, now);
+                Ok(())
+            },
+        )
         .await
         .is_ok()
 }
@@ -439,26 +482,53 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
             Ok(p) => p,
             Err(nvh) => {
                 let msg = nvh.message();
-                actions::event_start(app, uuid, request_id, "conductor_schedule_and_build_instances", Some(super::fleet::CONTROL_HOST)).await;
+                actions::event_start(
+                    app,
+                    uuid,
+                    request_id,
+                    "conductor_schedule_and_build_instances",
+                    Some(super::fleet::CONTROL_HOST),
+                )
+                .await;
                 fail_build(app, uuid, request_id, 500, msg, msg).await;
-                actions::event_finish(app, uuid, request_id, "conductor_schedule_and_build_instances", Some((msg, msg))).await;
+                actions::event_finish(
+                    app,
+                    uuid,
+                    request_id,
+                    "conductor_schedule_and_build_instances",
+                    Some((msg, msg)),
+                )
+                .await;
                 return;
             }
         };
         let h = placed.host.clone();
         let az = placed.availability_zone.clone();
-        if !step(app, uuid, &[Some(TaskState::Scheduling)], Some(TaskState::Networking), |i, _| {
-            i.host = Some(h.clone());
-            i.node = Some(h);
-            i.availability_zone = Some(az);
-            i.progress = 10;
-        })
+        if !step(
+            app,
+            uuid,
+            &[Some(TaskState::Scheduling)],
+            Some(TaskState::Networking),
+            |i, _| {
+                i.host = Some(h.clone());
+                i.node = Some(h);
+                i.availability_zone = Some(az);
+                i.progress = 10;
+            },
+        )
         .await
         {
             super::scheduler::release_instance(app, uuid);
             return;
         }
-        actions::event_start(app, uuid, request_id, "compute__do_build_and_run_instance", Some(&placed.host)).await;
+        actions::event_start(
+            app,
+            uuid,
+            request_id,
+            "compute__do_build_and_run_instance",
+            Some(&placed.host),
+        )
+        .await;
     }
     // Networking: allocate ports unless already done.
     let Some(inst) = app.compute.instances.get(uuid) else {
@@ -470,7 +540,13 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
             app.networks
                 .networks_for(&inst.project_id)
                 .first()
-                .map(|n| vec![NicPlan::Network { id: n.id.clone(), fixed_ip: None, tag: None }])
+                .map(|n| {
+                    vec![NicPlan::Network {
+                        id: n.id.clone(),
+                        fixed_ip: None,
+                        tag: None,
+                    }]
+                })
                 .unwrap_or_default()
         });
         let mut vifs: Vec<Vif> = Vec::new();
@@ -490,14 +566,28 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
         }
         if let Some(f) = failure {
             release_vifs(app, &vifs).await;
-            fail_build(app, uuid, request_id, 500, &format!("Build of instance {uuid} aborted: {}", f.message), &f.message).await;
+            fail_build(
+                app,
+                uuid,
+                request_id,
+                500,
+                &format!("Build of instance {uuid} aborted: {}", f.message),
+                &f.message,
+            )
+            .await;
             return;
         }
         let v2 = vifs.clone();
-        if !step(app, uuid, &[Some(TaskState::Networking)], Some(TaskState::BlockDeviceMapping), |i, _| {
-            i.vifs = v2;
-            i.progress = 30;
-        })
+        if !step(
+            app,
+            uuid,
+            &[Some(TaskState::Networking)],
+            Some(TaskState::BlockDeviceMapping),
+            |i, _| {
+                i.vifs = v2;
+                i.progress = 30;
+            },
+        )
         .await
         {
             // Deleted meanwhile: give back what we took.
@@ -513,9 +603,15 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
         return;
     };
     if inst.task_state == Some(TaskState::BlockDeviceMapping)
-        && !step(app, uuid, &[Some(TaskState::BlockDeviceMapping)], Some(TaskState::Spawning), |i, _| {
-            i.progress = 60;
-        })
+        && !step(
+            app,
+            uuid,
+            &[Some(TaskState::BlockDeviceMapping)],
+            Some(TaskState::Spawning),
+            |i, _| {
+                i.progress = 60;
+            },
+        )
         .await
     {
         return;
@@ -536,7 +632,14 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
             })
             .await;
             if ok {
-                actions::event_finish(app, uuid, request_id, "compute__do_build_and_run_instance", None).await;
+                actions::event_finish(
+                    app,
+                    uuid,
+                    request_id,
+                    "compute__do_build_and_run_instance",
+                    None,
+                )
+                .await;
             }
         }
         Err(f) => {
@@ -549,7 +652,9 @@ async fn allocate(app: &App, inst: &Instance, nic: &NicPlan) -> Result<Vif, Faul
     let now = app.clock.now();
     let (port, created, tag) = match nic {
         NicPlan::Port(id) => (
-            app.networks.bind_port(id, &inst.uuid, "compute:nova", now).await?,
+            app.networks
+                .bind_port(id, &inst.uuid, "compute:nova", now)
+                .await?,
             false,
             None,
         ),
@@ -557,7 +662,15 @@ async fn allocate(app: &App, inst: &Instance, nic: &NicPlan) -> Result<Vif, Faul
             let groups = super::secgroups::group_ids_for(app, inst).await?;
             (
                 app.networks
-                    .create_port(&inst.project_id, id, *fixed_ip, &inst.uuid, "compute:nova", groups, now)
+                    .create_port(
+                        &inst.project_id,
+                        id,
+                        *fixed_ip,
+                        &inst.uuid,
+                        "compute:nova",
+                        groups,
+                        now,
+                    )
                     .await?,
                 true,
                 tag.clone(),
@@ -600,7 +713,14 @@ async fn release_vifs(app: &App, vifs: &[Vif]) {
     }
 }
 
-async fn fail_build(app: &App, uuid: &str, request_id: &str, code: u16, message: &str, details: &str) {
+async fn fail_build(
+    app: &App,
+    uuid: &str,
+    request_id: &str,
+    code: u16,
+    message: &str,
+    details: &str,
+) {
     super::scheduler::release_instance(app, uuid);
     let now = app.clock.now();
     let msg = message.to_string();
@@ -608,26 +728,30 @@ async fn fail_build(app: &App, uuid: &str, request_id: &str, code: u16, message:
     let _ = app
         .compute
         .instances
-        .update(uuid, || Fault::instance_not_found(uuid), |i| {
-            if i.deleted {
-                return Err(Fault::conflict("deleted"));
-            }
-            i.vm_state = VmState::Error;
-            i.task_state = None;
-            i.power_state = PowerState::NoState;
-            // Nova nils out host and node when a build fails for good.
-            i.host = None;
-            i.node = None;
-            i.updated_at = now;
-            i.generation += 1;
-            i.fault = Some(InstanceFault {
-                code,
-                message: msg,
-                details: Some(det),
-                created: now,
-            });
-            Ok(())
-        })
+        .update(
+            uuid,
+            || Fault::instance_not_found(uuid),
+            |i| {
+                if i.deleted {
+                    return Err(Fault::conflict("deleted"));
+                }
+                i.vm_state = VmState::Error;
+                i.task_state = None;
+                i.power_state = PowerState::NoState;
+                // Nova nils out host and node when a build fails for good.
+                i.host = None;
+                i.node = None;
+                i.updated_at = now;
+                i.generation += 1;
+                i.fault = Some(InstanceFault {
+                    code,
+                    message: msg,
+                    details: Some(det),
+                    created: now,
+                });
+                Ok(())
+            },
+        )
         .await;
     actions::event_finish(
         app,

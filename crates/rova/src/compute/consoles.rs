@@ -45,10 +45,20 @@ pub fn check_protocol(ctx: &Ctx, protocol: &str, console_type: &str) -> Result<(
 }
 
 /// Issues a token and returns the console URL.
-pub fn create(app: &App, ctx: &Ctx, id: &str, protocol: &str, console_type: &str) -> Result<String, Fault> {
+pub fn create(
+    app: &App,
+    ctx: &Ctx,
+    id: &str,
+    protocol: &str,
+    console_type: &str,
+) -> Result<String, Fault> {
     ctx.require_member("os_compute_api:os-remote-consoles")?;
     let inst = servers::visible(app, ctx, id)?;
-    admit(Action::RemoteConsole, &rova_core_subject(&inst), ctx.is_admin())?;
+    admit(
+        Action::RemoteConsole,
+        &rova_core_subject(&inst),
+        ctx.is_admin(),
+    )?;
     if inst.vm_state != rova_core::states::VmState::Active {
         return Err(Fault::conflict(format!("Instance {id} is not ready")));
     }
@@ -58,7 +68,10 @@ pub fn create(app: &App, ctx: &Ctx, id: &str, protocol: &str, console_type: &str
         "novnc" => format!("{base}/vnc_auto.html?path=%3Ftoken%3D{token}"),
         "xvpvnc" => format!("{base}/console?token={token}"),
         "spice-html5" => format!("{base}/spice_auto.html?token={token}"),
-        "serial" => format!("{}/serial?token={token}", base.replacen("http://", "ws://", 1)),
+        "serial" => format!(
+            "{}/serial?token={token}",
+            base.replacen("http://", "ws://", 1)
+        ),
         _ => format!("{base}/console?token={token}"),
     };
     let port = match protocol {

@@ -28,7 +28,11 @@ pub trait Driver: Send + Sync {
     fn spawn<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>>;
     /// Carries out a named server action on the guest (`pause`, `reboot`,
     /// `rebuild`, `resize`, `shelve`, ... — the instance-action names).
-    fn perform<'a>(&'a self, op: &'a str, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>>;
+    fn perform<'a>(
+        &'a self,
+        op: &'a str,
+        inst: &'a Instance,
+    ) -> BoxFut<'a, Result<(), DriverFault>>;
     /// Stops and removes the guest (idempotent).
     fn destroy<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>>;
 }
@@ -119,7 +123,11 @@ impl FakeDriver {
         Some(msg)
     }
 
-    fn run<'a>(&'a self, op: &'a str, host: Option<&'a str>) -> BoxFut<'a, Result<(), DriverFault>> {
+    fn run<'a>(
+        &'a self,
+        op: &'a str,
+        host: Option<&'a str>,
+    ) -> BoxFut<'a, Result<(), DriverFault>> {
         Box::pin(async move {
             let d = *self.latency.lock();
             if !d.is_zero() {
@@ -151,7 +159,11 @@ impl Driver for FakeDriver {
     fn destroy<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>> {
         self.run("destroy", inst.host.as_deref())
     }
-    fn perform<'a>(&'a self, op: &'a str, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>> {
+    fn perform<'a>(
+        &'a self,
+        op: &'a str,
+        inst: &'a Instance,
+    ) -> BoxFut<'a, Result<(), DriverFault>> {
         Box::pin(async move {
             self.extra_delay(op).await;
             match self.take_fault(op, inst.host.as_deref()) {

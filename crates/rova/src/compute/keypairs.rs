@@ -27,7 +27,11 @@ pub fn parse_create(v: &Value, ctx: &Ctx) -> Result<NewKeypair, Fault> {
         .as_object()
         .and_then(|o| o.get("keypair"))
         .and_then(Value::as_object)
-        .ok_or_else(|| Fault::bad_request("Invalid input for field/attribute keypair. 'keypair' is a required property"))?;
+        .ok_or_else(|| {
+            Fault::bad_request(
+                "Invalid input for field/attribute keypair. 'keypair' is a required property",
+            )
+        })?;
     for k in obj.keys() {
         let ok = match k.as_str() {
             "name" | "public_key" => true,
@@ -90,7 +94,11 @@ pub fn parse_create(v: &Value, ctx: &Ctx) -> Result<NewKeypair, Fault> {
 }
 
 fn colon_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Nova's SSH fingerprint: MD5 of the decoded key blob, colon-separated.
@@ -217,7 +225,11 @@ pub fn generate_x509(common_name: &str) -> (String, String) {
     let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
     let public = signing.verifying_key().to_bytes();
     let alg = der(0x30, &ED25519);
-    let cn = [der(0x06, &[0x55, 0x04, 0x03]), der(0x0c, common_name.as_bytes())].concat();
+    let cn = [
+        der(0x06, &[0x55, 0x04, 0x03]),
+        der(0x0c, common_name.as_bytes()),
+    ]
+    .concat();
     let name = der(0x30, &der(0x31, &der(0x30, &cn)));
     let now = chrono::Utc::now();
     let later = now + chrono::Duration::days(3650);
@@ -254,17 +266,31 @@ pub fn generate_x509(common_name: &str) -> (String, String) {
     let cert = der(0x30, &[tbs, alg.clone(), der(0x03, &sig_bits)].concat());
     let pkcs8 = der(
         0x30,
-        &[der(0x02, &[0]), alg, der(0x04, &der(0x04, &signing.to_bytes()))].concat(),
+        &[
+            der(0x02, &[0]),
+            alg,
+            der(0x04, &der(0x04, &signing.to_bytes())),
+        ]
+        .concat(),
     );
     (pem("CERTIFICATE", &cert), pem("PRIVATE KEY", &pkcs8))
 }
 
 /// Creates (imports or generates) a keypair. Returns it and, when it was
 /// generated, the private key (shown once).
-pub async fn create(app: &App, ctx: &Ctx, req: NewKeypair) -> Result<(std::sync::Arc<Keypair>, Option<String>), Fault> {
+pub async fn create(
+    app: &App,
+    ctx: &Ctx,
+    req: NewKeypair,
+) -> Result<(std::sync::Arc<Keypair>, Option<String>), Fault> {
     let limit = app.compute.effective_quota(&ctx.project_id).key_pairs;
     let over = |owned: usize| limit >= 0 && owned as i64 >= limit;
-    if over(app.compute.keypairs.filter(|k| k.user_id == req.user_id).len()) {
+    if over(
+        app.compute
+            .keypairs
+            .filter(|k| k.user_id == req.user_id)
+            .len(),
+    ) {
         return Err(Fault::forbidden("Quota exceeded, too many key pairs."));
     }
     let (public_key, private) = match req.public_key {
@@ -303,7 +329,10 @@ pub async fn create(app: &App, ctx: &Ctx, req: NewKeypair) -> Result<(std::sync:
                 return Err(Fault::forbidden("Quota exceeded, too many key pairs."));
             }
             if tx.get(&key).is_some() {
-                return Err(Fault::conflict(format!("Key pair '{}' already exists.", req.name)));
+                return Err(Fault::conflict(format!(
+                    "Key pair '{}' already exists.",
+                    req.name
+                )));
             }
             tx.put(&key, kp);
             Ok(())

@@ -25,9 +25,9 @@ pub mod views;
 use crate::config::Config;
 use crate::store::{Store, Table};
 use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
 use rova_core::model::Instance;
 use serde::{Deserialize, Serialize};
-use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -166,7 +166,11 @@ impl Compute {
 
     /// Current usage of a project.
     pub fn usage_of(&self, project_id: &str) -> Usage {
-        self.usage.lock().get(project_id).copied().unwrap_or_default()
+        self.usage
+            .lock()
+            .get(project_id)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Reserves `count` instances of `flavor` for a project against its
@@ -194,13 +198,14 @@ impl Compute {
         }
         if n < min as i64 || n < 1 {
             let want = min as i64;
-            let (res, used, limit, req) = if limits.instances >= 0 && u.instances + want > limits.instances {
-                ("instances", u.instances, limits.instances, want)
-            } else if limits.cores >= 0 && u.cores + want * vcpus as i64 > limits.cores {
-                ("cores", u.cores, limits.cores, want * vcpus as i64)
-            } else {
-                ("ram", u.ram, limits.ram, want * ram as i64)
-            };
+            let (res, used, limit, req) =
+                if limits.instances >= 0 && u.instances + want > limits.instances {
+                    ("instances", u.instances, limits.instances, want)
+                } else if limits.cores >= 0 && u.cores + want * vcpus as i64 > limits.cores {
+                    ("cores", u.cores, limits.cores, want * vcpus as i64)
+                } else {
+                    ("ram", u.ram, limits.ram, want * ram as i64)
+                };
             return Err(rova_core::Fault::forbidden(format!(
                 "Quota exceeded for {res}: Requested {req}, but already used {used} of {limit} {res}"
             )));

@@ -22,10 +22,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Runs one of the operations above; `actions_run` handles the simple ones.
-pub async fn run(app: &Arc<App>, ctx: &Ctx, links: &Links, id: &str, act: ServerAction) -> Result<Response, Fault> {
+pub async fn run(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    links: &Links,
+    id: &str,
+    act: ServerAction,
+) -> Result<Response, Fault> {
     match act {
         ServerAction::Rebuild(r) => rebuild(app, ctx, links, id, *r).await,
-        ServerAction::Resize { flavor_ref, auto_disk_config } => {
+        ServerAction::Resize {
+            flavor_ref,
+            auto_disk_config,
+        } => {
             resize(app, ctx, id, &flavor_ref, auto_disk_config).await?;
             Ok(empty(StatusCode::ACCEPTED))
         }
@@ -43,38 +52,79 @@ pub async fn run(app: &Arc<App>, ctx: &Ctx, links: &Links, id: &str, act: Server
         }
         ServerAction::ShelveOffload => {
             ctx.require_admin("os_compute_api:os-shelve:shelve_offload")?;
-            let inst = begin(app, ctx, id, Action::ShelveOffload, Some(T::ShelvingOffloading)).await?;
-            actions::record(app, ctx, id, "shelveOffload", Some(("compute_shelve_offload_instance", inst.host.as_deref()))).await?;
+            let inst = begin(
+                app,
+                ctx,
+                id,
+                Action::ShelveOffload,
+                Some(T::ShelvingOffloading),
+            )
+            .await?;
+            actions::record(
+                app,
+                ctx,
+                id,
+                "shelveOffload",
+                Some(("compute_shelve_offload_instance", inst.host.as_deref())),
+            )
+            .await?;
             let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
             tokio::spawn(async move {
                 let res = offload(&app2, &id2).await;
                 let e = res.as_ref().err().map(|e| e.pair());
-                actions::event_finish(&app2, &id2, &req, "compute_shelve_offload_instance", e).await;
+                actions::event_finish(&app2, &id2, &req, "compute_shelve_offload_instance", e)
+                    .await;
             });
             Ok(empty(StatusCode::ACCEPTED))
         }
-        ServerAction::Unshelve { availability_zone, host } => {
+        ServerAction::Unshelve {
+            availability_zone,
+            host,
+        } => {
             unshelve(app, ctx, id, availability_zone, host).await?;
             Ok(empty(StatusCode::ACCEPTED))
         }
-        ServerAction::Rescue { admin_pass, image_ref } => {
+        ServerAction::Rescue {
+            admin_pass,
+            image_ref,
+        } => {
             let pw = rescue(app, ctx, id, admin_pass, image_ref).await?;
             Ok(json_status(StatusCode::OK, json!({"adminPass": pw})))
         }
         ServerAction::Unrescue => {
             ctx.require_member("os_compute_api:os-rescue:unrescue")?;
-            simple(app, ctx, id, Action::Unrescue, "unrescue", "compute_unrescue_instance", T::Unrescuing, &[], |i| {
-                i.vm_state = VmState::Active;
-                i.power_state = PowerState::Running;
-            })
+            simple(
+                app,
+                ctx,
+                id,
+                Action::Unrescue,
+                "unrescue",
+                "compute_unrescue_instance",
+                T::Unrescuing,
+                &[],
+                |i| {
+                    i.vm_state = VmState::Active;
+                    i.power_state = PowerState::Running;
+                },
+            )
             .await?;
             Ok(empty(StatusCode::ACCEPTED))
         }
         ServerAction::ChangePassword { admin_pass } => {
             ctx.require_member("os_compute_api:os-admin-password")?;
-            simple(app, ctx, id, Action::ChangePassword, "changePassword", "compute_set_admin_password", T::UpdatingPassword, &[], move |i| {
-                i.admin_pass = Some(admin_pass);
-            })
+            simple(
+                app,
+                ctx,
+                id,
+                Action::ChangePassword,
+                "changePassword",
+                "compute_set_admin_password",
+                T::UpdatingPassword,
+                &[],
+                move |i| {
+                    i.admin_pass = Some(admin_pass);
+                },
+            )
             .await?;
             Ok(empty(StatusCode::ACCEPTED))
         }
@@ -83,9 +133,15 @@ pub async fn run(app: &Arc<App>, ctx: &Ctx, links: &Links, id: &str, act: Server
             let img = snapshot(app, ctx, id, &name, metadata, None).await?;
             Ok(image_response(app, ctx, &img, true))
         }
-        ServerAction::CreateBackup { name, backup_type, rotation, metadata } => {
+        ServerAction::CreateBackup {
+            name,
+            backup_type,
+            rotation,
+            metadata,
+        } => {
             ctx.require_member("os_compute_api:os-create-backup")?;
-            let img = snapshot(app, ctx, id, &name, metadata, Some((backup_type, rotation))).await?;
+            let img =
+                snapshot(app, ctx, id, &name, metadata, Some((backup_type, rotation))).await?;
             Ok(image_response(app, ctx, &img, rotation > 0))
         }
         ServerAction::InjectNetworkInfo => {
@@ -95,18 +151,30 @@ pub async fn run(app: &Arc<App>, ctx: &Ctx, links: &Links, id: &str, act: Server
             Ok(empty(StatusCode::ACCEPTED))
         }
         ServerAction::ResetNetwork => Err(Fault::new(410, "This resource is no longer available.")),
-        ServerAction::LegacyConsole { protocol, console_type } => {
+        ServerAction::LegacyConsole {
+            protocol,
+            console_type,
+        } => {
             let valid = match protocol {
                 "vnc" => matches!(console_type.as_str(), "novnc" | "xvpvnc"),
                 "spice" => console_type == "spice-html5",
                 "serial" => console_type == "serial",
-                _ => return Err(Fault::bad_request("Unsupported console type: RDP consoles are no longer supported")),
+                _ => {
+                    return Err(Fault::bad_request(
+                        "Unsupported console type: RDP consoles are no longer supported",
+                    ))
+                }
             };
             if !valid {
-                return Err(Fault::bad_request(format!("Invalid console type {console_type}")));
+                return Err(Fault::bad_request(format!(
+                    "Invalid console type {console_type}"
+                )));
             }
             let url = super::consoles::create(app, ctx, id, protocol, &console_type)?;
-            Ok(json_status(StatusCode::OK, json!({"console": {"type": console_type, "url": url}})))
+            Ok(json_status(
+                StatusCode::OK,
+                json!({"console": {"type": console_type, "url": url}}),
+            ))
         }
         ServerAction::AddSecurityGroup { name } => {
             super::secgroups::add(app, ctx, id, &name).await?;
@@ -166,12 +234,20 @@ fn image_for(app: &App, ctx: &Ctx, image_ref: &str) -> Result<Arc<Image>, Fault>
         .visible(image_ref, &ctx.project_id, ctx.is_admin())
         .ok_or_else(|| Fault::bad_request(format!("Image {image_ref} could not be found.")))?;
     if img.status != "active" {
-        return Err(Fault::bad_request(format!("Image {image_ref} is not active.")));
+        return Err(Fault::bad_request(format!(
+            "Image {image_ref} is not active."
+        )));
     }
     Ok(img)
 }
 
-async fn rebuild(app: &Arc<App>, ctx: &Ctx, links: &Links, id: &str, r: super::actions_parse::Rebuild) -> Result<Response, Fault> {
+async fn rebuild(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    links: &Links,
+    id: &str,
+    r: super::actions_parse::Rebuild,
+) -> Result<Response, Fault> {
     ctx.require_member("os_compute_api:servers:rebuild")?;
     let cur = servers::visible(app, ctx, id)?;
     let img = image_for(app, ctx, &r.image_ref)?;
@@ -182,7 +258,9 @@ async fn rebuild(app: &Arc<App>, ctx: &Ctx, links: &Links, id: &str, r: super::a
         )));
     }
     if cur.flavor.ram < img.min_ram {
-        return Err(Fault::bad_request("Flavor's memory is too small for requested image."));
+        return Err(Fault::bad_request(
+            "Flavor's memory is too small for requested image.",
+        ));
     }
     let key = match &r.key_name {
         Some(Some(k)) => Some(Some(
@@ -197,7 +275,9 @@ async fn rebuild(app: &Arc<App>, ctx: &Ctx, links: &Links, id: &str, r: super::a
     if let Some(md) = &r.metadata {
         let limit = app.compute.effective_quota(&cur.project_id).metadata_items;
         if limit >= 0 && md.len() as i64 > limit {
-            return Err(Fault::forbidden(format!("Maximum number of metadata items exceeds {limit}")));
+            return Err(Fault::forbidden(format!(
+                "Maximum number of metadata items exceeds {limit}"
+            )));
         }
     }
     let admin_pass = r
@@ -207,73 +287,107 @@ async fn rebuild(app: &Arc<App>, ctx: &Ctx, links: &Links, id: &str, r: super::a
     let props: BTreeMap<String, String> = img
         .properties
         .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string()),
+            )
+        })
         .collect();
     let pw = admin_pass.clone();
-    let inst = begin_with(app, ctx, id, Action::Rebuild, Some(T::Rebuilding), move |i, _| {
-        i.image_ref = r.image_ref.clone();
-        i.image_properties = props;
-        if let Some(n) = r.name {
-            i.display_name = n;
-        }
-        if let Some(md) = r.metadata {
-            i.metadata = md;
-        }
-        if let Some(p) = r.personality {
-            i.personality = p;
-        }
-        if let Some(v) = r.auto_disk_config {
-            i.auto_disk_config = v;
-        }
-        if let Some(v) = r.access_ip_v4 {
-            i.access_ip_v4 = Some(v);
-        }
-        if let Some(v) = r.access_ip_v6 {
-            i.access_ip_v6 = Some(v);
-        }
-        if let Some(d) = r.description {
-            i.display_description = d;
-        }
-        if let Some(k) = key {
-            i.key_name = k.as_ref().map(|k| k.name.clone());
-            i.key_data = k.as_ref().map(|k| k.public_key.clone());
-        }
-        if let Some(u) = r.user_data {
-            i.user_data = u;
-        }
-        if let Some(t) = r.trusted_image_certificates {
-            i.trusted_image_certificates = t;
-        }
-        if let Some(h) = r.hostname {
-            i.hostname = h;
-        }
-        i.system_metadata
-            .insert("rebuild_from_vm_state".into(), i.vm_state.as_str().to_string());
-        i.admin_pass = Some(pw);
-        i.progress = 0;
-        Ok(())
-    })
+    let inst = begin_with(
+        app,
+        ctx,
+        id,
+        Action::Rebuild,
+        Some(T::Rebuilding),
+        move |i, _| {
+            i.image_ref = r.image_ref.clone();
+            i.image_properties = props;
+            if let Some(n) = r.name {
+                i.display_name = n;
+            }
+            if let Some(md) = r.metadata {
+                i.metadata = md;
+            }
+            if let Some(p) = r.personality {
+                i.personality = p;
+            }
+            if let Some(v) = r.auto_disk_config {
+                i.auto_disk_config = v;
+            }
+            if let Some(v) = r.access_ip_v4 {
+                i.access_ip_v4 = Some(v);
+            }
+            if let Some(v) = r.access_ip_v6 {
+                i.access_ip_v6 = Some(v);
+            }
+            if let Some(d) = r.description {
+                i.display_description = d;
+            }
+            if let Some(k) = key {
+                i.key_name = k.as_ref().map(|k| k.name.clone());
+                i.key_data = k.as_ref().map(|k| k.public_key.clone());
+            }
+            if let Some(u) = r.user_data {
+                i.user_data = u;
+            }
+            if let Some(t) = r.trusted_image_certificates {
+                i.trusted_image_certificates = t;
+            }
+            if let Some(h) = r.hostname {
+                i.hostname = h;
+            }
+            i.system_metadata.insert(
+                "rebuild_from_vm_state".into(),
+                i.vm_state.as_str().to_string(),
+            );
+            i.admin_pass = Some(pw);
+            i.progress = 0;
+            Ok(())
+        },
+    )
     .await?;
-    actions::record(app, ctx, id, "rebuild", Some(("compute_rebuild_instance", inst.host.as_deref()))).await?;
+    actions::record(
+        app,
+        ctx,
+        id,
+        "rebuild",
+        Some(("compute_rebuild_instance", inst.host.as_deref())),
+    )
+    .await?;
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
     tokio::spawn(async move {
-        let res = advance(&app2, &id2, "rebuild", T::Rebuilding, &[T::RebuildBlockDeviceMapping, T::RebuildSpawning], |i, now| {
-            let was = i.system_metadata.remove("rebuild_from_vm_state");
-            if was.as_deref() == Some("stopped") {
-                i.vm_state = VmState::Stopped;
-                i.power_state = PowerState::Shutdown;
-            } else {
-                i.vm_state = VmState::Active;
-                i.power_state = PowerState::Running;
-            }
-            i.launched_at = Some(now);
-            i.progress = 100;
-        })
+        let res = advance(
+            &app2,
+            &id2,
+            "rebuild",
+            T::Rebuilding,
+            &[T::RebuildBlockDeviceMapping, T::RebuildSpawning],
+            |i, now| {
+                let was = i.system_metadata.remove("rebuild_from_vm_state");
+                if was.as_deref() == Some("stopped") {
+                    i.vm_state = VmState::Stopped;
+                    i.power_state = PowerState::Shutdown;
+                } else {
+                    i.vm_state = VmState::Active;
+                    i.power_state = PowerState::Running;
+                }
+                i.launched_at = Some(now);
+                i.progress = 100;
+            },
+        )
         .await;
         let e = res.as_ref().err().map(|e| e.pair());
         actions::event_finish(&app2, &id2, &req, "compute_rebuild_instance", e).await;
     });
-    let view = if ctx.at_least(75) { ServerView::Show } else { ServerView::Reduced };
+    let view = if ctx.at_least(75) {
+        ServerView::Show
+    } else {
+        ServerView::Reduced
+    };
     let mut body = views::server(&inst, ctx, links, view);
     body["adminPass"] = json!(admin_pass);
     if ctx.at_least(57) {
@@ -283,7 +397,11 @@ async fn rebuild(app: &Arc<App>, ctx: &Ctx, links: &Links, id: &str, r: super::a
         body["key_name"] = json!(inst.key_name);
     }
     let mut resp = json_status(StatusCode::ACCEPTED, json!({"server": body}));
-    set_header(&mut resp, "location", &format!("{}/servers/{id}", links.versioned));
+    set_header(
+        &mut resp,
+        "location",
+        &format!("{}/servers/{id}", links.versioned),
+    );
     Ok(resp)
 }
 
@@ -300,7 +418,13 @@ fn snapshot_of(f: &super::Flavor) -> FlavorSnapshot {
     }
 }
 
-async fn resize(app: &Arc<App>, ctx: &Ctx, id: &str, flavor_ref: &str, disk: Option<bool>) -> Result<(), Fault> {
+async fn resize(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    id: &str,
+    flavor_ref: &str,
+    disk: Option<bool>,
+) -> Result<(), Fault> {
     ctx.require_member("os_compute_api:servers:resize")?;
     let cur = servers::visible(app, ctx, id)?;
     servers::check_lock(&cur, ctx)?;
@@ -311,10 +435,14 @@ async fn resize(app: &Arc<App>, ctx: &Ctx, id: &str, flavor_ref: &str, disk: Opt
         .filter(|f| !f.disabled)
         .ok_or_else(|| Fault::bad_request("Unable to locate requested flavor."))?;
     if flavor.id == cur.flavor.id {
-        return Err(Fault::bad_request("When resizing, instances must change flavor!"));
+        return Err(Fault::bad_request(
+            "When resizing, instances must change flavor!",
+        ));
     }
     if !cur.image_ref.is_empty() && flavor.disk > 0 && flavor.disk < cur.flavor.disk {
-        return Err(Fault::bad_request("Resize error: Unable to resize disk down."));
+        return Err(Fault::bad_request(
+            "Resize error: Unable to resize disk down.",
+        ));
     }
     // Admission, quota, scheduling, claims and the migration record are
     // shared with cold migrate.
@@ -340,7 +468,8 @@ pub async fn confirm_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), F
     ctx.require_member("os_compute_api:servers:confirm_resize")?;
     let cur = servers::visible(app, ctx, id)?;
     admit(Action::ConfirmResize, &subject(&cur), ctx.is_admin())?;
-    let old = old_flavor(&cur).ok_or_else(|| Fault::bad_request("Instance has not been resized."))?;
+    let old =
+        old_flavor(&cur).ok_or_else(|| Fault::bad_request("Instance has not been resized."))?;
     let inst = begin_with(app, ctx, id, Action::ConfirmResize, None, |i, _| {
         let (vm, _) = restored_vm(i);
         i.vm_state = vm;
@@ -353,9 +482,17 @@ pub async fn confirm_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), F
     // The old flavor's resources are given back (only growth was reserved).
     let dc = old.vcpus as i64 - inst.flavor.vcpus as i64;
     let dr = old.ram as i64 - inst.flavor.ram as i64;
-    app.compute.adjust_release(&inst.project_id, dc.max(0), dr.max(0));
+    app.compute
+        .adjust_release(&inst.project_id, dc.max(0), dr.max(0));
     super::migrate::confirmed(app, id).await;
-    actions::record(app, ctx, id, "confirmResize", Some(("compute_confirm_resize", inst.host.as_deref()))).await?;
+    actions::record(
+        app,
+        ctx,
+        id,
+        "confirmResize",
+        Some(("compute_confirm_resize", inst.host.as_deref())),
+    )
+    .await?;
     actions::event_finish(app, id, &ctx.request_id, "compute_confirm_resize", None).await;
     Ok(())
 }
@@ -364,9 +501,17 @@ async fn revert_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fault>
     ctx.require_member("os_compute_api:servers:revert_resize")?;
     let cur = servers::visible(app, ctx, id)?;
     admit(Action::RevertResize, &subject(&cur), ctx.is_admin())?;
-    let old = old_flavor(&cur).ok_or_else(|| Fault::bad_request("Instance has not been resized."))?;
+    let old =
+        old_flavor(&cur).ok_or_else(|| Fault::bad_request("Instance has not been resized."))?;
     let inst = begin(app, ctx, id, Action::RevertResize, Some(T::ResizeReverting)).await?;
-    actions::record(app, ctx, id, "revertResize", Some(("compute_revert_resize", inst.host.as_deref()))).await?;
+    actions::record(
+        app,
+        ctx,
+        id,
+        "revertResize",
+        Some(("compute_revert_resize", inst.host.as_deref())),
+    )
+    .await?;
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
     let new = inst.flavor.clone();
     let project = inst.project_id.clone();
@@ -374,18 +519,25 @@ async fn revert_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fault>
     tokio::spawn(async move {
         let old2 = old.clone();
         let back2 = back.clone();
-        let res = advance(&app2, &id2, "revertResize", T::ResizeReverting, &[], move |i, _| {
-            if let Some(b) = &back2 {
-                b.apply(i);
-            }
-            let (vm, power) = restored_vm(i);
-            i.vm_state = vm;
-            i.power_state = power;
-            i.flavor = old2;
-            i.system_metadata.remove("old_flavor");
-            i.system_metadata.remove("old_vm_state");
-            i.system_metadata.remove("resize_finished_at");
-        })
+        let res = advance(
+            &app2,
+            &id2,
+            "revertResize",
+            T::ResizeReverting,
+            &[],
+            move |i, _| {
+                if let Some(b) = &back2 {
+                    b.apply(i);
+                }
+                let (vm, power) = restored_vm(i);
+                i.vm_state = vm;
+                i.power_state = power;
+                i.flavor = old2;
+                i.system_metadata.remove("old_flavor");
+                i.system_metadata.remove("old_vm_state");
+                i.system_metadata.remove("resize_finished_at");
+            },
+        )
         .await;
         if res.is_ok() {
             let dc = new.vcpus as i64 - old.vcpus as i64;
@@ -427,8 +579,14 @@ async fn new_snapshot_image(
         status: "queued".into(),
         visibility: "private".into(),
         owner: inst.project_id.clone(),
-        container_format: base.as_ref().and_then(|b| b.container_format.clone()).or(Some("bare".into())),
-        disk_format: base.as_ref().and_then(|b| b.disk_format.clone()).or(Some("qcow2".into())),
+        container_format: base
+            .as_ref()
+            .and_then(|b| b.container_format.clone())
+            .or(Some("bare".into())),
+        disk_format: base
+            .as_ref()
+            .and_then(|b| b.disk_format.clone())
+            .or(Some("qcow2".into())),
         size: None,
         virtual_size: None,
         checksum: None,
@@ -482,19 +640,28 @@ async fn snapshot(
         return Err(Fault::forbidden("Image metadata limit exceeded"));
     }
     if backup.is_some() && cur.is_volume_backed() {
-        return Err(Fault::bad_request("Backup is not supported for volume-backed instances"));
+        return Err(Fault::bad_request(
+            "Backup is not supported for volume-backed instances",
+        ));
     }
-    let (action, first, then, record, event): (Action, T, &'static [T], &str, &'static str) = if backup.is_some() {
-        (Action::CreateBackup, T::ImageBackup, &[], "createBackup", "compute_backup_instance")
-    } else {
-        (
-            Action::CreateImage,
-            T::ImageSnapshotPending,
-            &[T::ImageSnapshot, T::ImagePendingUpload, T::ImageUploading],
-            "createImage",
-            "compute_snapshot_instance",
-        )
-    };
+    let (action, first, then, record, event): (Action, T, &'static [T], &str, &'static str) =
+        if backup.is_some() {
+            (
+                Action::CreateBackup,
+                T::ImageBackup,
+                &[],
+                "createBackup",
+                "compute_backup_instance",
+            )
+        } else {
+            (
+                Action::CreateImage,
+                T::ImageSnapshotPending,
+                &[T::ImageSnapshot, T::ImagePendingUpload, T::ImageUploading],
+                "createImage",
+                "compute_snapshot_instance",
+            )
+        };
     let inst = begin(app, ctx, id, action, Some(first)).await?;
     let mut extra = metadata;
     let image_type = match &backup {
@@ -510,16 +677,25 @@ async fn snapshot(
             let _ = app
                 .compute
                 .instances
-                .update(id, || Fault::instance_not_found(id), |i| {
-                    i.task_state = None;
-                    Ok(())
-                })
+                .update(
+                    id,
+                    || Fault::instance_not_found(id),
+                    |i| {
+                        i.task_state = None;
+                        Ok(())
+                    },
+                )
                 .await;
             return Err(e);
         }
     };
     actions::record(app, ctx, id, record, Some((event, inst.host.as_deref()))).await?;
-    let (app2, id2, req, image_id) = (app.clone(), id.to_string(), ctx.request_id.clone(), img.id.clone());
+    let (app2, id2, req, image_id) = (
+        app.clone(),
+        id.to_string(),
+        ctx.request_id.clone(),
+        img.id.clone(),
+    );
     tokio::spawn(async move {
         let res = advance(&app2, &id2, record, first, then, |_, _| {}).await;
         finish_image(&app2, &image_id, &id2).await;
@@ -551,7 +727,11 @@ fn image_response(app: &App, ctx: &Ctx, img: &Image, with_location: bool) -> Res
     }
     let mut resp = empty(StatusCode::ACCEPTED);
     if with_location {
-        set_header(&mut resp, "location", &format!("{}/image/v2/images/{}", app.public_url, img.id));
+        set_header(
+            &mut resp,
+            "location",
+            &format!("{}/image/v2/images/{}", app.public_url, img.id),
+        );
     }
     resp
 }
@@ -559,23 +739,51 @@ fn image_response(app: &App, ctx: &Ctx, img: &Image, with_location: bool) -> Res
 async fn shelve(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fault> {
     ctx.require_member("os_compute_api:os-shelve:shelve")?;
     let inst = begin(app, ctx, id, Action::Shelve, Some(T::Shelving)).await?;
-    actions::record(app, ctx, id, "shelve", Some(("compute_shelve_instance", inst.host.as_deref()))).await?;
+    actions::record(
+        app,
+        ctx,
+        id,
+        "shelve",
+        Some(("compute_shelve_instance", inst.host.as_deref())),
+    )
+    .await?;
     let image = if inst.is_volume_backed() {
         None
     } else {
-        Some(new_snapshot_image(app, &inst, &format!("{}-shelved", inst.display_name), "snapshot", BTreeMap::new()).await?)
+        Some(
+            new_snapshot_image(
+                app,
+                &inst,
+                &format!("{}-shelved", inst.display_name),
+                "snapshot",
+                BTreeMap::new(),
+            )
+            .await?,
+        )
     };
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
     tokio::spawn(async move {
         let image_id = image.as_ref().map(|i| i.id.clone());
         let host = inst.host.clone();
-        let res = advance(&app2, &id2, "shelve", T::Shelving, &[T::ShelvingImagePendingUpload, T::ShelvingImageUploading], |i, now| {
-            i.vm_state = VmState::Shelved;
-            i.power_state = PowerState::Shutdown;
-            i.system_metadata.insert("shelved_at".into(), now.to_rfc3339());
-            i.system_metadata.insert("shelved_image_id".into(), image_id.clone().unwrap_or_default());
-            i.system_metadata.insert("shelved_host".into(), host.unwrap_or_default());
-        })
+        let res = advance(
+            &app2,
+            &id2,
+            "shelve",
+            T::Shelving,
+            &[T::ShelvingImagePendingUpload, T::ShelvingImageUploading],
+            |i, now| {
+                i.vm_state = VmState::Shelved;
+                i.power_state = PowerState::Shutdown;
+                i.system_metadata
+                    .insert("shelved_at".into(), now.to_rfc3339());
+                i.system_metadata.insert(
+                    "shelved_image_id".into(),
+                    image_id.clone().unwrap_or_default(),
+                );
+                i.system_metadata
+                    .insert("shelved_host".into(), host.unwrap_or_default());
+            },
+        )
         .await;
         if let Some(img) = &image {
             finish_image(&app2, &img.id, &id2).await;
@@ -596,15 +804,19 @@ pub async fn start_offload(app: &Arc<App>, id: &str) -> bool {
     let ok = app
         .compute
         .instances
-        .update(id, || Fault::instance_not_found(id), |i| {
-            if i.deleted || i.vm_state != VmState::Shelved || i.task_state.is_some() {
-                return Err(Fault::conflict("not shelved"));
-            }
-            i.task_state = Some(T::ShelvingOffloading);
-            i.updated_at = now;
-            i.generation += 1;
-            Ok(())
-        })
+        .update(
+            id,
+            || Fault::instance_not_found(id),
+            |i| {
+                if i.deleted || i.vm_state != VmState::Shelved || i.task_state.is_some() {
+                    return Err(Fault::conflict("not shelved"));
+                }
+                i.task_state = Some(T::ShelvingOffloading);
+                i.updated_at = now;
+                i.generation += 1;
+                Ok(())
+            },
+        )
         .await
         .is_ok();
     ok && offload(app, id).await.is_ok()
@@ -615,12 +827,19 @@ async fn offload(app: &Arc<App>, id: &str) -> Result<(), StepError> {
         return Err(StepError::superseded());
     };
     let _ = app.compute.driver.destroy(&inst).await;
-    let res = advance(app, id, "shelveOffload", T::ShelvingOffloading, &[], |i, _| {
-        i.vm_state = VmState::ShelvedOffloaded;
-        i.power_state = PowerState::Shutdown;
-        i.host = None;
-        i.node = None;
-    })
+    let res = advance(
+        app,
+        id,
+        "shelveOffload",
+        T::ShelvingOffloading,
+        &[],
+        |i, _| {
+            i.vm_state = VmState::ShelvedOffloaded;
+            i.power_state = PowerState::Shutdown;
+            i.host = None;
+            i.node = None;
+        },
+    )
     .await;
     if res.is_ok() {
         // Offloaded servers hold nothing on any host.
@@ -650,29 +869,51 @@ async fn unshelve(
     }
     if let Some(Some(zone)) = &az {
         if !app.compute.fleet.has_zone(zone) {
-            return Err(Fault::bad_request("The requested availability zone is not available"));
+            return Err(Fault::bad_request(
+                "The requested availability zone is not available",
+            ));
         }
     }
     if let Some(h) = &host {
         if app.compute.fleet.host(h).is_none() {
-            return Err(Fault::bad_request(format!("Compute host {h} could not be found.")));
+            return Err(Fault::bad_request(format!(
+                "Compute host {h} could not be found."
+            )));
         }
     }
-    let inst = begin_with(app, ctx, id, Action::Unshelve, Some(T::Unshelving), |i, _| {
-        if let Some(z) = az {
-            i.pinned_availability_zone = z;
-        }
-        Ok(())
-    })
+    let inst = begin_with(
+        app,
+        ctx,
+        id,
+        Action::Unshelve,
+        Some(T::Unshelving),
+        |i, _| {
+            if let Some(z) = az {
+                i.pinned_availability_zone = z;
+            }
+            Ok(())
+        },
+    )
     .await?;
-    actions::record(app, ctx, id, "unshelve", Some(("compute_unshelve_instance", inst.host.as_deref()))).await?;
+    actions::record(
+        app,
+        ctx,
+        id,
+        "unshelve",
+        Some(("compute_unshelve_instance", inst.host.as_deref())),
+    )
+    .await?;
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
     tokio::spawn(async move {
         // An offloaded server is scheduled again (a requested host still
         // goes through the filters); a shelved one stays where it is.
         let claimed = inst.host.is_none();
         let (host, az) = match (&inst.host, &inst.availability_zone) {
-            (Some(h), z) => (h.clone(), z.clone().unwrap_or_else(|| app2.compute.fleet.default_zone())),
+            (Some(h), z) => (
+                h.clone(),
+                z.clone()
+                    .unwrap_or_else(|| app2.compute.fleet.default_zone()),
+            ),
             (None, _) => {
                 let mut spec = super::scheduler::request_spec(&app2, &inst, &inst.flavor);
                 spec.requested_host = host;
@@ -681,29 +922,49 @@ async fn unshelve(
                     Err(nvh) => {
                         let msg = nvh.message();
                         super::migrate::fail_move(&app2, &id2, T::Unshelving, None, msg).await;
-                        actions::event_finish(&app2, &id2, &req, "compute_unshelve_instance", Some((msg, msg))).await;
+                        actions::event_finish(
+                            &app2,
+                            &id2,
+                            &req,
+                            "compute_unshelve_instance",
+                            Some((msg, msg)),
+                        )
+                        .await;
                         return;
                     }
                 }
             }
         };
         let shelved_image = inst.system_metadata.get("shelved_image_id").cloned();
-        let res = advance(&app2, &id2, "unshelve", T::Unshelving, &[T::Spawning], |i, _| {
-            i.vm_state = VmState::Active;
-            i.power_state = PowerState::Running;
-            i.host = Some(host.clone());
-            i.node = Some(host);
-            i.availability_zone = Some(az);
-            for k in ["shelved_at", "shelved_image_id", "shelved_host"] {
-                i.system_metadata.remove(k);
-            }
-        })
+        let res = advance(
+            &app2,
+            &id2,
+            "unshelve",
+            T::Unshelving,
+            &[T::Spawning],
+            |i, _| {
+                i.vm_state = VmState::Active;
+                i.power_state = PowerState::Running;
+                i.host = Some(host.clone());
+                i.node = Some(host);
+                i.availability_zone = Some(az);
+                for k in ["shelved_at", "shelved_image_id", "shelved_host"] {
+                    i.system_metadata.remove(k);
+                }
+            },
+        )
         .await;
         if res.is_ok() {
             if let Some(img) = shelved_image.filter(|s| !s.is_empty()) {
                 let _ = app2.images.delete(&img).await;
             }
-        } else if claimed && app2.compute.instances.get(&id2).is_some_and(|i| i.host.is_none()) {
+        } else if claimed
+            && app2
+                .compute
+                .instances
+                .get(&id2)
+                .is_some_and(|i| i.host.is_none())
+        {
             super::scheduler::release_instance(&app2, &id2);
         }
         let e = res.as_ref().err().map(|e| e.pair());
@@ -729,16 +990,31 @@ async fn rescue(
     }
     let pw = admin_pass.unwrap_or_else(|| super::build::generate_password(app.cfg.password_length));
     let pw2 = pw.clone();
-    let inst = begin_with(app, ctx, id, Action::Rescue, Some(T::Rescuing), move |i, _| {
-        i.admin_pass = Some(pw2);
-        Ok(())
-    })
+    let inst = begin_with(
+        app,
+        ctx,
+        id,
+        Action::Rescue,
+        Some(T::Rescuing),
+        move |i, _| {
+            i.admin_pass = Some(pw2);
+            Ok(())
+        },
+    )
     .await?;
-    actions::record(app, ctx, id, "rescue", Some(("compute_rescue_instance", inst.host.as_deref()))).await?;
+    actions::record(
+        app,
+        ctx,
+        id,
+        "rescue",
+        Some(("compute_rescue_instance", inst.host.as_deref())),
+    )
+    .await?;
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
     tokio::spawn(async move {
         let res = advance(&app2, &id2, "rescue", T::Rescuing, &[], |i, now| {
-            i.system_metadata.insert("rescued_at".into(), now.to_rfc3339());
+            i.system_metadata
+                .insert("rescued_at".into(), now.to_rfc3339());
             i.vm_state = VmState::Rescued;
             i.power_state = PowerState::Running;
         })

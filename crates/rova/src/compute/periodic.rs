@@ -55,17 +55,33 @@ pub fn due(i: &Instance, now: DateTime<Utc>, iv: &Intervals) -> Option<Due> {
     let id = i.uuid.clone();
     let idle = i.task_state.is_none();
     match i.vm_state {
-        VmState::SoftDeleted if iv.reclaim > 0 && idle && older(i.deleted_at, iv.reclaim, now) => Some(Due::Reclaim(id)),
-        VmState::Shelved if iv.shelved_offload > 0 && idle && older(stamp(i, "shelved_at"), iv.shelved_offload, now) => {
+        VmState::SoftDeleted if iv.reclaim > 0 && idle && older(i.deleted_at, iv.reclaim, now) => {
+            Some(Due::Reclaim(id))
+        }
+        VmState::Shelved
+            if iv.shelved_offload > 0
+                && idle
+                && older(stamp(i, "shelved_at"), iv.shelved_offload, now) =>
+        {
             Some(Due::Offload(id))
         }
-        VmState::Resized if iv.resize_confirm > 0 && idle && older(stamp(i, "resize_finished_at"), iv.resize_confirm, now) => {
+        VmState::Resized
+            if iv.resize_confirm > 0
+                && idle
+                && older(stamp(i, "resize_finished_at"), iv.resize_confirm, now) =>
+        {
             Some(Due::ConfirmResize(id))
         }
-        VmState::Building if iv.build_timeout > 0 && older(Some(i.created_at), iv.build_timeout, now) => {
+        VmState::Building
+            if iv.build_timeout > 0 && older(Some(i.created_at), iv.build_timeout, now) =>
+        {
             Some(Due::BuildTimeout(id))
         }
-        VmState::Rescued if iv.rescue_timeout > 0 && idle && older(stamp(i, "rescued_at"), iv.rescue_timeout, now) => {
+        VmState::Rescued
+            if iv.rescue_timeout > 0
+                && idle
+                && older(stamp(i, "rescued_at"), iv.rescue_timeout, now) =>
+        {
             Some(Due::Unrescue(id))
         }
         _ => None,
@@ -179,7 +195,8 @@ mod tests {
     #[test]
     fn intervals_decide() {
         let now = Utc::now();
-        let mut i: Instance = serde_json::from_value(crate::compute::periodic::tests::sample()).expect("sample");
+        let mut i: Instance =
+            serde_json::from_value(crate::compute::periodic::tests::sample()).expect("sample");
         i.vm_state = VmState::SoftDeleted;
         i.deleted_at = Some(now - Duration::seconds(3599));
         assert_eq!(due(&i, now, &iv()), None);
@@ -189,15 +206,24 @@ mod tests {
         off.reclaim = 0;
         assert_eq!(due(&i, now, &off), None);
         i.vm_state = VmState::Shelved;
-        i.system_metadata.insert("shelved_at".into(), (now - Duration::seconds(61)).to_rfc3339());
+        i.system_metadata.insert(
+            "shelved_at".into(),
+            (now - Duration::seconds(61)).to_rfc3339(),
+        );
         assert_eq!(due(&i, now, &iv()), Some(Due::Offload(i.uuid.clone())));
         let mut never = iv();
         never.shelved_offload = -1;
         assert_eq!(due(&i, now, &never), None);
         i.vm_state = VmState::Resized;
-        i.system_metadata.insert("resize_finished_at".into(), (now - Duration::seconds(10)).to_rfc3339());
+        i.system_metadata.insert(
+            "resize_finished_at".into(),
+            (now - Duration::seconds(10)).to_rfc3339(),
+        );
         assert_eq!(due(&i, now, &iv()), None);
-        assert_eq!(due(&i, now + Duration::seconds(20), &iv()), Some(Due::ConfirmResize(i.uuid.clone())));
+        assert_eq!(
+            due(&i, now + Duration::seconds(20), &iv()),
+            Some(Due::ConfirmResize(i.uuid.clone()))
+        );
     }
 
     pub fn sample() -> serde_json::Value {

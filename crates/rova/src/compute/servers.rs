@@ -43,7 +43,12 @@ pub fn check_lock(inst: &Instance, ctx: &Ctx) -> Result<(), Fault> {
 /// The vm_state check of Nova's `check_instance_state` for a list of states.
 pub fn check_vm_state(inst: &Instance, action: &str, allowed: &[VmState]) -> Result<(), Fault> {
     if !allowed.contains(&inst.vm_state) {
-        return Err(Fault::invalid_state(action, &inst.uuid, "vm_state", inst.vm_state.as_str()));
+        return Err(Fault::invalid_state(
+            action,
+            &inst.uuid,
+            "vm_state",
+            inst.vm_state.as_str(),
+        ));
     }
     Ok(())
 }
@@ -56,7 +61,12 @@ pub struct Page {
 }
 
 /// GET /servers and /servers/detail.
-pub fn list(app: &App, ctx: &Ctx, params: &[(String, String)], detail: bool) -> Result<Page, Fault> {
+pub fn list(
+    app: &App,
+    ctx: &Ctx,
+    params: &[(String, String)],
+    detail: bool,
+) -> Result<Page, Fault> {
     let lctx = ListContext {
         is_admin: ctx.is_admin(),
         project_id: ctx.project_id.clone(),
@@ -101,7 +111,12 @@ pub struct ServerUpdate {
 }
 
 /// PUT /servers/{id}: not lock-checked, no state check (Nova's rules).
-pub async fn update(app: &App, ctx: &Ctx, id: &str, u: ServerUpdate) -> Result<Arc<Instance>, Fault> {
+pub async fn update(
+    app: &App,
+    ctx: &Ctx,
+    id: &str,
+    u: ServerUpdate,
+) -> Result<Arc<Instance>, Fault> {
     ctx.require_member("os_compute_api:servers:update")?;
     visible(app, ctx, id)?;
     let now = app.clock.now();
@@ -170,32 +185,47 @@ pub async fn delete(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fault> {
     if soft {
         app.compute
             .instances
-            .update(id, || Fault::instance_not_found(id), |i| {
-                i.vm_state = VmState::SoftDeleted;
-                i.task_state = None;
-                i.power_state = PowerState::Shutdown;
-                i.deleted_at = Some(now);
-                i.updated_at = now;
-                i.generation += 1;
-                Ok(())
-            })
+            .update(
+                id,
+                || Fault::instance_not_found(id),
+                |i| {
+                    i.vm_state = VmState::SoftDeleted;
+                    i.task_state = None;
+                    i.power_state = PowerState::Shutdown;
+                    i.deleted_at = Some(now);
+                    i.updated_at = now;
+                    i.generation += 1;
+                    Ok(())
+                },
+            )
             .await?;
         actions::record(app, ctx, id, "delete", None).await?;
         return Ok(());
     }
     app.compute
         .instances
-        .update(id, || Fault::instance_not_found(id), |i| {
-            if i.deleted {
-                return Err(Fault::instance_not_found(id));
-            }
-            i.task_state = Some(TaskState::Deleting);
-            i.updated_at = now;
-            i.generation += 1;
-            Ok(())
-        })
+        .update(
+            id,
+            || Fault::instance_not_found(id),
+            |i| {
+                if i.deleted {
+                    return Err(Fault::instance_not_found(id));
+                }
+                i.task_state = Some(TaskState::Deleting);
+                i.updated_at = now;
+                i.generation += 1;
+                Ok(())
+            },
+        )
         .await?;
-    actions::record(app, ctx, id, "delete", Some(("compute_terminate_instance", inst.host.as_deref()))).await?;
+    actions::record(
+        app,
+        ctx,
+        id,
+        "delete",
+        Some(("compute_terminate_instance", inst.host.as_deref())),
+    )
+    .await?;
     let app2 = app.clone();
     let id2 = id.to_string();
     let req = ctx.request_id.clone();
@@ -225,31 +255,42 @@ pub async fn terminate(app: &Arc<App>, id: &str, request_id: &str) {
     let done = app
         .compute
         .instances
-        .update(id, || Fault::instance_not_found(id), |i| {
-            if i.deleted {
-                return Err(Fault::conflict("already deleted"));
-            }
-            i.vm_state = VmState::Deleted;
-            i.task_state = None;
-            i.power_state = PowerState::NoState;
-            i.deleted = true;
-            i.deleted_at = Some(now);
-            i.terminated_at = Some(now);
-            i.updated_at = now;
-            i.generation += 1;
-            Ok(())
-        })
+        .update(
+            id,
+            || Fault::instance_not_found(id),
+            |i| {
+                if i.deleted {
+                    return Err(Fault::conflict("already deleted"));
+                }
+                i.vm_state = VmState::Deleted;
+                i.task_state = None;
+                i.power_state = PowerState::NoState;
+                i.deleted = true;
+                i.deleted_at = Some(now);
+                i.terminated_at = Some(now);
+                i.updated_at = now;
+                i.generation += 1;
+                Ok(())
+            },
+        )
         .await;
     if done.is_ok() {
         app.compute
             .release(&inst.project_id, 1, inst.flavor.vcpus, inst.flavor.ram);
         super::scheduler::on_instance_deleted(app, &inst).await;
     }
-    let e = err.as_ref().map(|e| (e.message.as_str(), e.details.as_str()));
+    let e = err
+        .as_ref()
+        .map(|e| (e.message.as_str(), e.details.as_str()));
     actions::event_finish(app, id, request_id, "compute_terminate_instance", e).await;
 }
 
-const META_STATES: &[VmState] = &[VmState::Active, VmState::Paused, VmState::Suspended, VmState::Stopped];
+const META_STATES: &[VmState] = &[
+    VmState::Active,
+    VmState::Paused,
+    VmState::Suspended,
+    VmState::Stopped,
+];
 
 /// Changes metadata: `replace` swaps the whole map, otherwise merges.
 pub async fn set_metadata(
@@ -263,38 +304,55 @@ pub async fn set_metadata(
     ctx.require_member("os_compute_api:server-metadata:update")?;
     let inst = visible(app, ctx, id)?;
     check_lock(&inst, ctx)?;
-    let action = if delete_key.is_some() { "delete metadata" } else { "update metadata" };
+    let action = if delete_key.is_some() {
+        "delete metadata"
+    } else {
+        "update metadata"
+    };
     let limit = app.compute.effective_quota(&inst.project_id).metadata_items;
     let now = app.clock.now();
     let (inst, _) = app
         .compute
         .instances
-        .update(id, || Fault::instance_not_found(id), |i| {
-            check_vm_state(i, action, META_STATES)?;
-            if let Some(k) = delete_key {
-                if i.metadata.remove(k).is_none() {
-                    return Err(Fault::not_found("Metadata item was not found"));
+        .update(
+            id,
+            || Fault::instance_not_found(id),
+            |i| {
+                check_vm_state(i, action, META_STATES)?;
+                if let Some(k) = delete_key {
+                    if i.metadata.remove(k).is_none() {
+                        return Err(Fault::not_found("Metadata item was not found"));
+                    }
+                } else {
+                    let mut next = if replace {
+                        BTreeMap::new()
+                    } else {
+                        i.metadata.clone()
+                    };
+                    next.extend(items);
+                    if limit >= 0 && next.len() as i64 > limit {
+                        // Nova's MetadataLimitExceeded, checked on the merged map.
+                        return Err(Fault::forbidden(format!(
+                            "Maximum number of metadata items exceeds {limit}"
+                        )));
+                    }
+                    i.metadata = next;
                 }
-            } else {
-                let mut next = if replace { BTreeMap::new() } else { i.metadata.clone() };
-                next.extend(items);
-                if limit >= 0 && next.len() as i64 > limit {
-                    // Nova's MetadataLimitExceeded, checked on the merged map.
-                    return Err(Fault::forbidden(format!(
-                        "Maximum number of metadata items exceeds {limit}"
-                    )));
-                }
-                i.metadata = next;
-            }
-            i.updated_at = now;
-            i.generation += 1;
-            Ok(())
-        })
+                i.updated_at = now;
+                i.generation += 1;
+                Ok(())
+            },
+        )
         .await?;
     Ok(inst.metadata.clone())
 }
 
-const TAG_STATES: &[VmState] = &[VmState::Active, VmState::Paused, VmState::Suspended, VmState::Stopped];
+const TAG_STATES: &[VmState] = &[
+    VmState::Active,
+    VmState::Paused,
+    VmState::Suspended,
+    VmState::Stopped,
+];
 
 /// What to do to a server's tags.
 pub enum TagChange {
@@ -305,7 +363,12 @@ pub enum TagChange {
 }
 
 /// Changes tags; returns the new list and whether an added tag was new.
-pub async fn change_tags(app: &App, ctx: &Ctx, id: &str, change: TagChange) -> Result<(Vec<String>, bool), Fault> {
+pub async fn change_tags(
+    app: &App,
+    ctx: &Ctx,
+    id: &str,
+    change: TagChange,
+) -> Result<(Vec<String>, bool), Fault> {
     ctx.require_member("os_compute_api:os-server-tags:update")?;
     visible(app, ctx, id)?;
     let now = app.clock.now();
@@ -318,43 +381,49 @@ pub async fn change_tags(app: &App, ctx: &Ctx, id: &str, change: TagChange) -> R
     let (inst, created) = app
         .compute
         .instances
-        .update(id, || Fault::instance_not_found(id), |i| {
-            check_vm_state(i, action, TAG_STATES)?;
-            let mut created = false;
-            match change {
-                TagChange::ReplaceAll(tags) => {
-                    let mut t: Vec<String> = Vec::new();
-                    for tag in tags {
-                        if !t.contains(&tag) {
-                            t.push(tag);
+        .update(
+            id,
+            || Fault::instance_not_found(id),
+            |i| {
+                check_vm_state(i, action, TAG_STATES)?;
+                let mut created = false;
+                match change {
+                    TagChange::ReplaceAll(tags) => {
+                        let mut t: Vec<String> = Vec::new();
+                        for tag in tags {
+                            if !t.contains(&tag) {
+                                t.push(tag);
+                            }
+                        }
+                        i.tags = t;
+                    }
+                    TagChange::Add(tag) => {
+                        // Nova checks the count before looking for the tag, so a
+                        // full server refuses even a tag it already has.
+                        if i.tags.len() >= rova_core::validate::MAX_TAG_COUNT {
+                            return Err(rova_core::validate::tag_limit_exceeded());
+                        }
+                        if !i.tags.contains(&tag) {
+                            i.tags.push(tag);
+                            created = true;
                         }
                     }
-                    i.tags = t;
-                }
-                TagChange::Add(tag) => {
-                    // Nova checks the count before looking for the tag, so a
-                    // full server refuses even a tag it already has.
-                    if i.tags.len() >= rova_core::validate::MAX_TAG_COUNT {
-                        return Err(rova_core::validate::tag_limit_exceeded());
+                    TagChange::Remove(tag) => {
+                        let before = i.tags.len();
+                        i.tags.retain(|t| *t != tag);
+                        if i.tags.len() == before {
+                            return Err(Fault::not_found(format!(
+                                "Instance {id} has no tag '{tag}'"
+                            )));
+                        }
                     }
-                    if !i.tags.contains(&tag) {
-                        i.tags.push(tag);
-                        created = true;
-                    }
+                    TagChange::Clear => i.tags.clear(),
                 }
-                TagChange::Remove(tag) => {
-                    let before = i.tags.len();
-                    i.tags.retain(|t| *t != tag);
-                    if i.tags.len() == before {
-                        return Err(Fault::not_found(format!("Instance {id} has no tag '{tag}'")));
-                    }
-                }
-                TagChange::Clear => i.tags.clear(),
-            }
-            i.updated_at = now;
-            i.generation += 1;
-            Ok(created)
-        })
+                i.updated_at = now;
+                i.generation += 1;
+                Ok(created)
+            },
+        )
         .await?;
     Ok((inst.tags.clone(), created))
 }

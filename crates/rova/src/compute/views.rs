@@ -137,17 +137,30 @@ pub fn server(inst: &Instance, ctx: &Ctx, links: &Links, view: ServerView) -> Va
     put("user_id", json!(inst.user_id));
     put("created", json!(iso_z(&inst.created_at)));
     put("updated", json!(iso_z(&inst.updated_at)));
-    put("hostId", json!(host_id(&inst.project_id, inst.host.as_deref())));
+    put(
+        "hostId",
+        json!(host_id(&inst.project_id, inst.host.as_deref())),
+    );
     put("links", links.pair("servers", &inst.uuid));
     put("image", image_view(inst, ctx, links));
     put("flavor", flavor_view(inst, ctx, links));
     put("addresses", addresses(inst, view != ServerView::Reduced));
-    put("accessIPv4", json!(inst.access_ip_v4.clone().unwrap_or_default()));
-    put("accessIPv6", json!(inst.access_ip_v6.clone().unwrap_or_default()));
+    put(
+        "accessIPv4",
+        json!(inst.access_ip_v4.clone().unwrap_or_default()),
+    );
+    put(
+        "accessIPv6",
+        json!(inst.access_ip_v6.clone().unwrap_or_default()),
+    );
     put("metadata", json!(inst.metadata));
     put(
         "OS-DCF:diskConfig",
-        json!(if inst.auto_disk_config { "AUTO" } else { "MANUAL" }),
+        json!(if inst.auto_disk_config {
+            "AUTO"
+        } else {
+            "MANUAL"
+        }),
     );
     if with_progress(status) {
         put("progress", json!(inst.progress));
@@ -209,7 +222,10 @@ pub fn server(inst: &Instance, ctx: &Ctx, links: &Links, view: ServerView) -> Va
                 put("OS-EXT-SRV-ATTR:launch_index", json!(inst.launch_index));
                 put("OS-EXT-SRV-ATTR:kernel_id", json!(inst.kernel_id));
                 put("OS-EXT-SRV-ATTR:ramdisk_id", json!(inst.ramdisk_id));
-                put("OS-EXT-SRV-ATTR:root_device_name", json!(inst.root_device_name));
+                put(
+                    "OS-EXT-SRV-ATTR:root_device_name",
+                    json!(inst.root_device_name),
+                );
                 put("OS-EXT-SRV-ATTR:user_data", json!(inst.user_data));
             }
             if ctx.at_least(16) {
@@ -231,7 +247,10 @@ pub fn server(inst: &Instance, ctx: &Ctx, links: &Links, view: ServerView) -> Va
         put("tags", json!(inst.tags));
     }
     if ctx.at_least(63) {
-        put("trusted_image_certificates", json!(inst.trusted_image_certificates));
+        put(
+            "trusted_image_certificates",
+            json!(inst.trusted_image_certificates),
+        );
     }
     if ctx.at_least(71) && view != ServerView::Detail {
         put("server_groups", json!(inst.server_groups));
@@ -241,7 +260,10 @@ pub fn server(inst: &Instance, ctx: &Ctx, links: &Links, view: ServerView) -> Va
     }
     if view != ServerView::Reduced {
         if ctx.at_least(96) {
-            put("pinned_availability_zone", json!(inst.pinned_availability_zone));
+            put(
+                "pinned_availability_zone",
+                json!(inst.pinned_availability_zone),
+            );
         }
         if ctx.at_least(100) {
             let hints: Map<String, Value> = inst

@@ -83,10 +83,7 @@ pub fn set_header(resp: &mut Response, name: &'static str, value: &str) {
 
 /// Middleware: gives every request an id (`req-<uuid>`) and echoes it in
 /// `x-openstack-request-id` and `x-compute-request-id`.
-pub async fn request_id(
-    mut req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+pub async fn request_id(mut req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let id = RequestId(format!("req-{}", uuid::Uuid::new_v4()));
     req.extensions_mut().insert(id.clone());
     let method = req.method().clone();

@@ -120,10 +120,30 @@ pub fn catalog(app: &App) -> Value {
         json!({"type": ty, "name": name, "id": id, "endpoints": eps})
     };
     json!([
-        entry("identity", "keystone", format!("{base}/identity"), "c0a8e1d2b3f44a5b"),
-        entry("compute", "nova", format!("{base}/compute/v2.1"), "d1b9f2e3c4a54b6c"),
-        entry("image", "glance", format!("{base}/image"), "e2cafe04d5b64c7d"),
-        entry("network", "neutron", format!("{base}/network"), "f3dbaf15e6c74d8e"),
+        entry(
+            "identity",
+            "keystone",
+            format!("{base}/identity"),
+            "c0a8e1d2b3f44a5b"
+        ),
+        entry(
+            "compute",
+            "nova",
+            format!("{base}/compute/v2.1"),
+            "d1b9f2e3c4a54b6c"
+        ),
+        entry(
+            "image",
+            "glance",
+            format!("{base}/image"),
+            "e2cafe04d5b64c7d"
+        ),
+        entry(
+            "network",
+            "neutron",
+            format!("{base}/network"),
+            "f3dbaf15e6c74d8e"
+        ),
     ])
 }
 
@@ -158,7 +178,9 @@ fn domain_matches(d: Option<&Value>) -> bool {
 
 async fn issue_token(State(app): State<Arc<App>>, body: Bytes) -> KsResult<Response> {
     let v: Value = serde_json::from_slice(&body).map_err(|_| bad("Malformed request body"))?;
-    let auth = v.get("auth").ok_or_else(|| bad("'auth' is a required property"))?;
+    let auth = v
+        .get("auth")
+        .ok_or_else(|| bad("'auth' is a required property"))?;
     let identity = auth
         .get("identity")
         .ok_or_else(|| bad("'identity' is a required property"))?;
@@ -168,7 +190,11 @@ async fn issue_token(State(app): State<Arc<App>>, body: Bytes) -> KsResult<Respo
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     let now = chrono::Utc::now(); // tokens live on wall time, not the virtual clock
-    let unauthorized = || KsError(Fault::unauthorized("The request you have made requires authentication."));
+    let unauthorized = || {
+        KsError(Fault::unauthorized(
+            "The request you have made requires authentication.",
+        ))
+    };
 
     // Resolve the scope first (project by id, or by name within a domain).
     let scope_project = match auth.get("scope").and_then(|s| s.get("project")) {
@@ -222,7 +248,12 @@ async fn issue_token(State(app): State<Arc<App>>, body: Bytes) -> KsResult<Respo
             .ok_or_else(|| bad("Expecting to find id in token"))?;
         let old = app.identity.validate(old, now)?;
         let project = scope_project.unwrap_or(old.project.clone());
-        let assigned = old.user.assignments.get(&project.id).cloned().unwrap_or_default();
+        let assigned = old
+            .user
+            .assignments
+            .get(&project.id)
+            .cloned()
+            .unwrap_or_default();
         if assigned.is_empty() {
             return Err(unauthorized());
         }
@@ -233,7 +264,11 @@ async fn issue_token(State(app): State<Arc<App>>, body: Bytes) -> KsResult<Respo
     } else {
         return Err(unauthorized());
     };
-    let mut resp = (StatusCode::CREATED, axum::Json(token_body(&app, &info, &methods))).into_response();
+    let mut resp = (
+        StatusCode::CREATED,
+        axum::Json(token_body(&app, &info, &methods)),
+    )
+        .into_response();
     crate::http::set_header(&mut resp, "x-subject-token", &info.token);
     Ok(resp)
 }
@@ -244,7 +279,8 @@ fn reissue(
     project: Arc<super::Project>,
     assigned: &[String],
 ) -> Result<TokenInfo, Fault> {
-    app.identity.issue_for(user, project, assigned, chrono::Utc::now())
+    app.identity
+        .issue_for(user, project, assigned, chrono::Utc::now())
 }
 
 fn token_from(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -256,7 +292,9 @@ fn token_from(headers: &HeaderMap, name: &str) -> Option<String> {
 
 fn caller(app: &App, headers: &HeaderMap) -> KsResult<TokenInfo> {
     let t = token_from(headers, "x-auth-token").ok_or_else(|| {
-        KsError(Fault::unauthorized("The request you have made requires authentication."))
+        KsError(Fault::unauthorized(
+            "The request you have made requires authentication.",
+        ))
     })?;
     Ok(app.identity.validate(&t, chrono::Utc::now())?)
 }
@@ -290,7 +328,10 @@ async fn revoke_token(State(app): State<Arc<App>>, headers: HeaderMap) -> KsResu
 
 async fn auth_catalog(State(app): State<Arc<App>>, headers: HeaderMap) -> KsResult<Response> {
     caller(&app, &headers)?;
-    Ok(axum::Json(json!({"catalog": catalog(&app), "links": {"self": null, "next": null, "previous": null}})).into_response())
+    Ok(axum::Json(
+        json!({"catalog": catalog(&app), "links": {"self": null, "next": null, "previous": null}}),
+    )
+    .into_response())
 }
 
 fn project_json(base: &str, p: &super::Project) -> Value {
@@ -322,7 +363,9 @@ async fn user_projects(
 ) -> KsResult<Response> {
     let me = caller(&app, &headers)?;
     if me.user.id != id && !me.roles.iter().any(|r| r == "admin") {
-        return Err(KsError(Fault::forbidden("You are not authorized to perform the requested action.")));
+        return Err(KsError(Fault::forbidden(
+            "You are not authorized to perform the requested action.",
+        )));
     }
     let user = app
         .identity
@@ -338,9 +381,20 @@ async fn list_projects(State(app): State<Arc<App>>, headers: HeaderMap) -> KsRes
     if !me.roles.iter().any(|r| r == "admin") {
         return Ok(axum::Json(user_projects_json(&app, &base, &me.user)).into_response());
     }
-    let mut ps: Vec<Value> = app.identity.projects.all().iter().map(|p| project_json(&base, p)).collect();
+    let mut ps: Vec<Value> = app
+        .identity
+        .projects
+        .all()
+        .iter()
+        .map(|p| project_json(&base, p))
+        .collect();
     ps.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    Ok(axum::Json(json!({"projects": ps, "links": {"self": null, "next": null, "previous": null}})).into_response())
+    Ok(
+        axum::Json(
+            json!({"projects": ps, "links": {"self": null, "next": null, "previous": null}}),
+        )
+        .into_response(),
+    )
 }
 
 async fn show_project(
@@ -379,8 +433,11 @@ async fn show_user(
 
 async fn list_domains(State(app): State<Arc<App>>, headers: HeaderMap) -> KsResult<Response> {
     caller(&app, &headers)?;
-    Ok(axum::Json(json!({"domains": [domain_full(&host_url(&headers))],
-        "links": {"self": null, "next": null, "previous": null}})).into_response())
+    Ok(
+        axum::Json(json!({"domains": [domain_full(&host_url(&headers))],
+        "links": {"self": null, "next": null, "previous": null}}))
+        .into_response(),
+    )
 }
 
 fn domain_full(base: &str) -> Value {
@@ -396,7 +453,9 @@ async fn show_domain(
 ) -> KsResult<Response> {
     caller(&app, &headers)?;
     if id != DEFAULT_DOMAIN_ID && id != DEFAULT_DOMAIN_NAME {
-        return Err(KsError(Fault::not_found(format!("Could not find domain: {id}."))));
+        return Err(KsError(Fault::not_found(format!(
+            "Could not find domain: {id}."
+        ))));
     }
     Ok(axum::Json(json!({"domain": domain_full(&host_url(&headers))})).into_response())
 }
@@ -407,5 +466,10 @@ async fn list_roles(State(app): State<Arc<App>>, headers: HeaderMap) -> KsResult
         .iter()
         .map(|(n, id)| json!({"id": id, "name": n, "domain_id": null, "description": null, "options": {}}))
         .collect();
-    Ok(axum::Json(json!({"roles": roles, "links": {"self": null, "next": null, "previous": null}})).into_response())
+    Ok(
+        axum::Json(
+            json!({"roles": roles, "links": {"self": null, "next": null, "previous": null}}),
+        )
+        .into_response(),
+    )
 }

@@ -212,7 +212,11 @@ impl Identity {
         if !project.enabled {
             return Err(unauthorized());
         }
-        let assigned = user.assignments.get(&project.id).cloned().unwrap_or_default();
+        let assigned = user
+            .assignments
+            .get(&project.id)
+            .cloned()
+            .unwrap_or_default();
         if assigned.is_empty() {
             return Err(unauthorized());
         }
@@ -285,7 +289,11 @@ impl Identity {
         }
         let user = self.users.get(&claims.u).ok_or_else(unauthorized)?;
         let project = self.projects.get(&claims.p).ok_or_else(unauthorized)?;
-        let assigned = user.assignments.get(&project.id).cloned().unwrap_or_default();
+        let assigned = user
+            .assignments
+            .get(&project.id)
+            .cloned()
+            .unwrap_or_default();
         if !user.enabled || assigned.is_empty() {
             return Err(unauthorized());
         }

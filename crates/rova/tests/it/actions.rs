@@ -10,8 +10,16 @@ const V: Option<&str> = Some("2.90");
 
 /// Posts an action and polls until the server is idle again, returning
 /// every distinct (status, task_state) seen after the request, in order.
-async fn act_and_watch(c: &TestCloud, u: &User, id: &str, body: Value, expect: u16) -> Vec<(String, Option<String>)> {
-    let r = c.post(u, &format!("/servers/{id}/action"), V, body.clone()).await;
+async fn act_and_watch(
+    c: &TestCloud,
+    u: &User,
+    id: &str,
+    body: Value,
+    expect: u16,
+) -> Vec<(String, Option<String>)> {
+    let r = c
+        .post(u, &format!("/servers/{id}/action"), V, body.clone())
+        .await;
     assert_eq!(r.status.as_u16(), expect, "{body}: {}", r.text);
     let mut seen: Vec<(String, Option<String>)> = Vec::new();
     for _ in 0..2000 {
@@ -26,7 +34,34 @@ async fn act_and_watch(c: &TestCloud, u: &User, id: &str, body: Value, expect: u
         if task.is_none() && seen.len() > 1 {
             break;
         }
-        if task.is_none() && seen.len() == 1 && !matches!(body.as_object().and_then(|o| o.keys().next()).map(String::as_str), Some("os-stop" | "os-start" | "pause" | "unpause" | "suspend" | "resume" | "reboot" | "rebuild" | "resize" | "revertResize" | "shelve" | "unshelve" | "rescue" | "unrescue" | "changePassword" | "createImage" | "createBackup" | "shelveOffload")) {
+        if task.is_none()
+            && seen.len() == 1
+            && !matches!(
+                body.as_object()
+                    .and_then(|o| o.keys().next())
+                    .map(String::as_str),
+                Some(
+                    "os-stop"
+                        | "os-start"
+                        | "pause"
+                        | "unpause"
+                        | "suspend"
+                        | "resume"
+                        | "reboot"
+                        | "rebuild"
+                        | "resize"
+                        | "revertResize"
+                        | "shelve"
+                        | "unshelve"
+                        | "rescue"
+                        | "unrescue"
+                        | "changePassword"
+                        | "createImage"
+                        | "createBackup"
+                        | "shelveOffload"
+                )
+            )
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
@@ -76,16 +111,36 @@ async fn power_actions_walk_novas_states() {
 
     let seen = act_and_watch(&c, &u, &id, json!({"reboot": {"type": "SOFT"}}), 202).await;
     assert!(statuses(&seen).contains(&"REBOOT"), "{seen:?}");
-    assert_eq!(tasks(&seen), vec!["rebooting", "reboot_pending", "reboot_started"]);
+    assert_eq!(
+        tasks(&seen),
+        vec!["rebooting", "reboot_pending", "reboot_started"]
+    );
     let seen = act_and_watch(&c, &u, &id, json!({"reboot": {"type": "HARD"}}), 202).await;
     assert!(statuses(&seen).contains(&"HARD_REBOOT"));
-    assert_eq!(tasks(&seen), vec!["rebooting_hard", "reboot_pending_hard", "reboot_started_hard"]);
+    assert_eq!(
+        tasks(&seen),
+        vec![
+            "rebooting_hard",
+            "reboot_pending_hard",
+            "reboot_started_hard"
+        ]
+    );
 
     let seen = act_and_watch(&c, &u, &id, json!({"pause": null}), 202).await;
     assert_eq!(statuses(&seen).last(), Some(&"PAUSED"));
     // Pausing a paused server is Nova's 409 with its message.
-    let r = c.post(&u, &format!("/servers/{id}/action"), V, json!({"pause": null})).await;
-    assert_eq!(r.fault(409), format!("Cannot 'pause' instance {id} while it is in vm_state paused"));
+    let r = c
+        .post(
+            &u,
+            &format!("/servers/{id}/action"),
+            V,
+            json!({"pause": null}),
+        )
+        .await;
+    assert_eq!(
+        r.fault(409),
+        format!("Cannot 'pause' instance {id} while it is in vm_state paused")
+    );
     let seen = act_and_watch(&c, &u, &id, json!({"unpause": null}), 202).await;
     assert_eq!(statuses(&seen).last(), Some(&"ACTIVE"));
 
@@ -95,7 +150,9 @@ async fn power_actions_walk_novas_states() {
     assert_eq!(statuses(&seen).last(), Some(&"ACTIVE"));
 
     // Every action left a record, newest first.
-    let r = c.get(&u, &format!("/servers/{id}/os-instance-actions"), V).await;
+    let r = c
+        .get(&u, &format!("/servers/{id}/os-instance-actions"), V)
+        .await;
     let names: Vec<&str> = r.body["instanceActions"]
         .as_array()
         .expect("actions")
@@ -104,10 +161,17 @@ async fn power_actions_walk_novas_states() {
         .collect();
     assert_eq!(
         names,
-        vec!["resume", "suspend", "unpause", "pause", "reboot", "reboot", "start", "stop", "create"]
+        vec![
+            "resume", "suspend", "unpause", "pause", "reboot", "reboot", "start", "stop", "create"
+        ]
     );
-    let req = r.body["instanceActions"][0]["request_id"].as_str().expect("req").to_string();
-    let r = c.get(&u, &format!("/servers/{id}/os-instance-actions/{req}"), V).await;
+    let req = r.body["instanceActions"][0]["request_id"]
+        .as_str()
+        .expect("req")
+        .to_string();
+    let r = c
+        .get(&u, &format!("/servers/{id}/os-instance-actions/{req}"), V)
+        .await;
     let ev = &r.body["instanceAction"]["events"][0];
     assert_eq!(ev["event"], "compute_resume_instance");
     assert_eq!(ev["result"], "Success");
@@ -126,7 +190,12 @@ async fn rebuild_resize_and_revert() {
         .map(|i| i.id.clone())
         .expect("alt image");
     let r = c
-        .post(&u, &format!("/servers/{id}/action"), V, json!({"rebuild": {"imageRef": alt_image, "name": "rebuilt", "metadata": {"k": "v"}}}))
+        .post(
+            &u,
+            &format!("/servers/{id}/action"),
+            V,
+            json!({"rebuild": {"imageRef": alt_image, "name": "rebuilt", "metadata": {"k": "v"}}}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     assert_eq!(r.body["server"]["name"], "rebuilt");
@@ -136,10 +205,26 @@ async fn rebuild_resize_and_revert() {
     assert_eq!(s["metadata"], json!({"k": "v"}));
 
     // Same flavor is refused; another one goes to VERIFY_RESIZE.
-    let r = c.post(&u, &format!("/servers/{id}/action"), V, json!({"resize": {"flavorRef": "1"}})).await;
+    let r = c
+        .post(
+            &u,
+            &format!("/servers/{id}/action"),
+            V,
+            json!({"resize": {"flavorRef": "1"}}),
+        )
+        .await;
     assert_eq!(r.fault(400), "When resizing, instances must change flavor!");
     let seen = act_and_watch(&c, &u, &id, json!({"resize": {"flavorRef": "2"}}), 202).await;
-    assert_eq!(tasks(&seen), vec!["resize_prep", "resize_migrating", "resize_migrated", "resize_finish"], "{seen:?}");
+    assert_eq!(
+        tasks(&seen),
+        vec![
+            "resize_prep",
+            "resize_migrating",
+            "resize_migrated",
+            "resize_finish"
+        ],
+        "{seen:?}"
+    );
     assert_eq!(statuses(&seen).last(), Some(&"VERIFY_RESIZE"));
     let s = c.get(&u, &format!("/servers/{id}"), Some("2.47")).await;
     assert_eq!(s.body["server"]["flavor"]["original_name"], "m1.small");
@@ -151,12 +236,26 @@ async fn rebuild_resize_and_revert() {
     assert_eq!(s.body["server"]["flavor"]["original_name"], "m1.tiny");
 
     act_and_watch(&c, &u, &id, json!({"resize": {"flavorRef": "2"}}), 202).await;
-    let r = c.post(&u, &format!("/servers/{id}/action"), V, json!({"confirmResize": null})).await;
+    let r = c
+        .post(
+            &u,
+            &format!("/servers/{id}/action"),
+            V,
+            json!({"confirmResize": null}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let s = c.wait_status(&u, &id, &["ACTIVE"], Some("2.47")).await;
     assert_eq!(s["flavor"]["original_name"], "m1.small");
     // No resize to confirm any more.
-    let r = c.post(&u, &format!("/servers/{id}/action"), V, json!({"confirmResize": null})).await;
+    let r = c
+        .post(
+            &u,
+            &format!("/servers/{id}/action"),
+            V,
+            json!({"confirmResize": null}),
+        )
+        .await;
     assert_eq!(r.status.as_u16(), 409);
 }
 
@@ -164,11 +263,25 @@ async fn rebuild_resize_and_revert() {
 async fn shelve_rescue_password_snapshot_backup() {
     let (c, u, id) = slow_cloud().await;
     let seen = act_and_watch(&c, &u, &id, json!({"shelve": null}), 202).await;
-    assert_eq!(tasks(&seen), vec!["shelving", "shelving_image_pending_upload", "shelving_image_uploading"]);
+    assert_eq!(
+        tasks(&seen),
+        vec![
+            "shelving",
+            "shelving_image_pending_upload",
+            "shelving_image_uploading"
+        ]
+    );
     assert_eq!(statuses(&seen).last(), Some(&"SHELVED"));
     let admin = c.login("admin").await;
     // shelveOffload is admin-only by default.
-    let r = c.post(&u, &format!("/servers/{id}/action"), V, json!({"shelveOffload": null})).await;
+    let r = c
+        .post(
+            &u,
+            &format!("/servers/{id}/action"),
+            V,
+            json!({"shelveOffload": null}),
+        )
+        .await;
     assert_eq!(r.status.as_u16(), 403);
     act_and_watch(&c, &admin, &id, json!({"shelveOffload": null}), 202).await;
     let s = c.wait_status(&u, &id, &["SHELVED_OFFLOADED"], V).await;
@@ -177,23 +290,50 @@ async fn shelve_rescue_password_snapshot_backup() {
     assert!(tasks(&seen).contains(&"unshelving"));
     assert_eq!(statuses(&seen).last(), Some(&"ACTIVE"));
 
-    let r = c.post(&u, &format!("/servers/{id}/action"), V, json!({"rescue": {"adminPass": "s3cret"}})).await;
+    let r = c
+        .post(
+            &u,
+            &format!("/servers/{id}/action"),
+            V,
+            json!({"rescue": {"adminPass": "s3cret"}}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body, json!({"adminPass": "s3cret"}));
     c.wait_status(&u, &id, &["RESCUE"], V).await;
     act_and_watch(&c, &u, &id, json!({"unrescue": null}), 202).await;
     c.wait_status(&u, &id, &["ACTIVE"], V).await;
 
-    let seen = act_and_watch(&c, &u, &id, json!({"changePassword": {"adminPass": "n3w"}}), 202).await;
+    let seen = act_and_watch(
+        &c,
+        &u,
+        &id,
+        json!({"changePassword": {"adminPass": "n3w"}}),
+        202,
+    )
+    .await;
     assert!(statuses(&seen).contains(&"PASSWORD"), "{seen:?}");
 
     // Snapshot: image_id at 2.45+, task states, and an active image.
-    let r = c.post(&u, &format!("/servers/{id}/action"), V, json!({"createImage": {"name": "snap", "metadata": {"a": "b"}}})).await;
+    let r = c
+        .post(
+            &u,
+            &format!("/servers/{id}/action"),
+            V,
+            json!({"createImage": {"name": "snap", "metadata": {"a": "b"}}}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     let image_id = r.body["image_id"].as_str().expect("image_id").to_string();
     c.wait_status(&u, &id, &["ACTIVE"], V).await;
     for _ in 0..500 {
-        if c.app.images.table.get(&image_id).map(|i| i.status == "active").unwrap_or(false) {
+        if c.app
+            .images
+            .table
+            .get(&image_id)
+            .map(|i| i.status == "active")
+            .unwrap_or(false)
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -203,7 +343,14 @@ async fn shelve_rescue_password_snapshot_backup() {
     assert_eq!(img.properties.get("image_type"), Some(&json!("snapshot")));
     assert_eq!(img.properties.get("instance_uuid"), Some(&json!(id)));
     // Below 2.45 the image comes back in a Location header.
-    let r = c.post(&u, &format!("/servers/{id}/action"), Some("2.44"), json!({"createImage": {"name": "snap2"}})).await;
+    let r = c
+        .post(
+            &u,
+            &format!("/servers/{id}/action"),
+            Some("2.44"),
+            json!({"createImage": {"name": "snap2"}}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     assert!(r.header("location").expect("location").contains("/images/"));
     c.wait_status(&u, &id, &["ACTIVE"], V).await;
@@ -227,7 +374,8 @@ async fn shelve_rescue_password_snapshot_backup() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let backups = c.app.images.table.filter(|i| {
-        i.properties.get("image_type") == Some(&json!("backup")) && i.properties.get("instance_uuid") == Some(&json!(id))
+        i.properties.get("image_type") == Some(&json!("backup"))
+            && i.properties.get("instance_uuid") == Some(&json!(id))
     });
     assert_eq!(backups.len(), 2);
 }
@@ -245,44 +393,120 @@ async fn lock_rules() {
         None => json!({"lock": null}),
     };
     // A reader may not lock.
-    let r = c.post(&reader, &format!("/servers/{id}/action"), Some("2.73"), lock(None)).await;
+    let r = c
+        .post(
+            &reader,
+            &format!("/servers/{id}/action"),
+            Some("2.73"),
+            lock(None),
+        )
+        .await;
     assert_eq!(r.status.as_u16(), 403);
     // Owner locks with a reason (2.73).
-    let r = c.post(&u, &format!("/servers/{id}/action"), Some("2.73"), lock(Some("maintenance"))).await;
+    let r = c
+        .post(
+            &u,
+            &format!("/servers/{id}/action"),
+            Some("2.73"),
+            lock(Some("maintenance")),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     let s = c.get(&u, &format!("/servers/{id}"), Some("2.73")).await;
     assert_eq!(s.body["server"]["locked"], true);
     assert_eq!(s.body["server"]["locked_reason"], "maintenance");
     // The owner's actions are refused while locked...
-    for body in [json!({"pause": null}), json!({"os-stop": null}), json!({"reboot": {"type": "HARD"}})] {
+    for body in [
+        json!({"pause": null}),
+        json!({"os-stop": null}),
+        json!({"reboot": {"type": "HARD"}}),
+    ] {
         let r = c.post(&u, &format!("/servers/{id}/action"), V, body).await;
         assert_eq!(r.fault(409), format!("Instance {id} is locked"));
     }
-    let r = c.compute(&u, Method::DELETE, &format!("/servers/{id}"), V, None).await;
+    let r = c
+        .compute(&u, Method::DELETE, &format!("/servers/{id}"), V, None)
+        .await;
     assert_eq!(r.fault(409), format!("Instance {id} is locked"));
     // ...but not the ones Nova does not lock-check.
-    let r = c.compute(&u, Method::PUT, &format!("/servers/{id}"), V, Some(json!({"server": {"name": "renamed"}}))).await;
+    let r = c
+        .compute(
+            &u,
+            Method::PUT,
+            &format!("/servers/{id}"),
+            V,
+            Some(json!({"server": {"name": "renamed"}})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     // Re-locking by the owner changes nothing (reason kept).
-    c.post(&u, &format!("/servers/{id}/action"), Some("2.73"), lock(Some("other"))).await;
+    c.post(
+        &u,
+        &format!("/servers/{id}/action"),
+        Some("2.73"),
+        lock(Some("other")),
+    )
+    .await;
     let s = c.get(&u, &format!("/servers/{id}"), Some("2.73")).await;
     assert_eq!(s.body["server"]["locked_reason"], "maintenance");
     // The admin may act on it anyway.
-    let r = c.post(&admin, &format!("/servers/{id}/action"), V, json!({"pause": null})).await;
+    let r = c
+        .post(
+            &admin,
+            &format!("/servers/{id}/action"),
+            V,
+            json!({"pause": null}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     c.wait_status(&u, &id, &["PAUSED"], V).await;
     // An admin lock from another project replaces the owner's lock...
-    let r = c.post(&admin, &format!("/servers/{id}/action"), Some("2.73"), lock(Some("admin says"))).await;
+    let r = c
+        .post(
+            &admin,
+            &format!("/servers/{id}/action"),
+            Some("2.73"),
+            lock(Some("admin says")),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     // ...and the owner may not lift it.
-    let r = c.post(&u, &format!("/servers/{id}/action"), V, json!({"unlock": null})).await;
+    let r = c
+        .post(
+            &u,
+            &format!("/servers/{id}/action"),
+            V,
+            json!({"unlock": null}),
+        )
+        .await;
     assert_eq!(r.status.as_u16(), 403);
-    let r = c.post(&admin, &format!("/servers/{id}/action"), V, json!({"unlock": null})).await;
+    let r = c
+        .post(
+            &admin,
+            &format!("/servers/{id}/action"),
+            V,
+            json!({"unlock": null}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
-    let r = c.post(&u, &format!("/servers/{id}/action"), V, json!({"unpause": null})).await;
+    let r = c
+        .post(
+            &u,
+            &format!("/servers/{id}/action"),
+            V,
+            json!({"unpause": null}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     // locked_reason outside 2.73 is refused.
-    let r = c.post(&u, &format!("/servers/{id}/action"), Some("2.73"), json!({"lock": {"bogus": 1}})).await;
+    let r = c
+        .post(
+            &u,
+            &format!("/servers/{id}/action"),
+            Some("2.73"),
+            json!({"lock": {"bogus": 1}}),
+        )
+        .await;
     assert_eq!(r.status.as_u16(), 400);
 }
 
@@ -309,20 +533,42 @@ async fn injected_faults_and_build_failure() {
         .await
         .expect("req");
     assert_eq!(r.status().as_u16(), 403);
-    assert_eq!(post_sim("faults", json!({"operation": "spawn", "message": "no disk"})).await.as_u16(), 201);
+    assert_eq!(
+        post_sim(
+            "faults",
+            json!({"operation": "spawn", "message": "no disk"})
+        )
+        .await
+        .as_u16(),
+        201
+    );
     let s = c.boot(&u, "doomed", V, json!({})).await;
     assert_eq!(s["status"], "ERROR");
     assert_eq!(s["fault"]["message"], "no disk");
     assert_eq!(s["fault"]["code"], 500);
-    assert!(s["fault"].get("details").is_none(), "details are for admins: {s}");
+    assert!(
+        s["fault"].get("details").is_none(),
+        "details are for admins: {s}"
+    );
     let id = s["id"].as_str().expect("id");
     let a = c.get(&admin, &format!("/servers/{id}"), V).await;
     assert!(a.body["server"]["fault"]["details"].is_string());
     // A failed action keeps the vm_state and records an Error event.
     let ok = c.boot(&u, "fine", V, json!({})).await;
     let oid = ok["id"].as_str().expect("id").to_string();
-    post_sim("faults", json!({"operation": "pause", "message": "hypervisor says no"})).await;
-    let r = c.post(&u, &format!("/servers/{oid}/action"), V, json!({"pause": null})).await;
+    post_sim(
+        "faults",
+        json!({"operation": "pause", "message": "hypervisor says no"}),
+    )
+    .await;
+    let r = c
+        .post(
+            &u,
+            &format!("/servers/{oid}/action"),
+            V,
+            json!({"pause": null}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     let mut last = Value::Null;
     for _ in 0..500 {
@@ -334,10 +580,14 @@ async fn injected_faults_and_build_failure() {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     assert_eq!(last["status"], "ACTIVE");
-    let acts = c.get(&u, &format!("/servers/{oid}/os-instance-actions"), V).await;
+    let acts = c
+        .get(&u, &format!("/servers/{oid}/os-instance-actions"), V)
+        .await;
     assert_eq!(acts.body["instanceActions"][0]["action"], "pause");
     for _ in 0..100 {
-        let acts = c.get(&u, &format!("/servers/{oid}/os-instance-actions"), V).await;
+        let acts = c
+            .get(&u, &format!("/servers/{oid}/os-instance-actions"), V)
+            .await;
         if acts.body["instanceActions"][0]["message"] == "Error" {
             return;
         }
@@ -365,15 +615,25 @@ async fn reclaim_after_a_virtual_day() {
     let admin = c.login("admin").await;
     let s = c.boot(&u, "soft", V, json!({})).await;
     let id = s["id"].as_str().expect("id").to_string();
-    let r = c.compute(&u, Method::DELETE, &format!("/servers/{id}"), V, None).await;
+    let r = c
+        .compute(&u, Method::DELETE, &format!("/servers/{id}"), V, None)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let s = c.get(&u, &format!("/servers/{id}"), V).await;
     assert_eq!(s.body["server"]["status"], "SOFT_DELETED");
     // restore brings it back; delete again.
-    let r = c.post(&u, &format!("/servers/{id}/action"), V, json!({"restore": null})).await;
+    let r = c
+        .post(
+            &u,
+            &format!("/servers/{id}/action"),
+            V,
+            json!({"restore": null}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     c.wait_status(&u, &id, &["ACTIVE"], V).await;
-    c.compute(&u, Method::DELETE, &format!("/servers/{id}"), V, None).await;
+    c.compute(&u, Method::DELETE, &format!("/servers/{id}"), V, None)
+        .await;
     // Not yet due after 23 hours...
     advance(&c, &admin, 23 * 3600).await;
     let s = c.get(&u, &format!("/servers/{id}"), V).await;
@@ -381,8 +641,15 @@ async fn reclaim_after_a_virtual_day() {
     // ...reclaimed after 24.
     advance(&c, &admin, 3600).await;
     c.wait_status(&u, &id, &["404"], V).await;
-    let l = c.get(&u, "/servers/detail?changes-since=2000-01-01T00:00:00Z", V).await;
-    let st: Vec<&str> = l.body["servers"].as_array().expect("list").iter().filter_map(|s| s["status"].as_str()).collect();
+    let l = c
+        .get(&u, "/servers/detail?changes-since=2000-01-01T00:00:00Z", V)
+        .await;
+    let st: Vec<&str> = l.body["servers"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|s| s["status"].as_str())
+        .collect();
     assert_eq!(st, vec!["DELETED"]);
 }
 
@@ -392,30 +659,63 @@ async fn shelved_offload_timers() {
     let c = common::start_with(|cfg| cfg.shelved_offload_time = 3600).await;
     let u = c.login("demo").await;
     let admin = c.login("admin").await;
-    let id = c.boot(&u, "s", V, json!({})).await["id"].as_str().expect("id").to_string();
-    c.post(&u, &format!("/servers/{id}/action"), V, json!({"shelve": null})).await;
+    let id = c.boot(&u, "s", V, json!({})).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    c.post(
+        &u,
+        &format!("/servers/{id}/action"),
+        V,
+        json!({"shelve": null}),
+    )
+    .await;
     c.wait_status(&u, &id, &["SHELVED"], V).await;
     advance(&c, &admin, 1800).await;
-    assert_eq!(c.get(&u, &format!("/servers/{id}"), V).await.body["server"]["status"], "SHELVED");
+    assert_eq!(
+        c.get(&u, &format!("/servers/{id}"), V).await.body["server"]["status"],
+        "SHELVED"
+    );
     advance(&c, &admin, 1800).await;
     c.wait_status(&u, &id, &["SHELVED_OFFLOADED"], V).await;
 
     // 0: offloaded at once.
     let c0 = common::start_with(|cfg| cfg.shelved_offload_time = 0).await;
     let u0 = c0.login("demo").await;
-    let id0 = c0.boot(&u0, "s", V, json!({})).await["id"].as_str().expect("id").to_string();
-    c0.post(&u0, &format!("/servers/{id0}/action"), V, json!({"shelve": null})).await;
+    let id0 = c0.boot(&u0, "s", V, json!({})).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    c0.post(
+        &u0,
+        &format!("/servers/{id0}/action"),
+        V,
+        json!({"shelve": null}),
+    )
+    .await;
     c0.wait_status(&u0, &id0, &["SHELVED_OFFLOADED"], V).await;
 
     // -1: never.
     let cn = common::start_with(|cfg| cfg.shelved_offload_time = -1).await;
     let un = cn.login("demo").await;
     let an = cn.login("admin").await;
-    let idn = cn.boot(&un, "s", V, json!({})).await["id"].as_str().expect("id").to_string();
-    cn.post(&un, &format!("/servers/{idn}/action"), V, json!({"shelve": null})).await;
+    let idn = cn.boot(&un, "s", V, json!({})).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    cn.post(
+        &un,
+        &format!("/servers/{idn}/action"),
+        V,
+        json!({"shelve": null}),
+    )
+    .await;
     cn.wait_status(&un, &idn, &["SHELVED"], V).await;
     advance(&cn, &an, 10 * 365 * 86400).await;
-    assert_eq!(cn.get(&un, &format!("/servers/{idn}"), V).await.body["server"]["status"], "SHELVED");
+    assert_eq!(
+        cn.get(&un, &format!("/servers/{idn}"), V).await.body["server"]["status"],
+        "SHELVED"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -423,11 +723,23 @@ async fn resize_auto_confirm() {
     let c = common::start_with(|cfg| cfg.resize_confirm_window = 600).await;
     let u = c.login("demo").await;
     let admin = c.login("admin").await;
-    let id = c.boot(&u, "r", V, json!({})).await["id"].as_str().expect("id").to_string();
-    c.post(&u, &format!("/servers/{id}/action"), V, json!({"resize": {"flavorRef": "2"}})).await;
+    let id = c.boot(&u, "r", V, json!({})).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    c.post(
+        &u,
+        &format!("/servers/{id}/action"),
+        V,
+        json!({"resize": {"flavorRef": "2"}}),
+    )
+    .await;
     c.wait_status(&u, &id, &["VERIFY_RESIZE"], V).await;
     advance(&c, &admin, 599).await;
-    assert_eq!(c.get(&u, &format!("/servers/{id}"), V).await.body["server"]["status"], "VERIFY_RESIZE");
+    assert_eq!(
+        c.get(&u, &format!("/servers/{id}"), V).await.body["server"]["status"],
+        "VERIFY_RESIZE"
+    );
     advance(&c, &admin, 1).await;
     let s = c.wait_status(&u, &id, &["ACTIVE"], Some("2.47")).await;
     assert_eq!(s["flavor"]["original_name"], "m1.small");

@@ -66,10 +66,9 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestCloud {
     cfg.sim_latency_ms = 1;
     adjust(&mut cfg);
     let running = rova::server::start(cfg).await.expect("server starts");
-    let passwords: HashMap<String, String> = serde_json::from_slice(
-        &std::fs::read(dir.join("passwords.json")).expect("passwords.json"),
-    )
-    .expect("passwords json");
+    let passwords: HashMap<String, String> =
+        serde_json::from_slice(&std::fs::read(dir.join("passwords.json")).expect("passwords.json"))
+            .expect("passwords json");
     TestCloud {
         base: format!("http://{}", running.addr),
         dir,
@@ -118,8 +117,14 @@ impl TestCloud {
         let v: Value = r.json().await.expect("token body");
         User {
             token,
-            user_id: v["token"]["user"]["id"].as_str().unwrap_or_default().to_string(),
-            project_id: v["token"]["project"]["id"].as_str().unwrap_or_default().to_string(),
+            user_id: v["token"]["user"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            project_id: v["token"]["project"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
         }
     }
 
@@ -133,7 +138,10 @@ impl TestCloud {
         body: Option<Value>,
     ) -> Resp {
         let url = format!("{}/compute/v2.1{path}", self.base);
-        let mut req = self.http.request(method, url).header("X-Auth-Token", &u.token);
+        let mut req = self
+            .http
+            .request(method, url)
+            .header("X-Auth-Token", &u.token);
         if let Some(v) = version {
             req = req.header("OpenStack-API-Version", format!("compute {v}"));
         }
@@ -158,7 +166,8 @@ impl TestCloud {
     }
 
     pub async fn post(&self, u: &User, path: &str, version: Option<&str>, body: Value) -> Resp {
-        self.compute(u, Method::POST, path, version, Some(body)).await
+        self.compute(u, Method::POST, path, version, Some(body))
+            .await
     }
 
     /// Id of a bootstrap image (the primary one).
@@ -201,18 +210,30 @@ impl TestCloud {
                 s.insert(k.clone(), v.clone());
             }
         }
-        let r = self.post(u, "/servers", version, json!({"server": server})).await;
+        let r = self
+            .post(u, "/servers", version, json!({"server": server}))
+            .await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "create: {}", r.text);
         let id = r.body["server"]["id"].as_str().expect("id").to_string();
-        self.wait_status(u, &id, &["ACTIVE", "ERROR"], version).await
+        self.wait_status(u, &id, &["ACTIVE", "ERROR"], version)
+            .await
     }
 
     /// Polls a server until its status is one of `want` (10 s limit).
-    pub async fn wait_status(&self, u: &User, id: &str, want: &[&str], version: Option<&str>) -> Value {
+    pub async fn wait_status(
+        &self,
+        u: &User,
+        id: &str,
+        want: &[&str],
+        version: Option<&str>,
+    ) -> Value {
         for _ in 0..1000 {
             let r = self.get(u, &format!("/servers/{id}"), version).await;
             if r.status == StatusCode::OK {
-                let st = r.body["server"]["status"].as_str().unwrap_or("").to_string();
+                let st = r.body["server"]["status"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
                 if want.contains(&st.as_str()) {
                     return r.body["server"].clone();
                 }

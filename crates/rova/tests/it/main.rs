@@ -1,12 +1,12 @@
 //! Integration tests: one binary for every HTTP-level test.
 
+mod actions;
 mod common;
-mod servers_create;
-mod servers_list;
+mod fleet;
 mod image_network;
 mod microversions;
 mod samples;
-mod servers_misc;
-mod actions;
-mod fleet;
 mod secgroups;
+mod servers_create;
+mod servers_list;
+mod servers_misc;

@@ -21,7 +21,9 @@ pub async fn action(
     body: Bytes,
 ) -> ApiResult<Response> {
     let v = parse_json(&headers, &body)?;
-    let obj = v.as_object().ok_or_else(|| Fault::bad_request("Malformed request body"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| Fault::bad_request("Malformed request body"))?;
     if obj.len() != 1 {
         return Err(Fault::bad_request("Malformed request body").into());
     }

@@ -35,10 +35,14 @@ async fn remote_console(
         .and_then(Value::as_object)
         .ok_or_else(|| Fault::bad_request("Invalid input for field/attribute remote_console. 'remote_console' is a required property"))?;
     let protocol = rc.get("protocol").and_then(Value::as_str).ok_or_else(|| {
-        Fault::bad_request("Invalid input for field/attribute remote_console. 'protocol' is a required property")
+        Fault::bad_request(
+            "Invalid input for field/attribute remote_console. 'protocol' is a required property",
+        )
     })?;
     let console_type = rc.get("type").and_then(Value::as_str).ok_or_else(|| {
-        Fault::bad_request("Invalid input for field/attribute remote_console. 'type' is a required property")
+        Fault::bad_request(
+            "Invalid input for field/attribute remote_console. 'type' is a required property",
+        )
     })?;
     for k in rc.keys() {
         if k != "protocol" && k != "type" {
@@ -67,7 +71,9 @@ async fn token_show(
     let mut c = json!({"instance_uuid": t.instance_uuid, "host": t.host, "port": t.port,
                        "internal_access_path": t.internal_access_path});
     if !ctx.at_least(31) && t.console_type != "rdp-html5" {
-        return Err(Fault::bad_request("The console type is not supported at this microversion.").into());
+        return Err(
+            Fault::bad_request("The console type is not supported at this microversion.").into(),
+        );
     }
     if ctx.at_least(99) {
         c["tls_port"] = Value::Null;

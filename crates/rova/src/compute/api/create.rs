@@ -23,8 +23,11 @@ pub fn limits(app: &App, project_id: &str) -> CreateLimits {
 
 pub fn build_request(v: &Value, ctx: &Ctx, app: &App) -> Result<BuildRequest, Fault> {
     let c = parse_create(v, ctx.version, &limits(app, &ctx.project_id))?;
-    if (c.requested_host.is_some() || c.requested_hypervisor_hostname.is_some()) && !ctx.is_admin() {
-        return Err(Fault::policy("compute:servers:create:requested_destination"));
+    if (c.requested_host.is_some() || c.requested_hypervisor_hostname.is_some()) && !ctx.is_admin()
+    {
+        return Err(Fault::policy(
+            "compute:servers:create:requested_destination",
+        ));
     }
     let networks = match c.networks {
         NetworksRequest::Unspecified => NetworksReq::Unspecified,

@@ -25,10 +25,21 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/flavors", get(flavors_index).post(flavor_create))
         .route("/flavors/detail", get(flavors_detail))
         .route("/flavors/{id}", get(flavor_show).delete(flavor_delete))
-        .route("/flavors/{id}/os-extra_specs", get(extra_specs).post(extra_specs_set))
-        .route("/flavors/{id}/os-extra_specs/{key}", get(extra_spec).put(extra_spec_put).delete(extra_spec_delete))
+        .route(
+            "/flavors/{id}/os-extra_specs",
+            get(extra_specs).post(extra_specs_set),
+        )
+        .route(
+            "/flavors/{id}/os-extra_specs/{key}",
+            get(extra_spec)
+                .put(extra_spec_put)
+                .delete(extra_spec_delete),
+        )
         .route("/os-keypairs", get(keypairs_index).post(keypair_create))
-        .route("/os-keypairs/{name}", get(keypair_show).delete(keypair_delete))
+        .route(
+            "/os-keypairs/{name}",
+            get(keypair_show).delete(keypair_delete),
+        )
         .route("/limits", get(limits))
         .route("/os-availability-zone", get(az_index))
         .route("/os-availability-zone/detail", get(az_detail))
@@ -42,19 +53,36 @@ type C = Extension<Ctx>;
 type L = Extension<Links>;
 
 fn qerr(name: &str, v: &str, why: &str) -> Fault {
-    Fault::bad_request(format!("Invalid input for query parameters {name}. Value: {v}. {why}"))
+    Fault::bad_request(format!(
+        "Invalid input for query parameters {name}. Value: {v}. {why}"
+    ))
 }
 
 // ---- flavors ----
 
-fn flavor_list(app: &App, ctx: &Ctx, links: &Links, raw: Option<String>, detail: bool) -> ApiResult<Response> {
+fn flavor_list(
+    app: &App,
+    ctx: &Ctx,
+    links: &Links,
+    raw: Option<String>,
+    detail: bool,
+) -> ApiResult<Response> {
     let params = query_pairs(raw.as_deref());
-    let last = |k: &str| params.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let last = |k: &str| {
+        params
+            .iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
     let mut flavors: Vec<Arc<Flavor>> = app.compute.flavors.all();
     let is_public = match last("is_public").map(|s| s.to_ascii_lowercase()) {
         None => Some(true),
         Some(s) if s == "none" => None,
-        Some(s) => Some(matches!(s.as_str(), "1" | "t" | "true" | "on" | "y" | "yes")),
+        Some(s) => Some(matches!(
+            s.as_str(),
+            "1" | "t" | "true" | "on" | "y" | "yes"
+        )),
     };
     flavors.retain(|f| !f.disabled || ctx.is_admin());
     if !ctx.is_admin() {
@@ -63,11 +91,15 @@ fn flavor_list(app: &App, ctx: &Ctx, links: &Links, raw: Option<String>, detail:
         flavors.retain(|f| f.is_public == p);
     }
     if let Some(v) = last("minRam") {
-        let n: u64 = v.parse().map_err(|_| Fault::bad_request(format!("Invalid minRam filter [{v}]")))?;
+        let n: u64 = v
+            .parse()
+            .map_err(|_| Fault::bad_request(format!("Invalid minRam filter [{v}]")))?;
         flavors.retain(|f| f.ram >= n);
     }
     if let Some(v) = last("minDisk") {
-        let n: u64 = v.parse().map_err(|_| Fault::bad_request(format!("Invalid minDisk filter [{v}]")))?;
+        let n: u64 = v
+            .parse()
+            .map_err(|_| Fault::bad_request(format!("Invalid minDisk filter [{v}]")))?;
         flavors.retain(|f| f.disk >= n);
     }
     if ctx.at_least(102) {
@@ -94,8 +126,21 @@ fn flavor_list(app: &App, ctx: &Ctx, links: &Links, raw: Option<String>, detail:
         o.then(a.id.cmp(&b.id))
     };
     let valid_keys = [
-        "created_at", "description", "disabled", "ephemeral_gb", "flavorid", "id", "is_public",
-        "memory_mb", "name", "root_gb", "rxtx_factor", "swap", "updated_at", "vcpu_weight", "vcpus",
+        "created_at",
+        "description",
+        "disabled",
+        "ephemeral_gb",
+        "flavorid",
+        "id",
+        "is_public",
+        "memory_mb",
+        "name",
+        "root_gb",
+        "rxtx_factor",
+        "swap",
+        "updated_at",
+        "vcpu_weight",
+        "vcpus",
     ];
     if !valid_keys.contains(&key.as_str()) {
         return Err(qerr("sort_key", &key, "Invalid sort key").into());
@@ -113,29 +158,48 @@ fn flavor_list(app: &App, ctx: &Ctx, links: &Links, raw: Option<String>, detail:
     }
     let max = app.cfg.max_limit;
     let limit = match last("limit") {
-        Some(v) => v.parse::<usize>().map_err(|_| qerr("limit", &v, "not an integer"))?.min(max),
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| qerr("limit", &v, "not an integer"))?
+            .min(max),
         None => max,
     };
     flavors.truncate(limit);
-    let items: Vec<Value> = flavors.iter().map(|f| views::flavor(f, ctx, links, detail)).collect();
+    let items: Vec<Value> = flavors
+        .iter()
+        .map(|f| views::flavor(f, ctx, links, detail))
+        .collect();
     let mut body = json!({"flavors": items});
     if flavors.len() == limit && limit > 0 {
         if let Some(lastf) = flavors.last() {
             let mut ps: BTreeMap<String, String> = params.into_iter().collect();
             ps.insert("marker".into(), lastf.id.clone());
-            let qs = form_urlencoded::Serializer::new(String::new()).extend_pairs(ps).finish();
+            let qs = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(ps)
+                .finish();
             let path = if detail { "flavors/detail" } else { "flavors" };
-            body["flavors_links"] = json!([{"rel": "next", "href": format!("{}/{path}?{qs}", links.versioned)}]);
+            body["flavors_links"] =
+                json!([{"rel": "next", "href": format!("{}/{path}?{qs}", links.versioned)}]);
         }
     }
     Ok(axum::Json(body).into_response())
 }
 
-async fn flavors_index(State(app): A, Extension(ctx): C, Extension(links): L, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn flavors_index(
+    State(app): A,
+    Extension(ctx): C,
+    Extension(links): L,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     flavor_list(&app, &ctx, &links, q, false)
 }
 
-async fn flavors_detail(State(app): A, Extension(ctx): C, Extension(links): L, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn flavors_detail(
+    State(app): A,
+    Extension(ctx): C,
+    Extension(links): L,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     flavor_list(&app, &ctx, &links, q, true)
 }
 
@@ -146,7 +210,12 @@ fn find_flavor(app: &App, id: &str) -> Result<Arc<Flavor>, Fault> {
         .ok_or_else(|| Fault::not_found(format!("Flavor {id} could not be found.")))
 }
 
-async fn flavor_show(State(app): A, Extension(ctx): C, Extension(links): L, Path(id): Path<String>) -> ApiResult<Response> {
+async fn flavor_show(
+    State(app): A,
+    Extension(ctx): C,
+    Extension(links): L,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let f = find_flavor(&app, &id)?;
     Ok(axum::Json(json!({"flavor": views::flavor(&f, &ctx, &links, true)})).into_response())
 }
@@ -160,15 +229,28 @@ async fn flavor_create(
 ) -> ApiResult<Response> {
     ctx.require_admin("os_compute_api:os-flavor-manage:create")?;
     let v = parse_json(&headers, &body)?;
-    let f = v.get("flavor").and_then(Value::as_object).ok_or_else(|| Fault::bad_request("'flavor' is a required property"))?;
-    let name = f.get("name").and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
+    let f = v
+        .get("flavor")
+        .and_then(Value::as_object)
+        .ok_or_else(|| Fault::bad_request("'flavor' is a required property"))?;
+    let name = f
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
         .ok_or_else(|| Fault::bad_request("Invalid input for field/attribute name."))?;
     let num = |k: &str, min: i64| -> Result<Option<i64>, Fault> {
         match f.get(k) {
             None | Some(Value::Null) => Ok(None),
             Some(x) => {
-                let n = x.as_i64().or_else(|| x.as_str().and_then(|s| s.parse().ok()))
-                    .ok_or_else(|| Fault::bad_request(format!("Invalid input for field/attribute {k}. Value: {x}.")))?;
+                let n = x
+                    .as_i64()
+                    .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
+                    .ok_or_else(|| {
+                        Fault::bad_request(format!(
+                            "Invalid input for field/attribute {k}. Value: {x}."
+                        ))
+                    })?;
                 if n < min {
                     return Err(Fault::bad_request(format!("Invalid input for field/attribute {k}. Value: {x}. {x} is less than the minimum of {min}")));
                 }
@@ -177,13 +259,20 @@ async fn flavor_create(
         }
     };
     let ram = num("ram", 1)?.ok_or_else(|| Fault::bad_request("'ram' is a required property"))?;
-    let vcpus = num("vcpus", 1)?.ok_or_else(|| Fault::bad_request("'vcpus' is a required property"))?;
-    let disk = num("disk", 0)?.ok_or_else(|| Fault::bad_request("'disk' is a required property"))?;
+    let vcpus =
+        num("vcpus", 1)?.ok_or_else(|| Fault::bad_request("'vcpus' is a required property"))?;
+    let disk =
+        num("disk", 0)?.ok_or_else(|| Fault::bad_request("'disk' is a required property"))?;
     let id = match f.get("id") {
         None | Some(Value::Null) => uuid::Uuid::new_v4().to_string(),
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
-        Some(x) => return Err(Fault::bad_request(format!("Invalid input for field/attribute id. Value: {x}.")).into()),
+        Some(x) => {
+            return Err(Fault::bad_request(format!(
+                "Invalid input for field/attribute id. Value: {x}."
+            ))
+            .into())
+        }
     };
     if app.compute.flavors.all().iter().any(|x| x.name == name) {
         return Err(Fault::conflict(format!("Flavor with name {name} already exists.")).into());
@@ -197,21 +286,35 @@ async fn flavor_create(
         ephemeral: num("OS-FLV-EXT-DATA:ephemeral", 0)?.unwrap_or(0) as u64,
         swap: num("swap", 0)?.unwrap_or(0) as u64,
         rxtx_factor: f.get("rxtx_factor").and_then(Value::as_f64).unwrap_or(1.0),
-        is_public: f.get("os-flavor-access:is_public").and_then(Value::as_bool).unwrap_or(true),
+        is_public: f
+            .get("os-flavor-access:is_public")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
         disabled: false,
-        description: f.get("description").and_then(Value::as_str).map(str::to_string),
+        description: f
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         extra_specs: BTreeMap::new(),
         created_at: app.clock.now(),
     };
     let stored = app
         .compute
         .flavors
-        .insert_new(&id, flavor, Fault::conflict(format!("Flavor with ID {id} already exists.")))
+        .insert_new(
+            &id,
+            flavor,
+            Fault::conflict(format!("Flavor with ID {id} already exists.")),
+        )
         .await?;
     Ok(axum::Json(json!({"flavor": views::flavor(&stored, &ctx, &links, true)})).into_response())
 }
 
-async fn flavor_delete(State(app): A, Extension(ctx): C, Path(id): Path<String>) -> ApiResult<Response> {
+async fn flavor_delete(
+    State(app): A,
+    Extension(ctx): C,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     ctx.require_admin("os_compute_api:os-flavor-manage:delete")?;
     find_flavor(&app, &id)?;
     app.compute.flavors.remove(&id).await?;
@@ -227,22 +330,32 @@ async fn extra_spec(State(app): A, Path((id, key)): Path<(String, String)>) -> A
     let f = find_flavor(&app, &id)?;
     match f.extra_specs.get(&key) {
         Some(v) => Ok(axum::Json(json!({ key: v })).into_response()),
-        None => Err(Fault::not_found(format!("Flavor {id} has no extra specs with key {key}.")).into()),
+        None => {
+            Err(Fault::not_found(format!("Flavor {id} has no extra specs with key {key}.")).into())
+        }
     }
 }
 
 fn specs_from(v: &Value) -> Result<BTreeMap<String, String>, Fault> {
-    let o = v.as_object().ok_or_else(|| Fault::bad_request("Malformed request body"))?;
+    let o = v
+        .as_object()
+        .ok_or_else(|| Fault::bad_request("Malformed request body"))?;
     let mut out = BTreeMap::new();
     for (k, val) in o {
         let s = match val {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
             Value::Bool(b) => b.to_string(),
-            _ => return Err(Fault::bad_request(format!("Invalid input for field/attribute {k}."))),
+            _ => {
+                return Err(Fault::bad_request(format!(
+                    "Invalid input for field/attribute {k}."
+                )))
+            }
         };
         if k.is_empty() || k.len() > 255 || s.len() > 255 {
-            return Err(Fault::bad_request(format!("Invalid input for field/attribute {k}.")));
+            return Err(Fault::bad_request(format!(
+                "Invalid input for field/attribute {k}."
+            )));
         }
         out.insert(k.clone(), s);
     }
@@ -262,10 +375,14 @@ async fn extra_specs_set(
     let (f, _) = app
         .compute
         .flavors
-        .update(&id, || Fault::not_found(format!("Flavor {id} could not be found.")), |f| {
-            f.extra_specs.extend(specs);
-            Ok(())
-        })
+        .update(
+            &id,
+            || Fault::not_found(format!("Flavor {id} could not be found.")),
+            |f| {
+                f.extra_specs.extend(specs);
+                Ok(())
+            },
+        )
         .await?;
     Ok(axum::Json(json!({"extra_specs": f.extra_specs})).into_response())
 }
@@ -285,10 +402,14 @@ async fn extra_spec_put(
     let val = specs.get(&key).cloned().unwrap_or_default();
     app.compute
         .flavors
-        .update(&id, || Fault::not_found(format!("Flavor {id} could not be found.")), |f| {
-            f.extra_specs.insert(key.clone(), val.clone());
-            Ok(())
-        })
+        .update(
+            &id,
+            || Fault::not_found(format!("Flavor {id} could not be found.")),
+            |f| {
+                f.extra_specs.insert(key.clone(), val.clone());
+                Ok(())
+            },
+        )
         .await?;
     Ok(axum::Json(json!({ key: val })).into_response())
 }
@@ -301,12 +422,15 @@ async fn extra_spec_delete(
     ctx.require_admin("os_compute_api:os-flavor-extra-specs:delete")?;
     app.compute
         .flavors
-        .update(&id, || Fault::not_found(format!("Flavor {id} could not be found.")), |f| {
-            f.extra_specs
-                .remove(&key)
-                .map(|_| ())
-                .ok_or_else(|| Fault::not_found(format!("Flavor {id} has no extra specs with key {key}.")))
-        })
+        .update(
+            &id,
+            || Fault::not_found(format!("Flavor {id} could not be found.")),
+            |f| {
+                f.extra_specs.remove(&key).map(|_| ()).ok_or_else(|| {
+                    Fault::not_found(format!("Flavor {id} has no extra specs with key {key}."))
+                })
+            },
+        )
         .await?;
     Ok(empty(StatusCode::ACCEPTED))
 }
@@ -323,7 +447,12 @@ fn keypair_owner(ctx: &Ctx, params: &[(String, String)]) -> Result<String, Fault
     }
 }
 
-async fn keypairs_index(State(app): A, Extension(ctx): C, Extension(links): L, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn keypairs_index(
+    State(app): A,
+    Extension(ctx): C,
+    Extension(links): L,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     let params = query_pairs(q.as_deref());
     let owner = keypair_owner(&ctx, &params)?;
     let mut keys = app.compute.keypairs.filter(|k| k.user_id == owner);
@@ -351,7 +480,8 @@ async fn keypairs_index(State(app): A, Extension(ctx): C, Extension(links): L, R
     let items: Vec<Value> = keys
         .iter()
         .map(|k| {
-            let mut v = json!({"name": k.name, "public_key": k.public_key, "fingerprint": k.fingerprint});
+            let mut v =
+                json!({"name": k.name, "public_key": k.public_key, "fingerprint": k.fingerprint});
             if ctx.at_least(2) {
                 v["type"] = json!(k.key_type);
             }
@@ -362,22 +492,42 @@ async fn keypairs_index(State(app): A, Extension(ctx): C, Extension(links): L, R
     if let Some(m) = next {
         let mut ps: BTreeMap<String, String> = params.into_iter().collect();
         ps.insert("marker".into(), m);
-        let qs = form_urlencoded::Serializer::new(String::new()).extend_pairs(ps).finish();
-        body["keypairs_links"] = json!([{"rel": "next", "href": format!("{}/os-keypairs?{qs}", links.versioned)}]);
+        let qs = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(ps)
+            .finish();
+        body["keypairs_links"] =
+            json!([{"rel": "next", "href": format!("{}/os-keypairs?{qs}", links.versioned)}]);
     }
     Ok(axum::Json(body).into_response())
 }
 
-async fn keypair_create(State(app): A, Extension(ctx): C, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+async fn keypair_create(
+    State(app): A,
+    Extension(ctx): C,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     ctx.require_member("os_compute_api:os-keypairs:create")?;
     let v = parse_json(&headers, &body)?;
     let req = crate::compute::keypairs::parse_create(&v, &ctx)?;
     let (kp, private) = crate::compute::keypairs::create(&app, &ctx, req).await?;
-    let status = if ctx.at_least(2) { StatusCode::CREATED } else { StatusCode::OK };
-    Ok(json_status(status, json!({"keypair": views::keypair(&kp, &ctx, private.as_deref())})))
+    let status = if ctx.at_least(2) {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json_status(
+        status,
+        json!({"keypair": views::keypair(&kp, &ctx, private.as_deref())}),
+    ))
 }
 
-fn find_keypair(app: &App, ctx: &Ctx, name: &str, params: &[(String, String)]) -> Result<Arc<Keypair>, Fault> {
+fn find_keypair(
+    app: &App,
+    ctx: &Ctx,
+    name: &str,
+    params: &[(String, String)],
+) -> Result<Arc<Keypair>, Fault> {
     let owner = keypair_owner(ctx, params)?;
     app.compute
         .keypairs
@@ -385,7 +535,12 @@ fn find_keypair(app: &App, ctx: &Ctx, name: &str, params: &[(String, String)]) -
         .ok_or_else(|| Fault::not_found(format!("Keypair {name} not found for user {owner}")))
 }
 
-async fn keypair_show(State(app): A, Extension(ctx): C, Path(name): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn keypair_show(
+    State(app): A,
+    Extension(ctx): C,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     let k = find_keypair(&app, &ctx, &name, &query_pairs(q.as_deref()))?;
     let mut v = views::keypair(&k, &ctx, None);
     v["created_at"] = json!(rova_core::model::iso_micro(&k.created_at));
@@ -396,11 +551,23 @@ async fn keypair_show(State(app): A, Extension(ctx): C, Path(name): Path<String>
     Ok(axum::Json(json!({"keypair": v})).into_response())
 }
 
-async fn keypair_delete(State(app): A, Extension(ctx): C, Path(name): Path<String>, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn keypair_delete(
+    State(app): A,
+    Extension(ctx): C,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     ctx.require_member("os_compute_api:os-keypairs:delete")?;
     let k = find_keypair(&app, &ctx, &name, &query_pairs(q.as_deref()))?;
-    app.compute.keypairs.remove(&Keypair::key(&k.user_id, &k.name)).await?;
-    Ok(empty(if ctx.at_least(2) { StatusCode::NO_CONTENT } else { StatusCode::ACCEPTED }))
+    app.compute
+        .keypairs
+        .remove(&Keypair::key(&k.user_id, &k.name))
+        .await?;
+    Ok(empty(if ctx.at_least(2) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::ACCEPTED
+    }))
 }
 
 // ---- limits ----
@@ -457,10 +624,9 @@ fn zones(app: &App) -> Vec<(String, bool)> {
         .zones()
         .into_iter()
         .map(|zone| {
-            let enabled = fleet
-                .hosts
-                .iter()
-                .any(|h| h.availability_zone == zone && !fleet.service("nova-compute", &h.name).disabled);
+            let enabled = fleet.hosts.iter().any(|h| {
+                h.availability_zone == zone && !fleet.service("nova-compute", &h.name).disabled
+            });
             (zone, enabled)
         })
         .collect();
@@ -536,7 +702,15 @@ fn proxy_image(img: &Image, links: &Links, detail: bool) -> Value {
         let meta: BTreeMap<String, Value> = img
             .properties
             .iter()
-            .map(|(k, v)| (k.clone(), match v { Value::String(_) => v.clone(), other => json!(other.to_string()) }))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    match v {
+                        Value::String(_) => v.clone(),
+                        other => json!(other.to_string()),
+                    },
+                )
+            })
             .collect();
         v["minRam"] = json!(img.min_ram);
         v["minDisk"] = json!(img.min_disk);
@@ -544,7 +718,11 @@ fn proxy_image(img: &Image, links: &Links, detail: bool) -> Value {
         v["created"] = json!(iso_z(&img.created_at));
         v["updated"] = json!(iso_z(&img.updated_at));
         v["status"] = json!(proxy_status(&img.status));
-        v["progress"] = json!(match img.status.as_str() { "active" => 100, "saving" => 25, _ => 0 });
+        v["progress"] = json!(match img.status.as_str() {
+            "active" => 100,
+            "saving" => 25,
+            _ => 0,
+        });
         v["OS-EXT-IMG-SIZE:size"] = json!(img.size.unwrap_or(0));
         if let Some(Value::String(server)) = img.properties.get("instance_uuid") {
             v["server"] = json!({"id": server, "links": [
@@ -555,10 +733,22 @@ fn proxy_image(img: &Image, links: &Links, detail: bool) -> Value {
     v
 }
 
-fn image_list(app: &App, ctx: &Ctx, links: &Links, raw: Option<String>, detail: bool) -> ApiResult<Response> {
+fn image_list(
+    app: &App,
+    ctx: &Ctx,
+    links: &Links,
+    raw: Option<String>,
+    detail: bool,
+) -> ApiResult<Response> {
     proxy_available(ctx)?;
     let params = query_pairs(raw.as_deref());
-    let last = |k: &str| params.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let last = |k: &str| {
+        params
+            .iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
     let mut imgs = app.images.list_visible(&ctx.project_id, ctx.is_admin());
     imgs.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
     if let Some(n) = last("name") {
@@ -568,10 +758,21 @@ fn image_list(app: &App, ctx: &Ctx, links: &Links, raw: Option<String>, detail: 
         imgs.retain(|i| proxy_status(&i.status).eq_ignore_ascii_case(&s));
     }
     if let Some(s) = last("server") {
-        imgs.retain(|i| i.properties.get("instance_uuid").and_then(Value::as_str).is_some_and(|u| s.ends_with(u)));
+        imgs.retain(|i| {
+            i.properties
+                .get("instance_uuid")
+                .and_then(Value::as_str)
+                .is_some_and(|u| s.ends_with(u))
+        });
     }
     if let Some(t) = last("type") {
-        imgs.retain(|i| i.properties.get("image_type").and_then(Value::as_str).unwrap_or("") == t);
+        imgs.retain(|i| {
+            i.properties
+                .get("image_type")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                == t
+        });
     }
     if let Some(c) = last("changes-since") {
         if let Some(t) = rova_core::query::parse_iso8601(&c) {
@@ -591,15 +792,30 @@ fn image_list(app: &App, ctx: &Ctx, links: &Links, raw: Option<String>, detail: 
     Ok(axum::Json(json!({"images": items})).into_response())
 }
 
-async fn images_index(State(app): A, Extension(ctx): C, Extension(links): L, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn images_index(
+    State(app): A,
+    Extension(ctx): C,
+    Extension(links): L,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     image_list(&app, &ctx, &links, q, false)
 }
 
-async fn images_detail(State(app): A, Extension(ctx): C, Extension(links): L, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn images_detail(
+    State(app): A,
+    Extension(ctx): C,
+    Extension(links): L,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     image_list(&app, &ctx, &links, q, true)
 }
 
-async fn image_show(State(app): A, Extension(ctx): C, Extension(links): L, Path(id): Path<String>) -> ApiResult<Response> {
+async fn image_show(
+    State(app): A,
+    Extension(ctx): C,
+    Extension(links): L,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     proxy_available(&ctx)?;
     let img = app
         .images
@@ -608,7 +824,11 @@ async fn image_show(State(app): A, Extension(ctx): C, Extension(links): L, Path(
     Ok(axum::Json(json!({"image": proxy_image(&img, &links, true)})).into_response())
 }
 
-async fn image_delete(State(app): A, Extension(ctx): C, Path(id): Path<String>) -> ApiResult<Response> {
+async fn image_delete(
+    State(app): A,
+    Extension(ctx): C,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     proxy_available(&ctx)?;
     let img = app
         .images
@@ -618,7 +838,9 @@ async fn image_delete(State(app): A, Extension(ctx): C, Path(id): Path<String>) 
         return Err(Fault::forbidden("You are not authorized to delete this image.").into());
     }
     if img.protected {
-        return Err(Fault::forbidden(format!("Image {id} is protected and cannot be deleted.")).into());
+        return Err(
+            Fault::forbidden(format!("Image {id} is protected and cannot be deleted.")).into(),
+        );
     }
     app.images.delete(&id).await?;
     Ok(empty(StatusCode::NO_CONTENT))

@@ -80,23 +80,42 @@ fn list_response(
     let mut body = json!({"servers": items});
     if let Some(q) = page.next_query {
         let path = if detail { "servers/detail" } else { "servers" };
-        body["servers_links"] = json!([{"rel": "next", "href": format!("{}/{path}?{q}", links.versioned)}]);
+        body["servers_links"] =
+            json!([{"rel": "next", "href": format!("{}/{path}?{q}", links.versioned)}]);
     }
     Ok(axum::Json(body).into_response())
 }
 
-async fn index(State(app): A, Extension(ctx): C, Extension(links): L, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn index(
+    State(app): A,
+    Extension(ctx): C,
+    Extension(links): L,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     list_response(&app, &ctx, &links, q, false)
 }
 
-async fn detail(State(app): A, Extension(ctx): C, Extension(links): L, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn detail(
+    State(app): A,
+    Extension(ctx): C,
+    Extension(links): L,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     list_response(&app, &ctx, &links, q, true)
 }
 
-async fn show(State(app): A, Extension(ctx): C, Extension(links): L, Path(id): Path<String>) -> ApiResult<Response> {
+async fn show(
+    State(app): A,
+    Extension(ctx): C,
+    Extension(links): L,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let inst = svc::visible(&app, &ctx, &id)?;
     let inst = crate::compute::secgroups::with_port_groups(&app, &ctx, inst);
-    Ok(axum::Json(json!({"server": views::server(&inst, &ctx, &links, ServerView::Show)})).into_response())
+    Ok(
+        axum::Json(json!({"server": views::server(&inst, &ctx, &links, ServerView::Show)}))
+            .into_response(),
+    )
 }
 
 async fn create(
@@ -151,7 +170,11 @@ async fn update(
     let u = super::create::update_request(&v, &ctx)?;
     let inst = svc::update(&app, &ctx, &id, u).await?;
     let inst = crate::compute::secgroups::with_port_groups(&app, &ctx, inst);
-    let view = if ctx.at_least(75) { ServerView::Show } else { ServerView::Reduced };
+    let view = if ctx.at_least(75) {
+        ServerView::Show
+    } else {
+        ServerView::Reduced
+    };
     Ok(axum::Json(json!({"server": views::server(&inst, &ctx, &links, view)})).into_response())
 }
 
@@ -165,7 +188,11 @@ async fn ips(State(app): A, Extension(ctx): C, Path(id): Path<String>) -> ApiRes
     Ok(axum::Json(json!({"addresses": views::addresses(&inst, false)})).into_response())
 }
 
-async fn ips_for(State(app): A, Extension(ctx): C, Path((id, label)): Path<(String, String)>) -> ApiResult<Response> {
+async fn ips_for(
+    State(app): A,
+    Extension(ctx): C,
+    Path((id, label)): Path<(String, String)>,
+) -> ApiResult<Response> {
     let inst = svc::visible(&app, &ctx, &id)?;
     let all = views::addresses(&inst, false);
     match all.get(&label) {
@@ -176,12 +203,20 @@ async fn ips_for(State(app): A, Extension(ctx): C, Path((id, label)): Path<(Stri
 
 // ---- metadata ----
 
-async fn meta_list(State(app): A, Extension(ctx): C, Path(id): Path<String>) -> ApiResult<Response> {
+async fn meta_list(
+    State(app): A,
+    Extension(ctx): C,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let inst = svc::visible(&app, &ctx, &id)?;
     Ok(axum::Json(json!({"metadata": inst.metadata})).into_response())
 }
 
-fn metadata_body(app: &App, project_id: &str, v: &Value) -> Result<std::collections::BTreeMap<String, String>, Fault> {
+fn metadata_body(
+    app: &App,
+    project_id: &str,
+    v: &Value,
+) -> Result<std::collections::BTreeMap<String, String>, Fault> {
     rova_core::validate::parse_metadata_body(v, &super::create::limits(app, project_id))
 }
 
@@ -211,7 +246,11 @@ async fn meta_replace(
     Ok(axum::Json(json!({"metadata": md})).into_response())
 }
 
-async fn meta_get(State(app): A, Extension(ctx): C, Path((id, key)): Path<(String, String)>) -> ApiResult<Response> {
+async fn meta_get(
+    State(app): A,
+    Extension(ctx): C,
+    Path((id, key)): Path<(String, String)>,
+) -> ApiResult<Response> {
     let inst = svc::visible(&app, &ctx, &id)?;
     match inst.metadata.get(&key) {
         Some(v) => Ok(axum::Json(json!({"meta": {key: v}})).into_response()),
@@ -235,7 +274,11 @@ async fn meta_put(
     Ok(axum::Json(json!({"meta": {k: val}})).into_response())
 }
 
-async fn meta_delete(State(app): A, Extension(ctx): C, Path((id, key)): Path<(String, String)>) -> ApiResult<Response> {
+async fn meta_delete(
+    State(app): A,
+    Extension(ctx): C,
+    Path((id, key)): Path<(String, String)>,
+) -> ApiResult<Response> {
     svc::set_metadata(&app, &ctx, &id, Default::default(), false, Some(&key)).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
@@ -250,7 +293,11 @@ fn tags_available(ctx: &Ctx) -> Result<(), Fault> {
     }
 }
 
-async fn tags_list(State(app): A, Extension(ctx): C, Path(id): Path<String>) -> ApiResult<Response> {
+async fn tags_list(
+    State(app): A,
+    Extension(ctx): C,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     tags_available(&ctx)?;
     let inst = svc::visible(&app, &ctx, &id)?;
     Ok(axum::Json(json!({"tags": inst.tags})).into_response())
@@ -270,13 +317,21 @@ async fn tags_replace(
     Ok(axum::Json(json!({"tags": tags})).into_response())
 }
 
-async fn tags_clear(State(app): A, Extension(ctx): C, Path(id): Path<String>) -> ApiResult<Response> {
+async fn tags_clear(
+    State(app): A,
+    Extension(ctx): C,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     tags_available(&ctx)?;
     svc::change_tags(&app, &ctx, &id, TagChange::Clear).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
-async fn tag_check(State(app): A, Extension(ctx): C, Path((id, tag)): Path<(String, String)>) -> ApiResult<Response> {
+async fn tag_check(
+    State(app): A,
+    Extension(ctx): C,
+    Path((id, tag)): Path<(String, String)>,
+) -> ApiResult<Response> {
     tags_available(&ctx)?;
     let inst = svc::visible(&app, &ctx, &id)?;
     if inst.tags.contains(&tag) {
@@ -298,14 +353,22 @@ async fn tag_add(
     let (_, created) = svc::change_tags(&app, &ctx, &id, TagChange::Add(tag.clone())).await?;
     if created {
         let mut resp = empty(StatusCode::CREATED);
-        set_header(&mut resp, "location", &format!("{}/servers/{id}/tags/{tag}", links.versioned));
+        set_header(
+            &mut resp,
+            "location",
+            &format!("{}/servers/{id}/tags/{tag}", links.versioned),
+        );
         Ok(resp)
     } else {
         Ok(empty(StatusCode::NO_CONTENT))
     }
 }
 
-async fn tag_remove(State(app): A, Extension(ctx): C, Path((id, tag)): Path<(String, String)>) -> ApiResult<Response> {
+async fn tag_remove(
+    State(app): A,
+    Extension(ctx): C,
+    Path((id, tag)): Path<(String, String)>,
+) -> ApiResult<Response> {
     tags_available(&ctx)?;
     svc::change_tags(&app, &ctx, &id, TagChange::Remove(tag)).await?;
     Ok(empty(StatusCode::NO_CONTENT))
@@ -336,7 +399,11 @@ async fn actions_list(
 ) -> ApiResult<Response> {
     let log = action_log(&app, &ctx, &id)?;
     let mut acts = log.actions;
-    acts.sort_by(|a, b| b.start_time.cmp(&a.start_time).then(b.request_id.cmp(&a.request_id)));
+    acts.sort_by(|a, b| {
+        b.start_time
+            .cmp(&a.start_time)
+            .then(b.request_id.cmp(&a.request_id))
+    });
     let params = query_pairs(q.as_deref());
     let mut limit: Option<usize> = None;
     let mut body_links = None;
@@ -368,7 +435,10 @@ async fn actions_list(
         }
         if let (Some(s), Some(b)) = (since, before) {
             if b < s {
-                return Err(Fault::bad_request("The value of changes-since must be less than or equal to changes-before.").into());
+                return Err(Fault::bad_request(
+                    "The value of changes-since must be less than or equal to changes-before.",
+                )
+                .into());
             }
         }
         if let Some(s) = since {
@@ -403,7 +473,10 @@ async fn actions_list(
             }
         }
     }
-    let items: Vec<Value> = acts.iter().map(|a| views::instance_action(a, &ctx)).collect();
+    let items: Vec<Value> = acts
+        .iter()
+        .map(|a| views::instance_action(a, &ctx))
+        .collect();
     let mut body = json!({"instanceActions": items});
     if let Some(l) = body_links {
         body["links"] = l;
@@ -432,12 +505,19 @@ async fn action_show(
         .iter()
         .find(|a| a.request_id == req)
         .ok_or_else(|| Fault::not_found(format!("Action {req} not found")))?;
-    Ok(axum::Json(json!({"instanceAction": views::instance_action_detail(a, &ctx, &project)})).into_response())
+    Ok(
+        axum::Json(json!({"instanceAction": views::instance_action_detail(a, &ctx, &project)}))
+            .into_response(),
+    )
 }
 
 // ---- server password ----
 
-async fn password_get(State(app): A, Extension(ctx): C, Path(id): Path<String>) -> ApiResult<Response> {
+async fn password_get(
+    State(app): A,
+    Extension(ctx): C,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let inst = svc::visible(&app, &ctx, &id)?;
     let pw: String = (0..4)
         .filter_map(|i| inst.system_metadata.get(&format!("password_{i}")))
@@ -446,19 +526,28 @@ async fn password_get(State(app): A, Extension(ctx): C, Path(id): Path<String>) 
     Ok(axum::Json(json!({"password": pw})).into_response())
 }
 
-async fn password_clear(State(app): A, Extension(ctx): C, Path(id): Path<String>) -> ApiResult<Response> {
+async fn password_clear(
+    State(app): A,
+    Extension(ctx): C,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     ctx.require_member("os_compute_api:os-server-password:clear")?;
     svc::visible(&app, &ctx, &id)?;
     let now = app.clock.now();
     app.compute
         .instances
-        .update(&id, || Fault::instance_not_found(&id), |i| {
-            for n in 0..4 {
-                i.system_metadata.insert(format!("password_{n}"), String::new());
-            }
-            i.updated_at = now;
-            Ok(())
-        })
+        .update(
+            &id,
+            || Fault::instance_not_found(&id),
+            |i| {
+                for n in 0..4 {
+                    i.system_metadata
+                        .insert(format!("password_{n}"), String::new());
+                }
+                i.updated_at = now;
+                Ok(())
+            },
+        )
         .await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
