@@ -8,7 +8,7 @@
 #   --url           rova's base URL (identity is URL/identity/v3)
 #   --data-dir      rova's data dir; accounts come from DIR/passwords.json
 #   --include-list  file of regexes, one per line, '#' comments
-#                   (default: tests/tempest/compute-foundation.txt)
+#                   (default: tests/tempest/compute.txt)
 #   --regex         a single selection regex instead of a list
 #   --workers       tempest worker processes (default 2)
 #   --workdir       workspace directory (default: a new temp dir)
@@ -61,7 +61,7 @@ done
 [ -n "$URL" ] && [ -n "$DATA_DIR" ] || usage
 [ -n "$INCLUDE" ] && [ -n "$REGEX" ] && { echo "tempest.sh: --include-list or --regex, not both" >&2; exit 2; }
 if [ -z "$INCLUDE" ] && [ -z "$REGEX" ]; then
-  INCLUDE="$ROOT/tests/tempest/compute-foundation.txt"
+  INCLUDE="$ROOT/tests/tempest/compute.txt"
 fi
 if [ -n "$INCLUDE" ]; then
   [ -f "$INCLUDE" ] || { echo "tempest.sh: no such list: $INCLUDE" >&2; exit 2; }

@@ -7,7 +7,7 @@
 #   5. the black-box suites against the release binary, side by side:
 #      - tests/cli (pytest; the real `openstack` CLI and openstacksdk, with
 #        a rova of its own)
-#      - Tempest (scripts/tempest.sh, tests/tempest/compute-foundation.txt)
+#      - Tempest (scripts/tempest.sh, tests/tempest/compute.txt)
 #        against a second rova started here
 #
 # Every stage runs even when an earlier one failed (except that nothing
@@ -19,7 +19,7 @@
 # Environment:
 #   ROVA_TEST_STAGES     stages to run (default "fmt clippy nextest build cli tempest")
 #   ROVA_SIM_LATENCY_MS  passed to both servers as --sim-latency-ms
-#   ROVA_TEMPEST_LIST    selection for Tempest (default tests/tempest/compute-foundation.txt)
+#   ROVA_TEMPEST_LIST    selection for Tempest (default tests/tempest/compute.txt)
 #   ROVA_TEMPEST_WORKERS Tempest workers (default 2)
 #   ROVA_TEST_ARTIFACTS  where logs go (default: a new temp dir, printed)
 #   plus everything scripts/tempest.sh and tests/cli/conftest.py read.
@@ -145,10 +145,15 @@ print(n("tests") - failed - n("skipped"), failed, n("skipped"))' "$1"
 TEMPEST_PID=""
 if want tempest; then
   banner "tempest: starting a rova for Tempest"
-  if start_rova "$ART/tempest-rova-data" "$ART/tempest-rova.log"; then
+  # Tempest's accounts share one project per role (no Keystone admin API
+  # to make a project per test class as devstack does), so the project
+  # quotas are raised to what many classes running at once need.
+  if ROVA_QUOTA_INSTANCES=200 ROVA_QUOTA_CORES=400 ROVA_QUOTA_RAM=-1 \
+      start_rova "$ART/tempest-rova-data" "$ART/tempest-rova.log"; then
     echo "rova for tempest at $ROVA_URL (log $ART/tempest-rova.log); tempest output goes to $ART/tempest.log"
+    ROVA_TEMPEST_FEATURES="${ROVA_TEMPEST_FEATURES:-pause,suspend,shelve,rescue,resize,snapshot,console_output,change_password,personality,disk_config}" \
     scripts/tempest.sh --url "$ROVA_URL" --data-dir "$ART/tempest-rova-data" \
-      --include-list "${ROVA_TEMPEST_LIST:-$ROOT/tests/tempest/compute-foundation.txt}" \
+      --include-list "${ROVA_TEMPEST_LIST:-$ROOT/tests/tempest/compute.txt}" \
       --workers "${ROVA_TEMPEST_WORKERS:-2}" --workdir "$ART/tempest-ws" >"$ART/tempest.log" 2>&1 &
     TEMPEST_PID=$!
   else

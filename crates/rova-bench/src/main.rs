@@ -48,6 +48,9 @@ pub struct Args {
     /// Name of the markdown section.
     #[arg(long, default_value = "latest")]
     pub label: String,
+    /// A line to add to the markdown section (repeatable).
+    #[arg(long)]
+    pub note: Vec<String>,
     /// Keep each run's data directory and server log.
     #[arg(long)]
     pub keep: bool,
