@@ -5,6 +5,7 @@ mod common;
 mod fleet;
 mod image_network;
 mod microversions;
+mod restart;
 mod samples;
 mod secgroups;
 mod servers_create;
