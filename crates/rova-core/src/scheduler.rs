@@ -80,8 +80,9 @@ pub struct HostState {
     pub local_gb: u64,
     pub local_gb_used: u64,
     pub disk_allocation_ratio: f64,
-    /// Uuids of the instances holding resources here.
-    pub instances: BTreeSet<String>,
+    /// Uuids of the instances holding resources here (shared: the fleet
+    /// keeps one set per host up to date and hands out cheap copies).
+    pub instances: std::sync::Arc<BTreeSet<String>>,
 }
 
 impl HostState {
@@ -133,7 +134,7 @@ impl HostState {
         self.vcpus_used += r.vcpus as u64;
         self.instance_memory_mb += r.memory_mb;
         self.local_gb_used += r.disk_gb;
-        self.instances.insert(instance_uuid.to_string());
+        std::sync::Arc::make_mut(&mut self.instances).insert(instance_uuid.to_string());
     }
     /// A host attribute for JsonFilter's `$name` lookups.
     fn attribute(&self, name: &str) -> Option<Value> {
@@ -643,7 +644,7 @@ mod tests {
             local_gb: 1000,
             local_gb_used: 0,
             disk_allocation_ratio: 1.0,
-            instances: BTreeSet::new(),
+            instances: Default::default(),
         }
     }
 

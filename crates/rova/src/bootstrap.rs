@@ -150,6 +150,7 @@ pub async fn run(app: &App) -> Result<(), String> {
                 description: None,
                 extra_specs: BTreeMap::new(),
                 created_at: now,
+                projects: Vec::new(),
             };
             app.compute.flavors.put(id, f).await.map_err(err)?;
         }

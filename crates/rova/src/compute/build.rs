@@ -213,7 +213,7 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
         .compute
         .flavors
         .get(&req.flavor_ref)
-        .filter(|f| !f.disabled)
+        .filter(|f| !f.disabled && f.visible_to(ctx))
         .ok_or_else(|| Fault::bad_request("Invalid flavorRef provided."))?;
     let mut image_properties = BTreeMap::new();
     if !req.image_ref.is_empty() {

@@ -144,7 +144,7 @@ pub fn instance_resources(i: &Instance) -> Resources {
 pub struct Fleet {
     pub hosts: Vec<HostConfig>,
     pub services: Table<ServiceRecord>,
-    claims: Mutex<HashMap<String, Claim>>,
+    claims: Mutex<ClaimBook>,
     pub weights: Weights,
     started: DateTime<Utc>,
 }
@@ -224,10 +224,14 @@ impl Fleet {
                 );
             }
         }
+        let mut book = ClaimBook::default();
+        for (consumer, c) in claims {
+            book.insert(consumer, c);
+        }
         Ok(Fleet {
             hosts,
             services: Table::load("compute_service", store)?,
-            claims: Mutex::new(claims),
+            claims: Mutex::new(book),
             weights: Weights::default(),
             started: Utc::now(),
         })
@@ -288,12 +292,12 @@ impl Fleet {
         }
     }
 
-    fn states_from(&self, claims: &HashMap<String, Claim>) -> Vec<HostState> {
-        let mut out: Vec<HostState> = self
-            .hosts
+    fn states_from(&self, book: &ClaimBook) -> Vec<HostState> {
+        self.hosts
             .iter()
             .map(|h| {
                 let svc = self.service("nova-compute", &h.name);
+                let used = book.usage.get(&h.name);
                 HostState {
                     host: h.name.clone(),
                     availability_zone: h.availability_zone.clone(),
@@ -302,25 +306,19 @@ impl Fleet {
                     service_up: !svc.forced_down,
                     service_disabled: svc.disabled,
                     vcpus: h.vcpus,
-                    vcpus_used: 0,
+                    vcpus_used: used.map_or(0, |u| u.vcpus),
                     cpu_allocation_ratio: h.cpu_allocation_ratio,
                     memory_mb: h.memory_mb,
-                    instance_memory_mb: 0,
+                    instance_memory_mb: used.map_or(0, |u| u.memory_mb),
                     reserved_memory_mb: h.reserved_memory_mb,
                     ram_allocation_ratio: h.ram_allocation_ratio,
                     local_gb: h.disk_gb,
-                    local_gb_used: 0,
+                    local_gb_used: used.map_or(0, |u| u.disk_gb),
                     disk_allocation_ratio: h.disk_allocation_ratio,
-                    instances: Default::default(),
+                    instances: used.map(|u| u.instances.clone()).unwrap_or_default(),
                 }
             })
-            .collect();
-        for c in claims.values() {
-            if let Some(h) = out.iter_mut().find(|h| h.host == c.host) {
-                h.consume(&c.instance_uuid, &c.resources);
-            }
-        }
-        out
+            .collect()
     }
 
     /// The current state of every host.
@@ -331,10 +329,7 @@ impl Fleet {
 
     /// Runs `f` with the host states and the claims under the claim lock:
     /// whatever `f` decides and records is atomic with what it read.
-    pub fn with_claims<R>(
-        &self,
-        f: impl FnOnce(&[HostState], &mut HashMap<String, Claim>) -> R,
-    ) -> R {
+    pub fn with_claims<R>(&self, f: impl FnOnce(&[HostState], &mut ClaimBook) -> R) -> R {
         let mut claims = self.claims.lock();
         let states = self.states_from(&claims);
         f(&states, &mut claims)
@@ -347,9 +342,15 @@ impl Fleet {
 
     /// Drops every claim held for an instance (its own and its migrations').
     pub fn release_instance(&self, instance_uuid: &str) {
-        self.claims
-            .lock()
-            .retain(|_, c| c.instance_uuid != instance_uuid);
+        let mut book = self.claims.lock();
+        let consumers: Vec<String> = book
+            .by_instance
+            .get(instance_uuid)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        for c in consumers {
+            book.remove(&c);
+        }
     }
 
     /// Moves a claim to another consumer (Nova's allocation swap), replacing
@@ -358,6 +359,7 @@ impl Fleet {
         let mut claims = self.claims.lock();
         match claims.remove(from) {
             Some(c) => {
+                claims.remove(to);
                 claims.insert(to.to_string(), c);
                 true
             }
@@ -367,20 +369,91 @@ impl Fleet {
 
     /// The claim of one consumer.
     pub fn claim_of(&self, consumer: &str) -> Option<Claim> {
-        self.claims.lock().get(consumer).cloned()
+        self.claims.lock().claims.get(consumer).cloned()
     }
 
     /// Running instances per host (distinct instance uuids).
     pub fn instances_on(&self, host: &str) -> Vec<String> {
-        let claims = self.claims.lock();
-        let mut v: Vec<String> = claims
-            .values()
-            .filter(|c| c.host == host)
-            .map(|c| c.instance_uuid.clone())
-            .collect();
-        v.sort();
-        v.dedup();
-        v
+        let book = self.claims.lock();
+        book.usage
+            .get(host)
+            .map(|u| u.instances.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Usage of one host, kept up to date as claims come and go.
+#[derive(Debug, Clone, Default)]
+pub struct HostUsage {
+    pub vcpus: u64,
+    pub memory_mb: u64,
+    pub disk_gb: u64,
+    /// Claims per instance on this host (a same-host resize holds two).
+    counts: HashMap<String, u32>,
+    /// The instances with at least one claim here.
+    pub instances: Arc<std::collections::BTreeSet<String>>,
+}
+
+/// Every claim, plus per-host and per-instance indexes maintained on each
+/// change, so scheduling reads host usage in O(hosts) instead of summing
+/// every claim each time.
+#[derive(Debug, Default)]
+pub struct ClaimBook {
+    claims: HashMap<String, Claim>,
+    usage: HashMap<String, HostUsage>,
+    by_instance: HashMap<String, std::collections::BTreeSet<String>>,
+}
+
+impl ClaimBook {
+    /// Records (or replaces) a consumer's claim.
+    pub fn insert(&mut self, consumer: String, c: Claim) {
+        self.remove(&consumer);
+        let u = self.usage.entry(c.host.clone()).or_default();
+        u.vcpus += c.resources.vcpus as u64;
+        u.memory_mb += c.resources.memory_mb;
+        u.disk_gb += c.resources.disk_gb;
+        let n = u.counts.entry(c.instance_uuid.clone()).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            Arc::make_mut(&mut u.instances).insert(c.instance_uuid.clone());
+        }
+        self.by_instance
+            .entry(c.instance_uuid.clone())
+            .or_default()
+            .insert(consumer.clone());
+        self.claims.insert(consumer, c);
+    }
+
+    /// Drops a consumer's claim, returning it.
+    pub fn remove(&mut self, consumer: &str) -> Option<Claim> {
+        let c = self.claims.remove(consumer)?;
+        if let Some(u) = self.usage.get_mut(&c.host) {
+            u.vcpus = u.vcpus.saturating_sub(c.resources.vcpus as u64);
+            u.memory_mb = u.memory_mb.saturating_sub(c.resources.memory_mb);
+            u.disk_gb = u.disk_gb.saturating_sub(c.resources.disk_gb);
+            let gone = match u.counts.get_mut(&c.instance_uuid) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    false
+                }
+                _ => true,
+            };
+            if gone {
+                u.counts.remove(&c.instance_uuid);
+                Arc::make_mut(&mut u.instances).remove(&c.instance_uuid);
+            }
+        }
+        if let Some(set) = self.by_instance.get_mut(&c.instance_uuid) {
+            set.remove(consumer);
+            if set.is_empty() {
+                self.by_instance.remove(&c.instance_uuid);
+            }
+        }
+        Some(c)
+    }
+
+    pub fn get(&self, consumer: &str) -> Option<&Claim> {
+        self.claims.get(consumer)
     }
 }
 

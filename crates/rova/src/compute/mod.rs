@@ -49,6 +49,18 @@ pub struct Flavor {
     pub description: Option<String>,
     pub extra_specs: BTreeMap<String, String>,
     pub created_at: DateTime<Utc>,
+    /// Projects granted access to a non-public flavor (Nova's
+    /// `flavor_projects`), in the order they were added.
+    #[serde(default)]
+    pub projects: Vec<String>,
+}
+
+impl Flavor {
+    /// Nova's flavor query scoping: admins see every flavor, others the
+    /// public ones and the private ones their project was granted.
+    pub fn visible_to(&self, ctx: &crate::http::Ctx) -> bool {
+        ctx.is_admin() || self.is_public || self.projects.contains(&ctx.project_id)
+    }
 }
 
 /// A keypair, owned by a user.

@@ -389,6 +389,11 @@ async fn rebuild(
         ServerView::Reduced
     };
     let mut body = views::server(&inst, ctx, links, view);
+    // Nova's rebuild view leaves out the admin-only user_data attribute;
+    // the plain `user_data` below (2.57+) carries it instead.
+    if let Some(o) = body.as_object_mut() {
+        o.remove("OS-EXT-SRV-ATTR:user_data");
+    }
     body["adminPass"] = json!(admin_pass);
     if ctx.at_least(57) {
         body["user_data"] = json!(inst.user_data);
@@ -432,7 +437,7 @@ async fn resize(
         .compute
         .flavors
         .get(flavor_ref)
-        .filter(|f| !f.disabled)
+        .filter(|f| !f.disabled && f.visible_to(ctx))
         .ok_or_else(|| Fault::bad_request("Unable to locate requested flavor."))?;
     if flavor.id == cur.flavor.id {
         return Err(Fault::bad_request(

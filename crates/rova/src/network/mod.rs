@@ -95,6 +95,8 @@ pub struct Networks {
     /// against subnet and network deletion) so a subnet cannot vanish under
     /// an allocation the API is making.
     topology: tokio::sync::Mutex<()>,
+    /// Last address handed out per allocation pool.
+    cursors: Mutex<HashMap<String, u128>>,
 }
 
 /// Parses `a.b.c.d/n` or `x::/n`.
@@ -188,6 +190,7 @@ impl Networks {
             ports,
             security_groups: Table::load("security_group", store)?,
             used: Mutex::new(used),
+            cursors: Mutex::new(HashMap::new()),
             topology: tokio::sync::Mutex::new(()),
         })
     }
@@ -250,24 +253,21 @@ impl Networks {
                 continue;
             };
             let (s, e) = (to_u128(start), to_u128(end));
-            // Start after the highest used address in range for speed, then wrap.
-            let mut cand = s;
-            let hi = set
-                .iter()
-                .map(|a| to_u128(*a))
-                .filter(|a| *a >= s && *a <= e)
-                .max();
-            if let Some(h) = hi {
-                if h < e {
-                    cand = h + 1;
-                }
-            }
+            // Start after the last address handed out in this pool (a
+            // cursor, so allocation does not rescan the used set), then wrap.
+            let key = format!("{}/{s}", subnet.id);
+            let mut cursors = self.cursors.lock();
+            let mut cand = match cursors.get(&key) {
+                Some(c) if *c >= s && *c < e => *c + 1,
+                _ => s,
+            };
             let mut tried: u128 = 0;
             let span = e - s + 1;
             while tried < span {
                 let ip = from_u128(cand, v6);
                 if !set.contains(&ip) {
                     set.insert(ip);
+                    cursors.insert(key, cand);
                     return Ok(ip);
                 }
                 cand = if cand >= e { s } else { cand + 1 };
