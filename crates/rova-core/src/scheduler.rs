@@ -862,7 +862,7 @@ mod tests {
     #[test]
     fn anti_affinity_ignores_self_on_host() {
         let mut hosts = three();
-        hosts[0].instances.insert("me".into());
+        std::sync::Arc::make_mut(&mut hosts[0].instances).insert("me".into());
         let mut s = spec("me");
         s.group = Some(group(GroupPolicy::AntiAffinity, &["me"], None));
         assert!(anti_affinity_filter(&hosts[0], &s));
@@ -893,7 +893,7 @@ mod tests {
     #[test]
     fn soft_policies_weigh() {
         let mut hosts = three();
-        hosts[1].instances.insert("s0".into());
+        std::sync::Arc::make_mut(&mut hosts[1].instances).insert("s0".into());
         let mut s = spec("s1");
         s.group = Some(group(GroupPolicy::SoftAffinity, &["s0", "s1"], None));
         // RAM is equal everywhere, so soft affinity decides.
@@ -908,7 +908,7 @@ mod tests {
         );
         // Soft policies never fail: every host already holds a member.
         for h in hosts.iter_mut() {
-            h.instances.insert("s0".into());
+            std::sync::Arc::make_mut(&mut h.instances).insert("s0".into());
         }
         assert!(select_host(&hosts, &s, &Weights::default()).is_ok());
     }
@@ -916,8 +916,8 @@ mod tests {
     #[test]
     fn same_and_different_host() {
         let mut hosts = three();
-        hosts[1].instances.insert("x".into());
-        hosts[2].instances.insert("y".into());
+        std::sync::Arc::make_mut(&mut hosts[1].instances).insert("x".into());
+        std::sync::Arc::make_mut(&mut hosts[2].instances).insert("y".into());
         let mut s = spec("a");
         s.same_host = vec!["x".into()];
         assert_eq!(
@@ -931,7 +931,7 @@ mod tests {
             Ok("h1".into())
         );
         s.different_host.push("z".into());
-        hosts[0].instances.insert("z".into());
+        std::sync::Arc::make_mut(&mut hosts[0].instances).insert("z".into());
         assert_eq!(
             select_host(&hosts, &s, &Weights::default()),
             Err(NoValidHost::Filtered)
