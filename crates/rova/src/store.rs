@@ -55,6 +55,25 @@ impl Store {
                 PRIMARY KEY (kind, id)) WITHOUT ROWID;",
         )
         .map_err(|e| format!("creating schema in {}: {e}", path.display()))?;
+        // Checkpoints run beside the writer, not inside a commit: the writer
+        // connection never auto-checkpoints, and a separate connection
+        // copies the WAL back into the database every 500 ms (PASSIVE, so it
+        // never blocks the writer). A commit then costs only its WAL append.
+        conn.execute_batch("PRAGMA wal_autocheckpoint=0;")
+            .map_err(|e| format!("configuring {}: {e}", path.display()))?;
+        let ckpt = open_conn(&path)?;
+        std::thread::Builder::new()
+            .name("rova-store-checkpoint".into())
+            .spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                if ckpt
+                    .execute_batch("PRAGMA wal_checkpoint(PASSIVE);")
+                    .is_err()
+                {
+                    tracing::warn!("WAL checkpoint failed");
+                }
+            })
+            .map_err(|e| e.to_string())?;
         let (tx, rx) = std_mpsc::channel::<Write>();
         std::thread::Builder::new()
             .name("rova-store-writer".into())

@@ -328,11 +328,30 @@ impl Fleet {
     }
 
     /// Runs `f` with the host states and the claims under the claim lock:
-    /// whatever `f` decides and records is atomic with what it read.
-    pub fn with_claims<R>(&self, f: impl FnOnce(&[HostState], &mut ClaimBook) -> R) -> R {
-        let mut claims = self.claims.lock();
-        let states = self.states_from(&claims);
-        f(&states, &mut claims)
+    /// whatever `f` decides and records is atomic with what it read. The
+    /// changes `f` makes are applied once the host states (which share the
+    /// per-host instance sets) are dropped, so no set is copied.
+    pub fn with_claims<R>(&self, f: impl FnOnce(&[HostState], &mut ClaimTx<'_>) -> R) -> R {
+        let mut book = self.claims.lock();
+        let states = self.states_from(&book);
+        let (r, ops) = {
+            let mut tx = ClaimTx {
+                book: &book,
+                ops: Vec::new(),
+            };
+            let r = f(&states, &mut tx);
+            (r, tx.ops)
+        };
+        drop(states);
+        for op in ops {
+            match op {
+                TxOp::Insert(consumer, c) => book.insert(consumer, c),
+                TxOp::Remove(consumer) => {
+                    book.remove(&consumer);
+                }
+            }
+        }
+        r
     }
 
     /// Drops one consumer's claim.
@@ -379,6 +398,45 @@ impl Fleet {
             .get(host)
             .map(|u| u.instances.iter().cloned().collect())
             .unwrap_or_default()
+    }
+}
+
+enum TxOp {
+    Insert(String, Claim),
+    Remove(String),
+}
+
+/// Claim changes recorded inside [`Fleet::with_claims`]; reads see them.
+pub struct ClaimTx<'a> {
+    book: &'a ClaimBook,
+    ops: Vec<TxOp>,
+}
+
+impl ClaimTx<'_> {
+    /// The claim a consumer holds, pending changes included.
+    pub fn get(&self, consumer: &str) -> Option<Claim> {
+        for op in self.ops.iter().rev() {
+            match op {
+                TxOp::Insert(k, c) if k == consumer => return Some(c.clone()),
+                TxOp::Remove(k) if k == consumer => return None,
+                _ => {}
+            }
+        }
+        self.book.get(consumer).cloned()
+    }
+
+    /// Records a claim (replacing the consumer's earlier one).
+    pub fn insert(&mut self, consumer: String, c: Claim) {
+        self.ops.push(TxOp::Insert(consumer, c));
+    }
+
+    /// Drops a consumer's claim, returning it.
+    pub fn remove(&mut self, consumer: &str) -> Option<Claim> {
+        let cur = self.get(consumer);
+        if cur.is_some() {
+            self.ops.push(TxOp::Remove(consumer.to_string()));
+        }
+        cur
     }
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests: one binary for every HTTP-level test.
 
 mod actions;
+mod admin_api;
 mod common;
 mod fleet;
 mod image_network;

@@ -1,8 +1,9 @@
 //! Routes for the compute API's smaller resources: flavors (with extra
-//! specs and admin create/delete), keypairs, limits, availability zones and
-//! the image proxy (below 2.36).
+//! specs and admin create/update/delete; tenant access lives in
+//! `flavor_access`), keypairs, limits, availability zones and the image
+//! proxy (below 2.36).
 
-use super::{query_pairs, Links};
+use super::{query_pairs, schema, Links};
 use crate::app::App;
 use crate::compute::views;
 use crate::compute::{Flavor, Keypair};
@@ -15,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use rova_core::model::iso_z;
+use rova_core::validate::fields::{self, invalid};
 use rova_core::Fault;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -24,7 +26,10 @@ pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/flavors", get(flavors_index).post(flavor_create))
         .route("/flavors/detail", get(flavors_detail))
-        .route("/flavors/{id}", get(flavor_show).delete(flavor_delete))
+        .route(
+            "/flavors/{id}",
+            get(flavor_show).put(flavor_update).delete(flavor_delete),
+        )
         .route(
             "/flavors/{id}/os-extra_specs",
             get(extra_specs).post(extra_specs_set),
@@ -76,19 +81,27 @@ fn flavor_list(
             .map(|(_, v)| v.clone())
     };
     let mut flavors: Vec<Arc<Flavor>> = app.compute.flavors.all();
-    let is_public = match last("is_public").map(|s| s.to_ascii_lowercase()) {
-        None => Some(true),
-        Some(s) if s == "none" => None,
-        Some(s) => Some(matches!(
-            s.as_str(),
-            "1" | "t" | "true" | "on" | "y" | "yes"
-        )),
+    // Only admins may choose: `is_public` absent means true, "none" means
+    // every flavor; others always get the public ones plus those their
+    // project was granted, never disabled ones.
+    let is_public = if ctx.is_admin() {
+        match last("is_public") {
+            None => Some(true),
+            Some(s) if s.eq_ignore_ascii_case("none") => None,
+            Some(s) => Some(
+                strict_bool(&s)
+                    .ok_or_else(|| Fault::bad_request(format!("Invalid is_public filter [{s}]")))?,
+            ),
+        }
+    } else {
+        flavors.retain(|f| !f.disabled);
+        Some(true)
     };
-    flavors.retain(|f| !f.disabled || ctx.is_admin());
-    if !ctx.is_admin() {
-        flavors.retain(|f| f.is_public);
-    } else if let Some(p) = is_public {
-        flavors.retain(|f| f.is_public == p);
+    flavors.retain(|f| f.visible_to(ctx));
+    match is_public {
+        Some(true) => flavors.retain(|f| f.is_public || f.projects.contains(&ctx.project_id)),
+        Some(false) => flavors.retain(|f| !f.is_public),
+        None => {}
     }
     if let Some(v) = last("minRam") {
         let n: u64 = v
@@ -203,10 +216,22 @@ async fn flavors_detail(
     flavor_list(&app, &ctx, &links, q, true)
 }
 
-fn find_flavor(app: &App, id: &str) -> Result<Arc<Flavor>, Fault> {
+/// oslo's `bool_from_string(strict=True)`: None when not a boolean word.
+fn strict_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "t" | "true" | "on" | "y" | "yes" => Some(true),
+        "0" | "f" | "false" | "off" | "n" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+/// A flavor the caller may see (Nova's `common.get_flavor`): private
+/// flavors without access are "not found" for non-admins.
+pub(super) fn find_flavor(app: &App, ctx: &Ctx, id: &str) -> Result<Arc<Flavor>, Fault> {
     app.compute
         .flavors
         .get(id)
+        .filter(|f| f.visible_to(ctx))
         .ok_or_else(|| Fault::not_found(format!("Flavor {id} could not be found.")))
 }
 
@@ -216,8 +241,164 @@ async fn flavor_show(
     Extension(links): L,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let f = find_flavor(&app, &id)?;
+    let f = find_flavor(&app, &ctx, &id)?;
     Ok(axum::Json(json!({"flavor": views::flavor(&f, &ctx, &links, true)})).into_response())
+}
+
+/// Nova's `flavor_param_non_negative`/`_positive`: an integer or a digit
+/// string, `min..=2147483647`.
+fn flavor_int(field: &str, v: &Value, min: i64) -> Result<u64, Fault> {
+    let n: Option<i128> = match v {
+        Value::Number(n) => n
+            .as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from))
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i128)),
+        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(s.parse::<i128>().unwrap_or(i128::MAX))
+        }
+        Value::String(_) => {
+            return Err(invalid(
+                field,
+                v,
+                format!("{} does not match '^[0-9]+$'", schema::repr(v)),
+            ))
+        }
+        _ => None,
+    };
+    let n = n.ok_or_else(|| {
+        invalid(
+            field,
+            v,
+            format!("{} is not of type 'integer', 'string'", schema::repr(v)),
+        )
+    })?;
+    if n < i128::from(min) {
+        return Err(invalid(
+            field,
+            v,
+            format!("{n} is less than the minimum of {min}"),
+        ));
+    }
+    if n > 0x7fff_ffff {
+        return Err(invalid(
+            field,
+            v,
+            format!("{n} is greater than the maximum of 2147483647"),
+        ));
+    }
+    u64::try_from(n).map_err(|_| invalid(field, v, "out of range"))
+}
+
+/// Nova's flavor `description` (2.55+): string or null, printable, at most
+/// 65535 characters.
+fn flavor_description(v: &Value) -> Result<Option<String>, Fault> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => {
+            if s.chars().any(char::is_control) {
+                return Err(invalid(
+                    "description",
+                    v,
+                    format!(
+                        "{} does not match '^[<printable characters>]*$'",
+                        schema::repr(v)
+                    ),
+                ));
+            }
+            if s.chars().count() > 65535 {
+                return Err(invalid(
+                    "description",
+                    v,
+                    format!("{} is too long", schema::repr(v)),
+                ));
+            }
+            Ok(Some(s.clone()))
+        }
+        _ => Err(invalid(
+            "description",
+            v,
+            format!("{} is not of type 'string', 'null'", schema::repr(v)),
+        )),
+    }
+}
+
+/// The flavor-create `id`: string (pattern, 1–255), number or null.
+/// None asks for a generated uuid (as does Nova for any falsy id).
+fn flavor_id(v: Option<&Value>) -> Result<Option<String>, Fault> {
+    let v = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(v) => v,
+    };
+    match v {
+        Value::String(s) => {
+            let n = s.chars().count();
+            let edge_space = s.starts_with(' ') || s.ends_with(' ');
+            let chars_ok = s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b' ' | b'_' | b'-'));
+            if n == 0 {
+                return Err(invalid("id", v, "'' should be non-empty"));
+            }
+            if n > 255 {
+                return Err(invalid("id", v, format!("{} is too long", schema::repr(v))));
+            }
+            if edge_space || !chars_ok {
+                return Err(invalid(
+                    "id",
+                    v,
+                    format!(
+                        "{} does not match '^(?! )[a-zA-Z0-9. _-]+(?<! )$'",
+                        schema::repr(v)
+                    ),
+                ));
+            }
+            Ok(Some(s.clone()))
+        }
+        Value::Number(n) if n.as_f64() == Some(0.0) => Ok(None),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        _ => Err(invalid(
+            "id",
+            v,
+            format!(
+                "{} is not of type 'string', 'number', 'null'",
+                schema::repr(v)
+            ),
+        )),
+    }
+}
+
+/// The flavor-create `rxtx_factor`: a positive float (number or numeric
+/// string) no larger than the DB's single-precision maximum.
+fn rxtx_factor(v: &Value) -> Result<f64, Fault> {
+    let f = match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => {
+            let (int, frac) = s.split_once('.').unwrap_or((s.as_str(), "0"));
+            let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+            if !digits(int) || !digits(frac) {
+                return Err(invalid(
+                    "rxtx_factor",
+                    v,
+                    format!("{} does not match '^[0-9]+(\\.[0-9]+)?$'", schema::repr(v)),
+                ));
+            }
+            s.parse::<f64>().ok()
+        }
+        _ => {
+            return Err(invalid(
+                "rxtx_factor",
+                v,
+                format!("{} is not of type 'number', 'string'", schema::repr(v)),
+            ))
+        }
+    };
+    match f {
+        Some(f) if f > 0.0 && f <= 3.40282e38 => Ok(f),
+        _ => Err(Fault::bad_request(
+            "Invalid input received: 'rxtx_factor' argument must be a float between 0 and 3.40282e+38",
+        )),
+    }
 }
 
 async fn flavor_create(
@@ -227,76 +408,78 @@ async fn flavor_create(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    ctx.require_admin("os_compute_api:os-flavor-manage:create")?;
     let v = parse_json(&headers, &body)?;
-    let f = v
-        .get("flavor")
-        .and_then(Value::as_object)
-        .ok_or_else(|| Fault::bad_request("'flavor' is a required property"))?;
-    let name = f
-        .get("name")
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| Fault::bad_request("Invalid input for field/attribute name."))?;
-    let num = |k: &str, min: i64| -> Result<Option<i64>, Fault> {
-        match f.get(k) {
-            None | Some(Value::Null) => Ok(None),
-            Some(x) => {
-                let n = x
-                    .as_i64()
-                    .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
-                    .ok_or_else(|| {
-                        Fault::bad_request(format!(
-                            "Invalid input for field/attribute {k}. Value: {x}."
-                        ))
-                    })?;
-                if n < min {
-                    return Err(Fault::bad_request(format!("Invalid input for field/attribute {k}. Value: {x}. {x} is less than the minimum of {min}")));
-                }
-                Ok(Some(n))
-            }
-        }
+    // Nova validates the body against its schema before the policy check.
+    let top = schema::object(None, &v)?;
+    schema::required(None, &v, top, &["flavor"])?;
+    schema::no_additional(None, &v, top, &["flavor"])?;
+    let fv = top.get("flavor").unwrap_or(&Value::Null);
+    let f = schema::object(Some("flavor"), fv)?;
+    let mut allowed = vec![
+        "name",
+        "id",
+        "ram",
+        "vcpus",
+        "disk",
+        "OS-FLV-EXT-DATA:ephemeral",
+        "swap",
+        "os-flavor-access:is_public",
+    ];
+    if !ctx.at_least(102) {
+        allowed.push("rxtx_factor");
+    }
+    if ctx.at_least(55) {
+        allowed.push("description");
+    }
+    schema::required(Some("flavor"), fv, f, &["name", "ram", "vcpus", "disk"])?;
+    schema::no_additional(Some("flavor"), fv, f, &allowed)?;
+    let name = fields::name("name", f.get("name").unwrap_or(&Value::Null))?;
+    let id = flavor_id(f.get("id"))?;
+    let ram = flavor_int("ram", f.get("ram").unwrap_or(&Value::Null), 1)?;
+    let vcpus = flavor_int("vcpus", f.get("vcpus").unwrap_or(&Value::Null), 1)?;
+    let disk = flavor_int("disk", f.get("disk").unwrap_or(&Value::Null), 0)?;
+    let ephemeral = match f.get("OS-FLV-EXT-DATA:ephemeral") {
+        Some(x) => flavor_int("OS-FLV-EXT-DATA:ephemeral", x, 0)?,
+        None => 0,
     };
-    let ram = num("ram", 1)?.ok_or_else(|| Fault::bad_request("'ram' is a required property"))?;
-    let vcpus =
-        num("vcpus", 1)?.ok_or_else(|| Fault::bad_request("'vcpus' is a required property"))?;
-    let disk =
-        num("disk", 0)?.ok_or_else(|| Fault::bad_request("'disk' is a required property"))?;
-    let id = match f.get("id") {
-        None | Some(Value::Null) => uuid::Uuid::new_v4().to_string(),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        Some(x) => {
-            return Err(Fault::bad_request(format!(
-                "Invalid input for field/attribute id. Value: {x}."
-            ))
-            .into())
-        }
+    let swap = match f.get("swap") {
+        Some(x) => flavor_int("swap", x, 0)?,
+        None => 0,
     };
+    let rxtx = match f.get("rxtx_factor") {
+        Some(x) => rxtx_factor(x)?,
+        None => 1.0,
+    };
+    let is_public = match f.get("os-flavor-access:is_public") {
+        Some(x) => fields::boolean("os-flavor-access:is_public", x)?,
+        None => true,
+    };
+    let description = match f.get("description") {
+        Some(x) => flavor_description(x)?,
+        None => None,
+    };
+    ctx.require_admin("os_compute_api:os-flavor-manage:create")?;
+    let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     if app.compute.flavors.all().iter().any(|x| x.name == name) {
         return Err(Fault::conflict(format!("Flavor with name {name} already exists.")).into());
     }
     let flavor = Flavor {
         id: id.clone(),
-        name: name.to_string(),
-        vcpus: vcpus as u32,
-        ram: ram as u64,
-        disk: disk as u64,
-        ephemeral: num("OS-FLV-EXT-DATA:ephemeral", 0)?.unwrap_or(0) as u64,
-        swap: num("swap", 0)?.unwrap_or(0) as u64,
-        rxtx_factor: f.get("rxtx_factor").and_then(Value::as_f64).unwrap_or(1.0),
-        is_public: f
-            .get("os-flavor-access:is_public")
-            .and_then(Value::as_bool)
-            .unwrap_or(true),
+        name,
+        vcpus: u32::try_from(vcpus).unwrap_or(u32::MAX),
+        ram,
+        disk,
+        ephemeral,
+        swap,
+        rxtx_factor: rxtx,
+        is_public,
         disabled: false,
-        description: f
-            .get("description")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        description,
         extra_specs: BTreeMap::new(),
         created_at: app.clock.now(),
+        // Nova does not grant the creating project access to a private
+        // flavor (bug 1209101).
+        projects: Vec::new(),
     };
     let stored = app
         .compute
@@ -310,24 +493,69 @@ async fn flavor_create(
     Ok(axum::Json(json!({"flavor": views::flavor(&stored, &ctx, &links, true)})).into_response())
 }
 
+/// PUT /flavors/{id} (2.55+): only the description can change.
+async fn flavor_update(
+    State(app): A,
+    Extension(ctx): C,
+    Extension(links): L,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    if !ctx.at_least(55) {
+        return Err(Fault::not_found("The resource could not be found.").into());
+    }
+    let v = parse_json(&headers, &body)?;
+    let top = schema::object(None, &v)?;
+    schema::required(None, &v, top, &["flavor"])?;
+    schema::no_additional(None, &v, top, &["flavor"])?;
+    let fv = top.get("flavor").unwrap_or(&Value::Null);
+    let f = schema::object(Some("flavor"), fv)?;
+    schema::required(Some("flavor"), fv, f, &["description"])?;
+    schema::no_additional(Some("flavor"), fv, f, &["description"])?;
+    let description = flavor_description(f.get("description").unwrap_or(&Value::Null))?;
+    ctx.require_admin("os_compute_api:os-flavor-manage:update")?;
+    let (stored, _) = app
+        .compute
+        .flavors
+        .update(
+            &id,
+            || Fault::not_found(format!("Flavor {id} could not be found.")),
+            |f| {
+                f.description = description;
+                Ok(())
+            },
+        )
+        .await?;
+    Ok(axum::Json(json!({"flavor": views::flavor(&stored, &ctx, &links, true)})).into_response())
+}
+
 async fn flavor_delete(
     State(app): A,
     Extension(ctx): C,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     ctx.require_admin("os_compute_api:os-flavor-manage:delete")?;
-    find_flavor(&app, &id)?;
+    find_flavor(&app, &ctx, &id)?;
     app.compute.flavors.remove(&id).await?;
     Ok(empty(StatusCode::ACCEPTED))
 }
 
-async fn extra_specs(State(app): A, Path(id): Path<String>) -> ApiResult<Response> {
-    let f = find_flavor(&app, &id)?;
+async fn extra_specs(
+    State(app): A,
+    Extension(ctx): C,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let f = find_flavor(&app, &ctx, &id)?;
     Ok(axum::Json(json!({"extra_specs": f.extra_specs})).into_response())
 }
 
-async fn extra_spec(State(app): A, Path((id, key)): Path<(String, String)>) -> ApiResult<Response> {
-    let f = find_flavor(&app, &id)?;
+async fn extra_spec(
+    State(app): A,
+    Extension(ctx): C,
+    Path((id, key)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let f = find_flavor(&app, &ctx, &id)?;
     match f.extra_specs.get(&key) {
         Some(v) => Ok(axum::Json(json!({ key: v })).into_response()),
         None => {
@@ -336,32 +564,59 @@ async fn extra_spec(State(app): A, Path((id, key)): Path<(String, String)>) -> A
     }
 }
 
-fn specs_from(v: &Value) -> Result<BTreeMap<String, String>, Fault> {
-    let o = v
-        .as_object()
-        .ok_or_else(|| Fault::bad_request("Malformed request body"))?;
+/// Nova's extra-specs schema: keys match the metadata pattern, values are
+/// strings (at most 255 characters) or numbers (stored as their text).
+fn specs_from(field: &str, v: &Value) -> Result<BTreeMap<String, String>, Fault> {
+    let o = schema::object(Some(field), v)?;
     let mut out = BTreeMap::new();
-    for (k, val) in o {
+    for (k, val) in o.iter().filter(|(k, _)| fields::is_metadata_key(k)) {
         let s = match val {
+            Value::String(s) if s.chars().count() > 255 => {
+                return Err(invalid(
+                    k,
+                    val,
+                    format!("{} is too long", schema::repr(val)),
+                ))
+            }
             Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => {
+                let s = n.to_string();
+                if s.len() > 255 {
+                    return Err(Fault::bad_request(
+                        "Invalid input received: extra_specs value has more than 255 characters.",
+                    ));
+                }
+                s
+            }
             _ => {
-                return Err(Fault::bad_request(format!(
-                    "Invalid input for field/attribute {k}."
-                )))
+                return Err(invalid(
+                    k,
+                    val,
+                    format!("{} is not of type 'string', 'number'", schema::repr(val)),
+                ))
             }
         };
-        if k.is_empty() || k.len() > 255 || s.len() > 255 {
-            return Err(Fault::bad_request(format!(
-                "Invalid input for field/attribute {k}."
-            )));
-        }
         out.insert(k.clone(), s);
+    }
+    let mut bad: Vec<&String> = o.keys().filter(|k| !fields::is_metadata_key(k)).collect();
+    if !bad.is_empty() {
+        bad.sort();
+        let verb = if bad.len() == 1 { "does" } else { "do" };
+        let names: Vec<String> = bad.iter().map(|k| format!("'{k}'")).collect();
+        return Err(invalid(
+            field,
+            v,
+            format!(
+                "{} {verb} not match any of the regexes: '{}'",
+                names.join(", "),
+                fields::METADATA_KEY_PATTERN
+            ),
+        ));
     }
     Ok(out)
 }
 
+/// POST /flavors/{id}/os-extra_specs: merges and echoes the request body.
 async fn extra_specs_set(
     State(app): A,
     Extension(ctx): C,
@@ -369,11 +624,17 @@ async fn extra_specs_set(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    ctx.require_admin("os_compute_api:os-flavor-extra-specs:create")?;
     let v = parse_json(&headers, &body)?;
-    let specs = specs_from(v.get("extra_specs").unwrap_or(&Value::Null))?;
-    let (f, _) = app
-        .compute
+    let top = schema::object(None, &v)?;
+    schema::required(None, &v, top, &["extra_specs"])?;
+    schema::no_additional(None, &v, top, &["extra_specs"])?;
+    let specs = specs_from(
+        "extra_specs",
+        top.get("extra_specs").unwrap_or(&Value::Null),
+    )?;
+    ctx.require_admin("os_compute_api:os-flavor-extra-specs:create")?;
+    find_flavor(&app, &ctx, &id)?;
+    app.compute
         .flavors
         .update(
             &id,
@@ -384,9 +645,11 @@ async fn extra_specs_set(
             },
         )
         .await?;
-    Ok(axum::Json(json!({"extra_specs": f.extra_specs})).into_response())
+    // Nova returns the request body unchanged (numbers stay numbers).
+    Ok(axum::Json(v).into_response())
 }
 
+/// PUT /flavors/{id}/os-extra_specs/{key}: exactly one key, the URI's.
 async fn extra_spec_put(
     State(app): A,
     Extension(ctx): C,
@@ -394,32 +657,47 @@ async fn extra_spec_put(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    ctx.require_admin("os_compute_api:os-flavor-extra-specs:update")?;
-    let specs = specs_from(&parse_json(&headers, &body)?)?;
-    if specs.len() != 1 || !specs.contains_key(&key) {
-        return Err(Fault::bad_request("Request body and URI mismatch").into());
+    let v = parse_json(&headers, &body)?;
+    let o = schema::object(None, &v)?;
+    if o.is_empty() {
+        return Err(Fault::bad_request(format!(
+            "{} does not have enough properties",
+            schema::repr(&v)
+        ))
+        .into());
     }
-    let val = specs.get(&key).cloned().unwrap_or_default();
+    if o.len() > 1 {
+        return Err(Fault::bad_request(format!("{v} has too many properties")).into());
+    }
+    let specs = specs_from("extra_specs", &v)?;
+    ctx.require_admin("os_compute_api:os-flavor-extra-specs:update")?;
+    let val = specs
+        .get(&key)
+        .cloned()
+        .ok_or_else(|| Fault::bad_request("Request body and URI mismatch"))?;
+    find_flavor(&app, &ctx, &id)?;
     app.compute
         .flavors
         .update(
             &id,
             || Fault::not_found(format!("Flavor {id} could not be found.")),
             |f| {
-                f.extra_specs.insert(key.clone(), val.clone());
+                f.extra_specs.insert(key.clone(), val);
                 Ok(())
             },
         )
         .await?;
-    Ok(axum::Json(json!({ key: val })).into_response())
+    Ok(axum::Json(v).into_response())
 }
 
+/// DELETE /flavors/{id}/os-extra_specs/{key}: 200 with no body in Nova.
 async fn extra_spec_delete(
     State(app): A,
     Extension(ctx): C,
     Path((id, key)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     ctx.require_admin("os_compute_api:os-flavor-extra-specs:delete")?;
+    find_flavor(&app, &ctx, &id)?;
     app.compute
         .flavors
         .update(
@@ -432,7 +710,7 @@ async fn extra_spec_delete(
             },
         )
         .await?;
-    Ok(empty(StatusCode::ACCEPTED))
+    Ok(empty(StatusCode::OK))
 }
 
 // ---- keypairs ----

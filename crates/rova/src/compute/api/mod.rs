@@ -5,9 +5,13 @@
 mod action;
 mod consoles;
 pub(crate) mod create;
+mod diagnostics;
+mod external_events;
+mod flavor_access;
 mod fleet;
 mod groups_quotas;
 mod misc;
+mod schema;
 mod secgroups;
 mod servers;
 
@@ -35,6 +39,9 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .merge(secgroups::routes())
         .merge(fleet::routes())
         .merge(groups_quotas::routes())
+        .merge(flavor_access::routes())
+        .merge(diagnostics::routes())
+        .merge(external_events::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(app, compute_mw));
     Router::new()
