@@ -377,3 +377,89 @@ pub async fn time_list(
         bytes,
     })
 }
+
+/// Ids of up to `n` servers (brief list, newest first).
+pub async fn server_ids(api: &Api, n: usize) -> Result<Vec<String>, String> {
+    let v = api
+        .get_json(
+            &format!("/servers?status=ACTIVE&limit={}", n.min(1000)),
+            Some(MICROVERSION),
+        )
+        .await?;
+    Ok(v["servers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s["id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Polls one server until its status is `want` with no task (2 ms apart).
+async fn wait_for(api: &Api, id: &str, want: &str, deadline: Instant) -> Result<(), String> {
+    loop {
+        let v = api
+            .get_json(&format!("/servers/{id}"), Some(MICROVERSION))
+            .await?;
+        let s = &v["server"];
+        if s["status"] == want && s["OS-EXT-STS:task_state"].is_null() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("server {id} never reached {want}"));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// The action round trip as a client sees it, per server: POST pause →
+/// poll until PAUSED → POST unpause → poll until ACTIVE. `concurrency`
+/// servers go through it at once.
+pub async fn action_round_trips(
+    api: &Api,
+    ids: Vec<String>,
+    concurrency: usize,
+) -> Result<Vec<Duration>, String> {
+    let ids = Arc::new(ids);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..concurrency.clamp(1, ids.len().max(1)) {
+        let (api, ids, next) = (api.clone(), ids.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(id) = ids.get(i) else {
+                    return Ok::<_, String>(out);
+                };
+                let deadline = Instant::now() + Duration::from_secs(60);
+                let t = Instant::now();
+                for (action, want) in [("pause", "PAUSED"), ("unpause", "ACTIVE")] {
+                    let a = api
+                        .call(
+                            reqwest::Method::POST,
+                            &format!("/servers/{id}/action"),
+                            Some(MICROVERSION),
+                            Some(format!("{{\"{action}\": null}}")),
+                        )
+                        .await?;
+                    if a.status != 202 {
+                        return Err(format!(
+                            "{action} {id}: HTTP {}: {}",
+                            a.status,
+                            String::from_utf8_lossy(&a.body)
+                        ));
+                    }
+                    wait_for(&api, id, want, deadline).await?;
+                }
+                out.push(t.elapsed());
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.map_err(|e| format!("action worker: {e}"))??);
+    }
+    Ok(all)
+}

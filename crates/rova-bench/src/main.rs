@@ -35,6 +35,12 @@ pub struct Args {
     /// (0 skips).
     #[arg(long, default_value_t = 200)]
     pub probe: usize,
+    /// Servers taken through pause → PAUSED → unpause → ACTIVE (0 skips).
+    #[arg(long, default_value_t = 1000)]
+    pub actions: usize,
+    /// Servers going through their action round trip at once.
+    #[arg(long, default_value_t = 16)]
+    pub action_concurrency: usize,
     /// Passed to `rova serve --sim-latency-ms` (default: the server's own).
     #[arg(long)]
     pub sim_latency_ms: Option<u64>,
@@ -132,6 +138,8 @@ pub struct RunResult {
     pub rss_after_lists_kib: Option<u64>,
     pub peak_rss_kib: Option<u64>,
     pub probe: Option<client::Posts>,
+    /// pause → PAUSED → unpause → ACTIVE round trips (per server).
+    pub actions: Vec<Duration>,
     /// A second start on the same data directory, with the servers stored.
     pub restart: Option<server::Startup>,
     pub rss_after_restart_kib: Option<u64>,
@@ -230,6 +238,12 @@ async fn measure(
     } else {
         None
     };
+    let actions = if args.actions > 0 {
+        let ids = client::server_ids(&api, args.actions).await?;
+        client::action_round_trips(&api, ids, args.action_concurrency).await?
+    } else {
+        Vec::new()
+    };
     Ok(RunResult {
         n,
         load_before,
@@ -242,6 +256,7 @@ async fn measure(
         rss_after_lists_kib,
         peak_rss_kib,
         probe,
+        actions,
         restart: None,
         rss_after_restart_kib: None,
         server_log: None,

@@ -313,6 +313,15 @@ pub fn print_run(r: &RunResult, args: &Args) {
             ms(s.p99)
         );
     }
+    if !r.actions.is_empty() {
+        let s = summarize(&r.actions);
+        println!(
+            "  action round trip pause→PAUSED→unpause→ACTIVE ({} servers): p50 {} ms, p99 {} ms",
+            r.actions.len(),
+            ms(s.p50),
+            ms(s.p99)
+        );
+    }
     if let Some(s) = &r.restart {
         println!(
             "  restart on the same data ({} servers stored): {} ms to first 200 (server CPU {} ms), RSS {} MiB",
@@ -413,6 +422,22 @@ fn rows(runs: &[RunResult], args: &Args) -> Vec<Row> {
                     let s = summarize(&p.latencies);
                     format!("{} / {}", ms(s.p50), ms(s.p99))
                 })
+            },
+        );
+    }
+    if args.actions > 0 {
+        row(
+            format!(
+                "action round trip pause→PAUSED→unpause→ACTIVE p50 / p99 (ms), {} servers, {} at once",
+                args.actions, args.action_concurrency
+            ),
+            "",
+            &|r| {
+                if r.actions.is_empty() {
+                    return "?".into();
+                }
+                let s = summarize(&r.actions);
+                format!("{} / {}", ms(s.p50), ms(s.p99))
             },
         );
     }
