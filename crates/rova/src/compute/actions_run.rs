@@ -69,24 +69,17 @@ pub(crate) async fn begin_with(
     let is_admin = ctx.is_admin();
     let (inst, _) = app
         .compute
-        .instances
-        .update(
-            id,
-            || Fault::instance_not_found(id),
-            |i| {
-                if i.deleted {
-                    return Err(Fault::instance_not_found(id));
-                }
-                admit(action, &subject(i), is_admin)?;
-                if task.is_some() {
-                    i.task_state = task;
-                }
-                mutate(i, now)?;
-                i.updated_at = now;
-                i.generation += 1;
-                Ok(())
-            },
-        )
+        .update_instance(id, now, |i| {
+            if i.deleted {
+                return Err(Fault::instance_not_found(id));
+            }
+            admit(action, &subject(i), is_admin)?;
+            if task.is_some() {
+                i.task_state = task;
+            }
+            mutate(i, now)?;
+            Ok(())
+        })
         .await?;
     Ok(inst)
 }
@@ -132,20 +125,13 @@ pub(crate) async fn advance(
         tokio::time::sleep(delay).await;
         let now = app.clock.now();
         app.compute
-            .instances
-            .update(
-                id,
-                || Fault::instance_not_found(id),
-                |i| {
-                    if i.deleted || i.task_state != Some(expect) {
-                        return Err(Fault::conflict("superseded"));
-                    }
-                    i.task_state = Some(*next);
-                    i.updated_at = now;
-                    i.generation += 1;
-                    Ok(())
-                },
-            )
+            .update_instance(id, now, |i| {
+                if i.deleted || i.task_state != Some(expect) {
+                    return Err(Fault::conflict("superseded"));
+                }
+                i.task_state = Some(*next);
+                Ok(())
+            })
             .await
             .map_err(|_| StepError::superseded())?;
         expect = *next;
@@ -161,25 +147,18 @@ pub(crate) async fn advance(
         let (msg, det) = (f.message.clone(), f.details.clone());
         let _ = app
             .compute
-            .instances
-            .update(
-                id,
-                || Fault::instance_not_found(id),
-                |i| {
-                    if i.task_state == Some(expect) {
-                        i.task_state = None;
-                    }
-                    i.fault = Some(rova_core::model::InstanceFault {
-                        code: f.code,
-                        message: msg,
-                        details: Some(det),
-                        created: now,
-                    });
-                    i.updated_at = now;
-                    i.generation += 1;
-                    Ok(())
-                },
-            )
+            .update_instance(id, now, |i| {
+                if i.task_state == Some(expect) {
+                    i.task_state = None;
+                }
+                i.fault = Some(rova_core::model::InstanceFault {
+                    code: f.code,
+                    message: msg,
+                    details: Some(det),
+                    created: now,
+                });
+                Ok(())
+            })
             .await;
         return Err(StepError {
             message: f.message,
@@ -188,21 +167,14 @@ pub(crate) async fn advance(
     }
     let now = app.clock.now();
     app.compute
-        .instances
-        .update(
-            id,
-            || Fault::instance_not_found(id),
-            |i| {
-                if i.deleted || i.task_state != Some(expect) {
-                    return Err(Fault::conflict("superseded"));
-                }
-                i.task_state = None;
-                finish(i, now);
-                i.updated_at = now;
-                i.generation += 1;
-                Ok(())
-            },
-        )
+        .update_instance(id, now, |i| {
+            if i.deleted || i.task_state != Some(expect) {
+                return Err(Fault::conflict("superseded"));
+            }
+            i.task_state = None;
+            finish(i, now);
+            Ok(())
+        })
         .await
         .map(|_| ())
         .map_err(|_| StepError::superseded())
@@ -423,18 +395,11 @@ pub async fn run(
             servers::visible(app, ctx, id)?;
             let now = app.clock.now();
             app.compute
-                .instances
-                .update(
-                    id,
-                    || Fault::instance_not_found(id),
-                    |i| {
-                        i.vm_state = state;
-                        i.task_state = None;
-                        i.updated_at = now;
-                        i.generation += 1;
-                        Ok(())
-                    },
-                )
+                .update_instance(id, now, |i| {
+                    i.vm_state = state;
+                    i.task_state = None;
+                    Ok(())
+                })
                 .await?;
             actions::record(app, ctx, id, "resetState", None).await?;
             Ok(accepted())
@@ -462,29 +427,22 @@ pub async fn run(
             let now = app.clock.now();
             let is_admin = ctx.is_admin();
             app.compute
-                .instances
-                .update(
-                    id,
-                    || Fault::instance_not_found(id),
-                    |i| {
-                        admit(Action::Restore, &subject(i), is_admin).map_err(|e| {
-                            if e.message.contains("is locked") {
-                                Fault::conflict(format!(
-                                    "Instance {id} is in an invalid state for 'restore'"
-                                ))
-                            } else {
-                                e
-                            }
-                        })?;
-                        i.vm_state = VmState::Active;
-                        i.power_state = PowerState::Running;
-                        i.task_state = None;
-                        i.deleted_at = None;
-                        i.updated_at = now;
-                        i.generation += 1;
-                        Ok(())
-                    },
-                )
+                .update_instance(id, now, |i| {
+                    admit(Action::Restore, &subject(i), is_admin).map_err(|e| {
+                        if e.message.contains("is locked") {
+                            Fault::conflict(format!(
+                                "Instance {id} is in an invalid state for 'restore'"
+                            ))
+                        } else {
+                            e
+                        }
+                    })?;
+                    i.vm_state = VmState::Active;
+                    i.power_state = PowerState::Running;
+                    i.task_state = None;
+                    i.deleted_at = None;
+                    Ok(())
+                })
                 .await?;
             actions::record(app, ctx, id, "restore", None).await?;
             Ok(accepted())
@@ -532,18 +490,11 @@ pub async fn lock(app: &App, ctx: &Ctx, id: &str, reason: Option<String>) -> Res
     let by = if owner { "owner" } else { "admin" };
     let now = app.clock.now();
     app.compute
-        .instances
-        .update(
-            id,
-            || Fault::instance_not_found(id),
-            |i| {
-                i.locked_by = Some(by.to_string());
-                i.locked_reason = reason.clone();
-                i.updated_at = now;
-                i.generation += 1;
-                Ok(())
-            },
-        )
+        .update_instance(id, now, |i| {
+            i.locked_by = Some(by.to_string());
+            i.locked_reason = reason.clone();
+            Ok(())
+        })
         .await?;
     actions::record(app, ctx, id, "lock", None).await
 }
@@ -567,18 +518,11 @@ pub async fn unlock(app: &App, ctx: &Ctx, id: &str) -> Result<(), Fault> {
     }
     let now = app.clock.now();
     app.compute
-        .instances
-        .update(
-            id,
-            || Fault::instance_not_found(id),
-            |i| {
-                i.locked_by = None;
-                i.locked_reason = None;
-                i.updated_at = now;
-                i.generation += 1;
-                Ok(())
-            },
-        )
+        .update_instance(id, now, |i| {
+            i.locked_by = None;
+            i.locked_reason = None;
+            Ok(())
+        })
         .await?;
     actions::record(app, ctx, id, "unlock", None).await
 }

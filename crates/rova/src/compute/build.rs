@@ -442,21 +442,14 @@ async fn step(
 ) -> bool {
     let now = app.clock.now();
     app.compute
-        .instances
-        .update(
-            uuid,
-            || Fault::instance_not_found(uuid),
-            |i| {
-                if i.deleted || i.vm_state != VmState::Building || !expect.contains(&i.task_state) {
-                    return Err(Fault::conflict("build superseded"));
-                }
-                i.task_state = task;
-                i.updated_at = now;
-                i.generation += 1;
-                also(i, now);
-                Ok(())
-            },
-        )
+        .update_instance(uuid, now, |i| {
+            if i.deleted || i.vm_state != VmState::Building || !expect.contains(&i.task_state) {
+                return Err(Fault::conflict("build superseded"));
+            }
+            i.task_state = task;
+            also(i, now);
+            Ok(())
+        })
         .await
         .is_ok()
 }
@@ -727,31 +720,24 @@ async fn fail_build(
     let det = details.to_string();
     let _ = app
         .compute
-        .instances
-        .update(
-            uuid,
-            || Fault::instance_not_found(uuid),
-            |i| {
-                if i.deleted {
-                    return Err(Fault::conflict("deleted"));
-                }
-                i.vm_state = VmState::Error;
-                i.task_state = None;
-                i.power_state = PowerState::NoState;
-                // Nova nils out host and node when a build fails for good.
-                i.host = None;
-                i.node = None;
-                i.updated_at = now;
-                i.generation += 1;
-                i.fault = Some(InstanceFault {
-                    code,
-                    message: msg,
-                    details: Some(det),
-                    created: now,
-                });
-                Ok(())
-            },
-        )
+        .update_instance(uuid, now, |i| {
+            if i.deleted {
+                return Err(Fault::conflict("deleted"));
+            }
+            i.vm_state = VmState::Error;
+            i.task_state = None;
+            i.power_state = PowerState::NoState;
+            // Nova nils out host and node when a build fails for good.
+            i.host = None;
+            i.node = None;
+            i.fault = Some(InstanceFault {
+                code,
+                message: msg,
+                details: Some(det),
+                created: now,
+            });
+            Ok(())
+        })
         .await;
     actions::event_finish(
         app,

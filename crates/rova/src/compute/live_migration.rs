@@ -155,20 +155,13 @@ async fn reset_task(app: &App, id: &str) {
     let now = app.clock.now();
     let _ = app
         .compute
-        .instances
-        .update(
-            id,
-            || Fault::instance_not_found(id),
-            |i| {
-                if i.task_state != Some(T::Migrating) {
-                    return Err(Fault::conflict("superseded"));
-                }
-                i.task_state = None;
-                i.updated_at = now;
-                i.generation += 1;
-                Ok(())
-            },
-        )
+        .update_instance(id, now, |i| {
+            if i.task_state != Some(T::Migrating) {
+                return Err(Fault::conflict("superseded"));
+            }
+            i.task_state = None;
+            Ok(())
+        })
         .await;
 }
 
@@ -282,23 +275,16 @@ async fn run(
     let d2 = dest.clone();
     let ok = app
         .compute
-        .instances
-        .update(
-            id,
-            || Fault::instance_not_found(id),
-            |i| {
-                if i.deleted || i.task_state != Some(T::Migrating) {
-                    return Err(Fault::conflict("superseded"));
-                }
-                i.task_state = None;
-                i.host = Some(d2.clone());
-                i.node = Some(d2);
-                i.availability_zone = Some(az);
-                i.updated_at = now;
-                i.generation += 1;
-                Ok(())
-            },
-        )
+        .update_instance(id, now, |i| {
+            if i.deleted || i.task_state != Some(T::Migrating) {
+                return Err(Fault::conflict("superseded"));
+            }
+            i.task_state = None;
+            i.host = Some(d2.clone());
+            i.node = Some(d2);
+            i.availability_zone = Some(az);
+            Ok(())
+        })
         .await
         .is_ok();
     if !ok {

@@ -265,33 +265,26 @@ pub(crate) async fn fail_move(app: &App, id: &str, expect: T, vm: Option<VmState
     let msg = message.to_string();
     let _ = app
         .compute
-        .instances
-        .update(
-            id,
-            || Fault::instance_not_found(id),
-            |i| {
-                if i.deleted || i.task_state != Some(expect) {
-                    return Err(Fault::conflict("superseded"));
-                }
-                i.task_state = None;
-                if let Some(vm) = vm {
-                    i.vm_state = vm;
-                }
-                if expect == T::ResizePrep {
-                    i.system_metadata.remove("old_flavor");
-                    i.system_metadata.remove("old_vm_state");
-                }
-                i.fault = Some(InstanceFault {
-                    code: 500,
-                    message: msg.clone(),
-                    details: Some(msg),
-                    created: now,
-                });
-                i.updated_at = now;
-                i.generation += 1;
-                Ok(())
-            },
-        )
+        .update_instance(id, now, |i| {
+            if i.deleted || i.task_state != Some(expect) {
+                return Err(Fault::conflict("superseded"));
+            }
+            i.task_state = None;
+            if let Some(vm) = vm {
+                i.vm_state = vm;
+            }
+            if expect == T::ResizePrep {
+                i.system_metadata.remove("old_flavor");
+                i.system_metadata.remove("old_vm_state");
+            }
+            i.fault = Some(InstanceFault {
+                code: 500,
+                message: msg.clone(),
+                details: Some(msg),
+                created: now,
+            });
+            Ok(())
+        })
         .await;
 }
 

@@ -277,6 +277,30 @@ impl Compute {
         self.next_migration_id.fetch_add(1, Ordering::SeqCst)
     }
 
+    /// Changes one instance atomically (compare-and-swap under the table
+    /// lock): `change` sees the current row and may refuse with a `Fault`;
+    /// on success the row's `updated_at` becomes `now` and its generation is
+    /// bumped. A missing row is Nova's 404.
+    pub async fn update_instance<R>(
+        &self,
+        id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        change: impl FnOnce(&mut Instance) -> Result<R, rova_core::Fault>,
+    ) -> Result<(Arc<Instance>, R), rova_core::Fault> {
+        self.instances
+            .update(
+                id,
+                || rova_core::Fault::instance_not_found(id),
+                |i| {
+                    let r = change(i)?;
+                    i.updated_at = now;
+                    i.generation += 1;
+                    Ok(r)
+                },
+            )
+            .await
+    }
+
     /// Allocates the next internal instance id.
     pub fn next_instance_id(&self) -> i64 {
         self.next_id.fetch_add(1, Ordering::SeqCst)

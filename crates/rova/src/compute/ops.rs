@@ -681,15 +681,10 @@ async fn snapshot(
         Err(e) => {
             let _ = app
                 .compute
-                .instances
-                .update(
-                    id,
-                    || Fault::instance_not_found(id),
-                    |i| {
-                        i.task_state = None;
-                        Ok(())
-                    },
-                )
+                .update_instance(id, app.clock.now(), |i| {
+                    i.task_state = None;
+                    Ok(())
+                })
                 .await;
             return Err(e);
         }
@@ -808,20 +803,13 @@ pub async fn start_offload(app: &Arc<App>, id: &str) -> bool {
     let now = app.clock.now();
     let ok = app
         .compute
-        .instances
-        .update(
-            id,
-            || Fault::instance_not_found(id),
-            |i| {
-                if i.deleted || i.vm_state != VmState::Shelved || i.task_state.is_some() {
-                    return Err(Fault::conflict("not shelved"));
-                }
-                i.task_state = Some(T::ShelvingOffloading);
-                i.updated_at = now;
-                i.generation += 1;
-                Ok(())
-            },
-        )
+        .update_instance(id, now, |i| {
+            if i.deleted || i.vm_state != VmState::Shelved || i.task_state.is_some() {
+                return Err(Fault::conflict("not shelved"));
+            }
+            i.task_state = Some(T::ShelvingOffloading);
+            Ok(())
+        })
         .await
         .is_ok();
     ok && offload(app, id).await.is_ok()

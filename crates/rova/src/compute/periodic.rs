@@ -144,8 +144,7 @@ pub async fn run_once(app: &Arc<App>) -> Vec<Due> {
 
 async fn build_timeout(app: &App, id: &str, now: DateTime<Utc>, secs: i64) -> bool {
     app.compute
-        .instances
-        .update(id, || Fault::instance_not_found(id), |i| {
+        .update_instance(id, now, |i| {
             if i.vm_state != VmState::Building || i.deleted {
                 return Err(Fault::conflict("no longer building"));
             }
@@ -154,12 +153,12 @@ async fn build_timeout(app: &App, id: &str, now: DateTime<Utc>, secs: i64) -> bo
             i.power_state = PowerState::NoState;
             i.fault = Some(InstanceFault {
                 code: 500,
-                message: format!("Build of instance {id} aborted: Instance failed to spawn in {secs} seconds"),
+                message: format!(
+                    "Build of instance {id} aborted: Instance failed to spawn in {secs} seconds"
+                ),
                 details: None,
                 created: now,
             });
-            i.updated_at = now;
-            i.generation += 1;
             Ok(())
         })
         .await

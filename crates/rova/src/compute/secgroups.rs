@@ -208,19 +208,13 @@ async fn remember_groups(app: &App, uuid: &str) {
         .unwrap_or_default();
     let _ = app
         .compute
-        .instances
-        .update(
-            uuid,
-            || Fault::instance_not_found(uuid),
-            |i| {
-                if i.security_groups == names {
-                    return Err(Fault::conflict("unchanged"));
-                }
-                i.security_groups = names;
-                i.generation += 1;
-                Ok(())
-            },
-        )
+        .update_instance(uuid, app.clock.now(), |i| {
+            if i.security_groups == names {
+                return Err(Fault::conflict("unchanged"));
+            }
+            i.security_groups = names;
+            Ok(())
+        })
         .await;
 }
 

@@ -122,8 +122,7 @@ pub async fn update(
     let now = app.clock.now();
     let (inst, _) = app
         .compute
-        .instances
-        .update(id, || Fault::instance_not_found(id), |i| {
+        .update_instance(id, now, |i| {
             if i.deleted {
                 return Err(Fault::instance_not_found(id));
             }
@@ -164,8 +163,6 @@ pub async fn update(
                     }
                 }
             }
-            i.updated_at = now;
-            i.generation += 1;
             Ok(())
         })
         .await?;
@@ -184,39 +181,25 @@ pub async fn delete(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fault> {
         && inst.vm_state != VmState::SoftDeleted;
     if soft {
         app.compute
-            .instances
-            .update(
-                id,
-                || Fault::instance_not_found(id),
-                |i| {
-                    i.vm_state = VmState::SoftDeleted;
-                    i.task_state = None;
-                    i.power_state = PowerState::Shutdown;
-                    i.deleted_at = Some(now);
-                    i.updated_at = now;
-                    i.generation += 1;
-                    Ok(())
-                },
-            )
+            .update_instance(id, now, |i| {
+                i.vm_state = VmState::SoftDeleted;
+                i.task_state = None;
+                i.power_state = PowerState::Shutdown;
+                i.deleted_at = Some(now);
+                Ok(())
+            })
             .await?;
         actions::record(app, ctx, id, "delete", None).await?;
         return Ok(());
     }
     app.compute
-        .instances
-        .update(
-            id,
-            || Fault::instance_not_found(id),
-            |i| {
-                if i.deleted {
-                    return Err(Fault::instance_not_found(id));
-                }
-                i.task_state = Some(TaskState::Deleting);
-                i.updated_at = now;
-                i.generation += 1;
-                Ok(())
-            },
-        )
+        .update_instance(id, now, |i| {
+            if i.deleted {
+                return Err(Fault::instance_not_found(id));
+            }
+            i.task_state = Some(TaskState::Deleting);
+            Ok(())
+        })
         .await?;
     actions::record(
         app,
@@ -254,25 +237,18 @@ pub async fn terminate(app: &Arc<App>, id: &str, request_id: &str) {
     }
     let done = app
         .compute
-        .instances
-        .update(
-            id,
-            || Fault::instance_not_found(id),
-            |i| {
-                if i.deleted {
-                    return Err(Fault::conflict("already deleted"));
-                }
-                i.vm_state = VmState::Deleted;
-                i.task_state = None;
-                i.power_state = PowerState::NoState;
-                i.deleted = true;
-                i.deleted_at = Some(now);
-                i.terminated_at = Some(now);
-                i.updated_at = now;
-                i.generation += 1;
-                Ok(())
-            },
-        )
+        .update_instance(id, now, |i| {
+            if i.deleted {
+                return Err(Fault::conflict("already deleted"));
+            }
+            i.vm_state = VmState::Deleted;
+            i.task_state = None;
+            i.power_state = PowerState::NoState;
+            i.deleted = true;
+            i.deleted_at = Some(now);
+            i.terminated_at = Some(now);
+            Ok(())
+        })
         .await;
     if done.is_ok() {
         app.compute
@@ -313,36 +289,29 @@ pub async fn set_metadata(
     let now = app.clock.now();
     let (inst, _) = app
         .compute
-        .instances
-        .update(
-            id,
-            || Fault::instance_not_found(id),
-            |i| {
-                check_vm_state(i, action, META_STATES)?;
-                if let Some(k) = delete_key {
-                    if i.metadata.remove(k).is_none() {
-                        return Err(Fault::not_found("Metadata item was not found"));
-                    }
-                } else {
-                    let mut next = if replace {
-                        BTreeMap::new()
-                    } else {
-                        i.metadata.clone()
-                    };
-                    next.extend(items);
-                    if limit >= 0 && next.len() as i64 > limit {
-                        // Nova's MetadataLimitExceeded, checked on the merged map.
-                        return Err(Fault::forbidden(format!(
-                            "Maximum number of metadata items exceeds {limit}"
-                        )));
-                    }
-                    i.metadata = next;
+        .update_instance(id, now, |i| {
+            check_vm_state(i, action, META_STATES)?;
+            if let Some(k) = delete_key {
+                if i.metadata.remove(k).is_none() {
+                    return Err(Fault::not_found("Metadata item was not found"));
                 }
-                i.updated_at = now;
-                i.generation += 1;
-                Ok(())
-            },
-        )
+            } else {
+                let mut next = if replace {
+                    BTreeMap::new()
+                } else {
+                    i.metadata.clone()
+                };
+                next.extend(items);
+                if limit >= 0 && next.len() as i64 > limit {
+                    // Nova's MetadataLimitExceeded, checked on the merged map.
+                    return Err(Fault::forbidden(format!(
+                        "Maximum number of metadata items exceeds {limit}"
+                    )));
+                }
+                i.metadata = next;
+            }
+            Ok(())
+        })
         .await?;
     Ok(inst.metadata.clone())
 }
@@ -380,50 +349,43 @@ pub async fn change_tags(
     };
     let (inst, created) = app
         .compute
-        .instances
-        .update(
-            id,
-            || Fault::instance_not_found(id),
-            |i| {
-                check_vm_state(i, action, TAG_STATES)?;
-                let mut created = false;
-                match change {
-                    TagChange::ReplaceAll(tags) => {
-                        let mut t: Vec<String> = Vec::new();
-                        for tag in tags {
-                            if !t.contains(&tag) {
-                                t.push(tag);
-                            }
-                        }
-                        i.tags = t;
-                    }
-                    TagChange::Add(tag) => {
-                        // Nova checks the count before looking for the tag, so a
-                        // full server refuses even a tag it already has.
-                        if i.tags.len() >= rova_core::validate::MAX_TAG_COUNT {
-                            return Err(rova_core::validate::tag_limit_exceeded());
-                        }
-                        if !i.tags.contains(&tag) {
-                            i.tags.push(tag);
-                            created = true;
+        .update_instance(id, now, |i| {
+            check_vm_state(i, action, TAG_STATES)?;
+            let mut created = false;
+            match change {
+                TagChange::ReplaceAll(tags) => {
+                    let mut t: Vec<String> = Vec::new();
+                    for tag in tags {
+                        if !t.contains(&tag) {
+                            t.push(tag);
                         }
                     }
-                    TagChange::Remove(tag) => {
-                        let before = i.tags.len();
-                        i.tags.retain(|t| *t != tag);
-                        if i.tags.len() == before {
-                            return Err(Fault::not_found(format!(
-                                "Instance {id} has no tag '{tag}'"
-                            )));
-                        }
-                    }
-                    TagChange::Clear => i.tags.clear(),
+                    i.tags = t;
                 }
-                i.updated_at = now;
-                i.generation += 1;
-                Ok(created)
-            },
-        )
+                TagChange::Add(tag) => {
+                    // Nova checks the count before looking for the tag, so a
+                    // full server refuses even a tag it already has.
+                    if i.tags.len() >= rova_core::validate::MAX_TAG_COUNT {
+                        return Err(rova_core::validate::tag_limit_exceeded());
+                    }
+                    if !i.tags.contains(&tag) {
+                        i.tags.push(tag);
+                        created = true;
+                    }
+                }
+                TagChange::Remove(tag) => {
+                    let before = i.tags.len();
+                    i.tags.retain(|t| *t != tag);
+                    if i.tags.len() == before {
+                        return Err(Fault::not_found(format!(
+                            "Instance {id} has no tag '{tag}'"
+                        )));
+                    }
+                }
+                TagChange::Clear => i.tags.clear(),
+            }
+            Ok(created)
+        })
         .await?;
     Ok((inst.tags.clone(), created))
 }

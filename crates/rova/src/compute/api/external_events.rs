@@ -124,36 +124,27 @@ async fn apply(app: &App, ctx: &Ctx, e: &Event) -> Result<(), Fault> {
             let now = app.clock.now();
             let _ = app
                 .compute
-                .instances
-                .update(
-                    &e.server_uuid,
-                    || Fault::instance_not_found(&e.server_uuid),
-                    |i| {
-                        let valid = i.task_state.is_none()
-                            && if on {
-                                i.vm_state == VmState::Stopped
-                                    && i.power_state == PowerState::Shutdown
-                            } else {
-                                i.vm_state == VmState::Active
-                                    && i.power_state == PowerState::Running
-                            };
-                        if !valid {
-                            // A no-op in Nova too (logged only).
-                            return Err(Fault::conflict("power-update is a no-op"));
-                        }
-                        if on {
-                            i.vm_state = VmState::Active;
-                            i.power_state = PowerState::Running;
+                .update_instance(&e.server_uuid, now, |i| {
+                    let valid = i.task_state.is_none()
+                        && if on {
+                            i.vm_state == VmState::Stopped && i.power_state == PowerState::Shutdown
                         } else {
-                            i.vm_state = VmState::Stopped;
-                            i.power_state = PowerState::Shutdown;
-                            i.progress = 0;
-                        }
-                        i.updated_at = now;
-                        i.generation += 1;
-                        Ok(())
-                    },
-                )
+                            i.vm_state == VmState::Active && i.power_state == PowerState::Running
+                        };
+                    if !valid {
+                        // A no-op in Nova too (logged only).
+                        return Err(Fault::conflict("power-update is a no-op"));
+                    }
+                    if on {
+                        i.vm_state = VmState::Active;
+                        i.power_state = PowerState::Running;
+                    } else {
+                        i.vm_state = VmState::Stopped;
+                        i.power_state = PowerState::Shutdown;
+                        i.progress = 0;
+                    }
+                    Ok(())
+                })
                 .await;
             Ok(())
         }
