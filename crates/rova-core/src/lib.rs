@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod error;
+pub mod metadata;
 pub mod microversion;
 pub mod model;
 pub mod query;

@@ -20,8 +20,8 @@ pub use ec2::{ec2_instance_id, ec2_metadata, ec2_style_id, Node};
 pub use network::network_data;
 pub use openstack::{decode_user_data, meta_data, vendor_data, vendor_data2};
 pub use password::{
-    password_request, stored_password, PasswordOutcome, PASSWORD_CHUNKS, PASSWORD_CHUNK_LEN,
-    PASSWORD_MAX_SIZE,
+    password_chunks, password_request, stored_password, PasswordOutcome, PASSWORD_CHUNKS,
+    PASSWORD_CHUNK_LEN, PASSWORD_MAX_SIZE,
 };
 
 use crate::model::Instance;
