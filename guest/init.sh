@@ -1,0 +1,379 @@
+#!/bin/sh
+# Rova test guest /init (busybox ash, PID 1). Built into the initramfs by
+# guest/build.sh. It acts as a very small cloud-init: network by DHCP, config
+# drive, metadata service, hostname, SSH keys, personality files, user data,
+# password, then a heartbeat forever.
+#
+# ---------------------------------------------------------------------------
+# Console line protocol (see guest/README.md). Every protocol line is written
+# to /dev/console (boot with console=ttyS0) and starts with "ROVA-GUEST: ".
+# The serial port adds "\r" before "\n"; parsers should strip it. Fields are
+# space separated key=value pairs after a fixed verb; values never contain
+# spaces except where noted (dns=, the head= of a disk, script output).
+#
+#   boot kernel=<release> uptime=<s> boot_id=<uuid>    first line, each boot
+#   ip <addr> prefix=<n> iface=<if> router=<gw> dns=<a,b>   DHCP lease
+#   ip none                                            no DHCP lease
+#   configdrive device=<dev> fs=<type> uuid=<u> hostname=<h> name=<n>
+#   configdrive none
+#   metadata uuid=<u> hostname=<h> name=<n>            from 169.254.169.254
+#   metadata none
+#   datasource configdrive|metadata|none               what is applied below
+#   meta-data-begin source=<ds>                        then base64 lines of the
+#   meta-data-end bytes=<n> sha256=<hex>               meta_data.json applied
+#   network-data source=<ds> bytes=<n> sha256=<hex>    (if present)
+#   hostname <h>                                       hostname was set
+#   ssh-key name=<keyname> fingerprint=SHA256:<b64>    one per public key
+#   authorized-keys path=/root/.ssh/authorized_keys count=<n> sha256=<hex>
+#   file path=<p> bytes=<n> sha256=<hex>               personality file written
+#   file path=<p> missing                              listed but not found
+#   user-data none
+#   user-data-begin source=<ds>                        then base64 lines of the
+#   user-data-end bytes=<n> sha256=<hex>               exact user data bytes
+#   user-data-script start                             user data began with #!;
+#     ...its stdout and stderr, unprefixed...
+#   user-data-script exit=<rc>
+#   password posted bytes=<n> | password post-failed | password not-requested
+#   disk <name> sectors=<n> ro=<0|1> serial=<s> head=<printable bytes>
+#   ready uptime=<s>                                   all of the above is done
+#   heartbeat <n>                                      every second, n = 0,1,..
+#   powerdown                                          ACPI power button seen
+#
+# A password is posted (POST .../openstack/latest/password) only when the
+# meta_data.json "meta" map has the key "rova_password"; its value is posted
+# as is. The heartbeat counter lives in this shell's memory: it continues
+# across pause/resume, save/restore and live migration, and restarts at 0 on
+# a reboot (together with a new boot_id).
+# ---------------------------------------------------------------------------
+
+PATH=/bin:/sbin:/usr/bin:/usr/sbin
+export PATH
+/bin/busybox mkdir -p /proc /sys /dev /tmp /run /root /etc /sbin /usr/bin /usr/sbin \
+    /mnt/config /var/lib/rova
+/bin/busybox --install -s
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+exec </dev/console >/dev/console 2>&1
+# keep kernel messages from interleaving with protocol lines (emergencies still print)
+grep -q 'rova.debug' /proc/cmdline || echo 1 > /proc/sys/kernel/printk
+
+MD=http://169.254.169.254
+CD=/mnt/config
+
+say() { echo "ROVA-GUEST: $*"; }
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+size() { wc -c < "$1" | tr -d ' '; }
+# busybox 1.35 "wget -T" segfaults, so bound the time with timeout instead
+fetch() { rm -f "$2"; timeout 5 wget -q -O "$2" "$1" 2>/dev/null && [ -f "$2" ]; }
+
+# firmware (SeaBIOS with -nographic) may leave escape codes without a newline
+echo
+say "boot kernel=$(uname -r) uptime=$(uptime_s) boot_id=$(cat /proc/sys/kernel/random/boot_id)"
+
+# ---- JSON: a tiny reader in awk ---------------------------------------------
+# awk -f /etc/rova/json.awk FILE          prints "path<TAB>value" for every
+#     scalar (path like files.0.path, public_keys.mykey; values escaped \n \t \\)
+# awk -v want=PATH -f ... FILE            prints that value raw; exit 1 if absent
+mkdir -p /etc/rova
+cat > /etc/rova/json.awk <<'EOF'
+function skip() { while (pos <= n && index(" \t\r\n", substr(s, pos, 1)) > 0) pos++ }
+function hexval(h,   i, c, v) {
+    v = 0; h = tolower(h)
+    for (i = 1; i <= length(h); i++) {
+        c = index("0123456789abcdef", substr(h, i, 1))
+        if (c == 0) return 63
+        v = v * 16 + c - 1
+    }
+    return v
+}
+function utf8(c) {
+    if (c < 1) return ""
+    if (c < 128) return sprintf("%c", c)
+    if (c < 2048) return sprintf("%c%c", 192 + int(c / 64), 128 + c % 64)
+    return sprintf("%c%c%c", 224 + int(c / 4096), 128 + int(c / 64) % 64, 128 + c % 64)
+}
+function jstring(   out, c, e) {
+    pos++
+    out = ""
+    while (pos <= n) {
+        c = substr(s, pos, 1)
+        if (c == "\"") { pos++; return out }
+        if (c == "\\") {
+            e = substr(s, pos + 1, 1); pos += 2
+            if (e == "n") out = out "\n"
+            else if (e == "t") out = out "\t"
+            else if (e == "r") out = out "\r"
+            else if (e == "b") out = out "\b"
+            else if (e == "f") out = out "\f"
+            else if (e == "u") { out = out utf8(hexval(substr(s, pos, 4))); pos += 4 }
+            else out = out e
+            continue
+        }
+        out = out c; pos++
+    }
+    return out
+}
+function esc(v,   i, c, o) {
+    o = ""
+    for (i = 1; i <= length(v); i++) {
+        c = substr(v, i, 1)
+        if (c == "\\") o = o "\\\\"
+        else if (c == "\n") o = o "\\n"
+        else if (c == "\t") o = o "\\t"
+        else if (c == "\r") o = o "\\r"
+        else o = o c
+    }
+    return o
+}
+function emit(path, v) {
+    if (want != "") { if (path == want && !found) { printf "%s", v; found = 1 } return }
+    print path "\t" esc(v)
+}
+function sub_path(path, k) { if (path == "") return k; return path "." k }
+function value(path,   c, k, i, start) {
+    skip(); c = substr(s, pos, 1)
+    if (c == "{") {
+        pos++; skip()
+        if (substr(s, pos, 1) == "}") { pos++; return }
+        while (pos <= n) {
+            skip(); k = jstring(); skip(); pos++
+            value(sub_path(path, k))
+            skip(); c = substr(s, pos, 1); pos++
+            if (c != ",") return
+        }
+        return
+    }
+    if (c == "[") {
+        pos++; skip(); i = 0
+        if (substr(s, pos, 1) == "]") { pos++; return }
+        while (pos <= n) {
+            value(sub_path(path, i)); i++
+            skip(); c = substr(s, pos, 1); pos++
+            if (c != ",") return
+        }
+        return
+    }
+    if (c == "\"") { emit(path, jstring()); return }
+    start = pos
+    while (pos <= n && index(",}] \t\r\n", substr(s, pos, 1)) == 0) pos++
+    emit(path, substr(s, start, pos - start))
+}
+{ s = s $0 "\n" }
+END { n = length(s); pos = 1; found = 0; value(""); if (want != "" && !found) exit 1 }
+EOF
+jget() { awk -v want="$2" -f /etc/rova/json.awk "$1" 2>/dev/null; }
+jkeys() { # direct children of $2 (an object or array path) in file $1
+    awk -f /etc/rova/json.awk "$1" 2>/dev/null | cut -f1 | sed -n "s/^$2\.\([^.]*\).*/\1/p" | uniq
+}
+
+# ---- modules ----------------------------------------------------------------
+for m in $(cat /etc/rova-modules 2>/dev/null); do
+    modprobe "$m" 2>/dev/null || say "warn modprobe $m failed"
+done
+
+# ---- ACPI power button -> clean power off (needs button + evdev modules) -----
+mkdir -p /etc/acpi/PWRF
+cat > /etc/acpi/PWRF/00000080 <<'EOF'
+#!/bin/sh
+echo "ROVA-GUEST: powerdown" > /dev/console
+sync
+poweroff -f
+EOF
+chmod +x /etc/acpi/PWRF/00000080
+acpid -c /etc/acpi -l /tmp/acpid.log 2>/dev/null || say "warn acpid failed"
+
+# ---- network ------------------------------------------------------------------
+cat > /etc/udhcpc.script <<'EOF'
+#!/bin/sh
+case "$1" in
+deconfig)
+    ip addr flush dev "$interface"
+    ip link set "$interface" up
+    ;;
+bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    if [ -n "$router" ]; then
+        ip route add default via "${router%% *}" dev "$interface"
+    fi
+    : > /etc/resolv.conf
+    for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+    echo "ROVA-GUEST: ip $ip prefix=${mask:-24} iface=$interface router=${router%% *} dns=$(echo $dns | tr ' ' ',')" > /dev/console
+    : > /run/dhcp-ok
+    ;;
+esac
+EOF
+chmod +x /etc/udhcpc.script
+ip link set lo up
+iface=""
+for i in 1 2 3 4 5 6 7 8 9 10; do
+    for d in /sys/class/net/*; do
+        n=${d##*/}
+        [ "$n" = lo ] && continue
+        iface=$n; break
+    done
+    [ -n "$iface" ] && break
+    sleep 0.2
+done
+if [ -n "$iface" ]; then
+    ip link set "$iface" up
+    udhcpc -i "$iface" -n -q -t 5 -T 1 -s /etc/udhcpc.script >/dev/null 2>&1
+fi
+[ -f /run/dhcp-ok ] || say "ip none"
+
+# ---- config drive (label config-2, iso9660 or vfat) ------------------------------
+# virtio disks exist once virtio_blk is loaded; an IDE/SCSI CD-ROM is probed
+# asynchronously, so retry for about 2 s before deciding there is none
+cd_dev=""
+for i in $(seq 1 20); do
+    cd_dev=$(findfs LABEL=config-2 2>/dev/null) && [ -n "$cd_dev" ] && break
+    cd_dev=""
+    sleep 0.1
+done
+cd_ok=0
+if [ -n "$cd_dev" ]; then
+    for t in iso9660 vfat; do
+        if mount -t "$t" -o ro "$cd_dev" "$CD" 2>/dev/null; then cd_fs=$t; cd_ok=1; break; fi
+    done
+    [ "$cd_ok" = 1 ] || say "warn cannot mount $cd_dev"
+fi
+if [ "$cd_ok" = 1 ] && [ -f "$CD/openstack/latest/meta_data.json" ]; then
+    f=$CD/openstack/latest/meta_data.json
+    say "configdrive device=$cd_dev fs=$cd_fs uuid=$(jget "$f" uuid) hostname=$(jget "$f" hostname) name=$(jget "$f" name)"
+else
+    say "configdrive none"
+    cd_ok=0
+fi
+
+# ---- metadata service -------------------------------------------------------------
+md_ok=0
+for i in 1 2 3; do
+    if fetch "$MD/openstack/latest/meta_data.json" /tmp/md-meta.json && [ -s /tmp/md-meta.json ]; then
+        md_ok=1; break
+    fi
+    sleep 1
+done
+if [ "$md_ok" = 1 ]; then
+    f=/tmp/md-meta.json
+    say "metadata uuid=$(jget "$f" uuid) hostname=$(jget "$f" hostname) name=$(jget "$f" name)"
+else
+    say "metadata none"
+fi
+
+# ---- choose the data source: config drive first, as cloud-init does ----------------
+if [ "$cd_ok" = 1 ]; then
+    ds=configdrive
+    META=$CD/openstack/latest/meta_data.json
+elif [ "$md_ok" = 1 ]; then
+    ds=metadata
+    META=/tmp/md-meta.json
+else
+    ds=none
+    META=""
+fi
+say "datasource $ds"
+
+# get_item <path below openstack/> <dest>: from the chosen data source
+get_item() {
+    case "$ds" in
+    configdrive) [ -f "$CD/openstack/$1" ] && cp "$CD/openstack/$1" "$2" ;;
+    metadata) fetch "$MD/openstack/$1" "$2" ;;
+    *) return 1 ;;
+    esac
+}
+dump() { # dump <tag> <file>: base64 block between markers
+    say "$1-begin source=$ds"
+    base64 "$2"
+    say "$1-end bytes=$(size "$2") sha256=$(sha "$2")"
+}
+
+if [ -n "$META" ]; then
+    dump meta-data "$META"
+    if get_item latest/network_data.json /tmp/network_data.json; then
+        say "network-data source=$ds bytes=$(size /tmp/network_data.json) sha256=$(sha /tmp/network_data.json)"
+    fi
+
+    # hostname
+    h=$(jget "$META" hostname)
+    [ -n "$h" ] || h=$(jget "$META" name)
+    if [ -n "$h" ]; then
+        hostname "$h" && echo "$h" > /etc/hostname && say "hostname $h"
+    fi
+
+    # SSH public keys -> /root/.ssh/authorized_keys
+    mkdir -p /root/.ssh
+    chmod 700 /root/.ssh
+    : > /root/.ssh/authorized_keys
+    count=0
+    for k in $(jkeys "$META" public_keys); do
+        key=$(jget "$META" "public_keys.$k")
+        [ -n "$key" ] || continue
+        printf '%s\n' "$key" | sed '/^$/d' >> /root/.ssh/authorized_keys
+        blob=$(printf '%s\n' "$key" | head -n1 | cut -d' ' -f2)
+        fp=$(printf '%s' "$blob" | base64 -d 2>/dev/null | sha256sum | cut -c1-64 |
+            xxd -r -p | base64 | tr -d '=\n')
+        say "ssh-key name=$k fingerprint=SHA256:$fp"
+        count=$((count + 1))
+    done
+    chmod 600 /root/.ssh/authorized_keys
+    say "authorized-keys path=/root/.ssh/authorized_keys count=$count sha256=$(sha /root/.ssh/authorized_keys)"
+
+    # personality files: meta_data "files": [{"path": ..., "content_path": "/content/NNNN"}]
+    for i in $(jkeys "$META" files); do
+        p=$(jget "$META" "files.$i.path")
+        c=$(jget "$META" "files.$i.content_path")
+        [ -n "$p" ] || continue
+        mkdir -p "$(dirname "$p")"
+        if [ -n "$c" ] && get_item "${c#/}" "$p"; then
+            say "file path=$p bytes=$(size "$p") sha256=$(sha "$p")"
+        else
+            say "file path=$p missing"
+        fi
+    done
+fi
+
+# ---- user data ----------------------------------------------------------------------
+ud=/var/lib/rova/user-data
+if [ -n "$META" ] && get_item latest/user_data "$ud" && [ -s "$ud" ]; then
+    dump user-data "$ud"
+    if [ "$(head -c 2 "$ud")" = "#!" ]; then
+        chmod 700 "$ud"
+        say "user-data-script start"
+        (cd / && HOME=/root "$ud" </dev/null)
+        say "user-data-script exit=$?"
+    fi
+else
+    say "user-data none"
+fi
+
+# ---- password -----------------------------------------------------------------------
+if [ "$md_ok" = 1 ] && pw=$(jget "$META" meta.rova_password); then
+    if timeout 5 wget -q -O /tmp/pw-resp --post-data="$pw" "$MD/openstack/latest/password" 2>/dev/null; then
+        say "password posted bytes=${#pw}"
+    else
+        say "password post-failed"
+    fi
+else
+    say "password not-requested"
+fi
+
+# ---- disks (e.g. a root disk a user-data script wrote a marker to) --------------------
+for b in /sys/block/*; do
+    name=${b##*/}
+    case "$name" in vd*|sd*|sr*|hd*) ;; *) continue ;; esac
+    [ "/dev/$name" = "$cd_dev" ] && continue
+    head=$(dd if="/dev/$name" bs=64 count=1 2>/dev/null | tr -cd 'A-Za-z0-9._:=+-')
+    say "disk $name sectors=$(cat "$b/size") ro=$(cat "$b/ro") serial=$(cat "$b/serial" 2>/dev/null) head=$head"
+done
+
+say "ready uptime=$(uptime_s)"
+
+# ---- heartbeat, forever (PID 1 must never exit) -----------------------------------------
+n=0
+while :; do
+    say "heartbeat $n"
+    n=$((n + 1))
+    sleep 1
+done
