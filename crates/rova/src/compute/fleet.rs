@@ -283,6 +283,25 @@ impl Fleet {
         !self.service("nova-compute", host).forced_down
     }
 
+    /// Nova's `host_status` for a server on `host`: DOWN when the compute
+    /// service is forced down, MAINTENANCE when disabled, UP otherwise
+    /// (simulated services always heartbeat), "" without a host.
+    pub fn host_status(&self, host: Option<&str>) -> &'static str {
+        match host {
+            None => "",
+            Some(h) => {
+                let svc = self.service("nova-compute", h);
+                if svc.forced_down {
+                    "DOWN"
+                } else if svc.disabled {
+                    "MAINTENANCE"
+                } else {
+                    "UP"
+                }
+            }
+        }
+    }
+
     /// The last heartbeat shown as `updated_at`.
     pub fn heartbeat(&self, svc: &ServiceRecord, now: DateTime<Utc>) -> DateTime<Utc> {
         if svc.forced_down {

@@ -388,7 +388,13 @@ async fn rebuild(
     } else {
         ServerView::Reduced
     };
-    let mut body = views::server(&inst, ctx, links, view);
+    let mut body = views::server(
+        &inst,
+        ctx,
+        links,
+        view,
+        app.compute.fleet.host_status(inst.host.as_deref()),
+    );
     // Nova's rebuild view leaves out the admin-only user_data attribute;
     // the plain `user_data` below (2.57+) carries it instead.
     if let Some(o) = body.as_object_mut() {

@@ -124,7 +124,16 @@ fn fault_view(inst: &Instance, ctx: &Ctx) -> Option<Value> {
 }
 
 /// A server as Nova renders it at the caller's microversion.
-pub fn server(inst: &Instance, ctx: &Ctx, links: &Links, view: ServerView) -> Value {
+/// `host_status` is the compute service state of the server's host (UP,
+/// DOWN, MAINTENANCE, UNKNOWN, or "" without a host), shown to admins at
+/// 2.16+.
+pub fn server(
+    inst: &Instance,
+    ctx: &Ctx,
+    links: &Links,
+    view: ServerView,
+    host_status: &str,
+) -> Value {
     let status = inst.status();
     let mut s = Map::new();
     let mut put = |k: &str, v: Value| {
@@ -229,8 +238,7 @@ pub fn server(inst: &Instance, ctx: &Ctx, links: &Links, view: ServerView) -> Va
                 put("OS-EXT-SRV-ATTR:user_data", json!(inst.user_data));
             }
             if ctx.at_least(16) {
-                let hs = if inst.host.is_some() { "UP" } else { "" };
-                put("host_status", json!(hs));
+                put("host_status", json!(host_status));
             }
         }
     }

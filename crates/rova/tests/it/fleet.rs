@@ -1062,3 +1062,26 @@ async fn concurrent_builds_never_double_book_a_host() {
         assert_eq!(hypervisor(&c, &a, h).await["vcpus_used"], json!(1));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn host_status_follows_the_compute_service() {
+    let c = cloud(1).await;
+    let admin = c.login("admin").await;
+    let demo = c.login("demo").await;
+    let s = boot(&c, &demo, "hs", json!({})).await;
+    let id = s["id"].as_str().expect("id").to_string();
+    let status = |v: &Value| v["server"]["host_status"].clone();
+    let r = c.get(&admin, &format!("/servers/{id}"), Some("2.16")).await;
+    assert_eq!(status(&r.body), json!("UP"));
+    // Below 2.16, and for non-admins, the key is absent.
+    let r = c.get(&admin, &format!("/servers/{id}"), Some("2.15")).await;
+    assert!(r.body["server"].get("host_status").is_none());
+    let r = c.get(&demo, &format!("/servers/{id}"), Some("2.16")).await;
+    assert!(r.body["server"].get("host_status").is_none());
+    force_down(&c, &admin, "rova-sim-1", true).await;
+    let r = c.get(&admin, &format!("/servers/{id}"), Some("2.16")).await;
+    assert_eq!(status(&r.body), json!("DOWN"));
+    force_down(&c, &admin, "rova-sim-1", false).await;
+    let r = c.get(&admin, &format!("/servers/{id}"), Some("2.16")).await;
+    assert_eq!(status(&r.body), json!("UP"));
+}

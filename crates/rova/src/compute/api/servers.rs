@@ -71,7 +71,13 @@ fn list_response(
         .iter()
         .map(|i| {
             if detail {
-                views::server(i, ctx, links, ServerView::Detail)
+                views::server(
+                    i,
+                    ctx,
+                    links,
+                    ServerView::Detail,
+                    app.compute.fleet.host_status(i.host.as_deref()),
+                )
             } else {
                 views::server_brief(i, links)
             }
@@ -113,7 +119,7 @@ async fn show(
     let inst = svc::visible(&app, &ctx, &id)?;
     let inst = crate::compute::secgroups::with_port_groups(&app, &ctx, inst);
     Ok(
-        axum::Json(json!({"server": views::server(&inst, &ctx, &links, ServerView::Show)}))
+        axum::Json(json!({"server": views::server(&inst, &ctx, &links, ServerView::Show, app.compute.fleet.host_status(inst.host.as_deref()))}))
             .into_response(),
     )
 }
@@ -175,7 +181,7 @@ async fn update(
     } else {
         ServerView::Reduced
     };
-    Ok(axum::Json(json!({"server": views::server(&inst, &ctx, &links, view)})).into_response())
+    Ok(axum::Json(json!({"server": views::server(&inst, &ctx, &links, view, app.compute.fleet.host_status(inst.host.as_deref()))})).into_response())
 }
 
 async fn delete(State(app): A, Extension(ctx): C, Path(id): Path<String>) -> ApiResult<Response> {
