@@ -185,14 +185,8 @@ fn flavor_list(
     let mut body = json!({"flavors": items});
     if flavors.len() == limit && limit > 0 {
         if let Some(lastf) = flavors.last() {
-            let mut ps: BTreeMap<String, String> = params.into_iter().collect();
-            ps.insert("marker".into(), lastf.id.clone());
-            let qs = form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(ps)
-                .finish();
             let path = if detail { "flavors/detail" } else { "flavors" };
-            body["flavors_links"] =
-                json!([{"rel": "next", "href": format!("{}/{path}?{qs}", links.versioned)}]);
+            body["flavors_links"] = super::next_link(links, path, &params, &lastf.id);
         }
     }
     Ok(axum::Json(body).into_response())
@@ -768,13 +762,7 @@ async fn keypairs_index(
         .collect();
     let mut body = json!({"keypairs": items});
     if let Some(m) = next {
-        let mut ps: BTreeMap<String, String> = params.into_iter().collect();
-        ps.insert("marker".into(), m);
-        let qs = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(ps)
-            .finish();
-        body["keypairs_links"] =
-            json!([{"rel": "next", "href": format!("{}/os-keypairs?{qs}", links.versioned)}]);
+        body["keypairs_links"] = super::next_link(&links, "os-keypairs", &params, &m);
     }
     Ok(axum::Json(body).into_response())
 }

@@ -194,3 +194,18 @@ pub fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
     })
     .unwrap_or_default()
 }
+
+/// Nova's `next` link for a paged collection: the request's query
+/// parameters (a repeated one keeps its last value), sorted by name, with
+/// `marker` set to the last item returned.
+pub fn next_link(links: &Links, path: &str, params: &[(String, String)], marker: &str) -> Value {
+    let mut ps: std::collections::BTreeMap<&str, &str> = params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    ps.insert("marker", marker);
+    let qs = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(ps)
+        .finish();
+    json!([{"rel": "next", "href": format!("{}/{path}?{qs}", links.versioned)}])
+}

@@ -464,18 +464,12 @@ async fn actions_list(
         acts.truncate(eff);
         if acts.len() == eff && eff > 0 {
             if let Some(last) = acts.last() {
-                let mut ps: Vec<(String, String)> = params
-                    .iter()
-                    .filter(|(k, _)| k != "marker")
-                    .cloned()
-                    .collect();
-                ps.push(("marker".into(), last.request_id.clone()));
-                ps.sort();
-                let qs: String = form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs(ps)
-                    .finish();
-                body_links = Some(json!([{"rel": "next",
-                    "href": format!("{}/servers/{id}/os-instance-actions?{qs}", links.versioned)}]));
+                body_links = Some(super::next_link(
+                    &links,
+                    &format!("servers/{id}/os-instance-actions"),
+                    &params,
+                    &last.request_id,
+                ));
             }
         }
     }
