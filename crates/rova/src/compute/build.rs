@@ -394,12 +394,17 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
             image_properties: image_properties.clone(),
             generation: 0,
         };
-        let stored = match app
-            .compute
-            .instances
-            .insert_new(&uuid, inst, Fault::conflict("Instance already exists"))
-            .await
-        {
+        // The instance row and its `create` action are written in the same
+        // group commit: both are queued before either is waited for.
+        let (inserted, recorded) = tokio::join!(
+            app.compute.instances.insert_new(
+                &uuid,
+                inst,
+                Fault::conflict("Instance already exists")
+            ),
+            actions::record(app, ctx, &uuid, "create", None)
+        );
+        let stored = match inserted {
             Ok(s) => s,
             Err(e) => {
                 app.compute
@@ -411,7 +416,7 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
                 return Err(e);
             }
         };
-        actions::record(app, ctx, &uuid, "create", None).await?;
+        recorded?;
         let app2 = app.clone();
         let plan = nics.clone();
         let req_id = ctx.request_id.clone();
