@@ -22,26 +22,37 @@ pub struct ConsoleToken {
     pub expires: DateTime<Utc>,
 }
 
-/// Validates protocol/type for remote-consoles at the caller's version.
-pub fn check_protocol(ctx: &Ctx, protocol: &str, console_type: &str) -> Result<(), Fault> {
-    let ok = match protocol {
+/// The console types each protocol offers at the caller's version: `None`
+/// for a protocol Rova does not know (RDP included: it was removed).
+pub fn type_matches(ctx: &Ctx, protocol: &str, console_type: &str) -> Option<bool> {
+    Some(match protocol {
         "vnc" => matches!(console_type, "novnc" | "xvpvnc"),
-        "spice" => console_type == "spice-html5" || (console_type == "spice-direct" && ctx.at_least(99)),
+        "spice" => {
+            console_type == "spice-html5" || (console_type == "spice-direct" && ctx.at_least(99))
+        }
         "serial" => console_type == "serial",
         "mks" if ctx.at_least(8) => console_type == "webmks",
-        "rdp" => return Err(Fault::bad_request("Unsupported console type: RDP consoles are no longer supported")),
-        _ => {
-            return Err(Fault::bad_request(format!(
-                "Invalid input for field/attribute protocol. Value: {protocol}. '{protocol}' is not one of the supported protocols"
-            )))
-        }
-    };
-    if !ok {
-        return Err(Fault::bad_request(format!(
+        _ => return None,
+    })
+}
+
+/// The RDP refusal shared by the legacy and remote-console APIs.
+pub fn rdp_removed() -> Fault {
+    Fault::bad_request("Unsupported console type: RDP consoles are no longer supported")
+}
+
+/// Validates protocol/type for remote-consoles at the caller's version.
+pub fn check_protocol(ctx: &Ctx, protocol: &str, console_type: &str) -> Result<(), Fault> {
+    match type_matches(ctx, protocol, console_type) {
+        Some(true) => Ok(()),
+        Some(false) => Err(Fault::bad_request(format!(
             "Invalid input for field/attribute type. Value: {console_type}. '{console_type}' is not valid for protocol {protocol}"
-        )));
+        ))),
+        None if protocol == "rdp" => Err(rdp_removed()),
+        None => Err(Fault::bad_request(format!(
+            "Invalid input for field/attribute protocol. Value: {protocol}. '{protocol}' is not one of the supported protocols"
+        ))),
     }
-    Ok(())
 }
 
 /// Issues a token and returns the console URL.
@@ -56,7 +67,7 @@ pub fn create(
     let inst = servers::visible(app, ctx, id)?;
     admit(
         Action::RemoteConsole,
-        &rova_core_subject(&inst),
+        &super::actions_run::subject(&inst),
         ctx.is_admin(),
     )?;
     if inst.vm_state != rova_core::states::VmState::Active {
@@ -91,10 +102,6 @@ pub fn create(
         },
     );
     Ok(url)
-}
-
-fn rova_core_subject(i: &rova_core::model::Instance) -> rova_core::admission::Subject<'_> {
-    super::actions_run::subject(i)
 }
 
 /// Looks a token up (admin API); expired tokens are gone.

@@ -155,20 +155,14 @@ pub async fn run(
             protocol,
             console_type,
         } => {
-            let valid = match protocol {
-                "vnc" => matches!(console_type.as_str(), "novnc" | "xvpvnc"),
-                "spice" => console_type == "spice-html5",
-                "serial" => console_type == "serial",
-                _ => {
-                    return Err(Fault::bad_request(
-                        "Unsupported console type: RDP consoles are no longer supported",
-                    ))
+            match super::consoles::type_matches(ctx, protocol, &console_type) {
+                Some(true) => {}
+                Some(false) => {
+                    return Err(Fault::bad_request(format!(
+                        "Invalid console type {console_type}"
+                    )))
                 }
-            };
-            if !valid {
-                return Err(Fault::bad_request(format!(
-                    "Invalid console type {console_type}"
-                )));
+                None => return Err(super::consoles::rdp_removed()),
             }
             let url = super::consoles::create(app, ctx, id, protocol, &console_type)?;
             Ok(json_status(
