@@ -20,3 +20,4 @@ pub mod network;
 pub mod server;
 pub mod sim_api;
 pub mod store;
+pub mod virt;

@@ -8,6 +8,7 @@
 use super::actions;
 pub use super::actions_parse::{parse, ServerAction};
 use super::servers;
+use super::driver::OpArgs;
 use crate::app::App;
 use crate::compute::views::Links;
 use crate::http::{empty, ApiError, Ctx};
@@ -119,6 +120,20 @@ pub(crate) async fn advance(
     then: &[TaskState],
     finish: impl FnOnce(&mut Instance, chrono::DateTime<chrono::Utc>),
 ) -> Result<(), StepError> {
+    advance_with(app, id, op, &OpArgs::default(), first, then, finish).await
+}
+
+/// [`advance`] for an operation that hands the driver more than the
+/// instance (the image it writes, the flavor or host it moves to).
+pub(crate) async fn advance_with(
+    app: &App,
+    id: &str,
+    op: &str,
+    args: &OpArgs,
+    first: TaskState,
+    then: &[TaskState],
+    finish: impl FnOnce(&mut Instance, chrono::DateTime<chrono::Utc>),
+) -> Result<(), StepError> {
     let delay = app.compute.driver.step_delay();
     let mut expect = first;
     for next in then {
@@ -142,7 +157,7 @@ pub(crate) async fn advance(
         .instances
         .get(id)
         .ok_or_else(StepError::superseded)?;
-    if let Err(f) = app.compute.driver.perform(op, &inst).await {
+    if let Err(f) = app.compute.driver.perform(op, args, &inst).await {
         let now = app.clock.now();
         let (msg, det) = (f.message.clone(), f.details.clone());
         let _ = app

@@ -1,11 +1,13 @@
 //! The virt driver seam. The compute service asks a driver to spawn and
-//! destroy guests; the fake driver does it in memory with configurable
-//! latency and injectable faults, deterministic for tests. The QEMU driver
-//! will implement the same trait.
+//! destroy guests and to carry out server actions; the fake driver does it
+//! in memory with configurable latency and injectable faults, deterministic
+//! for tests. The QEMU driver (`crate::virt::qemu`) implements the same
+//! trait with real guests.
 
 use parking_lot::Mutex;
-use rova_core::model::Instance;
+use rova_core::model::{FlavorSnapshot, Instance};
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -17,6 +19,47 @@ pub struct DriverFault {
     pub code: u16,
     pub message: String,
     pub details: String,
+}
+
+impl DriverFault {
+    /// A driver failure (HTTP-ish code 500) with what went wrong.
+    pub fn new(message: impl Into<String>, details: impl Into<String>) -> Self {
+        DriverFault {
+            code: 500,
+            message: message.into(),
+            details: details.into(),
+        }
+    }
+}
+
+/// What an operation carries beside the instance record.
+#[derive(Debug, Clone, Default)]
+pub struct OpArgs {
+    /// The image an operation writes (snapshot, backup, shelve) or boots
+    /// (rescue).
+    pub image_id: Option<String>,
+    /// The flavor a resize moves to.
+    pub flavor: Option<FlavorSnapshot>,
+    /// The host a move goes to.
+    pub dest_host: Option<String>,
+}
+
+/// Which console of a guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleKind {
+    /// The serial port (a byte stream).
+    Serial,
+    /// The graphical console (RFB/VNC).
+    Vnc,
+}
+
+/// Figures a real live migration reports.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LiveStats {
+    pub total_ms: u64,
+    pub downtime_ms: u64,
+    pub memory_total: i64,
+    pub memory_processed: i64,
 }
 
 /// What a hypervisor driver can do.
@@ -31,10 +74,32 @@ pub trait Driver: Send + Sync {
     fn perform<'a>(
         &'a self,
         op: &'a str,
+        args: &'a OpArgs,
         inst: &'a Instance,
     ) -> BoxFut<'a, Result<(), DriverFault>>;
     /// Stops and removes the guest (idempotent).
     fn destroy<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>>;
+    /// True for the simulated driver: the control plane then plays the
+    /// guest's part itself (console text, migration progress, images).
+    fn is_simulated(&self) -> bool {
+        true
+    }
+    /// The guest's serial console log, when the driver keeps one.
+    fn console_log(&self, _inst: &Instance) -> Option<Vec<u8>> {
+        None
+    }
+    /// The local socket a console proxy connects to for this guest.
+    fn console_socket(&self, _inst: &Instance, _kind: ConsoleKind) -> Option<PathBuf> {
+        None
+    }
+    /// Moves a running guest to `dest` without stopping it.
+    fn live_migrate<'a>(
+        &'a self,
+        _inst: &'a Instance,
+        _dest: &'a str,
+    ) -> BoxFut<'a, Result<LiveStats, DriverFault>> {
+        Box::pin(async { Ok(LiveStats::default()) })
+    }
 }
 
 /// An injected fault: the next `count` operations named `op` (on `host`,
@@ -162,6 +227,7 @@ impl Driver for FakeDriver {
     fn perform<'a>(
         &'a self,
         op: &'a str,
+        _args: &'a OpArgs,
         inst: &'a Instance,
     ) -> BoxFut<'a, Result<(), DriverFault>> {
         Box::pin(async move {
