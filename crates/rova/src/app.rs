@@ -40,7 +40,11 @@ impl App {
             store,
             cfg,
         };
-        Ok(Arc::new(app))
+        let app = Arc::new(app);
+        if let Some(q) = &app.compute.qemu {
+            q.set_app(Arc::downgrade(&app));
+        }
+        Ok(app)
     }
 }
 
@@ -52,6 +56,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::network::api::router())
         .merge(crate::sim_api::router())
         .merge(crate::compute::api::router(app.clone()))
+        .merge(crate::compute::console_proxy::router())
         .layer(axum::middleware::from_fn(crate::http::request_id))
         .with_state(app)
 }

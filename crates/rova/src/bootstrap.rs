@@ -250,6 +250,11 @@ pub async fn run(app: &App) -> Result<(), String> {
         }
     }
 
+    if app.cfg.driver == crate::config::DriverKind::Qemu {
+        let msg = crate::virt::guest_image::register(app, &admin_pid).await?;
+        eprintln!("rova: {msg}");
+    }
+
     write_clouds_yaml(app, &passwords)?;
     Ok(())
 }

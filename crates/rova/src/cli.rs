@@ -1,5 +1,6 @@
 //! Command-line entry points: `rova serve` (the embedded all-in-one
-//! default: every API, SQLite in a data directory, the simulated driver).
+//! default: every API, SQLite in a data directory, the simulated driver;
+//! `--driver qemu` for real guests).
 
 use crate::config::Config;
 use clap::{Parser, Subcommand};
@@ -52,6 +53,17 @@ enum Cmd {
         /// (repeatable).
         #[arg(long = "sim-host-spec")]
         sim_host_spec: Vec<String>,
+        /// Virt driver: `fake` (simulated guests, the default) or `qemu`
+        /// (real guests, one QEMU process each).
+        #[arg(long)]
+        driver: Option<String>,
+        /// QEMU driver: number of agents (hosts rova-qemu-1 … N) on this
+        /// machine.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=16))]
+        qemu_hosts: Option<u16>,
+        /// QEMU driver: accelerator, `auto` (probe), `kvm` or `tcg`.
+        #[arg(long)]
+        qemu_accel: Option<String>,
     },
 }
 
@@ -69,11 +81,35 @@ pub fn main() -> ExitCode {
             sim_host_ram_mb,
             sim_host_disk_gb,
             sim_host_spec,
+            driver,
+            qemu_hosts,
+            qemu_accel,
         } => {
             let mut cfg = Config::new(data_dir, listen);
             if let Err(e) = cfg.apply_env() {
                 eprintln!("rova: invalid configuration: {e}");
                 return ExitCode::from(2);
+            }
+            if let Some(d) = driver {
+                match d.parse() {
+                    Ok(d) => cfg.driver = d,
+                    Err(e) => {
+                        eprintln!("rova: invalid configuration: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            if let Some(n) = qemu_hosts {
+                cfg.qemu.hosts = n as usize;
+            }
+            if let Some(a) = qemu_accel {
+                if !matches!(a.as_str(), "auto" | "kvm" | "tcg") {
+                    eprintln!(
+                        "rova: invalid configuration: --qemu-accel {a}: expected auto, kvm or tcg"
+                    );
+                    return ExitCode::from(2);
+                }
+                cfg.qemu.accel = a;
             }
             if let Some(v) = sim_latency_ms {
                 cfg.sim_latency_ms = v;

@@ -45,6 +45,79 @@ pub struct Config {
     /// `[DEFAULT]allow_resize_to_same_host`. Unset means true with a single
     /// host (as devstack configures one-node clouds) and false otherwise.
     pub allow_resize_to_same_host: Option<bool>,
+    /// Which virt driver runs the guests.
+    pub driver: DriverKind,
+    /// Settings of the QEMU driver (used with [`DriverKind::Qemu`]).
+    pub qemu: QemuConfig,
+}
+
+/// The virt driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverKind {
+    /// Simulated guests (the default): a faithful control plane with no VMs.
+    Fake,
+    /// Real guests, one QEMU process each.
+    Qemu,
+}
+
+impl std::str::FromStr for DriverKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "fake" | "sim" | "simulated" => Ok(DriverKind::Fake),
+            "qemu" | "libvirt" => Ok(DriverKind::Qemu),
+            other => Err(format!(
+                "unknown driver {other:?} (expected \"fake\" or \"qemu\")"
+            )),
+        }
+    }
+}
+
+/// The QEMU driver's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QemuConfig {
+    /// Agents (compute hosts) on this machine, `rova-qemu-1` … `rova-qemu-N`;
+    /// each keeps its runtime state in its own directory, instance disks
+    /// live in one shared directory (as with Nova on shared storage).
+    pub hosts: usize,
+    /// `auto` (probe: KVM only when a guest really runs under it), `kvm`
+    /// or `tcg`.
+    pub accel: String,
+    /// `-cpu` model; default `host` under KVM, QEMU's default under TCG.
+    pub cpu_model: Option<String>,
+    /// The QEMU system emulator.
+    pub binary: String,
+    /// Kernel and initramfs of the test guest image registered at
+    /// bootstrap (default `~/.cache/rova/guest/`).
+    pub guest_kernel: Option<PathBuf>,
+    pub guest_initrd: Option<PathBuf>,
+    /// `[DEFAULT]shutdown_timeout`: seconds a guest gets to power off
+    /// after the ACPI power button before it is stopped hard.
+    pub shutdown_timeout_secs: u64,
+    /// `[DEFAULT]force_config_drive`.
+    pub force_config_drive: bool,
+    /// `[DEFAULT]config_drive_format`: `iso9660` or `vfat`.
+    pub config_drive_format: String,
+    /// Seconds between power-state sync passes (Nova's
+    /// `sync_power_state_interval`).
+    pub sync_interval_secs: u64,
+}
+
+impl Default for QemuConfig {
+    fn default() -> Self {
+        QemuConfig {
+            hosts: 1,
+            accel: "auto".into(),
+            cpu_model: None,
+            binary: "qemu-system-x86_64".into(),
+            guest_kernel: None,
+            guest_initrd: None,
+            shutdown_timeout_secs: 20,
+            force_config_drive: false,
+            config_drive_format: "iso9660".into(),
+            sync_interval_secs: 2,
+        }
+    }
 }
 
 /// The inventory of one simulated compute host (Nova's compute node plus
@@ -182,13 +255,23 @@ impl Config {
             sim_host: SimHostSpec::default(),
             sim_host_overrides: BTreeMap::new(),
             allow_resize_to_same_host: None,
+            driver: DriverKind::Fake,
+            qemu: QemuConfig::default(),
+        }
+    }
+
+    /// How many compute hosts this configuration runs.
+    pub fn host_count(&self) -> usize {
+        match self.driver {
+            DriverKind::Fake => self.sim_hosts,
+            DriverKind::Qemu => self.qemu.hosts,
         }
     }
 
     /// The effective `allow_resize_to_same_host`.
     pub fn resize_to_same_host(&self) -> bool {
         self.allow_resize_to_same_host
-            .unwrap_or(self.sim_hosts <= 1)
+            .unwrap_or(self.host_count() <= 1)
     }
 
     /// Applies `ROVA_*` environment overrides for the numeric knobs.
@@ -252,6 +335,45 @@ impl Config {
         if let Ok(v) = std::env::var("ROVA_ALLOW_RESIZE_TO_SAME_HOST") {
             self.allow_resize_to_same_host =
                 Some(matches!(v.trim(), "1" | "true" | "True" | "yes"));
+        }
+        if let Ok(v) = std::env::var("ROVA_DRIVER") {
+            self.driver = v.parse()?;
+        }
+        if let Some(v) = num("ROVA_QEMU_HOSTS")? {
+            self.qemu.hosts = usize::try_from(v)
+                .ok()
+                .filter(|n| (1..=16).contains(n))
+                .ok_or("ROVA_QEMU_HOSTS must be between 1 and 16")?;
+        }
+        if let Ok(v) = std::env::var("ROVA_QEMU_ACCEL") {
+            self.qemu.accel = v;
+        }
+        if let Ok(v) = std::env::var("ROVA_QEMU_CPU") {
+            self.qemu.cpu_model = Some(v).filter(|s| !s.is_empty());
+        }
+        if let Ok(v) = std::env::var("ROVA_QEMU_BINARY") {
+            self.qemu.binary = v;
+        }
+        if let Ok(v) = std::env::var("ROVA_GUEST_KERNEL") {
+            self.qemu.guest_kernel = Some(PathBuf::from(v));
+        }
+        if let Ok(v) = std::env::var("ROVA_GUEST_INITRD") {
+            self.qemu.guest_initrd = Some(PathBuf::from(v));
+        }
+        if let Some(v) = num("ROVA_SHUTDOWN_TIMEOUT")? {
+            self.qemu.shutdown_timeout_secs =
+                u64::try_from(v).map_err(|_| "ROVA_SHUTDOWN_TIMEOUT must be >= 0")?;
+        }
+        if let Ok(v) = std::env::var("ROVA_FORCE_CONFIG_DRIVE") {
+            self.qemu.force_config_drive = matches!(v.trim(), "1" | "true" | "True" | "yes");
+        }
+        if let Ok(v) = std::env::var("ROVA_CONFIG_DRIVE_FORMAT") {
+            if !matches!(v.as_str(), "iso9660" | "vfat") {
+                return Err(format!(
+                    "ROVA_CONFIG_DRIVE_FORMAT={v}: expected iso9660 or vfat"
+                ));
+            }
+            self.qemu.config_drive_format = v;
         }
         let q = &mut self.quota;
         for (name, slot) in [

@@ -20,6 +20,11 @@ pub async fn start(mut cfg: Config) -> Result<Running, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     cfg.listen = addr;
     let app = App::open(cfg)?;
+    if let Some(q) = app.compute.qemu.clone() {
+        let msg = q.init().await?;
+        tracing::info!("qemu driver: {msg}");
+        eprintln!("rova: qemu driver: {msg}");
+    }
     crate::bootstrap::run(&app).await?;
     crate::compute::build::resume_all(&app);
     crate::compute::periodic::spawn(app.clone());

@@ -7,8 +7,8 @@
 
 use super::actions;
 pub use super::actions_parse::{parse, ServerAction};
-use super::servers;
 use super::driver::OpArgs;
+use super::servers;
 use crate::app::App;
 use crate::compute::views::Links;
 use crate::http::{empty, ApiError, Ctx};
@@ -158,23 +158,7 @@ pub(crate) async fn advance_with(
         .get(id)
         .ok_or_else(StepError::superseded)?;
     if let Err(f) = app.compute.driver.perform(op, args, &inst).await {
-        let now = app.clock.now();
-        let (msg, det) = (f.message.clone(), f.details.clone());
-        let _ = app
-            .compute
-            .update_instance(id, now, |i| {
-                if i.task_state == Some(expect) {
-                    i.task_state = None;
-                }
-                i.fault = Some(rova_core::model::InstanceFault {
-                    code: f.code,
-                    message: msg,
-                    details: Some(det),
-                    created: now,
-                });
-                Ok(())
-            })
-            .await;
+        record_fault(app, id, &f, Some(expect)).await;
         return Err(StepError {
             message: f.message,
             details: f.details,
@@ -193,6 +177,32 @@ pub(crate) async fn advance_with(
         .await
         .map(|_| ())
         .map_err(|_| StepError::superseded())
+}
+
+/// Records a driver failure as the instance fault, clearing the task
+/// state when it is still `task` (Nova's `reverts_task_state`).
+pub(crate) async fn record_fault(
+    app: &App,
+    id: &str,
+    f: &super::driver::DriverFault,
+    task: Option<TaskState>,
+) {
+    let now = app.clock.now();
+    let _ = app
+        .compute
+        .update_instance(id, now, |i| {
+            if task.is_some() && i.task_state == task {
+                i.task_state = None;
+            }
+            i.fault = Some(rova_core::model::InstanceFault {
+                code: f.code,
+                message: f.message.clone(),
+                details: Some(f.details.clone()),
+                created: now,
+            });
+            Ok(())
+        })
+        .await;
 }
 
 async fn transition(app: &Arc<App>, ctx: &Ctx, id: &str, t: Transition) -> Result<(), Fault> {
@@ -393,8 +403,15 @@ pub async fn run(
         }
         ServerAction::TriggerCrashDump => {
             ctx.require_member("os_compute_api:servers:trigger_crash_dump")?;
-            begin(app, ctx, id, Action::TriggerCrashDump, None).await?;
+            let inst = begin(app, ctx, id, Action::TriggerCrashDump, None).await?;
             actions::record(app, ctx, id, "trigger_crash_dump", None).await?;
+            if !app.compute.driver.is_simulated() {
+                app.compute
+                    .driver
+                    .perform("trigger_crash_dump", &OpArgs::default(), &inst)
+                    .await
+                    .map_err(|f| Fault::conflict(f.message))?;
+            }
             Ok(accepted())
         }
         ServerAction::Lock { reason } => {
@@ -466,7 +483,10 @@ pub async fn run(
             ctx.require_member("os_compute_api:os-console-output")?;
             let inst = servers::visible(app, ctx, id)?;
             admit(Action::ConsoleOutput, &subject(&inst), ctx.is_admin())?;
-            let log = simulated_console(&inst);
+            let log = match app.compute.driver.console_log(&inst) {
+                Some(bytes) => String::from_utf8_lossy(&bytes).replace("\r\n", "\n"),
+                None => simulated_console(&inst),
+            };
             let lines: Vec<&str> = log.lines().collect();
             let out = match length {
                 Some(n) if n >= 0 => lines[lines.len().saturating_sub(n as usize)..].join("\n"),

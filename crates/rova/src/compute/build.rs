@@ -369,8 +369,15 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
             locked_reason: None,
             launch_index: idx,
             reservation_id: rid.clone(),
-            kernel_id: String::new(),
-            ramdisk_id: String::new(),
+            // Nova copies these from the image's properties.
+            kernel_id: image_properties
+                .get("kernel_id")
+                .cloned()
+                .unwrap_or_default(),
+            ramdisk_id: image_properties
+                .get("ramdisk_id")
+                .cloned()
+                .unwrap_or_default(),
             root_device_name: Some("/dev/vda".into()),
             created_at: now,
             updated_at: now,

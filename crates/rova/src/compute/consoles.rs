@@ -2,14 +2,17 @@
 //! legacy per-type actions hand out a tokenised URL; tokens expire after
 //! ten minutes and are readable by admins through
 //! `os-console-auth-tokens`, as Nova's console auth tokens are. The
-//! console proxy that serves the URL belongs to the real-guest driver.
+//! websocket proxy that serves the URLs and consumes the tokens is
+//! `super::console_proxy`.
 
+use super::driver::ConsoleKind;
 use super::servers;
 use crate::app::App;
 use crate::http::Ctx;
 use chrono::{DateTime, Duration, Utc};
 use rova_core::admission::{admit, Action};
 use rova_core::Fault;
+use std::path::PathBuf;
 
 /// An issued console token.
 #[derive(Debug, Clone)]
@@ -20,6 +23,18 @@ pub struct ConsoleToken {
     pub port: u16,
     pub internal_access_path: Option<String>,
     pub expires: DateTime<Utc>,
+    /// The guest's local console socket as the driver reported it when the
+    /// token was issued; the proxy asks the driver again when this is None.
+    pub socket: Option<PathBuf>,
+}
+
+/// The guest console a console type is served from by the proxy, if any.
+pub fn console_kind(console_type: &str) -> Option<ConsoleKind> {
+    match console_type {
+        "novnc" => Some(ConsoleKind::Vnc),
+        "serial" => Some(ConsoleKind::Serial),
+        _ => None,
+    }
 }
 
 /// The console types each protocol offers at the caller's version: `None`
@@ -76,7 +91,7 @@ pub fn create(
     let token = uuid::Uuid::new_v4().to_string();
     let base = &app.public_url;
     let url = match console_type {
-        "novnc" => format!("{base}/vnc_auto.html?path=%3Ftoken%3D{token}"),
+        "novnc" => format!("{base}/vnc_auto.html?path=websockify%3Ftoken%3D{token}"),
         "xvpvnc" => format!("{base}/console?token={token}"),
         "spice-html5" => format!("{base}/spice_auto.html?token={token}"),
         "serial" => format!(
@@ -90,6 +105,8 @@ pub fn create(
         "spice" => 5900,
         _ => 5900,
     };
+    let socket =
+        console_kind(console_type).and_then(|kind| app.compute.driver.console_socket(&inst, kind));
     app.compute.console_tokens.lock().insert(
         token,
         ConsoleToken {
@@ -99,6 +116,7 @@ pub fn create(
             port,
             internal_access_path: None,
             expires: app.clock.now() + Duration::minutes(10),
+            socket,
         },
     );
     Ok(url)

@@ -60,10 +60,25 @@ impl HostConfig {
 
 /// The hosts the configuration asks for.
 pub fn hosts_from_config(cfg: &Config) -> Vec<HostConfig> {
-    (1..=cfg.sim_hosts.max(1))
+    let real = cfg.driver == crate::config::DriverKind::Qemu;
+    let machine = real.then(machine_inventory);
+    (1..=cfg.host_count().max(1))
         .map(|i| {
-            let name = format!("rova-sim-{i}");
-            let base = &cfg.sim_host;
+            let name = if real {
+                format!("rova-qemu-{i}")
+            } else {
+                format!("rova-sim-{i}")
+            };
+            let mut base = cfg.sim_host.clone();
+            if let Some((vcpus, memory_mb, disk_gb)) = machine {
+                // Agents on one machine share it; each offers all of it
+                // (the allocation ratios still apply).
+                base.vcpus = vcpus;
+                base.memory_mb = memory_mb;
+                base.disk_gb = disk_gb;
+                base.reserved_host_memory_mb = 512.min(memory_mb / 4);
+            }
+            let base = &base;
             let o = cfg
                 .sim_host_overrides
                 .get(&name)
@@ -90,6 +105,24 @@ pub fn hosts_from_config(cfg: &Config) -> Vec<HostConfig> {
             }
         })
         .collect()
+}
+
+/// This machine's CPUs, memory (MB) and free disk (GB) for real hosts.
+fn machine_inventory() -> (u32, u64, u64) {
+    let vcpus = std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1);
+    let memory_mb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb / 1024)
+        .unwrap_or(4096);
+    (vcpus, memory_mb, 200)
 }
 
 /// A uuid derived from a name, so ids stay the same across restarts

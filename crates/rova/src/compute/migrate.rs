@@ -13,7 +13,8 @@
 //! state with an instance fault and the migration in `error`.
 
 use super::actions;
-use super::actions_run::{advance, begin_with, subject};
+use super::actions_run::{advance, advance_with, begin_with, subject};
+use super::driver::OpArgs;
 use super::fleet::{instance_resources, Claim, Held, CONTROL_HOST};
 use super::scheduler::request_spec;
 use super::servers;
@@ -492,10 +493,16 @@ async fn run_cold_move(
     } else {
         "migrate"
     };
-    let res = advance(
+    let args = OpArgs {
+        flavor: Some(new.clone()),
+        dest_host: Some(dest.clone()),
+        ..Default::default()
+    };
+    let res = advance_with(
         app,
         id,
         op,
+        &args,
         T::ResizePrep,
         &[T::ResizeMigrating, T::ResizeMigrated, T::ResizeFinish],
         move |i, now| {

@@ -7,6 +7,7 @@ pub mod actions_parse;
 pub mod actions_run;
 pub mod api;
 pub mod build;
+pub mod console_proxy;
 pub mod consoles;
 pub mod driver;
 pub mod fleet;
@@ -128,6 +129,8 @@ pub struct Compute {
     pub driver: Arc<dyn driver::Driver>,
     /// The same driver when it is the simulated one (fault injection).
     pub fake: Option<Arc<driver::FakeDriver>>,
+    /// The same driver when it is the QEMU one.
+    pub qemu: Option<Arc<crate::virt::qemu::QemuDriver>>,
     /// Console tokens handed out by remote-consoles.
     pub console_tokens: Mutex<HashMap<String, consoles::ConsoleToken>>,
     /// The simulated compute hosts, their services and resource claims.
@@ -152,7 +155,19 @@ impl Compute {
                 usage.entry(i.project_id.clone()).or_default().add(&i, 1);
             }
         }
-        let fake = Arc::new(driver::FakeDriver::new(cfg.sim_latency_ms));
+        let (driver, fake, qemu): (Arc<dyn driver::Driver>, _, _) = match cfg.driver {
+            crate::config::DriverKind::Fake => {
+                let fake = Arc::new(driver::FakeDriver::new(cfg.sim_latency_ms));
+                (fake.clone(), Some(fake), None)
+            }
+            crate::config::DriverKind::Qemu => {
+                let q = Arc::new(crate::virt::qemu::QemuDriver::new(
+                    cfg.qemu.clone(),
+                    &cfg.data_dir,
+                ));
+                (q.clone(), None, Some(q))
+            }
+        };
         let migrations: Table<migrate::Migration> = Table::load("migration", store)?;
         let max_migration = migrations.all().iter().map(|m| m.id).max().unwrap_or(0);
         let fleet = fleet::Fleet::load(store, cfg, &instances.all(), &migrations.all())?;
@@ -163,8 +178,9 @@ impl Compute {
             actions: Table::load("instance_action", store)?,
             next_id: AtomicI64::new(max_id + 1),
             usage: Mutex::new(usage),
-            driver: fake.clone(),
-            fake: Some(fake),
+            driver,
+            fake,
+            qemu,
             console_tokens: Mutex::new(HashMap::new()),
             fleet,
             server_groups: Table::load("server_group", store)?,

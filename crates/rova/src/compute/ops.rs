@@ -5,7 +5,10 @@
 //! action, and walks Nova's task states in the background.
 
 use super::actions;
-use super::actions_run::{advance, begin, begin_with, subject, ServerAction, StepError};
+use super::actions_run::{
+    advance, advance_with, begin, begin_with, subject, ServerAction, StepError,
+};
+use super::driver::OpArgs;
 use super::servers;
 use super::views::{self, Links, ServerView};
 use crate::app::App;
@@ -524,10 +527,15 @@ async fn revert_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fault>
     tokio::spawn(async move {
         let old2 = old.clone();
         let back2 = back.clone();
-        let res = advance(
+        let args = OpArgs {
+            dest_host: back.as_ref().map(|b| b.source.clone()),
+            ..Default::default()
+        };
+        let res = advance_with(
             &app2,
             &id2,
             "revertResize",
+            &args,
             T::ResizeReverting,
             &[],
             move |i, _| {
@@ -615,6 +623,14 @@ async fn finish_image(app: &App, image_id: &str, inst_uuid: &str) {
     let Some(cur) = app.images.table.get(image_id) else {
         return;
     };
+    if !app.compute.driver.is_simulated() {
+        // A real driver uploaded the disk itself; an image it could not
+        // fill is useless and goes away (as Glance's would on failure).
+        if cur.status != "active" {
+            let _ = app.images.delete(image_id).await;
+        }
+        return;
+    }
     let base = cur
         .properties
         .get("base_image_ref")
@@ -697,7 +713,11 @@ async fn snapshot(
         img.id.clone(),
     );
     tokio::spawn(async move {
-        let res = advance(&app2, &id2, record, first, then, |_, _| {}).await;
+        let args = OpArgs {
+            image_id: Some(image_id.clone()),
+            ..Default::default()
+        };
+        let res = advance_with(&app2, &id2, record, &args, first, then, |_, _| {}).await;
         finish_image(&app2, &image_id, &id2).await;
         if let Some((btype, rotation)) = backup {
             rotate_backups(&app2, &id2, &btype, rotation).await;
@@ -765,10 +785,15 @@ async fn shelve(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fault> {
     tokio::spawn(async move {
         let image_id = image.as_ref().map(|i| i.id.clone());
         let host = inst.host.clone();
-        let res = advance(
+        let args = OpArgs {
+            image_id: image_id.clone(),
+            ..Default::default()
+        };
+        let res = advance_with(
             &app2,
             &id2,
             "shelve",
+            &args,
             T::Shelving,
             &[T::ShelvingImagePendingUpload, T::ShelvingImageUploading],
             |i, now| {
@@ -929,10 +954,15 @@ async fn unshelve(
             }
         };
         let shelved_image = inst.system_metadata.get("shelved_image_id").cloned();
-        let res = advance(
+        let args = OpArgs {
+            dest_host: Some(host.clone()),
+            ..Default::default()
+        };
+        let res = advance_with(
             &app2,
             &id2,
             "unshelve",
+            &args,
             T::Unshelving,
             &[T::Spawning],
             |i, _| {
@@ -981,6 +1011,7 @@ async fn rescue(
     if let Some(img) = &image_ref {
         image_for(app, ctx, img)?;
     }
+    let rescue_image = image_ref.clone();
     let pw = admin_pass.unwrap_or_else(|| super::build::generate_password(app.cfg.password_length));
     let pw2 = pw.clone();
     let inst = begin_with(
@@ -1005,7 +1036,11 @@ async fn rescue(
     .await?;
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
     tokio::spawn(async move {
-        let res = advance(&app2, &id2, "rescue", T::Rescuing, &[], |i, now| {
+        let args = OpArgs {
+            image_id: rescue_image,
+            ..Default::default()
+        };
+        let res = advance_with(&app2, &id2, "rescue", &args, T::Rescuing, &[], |i, now| {
             i.system_metadata
                 .insert("rescued_at".into(), now.to_rfc3339());
             i.vm_state = VmState::Rescued;

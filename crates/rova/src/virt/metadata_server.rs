@@ -1,1 +1,371 @@
-//! (being written)
+//! The per-guest metadata service: one HTTP/1.x listener on a unix socket
+//! per instance, reached by the guest at `http://169.254.169.254` through
+//! slirp's `guestfwd` (`cmd:socat - UNIX-CONNECT:<sock>`). The instance is
+//! known from the socket a connection arrived on, never from anything the
+//! guest sends. This module owns the listener's lifecycle (bind, stop,
+//! socket file removal), the HTTP mapping (methods, status codes, body
+//! limits) and [`facts_for`], which gathers from the live [`App`] the facts
+//! the instance record lacks. What is served comes from
+//! `rova_core::metadata`.
+
+use crate::app::App;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use rand::RngCore;
+use rova_core::metadata::{
+    is_password_path, lookup, password_request, GuestFacts, NetFact, PasswordOutcome, SubnetFact,
+};
+use rova_core::model::Instance;
+use rova_core::Fault;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+
+/// Largest request body the service reads; longer ones are refused (413)
+/// without being read.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Bytes of fresh randomness in `random_seed`.
+const RANDOM_SEED_LEN: usize = 512;
+
+/// Builds the facts the instance record lacks from the live [`App`]: the
+/// DHCP domain, the networks and subnets behind the instance's VIFs, the
+/// keypair type, today's date and fresh random seed bytes.
+pub fn facts_for(app: &App, inst: &Instance) -> GuestFacts {
+    let mut seed = vec![0u8; RANDOM_SEED_LEN];
+    rand::thread_rng().fill_bytes(&mut seed);
+    let mut facts = GuestFacts::new(app.clock.now().date_naive(), seed);
+    facts.dhcp_domain = app.cfg.dhcp_domain.clone();
+    for vif in &inst.vifs {
+        if facts
+            .networks
+            .iter()
+            .any(|n| n.network_id == vif.network_id)
+        {
+            continue;
+        }
+        if let Some(net) = net_fact(app, &vif.network_id) {
+            facts.networks.push(net);
+        }
+    }
+    if let Some(name) = &inst.key_name {
+        let key = crate::compute::Keypair::key(&inst.user_id, name);
+        if let Some(kp) = app.compute.keypairs.get(&key) {
+            if !kp.key_type.is_empty() {
+                facts.key_type = kp.key_type.clone();
+            }
+        }
+    }
+    // Rova has no floating IPs: `floating_ips` stays empty.
+    facts
+}
+
+/// One network with its subnets in creation order (Neutron's order).
+fn net_fact(app: &App, network_id: &str) -> Option<NetFact> {
+    let net = app.networks.networks.get(network_id)?;
+    let mut subnets = app.networks.subnets.filter(|s| s.network_id == network_id);
+    subnets.sort_by(|a, b| {
+        a.created_at
+            .cmp(&b.created_at)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    Some(NetFact {
+        network_id: net.id.clone(),
+        mtu: Some(net.mtu),
+        subnets: subnets
+            .iter()
+            .map(|s| SubnetFact {
+                id: s.id.clone(),
+                cidr: s.cidr.clone(),
+                ip_version: s.ip_version,
+                gateway: s.gateway_ip.clone().filter(|g| !g.is_empty()),
+                dhcp: s.enable_dhcp,
+                ipv6_address_mode: s.ipv6_address_mode.clone(),
+                dns: s.dns_nameservers.clone(),
+                routes: Vec::new(),
+            })
+            .collect(),
+    })
+}
+
+/// A running per-guest listener. Dropping it (or [`MetadataHandle::stop`])
+/// stops accepting connections and removes the socket file.
+pub struct MetadataHandle {
+    path: PathBuf,
+    /// Device and inode of the socket file we bound, so that a newer
+    /// listener bound on the same path is never unlinked by this one.
+    ident: Option<(u64, u64)>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl MetadataHandle {
+    /// Stops accepting and removes the socket file (same as dropping).
+    pub fn stop(self) {
+        drop(self);
+    }
+
+    /// The unix socket this listener is bound to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for MetadataHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            // The server task may already be gone; nothing to tell then.
+            let _ = tx.send(());
+        }
+        let ours = std::fs::symlink_metadata(&self.path)
+            .ok()
+            .is_some_and(|m| Some((m.dev(), m.ino())) == self.ident);
+        if ours {
+            if let Err(e) = std::fs::remove_file(&self.path) {
+                tracing::warn!(path = %self.path.display(), "removing metadata socket: {e}");
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for MetadataHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetadataHandle")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What every request of one listener shares.
+struct Guest {
+    app: Weak<App>,
+    uuid: String,
+}
+
+/// Binds `socket` (creating its parent directory and removing a stale
+/// socket file first) and serves the metadata of instance `uuid` over
+/// HTTP/1.x until the handle is stopped or dropped. Must be called inside
+/// a tokio runtime; holds only a `Weak<App>`.
+pub fn serve(app: &Arc<App>, uuid: &str, socket: &Path) -> Result<MetadataHandle, String> {
+    let rt = tokio::runtime::Handle::try_current()
+        .map_err(|_| "the metadata service needs a running tokio runtime".to_string())?;
+    if let Some(parent) = socket.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+    }
+    match std::fs::symlink_metadata(socket) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(socket)
+            .map_err(|e| format!("removing stale socket {}: {e}", socket.display()))?,
+        Ok(_) => {
+            return Err(format!(
+                "{} exists and is not a unix socket; not replacing it",
+                socket.display()
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("inspecting {}: {e}", socket.display())),
+    }
+    let listener = {
+        let _guard = rt.enter();
+        tokio::net::UnixListener::bind(socket)
+            .map_err(|e| format!("binding metadata socket {}: {e}", socket.display()))?
+    };
+    let ident = std::fs::symlink_metadata(socket)
+        .ok()
+        .map(|m| (m.dev(), m.ino()));
+    let guest = Arc::new(Guest {
+        app: Arc::downgrade(app),
+        uuid: uuid.to_string(),
+    });
+    let router = Router::new().fallback(handle).with_state(guest);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let path = socket.to_path_buf();
+    let shown = path.display().to_string();
+    rt.spawn(async move {
+        let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+            // A dropped sender means the handle is gone: stop too.
+            let _ = rx.await;
+        });
+        if let Err(e) = server.await {
+            tracing::warn!(socket = %shown, "metadata service stopped: {e}");
+        }
+    });
+    Ok(MetadataHandle {
+        path,
+        ident,
+        shutdown: Some(tx),
+    })
+}
+
+/// Every request: route by method and path for the socket's instance.
+async fn handle(
+    State(guest): State<Arc<Guest>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(app) = guest.app.upgrade() else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable\n");
+    };
+    let path = percent_decode(uri.path());
+    let password = is_password_path(&path);
+    let post = password && method == Method::POST;
+    if method != Method::GET && method != Method::HEAD && !post {
+        let allow = if password {
+            "GET, HEAD, POST"
+        } else {
+            "GET, HEAD"
+        };
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed\n");
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+        return r;
+    }
+    let Some(inst) = live_instance(&app, &guest.uuid) else {
+        return not_found();
+    };
+    if post {
+        return store_password(&app, &guest.uuid, &headers, body).await;
+    }
+    let facts = facts_for(&app, &inst);
+    match lookup(&inst, &facts, &path) {
+        Ok(served) => {
+            let mut r = (StatusCode::OK, served.body).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(served.content_type),
+            );
+            close(r)
+        }
+        Err(_) => not_found(),
+    }
+}
+
+/// The instance as it is now; deleted or missing ones are `None`.
+fn live_instance(app: &App, uuid: &str) -> Option<Arc<Instance>> {
+    app.compute.instances.get(uuid).filter(|i| !i.deleted)
+}
+
+/// POST to the password path: checked and stored atomically against the
+/// current row, so two racing POSTs cannot both store.
+async fn store_password(app: &App, uuid: &str, headers: &HeaderMap, body: Body) -> Response {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return too_large();
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return too_large();
+    };
+    let mut refused: Option<PasswordOutcome> = None;
+    let now = app.clock.now();
+    let res = app
+        .compute
+        .update_instance(uuid, now, |i| {
+            if i.deleted {
+                return Err(Fault::instance_not_found(uuid));
+            }
+            match password_request(i, "POST", &bytes) {
+                PasswordOutcome::Store(chunks) => {
+                    i.system_metadata.extend(chunks);
+                    Ok(())
+                }
+                other => {
+                    refused = Some(other);
+                    Err(Fault::conflict("password not stored"))
+                }
+            }
+        })
+        .await;
+    match (res, refused) {
+        (Ok(_), _) => close(StatusCode::OK.into_response()),
+        (Err(_), Some(PasswordOutcome::Conflict)) => text(StatusCode::CONFLICT, "409 Conflict\n"),
+        (Err(_), Some(PasswordOutcome::BadRequest(msg))) => text(
+            StatusCode::BAD_REQUEST,
+            &format!("400 Bad Request\n\n{msg}\n"),
+        ),
+        (Err(f), _) if f.code == 404 => not_found(),
+        (Err(f), _) => {
+            tracing::warn!(instance = uuid, "storing guest password: {}", f.message);
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "500 Internal Server Error\n",
+            )
+        }
+    }
+}
+
+fn not_found() -> Response {
+    text(
+        StatusCode::NOT_FOUND,
+        "404 Not Found\n\nThe resource could not be found.\n",
+    )
+}
+
+fn too_large() -> Response {
+    text(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "413 Request Entity Too Large\n",
+    )
+}
+
+/// A plain-text response that closes the connection.
+fn text(status: StatusCode, body: &str) -> Response {
+    let mut r = (status, body.to_string()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=UTF-8"),
+    );
+    close(r)
+}
+
+/// Guests open one connection per request (busybox wget); closing after
+/// each response keeps no idle connections behind a stopped listener.
+fn close(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+/// `%XX` escapes decoded; a path that does not decode to UTF-8 is kept as
+/// sent (it then simply matches nothing).
+fn percent_decode(path: &str) -> String {
+    let b = path.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            if let Some(v) = hex {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| path.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("/latest/meta-data"), "/latest/meta-data");
+        assert_eq!(percent_decode("/open%73tack/latest"), "/openstack/latest");
+        assert_eq!(percent_decode("/a%2"), "/a%2");
+        assert_eq!(percent_decode("/a%zz"), "/a%zz");
+        assert_eq!(percent_decode("/a%ff"), "/a%ff");
+        assert_eq!(percent_decode("%41"), "A");
+    }
+}

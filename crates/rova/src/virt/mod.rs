@@ -5,6 +5,8 @@
 pub mod accel;
 pub mod configdrive;
 pub mod disk;
+pub mod guest_image;
 pub mod metadata_server;
+pub mod qemu;
 pub mod qmp;
 pub mod vmspec;

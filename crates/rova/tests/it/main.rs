@@ -3,9 +3,12 @@
 mod actions;
 mod admin_api;
 mod common;
+mod console_proxy;
 mod fleet;
 mod image_network;
+mod metadata_service;
 mod microversions;
+mod qemu_driver;
 mod restart;
 mod samples;
 mod secgroups;
