@@ -355,6 +355,28 @@ impl QemuDriver {
         Ok(root)
     }
 
+    /// Creates the flavor's ephemeral (GB) and swap (MB) disks, blank,
+    /// unless they exist.
+    async fn ensure_flavor_disks(
+        &self,
+        uuid: &str,
+        flavor: &FlavorSnapshot,
+    ) -> Result<(), DriverFault> {
+        let dir = self.inst_dir(uuid);
+        for (file, bytes) in [
+            ("disk.eph0", flavor.ephemeral * 1024 * 1024 * 1024),
+            ("disk.swap", flavor.swap * 1024 * 1024),
+        ] {
+            let path = dir.join(file);
+            if bytes > 0 && !path.exists() {
+                disk::create_blank(&path, "qcow2", bytes)
+                    .await
+                    .map_err(|e| fault(format!("creating {file}: {e}")))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Builds the config drive when the server asked for one (or it is
     /// forced); `None` otherwise.
     async fn config_drive(
@@ -429,6 +451,18 @@ impl QemuDriver {
                 (rescue_image, vec![rescue, root])
             }
         };
+        // Flavor ephemeral and swap disks, when the flavor has them.
+        for (file, serial) in [("disk.eph0", "ephemeral0"), ("disk.swap", "swap")] {
+            let path = dir.join(file);
+            if path.exists() {
+                disks.push(Disk {
+                    path,
+                    format: "qcow2".into(),
+                    serial: serial.into(),
+                    readonly: false,
+                });
+            }
+        }
         if let Some(cd) = config_drive {
             disks.push(Disk {
                 path: cd,
@@ -524,6 +558,7 @@ impl QemuDriver {
                 inst.uuid
             )));
         }
+        self.ensure_flavor_disks(&inst.uuid, flavor).await?;
         let cd = self.config_drive(app, inst).await?;
         let shape = Shape {
             flavor,
