@@ -9,6 +9,9 @@
 #        a rova of its own)
 #      - Tempest (scripts/tempest.sh, tests/tempest/compute.txt)
 #        against a second rova started here
+#      - tests/guest (pytest; real QEMU guests under `rova serve --driver
+#        qemu --qemu-hosts 2` of its own; builds the test guest with
+#        guest/build.sh; fails, never skips, when QEMU is missing)
 #
 # Every stage runs even when an earlier one failed (except that nothing
 # black-box runs without a binary). fmt, clippy and the release build each
@@ -17,17 +20,19 @@
 # and the exit status is non-zero when anything failed.
 #
 # Environment:
-#   ROVA_TEST_STAGES     stages to run (default "fmt clippy nextest build cli tempest")
+#   ROVA_TEST_STAGES     stages to run (default "fmt clippy nextest build cli tempest guest")
 #   ROVA_SIM_LATENCY_MS  passed to both servers as --sim-latency-ms
 #   ROVA_TEMPEST_LIST    selection for Tempest (default tests/tempest/compute.txt)
 #   ROVA_TEMPEST_WORKERS Tempest workers (default 2)
 #   ROVA_TEST_ARTIFACTS  where logs go (default: a new temp dir, printed)
-#   plus everything scripts/tempest.sh and tests/cli/conftest.py read.
+#   ROVA_CLI_SUITE_TIMEOUT, ROVA_GUEST_SUITE_TIMEOUT  seconds per pytest suite
+#   plus everything scripts/tempest.sh, tests/cli/conftest.py and
+#   tests/guest/conftest.py read.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 2
-STAGES=" ${ROVA_TEST_STAGES:-fmt clippy nextest build cli tempest} "
+STAGES=" ${ROVA_TEST_STAGES:-fmt clippy nextest build cli tempest guest} "
 ART="${ROVA_TEST_ARTIFACTS:-$(mktemp -d "${TMPDIR:-/tmp}/rova-test.XXXXXX")}"
 mkdir -p "$ART"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -96,16 +101,15 @@ if want build; then
 fi
 
 # ------------------------------------------------------------ black box
-if want cli || want tempest; then
+BLACK_BOX="cli tempest guest"
+if want cli || want tempest || want guest; then
   banner "client venv"
   if ! VENV="$(scripts/client-venv.sh)"; then
-    want cli && record cli 0 1 0
-    want tempest && record tempest 0 1 0
+    for st in $BLACK_BOX; do want "$st" && record "$st" 0 1 0; done
     STAGES=" "
   elif [ "$BUILD_OK" != 1 ] || [ ! -x "$ROVA_BIN" ]; then
     echo "no fresh rova binary at $ROVA_BIN: black-box suites not run"
-    want cli && record cli 0 1 0
-    want tempest && record tempest 0 1 0
+    for st in $BLACK_BOX; do want "$st" && record "$st" 0 1 0; done
     STAGES=" "
   fi
 fi
@@ -161,15 +165,43 @@ if want tempest; then
   fi
 fi
 
+# A pytest suite's result from its exit status and JUnit file: no junit, no
+# tests collected (exit 5), a crash, a timeout: one failure at least.
+record_pytest() {  # stage rc junit
+  local p f s
+  read -r p f s < <(junit_counts "$3")
+  [ "$2" -ne 0 ] && [ "${f:-0}" -eq 0 ] && f=1
+  record "$1" "${p:-0}" "${f:-1}" "${s:-0}"
+}
+
+# The guest suite runs in the background beside the CLI suite and Tempest
+# (its guests boot under TCG, mostly waiting); SIGTERM from `timeout` lets
+# its fixtures stop the rova and the QEMU processes they started.
+GUEST_PID=""
+if want guest; then
+  banner "guest: pytest tests/guest in the background (output in $ART/guest.log)"
+  rm -f "$ART/guest-junit.xml"
+  timeout --kill-after=60 "${ROVA_GUEST_SUITE_TIMEOUT:-2400}" \
+    "$VENV/bin/python" -m pytest tests/guest -v --junitxml="$ART/guest-junit.xml" \
+    >"$ART/guest.log" 2>&1 </dev/null &
+  GUEST_PID=$!
+  PIDS_TO_STOP+=("$GUEST_PID")
+fi
+
 if want cli; then
   banner "cli: pytest tests/cli"
+  rm -f "$ART/cli-junit.xml"
   timeout --kill-after=30 "${ROVA_CLI_SUITE_TIMEOUT:-1200}" \
     "$VENV/bin/python" -m pytest tests/cli -v --junitxml="$ART/cli-junit.xml"
+  record_pytest cli $? "$ART/cli-junit.xml"
+fi
+
+if [ -n "$GUEST_PID" ]; then
+  banner "guest: waiting for pytest tests/guest"
+  wait "$GUEST_PID"
   rc=$?
-  read -r p f s < <(junit_counts "$ART/cli-junit.xml")
-  # no junit, no tests collected (exit 5), a crash: one failure at least
-  [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ] && f=1
-  record cli "${p:-0}" "${f:-1}" "${s:-0}"
+  cat "$ART/guest.log"
+  record_pytest guest "$rc" "$ART/guest-junit.xml"
 fi
 
 if [ -n "$TEMPEST_PID" ]; then

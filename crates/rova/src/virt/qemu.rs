@@ -122,8 +122,6 @@ impl QemuDriver {
         let choice: AccelChoice = self.cfg.accel.parse()?;
         let (acc, why) = accel::resolve(&self.cfg.binary, choice).await;
         let _ = self.accel.set((acc, why.clone()));
-        std::fs::create_dir_all(&self.run_dir)
-            .map_err(|e| format!("creating {}: {e}", self.run_dir.display()))?;
         self.attach_all().await;
         let me = Arc::downgrade(self);
         let every = Duration::from_secs(self.cfg.sync_interval_secs.max(1));
@@ -581,7 +579,14 @@ impl QemuDriver {
     async fn tear_down_on(&self, host: &str, uuid: &str) {
         self.kill(host, uuid).await;
         self.stop_metadata(host, uuid);
-        let _ = std::fs::remove_dir_all(self.sock_dir(host, uuid));
+        let socks = self.sock_dir(host, uuid);
+        let _ = std::fs::remove_dir_all(&socks);
+        // The per-host and per-data-dir socket directories go with their
+        // last guest (remove_dir leaves a non-empty directory alone).
+        if let Some(parent) = socks.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+        let _ = std::fs::remove_dir(&self.run_dir);
     }
 
     /// Exports the root disk into image `image_id` (a standalone qcow2),
