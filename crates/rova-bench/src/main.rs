@@ -2,9 +2,11 @@
 //! HTTP — start-up time, servers created to ACTIVE per second, POST latency,
 //! list latency by query, and the server's RSS — for one or more fleet sizes,
 //! with a fresh server per size. Prints a table and can write a markdown
-//! section (see `--markdown`).
+//! section (see `--markdown`). `--guests N` runs the real-guest benchmark
+//! (QEMU driver) instead; see `guest.rs`.
 
 mod client;
+mod guest;
 mod report;
 mod server;
 mod stats;
@@ -51,7 +53,8 @@ pub struct Args {
     /// the same --label.
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
-    /// Name of the markdown section.
+    /// Name of the markdown section (with --guests, `latest` becomes
+    /// `guests`, so the simulated section is never replaced by accident).
     #[arg(long, default_value = "latest")]
     pub label: String,
     /// A line to add to the markdown section (repeatable).
@@ -60,10 +63,18 @@ pub struct Args {
     /// Keep each run's data directory and server log.
     #[arg(long)]
     pub keep: bool,
+    /// Run the real-guest benchmark instead (only it): `rova serve --driver
+    /// qemu --qemu-hosts 2`, N test guests booted one by one, 2 at once,
+    /// RSS, live migrations. `--guests` alone means 4; 0 (default) is off.
+    #[arg(long, value_name = "N", default_value_t = 0, num_args = 0..=1, default_missing_value = "4")]
+    pub guests: usize,
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if args.guests > 0 && args.label == "latest" {
+        args.label = "guests".into();
+    }
     // One client thread: the server gets the rest of the (small) machine.
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -105,6 +116,9 @@ async fn run(args: Args) -> Result<(), String> {
             "{} not found: build it with `cargo build --release -p rova` or pass --rova",
             rova.display()
         ));
+    }
+    if args.guests > 0 {
+        return guest::run(&args, &rova).await;
     }
     let machine = report::Machine::probe(&rova);
     println!("{}", machine.describe());
@@ -161,6 +175,8 @@ async fn bench_one(
         run_tag: &tag,
         capacity: n + args.probe,
         reuse: None,
+        extra_args: &[],
+        extra_env: &[],
     };
     let (srv, startup) = server::start(&launch, &http).await?;
     let result = measure(args, &srv, &http, n, load_before, startup).await;

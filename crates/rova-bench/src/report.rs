@@ -551,16 +551,16 @@ pub fn text_table(runs: &[RunResult], args: &Args) -> String {
     out
 }
 
-fn begin_marker(label: &str) -> String {
+pub fn begin_marker(label: &str) -> String {
     format!("<!-- rova-bench:begin {label} -->")
 }
 
-fn end_marker(label: &str) -> String {
+pub fn end_marker(label: &str) -> String {
     format!("<!-- rova-bench:end {label} -->")
 }
 
 /// The command line that reproduces this run.
-fn reproduce() -> String {
+pub fn reproduce() -> String {
     let mut cmd = String::from("scripts/bench.sh");
     for a in std::env::args().skip(1) {
         let plain = a

@@ -45,6 +45,10 @@ pub struct Launch<'a> {
     pub capacity: usize,
     /// Restart on this earlier work directory instead of a fresh one.
     pub reuse: Option<&'a Path>,
+    /// Extra `rova serve` arguments (e.g. `--driver qemu`).
+    pub extra_args: &'a [&'a str],
+    /// Extra environment variables, set after the defaults above.
+    pub extra_env: &'a [(&'a str, &'a str)],
 }
 
 /// A loopback port that was free a moment ago.
@@ -89,8 +93,9 @@ pub async fn start(
     if let Some(ms) = launch.sim_latency_ms {
         cmd.arg("--sim-latency-ms").arg(ms.to_string());
     }
+    cmd.args(launch.extra_args);
     // Whatever the caller's environment says, this run has no quota limits
-    // and the server's default log level.
+    // and the server's default log level (unless `extra_env` says so).
     for (k, _) in std::env::vars() {
         if k.starts_with("ROVA_") {
             cmd.env_remove(k);
@@ -105,6 +110,7 @@ pub async fn start(
         .env("ROVA_SIM_HOST_VCPUS", cap.to_string())
         .env("ROVA_SIM_HOST_RAM_MB", (cap * 1024).to_string())
         .env("ROVA_SIM_HOST_DISK_GB", (cap * 2).to_string())
+        .envs(launch.extra_env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
@@ -189,6 +195,11 @@ fn parse_ready_ms(line: &str) -> Option<u64> {
 }
 
 impl Server {
+    /// The file the server's stderr goes to.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
     /// Resident set size now (`VmRSS`), in KiB.
     pub fn rss_kib(&self) -> Option<u64> {
         status_field(self.pid, "VmRSS:")
@@ -229,7 +240,7 @@ impl Server {
     }
 }
 
-fn status_field(pid: u32, name: &str) -> Option<u64> {
+pub fn status_field(pid: u32, name: &str) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = text.lines().find(|l| l.starts_with(name))?;
     line[name.len()..].split_whitespace().next()?.parse().ok()

@@ -483,18 +483,41 @@ pub async fn run(
             ctx.require_member("os_compute_api:os-console-output")?;
             let inst = servers::visible(app, ctx, id)?;
             admit(Action::ConsoleOutput, &subject(&inst), ctx.is_admin())?;
-            let log = match app.compute.driver.console_log(&inst) {
-                Some(bytes) => String::from_utf8_lossy(&bytes).replace("\r\n", "\n"),
-                None => simulated_console(&inst),
-            };
-            let lines: Vec<&str> = log.lines().collect();
-            let out = match length {
-                Some(n) if n >= 0 => lines[lines.len().saturating_sub(n as usize)..].join("\n"),
-                _ => lines.join("\n"),
+            let out = match app.compute.driver.console_log(&inst) {
+                Some(bytes) => real_console(&bytes, length),
+                None => {
+                    let log = simulated_console(&inst);
+                    let lines: Vec<&str> = log.lines().collect();
+                    match length {
+                        Some(n) if n >= 0 => {
+                            lines[lines.len().saturating_sub(n as usize)..].join("\n")
+                        }
+                        _ => lines.join("\n"),
+                    }
+                }
             };
             Ok(axum::Json(json!({"output": out})).into_response())
         }
         other => Ok(super::ops::run(app, ctx, links, id, other).await?),
+    }
+}
+
+/// A real guest's serial log as Nova returns it: the last `length` pieces
+/// of the log split on newlines (all of it without `length`), with the
+/// control characters other than tab and newline removed.
+fn real_console(bytes: &[u8], length: Option<i64>) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let clean: String = text
+        .chars()
+        .filter(|c| !matches!(*c as u32, 0x00..=0x08 | 0x0B..=0x1F))
+        .collect();
+    match length {
+        None => clean,
+        Some(n) if n <= 0 => String::new(),
+        Some(n) => {
+            let pieces: Vec<&str> = clean.split('\n').collect();
+            pieces[pieces.len().saturating_sub(n as usize)..].join("\n")
+        }
     }
 }
 
@@ -560,4 +583,22 @@ pub async fn unlock(app: &App, ctx: &Ctx, id: &str) -> Result<(), Fault> {
         })
         .await?;
     actions::record(app, ctx, id, "unlock", None).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::real_console;
+
+    #[test]
+    fn real_console_follows_nova() {
+        let log = b"boot\r\n\x1b[0mone\r\ntwo\r\n";
+        // ESC goes, the rest of an escape sequence stays (Nova's filter).
+        assert_eq!(real_console(log, None), "boot\n[0mone\ntwo\n");
+        // The trailing newline leaves an empty last piece, as in Nova.
+        assert_eq!(real_console(log, Some(2)), "two\n");
+        assert_eq!(real_console(log, Some(3)), "[0mone\ntwo\n");
+        assert_eq!(real_console(log, Some(0)), "");
+        assert_eq!(real_console(log, Some(99)), "boot\n[0mone\ntwo\n");
+        assert_eq!(real_console(b"a\tb", Some(1)), "a\tb");
+    }
 }

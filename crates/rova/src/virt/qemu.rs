@@ -668,7 +668,7 @@ impl QemuDriver {
         }
         self.ensure_root(&app, inst, &image, &inst.flavor).await?;
         // A fresh console log per server life.
-        let _ = std::fs::remove_file(self.console_path(&host, &inst.uuid));
+        self.forget_console(&host, &inst.uuid);
         self.launch(&app, inst, &host, &inst.flavor, Boot::Normal, None)
             .await
     }
@@ -713,7 +713,7 @@ impl QemuDriver {
                 let root = self.inst_dir(uuid).join("disk.qcow2");
                 let _ = std::fs::remove_file(&root);
                 self.ensure_root(&app, inst, &inst.image_ref, &inst.flavor).await?;
-                let _ = std::fs::remove_file(self.console_path(&host, uuid));
+                self.forget_console(&host, uuid);
                 let was_stopped = inst
                     .system_metadata
                     .get("rebuild_from_vm_state")
@@ -918,7 +918,7 @@ impl QemuDriver {
         }
         if src != dest {
             let _ = std::fs::remove_file(self.console_path(&dest, uuid));
-            let _ = std::fs::remove_dir_all(self.state_dir(&src, uuid));
+            self.leave_host(&src, uuid);
         }
         if !was_running && inst.vm_state == VmState::Stopped {
             return Ok(());
@@ -1008,7 +1008,7 @@ impl QemuDriver {
                 let _ = qmp::run(&self.qmp_sock(&src, uuid), "quit", Value::Null).await;
                 self.wait_exit(&src, uuid, Duration::from_secs(5)).await;
                 self.tear_down_on(&src, uuid).await;
-                let _ = std::fs::remove_dir_all(self.state_dir(&src, uuid));
+                self.leave_host(&src, uuid);
                 let n = |p: &str| st.pointer(p).and_then(Value::as_i64).unwrap_or(0);
                 Ok(LiveStats {
                     total_ms: st
@@ -1028,6 +1028,35 @@ impl QemuDriver {
                 Err(e)
             }
         }
+    }
+
+    /// The console history a guest brought from the hosts it left.
+    fn history_path(&self, uuid: &str) -> PathBuf {
+        self.inst_dir(uuid).join("console.history")
+    }
+
+    /// A new life for the guest: no console history.
+    fn forget_console(&self, host: &str, uuid: &str) {
+        let _ = std::fs::remove_file(self.console_path(host, uuid));
+        let _ = std::fs::remove_file(self.history_path(uuid));
+    }
+
+    /// The guest moved away from `host` (its process already gone): the
+    /// host's console log joins the history, so the console output keeps
+    /// every line across moves, then the host's state goes.
+    fn leave_host(&self, host: &str, uuid: &str) {
+        use std::io::Write;
+        if let Ok(bytes) = std::fs::read(self.console_path(host, uuid)) {
+            let appended = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.history_path(uuid))
+                .and_then(|mut f| f.write_all(&bytes));
+            if let Err(e) = appended {
+                tracing::warn!(%uuid, "keeping the console history: {e}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(self.state_dir(host, uuid));
     }
 
     fn existing_config_drive(&self, uuid: &str) -> Option<PathBuf> {
@@ -1249,7 +1278,8 @@ impl Driver for QemuDriver {
     }
     fn console_log(&self, inst: &Instance) -> Option<Vec<u8>> {
         let host = inst.host.as_deref()?;
-        let bytes = std::fs::read(self.console_path(host, &inst.uuid)).unwrap_or_default();
+        let mut bytes = std::fs::read(self.history_path(&inst.uuid)).unwrap_or_default();
+        bytes.extend(std::fs::read(self.console_path(host, &inst.uuid)).unwrap_or_default());
         let start = bytes.len().saturating_sub(MAX_CONSOLE_BYTES);
         Some(bytes[start..].to_vec())
     }
