@@ -110,7 +110,7 @@ impl Api {
         })
     }
 
-    async fn get_json(&self, path: &str, version: Option<&str>) -> Result<Value, String> {
+    pub async fn get_json(&self, path: &str, version: Option<&str>) -> Result<Value, String> {
         let a = self.call(reqwest::Method::GET, path, version, None).await?;
         if a.status != 200 {
             return Err(format!(

@@ -455,20 +455,6 @@ async fn watch_noise(rova_pid: u32, marker: String, mut stop: oneshot::Receiver<
 
 // ----- API helpers ---------------------------------------------------------
 
-async fn get_json(api: &Api, path: &str, version: &str) -> Result<Value, String> {
-    let a = api
-        .call(reqwest::Method::GET, path, Some(version), None)
-        .await?;
-    if a.status != 200 {
-        return Err(format!(
-            "GET {path}: HTTP {}: {}",
-            a.status,
-            String::from_utf8_lossy(&a.body)
-        ));
-    }
-    serde_json::from_slice(&a.body).map_err(|e| format!("GET {path}: {e}"))
-}
-
 /// The id of the ACTIVE image named `name` (compute image proxy, 2.1).
 async fn image_id(api: &Api, name: &str) -> Result<String, String> {
     let a = api
@@ -488,7 +474,7 @@ async fn image_id(api: &Api, name: &str) -> Result<String, String> {
 }
 
 async fn flavor_id(api: &Api, name: &str) -> Result<String, String> {
-    let v = get_json(api, "/flavors", MICROVERSION).await?;
+    let v = api.get_json("/flavors", Some(MICROVERSION)).await?;
     v["flavors"]
         .as_array()
         .into_iter()
@@ -522,7 +508,9 @@ async fn console(api: &Api, id: &str) -> Result<Console, String> {
 
 /// `(status, task_state, host)` as the admin sees them.
 async fn state(api: &Api, id: &str) -> Result<(String, Option<String>, String, Value), String> {
-    let v = get_json(api, &format!("/servers/{id}"), MICROVERSION).await?;
+    let v = api
+        .get_json(&format!("/servers/{id}"), Some(MICROVERSION))
+        .await?;
     let s = &v["server"];
     Ok((
         s["status"].as_str().unwrap_or("?").to_string(),
@@ -611,7 +599,9 @@ async fn boot_one(ctx: &Ctx<'_>, name: &str) -> Result<Boot, String> {
 
     let mut spawning: Option<Instant> = None;
     let active = loop {
-        let v = get_json(demo, &format!("/servers/{id}"), MICROVERSION).await?;
+        let v = demo
+            .get_json(&format!("/servers/{id}"), Some(MICROVERSION))
+            .await?;
         let now = Instant::now();
         let s = &v["server"];
         let task = s["OS-EXT-STS:task_state"].as_str();
