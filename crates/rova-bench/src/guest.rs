@@ -56,11 +56,20 @@ struct Console {
     boot_ids: Vec<String>,
     first_heartbeat: Option<u64>,
     max_heartbeat: Option<u64>,
+    /// Every heartbeat number, in log order (the console keeps the lines
+    /// a guest printed on the hosts it left, so a migrated guest's log
+    /// runs on from its first boot).
+    heartbeats: Vec<u64>,
     /// The last few protocol lines, for error messages.
     tail: Vec<String>,
 }
 
 impl Console {
+    /// The first heartbeat after `n`.
+    fn first_heartbeat_after(&self, n: u64) -> Option<u64> {
+        self.heartbeats.iter().copied().find(|&h| h > n)
+    }
+
     fn parse(text: &str) -> Console {
         let mut c = Console::default();
         for raw in text.lines() {
@@ -79,6 +88,7 @@ impl Console {
                 Some("heartbeat") => {
                     if let Some(n) = words.next().and_then(|w| w.parse::<u64>().ok()) {
                         c.first_heartbeat.get_or_insert(n);
+                        c.heartbeats.push(n);
                         c.max_heartbeat = c.max_heartbeat.max(Some(n));
                     }
                 }
@@ -794,7 +804,7 @@ async fn migrate_once(
         total_ms: stats.0,
         downtime_ms: stats.1,
         hb_before,
-        hb_first_after: after.first_heartbeat,
+        hb_first_after: after.first_heartbeat_after(hb_before),
         hb_after: after.max_heartbeat.unwrap_or(0),
         rebooted,
         to_heartbeat,
@@ -1654,6 +1664,13 @@ ROVA-GUEST: heartbe";
         let hb = Console::parse("ROVA-GUEST: heartbeat 19\nROVA-GUEST: heartbeat 2");
         assert_eq!(hb.first_heartbeat, Some(19));
         assert_eq!(hb.max_heartbeat, Some(19));
+        // After a migration the log runs on: the first heartbeat after the
+        // last one seen before is the next number when no line was lost.
+        let moved = Console::parse(
+            "ROVA-GUEST: heartbeat 7\nROVA-GUEST: heartbeat 8\nROVA-GUEST: heartbeat 9\n",
+        );
+        assert_eq!(moved.first_heartbeat_after(7), Some(8));
+        assert_eq!(moved.first_heartbeat_after(9), None);
     }
 
     #[test]
