@@ -776,6 +776,53 @@ pub fn resume_all(app: &Arc<App>) {
             tokio::spawn(async move { servers::terminate(&app2, &uuid, &last_request).await });
         } else if inst.vm_state == VmState::Building {
             tokio::spawn(async move { run_build(&app2, &uuid, &last_request, None).await });
+        } else if inst.task_state.is_some() {
+            tokio::spawn(async move { settle_interrupted(&app2, &uuid).await });
         }
+    }
+}
+
+/// An action that was running when the service stopped cannot be picked
+/// up where it was: like Nova's `_init_instance`, the task state is cleared
+/// (the vm_state says what the server was), an interrupted move's
+/// migration ends in `error` with its destination claim dropped, and the
+/// unfinished action event is closed as failed. The power-state sync of a
+/// real driver then reconciles what the guest is doing.
+async fn settle_interrupted(app: &Arc<App>, uuid: &str) {
+    const MOVING: &[&str] = &[
+        "queued",
+        "preparing",
+        "running",
+        "post-migrating",
+        "pre-migrating",
+        "migrating",
+        "reverting",
+    ];
+    if let Some(m) = super::migrate::latest_for(app, uuid, MOVING) {
+        super::migrate::unclaim_move(app, uuid, &m.uuid);
+        super::migrate::update_migration(app, m.id, |m| m.status = "error".into()).await;
+    }
+    let now = app.clock.now();
+    let cleared = app
+        .compute
+        .update_instance(uuid, now, |i| {
+            let Some(t) = i.task_state.filter(|_| !i.deleted) else {
+                return Err(Fault::conflict("settled"));
+            };
+            i.task_state = None;
+            Ok(t)
+        })
+        .await;
+    if let Ok((_, task)) = cleared {
+        let msg = format!("interrupted by a restart of the compute service (task {task})");
+        if let Some(log) = app.compute.actions.get(uuid) {
+            if let Some(a) = log.actions.last() {
+                for ev in a.events.iter().filter(|e| e.finish_time.is_none()) {
+                    actions::event_finish(app, uuid, &a.request_id, &ev.event, Some((&msg, &msg)))
+                        .await;
+                }
+            }
+        }
+        tracing::warn!(%uuid, "{msg}: task state cleared");
     }
 }

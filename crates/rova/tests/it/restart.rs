@@ -34,15 +34,24 @@ async fn get(base: &str, tok: &str, path: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_restart_keeps_everything() {
-    let dir = std::env::temp_dir().join(format!("rova-restart-{}", uuid::Uuid::new_v4()));
-    let cfg = || {
-        let mut c = Config::new(dir.clone(), "127.0.0.1:0".parse().expect("addr"));
-        c.sim_latency_ms = 1;
-        c
-    };
-    let first = rova::server::start(cfg()).await.expect("first start");
+fn config(dir: &std::path::Path) -> Config {
+    let mut c = Config::new(dir.to_path_buf(), "127.0.0.1:0".parse().expect("addr"));
+    c.sim_latency_ms = 1;
+    c
+}
+
+/// A first start on `dir`: the server, its URL, the passwords, a demo
+/// token and the bootstrap image.
+struct First {
+    first: rova::server::Running,
+    base: String,
+    pw: std::collections::HashMap<String, String>,
+    tok: String,
+    image: String,
+}
+
+async fn first_start(dir: &std::path::Path) -> First {
+    let first = rova::server::start(config(dir)).await.expect("first start");
     let base = format!("http://{}", first.addr);
     let pw: std::collections::HashMap<String, String> =
         serde_json::from_slice(&std::fs::read(dir.join("passwords.json")).expect("pw"))
@@ -57,6 +66,26 @@ async fn a_restart_keeps_everything() {
         .find(|i| i.name.as_deref() == Some(rova::bootstrap::IMAGE_NAME))
         .map(|i| i.id.clone())
         .expect("image");
+    First {
+        first,
+        base,
+        pw,
+        tok,
+        image,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_keeps_everything() {
+    let dir = std::env::temp_dir().join(format!("rova-restart-{}", uuid::Uuid::new_v4()));
+    let cfg = || config(&dir);
+    let First {
+        first,
+        base,
+        pw,
+        tok,
+        image,
+    } = first_start(&dir).await;
     let http = reqwest::Client::new();
     let r = http
         .post(format!("{base}/compute/v2.1/servers"))
@@ -104,6 +133,111 @@ async fn a_restart_keeps_everything() {
         "bootstrap does not duplicate images"
     );
     assert_eq!(second.app.compute.flavors.len(), 8);
+    second.task.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_action_cut_short_by_a_restart_is_settled() {
+    let dir = std::env::temp_dir().join(format!("rova-restart-{}", uuid::Uuid::new_v4()));
+    let cfg = || config(&dir);
+    let First {
+        first,
+        base,
+        pw: _,
+        tok,
+        image,
+    } = first_start(&dir).await;
+    let http = reqwest::Client::new();
+    let post = |path: String, body: Value| {
+        http.post(format!("{base}/compute/v2.1{path}"))
+            .header("X-Auth-Token", &tok)
+            .header("OpenStack-API-Version", "compute 2.90")
+            .json(&body)
+            .send()
+    };
+    let r = post(
+        "/servers".into(),
+        json!({"server": {"name": "cut-short", "imageRef": image, "flavorRef": "1",
+            "networks": "auto"}}),
+    )
+    .await
+    .expect("create");
+    assert_eq!(r.status().as_u16(), 202);
+    let id = r.json::<Value>().await.expect("body")["server"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let status = |v: &Value| v["server"]["status"].as_str().unwrap_or("").to_string();
+    for _ in 0..500 {
+        if status(&get(&base, &tok, &format!("/servers/{id}")).await) == "ACTIVE" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // The pause never gets to finish: its driver step takes a minute.
+    first
+        .app
+        .compute
+        .fake
+        .as_ref()
+        .expect("simulated driver")
+        .set_slow("pause", std::time::Duration::from_secs(60));
+    let r = post(format!("/servers/{id}/action"), json!({"pause": null}))
+        .await
+        .expect("pause");
+    assert_eq!(r.status().as_u16(), 202);
+    let mid = get(&base, &tok, &format!("/servers/{id}")).await;
+    assert_eq!(mid["server"]["OS-EXT-STS:task_state"], "pausing");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    first.task.abort();
+    drop(first);
+
+    let second = rova::server::start(cfg()).await.expect("second start");
+    let base2 = format!("http://{}", second.addr);
+    let mut after = Value::Null;
+    for _ in 0..300 {
+        after = get(&base2, &tok, &format!("/servers/{id}")).await;
+        if after["server"]["OS-EXT-STS:task_state"].is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(status(&after), "ACTIVE", "{after}");
+    assert!(
+        after["server"]["OS-EXT-STS:task_state"].is_null(),
+        "{after}"
+    );
+    // The interrupted action's event is closed as failed.
+    let acts = get(&base2, &tok, &format!("/servers/{id}/os-instance-actions")).await;
+    let req = acts["instanceActions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["action"] == "pause"))
+        .and_then(|x| x["request_id"].as_str())
+        .expect("pause action")
+        .to_string();
+    let one = get(
+        &base2,
+        &tok,
+        &format!("/servers/{id}/os-instance-actions/{req}"),
+    )
+    .await;
+    let events = one["instanceAction"]["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!events.is_empty(), "{one}");
+    assert!(events.iter().all(|e| e["result"] == "Error"), "{one}");
+    // And the server takes actions again.
+    let http2 = reqwest::Client::new();
+    let r = http2
+        .post(format!("{base2}/compute/v2.1/servers/{id}/action"))
+        .header("X-Auth-Token", &tok)
+        .json(&json!({"pause": null}))
+        .send()
+        .await
+        .expect("pause again");
+    assert_eq!(r.status().as_u16(), 202);
     second.task.abort();
     let _ = std::fs::remove_dir_all(&dir);
 }
