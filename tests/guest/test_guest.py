@@ -460,6 +460,32 @@ def test_stop_start(cli, guests):
     guests.wait_ready(sid, new)
 
 
+def test_server_outlives_its_images(cli, guests):
+    """Guest B's snapshot image is deleted, then B is shelved (offloaded)
+    and unshelved, which deletes the shelved image, then stopped and
+    started: every QEMU start still finds its disk's backing file and its
+    kernel (the driver's image cache), and the disk keeps the marker."""
+    b, snap = need("b", "snapshot")
+    guests.wait_status(b, "ACTIVE")
+    cli.run("rova-demo", "image", "delete", snap)
+    del S["snapshot"]  # gone: the cleanup below has nothing to delete
+    cli.run("rova-demo", "server", "shelve", b)
+    guests.wait_status(b, "SHELVED_OFFLOADED")
+    cli.run("rova-demo", "server", "unshelve", b)
+    guests.wait_status(b, "ACTIVE")
+    log = guests.wait_ready(b)
+    old = log.last_boot_id
+    cli.run("rova-demo", "server", "stop", b)
+    guests.wait_status(b, "SHUTOFF")
+    cli.run("rova-demo", "server", "start", b)
+    guests.wait_status(b, "ACTIVE")
+    new, _ = guests.wait_new_boot(b, old)
+    log = guests.wait_ready(b, new)
+    seg = log.boot_segment(new)
+    disks = [f for f in seg.fields("disk") if f.get("serial") == "root"]
+    assert disks and disks[0]["head"].startswith(S["marker"]), disks
+
+
 # ---------------------------------------------------------------------------
 # cleanup: deleting the servers ends their QEMU processes
 # ---------------------------------------------------------------------------

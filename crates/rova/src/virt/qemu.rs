@@ -273,23 +273,43 @@ impl QemuDriver {
     // ----- images and disks --------------------------------------------
 
     /// (path, format) of an active image's bytes.
+    /// (path, format) of an image's bytes in this machine's image cache,
+    /// `qemu/_base/<id>` (Nova's `_base`): a hard link (or a copy) made on
+    /// first use from an active image, so the backing files and kernels of
+    /// existing guests outlive the image's deletion (unshelve deletes the
+    /// shelved image, users delete images servers booted from).
     fn image_file(&self, app: &App, id: &str) -> Result<(PathBuf, String), DriverFault> {
-        let img = app
-            .images
-            .table
-            .get(id)
-            .filter(|i| i.status == "active")
-            .ok_or_else(|| fault(format!("Image {id} could not be found or is not active.")))?;
-        let path = app.images.file_path(id);
-        let head = std::fs::read(&path)
-            .map(|b| b.into_iter().take(8).collect::<Vec<u8>>())
+        let base_dir = self.data_dir.join("qemu").join("_base");
+        let cached = base_dir.join(id);
+        let img = app.images.table.get(id).filter(|i| i.status == "active");
+        if !cached.exists() {
+            if img.is_none() {
+                return Err(fault(format!(
+                    "Image {id} could not be found or is not active."
+                )));
+            }
+            std::fs::create_dir_all(&base_dir)
+                .map_err(|e| fault(format!("creating {}: {e}", base_dir.display())))?;
+            let src = app.images.file_path(id);
+            let tmp = base_dir.join(format!(".{id}.{}", uuid::Uuid::new_v4()));
+            std::fs::hard_link(&src, &tmp)
+                .or_else(|_| std::fs::copy(&src, &tmp).map(|_| ()))
+                .and_then(|_| std::fs::rename(&tmp, &cached))
+                .map_err(|e| {
+                    let _ = std::fs::remove_file(&tmp);
+                    fault(format!("caching image {id}: {e}"))
+                })?;
+        }
+        let mut head = [0u8; 8];
+        let n = std::fs::File::open(&cached)
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
             .map_err(|e| fault(format!("reading image {id}: {e}")))?;
-        let detected = disk::detect_format(&head);
-        let format = match img.disk_format.as_deref() {
+        let detected = disk::detect_format(&head[..n]);
+        let format = match img.as_ref().and_then(|i| i.disk_format.as_deref()) {
             Some("raw") | Some("iso") => "raw",
             _ => detected,
         };
-        Ok((path, format.to_string()))
+        Ok((cached, format.to_string()))
     }
 
     /// Kernel, initramfs and command line for booting `image_id` (`None`
