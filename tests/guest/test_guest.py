@@ -25,7 +25,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import HOSTS, GuestLog, guest_processes, register_server
+from conftest import HOSTS, GuestLog, _socket_dir, guest_processes, register_server
 
 IMAGE = "rova-guest"
 FLAVOR = "cirros256"
@@ -235,6 +235,15 @@ def test_password_posted_and_readable(guests, sdk):
 # ---------------------------------------------------------------------------
 # B. lifecycle (guest B boots from A's snapshot meanwhile)
 # ---------------------------------------------------------------------------
+
+def test_guest_sockets_are_private(rova):
+    """The metadata, console and QMP sockets live in a directory only the
+    service's user can enter."""
+    need("a")
+    d = _socket_dir(rova.data_dir)
+    assert d.is_dir(), d
+    assert d.stat().st_mode & 0o777 == 0o700, oct(d.stat().st_mode)
+
 
 def test_snapshot_and_boot_from_it(cli, guests, unique):
     sid, = need("a")

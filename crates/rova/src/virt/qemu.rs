@@ -445,6 +445,13 @@ impl QemuDriver {
             std::fs::create_dir_all(d)
                 .map_err(|e| fault(format!("creating {}: {e}", d.display())))?;
         }
+        // The sockets (metadata, consoles, QMP) are for this service only:
+        // the socket directory under the shared temp dir is private.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&self.run_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| fault(format!("securing {}: {e}", self.run_dir.display())))?;
+        }
         let md = self.ensure_metadata(app, host, uuid)?;
         let root = Disk {
             path: dir.join("disk.qcow2"),
