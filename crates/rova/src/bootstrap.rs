@@ -167,26 +167,11 @@ pub async fn run(app: &App) -> Result<(), String> {
             let mut props = BTreeMap::new();
             props.insert("hw_rng_model".to_string(), json!("virtio"));
             let img = Image {
-                id: uuid::Uuid::new_v4().to_string(),
                 name: Some(name.to_string()),
-                status: "queued".into(),
-                visibility: "public".into(),
-                owner: admin_pid.clone(),
                 container_format: Some("bare".into()),
                 disk_format: Some("qcow2".into()),
-                size: None,
-                virtual_size: None,
-                checksum: None,
-                os_hash_algo: None,
-                os_hash_value: None,
-                min_disk: 0,
-                min_ram: 0,
-                protected: false,
-                os_hidden: false,
-                tags: vec![],
                 properties: props,
-                created_at: now,
-                updated_at: now,
+                ..Image::queued(&admin_pid, "public", now)
             };
             let bytes = format!("rova simulated image ({marker})\n").into_bytes();
             app.images.create(img, Some(&bytes)).await.map_err(err)?;

@@ -233,7 +233,39 @@ async fn run(
     }
     let total = inst.flavor.ram as i64 * 1024 * 1024;
     let disk = inst.flavor.disk as i64 * 1024 * 1024 * 1024;
-    if !app.compute.driver.is_simulated() {
+    if app.compute.driver.is_simulated() {
+        for step in 1..=COPY_STEPS {
+            let ctl = app.compute.live.get(mig.id);
+            if ctl.abort {
+                cancel(app, id, &mig).await;
+                return actions::event_finish(
+                    app,
+                    id,
+                    req,
+                    "compute_live_migration",
+                    Some(("cancelled", "")),
+                )
+                .await;
+            }
+            if gone() {
+                return finish_failed(app, id, req, &mig).await;
+            }
+            if ctl.force_complete {
+                break;
+            }
+            let done = total * step / COPY_STEPS;
+            update_migration(app, mig.id, move |m| {
+                m.memory_total = Some(total);
+                m.memory_processed = Some(done);
+                m.memory_remaining = Some(total - done);
+                m.disk_total = Some(disk);
+                m.disk_processed = Some(disk);
+                m.disk_remaining = Some(0);
+            })
+            .await;
+            tokio::time::sleep(delay).await;
+        }
+    } else {
         // A real guest: the driver copies memory to the destination while
         // the guest runs (disks are on shared storage).
         let cur = app.compute.instances.get(id).unwrap_or(inst.clone());
@@ -256,52 +288,10 @@ async fn run(
                 .await;
             }
             Err(f) => {
-                update_migration(app, mig.id, |m| m.status = "error".into()).await;
-                unclaim_move(app, id, &mig.uuid);
-                reset_task(app, id).await;
-                app.compute.live.forget(mig.id);
                 super::actions_run::record_fault(app, id, &f, None).await;
-                return actions::event_finish(
-                    app,
-                    id,
-                    req,
-                    "compute_live_migration",
-                    Some((&f.message, &f.details)),
-                )
-                .await;
+                return end_failed(app, id, req, &mig, (&f.message, &f.details)).await;
             }
         }
-    }
-    for step in (1..=COPY_STEPS).filter(|_| app.compute.driver.is_simulated()) {
-        let ctl = app.compute.live.get(mig.id);
-        if ctl.abort {
-            cancel(app, id, &mig).await;
-            return actions::event_finish(
-                app,
-                id,
-                req,
-                "compute_live_migration",
-                Some(("cancelled", "")),
-            )
-            .await;
-        }
-        if gone() {
-            return finish_failed(app, id, req, &mig).await;
-        }
-        if ctl.force_complete {
-            break;
-        }
-        let done = total * step / COPY_STEPS;
-        update_migration(app, mig.id, move |m| {
-            m.memory_total = Some(total);
-            m.memory_processed = Some(done);
-            m.memory_remaining = Some(total - done);
-            m.disk_total = Some(disk);
-            m.disk_processed = Some(disk);
-            m.disk_remaining = Some(0);
-        })
-        .await;
-        tokio::time::sleep(delay).await;
     }
     update_migration(app, mig.id, |m| m.status = "post-migrating".into()).await;
     let now = app.clock.now();
@@ -343,18 +333,17 @@ async fn run(
 }
 
 async fn finish_failed(app: &App, id: &str, req: &str, mig: &Migration) {
+    end_failed(app, id, req, mig, ("superseded", "")).await;
+}
+
+/// The migration ends in `error`: the destination claim is dropped, the
+/// server stays on the source with its task cleared, the event fails.
+async fn end_failed(app: &App, id: &str, req: &str, mig: &Migration, why: (&str, &str)) {
     update_migration(app, mig.id, |m| m.status = "error".into()).await;
     unclaim_move(app, id, &mig.uuid);
     reset_task(app, id).await;
     app.compute.live.forget(mig.id);
-    actions::event_finish(
-        app,
-        id,
-        req,
-        "compute_live_migration",
-        Some(("superseded", "")),
-    )
-    .await;
+    actions::event_finish(app, id, req, "compute_live_migration", Some(why)).await;
 }
 
 /// The migration `mid` of a server, or Nova's not-found fault.

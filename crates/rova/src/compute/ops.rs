@@ -587,11 +587,7 @@ async fn new_snapshot_image(
         properties.insert(k, json!(v));
     }
     let img = Image {
-        id: uuid::Uuid::new_v4().to_string(),
         name: Some(name.to_string()),
-        status: "queued".into(),
-        visibility: "private".into(),
-        owner: inst.project_id.clone(),
         container_format: base
             .as_ref()
             .and_then(|b| b.container_format.clone())
@@ -600,19 +596,10 @@ async fn new_snapshot_image(
             .as_ref()
             .and_then(|b| b.disk_format.clone())
             .or(Some("qcow2".into())),
-        size: None,
-        virtual_size: None,
-        checksum: None,
-        os_hash_algo: None,
-        os_hash_value: None,
         min_disk: inst.flavor.disk,
         min_ram: base.as_ref().map(|b| b.min_ram).unwrap_or(0),
-        protected: false,
-        os_hidden: false,
-        tags: vec![],
         properties,
-        created_at: now,
-        updated_at: now,
+        ..Image::queued(&inst.project_id, "private", now)
     };
     app.images.create(img, None).await
 }

@@ -45,6 +45,35 @@ pub struct Image {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Image {
+    /// A new, empty `queued` record with a fresh id: no name, formats,
+    /// data or properties yet (callers fill what they know).
+    pub fn queued(owner: &str, visibility: &str, now: DateTime<Utc>) -> Image {
+        Image {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: None,
+            status: "queued".into(),
+            visibility: visibility.into(),
+            owner: owner.into(),
+            container_format: None,
+            disk_format: None,
+            size: None,
+            virtual_size: None,
+            checksum: None,
+            os_hash_algo: None,
+            os_hash_value: None,
+            min_disk: 0,
+            min_ram: 0,
+            protected: false,
+            os_hidden: false,
+            tags: vec![],
+            properties: BTreeMap::new(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// The image service.
 pub struct Images {
     pub table: Table<Image>,

@@ -43,28 +43,13 @@ fn record(
     properties: BTreeMap<String, Value>,
     min_disk: u64,
 ) -> Image {
-    let now = chrono::Utc::now();
     Image {
-        id: uuid::Uuid::new_v4().to_string(),
         name: Some(name.to_string()),
-        status: "queued".into(),
-        visibility: "public".into(),
-        owner: owner.to_string(),
         container_format: Some(container_format.into()),
         disk_format: Some(disk_format.into()),
-        size: None,
-        virtual_size: None,
-        checksum: None,
-        os_hash_algo: None,
-        os_hash_value: None,
         min_disk,
-        min_ram: 0,
-        protected: false,
-        os_hidden: false,
-        tags: vec![],
         properties,
-        created_at: now,
-        updated_at: now,
+        ..Image::queued(owner, "public", chrono::Utc::now())
     }
 }
 

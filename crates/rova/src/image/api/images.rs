@@ -189,28 +189,7 @@ pub(super) fn image_from_body(
     ctx: &Ctx,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Image, Fault> {
-    let mut img = Image {
-        id: uuid::Uuid::new_v4().to_string(),
-        name: None,
-        status: "queued".into(),
-        visibility: "shared".into(),
-        owner: ctx.project_id.clone(),
-        container_format: None,
-        disk_format: None,
-        size: None,
-        virtual_size: None,
-        checksum: None,
-        os_hash_algo: None,
-        os_hash_value: None,
-        min_disk: 0,
-        min_ram: 0,
-        protected: false,
-        os_hidden: false,
-        tags: vec![],
-        properties: BTreeMap::new(),
-        created_at: now,
-        updated_at: now,
-    };
+    let mut img = Image::queued(&ctx.project_id, "shared", now);
     for (k, v) in body {
         forbid_reserved(k)?;
         if is_base(k) {

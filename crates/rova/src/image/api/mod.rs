@@ -29,7 +29,6 @@ use rova_core::model::iso_z;
 use rova_core::Fault;
 use serde_json::{json, Map, Value};
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 mod actions;

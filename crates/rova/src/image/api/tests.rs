@@ -6,6 +6,7 @@ use super::list::{listed_for, parse_list_query, select_page};
 
 use super::*;
 use chrono::TimeZone;
+use std::collections::BTreeMap;
 
 fn ctx(project: &str, roles: &[&str]) -> Ctx {
     Ctx {
