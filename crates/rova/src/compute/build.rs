@@ -518,7 +518,6 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
                 i.host = Some(h.clone());
                 i.node = Some(h);
                 i.availability_zone = Some(az);
-                i.progress = 10;
             },
         )
         .await
@@ -590,7 +589,6 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
             Some(TaskState::BlockDeviceMapping),
             |i, _| {
                 i.vifs = v2;
-                i.progress = 30;
             },
         )
         .await
@@ -613,9 +611,7 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
             uuid,
             &[Some(TaskState::BlockDeviceMapping)],
             Some(TaskState::Spawning),
-            |i, _| {
-                i.progress = 60;
-            },
+            |_, _| {},
         )
         .await
     {
@@ -633,7 +629,6 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
                 i.vm_state = VmState::Active;
                 i.power_state = PowerState::Running;
                 i.launched_at = Some(now);
-                i.progress = 100;
             })
             .await;
             if ok {

@@ -373,7 +373,6 @@ async fn rebuild(
                     i.power_state = PowerState::Running;
                 }
                 i.launched_at = Some(now);
-                i.progress = 100;
             },
         )
         .await;
