@@ -102,14 +102,14 @@ fetch_deb() { # $1 = package name; prints the .deb path
         apt_update
         ver=$(apt-cache policy "$pkg" | sed -n 's/^ *Candidate: //p')
     fi
-    [ -n "$ver" ] && [ "$ver" != "(none)" ] || die "no candidate for $pkg"
+    if [ -z "$ver" ] || [ "$ver" = "(none)" ]; then die "no candidate for $pkg"; fi
     # apt names files pkg_<version with ':' escaped as %3a>_<arch>.deb
-    file=$(ls "$debs/${pkg}_"*"${ver#*:}"_*.deb 2>/dev/null | head -n1 || true)
+    file=$(find "$debs" -maxdepth 1 -name "${pkg}_*${ver#*:}_*.deb" | head -n1)
     if [ -z "$file" ]; then
         log "apt-get download $pkg=$ver"
         # apt's sandbox user cannot write to root's home; it falls back with a warning.
-        (cd "$debs" && apt-get download -q "$pkg=$ver" 2>&1 | grep -v 'unsandboxed' >&2 || true)
-        file=$(ls "$debs/${pkg}_"*"${ver#*:}"_*.deb 2>/dev/null | head -n1 || true)
+        (cd "$debs" && { apt-get download -q "$pkg=$ver" 2>&1 | grep -v 'unsandboxed' >&2 || true; })
+        file=$(find "$debs" -maxdepth 1 -name "${pkg}_*${ver#*:}_*.deb" | head -n1)
         [ -n "$file" ] || die "download of $pkg=$ver failed"
     fi
     printf '%s\n' "$file"
@@ -166,7 +166,8 @@ for f in modules.builtin modules.builtin.modinfo modules.order; do
     [ -f "$mdir/$f" ] && cp "$mdir/$f" "$root/lib/modules/$kver/"
 done
 "$bb" depmod -b "$root" "$kver"
-# the list /init loads, in order
+# the list /init loads, in order (one word a module: split on purpose)
+# shellcheck disable=SC2086
 printf '%s\n' $included > "$root/etc/rova-modules"
 kofiles=$(find "$root/lib/modules" -name '*.ko*' | wc -l)
 
@@ -185,8 +186,8 @@ mv -f "$work/initramfs.cpio.gz" "$cache/initramfs.cpio.gz"
     echo "kernel_version=$(dpkg-deb -f "$kdeb" Version)"
     echo "kernel_release=$kver"
     echo "busybox_version=$(dpkg-deb -f "$bdeb" Version)"
-    echo "modules=$(echo $included)"
-    echo "builtin=$(echo $builtin)"
+    echo "modules=$(xargs <<<"$included")"
+    echo "builtin=$(xargs <<<"$builtin")"
     echo "ko_files=$kofiles"
     echo "initramfs_bytes=$(stat -c %s "$cache/initramfs.cpio.gz")"
     echo "vmlinuz_bytes=$(stat -c %s "$cache/vmlinuz")"

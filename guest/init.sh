@@ -169,9 +169,9 @@ jkeys() { # direct children of $2 (an object or array path) in file $1
 }
 
 # ---- modules ----------------------------------------------------------------
-for m in $(cat /etc/rova-modules 2>/dev/null); do
-    modprobe "$m" 2>/dev/null || say "warn modprobe $m failed"
-done
+[ -f /etc/rova-modules ] && while read -r m; do
+    [ -n "$m" ] && { modprobe "$m" 2>/dev/null || say "warn modprobe $m failed"; }
+done < /etc/rova-modules
 
 # ---- ACPI power button -> clean power off (needs button + evdev modules) -----
 mkdir -p /etc/acpi/PWRF

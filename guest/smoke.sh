@@ -95,6 +95,7 @@ boot() { # boot <run> <mdport> [extra qemu args...]; waits for 3 heartbeats
 
 # ---- run 1: config drive + metadata, script user data ------------------------------
 u1=11111111-2222-3333-4444-555555555555
+# shellcheck disable=SC2016  # $(hostname) is for the guest's shell
 printf '#!/bin/sh\necho "user script says hi from $(hostname)"\necho RUN-MARKER > /tmp/marker\nexit 3\n' > "$dir/ud1"
 make_tree "$dir/cd1" "$u1" smoke-one "$dir/ud1"
 genisoimage -quiet -o "$dir/cd1.iso" -ldots -allow-lowercase -allow-multidot -l -J -r -V config-2 "$dir/cd1"

@@ -58,7 +58,7 @@ while [ $# -gt 0 ]; do
     *) echo "tempest.sh: unknown argument $1" >&2; usage ;;
   esac
 done
-[ -n "$URL" ] && [ -n "$DATA_DIR" ] || usage
+if [ -z "$URL" ] || [ -z "$DATA_DIR" ]; then usage; fi
 [ -n "$INCLUDE" ] && [ -n "$REGEX" ] && { echo "tempest.sh: --include-list or --regex, not both" >&2; exit 2; }
 if [ -z "$INCLUDE" ] && [ -z "$REGEX" ]; then
   INCLUDE="$ROOT/tests/tempest/compute.txt"

@@ -1,38 +1,45 @@
 #!/usr/bin/env bash
-# Rova's whole test run, as CI does it:
+# Rova's whole test run, as CI does it (.ci/run calls exactly this):
+#   0. scripts/setup.sh: installs what is missing (Debian packages: QEMU,
+#      genisoimage, socat, novnc, shellcheck, ...; the test guest; the Python
+#      client venv) — a no-op when all is there
 #   1. cargo fmt --check
 #   2. cargo clippy --all-targets -- -D warnings
-#   3. cargo nextest run --workspace        (unit + integration tests)
-#   4. cargo build --release -p rova
-#   5. the black-box suites against the release binary, side by side:
+#   3. shell: shellcheck over every shell script, and tests/ci (the set-up
+#      step's own tests, with apt and dpkg stubbed)
+#   4. cargo nextest run --workspace        (unit + integration tests)
+#   5. cargo build --release -p rova
+#   6. the black-box suites against the release binary, side by side:
 #      - tests/cli (pytest; the real `openstack` CLI and openstacksdk, with
 #        a rova of its own)
 #      - Tempest (scripts/tempest.sh, tests/tempest/compute.txt)
 #        against a second rova started here
 #      - tests/guest (pytest; real QEMU guests under `rova serve --driver
-#        qemu --qemu-hosts 2` of its own; builds the test guest with
-#        guest/build.sh; fails, never skips, when QEMU is missing)
+#        qemu --qemu-hosts 2` of its own; fails, never skips, when QEMU is
+#        missing)
 #
 # Every stage runs even when an earlier one failed (except that nothing
-# black-box runs without a binary). fmt, clippy and the release build each
-# count as one check; the suites count their tests. The last line printed is
+# black-box runs without a binary). The set-up, fmt, clippy and the release
+# build each count as one check; the suites count their tests. The last line
+# printed is
 #   N passed, N failed, N skipped
 # and the exit status is non-zero when anything failed.
 #
 # Environment:
-#   ROVA_TEST_STAGES     stages to run (default "fmt clippy nextest build cli tempest guest")
+#   ROVA_TEST_STAGES     stages to run (default "setup fmt clippy shell nextest
+#                        build cli tempest guest")
 #   ROVA_SIM_LATENCY_MS  passed to both servers as --sim-latency-ms
 #   ROVA_TEMPEST_LIST    selection for Tempest (default tests/tempest/compute.txt)
 #   ROVA_TEMPEST_WORKERS Tempest workers (default 2)
 #   ROVA_TEST_ARTIFACTS  where logs go (default: a new temp dir, printed)
 #   ROVA_CLI_SUITE_TIMEOUT, ROVA_GUEST_SUITE_TIMEOUT  seconds per pytest suite
-#   plus everything scripts/tempest.sh, tests/cli/conftest.py and
-#   tests/guest/conftest.py read.
+#   plus everything scripts/setup.sh, scripts/tempest.sh, tests/cli/conftest.py
+#   and tests/guest/conftest.py read.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 2
-STAGES=" ${ROVA_TEST_STAGES:-fmt clippy nextest build cli tempest guest} "
+STAGES=" ${ROVA_TEST_STAGES:-setup fmt clippy shell nextest build cli tempest guest} "
 ART="${ROVA_TEST_ARTIFACTS:-$(mktemp -d "${TMPDIR:-/tmp}/rova-test.XXXXXX")}"
 mkdir -p "$ART"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -71,9 +78,27 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# ---------------------------------------------------------------- set-up
+want setup && check setup scripts/setup.sh
+
 # ---------------------------------------------------------------- cargo
 want fmt && check fmt cargo fmt --all --check
 want clippy && check clippy cargo clippy --workspace --all-targets -- -D warnings
+
+# ---------------------------------------------------------------- shell
+if want shell; then
+  SHELL_SCRIPTS=(.ci/run scripts/*.sh guest/*.sh tests/ci/*.sh)
+  check shellcheck shellcheck -x "${SHELL_SCRIPTS[@]}"
+  banner "shell: tests/ci"
+  for t in tests/ci/test_*.sh; do
+    out=$(bash "$t" 2>&1); rc=$?
+    echo "$out"
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' <<<"$out" | tail -n1)
+    p=$(count_of passed "$line") f=$(count_of failed "$line")
+    [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+    record "$(basename "$t" .sh)" "$p" "$f" 0
+  done
+fi
 
 if want nextest; then
   banner "nextest: cargo nextest run --workspace"

@@ -244,10 +244,11 @@ class Cli:
         """Run a command that must succeed with `-f json`; return the
         parsed document."""
         out = self.run(cloud, *(list(args) + ["-f", "json"]))
-        # `--wait` writes "\rProgress: N" to stdout ahead of the document
-        starts = [i for i in (out.find("{"), out.find("[")) if i >= 0]
+        # strict: the whole of stdout must be the document, as `| jq` needs
+        # (`--wait` prints "Progress: N" there when a server reports
+        # progress while it builds)
         try:
-            return json.loads(out[min(starts):] if starts else out)
+            return json.loads(out)
         except ValueError:
             raise AssertionError("openstack %s printed no JSON:\n%s"
                                  % (" ".join(map(str, args)), out))

@@ -288,8 +288,8 @@ def register_server(sid, label):
 def guest_assets():
     missing = [t for t in HOST_TOOLS if shutil.which(t) is None]
     if missing:
-        pytest.fail("host tools missing for the QEMU driver: %s (CI installs "
-                    "them in .ci/run; see guest/README.md)"
+        pytest.fail("host tools missing for the QEMU driver: %s (scripts/setup.sh "
+                    "installs them; see guest/README.md)"
                     % " ".join(missing), pytrace=False)
     return build_guest()
 

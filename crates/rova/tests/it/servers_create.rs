@@ -1640,3 +1640,64 @@ async fn requested_destination_needs_admin() {
     schema_msg(&m, "host", "does not match '^[a-zA-Z0-9-._]*$'");
     assert_nothing_created(&cloud, &demo).await;
 }
+
+/// Every body seen while a server builds, then once it is ACTIVE, and again
+/// while it rebuilds: `progress` is 0 throughout, as Nova's drivers leave it
+/// (only resize and migration move it). A non-zero value makes
+/// `openstack server create --wait -f value -c id` print "Progress: N" into
+/// the captured id.
+#[tokio::test]
+async fn progress_stays_zero_while_building_and_rebuilding() {
+    let c = common::start_with(|cfg| cfg.sim_latency_ms = 20).await;
+    let u = c.login("demo").await;
+    let r = c
+        .post(&u, "/servers", None, json!({"server": body(&c, json!({}))}))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let id = r.body["server"]["id"].as_str().expect("id").to_string();
+
+    // polls until `until` is seen; returns the statuses seen and every progress
+    let watch = |until: &'static str| {
+        let (c, u, id) = (&c, &u, &id);
+        async move {
+            let (mut statuses, mut progress) = (Vec::new(), Vec::new());
+            for _ in 0..2000 {
+                let s = c.get(u, &format!("/servers/{id}"), None).await.body["server"].clone();
+                let st = s["status"].as_str().unwrap_or_default().to_string();
+                if let Some(p) = s.get("progress") {
+                    progress.push((st.clone(), p.clone()));
+                }
+                let done = st == until;
+                statuses.push(st);
+                if done {
+                    return (statuses, progress);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            panic!("server never reached {until}: {statuses:?}");
+        }
+    };
+    let (statuses, progress) = watch("ACTIVE").await;
+    assert!(
+        statuses.iter().any(|s| s == "BUILD"),
+        "the build was observed: {statuses:?}"
+    );
+    assert!(progress.iter().all(|(_, p)| *p == json!(0)), "{progress:?}");
+    assert_eq!(progress.last().map(|(s, _)| s.as_str()), Some("ACTIVE"));
+
+    let r = c
+        .post(
+            &u,
+            &format!("/servers/{id}/action"),
+            None,
+            json!({"rebuild": {"imageRef": c.image_id()}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let (statuses, progress) = watch("ACTIVE").await;
+    assert!(
+        statuses.iter().any(|s| s == "REBUILD"),
+        "the rebuild was observed: {statuses:?}"
+    );
+    assert!(progress.iter().all(|(_, p)| *p == json!(0)), "{progress:?}");
+}
