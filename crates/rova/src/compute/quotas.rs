@@ -131,46 +131,65 @@ pub fn instances_allowed(
         )));
     }
     let max = max.clamp(min, MAX_INSTANCES_PER_REQUEST);
-    // (name, per instance, limit, used), in the sorted order of Nova's
-    // `overs`. i128 cannot overflow: at most 500 × 2^64.
-    let resources = [
+    // The limited resources, in the sorted order of Nova's `overs`. i128
+    // cannot overflow: at most 500 × 2^64.
+    let limited: Vec<Resource> = [
         ("cores", i128::from(vcpus), limits.cores, used.cores),
         ("instances", 1, limits.instances, used.instances),
         ("ram", i128::from(ram), limits.ram, used.ram),
-    ];
-    let limited = resources.iter().filter(|r| r.2 >= 0);
-    let overs: Vec<_> = limited
-        .clone()
-        .filter(|(_, each, limit, used)| {
-            i128::from(*used) + each * i128::from(max) > i128::from(*limit)
-        })
+    ]
+    .into_iter()
+    .filter(|r| r.2 >= 0)
+    .map(|(name, each, limit, used)| Resource {
+        name,
+        each,
+        limit: i128::from(limit),
+        used: i128::from(used),
+    })
+    .collect();
+    let overs: Vec<&Resource> = limited
+        .iter()
+        .filter(|r| r.used + r.each * i128::from(max) > r.limit)
         .collect();
     if overs.is_empty() {
         return Ok(max);
     }
     let allowed = limited
-        .filter(|r| r.1 > 0)
-        .map(|(_, each, limit, used)| (i128::from(*limit) - i128::from(*used)).div_euclid(*each))
+        .iter()
+        .filter(|r| r.each > 0)
+        .map(|r| (r.limit - r.used).div_euclid(r.each))
         .min()
         .unwrap_or(i128::from(max));
     if allowed >= i128::from(min) {
         return Ok(allowed.min(i128::from(max)) as u64);
     }
-    let requested = |name: &str, each: i128| match name {
-        "instances" if min == max => min.to_string(),
-        "instances" => format!("{min}-{max}"),
-        _ => (each * i128::from(max)).to_string(),
+    let join = |f: fn(&Resource, u64, u64) -> String| {
+        overs
+            .iter()
+            .map(|r| f(r, min, max))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    let join = |f: &dyn Fn(&(&str, i128, i64, i64)) -> String| {
-        overs.iter().map(|r| f(r)).collect::<Vec<_>>().join(", ")
-    };
-    let names = join(&|r| r.0.to_string());
+    let names = join(|r, _, _| r.name.to_string());
     Err(Fault::forbidden(format!(
         "Quota exceeded for {names}: Requested {}, but already used {} of {} {names}",
-        join(&|r| requested(r.0, r.1)),
-        join(&|r| r.3.to_string()),
-        join(&|r| r.2.to_string()),
+        join(|r, min, max| match r.name {
+            "instances" if min == max => min.to_string(),
+            "instances" => format!("{min}-{max}"),
+            _ => (r.each * i128::from(max)).to_string(),
+        }),
+        join(|r, _, _| r.used.to_string()),
+        join(|r, _, _| r.limit.to_string()),
     )))
+}
+
+/// One limited resource in [`instances_allowed`]: what an instance takes,
+/// the limit and the current use.
+struct Resource {
+    name: &'static str,
+    each: i128,
+    limit: i128,
+    used: i128,
 }
 
 impl Compute {

@@ -215,13 +215,7 @@ async fn generated_keys_are_openssh_keys() {
     let cloud = common::start().await;
     let demo = cloud.login("demo").await;
     for (n, version) in ["2.1", "2.91"].into_iter().enumerate() {
-        let r = create(
-            &cloud,
-            &demo,
-            version,
-            json!({"name": format!("g{n}")}),
-        )
-        .await;
+        let r = create(&cloud, &demo, version, json!({"name": format!("g{n}")})).await;
         assert!(r.status.is_success(), "{}", r.text);
         let kp = &r.body["keypair"];
         let public = kp["public_key"].as_str().unwrap_or_default().to_string();
