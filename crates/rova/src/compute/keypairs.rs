@@ -258,7 +258,7 @@ pub async fn create(
     app.compute
         .keypairs
         .transact(|tx| {
-            if over(tx.values().iter().filter(|k| k.user_id == user).count()) {
+            if over(tx.count(|k| k.user_id == user)) {
                 return Err(Fault::forbidden("Quota exceeded, too many key pairs."));
             }
             if tx.get(&key).is_some() {

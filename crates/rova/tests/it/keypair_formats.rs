@@ -35,6 +35,12 @@ const KEYS: &[(&str, &str)] = &[
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDPCT3LZtKYY+z5GQRI7B6yqIf3HmyEazkMpFCsuBmXT rova-test",
         "c2:ff:5a:cc:33:55:f2:07:a5:2a:f3:c1:6b:35:c6:13",
     ),
+    // Nova's own API sample (a 1024-bit RSA key) and the fingerprint its
+    // response sample shows.
+    (
+        "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDx8nkQv/zgGgB4rMYmIf+6A4l6Rr+o/6lHBQdW5aYd44bd8JttDCE/F/pNRr0lRE+PiqSPO8nDPHw0010JeMH9gYgnnFlyY3/OcJ02RhIPyyxYpv9FhY+2YiUkpwFOcLImyrxEsYXpD/0d3ac30bNH6Sw9JD9UZHYcpSxsIbECHw== Generated-by-Nova",
+        "1e:2c:9b:56:79:4b:45:77:f9:ca:7a:98:2c:b0:d5:3c",
+    ),
 ];
 
 /// A self-signed P-256 certificate (`openssl req -x509`) and its
@@ -295,4 +301,37 @@ async fn create_racing_delete_is_never_a_5xx() {
         }
     }
     assert!(created > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_creates_never_overshoot_the_keypair_quota() {
+    let cloud = std::sync::Arc::new(common::start_with(|cfg| cfg.quota.key_pairs = 3).await);
+    let demo = cloud.login("demo").await;
+    let (key, _) = KEYS[5];
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let (cloud, demo) = (cloud.clone(), demo.clone());
+            tokio::spawn(async move {
+                create(
+                    &cloud,
+                    &demo,
+                    "2.2",
+                    json!({"name": format!("q{i}"), "public_key": key}),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for t in tasks {
+        let r = t.await.expect("create task");
+        if r.status == StatusCode::CREATED {
+            created += 1;
+        } else {
+            assert_eq!(r.fault(403), "Quota exceeded, too many key pairs.");
+        }
+    }
+    assert_eq!(created, 3);
+    let l = cloud.get(&demo, "/os-keypairs", Some("2.2")).await;
+    assert_eq!(l.body["keypairs"].as_array().map_or(0, Vec::len), 3);
 }
