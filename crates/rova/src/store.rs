@@ -388,6 +388,21 @@ impl<T: Clone> TxView<'_, T> {
         out.extend(self.pending.values().flatten().cloned());
         out
     }
+    /// How many rows (pending writes applied) match, without cloning any.
+    pub fn count(&self, matches: impl Fn(&T) -> bool) -> usize {
+        let stored = self
+            .rows
+            .iter()
+            .filter(|(k, v)| !self.pending.contains_key(*k) && matches(v))
+            .count();
+        stored
+            + self
+                .pending
+                .values()
+                .flatten()
+                .filter(|v| matches(v))
+                .count()
+    }
     pub fn put(&mut self, id: &str, value: T) {
         self.pending.insert(id.to_string(), Some(value));
     }

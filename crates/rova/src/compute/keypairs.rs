@@ -1,7 +1,8 @@
 //! Keypairs: parsing the create request, fingerprints (MD5 of the SSH key
 //! blob as Nova computes them, SHA-1 of the DER for x509), generation of a
-//! new ed25519 key in OpenSSH format when no public key is given (below
-//! 2.92), and the per-user quota.
+//! new ed25519 key in OpenSSH format or a self-signed certificate when no
+//! public key is given (below 2.92), and the per-user quota. Key and
+//! certificate formats are the `ssh-key` and `x509-cert` crates' work.
 
 use super::Keypair;
 use crate::app::App;
@@ -101,179 +102,108 @@ fn colon_hex(bytes: &[u8]) -> String {
         .join(":")
 }
 
-/// Nova's SSH fingerprint: MD5 of the decoded key blob, colon-separated.
+/// Nova's SSH fingerprint (`crypto.generate_fingerprint`): the key must
+/// parse as an OpenSSH public key (RSA, DSA, ECDSA P-256/384/521, Ed25519,
+/// the FIDO `sk-` types, or a certificate of one), and the fingerprint is
+/// the MD5 of the decoded second field, colon-separated (what
+/// `ssh-keygen -l -E md5` prints).
 pub fn ssh_fingerprint(public_key: &str) -> Result<String, Fault> {
-    let mut parts = public_key.split_whitespace();
-    let (Some(kind), Some(b64)) = (parts.next(), parts.next()) else {
-        return Err(invalid("failed to generate fingerprint"));
-    };
-    if !kind.starts_with("ssh-") && !kind.starts_with("ecdsa-") && !kind.starts_with("sk-") {
-        return Err(invalid("failed to generate fingerprint"));
+    use md5::Digest;
+    let bad = || invalid("failed to generate fingerprint");
+    let parses = ssh_key::PublicKey::from_openssh(public_key).is_ok()
+        || ssh_key::Certificate::from_openssh(public_key).is_ok();
+    if !parses {
+        return Err(bad());
     }
+    let b64 = public_key.split(' ').nth(1).ok_or_else(bad)?;
     let blob = base64::engine::general_purpose::STANDARD
         .decode(b64)
-        .map_err(|_| invalid("failed to generate fingerprint"))?;
-    // The blob starts with the key type as an SSH string.
-    if blob.len() < 4 {
-        return Err(invalid("failed to generate fingerprint"));
-    }
-    let n = u32::from_be_bytes([blob[0], blob[1], blob[2], blob[3]]) as usize;
-    if blob.len() < 4 + n || &blob[4..4 + n] != kind.as_bytes() {
-        return Err(invalid("failed to generate fingerprint"));
-    }
-    let md5 = crate::image::md5_hex(&blob);
-    let raw: Vec<u8> = (0..md5.len() / 2)
-        .filter_map(|i| u8::from_str_radix(&md5[2 * i..2 * i + 2], 16).ok())
-        .collect();
-    Ok(colon_hex(&raw))
+        .map_err(|_| bad())?;
+    Ok(colon_hex(&md5::Md5::digest(&blob)))
 }
 
-/// x509 fingerprint: SHA-1 of the certificate's DER bytes.
+/// Nova's x509 fingerprint (`crypto.generate_x509_fingerprint`): the PEM
+/// must hold an X.509 certificate; SHA-1 of its DER, colon-separated.
 pub fn x509_fingerprint(pem: &str) -> Result<String, Fault> {
     use sha1::Digest;
-    let body: String = pem
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect::<Vec<_>>()
-        .join("");
-    if !pem.contains("BEGIN CERTIFICATE") {
-        return Err(invalid("failed to generate fingerprint"));
+    use x509_cert::der::Decode;
+    let bad = |e: String| {
+        invalid(&format!(
+            "failed to generate X509 fingerprint. Error message: {e}"
+        ))
+    };
+    let (label, der) = x509_cert::der::pem::decode_vec(pem.trim().as_bytes())
+        .map_err(|e| bad(format!("Unable to load PEM file: {e}")))?;
+    if label != "CERTIFICATE" {
+        return Err(bad(format!(
+            "Unable to load PEM file: {label} is not a certificate"
+        )));
     }
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(body.trim())
-        .map_err(|_| invalid("failed to generate fingerprint"))?;
+    x509_cert::Certificate::from_der(&der)
+        .map_err(|e| bad(format!("error parsing asn1 value: {e}")))?;
     Ok(colon_hex(&sha1::Sha1::digest(&der)))
 }
 
-fn ssh_string(out: &mut Vec<u8>, s: &[u8]) {
-    out.extend_from_slice(&(s.len() as u32).to_be_bytes());
-    out.extend_from_slice(s);
+/// A new ed25519 key: (public key line, OpenSSH private key PEM that
+/// `ssh-keygen -y` reads).
+pub fn generate_ed25519(comment: &str) -> Result<(String, String), Fault> {
+    let failed = |e: ssh_key::Error| Fault::internal(format!("key generation failed: {e}"));
+    let pair = ssh_key::private::Ed25519Keypair::random(&mut rand::rngs::OsRng);
+    let key = ssh_key::PrivateKey::new(pair.into(), comment).map_err(failed)?;
+    let public = key.public_key().to_openssh().map_err(failed)?;
+    let private = key.to_openssh(ssh_key::LineEnding::LF).map_err(failed)?;
+    Ok((public, private.to_string()))
 }
 
-/// A new ed25519 key: (public key line, OpenSSH private key PEM).
-pub fn generate_ed25519(comment: &str) -> (String, String) {
-    let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-    let public = signing.verifying_key().to_bytes();
-    let mut blob = Vec::new();
-    ssh_string(&mut blob, b"ssh-ed25519");
-    ssh_string(&mut blob, &public);
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let pub_line = format!("ssh-ed25519 {} {comment}", b64.encode(&blob));
-
-    let check: u32 = rand::random();
-    let mut private = Vec::new();
-    private.extend_from_slice(&check.to_be_bytes());
-    private.extend_from_slice(&check.to_be_bytes());
-    ssh_string(&mut private, b"ssh-ed25519");
-    ssh_string(&mut private, &public);
-    let mut secret = signing.to_bytes().to_vec();
-    secret.extend_from_slice(&public);
-    ssh_string(&mut private, &secret);
-    ssh_string(&mut private, comment.as_bytes());
-    let mut pad = 1u8;
-    while private.len() % 8 != 0 {
-        private.push(pad);
-        pad += 1;
-    }
-    let mut file = b"openssh-key-v1\0".to_vec();
-    ssh_string(&mut file, b"none");
-    ssh_string(&mut file, b"none");
-    ssh_string(&mut file, b"");
-    file.extend_from_slice(&1u32.to_be_bytes());
-    ssh_string(&mut file, &blob);
-    ssh_string(&mut file, &private);
-    let encoded = b64.encode(&file);
-    let mut pem = String::from("-----BEGIN OPENSSH PRIVATE KEY-----\n");
-    for chunk in encoded.as_bytes().chunks(70) {
-        pem.push_str(&String::from_utf8_lossy(chunk));
-        pem.push('\n');
-    }
-    pem.push_str("-----END OPENSSH PRIVATE KEY-----\n");
-    (pub_line, pem)
-}
-
-fn der(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let n = body.len();
-    if n < 0x80 {
-        out.push(n as u8);
-    } else if n < 0x100 {
-        out.extend_from_slice(&[0x81, n as u8]);
-    } else {
-        out.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]);
-    }
-    out.extend_from_slice(body);
-    out
-}
-
-fn pem(label: &str, der_bytes: &[u8]) -> String {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(der_bytes);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in encoded.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
-
-/// A new self-signed Ed25519 X.509 certificate (as Nova generates for
-/// `type: x509` keypairs without a public key): (certificate PEM, PKCS#8
-/// private key PEM).
-pub fn generate_x509(common_name: &str) -> (String, String) {
-    const ED25519: [u8; 5] = [0x06, 0x03, 0x2b, 0x65, 0x70];
-    let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-    let public = signing.verifying_key().to_bytes();
-    let alg = der(0x30, &ED25519);
-    let cn = [
-        der(0x06, &[0x55, 0x04, 0x03]),
-        der(0x0c, common_name.as_bytes()),
-    ]
-    .concat();
-    let name = der(0x30, &der(0x31, &der(0x30, &cn)));
-    let now = chrono::Utc::now();
-    let later = now + chrono::Duration::days(3650);
-    let validity = der(
-        0x30,
-        &[
-            der(0x17, now.format("%y%m%d%H%M%SZ").to_string().as_bytes()),
-            der(0x17, later.format("%y%m%d%H%M%SZ").to_string().as_bytes()),
-        ]
-        .concat(),
-    );
-    let mut bits = vec![0u8];
-    bits.extend_from_slice(&public);
-    let spki = der(0x30, &[alg.clone(), der(0x03, &bits)].concat());
-    let mut serial: [u8; 8] = rand::random();
-    serial[0] &= 0x7f;
-    let tbs = der(
-        0x30,
-        &[
-            der(0xa0, &der(0x02, &[2])),
-            der(0x02, &serial),
-            alg.clone(),
-            name.clone(),
-            validity,
-            name,
-            spki,
-        ]
-        .concat(),
-    );
+/// A new self-signed Ed25519 X.509 certificate for `type: x509` keypairs
+/// created without a public key (Nova's subject is `CN=<user id>`, valid
+/// 3650 days): (certificate PEM, PKCS#8 private key PEM).
+pub fn generate_x509(user_id: &str) -> Result<(String, String), Fault> {
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
     use ed25519_dalek::Signer;
-    let sig = signing.sign(&tbs).to_bytes();
-    let mut sig_bits = vec![0u8];
-    sig_bits.extend_from_slice(&sig);
-    let cert = der(0x30, &[tbs, alg.clone(), der(0x03, &sig_bits)].concat());
-    let pkcs8 = der(
-        0x30,
-        &[
-            der(0x02, &[0]),
-            alg,
-            der(0x04, &der(0x04, &signing.to_bytes())),
-        ]
-        .concat(),
-    );
-    (pem("CERTIFICATE", &cert), pem("PRIVATE KEY", &pkcs8))
+    use std::str::FromStr;
+    use x509_cert::der::asn1::BitString;
+    use x509_cert::der::{Encode, EncodePem};
+    use x509_cert::spki::{AlgorithmIdentifierOwned, ObjectIdentifier, SubjectPublicKeyInfoOwned};
+    let failed =
+        |e: &dyn std::fmt::Display| Fault::internal(format!("certificate generation failed: {e}"));
+    let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let ed25519 = AlgorithmIdentifierOwned {
+        oid: ObjectIdentifier::new_unwrap("1.3.101.112"),
+        parameters: None,
+    };
+    let subject =
+        x509_cert::name::Name::from_str(&format!("CN={user_id}")).map_err(|e| failed(&e))?;
+    let mut serial: [u8; 16] = rand::random();
+    serial[0] &= 0x7f;
+    let tbs = x509_cert::TbsCertificate {
+        version: x509_cert::Version::V3,
+        serial_number: x509_cert::serial_number::SerialNumber::new(&serial)
+            .map_err(|e| failed(&e))?,
+        signature: ed25519.clone(),
+        issuer: subject.clone(),
+        validity: x509_cert::time::Validity::from_now(std::time::Duration::from_secs(3650 * 86400))
+            .map_err(|e| failed(&e))?,
+        subject,
+        subject_public_key_info: SubjectPublicKeyInfoOwned {
+            algorithm: ed25519.clone(),
+            subject_public_key: BitString::from_bytes(signing.verifying_key().as_bytes())
+                .map_err(|e| failed(&e))?,
+        },
+        issuer_unique_id: None,
+        subject_unique_id: None,
+        extensions: None,
+    };
+    let signature = signing.sign(&tbs.to_der().map_err(|e| failed(&e))?);
+    let cert = x509_cert::Certificate {
+        tbs_certificate: tbs,
+        signature_algorithm: ed25519,
+        signature: BitString::from_bytes(&signature.to_bytes()).map_err(|e| failed(&e))?,
+    };
+    let line = x509_cert::der::pem::LineEnding::LF;
+    let cert_pem = cert.to_pem(line).map_err(|e| failed(&e))?;
+    let key_pem = signing.to_pkcs8_pem(line).map_err(|e| failed(&e))?;
+    Ok((cert_pem, key_pem.to_string()))
 }
 
 /// Creates (imports or generates) a keypair. Returns it and, when it was
@@ -296,11 +226,11 @@ pub async fn create(
     let (public_key, private) = match req.public_key {
         Some(pk) => (pk.trim().to_string(), None),
         None if req.key_type == "x509" => {
-            let (cert, key) = generate_x509(&req.name);
+            let (cert, key) = generate_x509(&req.user_id)?;
             (cert, Some(key))
         }
         None => {
-            let (p, s) = generate_ed25519("Generated-by-Rova");
+            let (p, s) = generate_ed25519("Generated-by-Rova")?;
             (p, Some(s))
         }
     };
@@ -319,13 +249,16 @@ pub async fn create(
         id: app.compute.next_instance_id(),
     };
     // Count and insert under one table lock so concurrent creates cannot
-    // overshoot the quota.
+    // overshoot the quota. What is returned is the row as written: a delete
+    // racing in right after may already have removed it, and the create
+    // still succeeded (as in Nova).
     let key = Keypair::key(&req.user_id, &req.name);
     let user = req.user_id.clone();
+    let stored = std::sync::Arc::new(kp.clone());
     app.compute
         .keypairs
         .transact(|tx| {
-            if over(tx.values().iter().filter(|k| k.user_id == user).count()) {
+            if over(tx.count(|k| k.user_id == user)) {
                 return Err(Fault::forbidden("Quota exceeded, too many key pairs."));
             }
             if tx.get(&key).is_some() {
@@ -338,11 +271,6 @@ pub async fn create(
             Ok(())
         })
         .await?;
-    let stored = app
-        .compute
-        .keypairs
-        .get(&key)
-        .ok_or_else(|| Fault::internal("keypair vanished"))?;
     Ok((stored, private))
 }
 
@@ -352,7 +280,7 @@ mod tests {
 
     #[test]
     fn generated_key_has_a_fingerprint() {
-        let (public, private) = generate_ed25519("t");
+        let (public, private) = generate_ed25519("t").unwrap();
         assert!(public.starts_with("ssh-ed25519 "));
         assert!(private.contains("BEGIN OPENSSH PRIVATE KEY"));
         let fp = ssh_fingerprint(&public).unwrap();
@@ -361,10 +289,30 @@ mod tests {
 
     #[test]
     fn generated_certificate_has_a_fingerprint() {
-        let (cert, key) = generate_x509("kp");
+        let (cert, key) = generate_x509("kp").unwrap();
         assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(key.contains("BEGIN PRIVATE KEY"));
         assert_eq!(x509_fingerprint(&cert).unwrap().len(), 59);
+    }
+
+    #[test]
+    fn generated_key_round_trips_through_openssh_parsing() {
+        let (public, private) = generate_ed25519("c").unwrap();
+        let parsed = ssh_key::PrivateKey::from_openssh(&private).unwrap();
+        assert_eq!(parsed.public_key().to_openssh().unwrap(), public);
+        assert_eq!(parsed.comment(), "c");
+    }
+
+    #[test]
+    fn generated_certificate_names_the_user() {
+        use x509_cert::der::DecodePem;
+        let (cert, _) = generate_x509("0123abcd").unwrap();
+        let parsed = x509_cert::Certificate::from_pem(cert.as_bytes()).unwrap();
+        assert_eq!(parsed.tbs_certificate.subject.to_string(), "CN=0123abcd");
+        assert_eq!(
+            parsed.tbs_certificate.issuer,
+            parsed.tbs_certificate.subject
+        );
     }
 
     #[test]

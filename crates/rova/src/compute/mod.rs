@@ -201,43 +201,24 @@ impl Compute {
             .unwrap_or_default()
     }
 
-    /// Reserves `count` instances of `flavor` for a project against its
-    /// limits, trying `max` first and falling back down to `min` as Nova
-    /// does. Returns how many were reserved or Nova's 403 quota fault.
+    /// Reserves instances of a flavor for a project against its limits:
+    /// as many of `min..=max` as [`quotas::instances_allowed`] allows
+    /// (arithmetic, so the usage lock is held for microseconds). Returns how
+    /// many were reserved or Nova's 403 quota fault.
     pub fn reserve(
         &self,
         project_id: &str,
-        min: u32,
-        max: u32,
+        min: u64,
+        max: u64,
         vcpus: u32,
         ram: u64,
         limits: &crate::config::QuotaDefaults,
     ) -> Result<u32, rova_core::Fault> {
         let mut all = self.usage.lock();
         let u = all.entry(project_id.to_string()).or_default();
-        let fits = |n: i64| {
-            (limits.instances < 0 || u.instances + n <= limits.instances)
-                && (limits.cores < 0 || u.cores + n * vcpus as i64 <= limits.cores)
-                && (limits.ram < 0 || u.ram + n * ram as i64 <= limits.ram)
-        };
-        let mut n = max as i64;
-        while n >= min as i64 && !fits(n) {
-            n -= 1;
-        }
-        if n < min as i64 || n < 1 {
-            let want = min as i64;
-            let (res, used, limit, req) =
-                if limits.instances >= 0 && u.instances + want > limits.instances {
-                    ("instances", u.instances, limits.instances, want)
-                } else if limits.cores >= 0 && u.cores + want * vcpus as i64 > limits.cores {
-                    ("cores", u.cores, limits.cores, want * vcpus as i64)
-                } else {
-                    ("ram", u.ram, limits.ram, want * ram as i64)
-                };
-            return Err(rova_core::Fault::forbidden(format!(
-                "Quota exceeded for {res}: Requested {req}, but already used {used} of {limit} {res}"
-            )));
-        }
+        let n = quotas::instances_allowed(limits, u, min, max, vcpus, ram)?;
+        // At most MAX_INSTANCES_PER_REQUEST, so these cannot overflow.
+        let n = n as i64;
         u.instances += n;
         u.cores += n * vcpus as i64;
         u.ram += n * ram as i64;

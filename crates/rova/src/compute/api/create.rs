@@ -44,7 +44,6 @@ pub fn build_request(v: &Value, ctx: &Ctx, app: &App) -> Result<BuildRequest, Fa
                 .collect(),
         ),
     };
-    let to_u32 = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
     Ok(BuildRequest {
         name: c.name,
         image_ref: c.image_ref.unwrap_or_default(),
@@ -63,8 +62,8 @@ pub fn build_request(v: &Value, ctx: &Ctx, app: &App) -> Result<BuildRequest, Fa
         description: c.description,
         tags: c.tags,
         hostname: c.hostname,
-        min_count: to_u32(c.min_count),
-        max_count: to_u32(c.max_count),
+        min_count: c.min_count,
+        max_count: c.max_count,
         return_reservation_id: c.return_reservation_id,
         bdms: c.block_device_mapping,
         scheduler_hints: c.scheduler_hints,

@@ -825,10 +825,15 @@ async fn keypair_delete(
 ) -> ApiResult<Response> {
     ctx.require_member("os_compute_api:os-keypairs:delete")?;
     let k = find_keypair(&app, &ctx, &name, &query_pairs(q.as_deref()))?;
+    // A delete racing this one may have removed it since: then it is gone
+    // for this request too (Nova's 404), not deleted twice.
     app.compute
         .keypairs
         .remove(&Keypair::key(&k.user_id, &k.name))
-        .await?;
+        .await?
+        .ok_or_else(|| {
+            Fault::not_found(format!("Keypair {name} not found for user {}", k.user_id))
+        })?;
     Ok(empty(if ctx.at_least(2) {
         StatusCode::NO_CONTENT
     } else {
