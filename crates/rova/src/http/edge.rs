@@ -1,7 +1,8 @@
 //! The outermost guard in front of every JSON API (identity, compute, image,
 //! network, the simulator's API): it refuses what no handler should see —
-//! a request URI longer than [`MAX_URI`] (414) and a path whose
-//! percent-escapes do not decode to UTF-8 (400) — and rewrites every error
+//! a request URI longer than [`MAX_URI`] (414), a path whose
+//! percent-escapes do not decode to UTF-8 (400) and a declared body length
+//! over [`MAX_BODY`] (413, outside the image API) — and rewrites every error
 //! that did not come out of an API's own error type (axum's extractor
 //! rejections such as the body-size limit's 413, the routers' bare 404/405)
 //! into the error body of the API the path belongs to. The request body
@@ -144,6 +145,17 @@ pub async fn guard(req: Request, next: Next) -> Response {
         return api.error(Fault::bad_request(
             "Malformed request URL: the path does not decode to UTF-8.",
         ));
+    }
+    // Like oslo.middleware's sizelimit, which sits before authentication:
+    // a declared length over the limit is refused before anything reads
+    // the body. Image data uploads stream theirs and are not bound by it.
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if api != Api::Image && declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return api.error(Fault::new(413, default_message(413)));
     }
     let resp = next.run(req).await;
     let code = resp.status().as_u16();

@@ -98,6 +98,17 @@ async fn a_body_over_the_limit_is_413_in_each_apis_error_body() {
         neutron(&r, 413, "HTTPRequestEntityTooLarge"),
         "Request is too large."
     );
+    // The declared length is refused before authentication, as Nova's
+    // sizelimit middleware does.
+    let r = send(
+        cloud
+            .http
+            .post(format!("{}/compute/v2.1/servers", cloud.base))
+            .header("content-type", "application/json")
+            .body(big_body()),
+    )
+    .await;
+    nova(&r, 413, "overLimit");
     // Nothing was created, and a body under the limit still goes through.
     let servers = cloud.get(&demo, "/servers", None).await;
     assert_eq!(servers.body["servers"], json!([]));
