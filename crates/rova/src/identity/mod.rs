@@ -412,3 +412,74 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
     f.write_all(bytes)
         .map_err(|e| format!("writing {}: {e}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An identity service on a fresh data directory, with one user who is
+    /// a member of one project.
+    async fn fixture() -> (Identity, Arc<User>, Arc<Project>, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("rova-identity-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let store = Store::open(&dir).expect("store");
+        let id = Identity::load(&store, &dir, 3600).expect("identity");
+        let project = Project {
+            id: "p1".into(),
+            name: "p".into(),
+            domain_id: DEFAULT_DOMAIN_ID.into(),
+            description: String::new(),
+            enabled: true,
+        };
+        let user = User {
+            id: "u1".into(),
+            name: "u".into(),
+            domain_id: DEFAULT_DOMAIN_ID.into(),
+            password_hash: String::new(),
+            enabled: true,
+            assignments: HashMap::from([("p1".to_string(), vec!["member".to_string()])]),
+            default_project_id: None,
+        };
+        let project = id.projects.put("p1", project).await.expect("project");
+        let user = id.users.put("u1", user).await.expect("user");
+        (id, user, project, dir)
+    }
+
+    #[tokio::test]
+    async fn revocations_outlive_nothing_but_their_token() {
+        let (id, user, project, dir) = fixture().await;
+        let now = Utc::now();
+        let live = id
+            .issue(user.clone(), Some(project.clone()), now, None)
+            .expect("token");
+        let stale = id
+            .issue(user.clone(), Some(project), now - Duration::hours(2), None)
+            .expect("token");
+        assert!(id.validate(&live.token, now).is_ok());
+        id.revoke(&live, now).await.expect("revoke");
+        assert!(id.validate(&live.token, now).is_err());
+        // Revoking an expired token leaves no record behind, and the live
+        // token's record stays.
+        id.revoke(&stale, now).await.expect("revoke");
+        assert_eq!(id.revoked.len(), 1);
+        assert!(id.revoked.get(&digest(&live.token)).is_some());
+        // Once the live token has expired too, the next revocation prunes it.
+        let later = now + Duration::hours(2);
+        let other = id.issue(user, None, later, None).expect("unscoped token");
+        id.revoke(&other, later).await.expect("revoke");
+        assert_eq!(id.revoked.len(), 1);
+        assert!(id.revoked.get(&digest(&other.token)).is_some());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn an_unscoped_token_is_refused_where_a_project_is_needed() {
+        let (id, user, _, dir) = fixture().await;
+        let now = Utc::now();
+        let t = id.issue(user, None, now, None).expect("token");
+        let any = id.validate_any(&t.token, now).expect("valid");
+        assert!(any.project.is_none() && any.roles.is_empty());
+        assert_eq!(id.validate(&t.token, now).expect_err("unscoped").code, 401);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

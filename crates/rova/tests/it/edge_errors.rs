@@ -6,7 +6,7 @@
 use crate::common::{start, Resp, TestCloud};
 use reqwest::header::HeaderValue;
 use reqwest::{Method, RequestBuilder};
-use serde_json::{json, Value};
+use serde_json::json;
 
 async fn send(req: RequestBuilder) -> Resp {
     Resp::of(req).await
