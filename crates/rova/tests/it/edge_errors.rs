@@ -109,6 +109,26 @@ async fn a_body_over_the_limit_is_413_in_each_apis_error_body() {
     )
     .await;
     nova(&r, 413, "overLimit");
+    // Image data streams past the JSON limit.
+    let r = send(
+        req(&cloud, Method::POST, "/image/v2/images", &demo.token)
+            .json(&json!({"name": "big", "disk_format": "raw", "container_format": "bare"})),
+    )
+    .await;
+    assert_eq!(r.status.as_u16(), 201, "{}", r.text);
+    let id = r.body["id"].as_str().expect("id").to_string();
+    let r = send(
+        req(
+            &cloud,
+            Method::PUT,
+            &format!("/image/v2/images/{id}/file"),
+            &demo.token,
+        )
+        .header("content-type", "application/octet-stream")
+        .body(vec![7u8; 300 * 1024]),
+    )
+    .await;
+    assert_eq!(r.status.as_u16(), 204, "{}", r.text);
     // Nothing was created, and a body under the limit still goes through.
     let servers = cloud.get(&demo, "/servers", None).await;
     assert_eq!(servers.body["servers"], json!([]));
