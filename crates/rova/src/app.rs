@@ -56,6 +56,14 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::network::api::router())
         .merge(crate::sim_api::router())
         .merge(crate::compute::api::router(app.clone()))
+        // Every JSON API (and the fallback) answers oversized or malformed
+        // requests and extractor rejections with its own error body; the
+        // console proxy, merged after, keeps websockify's plain answers.
+        .fallback(crate::http::edge::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::http::edge::MAX_BODY,
+        ))
+        .layer(axum::middleware::from_fn(crate::http::edge::guard))
         .merge(crate::compute::console_proxy::router())
         .layer(axum::middleware::from_fn(crate::http::request_id))
         .with_state(app)

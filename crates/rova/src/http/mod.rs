@@ -1,14 +1,17 @@
 //! The HTTP edge shared by every API: Nova-shaped error responses, request
 //! ids, the authenticated request context, JSON body parsing and link
-//! building. Handlers stay thin: they parse here and call a service.
+//! building, and the edge guard every API sits behind. Handlers stay thin:
+//! they parse here and call a service.
 
 pub mod ctx;
+pub mod edge;
 
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rova_core::Fault;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 
 pub use ctx::Ctx;
 
@@ -49,6 +52,15 @@ pub fn parse_json(headers: &HeaderMap, body: &Bytes) -> Result<Value, Fault> {
         return Err(Fault::bad_request("Malformed request body"));
     }
     serde_json::from_slice(body).map_err(|_| Fault::bad_request("Malformed request body"))
+}
+
+/// A header's value as text. A value that is not visible ASCII is still
+/// returned (its bytes decoded as UTF-8, lossily) so that callers refuse it
+/// as the malformed value it is instead of taking it as absent.
+pub fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<Cow<'a, str>> {
+    headers
+        .get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
 }
 
 /// `http://host[:port]` as the client addressed us.

@@ -3,7 +3,7 @@
 //! role listings the clients touch. Errors use Keystone's body
 //! `{"error": {"code", "message", "title"}}`.
 
-use super::{role_id, TokenInfo, DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME};
+use super::{role_id, AnyToken, Project, User, DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME};
 use crate::app::App;
 use crate::http::host_url;
 use axum::body::Bytes;
@@ -27,7 +27,11 @@ impl IntoResponse for KsError {
             401 => "Unauthorized",
             403 => "Forbidden",
             404 => "Not Found",
+            405 => "Method Not Allowed",
             409 => "Conflict",
+            413 => "Request Entity Too Large",
+            414 => "Request-URI Too Long",
+            415 => "Unsupported Media Type",
             _ => "Internal Server Error",
         };
         let status = StatusCode::from_u16(f.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -147,23 +151,37 @@ pub fn catalog(app: &App) -> Value {
     ])
 }
 
-fn token_body(app: &App, t: &TokenInfo, methods: &[&str]) -> Value {
+fn token_body(app: &App, t: &AnyToken, methods: &[&str]) -> Value {
     let fmt = |d: &chrono::DateTime<chrono::Utc>| d.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
-    json!({"token": {
+    let mut token = json!({
         "methods": methods,
         "user": {"id": t.user.id, "name": t.user.name, "domain": domain_json(), "password_expires_at": null},
         "audit_ids": [&t.token[t.token.len().saturating_sub(22)..]],
         "issued_at": fmt(&t.issued_at),
         "expires_at": fmt(&t.expires_at),
-        "project": {"id": t.project.id, "name": t.project.name, "domain": domain_json()},
-        "is_domain": false,
-        "roles": t.roles.iter().map(|r| json!({"id": role_id(r), "name": r})).collect::<Vec<_>>(),
-        "catalog": catalog(app),
-    }})
+    });
+    // An unscoped token carries no project, roles or catalog.
+    if let Some(p) = &t.project {
+        token["project"] = json!({"id": p.id, "name": p.name, "domain": domain_json()});
+        token["is_domain"] = json!(false);
+        token["roles"] = t
+            .roles
+            .iter()
+            .map(|r| json!({"id": role_id(r), "name": r}))
+            .collect();
+        token["catalog"] = catalog(app);
+    }
+    json!({ "token": token })
 }
 
 fn bad(msg: &str) -> KsError {
     KsError(Fault::bad_request(msg))
+}
+
+fn unauthorized() -> KsError {
+    KsError(Fault::unauthorized(
+        "The request you have made requires authentication.",
+    ))
 }
 
 fn domain_matches(d: Option<&Value>) -> bool {
@@ -173,6 +191,105 @@ fn domain_matches(d: Option<&Value>) -> bool {
             d.get("id").and_then(Value::as_str) == Some(DEFAULT_DOMAIN_ID)
                 || d.get("name").and_then(Value::as_str) == Some(DEFAULT_DOMAIN_NAME)
         }
+    }
+}
+
+/// A user or project a token request names by `id`, or by `name` within
+/// the Default domain: 400 when it gives neither, 401 when there is none.
+fn find_named<T>(
+    part: &Value,
+    what: &str,
+    by_id: impl FnOnce(&str) -> Option<T>,
+    by_name: impl FnOnce(&str) -> Option<T>,
+) -> KsResult<T> {
+    let found = if let Some(id) = part.get("id").and_then(Value::as_str) {
+        by_id(id)
+    } else if let Some(name) = part.get("name").and_then(Value::as_str) {
+        if !domain_matches(part.get("domain")) {
+            return Err(unauthorized());
+        }
+        by_name(name)
+    } else {
+        return Err(bad(&format!("Expecting to find id or name in {what}")));
+    };
+    found.ok_or_else(unauthorized)
+}
+
+/// The scope a token request asks for.
+enum Scope {
+    /// No `scope`: Keystone's default scoping (the user's default project,
+    /// else unscoped).
+    Default,
+    /// `"scope": "unscoped"` (or `{"unscoped": {}}`).
+    Unscoped,
+    Project(Arc<Project>),
+    /// A domain scope on the Default domain: nobody holds domain roles here.
+    Domain,
+    /// `{"system": {"all": true}}`: nobody holds system roles here.
+    System,
+}
+
+fn parse_scope(app: &App, auth: &Value) -> KsResult<Scope> {
+    let Some(scope) = auth.get("scope") else {
+        return Ok(Scope::Default);
+    };
+    if scope.as_str() == Some("unscoped") {
+        return Ok(Scope::Unscoped);
+    }
+    let kinds = ["project", "domain", "system", "OS-TRUST:trust", "unscoped"];
+    let named: Vec<&str> = match scope.as_object() {
+        Some(o) => kinds.into_iter().filter(|k| o.contains_key(*k)).collect(),
+        None => Vec::new(),
+    };
+    let [kind] = named[..] else {
+        return Err(bad(
+            "Expecting to find project, domain, system, OS-TRUST:trust or unscoped in scope.",
+        ));
+    };
+    let part = &scope[kind];
+    match kind {
+        "project" => Ok(Scope::Project(find_named(
+            part,
+            "project",
+            |id| app.identity.projects.get(id),
+            |name| app.identity.project_by_name(name, DEFAULT_DOMAIN_ID),
+        )?)),
+        "domain" => {
+            if part.get("id").is_none() && part.get("name").is_none() {
+                return Err(bad("Expecting to find id or name in domain"));
+            }
+            if domain_matches(Some(part)) {
+                Ok(Scope::Domain)
+            } else {
+                Err(unauthorized())
+            }
+        }
+        "system" => Ok(Scope::System),
+        "unscoped" => Ok(Scope::Unscoped),
+        _ => {
+            let id = part.get("id").and_then(Value::as_str).unwrap_or("");
+            Err(KsError(Fault::not_found(format!(
+                "Could not find trust: {id}."
+            ))))
+        }
+    }
+}
+
+/// The project the new token is scoped to (`None`: unscoped), now that the
+/// user is authenticated.
+fn scope_for(app: &App, user: &User, scope: Scope) -> KsResult<Option<Arc<Project>>> {
+    match scope {
+        Scope::Default => Ok(app.identity.default_scope(user)),
+        Scope::Unscoped => Ok(None),
+        Scope::Project(p) => Ok(Some(p)),
+        Scope::Domain => Err(KsError(Fault::unauthorized(format!(
+            "User {} has no access to domain {DEFAULT_DOMAIN_ID}",
+            user.id
+        )))),
+        Scope::System => Err(KsError(Fault::unauthorized(format!(
+            "User {} has no access to the system",
+            user.id
+        )))),
     }
 }
 
@@ -190,29 +307,7 @@ async fn issue_token(State(app): State<Arc<App>>, body: Bytes) -> KsResult<Respo
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     let now = chrono::Utc::now(); // tokens live on wall time, not the virtual clock
-    let unauthorized = || {
-        KsError(Fault::unauthorized(
-            "The request you have made requires authentication.",
-        ))
-    };
-
-    // Resolve the scope first (project by id, or by name within a domain).
-    let scope_project = match auth.get("scope").and_then(|s| s.get("project")) {
-        Some(p) => {
-            let project = if let Some(id) = p.get("id").and_then(Value::as_str) {
-                app.identity.projects.get(id)
-            } else if let Some(name) = p.get("name").and_then(Value::as_str) {
-                if !domain_matches(p.get("domain")) {
-                    return Err(unauthorized());
-                }
-                app.identity.project_by_name(name, DEFAULT_DOMAIN_ID)
-            } else {
-                return Err(bad("Expecting to find id or name in project"));
-            };
-            Some(project.ok_or_else(unauthorized)?)
-        }
-        None => None,
-    };
+    let scope = parse_scope(&app, auth)?;
 
     let info = if methods.contains(&"password") {
         let u = identity
@@ -220,47 +315,26 @@ async fn issue_token(State(app): State<Arc<App>>, body: Bytes) -> KsResult<Respo
             .and_then(|p| p.get("user"))
             .ok_or_else(|| bad("Expecting to find user in password"))?;
         let password = u.get("password").and_then(Value::as_str).unwrap_or("");
-        let user = if let Some(id) = u.get("id").and_then(Value::as_str) {
-            app.identity.users.get(id)
-        } else if let Some(name) = u.get("name").and_then(Value::as_str) {
-            if !domain_matches(u.get("domain")) {
-                return Err(unauthorized());
-            }
-            app.identity.user_by_name(name, DEFAULT_DOMAIN_ID)
-        } else {
-            return Err(bad("Expecting to find id or name in user"));
-        }
-        .ok_or_else(unauthorized)?;
-        let project = match scope_project {
-            Some(p) => p,
-            None => user
-                .default_project_id
-                .as_deref()
-                .and_then(|id| app.identity.projects.get(id))
-                .ok_or_else(unauthorized)?,
-        };
-        app.identity.authenticate(&user, password, &project, now)?
+        let user = find_named(
+            u,
+            "user",
+            |id| app.identity.users.get(id),
+            |name| app.identity.user_by_name(name, DEFAULT_DOMAIN_ID),
+        )?;
+        app.identity.check_user_password(&user, password)?;
+        let project = scope_for(&app, &user, scope)?;
+        app.identity.issue(user, project, now, None)?
     } else if methods.contains(&"token") {
         let old = identity
             .get("token")
             .and_then(|t| t.get("id"))
             .and_then(Value::as_str)
             .ok_or_else(|| bad("Expecting to find id in token"))?;
-        let old = app.identity.validate(old, now)?;
-        let project = scope_project.unwrap_or(old.project.clone());
-        let assigned = old
-            .user
-            .assignments
-            .get(&project.id)
-            .cloned()
-            .unwrap_or_default();
-        if assigned.is_empty() {
-            return Err(unauthorized());
-        }
-        app.identity.validate(&old.token, now)?;
-        let user = old.user.clone();
-        // Re-scoping keeps the user; password is not needed.
-        reissue(&app, user, project, &assigned)?
+        let old = app.identity.validate_any(old, now)?;
+        let project = scope_for(&app, &old.user, scope)?;
+        // The new token keeps the user, and the old token's expiry.
+        app.identity
+            .issue(old.user.clone(), project, now, Some(old.expires_at))?
     } else {
         return Err(unauthorized());
     };
@@ -273,16 +347,6 @@ async fn issue_token(State(app): State<Arc<App>>, body: Bytes) -> KsResult<Respo
     Ok(resp)
 }
 
-fn reissue(
-    app: &App,
-    user: Arc<super::User>,
-    project: Arc<super::Project>,
-    assigned: &[String],
-) -> Result<TokenInfo, Fault> {
-    app.identity
-        .issue_for(user, project, assigned, chrono::Utc::now())
-}
-
 fn token_from(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
@@ -290,57 +354,95 @@ fn token_from(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn caller(app: &App, headers: &HeaderMap) -> KsResult<TokenInfo> {
-    let t = token_from(headers, "x-auth-token").ok_or_else(|| {
-        KsError(Fault::unauthorized(
-            "The request you have made requires authentication.",
-        ))
-    })?;
-    Ok(app.identity.validate(&t, chrono::Utc::now())?)
+/// The caller's token, of any scope.
+fn caller(app: &App, headers: &HeaderMap) -> KsResult<AnyToken> {
+    let t = token_from(headers, "x-auth-token").ok_or_else(unauthorized)?;
+    Ok(app.identity.validate_any(&t, chrono::Utc::now())?)
 }
 
-fn subject(app: &App, headers: &HeaderMap) -> KsResult<TokenInfo> {
-    caller(app, headers)?;
+/// The policy rules on another token (Keystone's defaults, less the system
+/// scope Rova does not issue): its owner or an admin may check, validate
+/// and revoke it; a service may also validate it.
+#[derive(Clone, Copy)]
+enum TokenRule {
+    Check,
+    Validate,
+    Revoke,
+}
+
+impl TokenRule {
+    fn name(self) -> &'static str {
+        match self {
+            TokenRule::Check => "identity:check_token",
+            TokenRule::Validate => "identity:validate_token",
+            TokenRule::Revoke => "identity:revoke_token",
+        }
+    }
+
+    fn allows(self, caller: &AnyToken, subject: &AnyToken) -> bool {
+        caller.user.id == subject.user.id
+            || caller.has_role("admin")
+            || (matches!(self, TokenRule::Validate) && caller.has_role("service"))
+    }
+}
+
+/// The `X-Subject-Token` the caller may act on under `rule`. As in
+/// Keystone, a subject token that is not valid is 404 (before the policy
+/// check: nobody can own it), and a caller the rule refuses gets 403.
+fn subject(app: &App, headers: &HeaderMap, rule: TokenRule) -> KsResult<AnyToken> {
+    let me = caller(app, headers)?;
     let t = token_from(headers, "x-subject-token")
         .ok_or_else(|| KsError(Fault::not_found("Could not find token.")))?;
-    app.identity
-        .validate(&t, chrono::Utc::now())
-        .map_err(|_| KsError(Fault::not_found(format!("Could not find token: {t}"))))
+    let subject = app
+        .identity
+        .validate_any(&t, chrono::Utc::now())
+        .map_err(|_| KsError(Fault::not_found(format!("Could not find token: {t}"))))?;
+    if !rule.allows(&me, &subject) {
+        return Err(KsError(Fault::forbidden(format!(
+            "You are not authorized to perform the requested action: {}.",
+            rule.name()
+        ))));
+    }
+    Ok(subject)
 }
 
 async fn validate_token(State(app): State<Arc<App>>, headers: HeaderMap) -> KsResult<Response> {
-    let info = subject(&app, &headers)?;
+    let info = subject(&app, &headers, TokenRule::Validate)?;
     let mut resp = axum::Json(token_body(&app, &info, &["password"])).into_response();
     crate::http::set_header(&mut resp, "x-subject-token", &info.token);
     Ok(resp)
 }
 
 async fn check_token(State(app): State<Arc<App>>, headers: HeaderMap) -> KsResult<Response> {
-    subject(&app, &headers)?;
+    subject(&app, &headers, TokenRule::Check)?;
     Ok(StatusCode::OK.into_response())
 }
 
 async fn revoke_token(State(app): State<Arc<App>>, headers: HeaderMap) -> KsResult<Response> {
-    let info = subject(&app, &headers)?;
-    app.identity.revoke(&info.token);
+    let info = subject(&app, &headers, TokenRule::Revoke)?;
+    app.identity.revoke(&info, chrono::Utc::now()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn auth_catalog(State(app): State<Arc<App>>, headers: HeaderMap) -> KsResult<Response> {
-    caller(&app, &headers)?;
+    if caller(&app, &headers)?.project.is_none() {
+        return Err(KsError(Fault::forbidden(
+            "A project-scoped token is required to produce a service catalog.",
+        )));
+    }
     Ok(axum::Json(
         json!({"catalog": catalog(&app), "links": {"self": null, "next": null, "previous": null}}),
     )
     .into_response())
 }
 
-fn project_json(base: &str, p: &super::Project) -> Value {
+fn project_json(base: &str, p: &Project) -> Value {
     json!({"id": p.id, "name": p.name, "domain_id": p.domain_id, "description": p.description,
            "enabled": p.enabled, "is_domain": false, "parent_id": p.domain_id, "tags": [],
            "links": {"self": format!("{base}/identity/v3/projects/{}", p.id)}})
 }
 
-fn user_projects_json(app: &App, base: &str, user: &super::User) -> Value {
+fn user_projects_json(app: &App, base: &str, user: &User) -> Value {
     let mut ps: Vec<Value> = user
         .assignments
         .keys()
@@ -362,7 +464,7 @@ async fn user_projects(
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> KsResult<Response> {
     let me = caller(&app, &headers)?;
-    if me.user.id != id && !me.roles.iter().any(|r| r == "admin") {
+    if me.user.id != id && !me.has_role("admin") {
         return Err(KsError(Fault::forbidden(
             "You are not authorized to perform the requested action.",
         )));
@@ -378,7 +480,7 @@ async fn user_projects(
 async fn list_projects(State(app): State<Arc<App>>, headers: HeaderMap) -> KsResult<Response> {
     let me = caller(&app, &headers)?;
     let base = host_url(&headers);
-    if !me.roles.iter().any(|r| r == "admin") {
+    if !me.has_role("admin") {
         return Ok(axum::Json(user_projects_json(&app, &base, &me.user)).into_response());
     }
     let mut ps: Vec<Value> = app
@@ -408,7 +510,7 @@ async fn show_project(
         .projects
         .get(&id)
         .or_else(|| app.identity.project_by_name(&id, DEFAULT_DOMAIN_ID))
-        .filter(|p| me.project.id == p.id || me.roles.iter().any(|r| r == "admin"))
+        .filter(|p| me.project.as_ref().is_some_and(|mine| mine.id == p.id) || me.has_role("admin"))
         .ok_or_else(|| KsError(Fault::not_found(format!("Could not find project: {id}."))))?;
     Ok(axum::Json(json!({"project": project_json(&host_url(&headers), &p)})).into_response())
 }
@@ -423,7 +525,7 @@ async fn show_user(
         .identity
         .users
         .get(&id)
-        .filter(|u| me.user.id == u.id || me.roles.iter().any(|r| r == "admin"))
+        .filter(|u| me.user.id == u.id || me.has_role("admin"))
         .ok_or_else(|| KsError(Fault::not_found(format!("Could not find user: {id}."))))?;
     Ok(axum::Json(json!({"user": {"id": u.id, "name": u.name, "domain_id": u.domain_id,
         "enabled": u.enabled, "default_project_id": u.default_project_id, "password_expires_at": null,

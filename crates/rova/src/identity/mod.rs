@@ -3,8 +3,11 @@
 //! (admin ⊃ member ⊃ reader), and signed stateless tokens.
 //!
 //! Tokens are `base64url(claims).hex(hmac-sha256)` under a key kept in the
-//! data directory, so they survive restarts without a token table; revoked
-//! tokens are remembered until they expire. Tokens live on wall-clock time,
+//! data directory, so they survive restarts without a token table. A token
+//! is scoped to a project or unscoped (no project, no roles). Revoked
+//! tokens are remembered (as their SHA-256, in the `token_revocation` table)
+//! until they would have expired, so a revocation survives a restart;
+//! expired records are pruned on the next revocation. Tokens live on wall-clock time,
 //! not the simulated mode's virtual clock: advancing compute's clock by a
 //! day must not log every client out. This module owns users,
 //! projects and tokens; it knows nothing of compute.
@@ -64,7 +67,8 @@ pub struct User {
 pub struct Claims {
     /// user id
     pub u: String,
-    /// project id
+    /// project id ("" for an unscoped token)
+    #[serde(default)]
     pub p: String,
     /// issued at (unix seconds)
     pub i: i64,
@@ -74,15 +78,50 @@ pub struct Claims {
     pub n: String,
 }
 
-/// A validated token with the user, project and effective roles.
+/// A validated token: the user, the scope `P` and the effective roles.
 #[derive(Debug, Clone)]
-pub struct TokenInfo {
+pub struct Token<P> {
     pub token: String,
     pub user: Arc<User>,
-    pub project: Arc<Project>,
+    pub project: P,
     pub roles: Vec<String>,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+}
+
+/// A project-scoped token: what every API but identity requires.
+pub type TokenInfo = Token<Arc<Project>>;
+
+/// A token of any scope (`None`: unscoped).
+pub type AnyToken = Token<Option<Arc<Project>>>;
+
+impl AnyToken {
+    /// The project-scoped view; an unscoped token is refused with 401.
+    pub fn scoped(self) -> Result<TokenInfo, Fault> {
+        let project = self.project.ok_or_else(unauthorized)?;
+        Ok(Token {
+            token: self.token,
+            user: self.user,
+            project,
+            roles: self.roles,
+            issued_at: self.issued_at,
+            expires_at: self.expires_at,
+        })
+    }
+
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+}
+
+/// A remembered revocation (keyed by the token's SHA-256): kept until the
+/// token would have expired anyway.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Revocation {
+    /// the token's SHA-256 (hex), also the row's id
+    pub digest: String,
+    /// expiry of the revoked token (unix seconds)
+    pub expires: i64,
 }
 
 /// The identity service.
@@ -91,7 +130,7 @@ pub struct Identity {
     pub projects: Table<Project>,
     key: Vec<u8>,
     ttl: Duration,
-    revoked: Mutex<HashSet<String>>,
+    revoked: Table<Revocation>,
     /// sha256(user id, password, hash) of passwords already verified, so
     /// repeated logins do not pay argon2 each time.
     verified: Mutex<HashSet<[u8; 32]>>,
@@ -155,7 +194,7 @@ impl Identity {
             projects: Table::load("project", store)?,
             key,
             ttl: Duration::seconds(ttl_secs.max(60)),
-            revoked: Mutex::new(HashSet::new()),
+            revoked: Table::load("token_revocation", store)?,
             verified: Mutex::new(HashSet::new()),
         })
     }
@@ -198,53 +237,65 @@ impl Identity {
         ok
     }
 
-    /// Password authentication scoped to a project: returns the new token.
-    pub fn authenticate(
-        &self,
-        user: &Arc<User>,
-        password: &str,
-        project: &Arc<Project>,
-        now: DateTime<Utc>,
-    ) -> Result<TokenInfo, Fault> {
-        if !user.enabled || !self.check_password(user, password) {
-            return Err(unauthorized());
+    /// Checks a password: the enabled user, or 401.
+    pub fn check_user_password(&self, user: &User, password: &str) -> Result<(), Fault> {
+        if user.enabled && self.check_password(user, password) {
+            Ok(())
+        } else {
+            Err(unauthorized())
         }
+    }
+
+    /// The roles `user` holds on `project` (empty when none, or when the
+    /// project is disabled).
+    pub fn assigned(&self, user: &User, project: &Project) -> Vec<String> {
         if !project.enabled {
-            return Err(unauthorized());
+            return Vec::new();
         }
-        let assigned = user
-            .assignments
+        user.assignments
             .get(&project.id)
             .cloned()
-            .unwrap_or_default();
-        if assigned.is_empty() {
-            return Err(unauthorized());
-        }
-        self.issue(user.clone(), project.clone(), &assigned, now)
+            .unwrap_or_default()
     }
 
-    /// Issues a token for an already-authenticated user (re-scoping).
-    pub fn issue_for(
-        &self,
-        user: Arc<User>,
-        project: Arc<Project>,
-        assigned: &[String],
-        now: DateTime<Utc>,
-    ) -> Result<TokenInfo, Fault> {
-        self.issue(user, project, assigned, now)
+    /// Keystone's default scoping for a request that names no scope: the
+    /// user's default project if it exists and the user has a role on it,
+    /// else none (an unscoped token).
+    pub fn default_scope(&self, user: &User) -> Option<Arc<Project>> {
+        user.default_project_id
+            .as_deref()
+            .and_then(|id| self.projects.get(id))
+            .filter(|p| !self.assigned(user, p).is_empty())
     }
 
-    fn issue(
+    /// Issues a token for an already-authenticated user, scoped to
+    /// `project` (on which the user must hold a role) or unscoped. It
+    /// expires after the configured lifetime, or at `expires` if that is
+    /// sooner (a token made from another keeps the other's expiry).
+    pub fn issue(
         &self,
         user: Arc<User>,
-        project: Arc<Project>,
-        assigned: &[String],
+        project: Option<Arc<Project>>,
         now: DateTime<Utc>,
-    ) -> Result<TokenInfo, Fault> {
-        let expires = now + self.ttl;
+        expires: Option<DateTime<Utc>>,
+    ) -> Result<AnyToken, Fault> {
+        let assigned = match &project {
+            Some(p) => {
+                let a = self.assigned(&user, p);
+                if a.is_empty() {
+                    return Err(Fault::unauthorized(format!(
+                        "User {} has no access to project {}",
+                        user.id, p.id
+                    )));
+                }
+                a
+            }
+            None => Vec::new(),
+        };
+        let expires = expires.map_or(now + self.ttl, |e| e.min(now + self.ttl));
         let claims = Claims {
             u: user.id.clone(),
-            p: project.id.clone(),
+            p: project.as_ref().map(|p| p.id.clone()).unwrap_or_default(),
             i: now.timestamp(),
             e: expires.timestamp(),
             n: hex::encode(rand::random::<[u8; 6]>()),
@@ -252,11 +303,11 @@ impl Identity {
         let payload = serde_json::to_vec(&claims).map_err(|e| Fault::internal(e.to_string()))?;
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(payload);
         let token = format!("{b64}.{}", self.sign(&b64));
-        Ok(TokenInfo {
+        Ok(Token {
             token,
             user,
             project,
-            roles: effective_roles(assigned),
+            roles: effective_roles(&assigned),
             issued_at: DateTime::from_timestamp(claims.i, 0).unwrap_or(now),
             expires_at: DateTime::from_timestamp(claims.e, 0).unwrap_or(expires),
         })
@@ -272,9 +323,15 @@ impl Identity {
         hex::encode(mac.finalize().into_bytes())
     }
 
-    /// Validates a token: signature, expiry, revocation, and that the user
-    /// and project still exist and the assignment still holds.
+    /// Validates a project-scoped token (an unscoped one is 401).
     pub fn validate(&self, token: &str, now: DateTime<Utc>) -> Result<TokenInfo, Fault> {
+        self.validate_any(token, now)?.scoped()
+    }
+
+    /// Validates a token of any scope: signature, expiry, revocation, that
+    /// the user still exists and is enabled, and for a scoped token that the
+    /// project still exists and the assignment still holds.
+    pub fn validate_any(&self, token: &str, now: DateTime<Utc>) -> Result<AnyToken, Fault> {
         let (b64, sig) = token.split_once('.').ok_or_else(unauthorized)?;
         let expected = self.sign(b64);
         if expected.is_empty() || !constant_eq(expected.as_bytes(), sig.as_bytes()) {
@@ -284,20 +341,24 @@ impl Identity {
             .decode(b64)
             .map_err(|_| unauthorized())?;
         let claims: Claims = serde_json::from_slice(&raw).map_err(|_| unauthorized())?;
-        if claims.e <= now.timestamp() || self.revoked.lock().contains(token) {
+        if claims.e <= now.timestamp() || self.revoked.get(&digest(token)).is_some() {
             return Err(unauthorized());
         }
         let user = self.users.get(&claims.u).ok_or_else(unauthorized)?;
-        let project = self.projects.get(&claims.p).ok_or_else(unauthorized)?;
-        let assigned = user
-            .assignments
-            .get(&project.id)
-            .cloned()
-            .unwrap_or_default();
-        if !user.enabled || assigned.is_empty() {
+        if !user.enabled {
             return Err(unauthorized());
         }
-        Ok(TokenInfo {
+        let (project, assigned) = if claims.p.is_empty() {
+            (None, Vec::new())
+        } else {
+            let project = self.projects.get(&claims.p).ok_or_else(unauthorized)?;
+            let assigned = self.assigned(&user, &project);
+            if assigned.is_empty() {
+                return Err(unauthorized());
+            }
+            (Some(project), assigned)
+        };
+        Ok(Token {
             token: token.to_string(),
             user,
             project,
@@ -307,9 +368,26 @@ impl Identity {
         })
     }
 
-    pub fn revoke(&self, token: &str) {
-        self.revoked.lock().insert(token.to_string());
+    /// Revokes a token durably (until it would have expired), and forgets
+    /// revocations of tokens that have expired since.
+    pub async fn revoke<P>(&self, token: &Token<P>, now: DateTime<Utc>) -> Result<(), Fault> {
+        let rec = Revocation {
+            digest: digest(&token.token),
+            expires: token.expires_at.timestamp(),
+        };
+        self.revoked.put(&rec.digest.clone(), rec).await?;
+        let stale = self.revoked.filter(|r| r.expires <= now.timestamp());
+        for r in stale {
+            self.revoked.remove(&r.digest).await?;
+        }
+        Ok(())
     }
+}
+
+/// The key a revocation is stored under: the token's SHA-256 (the token
+/// itself is a credential and is not written down).
+fn digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 fn constant_eq(a: &[u8], b: &[u8]) -> bool {
@@ -333,4 +411,75 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("writing {}: {e}", path.display()))?;
     f.write_all(bytes)
         .map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An identity service on a fresh data directory, with one user who is
+    /// a member of one project.
+    async fn fixture() -> (Identity, Arc<User>, Arc<Project>, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("rova-identity-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let store = Store::open(&dir).expect("store");
+        let id = Identity::load(&store, &dir, 3600).expect("identity");
+        let project = Project {
+            id: "p1".into(),
+            name: "p".into(),
+            domain_id: DEFAULT_DOMAIN_ID.into(),
+            description: String::new(),
+            enabled: true,
+        };
+        let user = User {
+            id: "u1".into(),
+            name: "u".into(),
+            domain_id: DEFAULT_DOMAIN_ID.into(),
+            password_hash: String::new(),
+            enabled: true,
+            assignments: HashMap::from([("p1".to_string(), vec!["member".to_string()])]),
+            default_project_id: None,
+        };
+        let project = id.projects.put("p1", project).await.expect("project");
+        let user = id.users.put("u1", user).await.expect("user");
+        (id, user, project, dir)
+    }
+
+    #[tokio::test]
+    async fn revocations_outlive_nothing_but_their_token() {
+        let (id, user, project, dir) = fixture().await;
+        let now = Utc::now();
+        let live = id
+            .issue(user.clone(), Some(project.clone()), now, None)
+            .expect("token");
+        let stale = id
+            .issue(user.clone(), Some(project), now - Duration::hours(2), None)
+            .expect("token");
+        assert!(id.validate(&live.token, now).is_ok());
+        id.revoke(&live, now).await.expect("revoke");
+        assert!(id.validate(&live.token, now).is_err());
+        // Revoking an expired token leaves no record behind, and the live
+        // token's record stays.
+        id.revoke(&stale, now).await.expect("revoke");
+        assert_eq!(id.revoked.len(), 1);
+        assert!(id.revoked.get(&digest(&live.token)).is_some());
+        // Once the live token has expired too, the next revocation prunes it.
+        let later = now + Duration::hours(2);
+        let other = id.issue(user, None, later, None).expect("unscoped token");
+        id.revoke(&other, later).await.expect("revoke");
+        assert_eq!(id.revoked.len(), 1);
+        assert!(id.revoked.get(&digest(&other.token)).is_some());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn an_unscoped_token_is_refused_where_a_project_is_needed() {
+        let (id, user, _, dir) = fixture().await;
+        let now = Utc::now();
+        let t = id.issue(user, None, now, None).expect("token");
+        let any = id.validate_any(&t.token, now).expect("valid");
+        assert!(any.project.is_none() && any.roles.is_empty());
+        assert_eq!(id.validate(&t.token, now).expect_err("unscoped").code, 401);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

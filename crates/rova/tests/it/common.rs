@@ -24,7 +24,9 @@ pub struct TestCloud {
 impl Drop for TestCloud {
     fn drop(&mut self) {
         self.task.abort();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -37,6 +39,21 @@ pub struct Resp {
 }
 
 impl Resp {
+    /// Sends `req` and reads the answer.
+    pub async fn of(req: reqwest::RequestBuilder) -> Resp {
+        let r = req.send().await.expect("request");
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<String> {
         self.headers
             .get(name)
@@ -62,6 +79,11 @@ pub async fn start() -> TestCloud {
 /// Starts a cloud after letting the test adjust the configuration.
 pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestCloud {
     let dir = std::env::temp_dir().join(format!("rova-it-{}", uuid::Uuid::new_v4()));
+    start_in(dir, adjust).await
+}
+
+/// Starts a cloud on `dir` (a new one, or one a stopped cloud left).
+async fn start_in(dir: PathBuf, adjust: impl FnOnce(&mut Config)) -> TestCloud {
     let mut cfg = Config::new(dir.clone(), "127.0.0.1:0".parse().expect("addr"));
     cfg.sim_latency_ms = 1;
     adjust(&mut cfg);
@@ -88,6 +110,15 @@ pub struct User {
 }
 
 impl TestCloud {
+    /// Stops this server and starts a new one (on a new port, default
+    /// configuration) on the same data directory, as `rova serve` restarted.
+    pub async fn restart(mut self) -> TestCloud {
+        self.task.abort();
+        let dir = std::mem::take(&mut self.dir);
+        drop(self);
+        start_in(dir, |_| {}).await
+    }
+
     /// Token for one of the bootstrap users (project = theirs).
     pub async fn login(&self, user: &str) -> User {
         let project = match user {
@@ -148,17 +179,7 @@ impl TestCloud {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let r = req.send().await.expect("request");
-        let status = r.status();
-        let headers = r.headers().clone();
-        let text = r.text().await.unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp {
-            status,
-            headers,
-            body,
-            text,
-        }
+        Resp::of(req).await
     }
 
     pub async fn get(&self, u: &User, path: &str, version: Option<&str>) -> Resp {

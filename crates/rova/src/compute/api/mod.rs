@@ -85,10 +85,7 @@ async fn version_doc(headers: HeaderMap) -> Response {
         "type": "application/vnd.openstack.compute+json;version=2.1"}]);
     // The v2.1 document is itself a v2.1 API resource: it negotiates and
     // echoes the requested microversion.
-    let version = match Microversion::from_headers(
-        header(&headers, "openstack-api-version"),
-        header(&headers, "x-openstack-nova-api-version"),
-    ) {
+    let version = match requested_version(&headers) {
         Ok(v) => v,
         Err(f) => {
             let mut resp = ApiError(f).into_response();
@@ -112,6 +109,17 @@ fn version_headers(resp: &mut Response, v: Microversion) {
     );
 }
 
+/// The microversion the request asks for. A header value that is not
+/// visible ASCII is an invalid version string (400), as in Nova, not an
+/// absent header.
+fn requested_version(headers: &HeaderMap) -> Result<Microversion, Fault> {
+    let text = |name| crate::http::header_text(headers, name);
+    Microversion::from_headers(
+        text("openstack-api-version").as_deref(),
+        text("x-openstack-nova-api-version").as_deref(),
+    )
+}
+
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|h| h.to_str().ok())
 }
@@ -120,10 +128,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// id in the path, and puts a [`Ctx`] in the request.
 async fn compute_mw(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
     let headers = req.headers();
-    let version = match Microversion::from_headers(
-        header(headers, "openstack-api-version"),
-        header(headers, "x-openstack-nova-api-version"),
-    ) {
+    let version = match requested_version(headers) {
         Ok(v) => v,
         Err(f) => {
             let mut resp = ApiError(f).into_response();
