@@ -722,6 +722,16 @@ async fn fail_build(
     details: &str,
 ) {
     super::scheduler::release_instance(app, uuid);
+    // The event is closed before the server turns ERROR, so a client that
+    // sees ERROR also sees the failed event (its traceback, its finish time).
+    actions::event_finish(
+        app,
+        uuid,
+        request_id,
+        "compute__do_build_and_run_instance",
+        Some((message, details)),
+    )
+    .await;
     let now = app.clock.now();
     let msg = message.to_string();
     let det = details.to_string();
@@ -746,14 +756,6 @@ async fn fail_build(
             Ok(())
         })
         .await;
-    actions::event_finish(
-        app,
-        uuid,
-        request_id,
-        "compute__do_build_and_run_instance",
-        Some((message, details)),
-    )
-    .await;
 }
 
 /// After a restart: resume builds and deletes that were in flight.

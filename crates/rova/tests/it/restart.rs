@@ -169,12 +169,15 @@ async fn an_action_cut_short_by_a_restart_is_settled() {
         .expect("id")
         .to_string();
     let status = |v: &Value| v["server"]["status"].as_str().unwrap_or("").to_string();
-    for _ in 0..500 {
+    let mut active = false;
+    for _ in 0..3000 {
         if status(&get(&base, &tok, &format!("/servers/{id}")).await) == "ACTIVE" {
+            active = true;
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+    assert!(active, "the server never became ACTIVE");
     // The pause never gets to finish: its driver step takes a minute.
     first
         .app
@@ -189,14 +192,41 @@ async fn an_action_cut_short_by_a_restart_is_settled() {
     assert_eq!(r.status().as_u16(), 202);
     let mid = get(&base, &tok, &format!("/servers/{id}")).await;
     assert_eq!(mid["server"]["OS-EXT-STS:task_state"], "pausing");
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The crash comes once the compute side has started the pause: its
+    // event is open (not after a guessed delay, which a busy machine beats).
+    let mut started = false;
+    for _ in 0..3000 {
+        let acts = get(&base, &tok, &format!("/servers/{id}/os-instance-actions")).await;
+        let req = acts["instanceActions"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["action"] == "pause"))
+            .and_then(|x| x["request_id"].as_str())
+            .map(str::to_string);
+        if let Some(req) = req {
+            let one = get(
+                &base,
+                &tok,
+                &format!("/servers/{id}/os-instance-actions/{req}"),
+            )
+            .await;
+            if one["instanceAction"]["events"]
+                .as_array()
+                .is_some_and(|e| !e.is_empty())
+            {
+                started = true;
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(started, "the pause's event never opened");
     first.task.abort();
     drop(first);
 
     let second = rova::server::start(cfg()).await.expect("second start");
     let base2 = format!("http://{}", second.addr);
     let mut after = Value::Null;
-    for _ in 0..300 {
+    for _ in 0..3000 {
         after = get(&base2, &tok, &format!("/servers/{id}")).await;
         if after["server"]["OS-EXT-STS:task_state"].is_null() {
             break;
