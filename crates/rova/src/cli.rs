@@ -64,6 +64,11 @@ enum Cmd {
         /// QEMU driver: accelerator, `auto` (probe), `kvm` or `tcg`.
         #[arg(long)]
         qemu_accel: Option<String>,
+        /// Directory of the noVNC web client the console proxy serves
+        /// (env ROVA_NOVNC_PATH; default /usr/share/novnc, Debian's
+        /// `novnc` package).
+        #[arg(long)]
+        novnc_path: Option<PathBuf>,
     },
 }
 
@@ -84,6 +89,7 @@ pub fn main() -> ExitCode {
             driver,
             qemu_hosts,
             qemu_accel,
+            novnc_path,
         } => {
             let mut cfg = Config::new(data_dir, listen);
             if let Err(e) = cfg.apply_env() {
@@ -110,6 +116,9 @@ pub fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
                 cfg.qemu.accel = a;
+            }
+            if let Some(p) = novnc_path {
+                cfg.novnc_path = p;
             }
             if let Some(v) = sim_latency_ms {
                 cfg.sim_latency_ms = v;

@@ -37,6 +37,19 @@ pub struct Resp {
 }
 
 impl Resp {
+    /// Reads a whole response: status, headers, text, JSON body or Null.
+    pub async fn read(r: reqwest::Response) -> Resp {
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
     pub fn header(&self, name: &str) -> Option<String> {
         self.headers
             .get(name)
@@ -148,17 +161,7 @@ impl TestCloud {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let r = req.send().await.expect("request");
-        let status = r.status();
-        let headers = r.headers().clone();
-        let text = r.text().await.unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp {
-            status,
-            headers,
-            body,
-            text,
-        }
+        Resp::read(req.send().await.expect("request")).await
     }
 
     pub async fn get(&self, u: &User, path: &str, version: Option<&str>) -> Resp {
