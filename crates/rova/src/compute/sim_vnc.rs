@@ -84,9 +84,9 @@ impl PixelFormat {
     pub fn pixel(&self, rgb: [u32; 3]) -> Vec<u8> {
         let mut v: u32 = 0;
         if self.true_colour {
-            for i in 0..3 {
-                let c = rgb[i].min(255) * u32::from(self.max[i]) / 255;
-                v |= c.checked_shl(u32::from(self.shift[i])).unwrap_or(0);
+            for ((c, max), shift) in rgb.iter().zip(self.max).zip(self.shift) {
+                let c = (*c).min(255) * u32::from(max) / 255;
+                v |= c.checked_shl(u32::from(shift)).unwrap_or(0);
             }
         }
         let n = usize::from(self.bits_per_pixel / 8);
