@@ -189,3 +189,23 @@ fn init_tracing() {
             .try_init();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn novnc_path_is_a_serve_flag() {
+        let cli =
+            Cli::try_parse_from(["rova", "serve", "--novnc-path", "/opt/novnc"]).expect("parses");
+        let Cmd::Serve { novnc_path, .. } = cli.cmd;
+        assert_eq!(novnc_path, Some(PathBuf::from("/opt/novnc")));
+        let cli = Cli::try_parse_from(["rova", "serve"]).expect("parses");
+        let Cmd::Serve { novnc_path, .. } = cli.cmd;
+        assert_eq!(novnc_path, None, "the default comes from Config");
+        assert_eq!(
+            Config::new(PathBuf::from("d"), "127.0.0.1:0".parse().expect("addr")).novnc_path,
+            PathBuf::from("/usr/share/novnc")
+        );
+    }
+}

@@ -405,3 +405,18 @@ impl Config {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn novnc_path_comes_from_the_environment() {
+        let mut cfg = Config::new(PathBuf::from("d"), "127.0.0.1:0".parse().expect("addr"));
+        std::env::set_var("ROVA_NOVNC_PATH", "/srv/novnc");
+        let r = cfg.apply_env();
+        std::env::remove_var("ROVA_NOVNC_PATH");
+        assert_eq!(r, Ok(()));
+        assert_eq!(cfg.novnc_path, PathBuf::from("/srv/novnc"));
+    }
+}

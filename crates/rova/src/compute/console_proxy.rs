@@ -42,8 +42,16 @@ use tokio::net::UnixStream;
 /// How long closing the websocket may take once a side has ended.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// The noVNC pages, at the root as noVNC links its assets relatively.
-const NOVNC_PAGES: [&str; 3] = ["/vnc_auto.html", "/vnc.html", "/vnc_lite.html"];
+/// The noVNC pages and the settings files noVNC's UI fetches, at the
+/// root as noVNC links its assets relatively.
+const NOVNC_FILES: [&str; 6] = [
+    "/vnc_auto.html",
+    "/vnc.html",
+    "/vnc_lite.html",
+    "/package.json",
+    "/defaults.json",
+    "/mandatory.json",
+];
 /// The noVNC asset folders.
 const NOVNC_DIRS: [&str; 4] = [
     "/app/{*rest}",
@@ -57,7 +65,7 @@ pub fn router() -> Router<Arc<App>> {
     let r = Router::new()
         .route("/websockify", get(websockify))
         .route("/serial", get(serial));
-    NOVNC_PAGES
+    NOVNC_FILES
         .iter()
         .chain(NOVNC_DIRS.iter())
         .fold(r, |r, path| r.route(path, get(novnc_file)))

@@ -122,6 +122,7 @@ fn fake_novnc() -> PathBuf {
     std::fs::write(dir.join("vnc_lite.html"), page("lite")).expect("write");
     std::fs::write(dir.join("core/rfb.js"), "export default class RFB {}\n").expect("write");
     std::fs::write(dir.join("core/.secret"), "hidden").expect("write");
+    std::fs::write(dir.join("package.json"), "{\"version\": \"1.3.0\"}").expect("write");
     std::fs::write(base.join("secret.txt"), "outside").expect("write");
     dir
 }
@@ -253,8 +254,16 @@ async fn novnc_files_are_served_from_the_configured_directory_only() {
         (200, "text/javascript; charset=utf-8")
     );
     assert_eq!(body, "export default class RFB {}\n");
+    let (status, ctype, body) = get("/package.json").await;
+    assert_eq!((status, ctype.as_str()), (200, "application/json"));
+    assert!(body.contains("1.3.0"), "{body}");
     // Missing and hidden files are 404 with Nova's error body.
-    for path in ["/core/missing.js", "/core/.secret", "/vendor/none/x.js"] {
+    for path in [
+        "/core/missing.js",
+        "/core/.secret",
+        "/vendor/none/x.js",
+        "/defaults.json",
+    ] {
         let (status, ctype, body) = get(path).await;
         assert_eq!(status, 404, "{path}: {body}");
         assert!(ctype.starts_with("application/json"), "{path}: {ctype}");
@@ -400,6 +409,46 @@ async fn simulated_guests_speak_rfb_over_the_proxy() {
             .await
             .err(),
         Some(401)
+    );
+    // RFB 3.3: the server names the security type (None) and goes
+    // straight on to ClientInit.
+    let token3 = token_of(&console_url(&cloud, &demo, &id, "vnc", "novnc").await);
+    let (mut ws, _) = connect(&format!("ws://{host}/websockify?token={token3}"))
+        .await
+        .expect("connects");
+    assert_eq!(next_binary(&mut ws).await, b"RFB 003.008\n");
+    ws.send(Message::binary(b"RFB 003.003\n".to_vec()))
+        .await
+        .expect("send");
+    assert_eq!(next_binary(&mut ws).await, vec![0, 0, 0, 1]);
+    ws.send(Message::binary(vec![1])).await.expect("send");
+    assert_eq!(next_binary(&mut ws).await, init, "the same ServerInit");
+    // A client that wants another security type is told why and dropped.
+    let token4 = token_of(&console_url(&cloud, &demo, &id, "vnc", "novnc").await);
+    let (mut ws, _) = connect(&format!("ws://{host}/websockify?token={token4}"))
+        .await
+        .expect("connects");
+    assert_eq!(next_binary(&mut ws).await, b"RFB 003.008\n");
+    ws.send(Message::binary(b"RFB 003.008\n".to_vec()))
+        .await
+        .expect("send");
+    assert_eq!(next_binary(&mut ws).await, vec![1, 1]);
+    ws.send(Message::binary(vec![2])).await.expect("send");
+    let failed = next_binary(&mut ws).await;
+    assert_eq!(&failed[..4], &[0, 0, 0, 1], "SecurityResult failed");
+    assert!(String::from_utf8_lossy(&failed[8..]).contains("None"));
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(
+        end.is_ok(),
+        "the session ends after a refused security type"
     );
     // A stopped guest has no screen to show.
     let token2 = token_of(&console_url(&cloud, &demo, &id, "vnc", "novnc").await);
