@@ -352,6 +352,19 @@ async fn bad_and_used_tokens_are_refused_at_once() {
     assert_bare_refusal(&resp, 401);
 }
 
+/// Opens a simulated guest's VNC console with a fresh token and reads the
+/// server's RFB 3.8 greeting; returns the session and its token.
+async fn sim_vnc_session(cloud: &TestCloud, u: &User, id: &str) -> (Ws, String) {
+    let host = cloud.base.trim_start_matches("http://");
+    let token = token_of(&console_url(cloud, u, id, "vnc", "novnc").await);
+    let (mut ws, proto) = connect(&format!("ws://{host}/websockify?token={token}"))
+        .await
+        .expect("connects");
+    assert_eq!(proto.as_deref(), Some("binary"));
+    assert_eq!(next_binary(&mut ws).await, b"RFB 003.008\n", "the greeting");
+    (ws, token)
+}
+
 #[tokio::test]
 async fn simulated_guests_speak_rfb_over_the_proxy() {
     let cloud = common::start().await;
@@ -361,13 +374,8 @@ async fn simulated_guests_speak_rfb_over_the_proxy() {
         .expect("id")
         .to_string();
     let host = cloud.base.trim_start_matches("http://").to_string();
-    let token = token_of(&console_url(&cloud, &demo, &id, "vnc", "novnc").await);
-    let (mut ws, proto) = connect(&format!("ws://{host}/websockify?token={token}"))
-        .await
-        .expect("connects");
-    assert_eq!(proto.as_deref(), Some("binary"));
     // Each handshake step is one message, as Tempest reads them.
-    assert_eq!(next_binary(&mut ws).await, b"RFB 003.008\n");
+    let (mut ws, token) = sim_vnc_session(&cloud, &demo, &id).await;
     ws.send(Message::binary(b"RFB 003.008\n".to_vec()))
         .await
         .expect("send");
@@ -412,11 +420,7 @@ async fn simulated_guests_speak_rfb_over_the_proxy() {
     );
     // RFB 3.3: the server names the security type (None) and goes
     // straight on to ClientInit.
-    let token3 = token_of(&console_url(&cloud, &demo, &id, "vnc", "novnc").await);
-    let (mut ws, _) = connect(&format!("ws://{host}/websockify?token={token3}"))
-        .await
-        .expect("connects");
-    assert_eq!(next_binary(&mut ws).await, b"RFB 003.008\n");
+    let (mut ws, _) = sim_vnc_session(&cloud, &demo, &id).await;
     ws.send(Message::binary(b"RFB 003.003\n".to_vec()))
         .await
         .expect("send");
@@ -424,11 +428,7 @@ async fn simulated_guests_speak_rfb_over_the_proxy() {
     ws.send(Message::binary(vec![1])).await.expect("send");
     assert_eq!(next_binary(&mut ws).await, init, "the same ServerInit");
     // A client that wants another security type is told why and dropped.
-    let token4 = token_of(&console_url(&cloud, &demo, &id, "vnc", "novnc").await);
-    let (mut ws, _) = connect(&format!("ws://{host}/websockify?token={token4}"))
-        .await
-        .expect("connects");
-    assert_eq!(next_binary(&mut ws).await, b"RFB 003.008\n");
+    let (mut ws, _) = sim_vnc_session(&cloud, &demo, &id).await;
     ws.send(Message::binary(b"RFB 003.008\n".to_vec()))
         .await
         .expect("send");
