@@ -180,7 +180,7 @@ if want tempest; then
   if ROVA_QUOTA_INSTANCES=200 ROVA_QUOTA_CORES=400 ROVA_QUOTA_RAM=-1 \
       start_rova "$ART/tempest-rova-data" "$ART/tempest-rova.log"; then
     echo "rova for tempest at $ROVA_URL (log $ART/tempest-rova.log); tempest output goes to $ART/tempest.log"
-    ROVA_TEMPEST_FEATURES="${ROVA_TEMPEST_FEATURES:-pause,suspend,shelve,rescue,resize,snapshot,console_output,change_password,personality,disk_config}" \
+    ROVA_TEMPEST_FEATURES="${ROVA_TEMPEST_FEATURES:-pause,suspend,shelve,rescue,resize,snapshot,console_output,change_password,personality,disk_config,vnc_console}" \
     scripts/tempest.sh --url "$ROVA_URL" --data-dir "$ART/tempest-rova-data" \
       --include-list "${ROVA_TEMPEST_LIST:-$ROOT/tests/tempest/compute.txt}" \
       --workers "${ROVA_TEMPEST_WORKERS:-2}" --workdir "$ART/tempest-ws" >"$ART/tempest.log" 2>&1 &

@@ -64,6 +64,11 @@ enum Cmd {
         /// QEMU driver: accelerator, `auto` (probe), `kvm` or `tcg`.
         #[arg(long)]
         qemu_accel: Option<String>,
+        /// Directory of the noVNC web client the console proxy serves
+        /// (env ROVA_NOVNC_PATH; default /usr/share/novnc, Debian's
+        /// `novnc` package).
+        #[arg(long)]
+        novnc_path: Option<PathBuf>,
     },
 }
 
@@ -84,6 +89,7 @@ pub fn main() -> ExitCode {
             driver,
             qemu_hosts,
             qemu_accel,
+            novnc_path,
         } => {
             let mut cfg = Config::new(data_dir, listen);
             if let Err(e) = cfg.apply_env() {
@@ -110,6 +116,9 @@ pub fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
                 cfg.qemu.accel = a;
+            }
+            if let Some(p) = novnc_path {
+                cfg.novnc_path = p;
             }
             if let Some(v) = sim_latency_ms {
                 cfg.sim_latency_ms = v;
@@ -178,5 +187,25 @@ fn init_tracing() {
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
             .try_init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn novnc_path_is_a_serve_flag() {
+        let cli =
+            Cli::try_parse_from(["rova", "serve", "--novnc-path", "/opt/novnc"]).expect("parses");
+        let Cmd::Serve { novnc_path, .. } = cli.cmd;
+        assert_eq!(novnc_path, Some(PathBuf::from("/opt/novnc")));
+        let cli = Cli::try_parse_from(["rova", "serve"]).expect("parses");
+        let Cmd::Serve { novnc_path, .. } = cli.cmd;
+        assert_eq!(novnc_path, None, "the default comes from Config");
+        assert_eq!(
+            Config::new(PathBuf::from("d"), "127.0.0.1:0".parse().expect("addr")).novnc_path,
+            PathBuf::from("/usr/share/novnc")
+        );
     }
 }

@@ -49,6 +49,10 @@ pub struct Config {
     pub driver: DriverKind,
     /// Settings of the QEMU driver (used with [`DriverKind::Qemu`]).
     pub qemu: QemuConfig,
+    /// The installed noVNC web client the console proxy serves (Debian's
+    /// `novnc` package puts it in `/usr/share/novnc`), as Nova's
+    /// `[vnc]novncproxy` serves its `[DEFAULT]web` directory.
+    pub novnc_path: PathBuf,
 }
 
 /// The virt driver.
@@ -257,6 +261,7 @@ impl Config {
             allow_resize_to_same_host: None,
             driver: DriverKind::Fake,
             qemu: QemuConfig::default(),
+            novnc_path: PathBuf::from("/usr/share/novnc"),
         }
     }
 
@@ -375,6 +380,11 @@ impl Config {
             }
             self.qemu.config_drive_format = v;
         }
+        if let Ok(v) = std::env::var("ROVA_NOVNC_PATH") {
+            if !v.trim().is_empty() {
+                self.novnc_path = PathBuf::from(v);
+            }
+        }
         let q = &mut self.quota;
         for (name, slot) in [
             ("ROVA_QUOTA_INSTANCES", &mut q.instances),
@@ -393,5 +403,20 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn novnc_path_comes_from_the_environment() {
+        let mut cfg = Config::new(PathBuf::from("d"), "127.0.0.1:0".parse().expect("addr"));
+        std::env::set_var("ROVA_NOVNC_PATH", "/srv/novnc");
+        let r = cfg.apply_env();
+        std::env::remove_var("ROVA_NOVNC_PATH");
+        assert_eq!(r, Ok(()));
+        assert_eq!(cfg.novnc_path, PathBuf::from("/srv/novnc"));
     }
 }

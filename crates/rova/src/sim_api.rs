@@ -8,10 +8,11 @@
 //! Routes:
 //! - `GET  /rova/v1/sim/clock` → `{"now", "offset_seconds"}`
 //! - `POST /rova/v1/sim/clock` `{"advance_seconds": N}` → clock + tasks run
+//!   (N at most ten years; the clock stays before year 9999)
 //! - `GET  /rova/v1/sim/faults` → pending faults and slow steps
 //! - `POST /rova/v1/sim/faults` `{"operation", "count"?, "message"?, "host"?}`
-//! - `POST /rova/v1/sim/slow` `{"operation", "delay_ms"}`
-//! - `POST /rova/v1/sim/latency` `{"step_ms"}`
+//! - `POST /rova/v1/sim/slow` `{"operation", "delay_ms"}` (at most an hour)
+//! - `POST /rova/v1/sim/latency` `{"step_ms"}` (at most an hour)
 //! - `DELETE /rova/v1/sim/faults` → clears faults and slow steps
 
 use crate::app::App;
@@ -57,6 +58,21 @@ fn fake(app: &App) -> Result<&Arc<FakeDriver>, Fault> {
         .ok_or_else(|| Fault::conflict("The simulated driver is not in use."))
 }
 
+/// The longest simulated delay (a slow step or the step latency): an hour.
+pub const MAX_DELAY_MS: u64 = 3_600_000;
+
+/// A delay field in milliseconds, 0 to [`MAX_DELAY_MS`].
+fn delay_ms(v: &Value, field: &str) -> Result<u64, Fault> {
+    v.get(field)
+        .and_then(Value::as_u64)
+        .filter(|ms| *ms <= MAX_DELAY_MS)
+        .ok_or_else(|| {
+            Fault::bad_request(format!(
+                "'{field}' must be an integer from 0 to {MAX_DELAY_MS} (one hour)"
+            ))
+        })
+}
+
 fn clock_body(app: &App) -> Value {
     json!({"now": app.clock.now().to_rfc3339(), "offset_seconds": app.clock.offset().num_seconds()})
 }
@@ -74,12 +90,19 @@ async fn clock_advance(
     admin(&app, &headers)?;
     fake(&app)?;
     let v = parse_json(&headers, &body)?;
+    let max = crate::clock::MAX_ADVANCE_SECONDS;
     let secs = v
         .get("advance_seconds")
         .and_then(Value::as_i64)
-        .filter(|s| *s >= 0)
-        .ok_or_else(|| Fault::bad_request("'advance_seconds' must be a non-negative integer"))?;
-    app.clock.advance(chrono::Duration::seconds(secs));
+        .filter(|s| (0..=max).contains(s))
+        .ok_or_else(|| {
+            Fault::bad_request(format!(
+                "'advance_seconds' must be an integer from 0 to {max} (ten years)"
+            ))
+        })?;
+    app.clock
+        .try_advance_seconds(secs)
+        .map_err(Fault::bad_request)?;
     let done = crate::compute::periodic::run_once(&app).await;
     let mut b = clock_body(&app);
     b["tasks_run"] = json!(done.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>());
@@ -157,11 +180,9 @@ async fn slow_set(
     let op = v
         .get("operation")
         .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
         .ok_or_else(|| Fault::bad_request("'operation' is required"))?;
-    let ms = v
-        .get("delay_ms")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| Fault::bad_request("'delay_ms' must be a non-negative integer"))?;
+    let ms = delay_ms(&v, "delay_ms")?;
     f.set_slow(op, std::time::Duration::from_millis(ms));
     Ok(empty(StatusCode::NO_CONTENT))
 }
@@ -174,10 +195,7 @@ async fn latency_set(
     admin(&app, &headers)?;
     let f = fake(&app)?;
     let v = parse_json(&headers, &body)?;
-    let ms = v
-        .get("step_ms")
-        .and_then(Value::as_u64)
-        .ok_or_else(|| Fault::bad_request("'step_ms' must be a non-negative integer"))?;
+    let ms = delay_ms(&v, "step_ms")?;
     f.set_latency(std::time::Duration::from_millis(ms));
     Ok(empty(StatusCode::NO_CONTENT))
 }

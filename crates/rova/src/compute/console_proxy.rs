@@ -1,26 +1,39 @@
 //! The console proxy: websocket endpoints that join a client to a guest's
-//! local console socket. `GET /websockify?token=..` serves VNC (RFB) and
-//! `GET /serial?token=..` the serial port. The console auth token issued
-//! by `super::consoles::create` is checked before the upgrade (unknown or
-//! expired → 401, issued for the other endpoint → 403) and consumed when
-//! the connection is made, so each token opens one session. After that
-//! the proxy only copies bytes: websocket messages to the socket and
-//! socket reads back as binary messages, until either side ends.
+//! console, and the noVNC web client those console URLs open.
+//! `GET /websockify?token=..` serves VNC (RFB) and `GET /serial?token=..`
+//! the serial port. The console auth token issued by
+//! `super::consoles::create` is checked before the upgrade (unknown,
+//! expired or used → 401, issued for the other endpoint → 403) and
+//! consumed when the connection is made, so each token opens one session.
+//! A refused upgrade is answered at once with the status, no body and
+//! `Connection: close`, so a websocket client sees the connection end
+//! instead of waiting on it. After the upgrade the proxy only copies
+//! bytes: websocket messages to the guest's unix socket and socket reads
+//! back as binary messages, until either side ends. A simulated guest has
+//! no socket; its VNC console is `super::sim_vnc`.
+//!
+//! The noVNC pages (`/vnc_auto.html`, `/vnc.html`, `/vnc_lite.html`) and
+//! their asset folders are served from the configured directory
+//! (`--novnc-path`, default `/usr/share/novnc`), as Nova's novncproxy
+//! serves the installed noVNC; without it they answer 503.
 
 use super::consoles;
 use super::driver::ConsoleKind;
 use crate::app::App;
+use crate::http::ApiError;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use std::path::Path;
+use rova_core::states::VmState;
+use rova_core::Fault;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,12 +42,33 @@ use tokio::net::UnixStream;
 /// How long closing the websocket may take once a side has ended.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
+/// The noVNC pages and the settings files noVNC's UI fetches, at the
+/// root as noVNC links its assets relatively.
+const NOVNC_FILES: [&str; 6] = [
+    "/vnc_auto.html",
+    "/vnc.html",
+    "/vnc_lite.html",
+    "/package.json",
+    "/defaults.json",
+    "/mandatory.json",
+];
+/// The noVNC asset folders.
+const NOVNC_DIRS: [&str; 4] = [
+    "/app/{*rest}",
+    "/core/{*rest}",
+    "/vendor/{*rest}",
+    "/include/{*rest}",
+];
+
 /// The proxy's routes, mounted at the root beside the APIs.
 pub fn router() -> Router<Arc<App>> {
-    Router::new()
+    let r = Router::new()
         .route("/websockify", get(websockify))
-        .route("/serial", get(serial))
-        .route("/vnc_auto.html", get(vnc_page))
+        .route("/serial", get(serial));
+    NOVNC_FILES
+        .iter()
+        .chain(NOVNC_DIRS.iter())
+        .fold(r, |r, path| r.route(path, get(novnc_file)))
 }
 
 async fn websockify(
@@ -42,9 +76,10 @@ async fn websockify(
     RawQuery(query): RawQuery,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let upgrading = ws.is_ok();
     open(&app, query.as_deref(), ws, ConsoleKind::Vnc)
         .await
-        .unwrap_or_else(IntoResponse::into_response)
+        .unwrap_or_else(|r| refuse(r, upgrading))
 }
 
 async fn serial(
@@ -52,23 +87,92 @@ async fn serial(
     RawQuery(query): RawQuery,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let upgrading = ws.is_ok();
     open(&app, query.as_deref(), ws, ConsoleKind::Serial)
         .await
-        .unwrap_or_else(IntoResponse::into_response)
-}
-
-/// Rova ships no noVNC; the page the novnc URL names says where to point a
-/// VNC websocket client instead.
-async fn vnc_page() -> Response {
-    const PAGE: &str = "<!DOCTYPE html>\n<html><head><title>Rova VNC console</title></head>\
-<body><p>Rova serves no VNC viewer. Connect a VNC websocket client \
-(subprotocol <code>binary</code>) to <code>/websockify?token=TOKEN</code>, \
-where TOKEN is the token in this page's <code>path</code> parameter.</p></body></html>\n";
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE).into_response()
+        .unwrap_or_else(|r| refuse(r, upgrading))
 }
 
 /// A refusal before the upgrade: a status and a plain-text reason.
 type Refusal = (StatusCode, String);
+
+/// The answer to a refused connection, which always ends it. To a
+/// websocket upgrade it is the bare status (a body would be read as
+/// websocket data, as Tempest's client does); to a plain request the
+/// reason comes as text.
+fn refuse((status, reason): Refusal, upgrading: bool) -> Response {
+    tracing::info!(
+        status = status.as_u16(),
+        "console connection refused: {reason}"
+    );
+    let close = [(header::CONNECTION, "close")];
+    if upgrading {
+        (status, close).into_response()
+    } else {
+        (status, close, reason).into_response()
+    }
+}
+
+/// Serves one file of the noVNC client; `/vnc_auto.html` (the page
+/// console URLs name) falls back to `vnc_lite.html`, which noVNC ≥ 1.0
+/// ships in its place.
+async fn novnc_file(State(app): State<Arc<App>>, uri: Uri) -> Response {
+    read_novnc(&app.cfg.novnc_path, uri.path())
+        .await
+        .unwrap_or_else(|f| ApiError(f).into_response())
+}
+
+async fn read_novnc(root: &Path, path: &str) -> Result<Response, Fault> {
+    if !root.is_dir() {
+        return Err(Fault::new(
+            503,
+            format!(
+                "The noVNC web client is not installed: {} is not a directory \
+                 (install Debian's novnc package, or point --novnc-path / ROVA_NOVNC_PATH at noVNC).",
+                root.display()
+            ),
+        ));
+    }
+    let not_found = || Fault::not_found(format!("The noVNC file {path} could not be found."));
+    let mut file = root.to_path_buf();
+    for seg in path.trim_start_matches('/').split('/') {
+        if seg.is_empty() || seg.starts_with('.') || seg.contains('\\') {
+            return Err(not_found());
+        }
+        file.push(seg);
+    }
+    let mut candidates = vec![file];
+    if path == "/vnc_auto.html" {
+        candidates.push(root.join("vnc_lite.html"));
+    }
+    for f in candidates {
+        // A directory or an unreadable file is simply not served.
+        if let Ok(bytes) = tokio::fs::read(&f).await {
+            return Ok(([(header::CONTENT_TYPE, content_type(&f))], bytes).into_response());
+        }
+    }
+    Err(not_found())
+}
+
+/// The media type of a noVNC file, by extension (browsers load noVNC's
+/// ES modules only with a JavaScript type).
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "ogg" | "oga" => "audio/ogg",
+        "mp3" => "audio/mpeg",
+        "woff" => "font/woff",
+        "woff2" => "font/woff2",
+        "ttf" => "font/ttf",
+        _ => "application/octet-stream",
+    }
+}
 
 /// The `token` parameter of a query string.
 pub fn token_from_query(query: Option<&str>) -> Option<String> {
@@ -76,6 +180,14 @@ pub fn token_from_query(query: Option<&str>) -> Option<String> {
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.into_owned())
         .filter(|t| !t.is_empty())
+}
+
+/// Where a console session goes.
+enum Target {
+    /// The guest's console socket.
+    Socket(PathBuf),
+    /// A simulated guest's screen, served in-process.
+    SimulatedVnc,
 }
 
 /// Checks the token and the guest's console, connects to its socket,
@@ -119,36 +231,53 @@ async fn open(
                 format!("Instance {} could not be found.", issued.instance_uuid),
             )
         })?;
-    let path = issued
+    let no_console = || {
+        (
+            StatusCode::CONFLICT,
+            format!(
+                "Instance {} has no {} console to connect to.",
+                inst.uuid, issued.console_type
+            ),
+        )
+    };
+    let target = match issued
         .socket
         .clone()
         .or_else(|| app.compute.driver.console_socket(&inst, kind))
-        .ok_or_else(|| {
-            (
-                StatusCode::CONFLICT,
-                format!(
-                    "Instance {} has no {} console to connect to.",
-                    inst.uuid, issued.console_type
-                ),
-            )
-        })?;
+    {
+        Some(path) => Target::Socket(path),
+        None if kind == ConsoleKind::Vnc
+            && app.compute.fake.is_some()
+            && inst.vm_state == VmState::Active =>
+        {
+            Target::SimulatedVnc
+        }
+        None => return Err(no_console()),
+    };
     let ws = ws.map_err(|r| (r.status(), r.body_text()))?;
-    let stream = UnixStream::connect(&path).await.map_err(|e| {
-        (
-            StatusCode::BAD_GATEWAY,
-            format!("Cannot reach the console of instance {}: {e}", inst.uuid),
-        )
-    })?;
+    let stream = match &target {
+        Target::Socket(path) => Some(UnixStream::connect(path).await.map_err(|e| {
+            (
+                StatusCode::BAD_GATEWAY,
+                format!("Cannot reach the console of instance {}: {e}", inst.uuid),
+            )
+        })?),
+        Target::SimulatedVnc => None,
+    };
     // Single use: whoever removes the token owns the session.
     if app.compute.console_tokens.lock().remove(&token).is_none() {
         return Err(invalid());
     }
     tracing::info!(instance = %inst.uuid, console = %issued.console_type, "console connected");
     let uuid = inst.uuid.clone();
+    let name = inst.instance_name();
     Ok(ws
         .protocols(["binary"])
         .on_upgrade(move |socket| async move {
-            pipe(socket, stream).await;
+            match stream {
+                Some(stream) => pipe(socket, stream).await,
+                None => super::sim_vnc::serve(socket, &name).await,
+            }
             tracing::info!(instance = %uuid, "console closed");
         }))
 }

@@ -21,6 +21,7 @@ pub mod scheduler;
 pub mod secgroups;
 pub mod server_groups;
 pub mod servers;
+pub mod sim_vnc;
 pub mod views;
 
 use crate::config::Config;

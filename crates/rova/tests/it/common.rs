@@ -41,7 +41,11 @@ pub struct Resp {
 impl Resp {
     /// Sends `req` and reads the answer.
     pub async fn of(req: reqwest::RequestBuilder) -> Resp {
-        let r = req.send().await.expect("request");
+        Resp::read(req.send().await.expect("request")).await
+    }
+
+    /// Reads a whole response: status, headers, text, JSON body or Null.
+    pub async fn read(r: reqwest::Response) -> Resp {
         let status = r.status();
         let headers = r.headers().clone();
         let text = r.text().await.unwrap_or_default();

@@ -19,3 +19,4 @@ mod secgroups;
 mod servers_create;
 mod servers_list;
 mod servers_misc;
+mod sim_api;
