@@ -9,6 +9,7 @@ mod image_network;
 mod metadata_service;
 mod microversions;
 mod qemu_driver;
+mod rbac_matrix;
 mod restart;
 mod samples;
 mod secgroups;
