@@ -5,6 +5,7 @@ mod admin_api;
 mod common;
 mod console_proxy;
 mod fleet;
+mod fuzz;
 mod image_network;
 mod metadata_service;
 mod microversions;
