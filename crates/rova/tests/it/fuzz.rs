@@ -351,6 +351,34 @@ impl Gen {
         }
     }
 
+    /// An `OpenStack-API-Version` value: odd service names, versions out
+    /// of range or unparsable (visible ASCII: a header can carry no more).
+    pub fn version_header(&mut self) -> String {
+        let service = *self.pick(&["compute", "COMPUTE", "volume", "", "compute compute"]);
+        let v = match self.rng.gen_range(0..6) {
+            0 => format!(
+                "{}.{}",
+                self.rng.gen_range(0..4),
+                self.rng.gen_range(0..200)
+            ),
+            1 => format!(
+                "2.{}",
+                self.pick(&["99999999999999999999", "-1", "1.1", "", "x", "0x10", "+5"])
+            ),
+            2 => self
+                .pick(&["latest", "LATEST", "2", ".", "2.", ".1", "2..1"])
+                .to_string(),
+            3 => format!("{}.{}", u64::MAX, u32::MAX),
+            _ => self
+                .string()
+                .chars()
+                .filter(|c| c.is_ascii_graphic() || *c == ' ')
+                .take(100)
+                .collect(),
+        };
+        format!("{service} {v}")
+    }
+
     /// A hostile query string over the parameter names a list knows.
     pub fn query(&mut self, names: &[&str]) -> String {
         let n = self.rng.gen_range(1..7);
@@ -487,6 +515,10 @@ enum Input {
     Patch(Value),
     /// Query strings over these parameter names.
     Query(&'static [&'static str]),
+    /// Odd path segments in place of `{}` in the path.
+    Segment,
+    /// Odd `OpenStack-API-Version` header values.
+    VersionHeader,
 }
 
 struct Target {
@@ -1192,6 +1224,47 @@ fn targets(ids: &Ids) -> Vec<Target> {
             Input::Query(names),
         ));
     }
+    // ---- path parameters and the microversion header ----
+    let segments = [
+        (Method::GET, c("/servers/{}"), Member),
+        (
+            Method::GET,
+            c(&format!("/servers/{srv}/metadata/{{}}")),
+            Member,
+        ),
+        (Method::GET, c("/flavors/{}"), Member),
+        (Method::GET, c("/os-keypairs/{}"), Member),
+        (Method::GET, c("/os-hypervisors/{}"), Admin),
+        (Method::GET, c("/os-quota-sets/{}"), Admin),
+        (Method::GET, c("/os-console-auth-tokens/{}"), Admin),
+        (
+            Method::GET,
+            c(&format!("/servers/{srv}/os-instance-actions/{{}}")),
+            Member,
+        ),
+        (Method::DELETE, c("/os-server-groups/{}"), Member),
+        (Method::GET, "/image/v2/images/{}".to_string(), Member),
+        (Method::GET, "/network/v2.0/ports/{}".to_string(), Member),
+        (Method::GET, "/identity/v3/projects/{}".to_string(), Member),
+    ];
+    for (method, path, who) in segments {
+        v.push(t(
+            &format!("path {method} {path}"),
+            method,
+            path,
+            who,
+            &[Some("latest")],
+            Input::Segment,
+        ));
+    }
+    v.push(t(
+        "version header",
+        Method::GET,
+        c("/servers"),
+        Member,
+        NO_V,
+        Input::VersionHeader,
+    ));
     v
 }
 
@@ -1212,6 +1285,17 @@ fn known_bug(target: &Target, body: &[u8]) -> Option<&'static str> {
     None
 }
 
+/// Answers of bugs known and being fixed elsewhere, tolerated unless
+/// `ROVA_FUZZ_KNOWN=1`.
+fn known_answer(path: &str, status: u16, text: &str) -> Option<&'static str> {
+    // No route under /identity/v3 (e.g. `/identity/v3/projects/`):
+    // axum's bare 404, not Keystone's JSON error (edge).
+    if path.starts_with("/identity/") && status == 404 && text.is_empty() {
+        return Some("empty 404 for an unrouted identity path (edge)");
+    }
+    None
+}
+
 struct Outcome {
     sent: usize,
     /// Answers by status code.
@@ -1219,6 +1303,8 @@ struct Outcome {
     /// Seconds spent per target.
     time: Vec<(f64, String)>,
     skipped_known: usize,
+    /// Answers showing a known bug (tolerated unless ROVA_FUZZ_KNOWN=1).
+    known_answers: usize,
     failures: Vec<String>,
 }
 
@@ -1244,6 +1330,16 @@ async fn run_target(
                 (target.path.clone(), Some(g.body(base)), ct)
             }
             Input::Query(names) => (format!("{}?{}", target.path, g.query(names)), None, ""),
+            Input::Segment => {
+                let seg: String = g.string().chars().take(300).collect();
+                let seg = form_urlencoded::byte_serialize(seg.as_bytes()).collect::<String>();
+                (target.path.replace("{}", &seg), None, "")
+            }
+            Input::VersionHeader => (target.path.clone(), None, ""),
+        };
+        let header = match &target.input {
+            Input::VersionHeader => Some(g.version_header()),
+            _ => None,
         };
         if let Some(b) = &body {
             if !g.known && known_bug(target, b).is_some() {
@@ -1259,8 +1355,10 @@ async fn run_target(
             As::Admin => req = req.header("X-Auth-Token", &users.1.token),
             As::Nobody => {}
         }
-        if let Some(v) = version {
-            req = req.header("OpenStack-API-Version", format!("compute {v}"));
+        match (&header, version) {
+            (Some(h), _) => req = req.header("OpenStack-API-Version", h.as_str()),
+            (None, Some(v)) => req = req.header("OpenStack-API-Version", format!("compute {v}")),
+            (None, None) => {}
         }
         if let Some(b) = &body {
             req = req.header("Content-Type", ct).body(b.clone());
@@ -1281,8 +1379,10 @@ async fn run_target(
                 .unwrap_or_default();
             let p: String = path.chars().take(600).collect();
             format!(
-                "[{} case {case}] {} {p} (version {version:?}) body: {b}",
-                target.name, target.method
+                "[{} case {case}] {} {p} (version {:?}) body: {b}",
+                target.name,
+                target.method,
+                header.clone().or(version.map(|v| format!("compute {v}")))
             )
         };
         let problem = match res {
@@ -1290,7 +1390,14 @@ async fn run_target(
             Ok(Err(e)) => Some(format!("connection failed (a panic in the handler?): {e}")),
             Ok(Ok((status, text))) => {
                 *out.statuses.entry(status).or_default() += 1;
-                check(&path, status, &text)
+                match check(&path, status, &text) {
+                    Some(p) if !g.known && known_answer(&path, status, &text).is_some() => {
+                        out.known_answers += 1;
+                        let _ = p;
+                        None
+                    }
+                    other => other,
+                }
             }
         };
         if let Some(p) = problem {
@@ -1382,6 +1489,7 @@ async fn fuzz_request_parsers() {
         statuses: Default::default(),
         time: Vec::new(),
         skipped_known: 0,
+        known_answers: 0,
         failures: Vec::new(),
     };
     let users = (demo.clone(), admin.clone());
@@ -1410,10 +1518,11 @@ async fn fuzz_request_parsers() {
     );
     let grown = rss_kib().saturating_sub(rss0);
     println!(
-        "fuzz: seed {seed:#x}, {} targets, {cases} cases each, {} requests sent, {} known-bug inputs skipped, {} failures, {:.1}s, RSS +{} MiB",
+        "fuzz: seed {seed:#x}, {} targets, {cases} cases each, {} requests sent, {} known-bug inputs skipped, {} known-bug answers tolerated, {} failures, {:.1}s, RSS +{} MiB",
         targets.len(),
         out.sent,
         out.skipped_known,
+        out.known_answers,
         out.failures.len(),
         started.elapsed().as_secs_f64(),
         grown / 1024
@@ -1565,7 +1674,7 @@ async fn fuzz_bases_are_accepted() {
         let (base, ct) = match &target.input {
             Input::Body(b) => (b, "application/json"),
             Input::Patch(b) => (b, "application/openstack-images-v2.1-json-patch"),
-            Input::Query(_) => continue,
+            Input::Query(_) | Input::Segment | Input::VersionHeader => continue,
         };
         for version in target.versions {
             revive(&c, &admin, &ids.server).await;
@@ -1627,4 +1736,37 @@ fn generator_is_deterministic_and_hostile() {
     // Raw numbers beyond i64/f64 reach the wire as numbers.
     let text = serialize(&json!({"n": format!("{RAW}1e400")}));
     assert_eq!(text, r#"{"n":1e400}"#);
+}
+
+#[test]
+fn the_oracle_flags_what_it_must() {
+    let nova = r#"{"badRequest": {"code": 400, "message": "m"}}"#;
+    assert_eq!(check("/compute/v2.1/servers", 400, nova), None);
+    assert_eq!(check("/compute/v2.1/servers", 202, ""), None);
+    assert!(check("/compute/v2.1/servers", 500, nova).is_some(), "a 5xx");
+    assert!(
+        check("/compute/v2.1/servers", 400, "").is_some(),
+        "a 4xx without a body"
+    );
+    assert!(
+        check("/compute/v2.1/servers", 400, r#"{"code": 400}"#).is_some(),
+        "not Nova's shape"
+    );
+    assert!(check(
+        "/compute/v2.1/servers",
+        404,
+        r#"{"itemNotFound": {"code": 400, "message": "m"}}"#
+    )
+    .is_some());
+    assert_eq!(
+        check(
+            "/image/v2/images",
+            400,
+            r#"{"code": "400 Bad Request", "message": "m"}"#
+        ),
+        None
+    );
+    assert!(check("/identity/v3/x", 404, "").is_some());
+    assert!(known_answer("/identity/v3/x", 404, "").is_some());
+    assert!(known_answer("/compute/v2.1/x", 404, "").is_none());
 }
