@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 /// Cases per target in the bounded (CI) run.
 const CI_CASES: usize = 30;
-const DEFAULT_SEED: u64 = 0x5eed_0f_f022;
+const DEFAULT_SEED: u64 = 0x005e_ed0f_f022;
 /// A request slower than this is a failure (a hang, or work proportional
 /// to a number the client chose).
 const PER_REQUEST: Duration = Duration::from_secs(10);
@@ -527,9 +527,12 @@ struct Target {
     path: String,
     who: As,
     /// Compute microversions to pick from.
-    versions: &'static [Option<&'static str>],
+    versions: Versions,
     input: Input,
 }
+
+/// Compute microversions a target is sent at (`None`: no header).
+type Versions = &'static [Option<&'static str>];
 
 const ANY_V: &[Option<&str>] = &[
     None,
@@ -549,7 +552,7 @@ fn t(
     method: Method,
     path: String,
     who: As,
-    versions: &'static [Option<&'static str>],
+    versions: Versions,
     input: Input,
 ) -> Target {
     Target {
@@ -1014,7 +1017,7 @@ fn targets(ids: &Ids) -> Vec<Target> {
     ));
     // ---- server actions, each at microversions where its base is valid ----
     const OLD: &[Option<&str>] = &[None, Some("2.1"), Some("2.5")];
-    let member_actions: [(Value, &'static [Option<&'static str>]); 26] = [
+    let member_actions: [(Value, Versions); 26] = [
         (json!({"reboot": {"type": "SOFT"}}), ANY_V),
         (json!({"os-stop": null}), ANY_V),
         (json!({"os-start": null}), ANY_V),
@@ -1071,7 +1074,7 @@ fn targets(ids: &Ids) -> Vec<Target> {
         (json!({"removeSecurityGroup": {"name": ids.sg}}), ANY_V),
         (json!({"os-getVNCConsole": {"type": "novnc"}}), OLD),
     ];
-    let admin_actions: [(Value, &'static [Option<&'static str>]); 6] = [
+    let admin_actions: [(Value, Versions); 6] = [
         (json!({"os-resetState": {"state": "active"}}), ANY_V),
         (json!({"migrate": null}), ANY_V),
         (
@@ -1104,13 +1107,8 @@ fn targets(ids: &Ids) -> Vec<Target> {
         ));
     }
     // ---- list query strings ----
-    let lists: [(
-        &str,
-        String,
-        As,
-        &'static [Option<&'static str>],
-        &'static [&'static str],
-    ); 18] = [
+    type List = (&'static str, String, As, Versions, &'static [&'static str]);
+    let lists: [List; 18] = [
         ("servers", c("/servers"), Member, ANY_V, SERVER_Q),
         (
             "servers detail",
