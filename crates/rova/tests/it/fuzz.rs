@@ -577,6 +577,8 @@ struct Ids {
     port: String,
     sg: String,
     flavor_private: String,
+    /// The compute service's id (2.53+ uuid).
+    service: String,
     project: String,
     token: String,
     password: String,
@@ -905,6 +907,30 @@ fn targets(ids: &Ids) -> Vec<Target> {
             Admin,
             &[None, Some("2.11")],
             Input::Body(json!({"host": "rova-sim-1", "binary": "nova-compute"})),
+        ),
+        t(
+            "service update (2.53+)",
+            Method::PUT,
+            c(&format!("/os-services/{}", ids.service)),
+            Admin,
+            &[Some("2.53"), Some("latest")],
+            Input::Body(json!({"status": "enabled", "forced_down": false})),
+        ),
+        t(
+            "flavor extra spec item",
+            Method::PUT,
+            c("/flavors/1/os-extra_specs/hw:cpu_policy"),
+            Admin,
+            &[None, Some("2.86")],
+            Input::Body(json!({"hw:cpu_policy": "shared"})),
+        ),
+        t(
+            "nova security group update",
+            Method::PUT,
+            c(&format!("/os-security-groups/{}", ids.sg)),
+            Member,
+            &[None],
+            Input::Body(json!({"security_group": {"name": "fz-sg", "description": "d"}})),
         ),
         // ---- Keystone ----
         t(
@@ -1641,7 +1667,21 @@ async fn fuzz_setup(c: &TestCloud, demo: &User, admin: &User) -> Ids {
         .as_str()
         .expect("flavor")
         .to_string();
+    let svc = c
+        .http
+        .get(format!("{}/compute/v2.1/os-services", c.base))
+        .header("X-Auth-Token", &admin.token)
+        .header("OpenStack-API-Version", "compute latest")
+        .send()
+        .await
+        .expect("services");
+    let svc: Value = svc.json().await.expect("services body");
+    let service = svc["services"][0]["id"]
+        .as_str()
+        .expect("service id")
+        .to_string();
     Ids {
+        service,
         server,
         image: c.image_id(),
         own_image: image,
