@@ -1337,6 +1337,19 @@ async fn rbac_matrix_covers_every_route() {
                 false => None,
             };
             let path = fill(&fx, row.route, over.as_ref());
+            // A refused write carries the marker `denied` instead of
+            // `rbac`, in its body and in a `rbac` path segment: the sweep
+            // at the end proves no refused write changed anything.
+            let refused_write =
+                !exp.lets_through() && matches!(row.method, "PUT" | "POST" | "PATCH");
+            let path = match refused_write {
+                true => path
+                    .split('/')
+                    .map(|seg| if seg == "rbac" { "denied" } else { seg })
+                    .collect::<Vec<_>>()
+                    .join("/"),
+                false => path,
+            };
             let path = match (row.route, &row.query) {
                 ("/websockify" | "/serial", _) => format!("{path}?token=rbac-not-a-console-token"),
                 (_, Some(q)) => format!("{path}?{}", q(&fx)),
@@ -1358,7 +1371,10 @@ async fn rbac_matrix_covers_every_route() {
                     path: path.clone(),
                     token: fx.token(who),
                     version: row.version,
-                    body: row.body.as_ref().map(|f| f(&fx)),
+                    body: row.body.as_ref().map(|f| match refused_write {
+                        true => mark_denied(f(&fx)),
+                        false => f(&fx),
+                    }),
                     content_type: row.content_type,
                     subject,
                 },
@@ -1412,6 +1428,7 @@ async fn rbac_matrix_covers_every_route() {
             ));
         }
     }
+    failures.extend(sweep_for_denied(&c, &fx).await);
     let routes = scanned.len();
     println!(
         "rbac matrix: {routes} routes, {} rows, {cells} cells ({through_2xx} of {through} let-through cells 2xx); {} pending/known, {} failing",
@@ -1427,6 +1444,70 @@ async fn rbac_matrix_covers_every_route() {
         "RBAC matrix failures:\n{}",
         failures.join("\n")
     );
+}
+
+/// `rbac` → `denied` in every string and key of a body.
+fn mark_denied(v: Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(s.replace("rbac", "denied")),
+        Value::Array(a) => Value::Array(a.into_iter().map(mark_denied).collect()),
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| (k.replace("rbac", "denied"), mark_denied(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// Every place a refused write could have landed, as the admin sees it:
+/// none may show the `denied` marker.
+async fn sweep_for_denied(c: &TestCloud, fx: &Fx) -> Vec<String> {
+    let views = [
+        "/compute/v2.1/servers/detail?all_tenants=1".to_string(),
+        format!("/compute/v2.1/servers/{}/metadata", fx.server),
+        format!("/compute/v2.1/servers/{}/tags", fx.server),
+        "/compute/v2.1/flavors/detail?is_public=None".to_string(),
+        "/compute/v2.1/flavors/1/os-extra_specs".to_string(),
+        format!("/compute/v2.1/os-keypairs?user_id={}", fx.demo.user_id),
+        format!("/compute/v2.1/os-keypairs?user_id={}", fx.reader.user_id),
+        format!("/compute/v2.1/os-keypairs?user_id={}", fx.alt.user_id),
+        "/compute/v2.1/os-server-groups?all_projects=True".to_string(),
+        "/compute/v2.1/os-security-groups?all_tenants=1".to_string(),
+        "/image/v2/images".to_string(),
+        "/network/v2.0/networks".to_string(),
+        "/network/v2.0/subnets".to_string(),
+        "/network/v2.0/ports".to_string(),
+        "/network/v2.0/security-groups".to_string(),
+        "/network/v2.0/security-group-rules".to_string(),
+    ];
+    let mut found = Vec::new();
+    for path in views {
+        let version = match path.contains("os-security-groups") {
+            true => Some("2.1"),
+            false => path.starts_with("/compute/").then_some("latest"),
+        };
+        let (status, text) = send(
+            c,
+            Call {
+                method: "GET",
+                path: path.clone(),
+                token: Some(fx.admin.token.clone()),
+                version,
+                body: None,
+                content_type: None,
+                subject: None,
+            },
+        )
+        .await;
+        if status != 200 {
+            found.push(format!("sweep {path}: {status} {}", snippet(&text)));
+        } else if let Some(i) = text.find("denied") {
+            let around: String = text[i.saturating_sub(120)..].chars().take(240).collect();
+            found.push(format!("a refused write landed: {path} shows …{around}…"));
+        }
+    }
+    found
 }
 
 fn snippet(text: &str) -> String {
