@@ -324,6 +324,20 @@ impl Gen {
     /// The body text of one case from a valid base: usually the mutated
     /// base, sometimes an unrelated value or broken text.
     pub fn body(&mut self, base: &Value) -> Vec<u8> {
+        // Known-bug inputs (edge is fixing their error bodies): invalid
+        // UTF-8 and bodies over the 2 MiB limit.
+        if self.known && self.chance(0.03) {
+            return match self.chance(0.5) {
+                true => b"{\"a\": \"\xff\xfe\xc3\x28\"}".to_vec(),
+                false => {
+                    let mut v = base.clone();
+                    if let Some(m) = v.as_object_mut() {
+                        m.insert("pad".into(), json!("x".repeat(2_200_000)));
+                    }
+                    serialize(&v).into_bytes()
+                }
+            };
+        }
         match self.rng.gen_range(0..20) {
             0 => serialize(&self.value(3)).into_bytes(),
             1 => {
@@ -381,6 +395,10 @@ impl Gen {
 
     /// A hostile query string over the parameter names a list knows.
     pub fn query(&mut self, names: &[&str]) -> String {
+        // A known-bug input (edge): a URL long enough for a 414.
+        if self.known && self.chance(0.03) {
+            return format!("name={}", "q".repeat(70_000));
+        }
         let n = self.rng.gen_range(1..7);
         let mut parts = Vec::new();
         for _ in 0..n {
