@@ -1105,7 +1105,9 @@ async fn image_delete(
         .images
         .visible(&id, &ctx.project_id, ctx.is_admin())
         .ok_or_else(|| Fault::not_found("Image not found."))?;
-    if img.owner != ctx.project_id && !ctx.is_admin() {
+    // Glance's delete_image: a member of the owning project, or an admin
+    // (a reader of the owner is refused).
+    if !crate::image::api::may_modify(&img, &ctx) {
         return Err(Fault::forbidden("You are not authorized to delete this image.").into());
     }
     if img.protected {

@@ -363,7 +363,7 @@ pub(super) fn apply_patch(img: &mut Image, ctx: &Ctx, ops: &[PatchOp]) -> Result
 }
 
 /// The caller may change the image (owner's members, or admin).
-pub(super) fn may_modify(img: &Image, ctx: &Ctx) -> bool {
+pub(crate) fn may_modify(img: &Image, ctx: &Ctx) -> bool {
     ctx.is_admin() || (ctx.is_member() && img.owner == ctx.project_id)
 }
 

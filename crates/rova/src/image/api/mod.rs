@@ -43,7 +43,8 @@ mod views;
 
 use actions::{add_tag, deactivate, image_members, image_tasks, reactivate, remove_tag};
 use data::{download, upload};
-use images::{create_image, delete_image, may_modify, update_image, visible_or_404};
+pub(crate) use images::may_modify;
+use images::{create_image, delete_image, update_image, visible_or_404};
 use list::{list_images, show_image};
 use schemas::{schema_image, schema_images};
 use versions::versions;
