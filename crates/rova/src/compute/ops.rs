@@ -605,7 +605,7 @@ async fn new_snapshot_image(
 
 /// Marks a snapshot image uploaded (the simulated disk is the base image's
 /// bytes plus a marker naming the server).
-async fn finish_image(app: &App, image_id: &str, inst_uuid: &str) {
+pub(crate) async fn finish_image(app: &App, image_id: &str, inst_uuid: &str) {
     let Some(cur) = app.images.table.get(image_id) else {
         return;
     };
@@ -629,6 +629,16 @@ async fn finish_image(app: &App, image_id: &str, inst_uuid: &str) {
     if app.images.write_bytes(&mut img, &bytes).is_ok() {
         img.updated_at = chrono::Utc::now();
         let _ = app.images.table.put(image_id, img).await;
+    }
+}
+
+/// The end of an operation that wrote an image: filled when it succeeded;
+/// deleted when it failed (Nova's `delete_image_on_error`).
+async fn settle_image(app: &App, image_id: &str, inst_uuid: &str, ok: bool) {
+    if ok {
+        finish_image(app, image_id, inst_uuid).await;
+    } else {
+        let _ = app.images.delete(image_id).await;
     }
 }
 
@@ -704,7 +714,7 @@ async fn snapshot(
             ..Default::default()
         };
         let res = advance_with(&app2, &id2, record, &args, first, then, |_, _| {}).await;
-        finish_image(&app2, &image_id, &id2).await;
+        settle_image(&app2, &image_id, &id2, res.is_ok()).await;
         if let Some((btype, rotation)) = backup {
             rotate_backups(&app2, &id2, &btype, rotation).await;
         }
@@ -797,7 +807,7 @@ async fn shelve(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fault> {
         )
         .await;
         if let Some(img) = &image {
-            finish_image(&app2, &img.id, &id2).await;
+            settle_image(&app2, &img.id, &id2, res.is_ok()).await;
         }
         let e = res.as_ref().err().map(|e| e.pair());
         actions::event_finish(&app2, &id2, &req, "compute_shelve_instance", e).await;
