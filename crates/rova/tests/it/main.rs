@@ -4,6 +4,7 @@ mod actions;
 mod admin_api;
 mod common;
 mod console_proxy;
+mod crash;
 mod fleet;
 mod image_network;
 mod metadata_service;
