@@ -35,10 +35,7 @@ use std::sync::Arc;
 
 /// Settles everything, then resumes builds and deletes.
 pub async fn at_start(app: &Arc<App>) -> Result<(), String> {
-    app.images
-        .settle_at_start()
-        .await
-        .map_err(|f| f.message)?;
+    app.images.settle_at_start().await.map_err(|f| f.message)?;
     forget_passwords(app).await;
     settle_migrations(app).await;
     settle_actions(app).await;

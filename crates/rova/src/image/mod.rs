@@ -141,7 +141,9 @@ impl Images {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
         let mut f = opts.open(&part).map_err(fail)?;
-        f.write_all(bytes).and_then(|()| f.sync_all()).map_err(fail)?;
+        f.write_all(bytes)
+            .and_then(|()| f.sync_all())
+            .map_err(fail)?;
         drop(f);
         std::fs::rename(&part, self.file_path(&img.id)).map_err(fail)?;
         img.size = Some(bytes.len() as u64);

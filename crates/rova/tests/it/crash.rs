@@ -128,7 +128,13 @@ impl Rova {
         let _ = self.child.wait();
     }
 
-    async fn call(&self, tok: &str, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    async fn call(
+        &self,
+        tok: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -152,15 +158,23 @@ impl Rova {
     }
 
     async fn sim(&self, what: &str, body: Value) {
-        let (s, b) = self.post(&self.admin, &format!("/rova/v1/sim/{what}"), body).await;
+        let (s, b) = self
+            .post(&self.admin, &format!("/rova/v1/sim/{what}"), body)
+            .await;
         assert!(s < 300, "sim {what}: {s} {b}");
     }
 
     async fn image_id(&self) -> String {
         let (_, b) = self
-            .get(&self.admin, "/image/v2/images?name=cirros-0.6.2-x86_64-disk")
+            .get(
+                &self.admin,
+                "/image/v2/images?name=cirros-0.6.2-x86_64-disk",
+            )
             .await;
-        b["images"][0]["id"].as_str().expect("bootstrap image").to_string()
+        b["images"][0]["id"]
+            .as_str()
+            .expect("bootstrap image")
+            .to_string()
     }
 
     /// POST /servers as demo; the new id on 202.
@@ -219,7 +233,8 @@ impl Rova {
     }
 
     async fn image(&self, id: &str) -> (u16, Value) {
-        self.get(&self.admin, &format!("/image/v2/images/{id}")).await
+        self.get(&self.admin, &format!("/image/v2/images/{id}"))
+            .await
     }
 }
 
@@ -325,7 +340,10 @@ async fn check_invariants(r: &Rova, mem_base: &BTreeMap<String, i64>) {
     for i in imgs["images"].as_array().expect("images") {
         assert_ne!(i["status"], "saving", "image stuck saving: {i}");
         if i["status"] == "queued" {
-            assert!(i.get("instance_uuid").is_none(), "snapshot left queued: {i}");
+            assert!(
+                i.get("instance_uuid").is_none(),
+                "snapshot left queued: {i}"
+            );
         }
     }
 }
@@ -373,8 +391,10 @@ async fn storm(r: Rova, tag: &str, n: usize, kill_after: usize) -> Vec<String> {
                 .post(format!("{base}/compute/v2.1/servers"))
                 .header("X-Auth-Token", tok)
                 .header("OpenStack-API-Version", format!("compute {V}"))
-                .json(&json!({"server": {"name": name, "imageRef": image, "flavorRef": "1",
-                    "networks": "auto"}}))
+                .json(
+                    &json!({"server": {"name": name, "imageRef": image, "flavorRef": "1",
+                    "networks": "auto"}}),
+                )
                 .send()
                 .await;
             let id = match res {
@@ -403,7 +423,10 @@ async fn storm(r: Rova, tag: &str, n: usize, kill_after: usize) -> Vec<String> {
 /// An admin port on the bootstrap network claiming to belong to `device`.
 async fn stray_port(r: &Rova, device: &str) -> String {
     let (_, nets) = r.get(&r.admin, "/network/v2.0/networks?name=private").await;
-    let net = nets["networks"][0]["id"].as_str().expect("network").to_string();
+    let net = nets["networks"][0]["id"]
+        .as_str()
+        .expect("network")
+        .to_string();
     let (s, b) = r
         .post(
             &r.admin,
@@ -447,7 +470,12 @@ async fn crash_during_create_storm_and_deletes() {
         .await;
     for id in &victims {
         let (s, b) = r
-            .call(&r.demo, Method::DELETE, &format!("/compute/v2.1/servers/{id}"), None)
+            .call(
+                &r.demo,
+                Method::DELETE,
+                &format!("/compute/v2.1/servers/{id}"),
+                None,
+            )
             .await;
         assert_eq!(s, 204, "{b}");
     }
@@ -473,7 +501,14 @@ async fn crash_during_create_storm_and_deletes() {
 async fn crash_during_resize_keeps_one_claim_per_server() {
     let dir = temp_dir("resize");
     std::fs::create_dir_all(&dir).expect("dir");
-    let args = &["--sim-latency-ms", "5", "--sim-hosts", "2", "--sim-host-vcpus", "2"];
+    let args = &[
+        "--sim-latency-ms",
+        "5",
+        "--sim-hosts",
+        "2",
+        "--sim-host-vcpus",
+        "2",
+    ];
     let mut rounds = 0;
     let r = start(&dir, args).await;
     let mem = memory_baseline(&r).await;
@@ -558,11 +593,18 @@ async fn crash_during_resize_keeps_one_claim_per_server() {
     }
     let extra = r.create("one-too-many", "1").await.expect("create");
     let s = r
-        .wait_server(&extra, "ERROR", |s| s["status"] == "ERROR" || s["status"] == "ACTIVE")
+        .wait_server(&extra, "ERROR", |s| {
+            s["status"] == "ERROR" || s["status"] == "ACTIVE"
+        })
         .await;
     assert_eq!(s["status"], "ERROR", "a host was over-committed: {s}");
     let (st, b) = r
-        .call(&r.demo, Method::DELETE, &format!("/compute/v2.1/servers/{extra}"), None)
+        .call(
+            &r.demo,
+            Method::DELETE,
+            &format!("/compute/v2.1/servers/{extra}"),
+            None,
+        )
         .await;
     assert_eq!(st, 204, "{b}");
     r.wait_gone(&extra).await;
@@ -579,7 +621,9 @@ async fn crash_during_resize_keeps_one_claim_per_server() {
 /// `saving` and the connection stays open.
 async fn stalled_upload(r: &Rova, image: &str) -> tokio::net::TcpStream {
     let addr = r.base.trim_start_matches("http://").to_string();
-    let mut sock = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let mut sock = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
     let head = format!(
         "PUT /image/v2/images/{image}/file HTTP/1.1\r\nHost: {addr}\r\nX-Auth-Token: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n",
         r.admin
@@ -619,8 +663,11 @@ async fn crash_during_image_operations() {
         assert!(Instant::now() < end, "upload never started");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    r.sim("slow", json!({"operation": "createImage", "delay_ms": 600000}))
-        .await;
+    r.sim(
+        "slow",
+        json!({"operation": "createImage", "delay_ms": 600000}),
+    )
+    .await;
     r.sim("slow", json!({"operation": "shelve", "delay_ms": 600000}))
         .await;
     let (s, body) = r
@@ -648,8 +695,13 @@ async fn crash_during_image_operations() {
         s["OS-EXT-STS:task_state"] == "image_uploading"
     })
     .await;
-    let (_, list) = r.get(&r.admin, "/image/v2/images?name=shelve-src-shelved").await;
-    let shelved = list["images"][0]["id"].as_str().expect("shelved image").to_string();
+    let (_, list) = r
+        .get(&r.admin, "/image/v2/images?name=shelve-src-shelved")
+        .await;
+    let shelved = list["images"][0]["id"]
+        .as_str()
+        .expect("shelved image")
+        .to_string();
     r.kill();
     rounds += 1;
 
@@ -688,7 +740,11 @@ async fn crash_during_image_operations() {
     // The interrupted snapshot's and shelve's images are gone; the servers
     // are back to ACTIVE.
     for id in [&snap, &shelved] {
-        assert_eq!(r.image(id).await.0, 404, "image {id} of an interrupted action");
+        assert_eq!(
+            r.image(id).await.0,
+            404,
+            "image {id} of an interrupted action"
+        );
     }
     r.wait_active(&a).await;
     r.wait_active(&b).await;
@@ -708,19 +764,33 @@ async fn crash_during_image_operations() {
         s["status"] == "SHELVED_OFFLOADED" && s["OS-EXT-STS:task_state"].is_null()
     })
     .await;
-    let (_, list) = r.get(&r.admin, "/image/v2/images?name=shelve-src-shelved").await;
-    let shelved = list["images"][0]["id"].as_str().expect("shelved image").to_string();
+    let (_, list) = r
+        .get(&r.admin, "/image/v2/images?name=shelve-src-shelved")
+        .await;
+    let shelved = list["images"][0]["id"]
+        .as_str()
+        .expect("shelved image")
+        .to_string();
     assert_eq!(r.image(&shelved).await.1["status"], "active");
     r.kill();
     rounds += 1;
     let r = start(&dir, SIM).await;
     check_invariants(&r, &mem).await;
     let (s, body) = r
-        .call(&r.demo, Method::DELETE, &format!("/compute/v2.1/servers/{b}"), None)
+        .call(
+            &r.demo,
+            Method::DELETE,
+            &format!("/compute/v2.1/servers/{b}"),
+            None,
+        )
         .await;
     assert_eq!(s, 204, "{body}");
     r.wait_gone(&b).await;
-    assert_eq!(r.image(&shelved).await.0, 404, "shelved image outlived its server");
+    assert_eq!(
+        r.image(&shelved).await.0,
+        404,
+        "shelved image outlived its server"
+    );
     check_invariants(&r, &mem).await;
     r.kill();
     println!("crash rounds run: {rounds}");
@@ -761,7 +831,11 @@ async fn data_dir_is_private_and_keeps_no_admin_pass() {
     // What an older version left: a world-readable directory and files.
     std::fs::create_dir_all(dir.join("images")).expect("dir");
     std::fs::write(dir.join("images").join("old"), b"old bytes").expect("old");
-    for (p, m) in [(dir.clone(), 0o755), (dir.join("images"), 0o755), (dir.join("images/old"), 0o644)] {
+    for (p, m) in [
+        (dir.clone(), 0o755),
+        (dir.join("images"), 0o755),
+        (dir.join("images/old"), 0o644),
+    ] {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m)).expect("chmod");
     }
     let r = start(&dir, &["--sim-latency-ms", "1"]).await;
@@ -785,7 +859,9 @@ async fn data_dir_is_private_and_keeps_no_admin_pass() {
     let two = r.create("pw2", "1").await.expect("create");
     r.wait_active(&one).await;
     r.wait_active(&two).await;
-    let (s, body) = r.get(&r.demo, &format!("/compute/v2.1/servers/{two}")).await;
+    let (s, body) = r
+        .get(&r.demo, &format!("/compute/v2.1/servers/{two}"))
+        .await;
     assert_eq!(s, 200, "{body}");
     let (s, body) = r
         .post(
@@ -796,7 +872,10 @@ async fn data_dir_is_private_and_keeps_no_admin_pass() {
         )
         .await;
     assert_eq!(s, 202, "{body}");
-    let generated = body["server"]["adminPass"].as_str().expect("adminPass").to_string();
+    let generated = body["server"]["adminPass"]
+        .as_str()
+        .expect("adminPass")
+        .to_string();
     let three = body["server"]["id"].as_str().expect("id").to_string();
     r.wait_active(&three).await;
     let changed = format!("Changed-{}", uuid::Uuid::new_v4().simple());
@@ -817,7 +896,10 @@ async fn data_dir_is_private_and_keeps_no_admin_pass() {
         )
         .await;
     assert_eq!(s, 200, "{body}");
-    let rescue = body["adminPass"].as_str().expect("rescue adminPass").to_string();
+    let rescue = body["adminPass"]
+        .as_str()
+        .expect("rescue adminPass")
+        .to_string();
     r.wait_server(&three, "RESCUE", |s| {
         s["status"] == "RESCUE" && s["OS-EXT-STS:task_state"].is_null()
     })
@@ -832,7 +914,11 @@ async fn data_dir_is_private_and_keeps_no_admin_pass() {
     assert_eq!(s, 201, "{img}");
     let put = r
         .http
-        .put(format!("{}/image/v2/images/{}/file", r.base, img["id"].as_str().expect("id")))
+        .put(format!(
+            "{}/image/v2/images/{}/file",
+            r.base,
+            img["id"].as_str().expect("id")
+        ))
         .header("X-Auth-Token", &r.admin)
         .header("Content-Type", "application/octet-stream")
         .body(vec![1u8; 2048])
@@ -845,7 +931,10 @@ async fn data_dir_is_private_and_keeps_no_admin_pass() {
     let bytes = db_bytes(&dir);
     assert!(bytes.len() > 4096, "database read");
     for pw in [&chosen, &generated, &changed, &rescue] {
-        assert!(!contains(&bytes, pw), "an admin password is stored in the database");
+        assert!(
+            !contains(&bytes, pw),
+            "an admin password is stored in the database"
+        );
     }
     // Also after a restart (records rewritten at start stay clean).
     r.kill();
@@ -853,7 +942,10 @@ async fn data_dir_is_private_and_keeps_no_admin_pass() {
     assert_private(&dir);
     let bytes = db_bytes(&dir);
     for pw in [&chosen, &generated, &changed, &rescue] {
-        assert!(!contains(&bytes, pw), "an admin password is stored in the database");
+        assert!(
+            !contains(&bytes, pw),
+            "an admin password is stored in the database"
+        );
     }
     r.kill();
     cleanup(&dir);
