@@ -115,18 +115,21 @@ pub async fn run(
         }
         ServerAction::ChangePassword { admin_pass } => {
             ctx.require_member("os_compute_api:os-admin-password")?;
-            simple(
+            // The password rides on the record while the driver sets it,
+            // and is dropped when the task ends.
+            simple_with(
                 app,
                 ctx,
                 id,
-                Action::ChangePassword,
-                "changePassword",
-                "compute_set_admin_password",
+                (
+                    Action::ChangePassword,
+                    "changePassword",
+                    "compute_set_admin_password",
+                ),
                 T::UpdatingPassword,
                 &[],
-                move |i| {
-                    i.admin_pass = Some(admin_pass);
-                },
+                move |i| i.admin_pass = Some(admin_pass),
+                |_| {},
             )
             .await?;
             Ok(empty(StatusCode::ACCEPTED))
@@ -213,7 +216,36 @@ async fn simple(
     then: &'static [T],
     finish: impl FnOnce(&mut Instance) + Send + 'static,
 ) -> Result<(), Fault> {
-    let inst = begin(app, ctx, id, action, Some(first)).await?;
+    simple_with(
+        app,
+        ctx,
+        id,
+        (action, record, event),
+        first,
+        then,
+        |_| {},
+        finish,
+    )
+    .await
+}
+
+/// [`simple`], also applying `start` in the write that admits the action.
+#[allow(clippy::too_many_arguments)]
+async fn simple_with(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    id: &str,
+    (action, record, event): (Action, &'static str, &'static str),
+    first: T,
+    then: &'static [T],
+    start: impl FnOnce(&mut Instance),
+    finish: impl FnOnce(&mut Instance) + Send + 'static,
+) -> Result<(), Fault> {
+    let inst = begin_with(app, ctx, id, action, Some(first), |i, _| {
+        start(i);
+        Ok(())
+    })
+    .await?;
     actions::record(app, ctx, id, record, Some((event, inst.host.as_deref()))).await?;
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
     let op = record;
