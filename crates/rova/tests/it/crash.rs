@@ -492,6 +492,46 @@ async fn crash_during_create_storm_and_deletes() {
         assert_eq!(s, 404, "stray port {p} survived the restart: {b}");
     }
     check_invariants(&r, &mem).await;
+
+    // Round 5: a burst of mixed actions on the survivors, SIGKILL once
+    // half of them have been answered.
+    let survivors: Vec<String> = acked.iter().skip(3).cloned().collect();
+    let bodies = [
+        json!({"resize": {"flavorRef": "2"}}),
+        json!({"os-stop": null}),
+        json!({"pause": null}),
+        json!({"reboot": {"type": "HARD"}}),
+        json!({"shelve": null}),
+        json!({"createImage": {"name": "burst"}}),
+        json!({"suspend": null}),
+        json!({"rescue": null}),
+    ];
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for (k, id) in survivors.iter().enumerate() {
+        let (http, base, tok, tx) = (r.http.clone(), r.base.clone(), r.demo.clone(), tx.clone());
+        let (url, body) = (
+            format!("{base}/compute/v2.1/servers/{id}/action"),
+            bodies[k % bodies.len()].clone(),
+        );
+        tokio::spawn(async move {
+            let _ = http
+                .post(url)
+                .header("X-Auth-Token", tok)
+                .header("OpenStack-API-Version", format!("compute {V}"))
+                .json(&body)
+                .send()
+                .await;
+            let _ = tx.send(());
+        });
+    }
+    drop(tx);
+    for _ in 0..survivors.len() / 2 {
+        let _ = rx.recv().await;
+    }
+    r.kill();
+    rounds += 1;
+    let r = start(&dir, SIM).await;
+    check_invariants(&r, &mem).await;
     r.kill();
     println!("crash rounds run: {rounds}");
     cleanup(&dir);
