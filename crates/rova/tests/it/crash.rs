@@ -609,9 +609,53 @@ async fn crash_during_resize_keeps_one_claim_per_server() {
     assert_eq!(s["flavor"]["vcpus"], 1, "{s}");
     check_invariants(&r, &mem).await;
 
-    // Round 3: after the restarts the books are right: a resize goes
+    // Round 3: a revert held in the driver, then SIGKILL: the server is
+    // left in VERIFY_RESIZE with its resize to confirm or revert again
+    // (the check confirms it).
+    let (s, b) = r
+        .post(
+            &r.demo,
+            &format!("/compute/v2.1/servers/{}/action", ids[0]),
+            json!({"resize": {"flavorRef": "3"}}),
+        )
+        .await;
+    assert_eq!(s, 202, "{b}");
+    r.wait_server(&ids[0], "VERIFY_RESIZE", |s| {
+        s["status"] == "VERIFY_RESIZE" && s["OS-EXT-STS:task_state"].is_null()
+    })
+    .await;
+    r.sim(
+        "slow",
+        json!({"operation": "revertResize", "delay_ms": 600000}),
+    )
+    .await;
+    let (s, b) = r
+        .post(
+            &r.demo,
+            &format!("/compute/v2.1/servers/{}/action", ids[0]),
+            json!({"revertResize": null}),
+        )
+        .await;
+    assert_eq!(s, 202, "{b}");
+    let (_, b) = r.server(&ids[0]).await;
+    assert_eq!(
+        b["server"]["OS-EXT-STS:task_state"], "resize_reverting",
+        "{b}"
+    );
+    r.kill();
+    rounds += 1;
+    let r = start(&dir, args).await;
+    let s = r
+        .wait_server(&ids[0], "VERIFY_RESIZE", |s| {
+            s["status"] == "VERIFY_RESIZE" && s["OS-EXT-STS:task_state"].is_null()
+        })
+        .await;
+    assert_eq!(s["flavor"]["vcpus"], 2, "{s}");
+    check_invariants(&r, &mem).await;
+
+    // Round 4: after the restarts the books are right: a resize goes
     // through (confirmed by the check), and filling the hosts up to their
-    // capacity works and goes no further — with 1 + 2 vCPUs taken, 13
+    // capacity works and goes no further — with 2 + 2 vCPUs taken, 12
     // more one-vCPU servers fit, another one does not.
     let (s, b) = r
         .post(
@@ -625,7 +669,7 @@ async fn crash_during_resize_keeps_one_claim_per_server() {
         .await;
     check_invariants(&r, &mem).await;
     let mut more = Vec::new();
-    for k in 0..13 {
+    for k in 0..12 {
         more.push(r.create(&format!("fill-{k}"), "1").await.expect("create"));
     }
     for id in &more {
