@@ -6,7 +6,9 @@
 //! forced down) is persisted in the `compute_service` table and survives a
 //! restart. Claims are not persisted: they are derived at start-up from the
 //! instances (the host each one is on) and from the migrations still
-//! holding a source host, and from then on changed only under the claim
+//! holding a source host — derived again once start-up settling
+//! (`compute::settle`) has ended what a stop cut short — and from then on
+//! changed only under the claim
 //! lock ([`Fleet::with_claims`]), which is what makes scheduling atomic: the
 //! host states are read, a host is chosen and the claim recorded in one
 //! critical section, so concurrent builds cannot double-book a host.

@@ -3,9 +3,13 @@
 //! say one consistent thing.
 //!
 //! In order:
-//! - images: an upload cut short goes back to `queued` (Glance); the image
-//!   of an interrupted snapshot, backup or shelve is deleted (the action
-//!   failed, and Nova deletes the image of a failed snapshot);
+//! - images: an upload cut short goes back to `queued` with its partial
+//!   data removed (Glance); the image of an interrupted snapshot, backup or
+//!   shelve is deleted. Nova's `_init_instance` only clears the snapshot
+//!   task state (its drivers' interrupted-snapshot cleanup leaves the Glance
+//!   image, which then stays `queued` for good); Rova treats the
+//!   interruption as the failure it is and deletes the image, as Nova's
+//!   `delete_image_on_error` does when a snapshot fails;
 //! - admin passwords: none is kept in a record once its operation is over;
 //! - migrations: a move in flight either finished (its last write landed)
 //!   or ends in `error`; an interrupted revert leaves the resize to be
