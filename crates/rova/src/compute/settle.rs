@@ -86,20 +86,57 @@ const IN_FLIGHT: &[&str] = &[
     "post-migrating",
 ];
 
+/// What settling looks at in a migration.
+#[derive(Debug, Clone, Copy)]
+struct Move<'a> {
+    kind: &'a str,
+    status: &'a str,
+    source: Option<&'a str>,
+    dest: Option<&'a str>,
+}
+
+impl<'a> From<&'a Migration> for Move<'a> {
+    fn from(m: &'a Migration) -> Self {
+        Move {
+            kind: &m.migration_type,
+            status: &m.status,
+            source: m.source_compute.as_deref(),
+            dest: m.dest_compute.as_deref(),
+        }
+    }
+}
+
+/// What settling looks at in the migration's server (None: gone).
+#[derive(Debug, Clone, Copy)]
+struct Seen<'a> {
+    vm_state: VmState,
+    idle: bool,
+    host: Option<&'a str>,
+}
+
+impl<'a> Seen<'a> {
+    fn of(i: &'a Instance) -> Option<Self> {
+        (!i.deleted).then(|| Seen {
+            vm_state: i.vm_state,
+            idle: i.task_state.is_none(),
+            host: i.host.as_deref(),
+        })
+    }
+}
+
 /// Where a migration found at start should end, if it has to change.
-fn settled_status(m: &Migration, inst: Option<&Instance>) -> Option<&'static str> {
-    let status = m.status.as_str();
-    let Some(i) = inst.filter(|i| !i.deleted) else {
+fn settled_status(m: Move<'_>, inst: Option<Seen<'_>>) -> Option<&'static str> {
+    let status = m.status;
+    let Some(i) = inst else {
         return (IN_FLIGHT.contains(&status) || status == "reverting").then_some("error");
     };
-    let cold = matches!(m.migration_type.as_str(), "resize" | "migration");
+    let cold = matches!(m.kind, "resize" | "migration");
     if IN_FLIGHT.contains(&status) {
         // The move's last instance write landed (it names the destination
         // and no task is left): only the migration's own ending was lost.
-        let at_dest =
-            i.task_state.is_none() && m.dest_compute.is_some() && i.host == m.dest_compute;
-        let moved = at_dest && i.host != m.source_compute;
-        return Some(match m.migration_type.as_str() {
+        let at_dest = i.idle && m.dest.is_some() && i.host == m.dest;
+        let moved = at_dest && i.host != m.source;
+        return Some(match m.kind {
             _ if cold && at_dest && i.vm_state == VmState::Resized => "finished",
             "live-migration" if moved => "completed",
             "evacuation" if moved => "done",
@@ -111,7 +148,7 @@ fn settled_status(m: &Migration, inst: Option<&Instance>) -> Option<&'static str
         // all but the migration record; still resized means it can be
         // confirmed or reverted again.
         "reverting" if i.vm_state == VmState::Resized => Some("finished"),
-        "reverting" if i.host == m.source_compute => Some("reverted"),
+        "reverting" if i.host == m.source => Some("reverted"),
         "reverting" => Some("error"),
         // Confirmed (the server left VERIFY_RESIZE) but the migration
         // still holds the source.
@@ -123,7 +160,7 @@ fn settled_status(m: &Migration, inst: Option<&Instance>) -> Option<&'static str
 async fn settle_migrations(app: &App) {
     for m in app.compute.migrations.all() {
         let inst = app.compute.instances.get(&m.instance_uuid);
-        if let Some(to) = settled_status(&m, inst.as_deref()) {
+        if let Some(to) = settled_status((&*m).into(), inst.as_deref().and_then(Seen::of)) {
             tracing::warn!(migration = m.id, from = %m.status, to, "migration settled at start");
             update_migration(app, m.id, |m| m.status = to.to_string()).await;
         }
@@ -276,5 +313,90 @@ async fn settle_ports(app: &App) {
             ok = res.is_ok(),
             "port of no server settled at start"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mv<'a>(kind: &'a str, status: &'a str) -> Move<'a> {
+        Move {
+            kind,
+            status,
+            source: Some("src"),
+            dest: Some("dst"),
+        }
+    }
+
+    fn seen(vm_state: VmState, idle: bool, host: &str) -> Option<Seen<'_>> {
+        Some(Seen {
+            vm_state,
+            idle,
+            host: Some(host),
+        })
+    }
+
+    #[test]
+    fn migrations_cut_short_are_settled() {
+        use VmState::{Active, Resized};
+        let cases = [
+            // Moves in flight end in error unless their last write landed.
+            (
+                mv("resize", "pre-migrating"),
+                seen(Active, false, "src"),
+                Some("error"),
+            ),
+            (
+                mv("resize", "migrating"),
+                seen(Active, false, "src"),
+                Some("error"),
+            ),
+            (
+                mv("resize", "migrating"),
+                seen(Resized, true, "dst"),
+                Some("finished"),
+            ),
+            (
+                mv("live-migration", "running"),
+                seen(Active, true, "dst"),
+                Some("completed"),
+            ),
+            (
+                mv("live-migration", "running"),
+                seen(Active, true, "src"),
+                Some("error"),
+            ),
+            (
+                mv("evacuation", "pre-migrating"),
+                seen(Active, true, "dst"),
+                Some("done"),
+            ),
+            (mv("resize", "migrating"), None, Some("error")),
+            (mv("evacuation", "accepted"), None, Some("error")),
+            // Reverts and confirms cut short.
+            (
+                mv("resize", "reverting"),
+                seen(Resized, false, "dst"),
+                Some("finished"),
+            ),
+            (
+                mv("resize", "reverting"),
+                seen(Active, true, "src"),
+                Some("reverted"),
+            ),
+            (
+                mv("migration", "finished"),
+                seen(Active, true, "dst"),
+                Some("confirmed"),
+            ),
+            // Still to be confirmed, an evacuation done, a move over: unchanged.
+            (mv("resize", "finished"), seen(Resized, true, "dst"), None),
+            (mv("evacuation", "done"), seen(Active, true, "dst"), None),
+            (mv("resize", "confirmed"), None, None),
+        ];
+        for (m, i, want) in cases {
+            assert_eq!(settled_status(m, i), want, "{m:?} {i:?}");
+        }
     }
 }
