@@ -439,6 +439,70 @@ async fn stray_port(r: &Rova, device: &str) -> String {
     b["port"]["id"].as_str().expect("port id").to_string()
 }
 
+/// A port the user brought, bound to a server whose build had not yet
+/// recorded it when the service died, is unbound (not deleted) at start
+/// and the resumed build takes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_before_a_users_port_is_recorded_keeps_the_port() {
+    let dir = temp_dir("userport");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let r = start(&dir, SIM).await;
+    let mem = memory_baseline(&r).await;
+    let (_, nets) = r.get(&r.demo, "/network/v2.0/networks?name=private").await;
+    let net = nets["networks"][0]["id"]
+        .as_str()
+        .expect("network")
+        .to_string();
+    let (s, b) = r
+        .post(
+            &r.demo,
+            "/network/v2.0/ports",
+            json!({"port": {"network_id": net, "name": "mine"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let port = b["port"]["id"].as_str().expect("port").to_string();
+    // The build is held before scheduling; the port is then marked bound
+    // to it as the networking step does, and the service dies before the
+    // server records it.
+    r.sim("latency", json!({"step_ms": 600000})).await;
+    let image = r.image_id().await;
+    let (s, b) = r
+        .post(
+            &r.demo,
+            "/compute/v2.1/servers",
+            json!({"server": {"name": "byo", "imageRef": image, "flavorRef": "1",
+                "networks": [{"port": port}]}}),
+        )
+        .await;
+    assert_eq!(s, 202, "{b}");
+    let id = b["server"]["id"].as_str().expect("id").to_string();
+    let (s, b) = r
+        .call(
+            &r.admin,
+            Method::PUT,
+            &format!("/network/v2.0/ports/{port}"),
+            Some(json!({"port": {"device_id": id, "device_owner": "compute:nova"}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    r.kill();
+    let r = start(&dir, SIM).await;
+    let srv = r.wait_active(&id).await;
+    let (s, p) = r.get(&r.demo, &format!("/network/v2.0/ports/{port}")).await;
+    assert_eq!(s, 200, "the user's port was deleted: {p}");
+    assert_eq!(p["port"]["device_id"], id.as_str(), "{p}");
+    let mac = p["port"]["mac_address"].as_str().expect("mac");
+    assert_eq!(
+        srv["addresses"]["private"][0]["OS-EXT-IPS-MAC:mac_addr"], mac,
+        "the server took the user's port: {srv}"
+    );
+    check_invariants(&r, &mem).await;
+    r.kill();
+    println!("crash rounds run: 1");
+    cleanup(&dir);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn crash_during_create_storm_and_deletes() {
     let dir = temp_dir("storm");
