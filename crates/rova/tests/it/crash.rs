@@ -232,6 +232,17 @@ impl Rova {
         b["servers"].as_array().cloned().unwrap_or_default()
     }
 
+    /// The bootstrap network's id.
+    async fn private_net(&self) -> String {
+        let (_, nets) = self
+            .get(&self.admin, "/network/v2.0/networks?name=private")
+            .await;
+        nets["networks"][0]["id"]
+            .as_str()
+            .expect("network")
+            .to_string()
+    }
+
     async fn image(&self, id: &str) -> (u16, Value) {
         self.get(&self.admin, &format!("/image/v2/images/{id}"))
             .await
@@ -422,11 +433,7 @@ async fn storm(r: Rova, tag: &str, n: usize, kill_after: usize) -> Vec<String> {
 
 /// An admin port on the bootstrap network claiming to belong to `device`.
 async fn stray_port(r: &Rova, device: &str) -> String {
-    let (_, nets) = r.get(&r.admin, "/network/v2.0/networks?name=private").await;
-    let net = nets["networks"][0]["id"]
-        .as_str()
-        .expect("network")
-        .to_string();
+    let net = r.private_net().await;
     let (s, b) = r
         .post(
             &r.admin,
@@ -448,11 +455,7 @@ async fn crash_before_a_users_port_is_recorded_keeps_the_port() {
     std::fs::create_dir_all(&dir).expect("dir");
     let r = start(&dir, SIM).await;
     let mem = memory_baseline(&r).await;
-    let (_, nets) = r.get(&r.demo, "/network/v2.0/networks?name=private").await;
-    let net = nets["networks"][0]["id"]
-        .as_str()
-        .expect("network")
-        .to_string();
+    let net = r.private_net().await;
     let (s, b) = r
         .post(
             &r.demo,
