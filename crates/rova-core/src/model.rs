@@ -143,8 +143,11 @@ pub struct Instance {
     pub scheduler_hints: BTreeMap<String, Value>,
     pub block_device_mapping: Vec<BlockDeviceMapping>,
     pub personality: Vec<InjectedFile>,
-    /// The admin password, kept only for config drive / metadata use.
-    #[serde(default)]
+    /// The admin password of the operation in flight (create, rebuild,
+    /// evacuate, rescue, changePassword), for the driver and the config
+    /// drive. Never stored (Nova keeps no copy): it is skipped when the
+    /// record is serialised and dropped once the operation ends.
+    #[serde(default, skip_serializing)]
     pub admin_pass: Option<String>,
     #[serde(default)]
     pub trusted_image_certificates: Option<Vec<String>>,

@@ -1,5 +1,5 @@
 //! Starting the all-in-one server: open the data directory, bootstrap,
-//! resume unfinished operations, bind, and serve until Ctrl-C/SIGTERM.
+//! settle what a stop cut short and resume unfinished operations, bind, and serve until Ctrl-C/SIGTERM.
 
 use crate::app::{router, App};
 use crate::config::Config;
@@ -26,7 +26,7 @@ pub async fn start(mut cfg: Config) -> Result<Running, String> {
         eprintln!("rova: qemu driver: {msg}");
     }
     crate::bootstrap::run(&app).await?;
-    crate::compute::build::resume_all(&app);
+    crate::compute::settle::at_start(&app).await?;
     crate::compute::periodic::spawn(app.clone());
     let svc = tower::ServiceExt::<axum::extract::Request>::map_request(
         router(app.clone()),

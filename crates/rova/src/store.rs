@@ -10,7 +10,10 @@
 //! while still holding the lock (so writes to a row reach the disk in order)
 //! and then wait for the commit.
 //!
-//! This module owns the SQLite file; nothing else opens it.
+//! This module owns the SQLite file; nothing else opens it. It also makes
+//! the data directory private before anything is written there (see
+//! [`make_private`]): the file holds password hashes and the directory
+//! holds image bytes, keys and clouds.yaml.
 
 use parking_lot::RwLock;
 use rova_core::Fault;
@@ -47,7 +50,11 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) `<dir>/rova.sqlite` and starts the writer.
     pub fn open(dir: &Path) -> Result<Arc<Store>, String> {
+        make_private(dir)?;
         let path = dir.join("rova.sqlite");
+        // Created 0600 before SQLite opens it: SQLite gives the -wal and
+        // -shm files the mode of the database file.
+        create_private_file(&path)?;
         let conn = open_conn(&path)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS objects (
@@ -106,11 +113,68 @@ impl Store {
     }
 }
 
+/// Makes the data directory private to the service user: the process
+/// umask becomes 077, so every file and directory created from here on
+/// (SQLite's, image bytes, QEMU's disks and sockets, also by child
+/// processes) is 0600/0700, and whatever is already under `dir` is
+/// tightened to 0700 (directories) and 0600 (files). Symbolic links are
+/// not followed.
+pub fn make_private(dir: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        // SAFETY: umask only swaps the process's file-creation mask; it
+        // cannot fail and touches no memory.
+        unsafe {
+            libc::umask(0o077);
+        }
+        tighten(dir).map_err(|e| format!("making {} private: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn tighten(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(path)?;
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        return Ok(());
+    }
+    let want = if ft.is_dir() { 0o700 } else { 0o600 };
+    if meta.permissions().mode() & 0o7777 != want {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(want))?;
+    }
+    if ft.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            let entry = entry?;
+            if let Err(e) = tighten(&entry.path()) {
+                // A file that vanished meanwhile (or is not ours) must not
+                // stop the start.
+                tracing::warn!(path = %entry.path().display(), "cannot make private: {e}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates `path` empty with mode 0600 unless it exists.
+fn create_private_file(path: &Path) -> Result<(), String> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)
+        .map(drop)
+        .map_err(|e| format!("creating {}: {e}", path.display()))
+}
+
 fn open_conn(path: &Path) -> Result<rusqlite::Connection, String> {
     let conn =
         rusqlite::Connection::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+    // secure_delete: a replaced or deleted row's old bytes are zeroed, not
+    // left in free space (records once held secrets in plain text).
     conn.execute_batch(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA secure_delete=ON;",
     )
     .map_err(|e| format!("configuring {}: {e}", path.display()))?;
     Ok(conn)

@@ -262,6 +262,16 @@ fn metadata_meta_data_meta_keys_files() {
 }
 
 #[test]
+fn admin_pass_is_never_serialised() {
+    let mut i = inst();
+    i.admin_pass = Some("Sekrit-pw-1".into());
+    let body = serde_json::to_string(&i).expect("json");
+    assert!(!body.contains("Sekrit-pw-1"), "{body}");
+    let back: Instance = serde_json::from_str(&body).expect("reads back");
+    assert_eq!(back.admin_pass, None);
+}
+
+#[test]
 fn metadata_admin_pass_only_on_config_drive() {
     let mut i = inst();
     i.admin_pass = Some("s3cret".into());

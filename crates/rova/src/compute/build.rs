@@ -110,7 +110,7 @@ fn reservation_id() -> String {
 }
 
 /// A planned NIC: an existing port to bind, or a network to create one on.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum NicPlan {
     Port(String),
     Network {
@@ -118,6 +118,18 @@ pub enum NicPlan {
         fixed_ip: Option<IpAddr>,
         tag: Option<String>,
     },
+}
+
+/// The system_metadata key holding a build's NIC plan until its ports are
+/// allocated, so a build resumed after a restart asks for the same NICs
+/// (and start-up settling knows which bound ports the user brought).
+pub const NIC_PLAN_KEY: &str = "rova_nic_plan";
+
+/// The NIC plan a build has not carried out yet (None: none recorded).
+pub fn nic_plan(i: &Instance) -> Option<Vec<NicPlan>> {
+    i.system_metadata
+        .get(NIC_PLAN_KEY)
+        .and_then(|s| serde_json::from_str(s).ok())
 }
 
 fn resolve_networks(app: &App, ctx: &Ctx, req: &BuildRequest) -> Result<Vec<NicPlan>, Fault> {
@@ -306,6 +318,10 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
         }
     }
     let mut system_metadata = BTreeMap::new();
+    system_metadata.insert(
+        NIC_PLAN_KEY.to_string(),
+        serde_json::to_string(&nics).map_err(|e| Fault::internal(e.to_string()))?,
+    );
     if let Some(h) = &req.forced_host {
         system_metadata.insert(super::scheduler::REQUESTED_HOST_KEY.to_string(), h.clone());
     }
@@ -467,8 +483,8 @@ async fn step(
 }
 
 /// Runs (or resumes) the build of one instance. `plan` is the NIC plan from
-/// the request; on resume it is rebuilt from the instance's requested
-/// networks (the NICs already allocated are kept).
+/// the request; on resume it is the one recorded on the instance (ports
+/// allocated before a restart but not recorded were settled at start).
 pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Option<Vec<NicPlan>>) {
     let delay = app.compute.driver.step_delay();
     let pause = || async move {
@@ -539,8 +555,9 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
         return;
     };
     if inst.task_state == Some(TaskState::Networking) {
-        let plan = plan.unwrap_or_else(|| {
-            // Resumed without the request: one NIC on the default network.
+        let plan = plan.or_else(|| nic_plan(&inst)).unwrap_or_else(|| {
+            // Resumed without a recorded plan (a record from before plans
+            // were kept): one NIC on the default network.
             app.networks
                 .networks_for(&inst.project_id)
                 .first()
@@ -589,6 +606,7 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
             Some(TaskState::BlockDeviceMapping),
             |i, _| {
                 i.vifs = v2;
+                i.system_metadata.remove(NIC_PLAN_KEY);
             },
         )
         .await
@@ -758,7 +776,8 @@ async fn fail_build(
         .await;
 }
 
-/// After a restart: resume builds and deletes that were in flight.
+/// After a restart (once [`super::settle::at_start`] has settled what was
+/// cut short): resume builds and deletes that were in flight.
 pub fn resume_all(app: &Arc<App>) {
     for inst in app.compute.instances.filter(|i| !i.deleted) {
         let last_request = app
@@ -773,53 +792,6 @@ pub fn resume_all(app: &Arc<App>) {
             tokio::spawn(async move { servers::terminate(&app2, &uuid, &last_request).await });
         } else if inst.vm_state == VmState::Building {
             tokio::spawn(async move { run_build(&app2, &uuid, &last_request, None).await });
-        } else if inst.task_state.is_some() {
-            tokio::spawn(async move { settle_interrupted(&app2, &uuid).await });
         }
-    }
-}
-
-/// An action that was running when the service stopped cannot be picked
-/// up where it was: like Nova's `_init_instance`, the task state is cleared
-/// (the vm_state says what the server was), an interrupted move's
-/// migration ends in `error` with its destination claim dropped, and the
-/// unfinished action event is closed as failed. The power-state sync of a
-/// real driver then reconciles what the guest is doing.
-async fn settle_interrupted(app: &Arc<App>, uuid: &str) {
-    const MOVING: &[&str] = &[
-        "queued",
-        "preparing",
-        "running",
-        "post-migrating",
-        "pre-migrating",
-        "migrating",
-        "reverting",
-    ];
-    if let Some(m) = super::migrate::latest_for(app, uuid, MOVING) {
-        super::migrate::unclaim_move(app, uuid, &m.uuid);
-        super::migrate::update_migration(app, m.id, |m| m.status = "error".into()).await;
-    }
-    let now = app.clock.now();
-    let cleared = app
-        .compute
-        .update_instance(uuid, now, |i| {
-            let Some(t) = i.task_state.filter(|_| !i.deleted) else {
-                return Err(Fault::conflict("settled"));
-            };
-            i.task_state = None;
-            Ok(t)
-        })
-        .await;
-    if let Ok((_, task)) = cleared {
-        let msg = format!("interrupted by a restart of the compute service (task {task})");
-        if let Some(log) = app.compute.actions.get(uuid) {
-            if let Some(a) = log.actions.last() {
-                for ev in a.events.iter().filter(|e| e.finish_time.is_none()) {
-                    actions::event_finish(app, uuid, &a.request_id, &ev.event, Some((&msg, &msg)))
-                        .await;
-                }
-            }
-        }
-        tracing::warn!(%uuid, "{msg}: task state cleared");
     }
 }

@@ -6,7 +6,9 @@
 //! forced down) is persisted in the `compute_service` table and survives a
 //! restart. Claims are not persisted: they are derived at start-up from the
 //! instances (the host each one is on) and from the migrations still
-//! holding a source host, and from then on changed only under the claim
+//! holding a source host — derived again once start-up settling
+//! (`compute::settle`) has ended what a stop cut short — and from then on
+//! changed only under the claim
 //! lock ([`Fleet::with_claims`]), which is what makes scheduling atomic: the
 //! host states are read, a host is chosen and the claim recorded in one
 //! critical section, so concurrent builds cannot double-book a host.
@@ -197,6 +199,69 @@ pub const HOLDING_SOURCE: &[&str] = &[
     "done",
 ];
 
+/// The claims the records imply: every live instance (not offloaded) on
+/// its host — or on the destination of a move still in flight — with its
+/// current flavor, and every migration that still holds its source.
+fn derive_claims(instances: &[Arc<Instance>], migrations: &[Arc<Migration>]) -> ClaimBook {
+    let mut claims: HashMap<String, Claim> = HashMap::new();
+    // A move in flight before its finish step claimed the destination
+    // for the instance; the instance row still names the source.
+    let mut dest_of: HashMap<&str, &str> = HashMap::new();
+    for m in migrations {
+        if matches!(
+            m.status.as_str(),
+            "migrating" | "post-migrating" | "queued" | "preparing" | "running"
+        ) {
+            if let Some(d) = m.dest_compute.as_deref() {
+                dest_of.insert(m.instance_uuid.as_str(), d);
+            }
+        }
+    }
+    for i in instances {
+        if i.deleted || i.vm_state == VmState::ShelvedOffloaded {
+            continue;
+        }
+        let Some(host) = dest_of.get(i.uuid.as_str()).copied().or(i.host.as_deref()) else {
+            continue;
+        };
+        claims.insert(
+            i.uuid.clone(),
+            Claim {
+                host: host.to_string(),
+                instance_uuid: i.uuid.clone(),
+                resources: instance_resources(i),
+            },
+        );
+    }
+    let alive: HashMap<&str, &Arc<Instance>> = instances
+        .iter()
+        .filter(|i| !i.deleted)
+        .map(|i| (i.uuid.as_str(), i))
+        .collect();
+    for m in migrations {
+        let (Some(src), Some(held)) = (m.source_compute.as_deref(), m.held) else {
+            continue;
+        };
+        if HOLDING_SOURCE.contains(&m.status.as_str())
+            && alive.contains_key(m.instance_uuid.as_str())
+        {
+            claims.insert(
+                m.uuid.clone(),
+                Claim {
+                    host: src.to_string(),
+                    instance_uuid: m.instance_uuid.clone(),
+                    resources: held.into(),
+                },
+            );
+        }
+    }
+    let mut book = ClaimBook::default();
+    for (consumer, c) in claims {
+        book.insert(consumer, c);
+    }
+    book
+}
+
 impl Fleet {
     pub fn load(
         store: &Arc<Store>,
@@ -205,62 +270,7 @@ impl Fleet {
         migrations: &[Arc<Migration>],
     ) -> Result<Self, String> {
         let hosts = hosts_from_config(cfg);
-        let mut claims: HashMap<String, Claim> = HashMap::new();
-        // A move in flight before its finish step claimed the destination
-        // for the instance; the instance row still names the source.
-        let mut dest_of: HashMap<&str, &str> = HashMap::new();
-        for m in migrations {
-            if matches!(
-                m.status.as_str(),
-                "migrating" | "post-migrating" | "queued" | "preparing" | "running"
-            ) {
-                if let Some(d) = m.dest_compute.as_deref() {
-                    dest_of.insert(m.instance_uuid.as_str(), d);
-                }
-            }
-        }
-        for i in instances {
-            if i.deleted || i.vm_state == VmState::ShelvedOffloaded {
-                continue;
-            }
-            let Some(host) = dest_of.get(i.uuid.as_str()).copied().or(i.host.as_deref()) else {
-                continue;
-            };
-            claims.insert(
-                i.uuid.clone(),
-                Claim {
-                    host: host.to_string(),
-                    instance_uuid: i.uuid.clone(),
-                    resources: instance_resources(i),
-                },
-            );
-        }
-        let alive: HashMap<&str, &Arc<Instance>> = instances
-            .iter()
-            .filter(|i| !i.deleted)
-            .map(|i| (i.uuid.as_str(), i))
-            .collect();
-        for m in migrations {
-            let (Some(src), Some(held)) = (m.source_compute.as_deref(), m.held) else {
-                continue;
-            };
-            if HOLDING_SOURCE.contains(&m.status.as_str())
-                && alive.contains_key(m.instance_uuid.as_str())
-            {
-                claims.insert(
-                    m.uuid.clone(),
-                    Claim {
-                        host: src.to_string(),
-                        instance_uuid: m.instance_uuid.clone(),
-                        resources: held.into(),
-                    },
-                );
-            }
-        }
-        let mut book = ClaimBook::default();
-        for (consumer, c) in claims {
-            book.insert(consumer, c);
-        }
+        let book = derive_claims(instances, migrations);
         Ok(Fleet {
             hosts,
             services: Table::load("compute_service", store)?,
@@ -268,6 +278,12 @@ impl Fleet {
             weights: Weights::default(),
             started: Utc::now(),
         })
+    }
+
+    /// Replaces every claim by what the records imply (start-up settling,
+    /// once interrupted operations have been settled).
+    pub fn rebuild_claims(&self, instances: &[Arc<Instance>], migrations: &[Arc<Migration>]) {
+        *self.claims.lock() = derive_claims(instances, migrations);
     }
 
     pub fn host(&self, name: &str) -> Option<&HostConfig> {

@@ -21,6 +21,7 @@ pub mod scheduler;
 pub mod secgroups;
 pub mod server_groups;
 pub mod servers;
+pub mod settle;
 pub mod sim_vnc;
 pub mod views;
 
@@ -29,6 +30,7 @@ use crate::store::{Store, Table};
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use rova_core::model::Instance;
+use rova_core::states::VmState;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -278,7 +280,9 @@ impl Compute {
     /// Changes one instance atomically (compare-and-swap under the table
     /// lock): `change` sees the current row and may refuse with a `Fault`;
     /// on success the row's `updated_at` becomes `now` and its generation is
-    /// bumped. A missing row is Nova's 404.
+    /// bumped. A missing row is Nova's 404. When no operation is left in
+    /// flight (no task state, not building) the admin password the last
+    /// one handed to the driver is dropped: the guest has it.
     pub async fn update_instance<R>(
         &self,
         id: &str,
@@ -291,6 +295,9 @@ impl Compute {
                 || rova_core::Fault::instance_not_found(id),
                 |i| {
                     let r = change(i)?;
+                    if i.task_state.is_none() && i.vm_state != VmState::Building {
+                        i.admin_pass = None;
+                    }
                     i.updated_at = now;
                     i.generation += 1;
                     Ok(r)

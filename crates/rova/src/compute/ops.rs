@@ -115,18 +115,21 @@ pub async fn run(
         }
         ServerAction::ChangePassword { admin_pass } => {
             ctx.require_member("os_compute_api:os-admin-password")?;
-            simple(
+            // The password rides on the record while the driver sets it,
+            // and is dropped when the task ends.
+            simple_with(
                 app,
                 ctx,
                 id,
-                Action::ChangePassword,
-                "changePassword",
-                "compute_set_admin_password",
+                (
+                    Action::ChangePassword,
+                    "changePassword",
+                    "compute_set_admin_password",
+                ),
                 T::UpdatingPassword,
                 &[],
-                move |i| {
-                    i.admin_pass = Some(admin_pass);
-                },
+                move |i| i.admin_pass = Some(admin_pass),
+                |_| {},
             )
             .await?;
             Ok(empty(StatusCode::ACCEPTED))
@@ -213,7 +216,36 @@ async fn simple(
     then: &'static [T],
     finish: impl FnOnce(&mut Instance) + Send + 'static,
 ) -> Result<(), Fault> {
-    let inst = begin(app, ctx, id, action, Some(first)).await?;
+    simple_with(
+        app,
+        ctx,
+        id,
+        (action, record, event),
+        first,
+        then,
+        |_| {},
+        finish,
+    )
+    .await
+}
+
+/// [`simple`], also applying `start` in the write that admits the action.
+#[allow(clippy::too_many_arguments)]
+async fn simple_with(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    id: &str,
+    (action, record, event): (Action, &'static str, &'static str),
+    first: T,
+    then: &'static [T],
+    start: impl FnOnce(&mut Instance),
+    finish: impl FnOnce(&mut Instance) + Send + 'static,
+) -> Result<(), Fault> {
+    let inst = begin_with(app, ctx, id, action, Some(first), |i, _| {
+        start(i);
+        Ok(())
+    })
+    .await?;
     actions::record(app, ctx, id, record, Some((event, inst.host.as_deref()))).await?;
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
     let op = record;
@@ -605,7 +637,7 @@ async fn new_snapshot_image(
 
 /// Marks a snapshot image uploaded (the simulated disk is the base image's
 /// bytes plus a marker naming the server).
-async fn finish_image(app: &App, image_id: &str, inst_uuid: &str) {
+pub(crate) async fn finish_image(app: &App, image_id: &str, inst_uuid: &str) {
     let Some(cur) = app.images.table.get(image_id) else {
         return;
     };
@@ -629,6 +661,16 @@ async fn finish_image(app: &App, image_id: &str, inst_uuid: &str) {
     if app.images.write_bytes(&mut img, &bytes).is_ok() {
         img.updated_at = chrono::Utc::now();
         let _ = app.images.table.put(image_id, img).await;
+    }
+}
+
+/// The end of an operation that wrote an image: filled when it succeeded;
+/// deleted when it failed (Nova's `delete_image_on_error`).
+async fn settle_image(app: &App, image_id: &str, inst_uuid: &str, ok: bool) {
+    if ok {
+        finish_image(app, image_id, inst_uuid).await;
+    } else {
+        let _ = app.images.delete(image_id).await;
     }
 }
 
@@ -704,7 +746,7 @@ async fn snapshot(
             ..Default::default()
         };
         let res = advance_with(&app2, &id2, record, &args, first, then, |_, _| {}).await;
-        finish_image(&app2, &image_id, &id2).await;
+        settle_image(&app2, &image_id, &id2, res.is_ok()).await;
         if let Some((btype, rotation)) = backup {
             rotate_backups(&app2, &id2, &btype, rotation).await;
         }
@@ -797,7 +839,7 @@ async fn shelve(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fault> {
         )
         .await;
         if let Some(img) = &image {
-            finish_image(&app2, &img.id, &id2).await;
+            settle_image(&app2, &img.id, &id2, res.is_ok()).await;
         }
         let e = res.as_ref().err().map(|e| e.pair());
         actions::event_finish(&app2, &id2, &req, "compute_shelve_instance", e).await;

@@ -80,9 +80,18 @@ pub fn release_instance(app: &App, uuid: &str) {
     app.compute.fleet.release_instance(uuid);
 }
 
-/// A server is gone: its claims are released and it leaves its group.
+/// A server is gone: its claims are released, it leaves its group, and
+/// the image a shelve left for it is deleted (as Nova's delete of a
+/// SHELVED or SHELVED_OFFLOADED server does).
 pub async fn on_instance_deleted(app: &Arc<App>, inst: &Instance) {
     release_instance(app, &inst.uuid);
+    if let Some(img) = inst
+        .system_metadata
+        .get("shelved_image_id")
+        .filter(|s| !s.is_empty())
+    {
+        let _ = app.images.delete(img).await;
+    }
     for g in &inst.server_groups {
         super::server_groups::remove_members(app, g, std::slice::from_ref(&inst.uuid)).await;
     }

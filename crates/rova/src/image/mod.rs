@@ -74,6 +74,9 @@ impl Image {
     }
 }
 
+/// Suffix of an image file being written (renamed away when complete).
+const PART_SUFFIX: &str = ".part";
+
 /// The image service.
 pub struct Images {
     pub table: Table<Image>,
@@ -125,11 +128,24 @@ impl Images {
         self.table.put(&img.id.clone(), img).await
     }
 
-    /// Stores bytes for an image and fills size and checksums.
+    /// Stores bytes for an image and fills size and checksums. The bytes
+    /// go to a private (0600) scratch file first and are renamed into place
+    /// once on disk, so a crash never leaves half an image under its name.
     pub fn write_bytes(&self, img: &mut Image, bytes: &[u8]) -> Result<(), Fault> {
         use sha2::{Digest, Sha512};
-        std::fs::write(self.file_path(&img.id), bytes)
-            .map_err(|e| Fault::internal(format!("storing image data: {e}")))?;
+        use std::io::Write;
+        let fail = |e: std::io::Error| Fault::internal(format!("storing image data: {e}"));
+        let part = self.dir.join(format!("{}{PART_SUFFIX}", img.id));
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(&part).map_err(fail)?;
+        f.write_all(bytes)
+            .and_then(|()| f.sync_all())
+            .map_err(fail)?;
+        drop(f);
+        std::fs::rename(&part, self.file_path(&img.id)).map_err(fail)?;
         img.size = Some(bytes.len() as u64);
         img.virtual_size = Some(bytes.len() as u64);
         img.checksum = Some(md5_hex(bytes));
@@ -137,6 +153,45 @@ impl Images {
         img.os_hash_value = Some(hex::encode(Sha512::digest(bytes)));
         img.status = "active".into();
         Ok(())
+    }
+
+    /// After a restart, as Glance leaves an upload that was cut short: an
+    /// image still `saving` goes back to `queued` with its partial data
+    /// removed, and scratch files of unfinished writes are deleted.
+    /// Returns the ids put back.
+    pub async fn settle_at_start(&self) -> Result<Vec<String>, Fault> {
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().ends_with(PART_SUFFIX) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        let mut requeued = Vec::new();
+        for img in self.table.filter(|i| i.status == "saving") {
+            let _ = std::fs::remove_file(self.file_path(&img.id));
+            let res = self
+                .table
+                .update(
+                    &img.id,
+                    || Fault::not_found("image"),
+                    |i| {
+                        i.status = "queued".into();
+                        i.size = None;
+                        i.virtual_size = None;
+                        i.checksum = None;
+                        i.os_hash_algo = None;
+                        i.os_hash_value = None;
+                        Ok(())
+                    },
+                )
+                .await;
+            if res.is_ok() {
+                tracing::warn!(image = %img.id, "upload cut short by a restart: image back to queued");
+                requeued.push(img.id.clone());
+            }
+        }
+        Ok(requeued)
     }
 
     /// Deletes the record and its bytes.

@@ -396,7 +396,10 @@ impl QemuDriver {
     }
 
     /// Builds the config drive when the server asked for one (or it is
-    /// forced); `None` otherwise.
+    /// forced); `None` otherwise. An operation that hands the guest a
+    /// password (spawn, rebuild, rescue) builds it afresh; otherwise an
+    /// existing drive is kept, as Nova never rewrites one (the password is
+    /// not kept once the guest has it, so it could not be written again).
     async fn config_drive(
         &self,
         app: &App,
@@ -405,12 +408,15 @@ impl QemuDriver {
         if !(inst.config_drive || self.cfg.force_config_drive) {
             return Ok(None);
         }
-        let facts = metadata_server::facts_for(app, inst);
-        let files = rova_core::metadata::config_drive_files(inst, &facts);
         let vfat = self.cfg.config_drive_format == "vfat";
         let out = self
             .inst_dir(&inst.uuid)
             .join(if vfat { "config.vfat" } else { "config.iso" });
+        if inst.admin_pass.is_none() && out.exists() {
+            return Ok(Some(out));
+        }
+        let facts = metadata_server::facts_for(app, inst);
+        let files = rova_core::metadata::config_drive_files(inst, &facts);
         let format = if vfat {
             configdrive::DriveFormat::Vfat
         } else {

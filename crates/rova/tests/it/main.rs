@@ -4,6 +4,7 @@ mod actions;
 mod admin_api;
 mod common;
 mod console_proxy;
+mod crash;
 mod edge_errors;
 mod fleet;
 mod fuzz;

@@ -1,0 +1,402 @@
+//! Start-up settling: what a crash (or any stop) left half done is put
+//! right before the service takes requests, so that afterwards the records
+//! say one consistent thing.
+//!
+//! In order:
+//! - images: an upload cut short goes back to `queued` with its partial
+//!   data removed (Glance); the image of an interrupted snapshot, backup or
+//!   shelve is deleted. Nova's `_init_instance` only clears the snapshot
+//!   task state (its drivers' interrupted-snapshot cleanup leaves the Glance
+//!   image, which then stays `queued` for good); Rova treats the
+//!   interruption as the failure it is and deletes the image, as Nova's
+//!   `delete_image_on_error` does when a snapshot fails;
+//! - admin passwords: none is kept in a record once its operation is over;
+//! - migrations: a move in flight either finished (its last write landed)
+//!   or ends in `error`; an interrupted revert leaves the resize to be
+//!   confirmed or reverted again; a confirmed resize's migration is
+//!   `confirmed`;
+//! - interrupted actions (Nova's `_init_instance`): task state cleared, the
+//!   open events closed as failed;
+//! - ports: a server's ports are exactly those its record lists — a port
+//!   bound to a server that does not list it (allocated just before a
+//!   crash), or to a server that is gone, is deleted, or unbound when it is
+//!   one the user brought;
+//! - claims: rebuilt from the settled records, so every server is counted
+//!   once on its host with its current flavor (and a finished move's
+//!   source once, by its migration);
+//! - then builds and deletes that were in flight are resumed.
+
+use super::build::{self, NicPlan};
+use super::migrate::{update_migration, Migration};
+use super::{actions, ops};
+use crate::app::App;
+use rova_core::model::Instance;
+use rova_core::states::{TaskState, VmState};
+use rova_core::Fault;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Settles everything, then resumes builds and deletes.
+pub async fn at_start(app: &Arc<App>) -> Result<(), String> {
+    app.images.settle_at_start().await.map_err(|f| f.message)?;
+    forget_passwords(app).await;
+    settle_migrations(app).await;
+    settle_actions(app).await;
+    settle_snapshot_images(app).await;
+    settle_ports(app).await;
+    let instances = app.compute.instances.all();
+    let migrations = app.compute.migrations.all();
+    app.compute.fleet.rebuild_claims(&instances, &migrations);
+    build::resume_all(app);
+    Ok(())
+}
+
+/// Records written before passwords stopped being stored still carry one:
+/// they are rewritten without it (and it is dropped from memory unless a
+/// build that will be resumed still needs it).
+async fn forget_passwords(app: &App) {
+    let stored = app.compute.instances.filter(|i| i.admin_pass.is_some());
+    for inst in stored {
+        let _ = app
+            .compute
+            .instances
+            .update(
+                &inst.uuid,
+                || Fault::instance_not_found(&inst.uuid),
+                |i| {
+                    if i.vm_state != VmState::Building {
+                        i.admin_pass = None;
+                    }
+                    Ok(())
+                },
+            )
+            .await;
+    }
+}
+
+/// Migration statuses of a move still under way.
+const IN_FLIGHT: &[&str] = &[
+    "accepted",
+    "queued",
+    "preparing",
+    "running",
+    "pre-migrating",
+    "migrating",
+    "post-migrating",
+];
+
+/// What settling looks at in a migration.
+#[derive(Debug, Clone, Copy)]
+struct Move<'a> {
+    kind: &'a str,
+    status: &'a str,
+    source: Option<&'a str>,
+    dest: Option<&'a str>,
+}
+
+impl<'a> From<&'a Migration> for Move<'a> {
+    fn from(m: &'a Migration) -> Self {
+        Move {
+            kind: &m.migration_type,
+            status: &m.status,
+            source: m.source_compute.as_deref(),
+            dest: m.dest_compute.as_deref(),
+        }
+    }
+}
+
+/// What settling looks at in the migration's server (None: gone).
+#[derive(Debug, Clone, Copy)]
+struct Seen<'a> {
+    vm_state: VmState,
+    idle: bool,
+    host: Option<&'a str>,
+}
+
+impl<'a> Seen<'a> {
+    fn of(i: &'a Instance) -> Option<Self> {
+        (!i.deleted).then(|| Seen {
+            vm_state: i.vm_state,
+            idle: i.task_state.is_none(),
+            host: i.host.as_deref(),
+        })
+    }
+}
+
+/// Where a migration found at start should end, if it has to change.
+fn settled_status(m: Move<'_>, inst: Option<Seen<'_>>) -> Option<&'static str> {
+    let status = m.status;
+    let Some(i) = inst else {
+        return (IN_FLIGHT.contains(&status) || status == "reverting").then_some("error");
+    };
+    let cold = matches!(m.kind, "resize" | "migration");
+    if IN_FLIGHT.contains(&status) {
+        // The move's last instance write landed (it names the destination
+        // and no task is left): only the migration's own ending was lost.
+        let at_dest = i.idle && m.dest.is_some() && i.host == m.dest;
+        let moved = at_dest && i.host != m.source;
+        return Some(match m.kind {
+            _ if cold && at_dest && i.vm_state == VmState::Resized => "finished",
+            "live-migration" if moved => "completed",
+            "evacuation" if moved => "done",
+            _ => "error",
+        });
+    }
+    match status {
+        // The revert did not finish: back on the source means it did in
+        // all but the migration record; still resized means it can be
+        // confirmed or reverted again.
+        "reverting" if i.vm_state == VmState::Resized => Some("finished"),
+        "reverting" if i.host == m.source => Some("reverted"),
+        "reverting" => Some("error"),
+        // Confirmed (the server left VERIFY_RESIZE) but the migration
+        // still holds the source.
+        "finished" | "confirming" if cold && i.vm_state != VmState::Resized => Some("confirmed"),
+        _ => None,
+    }
+}
+
+async fn settle_migrations(app: &App) {
+    for m in app.compute.migrations.all() {
+        let inst = app.compute.instances.get(&m.instance_uuid);
+        if let Some(to) = settled_status((&*m).into(), inst.as_deref().and_then(Seen::of)) {
+            tracing::warn!(migration = m.id, from = %m.status, to, "migration settled at start");
+            update_migration(app, m.id, |m| m.status = to.to_string()).await;
+        }
+    }
+}
+
+/// Task states of an image upload (snapshot, backup, shelve).
+fn writes_image(t: TaskState) -> bool {
+    use TaskState as T;
+    matches!(
+        t,
+        T::ImageSnapshotPending
+            | T::ImageSnapshot
+            | T::ImagePendingUpload
+            | T::ImageUploading
+            | T::ImageBackup
+            | T::Shelving
+            | T::ShelvingImagePendingUpload
+            | T::ShelvingImageUploading
+    )
+}
+
+/// An action that was running when the service stopped cannot be picked
+/// up where it was: like Nova's `_init_instance`, the task state is cleared
+/// (the vm_state says what the server was) and the unfinished action
+/// event is closed as failed. The power-state sync of a real driver then
+/// reconciles what the guest is doing. Builds and deletes are resumed
+/// instead (see [`build::resume_all`]).
+async fn settle_actions(app: &App) {
+    let cut_short = app.compute.instances.filter(|i| {
+        !i.deleted
+            && i.vm_state != VmState::Building
+            && i.task_state.is_some_and(|t| t != TaskState::Deleting)
+    });
+    for inst in cut_short {
+        let uuid = inst.uuid.as_str();
+        let now = app.clock.now();
+        let cleared = app
+            .compute
+            .update_instance(uuid, now, |i| {
+                let Some(t) = i.task_state.filter(|_| !i.deleted) else {
+                    return Err(Fault::conflict("settled"));
+                };
+                i.task_state = None;
+                Ok(t)
+            })
+            .await;
+        let Ok((_, task)) = cleared else { continue };
+        let msg = format!("interrupted by a restart of the compute service (task {task})");
+        if let Some(a) = app
+            .compute
+            .actions
+            .get(uuid)
+            .and_then(|log| log.actions.last().cloned())
+        {
+            for ev in a.events.iter().filter(|e| e.finish_time.is_none()) {
+                actions::event_finish(app, uuid, &a.request_id, &ev.event, Some((&msg, &msg)))
+                    .await;
+            }
+        }
+        if writes_image(task) {
+            tracing::warn!(%uuid, "{msg}: its image is deleted");
+        } else {
+            tracing::warn!(%uuid, "{msg}: task state cleared");
+        }
+    }
+}
+
+/// Images a server operation was writing (snapshot, backup, shelve) that
+/// never got their data. Nothing is in flight at start, so each belongs to
+/// an interrupted operation and is deleted — except the image of a shelve
+/// whose server did become SHELVED before the stop, which the simulated
+/// driver still fills.
+async fn settle_snapshot_images(app: &App) {
+    let unfinished = app.images.table.filter(|img| {
+        matches!(img.status.as_str(), "queued" | "saving")
+            && img.properties.contains_key("instance_uuid")
+            && matches!(
+                img.properties.get("image_type").and_then(Value::as_str),
+                Some("snapshot" | "backup")
+            )
+    });
+    for img in unfinished {
+        let server = img
+            .properties
+            .get("instance_uuid")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let shelved_into = app.compute.instances.get(server).is_some_and(|i| {
+            !i.deleted && i.system_metadata.get("shelved_image_id") == Some(&img.id)
+        });
+        if shelved_into && app.compute.driver.is_simulated() {
+            ops::finish_image(app, &img.id, server).await;
+        } else {
+            tracing::warn!(image = %img.id, %server, "image of an interrupted server operation deleted");
+            let _ = app.images.delete(&img.id).await;
+        }
+    }
+}
+
+/// The NICs a server asked for, while its build has not allocated them.
+fn requested_ports(i: &Instance) -> Vec<String> {
+    build::nic_plan(i)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|n| match n {
+            NicPlan::Port(id) => Some(id),
+            NicPlan::Network { .. } => None,
+        })
+        .collect()
+}
+
+/// A server's ports are exactly those its record lists.
+async fn settle_ports(app: &App) {
+    let listed: HashMap<String, String> = app
+        .compute
+        .instances
+        .filter(|i| !i.deleted)
+        .iter()
+        .flat_map(|i| {
+            i.vifs
+                .iter()
+                .map(|v| (v.port_id.clone(), i.uuid.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let bound = app
+        .networks
+        .ports
+        .filter(|p| p.device_owner.starts_with("compute:"));
+    let now = app.clock.now();
+    for p in bound {
+        if listed.get(&p.id) == Some(&p.device_id) {
+            continue;
+        }
+        let brought = app
+            .compute
+            .instances
+            .get(&p.device_id)
+            .is_some_and(|i| requested_ports(&i).contains(&p.id));
+        let res = if brought {
+            app.networks.unbind_port(&p.id, now).await
+        } else {
+            app.networks.delete_port(&p.id).await
+        };
+        tracing::warn!(
+            port = %p.id,
+            device = %p.device_id,
+            unbound = brought,
+            ok = res.is_ok(),
+            "port of no server settled at start"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mv<'a>(kind: &'a str, status: &'a str) -> Move<'a> {
+        Move {
+            kind,
+            status,
+            source: Some("src"),
+            dest: Some("dst"),
+        }
+    }
+
+    fn seen(vm_state: VmState, idle: bool, host: &str) -> Option<Seen<'_>> {
+        Some(Seen {
+            vm_state,
+            idle,
+            host: Some(host),
+        })
+    }
+
+    #[test]
+    fn migrations_cut_short_are_settled() {
+        use VmState::{Active, Resized};
+        let cases = [
+            // Moves in flight end in error unless their last write landed.
+            (
+                mv("resize", "pre-migrating"),
+                seen(Active, false, "src"),
+                Some("error"),
+            ),
+            (
+                mv("resize", "migrating"),
+                seen(Active, false, "src"),
+                Some("error"),
+            ),
+            (
+                mv("resize", "migrating"),
+                seen(Resized, true, "dst"),
+                Some("finished"),
+            ),
+            (
+                mv("live-migration", "running"),
+                seen(Active, true, "dst"),
+                Some("completed"),
+            ),
+            (
+                mv("live-migration", "running"),
+                seen(Active, true, "src"),
+                Some("error"),
+            ),
+            (
+                mv("evacuation", "pre-migrating"),
+                seen(Active, true, "dst"),
+                Some("done"),
+            ),
+            (mv("resize", "migrating"), None, Some("error")),
+            (mv("evacuation", "accepted"), None, Some("error")),
+            // Reverts and confirms cut short.
+            (
+                mv("resize", "reverting"),
+                seen(Resized, false, "dst"),
+                Some("finished"),
+            ),
+            (
+                mv("resize", "reverting"),
+                seen(Active, true, "src"),
+                Some("reverted"),
+            ),
+            (
+                mv("migration", "finished"),
+                seen(Active, true, "dst"),
+                Some("confirmed"),
+            ),
+            // Still to be confirmed, an evacuation done, a move over: unchanged.
+            (mv("resize", "finished"), seen(Resized, true, "dst"), None),
+            (mv("evacuation", "done"), seen(Active, true, "dst"), None),
+            (mv("resize", "confirmed"), None, None),
+        ];
+        for (m, i, want) in cases {
+            assert_eq!(settled_status(m, i), want, "{m:?} {i:?}");
+        }
+    }
+}
