@@ -134,6 +134,27 @@ pub async fn not_found(uri: axum::http::Uri) -> Response {
     Api::of(uri.path()).error(Fault::not_found(default_message(404)))
 }
 
+/// Up to this many declared bytes of a refused body are read and dropped
+/// before the 413 goes out; a larger body is refused without reading it.
+const MAX_DRAIN: u64 = 8 * 1024 * 1024;
+
+/// Reads a body to its end (at most [`MAX_DRAIN`] bytes, ten seconds) and
+/// drops it.
+async fn drain(body: axum::body::Body) {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut seen: u64 = 0;
+    let read = async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.len() as u64;
+            if seen > MAX_DRAIN {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), read).await;
+}
+
 /// Middleware: the checks and rewriting described in the module comment.
 pub async fn guard(req: Request, next: Next) -> Response {
     let api = Api::of(req.uri().path());
@@ -154,7 +175,13 @@ pub async fn guard(req: Request, next: Next) -> Response {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if api != Api::Image && declared.is_some_and(|n| n > MAX_BODY as u64) {
+    if let Some(n) = declared.filter(|n| api != Api::Image && *n > MAX_BODY as u64) {
+        // A body of moderate size is read and dropped first: answering and
+        // closing while the client still sends makes its kernel see a reset,
+        // and the client loses the 413 (lingering close, as web servers do).
+        if n <= MAX_DRAIN {
+            drain(req.into_body()).await;
+        }
         return api.error(Fault::new(413, default_message(413)));
     }
     let resp = next.run(req).await;

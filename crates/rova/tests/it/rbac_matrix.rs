@@ -597,6 +597,15 @@ fn rows() -> Vec<Row> {
         row("GET", "/websockify", Uniform(Exp::Is(401))),
         row("GET", "/serial", Uniform(Exp::Is(401))),
         row("GET", "/vnc_auto.html", Public),
+        row("GET", "/vnc.html", Public),
+        row("GET", "/vnc_lite.html", Public),
+        row("GET", "/package.json", Public),
+        row("GET", "/defaults.json", Public),
+        row("GET", "/mandatory.json", Public),
+        row("GET", "/app/{*rest}", Public),
+        row("GET", "/core/{*rest}", Public),
+        row("GET", "/vendor/{*rest}", Public),
+        row("GET", "/include/{*rest}", Public),
         // ---- the simulation API (admin), last: it changes the driver ----
         row("GET", "/rova/v1/sim/clock", Admin).last(),
         row("POST", "/rova/v1/sim/clock", Admin).json(json!({"advance_seconds": 1})).last(),
@@ -1139,6 +1148,8 @@ fn param(fx: &Fx, route: &str, prev: &str, name: &str) -> Option<String> {
         ("ports", "id") if net_api => fx.port.clone(),
         ("extensions", "alias") => "security-group".to_string(),
         (_, "*rest") if image_api || net_api => "rbac-nowhere".to_string(),
+        // a noVNC asset (present or not, the answer is the same for all)
+        (_, "*rest") => "rbac.js".to_string(),
         _ => return None,
     })
 }
