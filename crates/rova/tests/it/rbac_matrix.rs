@@ -264,15 +264,6 @@ const KNOWN_DIVERGENCES: &[&str] = &[
     "GET /identity/v3/projects/{id} Other",
     "GET /identity/v3/users/{id} Reader",
     "GET /identity/v3/users/{id} Other",
-    // Nova checks `limits:other_project` (admin) whenever ?tenant_id= is
-    // given; Rova lets a caller name its own project (another project's
-    // limits are still refused).
-    "GET /compute/v2.1/limits#tenant_id Reader",
-    "GET /compute/v2.1/limits#tenant_id Member",
-    // Nova's keypair policy is `admin or user_id:%(user_id)s` (no role):
-    // a reader may manage its own keypairs; Rova requires member.
-    "POST /compute/v2.1/os-keypairs Reader",
-    "DELETE /compute/v2.1/os-keypairs/{name} Reader",
 ];
 
 // ---------------------------------------------------------------------------

@@ -773,7 +773,8 @@ async fn keypair_create(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    ctx.require_member("os_compute_api:os-keypairs:create")?;
+    // Nova's rule is `admin or user_id:%(user_id)s`: any role may manage
+    // its own keypairs (another user's: admin only, see keypairs::parse_create).
     let v = parse_json(&headers, &body)?;
     let req = crate::compute::keypairs::parse_create(&v, &ctx)?;
     let (kp, private) = crate::compute::keypairs::create(&app, &ctx, req).await?;
@@ -823,7 +824,7 @@ async fn keypair_delete(
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    ctx.require_member("os_compute_api:os-keypairs:delete")?;
+    // `admin or user_id:%(user_id)s`, as create (find_keypair checks user_id).
     let k = find_keypair(&app, &ctx, &name, &query_pairs(q.as_deref()))?;
     // A delete racing this one may have removed it since: then it is gone
     // for this request too (Nova's 404), not deleted twice.
@@ -845,12 +846,14 @@ async fn keypair_delete(
 
 async fn limits(State(app): A, Extension(ctx): C, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let params = query_pairs(q.as_deref());
+    // Nova checks `limits:other_project` (admin) whenever ?tenant_id= is
+    // given, the caller's own project included.
     let project = match params.iter().rev().find(|(k, _)| k == "tenant_id") {
-        Some((_, t)) if *t != ctx.project_id => {
+        Some((_, t)) => {
             ctx.require_admin("os_compute_api:limits:other_project")?;
             t.clone()
         }
-        _ => ctx.project_id.clone(),
+        None => ctx.project_id.clone(),
     };
     let q = &app.compute.effective_quota(&project);
     let u = app.compute.usage_of(&project);
