@@ -1,7 +1,11 @@
 //! The accelerator probe: decides between KVM and TCG. `/dev/kvm` opening
 //! is not enough (a nested or paravirtual KVM may not run stock guests), so
-//! KVM is chosen only when a tiny real-mode guest — a 64 KiB BIOS ROM that
-//! writes "K" to the serial port — actually runs under it.
+//! KVM is chosen only when a tiny guest — a 64 KiB BIOS ROM that goes from
+//! real mode through protected mode into 64-bit long mode with paging, as
+//! every x86-64 kernel does, and then writes "K" to the serial port —
+//! actually gets there under it. (A real-mode-only probe is not enough: on
+//! a nested PVM host it passed while every Linux guest hung on its way to
+//! protected mode.)
 
 pub use crate::virt::vmspec::Accel;
 use std::fmt;
@@ -50,25 +54,48 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 const ROM_SIZE: usize = 64 * 1024;
 /// Offset of the reset vector (physical 0xFFFFFFF0) inside the ROM.
 const RESET_VECTOR: usize = 0xFFF0;
-/// Real-mode code at the reset vector:
-/// `mov dx,0x3f8; mov al,'K'; out dx,al; mov al,0x0a; out dx,al; cli; hlt; jmp $-1`.
-const PROBE_CODE: [u8; 13] = [
-    0xBA, 0xF8, 0x03, // mov dx, 0x3f8 (COM1)
-    0xB0, b'K', // mov al, 'K'
-    0xEE, // out dx, al
-    0xB0, 0x0A, // mov al, '\n'
-    0xEE, // out dx, al
-    0xFA, // cli
-    0xF4, // hlt
-    0xEB, 0xFD, // jmp back to hlt
+/// At the reset vector: `ljmp 0xF000:0x0000`, to the program at the ROM's
+/// first byte (physical 0xF0000).
+const RESET_JUMP: [u8; 5] = [0xEA, 0x00, 0x00, 0x00, 0xF0];
+/// The probe program, assembled from `probe_rom.S` beside this file
+/// (`as --32 -o p.o probe_rom.S && ld -m elf_i386 -Ttext=0 --oformat binary
+/// -o p.bin p.o`): prints 'R' (real mode), 'P' (protected mode), then "K\n"
+/// from long mode, and halts.
+const PROBE_CODE: [u8; 198] = [
+    0xFA, 0xBA, 0xF8, 0x03, 0xB0, 0x52, 0xEE, 0xB8, 0x00, 0xF0, 0x8E, 0xD8, 0x66, 0x0F, 0x01, 0x16,
+    0xC0, 0x00, 0x0F, 0x20, 0xC0, 0x66, 0x83, 0xC8, 0x01, 0x0F, 0x22, 0xC0, 0x66, 0xEA, 0x24, 0x00,
+    0x0F, 0x00, 0x08, 0x00, 0x66, 0xB8, 0x10, 0x00, 0x8E, 0xD8, 0x8E, 0xC0, 0x8E, 0xD0, 0x66, 0xBA,
+    0xF8, 0x03, 0xB0, 0x50, 0xEE, 0xFC, 0xBF, 0x00, 0x10, 0x00, 0x00, 0x31, 0xC0, 0xB9, 0x00, 0x0C,
+    0x00, 0x00, 0xF3, 0xAB, 0xC7, 0x05, 0x00, 0x10, 0x00, 0x00, 0x03, 0x20, 0x00, 0x00, 0xC7, 0x05,
+    0x00, 0x20, 0x00, 0x00, 0x03, 0x30, 0x00, 0x00, 0xC7, 0x05, 0x00, 0x30, 0x00, 0x00, 0x83, 0x00,
+    0x00, 0x00, 0x0F, 0x20, 0xE0, 0x83, 0xC8, 0x20, 0x0F, 0x22, 0xE0, 0xB8, 0x00, 0x10, 0x00, 0x00,
+    0x0F, 0x22, 0xD8, 0xB9, 0x80, 0x00, 0x00, 0xC0, 0x0F, 0x32, 0x0D, 0x00, 0x01, 0x00, 0x00, 0x0F,
+    0x30, 0x0F, 0x20, 0xC0, 0x0D, 0x00, 0x00, 0x00, 0x80, 0x0F, 0x22, 0xC0, 0xEA, 0x93, 0x00, 0x0F,
+    0x00, 0x18, 0x00, 0x66, 0xBA, 0xF8, 0x03, 0xB0, 0x4B, 0xEE, 0xB0, 0x0A, 0xEE, 0xF4, 0xEB, 0xFD,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x9A, 0xCF, 0x00,
+    0xFF, 0xFF, 0x00, 0x00, 0x00, 0x92, 0xCF, 0x00, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x9A, 0xAF, 0x00,
+    0x1F, 0x00, 0xA0, 0x00, 0x0F, 0x00,
 ];
 
-/// The probe BIOS image: padding with the code in the last 16 bytes.
+/// The probe BIOS image: the program at the start, the jump to it at the
+/// reset vector, 0xFF elsewhere.
 fn probe_rom() -> Vec<u8> {
     let mut rom = vec![0xFFu8; ROM_SIZE];
-    rom[RESET_VECTOR..RESET_VECTOR + 16].fill(0);
-    rom[RESET_VECTOR..RESET_VECTOR + PROBE_CODE.len()].copy_from_slice(&PROBE_CODE);
+    rom[..PROBE_CODE.len()].copy_from_slice(&PROBE_CODE);
+    rom[RESET_VECTOR..].fill(0);
+    rom[RESET_VECTOR..RESET_VECTOR + RESET_JUMP.len()].copy_from_slice(&RESET_JUMP);
     rom
+}
+
+/// How far a probe guest got, from what it printed.
+fn stage(printed: &[u8]) -> &'static str {
+    if printed.contains(&b'P') {
+        "it reached protected mode but not long mode"
+    } else if printed.contains(&b'R') {
+        "it ran in real mode but did not reach protected mode"
+    } else {
+        "it printed nothing"
+    }
 }
 
 /// Auto: KVM only when /dev/kvm opens AND a tiny guest really runs under
@@ -178,17 +205,23 @@ async fn run_probe_rom(
         buf
     });
     // Read stdout until the mark shows up, the process exits, or time runs out.
+    let mut printed = Vec::new();
     let seen = tokio::time::timeout(timeout, async {
         let mut buf = [0u8; 256];
         loop {
             match stdout.read(&mut buf).await {
                 Ok(0) | Err(_) => return false,
-                Ok(n) if buf[..n].contains(&b'K') => return true,
-                Ok(_) => {}
+                Ok(n) => {
+                    printed.extend_from_slice(&buf[..n]);
+                    if printed.contains(&b'K') {
+                        return true;
+                    }
+                }
             }
         }
     })
     .await;
+    let reached = stage(&printed);
     let _ = child.start_kill();
     let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
     let stderr = tokio::time::timeout(Duration::from_secs(2), err_task)
@@ -206,10 +239,10 @@ async fn run_probe_rom(
     match seen {
         Ok(true) => Ok(()),
         Ok(false) => Err(format!(
-            "probe guest under {accel} exited without output{detail}"
+            "probe guest under {accel} exited before long mode ({reached}){detail}"
         )),
         Err(_) => Err(format!(
-            "probe guest under {accel} printed nothing within {timeout:?}{detail}"
+            "probe guest under {accel} did not reach long mode within {timeout:?} ({reached}){detail}"
         )),
     }
 }
@@ -233,13 +266,60 @@ mod tests {
     fn rom_layout() {
         let rom = probe_rom();
         assert_eq!(rom.len(), 65536);
-        assert_eq!(
-            &rom[0xFFF0..0xFFFD],
-            &[0xBA, 0xF8, 0x03, 0xB0, 0x4B, 0xEE, 0xB0, 0x0A, 0xEE, 0xFA, 0xF4, 0xEB, 0xFD]
-        );
+        assert_eq!(&rom[0xFFF0..0xFFF5], &[0xEA, 0x00, 0x00, 0x00, 0xF0]);
+        assert_eq!(&rom[..PROBE_CODE.len()], &PROBE_CODE);
+        // the GDT pointer at the end names the GDT in the ROM (0xF0000 + 0xA0)
+        assert_eq!(&PROBE_CODE[192..], &[0x1F, 0x00, 0xA0, 0x00, 0x0F, 0x00]);
     }
 
-    /// The probe program itself is right: under TCG it prints "K".
+    /// The bytes above are `probe_rom.S` assembled (binutils come with the
+    /// C toolchain the build needs).
+    #[test]
+    fn probe_code_is_the_assembled_source() {
+        let dir = std::env::temp_dir().join(format!("rova-probe-asm-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/virt/probe_rom.S");
+        let (obj, bin) = (dir.join("p.o"), dir.join("p.bin"));
+        let ok = |cmd: &mut std::process::Command| {
+            let out = cmd.output().expect("binutils (as, ld) are required");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        ok(std::process::Command::new("as")
+            .arg("--32")
+            .arg("-o")
+            .arg(&obj)
+            .arg(&src));
+        ok(std::process::Command::new("ld")
+            .args([
+                "-m",
+                "elf_i386",
+                "-e",
+                "start",
+                "-Ttext=0",
+                "--oformat",
+                "binary",
+                "-o",
+            ])
+            .arg(&bin)
+            .arg(&obj));
+        let built = std::fs::read(&bin).expect("assembled probe");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(built, PROBE_CODE.to_vec());
+    }
+
+    #[test]
+    fn stages_are_told_apart() {
+        assert!(stage(b"").contains("nothing"));
+        assert!(stage(b"R").contains("real mode"));
+        assert!(stage(b"RP").contains("protected mode but not long mode"));
+    }
+
+    /// The probe program itself is right: under TCG it goes through real
+    /// and protected mode and prints "K" from long mode.
     #[tokio::test]
     async fn probe_rom_prints_k_under_tcg() {
         run_probe(QEMU, "tcg", None, Duration::from_secs(20))
