@@ -93,15 +93,53 @@ pub fn set_header(resp: &mut Response, name: &'static str, value: &str) {
     }
 }
 
+/// The message of every 500: what went wrong inside stays in the log, under
+/// the request id the client is given.
+pub fn unexpected_error_message(request_id: &str) -> String {
+    format!(
+        "Unexpected API Error. Please report this with the request id {request_id}; \
+         the service log has the details."
+    )
+}
+
 /// Middleware: gives every request an id (`req-<uuid>`) and echoes it in
-/// `x-openstack-request-id` and `x-compute-request-id`.
+/// `x-openstack-request-id` and `x-compute-request-id`. It is also where
+/// internal failures are contained: a panic in a handler becomes a 500 (not
+/// a dropped connection), and a 500's own text (which may name storage or
+/// driver internals) goes to the log while the client gets the API's error
+/// body with a generic message and the request id.
 pub async fn request_id(mut req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use futures_util::FutureExt;
     let id = RequestId(format!("req-{}", uuid::Uuid::new_v4()));
     req.extensions_mut().insert(id.clone());
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
-    let mut resp = next.run(req).await;
+    let api = edge::Api::of(&path);
+    let mut resp = match std::panic::AssertUnwindSafe(next.run(req))
+        .catch_unwind()
+        .await
+    {
+        Ok(resp) => resp,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(request_id = %id.0, %method, %path, panic = %what, "handler panicked");
+            api.error(Fault::internal(unexpected_error_message(&id.0)))
+        }
+    };
+    if resp.status() == StatusCode::INTERNAL_SERVER_ERROR {
+        let (_, body) = resp.into_parts();
+        let detail = axum::body::to_bytes(body, 64 * 1024)
+            .await
+            .unwrap_or_default();
+        tracing::error!(request_id = %id.0, %method, %path,
+            detail = %String::from_utf8_lossy(&detail), "internal error");
+        resp = api.error(Fault::internal(unexpected_error_message(&id.0)));
+    }
     set_header(&mut resp, "x-openstack-request-id", &id.0);
     set_header(&mut resp, "x-compute-request-id", &id.0);
     tracing::debug!(request_id = %id.0, %method, %path, status = resp.status().as_u16(),
@@ -112,3 +150,84 @@ pub async fn request_id(mut req: axum::extract::Request, next: axum::middleware:
 /// The request id of the current request.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    async fn call(path: &str) -> (StatusCode, HeaderMap, Value) {
+        let app: Router = Router::new()
+            .route(
+                "/compute/v2.1/boom",
+                get(|| async {
+                    if std::hint::black_box(true) {
+                        panic!("handler bug");
+                    }
+                    "unreachable"
+                }),
+            )
+            .route(
+                "/compute/v2.1/leak",
+                get(|| async { ApiError(Fault::internal("storage write failed: /secret/path")) }),
+            )
+            .route(
+                "/identity/v3/leak",
+                get(|| async {
+                    crate::identity::api::KsError(Fault::internal("db gone: /secret/path"))
+                }),
+            )
+            .layer(axum::middleware::from_fn(request_id));
+        let req = axum::http::Request::builder()
+            .uri(path)
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let resp = app
+            .oneshot(req)
+            .await
+            .expect("a response, not a dropped connection");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (
+            status,
+            headers,
+            serde_json::from_slice(&body).expect("a JSON body"),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_500_in_novas_format() {
+        let (status, headers, body) = call("/compute/v2.1/boom").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let id = headers["x-openstack-request-id"].to_str().expect("id");
+        let msg = body["computeFault"]["message"]
+            .as_str()
+            .expect("computeFault");
+        assert_eq!(body["computeFault"]["code"], 500);
+        assert!(msg.contains(id) && !msg.contains("handler bug"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn internal_error_text_stays_in_the_log() {
+        let (status, headers, body) = call("/compute/v2.1/leak").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let id = headers["x-openstack-request-id"].to_str().expect("id");
+        let msg = body["computeFault"]["message"]
+            .as_str()
+            .expect("computeFault");
+        assert!(msg.contains(id) && !msg.contains("secret"), "{msg}");
+        // each API keeps its own error shape
+        let (status, _, body) = call("/identity/v3/leak").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let msg = body["error"]["message"].as_str().expect("Keystone error");
+        assert!(
+            msg.starts_with("Unexpected API Error") && !msg.contains("secret"),
+            "{msg}"
+        );
+    }
+}
