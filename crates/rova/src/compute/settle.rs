@@ -16,7 +16,8 @@
 //!   confirmed or reverted again; a confirmed resize's migration is
 //!   `confirmed`;
 //! - interrupted actions (Nova's `_init_instance`): task state cleared, the
-//!   open events closed as failed;
+//!   open events closed as failed; a rebuild or evacuation cut short leaves
+//!   the server in ERROR, as Nova does;
 //! - ports: a server's ports are exactly those its record lists — a port
 //!   bound to a server that does not list it (allocated just before a
 //!   crash), or to a server that is gone, is deleted, or unbound when it is
@@ -205,6 +206,13 @@ async fn settle_actions(app: &App) {
                     return Err(Fault::conflict("settled"));
                 };
                 i.task_state = None;
+                // Nova's `_init_instance`: a rebuild (or evacuation) cut short
+                // leaves a guest half rebuilt, so the server goes to ERROR
+                // (the user rebuilds again or deletes it).
+                if rebuild_task(t) && matches!(i.vm_state, VmState::Active | VmState::Stopped) {
+                    i.vm_state = VmState::Error;
+                    i.system_metadata.remove("rebuild_from_vm_state");
+                }
                 Ok(t)
             })
             .await;
@@ -227,6 +235,14 @@ async fn settle_actions(app: &App) {
             tracing::warn!(%uuid, "{msg}: task state cleared");
         }
     }
+}
+
+/// The task states of a rebuild in progress.
+fn rebuild_task(t: TaskState) -> bool {
+    matches!(
+        t,
+        TaskState::Rebuilding | TaskState::RebuildBlockDeviceMapping | TaskState::RebuildSpawning
+    )
 }
 
 /// Images a server operation was writing (snapshot, backup, shelve) that

@@ -137,17 +137,34 @@ async fn a_restart_keeps_everything() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_action_cut_short_by_a_restart_is_settled() {
-    let dir = std::env::temp_dir().join(format!("rova-restart-{}", uuid::Uuid::new_v4()));
-    let cfg = || config(&dir);
+/// What is left after an action cut short by a restart: the server once
+/// its task state is settled, and the events of the interrupted action.
+struct CutShort {
+    second: rova::server::Running,
+    base2: String,
+    tok: String,
+    id: String,
+    after: Value,
+    events: Vec<Value>,
+}
+
+/// Boots a server, starts `action` (named `name` in the instance actions)
+/// whose driver step `slow_op` takes a minute, stops the service once the
+/// action's event is open, starts it again on the same data and waits until
+/// the server has no task state.
+async fn cut_short_by_a_restart(
+    dir: &std::path::Path,
+    action: Value,
+    name: &str,
+    slow_op: &str,
+) -> CutShort {
     let First {
         first,
         base,
         pw: _,
         tok,
         image,
-    } = first_start(&dir).await;
+    } = first_start(dir).await;
     let http = reqwest::Client::new();
     let post = |path: String, body: Value| {
         http.post(format!("{base}/compute/v2.1{path}"))
@@ -178,31 +195,31 @@ async fn an_action_cut_short_by_a_restart_is_settled() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert!(active, "the server never became ACTIVE");
-    // The pause never gets to finish: its driver step takes a minute.
+    // The action never gets to finish: its driver step takes a minute.
     first
         .app
         .compute
         .fake
         .as_ref()
         .expect("simulated driver")
-        .set_slow("pause", std::time::Duration::from_secs(60));
-    let r = post(format!("/servers/{id}/action"), json!({"pause": null}))
+        .set_slow(slow_op, std::time::Duration::from_secs(60));
+    let r = post(format!("/servers/{id}/action"), action)
         .await
-        .expect("pause");
+        .expect("action");
     assert_eq!(r.status().as_u16(), 202);
-    let mid = get(&base, &tok, &format!("/servers/{id}")).await;
-    assert_eq!(mid["server"]["OS-EXT-STS:task_state"], "pausing");
-    // The crash comes once the compute side has started the pause: its
+    let req_of = |acts: &Value| {
+        acts["instanceActions"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["action"] == name))
+            .and_then(|x| x["request_id"].as_str())
+            .map(str::to_string)
+    };
+    // The crash comes once the compute side has started the action: its
     // event is open (not after a guessed delay, which a busy machine beats).
     let mut started = false;
     for _ in 0..3000 {
         let acts = get(&base, &tok, &format!("/servers/{id}/os-instance-actions")).await;
-        let req = acts["instanceActions"]
-            .as_array()
-            .and_then(|a| a.iter().find(|x| x["action"] == "pause"))
-            .and_then(|x| x["request_id"].as_str())
-            .map(str::to_string);
-        if let Some(req) = req {
+        if let Some(req) = req_of(&acts) {
             let one = get(
                 &base,
                 &tok,
@@ -219,11 +236,13 @@ async fn an_action_cut_short_by_a_restart_is_settled() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    assert!(started, "the pause's event never opened");
+    assert!(started, "the {name} event never opened");
     first.task.abort();
     drop(first);
 
-    let second = rova::server::start(cfg()).await.expect("second start");
+    let second = rova::server::start(config(dir))
+        .await
+        .expect("second start");
     let base2 = format!("http://{}", second.addr);
     let mut after = Value::Null;
     for _ in 0..3000 {
@@ -233,19 +252,12 @@ async fn an_action_cut_short_by_a_restart_is_settled() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    assert_eq!(status(&after), "ACTIVE", "{after}");
     assert!(
         after["server"]["OS-EXT-STS:task_state"].is_null(),
         "{after}"
     );
-    // The interrupted action's event is closed as failed.
     let acts = get(&base2, &tok, &format!("/servers/{id}/os-instance-actions")).await;
-    let req = acts["instanceActions"]
-        .as_array()
-        .and_then(|a| a.iter().find(|x| x["action"] == "pause"))
-        .and_then(|x| x["request_id"].as_str())
-        .expect("pause action")
-        .to_string();
+    let req = req_of(&acts).unwrap_or_else(|| panic!("{name} action"));
     let one = get(
         &base2,
         &tok,
@@ -257,17 +269,70 @@ async fn an_action_cut_short_by_a_restart_is_settled() {
         .cloned()
         .unwrap_or_default();
     assert!(!events.is_empty(), "{one}");
-    assert!(events.iter().all(|e| e["result"] == "Error"), "{one}");
+    CutShort {
+        second,
+        base2,
+        tok,
+        id,
+        after,
+        events,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_action_cut_short_by_a_restart_is_settled() {
+    let dir = std::env::temp_dir().join(format!("rova-restart-{}", uuid::Uuid::new_v4()));
+    let c = cut_short_by_a_restart(&dir, json!({"pause": null}), "pause", "pause").await;
+    assert_eq!(c.after["server"]["status"], "ACTIVE", "{}", c.after);
+    // The interrupted action's event is closed as failed.
+    assert!(
+        c.events.iter().all(|e| e["result"] == "Error"),
+        "{:?}",
+        c.events
+    );
     // And the server takes actions again.
-    let http2 = reqwest::Client::new();
-    let r = http2
-        .post(format!("{base2}/compute/v2.1/servers/{id}/action"))
-        .header("X-Auth-Token", &tok)
+    let r = reqwest::Client::new()
+        .post(format!("{}/compute/v2.1/servers/{}/action", c.base2, c.id))
+        .header("X-Auth-Token", &c.tok)
         .json(&json!({"pause": null}))
         .send()
         .await
         .expect("pause again");
     assert_eq!(r.status().as_u16(), 202);
-    second.task.abort();
+    c.second.task.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Nova's `_init_instance`: a rebuild cut short leaves the server in ERROR
+/// (its guest is half rebuilt), the rebuild's event failed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rebuild_cut_short_by_a_restart_leaves_the_server_in_error() {
+    let dir = std::env::temp_dir().join(format!("rova-restart-{}", uuid::Uuid::new_v4()));
+    let image = {
+        // the bootstrap image id is the same on every start of this dir
+        let f = first_start(&dir).await;
+        let image = f.image.clone();
+        f.first.task.abort();
+        image
+    };
+    let c = cut_short_by_a_restart(
+        &dir,
+        json!({"rebuild": {"imageRef": image}}),
+        "rebuild",
+        "rebuild",
+    )
+    .await;
+    assert_eq!(c.after["server"]["status"], "ERROR", "{}", c.after);
+    assert_eq!(
+        c.after["server"]["OS-EXT-STS:vm_state"], "error",
+        "{}",
+        c.after
+    );
+    assert!(
+        c.events.iter().all(|e| e["result"] == "Error"),
+        "{:?}",
+        c.events
+    );
+    c.second.task.abort();
     let _ = std::fs::remove_dir_all(&dir);
 }
