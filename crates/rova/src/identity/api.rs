@@ -477,12 +477,29 @@ async fn user_projects(
     Ok(axum::Json(user_projects_json(&app, &host_url(&headers), &user)).into_response())
 }
 
+/// Keystone's 403 for a caller its default policy refuses.
+fn not_authorized(rule: &str) -> KsError {
+    KsError(Fault::forbidden(format!(
+        "You are not authorized to perform the requested action: {rule}."
+    )))
+}
+
+/// Keystone's default policy lists projects, domains and roles to admins
+/// (and system or domain readers, which Rova has none of): a project-scoped
+/// user lists its own projects with `/users/{id}/projects` or
+/// `/auth/projects`.
+fn require_admin(me: &AnyToken, rule: &str) -> KsResult<()> {
+    if me.has_role("admin") {
+        Ok(())
+    } else {
+        Err(not_authorized(rule))
+    }
+}
+
 async fn list_projects(State(app): State<Arc<App>>, headers: HeaderMap) -> KsResult<Response> {
     let me = caller(&app, &headers)?;
     let base = host_url(&headers);
-    if !me.has_role("admin") {
-        return Ok(axum::Json(user_projects_json(&app, &base, &me.user)).into_response());
-    }
+    require_admin(&me, "identity:list_projects")?;
     let mut ps: Vec<Value> = app
         .identity
         .projects
@@ -509,9 +526,14 @@ async fn show_project(
         .identity
         .projects
         .get(&id)
-        .or_else(|| app.identity.project_by_name(&id, DEFAULT_DOMAIN_ID))
-        .filter(|p| me.project.as_ref().is_some_and(|mine| mine.id == p.id) || me.has_role("admin"))
-        .ok_or_else(|| KsError(Fault::not_found(format!("Could not find project: {id}."))))?;
+        .or_else(|| app.identity.project_by_name(&id, DEFAULT_DOMAIN_ID));
+    // Keystone: an admin, or the project the token is scoped to; anyone
+    // else is refused before the project is looked up (403, never 404).
+    let own = |pid: &str| me.project.as_ref().is_some_and(|mine| mine.id == pid);
+    if !me.has_role("admin") && !p.as_ref().is_some_and(|p| own(&p.id)) {
+        return Err(not_authorized("identity:get_project"));
+    }
+    let p = p.ok_or_else(|| KsError(Fault::not_found(format!("Could not find project: {id}."))))?;
     Ok(axum::Json(json!({"project": project_json(&host_url(&headers), &p)})).into_response())
 }
 
@@ -521,11 +543,13 @@ async fn show_user(
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> KsResult<Response> {
     let me = caller(&app, &headers)?;
+    if me.user.id != id && !me.has_role("admin") {
+        return Err(not_authorized("identity:get_user"));
+    }
     let u = app
         .identity
         .users
         .get(&id)
-        .filter(|u| me.user.id == u.id || me.has_role("admin"))
         .ok_or_else(|| KsError(Fault::not_found(format!("Could not find user: {id}."))))?;
     Ok(axum::Json(json!({"user": {"id": u.id, "name": u.name, "domain_id": u.domain_id,
         "enabled": u.enabled, "default_project_id": u.default_project_id, "password_expires_at": null,
@@ -534,7 +558,7 @@ async fn show_user(
 }
 
 async fn list_domains(State(app): State<Arc<App>>, headers: HeaderMap) -> KsResult<Response> {
-    caller(&app, &headers)?;
+    require_admin(&caller(&app, &headers)?, "identity:list_domains")?;
     Ok(
         axum::Json(json!({"domains": [domain_full(&host_url(&headers))],
         "links": {"self": null, "next": null, "previous": null}}))
@@ -563,7 +587,7 @@ async fn show_domain(
 }
 
 async fn list_roles(State(app): State<Arc<App>>, headers: HeaderMap) -> KsResult<Response> {
-    caller(&app, &headers)?;
+    require_admin(&caller(&app, &headers)?, "identity:list_roles")?;
     let roles: Vec<Value> = super::ROLES
         .iter()
         .map(|(n, id)| json!({"id": id, "name": n, "domain_id": null, "description": null, "options": {}}))
