@@ -7,7 +7,7 @@
 
 use super::actions;
 pub use super::actions_parse::{parse, ServerAction};
-use super::driver::OpArgs;
+use super::driver::DriverOp;
 use super::servers;
 use crate::app::App;
 use crate::compute::views::Links;
@@ -36,7 +36,8 @@ pub(crate) fn subject(i: &Instance) -> Subject<'_> {
 /// then a final vm/power state.
 struct Transition {
     action: Action,
-    record_as: &'static str,
+    /// The driver operation; its name is the instance-action name.
+    op: DriverOp,
     event: &'static str,
     policy: &'static str,
     first_task: TaskState,
@@ -75,6 +76,7 @@ pub(crate) async fn begin_with(
                 return Err(Fault::instance_not_found(id));
             }
             admit(action, &subject(i), is_admin)?;
+            super::driver::require(app.compute.driver.as_ref(), action)?;
             if task.is_some() {
                 i.task_state = task;
             }
@@ -115,21 +117,7 @@ impl StepError {
 pub(crate) async fn advance(
     app: &App,
     id: &str,
-    op: &str,
-    first: TaskState,
-    then: &[TaskState],
-    finish: impl FnOnce(&mut Instance, chrono::DateTime<chrono::Utc>),
-) -> Result<(), StepError> {
-    advance_with(app, id, op, &OpArgs::default(), first, then, finish).await
-}
-
-/// [`advance`] for an operation that hands the driver more than the
-/// instance (the image it writes, the flavor or host it moves to).
-pub(crate) async fn advance_with(
-    app: &App,
-    id: &str,
-    op: &str,
-    args: &OpArgs,
+    op: DriverOp,
     first: TaskState,
     then: &[TaskState],
     finish: impl FnOnce(&mut Instance, chrono::DateTime<chrono::Utc>),
@@ -157,7 +145,7 @@ pub(crate) async fn advance_with(
         .instances
         .get(id)
         .ok_or_else(StepError::superseded)?;
-    if let Err(f) = app.compute.driver.perform(op, args, &inst).await {
+    if let Err(f) = app.compute.driver.perform(&op, &inst).await {
         record_fault(app, id, &f, Some(expect)).await;
         return Err(StepError {
             message: f.message,
@@ -212,7 +200,7 @@ async fn transition(app: &Arc<App>, ctx: &Ctx, id: &str, t: Transition) -> Resul
         app,
         ctx,
         id,
-        t.record_as,
+        t.op.name(),
         Some((t.event, inst.host.as_deref())),
     )
     .await?;
@@ -222,7 +210,7 @@ async fn transition(app: &Arc<App>, ctx: &Ctx, id: &str, t: Transition) -> Resul
     tokio::spawn(async move {
         let final_vm = t.final_vm;
         let power = t.final_power;
-        let res = advance(&app2, &id2, t.record_as, t.first_task, t.then, |i, _| {
+        let res = advance(&app2, &id2, t.op, t.first_task, t.then, |i, _| {
             if let Some(vm) = final_vm {
                 i.vm_state = vm;
             }
@@ -248,23 +236,22 @@ pub async fn run(
     act: ServerAction,
 ) -> Result<Response, ApiError> {
     use TaskState as T;
-    let simple =
-        |action, record_as, event, policy, first_task, then, final_vm, final_power| Transition {
-            action,
-            record_as,
-            event,
-            policy,
-            first_task,
-            then,
-            final_vm,
-            final_power,
-        };
+    let simple = |action, op, event, policy, first_task, then, final_vm, final_power| Transition {
+        action,
+        op,
+        event,
+        policy,
+        first_task,
+        then,
+        final_vm,
+        final_power,
+    };
     match act {
         ServerAction::Reboot { hard } => {
             let t = if hard {
                 simple(
                     Action::RebootHard,
-                    "reboot",
+                    DriverOp::Reboot { hard: true },
                     "compute_reboot_instance",
                     "os_compute_api:servers:reboot",
                     T::RebootingHard,
@@ -275,7 +262,7 @@ pub async fn run(
             } else {
                 simple(
                     Action::RebootSoft,
-                    "reboot",
+                    DriverOp::Reboot { hard: false },
                     "compute_reboot_instance",
                     "os_compute_api:servers:reboot",
                     T::Rebooting,
@@ -294,7 +281,7 @@ pub async fn run(
                 id,
                 simple(
                     Action::Stop,
-                    "stop",
+                    DriverOp::Stop,
                     "compute_stop_instance",
                     "os_compute_api:servers:stop",
                     T::PoweringOff,
@@ -313,7 +300,7 @@ pub async fn run(
                 id,
                 simple(
                     Action::Start,
-                    "start",
+                    DriverOp::Start,
                     "compute_start_instance",
                     "os_compute_api:servers:start",
                     T::PoweringOn,
@@ -332,7 +319,7 @@ pub async fn run(
                 id,
                 simple(
                     Action::Pause,
-                    "pause",
+                    DriverOp::Pause,
                     "compute_pause_instance",
                     "os_compute_api:os-pause-server:pause",
                     T::Pausing,
@@ -351,7 +338,7 @@ pub async fn run(
                 id,
                 simple(
                     Action::Unpause,
-                    "unpause",
+                    DriverOp::Unpause,
                     "compute_unpause_instance",
                     "os_compute_api:os-pause-server:unpause",
                     T::Unpausing,
@@ -370,7 +357,7 @@ pub async fn run(
                 id,
                 simple(
                     Action::Suspend,
-                    "suspend",
+                    DriverOp::Suspend,
                     "compute_suspend_instance",
                     "os_compute_api:os-suspend-server:suspend",
                     T::Suspending,
@@ -389,7 +376,7 @@ pub async fn run(
                 id,
                 simple(
                     Action::Resume,
-                    "resume",
+                    DriverOp::Resume,
                     "compute_resume_instance",
                     "os_compute_api:os-suspend-server:resume",
                     T::Resuming,
@@ -408,7 +395,7 @@ pub async fn run(
             if !app.compute.driver.is_simulated() {
                 app.compute
                     .driver
-                    .perform("trigger_crash_dump", &OpArgs::default(), &inst)
+                    .perform(&DriverOp::TriggerCrashDump, &inst)
                     .await
                     .map_err(|f| Fault::conflict(f.message))?;
             }

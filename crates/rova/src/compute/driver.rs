@@ -5,7 +5,9 @@
 //! trait with real guests.
 
 use parking_lot::Mutex;
+use rova_core::admission::Action;
 use rova_core::model::{FlavorSnapshot, Instance};
+use rova_core::Fault;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -32,16 +34,235 @@ impl DriverFault {
     }
 }
 
-/// What an operation carries beside the instance record.
-#[derive(Debug, Clone, Default)]
-pub struct OpArgs {
-    /// The image an operation writes (snapshot, backup, shelve) or boots
-    /// (rescue).
-    pub image_id: Option<String>,
-    /// The flavor a resize moves to.
-    pub flavor: Option<FlavorSnapshot>,
-    /// The host a move goes to.
-    pub dest_host: Option<String>,
+/// Everything a driver can be asked to do, without the operation's data:
+/// what capabilities are declared over, and what the simulator's faults and
+/// slow steps are keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DriverOpKind {
+    Spawn,
+    Destroy,
+    LiveMigrate,
+    Reboot,
+    Stop,
+    Start,
+    Pause,
+    Unpause,
+    Suspend,
+    Resume,
+    Rebuild,
+    Evacuate,
+    Resize,
+    Migrate,
+    RevertResize,
+    CreateImage,
+    CreateBackup,
+    Shelve,
+    ShelveOffload,
+    Unshelve,
+    Rescue,
+    Unrescue,
+    ChangePassword,
+    TriggerCrashDump,
+}
+
+/// Each kind with its public name: `spawn`, `destroy`, or the
+/// instance-action name of the server action. These are the names
+/// `/rova/v1/sim/faults` and `/rova/v1/sim/slow` take (docs/simulation.md).
+const NAMES: &[(DriverOpKind, &str)] = &[
+    (DriverOpKind::Spawn, "spawn"),
+    (DriverOpKind::Destroy, "destroy"),
+    (DriverOpKind::LiveMigrate, "live-migration"),
+    (DriverOpKind::Reboot, "reboot"),
+    (DriverOpKind::Stop, "stop"),
+    (DriverOpKind::Start, "start"),
+    (DriverOpKind::Pause, "pause"),
+    (DriverOpKind::Unpause, "unpause"),
+    (DriverOpKind::Suspend, "suspend"),
+    (DriverOpKind::Resume, "resume"),
+    (DriverOpKind::Rebuild, "rebuild"),
+    (DriverOpKind::Evacuate, "evacuate"),
+    (DriverOpKind::Resize, "resize"),
+    (DriverOpKind::Migrate, "migrate"),
+    (DriverOpKind::RevertResize, "revertResize"),
+    (DriverOpKind::CreateImage, "createImage"),
+    (DriverOpKind::CreateBackup, "createBackup"),
+    (DriverOpKind::Shelve, "shelve"),
+    (DriverOpKind::ShelveOffload, "shelveOffload"),
+    (DriverOpKind::Unshelve, "unshelve"),
+    (DriverOpKind::Rescue, "rescue"),
+    (DriverOpKind::Unrescue, "unrescue"),
+    (DriverOpKind::ChangePassword, "changePassword"),
+    (DriverOpKind::TriggerCrashDump, "trigger_crash_dump"),
+];
+
+impl DriverOpKind {
+    /// Every kind.
+    pub fn all() -> impl Iterator<Item = DriverOpKind> {
+        NAMES.iter().map(|(k, _)| *k)
+    }
+
+    /// The public name (see [`NAMES`]).
+    pub fn name(self) -> &'static str {
+        NAMES
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map(|(_, n)| *n)
+            .unwrap_or("unknown")
+    }
+
+    /// The kind a public name stands for.
+    pub fn from_name(name: &str) -> Option<DriverOpKind> {
+        NAMES.iter().find(|(_, n)| *n == name).map(|(k, _)| *k)
+    }
+
+    /// The driver operation a server action needs, if any (lock, reset
+    /// state, metadata... need none).
+    pub fn of_action(action: Action) -> Option<DriverOpKind> {
+        use DriverOpKind as K;
+        Some(match action {
+            Action::Delete | Action::ForceDelete => K::Destroy,
+            Action::Stop => K::Stop,
+            Action::Start => K::Start,
+            Action::RebootSoft | Action::RebootHard => K::Reboot,
+            Action::Rebuild => K::Rebuild,
+            Action::Resize => K::Resize,
+            Action::RevertResize => K::RevertResize,
+            Action::Migrate => K::Migrate,
+            Action::LiveMigrate => K::LiveMigrate,
+            Action::Evacuate => K::Evacuate,
+            Action::Pause => K::Pause,
+            Action::Unpause => K::Unpause,
+            Action::Suspend => K::Suspend,
+            Action::Resume => K::Resume,
+            Action::Shelve => K::Shelve,
+            Action::ShelveOffload => K::ShelveOffload,
+            Action::Unshelve => K::Unshelve,
+            Action::Rescue => K::Rescue,
+            Action::Unrescue => K::Unrescue,
+            Action::ChangePassword => K::ChangePassword,
+            Action::CreateImage => K::CreateImage,
+            Action::CreateBackup => K::CreateBackup,
+            Action::TriggerCrashDump => K::TriggerCrashDump,
+            Action::Restore
+            | Action::ConfirmResize
+            | Action::ResetState
+            | Action::InjectNetworkInfo
+            | Action::Lock
+            | Action::Unlock
+            | Action::ConsoleOutput
+            | Action::RemoteConsole
+            | Action::UpdateMetadata
+            | Action::DeleteMetadata => return None,
+        })
+    }
+}
+
+/// A server action the driver carries out on a guest, with what it needs
+/// beside the instance record.
+#[derive(Debug, Clone)]
+pub enum DriverOp {
+    /// A hard reboot resets the guest; a soft one asks it to power off.
+    Reboot {
+        hard: bool,
+    },
+    Stop,
+    Start,
+    Pause,
+    Unpause,
+    Suspend,
+    Resume,
+    Rebuild,
+    Evacuate,
+    /// The flavor the guest moves to and the host it moves to.
+    Resize {
+        flavor: FlavorSnapshot,
+        dest: String,
+    },
+    /// A cold migration: `flavor` is the guest's own.
+    Migrate {
+        flavor: FlavorSnapshot,
+        dest: String,
+    },
+    /// Back to the source host (when the move had one).
+    RevertResize {
+        dest: Option<String>,
+    },
+    /// The image the snapshot is written into.
+    CreateImage {
+        image_id: String,
+    },
+    /// The image the backup is written into.
+    CreateBackup {
+        image_id: String,
+    },
+    /// The image the disk is kept in (none for a volume-backed server).
+    Shelve {
+        image_id: Option<String>,
+    },
+    ShelveOffload,
+    /// The host the guest starts on.
+    Unshelve {
+        dest: String,
+    },
+    /// The image the rescue boots (none: the server's own).
+    Rescue {
+        image_id: Option<String>,
+    },
+    Unrescue,
+    ChangePassword,
+    TriggerCrashDump,
+}
+
+impl DriverOp {
+    pub fn kind(&self) -> DriverOpKind {
+        use DriverOpKind as K;
+        match self {
+            DriverOp::Reboot { .. } => K::Reboot,
+            DriverOp::Stop => K::Stop,
+            DriverOp::Start => K::Start,
+            DriverOp::Pause => K::Pause,
+            DriverOp::Unpause => K::Unpause,
+            DriverOp::Suspend => K::Suspend,
+            DriverOp::Resume => K::Resume,
+            DriverOp::Rebuild => K::Rebuild,
+            DriverOp::Evacuate => K::Evacuate,
+            DriverOp::Resize { .. } => K::Resize,
+            DriverOp::Migrate { .. } => K::Migrate,
+            DriverOp::RevertResize { .. } => K::RevertResize,
+            DriverOp::CreateImage { .. } => K::CreateImage,
+            DriverOp::CreateBackup { .. } => K::CreateBackup,
+            DriverOp::Shelve { .. } => K::Shelve,
+            DriverOp::ShelveOffload => K::ShelveOffload,
+            DriverOp::Unshelve { .. } => K::Unshelve,
+            DriverOp::Rescue { .. } => K::Rescue,
+            DriverOp::Unrescue => K::Unrescue,
+            DriverOp::ChangePassword => K::ChangePassword,
+            DriverOp::TriggerCrashDump => K::TriggerCrashDump,
+        }
+    }
+
+    /// The public name: the instance-action name.
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+}
+
+/// Nova's answer when the virt driver cannot do an operation (its API turns
+/// the driver's `NotImplementedError` into 501 `notImplemented`).
+pub fn not_supported(kind: DriverOpKind) -> Fault {
+    let msg = match kind {
+        DriverOpKind::ChangePassword => "Unable to set password on instance",
+        _ => "The requested functionality is not supported.",
+    };
+    Fault::new(501, msg)
+}
+
+/// Refuses `action` up front when the driver cannot carry it out.
+pub fn require(driver: &dyn Driver, action: Action) -> Result<(), Fault> {
+    match DriverOpKind::of_action(action) {
+        Some(k) if !driver.supports(k) => Err(not_supported(k)),
+        _ => Ok(()),
+    }
 }
 
 /// Which console of a guest.
@@ -69,12 +290,15 @@ pub trait Driver: Send + Sync {
     fn step_delay(&self) -> Duration;
     /// Creates and starts the guest.
     fn spawn<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>>;
-    /// Carries out a named server action on the guest (`pause`, `reboot`,
-    /// `rebuild`, `resize`, `shelve`, ... — the instance-action names).
+    /// Whether this driver can do `op` (its declared capabilities). The API
+    /// refuses an operation the driver cannot do before anything changes.
+    fn supports(&self, _op: DriverOpKind) -> bool {
+        true
+    }
+    /// Carries out a server action on the guest.
     fn perform<'a>(
         &'a self,
-        op: &'a str,
-        args: &'a OpArgs,
+        op: &'a DriverOp,
         inst: &'a Instance,
     ) -> BoxFut<'a, Result<(), DriverFault>>;
     /// Stops and removes the guest (idempotent).
@@ -119,6 +343,8 @@ pub struct FakeDriver {
     faults: Mutex<Vec<InjectedFault>>,
     /// Extra delay per operation name ("make a step slow").
     slow: Mutex<std::collections::HashMap<String, Duration>>,
+    /// Operations this simulated hypervisor declares it cannot do.
+    unsupported: Mutex<std::collections::HashSet<DriverOpKind>>,
 }
 
 impl FakeDriver {
@@ -127,6 +353,17 @@ impl FakeDriver {
             latency: Mutex::new(Duration::from_millis(latency_ms)),
             faults: Mutex::new(Vec::new()),
             slow: Mutex::new(std::collections::HashMap::new()),
+            unsupported: Mutex::new(std::collections::HashSet::new()),
+        }
+    }
+
+    /// Declares `op` supported or not (a hypervisor without a capability).
+    pub fn set_supported(&self, op: DriverOpKind, yes: bool) {
+        let mut u = self.unsupported.lock();
+        if yes {
+            u.remove(&op);
+        } else {
+            u.insert(op);
         }
     }
 
@@ -190,7 +427,7 @@ impl FakeDriver {
 
     fn run<'a>(
         &'a self,
-        op: &'a str,
+        op: DriverOpKind,
         host: Option<&'a str>,
     ) -> BoxFut<'a, Result<(), DriverFault>> {
         Box::pin(async move {
@@ -198,16 +435,22 @@ impl FakeDriver {
             if !d.is_zero() {
                 tokio::time::sleep(d).await;
             }
-            self.extra_delay(op).await;
-            match self.take_fault(op, host) {
-                Some(message) => Err(DriverFault {
-                    code: 500,
-                    details: format!("injected fault in fake driver {op}"),
-                    message,
-                }),
-                None => Ok(()),
-            }
+            self.injected(op, host).await
         })
+    }
+
+    /// The slow step and the injected fault for `op` (keyed by its name).
+    async fn injected(&self, op: DriverOpKind, host: Option<&str>) -> Result<(), DriverFault> {
+        let name = op.name();
+        self.extra_delay(name).await;
+        match self.take_fault(name, host) {
+            Some(message) => Err(DriverFault {
+                code: 500,
+                details: format!("injected fault in fake driver {name}"),
+                message,
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -219,27 +462,19 @@ impl Driver for FakeDriver {
         *self.latency.lock()
     }
     fn spawn<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>> {
-        self.run("spawn", inst.host.as_deref())
+        self.run(DriverOpKind::Spawn, inst.host.as_deref())
     }
     fn destroy<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>> {
-        self.run("destroy", inst.host.as_deref())
+        self.run(DriverOpKind::Destroy, inst.host.as_deref())
+    }
+    fn supports(&self, op: DriverOpKind) -> bool {
+        !self.unsupported.lock().contains(&op)
     }
     fn perform<'a>(
         &'a self,
-        op: &'a str,
-        _args: &'a OpArgs,
+        op: &'a DriverOp,
         inst: &'a Instance,
     ) -> BoxFut<'a, Result<(), DriverFault>> {
-        Box::pin(async move {
-            self.extra_delay(op).await;
-            match self.take_fault(op, inst.host.as_deref()) {
-                Some(message) => Err(DriverFault {
-                    code: 500,
-                    details: format!("injected fault in fake driver {op}"),
-                    message,
-                }),
-                None => Ok(()),
-            }
-        })
+        Box::pin(self.injected(op.kind(), inst.host.as_deref()))
     }
 }

@@ -13,8 +13,8 @@
 //! state with an instance fault and the migration in `error`.
 
 use super::actions;
-use super::actions_run::{advance, advance_with, begin_with, subject};
-use super::driver::OpArgs;
+use super::actions_run::{advance, begin_with, subject};
+use super::driver::DriverOp;
 use super::fleet::{instance_resources, Claim, Held, CONTROL_HOST};
 use super::scheduler::request_spec;
 use super::servers;
@@ -488,21 +488,22 @@ async fn run_cold_move(
     .await;
     let az = zone_of(app, &dest);
     let d2 = dest.clone();
+    let (flavor, dest_host) = (new.clone(), dest.clone());
     let op = if mig.migration_type == "resize" {
-        "resize"
+        DriverOp::Resize {
+            flavor,
+            dest: dest_host,
+        }
     } else {
-        "migrate"
+        DriverOp::Migrate {
+            flavor,
+            dest: dest_host,
+        }
     };
-    let args = OpArgs {
-        flavor: Some(new.clone()),
-        dest_host: Some(dest.clone()),
-        ..Default::default()
-    };
-    let res = advance_with(
+    let res = advance(
         app,
         id,
         op,
-        &args,
         T::ResizePrep,
         &[T::ResizeMigrating, T::ResizeMigrated, T::ResizeFinish],
         move |i, now| {
@@ -707,7 +708,7 @@ async fn run_evacuate(
     let res = advance(
         app,
         id,
-        "evacuate",
+        DriverOp::Evacuate,
         T::Rebuilding,
         &[T::RebuildBlockDeviceMapping, T::RebuildSpawning],
         move |i, now| {

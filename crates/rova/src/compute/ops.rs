@@ -5,10 +5,8 @@
 //! action, and walks Nova's task states in the background.
 
 use super::actions;
-use super::actions_run::{
-    advance, advance_with, begin, begin_with, subject, ServerAction, StepError,
-};
-use super::driver::OpArgs;
+use super::actions_run::{advance, begin, begin_with, subject, ServerAction, StepError};
+use super::driver::DriverOp;
 use super::servers;
 use super::views::{self, Links, ServerView};
 use crate::app::App;
@@ -101,7 +99,7 @@ pub async fn run(
                 ctx,
                 id,
                 Action::Unrescue,
-                "unrescue",
+                DriverOp::Unrescue,
                 "compute_unrescue_instance",
                 T::Unrescuing,
                 &[],
@@ -123,7 +121,7 @@ pub async fn run(
                 id,
                 (
                     Action::ChangePassword,
-                    "changePassword",
+                    DriverOp::ChangePassword,
                     "compute_set_admin_password",
                 ),
                 T::UpdatingPassword,
@@ -210,7 +208,7 @@ async fn simple(
     ctx: &Ctx,
     id: &str,
     action: Action,
-    record: &'static str,
+    op: DriverOp,
     event: &'static str,
     first: T,
     then: &'static [T],
@@ -220,7 +218,7 @@ async fn simple(
         app,
         ctx,
         id,
-        (action, record, event),
+        (action, op, event),
         first,
         then,
         |_| {},
@@ -235,7 +233,7 @@ async fn simple_with(
     app: &Arc<App>,
     ctx: &Ctx,
     id: &str,
-    (action, record, event): (Action, &'static str, &'static str),
+    (action, op, event): (Action, DriverOp, &'static str),
     first: T,
     then: &'static [T],
     start: impl FnOnce(&mut Instance),
@@ -246,9 +244,8 @@ async fn simple_with(
         Ok(())
     })
     .await?;
-    actions::record(app, ctx, id, record, Some((event, inst.host.as_deref()))).await?;
+    actions::record(app, ctx, id, op.name(), Some((event, inst.host.as_deref()))).await?;
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
-    let op = record;
     tokio::spawn(async move {
         let res = advance(&app2, &id2, op, first, then, |i, _| finish(i)).await;
         let e = res.as_ref().err().map(|e| e.pair());
@@ -392,7 +389,7 @@ async fn rebuild(
         let res = advance(
             &app2,
             &id2,
-            "rebuild",
+            DriverOp::Rebuild,
             T::Rebuilding,
             &[T::RebuildBlockDeviceMapping, T::RebuildSpawning],
             |i, now| {
@@ -558,30 +555,21 @@ async fn revert_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fault>
     tokio::spawn(async move {
         let old2 = old.clone();
         let back2 = back.clone();
-        let args = OpArgs {
-            dest_host: back.as_ref().map(|b| b.source.clone()),
-            ..Default::default()
+        let op = DriverOp::RevertResize {
+            dest: back.as_ref().map(|b| b.source.clone()),
         };
-        let res = advance_with(
-            &app2,
-            &id2,
-            "revertResize",
-            &args,
-            T::ResizeReverting,
-            &[],
-            move |i, _| {
-                if let Some(b) = &back2 {
-                    b.apply(i);
-                }
-                let (vm, power) = restored_vm(i);
-                i.vm_state = vm;
-                i.power_state = power;
-                i.flavor = old2;
-                i.system_metadata.remove("old_flavor");
-                i.system_metadata.remove("old_vm_state");
-                i.system_metadata.remove("resize_finished_at");
-            },
-        )
+        let res = advance(&app2, &id2, op, T::ResizeReverting, &[], move |i, _| {
+            if let Some(b) = &back2 {
+                b.apply(i);
+            }
+            let (vm, power) = restored_vm(i);
+            i.vm_state = vm;
+            i.power_state = power;
+            i.flavor = old2;
+            i.system_metadata.remove("old_flavor");
+            i.system_metadata.remove("old_vm_state");
+            i.system_metadata.remove("resize_finished_at");
+        })
         .await;
         if res.is_ok() {
             let dc = new.vcpus as i64 - old.vcpus as i64;
@@ -741,11 +729,17 @@ async fn snapshot(
         img.id.clone(),
     );
     tokio::spawn(async move {
-        let args = OpArgs {
-            image_id: Some(image_id.clone()),
-            ..Default::default()
+        let image_id2 = image_id.clone();
+        let op = if backup.is_some() {
+            DriverOp::CreateBackup {
+                image_id: image_id2,
+            }
+        } else {
+            DriverOp::CreateImage {
+                image_id: image_id2,
+            }
         };
-        let res = advance_with(&app2, &id2, record, &args, first, then, |_, _| {}).await;
+        let res = advance(&app2, &id2, op, first, then, |_, _| {}).await;
         settle_image(&app2, &image_id, &id2, res.is_ok()).await;
         if let Some((btype, rotation)) = backup {
             rotate_backups(&app2, &id2, &btype, rotation).await;
@@ -813,15 +807,13 @@ async fn shelve(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fault> {
     tokio::spawn(async move {
         let image_id = image.as_ref().map(|i| i.id.clone());
         let host = inst.host.clone();
-        let args = OpArgs {
+        let op = DriverOp::Shelve {
             image_id: image_id.clone(),
-            ..Default::default()
         };
-        let res = advance_with(
+        let res = advance(
             &app2,
             &id2,
-            "shelve",
-            &args,
+            op,
             T::Shelving,
             &[T::ShelvingImagePendingUpload, T::ShelvingImageUploading],
             |i, now| {
@@ -876,7 +868,7 @@ async fn offload(app: &Arc<App>, id: &str) -> Result<(), StepError> {
     let res = advance(
         app,
         id,
-        "shelveOffload",
+        DriverOp::ShelveOffload,
         T::ShelvingOffloading,
         &[],
         |i, _| {
@@ -982,28 +974,17 @@ async fn unshelve(
             }
         };
         let shelved_image = inst.system_metadata.get("shelved_image_id").cloned();
-        let args = OpArgs {
-            dest_host: Some(host.clone()),
-            ..Default::default()
-        };
-        let res = advance_with(
-            &app2,
-            &id2,
-            "unshelve",
-            &args,
-            T::Unshelving,
-            &[T::Spawning],
-            |i, _| {
-                i.vm_state = VmState::Active;
-                i.power_state = PowerState::Running;
-                i.host = Some(host.clone());
-                i.node = Some(host);
-                i.availability_zone = Some(az);
-                for k in ["shelved_at", "shelved_image_id", "shelved_host"] {
-                    i.system_metadata.remove(k);
-                }
-            },
-        )
+        let op = DriverOp::Unshelve { dest: host.clone() };
+        let res = advance(&app2, &id2, op, T::Unshelving, &[T::Spawning], |i, _| {
+            i.vm_state = VmState::Active;
+            i.power_state = PowerState::Running;
+            i.host = Some(host.clone());
+            i.node = Some(host);
+            i.availability_zone = Some(az);
+            for k in ["shelved_at", "shelved_image_id", "shelved_host"] {
+                i.system_metadata.remove(k);
+            }
+        })
         .await;
         if res.is_ok() {
             if let Some(img) = shelved_image.filter(|s| !s.is_empty()) {
@@ -1064,11 +1045,10 @@ async fn rescue(
     .await?;
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
     tokio::spawn(async move {
-        let args = OpArgs {
+        let op = DriverOp::Rescue {
             image_id: rescue_image,
-            ..Default::default()
         };
-        let res = advance_with(&app2, &id2, "rescue", &args, T::Rescuing, &[], |i, now| {
+        let res = advance(&app2, &id2, op, T::Rescuing, &[], |i, now| {
             i.system_metadata
                 .insert("rescued_at".into(), now.to_rfc3339());
             i.vm_state = VmState::Rescued;

@@ -17,7 +17,9 @@
 //! powered itself off into `SHUTOFF`, as Nova's `_sync_power_states` does.
 
 use crate::app::App;
-use crate::compute::driver::{BoxFut, ConsoleKind, Driver, DriverFault, LiveStats, OpArgs};
+use crate::compute::driver::{
+    BoxFut, ConsoleKind, Driver, DriverFault, DriverOp, DriverOpKind, LiveStats,
+};
 use crate::config::QemuConfig;
 use crate::virt::accel::{self, AccelChoice};
 use crate::virt::metadata_server::{self, MetadataHandle};
@@ -26,7 +28,7 @@ use crate::virt::vmspec::{Accel, Disk, VmSpec};
 use crate::virt::{configdrive, disk};
 use parking_lot::Mutex;
 use rova_core::model::{FlavorSnapshot, Instance};
-use rova_core::states::{PowerState, TaskState, VmState};
+use rova_core::states::{PowerState, VmState};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -601,8 +603,9 @@ impl QemuDriver {
         self.exec(&spec).await
     }
 
-    fn host_of(&self, inst: &Instance, args: Option<&OpArgs>) -> Result<String, DriverFault> {
-        args.and_then(|a| a.dest_host.clone())
+    /// `dest` when the operation names one, else the guest's host.
+    fn host_of(&self, inst: &Instance, dest: Option<&str>) -> Result<String, DriverFault> {
+        dest.map(str::to_string)
             .or_else(|| inst.host.clone())
             .ok_or_else(|| fault(format!("instance {} has no host", inst.uuid)))
     }
@@ -706,40 +709,35 @@ impl QemuDriver {
             .await
     }
 
-    async fn do_perform(
-        &self,
-        op: &str,
-        args: &OpArgs,
-        inst: &Instance,
-    ) -> Result<(), DriverFault> {
+    async fn do_perform(&self, op: &DriverOp, inst: &Instance) -> Result<(), DriverFault> {
         let app = self.app()?;
         let uuid = inst.uuid.as_str();
         let host = self.host_of(inst, None);
         match op {
-            "pause" => {
+            DriverOp::Pause => {
                 let host = host?;
                 self.qmp(&host, uuid, "stop", Value::Null).await.map(|_| ())
             }
-            "unpause" => {
+            DriverOp::Unpause => {
                 let host = host?;
                 self.qmp(&host, uuid, "cont", Value::Null).await.map(|_| ())
             }
-            "suspend" => self.suspend(&host?, inst).await,
-            "resume" => self.resume(&app, &host?, inst).await,
-            "stop" => {
+            DriverOp::Suspend => self.suspend(&host?, inst).await,
+            DriverOp::Resume => self.resume(&app, &host?, inst).await,
+            DriverOp::Stop => {
                 self.power_off(&host?, uuid).await;
                 Ok(())
             }
-            "start" => {
+            DriverOp::Start => {
                 let host = host?;
                 if self.running(&host, uuid) {
                     return Ok(());
                 }
                 self.launch(&app, inst, &host, &inst.flavor, boot_of(inst), None).await
             }
-            "reboot" => self.reboot(&app, &host?, inst).await,
-            "rebuild" | "evacuate" => {
-                let host = self.host_of(inst, Some(args))?;
+            DriverOp::Reboot { hard } => self.reboot(&app, &host?, inst, *hard).await,
+            DriverOp::Rebuild | DriverOp::Evacuate => {
+                let host = host?;
                 if let Some(old) = &inst.host {
                     self.tear_down_on(old, uuid).await;
                 }
@@ -756,26 +754,26 @@ impl QemuDriver {
                 }
                 self.launch(&app, inst, &host, &inst.flavor, Boot::Normal, None).await
             }
-            "resize" | "migrate" => self.cold_move(&app, args, inst).await,
-            "revertResize" => self.revert_resize(&app, args, inst).await,
-            "createImage" | "createBackup" => {
-                let host = host?;
-                let image = args
-                    .image_id
-                    .clone()
-                    .ok_or_else(|| fault("no image to write the snapshot into"))?;
-                self.export_root(&app, &host, inst, &image).await
+            DriverOp::Resize { flavor, dest } | DriverOp::Migrate { flavor, dest } => {
+                self.cold_move(&app, flavor, dest, inst).await
             }
-            "shelve" => {
+            DriverOp::RevertResize { dest } => {
+                self.revert_resize(&app, dest.as_deref(), inst).await
+            }
+            DriverOp::CreateImage { image_id } | DriverOp::CreateBackup { image_id } => {
+                let host = host?;
+                self.export_root(&app, &host, inst, image_id).await
+            }
+            DriverOp::Shelve { image_id } => {
                 let host = host?;
                 self.power_off(&host, uuid).await;
-                if let Some(image) = &args.image_id {
+                if let Some(image) = image_id {
                     self.export_root(&app, &host, inst, image).await?;
                 }
                 Ok(())
             }
-            "unshelve" => {
-                let host = self.host_of(inst, Some(args))?;
+            DriverOp::Unshelve { dest } => {
+                let host = dest.clone();
                 let root = self.inst_dir(uuid).join("disk.qcow2");
                 if !root.exists() {
                     let image = inst
@@ -788,10 +786,10 @@ impl QemuDriver {
                 }
                 self.launch(&app, inst, &host, &inst.flavor, Boot::Normal, None).await
             }
-            "rescue" => {
+            DriverOp::Rescue { image_id } => {
                 let host = host?;
                 self.kill(&host, uuid).await;
-                let image = args.image_id.clone().unwrap_or_else(|| boot_image(inst));
+                let image = image_id.clone().unwrap_or_else(|| boot_image(inst));
                 let (base, format) = self.image_file(&app, &image)?;
                 let rescue = self.inst_dir(uuid).join("rescue.qcow2");
                 let _ = std::fs::remove_file(&rescue);
@@ -803,34 +801,29 @@ impl QemuDriver {
                     .insert("rova_rescue_image".into(), image);
                 self.launch(&app, &view, &host, &inst.flavor, Boot::Rescue, None).await
             }
-            "unrescue" => {
+            DriverOp::Unrescue => {
                 let host = host?;
                 self.kill(&host, uuid).await;
                 let _ = std::fs::remove_file(self.inst_dir(uuid).join("rescue.qcow2"));
                 self.launch(&app, inst, &host, &inst.flavor, Boot::Normal, None).await
             }
-            "trigger_crash_dump" => {
+            DriverOp::TriggerCrashDump => {
                 let host = host?;
                 if !self.running(&host, uuid) {
                     return Err(fault("the guest is not running"));
                 }
                 self.qmp(&host, uuid, "inject-nmi", Value::Null).await.map(|_| ())
             }
-            "changePassword" => Err(DriverFault {
+            // Refused up front (see `supports`); kept for a caller that
+            // did not ask.
+            DriverOp::ChangePassword => Err(DriverFault {
                 code: 501,
                 message: "Setting the admin password is not supported by the QEMU driver: it needs a guest agent.".into(),
                 details: "set_admin_password is not implemented for this driver".into(),
             }),
-            "restore" => {
-                let host = host?;
-                if self.running(&host, uuid) {
-                    return Ok(());
-                }
-                self.launch(&app, inst, &host, &inst.flavor, Boot::Normal, None).await
-            }
-            // Bookkeeping-only operations (confirm, offload after destroy,
-            // lock, metadata...) have nothing to do on the hypervisor.
-            _ => Ok(()),
+            // Offloading is the destroy that precedes it: nothing is left
+            // to do on the hypervisor.
+            DriverOp::ShelveOffload => Ok(()),
         }
     }
 
@@ -890,14 +883,14 @@ impl QemuDriver {
         Ok(())
     }
 
-    async fn reboot(&self, app: &Arc<App>, host: &str, inst: &Instance) -> Result<(), DriverFault> {
+    async fn reboot(
+        &self,
+        app: &Arc<App>,
+        host: &str,
+        inst: &Instance,
+        hard: bool,
+    ) -> Result<(), DriverFault> {
         let uuid = &inst.uuid;
-        let hard = matches!(
-            inst.task_state,
-            Some(TaskState::RebootingHard)
-                | Some(TaskState::RebootPendingHard)
-                | Some(TaskState::RebootStartedHard)
-        );
         if !self.running(host, uuid) {
             return self
                 .launch(app, inst, host, &inst.flavor, boot_of(inst), None)
@@ -929,13 +922,13 @@ impl QemuDriver {
     async fn cold_move(
         &self,
         app: &Arc<App>,
-        args: &OpArgs,
+        flavor: &FlavorSnapshot,
+        dest: &str,
         inst: &Instance,
     ) -> Result<(), DriverFault> {
         let uuid = &inst.uuid;
         let src = self.host_of(inst, None)?;
-        let dest = self.host_of(inst, Some(args))?;
-        let flavor = args.flavor.clone().unwrap_or_else(|| inst.flavor.clone());
+        let dest = dest.to_string();
         let was_running = self.running(&src, uuid);
         self.power_off(&src, uuid).await;
         self.tear_down_on(&src, uuid).await;
@@ -956,19 +949,19 @@ impl QemuDriver {
         if !was_running && inst.vm_state == VmState::Stopped {
             return Ok(());
         }
-        self.launch(app, inst, &dest, &flavor, Boot::Normal, None)
+        self.launch(app, inst, &dest, flavor, Boot::Normal, None)
             .await
     }
 
     async fn revert_resize(
         &self,
         app: &Arc<App>,
-        args: &OpArgs,
+        dest: Option<&str>,
         inst: &Instance,
     ) -> Result<(), DriverFault> {
         let uuid = &inst.uuid;
         let cur = self.host_of(inst, None)?;
-        let back = self.host_of(inst, Some(args))?;
+        let back = self.host_of(inst, dest)?;
         self.tear_down_on(&cur, uuid).await;
         let dir = self.inst_dir(uuid);
         let orig = dir.join("disk.resize-orig");
@@ -1287,16 +1280,19 @@ impl Driver for QemuDriver {
             res
         })
     }
+    fn supports(&self, op: DriverOpKind) -> bool {
+        // Setting the admin password needs a guest agent this driver lacks.
+        op != DriverOpKind::ChangePassword
+    }
     fn perform<'a>(
         &'a self,
-        op: &'a str,
-        args: &'a OpArgs,
+        op: &'a DriverOp,
         inst: &'a Instance,
     ) -> BoxFut<'a, Result<(), DriverFault>> {
         Box::pin(async move {
             let lock = self.lock_for(&inst.uuid);
             let _g = lock.lock().await;
-            self.do_perform(op, args, inst).await
+            self.do_perform(op, inst).await
         })
     }
     fn destroy<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>> {
