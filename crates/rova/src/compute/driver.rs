@@ -478,3 +478,104 @@ impl Driver for FakeDriver {
         Box::pin(self.injected(op.kind(), inst.host.as_deref()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_one_name_and_back() {
+        let kinds: Vec<DriverOpKind> = DriverOpKind::all().collect();
+        for k in &kinds {
+            assert_eq!(DriverOpKind::from_name(k.name()), Some(*k), "{k:?}");
+        }
+        let mut names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), kinds.len(), "names are unique");
+        assert_eq!(DriverOpKind::from_name("no-such-op"), None);
+    }
+
+    #[test]
+    fn names_are_the_documented_simulator_names() {
+        // docs/simulation.md: spawn, destroy, or the instance-action name.
+        for (op, name) in [
+            (DriverOp::Reboot { hard: true }, "reboot"),
+            (DriverOp::Reboot { hard: false }, "reboot"),
+            (DriverOp::RevertResize { dest: None }, "revertResize"),
+            (DriverOp::ShelveOffload, "shelveOffload"),
+            (
+                DriverOp::CreateBackup {
+                    image_id: "i".into(),
+                },
+                "createBackup",
+            ),
+            (DriverOp::ChangePassword, "changePassword"),
+        ] {
+            assert_eq!(op.name(), name);
+        }
+        assert_eq!(DriverOpKind::Spawn.name(), "spawn");
+        assert_eq!(DriverOpKind::Destroy.name(), "destroy");
+    }
+
+    #[test]
+    fn actions_map_to_their_operation() {
+        use DriverOpKind as K;
+        assert_eq!(DriverOpKind::of_action(Action::RebootHard), Some(K::Reboot));
+        assert_eq!(DriverOpKind::of_action(Action::RebootSoft), Some(K::Reboot));
+        assert_eq!(DriverOpKind::of_action(Action::Pause), Some(K::Pause));
+        assert_eq!(
+            DriverOpKind::of_action(Action::ChangePassword),
+            Some(K::ChangePassword)
+        );
+        assert_eq!(DriverOpKind::of_action(Action::Lock), None);
+        assert_eq!(DriverOpKind::of_action(Action::ResetState), None);
+    }
+
+    #[test]
+    fn an_undeclared_capability_is_refused_with_nova_501() {
+        let d = FakeDriver::new(0);
+        assert!(require(&d, Action::Pause).is_ok());
+        d.set_supported(DriverOpKind::Pause, false);
+        let f = require(&d, Action::Pause).err().expect("refused");
+        assert_eq!(f.code, 501);
+        assert_eq!(f.wire_key(), "notImplemented");
+        assert_eq!(f.message, "The requested functionality is not supported.");
+        assert!(require(&d, Action::Unpause).is_ok());
+        assert!(require(&d, Action::Lock).is_ok());
+        d.set_supported(DriverOpKind::ChangePassword, false);
+        let f = require(&d, Action::ChangePassword).err().expect("refused");
+        assert_eq!(f.message, "Unable to set password on instance");
+        d.set_supported(DriverOpKind::Pause, true);
+        assert!(require(&d, Action::Pause).is_ok());
+    }
+
+    #[tokio::test]
+    async fn fake_faults_are_keyed_by_the_public_name() {
+        let d = FakeDriver::new(0);
+        let host = Some("rova-sim-1");
+        d.inject(InjectedFault {
+            op: "reboot".into(),
+            count: 1,
+            message: "boom".into(),
+            host: None,
+        });
+        let hard = DriverOp::Reboot { hard: true }.kind();
+        assert!(d.injected(DriverOpKind::Pause, host).await.is_ok());
+        let f = d.injected(hard, host).await.err().expect("fault fires");
+        assert_eq!(f.message, "boom");
+        assert_eq!(f.details, "injected fault in fake driver reboot");
+        assert!(d.injected(hard, host).await.is_ok(), "count was 1");
+        d.inject(InjectedFault {
+            op: "spawn".into(),
+            count: 1,
+            message: "disk full".into(),
+            host: Some("rova-sim-2".into()),
+        });
+        assert!(d.run(DriverOpKind::Spawn, host).await.is_ok(), "other host");
+        assert!(d
+            .run(DriverOpKind::Spawn, Some("rova-sim-2"))
+            .await
+            .is_err());
+    }
+}

@@ -744,3 +744,75 @@ async fn resize_auto_confirm() {
     let s = c.wait_status(&u, &id, &["ACTIVE"], Some("2.47")).await;
     assert_eq!(s["flavor"]["original_name"], "m1.small");
 }
+
+/// An action the hypervisor driver declares it cannot do is refused at the
+/// API with Nova's 501 before anything changes (no task state, no instance
+/// action); the state check still comes first (409), as in Nova.
+#[tokio::test]
+async fn an_action_the_driver_cannot_do_is_501_up_front_and_changes_nothing() {
+    use rova::compute::driver::DriverOpKind;
+    let c = common::start().await;
+    let u = c.login("demo").await;
+    let s = c.boot(&u, "nocap", V, json!({})).await;
+    let id = s["id"].as_str().expect("id").to_string();
+    let fake = c.app.compute.fake.clone().expect("fake driver");
+    fake.set_supported(DriverOpKind::Pause, false);
+    fake.set_supported(DriverOpKind::ChangePassword, false);
+    let actions_before = c
+        .get(&u, &format!("/servers/{id}/os-instance-actions"), V)
+        .await
+        .body["instanceActions"]
+        .as_array()
+        .map(Vec::len);
+
+    let r = c
+        .post(
+            &u,
+            &format!("/servers/{id}/action"),
+            V,
+            json!({"pause": null}),
+        )
+        .await;
+    assert_eq!(
+        r.fault(501),
+        "The requested functionality is not supported."
+    );
+    assert!(r.body.get("notImplemented").is_some(), "{}", r.text);
+    let r = c
+        .post(
+            &u,
+            &format!("/servers/{id}/action"),
+            V,
+            json!({"changePassword": {"adminPass": "n3w"}}),
+        )
+        .await;
+    assert_eq!(r.fault(501), "Unable to set password on instance");
+
+    let srv = c.get(&u, &format!("/servers/{id}"), V).await.body["server"].clone();
+    assert_eq!(srv["status"], "ACTIVE", "{srv}");
+    assert_eq!(srv["OS-EXT-STS:task_state"], Value::Null, "{srv}");
+    let actions_after = c
+        .get(&u, &format!("/servers/{id}/os-instance-actions"), V)
+        .await
+        .body["instanceActions"]
+        .as_array()
+        .map(Vec::len);
+    assert_eq!(actions_before, actions_after, "no instance action recorded");
+
+    // Supported actions still run; a wrong state is still 409 first.
+    act_and_watch(&c, &u, &id, json!({"suspend": null}), 202).await;
+    c.wait_status(&u, &id, &["SUSPENDED"], V).await;
+    let r = c
+        .post(
+            &u,
+            &format!("/servers/{id}/action"),
+            V,
+            json!({"pause": null}),
+        )
+        .await;
+    r.fault(409);
+    fake.set_supported(DriverOpKind::Pause, true);
+    act_and_watch(&c, &u, &id, json!({"resume": null}), 202).await;
+    act_and_watch(&c, &u, &id, json!({"pause": null}), 202).await;
+    c.wait_status(&u, &id, &["PAUSED"], V).await;
+}

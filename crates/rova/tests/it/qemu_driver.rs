@@ -88,6 +88,14 @@ async fn qemu_mode_hosts_are_agents_with_their_own_names() {
         .table
         .filter(|i| i.name.as_deref() == Some("rova-guest"));
     assert!(imgs.is_empty());
+    // Its declared capabilities: everything but setting the admin
+    // password, which needs a guest agent.
+    use rova::compute::driver::DriverOpKind;
+    let d = &cloud.app.compute.driver;
+    assert!(!d.supports(DriverOpKind::ChangePassword));
+    for k in DriverOpKind::all().filter(|k| *k != DriverOpKind::ChangePassword) {
+        assert!(d.supports(k), "{k:?}");
+    }
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
