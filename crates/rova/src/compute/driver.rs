@@ -537,14 +537,14 @@ mod tests {
         let d = FakeDriver::new(0);
         assert!(require(&d, Action::Pause).is_ok());
         d.set_supported(DriverOpKind::Pause, false);
-        let f = require(&d, Action::Pause).err().expect("refused");
+        let f = require(&d, Action::Pause).expect_err("refused");
         assert_eq!(f.code, 501);
         assert_eq!(f.wire_key(), "notImplemented");
         assert_eq!(f.message, "The requested functionality is not supported.");
         assert!(require(&d, Action::Unpause).is_ok());
         assert!(require(&d, Action::Lock).is_ok());
         d.set_supported(DriverOpKind::ChangePassword, false);
-        let f = require(&d, Action::ChangePassword).err().expect("refused");
+        let f = require(&d, Action::ChangePassword).expect_err("refused");
         assert_eq!(f.message, "Unable to set password on instance");
         d.set_supported(DriverOpKind::Pause, true);
         assert!(require(&d, Action::Pause).is_ok());
@@ -562,7 +562,7 @@ mod tests {
         });
         let hard = DriverOp::Reboot { hard: true }.kind();
         assert!(d.injected(DriverOpKind::Pause, host).await.is_ok());
-        let f = d.injected(hard, host).await.err().expect("fault fires");
+        let f = d.injected(hard, host).await.expect_err("fault fires");
         assert_eq!(f.message, "boom");
         assert_eq!(f.details, "injected fault in fake driver reboot");
         assert!(d.injected(hard, host).await.is_ok(), "count was 1");
