@@ -475,7 +475,19 @@ impl Driver for FakeDriver {
         op: &'a DriverOp,
         inst: &'a Instance,
     ) -> BoxFut<'a, Result<(), DriverFault>> {
-        Box::pin(self.injected(op.kind(), inst.host.as_deref()))
+        let kind = op.kind();
+        if !self.supports(kind) {
+            // Only reached by a caller that did not ask first.
+            let f = not_supported(kind);
+            return Box::pin(async move {
+                Err(DriverFault {
+                    code: f.code,
+                    message: f.message,
+                    details: format!("{} is not implemented for this driver", kind.name()),
+                })
+            });
+        }
+        Box::pin(self.injected(kind, inst.host.as_deref()))
     }
 }
 
