@@ -18,6 +18,7 @@ use rand::Rng;
 use rova_core::model::{
     BlockDeviceMapping, FixedIp, FlavorSnapshot, InjectedFile, Instance, InstanceFault, Vif,
 };
+use rova_core::restart::{on_restart, RestartAction};
 use rova_core::states::{PowerState, TaskState, VmState};
 use rova_core::Fault;
 use serde_json::Value;
@@ -788,10 +789,14 @@ pub fn resume_all(app: &Arc<App>) {
             .unwrap_or_default();
         let app2 = app.clone();
         let uuid = inst.uuid.clone();
-        if inst.task_state == Some(TaskState::Deleting) {
-            tokio::spawn(async move { servers::terminate(&app2, &uuid, &last_request).await });
-        } else if inst.vm_state == VmState::Building {
-            tokio::spawn(async move { run_build(&app2, &uuid, &last_request, None).await });
+        match on_restart(inst.vm_state, inst.task_state) {
+            RestartAction::ResumeDelete => {
+                tokio::spawn(async move { servers::terminate(&app2, &uuid, &last_request).await });
+            }
+            RestartAction::ResumeBuild => {
+                tokio::spawn(async move { run_build(&app2, &uuid, &last_request, None).await });
+            }
+            _ => {}
         }
     }
 }
