@@ -12,6 +12,8 @@
 //!   servers, and leaves some tasks it does not know how to resume set);
 //! - the image of an interrupted snapshot, backup or shelve is deleted
 //!   (Nova only clears the snapshot task and leaves the image `queued`).
+//!
+//! Like Nova, a stop or start cut short is carried out again.
 
 use crate::model::Instance;
 use crate::states::{TaskState, VmState};
@@ -34,6 +36,12 @@ pub enum RestartAction {
     /// A rebuild (or evacuation) cut short: the guest is half rebuilt, so
     /// the task is cleared and the server goes to ERROR.
     ErrorState,
+    /// A stop cut short (`powering-off`): it is carried out again, as
+    /// Nova's `_init_instance` retries the stop request.
+    RetryStop,
+    /// A start cut short (`powering-on`): it is carried out again, as
+    /// Nova's `_init_instance` retries the start request.
+    RetryStart,
 }
 
 impl RestartAction {
@@ -66,7 +74,12 @@ pub fn on_restart(vm_state: VmState, task_state: Option<TaskState>) -> RestartAc
     if writes_image(task) {
         return A::ClearTaskDeleteImage;
     }
-    A::ClearTask
+    // Nova skips ERROR servers before it gets to the power rows.
+    match task {
+        TaskState::PoweringOff if vm_state != VmState::Error => A::RetryStop,
+        TaskState::PoweringOn if vm_state != VmState::Error => A::RetryStart,
+        _ => A::ClearTask,
+    }
 }
 
 /// The task states of a rebuild in progress.
@@ -293,9 +306,10 @@ mod tests {
             // Rova clears the task (the vm_state is still the old one).
             (V::Active, Some(T::Pausing), A::ClearTask),
             (V::Paused, Some(T::Unpausing), A::ClearTask),
-            // Power off/on. Nova retries the stop or the start; Rova clears.
-            (V::Active, Some(T::PoweringOff), A::ClearTask),
-            (V::Stopped, Some(T::PoweringOn), A::ClearTask),
+            // Power off/on. Nova retries the stop or the start — as Rova.
+            (V::Active, Some(T::PoweringOff), A::RetryStop),
+            (V::Rescued, Some(T::PoweringOff), A::RetryStop),
+            (V::Stopped, Some(T::PoweringOn), A::RetryStart),
             // Tasks Nova has no row for (left set until a power-state sync
             // or an operator resets them); Rova clears them.
             (V::Active, Some(T::Suspending), A::ClearTask),
@@ -308,8 +322,10 @@ mod tests {
             (V::ShelvedOffloaded, Some(T::Unshelving), A::ClearTask),
             // Nova skips SOFT_DELETED servers (task left set); Rova clears.
             (V::SoftDeleted, Some(T::Restoring), A::ClearTask),
-            // Nova skips ERROR servers; Rova clears their task.
+            // Nova skips ERROR servers; Rova clears their task (and does not
+            // retry a stop or start there, as Nova would not).
             (V::Error, Some(T::PoweringOff), A::ClearTask),
+            (V::Error, Some(T::PoweringOn), A::ClearTask),
         ];
         for &(vm, task, want) in rows {
             assert_eq!(on_restart(vm, task), want, "{vm} {task:?}");
@@ -329,7 +345,11 @@ mod tests {
             assert_eq!(on_restart(vm, None), idle, "{vm}");
             for &t in T::ALL {
                 let a = on_restart(vm, Some(t));
-                assert_ne!(a, A::Nothing, "a task is never left set: {vm} {t}");
+                assert_ne!(
+                    a,
+                    A::Nothing,
+                    "a task left behind is never ignored: {vm} {t}"
+                );
                 if t == T::Deleting {
                     assert_eq!(a, A::ResumeDelete, "{vm}");
                 } else if vm == V::Building {

@@ -778,7 +778,8 @@ async fn fail_build(
 }
 
 /// After a restart (once [`super::settle::at_start`] has settled what was
-/// cut short): resume builds and deletes that were in flight.
+/// cut short): resume builds and deletes that were in flight, and carry
+/// out again stops and starts cut short.
 pub fn resume_all(app: &Arc<App>) {
     for inst in app.compute.instances.filter(|i| !i.deleted) {
         let last_request = app
@@ -795,6 +796,11 @@ pub fn resume_all(app: &Arc<App>) {
             }
             RestartAction::ResumeBuild => {
                 tokio::spawn(async move { run_build(&app2, &uuid, &last_request, None).await });
+            }
+            act @ (RestartAction::RetryStop | RestartAction::RetryStart) => {
+                tokio::spawn(async move {
+                    super::settle::retry_power(&app2, &uuid, &last_request, act).await
+                });
             }
             _ => {}
         }

@@ -25,18 +25,19 @@
 //! - claims: rebuilt from the settled records, so every server is counted
 //!   once on its host with its current flavor (and a finished move's
 //!   source once, by its migration);
-//! - then builds and deletes that were in flight are resumed.
+//! - then builds and deletes that were in flight are resumed, and stops
+//!   and starts are carried out again.
 //!
 //! What to do with each server and migration is decided by the pure
 //! restart table, [`rova_core::restart`]; this module carries it out.
 
 use super::build::{self, NicPlan};
 use super::migrate::{update_migration, Migration};
-use super::{actions, ops};
+use super::{actions, actions_run, ops};
 use crate::app::App;
 use rova_core::model::Instance;
 use rova_core::restart::{migration_on_restart, on_restart, MoveFound, RestartAction, ServerFound};
-use rova_core::states::VmState;
+use rova_core::states::{PowerState, TaskState, VmState};
 use rova_core::Fault;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -153,6 +154,39 @@ async fn settle_actions(app: &App) {
             tracing::warn!(%uuid, "{msg}: task state cleared");
         }
     }
+}
+
+/// A stop or start cut short by the restart is carried out again (Nova's
+/// `_init_instance` retries the request): the driver step runs, the server
+/// ends SHUTOFF or ACTIVE, and the action's open event is closed with the
+/// outcome. A driver failure reverts the task state and records the fault,
+/// as the action itself would.
+pub async fn retry_power(app: &App, uuid: &str, request_id: &str, act: RestartAction) {
+    let (op, task, event, vm, power) = match act {
+        RestartAction::RetryStop => (
+            "stop",
+            TaskState::PoweringOff,
+            "compute_stop_instance",
+            VmState::Stopped,
+            PowerState::Shutdown,
+        ),
+        RestartAction::RetryStart => (
+            "start",
+            TaskState::PoweringOn,
+            "compute_start_instance",
+            VmState::Active,
+            PowerState::Running,
+        ),
+        _ => return,
+    };
+    tracing::warn!(%uuid, "interrupted by a restart of the compute service (task {task}): retried");
+    let res = actions_run::advance(app, uuid, op, task, &[], |i, _| {
+        i.vm_state = vm;
+        i.power_state = power;
+    })
+    .await;
+    let e = res.as_ref().err().map(|e| e.pair());
+    actions::event_finish(app, uuid, request_id, event, e).await;
 }
 
 /// Images a server operation was writing (snapshot, backup, shelve) that

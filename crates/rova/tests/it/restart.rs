@@ -336,3 +336,54 @@ async fn a_rebuild_cut_short_by_a_restart_leaves_the_server_in_error() {
     c.second.task.abort();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Nova's `_init_instance` retries a stop cut short: the server ends
+/// SHUTOFF and the stop's event is closed as a success.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_cut_short_by_a_restart_is_carried_out() {
+    let dir = std::env::temp_dir().join(format!("rova-restart-{}", uuid::Uuid::new_v4()));
+    let c = cut_short_by_a_restart(&dir, json!({"os-stop": null}), "stop", "stop").await;
+    assert_eq!(c.after["server"]["status"], "SHUTOFF", "{}", c.after);
+    assert_eq!(
+        c.after["server"]["OS-EXT-STS:power_state"], 4,
+        "{}",
+        c.after
+    );
+    // The event is closed just after the task clears: wait for it.
+    let acts = get(
+        &c.base2,
+        &c.tok,
+        &format!("/servers/{}/os-instance-actions", c.id),
+    )
+    .await;
+    let req = acts["instanceActions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["action"] == "stop"))
+        .and_then(|x| x["request_id"].as_str())
+        .map(str::to_string)
+        .expect("stop action");
+    let mut events = Vec::new();
+    for _ in 0..3000 {
+        let one = get(
+            &c.base2,
+            &c.tok,
+            &format!("/servers/{}/os-instance-actions/{req}", c.id),
+        )
+        .await;
+        events = one["instanceAction"]["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if events.iter().all(|e| !e["finish_time"].is_null()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(!events.is_empty());
+    assert!(
+        events.iter().all(|e| e["result"] == "Success"),
+        "{events:?}"
+    );
+    c.second.task.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+}
