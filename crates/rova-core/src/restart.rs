@@ -13,10 +13,11 @@
 //! - the image of an interrupted snapshot, backup or shelve is deleted
 //!   (Nova only clears the snapshot task and leaves the image `queued`).
 //!
-//! Like Nova, a stop or start cut short is carried out again.
+//! Like Nova, a stop, start or taken-up reboot cut short is carried out
+//! again.
 
 use crate::model::Instance;
-use crate::states::{TaskState, VmState};
+use crate::states::{PowerState, TaskState, VmState};
 
 /// What to do at start with a (not deleted) server, by its record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,10 @@ pub enum RestartAction {
     /// A start cut short (`powering-on`): it is carried out again, as
     /// Nova's `_init_instance` retries the start request.
     RetryStart,
+    /// A reboot cut short after the compute side took it up: it is done
+    /// again (Nova's `_retry_reboot`); `hard` when the guest is no longer
+    /// running, which turns a soft reboot into a hard one.
+    RetryReboot { hard: bool },
 }
 
 impl RestartAction {
@@ -57,7 +62,13 @@ impl RestartAction {
 }
 
 /// The restart table for one server found at start (not deleted).
-pub fn on_restart(vm_state: VmState, task_state: Option<TaskState>) -> RestartAction {
+/// `power_state` is the guest's power state as last recorded, Rova's
+/// stand-in for Nova's query of the driver.
+pub fn on_restart(
+    vm_state: VmState,
+    task_state: Option<TaskState>,
+    power_state: PowerState,
+) -> RestartAction {
     use RestartAction as A;
     if task_state == Some(TaskState::Deleting) {
         return A::ResumeDelete;
@@ -74,11 +85,38 @@ pub fn on_restart(vm_state: VmState, task_state: Option<TaskState>) -> RestartAc
     if writes_image(task) {
         return A::ClearTaskDeleteImage;
     }
-    // Nova skips ERROR servers before it gets to the power rows.
+    // Nova skips ERROR servers before it gets to the reboot and power rows.
+    if vm_state == VmState::Error {
+        return A::ClearTask;
+    }
+    if let Some(hard) = retry_reboot(vm_state, task, power_state) {
+        return A::RetryReboot { hard };
+    }
     match task {
-        TaskState::PoweringOff if vm_state != VmState::Error => A::RetryStop,
-        TaskState::PoweringOn if vm_state != VmState::Error => A::RetryStart,
+        TaskState::PoweringOff => A::RetryStop,
+        TaskState::PoweringOn => A::RetryStart,
         _ => A::ClearTask,
+    }
+}
+
+/// Nova's `_retry_reboot`: whether a reboot found at start is done again,
+/// and then whether hard. A pending soft reboot of an ACTIVE server and a
+/// pending hard reboot (of a server a hard reboot is allowed on) are
+/// retried as they were; a started reboot whose guest is not running is
+/// retried hard. A started reboot whose guest runs is over but for its
+/// task state, which is cleared; a reboot not yet taken up (`rebooting`,
+/// `rebooting_hard`) is not retried.
+fn retry_reboot(vm: VmState, task: TaskState, power: PowerState) -> Option<bool> {
+    use TaskState as T;
+    use VmState as V;
+    let running = power == PowerState::Running;
+    match task {
+        T::RebootPending if vm == V::Active => Some(!running),
+        T::RebootPendingHard if matches!(vm, V::Active | V::Stopped | V::Paused | V::Suspended) => {
+            Some(true)
+        }
+        T::RebootStarted | T::RebootStartedHard if !running => Some(true),
+        _ => None,
     }
 }
 
@@ -196,6 +234,7 @@ pub fn migration_on_restart(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use PowerState as P;
     use RestartAction as A;
     use TaskState as T;
     use VmState as V;
@@ -291,16 +330,35 @@ mod tests {
             // this host) — as Rova.
             (V::Active, Some(T::Migrating), A::ClearTask),
             (V::Paused, Some(T::Migrating), A::ClearTask),
-            // Reboots. Nova retries a pending reboot (and a started one
-            // whose guest is not running), and clears a started one whose
-            // guest runs (→ ACTIVE). Rova clears the task in every case.
+            // Reboots (see also `reboots_cut_short`). Nova retries a pending
+            // reboot, and clears a started one whose guest runs — as Rova.
+            // A reboot not yet taken up: Nova has no row, Rova clears.
             (V::Active, Some(T::Rebooting), A::ClearTask),
-            (V::Active, Some(T::RebootPending), A::ClearTask),
+            (
+                V::Active,
+                Some(T::RebootPending),
+                A::RetryReboot { hard: false },
+            ),
             (V::Active, Some(T::RebootStarted), A::ClearTask),
             (V::Active, Some(T::RebootingHard), A::ClearTask),
-            (V::Active, Some(T::RebootPendingHard), A::ClearTask),
+            (
+                V::Active,
+                Some(T::RebootPendingHard),
+                A::RetryReboot { hard: true },
+            ),
             (V::Active, Some(T::RebootStartedHard), A::ClearTask),
             (V::Stopped, Some(T::RebootingHard), A::ClearTask),
+            (
+                V::Stopped,
+                Some(T::RebootPendingHard),
+                A::RetryReboot { hard: true },
+            ),
+            (
+                V::Stopped,
+                Some(T::RebootStartedHard),
+                A::RetryReboot { hard: true },
+            ),
+            (V::Error, Some(T::RebootPendingHard), A::ClearTask),
             // Pause/unpause. Nova: with the guest running, task cleared and
             // the server ACTIVE; a paused guest being unpaused is unpaused.
             // Rova clears the task (the vm_state is still the old one).
@@ -328,7 +386,90 @@ mod tests {
             (V::Error, Some(T::PoweringOn), A::ClearTask),
         ];
         for &(vm, task, want) in rows {
-            assert_eq!(on_restart(vm, task), want, "{vm} {task:?}");
+            assert_eq!(on_restart(vm, task, usual_power(vm)), want, "{vm} {task:?}");
+        }
+    }
+
+    /// The power state a server in `vm` usually has.
+    fn usual_power(vm: V) -> P {
+        match vm {
+            V::Active | V::Rescued | V::Resized => P::Running,
+            V::Paused => P::Paused,
+            V::Suspended => P::Suspended,
+            V::Building => P::NoState,
+            _ => P::Shutdown,
+        }
+    }
+
+    /// Nova's `_retry_reboot` and the row after it, with the guest's power
+    /// state: whether a reboot is retried, and whether hard.
+    #[test]
+    fn reboots_cut_short() {
+        let rows: &[(V, T, P, A)] = &[
+            // Pending soft reboot: retried soft while the guest runs, hard
+            // once it is down (Nova's get_reboot_type).
+            (
+                V::Active,
+                T::RebootPending,
+                P::Running,
+                A::RetryReboot { hard: false },
+            ),
+            (
+                V::Active,
+                T::RebootPending,
+                P::Shutdown,
+                A::RetryReboot { hard: true },
+            ),
+            // A soft reboot is only allowed on ACTIVE servers.
+            (V::Stopped, T::RebootPending, P::Shutdown, A::ClearTask),
+            // Pending hard reboot: retried on the states that allow one.
+            (
+                V::Active,
+                T::RebootPendingHard,
+                P::Running,
+                A::RetryReboot { hard: true },
+            ),
+            (
+                V::Paused,
+                T::RebootPendingHard,
+                P::Paused,
+                A::RetryReboot { hard: true },
+            ),
+            (
+                V::Suspended,
+                T::RebootPendingHard,
+                P::Suspended,
+                A::RetryReboot { hard: true },
+            ),
+            (V::Rescued, T::RebootPendingHard, P::Running, A::ClearTask),
+            // Started: the guest down means retry hard; the guest running
+            // means the reboot is done but for its task, which is cleared.
+            (
+                V::Active,
+                T::RebootStarted,
+                P::Shutdown,
+                A::RetryReboot { hard: true },
+            ),
+            (V::Active, T::RebootStarted, P::Running, A::ClearTask),
+            (
+                V::Active,
+                T::RebootStartedHard,
+                P::Crashed,
+                A::RetryReboot { hard: true },
+            ),
+            (V::Active, T::RebootStartedHard, P::Running, A::ClearTask),
+            // Not yet taken up by the compute side: cleared.
+            (V::Active, T::Rebooting, P::Shutdown, A::ClearTask),
+            (V::Active, T::RebootingHard, P::Shutdown, A::ClearTask),
+            // ERROR servers are skipped by Nova; Rova clears the task.
+            (V::Error, T::RebootStartedHard, P::Shutdown, A::ClearTask),
+        ];
+        for &(vm, task, power, want) in rows {
+            assert_eq!(
+                on_restart(vm, Some(task), power),
+                want,
+                "{vm} {task} {power:?}"
+            );
         }
     }
 
@@ -342,9 +483,11 @@ mod tests {
             } else {
                 A::Nothing
             };
-            assert_eq!(on_restart(vm, None), idle, "{vm}");
+            for &p in &[P::Running, P::Shutdown] {
+                assert_eq!(on_restart(vm, None, p), idle, "{vm}");
+            }
             for &t in T::ALL {
-                let a = on_restart(vm, Some(t));
+                let a = on_restart(vm, Some(t), usual_power(vm));
                 assert_ne!(
                     a,
                     A::Nothing,

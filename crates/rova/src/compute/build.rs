@@ -779,7 +779,7 @@ async fn fail_build(
 
 /// After a restart (once [`super::settle::at_start`] has settled what was
 /// cut short): resume builds and deletes that were in flight, and carry
-/// out again stops and starts cut short.
+/// out again stops, starts and reboots cut short.
 pub fn resume_all(app: &Arc<App>) {
     for inst in app.compute.instances.filter(|i| !i.deleted) {
         let last_request = app
@@ -790,16 +790,18 @@ pub fn resume_all(app: &Arc<App>) {
             .unwrap_or_default();
         let app2 = app.clone();
         let uuid = inst.uuid.clone();
-        match on_restart(inst.vm_state, inst.task_state) {
+        match on_restart(inst.vm_state, inst.task_state, inst.power_state) {
             RestartAction::ResumeDelete => {
                 tokio::spawn(async move { servers::terminate(&app2, &uuid, &last_request).await });
             }
             RestartAction::ResumeBuild => {
                 tokio::spawn(async move { run_build(&app2, &uuid, &last_request, None).await });
             }
-            act @ (RestartAction::RetryStop | RestartAction::RetryStart) => {
+            act @ (RestartAction::RetryStop
+            | RestartAction::RetryStart
+            | RestartAction::RetryReboot { .. }) => {
                 tokio::spawn(async move {
-                    super::settle::retry_power(&app2, &uuid, &last_request, act).await
+                    super::settle::retry_action(&app2, &uuid, &last_request, act).await
                 });
             }
             _ => {}

@@ -25,8 +25,8 @@
 //! - claims: rebuilt from the settled records, so every server is counted
 //!   once on its host with its current flavor (and a finished move's
 //!   source once, by its migration);
-//! - then builds and deletes that were in flight are resumed, and stops
-//!   and starts are carried out again.
+//! - then builds and deletes that were in flight are resumed, and stops,
+//!   starts and reboots are carried out again.
 //!
 //! What to do with each server and migration is decided by the pure
 //! restart table, [`rova_core::restart`]; this module carries it out.
@@ -111,17 +111,16 @@ async fn settle_migrations(app: &App) {
 /// instead (see [`build::resume_all`]). Which servers, and how, is
 /// [`on_restart`]'s answer.
 async fn settle_actions(app: &App) {
-    let cut_short = app
-        .compute
-        .instances
-        .filter(|i| !i.deleted && on_restart(i.vm_state, i.task_state).clears_task());
+    let cut_short = app.compute.instances.filter(|i| {
+        !i.deleted && on_restart(i.vm_state, i.task_state, i.power_state).clears_task()
+    });
     for inst in cut_short {
         let uuid = inst.uuid.as_str();
         let now = app.clock.now();
         let cleared = app
             .compute
             .update_instance(uuid, now, |i| {
-                let act = on_restart(i.vm_state, i.task_state);
+                let act = on_restart(i.vm_state, i.task_state, i.power_state);
                 let Some(t) = i.task_state.filter(|_| !i.deleted && act.clears_task()) else {
                     return Err(Fault::conflict("settled"));
                 };
@@ -156,31 +155,71 @@ async fn settle_actions(app: &App) {
     }
 }
 
-/// A stop or start cut short by the restart is carried out again (Nova's
-/// `_init_instance` retries the request): the driver step runs, the server
-/// ends SHUTOFF or ACTIVE, and the action's open event is closed with the
-/// outcome. A driver failure reverts the task state and records the fault,
-/// as the action itself would.
-pub async fn retry_power(app: &App, uuid: &str, request_id: &str, act: RestartAction) {
-    let (op, task, event, vm, power) = match act {
+/// A stop, start or reboot cut short by the restart is carried out again
+/// (Nova's `_init_instance` retries the request): the driver step runs,
+/// the server ends SHUTOFF or ACTIVE, and the action's open event is
+/// closed with the outcome. A driver failure reverts the task state and
+/// records the fault, as the action itself would.
+pub async fn retry_action(app: &App, uuid: &str, request_id: &str, act: RestartAction) {
+    use TaskState as T;
+    let Some(found) = app.compute.instances.get(uuid).and_then(|i| i.task_state) else {
+        return;
+    };
+    let (op, first, then, event, vm, power): (_, _, &[T], _, _, _) = match act {
         RestartAction::RetryStop => (
             "stop",
-            TaskState::PoweringOff,
+            T::PoweringOff,
+            &[],
             "compute_stop_instance",
             VmState::Stopped,
             PowerState::Shutdown,
         ),
         RestartAction::RetryStart => (
             "start",
-            TaskState::PoweringOn,
+            T::PoweringOn,
+            &[],
             "compute_start_instance",
             VmState::Active,
             PowerState::Running,
         ),
+        RestartAction::RetryReboot { hard } => {
+            let (first, then): (T, &[T]) = match (hard, found) {
+                (false, T::RebootPending) => (T::RebootPending, &[T::RebootStarted]),
+                (false, _) => return,
+                (true, T::RebootStartedHard) => (T::RebootStartedHard, &[]),
+                (true, _) => (T::RebootPendingHard, &[T::RebootStartedHard]),
+            };
+            (
+                "reboot",
+                first,
+                then,
+                "compute_reboot_instance",
+                VmState::Active,
+                PowerState::Running,
+            )
+        }
         _ => return,
     };
-    tracing::warn!(%uuid, "interrupted by a restart of the compute service (task {task}): retried");
-    let res = actions_run::advance(app, uuid, op, task, &[], |i, _| {
+    // A soft reboot retried hard goes back to a hard reboot's pending
+    // state, as Nova's `_init_instance` does.
+    if first != found {
+        let now = app.clock.now();
+        let moved = app
+            .compute
+            .update_instance(uuid, now, |i| {
+                if i.deleted || i.task_state != Some(found) {
+                    return Err(Fault::conflict("superseded"));
+                }
+                i.task_state = Some(first);
+                Ok(())
+            })
+            .await;
+        if moved.is_err() {
+            return;
+        }
+    }
+    tracing::warn!(%uuid, "interrupted by a restart of the compute service (task {found}): retried");
+    let res = actions_run::advance(app, uuid, op, first, then, |i, _| {
         i.vm_state = vm;
         i.power_state = power;
     })
