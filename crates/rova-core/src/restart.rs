@@ -13,8 +13,8 @@
 //! - the image of an interrupted snapshot, backup or shelve is deleted
 //!   (Nova only clears the snapshot task and leaves the image `queued`).
 //!
-//! Like Nova, a stop, start or taken-up reboot cut short is carried out
-//! again.
+//! Like Nova, a stop, start, unpause or taken-up reboot cut short is
+//! carried out again.
 
 use crate::model::Instance;
 use crate::states::{PowerState, TaskState, VmState};
@@ -43,6 +43,9 @@ pub enum RestartAction {
     /// A start cut short (`powering-on`): it is carried out again, as
     /// Nova's `_init_instance` retries the start request.
     RetryStart,
+    /// An unpause cut short while the guest is still paused: it is
+    /// carried out again, as Nova's `_init_instance` does.
+    RetryUnpause,
     /// A reboot cut short after the compute side took it up: it is done
     /// again (Nova's `_retry_reboot`); `hard` when the guest is no longer
     /// running, which turns a soft reboot into a hard one.
@@ -95,6 +98,7 @@ pub fn on_restart(
     match task {
         TaskState::PoweringOff => A::RetryStop,
         TaskState::PoweringOn => A::RetryStart,
+        TaskState::Unpausing if power_state == PowerState::Paused => A::RetryUnpause,
         _ => A::ClearTask,
     }
 }
@@ -360,10 +364,11 @@ mod tests {
             ),
             (V::Error, Some(T::RebootPendingHard), A::ClearTask),
             // Pause/unpause. Nova: with the guest running, task cleared and
-            // the server ACTIVE; a paused guest being unpaused is unpaused.
-            // Rova clears the task (the vm_state is still the old one).
+            // the server ACTIVE (a pausing server is still ACTIVE in Rova's
+            // record); a paused guest being unpaused is unpaused — as Rova.
             (V::Active, Some(T::Pausing), A::ClearTask),
-            (V::Paused, Some(T::Unpausing), A::ClearTask),
+            (V::Paused, Some(T::Unpausing), A::RetryUnpause),
+            (V::Error, Some(T::Unpausing), A::ClearTask),
             // Power off/on. Nova retries the stop or the start — as Rova.
             (V::Active, Some(T::PoweringOff), A::RetryStop),
             (V::Rescued, Some(T::PoweringOff), A::RetryStop),
@@ -401,10 +406,11 @@ mod tests {
         }
     }
 
-    /// Nova's `_retry_reboot` and the row after it, with the guest's power
-    /// state: whether a reboot is retried, and whether hard.
+    /// Nova's `_retry_reboot` and the rows after it, with the guest's power
+    /// state: whether a reboot is retried, and whether hard; whether an
+    /// unpause is.
     #[test]
-    fn reboots_cut_short() {
+    fn reboots_and_unpauses_cut_short() {
         let rows: &[(V, T, P, A)] = &[
             // Pending soft reboot: retried soft while the guest runs, hard
             // once it is down (Nova's get_reboot_type).
@@ -463,6 +469,9 @@ mod tests {
             (V::Active, T::RebootingHard, P::Shutdown, A::ClearTask),
             // ERROR servers are skipped by Nova; Rova clears the task.
             (V::Error, T::RebootStartedHard, P::Shutdown, A::ClearTask),
+            // An unpause whose guest already runs is over but for its task.
+            (V::Paused, T::Unpausing, P::Paused, A::RetryUnpause),
+            (V::Paused, T::Unpausing, P::Running, A::ClearTask),
         ];
         for &(vm, task, power, want) in rows {
             assert_eq!(

@@ -779,7 +779,7 @@ async fn fail_build(
 
 /// After a restart (once [`super::settle::at_start`] has settled what was
 /// cut short): resume builds and deletes that were in flight, and carry
-/// out again stops, starts and reboots cut short.
+/// out again stops, starts, unpauses and reboots cut short.
 pub fn resume_all(app: &Arc<App>) {
     for inst in app.compute.instances.filter(|i| !i.deleted) {
         let last_request = app
@@ -799,6 +799,7 @@ pub fn resume_all(app: &Arc<App>) {
             }
             act @ (RestartAction::RetryStop
             | RestartAction::RetryStart
+            | RestartAction::RetryUnpause
             | RestartAction::RetryReboot { .. }) => {
                 tokio::spawn(async move {
                     super::settle::retry_action(&app2, &uuid, &last_request, act).await

@@ -26,7 +26,7 @@
 //!   once on its host with its current flavor (and a finished move's
 //!   source once, by its migration);
 //! - then builds and deletes that were in flight are resumed, and stops,
-//!   starts and reboots are carried out again.
+//!   starts, unpauses and reboots are carried out again.
 //!
 //! What to do with each server and migration is decided by the pure
 //! restart table, [`rova_core::restart`]; this module carries it out.
@@ -155,7 +155,7 @@ async fn settle_actions(app: &App) {
     }
 }
 
-/// A stop, start or reboot cut short by the restart is carried out again
+/// A stop, start, unpause or reboot cut short by the restart is carried out again
 /// (Nova's `_init_instance` retries the request): the driver step runs,
 /// the server ends SHUTOFF or ACTIVE, and the action's open event is
 /// closed with the outcome. A driver failure reverts the task state and
@@ -179,6 +179,14 @@ pub async fn retry_action(app: &App, uuid: &str, request_id: &str, act: RestartA
             T::PoweringOn,
             &[],
             "compute_start_instance",
+            VmState::Active,
+            PowerState::Running,
+        ),
+        RestartAction::RetryUnpause => (
+            "unpause",
+            T::Unpausing,
+            &[],
+            "compute_unpause_instance",
             VmState::Active,
             PowerState::Running,
         ),

@@ -459,3 +459,27 @@ async fn a_started_reboot_of_a_down_guest_is_retried_after_a_restart() {
     c.second.task.abort();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Nova's `_init_instance` unpauses a server whose unpause was cut short
+/// while its guest is still paused: the server ends ACTIVE.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unpause_cut_short_by_a_restart_is_carried_out() {
+    let dir = std::env::temp_dir().join(format!("rova-restart-{}", uuid::Uuid::new_v4()));
+    let c = cut_short_at(
+        &dir,
+        Some(json!({"pause": null})),
+        json!({"unpause": null}),
+        "unpause",
+        "unpause",
+        None,
+    )
+    .await;
+    assert_eq!(c.after["server"]["status"], "ACTIVE", "{}", c.after);
+    let events = closed_events(&c, "unpause").await;
+    assert!(
+        events.iter().all(|e| e["result"] == "Success"),
+        "{events:?}"
+    );
+    c.second.task.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+}
