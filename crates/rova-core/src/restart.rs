@@ -88,8 +88,9 @@ pub fn on_restart(
     if writes_image(task) {
         return A::ClearTaskDeleteImage;
     }
-    // Nova skips ERROR servers before it gets to the reboot and power rows.
-    if vm_state == VmState::Error {
+    // Nova skips ERROR and SOFT_DELETED servers before it gets to the
+    // reboot and power rows: nothing is retried on them.
+    if matches!(vm_state, VmState::Error | VmState::SoftDeleted) {
         return A::ClearTask;
     }
     if let Some(hard) = retry_reboot(vm_state, task, power_state) {
@@ -385,6 +386,7 @@ mod tests {
             (V::ShelvedOffloaded, Some(T::Unshelving), A::ClearTask),
             // Nova skips SOFT_DELETED servers (task left set); Rova clears.
             (V::SoftDeleted, Some(T::Restoring), A::ClearTask),
+            (V::SoftDeleted, Some(T::PoweringOn), A::ClearTask),
             // Nova skips ERROR servers; Rova clears their task (and does not
             // retry a stop or start there, as Nova would not).
             (V::Error, Some(T::PoweringOff), A::ClearTask),
