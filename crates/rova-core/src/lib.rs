@@ -1,5 +1,6 @@
 //! Rova's pure logic: Nova's states and status map, microversions, the
-//! instance record, list-query semantics and request validation. No I/O
+//! instance record, list-query semantics, request validation and the
+//! restart table. No I/O
 //! lives here; everything is tested exhaustively with unit tests.
 
 pub mod admission;
@@ -8,6 +9,7 @@ pub mod metadata;
 pub mod microversion;
 pub mod model;
 pub mod query;
+pub mod restart;
 pub mod scheduler;
 pub mod states;
 pub mod validate;

@@ -18,6 +18,7 @@ use rand::Rng;
 use rova_core::model::{
     BlockDeviceMapping, FixedIp, FlavorSnapshot, InjectedFile, Instance, InstanceFault, Vif,
 };
+use rova_core::restart::{on_restart, RestartAction};
 use rova_core::states::{PowerState, TaskState, VmState};
 use rova_core::Fault;
 use serde_json::Value;
@@ -777,7 +778,8 @@ async fn fail_build(
 }
 
 /// After a restart (once [`super::settle::at_start`] has settled what was
-/// cut short): resume builds and deletes that were in flight.
+/// cut short): resume builds and deletes that were in flight, and carry
+/// out again stops, starts, unpauses and reboots cut short.
 pub fn resume_all(app: &Arc<App>) {
     for inst in app.compute.instances.filter(|i| !i.deleted) {
         let last_request = app
@@ -788,10 +790,22 @@ pub fn resume_all(app: &Arc<App>) {
             .unwrap_or_default();
         let app2 = app.clone();
         let uuid = inst.uuid.clone();
-        if inst.task_state == Some(TaskState::Deleting) {
-            tokio::spawn(async move { servers::terminate(&app2, &uuid, &last_request).await });
-        } else if inst.vm_state == VmState::Building {
-            tokio::spawn(async move { run_build(&app2, &uuid, &last_request, None).await });
+        match on_restart(inst.vm_state, inst.task_state, inst.power_state) {
+            RestartAction::ResumeDelete => {
+                tokio::spawn(async move { servers::terminate(&app2, &uuid, &last_request).await });
+            }
+            RestartAction::ResumeBuild => {
+                tokio::spawn(async move { run_build(&app2, &uuid, &last_request, None).await });
+            }
+            act @ (RestartAction::RetryStop
+            | RestartAction::RetryStart
+            | RestartAction::RetryUnpause
+            | RestartAction::RetryReboot { .. }) => {
+                tokio::spawn(async move {
+                    super::settle::retry_action(&app2, &uuid, &last_request, act).await
+                });
+            }
+            _ => {}
         }
     }
 }

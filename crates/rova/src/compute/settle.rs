@@ -25,14 +25,19 @@
 //! - claims: rebuilt from the settled records, so every server is counted
 //!   once on its host with its current flavor (and a finished move's
 //!   source once, by its migration);
-//! - then builds and deletes that were in flight are resumed.
+//! - then builds and deletes that were in flight are resumed, and stops,
+//!   starts, unpauses and reboots are carried out again.
+//!
+//! What to do with each server and migration is decided by the pure
+//! restart table, [`rova_core::restart`]; this module carries it out.
 
 use super::build::{self, NicPlan};
 use super::migrate::{update_migration, Migration};
-use super::{actions, ops};
+use super::{actions, actions_run, ops};
 use crate::app::App;
 use rova_core::model::Instance;
-use rova_core::states::{TaskState, VmState};
+use rova_core::restart::{migration_on_restart, on_restart, MoveFound, RestartAction, ServerFound};
+use rova_core::states::{PowerState, TaskState, VmState};
 use rova_core::Fault;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -76,112 +81,26 @@ async fn forget_passwords(app: &App) {
     }
 }
 
-/// Migration statuses of a move still under way.
-const IN_FLIGHT: &[&str] = &[
-    "accepted",
-    "queued",
-    "preparing",
-    "running",
-    "pre-migrating",
-    "migrating",
-    "post-migrating",
-];
-
-/// What settling looks at in a migration.
-#[derive(Debug, Clone, Copy)]
-struct Move<'a> {
-    kind: &'a str,
-    status: &'a str,
-    source: Option<&'a str>,
-    dest: Option<&'a str>,
-}
-
-impl<'a> From<&'a Migration> for Move<'a> {
-    fn from(m: &'a Migration) -> Self {
-        Move {
-            kind: &m.migration_type,
-            status: &m.status,
-            source: m.source_compute.as_deref(),
-            dest: m.dest_compute.as_deref(),
-        }
-    }
-}
-
-/// What settling looks at in the migration's server (None: gone).
-#[derive(Debug, Clone, Copy)]
-struct Seen<'a> {
-    vm_state: VmState,
-    idle: bool,
-    host: Option<&'a str>,
-}
-
-impl<'a> Seen<'a> {
-    fn of(i: &'a Instance) -> Option<Self> {
-        (!i.deleted).then(|| Seen {
-            vm_state: i.vm_state,
-            idle: i.task_state.is_none(),
-            host: i.host.as_deref(),
-        })
-    }
-}
-
-/// Where a migration found at start should end, if it has to change.
-fn settled_status(m: Move<'_>, inst: Option<Seen<'_>>) -> Option<&'static str> {
-    let status = m.status;
-    let Some(i) = inst else {
-        return (IN_FLIGHT.contains(&status) || status == "reverting").then_some("error");
-    };
-    let cold = matches!(m.kind, "resize" | "migration");
-    if IN_FLIGHT.contains(&status) {
-        // The move's last instance write landed (it names the destination
-        // and no task is left): only the migration's own ending was lost.
-        let at_dest = i.idle && m.dest.is_some() && i.host == m.dest;
-        let moved = at_dest && i.host != m.source;
-        return Some(match m.kind {
-            _ if cold && at_dest && i.vm_state == VmState::Resized => "finished",
-            "live-migration" if moved => "completed",
-            "evacuation" if moved => "done",
-            _ => "error",
-        });
-    }
-    match status {
-        // The revert did not finish: back on the source means it did in
-        // all but the migration record; still resized means it can be
-        // confirmed or reverted again.
-        "reverting" if i.vm_state == VmState::Resized => Some("finished"),
-        "reverting" if i.host == m.source => Some("reverted"),
-        "reverting" => Some("error"),
-        // Confirmed (the server left VERIFY_RESIZE) but the migration
-        // still holds the source.
-        "finished" | "confirming" if cold && i.vm_state != VmState::Resized => Some("confirmed"),
-        _ => None,
+/// The restart table's view of a migration.
+fn move_of(m: &Migration) -> MoveFound<'_> {
+    MoveFound {
+        kind: &m.migration_type,
+        status: &m.status,
+        source: m.source_compute.as_deref(),
+        dest: m.dest_compute.as_deref(),
     }
 }
 
 async fn settle_migrations(app: &App) {
     for m in app.compute.migrations.all() {
         let inst = app.compute.instances.get(&m.instance_uuid);
-        if let Some(to) = settled_status((&*m).into(), inst.as_deref().and_then(Seen::of)) {
+        if let Some(to) =
+            migration_on_restart(move_of(&m), inst.as_deref().and_then(ServerFound::of))
+        {
             tracing::warn!(migration = m.id, from = %m.status, to, "migration settled at start");
             update_migration(app, m.id, |m| m.status = to.to_string()).await;
         }
     }
-}
-
-/// Task states of an image upload (snapshot, backup, shelve).
-fn writes_image(t: TaskState) -> bool {
-    use TaskState as T;
-    matches!(
-        t,
-        T::ImageSnapshotPending
-            | T::ImageSnapshot
-            | T::ImagePendingUpload
-            | T::ImageUploading
-            | T::ImageBackup
-            | T::Shelving
-            | T::ShelvingImagePendingUpload
-            | T::ShelvingImageUploading
-    )
 }
 
 /// An action that was running when the service stopped cannot be picked
@@ -189,12 +108,11 @@ fn writes_image(t: TaskState) -> bool {
 /// (the vm_state says what the server was) and the unfinished action
 /// event is closed as failed. The power-state sync of a real driver then
 /// reconciles what the guest is doing. Builds and deletes are resumed
-/// instead (see [`build::resume_all`]).
+/// instead (see [`build::resume_all`]). Which servers, and how, is
+/// [`on_restart`]'s answer.
 async fn settle_actions(app: &App) {
     let cut_short = app.compute.instances.filter(|i| {
-        !i.deleted
-            && i.vm_state != VmState::Building
-            && i.task_state.is_some_and(|t| t != TaskState::Deleting)
+        !i.deleted && on_restart(i.vm_state, i.task_state, i.power_state).clears_task()
     });
     for inst in cut_short {
         let uuid = inst.uuid.as_str();
@@ -202,21 +120,21 @@ async fn settle_actions(app: &App) {
         let cleared = app
             .compute
             .update_instance(uuid, now, |i| {
-                let Some(t) = i.task_state.filter(|_| !i.deleted) else {
+                let act = on_restart(i.vm_state, i.task_state, i.power_state);
+                let Some(t) = i.task_state.filter(|_| !i.deleted && act.clears_task()) else {
                     return Err(Fault::conflict("settled"));
                 };
                 i.task_state = None;
-                // Nova's `_init_instance`: a rebuild (or evacuation) cut short
-                // leaves a guest half rebuilt, so the server goes to ERROR
-                // (the user rebuilds again or deletes it).
-                if rebuild_task(t) && matches!(i.vm_state, VmState::Active | VmState::Stopped) {
+                if act == RestartAction::ErrorState {
                     i.vm_state = VmState::Error;
                     i.system_metadata.remove("rebuild_from_vm_state");
                 }
-                Ok(t)
+                Ok((t, act))
             })
             .await;
-        let Ok((_, task)) = cleared else { continue };
+        let Ok((_, (task, act))) = cleared else {
+            continue;
+        };
         let msg = format!("interrupted by a restart of the compute service (task {task})");
         if let Some(a) = app
             .compute
@@ -229,7 +147,7 @@ async fn settle_actions(app: &App) {
                     .await;
             }
         }
-        if writes_image(task) {
+        if act == RestartAction::ClearTaskDeleteImage {
             tracing::warn!(%uuid, "{msg}: its image is deleted");
         } else {
             tracing::warn!(%uuid, "{msg}: task state cleared");
@@ -237,12 +155,85 @@ async fn settle_actions(app: &App) {
     }
 }
 
-/// The task states of a rebuild in progress.
-fn rebuild_task(t: TaskState) -> bool {
-    matches!(
-        t,
-        TaskState::Rebuilding | TaskState::RebuildBlockDeviceMapping | TaskState::RebuildSpawning
-    )
+/// A stop, start, unpause or reboot cut short by the restart is carried out again
+/// (Nova's `_init_instance` retries the request): the driver step runs,
+/// the server ends SHUTOFF or ACTIVE, and the action's open event is
+/// closed with the outcome. A driver failure reverts the task state and
+/// records the fault, as the action itself would.
+pub async fn retry_action(app: &App, uuid: &str, request_id: &str, act: RestartAction) {
+    use TaskState as T;
+    let Some(found) = app.compute.instances.get(uuid).and_then(|i| i.task_state) else {
+        return;
+    };
+    let (op, first, then, event, vm, power): (_, _, &[T], _, _, _) = match act {
+        RestartAction::RetryStop => (
+            "stop",
+            T::PoweringOff,
+            &[],
+            "compute_stop_instance",
+            VmState::Stopped,
+            PowerState::Shutdown,
+        ),
+        RestartAction::RetryStart => (
+            "start",
+            T::PoweringOn,
+            &[],
+            "compute_start_instance",
+            VmState::Active,
+            PowerState::Running,
+        ),
+        RestartAction::RetryUnpause => (
+            "unpause",
+            T::Unpausing,
+            &[],
+            "compute_unpause_instance",
+            VmState::Active,
+            PowerState::Running,
+        ),
+        RestartAction::RetryReboot { hard } => {
+            let (first, then): (T, &[T]) = match (hard, found) {
+                (false, T::RebootPending) => (T::RebootPending, &[T::RebootStarted]),
+                (false, _) => return,
+                (true, T::RebootStartedHard) => (T::RebootStartedHard, &[]),
+                (true, _) => (T::RebootPendingHard, &[T::RebootStartedHard]),
+            };
+            (
+                "reboot",
+                first,
+                then,
+                "compute_reboot_instance",
+                VmState::Active,
+                PowerState::Running,
+            )
+        }
+        _ => return,
+    };
+    // A soft reboot retried hard goes back to a hard reboot's pending
+    // state, as Nova's `_init_instance` does.
+    if first != found {
+        let now = app.clock.now();
+        let moved = app
+            .compute
+            .update_instance(uuid, now, |i| {
+                if i.deleted || i.task_state != Some(found) {
+                    return Err(Fault::conflict("superseded"));
+                }
+                i.task_state = Some(first);
+                Ok(())
+            })
+            .await;
+        if moved.is_err() {
+            return;
+        }
+    }
+    tracing::warn!(%uuid, "interrupted by a restart of the compute service (task {found}): retried");
+    let res = actions_run::advance(app, uuid, op, first, then, |i, _| {
+        i.vm_state = vm;
+        i.power_state = power;
+    })
+    .await;
+    let e = res.as_ref().err().map(|e| e.pair());
+    actions::event_finish(app, uuid, request_id, event, e).await;
 }
 
 /// Images a server operation was writing (snapshot, backup, shelve) that
@@ -329,90 +320,5 @@ async fn settle_ports(app: &App) {
             ok = res.is_ok(),
             "port of no server settled at start"
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn mv<'a>(kind: &'a str, status: &'a str) -> Move<'a> {
-        Move {
-            kind,
-            status,
-            source: Some("src"),
-            dest: Some("dst"),
-        }
-    }
-
-    fn seen(vm_state: VmState, idle: bool, host: &str) -> Option<Seen<'_>> {
-        Some(Seen {
-            vm_state,
-            idle,
-            host: Some(host),
-        })
-    }
-
-    #[test]
-    fn migrations_cut_short_are_settled() {
-        use VmState::{Active, Resized};
-        let cases = [
-            // Moves in flight end in error unless their last write landed.
-            (
-                mv("resize", "pre-migrating"),
-                seen(Active, false, "src"),
-                Some("error"),
-            ),
-            (
-                mv("resize", "migrating"),
-                seen(Active, false, "src"),
-                Some("error"),
-            ),
-            (
-                mv("resize", "migrating"),
-                seen(Resized, true, "dst"),
-                Some("finished"),
-            ),
-            (
-                mv("live-migration", "running"),
-                seen(Active, true, "dst"),
-                Some("completed"),
-            ),
-            (
-                mv("live-migration", "running"),
-                seen(Active, true, "src"),
-                Some("error"),
-            ),
-            (
-                mv("evacuation", "pre-migrating"),
-                seen(Active, true, "dst"),
-                Some("done"),
-            ),
-            (mv("resize", "migrating"), None, Some("error")),
-            (mv("evacuation", "accepted"), None, Some("error")),
-            // Reverts and confirms cut short.
-            (
-                mv("resize", "reverting"),
-                seen(Resized, false, "dst"),
-                Some("finished"),
-            ),
-            (
-                mv("resize", "reverting"),
-                seen(Active, true, "src"),
-                Some("reverted"),
-            ),
-            (
-                mv("migration", "finished"),
-                seen(Active, true, "dst"),
-                Some("confirmed"),
-            ),
-            // Still to be confirmed, an evacuation done, a move over: unchanged.
-            (mv("resize", "finished"), seen(Resized, true, "dst"), None),
-            (mv("evacuation", "done"), seen(Active, true, "dst"), None),
-            (mv("resize", "confirmed"), None, None),
-        ];
-        for (m, i, want) in cases {
-            assert_eq!(settled_status(m, i), want, "{m:?} {i:?}");
-        }
     }
 }

@@ -158,6 +158,19 @@ async fn cut_short_by_a_restart(
     name: &str,
     slow_op: &str,
 ) -> CutShort {
+    cut_short_at(dir, None, action, name, slow_op, None).await
+}
+
+/// [`cut_short_by_a_restart`], with `before` run to its end first, and the
+/// stop coming once the server's task state is `crash_at` (when given).
+async fn cut_short_at(
+    dir: &std::path::Path,
+    before: Option<Value>,
+    action: Value,
+    name: &str,
+    slow_op: &str,
+    crash_at: Option<&str>,
+) -> CutShort {
     let First {
         first,
         base,
@@ -195,6 +208,22 @@ async fn cut_short_by_a_restart(
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert!(active, "the server never became ACTIVE");
+    if let Some(b) = before {
+        let r = post(format!("/servers/{id}/action"), b)
+            .await
+            .expect("action before");
+        assert_eq!(r.status().as_u16(), 202);
+        let mut idle = false;
+        for _ in 0..3000 {
+            let v = get(&base, &tok, &format!("/servers/{id}")).await;
+            if v["server"]["OS-EXT-STS:task_state"].is_null() {
+                idle = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(idle, "the action before never finished");
+    }
     // The action never gets to finish: its driver step takes a minute.
     first
         .app
@@ -226,9 +255,13 @@ async fn cut_short_by_a_restart(
                 &format!("/servers/{id}/os-instance-actions/{req}"),
             )
             .await;
+            let task = get(&base, &tok, &format!("/servers/{id}")).await["server"]
+                ["OS-EXT-STS:task_state"]
+                .clone();
             if one["instanceAction"]["events"]
                 .as_array()
                 .is_some_and(|e| !e.is_empty())
+                && crash_at.is_none_or(|t| task == t)
             {
                 started = true;
                 break;
@@ -236,7 +269,10 @@ async fn cut_short_by_a_restart(
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    assert!(started, "the {name} event never opened");
+    assert!(
+        started,
+        "the {name} event never opened (or {crash_at:?} never came)"
+    );
     first.task.abort();
     drop(first);
 
@@ -332,6 +368,117 @@ async fn a_rebuild_cut_short_by_a_restart_leaves_the_server_in_error() {
         c.events.iter().all(|e| e["result"] == "Error"),
         "{:?}",
         c.events
+    );
+    c.second.task.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The events of the server's `name` action once all are closed (a
+/// retried action closes its event just after its task clears).
+async fn closed_events(c: &CutShort, name: &str) -> Vec<Value> {
+    let acts = get(
+        &c.base2,
+        &c.tok,
+        &format!("/servers/{}/os-instance-actions", c.id),
+    )
+    .await;
+    let req = acts["instanceActions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["action"] == name))
+        .and_then(|x| x["request_id"].as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("{name} action"));
+    let mut events = Vec::new();
+    for _ in 0..3000 {
+        let one = get(
+            &c.base2,
+            &c.tok,
+            &format!("/servers/{}/os-instance-actions/{req}", c.id),
+        )
+        .await;
+        events = one["instanceAction"]["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if events.iter().all(|e| !e["finish_time"].is_null()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(!events.is_empty(), "{name}");
+    events
+}
+
+/// Nova's `_init_instance` retries a stop cut short: the server ends
+/// SHUTOFF and the stop's event is closed as a success.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_cut_short_by_a_restart_is_carried_out() {
+    let dir = std::env::temp_dir().join(format!("rova-restart-{}", uuid::Uuid::new_v4()));
+    let c = cut_short_by_a_restart(&dir, json!({"os-stop": null}), "stop", "stop").await;
+    assert_eq!(c.after["server"]["status"], "SHUTOFF", "{}", c.after);
+    assert_eq!(
+        c.after["server"]["OS-EXT-STS:power_state"], 4,
+        "{}",
+        c.after
+    );
+    let events = closed_events(&c, "stop").await;
+    assert!(
+        events.iter().all(|e| e["result"] == "Success"),
+        "{events:?}"
+    );
+    c.second.task.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Nova's `_retry_reboot`: a hard reboot of a stopped server cut short once
+/// started, its guest still down, is done again; the server ends ACTIVE
+/// and the reboot's event is closed as a success.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_started_reboot_of_a_down_guest_is_retried_after_a_restart() {
+    let dir = std::env::temp_dir().join(format!("rova-restart-{}", uuid::Uuid::new_v4()));
+    let c = cut_short_at(
+        &dir,
+        Some(json!({"os-stop": null})),
+        json!({"reboot": {"type": "HARD"}}),
+        "reboot",
+        "reboot",
+        Some("reboot_started_hard"),
+    )
+    .await;
+    assert_eq!(c.after["server"]["status"], "ACTIVE", "{}", c.after);
+    assert_eq!(
+        c.after["server"]["OS-EXT-STS:power_state"], 1,
+        "{}",
+        c.after
+    );
+    let events = closed_events(&c, "reboot").await;
+    assert!(
+        events.iter().all(|e| e["result"] == "Success"),
+        "{events:?}"
+    );
+    c.second.task.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Nova's `_init_instance` unpauses a server whose unpause was cut short
+/// while its guest is still paused: the server ends ACTIVE.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unpause_cut_short_by_a_restart_is_carried_out() {
+    let dir = std::env::temp_dir().join(format!("rova-restart-{}", uuid::Uuid::new_v4()));
+    let c = cut_short_at(
+        &dir,
+        Some(json!({"pause": null})),
+        json!({"unpause": null}),
+        "unpause",
+        "unpause",
+        None,
+    )
+    .await;
+    assert_eq!(c.after["server"]["status"], "ACTIVE", "{}", c.after);
+    let events = closed_events(&c, "unpause").await;
+    assert!(
+        events.iter().all(|e| e["result"] == "Success"),
+        "{events:?}"
     );
     c.second.task.abort();
     let _ = std::fs::remove_dir_all(&dir);
