@@ -32,6 +32,7 @@
 //! restart table, [`rova_core::restart`]; this module carries it out.
 
 use super::build::{self, NicPlan};
+use super::driver::DriverOp;
 use super::migrate::{update_migration, Migration};
 use super::{actions, actions_run, ops};
 use crate::app::App;
@@ -167,7 +168,7 @@ pub async fn retry_action(app: &App, uuid: &str, request_id: &str, act: RestartA
     };
     let (op, first, then, event, vm, power): (_, _, &[T], _, _, _) = match act {
         RestartAction::RetryStop => (
-            "stop",
+            DriverOp::Stop,
             T::PoweringOff,
             &[],
             "compute_stop_instance",
@@ -175,7 +176,7 @@ pub async fn retry_action(app: &App, uuid: &str, request_id: &str, act: RestartA
             PowerState::Shutdown,
         ),
         RestartAction::RetryStart => (
-            "start",
+            DriverOp::Start,
             T::PoweringOn,
             &[],
             "compute_start_instance",
@@ -183,7 +184,7 @@ pub async fn retry_action(app: &App, uuid: &str, request_id: &str, act: RestartA
             PowerState::Running,
         ),
         RestartAction::RetryUnpause => (
-            "unpause",
+            DriverOp::Unpause,
             T::Unpausing,
             &[],
             "compute_unpause_instance",
@@ -198,7 +199,7 @@ pub async fn retry_action(app: &App, uuid: &str, request_id: &str, act: RestartA
                 (true, _) => (T::RebootPendingHard, &[T::RebootStartedHard]),
             };
             (
-                "reboot",
+                DriverOp::Reboot { hard },
                 first,
                 then,
                 "compute_reboot_instance",
