@@ -65,10 +65,21 @@ fn fake_vnc_guest() -> PathBuf {
 }
 
 /// Points an issued token at a socket (what a real driver fills in).
-fn set_socket(cloud: &TestCloud, token: &str, path: &Path) {
-    let mut tokens = cloud.app.compute.console_tokens.lock();
-    let t = tokens.get_mut(token).expect("token issued");
-    t.socket = Some(path.to_path_buf());
+async fn set_socket(cloud: &TestCloud, token: &str, path: &Path) {
+    cloud
+        .app
+        .compute
+        .console_tokens
+        .update(
+            token,
+            || rova_core::Fault::not_found("token not issued"),
+            |t| {
+                t.socket = Some(path.to_path_buf());
+                Ok(())
+            },
+        )
+        .await
+        .expect("token issued");
 }
 
 type Ws =
@@ -483,7 +494,7 @@ async fn vnc_proxy_bridges_and_tokens_are_single_use() {
     let guest = fake_vnc_guest();
 
     let token = token_of(&console_url(&cloud, &demo, &id, "vnc", "novnc").await);
-    set_socket(&cloud, &token, &guest);
+    set_socket(&cloud, &token, &guest).await;
     let ws_url = format!("ws://{host}/websockify?token={token}");
 
     // A plain GET (no upgrade) with a good token is refused and does not
@@ -533,7 +544,7 @@ async fn vnc_proxy_bridges_and_tokens_are_single_use() {
 
     // A fresh token still works after the first session ended.
     let token2 = token_of(&console_url(&cloud, &demo, &id, "vnc", "novnc").await);
-    set_socket(&cloud, &token2, &guest);
+    set_socket(&cloud, &token2, &guest).await;
     let (mut ws2, _) = connect(&format!("ws://{host}/websockify?token={token2}"))
         .await
         .expect("second session");
@@ -554,7 +565,7 @@ async fn expired_and_misrouted_tokens_are_refused() {
 
     // A serial token on the VNC endpoint: 403, and not used up.
     let stoken = token_of(&console_url(&cloud, &demo, &id, "serial", "serial").await);
-    set_socket(&cloud, &stoken, &guest);
+    set_socket(&cloud, &stoken, &guest).await;
     assert_eq!(
         connect(&format!("ws://{host}/websockify?token={stoken}"))
             .await
@@ -563,7 +574,7 @@ async fn expired_and_misrouted_tokens_are_refused() {
     );
     // A novnc token on the serial endpoint: 403 as well.
     let vtoken = token_of(&console_url(&cloud, &demo, &id, "vnc", "novnc").await);
-    set_socket(&cloud, &vtoken, &guest);
+    set_socket(&cloud, &vtoken, &guest).await;
     assert_eq!(
         connect(&format!("ws://{host}/serial?token={vtoken}"))
             .await
@@ -591,7 +602,7 @@ async fn expired_and_misrouted_tokens_are_refused() {
 
     // A token whose instance was deleted is refused.
     let dtoken = token_of(&console_url(&cloud, &demo, &id, "vnc", "novnc").await);
-    set_socket(&cloud, &dtoken, &guest);
+    set_socket(&cloud, &dtoken, &guest).await;
     let r = cloud
         .compute(
             &demo,
