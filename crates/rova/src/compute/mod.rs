@@ -198,7 +198,7 @@ impl Compute {
             quotas: Table::load("quota", store)?,
             migrations,
             next_migration_id: IdCounter::load(&counters, "migration", max_migration),
-            live: Default::default(),
+            live: live_migration::LiveControls::load(store)?,
             quota_defaults: cfg.quota.clone(),
         })
     }
