@@ -5,7 +5,7 @@
 //! websocket proxy that serves the URLs and consumes the tokens is
 //! `super::console_proxy`. Issued tokens are rows of kind `console_token`
 //! (keyed by the token), so a URL handed out before a restart still works
-//! after it; expired rows are pruned whenever a token is looked up.
+//! after it; expired rows are pruned whenever a token is issued or looked up.
 
 use super::driver::ConsoleKind;
 use super::servers;
@@ -92,6 +92,7 @@ pub async fn create(
     if inst.vm_state != rova_core::states::VmState::Active {
         return Err(Fault::conflict(format!("Instance {id} is not ready")));
     }
+    prune(app).await;
     let token = uuid::Uuid::new_v4().to_string();
     let base = &app.public_url;
     let url = match console_type {
@@ -130,9 +131,19 @@ pub async fn create(
     Ok(url)
 }
 
-/// Looks a token up; expired tokens are gone (their rows are deleted
-/// here, a failed delete only logged: an expired row is never served).
+/// Looks a token up; expired tokens are gone.
 pub async fn lookup(app: &App, token: &str) -> Option<ConsoleToken> {
+    let now = prune(app).await;
+    app.compute
+        .console_tokens
+        .get(token)
+        .filter(|t| t.expires > now)
+        .map(|t| (*t).clone())
+}
+
+/// Deletes the rows of expired tokens (a failed delete is only logged:
+/// an expired row is never served); returns the time it judged by.
+async fn prune(app: &App) -> DateTime<Utc> {
     let now = app.clock.now();
     let tokens = &app.compute.console_tokens;
     for stale in tokens.filter(|t| t.expires <= now) {
@@ -140,10 +151,7 @@ pub async fn lookup(app: &App, token: &str) -> Option<ConsoleToken> {
             tracing::warn!("pruning an expired console token: {}", e.message);
         }
     }
-    tokens
-        .get(token)
-        .filter(|t| t.expires > now)
-        .map(|t| (*t).clone())
+    now
 }
 
 /// Consumes a token (single use): true for the one caller that removed it.

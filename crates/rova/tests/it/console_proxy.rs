@@ -16,7 +16,13 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 /// Asks remote-consoles for a console and returns its URL.
-async fn console_url(cloud: &TestCloud, u: &User, id: &str, protocol: &str, kind: &str) -> String {
+pub(crate) async fn console_url(
+    cloud: &TestCloud,
+    u: &User,
+    id: &str,
+    protocol: &str,
+    kind: &str,
+) -> String {
     let r = cloud
         .post(
             u,
@@ -34,7 +40,7 @@ async fn console_url(cloud: &TestCloud, u: &User, id: &str, protocol: &str, kind
 }
 
 /// The token at the end of a console URL (raw or percent-encoded `=`).
-fn token_of(url: &str) -> String {
+pub(crate) fn token_of(url: &str) -> String {
     let (_, t) = url
         .rsplit_once("token%3D")
         .or_else(|| url.rsplit_once("token="))
@@ -87,7 +93,7 @@ type Ws =
 
 /// Connects with subprotocol "binary"; Ok(ws, chosen protocol) or the
 /// HTTP status of the refusal.
-async fn connect(url: &str) -> Result<(Ws, Option<String>), u16> {
+pub(crate) async fn connect(url: &str) -> Result<(Ws, Option<String>), u16> {
     let mut req = url.into_client_request().expect("request");
     req.headers_mut()
         .insert("sec-websocket-protocol", "binary".parse().expect("header"));
@@ -105,7 +111,7 @@ async fn connect(url: &str) -> Result<(Ws, Option<String>), u16> {
     }
 }
 
-async fn next_binary(ws: &mut Ws) -> Vec<u8> {
+pub(crate) async fn next_binary(ws: &mut Ws) -> Vec<u8> {
     loop {
         let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
             .await

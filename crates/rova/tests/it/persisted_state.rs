@@ -4,62 +4,34 @@
 //! integer id counter (no id is handed out twice).
 
 use crate::common::{self, Resp, TestCloud, User};
-use futures_util::StreamExt;
+use crate::console_proxy::{connect, console_url, next_binary, token_of};
+use crate::sim_api::sim;
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::time::Duration;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-
-/// A call to `/rova/v1/sim/{path}` as `u`.
-async fn sim(c: &TestCloud, u: &User, method: Method, path: &str, body: Option<Value>) -> Resp {
-    let mut req = c
-        .http
-        .request(method, format!("{}/rova/v1/sim/{path}", c.base))
-        .header("X-Auth-Token", &u.token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    Resp::read(req.send().await.expect("sim request answered")).await
-}
 
 /// A noVNC console token for server `id`.
 async fn novnc_token(c: &TestCloud, u: &User, id: &str) -> String {
-    let r = c
-        .post(
-            u,
-            &format!("/servers/{id}/remote-consoles"),
-            Some("2.6"),
-            json!({"remote_console": {"protocol": "vnc", "type": "novnc"}}),
-        )
-        .await;
-    assert_eq!(r.status.as_u16(), 200, "{}", r.text);
-    let url = r.body["remote_console"]["url"].as_str().expect("url");
-    let (_, token) = url.rsplit_once("token%3D").expect("token in url");
-    token.to_string()
+    token_of(&console_url(c, u, id, "vnc", "novnc").await)
 }
 
 /// Opens the console websocket with `token`: the first message the
 /// console sends, or the HTTP status of the refusal.
 async fn console_greeting(c: &TestCloud, token: &str) -> Result<Vec<u8>, u16> {
     let host = c.base.trim_start_matches("http://");
-    let url = format!("ws://{host}/websockify?token={token}");
-    let (mut ws, _) = match tokio_tungstenite::connect_async(url.as_str()).await {
-        Ok(ok) => ok,
-        Err(WsError::Http(resp)) => return Err(resp.status().as_u16()),
-        Err(e) => panic!("websocket connect to {url} failed oddly: {e}"),
-    };
-    loop {
-        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("message in time")
-            .expect("stream open")
-            .expect("message ok");
-        match m {
-            Message::Binary(b) => return Ok(b.to_vec()),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("expected a binary message, got {other:?}"),
-        }
-    }
+    let (mut ws, _) = connect(&format!("ws://{host}/websockify?token={token}")).await?;
+    Ok(next_binary(&mut ws).await)
+}
+
+/// Advances the virtual clock; the answer.
+async fn advance(c: &TestCloud, u: &User, secs: i64) -> Resp {
+    sim(
+        c,
+        u,
+        Method::POST,
+        "clock",
+        Some(json!({"advance_seconds": secs})),
+    )
+    .await
 }
 
 fn server_id(s: &Value) -> String {
@@ -96,14 +68,7 @@ async fn a_console_token_issued_before_a_restart_works_after_it_once() {
 
     // Ten minutes later the other token has expired, also across a
     // restart, and its row is pruned.
-    let r = sim(
-        &cloud,
-        &admin,
-        Method::POST,
-        "clock",
-        Some(json!({"advance_seconds": 601})),
-    )
-    .await;
+    let r = advance(&cloud, &admin, 601).await;
     assert_eq!(r.status.as_u16(), 200, "{}", r.text);
     let cloud = cloud.restart().await;
     assert_eq!(console_greeting(&cloud, &expiring).await.err(), Some(401));
@@ -126,25 +91,11 @@ async fn a_console_token_issued_before_a_restart_works_after_it_once() {
 async fn the_virtual_clock_stays_advanced_after_a_restart() {
     let cloud = common::start().await;
     let admin = cloud.login("admin").await;
-    let r = sim(
-        &cloud,
-        &admin,
-        Method::POST,
-        "clock",
-        Some(json!({"advance_seconds": 86_400})),
-    )
-    .await;
+    let r = advance(&cloud, &admin, 86_400).await;
     assert_eq!(r.status.as_u16(), 200, "{}", r.text);
     assert_eq!(r.body["offset_seconds"], json!(86_400));
     // A refused step changes nothing, on disk either.
-    let r = sim(
-        &cloud,
-        &admin,
-        Method::POST,
-        "clock",
-        Some(json!({"advance_seconds": -5})),
-    )
-    .await;
+    let r = advance(&cloud, &admin, -5).await;
     r.fault(400);
 
     let cloud = cloud.restart().await;
@@ -156,14 +107,7 @@ async fn the_virtual_clock_stays_advanced_after_a_restart() {
         .expect("rfc3339");
     assert!(now.with_timezone(&chrono::Utc) > chrono::Utc::now() + chrono::Duration::hours(23));
     // And it keeps moving forward from there.
-    let r = sim(
-        &cloud,
-        &admin,
-        Method::POST,
-        "clock",
-        Some(json!({"advance_seconds": 60})),
-    )
-    .await;
+    let r = advance(&cloud, &admin, 60).await;
     assert_eq!(r.body["offset_seconds"], json!(86_460), "{}", r.text);
 }
 
