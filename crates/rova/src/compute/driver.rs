@@ -135,6 +135,10 @@ pub struct FakeDriver {
     slow: Mutex<SlowSteps>,
     /// Where faults and slow steps are kept (absent: memory only).
     stored: Option<crate::store::Table<StoredFaults>>,
+    /// Wakes operations held by a slow step when slow steps are cleared
+    /// (they survive a restart, so a restarted service's own operations
+    /// may be held until the operator clears them).
+    released: tokio::sync::Notify,
 }
 
 impl FakeDriver {
@@ -144,6 +148,7 @@ impl FakeDriver {
             faults: Mutex::new(Vec::new()),
             slow: Mutex::new(SlowSteps::new()),
             stored: None,
+            released: tokio::sync::Notify::new(),
         }
     }
 
@@ -216,7 +221,9 @@ impl FakeDriver {
             faults.clear();
             slow.clear();
         })
-        .await
+        .await?;
+        self.released.notify_waiters();
+        Ok(())
     }
 
     /// Makes every `op` take `d` longer (zero removes it).
@@ -240,10 +247,17 @@ impl FakeDriver {
             .collect()
     }
 
+    /// Holds `op` for its slow step, or until slow steps are cleared.
     async fn extra_delay(&self, op: &str) {
+        let released = self.released.notified();
+        tokio::pin!(released);
+        released.as_mut().enable();
         let d = self.slow.lock().get(op).copied();
         if let Some(d) = d {
-            tokio::time::sleep(d).await;
+            tokio::select! {
+                _ = tokio::time::sleep(d) => {}
+                _ = released => {}
+            }
         }
     }
 
