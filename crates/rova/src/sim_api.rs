@@ -3,7 +3,9 @@
 //! tasks at once), inject driver faults ("the next N `spawn`s on host H
 //! fail with message M"), make an operation slow, and change the
 //! simulated step latency. Hosts are marked dead with Nova's own
-//! `os-services` force-down API.
+//! `os-services` force-down API. The clock offset, faults (with their
+//! remaining counts) and slow steps are stored, so they survive a restart
+//! until fired or cleared; the step latency is configuration.
 //!
 //! Routes:
 //! - `GET  /rova/v1/sim/clock` → `{"now", "offset_seconds"}`
