@@ -35,7 +35,7 @@ impl App {
             images: Images::load(&store, &cfg.data_dir)?,
             networks: Networks::load(&store)?,
             compute: Compute::load(&store, &cfg)?,
-            clock: Clock::new(),
+            clock: Clock::load(&store)?,
             public_url,
             store,
             cfg,

@@ -1,9 +1,22 @@
 //! The injected clock. Every "now" in Rova comes from here so that the
 //! simulated mode can advance time on demand (reclaim intervals, shelve
-//! offload, resize auto-confirm) without waiting.
+//! offload, resize auto-confirm) without waiting. The offset is a row of
+//! kind `clock_offset` (see [`Clock::load`]), so a restart keeps it.
 
+use crate::store::{Store, Table};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use parking_lot::Mutex;
+use rova_core::Fault;
+use std::sync::Arc;
+
+/// The stored offset (one row, id [`OFFSET_ROW`]).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+pub struct StoredOffset {
+    pub offset_ms: i64,
+}
+
+/// The id of the one `clock_offset` row.
+const OFFSET_ROW: &str = "virtual";
 
 /// The most one advance may move the clock: ten years of seconds.
 pub const MAX_ADVANCE_SECONDS: i64 = 10 * 366 * 86_400;
@@ -21,13 +34,39 @@ pub fn latest() -> DateTime<Utc> {
 #[derive(Default)]
 pub struct Clock {
     offset: Mutex<Duration>,
+    /// Where the offset is kept (absent for a clock only tests use).
+    stored: Option<Table<StoredOffset>>,
 }
 
 impl Clock {
     pub fn new() -> Self {
-        Clock {
-            offset: Mutex::new(Duration::zero()),
-        }
+        Clock::default()
+    }
+    /// The clock with the offset stored in `store` (zero when none is).
+    pub fn load(store: &Arc<Store>) -> Result<Self, String> {
+        let stored: Table<StoredOffset> = Table::load("clock_offset", store)?;
+        let ms = stored.get(OFFSET_ROW).map(|o| o.offset_ms).unwrap_or(0);
+        Ok(Clock {
+            offset: Mutex::new(Duration::milliseconds(ms.max(0))),
+            stored: Some(stored),
+        })
+    }
+    /// [`Clock::try_advance_seconds`], the new offset durable before this
+    /// returns. A refused step is a 400 and changes nothing.
+    pub async fn advance_seconds_stored(&self, secs: i64) -> Result<(), Fault> {
+        let Some(stored) = &self.stored else {
+            return self.try_advance_seconds(secs).map_err(Fault::bad_request);
+        };
+        // The row lock is held while the offset moves and the write is
+        // queued, so concurrent advances reach the disk in order.
+        stored
+            .upsert(OFFSET_ROW, StoredOffset::default, |row| {
+                self.try_advance_seconds(secs).map_err(Fault::bad_request)?;
+                row.offset_ms = self.offset().num_milliseconds();
+                Ok(())
+            })
+            .await
+            .map(drop)
     }
     pub fn now(&self) -> DateTime<Utc> {
         Utc::now() + *self.offset.lock()

@@ -3,7 +3,9 @@
 //! tasks at once), inject driver faults ("the next N `spawn`s on host H
 //! fail with message M"), make an operation slow, and change the
 //! simulated step latency. Hosts are marked dead with Nova's own
-//! `os-services` force-down API.
+//! `os-services` force-down API. The clock offset, faults (with their
+//! remaining counts) and slow steps are stored, so they survive a restart
+//! until fired or cleared; the step latency is configuration.
 //!
 //! Routes:
 //! - `GET  /rova/v1/sim/clock` → `{"now", "offset_seconds"}`
@@ -100,9 +102,7 @@ async fn clock_advance(
                 "'advance_seconds' must be an integer from 0 to {max} (ten years)"
             ))
         })?;
-    app.clock
-        .try_advance_seconds(secs)
-        .map_err(Fault::bad_request)?;
+    app.clock.advance_seconds_stored(secs).await?;
     let done = crate::compute::periodic::run_once(&app).await;
     let mut b = clock_body(&app);
     b["tasks_run"] = json!(done.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>());
@@ -159,13 +159,14 @@ async fn fault_add(
         count,
         message,
         host,
-    });
+    })
+    .await?;
     Ok(empty(StatusCode::CREATED))
 }
 
 async fn faults_clear(State(app): State<Arc<App>>, headers: HeaderMap) -> ApiResult<Response> {
     admin(&app, &headers)?;
-    fake(&app)?.clear();
+    fake(&app)?.clear().await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -183,7 +184,7 @@ async fn slow_set(
         .filter(|s| !s.is_empty())
         .ok_or_else(|| Fault::bad_request("'operation' is required"))?;
     let ms = delay_ms(&v, "delay_ms")?;
-    f.set_slow(op, std::time::Duration::from_millis(ms));
+    f.set_slow(op, std::time::Duration::from_millis(ms)).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 

@@ -302,6 +302,18 @@ where
         Ok(arc)
     }
 
+    /// Inserts or replaces a row and queues its write without waiting for
+    /// the commit: the one writer commits it no later than any write queued
+    /// after it. For a counter, whose new value must be on disk before any
+    /// row that uses the value it handed out.
+    pub fn put_queued(&self, id: &str, value: T) -> Result<(), Fault> {
+        let mut rows = self.rows.write();
+        let op = self.put_op(id, &value)?;
+        rows.insert(id.to_string(), Arc::new(value));
+        drop(self.store.enqueue(op));
+        Ok(())
+    }
+
     /// Inserts a row only if the id is free (else `Err(existing)` as 409).
     pub async fn insert_new(&self, id: &str, value: T, conflict: Fault) -> Result<Arc<T>, Fault> {
         let arc = Arc::new(value);

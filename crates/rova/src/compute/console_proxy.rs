@@ -202,7 +202,7 @@ async fn open(
             "A console token is required (?token=...).".to_string(),
         )
     })?;
-    let issued = consoles::lookup(app, &token).ok_or_else(invalid)?;
+    let issued = consoles::lookup(app, &token).await.ok_or_else(invalid)?;
     if consoles::console_kind(&issued.console_type) != Some(kind) {
         return Err((
             StatusCode::FORBIDDEN,
@@ -257,8 +257,10 @@ async fn open(
         Target::SimulatedVnc => None,
     };
     // Single use: whoever removes the token owns the session.
-    if app.compute.console_tokens.lock().remove(&token).is_none() {
-        return Err(invalid());
+    match consoles::consume(app, &token).await {
+        Ok(true) => {}
+        Ok(false) => return Err(invalid()),
+        Err(f) => return Err((StatusCode::INTERNAL_SERVER_ERROR, f.message)),
     }
     tracing::info!(instance = %inst.uuid, console = %issued.console_type, "console connected");
     let uuid = inst.uuid.clone();

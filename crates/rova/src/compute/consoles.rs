@@ -3,7 +3,9 @@
 //! ten minutes and are readable by admins through
 //! `os-console-auth-tokens`, as Nova's console auth tokens are. The
 //! websocket proxy that serves the URLs and consumes the tokens is
-//! `super::console_proxy`.
+//! `super::console_proxy`. Issued tokens are rows of kind `console_token`
+//! (keyed by the token), so a URL handed out before a restart still works
+//! after it; expired rows are pruned whenever a token is issued or looked up.
 
 use super::driver::ConsoleKind;
 use super::servers;
@@ -15,8 +17,10 @@ use rova_core::Fault;
 use std::path::PathBuf;
 
 /// An issued console token.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ConsoleToken {
+    /// The token itself (the row's key).
+    pub token: String,
     pub instance_uuid: String,
     pub console_type: String,
     pub host: String,
@@ -71,7 +75,7 @@ pub fn check_protocol(ctx: &Ctx, protocol: &str, console_type: &str) -> Result<(
 }
 
 /// Issues a token and returns the console URL.
-pub fn create(
+pub async fn create(
     app: &App,
     ctx: &Ctx,
     id: &str,
@@ -88,6 +92,7 @@ pub fn create(
     if inst.vm_state != rova_core::states::VmState::Active {
         return Err(Fault::conflict(format!("Instance {id} is not ready")));
     }
+    prune(app).await;
     let token = uuid::Uuid::new_v4().to_string();
     let base = &app.public_url;
     let url = match console_type {
@@ -107,25 +112,49 @@ pub fn create(
     };
     let socket =
         console_kind(console_type).and_then(|kind| app.compute.driver.console_socket(&inst, kind));
-    app.compute.console_tokens.lock().insert(
-        token,
-        ConsoleToken {
-            instance_uuid: inst.uuid.clone(),
-            console_type: console_type.to_string(),
-            host: "127.0.0.1".into(),
-            port,
-            internal_access_path: None,
-            expires: app.clock.now() + Duration::minutes(10),
-            socket,
-        },
-    );
+    app.compute
+        .console_tokens
+        .put(
+            &token,
+            ConsoleToken {
+                token: token.clone(),
+                instance_uuid: inst.uuid.clone(),
+                console_type: console_type.to_string(),
+                host: "127.0.0.1".into(),
+                port,
+                internal_access_path: None,
+                expires: app.clock.now() + Duration::minutes(10),
+                socket,
+            },
+        )
+        .await?;
     Ok(url)
 }
 
-/// Looks a token up (admin API); expired tokens are gone.
-pub fn lookup(app: &App, token: &str) -> Option<ConsoleToken> {
+/// Looks a token up; expired tokens are gone.
+pub async fn lookup(app: &App, token: &str) -> Option<ConsoleToken> {
+    let now = prune(app).await;
+    app.compute
+        .console_tokens
+        .get(token)
+        .filter(|t| t.expires > now)
+        .map(|t| (*t).clone())
+}
+
+/// Deletes the rows of expired tokens (a failed delete is only logged:
+/// an expired row is never served); returns the time it judged by.
+async fn prune(app: &App) -> DateTime<Utc> {
     let now = app.clock.now();
-    let mut tokens = app.compute.console_tokens.lock();
-    tokens.retain(|_, t| t.expires > now);
-    tokens.get(token).cloned()
+    let tokens = &app.compute.console_tokens;
+    for stale in tokens.filter(|t| t.expires <= now) {
+        if let Err(e) = tokens.remove(&stale.token).await {
+            tracing::warn!("pruning an expired console token: {}", e.message);
+        }
+    }
+    now
+}
+
+/// Consumes a token (single use): true for the one caller that removed it.
+pub async fn consume(app: &App, token: &str) -> Result<bool, Fault> {
+    Ok(app.compute.console_tokens.remove(token).await?.is_some())
 }

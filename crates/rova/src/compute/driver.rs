@@ -337,14 +337,34 @@ pub struct InjectedFault {
     pub host: Option<String>,
 }
 
+/// The simulated driver's pending faults and slow steps as stored: one
+/// row (id [`SIM_FAULTS_ROW`]) of kind `sim_faults`, so they survive a
+/// restart until fired or cleared.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct StoredFaults {
+    pub faults: Vec<InjectedFault>,
+    /// Extra delay in milliseconds per operation name.
+    pub slow_ms: std::collections::BTreeMap<String, u64>,
+}
+
+const SIM_FAULTS_ROW: &str = "fake";
+
+type SlowSteps = std::collections::HashMap<String, Duration>;
+
 /// The simulated driver.
 pub struct FakeDriver {
     latency: Mutex<Duration>,
     faults: Mutex<Vec<InjectedFault>>,
     /// Extra delay per operation name ("make a step slow").
-    slow: Mutex<std::collections::HashMap<String, Duration>>,
+    slow: Mutex<SlowSteps>,
     /// Operations this simulated hypervisor declares it cannot do.
     unsupported: Mutex<std::collections::HashSet<DriverOpKind>>,
+    /// Where faults and slow steps are kept (absent: memory only).
+    stored: Option<crate::store::Table<StoredFaults>>,
+    /// Wakes operations held by a slow step when slow steps are cleared
+    /// (they survive a restart, so a restarted service's own operations
+    /// may be held until the operator clears them).
+    released: tokio::sync::Notify,
 }
 
 impl FakeDriver {
@@ -352,8 +372,10 @@ impl FakeDriver {
         FakeDriver {
             latency: Mutex::new(Duration::from_millis(latency_ms)),
             faults: Mutex::new(Vec::new()),
-            slow: Mutex::new(std::collections::HashMap::new()),
+            slow: Mutex::new(SlowSteps::new()),
             unsupported: Mutex::new(std::collections::HashSet::new()),
+            stored: None,
+            released: tokio::sync::Notify::new(),
         }
     }
 
@@ -367,12 +389,62 @@ impl FakeDriver {
         }
     }
 
+    /// The driver with the faults and slow steps kept in `store`.
+    pub fn load(
+        latency_ms: u64,
+        store: &std::sync::Arc<crate::store::Store>,
+    ) -> Result<Self, String> {
+        let stored: crate::store::Table<StoredFaults> =
+            crate::store::Table::load("sim_faults", store)?;
+        let row = stored
+            .get(SIM_FAULTS_ROW)
+            .map(|r| (*r).clone())
+            .unwrap_or_default();
+        let d = FakeDriver::new(latency_ms);
+        *d.faults.lock() = row.faults;
+        *d.slow.lock() = row
+            .slow_ms
+            .into_iter()
+            .map(|(op, ms)| (op, Duration::from_millis(ms)))
+            .collect();
+        Ok(FakeDriver {
+            stored: Some(stored),
+            ..d
+        })
+    }
+
+    /// Changes the faults and slow steps; with a store, the new state is
+    /// durable before this returns (the row lock is held while memory
+    /// changes and the write is queued, so writes reach the disk in order).
+    async fn change<R>(
+        &self,
+        f: impl FnOnce(&mut Vec<InjectedFault>, &mut SlowSteps) -> R,
+    ) -> Result<R, rova_core::Fault> {
+        let Some(stored) = &self.stored else {
+            return Ok(f(&mut self.faults.lock(), &mut self.slow.lock()));
+        };
+        stored
+            .upsert(SIM_FAULTS_ROW, StoredFaults::default, |row| {
+                let mut faults = self.faults.lock();
+                let mut slow = self.slow.lock();
+                let r = f(&mut faults, &mut slow);
+                row.faults = faults.clone();
+                row.slow_ms = slow
+                    .iter()
+                    .map(|(op, d)| (op.clone(), d.as_millis() as u64))
+                    .collect();
+                Ok(r)
+            })
+            .await
+            .map(|(_, r)| r)
+    }
+
     pub fn set_latency(&self, d: Duration) {
         *self.latency.lock() = d;
     }
 
-    pub fn inject(&self, f: InjectedFault) {
-        self.faults.lock().push(f);
+    pub async fn inject(&self, f: InjectedFault) -> Result<(), rova_core::Fault> {
+        self.change(|faults, _| faults.push(f)).await
     }
 
     /// Faults still pending.
@@ -381,19 +453,26 @@ impl FakeDriver {
     }
 
     /// Forgets every injected fault and slow step.
-    pub fn clear(&self) {
-        self.faults.lock().clear();
-        self.slow.lock().clear();
+    pub async fn clear(&self) -> Result<(), rova_core::Fault> {
+        self.change(|faults, slow| {
+            faults.clear();
+            slow.clear();
+        })
+        .await?;
+        self.released.notify_waiters();
+        Ok(())
     }
 
     /// Makes every `op` take `d` longer (zero removes it).
-    pub fn set_slow(&self, op: &str, d: Duration) {
-        let mut s = self.slow.lock();
-        if d.is_zero() {
-            s.remove(op);
-        } else {
-            s.insert(op.to_string(), d);
-        }
+    pub async fn set_slow(&self, op: &str, d: Duration) -> Result<(), rova_core::Fault> {
+        self.change(|_, s| {
+            if d.is_zero() {
+                s.remove(op);
+            } else {
+                s.insert(op.to_string(), d);
+            }
+        })
+        .await
     }
 
     /// Slow steps in force.
@@ -405,24 +484,46 @@ impl FakeDriver {
             .collect()
     }
 
+    /// Holds `op` for its slow step, or until slow steps are cleared.
     async fn extra_delay(&self, op: &str) {
+        let released = self.released.notified();
+        tokio::pin!(released);
+        released.as_mut().enable();
         let d = self.slow.lock().get(op).copied();
         if let Some(d) = d {
-            tokio::time::sleep(d).await;
+            tokio::select! {
+                _ = tokio::time::sleep(d) => {}
+                _ = released => {}
+            }
         }
     }
 
-    fn take_fault(&self, op: &str, host: Option<&str>) -> Option<String> {
-        let mut faults = self.faults.lock();
-        let pos = faults.iter().position(|f| {
+    /// Fires the first pending fault for `op` on `host`, if any: its count
+    /// goes down (durably) and its message is returned. A failed write is
+    /// logged; the fault still fires.
+    async fn take_fault(&self, op: &str, host: Option<&str>) -> Option<String> {
+        let matches = |f: &InjectedFault| {
             f.op == op && f.count > 0 && (f.host.is_none() || f.host.as_deref() == host)
-        })?;
-        faults[pos].count -= 1;
-        let msg = faults[pos].message.clone();
-        if faults[pos].count == 0 {
-            faults.remove(pos);
+        };
+        if !self.faults.lock().iter().any(matches) {
+            return None;
         }
-        Some(msg)
+        let fired = self.change(|faults, _| {
+            let pos = faults.iter().position(matches)?;
+            faults[pos].count -= 1;
+            let msg = faults[pos].message.clone();
+            if faults[pos].count == 0 {
+                faults.remove(pos);
+            }
+            Some(msg)
+        });
+        match fired.await {
+            Ok(msg) => msg,
+            Err(e) => {
+                tracing::warn!("recording a fired fault: {}", e.message);
+                Some(format!("Injected fault in {op}"))
+            }
+        }
     }
 
     fn run<'a>(
@@ -443,7 +544,7 @@ impl FakeDriver {
     async fn injected(&self, op: DriverOpKind, host: Option<&str>) -> Result<(), DriverFault> {
         let name = op.name();
         self.extra_delay(name).await;
-        match self.take_fault(name, host) {
+        match self.take_fault(name, host).await {
             Some(message) => Err(DriverFault {
                 code: 500,
                 details: format!("injected fault in fake driver {name}"),
@@ -571,7 +672,9 @@ mod tests {
             count: 1,
             message: "boom".into(),
             host: None,
-        });
+        })
+        .await
+        .expect("inject");
         let hard = DriverOp::Reboot { hard: true }.kind();
         assert!(d.injected(DriverOpKind::Pause, host).await.is_ok());
         let f = d.injected(hard, host).await.expect_err("fault fires");
@@ -583,7 +686,9 @@ mod tests {
             count: 1,
             message: "disk full".into(),
             host: Some("rova-sim-2".into()),
-        });
+        })
+        .await
+        .expect("inject");
         assert!(d.run(DriverOpKind::Spawn, host).await.is_ok(), "other host");
         assert!(d
             .run(DriverOpKind::Spawn, Some("rova-sim-2"))

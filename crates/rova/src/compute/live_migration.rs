@@ -10,6 +10,12 @@
 //! before the API answers (no valid host is a 400); from 2.34 the checks
 //! run after the 202 and a failure only shows in the migration (`error`)
 //! and an instance fault.
+//!
+//! An abort or `force_complete` request is a row of kind
+//! `live_migration_control` (keyed by migration id), written before the API
+//! answers, so no request lives only in memory. A restart ends every live
+//! migration in flight (`settle` marks it `error`); the rows of migrations no
+//! longer in progress are pruned when the next request is recorded.
 
 use super::actions;
 use super::actions_run::{begin, subject};
@@ -21,37 +27,75 @@ use super::migrate::{
 use super::servers;
 use crate::app::App;
 use crate::http::Ctx;
-use parking_lot::Mutex;
+use crate::store::{Store, Table};
 use rova_core::admission::{admit, Action};
 use rova_core::model::Instance;
 use rova_core::states::{TaskState as T, VmState};
 use rova_core::Fault;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// How many driver steps the memory copy takes while `running`.
 pub const COPY_STEPS: i64 = 20;
 
 /// Requests sent to a running live migration.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LiveControl {
+    /// The migration (the row's key).
+    #[serde(default)]
+    pub migration_id: i64,
     pub force_complete: bool,
     pub abort: bool,
 }
 
-/// Controls of the live migrations in flight, by migration id.
-#[derive(Default)]
-pub struct LiveControls(Mutex<HashMap<i64, LiveControl>>);
+/// Controls of the live migrations in flight, by migration id (stored).
+pub struct LiveControls(Table<LiveControl>);
 
 impl LiveControls {
-    fn get(&self, id: i64) -> LiveControl {
-        self.0.lock().get(&id).copied().unwrap_or_default()
+    pub fn load(store: &Arc<Store>) -> Result<Self, String> {
+        Ok(LiveControls(Table::load("live_migration_control", store)?))
     }
-    fn set(&self, id: i64, f: impl FnOnce(&mut LiveControl)) {
-        f(self.0.lock().entry(id).or_default());
+    /// The requests recorded for migration `id`.
+    pub fn get(&self, id: i64) -> LiveControl {
+        self.0.get(&id.to_string()).map(|c| *c).unwrap_or_default()
     }
-    fn forget(&self, id: i64) {
-        self.0.lock().remove(&id);
+    /// Records a request durably; first drops the rows of migrations that
+    /// are no longer in progress (left by a restart).
+    async fn set(&self, app: &App, id: i64, f: impl FnOnce(&mut LiveControl)) -> Result<(), Fault> {
+        for key in self.stale(app) {
+            self.0.remove(&key).await?;
+        }
+        self.0
+            .upsert(&id.to_string(), LiveControl::default, |c| {
+                c.migration_id = id;
+                f(c);
+                Ok(())
+            })
+            .await
+            .map(drop)
+    }
+    /// Ids of rows whose migration is gone or no longer in progress.
+    fn stale(&self, app: &App) -> Vec<String> {
+        let live: std::collections::HashSet<i64> = app
+            .compute
+            .migrations
+            .filter(|m| LIVE_IN_PROGRESS.contains(&m.status.as_str()))
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        self.0
+            .filter(|c| !live.contains(&c.migration_id))
+            .iter()
+            .map(|c| c.migration_id.to_string())
+            .collect()
+    }
+    async fn forget(&self, id: i64) {
+        if let Err(e) = self.0.remove(&id.to_string()).await {
+            tracing::warn!(
+                migration = id,
+                "forgetting live-migration requests: {}",
+                e.message
+            );
+        }
     }
 }
 
@@ -170,7 +214,7 @@ async fn cancel(app: &App, id: &str, mig: &Migration) {
     unclaim_move(app, id, &mig.uuid);
     update_migration(app, mig.id, |m| m.status = "cancelled".into()).await;
     reset_task(app, id).await;
-    app.compute.live.forget(mig.id);
+    app.compute.live.forget(mig.id).await;
 }
 
 async fn run(
@@ -328,7 +372,7 @@ async fn run(
         }
     })
     .await;
-    app.compute.live.forget(mig.id);
+    app.compute.live.forget(mig.id).await;
     actions::event_finish(app, id, req, "compute_live_migration", None).await;
 }
 
@@ -342,7 +386,7 @@ async fn end_failed(app: &App, id: &str, req: &str, mig: &Migration, why: (&str,
     update_migration(app, mig.id, |m| m.status = "error".into()).await;
     unclaim_move(app, id, &mig.uuid);
     reset_task(app, id).await;
-    app.compute.live.forget(mig.id);
+    app.compute.live.forget(mig.id).await;
     actions::event_finish(app, id, req, "compute_live_migration", Some(why)).await;
 }
 
@@ -385,7 +429,10 @@ pub async fn force_complete(app: &App, ctx: &Ctx, id: &str, mid: &str) -> Result
         )));
     }
     actions::record(app, ctx, id, "live_migration_force_complete", None).await?;
-    app.compute.live.set(m.id, |c| c.force_complete = true);
+    app.compute
+        .live
+        .set(app, m.id, |c| c.force_complete = true)
+        .await?;
     Ok(())
 }
 
@@ -416,7 +463,7 @@ pub async fn abort(app: &App, ctx: &Ctx, id: &str, mid: &str) -> Result<(), Faul
         )));
     }
     actions::record(app, ctx, id, "live_migration_cancel", None).await?;
-    app.compute.live.set(m.id, |c| c.abort = true);
+    app.compute.live.set(app, m.id, |c| c.abort = true).await?;
     Ok(())
 }
 

@@ -33,7 +33,6 @@ use rova_core::model::Instance;
 use rova_core::states::VmState;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 /// A flavor (Nova's `flavors` table).
@@ -125,7 +124,7 @@ pub struct Compute {
     pub flavors: Table<Flavor>,
     pub keypairs: Table<Keypair>,
     pub actions: Table<ActionLog>,
-    next_id: AtomicI64,
+    next_id: IdCounter,
     /// Resources held per project (instances, cores, ram), reserved
     /// atomically at create so that concurrent requests cannot overshoot.
     usage: Mutex<HashMap<String, Usage>>,
@@ -135,14 +134,14 @@ pub struct Compute {
     /// The same driver when it is the QEMU one.
     pub qemu: Option<Arc<crate::virt::qemu::QemuDriver>>,
     /// Console tokens handed out by remote-consoles.
-    pub console_tokens: Mutex<HashMap<String, consoles::ConsoleToken>>,
+    pub console_tokens: Table<consoles::ConsoleToken>,
     /// The simulated compute hosts, their services and resource claims.
     pub fleet: fleet::Fleet,
     pub server_groups: Table<server_groups::ServerGroup>,
     /// Per-project quota overrides (see [`Compute::effective_quota`]).
     pub quotas: Table<quotas::ProjectQuota>,
     pub migrations: Table<migrate::Migration>,
-    next_migration_id: AtomicI64,
+    next_migration_id: IdCounter,
     /// Requests to running live migrations.
     pub live: live_migration::LiveControls,
     quota_defaults: crate::config::QuotaDefaults,
@@ -151,7 +150,16 @@ pub struct Compute {
 impl Compute {
     pub fn load(store: &Arc<Store>, cfg: &Config) -> Result<Self, String> {
         let instances: Table<Instance> = Table::load("instance", store)?;
-        let max_id = instances.all().iter().map(|i| i.id).max().unwrap_or(0);
+        let counters = Arc::new(Table::<StoredCounter>::load("id_counter", store)?);
+        let keypairs: Table<Keypair> = Table::load("keypair", store)?;
+        // Instance and keypair ids come from one counter.
+        let max_id = instances
+            .all()
+            .iter()
+            .map(|i| i.id)
+            .chain(keypairs.all().iter().map(|k| k.id))
+            .max()
+            .unwrap_or(0);
         let mut usage: HashMap<String, Usage> = HashMap::new();
         for i in instances.all() {
             if counts_for_quota(&i) {
@@ -160,7 +168,7 @@ impl Compute {
         }
         let (driver, fake, qemu): (Arc<dyn driver::Driver>, _, _) = match cfg.driver {
             crate::config::DriverKind::Fake => {
-                let fake = Arc::new(driver::FakeDriver::new(cfg.sim_latency_ms));
+                let fake = Arc::new(driver::FakeDriver::load(cfg.sim_latency_ms, store)?);
                 (fake.clone(), Some(fake), None)
             }
             crate::config::DriverKind::Qemu => {
@@ -177,20 +185,20 @@ impl Compute {
         Ok(Compute {
             instances,
             flavors: Table::load("flavor", store)?,
-            keypairs: Table::load("keypair", store)?,
+            keypairs,
             actions: Table::load("instance_action", store)?,
-            next_id: AtomicI64::new(max_id + 1),
+            next_id: IdCounter::load(&counters, "instance", max_id),
             usage: Mutex::new(usage),
             driver,
             fake,
             qemu,
-            console_tokens: Mutex::new(HashMap::new()),
+            console_tokens: Table::load("console_token", store)?,
             fleet,
             server_groups: Table::load("server_group", store)?,
             quotas: Table::load("quota", store)?,
             migrations,
-            next_migration_id: AtomicI64::new(max_migration + 1),
-            live: Default::default(),
+            next_migration_id: IdCounter::load(&counters, "migration", max_migration),
+            live: live_migration::LiveControls::load(store)?,
             quota_defaults: cfg.quota.clone(),
         })
     }
@@ -274,7 +282,7 @@ impl Compute {
 
     /// Allocates the next migration id.
     pub fn next_migration_id(&self) -> i64 {
-        self.next_migration_id.fetch_add(1, Ordering::SeqCst)
+        self.next_migration_id.take()
     }
 
     /// Changes one instance atomically (compare-and-swap under the table
@@ -308,7 +316,48 @@ impl Compute {
 
     /// Allocates the next internal instance id.
     pub fn next_instance_id(&self) -> i64 {
-        self.next_id.fetch_add(1, Ordering::SeqCst)
+        self.next_id.take()
+    }
+}
+
+/// A stored id counter: the next id it hands out.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct StoredCounter {
+    pub next: i64,
+}
+
+/// Hands out integer ids that are never reused, even after the row holding
+/// the highest one is deleted and the service restarts: the next value is a
+/// row of kind `id_counter`, queued for the disk before the id is returned
+/// (so it commits no later than any row that uses the id).
+struct IdCounter {
+    name: &'static str,
+    next: Mutex<i64>,
+    stored: Arc<Table<StoredCounter>>,
+}
+
+impl IdCounter {
+    /// Starts past both the stored counter and the highest id in use.
+    fn load(stored: &Arc<Table<StoredCounter>>, name: &'static str, max_in_use: i64) -> Self {
+        let next = stored.get(name).map_or(1, |c| c.next).max(max_in_use + 1);
+        IdCounter {
+            name,
+            next: Mutex::new(next),
+            stored: stored.clone(),
+        }
+    }
+
+    fn take(&self) -> i64 {
+        let mut next = self.next.lock();
+        let id = *next;
+        *next += 1;
+        if let Err(e) = self
+            .stored
+            .put_queued(self.name, StoredCounter { next: *next })
+        {
+            tracing::warn!(counter = self.name, "storing the id counter: {}", e.message);
+        }
+        id
     }
 }
 

@@ -168,7 +168,7 @@ pub async fn run(
                 }
                 None => return Err(super::consoles::rdp_removed()),
             }
-            let url = super::consoles::create(app, ctx, id, protocol, &console_type)?;
+            let url = super::consoles::create(app, ctx, id, protocol, &console_type).await?;
             Ok(json_status(
                 StatusCode::OK,
                 json!({"console": {"type": console_type, "url": url}}),

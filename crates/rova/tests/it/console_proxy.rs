@@ -16,7 +16,13 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 /// Asks remote-consoles for a console and returns its URL.
-async fn console_url(cloud: &TestCloud, u: &User, id: &str, protocol: &str, kind: &str) -> String {
+pub(crate) async fn console_url(
+    cloud: &TestCloud,
+    u: &User,
+    id: &str,
+    protocol: &str,
+    kind: &str,
+) -> String {
     let r = cloud
         .post(
             u,
@@ -34,7 +40,7 @@ async fn console_url(cloud: &TestCloud, u: &User, id: &str, protocol: &str, kind
 }
 
 /// The token at the end of a console URL (raw or percent-encoded `=`).
-fn token_of(url: &str) -> String {
+pub(crate) fn token_of(url: &str) -> String {
     let (_, t) = url
         .rsplit_once("token%3D")
         .or_else(|| url.rsplit_once("token="))
@@ -65,10 +71,21 @@ fn fake_vnc_guest() -> PathBuf {
 }
 
 /// Points an issued token at a socket (what a real driver fills in).
-fn set_socket(cloud: &TestCloud, token: &str, path: &Path) {
-    let mut tokens = cloud.app.compute.console_tokens.lock();
-    let t = tokens.get_mut(token).expect("token issued");
-    t.socket = Some(path.to_path_buf());
+async fn set_socket(cloud: &TestCloud, token: &str, path: &Path) {
+    cloud
+        .app
+        .compute
+        .console_tokens
+        .update(
+            token,
+            || rova_core::Fault::not_found("token not issued"),
+            |t| {
+                t.socket = Some(path.to_path_buf());
+                Ok(())
+            },
+        )
+        .await
+        .expect("token issued");
 }
 
 type Ws =
@@ -76,7 +93,7 @@ type Ws =
 
 /// Connects with subprotocol "binary"; Ok(ws, chosen protocol) or the
 /// HTTP status of the refusal.
-async fn connect(url: &str) -> Result<(Ws, Option<String>), u16> {
+pub(crate) async fn connect(url: &str) -> Result<(Ws, Option<String>), u16> {
     let mut req = url.into_client_request().expect("request");
     req.headers_mut()
         .insert("sec-websocket-protocol", "binary".parse().expect("header"));
@@ -94,7 +111,7 @@ async fn connect(url: &str) -> Result<(Ws, Option<String>), u16> {
     }
 }
 
-async fn next_binary(ws: &mut Ws) -> Vec<u8> {
+pub(crate) async fn next_binary(ws: &mut Ws) -> Vec<u8> {
     loop {
         let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
             .await
@@ -483,7 +500,7 @@ async fn vnc_proxy_bridges_and_tokens_are_single_use() {
     let guest = fake_vnc_guest();
 
     let token = token_of(&console_url(&cloud, &demo, &id, "vnc", "novnc").await);
-    set_socket(&cloud, &token, &guest);
+    set_socket(&cloud, &token, &guest).await;
     let ws_url = format!("ws://{host}/websockify?token={token}");
 
     // A plain GET (no upgrade) with a good token is refused and does not
@@ -533,7 +550,7 @@ async fn vnc_proxy_bridges_and_tokens_are_single_use() {
 
     // A fresh token still works after the first session ended.
     let token2 = token_of(&console_url(&cloud, &demo, &id, "vnc", "novnc").await);
-    set_socket(&cloud, &token2, &guest);
+    set_socket(&cloud, &token2, &guest).await;
     let (mut ws2, _) = connect(&format!("ws://{host}/websockify?token={token2}"))
         .await
         .expect("second session");
@@ -554,7 +571,7 @@ async fn expired_and_misrouted_tokens_are_refused() {
 
     // A serial token on the VNC endpoint: 403, and not used up.
     let stoken = token_of(&console_url(&cloud, &demo, &id, "serial", "serial").await);
-    set_socket(&cloud, &stoken, &guest);
+    set_socket(&cloud, &stoken, &guest).await;
     assert_eq!(
         connect(&format!("ws://{host}/websockify?token={stoken}"))
             .await
@@ -563,7 +580,7 @@ async fn expired_and_misrouted_tokens_are_refused() {
     );
     // A novnc token on the serial endpoint: 403 as well.
     let vtoken = token_of(&console_url(&cloud, &demo, &id, "vnc", "novnc").await);
-    set_socket(&cloud, &vtoken, &guest);
+    set_socket(&cloud, &vtoken, &guest).await;
     assert_eq!(
         connect(&format!("ws://{host}/serial?token={vtoken}"))
             .await
@@ -591,7 +608,7 @@ async fn expired_and_misrouted_tokens_are_refused() {
 
     // A token whose instance was deleted is refused.
     let dtoken = token_of(&console_url(&cloud, &demo, &id, "vnc", "novnc").await);
-    set_socket(&cloud, &dtoken, &guest);
+    set_socket(&cloud, &dtoken, &guest).await;
     let r = cloud
         .compute(
             &demo,

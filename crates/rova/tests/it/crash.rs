@@ -94,6 +94,14 @@ async fn start(dir: &Path, extra: &[&str]) -> Rova {
             .expect("passwords json");
     let admin = login(&http, &base, "admin", &pw["admin"]).await;
     let demo = login(&http, &base, "demo", &pw["demo"]).await;
+    // Slow steps and faults survive a restart: the killed run's are cleared
+    // (which also releases the operations the restart resumed that they
+    // hold). Without the simulated driver this is a 409, ignored.
+    http.delete(format!("{base}/rova/v1/sim/faults"))
+        .header("X-Auth-Token", &admin)
+        .send()
+        .await
+        .expect("clearing simulated faults");
     Rova {
         child,
         base,

@@ -231,7 +231,9 @@ async fn cut_short_at(
         .fake
         .as_ref()
         .expect("simulated driver")
-        .set_slow(slow_op, std::time::Duration::from_secs(60));
+        .set_slow(slow_op, std::time::Duration::from_secs(60))
+        .await
+        .expect("slow step set");
     let r = post(format!("/servers/{id}/action"), action)
         .await
         .expect("action");
@@ -279,6 +281,16 @@ async fn cut_short_at(
     let second = rova::server::start(config(dir))
         .await
         .expect("second start");
+    // Slow steps survive a restart; the operator clears this one.
+    second
+        .app
+        .compute
+        .fake
+        .as_ref()
+        .expect("simulated driver")
+        .clear()
+        .await
+        .expect("slow step cleared");
     let base2 = format!("http://{}", second.addr);
     let mut after = Value::Null;
     for _ in 0..3000 {

@@ -539,7 +539,9 @@ async fn failed_servers_match_samples_with_a_fault() {
         count: 1,
         message: "no valid host".into(),
         host: None,
-    });
+    })
+    .await
+    .expect("fault injected");
     let s = cloud.boot(&admin, "broken", None, json!({})).await;
     assert_eq!(s["status"], "ERROR");
     let id = s["id"].as_str().unwrap();

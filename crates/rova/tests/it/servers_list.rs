@@ -132,7 +132,9 @@ async fn status_filter_and_its_version_boundaries() {
         count: 1,
         message: "boom".into(),
         host: None,
-    });
+    })
+    .await
+    .expect("fault injected");
     let bad = cloud.boot(&demo, "bad", None, json!({})).await;
     assert_eq!(bad["status"], "ERROR");
     delete_and_wait(&cloud, &demo, &id_of(&gone)).await;

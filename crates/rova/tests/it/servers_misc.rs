@@ -328,7 +328,9 @@ async fn metadata_needs_an_unlocked_settled_server() {
         .fake
         .as_ref()
         .unwrap()
-        .set_slow("spawn", std::time::Duration::from_millis(500));
+        .set_slow("spawn", std::time::Duration::from_millis(500))
+        .await
+        .expect("slow step set");
     let r = cloud
         .post(
             &demo,
@@ -1027,7 +1029,9 @@ async fn build_failure_ends_in_error_with_a_fault() {
         count: 1,
         message: "Simulated spawn failure".into(),
         host: None,
-    });
+    })
+    .await
+    .expect("fault injected");
     let r = cloud
         .post(
             &demo,

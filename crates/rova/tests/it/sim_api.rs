@@ -8,7 +8,13 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 /// A call to `/rova/v1/sim/{path}` as `u`.
-async fn sim(c: &TestCloud, u: &User, method: Method, path: &str, body: Option<Value>) -> Resp {
+pub(crate) async fn sim(
+    c: &TestCloud,
+    u: &User,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Resp {
     let mut req = c
         .http
         .request(method, format!("{}/rova/v1/sim/{path}", c.base))

@@ -53,7 +53,7 @@ async fn remote_console(
         }
     }
     consoles::check_protocol(&ctx, protocol, console_type)?;
-    let url = consoles::create(&app, &ctx, &id, protocol, console_type)?;
+    let url = consoles::create(&app, &ctx, &id, protocol, console_type).await?;
     Ok(json_status(
         StatusCode::OK,
         json!({"remote_console": {"protocol": protocol, "type": console_type, "url": url}}),
@@ -67,6 +67,7 @@ async fn token_show(
 ) -> ApiResult<Response> {
     ctx.require_admin("os_compute_api:os-console-auth-tokens")?;
     let t = consoles::lookup(&app, &token)
+        .await
         .ok_or_else(|| Fault::not_found("The token is invalid or has expired."))?;
     let mut c = json!({"instance_uuid": t.instance_uuid, "host": t.host, "port": t.port,
                        "internal_access_path": t.internal_access_path});
