@@ -91,6 +91,17 @@ async fn set_socket(cloud: &TestCloud, token: &str, path: &Path) {
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// `GET /os-console-auth-tokens/{token}` as `admin` (2.31).
+pub(crate) async fn auth_token(cloud: &TestCloud, admin: &User, token: &str) -> common::Resp {
+    cloud
+        .get(
+            admin,
+            &format!("/os-console-auth-tokens/{token}"),
+            Some("2.31"),
+        )
+        .await
+}
+
 /// Connects with subprotocol "binary"; Ok(ws, chosen protocol) or the
 /// HTTP status of the refusal.
 pub(crate) async fn connect(url: &str) -> Result<(Ws, Option<String>), u16> {
@@ -228,13 +239,7 @@ async fn console_urls_point_at_the_proxy() {
     let ws_url = format!("ws://{host}/serial?token={stoken}");
     assert_eq!(connect(&ws_url).await.err(), Some(409));
     let admin = cloud.login("admin").await;
-    let r = cloud
-        .get(
-            &admin,
-            &format!("/os-console-auth-tokens/{stoken}"),
-            Some("2.31"),
-        )
-        .await;
+    let r = auth_token(&cloud, &admin, &stoken).await;
     assert_eq!(r.status.as_u16(), 200, "{}", r.text);
     assert_eq!(r.body["console"]["instance_uuid"], json!(id));
     let _ = std::fs::remove_dir_all(novnc.parent().expect("base"));
@@ -536,13 +541,7 @@ async fn vnc_proxy_bridges_and_tokens_are_single_use() {
 
     // Consumed: the admin API no longer knows it, and a second connect
     // (even while the first session is open) is refused.
-    let r = cloud
-        .get(
-            &admin,
-            &format!("/os-console-auth-tokens/{token}"),
-            Some("2.31"),
-        )
-        .await;
+    let r = auth_token(&cloud, &admin, &token).await;
     assert_eq!(r.status.as_u16(), 404, "{}", r.text);
     assert_eq!(connect(&ws_url).await.err(), Some(401));
     ws.close(None).await.expect("close");

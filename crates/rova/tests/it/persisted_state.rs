@@ -4,7 +4,7 @@
 //! integer id counter (no id is handed out twice).
 
 use crate::common::{self, Resp, TestCloud, User};
-use crate::console_proxy::{connect, console_url, next_binary, token_of};
+use crate::console_proxy::{auth_token, connect, console_url, next_binary, token_of};
 use crate::sim_api::sim;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -51,13 +51,7 @@ async fn a_console_token_issued_before_a_restart_works_after_it_once() {
     let cloud = cloud.restart().await;
     let admin = cloud.login("admin").await;
     // The admin API still knows the token.
-    let r = cloud
-        .get(
-            &admin,
-            &format!("/os-console-auth-tokens/{token}"),
-            Some("2.31"),
-        )
-        .await;
+    let r = auth_token(&cloud, &admin, &token).await;
     assert_eq!(r.status.as_u16(), 200, "{}", r.text);
     assert_eq!(r.body["console"]["instance_uuid"], json!(id));
     // The console connects with it...
@@ -77,13 +71,7 @@ async fn a_console_token_issued_before_a_restart_works_after_it_once() {
         "the expired token's row is pruned"
     );
     let admin = cloud.login("admin").await;
-    let r = cloud
-        .get(
-            &admin,
-            &format!("/os-console-auth-tokens/{expiring}"),
-            Some("2.31"),
-        )
-        .await;
+    let r = auth_token(&cloud, &admin, &expiring).await;
     assert_eq!(r.status.as_u16(), 404, "{}", r.text);
 }
 
