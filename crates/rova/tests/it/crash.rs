@@ -165,6 +165,18 @@ impl Rova {
         self.call(tok, Method::POST, path, Some(body)).await
     }
 
+    /// A server action by the demo member, which must be accepted (202).
+    async fn action(&self, id: &str, body: Value) {
+        let (s, b) = self
+            .post(
+                &self.demo,
+                &format!("/compute/v2.1/servers/{id}/action"),
+                body,
+            )
+            .await;
+        assert_eq!(s, 202, "{b}");
+    }
+
     async fn sim(&self, what: &str, body: Value) {
         let (s, b) = self
             .post(&self.admin, &format!("/rova/v1/sim/{what}"), body)
@@ -665,14 +677,8 @@ async fn crash_during_resize_keeps_one_claim_per_server() {
     // claimed (migration `migrating`), then SIGKILL.
     r.sim("slow", json!({"operation": "resize", "delay_ms": 600000}))
         .await;
-    let (s, b) = r
-        .post(
-            &r.demo,
-            &format!("/compute/v2.1/servers/{}/action", ids[0]),
-            json!({"resize": {"flavorRef": "3"}}),
-        )
+    r.action(&ids[0], json!({"resize": {"flavorRef": "3"}}))
         .await;
-    assert_eq!(s, 202, "{b}");
     r.wait_server(&ids[0], "resize_finish", |s| {
         s["OS-EXT-STS:task_state"] == "resize_finish"
     })
@@ -687,14 +693,8 @@ async fn crash_during_resize_keeps_one_claim_per_server() {
     // Round 3: a revert held in the driver, then SIGKILL: the server is
     // left in VERIFY_RESIZE with its resize to confirm or revert again
     // (the check confirms it).
-    let (s, b) = r
-        .post(
-            &r.demo,
-            &format!("/compute/v2.1/servers/{}/action", ids[0]),
-            json!({"resize": {"flavorRef": "3"}}),
-        )
+    r.action(&ids[0], json!({"resize": {"flavorRef": "3"}}))
         .await;
-    assert_eq!(s, 202, "{b}");
     r.wait_server(&ids[0], "VERIFY_RESIZE", |s| {
         s["status"] == "VERIFY_RESIZE" && s["OS-EXT-STS:task_state"].is_null()
     })
@@ -704,14 +704,7 @@ async fn crash_during_resize_keeps_one_claim_per_server() {
         json!({"operation": "revertResize", "delay_ms": 600000}),
     )
     .await;
-    let (s, b) = r
-        .post(
-            &r.demo,
-            &format!("/compute/v2.1/servers/{}/action", ids[0]),
-            json!({"revertResize": null}),
-        )
-        .await;
-    assert_eq!(s, 202, "{b}");
+    r.action(&ids[0], json!({"revertResize": null})).await;
     let (_, b) = r.server(&ids[0]).await;
     assert_eq!(
         b["server"]["OS-EXT-STS:task_state"], "resize_reverting",
@@ -732,14 +725,8 @@ async fn crash_during_resize_keeps_one_claim_per_server() {
     // through (confirmed by the check), and filling the hosts up to their
     // capacity works and goes no further — with 2 + 2 vCPUs taken, 12
     // more one-vCPU servers fit, another one does not.
-    let (s, b) = r
-        .post(
-            &r.demo,
-            &format!("/compute/v2.1/servers/{}/action", ids[1]),
-            json!({"resize": {"flavorRef": "3"}}),
-        )
+    r.action(&ids[1], json!({"resize": {"flavorRef": "3"}}))
         .await;
-    assert_eq!(s, 202, "{b}");
     r.wait_server(&ids[1], "VERIFY_RESIZE", |s| s["status"] == "VERIFY_RESIZE")
         .await;
     check_invariants(&r, &mem).await;

@@ -44,17 +44,7 @@ async fn call_raw(
 }
 
 async fn finish(req: reqwest::RequestBuilder) -> Resp {
-    let r = req.send().await.expect("request");
-    let status = r.status();
-    let headers = r.headers().clone();
-    let text = r.text().await.unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Resp {
-        status,
-        headers,
-        body,
-        text,
-    }
+    Resp::of(req).await
 }
 
 fn patch_ct() -> &'static str {

@@ -25,17 +25,7 @@ async fn raw(
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let r = req.send().await.expect("request");
-    let status = r.status();
-    let headers = r.headers().clone();
-    let text = r.text().await.unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Resp {
-        status,
-        headers,
-        body,
-        text,
-    }
+    Resp::of(req).await
 }
 
 fn assert_version_headers(r: &Resp, v: &str) {

@@ -351,6 +351,32 @@ async fn an_action_cut_short_by_a_restart_is_settled() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The retried action ended with the server in `status` (and
+/// `power_state`), its events closed as a success; then the service stops.
+async fn carried_out(
+    c: CutShort,
+    dir: &std::path::Path,
+    status: &str,
+    power_state: Option<u64>,
+    action: &str,
+) {
+    assert_eq!(c.after["server"]["status"], status, "{}", c.after);
+    if let Some(p) = power_state {
+        assert_eq!(
+            c.after["server"]["OS-EXT-STS:power_state"], p,
+            "{}",
+            c.after
+        );
+    }
+    let events = closed_events(&c, action).await;
+    assert!(
+        events.iter().all(|e| e["result"] == "Success"),
+        "{events:?}"
+    );
+    c.second.task.abort();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Nova's `_init_instance`: a rebuild cut short leaves the server in ERROR
 /// (its guest is half rebuilt), the rebuild's event failed.
 #[tokio::test(flavor = "multi_thread")]
@@ -427,19 +453,7 @@ async fn closed_events(c: &CutShort, name: &str) -> Vec<Value> {
 async fn a_stop_cut_short_by_a_restart_is_carried_out() {
     let dir = std::env::temp_dir().join(format!("rova-restart-{}", uuid::Uuid::new_v4()));
     let c = cut_short_by_a_restart(&dir, json!({"os-stop": null}), "stop", "stop").await;
-    assert_eq!(c.after["server"]["status"], "SHUTOFF", "{}", c.after);
-    assert_eq!(
-        c.after["server"]["OS-EXT-STS:power_state"], 4,
-        "{}",
-        c.after
-    );
-    let events = closed_events(&c, "stop").await;
-    assert!(
-        events.iter().all(|e| e["result"] == "Success"),
-        "{events:?}"
-    );
-    c.second.task.abort();
-    let _ = std::fs::remove_dir_all(&dir);
+    carried_out(c, &dir, "SHUTOFF", Some(4), "stop").await;
 }
 
 /// Nova's `_retry_reboot`: a hard reboot of a stopped server cut short once
@@ -457,19 +471,7 @@ async fn a_started_reboot_of_a_down_guest_is_retried_after_a_restart() {
         Some("reboot_started_hard"),
     )
     .await;
-    assert_eq!(c.after["server"]["status"], "ACTIVE", "{}", c.after);
-    assert_eq!(
-        c.after["server"]["OS-EXT-STS:power_state"], 1,
-        "{}",
-        c.after
-    );
-    let events = closed_events(&c, "reboot").await;
-    assert!(
-        events.iter().all(|e| e["result"] == "Success"),
-        "{events:?}"
-    );
-    c.second.task.abort();
-    let _ = std::fs::remove_dir_all(&dir);
+    carried_out(c, &dir, "ACTIVE", Some(1), "reboot").await;
 }
 
 /// Nova's `_init_instance` unpauses a server whose unpause was cut short
@@ -486,12 +488,5 @@ async fn an_unpause_cut_short_by_a_restart_is_carried_out() {
         None,
     )
     .await;
-    assert_eq!(c.after["server"]["status"], "ACTIVE", "{}", c.after);
-    let events = closed_events(&c, "unpause").await;
-    assert!(
-        events.iter().all(|e| e["result"] == "Success"),
-        "{events:?}"
-    );
-    c.second.task.abort();
-    let _ = std::fs::remove_dir_all(&dir);
+    carried_out(c, &dir, "ACTIVE", None, "unpause").await;
 }

@@ -18,17 +18,7 @@ async fn net(c: &TestCloud, u: &User, method: Method, path: &str, body: Option<V
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let r = req.send().await.expect("request");
-    let status = r.status();
-    let headers = r.headers().clone();
-    let text = r.text().await.unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Resp {
-        status,
-        headers,
-        body,
-        text,
-    }
+    Resp::of(req).await
 }
 
 /// Asserts a Neutron error of the given status and type.

@@ -42,16 +42,7 @@ async fn get_url(cloud: &TestCloud, u: &User, url: &str) -> Resp {
         .send()
         .await
         .expect("request");
-    let status = r.status();
-    let headers = r.headers().clone();
-    let text = r.text().await.unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Resp {
-        status,
-        headers,
-        body,
-        text,
-    }
+    Resp::read(r).await
 }
 
 fn iso(t: DateTime<Utc>) -> String {
