@@ -2,7 +2,9 @@
 //! network, the simulator's API): it refuses what no handler should see —
 //! a request URI longer than [`MAX_URI`] (414), a path whose
 //! percent-escapes do not decode to UTF-8 (400) and a declared body length
-//! over [`MAX_BODY`] (413, outside the image API) — and rewrites every error
+//! over [`MAX_BODY`] (413; image data uploads stream past it) — and reads
+//! every other request body whole before a handler runs, so that no answer
+//! leaves unread bytes on a kept-alive connection. It rewrites every error
 //! that did not come out of an API's own error type (axum's extractor
 //! rejections such as the body-size limit's 413, the routers' bare 404/405)
 //! into the error body of the API the path belongs to. The request body
@@ -155,6 +157,21 @@ async fn drain(body: axum::body::Body) {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), read).await;
 }
 
+/// Whether a request's body is data streamed to its handler (an image
+/// upload) rather than a JSON document the guard reads whole.
+fn streams_its_body(api: Api, method: &axum::http::Method, path: &str) -> bool {
+    api == Api::Image && method == axum::http::Method::PUT && path.ends_with("/file")
+}
+
+/// Marks a response as the connection's last (`Connection: close`).
+fn closing(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    resp
+}
+
 /// Middleware: the checks and rewriting described in the module comment.
 pub async fn guard(req: Request, next: Next) -> Response {
     let api = Api::of(req.uri().path());
@@ -175,16 +192,40 @@ pub async fn guard(req: Request, next: Next) -> Response {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if let Some(n) = declared.filter(|n| api != Api::Image && *n > MAX_BODY as u64) {
+    let streams = streams_its_body(api, req.method(), req.uri().path());
+    if let Some(n) = declared.filter(|n| !streams && *n > MAX_BODY as u64) {
         // A body of moderate size is read and dropped first: answering and
         // closing while the client still sends makes its kernel see a reset,
         // and the client loses the 413 (lingering close, as web servers do).
         if n <= MAX_DRAIN {
             drain(req.into_body()).await;
+            return api.error(Fault::new(413, default_message(413)));
         }
-        return api.error(Fault::new(413, default_message(413)));
+        return closing(api.error(Fault::new(413, default_message(413))));
     }
+    // Every other body is read whole here, before any handler runs: a
+    // handler that answers without reading it (an authentication failure,
+    // a 404) would otherwise leave unread bytes on a kept-alive connection,
+    // which hyper then closes under a client about to reuse it.
+    let req = if streams {
+        req
+    } else {
+        let (parts, body) = req.into_parts();
+        match axum::body::to_bytes(body, MAX_BODY).await {
+            Ok(bytes) => Request::from_parts(parts, axum::body::Body::from(bytes)),
+            // Over the limit without a declared length (chunked), or cut
+            // short: what is left of it is unread, so the connection closes.
+            Err(_) => return closing(api.error(Fault::new(413, default_message(413)))),
+        }
+    };
     let resp = next.run(req).await;
+    // A streamed upload refused part way has unread bytes behind it: tell
+    // the client not to reuse the connection rather than let it find out.
+    let resp = if streams && resp.status().as_u16() >= 400 {
+        closing(resp)
+    } else {
+        resp
+    };
     let code = resp.status().as_u16();
     let is_json = resp
         .headers()

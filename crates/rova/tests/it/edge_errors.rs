@@ -262,3 +262,103 @@ async fn unknown_paths_and_methods_answer_json() {
     .await;
     glance(&r, 405);
 }
+
+/// Reads one HTTP/1.1 response (headers and a `Content-Length` body) off
+/// `stream`; `None` when the server closed the connection instead.
+async fn read_response(stream: &mut tokio::net::TcpStream) -> Option<(u16, String)> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let status: u16 = head.get(9..12)?.parse().ok()?;
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            while buf.len() < end + 4 + len {
+                let n = stream.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return Some((status, head));
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Sends `first` and then a plain GET over one kept-alive connection and
+/// returns both answers' status codes (`None`: the connection was closed).
+async fn two_on_one_connection(
+    cloud: &TestCloud,
+    first: Vec<u8>,
+    token: &str,
+) -> (u16, Option<u16>) {
+    use tokio::io::AsyncWriteExt;
+    let addr = cloud.base.trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    s.write_all(&first).await.expect("write first");
+    let (code, head) = read_response(&mut s).await.expect("first answer");
+    assert!(!head.contains("connection: close"), "{head}");
+    let second =
+        format!("GET /image/v2/images HTTP/1.1\r\nHost: {addr}\r\nX-Auth-Token: {token}\r\n\r\n");
+    if s.write_all(second.as_bytes()).await.is_err() {
+        return (code, None);
+    }
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), read_response(&mut s))
+        .await
+        .expect("second answer in time");
+    (code, next.map(|(c, _)| c))
+}
+
+fn post_bytes(addr: &str, path: &str, token: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nX-Auth-Token: {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// An answer given without the handler reading the body (a refused size,
+/// a bad token) leaves the kept-alive connection usable: a client that
+/// reuses it right away (as connection pools do) gets its next answer
+/// rather than a reset.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_body_leaves_the_connection_usable() {
+    let cloud = start().await;
+    let demo = cloud.login("demo").await;
+    let addr = cloud.base.trim_start_matches("http://").to_string();
+    // Over the JSON limit on the image API (its uploads stream, its JSON
+    // does not).
+    let first = post_bytes(&addr, "/image/v2/images", &demo.token, &big_body());
+    assert_eq!(
+        two_on_one_connection(&cloud, first, &demo.token).await,
+        (413, Some(200))
+    );
+    // Under the limit, refused by authentication before anything reads it.
+    let body =
+        serde_json::to_vec(&json!({"server": {"name": "x".repeat(100 * 1024)}})).expect("json");
+    let first = post_bytes(&addr, "/compute/v2.1/servers", "not-a-token", &body);
+    assert_eq!(
+        two_on_one_connection(&cloud, first, &demo.token).await,
+        (401, Some(200))
+    );
+    // The same on an unknown path.
+    let first = post_bytes(&addr, "/compute/v2.1/nothing-here", &demo.token, &body);
+    assert_eq!(
+        two_on_one_connection(&cloud, first, &demo.token).await,
+        (404, Some(200))
+    );
+}
