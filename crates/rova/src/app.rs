@@ -28,7 +28,12 @@ impl App {
     pub fn open(cfg: Config) -> Result<Arc<App>, String> {
         std::fs::create_dir_all(&cfg.data_dir)
             .map_err(|e| format!("creating data dir {}: {e}", cfg.data_dir.display()))?;
-        let store = Store::open(&cfg.data_dir)?;
+        crate::store::make_private(&cfg.data_dir)?;
+        let database = cfg
+            .database
+            .clone()
+            .unwrap_or_else(|| crate::store::Database::default_in(&cfg.data_dir));
+        let store = Store::connect(&database)?;
         let public_url = format!("http://{}", cfg.listen);
         let app = App {
             identity: Identity::load(&store, &cfg.data_dir, cfg.token_ttl_secs)?,

@@ -22,11 +22,16 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run everything in one process: identity, image, network and compute
-    /// APIs, SQLite storage in the data directory, the simulated driver.
+    /// APIs, storage in SQLite (the data directory) or PostgreSQL, the
+    /// simulated driver.
     Serve {
         /// Data directory (database, image bytes, passwords, clouds.yaml).
         #[arg(long, default_value = "./rova-data", env = "ROVA_DATA_DIR")]
         data_dir: PathBuf,
+        /// Database URL: `sqlite://PATH` (default: rova.sqlite in the data
+        /// directory) or `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`.
+        #[arg(long, env = "ROVA_DATABASE_URL")]
+        database: Option<String>,
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8774", env = "ROVA_LISTEN")]
         listen: SocketAddr,
@@ -78,6 +83,7 @@ pub fn main() -> ExitCode {
     match cli.cmd {
         Cmd::Serve {
             data_dir,
+            database,
             listen,
             sim_latency_ms,
             reclaim_instance_interval,
@@ -92,6 +98,15 @@ pub fn main() -> ExitCode {
             novnc_path,
         } => {
             let mut cfg = Config::new(data_dir, listen);
+            if let Some(url) = database {
+                match crate::store::Database::parse(&url) {
+                    Ok(db) => cfg.database = Some(db),
+                    Err(e) => {
+                        eprintln!("rova: invalid configuration: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
             if let Err(e) = cfg.apply_env() {
                 eprintln!("rova: invalid configuration: {e}");
                 return ExitCode::from(2);

@@ -9,6 +9,10 @@ use std::path::PathBuf;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
+    /// Where the tables are kept: `None` is the embedded default
+    /// (`sqlite://<data_dir>/rova.sqlite`); `--database URL` /
+    /// `ROVA_DATABASE_URL` name another SQLite file or a PostgreSQL database.
+    pub database: Option<crate::store::Database>,
     pub listen: SocketAddr,
     /// Latency of each simulated driver step (builds, actions).
     pub sim_latency_ms: u64,
@@ -242,6 +246,7 @@ impl Config {
     pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Self {
         Config {
             data_dir,
+            database: None,
             listen,
             sim_latency_ms: 5,
             token_ttl_secs: 3600,

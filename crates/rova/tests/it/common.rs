@@ -15,6 +15,9 @@ use std::path::PathBuf;
 pub struct TestCloud {
     pub base: String,
     pub dir: PathBuf,
+    /// The PostgreSQL database this cloud keeps its tables in (when the
+    /// suite runs on PostgreSQL, see [`test_database`]).
+    pub database: Option<rova::store::Database>,
     pub app: std::sync::Arc<rova::app::App>,
     pub http: Client,
     pub passwords: HashMap<String, String>,
@@ -90,6 +93,8 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestCloud {
 async fn start_in(dir: PathBuf, adjust: impl FnOnce(&mut Config)) -> TestCloud {
     let mut cfg = Config::new(dir.clone(), "127.0.0.1:0".parse().expect("addr"));
     cfg.sim_latency_ms = 1;
+    cfg.database = test_database(&dir);
+    let database = cfg.database.clone();
     adjust(&mut cfg);
     let running = rova::server::start(cfg).await.expect("server starts");
     let passwords: HashMap<String, String> =
@@ -98,11 +103,26 @@ async fn start_in(dir: PathBuf, adjust: impl FnOnce(&mut Config)) -> TestCloud {
     TestCloud {
         base: format!("http://{}", running.addr),
         dir,
+        database,
         app: running.app,
         http: Client::new(),
         passwords,
         task: running.task,
     }
+}
+
+/// With `ROVA_TEST_PG_URL` set (a PostgreSQL superuser's URL, as
+/// `scripts/pg.sh start` prints), the database of the cloud on `dir`: one
+/// of its own on that server, named after the directory, created on first
+/// use. Without it, `None`: the embedded SQLite file in `dir`.
+pub fn test_database(dir: &std::path::Path) -> Option<rova::store::Database> {
+    use std::hash::{Hash, Hasher};
+    let url = std::env::var("ROVA_TEST_PG_URL").ok().filter(|u| !u.is_empty())?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut h);
+    let name = format!("rova_it_{:016x}", h.finish());
+    rova::store::create_database(&url, &name).expect("creating the test database");
+    Some(rova::store::Database::Postgres(rova::store::with_database(&url, &name)))
 }
 
 /// A logged-in user.

@@ -52,6 +52,9 @@ async fn start(dir: &Path, extra: &[&str]) -> Rova {
         .open(dir.with_extension("log"))
         .expect("log file");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rova"));
+    if let Some(rova::store::Database::Postgres(url)) = crate::common::test_database(dir) {
+        cmd.env("ROVA_DATABASE_URL", url);
+    }
     cmd.arg("serve")
         .arg("--data-dir")
         .arg(dir)
@@ -958,7 +961,26 @@ fn assert_private(dir: &Path) {
     }
 }
 
+/// What the database holds: the SQLite file and its WAL, or on PostgreSQL
+/// every row of every table as text.
 fn db_bytes(dir: &Path) -> Vec<u8> {
+    if let Some(rova::store::Database::Postgres(url)) = crate::common::test_database(dir) {
+        return std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+            let mut all = Vec::new();
+            for k in rova::store::schema::KINDS {
+                for row in c
+                    .query(&format!("SELECT t::text FROM {} t", k.table), &[])
+                    .expect("dump")
+                {
+                    all.extend(row.get::<_, String>(0).into_bytes());
+                }
+            }
+            all
+        })
+        .join()
+        .expect("dump thread");
+    }
     let mut all = Vec::new();
     for f in ["rova.sqlite", "rova.sqlite-wal"] {
         all.extend(std::fs::read(dir.join(f)).unwrap_or_default());

@@ -1,22 +1,36 @@
-//! Durable storage for the embedded (single control process) mode.
+//! Durable storage.
 //!
 //! Every resource kind lives in a [`Table`]: an in-memory map that is the
-//! authority while the process runs, persisted row by row to one SQLite file
-//! (`objects(kind, id, body)`, WAL mode). Writes go through a single writer
-//! thread that commits whatever is queued in one transaction (group commit)
-//! and acknowledges each caller only after the commit, so a 2xx always means
-//! the change is on disk. Table updates take the row lock, run a closure that
-//! may refuse (compare-and-swap on the expected state), enqueue the write
-//! while still holding the lock (so writes to a row reach the disk in order)
-//! and then wait for the commit.
+//! authority while the process runs, persisted row by row to the kind's
+//! own table in the database ([`schema`] says which table and which of
+//! the record's fields are columns of their own; the migrations under
+//! `crates/rova/migrations/` create them). The database is SQLite (the
+//! embedded default, a file in the data directory) or PostgreSQL
+//! ([`Database`]). Writes go through a single writer thread that commits
+//! whatever is queued in one transaction (group commit) and acknowledges
+//! each caller only after the commit, so a 2xx always means the change is
+//! durable. Table updates take the row lock, run a closure that may refuse
+//! (compare-and-swap on the expected state), enqueue the write while still
+//! holding the lock (so writes to a row reach the database in order) and
+//! then wait for the commit.
 //!
-//! This module owns the SQLite file; nothing else opens it. It also makes
+//! This module owns the database; nothing else opens it. It also makes
 //! the data directory private before anything is written there (see
-//! [`make_private`]): the file holds password hashes and the directory
+//! [`make_private`]): the database holds password hashes and the directory
 //! holds image bytes, keys and clouds.yaml.
 
+mod backend;
+mod postgres;
+pub mod schema;
+mod sqlite;
+
+pub use backend::Database;
+pub use postgres::{create_database, with_database};
+
+use backend::{Backend, Op};
 use parking_lot::RwLock;
 use rova_core::Fault;
+use schema::Kind;
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
@@ -24,91 +38,88 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-enum Op {
-    Put {
-        kind: &'static str,
-        id: String,
-        body: String,
-    },
-    Delete {
-        kind: &'static str,
-        id: String,
-    },
-}
-
 struct Write {
     op: Op,
     ack: Option<oneshot::Sender<Result<(), String>>>,
 }
 
-/// The SQLite file and its writer thread.
+type Rows = Result<Vec<(String, String)>, String>;
+
+enum Msg {
+    Write(Write),
+    Load(&'static Kind, std_mpsc::Sender<Rows>),
+}
+
+/// The database and its writer thread.
 pub struct Store {
-    tx: std_mpsc::Sender<Write>,
-    path: std::path::PathBuf,
+    tx: std_mpsc::Sender<Msg>,
+    database: Database,
 }
 
 impl Store {
-    /// Opens (creating if needed) `<dir>/rova.sqlite` and starts the writer.
+    /// Opens the embedded default: `<dir>/rova.sqlite`, after making `dir`
+    /// private.
     pub fn open(dir: &Path) -> Result<Arc<Store>, String> {
         make_private(dir)?;
-        let path = dir.join("rova.sqlite");
-        // Created 0600 before SQLite opens it: SQLite gives the -wal and
-        // -shm files the mode of the database file.
-        create_private_file(&path)?;
-        let conn = open_conn(&path)?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS objects (
-                kind TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,
-                PRIMARY KEY (kind, id)) WITHOUT ROWID;",
-        )
-        .map_err(|e| format!("creating schema in {}: {e}", path.display()))?;
-        // Checkpoints run beside the writer, not inside a commit: the writer
-        // connection never auto-checkpoints, and a separate connection
-        // copies the WAL back into the database every 500 ms (PASSIVE, so it
-        // never blocks the writer). A commit then costs only its WAL append.
-        conn.execute_batch("PRAGMA wal_autocheckpoint=0;")
-            .map_err(|e| format!("configuring {}: {e}", path.display()))?;
-        let ckpt = open_conn(&path)?;
+        Store::connect(&Database::default_in(dir))
+    }
+
+    /// Opens `database` (migrating it), and starts the writer thread that
+    /// owns the connection from then on.
+    pub fn connect(database: &Database) -> Result<Arc<Store>, String> {
+        let (tx, rx) = std_mpsc::channel::<Msg>();
+        let (ready_tx, ready_rx) = std_mpsc::channel::<Result<(), String>>();
+        let db = database.clone();
         std::thread::Builder::new()
-            .name("rova-store-checkpoint".into())
-            .spawn(move || loop {
-                std::thread::sleep(std::time::Duration::from_millis(500));
-                if ckpt
-                    .execute_batch("PRAGMA wal_checkpoint(PASSIVE);")
-                    .is_err()
-                {
-                    tracing::warn!("WAL checkpoint failed");
+            .name("rova-store-writer".into())
+            .spawn(move || {
+                let opened: Result<Box<dyn Backend>, String> = match &db {
+                    Database::Sqlite(path) => {
+                        sqlite::Sqlite::open(path).map(|b| Box::new(b) as Box<dyn Backend>)
+                    }
+                    Database::Postgres(url) => postgres::Postgres::open(url, &db.redacted())
+                        .map(|b| Box::new(b) as Box<dyn Backend>),
+                };
+                match opened {
+                    Ok(backend) => {
+                        let _ = ready_tx.send(Ok(()));
+                        writer_loop(backend, rx);
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
                 }
             })
             .map_err(|e| e.to_string())?;
-        let (tx, rx) = std_mpsc::channel::<Write>();
-        std::thread::Builder::new()
-            .name("rova-store-writer".into())
-            .spawn(move || writer_loop(conn, rx))
-            .map_err(|e| e.to_string())?;
-        Ok(Arc::new(Store { tx, path }))
+        ready_rx
+            .recv()
+            .map_err(|_| "the storage writer stopped while opening the database".to_string())??;
+        Ok(Arc::new(Store {
+            tx,
+            database: database.clone(),
+        }))
+    }
+
+    /// Which database this store keeps its tables in.
+    pub fn database(&self) -> &Database {
+        &self.database
     }
 
     /// Reads every row of one kind (used at start-up only).
-    fn load_kind(&self, kind: &str) -> Result<Vec<(String, String)>, String> {
-        let conn = open_conn(&self.path)?;
-        let mut stmt = conn
-            .prepare("SELECT id, body FROM objects WHERE kind = ?1")
-            .map_err(|e| e.to_string())?;
-        let rows = stmt
-            .query_map([kind], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })
-            .map_err(|e| e.to_string())?;
-        rows.collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())
+    fn load_kind(&self, kind: &'static Kind) -> Rows {
+        let (reply, rows) = std_mpsc::channel();
+        self.tx
+            .send(Msg::Load(kind, reply))
+            .map_err(|_| "storage writer stopped".to_string())?;
+        rows.recv()
+            .map_err(|_| "storage writer stopped".to_string())?
     }
 
     fn enqueue(&self, op: Op) -> oneshot::Receiver<Result<(), String>> {
         let (ack, rx) = oneshot::channel();
         // A send only fails when the writer thread is gone; the receiver
         // then reports the failure below.
-        let _ = self.tx.send(Write { op, ack: Some(ack) });
+        let _ = self.tx.send(Msg::Write(Write { op, ack: Some(ack) }));
         rx
     }
 }
@@ -157,65 +168,41 @@ fn tighten(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Creates `path` empty with mode 0600 unless it exists.
-fn create_private_file(path: &Path) -> Result<(), String> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    opts.open(path)
-        .map(drop)
-        .map_err(|e| format!("creating {}: {e}", path.display()))
-}
-
-fn open_conn(path: &Path) -> Result<rusqlite::Connection, String> {
-    let conn =
-        rusqlite::Connection::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
-    // secure_delete: a replaced or deleted row's old bytes are zeroed, not
-    // left in free space (records once held secrets in plain text).
-    conn.execute_batch(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA secure_delete=ON;",
-    )
-    .map_err(|e| format!("configuring {}: {e}", path.display()))?;
-    Ok(conn)
-}
-
-fn writer_loop(mut conn: rusqlite::Connection, rx: std_mpsc::Receiver<Write>) {
+fn writer_loop(mut backend: Box<dyn Backend>, rx: std_mpsc::Receiver<Msg>) {
     while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < 4096 {
-            match rx.try_recv() {
-                Ok(w) => batch.push(w),
-                Err(_) => break,
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Write(w) => batch.push(w),
+                Msg::Load(kind, reply) => {
+                    // Whatever was queued before the load is committed first.
+                    commit_batch(backend.as_mut(), &mut batch);
+                    let _ = reply.send(backend.load(kind));
+                }
+            }
+            if batch.len() < 4096 {
+                next = rx.try_recv().ok();
             }
         }
-        let result = commit(&mut conn, &batch);
-        for w in batch {
-            if let Some(ack) = w.ack {
-                let _ = ack.send(result.clone());
-            }
-        }
+        commit_batch(backend.as_mut(), &mut batch);
     }
 }
 
-fn commit(conn: &mut rusqlite::Connection, batch: &[Write]) -> Result<(), String> {
-    let tx = conn.transaction().map_err(|e| e.to_string())?;
-    {
-        let mut put = tx
-            .prepare_cached("INSERT OR REPLACE INTO objects (kind, id, body) VALUES (?1, ?2, ?3)")
-            .map_err(|e| e.to_string())?;
-        let mut del = tx
-            .prepare_cached("DELETE FROM objects WHERE kind = ?1 AND id = ?2")
-            .map_err(|e| e.to_string())?;
-        for w in batch {
-            match &w.op {
-                Op::Put { kind, id, body } => put.execute((kind, id, body)),
-                Op::Delete { kind, id } => del.execute((kind, id)),
-            }
-            .map_err(|e| e.to_string())?;
+fn commit_batch(backend: &mut dyn Backend, batch: &mut Vec<Write>) {
+    if batch.is_empty() {
+        return;
+    }
+    let ops: Vec<&Op> = batch.iter().map(|w| &w.op).collect();
+    let result = backend.commit(&ops);
+    if let Err(e) = &result {
+        tracing::error!("storage commit failed: {e}");
+    }
+    for w in batch.drain(..) {
+        if let Some(ack) = w.ack {
+            let _ = ack.send(result.clone());
         }
     }
-    tx.commit().map_err(|e| e.to_string())
 }
 
 async fn wait(rx: oneshot::Receiver<Result<(), String>>) -> Result<(), Fault> {
@@ -228,7 +215,7 @@ async fn wait(rx: oneshot::Receiver<Result<(), String>>) -> Result<(), Fault> {
 
 /// A typed, persisted table of one resource kind, keyed by id.
 pub struct Table<T> {
-    kind: &'static str,
+    kind: &'static Kind,
     rows: RwLock<HashMap<String, Arc<T>>>,
     store: Arc<Store>,
 }
@@ -239,10 +226,11 @@ where
 {
     /// Loads every stored row of `kind`.
     pub fn load(kind: &'static str, store: &Arc<Store>) -> Result<Self, String> {
+        let kind = schema::of(kind).ok_or_else(|| format!("no table for kind {kind:?}"))?;
         let mut rows = HashMap::new();
         for (id, body) in store.load_kind(kind)? {
             let value: T = serde_json::from_str(&body)
-                .map_err(|e| format!("stored {kind} {id} is unreadable: {e}"))?;
+                .map_err(|e| format!("stored {} {id} is unreadable: {e}", kind.kind))?;
             rows.insert(id, Arc::new(value));
         }
         Ok(Table {
@@ -280,11 +268,17 @@ where
     }
 
     fn put_op(&self, id: &str, value: &T) -> Result<Op, Fault> {
-        let body = serde_json::to_string(value)
-            .map_err(|e| Fault::internal(format!("serialising {}: {e}", self.kind)))?;
+        let failed = |e: serde_json::Error| Fault::internal(format!("serialising {}: {e}", self.kind.kind));
+        let (cells, body) = if self.kind.cols.is_empty() {
+            (Vec::new(), serde_json::to_string(value).map_err(failed)?)
+        } else {
+            let doc = serde_json::to_value(value).map_err(failed)?;
+            (self.kind.cells(&doc), doc.to_string())
+        };
         Ok(Op::Put {
             kind: self.kind,
             id: id.to_string(),
+            cells,
             body,
         })
     }

@@ -1,0 +1,160 @@
+//! What the store's writer thread needs of a database, and the database
+//! URL `rova serve --database` takes. The two backends (`sqlite`,
+//! `postgres`) apply the same versioned migrations (kept per backend under
+//! `crates/rova/migrations/`), load a kind's rows and commit a batch of
+//! writes in one transaction.
+//!
+//! Until control processes share a database (many-hosts support), a
+//! database is served by one process: each backend takes a lock that a
+//! second process cannot get (an advisory lock on PostgreSQL, `flock` on
+//! the SQLite file's `.lock` beside it) and refuses to start without it.
+
+use super::schema::{Cell, Kind};
+use std::path::{Path, PathBuf};
+
+/// One write, as the writer thread commits it.
+pub enum Op {
+    Put {
+        kind: &'static Kind,
+        id: String,
+        cells: Vec<Cell>,
+        body: String,
+    },
+    Delete {
+        kind: &'static Kind,
+        id: String,
+    },
+}
+
+/// A database the store can keep its tables in.
+pub trait Backend: Send {
+    /// Every stored `(id, body)` of one kind.
+    fn load(&mut self, kind: &Kind) -> Result<Vec<(String, String)>, String>;
+    /// Applies `ops` in order, all or nothing.
+    fn commit(&mut self, ops: &[&Op]) -> Result<(), String>;
+}
+
+/// A migration: its version, name and SQL.
+pub type Migration = (i64, &'static str, &'static str);
+
+pub const SQLITE_MIGRATIONS: &[Migration] = &[(
+    1,
+    "tables",
+    include_str!("../../migrations/sqlite/0001_tables.sql"),
+)];
+
+pub const POSTGRES_MIGRATIONS: &[Migration] = &[(
+    1,
+    "tables",
+    include_str!("../../migrations/postgres/0001_tables.sql"),
+)];
+
+/// Where the store lives: `sqlite://PATH` (or `sqlite:PATH`) or
+/// `postgres://…` / `postgresql://…` (libpq's URL form).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Database {
+    /// The embedded default: `rova.sqlite` in the data directory.
+    pub fn default_in(data_dir: &Path) -> Database {
+        Database::Sqlite(data_dir.join("rova.sqlite"))
+    }
+
+    pub fn parse(url: &str) -> Result<Database, String> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Database::Postgres(url.to_string()));
+        }
+        if let Some(rest) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let path = rest.split('?').next().unwrap_or_default();
+            if path.is_empty() {
+                return Err(format!("database URL {url:?} names no file"));
+            }
+            return Ok(Database::Sqlite(PathBuf::from(path)));
+        }
+        Err(format!(
+            "database URL {url:?} is neither sqlite://PATH nor postgres://…"
+        ))
+    }
+
+    /// The URL with any password replaced, for logs and messages.
+    pub fn redacted(&self) -> String {
+        match self {
+            Database::Sqlite(p) => format!("sqlite://{}", p.display()),
+            Database::Postgres(url) => redact(url),
+        }
+    }
+}
+
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((user, host)) => {
+            let user = user.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// The migrations of `all` not yet in `applied`, in order; an applied
+/// version this build does not know means a newer Rova wrote the database.
+pub fn pending<'a>(all: &'a [Migration], applied: &[i64]) -> Result<Vec<&'a Migration>, String> {
+    let newest = all.iter().map(|m| m.0).max().unwrap_or(0);
+    if let Some(v) = applied.iter().find(|v| **v > newest) {
+        return Err(format!(
+            "the database has schema version {v}, newer than this Rova knows ({newest}); run the Rova release that wrote it"
+        ));
+    }
+    Ok(all.iter().filter(|m| !applied.contains(&m.0)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            Database::parse("sqlite:///var/lib/rova/db.sqlite"),
+            Ok(Database::Sqlite("/var/lib/rova/db.sqlite".into()))
+        );
+        assert_eq!(
+            Database::parse("sqlite:rel.sqlite"),
+            Ok(Database::Sqlite("rel.sqlite".into()))
+        );
+        assert!(matches!(
+            Database::parse("postgresql://u@h/db"),
+            Ok(Database::Postgres(_))
+        ));
+        assert!(Database::parse("mysql://x").is_err());
+        assert!(Database::parse("sqlite://").is_err());
+        assert_eq!(
+            Database::parse("postgres://rova:secret@db:5432/rova")
+                .expect("pg")
+                .redacted(),
+            "postgres://rova:***@db:5432/rova"
+        );
+    }
+
+    #[test]
+    fn pending_migrations() {
+        const ALL: &[Migration] = &[(1, "a", ""), (2, "b", "")];
+        let p = pending(ALL, &[1]).expect("pending");
+        assert_eq!(p.iter().map(|m| m.0).collect::<Vec<_>>(), vec![2]);
+        assert!(pending(ALL, &[1, 2]).expect("none").is_empty());
+        assert!(pending(ALL, &[3]).is_err(), "a newer schema is refused");
+    }
+}

@@ -1,0 +1,277 @@
+//! The PostgreSQL backend: one connection owned by the store's writer
+//! thread (the synchronous `postgres` client, which runs its own small
+//! runtime there). A batch commits in one transaction; within it the
+//! writes to one table go out as one `INSERT … SELECT FROM UNNEST(…)`
+//! upsert and one `DELETE … = ANY(…)`, so a batch of thousands of writes
+//! costs a handful of round trips.
+
+use super::backend::{pending, Backend, Op, POSTGRES_MIGRATIONS};
+use super::schema::{Cell, Kind, Ty};
+use postgres::types::ToSql;
+use postgres::{Client, NoTls};
+use std::collections::HashMap;
+
+/// Advisory-lock key of "this database is being served" ("ROVA").
+const SERVING_LOCK: i64 = 0x524f_5641;
+/// Advisory-lock key that serialises migrations between processes.
+const MIGRATION_LOCK: i64 = 0x524f_5642;
+
+pub struct Postgres {
+    client: Client,
+}
+
+impl Postgres {
+    /// Connects, takes the one-process lock and applies the migrations.
+    pub fn open(url: &str, shown: &str) -> Result<Postgres, String> {
+        let mut client =
+            Client::connect(url, NoTls).map_err(|e| format!("connecting to {shown}: {e}"))?;
+        hold_lock(url, shown)?;
+        migrate(&mut client).map_err(|e| format!("migrating {shown}: {e}"))?;
+        Ok(Postgres { client })
+    }
+}
+
+/// Creates database `name` through the server at `admin_url` unless it
+/// exists (for tests and tools that want a database of their own). Runs
+/// on a thread of its own, so it may be called from async code.
+pub fn create_database(admin_url: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        return Err(format!("database name {name:?} is not a plain identifier"));
+    }
+    let (url, sql) = (admin_url.to_string(), format!("CREATE DATABASE {name}"));
+    std::thread::spawn(move || {
+        let mut client = Client::connect(&url, NoTls).map_err(|e| e.to_string())?;
+        match client.batch_execute(&sql) {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == Some(&postgres::error::SqlState::DUPLICATE_DATABASE) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .join()
+    .map_err(|_| "creating the database panicked".to_string())?
+}
+
+/// `url` with its database name replaced by `name`.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let after_scheme = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[after_scheme..].find('/') {
+        Some(i) => &base[..after_scheme + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_names_in_urls() {
+        use super::with_database;
+        assert_eq!(with_database("postgres://u@h:1/postgres", "x"), "postgres://u@h:1/x");
+        assert_eq!(with_database("postgres://u@h:1", "x"), "postgres://u@h:1/x");
+        assert_eq!(
+            with_database("postgres://u@h/db?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+    }
+}
+
+impl Backend for Postgres {
+    fn load(&mut self, kind: &Kind) -> Result<Vec<(String, String)>, String> {
+        let rows = self
+            .client
+            .query(&format!("SELECT id, body::text FROM {}", kind.table), &[])
+            .map_err(|e| e.to_string())?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+            .collect())
+    }
+
+    fn commit(&mut self, ops: &[&Op]) -> Result<(), String> {
+        // The last write to each row is the one that counts; the rest of
+        // the batch is grouped by table.
+        let mut last: HashMap<(&str, &str), usize> = HashMap::new();
+        for (i, op) in ops.iter().enumerate() {
+            let key = match op {
+                Op::Put { kind, id, .. } | Op::Delete { kind, id } => (kind.table, id.as_str()),
+            };
+            last.insert(key, i);
+        }
+        let mut order: Vec<usize> = last.into_values().collect();
+        order.sort_unstable();
+        let mut puts: Vec<(&'static Kind, Vec<&Op>)> = Vec::new();
+        let mut dels: Vec<(&'static Kind, Vec<&str>)> = Vec::new();
+        for i in order {
+            match ops[i] {
+                op @ Op::Put { kind, .. } => match puts.iter_mut().find(|(k, _)| k.table == kind.table) {
+                    Some((_, v)) => v.push(op),
+                    None => puts.push((kind, vec![op])),
+                },
+                Op::Delete { kind, id } => match dels.iter_mut().find(|(k, _)| k.table == kind.table) {
+                    Some((_, v)) => v.push(id),
+                    None => dels.push((kind, vec![id])),
+                },
+            }
+        }
+        let mut tx = self.client.transaction().map_err(|e| e.to_string())?;
+        for (kind, ops) in &puts {
+            upsert(&mut tx, kind, ops)?;
+        }
+        for (kind, ids) in &dels {
+            tx.execute(
+                &format!("DELETE FROM {} WHERE id = ANY($1)", kind.table),
+                &[ids],
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        tx.commit().map_err(|e| e.to_string())
+    }
+}
+
+/// One column's values across a batch, typed for its array parameter.
+enum Column {
+    Text(Vec<Option<String>>),
+    Int(Vec<Option<i64>>),
+    Bool(Vec<Option<bool>>),
+}
+
+impl Column {
+    fn param(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Column::Text(v) => v,
+            Column::Int(v) => v,
+            Column::Bool(v) => v,
+        }
+    }
+}
+
+fn upsert(tx: &mut postgres::Transaction<'_>, kind: &Kind, ops: &[&Op]) -> Result<(), String> {
+    let mut ids: Vec<&str> = Vec::with_capacity(ops.len());
+    let mut bodies: Vec<&str> = Vec::with_capacity(ops.len());
+    let mut columns: Vec<Column> = kind
+        .cols
+        .iter()
+        .map(|c| match c.ty {
+            Ty::Text => Column::Text(Vec::with_capacity(ops.len())),
+            Ty::Int => Column::Int(Vec::with_capacity(ops.len())),
+            Ty::Bool => Column::Bool(Vec::with_capacity(ops.len())),
+        })
+        .collect();
+    for op in ops {
+        let Op::Put { id, cells, body, .. } = op else {
+            continue;
+        };
+        ids.push(id);
+        bodies.push(body);
+        for (col, cell) in columns.iter_mut().zip(cells) {
+            match (col, cell) {
+                (Column::Text(v), Cell::Text(s)) => v.push(Some(s.clone())),
+                (Column::Int(v), Cell::Int(i)) => v.push(Some(*i)),
+                (Column::Bool(v), Cell::Bool(b)) => v.push(Some(*b)),
+                (Column::Text(v), _) => v.push(None),
+                (Column::Int(v), _) => v.push(None),
+                (Column::Bool(v), _) => v.push(None),
+            }
+        }
+    }
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&ids];
+    params.extend(columns.iter().map(Column::param));
+    params.push(&bodies);
+    tx.execute(&upsert_sql(kind), &params)
+        .map_err(|e| format!("writing {}: {e}", kind.table))?;
+    Ok(())
+}
+
+fn upsert_sql(kind: &Kind) -> String {
+    let names: Vec<String> = kind.cols.iter().map(|c| format!("\"{}\"", c.name)).collect();
+    let mut cols = vec!["id".to_string()];
+    cols.extend(names.iter().cloned());
+    cols.push("body".into());
+    let mut arrays = vec!["$1::text[]".to_string()];
+    for (i, c) in kind.cols.iter().enumerate() {
+        let ty = match c.ty {
+            Ty::Text => "text",
+            Ty::Int => "bigint",
+            Ty::Bool => "boolean",
+        };
+        arrays.push(format!("${}::{ty}[]", i + 2));
+    }
+    arrays.push(format!("${}::text[]", kind.cols.len() + 2));
+    let mut select = vec!["u.id".to_string()];
+    select.extend(names.iter().map(|n| format!("u.{n}")));
+    select.push("u.body::json".into());
+    let mut sets: Vec<String> = names.iter().map(|n| format!("{n} = EXCLUDED.{n}")).collect();
+    sets.push("body = EXCLUDED.body".into());
+    sets.push(format!("gen = {}.gen + 1", kind.table));
+    format!(
+        "INSERT INTO {t} ({cols}) SELECT {select} FROM UNNEST({arrays}) AS u({cols}) ON CONFLICT (id) DO UPDATE SET {sets}",
+        t = kind.table,
+        cols = cols.join(", "),
+        select = select.join(", "),
+        arrays = arrays.join(", "),
+        sets = sets.join(", ")
+    )
+}
+
+/// Applies the pending migrations in one transaction, serialised between
+/// processes by an advisory lock.
+fn migrate(client: &mut Client) -> Result<(), String> {
+    let mut tx = client.transaction().map_err(|e| e.to_string())?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(|e| e.to_string())?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version BIGINT PRIMARY KEY NOT NULL, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    )
+    .map_err(|e| e.to_string())?;
+    let applied: Vec<i64> = tx
+        .query("SELECT version FROM schema_migrations", &[])
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for (version, name, sql) in pending(POSTGRES_MIGRATIONS, &applied)? {
+        tx.batch_execute(sql)
+            .map_err(|e| format!("migration {version} ({name}): {e}"))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            &[version, name, &chrono::Utc::now().to_rfc3339()],
+        )
+        .map_err(|e| e.to_string())?;
+        tracing::info!(version, name, "applied schema migration");
+    }
+    tx.commit().map_err(|e| e.to_string())
+}
+
+/// Holds the "being served" advisory lock on a connection of its own for
+/// the life of the process (a restart inside the same process keeps it).
+fn hold_lock(url: &str, shown: &str) -> Result<(), String> {
+    use std::sync::{Mutex, OnceLock};
+    static HELD: OnceLock<Mutex<HashMap<String, Client>>> = OnceLock::new();
+    let mut held = HELD
+        .get_or_init(Default::default)
+        .lock()
+        .map_err(|_| "store lock registry poisoned".to_string())?;
+    if held.contains_key(url) {
+        return Ok(());
+    }
+    let mut lock = Client::connect(url, NoTls).map_err(|e| format!("connecting to {shown}: {e}"))?;
+    let got: bool = lock
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&SERVING_LOCK])
+        .map_err(|e| e.to_string())?
+        .get(0);
+    if !got {
+        return Err(format!(
+            "another Rova process is serving {shown}; one process serves a database"
+        ));
+    }
+    held.insert(url.to_string(), lock);
+    Ok(())
+}

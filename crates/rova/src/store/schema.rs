@@ -1,0 +1,277 @@
+//! The relational layout of the store: which table each resource kind is
+//! kept in, and which of its fields are columns of their own (keys the
+//! database indexes and queries on) beside the record's document.
+//!
+//! The tables themselves are created by the migrations under
+//! `crates/rova/migrations/{sqlite,postgres}`; `every_kind_has_its_table`
+//! in the storage tests checks that each column declared here exists on
+//! both backends.
+
+use serde_json::Value;
+
+/// The SQL type of an extracted column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
+    Text,
+    Int,
+    Bool,
+}
+
+/// A column filled from the record: `pointer` is a JSON pointer into the
+/// serialised record.
+#[derive(Debug)]
+pub struct Col {
+    pub name: &'static str,
+    pub pointer: &'static str,
+    pub ty: Ty,
+}
+
+/// One resource kind's table.
+#[derive(Debug)]
+pub struct Kind {
+    /// The name the code loads the kind by (`Table::load("instance", …)`).
+    pub kind: &'static str,
+    pub table: &'static str,
+    pub cols: &'static [Col],
+}
+
+/// A value bound to a column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Text(String),
+    Int(i64),
+    Bool(bool),
+}
+
+const fn text(name: &'static str, pointer: &'static str) -> Col {
+    Col {
+        name,
+        pointer,
+        ty: Ty::Text,
+    }
+}
+const fn int(name: &'static str, pointer: &'static str) -> Col {
+    Col {
+        name,
+        pointer,
+        ty: Ty::Int,
+    }
+}
+const fn boolean(name: &'static str, pointer: &'static str) -> Col {
+    Col {
+        name,
+        pointer,
+        ty: Ty::Bool,
+    }
+}
+
+/// Every kind the services keep, in the order the migrations create them.
+pub const KINDS: &[Kind] = &[
+    Kind {
+        kind: "instance",
+        table: "instances",
+        cols: &[
+            int("instance_id", "/id"),
+            text("project_id", "/project_id"),
+            text("user_id", "/user_id"),
+            text("display_name", "/display_name"),
+            text("host", "/host"),
+            text("node", "/node"),
+            text("vm_state", "/vm_state"),
+            text("task_state", "/task_state"),
+            boolean("deleted", "/deleted"),
+            text("created_at", "/created_at"),
+            text("updated_at", "/updated_at"),
+        ],
+    },
+    Kind {
+        kind: "instance_action",
+        table: "instance_actions",
+        cols: &[],
+    },
+    Kind {
+        kind: "migration",
+        table: "migrations",
+        cols: &[
+            int("migration_id", "/id"),
+            text("instance_uuid", "/instance_uuid"),
+            text("status", "/status"),
+            text("source_compute", "/source_compute"),
+            text("dest_compute", "/dest_compute"),
+            text("created_at", "/created_at"),
+        ],
+    },
+    Kind {
+        kind: "flavor",
+        table: "flavors",
+        cols: &[
+            text("name", "/name"),
+            boolean("is_public", "/is_public"),
+            boolean("disabled", "/disabled"),
+        ],
+    },
+    Kind {
+        kind: "keypair",
+        table: "keypairs",
+        cols: &[text("user_id", "/user_id"), text("name", "/name")],
+    },
+    Kind {
+        kind: "server_group",
+        table: "server_groups",
+        cols: &[text("project_id", "/project_id"), text("name", "/name")],
+    },
+    Kind {
+        kind: "quota",
+        table: "quotas",
+        cols: &[text("project_id", "/project_id")],
+    },
+    Kind {
+        kind: "console_token",
+        table: "console_tokens",
+        cols: &[
+            text("instance_uuid", "/instance_uuid"),
+            text("expires", "/expires"),
+        ],
+    },
+    Kind {
+        kind: "compute_service",
+        table: "services",
+        cols: &[text("binary", "/binary"), text("host", "/host")],
+    },
+    Kind {
+        kind: "live_migration_control",
+        table: "live_migration_controls",
+        cols: &[],
+    },
+    Kind {
+        kind: "id_counter",
+        table: "id_counters",
+        cols: &[],
+    },
+    Kind {
+        kind: "image",
+        table: "images",
+        cols: &[
+            text("owner", "/owner"),
+            text("name", "/name"),
+            text("status", "/status"),
+            text("visibility", "/visibility"),
+            text("created_at", "/created_at"),
+        ],
+    },
+    Kind {
+        kind: "network",
+        table: "networks",
+        cols: &[
+            text("project_id", "/project_id"),
+            text("name", "/name"),
+            boolean("shared", "/shared"),
+        ],
+    },
+    Kind {
+        kind: "subnet",
+        table: "subnets",
+        cols: &[
+            text("network_id", "/network_id"),
+            text("project_id", "/project_id"),
+            text("cidr", "/cidr"),
+        ],
+    },
+    Kind {
+        kind: "port",
+        table: "ports",
+        cols: &[
+            text("network_id", "/network_id"),
+            text("project_id", "/project_id"),
+            text("device_id", "/device_id"),
+            text("mac_address", "/mac_address"),
+        ],
+    },
+    Kind {
+        kind: "security_group",
+        table: "security_groups",
+        cols: &[text("project_id", "/project_id"), text("name", "/name")],
+    },
+    Kind {
+        kind: "user",
+        table: "users",
+        cols: &[text("name", "/name"), text("domain_id", "/domain_id")],
+    },
+    Kind {
+        kind: "project",
+        table: "projects",
+        cols: &[text("name", "/name"), text("domain_id", "/domain_id")],
+    },
+    Kind {
+        kind: "token_revocation",
+        table: "token_revocations",
+        cols: &[],
+    },
+    Kind {
+        kind: "clock_offset",
+        table: "clock_offsets",
+        cols: &[],
+    },
+    Kind {
+        kind: "sim_faults",
+        table: "sim_faults",
+        cols: &[],
+    },
+];
+
+/// The table of `kind`, if the schema knows it.
+pub fn of(kind: &str) -> Option<&'static Kind> {
+    KINDS.iter().find(|k| k.kind == kind)
+}
+
+impl Kind {
+    /// The column values of one serialised record, in `cols` order. A
+    /// missing field or one of another JSON type is NULL.
+    pub fn cells(&self, doc: &Value) -> Vec<Cell> {
+        self.cols
+            .iter()
+            .map(|c| match (c.ty, doc.pointer(c.pointer)) {
+                // A key column cannot hold NUL on PostgreSQL; the document
+                // keeps the exact text.
+                (Ty::Text, Some(Value::String(s))) => Cell::Text(s.replace('\0', "\u{fffd}")),
+                (Ty::Int, Some(Value::Number(n))) => n.as_i64().map_or(Cell::Null, Cell::Int),
+                (Ty::Bool, Some(Value::Bool(b))) => Cell::Bool(*b),
+                _ => Cell::Null,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn kinds_and_tables_are_unique() {
+        let mut kinds: Vec<_> = KINDS.iter().map(|k| k.kind).collect();
+        let mut tables: Vec<_> = KINDS.iter().map(|k| k.table).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        tables.sort_unstable();
+        tables.dedup();
+        assert_eq!(kinds.len(), KINDS.len());
+        assert_eq!(tables.len(), KINDS.len());
+    }
+
+    #[test]
+    fn cells_follow_the_declared_types() {
+        let k = of("instance").expect("instance kind");
+        let cells = k.cells(&json!({
+            "id": 7, "project_id": "p", "host": null, "deleted": false,
+            "vm_state": "active", "display_name": 3
+        }));
+        assert_eq!(cells[0], Cell::Int(7));
+        assert_eq!(cells[1], Cell::Text("p".into()));
+        assert_eq!(cells[3], Cell::Null, "a number where text is declared");
+        assert_eq!(cells[4], Cell::Null, "null host");
+        assert_eq!(cells[6], Cell::Text("active".into()));
+        assert_eq!(cells[8], Cell::Bool(false));
+    }
+}
