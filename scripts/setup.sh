@@ -26,9 +26,11 @@
 #   cpio                        guest/build.sh (initramfs)
 #   openssh-client              ssh-keygen for the guest and keypair tests
 #   novnc                       the noVNC page the console proxy serves
+#   postgresql                  the PostgreSQL backend's tests (scripts/pg.sh
+#                               runs a throwaway cluster; psql comes with it)
 #   (package) shellcheck        lints the shell scripts in scripts/test.sh
 DEBIAN_PACKAGES=(qemu-system-x86 qemu-utils genisoimage socat cpio openssh-client
-  dosfstools mtools novnc shellcheck)
+  dosfstools mtools novnc postgresql shellcheck)
 
 installed_version() {  # package -> version; empty (and success) when not installed
   local out

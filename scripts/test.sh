@@ -7,13 +7,18 @@
 #   2. cargo clippy --all-targets -- -D warnings
 #   3. shell: shellcheck over every shell script, and tests/ci (the set-up
 #      step's own tests, with apt and dpkg stubbed)
-#   4. cargo nextest run --workspace        (unit + integration tests)
-#   5. cargo build --release -p rova
-#   6. the black-box suites against the release binary, side by side:
+#   4. cargo nextest run --workspace        (unit + integration tests, the
+#      databases on SQLite)
+#   5. pg: a throwaway PostgreSQL cluster (scripts/pg.sh) for the rest, and
+#      nextest-pg: the integration tests again with every cloud's tables on
+#      PostgreSQL (and the storage suite on both backends)
+#   6. cargo build --release -p rova
+#   7. the black-box suites against the release binary, side by side:
 #      - tests/cli (pytest; the real `openstack` CLI and openstacksdk, with
-#        a rova of its own)
+#        a rova of its own), on SQLite and then on PostgreSQL (cli-pg)
 #      - Tempest (scripts/tempest.sh, tests/tempest/compute.txt)
-#        against a second rova started here
+#        against a rova started here, on SQLite and then on PostgreSQL
+#        (tempest-pg)
 #      - tests/guest (pytest; real QEMU guests under `rova serve --driver
 #        qemu --qemu-hosts 2` of its own; fails, never skips, when QEMU is
 #        missing)
@@ -27,7 +32,8 @@
 #
 # Environment:
 #   ROVA_TEST_STAGES     stages to run (default "setup fmt clippy shell nextest
-#                        build cli tempest guest")
+#                        pg nextest-pg build cli cli-pg tempest tempest-pg
+#                        guest"; the -pg stages need pg)
 #   ROVA_SIM_LATENCY_MS  passed to both servers as --sim-latency-ms
 #   ROVA_TEMPEST_LIST    selection for Tempest (default tests/tempest/compute.txt)
 #   ROVA_TEMPEST_WORKERS Tempest workers (default 2)
@@ -39,7 +45,7 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 2
-STAGES=" ${ROVA_TEST_STAGES:-setup fmt clippy shell nextest build cli tempest guest} "
+STAGES=" ${ROVA_TEST_STAGES:-setup fmt clippy shell nextest pg nextest-pg build cli cli-pg tempest tempest-pg guest} "
 ART="${ROVA_TEST_ARTIFACTS:-$(mktemp -d "${TMPDIR:-/tmp}/rova-test.XXXXXX")}"
 mkdir -p "$ART"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -70,11 +76,13 @@ count_of() {  # word line
 }
 
 PIDS_TO_STOP=()
+PG_DIR=""
 cleanup() {
   local pid
   for pid in "${PIDS_TO_STOP[@]}"; do
     kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
   done
+  if [ -n "$PG_DIR" ]; then scripts/pg.sh stop "$PG_DIR"; PG_DIR=""; fi
 }
 trap cleanup EXIT
 
@@ -100,19 +108,52 @@ if want shell; then
   done
 fi
 
-if want nextest; then
-  banner "nextest: cargo nextest run --workspace"
-  cargo nextest run --workspace --no-fail-fast --no-tests=warn 2>&1 | tee "$ART/nextest.log"
+# One nextest run: its summary line's counts, recorded under `stage`.
+nextest_stage() {  # stage log args...
+  local stage="$1" log="$2" rc line p f s
+  shift 2
+  banner "$stage: cargo nextest run $*"
+  cargo nextest run --no-fail-fast --no-tests=warn "$@" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
-  line=$(grep -E '^ *Summary \[' "$ART/nextest.log" | tail -n1)
+  line=$(grep -E '^ *Summary \[' "$log" | tail -n1)
   if [ -z "$line" ]; then
-    record nextest 0 1 0            # did not build or did not start
+    record "$stage" 0 1 0            # did not build or did not start
   else
     p=$(count_of passed "$line")
     f=$(( $(count_of failed "$line") + $(count_of "timed out" "$line") ))
     s=$(count_of skipped "$line")
     [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1   # e.g. leaky or aborted run
-    record nextest "$p" "$f" "$s"
+    record "$stage" "$p" "$f" "$s"
+  fi
+}
+
+want nextest && nextest_stage nextest "$ART/nextest.log" --workspace
+
+# A PostgreSQL cluster of this run's own, stopped (and removed) at the end.
+PG_URL=""
+if want pg; then
+  banner "pg: a throwaway PostgreSQL cluster (scripts/pg.sh)"
+  # Beside $ART, not in it: the cluster's owner (nobody, when this runs as
+  # root) must reach its directory.
+  PG_DIR="$(mktemp -d "${TMPDIR:-/tmp}/rova-pg.XXXXXX")"
+  if PG_URL="$(scripts/pg.sh start "$PG_DIR")"; then
+    echo "PostgreSQL at $PG_URL"
+    record pg 1 0 0
+  else
+    PG_URL=""
+    scripts/pg.sh stop "$PG_DIR"; PG_DIR=""
+    record pg 0 1 0
+  fi
+fi
+# A fresh database on the run's cluster; prints its URL.
+pg_database() {  # name
+  psql "$PG_URL" -qAt -c "CREATE DATABASE $1" >/dev/null && echo "${PG_URL%/*}/$1"
+}
+if want nextest-pg; then
+  if [ -n "$PG_URL" ]; then
+    ROVA_TEST_PG_URL="$PG_URL" nextest_stage nextest-pg "$ART/nextest-pg.log" -p rova --test it
+  else
+    record nextest-pg 0 1 0
   fi
 fi
 
@@ -126,8 +167,8 @@ if want build; then
 fi
 
 # ------------------------------------------------------------ black box
-BLACK_BOX="cli tempest guest"
-if want cli || want tempest || want guest; then
+BLACK_BOX="cli cli-pg tempest tempest-pg guest"
+if want cli || want cli-pg || want tempest || want tempest-pg || want guest; then
   banner "client venv"
   if ! VENV="$(scripts/client-venv.sh)"; then
     for st in $BLACK_BOX; do want "$st" && record "$st" 0 1 0; done
@@ -171,23 +212,62 @@ failed = n("failures") + n("errors")
 print(n("tests") - failed - n("skipped"), failed, n("skipped"))' "$1"
 }
 
-TEMPEST_PID=""
-if want tempest; then
-  banner "tempest: starting a rova for Tempest"
+# Tempest against a rova of its own on `database` (empty: SQLite in its
+# data directory); the summary line ends up in `log`.
+run_tempest() {  # tag database log
+  local tag="$1" database="$2" log="$3"
   # Tempest's accounts share one project per role (no Keystone admin API
   # to make a project per test class as devstack does), so the project
   # quotas are raised to what many classes running at once need.
-  if ROVA_QUOTA_INSTANCES=200 ROVA_QUOTA_CORES=400 ROVA_QUOTA_RAM=-1 \
-      start_rova "$ART/tempest-rova-data" "$ART/tempest-rova.log"; then
-    echo "rova for tempest at $ROVA_URL (log $ART/tempest-rova.log); tempest output goes to $ART/tempest.log"
+  if ROVA_DATABASE_URL="$database" ROVA_QUOTA_INSTANCES=200 ROVA_QUOTA_CORES=400 ROVA_QUOTA_RAM=-1 \
+      start_rova "$ART/$tag-rova-data" "$ART/$tag-rova.log"; then
+    echo "rova for $tag at $ROVA_URL (log $ART/$tag-rova.log)"
     ROVA_TEMPEST_FEATURES="${ROVA_TEMPEST_FEATURES:-pause,suspend,shelve,rescue,resize,snapshot,console_output,change_password,personality,disk_config,vnc_console}" \
-    scripts/tempest.sh --url "$ROVA_URL" --data-dir "$ART/tempest-rova-data" \
+    scripts/tempest.sh --url "$ROVA_URL" --data-dir "$ART/$tag-rova-data" \
       --include-list "${ROVA_TEMPEST_LIST:-$ROOT/tests/tempest/compute.txt}" \
-      --workers "${ROVA_TEMPEST_WORKERS:-2}" --workdir "$ART/tempest-ws" >"$ART/tempest.log" 2>&1 &
-    TEMPEST_PID=$!
-  else
-    record tempest 0 1 0
+      --workers "${ROVA_TEMPEST_WORKERS:-2}" --workdir "$ART/$tag-ws" >"$log" 2>&1
+    local rc=$?
+    kill "$ROVA_PID" 2>/dev/null && wait "$ROVA_PID" 2>/dev/null
+    return $rc
   fi
+  echo "rova for $tag did not start" >"$log"
+  return 1
+}
+
+# Records a Tempest run from its exit status and summary line.
+record_tempest() {  # stage rc log
+  local line p f s
+  cat "$3"
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$3" | tail -n1)
+  if [ -z "$line" ]; then
+    record "$1" 0 1 0
+  else
+    p=$(count_of passed "$line") f=$(count_of failed "$line") s=$(count_of skipped "$line")
+    [ "$2" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+    record "$1" "$p" "$f" "$s"
+  fi
+}
+
+# Both Tempest runs go one after the other in the background (each has two
+# workers of its own), beside the CLI and guest suites.
+TEMPEST_PID=""
+TEMPEST_PG_DB=""
+if want tempest-pg && [ -n "$PG_URL" ]; then
+  TEMPEST_PG_DB="$(pg_database rova_tempest)" || TEMPEST_PG_DB=""
+fi
+if want tempest || want tempest-pg; then
+  banner "tempest: in the background (output in $ART/tempest.log, $ART/tempest-pg.log)"
+  (
+    trap '[ -n "${ROVA_PID:-}" ] && kill "$ROVA_PID" 2>/dev/null' EXIT
+    rc_sqlite=0 rc_pg=0
+    if want tempest; then run_tempest tempest "" "$ART/tempest.log"; rc_sqlite=$?; fi
+    if want tempest-pg && [ -n "$TEMPEST_PG_DB" ]; then
+      run_tempest tempest-pg "$TEMPEST_PG_DB" "$ART/tempest-pg.log"; rc_pg=$?
+    fi
+    echo "$rc_sqlite $rc_pg" >"$ART/tempest.rc"
+  ) &
+  TEMPEST_PID=$!
+  PIDS_TO_STOP+=("$TEMPEST_PID")
 fi
 
 # A pytest suite's result from its exit status and JUnit file: no junit, no
@@ -216,9 +296,21 @@ fi
 if want cli; then
   banner "cli: pytest tests/cli"
   rm -f "$ART/cli-junit.xml"
-  timeout --kill-after=30 "${ROVA_CLI_SUITE_TIMEOUT:-1200}" \
+  ROVA_DATABASE_URL="" timeout --kill-after=30 "${ROVA_CLI_SUITE_TIMEOUT:-1200}" \
     "$VENV/bin/python" -m pytest tests/cli -v --junitxml="$ART/cli-junit.xml"
   record_pytest cli $? "$ART/cli-junit.xml"
+fi
+
+if want cli-pg; then
+  banner "cli-pg: pytest tests/cli with the rova's tables on PostgreSQL"
+  rm -f "$ART/cli-pg-junit.xml"
+  if [ -n "$PG_URL" ] && CLI_DB="$(pg_database rova_cli)"; then
+    ROVA_DATABASE_URL="$CLI_DB" timeout --kill-after=30 "${ROVA_CLI_SUITE_TIMEOUT:-1200}" \
+      "$VENV/bin/python" -m pytest tests/cli -v --junitxml="$ART/cli-pg-junit.xml"
+    record_pytest cli-pg $? "$ART/cli-pg-junit.xml"
+  else
+    record cli-pg 0 1 0
+  fi
 fi
 
 if [ -n "$GUEST_PID" ]; then
@@ -232,16 +324,18 @@ fi
 if [ -n "$TEMPEST_PID" ]; then
   banner "tempest: waiting for scripts/tempest.sh"
   wait "$TEMPEST_PID"
-  rc=$?
-  cat "$ART/tempest.log"
-  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$ART/tempest.log" | tail -n1)
-  if [ -z "$line" ]; then
-    record tempest 0 1 0
-  else
-    p=$(count_of passed "$line") f=$(count_of failed "$line") s=$(count_of skipped "$line")
-    [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
-    record tempest "$p" "$f" "$s"
+  read -r rc_sqlite rc_pg <"$ART/tempest.rc" 2>/dev/null || { rc_sqlite=1 rc_pg=1; }
+  want tempest && record_tempest tempest "${rc_sqlite:-1}" "$ART/tempest.log"
+  if want tempest-pg; then
+    if [ -n "$TEMPEST_PG_DB" ]; then
+      banner "tempest-pg"
+      record_tempest tempest-pg "${rc_pg:-1}" "$ART/tempest-pg.log"
+    else
+      record tempest-pg 0 1 0
+    fi
   fi
+elif want tempest-pg; then
+  record tempest-pg 0 1 0
 fi
 cleanup
 PIDS_TO_STOP=()

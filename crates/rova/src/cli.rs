@@ -98,7 +98,8 @@ pub fn main() -> ExitCode {
             novnc_path,
         } => {
             let mut cfg = Config::new(data_dir, listen);
-            if let Some(url) = database {
+            // An empty ROVA_DATABASE_URL means the default, as if unset.
+            if let Some(url) = database.filter(|u| !u.trim().is_empty()) {
                 match crate::store::Database::parse(&url) {
                     Ok(db) => cfg.database = Some(db),
                     Err(e) => {

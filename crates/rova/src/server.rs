@@ -50,10 +50,7 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
         running.addr,
         started.elapsed().as_millis()
     );
-    println!(
-        "rova: database {}",
-        running.app.store.database().redacted()
-    );
+    println!("rova: database {}", running.app.store.database().redacted());
     println!("rova: identity http://{}/identity/v3", running.addr);
     println!("rova: compute  http://{}/compute/v2.1", running.addr);
     println!("rova: image    http://{}/image", running.addr);

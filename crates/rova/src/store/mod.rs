@@ -268,7 +268,8 @@ where
     }
 
     fn put_op(&self, id: &str, value: &T) -> Result<Op, Fault> {
-        let failed = |e: serde_json::Error| Fault::internal(format!("serialising {}: {e}", self.kind.kind));
+        let failed =
+            |e: serde_json::Error| Fault::internal(format!("serialising {}: {e}", self.kind.kind));
         let (cells, body) = if self.kind.cols.is_empty() {
             (Vec::new(), serde_json::to_string(value).map_err(failed)?)
         } else {

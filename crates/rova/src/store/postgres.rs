@@ -35,7 +35,11 @@ impl Postgres {
 /// exists (for tests and tools that want a database of their own). Runs
 /// on a thread of its own, so it may be called from async code.
 pub fn create_database(admin_url: &str, name: &str) -> Result<(), String> {
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
         return Err(format!("database name {name:?} is not a plain identifier"));
     }
     let (url, sql) = (admin_url.to_string(), format!("CREATE DATABASE {name}"));
@@ -68,20 +72,6 @@ pub fn with_database(url: &str, name: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn database_names_in_urls() {
-        use super::with_database;
-        assert_eq!(with_database("postgres://u@h:1/postgres", "x"), "postgres://u@h:1/x");
-        assert_eq!(with_database("postgres://u@h:1", "x"), "postgres://u@h:1/x");
-        assert_eq!(
-            with_database("postgres://u@h/db?sslmode=disable", "x"),
-            "postgres://u@h/x?sslmode=disable"
-        );
-    }
-}
-
 impl Backend for Postgres {
     fn load(&mut self, kind: &Kind) -> Result<Vec<(String, String)>, String> {
         let rows = self
@@ -97,33 +87,40 @@ impl Backend for Postgres {
     fn commit(&mut self, ops: &[&Op]) -> Result<(), String> {
         // The last write to each row is the one that counts; the rest of
         // the batch is grouped by table.
-        let mut last: HashMap<(&str, &str), usize> = HashMap::new();
+        // `gen` still counts every write: a row written n times in the
+        // batch gains n. A row deleted and written again in the batch is
+        // deleted first, so its count starts again as on SQLite.
+        let mut last: HashMap<(&str, &str), (usize, i64, bool)> = HashMap::new();
         for (i, op) in ops.iter().enumerate() {
-            let key = match op {
-                Op::Put { kind, id, .. } | Op::Delete { kind, id } => (kind.table, id.as_str()),
+            let (key, put) = match op {
+                Op::Put { kind, id, .. } => ((kind.table, id.as_str()), true),
+                Op::Delete { kind, id } => ((kind.table, id.as_str()), false),
             };
-            last.insert(key, i);
+            let (n, deleted) = match last.get(&key) {
+                Some((_, n, deleted)) if put => (n + 1, *deleted),
+                _ => (i64::from(put), !put),
+            };
+            last.insert(key, (i, n, deleted));
         }
-        let mut order: Vec<usize> = last.into_values().collect();
+        let mut order: Vec<(usize, i64, bool)> = last.into_values().collect();
         order.sort_unstable();
-        let mut puts: Vec<(&'static Kind, Vec<&Op>)> = Vec::new();
+        let mut puts: Vec<(&'static Kind, Vec<(&Op, i64)>)> = Vec::new();
         let mut dels: Vec<(&'static Kind, Vec<&str>)> = Vec::new();
-        for i in order {
+        for (i, n, deleted) in order {
             match ops[i] {
-                op @ Op::Put { kind, .. } => match puts.iter_mut().find(|(k, _)| k.table == kind.table) {
-                    Some((_, v)) => v.push(op),
-                    None => puts.push((kind, vec![op])),
-                },
-                Op::Delete { kind, id } => match dels.iter_mut().find(|(k, _)| k.table == kind.table) {
-                    Some((_, v)) => v.push(id),
-                    None => dels.push((kind, vec![id])),
-                },
+                op @ Op::Put { kind, id, .. } => {
+                    if deleted {
+                        group_delete(&mut dels, kind, id);
+                    }
+                    match puts.iter_mut().find(|(k, _)| k.table == kind.table) {
+                        Some((_, v)) => v.push((op, n)),
+                        None => puts.push((kind, vec![(op, n)])),
+                    }
+                }
+                Op::Delete { kind, id } => group_delete(&mut dels, kind, id),
             }
         }
         let mut tx = self.client.transaction().map_err(|e| e.to_string())?;
-        for (kind, ops) in &puts {
-            upsert(&mut tx, kind, ops)?;
-        }
         for (kind, ids) in &dels {
             tx.execute(
                 &format!("DELETE FROM {} WHERE id = ANY($1)", kind.table),
@@ -131,7 +128,21 @@ impl Backend for Postgres {
             )
             .map_err(|e| e.to_string())?;
         }
+        for (kind, ops) in &puts {
+            upsert(&mut tx, kind, ops)?;
+        }
         tx.commit().map_err(|e| e.to_string())
+    }
+}
+
+fn group_delete<'a>(
+    dels: &mut Vec<(&'static Kind, Vec<&'a str>)>,
+    kind: &'static Kind,
+    id: &'a str,
+) {
+    match dels.iter_mut().find(|(k, _)| k.table == kind.table) {
+        Some((_, v)) => v.push(id),
+        None => dels.push((kind, vec![id])),
     }
 }
 
@@ -152,8 +163,13 @@ impl Column {
     }
 }
 
-fn upsert(tx: &mut postgres::Transaction<'_>, kind: &Kind, ops: &[&Op]) -> Result<(), String> {
+fn upsert(
+    tx: &mut postgres::Transaction<'_>,
+    kind: &Kind,
+    ops: &[(&Op, i64)],
+) -> Result<(), String> {
     let mut ids: Vec<&str> = Vec::with_capacity(ops.len());
+    let mut writes: Vec<i64> = Vec::with_capacity(ops.len());
     let mut bodies: Vec<&str> = Vec::with_capacity(ops.len());
     let mut columns: Vec<Column> = kind
         .cols
@@ -164,11 +180,15 @@ fn upsert(tx: &mut postgres::Transaction<'_>, kind: &Kind, ops: &[&Op]) -> Resul
             Ty::Bool => Column::Bool(Vec::with_capacity(ops.len())),
         })
         .collect();
-    for op in ops {
-        let Op::Put { id, cells, body, .. } = op else {
+    for (op, n) in ops {
+        let Op::Put {
+            id, cells, body, ..
+        } = op
+        else {
             continue;
         };
         ids.push(id);
+        writes.push(*n);
         bodies.push(body);
         for (col, cell) in columns.iter_mut().zip(cells) {
             match (col, cell) {
@@ -184,16 +204,23 @@ fn upsert(tx: &mut postgres::Transaction<'_>, kind: &Kind, ops: &[&Op]) -> Resul
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&ids];
     params.extend(columns.iter().map(Column::param));
     params.push(&bodies);
+    params.push(&writes);
     tx.execute(&upsert_sql(kind), &params)
         .map_err(|e| format!("writing {}: {e}", kind.table))?;
     Ok(())
 }
 
 fn upsert_sql(kind: &Kind) -> String {
-    let names: Vec<String> = kind.cols.iter().map(|c| format!("\"{}\"", c.name)).collect();
+    let names: Vec<String> = kind
+        .cols
+        .iter()
+        .map(|c| format!("\"{}\"", c.name))
+        .collect();
     let mut cols = vec!["id".to_string()];
     cols.extend(names.iter().cloned());
     cols.push("body".into());
+    let mut unnested = cols.clone();
+    unnested.push("gen".into());
     let mut arrays = vec!["$1::text[]".to_string()];
     for (i, c) in kind.cols.iter().enumerate() {
         let ty = match c.ty {
@@ -204,16 +231,23 @@ fn upsert_sql(kind: &Kind) -> String {
         arrays.push(format!("${}::{ty}[]", i + 2));
     }
     arrays.push(format!("${}::text[]", kind.cols.len() + 2));
+    arrays.push(format!("${}::bigint[]", kind.cols.len() + 3));
     let mut select = vec!["u.id".to_string()];
     select.extend(names.iter().map(|n| format!("u.{n}")));
     select.push("u.body::json".into());
-    let mut sets: Vec<String> = names.iter().map(|n| format!("{n} = EXCLUDED.{n}")).collect();
+    select.push("u.gen".into());
+    let mut sets: Vec<String> = names
+        .iter()
+        .map(|n| format!("{n} = EXCLUDED.{n}"))
+        .collect();
     sets.push("body = EXCLUDED.body".into());
-    sets.push(format!("gen = {}.gen + 1", kind.table));
+    sets.push(format!("gen = {}.gen + EXCLUDED.gen", kind.table));
+    cols.push("gen".into());
     format!(
-        "INSERT INTO {t} ({cols}) SELECT {select} FROM UNNEST({arrays}) AS u({cols}) ON CONFLICT (id) DO UPDATE SET {sets}",
+        "INSERT INTO {t} ({cols}) SELECT {select} FROM UNNEST({arrays}) AS u({unnested}) ON CONFLICT (id) DO UPDATE SET {sets}",
         t = kind.table,
         cols = cols.join(", "),
+        unnested = unnested.join(", "),
         select = select.join(", "),
         arrays = arrays.join(", "),
         sets = sets.join(", ")
@@ -262,7 +296,8 @@ fn hold_lock(url: &str, shown: &str) -> Result<(), String> {
     if held.contains_key(url) {
         return Ok(());
     }
-    let mut lock = Client::connect(url, NoTls).map_err(|e| format!("connecting to {shown}: {e}"))?;
+    let mut lock =
+        Client::connect(url, NoTls).map_err(|e| format!("connecting to {shown}: {e}"))?;
     let got: bool = lock
         .query_one("SELECT pg_try_advisory_lock($1)", &[&SERVING_LOCK])
         .map_err(|e| e.to_string())?
@@ -274,4 +309,21 @@ fn hold_lock(url: &str, shown: &str) -> Result<(), String> {
     }
     held.insert(url.to_string(), lock);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_names_in_urls() {
+        use super::with_database;
+        assert_eq!(
+            with_database("postgres://u@h:1/postgres", "x"),
+            "postgres://u@h:1/x"
+        );
+        assert_eq!(with_database("postgres://u@h:1", "x"), "postgres://u@h:1/x");
+        assert_eq!(
+            with_database("postgres://u@h/db?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+    }
 }

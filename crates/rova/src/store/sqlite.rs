@@ -18,8 +18,7 @@ impl Sqlite {
     /// lock, migrates and starts the checkpointer.
     pub fn open(path: &Path) -> Result<Sqlite, String> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         }
         hold_lock(path)?;
         // Created 0600 before SQLite opens it: SQLite gives the -wal and
@@ -76,7 +75,9 @@ impl Backend for Sqlite {
                     cells,
                     body,
                 } => {
-                    let mut put = tx.prepare_cached(&upsert_sql(kind)).map_err(|e| e.to_string())?;
+                    let mut put = tx
+                        .prepare_cached(&upsert_sql(kind))
+                        .map_err(|e| e.to_string())?;
                     let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(cells.len() + 2);
                     params.push(id);
                     params.extend(cells.iter().map(|c| c as &dyn rusqlite::ToSql));
@@ -110,12 +111,19 @@ impl rusqlite::ToSql for Cell {
 /// `INSERT … ON CONFLICT (id) DO UPDATE` for one kind: the columns, then
 /// the document; `gen` counts the writes.
 fn upsert_sql(kind: &Kind) -> String {
-    let names: Vec<String> = kind.cols.iter().map(|c| format!("\"{}\"", c.name)).collect();
+    let names: Vec<String> = kind
+        .cols
+        .iter()
+        .map(|c| format!("\"{}\"", c.name))
+        .collect();
     let mut cols = vec!["id".to_string()];
     cols.extend(names.iter().cloned());
     cols.push("body".into());
     let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-    let mut sets: Vec<String> = names.iter().map(|n| format!("{n} = excluded.{n}")).collect();
+    let mut sets: Vec<String> = names
+        .iter()
+        .map(|n| format!("{n} = excluded.{n}"))
+        .collect();
     sets.push("body = excluded.body".into());
     sets.push("gen = gen + 1".into());
     format!(
@@ -203,7 +211,10 @@ fn import_objects(tx: &rusqlite::Transaction<'_>) -> Result<(), String> {
     }
     tx.execute_batch("DROP TABLE objects")
         .map_err(|e| e.to_string())?;
-    tracing::info!(records = moved, "moved the pre-relational store into its tables");
+    tracing::info!(
+        records = moved,
+        "moved the pre-relational store into its tables"
+    );
     Ok(())
 }
 

@@ -89,6 +89,12 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestCloud {
     start_in(dir, adjust).await
 }
 
+/// Starts a cloud with the default test configuration on an existing
+/// data directory.
+pub async fn start_in_dir(dir: PathBuf) -> TestCloud {
+    start_in(dir, |_| {}).await
+}
+
 /// Starts a cloud on `dir` (a new one, or one a stopped cloud left).
 async fn start_in(dir: PathBuf, adjust: impl FnOnce(&mut Config)) -> TestCloud {
     let mut cfg = Config::new(dir.clone(), "127.0.0.1:0".parse().expect("addr"));
@@ -117,12 +123,16 @@ async fn start_in(dir: PathBuf, adjust: impl FnOnce(&mut Config)) -> TestCloud {
 /// use. Without it, `None`: the embedded SQLite file in `dir`.
 pub fn test_database(dir: &std::path::Path) -> Option<rova::store::Database> {
     use std::hash::{Hash, Hasher};
-    let url = std::env::var("ROVA_TEST_PG_URL").ok().filter(|u| !u.is_empty())?;
+    let url = std::env::var("ROVA_TEST_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty())?;
     let mut h = std::collections::hash_map::DefaultHasher::new();
     dir.hash(&mut h);
     let name = format!("rova_it_{:016x}", h.finish());
     rova::store::create_database(&url, &name).expect("creating the test database");
-    Some(rova::store::Database::Postgres(rova::store::with_database(&url, &name)))
+    Some(rova::store::Database::Postgres(rova::store::with_database(
+        &url, &name,
+    )))
 }
 
 /// A logged-in user.

@@ -24,3 +24,4 @@ mod servers_create;
 mod servers_list;
 mod servers_misc;
 mod sim_api;
+mod storage;

@@ -1,0 +1,481 @@
+//! The storage suite: the store's operations and guarantees, run against
+//! SQLite always and against PostgreSQL when `ROVA_TEST_PG_URL` names a
+//! server (scripts/test.sh's nextest-pg stage sets it): the schema holds
+//! every kind's columns, records round-trip through a reopen with their
+//! key columns and write counts, concurrent writers lose nothing, a
+//! pre-relational data directory is moved into the tables, a newer schema
+//! and a second serving process are refused.
+
+use rova::store::{schema, Database, Store, Table};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A fresh database on each backend this run has.
+fn backends(tag: &str) -> Vec<Database> {
+    let dir = temp_dir(tag);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut out = vec![Database::Sqlite(dir.join("rova.sqlite"))];
+    if let Ok(url) = std::env::var("ROVA_TEST_PG_URL") {
+        if !url.is_empty() {
+            let name = format!("rova_st_{}", uuid::Uuid::new_v4().simple());
+            rova::store::create_database(&url, &name).expect("create database");
+            out.push(Database::Postgres(rova::store::with_database(&url, &name)));
+        }
+    }
+    out
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("rova-storage-{tag}-{}", uuid::Uuid::new_v4()))
+}
+
+/// Every row of `sql`'s answer, each cell as text (NULL as `None`).
+fn query(db: &Database, sql: &str) -> Vec<Vec<Option<String>>> {
+    match db {
+        Database::Sqlite(path) => {
+            let conn = rusqlite::Connection::open(path).expect("open sqlite");
+            let mut stmt = conn.prepare(sql).expect("prepare");
+            let n = stmt.column_count();
+            let rows = stmt
+                .query_map([], |r| {
+                    (0..n)
+                        .map(|i| {
+                            use rusqlite::types::ValueRef;
+                            Ok(match r.get_ref(i)? {
+                                ValueRef::Null => None,
+                                ValueRef::Integer(v) => Some(v.to_string()),
+                                ValueRef::Real(v) => Some(v.to_string()),
+                                ValueRef::Text(t) | ValueRef::Blob(t) => {
+                                    Some(String::from_utf8_lossy(t).into_owned())
+                                }
+                            })
+                        })
+                        .collect()
+                })
+                .expect("query");
+            rows.collect::<Result<_, _>>().expect("rows")
+        }
+        Database::Postgres(url) => {
+            let (url, sql) = (url.clone(), sql.to_string());
+            std::thread::spawn(move || {
+                let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+                c.simple_query(&sql)
+                    .expect("query")
+                    .into_iter()
+                    .filter_map(|m| match m {
+                        postgres::SimpleQueryMessage::Row(r) => {
+                            Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .join()
+            .expect("query thread")
+        }
+    }
+}
+
+fn exec(db: &Database, sql: &str) {
+    match db {
+        Database::Sqlite(path) => {
+            let conn = rusqlite::Connection::open(path).expect("open sqlite");
+            conn.execute_batch(sql).expect("exec");
+        }
+        Database::Postgres(url) => {
+            let (url, sql) = (url.clone(), sql.to_string());
+            std::thread::spawn(move || {
+                let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+                c.batch_execute(&sql).expect("exec");
+            })
+            .join()
+            .expect("exec thread");
+        }
+    }
+}
+
+fn columns_of(db: &Database, table: &str) -> Vec<String> {
+    let sql = match db {
+        Database::Sqlite(_) => format!("SELECT name FROM pragma_table_info('{table}')"),
+        Database::Postgres(_) => format!(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = '{table}'"
+        ),
+    };
+    query(db, &sql)
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect()
+}
+
+fn instance(id: &str, project: &str, name: &str) -> Value {
+    json!({
+        "id": 1, "uuid": id, "project_id": project, "user_id": "u", "display_name": name,
+        "host": "rova-sim-1", "node": null, "vm_state": "building", "task_state": "spawning",
+        "deleted": false, "created_at": "2026-12-05T00:00:00Z", "updated_at": "2026-12-05T00:00:00Z",
+        "metadata": {"k": "v"}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_schema_holds_every_kinds_columns() {
+    for db in backends("schema") {
+        let _store = Store::connect(&db).expect("open");
+        for kind in schema::KINDS {
+            let cols = columns_of(&db, kind.table);
+            for want in ["id", "gen", "body"]
+                .into_iter()
+                .chain(kind.cols.iter().map(|c| c.name))
+            {
+                assert!(
+                    cols.iter().any(|c| c == want),
+                    "{:?}: {}.{want} missing (has {cols:?})",
+                    db,
+                    kind.table
+                );
+            }
+        }
+        let versions = query(&db, "SELECT version FROM schema_migrations");
+        assert_eq!(versions, vec![vec![Some("1".to_string())]], "{db:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_round_trip_with_their_key_columns_and_write_counts() {
+    for db in backends("roundtrip") {
+        let store = Store::connect(&db).expect("open");
+        let t: Table<Value> = Table::load("instance", &store).expect("load");
+        t.put("a", instance("a", "p1", "alpha"))
+            .await
+            .expect("put a");
+        t.put("b", instance("b", "p2", "beta"))
+            .await
+            .expect("put b");
+        let (_, ()) = t
+            .update(
+                "a",
+                || rova_core::Fault::not_found("gone"),
+                |v| {
+                    v["vm_state"] = json!("active");
+                    v["task_state"] = Value::Null;
+                    Ok(())
+                },
+            )
+            .await
+            .expect("update a");
+        // A refused change writes nothing.
+        let refused = t
+            .update(
+                "b",
+                || rova_core::Fault::not_found("gone"),
+                |_| Err::<(), _>(rova_core::Fault::conflict("no")),
+            )
+            .await;
+        assert!(refused.is_err());
+        t.transact(|tx| {
+            let mut c = tx.get("b").expect("b");
+            c["display_name"] = json!("beta-2");
+            tx.put("b", c);
+            tx.put("c", instance("c", "p1", "gamma\u{0}nul"));
+            Ok(())
+        })
+        .await
+        .expect("transact");
+        t.remove("c").await.expect("remove c");
+        t.put("c", instance("c", "p1", "gamma\u{0}nul"))
+            .await
+            .expect("put c");
+        drop(t);
+
+        // The rows and their key columns, as another reader sees them.
+        let rows = query(
+            &db,
+            "SELECT id, gen, project_id, display_name, vm_state, task_state, host FROM instances ORDER BY id",
+        );
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(
+            rows,
+            vec![
+                vec![
+                    s("a"),
+                    s("2"),
+                    s("p1"),
+                    s("alpha"),
+                    s("active"),
+                    None,
+                    s("rova-sim-1")
+                ],
+                vec![
+                    s("b"),
+                    s("2"),
+                    s("p2"),
+                    s("beta-2"),
+                    s("building"),
+                    s("spawning"),
+                    s("rova-sim-1")
+                ],
+                vec![
+                    s("c"),
+                    s("1"),
+                    s("p1"),
+                    s("gamma\u{fffd}nul"),
+                    s("building"),
+                    s("spawning"),
+                    s("rova-sim-1")
+                ],
+            ],
+            "{db:?}"
+        );
+        // Reopened, the records are what was written (the NUL intact in
+        // the document).
+        let again: Table<Value> = Table::load("instance", &store).expect("reload");
+        assert_eq!(again.len(), 3);
+        assert_eq!(again.get("a").expect("a")["vm_state"], json!("active"));
+        assert_eq!(again.get("b").expect("b")["display_name"], json!("beta-2"));
+        assert_eq!(
+            again.get("c").expect("c")["display_name"],
+            json!("gamma\u{0}nul")
+        );
+        assert_eq!(again.get("c").expect("c")["metadata"], json!({"k": "v"}));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_writers_lose_nothing() {
+    for db in backends("concurrent") {
+        let store = Store::connect(&db).expect("open");
+        let t: Arc<Table<Value>> = Arc::new(Table::load("quota", &store).expect("load"));
+        t.put("shared", json!({"project_id": "p", "n": 0}))
+            .await
+            .expect("seed");
+        let mut tasks = Vec::new();
+        for w in 0..8 {
+            let t = t.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..100 {
+                    t.put(
+                        &format!("w{w}-{i}"),
+                        json!({"project_id": format!("p{w}"), "i": i}),
+                    )
+                    .await
+                    .expect("put");
+                    t.update(
+                        "shared",
+                        || rova_core::Fault::not_found("gone"),
+                        |v| {
+                            v["n"] = json!(v["n"].as_i64().unwrap_or(0) + 1);
+                            Ok(())
+                        },
+                    )
+                    .await
+                    .expect("update");
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("writer");
+        }
+        let count = query(&db, "SELECT count(*) FROM quotas");
+        assert_eq!(count, vec![vec![Some("801".to_string())]], "{db:?}");
+        let shared = query(&db, "SELECT gen FROM quotas WHERE id = 'shared'");
+        assert_eq!(
+            shared,
+            vec![vec![Some("801".to_string())]],
+            "{db:?}: one write each"
+        );
+        let again: Table<Value> = Table::load("quota", &store).expect("reload");
+        assert_eq!(again.get("shared").expect("shared")["n"], json!(800));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_newer_schema_is_refused_with_a_clear_message() {
+    for db in backends("newer") {
+        drop(Store::connect(&db).expect("open"));
+        exec(
+            &db,
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 'now')",
+        );
+        let err = Store::connect(&db).err().expect("refused");
+        assert!(err.contains("newer than this Rova knows"), "{db:?}: {err}");
+    }
+}
+
+/// What a release before the relational schema left: one
+/// `objects(kind, id, body)` table.
+fn legacy_file(path: &std::path::Path, rows: &[(&str, &str, Value)]) {
+    let conn = rusqlite::Connection::open(path).expect("open");
+    conn.execute_batch(
+        "CREATE TABLE objects (kind TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID;",
+    )
+    .expect("legacy schema");
+    for (kind, id, body) in rows {
+        conn.execute(
+            "INSERT INTO objects (kind, id, body) VALUES (?1, ?2, ?3)",
+            (kind, id, body.to_string()),
+        )
+        .expect("legacy row");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pre_relational_data_directory_is_moved_into_the_tables() {
+    let dir = temp_dir("legacy");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("rova.sqlite");
+    legacy_file(
+        &path,
+        &[
+            ("instance", "i-1", instance("i-1", "p1", "old")),
+            (
+                "flavor",
+                "f-1",
+                json!({"id": "f-1", "name": "m1.tiny", "is_public": true, "disabled": false}),
+            ),
+            ("id_counter", "instance", json!({"next": 42})),
+        ],
+    );
+    let db = Database::Sqlite(path.clone());
+    let store = Store::connect(&db).expect("migrated");
+    let instances: Table<Value> = Table::load("instance", &store).expect("instances");
+    assert_eq!(
+        instances.get("i-1").expect("moved")["display_name"],
+        json!("old")
+    );
+    let flavors: Table<Value> = Table::load("flavor", &store).expect("flavors");
+    assert_eq!(flavors.get("f-1").expect("moved")["name"], json!("m1.tiny"));
+    let counters: Table<Value> = Table::load("id_counter", &store).expect("counters");
+    assert_eq!(counters.get("instance").expect("moved")["next"], json!(42));
+    assert_eq!(
+        query(&db, "SELECT project_id FROM instances WHERE id = 'i-1'"),
+        vec![vec![Some("p1".to_string())]]
+    );
+    assert!(
+        query(&db, "SELECT name FROM sqlite_master WHERE name = 'objects'").is_empty(),
+        "the old table is gone once moved"
+    );
+
+    // A record of a kind this release does not know stops the start, and
+    // the file is left as it was.
+    let dir = temp_dir("legacy-unknown");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("rova.sqlite");
+    legacy_file(&path, &[("volume", "v-1", json!({"id": "v-1"}))]);
+    let db = Database::Sqlite(path);
+    let err = Store::connect(&db).err().expect("refused");
+    assert!(err.contains("\"volume\""), "{err}");
+    assert_eq!(
+        query(&db, "SELECT count(*) FROM objects"),
+        vec![vec![Some("1".to_string())]],
+        "nothing lost"
+    );
+}
+
+/// A whole cloud on a pre-relational data directory: the records written
+/// by the old layout are served after the move.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cloud_started_on_a_pre_relational_directory_serves_its_records() {
+    // Make a real cloud's records, then write them back in the old layout.
+    let cloud = crate::common::start().await;
+    if cloud.database.is_some() {
+        return; // the old layout only ever existed on SQLite; covered there
+    }
+    let demo = cloud.login("demo").await;
+    let r = cloud
+        .post(
+            &demo,
+            "/os-keypairs",
+            None,
+            json!({"keypair": {"name": "legacy-key"}}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text);
+    let dir = cloud.dir.clone();
+    let db = Database::Sqlite(dir.join("rova.sqlite"));
+    let mut old: Vec<(String, String, String)> = Vec::new();
+    for kind in schema::KINDS {
+        for row in query(&db, &format!("SELECT id, body FROM {}", kind.table)) {
+            old.push((
+                kind.kind.to_string(),
+                row[0].clone().unwrap_or_default(),
+                row[1].clone().unwrap_or_default(),
+            ));
+        }
+    }
+    let keep = dir.with_extension("moved");
+    std::fs::create_dir_all(&keep).expect("dir");
+    for f in ["passwords.json", "clouds.yaml"] {
+        let _ = std::fs::copy(dir.join(f), keep.join(f));
+    }
+    drop(cloud);
+    let path = keep.join("rova.sqlite");
+    let rows: Vec<(&str, &str, Value)> = old
+        .iter()
+        .map(|(k, i, b)| {
+            (
+                k.as_str(),
+                i.as_str(),
+                serde_json::from_str(b).expect("body"),
+            )
+        })
+        .collect();
+    legacy_file(&path, &rows);
+    let cloud = crate::common::start_in_dir(keep).await;
+    let demo = cloud.login("demo").await;
+    let r = cloud.get(&demo, "/os-keypairs", None).await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text);
+    assert_eq!(
+        r.body["keypairs"][0]["keypair"]["name"],
+        json!("legacy-key"),
+        "{}",
+        r.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_process_on_the_same_database_is_refused() {
+    for db in backends("second") {
+        let dir = temp_dir("second-data");
+        let serve = |data: &std::path::Path| {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rova"));
+            cmd.arg("serve")
+                .arg("--data-dir")
+                .arg(data)
+                .args(["--listen", "127.0.0.1:0"])
+                .env("ROVA_LOG", "warn")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            if let Database::Postgres(url) = &db {
+                cmd.env("ROVA_DATABASE_URL", url);
+            }
+            cmd
+        };
+        let (first_dir, second_dir) = match &db {
+            // The same data directory, so the same SQLite file.
+            Database::Sqlite(_) => (dir.clone(), dir.clone()),
+            Database::Postgres(_) => (dir.clone(), dir.with_extension("b")),
+        };
+        let mut first = serve(&first_dir).spawn().expect("first starts");
+        let stdout = first.stdout.take().expect("stdout");
+        let ready = std::thread::spawn(move || {
+            use std::io::BufRead;
+            std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .any(|l| l.starts_with("rova: serving on"))
+        })
+        .join()
+        .expect("reader");
+        assert!(ready, "{db:?}: the first process serves");
+        let second = serve(&second_dir).output().expect("second runs");
+        let _ = first.kill();
+        let _ = first.wait();
+        let err = String::from_utf8_lossy(&second.stderr);
+        assert!(!second.status.success(), "{db:?}: the second one exits");
+        assert!(
+            err.contains("another Rova process is serving"),
+            "{db:?}: {err}"
+        );
+    }
+}
