@@ -60,6 +60,12 @@ pub struct Args {
     /// A line to add to the markdown section (repeatable).
     #[arg(long)]
     pub note: Vec<String>,
+    /// Keep the tables on PostgreSQL instead of the embedded SQLite: each
+    /// fleet gets a fresh database on the server this superuser URL
+    /// reaches (created with `psql`), e.g. the URL `scripts/pg.sh start
+    /// DIR --durable` prints.
+    #[arg(long, value_name = "URL")]
+    pub postgres: Option<String>,
     /// Keep each run's data directory and server log.
     #[arg(long)]
     pub keep: bool,
@@ -160,6 +166,29 @@ pub struct RunResult {
     pub server_log: Option<String>,
 }
 
+/// Creates a database of its own for one run on the PostgreSQL server
+/// `admin_url` reaches; returns its URL.
+fn fresh_database(admin_url: &str, tag: &str) -> Result<String, String> {
+    let name = format!(
+        "rova_bench_{}_{}",
+        tag.replace('-', "_"),
+        std::process::id()
+    );
+    let out = std::process::Command::new("psql")
+        .args([admin_url, "-qAt", "-c", &format!("CREATE DATABASE {name}")])
+        .output()
+        .map_err(|e| format!("running psql: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "creating database {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let base = admin_url.split('?').next().unwrap_or(admin_url);
+    let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+    Ok(format!("{base}/{name}"))
+}
+
 async fn bench_one(
     args: &Args,
     rova: &std::path::Path,
@@ -169,6 +198,14 @@ async fn bench_one(
     let load_before = report::loadavg();
     let http = client::http_client(args.concurrency.max(8))?;
     let tag = format!("n{n}-{idx}");
+    let database = match &args.postgres {
+        Some(url) => Some(fresh_database(url, &tag)?),
+        None => None,
+    };
+    let env: Vec<(&str, &str)> = database
+        .iter()
+        .map(|d| ("ROVA_DATABASE_URL", d.as_str()))
+        .collect();
     let launch = server::Launch {
         rova,
         sim_latency_ms: args.sim_latency_ms,
@@ -176,7 +213,7 @@ async fn bench_one(
         capacity: n + args.probe,
         reuse: None,
         extra_args: &[],
-        extra_env: &[],
+        extra_env: &env,
     };
     let (srv, startup) = server::start(&launch, &http).await?;
     let result = measure(args, &srv, &http, n, load_before, startup).await;

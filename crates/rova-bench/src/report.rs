@@ -595,6 +595,14 @@ pub fn markdown_section(runs: &[RunResult], args: &Args, m: &Machine) -> String 
             .map_or("server default (5 ms per build step)".into(), |v| format!("{v} ms")),
         crate::client::MICROVERSION
     ));
+    s.push_str(&format!(
+        "- Database: {}\n",
+        if args.postgres.is_some() {
+            "PostgreSQL (a fresh database per fleet, `--postgres`)"
+        } else {
+            "SQLite (the embedded default)"
+        }
+    ));
     s.push_str(&format!("- Reproduce: `{}`\n", reproduce()));
     for n in &args.note {
         s.push_str(&format!("- Note: {n}\n"));

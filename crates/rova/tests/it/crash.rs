@@ -369,6 +369,32 @@ async fn check_invariants(r: &Rova, mem_base: &BTreeMap<String, i64>) {
         }
     }
 
+    // Quota usage: each project's in-use counts are its servers'.
+    let mut per_project: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
+    for s in &servers {
+        let e = per_project
+            .entry(s["tenant_id"].as_str().expect("tenant_id").to_string())
+            .or_default();
+        e.0 += 1;
+        e.1 += s["flavor"]["vcpus"].as_i64().expect("flavor vcpus");
+        e.2 += s["flavor"]["ram"].as_i64().expect("flavor ram");
+    }
+    for (project, (instances, cores, ram)) in &per_project {
+        let (st, q) = r
+            .get(
+                &r.admin,
+                &format!("/compute/v2.1/os-quota-sets/{project}/detail"),
+            )
+            .await;
+        assert_eq!(st, 200, "{q}");
+        let used = |k: &str| q["quota_set"][k]["in_use"].as_i64().unwrap_or(-1);
+        assert_eq!(
+            (used("instances"), used("cores"), used("ram")),
+            (*instances, *cores, *ram),
+            "project {project}: quota usage vs its servers\n{q}"
+        );
+    }
+
     // Images: nothing saving; nothing queued by a server operation.
     let (_, imgs) = r.get(&r.admin, "/image/v2/images?limit=1000").await;
     for i in imgs["images"].as_array().expect("images") {
@@ -624,6 +650,135 @@ async fn crash_during_create_storm_and_deletes() {
     check_invariants(&r, &mem).await;
     r.kill();
     println!("crash rounds run: {rounds}");
+    cleanup(&dir);
+}
+
+/// Every id answered 202 is one server, listed once; no two servers came
+/// from one request (names are unique per request here).
+fn exactly_once(servers: &[Value], acked: &[String]) {
+    let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in servers {
+        *names.entry(s["name"].as_str().unwrap_or("")).or_default() += 1;
+        *ids.entry(s["id"].as_str().unwrap_or("")).or_default() += 1;
+    }
+    for id in acked {
+        assert_eq!(ids.get(id.as_str()), Some(&1), "server {id} answered 202");
+    }
+    for (name, n) in names {
+        assert_eq!(n, 1, "{n} servers named {name}");
+    }
+}
+
+/// The scale: 300 concurrent creates, SIGKILL once half have been
+/// answered; then a burst of pause/stop/resize/delete/reboot and one of
+/// unpause/start/confirm, each cut by a SIGKILL. After every restart the
+/// invariants hold (on whichever database the suite runs on).
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_during_300_creates_and_action_bursts() {
+    let dir = temp_dir("storm300");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let args = &[
+        "--sim-latency-ms",
+        "10",
+        "--sim-hosts",
+        "2",
+        "--sim-host-vcpus",
+        "1024",
+        "--sim-host-ram-mb",
+        "1048576",
+    ];
+    let r = start(&dir, args).await;
+    let mem = memory_baseline(&r).await;
+    let acked = storm(r, "big", 300, 150).await;
+    assert!(
+        acked.len() >= 140,
+        "only {} of 150 answers were 202",
+        acked.len()
+    );
+    let r = start(&dir, args).await;
+    check_invariants(&r, &mem).await;
+    let servers = r.servers().await;
+    exactly_once(&servers, &acked);
+
+    // Burst 1 over every ACTIVE server, SIGKILL halfway through the answers.
+    let burst = |r: &Rova, ids: Vec<String>, bodies: Vec<Option<Value>>| {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        for (k, id) in ids.iter().enumerate() {
+            let (http, base, tok, tx) =
+                (r.http.clone(), r.base.clone(), r.demo.clone(), tx.clone());
+            let body = bodies[k % bodies.len()].clone();
+            let id = id.clone();
+            tokio::spawn(async move {
+                let req = match body {
+                    Some(b) => http
+                        .post(format!("{base}/compute/v2.1/servers/{id}/action"))
+                        .json(&b),
+                    None => http.delete(format!("{base}/compute/v2.1/servers/{id}")),
+                };
+                let _ = req
+                    .header("X-Auth-Token", tok)
+                    .header("OpenStack-API-Version", format!("compute {V}"))
+                    .send()
+                    .await;
+                let _ = tx.send(());
+            });
+        }
+        rx
+    };
+    let active: Vec<String> = servers
+        .iter()
+        .filter(|s| s["status"] == "ACTIVE")
+        .filter_map(|s| s["id"].as_str().map(str::to_string))
+        .collect();
+    let mut rx = burst(
+        &r,
+        active.clone(),
+        vec![
+            Some(json!({"pause": null})),
+            Some(json!({"os-stop": null})),
+            Some(json!({"resize": {"flavorRef": "2"}})),
+            None,
+            Some(json!({"reboot": {"type": "SOFT"}})),
+        ],
+    );
+    for _ in 0..active.len() / 2 {
+        let _ = rx.recv().await;
+    }
+    r.kill();
+    let r = start(&dir, args).await;
+    check_invariants(&r, &mem).await;
+
+    // Burst 2: undo what burst 1 did, SIGKILL halfway again.
+    let servers = r.servers().await;
+    let mut ids = Vec::new();
+    let mut bodies = Vec::new();
+    for s in &servers {
+        let body = match s["status"].as_str().unwrap_or("") {
+            "PAUSED" => json!({"unpause": null}),
+            "SHUTOFF" => json!({"os-start": null}),
+            "ACTIVE" => json!({"os-stop": null}),
+            _ => continue,
+        };
+        ids.push(s["id"].as_str().expect("id").to_string());
+        bodies.push(Some(body));
+    }
+    let n = ids.len();
+    let mut rx = burst(&r, ids, bodies);
+    for _ in 0..n / 2 {
+        let _ = rx.recv().await;
+    }
+    r.kill();
+    let r = start(&dir, args).await;
+    check_invariants(&r, &mem).await;
+    let servers = r.servers().await;
+    exactly_once(&servers, &[]);
+    println!(
+        "storm300: {} answered 202 before the first kill, {} servers at the end",
+        acked.len(),
+        servers.len()
+    );
+    r.kill();
     cleanup(&dir);
 }
 
