@@ -18,6 +18,8 @@ const MIGRATION_LOCK: i64 = 0x524f_5642;
 
 pub struct Postgres {
     client: Client,
+    url: String,
+    shown: String,
 }
 
 impl Postgres {
@@ -27,7 +29,31 @@ impl Postgres {
             Client::connect(url, NoTls).map_err(|e| format!("connecting to {shown}: {e}"))?;
         hold_lock(url, shown)?;
         migrate(&mut client).map_err(|e| format!("migrating {shown}: {e}"))?;
-        Ok(Postgres { client })
+        Ok(Postgres {
+            client,
+            url: url.to_string(),
+            shown: shown.to_string(),
+        })
+    }
+
+    /// Runs `work`; when it fails because the connection is gone (the
+    /// server restarted, the session was terminated), connects again and
+    /// runs it once more. Every write here is an idempotent upsert or
+    /// delete, so a batch whose commit was lost with the connection can be
+    /// sent again.
+    fn with_retry<R>(
+        &mut self,
+        mut work: impl FnMut(&mut Client) -> Result<R, String>,
+    ) -> Result<R, String> {
+        match work(&mut self.client) {
+            Err(e) if self.client.is_closed() => {
+                tracing::warn!("lost the connection to {}: {e}; reconnecting", self.shown);
+                self.client = Client::connect(&self.url, NoTls)
+                    .map_err(|e| format!("reconnecting to {}: {e}", self.shown))?;
+                work(&mut self.client)
+            }
+            other => other,
+        }
     }
 }
 
@@ -74,10 +100,8 @@ pub fn with_database(url: &str, name: &str) -> String {
 
 impl Backend for Postgres {
     fn load(&mut self, kind: &Kind) -> Result<Vec<(String, String)>, String> {
-        let rows = self
-            .client
-            .query(&format!("SELECT id, body::text FROM {}", kind.table), &[])
-            .map_err(|e| e.to_string())?;
+        let sql = format!("SELECT id, body::text FROM {}", kind.table);
+        let rows = self.with_retry(|c| c.query(&sql, &[]).map_err(|e| e.to_string()))?;
         Ok(rows
             .iter()
             .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
@@ -120,18 +144,20 @@ impl Backend for Postgres {
                 Op::Delete { kind, id } => group_delete(&mut dels, kind, id),
             }
         }
-        let mut tx = self.client.transaction().map_err(|e| e.to_string())?;
-        for (kind, ids) in &dels {
-            tx.execute(
-                &format!("DELETE FROM {} WHERE id = ANY($1)", kind.table),
-                &[ids],
-            )
-            .map_err(|e| e.to_string())?;
-        }
-        for (kind, ops) in &puts {
-            upsert(&mut tx, kind, ops)?;
-        }
-        tx.commit().map_err(|e| e.to_string())
+        self.with_retry(|client| {
+            let mut tx = client.transaction().map_err(|e| e.to_string())?;
+            for (kind, ids) in &dels {
+                tx.execute(
+                    &format!("DELETE FROM {} WHERE id = ANY($1)", kind.table),
+                    &[ids],
+                )
+                .map_err(|e| e.to_string())?;
+            }
+            for (kind, ops) in &puts {
+                upsert(&mut tx, kind, ops)?;
+            }
+            tx.commit().map_err(|e| e.to_string())
+        })
     }
 }
 

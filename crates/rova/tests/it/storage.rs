@@ -479,3 +479,36 @@ async fn a_second_process_on_the_same_database_is_refused() {
         );
     }
 }
+
+/// PostgreSQL: a writer whose session is terminated (the server
+/// restarted, an operator killed it) connects again and the write that
+/// met the closed connection is committed, not lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_after_the_connection_was_lost_is_committed() {
+    for db in backends("reconnect") {
+        let store = Store::connect(&db).expect("open");
+        let t: Table<Value> = Table::load("flavor", &store).expect("load");
+        t.put("before", json!({"name": "before", "is_public": true}))
+            .await
+            .expect("put before");
+        if let Database::Postgres(_) = &db {
+            let killed = query(
+                &db,
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            );
+            assert!(!killed.is_empty(), "the writer's session was terminated");
+        }
+        t.put("after", json!({"name": "after", "is_public": false}))
+            .await
+            .expect("put after the connection was lost");
+        assert_eq!(
+            query(&db, "SELECT id FROM flavors ORDER BY id"),
+            vec![
+                vec![Some("after".to_string())],
+                vec![Some("before".to_string())]
+            ],
+            "{db:?}"
+        );
+    }
+}
