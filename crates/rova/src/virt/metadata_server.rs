@@ -275,7 +275,71 @@ fn percent_decode(path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::percent_decode;
+    use super::{percent_decode, serve};
+    use crate::virt::stub_env::{instance, scratch_dir, StubEnv};
+    use std::path::Path;
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// One request over the socket; (status, body).
+    async fn request(sock: &Path, req: &str) -> (u16, String) {
+        let mut s = tokio::net::UnixStream::connect(sock)
+            .await
+            .expect("connect");
+        s.write_all(req.as_bytes()).await.expect("write");
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.expect("read");
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
+        (status, body.unwrap_or_default())
+    }
+
+    fn get(path: &str) -> String {
+        format!("GET {path} HTTP/1.0\r\nHost: 169.254.169.254\r\n\r\n")
+    }
+
+    /// The service answers from its environment alone: the instance it
+    /// is bound to, a password post handed over, 404 for an instance the
+    /// environment lacks, 503 once the environment is gone.
+    #[tokio::test]
+    async fn serves_from_its_environment_alone() {
+        let uuid = "5a1c0f3e-0000-4000-8000-00000000abcd";
+        let env = StubEnv::with(vec![instance(uuid, "stubby", "h1")]);
+        let dir = scratch_dir("md-stub");
+        let sock = dir.join("md.sock");
+        let h = serve(env.clone(), uuid, &sock).expect("serve");
+        let (status, body) = request(&sock, &get("/openstack/latest/meta_data.json")).await;
+        assert_eq!(status, 200, "{body}");
+        let md: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(md["uuid"], uuid);
+        assert_eq!(md["name"], "stubby");
+
+        let post = "POST /openstack/latest/password HTTP/1.0\r\nContent-Length: 6\r\n\r\nsecret";
+        let (status, _) = request(&sock, post).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            env.passwords.lock().clone(),
+            vec![(uuid.to_string(), b"secret".to_vec())]
+        );
+
+        let ghost_sock = dir.join("ghost.sock");
+        let ghost = serve(env.clone(), "not-there", &ghost_sock).expect("serve ghost");
+        let (status, _) = request(&ghost_sock, &get("/openstack/latest/meta_data.json")).await;
+        assert_eq!(status, 404);
+
+        env.gone.store(true, Ordering::SeqCst);
+        let (status, _) = request(&sock, &get("/openstack/latest/meta_data.json")).await;
+        assert_eq!(status, 503);
+        h.stop();
+        ghost.stop();
+        assert!(!sock.exists(), "stopping removes the socket");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn percent_decoding() {

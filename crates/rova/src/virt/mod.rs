@@ -12,4 +12,6 @@ pub mod guest_image;
 pub mod metadata_server;
 pub mod qemu;
 pub mod qmp;
+#[cfg(test)]
+pub(crate) mod stub_env;
 pub mod vmspec;

@@ -214,3 +214,63 @@ impl QemuDriver {
             .map_err(fault)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::QemuConfig;
+    use crate::virt::env::ImageInfo;
+    use crate::virt::stub_env::{instance, scratch_dir, StubEnv};
+
+    /// Images come from the environment: an active one is cached under
+    /// `_base` with its format (declared raw wins over the bytes), its
+    /// boot hints pick the kernel and command line, and an inactive or
+    /// unknown one is refused.
+    #[test]
+    fn images_resolve_through_the_environment() {
+        let dir = scratch_dir("qemu-disks");
+        let driver = QemuDriver::new(QemuConfig::default(), &dir);
+        let file = |name: &str, bytes: &[u8]| {
+            let p = dir.join(name);
+            std::fs::write(&p, bytes).expect("write image");
+            p
+        };
+        let env = StubEnv::with(vec![]);
+        let info = |file: PathBuf, active: bool, fmt: Option<&str>| ImageInfo {
+            file,
+            active,
+            disk_format: fmt.map(str::to_string),
+            ..Default::default()
+        };
+        let mut root = info(file("root", b"QFI\xfb\0\0\0\x03"), true, Some("qcow2"));
+        root.kernel_id = Some("kern".into());
+        root.command_line = Some("console=ttyS0 quiet".into());
+        {
+            let mut images = env.images.lock();
+            images.insert("root".into(), root);
+            images.insert(
+                "kern".into(),
+                info(file("kern", b"QFI\xfbkernel"), true, Some("raw")),
+            );
+            images.insert("queued".into(), info(file("queued", b""), false, None));
+        }
+        let env: Arc<dyn GuestEnv> = env;
+
+        let (cached, format) = driver.image_file(&env, "root").expect("root resolves");
+        assert_eq!(format, "qcow2");
+        assert!(cached.ends_with("qemu/_base/root") && cached.is_file());
+        let (_, format) = driver.image_file(&env, "kern").expect("kernel resolves");
+        assert_eq!(format, "raw", "the declared raw format wins over the bytes");
+        for missing in ["queued", "nope"] {
+            let err = driver.image_file(&env, missing).expect_err("refused");
+            assert!(err.message.contains("could not be found or is not active"));
+        }
+
+        let inst = instance("00000000-0000-4000-8000-000000000009", "vm", "rova-qemu-1");
+        let (kernel, initrd, append) = driver.boot_files(&env, "root", &inst).expect("boot files");
+        assert!(kernel.is_some_and(|k| k.ends_with("qemu/_base/kern")));
+        assert_eq!(initrd, None);
+        assert_eq!(append, "console=ttyS0 quiet");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

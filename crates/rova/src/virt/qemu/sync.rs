@@ -83,3 +83,48 @@ impl QemuDriver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::QemuConfig;
+    use crate::virt::stub_env::{instance, scratch_dir, stub_now, StubEnv};
+    use rova_core::states::TaskState;
+
+    /// A guest whose process is gone is reported to the environment as
+    /// powered off — only when its server was running and idle — and a
+    /// driver without an environment does nothing.
+    #[tokio::test]
+    async fn a_guest_whose_process_is_gone_is_reported_powered_off() {
+        let dir = scratch_dir("qemu-sync");
+        let driver = QemuDriver::new(QemuConfig::default(), &dir);
+        driver.sync_power_states().await;
+
+        let gone = instance(
+            "00000000-0000-4000-8000-000000000001",
+            "gone",
+            "rova-qemu-1",
+        );
+        let mut busy = instance(
+            "00000000-0000-4000-8000-000000000002",
+            "busy",
+            "rova-qemu-1",
+        );
+        busy.task_state = Some(TaskState::Rebooting);
+        let mut stopped = instance("00000000-0000-4000-8000-000000000003", "off", "rova-qemu-1");
+        stopped.vm_state = VmState::Stopped;
+        let env = StubEnv::with(vec![gone.clone(), busy, stopped]);
+        driver.set_env(env.clone());
+        driver.sync_power_states().await;
+        assert_eq!(
+            env.events.lock().clone(),
+            vec![GuestEvent::PoweredOff {
+                uuid: gone.uuid.clone(),
+                host: "rova-qemu-1".into(),
+                was: VmState::Active,
+                seen_at: stub_now(),
+            }]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
