@@ -47,7 +47,7 @@ impl App {
         };
         let app = Arc::new(app);
         if let Some(q) = &app.compute.qemu {
-            q.set_app(Arc::downgrade(&app));
+            q.set_env(crate::compute::guest_env::ComputeGuestEnv::of(&app));
         }
         Ok(app)
     }

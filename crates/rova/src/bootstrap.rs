@@ -236,7 +236,13 @@ pub async fn run(app: &App) -> Result<(), String> {
     }
 
     if app.cfg.driver == crate::config::DriverKind::Qemu {
-        let msg = crate::virt::guest_image::register(app, &admin_pid).await?;
+        let msg = crate::virt::guest_image::register(
+            &app.images,
+            &app.cfg.qemu,
+            &app.cfg.data_dir,
+            &admin_pid,
+        )
+        .await?;
         eprintln!("rova: {msg}");
     }
 

@@ -11,6 +11,7 @@ pub mod console_proxy;
 pub mod consoles;
 pub mod driver;
 pub mod fleet;
+pub mod guest_env;
 pub mod keypairs;
 pub mod live_migration;
 pub mod migrate;

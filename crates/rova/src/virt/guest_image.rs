@@ -3,13 +3,14 @@
 //! (ari) and `rova-guest` (a blank qcow2 root disk whose `kernel_id` and
 //! `ramdisk_id` properties point at the other two, as Nova's AMI-style
 //! images do) when the assets built by `guest/build.sh` are present, and
-//! says how to build them when they are not.
+//! says how to build them when they are not. It is handed the image
+//! service and the configuration it needs by the bootstrap.
 
-use crate::app::App;
-use crate::image::Image;
+use crate::config::QemuConfig;
+use crate::image::{Image, Images};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub const GUEST_IMAGE: &str = "rova-guest";
 pub const GUEST_KERNEL: &str = "rova-guest-kernel";
@@ -19,12 +20,11 @@ pub const GUEST_RAMDISK: &str = "rova-guest-ramdisk";
 const ROOT_GB: u64 = 1;
 
 /// Where the guest assets are: configured paths, else the build cache.
-pub fn asset_paths(app: &App) -> (PathBuf, PathBuf) {
+pub fn asset_paths(q: &QemuConfig) -> (PathBuf, PathBuf) {
     let cache = std::env::var_os("ROVA_GUEST_CACHE")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/rova/guest")))
         .unwrap_or_else(|| PathBuf::from(".cache/rova/guest"));
-    let q = &app.cfg.qemu;
     (
         q.guest_kernel
             .clone()
@@ -54,10 +54,16 @@ fn record(
 }
 
 /// Registers the guest images unless they exist. Returns a line for the
-/// operator (what was registered, or how to build the assets).
-pub async fn register(app: &App, owner: &str) -> Result<String, String> {
+/// operator (what was registered, or how to build the assets). `data_dir`
+/// holds a scratch file while the root disk is made.
+pub async fn register(
+    images: &Images,
+    qemu: &QemuConfig,
+    data_dir: &Path,
+    owner: &str,
+) -> Result<String, String> {
     let exists = |name: &str| {
-        !app.images
+        !images
             .table
             .filter(|i| i.name.as_deref() == Some(name) && i.status == "active")
             .is_empty()
@@ -65,7 +71,7 @@ pub async fn register(app: &App, owner: &str) -> Result<String, String> {
     if exists(GUEST_IMAGE) {
         return Ok(format!("image {GUEST_IMAGE} is registered"));
     }
-    let (kernel, initrd) = asset_paths(app);
+    let (kernel, initrd) = asset_paths(qemu);
     if !kernel.is_file() || !initrd.is_file() {
         return Ok(format!(
             "no guest assets at {} / {}: build them with `bash guest/build.sh` \
@@ -75,23 +81,21 @@ pub async fn register(app: &App, owner: &str) -> Result<String, String> {
         ));
     }
     let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("reading {}: {e}", p.display()));
-    let k = app
-        .images
+    let k = images
         .create(
             record(GUEST_KERNEL, owner, "aki", "aki", BTreeMap::new(), 0),
             Some(&read(&kernel)?),
         )
         .await
         .map_err(|e| e.message)?;
-    let r = app
-        .images
+    let r = images
         .create(
             record(GUEST_RAMDISK, owner, "ari", "ari", BTreeMap::new(), 0),
             Some(&read(&initrd)?),
         )
         .await
         .map_err(|e| e.message)?;
-    let tmp = app.cfg.data_dir.join("guest-root.qcow2");
+    let tmp = data_dir.join("guest-root.qcow2");
     let _ = std::fs::remove_file(&tmp);
     super::disk::create_blank(&tmp, "qcow2", ROOT_GB * 1024 * 1024 * 1024).await?;
     let bytes = read(&tmp)?;
@@ -106,16 +110,12 @@ pub async fn register(app: &App, owner: &str) -> Result<String, String> {
     props.insert("os_distro".to_string(), json!("rova-guest"));
     props.insert("hw_rng_model".to_string(), json!("virtio"));
     let mut root = record(GUEST_IMAGE, owner, "qcow2", "bare", props, ROOT_GB);
-    app.images
+    images
         .write_bytes(&mut root, &bytes)
         .map_err(|e| e.message)?;
     root.virtual_size = Some(ROOT_GB * 1024 * 1024 * 1024);
     let id = root.id.clone();
-    app.images
-        .table
-        .put(&id, root)
-        .await
-        .map_err(|e| e.message)?;
+    images.table.put(&id, root).await.map_err(|e| e.message)?;
     Ok(format!(
         "registered image {GUEST_IMAGE} ({id}) from {} and {}",
         kernel.display(),

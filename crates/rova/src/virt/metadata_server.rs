@@ -4,92 +4,24 @@
 //! known from the socket a connection arrived on, never from anything the
 //! guest sends. This module owns the listener's lifecycle (bind, stop,
 //! socket file removal), the HTTP mapping (methods, status codes, body
-//! limits) and [`facts_for`], which gathers from the live [`App`] the facts
-//! the instance record lacks. What is served comes from
+//! limits). The instance record, the facts it lacks and the password store
+//! are reached through [`GuestEnv`]; what is served comes from
 //! `rova_core::metadata`.
 
-use crate::app::App;
+use crate::virt::env::{GuestEnv, PasswordPost, Unavailable};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use rand::RngCore;
-use rova_core::metadata::{
-    is_password_path, lookup, password_request, GuestFacts, NetFact, PasswordOutcome, SubnetFact,
-};
-use rova_core::model::Instance;
-use rova_core::Fault;
+use rova_core::metadata::{is_password_path, lookup};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 /// Largest request body the service reads; longer ones are refused (413)
 /// without being read.
 pub const MAX_BODY: usize = 1024 * 1024;
-
-/// Bytes of fresh randomness in `random_seed`.
-const RANDOM_SEED_LEN: usize = 512;
-
-/// Builds the facts the instance record lacks from the live [`App`]: the
-/// DHCP domain, the networks and subnets behind the instance's VIFs, the
-/// keypair type, today's date and fresh random seed bytes.
-pub fn facts_for(app: &App, inst: &Instance) -> GuestFacts {
-    let mut seed = vec![0u8; RANDOM_SEED_LEN];
-    rand::thread_rng().fill_bytes(&mut seed);
-    let mut facts = GuestFacts::new(app.clock.now().date_naive(), seed);
-    facts.dhcp_domain = app.cfg.dhcp_domain.clone();
-    for vif in &inst.vifs {
-        if facts
-            .networks
-            .iter()
-            .any(|n| n.network_id == vif.network_id)
-        {
-            continue;
-        }
-        if let Some(net) = net_fact(app, &vif.network_id) {
-            facts.networks.push(net);
-        }
-    }
-    if let Some(name) = &inst.key_name {
-        let key = crate::compute::Keypair::key(&inst.user_id, name);
-        if let Some(kp) = app.compute.keypairs.get(&key) {
-            if !kp.key_type.is_empty() {
-                facts.key_type = kp.key_type.clone();
-            }
-        }
-    }
-    // Rova has no floating IPs: `floating_ips` stays empty.
-    facts
-}
-
-/// One network with its subnets in creation order (Neutron's order).
-fn net_fact(app: &App, network_id: &str) -> Option<NetFact> {
-    let net = app.networks.networks.get(network_id)?;
-    let mut subnets = app.networks.subnets.filter(|s| s.network_id == network_id);
-    subnets.sort_by(|a, b| {
-        a.created_at
-            .cmp(&b.created_at)
-            .then_with(|| a.id.cmp(&b.id))
-    });
-    Some(NetFact {
-        network_id: net.id.clone(),
-        mtu: Some(net.mtu),
-        subnets: subnets
-            .iter()
-            .map(|s| SubnetFact {
-                id: s.id.clone(),
-                cidr: s.cidr.clone(),
-                ip_version: s.ip_version,
-                gateway: s.gateway_ip.clone().filter(|g| !g.is_empty()),
-                dhcp: s.enable_dhcp,
-                ipv6_address_mode: s.ipv6_address_mode.clone(),
-                dns: s.dns_nameservers.clone(),
-                routes: Vec::new(),
-            })
-            .collect(),
-    })
-}
 
 /// A running per-guest listener. Dropping it (or [`MetadataHandle::stop`])
 /// stops accepting connections and removes the socket file.
@@ -140,15 +72,15 @@ impl std::fmt::Debug for MetadataHandle {
 
 /// What every request of one listener shares.
 struct Guest {
-    app: Weak<App>,
+    env: Arc<dyn GuestEnv>,
     uuid: String,
 }
 
 /// Binds `socket` (creating its parent directory and removing a stale
 /// socket file first) and serves the metadata of instance `uuid` over
 /// HTTP/1.x until the handle is stopped or dropped. Must be called inside
-/// a tokio runtime; holds only a `Weak<App>`.
-pub fn serve(app: &Arc<App>, uuid: &str, socket: &Path) -> Result<MetadataHandle, String> {
+/// a tokio runtime.
+pub fn serve(env: Arc<dyn GuestEnv>, uuid: &str, socket: &Path) -> Result<MetadataHandle, String> {
     let rt = tokio::runtime::Handle::try_current()
         .map_err(|_| "the metadata service needs a running tokio runtime".to_string())?;
     if let Some(parent) = socket.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -176,7 +108,7 @@ pub fn serve(app: &Arc<App>, uuid: &str, socket: &Path) -> Result<MetadataHandle
         .ok()
         .map(|m| (m.dev(), m.ino()));
     let guest = Arc::new(Guest {
-        app: Arc::downgrade(app),
+        env,
         uuid: uuid.to_string(),
     });
     let router = Router::new().fallback(handle).with_state(guest);
@@ -207,9 +139,6 @@ async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(app) = guest.app.upgrade() else {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable\n");
-    };
     let path = percent_decode(uri.path());
     let password = is_password_path(&path);
     let post = password && method == Method::POST;
@@ -224,13 +153,17 @@ async fn handle(
             .insert(header::ALLOW, HeaderValue::from_static(allow));
         return r;
     }
-    let Some(inst) = live_instance(&app, &guest.uuid) else {
-        return not_found();
+    let inst = match guest.env.instance(&guest.uuid) {
+        Ok(Some(inst)) => inst,
+        Ok(None) => return not_found(),
+        Err(Unavailable) => return unavailable(),
     };
     if post {
-        return store_password(&app, &guest.uuid, &headers, body).await;
+        return post_password(&*guest.env, &guest.uuid, &headers, body).await;
     }
-    let facts = facts_for(&app, &inst);
+    let Ok(facts) = guest.env.guest_facts(&inst) else {
+        return unavailable();
+    };
     match lookup(&inst, &facts, &path) {
         Ok(served) => {
             let mut r = (StatusCode::OK, served.body).into_response();
@@ -244,14 +177,14 @@ async fn handle(
     }
 }
 
-/// The instance as it is now; deleted or missing ones are `None`.
-fn live_instance(app: &App, uuid: &str) -> Option<Arc<Instance>> {
-    app.compute.instances.get(uuid).filter(|i| !i.deleted)
-}
-
-/// POST to the password path: checked and stored atomically against the
-/// current row, so two racing POSTs cannot both store.
-async fn store_password(app: &App, uuid: &str, headers: &HeaderMap, body: Body) -> Response {
+/// POST to the password path: the body (at most [`MAX_BODY`]) goes to
+/// the environment, which checks and stores it atomically.
+async fn post_password(
+    env: &dyn GuestEnv,
+    uuid: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -262,42 +195,27 @@ async fn store_password(app: &App, uuid: &str, headers: &HeaderMap, body: Body) 
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
         return too_large();
     };
-    let mut refused: Option<PasswordOutcome> = None;
-    let now = app.clock.now();
-    let res = app
-        .compute
-        .update_instance(uuid, now, |i| {
-            if i.deleted {
-                return Err(Fault::instance_not_found(uuid));
-            }
-            match password_request(i, "POST", &bytes) {
-                PasswordOutcome::Store(chunks) => {
-                    i.system_metadata.extend(chunks);
-                    Ok(())
-                }
-                other => {
-                    refused = Some(other);
-                    Err(Fault::conflict("password not stored"))
-                }
-            }
-        })
-        .await;
-    match (res, refused) {
-        (Ok(_), _) => close(StatusCode::OK.into_response()),
-        (Err(_), Some(PasswordOutcome::Conflict)) => text(StatusCode::CONFLICT, "409 Conflict\n"),
-        (Err(_), Some(PasswordOutcome::BadRequest(msg))) => text(
+    match env.post_password(uuid, bytes.to_vec()).await {
+        PasswordPost::Stored => close(StatusCode::OK.into_response()),
+        PasswordPost::Conflict => text(StatusCode::CONFLICT, "409 Conflict\n"),
+        PasswordPost::BadRequest(msg) => text(
             StatusCode::BAD_REQUEST,
             &format!("400 Bad Request\n\n{msg}\n"),
         ),
-        (Err(f), _) if f.code == 404 => not_found(),
-        (Err(f), _) => {
-            tracing::warn!(instance = uuid, "storing guest password: {}", f.message);
+        PasswordPost::NotFound => not_found(),
+        PasswordPost::Unavailable => unavailable(),
+        PasswordPost::Failed(why) => {
+            tracing::warn!(instance = uuid, "storing guest password: {why}");
             text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "500 Internal Server Error\n",
             )
         }
     }
+}
+
+fn unavailable() -> Response {
+    text(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable\n")
 }
 
 fn not_found() -> Response {
@@ -357,7 +275,71 @@ fn percent_decode(path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::percent_decode;
+    use super::{percent_decode, serve};
+    use crate::virt::stub_env::{instance, scratch_dir, StubEnv};
+    use std::path::Path;
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// One request over the socket; (status, body).
+    async fn request(sock: &Path, req: &str) -> (u16, String) {
+        let mut s = tokio::net::UnixStream::connect(sock)
+            .await
+            .expect("connect");
+        s.write_all(req.as_bytes()).await.expect("write");
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.expect("read");
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
+        (status, body.unwrap_or_default())
+    }
+
+    fn get(path: &str) -> String {
+        format!("GET {path} HTTP/1.0\r\nHost: 169.254.169.254\r\n\r\n")
+    }
+
+    /// The service answers from its environment alone: the instance it
+    /// is bound to, a password post handed over, 404 for an instance the
+    /// environment lacks, 503 once the environment is gone.
+    #[tokio::test]
+    async fn serves_from_its_environment_alone() {
+        let uuid = "5a1c0f3e-0000-4000-8000-00000000abcd";
+        let env = StubEnv::with(vec![instance(uuid, "stubby", "h1")]);
+        let dir = scratch_dir("md-stub");
+        let sock = dir.join("md.sock");
+        let h = serve(env.clone(), uuid, &sock).expect("serve");
+        let (status, body) = request(&sock, &get("/openstack/latest/meta_data.json")).await;
+        assert_eq!(status, 200, "{body}");
+        let md: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(md["uuid"], uuid);
+        assert_eq!(md["name"], "stubby");
+
+        let post = "POST /openstack/latest/password HTTP/1.0\r\nContent-Length: 6\r\n\r\nsecret";
+        let (status, _) = request(&sock, post).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            env.passwords.lock().clone(),
+            vec![(uuid.to_string(), b"secret".to_vec())]
+        );
+
+        let ghost_sock = dir.join("ghost.sock");
+        let ghost = serve(env.clone(), "not-there", &ghost_sock).expect("serve ghost");
+        let (status, _) = request(&ghost_sock, &get("/openstack/latest/meta_data.json")).await;
+        assert_eq!(status, 404);
+
+        env.gone.store(true, Ordering::SeqCst);
+        let (status, _) = request(&sock, &get("/openstack/latest/meta_data.json")).await;
+        assert_eq!(status, 503);
+        h.stop();
+        ghost.stop();
+        assert!(!sock.exists(), "stopping removes the socket");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn percent_decoding() {

@@ -6,6 +6,7 @@
 use crate::common::{self, TestCloud, User};
 use base64::Engine;
 use reqwest::StatusCode;
+use rova::compute::guest_env::ComputeGuestEnv;
 use rova::virt::metadata_server::{serve, MetadataHandle};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -159,8 +160,8 @@ async fn guest_reads_its_metadata_by_socket() {
     let dir = Dir(sock_dir());
     let sock = dir.0.join("a").join("md.sock");
     let sock_b = dir.0.join("b").join("md.sock");
-    let h = serve(&cloud.app, &id, &sock).expect("serve alpha");
-    let hb = serve(&cloud.app, &other_id, &sock_b).expect("serve beta");
+    let h = serve(ComputeGuestEnv::of(&cloud.app), &id, &sock).expect("serve alpha");
+    let hb = serve(ComputeGuestEnv::of(&cloud.app), &other_id, &sock_b).expect("serve beta");
     assert_eq!(h.path(), sock.as_path());
     assert!(sock.exists() && sock_b.exists());
 
@@ -299,7 +300,7 @@ async fn guest_password_is_posted_once_and_read_through_the_api() {
     let id = boot_full(&cloud, &demo, "pw").await;
     let dir = Dir(sock_dir());
     let sock = dir.0.join("md.sock");
-    let h = serve(&cloud.app, &id, &sock).expect("serve");
+    let h = serve(ComputeGuestEnv::of(&cloud.app), &id, &sock).expect("serve");
 
     let r = get10(&sock, "/openstack/latest/password").await;
     assert_eq!((r.status, r.body.len()), (200, 0));
@@ -370,7 +371,8 @@ async fn deleted_instance_is_404_and_stop_removes_the_socket() {
     let stale = std::os::unix::net::UnixListener::bind(&sock).expect("stale bind");
     drop(stale);
     assert!(sock.exists());
-    let first = serve(&cloud.app, &id, &sock).expect("serve over a stale socket");
+    let first =
+        serve(ComputeGuestEnv::of(&cloud.app), &id, &sock).expect("serve over a stale socket");
     assert_eq!(
         get10(&sock, "/openstack/latest/meta_data.json")
             .await
@@ -380,7 +382,7 @@ async fn deleted_instance_is_404_and_stop_removes_the_socket() {
 
     // Re-serving on the same path (a guest restart) takes the path over;
     // dropping the older handle must leave the newer socket alone.
-    let second = serve(&cloud.app, &id, &sock).expect("serve again");
+    let second = serve(ComputeGuestEnv::of(&cloud.app), &id, &sock).expect("serve again");
     drop(first);
     assert!(sock.exists(), "the newer listener's socket stays");
     assert_eq!(
@@ -418,8 +420,12 @@ async fn deleted_instance_is_404_and_stop_removes_the_socket() {
 
     // A missing instance is 404 too.
     let ghost = dir.0.join("ghost.sock");
-    let hg =
-        serve(&cloud.app, "00000000-0000-0000-0000-000000000000", &ghost).expect("serve ghost");
+    let hg = serve(
+        ComputeGuestEnv::of(&cloud.app),
+        "00000000-0000-0000-0000-000000000000",
+        &ghost,
+    )
+    .expect("serve ghost");
     assert_eq!(
         get10(&ghost, "/openstack/latest/meta_data.json")
             .await
@@ -436,7 +442,7 @@ async fn deleted_instance_is_404_and_stop_removes_the_socket() {
 
     // Something that is not a socket is never replaced.
     std::fs::write(&sock, b"keep me").expect("write file");
-    let err = serve(&cloud.app, &id, &sock).expect_err("regular file refused");
+    let err = serve(ComputeGuestEnv::of(&cloud.app), &id, &sock).expect_err("regular file refused");
     assert!(err.contains("not a unix socket"), "{err}");
     assert_eq!(std::fs::read(&sock).expect("still there"), b"keep me");
 }
@@ -446,7 +452,8 @@ fn serve_needs_a_runtime() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let cloud = rt.block_on(common::start());
     let dir = Dir(sock_dir());
-    let r: Result<MetadataHandle, String> = serve(&cloud.app, "x", &dir.0.join("md.sock"));
+    let r: Result<MetadataHandle, String> =
+        serve(ComputeGuestEnv::of(&cloud.app), "x", &dir.0.join("md.sock"));
     assert!(r.expect_err("no runtime").contains("tokio runtime"));
     let _guard = rt.enter();
     drop(cloud);

@@ -1,0 +1,253 @@
+//! The compute service's side of the driver seam: [`ComputeGuestEnv`]
+//! implements [`GuestEnv`] over the application's tables (images,
+//! instances, keypairs, networks), its configuration and its clock, so that
+//! the QEMU driver and its metadata service never see the `App`. It holds
+//! only a `Weak<App>`: the driver belongs to the application, and a dropped
+//! application answers [`Unavailable`].
+
+use crate::app::App;
+use crate::compute::driver::BoxFut;
+use crate::virt::env::{GuestEnv, GuestEvent, ImageInfo, PasswordPost, Unavailable};
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use rova_core::metadata::{password_request, GuestFacts, NetFact, PasswordOutcome, SubnetFact};
+use rova_core::model::Instance;
+use rova_core::states::{PowerState, VmState};
+use rova_core::Fault;
+use serde_json::Value;
+use std::sync::{Arc, Weak};
+
+/// Bytes of fresh randomness in `random_seed`.
+const RANDOM_SEED_LEN: usize = 512;
+
+/// [`GuestEnv`] over a (weakly held) application.
+pub struct ComputeGuestEnv {
+    app: Weak<App>,
+}
+
+impl ComputeGuestEnv {
+    /// The environment of `app`'s guests, as the driver takes it.
+    pub fn of(app: &Arc<App>) -> Arc<dyn GuestEnv> {
+        Arc::new(ComputeGuestEnv {
+            app: Arc::downgrade(app),
+        })
+    }
+
+    fn app(&self) -> Result<Arc<App>, Unavailable> {
+        self.app.upgrade().ok_or(Unavailable)
+    }
+}
+
+impl GuestEnv for ComputeGuestEnv {
+    fn image(&self, id: &str) -> Result<Option<ImageInfo>, Unavailable> {
+        let app = self.app()?;
+        let Some(img) = app.images.table.get(id) else {
+            return Ok(None);
+        };
+        let prop = |k: &str| {
+            img.properties
+                .get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        Ok(Some(ImageInfo {
+            file: app.images.file_path(id),
+            active: img.status == "active",
+            disk_format: img.disk_format.clone(),
+            kernel_id: prop("kernel_id"),
+            ramdisk_id: prop("ramdisk_id"),
+            command_line: prop("os_command_line"),
+        }))
+    }
+
+    fn guest_facts(&self, inst: &Instance) -> Result<GuestFacts, Unavailable> {
+        let app = self.app()?;
+        Ok(facts_for(&app, inst))
+    }
+
+    fn instance(&self, uuid: &str) -> Result<Option<Arc<Instance>>, Unavailable> {
+        Ok(self
+            .app()?
+            .compute
+            .instances
+            .get(uuid)
+            .filter(|i| !i.deleted))
+    }
+
+    fn instances(&self) -> Vec<Arc<Instance>> {
+        self.app()
+            .map(|app| app.compute.instances.filter(|i| !i.deleted))
+            .unwrap_or_default()
+    }
+
+    fn post_password(&self, uuid: &str, body: Vec<u8>) -> BoxFut<'_, PasswordPost> {
+        let uuid = uuid.to_string();
+        Box::pin(async move {
+            let Ok(app) = self.app() else {
+                return PasswordPost::Unavailable;
+            };
+            store_password(&app, &uuid, &body).await
+        })
+    }
+
+    fn save_image(
+        &self,
+        image_id: &str,
+        bytes: Vec<u8>,
+        virtual_size: Option<u64>,
+    ) -> BoxFut<'_, Result<(), String>> {
+        let image_id = image_id.to_string();
+        Box::pin(async move {
+            let app = self.app().map_err(|e| e.to_string())?;
+            let Some(cur) = app.images.table.get(&image_id) else {
+                return Err(format!("image {image_id} was deleted during the upload"));
+            };
+            let mut img = (*cur).clone();
+            img.disk_format = Some("qcow2".into());
+            img.container_format = Some("bare".into());
+            app.images
+                .write_bytes(&mut img, &bytes)
+                .map_err(|e| e.message)?;
+            if virtual_size.is_some() {
+                img.virtual_size = virtual_size;
+            }
+            img.updated_at = chrono::Utc::now();
+            app.images
+                .table
+                .put(&image_id, img)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.message)
+        })
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        match self.app() {
+            Ok(app) => app.clock.now(),
+            // Nothing is recorded once the service is gone.
+            Err(Unavailable) => Utc::now(),
+        }
+    }
+
+    fn report(&self, event: GuestEvent) -> BoxFut<'_, bool> {
+        Box::pin(async move {
+            let Ok(app) = self.app() else { return false };
+            match event {
+                GuestEvent::PoweredOff {
+                    uuid,
+                    host,
+                    was,
+                    seen_at,
+                } => app
+                    .compute
+                    .update_instance(&uuid, seen_at, |i| {
+                        if i.deleted
+                            || i.task_state.is_some()
+                            || i.vm_state != was
+                            || i.host.as_deref() != Some(host.as_str())
+                        {
+                            return Err(Fault::conflict("changed"));
+                        }
+                        i.vm_state = VmState::Stopped;
+                        i.power_state = PowerState::Shutdown;
+                        Ok(())
+                    })
+                    .await
+                    .is_ok(),
+            }
+        })
+    }
+}
+
+/// The facts the instance record lacks, from the live application.
+fn facts_for(app: &App, inst: &Instance) -> GuestFacts {
+    let mut seed = vec![0u8; RANDOM_SEED_LEN];
+    rand::thread_rng().fill_bytes(&mut seed);
+    let mut facts = GuestFacts::new(app.clock.now().date_naive(), seed);
+    facts.dhcp_domain = app.cfg.dhcp_domain.clone();
+    for vif in &inst.vifs {
+        if facts
+            .networks
+            .iter()
+            .any(|n| n.network_id == vif.network_id)
+        {
+            continue;
+        }
+        if let Some(net) = net_fact(app, &vif.network_id) {
+            facts.networks.push(net);
+        }
+    }
+    if let Some(name) = &inst.key_name {
+        let key = crate::compute::Keypair::key(&inst.user_id, name);
+        if let Some(kp) = app.compute.keypairs.get(&key) {
+            if !kp.key_type.is_empty() {
+                facts.key_type = kp.key_type.clone();
+            }
+        }
+    }
+    // Rova has no floating IPs: `floating_ips` stays empty.
+    facts
+}
+
+/// One network with its subnets in creation order (Neutron's order).
+fn net_fact(app: &App, network_id: &str) -> Option<NetFact> {
+    let net = app.networks.networks.get(network_id)?;
+    let mut subnets = app.networks.subnets.filter(|s| s.network_id == network_id);
+    subnets.sort_by(|a, b| {
+        a.created_at
+            .cmp(&b.created_at)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    Some(NetFact {
+        network_id: net.id.clone(),
+        mtu: Some(net.mtu),
+        subnets: subnets
+            .iter()
+            .map(|s| SubnetFact {
+                id: s.id.clone(),
+                cidr: s.cidr.clone(),
+                ip_version: s.ip_version,
+                gateway: s.gateway_ip.clone().filter(|g| !g.is_empty()),
+                dhcp: s.enable_dhcp,
+                ipv6_address_mode: s.ipv6_address_mode.clone(),
+                dns: s.dns_nameservers.clone(),
+                routes: Vec::new(),
+            })
+            .collect(),
+    })
+}
+
+/// A guest's POST to the password path, checked and stored atomically
+/// against the current row.
+async fn store_password(app: &App, uuid: &str, body: &[u8]) -> PasswordPost {
+    let mut refused: Option<PasswordOutcome> = None;
+    let now = app.clock.now();
+    let res = app
+        .compute
+        .update_instance(uuid, now, |i| {
+            if i.deleted {
+                return Err(Fault::instance_not_found(uuid));
+            }
+            match password_request(i, "POST", body) {
+                PasswordOutcome::Store(chunks) => {
+                    i.system_metadata.extend(chunks);
+                    Ok(())
+                }
+                other => {
+                    refused = Some(other);
+                    Err(Fault::conflict("password not stored"))
+                }
+            }
+        })
+        .await;
+    match (res, refused) {
+        (Ok(_), _) => PasswordPost::Stored,
+        (Err(_), Some(PasswordOutcome::Conflict)) => PasswordPost::Conflict,
+        (Err(_), Some(PasswordOutcome::BadRequest(msg))) => {
+            PasswordPost::BadRequest(msg.to_string())
+        }
+        (Err(f), _) if f.code == 404 => PasswordPost::NotFound,
+        (Err(f), _) => PasswordPost::Failed(f.message),
+    }
+}

@@ -1,0 +1,111 @@
+//! What the QEMU driver and its metadata service need from the rest of the
+//! service, and nothing more: [`GuestEnv`]. The driver resolves images to
+//! local files, gathers the facts a guest is told about itself, reads the
+//! instance record the metadata service answers for, records a password
+//! the guest posts, stores a disk it exported into an image, reads the
+//! (virtual) time and reports what it observes on its own (a guest that
+//! powered off) — all through this trait, never through the API or the
+//! store. The compute service implements it (`crate::compute::guest_env`).
+
+use crate::compute::driver::BoxFut;
+use chrono::{DateTime, Utc};
+use rova_core::metadata::GuestFacts;
+use rova_core::model::Instance;
+use rova_core::states::VmState;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The service behind the driver is gone (it is shutting down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unavailable;
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the compute service is shutting down")
+    }
+}
+
+/// An image as the driver sees it: where its bytes are, whether it may be
+/// booted from, its declared disk format and its boot hints (the
+/// AMI-style `kernel_id` / `ramdisk_id` / `os_command_line` properties;
+/// empty ones are `None`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// The image's bytes in the image service (present when active).
+    pub file: PathBuf,
+    /// Status `active`: its bytes may be used.
+    pub active: bool,
+    pub disk_format: Option<String>,
+    pub kernel_id: Option<String>,
+    pub ramdisk_id: Option<String>,
+    pub command_line: Option<String>,
+}
+
+/// What became of a password a guest posted to its metadata service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordPost {
+    /// Stored on the instance (200).
+    Stored,
+    /// A password is already stored (409).
+    Conflict,
+    /// The body was refused (400 with this message).
+    BadRequest(String),
+    /// The instance is gone (404).
+    NotFound,
+    /// The service is shutting down (503).
+    Unavailable,
+    /// Storing failed (500); the reason is logged.
+    Failed(String),
+}
+
+/// Something the driver observed on its own, not as part of an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuestEvent {
+    /// The guest's process is gone while the server was `was` on `host`
+    /// (it powered itself off): the server becomes SHUTOFF unless its
+    /// record changed meanwhile.
+    PoweredOff {
+        uuid: String,
+        host: String,
+        was: VmState,
+        seen_at: DateTime<Utc>,
+    },
+}
+
+/// The driver's narrow view of the service it runs under.
+pub trait GuestEnv: Send + Sync {
+    /// The image `id`, `Ok(None)` when there is no such image.
+    fn image(&self, id: &str) -> Result<Option<ImageInfo>, Unavailable>;
+
+    /// The facts the instance record lacks, for the metadata service and
+    /// the config drive: DHCP domain, networks and subnets behind its
+    /// VIFs, keypair type, today's date and fresh random seed bytes.
+    fn guest_facts(&self, inst: &Instance) -> Result<GuestFacts, Unavailable>;
+
+    /// The instance as it is now; deleted or missing ones are `Ok(None)`.
+    fn instance(&self, uuid: &str) -> Result<Option<Arc<Instance>>, Unavailable>;
+
+    /// Every instance record that is not deleted (empty when the service
+    /// is gone).
+    fn instances(&self) -> Vec<Arc<Instance>>;
+
+    /// Records a password the guest POSTed (the raw body), checked and
+    /// stored atomically against the current record, so two racing posts
+    /// cannot both store.
+    fn post_password(&self, uuid: &str, body: Vec<u8>) -> BoxFut<'_, PasswordPost>;
+
+    /// Stores an exported disk (standalone qcow2 bytes) as the data of
+    /// image `image_id`, which becomes active; `virtual_size` when known.
+    fn save_image(
+        &self,
+        image_id: &str,
+        bytes: Vec<u8>,
+        virtual_size: Option<u64>,
+    ) -> BoxFut<'_, Result<(), String>>;
+
+    /// The service's current (possibly virtual) time.
+    fn now(&self) -> DateTime<Utc>;
+
+    /// Reports an observation; true when it changed the instance record.
+    fn report(&self, event: GuestEvent) -> BoxFut<'_, bool>;
+}

@@ -1,0 +1,195 @@
+//! Moving a guest: resize and cold migration (stop, keep the disk for a
+//! revert, grow it, start on the destination), reverting a resize, and
+//! live migration (a waiting QEMU on the destination, QMP `migrate` on the
+//! source), plus polling an outgoing migration.
+
+use super::launch::{boot_of, Boot, Shape};
+use super::{fault, QemuDriver};
+use crate::compute::driver::{DriverFault, LiveStats};
+use crate::virt::disk;
+use crate::virt::env::GuestEnv;
+use crate::virt::qmp::{self, Qmp};
+use rova_core::model::{FlavorSnapshot, Instance};
+use rova_core::states::VmState;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+impl QemuDriver {
+    /// Resize / cold migration: the guest stops, its disk is kept for a
+    /// revert, grown to the new flavor, and the guest starts on the
+    /// destination with the new vCPUs and RAM.
+    pub(super) async fn cold_move(
+        &self,
+        env: &Arc<dyn GuestEnv>,
+        flavor: &FlavorSnapshot,
+        dest: &str,
+        inst: &Instance,
+    ) -> Result<(), DriverFault> {
+        let uuid = &inst.uuid;
+        let src = self.host_of(inst, None)?;
+        let dest = dest.to_string();
+        let was_running = self.running(&src, uuid);
+        self.power_off(&src, uuid).await;
+        self.tear_down_on(&src, uuid).await;
+        let dir = self.inst_dir(uuid);
+        let root = dir.join("disk.qcow2");
+        let orig = dir.join("disk.resize-orig");
+        std::fs::copy(&root, &orig)
+            .map_err(|e| fault(format!("keeping the disk for a revert: {e}")))?;
+        if flavor.disk > inst.flavor.disk {
+            disk::resize(&root, flavor.disk * 1024 * 1024 * 1024)
+                .await
+                .map_err(|e| fault(format!("growing the disk: {e}")))?;
+        }
+        if src != dest {
+            let _ = std::fs::remove_file(self.console_path(&dest, uuid));
+            self.leave_host(&src, uuid);
+        }
+        if !was_running && inst.vm_state == VmState::Stopped {
+            return Ok(());
+        }
+        self.launch(env, inst, &dest, flavor, Boot::Normal, None)
+            .await
+    }
+
+    pub(super) async fn revert_resize(
+        &self,
+        env: &Arc<dyn GuestEnv>,
+        dest: Option<&str>,
+        inst: &Instance,
+    ) -> Result<(), DriverFault> {
+        let uuid = &inst.uuid;
+        let cur = self.host_of(inst, None)?;
+        let back = self.host_of(inst, dest)?;
+        self.tear_down_on(&cur, uuid).await;
+        let dir = self.inst_dir(uuid);
+        let orig = dir.join("disk.resize-orig");
+        if orig.exists() {
+            std::fs::rename(&orig, dir.join("disk.qcow2"))
+                .map_err(|e| fault(format!("restoring the disk: {e}")))?;
+        }
+        let old: FlavorSnapshot = inst
+            .system_metadata
+            .get("old_flavor")
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_else(|| inst.flavor.clone());
+        let stopped = inst
+            .system_metadata
+            .get("old_vm_state")
+            .is_some_and(|s| s == "stopped");
+        if stopped {
+            return Ok(());
+        }
+        self.launch(env, inst, &back, &old, Boot::Normal, None)
+            .await
+    }
+
+    /// Live-migrates the running guest to `dest` over a local TCP port.
+    pub(super) async fn do_live_migrate(
+        &self,
+        inst: &Instance,
+        dest: &str,
+    ) -> Result<LiveStats, DriverFault> {
+        let env = self.env()?;
+        let uuid = &inst.uuid;
+        let src = self.host_of(inst, None)?;
+        if src == dest {
+            return Err(fault("the destination is the source host"));
+        }
+        if !self.running(&src, uuid) {
+            return Err(fault(format!("instance {uuid} is not running on {src}")));
+        }
+        let port =
+            free_port().map_err(|e| fault(format!("no free port for the migration: {e}")))?;
+        let uri = format!("tcp:127.0.0.1:{port}");
+        let _ = std::fs::remove_file(self.console_path(dest, uuid));
+        // The destination: same devices, same disks (shared), waiting.
+        let cd = self.existing_config_drive(uuid);
+        let shape = Shape {
+            flavor: &inst.flavor,
+            boot: &boot_of(inst),
+            config_drive: cd,
+            incoming: Some(uri.clone()),
+        };
+        let spec = self.spec(env, inst, dest, shape)?;
+        if let Err(e) = self.exec(&spec).await {
+            self.tear_down_on(dest, uuid).await;
+            return Err(e);
+        }
+        let started = Instant::now();
+        let res = async {
+            let mut q = Qmp::connect(&self.qmp_sock(&src, uuid), Duration::from_secs(5))
+                .await
+                .map_err(|e| fault(format!("QMP: {e}")))?;
+            q.execute(
+                "migrate-set-parameters",
+                json!({"max-bandwidth": 1_073_741_824u64, "downtime-limit": 300}),
+            )
+            .await
+            .map_err(|e| fault(format!("migrate-set-parameters: {e}")))?;
+            q.execute("migrate", json!({"uri": uri}))
+                .await
+                .map_err(|e| fault(format!("migrate: {e}")))?;
+            wait_migration(&mut q, "live migration").await
+        }
+        .await;
+        match res {
+            Ok(st) => {
+                let _ = qmp::run(&self.qmp_sock(&src, uuid), "quit", Value::Null).await;
+                self.wait_exit(&src, uuid, Duration::from_secs(5)).await;
+                self.tear_down_on(&src, uuid).await;
+                self.leave_host(&src, uuid);
+                let n = |p: &str| st.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+                Ok(LiveStats {
+                    total_ms: st
+                        .get("total-time")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(started.elapsed().as_millis() as u64),
+                    downtime_ms: st.get("downtime").and_then(Value::as_u64).unwrap_or(0),
+                    memory_total: n("/ram/total"),
+                    memory_processed: n("/ram/transferred"),
+                })
+            }
+            Err(e) => {
+                self.tear_down_on(dest, uuid).await;
+                // The source keeps running (it may have stopped in the
+                // final phase).
+                let _ = qmp::run(&self.qmp_sock(&src, uuid), "cont", Value::Null).await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Polls an outgoing migration (live, or the save behind suspend) until it
+/// completes; cancels it after five minutes.
+pub(super) async fn wait_migration(q: &mut Qmp, what: &str) -> Result<Value, DriverFault> {
+    let until = Instant::now() + Duration::from_secs(300);
+    loop {
+        let st = q
+            .execute("query-migrate", Value::Null)
+            .await
+            .map_err(|e| fault(format!("query-migrate: {e}")))?;
+        match st.get("status").and_then(Value::as_str) {
+            Some("completed") => return Ok(st),
+            Some("failed") | Some("cancelled") => {
+                let why = st
+                    .get("error-desc")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown");
+                return Err(fault(format!("{what} failed: {why}")));
+            }
+            _ if Instant::now() > until => {
+                let _ = q.execute("migrate_cancel", Value::Null).await;
+                return Err(fault(format!("{what} timed out")));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}

@@ -1,0 +1,320 @@
+//! The QEMU driver: one QEMU process per server, supervised by the agent
+//! of the host the server is on.
+//!
+//! Layout (all under the data directory unless noted):
+//! - `qemu/instances/<uuid>/` — the instance's disks, shared by every agent
+//!   on this machine (Nova's shared `instances_path`): `disk.qcow2` (a qcow2
+//!   overlay over the cached image), `config.iso`, `rescue.qcow2`,
+//!   `disk.resize-orig` (kept for a resize revert), `suspend.state`;
+//! - `qemu/<host>/<uuid>/` — one agent's runtime state for a guest it runs:
+//!   `console.log` (the serial log) and `qemu.pid`;
+//! - `$TMPDIR/rova-<hash>/<n>/<uuid>/` — the guest's unix sockets (QMP,
+//!   serial, VNC, metadata), short enough for `sun_path`.
+//!
+//! QEMU runs daemonized, so it outlives a restart of the agent; `init`
+//! re-attaches to running guests (pidfile + QMP) and restarts their
+//! metadata listeners, and a periodic power-state sync turns a guest that
+//! powered itself off into `SHUTOFF`, as Nova's `_sync_power_states` does.
+//!
+//! Everything the driver needs from the rest of the service (images, the
+//! facts a guest is told, instance records, the clock, where to report a
+//! guest that stopped) comes through its [`GuestEnv`], handed over once
+//! with [`QemuDriver::set_env`].
+//!
+//! This module owns the driver's state, its paths, the console history and
+//! the [`Driver`] trait; the rest is split by concern:
+//! - `process` — the QEMU process: pidfile, QMP, power-off, kill, exec,
+//!   tear-down and the per-guest metadata listener;
+//! - `disks` — images to local files, root/ephemeral/swap disks, config
+//!   drives, and exporting the root disk into an image;
+//! - `launch` — the VM description (disks, kernel, sockets) and launching;
+//! - `ops` — spawn and the server actions (pause … rescue);
+//! - `migration` — resize/cold migration, revert, live migration;
+//! - `sync` — re-attaching after a restart and the power-state sync.
+
+mod disks;
+mod launch;
+mod migration;
+mod ops;
+mod process;
+mod sync;
+
+use crate::compute::driver::{
+    BoxFut, ConsoleKind, Driver, DriverFault, DriverOp, DriverOpKind, LiveStats,
+};
+use crate::config::QemuConfig;
+use crate::virt::accel::{self, AccelChoice};
+use crate::virt::env::{GuestEnv, Unavailable};
+use crate::virt::metadata_server::MetadataHandle;
+use crate::virt::vmspec::Accel;
+use parking_lot::Mutex;
+use rova_core::model::Instance;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Largest console log returned (Nova's `MAX_CONSOLE_BYTES`).
+const MAX_CONSOLE_BYTES: usize = 100 * 1024;
+
+/// The QEMU driver.
+pub struct QemuDriver {
+    cfg: QemuConfig,
+    data_dir: PathBuf,
+    run_dir: PathBuf,
+    env: OnceLock<Arc<dyn GuestEnv>>,
+    accel: OnceLock<(Accel, String)>,
+    /// One lock per guest: operations on a guest never interleave.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Metadata listeners by (host, uuid).
+    metadata: Mutex<HashMap<(String, String), MetadataHandle>>,
+}
+
+fn fault(msg: impl Into<String>) -> DriverFault {
+    let m = msg.into();
+    DriverFault::new(m.clone(), m)
+}
+
+impl From<Unavailable> for DriverFault {
+    fn from(e: Unavailable) -> Self {
+        fault(e.to_string())
+    }
+}
+
+impl QemuDriver {
+    pub fn new(cfg: QemuConfig, data_dir: &Path) -> Self {
+        let abs = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+        let digest = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(abs.to_string_lossy().as_bytes()))
+        };
+        QemuDriver {
+            cfg,
+            data_dir: abs.clone(),
+            run_dir: std::env::temp_dir().join(format!("rova-{}", &digest[..10])),
+            env: OnceLock::new(),
+            accel: OnceLock::new(),
+            locks: Mutex::new(HashMap::new()),
+            metadata: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Hands the driver its environment (once, right after the service
+    /// it runs under is built).
+    pub fn set_env(&self, env: Arc<dyn GuestEnv>) {
+        let _ = self.env.set(env);
+    }
+
+    /// The environment; a fault until [`QemuDriver::set_env`] was called.
+    fn env(&self) -> Result<&Arc<dyn GuestEnv>, DriverFault> {
+        self.env.get().ok_or_else(|| fault(Unavailable.to_string()))
+    }
+
+    /// The accelerator in use and why.
+    pub fn accel(&self) -> (Accel, String) {
+        self.accel
+            .get()
+            .cloned()
+            .unwrap_or((Accel::Tcg, "not probed yet".into()))
+    }
+
+    /// Probes the accelerator, re-attaches to guests left running by a
+    /// previous agent, and starts the power-state sync. Called once at
+    /// start-up.
+    pub async fn init(self: &Arc<Self>) -> Result<String, String> {
+        which(&self.cfg.binary).ok_or_else(|| {
+            format!(
+                "{} not found: install Debian's qemu-system-x86 (see guest/README.md)",
+                self.cfg.binary
+            )
+        })?;
+        let choice: AccelChoice = self.cfg.accel.parse()?;
+        let (acc, why) = accel::resolve(&self.cfg.binary, choice).await;
+        let _ = self.accel.set((acc, why.clone()));
+        self.attach_all().await;
+        let me = Arc::downgrade(self);
+        let every = Duration::from_secs(self.cfg.sync_interval_secs.max(1));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(d) = me.upgrade() else { return };
+                d.sync_power_states().await;
+            }
+        });
+        Ok(format!("accelerator {acc}: {why}"))
+    }
+
+    // ----- paths -------------------------------------------------------
+
+    fn inst_dir(&self, uuid: &str) -> PathBuf {
+        self.data_dir.join("qemu").join("instances").join(uuid)
+    }
+    fn state_dir(&self, host: &str, uuid: &str) -> PathBuf {
+        self.data_dir.join("qemu").join(host).join(uuid)
+    }
+    fn sock_dir(&self, host: &str, uuid: &str) -> PathBuf {
+        let short = host.rsplit('-').next().unwrap_or(host);
+        self.run_dir.join(short).join(uuid)
+    }
+    fn pidfile(&self, host: &str, uuid: &str) -> PathBuf {
+        self.state_dir(host, uuid).join("qemu.pid")
+    }
+    fn qmp_sock(&self, host: &str, uuid: &str) -> PathBuf {
+        self.sock_dir(host, uuid).join("qmp.sock")
+    }
+    fn console_path(&self, host: &str, uuid: &str) -> PathBuf {
+        self.state_dir(host, uuid).join("console.log")
+    }
+
+    fn lock_for(&self, uuid: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .entry(uuid.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// The console history a guest brought from the hosts it left.
+    fn history_path(&self, uuid: &str) -> PathBuf {
+        self.inst_dir(uuid).join("console.history")
+    }
+
+    /// A new life for the guest: no console history.
+    fn forget_console(&self, host: &str, uuid: &str) {
+        let _ = std::fs::remove_file(self.console_path(host, uuid));
+        let _ = std::fs::remove_file(self.history_path(uuid));
+    }
+
+    /// The guest moved away from `host` (its process already gone): the
+    /// host's console log joins the history, so the console output keeps
+    /// every line across moves, then the host's state goes.
+    fn leave_host(&self, host: &str, uuid: &str) {
+        use std::io::Write;
+        if let Ok(bytes) = std::fs::read(self.console_path(host, uuid)) {
+            let appended = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.history_path(uuid))
+                .and_then(|mut f| f.write_all(&bytes));
+            if let Err(e) = appended {
+                tracing::warn!(%uuid, "keeping the console history: {e}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(self.state_dir(host, uuid));
+    }
+
+    fn existing_config_drive(&self, uuid: &str) -> Option<PathBuf> {
+        ["config.iso", "config.vfat"]
+            .iter()
+            .map(|n| self.inst_dir(uuid).join(n))
+            .find(|p| p.exists())
+    }
+
+    async fn do_destroy(&self, inst: &Instance) -> Result<(), DriverFault> {
+        let uuid = &inst.uuid;
+        for host in self.hosts() {
+            self.tear_down_on(&host, uuid).await;
+            let _ = std::fs::remove_dir_all(self.state_dir(&host, uuid));
+        }
+        let _ = std::fs::remove_dir_all(self.inst_dir(uuid));
+        Ok(())
+    }
+
+    fn hosts(&self) -> Vec<String> {
+        (1..=self.cfg.hosts.max(1))
+            .map(|i| format!("rova-qemu-{i}"))
+            .collect()
+    }
+}
+
+/// The program's path when it is on `PATH` (or is a path itself).
+pub fn which(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return p.exists().then_some(p);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+impl Driver for QemuDriver {
+    fn name(&self) -> &'static str {
+        "qemu"
+    }
+    fn step_delay(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn is_simulated(&self) -> bool {
+        false
+    }
+    fn spawn<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>> {
+        Box::pin(async move {
+            let lock = self.lock_for(&inst.uuid);
+            let _g = lock.lock().await;
+            let res = self.do_spawn(inst).await;
+            if res.is_err() {
+                if let Some(h) = &inst.host {
+                    self.tear_down_on(h, &inst.uuid).await;
+                }
+            }
+            res
+        })
+    }
+    fn supports(&self, op: DriverOpKind) -> bool {
+        // Setting the admin password needs a guest agent this driver lacks.
+        op != DriverOpKind::ChangePassword
+    }
+    fn perform<'a>(
+        &'a self,
+        op: &'a DriverOp,
+        inst: &'a Instance,
+    ) -> BoxFut<'a, Result<(), DriverFault>> {
+        Box::pin(async move {
+            let lock = self.lock_for(&inst.uuid);
+            let _g = lock.lock().await;
+            self.do_perform(op, inst).await
+        })
+    }
+    fn destroy<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>> {
+        Box::pin(async move {
+            let lock = self.lock_for(&inst.uuid);
+            let _g = lock.lock().await;
+            let r = self.do_destroy(inst).await;
+            drop(_g);
+            self.locks.lock().remove(&inst.uuid);
+            r
+        })
+    }
+    fn console_log(&self, inst: &Instance) -> Option<Vec<u8>> {
+        let host = inst.host.as_deref()?;
+        let mut bytes = std::fs::read(self.history_path(&inst.uuid)).unwrap_or_default();
+        bytes.extend(std::fs::read(self.console_path(host, &inst.uuid)).unwrap_or_default());
+        let start = bytes.len().saturating_sub(MAX_CONSOLE_BYTES);
+        Some(bytes[start..].to_vec())
+    }
+    fn console_socket(&self, inst: &Instance, kind: ConsoleKind) -> Option<PathBuf> {
+        let host = inst.host.as_deref()?;
+        if !self.running(host, &inst.uuid) {
+            return None;
+        }
+        let name = match kind {
+            ConsoleKind::Serial => "serial.sock",
+            ConsoleKind::Vnc => "vnc.sock",
+        };
+        Some(self.sock_dir(host, &inst.uuid).join(name))
+    }
+    fn live_migrate<'a>(
+        &'a self,
+        inst: &'a Instance,
+        dest: &'a str,
+    ) -> BoxFut<'a, Result<LiveStats, DriverFault>> {
+        Box::pin(async move {
+            let lock = self.lock_for(&inst.uuid);
+            let _g = lock.lock().await;
+            self.do_live_migrate(inst, dest).await
+        })
+    }
+}
