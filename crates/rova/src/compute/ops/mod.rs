@@ -21,18 +21,16 @@ use rebuild::rebuild;
 use resize::{resize, revert_resize};
 use shelve::{offload, shelve, unshelve};
 pub(crate) use snapshot::finish_image;
-use snapshot::{image_response, snapshot};
+use snapshot::{image_reply, snapshot};
 
 use super::actions;
-use super::actions_run::{advance, begin, begin_with, ServerAction};
+use super::actions_run::{advance, begin, begin_with, Reply, ServerAction};
 use super::driver::DriverOp;
 use super::servers;
 use super::views::Links;
 use crate::app::App;
-use crate::http::{empty, json_status, Ctx};
+use crate::http::Ctx;
 use crate::image::Image;
-use axum::http::StatusCode;
-use axum::response::Response;
 use rova_core::admission::Action;
 use rova_core::model::Instance;
 use rova_core::states::{PowerState, TaskState as T, VmState};
@@ -47,7 +45,7 @@ pub async fn run(
     links: &Links,
     id: &str,
     act: ServerAction,
-) -> Result<Response, Fault> {
+) -> Result<Reply, Fault> {
     match act {
         ServerAction::Rebuild(r) => rebuild(app, ctx, links, id, *r).await,
         ServerAction::Resize {
@@ -55,19 +53,19 @@ pub async fn run(
             auto_disk_config,
         } => {
             resize(app, ctx, id, &flavor_ref, auto_disk_config).await?;
-            Ok(empty(StatusCode::ACCEPTED))
+            Ok(Reply::accepted())
         }
         ServerAction::ConfirmResize => {
             confirm_resize(app, ctx, id).await?;
-            Ok(empty(StatusCode::NO_CONTENT))
+            Ok(Reply::no_content())
         }
         ServerAction::RevertResize => {
             revert_resize(app, ctx, id).await?;
-            Ok(empty(StatusCode::ACCEPTED))
+            Ok(Reply::accepted())
         }
         ServerAction::Shelve => {
             shelve(app, ctx, id).await?;
-            Ok(empty(StatusCode::ACCEPTED))
+            Ok(Reply::accepted())
         }
         ServerAction::ShelveOffload => {
             ctx.require_admin("os_compute_api:os-shelve:shelve_offload")?;
@@ -94,21 +92,21 @@ pub async fn run(
                 actions::event_finish(&app2, &id2, &req, "compute_shelve_offload_instance", e)
                     .await;
             });
-            Ok(empty(StatusCode::ACCEPTED))
+            Ok(Reply::accepted())
         }
         ServerAction::Unshelve {
             availability_zone,
             host,
         } => {
             unshelve(app, ctx, id, availability_zone, host).await?;
-            Ok(empty(StatusCode::ACCEPTED))
+            Ok(Reply::accepted())
         }
         ServerAction::Rescue {
             admin_pass,
             image_ref,
         } => {
             let pw = rescue(app, ctx, id, admin_pass, image_ref).await?;
-            Ok(json_status(StatusCode::OK, json!({"adminPass": pw})))
+            Ok(Reply::json(json!({"adminPass": pw})))
         }
         ServerAction::Unrescue => {
             ctx.require_member("os_compute_api:os-rescue:unrescue")?;
@@ -127,7 +125,7 @@ pub async fn run(
                 },
             )
             .await?;
-            Ok(empty(StatusCode::ACCEPTED))
+            Ok(Reply::accepted())
         }
         ServerAction::ChangePassword { admin_pass } => {
             ctx.require_member("os_compute_api:os-admin-password")?;
@@ -148,12 +146,12 @@ pub async fn run(
                 |_| {},
             )
             .await?;
-            Ok(empty(StatusCode::ACCEPTED))
+            Ok(Reply::accepted())
         }
         ServerAction::CreateImage { name, metadata } => {
             ctx.require_member("os_compute_api:servers:create_image")?;
             let img = snapshot(app, ctx, id, &name, metadata, None).await?;
-            Ok(image_response(app, ctx, &img, true))
+            Ok(image_reply(app, ctx, &img, true))
         }
         ServerAction::CreateBackup {
             name,
@@ -164,13 +162,13 @@ pub async fn run(
             ctx.require_member("os_compute_api:os-create-backup")?;
             let img =
                 snapshot(app, ctx, id, &name, metadata, Some((backup_type, rotation))).await?;
-            Ok(image_response(app, ctx, &img, rotation > 0))
+            Ok(image_reply(app, ctx, &img, rotation > 0))
         }
         ServerAction::InjectNetworkInfo => {
             ctx.require_admin("os_compute_api:os-admin-actions:inject_network_info")?;
             let inst = servers::visible(app, ctx, id)?;
             servers::check_lock(&inst, ctx)?;
-            Ok(empty(StatusCode::ACCEPTED))
+            Ok(Reply::accepted())
         }
         ServerAction::ResetNetwork => Err(Fault::new(410, "This resource is no longer available.")),
         ServerAction::LegacyConsole {
@@ -188,18 +186,17 @@ pub async fn run(
             }
             let url =
                 crate::compute::consoles::create(app, ctx, id, protocol, &console_type).await?;
-            Ok(json_status(
-                StatusCode::OK,
+            Ok(Reply::json(
                 json!({"console": {"type": console_type, "url": url}}),
             ))
         }
         ServerAction::AddSecurityGroup { name } => {
             crate::compute::secgroups::add(app, ctx, id, &name).await?;
-            Ok(empty(StatusCode::ACCEPTED))
+            Ok(Reply::accepted())
         }
         ServerAction::RemoveSecurityGroup { name } => {
             crate::compute::secgroups::remove(app, ctx, id, &name).await?;
-            Ok(empty(StatusCode::ACCEPTED))
+            Ok(Reply::accepted())
         }
         ServerAction::Migrate { host } => {
             let cur = servers::visible(app, ctx, id)?;
@@ -212,11 +209,11 @@ pub async fn run(
                 )?;
             }
             crate::compute::migrate::cold_move(app, ctx, &cur, None, host, None).await?;
-            Ok(empty(StatusCode::ACCEPTED))
+            Ok(Reply::accepted())
         }
         ServerAction::LiveMigrate(r) => {
             crate::compute::live_migration::live_migrate(app, ctx, id, r).await?;
-            Ok(empty(StatusCode::ACCEPTED))
+            Ok(Reply::accepted())
         }
         ServerAction::Evacuate(r) => crate::compute::migrate::evacuate(app, ctx, id, r).await,
         other => Err(Fault::internal(format!("action {other:?} has no runner"))),

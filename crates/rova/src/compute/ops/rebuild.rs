@@ -4,13 +4,11 @@
 use super::image_for;
 use crate::app::App;
 use crate::compute::actions;
-use crate::compute::actions_run::{advance, begin_with};
+use crate::compute::actions_run::{advance, begin_with, Reply};
 use crate::compute::driver::DriverOp;
 use crate::compute::servers;
 use crate::compute::views::{self, Links, ServerView};
-use crate::http::{json_status, set_header, Ctx};
-use axum::http::StatusCode;
-use axum::response::Response;
+use crate::http::Ctx;
 use rova_core::admission::Action;
 use rova_core::states::{PowerState, TaskState as T, VmState};
 use rova_core::Fault;
@@ -24,7 +22,7 @@ pub(super) async fn rebuild(
     links: &Links,
     id: &str,
     r: crate::compute::actions_parse::Rebuild,
-) -> Result<Response, Fault> {
+) -> Result<Reply, Fault> {
     ctx.require_member("os_compute_api:servers:rebuild")?;
     let cur = servers::visible(app, ctx, id)?;
     let img = image_for(app, ctx, &r.image_ref)?;
@@ -183,11 +181,6 @@ pub(super) async fn rebuild(
     if ctx.at_least(54) && view == ServerView::Reduced {
         body["key_name"] = json!(inst.key_name);
     }
-    let mut resp = json_status(StatusCode::ACCEPTED, json!({"server": body}));
-    set_header(
-        &mut resp,
-        "location",
-        &format!("{}/servers/{id}", links.versioned),
-    );
-    Ok(resp)
+    Ok(Reply::accepted_json(json!({"server": body}))
+        .at(format!("{}/servers/{id}", links.versioned)))
 }

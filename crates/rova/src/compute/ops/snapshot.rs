@@ -4,13 +4,11 @@
 
 use crate::app::App;
 use crate::compute::actions;
-use crate::compute::actions_run::{advance, begin};
+use crate::compute::actions_run::{advance, begin, Reply};
 use crate::compute::driver::DriverOp;
 use crate::compute::servers;
-use crate::http::{empty, json_status, set_header, Ctx};
+use crate::http::Ctx;
 use crate::image::Image;
-use axum::http::StatusCode;
-use axum::response::Response;
 use rova_core::admission::Action;
 use rova_core::model::Instance;
 use rova_core::states::TaskState as T;
@@ -199,17 +197,16 @@ async fn rotate_backups(app: &App, uuid: &str, backup_type: &str, rotation: u64)
     }
 }
 
-pub(super) fn image_response(app: &App, ctx: &Ctx, img: &Image, with_location: bool) -> Response {
+/// The answer naming the new image: its id in the body from 2.45, before
+/// that its image-service URL as `Location` (when Nova sends one).
+pub(super) fn image_reply(app: &App, ctx: &Ctx, img: &Image, with_location: bool) -> Reply {
     if ctx.at_least(45) {
-        return json_status(StatusCode::ACCEPTED, json!({"image_id": img.id}));
+        return Reply::accepted_json(json!({"image_id": img.id}));
     }
-    let mut resp = empty(StatusCode::ACCEPTED);
+    let reply = Reply::accepted();
     if with_location {
-        set_header(
-            &mut resp,
-            "location",
-            &format!("{}/image/v2/images/{}", app.public_url, img.id),
-        );
+        reply.at(format!("{}/image/v2/images/{}", app.public_url, img.id))
+    } else {
+        reply
     }
-    resp
 }
