@@ -11,14 +11,12 @@ use super::driver::DriverOp;
 use super::servers;
 use crate::app::App;
 use crate::compute::views::Links;
-use crate::http::{empty, ApiError, Ctx};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use crate::http::Ctx;
 use rova_core::admission::{admit, Action, Subject};
 use rova_core::model::Instance;
 use rova_core::states::{PowerState, TaskState, VmState};
 use rova_core::Fault;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::sync::Arc;
 
 pub(crate) fn subject(i: &Instance) -> Subject<'_> {
@@ -223,18 +221,79 @@ async fn transition(app: &Arc<App>, ctx: &Ctx, id: &str, t: Transition) -> Resul
     Ok(())
 }
 
-fn accepted() -> Response {
-    empty(StatusCode::ACCEPTED)
+/// The status of a server action's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyStatus {
+    Ok,
+    Accepted,
+    NoContent,
 }
 
-/// Runs a parsed action and builds the HTTP answer.
+/// What a server action answers, as a domain value: its status, a JSON
+/// body when there is one, and the `Location` Nova sends with some
+/// answers. The API module renders it as HTTP.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: ReplyStatus,
+    pub body: Option<Value>,
+    pub location: Option<String>,
+}
+
+impl Reply {
+    fn of(status: ReplyStatus, body: Option<Value>) -> Self {
+        Reply {
+            status,
+            body,
+            location: None,
+        }
+    }
+
+    /// 202 without a body.
+    pub fn accepted() -> Self {
+        Self::of(ReplyStatus::Accepted, None)
+    }
+
+    /// 204.
+    pub fn no_content() -> Self {
+        Self::of(ReplyStatus::NoContent, None)
+    }
+
+    /// 200 without a body.
+    pub fn ok() -> Self {
+        Self::of(ReplyStatus::Ok, None)
+    }
+
+    /// 200 with a JSON body.
+    pub fn json(body: Value) -> Self {
+        Self::of(ReplyStatus::Ok, Some(body))
+    }
+
+    /// 202 with a JSON body.
+    pub fn accepted_json(body: Value) -> Self {
+        Self::of(ReplyStatus::Accepted, Some(body))
+    }
+
+    /// The same answer with a `Location`.
+    pub fn at(self, location: String) -> Self {
+        Reply {
+            location: Some(location),
+            ..self
+        }
+    }
+}
+
+fn accepted() -> Reply {
+    Reply::accepted()
+}
+
+/// Runs a parsed action and says what it answers.
 pub async fn run(
     app: &Arc<App>,
     ctx: &Ctx,
     links: &Links,
     id: &str,
     act: ServerAction,
-) -> Result<Response, ApiError> {
+) -> Result<Reply, Fault> {
     use TaskState as T;
     let simple = |action, op, event, policy, first_task, then, final_vm, final_power| Transition {
         action,
@@ -483,9 +542,9 @@ pub async fn run(
                     }
                 }
             };
-            Ok(axum::Json(json!({"output": out})).into_response())
+            Ok(Reply::json(json!({"output": out})))
         }
-        other => Ok(super::ops::run(app, ctx, links, id, other).await?),
+        other => super::ops::run(app, ctx, links, id, other).await,
     }
 }
 

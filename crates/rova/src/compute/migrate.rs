@@ -13,15 +13,13 @@
 //! state with an instance fault and the migration in `error`.
 
 use super::actions;
-use super::actions_run::{advance, begin_with, subject};
+use super::actions_run::{advance, begin_with, subject, Reply};
 use super::driver::DriverOp;
 use super::fleet::{instance_resources, Claim, Held, CONTROL_HOST};
 use super::scheduler::request_spec;
 use super::servers;
 use crate::app::App;
-use crate::http::{empty, json_status, Ctx};
-use axum::http::StatusCode;
-use axum::response::Response;
+use crate::http::Ctx;
 use chrono::{DateTime, Utc};
 use rova_core::admission::{admit, Action};
 use rova_core::model::{iso_micro, FlavorSnapshot, Instance, InstanceFault};
@@ -595,12 +593,7 @@ pub struct EvacuateReq {
 
 /// POST evacuate: rebuild the server on another host because its own
 /// host's compute service is down. 200, with `adminPass` below 2.14.
-pub async fn evacuate(
-    app: &Arc<App>,
-    ctx: &Ctx,
-    id: &str,
-    r: EvacuateReq,
-) -> Result<Response, Fault> {
+pub async fn evacuate(app: &Arc<App>, ctx: &Ctx, id: &str, r: EvacuateReq) -> Result<Reply, Fault> {
     let cur = servers::visible(app, ctx, id)?;
     ctx.require_admin("os_compute_api:os-evacuate")?;
     let password = if ctx.at_least(14) {
@@ -674,9 +667,9 @@ pub async fn evacuate(
         run_evacuate(&app2, &id2, &req, inst, mig, r.host, stopped_at_end).await;
     });
     if !ctx.at_least(14) {
-        return Ok(json_status(StatusCode::OK, json!({"adminPass": password})));
+        return Ok(Reply::json(json!({"adminPass": password})));
     }
-    Ok(empty(StatusCode::OK))
+    Ok(Reply::ok())
 }
 
 async fn run_evacuate(

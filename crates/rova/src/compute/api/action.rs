@@ -1,12 +1,13 @@
 //! `POST /servers/{id}/action`: the body names exactly one action; it is
-//! parsed into a typed [`ServerAction`] and handed to the compute service.
+//! parsed into a typed [`ServerAction`] and handed to the compute service,
+//! whose [`Reply`] is rendered here as the HTTP answer.
 
 use crate::app::App;
-use crate::compute::actions_run;
-use crate::http::{parse_json, ApiResult, Ctx};
+use crate::compute::actions_run::{self, Reply, ReplyStatus};
+use crate::http::{empty, json_status, parse_json, set_header, ApiResult, Ctx};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
 use rova_core::Fault;
@@ -32,5 +33,24 @@ pub async fn action(
         .next()
         .ok_or_else(|| Fault::bad_request("Malformed request body"))?;
     let act = actions_run::parse(name, arg, &ctx)?;
-    actions_run::run(&app, &ctx, &links, &id, act).await
+    Ok(render(
+        actions_run::run(&app, &ctx, &links, &id, act).await?,
+    ))
+}
+
+/// A server action's answer as HTTP.
+fn render(reply: Reply) -> Response {
+    let status = match reply.status {
+        ReplyStatus::Ok => StatusCode::OK,
+        ReplyStatus::Accepted => StatusCode::ACCEPTED,
+        ReplyStatus::NoContent => StatusCode::NO_CONTENT,
+    };
+    let mut resp = match reply.body {
+        Some(body) => json_status(status, body),
+        None => empty(status),
+    };
+    if let Some(location) = &reply.location {
+        set_header(&mut resp, "location", location);
+    }
+    resp
 }

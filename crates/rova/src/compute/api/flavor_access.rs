@@ -4,7 +4,7 @@
 //! `addTenantAccess` / `removeTenantAccess` changes the list. All three
 //! are admin-only under Nova's default policy.
 
-use super::{misc::find_flavor, query_pairs, schema};
+use super::{flavors::find_flavor, query_pairs, schema};
 use crate::app::App;
 use crate::compute::Flavor;
 use crate::http::{parse_json, ApiResult, Ctx};

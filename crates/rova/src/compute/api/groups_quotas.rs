@@ -3,7 +3,7 @@
 //! microversion with Nova's 400 texts, and the views. The rules live in
 //! `compute::server_groups` and `compute::quotas`.
 
-use super::query_pairs;
+use super::{qerr, query_pairs};
 use crate::app::App;
 use crate::compute::quotas::{self, visible_resources};
 use crate::compute::server_groups::{self, NewGroup, ServerGroup};
@@ -39,12 +39,6 @@ pub fn routes() -> Router<Arc<App>> {
 
 type A = State<Arc<App>>;
 type C = Extension<Ctx>;
-
-fn qerr(name: &str, v: &str, why: &str) -> Fault {
-    Fault::bad_request(format!(
-        "Invalid input for query parameters {name}. Value: {v}. {why}"
-    ))
-}
 
 fn body_err(field: &str, v: &Value, why: &str) -> Fault {
     Fault::bad_request(format!(

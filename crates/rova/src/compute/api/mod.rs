@@ -3,14 +3,19 @@
 //! request into typed values and call the compute service; views render.
 
 mod action;
+mod availability_zones;
 mod consoles;
 pub(crate) mod create;
 mod diagnostics;
 mod external_events;
+mod extra_specs;
 mod flavor_access;
+mod flavors;
 mod fleet;
 mod groups_quotas;
-mod misc;
+mod images;
+mod keypairs;
+mod limits;
 mod schema;
 mod secgroups;
 mod servers;
@@ -34,7 +39,12 @@ pub use crate::compute::views::Links;
 pub fn router(app: Arc<App>) -> Router<Arc<App>> {
     let api = Router::new()
         .merge(servers::routes())
-        .merge(misc::routes())
+        .merge(flavors::routes())
+        .merge(extra_specs::routes())
+        .merge(keypairs::routes())
+        .merge(limits::routes())
+        .merge(availability_zones::routes())
+        .merge(images::routes())
         .merge(consoles::routes())
         .merge(secgroups::routes())
         .merge(fleet::routes())
@@ -188,6 +198,13 @@ async fn compute_mw(State(app): State<Arc<App>>, mut req: Request, next: Next) -
     }
     version_headers(&mut resp, version);
     resp
+}
+
+/// Nova's 400 for a bad query parameter value.
+fn qerr(name: &str, v: &str, why: &str) -> Fault {
+    Fault::bad_request(format!(
+        "Invalid input for query parameters {name}. Value: {v}. {why}"
+    ))
 }
 
 /// Parses a raw query string into ordered pairs.

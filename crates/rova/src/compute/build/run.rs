@@ -1,0 +1,365 @@
+//! The background build of a server: the persisted steps scheduling →
+//! networking → block_device_mapping → spawning → ACTIVE, port allocation
+//! and release, failing a build into ERROR with its fault, and, after a
+//! restart, resuming the builds, deletes and actions that were cut short.
+
+use super::{nic_plan, NicPlan, NIC_PLAN_KEY};
+use crate::app::App;
+use crate::compute::{actions, servers};
+use chrono::{DateTime, Utc};
+use rova_core::model::{FixedIp, Instance, InstanceFault, Vif};
+use rova_core::restart::{on_restart, RestartAction};
+use rova_core::states::{PowerState, TaskState, VmState};
+use rova_core::Fault;
+use std::sync::Arc;
+
+/// Moves a building instance to `task` (and whatever `also` sets), unless it
+/// is being deleted or no longer building. Returns false when the build
+/// must stop.
+async fn step(
+    app: &App,
+    uuid: &str,
+    expect: &[Option<TaskState>],
+    task: Option<TaskState>,
+    also: impl FnOnce(&mut Instance, DateTime<Utc>),
+) -> bool {
+    let now = app.clock.now();
+    app.compute
+        .update_instance(uuid, now, |i| {
+            if i.deleted || i.vm_state != VmState::Building || !expect.contains(&i.task_state) {
+                return Err(Fault::conflict("build superseded"));
+            }
+            i.task_state = task;
+            also(i, now);
+            Ok(())
+        })
+        .await
+        .is_ok()
+}
+
+/// Runs (or resumes) the build of one instance. `plan` is the NIC plan from
+/// the request; on resume it is the one recorded on the instance (ports
+/// allocated before a restart but not recorded were settled at start).
+pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Option<Vec<NicPlan>>) {
+    let delay = app.compute.driver.step_delay();
+    let pause = || async move {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    };
+    let Some(inst) = app.compute.instances.get(uuid) else {
+        return;
+    };
+    // Scheduling → networking: the scheduler picks a host and claims its
+    // resources atomically; no host means ERROR with Nova's NoValidHost.
+    if inst.task_state == Some(TaskState::Scheduling) {
+        pause().await;
+        let placed = match crate::compute::scheduler::schedule_build(app, &inst) {
+            Ok(p) => p,
+            Err(nvh) => {
+                let msg = nvh.message();
+                actions::event_start(
+                    app,
+                    uuid,
+                    request_id,
+                    "conductor_schedule_and_build_instances",
+                    Some(crate::compute::fleet::CONTROL_HOST),
+                )
+                .await;
+                fail_build(app, uuid, request_id, 500, msg, msg).await;
+                actions::event_finish(
+                    app,
+                    uuid,
+                    request_id,
+                    "conductor_schedule_and_build_instances",
+                    Some((msg, msg)),
+                )
+                .await;
+                return;
+            }
+        };
+        let h = placed.host.clone();
+        let az = placed.availability_zone.clone();
+        if !step(
+            app,
+            uuid,
+            &[Some(TaskState::Scheduling)],
+            Some(TaskState::Networking),
+            |i, _| {
+                i.host = Some(h.clone());
+                i.node = Some(h);
+                i.availability_zone = Some(az);
+            },
+        )
+        .await
+        {
+            crate::compute::scheduler::release_instance(app, uuid);
+            return;
+        }
+        actions::event_start(
+            app,
+            uuid,
+            request_id,
+            "compute__do_build_and_run_instance",
+            Some(&placed.host),
+        )
+        .await;
+    }
+    // Networking: allocate ports unless already done.
+    let Some(inst) = app.compute.instances.get(uuid) else {
+        return;
+    };
+    if inst.task_state == Some(TaskState::Networking) {
+        let plan = plan.or_else(|| nic_plan(&inst)).unwrap_or_else(|| {
+            // Resumed without a recorded plan (a record from before plans
+            // were kept): one NIC on the default network.
+            app.networks
+                .networks_for(&inst.project_id)
+                .first()
+                .map(|n| {
+                    vec![NicPlan::Network {
+                        id: n.id.clone(),
+                        fixed_ip: None,
+                        tag: None,
+                    }]
+                })
+                .unwrap_or_default()
+        });
+        let mut vifs: Vec<Vif> = Vec::new();
+        let mut failure: Option<Fault> = None;
+        if inst.vifs.is_empty() {
+            for nic in &plan {
+                match allocate(app, &inst, nic).await {
+                    Ok(v) => vifs.push(v),
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+        } else {
+            vifs = inst.vifs.clone();
+        }
+        if let Some(f) = failure {
+            release_vifs(app, &vifs).await;
+            fail_build(
+                app,
+                uuid,
+                request_id,
+                500,
+                &format!("Build of instance {uuid} aborted: {}", f.message),
+                &f.message,
+            )
+            .await;
+            return;
+        }
+        let v2 = vifs.clone();
+        if !step(
+            app,
+            uuid,
+            &[Some(TaskState::Networking)],
+            Some(TaskState::BlockDeviceMapping),
+            |i, _| {
+                i.vifs = v2;
+                i.system_metadata.remove(NIC_PLAN_KEY);
+            },
+        )
+        .await
+        {
+            // Deleted meanwhile: give back what we took.
+            let still = app.compute.instances.get(uuid);
+            if still.map(|i| i.vifs.is_empty()).unwrap_or(true) {
+                release_vifs(app, &vifs).await;
+            }
+            return;
+        }
+        pause().await;
+    }
+    let Some(inst) = app.compute.instances.get(uuid) else {
+        return;
+    };
+    if inst.task_state == Some(TaskState::BlockDeviceMapping)
+        && !step(
+            app,
+            uuid,
+            &[Some(TaskState::BlockDeviceMapping)],
+            Some(TaskState::Spawning),
+            |_, _| {},
+        )
+        .await
+    {
+        return;
+    }
+    let Some(inst) = app.compute.instances.get(uuid) else {
+        return;
+    };
+    if inst.task_state != Some(TaskState::Spawning) {
+        return;
+    }
+    match app.compute.driver.spawn(&inst).await {
+        Ok(()) => {
+            let ok = step(app, uuid, &[Some(TaskState::Spawning)], None, |i, now| {
+                i.vm_state = VmState::Active;
+                i.power_state = PowerState::Running;
+                i.launched_at = Some(now);
+            })
+            .await;
+            if ok {
+                actions::event_finish(
+                    app,
+                    uuid,
+                    request_id,
+                    "compute__do_build_and_run_instance",
+                    None,
+                )
+                .await;
+            }
+        }
+        Err(f) => {
+            fail_build(app, uuid, request_id, f.code, &f.message, &f.details).await;
+        }
+    }
+}
+
+async fn allocate(app: &App, inst: &Instance, nic: &NicPlan) -> Result<Vif, Fault> {
+    let now = app.clock.now();
+    let (port, created, tag) = match nic {
+        NicPlan::Port(id) => (
+            app.networks
+                .bind_port(id, &inst.uuid, "compute:nova", now)
+                .await?,
+            false,
+            None,
+        ),
+        NicPlan::Network { id, fixed_ip, tag } => {
+            let groups = crate::compute::secgroups::group_ids_for(app, inst).await?;
+            (
+                app.networks
+                    .create_port(
+                        &inst.project_id,
+                        id,
+                        *fixed_ip,
+                        &inst.uuid,
+                        "compute:nova",
+                        groups,
+                        now,
+                    )
+                    .await?,
+                true,
+                tag.clone(),
+            )
+        }
+    };
+    let label = app
+        .networks
+        .networks
+        .get(&port.network_id)
+        .map(|n| n.name.clone())
+        .unwrap_or_default();
+    Ok(Vif {
+        port_id: port.id.clone(),
+        network_id: port.network_id.clone(),
+        network_label: label,
+        mac: port.mac_address.clone(),
+        fixed_ips: port
+            .fixed_ips
+            .iter()
+            .map(|ip| FixedIp {
+                version: if ip.ip_address.contains(':') { 6 } else { 4 },
+                address: ip.ip_address.clone(),
+                subnet_id: ip.subnet_id.clone(),
+            })
+            .collect(),
+        tag,
+        created_by_nova: created,
+    })
+}
+
+async fn release_vifs(app: &App, vifs: &[Vif]) {
+    let now = app.clock.now();
+    for v in vifs {
+        let _ = if v.created_by_nova {
+            app.networks.delete_port(&v.port_id).await
+        } else {
+            app.networks.unbind_port(&v.port_id, now).await
+        };
+    }
+}
+
+async fn fail_build(
+    app: &App,
+    uuid: &str,
+    request_id: &str,
+    code: u16,
+    message: &str,
+    details: &str,
+) {
+    crate::compute::scheduler::release_instance(app, uuid);
+    // The event is closed before the server turns ERROR, so a client that
+    // sees ERROR also sees the failed event (its traceback, its finish time).
+    actions::event_finish(
+        app,
+        uuid,
+        request_id,
+        "compute__do_build_and_run_instance",
+        Some((message, details)),
+    )
+    .await;
+    let now = app.clock.now();
+    let msg = message.to_string();
+    let det = details.to_string();
+    let _ = app
+        .compute
+        .update_instance(uuid, now, |i| {
+            if i.deleted {
+                return Err(Fault::conflict("deleted"));
+            }
+            i.vm_state = VmState::Error;
+            i.task_state = None;
+            i.power_state = PowerState::NoState;
+            // Nova nils out host and node when a build fails for good.
+            i.host = None;
+            i.node = None;
+            i.fault = Some(InstanceFault {
+                code,
+                message: msg,
+                details: Some(det),
+                created: now,
+            });
+            Ok(())
+        })
+        .await;
+}
+
+/// After a restart (once [`crate::compute::settle::at_start`] has settled what was
+/// cut short): resume builds and deletes that were in flight, and carry
+/// out again stops, starts, unpauses and reboots cut short.
+pub fn resume_all(app: &Arc<App>) {
+    for inst in app.compute.instances.filter(|i| !i.deleted) {
+        let last_request = app
+            .compute
+            .actions
+            .get(&inst.uuid)
+            .and_then(|l| l.actions.last().map(|a| a.request_id.clone()))
+            .unwrap_or_default();
+        let app2 = app.clone();
+        let uuid = inst.uuid.clone();
+        match on_restart(inst.vm_state, inst.task_state, inst.power_state) {
+            RestartAction::ResumeDelete => {
+                tokio::spawn(async move { servers::terminate(&app2, &uuid, &last_request).await });
+            }
+            RestartAction::ResumeBuild => {
+                tokio::spawn(async move { run_build(&app2, &uuid, &last_request, None).await });
+            }
+            act @ (RestartAction::RetryStop
+            | RestartAction::RetryStart
+            | RestartAction::RetryUnpause
+            | RestartAction::RetryReboot { .. }) => {
+                tokio::spawn(async move {
+                    crate::compute::settle::retry_action(&app2, &uuid, &last_request, act).await
+                });
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Rebuild: a server rebuilt from an image (or its own) with a new name,
+//! metadata, password, personality, key and user data, per microversion.
+
+use super::image_for;
+use crate::app::App;
+use crate::compute::actions;
+use crate::compute::actions_run::{advance, begin_with, Reply};
+use crate::compute::driver::DriverOp;
+use crate::compute::servers;
+use crate::compute::views::{self, Links, ServerView};
+use crate::http::Ctx;
+use rova_core::admission::Action;
+use rova_core::states::{PowerState, TaskState as T, VmState};
+use rova_core::Fault;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub(super) async fn rebuild(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    links: &Links,
+    id: &str,
+    r: crate::compute::actions_parse::Rebuild,
+) -> Result<Reply, Fault> {
+    ctx.require_member("os_compute_api:servers:rebuild")?;
+    let cur = servers::visible(app, ctx, id)?;
+    let img = image_for(app, ctx, &r.image_ref)?;
+    if cur.is_volume_backed() && !ctx.at_least(93) && cur.image_ref != r.image_ref {
+        return Err(Fault::bad_request(format!(
+            "Image {} is unacceptable: Unable to rebuild with a different image for a volume-backed server.",
+            r.image_ref
+        )));
+    }
+    if cur.flavor.ram < img.min_ram {
+        return Err(Fault::bad_request(
+            "Flavor's memory is too small for requested image.",
+        ));
+    }
+    let key = match &r.key_name {
+        Some(Some(k)) => Some(Some(
+            app.compute
+                .keypairs
+                .get(&crate::compute::Keypair::key(&ctx.user_id, k))
+                .ok_or_else(|| Fault::bad_request("Invalid key_name provided."))?,
+        )),
+        Some(None) => Some(None),
+        None => None,
+    };
+    if let Some(md) = &r.metadata {
+        let limit = app.compute.effective_quota(&cur.project_id).metadata_items;
+        if limit >= 0 && md.len() as i64 > limit {
+            return Err(Fault::forbidden(format!(
+                "Maximum number of metadata items exceeds {limit}"
+            )));
+        }
+    }
+    let admin_pass = r
+        .admin_pass
+        .clone()
+        .unwrap_or_else(|| crate::compute::build::generate_password(app.cfg.password_length));
+    let props: BTreeMap<String, String> = img
+        .properties
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string()),
+            )
+        })
+        .collect();
+    let pw = admin_pass.clone();
+    let inst = begin_with(
+        app,
+        ctx,
+        id,
+        Action::Rebuild,
+        Some(T::Rebuilding),
+        move |i, _| {
+            i.image_ref = r.image_ref.clone();
+            i.image_properties = props;
+            if let Some(n) = r.name {
+                i.display_name = n;
+            }
+            if let Some(md) = r.metadata {
+                i.metadata = md;
+            }
+            if let Some(p) = r.personality {
+                i.personality = p;
+            }
+            if let Some(v) = r.auto_disk_config {
+                i.auto_disk_config = v;
+            }
+            if let Some(v) = r.access_ip_v4 {
+                i.access_ip_v4 = Some(v);
+            }
+            if let Some(v) = r.access_ip_v6 {
+                i.access_ip_v6 = Some(v);
+            }
+            if let Some(d) = r.description {
+                i.display_description = d;
+            }
+            if let Some(k) = key {
+                i.key_name = k.as_ref().map(|k| k.name.clone());
+                i.key_data = k.as_ref().map(|k| k.public_key.clone());
+            }
+            if let Some(u) = r.user_data {
+                i.user_data = u;
+            }
+            if let Some(t) = r.trusted_image_certificates {
+                i.trusted_image_certificates = t;
+            }
+            if let Some(h) = r.hostname {
+                i.hostname = h;
+            }
+            i.system_metadata.insert(
+                "rebuild_from_vm_state".into(),
+                i.vm_state.as_str().to_string(),
+            );
+            i.admin_pass = Some(pw);
+            i.progress = 0;
+            Ok(())
+        },
+    )
+    .await?;
+    actions::record(
+        app,
+        ctx,
+        id,
+        "rebuild",
+        Some(("compute_rebuild_instance", inst.host.as_deref())),
+    )
+    .await?;
+    let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
+    tokio::spawn(async move {
+        let res = advance(
+            &app2,
+            &id2,
+            DriverOp::Rebuild,
+            T::Rebuilding,
+            &[T::RebuildBlockDeviceMapping, T::RebuildSpawning],
+            |i, now| {
+                let was = i.system_metadata.remove("rebuild_from_vm_state");
+                if was.as_deref() == Some("stopped") {
+                    i.vm_state = VmState::Stopped;
+                    i.power_state = PowerState::Shutdown;
+                } else {
+                    i.vm_state = VmState::Active;
+                    i.power_state = PowerState::Running;
+                }
+                i.launched_at = Some(now);
+            },
+        )
+        .await;
+        let e = res.as_ref().err().map(|e| e.pair());
+        actions::event_finish(&app2, &id2, &req, "compute_rebuild_instance", e).await;
+    });
+    let view = if ctx.at_least(75) {
+        ServerView::Show
+    } else {
+        ServerView::Reduced
+    };
+    let mut body = views::server(
+        &inst,
+        ctx,
+        links,
+        view,
+        app.compute.fleet.host_status(inst.host.as_deref()),
+    );
+    // Nova's rebuild view leaves out the admin-only user_data attribute;
+    // the plain `user_data` below (2.57+) carries it instead.
+    if let Some(o) = body.as_object_mut() {
+        o.remove("OS-EXT-SRV-ATTR:user_data");
+    }
+    body["adminPass"] = json!(admin_pass);
+    if ctx.at_least(57) {
+        body["user_data"] = json!(inst.user_data);
+    }
+    if ctx.at_least(54) && view == ServerView::Reduced {
+        body["key_name"] = json!(inst.key_name);
+    }
+    Ok(Reply::accepted_json(json!({"server": body}))
+        .at(format!("{}/servers/{id}", links.versioned)))
+}
