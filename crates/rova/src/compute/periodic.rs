@@ -5,7 +5,9 @@
 //! rescue timeout (`rescue_timeout`). A background loop runs a pass every
 //! `periodic_interval_secs` of real time; advancing the virtual clock runs
 //! a pass at once, so a 24-hour interval can elapse in milliseconds.
-//! Deciding what is due is a pure function ([`due`]); the loop only acts.
+//! Deciding what is due is a pure function ([`due`]); the loop only acts,
+//! and only in the process holding the `periodic-tasks` lease (a row in
+//! the database, so exactly one of several processes runs the passes).
 
 use super::{ops, servers};
 use crate::app::App;
@@ -166,13 +168,26 @@ async fn build_timeout(app: &App, id: &str, now: DateTime<Utc>, secs: i64) -> bo
 }
 
 /// Starts the background loop.
+/// The lease a process holds while it runs the periodic passes: of the
+/// processes sharing a database, only its holder runs them.
+pub const LEASE: &str = "periodic-tasks";
+
+/// Starts the loop: every interval, take or renew [`LEASE`] (for three
+/// intervals, so a holder that stops is replaced after at most three) and
+/// run a pass if it is held.
 pub fn spawn(app: Arc<App>) {
     let every = std::time::Duration::from_secs(app.cfg.periodic_interval_secs.max(1));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            run_once(&app).await;
+            match app.store.acquire_lease(LEASE, every * 3).await {
+                Ok(true) => {
+                    run_once(&app).await;
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!("periodic tasks: {}", e.message),
+            }
         }
     });
 }

@@ -32,22 +32,52 @@ pub trait Backend: Send {
     fn load(&mut self, kind: &Kind) -> Result<Vec<(String, String)>, String>;
     /// Applies `ops` in order, all or nothing.
     fn commit(&mut self, ops: &[&Op]) -> Result<(), String>;
+    /// Runs [`LEASE_SQL`]: whether `owner` now holds lease `name`.
+    fn lease(&mut self, name: &str, owner: &str, now_ms: i64, ttl_ms: i64) -> Result<bool, String>;
+    /// Runs [`RELEASE_SQL`].
+    fn release(&mut self, name: &str, owner: &str) -> Result<(), String>;
 }
 
 /// A migration: its version, name and SQL.
 pub type Migration = (i64, &'static str, &'static str);
 
-pub const SQLITE_MIGRATIONS: &[Migration] = &[(
-    1,
-    "tables",
-    include_str!("../../migrations/sqlite/0001_tables.sql"),
-)];
+pub const SQLITE_MIGRATIONS: &[Migration] = &[
+    (
+        1,
+        "tables",
+        include_str!("../../migrations/sqlite/0001_tables.sql"),
+    ),
+    (
+        2,
+        "leases",
+        include_str!("../../migrations/sqlite/0002_leases.sql"),
+    ),
+];
 
-pub const POSTGRES_MIGRATIONS: &[Migration] = &[(
-    1,
-    "tables",
-    include_str!("../../migrations/postgres/0001_tables.sql"),
-)];
+pub const POSTGRES_MIGRATIONS: &[Migration] = &[
+    (
+        1,
+        "tables",
+        include_str!("../../migrations/postgres/0001_tables.sql"),
+    ),
+    (
+        2,
+        "leases",
+        include_str!("../../migrations/postgres/0002_leases.sql"),
+    ),
+];
+
+/// Takes or renews lease `name` for `owner` until `now_ms + ttl_ms`, in
+/// the database: granted when the lease is free, already `owner`'s, or
+/// expired at `now_ms`. The one statement both backends run (`?N`
+/// placeholders; PostgreSQL's are rewritten to `$N`).
+pub const LEASE_SQL: &str = "INSERT INTO leases (name, owner, expires_at) VALUES (?1, ?2, ?3) \
+     ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
+     WHERE leases.owner = excluded.owner OR leases.expires_at <= ?4 \
+     RETURNING owner";
+
+/// Gives lease `name` up if `owner` holds it.
+pub const RELEASE_SQL: &str = "DELETE FROM leases WHERE name = ?1 AND owner = ?2";
 
 /// Where the store lives: `sqlite://PATH` (or `sqlite:PATH`) or
 /// `postgres://…` / `postgresql://…` (libpq's URL form).

@@ -48,12 +48,20 @@ type Rows = Result<Vec<(String, String)>, String>;
 enum Msg {
     Write(Write),
     Load(&'static Kind, std_mpsc::Sender<Rows>),
+    Lease {
+        name: String,
+        /// `None` releases the lease.
+        ttl_ms: Option<i64>,
+        reply: oneshot::Sender<Result<bool, String>>,
+    },
 }
 
 /// The database and its writer thread.
 pub struct Store {
     tx: std_mpsc::Sender<Msg>,
     database: Database,
+    /// This store's name as a lease owner: unique per process start.
+    owner: String,
 }
 
 impl Store {
@@ -70,6 +78,8 @@ impl Store {
         let (tx, rx) = std_mpsc::channel::<Msg>();
         let (ready_tx, ready_rx) = std_mpsc::channel::<Result<(), String>>();
         let db = database.clone();
+        let owner = format!("{}/{}", std::process::id(), uuid::Uuid::new_v4());
+        let me = owner.clone();
         std::thread::Builder::new()
             .name("rova-store-writer".into())
             .spawn(move || {
@@ -83,7 +93,7 @@ impl Store {
                 match opened {
                     Ok(backend) => {
                         let _ = ready_tx.send(Ok(()));
-                        writer_loop(backend, rx);
+                        writer_loop(backend, rx, &me);
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -97,7 +107,42 @@ impl Store {
         Ok(Arc::new(Store {
             tx,
             database: database.clone(),
+            owner,
         }))
+    }
+
+    /// This store's lease-owner name (process id and a random part).
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Takes or renews lease `name` for `ttl`; whether this store holds it
+    /// now. The decision is the database's (one conditional write), so of
+    /// several processes sharing a database exactly one holds a lease.
+    pub async fn acquire_lease(&self, name: &str, ttl: std::time::Duration) -> Result<bool, Fault> {
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self.lease_msg(name, Some(ttl_ms)).await
+    }
+
+    /// Gives lease `name` up if this store holds it.
+    pub async fn release_lease(&self, name: &str) -> Result<(), Fault> {
+        self.lease_msg(name, None).await.map(drop)
+    }
+
+    async fn lease_msg(&self, name: &str, ttl_ms: Option<i64>) -> Result<bool, Fault> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Lease {
+                name: name.to_string(),
+                ttl_ms,
+                reply,
+            })
+            .map_err(|_| Fault::internal("storage writer stopped"))?;
+        match rx.await {
+            Ok(Ok(held)) => Ok(held),
+            Ok(Err(e)) => Err(Fault::internal(format!("lease {name}: {e}"))),
+            Err(_) => Err(Fault::internal("storage writer stopped")),
+        }
     }
 
     /// Which database this store keeps its tables in.
@@ -168,7 +213,7 @@ fn tighten(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn writer_loop(mut backend: Box<dyn Backend>, rx: std_mpsc::Receiver<Msg>) {
+fn writer_loop(mut backend: Box<dyn Backend>, rx: std_mpsc::Receiver<Msg>, owner: &str) {
     while let Ok(first) = rx.recv() {
         let mut batch = Vec::new();
         let mut next = Some(first);
@@ -180,6 +225,17 @@ fn writer_loop(mut backend: Box<dyn Backend>, rx: std_mpsc::Receiver<Msg>) {
                     commit_batch(backend.as_mut(), &mut batch);
                     let _ = reply.send(backend.load(kind));
                 }
+                Msg::Lease {
+                    name,
+                    ttl_ms,
+                    reply,
+                } => {
+                    let result = match ttl_ms {
+                        Some(ttl) => backend.lease(&name, owner, now_ms(), ttl),
+                        None => backend.release(&name, owner).map(|()| false),
+                    };
+                    let _ = reply.send(result);
+                }
             }
             if batch.len() < 4096 {
                 next = rx.try_recv().ok();
@@ -187,6 +243,14 @@ fn writer_loop(mut backend: Box<dyn Backend>, rx: std_mpsc::Receiver<Msg>) {
         }
         commit_batch(backend.as_mut(), &mut batch);
     }
+}
+
+/// Wall-clock milliseconds since the epoch (leases are about processes
+/// being alive, so they run on real time, not the simulator's clock).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn commit_batch(backend: &mut dyn Backend, batch: &mut Vec<Write>) {

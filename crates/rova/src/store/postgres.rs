@@ -5,7 +5,7 @@
 //! upsert and one `DELETE … = ANY(…)`, so a batch of thousands of writes
 //! costs a handful of round trips.
 
-use super::backend::{pending, Backend, Op, POSTGRES_MIGRATIONS};
+use super::backend::{pending, Backend, Op, LEASE_SQL, POSTGRES_MIGRATIONS, RELEASE_SQL};
 use super::schema::{Cell, Kind, Ty};
 use postgres::types::ToSql;
 use postgres::{Client, NoTls};
@@ -98,7 +98,32 @@ pub fn with_database(url: &str, name: &str) -> String {
     }
 }
 
+/// A statement written with SQLite's `?N` placeholders, in PostgreSQL's
+/// `$N` form.
+fn dollar(sql: &str) -> String {
+    sql.replace('?', "$")
+}
+
 impl Backend for Postgres {
+    fn lease(&mut self, name: &str, owner: &str, now_ms: i64, ttl_ms: i64) -> Result<bool, String> {
+        let sql = dollar(LEASE_SQL);
+        let until = now_ms.saturating_add(ttl_ms);
+        let rows = self.with_retry(|c| {
+            c.query(&sql, &[&name, &owner, &until, &now_ms])
+                .map_err(|e| e.to_string())
+        })?;
+        Ok(!rows.is_empty())
+    }
+
+    fn release(&mut self, name: &str, owner: &str) -> Result<(), String> {
+        let sql = dollar(RELEASE_SQL);
+        self.with_retry(|c| {
+            c.execute(&sql, &[&name, &owner])
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+    }
+
     fn load(&mut self, kind: &Kind) -> Result<Vec<(String, String)>, String> {
         let sql = format!("SELECT id, body::text FROM {}", kind.table);
         let rows = self.with_retry(|c| c.query(&sql, &[]).map_err(|e| e.to_string()))?;

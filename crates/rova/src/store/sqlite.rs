@@ -4,7 +4,7 @@
 //! `objects(kind, id, body)` table), moves every record into its kind's
 //! table in the same transaction.
 
-use super::backend::{pending, Backend, Op, SQLITE_MIGRATIONS};
+use super::backend::{pending, Backend, Op, LEASE_SQL, RELEASE_SQL, SQLITE_MIGRATIONS};
 use super::schema::{self, Cell, Kind};
 use std::path::{Path, PathBuf};
 
@@ -93,6 +93,36 @@ impl Backend for Sqlite {
             }
         }
         tx.commit().map_err(|e| e.to_string())
+    }
+
+    fn lease(&mut self, name: &str, owner: &str, now_ms: i64, ttl_ms: i64) -> Result<bool, String> {
+        self.lease_impl(name, owner, now_ms, ttl_ms)
+    }
+
+    fn release(&mut self, name: &str, owner: &str) -> Result<(), String> {
+        self.conn
+            .execute(RELEASE_SQL, (name, owner))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Sqlite {
+    fn lease_impl(
+        &mut self,
+        name: &str,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, String> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(LEASE_SQL)
+            .map_err(|e| e.to_string())?;
+        let mut rows = stmt
+            .query((name, owner, now_ms.saturating_add(ttl_ms), now_ms))
+            .map_err(|e| e.to_string())?;
+        Ok(rows.next().map_err(|e| e.to_string())?.is_some())
     }
 }
 

@@ -135,8 +135,19 @@ async fn the_schema_holds_every_kinds_columns() {
                 );
             }
         }
-        let versions = query(&db, "SELECT version FROM schema_migrations");
-        assert_eq!(versions, vec![vec![Some("1".to_string())]], "{db:?}");
+        let versions = query(
+            &db,
+            "SELECT version FROM schema_migrations ORDER BY version",
+        );
+        assert_eq!(
+            versions,
+            vec![vec![Some("1".to_string())], vec![Some("2".to_string())]],
+            "{db:?}"
+        );
+        let cols = columns_of(&db, "leases");
+        for want in ["name", "owner", "expires_at"] {
+            assert!(cols.iter().any(|c| c == want), "{db:?}: leases.{want}");
+        }
     }
 }
 
@@ -509,6 +520,63 @@ async fn a_write_after_the_connection_was_lost_is_committed() {
                 vec![Some("before".to_string())]
             ],
             "{db:?}"
+        );
+    }
+}
+
+/// Leases are decided by the database: of two stores on one database
+/// (two processes, later), one holds a lease until it lapses or is given
+/// up; the holder renews it; an expired lease goes to whoever asks.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lease_has_one_holder_until_it_lapses() {
+    use std::time::Duration;
+    for db in backends("lease") {
+        let a = Store::connect(&db).expect("store a");
+        let b = Store::connect(&db).expect("store b (same process: allowed)");
+        assert_ne!(a.owner(), b.owner());
+        let long = Duration::from_secs(60);
+        assert!(
+            a.acquire_lease("duty", long).await.expect("a takes"),
+            "{db:?}"
+        );
+        assert!(
+            !b.acquire_lease("duty", long).await.expect("b asks"),
+            "{db:?}: held by a"
+        );
+        assert!(
+            a.acquire_lease("duty", long).await.expect("a renews"),
+            "{db:?}"
+        );
+        assert!(b
+            .acquire_lease("other", long)
+            .await
+            .expect("b, another duty"));
+        // Given up: the next one to ask gets it.
+        b.release_lease("duty")
+            .await
+            .expect("b cannot give up a's lease");
+        assert!(!b.acquire_lease("duty", long).await.expect("b asks again"));
+        a.release_lease("duty").await.expect("a gives up");
+        assert!(
+            b.acquire_lease("duty", long).await.expect("b takes"),
+            "{db:?}"
+        );
+        // Lapsed: a lease taken for no time at all is already over when
+        // the next one asks (no waiting, so no race with a busy machine).
+        assert!(b.acquire_lease("short", Duration::ZERO).await.expect("b"));
+        assert!(
+            a.acquire_lease("short", long)
+                .await
+                .expect("a after expiry"),
+            "{db:?}"
+        );
+        assert!(
+            !b.acquire_lease("short", long).await.expect("b, now a's"),
+            "{db:?}"
+        );
+        assert_eq!(
+            query(&db, "SELECT owner FROM leases WHERE name = 'short'"),
+            vec![vec![Some(a.owner().to_string())]]
         );
     }
 }
