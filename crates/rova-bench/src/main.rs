@@ -3,7 +3,7 @@
 //! list latency by query, and the server's RSS — for one or more fleet sizes,
 //! with a fresh server per size. Prints a table and can write a markdown
 //! section (see `--markdown`). `--guests N` runs the real-guest benchmark
-//! (QEMU driver) instead; see `guest.rs`.
+//! (QEMU driver) instead; see `guest/mod.rs`.
 
 mod client;
 mod guest;
