@@ -173,9 +173,16 @@ pub fn random_mac() -> String {
     format!("fa:16:3e:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2])
 }
 
+/// The ports table's index by `device_id` (a server's ports).
+pub const PORTS_BY_DEVICE: &str = "device_id";
+/// The ports table's index by `network_id`.
+pub const PORTS_BY_NETWORK: &str = "network_id";
+
 impl Networks {
     pub fn load(store: &Arc<Store>) -> Result<Self, String> {
-        let ports: Table<Port> = Table::load("port", store)?;
+        let ports: Table<Port> = Table::load("port", store)?
+            .indexed(PORTS_BY_DEVICE, |p: &Port| Some(p.device_id.clone()))
+            .indexed(PORTS_BY_NETWORK, |p: &Port| Some(p.network_id.clone()));
         let mut used: HashMap<String, HashSet<IpAddr>> = HashMap::new();
         for p in ports.all() {
             for ip in &p.fixed_ips {
@@ -585,7 +592,7 @@ impl Networks {
 
     /// Ports attached to a network.
     pub fn ports_on(&self, network_id: &str) -> Vec<Arc<Port>> {
-        self.ports.filter(|p| p.network_id == network_id)
+        self.ports.find(PORTS_BY_NETWORK, network_id)
     }
 
     /// Ports holding an address from a subnet.

@@ -43,11 +43,11 @@ struct Write {
     ack: Option<oneshot::Sender<Result<(), String>>>,
 }
 
-type Rows = Result<Vec<(String, String)>, String>;
+type Loaded = Result<Vec<(String, String)>, String>;
 
 enum Msg {
     Write(Write),
-    Load(&'static Kind, std_mpsc::Sender<Rows>),
+    Load(&'static Kind, std_mpsc::Sender<Loaded>),
     Lease {
         name: String,
         /// `None` releases the lease.
@@ -151,7 +151,7 @@ impl Store {
     }
 
     /// Reads every row of one kind (used at start-up only).
-    fn load_kind(&self, kind: &'static Kind) -> Rows {
+    fn load_kind(&self, kind: &'static Kind) -> Loaded {
         let (reply, rows) = std_mpsc::channel();
         self.tx
             .send(Msg::Load(kind, reply))
@@ -277,10 +277,66 @@ async fn wait(rx: oneshot::Receiver<Result<(), String>>) -> Result<(), Fault> {
     }
 }
 
+/// A secondary index of a table: the ids of the rows whose `key` is each
+/// value (rows whose key is `None` are not in it).
+struct Index<T> {
+    name: &'static str,
+    key: fn(&T) -> Option<String>,
+    ids: HashMap<String, std::collections::HashSet<String>>,
+}
+
+/// A table's rows and its secondary indexes, changed together under the
+/// table's lock. Reads go through `Deref` to the map of rows; `insert` and
+/// `remove` keep every index in step.
+struct Rows<T> {
+    map: HashMap<String, Arc<T>>,
+    indexes: Vec<Index<T>>,
+}
+
+impl<T> std::ops::Deref for Rows<T> {
+    type Target = HashMap<String, Arc<T>>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl<T> Rows<T> {
+    fn unindex(&mut self, id: &str, old: &T) {
+        for ix in &mut self.indexes {
+            if let Some(k) = (ix.key)(old) {
+                if let Some(set) = ix.ids.get_mut(&k) {
+                    set.remove(id);
+                    if set.is_empty() {
+                        ix.ids.remove(&k);
+                    }
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, id: String, row: Arc<T>) -> Option<Arc<T>> {
+        if let Some(old) = self.map.get(&id).cloned() {
+            self.unindex(&id, &old);
+        }
+        for ix in &mut self.indexes {
+            if let Some(k) = (ix.key)(&row) {
+                ix.ids.entry(k).or_default().insert(id.clone());
+            }
+        }
+        self.map.insert(id, row)
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Arc<T>> {
+        let old = self.map.remove(id)?;
+        self.unindex(id, &old);
+        Some(old)
+    }
+}
+
 /// A typed, persisted table of one resource kind, keyed by id.
 pub struct Table<T> {
     kind: &'static Kind,
-    rows: RwLock<HashMap<String, Arc<T>>>,
+    rows: RwLock<Rows<T>>,
     store: Arc<Store>,
 }
 
@@ -299,9 +355,47 @@ where
         }
         Ok(Table {
             kind,
-            rows: RwLock::new(rows),
+            rows: RwLock::new(Rows {
+                map: rows,
+                indexes: Vec::new(),
+            }),
             store: store.clone(),
         })
+    }
+
+    /// Adds a secondary index named `name` over `key` (built from the rows
+    /// loaded so far and kept in step with every write), for [`Table::find`].
+    pub fn indexed(self, name: &'static str, key: fn(&T) -> Option<String>) -> Self {
+        {
+            let mut rows = self.rows.write();
+            let mut ids: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
+            for (id, row) in rows.map.iter() {
+                if let Some(k) = key(row) {
+                    ids.entry(k).or_default().insert(id.clone());
+                }
+            }
+            rows.indexes.push(Index { name, key, ids });
+        }
+        self
+    }
+
+    /// The rows whose index `name` has the value `value`, without scanning
+    /// the table. An index the table does not have finds nothing (and says
+    /// so in debug builds).
+    pub fn find(&self, name: &str, value: &str) -> Vec<Arc<T>> {
+        let rows = self.rows.read();
+        let Some(ix) = rows.indexes.iter().find(|ix| ix.name == name) else {
+            debug_assert!(false, "{} has no index {name}", self.kind.table);
+            return Vec::new();
+        };
+        ix.ids
+            .get(value)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| rows.map.get(id).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<T>> {
@@ -444,7 +538,7 @@ where
         let (r, rxs) = {
             let mut rows = self.rows.write();
             let mut view = TxView {
-                rows: &rows,
+                rows: &rows.map,
                 pending: HashMap::new(),
             };
             let r = change(&mut view)?;

@@ -43,17 +43,39 @@ impl Postgres {
     /// sent again.
     fn with_retry<R>(
         &mut self,
-        mut work: impl FnMut(&mut Client) -> Result<R, String>,
+        mut work: impl FnMut(&mut Client) -> Result<R, postgres::Error>,
     ) -> Result<R, String> {
         match work(&mut self.client) {
-            Err(e) if self.client.is_closed() => {
+            Err(e) if self.client.is_closed() || connection_lost(&e) => {
                 tracing::warn!("lost the connection to {}: {e}; reconnecting", self.shown);
                 self.client = Client::connect(&self.url, NoTls)
                     .map_err(|e| format!("reconnecting to {}: {e}", self.shown))?;
-                work(&mut self.client)
+                work(&mut self.client).map_err(|e| describe(&e))
             }
-            other => other,
+            other => other.map_err(|e| describe(&e)),
         }
+    }
+}
+
+/// Whether `e` means the session is gone: the connection closed, or the
+/// server ended it (SQLSTATE class 57P: administrator command, crash,
+/// shutdown; class 08: connection exception). The error can arrive before
+/// the client has noticed that its connection closed.
+fn connection_lost(e: &postgres::Error) -> bool {
+    e.is_closed()
+        || e.code()
+            .is_some_and(|c| c.code().starts_with("57P") || c.code().starts_with("08"))
+}
+
+/// An error with the server's message and detail (the `Display` of a
+/// database error is only "db error").
+fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(d) => format!("{}: {} ({d})", db.code().code(), db.message()),
+            None => format!("{}: {}", db.code().code(), db.message()),
+        },
+        None => e.to_string(),
     }
 }
 
@@ -108,25 +130,18 @@ impl Backend for Postgres {
     fn lease(&mut self, name: &str, owner: &str, now_ms: i64, ttl_ms: i64) -> Result<bool, String> {
         let sql = dollar(LEASE_SQL);
         let until = now_ms.saturating_add(ttl_ms);
-        let rows = self.with_retry(|c| {
-            c.query(&sql, &[&name, &owner, &until, &now_ms])
-                .map_err(|e| e.to_string())
-        })?;
+        let rows = self.with_retry(|c| c.query(&sql, &[&name, &owner, &until, &now_ms]))?;
         Ok(!rows.is_empty())
     }
 
     fn release(&mut self, name: &str, owner: &str) -> Result<(), String> {
         let sql = dollar(RELEASE_SQL);
-        self.with_retry(|c| {
-            c.execute(&sql, &[&name, &owner])
-                .map(drop)
-                .map_err(|e| e.to_string())
-        })
+        self.with_retry(|c| c.execute(&sql, &[&name, &owner]).map(drop))
     }
 
     fn load(&mut self, kind: &Kind) -> Result<Vec<(String, String)>, String> {
         let sql = format!("SELECT id, body::text FROM {}", kind.table);
-        let rows = self.with_retry(|c| c.query(&sql, &[]).map_err(|e| e.to_string()))?;
+        let rows = self.with_retry(|c| c.query(&sql, &[]))?;
         Ok(rows
             .iter()
             .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
@@ -170,18 +185,17 @@ impl Backend for Postgres {
             }
         }
         self.with_retry(|client| {
-            let mut tx = client.transaction().map_err(|e| e.to_string())?;
+            let mut tx = client.transaction()?;
             for (kind, ids) in &dels {
                 tx.execute(
                     &format!("DELETE FROM {} WHERE id = ANY($1)", kind.table),
                     &[ids],
-                )
-                .map_err(|e| e.to_string())?;
+                )?;
             }
             for (kind, ops) in &puts {
                 upsert(&mut tx, kind, ops)?;
             }
-            tx.commit().map_err(|e| e.to_string())
+            tx.commit()
         })
     }
 }
@@ -218,7 +232,7 @@ fn upsert(
     tx: &mut postgres::Transaction<'_>,
     kind: &Kind,
     ops: &[(&Op, i64)],
-) -> Result<(), String> {
+) -> Result<(), postgres::Error> {
     let mut ids: Vec<&str> = Vec::with_capacity(ops.len());
     let mut writes: Vec<i64> = Vec::with_capacity(ops.len());
     let mut bodies: Vec<&str> = Vec::with_capacity(ops.len());
@@ -256,9 +270,7 @@ fn upsert(
     params.extend(columns.iter().map(Column::param));
     params.push(&bodies);
     params.push(&writes);
-    tx.execute(&upsert_sql(kind), &params)
-        .map_err(|e| format!("writing {}: {e}", kind.table))?;
-    Ok(())
+    tx.execute(&upsert_sql(kind), &params).map(drop)
 }
 
 fn upsert_sql(kind: &Kind) -> String {

@@ -580,3 +580,61 @@ async fn a_lease_has_one_holder_until_it_lapses() {
         );
     }
 }
+
+/// A secondary index follows every kind of write: put, update (moving a
+/// row to another key), transact, remove; and is rebuilt on load.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secondary_index_follows_every_write() {
+    fn device(v: &Value) -> Option<String> {
+        v["device_id"].as_str().map(str::to_string)
+    }
+    let ids = |rows: Vec<Arc<Value>>| {
+        let mut v: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r["id"].as_str().map(str::to_string))
+            .collect();
+        v.sort();
+        v
+    };
+    for db in backends("index") {
+        let store = Store::connect(&db).expect("open");
+        let t: Table<Value> = Table::load("port", &store)
+            .expect("load")
+            .indexed("device", device);
+        for (id, dev) in [("p1", "s1"), ("p2", "s1"), ("p3", "s2")] {
+            t.put(id, json!({"id": id, "device_id": dev}))
+                .await
+                .expect("put");
+        }
+        t.put("p4", json!({"id": "p4"})).await.expect("no key");
+        assert_eq!(ids(t.find("device", "s1")), ["p1", "p2"]);
+        t.update(
+            "p2",
+            || rova_core::Fault::not_found("gone"),
+            |v| {
+                v["device_id"] = json!("s2");
+                Ok(())
+            },
+        )
+        .await
+        .expect("move p2");
+        assert_eq!(ids(t.find("device", "s1")), ["p1"]);
+        assert_eq!(ids(t.find("device", "s2")), ["p2", "p3"]);
+        t.transact(|tx| {
+            tx.delete("p3");
+            tx.put("p5", json!({"id": "p5", "device_id": "s1"}));
+            Ok(())
+        })
+        .await
+        .expect("transact");
+        t.remove("p1").await.expect("remove");
+        assert_eq!(ids(t.find("device", "s1")), ["p5"]);
+        assert_eq!(ids(t.find("device", "s2")), ["p2"]);
+        assert!(t.find("device", "nothing").is_empty());
+        let again: Table<Value> = Table::load("port", &store)
+            .expect("reload")
+            .indexed("device", device);
+        assert_eq!(ids(again.find("device", "s1")), ["p5"], "{db:?}");
+        assert_eq!(ids(again.find("device", "s2")), ["p2"], "{db:?}");
+    }
+}

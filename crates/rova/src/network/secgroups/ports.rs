@@ -90,7 +90,7 @@ impl Networks {
 
     /// The ports bound to a device, oldest first.
     pub fn ports_of_device(&self, device_id: &str) -> Vec<Arc<Port>> {
-        let mut v = self.ports.filter(|p| p.device_id == device_id);
+        let mut v = self.ports.find(super::super::PORTS_BY_DEVICE, device_id);
         v.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         v
     }
@@ -98,9 +98,10 @@ impl Networks {
     /// Group ids per device for the given devices, port by port (oldest
     /// port first), duplicates across ports kept as Nova shows them.
     pub fn groups_by_device(&self, devices: &HashSet<&str>) -> HashMap<String, Vec<String>> {
-        let mut ports = self
-            .ports
-            .filter(|p| devices.contains(p.device_id.as_str()));
+        let mut ports: Vec<Arc<Port>> = devices
+            .iter()
+            .flat_map(|d| self.ports.find(super::super::PORTS_BY_DEVICE, d))
+            .collect();
         ports.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         let mut out: HashMap<String, Vec<String>> = HashMap::new();
         for p in ports {
