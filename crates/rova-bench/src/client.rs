@@ -79,7 +79,49 @@ pub fn password_of(data_dir: &std::path::Path, user: &str) -> Result<String, Str
         .ok_or_else(|| format!("no password for {user} in {}", path.display()))
 }
 
+/// The bootstrap `private` network's IPv4 subnet is a /16 (65,534
+/// addresses), which `networks: "auto"` draws from. Fleets larger than
+/// this get a shared network of their own with a /12 subnet.
+pub const AUTO_NETWORK_HOLDS: usize = 60_000;
+
 impl Api {
+    /// What the fleet's POSTs ask for: `"auto"`, or for more than
+    /// [`AUTO_NETWORK_HOLDS`] servers a new shared network `bench-net`
+    /// (10.64.0.0/12, through the network API as admin).
+    pub async fn networks_for(&self, n: usize) -> Result<Value, String> {
+        if n <= AUTO_NETWORK_HOLDS {
+            return Ok(json!("auto"));
+        }
+        let post = |path: &str, body: Value| {
+            self.http
+                .post(format!("{}/network/v2.0/{path}", self.base))
+                .header("x-auth-token", &self.token)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+        };
+        let r = post("networks", json!({"network": {"name": "bench-net", "shared": true}}))
+            .await
+            .map_err(|e| format!("creating bench-net: {e}"))?;
+        let text = r.text().await.map_err(|e| format!("bench-net: {e}"))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| format!("bench-net: {e}: {text}"))?;
+        let id = v["network"]["id"]
+            .as_str()
+            .ok_or_else(|| format!("bench-net: {v}"))?
+            .to_string();
+        let r = post(
+            "subnets",
+            json!({"subnet": {"network_id": id, "ip_version": 4, "cidr": "10.64.0.0/12",
+                "name": "bench-subnet"}}),
+        )
+        .await
+        .map_err(|e| format!("creating bench-subnet: {e}"))?;
+        if !r.status().is_success() {
+            return Err(format!("bench-subnet: HTTP {}", r.status()));
+        }
+        Ok(json!([{"uuid": id}]))
+    }
+
     /// One compute API request; `version` None sends no microversion header.
     pub async fn call(
         &self,
@@ -184,10 +226,12 @@ pub async fn post_servers(
     api: &Api,
     image: &str,
     flavor: &str,
+    networks: &Value,
     prefix: &str,
     n: usize,
     concurrency: usize,
 ) -> Result<Posts, String> {
+    let networks = Arc::new(networks.clone());
     let next = Arc::new(AtomicUsize::new(0));
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
     let image = Arc::new(image.to_string());
@@ -198,6 +242,7 @@ pub async fn post_servers(
     for _ in 0..concurrency.clamp(1, n.max(1)) {
         let (api, next, failures) = (api.clone(), next.clone(), failures.clone());
         let (image, flavor, prefix) = (image.clone(), flavor.clone(), prefix.clone());
+        let networks = networks.clone();
         workers.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
@@ -209,7 +254,7 @@ pub async fn post_servers(
                     "name": format!("{prefix}-{i:05}"),
                     "imageRef": *image,
                     "flavorRef": *flavor,
-                    "networks": "auto",
+                    "networks": *networks,
                 }})
                 .to_string();
                 let t = Instant::now();
@@ -275,12 +320,13 @@ pub async fn create_servers(
     api: &Api,
     image: &str,
     flavor: &str,
+    networks: &Value,
     n: usize,
     concurrency: usize,
     timeout: Duration,
 ) -> Result<Creates, String> {
     let started = Instant::now();
-    let posts = post_servers(api, image, flavor, "bench", n, concurrency).await?;
+    let posts = post_servers(api, image, flavor, networks, "bench", n, concurrency).await?;
     // One cheap request per poll (`status=BUILD&limit=1`: is anything still
     // building?) — the server filters all rows but renders at most one —
     // then count ACTIVE and ERROR once by paging.

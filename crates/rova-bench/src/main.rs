@@ -257,12 +257,14 @@ async fn measure(
     };
     let image = api.image_id().await?;
     api.check_flavor("1").await?;
+    let networks = api.networks_for(n + args.probe).await?;
 
     let cpu0 = report::CpuSnap::take(srv.pid);
     let creates = client::create_servers(
         &api,
         &image,
         "1",
+        &networks,
         n,
         args.concurrency,
         Duration::from_secs(args.timeout_secs),
@@ -287,7 +289,7 @@ async fn measure(
     let peak_rss_kib = srv.peak_rss_kib();
 
     let probe = if args.probe > 0 {
-        Some(client::post_servers(&api, &image, "1", "probe", args.probe, 1).await?)
+        Some(client::post_servers(&api, &image, "1", &networks, "probe", args.probe, 1).await?)
     } else {
         None
     };
