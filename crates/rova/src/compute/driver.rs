@@ -316,6 +316,18 @@ pub trait Driver: Send + Sync {
     fn console_socket(&self, _inst: &Instance, _kind: ConsoleKind) -> Option<PathBuf> {
         None
     }
+    /// A named step of a long operation (build, resize, live migration;
+    /// [`STEPS`]) that the driver may fail: `ops` are the operation names a
+    /// fault may carry to fail here, `host` where the step runs. Real
+    /// drivers fail inside their own calls; only the simulator fails here.
+    fn fail_point<'a>(
+        &'a self,
+        _ops: &'a [&'a str],
+        _step: &'static str,
+        _host: Option<&'a str>,
+    ) -> BoxFut<'a, Result<(), DriverFault>> {
+        Box::pin(async { Ok(()) })
+    }
     /// Moves a running guest to `dest` without stopping it.
     fn live_migrate<'a>(
         &'a self,
@@ -326,8 +338,58 @@ pub trait Driver: Send + Sync {
     }
 }
 
+/// The named steps of the long operations, after Nova's own phases
+/// (docs/simulation.md): a fault with `step` fails that step; one without
+/// fails the operation's [`default_step`].
+pub const STEPS: &[(&str, &[&str])] = &[
+    (
+        "spawn",
+        &["scheduling", "networking", "block_device_mapping", "spawn"],
+    ),
+    ("resize", MOVE_STEPS),
+    ("migrate", MOVE_STEPS),
+    ("confirmResize", &["confirm_resize"]),
+    ("revertResize", &["revert_resize", "finish_revert_resize"]),
+    (
+        "live-migration",
+        &[
+            "check_can_live_migrate_destination",
+            "pre_live_migration",
+            "live_migration",
+            "post_live_migration",
+            "rollback_live_migration_at_destination",
+        ],
+    ),
+];
+
+const MOVE_STEPS: &[&str] = &[
+    "prep_resize",
+    "resize_instance",
+    "finish_resize",
+    "confirm_resize",
+    "revert_resize",
+    "finish_revert_resize",
+];
+
+/// The steps an operation name has, if it has named steps.
+pub fn steps_of(op: &str) -> Option<&'static [&'static str]> {
+    STEPS.iter().find(|(o, _)| *o == op).map(|(_, s)| *s)
+}
+
+/// The step a fault without `step` fails: where the operation's driver
+/// call has always been (the operation's own name when it has no steps).
+pub fn default_step(op: &str) -> &str {
+    match op {
+        "resize" | "migrate" => "resize_instance",
+        "live-migration" => "live_migration",
+        "confirmResize" => "confirm_resize",
+        "revertResize" => "revert_resize",
+        other => other,
+    }
+}
+
 /// An injected fault: the next `count` operations named `op` (on `host`,
-/// or on any host) fail with `message`.
+/// or on any host) fail with `message` at `step` (none: the default step).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct InjectedFault {
     pub op: String,
@@ -335,6 +397,18 @@ pub struct InjectedFault {
     pub message: String,
     #[serde(default)]
     pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+}
+
+impl InjectedFault {
+    /// Whether this fault fails `step` of one of `ops` on `host`.
+    fn fires(&self, ops: &[&str], step: &str, host: Option<&str>) -> bool {
+        self.count > 0
+            && ops.contains(&self.op.as_str())
+            && self.step.as_deref().unwrap_or(default_step(&self.op)) == step
+            && (self.host.is_none() || self.host.as_deref() == host)
+    }
 }
 
 /// The simulated driver's pending faults and slow steps as stored: one
@@ -498,13 +572,11 @@ impl FakeDriver {
         }
     }
 
-    /// Fires the first pending fault for `op` on `host`, if any: its count
-    /// goes down (durably) and its message is returned. A failed write is
-    /// logged; the fault still fires.
-    async fn take_fault(&self, op: &str, host: Option<&str>) -> Option<String> {
-        let matches = |f: &InjectedFault| {
-            f.op == op && f.count > 0 && (f.host.is_none() || f.host.as_deref() == host)
-        };
+    /// Fires the first pending fault for `step` of one of `ops` on `host`,
+    /// if any: its count goes down (durably) and its message is returned. A
+    /// failed write is logged; the fault still fires.
+    async fn take_fault(&self, ops: &[&str], step: &str, host: Option<&str>) -> Option<String> {
+        let matches = |f: &InjectedFault| f.fires(ops, step, host);
         if !self.faults.lock().iter().any(matches) {
             return None;
         }
@@ -521,7 +593,7 @@ impl FakeDriver {
             Ok(msg) => msg,
             Err(e) => {
                 tracing::warn!("recording a fired fault: {}", e.message);
-                Some(format!("Injected fault in {op}"))
+                Some(format!("Injected fault in {step}"))
             }
         }
     }
@@ -540,16 +612,35 @@ impl FakeDriver {
         })
     }
 
-    /// The slow step and the injected fault for `op` (keyed by its name).
+    /// The slow step and the injected fault for `op` (keyed by its name),
+    /// at the operation's default step.
     async fn injected(&self, op: DriverOpKind, host: Option<&str>) -> Result<(), DriverFault> {
         let name = op.name();
         self.extra_delay(name).await;
-        match self.take_fault(name, host).await {
-            Some(message) => Err(DriverFault {
-                code: 500,
-                details: format!("injected fault in fake driver {name}"),
-                message,
-            }),
+        self.step_fault(&[name], default_step(name), host).await
+    }
+
+    /// The injected fault, if one fires at `step` of `ops` on `host`.
+    async fn step_fault(
+        &self,
+        ops: &[&str],
+        step: &str,
+        host: Option<&str>,
+    ) -> Result<(), DriverFault> {
+        match self.take_fault(ops, step, host).await {
+            Some(message) => {
+                let name = ops.first().copied().unwrap_or(step);
+                let details = if step == default_step(name) && step == name {
+                    format!("injected fault in fake driver {name}")
+                } else {
+                    format!("injected fault in fake driver {name} at {step}")
+                };
+                Err(DriverFault {
+                    code: 500,
+                    details,
+                    message,
+                })
+            }
             None => Ok(()),
         }
     }
@@ -589,6 +680,14 @@ impl Driver for FakeDriver {
             });
         }
         Box::pin(self.injected(kind, inst.host.as_deref()))
+    }
+    fn fail_point<'a>(
+        &'a self,
+        ops: &'a [&'a str],
+        step: &'static str,
+        host: Option<&'a str>,
+    ) -> BoxFut<'a, Result<(), DriverFault>> {
+        Box::pin(self.step_fault(ops, step, host))
     }
 }
 
@@ -672,6 +771,7 @@ mod tests {
             count: 1,
             message: "boom".into(),
             host: None,
+            step: None,
         })
         .await
         .expect("inject");
@@ -686,6 +786,7 @@ mod tests {
             count: 1,
             message: "disk full".into(),
             host: Some("rova-sim-2".into()),
+            step: None,
         })
         .await
         .expect("inject");

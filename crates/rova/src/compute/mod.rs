@@ -15,6 +15,7 @@ pub mod guest_env;
 pub mod keypairs;
 pub mod live_migration;
 pub mod migrate;
+pub mod move_steps;
 pub mod ops;
 pub mod periodic;
 pub mod quotas;

@@ -539,6 +539,7 @@ async fn failed_servers_match_samples_with_a_fault() {
         count: 1,
         message: "no valid host".into(),
         host: None,
+        step: None,
     })
     .await
     .expect("fault injected");
