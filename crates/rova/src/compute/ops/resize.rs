@@ -207,8 +207,8 @@ async fn run_revert(
         let back = back.clone();
         async move {
             if let Some(b) = &back {
-                move_steps::revert_failed(app, id, b, old.clone(), on_source, &f).await;
                 if on_source {
+                    // Back at the old flavor: the growth is given back.
                     let dc = new.vcpus as i64 - old.vcpus as i64;
                     let dr = new.ram as i64 - old.ram as i64;
                     let project = app.compute.instances.get(id).map(|i| i.project_id.clone());
@@ -216,6 +216,7 @@ async fn run_revert(
                         app.compute.adjust_release(&p, dc.max(0), dr.max(0));
                     }
                 }
+                move_steps::revert_failed(app, id, b, old, on_source, &f).await;
             } else {
                 move_steps::error_out(app, id, &f, move_steps::drop_stash).await;
             }
