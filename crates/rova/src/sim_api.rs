@@ -122,7 +122,8 @@ async fn faults_list(State(app): State<Arc<App>>, headers: HeaderMap) -> ApiResu
         .faults()
         .into_iter()
         .map(|x| {
-            let mut v = json!({"operation": x.op, "count": x.count, "message": x.message, "host": x.host});
+            let mut v =
+                json!({"operation": x.op, "count": x.count, "message": x.message, "host": x.host});
             if let Some(s) = x.step {
                 v["step"] = json!(s);
             }

@@ -763,6 +763,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_step_fault_fires_only_at_its_step_and_a_stepless_one_at_the_default() {
+        let d = FakeDriver::new(0);
+        let f = |op: &str, step: Option<&str>| InjectedFault {
+            op: op.into(),
+            count: 1,
+            message: format!("{op} {step:?}"),
+            host: None,
+            step: step.map(str::to_string),
+        };
+        d.inject(f("resize", Some("finish_resize")))
+            .await
+            .expect("inject");
+        d.inject(f("resize", None)).await.expect("inject");
+        let ops = ["resize"];
+        assert!(d.fail_point(&ops, "prep_resize", None).await.is_ok());
+        assert!(d
+            .fail_point(&["migrate"], "finish_resize", None)
+            .await
+            .is_ok());
+        let e = d.fail_point(&ops, "finish_resize", None).await;
+        assert_eq!(
+            e.expect_err("fires").message,
+            "resize Some(\"finish_resize\")"
+        );
+        assert!(
+            d.fail_point(&ops, "finish_resize", None).await.is_ok(),
+            "count 1"
+        );
+        // The step-less fault is the resize's own driver call.
+        let op = DriverOp::Resize {
+            flavor: FlavorSnapshot::default(),
+            dest: "h".into(),
+        };
+        let e = d.injected(op.kind(), None).await.expect_err("default step");
+        assert_eq!(e.message, "resize None");
+        assert_eq!(
+            e.details,
+            "injected fault in fake driver resize at resize_instance"
+        );
+        assert!(d.faults().is_empty());
+        for (op, steps) in STEPS {
+            assert!(steps.contains(&default_step(op)), "{op}");
+        }
+        assert_eq!(default_step("spawn"), "spawn");
+        assert_eq!(steps_of("reboot"), None);
+    }
+
+    #[tokio::test]
     async fn fake_faults_are_keyed_by_the_public_name() {
         let d = FakeDriver::new(0);
         let host = Some("rova-sim-1");

@@ -442,14 +442,7 @@ async fn run(
 /// on the source with its task cleared, the migration `failed`.
 /// rollback_live_migration_at_destination is a cast: its failure records a
 /// fault and its own failed event, and the rollback still completes.
-async fn rollback(
-    app: &App,
-    id: &str,
-    req: &str,
-    mig: &Migration,
-    dest: &str,
-    why: (&str, &str),
-) {
+async fn rollback(app: &App, id: &str, req: &str, mig: &Migration, dest: &str, why: (&str, &str)) {
     let step = "rollback_live_migration_at_destination";
     if let Err(f) = app.compute.driver.fail_point(LM, step, Some(dest)).await {
         let ev = "compute_rollback_live_migration_at_destination";

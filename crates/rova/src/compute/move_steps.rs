@@ -130,7 +130,12 @@ impl ColdMove<'_> {
     /// took is given back.
     async fn abandon(&self, app: &App, event: &str) {
         self.fail_migration(app).await;
-        if app.compute.instances.get(self.id).is_some_and(|i| !i.deleted) {
+        if app
+            .compute
+            .instances
+            .get(self.id)
+            .is_some_and(|i| !i.deleted)
+        {
             self.release_growth(app);
         }
         unclaim_move(app, self.id, &self.mig.uuid);

@@ -67,32 +67,179 @@ const CASES: &[Case] = &[
     // Build (nova/conductor/manager.py, nova/compute/manager.py
     // _do_build_and_run_instance): ERROR, host cleared, ports and claims
     // released.
-    case(&[("spawn", "scheduling")], Op::Build, "ERROR", Host::None, None, true),
-    case(&[("spawn", "networking")], Op::Build, "ERROR", Host::None, None, true),
-    case(&[("spawn", "block_device_mapping")], Op::Build, "ERROR", Host::None, None, true),
-    case(&[("spawn", "spawn")], Op::Build, "ERROR", Host::None, None, true),
+    case(
+        &[("spawn", "scheduling")],
+        Op::Build,
+        "ERROR",
+        Host::None,
+        None,
+        true,
+    ),
+    case(
+        &[("spawn", "networking")],
+        Op::Build,
+        "ERROR",
+        Host::None,
+        None,
+        true,
+    ),
+    case(
+        &[("spawn", "block_device_mapping")],
+        Op::Build,
+        "ERROR",
+        Host::None,
+        None,
+        true,
+    ),
+    case(
+        &[("spawn", "spawn")],
+        Op::Build,
+        "ERROR",
+        Host::None,
+        None,
+        true,
+    ),
     case(&[("spawn", "")], Op::Build, "ERROR", Host::None, None, true),
     // Resize: prep_resize rolls back; resize_instance and finish_resize
     // error the server out (on the source / on the destination).
-    case(&[], Op::Resize, "VERIFY_RESIZE", Host::Dest, Some("finished"), false),
-    case(&[("resize", "prep_resize")], Op::Resize, "ACTIVE", Host::Source, Some("error"), true),
-    case(&[("resize", "resize_instance")], Op::Resize, "ERROR", Host::Source, Some("error"), true),
-    case(&[("resize", "")], Op::Resize, "ERROR", Host::Source, Some("error"), true),
-    case(&[("resize", "finish_resize")], Op::Resize, "ERROR", Host::Dest, Some("error"), true),
-    case(&[("migrate", "prep_resize")], Op::Migrate, "ACTIVE", Host::Source, Some("error"), true),
-    case(&[("migrate", "resize_instance")], Op::Migrate, "ERROR", Host::Source, Some("error"), true),
-    case(&[("migrate", "finish_resize")], Op::Migrate, "ERROR", Host::Dest, Some("error"), true),
+    case(
+        &[],
+        Op::Resize,
+        "VERIFY_RESIZE",
+        Host::Dest,
+        Some("finished"),
+        false,
+    ),
+    case(
+        &[("resize", "prep_resize")],
+        Op::Resize,
+        "ACTIVE",
+        Host::Source,
+        Some("error"),
+        true,
+    ),
+    case(
+        &[("resize", "resize_instance")],
+        Op::Resize,
+        "ERROR",
+        Host::Source,
+        Some("error"),
+        true,
+    ),
+    case(
+        &[("resize", "")],
+        Op::Resize,
+        "ERROR",
+        Host::Source,
+        Some("error"),
+        true,
+    ),
+    case(
+        &[("resize", "finish_resize")],
+        Op::Resize,
+        "ERROR",
+        Host::Dest,
+        Some("error"),
+        true,
+    ),
+    case(
+        &[("migrate", "prep_resize")],
+        Op::Migrate,
+        "ACTIVE",
+        Host::Source,
+        Some("error"),
+        true,
+    ),
+    case(
+        &[("migrate", "resize_instance")],
+        Op::Migrate,
+        "ERROR",
+        Host::Source,
+        Some("error"),
+        true,
+    ),
+    case(
+        &[("migrate", "finish_resize")],
+        Op::Migrate,
+        "ERROR",
+        Host::Dest,
+        Some("error"),
+        true,
+    ),
     // Confirm and revert of a finished resize.
-    case(&[], Op::Confirm, "ACTIVE", Host::Dest, Some("confirmed"), false),
-    case(&[("resize", "confirm_resize")], Op::Confirm, "ERROR", Host::Dest, Some("error"), true),
-    case(&[("confirmResize", "")], Op::Confirm, "ERROR", Host::Dest, Some("error"), true),
-    case(&[], Op::Revert, "ACTIVE", Host::Source, Some("reverted"), false),
-    case(&[("resize", "revert_resize")], Op::Revert, "ERROR", Host::Dest, Some("error"), true),
-    case(&[("revertResize", "")], Op::Revert, "ERROR", Host::Dest, Some("error"), true),
-    case(&[("resize", "finish_revert_resize")], Op::Revert, "ERROR", Host::Source, Some("error"), true),
-    case(&[("revertResize", "finish_revert_resize")], Op::Revert, "ERROR", Host::Source, Some("error"), true),
+    case(
+        &[],
+        Op::Confirm,
+        "ACTIVE",
+        Host::Dest,
+        Some("confirmed"),
+        false,
+    ),
+    case(
+        &[("resize", "confirm_resize")],
+        Op::Confirm,
+        "ERROR",
+        Host::Dest,
+        Some("error"),
+        true,
+    ),
+    case(
+        &[("confirmResize", "")],
+        Op::Confirm,
+        "ERROR",
+        Host::Dest,
+        Some("error"),
+        true,
+    ),
+    case(
+        &[],
+        Op::Revert,
+        "ACTIVE",
+        Host::Source,
+        Some("reverted"),
+        false,
+    ),
+    case(
+        &[("resize", "revert_resize")],
+        Op::Revert,
+        "ERROR",
+        Host::Dest,
+        Some("error"),
+        true,
+    ),
+    case(
+        &[("revertResize", "")],
+        Op::Revert,
+        "ERROR",
+        Host::Dest,
+        Some("error"),
+        true,
+    ),
+    case(
+        &[("resize", "finish_revert_resize")],
+        Op::Revert,
+        "ERROR",
+        Host::Source,
+        Some("error"),
+        true,
+    ),
+    case(
+        &[("revertResize", "finish_revert_resize")],
+        Op::Revert,
+        "ERROR",
+        Host::Source,
+        Some("error"),
+        true,
+    ),
     // Live migration.
-    case(&[], Op::Live, "ACTIVE", Host::Dest, Some("completed"), false),
+    case(
+        &[],
+        Op::Live,
+        "ACTIVE",
+        Host::Dest,
+        Some("completed"),
+        false,
+    ),
     case(
         &[("live-migration", "check_can_live_migrate_destination")],
         Op::Live,
@@ -101,10 +248,38 @@ const CASES: &[Case] = &[
         Some("error"),
         true,
     ),
-    case(&[("live-migration", "pre_live_migration")], Op::Live, "ACTIVE", Host::Source, Some("failed"), true),
-    case(&[("live-migration", "live_migration")], Op::Live, "ACTIVE", Host::Source, Some("failed"), false),
-    case(&[("live-migration", "")], Op::Live, "ACTIVE", Host::Source, Some("failed"), false),
-    case(&[("live-migration", "post_live_migration")], Op::Live, "ERROR", Host::Dest, Some("error"), true),
+    case(
+        &[("live-migration", "pre_live_migration")],
+        Op::Live,
+        "ACTIVE",
+        Host::Source,
+        Some("failed"),
+        true,
+    ),
+    case(
+        &[("live-migration", "live_migration")],
+        Op::Live,
+        "ACTIVE",
+        Host::Source,
+        Some("failed"),
+        false,
+    ),
+    case(
+        &[("live-migration", "")],
+        Op::Live,
+        "ACTIVE",
+        Host::Source,
+        Some("failed"),
+        false,
+    ),
+    case(
+        &[("live-migration", "post_live_migration")],
+        Op::Live,
+        "ERROR",
+        Host::Dest,
+        Some("error"),
+        true,
+    ),
     case(
         &[
             ("live-migration", "pre_live_migration"),
@@ -143,7 +318,13 @@ fn last_migration(c: &TestCloud, id: &str) -> Option<String> {
 
 /// Waits until the server has no task and no migration in progress.
 async fn settle(c: &TestCloud, id: &str) {
-    let busy = ["pre-migrating", "migrating", "post-migrating", "accepted", "queued"];
+    let busy = [
+        "pre-migrating",
+        "migrating",
+        "post-migrating",
+        "accepted",
+        "queued",
+    ];
     let more = ["preparing", "running", "reverting", "confirming"];
     for _ in 0..2000 {
         let i = server_of(c, id);
@@ -211,7 +392,11 @@ async fn run_case(c: &TestCloud, admin: &User, n: usize, k: &Case) -> String {
     let i = server_of(c, &id);
     let r = c.get(admin, &format!("/servers/{id}"), V).await;
     assert_eq!(r.body["server"]["status"], k.status, "{label}");
-    assert_eq!(r.body["server"]["OS-EXT-STS:task_state"], Value::Null, "{label}");
+    assert_eq!(
+        r.body["server"]["OS-EXT-STS:task_state"],
+        Value::Null,
+        "{label}"
+    );
     let host = match k.host {
         Host::None => None,
         Host::Source => source.clone(),
@@ -265,7 +450,13 @@ async fn flavors(c: &TestCloud, u: &User) -> HashMap<String, (u64, u64)> {
         .iter()
         .map(|f| {
             let id = f["id"].as_str().unwrap_or_default().to_string();
-            (id, (f["vcpus"].as_u64().unwrap_or(0), f["ram"].as_u64().unwrap_or(0)))
+            (
+                id,
+                (
+                    f["vcpus"].as_u64().unwrap_or(0),
+                    f["ram"].as_u64().unwrap_or(0),
+                ),
+            )
         })
         .collect()
 }
@@ -279,7 +470,10 @@ async fn used(c: &TestCloud, admin: &User) -> HashMap<String, (u64, u64)> {
         .expect("hypervisors")
         .iter()
         .map(|h| {
-            let name = h["hypervisor_hostname"].as_str().unwrap_or_default().to_string();
+            let name = h["hypervisor_hostname"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             let v = h["vcpus_used"].as_u64().unwrap_or(0);
             (name, (v, h["memory_mb_used"].as_u64().unwrap_or(0)))
         })
@@ -303,38 +497,66 @@ async fn no_leaks(c: &TestCloud, admin: &User, base: &HashMap<String, (u64, u64)
         }
         if s.vm_state == rova_core::states::VmState::Resized {
             let old: Value = serde_json::from_str(
-                s.system_metadata.get("old_flavor").map(String::as_str).unwrap_or("{}"),
+                s.system_metadata
+                    .get("old_flavor")
+                    .map(String::as_str)
+                    .unwrap_or("{}"),
             )
             .unwrap_or(Value::Null);
-            let mut m = c.app.compute.migrations.filter(|m| m.instance_uuid == s.uuid);
+            let mut m = c
+                .app
+                .compute
+                .migrations
+                .filter(|m| m.instance_uuid == s.uuid);
             m.sort_by_key(|m| m.id);
-            let src = m.last().and_then(|m| m.source_compute.clone()).unwrap_or_default();
+            let src = m
+                .last()
+                .and_then(|m| m.source_compute.clone())
+                .unwrap_or_default();
             add(&src, old["id"].as_str().unwrap_or_default());
         }
     }
     assert_eq!(used(c, admin).await, want, "{label}: hypervisor usage");
 
     let r = c
-        .get(admin, &format!("/os-quota-sets/{}/detail", admin.project_id), V)
+        .get(
+            admin,
+            &format!("/os-quota-sets/{}/detail", admin.project_id),
+            V,
+        )
         .await;
     let q = &r.body["quota_set"];
-    let mine: Vec<_> = servers.iter().filter(|s| s.project_id == admin.project_id).collect();
+    let mine: Vec<_> = servers
+        .iter()
+        .filter(|s| s.project_id == admin.project_id)
+        .collect();
     let cores: u64 = mine.iter().map(|s| u64::from(s.flavor.vcpus)).sum();
     let ram: u64 = mine.iter().map(|s| s.flavor.ram).sum();
-    assert_eq!(q["instances"]["in_use"], json!(mine.len()), "{label}: instances in use");
+    assert_eq!(
+        q["instances"]["in_use"],
+        json!(mine.len()),
+        "{label}: instances in use"
+    );
     assert_eq!(q["cores"]["in_use"], json!(cores), "{label}: cores in use");
     assert_eq!(q["ram"]["in_use"], json!(ram), "{label}: ram in use");
 
     let live: Vec<&str> = servers.iter().map(|s| s.uuid.as_str()).collect();
     for p in c.app.networks.ports.all() {
         if p.device_owner.starts_with("compute:") {
-            assert!(live.contains(&p.device_id.as_str()), "{label}: port {} leaked", p.id);
+            assert!(
+                live.contains(&p.device_id.as_str()),
+                "{label}: port {} leaked",
+                p.id
+            );
         }
     }
     for s in &servers {
         for v in &s.vifs {
             let port = c.app.networks.ports.get(&v.port_id);
-            assert!(port.is_some_and(|p| p.device_id == s.uuid), "{label}: vif without port");
+            assert!(
+                port.is_some_and(|p| p.device_id == s.uuid),
+                "{label}: vif without port"
+            );
         }
     }
 }
@@ -351,12 +573,24 @@ async fn a_fault_at_every_step_ends_where_nova_leaves_it_and_nothing_leaks() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     for (n, k) in CASES.iter().enumerate() {
         run_case(&c, &admin, n, k).await;
-        no_leaks(&c, &admin, &base, &format!("case {n} {:?} {:?}", k.op, k.faults)).await;
+        no_leaks(
+            &c,
+            &admin,
+            &base,
+            &format!("case {n} {:?} {:?}", k.op, k.faults),
+        )
+        .await;
     }
     // Deleting everything gives every claim, port and quota back.
     for s in c.app.compute.instances.filter(|i| !i.deleted) {
         let r = c
-            .compute(&admin, Method::DELETE, &format!("/servers/{}", s.uuid), V, None)
+            .compute(
+                &admin,
+                Method::DELETE,
+                &format!("/servers/{}", s.uuid),
+                V,
+                None,
+            )
             .await;
         assert_eq!(r.status, StatusCode::NO_CONTENT, "delete: {}", r.text);
         c.wait_status(&admin, &s.uuid, &["404"], V).await;

@@ -84,7 +84,10 @@ pub async fn confirm_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), F
         // The clean-up on the source can fail (driver::STEPS confirm_resize).
         let ops = [move_op(&m.migration_type), "confirmResize"];
         let source = m.source_compute.as_deref();
-        let step = app.compute.driver.fail_point(&ops, "confirm_resize", source);
+        let step = app
+            .compute
+            .driver
+            .fail_point(&ops, "confirm_resize", source);
         if let Err(f) = step.await {
             return confirm_failed(app, ctx, &cur, m, &old, f).await;
         }
