@@ -388,6 +388,16 @@ pub fn default_step(op: &str) -> &str {
     }
 }
 
+/// The step a slow operation (`/rova/v1/sim/slow`) is held at: the move's
+/// last step for a resize or migration (with the server in
+/// `resize_finish`), else its default step.
+fn slow_step(op: &str) -> &str {
+    match op {
+        "resize" | "migrate" => "finish_resize",
+        other => default_step(other),
+    }
+}
+
 /// An injected fault: the next `count` operations named `op` (on `host`,
 /// or on any host) fail with `message` at `step` (none: the default step).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -612,21 +622,26 @@ impl FakeDriver {
         })
     }
 
-    /// The slow step and the injected fault for `op` (keyed by its name),
-    /// at the operation's default step.
+    /// The injected fault for `op` (keyed by its name) at the operation's
+    /// default step.
     async fn injected(&self, op: DriverOpKind, host: Option<&str>) -> Result<(), DriverFault> {
         let name = op.name();
-        self.extra_delay(name).await;
         self.step_fault(&[name], default_step(name), host).await
     }
 
-    /// The injected fault, if one fires at `step` of `ops` on `host`.
+    /// The slow step held at `step` (see [`slow_step`]) and the injected
+    /// fault, if one fires at `step` of `ops` on `host`.
     async fn step_fault(
         &self,
         ops: &[&str],
         step: &str,
         host: Option<&str>,
     ) -> Result<(), DriverFault> {
+        for op in ops {
+            if slow_step(op) == step {
+                self.extra_delay(op).await;
+            }
+        }
         match self.take_fault(ops, step, host).await {
             Some(message) => {
                 let name = ops.first().copied().unwrap_or(step);

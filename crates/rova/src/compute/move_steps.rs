@@ -208,18 +208,15 @@ pub(crate) async fn run(app: &Arc<App>, mv: ColdMove<'_>) {
         error_out(app, id, &f, drop_stash).await;
         return mv.step_failed(app, event, &f).await;
     }
-    let az = super::migrate::zone_of(app, &dest);
-    let d2 = dest.clone();
+    // Nova points the instance at the destination here; Rova writes the
+    // host with the move's last write, so a restart in between finds the
+    // server on its source at its old flavor (settle.rs).
     let moved = set_task(
         app,
         id,
         T::ResizeMigrating,
         Some(T::ResizeMigrated),
-        move |i, _| {
-            i.host = Some(d2.clone());
-            i.node = Some(d2);
-            i.availability_zone = Some(az);
-        },
+        |_, _| {},
     )
     .await;
     if !moved {
@@ -232,12 +229,7 @@ pub(crate) async fn run(app: &Arc<App>, mv: ColdMove<'_>) {
     let event = "compute_finish_resize";
     actions::event_start(app, id, req, event, Some(&dest)).await;
     tokio::time::sleep(delay).await;
-    let new = mv.new.clone();
-    if !set_task(app, id, T::ResizeMigrated, Some(T::ResizeFinish), |i, _| {
-        i.flavor = new
-    })
-    .await
-    {
+    if !set_task(app, id, T::ResizeMigrated, Some(T::ResizeFinish), |_, _| {}).await {
         return mv.abandon(app, event).await;
     }
     if let Err(f) = driver.fail_point(&ops, "finish_resize", Some(&dest)).await {
@@ -247,18 +239,29 @@ pub(crate) async fn run(app: &Arc<App>, mv: ColdMove<'_>) {
         // source allocation the migration held; errors_out_migration:
         // `error`. The destination keeps the server, at its old flavor.
         app.compute.fleet.release(&mv.mig.uuid);
-        let old = mv.inst.flavor.clone();
-        reclaim_as(app, id, &old, mv.inst.is_volume_backed());
+        reclaim_as(app, id, &mv.inst.flavor, mv.inst.is_volume_backed());
         mv.release_growth(app);
+        let (az, d2) = (super::migrate::zone_of(app, &dest), dest.clone());
         error_out(app, id, &f, move |i| {
-            i.flavor = old;
+            i.host = Some(d2.clone());
+            i.node = Some(d2);
+            i.availability_zone = Some(az);
             drop_stash(i);
         })
         .await;
         return mv.step_failed(app, event, &f).await;
     }
     tokio::time::sleep(delay).await;
+    let (new, az, d2) = (
+        mv.new.clone(),
+        super::migrate::zone_of(app, &dest),
+        dest.clone(),
+    );
     let done = set_task(app, id, T::ResizeFinish, None, |i, now| {
+        i.flavor = new;
+        i.host = Some(d2.clone());
+        i.node = Some(d2);
+        i.availability_zone = Some(az);
         i.vm_state = VmState::Resized;
         i.progress = 100;
         i.system_metadata
