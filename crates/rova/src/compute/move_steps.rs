@@ -92,13 +92,7 @@ fn reclaim_as(app: &App, id: &str, flavor: &FlavorSnapshot, volume_backed: bool)
     let resources = flavor_resources(flavor, volume_backed);
     app.compute.fleet.with_claims(|_, tx| {
         if let Some(c) = tx.remove(id) {
-            tx.insert(
-                id.to_string(),
-                Claim {
-                    resources: resources.clone(),
-                    ..c
-                },
-            );
+            tx.insert(id.to_string(), Claim { resources, ..c });
         }
     });
 }
