@@ -10,6 +10,7 @@ pub mod build;
 pub mod console_proxy;
 pub mod consoles;
 pub mod driver;
+pub mod fault_steps;
 pub mod fleet;
 pub mod guest_env;
 pub mod keypairs;
