@@ -252,7 +252,6 @@ async fn run(
         None => match schedule(app, &inst, &mig, host).await {
             Ok(d) => d,
             Err(msg) => {
-                update_migration(app, mig.id, |m| m.status = "error".into()).await;
                 fail_move(app, id, T::Migrating, None, &msg).await;
                 actions::event_finish(
                     app,
@@ -262,6 +261,7 @@ async fn run(
                     Some((&msg, &msg)),
                 )
                 .await;
+                update_migration(app, mig.id, |m| m.status = "error".into()).await;
                 return;
             }
         },
@@ -453,9 +453,9 @@ async fn rollback(app: &App, id: &str, req: &str, mig: &Migration, dest: &str, w
     }
     unclaim_move(app, id, &mig.uuid);
     reset_task(app, id).await;
+    actions::event_finish(app, id, req, "compute_live_migration", Some(why)).await;
     update_migration(app, mig.id, |m| m.status = "failed".into()).await;
     app.compute.live.forget(mig.id).await;
-    actions::event_finish(app, id, req, "compute_live_migration", Some(why)).await;
 }
 
 /// post_live_migration_at_destination failed (nova/compute/manager.py):
@@ -482,11 +482,11 @@ async fn post_failed(
     })
     .await;
     app.compute.fleet.release(&mig.uuid);
-    update_migration(app, mig.id, |m| m.status = "error".into()).await;
-    app.compute.live.forget(mig.id).await;
     let pair = (f.message.as_str(), f.details.as_str());
     actions::event_finish(app, id, req, ev, Some(pair)).await;
     actions::event_finish(app, id, req, "compute_live_migration", Some(pair)).await;
+    update_migration(app, mig.id, |m| m.status = "error".into()).await;
+    app.compute.live.forget(mig.id).await;
 }
 
 async fn finish_failed(app: &App, id: &str, req: &str, mig: &Migration) {

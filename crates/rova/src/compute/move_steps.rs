@@ -123,7 +123,6 @@ impl ColdMove<'_> {
     /// The server was deleted or changed meanwhile: everything the move
     /// took is given back.
     async fn abandon(&self, app: &App, event: &str) {
-        self.fail_migration(app).await;
         if app
             .compute
             .instances
@@ -134,12 +133,15 @@ impl ColdMove<'_> {
         }
         unclaim_move(app, self.id, &self.mig.uuid);
         actions::event_finish(app, self.id, self.req, event, Some(("superseded", ""))).await;
+        self.fail_migration(app).await;
     }
 
+    /// The step's event fails, then the migration: a client that sees the
+    /// migration end also sees the failed event.
     async fn step_failed(&self, app: &App, event: &str, f: &DriverFault) {
-        self.fail_migration(app).await;
         let pair = (f.message.as_str(), f.details.as_str());
         actions::event_finish(app, self.id, self.req, event, Some(pair)).await;
+        self.fail_migration(app).await;
     }
 }
 
@@ -265,8 +267,8 @@ pub(crate) async fn run(app: &Arc<App>, mv: ColdMove<'_>) {
     if !done {
         return mv.abandon(app, event).await;
     }
-    update_migration(app, mv.mig.id, |m| m.status = "finished".into()).await;
     actions::event_finish(app, id, req, event, None).await;
+    update_migration(app, mv.mig.id, |m| m.status = "finished".into()).await;
 }
 
 /// Where a failed revert leaves the server. `on_source` is false when the
@@ -276,7 +278,8 @@ pub(crate) async fn run(app: &Arc<App>, mv: ColdMove<'_>) {
 /// tracker no longer counts an errored migration), true when
 /// finish_revert_resize failed on the source (_finish_revert_resize has put
 /// back the old flavor, host and allocations before the driver call: ERROR
-/// on the source). Either way errors_out_migration: `error`.
+/// on the source). Either way errors_out_migration: `error` (written by
+/// the caller once the event is closed, `migrate::end_revert`).
 pub(crate) async fn revert_failed(
     app: &App,
     id: &str,
@@ -298,5 +301,4 @@ pub(crate) async fn revert_failed(
         app.compute.fleet.release(&plan.migration_uuid);
         error_out(app, id, f, drop_stash).await;
     }
-    update_migration(app, plan.migration_id, |m| m.status = "error".into()).await;
 }

@@ -180,10 +180,11 @@ pub(super) async fn revert_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result
             let dc = new.vcpus as i64 - old.vcpus as i64;
             let dr = new.ram as i64 - old.ram as i64;
             app2.compute.adjust_release(&project, dc.max(0), dr.max(0));
-            crate::compute::migrate::end_revert(&app2, &id2, back, true).await;
         }
         let e = res.as_ref().err().map(|e| e.pair());
         actions::event_finish(&app2, &id2, &req, "compute_revert_resize", e).await;
+        // The migration ends last (`reverted`, or `error`).
+        crate::compute::migrate::end_revert(&app2, &id2, back, ok).await;
     });
     Ok(())
 }
@@ -229,10 +230,7 @@ async fn run_revert(
             })
         }
     };
-    let superseded = || async {
-        crate::compute::migrate::end_revert(app, id, back.clone(), false).await;
-        Err(StepError::superseded())
-    };
+    let superseded = || async { Err(StepError::superseded()) };
     tokio::time::sleep(driver.step_delay()).await;
     // revert_resize (destination): the `resize`/`migrate` fault named at
     // this step; `revertResize`'s own (step-less) fault fires in the
