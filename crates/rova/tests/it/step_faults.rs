@@ -595,6 +595,14 @@ async fn a_fault_at_every_step_ends_where_nova_leaves_it_and_nothing_leaks() {
         assert_eq!(r.status, StatusCode::NO_CONTENT, "delete: {}", r.text);
         c.wait_status(&admin, &s.uuid, &["404"], V).await;
     }
+    // A deleted server's claim goes after its record (as Nova's
+    // _complete_deletion): wait for the hosts to be empty (10 s limit).
+    for _ in 0..1000 {
+        if used(&c, &admin).await == base {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     no_leaks(&c, &admin, &base, "after deleting every server").await;
 }
 

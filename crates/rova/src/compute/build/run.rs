@@ -80,7 +80,7 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
                     Some(crate::compute::fleet::CONTROL_HOST),
                 )
                 .await;
-                fail_build(app, uuid, request_id, 500, msg, msg).await;
+                // The event closes before the server turns ERROR.
                 actions::event_finish(
                     app,
                     uuid,
@@ -89,6 +89,7 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
                     Some((msg, msg)),
                 )
                 .await;
+                fail_build(app, uuid, request_id, 500, msg, msg).await;
                 return;
             }
         };
