@@ -19,6 +19,8 @@ const V: Option<&str> = Some("2.87");
 enum Op {
     Build,
     Resize,
+    /// A resize of a stopped server.
+    ResizeStopped,
     Migrate,
     Confirm,
     Revert,
@@ -139,6 +141,22 @@ const CASES: &[Case] = &[
         Op::Resize,
         "ERROR",
         Host::Dest,
+        Some("error"),
+        true,
+    ),
+    case(
+        &[("resize", "prep_resize")],
+        Op::ResizeStopped,
+        "SHUTOFF",
+        Host::Source,
+        Some("error"),
+        true,
+    ),
+    case(
+        &[("resize", "resize_instance")],
+        Op::ResizeStopped,
+        "ERROR",
+        Host::Source,
         Some("error"),
         true,
     ),
@@ -367,6 +385,11 @@ async fn run_case(c: &TestCloud, admin: &User, n: usize, k: &Case) -> String {
     let source = server_of(c, &id).host.clone();
     if k.op != Op::Build {
         assert_eq!(s["status"], "ACTIVE", "{label}");
+        if k.op == Op::ResizeStopped {
+            action(c, admin, &id, json!({"os-stop": null})).await;
+            c.wait_status(admin, &id, &["SHUTOFF"], V).await;
+            settle(c, &id).await;
+        }
         if matches!(k.op, Op::Confirm | Op::Revert) {
             action(c, admin, &id, json!({"resize": {"flavorRef": "2"}})).await;
             c.wait_status(admin, &id, &["VERIFY_RESIZE"], V).await;
@@ -376,7 +399,7 @@ async fn run_case(c: &TestCloud, admin: &User, n: usize, k: &Case) -> String {
             sim(c, admin, Method::POST, Some(inject(op, step))).await;
         }
         let body = match k.op {
-            Op::Resize => json!({"resize": {"flavorRef": "2"}}),
+            Op::Resize | Op::ResizeStopped => json!({"resize": {"flavorRef": "2"}}),
             Op::Migrate => json!({"migrate": null}),
             Op::Confirm => json!({"confirmResize": null}),
             Op::Revert => json!({"revertResize": null}),
