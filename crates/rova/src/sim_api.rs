@@ -12,7 +12,8 @@
 //! - `POST /rova/v1/sim/clock` `{"advance_seconds": N}` → clock + tasks run
 //!   (N at most ten years; the clock stays before year 9999)
 //! - `GET  /rova/v1/sim/faults` → pending faults and slow steps
-//! - `POST /rova/v1/sim/faults` `{"operation", "count"?, "message"?, "host"?}`
+//! - `POST /rova/v1/sim/faults` `{"operation", "step"?, "count"?, "message"?, "host"?}`
+//!   (`step`: one of the operation's named steps, `driver::STEPS`)
 //! - `POST /rova/v1/sim/slow` `{"operation", "delay_ms"}` (at most an hour)
 //! - `POST /rova/v1/sim/latency` `{"step_ms"}` (at most an hour)
 //! - `DELETE /rova/v1/sim/faults` → clears faults and slow steps
@@ -120,7 +121,14 @@ async fn faults_list(State(app): State<Arc<App>>, headers: HeaderMap) -> ApiResu
     let faults: Vec<Value> = f
         .faults()
         .into_iter()
-        .map(|x| json!({"operation": x.op, "count": x.count, "message": x.message, "host": x.host}))
+        .map(|x| {
+            let mut v =
+                json!({"operation": x.op, "count": x.count, "message": x.message, "host": x.host});
+            if let Some(s) = x.step {
+                v["step"] = json!(s);
+            }
+            v
+        })
         .collect();
     Ok(axum::Json(json!({"faults": faults, "slow": slow})).into_response())
 }
@@ -154,11 +162,29 @@ async fn fault_add(
         .unwrap_or("Injected fault")
         .to_string();
     let host = v.get("host").and_then(Value::as_str).map(str::to_string);
+    let step = match v.get("step") {
+        None | Some(Value::Null) => None,
+        Some(s) => {
+            let s = s.as_str().unwrap_or_default();
+            let steps = crate::compute::driver::steps_of(op).ok_or_else(|| {
+                Fault::bad_request(format!("Operation '{op}' has no named steps"))
+            })?;
+            if !steps.contains(&s) {
+                return Err(Fault::bad_request(format!(
+                    "'step' of {op} must be one of: {}",
+                    steps.join(", ")
+                ))
+                .into());
+            }
+            Some(s.to_string())
+        }
+    };
     f.inject(InjectedFault {
         op: op.to_string(),
         count,
         message,
         host,
+        step,
     })
     .await?;
     Ok(empty(StatusCode::CREATED))

@@ -316,6 +316,18 @@ pub trait Driver: Send + Sync {
     fn console_socket(&self, _inst: &Instance, _kind: ConsoleKind) -> Option<PathBuf> {
         None
     }
+    /// A named step of a long operation (build, resize, live migration;
+    /// [`STEPS`]) that the driver may fail: `ops` are the operation names a
+    /// fault may carry to fail here, `host` where the step runs. Real
+    /// drivers fail inside their own calls; only the simulator fails here.
+    fn fail_point<'a>(
+        &'a self,
+        _ops: &'a [&'a str],
+        _step: &'static str,
+        _host: Option<&'a str>,
+    ) -> BoxFut<'a, Result<(), DriverFault>> {
+        Box::pin(async { Ok(()) })
+    }
     /// Moves a running guest to `dest` without stopping it.
     fn live_migrate<'a>(
         &'a self,
@@ -326,16 +338,8 @@ pub trait Driver: Send + Sync {
     }
 }
 
-/// An injected fault: the next `count` operations named `op` (on `host`,
-/// or on any host) fail with `message`.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct InjectedFault {
-    pub op: String,
-    pub count: u32,
-    pub message: String,
-    #[serde(default)]
-    pub host: Option<String>,
-}
+use super::fault_steps::slow_step;
+pub use super::fault_steps::{default_step, steps_of, InjectedFault, STEPS};
 
 /// The simulated driver's pending faults and slow steps as stored: one
 /// row (id [`SIM_FAULTS_ROW`]) of kind `sim_faults`, so they survive a
@@ -498,13 +502,11 @@ impl FakeDriver {
         }
     }
 
-    /// Fires the first pending fault for `op` on `host`, if any: its count
-    /// goes down (durably) and its message is returned. A failed write is
-    /// logged; the fault still fires.
-    async fn take_fault(&self, op: &str, host: Option<&str>) -> Option<String> {
-        let matches = |f: &InjectedFault| {
-            f.op == op && f.count > 0 && (f.host.is_none() || f.host.as_deref() == host)
-        };
+    /// Fires the first pending fault for `step` of one of `ops` on `host`,
+    /// if any: its count goes down (durably) and its message is returned. A
+    /// failed write is logged; the fault still fires.
+    async fn take_fault(&self, ops: &[&str], step: &str, host: Option<&str>) -> Option<String> {
+        let matches = |f: &InjectedFault| f.fires(ops, step, host);
         if !self.faults.lock().iter().any(matches) {
             return None;
         }
@@ -521,7 +523,7 @@ impl FakeDriver {
             Ok(msg) => msg,
             Err(e) => {
                 tracing::warn!("recording a fired fault: {}", e.message);
-                Some(format!("Injected fault in {op}"))
+                Some(format!("Injected fault in {step}"))
             }
         }
     }
@@ -540,16 +542,40 @@ impl FakeDriver {
         })
     }
 
-    /// The slow step and the injected fault for `op` (keyed by its name).
+    /// The injected fault for `op` (keyed by its name) at the operation's
+    /// default step.
     async fn injected(&self, op: DriverOpKind, host: Option<&str>) -> Result<(), DriverFault> {
         let name = op.name();
-        self.extra_delay(name).await;
-        match self.take_fault(name, host).await {
-            Some(message) => Err(DriverFault {
-                code: 500,
-                details: format!("injected fault in fake driver {name}"),
-                message,
-            }),
+        self.step_fault(&[name], default_step(name), host).await
+    }
+
+    /// The slow step held at `step` (see [`slow_step`]) and the injected
+    /// fault, if one fires at `step` of `ops` on `host`.
+    async fn step_fault(
+        &self,
+        ops: &[&str],
+        step: &str,
+        host: Option<&str>,
+    ) -> Result<(), DriverFault> {
+        for op in ops {
+            if slow_step(op) == step {
+                self.extra_delay(op).await;
+            }
+        }
+        match self.take_fault(ops, step, host).await {
+            Some(message) => {
+                let name = ops.first().copied().unwrap_or(step);
+                let details = if step == default_step(name) && step == name {
+                    format!("injected fault in fake driver {name}")
+                } else {
+                    format!("injected fault in fake driver {name} at {step}")
+                };
+                Err(DriverFault {
+                    code: 500,
+                    details,
+                    message,
+                })
+            }
             None => Ok(()),
         }
     }
@@ -589,6 +615,14 @@ impl Driver for FakeDriver {
             });
         }
         Box::pin(self.injected(kind, inst.host.as_deref()))
+    }
+    fn fail_point<'a>(
+        &'a self,
+        ops: &'a [&'a str],
+        step: &'static str,
+        host: Option<&'a str>,
+    ) -> BoxFut<'a, Result<(), DriverFault>> {
+        Box::pin(self.step_fault(ops, step, host))
     }
 }
 
@@ -664,6 +698,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_step_fault_fires_only_at_its_step_and_a_stepless_one_at_the_default() {
+        let d = FakeDriver::new(0);
+        let f = |op: &str, step: Option<&str>| InjectedFault {
+            op: op.into(),
+            count: 1,
+            message: format!("{op} {step:?}"),
+            host: None,
+            step: step.map(str::to_string),
+        };
+        d.inject(f("resize", Some("finish_resize")))
+            .await
+            .expect("inject");
+        d.inject(f("resize", None)).await.expect("inject");
+        let ops = ["resize"];
+        assert!(d.fail_point(&ops, "prep_resize", None).await.is_ok());
+        assert!(d
+            .fail_point(&["migrate"], "finish_resize", None)
+            .await
+            .is_ok());
+        let e = d.fail_point(&ops, "finish_resize", None).await;
+        assert_eq!(
+            e.expect_err("fires").message,
+            "resize Some(\"finish_resize\")"
+        );
+        assert!(
+            d.fail_point(&ops, "finish_resize", None).await.is_ok(),
+            "count 1"
+        );
+        // The step-less fault is the resize's own driver call.
+        let op = DriverOp::Resize {
+            flavor: FlavorSnapshot::default(),
+            dest: "h".into(),
+        };
+        let e = d.injected(op.kind(), None).await.expect_err("default step");
+        assert_eq!(e.message, "resize None");
+        assert_eq!(
+            e.details,
+            "injected fault in fake driver resize at resize_instance"
+        );
+        assert!(d.faults().is_empty());
+        for (op, steps) in STEPS {
+            assert!(steps.contains(&default_step(op)), "{op}");
+        }
+        assert_eq!(default_step("spawn"), "spawn");
+        assert_eq!(steps_of("reboot"), None);
+    }
+
+    #[tokio::test]
     async fn fake_faults_are_keyed_by_the_public_name() {
         let d = FakeDriver::new(0);
         let host = Some("rova-sim-1");
@@ -672,6 +754,7 @@ mod tests {
             count: 1,
             message: "boom".into(),
             host: None,
+            step: None,
         })
         .await
         .expect("inject");
@@ -686,6 +769,7 @@ mod tests {
             count: 1,
             message: "disk full".into(),
             host: Some("rova-sim-2".into()),
+            step: None,
         })
         .await
         .expect("inject");

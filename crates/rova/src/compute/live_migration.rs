@@ -116,8 +116,12 @@ fn unable_to_self(inst: &Instance) -> String {
     )
 }
 
-/// Chooses and claims the destination; the message on failure.
-fn schedule(
+/// The fault-injection operation of every live-migration step.
+const LM: &[&str] = &["live-migration"];
+
+/// Chooses and claims the destination, then checks it; the message on
+/// failure.
+async fn schedule(
     app: &App,
     inst: &Instance,
     mig: &Migration,
@@ -126,7 +130,21 @@ fn schedule(
     if host.is_some() && host == inst.host {
         return Err(unable_to_self(inst));
     }
-    claim_move(app, inst, &mig.uuid, &inst.flavor, true, host).map_err(str::to_string)
+    let dest = claim_move(app, inst, &mig.uuid, &inst.flavor, true, host)?;
+    // nova/conductor/tasks/live_migrate.py _call_livem_checks_on_host:
+    // check_can_live_migrate_destination failing is a MigrationPreCheckError;
+    // the destination allocation is removed, and with no other host left
+    // nova/conductor/manager.py _live_migrate keeps the vm_state, clears
+    // the task, records the fault and sets the migration to `error`.
+    let step = app
+        .compute
+        .driver
+        .fail_point(LM, "check_can_live_migrate_destination", Some(&dest));
+    if let Err(f) = step.await {
+        unclaim_move(app, &inst.uuid, &mig.uuid);
+        return Err(f.message);
+    }
+    Ok(dest)
 }
 
 /// POST os-migrateLive.
@@ -171,7 +189,7 @@ pub async fn live_migrate(
     let placed = if ctx.at_least(34) {
         None
     } else {
-        match schedule(app, &inst, &mig, r.host.clone()) {
+        match schedule(app, &inst, &mig, r.host.clone()).await {
             Ok(d) => Some(d),
             Err(msg) => {
                 update_migration(app, mig.id, |m| m.status = "error".into()).await;
@@ -231,10 +249,9 @@ async fn run(
     let held = instance_resources(&inst).into();
     let dest = match placed {
         Some(d) => d,
-        None => match schedule(app, &inst, &mig, host) {
+        None => match schedule(app, &inst, &mig, host).await {
             Ok(d) => d,
             Err(msg) => {
-                update_migration(app, mig.id, |m| m.status = "error".into()).await;
                 fail_move(app, id, T::Migrating, None, &msg).await;
                 actions::event_finish(
                     app,
@@ -244,6 +261,7 @@ async fn run(
                     Some((&msg, &msg)),
                 )
                 .await;
+                update_migration(app, mig.id, |m| m.status = "error".into()).await;
                 return;
             }
         },
@@ -274,10 +292,45 @@ async fn run(
             .await;
         }
         update_migration(app, mig.id, |m| m.status = status.into()).await;
+        if status == "preparing" {
+            // pre_live_migration on the destination (its own event and, on
+            // failure, its fault: wrap_instance_event, wrap_instance_fault).
+            // nova/compute/manager.py _do_pre_live_migration_from_source →
+            // _cleanup_pre_live_migration: migration `error`, then
+            // _rollback_live_migration with its default status `failed`.
+            let ev = "compute_pre_live_migration";
+            actions::event_start(app, id, req, ev, Some(&dest)).await;
+            let step = app
+                .compute
+                .driver
+                .fail_point(LM, "pre_live_migration", Some(&dest));
+            if let Err(f) = step.await {
+                super::actions_run::record_fault(app, id, &f, None).await;
+                let why = (f.message.as_str(), f.details.as_str());
+                actions::event_finish(app, id, req, ev, Some(why)).await;
+                return rollback(app, id, req, &mig, &dest, why).await;
+            }
+            actions::event_finish(app, id, req, ev, None).await;
+        }
     }
     let total = inst.flavor.ram as i64 * 1024 * 1024;
     let disk = inst.flavor.disk as i64 * 1024 * 1024 * 1024;
     if app.compute.driver.is_simulated() {
+        // The migration itself (source). libvirt's _live_migration_monitor
+        // calls the recover method on a failed job:
+        // _rollback_live_migration (nova/compute/manager.py): the server
+        // stays ACTIVE on the source, the destination claim is dropped, the
+        // migration `failed`, no instance fault.
+        let source = inst.host.as_deref();
+        if let Err(f) = app
+            .compute
+            .driver
+            .fail_point(LM, "live_migration", source)
+            .await
+        {
+            let why = (f.message.as_str(), f.details.as_str());
+            return rollback(app, id, req, &mig, &dest, why).await;
+        }
         for step in 1..=COPY_STEPS {
             let ctl = app.compute.live.get(mig.id);
             if ctl.abort {
@@ -338,6 +391,14 @@ async fn run(
         }
     }
     update_migration(app, mig.id, |m| m.status = "post-migrating".into()).await;
+    if let Err(f) = app
+        .compute
+        .driver
+        .fail_point(LM, "post_live_migration", Some(&dest))
+        .await
+    {
+        return post_failed(app, id, req, &mig, &dest, f).await;
+    }
     let now = app.clock.now();
     let az = app
         .compute
@@ -374,6 +435,58 @@ async fn run(
     .await;
     app.compute.live.forget(mig.id).await;
     actions::event_finish(app, id, req, "compute_live_migration", None).await;
+}
+
+/// Nova's `_rollback_live_migration` after a failed pre_live_migration or
+/// a failed migration: the destination claim is dropped, the server stays
+/// on the source with its task cleared, the migration `failed`.
+/// rollback_live_migration_at_destination is a cast: its failure records a
+/// fault and its own failed event, and the rollback still completes.
+async fn rollback(app: &App, id: &str, req: &str, mig: &Migration, dest: &str, why: (&str, &str)) {
+    let step = "rollback_live_migration_at_destination";
+    if let Err(f) = app.compute.driver.fail_point(LM, step, Some(dest)).await {
+        let ev = "compute_rollback_live_migration_at_destination";
+        actions::event_start(app, id, req, ev, Some(dest)).await;
+        super::actions_run::record_fault(app, id, &f, None).await;
+        let pair = (f.message.as_str(), f.details.as_str());
+        actions::event_finish(app, id, req, ev, Some(pair)).await;
+    }
+    unclaim_move(app, id, &mig.uuid);
+    reset_task(app, id).await;
+    actions::event_finish(app, id, req, "compute_live_migration", Some(why)).await;
+    update_migration(app, mig.id, |m| m.status = "failed".into()).await;
+    app.compute.live.forget(mig.id).await;
+}
+
+/// post_live_migration_at_destination failed (nova/compute/manager.py):
+/// the server is on the destination in ERROR with its task cleared and the
+/// fault; _do_live_migration errors the migration out. The source claim
+/// the migration held is dropped (the resource tracker no longer counts an
+/// errored migration).
+async fn post_failed(
+    app: &App,
+    id: &str,
+    req: &str,
+    mig: &Migration,
+    dest: &str,
+    f: super::driver::DriverFault,
+) {
+    let ev = "compute_post_live_migration_at_destination";
+    actions::event_start(app, id, req, ev, Some(dest)).await;
+    let az = super::migrate::zone_of(app, dest);
+    let d2 = dest.to_string();
+    super::move_steps::error_out(app, id, &f, move |i| {
+        i.host = Some(d2.clone());
+        i.node = Some(d2);
+        i.availability_zone = Some(az);
+    })
+    .await;
+    app.compute.fleet.release(&mig.uuid);
+    let pair = (f.message.as_str(), f.details.as_str());
+    actions::event_finish(app, id, req, ev, Some(pair)).await;
+    actions::event_finish(app, id, req, "compute_live_migration", Some(pair)).await;
+    update_migration(app, mig.id, |m| m.status = "error".into()).await;
+    app.compute.live.forget(mig.id).await;
 }
 
 async fn finish_failed(app: &App, id: &str, req: &str, mig: &Migration) {

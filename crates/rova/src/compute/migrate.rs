@@ -344,7 +344,7 @@ pub(crate) fn unclaim_move(app: &App, instance_uuid: &str, migration_uuid: &str)
     }
 }
 
-fn zone_of(app: &App, host: &str) -> String {
+pub(crate) fn zone_of(app: &App, host: &str) -> String {
     app.compute
         .fleet
         .host(host)
@@ -476,60 +476,16 @@ async fn run_cold_move(
     };
     set_destination(app, mig.id, &dest, held, "migrating").await;
     actions::event_finish(app, id, req, "cold_migrate", None).await;
-    actions::event_start(
-        app,
+    let mv = super::move_steps::ColdMove {
         id,
         req,
-        "compute_resize_instance",
-        inst.host.as_deref(),
-    )
-    .await;
-    let az = zone_of(app, &dest);
-    let d2 = dest.clone();
-    let (flavor, dest_host) = (new.clone(), dest.clone());
-    let op = if mig.migration_type == "resize" {
-        DriverOp::Resize {
-            flavor,
-            dest: dest_host,
-        }
-    } else {
-        DriverOp::Migrate {
-            flavor,
-            dest: dest_host,
-        }
+        mig: &mig,
+        inst: &inst,
+        dest,
+        new,
+        growth,
     };
-    let res = advance(
-        app,
-        id,
-        op,
-        T::ResizePrep,
-        &[T::ResizeMigrating, T::ResizeMigrated, T::ResizeFinish],
-        move |i, now| {
-            i.flavor = new;
-            i.vm_state = VmState::Resized;
-            i.progress = 100;
-            i.host = Some(d2.clone());
-            i.node = Some(d2);
-            i.availability_zone = Some(az);
-            i.system_metadata
-                .insert("resize_finished_at".into(), now.to_rfc3339());
-        },
-    )
-    .await;
-    match res {
-        Ok(()) => {
-            update_migration(app, mig.id, |m| m.status = "finished".into()).await;
-            actions::event_finish(app, id, req, "compute_resize_instance", None).await;
-        }
-        Err(e) => {
-            update_migration(app, mig.id, |m| m.status = "error".into()).await;
-            if app.compute.instances.get(id).is_some_and(|i| !i.deleted) {
-                app.compute.adjust_release(&project, growth.0, growth.1);
-            }
-            unclaim_move(app, id, &mig.uuid);
-            actions::event_finish(app, id, req, "compute_resize_instance", Some(e.pair())).await;
-        }
-    }
+    super::move_steps::run(app, mv).await;
 }
 
 /// After a confirmed resize/migration: the source claim is dropped and the

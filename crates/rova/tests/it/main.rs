@@ -24,4 +24,5 @@ mod servers_create;
 mod servers_list;
 mod servers_misc;
 mod sim_api;
+mod step_faults;
 mod storage;

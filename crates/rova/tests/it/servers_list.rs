@@ -123,6 +123,7 @@ async fn status_filter_and_its_version_boundaries() {
         count: 1,
         message: "boom".into(),
         host: None,
+        step: None,
     })
     .await
     .expect("fault injected");

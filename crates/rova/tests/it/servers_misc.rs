@@ -1029,6 +1029,7 @@ async fn build_failure_ends_in_error_with_a_fault() {
         count: 1,
         message: "Simulated spawn failure".into(),
         host: None,
+        step: None,
     })
     .await
     .expect("fault injected");

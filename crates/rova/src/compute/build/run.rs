@@ -54,10 +54,24 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
     // resources atomically; no host means ERROR with Nova's NoValidHost.
     if inst.task_state == Some(TaskState::Scheduling) {
         pause().await;
-        let placed = match crate::compute::scheduler::schedule_build(app, &inst) {
+        // A fault at `scheduling` is the conductor's NoValidHost (Nova's
+        // conductor/manager.py schedule_and_build_instances →
+        // _bury_in_cell0 / _set_vm_state_and_notify: ERROR with the fault).
+        let injected = app
+            .compute
+            .driver
+            .fail_point(&["spawn"], "scheduling", None)
+            .await
+            .err();
+        let placed = match injected {
+            Some(f) => Err(f.message),
+            None => crate::compute::scheduler::schedule_build(app, &inst)
+                .map_err(|nvh| nvh.message().to_string()),
+        };
+        let placed = match placed {
             Ok(p) => p,
-            Err(nvh) => {
-                let msg = nvh.message();
+            Err(msg) => {
+                let msg = msg.as_str();
                 actions::event_start(
                     app,
                     uuid,
@@ -66,7 +80,7 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
                     Some(crate::compute::fleet::CONTROL_HOST),
                 )
                 .await;
-                fail_build(app, uuid, request_id, 500, msg, msg).await;
+                // The event closes before the server turns ERROR.
                 actions::event_finish(
                     app,
                     uuid,
@@ -75,6 +89,7 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
                     Some((msg, msg)),
                 )
                 .await;
+                fail_build(app, uuid, request_id, 500, msg, msg).await;
                 return;
             }
         };
@@ -140,6 +155,26 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
         } else {
             vifs = inst.vifs.clone();
         }
+        if failure.is_none() {
+            // Nova's compute/manager.py _build_resources: a failure in
+            // _build_networks_for_instance aborts the build (no reschedule)
+            // with "Failed to allocate the network(s), not rescheduling.";
+            // _do_build_and_run_instance then cleans up the networks,
+            // records the fault and errors the instance out.
+            let host = inst.host.as_deref();
+            if let Err(f) = app
+                .compute
+                .driver
+                .fail_point(&["spawn"], "networking", host)
+                .await
+            {
+                release_vifs(app, &vifs).await;
+                let reason = "Failed to allocate the network(s), not rescheduling.";
+                let msg = format!("Build of instance {uuid} aborted: {reason}");
+                fail_build(app, uuid, request_id, 500, &msg, &f.message).await;
+                return;
+            }
+        }
         if let Some(f) = failure {
             release_vifs(app, &vifs).await;
             fail_build(
@@ -178,6 +213,21 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
     let Some(inst) = app.compute.instances.get(uuid) else {
         return;
     };
+    if inst.task_state == Some(TaskState::BlockDeviceMapping) {
+        // Nova's _build_resources: a failure preparing block devices aborts
+        // the build with "Failure prepping block device." (networks cleaned
+        // up, fault recorded, ERROR).
+        if let Err(f) = app
+            .compute
+            .driver
+            .fail_point(&["spawn"], "block_device_mapping", inst.host.as_deref())
+            .await
+        {
+            let msg = format!("Build of instance {uuid} aborted: Failure prepping block device.");
+            fail_build(app, uuid, request_id, 500, &msg, &f.message).await;
+            return;
+        }
+    }
     if inst.task_state == Some(TaskState::BlockDeviceMapping)
         && !step(
             app,
@@ -295,6 +345,13 @@ async fn fail_build(
     details: &str,
 ) {
     crate::compute::scheduler::release_instance(app, uuid);
+    // Nova's _do_build_and_run_instance (BuildAbortException, and a
+    // RescheduledException with no host left to retry) calls
+    // _cleanup_allocated_networks: the ports Nova made are deleted, the
+    // ones the user passed are unbound.
+    if let Some(inst) = app.compute.instances.get(uuid) {
+        release_vifs(app, &inst.vifs).await;
+    }
     // The event is closed before the server turns ERROR, so a client that
     // sees ERROR also sees the failed event (its traceback, its finish time).
     actions::event_finish(
@@ -318,6 +375,7 @@ async fn fail_build(
             i.task_state = None;
             i.power_state = PowerState::NoState;
             // Nova nils out host and node when a build fails for good.
+            i.vifs.clear();
             i.host = None;
             i.node = None;
             i.fault = Some(InstanceFault {

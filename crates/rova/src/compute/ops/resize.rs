@@ -3,8 +3,9 @@
 
 use crate::app::App;
 use crate::compute::actions;
-use crate::compute::actions_run::{advance, begin, begin_with, subject};
-use crate::compute::driver::DriverOp;
+use crate::compute::actions_run::{begin, begin_with, subject, StepError};
+use crate::compute::driver::{DriverFault, DriverOp};
+use crate::compute::move_steps::{self, move_op};
 use crate::compute::servers;
 use crate::http::Ctx;
 use rova_core::admission::{admit, Action};
@@ -78,6 +79,19 @@ pub async fn confirm_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), F
     admit(Action::ConfirmResize, &subject(&cur), ctx.is_admin())?;
     let old =
         old_flavor(&cur).ok_or_else(|| Fault::bad_request("Instance has not been resized."))?;
+    let mig = crate::compute::migrate::latest_for(app, id, &["finished"]);
+    if let Some(m) = &mig {
+        // The clean-up on the source can fail (driver::STEPS confirm_resize).
+        let ops = [move_op(&m.migration_type), "confirmResize"];
+        let source = m.source_compute.as_deref();
+        let step = app
+            .compute
+            .driver
+            .fail_point(&ops, "confirm_resize", source);
+        if let Err(f) = step.await {
+            return confirm_failed(app, ctx, &cur, m, &old, f).await;
+        }
+    }
     let inst = begin_with(app, ctx, id, Action::ConfirmResize, None, |i, _| {
         let (vm, _) = restored_vm(i);
         i.vm_state = vm;
@@ -105,6 +119,41 @@ pub async fn confirm_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), F
     Ok(())
 }
 
+/// The source's clean-up failed: nova/compute/manager.py confirm_resize
+/// wraps _confirm_resize in _error_out_instance_on_exception (ERROR, on
+/// the destination at the new flavor) and, whatever happens, deletes the
+/// source allocation the migration held and the stashed old flavor;
+/// errors_out_migration: `error`. The API had answered 204 (a cast).
+async fn confirm_failed(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    cur: &Instance,
+    m: &crate::compute::migrate::Migration,
+    old: &FlavorSnapshot,
+    f: DriverFault,
+) -> Result<(), Fault> {
+    let id = cur.uuid.as_str();
+    admit(Action::ConfirmResize, &subject(cur), ctx.is_admin())?;
+    actions::record(
+        app,
+        ctx,
+        id,
+        "confirmResize",
+        Some(("compute_confirm_resize", m.source_compute.as_deref())),
+    )
+    .await?;
+    let dc = old.vcpus as i64 - cur.flavor.vcpus as i64;
+    let dr = old.ram as i64 - cur.flavor.ram as i64;
+    app.compute
+        .adjust_release(&cur.project_id, dc.max(0), dr.max(0));
+    app.compute.fleet.release(&m.uuid);
+    move_steps::error_out(app, id, &f, move_steps::drop_stash).await;
+    crate::compute::migrate::update_migration(app, m.id, |m| m.status = "error".into()).await;
+    let pair = Some((f.message.as_str(), f.details.as_str()));
+    actions::event_finish(app, id, &ctx.request_id, "compute_confirm_resize", pair).await;
+    Ok(())
+}
+
 pub(super) async fn revert_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fault> {
     ctx.require_member("os_compute_api:servers:revert_resize")?;
     let cur = servers::visible(app, ctx, id)?;
@@ -125,32 +174,115 @@ pub(super) async fn revert_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result
     let project = inst.project_id.clone();
     let back = crate::compute::migrate::begin_revert(app, id).await;
     tokio::spawn(async move {
-        let old2 = old.clone();
-        let back2 = back.clone();
-        let op = DriverOp::RevertResize {
-            dest: back.as_ref().map(|b| b.source.clone()),
-        };
-        let res = advance(&app2, &id2, op, T::ResizeReverting, &[], move |i, _| {
+        let res = run_revert(&app2, &id2, back.clone(), old.clone(), new.clone()).await;
+        let ok = res.is_ok();
+        if ok {
+            let dc = new.vcpus as i64 - old.vcpus as i64;
+            let dr = new.ram as i64 - old.ram as i64;
+            app2.compute.adjust_release(&project, dc.max(0), dr.max(0));
+        }
+        let e = res.as_ref().err().map(|e| e.pair());
+        actions::event_finish(&app2, &id2, &req, "compute_revert_resize", e).await;
+        // The migration ends last (`reverted`, or `error`).
+        crate::compute::migrate::end_revert(&app2, &id2, back, ok).await;
+    });
+    Ok(())
+}
+
+/// The revert's two compute steps: revert_resize destroys the guest on the
+/// destination, finish_revert_resize brings it back on the source (each a
+/// fault point, driver::STEPS); a failure ends as Nova leaves it
+/// ([`move_steps::revert_failed`]).
+async fn run_revert(
+    app: &Arc<App>,
+    id: &str,
+    back: Option<crate::compute::migrate::RevertPlan>,
+    old: FlavorSnapshot,
+    new: FlavorSnapshot,
+) -> Result<(), StepError> {
+    let driver = &app.compute.driver;
+    let kind = crate::compute::migrate::latest_for(app, id, &["reverting"])
+        .map(|m| move_op(&m.migration_type))
+        .unwrap_or("resize");
+    let dest = app.compute.instances.get(id).and_then(|i| i.host.clone());
+    let source = back.as_ref().map(|b| b.source.clone());
+    let failed = |f: DriverFault, on_source: bool| {
+        let (old, new) = (old.clone(), new.clone());
+        let back = back.clone();
+        async move {
+            if let Some(b) = &back {
+                if on_source {
+                    // Back at the old flavor: the growth is given back.
+                    let dc = new.vcpus as i64 - old.vcpus as i64;
+                    let dr = new.ram as i64 - old.ram as i64;
+                    let project = app.compute.instances.get(id).map(|i| i.project_id.clone());
+                    if let Some(p) = project {
+                        app.compute.adjust_release(&p, dc.max(0), dr.max(0));
+                    }
+                }
+                move_steps::revert_failed(app, id, b, old, on_source, &f).await;
+            } else {
+                move_steps::error_out(app, id, &f, move_steps::drop_stash).await;
+            }
+            Err(StepError {
+                message: f.message,
+                details: f.details,
+            })
+        }
+    };
+    let superseded = || async { Err(StepError::superseded()) };
+    tokio::time::sleep(driver.step_delay()).await;
+    // revert_resize (destination): the `resize`/`migrate` fault named at
+    // this step; `revertResize`'s own (step-less) fault fires in the
+    // driver's revert itself.
+    let own = [kind];
+    let step = driver.fail_point(&own, "revert_resize", dest.as_deref());
+    if let Err(f) = step.await {
+        return failed(f, false).await;
+    }
+    let Some(inst) = app
+        .compute
+        .instances
+        .get(id)
+        .filter(|i| !i.deleted && i.task_state == Some(T::ResizeReverting))
+    else {
+        return superseded().await;
+    };
+    let op = DriverOp::RevertResize {
+        dest: source.clone(),
+    };
+    if let Err(f) = driver.perform(&op, &inst).await {
+        return failed(f, false).await;
+    }
+    // finish_revert_resize (source).
+    tokio::time::sleep(driver.step_delay()).await;
+    let ops = [kind, "revertResize"];
+    let step = driver.fail_point(&ops, "finish_revert_resize", source.as_deref());
+    if let Err(f) = step.await {
+        return failed(f, true).await;
+    }
+    let back2 = back.clone();
+    let now = app.clock.now();
+    let done = app
+        .compute
+        .update_instance(id, now, |i| {
+            if i.deleted || i.task_state != Some(T::ResizeReverting) {
+                return Err(Fault::conflict("superseded"));
+            }
+            i.task_state = None;
             if let Some(b) = &back2 {
                 b.apply(i);
             }
             let (vm, power) = restored_vm(i);
             i.vm_state = vm;
             i.power_state = power;
-            i.flavor = old2;
-            i.system_metadata.remove("old_flavor");
-            i.system_metadata.remove("old_vm_state");
-            i.system_metadata.remove("resize_finished_at");
+            i.flavor = old;
+            move_steps::drop_stash(i);
+            Ok(())
         })
         .await;
-        if res.is_ok() {
-            let dc = new.vcpus as i64 - old.vcpus as i64;
-            let dr = new.ram as i64 - old.ram as i64;
-            app2.compute.adjust_release(&project, dc.max(0), dr.max(0));
-        }
-        crate::compute::migrate::end_revert(&app2, &id2, back, res.is_ok()).await;
-        let e = res.as_ref().err().map(|e| e.pair());
-        actions::event_finish(&app2, &id2, &req, "compute_revert_resize", e).await;
-    });
-    Ok(())
+    match done {
+        Ok(_) => Ok(()),
+        Err(_) => superseded().await,
+    }
 }
