@@ -100,11 +100,15 @@ impl Api {
                 .body(body.to_string())
                 .send()
         };
-        let r = post("networks", json!({"network": {"name": "bench-net", "shared": true}}))
-            .await
-            .map_err(|e| format!("creating bench-net: {e}"))?;
+        let r = post(
+            "networks",
+            json!({"network": {"name": "bench-net", "shared": true}}),
+        )
+        .await
+        .map_err(|e| format!("creating bench-net: {e}"))?;
         let text = r.text().await.map_err(|e| format!("bench-net: {e}"))?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| format!("bench-net: {e}: {text}"))?;
+        let v: Value =
+            serde_json::from_str(&text).map_err(|e| format!("bench-net: {e}: {text}"))?;
         let id = v["network"]["id"]
             .as_str()
             .ok_or_else(|| format!("bench-net: {v}"))?

@@ -428,11 +428,11 @@ where
     fn put_op(&self, id: &str, value: &T) -> Result<Op, Fault> {
         let failed =
             |e: serde_json::Error| Fault::internal(format!("serialising {}: {e}", self.kind.kind));
-        let (cells, body) = if self.kind.cols.is_empty() {
-            (Vec::new(), serde_json::to_string(value).map_err(failed)?)
+        let body = serde_json::to_string(value).map_err(failed)?;
+        let cells = if self.kind.cols.is_empty() {
+            Vec::new()
         } else {
-            let doc = serde_json::to_value(value).map_err(failed)?;
-            (self.kind.cells(&doc), doc.to_string())
+            self.kind.cells_of_json(&body).map_err(failed)?
         };
         Ok(Op::Put {
             kind: self.kind,

@@ -17,12 +17,12 @@ pub enum Ty {
     Bool,
 }
 
-/// A column filled from the record: `pointer` is a JSON pointer into the
+/// A column filled from the record: `field` is a top-level field of the
 /// serialised record.
 #[derive(Debug)]
 pub struct Col {
     pub name: &'static str,
-    pub pointer: &'static str,
+    pub field: &'static str,
     pub ty: Ty,
 }
 
@@ -44,24 +44,24 @@ pub enum Cell {
     Bool(bool),
 }
 
-const fn text(name: &'static str, pointer: &'static str) -> Col {
+const fn text(name: &'static str, field: &'static str) -> Col {
     Col {
         name,
-        pointer,
+        field,
         ty: Ty::Text,
     }
 }
-const fn int(name: &'static str, pointer: &'static str) -> Col {
+const fn int(name: &'static str, field: &'static str) -> Col {
     Col {
         name,
-        pointer,
+        field,
         ty: Ty::Int,
     }
 }
-const fn boolean(name: &'static str, pointer: &'static str) -> Col {
+const fn boolean(name: &'static str, field: &'static str) -> Col {
     Col {
         name,
-        pointer,
+        field,
         ty: Ty::Bool,
     }
 }
@@ -72,17 +72,17 @@ pub const KINDS: &[Kind] = &[
         kind: "instance",
         table: "instances",
         cols: &[
-            int("instance_id", "/id"),
-            text("project_id", "/project_id"),
-            text("user_id", "/user_id"),
-            text("display_name", "/display_name"),
-            text("host", "/host"),
-            text("node", "/node"),
-            text("vm_state", "/vm_state"),
-            text("task_state", "/task_state"),
-            boolean("deleted", "/deleted"),
-            text("created_at", "/created_at"),
-            text("updated_at", "/updated_at"),
+            int("instance_id", "id"),
+            text("project_id", "project_id"),
+            text("user_id", "user_id"),
+            text("display_name", "display_name"),
+            text("host", "host"),
+            text("node", "node"),
+            text("vm_state", "vm_state"),
+            text("task_state", "task_state"),
+            boolean("deleted", "deleted"),
+            text("created_at", "created_at"),
+            text("updated_at", "updated_at"),
         ],
     },
     Kind {
@@ -94,50 +94,50 @@ pub const KINDS: &[Kind] = &[
         kind: "migration",
         table: "migrations",
         cols: &[
-            int("migration_id", "/id"),
-            text("instance_uuid", "/instance_uuid"),
-            text("status", "/status"),
-            text("source_compute", "/source_compute"),
-            text("dest_compute", "/dest_compute"),
-            text("created_at", "/created_at"),
+            int("migration_id", "id"),
+            text("instance_uuid", "instance_uuid"),
+            text("status", "status"),
+            text("source_compute", "source_compute"),
+            text("dest_compute", "dest_compute"),
+            text("created_at", "created_at"),
         ],
     },
     Kind {
         kind: "flavor",
         table: "flavors",
         cols: &[
-            text("name", "/name"),
-            boolean("is_public", "/is_public"),
-            boolean("disabled", "/disabled"),
+            text("name", "name"),
+            boolean("is_public", "is_public"),
+            boolean("disabled", "disabled"),
         ],
     },
     Kind {
         kind: "keypair",
         table: "keypairs",
-        cols: &[text("user_id", "/user_id"), text("name", "/name")],
+        cols: &[text("user_id", "user_id"), text("name", "name")],
     },
     Kind {
         kind: "server_group",
         table: "server_groups",
-        cols: &[text("project_id", "/project_id"), text("name", "/name")],
+        cols: &[text("project_id", "project_id"), text("name", "name")],
     },
     Kind {
         kind: "quota",
         table: "quotas",
-        cols: &[text("project_id", "/project_id")],
+        cols: &[text("project_id", "project_id")],
     },
     Kind {
         kind: "console_token",
         table: "console_tokens",
         cols: &[
-            text("instance_uuid", "/instance_uuid"),
-            text("expires", "/expires"),
+            text("instance_uuid", "instance_uuid"),
+            text("expires", "expires"),
         ],
     },
     Kind {
         kind: "compute_service",
         table: "services",
-        cols: &[text("binary", "/binary"), text("host", "/host")],
+        cols: &[text("binary", "binary"), text("host", "host")],
     },
     Kind {
         kind: "live_migration_control",
@@ -153,55 +153,55 @@ pub const KINDS: &[Kind] = &[
         kind: "image",
         table: "images",
         cols: &[
-            text("owner", "/owner"),
-            text("name", "/name"),
-            text("status", "/status"),
-            text("visibility", "/visibility"),
-            text("created_at", "/created_at"),
+            text("owner", "owner"),
+            text("name", "name"),
+            text("status", "status"),
+            text("visibility", "visibility"),
+            text("created_at", "created_at"),
         ],
     },
     Kind {
         kind: "network",
         table: "networks",
         cols: &[
-            text("project_id", "/project_id"),
-            text("name", "/name"),
-            boolean("shared", "/shared"),
+            text("project_id", "project_id"),
+            text("name", "name"),
+            boolean("shared", "shared"),
         ],
     },
     Kind {
         kind: "subnet",
         table: "subnets",
         cols: &[
-            text("network_id", "/network_id"),
-            text("project_id", "/project_id"),
-            text("cidr", "/cidr"),
+            text("network_id", "network_id"),
+            text("project_id", "project_id"),
+            text("cidr", "cidr"),
         ],
     },
     Kind {
         kind: "port",
         table: "ports",
         cols: &[
-            text("network_id", "/network_id"),
-            text("project_id", "/project_id"),
-            text("device_id", "/device_id"),
-            text("mac_address", "/mac_address"),
+            text("network_id", "network_id"),
+            text("project_id", "project_id"),
+            text("device_id", "device_id"),
+            text("mac_address", "mac_address"),
         ],
     },
     Kind {
         kind: "security_group",
         table: "security_groups",
-        cols: &[text("project_id", "/project_id"), text("name", "/name")],
+        cols: &[text("project_id", "project_id"), text("name", "name")],
     },
     Kind {
         kind: "user",
         table: "users",
-        cols: &[text("name", "/name"), text("domain_id", "/domain_id")],
+        cols: &[text("name", "name"), text("domain_id", "domain_id")],
     },
     Kind {
         kind: "project",
         table: "projects",
-        cols: &[text("name", "/name"), text("domain_id", "/domain_id")],
+        cols: &[text("name", "name"), text("domain_id", "domain_id")],
     },
     Kind {
         kind: "token_revocation",
@@ -226,20 +226,64 @@ pub fn of(kind: &str) -> Option<&'static Kind> {
 }
 
 impl Kind {
-    /// The column values of one serialised record, in `cols` order. A
-    /// missing field or one of another JSON type is NULL.
+    /// The column values of one record, in `cols` order. A missing field
+    /// or one of another JSON type is NULL.
     pub fn cells(&self, doc: &Value) -> Vec<Cell> {
         self.cols
             .iter()
-            .map(|c| match (c.ty, doc.pointer(c.pointer)) {
-                // A key column cannot hold NUL on PostgreSQL; the document
-                // keeps the exact text.
-                (Ty::Text, Some(Value::String(s))) => Cell::Text(s.replace('\0', "\u{fffd}")),
-                (Ty::Int, Some(Value::Number(n))) => n.as_i64().map_or(Cell::Null, Cell::Int),
-                (Ty::Bool, Some(Value::Bool(b))) => Cell::Bool(*b),
-                _ => Cell::Null,
-            })
+            .map(|c| cell(c.ty, doc.get(c.field)))
             .collect()
+    }
+
+    /// The same from the record's JSON text, reading only the top-level
+    /// fields that are columns (the rest is skipped, not built).
+    pub fn cells_of_json(&self, json: &str) -> Result<Vec<Cell>, serde_json::Error> {
+        use serde::de::DeserializeSeed;
+        let mut de = serde_json::Deserializer::from_str(json);
+        Pick(self).deserialize(&mut de)
+    }
+}
+
+fn cell(ty: Ty, v: Option<&Value>) -> Cell {
+    match (ty, v) {
+        // A key column cannot hold NUL on PostgreSQL; the document keeps
+        // the exact text.
+        (Ty::Text, Some(Value::String(s))) => Cell::Text(s.replace('\0', "\u{fffd}")),
+        (Ty::Int, Some(Value::Number(n))) => n.as_i64().map_or(Cell::Null, Cell::Int),
+        (Ty::Bool, Some(Value::Bool(b))) => Cell::Bool(*b),
+        _ => Cell::Null,
+    }
+}
+
+/// Reads a record's column fields out of its JSON object.
+struct Pick<'k>(&'k Kind);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Pick<'_> {
+    type Value = Vec<Cell>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<Cell>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Pick<'_> {
+    type Value = Vec<Cell>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Vec<Cell>, A::Error> {
+        let mut out = vec![Cell::Null; self.0.cols.len()];
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match self.0.cols.iter().position(|c| c.field == key) {
+                Some(i) => {
+                    let v: Value = map.next_value()?;
+                    out[i] = cell(self.0.cols[i].ty, Some(&v));
+                }
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -263,10 +307,16 @@ mod tests {
     #[test]
     fn cells_follow_the_declared_types() {
         let k = of("instance").expect("instance kind");
-        let cells = k.cells(&json!({
+        let doc = json!({
             "id": 7, "project_id": "p", "host": null, "deleted": false,
-            "vm_state": "active", "display_name": 3
-        }));
+            "vm_state": "active", "display_name": 3, "metadata": {"project_id": "not me"}
+        });
+        let cells = k.cells(&doc);
+        assert_eq!(
+            k.cells_of_json(&doc.to_string()).expect("json"),
+            cells,
+            "both readings agree"
+        );
         assert_eq!(cells[0], Cell::Int(7));
         assert_eq!(cells[1], Cell::Text("p".into()));
         assert_eq!(cells[3], Cell::Null, "a number where text is declared");
