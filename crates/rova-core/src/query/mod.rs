@@ -177,18 +177,62 @@ impl ListQuery {
         sorted: Vec<&'a Instance>,
         lookup: &dyn Fn(&str) -> Option<&'a Instance>,
     ) -> Result<(Vec<&'a Instance>, bool), Fault> {
-        if self.nothing || self.limit == 0 {
+        if self.empty_page() {
             return Ok((Vec::new(), false));
         }
         let mut rows = sorted;
-        if let Some(m) = &self.marker {
-            let at =
-                lookup(m).ok_or_else(|| Fault::bad_request(format!("marker [{m}] not found")))?;
+        if let Some(at) = self.find_marker(lookup)? {
             rows.retain(|r| self.compare(r, at) == Ordering::Greater);
         }
         rows.truncate(self.limit);
         let more = rows.len() == self.limit;
         Ok((rows, more))
+    }
+
+    /// True when the page is empty whatever the rows (`limit=0`, or
+    /// [`ListQuery::is_always_empty`]): no marker lookup, no next link.
+    pub fn empty_page(&self) -> bool {
+        self.nothing || self.limit == 0
+    }
+
+    /// The marker row found with `lookup` (which must see deleted rows
+    /// too), `None` without a marker, 400 `marker [<m>] not found` for an
+    /// unknown one.
+    pub fn find_marker<R>(
+        &self,
+        lookup: impl FnOnce(&str) -> Option<R>,
+    ) -> Result<Option<R>, Fault> {
+        match &self.marker {
+            None => Ok(None),
+            Some(m) => lookup(m)
+                .map(Some)
+                .ok_or_else(|| Fault::bad_request(format!("marker [{m}] not found"))),
+        }
+    }
+
+    /// `Some(descending)` when the order is Nova's default one, `created_at`
+    /// then `id` (then `uuid`) all in one direction, whichever way the
+    /// request asked for it (no `sort_key`, `sort_key=created_at`, only
+    /// ignored keys, a `sort_dir` alone). A list in this order can walk an
+    /// index kept in `(created_at, id, uuid)` order instead of sorting.
+    pub fn default_order(&self) -> Option<bool> {
+        match self.sort.as_slice() {
+            [(SortCol::CreatedAt, a), (SortCol::Id, b)] if a == b => Some(*a),
+            _ => None,
+        }
+    }
+
+    /// The one project every row that [`ListQuery::matches`] belongs to,
+    /// when the query pins one: the caller's own without `all_tenants`, or
+    /// a single `project_id` / `tenant_id` value with it.
+    pub fn only_project(&self) -> Option<&str> {
+        self.conds.iter().find_map(|c| match c {
+            Cond::Exact(ExactCol::ProjectId, values) => match values.as_slice() {
+                [one] => Some(one.as_str()),
+                _ => None,
+            },
+            _ => None,
+        })
     }
 
     /// Filter, sort and page in one go over every stored row (deleted ones

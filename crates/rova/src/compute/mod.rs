@@ -152,7 +152,7 @@ pub struct Compute {
 
 impl Compute {
     pub fn load(store: &Arc<Store>, cfg: &Config) -> Result<Self, String> {
-        let instances: Table<Instance> = Table::load("instance", store)?;
+        let instances = servers::with_list_indexes(Table::load("instance", store)?);
         let counters = Arc::new(Table::<StoredCounter>::load("id_counter", store)?);
         let keypairs: Table<Keypair> = Table::load("keypair", store)?;
         // Instance and keypair ids come from one counter.

@@ -2,15 +2,23 @@
 //! listing with Nova's query semantics, update, delete (hard or soft),
 //! metadata and tags. Each write checks Nova's admission rules and then
 //! changes the row with compare-and-swap under the table lock.
+//!
+//! A list in Nova's default order (`created_at`, `id`, `uuid`, one
+//! direction) walks the instances table's ordered indexes (see
+//! [`with_list_indexes`]) from the marker and stops after a page; any other
+//! order filters and sorts every row.
 
 use super::actions;
 use crate::app::App;
 use crate::http::Ctx;
+use crate::store::Table;
+use chrono::{DateTime, Utc};
 use rova_core::model::Instance;
-use rova_core::query::{parse_list_query, ListContext};
+use rova_core::query::{parse_list_query, ListContext, ListQuery};
 use rova_core::states::{PowerState, TaskState, VmState};
 use rova_core::Fault;
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::Arc;
 
 /// A server the caller may see: not deleted, and in the caller's project
@@ -54,10 +62,46 @@ pub fn check_vm_state(inst: &Instance, action: &str, allowed: &[VmState]) -> Res
 }
 
 /// The result of a list: the page and whether a next link is due.
+#[derive(Default)]
 pub struct Page {
     pub servers: Vec<Arc<Instance>>,
     pub more: bool,
     pub next_query: Option<String>,
+}
+
+/// The instances' ordered index in list order: `(created_at, id)`.
+const BY_CREATED: &str = "list_order";
+/// The same per project: `(project_id, created_at, id)`.
+const BY_PROJECT: &str = "project_list_order";
+
+/// An instance's place in Nova's default list order. The internal `id` is
+/// unique, so the key is too; the index orders equal keys by row id (the
+/// uuid), which is the full order's last tiebreaker anyway.
+type OrderKey = (DateTime<Utc>, i64);
+type ProjectOrderKey = (String, DateTime<Utc>, i64);
+
+fn order_key(i: &Instance) -> OrderKey {
+    (i.created_at, i.id)
+}
+
+/// The instances table with the ordered indexes [`list`] walks.
+pub fn with_list_indexes(table: Table<Instance>) -> Table<Instance> {
+    table
+        .ordered::<OrderKey>(BY_CREATED, |i| Some(order_key(i)))
+        .ordered::<ProjectOrderKey>(BY_PROJECT, |i| {
+            Some((i.project_id.clone(), i.created_at, i.id))
+        })
+}
+
+/// The query context of a list request by `ctx`.
+pub fn list_context(app: &App, ctx: &Ctx, detail: bool) -> ListContext {
+    ListContext {
+        is_admin: ctx.is_admin(),
+        project_id: ctx.project_id.clone(),
+        version: ctx.version,
+        max_limit: app.cfg.max_limit,
+        detail,
+    }
 }
 
 /// GET /servers and /servers/detail.
@@ -67,14 +111,91 @@ pub fn list(
     params: &[(String, String)],
     detail: bool,
 ) -> Result<Page, Fault> {
-    let lctx = ListContext {
-        is_admin: ctx.is_admin(),
-        project_id: ctx.project_id.clone(),
-        version: ctx.version,
-        max_limit: app.cfg.max_limit,
-        detail,
+    let q = parse_list_query(params, &list_context(app, ctx, detail))?;
+    walked_page(app, &q).unwrap_or_else(|| sorted_page(app, &q))
+}
+
+/// The page of `q` by walking the list-order index: from the marker (or
+/// the start) in `q`'s direction, through the one project `q` is pinned
+/// to if any, until `limit` rows match. Reads about `limit` rows when most
+/// match, never sorts. `None` when `q` asks for another order (or the
+/// table lacks the index); [`sorted_page`] then gives the same answer.
+pub fn walked_page(app: &App, q: &ListQuery) -> Option<Result<Page, Fault>> {
+    let desc = q.default_order()?;
+    if q.empty_page() {
+        return Some(Ok(Page::default()));
+    }
+    let table = &app.compute.instances;
+    let marker = match q.find_marker(|m| table.get(m)) {
+        Ok(m) => m,
+        Err(e) => return Some(Err(e)),
     };
-    let q = parse_list_query(params, &lctx)?;
+    let at = marker.as_deref().map(order_key);
+    let limit = q.limit();
+    let mut servers: Vec<Arc<Instance>> = Vec::with_capacity(limit.min(1024));
+    let take = |row: &Arc<Instance>| {
+        // The walk starts at the marker's key, included: of the rows with
+        // that key (only the marker, ids being unique) keep those after it.
+        let after = match (&marker, at) {
+            (Some(m), Some(k)) if order_key(row) == k => {
+                if desc {
+                    row.uuid < m.uuid
+                } else {
+                    row.uuid > m.uuid
+                }
+            }
+            _ => true,
+        };
+        if after && q.matches(row) {
+            servers.push(row.clone());
+        }
+        servers.len() < limit
+    };
+    let walked = match q.only_project() {
+        Some(p) => {
+            let first = (p.to_string(), DateTime::<Utc>::MIN_UTC, i64::MIN);
+            let last = (p.to_string(), DateTime::<Utc>::MAX_UTC, i64::MAX);
+            let at = at.map(|(t, id)| (p.to_string(), t, id));
+            let range = from_marker(Bound::Included(first), Bound::Included(last), at, desc);
+            table.walk(BY_PROJECT, range, desc, take)
+        }
+        None => {
+            let range = from_marker(Bound::Unbounded, Bound::Unbounded, at, desc);
+            table.walk(BY_CREATED, range, desc, take)
+        }
+    };
+    if !walked {
+        return None;
+    }
+    let more = servers.len() == limit;
+    let next_query = more
+        .then(|| servers.last().map(|last| q.next_query(&last.uuid)))
+        .flatten();
+    Some(Ok(Page {
+        servers,
+        more,
+        next_query,
+    }))
+}
+
+/// The part of `first..=last` a walk in direction `desc` covers when it
+/// starts at key `at` (included).
+fn from_marker<K>(
+    first: Bound<K>,
+    last: Bound<K>,
+    at: Option<K>,
+    desc: bool,
+) -> (Bound<K>, Bound<K>) {
+    match at {
+        None => (first, last),
+        Some(k) if desc => (first, Bound::Included(k)),
+        Some(k) => (Bound::Included(k), last),
+    }
+}
+
+/// The page of `q` by filtering every row, sorting the matches and
+/// paging: any order.
+pub fn sorted_page(app: &App, q: &ListQuery) -> Result<Page, Fault> {
     let all = app.compute.instances.all();
     let mut rows: Vec<&Instance> = all.iter().map(|i| &**i).filter(|i| q.matches(i)).collect();
     q.sort(&mut rows);

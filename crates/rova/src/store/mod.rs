@@ -20,6 +20,7 @@
 //! holds image bytes, keys and clouds.yaml.
 
 mod backend;
+mod ordered;
 mod postgres;
 pub mod schema;
 mod sqlite;
@@ -33,6 +34,7 @@ use rova_core::Fault;
 use schema::Kind;
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
@@ -285,12 +287,13 @@ struct Index<T> {
     ids: HashMap<String, std::collections::HashSet<String>>,
 }
 
-/// A table's rows and its secondary indexes, changed together under the
-/// table's lock. Reads go through `Deref` to the map of rows; `insert` and
-/// `remove` keep every index in step.
+/// A table's rows and its secondary indexes (hash and ordered), changed
+/// together under the table's lock. Reads go through `Deref` to the map of
+/// rows; `insert` and `remove` keep every index in step.
 struct Rows<T> {
     map: HashMap<String, Arc<T>>,
     indexes: Vec<Index<T>>,
+    ordered: Vec<Box<dyn ordered::OrderedIndex<T>>>,
 }
 
 impl<T> std::ops::Deref for Rows<T> {
@@ -315,13 +318,17 @@ impl<T> Rows<T> {
     }
 
     fn insert(&mut self, id: String, row: Arc<T>) -> Option<Arc<T>> {
-        if let Some(old) = self.map.get(&id).cloned() {
-            self.unindex(&id, &old);
+        let old = self.map.get(&id).cloned();
+        if let Some(old) = &old {
+            self.unindex(&id, old);
         }
         for ix in &mut self.indexes {
             if let Some(k) = (ix.key)(&row) {
                 ix.ids.entry(k).or_default().insert(id.clone());
             }
+        }
+        for ix in &mut self.ordered {
+            ix.replace(&id, old.as_deref(), Some(&row));
         }
         self.map.insert(id, row)
     }
@@ -329,6 +336,9 @@ impl<T> Rows<T> {
     fn remove(&mut self, id: &str) -> Option<Arc<T>> {
         let old = self.map.remove(id)?;
         self.unindex(id, &old);
+        for ix in &mut self.ordered {
+            ix.replace(id, Some(&old), None);
+        }
         Some(old)
     }
 }
@@ -358,6 +368,7 @@ where
             rows: RwLock::new(Rows {
                 map: rows,
                 indexes: Vec::new(),
+                ordered: Vec::new(),
             }),
             store: store.clone(),
         })
@@ -396,6 +407,60 @@ where
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Adds an ordered index named `name` over `key` (built from the rows
+    /// loaded so far and kept in step with every write), for
+    /// [`Table::walk`]. Rows whose key is `None` are not in it.
+    pub fn ordered<K>(self, name: &'static str, key: fn(&T) -> Option<K>) -> Self
+    where
+        K: Ord + Send + Sync + 'static,
+    {
+        {
+            let mut rows = self.rows.write();
+            let mut ix = ordered::Ordered::new(name, key);
+            for (id, row) in rows.map.iter() {
+                ordered::OrderedIndex::replace(&mut ix, id, None, Some(&**row));
+            }
+            rows.ordered.push(Box::new(ix));
+        }
+        self
+    }
+
+    /// Hands `take` the rows of ordered index `name` whose key lies in
+    /// `range`, in key order (descending when `reverse`; rows with equal
+    /// keys in id order, reversed too), until it returns `false`. Runs under
+    /// the table's read lock, so `take` must be quick and must not block.
+    /// False when the table has no such index keyed by `K` (nothing walked;
+    /// said in debug builds).
+    pub fn walk<K>(
+        &self,
+        name: &str,
+        range: (Bound<K>, Bound<K>),
+        reverse: bool,
+        mut take: impl FnMut(&Arc<T>) -> bool,
+    ) -> bool
+    where
+        K: Ord + Send + Sync + 'static,
+    {
+        let rows = self.rows.read();
+        let Some(ix) = rows
+            .ordered
+            .iter()
+            .filter(|ix| ix.name() == name)
+            .find_map(|ix| ordered::Ordered::<T, K>::of(ix.as_ref()))
+        else {
+            debug_assert!(false, "{} has no ordered index {name}", self.kind.table);
+            return false;
+        };
+        for id in ix.walk(&range, reverse) {
+            if let Some(row) = rows.map.get(id) {
+                if !take(row) {
+                    break;
+                }
+            }
+        }
+        true
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<T>> {

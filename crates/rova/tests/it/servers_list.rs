@@ -54,6 +54,12 @@ fn id_of(s: &Value) -> String {
 }
 
 async fn delete_and_wait(cloud: &TestCloud, u: &User, id: &str) {
+    delete_server(cloud, u, id).await;
+    cloud.wait_status(u, id, &["404"], None).await;
+}
+
+/// DELETE /servers/{id}: 204 (a soft or a hard delete, as configured).
+async fn delete_server(cloud: &TestCloud, u: &User, id: &str) {
     let r = cloud
         .compute(
             u,
@@ -64,7 +70,6 @@ async fn delete_and_wait(cloud: &TestCloud, u: &User, id: &str) {
         )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
-    cloud.wait_status(u, id, &["404"], None).await;
 }
 
 #[tokio::test]
@@ -816,4 +821,202 @@ async fn max_limit_caps_pages_and_project_id_links() {
     let r2 = get_url(&cloud, &demo, &href).await;
     assert_eq!(names(&r2).len(), 1);
     assert!(r2.body.get("servers_links").is_none());
+}
+
+/// Creates `n` servers named `<prefix>-<i>` in one multi-create request
+/// (so their `created_at` ties and `id` orders them) and waits until none
+/// is building; returns their ids.
+async fn create_batch(cloud: &TestCloud, u: &User, prefix: &str, n: usize) -> Vec<String> {
+    let body = json!({"server": {"name": prefix, "imageRef": cloud.image_id(), "flavorRef": "1",
+        "networks": "none", "min_count": n}});
+    let r = cloud.post(u, "/servers", Some("2.74"), body).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    for _ in 0..1000 {
+        let r = cloud
+            .get(u, &format!("/servers/detail?name=^{prefix}-"), Some("2.74"))
+            .await;
+        let servers = r.body["servers"].as_array().cloned().unwrap_or_default();
+        if servers.len() == n && servers.iter().all(|s| s["status"] != json!("BUILD")) {
+            return servers.iter().map(id_of).collect();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("batch {prefix} never finished building");
+}
+
+/// One list request's answer: ids and the next link's query, or a fault.
+#[derive(Debug, PartialEq)]
+enum Answer {
+    Page(Vec<String>, Option<String>),
+    Fault(u16, String),
+}
+
+/// A list in Nova's default order walks the instances' ordered index from
+/// the marker; any other order filters and sorts every row. The walk must
+/// answer exactly as the sort would: for members and admins, with and
+/// without markers (live, deleted, another project's, unknown), filters,
+/// `all_tenants`, `project_id`/`tenant_id`, `deleted=true`, `changes-since`,
+/// both directions, and limits 0, 1, 3 and 1000. Each GET goes through the
+/// walk (asserted); its ids and next link are compared with the full sort
+/// run on the same rows and the same parsed query.
+#[tokio::test]
+async fn default_order_walk_answers_as_the_full_sort() {
+    use rova::compute::servers::{sorted_page, walked_page};
+    use rova_core::microversion::Microversion;
+    use rova_core::query::{parse_list_query, ListContext};
+
+    let cloud = common::start_with(|cfg| {
+        cfg.reclaim_instance_interval = 86400;
+        cfg.quota.instances = 100;
+        cfg.quota.cores = 100;
+        cfg.quota.ram = 1 << 20;
+    })
+    .await;
+    let demo = cloud.login("demo").await;
+    let alt = cloud.login("alt_demo").await;
+    let admin = cloud.login("admin").await;
+    let mut ids = create_batch(&cloud, &demo, "d1", 12).await;
+    ids.extend(create_batch(&cloud, &alt, "a1", 12).await);
+    let since = Utc::now();
+    ids.extend(create_batch(&cloud, &demo, "d2", 12).await);
+    ids.extend(create_batch(&cloud, &alt, "a2", 12).await);
+    // Soft-delete some of each project's; then hard-delete a few of those.
+    for (u, id) in [
+        (&demo, &ids[0]),
+        (&demo, &ids[5]),
+        (&demo, &ids[30]),
+        (&alt, &ids[13]),
+        (&alt, &ids[40]),
+    ] {
+        delete_server(&cloud, u, id).await;
+    }
+    for (u, id) in [(&demo, &ids[5]), (&alt, &ids[40])] {
+        let r = cloud
+            .post(
+                u,
+                &format!("/servers/{id}/action"),
+                None,
+                json!({"forceDelete": null}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+        cloud.wait_status(u, id, &["404"], None).await;
+    }
+    let gone = cloud
+        .get(&admin, "/servers/detail?all_tenants=1&deleted=true", None)
+        .await;
+    let statuses: Vec<&str> = gone.body["servers"]
+        .as_array()
+        .expect("servers")
+        .iter()
+        .filter_map(|s| s["status"].as_str())
+        .collect();
+    assert_eq!(statuses.len(), 5, "{}", gone.text);
+    assert_eq!(statuses.iter().filter(|s| **s == "DELETED").count(), 2);
+
+    let since = iso(since);
+    let base: Vec<String> = vec![
+        String::new(),
+        "status=ACTIVE".into(),
+        "name=-1".into(),
+        "sort_dir=asc".into(),
+        "sort_key=created_at&sort_dir=desc".into(),
+        format!("changes-since={since}"),
+        format!("changes-before={since}"),
+        "all_tenants=1".into(),
+        "all_tenants=1&deleted=true".into(),
+        "all_tenants=1&deleted=true&sort_dir=asc".into(),
+        "all_tenants=1&status=SOFT_DELETED".into(),
+        format!("all_tenants=1&project_id={}", alt.project_id),
+        format!("all_tenants=1&tenant_id={}&sort_dir=asc", demo.project_id),
+        format!("all_tenants=1&changes-since={since}"),
+        format!("tenant_id={}", alt.project_id),
+    ];
+    let markers: Vec<Option<String>> = [0, 1, 5, 11, 12, 13, 20, 30, 35, 40, 47]
+        .iter()
+        .map(|&i| Some(ids[i].clone()))
+        .chain([None, Some("no-such-server".to_string())])
+        .collect();
+    let users = [(&demo, false), (&alt, false), (&admin, true)];
+    let mut compared = 0;
+    let mut nonempty = 0;
+    for (u, is_admin) in users {
+        for b in &base {
+            for limit in [None, Some(0), Some(1), Some(3), Some(1000)] {
+                for marker in &markers {
+                    let mut pairs: Vec<(String, String)> = form_urlencoded_pairs(b);
+                    if let Some(l) = limit {
+                        pairs.push(("limit".into(), l.to_string()));
+                    }
+                    if let Some(m) = marker {
+                        pairs.push(("marker".into(), m.clone()));
+                    }
+                    let query: String = form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(&pairs)
+                        .finish();
+                    let lctx = ListContext {
+                        is_admin,
+                        project_id: u.project_id.clone(),
+                        version: Microversion::new(2, 74),
+                        max_limit: cloud.app.cfg.max_limit,
+                        detail: true,
+                    };
+                    let Ok(q) = parse_list_query(&pairs, &lctx) else {
+                        // Non-admins' all_tenants: a 403 before any paging.
+                        assert!(!is_admin && b.contains("all_tenants"), "{query}");
+                        continue;
+                    };
+                    let sorted = match sorted_page(&cloud.app, &q) {
+                        Ok(p) => Answer::Page(
+                            p.servers.iter().map(|s| s.uuid.clone()).collect(),
+                            p.next_query,
+                        ),
+                        Err(f) => Answer::Fault(f.code, f.message),
+                    };
+                    let walked = match walked_page(&cloud.app, &q).expect("default order walks") {
+                        Ok(p) => Answer::Page(
+                            p.servers.iter().map(|s| s.uuid.clone()).collect(),
+                            p.next_query,
+                        ),
+                        Err(f) => Answer::Fault(f.code, f.message),
+                    };
+                    assert_eq!(walked, sorted, "{query} as admin={is_admin}");
+                    // The endpoint answers the same (it takes the walk).
+                    let r = cloud
+                        .get(u, &format!("/servers/detail?{query}"), Some("2.74"))
+                        .await;
+                    let http = if r.status == StatusCode::OK {
+                        let next = r.body["servers_links"][0]["href"]
+                            .as_str()
+                            .and_then(|h| h.split_once('?'))
+                            .map(|(_, q)| q.to_string());
+                        let ids = r.body["servers"]
+                            .as_array()
+                            .expect("servers")
+                            .iter()
+                            .map(id_of)
+                            .collect();
+                        Answer::Page(ids, next)
+                    } else {
+                        Answer::Fault(r.status.as_u16(), r.fault(r.status.as_u16()))
+                    };
+                    assert_eq!(http, sorted, "GET ?{query} as admin={is_admin}");
+                    if matches!(&sorted, Answer::Page(ids, _) if !ids.is_empty()) {
+                        nonempty += 1;
+                    }
+                    compared += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        compared > 500 && nonempty > 200,
+        "{compared} compared, {nonempty} non-empty"
+    );
+}
+
+fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(q.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
