@@ -420,7 +420,7 @@ where
             let mut rows = self.rows.write();
             let mut ix = ordered::Ordered::new(name, key);
             for (id, row) in rows.map.iter() {
-                ordered::OrderedIndex::replace(&mut ix, id, None, Some(&**row));
+                ordered::OrderedIndex::replace(&mut ix, id, None, Some(row));
             }
             rows.ordered.push(Box::new(ix));
         }
@@ -453,11 +453,9 @@ where
             debug_assert!(false, "{} has no ordered index {name}", self.kind.table);
             return false;
         };
-        for id in ix.walk(&range, reverse) {
-            if let Some(row) = rows.map.get(id) {
-                if !take(row) {
-                    break;
-                }
+        for row in ix.walk(range, reverse) {
+            if !take(row) {
+                break;
             }
         }
         true

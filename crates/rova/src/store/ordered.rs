@@ -4,27 +4,39 @@
 //!
 //! An index is added with [`super::Table::ordered`] and walked with
 //! [`super::Table::walk`]; [`super::Rows`] keeps it in step with every
-//! write through the [`OrderedIndex`] trait, which hides the key type.
+//! write through the [`OrderedIndex`] trait, which hides the key type. It
+//! holds the rows themselves in key order, so a walk is a sequential read
+//! of the B-tree (no lookup per row in the table's map).
 
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::Arc;
 
 /// What a table needs of an ordered index, whatever its key type.
 pub(super) trait OrderedIndex<T>: Send + Sync {
     fn name(&self) -> &'static str;
     /// Row `id` changed from `old` to `new` (`None`: absent before/after).
-    fn replace(&mut self, id: &str, old: Option<&T>, new: Option<&T>);
+    fn replace(&mut self, id: &str, old: Option<&T>, new: Option<&Arc<T>>);
     /// For [`Ordered::of`].
     fn as_any(&self) -> &dyn Any;
 }
 
-/// The rows whose `key` is `Some`, by key; rows with equal keys in
-/// ascending id order.
+/// Where a row lies among the rows with the same key: by id, between two
+/// sentinels that let a range on the key alone be a range on the map.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Tie {
+    First,
+    Id(String),
+    Last,
+}
+
+/// The rows whose `key` is `Some`, by key, then id. The rows themselves
+/// are held (not just their ids), so a walk reads no other map.
 pub(super) struct Ordered<T, K> {
     name: &'static str,
     key: fn(&T) -> Option<K>,
-    ids: BTreeMap<K, Vec<String>>,
+    rows: BTreeMap<(K, Tie), Arc<T>>,
 }
 
 impl<T, K: Ord> Ordered<T, K> {
@@ -32,49 +44,37 @@ impl<T, K: Ord> Ordered<T, K> {
         Ordered {
             name,
             key,
-            ids: BTreeMap::new(),
+            rows: BTreeMap::new(),
         }
     }
 
-    fn add(&mut self, id: &str, k: K) {
-        let ids = self.ids.entry(k).or_default();
-        if let Err(at) = ids.binary_search_by(|x| x.as_str().cmp(id)) {
-            ids.insert(at, id.to_string());
-        }
-    }
-
-    fn drop_id(&mut self, id: &str, k: &K) {
-        if let Some(ids) = self.ids.get_mut(k) {
-            if let Ok(at) = ids.binary_search_by(|x| x.as_str().cmp(id)) {
-                ids.remove(at);
-            }
-            if ids.is_empty() {
-                self.ids.remove(k);
-            }
-        }
-    }
-
-    /// The ids whose key lies in `range`, ascending (descending when
-    /// `reverse`); ties in id order (reversed too). A range whose start
-    /// lies after its end is empty.
-    pub(super) fn walk<'a>(
-        &'a self,
-        range: &'a (Bound<K>, Bound<K>),
+    /// The rows whose key lies in `range`, ascending (descending when
+    /// `reverse`); rows with equal keys in id order (reversed too). A range
+    /// whose start lies after its end is empty.
+    pub(super) fn walk(
+        &self,
+        range: (Bound<K>, Bound<K>),
         reverse: bool,
-    ) -> Box<dyn Iterator<Item = &'a str> + 'a> {
-        if is_empty(range) {
+    ) -> Box<dyn Iterator<Item = &Arc<T>> + '_> {
+        use Bound::{Excluded, Included, Unbounded};
+        if is_empty(&range) {
             return Box::new(std::iter::empty());
         }
-        let bounds = (range.0.as_ref(), range.1.as_ref());
-        let found = self.ids.range::<K, _>(bounds);
+        let start = match range.0 {
+            Included(k) => Included((k, Tie::First)),
+            Excluded(k) => Excluded((k, Tie::Last)),
+            Unbounded => Unbounded,
+        };
+        let end = match range.1 {
+            Included(k) => Included((k, Tie::Last)),
+            Excluded(k) => Excluded((k, Tie::First)),
+            Unbounded => Unbounded,
+        };
+        let found = self.rows.range((start, end)).map(|(_, row)| row);
         if reverse {
-            Box::new(
-                found
-                    .rev()
-                    .flat_map(|(_, ids)| ids.iter().rev().map(String::as_str)),
-            )
+            Box::new(found.rev())
         } else {
-            Box::new(found.flat_map(|(_, ids)| ids.iter().map(String::as_str)))
+            Box::new(found)
         }
     }
 }
@@ -99,22 +99,23 @@ fn is_empty<K: Ord>(range: &(Bound<K>, Bound<K>)) -> bool {
     }
 }
 
-impl<T: 'static, K: Ord + Send + Sync + 'static> OrderedIndex<T> for Ordered<T, K> {
+impl<T, K> OrderedIndex<T> for Ordered<T, K>
+where
+    T: Send + Sync + 'static,
+    K: Ord + Send + Sync + 'static,
+{
     fn name(&self) -> &'static str {
         self.name
     }
 
-    fn replace(&mut self, id: &str, old: Option<&T>, new: Option<&T>) {
-        let old = old.and_then(self.key);
-        let new = new.and_then(self.key);
-        if old == new {
-            return;
+    fn replace(&mut self, id: &str, old: Option<&T>, new: Option<&Arc<T>>) {
+        if let Some(k) = old.and_then(self.key) {
+            self.rows.remove(&(k, Tie::Id(id.to_string())));
         }
-        if let Some(k) = old {
-            self.drop_id(id, &k);
-        }
-        if let Some(k) = new {
-            self.add(id, k);
+        if let Some(row) = new {
+            if let Some(k) = (self.key)(row) {
+                self.rows.insert((k, Tie::Id(id.to_string())), row.clone());
+            }
         }
     }
 
@@ -128,16 +129,23 @@ mod tests {
     use super::*;
     use Bound::{Excluded, Included, Unbounded};
 
-    fn ix(rows: &[(&str, i32)]) -> Ordered<(String, i32), i32> {
-        let mut o = Ordered::new("n", |r: &(String, i32)| (r.1 >= 0).then_some(r.1));
+    type Row = (String, i32);
+
+    fn row(id: &str, n: i32) -> Arc<Row> {
+        Arc::new((id.to_string(), n))
+    }
+
+    fn ix(rows: &[(&str, i32)]) -> Ordered<Row, i32> {
+        let mut o = Ordered::new("n", |r: &Row| (r.1 >= 0).then_some(r.1));
         for (id, n) in rows {
-            o.replace(id, None, Some(&(id.to_string(), *n)));
+            o.replace(id, None, Some(&row(id, *n)));
         }
         o
     }
 
-    fn walk(o: &Ordered<(String, i32), i32>, range: (Bound<i32>, Bound<i32>), rev: bool) -> String {
-        o.walk(&range, rev).collect::<Vec<_>>().join(",")
+    fn walk(o: &Ordered<Row, i32>, range: (Bound<i32>, Bound<i32>), rev: bool) -> String {
+        let ids: Vec<&str> = o.walk(range, rev).map(|r| r.0.as_str()).collect();
+        ids.join(",")
     }
 
     #[test]
@@ -156,15 +164,18 @@ mod tests {
     #[test]
     fn a_changed_key_moves_the_row_and_a_removed_row_leaves() {
         let mut o = ix(&[("a", 1), ("b", 2)]);
-        let a1 = ("a".to_string(), 1);
-        let a5 = ("a".to_string(), 5);
-        o.replace("a", Some(&a1), Some(&a5));
+        o.replace("a", Some(&row("a", 1)), Some(&row("a", 5)));
         assert_eq!(walk(&o, (Unbounded, Unbounded), false), "b,a");
-        o.replace("a", Some(&a5), None);
+        o.replace("a", Some(&row("a", 5)), None);
         assert_eq!(walk(&o, (Unbounded, Unbounded), false), "b");
-        // A key that becomes None takes the row out; nothing empty lingers.
-        let b2 = ("b".to_string(), 2);
-        o.replace("b", Some(&b2), Some(&("b".to_string(), -1)));
-        assert!(o.ids.is_empty());
+        // A new value under the same key is what the walk hands out.
+        let b = Arc::new(("b".to_string(), 2));
+        o.replace("b", Some(&row("b", 2)), Some(&b));
+        assert!(o
+            .walk((Unbounded, Unbounded), false)
+            .all(|r| Arc::ptr_eq(r, &b)));
+        // A key that becomes None takes the row out.
+        o.replace("b", Some(&row("b", 2)), Some(&row("b", -1)));
+        assert!(o.rows.is_empty());
     }
 }
