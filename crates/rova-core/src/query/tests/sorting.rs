@@ -237,7 +237,10 @@ fn default_order_is_recognised_however_it_was_asked_for() {
         ("sort_key=deleted", Some(true)),
         ("sort_key=display_name", None),
         ("sort_key=created_at&sort_key=uuid", None),
-        ("sort_key=created_at&sort_dir=desc&sort_key=display_name", None),
+        (
+            "sort_key=created_at&sort_dir=desc&sort_key=display_name",
+            None,
+        ),
         ("sort_key=uuid", None),
     ] {
         assert_eq!(q(qs, &user(1)).default_order(), want, "{qs}");
@@ -247,7 +250,10 @@ fn default_order_is_recognised_however_it_was_asked_for() {
 #[test]
 fn only_project_is_the_one_project_every_match_is_in() {
     let member = user(1);
-    assert_eq!(q("", &member).only_project(), Some(member.project_id.as_str()));
+    assert_eq!(
+        q("", &member).only_project(),
+        Some(member.project_id.as_str())
+    );
     // A member's tenant_id / project_id filters are dropped: still theirs.
     assert_eq!(
         q("project_id=other", &member).only_project(),
@@ -256,6 +262,12 @@ fn only_project_is_the_one_project_every_match_is_in() {
     let a = admin(1);
     assert_eq!(q("", &a).only_project(), Some(a.project_id.as_str()));
     assert_eq!(q("all_tenants=1", &a).only_project(), None);
-    assert_eq!(q("all_tenants=1&project_id=p2", &a).only_project(), Some("p2"));
-    assert_eq!(q("all_tenants=1&tenant_id=p3", &a).only_project(), Some("p3"));
+    assert_eq!(
+        q("all_tenants=1&project_id=p2", &a).only_project(),
+        Some("p2")
+    );
+    assert_eq!(
+        q("all_tenants=1&tenant_id=p3", &a).only_project(),
+        Some("p3")
+    );
 }
