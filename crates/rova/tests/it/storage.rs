@@ -295,7 +295,9 @@ async fn concurrent_writers_lose_nothing() {
             "{db:?}: one write each"
         );
         let again: Table<Value> = Table::load("quota", &store).expect("reload");
+        assert_eq!(again.len(), 801, "{db:?}: every row, across load chunks");
         assert_eq!(again.get("shared").expect("shared")["n"], json!(800));
+        assert_eq!(again.get("w7-99").expect("last row")["i"], json!(99));
     }
 }
 
@@ -636,5 +638,46 @@ async fn a_secondary_index_follows_every_write() {
             .indexed("device", device);
         assert_eq!(ids(again.find("device", "s1")), ["p5"], "{db:?}");
         assert_eq!(ids(again.find("device", "s2")), ["p2"], "{db:?}");
+    }
+}
+
+/// A stored record the release cannot read stops the load with a message
+/// naming it (on whichever of the parsing threads meets it).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_record_stops_the_load_and_is_named() {
+    #[derive(Clone, serde::Serialize, serde::Deserialize)]
+    struct Strict {
+        name: String,
+    }
+    for db in backends("unreadable") {
+        let store = Store::connect(&db).expect("open");
+        let t: Table<Strict> = Table::load("flavor", &store).expect("load");
+        for i in 0..1500 {
+            t.put(
+                &format!("f{i:04}"),
+                Strict {
+                    name: format!("n{i}"),
+                },
+            )
+            .await
+            .expect("put");
+        }
+        assert_eq!(
+            Table::<Strict>::load("flavor", &store)
+                .expect("reload")
+                .len(),
+            1500
+        );
+        exec(
+            &db,
+            "INSERT INTO flavors (id, gen, body) VALUES ('broken', 1, '{\"other\": 1}')",
+        );
+        let err = Table::<Strict>::load("flavor", &store)
+            .err()
+            .expect("refused");
+        assert!(
+            err.contains("stored flavor broken is unreadable"),
+            "{db:?}: {err}"
+        );
     }
 }
