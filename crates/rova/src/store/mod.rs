@@ -20,11 +20,13 @@
 //! holds image bytes, keys and clouds.yaml.
 
 mod backend;
+mod copy;
 mod postgres;
 pub mod schema;
 mod sqlite;
 
 pub use backend::Database;
+pub use copy::{copy_all, Copied};
 pub use postgres::{create_database, with_database};
 
 use backend::{Backend, Op};
