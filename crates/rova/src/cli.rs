@@ -20,7 +20,30 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum DbCmd {
+    /// Copy every record of one database into another, empty one (e.g.
+    /// an embedded SQLite cloud into PostgreSQL). Neither may be served
+    /// while it runs.
+    Copy {
+        /// Source database URL (`sqlite://PATH` or `postgres://…`).
+        #[arg(long)]
+        from: String,
+        /// Destination database URL; it is migrated first and must hold no
+        /// records.
+        #[arg(long)]
+        to: String,
+    },
+}
+
+// Parsed once at start: the size of the `serve` variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand)]
 enum Cmd {
+    /// Work on a database directly.
+    Db {
+        #[command(subcommand)]
+        cmd: DbCmd,
+    },
     /// Run everything in one process: identity, image, network and compute
     /// APIs, storage in SQLite (the data directory) or PostgreSQL, the
     /// simulated driver.
@@ -81,6 +104,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     match cli.cmd {
+        Cmd::Db {
+            cmd: DbCmd::Copy { from, to },
+        } => db_copy(&from, &to),
         Cmd::Serve {
             data_dir,
             database,
@@ -186,6 +212,55 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// `rova db copy`: both stores opened (and locked, and the destination
+/// migrated), every record copied, the counts printed.
+fn db_copy(from: &str, to: &str) -> ExitCode {
+    let open = |url: &str| {
+        crate::store::Database::parse(url).and_then(|db| {
+            if let crate::store::Database::Sqlite(path) = &db {
+                if !path.exists() {
+                    return Err(format!("{} does not exist", path.display()));
+                }
+            }
+            crate::store::Store::connect(&db)
+        })
+    };
+    let copied = open(from).and_then(|src| {
+        let to_db = crate::store::Database::parse(to)?;
+        if let crate::store::Database::Sqlite(path) = &to_db {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+                crate::store::make_private(dir)?;
+            }
+        }
+        let dst = crate::store::Store::connect(&to_db)?;
+        crate::store::copy_all(&src, &dst)
+    });
+    match copied {
+        Ok(counts) => {
+            let total: usize = counts.iter().map(|(_, n)| n).sum();
+            for (table, n) in counts.iter().filter(|(_, n)| *n > 0) {
+                println!("rova: copied {n:>7} {table}");
+            }
+            println!(
+                "rova: copied {total} records from {} to {}",
+                redact_url(from),
+                redact_url(to)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rova: db copy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn redact_url(url: &str) -> String {
+    crate::store::Database::parse(url).map_or_else(|_| url.to_string(), |d| d.redacted())
+}
+
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("ROVA_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
@@ -211,13 +286,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn db_copy_takes_both_urls() {
+        let cli = Cli::try_parse_from([
+            "rova",
+            "db",
+            "copy",
+            "--from",
+            "sqlite://a",
+            "--to",
+            "postgres://u@h/d",
+        ])
+        .expect("parses");
+        let Cmd::Db {
+            cmd: DbCmd::Copy { from, to },
+        } = cli.cmd
+        else {
+            panic!("not db copy");
+        };
+        assert_eq!(
+            (from.as_str(), to.as_str()),
+            ("sqlite://a", "postgres://u@h/d")
+        );
+        assert!(Cli::try_parse_from(["rova", "db", "copy", "--from", "sqlite://a"]).is_err());
+    }
+
+    #[test]
     fn novnc_path_is_a_serve_flag() {
         let cli =
             Cli::try_parse_from(["rova", "serve", "--novnc-path", "/opt/novnc"]).expect("parses");
-        let Cmd::Serve { novnc_path, .. } = cli.cmd;
+        let Cmd::Serve { novnc_path, .. } = cli.cmd else {
+            panic!("not serve");
+        };
         assert_eq!(novnc_path, Some(PathBuf::from("/opt/novnc")));
         let cli = Cli::try_parse_from(["rova", "serve"]).expect("parses");
-        let Cmd::Serve { novnc_path, .. } = cli.cmd;
+        let Cmd::Serve { novnc_path, .. } = cli.cmd else {
+            panic!("not serve");
+        };
         assert_eq!(novnc_path, None, "the default comes from Config");
         assert_eq!(
             Config::new(PathBuf::from("d"), "127.0.0.1:0".parse().expect("addr")).novnc_path,

@@ -28,8 +28,14 @@ pub enum Op {
 
 /// A database the store can keep its tables in.
 pub trait Backend: Send {
-    /// Every stored `(id, body)` of one kind.
-    fn load(&mut self, kind: &Kind) -> Result<Vec<(String, String)>, String>;
+    /// Hands every stored `(id, body)` of one kind to `sink`, as the rows
+    /// are read (never all of them at once); stops early when `sink`
+    /// returns false.
+    fn load(
+        &mut self,
+        kind: &Kind,
+        sink: &mut dyn FnMut(String, String) -> bool,
+    ) -> Result<(), String>;
     /// Applies `ops` in order, all or nothing.
     fn commit(&mut self, ops: &[&Op]) -> Result<(), String>;
     /// Runs [`LEASE_SQL`]: whether `owner` now holds lease `name`.

@@ -20,12 +20,14 @@
 //! holds image bytes, keys and clouds.yaml.
 
 mod backend;
+mod copy;
 mod ordered;
 mod postgres;
 pub mod schema;
 mod sqlite;
 
 pub use backend::Database;
+pub use copy::{copy_all, Copied};
 pub use postgres::{create_database, with_database};
 
 use backend::{Backend, Op};
@@ -45,11 +47,21 @@ struct Write {
     ack: Option<oneshot::Sender<Result<(), String>>>,
 }
 
-type Loaded = Result<Vec<(String, String)>, String>;
+/// What the writer sends back for a load: rows a chunk at a time, then
+/// how the read ended.
+enum Chunk {
+    Rows(Vec<(String, String)>),
+    End(Result<(), String>),
+}
+
+/// Rows per [`Chunk`], and chunks in flight between the reader and the
+/// parsers (so a load never holds more than a few thousand bodies).
+const CHUNK_ROWS: usize = 512;
+const CHUNKS_IN_FLIGHT: usize = 8;
 
 enum Msg {
     Write(Write),
-    Load(&'static Kind, std_mpsc::Sender<Loaded>),
+    Load(&'static Kind, std_mpsc::SyncSender<Chunk>),
     Lease {
         name: String,
         /// `None` releases the lease.
@@ -152,14 +164,14 @@ impl Store {
         &self.database
     }
 
-    /// Reads every row of one kind (used at start-up only).
-    fn load_kind(&self, kind: &'static Kind) -> Loaded {
-        let (reply, rows) = std_mpsc::channel();
+    /// Starts reading every row of one kind (used at start-up only); the
+    /// rows arrive in chunks while the writer reads on.
+    fn load_kind(&self, kind: &'static Kind) -> Result<std_mpsc::Receiver<Chunk>, String> {
+        let (out, rows) = std_mpsc::sync_channel(CHUNKS_IN_FLIGHT);
         self.tx
-            .send(Msg::Load(kind, reply))
+            .send(Msg::Load(kind, out))
             .map_err(|_| "storage writer stopped".to_string())?;
-        rows.recv()
-            .map_err(|_| "storage writer stopped".to_string())?
+        Ok(rows)
     }
 
     fn enqueue(&self, op: Op) -> oneshot::Receiver<Result<(), String>> {
@@ -222,10 +234,24 @@ fn writer_loop(mut backend: Box<dyn Backend>, rx: std_mpsc::Receiver<Msg>, owner
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Write(w) => batch.push(w),
-                Msg::Load(kind, reply) => {
+                Msg::Load(kind, out) => {
                     // Whatever was queued before the load is committed first.
                     commit_batch(backend.as_mut(), &mut batch);
-                    let _ = reply.send(backend.load(kind));
+                    let mut chunk = Vec::with_capacity(CHUNK_ROWS);
+                    let read = backend.load(kind, &mut |id, body| {
+                        chunk.push((id, body));
+                        chunk.len() < CHUNK_ROWS
+                            || out
+                                .send(Chunk::Rows(std::mem::replace(
+                                    &mut chunk,
+                                    Vec::with_capacity(CHUNK_ROWS),
+                                )))
+                                .is_ok()
+                    });
+                    if read.is_ok() && !chunk.is_empty() {
+                        let _ = out.send(Chunk::Rows(chunk));
+                    }
+                    let _ = out.send(Chunk::End(read));
                 }
                 Msg::Lease {
                     name,
@@ -357,11 +383,40 @@ where
     /// Loads every stored row of `kind`.
     pub fn load(kind: &'static str, store: &Arc<Store>) -> Result<Self, String> {
         let kind = schema::of(kind).ok_or_else(|| format!("no table for kind {kind:?}"))?;
+        let chunks = parking_lot::Mutex::new(store.load_kind(kind)?);
+        // The writer reads the rows while two parsers turn the chunks into
+        // records (parsing the JSON is most of the cost of a start).
+        let parse = || -> Result<Vec<(String, Arc<T>)>, String> {
+            let mut out = Vec::new();
+            loop {
+                let next = chunks.lock().recv();
+                match next {
+                    Ok(Chunk::Rows(rows)) => {
+                        for (id, body) in rows {
+                            let value: T = serde_json::from_str(&body).map_err(|e| {
+                                format!("stored {} {id} is unreadable: {e}", kind.kind)
+                            })?;
+                            out.push((id, Arc::new(value)));
+                        }
+                    }
+                    Ok(Chunk::End(read)) => {
+                        read.map_err(|e| format!("reading {}: {e}", kind.table))?;
+                        return Ok(out);
+                    }
+                    // The other parser took the end; the writer is done.
+                    Err(_) => return Ok(out),
+                }
+            }
+        };
+        let (a, b) = std::thread::scope(|s| {
+            let other = s.spawn(parse);
+            let mine = parse();
+            (mine, other.join())
+        });
+        let b = b.map_err(|_| format!("loading {}: a parser panicked", kind.table))?;
         let mut rows = HashMap::new();
-        for (id, body) in store.load_kind(kind)? {
-            let value: T = serde_json::from_str(&body)
-                .map_err(|e| format!("stored {} {id} is unreadable: {e}", kind.kind))?;
-            rows.insert(id, Arc::new(value));
+        for (id, row) in a?.into_iter().chain(b?) {
+            rows.insert(id, row);
         }
         Ok(Table {
             kind,

@@ -139,13 +139,24 @@ impl Backend for Postgres {
         self.with_retry(|c| c.execute(&sql, &[&name, &owner]).map(drop))
     }
 
-    fn load(&mut self, kind: &Kind) -> Result<Vec<(String, String)>, String> {
+    fn load(
+        &mut self,
+        kind: &Kind,
+        sink: &mut dyn FnMut(String, String) -> bool,
+    ) -> Result<(), String> {
+        use postgres::fallible_iterator::FallibleIterator;
         let sql = format!("SELECT id, body::text FROM {}", kind.table);
-        let rows = self.with_retry(|c| c.query(&sql, &[]))?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
-            .collect())
+        let none: [&(dyn ToSql + Sync); 0] = [];
+        let mut rows = self
+            .client
+            .query_raw(sql.as_str(), none.iter().copied())
+            .map_err(|e| describe(&e))?;
+        while let Some(r) = rows.next().map_err(|e| describe(&e))? {
+            if !sink(r.get::<_, String>(0), r.get::<_, String>(1)) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn commit(&mut self, ops: &[&Op]) -> Result<(), String> {

@@ -53,16 +53,24 @@ impl Sqlite {
 }
 
 impl Backend for Sqlite {
-    fn load(&mut self, kind: &Kind) -> Result<Vec<(String, String)>, String> {
+    fn load(
+        &mut self,
+        kind: &Kind,
+        sink: &mut dyn FnMut(String, String) -> bool,
+    ) -> Result<(), String> {
         let mut stmt = self
             .conn
             .prepare(&format!("SELECT id, body FROM {}", kind.table))
             .map_err(|e| format!("{}: {e}", self.path.display()))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .map_err(|e| e.to_string())?;
-        rows.collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())
+        let mut rows = stmt.query([]).map_err(|e| e.to_string())?;
+        while let Some(r) = rows.next().map_err(|e| e.to_string())? {
+            let id: String = r.get(0).map_err(|e| e.to_string())?;
+            let body: String = r.get(1).map_err(|e| e.to_string())?;
+            if !sink(id, body) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn commit(&mut self, ops: &[&Op]) -> Result<(), String> {

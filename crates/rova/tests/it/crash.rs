@@ -24,12 +24,12 @@ const V: &str = "2.47";
 const WAIT: Duration = Duration::from_secs(60);
 
 /// A running `rova serve` child.
-struct Rova {
+pub(crate) struct Rova {
     child: Child,
     base: String,
     http: Client,
-    admin: String,
-    demo: String,
+    pub(crate) admin: String,
+    pub(crate) demo: String,
 }
 
 impl Drop for Rova {
@@ -45,7 +45,7 @@ fn temp_dir(tag: &str) -> PathBuf {
 
 /// Starts the binary on `dir` and waits for its "serving on" line (printed
 /// once start-up settling is done).
-async fn start(dir: &Path, extra: &[&str]) -> Rova {
+pub(crate) async fn start(dir: &Path, extra: &[&str]) -> Rova {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -134,7 +134,7 @@ async fn login(http: &Client, base: &str, user: &str, pw: &str) -> String {
 
 impl Rova {
     /// SIGKILL, no chance to finish anything.
-    fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         self.child.kill().expect("SIGKILL");
         let _ = self.child.wait();
     }
@@ -160,11 +160,11 @@ impl Rova {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    async fn get(&self, tok: &str, path: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, tok: &str, path: &str) -> (u16, Value) {
         self.call(tok, Method::GET, path, None).await
     }
 
-    async fn post(&self, tok: &str, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn post(&self, tok: &str, path: &str, body: Value) -> (u16, Value) {
         self.call(tok, Method::POST, path, Some(body)).await
     }
 
@@ -187,7 +187,7 @@ impl Rova {
         assert!(s < 300, "sim {what}: {s} {b}");
     }
 
-    async fn image_id(&self) -> String {
+    pub(crate) async fn image_id(&self) -> String {
         let (_, b) = self
             .get(
                 &self.admin,
@@ -201,7 +201,7 @@ impl Rova {
     }
 
     /// POST /servers as demo; the new id on 202.
-    async fn create(&self, name: &str, flavor: &str) -> Option<String> {
+    pub(crate) async fn create(&self, name: &str, flavor: &str) -> Option<String> {
         let image = self.image_id().await;
         let (s, b) = self
             .post(
@@ -214,7 +214,7 @@ impl Rova {
         (s == 202).then(|| b["server"]["id"].as_str().expect("id").to_string())
     }
 
-    async fn server(&self, id: &str) -> (u16, Value) {
+    pub(crate) async fn server(&self, id: &str) -> (u16, Value) {
         self.get(&self.admin, &format!("/compute/v2.1/servers/{id}"))
             .await
     }
@@ -232,7 +232,7 @@ impl Rova {
         }
     }
 
-    async fn wait_active(&self, id: &str) -> Value {
+    pub(crate) async fn wait_active(&self, id: &str) -> Value {
         self.wait_server(id, "ACTIVE", |s| {
             s["status"] == "ACTIVE" && s["OS-EXT-STS:task_state"].is_null()
         })

@@ -295,7 +295,9 @@ async fn concurrent_writers_lose_nothing() {
             "{db:?}: one write each"
         );
         let again: Table<Value> = Table::load("quota", &store).expect("reload");
+        assert_eq!(again.len(), 801, "{db:?}: every row, across load chunks");
         assert_eq!(again.get("shared").expect("shared")["n"], json!(800));
+        assert_eq!(again.get("w7-99").expect("last row")["i"], json!(99));
     }
 }
 
@@ -637,4 +639,121 @@ async fn a_secondary_index_follows_every_write() {
         assert_eq!(ids(again.find("device", "s1")), ["p5"], "{db:?}");
         assert_eq!(ids(again.find("device", "s2")), ["p2"], "{db:?}");
     }
+}
+
+/// A stored record the release cannot read stops the load with a message
+/// naming it (on whichever of the parsing threads meets it).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_record_stops_the_load_and_is_named() {
+    #[derive(Clone, serde::Serialize, serde::Deserialize)]
+    struct Strict {
+        name: String,
+    }
+    for db in backends("unreadable") {
+        let store = Store::connect(&db).expect("open");
+        let t: Table<Strict> = Table::load("flavor", &store).expect("load");
+        for i in 0..1500 {
+            t.put(
+                &format!("f{i:04}"),
+                Strict {
+                    name: format!("n{i}"),
+                },
+            )
+            .await
+            .expect("put");
+        }
+        assert_eq!(
+            Table::<Strict>::load("flavor", &store)
+                .expect("reload")
+                .len(),
+            1500
+        );
+        exec(
+            &db,
+            "INSERT INTO flavors (id, gen, body) VALUES ('broken', 1, '{\"other\": 1}')",
+        );
+        let err = Table::<Strict>::load("flavor", &store)
+            .err()
+            .expect("refused");
+        assert!(
+            err.contains("stored flavor broken is unreadable"),
+            "{db:?}: {err}"
+        );
+    }
+}
+
+/// `rova db copy`: a cloud kept in SQLite, stopped, copied into another
+/// database (a new SQLite file; a PostgreSQL database when the suite has
+/// one) and served from there keeps its servers and key pairs; a copy
+/// into a database that holds records is refused; a copy from a database
+/// being served is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn db_copy_moves_a_cloud_to_another_database() {
+    use crate::crash;
+    let dir = temp_dir("copy-src");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let source = dir.join("rova.sqlite");
+    let from = format!("sqlite://{}", source.display());
+    let sqlite_source = ["--database", from.as_str()];
+    let r = crash::start(&dir, &sqlite_source).await;
+    let id = r.create("copied", "1").await.expect("202");
+    r.wait_active(&id).await;
+    let (s, kp) = r
+        .post(
+            &r.demo,
+            "/compute/v2.1/os-keypairs",
+            json!({"keypair": {"name": "copied-key"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{kp}");
+    let copy = |to: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rova"))
+            .args(["db", "copy", "--from", &from, "--to", to])
+            .output()
+            .expect("rova db copy runs")
+    };
+    // While the source is served, no copy.
+    let busy = copy(&format!("sqlite://{}", dir.join("busy.sqlite").display()));
+    assert!(!busy.status.success());
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains("another Rova process is serving"),
+        "{}",
+        String::from_utf8_lossy(&busy.stderr)
+    );
+    r.kill();
+
+    for db in backends("copy-dst") {
+        let to = match &db {
+            Database::Sqlite(p) => format!("sqlite://{}", p.display()),
+            Database::Postgres(url) => url.clone(),
+        };
+        let out = copy(&to);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{db:?}: {said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(said.contains("instances"), "{said}");
+        // Copying again into what now holds records is refused.
+        let again = copy(&to);
+        assert!(!again.status.success(), "{db:?}: a second copy");
+        assert!(
+            String::from_utf8_lossy(&again.stderr).contains("copy into an empty database"),
+            "{}",
+            String::from_utf8_lossy(&again.stderr)
+        );
+        // Served from the copy (same data directory for the image bytes
+        // and passwords): the server and the key pair are there.
+        let served = ["--database", to.as_str()];
+        let r = crash::start(&dir, &served).await;
+        let (s, b) = r.server(&id).await;
+        assert_eq!(s, 200, "{db:?}: {b}");
+        assert_eq!(b["server"]["name"], json!("copied"));
+        assert_eq!(b["server"]["status"], json!("ACTIVE"));
+        let (s, b) = r.get(&r.demo, "/compute/v2.1/os-keypairs/copied-key").await;
+        assert_eq!(s, 200, "{db:?}: {b}");
+        r.kill();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

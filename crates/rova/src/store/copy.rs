@@ -1,0 +1,71 @@
+//! Copying a whole database to another one (`rova db copy --from URL --to
+//! URL`): how an embedded SQLite cloud moves to PostgreSQL, or back. Every
+//! kind's rows are read from the source as stored and written to the
+//! destination's table of that kind (its key columns computed there as on
+//! any write), a chunk per commit. Both databases are locked as a serving
+//! process locks them, so neither can be served while the copy runs, and
+//! the destination must hold no records.
+
+use super::backend::Op;
+use super::schema::{self, Kind};
+use super::{Chunk, Store};
+
+/// How many records of each kind were copied.
+pub type Copied = Vec<(&'static str, usize)>;
+
+/// Copies every record of `from` into `to` (which must be empty).
+pub fn copy_all(from: &Store, to: &Store) -> Result<Copied, String> {
+    for kind in schema::KINDS {
+        if count(to, kind)? > 0 {
+            return Err(format!(
+                "the destination already holds {} records; copy into an empty database",
+                kind.table
+            ));
+        }
+    }
+    let mut copied = Vec::new();
+    for kind in schema::KINDS {
+        let chunks = from.load_kind(kind)?;
+        let mut n = 0usize;
+        for chunk in chunks {
+            match chunk {
+                Chunk::Rows(rows) => {
+                    let mut acks = Vec::with_capacity(rows.len());
+                    for (id, body) in rows {
+                        let cells = kind
+                            .cells_of_json(&body)
+                            .map_err(|e| format!("stored {} {id} is unreadable: {e}", kind.kind))?;
+                        acks.push(to.enqueue(Op::Put {
+                            kind,
+                            id,
+                            cells,
+                            body,
+                        }));
+                    }
+                    n += acks.len();
+                    for ack in acks {
+                        ack.blocking_recv()
+                            .map_err(|_| "the destination's writer stopped".to_string())?
+                            .map_err(|e| format!("writing {}: {e}", kind.table))?;
+                    }
+                }
+                Chunk::End(read) => read.map_err(|e| format!("reading {}: {e}", kind.table))?,
+            }
+        }
+        copied.push((kind.table, n));
+    }
+    Ok(copied)
+}
+
+/// Rows of one kind in `store` (reads them all; used on what should be an
+/// empty database).
+fn count(store: &Store, kind: &'static Kind) -> Result<usize, String> {
+    let mut n = 0;
+    for chunk in store.load_kind(kind)? {
+        match chunk {
+            Chunk::Rows(rows) => n += rows.len(),
+            Chunk::End(read) => read?,
+        }
+    }
+    Ok(n)
+}
