@@ -26,6 +26,25 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// A write of record `id` of `kind` given as its JSON text, with its key
+    /// columns read from that text.
+    pub fn put(kind: &'static Kind, id: String, body: String) -> Result<Op, String> {
+        let cells = if kind.cols.is_empty() {
+            Vec::new()
+        } else {
+            kind.cells_of_json(&body)
+                .map_err(|e| format!("stored {} {id} is unreadable: {e}", kind.kind))?
+        };
+        Ok(Op::Put {
+            kind,
+            id,
+            cells,
+            body,
+        })
+    }
+}
+
 /// A database the store can keep its tables in.
 pub trait Backend: Send {
     /// Hands every stored `(id, body)` of one kind to `sink`, as the rows

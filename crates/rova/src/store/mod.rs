@@ -544,20 +544,9 @@ where
     }
 
     fn put_op(&self, id: &str, value: &T) -> Result<Op, Fault> {
-        let failed =
-            |e: serde_json::Error| Fault::internal(format!("serialising {}: {e}", self.kind.kind));
-        let body = serde_json::to_string(value).map_err(failed)?;
-        let cells = if self.kind.cols.is_empty() {
-            Vec::new()
-        } else {
-            self.kind.cells_of_json(&body).map_err(failed)?
-        };
-        Ok(Op::Put {
-            kind: self.kind,
-            id: id.to_string(),
-            cells,
-            body,
-        })
+        let body = serde_json::to_string(value)
+            .map_err(|e| Fault::internal(format!("serialising {}: {e}", self.kind.kind)))?;
+        Op::put(self.kind, id.to_string(), body).map_err(Fault::internal)
     }
 
     /// Inserts or replaces a row and waits for it to be durable.
@@ -610,18 +599,12 @@ where
         missing: impl FnOnce() -> Fault,
         change: impl FnOnce(&mut T) -> Result<R, Fault>,
     ) -> Result<(Arc<T>, R), Fault> {
-        let (arc, r, rx) = {
-            let mut rows = self.rows.write();
-            let cur = rows.get(id).ok_or_else(missing)?;
-            let mut next: T = (**cur).clone();
-            let r = change(&mut next)?;
-            let op = self.put_op(id, &next)?;
-            let arc = Arc::new(next);
-            rows.insert(id.to_string(), arc.clone());
-            (arc, r, self.store.enqueue(op))
-        };
-        wait(rx).await?;
-        Ok((arc, r))
+        self.change_row(
+            id,
+            |cur| cur.map(|c| (**c).clone()).ok_or_else(missing),
+            change,
+        )
+        .await
     }
 
     /// Like [`Table::update`], but starts from `init()` when the row is absent.
@@ -631,12 +614,26 @@ where
         init: impl FnOnce() -> T,
         change: impl FnOnce(&mut T) -> Result<R, Fault>,
     ) -> Result<(Arc<T>, R), Fault> {
+        self.change_row(
+            id,
+            |cur| Ok(cur.map_or_else(init, |c| (**c).clone())),
+            change,
+        )
+        .await
+    }
+
+    /// `update` and `upsert`: under the row lock, `start` gives the value to
+    /// change from the current row (if any), `change` changes it, and the
+    /// write is queued before the lock goes.
+    async fn change_row<R>(
+        &self,
+        id: &str,
+        start: impl FnOnce(Option<&Arc<T>>) -> Result<T, Fault>,
+        change: impl FnOnce(&mut T) -> Result<R, Fault>,
+    ) -> Result<(Arc<T>, R), Fault> {
         let (arc, r, rx) = {
             let mut rows = self.rows.write();
-            let mut next: T = match rows.get(id) {
-                Some(cur) => (**cur).clone(),
-                None => init(),
-            };
+            let mut next = start(rows.get(id))?;
             let r = change(&mut next)?;
             let op = self.put_op(id, &next)?;
             let arc = Arc::new(next);

@@ -285,16 +285,9 @@ fn upsert(
 }
 
 fn upsert_sql(kind: &Kind) -> String {
-    let names: Vec<String> = kind
-        .cols
-        .iter()
-        .map(|c| format!("\"{}\"", c.name))
-        .collect();
-    let mut cols = vec!["id".to_string()];
-    cols.extend(names.iter().cloned());
-    cols.push("body".into());
-    let mut unnested = cols.clone();
-    unnested.push("gen".into());
+    // id, the key columns, body, and the number of writes the batch made.
+    let mut cols = kind.write_columns();
+    cols.push("gen".into());
     let mut arrays = vec!["$1::text[]".to_string()];
     for (i, c) in kind.cols.iter().enumerate() {
         let ty = match c.ty {
@@ -306,22 +299,22 @@ fn upsert_sql(kind: &Kind) -> String {
     }
     arrays.push(format!("${}::text[]", kind.cols.len() + 2));
     arrays.push(format!("${}::bigint[]", kind.cols.len() + 3));
-    let mut select = vec!["u.id".to_string()];
-    select.extend(names.iter().map(|n| format!("u.{n}")));
-    select.push("u.body::json".into());
-    select.push("u.gen".into());
-    let mut sets: Vec<String> = names
+    let select: Vec<String> = cols
+        .iter()
+        .map(|c| match c.as_str() {
+            "body" => "u.body::json".to_string(),
+            c => format!("u.{c}"),
+        })
+        .collect();
+    let mut sets: Vec<String> = cols[1..cols.len() - 1]
         .iter()
         .map(|n| format!("{n} = EXCLUDED.{n}"))
         .collect();
-    sets.push("body = EXCLUDED.body".into());
     sets.push(format!("gen = {}.gen + EXCLUDED.gen", kind.table));
-    cols.push("gen".into());
     format!(
-        "INSERT INTO {t} ({cols}) SELECT {select} FROM UNNEST({arrays}) AS u({unnested}) ON CONFLICT (id) DO UPDATE SET {sets}",
+        "INSERT INTO {t} ({cols}) SELECT {select} FROM UNNEST({arrays}) AS u({cols}) ON CONFLICT (id) DO UPDATE SET {sets}",
         t = kind.table,
         cols = cols.join(", "),
-        unnested = unnested.join(", "),
         select = select.join(", "),
         arrays = arrays.join(", "),
         sets = sets.join(", ")

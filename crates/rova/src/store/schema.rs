@@ -226,8 +226,18 @@ pub fn of(kind: &str) -> Option<&'static Kind> {
 }
 
 impl Kind {
-    /// The column values of one record, in `cols` order. A missing field
-    /// or one of another JSON type is NULL.
+    /// The columns a write fills, quoted, in order: `id`, the key columns,
+    /// `body` (both backends' upserts bind their values in this order).
+    pub fn write_columns(&self) -> Vec<String> {
+        let mut cols = vec!["id".to_string()];
+        cols.extend(self.cols.iter().map(|c| format!("\"{}\"", c.name)));
+        cols.push("body".into());
+        cols
+    }
+
+    /// The column values of one record, in `cols` order, read from its
+    /// parsed form: the reference [`Kind::cells_of_json`] is checked against.
+    #[cfg(test)]
     pub fn cells(&self, doc: &Value) -> Vec<Cell> {
         self.cols
             .iter()

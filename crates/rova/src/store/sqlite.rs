@@ -77,21 +77,7 @@ impl Backend for Sqlite {
         let tx = self.conn.transaction().map_err(|e| e.to_string())?;
         for op in ops {
             match op {
-                Op::Put {
-                    kind,
-                    id,
-                    cells,
-                    body,
-                } => {
-                    let mut put = tx
-                        .prepare_cached(&upsert_sql(kind))
-                        .map_err(|e| e.to_string())?;
-                    let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(cells.len() + 2);
-                    params.push(id);
-                    params.extend(cells.iter().map(|c| c as &dyn rusqlite::ToSql));
-                    params.push(body);
-                    put.execute(params.as_slice()).map_err(|e| e.to_string())?;
-                }
+                put @ Op::Put { .. } => write_row(&tx, put).map_err(|e| e.to_string())?,
                 Op::Delete { kind, id } => {
                     let mut del = tx
                         .prepare_cached(&format!("DELETE FROM {} WHERE id = ?1", kind.table))
@@ -146,23 +132,35 @@ impl rusqlite::ToSql for Cell {
     }
 }
 
+/// Writes one `Op::Put` (anything else is ignored) with the kind's upsert.
+fn write_row(tx: &rusqlite::Transaction<'_>, put: &Op) -> rusqlite::Result<()> {
+    let Op::Put {
+        kind,
+        id,
+        cells,
+        body,
+    } = put
+    else {
+        return Ok(());
+    };
+    let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(cells.len() + 2);
+    params.push(id);
+    params.extend(cells.iter().map(|c| c as &dyn rusqlite::ToSql));
+    params.push(body);
+    tx.prepare_cached(&upsert_sql(kind))?
+        .execute(params.as_slice())
+        .map(drop)
+}
+
 /// `INSERT … ON CONFLICT (id) DO UPDATE` for one kind: the columns, then
 /// the document; `gen` counts the writes.
 fn upsert_sql(kind: &Kind) -> String {
-    let names: Vec<String> = kind
-        .cols
-        .iter()
-        .map(|c| format!("\"{}\"", c.name))
-        .collect();
-    let mut cols = vec!["id".to_string()];
-    cols.extend(names.iter().cloned());
-    cols.push("body".into());
+    let cols = kind.write_columns();
     let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-    let mut sets: Vec<String> = names
+    let mut sets: Vec<String> = cols[1..]
         .iter()
         .map(|n| format!("{n} = excluded.{n}"))
         .collect();
-    sets.push("body = excluded.body".into());
     sets.push("gen = gen + 1".into());
     format!(
         "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}",
@@ -235,16 +233,8 @@ fn import_objects(tx: &rusqlite::Transaction<'_>) -> Result<(), String> {
         let kind = schema::of(&kind_name).ok_or_else(|| {
             format!("the data directory holds records of kind {kind_name:?}, which this release does not know; run the release that wrote it")
         })?;
-        let doc: serde_json::Value = serde_json::from_str(&body)
-            .map_err(|e| format!("stored {kind_name} {id} is unreadable: {e}"))?;
-        let cells = kind.cells(&doc);
-        let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(cells.len() + 2);
-        params.push(&id);
-        params.extend(cells.iter().map(|c| c as &dyn rusqlite::ToSql));
-        params.push(&body);
-        tx.prepare_cached(&upsert_sql(kind))
-            .and_then(|mut s| s.execute(params.as_slice()))
-            .map_err(|e| format!("importing {kind_name} {id}: {e}"))?;
+        let put = Op::put(kind, id.clone(), body)?;
+        write_row(tx, &put).map_err(|e| format!("importing {kind_name} {id}: {e}"))?;
         moved += 1;
     }
     tx.execute_batch("DROP TABLE objects")
