@@ -61,6 +61,9 @@ pub trait Backend: Send {
     fn lease(&mut self, name: &str, owner: &str, now_ms: i64, ttl_ms: i64) -> Result<bool, String>;
     /// Runs [`RELEASE_SQL`].
     fn release(&mut self, name: &str, owner: &str) -> Result<(), String>;
+    /// Every unexpired lease at `now_ms` whose name starts with `prefix`:
+    /// `(name, owner)`.
+    fn leases_held(&mut self, prefix: &str, now_ms: i64) -> Result<Vec<(String, String)>, String>;
 }
 
 /// A migration: its version, name and SQL.
@@ -100,6 +103,11 @@ pub const LEASE_SQL: &str = "INSERT INTO leases (name, owner, expires_at) VALUES
      ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
      WHERE leases.owner = excluded.owner OR leases.expires_at <= ?4 \
      RETURNING owner";
+
+/// The unexpired leases whose name starts with a prefix (`?1` is the
+/// prefix, `?2` the time in milliseconds).
+pub const HELD_SQL: &str = "SELECT name, owner FROM leases \
+     WHERE substr(name, 1, length(CAST(?1 AS TEXT))) = CAST(?1 AS TEXT) AND expires_at > ?2";
 
 /// Gives lease `name` up if `owner` holds it.
 pub const RELEASE_SQL: &str = "DELETE FROM leases WHERE name = ?1 AND owner = ?2";

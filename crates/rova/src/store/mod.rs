@@ -62,6 +62,11 @@ const CHUNKS_IN_FLIGHT: usize = 8;
 enum Msg {
     Write(Write),
     Load(&'static Kind, std_mpsc::SyncSender<Chunk>),
+    /// Which unexpired leases start with a prefix.
+    Held {
+        prefix: String,
+        reply: oneshot::Sender<Result<Vec<(String, String)>, String>>,
+    },
     Lease {
         name: String,
         /// `None` releases the lease.
@@ -159,6 +164,23 @@ impl Store {
         }
     }
 
+    /// The unexpired leases whose name starts with `prefix`, as
+    /// `(name, owner)` pairs: what the database says now.
+    pub async fn leases_held(&self, prefix: &str) -> Result<Vec<(String, String)>, Fault> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Held {
+                prefix: prefix.to_string(),
+                reply,
+            })
+            .map_err(|_| Fault::internal("storage writer stopped"))?;
+        match rx.await {
+            Ok(Ok(held)) => Ok(held),
+            Ok(Err(e)) => Err(Fault::internal(format!("leases {prefix}*: {e}"))),
+            Err(_) => Err(Fault::internal("storage writer stopped")),
+        }
+    }
+
     /// Which database this store keeps its tables in.
     pub fn database(&self) -> &Database {
         &self.database
@@ -252,6 +274,9 @@ fn writer_loop(mut backend: Box<dyn Backend>, rx: std_mpsc::Receiver<Msg>, owner
                         let _ = out.send(Chunk::Rows(chunk));
                     }
                     let _ = out.send(Chunk::End(read));
+                }
+                Msg::Held { prefix, reply } => {
+                    let _ = reply.send(backend.leases_held(&prefix, now_ms()));
                 }
                 Msg::Lease {
                     name,

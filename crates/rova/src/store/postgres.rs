@@ -5,7 +5,7 @@
 //! upsert and one `DELETE … = ANY(…)`, so a batch of thousands of writes
 //! costs a handful of round trips.
 
-use super::backend::{pending, Backend, Op, LEASE_SQL, POSTGRES_MIGRATIONS, RELEASE_SQL};
+use super::backend::{pending, Backend, Op, HELD_SQL, LEASE_SQL, POSTGRES_MIGRATIONS, RELEASE_SQL};
 use super::schema::{Cell, Kind, Ty};
 use postgres::types::ToSql;
 use postgres::{Client, NoTls};
@@ -137,6 +137,12 @@ impl Backend for Postgres {
     fn release(&mut self, name: &str, owner: &str) -> Result<(), String> {
         let sql = dollar(RELEASE_SQL);
         self.with_retry(|c| c.execute(&sql, &[&name, &owner]).map(drop))
+    }
+
+    fn leases_held(&mut self, prefix: &str, now_ms: i64) -> Result<Vec<(String, String)>, String> {
+        let sql = dollar(HELD_SQL);
+        let rows = self.with_retry(|c| c.query(&sql, &[&prefix, &now_ms]))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     fn load(

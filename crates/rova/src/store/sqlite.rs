@@ -4,7 +4,7 @@
 //! `objects(kind, id, body)` table), moves every record into its kind's
 //! table in the same transaction.
 
-use super::backend::{pending, Backend, Op, LEASE_SQL, RELEASE_SQL, SQLITE_MIGRATIONS};
+use super::backend::{pending, Backend, Op, HELD_SQL, LEASE_SQL, RELEASE_SQL, SQLITE_MIGRATIONS};
 use super::schema::{self, Cell, Kind};
 use std::path::{Path, PathBuf};
 
@@ -97,6 +97,18 @@ impl Backend for Sqlite {
         self.conn
             .execute(RELEASE_SQL, (name, owner))
             .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    fn leases_held(&mut self, prefix: &str, now_ms: i64) -> Result<Vec<(String, String)>, String> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(HELD_SQL)
+            .map_err(|e| e.to_string())?;
+        let rows = stmt
+            .query_map((prefix, now_ms), |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| e.to_string())?;
+        rows.collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())
     }
 }

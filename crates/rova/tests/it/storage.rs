@@ -580,6 +580,14 @@ async fn a_lease_has_one_holder_until_it_lapses() {
             query(&db, "SELECT owner FROM leases WHERE name = 'short'"),
             vec![vec![Some(a.owner().to_string())]]
         );
+        // Which leases are held: by prefix, expired ones left out.
+        assert!(a.acquire_lease("proc/a", long).await.expect("a"));
+        assert!(b.acquire_lease("proc/b", Duration::ZERO).await.expect("b"));
+        assert_eq!(
+            a.leases_held("proc/").await.expect("held"),
+            vec![("proc/a".to_string(), a.owner().to_string())],
+            "{db:?}"
+        );
     }
 }
 
