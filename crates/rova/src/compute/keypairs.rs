@@ -246,7 +246,7 @@ pub async fn create(
         fingerprint,
         key_type: req.key_type,
         created_at: app.clock.now(),
-        id: app.compute.next_instance_id(),
+        id: app.compute.next_instance_id().await?,
     };
     // Count and insert under one table lock so concurrent creates cannot
     // overshoot the quota. What is returned is the row as written: a delete

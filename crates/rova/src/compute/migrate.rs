@@ -180,7 +180,7 @@ pub(crate) async fn new_migration(
         .and_then(|d| app.compute.fleet.host(d))
         .map(|h| h.host_ip.clone());
     let m = Migration {
-        id: app.compute.next_migration_id(),
+        id: app.compute.next_migration_id().await?,
         uuid: uuid::Uuid::new_v4().to_string(),
         instance_uuid: inst.uuid.clone(),
         project_id: inst.project_id.clone(),

@@ -153,7 +153,7 @@ pub struct Compute {
 impl Compute {
     pub fn load(store: &Arc<Store>, cfg: &Config) -> Result<Self, String> {
         let instances = servers::with_list_indexes(Table::load("instance", store)?);
-        let counters = Arc::new(Table::<StoredCounter>::load("id_counter", store)?);
+        let counters = Table::<StoredCounter>::load("id_counter", store)?;
         let keypairs: Table<Keypair> = Table::load("keypair", store)?;
         // Instance and keypair ids come from one counter.
         let max_id = instances
@@ -190,7 +190,7 @@ impl Compute {
             flavors: Table::load("flavor", store)?,
             keypairs,
             actions: Table::load("instance_action", store)?,
-            next_id: IdCounter::load(&counters, "instance", max_id),
+            next_id: IdCounter::load(store, &counters, "instance", max_id),
             usage: Mutex::new(usage),
             driver,
             fake,
@@ -200,7 +200,7 @@ impl Compute {
             server_groups: Table::load("server_group", store)?,
             quotas: Table::load("quota", store)?,
             migrations,
-            next_migration_id: IdCounter::load(&counters, "migration", max_migration),
+            next_migration_id: IdCounter::load(store, &counters, "migration", max_migration),
             live: live_migration::LiveControls::load(store)?,
             quota_defaults: cfg.quota.clone(),
         })
@@ -284,8 +284,8 @@ impl Compute {
     }
 
     /// Allocates the next migration id.
-    pub fn next_migration_id(&self) -> i64 {
-        self.next_migration_id.take()
+    pub async fn next_migration_id(&self) -> Result<i64, rova_core::Fault> {
+        self.next_migration_id.take().await
     }
 
     /// Changes one instance atomically (compare-and-swap under the table
@@ -318,8 +318,8 @@ impl Compute {
     }
 
     /// Allocates the next internal instance id.
-    pub fn next_instance_id(&self) -> i64 {
-        self.next_id.take()
+    pub async fn next_instance_id(&self) -> Result<i64, rova_core::Fault> {
+        self.next_id.take().await
     }
 }
 
@@ -330,37 +330,56 @@ pub struct StoredCounter {
 }
 
 /// Hands out integer ids that are never reused, even after the row holding
-/// the highest one is deleted and the service restarts: the next value is a
-/// row of kind `id_counter`, queued for the disk before the id is returned
-/// (so it commits no later than any row that uses the id).
+/// the highest one is deleted, the service restarts, or several processes
+/// share the database: ids come from the database's counter row of this
+/// name, [`ID_BLOCK`] at a time.
 struct IdCounter {
     name: &'static str,
-    next: Mutex<i64>,
-    stored: Arc<Table<StoredCounter>>,
+    /// Reserved and not yet handed out: `next..end`.
+    block: Mutex<(i64, i64)>,
+    /// No id below this (the highest in use when the counter began, plus
+    /// one, or what the counter row of an older release said).
+    floor: i64,
+    store: Arc<Store>,
 }
+
+/// How many ids a process reserves at once.
+const ID_BLOCK: i64 = 32;
 
 impl IdCounter {
     /// Starts past both the stored counter and the highest id in use.
-    fn load(stored: &Arc<Table<StoredCounter>>, name: &'static str, max_in_use: i64) -> Self {
-        let next = stored.get(name).map_or(1, |c| c.next).max(max_in_use + 1);
+    fn load(
+        store: &Arc<Store>,
+        stored: &Table<StoredCounter>,
+        name: &'static str,
+        max_in_use: i64,
+    ) -> Self {
+        let floor = stored.get(name).map_or(1, |c| c.next).max(max_in_use + 1);
         IdCounter {
             name,
-            next: Mutex::new(next),
-            stored: stored.clone(),
+            block: Mutex::new((0, 0)),
+            floor,
+            store: store.clone(),
         }
     }
 
-    fn take(&self) -> i64 {
-        let mut next = self.next.lock();
-        let id = *next;
-        *next += 1;
-        if let Err(e) = self
-            .stored
-            .put_queued(self.name, StoredCounter { next: *next })
+    async fn take(&self) -> Result<i64, rova_core::Fault> {
         {
-            tracing::warn!(counter = self.name, "storing the id counter: {}", e.message);
+            let mut b = self.block.lock();
+            if b.0 < b.1 {
+                b.0 += 1;
+                return Ok(b.0 - 1);
+            }
         }
-        id
+        let first = self.store.reserve_ids(self.name, self.floor, ID_BLOCK).await?;
+        let mut b = self.block.lock();
+        // Another task may have refilled the block meanwhile: its ids are
+        // used first (the new block's are simply never handed out).
+        if b.0 >= b.1 {
+            *b = (first, first + ID_BLOCK);
+        }
+        b.0 += 1;
+        Ok(b.0 - 1)
     }
 }
 

@@ -4,32 +4,95 @@
 //! `crates/rova/migrations/`), load a kind's rows and commit a batch of
 //! writes in one transaction.
 //!
-//! Until control processes share a database (many-hosts support), a
-//! database is served by one process: each backend takes a lock that a
-//! second process cannot get (an advisory lock on PostgreSQL, `flock` on
-//! the SQLite file's `.lock` beside it) and refuses to start without it.
+//! A PostgreSQL database may be served by several processes at once
+//! (every write is a compare-and-swap, invariants are guards counted in
+//! the writing transaction, and each commit is announced to the others).
+//! An SQLite file is served by one process: the backend takes an `flock`
+//! on the `.lock` file beside it and refuses to start without it.
 
 use super::schema::{Cell, Kind};
 use std::path::{Path, PathBuf};
 
-/// One write, as the writer thread commits it.
+/// One write, as the writer thread commits it. Every write is a
+/// compare-and-swap on the row's version token (`gen`): `expect` is the
+/// token the writer's process last saw (0: the row must not exist), and a
+/// put leaves the row with the fresh token `gen`. A row another process
+/// changed meanwhile is not written (a [`Rejection`] with the row as it
+/// now is).
 pub enum Op {
     Put {
         kind: &'static Kind,
         id: String,
         cells: Vec<Cell>,
         body: String,
+        expect: i64,
+        gen: i64,
+        /// A condition on other rows, checked in the same transaction.
+        guard: Option<Guard>,
     },
     Delete {
         kind: &'static Kind,
         id: String,
+        expect: i64,
     },
 }
+
+/// A condition a write must meet, counted from the rows inside the
+/// transaction that makes the write (so processes sharing a database
+/// cannot overshoot together). Negative limits are unlimited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Guard {
+    /// An instance row: the project's instances that are not deleted, this
+    /// one included, stay within the instance, core and RAM limits
+    /// (Nova counts quota usage from the rows the same way).
+    Quota {
+        project: String,
+        instances: i64,
+        cores: i64,
+        ram: i64,
+    },
+    /// An instance row placed on `node`: the node's instances that are not
+    /// deleted, this one included, fit its vCPU and RAM capacity (allocation
+    /// ratios and reserved memory applied).
+    Capacity { node: String, vcpus: i64, ram: i64 },
+}
+
+/// Why a write was not made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The row changed since this process read it.
+    Changed,
+    /// A [`Guard::Quota`] failed: Nova's message.
+    Quota(String),
+    /// A [`Guard::Capacity`] failed.
+    Capacity(String),
+    /// A unique key of the row's child rows is taken (an IP address
+    /// allocated to another port).
+    Taken(String),
+}
+
+/// A write that was not made, with the row as the database has it now
+/// (`(gen, body)`; `None`: no such row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub refusal: Refusal,
+    pub current: Option<(i64, String)>,
+}
+
+/// The outcome of each write of a batch: the batch commits all of the
+/// writes it does not reject.
+pub type Outcome = Result<(), Rejection>;
 
 impl Op {
     /// A write of record `id` of `kind` given as its JSON text, with its key
     /// columns read from that text.
-    pub fn put(kind: &'static Kind, id: String, body: String) -> Result<Op, String> {
+    pub fn put(
+        kind: &'static Kind,
+        id: String,
+        body: String,
+        expect: i64,
+        gen: i64,
+    ) -> Result<Op, String> {
         let cells = if kind.cols.is_empty() {
             Vec::new()
         } else {
@@ -41,22 +104,95 @@ impl Op {
             id,
             cells,
             body,
+            expect,
+            gen,
+            guard: None,
         })
     }
+
+    pub fn kind(&self) -> &'static Kind {
+        match self {
+            Op::Put { kind, .. } | Op::Delete { kind, .. } => kind,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            Op::Put { id, .. } | Op::Delete { id, .. } => id,
+        }
+    }
+
+    pub fn expect(&self) -> i64 {
+        match self {
+            Op::Put { expect, .. } | Op::Delete { expect, .. } => *expect,
+        }
+    }
+
+    /// Whether this write must be made on its own (a savepoint around it),
+    /// not in a bulk statement: it has a guard, or its kind has child rows
+    /// with a unique key.
+    pub fn alone(&self) -> bool {
+        match self {
+            Op::Put { kind, guard, .. } => guard.is_some() || kind.table == "ports",
+            Op::Delete { kind, .. } => kind.table == "ports",
+        }
+    }
+}
+
+/// A fresh version token: random, never 0 (0 means "no row").
+pub fn fresh_gen() -> i64 {
+    loop {
+        let g = (uuid::Uuid::new_v4().as_u128() as i64) & i64::MAX;
+        if g != 0 {
+            return g;
+        }
+    }
+}
+
+/// The writes of a batch, grouped by row: each row's writes in order (a
+/// row's writes must all be made or all be refused), rows in the order of
+/// their first write.
+pub fn chains<'a>(ops: &[&'a Op]) -> Vec<Vec<(usize, &'a Op)>> {
+    let mut at: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::new();
+    let mut out: Vec<Vec<(usize, &'a Op)>> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let key = (op.kind().table, op.id());
+        match at.get(&key) {
+            Some(&c) => out[c].push((i, *op)),
+            None => {
+                at.insert(key, out.len());
+                out.push(vec![(i, *op)]);
+            }
+        }
+    }
+    out
+}
+
+/// A change another process should hear about: the row of table
+/// `KINDS[kind]` with this id was written or deleted.
+pub fn change_line(op: &Op) -> String {
+    let k = super::schema::KINDS
+        .iter()
+        .position(|k| k.table == op.kind().table)
+        .unwrap_or(usize::MAX);
+    format!("{k} {}", op.id())
 }
 
 /// A database the store can keep its tables in.
 pub trait Backend: Send {
-    /// Hands every stored `(id, body)` of one kind to `sink`, as the rows
+    /// Hands every stored `(id, gen, body)` of one kind to `sink`, as the rows
     /// are read (never all of them at once); stops early when `sink`
     /// returns false.
     fn load(
         &mut self,
         kind: &Kind,
-        sink: &mut dyn FnMut(String, String) -> bool,
+        sink: &mut dyn FnMut(String, i64, String) -> bool,
     ) -> Result<(), String>;
-    /// Applies `ops` in order, all or nothing.
-    fn commit(&mut self, ops: &[&Op]) -> Result<(), String>;
+    /// Applies `ops` in one transaction: each write is made unless it is
+    /// rejected (its outcome says why); an error fails the whole batch.
+    fn commit(&mut self, ops: &[&Op]) -> Result<Vec<Outcome>, String>;
+    /// Reserves `n` ids of counter `name`, never below `floor`: the first.
+    fn reserve_ids(&mut self, name: &str, floor: i64, n: i64) -> Result<i64, String>;
     /// Runs [`LEASE_SQL`]: whether `owner` now holds lease `name`.
     fn lease(&mut self, name: &str, owner: &str, now_ms: i64, ttl_ms: i64) -> Result<bool, String>;
     /// Runs [`RELEASE_SQL`].
@@ -80,6 +216,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         "leases",
         include_str!("../../migrations/sqlite/0002_leases.sql"),
     ),
+    (
+        3,
+        "claims",
+        include_str!("../../migrations/sqlite/0003_claims.sql"),
+    ),
 ];
 
 pub const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -92,6 +233,11 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         2,
         "leases",
         include_str!("../../migrations/postgres/0002_leases.sql"),
+    ),
+    (
+        3,
+        "claims",
+        include_str!("../../migrations/postgres/0003_claims.sql"),
     ),
 ];
 

@@ -31,14 +31,15 @@ pub fn copy_all(from: &Store, to: &Store) -> Result<Copied, String> {
             match chunk {
                 Chunk::Rows(rows) => {
                     let mut acks = Vec::with_capacity(rows.len());
-                    for (id, body) in rows {
-                        acks.push(to.enqueue(Op::put(kind, id, body)?));
+                    for (id, gen, body) in rows {
+                        acks.push(to.enqueue(Op::put(kind, id, body, 0, gen)?, Box::new(|_| {})));
                     }
                     n += acks.len();
                     for ack in acks {
                         ack.blocking_recv()
                             .map_err(|_| "the destination's writer stopped".to_string())?
-                            .map_err(|e| format!("writing {}: {e}", kind.table))?;
+                            .map_err(|e| format!("writing {}: {e}", kind.table))?
+                            .map_err(|r| format!("writing {}: {:?}", kind.table, r.refusal))?;
                     }
                 }
                 Chunk::End(read) => read.map_err(|e| format!("reading {}: {e}", kind.table))?,

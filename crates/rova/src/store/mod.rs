@@ -1,18 +1,31 @@
 //! Durable storage.
 //!
-//! Every resource kind lives in a [`Table`]: an in-memory map that is the
-//! authority while the process runs, persisted row by row to the kind's
-//! own table in the database ([`schema`] says which table and which of
-//! the record's fields are columns of their own; the migrations under
-//! `crates/rova/migrations/` create them). The database is SQLite (the
-//! embedded default, a file in the data directory) or PostgreSQL
-//! ([`Database`]). Writes go through a single writer thread that commits
-//! whatever is queued in one transaction (group commit) and acknowledges
-//! each caller only after the commit, so a 2xx always means the change is
-//! durable. Table updates take the row lock, run a closure that may refuse
-//! (compare-and-swap on the expected state), enqueue the write while still
-//! holding the lock (so writes to a row reach the database in order) and
-//! then wait for the commit.
+//! Every resource kind lives in a [`Table`]: the kind's own table in the
+//! database ([`schema`] says which table and which of the record's fields
+//! are columns of their own; the migrations under `crates/rova/migrations/`
+//! create them), and this process's copy of its rows in memory, which
+//! lists and reads are served from. The database is SQLite (the embedded
+//! default, a file in the data directory, one process) or PostgreSQL
+//! ([`Database`], any number of processes).
+//!
+//! The database is the authority. Every row carries a version token
+//! (`gen`); every write is a compare-and-swap on the token this process
+//! last saw, so a row another process changed meanwhile is not
+//! overwritten: the write is refused and the copy takes the row as the
+//! database has it (the caller gets Nova's 409). Invariants that span
+//! rows are [`Guard`]s counted inside the transaction that writes
+//! (quota, host capacity) or unique keys the database enforces (a fixed
+//! IP per subnet). On PostgreSQL each commit announces the rows it wrote
+//! and every other process's copy re-reads them (`postgres::listen`).
+//!
+//! Writes go through a single writer thread that commits whatever is
+//! queued in one transaction (group commit) and acknowledges each caller
+//! only after the commit, so a 2xx always means the change is durable.
+//! Table updates take the table lock, run a closure that may refuse
+//! (compare-and-swap on the expected state), change the copy, enqueue the
+//! write while still holding the lock (so writes to a row reach the
+//! database in order) and then wait for the commit; a refused write puts
+//! the copy back to what the database holds before the caller hears.
 //!
 //! This module owns the database; nothing else opens it. It also makes
 //! the data directory private before anything is written there (see
@@ -26,11 +39,11 @@ mod postgres;
 pub mod schema;
 mod sqlite;
 
-pub use backend::Database;
+pub use backend::{Database, Guard, Refusal};
 pub use copy::{copy_all, Copied};
 pub use postgres::{create_database, with_database};
 
-use backend::{Backend, Op};
+use backend::{fresh_gen, Backend, Op, Outcome, Rejection};
 use parking_lot::RwLock;
 use rova_core::Fault;
 use schema::Kind;
@@ -38,19 +51,27 @@ use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use tokio::sync::oneshot;
+
+/// What a queued write's caller hears: the outcome, or why the whole
+/// batch failed.
+type Ack = Result<Outcome, String>;
 
 struct Write {
     op: Op,
-    ack: Option<oneshot::Sender<Result<(), String>>>,
+    /// Run on the writer thread right after the commit (before the caller
+    /// hears): puts the table's copy in step with the outcome.
+    done: Box<dyn FnOnce(&Ack) + Send>,
+    ack: Option<oneshot::Sender<Ack>>,
 }
 
-/// What the writer sends back for a load: rows a chunk at a time, then
-/// how the read ended.
+/// What the writer sends back for a load: rows `(id, gen, body)` a chunk
+/// at a time, then how the read ended.
 enum Chunk {
-    Rows(Vec<(String, String)>),
+    Rows(Vec<(String, i64, String)>),
     End(Result<(), String>),
 }
 
@@ -73,6 +94,24 @@ enum Msg {
         ttl_ms: Option<i64>,
         reply: oneshot::Sender<Result<bool, String>>,
     },
+    /// Reserves a block of ids.
+    Reserve {
+        name: String,
+        floor: i64,
+        n: i64,
+        reply: oneshot::Sender<Result<i64, String>>,
+    },
+}
+
+/// What the change feed needs of a table, whatever its row type.
+trait Remote: Send + Sync {
+    fn table(&self) -> &'static str;
+    /// Takes row `id` as the database has it now (`None`: deleted) unless
+    /// this process wrote it since `since` (a [`Store::epoch`] value) or
+    /// has a write to it in flight. Whether anything changed.
+    fn apply_remote(&self, id: &str, current: Option<(i64, String)>, since: u64) -> bool;
+    /// Every row id in the copy.
+    fn ids(&self) -> Vec<String>;
 }
 
 /// The database and its writer thread.
@@ -81,6 +120,12 @@ pub struct Store {
     database: Database,
     /// This store's name as a lease owner: unique per process start.
     owner: String,
+    /// The tables loaded from this store, for the change feed.
+    tables: RwLock<Vec<Weak<dyn Remote>>>,
+    /// Counts this process's writes: a row's copy remembers the count at
+    /// its last local write, so the change feed never replaces it with a
+    /// read taken before that write.
+    epoch: AtomicU64,
 }
 
 impl Store {
@@ -106,7 +151,7 @@ impl Store {
                     Database::Sqlite(path) => {
                         sqlite::Sqlite::open(path).map(|b| Box::new(b) as Box<dyn Backend>)
                     }
-                    Database::Postgres(url) => postgres::Postgres::open(url, &db.redacted())
+                    Database::Postgres(url) => postgres::Postgres::open(url, &db.redacted(), &me)
                         .map(|b| Box::new(b) as Box<dyn Backend>),
                 };
                 match opened {
@@ -123,11 +168,58 @@ impl Store {
         ready_rx
             .recv()
             .map_err(|_| "the storage writer stopped while opening the database".to_string())??;
-        Ok(Arc::new(Store {
+        let store = Arc::new(Store {
             tx,
             database: database.clone(),
             owner,
-        }))
+            tables: RwLock::new(Vec::new()),
+            epoch: AtomicU64::new(1),
+        });
+        if let Database::Postgres(url) = database {
+            follow(&store, url.clone(), database.redacted())?;
+        }
+        Ok(store)
+    }
+
+    /// The table copies of kind `table` that are still alive.
+    fn copies_of(&self, table: &str) -> Vec<Arc<dyn Remote>> {
+        self.tables
+            .read()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|t| t.table() == table)
+            .collect()
+    }
+
+    fn register(&self, table: Weak<dyn Remote>) {
+        let mut tables = self.tables.write();
+        tables.retain(|t| t.strong_count() > 0);
+        tables.push(table);
+    }
+
+    /// The current value of the local write counter.
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Reserves `n` consecutive ids of counter `name` in the database,
+    /// none below `floor`: the first of them. Processes sharing the
+    /// database never get the same id.
+    pub async fn reserve_ids(&self, name: &str, floor: i64, n: i64) -> Result<i64, Fault> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Reserve {
+                name: name.to_string(),
+                floor,
+                n,
+                reply,
+            })
+            .map_err(|_| Fault::internal("storage writer stopped"))?;
+        match rx.await {
+            Ok(Ok(first)) => Ok(first),
+            Ok(Err(e)) => Err(Fault::internal(format!("id counter {name}: {e}"))),
+            Err(_) => Err(Fault::internal("storage writer stopped")),
+        }
     }
 
     /// This store's lease-owner name (process id and a random part).
@@ -196,13 +288,70 @@ impl Store {
         Ok(rows)
     }
 
-    fn enqueue(&self, op: Op) -> oneshot::Receiver<Result<(), String>> {
+    fn enqueue(&self, op: Op, done: Box<dyn FnOnce(&Ack) + Send>) -> oneshot::Receiver<Ack> {
         let (ack, rx) = oneshot::channel();
         // A send only fails when the writer thread is gone; the receiver
         // then reports the failure below.
-        let _ = self.tx.send(Msg::Write(Write { op, ack: Some(ack) }));
+        let _ = self.tx.send(Msg::Write(Write {
+            op,
+            done,
+            ack: Some(ack),
+        }));
         rx
     }
+}
+
+/// Starts the change feed of a PostgreSQL store: a thread that follows
+/// the other processes' commits and refreshes this store's tables.
+fn follow(store: &Arc<Store>, url: String, shown: String) -> Result<(), String> {
+    let weak = Arc::downgrade(store);
+    let owner = store.owner.clone();
+    std::thread::Builder::new()
+        .name("rova-change-feed".into())
+        .spawn(move || {
+            let marks = std::cell::RefCell::new(HashMap::<&'static str, u64>::new());
+            let alive = || weak.upgrade();
+            postgres::listen(
+                &url,
+                &shown,
+                &owner,
+                &mut |kind| {
+                    if let Some(s) = alive() {
+                        marks.borrow_mut().insert(kind.table, s.epoch());
+                    }
+                },
+                &mut |kind, id, current| {
+                    let Some(store) = alive() else {
+                        return false;
+                    };
+                    let since = marks.borrow().get(kind.table).copied().unwrap_or(0);
+                    for t in store.copies_of(kind.table) {
+                        t.apply_remote(id, current.clone(), since);
+                    }
+                    true
+                },
+                &mut |all: &HashMap<&'static str, HashMap<String, (i64, String)>>, since| {
+                    let Some(store) = alive() else {
+                        return;
+                    };
+                    for (table, rows) in all {
+                        for t in store.copies_of(table) {
+                            for (id, row) in rows {
+                                t.apply_remote(id, Some(row.clone()), since);
+                            }
+                            for id in t.ids() {
+                                if !rows.contains_key(&id) {
+                                    t.apply_remote(&id, None, since);
+                                }
+                            }
+                        }
+                    }
+                },
+                &|| alive().map(|s| s.epoch()),
+            );
+        })
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// Makes the data directory private to the service user: the process
@@ -260,8 +409,8 @@ fn writer_loop(mut backend: Box<dyn Backend>, rx: std_mpsc::Receiver<Msg>, owner
                     // Whatever was queued before the load is committed first.
                     commit_batch(backend.as_mut(), &mut batch);
                     let mut chunk = Vec::with_capacity(CHUNK_ROWS);
-                    let read = backend.load(kind, &mut |id, body| {
-                        chunk.push((id, body));
+                    let read = backend.load(kind, &mut |id, gen, body| {
+                        chunk.push((id, gen, body));
                         chunk.len() < CHUNK_ROWS
                             || out
                                 .send(Chunk::Rows(std::mem::replace(
@@ -274,6 +423,15 @@ fn writer_loop(mut backend: Box<dyn Backend>, rx: std_mpsc::Receiver<Msg>, owner
                         let _ = out.send(Chunk::Rows(chunk));
                     }
                     let _ = out.send(Chunk::End(read));
+                }
+                Msg::Reserve {
+                    name,
+                    floor,
+                    n,
+                    reply,
+                } => {
+                    commit_batch(backend.as_mut(), &mut batch);
+                    let _ = reply.send(backend.reserve_ids(&name, floor, n));
                 }
                 Msg::Held { prefix, reply } => {
                     let _ = reply.send(backend.leases_held(&prefix, now_ms()));
@@ -312,22 +470,52 @@ fn commit_batch(backend: &mut dyn Backend, batch: &mut Vec<Write>) {
     }
     let ops: Vec<&Op> = batch.iter().map(|w| &w.op).collect();
     let result = backend.commit(&ops);
-    if let Err(e) = &result {
-        tracing::error!("storage commit failed: {e}");
-    }
-    for w in batch.drain(..) {
-        if let Some(ack) = w.ack {
-            let _ = ack.send(result.clone());
+    let outcomes: Vec<Ack> = match result {
+        Ok(out) if out.len() == batch.len() => out.into_iter().map(Ok).collect(),
+        Ok(_) => vec![Err("the backend answered for the wrong number of writes".into()); batch.len()],
+        Err(e) => {
+            tracing::error!("storage commit failed: {e}");
+            vec![Err(e); batch.len()]
+        }
+    };
+    for (w, ack) in batch.drain(..).zip(outcomes) {
+        (w.done)(&ack);
+        if let Some(tx) = w.ack {
+            let _ = tx.send(ack);
         }
     }
 }
 
-async fn wait(rx: oneshot::Receiver<Result<(), String>>) -> Result<(), Fault> {
+/// Waits for a queued write: Nova's 409 when the row changed under it, the
+/// guard's fault when a guard refused it, a 500 when the commit failed.
+async fn wait(rx: oneshot::Receiver<Ack>) -> Result<(), Fault> {
     match rx.await {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(rejection))) => Err(refused(&rejection)),
         Ok(Err(e)) => Err(Fault::internal(format!("storage write failed: {e}"))),
         Err(_) => Err(Fault::internal("storage writer stopped")),
     }
+}
+
+/// The fault a refused write answers with.
+pub fn refused(r: &Rejection) -> Fault {
+    match &r.refusal {
+        Refusal::Changed => Fault::conflict(
+            "The resource was changed by another request meanwhile; retry the request.",
+        ),
+        Refusal::Quota(msg) => Fault::forbidden(msg.clone()),
+        Refusal::Capacity(msg) => Fault::new(409, format!("{CAPACITY_PREFIX}{msg}")),
+        Refusal::Taken(msg) => Fault::conflict(msg.clone()),
+    }
+}
+
+/// How the message of a fault from a refused [`Guard::Capacity`] starts
+/// (the scheduler then tries the next host).
+pub const CAPACITY_PREFIX: &str = "No valid host: ";
+
+/// Whether `f` is a refused [`Guard::Capacity`].
+pub fn is_capacity_refusal(f: &Fault) -> bool {
+    f.code == 409 && f.message.starts_with(CAPACITY_PREFIX)
 }
 
 /// A secondary index of a table: the ids of the rows whose `key` is each
@@ -345,6 +533,11 @@ struct Rows<T> {
     map: HashMap<String, Arc<T>>,
     indexes: Vec<Index<T>>,
     ordered: Vec<Box<dyn ordered::OrderedIndex<T>>>,
+    /// Each row's version token as this process last saw it, and the
+    /// [`Store::epoch`] of this process's last write to it (0: read).
+    gens: HashMap<String, (i64, u64)>,
+    /// Writes queued and not yet answered, per row.
+    pending: HashMap<String, u32>,
 }
 
 impl<T> std::ops::Deref for Rows<T> {
@@ -392,12 +585,136 @@ impl<T> Rows<T> {
         }
         Some(old)
     }
+
+    /// The token a write to `id` must find in the database (0: no row).
+    fn expect(&self, id: &str) -> i64 {
+        self.gens.get(id).map_or(0, |g| g.0)
+    }
+
+    /// Records a local write of `id` (`gen` 0: a delete) made at `epoch`.
+    fn wrote(&mut self, id: &str, gen: i64, epoch: u64) {
+        if gen == 0 {
+            self.gens.remove(id);
+        } else {
+            self.gens.insert(id.to_string(), (gen, epoch));
+        }
+        *self.pending.entry(id.to_string()).or_default() += 1;
+    }
+
+    /// A local write of `id` was answered.
+    fn answered(&mut self, id: &str) {
+        if let Some(n) = self.pending.get_mut(id) {
+            *n -= 1;
+            if *n == 0 {
+                self.pending.remove(id);
+            }
+        }
+    }
+
+    /// Makes the copy of `id` what the database holds.
+    fn take(&mut self, id: &str, current: Option<(i64, Arc<T>)>) {
+        match current {
+            Some((gen, row)) => {
+                self.gens.insert(id.to_string(), (gen, 0));
+                self.insert(id.to_string(), row);
+            }
+            None => {
+                self.gens.remove(id);
+                self.remove(id);
+            }
+        }
+    }
+}
+
+/// A table's copy, shared with the change feed.
+struct Copy<T> {
+    kind: &'static Kind,
+    rows: RwLock<Rows<T>>,
+}
+
+impl<T> Copy<T>
+where
+    T: DeserializeOwned + Send + Sync + 'static,
+{
+    fn parse(&self, id: &str, body: &str) -> Option<Arc<T>> {
+        match serde_json::from_str::<T>(body) {
+            Ok(v) => Some(Arc::new(v)),
+            Err(e) => {
+                tracing::error!(table = self.kind.table, %id, "stored row is unreadable: {e}");
+                None
+            }
+        }
+    }
+
+    /// After the writer answered a local write of `id`: a refused write
+    /// leaves the copy as the database has the row.
+    fn settle(&self, id: &str, ack: &Ack) {
+        let current = match ack {
+            Ok(Err(rejection)) => Some(rejection.current.clone()),
+            _ => None,
+        };
+        let parsed = current.map(|c| c.and_then(|(gen, body)| Some((gen, self.parse(id, &body)?))));
+        let mut rows = self.rows.write();
+        rows.answered(id);
+        if let Some(current) = parsed {
+            rows.take(id, current);
+        }
+    }
+}
+
+impl<T> Remote for Copy<T>
+where
+    T: DeserializeOwned + Send + Sync + 'static,
+{
+    fn table(&self) -> &'static str {
+        self.kind.table
+    }
+
+    fn apply_remote(&self, id: &str, current: Option<(i64, String)>, since: u64) -> bool {
+        let fresh = |rows: &Rows<T>| {
+            !rows.pending.contains_key(id)
+                && match (rows.gens.get(id), &current) {
+                    (Some((_, at)), _) if *at > since => false,
+                    (Some((g, _)), Some((gen, _))) => g != gen,
+                    (None, Some(_)) => true,
+                    (Some(_), None) => true,
+                    (None, None) => rows.map.contains_key(id),
+                }
+        };
+        if !fresh(&self.rows.read()) {
+            return false;
+        }
+        let parsed = match current {
+            Some((gen, body)) => match self.parse(id, &body) {
+                Some(row) => Some((gen, row)),
+                None => return false,
+            },
+            None => None,
+        };
+        let mut rows = self.rows.write();
+        let current_again = parsed.as_ref().map(|(g, _)| (*g, String::new()));
+        // Checked again under the write lock: a local write may have
+        // slipped in while the row was parsed.
+        let still = !rows.pending.contains_key(id)
+            && match (rows.gens.get(id), &current_again) {
+                (Some((_, at)), _) if *at > since => false,
+                (Some((g, _)), Some((gen, _))) => g != gen,
+                _ => true,
+            };
+        if still {
+            rows.take(id, parsed);
+        }
+        still
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.rows.read().map.keys().cloned().collect()
+    }
 }
 
 /// A typed, persisted table of one resource kind, keyed by id.
 pub struct Table<T> {
-    kind: &'static Kind,
-    rows: RwLock<Rows<T>>,
+    inner: Arc<Copy<T>>,
     store: Arc<Store>,
 }
 
@@ -411,17 +728,17 @@ where
         let chunks = parking_lot::Mutex::new(store.load_kind(kind)?);
         // The writer reads the rows while two parsers turn the chunks into
         // records (parsing the JSON is most of the cost of a start).
-        let parse = || -> Result<Vec<(String, Arc<T>)>, String> {
+        let parse = || -> Result<Vec<(String, i64, Arc<T>)>, String> {
             let mut out = Vec::new();
             loop {
                 let next = chunks.lock().recv();
                 match next {
                     Ok(Chunk::Rows(rows)) => {
-                        for (id, body) in rows {
+                        for (id, gen, body) in rows {
                             let value: T = serde_json::from_str(&body).map_err(|e| {
                                 format!("stored {} {id} is unreadable: {e}", kind.kind)
                             })?;
-                            out.push((id, Arc::new(value)));
+                            out.push((id, gen, Arc::new(value)));
                         }
                     }
                     Ok(Chunk::End(read)) => {
@@ -440,16 +757,25 @@ where
         });
         let b = b.map_err(|_| format!("loading {}: a parser panicked", kind.table))?;
         let mut rows = HashMap::new();
-        for (id, row) in a?.into_iter().chain(b?) {
+        let mut gens = HashMap::new();
+        for (id, gen, row) in a?.into_iter().chain(b?) {
+            gens.insert(id.clone(), (gen, 0));
             rows.insert(id, row);
         }
-        Ok(Table {
+        let inner = Arc::new(Copy {
             kind,
             rows: RwLock::new(Rows {
                 map: rows,
                 indexes: Vec::new(),
                 ordered: Vec::new(),
+                gens,
+                pending: HashMap::new(),
             }),
+        });
+        let remote: Arc<dyn Remote> = inner.clone();
+        store.register(Arc::downgrade(&remote));
+        Ok(Table {
+            inner,
             store: store.clone(),
         })
     }
@@ -458,7 +784,7 @@ where
     /// loaded so far and kept in step with every write), for [`Table::find`].
     pub fn indexed(self, name: &'static str, key: fn(&T) -> Option<String>) -> Self {
         {
-            let mut rows = self.rows.write();
+            let mut rows = self.inner.rows.write();
             let mut ids: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
             for (id, row) in rows.map.iter() {
                 if let Some(k) = key(row) {
@@ -474,9 +800,9 @@ where
     /// the table. An index the table does not have finds nothing (and says
     /// so in debug builds).
     pub fn find(&self, name: &str, value: &str) -> Vec<Arc<T>> {
-        let rows = self.rows.read();
+        let rows = self.inner.rows.read();
         let Some(ix) = rows.indexes.iter().find(|ix| ix.name == name) else {
-            debug_assert!(false, "{} has no index {name}", self.kind.table);
+            debug_assert!(false, "{} has no index {name}", self.inner.kind.table);
             return Vec::new();
         };
         ix.ids
@@ -497,7 +823,7 @@ where
         K: Ord + Send + Sync + 'static,
     {
         {
-            let mut rows = self.rows.write();
+            let mut rows = self.inner.rows.write();
             let mut ix = ordered::Ordered::new(name, key);
             for (id, row) in rows.map.iter() {
                 ordered::OrderedIndex::replace(&mut ix, id, None, Some(row));
@@ -523,14 +849,14 @@ where
     where
         K: Ord + Send + Sync + 'static,
     {
-        let rows = self.rows.read();
+        let rows = self.inner.rows.read();
         let Some(ix) = rows
             .ordered
             .iter()
             .filter(|ix| ix.name() == name)
             .find_map(|ix| ordered::Ordered::<T, K>::of(ix.as_ref()))
         else {
-            debug_assert!(false, "{} has no ordered index {name}", self.kind.table);
+            debug_assert!(false, "{} has no ordered index {name}", self.inner.kind.table);
             return false;
         };
         for row in ix.walk(range, reverse) {
@@ -542,25 +868,26 @@ where
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<T>> {
-        self.rows.read().get(id).cloned()
+        self.inner.rows.read().get(id).cloned()
     }
 
     pub fn len(&self) -> usize {
-        self.rows.read().len()
+        self.inner.rows.read().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows.read().is_empty()
+        self.inner.rows.read().is_empty()
     }
 
     /// A snapshot of every row.
     pub fn all(&self) -> Vec<Arc<T>> {
-        self.rows.read().values().cloned().collect()
+        self.inner.rows.read().values().cloned().collect()
     }
 
     /// Rows for which `keep` is true.
     pub fn filter(&self, mut keep: impl FnMut(&T) -> bool) -> Vec<Arc<T>> {
-        self.rows
+        self.inner
+            .rows
             .read()
             .values()
             .filter(|r| keep(r))
@@ -568,51 +895,96 @@ where
             .collect()
     }
 
-    fn put_op(&self, id: &str, value: &T) -> Result<Op, Fault> {
-        let body = serde_json::to_string(value)
-            .map_err(|e| Fault::internal(format!("serialising {}: {e}", self.kind.kind)))?;
-        Op::put(self.kind, id.to_string(), body).map_err(Fault::internal)
+    /// Changes the copy of row `id` to `value` (`None`: deletes it) and
+    /// queues the write, a compare-and-swap on the token the copy had,
+    /// with `guard` if any. Called with the table's write lock held.
+    fn stage(
+        &self,
+        rows: &mut Rows<T>,
+        id: &str,
+        value: Option<Arc<T>>,
+        guard: Option<Guard>,
+    ) -> Result<oneshot::Receiver<Ack>, Fault> {
+        let expect = rows.expect(id);
+        let (op, gen) = match &value {
+            Some(v) => {
+                let body = serde_json::to_string(&**v).map_err(|e| {
+                    Fault::internal(format!("serialising {}: {e}", self.inner.kind.kind))
+                })?;
+                let gen = fresh_gen();
+                let mut op = Op::put(self.inner.kind, id.to_string(), body, expect, gen)
+                    .map_err(Fault::internal)?;
+                if let Op::Put { guard: g, .. } = &mut op {
+                    *g = guard;
+                }
+                (op, gen)
+            }
+            None => (
+                Op::Delete {
+                    kind: self.inner.kind,
+                    id: id.to_string(),
+                    expect,
+                },
+                0,
+            ),
+        };
+        let epoch = self.store.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        rows.wrote(id, gen, epoch);
+        match value {
+            Some(v) => {
+                rows.insert(id.to_string(), v);
+            }
+            None => {
+                rows.remove(id);
+            }
+        }
+        let inner = self.inner.clone();
+        let key = id.to_string();
+        Ok(self
+            .store
+            .enqueue(op, Box::new(move |ack| inner.settle(&key, ack))))
     }
 
     /// Inserts or replaces a row and waits for it to be durable.
     pub async fn put(&self, id: &str, value: T) -> Result<Arc<T>, Fault> {
         let arc = Arc::new(value);
         let rx = {
-            let mut rows = self.rows.write();
-            let op = self.put_op(id, &arc)?;
-            rows.insert(id.to_string(), arc.clone());
-            self.store.enqueue(op)
+            let mut rows = self.inner.rows.write();
+            self.stage(&mut rows, id, Some(arc.clone()), None)?
         };
         wait(rx).await?;
         Ok(arc)
     }
 
-    /// Inserts or replaces a row and queues its write without waiting for
-    /// the commit: the one writer commits it no later than any write queued
-    /// after it. For a counter, whose new value must be on disk before any
-    /// row that uses the value it handed out.
-    pub fn put_queued(&self, id: &str, value: T) -> Result<(), Fault> {
-        let mut rows = self.rows.write();
-        let op = self.put_op(id, &value)?;
-        rows.insert(id.to_string(), Arc::new(value));
-        drop(self.store.enqueue(op));
-        Ok(())
+    /// Inserts a row only if the id is free (else `conflict`), with a guard
+    /// the database checks in the same transaction.
+    pub async fn insert_guarded(
+        &self,
+        id: &str,
+        value: T,
+        conflict: Fault,
+        guard: Option<Guard>,
+    ) -> Result<Arc<T>, Fault> {
+        let arc = Arc::new(value);
+        let rx = {
+            let mut rows = self.inner.rows.write();
+            if rows.contains_key(id) {
+                return Err(conflict);
+            }
+            self.stage(&mut rows, id, Some(arc.clone()), guard)?
+        };
+        match wait(rx).await {
+            // Another process inserted the id first.
+            Err(f) if f.code == 409 && self.get(id).is_some_and(|r| !Arc::ptr_eq(&r, &arc)) => {
+                Err(conflict)
+            }
+            other => other.map(|()| arc),
+        }
     }
 
     /// Inserts a row only if the id is free (else `Err(existing)` as 409).
     pub async fn insert_new(&self, id: &str, value: T, conflict: Fault) -> Result<Arc<T>, Fault> {
-        let arc = Arc::new(value);
-        let rx = {
-            let mut rows = self.rows.write();
-            if rows.contains_key(id) {
-                return Err(conflict);
-            }
-            let op = self.put_op(id, &arc)?;
-            rows.insert(id.to_string(), arc.clone());
-            self.store.enqueue(op)
-        };
-        wait(rx).await?;
-        Ok(arc)
+        self.insert_guarded(id, value, conflict, None).await
     }
 
     /// Atomically reads, checks and changes one row. `change` sees the current
@@ -628,6 +1000,26 @@ where
             id,
             |cur| cur.map(|c| (**c).clone()).ok_or_else(missing),
             change,
+            None,
+        )
+        .await
+    }
+
+    /// [`Table::update`] with a guard the database checks in the same
+    /// transaction (the write is refused, and the copy left as it was, when
+    /// the guard fails).
+    pub async fn update_guarded<R>(
+        &self,
+        id: &str,
+        missing: impl FnOnce() -> Fault,
+        guard: Guard,
+        change: impl FnOnce(&mut T) -> Result<R, Fault>,
+    ) -> Result<(Arc<T>, R), Fault> {
+        self.change_row(
+            id,
+            |cur| cur.map(|c| (**c).clone()).ok_or_else(missing),
+            change,
+            Some(guard),
         )
         .await
     }
@@ -643,93 +1035,78 @@ where
             id,
             |cur| Ok(cur.map_or_else(init, |c| (**c).clone())),
             change,
+            None,
         )
         .await
     }
 
-    /// `update` and `upsert`: under the row lock, `start` gives the value to
-    /// change from the current row (if any), `change` changes it, and the
-    /// write is queued before the lock goes.
+    /// `update` and `upsert`: under the table lock, `start` gives the value
+    /// to change from the current row (if any), `change` changes it, and
+    /// the write is queued before the lock goes.
     async fn change_row<R>(
         &self,
         id: &str,
         start: impl FnOnce(Option<&Arc<T>>) -> Result<T, Fault>,
         change: impl FnOnce(&mut T) -> Result<R, Fault>,
+        guard: Option<Guard>,
     ) -> Result<(Arc<T>, R), Fault> {
         let (arc, r, rx) = {
-            let mut rows = self.rows.write();
+            let mut rows = self.inner.rows.write();
             let mut next = start(rows.get(id))?;
             let r = change(&mut next)?;
-            let op = self.put_op(id, &next)?;
             let arc = Arc::new(next);
-            rows.insert(id.to_string(), arc.clone());
-            (arc, r, self.store.enqueue(op))
+            let rx = self.stage(&mut rows, id, Some(arc.clone()), guard)?;
+            (arc, r, rx)
         };
         wait(rx).await?;
         Ok((arc, r))
     }
 
-    /// Several rows changed together under one lock: all or nothing.
-    /// `change` gets the whole map and returns the ids it wrote.
+    /// Several rows changed together under one lock. `change` gets the
+    /// whole map and returns the ids it wrote. Each row's write is its own
+    /// compare-and-swap: when another process changed one of them
+    /// meanwhile, that one is refused (409) and the others stand.
     pub async fn transact<R>(
         &self,
         change: impl FnOnce(&mut TxView<'_, T>) -> Result<R, Fault>,
     ) -> Result<R, Fault> {
         let (r, rxs) = {
-            let mut rows = self.rows.write();
+            let mut rows = self.inner.rows.write();
             let mut view = TxView {
                 rows: &rows.map,
                 pending: HashMap::new(),
             };
             let r = change(&mut view)?;
             let pending = std::mem::take(&mut view.pending);
-            let mut ops = Vec::new();
-            for (id, v) in &pending {
-                ops.push(match v {
-                    Some(v) => self.put_op(id, v)?,
-                    None => Op::Delete {
-                        kind: self.kind,
-                        id: id.clone(),
-                    },
-                });
-            }
+            let mut rxs = Vec::with_capacity(pending.len());
             for (id, v) in pending {
-                match v {
-                    Some(v) => {
-                        rows.insert(id, Arc::new(v));
-                    }
-                    None => {
-                        rows.remove(&id);
-                    }
-                }
+                rxs.push(self.stage(&mut rows, &id, v.map(Arc::new), None)?);
             }
-            let rxs: Vec<_> = ops.into_iter().map(|op| self.store.enqueue(op)).collect();
             (r, rxs)
         };
+        let mut first_err = None;
         for rx in rxs {
-            wait(rx).await?;
+            if let Err(e) = wait(rx).await {
+                first_err.get_or_insert(e);
+            }
         }
-        Ok(r)
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(r),
+        }
     }
 
     /// Removes a row; returns what was there.
     pub async fn remove(&self, id: &str) -> Result<Option<Arc<T>>, Fault> {
         let (old, rx) = {
-            let mut rows = self.rows.write();
-            let old = rows.remove(id);
-            if old.is_none() {
+            let mut rows = self.inner.rows.write();
+            let Some(old) = rows.get(id).cloned() else {
                 return Ok(None);
-            }
-            (
-                old,
-                self.store.enqueue(Op::Delete {
-                    kind: self.kind,
-                    id: id.to_string(),
-                }),
-            )
+            };
+            (old, self.stage(&mut rows, id, None, None)?)
         };
         wait(rx).await?;
-        Ok(old)
+        Ok(Some(old))
     }
 }
 
@@ -738,7 +1115,6 @@ pub struct TxView<'a, T> {
     rows: &'a HashMap<String, Arc<T>>,
     pending: HashMap<String, Option<T>>,
 }
-
 impl<T: Clone> TxView<'_, T> {
     pub fn get(&self, id: &str) -> Option<T> {
         match self.pending.get(id) {

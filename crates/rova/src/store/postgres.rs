@@ -1,18 +1,28 @@
 //! The PostgreSQL backend: one connection owned by the store's writer
 //! thread (the synchronous `postgres` client, which runs its own small
 //! runtime there). A batch commits in one transaction; within it the
-//! writes to one table go out as one `INSERT … SELECT FROM UNNEST(…)`
-//! upsert and one `DELETE … = ANY(…)`, so a batch of thousands of writes
-//! costs a handful of round trips.
+//! plain writes to one table go out as one bulk statement per shape
+//! (`INSERT … SELECT FROM UNNEST(…) ON CONFLICT DO NOTHING`, `UPDATE … FROM
+//! UNNEST(…) WHERE gen = expected`, `DELETE … USING UNNEST(…)`), so a batch
+//! of thousands of writes costs a handful of round trips; guarded writes
+//! and ports (whose IPs are unique child rows) are made one at a time in
+//! savepoints. Several processes may share the database: every write is a
+//! compare-and-swap on the row's version token, the advisory locks a
+//! batch's guards need are taken first and in order, and each commit
+//! announces the rows it wrote on channel [`CHANNEL`] so the others
+//! refresh their copies ([`listen`]).
 
-use super::backend::{pending, Backend, Op, HELD_SQL, LEASE_SQL, POSTGRES_MIGRATIONS, RELEASE_SQL};
+use super::backend::{
+    chains, change_line, pending, Backend, Guard, Op, Outcome, Refusal, Rejection, HELD_SQL,
+    LEASE_SQL, POSTGRES_MIGRATIONS, RELEASE_SQL,
+};
 use super::schema::{Cell, Kind, Ty};
 use postgres::types::ToSql;
 use postgres::{Client, NoTls};
 use std::collections::HashMap;
 
-/// Advisory-lock key of "this database is being served" ("ROVA").
-const SERVING_LOCK: i64 = 0x524f_5641;
+/// The notification channel commits announce their rows on.
+pub const CHANNEL: &str = "rova_changes";
 /// Advisory-lock key that serialises migrations between processes.
 const MIGRATION_LOCK: i64 = 0x524f_5642;
 
@@ -20,32 +30,45 @@ pub struct Postgres {
     client: Client,
     url: String,
     shown: String,
+    /// The store's owner name, on the first line of every announcement.
+    owner: String,
 }
 
 impl Postgres {
-    /// Connects, takes the one-process lock and applies the migrations.
-    pub fn open(url: &str, shown: &str) -> Result<Postgres, String> {
+    /// Connects and applies the migrations.
+    pub fn open(url: &str, shown: &str, owner: &str) -> Result<Postgres, String> {
         let mut client =
             Client::connect(url, NoTls).map_err(|e| format!("connecting to {shown}: {e}"))?;
-        hold_lock(url, shown)?;
         migrate(&mut client).map_err(|e| format!("migrating {shown}: {e}"))?;
         Ok(Postgres {
             client,
             url: url.to_string(),
             shown: shown.to_string(),
+            owner: owner.to_string(),
         })
     }
 
     /// Runs `work`; when it fails because the connection is gone (the
     /// server restarted, the session was terminated), connects again and
-    /// runs it once more. Every write here is an idempotent upsert or
-    /// delete, so a batch whose commit was lost with the connection can be
-    /// sent again.
+    /// runs it once more; a transaction the server aborted as a deadlock
+    /// victim is run again too. A batch whose commit was lost with the
+    /// connection may have committed: sent again, its writes are refused as
+    /// changed rows (their tokens are already there), never doubled.
     fn with_retry<R>(
         &mut self,
         mut work: impl FnMut(&mut Client) -> Result<R, postgres::Error>,
     ) -> Result<R, String> {
-        match work(&mut self.client) {
+        let mut tries = 0;
+        let first = loop {
+            match work(&mut self.client) {
+                Err(e) if deadlocked(&e) && tries < 5 => {
+                    tries += 1;
+                    tracing::warn!("transaction aborted ({e:?}); running it again");
+                }
+                other => break other,
+            }
+        };
+        match first {
             Err(e) if self.client.is_closed() || connection_lost(&e) => {
                 tracing::warn!("lost the connection to {}: {e}; reconnecting", self.shown);
                 self.client = Client::connect(&self.url, NoTls)
@@ -65,6 +88,13 @@ fn connection_lost(e: &postgres::Error) -> bool {
     e.is_closed()
         || e.code()
             .is_some_and(|c| c.code().starts_with("57P") || c.code().starts_with("08"))
+}
+
+/// Whether the server aborted the transaction to break a deadlock or a
+/// serialization conflict (it may simply be run again).
+fn deadlocked(e: &postgres::Error) -> bool {
+    e.code()
+        .is_some_and(|c| c.code() == "40P01" || c.code() == "40001")
 }
 
 /// An error with the server's message and detail (the `Display` of a
@@ -148,84 +178,527 @@ impl Backend for Postgres {
     fn load(
         &mut self,
         kind: &Kind,
-        sink: &mut dyn FnMut(String, String) -> bool,
+        sink: &mut dyn FnMut(String, i64, String) -> bool,
     ) -> Result<(), String> {
         use postgres::fallible_iterator::FallibleIterator;
-        let sql = format!("SELECT id, body::text FROM {}", kind.table);
+        let sql = format!("SELECT id, gen, body::text FROM {}", kind.table);
         let none: [&(dyn ToSql + Sync); 0] = [];
         let mut rows = self
             .client
             .query_raw(sql.as_str(), none.iter().copied())
             .map_err(|e| describe(&e))?;
         while let Some(r) = rows.next().map_err(|e| describe(&e))? {
-            if !sink(r.get::<_, String>(0), r.get::<_, String>(1)) {
+            if !sink(r.get::<_, String>(0), r.get::<_, i64>(1), r.get::<_, String>(2)) {
                 break;
             }
         }
         Ok(())
     }
 
-    fn commit(&mut self, ops: &[&Op]) -> Result<(), String> {
-        // The last write to each row is the one that counts; the rest of
-        // the batch is grouped by table.
-        // `gen` still counts every write: a row written n times in the
-        // batch gains n. A row deleted and written again in the batch is
-        // deleted first, so its count starts again as on SQLite.
-        let mut last: HashMap<(&str, &str), (usize, i64, bool)> = HashMap::new();
-        for (i, op) in ops.iter().enumerate() {
-            let (key, put) = match op {
-                Op::Put { kind, id, .. } => ((kind.table, id.as_str()), true),
-                Op::Delete { kind, id } => ((kind.table, id.as_str()), false),
-            };
-            let (n, deleted) = match last.get(&key) {
-                Some((_, n, deleted)) if put => (n + 1, *deleted),
-                _ => (i64::from(put), !put),
-            };
-            last.insert(key, (i, n, deleted));
-        }
-        let mut order: Vec<(usize, i64, bool)> = last.into_values().collect();
-        order.sort_unstable();
-        let mut puts: Vec<(&'static Kind, Vec<(&Op, i64)>)> = Vec::new();
-        let mut dels: Vec<(&'static Kind, Vec<&str>)> = Vec::new();
-        for (i, n, deleted) in order {
-            match ops[i] {
-                op @ Op::Put { kind, id, .. } => {
-                    if deleted {
-                        group_delete(&mut dels, kind, id);
-                    }
-                    match puts.iter_mut().find(|(k, _)| k.table == kind.table) {
-                        Some((_, v)) => v.push((op, n)),
-                        None => puts.push((kind, vec![(op, n)])),
-                    }
-                }
-                Op::Delete { kind, id } => group_delete(&mut dels, kind, id),
-            }
-        }
+    fn commit(&mut self, ops: &[&Op]) -> Result<Vec<Outcome>, String> {
+        let rows = chains(ops);
+        // The advisory locks the guards need, taken first and in one order
+        // (so two processes' batches cannot deadlock on them).
+        let mut locks: Vec<String> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Put {
+                    guard: Some(Guard::Quota { project, .. }),
+                    ..
+                } => Some(format!("rova-quota/{project}")),
+                Op::Put {
+                    guard: Some(Guard::Capacity { node, .. }),
+                    ..
+                } => Some(format!("rova-node/{node}")),
+                _ => None,
+            })
+            .collect();
+        locks.sort();
+        locks.dedup();
+        let (alone, bulk): (Vec<_>, Vec<_>) = rows
+            .iter()
+            .partition(|chain| chain.iter().any(|(_, op)| op.alone()));
+        let plan = BulkPlan::of(&bulk);
+        let owner = self.owner.clone();
         self.with_retry(|client| {
+            let mut out: Vec<Outcome> = vec![Ok(()); ops.len()];
             let mut tx = client.transaction()?;
-            for (kind, ids) in &dels {
-                tx.execute(
-                    &format!("DELETE FROM {} WHERE id = ANY($1)", kind.table),
-                    &[ids],
-                )?;
+            for key in &locks {
+                tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[key])?;
             }
-            for (kind, ops) in &puts {
-                upsert(&mut tx, kind, ops)?;
+            plan.run(&mut tx, &mut out)?;
+            for chain in &alone {
+                for (i, op) in chain.iter() {
+                    out[*i] = apply_alone(&mut tx, op)?;
+                }
             }
-            tx.commit()
+            announce(&mut tx, &owner, ops, &out)?;
+            tx.commit()?;
+            Ok(out)
         })
+    }
+
+    fn reserve_ids(&mut self, name: &str, floor: i64, n: i64) -> Result<i64, String> {
+        let row = self.with_retry(|c| {
+            c.query_one(
+                "INSERT INTO counters (name, next) VALUES ($1, $2 + $3) \
+                 ON CONFLICT (name) DO UPDATE SET next = GREATEST(counters.next, $2) + $3 \
+                 RETURNING next - $3",
+                &[&name, &floor, &n],
+            )
+        })?;
+        Ok(row.get(0))
     }
 }
 
-fn group_delete<'a>(
-    dels: &mut Vec<(&'static Kind, Vec<&'a str>)>,
-    kind: &'static Kind,
-    id: &'a str,
-) {
-    match dels.iter_mut().find(|(k, _)| k.table == kind.table) {
-        Some((_, v)) => v.push(id),
-        None => dels.push((kind, vec![id])),
+/// What a batch's plain writes (rows with no guard and no unique child
+/// rows) come to, row by row: each row's chain of writes in the batch
+/// collapses to at most a delete of what was there and an insert or an
+/// update of what is left.
+struct BulkPlan<'a> {
+    /// `(kind, id, expected token, ops of the chain)`.
+    deletes: Vec<(&'static Kind, &'a str, i64, Vec<usize>)>,
+    /// The final put, and every op of the chain.
+    inserts: Vec<(&'a Op, Vec<usize>)>,
+    updates: Vec<(&'a Op, i64, Vec<usize>)>,
+}
+
+impl<'a> BulkPlan<'a> {
+    fn of(chains: &[&Vec<(usize, &'a Op)>]) -> BulkPlan<'a> {
+        let mut plan = BulkPlan {
+            deletes: Vec::new(),
+            inserts: Vec::new(),
+            updates: Vec::new(),
+        };
+        for chain in chains {
+            let (Some((_, first)), Some((_, last))) = (chain.first(), chain.last()) else {
+                continue;
+            };
+            let idx: Vec<usize> = chain.iter().map(|(i, _)| *i).collect();
+            let expect = first.expect();
+            let deleted = chain.iter().any(|(_, op)| matches!(op, Op::Delete { .. }));
+            if deleted && expect != 0 {
+                plan.deletes
+                    .push((first.kind(), first.id(), expect, idx.clone()));
+            }
+            match last {
+                Op::Put { .. } if deleted || expect == 0 => plan.inserts.push((last, idx)),
+                Op::Put { .. } => plan.updates.push((last, expect, idx)),
+                Op::Delete { .. } => {}
+            }
+        }
+        plan
     }
+
+    fn run(
+        &self,
+        tx: &mut postgres::Transaction<'_>,
+        out: &mut [Outcome],
+    ) -> Result<(), postgres::Error> {
+        // Deletes first: a chain whose delete is refused writes nothing.
+        let mut refused: Vec<(&'static Kind, &str, &[usize])> = Vec::new();
+        for kind in kinds_of(self.deletes.iter().map(|d| d.0)) {
+            let mine: Vec<_> = self.deletes.iter().filter(|d| d.0.table == kind.table).collect();
+            let ids: Vec<&str> = mine.iter().map(|d| d.1).collect();
+            let gens: Vec<i64> = mine.iter().map(|d| d.2).collect();
+            let gone = returned_ids(tx.query(
+                &format!(
+                    "DELETE FROM {t} USING UNNEST($1::text[], $2::bigint[]) AS d(id, gen) \
+                     WHERE {t}.id = d.id AND {t}.gen = d.gen RETURNING {t}.id",
+                    t = kind.table
+                ),
+                &[&ids, &gens],
+            )?);
+            for d in &mine {
+                if !gone.contains(d.1) {
+                    // Not there at all is what a delete wants.
+                    refused.push((kind, d.1, &d.3));
+                }
+            }
+        }
+        let mut changed: Vec<(&'static Kind, &str, &[usize])> = Vec::new();
+        if !refused.is_empty() {
+            for (kind, id, idx) in refused {
+                if fetch(tx, kind, &[id])?.contains_key(id) {
+                    changed.push((kind, id, idx));
+                }
+            }
+        }
+        let refused_deletes: std::collections::HashSet<(&str, &str)> =
+            changed.iter().map(|(k, id, _)| (k.table, *id)).collect();
+        for kind in kinds_of(self.inserts.iter().map(|(op, _)| op.kind())) {
+            let mine: Vec<_> = self
+                .inserts
+                .iter()
+                .filter(|(op, _)| {
+                    op.kind().table == kind.table
+                        && !refused_deletes.contains(&(op.kind().table, op.id()))
+                })
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let puts: Vec<&Op> = mine.iter().map(|(op, _)| *op).collect();
+            let made = returned_ids(bulk_write(tx, kind, &puts, None)?);
+            for (op, idx) in &mine {
+                if !made.contains(op.id()) {
+                    changed.push((kind, op.id(), idx));
+                }
+            }
+        }
+        for kind in kinds_of(self.updates.iter().map(|(op, _, _)| op.kind())) {
+            let mine: Vec<_> = self
+                .updates
+                .iter()
+                .filter(|(op, _, _)| op.kind().table == kind.table)
+                .collect();
+            let puts: Vec<&Op> = mine.iter().map(|(op, _, _)| *op).collect();
+            let expects: Vec<i64> = mine.iter().map(|(_, e, _)| *e).collect();
+            let made = returned_ids(bulk_write(tx, kind, &puts, Some(&expects))?);
+            for (op, _, idx) in &mine {
+                if !made.contains(op.id()) {
+                    changed.push((kind, op.id(), idx));
+                }
+            }
+        }
+        for kind in kinds_of(changed.iter().map(|c| c.0)) {
+            let ids: Vec<&str> = changed
+                .iter()
+                .filter(|c| c.0.table == kind.table)
+                .map(|c| c.1)
+                .collect();
+            let mut now = fetch(tx, kind, &ids)?;
+            for (_, id, idx) in changed.iter().filter(|c| c.0.table == kind.table) {
+                let current = now.remove(*id);
+                for i in idx.iter() {
+                    out[*i] = Err(Rejection {
+                        refusal: Refusal::Changed,
+                        current: current.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The distinct kinds of an iterator, in first-seen order.
+fn kinds_of(all: impl Iterator<Item = &'static Kind>) -> Vec<&'static Kind> {
+    let mut out: Vec<&'static Kind> = Vec::new();
+    for k in all {
+        if !out.iter().any(|o| o.table == k.table) {
+            out.push(k);
+        }
+    }
+    out
+}
+
+fn returned_ids(rows: Vec<postgres::Row>) -> std::collections::HashSet<String> {
+    rows.iter().map(|r| r.get::<_, String>(0)).collect()
+}
+
+/// The rows `ids` of `kind` as stored: id → `(gen, body)`.
+fn fetch(
+    tx: &mut impl postgres::GenericClient,
+    kind: &Kind,
+    ids: &[&str],
+) -> Result<HashMap<String, (i64, String)>, postgres::Error> {
+    let rows = tx.query(
+        &format!(
+            "SELECT id, gen, body::text FROM {} WHERE id = ANY($1)",
+            kind.table
+        ),
+        &[&ids],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect())
+}
+
+/// One guarded write or port write, in a savepoint.
+fn apply_alone(tx: &mut postgres::Transaction<'_>, op: &Op) -> Result<Outcome, postgres::Error> {
+    let verdict = {
+        let mut sp = tx.savepoint("w")?;
+        let verdict = write_checked(&mut sp, op)?;
+        if verdict.is_ok() {
+            sp.commit()?;
+        }
+        // Dropped uncommitted: rolled back to the savepoint.
+        verdict
+    };
+    match verdict {
+        Ok(()) => Ok(Ok(())),
+        Err(refusal) => Ok(Err(Rejection {
+            refusal,
+            current: fetch(tx, op.kind(), &[op.id()])?.remove(op.id()),
+        })),
+    }
+}
+
+fn write_checked(
+    tx: &mut postgres::Transaction<'_>,
+    op: &Op,
+) -> Result<Result<(), Refusal>, postgres::Error> {
+    match op {
+        Op::Put {
+            kind, id, guard, ..
+        } => {
+            let expects = [op.expect()];
+            let made = if op.expect() == 0 {
+                bulk_write(tx, kind, &[op], None)?
+            } else {
+                bulk_write(tx, kind, &[op], Some(&expects))?
+            };
+            if made.is_empty() {
+                return Ok(Err(Refusal::Changed));
+            }
+            if kind.table == "ports" {
+                if let Op::Put { body, .. } = op {
+                    tx.execute("DELETE FROM ip_allocations WHERE port_id = $1", &[id])?;
+                    for (subnet, ip) in super::schema::fixed_ips(body) {
+                        let added = tx.execute(
+                            "INSERT INTO ip_allocations (subnet_id, ip_address, port_id) \
+                             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                            &[&subnet, &ip, id],
+                        )?;
+                        if added == 0 {
+                            return Ok(Err(Refusal::Taken(format!(
+                                "IP address {ip} is already allocated in subnet {subnet}"
+                            ))));
+                        }
+                    }
+                }
+            }
+            let Some(g) = guard else {
+                return Ok(Ok(()));
+            };
+            let own = tx.query_one(
+                "SELECT coalesce((body->'flavor'->>'vcpus')::bigint, 0), \
+                 coalesce((body->'flavor'->>'ram')::bigint, 0) FROM instances WHERE id = $1",
+                &[id],
+            )?;
+            let own: (i64, i64) = (own.get(0), own.get(1));
+            Ok(match g {
+                Guard::Quota { project, .. } => {
+                    let r = tx.query_one(
+                        "SELECT count(*), coalesce(sum((body->'flavor'->>'vcpus')::bigint), 0)::bigint, \
+                         coalesce(sum((body->'flavor'->>'ram')::bigint), 0)::bigint \
+                         FROM instances WHERE project_id = $1 AND deleted = false",
+                        &[project],
+                    )?;
+                    super::schema::quota_verdict(g, own, (r.get(0), r.get(1), r.get(2)))
+                }
+                Guard::Capacity { node, .. } => {
+                    let r = tx.query_one(
+                        "SELECT coalesce(sum((body->'flavor'->>'vcpus')::bigint), 0)::bigint, \
+                         coalesce(sum((body->'flavor'->>'ram')::bigint), 0)::bigint \
+                         FROM instances WHERE node = $1 AND deleted = false",
+                        &[node],
+                    )?;
+                    super::schema::quota_verdict(g, own, (0, r.get(0), r.get(1)))
+                }
+            })
+        }
+        Op::Delete { kind, id, expect } => {
+            let gone = tx.execute(
+                &format!("DELETE FROM {} WHERE id = $1 AND gen = $2", kind.table),
+                &[id, expect],
+            )?;
+            if gone == 0 && !fetch(tx, kind, &[id.as_str()])?.is_empty() {
+                return Ok(Err(Refusal::Changed));
+            }
+            if kind.table == "ports" {
+                tx.execute("DELETE FROM ip_allocations WHERE port_id = $1", &[id])?;
+            }
+            Ok(Ok(()))
+        }
+    }
+}
+
+/// Tells the other processes which rows this commit wrote or deleted:
+/// `pg_notify` on [`CHANNEL`], delivered when the transaction commits. A
+/// payload is the writer's owner name on its first line, then one
+/// `kind-index id` line per row (split to stay under PostgreSQL's 8000
+/// bytes).
+fn announce(
+    tx: &mut postgres::Transaction<'_>,
+    owner: &str,
+    ops: &[&Op],
+    out: &[Outcome],
+) -> Result<(), postgres::Error> {
+    let mut seen = std::collections::HashSet::new();
+    let mut payloads: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for (op, outcome) in ops.iter().zip(out) {
+        if outcome.is_err() {
+            continue;
+        }
+        let line = change_line(op);
+        if !seen.insert(line.clone()) {
+            continue;
+        }
+        if cur.len() + line.len() + 1 > 7000 {
+            payloads.push(std::mem::take(&mut cur));
+        }
+        if cur.is_empty() {
+            cur.push_str(owner);
+        }
+        cur.push('\n');
+        cur.push_str(&line);
+    }
+    if !cur.is_empty() {
+        payloads.push(cur);
+    }
+    if !payloads.is_empty() {
+        tx.execute(
+            &format!("SELECT pg_notify('{CHANNEL}', p) FROM unnest($1::text[]) AS p"),
+            &[&payloads],
+        )?;
+    }
+    Ok(())
+}
+
+/// Every row of every table, as stored: table → id → `(gen, body)`.
+pub type Everything = HashMap<&'static str, HashMap<String, (i64, String)>>;
+
+/// Follows the other processes' commits: on a connection of its own,
+/// `LISTEN`s on [`CHANNEL`] and hands `apply` every row another owner
+/// wrote, as it is now (`None`: deleted), after calling `mark` for its
+/// kind just before reading it. When the connection drops it reconnects,
+/// reads every table whole and hands that to `resync` (with the `epoch()`
+/// taken before the read): what was announced meanwhile is lost. Returns
+/// when `apply` returns false or `epoch` returns `None` (the store is
+/// gone).
+pub fn listen(
+    url: &str,
+    shown: &str,
+    owner: &str,
+    mark: &mut dyn FnMut(&'static Kind),
+    apply: &mut dyn FnMut(&'static Kind, &str, Option<(i64, String)>) -> bool,
+    resync: &mut dyn FnMut(&Everything, u64),
+    epoch: &dyn Fn() -> Option<u64>,
+) {
+    use postgres::fallible_iterator::FallibleIterator;
+    let mut first = true;
+    loop {
+        if epoch().is_none() {
+            return;
+        }
+        let mut client = match Client::connect(url, NoTls) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("change feed: connecting to {shown}: {e}");
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                continue;
+            }
+        };
+        if let Err(e) = client.batch_execute(&format!("LISTEN {CHANNEL}")) {
+            tracing::warn!("change feed: LISTEN on {shown}: {e}");
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            continue;
+        }
+        if !first {
+            let Some(since) = epoch() else {
+                return;
+            };
+            match read_everything(&mut client) {
+                Ok(all) => resync(&all, since),
+                Err(e) => {
+                    tracing::warn!("change feed: re-reading {shown}: {e}");
+                    continue;
+                }
+            }
+        }
+        first = false;
+        loop {
+            let mut batch: Vec<String> = Vec::new();
+            let first = {
+                let mut notes = client.notifications();
+                // Wakes up now and then to notice a store that is gone.
+                let mut it = notes.timeout_iter(std::time::Duration::from_secs(2));
+                it.next()
+            };
+            match first {
+                Ok(Some(n)) => batch.push(n.payload().to_string()),
+                Ok(None) if !client.is_closed() => {
+                    if epoch().is_none() {
+                        return;
+                    }
+                    continue;
+                }
+                Ok(None) | Err(_) => break,
+            }
+            {
+                // Whatever else has arrived goes in the same round.
+                let mut notes = client.notifications();
+                let mut more = notes.iter();
+                while let Ok(Some(n)) = more.next() {
+                    batch.push(n.payload().to_string());
+                }
+            }
+            let mut wanted: Vec<(&'static Kind, Vec<String>)> = Vec::new();
+            for payload in &batch {
+                let mut lines = payload.lines();
+                if lines.next() == Some(owner) {
+                    continue;
+                }
+                for line in lines {
+                    let Some((k, id)) = line.split_once(' ') else {
+                        continue;
+                    };
+                    let Some(kind) = k
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|k| super::schema::KINDS.get(k))
+                    else {
+                        continue;
+                    };
+                    match wanted.iter_mut().find(|(w, _)| w.table == kind.table) {
+                        Some((_, ids)) => ids.push(id.to_string()),
+                        None => wanted.push((kind, vec![id.to_string()])),
+                    }
+                }
+            }
+            for (kind, ids) in wanted {
+                mark(kind);
+                let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+                let mut now = match fetch(&mut client, kind, &refs) {
+                    Ok(now) => now,
+                    Err(e) => {
+                        tracing::warn!("change feed: reading {}: {e}", kind.table);
+                        break;
+                    }
+                };
+                for id in &ids {
+                    if !apply(kind, id, now.remove(id)) {
+                        return;
+                    }
+                }
+            }
+            if client.is_closed() {
+                break;
+            }
+        }
+        tracing::warn!("change feed: the connection to {shown} closed; reconnecting");
+    }
+}
+
+fn read_everything(client: &mut Client) -> Result<Everything, postgres::Error> {
+    let mut all = Everything::new();
+    for kind in super::schema::KINDS {
+        let rows = client.query(
+            &format!("SELECT id, gen, body::text FROM {}", kind.table),
+            &[],
+        )?;
+        all.insert(
+            kind.table,
+            rows.iter()
+                .map(|r| (r.get(0), (r.get(1), r.get(2))))
+                .collect(),
+        );
+    }
+    Ok(all)
 }
 
 /// One column's values across a batch, typed for its array parameter.
@@ -245,32 +718,41 @@ impl Column {
     }
 }
 
-fn upsert(
-    tx: &mut postgres::Transaction<'_>,
+/// One statement writing every put of `puts` (all of `kind`): inserts
+/// when `expects` is `None` (a row that exists is left alone), else
+/// updates of the rows whose token is the expected one. Returns the ids
+/// written.
+fn bulk_write(
+    tx: &mut impl postgres::GenericClient,
     kind: &Kind,
-    ops: &[(&Op, i64)],
-) -> Result<(), postgres::Error> {
-    let mut ids: Vec<&str> = Vec::with_capacity(ops.len());
-    let mut writes: Vec<i64> = Vec::with_capacity(ops.len());
-    let mut bodies: Vec<&str> = Vec::with_capacity(ops.len());
+    puts: &[&Op],
+    expects: Option<&[i64]>,
+) -> Result<Vec<postgres::Row>, postgres::Error> {
+    let mut ids: Vec<&str> = Vec::with_capacity(puts.len());
+    let mut gens: Vec<i64> = Vec::with_capacity(puts.len());
+    let mut bodies: Vec<&str> = Vec::with_capacity(puts.len());
     let mut columns: Vec<Column> = kind
         .cols
         .iter()
         .map(|c| match c.ty {
-            Ty::Text => Column::Text(Vec::with_capacity(ops.len())),
-            Ty::Int => Column::Int(Vec::with_capacity(ops.len())),
-            Ty::Bool => Column::Bool(Vec::with_capacity(ops.len())),
+            Ty::Text => Column::Text(Vec::with_capacity(puts.len())),
+            Ty::Int => Column::Int(Vec::with_capacity(puts.len())),
+            Ty::Bool => Column::Bool(Vec::with_capacity(puts.len())),
         })
         .collect();
-    for (op, n) in ops {
+    for op in puts {
         let Op::Put {
-            id, cells, body, ..
+            id,
+            cells,
+            body,
+            gen,
+            ..
         } = op
         else {
             continue;
         };
         ids.push(id);
-        writes.push(*n);
+        gens.push(*gen);
         bodies.push(body);
         for (col, cell) in columns.iter_mut().zip(cells) {
             match (col, cell) {
@@ -283,15 +765,24 @@ fn upsert(
             }
         }
     }
+    let expected: Vec<i64> = expects.map(<[i64]>::to_vec).unwrap_or_default();
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&ids];
     params.extend(columns.iter().map(Column::param));
     params.push(&bodies);
-    params.push(&writes);
-    tx.execute(&upsert_sql(kind), &params).map(drop)
+    params.push(&gens);
+    let sql = if expects.is_some() {
+        params.push(&expected);
+        update_sql(kind)
+    } else {
+        insert_sql(kind)
+    };
+    tx.query(&sql, &params)
 }
 
-fn upsert_sql(kind: &Kind) -> String {
-    // id, the key columns, body, and the number of writes the batch made.
+/// The `UNNEST` of a bulk write's array parameters: id, the key columns,
+/// body, gen (and, for an update, the expected token), and the column
+/// names they take.
+fn unnest(kind: &Kind, update: bool) -> (String, Vec<String>) {
     let mut cols = kind.write_columns();
     cols.push("gen".into());
     let mut arrays = vec!["$1::text[]".to_string()];
@@ -305,6 +796,19 @@ fn upsert_sql(kind: &Kind) -> String {
     }
     arrays.push(format!("${}::text[]", kind.cols.len() + 2));
     arrays.push(format!("${}::bigint[]", kind.cols.len() + 3));
+    let mut names = cols.clone();
+    if update {
+        arrays.push(format!("${}::bigint[]", kind.cols.len() + 4));
+        names.push("expect".into());
+    }
+    (
+        format!("UNNEST({}) AS u({})", arrays.join(", "), names.join(", ")),
+        cols,
+    )
+}
+
+fn insert_sql(kind: &Kind) -> String {
+    let (from, cols) = unnest(kind, false);
     let select: Vec<String> = cols
         .iter()
         .map(|c| match c.as_str() {
@@ -312,18 +816,27 @@ fn upsert_sql(kind: &Kind) -> String {
             c => format!("u.{c}"),
         })
         .collect();
-    let mut sets: Vec<String> = cols[1..cols.len() - 1]
-        .iter()
-        .map(|n| format!("{n} = EXCLUDED.{n}"))
-        .collect();
-    sets.push(format!("gen = {}.gen + EXCLUDED.gen", kind.table));
     format!(
-        "INSERT INTO {t} ({cols}) SELECT {select} FROM UNNEST({arrays}) AS u({cols}) ON CONFLICT (id) DO UPDATE SET {sets}",
+        "INSERT INTO {t} ({cols}) SELECT {select} FROM {from} ON CONFLICT (id) DO NOTHING RETURNING id",
         t = kind.table,
         cols = cols.join(", "),
         select = select.join(", "),
-        arrays = arrays.join(", "),
-        sets = sets.join(", ")
+    )
+}
+
+fn update_sql(kind: &Kind) -> String {
+    let (from, cols) = unnest(kind, true);
+    let sets: Vec<String> = cols[1..]
+        .iter()
+        .map(|c| match c.as_str() {
+            "body" => "body = u.body::json".to_string(),
+            c => format!("{c} = u.{c}"),
+        })
+        .collect();
+    format!(
+        "UPDATE {t} SET {sets} FROM {from} WHERE {t}.id = u.id AND {t}.gen = u.expect RETURNING {t}.id",
+        t = kind.table,
+        sets = sets.join(", "),
     )
 }
 
@@ -355,33 +868,6 @@ fn migrate(client: &mut Client) -> Result<(), String> {
         tracing::info!(version, name, "applied schema migration");
     }
     tx.commit().map_err(|e| e.to_string())
-}
-
-/// Holds the "being served" advisory lock on a connection of its own for
-/// the life of the process (a restart inside the same process keeps it).
-fn hold_lock(url: &str, shown: &str) -> Result<(), String> {
-    use std::sync::{Mutex, OnceLock};
-    static HELD: OnceLock<Mutex<HashMap<String, Client>>> = OnceLock::new();
-    let mut held = HELD
-        .get_or_init(Default::default)
-        .lock()
-        .map_err(|_| "store lock registry poisoned".to_string())?;
-    if held.contains_key(url) {
-        return Ok(());
-    }
-    let mut lock =
-        Client::connect(url, NoTls).map_err(|e| format!("connecting to {shown}: {e}"))?;
-    let got: bool = lock
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&SERVING_LOCK])
-        .map_err(|e| e.to_string())?
-        .get(0);
-    if !got {
-        return Err(format!(
-            "another Rova process is serving {shown}; one process serves a database"
-        ));
-    }
-    held.insert(url.to_string(), lock);
-    Ok(())
 }
 
 #[cfg(test)]

@@ -220,6 +220,72 @@ pub const KINDS: &[Kind] = &[
     },
 ];
 
+/// The `(subnet_id, ip_address)` pairs of a port document's `fixed_ips`.
+pub fn fixed_ips(body: &str) -> Vec<(String, String)> {
+    #[derive(serde::Deserialize)]
+    struct Ip {
+        subnet_id: Option<String>,
+        ip_address: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Port {
+        #[serde(default)]
+        fixed_ips: Vec<Ip>,
+    }
+    serde_json::from_str::<Port>(body)
+        .map(|p| {
+            p.fixed_ips
+                .into_iter()
+                .filter_map(|ip| Some((ip.subnet_id?, ip.ip_address?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether a guarded instance row may be written: `own` is its
+/// `(vcpus, ram)`, `used` the `(instances, vcpus, ram)` counted from the
+/// rows with it included (for a capacity guard the instance count is not
+/// used). Refusals carry Nova's quota message.
+pub fn quota_verdict(
+    guard: &super::backend::Guard,
+    own: (i64, i64),
+    used: (i64, i64, i64),
+) -> Result<(), super::backend::Refusal> {
+    use super::backend::{Guard, Refusal};
+    match guard {
+        Guard::Quota {
+            instances,
+            cores,
+            ram,
+            ..
+        } => {
+            let checks = [
+                ("instances", 1, used.0, *instances),
+                ("cores", own.0, used.1, *cores),
+                ("ram", own.1, used.2, *ram),
+            ];
+            for (what, asked, total, limit) in checks {
+                if limit >= 0 && asked > 0 && total > limit {
+                    return Err(Refusal::Quota(format!(
+                        "Quota exceeded for {what}: Requested {asked}, but already used {} of {limit} {what}",
+                        total - asked
+                    )));
+                }
+            }
+            Ok(())
+        }
+        Guard::Capacity { node, vcpus, ram } => {
+            if (*vcpus >= 0 && used.1 > *vcpus) || (*ram >= 0 && used.2 > *ram) {
+                return Err(Refusal::Capacity(format!(
+                    "Host {node} has no room: {} of {vcpus} vCPUs and {} of {ram} MB RAM would be used",
+                    used.1, used.2
+                )));
+            }
+            Ok(())
+        }
+    }
+}
+
 /// The table of `kind`, if the schema knows it.
 pub fn of(kind: &str) -> Option<&'static Kind> {
     KINDS.iter().find(|k| k.kind == kind)

@@ -4,7 +4,10 @@
 //! `objects(kind, id, body)` table), moves every record into its kind's
 //! table in the same transaction.
 
-use super::backend::{pending, Backend, Op, HELD_SQL, LEASE_SQL, RELEASE_SQL, SQLITE_MIGRATIONS};
+use super::backend::{
+    pending, Backend, Guard, Op, Outcome, Refusal, Rejection, HELD_SQL, LEASE_SQL, RELEASE_SQL,
+    SQLITE_MIGRATIONS,
+};
 use super::schema::{self, Cell, Kind};
 use std::path::{Path, PathBuf};
 
@@ -56,37 +59,44 @@ impl Backend for Sqlite {
     fn load(
         &mut self,
         kind: &Kind,
-        sink: &mut dyn FnMut(String, String) -> bool,
+        sink: &mut dyn FnMut(String, i64, String) -> bool,
     ) -> Result<(), String> {
         let mut stmt = self
             .conn
-            .prepare(&format!("SELECT id, body FROM {}", kind.table))
+            .prepare(&format!("SELECT id, gen, body FROM {}", kind.table))
             .map_err(|e| format!("{}: {e}", self.path.display()))?;
         let mut rows = stmt.query([]).map_err(|e| e.to_string())?;
         while let Some(r) = rows.next().map_err(|e| e.to_string())? {
             let id: String = r.get(0).map_err(|e| e.to_string())?;
-            let body: String = r.get(1).map_err(|e| e.to_string())?;
-            if !sink(id, body) {
+            let gen: i64 = r.get(1).map_err(|e| e.to_string())?;
+            let body: String = r.get(2).map_err(|e| e.to_string())?;
+            if !sink(id, gen, body) {
                 break;
             }
         }
         Ok(())
     }
 
-    fn commit(&mut self, ops: &[&Op]) -> Result<(), String> {
+    fn commit(&mut self, ops: &[&Op]) -> Result<Vec<Outcome>, String> {
         let tx = self.conn.transaction().map_err(|e| e.to_string())?;
+        let mut out = Vec::with_capacity(ops.len());
         for op in ops {
-            match op {
-                put @ Op::Put { .. } => write_row(&tx, put).map_err(|e| e.to_string())?,
-                Op::Delete { kind, id } => {
-                    let mut del = tx
-                        .prepare_cached(&format!("DELETE FROM {} WHERE id = ?1", kind.table))
-                        .map_err(|e| e.to_string())?;
-                    del.execute([id]).map_err(|e| e.to_string())?;
-                }
-            }
+            out.push(apply(&tx, op).map_err(|e| e.to_string())?);
         }
-        tx.commit().map_err(|e| e.to_string())
+        tx.commit().map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+
+    fn reserve_ids(&mut self, name: &str, floor: i64, n: i64) -> Result<i64, String> {
+        self.conn
+            .query_row(
+                "INSERT INTO counters (name, next) VALUES (?1, ?2 + ?3) \
+                 ON CONFLICT (name) DO UPDATE SET next = max(counters.next, ?2) + ?3 \
+                 RETURNING next - ?3",
+                (name, floor, n),
+                |r| r.get(0),
+            )
+            .map_err(|e| e.to_string())
     }
 
     fn lease(&mut self, name: &str, owner: &str, now_ms: i64, ttl_ms: i64) -> Result<bool, String> {
@@ -144,42 +154,196 @@ impl rusqlite::ToSql for Cell {
     }
 }
 
-/// Writes one `Op::Put` (anything else is ignored) with the kind's upsert.
-fn write_row(tx: &rusqlite::Transaction<'_>, put: &Op) -> rusqlite::Result<()> {
-    let Op::Put {
-        kind,
-        id,
-        cells,
-        body,
-    } = put
-    else {
-        return Ok(());
-    };
-    let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(cells.len() + 2);
-    params.push(id);
-    params.extend(cells.iter().map(|c| c as &dyn rusqlite::ToSql));
-    params.push(body);
-    tx.prepare_cached(&upsert_sql(kind))?
-        .execute(params.as_slice())
-        .map(drop)
+/// Makes one write (in a savepoint when it must stand alone): its outcome,
+/// or an error that fails the batch.
+fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<Outcome> {
+    let alone = op.alone();
+    if alone {
+        tx.execute_batch("SAVEPOINT w")?;
+    }
+    match write_checked(tx, op)? {
+        Ok(()) => {
+            if alone {
+                tx.execute_batch("RELEASE w")?;
+            }
+            Ok(Ok(()))
+        }
+        Err(refusal) => {
+            if alone {
+                tx.execute_batch("ROLLBACK TO w; RELEASE w")?;
+            }
+            Ok(Err(Rejection {
+                refusal,
+                current: current_row(tx, op.kind(), op.id())?,
+            }))
+        }
+    }
 }
 
-/// `INSERT … ON CONFLICT (id) DO UPDATE` for one kind: the columns, then
-/// the document; `gen` counts the writes.
-fn upsert_sql(kind: &Kind) -> String {
-    let cols = kind.write_columns();
+/// The row `id` of `kind` as stored: `(gen, body)`.
+fn current_row(
+    tx: &rusqlite::Transaction<'_>,
+    kind: &Kind,
+    id: &str,
+) -> rusqlite::Result<Option<(i64, String)>> {
+    use rusqlite::OptionalExtension;
+    tx.prepare_cached(&format!("SELECT gen, body FROM {} WHERE id = ?1", kind.table))?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
+/// One write with its compare-and-swap, child rows and guard.
+fn write_checked(
+    tx: &rusqlite::Transaction<'_>,
+    op: &Op,
+) -> rusqlite::Result<Result<(), Refusal>> {
+    match op {
+        Op::Put {
+            kind,
+            id,
+            cells,
+            body,
+            expect,
+            gen,
+            guard,
+        } => {
+            let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(cells.len() + 4);
+            params.push(id);
+            params.extend(cells.iter().map(|c| c as &dyn rusqlite::ToSql));
+            params.push(body);
+            params.push(gen);
+            let written = if *expect == 0 {
+                tx.prepare_cached(&insert_sql(kind))?
+                    .execute(params.as_slice())?
+            } else {
+                params.push(expect);
+                tx.prepare_cached(&update_sql(kind))?
+                    .execute(params.as_slice())?
+            };
+            if written == 0 {
+                return Ok(Err(Refusal::Changed));
+            }
+            if kind.table == "ports" {
+                if let Err(taken) = allocate_ips(tx, id, body)? {
+                    return Ok(Err(taken));
+                }
+            }
+            match guard {
+                Some(g) => check_guard(tx, id, g),
+                None => Ok(Ok(())),
+            }
+        }
+        Op::Delete { kind, id, expect } => {
+            let gone = tx
+                .prepare_cached(&format!(
+                    "DELETE FROM {} WHERE id = ?1 AND gen = ?2",
+                    kind.table
+                ))?
+                .execute((id, expect))?;
+            if gone == 0 && current_row(tx, kind, id)?.is_some() {
+                return Ok(Err(Refusal::Changed));
+            }
+            if kind.table == "ports" {
+                tx.prepare_cached("DELETE FROM ip_allocations WHERE port_id = ?1")?
+                    .execute([id])?;
+            }
+            Ok(Ok(()))
+        }
+    }
+}
+
+/// A port's fixed IPs become its `ip_allocations` rows; an address another
+/// port holds refuses the write.
+fn allocate_ips(
+    tx: &rusqlite::Transaction<'_>,
+    port_id: &str,
+    body: &str,
+) -> rusqlite::Result<Result<(), Refusal>> {
+    tx.prepare_cached("DELETE FROM ip_allocations WHERE port_id = ?1")?
+        .execute([port_id])?;
+    for (subnet, ip) in super::schema::fixed_ips(body) {
+        let added = tx
+            .prepare_cached(
+                "INSERT INTO ip_allocations (subnet_id, ip_address, port_id) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute((&subnet, &ip, port_id))?;
+        if added == 0 {
+            return Ok(Err(Refusal::Taken(format!(
+                "IP address {ip} is already allocated in subnet {subnet}"
+            ))));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Counts what a [`Guard`] limits, from the rows as this transaction sees
+/// them (the guarded row written already).
+fn check_guard(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    guard: &Guard,
+) -> rusqlite::Result<Result<(), Refusal>> {
+    let own: (i64, i64) = tx
+        .prepare_cached(
+            "SELECT coalesce(json_extract(body, '$.flavor.vcpus'), 0), \
+             coalesce(json_extract(body, '$.flavor.ram'), 0) FROM instances WHERE id = ?1",
+        )?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(match guard {
+        Guard::Quota { project, .. } => {
+            let used: (i64, i64, i64) = tx
+                .prepare_cached(
+                    "SELECT count(*), coalesce(sum(json_extract(body, '$.flavor.vcpus')), 0), \
+                     coalesce(sum(json_extract(body, '$.flavor.ram')), 0) \
+                     FROM instances WHERE project_id = ?1 AND deleted = 0",
+                )?
+                .query_row([project], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            super::schema::quota_verdict(guard, own, used)
+        }
+        Guard::Capacity { node, .. } => {
+            let used: (i64, i64) = tx
+                .prepare_cached(
+                    "SELECT coalesce(sum(json_extract(body, '$.flavor.vcpus')), 0), \
+                     coalesce(sum(json_extract(body, '$.flavor.ram')), 0) \
+                     FROM instances WHERE node = ?1 AND deleted = 0",
+                )?
+                .query_row([node], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            super::schema::quota_verdict(guard, own, (0, used.0, used.1))
+        }
+    })
+}
+
+/// `INSERT … ON CONFLICT (id) DO NOTHING` for one kind: id, the columns,
+/// the document, the version token.
+fn insert_sql(kind: &Kind) -> String {
+    let mut cols = kind.write_columns();
+    cols.push("gen".into());
     let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-    let mut sets: Vec<String> = cols[1..]
-        .iter()
-        .map(|n| format!("{n} = excluded.{n}"))
-        .collect();
-    sets.push("gen = gen + 1".into());
     format!(
-        "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}",
+        "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (id) DO NOTHING",
         kind.table,
         cols.join(", "),
-        marks.join(", "),
-        sets.join(", ")
+        marks.join(", ")
+    )
+}
+
+/// `UPDATE … WHERE id = ? AND gen = <expected>` for one kind: the same
+/// parameters as [`insert_sql`], then the expected token.
+fn update_sql(kind: &Kind) -> String {
+    let mut cols = kind.write_columns();
+    cols.push("gen".into());
+    let sets: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(|(i, n)| format!("{n} = ?{}", i + 1))
+        .collect();
+    format!(
+        "UPDATE {} SET {} WHERE id = ?1 AND gen = ?{}",
+        kind.table,
+        sets.join(", "),
+        cols.len() + 1
     )
 }
 
@@ -245,8 +409,12 @@ fn import_objects(tx: &rusqlite::Transaction<'_>) -> Result<(), String> {
         let kind = schema::of(&kind_name).ok_or_else(|| {
             format!("the data directory holds records of kind {kind_name:?}, which this release does not know; run the release that wrote it")
         })?;
-        let put = Op::put(kind, id.clone(), body)?;
-        write_row(tx, &put).map_err(|e| format!("importing {kind_name} {id}: {e}"))?;
+        let put = Op::put(kind, id.clone(), body, 0, 1)?;
+        match write_checked(tx, &put) {
+            Ok(Ok(())) => {}
+            Ok(Err(refused)) => return Err(format!("importing {kind_name} {id}: {refused:?}")),
+            Err(e) => return Err(format!("importing {kind_name} {id}: {e}")),
+        }
         moved += 1;
     }
     tx.execute_batch("DROP TABLE objects")

@@ -445,8 +445,10 @@ async fn a_cloud_started_on_a_pre_relational_directory_serves_its_records() {
     );
 }
 
+/// An SQLite file is served by one process: a second one exits with a
+/// message. A PostgreSQL database is shared: the second one serves too.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_second_process_on_the_same_database_is_refused() {
+async fn a_second_process_is_refused_on_sqlite_and_shares_postgres() {
     for db in backends("second") {
         let dir = temp_dir("second-data");
         let serve = |data: &std::path::Path| {
@@ -481,6 +483,25 @@ async fn a_second_process_on_the_same_database_is_refused() {
         .join()
         .expect("reader");
         assert!(ready, "{db:?}: the first process serves");
+        if let Database::Postgres(_) = &db {
+            let mut second = serve(&second_dir).spawn().expect("second starts");
+            let stdout = second.stdout.take().expect("stdout");
+            let ready = std::thread::spawn(move || {
+                use std::io::BufRead;
+                std::io::BufReader::new(stdout)
+                    .lines()
+                    .map_while(Result::ok)
+                    .any(|l| l.starts_with("rova: serving on"))
+            })
+            .join()
+            .expect("reader");
+            for p in [&mut first, &mut second] {
+                let _ = p.kill();
+                let _ = p.wait();
+            }
+            assert!(ready, "{db:?}: the second process serves the same database");
+            continue;
+        }
         let second = serve(&second_dir).output().expect("second runs");
         let _ = first.kill();
         let _ = first.wait();

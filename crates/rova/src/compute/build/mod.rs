@@ -359,7 +359,7 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
             None => rova_core::validate::sanitize_hostname(&name, &uuid),
         };
         let inst = Instance {
-            id: app.compute.next_instance_id(),
+            id: app.compute.next_instance_id().await?,
             uuid: uuid.clone(),
             display_name: name,
             display_description: req.description.clone(),
