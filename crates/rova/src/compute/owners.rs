@@ -278,11 +278,30 @@ impl LifeInner {
         }
         tasks
     }
+
+    /// Waits for the loops `halt` ended, then gives the leases up.
+    async fn release(&self, tasks: Vec<tokio::task::JoinHandle<()>>) {
+        for t in tasks {
+            let _ = t.await;
+        }
+        let store = &self.app.store;
+        for name in [lease_name(store.owner()), TAKEOVER_LEASE.to_string()] {
+            if let Err(e) = store.release_lease(&name).await {
+                tracing::warn!("giving up {name}: {}", e.message);
+            }
+        }
+    }
 }
 
+/// Dropped: the loops end at once, and the leases are given up in the
+/// background when a runtime is still there to do it (else they lapse).
 impl Drop for Life {
     fn drop(&mut self) {
-        self.0.halt();
+        let tasks = self.0.halt();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let inner = self.0.clone();
+            rt.spawn(async move { inner.release(tasks).await });
+        }
     }
 }
 
@@ -352,15 +371,8 @@ impl Stopper {
     /// A clean stop: both loops end (waited for), then the leases are
     /// given up, so other processes treat this one as gone at once.
     pub async fn stop(&self) {
-        for t in self.0.halt() {
-            let _ = t.await;
-        }
-        let store = &self.0.app.store;
-        for name in [lease_name(store.owner()), TAKEOVER_LEASE.to_string()] {
-            if let Err(e) = store.release_lease(&name).await {
-                tracing::warn!("giving up {name}: {}", e.message);
-            }
-        }
+        let tasks = self.0.halt();
+        self.0.release(tasks).await;
     }
 }
 

@@ -88,8 +88,38 @@ pub async fn take_over(app: &Arc<App>) -> Result<usize, String> {
         "taking over the operations of a stopped process"
     );
     settle_servers(app, &scope).await;
+    rederive_claims(app, &scope)?;
     build::resume_all(app, &Arc::new(scope));
     Ok(n)
+}
+
+/// The covered servers' claims (their own and their migrations'), derived
+/// again from their settled records as at start; every other claim stays
+/// as this process keeps it. The derivation is the fleet's own, run on
+/// the covered records only.
+fn rederive_claims(app: &App, scope: &Settling) -> Result<(), String> {
+    let instances = app.compute.instances.filter(|i| scope.covers(&i.uuid));
+    let migrations = app
+        .compute
+        .migrations
+        .filter(|m| scope.covers(&m.instance_uuid));
+    let derived = super::fleet::Fleet::load(&app.store, &app.cfg, &instances, &migrations)?;
+    let consumers: Vec<String> = instances
+        .iter()
+        .map(|i| i.uuid.clone())
+        .chain(migrations.iter().map(|m| m.uuid.clone()))
+        .collect();
+    app.compute.fleet.with_claims(|_, tx| {
+        for c in consumers {
+            match derived.claim_of(&c) {
+                Some(claim) => tx.insert(c, claim),
+                None => {
+                    tx.remove(&c);
+                }
+            }
+        }
+    });
+    Ok(())
 }
 
 /// The settling of what belongs to the covered servers, in order.
