@@ -175,53 +175,62 @@ pub fn settles(scope: Scope, i: &Instance, live: &Liveness) -> bool {
     }
 }
 
-/// The servers one settling covers, each with the owner it was found with.
+/// The servers one settling covers. Those with an operation in flight (or
+/// an owner) are kept with the owner they were found with; at start the
+/// others are covered unless a live process runs them, so the many idle
+/// servers of a big cloud cost nothing.
 pub struct Settling {
     pub scope: Scope,
     found: HashMap<String, Option<String>>,
+    /// At start: the servers live processes run.
+    left: HashSet<String>,
 }
 
 impl Settling {
     /// The settling decided from the records and leases now.
     pub async fn decide(app: &App, scope: Scope) -> Result<Settling, Fault> {
         let live = Liveness::read(app).await?;
-        let found = app
+        let mut found = HashMap::new();
+        let mut left = HashSet::new();
+        for i in app
             .compute
             .instances
-            .filter(|i| settles(scope, i, &live))
-            .iter()
-            .map(|i| (i.uuid.clone(), i.op_owner.clone()))
-            .collect();
-        Ok(Settling { scope, found })
+            .filter(|i| in_flight(i) || i.op_owner.is_some())
+        {
+            if settles(scope, &i, &live) {
+                found.insert(i.uuid.clone(), i.op_owner.clone());
+            } else if scope == Scope::Start {
+                left.insert(i.uuid.clone());
+            }
+        }
+        Ok(Settling { scope, found, left })
     }
 
-    /// Whether no server is covered.
+    /// Whether no server with an operation in flight is covered.
     pub fn is_empty(&self) -> bool {
         self.found.is_empty()
     }
 
-    /// The covered servers' ids.
+    /// The covered servers that have an operation in flight.
     pub fn servers(&self) -> impl Iterator<Item = &str> {
         self.found.keys().map(String::as_str)
     }
 
-    /// Whether server `uuid` is covered.
+    /// Whether server `uuid` — or what belongs to it: a port bound to it,
+    /// an image made from it, its migrations — is settled. At start that
+    /// includes a server that is gone.
     pub fn covers(&self, uuid: &str) -> bool {
-        self.found.contains_key(uuid)
-    }
-
-    /// Whether what belongs to server `uuid` (a port bound to it, an image
-    /// made from it) is settled: the server is covered, or, at start, it
-    /// is not there at all.
-    pub fn covers_device(&self, app: &App, uuid: &str) -> bool {
-        self.covers(uuid)
-            || (self.scope == Scope::Start && app.compute.instances.get(uuid).is_none())
+        self.found.contains_key(uuid) || (self.scope == Scope::Start && !self.left.contains(uuid))
     }
 
     /// Inside a settling write's closure: whether the record still has the
-    /// owner it was found with (no other process settled it meanwhile).
+    /// owner it was found with (no other process settled it, or started
+    /// an operation on it, meanwhile).
     pub fn still(&self, i: &Instance) -> bool {
-        self.found.get(&i.uuid) == Some(&i.op_owner)
+        match self.found.get(&i.uuid) {
+            Some(owner) => *owner == i.op_owner,
+            None => self.covers(&i.uuid) && i.op_owner.is_none(),
+        }
     }
 
     /// Makes this process the owner of the operation in flight on `uuid`

@@ -173,7 +173,7 @@ async fn settle_migrations(app: &App, scope: &Settling) {
     let covered = app
         .compute
         .migrations
-        .filter(|m| scope.covers_device(app, &m.instance_uuid));
+        .filter(|m| scope.covers(&m.instance_uuid));
     for m in covered {
         let inst = app.compute.instances.get(&m.instance_uuid);
         if let Some(to) =
@@ -342,7 +342,7 @@ async fn settle_snapshot_images(app: &App, scope: &Settling) {
                 img.properties.get("image_type").and_then(Value::as_str),
                 Some("snapshot" | "backup")
             )
-            && scope.covers_device(app, &server_of(img))
+            && scope.covers(&server_of(img))
     });
     for img in unfinished {
         let server = server_of(&img);
@@ -392,7 +392,7 @@ async fn settle_ports(app: &App, scope: &Settling) {
         .filter(|p| p.device_owner.starts_with("compute:"));
     let now = app.clock.now();
     for p in bound {
-        if listed.get(&p.id) == Some(&p.device_id) || !scope.covers_device(app, &p.device_id) {
+        if listed.get(&p.id) == Some(&p.device_id) || !scope.covers(&p.device_id) {
             continue;
         }
         let brought = app
