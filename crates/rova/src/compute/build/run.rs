@@ -15,8 +15,9 @@ use rova_core::Fault;
 use std::sync::Arc;
 
 /// Moves a building instance to `task` (and whatever `also` sets), unless it
-/// is being deleted or no longer building. Returns false when the build
-/// must stop.
+/// is being deleted, no longer building, or another process took the
+/// build over (this one was thought dead: see `compute::owners`). Returns
+/// false when the build must stop.
 async fn step(
     app: &App,
     uuid: &str,
@@ -25,9 +26,15 @@ async fn step(
     also: impl FnOnce(&mut Instance, DateTime<Utc>),
 ) -> bool {
     let now = app.clock.now();
+    let me = app.compute.owner();
     app.compute
         .update_instance(uuid, now, |i| {
-            if i.deleted || i.vm_state != VmState::Building || !expect.contains(&i.task_state) {
+            let taken = i.op_owner.as_deref().is_some_and(|o| o != me);
+            if i.deleted
+                || taken
+                || i.vm_state != VmState::Building
+                || !expect.contains(&i.task_state)
+            {
                 return Err(Fault::conflict("build superseded"));
             }
             i.task_state = task;
