@@ -60,12 +60,12 @@ async fn a_dead_owners_work_is_settled_and_a_live_owners_is_left_until_it_dies()
     let demo = cloud.login("demo").await;
     let admin = cloud.login("admin").await;
     let mut ids = Vec::new();
-    for name in ["dead-stop", "dead-delete", "live-stop"] {
+    for name in ["dead-stop", "dead-delete", "live-stop", "live-pause"] {
         let s = cloud.boot(&demo, name, Some("2.47"), json!({})).await;
         assert_eq!(s["status"], "ACTIVE", "{s}");
         ids.push(s["id"].as_str().expect("id").to_string());
     }
-    let (dead_stop, dead_delete, live_stop) = (&ids[0], &ids[1], &ids[2]);
+    let (dead_stop, dead_delete, live_stop, live_pause) = (&ids[0], &ids[1], &ids[2], &ids[3]);
     // A compute port claiming to belong to the live owner's server, which
     // its record does not list (as if allocated just before a write).
     let net = cloud.network_id();
@@ -99,6 +99,7 @@ async fn a_dead_owners_work_is_settled_and_a_live_owners_is_left_until_it_dies()
     leave_mid_operation(&table, dead_stop, TaskState::PoweringOff, &dead).await;
     leave_mid_operation(&table, dead_delete, TaskState::Deleting, &dead).await;
     leave_mid_operation(&table, live_stop, TaskState::PoweringOff, other.owner()).await;
+    leave_mid_operation(&table, live_pause, TaskState::Pausing, other.owner()).await;
 
     let cloud = cloud.restart().await;
     let admin = cloud.login("admin").await;
@@ -127,6 +128,10 @@ async fn a_dead_owners_work_is_settled_and_a_live_owners_is_left_until_it_dies()
     let (_, s) = status(&cloud, &admin, live_stop).await;
     assert_eq!(s["status"], "ACTIVE", "{s}");
     assert_eq!(s.get("op_owner"), None, "never shown: {s}");
+    assert_eq!(
+        record(&cloud, live_pause).task_state,
+        Some(TaskState::Pausing)
+    );
 
     // The other process dies (its lease is gone): taken over.
     other.release_lease(&other_lease).await.expect("released");
@@ -136,6 +141,12 @@ async fn a_dead_owners_work_is_settled_and_a_live_owners_is_left_until_it_dies()
     })
     .await;
     assert_eq!(record(&cloud, live_stop).op_owner, None);
+    // An action that cannot be picked up is cleared, as at start.
+    until("the dead process's pause is cleared", async || {
+        let i = record(&cloud, live_pause);
+        i.task_state.is_none() && i.op_owner.is_none()
+    })
+    .await;
     until("its stray port is settled", async || {
         cloud.app.networks.ports.get(&stray).is_none()
     })
