@@ -159,6 +159,14 @@ pub struct Instance {
     /// Optimistic-concurrency generation; bumped on every write.
     #[serde(default)]
     pub generation: u64,
+    /// The process (its store's lease-owner name) running the operation in
+    /// flight on this server — a build, a delete, an action with a task
+    /// state — or None when none is. Of several processes sharing a
+    /// database, only this one carries the operation on; when it dies,
+    /// another takes the server over (`rova::compute::owners`). Internal:
+    /// never shown by the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op_owner: Option<String>,
 }
 
 impl Instance {

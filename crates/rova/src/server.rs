@@ -10,6 +10,10 @@ pub struct Running {
     pub app: Arc<App>,
     pub addr: std::net::SocketAddr,
     pub task: tokio::task::JoinHandle<()>,
+    /// This process's liveness lease and takeover duty
+    /// ([`crate::compute::owners`]): dropping it ends them; `task` stops
+    /// them cleanly (leases given up) when a signal ends serving.
+    pub life: crate::compute::owners::Life,
 }
 
 /// Opens, bootstraps and starts serving on `cfg.listen` (port 0 picks one).
@@ -26,19 +30,28 @@ pub async fn start(mut cfg: Config) -> Result<Running, String> {
         eprintln!("rova: qemu driver: {msg}");
     }
     crate::bootstrap::run(&app).await?;
+    let life = crate::compute::owners::start(&app).await?;
     crate::compute::settle::at_start(&app).await?;
+    life.start_takeover();
     crate::compute::periodic::spawn(app.clone());
     let svc = tower::ServiceExt::<axum::extract::Request>::map_request(
         router(app.clone()),
         crate::app::rewrite_project_path,
     );
     let svc = axum::ServiceExt::<axum::extract::Request>::into_make_service(svc);
+    let stopping = life.stopper();
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, svc)
             .with_graceful_shutdown(shutdown_signal())
             .await;
+        stopping.stop().await;
     });
-    Ok(Running { app, addr, task })
+    Ok(Running {
+        app,
+        addr,
+        task,
+        life,
+    })
 }
 
 pub async fn serve(cfg: Config) -> Result<(), String> {

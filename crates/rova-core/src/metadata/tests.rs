@@ -96,6 +96,7 @@ fn inst() -> Instance {
         server_groups: vec![],
         image_properties: BTreeMap::new(),
         generation: 0,
+        op_owner: None,
     }
 }
 

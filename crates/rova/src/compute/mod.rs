@@ -18,6 +18,7 @@ pub mod live_migration;
 pub mod migrate;
 pub mod move_steps;
 pub mod ops;
+pub mod owners;
 pub mod periodic;
 pub mod quotas;
 pub mod scheduler;
@@ -148,6 +149,9 @@ pub struct Compute {
     /// Requests to running live migrations.
     pub live: live_migration::LiveControls,
     quota_defaults: crate::config::QuotaDefaults,
+    /// This process's lease-owner name: the `op_owner` its writes record
+    /// (see [`owners`]).
+    owner: String,
 }
 
 impl Compute {
@@ -203,6 +207,7 @@ impl Compute {
             next_migration_id: IdCounter::load(store, &counters, "migration", max_migration),
             live: live_migration::LiveControls::load(store)?,
             quota_defaults: cfg.quota.clone(),
+            owner: store.owner().to_string(),
         })
     }
 
@@ -283,6 +288,12 @@ impl Compute {
         u.ram -= count as i64 * ram as i64;
     }
 
+    /// This process's lease-owner name (the `op_owner` of the operations
+    /// it runs).
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
     /// Allocates the next migration id.
     pub async fn next_migration_id(&self) -> Result<i64, rova_core::Fault> {
         self.next_migration_id.take().await
@@ -293,7 +304,8 @@ impl Compute {
     /// on success the row's `updated_at` becomes `now` and its generation is
     /// bumped. A missing row is Nova's 404. When no operation is left in
     /// flight (no task state, not building) the admin password the last
-    /// one handed to the driver is dropped: the guest has it.
+    /// one handed to the driver is dropped: the guest has it. The row's
+    /// `op_owner` follows [`owners::op_owner_after`].
     pub async fn update_instance<R>(
         &self,
         id: &str,
@@ -305,10 +317,12 @@ impl Compute {
                 id,
                 || rova_core::Fault::instance_not_found(id),
                 |i| {
+                    let before = owners::Before::of(i);
                     let r = change(i)?;
                     if i.task_state.is_none() && i.vm_state != VmState::Building {
                         i.admin_pass = None;
                     }
+                    i.op_owner = owners::op_owner_after(&before, i, &self.owner);
                     i.updated_at = now;
                     i.generation += 1;
                     Ok(r)

@@ -193,7 +193,7 @@ pub fn spawn(app: Arc<App>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn iv() -> Intervals {

@@ -30,10 +30,19 @@
 //!
 //! What to do with each server and migration is decided by the pure
 //! restart table, [`rova_core::restart`]; this module carries it out.
+//!
+//! With several processes on one database, settling is scoped by a
+//! [`Settling`] (see [`super::owners`]): at start only the servers whose
+//! operation has no owner or a dead one — with their migrations, ports and
+//! snapshot images — are settled; a live process's are left alone. The
+//! same settling, scoped to the servers of a process that died, runs
+//! while serving as the takeover ([`take_over`]). Image uploads, admin
+//! passwords and claims are settled at start only.
 
 use super::build::{self, NicPlan};
 use super::driver::DriverOp;
 use super::migrate::{update_migration, Migration};
+use super::owners::{Scope, Settling};
 use super::{actions, actions_run, ops};
 use crate::app::App;
 use rova_core::model::Instance;
@@ -44,26 +53,91 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Settles everything, then resumes builds and deletes.
+/// Settles everything no live process is working on, then resumes builds
+/// and deletes. Call after this process took its liveness lease
+/// ([`super::owners::start`]).
 pub async fn at_start(app: &Arc<App>) -> Result<(), String> {
+    let scope = Settling::decide(app, Scope::Start)
+        .await
+        .map_err(|f| f.message)?;
     app.images.settle_at_start().await.map_err(|f| f.message)?;
-    forget_passwords(app).await;
-    settle_migrations(app).await;
-    settle_actions(app).await;
-    settle_snapshot_images(app).await;
-    settle_ports(app).await;
+    forget_passwords(app, &scope).await;
+    settle_servers(app, &scope).await;
     let instances = app.compute.instances.all();
     let migrations = app.compute.migrations.all();
     app.compute.fleet.rebuild_claims(&instances, &migrations);
-    build::resume_all(app);
+    build::resume_all(app, &Arc::new(scope));
     Ok(())
+}
+
+/// The takeover: the servers whose operation's owner is another process
+/// that died are settled as at start (migrations, interrupted actions,
+/// snapshot images, stray ports), then their builds and deletes resumed
+/// and their retried actions carried out. Returns how many servers it
+/// covered.
+pub async fn take_over(app: &Arc<App>) -> Result<usize, String> {
+    let scope = Settling::decide(app, Scope::Takeover)
+        .await
+        .map_err(|f| f.message)?;
+    if scope.is_empty() {
+        return Ok(0);
+    }
+    let n = scope.servers().count();
+    tracing::warn!(
+        servers = n,
+        "taking over the operations of a stopped process"
+    );
+    settle_servers(app, &scope).await;
+    rederive_claims(app, &scope)?;
+    build::resume_all(app, &Arc::new(scope));
+    Ok(n)
+}
+
+/// The covered servers' claims (their own and their migrations'), derived
+/// again from their settled records as at start; every other claim stays
+/// as this process keeps it. The derivation is the fleet's own, run on
+/// the covered records only.
+fn rederive_claims(app: &App, scope: &Settling) -> Result<(), String> {
+    let instances = app.compute.instances.filter(|i| scope.covers(&i.uuid));
+    let migrations = app
+        .compute
+        .migrations
+        .filter(|m| scope.covers(&m.instance_uuid));
+    let derived = super::fleet::Fleet::load(&app.store, &app.cfg, &instances, &migrations)?;
+    let consumers: Vec<String> = instances
+        .iter()
+        .map(|i| i.uuid.clone())
+        .chain(migrations.iter().map(|m| m.uuid.clone()))
+        .collect();
+    app.compute.fleet.with_claims(|_, tx| {
+        for c in consumers {
+            match derived.claim_of(&c) {
+                Some(claim) => tx.insert(c, claim),
+                None => {
+                    tx.remove(&c);
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// The settling of what belongs to the covered servers, in order.
+async fn settle_servers(app: &App, scope: &Settling) {
+    settle_migrations(app, scope).await;
+    settle_actions(app, scope).await;
+    settle_snapshot_images(app, scope).await;
+    settle_ports(app, scope).await;
 }
 
 /// Records written before passwords stopped being stored still carry one:
 /// they are rewritten without it (and it is dropped from memory unless a
 /// build that will be resumed still needs it).
-async fn forget_passwords(app: &App) {
-    let stored = app.compute.instances.filter(|i| i.admin_pass.is_some());
+async fn forget_passwords(app: &App, scope: &Settling) {
+    let stored = app
+        .compute
+        .instances
+        .filter(|i| i.admin_pass.is_some() && scope.covers(&i.uuid));
     for inst in stored {
         let _ = app
             .compute
@@ -72,6 +146,9 @@ async fn forget_passwords(app: &App) {
                 &inst.uuid,
                 || Fault::instance_not_found(&inst.uuid),
                 |i| {
+                    if !scope.still(i) {
+                        return Err(Fault::conflict("settled elsewhere"));
+                    }
                     if i.vm_state != VmState::Building {
                         i.admin_pass = None;
                     }
@@ -92,8 +169,12 @@ fn move_of(m: &Migration) -> MoveFound<'_> {
     }
 }
 
-async fn settle_migrations(app: &App) {
-    for m in app.compute.migrations.all() {
+async fn settle_migrations(app: &App, scope: &Settling) {
+    let covered = app
+        .compute
+        .migrations
+        .filter(|m| scope.covers(&m.instance_uuid));
+    for m in covered {
         let inst = app.compute.instances.get(&m.instance_uuid);
         if let Some(to) =
             migration_on_restart(move_of(&m), inst.as_deref().and_then(ServerFound::of))
@@ -111,9 +192,11 @@ async fn settle_migrations(app: &App) {
 /// reconciles what the guest is doing. Builds and deletes are resumed
 /// instead (see [`build::resume_all`]). Which servers, and how, is
 /// [`on_restart`]'s answer.
-async fn settle_actions(app: &App) {
+async fn settle_actions(app: &App, scope: &Settling) {
     let cut_short = app.compute.instances.filter(|i| {
-        !i.deleted && on_restart(i.vm_state, i.task_state, i.power_state).clears_task()
+        !i.deleted
+            && scope.covers(&i.uuid)
+            && on_restart(i.vm_state, i.task_state, i.power_state).clears_task()
     });
     for inst in cut_short {
         let uuid = inst.uuid.as_str();
@@ -122,7 +205,8 @@ async fn settle_actions(app: &App) {
             .compute
             .update_instance(uuid, now, |i| {
                 let act = on_restart(i.vm_state, i.task_state, i.power_state);
-                let Some(t) = i.task_state.filter(|_| !i.deleted && act.clears_task()) else {
+                let settles = !i.deleted && act.clears_task() && scope.still(i);
+                let Some(t) = i.task_state.filter(|_| settles) else {
                     return Err(Fault::conflict("settled"));
                 };
                 i.task_state = None;
@@ -238,11 +322,19 @@ pub async fn retry_action(app: &App, uuid: &str, request_id: &str, act: RestartA
 }
 
 /// Images a server operation was writing (snapshot, backup, shelve) that
-/// never got their data. Nothing is in flight at start, so each belongs to
-/// an interrupted operation and is deleted — except the image of a shelve
-/// whose server did become SHELVED before the stop, which the simulated
-/// driver still fills.
-async fn settle_snapshot_images(app: &App) {
+/// never got their data. Of a covered server (or, at start, of one that
+/// is gone) nothing is in flight, so each belongs to an interrupted
+/// operation and is deleted — except the image of a shelve whose server
+/// did become SHELVED before the stop, which the simulated driver still
+/// fills.
+async fn settle_snapshot_images(app: &App, scope: &Settling) {
+    let server_of = |img: &crate::image::Image| -> String {
+        img.properties
+            .get("instance_uuid")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let unfinished = app.images.table.filter(|img| {
         matches!(img.status.as_str(), "queued" | "saving")
             && img.properties.contains_key("instance_uuid")
@@ -250,13 +342,11 @@ async fn settle_snapshot_images(app: &App) {
                 img.properties.get("image_type").and_then(Value::as_str),
                 Some("snapshot" | "backup")
             )
+            && scope.covers(&server_of(img))
     });
     for img in unfinished {
-        let server = img
-            .properties
-            .get("instance_uuid")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let server = server_of(&img);
+        let server = server.as_str();
         let shelved_into = app.compute.instances.get(server).is_some_and(|i| {
             !i.deleted && i.system_metadata.get("shelved_image_id") == Some(&img.id)
         });
@@ -281,8 +371,9 @@ fn requested_ports(i: &Instance) -> Vec<String> {
         .collect()
 }
 
-/// A server's ports are exactly those its record lists.
-async fn settle_ports(app: &App) {
+/// A covered server's ports are exactly those its record lists (at start,
+/// a port bound to a server that is gone is settled too).
+async fn settle_ports(app: &App, scope: &Settling) {
     let listed: HashMap<String, String> = app
         .compute
         .instances
@@ -301,7 +392,7 @@ async fn settle_ports(app: &App) {
         .filter(|p| p.device_owner.starts_with("compute:"));
     let now = app.clock.now();
     for p in bound {
-        if listed.get(&p.id) == Some(&p.device_id) {
+        if listed.get(&p.id) == Some(&p.device_id) || !scope.covers(&p.device_id) {
             continue;
         }
         let brought = app
@@ -319,7 +410,7 @@ async fn settle_ports(app: &App) {
             device = %p.device_id,
             unbound = brought,
             ok = res.is_ok(),
-            "port of no server settled at start"
+            "port of no server settled"
         );
     }
 }

@@ -22,6 +22,8 @@ pub struct TestCloud {
     pub http: Client,
     pub passwords: HashMap<String, String>,
     task: tokio::task::JoinHandle<()>,
+    /// The cloud's liveness lease and takeover duty: dropped with it.
+    life: rova::compute::owners::Life,
 }
 
 impl Drop for TestCloud {
@@ -114,6 +116,7 @@ async fn start_in(dir: PathBuf, adjust: impl FnOnce(&mut Config)) -> TestCloud {
         http: Client::new(),
         passwords,
         task: running.task,
+        life: running.life,
     }
 }
 

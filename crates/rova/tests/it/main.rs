@@ -14,6 +14,7 @@ mod keypair_formats;
 mod metadata_service;
 mod microversions;
 mod multi_create_bounds;
+mod owners;
 mod persisted_state;
 mod qemu_driver;
 mod rbac_matrix;

@@ -79,6 +79,7 @@ fn inst(n: i64) -> Instance {
         server_groups: vec![],
         image_properties: BTreeMap::new(),
         generation: 0,
+        op_owner: None,
     }
 }
 

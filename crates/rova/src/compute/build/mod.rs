@@ -421,6 +421,7 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
             server_groups: group.iter().map(|g| g.uuid.clone()).collect(),
             image_properties: image_properties.clone(),
             generation: 0,
+            op_owner: Some(app.compute.owner().to_string()),
         };
         // The instance row and its `create` action are written in the same
         // group commit: both are queued before either is waited for.

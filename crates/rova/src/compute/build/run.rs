@@ -5,6 +5,7 @@
 
 use super::{nic_plan, NicPlan, NIC_PLAN_KEY};
 use crate::app::App;
+use crate::compute::owners::Settling;
 use crate::compute::{actions, servers};
 use chrono::{DateTime, Utc};
 use rova_core::model::{FixedIp, Instance, InstanceFault, Vif};
@@ -14,8 +15,9 @@ use rova_core::Fault;
 use std::sync::Arc;
 
 /// Moves a building instance to `task` (and whatever `also` sets), unless it
-/// is being deleted or no longer building. Returns false when the build
-/// must stop.
+/// is being deleted, no longer building, or another process took the
+/// build over (this one was thought dead: see `compute::owners`). Returns
+/// false when the build must stop.
 async fn step(
     app: &App,
     uuid: &str,
@@ -24,9 +26,15 @@ async fn step(
     also: impl FnOnce(&mut Instance, DateTime<Utc>),
 ) -> bool {
     let now = app.clock.now();
+    let me = app.compute.owner();
     app.compute
         .update_instance(uuid, now, |i| {
-            if i.deleted || i.vm_state != VmState::Building || !expect.contains(&i.task_state) {
+            let taken = i.op_owner.as_deref().is_some_and(|o| o != me);
+            if i.deleted
+                || taken
+                || i.vm_state != VmState::Building
+                || !expect.contains(&i.task_state)
+            {
                 return Err(Fault::conflict("build superseded"));
             }
             i.task_state = task;
@@ -390,34 +398,48 @@ async fn fail_build(
 }
 
 /// After a restart (once [`crate::compute::settle::at_start`] has settled what was
-/// cut short): resume builds and deletes that were in flight, and carry
-/// out again stops, starts, unpauses and reboots cut short.
-pub fn resume_all(app: &Arc<App>) {
-    for inst in app.compute.instances.filter(|i| !i.deleted) {
+/// cut short), or in a takeover: resume the covered servers' builds and
+/// deletes that were in flight, and carry out again stops, starts,
+/// unpauses and reboots cut short. Each is first claimed (this process
+/// becomes its owner, if no other process did first).
+pub fn resume_all(app: &Arc<App>, scope: &Arc<Settling>) {
+    for inst in app
+        .compute
+        .instances
+        .filter(|i| !i.deleted && scope.covers(&i.uuid))
+    {
         let last_request = app
             .compute
             .actions
             .get(&inst.uuid)
             .and_then(|l| l.actions.last().map(|a| a.request_id.clone()))
             .unwrap_or_default();
-        let app2 = app.clone();
-        let uuid = inst.uuid.clone();
-        match on_restart(inst.vm_state, inst.task_state, inst.power_state) {
-            RestartAction::ResumeDelete => {
-                tokio::spawn(async move { servers::terminate(&app2, &uuid, &last_request).await });
-            }
-            RestartAction::ResumeBuild => {
-                tokio::spawn(async move { run_build(&app2, &uuid, &last_request, None).await });
-            }
-            act @ (RestartAction::RetryStop
-            | RestartAction::RetryStart
-            | RestartAction::RetryUnpause
-            | RestartAction::RetryReboot { .. }) => {
-                tokio::spawn(async move {
-                    crate::compute::settle::retry_action(&app2, &uuid, &last_request, act).await
-                });
-            }
-            _ => {}
+        let act = on_restart(inst.vm_state, inst.task_state, inst.power_state);
+        if !matches!(
+            act,
+            RestartAction::ResumeDelete
+                | RestartAction::ResumeBuild
+                | RestartAction::RetryStop
+                | RestartAction::RetryStart
+                | RestartAction::RetryUnpause
+                | RestartAction::RetryReboot { .. }
+        ) {
+            continue;
         }
+        let (app, scope, uuid) = (app.clone(), scope.clone(), inst.uuid.clone());
+        tokio::spawn(async move {
+            if !scope.claim(&app, &uuid).await {
+                return;
+            }
+            match act {
+                RestartAction::ResumeDelete => {
+                    servers::terminate(&app, &uuid, &last_request).await;
+                }
+                RestartAction::ResumeBuild => {
+                    run_build(&app, &uuid, &last_request, None).await;
+                }
+                _ => crate::compute::settle::retry_action(&app, &uuid, &last_request, act).await,
+            }
+        });
     }
 }
