@@ -396,7 +396,7 @@ pub async fn cold_move(
     );
     let quota = app.compute.effective_quota(&cur.project_id);
     app.compute
-        .adjust(&cur.project_id, growth.0, growth.1, &quota)?;
+        .check_growth(&cur.project_id, growth.0, growth.1, &quota)?;
     let old = serde_json::to_string(&cur.flavor).map_err(|e| Fault::internal(e.to_string()))?;
     let res = begin_with(app, ctx, &id, action, Some(T::ResizePrep), move |i, _| {
         i.system_metadata.insert("old_flavor".into(), old);
@@ -412,8 +412,6 @@ pub async fn cold_move(
     let inst = match res {
         Ok(i) => i,
         Err(e) => {
-            app.compute
-                .adjust_release(&cur.project_id, growth.0, growth.1);
             return Err(e);
         }
     };
@@ -434,7 +432,7 @@ pub async fn cold_move(
     let same_host_ok = is_resize && app.cfg.resize_to_same_host();
     let (app2, req) = (app.clone(), ctx.request_id.clone());
     tokio::spawn(async move {
-        run_cold_move(&app2, &id, &req, mig, new, host, growth, same_host_ok).await;
+        run_cold_move(&app2, &id, &req, mig, new, host, same_host_ok).await;
     });
     Ok(())
 }
@@ -447,11 +445,9 @@ async fn run_cold_move(
     mig: Migration,
     new: FlavorSnapshot,
     host: Option<String>,
-    growth: (i64, i64),
     same_host_ok: bool,
 ) {
     tokio::time::sleep(app.compute.driver.step_delay()).await;
-    let project = mig.project_id.clone();
     let Some(inst) = app
         .compute
         .instances
@@ -459,7 +455,6 @@ async fn run_cold_move(
         .filter(|i| !i.deleted && i.task_state == Some(T::ResizePrep))
     else {
         update_migration(app, mig.id, |m| m.status = "error".into()).await;
-        app.compute.adjust_release(&project, growth.0, growth.1);
         actions::event_finish(app, id, req, "cold_migrate", Some(("superseded", ""))).await;
         return;
     };
@@ -467,7 +462,6 @@ async fn run_cold_move(
     let dest = match claim_move(app, &inst, &mig.uuid, &new, !same_host_ok, host) {
         Ok(d) => d,
         Err(msg) => {
-            app.compute.adjust_release(&project, growth.0, growth.1);
             actions::event_finish(app, id, req, "cold_migrate", Some((msg, msg))).await;
             fail_move(app, id, T::ResizePrep, None, msg).await;
             update_migration(app, mig.id, |m| m.status = "error".into()).await;
@@ -483,7 +477,6 @@ async fn run_cold_move(
         inst: &inst,
         dest,
         new,
-        growth,
     };
     super::move_steps::run(app, mv).await;
 }

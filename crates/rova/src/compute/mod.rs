@@ -129,9 +129,12 @@ pub struct Compute {
     pub keypairs: Table<Keypair>,
     pub actions: Table<ActionLog>,
     next_id: IdCounter,
-    /// Resources held per project (instances, cores, ram), reserved
-    /// atomically at create so that concurrent requests cannot overshoot.
-    usage: Mutex<HashMap<String, Usage>>,
+    /// Quota held per project beyond what the instance rows say: creates
+    /// whose rows are not written yet. Usage is the rows' count plus this; the database checks the
+    /// rows' count again when an instance row is written
+    /// ([`crate::store::Guard::Quota`]), so processes sharing it cannot
+    /// overshoot together.
+    held: Mutex<HashMap<String, Usage>>,
     pub driver: Arc<dyn driver::Driver>,
     /// The same driver when it is the simulated one (fault injection).
     pub fake: Option<Arc<driver::FakeDriver>>,
@@ -167,12 +170,6 @@ impl Compute {
             .chain(keypairs.all().iter().map(|k| k.id))
             .max()
             .unwrap_or(0);
-        let mut usage: HashMap<String, Usage> = HashMap::new();
-        for i in instances.all() {
-            if counts_for_quota(&i) {
-                usage.entry(i.project_id.clone()).or_default().add(&i, 1);
-            }
-        }
         let (driver, fake, qemu): (Arc<dyn driver::Driver>, _, _) = match cfg.driver {
             crate::config::DriverKind::Fake => {
                 let fake = Arc::new(driver::FakeDriver::load(cfg.sim_latency_ms, store)?);
@@ -195,7 +192,7 @@ impl Compute {
             keypairs,
             actions: Table::load("instance_action", store)?,
             next_id: IdCounter::load(store, &counters, "instance", max_id),
-            usage: Mutex::new(usage),
+            held: Mutex::new(HashMap::new()),
             driver,
             fake,
             qemu,
@@ -211,19 +208,47 @@ impl Compute {
         })
     }
 
-    /// Current usage of a project.
+    /// What a project's instance rows that are not deleted hold (this
+    /// process's copy, which the change feed keeps in step).
+    fn counted(&self, project_id: &str) -> Usage {
+        use std::ops::Bound::Included;
+        let mut u = Usage::default();
+        let lo: servers::ProjectOrderKey = (
+            project_id.to_string(),
+            chrono::DateTime::<chrono::Utc>::MIN_UTC,
+            i64::MIN,
+        );
+        let hi: servers::ProjectOrderKey = (
+            project_id.to_string(),
+            chrono::DateTime::<chrono::Utc>::MAX_UTC,
+            i64::MAX,
+        );
+        self.instances
+            .walk(servers::BY_PROJECT, (Included(lo), Included(hi)), false, |i| {
+                if counts_for_quota(i) {
+                    u.add(i, 1);
+                }
+                true
+            });
+        u
+    }
+
+    /// Current usage of a project: its rows plus what is held.
     pub fn usage_of(&self, project_id: &str) -> Usage {
-        self.usage
-            .lock()
-            .get(project_id)
-            .copied()
-            .unwrap_or_default()
+        let mut u = self.counted(project_id);
+        if let Some(h) = self.held.lock().get(project_id) {
+            u.instances += h.instances;
+            u.cores += h.cores;
+            u.ram += h.ram;
+        }
+        u
     }
 
     /// Reserves instances of a flavor for a project against its limits:
-    /// as many of `min..=max` as [`quotas::instances_allowed`] allows
-    /// (arithmetic, so the usage lock is held for microseconds). Returns how
-    /// many were reserved or Nova's 403 quota fault.
+    /// as many of `min..=max` as [`quotas::instances_allowed`] allows.
+    /// Returns how many were held or Nova's 403 quota fault. Each one is
+    /// given back by [`Compute::landed`] once its row is written, or by
+    /// [`Compute::release`] when it never will be.
     pub fn reserve(
         &self,
         project_id: &str,
@@ -233,27 +258,46 @@ impl Compute {
         ram: u64,
         limits: &crate::config::QuotaDefaults,
     ) -> Result<u32, rova_core::Fault> {
-        let mut all = self.usage.lock();
-        let u = all.entry(project_id.to_string()).or_default();
-        let n = quotas::instances_allowed(limits, u, min, max, vcpus, ram)?;
+        let unlimited = limits.instances < 0 && limits.cores < 0 && limits.ram < 0;
+        // Counting is skipped when nothing is limited.
+        let base = if unlimited {
+            Usage::default()
+        } else {
+            self.counted(project_id)
+        };
+        let mut all = self.held.lock();
+        let h = all.entry(project_id.to_string()).or_default();
+        let u = Usage {
+            instances: base.instances + h.instances,
+            cores: base.cores + h.cores,
+            ram: base.ram + h.ram,
+        };
+        let n = quotas::instances_allowed(limits, &u, min, max, vcpus, ram)?;
         // At most MAX_INSTANCES_PER_REQUEST, so these cannot overflow.
         let n = n as i64;
-        u.instances += n;
-        u.cores += n * vcpus as i64;
-        u.ram += n * ram as i64;
+        h.instances += n;
+        h.cores += n * vcpus as i64;
+        h.ram += n * ram as i64;
         Ok(n as u32)
     }
 
-    /// Reserves extra cores/RAM for a project (a resize to a bigger flavor).
-    pub fn adjust(
+    /// One reserved instance's row is written: its row counts now.
+    pub fn landed(&self, project_id: &str, vcpus: u32, ram: u64) {
+        self.release(project_id, 1, vcpus, ram);
+    }
+
+    /// Checks that a resize's growth in cores/RAM fits the project's
+    /// limits. Nothing is held: as in Nova (which counts quota from the
+    /// rows since Pike), usage follows the instance's flavor, which becomes
+    /// the new one when the resize finishes.
+    pub fn check_growth(
         &self,
         project_id: &str,
         cores: i64,
         ram: i64,
         limits: &crate::config::QuotaDefaults,
     ) -> Result<(), rova_core::Fault> {
-        let mut all = self.usage.lock();
-        let u = all.entry(project_id.to_string()).or_default();
+        let u = self.usage_of(project_id);
         if limits.cores >= 0 && cores > 0 && u.cores + cores > limits.cores {
             return Err(rova_core::Fault::forbidden(format!(
                 "Quota exceeded for cores: Requested {cores}, but already used {} of {} cores",
@@ -266,26 +310,17 @@ impl Compute {
                 u.ram, limits.ram
             )));
         }
-        u.cores += cores;
-        u.ram += ram;
         Ok(())
     }
 
-    /// Gives back cores/RAM reserved by [`Compute::adjust`].
-    pub fn adjust_release(&self, project_id: &str, cores: i64, ram: i64) {
-        let mut all = self.usage.lock();
-        let u = all.entry(project_id.to_string()).or_default();
-        u.cores -= cores;
-        u.ram -= ram;
-    }
-
-    /// Returns resources to a project (server deleted or create failed).
+    /// Gives back instances held by [`Compute::reserve`] whose rows will
+    /// not be written (the create failed).
     pub fn release(&self, project_id: &str, count: u32, vcpus: u32, ram: u64) {
-        let mut all = self.usage.lock();
-        let u = all.entry(project_id.to_string()).or_default();
-        u.instances -= count as i64;
-        u.cores -= count as i64 * vcpus as i64;
-        u.ram -= count as i64 * ram as i64;
+        let mut all = self.held.lock();
+        let h = all.entry(project_id.to_string()).or_default();
+        h.instances -= count as i64;
+        h.cores -= count as i64 * vcpus as i64;
+        h.ram -= count as i64 * ram as i64;
     }
 
     /// This process's lease-owner name (the `op_owner` of the operations
@@ -312,23 +347,47 @@ impl Compute {
         now: chrono::DateTime<chrono::Utc>,
         change: impl FnOnce(&mut Instance) -> Result<R, rova_core::Fault>,
     ) -> Result<(Arc<Instance>, R), rova_core::Fault> {
-        self.instances
-            .update(
-                id,
-                || rova_core::Fault::instance_not_found(id),
-                |i| {
-                    let before = owners::Before::of(i);
-                    let r = change(i)?;
-                    if i.task_state.is_none() && i.vm_state != VmState::Building {
-                        i.admin_pass = None;
-                    }
-                    i.op_owner = owners::op_owner_after(&before, i, &self.owner);
-                    i.updated_at = now;
-                    i.generation += 1;
-                    Ok(r)
-                },
-            )
-            .await
+        self.update_instance_guarded(id, now, None, change).await
+    }
+
+    /// [`Compute::update_instance`] with a guard the database checks in the
+    /// transaction that writes the row (e.g. the capacity of the host the
+    /// scheduler placed it on).
+    pub async fn update_instance_guarded<R>(
+        &self,
+        id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        guard: Option<crate::store::Guard>,
+        change: impl FnOnce(&mut Instance) -> Result<R, rova_core::Fault>,
+    ) -> Result<(Arc<Instance>, R), rova_core::Fault> {
+        let missing = || rova_core::Fault::instance_not_found(id);
+        let change = |i: &mut Instance| {
+            let before = owners::Before::of(i);
+            let r = change(i)?;
+            if i.task_state.is_none() && i.vm_state != VmState::Building {
+                i.admin_pass = None;
+            }
+            i.op_owner = owners::op_owner_after(&before, i, &self.owner);
+            i.updated_at = now;
+            i.generation += 1;
+            Ok(r)
+        };
+        match guard {
+            Some(g) => self.instances.update_guarded(id, missing, g, change).await,
+            None => self.instances.update(id, missing, change).await,
+        }
+    }
+
+    /// The database guard that keeps a project's instance rows within its
+    /// quota (none when nothing is limited).
+    pub fn quota_guard(&self, project_id: &str) -> Option<crate::store::Guard> {
+        let q = self.effective_quota(project_id);
+        (q.instances >= 0 || q.cores >= 0 || q.ram >= 0).then(|| crate::store::Guard::Quota {
+            project: project_id.to_string(),
+            instances: q.instances,
+            cores: q.cores,
+            ram: q.ram,
+        })
     }
 
     /// Allocates the next internal instance id.
@@ -385,7 +444,10 @@ impl IdCounter {
                 return Ok(b.0 - 1);
             }
         }
-        let first = self.store.reserve_ids(self.name, self.floor, ID_BLOCK).await?;
+        let first = self
+            .store
+            .reserve_ids(self.name, self.floor, ID_BLOCK)
+            .await?;
         let mut b = self.block.lock();
         // Another task may have refilled the block meanwhile: its ids are
         // used first (the new block's are simply never handed out).

@@ -106,16 +106,9 @@ pub(crate) struct ColdMove<'a> {
     pub inst: &'a Instance,
     pub dest: String,
     pub new: FlavorSnapshot,
-    /// Quota reserved for a bigger flavor (cores, RAM).
-    pub growth: (i64, i64),
 }
 
 impl ColdMove<'_> {
-    fn release_growth(&self, app: &App) {
-        app.compute
-            .adjust_release(&self.mig.project_id, self.growth.0, self.growth.1);
-    }
-
     async fn fail_migration(&self, app: &App) {
         update_migration(app, self.mig.id, |m| m.status = "error".into()).await;
     }
@@ -129,7 +122,6 @@ impl ColdMove<'_> {
             .get(self.id)
             .is_some_and(|i| !i.deleted)
         {
-            self.release_growth(app);
         }
         unclaim_move(app, self.id, &self.mig.uuid);
         actions::event_finish(app, self.id, self.req, event, Some(("superseded", ""))).await;
@@ -165,7 +157,6 @@ pub(crate) async fn run(app: &Arc<App>, mv: ColdMove<'_>) {
         // NoValidHost) restores the original vm_state, clears the task and
         // records the fault; errors_out_migration_ctxt: migration `error`.
         unclaim_move(app, id, &mv.mig.uuid);
-        mv.release_growth(app);
         fail_move(app, id, T::ResizePrep, None, &f.message).await;
         return mv.step_failed(app, "compute_prep_resize", &f).await;
     }
@@ -200,7 +191,6 @@ pub(crate) async fn run(app: &Arc<App>, mv: ColdMove<'_>) {
         // server in ERROR (still on the source), errors_out_migration_ctxt
         // the migration in `error`, reverts_task_state clears the task.
         unclaim_move(app, id, &mv.mig.uuid);
-        mv.release_growth(app);
         error_out(app, id, &f, drop_stash).await;
         return mv.step_failed(app, event, &f).await;
     }
@@ -236,7 +226,6 @@ pub(crate) async fn run(app: &Arc<App>, mv: ColdMove<'_>) {
         // `error`. The destination keeps the server, at its old flavor.
         app.compute.fleet.release(&mv.mig.uuid);
         reclaim_as(app, id, &mv.inst.flavor, mv.inst.is_volume_backed());
-        mv.release_growth(app);
         let (az, d2) = (super::migrate::zone_of(app, &dest), dest.clone());
         error_out(app, id, &f, move |i| {
             i.host = Some(d2.clone());

@@ -68,11 +68,29 @@ pub fn claim(app: &App, consumer: &str, spec: &RequestSpec) -> Result<Placed, No
     })
 }
 
-/// The scheduling step of a build: the instance's own claim.
-pub fn schedule_build(app: &App, inst: &Instance) -> Result<Placed, NoValidHost> {
+/// The scheduling step of a build: the instance's own claim, on none of
+/// the `ignore`d hosts (those the database found full).
+pub fn schedule_build(app: &App, inst: &Instance, ignore: &[String]) -> Result<Placed, NoValidHost> {
     let mut spec = request_spec(app, inst, &inst.flavor);
     spec.requested_host = inst.system_metadata.get(REQUESTED_HOST_KEY).cloned();
+    spec.ignore_hosts.extend(ignore.iter().cloned());
     claim(app, &inst.uuid, &spec)
+}
+
+/// The database guard that keeps a host's instance rows within its vCPU
+/// and RAM capacity (allocation ratios and reserved memory applied), as
+/// Placement checks allocations against inventory. This process's claims
+/// choose the host; the guard decides, counting every process's rows.
+pub fn capacity_guard(app: &App, host: &str) -> Option<crate::store::Guard> {
+    let h = app.compute.fleet.host(host)?;
+    let vcpus = (f64::from(h.vcpus) * h.cpu_allocation_ratio).floor() as i64;
+    let ram = ((h.memory_mb as f64) * h.ram_allocation_ratio).floor() as i64
+        - h.reserved_memory_mb as i64;
+    Some(crate::store::Guard::Capacity {
+        node: host.to_string(),
+        vcpus,
+        ram,
+    })
 }
 
 /// Drops every claim of an instance (failed build, shelve offload).

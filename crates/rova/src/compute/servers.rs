@@ -72,13 +72,13 @@ pub struct Page {
 /// The instances' ordered index in list order: `(created_at, id)`.
 const BY_CREATED: &str = "list_order";
 /// The same per project: `(project_id, created_at, id)`.
-const BY_PROJECT: &str = "project_list_order";
+pub(crate) const BY_PROJECT: &str = "project_list_order";
 
 /// An instance's place in Nova's default list order. The internal `id` is
 /// unique, so the key is too; the index orders equal keys by row id (the
 /// uuid), which is the full order's last tiebreaker anyway.
 type OrderKey = (DateTime<Utc>, i64);
-type ProjectOrderKey = (String, DateTime<Utc>, i64);
+pub(crate) type ProjectOrderKey = (String, DateTime<Utc>, i64);
 
 fn order_key(i: &Instance) -> OrderKey {
     (i.created_at, i.id)
@@ -372,8 +372,7 @@ pub async fn terminate(app: &Arc<App>, id: &str, request_id: &str) {
         })
         .await;
     if done.is_ok() {
-        app.compute
-            .release(&inst.project_id, 1, inst.flavor.vcpus, inst.flavor.ram);
+        // Its quota is free now: usage is counted from the rows.
         super::scheduler::on_instance_deleted(app, &inst).await;
     }
     let e = err

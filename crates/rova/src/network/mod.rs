@@ -89,8 +89,11 @@ pub struct Networks {
     pub ports: Table<Port>,
     /// Security groups, each with its rules.
     pub security_groups: Table<secgroups::SecurityGroup>,
-    /// Addresses in use per subnet (rebuilt from ports at start-up).
-    used: Mutex<HashMap<String, HashSet<IpAddr>>>,
+    /// Addresses in use per subnet: rebuilt from ports at start-up, kept
+    /// by this process's allocations and by the other processes' port
+    /// changes (the ports table's watcher). A hint for choosing an address:
+    /// the database's unique `ip_allocations` key decides.
+    used: Arc<Mutex<UsedIps>>,
     /// Serialises the API's topology changes (new or re-addressed ports
     /// against subnet and network deletion) so a subnet cannot vanish under
     /// an allocation the API is making.
@@ -98,6 +101,27 @@ pub struct Networks {
     /// Last address handed out per allocation pool.
     cursors: Mutex<HashMap<String, u128>>,
 }
+
+/// Addresses in use, per subnet.
+type UsedIps = HashMap<String, HashSet<IpAddr>>;
+
+/// Marks `ips` used (`add`) or free in `used`.
+fn mark(used: &mut UsedIps, ips: &[PortIp], add: bool) {
+    for ip in ips {
+        let Ok(a) = ip.ip_address.parse::<IpAddr>() else {
+            continue;
+        };
+        if add {
+            used.entry(ip.subnet_id.clone()).or_default().insert(a);
+        } else if let Some(set) = used.get_mut(&ip.subnet_id) {
+            set.remove(&a);
+        }
+    }
+}
+
+/// How many addresses a port allocation tries before giving up when each
+/// one it picks turns out to be another process's.
+const IP_ATTEMPTS: usize = 64;
 
 /// Parses `a.b.c.d/n` or `x::/n`.
 pub fn parse_cidr(cidr: &str) -> Option<(IpAddr, u8)> {
@@ -183,20 +207,27 @@ impl Networks {
         let ports: Table<Port> = Table::load("port", store)?
             .indexed(PORTS_BY_DEVICE, |p: &Port| Some(p.device_id.clone()))
             .indexed(PORTS_BY_NETWORK, |p: &Port| Some(p.network_id.clone()));
-        let mut used: HashMap<String, HashSet<IpAddr>> = HashMap::new();
+        let mut used = UsedIps::new();
         for p in ports.all() {
-            for ip in &p.fixed_ips {
-                if let Ok(a) = ip.ip_address.parse() {
-                    used.entry(ip.subnet_id.clone()).or_default().insert(a);
-                }
-            }
+            mark(&mut used, &p.fixed_ips, true);
         }
+        let used = Arc::new(Mutex::new(used));
+        let follow = used.clone();
+        ports.watch(Box::new(move |before: Option<&Port>, after: Option<&Port>| {
+            let mut used = follow.lock();
+            if let Some(b) = before {
+                mark(&mut used, &b.fixed_ips, false);
+            }
+            if let Some(a) = after {
+                mark(&mut used, &a.fixed_ips, true);
+            }
+        }));
         Ok(Networks {
             networks: Table::load("network", store)?,
             subnets: Table::load("subnet", store)?,
             ports,
             security_groups: Table::load("security_group", store)?,
-            used: Mutex::new(used),
+            used,
             cursors: Mutex::new(HashMap::new()),
             topology: tokio::sync::Mutex::new(()),
         })
@@ -289,14 +320,26 @@ impl Networks {
 
     /// Returns addresses to the free pool.
     pub fn release_ips(&self, ips: &[PortIp]) {
-        let mut used = self.used.lock();
-        for ip in ips {
-            if let (Some(set), Ok(a)) =
-                (used.get_mut(&ip.subnet_id), ip.ip_address.parse::<IpAddr>())
-            {
-                set.remove(&a);
-            }
+        mark(&mut self.used.lock(), ips, false);
+    }
+
+    /// After a port write was refused because another process's port holds
+    /// one of its addresses: that one stays marked used, the others go
+    /// back. Whether the refusal was that.
+    fn lost_ip(&self, f: &Fault, ips: &[PortIp]) -> bool {
+        let Some((subnet, ip)) = crate::store::taken_ip(f) else {
+            return false;
+        };
+        let others: Vec<PortIp> = ips
+            .iter()
+            .filter(|p| !(p.subnet_id == subnet && p.ip_address == ip))
+            .cloned()
+            .collect();
+        self.release_ips(&others);
+        if let Ok(a) = ip.parse::<IpAddr>() {
+            self.used.lock().entry(subnet).or_default().insert(a);
         }
+        true
     }
 
     /// Creates a port on a network with one address from each of its
@@ -313,62 +356,74 @@ impl Networks {
         security_groups: Vec<String>,
         now: DateTime<Utc>,
     ) -> Result<Arc<Port>, Fault> {
-        let mut fixed_ips = Vec::new();
         let subnets = self.subnets_of(network_id);
-        let result = (|| {
-            if let Some(want) = fixed_ip {
-                let sn = subnets
-                    .iter()
-                    .find(|s| cidr_contains(&s.cidr, want))
-                    .ok_or_else(|| {
-                        Fault::bad_request(format!(
-                            "Fixed IP {want} is not a valid ip address for network {network_id}."
-                        ))
-                    })?;
-                let ip = self.reserve_ip(sn, Some(want))?;
-                fixed_ips.push(PortIp {
-                    subnet_id: sn.id.clone(),
-                    ip_address: ip.to_string(),
-                });
-            } else {
-                for sn in &subnets {
-                    let ip = self.reserve_ip(sn, None)?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut fixed_ips = Vec::new();
+            let result = (|| {
+                if let Some(want) = fixed_ip {
+                    let sn = subnets
+                        .iter()
+                        .find(|s| cidr_contains(&s.cidr, want))
+                        .ok_or_else(|| {
+                            Fault::bad_request(format!(
+                                "Fixed IP {want} is not a valid ip address for network {network_id}."
+                            ))
+                        })?;
+                    let ip = self.reserve_ip(sn, Some(want))?;
                     fixed_ips.push(PortIp {
                         subnet_id: sn.id.clone(),
                         ip_address: ip.to_string(),
                     });
+                } else {
+                    for sn in &subnets {
+                        let ip = self.reserve_ip(sn, None)?;
+                        fixed_ips.push(PortIp {
+                            subnet_id: sn.id.clone(),
+                            ip_address: ip.to_string(),
+                        });
+                    }
+                }
+                Ok::<(), Fault>(())
+            })();
+            if let Err(e) = result {
+                self.release_ips(&fixed_ips);
+                return Err(e);
+            }
+            let port = Port {
+                id: uuid::Uuid::new_v4().to_string(),
+                name: String::new(),
+                network_id: network_id.to_string(),
+                project_id: project_id.to_string(),
+                mac_address: random_mac(),
+                fixed_ips: fixed_ips.clone(),
+                device_id: device_id.to_string(),
+                device_owner: device_owner.to_string(),
+                status: if device_id.is_empty() {
+                    "DOWN".into()
+                } else {
+                    "ACTIVE".into()
+                },
+                admin_state_up: true,
+                description: String::new(),
+                security_groups: security_groups.clone(),
+                created_at: now,
+                updated_at: now,
+            };
+            let id = port.id.clone();
+            match self.ports.put(&id, port).await {
+                Ok(p) => return Ok(p),
+                // Another process took an address meanwhile: pick again
+                // (a requested address is simply refused).
+                Err(e) if fixed_ip.is_none() && attempt < IP_ATTEMPTS && self.lost_ip(&e, &fixed_ips) => {}
+                Err(e) => {
+                    if !self.lost_ip(&e, &fixed_ips) {
+                        self.release_ips(&fixed_ips);
+                    }
+                    return Err(e);
                 }
             }
-            Ok::<(), Fault>(())
-        })();
-        if let Err(e) = result {
-            self.release_ips(&fixed_ips);
-            return Err(e);
-        }
-        let port = Port {
-            id: uuid::Uuid::new_v4().to_string(),
-            name: String::new(),
-            network_id: network_id.to_string(),
-            project_id: project_id.to_string(),
-            mac_address: random_mac(),
-            fixed_ips,
-            device_id: device_id.to_string(),
-            device_owner: device_owner.to_string(),
-            status: if device_id.is_empty() {
-                "DOWN".into()
-            } else {
-                "ACTIVE".into()
-            },
-            admin_state_up: true,
-            description: String::new(),
-            security_groups,
-            created_at: now,
-            updated_at: now,
-        };
-        let id = port.id.clone();
-        match self.ports.put(&id, port).await {
-            Ok(p) => Ok(p),
-            Err(e) => Err(e),
         }
     }
 
@@ -547,7 +602,9 @@ impl Networks {
         match self.ports.insert_new(&id, port, dup).await {
             Ok(p) => Ok(p),
             Err(e) => {
-                self.release_ips(&ips);
+                if !self.lost_ip(&e, &ips) {
+                    self.release_ips(&ips);
+                }
                 Err(e)
             }
         }
@@ -584,7 +641,9 @@ impl Networks {
                 Ok(p)
             }
             Err(e) => {
-                self.release_ips(reserved);
+                if !self.lost_ip(&e, reserved) {
+                    self.release_ips(reserved);
+                }
                 Err(e)
             }
         }

@@ -66,9 +66,9 @@ pub enum Refusal {
     Quota(String),
     /// A [`Guard::Capacity`] failed.
     Capacity(String),
-    /// A unique key of the row's child rows is taken (an IP address
-    /// allocated to another port).
-    Taken(String),
+    /// A unique key of the row's child rows is taken: an IP address of the
+    /// port is allocated to another port.
+    Taken { subnet: String, ip: String },
 }
 
 /// A write that was not made, with the row as the database has it now

@@ -472,7 +472,9 @@ fn commit_batch(backend: &mut dyn Backend, batch: &mut Vec<Write>) {
     let result = backend.commit(&ops);
     let outcomes: Vec<Ack> = match result {
         Ok(out) if out.len() == batch.len() => out.into_iter().map(Ok).collect(),
-        Ok(_) => vec![Err("the backend answered for the wrong number of writes".into()); batch.len()],
+        Ok(_) => {
+            vec![Err("the backend answered for the wrong number of writes".into()); batch.len()]
+        }
         Err(e) => {
             tracing::error!("storage commit failed: {e}");
             vec![Err(e); batch.len()]
@@ -505,13 +507,23 @@ pub fn refused(r: &Rejection) -> Fault {
         ),
         Refusal::Quota(msg) => Fault::forbidden(msg.clone()),
         Refusal::Capacity(msg) => Fault::new(409, format!("{CAPACITY_PREFIX}{msg}")),
-        Refusal::Taken(msg) => Fault::conflict(msg.clone()),
+        Refusal::Taken { subnet, ip } => {
+            Fault::conflict(format!("IP address {ip} already allocated in subnet {subnet}"))
+        }
     }
 }
 
 /// How the message of a fault from a refused [`Guard::Capacity`] starts
 /// (the scheduler then tries the next host).
 pub const CAPACITY_PREFIX: &str = "No valid host: ";
+
+/// The `(subnet, address)` of a port write refused because another port
+/// holds one of its addresses (Neutron's IpAddressAlreadyAllocated).
+pub fn taken_ip(f: &Fault) -> Option<(String, String)> {
+    let rest = f.message.strip_prefix("IP address ")?;
+    let (ip, subnet) = rest.split_once(" already allocated in subnet ")?;
+    (f.code == 409).then(|| (subnet.to_string(), ip.to_string()))
+}
 
 /// Whether `f` is a refused [`Guard::Capacity`].
 pub fn is_capacity_refusal(f: &Fault) -> bool {
@@ -626,10 +638,16 @@ impl<T> Rows<T> {
     }
 }
 
+/// Told of each row the copy takes from the database rather than from a
+/// local write (another process's change, or the row as stored after a
+/// refused write): the row before and after (`None`: absent).
+pub type Watcher<T> = Box<dyn Fn(Option<&T>, Option<&T>) + Send + Sync>;
+
 /// A table's copy, shared with the change feed.
 struct Copy<T> {
     kind: &'static Kind,
     rows: RwLock<Rows<T>>,
+    watchers: RwLock<Vec<Watcher<T>>>,
 }
 
 impl<T> Copy<T>
@@ -656,8 +674,22 @@ where
         let parsed = current.map(|c| c.and_then(|(gen, body)| Some((gen, self.parse(id, &body)?))));
         let mut rows = self.rows.write();
         rows.answered(id);
-        if let Some(current) = parsed {
+        // With later writes of this process still in flight, their outcome
+        // decides the copy (the last one refused brings the row as stored):
+        // taking the row now would drop a later write's change from the
+        // copy while that write may yet succeed.
+        if let Some(current) = parsed.filter(|_| !rows.pending.contains_key(id)) {
+            let after = current.as_ref().map(|(_, r)| r.clone());
+            let before = rows.get(id).cloned();
             rows.take(id, current);
+            drop(rows);
+            self.tell(before.as_deref(), after.as_deref());
+        }
+    }
+
+    fn tell(&self, before: Option<&T>, after: Option<&T>) {
+        for w in self.watchers.read().iter() {
+            w(before, after);
         }
     }
 }
@@ -702,7 +734,11 @@ where
                 _ => true,
             };
         if still {
+            let after = parsed.as_ref().map(|(_, r)| r.clone());
+            let before = rows.get(id).cloned();
             rows.take(id, parsed);
+            drop(rows);
+            self.tell(before.as_deref(), after.as_deref());
         }
         still
     }
@@ -771,6 +807,7 @@ where
                 gens,
                 pending: HashMap::new(),
             }),
+            watchers: RwLock::new(Vec::new()),
         });
         let remote: Arc<dyn Remote> = inner.clone();
         store.register(Arc::downgrade(&remote));
@@ -778,6 +815,13 @@ where
             inner,
             store: store.clone(),
         })
+    }
+
+    /// Calls `w` for every row the copy takes from the database instead of
+    /// from this process's writes (what other processes changed), so state
+    /// derived from the rows can follow.
+    pub fn watch(&self, w: Watcher<T>) {
+        self.inner.watchers.write().push(w);
     }
 
     /// Adds a secondary index named `name` over `key` (built from the rows
@@ -856,7 +900,11 @@ where
             .filter(|ix| ix.name() == name)
             .find_map(|ix| ordered::Ordered::<T, K>::of(ix.as_ref()))
         else {
-            debug_assert!(false, "{} has no ordered index {name}", self.inner.kind.table);
+            debug_assert!(
+                false,
+                "{} has no ordered index {name}",
+                self.inner.kind.table
+            );
             return false;
         };
         for row in ix.walk(range, reverse) {

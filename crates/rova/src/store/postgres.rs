@@ -188,7 +188,11 @@ impl Backend for Postgres {
             .query_raw(sql.as_str(), none.iter().copied())
             .map_err(|e| describe(&e))?;
         while let Some(r) = rows.next().map_err(|e| describe(&e))? {
-            if !sink(r.get::<_, String>(0), r.get::<_, i64>(1), r.get::<_, String>(2)) {
+            if !sink(
+                r.get::<_, String>(0),
+                r.get::<_, i64>(1),
+                r.get::<_, String>(2),
+            ) {
                 break;
             }
         }
@@ -241,9 +245,9 @@ impl Backend for Postgres {
     fn reserve_ids(&mut self, name: &str, floor: i64, n: i64) -> Result<i64, String> {
         let row = self.with_retry(|c| {
             c.query_one(
-                "INSERT INTO counters (name, next) VALUES ($1, $2 + $3) \
-                 ON CONFLICT (name) DO UPDATE SET next = GREATEST(counters.next, $2) + $3 \
-                 RETURNING next - $3",
+                "INSERT INTO counters (name, next) VALUES ($1::text, $2::bigint + $3::bigint) \
+                 ON CONFLICT (name) DO UPDATE SET next = GREATEST(counters.next, $2::bigint) + $3::bigint \
+                 RETURNING next - $3::bigint",
                 &[&name, &floor, &n],
             )
         })?;
@@ -261,6 +265,16 @@ struct BulkPlan<'a> {
     /// The final put, and every op of the chain.
     inserts: Vec<(&'a Op, Vec<usize>)>,
     updates: Vec<(&'a Op, i64, Vec<usize>)>,
+    /// Writes refused outright: the tail of a chain that does not follow on.
+    broken: Vec<(&'static Kind, &'a str, Vec<usize>)>,
+}
+
+/// The token a write leaves its row with (0: no row).
+fn produced(op: &Op) -> i64 {
+    match op {
+        Op::Put { gen, .. } => *gen,
+        Op::Delete { .. } => 0,
+    }
 }
 
 impl<'a> BulkPlan<'a> {
@@ -269,8 +283,24 @@ impl<'a> BulkPlan<'a> {
             deletes: Vec::new(),
             inserts: Vec::new(),
             updates: Vec::new(),
+            broken: Vec::new(),
         };
         for chain in chains {
+            // A write that does not follow on from the one before it was
+            // made from a copy that never was stored: it and the rest of
+            // the row's writes are refused (the prefix stands).
+            let whole = chain.len();
+            let upto = (1..whole)
+                .find(|&n| chain[n].1.expect() != produced(chain[n - 1].1))
+                .unwrap_or(whole);
+            if upto < whole {
+                plan.broken.push((
+                    chain[upto].1.kind(),
+                    chain[upto].1.id(),
+                    chain[upto..].iter().map(|(i, _)| *i).collect(),
+                ));
+            }
+            let chain = &chain[..upto];
             let (Some((_, first)), Some((_, last))) = (chain.first(), chain.last()) else {
                 continue;
             };
@@ -298,7 +328,11 @@ impl<'a> BulkPlan<'a> {
         // Deletes first: a chain whose delete is refused writes nothing.
         let mut refused: Vec<(&'static Kind, &str, &[usize])> = Vec::new();
         for kind in kinds_of(self.deletes.iter().map(|d| d.0)) {
-            let mine: Vec<_> = self.deletes.iter().filter(|d| d.0.table == kind.table).collect();
+            let mine: Vec<_> = self
+                .deletes
+                .iter()
+                .filter(|d| d.0.table == kind.table)
+                .collect();
             let ids: Vec<&str> = mine.iter().map(|d| d.1).collect();
             let gens: Vec<i64> = mine.iter().map(|d| d.2).collect();
             let gone = returned_ids(tx.query(
@@ -360,6 +394,9 @@ impl<'a> BulkPlan<'a> {
                     changed.push((kind, op.id(), idx));
                 }
             }
+        }
+        for (kind, id, idx) in &self.broken {
+            changed.push((kind, id, idx));
         }
         for kind in kinds_of(changed.iter().map(|c| c.0)) {
             let ids: Vec<&str> = changed
@@ -463,9 +500,7 @@ fn write_checked(
                             &[&subnet, &ip, id],
                         )?;
                         if added == 0 {
-                            return Ok(Err(Refusal::Taken(format!(
-                                "IP address {ip} is already allocated in subnet {subnet}"
-                            ))));
+                            return Ok(Err(Refusal::Taken { subnet, ip }));
                         }
                     }
                 }
@@ -663,15 +698,16 @@ pub fn listen(
             for (kind, ids) in wanted {
                 mark(kind);
                 let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-                let mut now = match fetch(&mut client, kind, &refs) {
+                let now = match fetch(&mut client, kind, &refs) {
                     Ok(now) => now,
                     Err(e) => {
                         tracing::warn!("change feed: reading {}: {e}", kind.table);
                         break;
                     }
                 };
+                // An id announced twice is in `ids` twice: read, not taken.
                 for id in &ids {
-                    if !apply(kind, id, now.remove(id)) {
+                    if !apply(kind, id, now.get(id).cloned()) {
                         return;
                     }
                 }

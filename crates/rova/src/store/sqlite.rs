@@ -187,16 +187,16 @@ fn current_row(
     id: &str,
 ) -> rusqlite::Result<Option<(i64, String)>> {
     use rusqlite::OptionalExtension;
-    tx.prepare_cached(&format!("SELECT gen, body FROM {} WHERE id = ?1", kind.table))?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()
+    tx.prepare_cached(&format!(
+        "SELECT gen, body FROM {} WHERE id = ?1",
+        kind.table
+    ))?
+    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+    .optional()
 }
 
 /// One write with its compare-and-swap, child rows and guard.
-fn write_checked(
-    tx: &rusqlite::Transaction<'_>,
-    op: &Op,
-) -> rusqlite::Result<Result<(), Refusal>> {
+fn write_checked(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<Result<(), Refusal>> {
     match op {
         Op::Put {
             kind,
@@ -269,9 +269,7 @@ fn allocate_ips(
             )?
             .execute((&subnet, &ip, port_id))?;
         if added == 0 {
-            return Ok(Err(Refusal::Taken(format!(
-                "IP address {ip} is already allocated in subnet {subnet}"
-            ))));
+            return Ok(Err(Refusal::Taken { subnet, ip }));
         }
     }
     Ok(Ok(()))

@@ -46,6 +46,11 @@ fn temp_dir(tag: &str) -> PathBuf {
 /// Starts the binary on `dir` and waits for its "serving on" line (printed
 /// once start-up settling is done).
 pub(crate) async fn start(dir: &Path, extra: &[&str]) -> Rova {
+    start_env(dir, extra, &[]).await
+}
+
+/// [`start`] with more environment for the process.
+pub(crate) async fn start_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Rova {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -64,6 +69,7 @@ pub(crate) async fn start(dir: &Path, extra: &[&str]) -> Rova {
         .env("ROVA_QUOTA_INSTANCES", "-1")
         .env("ROVA_QUOTA_CORES", "-1")
         .env("ROVA_QUOTA_RAM", "-1")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log);
@@ -139,7 +145,7 @@ impl Rova {
         let _ = self.child.wait();
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         tok: &str,
         method: Method,
@@ -247,7 +253,7 @@ impl Rova {
         }
     }
 
-    async fn servers(&self) -> Vec<Value> {
+    pub(crate) async fn servers(&self) -> Vec<Value> {
         let (s, b) = self
             .get(&self.admin, "/compute/v2.1/servers/detail?all_tenants=1")
             .await;

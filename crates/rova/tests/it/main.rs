@@ -27,3 +27,4 @@ mod servers_misc;
 mod sim_api;
 mod step_faults;
 mod storage;
+mod two_processes;

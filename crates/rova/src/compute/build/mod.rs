@@ -425,19 +425,28 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
         };
         // The instance row and its `create` action are written in the same
         // group commit: both are queued before either is waited for.
+        // The database counts the project's rows again in the transaction
+        // that writes this one: processes sharing it cannot overshoot.
         let (inserted, recorded) = tokio::join!(
-            app.compute.instances.insert_new(
+            app.compute.instances.insert_guarded(
                 &uuid,
                 inst,
-                Fault::conflict("Instance already exists")
+                Fault::conflict("Instance already exists"),
+                app.compute.quota_guard(&ctx.project_id),
             ),
             actions::record(app, ctx, &uuid, "create", None)
         );
         let stored = match inserted {
-            Ok(s) => s,
+            Ok(s) => {
+                app.compute
+                    .landed(&ctx.project_id, flavor.vcpus, flavor.ram);
+                s
+            }
             Err(e) => {
                 app.compute
                     .release(&ctx.project_id, count - idx, flavor.vcpus, flavor.ram);
+                // The instance was never written: nor is its action log.
+                let _ = app.compute.actions.remove(&uuid).await;
                 if let Some(g) = &group {
                     super::server_groups::remove_members(app, &g.uuid, &uuids[idx as usize..])
                         .await;

@@ -25,10 +25,24 @@ async fn step(
     task: Option<TaskState>,
     also: impl FnOnce(&mut Instance, DateTime<Utc>),
 ) -> bool {
+    step_guarded(app, uuid, expect, task, None, also)
+        .await
+        .is_ok()
+}
+
+/// [`step`] with a database guard on the write; the refusal, if any.
+async fn step_guarded(
+    app: &App,
+    uuid: &str,
+    expect: &[Option<TaskState>],
+    task: Option<TaskState>,
+    guard: Option<crate::store::Guard>,
+    also: impl FnOnce(&mut Instance, DateTime<Utc>),
+) -> Result<(), Fault> {
     let now = app.clock.now();
     let me = app.compute.owner();
     app.compute
-        .update_instance(uuid, now, |i| {
+        .update_instance_guarded(uuid, now, guard, |i| {
             let taken = i.op_owner.as_deref().is_some_and(|o| o != me);
             if i.deleted
                 || taken
@@ -42,7 +56,7 @@ async fn step(
             Ok(())
         })
         .await
-        .is_ok()
+        .map(drop)
 }
 
 /// Runs (or resumes) the build of one instance. `plan` is the NIC plan from
@@ -71,54 +85,69 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
             .fail_point(&["spawn"], "scheduling", None)
             .await
             .err();
-        let placed = match injected {
-            Some(f) => Err(f.message),
-            None => crate::compute::scheduler::schedule_build(app, &inst)
-                .map_err(|nvh| nvh.message().to_string()),
-        };
-        let placed = match placed {
-            Ok(p) => p,
-            Err(msg) => {
-                let msg = msg.as_str();
-                actions::event_start(
-                    app,
-                    uuid,
-                    request_id,
-                    "conductor_schedule_and_build_instances",
-                    Some(crate::compute::fleet::CONTROL_HOST),
-                )
-                .await;
-                // The event closes before the server turns ERROR.
-                actions::event_finish(
-                    app,
-                    uuid,
-                    request_id,
-                    "conductor_schedule_and_build_instances",
-                    Some((msg, msg)),
-                )
-                .await;
-                fail_build(app, uuid, request_id, 500, msg, msg).await;
-                return;
+        // A host the database finds full (another process filled it) is
+        // left out and the next candidate tried, as Nova's conductor tries
+        // alternates when a claim fails.
+        let mut full: Vec<String> = Vec::new();
+        let placed = loop {
+            let placed = match &injected {
+                Some(f) => Err(f.message.clone()),
+                None => crate::compute::scheduler::schedule_build(app, &inst, &full)
+                    .map_err(|nvh| nvh.message().to_string()),
+            };
+            let placed = match placed {
+                Ok(p) => p,
+                Err(msg) => {
+                    let msg = msg.as_str();
+                    actions::event_start(
+                        app,
+                        uuid,
+                        request_id,
+                        "conductor_schedule_and_build_instances",
+                        Some(crate::compute::fleet::CONTROL_HOST),
+                    )
+                    .await;
+                    // The event closes before the server turns ERROR.
+                    actions::event_finish(
+                        app,
+                        uuid,
+                        request_id,
+                        "conductor_schedule_and_build_instances",
+                        Some((msg, msg)),
+                    )
+                    .await;
+                    fail_build(app, uuid, request_id, 500, msg, msg).await;
+                    return;
+                }
+            };
+            let h = placed.host.clone();
+            let az = placed.availability_zone.clone();
+            let guard = crate::compute::scheduler::capacity_guard(app, &h);
+            match step_guarded(
+                app,
+                uuid,
+                &[Some(TaskState::Scheduling)],
+                Some(TaskState::Networking),
+                guard,
+                |i, _| {
+                    i.host = Some(h.clone());
+                    i.node = Some(h);
+                    i.availability_zone = Some(az);
+                },
+            )
+            .await
+            {
+                Ok(()) => break placed,
+                Err(f) if crate::store::is_capacity_refusal(&f) => {
+                    crate::compute::scheduler::release_instance(app, uuid);
+                    full.push(placed.host.clone());
+                }
+                Err(_) => {
+                    crate::compute::scheduler::release_instance(app, uuid);
+                    return;
+                }
             }
         };
-        let h = placed.host.clone();
-        let az = placed.availability_zone.clone();
-        if !step(
-            app,
-            uuid,
-            &[Some(TaskState::Scheduling)],
-            Some(TaskState::Networking),
-            |i, _| {
-                i.host = Some(h.clone());
-                i.node = Some(h);
-                i.availability_zone = Some(az);
-            },
-        )
-        .await
-        {
-            crate::compute::scheduler::release_instance(app, uuid);
-            return;
-        }
         actions::event_start(
             app,
             uuid,

@@ -77,8 +77,9 @@ pub async fn confirm_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), F
     ctx.require_member("os_compute_api:servers:confirm_resize")?;
     let cur = servers::visible(app, ctx, id)?;
     admit(Action::ConfirmResize, &subject(&cur), ctx.is_admin())?;
-    let old =
-        old_flavor(&cur).ok_or_else(|| Fault::bad_request("Instance has not been resized."))?;
+    if old_flavor(&cur).is_none() {
+        return Err(Fault::bad_request("Instance has not been resized."));
+    }
     let mig = crate::compute::migrate::latest_for(app, id, &["finished"]);
     if let Some(m) = &mig {
         // The clean-up on the source can fail (driver::STEPS confirm_resize).
@@ -89,7 +90,7 @@ pub async fn confirm_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), F
             .driver
             .fail_point(&ops, "confirm_resize", source);
         if let Err(f) = step.await {
-            return confirm_failed(app, ctx, &cur, m, &old, f).await;
+            return confirm_failed(app, ctx, &cur, m, f).await;
         }
     }
     let inst = begin_with(app, ctx, id, Action::ConfirmResize, None, |i, _| {
@@ -101,11 +102,6 @@ pub async fn confirm_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), F
         Ok(())
     })
     .await?;
-    // The old flavor's resources are given back (only growth was reserved).
-    let dc = old.vcpus as i64 - inst.flavor.vcpus as i64;
-    let dr = old.ram as i64 - inst.flavor.ram as i64;
-    app.compute
-        .adjust_release(&inst.project_id, dc.max(0), dr.max(0));
     crate::compute::migrate::confirmed(app, id).await;
     actions::record(
         app,
@@ -129,7 +125,6 @@ async fn confirm_failed(
     ctx: &Ctx,
     cur: &Instance,
     m: &crate::compute::migrate::Migration,
-    old: &FlavorSnapshot,
     f: DriverFault,
 ) -> Result<(), Fault> {
     let id = cur.uuid.as_str();
@@ -142,10 +137,6 @@ async fn confirm_failed(
         Some(("compute_confirm_resize", m.source_compute.as_deref())),
     )
     .await?;
-    let dc = old.vcpus as i64 - cur.flavor.vcpus as i64;
-    let dr = old.ram as i64 - cur.flavor.ram as i64;
-    app.compute
-        .adjust_release(&cur.project_id, dc.max(0), dr.max(0));
     app.compute.fleet.release(&m.uuid);
     move_steps::error_out(app, id, &f, move_steps::drop_stash).await;
     crate::compute::migrate::update_migration(app, m.id, |m| m.status = "error".into()).await;
@@ -170,17 +161,10 @@ pub(super) async fn revert_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result
     )
     .await?;
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
-    let new = inst.flavor.clone();
-    let project = inst.project_id.clone();
     let back = crate::compute::migrate::begin_revert(app, id).await;
     tokio::spawn(async move {
-        let res = run_revert(&app2, &id2, back.clone(), old.clone(), new.clone()).await;
+        let res = run_revert(&app2, &id2, back.clone(), old.clone()).await;
         let ok = res.is_ok();
-        if ok {
-            let dc = new.vcpus as i64 - old.vcpus as i64;
-            let dr = new.ram as i64 - old.ram as i64;
-            app2.compute.adjust_release(&project, dc.max(0), dr.max(0));
-        }
         let e = res.as_ref().err().map(|e| e.pair());
         actions::event_finish(&app2, &id2, &req, "compute_revert_resize", e).await;
         // The migration ends last (`reverted`, or `error`).
@@ -198,7 +182,6 @@ async fn run_revert(
     id: &str,
     back: Option<crate::compute::migrate::RevertPlan>,
     old: FlavorSnapshot,
-    new: FlavorSnapshot,
 ) -> Result<(), StepError> {
     let driver = &app.compute.driver;
     let kind = crate::compute::migrate::latest_for(app, id, &["reverting"])
@@ -207,19 +190,10 @@ async fn run_revert(
     let dest = app.compute.instances.get(id).and_then(|i| i.host.clone());
     let source = back.as_ref().map(|b| b.source.clone());
     let failed = |f: DriverFault, on_source: bool| {
-        let (old, new) = (old.clone(), new.clone());
+        let old = old.clone();
         let back = back.clone();
         async move {
             if let Some(b) = &back {
-                if on_source {
-                    // Back at the old flavor: the growth is given back.
-                    let dc = new.vcpus as i64 - old.vcpus as i64;
-                    let dr = new.ram as i64 - old.ram as i64;
-                    let project = app.compute.instances.get(id).map(|i| i.project_id.clone());
-                    if let Some(p) = project {
-                        app.compute.adjust_release(&p, dc.max(0), dr.max(0));
-                    }
-                }
                 move_steps::revert_failed(app, id, b, old, on_source, &f).await;
             } else {
                 move_steps::error_out(app, id, &f, move_steps::drop_stash).await;

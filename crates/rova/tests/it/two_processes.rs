@@ -1,0 +1,179 @@
+//! Two `rova serve` processes on one PostgreSQL database, as two control
+//! replicas would share it: the invariants hold across them because the
+//! database decides (the quota is counted in the transaction that writes
+//! an instance row, host capacity likewise, a fixed IP is a unique key, ids
+//! come from a database counter), and each process's copy follows the
+//! other's commits through the change feed.
+//!
+//! PostgreSQL only (an SQLite file is served by one process, which
+//! `storage::a_second_process_is_refused_on_sqlite_and_shares_postgres`
+//! checks): the test needs `ROVA_TEST_PG_URL`, so the default nextest
+//! filter leaves it out and the PostgreSQL stage of `scripts/test.sh`
+//! runs it.
+
+use crate::crash::{self, Rova};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Four simulated hosts of 8 vCPUs at the default 4.0 ratio: 32 m1.tiny
+/// servers each, 128 in all, so the project's quota of 100 is what binds,
+/// while each process alone would happily stack one host past 32.
+const HOST_ENV: &[(&str, &str)] = &[
+    ("ROVA_SIM_HOSTS", "4"),
+    ("ROVA_SIM_HOST_VCPUS", "8"),
+    ("ROVA_SIM_HOST_RAM_MB", "262144"),
+];
+const PER_HOST: usize = 32;
+const QUOTA: usize = 100;
+const CREATES: usize = 400;
+
+/// Every server of the demo project, as `r` lists them (admin, detail).
+async fn demo_servers(r: &Rova, project: &str) -> Vec<Value> {
+    r.servers()
+        .await
+        .into_iter()
+        .filter(|s| s["tenant_id"] == json!(project))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_processes_share_one_database_and_its_invariants() {
+    assert!(
+        std::env::var("ROVA_TEST_PG_URL").is_ok_and(|u| !u.is_empty()),
+        "two_processes needs PostgreSQL: set ROVA_TEST_PG_URL (scripts/pg.sh start DIR prints one)"
+    );
+    let dir = std::env::temp_dir().join(format!("rova-two-{}", uuid::Uuid::new_v4()));
+    // One data directory (token key, passwords) and so one database.
+    let a = Arc::new(crash::start_env(&dir, &[], HOST_ENV).await);
+    let b = Arc::new(crash::start_env(&dir, &[], HOST_ENV).await);
+
+    let (s, projects) = a.get(&a.demo, "/identity/v3/auth/projects").await;
+    assert_eq!(s, 200, "{projects}");
+    let project = projects["projects"][0]["id"]
+        .as_str()
+        .expect("demo project")
+        .to_string();
+    let (s, q) = a
+        .call(
+            &a.admin,
+            Method::PUT,
+            &format!("/compute/v2.1/os-quota-sets/{project}"),
+            Some(json!({"quota_set": {"instances": QUOTA}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{q}");
+    // The other process sees the new limit (its copy follows the feed).
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, q) = b
+            .get(&b.admin, &format!("/compute/v2.1/os-quota-sets/{project}"))
+            .await;
+        if q["quota_set"]["instances"] == json!(QUOTA) {
+            break;
+        }
+        assert!(Instant::now() < end, "b never saw the quota: {q}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // 400 creates, half to each process, 16 in flight at each.
+    let accepted = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+    let refused = Arc::new(parking_lot::Mutex::new(HashMap::<u16, usize>::new()));
+    let mut tasks = Vec::new();
+    for (side, r) in [a.clone(), b.clone()].into_iter().enumerate() {
+        for lane in 0..16 {
+            let (r, accepted, refused) = (r.clone(), accepted.clone(), refused.clone());
+            tasks.push(tokio::spawn(async move {
+                let image = r.image_id().await;
+                for n in (lane..CREATES / 2).step_by(16) {
+                    let (s, body) = r
+                        .post(
+                            &r.demo,
+                            "/compute/v2.1/servers",
+                            json!({"server": {"name": format!("p{side}-{n}"), "imageRef": image,
+                                "flavorRef": "1", "networks": "auto"}}),
+                        )
+                        .await;
+                    if s == 202 {
+                        let id = body["server"]["id"].as_str().expect("id").to_string();
+                        accepted.lock().push(id);
+                    } else {
+                        assert_eq!(s, 403, "only the quota refuses: {body}");
+                        *refused.lock().entry(s).or_default() += 1;
+                    }
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.expect("creates");
+    }
+    let accepted = accepted.lock().clone();
+    assert_eq!(
+        accepted.len(),
+        QUOTA,
+        "exactly the quota was accepted across both processes (refused: {:?})",
+        refused.lock()
+    );
+
+    // Every accepted server becomes ACTIVE, seen from either process.
+    let end = Instant::now() + Duration::from_secs(120);
+    let servers = loop {
+        let seen_a = demo_servers(&a, &project).await;
+        let seen_b = demo_servers(&b, &project).await;
+        let active = |v: &[Value]| {
+            v.iter()
+                .filter(|s| s["status"] == "ACTIVE" && s["OS-EXT-STS:task_state"].is_null())
+                .count()
+        };
+        if active(&seen_a) == QUOTA && active(&seen_b) == QUOTA {
+            break seen_a;
+        }
+        assert!(
+            Instant::now() < end,
+            "not all ACTIVE: a sees {} ({} active), b sees {} ({} active)",
+            seen_a.len(),
+            active(&seen_a),
+            seen_b.len(),
+            active(&seen_b)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(servers.len(), QUOTA, "no server beyond the quota exists");
+    let ids: HashSet<&str> = servers.iter().filter_map(|s| s["id"].as_str()).collect();
+    for id in &accepted {
+        assert!(ids.contains(id.as_str()), "accepted {id} exists");
+    }
+
+    // No address twice, no host over its capacity.
+    let mut ips = HashSet::new();
+    let mut per_host: HashMap<String, usize> = HashMap::new();
+    for s in &servers {
+        for addrs in s["addresses"].as_object().expect("addresses").values() {
+            for a in addrs.as_array().expect("address list") {
+                let ip = a["addr"].as_str().expect("addr").to_string();
+                assert!(ips.insert(ip.clone()), "{ip} assigned twice");
+            }
+        }
+        let host = s["OS-EXT-SRV-ATTR:host"].as_str().expect("host").to_string();
+        *per_host.entry(host).or_default() += 1;
+    }
+    assert!(ips.len() >= QUOTA, "every server has its addresses");
+    for (host, n) in &per_host {
+        assert!(*n <= PER_HOST, "{host} holds {n} servers, over its {PER_HOST}");
+    }
+    // Integer ids are unique across the two processes too.
+    let (_, d) = a
+        .get(&a.admin, "/compute/v2.1/servers/detail?all_tenants=1")
+        .await;
+    let names: HashSet<&str> = d["servers"]
+        .as_array()
+        .expect("servers")
+        .iter()
+        .filter_map(|s| s["OS-EXT-SRV-ATTR:instance_name"].as_str())
+        .collect();
+    assert_eq!(names.len(), QUOTA, "instance names (integer ids) are unique");
+    let _ = std::fs::remove_dir_all(&dir);
+}
