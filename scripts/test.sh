@@ -151,7 +151,7 @@ pg_database() {  # name
 }
 if want nextest-pg; then
   if [ -n "$PG_URL" ]; then
-    ROVA_TEST_PG_URL="$PG_URL" nextest_stage nextest-pg "$ART/nextest-pg.log" -p rova --test it
+    ROVA_TEST_PG_URL="$PG_URL" nextest_stage nextest-pg "$ART/nextest-pg.log" -p rova --test it --ignore-default-filter
   else
     record nextest-pg 0 1 0
   fi

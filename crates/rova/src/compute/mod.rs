@@ -223,13 +223,17 @@ impl Compute {
             chrono::DateTime::<chrono::Utc>::MAX_UTC,
             i64::MAX,
         );
-        self.instances
-            .walk(servers::BY_PROJECT, (Included(lo), Included(hi)), false, |i| {
+        self.instances.walk(
+            servers::BY_PROJECT,
+            (Included(lo), Included(hi)),
+            false,
+            |i| {
                 if counts_for_quota(i) {
                     u.add(i, 1);
                 }
                 true
-            });
+            },
+        );
         u
     }
 

@@ -121,8 +121,7 @@ impl ColdMove<'_> {
             .instances
             .get(self.id)
             .is_some_and(|i| !i.deleted)
-        {
-        }
+        {}
         unclaim_move(app, self.id, &self.mig.uuid);
         actions::event_finish(app, self.id, self.req, event, Some(("superseded", ""))).await;
         self.fail_migration(app).await;

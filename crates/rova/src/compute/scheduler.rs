@@ -70,7 +70,11 @@ pub fn claim(app: &App, consumer: &str, spec: &RequestSpec) -> Result<Placed, No
 
 /// The scheduling step of a build: the instance's own claim, on none of
 /// the `ignore`d hosts (those the database found full).
-pub fn schedule_build(app: &App, inst: &Instance, ignore: &[String]) -> Result<Placed, NoValidHost> {
+pub fn schedule_build(
+    app: &App,
+    inst: &Instance,
+    ignore: &[String],
+) -> Result<Placed, NoValidHost> {
     let mut spec = request_spec(app, inst, &inst.flavor);
     spec.requested_host = inst.system_metadata.get(REQUESTED_HOST_KEY).cloned();
     spec.ignore_hosts.extend(ignore.iter().cloned());

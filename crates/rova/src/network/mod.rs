@@ -213,15 +213,17 @@ impl Networks {
         }
         let used = Arc::new(Mutex::new(used));
         let follow = used.clone();
-        ports.watch(Box::new(move |before: Option<&Port>, after: Option<&Port>| {
-            let mut used = follow.lock();
-            if let Some(b) = before {
-                mark(&mut used, &b.fixed_ips, false);
-            }
-            if let Some(a) = after {
-                mark(&mut used, &a.fixed_ips, true);
-            }
-        }));
+        ports.watch(Box::new(
+            move |before: Option<&Port>, after: Option<&Port>| {
+                let mut used = follow.lock();
+                if let Some(b) = before {
+                    mark(&mut used, &b.fixed_ips, false);
+                }
+                if let Some(a) = after {
+                    mark(&mut used, &a.fixed_ips, true);
+                }
+            },
+        ));
         Ok(Networks {
             networks: Table::load("network", store)?,
             subnets: Table::load("subnet", store)?,
@@ -416,7 +418,10 @@ impl Networks {
                 Ok(p) => return Ok(p),
                 // Another process took an address meanwhile: pick again
                 // (a requested address is simply refused).
-                Err(e) if fixed_ip.is_none() && attempt < IP_ATTEMPTS && self.lost_ip(&e, &fixed_ips) => {}
+                Err(e)
+                    if fixed_ip.is_none()
+                        && attempt < IP_ATTEMPTS
+                        && self.lost_ip(&e, &fixed_ips) => {}
                 Err(e) => {
                     if !self.lost_ip(&e, &fixed_ips) {
                         self.release_ips(&fixed_ips);

@@ -507,9 +507,9 @@ pub fn refused(r: &Rejection) -> Fault {
         ),
         Refusal::Quota(msg) => Fault::forbidden(msg.clone()),
         Refusal::Capacity(msg) => Fault::new(409, format!("{CAPACITY_PREFIX}{msg}")),
-        Refusal::Taken { subnet, ip } => {
-            Fault::conflict(format!("IP address {ip} already allocated in subnet {subnet}"))
-        }
+        Refusal::Taken { subnet, ip } => Fault::conflict(format!(
+            "IP address {ip} already allocated in subnet {subnet}"
+        )),
     }
 }
 
