@@ -129,12 +129,13 @@ pub struct Compute {
     pub keypairs: Table<Keypair>,
     pub actions: Table<ActionLog>,
     next_id: IdCounter,
-    /// Quota held per project beyond what the instance rows say: creates
-    /// whose rows are not written yet. Usage is the rows' count plus this; the database checks the
+    /// Quota held per project beyond what the instance rows say: the
+    /// servers of creates whose rows are not written yet, by uuid, with
+    /// their (vcpus, ram). Usage is the rows' count plus this; the database checks the
     /// rows' count again when an instance row is written
     /// ([`crate::store::Guard::Quota`]), so processes sharing it cannot
     /// overshoot together.
-    held: Mutex<HashMap<String, Usage>>,
+    held: Mutex<HashMap<String, HashMap<String, (i64, i64)>>>,
     pub driver: Arc<dyn driver::Driver>,
     /// The same driver when it is the simulated one (fault injection).
     pub fake: Option<Arc<driver::FakeDriver>>,
@@ -240,19 +241,30 @@ impl Compute {
     /// Current usage of a project: its rows plus what is held.
     pub fn usage_of(&self, project_id: &str) -> Usage {
         let mut u = self.counted(project_id);
-        if let Some(h) = self.held.lock().get(project_id) {
-            u.instances += h.instances;
-            u.cores += h.cores;
-            u.ram += h.ram;
-        }
+        self.add_held(project_id, &mut u);
         u
+    }
+
+    /// Adds what is held for `project_id` and not yet a row (read after
+    /// the rows: a server whose row lands in between is counted by
+    /// neither, and the database's guard catches that rare overshoot;
+    /// it is never counted twice).
+    fn add_held(&self, project_id: &str, u: &mut Usage) {
+        let held = self.held.lock();
+        for (uuid, (vcpus, ram)) in held.get(project_id).into_iter().flatten() {
+            if self.instances.get(uuid).is_none() {
+                u.instances += 1;
+                u.cores += vcpus;
+                u.ram += ram;
+            }
+        }
     }
 
     /// Reserves instances of a flavor for a project against its limits:
     /// as many of `min..=max` as [`quotas::instances_allowed`] allows.
-    /// Returns how many were held or Nova's 403 quota fault. Each one is
-    /// given back by [`Compute::landed`] once its row is written, or by
-    /// [`Compute::release`] when it never will be.
+    /// Returns the uuids of the servers held, or Nova's 403 quota fault.
+    /// Each is given back by [`Compute::release`] once its row is written
+    /// (the row counts then) or when it never will be.
     pub fn reserve(
         &self,
         project_id: &str,
@@ -261,33 +273,31 @@ impl Compute {
         vcpus: u32,
         ram: u64,
         limits: &crate::config::QuotaDefaults,
-    ) -> Result<u32, rova_core::Fault> {
+    ) -> Result<Vec<String>, rova_core::Fault> {
         let unlimited = limits.instances < 0 && limits.cores < 0 && limits.ram < 0;
         // Counting is skipped when nothing is limited.
-        let base = if unlimited {
+        let mut u = if unlimited {
             Usage::default()
         } else {
             self.counted(project_id)
         };
         let mut all = self.held.lock();
-        let h = all.entry(project_id.to_string()).or_default();
-        let u = Usage {
-            instances: base.instances + h.instances,
-            cores: base.cores + h.cores,
-            ram: base.ram + h.ram,
-        };
+        let held = all.entry(project_id.to_string()).or_default();
+        if !unlimited {
+            for (uuid, (c, r)) in held.iter() {
+                if self.instances.get(uuid).is_none() {
+                    u.instances += 1;
+                    u.cores += c;
+                    u.ram += r;
+                }
+            }
+        }
         let n = quotas::instances_allowed(limits, &u, min, max, vcpus, ram)?;
-        // At most MAX_INSTANCES_PER_REQUEST, so these cannot overflow.
-        let n = n as i64;
-        h.instances += n;
-        h.cores += n * vcpus as i64;
-        h.ram += n * ram as i64;
-        Ok(n as u32)
-    }
-
-    /// One reserved instance's row is written: its row counts now.
-    pub fn landed(&self, project_id: &str, vcpus: u32, ram: u64) {
-        self.release(project_id, 1, vcpus, ram);
+        let uuids: Vec<String> = (0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+        for id in &uuids {
+            held.insert(id.clone(), (i64::from(vcpus), ram as i64));
+        }
+        Ok(uuids)
     }
 
     /// Checks that a resize's growth in cores/RAM fits the project's
@@ -317,14 +327,18 @@ impl Compute {
         Ok(())
     }
 
-    /// Gives back instances held by [`Compute::reserve`] whose rows will
-    /// not be written (the create failed).
-    pub fn release(&self, project_id: &str, count: u32, vcpus: u32, ram: u64) {
+    /// Stops holding servers reserved by [`Compute::reserve`]: their rows
+    /// are written (and count from now on), or never will be.
+    pub fn release(&self, project_id: &str, uuids: &[String]) {
         let mut all = self.held.lock();
-        let h = all.entry(project_id.to_string()).or_default();
-        h.instances -= count as i64;
-        h.cores -= count as i64 * vcpus as i64;
-        h.ram -= count as i64 * ram as i64;
+        if let Some(held) = all.get_mut(project_id) {
+            for id in uuids {
+                held.remove(id);
+            }
+            if held.is_empty() {
+                all.remove(project_id);
+            }
+        }
     }
 
     /// This process's lease-owner name (the `op_owner` of the operations

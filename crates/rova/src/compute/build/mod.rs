@@ -304,7 +304,7 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
     }
     // Nova's `_validate_bdm`, flavor part (`max_local_block_devices` = 3).
     rova_core::validate::check_bdm_flavor_limits(&req.bdms, flavor.ephemeral, flavor.swap, 3)?;
-    let count = app.compute.reserve(
+    let uuids = app.compute.reserve(
         &ctx.project_id,
         req.min_count.max(1),
         req.max_count.max(req.min_count).max(1),
@@ -312,13 +312,10 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
         flavor.ram,
         &app.compute.effective_quota(&ctx.project_id),
     )?;
-    let uuids: Vec<String> = (0..count)
-        .map(|_| uuid::Uuid::new_v4().to_string())
-        .collect();
+    let count = uuids.len() as u32;
     if let Some(g) = &group {
         if let Err(e) = super::server_groups::add_members(app, ctx, &g.uuid, &uuids).await {
-            app.compute
-                .release(&ctx.project_id, count, flavor.vcpus, flavor.ram);
+            app.compute.release(&ctx.project_id, &uuids);
             return Err(e);
         }
     }
@@ -439,12 +436,12 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
         let stored = match inserted {
             Ok(s) => {
                 app.compute
-                    .landed(&ctx.project_id, flavor.vcpus, flavor.ram);
+                    .release(&ctx.project_id, std::slice::from_ref(&uuid));
                 s
             }
             Err(e) => {
                 app.compute
-                    .release(&ctx.project_id, count - idx, flavor.vcpus, flavor.ram);
+                    .release(&ctx.project_id, &uuids[idx as usize..]);
                 // The instance was never written: nor is its action log.
                 let _ = app.compute.actions.remove(&uuid).await;
                 if let Some(g) = &group {
