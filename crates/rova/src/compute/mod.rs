@@ -135,7 +135,7 @@ pub struct Compute {
     /// rows' count again when an instance row is written
     /// ([`crate::store::Guard::Quota`]), so processes sharing it cannot
     /// overshoot together.
-    held: Mutex<HashMap<String, HashMap<String, (i64, i64)>>>,
+    held: Mutex<HashMap<String, Held>>,
     pub driver: Arc<dyn driver::Driver>,
     /// The same driver when it is the simulated one (fault injection).
     pub fake: Option<Arc<driver::FakeDriver>>,
@@ -476,6 +476,10 @@ impl IdCounter {
         Ok(b.0 - 1)
     }
 }
+
+/// The servers a project's creates hold before their rows exist: uuid →
+/// (vcpus, ram).
+type Held = HashMap<String, (i64, i64)>;
 
 /// Quota usage of one project.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -116,12 +116,6 @@ impl ColdMove<'_> {
     /// The server was deleted or changed meanwhile: everything the move
     /// took is given back.
     async fn abandon(&self, app: &App, event: &str) {
-        if app
-            .compute
-            .instances
-            .get(self.id)
-            .is_some_and(|i| !i.deleted)
-        {}
         unclaim_move(app, self.id, &self.mig.uuid);
         actions::event_finish(app, self.id, self.req, event, Some(("superseded", ""))).await;
         self.fail_migration(app).await;

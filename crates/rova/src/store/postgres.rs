@@ -594,6 +594,10 @@ fn announce(
     Ok(())
 }
 
+/// What [`listen`] hands each changed row to: its kind, id and the row as
+/// stored (`None`: deleted); false stops the feed.
+pub type Apply<'a> = dyn FnMut(&'static Kind, &str, Option<(i64, String)>) -> bool + 'a;
+
 /// Every row of every table, as stored: table → id → `(gen, body)`.
 pub type Everything = HashMap<&'static str, HashMap<String, (i64, String)>>;
 
@@ -610,7 +614,7 @@ pub fn listen(
     shown: &str,
     owner: &str,
     mark: &mut dyn FnMut(&'static Kind),
-    apply: &mut dyn FnMut(&'static Kind, &str, Option<(i64, String)>) -> bool,
+    apply: &mut Apply<'_>,
     resync: &mut dyn FnMut(&Everything, u64),
     epoch: &dyn Fn() -> Option<u64>,
 ) {
