@@ -1,7 +1,8 @@
 //! The injected clock. Every "now" in Rova comes from here so that the
 //! simulated mode can advance time on demand (reclaim intervals, shelve
 //! offload, resize auto-confirm) without waiting. The offset is a row of
-//! kind `clock_offset` (see [`Clock::load`]), so a restart keeps it.
+//! kind `clock_offset` (see [`Clock::load`]), so a restart keeps it and
+//! every process sharing the database follows an advance made in another.
 
 use crate::store::{Store, Table};
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -33,7 +34,7 @@ pub fn latest() -> DateTime<Utc> {
 /// Wall clock plus an offset that only moves forward.
 #[derive(Default)]
 pub struct Clock {
-    offset: Mutex<Duration>,
+    offset: Arc<Mutex<Duration>>,
     /// Where the offset is kept (absent for a clock only tests use).
     stored: Option<Table<StoredOffset>>,
 }
@@ -46,8 +47,17 @@ impl Clock {
     pub fn load(store: &Arc<Store>) -> Result<Self, String> {
         let stored: Table<StoredOffset> = Table::load("clock_offset", store)?;
         let ms = stored.get(OFFSET_ROW).map(|o| o.offset_ms).unwrap_or(0);
+        let offset = Arc::new(Mutex::new(Duration::milliseconds(ms.max(0))));
+        // Another process's advance (or the row as stored after a refused
+        // write) moves this clock too.
+        let follow = offset.clone();
+        stored.watch(Box::new(move |_, after: Option<&StoredOffset>| {
+            if let Some(row) = after {
+                *follow.lock() = Duration::milliseconds(row.offset_ms.max(0));
+            }
+        }));
         Ok(Clock {
-            offset: Mutex::new(Duration::milliseconds(ms.max(0))),
+            offset,
             stored: Some(stored),
         })
     }

@@ -11,6 +11,7 @@ use rova_core::Fault;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -358,9 +359,9 @@ type SlowSteps = std::collections::HashMap<String, Duration>;
 /// The simulated driver.
 pub struct FakeDriver {
     latency: Mutex<Duration>,
-    faults: Mutex<Vec<InjectedFault>>,
+    faults: Arc<Mutex<Vec<InjectedFault>>>,
     /// Extra delay per operation name ("make a step slow").
-    slow: Mutex<SlowSteps>,
+    slow: Arc<Mutex<SlowSteps>>,
     /// Operations this simulated hypervisor declares it cannot do.
     unsupported: Mutex<std::collections::HashSet<DriverOpKind>>,
     /// Where faults and slow steps are kept (absent: memory only).
@@ -375,8 +376,8 @@ impl FakeDriver {
     pub fn new(latency_ms: u64) -> Self {
         FakeDriver {
             latency: Mutex::new(Duration::from_millis(latency_ms)),
-            faults: Mutex::new(Vec::new()),
-            slow: Mutex::new(SlowSteps::new()),
+            faults: Arc::new(Mutex::new(Vec::new())),
+            slow: Arc::new(Mutex::new(SlowSteps::new())),
             unsupported: Mutex::new(std::collections::HashSet::new()),
             stored: None,
             released: tokio::sync::Notify::new(),
@@ -405,12 +406,22 @@ impl FakeDriver {
             .map(|r| (*r).clone())
             .unwrap_or_default();
         let d = FakeDriver::new(latency_ms);
-        *d.faults.lock() = row.faults;
-        *d.slow.lock() = row
-            .slow_ms
-            .into_iter()
-            .map(|(op, ms)| (op, Duration::from_millis(ms)))
-            .collect();
+        let apply =
+            |faults: &Mutex<Vec<InjectedFault>>, slow: &Mutex<SlowSteps>, row: StoredFaults| {
+                *faults.lock() = row.faults;
+                *slow.lock() = row
+                    .slow_ms
+                    .into_iter()
+                    .map(|(op, ms)| (op, Duration::from_millis(ms)))
+                    .collect();
+            };
+        apply(&d.faults, &d.slow, row);
+        // Faults and slow steps set through another process (or the row as
+        // stored after a refused write) apply here too.
+        let (faults, slow) = (d.faults.clone(), d.slow.clone());
+        stored.watch(Box::new(move |_, after: Option<&StoredFaults>| {
+            apply(&faults, &slow, after.cloned().unwrap_or_default());
+        }));
         Ok(FakeDriver {
             stored: Some(stored),
             ..d

@@ -150,7 +150,10 @@ async fn the_schema_holds_every_kinds_columns() {
         );
         for (table, want) in [
             ("leases", &["name", "owner", "expires_at"][..]),
-            ("ip_allocations", &["subnet_id", "ip_address", "port_id"][..]),
+            (
+                "ip_allocations",
+                &["subnet_id", "ip_address", "port_id"][..],
+            ),
             ("counters", &["name", "next"][..]),
         ] {
             let cols = columns_of(&db, table);
@@ -247,7 +250,10 @@ async fn records_round_trip_with_their_key_columns_and_version_tokens() {
         // Every row carries the version token of its last write: distinct,
         // never 0 (0 means "no row" to a compare-and-swap).
         assert_eq!(
-            query(&db, "SELECT count(DISTINCT gen) FROM instances WHERE gen <> 0"),
+            query(
+                &db,
+                "SELECT count(DISTINCT gen) FROM instances WHERE gen <> 0"
+            ),
             vec![vec![s("3")]],
             "{db:?}"
         );

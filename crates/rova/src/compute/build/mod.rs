@@ -440,8 +440,7 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
                 s
             }
             Err(e) => {
-                app.compute
-                    .release(&ctx.project_id, &uuids[idx as usize..]);
+                app.compute.release(&ctx.project_id, &uuids[idx as usize..]);
                 // The instance was never written: nor is its action log.
                 let _ = app.compute.actions.remove(&uuid).await;
                 if let Some(g) = &group {
