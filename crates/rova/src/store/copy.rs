@@ -2,9 +2,10 @@
 //! URL`): how an embedded SQLite cloud moves to PostgreSQL, or back. Every
 //! kind's rows are read from the source as stored and written to the
 //! destination's table of that kind (its key columns computed there as on
-//! any write), a chunk per commit. Both databases are locked as a serving
-//! process locks them, so neither can be served while the copy runs, and
-//! the destination must hold no records.
+//! any write), a chunk per commit, each row keeping its version token. An
+//! SQLite file is locked as a serving process locks it; a PostgreSQL
+//! database that a live process serves (it holds a `process/` lease) is
+//! refused. The destination must hold no records.
 
 use super::backend::Op;
 use super::schema::{self, Kind};
@@ -15,6 +16,18 @@ pub type Copied = Vec<(&'static str, usize)>;
 
 /// Copies every record of `from` into `to` (which must be empty).
 pub fn copy_all(from: &Store, to: &Store) -> Result<Copied, String> {
+    // (An SQLite file is already locked against its serving process.)
+    for (store, which) in [(from, "source"), (to, "destination")] {
+        if !matches!(store.database(), super::Database::Postgres(_)) {
+            continue;
+        }
+        if let Some((_, owner)) = store.leases_held_blocking("process/")?.first() {
+            return Err(format!(
+                "the {which} {} is being served (process {owner} holds its lease, which lapses within seconds of the process stopping); stop every process serving it first",
+                store.database().redacted()
+            ));
+        }
+    }
     for kind in schema::KINDS {
         if !is_empty(to, kind)? {
             return Err(format!(

@@ -273,6 +273,19 @@ impl Store {
         }
     }
 
+    /// [`Store::leases_held`] from outside a runtime (the CLI's tools).
+    pub fn leases_held_blocking(&self, prefix: &str) -> Result<Vec<(String, String)>, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Held {
+                prefix: prefix.to_string(),
+                reply,
+            })
+            .map_err(|_| "storage writer stopped".to_string())?;
+        rx.blocking_recv()
+            .map_err(|_| "storage writer stopped".to_string())?
+    }
+
     /// Which database this store keeps its tables in.
     pub fn database(&self) -> &Database {
         &self.database

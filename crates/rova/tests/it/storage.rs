@@ -875,6 +875,18 @@ async fn db_copy_moves_a_cloud_to_another_database() {
         assert_eq!(b["server"]["status"], json!("ACTIVE"));
         let (s, b) = r.get(&r.demo, "/compute/v2.1/os-keypairs/copied-key").await;
         assert_eq!(s, 200, "{db:?}: {b}");
+        // A database being served is no copy source, whatever the backend.
+        let busy = std::process::Command::new(env!("CARGO_BIN_EXE_rova"))
+            .args(["db", "copy", "--from", &to, "--to"])
+            .arg(format!("sqlite://{}", dir.join("busy2.sqlite").display()))
+            .output()
+            .expect("rova db copy runs");
+        assert!(!busy.status.success(), "{db:?}: copied a served database");
+        let err = String::from_utf8_lossy(&busy.stderr);
+        assert!(
+            err.contains("another Rova process is serving") || err.contains("is being served"),
+            "{db:?}: {err}"
+        );
         r.kill();
     }
     let _ = std::fs::remove_dir_all(&dir);
