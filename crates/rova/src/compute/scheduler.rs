@@ -85,7 +85,12 @@ pub fn schedule_build(
 /// and RAM capacity (allocation ratios and reserved memory applied), as
 /// Placement checks allocations against inventory. This process's claims
 /// choose the host; the guard decides, counting every process's rows.
+/// Only on PostgreSQL: an SQLite file is served by one process, whose
+/// claims (taken under one lock) are already the whole truth.
 pub fn capacity_guard(app: &App, host: &str) -> Option<crate::store::Guard> {
+    if !matches!(app.store.database(), crate::store::Database::Postgres(_)) {
+        return None;
+    }
     let h = app.compute.fleet.host(host)?;
     let vcpus = (f64::from(h.vcpus) * h.cpu_allocation_ratio).floor() as i64;
     let ram = ((h.memory_mb as f64) * h.ram_allocation_ratio).floor() as i64

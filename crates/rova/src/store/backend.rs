@@ -221,6 +221,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         "claims",
         include_str!("../../migrations/sqlite/0003_claims.sql"),
     ),
+    (
+        4,
+        "node_usage",
+        include_str!("../../migrations/sqlite/0004_node_usage.sql"),
+    ),
 ];
 
 pub const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -238,6 +243,11 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         3,
         "claims",
         include_str!("../../migrations/postgres/0003_claims.sql"),
+    ),
+    (
+        4,
+        "node_usage",
+        include_str!("../../migrations/postgres/0004_node_usage.sql"),
     ),
 ];
 

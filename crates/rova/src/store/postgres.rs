@@ -525,13 +525,11 @@ fn write_checked(
                     super::schema::quota_verdict(g, own, (r.get(0), r.get(1), r.get(2)))
                 }
                 Guard::Capacity { node, .. } => {
-                    let r = tx.query_one(
-                        "SELECT coalesce(sum((body->'flavor'->>'vcpus')::bigint), 0)::bigint, \
-                         coalesce(sum((body->'flavor'->>'ram')::bigint), 0)::bigint \
-                         FROM instances WHERE node = $1 AND deleted = false",
-                        &[node],
-                    )?;
-                    super::schema::quota_verdict(g, own, (0, r.get(0), r.get(1)))
+                    // Kept by a trigger on instances (migration 4): one row.
+                    let r =
+                        tx.query_opt("SELECT vcpus, ram FROM node_usage WHERE node = $1", &[node])?;
+                    let used = r.map_or((0, 0), |r| (r.get(0), r.get(1)));
+                    super::schema::quota_verdict(g, own, (0, used.0, used.1))
                 }
             })
         }

@@ -282,7 +282,7 @@ impl Rova {
 /// each server counted once on its host with its flavor, compute ports
 /// exactly the servers' NICs, no image saving or left queued by a server
 /// operation. `mem_base` is each host's memory_mb_used with no servers.
-async fn check_invariants(r: &Rova, mem_base: &BTreeMap<String, i64>) {
+pub(crate) async fn check_invariants(r: &Rova, mem_base: &BTreeMap<String, i64>) {
     let end = Instant::now() + WAIT;
     let servers = loop {
         let all = r.servers().await;
@@ -415,7 +415,7 @@ async fn check_invariants(r: &Rova, mem_base: &BTreeMap<String, i64>) {
 }
 
 /// memory_mb_used of each host before any server exists.
-async fn memory_baseline(r: &Rova) -> BTreeMap<String, i64> {
+pub(crate) async fn memory_baseline(r: &Rova) -> BTreeMap<String, i64> {
     let (_, hv) = r.get(&r.admin, "/compute/v2.1/os-hypervisors/detail").await;
     hv["hypervisors"]
         .as_array()
@@ -440,7 +440,7 @@ const SIM: &[&str] = &["--sim-latency-ms", "15", "--sim-hosts", "2"];
 /// Creates `n` servers concurrently and SIGKILLs the service as soon as
 /// `kill_after` of the POSTs have been answered; returns the ids answered
 /// 202 before the kill.
-async fn storm(r: Rova, tag: &str, n: usize, kill_after: usize) -> Vec<String> {
+pub(crate) async fn storm(r: Rova, tag: &str, n: usize, kill_after: usize) -> Vec<String> {
     let image = r.image_id().await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for k in 0..n {
@@ -661,7 +661,7 @@ async fn crash_during_create_storm_and_deletes() {
 
 /// Every id answered 202 is one server, listed once; no two servers came
 /// from one request (names are unique per request here).
-fn exactly_once(servers: &[Value], acked: &[String]) {
+pub(crate) fn exactly_once(servers: &[Value], acked: &[String]) {
     let mut names: BTreeMap<&str, usize> = BTreeMap::new();
     let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
     for s in servers {

@@ -117,6 +117,162 @@ fn instance(id: &str, project: &str, name: &str) -> Value {
     })
 }
 
+/// The guards a write can carry, checked by the database in the writing
+/// transaction: the quota counted from the project's rows (Nova's message
+/// on refusal), the host capacity (on PostgreSQL read from `node_usage`,
+/// which a trigger keeps), and a fixed IP unique per subnet. A refused
+/// write changes nothing and leaves the copy as the database has it.
+#[tokio::test(flavor = "multi_thread")]
+async fn guards_and_unique_ips_are_decided_by_the_database() {
+    use rova::store::{is_capacity_refusal, taken_ip, Guard};
+    for db in backends("guards") {
+        let store = Store::connect(&db).expect("open");
+        let t: Table<Value> = Table::load("instance", &store).expect("load");
+        let quota = Guard::Quota {
+            project: "p".into(),
+            instances: 2,
+            cores: -1,
+            ram: -1,
+        };
+        let server = |id: &str| {
+            let mut v = instance(id, "p", id);
+            v["flavor"] = json!({"vcpus": 2, "ram": 512});
+            v
+        };
+        for id in ["q1", "q2"] {
+            t.insert_guarded(
+                id,
+                server(id),
+                rova_core::Fault::conflict("dup"),
+                Some(quota.clone()),
+            )
+            .await
+            .expect("within quota");
+        }
+        let over = t
+            .insert_guarded(
+                "q3",
+                server("q3"),
+                rova_core::Fault::conflict("dup"),
+                Some(quota.clone()),
+            )
+            .await
+            .expect_err("over quota");
+        assert_eq!(over.code, 403, "{db:?}");
+        assert_eq!(
+            over.message,
+            "Quota exceeded for instances: Requested 1, but already used 2 of 2 instances"
+        );
+        assert!(
+            t.get("q3").is_none(),
+            "{db:?}: the copy dropped the refused row"
+        );
+        assert_eq!(
+            query(&db, "SELECT count(*) FROM instances"),
+            vec![vec![Some("2".into())]]
+        );
+
+        // Capacity: 5 vCPUs on node n1 hold two of these (2 each), not three.
+        let cap = Guard::Capacity {
+            node: "n1".into(),
+            vcpus: 5,
+            ram: -1,
+        };
+        for id in ["q1", "q2"] {
+            t.update_guarded(
+                id,
+                || rova_core::Fault::not_found("gone"),
+                cap.clone(),
+                |v| {
+                    v["node"] = json!("n1");
+                    Ok(())
+                },
+            )
+            .await
+            .expect("fits");
+        }
+        t.insert_new("c3", server("c3"), rova_core::Fault::conflict("dup"))
+            .await
+            .expect("c3");
+        let full = t
+            .update_guarded(
+                "c3",
+                || rova_core::Fault::not_found("gone"),
+                cap.clone(),
+                |v| {
+                    v["node"] = json!("n1");
+                    Ok(())
+                },
+            )
+            .await
+            .expect_err("n1 is full");
+        assert!(is_capacity_refusal(&full), "{db:?}: {}", full.message);
+        assert_eq!(
+            t.get("c3").expect("c3")["node"],
+            Value::Null,
+            "{db:?}: unchanged"
+        );
+        // A server leaving the node makes room.
+        t.update(
+            "q1",
+            || rova_core::Fault::not_found("gone"),
+            |v| {
+                v["deleted"] = json!(true);
+                Ok(())
+            },
+        )
+        .await
+        .expect("delete q1");
+        t.update_guarded(
+            "c3",
+            || rova_core::Fault::not_found("gone"),
+            cap,
+            |v| {
+                v["node"] = json!("n1");
+                Ok(())
+            },
+        )
+        .await
+        .expect("room again");
+
+        // A fixed IP is one port's per subnet.
+        let ports: Table<Value> = Table::load("port", &store).expect("ports");
+        let port = |id: &str, ip: &str| {
+            json!({"id": id, "network_id": "n", "project_id": "p", "mac_address": "fa:16:3e:00:00:01",
+                "device_id": "", "fixed_ips": [{"subnet_id": "s1", "ip_address": ip}]})
+        };
+        ports.put("a", port("a", "10.0.0.5")).await.expect("a");
+        let taken = ports
+            .put("b", port("b", "10.0.0.5"))
+            .await
+            .expect_err("the address is a's");
+        assert_eq!(
+            taken_ip(&taken),
+            Some(("s1".into(), "10.0.0.5".into())),
+            "{db:?}"
+        );
+        assert!(ports.get("b").is_none());
+        ports
+            .put("b", port("b", "10.0.0.6"))
+            .await
+            .expect("another address");
+        // Given back when the port goes.
+        ports.remove("a").await.expect("remove a");
+        ports
+            .put("c", port("c", "10.0.0.5"))
+            .await
+            .expect("free again");
+        assert_eq!(
+            query(
+                &db,
+                "SELECT ip_address FROM ip_allocations ORDER BY ip_address"
+            ),
+            vec![vec![Some("10.0.0.5".into())], vec![Some("10.0.0.6".into())]],
+            "{db:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_schema_holds_every_kinds_columns() {
     for db in backends("schema") {
@@ -144,7 +300,8 @@ async fn the_schema_holds_every_kinds_columns() {
             vec![
                 vec![Some("1".to_string())],
                 vec![Some("2".to_string())],
-                vec![Some("3".to_string())]
+                vec![Some("3".to_string())],
+                vec![Some("4".to_string())]
             ],
             "{db:?}"
         );

@@ -216,3 +216,45 @@ async fn two_processes_share_one_database_and_its_invariants() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One of two processes is killed (SIGKILL) in the middle of 200
+/// concurrent creates sent to it; the other, still serving, takes over its
+/// operations once the dead process's lease lapses: every server whose
+/// POST was answered 202 exists exactly once, none stays in BUILD or in a
+/// task state, and every port, address and claim belongs to a live server
+/// (`crash::check_invariants`), without a restart of anything.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_survivor_finishes_a_killed_processs_builds() {
+    assert!(
+        std::env::var("ROVA_TEST_PG_URL").is_ok_and(|u| !u.is_empty()),
+        "two_processes needs PostgreSQL: set ROVA_TEST_PG_URL (scripts/pg.sh start DIR prints one)"
+    );
+    let dir = std::env::temp_dir().join(format!("rova-two-kill-{}", uuid::Uuid::new_v4()));
+    let args = &[
+        "--sim-latency-ms",
+        "10",
+        "--sim-hosts",
+        "2",
+        "--sim-host-vcpus",
+        "1024",
+        "--sim-host-ram-mb",
+        "1048576",
+    ];
+    let a = crash::start(&dir, args).await;
+    let b = crash::start(&dir, args).await;
+    let mem = crash::memory_baseline(&b).await;
+    // `storm` kills `a` once half the answers are in.
+    let acked = crash::storm(a, "survivor", 200, 100).await;
+    assert!(
+        acked.len() >= 90,
+        "only {} of 100 answers were 202",
+        acked.len()
+    );
+    crash::check_invariants(&b, &mem).await;
+    let servers = b.servers().await;
+    crash::exactly_once(&servers, &acked);
+    for s in &servers {
+        assert_eq!(s["status"], json!("ACTIVE"), "{s}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
