@@ -558,11 +558,42 @@ struct Rows<T> {
     map: HashMap<String, Arc<T>>,
     indexes: Vec<Index<T>>,
     ordered: Vec<Box<dyn ordered::OrderedIndex<T>>>,
-    /// Each row's version token as this process last saw it, and the
-    /// [`Store::epoch`] of this process's last write to it (0: read).
-    gens: HashMap<String, (i64, u64)>,
-    /// Writes queued and not yet answered, per row.
-    pending: HashMap<String, u32>,
+    /// Per row: the version token as this process last saw it (0: none),
+    /// the [`Store::epoch`] of this process's last write to it (0: read),
+    /// and its writes queued and not yet answered.
+    meta: HashMap<String, Meta>,
+}
+
+/// What [`Rows::meta`] keeps per row.
+#[derive(Clone, Copy, Default)]
+struct Meta {
+    gen: i64,
+    epoch: u64,
+    pending: u32,
+}
+
+impl<T> Rows<T> {
+    fn gen_of(&self, id: &str) -> Option<(i64, u64)> {
+        self.meta
+            .get(id)
+            .filter(|m| m.gen != 0)
+            .map(|m| (m.gen, m.epoch))
+    }
+
+    fn in_flight(&self, id: &str) -> bool {
+        self.meta.get(id).is_some_and(|m| m.pending > 0)
+    }
+
+    /// Drops `id`'s entry once it holds nothing.
+    fn tidy(&mut self, id: &str) {
+        if self
+            .meta
+            .get(id)
+            .is_some_and(|m| m.gen == 0 && m.pending == 0)
+        {
+            self.meta.remove(id);
+        }
+    }
 }
 
 impl<T> std::ops::Deref for Rows<T> {
@@ -613,38 +644,43 @@ impl<T> Rows<T> {
 
     /// The token a write to `id` must find in the database (0: no row).
     fn expect(&self, id: &str) -> i64 {
-        self.gens.get(id).map_or(0, |g| g.0)
+        self.meta.get(id).map_or(0, |m| m.gen)
     }
 
     /// Records a local write of `id` (`gen` 0: a delete) made at `epoch`.
     fn wrote(&mut self, id: &str, gen: i64, epoch: u64) {
-        if gen == 0 {
-            self.gens.remove(id);
-        } else {
-            self.gens.insert(id.to_string(), (gen, epoch));
-        }
-        *self.pending.entry(id.to_string()).or_default() += 1;
+        let m = match self.meta.get_mut(id) {
+            Some(m) => m,
+            None => self.meta.entry(id.to_string()).or_default(),
+        };
+        m.gen = gen;
+        m.epoch = epoch;
+        m.pending += 1;
     }
 
     /// A local write of `id` was answered.
     fn answered(&mut self, id: &str) {
-        if let Some(n) = self.pending.get_mut(id) {
-            *n -= 1;
-            if *n == 0 {
-                self.pending.remove(id);
-            }
+        if let Some(m) = self.meta.get_mut(id) {
+            m.pending = m.pending.saturating_sub(1);
         }
+        self.tidy(id);
     }
 
     /// Makes the copy of `id` what the database holds.
     fn take(&mut self, id: &str, current: Option<(i64, Arc<T>)>) {
         match current {
             Some((gen, row)) => {
-                self.gens.insert(id.to_string(), (gen, 0));
+                let m = self.meta.entry(id.to_string()).or_default();
+                m.gen = gen;
+                m.epoch = 0;
                 self.insert(id.to_string(), row);
             }
             None => {
-                self.gens.remove(id);
+                if let Some(m) = self.meta.get_mut(id) {
+                    m.gen = 0;
+                    m.epoch = 0;
+                }
+                self.tidy(id);
                 self.remove(id);
             }
         }
@@ -691,7 +727,7 @@ where
         // decides the copy (the last one refused brings the row as stored):
         // taking the row now would drop a later write's change from the
         // copy while that write may yet succeed.
-        if let Some(current) = parsed.filter(|_| !rows.pending.contains_key(id)) {
+        if let Some(current) = parsed.filter(|_| !rows.in_flight(id)) {
             let after = current.as_ref().map(|(_, r)| r.clone());
             let before = rows.get(id).cloned();
             rows.take(id, current);
@@ -717,10 +753,10 @@ where
 
     fn apply_remote(&self, id: &str, current: Option<(i64, String)>, since: u64) -> bool {
         let fresh = |rows: &Rows<T>| {
-            !rows.pending.contains_key(id)
-                && match (rows.gens.get(id), &current) {
-                    (Some((_, at)), _) if *at > since => false,
-                    (Some((g, _)), Some((gen, _))) => g != gen,
+            !rows.in_flight(id)
+                && match (rows.gen_of(id), &current) {
+                    (Some((_, at)), _) if at > since => false,
+                    (Some((g, _)), Some((gen, _))) => g != *gen,
                     (None, Some(_)) => true,
                     (Some(_), None) => true,
                     (None, None) => rows.map.contains_key(id),
@@ -740,10 +776,10 @@ where
         let current_again = parsed.as_ref().map(|(g, _)| (*g, String::new()));
         // Checked again under the write lock: a local write may have
         // slipped in while the row was parsed.
-        let still = !rows.pending.contains_key(id)
-            && match (rows.gens.get(id), &current_again) {
-                (Some((_, at)), _) if *at > since => false,
-                (Some((g, _)), Some((gen, _))) => g != gen,
+        let still = !rows.in_flight(id)
+            && match (rows.gen_of(id), &current_again) {
+                (Some((_, at)), _) if at > since => false,
+                (Some((g, _)), Some((gen, _))) => g != *gen,
                 _ => true,
             };
         if still {
@@ -806,9 +842,16 @@ where
         });
         let b = b.map_err(|_| format!("loading {}: a parser panicked", kind.table))?;
         let mut rows = HashMap::new();
-        let mut gens = HashMap::new();
+        let mut meta = HashMap::new();
         for (id, gen, row) in a?.into_iter().chain(b?) {
-            gens.insert(id.clone(), (gen, 0));
+            meta.insert(
+                id.clone(),
+                Meta {
+                    gen,
+                    epoch: 0,
+                    pending: 0,
+                },
+            );
             rows.insert(id, row);
         }
         let inner = Arc::new(Copy {
@@ -817,8 +860,7 @@ where
                 map: rows,
                 indexes: Vec::new(),
                 ordered: Vec::new(),
-                gens,
-                pending: HashMap::new(),
+                meta,
             }),
             watchers: RwLock::new(Vec::new()),
         });

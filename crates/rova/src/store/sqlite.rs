@@ -157,7 +157,10 @@ impl rusqlite::ToSql for Cell {
 /// Makes one write (in a savepoint when it must stand alone): its outcome,
 /// or an error that fails the batch.
 fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<Outcome> {
-    let alone = op.alone();
+    // A port's addresses are checked before anything is written (this
+    // thread is the file's only writer), so only a guard, counted after
+    // the write, needs a savepoint to take it back.
+    let alone = matches!(op, Op::Put { guard: Some(_), .. });
     if alone {
         tx.execute_batch("SAVEPOINT w")?;
     }
@@ -207,26 +210,32 @@ fn write_checked(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<Re
             gen,
             guard,
         } => {
+            let ips = if kind.table == "ports" {
+                match port_ips(tx, id, body)? {
+                    Ok(ips) => ips,
+                    Err(taken) => return Ok(Err(taken)),
+                }
+            } else {
+                None
+            };
             let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(cells.len() + 4);
             params.push(id);
             params.extend(cells.iter().map(|c| c as &dyn rusqlite::ToSql));
             params.push(body);
             params.push(gen);
             let written = if *expect == 0 {
-                tx.prepare_cached(&insert_sql(kind))?
+                tx.prepare_cached(&statements(kind).insert)?
                     .execute(params.as_slice())?
             } else {
                 params.push(expect);
-                tx.prepare_cached(&update_sql(kind))?
+                tx.prepare_cached(&statements(kind).update)?
                     .execute(params.as_slice())?
             };
             if written == 0 {
                 return Ok(Err(Refusal::Changed));
             }
-            if kind.table == "ports" {
-                if let Err(taken) = allocate_ips(tx, id, body)? {
-                    return Ok(Err(taken));
-                }
+            if let Some(ips) = ips {
+                allocate_ips(tx, id, &ips)?;
             }
             match guard {
                 Some(g) => check_guard(tx, id, g),
@@ -252,27 +261,59 @@ fn write_checked(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<Re
     }
 }
 
-/// A port's fixed IPs become its `ip_allocations` rows; an address another
-/// port holds refuses the write.
-fn allocate_ips(
+/// What a port write does to `ip_allocations`: `None` when the port holds
+/// exactly these addresses already, else the addresses it will hold; a
+/// refusal when another port holds one of them.
+#[allow(clippy::type_complexity)]
+fn port_ips(
     tx: &rusqlite::Transaction<'_>,
     port_id: &str,
     body: &str,
-) -> rusqlite::Result<Result<(), Refusal>> {
-    tx.prepare_cached("DELETE FROM ip_allocations WHERE port_id = ?1")?
-        .execute([port_id])?;
-    for (subnet, ip) in super::schema::fixed_ips(body) {
-        let added = tx
+) -> rusqlite::Result<Result<Option<Vec<(String, String)>>, Refusal>> {
+    let mut want = super::schema::fixed_ips(body);
+    want.sort();
+    let mut have: Vec<(String, String)> = tx
+        .prepare_cached("SELECT subnet_id, ip_address FROM ip_allocations WHERE port_id = ?1")?
+        .query_map([port_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    have.sort();
+    if want == have {
+        return Ok(Ok(None));
+    }
+    for (subnet, ip) in &want {
+        use rusqlite::OptionalExtension;
+        let holder: Option<String> = tx
             .prepare_cached(
-                "INSERT INTO ip_allocations (subnet_id, ip_address, port_id) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT DO NOTHING",
+                "SELECT port_id FROM ip_allocations WHERE subnet_id = ?1 AND ip_address = ?2",
             )?
-            .execute((&subnet, &ip, port_id))?;
-        if added == 0 {
-            return Ok(Err(Refusal::Taken { subnet, ip }));
+            .query_row((subnet, ip), |r| r.get(0))
+            .optional()?;
+        if holder.is_some_and(|h| h != port_id) {
+            return Ok(Err(Refusal::Taken {
+                subnet: subnet.clone(),
+                ip: ip.clone(),
+            }));
         }
     }
-    Ok(Ok(()))
+    Ok(Ok(Some(want)))
+}
+
+/// Makes `ips` the port's `ip_allocations` rows (checked free by
+/// [`port_ips`]).
+fn allocate_ips(
+    tx: &rusqlite::Transaction<'_>,
+    port_id: &str,
+    ips: &[(String, String)],
+) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM ip_allocations WHERE port_id = ?1")?
+        .execute([port_id])?;
+    for (subnet, ip) in ips {
+        tx.prepare_cached(
+            "INSERT INTO ip_allocations (subnet_id, ip_address, port_id) VALUES (?1, ?2, ?3)",
+        )?
+        .execute((subnet, ip, port_id))?;
+    }
+    Ok(())
 }
 
 /// Counts what a [`Guard`] limits, from the rows as this transaction sees
@@ -310,6 +351,31 @@ fn check_guard(
             super::schema::quota_verdict(guard, own, (0, used.0, used.1))
         }
     })
+}
+
+/// The statements a kind's writes use, written once per kind.
+struct Statements {
+    insert: String,
+    update: String,
+}
+
+fn statements(kind: &Kind) -> &'static Statements {
+    use std::sync::OnceLock;
+    static ALL: OnceLock<Vec<Statements>> = OnceLock::new();
+    let all = ALL.get_or_init(|| {
+        schema::KINDS
+            .iter()
+            .map(|k| Statements {
+                insert: insert_sql(k),
+                update: update_sql(k),
+            })
+            .collect()
+    });
+    let at = schema::KINDS
+        .iter()
+        .position(|k| k.table == kind.table)
+        .unwrap_or(0);
+    &all[at]
 }
 
 /// `INSERT … ON CONFLICT (id) DO NOTHING` for one kind: id, the columns,
