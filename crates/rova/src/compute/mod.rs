@@ -428,6 +428,9 @@ struct IdCounter {
     name: &'static str,
     /// Reserved and not yet handed out: `next..end`.
     block: Mutex<(i64, i64)>,
+    /// Held while a new block is fetched, so one task fetches it and the
+    /// others wait for it instead of each fetching a block of its own.
+    refill: tokio::sync::Mutex<()>,
     /// No id below this (the highest in use when the counter began, plus
     /// one, or what the counter row of an older release said).
     floor: i64,
@@ -449,31 +452,36 @@ impl IdCounter {
         IdCounter {
             name,
             block: Mutex::new((0, 0)),
+            refill: tokio::sync::Mutex::new(()),
             floor,
             store: store.clone(),
         }
     }
 
-    async fn take(&self) -> Result<i64, rova_core::Fault> {
-        {
-            let mut b = self.block.lock();
-            if b.0 < b.1 {
-                b.0 += 1;
-                return Ok(b.0 - 1);
-            }
-        }
-        let first = self
-            .store
-            .reserve_ids(self.name, self.floor, ID_BLOCK)
-            .await?;
+    fn from_block(&self) -> Option<i64> {
         let mut b = self.block.lock();
-        // Another task may have refilled the block meanwhile: its ids are
-        // used first (the new block's are simply never handed out).
-        if b.0 >= b.1 {
-            *b = (first, first + ID_BLOCK);
+        (b.0 < b.1).then(|| {
+            b.0 += 1;
+            b.0 - 1
+        })
+    }
+
+    async fn take(&self) -> Result<i64, rova_core::Fault> {
+        loop {
+            if let Some(id) = self.from_block() {
+                return Ok(id);
+            }
+            let _refilling = self.refill.lock().await;
+            // Another task may have refilled it while this one waited.
+            if let Some(id) = self.from_block() {
+                return Ok(id);
+            }
+            let first = self
+                .store
+                .reserve_ids(self.name, self.floor, ID_BLOCK)
+                .await?;
+            *self.block.lock() = (first, first + ID_BLOCK);
         }
-        b.0 += 1;
-        Ok(b.0 - 1)
     }
 }
 

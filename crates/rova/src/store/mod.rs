@@ -443,7 +443,9 @@ fn writer_loop(mut backend: Box<dyn Backend>, rx: std_mpsc::Receiver<Msg>, owner
                     n,
                     reply,
                 } => {
-                    commit_batch(backend.as_mut(), &mut batch);
+                    // Its own statement, before the batch queued so far
+                    // (ids are only ever handed out, never taken back, so
+                    // the order against other writes does not matter).
                     let _ = reply.send(backend.reserve_ids(&name, floor, n));
                 }
                 Msg::Held { prefix, reply } => {

@@ -71,6 +71,7 @@ impl Postgres {
         match first {
             Err(e) if self.client.is_closed() || connection_lost(&e) => {
                 tracing::warn!("lost the connection to {}: {e}; reconnecting", self.shown);
+                forget_prepared();
                 self.client = Client::connect(&self.url, NoTls)
                     .map_err(|e| format!("reconnecting to {}: {e}", self.shown))?;
                 work(&mut self.client).map_err(|e| describe(&e))
@@ -95,6 +96,53 @@ fn connection_lost(e: &postgres::Error) -> bool {
 fn deadlocked(e: &postgres::Error) -> bool {
     e.code()
         .is_some_and(|c| c.code() == "40P01" || c.code() == "40001")
+}
+
+thread_local! {
+    /// The statements this thread's connection has prepared, by SQL text.
+    /// Each thread here (the store's writer, the change feed) owns one
+    /// connection at a time; [`forget_prepared`] empties it when that
+    /// connection is replaced.
+    static PREPARED: std::cell::RefCell<HashMap<String, postgres::Statement>> =
+        std::cell::RefCell::new(HashMap::new());
+}
+
+/// `sql` prepared on `c` once, then reused: a statement costs one round
+/// trip instead of two (parse, then bind and execute), and PostgreSQL plans
+/// it once.
+fn prepared(
+    c: &mut impl postgres::GenericClient,
+    sql: &str,
+) -> Result<postgres::Statement, postgres::Error> {
+    if let Some(st) = PREPARED.with(|p| p.borrow().get(sql).cloned()) {
+        return Ok(st);
+    }
+    let st = c.prepare(sql)?;
+    PREPARED.with(|p| p.borrow_mut().insert(sql.to_string(), st.clone()));
+    Ok(st)
+}
+
+/// Forgets this thread's prepared statements (its connection is new).
+fn forget_prepared() {
+    PREPARED.with(|p| p.borrow_mut().clear());
+}
+
+fn query(
+    c: &mut impl postgres::GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<postgres::Row>, postgres::Error> {
+    let st = prepared(c, sql)?;
+    c.query(&st, params)
+}
+
+fn exec(
+    c: &mut impl postgres::GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64, postgres::Error> {
+    let st = prepared(c, sql)?;
+    c.execute(&st, params)
 }
 
 /// An error with the server's message and detail (the `Display` of a
@@ -223,17 +271,43 @@ impl Backend for Postgres {
             .iter()
             .partition(|chain| chain.iter().any(|(_, op)| op.alone()));
         let plan = BulkPlan::of(&bulk);
+        let all: Vec<&Vec<(usize, &Op)>> = rows.iter().collect();
+        let together = BulkPlan::of(&all);
         let owner = self.owner.clone();
         self.with_retry(|client| {
             let mut out: Vec<Outcome> = vec![Ok(()); ops.len()];
             let mut tx = client.transaction()?;
             for key in &locks {
-                tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[key])?;
+                exec(
+                    &mut tx,
+                    "SELECT pg_advisory_xact_lock(hashtext($1))",
+                    &[key],
+                )?;
             }
-            plan.run(&mut tx, &mut out)?;
-            for chain in &alone {
-                for (i, op) in chain.iter() {
-                    out[*i] = apply_alone(&mut tx, op)?;
+            // With guarded or port writes in the batch, first everything
+            // together, in a savepoint: all writes in bulk, then the ports'
+            // addresses and the guards checked in a few statements. Only
+            // when an address is taken or a guard fails (other processes'
+            // doing) is it taken back, and the guarded and port writes
+            // made one by one, each deciding for itself.
+            let together_ok = !alone.is_empty() && {
+                let mut sp = tx.savepoint("together")?;
+                let mut trial = out.clone();
+                together.run(&mut sp, &mut trial)?;
+                if children_and_guards_hold(&mut sp, &alone, &trial)? {
+                    sp.commit()?;
+                    out = trial;
+                    true
+                } else {
+                    false
+                }
+            };
+            if !together_ok {
+                plan.run(&mut tx, &mut out)?;
+                for chain in &alone {
+                    for (i, op) in chain.iter() {
+                        out[*i] = apply_alone(&mut tx, op)?;
+                    }
                 }
             }
             announce(&mut tx, &owner, ops, &out)?;
@@ -335,7 +409,8 @@ impl<'a> BulkPlan<'a> {
                 .collect();
             let ids: Vec<&str> = mine.iter().map(|d| d.1).collect();
             let gens: Vec<i64> = mine.iter().map(|d| d.2).collect();
-            let gone = returned_ids(tx.query(
+            let gone = returned_ids(query(
+                tx,
                 &format!(
                     "DELETE FROM {t} USING UNNEST($1::text[], $2::bigint[]) AS d(id, gen) \
                      WHERE {t}.id = d.id AND {t}.gen = d.gen RETURNING {t}.id",
@@ -440,7 +515,8 @@ fn fetch(
     kind: &Kind,
     ids: &[&str],
 ) -> Result<HashMap<String, (i64, String)>, postgres::Error> {
-    let rows = tx.query(
+    let rows = query(
+        tx,
         &format!(
             "SELECT id, gen, body::text FROM {} WHERE id = ANY($1)",
             kind.table
@@ -451,6 +527,120 @@ fn fetch(
         .iter()
         .map(|r| (r.get(0), (r.get(1), r.get(2))))
         .collect())
+}
+
+/// After the guarded and port chains of a batch were written together
+/// (`out` says which were made): rewrites the made ports' `ip_allocations`
+/// and checks the made writes' guards, in bulk. False when an address is
+/// taken or a guard fails: the caller takes it all back and goes one by
+/// one.
+fn children_and_guards_hold(
+    tx: &mut postgres::Transaction<'_>,
+    chains: &[&Vec<(usize, &Op)>],
+    out: &[Outcome],
+) -> Result<bool, postgres::Error> {
+    let made = |chain: &Vec<(usize, &Op)>| chain.iter().all(|(i, _)| out[*i].is_ok());
+    let mut port_ids: Vec<&str> = Vec::new();
+    let (mut subnets, mut ips, mut owners): (Vec<String>, Vec<String>, Vec<&str>) =
+        (Vec::new(), Vec::new(), Vec::new());
+    let mut nodes: Vec<(&str, i64, i64)> = Vec::new();
+    let mut projects: Vec<(&str, i64, i64, i64)> = Vec::new();
+    for chain in chains.iter().filter(|c| made(c)) {
+        let Some((_, last)) = chain.last() else {
+            continue;
+        };
+        if last.kind().table == "ports" {
+            // A port new in this batch has no allocations to replace.
+            if chain.first().is_some_and(|(_, first)| first.expect() != 0) {
+                port_ids.push(last.id());
+            }
+            if let Op::Put { body, id, .. } = last {
+                for (subnet, ip) in super::schema::fixed_ips(body) {
+                    subnets.push(subnet);
+                    ips.push(ip);
+                    owners.push(id);
+                }
+            }
+        }
+        for (_, op) in chain.iter() {
+            match op {
+                Op::Put {
+                    guard: Some(Guard::Capacity { node, vcpus, ram }),
+                    ..
+                } => nodes.push((node, *vcpus, *ram)),
+                Op::Put {
+                    guard:
+                        Some(Guard::Quota {
+                            project,
+                            instances,
+                            cores,
+                            ram,
+                        }),
+                    ..
+                } => projects.push((project, *instances, *cores, *ram)),
+                _ => {}
+            }
+        }
+    }
+    if !port_ids.is_empty() {
+        exec(
+            tx,
+            "DELETE FROM ip_allocations WHERE port_id = ANY($1)",
+            &[&port_ids],
+        )?;
+    }
+    if !ips.is_empty() {
+        let added = exec(
+            tx,
+            "INSERT INTO ip_allocations (subnet_id, ip_address, port_id) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) \
+             ON CONFLICT DO NOTHING",
+            &[&subnets, &ips, &owners],
+        )?;
+        if added != ips.len() as u64 {
+            return Ok(false);
+        }
+    }
+    if !nodes.is_empty() {
+        let names: Vec<&str> = nodes.iter().map(|n| n.0).collect();
+        let rows = query(
+            tx,
+            "SELECT node, vcpus, ram FROM node_usage WHERE node = ANY($1)",
+            &[&names],
+        )?;
+        for r in &rows {
+            let (node, vcpus, ram): (&str, i64, i64) = (r.get(0), r.get(1), r.get(2));
+            let over = nodes
+                .iter()
+                .filter(|n| n.0 == node)
+                .any(|n| (n.1 >= 0 && vcpus > n.1) || (n.2 >= 0 && ram > n.2));
+            if over {
+                return Ok(false);
+            }
+        }
+    }
+    if !projects.is_empty() {
+        let names: Vec<&str> = projects.iter().map(|p| p.0).collect();
+        let rows = query(
+            tx,
+            "SELECT project_id, count(*), \
+             coalesce(sum((body->'flavor'->>'vcpus')::bigint), 0)::bigint, \
+             coalesce(sum((body->'flavor'->>'ram')::bigint), 0)::bigint \
+             FROM instances WHERE project_id = ANY($1) AND deleted = false GROUP BY project_id",
+            &[&names],
+        )?;
+        for r in &rows {
+            let (project, n, cores, ram): (&str, i64, i64, i64) =
+                (r.get(0), r.get(1), r.get(2), r.get(3));
+            let over = projects.iter().filter(|p| p.0 == project).any(|p| {
+                (p.1 >= 0 && n > p.1) || (p.2 >= 0 && cores > p.2) || (p.3 >= 0 && ram > p.3)
+            });
+            if over {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// One guarded write or port write, in a savepoint.
@@ -492,9 +682,10 @@ fn write_checked(
             }
             if kind.table == "ports" {
                 if let Op::Put { body, .. } = op {
-                    tx.execute("DELETE FROM ip_allocations WHERE port_id = $1", &[id])?;
+                    exec(tx, "DELETE FROM ip_allocations WHERE port_id = $1", &[id])?;
                     for (subnet, ip) in super::schema::fixed_ips(body) {
-                        let added = tx.execute(
+                        let added = exec(
+                            tx,
                             "INSERT INTO ip_allocations (subnet_id, ip_address, port_id) \
                              VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                             &[&subnet, &ip, id],
@@ -534,7 +725,8 @@ fn write_checked(
             })
         }
         Op::Delete { kind, id, expect } => {
-            let gone = tx.execute(
+            let gone = exec(
+                tx,
                 &format!("DELETE FROM {} WHERE id = $1 AND gen = $2", kind.table),
                 &[id, expect],
             )?;
@@ -542,7 +734,7 @@ fn write_checked(
                 return Ok(Err(Refusal::Changed));
             }
             if kind.table == "ports" {
-                tx.execute("DELETE FROM ip_allocations WHERE port_id = $1", &[id])?;
+                exec(tx, "DELETE FROM ip_allocations WHERE port_id = $1", &[id])?;
             }
             Ok(Ok(()))
         }
@@ -584,7 +776,8 @@ fn announce(
         payloads.push(cur);
     }
     if !payloads.is_empty() {
-        tx.execute(
+        exec(
+            tx,
             &format!("SELECT pg_notify('{CHANNEL}', p) FROM unnest($1::text[]) AS p"),
             &[&payloads],
         )?;
@@ -622,6 +815,7 @@ pub fn listen(
         if epoch().is_none() {
             return;
         }
+        forget_prepared();
         let mut client = match Client::connect(url, NoTls) {
             Ok(c) => c,
             Err(e) => {
@@ -814,7 +1008,7 @@ fn bulk_write(
     } else {
         insert_sql(kind)
     };
-    tx.query(&sql, &params)
+    query(tx, &sql, &params)
 }
 
 /// The `UNNEST` of a bulk write's array parameters: id, the key columns,
