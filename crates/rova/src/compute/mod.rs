@@ -458,7 +458,7 @@ impl IdCounter {
         }
     }
 
-    fn from_block(&self) -> Option<i64> {
+    fn next_in_block(&self) -> Option<i64> {
         let mut b = self.block.lock();
         (b.0 < b.1).then(|| {
             b.0 += 1;
@@ -468,12 +468,12 @@ impl IdCounter {
 
     async fn take(&self) -> Result<i64, rova_core::Fault> {
         loop {
-            if let Some(id) = self.from_block() {
+            if let Some(id) = self.next_in_block() {
                 return Ok(id);
             }
             let _refilling = self.refill.lock().await;
             // Another task may have refilled it while this one waited.
-            if let Some(id) = self.from_block() {
+            if let Some(id) = self.next_in_block() {
                 return Ok(id);
             }
             let first = self
