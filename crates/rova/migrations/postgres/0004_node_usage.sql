@@ -9,18 +9,36 @@ CREATE TABLE node_usage (
 );
 
 CREATE FUNCTION rova_node_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    old_vcpus BIGINT := 0;
+    old_ram BIGINT := 0;
+    new_vcpus BIGINT := 0;
+    new_ram BIGINT := 0;
+    old_counts BOOLEAN := false;
+    new_counts BOOLEAN := false;
 BEGIN
     IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.node IS NOT NULL AND NOT COALESCE(OLD.deleted, false) THEN
-        UPDATE node_usage
-           SET vcpus = vcpus - COALESCE((OLD.body->'flavor'->>'vcpus')::bigint, 0),
-               ram = ram - COALESCE((OLD.body->'flavor'->>'ram')::bigint, 0)
-         WHERE node = OLD.node;
+        old_counts := true;
+        old_vcpus := COALESCE((OLD.body->'flavor'->>'vcpus')::bigint, 0);
+        old_ram := COALESCE((OLD.body->'flavor'->>'ram')::bigint, 0);
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.node IS NOT NULL AND NOT COALESCE(NEW.deleted, false) THEN
-        INSERT INTO node_usage (node, vcpus, ram)
-        VALUES (NEW.node,
-                COALESCE((NEW.body->'flavor'->>'vcpus')::bigint, 0),
-                COALESCE((NEW.body->'flavor'->>'ram')::bigint, 0))
+        new_counts := true;
+        new_vcpus := COALESCE((NEW.body->'flavor'->>'vcpus')::bigint, 0);
+        new_ram := COALESCE((NEW.body->'flavor'->>'ram')::bigint, 0);
+    END IF;
+    -- The same usage on the same node (a vm_state change with the same
+    -- flavor): nothing to do, and the node's row is not rewritten.
+    IF old_counts AND new_counts AND OLD.node = NEW.node
+       AND old_vcpus = new_vcpus AND old_ram = new_ram THEN
+        RETURN NULL;
+    END IF;
+    IF old_counts THEN
+        UPDATE node_usage SET vcpus = vcpus - old_vcpus, ram = ram - old_ram
+         WHERE node = OLD.node;
+    END IF;
+    IF new_counts THEN
+        INSERT INTO node_usage (node, vcpus, ram) VALUES (NEW.node, new_vcpus, new_ram)
         ON CONFLICT (node) DO UPDATE
            SET vcpus = node_usage.vcpus + EXCLUDED.vcpus,
                ram = node_usage.ram + EXCLUDED.ram;
@@ -29,13 +47,19 @@ BEGIN
 END
 $$;
 
--- Rows whose node, deleted flag and vm_state are unchanged leave the usage
--- as it is (most instance writes: task and power states). A flavor only
--- changes with the vm_state (a resize finishing, reverting or failing), and
--- comparing columns spares parsing two JSON documents per write.
-CREATE TRIGGER instances_node_usage_write
-    AFTER INSERT OR DELETE ON instances
-    FOR EACH ROW EXECUTE FUNCTION rova_node_usage();
+-- Only rows on a node count. Rows whose node, deleted flag and vm_state
+-- are unchanged leave the usage as it is (most instance writes: task and
+-- power states). A flavor only changes with the vm_state (a resize
+-- finishing, reverting or failing), and comparing columns spares parsing
+-- two JSON documents per write.
+CREATE TRIGGER instances_node_usage_insert
+    AFTER INSERT ON instances
+    FOR EACH ROW WHEN (NEW.node IS NOT NULL)
+    EXECUTE FUNCTION rova_node_usage();
+CREATE TRIGGER instances_node_usage_delete
+    AFTER DELETE ON instances
+    FOR EACH ROW WHEN (OLD.node IS NOT NULL)
+    EXECUTE FUNCTION rova_node_usage();
 CREATE TRIGGER instances_node_usage_change
     AFTER UPDATE ON instances
     FOR EACH ROW

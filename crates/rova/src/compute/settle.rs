@@ -15,13 +15,14 @@
 //!   or ends in `error`; an interrupted revert leaves the resize to be
 //!   confirmed or reverted again; a confirmed resize's migration is
 //!   `confirmed`;
-//! - interrupted actions (Nova's `_init_instance`): task state cleared, the
-//!   open events closed as failed; a rebuild or evacuation cut short leaves
-//!   the server in ERROR, as Nova does;
 //! - ports: a server's ports are exactly those its record lists — a port
 //!   bound to a server that does not list it (allocated just before a
 //!   crash), or to a server that is gone, is deleted, or unbound when it is
 //!   one the user brought;
+//! - interrupted actions (Nova's `_init_instance`): task state cleared, the
+//!   open events closed as failed; a rebuild or evacuation cut short leaves
+//!   the server in ERROR, as Nova does (last, since a cleared task state is
+//!   what tells a client the server is settled);
 //! - claims: rebuilt from the settled records, so every server is counted
 //!   once on its host with its current flavor (and a finished move's
 //!   source once, by its migration);
@@ -122,12 +123,15 @@ fn rederive_claims(app: &App, scope: &Settling) -> Result<(), String> {
     Ok(())
 }
 
-/// The settling of what belongs to the covered servers, in order.
+/// The settling of what belongs to the covered servers, in order. The
+/// interrupted actions come last: clearing a server's task state is what
+/// tells a client it is settled, so its migrations, images and ports are
+/// put right before that (during a takeover clients are being served).
 async fn settle_servers(app: &App, scope: &Settling) {
     settle_migrations(app, scope).await;
-    settle_actions(app, scope).await;
     settle_snapshot_images(app, scope).await;
     settle_ports(app, scope).await;
+    settle_actions(app, scope).await;
 }
 
 /// Records written before passwords stopped being stored still carry one:

@@ -37,8 +37,7 @@ pub struct Postgres {
 impl Postgres {
     /// Connects and applies the migrations.
     pub fn open(url: &str, shown: &str, owner: &str) -> Result<Postgres, String> {
-        let mut client =
-            Client::connect(url, NoTls).map_err(|e| format!("connecting to {shown}: {e}"))?;
+        let mut client = connect(url).map_err(|e| format!("connecting to {shown}: {e}"))?;
         migrate(&mut client).map_err(|e| format!("migrating {shown}: {e}"))?;
         Ok(Postgres {
             client,
@@ -72,7 +71,7 @@ impl Postgres {
             Err(e) if self.client.is_closed() || connection_lost(&e) => {
                 tracing::warn!("lost the connection to {}: {e}; reconnecting", self.shown);
                 forget_prepared();
-                self.client = Client::connect(&self.url, NoTls)
+                self.client = connect(&self.url)
                     .map_err(|e| format!("reconnecting to {}: {e}", self.shown))?;
                 work(&mut self.client).map_err(|e| describe(&e))
             }
@@ -96,6 +95,17 @@ fn connection_lost(e: &postgres::Error) -> bool {
 fn deadlocked(e: &postgres::Error) -> bool {
     e.code()
         .is_some_and(|c| c.code() == "40P01" || c.code() == "40001")
+}
+
+/// A connection as the store uses it. Its statements are prepared once
+/// ([`prepared`]) but planned for each execution's parameters
+/// (`plan_cache_mode = force_custom_plan`): a generic plan cannot know how
+/// many rows a batch's arrays hold, and for a small batch it chose to scan
+/// the whole table, a cost that grew with the fleet.
+fn connect(url: &str) -> Result<Client, postgres::Error> {
+    let mut client = Client::connect(url, NoTls)?;
+    client.batch_execute("SET plan_cache_mode = force_custom_plan")?;
+    Ok(client)
 }
 
 thread_local! {
@@ -816,7 +826,7 @@ pub fn listen(
             return;
         }
         forget_prepared();
-        let mut client = match Client::connect(url, NoTls) {
+        let mut client = match connect(url) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("change feed: connecting to {shown}: {e}");

@@ -326,7 +326,31 @@ pub(crate) async fn check_invariants(r: &Rova, mem_base: &BTreeMap<String, i64>)
         e.1 += s["flavor"]["ram"].as_i64().expect("flavor ram");
         e.2 += 1;
     }
-    let (_, hv) = r.get(&r.admin, "/compute/v2.1/os-hypervisors/detail").await;
+    // A takeover (a killed process's servers settled by the survivor, on
+    // PostgreSQL once its lease lapses) clears a server's task state and
+    // then derives its claims again: the hypervisors may lag the records
+    // by that step, so they are read until they agree (or WAIT passes).
+    let hv = loop {
+        let (_, hv) = r.get(&r.admin, "/compute/v2.1/os-hypervisors/detail").await;
+        let agree = hv["hypervisors"]
+            .as_array()
+            .expect("hypervisors")
+            .iter()
+            .all(|h| {
+                let name = h["hypervisor_hostname"].as_str().unwrap_or("");
+                let (vcpus, ram, count) = want.get(name).copied().unwrap_or_default();
+                (
+                    h["vcpus_used"].as_i64().unwrap_or(-1),
+                    h["memory_mb_used"].as_i64().unwrap_or(-1)
+                        - mem_base.get(name).copied().unwrap_or(0),
+                    h["running_vms"].as_i64().unwrap_or(-1),
+                ) == (vcpus, ram, count)
+            });
+        if agree || Instant::now() >= end {
+            break hv;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     for h in hv["hypervisors"].as_array().expect("hypervisors") {
         let name = h["hypervisor_hostname"].as_str().expect("name");
         let (vcpus, ram, count) = want.get(name).copied().unwrap_or_default();
