@@ -1,0 +1,735 @@
+//! A typed table: this process's copy of one kind's rows, with its
+//! secondary and ordered indexes, and the writes that keep the copy and the
+//! database in step. Every write changes the copy under the table's lock
+//! and queues a compare-and-swap on the row's version token; the writer's
+//! answer is applied to the copy before the caller hears (a refused write
+//! leaves the copy as the database has the row). The change feed applies
+//! other processes' writes through [`Remote`].
+
+use super::backend::{fresh_gen, Op};
+use super::{ordered, schema, wait, Ack, Chunk, Guard, Remote, Store};
+use parking_lot::RwLock;
+use rova_core::Fault;
+use schema::Kind;
+use serde::{de::DeserializeOwned, Serialize};
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// A secondary index of a table: the ids of the rows whose `key` is each
+/// value (rows whose key is `None` are not in it).
+struct Index<T> {
+    name: &'static str,
+    key: fn(&T) -> Option<String>,
+    ids: HashMap<String, std::collections::HashSet<String>>,
+}
+
+/// A table's rows and its secondary indexes (hash and ordered), changed
+/// together under the table's lock. Reads go through `Deref` to the map of
+/// rows; `insert` and `remove` keep every index in step.
+struct Rows<T> {
+    map: HashMap<String, Arc<T>>,
+    indexes: Vec<Index<T>>,
+    ordered: Vec<Box<dyn ordered::OrderedIndex<T>>>,
+    /// Per row: the version token as this process last saw it (0: none),
+    /// the [`Store::epoch`] of this process's last write to it (0: read),
+    /// and its writes queued and not yet answered.
+    meta: HashMap<String, Meta>,
+}
+
+/// What [`Rows::meta`] keeps per row.
+#[derive(Clone, Copy, Default)]
+struct Meta {
+    gen: i64,
+    epoch: u64,
+    pending: u32,
+}
+
+impl<T> Rows<T> {
+    fn gen_of(&self, id: &str) -> Option<(i64, u64)> {
+        self.meta
+            .get(id)
+            .filter(|m| m.gen != 0)
+            .map(|m| (m.gen, m.epoch))
+    }
+
+    fn in_flight(&self, id: &str) -> bool {
+        self.meta.get(id).is_some_and(|m| m.pending > 0)
+    }
+
+    /// Drops `id`'s entry once it holds nothing.
+    fn tidy(&mut self, id: &str) {
+        if self
+            .meta
+            .get(id)
+            .is_some_and(|m| m.gen == 0 && m.pending == 0)
+        {
+            self.meta.remove(id);
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Rows<T> {
+    type Target = HashMap<String, Arc<T>>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl<T> Rows<T> {
+    fn unindex(&mut self, id: &str, old: &T) {
+        for ix in &mut self.indexes {
+            if let Some(k) = (ix.key)(old) {
+                if let Some(set) = ix.ids.get_mut(&k) {
+                    set.remove(id);
+                    if set.is_empty() {
+                        ix.ids.remove(&k);
+                    }
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, id: String, row: Arc<T>) -> Option<Arc<T>> {
+        let old = self.map.get(&id).cloned();
+        if let Some(old) = &old {
+            self.unindex(&id, old);
+        }
+        for ix in &mut self.indexes {
+            if let Some(k) = (ix.key)(&row) {
+                ix.ids.entry(k).or_default().insert(id.clone());
+            }
+        }
+        for ix in &mut self.ordered {
+            ix.replace(&id, old.as_deref(), Some(&row));
+        }
+        self.map.insert(id, row)
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Arc<T>> {
+        let old = self.map.remove(id)?;
+        self.unindex(id, &old);
+        for ix in &mut self.ordered {
+            ix.replace(id, Some(&old), None);
+        }
+        Some(old)
+    }
+
+    /// The token a write to `id` must find in the database (0: no row).
+    fn expect(&self, id: &str) -> i64 {
+        self.meta.get(id).map_or(0, |m| m.gen)
+    }
+
+    /// Records a local write of `id` (`gen` 0: a delete) made at `epoch`.
+    fn wrote(&mut self, id: &str, gen: i64, epoch: u64) {
+        let m = match self.meta.get_mut(id) {
+            Some(m) => m,
+            None => self.meta.entry(id.to_string()).or_default(),
+        };
+        m.gen = gen;
+        m.epoch = epoch;
+        m.pending += 1;
+    }
+
+    /// A local write of `id` was answered.
+    fn answered(&mut self, id: &str) {
+        if let Some(m) = self.meta.get_mut(id) {
+            m.pending = m.pending.saturating_sub(1);
+        }
+        self.tidy(id);
+    }
+
+    /// Makes the copy of `id` what the database holds.
+    fn take(&mut self, id: &str, current: Option<(i64, Arc<T>)>) {
+        match current {
+            Some((gen, row)) => {
+                let m = self.meta.entry(id.to_string()).or_default();
+                m.gen = gen;
+                m.epoch = 0;
+                self.insert(id.to_string(), row);
+            }
+            None => {
+                if let Some(m) = self.meta.get_mut(id) {
+                    m.gen = 0;
+                    m.epoch = 0;
+                }
+                self.tidy(id);
+                self.remove(id);
+            }
+        }
+    }
+}
+
+/// Told of each row the copy takes from the database rather than from a
+/// local write (another process's change, or the row as stored after a
+/// refused write): the row before and after (`None`: absent).
+pub type Watcher<T> = Box<dyn Fn(Option<&T>, Option<&T>) + Send + Sync>;
+
+/// A table's copy, shared with the change feed.
+struct Copy<T> {
+    kind: &'static Kind,
+    rows: RwLock<Rows<T>>,
+    watchers: RwLock<Vec<Watcher<T>>>,
+}
+
+impl<T> Copy<T>
+where
+    T: DeserializeOwned + Send + Sync + 'static,
+{
+    fn parse(&self, id: &str, body: &str) -> Option<Arc<T>> {
+        match serde_json::from_str::<T>(body) {
+            Ok(v) => Some(Arc::new(v)),
+            Err(e) => {
+                tracing::error!(table = self.kind.table, %id, "stored row is unreadable: {e}");
+                None
+            }
+        }
+    }
+
+    /// After the writer answered a local write of `id`: a refused write
+    /// leaves the copy as the database has the row.
+    fn settle(&self, id: &str, ack: &Ack) {
+        let current = match ack {
+            Ok(Err(rejection)) => Some(rejection.current.clone()),
+            _ => None,
+        };
+        let parsed = current.map(|c| c.and_then(|(gen, body)| Some((gen, self.parse(id, &body)?))));
+        let mut rows = self.rows.write();
+        rows.answered(id);
+        // With later writes of this process still in flight, their outcome
+        // decides the copy (the last one refused brings the row as stored):
+        // taking the row now would drop a later write's change from the
+        // copy while that write may yet succeed.
+        if let Some(current) = parsed.filter(|_| !rows.in_flight(id)) {
+            let after = current.as_ref().map(|(_, r)| r.clone());
+            let before = rows.get(id).cloned();
+            rows.take(id, current);
+            drop(rows);
+            self.tell(before.as_deref(), after.as_deref());
+        }
+    }
+
+    fn tell(&self, before: Option<&T>, after: Option<&T>) {
+        for w in self.watchers.read().iter() {
+            w(before, after);
+        }
+    }
+}
+
+impl<T> Remote for Copy<T>
+where
+    T: DeserializeOwned + Send + Sync + 'static,
+{
+    fn table(&self) -> &'static str {
+        self.kind.table
+    }
+
+    fn apply_remote(&self, id: &str, current: Option<(i64, String)>, since: u64) -> bool {
+        let fresh = |rows: &Rows<T>| {
+            !rows.in_flight(id)
+                && match (rows.gen_of(id), &current) {
+                    (Some((_, at)), _) if at > since => false,
+                    (Some((g, _)), Some((gen, _))) => g != *gen,
+                    (None, Some(_)) => true,
+                    (Some(_), None) => true,
+                    (None, None) => rows.map.contains_key(id),
+                }
+        };
+        if !fresh(&self.rows.read()) {
+            return false;
+        }
+        let parsed = match current {
+            Some((gen, body)) => match self.parse(id, &body) {
+                Some(row) => Some((gen, row)),
+                None => return false,
+            },
+            None => None,
+        };
+        let mut rows = self.rows.write();
+        let current_again = parsed.as_ref().map(|(g, _)| (*g, String::new()));
+        // Checked again under the write lock: a local write may have
+        // slipped in while the row was parsed.
+        let still = !rows.in_flight(id)
+            && match (rows.gen_of(id), &current_again) {
+                (Some((_, at)), _) if at > since => false,
+                (Some((g, _)), Some((gen, _))) => g != *gen,
+                _ => true,
+            };
+        if still {
+            let after = parsed.as_ref().map(|(_, r)| r.clone());
+            let before = rows.get(id).cloned();
+            rows.take(id, parsed);
+            drop(rows);
+            self.tell(before.as_deref(), after.as_deref());
+        }
+        still
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.rows.read().map.keys().cloned().collect()
+    }
+}
+
+/// A typed, persisted table of one resource kind, keyed by id.
+pub struct Table<T> {
+    inner: Arc<Copy<T>>,
+    store: Arc<Store>,
+}
+
+impl<T> Table<T>
+where
+    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    /// Loads every stored row of `kind`.
+    pub fn load(kind: &'static str, store: &Arc<Store>) -> Result<Self, String> {
+        let kind = schema::of(kind).ok_or_else(|| format!("no table for kind {kind:?}"))?;
+        let chunks = parking_lot::Mutex::new(store.load_kind(kind)?);
+        // The writer reads the rows while two parsers turn the chunks into
+        // records (parsing the JSON is most of the cost of a start).
+        let parse = || -> Result<Vec<(String, i64, Arc<T>)>, String> {
+            let mut out = Vec::new();
+            loop {
+                let next = chunks.lock().recv();
+                match next {
+                    Ok(Chunk::Rows(rows)) => {
+                        for (id, gen, body) in rows {
+                            let value: T = serde_json::from_str(&body).map_err(|e| {
+                                format!("stored {} {id} is unreadable: {e}", kind.kind)
+                            })?;
+                            out.push((id, gen, Arc::new(value)));
+                        }
+                    }
+                    Ok(Chunk::End(read)) => {
+                        read.map_err(|e| format!("reading {}: {e}", kind.table))?;
+                        return Ok(out);
+                    }
+                    // The other parser took the end; the writer is done.
+                    Err(_) => return Ok(out),
+                }
+            }
+        };
+        let (a, b) = std::thread::scope(|s| {
+            let other = s.spawn(parse);
+            let mine = parse();
+            (mine, other.join())
+        });
+        let b = b.map_err(|_| format!("loading {}: a parser panicked", kind.table))?;
+        let mut rows = HashMap::new();
+        let mut meta = HashMap::new();
+        for (id, gen, row) in a?.into_iter().chain(b?) {
+            meta.insert(
+                id.clone(),
+                Meta {
+                    gen,
+                    epoch: 0,
+                    pending: 0,
+                },
+            );
+            rows.insert(id, row);
+        }
+        let inner = Arc::new(Copy {
+            kind,
+            rows: RwLock::new(Rows {
+                map: rows,
+                indexes: Vec::new(),
+                ordered: Vec::new(),
+                meta,
+            }),
+            watchers: RwLock::new(Vec::new()),
+        });
+        let remote: Arc<dyn Remote> = inner.clone();
+        store.register(Arc::downgrade(&remote));
+        Ok(Table {
+            inner,
+            store: store.clone(),
+        })
+    }
+
+    /// Calls `w` for every row the copy takes from the database instead of
+    /// from this process's writes (what other processes changed), so state
+    /// derived from the rows can follow.
+    pub fn watch(&self, w: Watcher<T>) {
+        self.inner.watchers.write().push(w);
+    }
+
+    /// Adds a secondary index named `name` over `key` (built from the rows
+    /// loaded so far and kept in step with every write), for [`Table::find`].
+    pub fn indexed(self, name: &'static str, key: fn(&T) -> Option<String>) -> Self {
+        {
+            let mut rows = self.inner.rows.write();
+            let mut ids: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
+            for (id, row) in rows.map.iter() {
+                if let Some(k) = key(row) {
+                    ids.entry(k).or_default().insert(id.clone());
+                }
+            }
+            rows.indexes.push(Index { name, key, ids });
+        }
+        self
+    }
+
+    /// The rows whose index `name` has the value `value`, without scanning
+    /// the table. An index the table does not have finds nothing (and says
+    /// so in debug builds).
+    pub fn find(&self, name: &str, value: &str) -> Vec<Arc<T>> {
+        let rows = self.inner.rows.read();
+        let Some(ix) = rows.indexes.iter().find(|ix| ix.name == name) else {
+            debug_assert!(false, "{} has no index {name}", self.inner.kind.table);
+            return Vec::new();
+        };
+        ix.ids
+            .get(value)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| rows.map.get(id).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Adds an ordered index named `name` over `key` (built from the rows
+    /// loaded so far and kept in step with every write), for
+    /// [`Table::walk`]. Rows whose key is `None` are not in it.
+    pub fn ordered<K>(self, name: &'static str, key: fn(&T) -> Option<K>) -> Self
+    where
+        K: Ord + Send + Sync + 'static,
+    {
+        {
+            let mut rows = self.inner.rows.write();
+            let mut ix = ordered::Ordered::new(name, key);
+            for (id, row) in rows.map.iter() {
+                ordered::OrderedIndex::replace(&mut ix, id, None, Some(row));
+            }
+            rows.ordered.push(Box::new(ix));
+        }
+        self
+    }
+
+    /// Hands `take` the rows of ordered index `name` whose key lies in
+    /// `range`, in key order (descending when `reverse`; rows with equal
+    /// keys in id order, reversed too), until it returns `false`. Runs under
+    /// the table's read lock, so `take` must be quick and must not block.
+    /// False when the table has no such index keyed by `K` (nothing walked;
+    /// said in debug builds).
+    pub fn walk<K>(
+        &self,
+        name: &str,
+        range: (Bound<K>, Bound<K>),
+        reverse: bool,
+        mut take: impl FnMut(&Arc<T>) -> bool,
+    ) -> bool
+    where
+        K: Ord + Send + Sync + 'static,
+    {
+        let rows = self.inner.rows.read();
+        let Some(ix) = rows
+            .ordered
+            .iter()
+            .filter(|ix| ix.name() == name)
+            .find_map(|ix| ordered::Ordered::<T, K>::of(ix.as_ref()))
+        else {
+            debug_assert!(
+                false,
+                "{} has no ordered index {name}",
+                self.inner.kind.table
+            );
+            return false;
+        };
+        for row in ix.walk(range, reverse) {
+            if !take(row) {
+                break;
+            }
+        }
+        true
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<T>> {
+        self.inner.rows.read().get(id).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.rows.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.rows.read().is_empty()
+    }
+
+    /// A snapshot of every row.
+    pub fn all(&self) -> Vec<Arc<T>> {
+        self.inner.rows.read().values().cloned().collect()
+    }
+
+    /// Rows for which `keep` is true.
+    pub fn filter(&self, mut keep: impl FnMut(&T) -> bool) -> Vec<Arc<T>> {
+        self.inner
+            .rows
+            .read()
+            .values()
+            .filter(|r| keep(r))
+            .cloned()
+            .collect()
+    }
+
+    /// Changes the copy of row `id` to `value` (`None`: deletes it) and
+    /// queues the write, a compare-and-swap on the token the copy had,
+    /// with `guard` if any. Called with the table's write lock held.
+    fn stage(
+        &self,
+        rows: &mut Rows<T>,
+        id: &str,
+        value: Option<Arc<T>>,
+        guard: Option<Guard>,
+    ) -> Result<oneshot::Receiver<Ack>, Fault> {
+        let expect = rows.expect(id);
+        let (op, gen) = match &value {
+            Some(v) => {
+                let body = serde_json::to_string(&**v).map_err(|e| {
+                    Fault::internal(format!("serialising {}: {e}", self.inner.kind.kind))
+                })?;
+                let gen = fresh_gen();
+                let mut op = Op::put(self.inner.kind, id.to_string(), body, expect, gen)
+                    .map_err(Fault::internal)?;
+                if let Op::Put { guard: g, .. } = &mut op {
+                    *g = guard;
+                }
+                (op, gen)
+            }
+            None => (
+                Op::Delete {
+                    kind: self.inner.kind,
+                    id: id.to_string(),
+                    expect,
+                },
+                0,
+            ),
+        };
+        let epoch = self.store.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        rows.wrote(id, gen, epoch);
+        match value {
+            Some(v) => {
+                rows.insert(id.to_string(), v);
+            }
+            None => {
+                rows.remove(id);
+            }
+        }
+        let inner = self.inner.clone();
+        let key = id.to_string();
+        Ok(self
+            .store
+            .enqueue(op, Box::new(move |ack| inner.settle(&key, ack))))
+    }
+
+    /// Inserts or replaces a row and waits for it to be durable.
+    pub async fn put(&self, id: &str, value: T) -> Result<Arc<T>, Fault> {
+        let arc = Arc::new(value);
+        let rx = {
+            let mut rows = self.inner.rows.write();
+            self.stage(&mut rows, id, Some(arc.clone()), None)?
+        };
+        wait(rx).await?;
+        Ok(arc)
+    }
+
+    /// Inserts a row only if the id is free (else `conflict`), with a guard
+    /// the database checks in the same transaction.
+    pub async fn insert_guarded(
+        &self,
+        id: &str,
+        value: T,
+        conflict: Fault,
+        guard: Option<Guard>,
+    ) -> Result<Arc<T>, Fault> {
+        let arc = Arc::new(value);
+        let rx = {
+            let mut rows = self.inner.rows.write();
+            if rows.contains_key(id) {
+                return Err(conflict);
+            }
+            self.stage(&mut rows, id, Some(arc.clone()), guard)?
+        };
+        match wait(rx).await {
+            // Another process inserted the id first.
+            Err(f) if f.code == 409 && self.get(id).is_some_and(|r| !Arc::ptr_eq(&r, &arc)) => {
+                Err(conflict)
+            }
+            other => other.map(|()| arc),
+        }
+    }
+
+    /// Inserts a row only if the id is free (else `Err(existing)` as 409).
+    pub async fn insert_new(&self, id: &str, value: T, conflict: Fault) -> Result<Arc<T>, Fault> {
+        self.insert_guarded(id, value, conflict, None).await
+    }
+
+    /// Atomically reads, checks and changes one row. `change` sees the current
+    /// value and may refuse with a `Fault`, in which case nothing is written.
+    /// Returns the new value and whatever `change` returned.
+    pub async fn update<R>(
+        &self,
+        id: &str,
+        missing: impl FnOnce() -> Fault,
+        change: impl FnOnce(&mut T) -> Result<R, Fault>,
+    ) -> Result<(Arc<T>, R), Fault> {
+        self.change_row(
+            id,
+            |cur| cur.map(|c| (**c).clone()).ok_or_else(missing),
+            change,
+            None,
+        )
+        .await
+    }
+
+    /// [`Table::update`] with a guard the database checks in the same
+    /// transaction (the write is refused, and the copy left as it was, when
+    /// the guard fails).
+    pub async fn update_guarded<R>(
+        &self,
+        id: &str,
+        missing: impl FnOnce() -> Fault,
+        guard: Guard,
+        change: impl FnOnce(&mut T) -> Result<R, Fault>,
+    ) -> Result<(Arc<T>, R), Fault> {
+        self.change_row(
+            id,
+            |cur| cur.map(|c| (**c).clone()).ok_or_else(missing),
+            change,
+            Some(guard),
+        )
+        .await
+    }
+
+    /// Like [`Table::update`], but starts from `init()` when the row is absent.
+    pub async fn upsert<R>(
+        &self,
+        id: &str,
+        init: impl FnOnce() -> T,
+        change: impl FnOnce(&mut T) -> Result<R, Fault>,
+    ) -> Result<(Arc<T>, R), Fault> {
+        self.change_row(
+            id,
+            |cur| Ok(cur.map_or_else(init, |c| (**c).clone())),
+            change,
+            None,
+        )
+        .await
+    }
+
+    /// `update` and `upsert`: under the table lock, `start` gives the value
+    /// to change from the current row (if any), `change` changes it, and
+    /// the write is queued before the lock goes.
+    async fn change_row<R>(
+        &self,
+        id: &str,
+        start: impl FnOnce(Option<&Arc<T>>) -> Result<T, Fault>,
+        change: impl FnOnce(&mut T) -> Result<R, Fault>,
+        guard: Option<Guard>,
+    ) -> Result<(Arc<T>, R), Fault> {
+        let (arc, r, rx) = {
+            let mut rows = self.inner.rows.write();
+            let mut next = start(rows.get(id))?;
+            let r = change(&mut next)?;
+            let arc = Arc::new(next);
+            let rx = self.stage(&mut rows, id, Some(arc.clone()), guard)?;
+            (arc, r, rx)
+        };
+        wait(rx).await?;
+        Ok((arc, r))
+    }
+
+    /// Several rows changed together under one lock. `change` gets the
+    /// whole map and returns the ids it wrote. Each row's write is its own
+    /// compare-and-swap: when another process changed one of them
+    /// meanwhile, that one is refused (409) and the others stand.
+    pub async fn transact<R>(
+        &self,
+        change: impl FnOnce(&mut TxView<'_, T>) -> Result<R, Fault>,
+    ) -> Result<R, Fault> {
+        let (r, rxs) = {
+            let mut rows = self.inner.rows.write();
+            let mut view = TxView {
+                rows: &rows.map,
+                pending: HashMap::new(),
+            };
+            let r = change(&mut view)?;
+            let pending = std::mem::take(&mut view.pending);
+            let mut rxs = Vec::with_capacity(pending.len());
+            for (id, v) in pending {
+                rxs.push(self.stage(&mut rows, &id, v.map(Arc::new), None)?);
+            }
+            (r, rxs)
+        };
+        let mut first_err = None;
+        for rx in rxs {
+            if let Err(e) = wait(rx).await {
+                first_err.get_or_insert(e);
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(r),
+        }
+    }
+
+    /// Removes a row; returns what was there.
+    pub async fn remove(&self, id: &str) -> Result<Option<Arc<T>>, Fault> {
+        let (old, rx) = {
+            let mut rows = self.inner.rows.write();
+            let Some(old) = rows.get(id).cloned() else {
+                return Ok(None);
+            };
+            (old, self.stage(&mut rows, id, None, None)?)
+        };
+        wait(rx).await?;
+        Ok(Some(old))
+    }
+}
+
+/// A view of a table inside [`Table::transact`]: reads see pending writes.
+pub struct TxView<'a, T> {
+    rows: &'a HashMap<String, Arc<T>>,
+    pending: HashMap<String, Option<T>>,
+}
+impl<T: Clone> TxView<'_, T> {
+    pub fn get(&self, id: &str) -> Option<T> {
+        match self.pending.get(id) {
+            Some(v) => v.clone(),
+            None => self.rows.get(id).map(|a| (**a).clone()),
+        }
+    }
+    /// Every row (pending writes applied).
+    pub fn values(&self) -> Vec<T> {
+        let mut out: Vec<T> = self
+            .rows
+            .iter()
+            .filter(|(k, _)| !self.pending.contains_key(*k))
+            .map(|(_, v)| (**v).clone())
+            .collect();
+        out.extend(self.pending.values().flatten().cloned());
+        out
+    }
+    /// How many rows (pending writes applied) match, without cloning any.
+    pub fn count(&self, matches: impl Fn(&T) -> bool) -> usize {
+        let stored = self
+            .rows
+            .iter()
+            .filter(|(k, v)| !self.pending.contains_key(*k) && matches(v))
+            .count();
+        stored
+            + self
+                .pending
+                .values()
+                .flatten()
+                .filter(|v| matches(v))
+                .count()
+    }
+    pub fn put(&mut self, id: &str, value: T) {
+        self.pending.insert(id.to_string(), Some(value));
+    }
+    pub fn delete(&mut self, id: &str) {
+        self.pending.insert(id.to_string(), None);
+    }
+}
