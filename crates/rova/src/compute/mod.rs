@@ -390,10 +390,9 @@ impl Compute {
             i.generation += 1;
             Ok(r)
         };
-        match guard {
-            Some(g) => self.instances.update_guarded(id, missing, g, change).await,
-            None => self.instances.update(id, missing, change).await,
-        }
+        self.instances
+            .update_guarded(id, missing, guard, change)
+            .await
     }
 
     /// The database guard that keeps a project's instance rows within its

@@ -55,6 +55,20 @@ impl<T> Rows<T> {
             .map(|m| (m.gen, m.epoch))
     }
 
+    /// Whether the copy of `id` should take the database's row (version
+    /// `gen`; `None`: deleted) read after [`Store::epoch`] was `since`: not
+    /// while this process has a write to it in flight or wrote it since,
+    /// and only when it differs.
+    fn takes_remote(&self, id: &str, gen: Option<i64>, since: u64) -> bool {
+        !self.in_flight(id)
+            && match (self.gen_of(id), gen) {
+                (Some((_, at)), _) if at > since => false,
+                (Some((g, _)), Some(gen)) => g != gen,
+                (None, Some(_)) | (Some(_), None) => true,
+                (None, None) => self.map.contains_key(id),
+            }
+    }
+
     fn in_flight(&self, id: &str) -> bool {
         self.meta.get(id).is_some_and(|m| m.pending > 0)
     }
@@ -227,17 +241,8 @@ where
     }
 
     fn apply_remote(&self, id: &str, current: Option<(i64, String)>, since: u64) -> bool {
-        let fresh = |rows: &Rows<T>| {
-            !rows.in_flight(id)
-                && match (rows.gen_of(id), &current) {
-                    (Some((_, at)), _) if at > since => false,
-                    (Some((g, _)), Some((gen, _))) => g != *gen,
-                    (None, Some(_)) => true,
-                    (Some(_), None) => true,
-                    (None, None) => rows.map.contains_key(id),
-                }
-        };
-        if !fresh(&self.rows.read()) {
+        let gen = current.as_ref().map(|(g, _)| *g);
+        if !self.rows.read().takes_remote(id, gen, since) {
             return false;
         }
         let parsed = match current {
@@ -248,23 +253,17 @@ where
             None => None,
         };
         let mut rows = self.rows.write();
-        let current_again = parsed.as_ref().map(|(g, _)| (*g, String::new()));
         // Checked again under the write lock: a local write may have
         // slipped in while the row was parsed.
-        let still = !rows.in_flight(id)
-            && match (rows.gen_of(id), &current_again) {
-                (Some((_, at)), _) if at > since => false,
-                (Some((g, _)), Some((gen, _))) => g != *gen,
-                _ => true,
-            };
-        if still {
-            let after = parsed.as_ref().map(|(_, r)| r.clone());
-            let before = rows.get(id).cloned();
-            rows.take(id, parsed);
-            drop(rows);
-            self.tell(before.as_deref(), after.as_deref());
+        if !rows.takes_remote(id, gen, since) {
+            return false;
         }
-        still
+        let after = parsed.as_ref().map(|(_, r)| r.clone());
+        let before = rows.get(id).cloned();
+        rows.take(id, parsed);
+        drop(rows);
+        self.tell(before.as_deref(), after.as_deref());
+        true
     }
 
     fn ids(&self) -> Vec<String> {
@@ -574,13 +573,7 @@ where
         missing: impl FnOnce() -> Fault,
         change: impl FnOnce(&mut T) -> Result<R, Fault>,
     ) -> Result<(Arc<T>, R), Fault> {
-        self.change_row(
-            id,
-            |cur| cur.map(|c| (**c).clone()).ok_or_else(missing),
-            change,
-            None,
-        )
-        .await
+        self.update_guarded(id, missing, None, change).await
     }
 
     /// [`Table::update`] with a guard the database checks in the same
@@ -590,14 +583,14 @@ where
         &self,
         id: &str,
         missing: impl FnOnce() -> Fault,
-        guard: Guard,
+        guard: Option<Guard>,
         change: impl FnOnce(&mut T) -> Result<R, Fault>,
     ) -> Result<(Arc<T>, R), Fault> {
         self.change_row(
             id,
             |cur| cur.map(|c| (**c).clone()).ok_or_else(missing),
             change,
-            Some(guard),
+            guard,
         )
         .await
     }

@@ -173,11 +173,11 @@ async fn guards_and_unique_ips_are_decided_by_the_database() {
         );
 
         // Capacity: 5 vCPUs on node n1 hold two of these (2 each), not three.
-        let cap = Guard::Capacity {
+        let cap = Some(Guard::Capacity {
             node: "n1".into(),
             vcpus: 5,
             ram: -1,
-        };
+        });
         for id in ["q1", "q2"] {
             t.update_guarded(
                 id,
