@@ -61,6 +61,10 @@ enum Cmd {
         /// Latency of each simulated driver step, in milliseconds.
         #[arg(long)]
         sim_latency_ms: Option<u64>,
+        /// Instance rows kept in memory (0: all of them, the default); the
+        /// others are read from the database when needed.
+        #[arg(long)]
+        instance_cache: Option<usize>,
         /// Nova's reclaim_instance_interval (seconds; > 0 makes delete soft).
         #[arg(long)]
         reclaim_instance_interval: Option<i64>,
@@ -112,6 +116,7 @@ pub fn main() -> ExitCode {
             database,
             listen,
             sim_latency_ms,
+            instance_cache,
             reclaim_instance_interval,
             sim_hosts,
             sim_host_vcpus,
@@ -164,6 +169,9 @@ pub fn main() -> ExitCode {
             }
             if let Some(v) = sim_latency_ms {
                 cfg.sim_latency_ms = v;
+            }
+            if let Some(v) = instance_cache {
+                cfg.instance_cache = v;
             }
             if let Some(v) = reclaim_instance_interval {
                 cfg.reclaim_instance_interval = v;

@@ -34,6 +34,11 @@ pub struct Config {
     pub periodic_interval_secs: u64,
     /// `[api]max_limit`.
     pub max_limit: usize,
+    /// How many instance rows (and as many action logs) a process keeps in
+    /// memory: 0 keeps every row (the default, fastest while the fleet
+    /// fits); N > 0 keeps the N used last and reads the others from the
+    /// database, so memory no longer grows with the fleet.
+    pub instance_cache: usize,
     /// `[DEFAULT]password_length`.
     pub password_length: usize,
     /// `[api]dhcp_domain`.
@@ -257,6 +262,7 @@ impl Config {
             periodic_interval_secs: 1,
             resize_confirm_window: 0,
             max_limit: 1000,
+            instance_cache: 0,
             password_length: 12,
             dhcp_domain: "novalocal".into(),
             quota: QuotaDefaults::default(),
@@ -314,6 +320,10 @@ impl Config {
         if let Some(v) = num("ROVA_SIM_LATENCY_MS")? {
             self.sim_latency_ms =
                 u64::try_from(v).map_err(|_| "ROVA_SIM_LATENCY_MS must be >= 0")?;
+        }
+        if let Some(v) = num("ROVA_INSTANCE_CACHE")? {
+            self.instance_cache =
+                usize::try_from(v).map_err(|_| "ROVA_INSTANCE_CACHE must be >= 0")?;
         }
         if let Some(v) = num("ROVA_TOKEN_TTL")? {
             self.token_ttl_secs = v;

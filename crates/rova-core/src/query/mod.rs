@@ -116,6 +116,17 @@ pub struct ListQuery {
     link_params: Vec<(String, String)>,
 }
 
+/// The part of a query that columns decide (see
+/// [`ListQuery::column_filter`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ColumnFilter {
+    /// Only rows whose `deleted` flag is this.
+    pub deleted: Option<bool>,
+    /// Only rows whose column (`project_id`, `user_id`, `host`, `id`: the
+    /// uuid) holds one of the values.
+    pub exact: Vec<(&'static str, Vec<String>)>,
+}
+
 impl ListQuery {
     /// The query Nova short-circuits to `{"servers": []}`.
     fn nothing(ctx: &ListContext) -> Self {
@@ -295,6 +306,48 @@ impl ListQuery {
             .iter()
             .map(|(c, d)| (c.name(), if *d { "desc" } else { "asc" }))
             .collect()
+    }
+
+    /// What a database can decide from columns alone: rows outside it can
+    /// never match (rows inside must still pass [`ListQuery::matches`]).
+    pub fn column_filter(&self) -> ColumnFilter {
+        let deleted = match self.visibility {
+            Visibility::All | Visibility::Deleted { include_soft: true } => None,
+            Visibility::Live { .. } => Some(false),
+            Visibility::Deleted {
+                include_soft: false,
+            } => Some(true),
+        };
+        let exact = self
+            .conds
+            .iter()
+            .filter_map(|c| match c {
+                Cond::Exact(col, values) => {
+                    let name = match col {
+                        ExactCol::ProjectId => "project_id",
+                        ExactCol::UserId => "user_id",
+                        ExactCol::Host => "host",
+                        ExactCol::Uuid => "id",
+                        _ => return None,
+                    };
+                    Some((name, values.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        ColumnFilter { deleted, exact }
+    }
+
+    /// Whether a row with this `display_name` can match the query's `name`
+    /// filters (the rest of [`ListQuery::matches`] still applies).
+    pub fn name_allows(&self, display_name: Option<&str>) -> bool {
+        self.conds.iter().all(|c| match c {
+            Cond::Regex(RegexCol::DisplayName, re) => match (re, display_name) {
+                (Some(re), Some(text)) => re.is_match(text),
+                _ => false,
+            },
+            _ => true,
+        })
     }
 
     /// True when Nova would answer an empty list without looking (an

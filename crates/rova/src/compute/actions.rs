@@ -30,6 +30,23 @@ pub async fn record(
             .map(|(e, host)| vec![new_event(e, host, now)])
             .unwrap_or_default(),
     };
+    if action == "create" {
+        // A new server has no log yet: written without reading it first
+        // (the insert is refused if one is there, and then added to).
+        let log = ActionLog {
+            actions: vec![a.clone()],
+        };
+        let taken = Fault::conflict("log exists");
+        if app
+            .compute
+            .actions
+            .insert_new(uuid, log, taken)
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+    }
     app.compute
         .actions
         .upsert(uuid, ActionLog::default, |log| {

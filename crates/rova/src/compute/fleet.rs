@@ -202,7 +202,73 @@ pub const HOLDING_SOURCE: &[&str] = &[
 /// The claims the records imply: every live instance (not offloaded) on
 /// its host — or on the destination of a move still in flight — with its
 /// current flavor, and every migration that still holds its source.
-fn derive_claims(instances: &[Arc<Instance>], migrations: &[Arc<Migration>]) -> ClaimBook {
+/// What the claims need of an instance that is not deleted.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub uuid: String,
+    pub host: Option<String>,
+    pub vm_state: VmState,
+    pub resources: Resources,
+}
+
+impl Placed {
+    pub fn of(i: &Instance) -> Placed {
+        Placed {
+            uuid: i.uuid.clone(),
+            host: i.host.clone(),
+            vm_state: i.vm_state,
+            resources: instance_resources(i),
+        }
+    }
+}
+
+/// The instances that are not deleted, as the claims need them: from
+/// the copy when it holds every row, else read from their columns (no
+/// document is parsed).
+pub fn placed_instances(
+    store: &Store,
+    instances: &Table<Instance>,
+) -> Result<Vec<Placed>, rova_core::Fault> {
+    use crate::store::schema::Cell;
+    if !instances.is_cached() {
+        return Ok(instances
+            .filter(|i| !i.deleted)
+            .iter()
+            .map(|i| Placed::of(i))
+            .collect());
+    }
+    let rows = store.select(
+        "SELECT id, host, vm_state, vcpus, memory_mb, root_gb, ephemeral_gb, swap_mb, image_ref \
+         FROM instances WHERE deleted = ?1",
+        vec![Cell::Bool(false)],
+    )?;
+    let n = |c: Option<&Cell>| c.and_then(Cell::int).unwrap_or(0).max(0) as u64;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let uuid = r.first()?.text()?.to_string();
+            Some(Placed {
+                uuid,
+                host: r.get(1).and_then(Cell::text).map(str::to_string),
+                vm_state: r
+                    .get(2)
+                    .and_then(Cell::text)
+                    .and_then(VmState::parse)
+                    .unwrap_or(VmState::Error),
+                resources: Resources::from_flavor(
+                    n(r.get(3)) as u32,
+                    n(r.get(4)),
+                    n(r.get(5)),
+                    n(r.get(6)),
+                    n(r.get(7)),
+                    r.get(8).and_then(Cell::text).unwrap_or("").is_empty(),
+                ),
+            })
+        })
+        .collect())
+}
+
+fn derive_claims(instances: &[Placed], migrations: &[Arc<Migration>]) -> ClaimBook {
     let mut claims: HashMap<String, Claim> = HashMap::new();
     // A move in flight before its finish step claimed the destination
     // for the instance; the instance row still names the source.
@@ -218,7 +284,7 @@ fn derive_claims(instances: &[Arc<Instance>], migrations: &[Arc<Migration>]) -> 
         }
     }
     for i in instances {
-        if i.deleted || i.vm_state == VmState::ShelvedOffloaded {
+        if i.vm_state == VmState::ShelvedOffloaded {
             continue;
         }
         let Some(host) = dest_of.get(i.uuid.as_str()).copied().or(i.host.as_deref()) else {
@@ -229,15 +295,11 @@ fn derive_claims(instances: &[Arc<Instance>], migrations: &[Arc<Migration>]) -> 
             Claim {
                 host: host.to_string(),
                 instance_uuid: i.uuid.clone(),
-                resources: instance_resources(i),
+                resources: i.resources,
             },
         );
     }
-    let alive: HashMap<&str, &Arc<Instance>> = instances
-        .iter()
-        .filter(|i| !i.deleted)
-        .map(|i| (i.uuid.as_str(), i))
-        .collect();
+    let alive: HashMap<&str, &Placed> = instances.iter().map(|i| (i.uuid.as_str(), i)).collect();
     for m in migrations {
         let (Some(src), Some(held)) = (m.source_compute.as_deref(), m.held) else {
             continue;
@@ -266,7 +328,7 @@ impl Fleet {
     pub fn load(
         store: &Arc<Store>,
         cfg: &Config,
-        instances: &[Arc<Instance>],
+        instances: &[Placed],
         migrations: &[Arc<Migration>],
     ) -> Result<Self, String> {
         let hosts = hosts_from_config(cfg);
@@ -282,7 +344,7 @@ impl Fleet {
 
     /// Replaces every claim by what the records imply (start-up settling,
     /// once interrupted operations have been settled).
-    pub fn rebuild_claims(&self, instances: &[Arc<Instance>], migrations: &[Arc<Migration>]) {
+    pub fn rebuild_claims(&self, instances: &[Placed], migrations: &[Arc<Migration>]) {
         *self.claims.lock() = derive_claims(instances, migrations);
     }
 

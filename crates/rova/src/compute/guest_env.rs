@@ -77,7 +77,15 @@ impl GuestEnv for ComputeGuestEnv {
 
     fn instances(&self) -> Vec<Arc<Instance>> {
         self.app()
-            .map(|app| app.compute.instances.filter(|i| !i.deleted))
+            .map(|app| {
+                app.compute
+                    .instances_where(
+                        "deleted = ?1",
+                        vec![crate::store::schema::Cell::Bool(false)],
+                        |i| !i.deleted,
+                    )
+                    .unwrap_or_default()
+            })
             .unwrap_or_default()
     }
 

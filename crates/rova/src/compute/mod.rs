@@ -30,6 +30,7 @@ pub mod sim_vnc;
 pub mod views;
 
 use crate::config::Config;
+use crate::store::schema::Cell;
 use crate::store::{Store, Table};
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
@@ -156,19 +157,42 @@ pub struct Compute {
     /// This process's lease-owner name: the `op_owner` its writes record
     /// (see [`owners`]).
     owner: String,
+    store: Arc<Store>,
 }
 
 impl Compute {
     pub fn load(store: &Arc<Store>, cfg: &Config) -> Result<Self, String> {
-        let instances = servers::with_list_indexes(Table::load("instance", store)?);
+        // Every instance row in memory, or (`instance_cache` > 0) only the
+        // rows used last, the others read from the database.
+        let (instances, actions) = match cfg.instance_cache {
+            0 => (
+                servers::with_list_indexes(Table::load("instance", store)?),
+                Table::load("instance_action", store)?,
+            ),
+            n => (
+                Table::load_cached("instance", store, n)?,
+                Table::load_cached("instance_action", store, n)?,
+            ),
+        };
         let counters = Table::<StoredCounter>::load("id_counter", store)?;
         let keypairs: Table<Keypair> = Table::load("keypair", store)?;
         // Instance and keypair ids come from one counter.
-        let max_id = instances
+        let max_instance = if instances.is_cached() {
+            store
+                .select("SELECT max(instance_id) FROM instances", Vec::new())
+                .map_err(|f| f.message)?
+                .first()
+                .and_then(|r| r.first())
+                .and_then(Cell::int)
+                .unwrap_or(0)
+        } else {
+            instances.all().iter().map(|i| i.id).max().unwrap_or(0)
+        };
+        let max_id = keypairs
             .all()
             .iter()
-            .map(|i| i.id)
-            .chain(keypairs.all().iter().map(|k| k.id))
+            .map(|k| k.id)
+            .chain([max_instance])
             .max()
             .unwrap_or(0);
         let (driver, fake, qemu): (Arc<dyn driver::Driver>, _, _) = match cfg.driver {
@@ -186,12 +210,13 @@ impl Compute {
         };
         let migrations: Table<migrate::Migration> = Table::load("migration", store)?;
         let max_migration = migrations.all().iter().map(|m| m.id).max().unwrap_or(0);
-        let fleet = fleet::Fleet::load(store, cfg, &instances.all(), &migrations.all())?;
+        let placed = fleet::placed_instances(store, &instances).map_err(|f| f.message)?;
+        let fleet = fleet::Fleet::load(store, cfg, &placed, &migrations.all())?;
         Ok(Compute {
             instances,
             flavors: Table::load("flavor", store)?,
             keypairs,
-            actions: Table::load("instance_action", store)?,
+            actions,
             next_id: IdCounter::load(store, &counters, "instance", max_id),
             held: Mutex::new(HashMap::new()),
             driver,
@@ -206,12 +231,36 @@ impl Compute {
             live: live_migration::LiveControls::load(store)?,
             quota_defaults: cfg.quota.clone(),
             owner: store.owner().to_string(),
+            store: store.clone(),
         })
     }
 
-    /// What a project's instance rows that are not deleted hold (this
-    /// process's copy, which the change feed keeps in step).
-    fn counted(&self, project_id: &str) -> Usage {
+    /// What a project's instance rows that are not deleted hold: walked
+    /// in this process's copy, or for a cached copy counted by the
+    /// database once this process's queued writes are committed (so a
+    /// server this process shows as deleted is no longer counted).
+    fn counted(&self, project_id: &str) -> Result<Usage, rova_core::Fault> {
+        if !self.instances.is_cached() {
+            return Ok(self.walked_usage(project_id));
+        }
+        let rows = self.store.select_settled(
+            "SELECT count(*), CAST(coalesce(sum(vcpus), 0) AS BIGINT), \
+             CAST(coalesce(sum(memory_mb), 0) AS BIGINT) \
+             FROM instances WHERE project_id = ?1 AND deleted = ?2",
+            vec![Cell::Text(project_id.to_string()), Cell::Bool(false)],
+        )?;
+        let row = rows.first();
+        let at = |i: usize| row.and_then(|r| r.get(i)).and_then(Cell::int).unwrap_or(0);
+        Ok(Usage {
+            instances: at(0),
+            cores: at(1),
+            ram: at(2),
+        })
+    }
+
+    /// [`Compute::counted`] from a copy that holds every row, by the
+    /// project's ordered index.
+    fn walked_usage(&self, project_id: &str) -> Usage {
         use std::ops::Bound::Included;
         let mut u = Usage::default();
         let lo: servers::ProjectOrderKey = (
@@ -230,7 +279,9 @@ impl Compute {
             false,
             |i| {
                 if counts_for_quota(i) {
-                    u.add(i, 1);
+                    u.instances += 1;
+                    u.cores += i.flavor.vcpus as i64;
+                    u.ram += i.flavor.ram as i64;
                 }
                 true
             },
@@ -238,11 +289,79 @@ impl Compute {
         u
     }
 
+    /// The instances that `cond` (SQL over the instance columns, `?N`
+    /// parameters) selects and `keep` keeps: read from the database for a
+    /// cached copy, filtered in memory otherwise (`cond` must hold for
+    /// every row `keep` keeps).
+    pub fn instances_where(
+        &self,
+        cond: &str,
+        params: Vec<Cell>,
+        keep: impl Fn(&Instance) -> bool,
+    ) -> Result<Vec<Arc<Instance>>, rova_core::Fault> {
+        if !self.instances.is_cached() {
+            return Ok(self.instances.filter(|i| keep(i)));
+        }
+        Ok(self
+            .instances
+            .select(cond, params)?
+            .into_iter()
+            .filter(|i| keep(i))
+            .collect())
+    }
+
+    /// Which held servers [`Compute::counted`] did not count: those whose
+    /// row is not written (a row in the copy is, unless its write is still
+    /// in flight; a cached copy may have given a written row up, so the
+    /// database is asked about the others).
+    fn held_uncounted(&self, uuids: &[&String]) -> std::collections::HashSet<String> {
+        let mut out = std::collections::HashSet::new();
+        let mut ask: Vec<&str> = Vec::new();
+        for uuid in uuids {
+            match self.instances.in_copy(uuid) {
+                None if self.instances.in_flight(uuid) => {
+                    out.insert(uuid.to_string());
+                }
+                None if self.instances.is_cached() => ask.push(uuid.as_str()),
+                None => {
+                    out.insert(uuid.to_string());
+                }
+                Some(_) if self.instances.in_flight(uuid) && self.instances.is_cached() => {
+                    out.insert(uuid.to_string());
+                }
+                Some(_) => {}
+            }
+        }
+        if !ask.is_empty() {
+            let marks: Vec<String> = (1..=ask.len()).map(|i| format!("?{i}")).collect();
+            let sql = format!(
+                "SELECT id FROM instances WHERE id IN ({})",
+                marks.join(", ")
+            );
+            let params = ask.iter().map(|u| Cell::Text(u.to_string())).collect();
+            let written: std::collections::HashSet<String> = self
+                .store
+                .select(&sql, params)
+                .map(|rows| {
+                    rows.iter()
+                        .filter_map(|r| r.first().and_then(Cell::text).map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.extend(
+                ask.into_iter()
+                    .filter(|u| !written.contains(*u))
+                    .map(str::to_string),
+            );
+        }
+        out
+    }
+
     /// Current usage of a project: its rows plus what is held.
-    pub fn usage_of(&self, project_id: &str) -> Usage {
-        let mut u = self.counted(project_id);
+    pub fn usage_of(&self, project_id: &str) -> Result<Usage, rova_core::Fault> {
+        let mut u = self.counted(project_id)?;
         self.add_held(project_id, &mut u);
-        u
+        Ok(u)
     }
 
     /// Adds what is held for `project_id` and not yet a row (read after
@@ -251,8 +370,15 @@ impl Compute {
     /// it is never counted twice).
     fn add_held(&self, project_id: &str, u: &mut Usage) {
         let held = self.held.lock();
+        let mine: Vec<&String> = held
+            .get(project_id)
+            .into_iter()
+            .flatten()
+            .map(|(u, _)| u)
+            .collect();
+        let uncounted = self.held_uncounted(&mine);
         for (uuid, (vcpus, ram)) in held.get(project_id).into_iter().flatten() {
-            if self.instances.get(uuid).is_none() {
+            if uncounted.contains(uuid) {
                 u.instances += 1;
                 u.cores += vcpus;
                 u.ram += ram;
@@ -279,13 +405,15 @@ impl Compute {
         let mut u = if unlimited {
             Usage::default()
         } else {
-            self.counted(project_id)
+            self.counted(project_id)?
         };
         let mut all = self.held.lock();
         let held = all.entry(project_id.to_string()).or_default();
         if !unlimited {
+            let mine: Vec<&String> = held.keys().collect();
+            let uncounted = self.held_uncounted(&mine);
             for (uuid, (c, r)) in held.iter() {
-                if self.instances.get(uuid).is_none() {
+                if uncounted.contains(uuid) {
                     u.instances += 1;
                     u.cores += c;
                     u.ram += r;
@@ -311,7 +439,7 @@ impl Compute {
         ram: i64,
         limits: &crate::config::QuotaDefaults,
     ) -> Result<(), rova_core::Fault> {
-        let u = self.usage_of(project_id);
+        let u = self.usage_of(project_id)?;
         if limits.cores >= 0 && cores > 0 && u.cores + cores > limits.cores {
             return Err(rova_core::Fault::forbidden(format!(
                 "Quota exceeded for cores: Requested {cores}, but already used {} of {} cores",
@@ -496,13 +624,7 @@ pub struct Usage {
     pub ram: i64,
 }
 
-impl Usage {
-    fn add(&mut self, i: &Instance, sign: i64) {
-        self.instances += sign;
-        self.cores += sign * i.flavor.vcpus as i64;
-        self.ram += sign * i.flavor.ram as i64;
-    }
-}
+impl Usage {}
 
 /// Instances that hold quota: not deleted (soft-deleted ones still do).
 pub fn counts_for_quota(i: &Instance) -> bool {

@@ -192,11 +192,14 @@ impl Settling {
         let live = Liveness::read(app).await?;
         let mut found = HashMap::new();
         let mut left = HashSet::new();
-        for i in app
-            .compute
-            .instances
-            .filter(|i| in_flight(i) || i.op_owner.is_some())
-        {
+        let candidates = app.compute.instances_where(
+            "task_state IS NOT NULL OR vm_state = ?1 OR op_owner IS NOT NULL",
+            vec![crate::store::schema::Cell::Text(
+                VmState::Building.as_str().to_string(),
+            )],
+            |i| in_flight(i) || i.op_owner.is_some(),
+        )?;
+        for i in candidates {
             if settles(scope, &i, &live) {
                 found.insert(i.uuid.clone(), i.op_owner.clone());
             } else if scope == Scope::Start {

@@ -12,6 +12,7 @@
 use super::{ops, servers};
 use crate::app::App;
 use crate::http::Ctx;
+use crate::store::schema::Cell;
 use chrono::{DateTime, Duration, Utc};
 use rova_core::model::{Instance, InstanceFault};
 use rova_core::states::{PowerState, VmState};
@@ -113,10 +114,28 @@ pub async fn run_once(app: &Arc<App>) -> Vec<Due> {
         build_timeout: app.cfg.instance_build_timeout,
         rescue_timeout: app.cfg.rescue_timeout,
     };
-    let work: Vec<(Due, Arc<Instance>)> = app
+    // Only servers in a state some task acts on can be due.
+    let states = [
+        VmState::SoftDeleted,
+        VmState::Shelved,
+        VmState::Resized,
+        VmState::Building,
+        VmState::Rescued,
+    ];
+    let mut params = vec![Cell::Bool(false)];
+    params.extend(states.iter().map(|s| Cell::Text(s.as_str().to_string())));
+    let candidates = app
         .compute
-        .instances
-        .all()
+        .instances_where(
+            "deleted = ?1 AND vm_state IN (?2, ?3, ?4, ?5, ?6)",
+            params,
+            |i| due(i, now, &iv).is_some(),
+        )
+        .unwrap_or_else(|f| {
+            tracing::error!("periodic tasks: {}", f.message);
+            Vec::new()
+        });
+    let work: Vec<(Due, Arc<Instance>)> = candidates
         .into_iter()
         .filter_map(|i| due(&i, now, &iv).map(|d| (d, i)))
         .collect();

@@ -212,8 +212,12 @@ impl Compute {
 }
 
 /// What a project uses of each resource (`in_use` of the detail view).
-pub fn in_use(app: &App, ctx: &Ctx, project_id: &str) -> BTreeMap<&'static str, i64> {
-    let u = app.compute.usage_of(project_id);
+pub fn in_use(
+    app: &App,
+    ctx: &Ctx,
+    project_id: &str,
+) -> Result<BTreeMap<&'static str, i64>, Fault> {
+    let u = app.compute.usage_of(project_id)?;
     let mut m = BTreeMap::new();
     m.insert("instances", u.instances);
     m.insert("cores", u.cores);
@@ -229,7 +233,7 @@ pub fn in_use(app: &App, ctx: &Ctx, project_id: &str) -> BTreeMap<&'static str, 
         "server_groups",
         super::server_groups::count_for_project(app, project_id),
     );
-    m
+    Ok(m)
 }
 
 /// Who may read a project's quotas: its members (readers too) and admins.
@@ -262,7 +266,7 @@ pub async fn update(
     ctx.require_admin("os_compute_api:os-quota-sets:update")?;
     verify_project(app, project_id)?;
     if !force {
-        let used = in_use(app, ctx, project_id);
+        let used = in_use(app, ctx, project_id)?;
         for (k, v) in &values {
             let minimum = used.get(k.as_str()).copied().unwrap_or(0);
             if *v != -1 && *v < minimum {

@@ -107,11 +107,10 @@ pub fn release_instance(app: &App, uuid: &str) {
     app.compute.fleet.release_instance(uuid);
 }
 
-/// A server is gone: its claims are released, it leaves its group, and
-/// the image a shelve left for it is deleted (as Nova's delete of a
-/// SHELVED or SHELVED_OFFLOADED server does).
-pub async fn on_instance_deleted(app: &Arc<App>, inst: &Instance) {
-    release_instance(app, &inst.uuid);
+/// The image a shelve left for a server that is being deleted goes first,
+/// as Nova's delete of a SHELVED or SHELVED_OFFLOADED server deletes it
+/// before the instance: once the server reads as gone, so does its image.
+pub async fn delete_shelved_image(app: &Arc<App>, inst: &Instance) {
     if let Some(img) = inst
         .system_metadata
         .get("shelved_image_id")
@@ -119,6 +118,11 @@ pub async fn on_instance_deleted(app: &Arc<App>, inst: &Instance) {
     {
         let _ = app.images.delete(img).await;
     }
+}
+
+/// A server is gone: its claims are released and it leaves its groups.
+pub async fn on_instance_deleted(app: &Arc<App>, inst: &Instance) {
+    release_instance(app, &inst.uuid);
     for g in &inst.server_groups {
         super::server_groups::remove_members(app, g, std::slice::from_ref(&inst.uuid)).await;
     }

@@ -4,13 +4,15 @@
 //! changes the row with compare-and-swap under the table lock.
 //!
 //! A list in Nova's default order (`created_at`, `id`, `uuid`, one
-//! direction) walks the instances table's ordered indexes (see
-//! [`with_list_indexes`]) from the marker and stops after a page; any other
-//! order filters and sorts every row.
+//! direction) walks an index from the marker and stops after a page
+//! ([`walked_page`]): the copy's ordered index when it holds every row,
+//! the database's when instance rows are cached; any other order filters
+//! and sorts every row.
 
 use super::actions;
 use crate::app::App;
 use crate::http::Ctx;
+use crate::store::schema::Cell;
 use crate::store::Table;
 use chrono::{DateTime, Utc};
 use rova_core::model::Instance;
@@ -69,30 +71,6 @@ pub struct Page {
     pub next_query: Option<String>,
 }
 
-/// The instances' ordered index in list order: `(created_at, id)`.
-const BY_CREATED: &str = "list_order";
-/// The same per project: `(project_id, created_at, id)`.
-pub(crate) const BY_PROJECT: &str = "project_list_order";
-
-/// An instance's place in Nova's default list order. The internal `id` is
-/// unique, so the key is too; the index orders equal keys by row id (the
-/// uuid), which is the full order's last tiebreaker anyway.
-type OrderKey = (DateTime<Utc>, i64);
-pub(crate) type ProjectOrderKey = (String, DateTime<Utc>, i64);
-
-fn order_key(i: &Instance) -> OrderKey {
-    (i.created_at, i.id)
-}
-
-/// The instances table with the ordered indexes [`list`] walks.
-pub fn with_list_indexes(table: Table<Instance>) -> Table<Instance> {
-    table
-        .ordered::<OrderKey>(BY_CREATED, |i| Some(order_key(i)))
-        .ordered::<ProjectOrderKey>(BY_PROJECT, |i| {
-            Some((i.project_id.clone(), i.created_at, i.id))
-        })
-}
-
 /// The query context of a list request by `ctx`.
 pub fn list_context(app: &App, ctx: &Ctx, detail: bool) -> ListContext {
     ListContext {
@@ -115,21 +93,38 @@ pub fn list(
     walked_page(app, &q).unwrap_or_else(|| sorted_page(app, &q))
 }
 
-/// The page of `q` by walking the list-order index: from the marker (or
-/// the start) in `q`'s direction, through the one project `q` is pinned
-/// to if any, until `limit` rows match. Reads about `limit` rows when most
-/// match, never sorts. `None` when `q` asks for another order (or the
-/// table lacks the index); [`sorted_page`] then gives the same answer.
-pub fn walked_page(app: &App, q: &ListQuery) -> Option<Result<Page, Fault>> {
-    let desc = q.default_order()?;
-    if q.empty_page() {
-        return Some(Ok(Page::default()));
-    }
+/// The instances' ordered index in list order: `(created_at, id)` (a
+/// copy that holds every row; see [`with_list_indexes`]).
+const BY_CREATED: &str = "list_order";
+/// The same per project: `(project_id, created_at, id)`.
+pub(crate) const BY_PROJECT: &str = "project_list_order";
+
+/// An instance's place in Nova's default list order. The internal `id` is
+/// unique, so the key is too; the index orders equal keys by row id (the
+/// uuid), which is the full order's last tiebreaker anyway.
+type OrderKey = (DateTime<Utc>, i64);
+pub(crate) type ProjectOrderKey = (String, DateTime<Utc>, i64);
+
+fn order_key(i: &Instance) -> OrderKey {
+    (i.created_at, i.id)
+}
+
+/// The instances table, kept whole in memory, with the ordered indexes
+/// [`walked_page`] walks.
+pub fn with_list_indexes(table: Table<Instance>) -> Table<Instance> {
+    table
+        .ordered::<OrderKey>(BY_CREATED, |i| Some(order_key(i)))
+        .ordered::<ProjectOrderKey>(BY_PROJECT, |i| {
+            Some((i.project_id.clone(), i.created_at, i.id))
+        })
+}
+
+/// The page of `q` by walking the list-order index of a copy that holds
+/// every row: from the marker (or the start) in `q`'s direction, through
+/// the one project `q` is pinned to if any, until `limit` rows match.
+fn walk_copy(app: &App, q: &ListQuery, desc: bool) -> Result<Page, Fault> {
     let table = &app.compute.instances;
-    let marker = match q.find_marker(|m| table.get(m)) {
-        Ok(m) => m,
-        Err(e) => return Some(Err(e)),
-    };
+    let marker = q.find_marker(|m| table.get(m))?;
     let at = marker.as_deref().map(order_key);
     let limit = q.limit();
     let mut servers: Vec<Arc<Instance>> = Vec::with_capacity(limit.min(1024));
@@ -151,7 +146,7 @@ pub fn walked_page(app: &App, q: &ListQuery) -> Option<Result<Page, Fault>> {
         }
         servers.len() < limit
     };
-    let walked = match q.only_project() {
+    match q.only_project() {
         Some(p) => {
             let first = (p.to_string(), DateTime::<Utc>::MIN_UTC, i64::MIN);
             let last = (p.to_string(), DateTime::<Utc>::MAX_UTC, i64::MAX);
@@ -164,18 +159,7 @@ pub fn walked_page(app: &App, q: &ListQuery) -> Option<Result<Page, Fault>> {
             table.walk(BY_CREATED, range, desc, take)
         }
     };
-    if !walked {
-        return None;
-    }
-    let more = servers.len() == limit;
-    let next_query = more
-        .then(|| servers.last().map(|last| q.next_query(&last.uuid)))
-        .flatten();
-    Some(Ok(Page {
-        servers,
-        more,
-        next_query,
-    }))
+    Ok(paged(q, servers))
 }
 
 /// The part of `first..=last` a walk in direction `desc` covers when it
@@ -191,6 +175,138 @@ fn from_marker<K>(
         Some(k) if desc => (first, Bound::Included(k)),
         Some(k) => (Bound::Included(k), last),
     }
+}
+
+/// A page of at most `limit` servers, with the next link when it is full.
+fn paged(q: &ListQuery, servers: Vec<Arc<Instance>>) -> Page {
+    let more = servers.len() == q.limit();
+    let next_query = more
+        .then(|| servers.last().map(|last| q.next_query(&last.uuid)))
+        .flatten();
+    Page {
+        servers,
+        more,
+        next_query,
+    }
+}
+
+/// Rows a walk reads from the database at a time.
+const WALK_CHUNK: usize = 500;
+
+/// The page of `q` in Nova's default order, `(created_at, id)`: walked
+/// in memory when the copy holds every row ([`walk_copy`]), else read from
+/// the database ([`walk_database`]). `None` when `q` asks for another
+/// order; [`sorted_page`] then gives the same answer.
+pub fn walked_page(app: &App, q: &ListQuery) -> Option<Result<Page, Fault>> {
+    let desc = q.default_order()?;
+    if q.empty_page() {
+        return Some(Ok(Page::default()));
+    }
+    Some(if app.compute.instances.is_cached() {
+        walk_database(app, q, desc)
+    } else {
+        walk_copy(app, q, desc)
+    })
+}
+
+/// The page of `q` read from the database in Nova's default order,
+/// `(created_at, id)`, by the index on `(created_ns, instance_id)` (with
+/// the project first when `q` pins one): from the marker (or the start)
+/// in `q`'s direction until `limit` rows match. Each chunk's keys, version
+/// tokens and names come first; the columns rule out what they can
+/// ([`ListQuery::column_filter`], the `name` regex), and only the rows
+/// left are read whole (from the copy when it holds their version) and
+/// matched.
+fn walk_database(app: &App, q: &ListQuery, desc: bool) -> Result<Page, Fault> {
+    let table = &app.compute.instances;
+    let marker = q.find_marker(|m| table.get(m))?;
+    let limit = q.limit();
+    let filter = q.column_filter();
+    let mut conds: Vec<String> = Vec::new();
+    let mut params: Vec<Cell> = Vec::new();
+    let mark = |params: &mut Vec<Cell>, c: Cell| {
+        params.push(c);
+        format!("?{}", params.len())
+    };
+    if let Some(d) = filter.deleted {
+        let m = mark(&mut params, Cell::Bool(d));
+        conds.push(format!("deleted = {m}"));
+    }
+    for (col, values) in &filter.exact {
+        if values.is_empty() {
+            return Ok(Page::default());
+        }
+        let marks: Vec<String> = values
+            .iter()
+            .map(|v| mark(&mut params, Cell::Text(v.clone())))
+            .collect();
+        conds.push(format!("{col} IN ({})", marks.join(", ")));
+    }
+    let (cmp, dir) = if desc { ("<", "DESC") } else { (">", "ASC") };
+    let fixed = params.len();
+    let sql_for = |after: bool| {
+        let mut all = conds.clone();
+        if after {
+            all.push(format!(
+                "(created_ns, instance_id) {cmp} (?{}, ?{})",
+                fixed + 1,
+                fixed + 2
+            ));
+        }
+        if all.is_empty() {
+            all.push("1 = 1".into());
+        }
+        format!(
+            "SELECT id, gen, display_name, created_ns, instance_id FROM instances \
+             WHERE {} ORDER BY created_ns {dir}, instance_id {dir} LIMIT {WALK_CHUNK}",
+            all.join(" AND ")
+        )
+    };
+    let mut after: Option<(i64, i64)> = marker.as_deref().map(|m| (created_ns(m), m.id));
+    let mut servers: Vec<Arc<Instance>> = Vec::with_capacity(limit.min(1024));
+    loop {
+        let mut p = params.clone();
+        if let Some((t, id)) = after {
+            p.push(Cell::Int(t));
+            p.push(Cell::Int(id));
+        }
+        let rows = app.store.select(&sql_for(after.is_some()), p)?;
+        let read = rows.len();
+        let mut wanted: Vec<(String, i64)> = Vec::new();
+        for r in &rows {
+            let (Some(id), Some(gen)) =
+                (r.first().and_then(Cell::text), r.get(1).and_then(Cell::int))
+            else {
+                continue;
+            };
+            let name = r.get(2).and_then(Cell::text);
+            // A name whose NUL the column replaced is left to the full match.
+            if name.is_some_and(|n| n.contains('\u{fffd}')) || q.name_allows(name) {
+                wanted.push((id.to_string(), gen));
+            }
+        }
+        if let Some(last) = rows.last() {
+            let key = |i: usize| last.get(i).and_then(Cell::int).unwrap_or(0);
+            after = Some((key(3), key(4)));
+        }
+        for row in table.resolve(&wanted)? {
+            if q.matches(&row) {
+                servers.push(row);
+                if servers.len() == limit {
+                    break;
+                }
+            }
+        }
+        if servers.len() == limit || read < WALK_CHUNK {
+            break;
+        }
+    }
+    Ok(paged(q, servers))
+}
+
+/// The list-order key the `created_ns` column holds for `i`.
+fn created_ns(i: &Instance) -> i64 {
+    i.created_at.timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
 /// The page of `q` by filtering every row, sorting the matches and
@@ -339,7 +455,8 @@ pub async fn delete(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fault> {
     Ok(())
 }
 
-/// Tears a server down: driver, ports, row, quota. Idempotent.
+/// Tears a server down: driver, ports, shelved image, row, quota.
+/// Idempotent.
 pub async fn terminate(app: &Arc<App>, id: &str, request_id: &str) {
     let Some(inst) = app.compute.instances.get(id) else {
         return;
@@ -356,6 +473,7 @@ pub async fn terminate(app: &Arc<App>, id: &str, request_id: &str) {
             app.networks.unbind_port(&vif.port_id, now).await
         };
     }
+    super::scheduler::delete_shelved_image(app, &inst).await;
     let done = app
         .compute
         .update_instance(id, now, |i| {

@@ -46,6 +46,7 @@ use super::migrate::{update_migration, Migration};
 use super::owners::{Scope, Settling};
 use super::{actions, actions_run, ops};
 use crate::app::App;
+use crate::store::schema::Cell;
 use rova_core::model::Instance;
 use rova_core::restart::{migration_on_restart, on_restart, MoveFound, RestartAction, ServerFound};
 use rova_core::states::{PowerState, TaskState, VmState};
@@ -64,9 +65,10 @@ pub async fn at_start(app: &Arc<App>) -> Result<(), String> {
     app.images.settle_at_start().await.map_err(|f| f.message)?;
     forget_passwords(app, &scope).await;
     settle_servers(app, &scope).await;
-    let instances = app.compute.instances.all();
+    let placed = super::fleet::placed_instances(&app.store, &app.compute.instances)
+        .map_err(|f| f.message)?;
     let migrations = app.compute.migrations.all();
-    app.compute.fleet.rebuild_claims(&instances, &migrations);
+    app.compute.fleet.rebuild_claims(&placed, &migrations);
     build::resume_all(app, &Arc::new(scope));
     Ok(())
 }
@@ -99,15 +101,25 @@ pub async fn take_over(app: &Arc<App>) -> Result<usize, String> {
 /// as this process keeps it. The derivation is the fleet's own, run on
 /// the covered records only.
 fn rederive_claims(app: &App, scope: &Settling) -> Result<(), String> {
-    let instances = app.compute.instances.filter(|i| scope.covers(&i.uuid));
+    let covered: Vec<&str> = scope.servers().collect();
+    let instances = app
+        .compute
+        .instances
+        .fetch(&covered)
+        .map_err(|f| f.message)?;
+    let placed: Vec<super::fleet::Placed> = instances
+        .iter()
+        .filter(|i| !i.deleted)
+        .map(|i| super::fleet::Placed::of(i))
+        .collect();
     let migrations = app
         .compute
         .migrations
         .filter(|m| scope.covers(&m.instance_uuid));
-    let derived = super::fleet::Fleet::load(&app.store, &app.cfg, &instances, &migrations)?;
-    let consumers: Vec<String> = instances
+    let derived = super::fleet::Fleet::load(&app.store, &app.cfg, &placed, &migrations)?;
+    let consumers: Vec<String> = covered
         .iter()
-        .map(|i| i.uuid.clone())
+        .map(|i| i.to_string())
         .chain(migrations.iter().map(|m| m.uuid.clone()))
         .collect();
     app.compute.fleet.with_claims(|_, tx| {
@@ -138,10 +150,18 @@ async fn settle_servers(app: &App, scope: &Settling) {
 /// they are rewritten without it (and it is dropped from memory unless a
 /// build that will be resumed still needs it).
 async fn forget_passwords(app: &App, scope: &Settling) {
+    // Only a record that holds a password has this text in its document.
     let stored = app
         .compute
-        .instances
-        .filter(|i| i.admin_pass.is_some() && scope.covers(&i.uuid));
+        .instances_where(
+            "CAST(body AS TEXT) LIKE ?1",
+            vec![Cell::Text("%\"admin_pass\":\"%".into())],
+            |i| i.admin_pass.is_some() && scope.covers(&i.uuid),
+        )
+        .unwrap_or_else(|f| {
+            tracing::error!("finding stored passwords: {}", f.message);
+            Vec::new()
+        });
     for inst in stored {
         let _ = app
             .compute
@@ -197,11 +217,21 @@ async fn settle_migrations(app: &App, scope: &Settling) {
 /// instead (see [`build::resume_all`]). Which servers, and how, is
 /// [`on_restart`]'s answer.
 async fn settle_actions(app: &App, scope: &Settling) {
-    let cut_short = app.compute.instances.filter(|i| {
-        !i.deleted
-            && scope.covers(&i.uuid)
-            && on_restart(i.vm_state, i.task_state, i.power_state).clears_task()
-    });
+    let cut_short = app
+        .compute
+        .instances_where(
+            "task_state IS NOT NULL AND deleted = ?1",
+            vec![Cell::Bool(false)],
+            |i| {
+                !i.deleted
+                    && scope.covers(&i.uuid)
+                    && on_restart(i.vm_state, i.task_state, i.power_state).clears_task()
+            },
+        )
+        .unwrap_or_else(|f| {
+            tracing::error!("finding interrupted actions: {}", f.message);
+            Vec::new()
+        });
     for inst in cut_short {
         let uuid = inst.uuid.as_str();
         let now = app.clock.now();
@@ -378,18 +408,42 @@ fn requested_ports(i: &Instance) -> Vec<String> {
 /// A covered server's ports are exactly those its record lists (at start,
 /// a port bound to a server that is gone is settled too).
 async fn settle_ports(app: &App, scope: &Settling) {
-    let listed: HashMap<String, String> = app
-        .compute
-        .instances
-        .filter(|i| !i.deleted)
-        .iter()
-        .flat_map(|i| {
-            i.vifs
-                .iter()
-                .map(|v| (v.port_id.clone(), i.uuid.clone()))
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    // Which server's record lists each port: from the copy when it holds
+    // every row, else from the records' columns.
+    let listed: HashMap<String, String> = if app.compute.instances.is_cached() {
+        let rows = match app.store.select(
+            "SELECT id, vif_ports FROM instances WHERE deleted = ?1",
+            vec![Cell::Bool(false)],
+        ) {
+            Ok(rows) => rows,
+            Err(f) => {
+                tracing::error!("reading the servers' ports: {}", f.message);
+                return;
+            }
+        };
+        rows.iter()
+            .filter_map(|r| Some((r.first()?.text()?, r.get(1)?.text()?)))
+            .flat_map(|(uuid, ports)| {
+                ports
+                    .split(' ')
+                    .filter(|p| !p.is_empty())
+                    .map(|p| (p.to_string(), uuid.to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    } else {
+        app.compute
+            .instances
+            .filter(|i| !i.deleted)
+            .iter()
+            .flat_map(|i| {
+                i.vifs
+                    .iter()
+                    .map(|v| (v.port_id.clone(), i.uuid.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
     let bound = app
         .networks
         .ports

@@ -220,6 +220,28 @@ pub trait Backend: Send {
 /// A migration: its version, name and SQL.
 pub type Migration = (i64, &'static str, &'static str);
 
+/// After the migrations of these versions the store fills the key
+/// columns of these tables again from each row's document
+/// ([`rekey_sql`]): they added columns whose values only the code can
+/// compute.
+pub const REKEY_AFTER: &[(i64, &str)] = &[(5, "instance")];
+
+/// `UPDATE … SET <every key column> WHERE id = ?1`, the columns bound from
+/// `?2` on in the kind's order (`?N` placeholders).
+pub fn rekey_sql(kind: &super::schema::Kind) -> String {
+    let sets: Vec<String> = kind
+        .cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("\"{}\" = ?{}", c.name, i + 2))
+        .collect();
+    format!(
+        "UPDATE {} SET {} WHERE id = ?1",
+        kind.table,
+        sets.join(", ")
+    )
+}
+
 pub const SQLITE_MIGRATIONS: &[Migration] = &[
     (
         1,
@@ -240,6 +262,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         4,
         "node_usage",
         include_str!("../../migrations/sqlite/0004_node_usage.sql"),
+    ),
+    (
+        5,
+        "instance_columns",
+        include_str!("../../migrations/sqlite/0005_instance_columns.sql"),
     ),
 ];
 
@@ -263,6 +290,11 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         4,
         "node_usage",
         include_str!("../../migrations/postgres/0004_node_usage.sql"),
+    ),
+    (
+        5,
+        "instance_columns",
+        include_str!("../../migrations/postgres/0005_instance_columns.sql"),
     ),
 ];
 

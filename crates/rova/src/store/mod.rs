@@ -38,6 +38,7 @@ mod ordered;
 mod pg_batch;
 mod pg_feed;
 mod postgres;
+pub mod reader;
 pub mod schema;
 mod sqlite;
 mod table;
@@ -50,7 +51,7 @@ pub use table::{Table, TxView, Watcher};
 use backend::{Backend, Op, Outcome, Rejection};
 use parking_lot::RwLock;
 use rova_core::Fault;
-use schema::Kind;
+use schema::{Cell, Kind};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -96,6 +97,8 @@ enum Msg {
         ttl_ms: Option<i64>,
         reply: oneshot::Sender<Result<bool, String>>,
     },
+    /// Answered once every write queued before it is committed.
+    Barrier(std_mpsc::SyncSender<()>),
     /// Reserves a block of ids.
     Reserve {
         name: String,
@@ -114,6 +117,11 @@ trait Remote: Send + Sync {
     fn apply_remote(&self, id: &str, current: Option<(i64, String)>, since: u64) -> bool;
     /// Every row id in the copy.
     fn ids(&self) -> Vec<String>;
+    /// Whether the copy holds only some rows ([`Table::load_cached`]).
+    fn cached(&self) -> bool;
+    /// Gives up every row without a write in flight (a cached copy whose
+    /// rows may have changed unseen).
+    fn forget(&self);
 }
 
 /// The database and its writer thread.
@@ -128,6 +136,48 @@ pub struct Store {
     /// its last local write, so the change feed never replaces it with a
     /// read taken before that write.
     epoch: AtomicU64,
+    /// Connections that answer reads beside the writer.
+    reader: reader::Reader,
+    /// The [`Store::epoch`] at which each read of rows in progress began.
+    reads: Arc<ReadMarks>,
+}
+
+/// The reads of rows in progress, by the write count when each began: a
+/// cached copy keeps a row this process wrote until no read that began
+/// before that write is still to be taken in (which would bring back the
+/// row as it was before the write).
+#[derive(Default)]
+pub(crate) struct ReadMarks(parking_lot::Mutex<std::collections::BTreeMap<u64, usize>>);
+
+impl ReadMarks {
+    /// The write count at which the oldest read in progress began.
+    pub(crate) fn oldest(&self) -> Option<u64> {
+        self.0.lock().keys().next().copied()
+    }
+}
+
+/// A read in progress (see [`ReadMarks`]); ends when dropped.
+pub(crate) struct ReadMark {
+    marks: Arc<ReadMarks>,
+    since: u64,
+}
+
+impl ReadMark {
+    pub(crate) fn since(&self) -> u64 {
+        self.since
+    }
+}
+
+impl Drop for ReadMark {
+    fn drop(&mut self) {
+        let mut m = self.marks.0.lock();
+        if let Some(n) = m.get_mut(&self.since) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.since);
+            }
+        }
+    }
 }
 
 impl Store {
@@ -170,12 +220,15 @@ impl Store {
         ready_rx
             .recv()
             .map_err(|_| "the storage writer stopped while opening the database".to_string())??;
+        let reader = reader::Reader::start(database)?;
         let store = Arc::new(Store {
             tx,
             database: database.clone(),
             owner,
             tables: RwLock::new(Vec::new()),
             epoch: AtomicU64::new(1),
+            reader,
+            reads: Arc::new(ReadMarks::default()),
         });
         if let Database::Postgres(url) = database {
             follow(&store, url.clone(), database.redacted())?;
@@ -204,6 +257,21 @@ impl Store {
         self.epoch.load(Ordering::SeqCst)
     }
 
+    /// Marks a read of rows as begun now, until the mark is dropped.
+    fn begin_read(&self) -> ReadMark {
+        let marks = &self.reads;
+        // The mark is taken under the lock, so no write count can slip in
+        // between reading it and registering it.
+        let mut m = marks.0.lock();
+        let since = self.epoch();
+        *m.entry(since).or_default() += 1;
+        drop(m);
+        ReadMark {
+            marks: marks.clone(),
+            since,
+        }
+    }
+
     /// Reserves `n` consecutive ids of counter `name` in the database,
     /// none below `floor`: the first of them. Processes sharing the
     /// database never get the same id.
@@ -222,6 +290,28 @@ impl Store {
             Ok(Err(e)) => Err(Fault::internal(format!("id counter {name}: {e}"))),
             Err(_) => Err(Fault::internal("storage writer stopped")),
         }
+    }
+
+    /// Runs a read in the database (see [`reader`] for the statement's
+    /// form) and waits for its rows. It sees every committed write.
+    pub fn select(&self, sql: &str, params: Vec<Cell>) -> Result<reader::Rows, Fault> {
+        self.reader.select(sql, params).map_err(|e| {
+            tracing::error!("storage read failed: {e}: {sql}");
+            Fault::internal(format!("storage read failed: {e}"))
+        })
+    }
+
+    /// [`Store::select`] once every write this process queued before the
+    /// call is committed: the answer agrees with what this process's
+    /// copies already show (a read of its own writes).
+    pub fn select_settled(&self, sql: &str, params: Vec<Cell>) -> Result<reader::Rows, Fault> {
+        let (reply, done) = std_mpsc::sync_channel(1);
+        self.tx
+            .send(Msg::Barrier(reply))
+            .map_err(|_| Fault::internal("storage writer stopped"))?;
+        done.recv()
+            .map_err(|_| Fault::internal("storage writer stopped"))?;
+        self.select(sql, params)
     }
 
     /// This store's lease-owner name (process id and a random part).
@@ -327,8 +417,7 @@ fn follow(store: &Arc<Store>, url: String, shown: String) -> Result<(), String> 
             let marks = std::cell::RefCell::new(HashMap::<&'static str, u64>::new());
             let alive = || weak.upgrade();
             pg_feed::listen(
-                &url,
-                &shown,
+                (&url, &shown),
                 &owner,
                 &mut |kind| {
                     if let Some(s) = alive() {
@@ -349,6 +438,14 @@ fn follow(store: &Arc<Store>, url: String, shown: String) -> Result<(), String> 
                     let Some(store) = alive() else {
                         return;
                     };
+                    for kind in schema::KINDS {
+                        if all.contains_key(kind.table) {
+                            continue;
+                        }
+                        for t in store.copies_of(kind.table) {
+                            t.forget();
+                        }
+                    }
                     for (table, rows) in all {
                         for t in store.copies_of(table) {
                             for (id, row) in rows {
@@ -363,6 +460,7 @@ fn follow(store: &Arc<Store>, url: String, shown: String) -> Result<(), String> 
                     }
                 },
                 &|| alive().map(|s| s.epoch()),
+                &|table| alive().is_none_or(|s| s.copies_of(table).iter().all(|t| !t.cached())),
             );
         })
         .map(drop)
@@ -438,6 +536,10 @@ fn writer_loop(mut backend: Box<dyn Backend>, rx: std_mpsc::Receiver<Msg>, owner
                         let _ = out.send(Chunk::Rows(chunk));
                     }
                     let _ = out.send(Chunk::End(read));
+                }
+                Msg::Barrier(reply) => {
+                    commit_batch(backend.as_mut(), &mut batch);
+                    let _ = reply.send(());
                 }
                 Msg::Reserve {
                     name,

@@ -504,8 +504,8 @@ fn bulk_write(
         .cols
         .iter()
         .map(|c| match c.ty {
-            Ty::Text => Column::Text(Vec::with_capacity(puts.len())),
-            Ty::Int => Column::Int(Vec::with_capacity(puts.len())),
+            Ty::Text | Ty::Members(_) => Column::Text(Vec::with_capacity(puts.len())),
+            Ty::Int | Ty::Nanos => Column::Int(Vec::with_capacity(puts.len())),
             Ty::Bool => Column::Bool(Vec::with_capacity(puts.len())),
         })
         .collect();
@@ -557,8 +557,8 @@ fn unnest(kind: &Kind, update: bool) -> (String, Vec<String>) {
     let mut arrays = vec!["$1::text[]".to_string()];
     for (i, c) in kind.cols.iter().enumerate() {
         let ty = match c.ty {
-            Ty::Text => "text",
-            Ty::Int => "bigint",
+            Ty::Text | Ty::Members(_) => "text",
+            Ty::Int | Ty::Nanos => "bigint",
             Ty::Bool => "boolean",
         };
         arrays.push(format!("${}::{ty}[]", i + 2));

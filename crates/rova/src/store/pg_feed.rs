@@ -20,17 +20,19 @@ pub type Everything = HashMap<&'static str, HashMap<String, (i64, String)>>;
 /// wrote, as it is now (`None`: deleted), after calling `mark` for its
 /// kind just before reading it. When the connection drops it reconnects,
 /// reads every table whole and hands that to `resync` (with the `epoch()`
-/// taken before the read): what was announced meanwhile is lost. Returns
+/// taken before the read; only the tables `whole` names, the others'
+/// cached copies are emptied): what was announced meanwhile is lost. `url`
+/// comes with the form of it shown in messages. Returns
 /// when `apply` returns false or `epoch` returns `None` (the store is
 /// gone).
 pub fn listen(
-    url: &str,
-    shown: &str,
+    (url, shown): (&str, &str),
     owner: &str,
     mark: &mut dyn FnMut(&'static Kind),
     apply: &mut Apply<'_>,
     resync: &mut dyn FnMut(&Everything, u64),
     epoch: &dyn Fn() -> Option<u64>,
+    whole: &dyn Fn(&str) -> bool,
 ) {
     use postgres::fallible_iterator::FallibleIterator;
     let mut first = true;
@@ -56,7 +58,7 @@ pub fn listen(
             let Some(since) = epoch() else {
                 return;
             };
-            match read_everything(&mut client) {
+            match read_everything(&mut client, whole) {
                 Ok(all) => resync(&all, since),
                 Err(e) => {
                     tracing::warn!("change feed: re-reading {shown}: {e}");
@@ -139,9 +141,14 @@ pub fn listen(
     }
 }
 
-fn read_everything(client: &mut Client) -> Result<Everything, postgres::Error> {
+/// Every row of the tables `whole` names (the tables kept whole in
+/// memory; a cached table's copy is emptied instead and reads on).
+fn read_everything(
+    client: &mut Client,
+    whole: &dyn Fn(&str) -> bool,
+) -> Result<Everything, postgres::Error> {
     let mut all = Everything::new();
-    for kind in super::schema::KINDS {
+    for kind in super::schema::KINDS.iter().filter(|k| whole(k.table)) {
         let rows = client.query(
             &format!("SELECT id, gen, body::text FROM {}", kind.table),
             &[],

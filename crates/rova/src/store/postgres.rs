@@ -14,7 +14,7 @@
 
 use super::backend::{
     chains, pending, Backend, Guard, Op, Outcome, HELD_SQL, LEASE_SQL, POSTGRES_MIGRATIONS,
-    RELEASE_SQL,
+    REKEY_AFTER, RELEASE_SQL,
 };
 use super::pg_batch::{announce, apply_alone, children_and_guards_hold, BulkPlan};
 use super::schema::Kind;
@@ -365,9 +365,70 @@ fn migrate(client: &mut Client) -> Result<(), String> {
             &[version, name, &chrono::Utc::now().to_rfc3339()],
         )
         .map_err(|e| e.to_string())?;
+        for (_, kind) in REKEY_AFTER.iter().filter(|(v, _)| v == version) {
+            rekey(&mut tx, kind).map_err(|e| format!("migration {version} ({name}): {e}"))?;
+        }
         tracing::info!(version, name, "applied schema migration");
     }
     tx.commit().map_err(|e| e.to_string())
+}
+
+/// Fills every key column of `kind`'s rows again from their documents.
+fn rekey(tx: &mut postgres::Transaction<'_>, kind: &str) -> Result<(), String> {
+    use super::schema::{Cell, Ty};
+    let kind = super::schema::of(kind).ok_or_else(|| format!("no table for kind {kind:?}"))?;
+    let rows = tx
+        .query(&format!("SELECT id, body::text FROM {}", kind.table), &[])
+        .map_err(|e| e.to_string())?;
+    let sets: Vec<String> = kind
+        .cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let ty = match c.ty {
+                Ty::Text | Ty::Members(_) => "text",
+                Ty::Int | Ty::Nanos => "bigint",
+                Ty::Bool => "boolean",
+            };
+            format!("\"{}\" = ${}::{ty}", c.name, i + 2)
+        })
+        .collect();
+    let sql = format!(
+        "UPDATE {} SET {} WHERE id = $1",
+        kind.table,
+        sets.join(", ")
+    );
+    let stmt = tx.prepare(&sql).map_err(|e| e.to_string())?;
+    for row in &rows {
+        let id: String = row.get(0);
+        let body: String = row.get(1);
+        let cells = kind
+            .cells_of_json(&body)
+            .map_err(|e| format!("{} {id}: {e}", kind.kind))?;
+        let values: Vec<Box<dyn ToSql + Sync>> = cells
+            .iter()
+            .zip(kind.cols)
+            .map(|(cell, col)| -> Box<dyn ToSql + Sync> {
+                match (cell, col.ty) {
+                    (Cell::Text(t), _) => Box::new(t.clone()),
+                    (Cell::Int(i), _) => Box::new(*i),
+                    (Cell::Bool(b), _) => Box::new(*b),
+                    (Cell::Null, Ty::Text | Ty::Members(_)) => Box::new(None::<String>),
+                    (Cell::Null, Ty::Int | Ty::Nanos) => Box::new(None::<i64>),
+                    (Cell::Null, Ty::Bool) => Box::new(None::<bool>),
+                }
+            })
+            .collect();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&id];
+        params.extend(values.iter().map(|v| &**v));
+        tx.execute(&stmt, &params).map_err(|e| e.to_string())?;
+    }
+    tracing::info!(
+        table = kind.table,
+        rows = rows.len(),
+        "filled the new key columns"
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -15,10 +15,16 @@ pub enum Ty {
     Text,
     Int,
     Bool,
+    /// An RFC 3339 time kept as nanoseconds since the epoch, so that the
+    /// column orders as the times do (the text's fractional digits vary).
+    Nanos,
+    /// The field is an array of objects: the text of each one's member
+    /// named here, joined with spaces (e.g. a server's port ids).
+    Members(&'static str),
 }
 
-/// A column filled from the record: `field` is a top-level field of the
-/// serialised record.
+/// A column filled from the record: `field` is a field of the serialised
+/// record, a nested one written with dots (`flavor.vcpus`).
 #[derive(Debug)]
 pub struct Col {
     pub name: &'static str,
@@ -58,6 +64,20 @@ const fn int(name: &'static str, field: &'static str) -> Col {
         ty: Ty::Int,
     }
 }
+const fn nanos(name: &'static str, field: &'static str) -> Col {
+    Col {
+        name,
+        field,
+        ty: Ty::Nanos,
+    }
+}
+const fn members(name: &'static str, field: &'static str, member: &'static str) -> Col {
+    Col {
+        name,
+        field,
+        ty: Ty::Members(member),
+    }
+}
 const fn boolean(name: &'static str, field: &'static str) -> Col {
     Col {
         name,
@@ -83,6 +103,15 @@ pub const KINDS: &[Kind] = &[
             boolean("deleted", "deleted"),
             text("created_at", "created_at"),
             text("updated_at", "updated_at"),
+            nanos("created_ns", "created_at"),
+            text("op_owner", "op_owner"),
+            text("image_ref", "image_ref"),
+            int("vcpus", "flavor.vcpus"),
+            int("memory_mb", "flavor.ram"),
+            int("root_gb", "flavor.disk"),
+            int("ephemeral_gb", "flavor.ephemeral"),
+            int("swap_mb", "flavor.swap"),
+            members("vif_ports", "vifs", "port_id"),
         ],
     },
     Kind {
@@ -307,7 +336,10 @@ impl Kind {
     pub fn cells(&self, doc: &Value) -> Vec<Cell> {
         self.cols
             .iter()
-            .map(|c| cell(c.ty, doc.get(c.field)))
+            .map(|c| {
+                let v = c.field.split('.').try_fold(doc, |v, part| v.get(part));
+                cell(c.ty, v)
+            })
             .collect()
     }
 
@@ -327,6 +359,18 @@ fn cell(ty: Ty, v: Option<&Value>) -> Cell {
         (Ty::Text, Some(Value::String(s))) => Cell::Text(s.replace('\0', "\u{fffd}")),
         (Ty::Int, Some(Value::Number(n))) => n.as_i64().map_or(Cell::Null, Cell::Int),
         (Ty::Bool, Some(Value::Bool(b))) => Cell::Bool(*b),
+        (Ty::Nanos, Some(Value::String(s))) => chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .and_then(|t| t.timestamp_nanos_opt())
+            .map_or(Cell::Null, Cell::Int),
+        (Ty::Members(member), Some(Value::Array(items))) => Cell::Text(
+            items
+                .iter()
+                .filter_map(|v| v.get(member).and_then(Value::as_str))
+                .map(|s| s.replace('\0', "\u{fffd}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
         _ => Cell::Null,
     }
 }
@@ -348,15 +392,23 @@ impl<'de> serde::de::Visitor<'de> for Pick<'_> {
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Vec<Cell>, A::Error> {
         let mut out = vec![Cell::Null; self.0.cols.len()];
+        let top = |c: &Col| c.field.split('.').next().unwrap_or(c.field);
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match self.0.cols.iter().position(|c| c.field == key) {
-                Some(i) => {
-                    let v: Value = map.next_value()?;
-                    out[i] = cell(self.0.cols[i].ty, Some(&v));
+            if !self.0.cols.iter().any(|c| top(c) == key) {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                continue;
+            }
+            let v: Value = map.next_value()?;
+            for (i, c) in self.0.cols.iter().enumerate() {
+                if top(c) != key {
+                    continue;
                 }
-                None => {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                }
+                let inner = c
+                    .field
+                    .split('.')
+                    .skip(1)
+                    .try_fold(&v, |v, part| v.get(part));
+                out[i] = cell(c.ty, inner);
             }
         }
         Ok(out)

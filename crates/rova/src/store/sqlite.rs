@@ -5,11 +5,14 @@
 //! table in the same transaction.
 
 use super::backend::{
-    pending, Backend, Guard, Op, Outcome, Refusal, Rejection, HELD_SQL, LEASE_SQL, RELEASE_SQL,
-    SQLITE_MIGRATIONS,
+    pending, rekey_sql, Backend, Guard, Op, Outcome, Refusal, Rejection, HELD_SQL, LEASE_SQL,
+    REKEY_AFTER, RELEASE_SQL, SQLITE_MIGRATIONS,
 };
 use super::schema::{self, Cell, Kind};
 use std::path::{Path, PathBuf};
+
+/// WAL frames (pages) beyond which the checkpointer starts the WAL over.
+const WAL_RESTART_FRAMES: i64 = 4_096;
 
 pub struct Sqlite {
     conn: rusqlite::Connection,
@@ -40,11 +43,26 @@ impl Sqlite {
             .name("rova-store-checkpoint".into())
             .spawn(move || loop {
                 std::thread::sleep(std::time::Duration::from_millis(500));
-                if ckpt
-                    .execute_batch("PRAGMA wal_checkpoint(PASSIVE);")
-                    .is_err()
-                {
-                    tracing::warn!("WAL checkpoint failed");
+                // With reads going on all the time (the reading
+                // connections) a passive checkpoint never finds the WAL
+                // unused, so it is never started over and grows; once it
+                // holds more than WAL_RESTART_FRAMES a RESTART checkpoint
+                // waits for the reads in progress (they are short) and
+                // makes the next commit write from its start again.
+                let frames = ckpt
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE);", [], |r| {
+                        r.get::<_, i64>(1)
+                    })
+                    .unwrap_or_else(|e| {
+                        tracing::warn!("WAL checkpoint failed: {e}");
+                        0
+                    });
+                if frames > WAL_RESTART_FRAMES {
+                    if let Err(e) =
+                        ckpt.query_row("PRAGMA wal_checkpoint(RESTART);", [], |_| Ok(()))
+                    {
+                        tracing::warn!("WAL restart checkpoint failed: {e}");
+                    }
                 }
             })
             .map_err(|e| e.to_string())?;
@@ -439,6 +457,9 @@ fn migrate(conn: &mut rusqlite::Connection) -> Result<(), String> {
             (version, name, chrono::Utc::now().to_rfc3339()),
         )
         .map_err(|e| e.to_string())?;
+        for (_, kind) in REKEY_AFTER.iter().filter(|(v, _)| v == version) {
+            rekey(&tx, kind).map_err(|e| format!("migration {version} ({name}): {e}"))?;
+        }
         tracing::info!(version, name, "applied schema migration");
     }
     let legacy: bool = tx
@@ -453,6 +474,35 @@ fn migrate(conn: &mut rusqlite::Connection) -> Result<(), String> {
         import_objects(&tx)?;
     }
     tx.commit().map_err(|e| e.to_string())
+}
+
+/// Fills every key column of `kind`'s rows again from their documents.
+fn rekey(tx: &rusqlite::Transaction<'_>, kind: &str) -> Result<(), String> {
+    let kind = schema::of(kind).ok_or_else(|| format!("no table for kind {kind:?}"))?;
+    let rows: Vec<(String, String)> = {
+        let mut stmt = tx
+            .prepare(&format!("SELECT id, body FROM {}", kind.table))
+            .map_err(|e| e.to_string())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| e.to_string())?;
+        rows.collect::<Result<_, _>>().map_err(|e| e.to_string())?
+    };
+    let mut stmt = tx.prepare(&rekey_sql(kind)).map_err(|e| e.to_string())?;
+    for (id, body) in &rows {
+        let cells = kind
+            .cells_of_json(body)
+            .map_err(|e| format!("{} {id}: {e}", kind.kind))?;
+        let mut params: Vec<&dyn rusqlite::ToSql> = vec![id];
+        params.extend(cells.iter().map(|c| c as &dyn rusqlite::ToSql));
+        stmt.execute(params.as_slice()).map_err(|e| e.to_string())?;
+    }
+    tracing::info!(
+        table = kind.table,
+        rows = rows.len(),
+        "filled the new key columns"
+    );
+    Ok(())
 }
 
 /// Moves every row of the pre-relational `objects(kind, id, body)` table

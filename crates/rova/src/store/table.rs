@@ -7,7 +7,7 @@
 //! other processes' writes through [`Remote`].
 
 use super::backend::{fresh_gen, Op};
-use super::{ordered, schema, wait, Ack, Chunk, Guard, Remote, Store};
+use super::{ordered, schema, wait, Ack, Cell, Chunk, Guard, Remote, Store};
 use parking_lot::RwLock;
 use rova_core::Fault;
 use schema::Kind;
@@ -17,6 +17,9 @@ use std::ops::Bound;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::oneshot;
+
+/// Ids per statement when [`Table::fetch`] reads rows by id.
+const FETCH_CHUNK: usize = 256;
 
 /// A secondary index of a table: the ids of the rows whose `key` is each
 /// value (rows whose key is `None` are not in it).
@@ -37,6 +40,15 @@ struct Rows<T> {
     /// the [`Store::epoch`] of this process's last write to it (0: read),
     /// and its writes queued and not yet answered.
     meta: HashMap<String, Meta>,
+    /// How many rows the copy keeps: `usize::MAX` for a table kept whole,
+    /// else a cache of the database ([`Table::load_cached`]) that gives up
+    /// its oldest rows (never one with a write in flight) beyond this.
+    cap: usize,
+    /// A cached table's rows in the order they came in (ids no longer in
+    /// the copy are skipped when met).
+    fifo: std::collections::VecDeque<String>,
+    /// The store's reads in progress.
+    reads: Arc<super::ReadMarks>,
 }
 
 /// What [`Rows::meta`] keeps per row.
@@ -48,6 +60,48 @@ struct Meta {
 }
 
 impl<T> Rows<T> {
+    /// Whether this copy holds only some of the table's rows.
+    fn cached(&self) -> bool {
+        self.cap != usize::MAX
+    }
+
+    /// Whether the copy may give row `id` up: no write of this process to
+    /// it is in flight, and no read that began before its last one is
+    /// still to be taken in (it would bring the row back as it was; a read
+    /// is only refused over a row the copy holds or remembers writing).
+    fn may_forget(&self, id: &str, oldest_read: Option<u64>) -> bool {
+        match self.meta.get(id) {
+            None => true,
+            Some(m) => m.pending == 0 && oldest_read.is_none_or(|since| m.epoch <= since),
+        }
+    }
+
+    /// Gives up the oldest rows beyond the cache's size, keeping those
+    /// [`Rows::may_forget`] refuses.
+    fn evict(&mut self) {
+        let oldest_read = self.reads.oldest();
+        let mut looked = 0;
+        while self.map.len() > self.cap && looked < self.fifo.len() {
+            let Some(id) = self.fifo.pop_front() else {
+                break;
+            };
+            if !self.map.contains_key(&id) {
+                continue;
+            }
+            if !self.may_forget(&id, oldest_read) {
+                looked += 1;
+                self.fifo.push_back(id);
+                continue;
+            }
+            self.remove(&id);
+            self.meta.remove(&id);
+        }
+        if self.fifo.len() > 2 * self.cap.max(1024) {
+            let map = &self.map;
+            self.fifo.retain(|id| map.contains_key(id));
+        }
+    }
+
     fn gen_of(&self, id: &str) -> Option<(i64, u64)> {
         self.meta
             .get(id)
@@ -119,7 +173,14 @@ impl<T> Rows<T> {
         for ix in &mut self.ordered {
             ix.replace(&id, old.as_deref(), Some(&row));
         }
-        self.map.insert(id, row)
+        if self.cached() && old.is_none() {
+            self.fifo.push_back(id.clone());
+        }
+        let old = self.map.insert(id, row);
+        if self.map.len() > self.cap {
+            self.evict();
+        }
+        old
     }
 
     fn remove(&mut self, id: &str) -> Option<Arc<T>> {
@@ -148,9 +209,14 @@ impl<T> Rows<T> {
     }
 
     /// A local write of `id` was answered.
-    fn answered(&mut self, id: &str) {
+    /// `at` is the write count taken when the answer came, after the
+    /// commit: a read begun before it may not have seen the write.
+    fn answered(&mut self, id: &str, at: u64) {
         if let Some(m) = self.meta.get_mut(id) {
             m.pending = m.pending.saturating_sub(1);
+            if m.epoch != 0 {
+                m.epoch = m.epoch.max(at);
+            }
         }
         self.tidy(id);
     }
@@ -204,14 +270,14 @@ where
 
     /// After the writer answered a local write of `id`: a refused write
     /// leaves the copy as the database has the row.
-    fn settle(&self, id: &str, ack: &Ack) {
+    fn settle(&self, id: &str, ack: &Ack, at: u64) {
         let current = match ack {
             Ok(Err(rejection)) => Some(rejection.current.clone()),
             _ => None,
         };
         let parsed = current.map(|c| c.and_then(|(gen, body)| Some((gen, self.parse(id, &body)?))));
         let mut rows = self.rows.write();
-        rows.answered(id);
+        rows.answered(id, at);
         // With later writes of this process still in flight, their outcome
         // decides the copy (the last one refused brings the row as stored):
         // taking the row now would drop a later write's change from the
@@ -223,6 +289,27 @@ where
             drop(rows);
             self.tell(before.as_deref(), after.as_deref());
         }
+    }
+
+    /// Takes row `id` as read from the database (version `gen`), begun
+    /// when [`Store::epoch`] was `since`, into the copy: what the copy
+    /// holds for it afterwards. A row this process wrote since, or has a
+    /// write to in flight, stays as the copy has it (`None` when that
+    /// write deletes it). No watcher hears: nothing changed.
+    fn take_read(&self, id: &str, gen: i64, body: &str, since: u64) -> Option<Arc<T>> {
+        {
+            let rows = self.rows.read();
+            if !rows.takes_remote(id, Some(gen), since) {
+                return rows.get(id).cloned();
+            }
+        }
+        let row = self.parse(id, body)?;
+        let mut rows = self.rows.write();
+        if !rows.takes_remote(id, Some(gen), since) {
+            return rows.get(id).cloned();
+        }
+        rows.take(id, Some((gen, row.clone())));
+        Some(row)
     }
 
     fn tell(&self, before: Option<&T>, after: Option<&T>) {
@@ -242,8 +329,14 @@ where
 
     fn apply_remote(&self, id: &str, current: Option<(i64, String)>, since: u64) -> bool {
         let gen = current.as_ref().map(|(g, _)| *g);
-        if !self.rows.read().takes_remote(id, gen, since) {
-            return false;
+        {
+            let rows = self.rows.read();
+            // A cached table follows only the rows it holds; the others
+            // are read from the database when asked for.
+            let held = rows.map.contains_key(id) || rows.meta.contains_key(id);
+            if (rows.cached() && !held) || !rows.takes_remote(id, gen, since) {
+                return false;
+            }
         }
         let parsed = match current {
             Some((gen, body)) => match self.parse(id, &body) {
@@ -264,6 +357,25 @@ where
         drop(rows);
         self.tell(before.as_deref(), after.as_deref());
         true
+    }
+
+    fn cached(&self) -> bool {
+        self.rows.read().cached()
+    }
+
+    fn forget(&self) {
+        let mut rows = self.rows.write();
+        let oldest_read = rows.reads.oldest();
+        let idle: Vec<String> = rows
+            .map
+            .keys()
+            .filter(|id| rows.may_forget(id, oldest_read))
+            .cloned()
+            .collect();
+        for id in idle {
+            rows.remove(&id);
+            rows.meta.remove(&id);
+        }
     }
 
     fn ids(&self) -> Vec<String> {
@@ -328,22 +440,156 @@ where
             );
             rows.insert(id, row);
         }
+        Ok(Table::with_copy(kind, store, rows, meta, usize::MAX))
+    }
+
+    /// A table of `kind` whose rows stay in the database: this process
+    /// keeps at most `cap` of them (those it read or wrote last, and every
+    /// one with a write in flight), reads the others by id or by query
+    /// when asked, and does not read the table at start. Writes are the
+    /// same compare-and-swaps as a table kept whole.
+    pub fn load_cached(kind: &'static str, store: &Arc<Store>, cap: usize) -> Result<Self, String> {
+        let kind = schema::of(kind).ok_or_else(|| format!("no table for kind {kind:?}"))?;
+        Ok(Table::with_copy(
+            kind,
+            store,
+            HashMap::new(),
+            HashMap::new(),
+            cap.max(1),
+        ))
+    }
+
+    fn with_copy(
+        kind: &'static Kind,
+        store: &Arc<Store>,
+        map: HashMap<String, Arc<T>>,
+        meta: HashMap<String, Meta>,
+        cap: usize,
+    ) -> Self {
         let inner = Arc::new(Copy {
             kind,
             rows: RwLock::new(Rows {
-                map: rows,
+                map,
                 indexes: Vec::new(),
                 ordered: Vec::new(),
                 meta,
+                cap,
+                fifo: std::collections::VecDeque::new(),
+                reads: store.reads.clone(),
             }),
             watchers: RwLock::new(Vec::new()),
         });
         let remote: Arc<dyn Remote> = inner.clone();
         store.register(Arc::downgrade(&remote));
-        Ok(Table {
+        Table {
             inner,
             store: store.clone(),
-        })
+        }
+    }
+
+    /// Whether this table keeps only some rows in memory
+    /// ([`Table::load_cached`]).
+    pub fn is_cached(&self) -> bool {
+        self.inner.rows.read().cached()
+    }
+
+    /// Row `id` if this process's copy holds it (a cached table may hold
+    /// it in the database only).
+    pub fn in_copy(&self, id: &str) -> Option<Arc<T>> {
+        self.inner.rows.read().get(id).cloned()
+    }
+
+    /// Whether this process has a write to row `id` in flight.
+    pub fn in_flight(&self, id: &str) -> bool {
+        self.inner.rows.read().in_flight(id)
+    }
+
+    /// Reads rows `ids` from the database into the copy (a row with a
+    /// write of this process in flight, or written since the read began,
+    /// is given as the copy has it): the rows that exist, in no particular
+    /// order.
+    pub fn fetch(&self, ids: &[&str]) -> Result<Vec<Arc<T>>, Fault> {
+        Ok(self.fetch_pairs(ids)?.into_iter().map(|(_, r)| r).collect())
+    }
+
+    fn fetch_pairs(&self, ids: &[&str]) -> Result<Vec<(String, Arc<T>)>, Fault> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(FETCH_CHUNK) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("?{i}")).collect();
+            let sql = format!(
+                "SELECT id, gen, CAST(body AS TEXT) FROM {} WHERE id IN ({})",
+                self.inner.kind.table,
+                marks.join(", ")
+            );
+            let params = chunk.iter().map(|id| Cell::Text(id.to_string())).collect();
+            out.extend(self.read_rows(&sql, params)?);
+        }
+        Ok(out)
+    }
+
+    /// The rows `SELECT id, gen, CAST(body AS TEXT) FROM <table> WHERE
+    /// <cond>` returns, taken into the copy as [`Table::fetch`] does, in the
+    /// statement's order. A cached table's scans and queries go through
+    /// here; on a table kept whole it reads the database all the same.
+    pub fn select(&self, cond: &str, params: Vec<Cell>) -> Result<Vec<Arc<T>>, Fault> {
+        let sql = format!(
+            "SELECT id, gen, CAST(body AS TEXT) FROM {} WHERE {cond}",
+            self.inner.kind.table
+        );
+        Ok(self
+            .read_rows(&sql, params)?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
+    }
+
+    fn read_rows(&self, sql: &str, params: Vec<Cell>) -> Result<Vec<(String, Arc<T>)>, Fault> {
+        // Held until every row read is taken in (see `Rows::evict`).
+        let mark = self.store.begin_read();
+        let since = mark.since();
+        let rows = self.store.select(sql, params)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| match <[Cell; 3]>::try_from(r) {
+                Ok([Cell::Text(id), Cell::Int(gen), Cell::Text(body)]) => {
+                    let row = self.inner.take_read(&id, gen, &body, since)?;
+                    Some((id, row))
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The rows of `(id, version token)` pairs a query of the database
+    /// returned, in that order: from the copy when it holds that version
+    /// (or has a write of this process in flight), the others read in one
+    /// go. Rows gone meanwhile are left out.
+    pub fn resolve(&self, found: &[(String, i64)]) -> Result<Vec<Arc<T>>, Fault> {
+        let mut out: Vec<Option<Arc<T>>> = Vec::with_capacity(found.len());
+        let mut missing: Vec<&str> = Vec::new();
+        {
+            let rows = self.inner.rows.read();
+            for (id, gen) in found {
+                let mine = rows.in_flight(id) || rows.gen_of(id).is_some_and(|(g, _)| g == *gen);
+                match rows.get(id) {
+                    Some(r) if mine => out.push(Some(r.clone())),
+                    None if rows.in_flight(id) => out.push(None),
+                    _ => {
+                        out.push(None);
+                        missing.push(id);
+                    }
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let read: HashMap<String, Arc<T>> = self.fetch_pairs(&missing)?.into_iter().collect();
+            for (slot, (id, _)) in out.iter_mut().zip(found) {
+                if slot.is_none() {
+                    *slot = read.get(id).cloned();
+                }
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
     }
 
     /// Calls `w` for every row the copy takes from the database instead of
@@ -444,25 +690,72 @@ where
         true
     }
 
+    /// Row `id`: from the copy, or for a cached table from the database
+    /// when the copy does not hold it (a failed read is logged and reads
+    /// as absent).
     pub fn get(&self, id: &str) -> Option<Arc<T>> {
-        self.inner.rows.read().get(id).cloned()
+        {
+            let rows = self.inner.rows.read();
+            if let Some(r) = rows.get(id) {
+                return Some(r.clone());
+            }
+            // A table kept whole has every row; a row whose delete is in
+            // flight is gone for this process.
+            if !rows.cached() || rows.in_flight(id) {
+                return None;
+            }
+        }
+        match self.fetch(&[id]) {
+            Ok(rows) => rows.into_iter().next(),
+            Err(e) => {
+                tracing::error!(table = self.inner.kind.table, %id, "read failed: {}", e.message);
+                None
+            }
+        }
     }
 
+    /// How many rows the table has (a count in the database for a cached
+    /// table; 0 when that read fails).
     pub fn len(&self) -> usize {
-        self.inner.rows.read().len()
+        {
+            let rows = self.inner.rows.read();
+            if !rows.cached() {
+                return rows.len();
+            }
+        }
+        let sql = format!("SELECT count(*) FROM {}", self.inner.kind.table);
+        self.store
+            .select(&sql, Vec::new())
+            .ok()
+            .and_then(|r| r.first().and_then(|r| r.first()).and_then(Cell::int))
+            .map_or(0, |n| usize::try_from(n).unwrap_or(0))
     }
 
     pub fn is_empty(&self) -> bool {
-        self.inner.rows.read().is_empty()
+        self.len() == 0
     }
 
-    /// A snapshot of every row.
+    /// A snapshot of every row (for a cached table, every row read from
+    /// the database: a scan, for start-up and rare paths only; a failed
+    /// read is logged and gives what the copy holds).
     pub fn all(&self) -> Vec<Arc<T>> {
+        if self.is_cached() {
+            match self.select("1 = 1", Vec::new()) {
+                Ok(rows) => return rows,
+                Err(e) => {
+                    tracing::error!(table = self.inner.kind.table, "scan failed: {}", e.message)
+                }
+            }
+        }
         self.inner.rows.read().values().cloned().collect()
     }
 
-    /// Rows for which `keep` is true.
+    /// Rows for which `keep` is true (a scan of the database for a cached
+    /// table, as [`Table::all`]).
     pub fn filter(&self, mut keep: impl FnMut(&T) -> bool) -> Vec<Arc<T>> {
+        if self.is_cached() {
+            return self.all().into_iter().filter(|r| keep(r)).collect();
+        }
         self.inner
             .rows
             .read()
@@ -470,6 +763,22 @@ where
             .filter(|r| keep(r))
             .cloned()
             .collect()
+    }
+
+    /// For a cached table: brings row `id` into the copy if the database
+    /// has it and the copy does not. Whether the row exists for this
+    /// process.
+    fn ensure(&self, id: &str) -> Result<bool, Fault> {
+        {
+            let rows = self.inner.rows.read();
+            if rows.contains_key(id) {
+                return Ok(true);
+            }
+            if !rows.cached() || rows.in_flight(id) {
+                return Ok(false);
+            }
+        }
+        Ok(!self.fetch(&[id])?.is_empty())
     }
 
     /// Changes the copy of row `id` to `value` (`None`: deletes it) and
@@ -516,10 +825,16 @@ where
             }
         }
         let inner = self.inner.clone();
+        let store = self.store.clone();
         let key = id.to_string();
-        Ok(self
-            .store
-            .enqueue(op, Box::new(move |ack| inner.settle(&key, ack))))
+        Ok(self.store.enqueue(
+            op,
+            Box::new(move |ack| {
+                // Counted after the commit (see `Rows::answered`).
+                let at = store.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+                inner.settle(&key, ack, at)
+            }),
+        ))
     }
 
     /// Inserts or replaces a row and waits for it to be durable.
@@ -543,6 +858,9 @@ where
         guard: Option<Guard>,
     ) -> Result<Arc<T>, Fault> {
         let arc = Arc::new(value);
+        // A cached table that does not hold the id leaves the check to the
+        // database: the insert expects no row and is refused if one is
+        // there.
         let rx = {
             let mut rows = self.inner.rows.write();
             if rows.contains_key(id) {
@@ -621,13 +939,21 @@ where
         change: impl FnOnce(&mut T) -> Result<R, Fault>,
         guard: Option<Guard>,
     ) -> Result<(Arc<T>, R), Fault> {
-        let (arc, r, rx) = {
+        // A cached table reads the row in first; should the cache give it
+        // up before the lock is taken, it is read again.
+        let mut tries = 0;
+        let (arc, r, rx) = loop {
+            let exists = self.ensure(id)?;
             let mut rows = self.inner.rows.write();
+            if exists && !rows.contains_key(id) && !rows.in_flight(id) && tries < 3 {
+                tries += 1;
+                continue;
+            }
             let mut next = start(rows.get(id))?;
             let r = change(&mut next)?;
             let arc = Arc::new(next);
             let rx = self.stage(&mut rows, id, Some(arc.clone()), guard)?;
-            (arc, r, rx)
+            break (arc, r, rx);
         };
         wait(rx).await?;
         Ok((arc, r))
@@ -643,6 +969,10 @@ where
     ) -> Result<R, Fault> {
         let (r, rxs) = {
             let mut rows = self.inner.rows.write();
+            debug_assert!(
+                !rows.cached(),
+                "transact sees only the copy, not a cached table's rows"
+            );
             let mut view = TxView {
                 rows: &rows.map,
                 pending: HashMap::new(),
@@ -669,6 +999,7 @@ where
 
     /// Removes a row; returns what was there.
     pub async fn remove(&self, id: &str) -> Result<Option<Arc<T>>, Fault> {
+        self.ensure(id)?;
         let (old, rx) = {
             let mut rows = self.inner.rows.write();
             let Some(old) = rows.get(id).cloned() else {

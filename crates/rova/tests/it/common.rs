@@ -102,6 +102,14 @@ async fn start_in(dir: PathBuf, adjust: impl FnOnce(&mut Config)) -> TestCloud {
     let mut cfg = Config::new(dir.clone(), "127.0.0.1:0".parse().expect("addr"));
     cfg.sim_latency_ms = 1;
     cfg.database = test_database(&dir);
+    // The suite runs with instance rows read from the database when
+    // ROVA_INSTANCE_CACHE says how few to keep in memory.
+    if let Some(n) = std::env::var("ROVA_INSTANCE_CACHE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        cfg.instance_cache = n;
+    }
     let database = cfg.database.clone();
     adjust(&mut cfg);
     let running = rova::server::start(cfg).await.expect("server starts");
@@ -285,8 +293,10 @@ impl TestCloud {
         want: &[&str],
         version: Option<&str>,
     ) -> Value {
+        let mut last = String::new();
         for _ in 0..1000 {
             let r = self.get(u, &format!("/servers/{id}"), version).await;
+            last = r.text.clone();
             if r.status == StatusCode::OK {
                 let st = r.body["server"]["status"]
                     .as_str()
@@ -300,6 +310,6 @@ impl TestCloud {
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        panic!("server {id} never reached {want:?}");
+        panic!("server {id} never reached {want:?}; last seen: {last}");
     }
 }

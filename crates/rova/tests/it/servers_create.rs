@@ -53,7 +53,12 @@ async fn assert_nothing_created(cloud: &TestCloud, u: &User) {
         "no instance rows at all after rejected requests"
     );
     assert_eq!(
-        cloud.app.compute.usage_of(&u.project_id).instances,
+        cloud
+            .app
+            .compute
+            .usage_of(&u.project_id)
+            .expect("usage")
+            .instances,
         0,
         "quota released"
     );

@@ -301,7 +301,8 @@ async fn the_schema_holds_every_kinds_columns() {
                 vec![Some("1".to_string())],
                 vec![Some("2".to_string())],
                 vec![Some("3".to_string())],
-                vec![Some("4".to_string())]
+                vec![Some("4".to_string())],
+                vec![Some("5".to_string())]
             ],
             "{db:?}"
         );
@@ -1047,4 +1048,176 @@ async fn db_copy_moves_a_cloud_to_another_database() {
         r.kill();
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A cached table (`Table::load_cached`) keeps at most its capacity of
+/// rows in memory and reads the others from the database: a row it gave
+/// up is read back by id, by condition and by a version-token lookup, is
+/// changed with a compare-and-swap on the token the database holds, and a
+/// change another store made reaches it on the next read. Nothing is read
+/// at load, and the new key columns (creation time in nanoseconds, flavor
+/// resources, port ids) are filled on every write.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cached_table_keeps_few_rows_and_reads_the_rest_from_the_database() {
+    for db in backends("cached") {
+        let store = Store::connect(&db).expect("open");
+        let t: Table<Value> = Table::load_cached("instance", &store, 4).expect("load");
+        for n in 0..20 {
+            let mut row = instance(&format!("i{n:02}"), "p", &format!("name-{n}"));
+            row["id"] = json!(n + 1);
+            row["flavor"] = json!({"vcpus": 2, "ram": 512, "disk": 1, "ephemeral": 0, "swap": 0});
+            row["vifs"] = json!([{"port_id": format!("port-{n}")}, {"port_id": "x"}]);
+            row["created_at"] = json!(format!("2026-12-05T00:00:{n:02}.5Z"));
+            t.put(&format!("i{n:02}"), row).await.expect("put");
+        }
+        let held = (0..20)
+            .filter(|n| t.in_copy(&format!("i{n:02}")).is_some())
+            .count();
+        assert!(
+            held <= 4,
+            "{db:?}: the copy holds {held} rows, over its capacity"
+        );
+        assert_eq!(t.len(), 20, "{db:?}: counted in the database");
+        // A row given up is read back.
+        let first = t.get("i00").expect("i00 from the database");
+        assert_eq!(first["display_name"], "name-0");
+        // Changed through a compare-and-swap on the stored token.
+        for n in [1, 2, 3] {
+            let id = format!("i{n:02}");
+            t.update(
+                &id,
+                || rova_core::Fault::not_found("gone"),
+                |v| {
+                    v["display_name"] = json!(format!("renamed-{n}"));
+                    Ok(())
+                },
+            )
+            .await
+            .expect("update a row the copy gave up");
+        }
+        // Another store (another process) changes a row this copy holds.
+        let other = Store::connect(&db);
+        if let Ok(other) = other {
+            let ot: Table<Value> = Table::load_cached("instance", &other, 4).expect("other");
+            ot.update(
+                "i03",
+                || rova_core::Fault::not_found("gone"),
+                |v| {
+                    v["display_name"] = json!("changed-elsewhere");
+                    Ok(())
+                },
+            )
+            .await
+            .expect("update through the other store");
+            let (found_gen, found_name): (i64, String) = {
+                let rows = store
+                    .select(
+                        "SELECT gen, display_name FROM instances WHERE id = ?1",
+                        vec![rova::store::schema::Cell::Text("i03".into())],
+                    )
+                    .expect("select");
+                (
+                    rows[0][0].int().expect("gen"),
+                    rows[0][1].text().expect("name").to_string(),
+                )
+            };
+            assert_eq!(found_name, "changed-elsewhere");
+            let resolved = t
+                .resolve(&[("i03".to_string(), found_gen)])
+                .expect("resolve");
+            assert_eq!(
+                resolved[0]["display_name"], "changed-elsewhere",
+                "{db:?}: a newer version in the database replaces the copy's"
+            );
+        }
+        // Queries by condition, in the statement's order.
+        let renamed = t
+            .select(
+                "display_name LIKE ?1 ORDER BY created_ns DESC",
+                vec![rova::store::schema::Cell::Text("renamed-%".into())],
+            )
+            .expect("select");
+        let names: Vec<&str> = renamed
+            .iter()
+            .filter_map(|v| v["display_name"].as_str())
+            .collect();
+        assert_eq!(names, ["renamed-2", "renamed-1"], "{db:?}");
+        // The key columns the lists and claims read.
+        let cols = store
+            .select(
+                "SELECT created_ns, vcpus, memory_mb, root_gb, vif_ports FROM instances WHERE id = ?1",
+                vec![rova::store::schema::Cell::Text("i07".into())],
+            )
+            .expect("columns");
+        let want_ns = chrono::DateTime::parse_from_rfc3339("2026-12-05T00:00:07.5Z")
+            .expect("time")
+            .timestamp_nanos_opt();
+        assert_eq!(cols[0][0].int(), want_ns, "{db:?}");
+        assert_eq!(cols[0][1].int(), Some(2));
+        assert_eq!(cols[0][2].int(), Some(512));
+        assert_eq!(cols[0][3].int(), Some(1));
+        assert_eq!(cols[0][4].text(), Some("port-7 x"));
+        // A delete of a row the copy does not hold.
+        assert!(t.remove("i00").await.expect("remove").is_some());
+        assert!(t.get("i00").is_none(), "{db:?}: deleted in the database");
+        assert_eq!(t.len(), 19);
+        // A fresh copy reads nothing at load and still finds every row.
+        let again: Table<Value> = Table::load_cached("instance", &store, 4).expect("again");
+        assert!(again.in_copy("i05").is_none());
+        assert_eq!(again.get("i05").expect("i05")["display_name"], "name-5");
+    }
+}
+
+/// A database at schema version 4 (before the instance columns) is
+/// brought to version 5 on open: the columns are added and filled from
+/// each stored document, so lists and usage read them at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_instance_columns_are_filled_for_rows_stored_before_them() {
+    for db in backends("rekey") {
+        {
+            let store = Store::connect(&db).expect("open");
+            let t: Table<Value> = Table::load("instance", &store).expect("load");
+            let mut row = instance("old", "p", "stored-before");
+            row["flavor"] =
+                json!({"vcpus": 4, "ram": 2048, "disk": 20, "ephemeral": 1, "swap": 512});
+            row["created_at"] = json!("2026-12-05T00:00:01.25Z");
+            t.put("old", row).await.expect("put");
+        }
+        // Back to version 4: the columns and their indexes go.
+        let drops = [
+            "created_ns",
+            "op_owner",
+            "image_ref",
+            "vcpus",
+            "memory_mb",
+            "root_gb",
+            "ephemeral_gb",
+            "vif_ports",
+            "swap_mb",
+        ];
+        let mut sql = String::from(
+            "DROP INDEX instances_list_order; DROP INDEX instances_project_list_order;",
+        );
+        for c in drops {
+            sql.push_str(&format!(" ALTER TABLE instances DROP COLUMN {c};"));
+        }
+        sql.push_str(" DELETE FROM schema_migrations WHERE version = 5;");
+        exec(&db, &sql);
+        let store = Store::connect(&db).expect("reopen migrates");
+        let rows = store
+            .select(
+                "SELECT created_ns, vcpus, memory_mb, root_gb, ephemeral_gb, swap_mb FROM instances WHERE id = ?1",
+                vec![rova::store::schema::Cell::Text("old".into())],
+            )
+            .expect("columns");
+        let want_ns = chrono::DateTime::parse_from_rfc3339("2026-12-05T00:00:01.25Z")
+            .expect("time")
+            .timestamp_nanos_opt();
+        let got: Vec<Option<i64>> = rows[0].iter().map(|c| c.int()).collect();
+        assert_eq!(
+            got,
+            vec![want_ns, Some(4), Some(2048), Some(20), Some(1), Some(512)],
+            "{db:?}"
+        );
+    }
 }

@@ -185,3 +185,64 @@ fn tenancy_and_all_tenants() {
         "Policy doesn't allow os_compute_api:servers:detail:get_all_tenants to be performed."
     );
 }
+
+/// What the database decides from columns (`column_filter`, `name_allows`)
+/// never rules out a row the full match keeps, and it does rule rows out.
+#[test]
+fn the_column_filter_never_drops_a_matching_row() {
+    let rows = [
+        inst(1),
+        with(2, |i| i.display_name = "web-2".into()),
+        hard_deleted(3),
+        soft_deleted(4),
+        with(5, |i| {
+            i.project_id = "p2".into();
+            i.host = Some("h2".into());
+        }),
+        with(6, |i| i.user_id = "u2".into()),
+    ];
+    let queries = [
+        "",
+        "name=web",
+        "name=^vm",
+        "deleted=true",
+        "deleted=false",
+        "deleted=true&changes-since=2024-01-01T00:00:00Z",
+        "changes-since=2024-01-01T00:00:00Z",
+        "all_tenants=1",
+        "all_tenants=1&project_id=p2",
+        "all_tenants=1&host=h2",
+        "all_tenants=1&user_id=u2",
+        "all_tenants=1&uuid=nope",
+    ];
+    let mut ruled_out = 0;
+    for qs in queries {
+        let c = admin(66);
+        let query = q(qs, &c);
+        let f = query.column_filter();
+        for i in &rows {
+            let by_columns = f.deleted.is_none_or(|d| d == i.deleted)
+                && f.exact.iter().all(|(col, values)| {
+                    let v = match *col {
+                        "project_id" => Some(i.project_id.as_str()),
+                        "user_id" => Some(i.user_id.as_str()),
+                        "host" => i.host.as_deref(),
+                        "id" => Some(i.uuid.as_str()),
+                        other => panic!("unexpected column {other}"),
+                    };
+                    v.is_some_and(|v| values.iter().any(|w| w == v))
+                })
+                && query.name_allows(Some(&i.display_name));
+            if query.matches(i) {
+                assert!(
+                    by_columns,
+                    "{qs}: row {} matches but the columns rule it out",
+                    i.id
+                );
+            } else if !by_columns {
+                ruled_out += 1;
+            }
+        }
+    }
+    assert!(ruled_out > 10, "the columns decide something ({ruled_out})");
+}

@@ -322,7 +322,7 @@ async fn quota_detail(
     check_query(&ctx, &query_pairs(q.as_deref()), &["user_id"])?;
     quotas::check_read(&app, &ctx, &pid, "os_compute_api:os-quota-sets:detail")?;
     let limits = app.compute.effective_quota(&pid);
-    let used = quotas::in_use(&app, &ctx, &pid);
+    let used = quotas::in_use(&app, &ctx, &pid)?;
     let mut m = Map::new();
     m.insert("id".into(), json!(pid));
     for r in visible_resources(&ctx) {

@@ -30,7 +30,7 @@ async fn limits(State(app): A, Extension(ctx): C, RawQuery(q): RawQuery) -> ApiR
         None => ctx.project_id.clone(),
     };
     let q = &app.compute.effective_quota(&project);
-    let u = app.compute.usage_of(&project);
+    let u = app.compute.usage_of(&project)?;
     let groups_used = crate::compute::server_groups::count_for_project(&app, &project);
     let mut abs = json!({
         "maxServerMeta": q.metadata_items,
