@@ -25,10 +25,21 @@ async fn step(
     task: Option<TaskState>,
     also: impl FnOnce(&mut Instance, DateTime<Utc>),
 ) -> bool {
-    step_guarded(app, uuid, expect, task, None, also)
-        .await
-        .is_ok()
+    match step_guarded(app, uuid, expect, task, None, also).await {
+        Ok(()) => true,
+        Err(f) => {
+            // Superseded (deleted, taken over) is the usual reason; anything
+            // else leaves the build where it was and is worth a line.
+            if f.message != SUPERSEDED {
+                tracing::warn!(server = %uuid, "build step refused: {}", f.message);
+            }
+            false
+        }
+    }
 }
+
+/// Why a build step finds the server no longer its to build.
+const SUPERSEDED: &str = "build superseded";
 
 /// [`step`] with a database guard on the write; the refusal, if any.
 async fn step_guarded(
@@ -49,7 +60,15 @@ async fn step_guarded(
                 || i.vm_state != VmState::Building
                 || !expect.contains(&i.task_state)
             {
-                return Err(Fault::conflict("build superseded"));
+                tracing::debug!(
+                    server = %i.uuid,
+                    deleted = i.deleted,
+                    owner = ?i.op_owner,
+                    vm_state = i.vm_state.as_str(),
+                    task_state = ?i.task_state,
+                    "build superseded"
+                );
+                return Err(Fault::conflict(SUPERSEDED));
             }
             i.task_state = task;
             also(i, now);
