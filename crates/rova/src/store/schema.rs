@@ -343,6 +343,28 @@ impl Kind {
             .collect()
     }
 
+    /// The top-level field each column is read from, in `cols` order
+    /// (worked out once per kind).
+    fn tops(&self) -> &'static [&'static str] {
+        use std::sync::OnceLock;
+        static ALL: OnceLock<Vec<Vec<&'static str>>> = OnceLock::new();
+        let all = ALL.get_or_init(|| {
+            KINDS
+                .iter()
+                .map(|k| {
+                    k.cols
+                        .iter()
+                        .map(|c| c.field.split('.').next().unwrap_or(c.field))
+                        .collect()
+                })
+                .collect()
+        });
+        KINDS
+            .iter()
+            .position(|k| k.table == self.table)
+            .map_or(&[], |i| all[i].as_slice())
+    }
+
     /// The same from the record's JSON text, reading only the top-level
     /// fields that are columns (the rest is skipped, not built).
     pub fn cells_of_json(&self, json: &str) -> Result<Vec<Cell>, serde_json::Error> {
@@ -392,15 +414,15 @@ impl<'de> serde::de::Visitor<'de> for Pick<'_> {
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Vec<Cell>, A::Error> {
         let mut out = vec![Cell::Null; self.0.cols.len()];
-        let top = |c: &Col| c.field.split('.').next().unwrap_or(c.field);
+        let tops = self.0.tops();
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if !self.0.cols.iter().any(|c| top(c) == key) {
+            if !tops.iter().any(|t| *t == key) {
                 map.next_value::<serde::de::IgnoredAny>()?;
                 continue;
             }
             let v: Value = map.next_value()?;
             for (i, c) in self.0.cols.iter().enumerate() {
-                if top(c) != key {
+                if tops[i] != key {
                     continue;
                 }
                 let inner = c
