@@ -384,6 +384,31 @@ pub struct ListRun {
     pub bytes: usize,
 }
 
+/// Times `GET /servers/{id}` `iterations` times, one at a time, over the
+/// ids given in turn.
+pub async fn time_show(
+    api: &Api,
+    ids: &[String],
+    iterations: usize,
+) -> Result<Vec<Duration>, String> {
+    let mut latencies = Vec::with_capacity(iterations);
+    for n in 0..iterations {
+        let Some(id) = ids.get(n % ids.len().max(1)) else {
+            break;
+        };
+        let path = format!("/servers/{id}");
+        let t = Instant::now();
+        let a = api
+            .call(reqwest::Method::GET, &path, Some(MICROVERSION), None)
+            .await?;
+        latencies.push(t.elapsed());
+        if a.status != 200 {
+            return Err(format!("GET {path}: HTTP {}", a.status));
+        }
+    }
+    Ok(latencies)
+}
+
 /// Times `GET /servers/detail?<query>` `iterations` times, one at a time.
 pub async fn time_list(
     api: &Api,

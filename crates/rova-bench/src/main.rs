@@ -154,6 +154,8 @@ pub struct RunResult {
     pub create_cpu: report::CpuUse,
     pub rss_after_creates_kib: Option<u64>,
     pub lists: Vec<client::ListRun>,
+    /// `GET /servers/{id}` latencies, one request at a time.
+    pub shows: Vec<Duration>,
     pub list_cpu: report::CpuUse,
     pub rss_after_lists_kib: Option<u64>,
     pub peak_rss_kib: Option<u64>,
@@ -284,6 +286,9 @@ async fn measure(
     for (label, query) in report::LIST_QUERIES {
         lists.push(client::time_list(&api, label, query, k).await?);
     }
+    // One server at a time, spread over a page of them (the last created).
+    let shown = client::server_ids(&api, 1000).await?;
+    let shows = client::time_show(&api, &shown, k * 20).await?;
     let cpu2 = report::CpuSnap::take(srv.pid);
     let rss_after_lists_kib = srv.rss_kib();
     let peak_rss_kib = srv.peak_rss_kib();
@@ -307,6 +312,7 @@ async fn measure(
         create_cpu: report::CpuUse::between(&cpu0, &cpu1),
         rss_after_creates_kib,
         lists,
+        shows,
         list_cpu: report::CpuUse::between(&cpu1, &cpu2),
         rss_after_lists_kib,
         peak_rss_kib,

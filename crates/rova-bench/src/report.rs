@@ -490,6 +490,22 @@ fn rows(runs: &[RunResult], args: &Args) -> Vec<Row> {
             },
         );
     }
+    row(
+        format!("GET /servers/{{id}} p50 / p99 (ms), K={}", k * 20),
+        "< 2 ms",
+        &|r| {
+            if r.shows.is_empty() {
+                return "?".into();
+            }
+            let s = summarize(&r.shows);
+            let ok = if s.p99 < Duration::from_millis(2) {
+                "ok"
+            } else {
+                "MISSED"
+            };
+            format!("{} / {} {ok}", ms(s.p50), ms(s.p99))
+        },
+    );
     row("server CPU in list phase (s)".into(), "", &|r| {
         r.list_cpu
             .server

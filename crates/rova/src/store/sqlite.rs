@@ -11,9 +11,6 @@ use super::backend::{
 use super::schema::{self, Cell, Kind};
 use std::path::{Path, PathBuf};
 
-/// WAL frames (pages) beyond which the checkpointer starts the WAL over.
-const WAL_RESTART_FRAMES: i64 = 4_096;
-
 pub struct Sqlite {
     conn: rusqlite::Connection,
     path: PathBuf,
@@ -43,26 +40,11 @@ impl Sqlite {
             .name("rova-store-checkpoint".into())
             .spawn(move || loop {
                 std::thread::sleep(std::time::Duration::from_millis(500));
-                // With reads going on all the time (the reading
-                // connections) a passive checkpoint never finds the WAL
-                // unused, so it is never started over and grows; once it
-                // holds more than WAL_RESTART_FRAMES a RESTART checkpoint
-                // waits for the reads in progress (they are short) and
-                // makes the next commit write from its start again.
-                let frames = ckpt
-                    .query_row("PRAGMA wal_checkpoint(PASSIVE);", [], |r| {
-                        r.get::<_, i64>(1)
-                    })
-                    .unwrap_or_else(|e| {
-                        tracing::warn!("WAL checkpoint failed: {e}");
-                        0
-                    });
-                if frames > WAL_RESTART_FRAMES {
-                    if let Err(e) =
-                        ckpt.query_row("PRAGMA wal_checkpoint(RESTART);", [], |_| Ok(()))
-                    {
-                        tracing::warn!("WAL restart checkpoint failed: {e}");
-                    }
+                if ckpt
+                    .execute_batch("PRAGMA wal_checkpoint(PASSIVE);")
+                    .is_err()
+                {
+                    tracing::warn!("WAL checkpoint failed");
                 }
             })
             .map_err(|e| e.to_string())?;
