@@ -396,17 +396,23 @@ pub async fn time_show(
         let Some(id) = ids.get(n % ids.len().max(1)) else {
             break;
         };
-        let path = format!("/servers/{id}");
-        let t = Instant::now();
-        let a = api
-            .call(reqwest::Method::GET, &path, Some(MICROVERSION), None)
-            .await?;
-        latencies.push(t.elapsed());
-        if a.status != 200 {
-            return Err(format!("GET {path}: HTTP {}", a.status));
-        }
+        latencies.push(timed_get(api, &format!("/servers/{id}")).await?);
     }
     Ok(latencies)
+}
+
+/// One `GET path` and how long it took; an answer other than 200 is an
+/// error.
+async fn timed_get(api: &Api, path: &str) -> Result<Duration, String> {
+    let t = Instant::now();
+    let a = api
+        .call(reqwest::Method::GET, path, Some(MICROVERSION), None)
+        .await?;
+    let took = t.elapsed();
+    if a.status != 200 {
+        return Err(format!("GET {path}: HTTP {}", a.status));
+    }
+    Ok(took)
 }
 
 /// Times `GET /servers/detail?<query>` `iterations` times, one at a time.
@@ -434,14 +440,7 @@ pub async fn time_list(
     let bytes = a.body.len();
     let mut latencies = Vec::with_capacity(iterations);
     for _ in 0..iterations {
-        let t = Instant::now();
-        let a = api
-            .call(reqwest::Method::GET, &path, Some(MICROVERSION), None)
-            .await?;
-        latencies.push(t.elapsed());
-        if a.status != 200 {
-            return Err(format!("GET {path}: HTTP {}", a.status));
-        }
+        latencies.push(timed_get(api, &path).await?);
     }
     Ok(ListRun {
         label,
