@@ -4,14 +4,23 @@
 //!
 //! Hosts come from configuration; their services' admin state (disabled,
 //! forced down) is persisted in the `compute_service` table and survives a
-//! restart. Claims are not persisted: they are derived at start-up from the
-//! instances (the host each one is on) and from the migrations still
-//! holding a source host — derived again once start-up settling
-//! (`compute::settle`) has ended what a stop cut short — and from then on
-//! changed only under the claim
-//! lock ([`Fleet::with_claims`]), which is what makes scheduling atomic: the
-//! host states are read, a host is chosen and the claim recorded in one
-//! critical section, so concurrent builds cannot double-book a host.
+//! restart. Claims are derived at start-up from the instances (the host
+//! each one is on) and from the migrations still holding a source host —
+//! derived again once start-up settling (`compute::settle`) has ended what
+//! a stop cut short — and from then on changed only under the claim lock
+//! ([`Fleet::with_claims`]), which is what makes scheduling atomic in this
+//! process: the host states are read, a host is chosen and the claim
+//! recorded in one critical section, so concurrent builds cannot
+//! double-book a host.
+//!
+//! Every claim is also an `allocations` row (Placement's allocations):
+//! each change is written behind under the claim lock, so the rows change
+//! in the order the claims did, and a scheduling write staged after a
+//! claim commits with (or after) its allocation. The database's capacity
+//! guard counts those rows — every process's, a move's source hold
+//! included — so processes sharing a database cannot over-commit a host
+//! together. Settling makes the rows of the servers it settles equal to
+//! the claims their records imply.
 //!
 //! This module owns host inventory and claims; choosing a host is
 //! `rova_core::scheduler` (pure) driven by `compute::scheduler`.
@@ -175,11 +184,35 @@ pub fn instance_resources(i: &Instance) -> Resources {
     flavor_resources(&i.flavor, i.is_volume_backed())
 }
 
+/// One claim as its `allocations` row keeps it (keyed by its consumer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allocation {
+    pub instance_uuid: String,
+    pub host: String,
+    pub vcpus: u32,
+    pub memory_mb: u64,
+    pub disk_gb: u64,
+}
+
+impl From<&Claim> for Allocation {
+    fn from(c: &Claim) -> Self {
+        Allocation {
+            instance_uuid: c.instance_uuid.clone(),
+            host: c.host.clone(),
+            vcpus: c.resources.vcpus,
+            memory_mb: c.resources.memory_mb,
+            disk_gb: c.resources.disk_gb,
+        }
+    }
+}
+
 /// Hosts, services and claims.
 pub struct Fleet {
     pub hosts: Vec<HostConfig>,
     pub services: Table<ServiceRecord>,
     claims: Mutex<ClaimBook>,
+    /// The claims as rows: written behind every change of `claims`.
+    allocations: Table<Allocation>,
     pub weights: Weights,
     started: DateTime<Utc>,
 }
@@ -332,20 +365,94 @@ impl Fleet {
         migrations: &[Arc<Migration>],
     ) -> Result<Self, String> {
         let hosts = hosts_from_config(cfg);
-        let book = derive_claims(instances, migrations);
+        let mut book = derive_claims(instances, migrations);
+        book.dirty.clear();
+        let allocations = if cfg.instance_cache > 0 {
+            Table::load_cached("allocation", store, cfg.instance_cache)?
+        } else {
+            Table::load("allocation", store)?
+        };
         Ok(Fleet {
             hosts,
             services: Table::load("compute_service", store)?,
             claims: Mutex::new(book),
+            allocations,
             weights: Weights::default(),
             started: Utc::now(),
         })
     }
 
     /// Replaces every claim by what the records imply (start-up settling,
-    /// once interrupted operations have been settled).
-    pub fn rebuild_claims(&self, instances: &[Placed], migrations: &[Arc<Migration>]) {
-        *self.claims.lock() = derive_claims(instances, migrations);
+    /// once interrupted operations have been settled), and makes the
+    /// allocation rows of the servers `covers` says are settled equal to
+    /// those claims (the rows of servers a live process runs stay its).
+    pub fn rebuild_claims(
+        &self,
+        instances: &[Placed],
+        migrations: &[Arc<Migration>],
+        covers: &dyn Fn(&str) -> bool,
+    ) -> Result<(), String> {
+        let mut book = self.claims.lock();
+        *book = derive_claims(instances, migrations);
+        book.dirty.clear();
+        for (consumer, row) in self.allocations.rows().map_err(|f| f.message)? {
+            if covers(&row.instance_uuid) && !book.claims.contains_key(&consumer) {
+                book.dirty.push(consumer);
+            }
+        }
+        let settled: Vec<String> = book
+            .claims
+            .iter()
+            .filter(|(_, c)| covers(&c.instance_uuid))
+            .map(|(k, _)| k.clone())
+            .collect();
+        book.dirty.extend(settled);
+        self.write_behind(&mut book);
+        Ok(())
+    }
+
+    /// Writes the allocation rows of the consumers whose claims changed
+    /// (under the claim lock, so in the order they changed).
+    fn write_behind(&self, book: &mut ClaimBook) {
+        let mut dirty = std::mem::take(&mut book.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        for consumer in dirty {
+            let row = book.claims.get(&consumer).map(Allocation::from);
+            if let Err(f) = self.allocations.write_behind(&consumer, row) {
+                tracing::error!(consumer, "writing an allocation: {}", f.message);
+            }
+        }
+    }
+
+    /// Has the database check `consumer`'s allocation row against `guard`
+    /// (its host's capacity, every process's rows counted): the row is
+    /// written again, unchanged, with the guard. A refusal is returned as
+    /// the store's capacity refusal; a row changed or gone meanwhile (the
+    /// claim released) is no refusal.
+    pub async fn guard_claim(
+        &self,
+        consumer: &str,
+        guard: crate::store::Guard,
+    ) -> Result<(), rova_core::Fault> {
+        let res = self
+            .allocations
+            .update_guarded(
+                consumer,
+                || rova_core::Fault::not_found("allocation gone"),
+                Some(guard),
+                |_| Ok(()),
+            )
+            .await;
+        match res {
+            Err(f) if crate::store::is_capacity_refusal(&f) => Err(f),
+            _ => Ok(()),
+        }
+    }
+
+    /// The allocation rows as stored (the database's view, for checks).
+    pub fn allocation_rows(&self) -> Result<Vec<(String, Arc<Allocation>)>, String> {
+        self.allocations.rows().map_err(|f| f.message)
     }
 
     pub fn host(&self, name: &str) -> Option<&HostConfig> {
@@ -481,12 +588,41 @@ impl Fleet {
                 }
             }
         }
+        self.write_behind(&mut book);
         r
+    }
+
+    /// Derives again the claims of some consumers from the records that
+    /// `read` returns (the instances, their migrations, and every consumer
+    /// to settle: a consumer the records give no claim loses its own). The
+    /// records are read under the claim lock, so a release that follows its
+    /// record's write (a confirm, a delete) can never be undone by a
+    /// derivation from the records before that write.
+    pub fn rederive(
+        &self,
+        read: impl FnOnce() -> Result<(Vec<Placed>, Vec<Arc<Migration>>, Vec<String>), String>,
+    ) -> Result<(), String> {
+        let mut book = self.claims.lock();
+        let (placed, migrations, consumers) = read()?;
+        let derived = derive_claims(&placed, &migrations);
+        for c in consumers {
+            match derived.claims.get(&c) {
+                Some(claim) => book.insert(c, claim.clone()),
+                None => {
+                    book.remove(&c);
+                }
+            }
+        }
+        self.write_behind(&mut book);
+        Ok(())
     }
 
     /// Drops one consumer's claim.
     pub fn release(&self, consumer: &str) -> Option<Claim> {
-        self.claims.lock().remove(consumer)
+        let mut book = self.claims.lock();
+        let gone = book.remove(consumer);
+        self.write_behind(&mut book);
+        gone
     }
 
     /// Drops every claim held for an instance (its own and its migrations').
@@ -500,20 +636,23 @@ impl Fleet {
         for c in consumers {
             book.remove(&c);
         }
+        self.write_behind(&mut book);
     }
 
     /// Moves a claim to another consumer (Nova's allocation swap), replacing
     /// what that consumer held.
     pub fn transfer(&self, from: &str, to: &str) -> bool {
         let mut claims = self.claims.lock();
-        match claims.remove(from) {
+        let moved = match claims.remove(from) {
             Some(c) => {
                 claims.remove(to);
                 claims.insert(to.to_string(), c);
                 true
             }
             None => false,
-        }
+        };
+        self.write_behind(&mut claims);
+        moved
     }
 
     /// The claim of one consumer.
@@ -590,12 +729,15 @@ pub struct ClaimBook {
     claims: HashMap<String, Claim>,
     usage: HashMap<String, HostUsage>,
     by_instance: HashMap<String, std::collections::BTreeSet<String>>,
+    /// Consumers changed since their allocation rows were last written.
+    dirty: Vec<String>,
 }
 
 impl ClaimBook {
     /// Records (or replaces) a consumer's claim.
     pub fn insert(&mut self, consumer: String, c: Claim) {
         self.remove(&consumer);
+        self.dirty.push(consumer.clone());
         let u = self.usage.entry(c.host.clone()).or_default();
         u.vcpus += c.resources.vcpus as u64;
         u.memory_mb += c.resources.memory_mb;
@@ -615,6 +757,7 @@ impl ClaimBook {
     /// Drops a consumer's claim, returning it.
     pub fn remove(&mut self, consumer: &str) -> Option<Claim> {
         let c = self.claims.remove(consumer)?;
+        self.dirty.push(consumer.to_string());
         if let Some(u) = self.usage.get_mut(&c.host) {
             u.vcpus = u.vcpus.saturating_sub(c.resources.vcpus as u64);
             u.memory_mb = u.memory_mb.saturating_sub(c.resources.memory_mb);

@@ -130,7 +130,7 @@ async fn schedule(
     if host.is_some() && host == inst.host {
         return Err(unable_to_self(inst));
     }
-    let dest = claim_move(app, inst, &mig.uuid, &inst.flavor, true, host)?;
+    let dest = claim_move(app, inst, &mig.uuid, &inst.flavor, true, host).await?;
     // nova/conductor/tasks/live_migrate.py _call_livem_checks_on_host:
     // check_can_live_migrate_destination failing is a MigrationPreCheckError;
     // the destination allocation is removed, and with no other host left

@@ -289,8 +289,12 @@ pub(crate) async fn fail_move(app: &App, id: &str, expect: T, vm: Option<VmState
 
 /// Schedules a move of `inst` (with `flavor`) and swaps the claims in one
 /// critical section: the source claim goes to the migration, the instance
-/// claims the destination. Returns the destination host.
-pub(crate) fn claim_move(
+/// claims the destination. Where processes share the database, the
+/// destination's allocation row is then checked against its capacity by
+/// the database (every process's allocations counted); a host found full
+/// there is given back and the next candidate tried, as Nova's conductor
+/// tries its alternates. Returns the destination host.
+pub(crate) async fn claim_move(
     app: &App,
     inst: &Instance,
     migration_uuid: &str,
@@ -305,11 +309,33 @@ pub(crate) fn claim_move(
         }
     }
     spec.requested_host = requested_host;
+    loop {
+        let dest = claim_move_once(app, inst, migration_uuid, &spec)?;
+        let Some(guard) = super::scheduler::capacity_guard(app, &dest) else {
+            return Ok(dest);
+        };
+        match app.compute.fleet.guard_claim(&inst.uuid, guard).await {
+            Ok(()) => return Ok(dest),
+            Err(_) => {
+                unclaim_move(app, &inst.uuid, migration_uuid);
+                spec.ignore_hosts.push(dest);
+            }
+        }
+    }
+}
+
+/// One scheduling attempt of [`claim_move`].
+fn claim_move_once(
+    app: &App,
+    inst: &Instance,
+    migration_uuid: &str,
+    spec: &rova_core::scheduler::RequestSpec,
+) -> Result<String, &'static str> {
     let weights = app.compute.fleet.weights;
     app.compute
         .fleet
         .with_claims(|states, claims| {
-            let dest = select_host(states, &spec, &weights)?;
+            let dest = select_host(states, spec, &weights)?;
             if let Some(c) = claims.remove(&inst.uuid) {
                 claims.insert(migration_uuid.to_string(), c);
             }
@@ -459,7 +485,7 @@ async fn run_cold_move(
         return;
     };
     let held = instance_resources(&inst).into();
-    let dest = match claim_move(app, &inst, &mig.uuid, &new, !same_host_ok, host) {
+    let dest = match claim_move(app, &inst, &mig.uuid, &new, !same_host_ok, host).await {
         Ok(d) => d,
         Err(msg) => {
             actions::event_finish(app, id, req, "cold_migrate", Some((msg, msg))).await;
@@ -481,12 +507,13 @@ async fn run_cold_move(
     super::move_steps::run(app, mv).await;
 }
 
-/// After a confirmed resize/migration: the source claim is dropped and the
-/// migration is `confirmed`.
+/// After a confirmed resize/migration: the migration is `confirmed` and
+/// then its source claim dropped (a claim follows its record: a claim
+/// derivation reading the record in between keeps nothing stale).
 pub async fn confirmed(app: &App, instance_uuid: &str) {
     if let Some(m) = latest_for(app, instance_uuid, &["finished", "confirming"]) {
-        app.compute.fleet.release(&m.uuid);
         update_migration(app, m.id, |m| m.status = "confirmed".into()).await;
+        app.compute.fleet.release(&m.uuid);
     }
 }
 
@@ -632,7 +659,7 @@ async fn run_evacuate(
 ) {
     tokio::time::sleep(app.compute.driver.step_delay()).await;
     let held = instance_resources(&inst).into();
-    let dest = match claim_move(app, &inst, &mig.uuid, &inst.flavor, true, host) {
+    let dest = match claim_move(app, &inst, &mig.uuid, &inst.flavor, true, host).await {
         Ok(d) => d,
         Err(msg) => {
             actions::event_finish(app, id, req, "rebuild_server", Some((msg, msg))).await;

@@ -25,7 +25,8 @@
 //!   what tells a client the server is settled);
 //! - claims: rebuilt from the settled records, so every server is counted
 //!   once on its host with its current flavor (and a finished move's
-//!   source once, by its migration);
+//!   source once, by its migration), and the settled servers' allocation
+//!   rows made equal to them;
 //! - then builds and deletes that were in flight are resumed, and stops,
 //!   starts, unpauses and reboots are carried out again.
 //!
@@ -64,11 +65,13 @@ pub async fn at_start(app: &Arc<App>) -> Result<(), String> {
         .map_err(|f| f.message)?;
     app.images.settle_at_start().await.map_err(|f| f.message)?;
     forget_passwords(app, &scope).await;
-    settle_servers(app, &scope).await;
+    settle_servers(app, &scope, false).await;
     let placed = super::fleet::placed_instances(&app.store, &app.compute.instances)
         .map_err(|f| f.message)?;
     let migrations = app.compute.migrations.all();
-    app.compute.fleet.rebuild_claims(&placed, &migrations);
+    app.compute
+        .fleet
+        .rebuild_claims(&placed, &migrations, &|i| scope.covers(i))?;
     build::resume_all(app, &Arc::new(scope));
     Ok(())
 }
@@ -90,59 +93,59 @@ pub async fn take_over(app: &Arc<App>) -> Result<usize, String> {
         servers = n,
         "taking over the operations of a stopped process"
     );
-    settle_servers(app, &scope).await;
-    rederive_claims(app, &scope)?;
+    settle_servers(app, &scope, true).await;
     build::resume_all(app, &Arc::new(scope));
     Ok(n)
 }
 
 /// The covered servers' claims (their own and their migrations'), derived
 /// again from their settled records as at start; every other claim stays
-/// as this process keeps it. The derivation is the fleet's own, run on
-/// the covered records only.
+/// as this process keeps it. It runs while the covered servers still hold
+/// their task states (so no new move of theirs is admitted meanwhile), and
+/// the records are read under the claim lock (see
+/// [`super::fleet::Fleet::rederive`]).
 fn rederive_claims(app: &App, scope: &Settling) -> Result<(), String> {
     let covered: Vec<&str> = scope.servers().collect();
-    let instances = app
-        .compute
-        .instances
-        .fetch(&covered)
-        .map_err(|f| f.message)?;
-    let placed: Vec<super::fleet::Placed> = instances
-        .iter()
-        .filter(|i| !i.deleted)
-        .map(|i| super::fleet::Placed::of(i))
-        .collect();
-    let migrations = app
-        .compute
-        .migrations
-        .filter(|m| scope.covers(&m.instance_uuid));
-    let derived = super::fleet::Fleet::load(&app.store, &app.cfg, &placed, &migrations)?;
-    let consumers: Vec<String> = covered
-        .iter()
-        .map(|i| i.to_string())
-        .chain(migrations.iter().map(|m| m.uuid.clone()))
-        .collect();
-    app.compute.fleet.with_claims(|_, tx| {
-        for c in consumers {
-            match derived.claim_of(&c) {
-                Some(claim) => tx.insert(c, claim),
-                None => {
-                    tx.remove(&c);
-                }
-            }
-        }
-    });
-    Ok(())
+    app.compute.fleet.rederive(|| {
+        let instances = app
+            .compute
+            .instances
+            .fetch(&covered)
+            .map_err(|f| f.message)?;
+        let placed: Vec<super::fleet::Placed> = instances
+            .iter()
+            .filter(|i| !i.deleted)
+            .map(|i| super::fleet::Placed::of(i))
+            .collect();
+        let migrations = app
+            .compute
+            .migrations
+            .filter(|m| scope.covers(&m.instance_uuid));
+        let consumers = covered
+            .iter()
+            .map(|i| i.to_string())
+            .chain(migrations.iter().map(|m| m.uuid.clone()))
+            .collect();
+        Ok((placed, migrations, consumers))
+    })
 }
 
 /// The settling of what belongs to the covered servers, in order. The
 /// interrupted actions come last: clearing a server's task state is what
 /// tells a client it is settled, so its migrations, images and ports are
 /// put right before that (during a takeover clients are being served).
-async fn settle_servers(app: &App, scope: &Settling) {
+/// A takeover also derives the covered servers' claims again, after their
+/// migrations are settled and before their task states are cleared (at
+/// start every claim is derived afterwards, before requests are taken).
+async fn settle_servers(app: &App, scope: &Settling, rederive: bool) {
     settle_migrations(app, scope).await;
     settle_snapshot_images(app, scope).await;
     settle_ports(app, scope).await;
+    if rederive {
+        if let Err(e) = rederive_claims(app, scope) {
+            tracing::error!("deriving the claims of the servers taken over: {e}");
+        }
+    }
     settle_actions(app, scope).await;
 }
 

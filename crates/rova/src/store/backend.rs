@@ -51,9 +51,11 @@ pub enum Guard {
         cores: i64,
         ram: i64,
     },
-    /// An instance row placed on `node`: the node's instances that are not
-    /// deleted, this one included, fit its vCPU and RAM capacity (allocation
-    /// ratios and reserved memory applied).
+    /// An instance row placed on `node`: the allocations held on the node
+    /// (every process's, the one this write's process staged for it before
+    /// the write included) fit its vCPU and RAM capacity (allocation ratios
+    /// and reserved memory applied), as Placement checks allocations
+    /// against inventory.
     Capacity { node: String, vcpus: i64, ram: i64 },
 }
 
@@ -268,6 +270,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         "instance_columns",
         include_str!("../../migrations/sqlite/0005_instance_columns.sql"),
     ),
+    (
+        6,
+        "allocations",
+        include_str!("../../migrations/sqlite/0006_allocations.sql"),
+    ),
 ];
 
 pub const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -295,6 +302,11 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         5,
         "instance_columns",
         include_str!("../../migrations/postgres/0005_instance_columns.sql"),
+    ),
+    (
+        6,
+        "allocations",
+        include_str!("../../migrations/postgres/0006_allocations.sql"),
     ),
 ];
 

@@ -384,14 +384,14 @@ fn write_checked(
             let Some(g) = guard else {
                 return Ok(Ok(()));
             };
-            let own = tx.query_one(
-                "SELECT coalesce((body->'flavor'->>'vcpus')::bigint, 0), \
-                 coalesce((body->'flavor'->>'ram')::bigint, 0) FROM instances WHERE id = $1",
-                &[id],
-            )?;
-            let own: (i64, i64) = (own.get(0), own.get(1));
             Ok(match g {
                 Guard::Quota { project, .. } => {
+                    let own = tx.query_one(
+                        "SELECT coalesce((body->'flavor'->>'vcpus')::bigint, 0), \
+                         coalesce((body->'flavor'->>'ram')::bigint, 0) FROM instances WHERE id = $1",
+                        &[id],
+                    )?;
+                    let own: (i64, i64) = (own.get(0), own.get(1));
                     let r = tx.query_one(
                         "SELECT count(*), coalesce(sum((body->'flavor'->>'vcpus')::bigint), 0)::bigint, \
                          coalesce(sum((body->'flavor'->>'ram')::bigint), 0)::bigint \
@@ -401,11 +401,11 @@ fn write_checked(
                     super::schema::quota_verdict(g, own, (r.get(0), r.get(1), r.get(2)))
                 }
                 Guard::Capacity { node, .. } => {
-                    // Kept by a trigger on instances (migration 4): one row.
+                    // Kept by a trigger on allocations (migration 6): one row.
                     let r =
                         tx.query_opt("SELECT vcpus, ram FROM node_usage WHERE node = $1", &[node])?;
                     let used = r.map_or((0, 0), |r| (r.get(0), r.get(1)));
-                    super::schema::quota_verdict(g, own, (0, used.0, used.1))
+                    super::schema::quota_verdict(g, (0, 0), (0, used.0, used.1))
                 }
             })
         }

@@ -247,6 +247,17 @@ pub const KINDS: &[Kind] = &[
         table: "sim_faults",
         cols: &[],
     },
+    Kind {
+        kind: "allocation",
+        table: "allocations",
+        cols: &[
+            text("instance_uuid", "instance_uuid"),
+            text("host", "host"),
+            int("vcpus", "vcpus"),
+            int("memory_mb", "memory_mb"),
+            int("disk_gb", "disk_gb"),
+        ],
+    },
 ];
 
 /// The `(subnet_id, ip_address)` pairs of a port document's `fixed_ips`.

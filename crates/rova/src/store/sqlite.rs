@@ -323,14 +323,14 @@ fn check_guard(
     id: &str,
     guard: &Guard,
 ) -> rusqlite::Result<Result<(), Refusal>> {
-    let own: (i64, i64) = tx
-        .prepare_cached(
-            "SELECT coalesce(json_extract(body, '$.flavor.vcpus'), 0), \
-             coalesce(json_extract(body, '$.flavor.ram'), 0) FROM instances WHERE id = ?1",
-        )?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(match guard {
         Guard::Quota { project, .. } => {
+            let own: (i64, i64) = tx
+                .prepare_cached(
+                    "SELECT coalesce(json_extract(body, '$.flavor.vcpus'), 0), \
+                     coalesce(json_extract(body, '$.flavor.ram'), 0) FROM instances WHERE id = ?1",
+                )?
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
             let used: (i64, i64, i64) = tx
                 .prepare_cached(
                     "SELECT count(*), coalesce(sum(json_extract(body, '$.flavor.vcpus')), 0), \
@@ -343,12 +343,11 @@ fn check_guard(
         Guard::Capacity { node, .. } => {
             let used: (i64, i64) = tx
                 .prepare_cached(
-                    "SELECT coalesce(sum(json_extract(body, '$.flavor.vcpus')), 0), \
-                     coalesce(sum(json_extract(body, '$.flavor.ram')), 0) \
-                     FROM instances WHERE node = ?1 AND deleted = 0",
+                    "SELECT coalesce(sum(vcpus), 0), coalesce(sum(memory_mb), 0) \
+                     FROM allocations WHERE host = ?1",
                 )?
                 .query_row([node], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            super::schema::quota_verdict(guard, own, (0, used.0, used.1))
+            super::schema::quota_verdict(guard, (0, 0), (0, used.0, used.1))
         }
     })
 }

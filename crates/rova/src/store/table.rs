@@ -750,6 +750,25 @@ where
         self.inner.rows.read().values().cloned().collect()
     }
 
+    /// Every row with its id (for a cached table read from the database,
+    /// as [`Table::all`], but a failed read is an error).
+    pub fn rows(&self) -> Result<Vec<(String, Arc<T>)>, Fault> {
+        if self.is_cached() {
+            let sql = format!(
+                "SELECT id, gen, CAST(body AS TEXT) FROM {}",
+                self.inner.kind.table
+            );
+            return self.read_rows(&sql, Vec::new());
+        }
+        Ok(self
+            .inner
+            .rows
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
     /// Rows for which `keep` is true (a scan of the database for a cached
     /// table, as [`Table::all`]).
     pub fn filter(&self, mut keep: impl FnMut(&T) -> bool) -> Vec<Arc<T>> {
@@ -835,6 +854,25 @@ where
                 inner.settle(&key, ack, at)
             }),
         ))
+    }
+
+    /// Writes row `id` (`None`: deletes it) behind: the copy changes at
+    /// once and the write is queued, after every write staged before it
+    /// and before every one staged after it, without waiting for its
+    /// commit. A write the database refuses leaves the copy as the
+    /// database has the row. Nothing is written when the copy already
+    /// holds `value` (or, for a delete, no such row).
+    pub fn write_behind(&self, id: &str, value: Option<T>) -> Result<(), Fault>
+    where
+        T: PartialEq,
+    {
+        self.ensure(id)?;
+        let mut rows = self.inner.rows.write();
+        if rows.get(id).map(|a| &**a) == value.as_ref() {
+            return Ok(());
+        }
+        self.stage(&mut rows, id, value.map(Arc::new), None)
+            .map(drop)
     }
 
     /// Inserts or replaces a row and waits for it to be durable.

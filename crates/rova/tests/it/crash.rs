@@ -30,6 +30,8 @@ pub(crate) struct Rova {
     http: Client,
     pub(crate) admin: String,
     pub(crate) demo: String,
+    /// The database it serves.
+    pub(crate) db: rova::store::Database,
 }
 
 impl Drop for Rova {
@@ -57,9 +59,13 @@ pub(crate) async fn start_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) 
         .open(dir.with_extension("log"))
         .expect("log file");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rova"));
-    if let Some(rova::store::Database::Postgres(url)) = crate::common::test_database(dir) {
-        cmd.env("ROVA_DATABASE_URL", url);
-    }
+    let db = match crate::common::test_database(dir) {
+        Some(rova::store::Database::Postgres(url)) => {
+            cmd.env("ROVA_DATABASE_URL", &url);
+            rova::store::Database::Postgres(url)
+        }
+        _ => rova::store::Database::default_in(dir),
+    };
     cmd.arg("serve")
         .arg("--data-dir")
         .arg(dir)
@@ -117,6 +123,7 @@ pub(crate) async fn start_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) 
         http,
         admin,
         demo,
+        db,
     }
 }
 
@@ -175,7 +182,7 @@ impl Rova {
     }
 
     /// A server action by the demo member, which must be accepted (202).
-    async fn action(&self, id: &str, body: Value) {
+    pub(crate) async fn action(&self, id: &str, body: Value) {
         let (s, b) = self
             .post(
                 &self.demo,
@@ -226,7 +233,12 @@ impl Rova {
     }
 
     /// Polls until `ok` holds for the server body (or fails after WAIT).
-    async fn wait_server(&self, id: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn wait_server(
+        &self,
+        id: &str,
+        what: &str,
+        ok: impl Fn(&Value) -> bool,
+    ) -> Value {
         let end = Instant::now() + WAIT;
         loop {
             let (_, b) = self.server(id).await;
@@ -369,6 +381,42 @@ pub(crate) async fn check_invariants(r: &Rova, mem_base: &BTreeMap<String, i64>)
             "over-committed: {h}"
         );
     }
+
+    // Allocations: the rows (written behind the claims) say the same
+    // per host: the servers' flavors, one consumer per server.
+    let rows = loop {
+        let db = r.db.clone();
+        let rows = tokio::task::spawn_blocking(move || {
+            crate::storage::query(
+                &db,
+                "SELECT host, CAST(sum(vcpus) AS BIGINT), CAST(sum(memory_mb) AS BIGINT), \
+                 count(DISTINCT instance_uuid) FROM allocations GROUP BY host",
+            )
+        })
+        .await
+        .expect("allocations query");
+        let got: BTreeMap<String, (i64, i64, i64)> = rows
+            .iter()
+            .filter_map(|r| {
+                let n = |i: usize| r.get(i)?.as_deref()?.parse::<i64>().ok();
+                Some((r.first()?.clone()?, (n(1)?, n(2)?, n(3)?)))
+            })
+            .filter(|(_, used)| *used != (0, 0, 0))
+            .collect();
+        let wanted: BTreeMap<String, (i64, i64, i64)> = want
+            .iter()
+            .filter(|(_, used)| **used != (0, 0, 0))
+            .map(|(h, used)| (h.clone(), *used))
+            .collect();
+        if got == wanted || Instant::now() >= end {
+            break (got, wanted);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        rows.0, rows.1,
+        "allocation rows per host (vcpus, ram, servers) vs the servers' flavors"
+    );
 
     // Ports: a compute port belongs to a server, one per NIC.
     let (_, ports) = r.get(&r.admin, "/network/v2.0/ports").await;

@@ -31,7 +31,7 @@ fn temp_dir(tag: &str) -> PathBuf {
 }
 
 /// Every row of `sql`'s answer, each cell as text (NULL as `None`).
-fn query(db: &Database, sql: &str) -> Vec<Vec<Option<String>>> {
+pub(crate) fn query(db: &Database, sql: &str) -> Vec<Vec<Option<String>>> {
     match db {
         Database::Sqlite(path) => {
             let conn = rusqlite::Connection::open(path).expect("open sqlite");
@@ -119,8 +119,9 @@ fn instance(id: &str, project: &str, name: &str) -> Value {
 
 /// The guards a write can carry, checked by the database in the writing
 /// transaction: the quota counted from the project's rows (Nova's message
-/// on refusal), the host capacity (on PostgreSQL read from `node_usage`,
-/// which a trigger keeps), and a fixed IP unique per subnet. A refused
+/// on refusal), the host capacity counted from the node's allocation rows
+/// (on PostgreSQL read from `node_usage`, which a trigger on allocations
+/// keeps), and a fixed IP unique per subnet. A refused
 /// write changes nothing and leaves the copy as the database has it.
 #[tokio::test(flavor = "multi_thread")]
 async fn guards_and_unique_ips_are_decided_by_the_database() {
@@ -172,13 +173,23 @@ async fn guards_and_unique_ips_are_decided_by_the_database() {
             vec![vec![Some("2".into())]]
         );
 
-        // Capacity: 5 vCPUs on node n1 hold two of these (2 each), not three.
+        // Capacity: 5 vCPUs on node n1 hold two of these (2 each), not
+        // three. The guard counts the node's allocation rows, each written
+        // before the write that places its server.
+        let allocations: Table<Value> = Table::load("allocation", &store).expect("allocations");
+        let allocate = |id: &'static str| {
+            allocations.put(
+                id,
+                json!({"instance_uuid": id, "host": "n1", "vcpus": 2, "memory_mb": 512, "disk_gb": 1}),
+            )
+        };
         let cap = Some(Guard::Capacity {
             node: "n1".into(),
             vcpus: 5,
             ram: -1,
         });
         for id in ["q1", "q2"] {
+            allocate(id).await.expect("allocation");
             t.update_guarded(
                 id,
                 || rova_core::Fault::not_found("gone"),
@@ -194,6 +205,7 @@ async fn guards_and_unique_ips_are_decided_by_the_database() {
         t.insert_new("c3", server("c3"), rova_core::Fault::conflict("dup"))
             .await
             .expect("c3");
+        allocate("c3").await.expect("allocation");
         let full = t
             .update_guarded(
                 "c3",
@@ -212,7 +224,7 @@ async fn guards_and_unique_ips_are_decided_by_the_database() {
             Value::Null,
             "{db:?}: unchanged"
         );
-        // A server leaving the node makes room.
+        // A server leaving the node makes room: its allocation goes.
         t.update(
             "q1",
             || rova_core::Fault::not_found("gone"),
@@ -223,6 +235,7 @@ async fn guards_and_unique_ips_are_decided_by_the_database() {
         )
         .await
         .expect("delete q1");
+        allocations.remove("q1").await.expect("q1's allocation");
         t.update_guarded(
             "c3",
             || rova_core::Fault::not_found("gone"),
@@ -302,7 +315,8 @@ async fn the_schema_holds_every_kinds_columns() {
                 vec![Some("2".to_string())],
                 vec![Some("3".to_string())],
                 vec![Some("4".to_string())],
-                vec![Some("5".to_string())]
+                vec![Some("5".to_string())],
+                vec![Some("6".to_string())]
             ],
             "{db:?}"
         );

@@ -258,3 +258,99 @@ async fn the_survivor_finishes_a_killed_processs_builds() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A move's hold on its source counts for every process's builds: one
+/// process resizes two servers and leaves them in VERIFY_RESIZE (each
+/// holding its old flavor on the source and its new one on the
+/// destination); the other process, whose claim book never saw those
+/// servers, creates twelve more. The database counts every process's
+/// allocation rows, move holds included, so only the ten that fit are
+/// built and the rest fail with No valid host. (Counting the instance
+/// rows alone, all twelve would fit, and each host would be
+/// over-committed.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_moves_source_hold_counts_for_the_other_processs_builds() {
+    assert!(
+        std::env::var("ROVA_TEST_PG_URL").is_ok_and(|u| !u.is_empty()),
+        "two_processes needs PostgreSQL: set ROVA_TEST_PG_URL (scripts/pg.sh start DIR prints one)"
+    );
+    // Two hosts of 2 vCPUs at the 4.0 ratio: 8 one-vCPU slots each.
+    const SMALL: &[(&str, &str)] = &[
+        ("ROVA_SIM_HOSTS", "2"),
+        ("ROVA_SIM_HOST_VCPUS", "2"),
+        ("ROVA_SIM_HOST_RAM_MB", "262144"),
+    ];
+    let dir = std::env::temp_dir().join(format!("rova-two-{}", uuid::Uuid::new_v4()));
+    let a = crash::start_env(&dir, &[], SMALL).await;
+    let b = crash::start_env(&dir, &[], SMALL).await;
+
+    let mut moved = Vec::new();
+    for k in 0..2 {
+        moved.push(a.create(&format!("mv-{k}"), "1").await.expect("create"));
+    }
+    for id in &moved {
+        a.wait_active(id).await;
+    }
+    for id in &moved {
+        // m1.tiny (1 vCPU) to m1.medium (2 vCPUs), to the other host.
+        a.action(id, json!({"resize": {"flavorRef": "3"}})).await;
+    }
+    for id in &moved {
+        a.wait_server(id, "VERIFY_RESIZE", |s| {
+            s["status"] == "VERIFY_RESIZE" && s["OS-EXT-STS:task_state"].is_null()
+        })
+        .await;
+    }
+    // 6 of the 16 slots are taken: each server's old vCPU held by its
+    // migration and its two new ones.
+    let mut built = Vec::new();
+    for k in 0..12 {
+        built.push(b.create(&format!("fill-{k}"), "1").await.expect("create"));
+    }
+    let mut outcomes = HashMap::new();
+    for id in &built {
+        let s = b
+            .wait_server(id, "ACTIVE or ERROR", |s| {
+                s["status"] == "ACTIVE" || s["status"] == "ERROR"
+            })
+            .await;
+        let status = s["status"].as_str().unwrap_or("").to_string();
+        if status == "ERROR" {
+            assert!(
+                s["fault"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("No valid host")),
+                "{s}"
+            );
+        }
+        *outcomes.entry(status).or_insert(0) += 1;
+    }
+    assert_eq!(
+        outcomes,
+        HashMap::from([("ACTIVE".to_string(), 10), ("ERROR".to_string(), 2)]),
+        "only the free slots are built"
+    );
+    let db = a.db.clone();
+    let rows = tokio::task::spawn_blocking(move || {
+        crate::storage::query(
+            &db,
+            "SELECT host, CAST(sum(vcpus) AS BIGINT) FROM allocations GROUP BY host ORDER BY host",
+        )
+    })
+    .await
+    .expect("allocations");
+    let per_host: Vec<(String, String)> = rows
+        .into_iter()
+        .filter_map(|r| Some((r.first()?.clone()?, r.get(1)?.clone()?)))
+        .collect();
+    assert_eq!(
+        per_host,
+        vec![
+            ("rova-sim-1".to_string(), "8".to_string()),
+            ("rova-sim-2".to_string(), "8".to_string())
+        ],
+        "every host full, none over"
+    );
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&dir);
+}
