@@ -169,10 +169,19 @@ async fn power_actions_walk_novas_states() {
         .as_str()
         .expect("req")
         .to_string();
-    let r = c
-        .get(&u, &format!("/servers/{id}/os-instance-actions/{req}"), V)
-        .await;
-    let ev = &r.body["instanceAction"]["events"][0];
+    // The event finishes after the state write that shows ACTIVE, as
+    // Nova's wrap_instance_event finishes it once the method returned.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let ev = loop {
+        let r = c
+            .get(&u, &format!("/servers/{id}/os-instance-actions/{req}"), V)
+            .await;
+        let ev = r.body["instanceAction"]["events"][0].clone();
+        if !ev["result"].is_null() || std::time::Instant::now() >= deadline {
+            break ev;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(ev["event"], "compute_resume_instance");
     assert_eq!(ev["result"], "Success");
 }
