@@ -187,6 +187,8 @@ pub fn instance_resources(i: &Instance) -> Resources {
 /// One claim as its `allocations` row keeps it (keyed by its consumer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Allocation {
+    /// The row's key again: a watcher of the table sees rows, not keys.
+    pub consumer: String,
     pub instance_uuid: String,
     pub host: String,
     pub vcpus: u32,
@@ -194,14 +196,27 @@ pub struct Allocation {
     pub disk_gb: u64,
 }
 
-impl From<&Claim> for Allocation {
-    fn from(c: &Claim) -> Self {
+impl Allocation {
+    fn of(consumer: &str, c: &Claim) -> Self {
         Allocation {
+            consumer: consumer.to_string(),
             instance_uuid: c.instance_uuid.clone(),
             host: c.host.clone(),
             vcpus: c.resources.vcpus,
             memory_mb: c.resources.memory_mb,
             disk_gb: c.resources.disk_gb,
+        }
+    }
+
+    fn claim(&self) -> Claim {
+        Claim {
+            host: self.host.clone(),
+            instance_uuid: self.instance_uuid.clone(),
+            resources: Resources {
+                vcpus: self.vcpus,
+                memory_mb: self.memory_mb,
+                disk_gb: self.disk_gb,
+            },
         }
     }
 }
@@ -210,7 +225,7 @@ impl From<&Claim> for Allocation {
 pub struct Fleet {
     pub hosts: Vec<HostConfig>,
     pub services: Table<ServiceRecord>,
-    claims: Mutex<ClaimBook>,
+    claims: Arc<Mutex<ClaimBook>>,
     /// The claims as rows: written behind every change of `claims`.
     allocations: Table<Allocation>,
     pub weights: Weights,
@@ -367,15 +382,34 @@ impl Fleet {
         let hosts = hosts_from_config(cfg);
         let mut book = derive_claims(instances, migrations);
         book.dirty.clear();
-        let allocations = if cfg.instance_cache > 0 {
+        let allocations: Table<Allocation> = if cfg.instance_cache > 0 {
             Table::load_cached("allocation", store, cfg.instance_cache)?
         } else {
             Table::load("allocation", store)?
         };
+        let claims = Arc::new(Mutex::new(book));
+        // Other processes' claims (and a row the database kept when this
+        // process's write of it was refused) come into the book as their
+        // rows come into the copy; they are theirs, not written back.
+        let follow = Arc::downgrade(&claims);
+        allocations.watch(Box::new(move |before, after| {
+            let Some(claims) = follow.upgrade() else {
+                return;
+            };
+            let mut book = claims.lock();
+            match (before, after) {
+                (_, Some(a)) => book.insert(a.consumer.clone(), a.claim()),
+                (Some(b), None) => {
+                    book.remove(&b.consumer);
+                }
+                (None, None) => {}
+            }
+            book.dirty.clear();
+        }));
         Ok(Fleet {
             hosts,
             services: Table::load("compute_service", store)?,
-            claims: Mutex::new(book),
+            claims,
             allocations,
             weights: Weights::default(),
             started: Utc::now(),
@@ -394,12 +428,27 @@ impl Fleet {
     ) -> Result<(), String> {
         let mut book = self.claims.lock();
         *book = derive_claims(instances, migrations);
-        book.dirty.clear();
+        // The servers another, live, process runs keep the claims its rows
+        // say (an operation of theirs may hold what the records do not
+        // show yet).
+        let theirs: Vec<String> = book
+            .claims
+            .iter()
+            .filter(|(_, c)| !covers(&c.instance_uuid))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for consumer in theirs {
+            book.remove(&consumer);
+        }
+        let mut stale = Vec::new();
         for (consumer, row) in self.allocations.rows().map_err(|f| f.message)? {
-            if covers(&row.instance_uuid) && !book.claims.contains_key(&consumer) {
-                book.dirty.push(consumer);
+            if !covers(&row.instance_uuid) {
+                book.insert(consumer, row.claim());
+            } else if !book.claims.contains_key(&consumer) {
+                stale.push(consumer);
             }
         }
+        book.dirty = stale;
         let settled: Vec<String> = book
             .claims
             .iter()
@@ -418,7 +467,10 @@ impl Fleet {
         dirty.sort_unstable();
         dirty.dedup();
         for consumer in dirty {
-            let row = book.claims.get(&consumer).map(Allocation::from);
+            let row = book
+                .claims
+                .get(&consumer)
+                .map(|c| Allocation::of(&consumer, c));
             if let Err(f) = self.allocations.write_behind(&consumer, row) {
                 tracing::error!(consumer, "writing an allocation: {}", f.message);
             }

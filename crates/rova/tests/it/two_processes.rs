@@ -21,8 +21,10 @@ use std::time::{Duration, Instant};
 /// Two simulated hosts of 8 vCPUs at the default 4.0 ratio: 32 m1.tiny
 /// servers each, 64 in all. The project's quota of 100 decides how many
 /// creates are accepted; capacity decides how many of those find a host.
-/// Each process alone sees only its own claims and would fill both hosts
-/// with its own half: the database's capacity guard makes the difference.
+/// Each process chooses hosts from its claim book, which follows the other
+/// process's allocation rows through the change feed but may lag them:
+/// the database's capacity guard makes the difference when both choose
+/// one host's last slots at once.
 const HOST_ENV: &[(&str, &str)] = &[
     ("ROVA_SIM_HOSTS", "2"),
     ("ROVA_SIM_HOST_VCPUS", "8"),
@@ -262,12 +264,12 @@ async fn the_survivor_finishes_a_killed_processs_builds() {
 /// A move's hold on its source counts for every process's builds: one
 /// process resizes two servers and leaves them in VERIFY_RESIZE (each
 /// holding its old flavor on the source and its new one on the
-/// destination); the other process, whose claim book never saw those
-/// servers, creates twelve more. The database counts every process's
-/// allocation rows, move holds included, so only the ten that fit are
-/// built and the rest fail with No valid host. (Counting the instance
-/// rows alone, all twelve would fit, and each host would be
-/// over-committed.)
+/// destination); the other process creates twelve more. The allocation
+/// rows hold every claim, move holds included: the other process's claim
+/// book follows them (and the database's capacity guard counts them), so
+/// only the ten that fit are built and the rest fail with No valid host —
+/// counting the instance rows alone, all twelve would fit and both hosts
+/// would be over-committed. Both processes then show the same usage.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_moves_source_hold_counts_for_the_other_processs_builds() {
     assert!(
@@ -351,6 +353,34 @@ async fn a_moves_source_hold_counts_for_the_other_processs_builds() {
         ],
         "every host full, none over"
     );
+    // Each process's claims follow the other's rows: both show the whole
+    // cloud's usage on every host (16 servers' worth: 2 moved, 10 built).
+    for r in [&a, &b] {
+        let end = Instant::now() + Duration::from_secs(30);
+        let used = loop {
+            let (_, hv) = r.get(&r.admin, "/compute/v2.1/os-hypervisors/detail").await;
+            let used: Vec<(String, i64)> = hv["hypervisors"]
+                .as_array()
+                .expect("hypervisors")
+                .iter()
+                .map(|h| {
+                    (
+                        h["hypervisor_hostname"].as_str().unwrap_or("").to_string(),
+                        h["vcpus_used"].as_i64().unwrap_or(-1),
+                    )
+                })
+                .collect();
+            if used.iter().all(|(_, v)| *v == 8) || Instant::now() >= end {
+                break used;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(
+            used,
+            vec![("rova-sim-1".to_string(), 8), ("rova-sim-2".to_string(), 8)],
+            "each process sees every process's claims"
+        );
+    }
     drop((a, b));
     let _ = std::fs::remove_dir_all(&dir);
 }
