@@ -39,6 +39,7 @@ mod pg_batch;
 mod pg_feed;
 mod postgres;
 pub mod reader;
+mod rows;
 pub mod schema;
 mod sqlite;
 mod table;
