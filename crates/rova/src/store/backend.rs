@@ -71,6 +71,9 @@ pub enum Refusal {
     /// A unique key of the row's child rows is taken: an IP address of the
     /// port is allocated to another port.
     Taken { subnet: String, ip: String },
+    /// Not made because another write of its all-or-nothing group was
+    /// refused (nothing of the group was written).
+    Together,
 }
 
 /// A write that was not made, with the row as the database has it now
@@ -208,6 +211,10 @@ pub trait Backend: Send {
     /// Applies `ops` in one transaction: each write is made unless it is
     /// rejected (its outcome says why); an error fails the whole batch.
     fn commit(&mut self, ops: &[&Op]) -> Result<Vec<Outcome>, String>;
+    /// Applies `ops` in one transaction, all or nothing: when any write is
+    /// rejected none is made, and every outcome carries its row as stored
+    /// (the others rejected as [`Refusal::Together`]).
+    fn commit_all(&mut self, ops: &[&Op]) -> Result<Vec<Outcome>, String>;
     /// Reserves `n` ids of counter `name`, never below `floor`: the first.
     fn reserve_ids(&mut self, name: &str, floor: i64, n: i64) -> Result<i64, String>;
     /// Runs [`LEASE_SQL`]: whether `owner` now holds lease `name`.
@@ -217,6 +224,26 @@ pub trait Backend: Send {
     /// Every unexpired lease at `now_ms` whose name starts with `prefix`:
     /// `(name, owner)`.
     fn leases_held(&mut self, prefix: &str, now_ms: i64) -> Result<Vec<(String, String)>, String>;
+}
+
+/// The outcomes of an all-or-nothing group that was rolled back because a
+/// write was refused: `made` says which writes were made (`Ok`) or
+/// refused, `current` gives each write's row as stored (nothing of the
+/// group written). Every write is rejected, the refused ones for their own
+/// reason, the others as [`Refusal::Together`].
+pub fn rolled_back(
+    made: Vec<Result<(), Refusal>>,
+    current: Vec<Option<(i64, String)>>,
+) -> Vec<Outcome> {
+    made.into_iter()
+        .zip(current)
+        .map(|(m, current)| {
+            Err(Rejection {
+                refusal: m.err().unwrap_or(Refusal::Together),
+                current,
+            })
+        })
+        .collect()
 }
 
 /// A migration: its version, name and SQL.

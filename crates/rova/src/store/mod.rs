@@ -64,11 +64,13 @@ use tokio::sync::oneshot;
 /// batch failed.
 type Ack = Result<Outcome, String>;
 
+/// Run on the writer thread right after a write's commit (before the
+/// caller hears): puts the table's copy in step with the outcome.
+type Done = Box<dyn FnOnce(&Ack) + Send>;
+
 struct Write {
     op: Op,
-    /// Run on the writer thread right after the commit (before the caller
-    /// hears): puts the table's copy in step with the outcome.
-    done: Box<dyn FnOnce(&Ack) + Send>,
+    done: Done,
     ack: Option<oneshot::Sender<Ack>>,
 }
 
@@ -86,6 +88,9 @@ const CHUNKS_IN_FLIGHT: usize = 8;
 
 enum Msg {
     Write(Write),
+    /// Writes made all together or not at all, in a transaction of their
+    /// own (after the writes queued before them).
+    Group(Vec<Write>),
     Load(&'static Kind, std_mpsc::SyncSender<Chunk>),
     /// Which unexpired leases start with a prefix.
     Held {
@@ -394,7 +399,28 @@ impl Store {
         Ok(rows)
     }
 
-    fn enqueue(&self, op: Op, done: Box<dyn FnOnce(&Ack) + Send>) -> oneshot::Receiver<Ack> {
+    /// Queues writes to be made all together or not at all.
+    fn enqueue_group(&self, writes: Vec<(Op, Done)>) -> Vec<oneshot::Receiver<Ack>> {
+        let mut rxs = Vec::with_capacity(writes.len());
+        let group = writes
+            .into_iter()
+            .map(|(op, done)| {
+                let (ack, rx) = oneshot::channel();
+                rxs.push(rx);
+                Write {
+                    op,
+                    done,
+                    ack: Some(ack),
+                }
+            })
+            .collect();
+        // A send only fails when the writer thread is gone; the receivers
+        // then report the failure.
+        let _ = self.tx.send(Msg::Group(group));
+        rxs
+    }
+
+    fn enqueue(&self, op: Op, done: Done) -> oneshot::Receiver<Ack> {
         let (ack, rx) = oneshot::channel();
         // A send only fails when the writer thread is gone; the receiver
         // then reports the failure below.
@@ -519,6 +545,12 @@ fn writer_loop(mut backend: Box<dyn Backend>, rx: std_mpsc::Receiver<Msg>, owner
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Write(w) => batch.push(w),
+                Msg::Group(group) => {
+                    commit_batch(backend.as_mut(), &mut batch);
+                    let ops: Vec<&Op> = group.iter().map(|w| &w.op).collect();
+                    let result = backend.commit_all(&ops);
+                    answer(group, result);
+                }
                 Msg::Load(kind, out) => {
                     // Whatever was queued before the load is committed first.
                     commit_batch(backend.as_mut(), &mut batch);
@@ -590,17 +622,23 @@ fn commit_batch(backend: &mut dyn Backend, batch: &mut Vec<Write>) {
     }
     let ops: Vec<&Op> = batch.iter().map(|w| &w.op).collect();
     let result = backend.commit(&ops);
+    answer(std::mem::take(batch), result);
+}
+
+/// Hands each write its outcome of a commit: the copy's step first, then
+/// the caller.
+fn answer(writes: Vec<Write>, result: Result<Vec<Outcome>, String>) {
     let outcomes: Vec<Ack> = match result {
-        Ok(out) if out.len() == batch.len() => out.into_iter().map(Ok).collect(),
+        Ok(out) if out.len() == writes.len() => out.into_iter().map(Ok).collect(),
         Ok(_) => {
-            vec![Err("the backend answered for the wrong number of writes".into()); batch.len()]
+            vec![Err("the backend answered for the wrong number of writes".into()); writes.len()]
         }
         Err(e) => {
             tracing::error!("storage commit failed: {e}");
-            vec![Err(e); batch.len()]
+            vec![Err(e); writes.len()]
         }
     };
-    for (w, ack) in batch.drain(..).zip(outcomes) {
+    for (w, ack) in writes.into_iter().zip(outcomes) {
         (w.done)(&ack);
         if let Some(tx) = w.ack {
             let _ = tx.send(ack);
@@ -630,8 +668,14 @@ pub fn refused(r: &Rejection) -> Fault {
         Refusal::Taken { subnet, ip } => Fault::conflict(format!(
             "IP address {ip} already allocated in subnet {subnet}"
         )),
+        Refusal::Together => Fault::conflict(TOGETHER),
     }
 }
+
+/// The message of a write not made because another of its all-or-nothing
+/// group was refused.
+pub const TOGETHER: &str =
+    "Another change made together with this one was refused; nothing was changed.";
 
 /// How the message of a fault from a refused [`Guard::Capacity`] starts
 /// (the scheduler then tries the next host).

@@ -13,8 +13,8 @@
 //! refresh their copies (`pg_feed::listen`).
 
 use super::backend::{
-    chains, pending, Backend, Guard, Op, Outcome, HELD_SQL, LEASE_SQL, POSTGRES_MIGRATIONS,
-    REKEY_AFTER, RELEASE_SQL,
+    chains, pending, Backend, Guard, Op, Outcome, Refusal, HELD_SQL, LEASE_SQL,
+    POSTGRES_MIGRATIONS, REKEY_AFTER, RELEASE_SQL,
 };
 use super::pg_batch::{announce, apply_alone, children_and_guards_hold, BulkPlan};
 use super::schema::Kind;
@@ -324,6 +324,31 @@ impl Backend for Postgres {
             announce(&mut tx, &owner, ops, &out)?;
             tx.commit()?;
             Ok(out)
+        })
+    }
+
+    fn commit_all(&mut self, ops: &[&Op]) -> Result<Vec<Outcome>, String> {
+        let owner = self.owner.clone();
+        self.with_retry(|client| {
+            let mut tx = client.transaction()?;
+            let mut out = Vec::with_capacity(ops.len());
+            for op in ops {
+                out.push(apply_alone(&mut tx, op)?);
+            }
+            if out.iter().all(Result::is_ok) {
+                announce(&mut tx, &owner, ops, &out)?;
+                tx.commit()?;
+                return Ok(out);
+            }
+            tx.rollback()?;
+            let made: Vec<Result<(), Refusal>> =
+                out.into_iter().map(|o| o.map_err(|r| r.refusal)).collect();
+            let mut current = Vec::with_capacity(ops.len());
+            for op in ops {
+                current
+                    .push(super::pg_batch::fetch(client, op.kind(), &[op.id()])?.remove(op.id()));
+            }
+            Ok(super::backend::rolled_back(made, current))
         })
     }
 

@@ -87,6 +87,29 @@ impl Backend for Sqlite {
         Ok(out)
     }
 
+    fn commit_all(&mut self, ops: &[&Op]) -> Result<Vec<Outcome>, String> {
+        let made = {
+            let tx = self.conn.transaction().map_err(|e| e.to_string())?;
+            let mut made = Vec::with_capacity(ops.len());
+            for op in ops {
+                made.push(write_checked(&tx, op).map_err(|e| e.to_string())?);
+            }
+            if made.iter().all(Result::is_ok) {
+                tx.commit().map_err(|e| e.to_string())?;
+                return Ok(vec![Ok(()); ops.len()]);
+            }
+            made
+            // Dropped: rolled back.
+        };
+        let tx = self.conn.transaction().map_err(|e| e.to_string())?;
+        let current = ops
+            .iter()
+            .map(|op| current_row(&tx, op.kind(), op.id()))
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| e.to_string())?;
+        Ok(super::backend::rolled_back(made, current))
+    }
+
     fn reserve_ids(&mut self, name: &str, floor: i64, n: i64) -> Result<i64, String> {
         self.conn
             .query_row(

@@ -8,7 +8,7 @@
 
 use super::backend::{fresh_gen, Op};
 use super::rows::{Index, Meta, Rows};
-use super::{ordered, schema, wait, Ack, Cell, Chunk, Guard, Remote, Store};
+use super::{ordered, schema, wait, Ack, Cell, Chunk, Done, Guard, Remote, Store};
 use parking_lot::RwLock;
 use rova_core::Fault;
 use schema::Kind;
@@ -590,6 +590,19 @@ where
         value: Option<Arc<T>>,
         guard: Option<Guard>,
     ) -> Result<oneshot::Receiver<Ack>, Fault> {
+        let (op, done) = self.prepare(rows, id, value, guard)?;
+        Ok(self.store.enqueue(op, done))
+    }
+
+    /// [`Table::stage`] without the queueing: the copy changed, and the
+    /// write with what puts the copy in step with its outcome.
+    fn prepare(
+        &self,
+        rows: &mut Rows<T>,
+        id: &str,
+        value: Option<Arc<T>>,
+        guard: Option<Guard>,
+    ) -> Result<(Op, Done), Fault> {
         let expect = rows.expect(id);
         let (op, gen) = match &value {
             Some(v) => {
@@ -626,7 +639,7 @@ where
         let inner = self.inner.clone();
         let store = self.store.clone();
         let key = id.to_string();
-        Ok(self.store.enqueue(
+        Ok((
             op,
             Box::new(move |ack| {
                 // Counted after the commit (see `Rows::answered`).
@@ -778,9 +791,10 @@ where
     }
 
     /// Several rows changed together under one lock. `change` gets the
-    /// whole map and returns the ids it wrote. Each row's write is its own
-    /// compare-and-swap: when another process changed one of them
-    /// meanwhile, that one is refused (409) and the others stand.
+    /// whole map and returns the ids it wrote. The writes are made in one
+    /// transaction, all or nothing: each is a compare-and-swap, and when
+    /// another process changed one of the rows meanwhile none is made (a
+    /// 409) and the copy keeps every row as stored.
     pub async fn transact<R>(
         &self,
         change: impl FnOnce(&mut TxView<'_, T>) -> Result<R, Fault>,
@@ -797,16 +811,24 @@ where
             };
             let r = change(&mut view)?;
             let pending = std::mem::take(&mut view.pending);
-            let mut rxs = Vec::with_capacity(pending.len());
+            let mut writes = Vec::with_capacity(pending.len());
             for (id, v) in pending {
-                rxs.push(self.stage(&mut rows, &id, v.map(Arc::new), None)?);
+                writes.push(self.prepare(&mut rows, &id, v.map(Arc::new), None)?);
             }
-            (r, rxs)
+            (r, self.store.enqueue_group(writes))
         };
-        let mut first_err = None;
+        // The write refused for its own reason tells why; the others of
+        // the group only say they were not made with it.
+        let mut first_err: Option<Fault> = None;
         for rx in rxs {
             if let Err(e) = wait(rx).await {
-                first_err.get_or_insert(e);
+                let together = e.message == super::TOGETHER;
+                if first_err
+                    .as_ref()
+                    .is_none_or(|f| f.message == super::TOGETHER && !together)
+                {
+                    first_err = Some(e);
+                }
             }
         }
         match first_err {

@@ -447,6 +447,74 @@ async fn records_round_trip_with_their_key_columns_and_version_tokens() {
 /// tell) change one row concurrently: every write is a compare-and-swap, so
 /// a write based on a stale copy is refused with a 409 (and the copy takes
 /// the row as stored); retried, each increment lands exactly once.
+/// `Table::transact` is one transaction, all or nothing: when another
+/// store changed one of its rows meanwhile, none of its writes is made —
+/// in the database or in the copy, which keeps every row as stored — and
+/// the refusal is the changed row's 409; run again on fresh rows, every
+/// write is made.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_is_all_or_nothing() {
+    for db in backends("all-or-nothing") {
+        let a = Store::connect(&db).expect("store a");
+        let b = Store::connect(&db).expect("store b");
+        let ta: Table<Value> = Table::load("quota", &a).expect("load a");
+        for id in ["x", "y"] {
+            ta.put(id, json!({"project_id": id, "n": 0}))
+                .await
+                .expect("seed");
+        }
+        let tb: Table<Value> = Table::load("quota", &b).expect("load b");
+        tb.update(
+            "y",
+            || rova_core::Fault::not_found("gone"),
+            |v| {
+                v["n"] = json!(5);
+                Ok(())
+            },
+        )
+        .await
+        .expect("b changes y");
+        let write_all = |n: i64| {
+            move |tx: &mut rova::store::TxView<'_, Value>| {
+                for id in ["x", "y", "z"] {
+                    tx.put(id, json!({"project_id": id, "n": n}));
+                }
+                Ok(())
+            }
+        };
+        let refused = ta.transact(write_all(1)).await.expect_err("y changed");
+        assert_eq!(refused.code, 409, "{db:?}");
+        assert_ne!(
+            refused.message,
+            rova::store::TOGETHER,
+            "{db:?}: the refusal names the changed row's reason"
+        );
+        let stored = query(&db, "SELECT id, body FROM quotas ORDER BY id");
+        let n_of = |id: &str| {
+            stored
+                .iter()
+                .find(|r| r[0].as_deref() == Some(id))
+                .and_then(|r| serde_json::from_str::<Value>(r[1].as_deref()?).ok())
+                .map(|v| v["n"].clone())
+        };
+        assert_eq!(n_of("x"), Some(json!(0)), "{db:?}: x not written");
+        assert_eq!(n_of("y"), Some(json!(5)), "{db:?}: y as b wrote it");
+        assert_eq!(n_of("z"), None, "{db:?}: z not inserted");
+        assert_eq!(ta.get("x").expect("x")["n"], json!(0), "{db:?}: copy of x");
+        assert_eq!(ta.get("y").expect("y")["n"], json!(5), "{db:?}: copy of y");
+        assert!(ta.get("z").is_none(), "{db:?}: no z in the copy");
+
+        ta.transact(write_all(2)).await.expect("fresh rows");
+        let stored = query(&db, "SELECT body FROM quotas ORDER BY id");
+        let ns: Vec<Value> = stored
+            .iter()
+            .filter_map(|r| serde_json::from_str::<Value>(r[0].as_deref()?).ok())
+            .map(|v| v["n"].clone())
+            .collect();
+        assert_eq!(ns, vec![json!(2), json!(2), json!(2)], "{db:?}: all made");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn two_stores_never_lose_each_others_writes() {
     for db in backends("cas") {
