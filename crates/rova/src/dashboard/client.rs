@@ -136,3 +136,8 @@ fn failed(status: u16, message: &str) -> ApiResp {
 pub fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// `http://host[:port]` as the browser addressed the dashboard.
+pub fn public_base(headers: &HeaderMap) -> String {
+    crate::http::host_url(headers)
+}

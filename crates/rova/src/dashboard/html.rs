@@ -49,6 +49,7 @@ fn nav(s: &Session) -> String {
         ("/dashboard/floating-ips", "Floating IPs"),
         ("/dashboard/security-groups", "Security groups"),
         ("/dashboard/quotas", "Quotas"),
+        ("/dashboard/api-access", "API access"),
     ];
     if s.is_admin {
         links.extend([
@@ -80,6 +81,10 @@ fn nav(s: &Session) -> String {
     )
 }
 
+/// Every page loads only from Rova itself (no external requests; the
+/// noVNC frame is served by Rova's console proxy).
+const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'self'; form-action 'self'";
+
 /// A whole page.
 pub fn page(s: Option<&Session>, title: &str, body: &str) -> Response {
     let header_nav = s.map(nav).unwrap_or_default();
@@ -101,6 +106,7 @@ pub fn page(s: Option<&Session>, title: &str, body: &str) -> Response {
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_SECURITY_POLICY, CSP),
         ],
         html,
     )

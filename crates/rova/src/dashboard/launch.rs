@@ -191,7 +191,10 @@ pub async fn form(Extension(dash): Extension<Arc<Dash>>, headers: HeaderMap) -> 
 
 /// The create request of a posted form.
 fn request(f: &Form) -> Value {
-    let count = f.get("count");
+    let count = match f.get("count") {
+        "" => "1",
+        c => c,
+    };
     let count = count
         .parse::<i64>()
         .map(Value::from)

@@ -98,6 +98,7 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
             get(resources::security_groups),
         )
         .route("/dashboard/quotas", get(resources::quotas))
+        .route("/dashboard/api-access", get(resources::api_access))
         .route("/dashboard/{*rest}", get(not_found).post(not_found))
         .layer(Extension(dash))
 }

@@ -288,3 +288,25 @@ pub async fn quotas(Extension(dash): Extension<Arc<Dash>>, headers: HeaderMap) -
     );
     Ok(html::page(Some(&s), "Quotas", &body))
 }
+
+/// API access: the endpoints and this session's token, for the CLI
+/// (`openstack --os-auth-type token --os-token ...`).
+pub async fn api_access(Extension(dash): Extension<Arc<Dash>>, headers: HeaderMap) -> Out {
+    let s = dash.require(&headers)?;
+    let base = super::client::public_base(&headers);
+    let body = format!(
+        r#"<h1>API access</h1>
+<dl class="fields"><dt>Identity</dt><dd>{base}/identity/v3</dd><dt>Compute</dt><dd>{base}/compute/v2.1</dd>
+<dt>Image</dt><dd>{base}/image</dd><dt>Network</dt><dd>{base}/network</dd>
+<dt>User</dt><dd>{user}</dd><dt>Project</dt><dd>{project} ({pid})</dd><dt>Token expires</dt><dd>{exp}</dd></dl>
+<details><summary>This session's token</summary><pre id="session-token" tabindex="0">{token}</pre>
+<p>It is revoked when you log out.</p></details>"#,
+        base = esc(&base),
+        user = esc(&s.user_name),
+        project = esc(&s.project_name),
+        pid = esc(&s.project_id),
+        exp = esc(&s.expires_at),
+        token = esc(&s.token),
+    );
+    Ok(html::page(Some(&s), "API access", &body))
+}
