@@ -1,0 +1,236 @@
+"""The dashboard in headless Chromium: log in as demo, launch a server and
+watch it turn ACTIVE without a reload, pause and unpause it from its page,
+read its console log, open its VNC console (noVNC from the installed
+package, connected to the simulator's RFB server), delete it; a member
+sees no admin links and gets the 403 page; another project's server is the
+404 page; a form posted without its CSRF token is refused; log-out revokes
+the token. The tests share one demo browser and run in file order."""
+
+import threading
+import time
+import uuid
+
+import pytest
+from conftest import FIGURES, Browser
+from selenium.webdriver.support.ui import Select
+
+NAME = "web-" + uuid.uuid4().hex[:6]
+STATE = {}
+
+
+def slow(rova, admin_token, operation, ms):
+    r = rova.api("POST", "/rova/v1/sim/slow", admin_token,
+                 json={"operation": operation, "delay_ms": ms})
+    assert r.status_code < 300, r.text
+
+
+def clear_slow(rova, admin_token):
+    rova.api("DELETE", "/rova/v1/sim/faults", admin_token)
+
+
+def row_status(b, server_id):
+    return b.find('tr[data-id="%s"] .status' % server_id).get_attribute("data-status")
+
+
+def mark_page(b):
+    """Marks the loaded document: a reload or navigation drops the mark."""
+    b.driver.execute_script("window.__rovaMark = 'kept';")
+
+
+def still_marked(b):
+    return b.driver.execute_script("return window.__rovaMark === 'kept';")
+
+
+def test_log_in_as_demo(rova):
+    b = Browser(rova)
+    try:
+        b.go("/")
+        b.wait(lambda: b.path() == "/dashboard/login", what="the log-in page")
+        assert b.find("label[for=username]").text == "User name"
+        b.shot("login")
+        b.login("demo", "demo")
+        assert "demo · project demo" in b.text("header")
+    finally:
+        b.quit()
+
+
+def test_launch_and_watch_it_turn_active(rova, demo, admin_token):
+    slow(rova, admin_token, "spawn", 2500)
+    try:
+        demo.go("/dashboard/servers/new")
+        demo.shot("launch")
+        demo.find("#name").send_keys(NAME)
+        Select(demo.find("#image")).select_by_visible_text("cirros-0.6.2-x86_64-disk")
+        Select(demo.find("#flavor")).select_by_value("1")
+        demo.find("#launch button[type=submit]").click()
+        demo.wait(lambda: demo.path() == "/dashboard/servers", what="the list")
+        mark_page(demo)
+        link = demo.wait(lambda: [a for a in demo.finds("#server-rows a")
+                                  if a.text == NAME], what="the new row")[0]
+        server_id = link.get_attribute("href").rsplit("/", 1)[1]
+        STATE["id"] = server_id
+        assert row_status(demo, server_id) == "BUILD"
+        demo.wait(lambda: row_status(demo, server_id) == "ACTIVE", timeout=60,
+                  what="ACTIVE in the list")
+        assert still_marked(demo), "the list updated without a reload"
+        demo.shot("servers")
+    finally:
+        clear_slow(rova, admin_token)
+
+
+def _timed_change(rova, b, token, server_id, want):
+    """Seconds from the API first reporting `want` to the page showing it
+    (the page not reloaded in between)."""
+    seen = {}
+
+    def poll_api():
+        end = time.monotonic() + 60
+        while time.monotonic() < end and "api" not in seen:
+            if rova.server_status(token, server_id) == want:
+                seen["api"] = time.monotonic()
+            time.sleep(0.02)
+
+    t = threading.Thread(target=poll_api, daemon=True)
+    t.start()
+    b.wait(lambda: b.find("#server-status").get_attribute("data-status") == want,
+           timeout=60, what="%s on the server page" % want)
+    shown = time.monotonic()
+    t.join(timeout=60)
+    assert "api" in seen
+    return max(0.0, shown - seen["api"])
+
+
+def test_pause_and_unpause_from_its_page(rova, demo, admin_token):
+    server_id = STATE["id"]
+    token = rova.token("demo", "demo")
+    demo.go("/dashboard/servers/" + server_id)
+    demo.wait(lambda: demo.find("#server-status").get_attribute("data-status") == "ACTIVE")
+    demo.shot("server")
+    delays = []
+    for op, want in (("pause", "PAUSED"), ("unpause", "ACTIVE")):
+        slow(rova, admin_token, op, 1500)
+        try:
+            demo.click_action(op)
+            # the POST answers with a redirect to the page, rendered while
+            # the action still runs; from then on the page updates itself
+            demo.wait(lambda: demo.find("#server-status").get_attribute("data-status") != want
+                      or demo.find("#part-actions").text, what="the page after %s" % op)
+            mark_page(demo)
+            delays.append(_timed_change(rova, demo, token, server_id, want))
+            assert still_marked(demo), "%s shown without a reload" % want
+        finally:
+            clear_slow(rova, admin_token)
+    # the buttons follow the state: an active server cannot be unpaused
+    unpause = demo.find('#part-actions input[value="unpause"] + button')
+    assert unpause.get_attribute("disabled") is not None
+    FIGURES["status shown after the action ended, seconds (pause, unpause)"] = \
+        ", ".join("%.2f" % d for d in delays)
+    assert max(delays) < 5, delays
+
+
+def test_console_log(demo):
+    demo.go("/dashboard/servers/" + STATE["id"])
+    log = demo.wait(lambda: demo.find("#console-log").text, what="the console log")
+    assert "rova simulated console for " + STATE["id"] in log
+    assert "login:" in log
+
+
+def test_vnc_console_connects(demo):
+    demo.go("/dashboard/servers/" + STATE["id"])
+    demo.find("#h-vnc + form button").click()
+    frame = demo.wait(lambda: demo.find("iframe#vnc"), what="the console frame")
+    assert "simulated server" in demo.text("main")
+    demo.driver.switch_to.frame(frame)
+    try:
+        status = demo.wait(lambda: demo.find("#status").text.startswith("Connected")
+                           and demo.find("#status").text, timeout=30,
+                           what="noVNC connected")
+        assert NAME in status or STATE["id"][:8] in status or "Connected" in status
+        assert demo.finds("canvas"), "noVNC drew its canvas"
+    finally:
+        demo.driver.switch_to.default_content()
+    demo.shot("console")
+
+
+def test_a_form_without_csrf_is_refused(rova, demo):
+    token = rova.token("demo", "demo")
+    server_id = STATE["id"]
+    demo.go("/dashboard/servers/" + server_id)
+    demo.driver.execute_script("""
+        var f = document.querySelector('#part-actions input[value="pause"]').form;
+        f.querySelector('input[name=csrf]').remove();
+        f.submit();""")
+    demo.wait(lambda: demo.find("h1").text == "Forbidden", what="the 403 page")
+    assert "CSRF" in demo.text("main")
+    assert rova.server_status(token, server_id) == "ACTIVE", "nothing changed"
+
+
+def test_delete_it(rova, demo):
+    token = rova.token("demo", "demo")
+    server_id = STATE["id"]
+    demo.go("/dashboard/servers/" + server_id)
+    demo.click_action("delete")
+    demo.wait(lambda: demo.path() == "/dashboard/servers", what="the list")
+    demo.wait(lambda: not demo.finds('tr[data-id="%s"]' % server_id),
+              timeout=60, what="the row gone")
+    assert rova.server_status(token, server_id) in (None, "DELETED")
+
+
+def test_a_member_sees_no_admin_pages(demo):
+    demo.go("/dashboard/servers")
+    assert not demo.finds('a[href^="/dashboard/admin/"]')
+    demo.go("/dashboard/admin/hypervisors")
+    assert demo.find("h1").text == "Forbidden"
+    r = demo.session().get(demo.rova.base_url + "/dashboard/admin/hypervisors",
+                           allow_redirects=False, timeout=30)
+    assert r.status_code == 403 and "text/html" in r.headers["Content-Type"]
+
+
+def test_another_projects_server_is_the_404_page(rova, demo):
+    alt = rova.token("alt_demo", "alt_demo")
+    images = rova.api("GET", "/image/v2/images", alt).json()["images"]
+    image = [i for i in images if i["name"] == "cirros-0.6.2-x86_64-disk"][0]
+    r = rova.api("POST", "/compute/v2.1/servers", alt, json={"server": {
+        "name": "alt-secret", "imageRef": image["id"], "flavorRef": "1",
+        "networks": "none"}})
+    assert r.status_code == 202, r.text
+    theirs = r.json()["server"]["id"]
+    try:
+        demo.go("/dashboard/servers/" + theirs)
+        assert demo.find("h1").text == "Not found"
+        assert "alt-secret" not in demo.driver.page_source
+        r = demo.session().get(demo.rova.base_url + "/dashboard/servers/" + theirs,
+                               allow_redirects=False, timeout=30)
+        assert r.status_code == 404
+    finally:
+        rova.api("DELETE", "/compute/v2.1/servers/" + theirs, alt)
+
+
+def test_admin_pages(rova):
+    b = Browser(rova)
+    try:
+        b.login("admin", "admin")
+        b.go("/dashboard/admin/hypervisors")
+        assert b.finds("meter"), "capacity bars"
+        b.shot("hypervisors")
+        b.go("/dashboard/admin/services")
+        row = [r for r in b.finds("tbody tr") if "nova-compute" in r.text][0]
+        row.find_element("css selector", "input[name=reason]").send_keys("maintenance")
+        row.find_element("css selector", "button").click()
+        b.wait(lambda: "maintenance" in b.text("tbody"), what="the disabled reason")
+        row = [r for r in b.finds("tbody tr") if "nova-compute" in r.text][0]
+        row.find_element("css selector", 'input[value="enable"] + button').click()
+        b.wait(lambda: "maintenance" not in b.text("tbody"), what="enabled again")
+    finally:
+        b.quit()
+
+
+def test_log_out_revokes_the_token(rova, demo):
+    demo.go("/dashboard/api-access")
+    token = demo.find("#session-token").get_attribute("textContent").strip()
+    assert rova.api("GET", "/compute/v2.1/servers", token).status_code == 200
+    demo.find("#logout").click()
+    demo.wait(lambda: demo.path() == "/dashboard/login", what="the log-in page")
+    assert rova.api("GET", "/compute/v2.1/servers", token).status_code == 401
+    demo.go("/dashboard/servers")
+    assert demo.path() == "/dashboard/login"
