@@ -46,12 +46,13 @@ class RovaServer(ServeProcess):
                          Path(data_dir).parent / "rova-serve.log")
         self.port = port
 
-    def start(self, timeout):
+    def start(self, timeout, extra_args=(), extra_env=None):
         cmd = [str(self.binary), "serve", "--data-dir", str(self.data_dir),
-               "--listen", "127.0.0.1:%d" % self.port]
+               "--listen", "127.0.0.1:%d" % self.port] + list(extra_args)
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("ROVA_PASSWORD_")}
         env.pop("ROVA_DATABASE_URL", None)
+        env.update(extra_env or {})
         self._launch(cmd, env, open(self.log_path, "wb"), timeout)
 
     def passwords(self):

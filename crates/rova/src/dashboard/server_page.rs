@@ -378,8 +378,11 @@ pub async fn console(
         // Debian's vnc_auto.html is noVNC's full UI, which waits for a
         // click; the frame shows vnc_lite.html (same package, same token),
         // which connects at once.
-        let url = html::text(&r.body["remote_console"]["url"])
-            .replacen("/vnc_auto.html?", "/vnc_lite.html?", 1);
+        let url = html::text(&r.body["remote_console"]["url"]).replacen(
+            "/vnc_auto.html?",
+            "/vnc_lite.html?",
+            1,
+        );
         let sim = if dash.simulated() {
             r#"<p class="note" role="status">This is a simulated server: Rova's simulator answers the console with a blank screen of its own.</p>"#
         } else {

@@ -103,6 +103,15 @@ pub fn image_label(server: &Value, names: &HashMap<String, String>) -> String {
     names.get(&id).cloned().unwrap_or(id)
 }
 
+/// How many columns the list has (admins see project and host too).
+fn columns(all: bool) -> usize {
+    if all {
+        10
+    } else {
+        8
+    }
+}
+
 /// The table rows of the servers the API lists for `filters`.
 async fn render_rows(dash: &Dash, s: &Session, f: &Filters, all: bool) -> Result<String, Response> {
     let mut path = "/compute/v2.1/servers/detail".to_string();
@@ -125,7 +134,7 @@ async fn render_rows(dash: &Dash, s: &Session, f: &Filters, all: bool) -> Result
         .await;
     if !r.ok() {
         if r.status == 400 {
-            let cols = if all { 10 } else { 8 };
+            let cols = columns(all);
             return Ok(format!(
                 r#"<tr><td colspan="{cols}">{}</td></tr>"#,
                 html::alert(&r.message())
@@ -136,12 +145,19 @@ async fn render_rows(dash: &Dash, s: &Session, f: &Filters, all: bool) -> Result
     let names = image_names(dash, s).await;
     let servers = r.body["servers"].as_array().cloned().unwrap_or_default();
     if servers.is_empty() {
-        let cols = if all { 10 } else { 8 };
+        let cols = columns(all);
         return Ok(format!(
             r#"<tr><td colspan="{cols}" class="empty">No servers.</td></tr>"#
         ));
     }
     let mut out = String::with_capacity(servers.len() * 600);
+    if r.body["servers_links"].is_array() {
+        let cols = columns(all);
+        out.push_str(&format!(
+            r#"<tr><td colspan="{cols}" class="empty">Only the first {} servers are shown: narrow the list with the filters.</td></tr>"#,
+            servers.len()
+        ));
+    }
     for sv in &servers {
         let id = html::text(&sv["id"]);
         let status = html::text(&sv["status"]);

@@ -224,6 +224,13 @@ impl Dash {
                 StatusCode::from_u16(r.status).unwrap_or(StatusCode::NOT_FOUND),
                 &r.message(),
             ),
+            // the API's own refusal (400, 409, ...) keeps its status; an
+            // API failure is the dashboard's upstream failing
+            c @ 400..=499 => html::error_page(
+                Some(s),
+                StatusCode::from_u16(c).unwrap_or(StatusCode::BAD_REQUEST),
+                &r.message(),
+            ),
             _ => html::error_page(Some(s), StatusCode::BAD_GATEWAY, &r.message()),
         }
     }
