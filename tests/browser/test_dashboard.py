@@ -206,10 +206,21 @@ def test_another_projects_server_is_the_404_page(rova, demo):
         rova.api("DELETE", "/compute/v2.1/servers/" + theirs, alt)
 
 
-def test_admin_pages(rova):
+def test_admin_pages(rova, admin_token):
     b = Browser(rova)
     try:
         b.login("admin", "admin")
+        # some usage for the bars to show
+        images = rova.api("GET", "/image/v2/images", admin_token).json()["images"]
+        image = [i for i in images if i["name"] == "cirros-0.6.2-x86_64-disk"][0]
+        r = rova.api("POST", "/compute/v2.1/servers", admin_token, json={"server": {
+            "name": "admin-load", "imageRef": image["id"], "flavorRef": "3",
+            "networks": "none", "min_count": 2, "max_count": 2}})
+        assert r.status_code == 202, r.text
+        b.go("/dashboard/admin/servers")
+        b.wait(lambda: sum(1 for r in b.finds("#server-rows tr")
+                           if "admin-load" in r.text and "ACTIVE" in r.text) == 2,
+               timeout=60, what="both admin servers ACTIVE in every project's list")
         b.go("/dashboard/admin/hypervisors")
         assert b.finds("meter"), "capacity bars"
         b.shot("hypervisors")

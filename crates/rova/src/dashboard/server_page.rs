@@ -389,7 +389,7 @@ pub async fn console(
             ""
         };
         format!(
-            r#"{back}<h1>VNC console</h1>{sim}<p><a href="{u}" target="_blank" rel="noopener">Open in a new tab</a> (the link works once)</p>
+            r#"{back}<h1>VNC console</h1>{sim}<p>Each console link opens one session: reload this page for a new one.</p>
 <iframe id="vnc" title="VNC console of {name}" src="{u}" class="console"></iframe>"#,
             u = esc(&url),
             name = t(&sv["name"]),
