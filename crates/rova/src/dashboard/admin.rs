@@ -5,23 +5,22 @@
 
 use super::client::{enc, Call, HYPERVISOR_VERSION};
 use super::html::{self, esc, t};
-use super::session::{see_other, Dash, Session};
+use super::session::{see_other, Dash, Refusal, Session};
 use super::Out;
 use axum::body::Bytes;
 use axum::extract::Path;
 use axum::http::{HeaderMap, Method, StatusCode};
-use axum::response::Response;
 use axum::Extension;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// The session, when it is an admin's; the 403 page otherwise.
-fn admin(dash: &Dash, headers: &HeaderMap) -> Result<Session, Response> {
+fn admin(dash: &Dash, headers: &HeaderMap) -> Result<Session, Refusal> {
     let s = dash.require(headers)?;
     if s.is_admin {
         Ok(s)
     } else {
-        Err(html::admin_only(&s))
+        Err(html::admin_only(&s).into())
     }
 }
 

@@ -117,6 +117,22 @@ fn with_cookie(mut resp: Response, value: &str) -> Response {
     resp
 }
 
+/// The page that stands in for the one asked for (a log-in redirect, a
+/// 403 page), boxed: it travels in `Err` through every handler.
+pub struct Refusal(Box<Response>);
+
+impl From<Response> for Refusal {
+    fn from(r: Response) -> Self {
+        Refusal(Box::new(r))
+    }
+}
+
+impl From<Refusal> for Response {
+    fn from(r: Refusal) -> Self {
+        *r.0
+    }
+}
+
 /// A redirect after a POST (303: the browser follows it with a GET).
 pub fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
@@ -159,14 +175,14 @@ impl Dash {
     }
 
     /// The session, or a redirect to the log-in page.
-    pub fn require(&self, headers: &HeaderMap) -> Result<Session, Response> {
+    pub fn require(&self, headers: &HeaderMap) -> Result<Session, Refusal> {
         self.current(headers)
-            .ok_or_else(|| see_other("/dashboard/login"))
+            .ok_or_else(|| see_other("/dashboard/login").into())
     }
 
     /// The session and the posted form, when the form carries the
     /// session's CSRF token; the 403 page otherwise.
-    pub fn posted(&self, headers: &HeaderMap, body: &Bytes) -> Result<(Session, Form), Response> {
+    pub fn posted(&self, headers: &HeaderMap, body: &Bytes) -> Result<(Session, Form), Refusal> {
         let s = self.require(headers)?;
         let form = Form::parse(body);
         if !same_secret(form.get("csrf"), &s.csrf) {
@@ -174,7 +190,8 @@ impl Dash {
                 Some(&s),
                 StatusCode::FORBIDDEN,
                 "The form was refused: its CSRF token is missing or wrong. Reload the page and try again.",
-            ));
+            )
+            .into());
         }
         Ok((s, form))
     }
