@@ -272,41 +272,19 @@ async fn logout_revokes_the_token() {
     let c = start().await;
     let mut b = Browser::new(&c);
     b.login(&c, "demo", "demo").await;
-    let access = b.get("/dashboard/api-access").await;
-    let at = access
-        .text
-        .find(r#"id="session-token" tabindex="0">"#)
-        .expect("token shown")
-        + r#"id="session-token" tabindex="0">"#.len();
-    let token = access.text[at..]
-        .split('<')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let check = |t: String| {
-        let http = c.http.clone();
-        let url = format!("{}/compute/v2.1/servers", c.base);
-        async move {
-            http.get(url)
-                .header("X-Auth-Token", t)
-                .send()
-                .await
-                .expect("get")
-                .status()
-        }
-    };
-    assert_eq!(check(token.clone()).await, StatusCode::OK);
+    let token = session_token(&mut b).await;
+    assert_eq!(api_status(&c, &token).await, StatusCode::OK);
     let csrf = b.csrf().await;
     // log-out is a form too: without the token it is refused
     assert_eq!(
         b.post("/dashboard/logout", &[]).await.status,
         StatusCode::FORBIDDEN
     );
-    assert_eq!(check(token.clone()).await, StatusCode::OK);
+    assert_eq!(api_status(&c, &token).await, StatusCode::OK);
     let out = b.post("/dashboard/logout", &[("csrf", &csrf)]).await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
     assert_eq!(
-        check(token).await,
+        api_status(&c, &token).await,
         StatusCode::UNAUTHORIZED,
         "the token is revoked"
     );
@@ -362,4 +340,63 @@ async fn the_launch_form_shows_the_apis_validation_message() {
     assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.text);
     let rows = b.get("/dashboard/servers/rows").await;
     assert_eq!(rows.text.matches("launched").count(), 2, "{}", rows.text);
+}
+
+/// The status the compute API answers `token` with.
+async fn api_status(c: &TestCloud, token: &str) -> StatusCode {
+    c.http
+        .get(format!("{}/compute/v2.1/servers", c.base))
+        .header("X-Auth-Token", token)
+        .send()
+        .await
+        .expect("get")
+        .status()
+}
+
+/// The session's token, from the API access page.
+async fn session_token(b: &mut Browser) -> String {
+    let page = b.get("/dashboard/api-access").await;
+    let marker = r#"id="session-token" tabindex="0">"#;
+    let at = page.text.find(marker).expect("token shown") + marker.len();
+    page.text[at..]
+        .split('<')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_projects_rescopes_the_session() {
+    let c = start().await;
+    let demo = c.login("demo").await;
+    let alt = c.login("alt_demo").await;
+    let mut b = Browser::new(&c);
+    b.login(&c, "demo", "demo").await;
+    let page = b.get("/dashboard/project").await;
+    assert!(page
+        .text
+        .contains(&format!(r#"value="{}" selected"#, demo.project_id)));
+    let old = session_token(&mut b).await;
+    let csrf = b.csrf().await;
+    // a project the user has no role on is refused, the session kept
+    let refused = b
+        .post(
+            "/dashboard/project",
+            &[("csrf", &csrf), ("project_id", &alt.project_id)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    assert_eq!(session_token(&mut b).await, old);
+    // a new token for the project, the old one revoked
+    let ok = b
+        .post(
+            "/dashboard/project",
+            &[("csrf", &csrf), ("project_id", &demo.project_id)],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.text);
+    let new = session_token(&mut b).await;
+    assert_ne!(new, old);
+    assert_eq!(api_status(&c, &new).await, StatusCode::OK);
+    assert_eq!(api_status(&c, &old).await, StatusCode::UNAUTHORIZED);
 }
