@@ -236,6 +236,58 @@ def test_admin_pages(rova, admin_token):
         b.quit()
 
 
+UNLABELLED = """
+return Array.from(document.querySelectorAll(
+    'main input:not([type=hidden]), main select, main textarea'))
+  .filter(function (e) { return !e.labels.length && !e.getAttribute('aria-label'); })
+  .map(function (e) { return e.name; });"""
+
+
+def test_accessible_markup_that_fits_a_phone(rova):
+    b = Browser(rova)
+    try:
+        b.login("demo", "demo")
+        for path in ("/dashboard/servers", "/dashboard/servers/new",
+                     "/dashboard/keypairs", "/dashboard/project"):
+            b.go(path)
+            assert b.driver.execute_script(UNLABELLED) == [], path
+            assert all(th.get_attribute("scope") == "col" for th in b.finds("thead th"))
+        # the first Tab reaches the skip link, which leads to the content
+        from selenium.webdriver.common.keys import Keys
+        b.go("/dashboard/servers")
+        b.find("body").send_keys(Keys.TAB)
+        active = b.driver.switch_to.active_element
+        assert active.get_attribute("class") == "skip"
+        assert active.get_attribute("href").endswith("#main")
+        # a phone-sized window: the page does not scroll sideways (wide
+        # tables scroll inside their own box)
+        b.driver.set_window_size(390, 844)
+        for path in ("/dashboard/servers", "/dashboard/servers/new"):
+            b.go(path)
+            assert b.driver.execute_script(
+                "return document.documentElement.scrollWidth <= window.innerWidth + 1;"), path
+        b.go("/dashboard/servers")
+        b.shot("phone")
+    finally:
+        b.quit()
+
+
+def test_key_pairs_and_quotas(demo):
+    name = "kp-" + uuid.uuid4().hex[:6]
+    demo.go("/dashboard/keypairs")
+    demo.find("#kp-name").send_keys(name)
+    demo.find("#kp-name").submit()
+    secret = demo.wait(lambda: demo.find("pre.secret").text, what="the private key")
+    assert "PRIVATE KEY" in secret
+    row = [r for r in demo.finds("tbody tr") if name in r.text][0]
+    row.find_element("css selector", "button").click()
+    demo.wait(lambda: demo.path() == "/dashboard/keypairs"
+              and name not in demo.text("main"), what="the key pair deleted")
+    demo.go("/dashboard/quotas")
+    assert len(demo.finds("meter")) >= 3
+    assert "Instances:" in demo.text("main")
+
+
 def test_log_out_revokes_the_token(rova, demo):
     demo.go("/dashboard/api-access")
     token = demo.find("#session-token").get_attribute("textContent").strip()
