@@ -41,6 +41,10 @@ def still_marked(b):
     return b.driver.execute_script("return window.__rovaMark === 'kept';")
 
 
+def console_button(b, label):
+    return [x for x in b.finds("#h-vnc + .actions button") if x.text == label][0]
+
+
 def test_log_in_as_demo(rova):
     b = Browser(rova)
     try:
@@ -137,7 +141,7 @@ def test_console_log(demo):
 
 def test_vnc_console_connects(demo):
     demo.go("/dashboard/servers/" + STATE["id"])
-    demo.find("#h-vnc + form button").click()
+    console_button(demo, "Open the VNC console").click()
     frame = demo.wait(lambda: demo.find("iframe#vnc"), what="the console frame")
     assert "simulated server" in demo.text("main")
     demo.driver.switch_to.frame(frame)
@@ -150,6 +154,13 @@ def test_vnc_console_connects(demo):
     finally:
         demo.driver.switch_to.default_content()
     demo.shot("console")
+
+
+def test_serial_console_says_simulated_servers_have_none(demo):
+    demo.go("/dashboard/servers/" + STATE["id"])
+    console_button(demo, "Open the serial console").click()
+    state = demo.wait(lambda: demo.find("#no-console").text, what="the no-console state")
+    assert "No serial console for simulated servers" in state
 
 
 def test_a_form_without_csrf_is_refused(rova, demo):

@@ -43,6 +43,7 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         )
         .route("/dashboard/static/style.css", get(style))
         .route("/dashboard/static/live.js", get(script))
+        .route("/dashboard/static/serial.js", get(serial_script))
         .route(
             "/dashboard/login",
             get(session::login_form).post(session::login),
@@ -68,6 +69,7 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
             "/dashboard/servers/{id}/console",
             post(server_page::console),
         )
+        .route("/dashboard/servers/{id}/serial", post(server_page::serial))
         .route("/dashboard/admin/servers", get(servers::admin_list))
         .route("/dashboard/admin/servers/rows", get(servers::admin_rows))
         .route("/dashboard/admin/hypervisors", get(admin::hypervisors))
@@ -122,6 +124,10 @@ async fn style() -> Response {
 
 async fn script() -> Response {
     static_file("text/javascript; charset=utf-8", include_str!("live.js"))
+}
+
+async fn serial_script() -> Response {
+    static_file("text/javascript; charset=utf-8", include_str!("serial.js"))
 }
 
 fn static_file(content_type: &'static str, body: &'static str) -> Response {

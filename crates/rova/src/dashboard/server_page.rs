@@ -258,13 +258,19 @@ pub async fn show(
         "Open the VNC console",
         &[],
         None,
+    ) + &html::button_form(
+        &s,
+        &format!("/dashboard/servers/{}/serial", enc(&id)),
+        "Open the serial console",
+        &[],
+        None,
     );
     let body = format!(
         r#"<p><a href="/dashboard/servers">← Servers</a></p><h1>Server {name}</h1>{message}
 {actions}
 <div class="cols">{overview}{log}</div>
 {console}
-<section aria-labelledby="h-vnc"><h2 id="h-vnc">Console</h2>{console_form}</section>"#,
+<section aria-labelledby="h-vnc"><h2 id="h-vnc">Consoles</h2><div class="actions">{console_form}</div></section>"#,
         name = t(&sv["name"]),
         actions = live_section(&id, "actions", "Actions", &actions(&s, &sv)),
         overview = live_section(&id, "overview", "Overview", &overview(&sv, &images)),
@@ -406,4 +412,54 @@ pub async fn console(
         )
     };
     Ok(html::page(Some(&s), "VNC console", &body))
+}
+
+/// The serial console: a websocket to Rova's console proxy, shown by a
+/// small script; a simulated server has no serial port, which the page
+/// says instead of trying.
+pub async fn serial(
+    Extension(dash): Extension<Arc<Dash>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Out {
+    let (s, _) = dash.posted(&headers, &body)?;
+    let sv = server(&dash, &s, &id).await?;
+    let back = format!(
+        r#"<p><a href="/dashboard/servers/{}">← Server {}</a></p><h1>Serial console</h1>"#,
+        esc(&enc(&id)),
+        t(&sv["name"])
+    );
+    if dash.simulated() {
+        let body = format!(
+            r#"{back}<p class="alert no-console" role="alert" id="no-console">No serial console for simulated servers: the simulator has no serial port behind its guests. Their console log is on the server's page.</p>"#
+        );
+        return Ok(html::page(Some(&s), "Serial console", &body));
+    }
+    let r = dash
+        .call(
+            &s,
+            Call::new(
+                Method::POST,
+                format!("/compute/v2.1/servers/{}/remote-consoles", enc(&id)),
+                None,
+            )
+            .json(json!({"remote_console": {"protocol": "serial", "type": "serial"}})),
+        )
+        .await;
+    let body = if r.ok() {
+        format!(
+            r#"{back}<p id="serial-state" role="status">Connecting…</p>
+<pre id="serial-out" class="console" tabindex="0" data-url="{u}"></pre>
+<form id="serial-send" class="filters"><label for="serial-line">Send a line</label><input id="serial-line" name="line" autocomplete="off"><button type="submit">Send</button></form>
+<script src="/dashboard/static/serial.js" defer></script>"#,
+            u = t(&r.body["remote_console"]["url"]),
+        )
+    } else {
+        format!(
+            r#"{back}<p class="alert no-console" role="alert" id="no-console">No serial console: {}</p>"#,
+            esc(&r.message())
+        )
+    };
+    Ok(html::page(Some(&s), "Serial console", &body))
 }
