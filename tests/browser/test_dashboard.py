@@ -299,6 +299,26 @@ def test_key_pairs_and_quotas(demo):
     assert "Instances:" in demo.text("main")
 
 
+def test_upload_and_delete_an_image(demo, tmp_path):
+    name = "img-" + uuid.uuid4().hex[:6]
+    data = tmp_path / "disk.raw"
+    data.write_bytes(bytes(range(256)) * 64)
+    demo.go("/dashboard/images")
+    demo.find("#img-name").send_keys(name)
+    Select(demo.find("#img-format")).select_by_value("raw")
+    demo.find("#img-file").send_keys(str(data))
+    demo.find("#upload button[type=submit]").click()
+
+    def row():
+        rows = [r for r in demo.finds("tbody tr") if name in r.text]
+        return rows[0] if rows and "active" in rows[0].text else None
+    r = demo.wait(row, timeout=60, what="the uploaded image, active")
+    assert "16384" in r.text, r.text
+    r.find_element("css selector", "button").click()
+    demo.wait(lambda: demo.path() == "/dashboard/images"
+              and name not in demo.text("main"), what="the image deleted")
+
+
 def test_log_out_revokes_the_token(rova, demo):
     demo.go("/dashboard/api-access")
     token = demo.find("#session-token").get_attribute("textContent").strip()

@@ -51,6 +51,8 @@ pub struct Call<'a> {
     pub token: Option<&'a str>,
     pub microversion: &'a str,
     pub body: Option<Value>,
+    /// A body passed through as it is (an image upload, streamed).
+    pub raw: Option<Body>,
     pub headers: Vec<(&'static str, String)>,
 }
 
@@ -62,8 +64,15 @@ impl<'a> Call<'a> {
             token,
             microversion: COMPUTE_VERSION,
             body: None,
+            raw: None,
             headers: Vec::new(),
         }
+    }
+
+    /// Sends `body` as `application/octet-stream`, streamed.
+    pub fn stream(mut self, body: Body) -> Self {
+        self.raw = Some(body);
+        self
     }
 
     pub fn json(mut self, body: Value) -> Self {
@@ -96,12 +105,16 @@ impl<'a> Call<'a> {
         for (name, value) in &self.headers {
             req = req.header(*name, value.as_str());
         }
-        let body = match &self.body {
-            Some(v) => {
+        let body = match (&self.body, self.raw) {
+            (_, Some(raw)) => {
+                req = req.header("content-type", "application/octet-stream");
+                raw
+            }
+            (Some(v), None) => {
                 req = req.header("content-type", "application/json");
                 Body::from(v.to_string())
             }
-            None => Body::empty(),
+            (None, None) => Body::empty(),
         };
         let Ok(req) = req.body(body) else {
             return failed(400, "The request could not be built.");

@@ -152,6 +152,17 @@ pub fn fragment(body: String) -> Response {
         .into_response()
 }
 
+/// A short message as a fragment with a status (for scripts).
+pub fn fragment_status(status: StatusCode, message: &str) -> Response {
+    let mut resp = fragment(if status.is_success() {
+        note(message)
+    } else {
+        alert(message)
+    });
+    *resp.status_mut() = status;
+    resp
+}
+
 /// The hidden CSRF field of a form.
 pub fn csrf_field(s: &Session) -> String {
     format!(

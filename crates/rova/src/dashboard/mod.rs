@@ -8,6 +8,7 @@
 mod admin;
 mod client;
 mod html;
+mod images;
 mod launch;
 mod resources;
 mod server_page;
@@ -15,9 +16,10 @@ mod servers;
 mod session;
 
 use crate::app::App;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Extension, Router};
 use std::sync::Arc;
 
@@ -44,6 +46,7 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .route("/dashboard/static/style.css", get(style))
         .route("/dashboard/static/live.js", get(script))
         .route("/dashboard/static/serial.js", get(serial_script))
+        .route("/dashboard/static/upload.js", get(upload_script))
         .route(
             "/dashboard/login",
             get(session::login_form).post(session::login),
@@ -88,11 +91,12 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
             "/dashboard/keypairs/{name}/delete",
             post(resources::keypair_delete),
         )
-        .route("/dashboard/images", get(resources::images))
+        .route("/dashboard/images", get(images::images))
         .route(
-            "/dashboard/images/{id}/delete",
-            post(resources::image_delete),
+            "/dashboard/images/upload",
+            put(images::upload).layer(DefaultBodyLimit::disable()),
         )
+        .route("/dashboard/images/{id}/delete", post(images::image_delete))
         .route("/dashboard/networks", get(resources::networks))
         .route("/dashboard/floating-ips", get(resources::floating_ips))
         .route(
@@ -124,6 +128,10 @@ async fn style() -> Response {
 
 async fn script() -> Response {
     static_file("text/javascript; charset=utf-8", include_str!("live.js"))
+}
+
+async fn upload_script() -> Response {
+    static_file("text/javascript; charset=utf-8", include_str!("upload.js"))
 }
 
 async fn serial_script() -> Response {

@@ -1,6 +1,6 @@
 //! The project's other resources: key pairs (list, create, import,
-//! delete), images (list, delete), networks, floating IPs, security
-//! groups, and quotas with their usage as bars.
+//! delete), networks, floating IPs, security groups, quotas with their
+//! usage as bars, and API access (endpoints, the session's token).
 
 use super::client::{enc, Call};
 use super::html::{self, esc, t};
@@ -105,66 +105,6 @@ pub async fn keypair_delete(
     let r = dash.call(&s, Call::new(Method::DELETE, path, None)).await;
     if r.ok() {
         Ok(see_other("/dashboard/keypairs"))
-    } else {
-        Err(dash.failure(&s, &r))
-    }
-}
-
-pub async fn images(Extension(dash): Extension<Arc<Dash>>, headers: HeaderMap) -> Out {
-    let s = dash.require(&headers)?;
-    let v = dash.get(&s, "/image/v2/images?limit=1000").await?;
-    let rows: String = items(&v, "images")
-        .map(|i| {
-            let own = i["owner"].as_str() == Some(s.project_id.as_str()) || s.is_admin;
-            let delete = html::button_form(
-                &s,
-                &format!("/dashboard/images/{}/delete", enc(&html::text(&i["id"]))),
-                "Delete",
-                &[],
-                (!own).then_some("Only the image's owner may delete it."),
-            );
-            html::row(&[
-                t(&i["name"]),
-                t(&i["status"]),
-                t(&i["visibility"]),
-                t(&i["disk_format"]),
-                t(&i["size"]),
-                t(&i["created_at"]),
-                delete,
-            ])
-        })
-        .collect();
-    let body = format!(
-        "<h1>Images</h1>{}",
-        html::table(
-            "Images",
-            &[
-                "Name",
-                "Status",
-                "Visibility",
-                "Format",
-                "Size (bytes)",
-                "Created",
-                ""
-            ],
-            &rows,
-            ""
-        )
-    );
-    Ok(html::page(Some(&s), "Images", &body))
-}
-
-pub async fn image_delete(
-    Extension(dash): Extension<Arc<Dash>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Out {
-    let (s, _) = dash.posted(&headers, &body)?;
-    let path = format!("/image/v2/images/{}", enc(&id));
-    let r = dash.call(&s, Call::new(Method::DELETE, path, None)).await;
-    if r.ok() {
-        Ok(see_other("/dashboard/images"))
     } else {
         Err(dash.failure(&s, &r))
     }

@@ -196,6 +196,24 @@ impl Dash {
         Ok((s, form))
     }
 
+    /// The session, when the request's `X-CSRF-Token` header is its CSRF
+    /// token (scripts that send a body other than a form use it).
+    pub fn checked_header(&self, headers: &HeaderMap) -> Result<Session, Refusal> {
+        let s = self.require(headers)?;
+        let sent = headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !same_secret(sent, &s.csrf) {
+            return Err(html::fragment_status(
+                StatusCode::FORBIDDEN,
+                "The upload was refused: its CSRF token is missing or wrong.",
+            )
+            .into());
+        }
+        Ok(s)
+    }
+
     /// Drops the session whose token the API no longer takes.
     fn forget_token(&self, token: &str) {
         self.sessions.lock().retain(|_, s| s.token != token);

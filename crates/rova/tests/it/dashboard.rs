@@ -400,3 +400,44 @@ async fn switching_projects_rescopes_the_session() {
     assert_eq!(api_status(&c, &new).await, StatusCode::OK);
     assert_eq!(api_status(&c, &old).await, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_upload_needs_the_csrf_header_and_streams_the_bytes() {
+    let c = start().await;
+    let demo = c.login("demo").await;
+    let mut b = Browser::new(&c);
+    b.login(&c, "demo", "demo").await;
+    let csrf = b.csrf().await;
+    let images = |name: &'static str| {
+        let http = c.http.clone();
+        let url = format!("{}/image/v2/images?name={name}", c.base);
+        let token = demo.token.clone();
+        async move {
+            let r = Resp::of(http.get(url).header("X-Auth-Token", token)).await;
+            r.body["images"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    let put = |csrf: Option<&str>| {
+        let mut req = b
+            .http
+            .put(format!(
+                "{}/dashboard/images/upload?name=up&disk_format=raw",
+                c.base
+            ))
+            .header(header::COOKIE, b.cookie_header())
+            .body(vec![7u8; 300_000]);
+        if let Some(t) = csrf {
+            req = req.header("X-CSRF-Token", t);
+        }
+        Resp::of(req)
+    };
+    let refused = put(None).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    assert!(images("up").await.is_empty(), "nothing created");
+    let ok = put(Some(&csrf)).await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text);
+    let made = images("up").await;
+    assert_eq!(made.len(), 1);
+    assert_eq!(made[0]["status"], "active");
+    assert_eq!(made[0]["size"], 300_000);
+}

@@ -590,6 +590,8 @@ fn rows() -> Vec<Row> {
         row("GET", "/dashboard/static/style.css", Uniform(Exp::Is(200))),
         row("GET", "/dashboard/static/live.js", Uniform(Exp::Is(200))),
         row("GET", "/dashboard/static/serial.js", Uniform(Exp::Is(200))),
+        row("GET", "/dashboard/static/upload.js", Uniform(Exp::Is(200))),
+        row("PUT", "/dashboard/images/upload", Uniform(Exp::Is(200))),
         row("GET", "/dashboard/login", Uniform(Exp::Is(200))),
         row("GET", "/dashboard/project", Uniform(Exp::Is(200))),
         row("GET", "/dashboard/servers", Uniform(Exp::Is(200))),
