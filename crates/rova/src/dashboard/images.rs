@@ -6,7 +6,7 @@
 
 use super::client::{enc, Call};
 use super::html::{self, esc, t};
-use super::session::{see_other, Dash};
+use super::session::Dash;
 use super::Out;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery};
@@ -143,12 +143,6 @@ pub async fn image_delete(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Out {
-    let (s, _) = dash.posted(&headers, &body)?;
     let path = format!("/image/v2/images/{}", enc(&id));
-    let r = dash.call(&s, Call::new(Method::DELETE, path, None)).await;
-    if r.ok() {
-        Ok(see_other("/dashboard/images"))
-    } else {
-        Err(dash.failure(&s, &r))
-    }
+    super::delete_then(&dash, &headers, &body, path, "/dashboard/images").await
 }

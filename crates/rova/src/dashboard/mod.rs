@@ -109,6 +109,29 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .layer(Extension(dash))
 }
 
+/// A posted delete form: DELETE `api_path` with the session's token, then
+/// back to `back`, or the page for the API's refusal.
+async fn delete_then(
+    dash: &Dash,
+    headers: &axum::http::HeaderMap,
+    body: &axum::body::Bytes,
+    api_path: String,
+    back: &str,
+) -> Out {
+    let (s, _) = dash.posted(headers, body)?;
+    let r = dash
+        .call(
+            &s,
+            client::Call::new(axum::http::Method::DELETE, api_path, None),
+        )
+        .await;
+    if r.ok() {
+        Ok(session::see_other(back))
+    } else {
+        Err(dash.failure(&s, &r))
+    }
+}
+
 /// Any other dashboard path: the 404 page.
 async fn not_found(
     Extension(dash): Extension<Arc<Dash>>,

@@ -4,7 +4,7 @@
 
 use super::client::{enc, Call};
 use super::html::{self, esc, t};
-use super::session::{see_other, Dash, Session};
+use super::session::{Dash, Session};
 use super::Out;
 use axum::body::Bytes;
 use axum::extract::Path;
@@ -100,14 +100,8 @@ pub async fn keypair_delete(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Out {
-    let (s, _) = dash.posted(&headers, &body)?;
     let path = format!("/compute/v2.1/os-keypairs/{}", enc(&name));
-    let r = dash.call(&s, Call::new(Method::DELETE, path, None)).await;
-    if r.ok() {
-        Ok(see_other("/dashboard/keypairs"))
-    } else {
-        Err(dash.failure(&s, &r))
-    }
+    super::delete_then(&dash, &headers, &body, path, "/dashboard/keypairs").await
 }
 
 /// A read-only list page of one Neutron collection.
