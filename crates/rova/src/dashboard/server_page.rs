@@ -11,7 +11,7 @@ use super::servers::{addresses, image_label, image_names, power_state};
 use super::session::{see_other, Dash, Session};
 use super::Out;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery};
+use axum::extract::Path;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::Extension;
 use rova_core::admission::{admit, Action, Subject};
@@ -243,14 +243,13 @@ pub async fn show(
     Extension(dash): Extension<Arc<Dash>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    RawQuery(query): RawQuery,
 ) -> Out {
     let s = dash.require(&headers)?;
     let sv = server(&dash, &s, &id).await?;
     let images = image_names(&dash, &s).await;
-    let message: String = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .find(|(k, _)| k == "error")
-        .map(|(_, v)| html::alert(&v))
+    let message = dash
+        .take_flash(&s)
+        .map(|m| html::alert(&m))
         .unwrap_or_default();
     let console_form = html::button_form(
         &s,
@@ -346,11 +345,8 @@ pub async fn action(
     if matches!(r.status, 401 | 403 | 404) {
         return Err(dash.failure(&s, &r));
     }
-    Ok(see_other(&format!(
-        "/dashboard/servers/{}?error={}",
-        enc(&id),
-        enc(&r.message())
-    )))
+    dash.flash(&s, r.message());
+    Ok(see_other(&format!("/dashboard/servers/{}", enc(&id))))
 }
 
 /// Opens a VNC console through the API and shows noVNC (served by Rova's

@@ -47,6 +47,9 @@ pub struct Dash {
     app: Arc<App>,
     api: OnceLock<Router>,
     sessions: Mutex<HashMap<String, Session>>,
+    /// One message per session for the page after a redirect (an API's
+    /// refusal of an action), keyed by the session's CSRF token.
+    flashes: Mutex<HashMap<String, String>>,
 }
 
 /// A posted form: its fields in order (a name may repeat).
@@ -144,6 +147,7 @@ impl Dash {
             app,
             api: OnceLock::new(),
             sessions: Mutex::new(HashMap::new()),
+            flashes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -212,6 +216,20 @@ impl Dash {
             .into());
         }
         Ok(s)
+    }
+
+    /// Keeps `message` for the session's next page.
+    pub fn flash(&self, s: &Session, message: String) {
+        let mut map = self.flashes.lock();
+        if map.len() >= MAX_SESSIONS {
+            map.clear();
+        }
+        map.insert(s.csrf.clone(), message);
+    }
+
+    /// The message kept for this session, once.
+    pub fn take_flash(&self, s: &Session) -> Option<String> {
+        self.flashes.lock().remove(&s.csrf)
     }
 
     /// Drops the session whose token the API no longer takes.

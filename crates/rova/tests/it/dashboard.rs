@@ -199,8 +199,20 @@ async fn a_form_without_its_csrf_token_is_refused_and_changes_nothing() {
     }
     let now = c.get(&demo, &format!("/servers/{id}"), None).await;
     assert_eq!(now.body["server"]["status"], "ACTIVE", "nothing changed");
-    // the same form with the token goes through
+    // an action the API refuses: its message on the next page, once
     let csrf = b.csrf().await;
+    let refused = b.post(&action, &[("op", "unpause"), ("csrf", &csrf)]).await;
+    assert_eq!(refused.status, StatusCode::SEE_OTHER);
+    let page = b.get(&format!("/dashboard/servers/{id}")).await;
+    assert!(
+        page.text
+            .contains(r#"role="alert">Cannot &#39;unpause&#39; instance"#),
+        "{}",
+        page.text
+    );
+    let again = b.get(&format!("/dashboard/servers/{id}")).await;
+    assert!(!again.text.contains(r#"role="alert">Cannot"#));
+    // the same form with the token goes through
     let ok = b.post(&action, &[("op", "pause"), ("csrf", &csrf)]).await;
     assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.text);
     c.wait_status(&demo, &id, &["PAUSED"], None).await;
