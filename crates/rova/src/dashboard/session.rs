@@ -108,9 +108,17 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// A `Set-Cookie` value with the dashboard's attributes.
-fn set_cookie(name: &str, value: &str, max_age: Option<i64>) -> String {
+/// `Secure` is added when the browser reached Rova over HTTPS (a proxy in
+/// front says so in `X-Forwarded-Proto`).
+fn set_cookie(name: &str, value: &str, max_age: Option<i64>, secure: bool) -> String {
     let age = max_age.map_or(String::new(), |a| format!("; Max-Age={a}"));
-    format!("{name}={value}; HttpOnly; SameSite=Strict; Path=/dashboard{age}")
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{name}={value}; HttpOnly; SameSite=Strict; Path=/dashboard{age}{secure}")
+}
+
+/// Whether the request came over HTTPS (through a proxy that says so).
+fn over_https(headers: &HeaderMap) -> bool {
+    crate::http::host_url(headers).starts_with("https://")
 }
 
 fn with_cookie(mut resp: Response, value: &str) -> Response {
@@ -290,7 +298,7 @@ impl Dash {
 
     /// Issues a token (password or token method) and opens a session on
     /// it; the response sets the cookie and goes to the servers page.
-    async fn open_session(&self, auth: Value) -> Result<Response, ApiResp> {
+    async fn open_session(&self, auth: Value, secure: bool) -> Result<Response, ApiResp> {
         let r = Call::new(Method::POST, "/identity/v3/auth/tokens", None)
             .json(auth)
             .send(self)
@@ -334,8 +342,11 @@ impl Dash {
             map.insert(id.clone(), session);
         }
         let resp = see_other("/dashboard/servers");
-        let resp = with_cookie(resp, &set_cookie(COOKIE, &id, None));
-        Ok(with_cookie(resp, &set_cookie(LOGIN_COOKIE, "", Some(0))))
+        let resp = with_cookie(resp, &set_cookie(COOKIE, &id, None, secure));
+        Ok(with_cookie(
+            resp,
+            &set_cookie(LOGIN_COOKIE, "", Some(0), secure),
+        ))
     }
 
     /// Ends the session named by the request's cookie.
@@ -352,6 +363,7 @@ fn login_page(
     username: &str,
     project: &str,
     status: StatusCode,
+    secure: bool,
 ) -> Response {
     let csrf = random_id();
     let alert = message.map_or(String::new(), |m| {
@@ -374,14 +386,14 @@ fn login_page(
     );
     let page = html::page(None, "Log in", &body);
     let resp = (status, page).into_response();
-    with_cookie(resp, &set_cookie(LOGIN_COOKIE, &csrf, Some(3600)))
+    with_cookie(resp, &set_cookie(LOGIN_COOKIE, &csrf, Some(3600), secure))
 }
 
 pub async fn login_form(Extension(dash): Extension<Arc<Dash>>, headers: HeaderMap) -> Response {
     if dash.current(&headers).is_some() {
         return see_other("/dashboard/servers");
     }
-    login_page(None, "", "", StatusCode::OK)
+    login_page(None, "", "", StatusCode::OK, over_https(&headers))
 }
 
 pub async fn login(
@@ -398,6 +410,7 @@ pub async fn login(
             user,
             project,
             StatusCode::FORBIDDEN,
+            over_https(&headers),
         );
     }
     let password = form
@@ -411,7 +424,7 @@ pub async fn login(
         auth["auth"]["scope"] =
             json!({"project": {"name": project, "domain": {"name": "Default"}}});
     }
-    match dash.open_session(auth).await {
+    match dash.open_session(auth, over_https(&headers)).await {
         Ok(resp) => resp,
         Err(r) => {
             let msg = if r.status == 401 {
@@ -420,7 +433,13 @@ pub async fn login(
             } else {
                 r.message()
             };
-            login_page(Some(&msg), user, project, StatusCode::UNAUTHORIZED)
+            login_page(
+                Some(&msg),
+                user,
+                project,
+                StatusCode::UNAUTHORIZED,
+                over_https(&headers),
+            )
         }
     }
 }
@@ -433,7 +452,10 @@ pub async fn logout(Extension(dash): Extension<Arc<Dash>>, headers: HeaderMap, b
         .await;
     dash.close(&headers);
     let resp = see_other("/dashboard/login");
-    Ok(with_cookie(resp, &set_cookie(COOKIE, "", Some(0))))
+    Ok(with_cookie(
+        resp,
+        &set_cookie(COOKIE, "", Some(0), over_https(&headers)),
+    ))
 }
 
 /// Switches the session to another of the user's projects: a new token
@@ -446,7 +468,7 @@ pub async fn switch_project(
     let (s, form) = dash.posted(&headers, &body)?;
     let auth = json!({"auth": {"identity": {"methods": ["token"], "token": {"id": s.token}},
         "scope": {"project": {"id": form.get("project_id")}}}});
-    match dash.open_session(auth).await {
+    match dash.open_session(auth, over_https(&headers)).await {
         Ok(resp) => {
             Call::new(Method::DELETE, "/identity/v3/auth/tokens", Some(&s.token))
                 .header("x-subject-token", s.token.clone())
@@ -522,6 +544,17 @@ mod tests {
         );
         assert_eq!(cookie(&h, COOKIE).as_deref(), Some("xyz"));
         assert_eq!(cookie(&h, "missing"), None);
+    }
+
+    #[test]
+    fn cookies_are_secure_behind_https() {
+        let mut h = HeaderMap::new();
+        assert!(!over_https(&h));
+        assert!(!set_cookie(COOKIE, "x", None, false).contains("Secure"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        assert!(over_https(&h));
+        let c = set_cookie(COOKIE, "x", Some(0), true);
+        assert!(c.ends_with("; Max-Age=0; Secure") && c.contains("HttpOnly; SameSite=Strict"));
     }
 
     #[test]
