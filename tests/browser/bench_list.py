@@ -43,15 +43,18 @@ def login(rova):
     return re.search(r"rova_session=([0-9a-f]+)", r.getheader("Set-Cookie")).group(1)
 
 
-def timed(conn, path, cookie):
-    """(seconds to the first byte, seconds to the last, bytes)."""
+def timed(conn, path, cookie, etag=None):
+    """(seconds to the first byte, seconds to the last, bytes, ETag)."""
+    headers = {"Cookie": "rova_session=" + cookie}
+    if etag:
+        headers["If-None-Match"] = etag
     start = time.perf_counter()
-    conn.request("GET", path, headers={"Cookie": "rova_session=" + cookie})
+    conn.request("GET", path, headers=headers)
     r = conn.getresponse()
     first = time.perf_counter() - start
     body = r.read()
-    assert r.status == 200, (r.status, body[:300])
-    return first, time.perf_counter() - start, len(body)
+    assert r.status == (304 if etag else 200), (r.status, body[:300])
+    return first, time.perf_counter() - start, len(body), r.getheader("ETag")
 
 
 def main():
@@ -85,15 +88,19 @@ def main():
         count = len(listed.json()["servers"])
         cookie = login(rova)
         conn = http.client.HTTPConnection("127.0.0.1", rova.port, timeout=120)
-        for path in ("/dashboard/servers", "/dashboard/servers/rows"):
-            timed(conn, path, cookie)  # warm up
-            runs = [timed(conn, path, cookie) for _ in range(10)]
+        rows = "/dashboard/servers/rows"
+        etag = timed(conn, rows, cookie)[3]
+        for path, tag, what in (("/dashboard/servers", None, ""),
+                                (rows, None, ""),
+                                (rows, etag, " unchanged (If-None-Match: 304)")):
+            timed(conn, path, cookie, tag)  # warm up
+            runs = [timed(conn, path, cookie, tag) for _ in range(10)]
             ttfb = statistics.median(r[0] for r in runs) * 1000
             total = statistics.median(r[1] for r in runs) * 1000
             size = runs[-1][2]
-            print("%s with %d servers: time to first byte %.0f ms (median of 10), "
+            print("%s%s with %d servers: time to first byte %.0f ms (median of 10), "
                   "whole page %.0f ms, %d bytes (%.0f KiB)"
-                  % (path, count, ttfb, total, size, size / 1024))
+                  % (path, what, count, ttfb, total, size, size / 1024))
     finally:
         rova.stop()
         if os.environ.get("ROVA_KEEP_DATA") != "1":

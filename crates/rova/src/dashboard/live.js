@@ -1,12 +1,14 @@
 // Rova dashboard: refreshes every element with a data-live attribute
 // from that URL (an HTML fragment) every two seconds, without reloading
 // the page. A part the keyboard is in is left alone until focus leaves.
+// Fragments carry an ETag: the browser revalidates ("no-cache") and an
+// unchanged part comes back as a bodiless 304.
 (function () {
   "use strict";
   var PERIOD = 2000;
   function refresh(el) {
     var url = el.getAttribute("data-live");
-    return fetch(url, { credentials: "same-origin", redirect: "manual", cache: "no-store" })
+    return fetch(url, { credentials: "same-origin", redirect: "manual", cache: "no-cache" })
       .then(function (r) {
         if (r.type === "opaqueredirect" || r.status === 401) {
           window.location.reload();

@@ -306,7 +306,7 @@ pub async fn part(
             ));
         }
     };
-    Ok(html::fragment(inner))
+    Ok(html::live_fragment(&headers, inner))
 }
 
 pub async fn action(

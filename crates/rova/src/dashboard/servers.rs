@@ -282,7 +282,10 @@ pub async fn rows(
 ) -> Out {
     let s = dash.require(&headers)?;
     let f = Filters::of(query.as_deref());
-    Ok(html::fragment(render_rows(&dash, &s, &f, false).await?))
+    Ok(html::live_fragment(
+        &headers,
+        render_rows(&dash, &s, &f, false).await?,
+    ))
 }
 
 pub async fn admin_list(
@@ -307,7 +310,10 @@ pub async fn admin_rows(
         return Err(html::admin_only(&s));
     }
     let f = Filters::of(query.as_deref());
-    Ok(html::fragment(render_rows(&dash, &s, &f, true).await?))
+    Ok(html::live_fragment(
+        &headers,
+        render_rows(&dash, &s, &f, true).await?,
+    ))
 }
 
 #[cfg(test)]

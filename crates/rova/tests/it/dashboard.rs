@@ -310,6 +310,7 @@ async fn logout_revokes_the_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_launch_form_shows_the_apis_validation_message() {
     let c = start().await;
+    let demo = c.login("demo").await;
     let mut b = Browser::new(&c);
     b.login(&c, "demo", "demo").await;
     let form = b.get("/dashboard/servers/new").await;
@@ -350,8 +351,34 @@ async fn the_launch_form_shows_the_apis_validation_message() {
         )
         .await;
     assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.text);
+    let listed = c.get(&demo, "/servers?name=launched", None).await;
+    for sv in listed.body["servers"].as_array().expect("servers") {
+        let id = sv["id"].as_str().expect("id");
+        c.wait_status(&demo, id, &["ACTIVE"], None).await;
+    }
     let rows = b.get("/dashboard/servers/rows").await;
     assert_eq!(rows.text.matches("launched").count(), 2, "{}", rows.text);
+    assert_eq!(rows.text.matches(r#"data-status="ACTIVE""#).count(), 2);
+    // the live refresh: an unchanged list is a bodiless 304
+    let etag = rows.header("etag").expect("an ETag");
+    let again = Resp::of(
+        b.http
+            .get(format!("{}/dashboard/servers/rows", c.base))
+            .header(header::COOKIE, b.cookie_header())
+            .header(header::IF_NONE_MATCH, &etag),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    assert!(again.text.is_empty());
+    let stale = Resp::of(
+        b.http
+            .get(format!("{}/dashboard/servers/rows", c.base))
+            .header(header::COOKIE, b.cookie_header())
+            .header(header::IF_NONE_MATCH, "\"other\""),
+    )
+    .await;
+    assert_eq!(stale.status, StatusCode::OK);
+    assert_eq!(stale.text, rows.text);
 }
 
 /// The status the compute API answers `token` with.
