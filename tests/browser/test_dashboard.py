@@ -59,7 +59,8 @@ def test_log_in_as_demo(rova):
 
 
 def test_launch_and_watch_it_turn_active(rova, demo, admin_token):
-    slow(rova, admin_token, "spawn", 2500)
+    # the build is slowed so that the list is on screen well before it ends
+    slow(rova, admin_token, "spawn", 6000)
     try:
         demo.go("/dashboard/servers/new")
         demo.shot("launch")
