@@ -11,6 +11,7 @@ mod html;
 mod images;
 mod launch;
 mod resources;
+mod secgroups;
 mod server_page;
 mod servers;
 mod session;
@@ -101,7 +102,19 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .route("/dashboard/floating-ips", get(resources::floating_ips))
         .route(
             "/dashboard/security-groups",
-            get(resources::security_groups),
+            get(secgroups::list).post(secgroups::create),
+        )
+        .route(
+            "/dashboard/security-groups/{id}/delete",
+            post(secgroups::delete),
+        )
+        .route(
+            "/dashboard/security-groups/{id}/rules",
+            post(secgroups::add_rule),
+        )
+        .route(
+            "/dashboard/security-group-rules/{id}/delete",
+            post(secgroups::delete_rule),
         )
         .route("/dashboard/quotas", get(resources::quotas))
         .route("/dashboard/api-access", get(resources::api_access))

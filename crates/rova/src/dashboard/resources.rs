@@ -1,5 +1,5 @@
 //! The project's other resources: key pairs (list, create, import,
-//! delete), networks, floating IPs, security groups, quotas with their
+//! delete), networks, floating IPs, quotas with their
 //! usage as bars, and API access (endpoints, the session's token).
 
 use super::client::{enc, Call};
@@ -114,7 +114,24 @@ async fn list_page(
     cols: &[(&str, &str)],
 ) -> Out {
     let s = dash.require(headers)?;
-    let v = dash.get(&s, path).await?;
+    let r = dash
+        .call(&s, Call::new(Method::GET, path.to_string(), None))
+        .await;
+    if r.status == 404 {
+        // the collection itself is missing: this API does not have it
+        let body = format!(
+            "<h1>{t}</h1>{}",
+            html::note(&format!(
+                "This cloud's network API does not offer {title} yet."
+            )),
+            t = esc(title),
+        );
+        return Ok(html::page(Some(&s), title, &body));
+    }
+    if !r.ok() {
+        return Err(dash.failure(&s, &r));
+    }
+    let v = r.body;
     let rows: String = items(&v, key)
         .map(|it| {
             let cells: Vec<String> = cols
@@ -177,22 +194,6 @@ pub async fn floating_ips(Extension(dash): Extension<Arc<Dash>>, headers: Header
             ("Fixed address", "fixed_ip_address"),
             ("Port", "port_id"),
             ("Status", "status"),
-        ],
-    )
-    .await
-}
-
-pub async fn security_groups(Extension(dash): Extension<Arc<Dash>>, headers: HeaderMap) -> Out {
-    list_page(
-        &dash,
-        &headers,
-        "Security groups",
-        "/network/v2.0/security-groups",
-        "security_groups",
-        &[
-            ("Name", "name"),
-            ("Description", "description"),
-            ("Project", "project_id"),
         ],
     )
     .await

@@ -255,6 +255,17 @@ async fn a_member_gets_the_403_page_and_no_admin_links() {
     member.login(&c, "demo", "demo").await;
     let page = member.get("/dashboard/servers").await;
     assert!(!page.text.contains("/dashboard/admin/"), "no admin links");
+    // the project pages answer, a missing network collection said plainly
+    for path in [
+        "/dashboard/networks",
+        "/dashboard/quotas",
+        "/dashboard/images",
+    ] {
+        assert_eq!(member.get(path).await.status, StatusCode::OK, "{path}");
+    }
+    let fips = member.get("/dashboard/floating-ips").await;
+    assert_eq!(fips.status, StatusCode::OK);
+    assert!(fips.text.contains("does not offer Floating IPs"));
     for path in [
         "/dashboard/admin/hypervisors",
         "/dashboard/admin/services",
@@ -479,4 +490,73 @@ async fn an_image_upload_needs_the_csrf_header_and_streams_the_bytes() {
     assert_eq!(made.len(), 1);
     assert_eq!(made[0]["status"], "active");
     assert_eq!(made[0]["size"], 300_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_groups_and_rules_are_managed_through_the_network_api() {
+    let c = start().await;
+    let demo = c.login("demo").await;
+    let mut b = Browser::new(&c);
+    b.login(&c, "demo", "demo").await;
+    let csrf = b.csrf().await;
+    let made = b
+        .post(
+            "/dashboard/security-groups",
+            &[("csrf", &csrf), ("name", "web"), ("description", "http in")],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.text);
+    let groups = Resp::of(
+        c.http
+            .get(format!("{}/network/v2.0/security-groups?name=web", c.base))
+            .header("X-Auth-Token", &demo.token),
+    )
+    .await;
+    let id = groups.body["security_groups"][0]["id"]
+        .as_str()
+        .expect("the group exists")
+        .to_string();
+    let rules = format!("/dashboard/security-groups/{id}/rules");
+    let rule = [
+        ("csrf", csrf.as_str()),
+        ("direction", "ingress"),
+        ("protocol", "tcp"),
+        ("port_min", "80"),
+        ("port_max", "80"),
+        ("remote_ip_prefix", "0.0.0.0/0"),
+    ];
+    assert_eq!(b.post(&rules, &rule).await.status, StatusCode::SEE_OTHER);
+    let page = b.get("/dashboard/security-groups").await;
+    assert!(
+        page.text.contains("<td>80</td><td>0.0.0.0/0</td>"),
+        "{}",
+        page.text
+    );
+    // the network API's refusal is shown on the page, once
+    let mut bad = rule;
+    bad[3] = ("port_min", "90");
+    assert_eq!(b.post(&rules, &bad).await.status, StatusCode::SEE_OTHER);
+    let page = b.get("/dashboard/security-groups").await;
+    assert!(
+        page.text.contains(r#"class="alert" role="alert""#),
+        "{}",
+        page.text
+    );
+    let page = b.get("/dashboard/security-groups").await;
+    assert!(!page.text.contains(r#"class="alert" role="alert""#));
+    // deleting the group removes it
+    let del = b
+        .post(
+            &format!("/dashboard/security-groups/{id}/delete"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(del.status, StatusCode::SEE_OTHER);
+    let gone = Resp::of(
+        c.http
+            .get(format!("{}/network/v2.0/security-groups/{id}", c.base))
+            .header("X-Auth-Token", &demo.token),
+    )
+    .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
 }
