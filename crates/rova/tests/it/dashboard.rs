@@ -560,3 +560,41 @@ async fn security_groups_and_rules_are_managed_through_the_network_api() {
     .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_force_a_service_down_and_members_cannot() {
+    let c = start().await;
+    let admin = c.login("admin").await;
+    let services = |u: crate::common::User| {
+        let c = &c;
+        async move {
+            let r = c
+                .get(&u, "/os-services?binary=nova-compute", Some("2.53"))
+                .await;
+            r.body["services"][0].clone()
+        }
+    };
+    let svc = services(admin.clone()).await;
+    let id = svc["id"].as_str().expect("service id").to_string();
+    assert_eq!(svc["forced_down"], false);
+    let target = format!("/dashboard/admin/services/{id}");
+    let mut member = Browser::new(&c);
+    member.login(&c, "demo", "demo").await;
+    let csrf = member.csrf().await;
+    let refused = member
+        .post(&target, &[("csrf", &csrf), ("op", "down")])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(services(admin.clone()).await["forced_down"], false);
+    let mut b = Browser::new(&c);
+    b.login(&c, "admin", "admin").await;
+    let csrf = b.csrf().await;
+    let down = b.post(&target, &[("csrf", &csrf), ("op", "down")]).await;
+    assert_eq!(down.status, StatusCode::SEE_OTHER, "{}", down.text);
+    assert_eq!(services(admin.clone()).await["forced_down"], true);
+    let page = b.get("/dashboard/admin/services").await;
+    assert!(page.text.contains("Clear forced down"), "{}", page.text);
+    let up = b.post(&target, &[("csrf", &csrf), ("op", "up")]).await;
+    assert_eq!(up.status, StatusCode::SEE_OTHER);
+    assert_eq!(services(admin).await["forced_down"], false);
+}
