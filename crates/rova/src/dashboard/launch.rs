@@ -36,18 +36,24 @@ struct Choices {
 }
 
 async fn choices(dash: &Dash, s: &Session) -> Choices {
-    let get = |path: &'static str| async move { dash.get(s, path).await.unwrap_or(Value::Null) };
+    let get = |path: String| async move { dash.get(s, &path).await.unwrap_or(Value::Null) };
     let txt = html::text;
-    let images = get("/image/v2/images?limit=1000").await;
-    let flavors = get("/compute/v2.1/flavors/detail").await;
-    let networks = get("/network/v2.0/networks").await;
-    let keypairs = get("/compute/v2.1/os-keypairs").await;
-    let secgroups = get("/network/v2.0/security-groups").await;
-    let zones = get("/compute/v2.1/os-availability-zone").await;
-    let groups = get("/compute/v2.1/os-server-groups").await;
+    let images = get("/image/v2/images?limit=1000".into()).await;
+    let flavors = get("/compute/v2.1/flavors/detail".into()).await;
+    let networks = get("/network/v2.0/networks".into()).await;
+    let keypairs = get("/compute/v2.1/os-keypairs".into()).await;
+    // the project's own groups (an admin's list has every project's)
+    let secgroups = get(format!(
+        "/network/v2.0/security-groups?project_id={}",
+        super::client::enc(&s.project_id)
+    ))
+    .await;
+    let zones = get("/compute/v2.1/os-availability-zone".into()).await;
+    let groups = get("/compute/v2.1/os-server-groups".into()).await;
     let mut sg_names = pick(&secgroups["security_groups"], |g| {
         (txt(&g["name"]), txt(&g["name"]))
     });
+    sg_names.sort();
     sg_names.dedup();
     Choices {
         images: pick(&images["images"], |i| (txt(&i["id"]), txt(&i["name"]))),
