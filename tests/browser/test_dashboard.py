@@ -320,6 +320,28 @@ def test_upload_and_delete_an_image(demo, tmp_path):
               and name not in demo.text("main"), what="the image deleted")
 
 
+def test_security_group_with_a_rule(demo):
+    name = "sg-" + uuid.uuid4().hex[:6]
+    demo.go("/dashboard/security-groups")
+    demo.find("#sg-name").send_keys(name)
+    demo.find("#sg-name").submit()
+
+    def card():
+        cards = [c for c in demo.finds("section.card") if c.find_element(
+            "css selector", "h2").text == name]
+        return cards[0] if cards else None
+    c = demo.wait(card, what="the new group")
+    c.find_element("css selector", "input[name=port_min]").send_keys("22")
+    c.find_element("css selector", "input[name=port_max]").send_keys("22")
+    c.find_element("css selector", "input[name=remote_ip_prefix]").send_keys("10.0.0.0/8")
+    c.find_element("css selector", "input[name=remote_ip_prefix]").submit()
+    demo.wait(lambda: "10.0.0.0/8" in card().text, what="the rule listed")
+    card().find_element(
+        "css selector",
+        'form[action^="/dashboard/security-groups/"][action$="/delete"] button').click()
+    demo.wait(lambda: card() is None, what="the group deleted")
+
+
 def test_log_out_revokes_the_token(rova, demo):
     demo.go("/dashboard/api-access")
     token = demo.find("#session-token").get_attribute("textContent").strip()
