@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Create (or reuse) the Python virtualenv holding the OpenStack client tools
 # that Rova's black-box tests drive: tempest, the `openstack` CLI,
-# openstacksdk, novaclient, stestr, pytest, and websocket-client (the guest
-# suite's console websockets).
+# openstacksdk, novaclient, stestr, pytest, websocket-client (the guest
+# suite's console websockets) and selenium (the dashboard's browser suite,
+# which drives Debian's chromium-driver).
 #
 #   scripts/client-venv.sh          # prints the venv path on stdout
 #
@@ -34,6 +35,7 @@ PINS=(
   stestr==4.2.1
   pytest==8.4.2
   websocket-client==1.9.2
+  selenium==4.51.0
 )
 
 py_version="$("$PYTHON" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
@@ -45,7 +47,7 @@ venv_ok() {  # every entry point and module the suites use is there
   for tool in tempest openstack stestr pytest; do
     [ -x "$VENV/bin/$tool" ] || { echo "client-venv: $tool missing" >&2; return 1; }
   done
-  "$VENV/bin/python" -c 'import openstack, tempest, novaclient, websocket' >&2
+  "$VENV/bin/python" -c 'import openstack, tempest, novaclient, websocket, selenium' >&2
 }
 
 if [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ] \

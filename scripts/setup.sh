@@ -29,8 +29,10 @@
 #   postgresql                  the PostgreSQL backend's tests (scripts/pg.sh
 #                               runs a throwaway cluster; psql comes with it)
 #   (package) shellcheck        lints the shell scripts in scripts/test.sh
+#   chromium chromium-driver    the dashboard's browser suite (tests/browser:
+#                               headless Chromium driven through WebDriver)
 DEBIAN_PACKAGES=(qemu-system-x86 qemu-utils genisoimage socat cpio openssh-client
-  dosfstools mtools novnc postgresql shellcheck)
+  dosfstools mtools novnc postgresql shellcheck chromium chromium-driver)
 
 installed_version() {  # package -> version; empty (and success) when not installed
   local out

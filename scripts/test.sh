@@ -14,6 +14,8 @@
 #      PostgreSQL (and the storage suite on both backends)
 #   6. cargo build --release -p rova
 #   7. the black-box suites against the release binary, side by side:
+#      - tests/browser (pytest; the web dashboard in headless Chromium
+#        through chromium-driver and selenium, with a rova of its own)
 #      - tests/cli (pytest; the real `openstack` CLI and openstacksdk, with
 #        a rova of its own), on SQLite and then on PostgreSQL (cli-pg)
 #      - Tempest (scripts/tempest.sh, tests/tempest/compute.txt)
@@ -32,20 +34,21 @@
 #
 # Environment:
 #   ROVA_TEST_STAGES     stages to run (default "setup fmt clippy shell nextest
-#                        pg nextest-pg build cli cli-pg tempest tempest-pg
-#                        guest"; the -pg stages need pg)
+#                        pg nextest-pg build browser cli cli-pg tempest
+#                        tempest-pg guest"; the -pg stages need pg)
 #   ROVA_SIM_LATENCY_MS  passed to both servers as --sim-latency-ms
 #   ROVA_TEMPEST_LIST    selection for Tempest (default tests/tempest/compute.txt)
 #   ROVA_TEMPEST_WORKERS Tempest workers (default 2)
 #   ROVA_TEST_ARTIFACTS  where logs go (default: a new temp dir, printed)
-#   ROVA_CLI_SUITE_TIMEOUT, ROVA_GUEST_SUITE_TIMEOUT  seconds per pytest suite
+#   ROVA_CLI_SUITE_TIMEOUT, ROVA_GUEST_SUITE_TIMEOUT,
+#   ROVA_BROWSER_SUITE_TIMEOUT  seconds per pytest suite
 #   plus everything scripts/setup.sh, scripts/tempest.sh, tests/cli/conftest.py
 #   and tests/guest/conftest.py read.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 2
-STAGES=" ${ROVA_TEST_STAGES:-setup fmt clippy shell nextest pg nextest-pg build cli cli-pg tempest tempest-pg guest} "
+STAGES=" ${ROVA_TEST_STAGES:-setup fmt clippy shell nextest pg nextest-pg build browser cli cli-pg tempest tempest-pg guest} "
 ART="${ROVA_TEST_ARTIFACTS:-$(mktemp -d "${TMPDIR:-/tmp}/rova-test.XXXXXX")}"
 mkdir -p "$ART"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -167,8 +170,8 @@ if want build; then
 fi
 
 # ------------------------------------------------------------ black box
-BLACK_BOX="cli cli-pg tempest tempest-pg guest"
-if want cli || want cli-pg || want tempest || want tempest-pg || want guest; then
+BLACK_BOX="browser cli cli-pg tempest tempest-pg guest"
+if want browser || want cli || want cli-pg || want tempest || want tempest-pg || want guest; then
   banner "client venv"
   if ! VENV="$(scripts/client-venv.sh)"; then
     for st in $BLACK_BOX; do want "$st" && record "$st" 0 1 0; done
@@ -291,6 +294,14 @@ if want guest; then
     >"$ART/guest.log" 2>&1 </dev/null &
   GUEST_PID=$!
   PIDS_TO_STOP+=("$GUEST_PID")
+fi
+
+if want browser; then
+  banner "browser: pytest tests/browser"
+  rm -f "$ART/browser-junit.xml"
+  ROVA_DATABASE_URL="" timeout --kill-after=30 "${ROVA_BROWSER_SUITE_TIMEOUT:-600}" \
+    "$VENV/bin/python" -m pytest tests/browser -v --junitxml="$ART/browser-junit.xml"
+  record_pytest browser $? "$ART/browser-junit.xml"
 fi
 
 if want cli; then

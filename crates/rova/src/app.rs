@@ -70,6 +70,7 @@ pub fn router(app: Arc<App>) -> Router {
         ))
         .layer(axum::middleware::from_fn(crate::http::edge::guard))
         .merge(crate::compute::console_proxy::router())
+        .merge(crate::dashboard::router(app.clone()))
         .layer(axum::middleware::from_fn(crate::http::request_id))
         .with_state(app)
 }

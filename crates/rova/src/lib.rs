@@ -13,6 +13,7 @@ pub mod cli;
 pub mod clock;
 pub mod compute;
 pub mod config;
+pub mod dashboard;
 pub mod http;
 pub mod identity;
 pub mod image;

@@ -5,6 +5,7 @@ mod admin_api;
 mod common;
 mod console_proxy;
 mod crash;
+mod dashboard;
 mod edge_errors;
 mod fleet;
 mod fuzz;
