@@ -184,6 +184,10 @@ pub fn instance_resources(i: &Instance) -> Resources {
     flavor_resources(&i.flavor, i.is_volume_backed())
 }
 
+/// A consumer whose allocation row is written with a guard, and the guard
+/// for the host its claim is on (`None`: no guard there).
+pub type Checked<'a> = (&'a str, &'a dyn Fn(&str) -> Option<crate::store::Guard>);
+
 /// One claim as its `allocations` row keeps it (keyed by its consumer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Allocation {
@@ -206,6 +210,15 @@ impl Allocation {
             memory_mb: c.resources.memory_mb,
             disk_gb: c.resources.disk_gb,
         }
+    }
+
+    /// Whether this row says what claim `c` holds.
+    fn holds(&self, c: &Claim) -> bool {
+        self.host == c.host
+            && self.instance_uuid == c.instance_uuid
+            && self.vcpus == c.resources.vcpus
+            && self.memory_mb == c.resources.memory_mb
+            && self.disk_gb == c.resources.disk_gb
     }
 
     fn claim(&self) -> Claim {
@@ -440,22 +453,29 @@ impl Fleet {
         for consumer in theirs {
             book.remove(&consumer);
         }
+        let stored = self.allocations.rows().map_err(|f| f.message)?;
         let mut stale = Vec::new();
-        for (consumer, row) in self.allocations.rows().map_err(|f| f.message)? {
+        for (consumer, row) in &stored {
             if !covers(&row.instance_uuid) {
-                book.insert(consumer, row.claim());
-            } else if !book.claims.contains_key(&consumer) {
-                stale.push(consumer);
+                book.insert(consumer.clone(), row.claim());
+            } else if !book.claims.contains_key(consumer) {
+                stale.push(consumer.clone());
+            }
+        }
+        // Only the settled claims whose rows differ are written (after a
+        // clean stop: none).
+        let by_consumer: HashMap<&str, &Allocation> =
+            stored.iter().map(|(k, a)| (k.as_str(), &**a)).collect();
+        for (consumer, c) in &book.claims {
+            if covers(&c.instance_uuid)
+                && by_consumer
+                    .get(consumer.as_str())
+                    .is_none_or(|a| !a.holds(c))
+            {
+                stale.push(consumer.clone());
             }
         }
         book.dirty = stale;
-        let settled: Vec<String> = book
-            .claims
-            .iter()
-            .filter(|(_, c)| covers(&c.instance_uuid))
-            .map(|(k, _)| k.clone())
-            .collect();
-        book.dirty.extend(settled);
         self.write_behind(&mut book);
         Ok(())
     }
@@ -463,10 +483,44 @@ impl Fleet {
     /// Writes the allocation rows of the consumers whose claims changed
     /// (under the claim lock, so in the order they changed).
     fn write_behind(&self, book: &mut ClaimBook) {
+        self.write_behind_checked(book, None);
+    }
+
+    /// [`Fleet::write_behind`], the row of `checked`'s consumer (when it
+    /// still has a claim) written with the guard `checked` gives for its
+    /// host: that write's outcome, to await.
+    fn write_behind_checked(
+        &self,
+        book: &mut ClaimBook,
+        checked: Option<Checked<'_>>,
+    ) -> Option<crate::store::Staged> {
         let mut dirty = std::mem::take(&mut book.dirty);
         dirty.sort_unstable();
         dirty.dedup();
+        let mut staged = None;
         for consumer in dirty {
+            if let Some((key, guard_of)) = checked {
+                if key == consumer {
+                    if let Some(c) = book.claims.get(&consumer) {
+                        if let Some(g) = guard_of(&c.host) {
+                            match self.allocations.write_behind_guarded(
+                                &consumer,
+                                Allocation::of(&consumer, c),
+                                g,
+                            ) {
+                                Ok(s) => staged = Some(s),
+                                Err(f) => tracing::error!(
+                                    consumer,
+                                    "writing an allocation: {}",
+                                    f.message
+                                ),
+                            }
+                            continue;
+                        }
+                    }
+                }
+            }
+
             let row = book
                 .claims
                 .get(&consumer)
@@ -475,31 +529,7 @@ impl Fleet {
                 tracing::error!(consumer, "writing an allocation: {}", f.message);
             }
         }
-    }
-
-    /// Has the database check `consumer`'s allocation row against `guard`
-    /// (its host's capacity, every process's rows counted): the row is
-    /// written again, unchanged, with the guard. A refusal is returned as
-    /// the store's capacity refusal; a row changed or gone meanwhile (the
-    /// claim released) is no refusal.
-    pub async fn guard_claim(
-        &self,
-        consumer: &str,
-        guard: crate::store::Guard,
-    ) -> Result<(), rova_core::Fault> {
-        let res = self
-            .allocations
-            .update_guarded(
-                consumer,
-                || rova_core::Fault::not_found("allocation gone"),
-                Some(guard),
-                |_| Ok(()),
-            )
-            .await;
-        match res {
-            Err(f) if crate::store::is_capacity_refusal(&f) => Err(f),
-            _ => Ok(()),
-        }
+        staged
     }
 
     /// The allocation rows as stored (the database's view, for checks).
@@ -621,6 +651,19 @@ impl Fleet {
     /// changes `f` makes are applied once the host states (which share the
     /// per-host instance sets) are dropped, so no set is copied.
     pub fn with_claims<R>(&self, f: impl FnOnce(&[HostState], &mut ClaimTx<'_>) -> R) -> R {
+        self.with_claims_checked(None, f).0
+    }
+
+    /// [`Fleet::with_claims`], the allocation row of consumer `checked.0`
+    /// written with the guard `checked.1` gives for its host (the
+    /// database's capacity check, every process's rows counted): that
+    /// write's outcome, to await. A refused row leaves the claim book as
+    /// the database has it (the claim gone).
+    pub fn with_claims_checked<R>(
+        &self,
+        checked: Option<Checked<'_>>,
+        f: impl FnOnce(&[HostState], &mut ClaimTx<'_>) -> R,
+    ) -> (R, Option<crate::store::Staged>) {
         let mut book = self.claims.lock();
         let states = self.states_from(&book);
         let (r, ops) = {
@@ -640,8 +683,8 @@ impl Fleet {
                 }
             }
         }
-        self.write_behind(&mut book);
-        r
+        let staged = self.write_behind_checked(&mut book, checked);
+        (r, staged)
     }
 
     /// Derives again the claims of some consumers from the records that

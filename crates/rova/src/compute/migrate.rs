@@ -310,46 +310,56 @@ pub(crate) async fn claim_move(
     }
     spec.requested_host = requested_host;
     loop {
-        let dest = claim_move_once(app, inst, migration_uuid, &spec)?;
-        let Some(guard) = super::scheduler::capacity_guard(app, &dest) else {
+        let (dest, staged) = claim_move_once(app, inst, migration_uuid, &spec);
+        let dest = dest?;
+        let Some(staged) = staged else {
             return Ok(dest);
         };
-        match app.compute.fleet.guard_claim(&inst.uuid, guard).await {
-            Ok(()) => return Ok(dest),
-            Err(_) => {
+        match staged.outcome().await {
+            Err(f) if crate::store::is_capacity_refusal(&f) => {
                 unclaim_move(app, &inst.uuid, migration_uuid);
                 spec.ignore_hosts.push(dest);
             }
+            // Any other outcome: the claim stands in the book as the
+            // database has it; the move goes on.
+            _ => return Ok(dest),
         }
     }
 }
 
-/// One scheduling attempt of [`claim_move`].
+/// One scheduling attempt of [`claim_move`]: the destination, and the
+/// write of its allocation row with the capacity guard (where processes
+/// share the database).
 fn claim_move_once(
     app: &App,
     inst: &Instance,
     migration_uuid: &str,
     spec: &rova_core::scheduler::RequestSpec,
-) -> Result<String, &'static str> {
+) -> (Result<String, &'static str>, Option<crate::store::Staged>) {
     let weights = app.compute.fleet.weights;
-    app.compute
-        .fleet
-        .with_claims(|states, claims| {
-            let dest = select_host(states, spec, &weights)?;
-            if let Some(c) = claims.remove(&inst.uuid) {
-                claims.insert(migration_uuid.to_string(), c);
-            }
-            claims.insert(
-                inst.uuid.clone(),
-                Claim {
-                    host: dest.clone(),
-                    instance_uuid: inst.uuid.clone(),
-                    resources: spec.resources,
-                },
-            );
-            Ok(dest)
-        })
-        .map_err(|e: rova_core::scheduler::NoValidHost| e.message())
+    let guard_of = |host: &str| super::scheduler::capacity_guard(app, host);
+    let (dest, staged) =
+        app.compute
+            .fleet
+            .with_claims_checked(Some((&inst.uuid, &guard_of)), |states, claims| {
+                let dest = select_host(states, spec, &weights)?;
+                if let Some(c) = claims.remove(&inst.uuid) {
+                    claims.insert(migration_uuid.to_string(), c);
+                }
+                claims.insert(
+                    inst.uuid.clone(),
+                    Claim {
+                        host: dest.clone(),
+                        instance_uuid: inst.uuid.clone(),
+                        resources: spec.resources,
+                    },
+                );
+                Ok(dest)
+            });
+    (
+        dest.map_err(|e: rova_core::scheduler::NoValidHost| e.message()),
+        staged,
+    )
 }
 
 /// Undoes [`claim_move`]: the destination is dropped and the source given

@@ -44,9 +44,24 @@ pub fn request_spec(app: &App, inst: &Instance, flavor: &FlavorSnapshot) -> Requ
 
 /// Chooses a host for `spec` and records `consumer`'s claim there, atomically.
 pub fn claim(app: &App, consumer: &str, spec: &RequestSpec) -> Result<Placed, NoValidHost> {
+    claim_checked(app, consumer, spec, false).0
+}
+
+/// [`claim`], and with `checked` (where processes share the database) the
+/// write of the claim's allocation row with the capacity guard, whose
+/// outcome decides: a refusal means the host is full (every process's
+/// allocations counted) and the claim is gone.
+pub fn claim_checked(
+    app: &App,
+    consumer: &str,
+    spec: &RequestSpec,
+    checked: bool,
+) -> (Result<Placed, NoValidHost>, Option<crate::store::Staged>) {
     let fleet = &app.compute.fleet;
     let weights = fleet.weights;
-    let host = fleet.with_claims(|states, claims| {
+    let guard_of = |host: &str| capacity_guard(app, host);
+    let check = checked.then_some((consumer, &guard_of as &dyn Fn(&str) -> _));
+    let (host, staged) = fleet.with_claims_checked(check, |states, claims| {
         let host = select_host(states, spec, &weights)?;
         claims.insert(
             consumer.to_string(),
@@ -57,34 +72,40 @@ pub fn claim(app: &App, consumer: &str, spec: &RequestSpec) -> Result<Placed, No
             },
         );
         Ok(host)
-    })?;
-    let availability_zone = fleet
-        .host(&host)
-        .map(|h| h.availability_zone.clone())
-        .unwrap_or_else(|| fleet.default_zone());
-    Ok(Placed {
-        host,
-        availability_zone,
-    })
+    });
+    let placed = host.map(|host| {
+        let availability_zone = fleet
+            .host(&host)
+            .map(|h| h.availability_zone.clone())
+            .unwrap_or_else(|| fleet.default_zone());
+        Placed {
+            host,
+            availability_zone,
+        }
+    });
+    (placed, staged)
 }
 
 /// The scheduling step of a build: the instance's own claim, on none of
 /// the `ignore`d hosts (those the database found full).
+/// The allocation row's guarded write comes back with it (see
+/// [`claim_checked`]).
 pub fn schedule_build(
     app: &App,
     inst: &Instance,
     ignore: &[String],
-) -> Result<Placed, NoValidHost> {
+) -> (Result<Placed, NoValidHost>, Option<crate::store::Staged>) {
     let mut spec = request_spec(app, inst, &inst.flavor);
     spec.requested_host = inst.system_metadata.get(REQUESTED_HOST_KEY).cloned();
     spec.ignore_hosts.extend(ignore.iter().cloned());
-    claim(app, &inst.uuid, &spec)
+    claim_checked(app, &inst.uuid, &spec, true)
 }
 
-/// The database guard that keeps a host's instance rows within its vCPU
+/// The database guard that keeps a host's allocation rows within its vCPU
 /// and RAM capacity (allocation ratios and reserved memory applied), as
 /// Placement checks allocations against inventory. This process's claims
-/// choose the host; the guard decides, counting every process's rows.
+/// choose the host; the guard, on the claim's own row, decides, counting
+/// every process's rows.
 /// Only on PostgreSQL: an SQLite file is served by one process, whose
 /// claims (taken under one lock) are already the whole truth.
 pub fn capacity_guard(app: &App, host: &str) -> Option<crate::store::Guard> {

@@ -47,7 +47,7 @@ mod table;
 pub use backend::{Database, Guard, Refusal};
 pub use copy::{copy_all, Copied};
 pub use postgres::{create_database, with_database};
-pub use table::{Table, TxView, Watcher};
+pub use table::{Staged, Table, TxView, Watcher};
 
 use backend::{Backend, Op, Outcome, Rejection};
 use parking_lot::RwLock;

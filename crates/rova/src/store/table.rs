@@ -668,6 +668,17 @@ where
             .map(drop)
     }
 
+    /// [`Table::write_behind`] of a row with a guard the database checks
+    /// in the writing transaction: the write is always queued, and its
+    /// outcome can be awaited ([`Staged::outcome`]). A refused write leaves
+    /// the copy as the database has the row.
+    pub fn write_behind_guarded(&self, id: &str, value: T, guard: Guard) -> Result<Staged, Fault> {
+        self.ensure(id)?;
+        let mut rows = self.inner.rows.write();
+        self.stage(&mut rows, id, Some(Arc::new(value)), Some(guard))
+            .map(Staged)
+    }
+
     /// Inserts or replaces a row and waits for it to be durable.
     pub async fn put(&self, id: &str, value: T) -> Result<Arc<T>, Fault> {
         let arc = Arc::new(value);
@@ -849,6 +860,16 @@ where
         };
         wait(rx).await?;
         Ok(Some(old))
+    }
+}
+
+/// A write queued without waiting ([`Table::write_behind_guarded`]).
+pub struct Staged(oneshot::Receiver<Ack>);
+
+impl Staged {
+    /// Waits for the write's commit: what [`Table::put`] would answer.
+    pub async fn outcome(self) -> Result<(), Fault> {
+        wait(self.0).await
     }
 }
 

@@ -111,8 +111,25 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
         let placed = loop {
             let placed = match &injected {
                 Some(f) => Err(f.message.clone()),
-                None => crate::compute::scheduler::schedule_build(app, &inst, &full)
-                    .map_err(|nvh| nvh.message().to_string()),
+                None => {
+                    let (placed, staged) =
+                        crate::compute::scheduler::schedule_build(app, &inst, &full);
+                    // The claim's allocation row, checked against the
+                    // host's capacity by the database: refused, the host
+                    // is full (another process's claims took it) and the
+                    // next candidate is tried, as Nova's alternates.
+                    match (placed, staged) {
+                        (Ok(p), Some(staged)) => match staged.outcome().await {
+                            Err(f) if crate::store::is_capacity_refusal(&f) => {
+                                crate::compute::scheduler::release_instance(app, uuid);
+                                full.push(p.host);
+                                continue;
+                            }
+                            _ => Ok(p),
+                        },
+                        (placed, _) => placed.map_err(|nvh| nvh.message().to_string()),
+                    }
+                }
             };
             let placed = match placed {
                 Ok(p) => p,
@@ -141,13 +158,12 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
             };
             let h = placed.host.clone();
             let az = placed.availability_zone.clone();
-            let guard = crate::compute::scheduler::capacity_guard(app, &h);
             match step_guarded(
                 app,
                 uuid,
                 &[Some(TaskState::Scheduling)],
                 Some(TaskState::Networking),
-                guard,
+                None,
                 |i, _| {
                     i.host = Some(h.clone());
                     i.node = Some(h);
@@ -157,10 +173,6 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
             .await
             {
                 Ok(()) => break placed,
-                Err(f) if crate::store::is_capacity_refusal(&f) => {
-                    crate::compute::scheduler::release_instance(app, uuid);
-                    full.push(placed.host.clone());
-                }
                 Err(_) => {
                     crate::compute::scheduler::release_instance(app, uuid);
                     return;
