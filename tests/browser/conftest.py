@@ -1,7 +1,8 @@
 """Fixtures for the dashboard's browser suite.
 
 The suite starts its own `rova serve` (binary from $ROVA_BIN, default
-target/release/rova; simulated driver) on a free loopback port with a fresh
+target/release/rova; simulated driver; test_qemu_console.py starts one more
+with the QEMU driver and the test guest) on a free loopback port with a fresh
 data directory, and drives the dashboard with headless Chromium through
 chromedriver (Debian's `chromium` and `chromium-driver`, installed by
 scripts/setup.sh) and selenium (from the client venv).

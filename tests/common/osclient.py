@@ -72,6 +72,24 @@ def rova_binary():
     return path
 
 
+def build_guest():
+    """Runs guest/build.sh (a no-op when its cache is current) and returns
+    {"ROVA_GUEST_KERNEL": path, "ROVA_GUEST_INITRD": path}."""
+    proc = subprocess.run(["bash", str(REPO_ROOT / "guest" / "build.sh")],
+                          capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=900)
+    if proc.returncode != 0:
+        pytest.fail("guest/build.sh failed (exit %d):\n%s\n%s"
+                    % (proc.returncode, proc.stdout[-2000:],
+                       proc.stderr[-4000:]), pytrace=False)
+    assets = dict(re.findall(r"^(ROVA_GUEST_[A-Z]+)=(.+)$", proc.stdout, re.M))
+    for key in ("ROVA_GUEST_KERNEL", "ROVA_GUEST_INITRD"):
+        if key not in assets or not Path(assets[key]).is_file():
+            pytest.fail("guest/build.sh printed no usable %s:\n%s"
+                        % (key, proc.stdout), pytrace=False)
+    return assets
+
+
 def venv_tool(name):
     """A program of the client venv: next to the running python, else on
     PATH; fails the test when neither has it."""

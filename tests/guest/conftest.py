@@ -43,8 +43,8 @@ import pytest
 _COMMON = str(Path(__file__).resolve().parents[1] / "common")
 if _COMMON not in sys.path:
     sys.path.insert(0, _COMMON)
-from osclient import (REPO_ROOT, Cli, ServeProcess, free_port,  # noqa: E402
-                      rova_binary, sdk_environ)
+from osclient import (Cli, ServeProcess, build_guest,  # noqa: E402
+                      free_port, rova_binary, sdk_environ)
 
 HOSTS = ("rova-qemu-1", "rova-qemu-2")
 PREFIX = "ROVA-GUEST: "
@@ -245,24 +245,6 @@ def _socket_dir(data_dir):
     driver leaves it behind, so a passing session removes it."""
     digest = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()
     return Path(tempfile.gettempdir()) / ("rova-" + digest[:10])
-
-
-def build_guest():
-    """Runs guest/build.sh (a no-op when its cache is current) and returns
-    {"ROVA_GUEST_KERNEL": path, "ROVA_GUEST_INITRD": path}."""
-    proc = subprocess.run(["bash", str(REPO_ROOT / "guest" / "build.sh")],
-                          capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=900)
-    if proc.returncode != 0:
-        pytest.fail("guest/build.sh failed (exit %d):\n%s\n%s"
-                    % (proc.returncode, proc.stdout[-2000:],
-                       proc.stderr[-4000:]), pytrace=False)
-    assets = dict(re.findall(r"^(ROVA_GUEST_[A-Z]+)=(.+)$", proc.stdout, re.M))
-    for key in ("ROVA_GUEST_KERNEL", "ROVA_GUEST_INITRD"):
-        if key not in assets or not Path(assets[key]).is_file():
-            pytest.fail("guest/build.sh printed no usable %s:\n%s"
-                        % (key, proc.stdout), pytrace=False)
-    return assets
 
 
 _STATE = {"rova": None, "sdk": None, "servers": {}, "failed": False}

@@ -2,14 +2,17 @@
 //! project (the identity API's password method), the session cookie (an
 //! opaque random id, `HttpOnly`, `SameSite=Strict`, `Path=/dashboard`)
 //! bound to the token, the per-session CSRF token every form carries, the
-//! project switch and log-out (which revokes the token). Sessions are kept
-//! in this process's memory: a restart logs every browser out (their
-//! tokens stay valid until they expire).
+//! project switch and log-out (which revokes the token). Sessions are rows
+//! of the store's `dashboard_sessions` table, keyed by the SHA-256 of the
+//! cookie's id (the database never holds a live cookie): they survive a
+//! restart and every process sharing the database knows them. A session
+//! ends at log-out, when its token expires or is refused by the API.
 
 use super::client::{ApiResp, Call};
 use super::html::{self, esc};
 use super::Out;
 use crate::app::App;
+use crate::store::Table;
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -28,7 +31,7 @@ const LOGIN_COOKIE: &str = "rova_login";
 const MAX_SESSIONS: usize = 10_000;
 
 /// One logged-in browser.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Session {
     pub token: String,
     pub csrf: String,
@@ -39,14 +42,32 @@ pub struct Session {
     pub is_admin: bool,
     /// The token's expiry (RFC 3339).
     pub expires_at: String,
-    pub created: std::time::Instant,
+    /// When the session was opened (RFC 3339).
+    pub created_at: String,
+}
+
+impl Session {
+    fn expired(&self) -> bool {
+        chrono::DateTime::parse_from_rfc3339(&self.expires_at)
+            .map(|t| t < chrono::Utc::now())
+            .unwrap_or(false)
+    }
+}
+
+/// A session's row key: the SHA-256 of its cookie's id.
+fn row_key(cookie_id: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(cookie_id.as_bytes()))
 }
 
 /// The dashboard's shared state: the API router it calls and the sessions.
 pub struct Dash {
     app: Arc<App>,
     api: OnceLock<Router>,
-    sessions: Mutex<HashMap<String, Session>>,
+    /// The `dashboard_sessions` table, loaded on first use (the API
+    /// router the dashboard builds for itself has a `Dash` that never
+    /// needs it).
+    sessions: OnceLock<Result<Table<Session>, String>>,
     /// One message per session for the page after a redirect (an API's
     /// refusal of an action), keyed by the session's CSRF token.
     flashes: Mutex<HashMap<String, String>>,
@@ -154,7 +175,7 @@ impl Dash {
         Dash {
             app,
             api: OnceLock::new(),
-            sessions: Mutex::new(HashMap::new()),
+            sessions: OnceLock::new(),
             flashes: Mutex::new(HashMap::new()),
         }
     }
@@ -171,19 +192,26 @@ impl Dash {
             .clone()
     }
 
-    /// The session the request's cookie names, if it is live.
+    /// The sessions' table (`None`, logged, when it cannot be loaded).
+    fn sessions(&self) -> Option<&Table<Session>> {
+        match self
+            .sessions
+            .get_or_init(|| Table::load("dashboard_session", &self.app.store))
+        {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!("loading the dashboard sessions: {e}");
+                None
+            }
+        }
+    }
+
+    /// The session the request's cookie names, if it is live (an expired
+    /// one's row goes at the next log-in).
     pub fn current(&self, headers: &HeaderMap) -> Option<Session> {
         let id = cookie(headers, COOKIE)?;
-        let mut map = self.sessions.lock();
-        let s = map.get(&id)?.clone();
-        let expired = chrono::DateTime::parse_from_rfc3339(&s.expires_at)
-            .map(|t| t < chrono::Utc::now())
-            .unwrap_or(false);
-        if expired {
-            map.remove(&id);
-            return None;
-        }
-        Some(s)
+        let s = self.sessions()?.get(&row_key(&id))?;
+        (!s.expired()).then(|| (*s).clone())
     }
 
     /// The session, or a redirect to the log-in page.
@@ -240,9 +268,27 @@ impl Dash {
         self.flashes.lock().remove(&s.csrf)
     }
 
-    /// Drops the session whose token the API no longer takes.
-    fn forget_token(&self, token: &str) {
-        self.sessions.lock().retain(|_, s| s.token != token);
+    /// Drops the sessions whose token the API no longer takes.
+    async fn forget_token(&self, token: &str) {
+        let Some(t) = self.sessions() else {
+            return;
+        };
+        let gone: Vec<String> = match t.rows() {
+            Ok(rows) => rows
+                .into_iter()
+                .filter(|(_, s)| s.token == token)
+                .map(|(k, _)| k)
+                .collect(),
+            Err(f) => {
+                tracing::error!("reading the dashboard sessions: {}", f.message);
+                return;
+            }
+        };
+        for key in gone {
+            if let Err(f) = t.remove(&key).await {
+                tracing::warn!("ending a dashboard session: {}", f.message);
+            }
+        }
     }
 
     /// Sends `call` with the session's token.
@@ -253,7 +299,7 @@ impl Dash {
         };
         let r = call.send(self).await;
         if r.status == 401 {
-            self.forget_token(&s.token);
+            self.forget_token(&s.token).await;
         }
         r
     }
@@ -325,22 +371,14 @@ impl Dash {
                 .as_array()
                 .is_some_and(|rs| rs.iter().any(|r| r["name"] == "admin")),
             expires_at: text(&t["expires_at"]),
-            created: std::time::Instant::now(),
+            created_at: chrono::Utc::now().to_rfc3339(),
         };
         let id = random_id();
-        {
-            let mut map = self.sessions.lock();
-            if map.len() >= MAX_SESSIONS {
-                if let Some(oldest) = map
-                    .iter()
-                    .min_by_key(|(_, s)| s.created)
-                    .map(|(k, _)| k.clone())
-                {
-                    map.remove(&oldest);
-                }
-            }
-            map.insert(id.clone(), session);
-        }
+        self.keep(&id, session).await.map_err(|message| ApiResp {
+            status: 500,
+            headers: HeaderMap::new(),
+            body: json!({"error": {"code": 500, "message": message}}),
+        })?;
         let resp = see_other("/dashboard/servers");
         let resp = with_cookie(resp, &set_cookie(COOKIE, &id, None, secure));
         Ok(with_cookie(
@@ -349,10 +387,33 @@ impl Dash {
         ))
     }
 
+    /// Stores a new session under cookie id `id`. Expired sessions go
+    /// first, and beyond [`MAX_SESSIONS`] the oldest.
+    async fn keep(&self, id: &str, session: Session) -> Result<(), String> {
+        let t = self
+            .sessions()
+            .ok_or("The dashboard's sessions cannot be read.")?;
+        let mut rows = t.rows().map_err(|f| f.message)?;
+        rows.sort_by(|a, b| a.1.created_at.cmp(&b.1.created_at));
+        let excess = (rows.len() + 1).saturating_sub(MAX_SESSIONS);
+        for (n, (key, s)) in rows.iter().enumerate() {
+            if n < excess || s.expired() {
+                t.remove(key).await.map_err(|f| f.message)?;
+            }
+        }
+        t.put(&row_key(id), session)
+            .await
+            .map(drop)
+            .map_err(|f| f.message)
+    }
+
     /// Ends the session named by the request's cookie.
-    fn close(&self, headers: &HeaderMap) {
-        if let Some(id) = cookie(headers, COOKIE) {
-            self.sessions.lock().remove(&id);
+    async fn close(&self, headers: &HeaderMap) {
+        let (Some(id), Some(t)) = (cookie(headers, COOKIE), self.sessions()) else {
+            return;
+        };
+        if let Err(f) = t.remove(&row_key(&id)).await {
+            tracing::warn!("ending a dashboard session: {}", f.message);
         }
     }
 }
@@ -450,7 +511,7 @@ pub async fn logout(Extension(dash): Extension<Arc<Dash>>, headers: HeaderMap, b
         .header("x-subject-token", s.token.clone())
         .send(&dash)
         .await;
-    dash.close(&headers);
+    dash.close(&headers).await;
     let resp = see_other("/dashboard/login");
     Ok(with_cookie(
         resp,
@@ -474,7 +535,7 @@ pub async fn switch_project(
                 .header("x-subject-token", s.token.clone())
                 .send(&dash)
                 .await;
-            dash.close(&headers);
+            dash.close(&headers).await;
             Ok(resp)
         }
         Err(r) => Err(html::error_page(

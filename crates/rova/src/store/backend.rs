@@ -302,6 +302,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         "allocations",
         include_str!("../../migrations/sqlite/0006_allocations.sql"),
     ),
+    (
+        7,
+        "dashboard_sessions",
+        include_str!("../../migrations/sqlite/0007_dashboard_sessions.sql"),
+    ),
 ];
 
 pub const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -334,6 +339,11 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         6,
         "allocations",
         include_str!("../../migrations/postgres/0006_allocations.sql"),
+    ),
+    (
+        7,
+        "dashboard_sessions",
+        include_str!("../../migrations/postgres/0007_dashboard_sessions.sql"),
     ),
 ];
 

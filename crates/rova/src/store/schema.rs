@@ -258,6 +258,11 @@ pub const KINDS: &[Kind] = &[
             int("disk_gb", "disk_gb"),
         ],
     },
+    Kind {
+        kind: "dashboard_session",
+        table: "dashboard_sessions",
+        cols: &[text("user_id", "user_id"), text("expires_at", "expires_at")],
+    },
 ];
 
 /// The `(subnet_id, ip_address)` pairs of a port document's `fixed_ips`.

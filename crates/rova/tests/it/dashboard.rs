@@ -598,3 +598,50 @@ async fn admins_force_a_service_down_and_members_cannot() {
     assert_eq!(up.status, StatusCode::SEE_OTHER);
     assert_eq!(services(admin).await["forced_down"], false);
 }
+
+/// A session is a row of the store, not process memory: the browser is
+/// still logged in after `rova serve` restarts (the new process reads the
+/// session by its cookie, whose id the database only holds hashed), and
+/// logging out there ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_survives_a_restart() {
+    let c = start().await;
+    let mut b = Browser::new(&c);
+    let r = b.login(&c, "demo", "demo").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    let (_, id) = b
+        .cookies
+        .iter()
+        .find(|(k, _)| k == "rova_session")
+        .cloned()
+        .expect("session cookie");
+    // On SQLite (the file and its write-ahead log): the id is not there.
+    for file in ["rova.sqlite", "rova.sqlite-wal"] {
+        if let Ok(stored) = std::fs::read(c.dir.join(file)) {
+            assert!(
+                !stored.windows(id.len()).any(|w| w == id.as_bytes()),
+                "the cookie's id is not stored as it is ({file})"
+            );
+        }
+    }
+    let c = c.restart().await;
+    b.base = c.base.clone();
+    let page = b.get("/dashboard/servers").await;
+    assert_eq!(
+        page.status,
+        StatusCode::OK,
+        "still logged in: {}",
+        page.text
+    );
+    assert!(page.text.contains("demo"), "{}", page.text);
+    let csrf = hidden(&page.text, "csrf");
+    let out = b.post("/dashboard/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    b.cookies.push(("rova_session".into(), id));
+    let after = b.get("/dashboard/servers").await;
+    assert_eq!(
+        after.header("location").as_deref(),
+        Some("/dashboard/login"),
+        "the session ended at log-out"
+    );
+}
