@@ -229,6 +229,10 @@ pub fn migration_on_restart(
         "reverting" if i.vm_state == VmState::Resized => Some("finished"),
         "reverting" if i.host == m.source => Some("reverted"),
         "reverting" => Some("error"),
+        // Finished, but the finish step's write of the server (RESIZED,
+        // at the destination) never landed: the move failed, the server
+        // is still on its source with its task.
+        "finished" if cold && i.vm_state != VmState::Resized && !i.idle => Some("error"),
         // Confirmed (the server left VERIFY_RESIZE) but the migration
         // still holds the source.
         "finished" | "confirming" if cold && i.vm_state != VmState::Resized => Some("confirmed"),
@@ -575,6 +579,12 @@ mod tests {
             ),
             (mv("resize", "migrating"), None, Some("error")),
             (mv("evacuation", "accepted"), None, Some("error")),
+            // Finished, but the server's finishing write was lost.
+            (
+                mv("resize", "finished"),
+                seen(Active, false, "src"),
+                Some("error"),
+            ),
             // Reverts and confirms cut short.
             (
                 mv("resize", "reverting"),

@@ -235,6 +235,11 @@ pub(crate) async fn run(app: &Arc<App>, mv: ColdMove<'_>) {
         super::migrate::zone_of(app, &dest),
         dest.clone(),
     );
+    // nova/compute/manager.py _finish_resize: the migration is `finished`
+    // before the instance is saved RESIZED, so a client that sees
+    // VERIFY_RESIZE finds the migration to confirm or revert (a restart in
+    // between ends the migration in `error`: rova_core::restart).
+    update_migration(app, mv.mig.id, |m| m.status = "finished".into()).await;
     let done = set_task(app, id, T::ResizeFinish, None, |i, now| {
         i.flavor = new;
         i.host = Some(d2.clone());
@@ -250,7 +255,6 @@ pub(crate) async fn run(app: &Arc<App>, mv: ColdMove<'_>) {
         return mv.abandon(app, event).await;
     }
     actions::event_finish(app, id, req, event, None).await;
-    update_migration(app, mv.mig.id, |m| m.status = "finished".into()).await;
 }
 
 /// Where a failed revert leaves the server. `on_source` is false when the
