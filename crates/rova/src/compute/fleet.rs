@@ -15,12 +15,13 @@
 //!
 //! Every claim is also an `allocations` row (Placement's allocations):
 //! each change is written behind under the claim lock, so the rows change
-//! in the order the claims did, and a scheduling write staged after a
-//! claim commits with (or after) its allocation. The database's capacity
-//! guard counts those rows — every process's, a move's source hold
-//! included — so processes sharing a database cannot over-commit a host
-//! together. Settling makes the rows of the servers it settles equal to
-//! the claims their records imply.
+//! in the order the claims did. A new claim of a build or of a move's
+//! destination is written with the database's capacity guard, which
+//! counts every process's rows (a move's source hold included), so
+//! processes sharing a database cannot over-commit a host together; the
+//! book follows the other processes' rows through the change feed.
+//! Settling makes the rows of the servers it settles equal to the claims
+//! their records imply.
 //!
 //! This module owns host inventory and claims; choosing a host is
 //! `rova_core::scheduler` (pure) driven by `compute::scheduler`.
@@ -499,42 +500,25 @@ impl Fleet {
         dirty.dedup();
         let mut staged = None;
         for consumer in dirty {
-            if let Some((key, guard_of)) = checked {
-                if key == consumer {
-                    if let Some(c) = book.claims.get(&consumer) {
-                        if let Some(g) = guard_of(&c.host) {
-                            match self.allocations.write_behind_guarded(
-                                &consumer,
-                                Allocation::of(&consumer, c),
-                                g,
-                            ) {
-                                Ok(s) => staged = Some(s),
-                                Err(f) => tracing::error!(
-                                    consumer,
-                                    "writing an allocation: {}",
-                                    f.message
-                                ),
-                            }
-                            continue;
-                        }
-                    }
-                }
-            }
-
-            let row = book
-                .claims
-                .get(&consumer)
-                .map(|c| Allocation::of(&consumer, c));
-            if let Err(f) = self.allocations.write_behind(&consumer, row) {
+            let claim = book.claims.get(&consumer);
+            let guard = checked
+                .filter(|(key, _)| *key == consumer)
+                .zip(claim)
+                .and_then(|((_, guard_of), c)| guard_of(&c.host));
+            let written = match (claim, guard) {
+                (Some(c), Some(g)) => self
+                    .allocations
+                    .write_behind_guarded(&consumer, Allocation::of(&consumer, c), g)
+                    .map(|s| staged = Some(s)),
+                _ => self
+                    .allocations
+                    .write_behind(&consumer, claim.map(|c| Allocation::of(&consumer, c))),
+            };
+            if let Err(f) = written {
                 tracing::error!(consumer, "writing an allocation: {}", f.message);
             }
         }
         staged
-    }
-
-    /// The allocation rows as stored (the database's view, for checks).
-    pub fn allocation_rows(&self) -> Result<Vec<(String, Arc<Allocation>)>, String> {
-        self.allocations.rows().map_err(|f| f.message)
     }
 
     pub fn host(&self, name: &str) -> Option<&HostConfig> {

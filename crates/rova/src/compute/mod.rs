@@ -493,19 +493,6 @@ impl Compute {
         now: chrono::DateTime<chrono::Utc>,
         change: impl FnOnce(&mut Instance) -> Result<R, rova_core::Fault>,
     ) -> Result<(Arc<Instance>, R), rova_core::Fault> {
-        self.update_instance_guarded(id, now, None, change).await
-    }
-
-    /// [`Compute::update_instance`] with a guard the database checks in the
-    /// transaction that writes the row (e.g. the capacity of the host the
-    /// scheduler placed it on).
-    pub async fn update_instance_guarded<R>(
-        &self,
-        id: &str,
-        now: chrono::DateTime<chrono::Utc>,
-        guard: Option<crate::store::Guard>,
-        change: impl FnOnce(&mut Instance) -> Result<R, rova_core::Fault>,
-    ) -> Result<(Arc<Instance>, R), rova_core::Fault> {
         let missing = || rova_core::Fault::instance_not_found(id);
         let change = |i: &mut Instance| {
             let before = owners::Before::of(i);
@@ -518,9 +505,7 @@ impl Compute {
             i.generation += 1;
             Ok(r)
         };
-        self.instances
-            .update_guarded(id, missing, guard, change)
-            .await
+        self.instances.update(id, missing, change).await
     }
 
     /// The database guard that keeps a project's instance rows within its

@@ -85,13 +85,27 @@ pub async fn images(Extension(dash): Extension<Arc<Dash>>, headers: HeaderMap) -
 /// bytes as the body and the CSRF token in `X-CSRF-Token`: creates the
 /// image, then streams the body to its data. Answers a message fragment;
 /// a refused upload deletes the image it created.
+/// How much of a refused upload's body is read before the refusal (a
+/// bigger one is cut off).
+const REFUSED_BODY_READ: usize = 64 << 20;
+
 pub async fn upload(
     Extension(dash): Extension<Arc<Dash>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Out {
-    let s = dash.checked_header(&headers)?;
+    let s = match dash.checked_header(&headers) {
+        Ok(s) => s,
+        Err(refusal) => {
+            // The body is read (and dropped) before the refusal is sent:
+            // a server that answers while the client is still sending and
+            // then closes makes the client see a broken connection
+            // instead of the 403.
+            let _ = axum::body::to_bytes(body, REFUSED_BODY_READ).await;
+            return Err(refusal.into());
+        }
+    };
     let mut name = String::new();
     let mut format = String::from("qcow2");
     for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {

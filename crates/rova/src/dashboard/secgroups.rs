@@ -112,6 +112,7 @@ pub async fn list(Extension(dash): Extension<Arc<Dash>>, headers: HeaderMap) -> 
     let s = dash.require(&headers)?;
     let message = dash
         .take_flash(&s)
+        .await
         .map(|m| html::alert(&m))
         .unwrap_or_default();
     page(&dash, &s, &message).await
@@ -124,7 +125,7 @@ async fn change(dash: &Dash, s: &Session, call: Call<'_>) -> Out {
         return Err(dash.failure(s, &r));
     }
     if !r.ok() {
-        dash.flash(s, r.message());
+        dash.flash(s, r.message()).await;
     }
     Ok(see_other(BACK))
 }

@@ -249,6 +249,7 @@ pub async fn show(
     let images = image_names(&dash, &s).await;
     let message = dash
         .take_flash(&s)
+        .await
         .map(|m| html::alert(&m))
         .unwrap_or_default();
     let console_form = html::button_form(
@@ -345,7 +346,7 @@ pub async fn action(
     if matches!(r.status, 401 | 403 | 404) {
         return Err(dash.failure(&s, &r));
     }
-    dash.flash(&s, r.message());
+    dash.flash(&s, r.message()).await;
     Ok(see_other(&format!("/dashboard/servers/{}", enc(&id))))
 }
 
@@ -360,17 +361,7 @@ pub async fn console(
 ) -> Out {
     let (s, _) = dash.posted(&headers, &body)?;
     let sv = server(&dash, &s, &id).await?;
-    let r = dash
-        .call(
-            &s,
-            Call::new(
-                Method::POST,
-                format!("/compute/v2.1/servers/{}/remote-consoles", enc(&id)),
-                None,
-            )
-            .json(json!({"remote_console": {"protocol": "vnc", "type": "novnc"}})),
-        )
-        .await;
+    let r = remote_console(&dash, &s, &id, "vnc", "novnc").await;
     let back = format!(
         r#"<p><a href="/dashboard/servers/{}">← Server {}</a></p>"#,
         esc(&enc(&id)),
@@ -410,6 +401,26 @@ pub async fn console(
     Ok(html::page(Some(&s), "VNC console", &body))
 }
 
+/// Asks the compute API for a console of server `id`.
+async fn remote_console(
+    dash: &Dash,
+    s: &Session,
+    id: &str,
+    protocol: &str,
+    kind: &str,
+) -> super::client::ApiResp {
+    dash.call(
+        s,
+        Call::new(
+            Method::POST,
+            format!("/compute/v2.1/servers/{}/remote-consoles", enc(id)),
+            None,
+        )
+        .json(json!({"remote_console": {"protocol": protocol, "type": kind}})),
+    )
+    .await
+}
+
 /// The serial console: a websocket to Rova's console proxy, shown by a
 /// small script; a simulated server has no serial port, which the page
 /// says instead of trying.
@@ -432,17 +443,7 @@ pub async fn serial(
         );
         return Ok(html::page(Some(&s), "Serial console", &body));
     }
-    let r = dash
-        .call(
-            &s,
-            Call::new(
-                Method::POST,
-                format!("/compute/v2.1/servers/{}/remote-consoles", enc(&id)),
-                None,
-            )
-            .json(json!({"remote_console": {"protocol": "serial", "type": "serial"}})),
-        )
-        .await;
+    let r = remote_console(&dash, &s, &id, "serial", "serial").await;
     let body = if r.ok() {
         format!(
             r#"{back}<p id="serial-state" role="status">Connecting…</p>

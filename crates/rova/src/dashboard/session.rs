@@ -17,10 +17,8 @@ use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Router};
-use parking_lot::Mutex;
 use rand::RngCore;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 const COOKIE: &str = "rova_session";
@@ -44,6 +42,13 @@ pub struct Session {
     pub expires_at: String,
     /// When the session was opened (RFC 3339).
     pub created_at: String,
+    /// One message for the session's next page (an API's refusal of an
+    /// action, shown after the redirect), whichever process shows it.
+    #[serde(default)]
+    pub flash: Option<String>,
+    /// The session's row key (not stored: it is the row's id).
+    #[serde(skip)]
+    pub key: String,
 }
 
 impl Session {
@@ -68,9 +73,6 @@ pub struct Dash {
     /// router the dashboard builds for itself has a `Dash` that never
     /// needs it).
     sessions: OnceLock<Result<Table<Session>, String>>,
-    /// One message per session for the page after a redirect (an API's
-    /// refusal of an action), keyed by the session's CSRF token.
-    flashes: Mutex<HashMap<String, String>>,
 }
 
 /// A posted form: its fields in order (a name may repeat).
@@ -176,7 +178,6 @@ impl Dash {
             app,
             api: OnceLock::new(),
             sessions: OnceLock::new(),
-            flashes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -209,9 +210,12 @@ impl Dash {
     /// The session the request's cookie names, if it is live (an expired
     /// one's row goes at the next log-in).
     pub fn current(&self, headers: &HeaderMap) -> Option<Session> {
-        let id = cookie(headers, COOKIE)?;
-        let s = self.sessions()?.get(&row_key(&id))?;
-        (!s.expired()).then(|| (*s).clone())
+        let key = row_key(&cookie(headers, COOKIE)?);
+        let s = self.sessions()?.get(&key)?;
+        (!s.expired()).then(|| Session {
+            key,
+            ..(*s).clone()
+        })
     }
 
     /// The session, or a redirect to the log-in page.
@@ -255,17 +259,34 @@ impl Dash {
     }
 
     /// Keeps `message` for the session's next page.
-    pub fn flash(&self, s: &Session, message: String) {
-        let mut map = self.flashes.lock();
-        if map.len() >= MAX_SESSIONS {
-            map.clear();
-        }
-        map.insert(s.csrf.clone(), message);
+    pub async fn flash(&self, s: &Session, message: String) {
+        self.set_flash(s, Some(message)).await;
     }
 
     /// The message kept for this session, once.
-    pub fn take_flash(&self, s: &Session) -> Option<String> {
-        self.flashes.lock().remove(&s.csrf)
+    pub async fn take_flash(&self, s: &Session) -> Option<String> {
+        let message = s.flash.clone()?;
+        self.set_flash(s, None).await;
+        Some(message)
+    }
+
+    async fn set_flash(&self, s: &Session, message: Option<String>) {
+        let Some(t) = self.sessions() else {
+            return;
+        };
+        let res = t
+            .update(
+                &s.key,
+                || rova_core::Fault::not_found("session ended"),
+                |row| {
+                    row.flash = message;
+                    Ok(())
+                },
+            )
+            .await;
+        if let Err(f) = res {
+            tracing::warn!("keeping a dashboard message: {}", f.message);
+        }
     }
 
     /// Drops the sessions whose token the API no longer takes.
@@ -372,6 +393,8 @@ impl Dash {
                 .is_some_and(|rs| rs.iter().any(|r| r["name"] == "admin")),
             expires_at: text(&t["expires_at"]),
             created_at: chrono::Utc::now().to_rfc3339(),
+            flash: None,
+            key: String::new(),
         };
         let id = random_id();
         self.keep(&id, session).await.map_err(|message| ApiResp {

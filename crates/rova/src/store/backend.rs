@@ -51,11 +51,10 @@ pub enum Guard {
         cores: i64,
         ram: i64,
     },
-    /// An instance row placed on `node`: the allocations held on the node
-    /// (every process's, the one this write's process staged for it before
-    /// the write included) fit its vCPU and RAM capacity (allocation ratios
-    /// and reserved memory applied), as Placement checks allocations
-    /// against inventory.
+    /// An allocation row on `node`: the allocations held on the node
+    /// (every process's, this one included) fit its vCPU and RAM capacity
+    /// (allocation ratios and reserved memory applied), as Placement checks
+    /// allocations against inventory.
     Capacity { node: String, vcpus: i64, ram: i64 },
 }
 

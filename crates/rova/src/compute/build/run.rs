@@ -25,35 +25,11 @@ async fn step(
     task: Option<TaskState>,
     also: impl FnOnce(&mut Instance, DateTime<Utc>),
 ) -> bool {
-    match step_guarded(app, uuid, expect, task, None, also).await {
-        Ok(()) => true,
-        Err(f) => {
-            // Superseded (deleted, taken over) is the usual reason; anything
-            // else leaves the build where it was and is worth a line.
-            if f.message != SUPERSEDED {
-                tracing::warn!(server = %uuid, "build step refused: {}", f.message);
-            }
-            false
-        }
-    }
-}
-
-/// Why a build step finds the server no longer its to build.
-const SUPERSEDED: &str = "build superseded";
-
-/// [`step`] with a database guard on the write; the refusal, if any.
-async fn step_guarded(
-    app: &App,
-    uuid: &str,
-    expect: &[Option<TaskState>],
-    task: Option<TaskState>,
-    guard: Option<crate::store::Guard>,
-    also: impl FnOnce(&mut Instance, DateTime<Utc>),
-) -> Result<(), Fault> {
     let now = app.clock.now();
     let me = app.compute.owner();
-    app.compute
-        .update_instance_guarded(uuid, now, guard, |i| {
+    let res = app
+        .compute
+        .update_instance(uuid, now, |i| {
             let taken = i.op_owner.as_deref().is_some_and(|o| o != me);
             if i.deleted
                 || taken
@@ -74,9 +50,22 @@ async fn step_guarded(
             also(i, now);
             Ok(())
         })
-        .await
-        .map(drop)
+        .await;
+    match res {
+        Ok(_) => true,
+        Err(f) => {
+            // Superseded (deleted, taken over) is the usual reason; anything
+            // else leaves the build where it was and is worth a line.
+            if f.message != SUPERSEDED {
+                tracing::warn!(server = %uuid, "build step refused: {}", f.message);
+            }
+            false
+        }
+    }
 }
+
+/// Why a build step finds the server no longer its to build.
+const SUPERSEDED: &str = "build superseded";
 
 /// Runs (or resumes) the build of one instance. `plan` is the NIC plan from
 /// the request; on resume it is the one recorded on the instance (ports
@@ -158,26 +147,23 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
             };
             let h = placed.host.clone();
             let az = placed.availability_zone.clone();
-            match step_guarded(
+            let placed_there = step(
                 app,
                 uuid,
                 &[Some(TaskState::Scheduling)],
                 Some(TaskState::Networking),
-                None,
                 |i, _| {
                     i.host = Some(h.clone());
                     i.node = Some(h);
                     i.availability_zone = Some(az);
                 },
             )
-            .await
-            {
-                Ok(()) => break placed,
-                Err(_) => {
-                    crate::compute::scheduler::release_instance(app, uuid);
-                    return;
-                }
+            .await;
+            if !placed_there {
+                crate::compute::scheduler::release_instance(app, uuid);
+                return;
             }
+            break placed;
         };
         actions::event_start(
             app,
