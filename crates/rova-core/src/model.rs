@@ -167,6 +167,24 @@ pub struct Instance {
     /// never shown by the API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub op_owner: Option<String>,
+    /// What quota counts for the server while a resize that grows it is
+    /// in flight or awaiting confirmation: the larger of the old and the
+    /// new flavor's vCPUs and RAM, held from the write that admits the
+    /// resize (checked against the project's limits in that transaction)
+    /// until the resize is confirmed, reverted or fails. So a revert never
+    /// overshoots, and two processes admitting resizes together cannot
+    /// pass the limits together. Dropped by every write that leaves the
+    /// server out of a resize ([`Instance::resizing`]). Internal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resize_hold: Option<ResizeHold>,
+}
+
+/// The resources quota counts for a server being resized
+/// ([`Instance::resize_hold`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResizeHold {
+    pub vcpus: u32,
+    pub ram: u64,
 }
 
 impl Instance {
@@ -175,6 +193,30 @@ impl Instance {
     }
     pub fn status(&self) -> &'static str {
         crate::states::status(self.vm_state, self.task_state, self.deleted)
+    }
+    /// Whether a resize or cold migration is in flight on the server or
+    /// awaits confirmation.
+    pub fn resizing(&self) -> bool {
+        use crate::states::TaskState as T;
+        self.vm_state == VmState::Resized
+            || matches!(
+                self.task_state,
+                Some(
+                    T::ResizePrep
+                        | T::ResizeMigrating
+                        | T::ResizeMigrated
+                        | T::ResizeFinish
+                        | T::ResizeReverting
+                        | T::ResizeConfirming
+                )
+            )
+    }
+    /// The (vCPUs, RAM) quota counts for the server.
+    pub fn quota_resources(&self) -> (i64, i64) {
+        match self.resize_hold {
+            Some(h) => (i64::from(h.vcpus), h.ram as i64),
+            None => (i64::from(self.flavor.vcpus), self.flavor.ram as i64),
+        }
     }
     /// Booted from volume (no image).
     pub fn is_volume_backed(&self) -> bool {

@@ -97,6 +97,7 @@ fn inst() -> Instance {
         image_properties: BTreeMap::new(),
         generation: 0,
         op_owner: None,
+        resize_hold: None,
     }
 }
 

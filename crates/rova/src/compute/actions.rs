@@ -6,18 +6,73 @@ use super::{ActionEvent, ActionLog, InstanceAction};
 use crate::app::App;
 use crate::http::Ctx;
 use chrono::{DateTime, Utc};
+use rova_core::model::Instance;
 use rova_core::Fault;
 
-/// Records a new action (and optionally a first event already started).
-pub async fn record(
-    app: &App,
+/// The instance action a state change records in its own transaction
+/// ([`super::Compute::update_instance_logged`]): the action's name and,
+/// if any, its first event, started on the server's host (or on the
+/// control host for the conductor's events).
+#[derive(Debug, Clone, Copy)]
+pub struct Logged {
+    pub action: &'static str,
+    pub event: Option<&'static str>,
+    pub on_control: bool,
+}
+
+impl Logged {
+    /// An action with no event of its own (lock, reset state, …).
+    pub fn bare(action: &'static str) -> Logged {
+        Logged {
+            action,
+            event: None,
+            on_control: false,
+        }
+    }
+
+    /// An action whose first event starts with it on the server's host.
+    pub fn with(action: &'static str, event: &'static str) -> Logged {
+        Logged {
+            action,
+            event: Some(event),
+            on_control: false,
+        }
+    }
+
+    /// The first event runs on the control host (the conductor's).
+    pub fn on_control(self) -> Logged {
+        Logged {
+            on_control: true,
+            ..self
+        }
+    }
+
+    /// The action record, for the server as the state change leaves it.
+    pub fn entry(&self, ctx: &Ctx, inst: &Instance, now: DateTime<Utc>) -> InstanceAction {
+        let host = if self.on_control {
+            Some(super::fleet::CONTROL_HOST)
+        } else {
+            inst.host.as_deref()
+        };
+        entry(
+            ctx,
+            &inst.uuid,
+            self.action,
+            self.event.map(|e| (e, host)),
+            now,
+        )
+    }
+}
+
+/// A new action record (with its first event already started, if any).
+fn entry(
     ctx: &Ctx,
     uuid: &str,
     action: &str,
     first_event: Option<(&str, Option<&str>)>,
-) -> Result<(), Fault> {
-    let now = app.clock.now();
-    let a = InstanceAction {
+    now: DateTime<Utc>,
+) -> InstanceAction {
+    InstanceAction {
         action: action.to_string(),
         instance_uuid: uuid.to_string(),
         request_id: ctx.request_id.clone(),
@@ -29,7 +84,19 @@ pub async fn record(
         events: first_event
             .map(|(e, host)| vec![new_event(e, host, now)])
             .unwrap_or_default(),
-    };
+    }
+}
+
+/// Records a new action (and optionally a first event already started)
+/// on its own, for a request that changes no server state with it.
+pub async fn record(
+    app: &App,
+    ctx: &Ctx,
+    uuid: &str,
+    action: &str,
+    first_event: Option<(&str, Option<&str>)>,
+) -> Result<(), Fault> {
+    let a = entry(ctx, uuid, action, first_event, app.clock.now());
     if action == "create" {
         // A new server has no log yet: written without reading it first
         // (the insert is refused if one is there, and then added to).

@@ -5,7 +5,7 @@
 //! both be admitted. The work then runs in the background through the
 //! driver, and the final state is written when it finishes.
 
-use super::actions;
+use super::actions::{self, Logged};
 pub use super::actions_parse::{parse, ServerAction};
 use super::driver::DriverOp;
 use super::servers;
@@ -44,15 +44,17 @@ struct Transition {
     final_power: PowerState,
 }
 
-/// Admits the action and writes its first task_state in one CAS.
+/// Admits the action and writes its first task_state in one CAS, with the
+/// instance action `log` records (if any) in the same transaction.
 pub(crate) async fn begin(
     app: &App,
     ctx: &Ctx,
     id: &str,
     action: Action,
     task: Option<TaskState>,
+    log: Option<Logged>,
 ) -> Result<Arc<Instance>, Fault> {
-    begin_with(app, ctx, id, action, task, |_, _| Ok(())).await
+    begin_with(app, ctx, id, action, task, log, |_, _| Ok(())).await
 }
 
 /// Like [`begin`], also applying `mutate` in the same compare-and-swap.
@@ -62,27 +64,65 @@ pub(crate) async fn begin_with(
     id: &str,
     action: Action,
     task: Option<TaskState>,
+    log: Option<Logged>,
     mutate: impl FnOnce(&mut Instance, chrono::DateTime<chrono::Utc>) -> Result<(), Fault>,
 ) -> Result<Arc<Instance>, Fault> {
     servers::visible(app, ctx, id)?;
     let now = app.clock.now();
-    let is_admin = ctx.is_admin();
+    let change = admitting(app, ctx, id, (action, task), mutate, now);
+    let (inst, _) = match log {
+        Some(log) => {
+            app.compute
+                .update_instance_logged(id, ctx, now, log, None, change)
+                .await?
+        }
+        None => app.compute.update_instance(id, now, change).await?,
+    };
+    Ok(inst)
+}
+
+/// Like [`begin_with`], with `guard` checked on the instance row in the
+/// admitting transaction (a resize's quota).
+pub(crate) async fn begin_guarded(
+    app: &App,
+    ctx: &Ctx,
+    id: &str,
+    (action, task): (Action, Option<TaskState>),
+    (log, guard): (Logged, Option<crate::store::Guard>),
+    mutate: impl FnOnce(&mut Instance, chrono::DateTime<chrono::Utc>) -> Result<(), Fault>,
+) -> Result<Arc<Instance>, Fault> {
+    servers::visible(app, ctx, id)?;
+    let now = app.clock.now();
+    let change = admitting(app, ctx, id, (action, task), mutate, now);
     let (inst, _) = app
         .compute
-        .update_instance(id, now, |i| {
-            if i.deleted {
-                return Err(Fault::instance_not_found(id));
-            }
-            admit(action, &subject(i), is_admin)?;
-            super::driver::require(app.compute.driver.as_ref(), action)?;
-            if task.is_some() {
-                i.task_state = task;
-            }
-            mutate(i, now)?;
-            Ok(())
-        })
+        .update_instance_logged(id, ctx, now, log, guard, change)
         .await?;
     Ok(inst)
+}
+
+/// The change that admits `action` on a server and sets its first task
+/// state, then applies `mutate`.
+fn admitting<'a>(
+    app: &'a App,
+    ctx: &Ctx,
+    id: &'a str,
+    (action, task): (Action, Option<TaskState>),
+    mutate: impl FnOnce(&mut Instance, chrono::DateTime<chrono::Utc>) -> Result<(), Fault> + 'a,
+    now: chrono::DateTime<chrono::Utc>,
+) -> impl FnOnce(&mut Instance) -> Result<(), Fault> + 'a {
+    let is_admin = ctx.is_admin();
+    move |i: &mut Instance| {
+        if i.deleted {
+            return Err(Fault::instance_not_found(id));
+        }
+        admit(action, &subject(i), is_admin)?;
+        super::driver::require(app.compute.driver.as_ref(), action)?;
+        if task.is_some() {
+            i.task_state = task;
+        }
+        mutate(i, now)
+    }
 }
 
 /// Why an operation stopped before its end.
@@ -193,13 +233,13 @@ pub(crate) async fn record_fault(
 
 async fn transition(app: &Arc<App>, ctx: &Ctx, id: &str, t: Transition) -> Result<(), Fault> {
     ctx.require_member(t.policy)?;
-    let inst = begin(app, ctx, id, t.action, Some(t.first_task)).await?;
-    actions::record(
+    begin(
         app,
         ctx,
         id,
-        t.op.name(),
-        Some((t.event, inst.host.as_deref())),
+        t.action,
+        Some(t.first_task),
+        Some(Logged::with(t.op.name(), t.event)),
     )
     .await?;
     let app2 = app.clone();
@@ -449,8 +489,15 @@ pub async fn run(
         }
         ServerAction::TriggerCrashDump => {
             ctx.require_member("os_compute_api:servers:trigger_crash_dump")?;
-            let inst = begin(app, ctx, id, Action::TriggerCrashDump, None).await?;
-            actions::record(app, ctx, id, "trigger_crash_dump", None).await?;
+            let inst = begin(
+                app,
+                ctx,
+                id,
+                Action::TriggerCrashDump,
+                None,
+                Some(Logged::bare("trigger_crash_dump")),
+            )
+            .await?;
             if !app.compute.driver.is_simulated() {
                 app.compute
                     .driver
@@ -473,24 +520,23 @@ pub async fn run(
             servers::visible(app, ctx, id)?;
             let now = app.clock.now();
             app.compute
-                .update_instance(id, now, |i| {
+                .update_instance_logged(id, ctx, now, Logged::bare("resetState"), None, |i| {
                     i.vm_state = state;
                     i.task_state = None;
                     Ok(())
                 })
                 .await?;
-            actions::record(app, ctx, id, "resetState", None).await?;
             Ok(accepted())
         }
         ServerAction::ForceDelete => {
             ctx.require_member("os_compute_api:os-deferred-delete:force")?;
-            let inst = begin(app, ctx, id, Action::ForceDelete, Some(T::Deleting)).await?;
-            actions::record(
+            begin(
                 app,
                 ctx,
                 id,
-                "forceDelete",
-                Some(("compute_terminate_instance", inst.host.as_deref())),
+                Action::ForceDelete,
+                Some(T::Deleting),
+                Some(Logged::with("forceDelete", "compute_terminate_instance")),
             )
             .await?;
             let app2 = app.clone();
@@ -505,7 +551,7 @@ pub async fn run(
             let now = app.clock.now();
             let is_admin = ctx.is_admin();
             app.compute
-                .update_instance(id, now, |i| {
+                .update_instance_logged(id, ctx, now, Logged::bare("restore"), None, |i| {
                     admit(Action::Restore, &subject(i), is_admin).map_err(|e| {
                         if e.message.contains("is locked") {
                             Fault::conflict(format!(
@@ -522,7 +568,6 @@ pub async fn run(
                     Ok(())
                 })
                 .await?;
-            actions::record(app, ctx, id, "restore", None).await?;
             Ok(accepted())
         }
         ServerAction::ConsoleOutput { length } => {
@@ -594,13 +639,13 @@ pub async fn lock(app: &App, ctx: &Ctx, id: &str, reason: Option<String>) -> Res
     let by = if owner { "owner" } else { "admin" };
     let now = app.clock.now();
     app.compute
-        .update_instance(id, now, |i| {
+        .update_instance_logged(id, ctx, now, Logged::bare("lock"), None, |i| {
             i.locked_by = Some(by.to_string());
             i.locked_reason = reason.clone();
             Ok(())
         })
-        .await?;
-    actions::record(app, ctx, id, "lock", None).await
+        .await
+        .map(drop)
 }
 
 /// Unlock: the locker's role (owner/admin) may unlock; otherwise only an
@@ -622,13 +667,13 @@ pub async fn unlock(app: &App, ctx: &Ctx, id: &str) -> Result<(), Fault> {
     }
     let now = app.clock.now();
     app.compute
-        .update_instance(id, now, |i| {
+        .update_instance_logged(id, ctx, now, Logged::bare("unlock"), None, |i| {
             i.locked_by = None;
             i.locked_reason = None;
             Ok(())
         })
-        .await?;
-    actions::record(app, ctx, id, "unlock", None).await
+        .await
+        .map(drop)
 }
 
 #[cfg(test)]

@@ -17,9 +17,9 @@
 //! migration in flight (`settle` marks it `error`); the rows of migrations no
 //! longer in progress are pruned when the next request is recorded.
 
-use super::actions;
+use super::actions::{self, Logged};
 use super::actions_run::{begin, subject};
-use super::fleet::{instance_resources, CONTROL_HOST};
+use super::fleet::instance_resources;
 use super::migrate::{
     claim_move, fail_move, latest_for, new_migration, require_manager, set_destination,
     unclaim_move, update_migration, Migration, LIVE_IN_PROGRESS,
@@ -168,13 +168,13 @@ pub async fn live_migrate(
             )));
         }
     }
-    let inst = begin(app, ctx, id, Action::LiveMigrate, Some(T::Migrating)).await?;
-    actions::record(
+    let inst = begin(
         app,
         ctx,
         id,
-        "live-migration",
-        Some(("conductor_live_migrate_instance", Some(CONTROL_HOST))),
+        Action::LiveMigrate,
+        Some(T::Migrating),
+        Some(Logged::with("live-migration", "conductor_live_migrate_instance").on_control()),
     )
     .await?;
     let mig = new_migration(

@@ -12,10 +12,10 @@
 //! Nova's conductor does: no valid host leaves the server in its old
 //! state with an instance fault and the migration in `error`.
 
-use super::actions;
-use super::actions_run::{advance, begin_with, subject, Reply};
+use super::actions::{self, Logged};
+use super::actions_run::{advance, begin_guarded, begin_with, subject, Reply};
 use super::driver::DriverOp;
-use super::fleet::{instance_resources, Claim, Held, CONTROL_HOST};
+use super::fleet::{instance_resources, Claim, Held};
 use super::scheduler::request_spec;
 use super::servers;
 use crate::app::App;
@@ -426,42 +426,35 @@ pub async fn cold_move(
         }
     }
     let new = new_flavor.unwrap_or_else(|| cur.flavor.clone());
-    let growth = (
-        (new.vcpus as i64 - cur.flavor.vcpus as i64).max(0),
-        (new.ram as i64 - cur.flavor.ram as i64).max(0),
-    );
-    let quota = app.compute.effective_quota(&cur.project_id);
-    app.compute
-        .check_growth(&cur.project_id, growth.0, growth.1, &quota)?;
+    let held = app
+        .compute
+        .hold_growth(&cur.project_id, &cur.flavor, &new)?;
     let old = serde_json::to_string(&cur.flavor).map_err(|e| Fault::internal(e.to_string()))?;
-    let res = begin_with(app, ctx, &id, action, Some(T::ResizePrep), move |i, _| {
-        i.system_metadata.insert("old_flavor".into(), old);
-        i.system_metadata
-            .insert("old_vm_state".into(), i.vm_state.as_str().to_string());
-        if let Some(d) = auto_disk_config {
-            i.auto_disk_config = d;
-        }
-        i.progress = 0;
-        Ok(())
-    })
-    .await;
-    let inst = match res {
-        Ok(i) => i,
-        Err(e) => {
-            return Err(e);
-        }
-    };
     let (record_as, kind) = if is_resize {
         ("resize", "resize")
     } else {
         ("migrate", "migration")
     };
-    actions::record(
+    // A resize that grows the server holds the larger flavor against the
+    // quota from this write on, checked by the database in it.
+    let (hold, guard) = held.map_or((None, None), |(h, g)| (Some(h), Some(g)));
+    let inst = begin_guarded(
         app,
         ctx,
         &id,
-        record_as,
-        Some(("cold_migrate", Some(CONTROL_HOST))),
+        (action, Some(T::ResizePrep)),
+        (Logged::with(record_as, "cold_migrate").on_control(), guard),
+        move |i, _| {
+            i.resize_hold = hold;
+            i.system_metadata.insert("old_flavor".into(), old);
+            i.system_metadata
+                .insert("old_vm_state".into(), i.vm_state.as_str().to_string());
+            if let Some(d) = auto_disk_config {
+                i.auto_disk_config = d;
+            }
+            i.progress = 0;
+            Ok(())
+        },
     )
     .await?;
     let mig = new_migration(app, &inst, kind, "pre-migrating", None, &new).await?;
@@ -622,20 +615,13 @@ pub async fn evacuate(app: &Arc<App>, ctx: &Ctx, id: &str, r: EvacuateReq) -> Re
         id,
         Action::Evacuate,
         Some(T::Rebuilding),
+        Some(Logged::with("evacuate", "rebuild_server").on_control()),
         move |i, _| {
             if let Some(p) = pw {
                 i.admin_pass = Some(p);
             }
             Ok(())
         },
-    )
-    .await?;
-    actions::record(
-        app,
-        ctx,
-        id,
-        "evacuate",
-        Some(("rebuild_server", Some(CONTROL_HOST))),
     )
     .await?;
     let mig = new_migration(

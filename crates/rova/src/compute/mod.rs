@@ -279,9 +279,10 @@ impl Compute {
             false,
             |i| {
                 if counts_for_quota(i) {
+                    let (cores, ram) = i.quota_resources();
                     u.instances += 1;
-                    u.cores += i.flavor.vcpus as i64;
-                    u.ram += i.flavor.ram as i64;
+                    u.cores += cores;
+                    u.ram += ram;
                 }
                 true
             },
@@ -428,11 +429,45 @@ impl Compute {
         Ok(uuids)
     }
 
+    /// What a server moving from flavor `from` to `to` (a resize, or the
+    /// revert of one that shrank it: Nova checks that revert's growth as
+    /// well) must hold against its project's quota: nothing when it does
+    /// not grow; else the growth is checked against the limits now
+    /// ([`Compute::check_growth`], Nova's message) and the answer is the
+    /// hold to write with the admission, the larger of both flavors, and
+    /// the guard the database checks on that write (only on what grows:
+    /// a project over a lowered limit may still shrink).
+    pub fn hold_growth(
+        &self,
+        project_id: &str,
+        from: &rova_core::model::FlavorSnapshot,
+        to: &rova_core::model::FlavorSnapshot,
+    ) -> Result<Option<(rova_core::model::ResizeHold, crate::store::Guard)>, rova_core::Fault> {
+        let cores = (i64::from(to.vcpus) - i64::from(from.vcpus)).max(0);
+        let ram = (to.ram as i64 - from.ram as i64).max(0);
+        if cores == 0 && ram == 0 {
+            return Ok(None);
+        }
+        let quota = self.effective_quota(project_id);
+        self.check_growth(project_id, cores, ram, &quota)?;
+        let hold = rova_core::model::ResizeHold {
+            vcpus: from.vcpus.max(to.vcpus),
+            ram: from.ram.max(to.ram),
+        };
+        let guard = crate::store::Guard::Quota {
+            project: project_id.to_string(),
+            instances: -1,
+            cores: if cores > 0 { quota.cores } else { -1 },
+            ram: if ram > 0 { quota.ram } else { -1 },
+        };
+        Ok(Some((hold, guard)))
+    }
+
     /// Checks that a resize's growth in cores/RAM fits the project's
     /// limits. Nothing is held: as in Nova (which counts quota from the
     /// rows since Pike), usage follows the instance's flavor, which becomes
     /// the new one when the resize finishes.
-    pub fn check_growth(
+    fn check_growth(
         &self,
         project_id: &str,
         cores: i64,
@@ -494,18 +529,67 @@ impl Compute {
         change: impl FnOnce(&mut Instance) -> Result<R, rova_core::Fault>,
     ) -> Result<(Arc<Instance>, R), rova_core::Fault> {
         let missing = || rova_core::Fault::instance_not_found(id);
-        let change = |i: &mut Instance| {
+        let change = self.stamped(now, change);
+        self.instances.update(id, missing, change).await
+    }
+
+    /// [`Compute::update_instance`] that also records the instance action
+    /// `log` (for the server as changed) in the same transaction: the
+    /// state change and its action are made together or not at all, and
+    /// `guard` (if any) is checked on the instance row in it.
+    pub async fn update_instance_logged<R>(
+        &self,
+        id: &str,
+        ctx: &crate::http::Ctx,
+        now: chrono::DateTime<chrono::Utc>,
+        log: actions::Logged,
+        guard: Option<crate::store::Guard>,
+        change: impl FnOnce(&mut Instance) -> Result<R, rova_core::Fault>,
+    ) -> Result<(Arc<Instance>, R), rova_core::Fault> {
+        let missing = || rova_core::Fault::instance_not_found(id);
+        let change = self.stamped(now, change);
+        self.instances
+            .update_along(
+                id,
+                missing,
+                change,
+                &self.actions,
+                id,
+                ActionLog::default,
+                |i, actions| actions.actions.push(log.entry(ctx, i, now)),
+                guard,
+            )
+            .await
+    }
+
+    /// `change` followed by [`Compute::stamp`].
+    fn stamped<'a, R>(
+        &'a self,
+        now: chrono::DateTime<chrono::Utc>,
+        change: impl FnOnce(&mut Instance) -> Result<R, rova_core::Fault> + 'a,
+    ) -> impl FnOnce(&mut Instance) -> Result<R, rova_core::Fault> + 'a {
+        move |i: &mut Instance| {
             let before = owners::Before::of(i);
             let r = change(i)?;
-            if i.task_state.is_none() && i.vm_state != VmState::Building {
-                i.admin_pass = None;
-            }
-            i.op_owner = owners::op_owner_after(&before, i, &self.owner);
-            i.updated_at = now;
-            i.generation += 1;
+            self.stamp(&before, i, now);
             Ok(r)
-        };
-        self.instances.update(id, missing, change).await
+        }
+    }
+
+    /// What every instance write does after its change: the admin
+    /// password goes once no operation is in flight, the operation's owner
+    /// follows, a resize's quota hold goes once the server is out of the
+    /// resize, and the row's time and generation move on.
+    fn stamp(&self, before: &owners::Before, i: &mut Instance, now: chrono::DateTime<chrono::Utc>) {
+        if i.task_state.is_none() && i.vm_state != VmState::Building {
+            i.admin_pass = None;
+        }
+        i.op_owner = owners::op_owner_after(before, i, &self.owner);
+        if !i.resizing() {
+            i.resize_hold = None;
+        }
+        i.updated_at = now;
+        i.generation += 1;
     }
 
     /// The database guard that keeps a project's instance rows within its

@@ -9,7 +9,7 @@
 //! the database's when instance rows are cached; any other order filters
 //! and sorts every row.
 
-use super::actions;
+use super::actions::{self, Logged};
 use crate::app::App;
 use crate::http::Ctx;
 use crate::store::schema::Cell;
@@ -418,7 +418,7 @@ pub async fn delete(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fault> {
         && inst.vm_state != VmState::SoftDeleted;
     if soft {
         app.compute
-            .update_instance(id, now, |i| {
+            .update_instance_logged(id, ctx, now, Logged::bare("delete"), None, |i| {
                 i.vm_state = VmState::SoftDeleted;
                 i.task_state = None;
                 i.power_state = PowerState::Shutdown;
@@ -426,11 +426,11 @@ pub async fn delete(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fault> {
                 Ok(())
             })
             .await?;
-        actions::record(app, ctx, id, "delete", None).await?;
         return Ok(());
     }
+    let log = Logged::with("delete", "compute_terminate_instance");
     app.compute
-        .update_instance(id, now, |i| {
+        .update_instance_logged(id, ctx, now, log, None, |i| {
             if i.deleted {
                 return Err(Fault::instance_not_found(id));
             }
@@ -438,14 +438,6 @@ pub async fn delete(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fault> {
             Ok(())
         })
         .await?;
-    actions::record(
-        app,
-        ctx,
-        id,
-        "delete",
-        Some(("compute_terminate_instance", inst.host.as_deref())),
-    )
-    .await?;
     let app2 = app.clone();
     let id2 = id.to_string();
     let req = ctx.request_id.clone();

@@ -306,8 +306,8 @@ pub(super) fn children_and_guards_hold(
         let rows = query(
             tx,
             "SELECT project_id, count(*), \
-             coalesce(sum((body->'flavor'->>'vcpus')::bigint), 0)::bigint, \
-             coalesce(sum((body->'flavor'->>'ram')::bigint), 0)::bigint \
+             coalesce(sum(coalesce((body->'resize_hold'->>'vcpus')::bigint, (body->'flavor'->>'vcpus')::bigint)), 0)::bigint, \
+             coalesce(sum(coalesce((body->'resize_hold'->>'ram')::bigint, (body->'flavor'->>'ram')::bigint)), 0)::bigint \
              FROM instances WHERE project_id = ANY($1) AND deleted = false GROUP BY project_id",
             &[&names],
         )?;
@@ -387,14 +387,14 @@ fn write_checked(
             Ok(match g {
                 Guard::Quota { project, .. } => {
                     let own = tx.query_one(
-                        "SELECT coalesce((body->'flavor'->>'vcpus')::bigint, 0), \
-                         coalesce((body->'flavor'->>'ram')::bigint, 0) FROM instances WHERE id = $1",
+                        "SELECT coalesce((body->'resize_hold'->>'vcpus')::bigint, (body->'flavor'->>'vcpus')::bigint, 0), \
+                         coalesce((body->'resize_hold'->>'ram')::bigint, (body->'flavor'->>'ram')::bigint, 0) FROM instances WHERE id = $1",
                         &[id],
                     )?;
                     let own: (i64, i64) = (own.get(0), own.get(1));
                     let r = tx.query_one(
-                        "SELECT count(*), coalesce(sum((body->'flavor'->>'vcpus')::bigint), 0)::bigint, \
-                         coalesce(sum((body->'flavor'->>'ram')::bigint), 0)::bigint \
+                        "SELECT count(*), coalesce(sum(coalesce((body->'resize_hold'->>'vcpus')::bigint, (body->'flavor'->>'vcpus')::bigint)), 0)::bigint, \
+                         coalesce(sum(coalesce((body->'resize_hold'->>'ram')::bigint, (body->'flavor'->>'ram')::bigint)), 0)::bigint \
                          FROM instances WHERE project_id = $1 AND deleted = false",
                         &[project],
                     )?;

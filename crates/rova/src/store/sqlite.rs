@@ -350,14 +350,14 @@ fn check_guard(
         Guard::Quota { project, .. } => {
             let own: (i64, i64) = tx
                 .prepare_cached(
-                    "SELECT coalesce(json_extract(body, '$.flavor.vcpus'), 0), \
-                     coalesce(json_extract(body, '$.flavor.ram'), 0) FROM instances WHERE id = ?1",
+                    "SELECT coalesce(json_extract(body, '$.resize_hold.vcpus'), json_extract(body, '$.flavor.vcpus'), 0), \
+                     coalesce(json_extract(body, '$.resize_hold.ram'), json_extract(body, '$.flavor.ram'), 0) FROM instances WHERE id = ?1",
                 )?
                 .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
             let used: (i64, i64, i64) = tx
                 .prepare_cached(
-                    "SELECT count(*), coalesce(sum(json_extract(body, '$.flavor.vcpus')), 0), \
-                     coalesce(sum(json_extract(body, '$.flavor.ram')), 0) \
+                    "SELECT count(*), coalesce(sum(coalesce(json_extract(body, '$.resize_hold.vcpus'), json_extract(body, '$.flavor.vcpus'))), 0), \
+                     coalesce(sum(coalesce(json_extract(body, '$.resize_hold.ram'), json_extract(body, '$.flavor.ram'))), 0) \
                      FROM instances WHERE project_id = ?1 AND deleted = 0",
                 )?
                 .query_row([project], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;

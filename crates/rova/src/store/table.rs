@@ -801,6 +801,50 @@ where
         Ok((arc, r))
     }
 
+    /// [`Table::update`] of row `id` made together with a change to row
+    /// `other_id` of table `other`, in one transaction, all or nothing:
+    /// `along` sees this row as changed and changes the other one
+    /// (starting from `init()` when it is absent). When the database
+    /// refuses either write, neither is made and both copies keep the
+    /// rows as stored. `guard`, if any, is checked on this row's write in
+    /// the same transaction. Locks this table, then `other`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn update_along<U, R>(
+        &self,
+        id: &str,
+        missing: impl FnOnce() -> Fault,
+        change: impl FnOnce(&mut T) -> Result<R, Fault>,
+        other: &Table<U>,
+        other_id: &str,
+        init: impl FnOnce() -> U,
+        along: impl FnOnce(&T, &mut U),
+        guard: Option<Guard>,
+    ) -> Result<(Arc<T>, R), Fault>
+    where
+        U: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        other.ensure(other_id)?;
+        let mut tries = 0;
+        let (arc, r, rxs) = loop {
+            let exists = self.ensure(id)?;
+            let mut rows = self.inner.rows.write();
+            if exists && !rows.contains_key(id) && !rows.in_flight(id) && tries < 3 {
+                tries += 1;
+                continue;
+            }
+            let mut next = rows.get(id).map(|c| (**c).clone()).ok_or_else(missing)?;
+            let r = change(&mut next)?;
+            let mut others = other.inner.rows.write();
+            let mut second = others.get(other_id).map_or_else(init, |c| (**c).clone());
+            along(&next, &mut second);
+            let arc = Arc::new(next);
+            let first = self.prepare(&mut rows, id, Some(arc.clone()), guard)?;
+            let second = other.prepare(&mut others, other_id, Some(Arc::new(second)), None)?;
+            break (arc, r, self.store.enqueue_group(vec![first, second]));
+        };
+        first_refusal(rxs).await.map(|()| (arc, r))
+    }
+
     /// Several rows changed together under one lock. `change` gets the
     /// whole map and returns the ids it wrote. The writes are made in one
     /// transaction, all or nothing: each is a compare-and-swap, and when
@@ -828,24 +872,7 @@ where
             }
             (r, self.store.enqueue_group(writes))
         };
-        // The write refused for its own reason tells why; the others of
-        // the group only say they were not made with it.
-        let mut first_err: Option<Fault> = None;
-        for rx in rxs {
-            if let Err(e) = wait(rx).await {
-                let together = e.message == super::TOGETHER;
-                if first_err
-                    .as_ref()
-                    .is_none_or(|f| f.message == super::TOGETHER && !together)
-                {
-                    first_err = Some(e);
-                }
-            }
-        }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(r),
-        }
+        first_refusal(rxs).await.map(|()| r)
     }
 
     /// Removes a row; returns what was there.
@@ -861,6 +888,25 @@ where
         wait(rx).await?;
         Ok(Some(old))
     }
+}
+
+/// Waits for every write of an all-or-nothing group. The write refused
+/// for its own reason tells why; the others of the group only say they
+/// were not made with it.
+async fn first_refusal(rxs: Vec<oneshot::Receiver<Ack>>) -> Result<(), Fault> {
+    let mut first_err: Option<Fault> = None;
+    for rx in rxs {
+        if let Err(e) = wait(rx).await {
+            let together = e.message == super::TOGETHER;
+            if first_err
+                .as_ref()
+                .is_none_or(|f| f.message == super::TOGETHER && !together)
+            {
+                first_err = Some(e);
+            }
+        }
+    }
+    first_err.map_or(Ok(()), Err)
 }
 
 /// A write queued without waiting ([`Table::write_behind_guarded`]).

@@ -1085,3 +1085,93 @@ async fn host_status_follows_the_compute_service() {
     let r = c.get(&admin, &format!("/servers/{id}"), Some("2.16")).await;
     assert_eq!(status(&r.body), json!("UP"));
 }
+
+/// Resizes against the cores quota, as Nova counts them: a resize that
+/// grows a server is checked against the limit (and holds the larger
+/// flavor from its admission until it is confirmed or reverted); a resize
+/// that shrinks one frees the cores at once, so reverting it grows the
+/// server back and is checked again ("a revert might go over quota"):
+/// refused while another server uses the freed core, admitted once that
+/// one gave it back.
+#[tokio::test]
+async fn resizes_and_reverts_are_held_to_the_cores_quota() {
+    let c = start_with(|cfg| {
+        cfg.sim_hosts = 2;
+        cfg.quota.cores = 3;
+    })
+    .await;
+    let d = c.login("demo").await;
+    // "two": 2 vCPUs on m1.tiny's disk, so m1.tiny is a resize down in
+    // cores only.
+    let admin = c.login("admin").await;
+    let flavor = json!({"flavor": {"name": "two", "id": "two", "vcpus": 2, "ram": 512, "disk": 1}});
+    let r = c.post(&admin, "/flavors", None, flavor).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let resize = |id: &str, flavor: &str| {
+        (
+            format!("/servers/{id}/action"),
+            json!({"resize": {"flavorRef": flavor}}),
+        )
+    };
+    // a is a "two", b an m1.tiny (1 vCPU): 3 of 3 cores.
+    let r = create(&c, &d, "2.74", "a", "two", Value::Null).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let a = r.body["server"]["id"].as_str().expect("a").to_string();
+    c.wait_status(&d, &a, &["ACTIVE"], None).await;
+    let b = boot(&c, &d, "b", Value::Null).await["id"]
+        .as_str()
+        .expect("b")
+        .to_string();
+    assert_eq!(used(&c, &d).await, json!(3));
+    let (path, body) = resize(&b, "two");
+    let r = c.post(&d, &path, None, body).await;
+    assert_eq!(
+        r.fault(403),
+        "Quota exceeded for cores: Requested 1, but already used 3 of 3 cores"
+    );
+    // a shrinks to m1.tiny: a core is free while it awaits confirmation.
+    let (path, body) = resize(&a, "1");
+    let r = c.post(&d, &path, None, body).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    c.wait_status(&d, &a, &["VERIFY_RESIZE"], None).await;
+    assert_eq!(used(&c, &d).await, json!(2));
+    // b takes it.
+    let (path, body) = resize(&b, "two");
+    let r = c.post(&d, &path, None, body).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    c.wait_status(&d, &b, &["VERIFY_RESIZE"], None).await;
+    assert_eq!(used(&c, &d).await, json!(3));
+    // a's revert would grow it back past the limit.
+    let revert = json!({"revertResize": null});
+    let r = c
+        .post(&d, &format!("/servers/{a}/action"), None, revert.clone())
+        .await;
+    assert_eq!(
+        r.fault(403),
+        "Quota exceeded for cores: Requested 1, but already used 3 of 3 cores"
+    );
+    let s = c
+        .wait_status(&d, &a, &["VERIFY_RESIZE"], Some("2.74"))
+        .await;
+    assert_eq!(s["flavor"]["vcpus"], json!(1), "a is left as it was");
+    // b reverts (shrinking back), then a may.
+    let r = c
+        .post(&d, &format!("/servers/{b}/action"), None, revert.clone())
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    c.wait_status(&d, &b, &["ACTIVE"], None).await;
+    assert_eq!(used(&c, &d).await, json!(2));
+    let r = c
+        .post(&d, &format!("/servers/{a}/action"), None, revert)
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let s = c.wait_status(&d, &a, &["ACTIVE"], Some("2.74")).await;
+    assert_eq!(s["flavor"]["vcpus"], json!(2));
+    assert_eq!(used(&c, &d).await, json!(3));
+}
+
+/// The cores a project uses, as /limits says.
+async fn used(c: &TestCloud, d: &User) -> Value {
+    let r = c.get(d, "/limits", None).await;
+    r.body["limits"]["absolute"]["totalCoresUsed"].clone()
+}

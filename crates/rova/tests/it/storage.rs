@@ -516,6 +516,135 @@ async fn a_transaction_is_all_or_nothing() {
     }
 }
 
+/// The quota guard counts a server being resized at what it holds (the
+/// larger flavor, `resize_hold`), not at its current flavor: a write that
+/// fits beside the current flavors is refused beside the hold, and fits
+/// again once the hold is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_quota_guard_counts_a_resize_hold() {
+    use rova::store::Guard;
+    for db in backends("hold") {
+        let store = Store::connect(&db).expect("open");
+        let t: Table<Value> = Table::load("instance", &store).expect("load");
+        let mut resizing = instance("r1", "p", "r1");
+        resizing["flavor"] = json!({"vcpus": 1, "ram": 512});
+        resizing["resize_hold"] = json!({"vcpus": 4, "ram": 512});
+        t.put("r1", resizing).await.expect("r1");
+        let cores5 = Some(Guard::Quota {
+            project: "p".into(),
+            instances: -1,
+            cores: 5,
+            ram: -1,
+        });
+        let mut second = instance("r2", "p", "r2");
+        second["flavor"] = json!({"vcpus": 2, "ram": 512});
+        let over = t
+            .insert_guarded(
+                "r2",
+                second.clone(),
+                rova_core::Fault::conflict("dup"),
+                cores5.clone(),
+            )
+            .await
+            .expect_err("4 held + 2 > 5");
+        assert_eq!(
+            over.message, "Quota exceeded for cores: Requested 2, but already used 4 of 5 cores",
+            "{db:?}"
+        );
+        // The resize ends: its server counts at its flavor again.
+        t.update(
+            "r1",
+            || rova_core::Fault::not_found("gone"),
+            |v| {
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("resize_hold");
+                }
+                Ok(())
+            },
+        )
+        .await
+        .expect("hold dropped");
+        t.insert_guarded("r2", second, rova_core::Fault::conflict("dup"), cores5)
+            .await
+            .expect("1 + 2 <= 5");
+    }
+}
+
+/// A change to one row made together with a change to a row of another
+/// table (a server's state change and its instance action) is one
+/// transaction: when the database refuses the second write (its row was
+/// changed behind this store's back), the first is not made either, in
+/// the database or in the copy; once the copy has the row as stored, both
+/// are made.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_and_its_companion_row_commit_together() {
+    for db in backends("along") {
+        let a = Store::connect(&db).expect("store");
+        let states: Table<Value> = Table::load("quota", &a).expect("load states");
+        let logs: Table<Value> = Table::load("instance_action", &a).expect("load logs");
+        states
+            .put("s", json!({"project_id": "p", "n": 0}))
+            .await
+            .expect("seed state");
+        logs.put("s", json!({"actions": ["create"]}))
+            .await
+            .expect("seed log");
+        // Another writer changes the log in the database.
+        query(
+            &db,
+            r#"UPDATE instance_actions SET gen = gen + 7, body = '{"actions":["create","other"]}' WHERE id = 's'"#,
+        );
+        let change = |n: i64| {
+            move |v: &mut Value| {
+                v["n"] = json!(n);
+                Ok(())
+            }
+        };
+        let push = |state: &Value, log: &mut Value| {
+            if let Some(list) = log["actions"].as_array_mut() {
+                list.push(json!(format!("pause-{}", state["n"])));
+            }
+        };
+        let missing = || rova_core::Fault::not_found("gone");
+        let init = || json!({"actions": []});
+        let refused = states
+            .update_along("s", missing, change(1), &logs, "s", init, push, None)
+            .await
+            .expect_err("the log changed");
+        assert_eq!(refused.code, 409, "{db:?}");
+        assert_ne!(refused.message, rova::store::TOGETHER, "{db:?}");
+        let n_stored = |db: &Database| {
+            let rows = query(db, "SELECT body FROM quotas WHERE id = 's'");
+            let body = rows[0][0].clone().expect("body");
+            serde_json::from_str::<Value>(&body).expect("json")["n"].clone()
+        };
+        assert_eq!(
+            n_stored(&db),
+            json!(0),
+            "{db:?}: the state change was not made"
+        );
+        assert_eq!(states.get("s").expect("s")["n"], json!(0), "{db:?}: copy");
+        assert_eq!(
+            logs.get("s").expect("log")["actions"],
+            json!(["create", "other"]),
+            "{db:?}: the log's copy is the stored row"
+        );
+
+        states
+            .update_along("s", missing, change(2), &logs, "s", init, push, None)
+            .await
+            .expect("both made");
+        assert_eq!(n_stored(&db), json!(2), "{db:?}");
+        let rows = query(&db, "SELECT body FROM instance_actions WHERE id = 's'");
+        let log: Value = serde_json::from_str(rows[0][0].as_deref().expect("body")).expect("json");
+        assert_eq!(
+            log["actions"],
+            json!(["create", "other", "pause-2"]),
+            "{db:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn two_stores_never_lose_each_others_writes() {
     for db in backends("cas") {

@@ -80,6 +80,7 @@ fn inst(n: i64) -> Instance {
         image_properties: BTreeMap::new(),
         generation: 0,
         op_owner: None,
+        resize_hold: None,
     }
 }
 

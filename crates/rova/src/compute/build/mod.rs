@@ -419,6 +419,7 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
             image_properties: image_properties.clone(),
             generation: 0,
             op_owner: Some(app.compute.owner().to_string()),
+            resize_hold: None,
         };
         // The instance row and its `create` action are written in the same
         // group commit: both are queued before either is waited for.

@@ -23,7 +23,7 @@ use shelve::{offload, shelve, unshelve};
 pub(crate) use snapshot::finish_image;
 use snapshot::{image_reply, snapshot};
 
-use super::actions;
+use super::actions::{self, Logged};
 use super::actions_run::{advance, begin, begin_with, Reply, ServerAction};
 use super::driver::DriverOp;
 use super::servers;
@@ -69,20 +69,16 @@ pub async fn run(
         }
         ServerAction::ShelveOffload => {
             ctx.require_admin("os_compute_api:os-shelve:shelve_offload")?;
-            let inst = begin(
+            begin(
                 app,
                 ctx,
                 id,
                 Action::ShelveOffload,
                 Some(T::ShelvingOffloading),
-            )
-            .await?;
-            actions::record(
-                app,
-                ctx,
-                id,
-                "shelveOffload",
-                Some(("compute_shelve_offload_instance", inst.host.as_deref())),
+                Some(Logged::with(
+                    "shelveOffload",
+                    "compute_shelve_offload_instance",
+                )),
             )
             .await?;
             let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
@@ -258,12 +254,19 @@ async fn simple_with(
     start: impl FnOnce(&mut Instance),
     finish: impl FnOnce(&mut Instance) + Send + 'static,
 ) -> Result<(), Fault> {
-    let inst = begin_with(app, ctx, id, action, Some(first), |i, _| {
-        start(i);
-        Ok(())
-    })
+    begin_with(
+        app,
+        ctx,
+        id,
+        action,
+        Some(first),
+        Some(Logged::with(op.name(), event)),
+        |i, _| {
+            start(i);
+            Ok(())
+        },
+    )
     .await?;
-    actions::record(app, ctx, id, op.name(), Some((event, inst.host.as_deref()))).await?;
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
     tokio::spawn(async move {
         let res = advance(&app2, &id2, op, first, then, |i, _| finish(i)).await;
@@ -305,24 +308,17 @@ async fn rescue(
     let pw = admin_pass
         .unwrap_or_else(|| crate::compute::build::generate_password(app.cfg.password_length));
     let pw2 = pw.clone();
-    let inst = begin_with(
+    begin_with(
         app,
         ctx,
         id,
         Action::Rescue,
         Some(T::Rescuing),
+        Some(Logged::with("rescue", "compute_rescue_instance")),
         move |i, _| {
             i.admin_pass = Some(pw2);
             Ok(())
         },
-    )
-    .await?;
-    actions::record(
-        app,
-        ctx,
-        id,
-        "rescue",
-        Some(("compute_rescue_instance", inst.host.as_deref())),
     )
     .await?;
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());

@@ -3,7 +3,7 @@
 
 use super::image_for;
 use crate::app::App;
-use crate::compute::actions;
+use crate::compute::actions::{self, Logged};
 use crate::compute::actions_run::{advance, begin_with, Reply};
 use crate::compute::driver::DriverOp;
 use crate::compute::servers;
@@ -78,6 +78,7 @@ pub(super) async fn rebuild(
         id,
         Action::Rebuild,
         Some(T::Rebuilding),
+        Some(Logged::with("rebuild", "compute_rebuild_instance")),
         move |i, _| {
             i.image_ref = r.image_ref.clone();
             i.image_properties = props;
@@ -123,14 +124,6 @@ pub(super) async fn rebuild(
             i.progress = 0;
             Ok(())
         },
-    )
-    .await?;
-    actions::record(
-        app,
-        ctx,
-        id,
-        "rebuild",
-        Some(("compute_rebuild_instance", inst.host.as_deref())),
     )
     .await?;
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());

@@ -2,8 +2,8 @@
 //! confirm (also the auto-confirm task) and revert to the old flavor.
 
 use crate::app::App;
-use crate::compute::actions;
-use crate::compute::actions_run::{begin, begin_with, subject, StepError};
+use crate::compute::actions::{self, Logged};
+use crate::compute::actions_run::{begin_guarded, begin_with, subject, StepError};
 use crate::compute::driver::{DriverFault, DriverOp};
 use crate::compute::move_steps::{self, move_op};
 use crate::compute::servers;
@@ -93,24 +93,24 @@ pub async fn confirm_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), F
             return confirm_failed(app, ctx, &cur, m, f).await;
         }
     }
-    let inst = begin_with(app, ctx, id, Action::ConfirmResize, None, |i, _| {
-        let (vm, _) = restored_vm(i);
-        i.vm_state = vm;
-        i.system_metadata.remove("old_flavor");
-        i.system_metadata.remove("old_vm_state");
-        i.system_metadata.remove("resize_finished_at");
-        Ok(())
-    })
-    .await?;
-    crate::compute::migrate::confirmed(app, id).await;
-    actions::record(
+    begin_with(
         app,
         ctx,
         id,
-        "confirmResize",
-        Some(("compute_confirm_resize", inst.host.as_deref())),
+        Action::ConfirmResize,
+        None,
+        Some(Logged::with("confirmResize", "compute_confirm_resize")),
+        |i, _| {
+            let (vm, _) = restored_vm(i);
+            i.vm_state = vm;
+            i.system_metadata.remove("old_flavor");
+            i.system_metadata.remove("old_vm_state");
+            i.system_metadata.remove("resize_finished_at");
+            Ok(())
+        },
     )
     .await?;
+    crate::compute::migrate::confirmed(app, id).await;
     actions::event_finish(app, id, &ctx.request_id, "compute_confirm_resize", None).await;
     Ok(())
 }
@@ -151,13 +151,25 @@ pub(super) async fn revert_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result
     admit(Action::RevertResize, &subject(&cur), ctx.is_admin())?;
     let old =
         old_flavor(&cur).ok_or_else(|| Fault::bad_request("Instance has not been resized."))?;
-    let inst = begin(app, ctx, id, Action::RevertResize, Some(T::ResizeReverting)).await?;
-    actions::record(
+    // Reverting a resize that shrank the server grows it back: Nova's
+    // revert_resize checks that growth against the quota ("a revert might
+    // go over quota"), and the server holds its old flavor from here.
+    let (hold, guard) = app
+        .compute
+        .hold_growth(&cur.project_id, &cur.flavor, &old)?
+        .map_or((None, None), |(h, g)| (Some(h), Some(g)));
+    begin_guarded(
         app,
         ctx,
         id,
-        "revertResize",
-        Some(("compute_revert_resize", inst.host.as_deref())),
+        (Action::RevertResize, Some(T::ResizeReverting)),
+        (Logged::with("revertResize", "compute_revert_resize"), guard),
+        move |i, _| {
+            if hold.is_some() {
+                i.resize_hold = hold;
+            }
+            Ok(())
+        },
     )
     .await?;
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());

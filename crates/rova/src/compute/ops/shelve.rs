@@ -3,7 +3,7 @@
 
 use super::snapshot::{new_snapshot_image, settle_image};
 use crate::app::App;
-use crate::compute::actions;
+use crate::compute::actions::{self, Logged};
 use crate::compute::actions_run::{advance, begin, begin_with, subject, StepError};
 use crate::compute::driver::DriverOp;
 use crate::compute::servers;
@@ -16,13 +16,13 @@ use std::sync::Arc;
 
 pub(super) async fn shelve(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fault> {
     ctx.require_member("os_compute_api:os-shelve:shelve")?;
-    let inst = begin(app, ctx, id, Action::Shelve, Some(T::Shelving)).await?;
-    actions::record(
+    let inst = begin(
         app,
         ctx,
         id,
-        "shelve",
-        Some(("compute_shelve_instance", inst.host.as_deref())),
+        Action::Shelve,
+        Some(T::Shelving),
+        Some(Logged::with("shelve", "compute_shelve_instance")),
     )
     .await?;
     let image = if inst.is_volume_backed() {
@@ -161,20 +161,13 @@ pub(super) async fn unshelve(
         id,
         Action::Unshelve,
         Some(T::Unshelving),
+        Some(Logged::with("unshelve", "compute_unshelve_instance")),
         |i, _| {
             if let Some(z) = az {
                 i.pinned_availability_zone = z;
             }
             Ok(())
         },
-    )
-    .await?;
-    actions::record(
-        app,
-        ctx,
-        id,
-        "unshelve",
-        Some(("compute_unshelve_instance", inst.host.as_deref())),
     )
     .await?;
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());

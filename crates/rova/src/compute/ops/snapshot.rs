@@ -3,7 +3,7 @@
 //! rotation, and the answer naming the new image.
 
 use crate::app::App;
-use crate::compute::actions;
+use crate::compute::actions::{self, Logged};
 use crate::compute::actions_run::{advance, begin, Reply};
 use crate::compute::driver::DriverOp;
 use crate::compute::servers;
@@ -115,25 +115,38 @@ pub(super) async fn snapshot(
             "Backup is not supported for volume-backed instances",
         ));
     }
-    let (action, first, then, record, event): (Action, T, &'static [T], &str, &'static str) =
-        if backup.is_some() {
-            (
-                Action::CreateBackup,
-                T::ImageBackup,
-                &[],
-                "createBackup",
-                "compute_backup_instance",
-            )
-        } else {
-            (
-                Action::CreateImage,
-                T::ImageSnapshotPending,
-                &[T::ImageSnapshot, T::ImagePendingUpload, T::ImageUploading],
-                "createImage",
-                "compute_snapshot_instance",
-            )
-        };
-    let inst = begin(app, ctx, id, action, Some(first)).await?;
+    let (action, first, then, record, event): (
+        Action,
+        T,
+        &'static [T],
+        &'static str,
+        &'static str,
+    ) = if backup.is_some() {
+        (
+            Action::CreateBackup,
+            T::ImageBackup,
+            &[],
+            "createBackup",
+            "compute_backup_instance",
+        )
+    } else {
+        (
+            Action::CreateImage,
+            T::ImageSnapshotPending,
+            &[T::ImageSnapshot, T::ImagePendingUpload, T::ImageUploading],
+            "createImage",
+            "compute_snapshot_instance",
+        )
+    };
+    let inst = begin(
+        app,
+        ctx,
+        id,
+        action,
+        Some(first),
+        Some(Logged::with(record, event)),
+    )
+    .await?;
     let mut extra = metadata;
     let image_type = match &backup {
         Some((t, _)) => {
@@ -152,10 +165,11 @@ pub(super) async fn snapshot(
                     Ok(())
                 })
                 .await;
+            let why = (e.message.as_str(), "the snapshot image could not be made");
+            actions::event_finish(app, id, &ctx.request_id, event, Some(why)).await;
             return Err(e);
         }
     };
-    actions::record(app, ctx, id, record, Some((event, inst.host.as_deref()))).await?;
     let (app2, id2, req, image_id) = (
         app.clone(),
         id.to_string(),
