@@ -50,7 +50,16 @@ pub enum RestartAction {
     /// again (Nova's `_retry_reboot`); `hard` when the guest is no longer
     /// running, which turns a soft reboot into a hard one.
     RetryReboot { hard: bool },
+    /// A build already taken up [`MAX_TAKE_UPS`] times after its process
+    /// died: it is not resumed again (each time, whatever it runs ended
+    /// its process), the task is cleared and the server goes to ERROR with
+    /// a fault saying so.
+    GiveUp,
 }
+
+/// How many times an operation is taken up again after the process running
+/// it died before it is given up ([`RestartAction::bounded`]).
+pub const MAX_TAKE_UPS: u32 = 3;
 
 impl RestartAction {
     /// Whether the action clears the task state (and fails open events).
@@ -60,7 +69,24 @@ impl RestartAction {
             RestartAction::ClearTask
                 | RestartAction::ClearTaskDeleteImage
                 | RestartAction::ErrorState
+                | RestartAction::GiveUp
         )
+    }
+
+    /// The action for an operation that was taken up `taken_up` times
+    /// already: below [`MAX_TAKE_UPS`] as the table says; from then on a
+    /// build is given up and a retried stop, start, unpause or reboot is
+    /// cleared instead (a delete is always carried through, as Nova does).
+    pub fn bounded(self, taken_up: u32) -> RestartAction {
+        use RestartAction as A;
+        if taken_up < MAX_TAKE_UPS {
+            return self;
+        }
+        match self {
+            A::ResumeBuild => A::GiveUp,
+            A::RetryStop | A::RetryStart | A::RetryUnpause | A::RetryReboot { .. } => A::ClearTask,
+            other => other,
+        }
     }
 }
 
@@ -247,6 +273,32 @@ mod tests {
     use RestartAction as A;
     use TaskState as T;
     use VmState as V;
+
+    /// Each resumable action, taken up fewer than MAX_TAKE_UPS times and
+    /// then as many: a build is given up, a retried action cleared, a
+    /// delete always carried through, the rest as the table says.
+    #[test]
+    fn resumption_is_bounded() {
+        let rows: &[(A, A)] = &[
+            (A::ResumeBuild, A::GiveUp),
+            (A::ResumeDelete, A::ResumeDelete),
+            (A::RetryStop, A::ClearTask),
+            (A::RetryStart, A::ClearTask),
+            (A::RetryUnpause, A::ClearTask),
+            (A::RetryReboot { hard: true }, A::ClearTask),
+            (A::ClearTask, A::ClearTask),
+            (A::ErrorState, A::ErrorState),
+            (A::Nothing, A::Nothing),
+        ];
+        for (act, given_up) in rows {
+            for n in 0..MAX_TAKE_UPS {
+                assert_eq!(act.bounded(n), *act, "{act:?} taken up {n} times");
+            }
+            assert_eq!(act.bounded(MAX_TAKE_UPS), *given_up, "{act:?}");
+            assert_eq!(act.bounded(MAX_TAKE_UPS + 5), *given_up, "{act:?}");
+        }
+        assert!(A::GiveUp.clears_task());
+    }
 
     /// One row per (vm_state, task_state) that a stop can leave behind,
     /// checked against Nova's `_init_instance` (nova/compute/manager.py).

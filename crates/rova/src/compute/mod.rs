@@ -17,6 +17,7 @@ pub mod keypairs;
 pub mod live_migration;
 pub mod migrate;
 pub mod move_steps;
+pub mod operations;
 pub mod ops;
 pub mod owners;
 pub mod periodic;
@@ -150,6 +151,9 @@ pub struct Compute {
     /// Per-project quota overrides (see [`Compute::effective_quota`]).
     pub quotas: Table<quotas::ProjectQuota>,
     pub migrations: Table<migrate::Migration>,
+    /// The operations in flight, one row per server running one (see
+    /// [`operations`]).
+    pub operations: Table<operations::Operation>,
     next_migration_id: IdCounter,
     /// Requests to running live migrations.
     pub live: live_migration::LiveControls,
@@ -227,6 +231,7 @@ impl Compute {
             server_groups: Table::load("server_group", store)?,
             quotas: Table::load("quota", store)?,
             migrations,
+            operations: Table::load("operation", store)?,
             next_migration_id: IdCounter::load(store, &counters, "migration", max_migration),
             live: live_migration::LiveControls::load(store)?,
             quota_defaults: cfg.quota.clone(),
@@ -529,7 +534,7 @@ impl Compute {
         change: impl FnOnce(&mut Instance) -> Result<R, rova_core::Fault>,
     ) -> Result<(Arc<Instance>, R), rova_core::Fault> {
         let missing = || rova_core::Fault::instance_not_found(id);
-        let change = self.stamped(now, change);
+        let change = self.stamped(now, None, change);
         self.instances.update(id, missing, change).await
     }
 
@@ -547,7 +552,7 @@ impl Compute {
         change: impl FnOnce(&mut Instance) -> Result<R, rova_core::Fault>,
     ) -> Result<(Arc<Instance>, R), rova_core::Fault> {
         let missing = || rova_core::Fault::instance_not_found(id);
-        let change = self.stamped(now, change);
+        let change = self.stamped(now, Some(log.action), change);
         self.instances
             .update_along(
                 id,
@@ -562,17 +567,41 @@ impl Compute {
             .await
     }
 
-    /// `change` followed by [`Compute::stamp`].
+    /// `change` followed by [`Compute::stamp`]; `kind` names the action
+    /// the write records, if any.
     fn stamped<'a, R>(
         &'a self,
         now: chrono::DateTime<chrono::Utc>,
+        kind: Option<&'static str>,
         change: impl FnOnce(&mut Instance) -> Result<R, rova_core::Fault> + 'a,
     ) -> impl FnOnce(&mut Instance) -> Result<R, rova_core::Fault> + 'a {
         move |i: &mut Instance| {
             let before = owners::Before::of(i);
             let r = change(i)?;
             self.stamp(&before, i, now);
+            self.follow_operation(&before, i, kind, now);
             Ok(r)
+        }
+    }
+
+    /// Queues the write of server `i`'s operations row as its write
+    /// leaves it ([`operations::next`]), before the server's own write
+    /// (this runs under the instance table's lock, before that write is
+    /// queued). Nothing is written when the row stays as it is.
+    fn follow_operation(
+        &self,
+        before: &owners::Before,
+        i: &Instance,
+        kind: Option<&str>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) {
+        let row = self.operations.get(&i.uuid);
+        let next = operations::next(row.as_deref(), before.state(), i, kind, now);
+        if next.as_ref() == row.as_deref() {
+            return;
+        }
+        if let Err(f) = self.operations.write_behind(&i.uuid, next) {
+            tracing::error!(server = %i.uuid, "writing its operation: {}", f.message);
         }
     }
 

@@ -71,6 +71,11 @@ pub struct Before {
 }
 
 impl Before {
+    /// The `(task state, vm state)` the record had.
+    pub fn state(&self) -> (Option<TaskState>, VmState) {
+        (self.task, self.vm)
+    }
+
     pub fn of(i: &Instance) -> Before {
         Before {
             task: i.task_state,

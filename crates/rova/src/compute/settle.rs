@@ -45,7 +45,7 @@ use super::build::{self, NicPlan};
 use super::driver::DriverOp;
 use super::migrate::{update_migration, Migration};
 use super::owners::{Scope, Settling};
-use super::{actions, actions_run, ops};
+use super::{actions, actions_run, operations, ops};
 use crate::app::App;
 use crate::store::schema::Cell;
 use rova_core::model::Instance;
@@ -141,6 +141,7 @@ async fn settle_servers(app: &App, scope: &Settling, rederive: bool) {
     settle_migrations(app, scope).await;
     settle_snapshot_images(app, scope).await;
     settle_ports(app, scope).await;
+    settle_operations(app, scope).await;
     if rederive {
         if let Err(e) = rederive_claims(app, scope) {
             tracing::error!("deriving the claims of the servers taken over: {e}");
@@ -219,17 +220,50 @@ async fn settle_migrations(app: &App, scope: &Settling) {
 /// reconciles what the guest is doing. Builds and deletes are resumed
 /// instead (see [`build::resume_all`]). Which servers, and how, is
 /// [`on_restart`]'s answer.
+/// The restart table's action for server `i`, bounded by how many times
+/// its operation was taken up already (its operations row).
+pub fn restart_action(app: &App, i: &Instance) -> RestartAction {
+    let taken_up = app
+        .compute
+        .operations
+        .get(&i.uuid)
+        .map_or(0, |o| o.attempts);
+    on_restart(i.vm_state, i.task_state, i.power_state).bounded(taken_up)
+}
+
+/// Operations rows that outlived their operation (the server's write
+/// that ended it landed, the row's removal did not) are removed, unless
+/// a live process owns them (it may be starting that operation now).
+async fn settle_operations(app: &App, scope: &Settling) {
+    let Ok(live) = super::owners::Liveness::read(app).await else {
+        return;
+    };
+    let rows = app.compute.operations.filter(|o| {
+        scope.covers(&o.instance_uuid) && !o.owner.as_deref().is_some_and(|w| live.alive(w))
+    });
+    for row in rows {
+        let server = app.compute.instances.fetch(&[row.instance_uuid.as_str()]);
+        let Ok(server) = server else { continue };
+        if operations::stale(server.first().map(|i| &**i)) {
+            tracing::info!(server = %row.instance_uuid, kind = %row.kind, "removing a finished operation's row");
+            let _ = app
+                .compute
+                .operations
+                .write_behind(&row.instance_uuid, None);
+        }
+    }
+}
+
 async fn settle_actions(app: &App, scope: &Settling) {
     let cut_short = app
         .compute
         .instances_where(
-            "task_state IS NOT NULL AND deleted = ?1",
-            vec![Cell::Bool(false)],
-            |i| {
-                !i.deleted
-                    && scope.covers(&i.uuid)
-                    && on_restart(i.vm_state, i.task_state, i.power_state).clears_task()
-            },
+            "(task_state IS NOT NULL OR vm_state = ?2) AND deleted = ?1",
+            vec![
+                Cell::Bool(false),
+                Cell::Text(VmState::Building.as_str().to_string()),
+            ],
+            |i| !i.deleted && scope.covers(&i.uuid) && restart_action(app, i).clears_task(),
         )
         .unwrap_or_else(|f| {
             tracing::error!("finding interrupted actions: {}", f.message);
@@ -241,17 +275,31 @@ async fn settle_actions(app: &App, scope: &Settling) {
         let cleared = app
             .compute
             .update_instance(uuid, now, |i| {
-                let act = on_restart(i.vm_state, i.task_state, i.power_state);
+                let act = restart_action(app, i);
                 let settles = !i.deleted && act.clears_task() && scope.still(i);
-                let Some(t) = i.task_state.filter(|_| settles) else {
+                if !settles || !super::owners::in_flight(i) {
                     return Err(Fault::conflict("settled"));
-                };
+                }
+                let step = operations::step_of(i);
                 i.task_state = None;
+                if act == RestartAction::GiveUp {
+                    i.vm_state = VmState::Error;
+                    i.fault = Some(rova_core::model::InstanceFault {
+                        code: 500,
+                        message: format!(
+                            "The operation was taken up {} times after the process \
+                             running it stopped, and did not finish",
+                            rova_core::restart::MAX_TAKE_UPS
+                        ),
+                        details: Some(format!("last step: {step}")),
+                        created: now,
+                    });
+                }
                 if act == RestartAction::ErrorState {
                     i.vm_state = VmState::Error;
                     i.system_metadata.remove("rebuild_from_vm_state");
                 }
-                Ok((t, act))
+                Ok((step, act))
             })
             .await;
         let Ok((_, (task, act))) = cleared else {
@@ -269,7 +317,9 @@ async fn settle_actions(app: &App, scope: &Settling) {
                     .await;
             }
         }
-        if act == RestartAction::ClearTaskDeleteImage {
+        if act == RestartAction::GiveUp {
+            tracing::error!(%uuid, "{msg}: taken up too often, given up (ERROR)");
+        } else if act == RestartAction::ClearTaskDeleteImage {
             tracing::warn!(%uuid, "{msg}: its image is deleted");
         } else {
             tracing::warn!(%uuid, "{msg}: task state cleared");

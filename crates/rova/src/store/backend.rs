@@ -306,6 +306,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         "dashboard_sessions",
         include_str!("../../migrations/sqlite/0007_dashboard_sessions.sql"),
     ),
+    (
+        8,
+        "operations",
+        include_str!("../../migrations/sqlite/0008_operations.sql"),
+    ),
 ];
 
 pub const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -343,6 +348,11 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         7,
         "dashboard_sessions",
         include_str!("../../migrations/postgres/0007_dashboard_sessions.sql"),
+    ),
+    (
+        8,
+        "operations",
+        include_str!("../../migrations/postgres/0008_operations.sql"),
     ),
 ];
 

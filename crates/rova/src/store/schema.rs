@@ -263,6 +263,17 @@ pub const KINDS: &[Kind] = &[
         table: "dashboard_sessions",
         cols: &[text("user_id", "user_id"), text("expires_at", "expires_at")],
     },
+    Kind {
+        kind: "operation",
+        table: "operations",
+        cols: &[
+            text("kind", "kind"),
+            text("step", "step"),
+            text("owner", "owner"),
+            int("attempts", "attempts"),
+            text("started_at", "started_at"),
+        ],
+    },
 ];
 
 /// The `(subnet_id, ip_address)` pairs of a port document's `fixed_ips`.

@@ -15,6 +15,7 @@ mod keypair_formats;
 mod metadata_service;
 mod microversions;
 mod multi_create_bounds;
+mod operations;
 mod owners;
 mod persisted_state;
 mod qemu_driver;

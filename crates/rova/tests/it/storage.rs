@@ -317,7 +317,8 @@ async fn the_schema_holds_every_kinds_columns() {
                 vec![Some("4".to_string())],
                 vec![Some("5".to_string())],
                 vec![Some("6".to_string())],
-                vec![Some("7".to_string())]
+                vec![Some("7".to_string())],
+                vec![Some("8".to_string())]
             ],
             "{db:?}"
         );

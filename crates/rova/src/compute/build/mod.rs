@@ -421,8 +421,12 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
             op_owner: Some(app.compute.owner().to_string()),
             resize_hold: None,
         };
-        // The instance row and its `create` action are written in the same
-        // group commit: both are queued before either is waited for.
+        // Its operations row is queued first (a stored building server
+        // always has one), then the instance row and its `create` action,
+        // in the same group commit: both are queued before either is
+        // waited for.
+        let op = super::operations::start(&inst, Some("create"), now);
+        let _ = app.compute.operations.write_behind(&uuid, Some(op));
         // The database counts the project's rows again in the transaction
         // that writes this one: processes sharing it cannot overshoot.
         let (inserted, recorded) = tokio::join!(
@@ -442,8 +446,10 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
             }
             Err(e) => {
                 app.compute.release(&ctx.project_id, &uuids[idx as usize..]);
-                // The instance was never written: nor is its action log.
+                // The instance was never written: nor is its action log,
+                // and no operation runs.
                 let _ = app.compute.actions.remove(&uuid).await;
+                let _ = app.compute.operations.write_behind(&uuid, None);
                 if let Some(g) = &group {
                     super::server_groups::remove_members(app, &g.uuid, &uuids[idx as usize..])
                         .await;

@@ -9,7 +9,7 @@ use crate::compute::owners::Settling;
 use crate::compute::{actions, servers};
 use chrono::{DateTime, Utc};
 use rova_core::model::{FixedIp, Instance, InstanceFault, Vif};
-use rova_core::restart::{on_restart, RestartAction};
+use rova_core::restart::RestartAction;
 use rova_core::states::{PowerState, TaskState, VmState};
 use rova_core::Fault;
 use std::sync::Arc;
@@ -460,7 +460,7 @@ pub fn resume_all(app: &Arc<App>, scope: &Arc<Settling>) {
             .get(&inst.uuid)
             .and_then(|l| l.actions.last().map(|a| a.request_id.clone()))
             .unwrap_or_default();
-        let act = on_restart(inst.vm_state, inst.task_state, inst.power_state);
+        let act = crate::compute::settle::restart_action(app, &inst);
         if !matches!(
             act,
             RestartAction::ResumeDelete
