@@ -7,6 +7,7 @@
 use super::Keypair;
 use crate::app::App;
 use crate::http::Ctx;
+use crate::store::Guard;
 use base64::Engine;
 use rova_core::Fault;
 use serde_json::Value;
@@ -248,8 +249,7 @@ pub async fn create(
         created_at: app.clock.now(),
         id: app.compute.next_instance_id().await?,
     };
-    // Count and insert under one table lock so concurrent creates cannot
-    // overshoot the quota. What is returned is the row as written: a delete
+    // Count and insert under one table lock, the database counting again. What is returned is the row as written: a delete
     // racing in right after may already have removed it, and the create
     // still succeeded (as in Nova).
     let key = Keypair::key(&req.user_id, &req.name);
@@ -267,7 +267,15 @@ pub async fn create(
                     req.name
                 )));
             }
-            tx.put(&key, kp);
+            // Counted again by the database in the transaction that
+            // writes the row, so processes sharing it cannot overshoot.
+            let quota = Guard::Count {
+                column: "user_id",
+                value: user.clone(),
+                limit,
+                message: "Quota exceeded, too many key pairs.".into(),
+            };
+            tx.put_guarded(&key, kp, quota);
             Ok(())
         })
         .await?;

@@ -148,6 +148,8 @@ pub struct Compute {
     /// The simulated compute hosts, their services and resource claims.
     pub fleet: fleet::Fleet,
     pub server_groups: Table<server_groups::ServerGroup>,
+    /// Server group memberships, one row per group and server.
+    pub group_members: Table<server_groups::Member>,
     /// Per-project quota overrides (see [`Compute::effective_quota`]).
     pub quotas: Table<quotas::ProjectQuota>,
     pub migrations: Table<migrate::Migration>,
@@ -229,6 +231,7 @@ impl Compute {
             console_tokens: Table::load("console_token", store)?,
             fleet,
             server_groups: Table::load("server_group", store)?,
+            group_members: server_groups::members_table(store)?,
             quotas: Table::load("quota", store)?,
             migrations,
             operations: Table::load("operation", store)?,

@@ -38,7 +38,7 @@ pub fn request_spec(app: &App, inst: &Instance, flavor: &FlavorSnapshot) -> Requ
         .server_groups
         .first()
         .and_then(|g| app.compute.server_groups.get(g))
-        .and_then(|g| g.spec());
+        .and_then(|g| g.spec(super::server_groups::members(app, &g.uuid)));
     spec
 }
 

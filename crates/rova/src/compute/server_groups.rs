@@ -1,9 +1,11 @@
 //! Server groups (Nova's instance groups): create, list, show, delete, the
 //! `server_groups` quota, and membership through the `group` scheduler
-//! hint with the `server_group_members` quota. Counting and writing happen
-//! in one table transaction, so concurrent requests cannot overshoot a
-//! quota. Placement by policy is the scheduler's; this module only keeps
-//! who belongs where.
+//! hint with the `server_group_members` quota. Members are rows of their
+//! own (`server_group_members`, one per group and server). Each quota is
+//! counted again by the database in the transaction that writes the new
+//! row ([`crate::store::Guard::Count`]), so requests to several processes
+//! cannot overshoot it together. Placement by policy is the scheduler's;
+//! this module only keeps who belongs where.
 
 use crate::app::App;
 use crate::http::Ctx;
@@ -25,20 +27,55 @@ pub struct ServerGroup {
     /// `rules.max_server_per_host` (anti-affinity, 2.64+).
     #[serde(default)]
     pub max_server_per_host: Option<u64>,
-    /// Member instance uuids, in the order they joined.
-    #[serde(default)]
-    pub members: Vec<String>,
     pub created_at: DateTime<Utc>,
 }
 
+/// A server's membership of a group: row `<group>/<server>`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Member {
+    pub group_id: String,
+    pub instance_uuid: String,
+    /// The member's user: the quota counts members per group and user.
+    pub user_id: String,
+    /// `<group>/<user>`, the key the quota counts by.
+    pub group_user: String,
+    pub joined_at: DateTime<Utc>,
+    /// Its place among the servers that joined in the same request.
+    pub position: u32,
+}
+
+/// The index of member rows by group.
+pub const BY_GROUP: &str = "group";
+
+/// The member rows' table, indexed by group.
+pub fn members_table(
+    store: &std::sync::Arc<crate::store::Store>,
+) -> Result<crate::store::Table<Member>, String> {
+    Ok(crate::store::Table::load("server_group_member", store)?
+        .indexed(BY_GROUP, |m: &Member| Some(m.group_id.clone())))
+}
+
+/// The servers of group `group_id`, in the order they joined.
+pub fn members(app: &App, group_id: &str) -> Vec<String> {
+    let mut rows = app.compute.group_members.find(BY_GROUP, group_id);
+    rows.sort_by(|a, b| {
+        (a.joined_at, a.position, &a.instance_uuid).cmp(&(
+            b.joined_at,
+            b.position,
+            &b.instance_uuid,
+        ))
+    });
+    rows.iter().map(|m| m.instance_uuid.clone()).collect()
+}
+
 impl ServerGroup {
-    /// The group as the scheduler needs it.
-    pub fn spec(&self) -> Option<GroupSpec> {
+    /// The group as the scheduler needs it, with its members.
+    pub fn spec(&self, members: Vec<String>) -> Option<GroupSpec> {
         Some(GroupSpec {
             uuid: self.uuid.clone(),
             policy: GroupPolicy::parse(&self.policy)?,
             max_server_per_host: self.max_server_per_host,
-            members: self.members.iter().cloned().collect(),
+            members: members.into_iter().collect(),
         })
     }
 }
@@ -75,7 +112,6 @@ pub async fn create(app: &App, ctx: &Ctx, req: NewGroup) -> Result<Arc<ServerGro
         user_id: ctx.user_id.clone(),
         policy: req.policy.as_str().to_string(),
         max_server_per_host: req.max_server_per_host,
-        members: vec![],
         created_at: app.clock.now(),
     };
     let id = g.uuid.clone();
@@ -88,10 +124,18 @@ pub async fn create(app: &App, ctx: &Ctx, req: NewGroup) -> Result<Arc<ServerGro
                 .iter()
                 .filter(|x| x.project_id == project)
                 .count() as i64;
+            let message = "Quota exceeded, too many server groups.";
             if limit >= 0 && used + 1 > limit {
-                return Err(Fault::forbidden("Quota exceeded, too many server groups."));
+                return Err(Fault::forbidden(message));
             }
-            tx.put(&id, g.clone());
+            // Counted again by the database in the writing transaction.
+            let quota = crate::store::Guard::Count {
+                column: "project_id",
+                value: project.clone(),
+                limit,
+                message: message.into(),
+            };
+            tx.put_guarded(&id, g.clone(), quota);
             Ok(())
         })
         .await?;
@@ -139,13 +183,15 @@ pub fn list(
 /// longer name it.
 pub async fn delete(app: &App, ctx: &Ctx, id: &str) -> Result<(), Fault> {
     ctx.require_member("os_compute_api:os-server-groups:delete")?;
-    let g = get(app, ctx, id, "os_compute_api:os-server-groups:delete")?;
+    get(app, ctx, id, "os_compute_api:os-server-groups:delete")?;
     app.compute
         .server_groups
         .remove(id)
         .await?
         .ok_or_else(|| not_found(id))?;
-    for m in &g.members {
+    let gone = members(app, id);
+    remove_members(app, id, &gone).await;
+    for m in &gone {
         let _ = app
             .compute
             .instances
@@ -174,59 +220,67 @@ pub fn for_hint(app: &App, hint: &str) -> Result<Arc<ServerGroup>, Fault> {
 }
 
 /// Adds new servers to a group, checking `server_group_members` (members
-/// owned by the same user) in the same transaction.
+/// of the group owned by the same user) in the same transaction: counted
+/// here from this process's rows, and again by the database from every
+/// process's rows as each member row is written.
 pub async fn add_members(
     app: &App,
     ctx: &Ctx,
     group_id: &str,
     uuids: &[String],
 ) -> Result<(), Fault> {
+    if app.compute.server_groups.get(group_id).is_none() {
+        return Err(Fault::bad_request(format!(
+            "Instance group {group_id} could not be found."
+        )));
+    }
     let limit = app
         .compute
         .effective_quota(&ctx.project_id)
         .server_group_members;
-    let user = ctx.user_id.clone();
-    // Members whose row is not written yet belong to a create in flight
-    // and count too, so that concurrent creates cannot overshoot.
-    let owned_by_user = |uuid: &str| {
-        app.compute
-            .instances
-            .get(uuid)
-            .map(|i| !i.deleted && i.user_id == user)
-            .unwrap_or(true)
-    };
-    let gid = group_id.to_string();
+    let message = "Quota exceeded, too many servers in group";
+    let group_user = format!("{group_id}/{}", ctx.user_id);
+    let now = app.clock.now();
     app.compute
-        .server_groups
+        .group_members
         .transact(|tx| {
-            let mut g = tx.get(&gid).ok_or_else(|| {
-                Fault::bad_request(format!("Instance group {gid} could not be found."))
-            })?;
-            let used = g.members.iter().filter(|m| owned_by_user(m)).count() as i64;
+            let used = tx.count(|m| m.group_user == group_user) as i64;
             if limit >= 0 && used + uuids.len() as i64 > limit {
-                return Err(Fault::forbidden(
-                    "Quota exceeded, too many servers in group",
-                ));
+                return Err(Fault::forbidden(message));
             }
-            g.members.extend(uuids.iter().cloned());
-            tx.put(&gid, g);
+            for (position, uuid) in uuids.iter().enumerate() {
+                let member = Member {
+                    group_id: group_id.to_string(),
+                    instance_uuid: uuid.clone(),
+                    user_id: ctx.user_id.clone(),
+                    group_user: group_user.clone(),
+                    joined_at: now,
+                    position: position as u32,
+                };
+                let quota = crate::store::Guard::Count {
+                    column: "group_user",
+                    value: group_user.clone(),
+                    limit,
+                    message: message.into(),
+                };
+                tx.put_guarded(&format!("{group_id}/{uuid}"), member, quota);
+            }
             Ok(())
         })
         .await
 }
 
-/// Takes servers out of a group (create failed, server deleted).
+/// Takes servers out of a group (create failed, server deleted, group
+/// deleted).
 pub async fn remove_members(app: &App, group_id: &str, uuids: &[String]) {
-    let gid = group_id.to_string();
     let _ = app
         .compute
-        .server_groups
+        .group_members
         .transact(|tx| {
-            if let Some(mut g) = tx.get(&gid) {
-                let before = g.members.len();
-                g.members.retain(|m| !uuids.contains(m));
-                if g.members.len() != before {
-                    tx.put(&gid, g);
+            for uuid in uuids {
+                let id = format!("{group_id}/{uuid}");
+                if tx.get(&id).is_some() {
+                    tx.delete(&id);
                 }
             }
             Ok(())

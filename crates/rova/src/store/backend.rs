@@ -56,6 +56,48 @@ pub enum Guard {
     /// (allocation ratios and reserved memory applied), as Placement checks
     /// allocations against inventory.
     Capacity { node: String, vcpus: i64, ram: i64 },
+    /// A row joining a set counted by one of its table's key columns: the
+    /// rows whose `column` is `value`, this one included, are at most
+    /// `limit` (Nova's key pairs per user, server groups per project).
+    /// Refused with `message` (Nova's 403 text).
+    Count {
+        column: &'static str,
+        value: String,
+        limit: i64,
+        message: String,
+    },
+}
+
+impl Guard {
+    /// The advisory lock (PostgreSQL) that serialises the transactions
+    /// counting what this guard counts, on `table`.
+    pub fn lock_key(&self, table: &str) -> String {
+        match self {
+            Guard::Quota { project, .. } => format!("rova-quota/{project}"),
+            Guard::Capacity { node, .. } => format!("rova-node/{node}"),
+            Guard::Count { column, value, .. } => format!("rova-count/{table}/{column}/{value}"),
+        }
+    }
+}
+
+/// The advisory locks a set of writes' guards need, sorted and without
+/// repeats (taken in this order, two processes' transactions cannot
+/// deadlock on them).
+pub fn guard_locks(ops: &[&Op]) -> Vec<String> {
+    let mut locks: Vec<String> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Put {
+                kind,
+                guard: Some(g),
+                ..
+            } => Some(g.lock_key(kind.table)),
+            _ => None,
+        })
+        .collect();
+    locks.sort();
+    locks.dedup();
+    locks
 }
 
 /// Why a write was not made.
@@ -311,6 +353,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         "operations",
         include_str!("../../migrations/sqlite/0008_operations.sql"),
     ),
+    (
+        9,
+        "server_group_members",
+        include_str!("../../migrations/sqlite/0009_server_group_members.sql"),
+    ),
 ];
 
 pub const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -353,6 +400,11 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         8,
         "operations",
         include_str!("../../migrations/postgres/0008_operations.sql"),
+    ),
+    (
+        9,
+        "server_group_members",
+        include_str!("../../migrations/postgres/0009_server_group_members.sql"),
     ),
 ];
 

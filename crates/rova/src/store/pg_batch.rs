@@ -222,6 +222,20 @@ pub(super) fn children_and_guards_hold(
     out: &[Outcome],
 ) -> Result<bool, postgres::Error> {
     let made = |chain: &Vec<(usize, &Op)>| chain.iter().all(|(i, _)| out[*i].is_ok());
+    // A counted guard (rare writes: key pairs, server groups) is checked
+    // write by write.
+    let counted = |op: &&Op| {
+        matches!(
+            op,
+            Op::Put {
+                guard: Some(Guard::Count { .. }),
+                ..
+            }
+        )
+    };
+    if chains.iter().any(|c| c.iter().any(|(_, op)| counted(op))) {
+        return Ok(false);
+    }
     let mut port_ids: Vec<&str> = Vec::new();
     let (mut subnets, mut ips, mut owners): (Vec<String>, Vec<String>, Vec<&str>) =
         (Vec::new(), Vec::new(), Vec::new());
@@ -399,6 +413,11 @@ fn write_checked(
                         &[project],
                     )?;
                     super::schema::quota_verdict(g, own, (r.get(0), r.get(1), r.get(2)))
+                }
+                Guard::Count { column, value, .. } => {
+                    let sql = format!("SELECT count(*) FROM {} WHERE {column} = $1", kind.table);
+                    let n: i64 = tx.query_one(sql.as_str(), &[value])?.get(0);
+                    super::schema::quota_verdict(g, (0, 0), (n, 0, 0))
                 }
                 Guard::Capacity { node, .. } => {
                     // Kept by a trigger on allocations (migration 6): one row.

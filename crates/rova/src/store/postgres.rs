@@ -13,8 +13,8 @@
 //! refresh their copies (`pg_feed::listen`).
 
 use super::backend::{
-    chains, pending, Backend, Guard, Op, Outcome, Refusal, HELD_SQL, LEASE_SQL,
-    POSTGRES_MIGRATIONS, REKEY_AFTER, RELEASE_SQL,
+    chains, pending, Backend, Op, Outcome, Refusal, HELD_SQL, LEASE_SQL, POSTGRES_MIGRATIONS,
+    REKEY_AFTER, RELEASE_SQL,
 };
 use super::pg_batch::{announce, apply_alone, children_and_guards_hold, BulkPlan};
 use super::schema::Kind;
@@ -262,22 +262,7 @@ impl Backend for Postgres {
         let rows = chains(ops);
         // The advisory locks the guards need, taken first and in one order
         // (so two processes' batches cannot deadlock on them).
-        let mut locks: Vec<String> = ops
-            .iter()
-            .filter_map(|op| match op {
-                Op::Put {
-                    guard: Some(Guard::Quota { project, .. }),
-                    ..
-                } => Some(format!("rova-quota/{project}")),
-                Op::Put {
-                    guard: Some(Guard::Capacity { node, .. }),
-                    ..
-                } => Some(format!("rova-node/{node}")),
-                _ => None,
-            })
-            .collect();
-        locks.sort();
-        locks.dedup();
+        let locks = super::backend::guard_locks(ops);
         let (alone, bulk): (Vec<_>, Vec<_>) = rows
             .iter()
             .partition(|chain| chain.iter().any(|(_, op)| op.alone()));
@@ -288,13 +273,7 @@ impl Backend for Postgres {
         self.with_retry(|client| {
             let mut out: Vec<Outcome> = vec![Ok(()); ops.len()];
             let mut tx = client.transaction()?;
-            for key in &locks {
-                exec(
-                    &mut tx,
-                    "SELECT pg_advisory_xact_lock(hashtext($1))",
-                    &[key],
-                )?;
-            }
+            lock_all(&mut tx, &locks)?;
             // With guarded or port writes in the batch, first everything
             // together, in a savepoint: all writes in bulk, then the ports'
             // addresses and the guards checked in a few statements. Only
@@ -329,8 +308,10 @@ impl Backend for Postgres {
 
     fn commit_all(&mut self, ops: &[&Op]) -> Result<Vec<Outcome>, String> {
         let owner = self.owner.clone();
+        let locks = super::backend::guard_locks(ops);
         self.with_retry(|client| {
             let mut tx = client.transaction()?;
+            lock_all(&mut tx, &locks)?;
             let mut out = Vec::with_capacity(ops.len());
             for op in ops {
                 out.push(apply_alone(&mut tx, op)?);
@@ -363,6 +344,15 @@ impl Backend for Postgres {
         })?;
         Ok(row.get(0))
     }
+}
+
+/// Takes the advisory locks a transaction's guards need
+/// ([`super::backend::guard_locks`]), in their order.
+fn lock_all(tx: &mut postgres::Transaction<'_>, locks: &[String]) -> Result<(), postgres::Error> {
+    for key in locks {
+        exec(tx, "SELECT pg_advisory_xact_lock(hashtext($1))", &[key])?;
+    }
+    Ok(())
 }
 
 /// Applies the pending migrations in one transaction, serialised between

@@ -264,6 +264,15 @@ pub const KINDS: &[Kind] = &[
         cols: &[text("user_id", "user_id"), text("expires_at", "expires_at")],
     },
     Kind {
+        kind: "server_group_member",
+        table: "server_group_members",
+        cols: &[
+            text("group_id", "group_id"),
+            text("instance_uuid", "instance_uuid"),
+            text("group_user", "group_user"),
+        ],
+    },
+    Kind {
         kind: "operation",
         table: "operations",
         cols: &[
@@ -327,6 +336,12 @@ pub fn quota_verdict(
                         total - asked
                     )));
                 }
+            }
+            Ok(())
+        }
+        Guard::Count { limit, message, .. } => {
+            if *limit >= 0 && used.0 > *limit {
+                return Err(Refusal::Quota(message.clone()));
             }
             Ok(())
         }

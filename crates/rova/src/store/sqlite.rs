@@ -261,7 +261,7 @@ fn write_checked(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<Re
                 allocate_ips(tx, id, &ips)?;
             }
             match guard {
-                Some(g) => check_guard(tx, id, g),
+                Some(g) => check_guard(tx, kind.table, id, g),
                 None => Ok(Ok(())),
             }
         }
@@ -343,10 +343,17 @@ fn allocate_ips(
 /// them (the guarded row written already).
 fn check_guard(
     tx: &rusqlite::Transaction<'_>,
+    table: &str,
     id: &str,
     guard: &Guard,
 ) -> rusqlite::Result<Result<(), Refusal>> {
     Ok(match guard {
+        Guard::Count { column, value, .. } => {
+            let n: i64 = tx
+                .prepare_cached(&format!("SELECT count(*) FROM {table} WHERE {column} = ?1"))?
+                .query_row([value], |r| r.get(0))?;
+            super::schema::quota_verdict(guard, (0, 0), (n, 0, 0))
+        }
         Guard::Quota { project, .. } => {
             let own: (i64, i64) = tx
                 .prepare_cached(

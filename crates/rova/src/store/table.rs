@@ -863,12 +863,15 @@ where
             let mut view = TxView {
                 rows: &rows.map,
                 pending: HashMap::new(),
+                guards: HashMap::new(),
             };
             let r = change(&mut view)?;
             let pending = std::mem::take(&mut view.pending);
+            let mut guards = std::mem::take(&mut view.guards);
             let mut writes = Vec::with_capacity(pending.len());
             for (id, v) in pending {
-                writes.push(self.prepare(&mut rows, &id, v.map(Arc::new), None)?);
+                let guard = guards.remove(&id);
+                writes.push(self.prepare(&mut rows, &id, v.map(Arc::new), guard)?);
             }
             (r, self.store.enqueue_group(writes))
         };
@@ -923,6 +926,7 @@ impl Staged {
 pub struct TxView<'a, T> {
     rows: &'a HashMap<String, Arc<T>>,
     pending: HashMap<String, Option<T>>,
+    guards: HashMap<String, Guard>,
 }
 impl<T: Clone> TxView<'_, T> {
     pub fn get(&self, id: &str) -> Option<T> {
@@ -959,6 +963,12 @@ impl<T: Clone> TxView<'_, T> {
     }
     pub fn put(&mut self, id: &str, value: T) {
         self.pending.insert(id.to_string(), Some(value));
+    }
+    /// A put the database makes only if `guard` holds in the transaction
+    /// (else none of the transaction's writes is made).
+    pub fn put_guarded(&mut self, id: &str, value: T, guard: Guard) {
+        self.guards.insert(id.to_string(), guard);
+        self.put(id, value);
     }
     pub fn delete(&mut self, id: &str) {
         self.pending.insert(id.to_string(), None);

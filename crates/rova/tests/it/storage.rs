@@ -318,7 +318,8 @@ async fn the_schema_holds_every_kinds_columns() {
                 vec![Some("5".to_string())],
                 vec![Some("6".to_string())],
                 vec![Some("7".to_string())],
-                vec![Some("8".to_string())]
+                vec![Some("8".to_string())],
+                vec![Some("9".to_string())]
             ],
             "{db:?}"
         );
@@ -568,6 +569,62 @@ async fn the_quota_guard_counts_a_resize_hold() {
         t.insert_guarded("r2", second, rova_core::Fault::conflict("dup"), cores5)
             .await
             .expect("1 + 2 <= 5");
+    }
+}
+
+/// A counted guard (key pairs per user, server groups per project) is
+/// decided by the database from the rows in the writing transaction, not
+/// from the writer's copy: rows another process wrote count too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_counted_guard_counts_every_processs_rows() {
+    use rova::store::Guard;
+    for db in backends("count") {
+        let store = Store::connect(&db).expect("open");
+        let groups: Table<Value> = Table::load("server_group", &store).expect("load");
+        // Two groups of project p written behind this store's back.
+        for id in ["g1", "g2"] {
+            query(
+                &db,
+                &format!(
+                    r#"INSERT INTO server_groups (id, gen, project_id, name, body) VALUES ('{id}', 1, 'p', '{id}', '{{"project_id":"p"}}')"#
+                ),
+            );
+        }
+        let two = |id: &'static str| {
+            let guard = Guard::Count {
+                column: "project_id",
+                value: "p".into(),
+                limit: 2,
+                message: "Quota exceeded, too many server groups.".into(),
+            };
+            move |tx: &mut rova::store::TxView<'_, Value>| {
+                tx.put_guarded(id, json!({"project_id": "p", "name": id}), guard);
+                Ok(())
+            }
+        };
+        let over = groups.transact(two("g3")).await.expect_err("a third");
+        assert_eq!(over.code, 403, "{db:?}");
+        assert_eq!(over.message, "Quota exceeded, too many server groups.");
+        assert!(groups.get("g3").is_none(), "{db:?}: not in the copy");
+        assert_eq!(
+            query(&db, "SELECT count(*) FROM server_groups"),
+            vec![vec![Some("2".into())]],
+            "{db:?}"
+        );
+        // Another project's count is its own.
+        let other = Guard::Count {
+            column: "project_id",
+            value: "q".into(),
+            limit: 2,
+            message: "no".into(),
+        };
+        groups
+            .transact(|tx| {
+                tx.put_guarded("h1", json!({"project_id": "q", "name": "h1"}), other);
+                Ok(())
+            })
+            .await
+            .expect("q has room");
     }
 }
 
@@ -1430,6 +1487,76 @@ async fn the_instance_columns_are_filled_for_rows_stored_before_them() {
         assert_eq!(
             got,
             vec![want_ns, Some(4), Some(2048), Some(20), Some(1), Some(512)],
+            "{db:?}"
+        );
+    }
+}
+
+/// A database from before member rows (version 8: a group's document
+/// lists its members) is brought to version 9 on open: each listed member
+/// becomes a row of `server_group_members`, with its user from the
+/// server's row and its place in the list, counted by the quota.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_groups_listed_members_become_member_rows() {
+    for db in backends("members") {
+        {
+            let store = Store::connect(&db).expect("open");
+            let servers: Table<Value> = Table::load("instance", &store).expect("load");
+            for (id, user) in [("m1", "alice"), ("m2", "bob")] {
+                let mut row = instance(id, "p", id);
+                row["user_id"] = json!(user);
+                servers.put(id, row).await.expect("server");
+            }
+            let groups: Table<Value> = Table::load("server_group", &store).expect("groups");
+            groups
+                .put(
+                    "g",
+                    json!({"uuid": "g", "name": "g", "project_id": "p", "user_id": "alice",
+                           "policy": "anti-affinity", "created_at": "2026-12-05T00:00:00Z",
+                           "members": ["m2", "m1"]}),
+                )
+                .await
+                .expect("group");
+        }
+        exec(
+            &db,
+            "DROP TABLE server_group_members; DELETE FROM schema_migrations WHERE version = 9;",
+        );
+        let store = Store::connect(&db).expect("reopen migrates");
+        let members: Table<Value> = Table::load("server_group_member", &store).expect("members");
+        let mut rows: Vec<(i64, String, String)> = members
+            .all()
+            .iter()
+            .map(|m| {
+                (
+                    m["position"].as_i64().unwrap_or(-1),
+                    m["instance_uuid"].as_str().unwrap_or("").to_string(),
+                    m["group_user"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        rows.sort();
+        assert_eq!(
+            rows,
+            vec![
+                (0, "m2".to_string(), "g/bob".to_string()),
+                (1, "m1".to_string(), "g/alice".to_string())
+            ],
+            "{db:?}"
+        );
+        assert_eq!(
+            query(
+                &db,
+                "SELECT id, group_id, group_user FROM server_group_members ORDER BY id"
+            ),
+            vec![
+                vec![
+                    Some("g/m1".into()),
+                    Some("g".into()),
+                    Some("g/alice".into())
+                ],
+                vec![Some("g/m2".into()), Some("g".into()), Some("g/bob".into())]
+            ],
             "{db:?}"
         );
     }

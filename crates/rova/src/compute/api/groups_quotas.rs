@@ -64,9 +64,8 @@ fn check_query(ctx: &Ctx, params: &[(String, String)], allowed: &[&str]) -> Resu
 // ---- server groups ----
 
 fn group_view(g: &ServerGroup, ctx: &Ctx, app: &App) -> Value {
-    let members: Vec<&String> = g
-        .members
-        .iter()
+    let members: Vec<String> = crate::compute::server_groups::members(app, &g.uuid)
+        .into_iter()
         .filter(|m| app.compute.instances.get(m).is_some_and(|i| !i.deleted))
         .collect();
     let mut v = json!({"id": g.uuid, "name": g.name, "members": members});
