@@ -251,11 +251,17 @@ pub trait Backend: Send {
     ) -> Result<(), String>;
     /// Applies `ops` in one transaction: each write is made unless it is
     /// rejected (its outcome says why); an error fails the whole batch.
-    fn commit(&mut self, ops: &[&Op]) -> Result<Vec<Outcome>, String>;
-    /// Applies `ops` in one transaction, all or nothing: when any write is
-    /// rejected none is made, and every outcome carries its row as stored
-    /// (the others rejected as [`Refusal::Together`]).
-    fn commit_all(&mut self, ops: &[&Op]) -> Result<Vec<Outcome>, String>;
+    /// The writes of each of `groups` (ranges of `ops`) are made all or
+    /// nothing: when one is rejected none of its group is made, and every
+    /// outcome of the group carries its row as stored (the others rejected
+    /// as [`Refusal::Together`]). A backend may make the groups after the
+    /// other writes (the writer never queues a single write to a row after
+    /// a group that writes it in the same batch).
+    fn commit(
+        &mut self,
+        ops: &[&Op],
+        groups: &[std::ops::Range<usize>],
+    ) -> Result<Vec<Outcome>, String>;
     /// Reserves `n` ids of counter `name`, never below `floor`: the first.
     fn reserve_ids(&mut self, name: &str, floor: i64, n: i64) -> Result<i64, String>;
     /// Runs [`LEASE_SQL`]: whether `owner` now holds lease `name`.

@@ -53,7 +53,7 @@ use backend::{Backend, Op, Outcome, Rejection};
 use parking_lot::RwLock;
 use rova_core::Fault;
 use schema::{Cell, Kind};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
@@ -538,22 +538,69 @@ fn tighten(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The writes queued for one commit, and which of them are all-or-nothing
+/// groups ([`Backend::commit`]).
+#[derive(Default)]
+struct Batch {
+    writes: Vec<Write>,
+    groups: Vec<std::ops::Range<usize>>,
+    /// The rows the batch's groups write. A backend may make a batch's
+    /// groups after its single writes, so a single write to one of these
+    /// rows (which must follow its group) starts a new batch.
+    grouped: HashSet<(&'static str, String)>,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.writes.len()
+    }
+
+    fn push(&mut self, backend: &mut dyn Backend, w: Write) {
+        if !self.grouped.is_empty() {
+            let row = (w.op.kind().table, w.op.id().to_string());
+            if self.grouped.contains(&row) {
+                self.commit(backend);
+            }
+        }
+        self.writes.push(w);
+    }
+
+    fn push_group(&mut self, group: Vec<Write>) {
+        let start = self.writes.len();
+        for w in &group {
+            self.grouped
+                .insert((w.op.kind().table, w.op.id().to_string()));
+        }
+        self.writes.extend(group);
+        self.groups.push(start..self.writes.len());
+    }
+
+    /// Commits what is queued in one transaction and answers each write.
+    fn commit(&mut self, backend: &mut dyn Backend) {
+        if self.writes.is_empty() {
+            return;
+        }
+        let ops: Vec<&Op> = self.writes.iter().map(|w| &w.op).collect();
+        let result = backend.commit(&ops, &self.groups);
+        answer(std::mem::take(&mut self.writes), result);
+        self.groups.clear();
+        self.grouped.clear();
+    }
+}
+
 fn writer_loop(mut backend: Box<dyn Backend>, rx: std_mpsc::Receiver<Msg>, owner: &str) {
     while let Ok(first) = rx.recv() {
-        let mut batch = Vec::new();
+        let mut batch = Batch::default();
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
-                Msg::Write(w) => batch.push(w),
-                Msg::Group(group) => {
-                    commit_batch(backend.as_mut(), &mut batch);
-                    let ops: Vec<&Op> = group.iter().map(|w| &w.op).collect();
-                    let result = backend.commit_all(&ops);
-                    answer(group, result);
-                }
+                Msg::Write(w) => batch.push(backend.as_mut(), w),
+                // An all-or-nothing group joins the batch: the backend
+                // makes it in a savepoint of the batch's transaction.
+                Msg::Group(group) => batch.push_group(group),
                 Msg::Load(kind, out) => {
                     // Whatever was queued before the load is committed first.
-                    commit_batch(backend.as_mut(), &mut batch);
+                    batch.commit(backend.as_mut());
                     let mut chunk = Vec::with_capacity(CHUNK_ROWS);
                     let read = backend.load(kind, &mut |id, gen, body| {
                         chunk.push((id, gen, body));
@@ -571,7 +618,7 @@ fn writer_loop(mut backend: Box<dyn Backend>, rx: std_mpsc::Receiver<Msg>, owner
                     let _ = out.send(Chunk::End(read));
                 }
                 Msg::Barrier(reply) => {
-                    commit_batch(backend.as_mut(), &mut batch);
+                    batch.commit(backend.as_mut());
                     let _ = reply.send(());
                 }
                 Msg::Reserve {
@@ -604,7 +651,7 @@ fn writer_loop(mut backend: Box<dyn Backend>, rx: std_mpsc::Receiver<Msg>, owner
                 next = rx.try_recv().ok();
             }
         }
-        commit_batch(backend.as_mut(), &mut batch);
+        batch.commit(backend.as_mut());
     }
 }
 
@@ -614,15 +661,6 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn commit_batch(backend: &mut dyn Backend, batch: &mut Vec<Write>) {
-    if batch.is_empty() {
-        return;
-    }
-    let ops: Vec<&Op> = batch.iter().map(|w| &w.op).collect();
-    let result = backend.commit(&ops);
-    answer(std::mem::take(batch), result);
 }
 
 /// Hands each write its outcome of a commit: the copy's step first, then

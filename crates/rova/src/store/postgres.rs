@@ -258,8 +258,18 @@ impl Backend for Postgres {
         Ok(())
     }
 
-    fn commit(&mut self, ops: &[&Op]) -> Result<Vec<Outcome>, String> {
-        let rows = chains(ops);
+    fn commit(
+        &mut self,
+        ops: &[&Op],
+        groups: &[std::ops::Range<usize>],
+    ) -> Result<Vec<Outcome>, String> {
+        // The single writes are made first, in bulk; then each group in a
+        // savepoint (the writer never queues a single write to a row after
+        // a group that writes it in the same batch).
+        let in_group = |i: usize| groups.iter().any(|g| g.contains(&i));
+        let singles: Vec<usize> = (0..ops.len()).filter(|&i| !in_group(i)).collect();
+        let single_ops: Vec<&Op> = singles.iter().map(|&i| ops[i]).collect();
+        let rows = chains(&single_ops);
         // The advisory locks the guards need, taken first and in one order
         // (so two processes' batches cannot deadlock on them).
         let locks = super::backend::guard_locks(ops);
@@ -271,7 +281,7 @@ impl Backend for Postgres {
         let together = BulkPlan::of(&all);
         let owner = self.owner.clone();
         self.with_retry(|client| {
-            let mut out: Vec<Outcome> = vec![Ok(()); ops.len()];
+            let mut single_out: Vec<Outcome> = vec![Ok(()); single_ops.len()];
             let mut tx = client.transaction()?;
             lock_all(&mut tx, &locks)?;
             // With guarded or port writes in the batch, first everything
@@ -282,54 +292,37 @@ impl Backend for Postgres {
             // made one by one, each deciding for itself.
             let together_ok = !alone.is_empty() && {
                 let mut sp = tx.savepoint("together")?;
-                let mut trial = out.clone();
+                let mut trial = single_out.clone();
                 together.run(&mut sp, &mut trial)?;
                 if children_and_guards_hold(&mut sp, &alone, &trial)? {
                     sp.commit()?;
-                    out = trial;
+                    single_out = trial;
                     true
                 } else {
                     false
                 }
             };
             if !together_ok {
-                plan.run(&mut tx, &mut out)?;
+                plan.run(&mut tx, &mut single_out)?;
                 for chain in &alone {
                     for (i, op) in chain.iter() {
-                        out[*i] = apply_alone(&mut tx, op)?;
+                        single_out[*i] = apply_alone(&mut tx, op)?;
                     }
+                }
+            }
+            let mut out: Vec<Outcome> = vec![Ok(()); ops.len()];
+            for (k, &i) in singles.iter().enumerate() {
+                out[i] = single_out[k].clone();
+            }
+            for g in groups.iter().filter(|g| !g.is_empty()) {
+                let made = commit_group(&mut tx, &ops[g.clone()])?;
+                for (i, o) in g.clone().zip(made) {
+                    out[i] = o;
                 }
             }
             announce(&mut tx, &owner, ops, &out)?;
             tx.commit()?;
             Ok(out)
-        })
-    }
-
-    fn commit_all(&mut self, ops: &[&Op]) -> Result<Vec<Outcome>, String> {
-        let owner = self.owner.clone();
-        let locks = super::backend::guard_locks(ops);
-        self.with_retry(|client| {
-            let mut tx = client.transaction()?;
-            lock_all(&mut tx, &locks)?;
-            let mut out = Vec::with_capacity(ops.len());
-            for op in ops {
-                out.push(apply_alone(&mut tx, op)?);
-            }
-            if out.iter().all(Result::is_ok) {
-                announce(&mut tx, &owner, ops, &out)?;
-                tx.commit()?;
-                return Ok(out);
-            }
-            tx.rollback()?;
-            let made: Vec<Result<(), Refusal>> =
-                out.into_iter().map(|o| o.map_err(|r| r.refusal)).collect();
-            let mut current = Vec::with_capacity(ops.len());
-            for op in ops {
-                current
-                    .push(super::pg_batch::fetch(client, op.kind(), &[op.id()])?.remove(op.id()));
-            }
-            Ok(super::backend::rolled_back(made, current))
         })
     }
 
@@ -344,6 +337,32 @@ impl Backend for Postgres {
         })?;
         Ok(row.get(0))
     }
+}
+
+/// An all-or-nothing group inside a batch's transaction, in a savepoint:
+/// every write made, or (one refused) none, each outcome then carrying its
+/// row as stored.
+fn commit_group(
+    tx: &mut postgres::Transaction<'_>,
+    ops: &[&Op],
+) -> Result<Vec<Outcome>, postgres::Error> {
+    let mut sp = tx.savepoint("g")?;
+    let mut made = Vec::with_capacity(ops.len());
+    for op in ops {
+        made.push(apply_alone(&mut sp, op)?);
+    }
+    if made.iter().all(Result::is_ok) {
+        sp.commit()?;
+        return Ok(made);
+    }
+    sp.rollback()?;
+    let refusals: Vec<Result<(), Refusal>> =
+        made.into_iter().map(|o| o.map_err(|r| r.refusal)).collect();
+    let mut current = Vec::with_capacity(ops.len());
+    for op in ops {
+        current.push(super::pg_batch::fetch(tx, op.kind(), &[op.id()])?.remove(op.id()));
+    }
+    Ok(super::backend::rolled_back(refusals, current))
 }
 
 /// Takes the advisory locks a transaction's guards need

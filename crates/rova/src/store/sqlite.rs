@@ -77,37 +77,30 @@ impl Backend for Sqlite {
         Ok(())
     }
 
-    fn commit(&mut self, ops: &[&Op]) -> Result<Vec<Outcome>, String> {
+    fn commit(
+        &mut self,
+        ops: &[&Op],
+        groups: &[std::ops::Range<usize>],
+    ) -> Result<Vec<Outcome>, String> {
         let tx = self.conn.transaction().map_err(|e| e.to_string())?;
-        let mut out = Vec::with_capacity(ops.len());
-        for op in ops {
-            out.push(apply(&tx, op).map_err(|e| e.to_string())?);
+        let mut out: Vec<Outcome> = Vec::with_capacity(ops.len());
+        // In queue order: a single write on its own, a group in a
+        // savepoint taken back when one of its writes is refused.
+        let mut i = 0;
+        while i < ops.len() {
+            match groups.iter().find(|g| g.start == i && !g.is_empty()) {
+                Some(g) => {
+                    out.extend(commit_group(&tx, &ops[g.clone()]).map_err(|e| e.to_string())?);
+                    i = g.end;
+                }
+                None => {
+                    out.push(apply(&tx, ops[i]).map_err(|e| e.to_string())?);
+                    i += 1;
+                }
+            }
         }
         tx.commit().map_err(|e| e.to_string())?;
         Ok(out)
-    }
-
-    fn commit_all(&mut self, ops: &[&Op]) -> Result<Vec<Outcome>, String> {
-        let made = {
-            let tx = self.conn.transaction().map_err(|e| e.to_string())?;
-            let mut made = Vec::with_capacity(ops.len());
-            for op in ops {
-                made.push(write_checked(&tx, op).map_err(|e| e.to_string())?);
-            }
-            if made.iter().all(Result::is_ok) {
-                tx.commit().map_err(|e| e.to_string())?;
-                return Ok(vec![Ok(()); ops.len()]);
-            }
-            made
-            // Dropped: rolled back.
-        };
-        let tx = self.conn.transaction().map_err(|e| e.to_string())?;
-        let current = ops
-            .iter()
-            .map(|op| current_row(&tx, op.kind(), op.id()))
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| e.to_string())?;
-        Ok(super::backend::rolled_back(made, current))
     }
 
     fn reserve_ids(&mut self, name: &str, floor: i64, n: i64) -> Result<i64, String> {
@@ -207,6 +200,27 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<Outcome> {
 }
 
 /// The row `id` of `kind` as stored: `(gen, body)`.
+/// An all-or-nothing group inside the batch's transaction: every write
+/// made, or (one refused) none, each outcome then carrying its row as
+/// stored.
+fn commit_group(tx: &rusqlite::Transaction<'_>, ops: &[&Op]) -> rusqlite::Result<Vec<Outcome>> {
+    tx.execute_batch("SAVEPOINT g")?;
+    let mut made = Vec::with_capacity(ops.len());
+    for op in ops {
+        made.push(write_checked(tx, op)?);
+    }
+    if made.iter().all(Result::is_ok) {
+        tx.execute_batch("RELEASE g")?;
+        return Ok(vec![Ok(()); ops.len()]);
+    }
+    tx.execute_batch("ROLLBACK TO g; RELEASE g")?;
+    let current = ops
+        .iter()
+        .map(|op| current_row(tx, op.kind(), op.id()))
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(super::backend::rolled_back(made, current))
+}
+
 fn current_row(
     tx: &rusqlite::Transaction<'_>,
     kind: &Kind,

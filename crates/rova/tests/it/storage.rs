@@ -628,6 +628,80 @@ async fn a_counted_guard_counts_every_processs_rows() {
     }
 }
 
+/// All-or-nothing groups share the writer's batch with the single writes
+/// around them: a refused group takes back only its own writes, a group
+/// beside it and the single writes are made, and a single write queued
+/// right after a group to one of the group's rows is made after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn groups_share_a_batch_with_single_writes() {
+    for db in backends("batch-groups") {
+        let store = Store::connect(&db).expect("open");
+        let t: Table<Value> = Table::load("quota", &store).expect("load");
+        for id in ["a", "b", "c"] {
+            t.put(id, json!({"project_id": id, "n": 0}))
+                .await
+                .expect("seed");
+        }
+        // c changes behind this store's back: a group writing it is refused.
+        query(
+            &db,
+            r#"UPDATE quotas SET gen = gen + 9, body = '{"project_id":"c","n":7}' WHERE id = 'c'"#,
+        );
+        let set = |ids: &'static [&'static str], n: i64| {
+            move |tx: &mut rova::store::TxView<'_, Value>| {
+                for id in ids {
+                    tx.put(id, json!({"project_id": id, "n": n}));
+                }
+                Ok(())
+            }
+        };
+        let bump_a = async {
+            t.update(
+                "a",
+                || rova_core::Fault::not_found("gone"),
+                |v| {
+                    v["n"] = json!(v["n"].as_i64().unwrap_or(0) + 10);
+                    Ok(())
+                },
+            )
+            .await
+        };
+        let (first, after, single, refused) = tokio::join!(
+            t.transact(set(&["a", "b"], 1)),
+            bump_a,
+            t.put("d", json!({"project_id": "d", "n": 4})),
+            t.transact(set(&["c", "e"], 2)),
+        );
+        first.expect("the first group is made");
+        after.expect("the write after it too, on top of it");
+        single.expect("the single write");
+        assert_eq!(refused.expect_err("c changed").code, 409, "{db:?}");
+        let stored: Vec<(String, i64)> = query(&db, "SELECT id, body FROM quotas ORDER BY id")
+            .into_iter()
+            .map(|r| {
+                let body: Value =
+                    serde_json::from_str(r[1].as_deref().unwrap_or("{}")).expect("json");
+                (
+                    r[0].clone().unwrap_or_default(),
+                    body["n"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect();
+        assert_eq!(
+            stored,
+            vec![
+                ("a".to_string(), 11),
+                ("b".to_string(), 1),
+                ("c".to_string(), 7),
+                ("d".to_string(), 4)
+            ],
+            "{db:?}: e was not made with c"
+        );
+        assert!(t.get("e").is_none(), "{db:?}");
+        assert_eq!(t.get("c").expect("c")["n"], json!(7), "{db:?}");
+    }
+}
+
 /// A change to one row made together with a change to a row of another
 /// table (a server's state change and its instance action) is one
 /// transaction: when the database refuses the second write (its row was
