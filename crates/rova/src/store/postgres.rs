@@ -263,61 +263,69 @@ impl Backend for Postgres {
         ops: &[&Op],
         groups: &[std::ops::Range<usize>],
     ) -> Result<Vec<Outcome>, String> {
-        // The single writes are made first, in bulk; then each group in a
-        // savepoint (the writer never queues a single write to a row after
-        // a group that writes it in the same batch).
-        let in_group = |i: usize| groups.iter().any(|g| g.contains(&i));
-        let singles: Vec<usize> = (0..ops.len()).filter(|&i| !in_group(i)).collect();
-        let single_ops: Vec<&Op> = singles.iter().map(|&i| ops[i]).collect();
-        let rows = chains(&single_ops);
         // The advisory locks the guards need, taken first and in one order
         // (so two processes' batches cannot deadlock on them).
         let locks = super::backend::guard_locks(ops);
-        let (alone, bulk): (Vec<_>, Vec<_>) = rows
+        let rows = chains(ops);
+        let all: Vec<&Vec<(usize, &Op)>> = rows.iter().collect();
+        let alone: Vec<&Vec<(usize, &Op)>> = rows
+            .iter()
+            .filter(|chain| chain.iter().any(|(_, op)| op.alone()))
+            .collect();
+        let together = BulkPlan::of(&all);
+        // When that fails: the single writes first, in bulk, the guarded
+        // and port writes one by one; then each group in a savepoint (the
+        // writer never queues a single write to a row after a group that
+        // writes it in the same batch).
+        let in_group = |i: usize| groups.iter().any(|g| g.contains(&i));
+        let singles: Vec<usize> = (0..ops.len()).filter(|&i| !in_group(i)).collect();
+        let single_ops: Vec<&Op> = singles.iter().map(|&i| ops[i]).collect();
+        let single_rows = chains(&single_ops);
+        let (single_alone, single_bulk): (Vec<_>, Vec<_>) = single_rows
             .iter()
             .partition(|chain| chain.iter().any(|(_, op)| op.alone()));
-        let plan = BulkPlan::of(&bulk);
-        let all: Vec<&Vec<(usize, &Op)>> = rows.iter().collect();
-        let together = BulkPlan::of(&all);
+        let plan = BulkPlan::of(&single_bulk);
         let owner = self.owner.clone();
         self.with_retry(|client| {
-            let mut single_out: Vec<Outcome> = vec![Ok(()); single_ops.len()];
+            let mut out: Vec<Outcome> = vec![Ok(()); ops.len()];
             let mut tx = client.transaction()?;
             lock_all(&mut tx, &locks)?;
-            // With guarded or port writes in the batch, first everything
-            // together, in a savepoint: all writes in bulk, then the ports'
-            // addresses and the guards checked in a few statements. Only
-            // when an address is taken or a guard fails (other processes'
-            // doing) is it taken back, and the guarded and port writes
-            // made one by one, each deciding for itself.
-            let together_ok = !alone.is_empty() && {
+            // With guarded or port writes or groups in the batch, first
+            // everything together, in a savepoint: all writes in bulk, then
+            // the ports' addresses and the guards checked in a few
+            // statements, and every group made whole. Only when an address
+            // is taken, a guard fails or a group's row changed (other
+            // processes' doing) is it taken back, and the writes made as
+            // above, each deciding for itself.
+            let together_ok = (!alone.is_empty() || !groups.is_empty()) && {
                 let mut sp = tx.savepoint("together")?;
-                let mut trial = single_out.clone();
+                let mut trial = out.clone();
                 together.run(&mut sp, &mut trial)?;
-                if children_and_guards_hold(&mut sp, &alone, &trial)? {
+                let whole = groups.iter().all(|g| g.clone().all(|i| trial[i].is_ok()));
+                if whole && children_and_guards_hold(&mut sp, &alone, &trial)? {
                     sp.commit()?;
-                    single_out = trial;
+                    out = trial;
                     true
                 } else {
                     false
                 }
             };
             if !together_ok {
+                let mut single_out: Vec<Outcome> = vec![Ok(()); single_ops.len()];
                 plan.run(&mut tx, &mut single_out)?;
-                for chain in &alone {
+                for chain in &single_alone {
                     for (i, op) in chain.iter() {
                         single_out[*i] = apply_alone(&mut tx, op)?;
                     }
                 }
-            }
-            let mut out: Vec<Outcome> = vec![Ok(()); ops.len()];
-            for (k, &i) in singles.iter().enumerate() {
-                out[i] = single_out[k].clone();
-            }
-            for g in groups.iter().filter(|g| !g.is_empty()) {
-                let made = commit_group(&mut tx, &ops[g.clone()])?;
-                for (i, o) in g.clone().zip(made) {
-                    out[i] = o;
+                for (k, &i) in singles.iter().enumerate() {
+                    out[i] = single_out[k].clone();
+                }
+                for g in groups.iter().filter(|g| !g.is_empty()) {
+                    let made = commit_group(&mut tx, &ops[g.clone()])?;
+                    for (i, o) in g.clone().zip(made) {
+                        out[i] = o;
+                    }
                 }
             }
             announce(&mut tx, &owner, ops, &out)?;
