@@ -19,6 +19,8 @@
 //!   bound to a server that does not list it (allocated just before a
 //!   crash), or to a server that is gone, is deleted, or unbound when it is
 //!   one the user brought;
+//! - operations rows: one whose server has no operation in flight any more
+//!   (its removal was lost with the process) is removed;
 //! - interrupted actions (Nova's `_init_instance`): task state cleared, the
 //!   open events closed as failed; a rebuild or evacuation cut short leaves
 //!   the server in ERROR, as Nova does (last, since a cleared task state is
@@ -213,13 +215,6 @@ async fn settle_migrations(app: &App, scope: &Settling) {
     }
 }
 
-/// An action that was running when the service stopped cannot be picked
-/// up where it was: like Nova's `_init_instance`, the task state is cleared
-/// (the vm_state says what the server was) and the unfinished action
-/// event is closed as failed. The power-state sync of a real driver then
-/// reconciles what the guest is doing. Builds and deletes are resumed
-/// instead (see [`build::resume_all`]). Which servers, and how, is
-/// [`on_restart`]'s answer.
 /// The restart table's action for server `i`, bounded by how many times
 /// its operation was taken up already (its operations row).
 pub fn restart_action(app: &App, i: &Instance) -> RestartAction {
@@ -254,6 +249,15 @@ async fn settle_operations(app: &App, scope: &Settling) {
     }
 }
 
+/// An action that was running when the service stopped cannot be picked
+/// up where it was: like Nova's `_init_instance`, the task state is cleared
+/// (the vm_state says what the server was) and the unfinished action
+/// event is closed as failed. The power-state sync of a real driver then
+/// reconciles what the guest is doing. Builds and deletes are resumed
+/// instead (see [`build::resume_all`]). Which servers, and how, is
+/// [`restart_action`]'s answer: the restart table's, bounded by how many
+/// times the operation was taken up already (a build given up goes to
+/// ERROR with a fault).
 async fn settle_actions(app: &App, scope: &Settling) {
     let cut_short = app
         .compute
