@@ -67,17 +67,13 @@ pub(crate) async fn begin_with(
     log: Option<Logged>,
     mutate: impl FnOnce(&mut Instance, chrono::DateTime<chrono::Utc>) -> Result<(), Fault>,
 ) -> Result<Arc<Instance>, Fault> {
+    if let Some(log) = log {
+        return begin_guarded(app, ctx, id, (action, task), (log, None), mutate).await;
+    }
     servers::visible(app, ctx, id)?;
     let now = app.clock.now();
     let change = admitting(app, ctx, id, (action, task), mutate, now);
-    let (inst, _) = match log {
-        Some(log) => {
-            app.compute
-                .update_instance_logged(id, ctx, now, log, None, change)
-                .await?
-        }
-        None => app.compute.update_instance(id, now, change).await?,
-    };
+    let (inst, _) = app.compute.update_instance(id, now, change).await?;
     Ok(inst)
 }
 

@@ -426,7 +426,9 @@ pub async fn cold_move(
         }
     }
     let new = new_flavor.unwrap_or_else(|| cur.flavor.clone());
-    let held = app
+    // A resize that grows the server holds the larger flavor against the
+    // quota from the admitting write on, checked by the database in it.
+    let (hold, guard) = app
         .compute
         .hold_growth(&cur.project_id, &cur.flavor, &new)?;
     let old = serde_json::to_string(&cur.flavor).map_err(|e| Fault::internal(e.to_string()))?;
@@ -435,9 +437,6 @@ pub async fn cold_move(
     } else {
         ("migrate", "migration")
     };
-    // A resize that grows the server holds the larger flavor against the
-    // quota from this write on, checked by the database in it.
-    let (hold, guard) = held.map_or((None, None), |(h, g)| (Some(h), Some(g)));
     let inst = begin_guarded(
         app,
         ctx,

@@ -450,11 +450,17 @@ impl Compute {
         project_id: &str,
         from: &rova_core::model::FlavorSnapshot,
         to: &rova_core::model::FlavorSnapshot,
-    ) -> Result<Option<(rova_core::model::ResizeHold, crate::store::Guard)>, rova_core::Fault> {
+    ) -> Result<
+        (
+            Option<rova_core::model::ResizeHold>,
+            Option<crate::store::Guard>,
+        ),
+        rova_core::Fault,
+    > {
         let cores = (i64::from(to.vcpus) - i64::from(from.vcpus)).max(0);
         let ram = (to.ram as i64 - from.ram as i64).max(0);
         if cores == 0 && ram == 0 {
-            return Ok(None);
+            return Ok((None, None));
         }
         let quota = self.effective_quota(project_id);
         self.check_growth(project_id, cores, ram, &quota)?;
@@ -468,13 +474,12 @@ impl Compute {
             cores: if cores > 0 { quota.cores } else { -1 },
             ram: if ram > 0 { quota.ram } else { -1 },
         };
-        Ok(Some((hold, guard)))
+        Ok((Some(hold), Some(guard)))
     }
 
     /// Checks that a resize's growth in cores/RAM fits the project's
-    /// limits. Nothing is held: as in Nova (which counts quota from the
-    /// rows since Pike), usage follows the instance's flavor, which becomes
-    /// the new one when the resize finishes.
+    /// limits, counted from this process's copy (Nova's message); the
+    /// database checks it again through [`Compute::hold_growth`]'s guard.
     fn check_growth(
         &self,
         project_id: &str,

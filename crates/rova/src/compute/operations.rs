@@ -15,6 +15,7 @@
 //! operation was taken up bounds its resumption
 //! ([`rova_core::restart::RestartAction::bounded`]).
 
+use super::owners::{in_flight, state_in_flight};
 use chrono::{DateTime, Utc};
 use rova_core::model::Instance;
 use rova_core::states::{TaskState, VmState};
@@ -40,11 +41,6 @@ pub struct Operation {
     /// How many times a process took it up after its owner died.
     pub attempts: u32,
     pub started_at: DateTime<Utc>,
-}
-
-/// Whether server `i` has an operation in flight.
-pub fn in_flight(i: &Instance) -> bool {
-    super::owners::in_flight(i)
 }
 
 /// The step a server's record says its operation reached: its task
@@ -91,7 +87,7 @@ pub fn next(
     if !in_flight(i) {
         return None;
     }
-    let was_in_flight = before.0.is_some() || before.1 == VmState::Building;
+    let was_in_flight = state_in_flight(before.0, before.1);
     let moved = before != (i.task_state, i.vm_state);
     match row {
         Some(r) if was_in_flight && !(moved && kind.is_some()) => {

@@ -60,7 +60,12 @@ pub fn lease_name(owner: &str) -> String {
 /// Whether an operation is in flight on a server: a task state, a build,
 /// (a delete in progress is task state `deleting`).
 pub fn in_flight(i: &Instance) -> bool {
-    i.task_state.is_some() || i.vm_state == VmState::Building
+    state_in_flight(i.task_state, i.vm_state)
+}
+
+/// [`in_flight`] of a record in this task and vm state.
+pub fn state_in_flight(task: Option<TaskState>, vm: VmState) -> bool {
+    task.is_some() || vm == VmState::Building
 }
 
 /// What [`op_owner_after`] needs of a record before a write.

@@ -220,9 +220,9 @@ pub fn for_hint(app: &App, hint: &str) -> Result<Arc<ServerGroup>, Fault> {
 }
 
 /// Adds new servers to a group, checking `server_group_members` (members
-/// of the group owned by the same user) in the same transaction: counted
-/// here from this process's rows, and again by the database from every
-/// process's rows as each member row is written.
+/// of the group owned by the same user): counted from this process's
+/// rows, and again by the database from every process's rows in the
+/// transaction that writes the member rows.
 pub async fn add_members(
     app: &App,
     ctx: &Ctx,
@@ -240,14 +240,22 @@ pub async fn add_members(
         .server_group_members;
     let message = "Quota exceeded, too many servers in group";
     let group_user = format!("{group_id}/{}", ctx.user_id);
+    // Counted from the group's rows in this process's copy (its index),
+    // the database counting again as each row is written.
+    let used = app
+        .compute
+        .group_members
+        .find(BY_GROUP, group_id)
+        .iter()
+        .filter(|m| m.group_user == group_user)
+        .count() as i64;
+    if limit >= 0 && used + uuids.len() as i64 > limit {
+        return Err(Fault::forbidden(message));
+    }
     let now = app.clock.now();
     app.compute
         .group_members
         .transact(|tx| {
-            let used = tx.count(|m| m.group_user == group_user) as i64;
-            if limit >= 0 && used + uuids.len() as i64 > limit {
-                return Err(Fault::forbidden(message));
-            }
             for (position, uuid) in uuids.iter().enumerate() {
                 let member = Member {
                     group_id: group_id.to_string(),

@@ -566,6 +566,9 @@ impl Batch {
     }
 
     fn push_group(&mut self, group: Vec<Write>) {
+        if group.is_empty() {
+            return;
+        }
         let start = self.writes.len();
         for w in &group {
             self.grouped

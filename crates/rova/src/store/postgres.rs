@@ -277,10 +277,20 @@ impl Backend for Postgres {
         // and port writes one by one; then each group in a savepoint (the
         // writer never queues a single write to a row after a group that
         // writes it in the same batch).
-        let in_group = |i: usize| groups.iter().any(|g| g.contains(&i));
-        let singles: Vec<usize> = (0..ops.len()).filter(|&i| !in_group(i)).collect();
+        let mut grouped = vec![false; ops.len()];
+        for g in groups {
+            grouped[g.clone()].fill(true);
+        }
+        let singles: Vec<usize> = (0..ops.len()).filter(|&i| !grouped[i]).collect();
         let single_ops: Vec<&Op> = singles.iter().map(|&i| ops[i]).collect();
-        let single_rows = chains(&single_ops);
+        // Without groups the single writes are the batch: its chains serve.
+        let own_rows;
+        let single_rows = if groups.is_empty() {
+            &rows
+        } else {
+            own_rows = chains(&single_ops);
+            &own_rows
+        };
         let (single_alone, single_bulk): (Vec<_>, Vec<_>) = single_rows
             .iter()
             .partition(|chain| chain.iter().any(|(_, op)| op.alone()));

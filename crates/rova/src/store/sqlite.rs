@@ -86,9 +86,11 @@ impl Backend for Sqlite {
         let mut out: Vec<Outcome> = Vec::with_capacity(ops.len());
         // In queue order: a single write on its own, a group in a
         // savepoint taken back when one of its writes is refused.
+        // (The groups come in queue order.)
+        let mut groups = groups.iter().filter(|g| !g.is_empty()).peekable();
         let mut i = 0;
         while i < ops.len() {
-            match groups.iter().find(|g| g.start == i && !g.is_empty()) {
+            match groups.next_if(|g| g.start == i) {
                 Some(g) => {
                     out.extend(commit_group(&tx, &ops[g.clone()]).map_err(|e| e.to_string())?);
                     i = g.end;
@@ -199,7 +201,6 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<Outcome> {
     }
 }
 
-/// The row `id` of `kind` as stored: `(gen, body)`.
 /// An all-or-nothing group inside the batch's transaction: every write
 /// made, or (one refused) none, each outcome then carrying its row as
 /// stored.
@@ -221,6 +222,7 @@ fn commit_group(tx: &rusqlite::Transaction<'_>, ops: &[&Op]) -> rusqlite::Result
     Ok(super::backend::rolled_back(made, current))
 }
 
+/// The row `id` of `kind` as stored: `(gen, body)`.
 fn current_row(
     tx: &rusqlite::Transaction<'_>,
     kind: &Kind,

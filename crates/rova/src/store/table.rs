@@ -781,24 +781,32 @@ where
         change: impl FnOnce(&mut T) -> Result<R, Fault>,
         guard: Option<Guard>,
     ) -> Result<(Arc<T>, R), Fault> {
-        // A cached table reads the row in first; should the cache give it
-        // up before the lock is taken, it is read again.
-        let mut tries = 0;
-        let (arc, r, rx) = loop {
-            let exists = self.ensure(id)?;
-            let mut rows = self.inner.rows.write();
-            if exists && !rows.contains_key(id) && !rows.in_flight(id) && tries < 3 {
-                tries += 1;
-                continue;
-            }
+        let (arc, r, rx) = {
+            let mut rows = self.lock_with(id)?;
             let mut next = start(rows.get(id))?;
             let r = change(&mut next)?;
             let arc = Arc::new(next);
             let rx = self.stage(&mut rows, id, Some(arc.clone()), guard)?;
-            break (arc, r, rx);
+            (arc, r, rx)
         };
         wait(rx).await?;
         Ok((arc, r))
+    }
+
+    /// The table's write lock, with row `id` in the copy if the database
+    /// has it: a cached table reads the row in first, and should the cache
+    /// give it up before the lock is taken, it is read again.
+    fn lock_with(&self, id: &str) -> Result<parking_lot::RwLockWriteGuard<'_, Rows<T>>, Fault> {
+        let mut tries = 0;
+        loop {
+            let exists = self.ensure(id)?;
+            let rows = self.inner.rows.write();
+            if exists && !rows.contains_key(id) && !rows.in_flight(id) && tries < 3 {
+                tries += 1;
+                continue;
+            }
+            return Ok(rows);
+        }
     }
 
     /// [`Table::update`] of row `id` made together with a change to row
@@ -824,14 +832,8 @@ where
         U: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     {
         other.ensure(other_id)?;
-        let mut tries = 0;
-        let (arc, r, rxs) = loop {
-            let exists = self.ensure(id)?;
-            let mut rows = self.inner.rows.write();
-            if exists && !rows.contains_key(id) && !rows.in_flight(id) && tries < 3 {
-                tries += 1;
-                continue;
-            }
+        let (arc, r, rxs) = {
+            let mut rows = self.lock_with(id)?;
             let mut next = rows.get(id).map(|c| (**c).clone()).ok_or_else(missing)?;
             let r = change(&mut next)?;
             let mut others = other.inner.rows.write();
@@ -840,7 +842,7 @@ where
             let arc = Arc::new(next);
             let first = self.prepare(&mut rows, id, Some(arc.clone()), guard)?;
             let second = other.prepare(&mut others, other_id, Some(Arc::new(second)), None)?;
-            break (arc, r, self.store.enqueue_group(vec![first, second]));
+            (arc, r, self.store.enqueue_group(vec![first, second]))
         };
         first_refusal(rxs).await.map(|()| (arc, r))
     }

@@ -156,8 +156,7 @@ pub(super) async fn revert_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result
     // go over quota"), and the server holds its old flavor from here.
     let (hold, guard) = app
         .compute
-        .hold_growth(&cur.project_id, &cur.flavor, &old)?
-        .map_or((None, None), |(h, g)| (Some(h), Some(g)));
+        .hold_growth(&cur.project_id, &cur.flavor, &old)?;
     begin_guarded(
         app,
         ctx,
