@@ -152,7 +152,13 @@ pub async fn run(app: &App) -> Result<(), String> {
                 created_at: now,
                 projects: Vec::new(),
             };
-            app.compute.flavors.put(id, f).await.map_err(err)?;
+            let taken =
+                |what: &str| rova_core::Fault::conflict(format!("flavor {what} {id} exists"));
+            app.compute
+                .flavors
+                .create(f, taken("id"), taken("name"))
+                .await
+                .map_err(err)?;
         }
     }
 

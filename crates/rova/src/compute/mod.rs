@@ -11,6 +11,7 @@ pub mod console_proxy;
 pub mod consoles;
 pub mod driver;
 pub mod fault_steps;
+pub mod flavors;
 pub mod fleet;
 pub mod guest_env;
 pub mod keypairs;
@@ -56,11 +57,15 @@ pub struct Flavor {
     pub is_public: bool,
     pub disabled: bool,
     pub description: Option<String>,
+    /// Kept as rows of `flavor_extra_specs` ([`flavors::Flavors`]), not in
+    /// the flavor's document: filled when the flavor is read.
+    #[serde(default, skip_serializing)]
     pub extra_specs: BTreeMap<String, String>,
     pub created_at: DateTime<Utc>,
     /// Projects granted access to a non-public flavor (Nova's
-    /// `flavor_projects`), in the order they were added.
-    #[serde(default)]
+    /// `flavor_projects`), in the order they were added. Kept as rows of
+    /// `flavor_projects`, like the extra specs.
+    #[serde(default, skip_serializing)]
     pub projects: Vec<String>,
 }
 
@@ -127,7 +132,7 @@ pub struct ActionLog {
 /// Compute state.
 pub struct Compute {
     pub instances: Table<Instance>,
-    pub flavors: Table<Flavor>,
+    pub flavors: flavors::Flavors,
     pub keypairs: Table<Keypair>,
     pub actions: Table<ActionLog>,
     next_id: IdCounter,
@@ -220,7 +225,7 @@ impl Compute {
         let fleet = fleet::Fleet::load(store, cfg, &placed, &migrations.all())?;
         Ok(Compute {
             instances,
-            flavors: Table::load("flavor", store)?,
+            flavors: flavors::Flavors::load(store)?,
             keypairs,
             actions,
             next_id: IdCounter::load(store, &counters, "instance", max_id),

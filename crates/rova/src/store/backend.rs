@@ -364,6 +364,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         "server_group_members",
         include_str!("../../migrations/sqlite/0009_server_group_members.sql"),
     ),
+    (
+        10,
+        "flavor_children",
+        include_str!("../../migrations/sqlite/0010_flavor_children.sql"),
+    ),
 ];
 
 pub const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -411,6 +416,11 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         9,
         "server_group_members",
         include_str!("../../migrations/postgres/0009_server_group_members.sql"),
+    ),
+    (
+        10,
+        "flavor_children",
+        include_str!("../../migrations/postgres/0010_flavor_children.sql"),
     ),
 ];
 

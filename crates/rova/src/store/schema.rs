@@ -283,6 +283,19 @@ pub const KINDS: &[Kind] = &[
             text("started_at", "started_at"),
         ],
     },
+    Kind {
+        kind: "flavor_extra_spec",
+        table: "flavor_extra_specs",
+        cols: &[text("flavor_id", "flavor_id"), text("spec_key", "key")],
+    },
+    Kind {
+        kind: "flavor_project",
+        table: "flavor_projects",
+        cols: &[
+            text("flavor_id", "flavor_id"),
+            text("project_id", "project_id"),
+        ],
+    },
 ];
 
 /// The `(subnet_id, ip_address)` pairs of a port document's `fixed_ips`.

@@ -832,17 +832,172 @@ where
         U: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     {
         other.ensure(other_id)?;
+        let along = |next: &T, view: &mut TxView<'_, U>| {
+            let mut second = view.get(other_id).unwrap_or_else(init);
+            along(next, &mut second);
+            view.put(other_id, second);
+            Ok(())
+        };
+        self.update_with_guard(id, missing, change, other, along, guard)
+            .await
+    }
+
+    /// [`Table::update`] of row `id` made together with writes to the rows
+    /// of table `other` (its child rows), in one transaction, all or
+    /// nothing: `along` sees this row as changed and writes the others
+    /// through a [`TxView`] (and may refuse, when nothing is written). The
+    /// parent row is written even when `change` leaves it as it was, so a
+    /// process that removed or changed it meanwhile makes the whole group
+    /// fail. Locks this table, then `other`, which must be kept whole.
+    pub async fn update_with<U, R>(
+        &self,
+        id: &str,
+        missing: impl FnOnce() -> Fault,
+        change: impl FnOnce(&mut T) -> Result<R, Fault>,
+        other: &Table<U>,
+        along: impl FnOnce(&T, &mut TxView<'_, U>) -> Result<(), Fault>,
+    ) -> Result<(Arc<T>, R), Fault>
+    where
+        U: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        self.update_with_guard(id, missing, change, other, along, None)
+            .await
+    }
+
+    /// [`Table::update_with`] with `guard`, if any, checked on this row's
+    /// write.
+    async fn update_with_guard<U, R>(
+        &self,
+        id: &str,
+        missing: impl FnOnce() -> Fault,
+        change: impl FnOnce(&mut T) -> Result<R, Fault>,
+        other: &Table<U>,
+        along: impl FnOnce(&T, &mut TxView<'_, U>) -> Result<(), Fault>,
+        guard: Option<Guard>,
+    ) -> Result<(Arc<T>, R), Fault>
+    where
+        U: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let (arc, r) = self
+            .change_with(
+                id,
+                |cur| {
+                    let mut next = cur.map(|c| (**c).clone()).ok_or_else(missing)?;
+                    let r = change(&mut next)?;
+                    Ok((Some(next), r))
+                },
+                other,
+                |_, next, view| next.map_or(Ok(()), |n| along(n, view)),
+                guard,
+            )
+            .await?;
+        Ok((arc.ok_or_else(|| Fault::internal("row vanished"))?, r))
+    }
+
+    /// Removes row `id` together with writes to table `other` (its child
+    /// rows: `along` deletes them), in one transaction, all or nothing.
+    /// What was there, or `None` (nothing written) when there was no row.
+    pub async fn remove_with<U>(
+        &self,
+        id: &str,
+        other: &Table<U>,
+        along: impl FnOnce(&T, &mut TxView<'_, U>) -> Result<(), Fault>,
+    ) -> Result<Option<Arc<T>>, Fault>
+    where
+        U: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        self.change_with(
+            id,
+            |cur| Ok((None, cur.cloned())),
+            other,
+            |before, _, view| before.map_or(Ok(()), |b| along(b, view)),
+            None,
+        )
+        .await
+        .map(|(_, old)| old)
+    }
+
+    /// Inserts row `id` only if the id is free (else `conflict`), with
+    /// `guard` checked on it, together with `along`'s writes to table
+    /// `other` (e.g. removing child rows a former row of the id left), in
+    /// one transaction, all or nothing.
+    pub async fn insert_with<U>(
+        &self,
+        id: &str,
+        value: T,
+        conflict: Fault,
+        guard: Option<Guard>,
+        other: &Table<U>,
+        along: impl FnOnce(&T, &mut TxView<'_, U>) -> Result<(), Fault>,
+    ) -> Result<Arc<T>, Fault>
+    where
+        U: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let taken = conflict.clone();
+        let made = self
+            .change_with(
+                id,
+                |cur| match cur {
+                    Some(_) => Err(taken),
+                    None => Ok((Some(value), ())),
+                },
+                other,
+                |_, next, view| next.map_or(Ok(()), |n| along(n, view)),
+                guard,
+            )
+            .await;
+        match made {
+            Ok((Some(row), ())) => Ok(row),
+            Ok((None, ())) => Err(Fault::internal("row vanished")),
+            // Another process inserted the id first.
+            Err(f) if f.code == 409 && self.get(id).is_some() => Err(conflict),
+            Err(f) => Err(f),
+        }
+    }
+
+    /// The shared body of [`Table::update_along`], [`Table::update_with`],
+    /// [`Table::insert_with`] and [`Table::remove_with`]: under this table's lock, then
+    /// `other`'s, `change` gives this row's next value from its current
+    /// one (`None`: delete it), `along` (given the row before and after)
+    /// writes `other`'s rows, and every
+    /// write is queued as one all-or-nothing group. Nothing is written
+    /// when the row is absent and stays absent.
+    async fn change_with<U, R>(
+        &self,
+        id: &str,
+        change: impl FnOnce(Option<&Arc<T>>) -> Result<(Option<T>, R), Fault>,
+        other: &Table<U>,
+        along: impl FnOnce(Option<&T>, Option<&T>, &mut TxView<'_, U>) -> Result<(), Fault>,
+        guard: Option<Guard>,
+    ) -> Result<(Option<Arc<T>>, R), Fault>
+    where
+        U: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
         let (arc, r, rxs) = {
             let mut rows = self.lock_with(id)?;
-            let mut next = rows.get(id).map(|c| (**c).clone()).ok_or_else(missing)?;
-            let r = change(&mut next)?;
+            let before = rows.get(id).cloned();
+            let (next, r) = change(before.as_ref())?;
+            if before.is_none() && next.is_none() {
+                return Ok((None, r));
+            }
+            let arc = next.map(Arc::new);
             let mut others = other.inner.rows.write();
-            let mut second = others.get(other_id).map_or_else(init, |c| (**c).clone());
-            along(&next, &mut second);
-            let arc = Arc::new(next);
-            let first = self.prepare(&mut rows, id, Some(arc.clone()), guard)?;
-            let second = other.prepare(&mut others, other_id, Some(Arc::new(second)), None)?;
-            (arc, r, self.store.enqueue_group(vec![first, second]))
+            let mut view = TxView {
+                rows: &others.map,
+                indexes: &others.indexes,
+                pending: HashMap::new(),
+                guards: HashMap::new(),
+            };
+            along(before.as_deref(), arc.as_deref(), &mut view)?;
+            let pending = std::mem::take(&mut view.pending);
+            let mut guards = std::mem::take(&mut view.guards);
+            let mut writes = Vec::with_capacity(pending.len() + 1);
+            writes.push(self.prepare(&mut rows, id, arc.clone(), guard)?);
+            for (oid, v) in pending {
+                let g = guards.remove(&oid);
+                writes.push(other.prepare(&mut others, &oid, v.map(Arc::new), g)?);
+            }
+            (arc, r, self.store.enqueue_group(writes))
         };
         first_refusal(rxs).await.map(|()| (arc, r))
     }
@@ -864,6 +1019,7 @@ where
             );
             let mut view = TxView {
                 rows: &rows.map,
+                indexes: &rows.indexes,
                 pending: HashMap::new(),
                 guards: HashMap::new(),
             };
@@ -927,6 +1083,7 @@ impl Staged {
 /// A view of a table inside [`Table::transact`]: reads see pending writes.
 pub struct TxView<'a, T> {
     rows: &'a HashMap<String, Arc<T>>,
+    indexes: &'a [Index<T>],
     pending: HashMap<String, Option<T>>,
     guards: HashMap<String, Guard>,
 }
@@ -946,6 +1103,28 @@ impl<T: Clone> TxView<'_, T> {
             .map(|(_, v)| (**v).clone())
             .collect();
         out.extend(self.pending.values().flatten().cloned());
+        out
+    }
+    /// The ids of the rows whose index `name` has `value` (pending writes
+    /// applied), without scanning the table.
+    pub fn find_ids(&self, name: &str, value: &str) -> Vec<String> {
+        let Some(ix) = self.indexes.iter().find(|ix| ix.name == name) else {
+            debug_assert!(false, "no index {name}");
+            return Vec::new();
+        };
+        let mut out: Vec<String> = ix
+            .ids
+            .get(value)
+            .into_iter()
+            .flatten()
+            .filter(|id| !self.pending.contains_key(*id))
+            .cloned()
+            .collect();
+        out.extend(self.pending.iter().filter_map(|(id, v)| {
+            v.as_ref()
+                .filter(|v| (ix.key)(v).as_deref() == Some(value))
+                .map(|_| id.clone())
+        }));
         out
     }
     /// How many rows (pending writes applied) match, without cloning any.

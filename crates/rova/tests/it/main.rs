@@ -2,6 +2,7 @@
 
 mod actions;
 mod admin_api;
+mod child_rows;
 mod common;
 mod console_proxy;
 mod crash;

@@ -132,7 +132,7 @@ async fn a_restart_keeps_everything() {
         2,
         "bootstrap does not duplicate images"
     );
-    assert_eq!(second.app.compute.flavors.len(), 8);
+    assert_eq!(second.app.compute.flavors.all().len(), 8);
     second.task.abort();
     let _ = std::fs::remove_dir_all(&dir);
 }

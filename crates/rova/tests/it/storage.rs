@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// A fresh database on each backend this run has.
-fn backends(tag: &str) -> Vec<Database> {
+pub(crate) fn backends(tag: &str) -> Vec<Database> {
     let dir = temp_dir(tag);
     std::fs::create_dir_all(&dir).expect("dir");
     let mut out = vec![Database::Sqlite(dir.join("rova.sqlite"))];
@@ -26,7 +26,7 @@ fn backends(tag: &str) -> Vec<Database> {
     out
 }
 
-fn temp_dir(tag: &str) -> PathBuf {
+pub(crate) fn temp_dir(tag: &str) -> PathBuf {
     std::env::temp_dir().join(format!("rova-storage-{tag}-{}", uuid::Uuid::new_v4()))
 }
 
@@ -77,7 +77,7 @@ pub(crate) fn query(db: &Database, sql: &str) -> Vec<Vec<Option<String>>> {
     }
 }
 
-fn exec(db: &Database, sql: &str) {
+pub(crate) fn exec(db: &Database, sql: &str) {
     match db {
         Database::Sqlite(path) => {
             let conn = rusqlite::Connection::open(path).expect("open sqlite");
@@ -319,7 +319,8 @@ async fn the_schema_holds_every_kinds_columns() {
                 vec![Some("6".to_string())],
                 vec![Some("7".to_string())],
                 vec![Some("8".to_string())],
-                vec![Some("9".to_string())]
+                vec![Some("9".to_string())],
+                vec![Some("10".to_string())]
             ],
             "{db:?}"
         );

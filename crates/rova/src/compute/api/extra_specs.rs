@@ -128,17 +128,7 @@ async fn extra_specs_set(
     )?;
     ctx.require_admin("os_compute_api:os-flavor-extra-specs:create")?;
     find_flavor(&app, &ctx, &id)?;
-    app.compute
-        .flavors
-        .update(
-            &id,
-            || Fault::not_found(format!("Flavor {id} could not be found.")),
-            |f| {
-                f.extra_specs.extend(specs);
-                Ok(())
-            },
-        )
-        .await?;
+    app.compute.flavors.set_specs(&id, specs).await?;
     // Nova returns the request body unchanged (numbers stay numbers).
     Ok(axum::Json(v).into_response())
 }
@@ -170,17 +160,8 @@ async fn extra_spec_put(
         .cloned()
         .ok_or_else(|| Fault::bad_request("Request body and URI mismatch"))?;
     find_flavor(&app, &ctx, &id)?;
-    app.compute
-        .flavors
-        .update(
-            &id,
-            || Fault::not_found(format!("Flavor {id} could not be found.")),
-            |f| {
-                f.extra_specs.insert(key.clone(), val);
-                Ok(())
-            },
-        )
-        .await?;
+    let one = BTreeMap::from([(key, val)]);
+    app.compute.flavors.set_specs(&id, one).await?;
     Ok(axum::Json(v).into_response())
 }
 
@@ -194,15 +175,9 @@ async fn extra_spec_delete(
     find_flavor(&app, &ctx, &id)?;
     app.compute
         .flavors
-        .update(
-            &id,
-            || Fault::not_found(format!("Flavor {id} could not be found.")),
-            |f| {
-                f.extra_specs.remove(&key).map(|_| ()).ok_or_else(|| {
-                    Fault::not_found(format!("Flavor {id} has no extra specs with key {key}."))
-                })
-            },
-        )
+        .delete_spec(&id, &key, || {
+            Fault::not_found(format!("Flavor {id} has no extra specs with key {key}."))
+        })
         .await?;
     Ok(empty(StatusCode::OK))
 }

@@ -113,24 +113,14 @@ async fn add(app: &App, ctx: &Ctx, id: &str, v: &Value) -> Result<Arc<Flavor>, F
         return Err(Fault::conflict("Can not add access to a public flavor."));
     }
     let internal = internal_id(app, id);
-    let (f, _) = app
-        .compute
+    app.compute
         .flavors
-        .update(
-            id,
-            || Fault::not_found(format!("Flavor {id} could not be found.")),
-            |f| {
-                if f.projects.contains(&tenant) {
-                    return Err(Fault::conflict(format!(
-                        "Flavor access already exists for flavor {internal} and project {tenant} combination."
-                    )));
-                }
-                f.projects.push(tenant.clone());
-                Ok(())
-            },
-        )
-        .await?;
-    Ok(f)
+        .grant(id, &tenant, || {
+            Fault::conflict(format!(
+                "Flavor access already exists for flavor {internal} and project {tenant} combination."
+            ))
+        })
+        .await
 }
 
 async fn remove(app: &App, ctx: &Ctx, id: &str, v: &Value) -> Result<Arc<Flavor>, Fault> {
@@ -140,22 +130,12 @@ async fn remove(app: &App, ctx: &Ctx, id: &str, v: &Value) -> Result<Arc<Flavor>
     // that no longer exists can still be removed.
     find_flavor(app, ctx, id)?;
     let internal = internal_id(app, id);
-    let (f, _) = app
-        .compute
+    app.compute
         .flavors
-        .update(
-            id,
-            || Fault::not_found(format!("Flavor {id} could not be found.")),
-            |f| match f.projects.iter().position(|p| *p == tenant) {
-                Some(pos) => {
-                    f.projects.remove(pos);
-                    Ok(())
-                }
-                None => Err(Fault::not_found(format!(
-                    "Flavor access not found for {internal} / {tenant} combination."
-                ))),
-            },
-        )
-        .await?;
-    Ok(f)
+        .revoke(id, &tenant, || {
+            Fault::not_found(format!(
+                "Flavor access not found for {internal} / {tenant} combination."
+            ))
+        })
+        .await
 }

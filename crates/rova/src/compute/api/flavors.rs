@@ -423,8 +423,9 @@ async fn flavor_create(
     };
     ctx.require_admin("os_compute_api:os-flavor-manage:create")?;
     let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let name_taken = Fault::conflict(format!("Flavor with name {name} already exists."));
     if app.compute.flavors.all().iter().any(|x| x.name == name) {
-        return Err(Fault::conflict(format!("Flavor with name {name} already exists.")).into());
+        return Err(name_taken.into());
     }
     let flavor = Flavor {
         id: id.clone(),
@@ -447,10 +448,10 @@ async fn flavor_create(
     let stored = app
         .compute
         .flavors
-        .insert_new(
-            &id,
+        .create(
             flavor,
             Fault::conflict(format!("Flavor with ID {id} already exists.")),
+            name_taken,
         )
         .await?;
     Ok(axum::Json(json!({"flavor": views::flavor(&stored, &ctx, &links, true)})).into_response())
@@ -478,16 +479,13 @@ async fn flavor_update(
     schema::no_additional(Some("flavor"), fv, f, &["description"])?;
     let description = flavor_description(f.get("description").unwrap_or(&Value::Null))?;
     ctx.require_admin("os_compute_api:os-flavor-manage:update")?;
-    let (stored, _) = app
+    let stored = app
         .compute
         .flavors
         .update(
             &id,
             || Fault::not_found(format!("Flavor {id} could not be found.")),
-            |f| {
-                f.description = description;
-                Ok(())
-            },
+            |f| f.description = description,
         )
         .await?;
     Ok(axum::Json(json!({"flavor": views::flavor(&stored, &ctx, &links, true)})).into_response())
@@ -500,6 +498,6 @@ async fn flavor_delete(
 ) -> ApiResult<Response> {
     ctx.require_admin("os_compute_api:os-flavor-manage:delete")?;
     find_flavor(&app, &ctx, &id)?;
-    app.compute.flavors.remove(&id).await?;
+    app.compute.flavors.delete(&id).await?;
     Ok(empty(StatusCode::ACCEPTED))
 }

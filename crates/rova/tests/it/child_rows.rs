@@ -1,0 +1,244 @@
+//! Child tables: rows that belong to a parent row (a flavor's extra specs
+//! and grants) are written together with their parent, all or nothing,
+//! on both backends, and the migration that moved them out of their
+//! parent's document keeps every one.
+
+use super::storage::{backends, exec, query};
+use rova::compute::flavors::Flavors;
+use rova::compute::Flavor;
+use rova::store::{Store, Table};
+use rova_core::Fault;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+fn flavor(id: &str, name: &str) -> Flavor {
+    Flavor {
+        id: id.into(),
+        name: name.into(),
+        vcpus: 1,
+        ram: 512,
+        disk: 1,
+        ephemeral: 0,
+        swap: 0,
+        rxtx_factor: 1.0,
+        is_public: false,
+        disabled: false,
+        description: None,
+        extra_specs: BTreeMap::new(),
+        created_at: chrono::Utc::now(),
+        projects: Vec::new(),
+    }
+}
+
+fn taken(what: &str) -> Fault {
+    Fault::conflict(format!("{what} taken"))
+}
+
+fn specs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn count(db: &rova::store::Database, sql: &str) -> String {
+    query(db, sql)
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .unwrap_or_default()
+}
+
+/// Extra specs and grants are rows of their own: set, replaced, removed
+/// and read back with the flavor, grants in the order they were made; a
+/// flavor's delete takes its rows with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flavors_specs_and_grants_are_rows_of_their_own() {
+    for db in backends("flavor-rows") {
+        let store = Store::connect(&db).expect("open");
+        let flavors = Flavors::load(&store).expect("load");
+        flavors
+            .create(flavor("f1", "one"), taken("id"), taken("name"))
+            .await
+            .expect("create");
+        flavors
+            .set_specs(
+                "f1",
+                specs(&[("hw:cpu_policy", "dedicated"), ("a/b c", "1")]),
+            )
+            .await
+            .expect("set");
+        flavors
+            .set_specs("f1", specs(&[("hw:cpu_policy", "shared")]))
+            .await
+            .expect("replace");
+        for p in ["pz", "pa", "pm"] {
+            flavors
+                .grant("f1", p, || taken("grant"))
+                .await
+                .expect("grant");
+        }
+        let again = flavors.grant("f1", "pa", || taken("grant")).await;
+        assert_eq!(again.expect_err("twice").message, "grant taken");
+        flavors
+            .revoke("f1", "pa", || Fault::not_found("no grant"))
+            .await
+            .expect("revoke");
+        flavors
+            .grant("f1", "pa", || taken("grant"))
+            .await
+            .expect("again");
+        let f = flavors.get("f1").expect("flavor");
+        assert_eq!(
+            f.extra_specs,
+            specs(&[("hw:cpu_policy", "shared"), ("a/b c", "1")]),
+            "{db:?}"
+        );
+        assert_eq!(f.projects, vec!["pz", "pm", "pa"], "{db:?}: grant order");
+        assert_eq!(
+            query(
+                &db,
+                "SELECT spec_key FROM flavor_extra_specs ORDER BY spec_key"
+            ),
+            vec![
+                vec![Some("a/b c".into())],
+                vec![Some("hw:cpu_policy".into())]
+            ],
+            "{db:?}"
+        );
+        // The document holds neither list.
+        let body = count(&db, "SELECT body FROM flavors WHERE id = 'f1'");
+        let doc: Value = serde_json::from_str(&body).expect("json");
+        assert!(
+            doc.get("extra_specs").is_none() && doc.get("projects").is_none(),
+            "{body}"
+        );
+        // A fresh process reads the same flavor.
+        let reread = Flavors::load(&store).expect("reload");
+        let g = reread.get("f1").expect("flavor");
+        assert_eq!(
+            (g.extra_specs.clone(), g.projects.clone()),
+            (f.extra_specs.clone(), f.projects.clone())
+        );
+        let gone = flavors
+            .delete_spec("f1", "nope", || Fault::not_found("no spec"))
+            .await;
+        assert_eq!(gone.expect_err("absent key").code, 404);
+        flavors.delete("f1").await.expect("delete");
+        assert!(flavors.get("f1").is_none());
+        for table in ["flavors", "flavor_extra_specs", "flavor_projects"] {
+            assert_eq!(
+                count(&db, &format!("SELECT count(*) FROM {table}")),
+                "0",
+                "{db:?}: {table}"
+            );
+        }
+    }
+}
+
+/// A change to a flavor's child rows is written with its flavor row: when
+/// another process deleted the flavor meanwhile, nothing is written and no
+/// row is left without its flavor. A flavor name is unique by the
+/// database's count, so a flavor another process named first is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_child_row_is_never_left_without_its_flavor() {
+    for db in backends("flavor-orphans") {
+        let store = Store::connect(&db).expect("open");
+        let flavors = Flavors::load(&store).expect("load");
+        flavors
+            .create(flavor("f2", "two"), taken("id"), taken("name"))
+            .await
+            .expect("create");
+        // Another process deletes the flavor.
+        exec(&db, "DELETE FROM flavors WHERE id = 'f2'");
+        let set = flavors.set_specs("f2", specs(&[("k", "v")])).await;
+        assert!(set.is_err(), "{db:?}: set on a deleted flavor");
+        let grant = flavors.grant("f2", "p", || taken("grant")).await;
+        assert!(grant.is_err(), "{db:?}: grant on a deleted flavor");
+        assert_eq!(
+            count(&db, "SELECT count(*) FROM flavor_extra_specs"),
+            "0",
+            "{db:?}"
+        );
+        assert_eq!(
+            count(&db, "SELECT count(*) FROM flavor_projects"),
+            "0",
+            "{db:?}"
+        );
+        // Another process holds the name "three".
+        exec(
+            &db,
+            r#"INSERT INTO flavors (id, gen, name, is_public, disabled, body) VALUES ('x', 1, 'three', true, false, '{}')"#,
+        );
+        let dup = flavors
+            .create(flavor("f3", "three"), taken("id"), taken("name"))
+            .await;
+        assert_eq!(dup.expect_err("name taken").message, "name taken", "{db:?}");
+        assert!(flavors.get("f3").is_none());
+        exec(&db, "DELETE FROM flavors WHERE id = 'x'");
+        // Grants a flavor's delete left behind are gone with the next
+        // flavor of its id.
+        exec(
+            &db,
+            r#"INSERT INTO flavor_projects (id, gen, flavor_id, project_id, body) VALUES ('f4/old', 1, 'f4', 'old', '{"flavor_id":"f4","project_id":"old","position":0}')"#,
+        );
+        let fresh = Flavors::load(&store).expect("reload");
+        fresh
+            .create(flavor("f4", "four"), taken("id"), taken("name"))
+            .await
+            .expect("create f4");
+        assert!(fresh.get("f4").expect("f4").projects.is_empty(), "{db:?}");
+        assert_eq!(
+            count(&db, "SELECT count(*) FROM flavor_projects"),
+            "0",
+            "{db:?}"
+        );
+    }
+}
+
+/// A database from before child rows (version 9: a flavor's document
+/// holds its extra specs and projects) is brought to version 10 on open:
+/// each spec and grant becomes a row, grants keep their order, and the
+/// document loses both lists.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flavors_listed_specs_and_grants_become_rows() {
+    for db in backends("flavor-migrate") {
+        {
+            let store = Store::connect(&db).expect("open");
+            let raw: Table<Value> = Table::load("flavor", &store).expect("load");
+            raw.put(
+                "f",
+                json!({"id": "f", "name": "f", "vcpus": 1, "ram": 64, "disk": 1, "ephemeral": 0,
+                       "swap": 0, "rxtx_factor": 1.0, "is_public": false, "disabled": false,
+                       "description": null, "created_at": "2026-12-05T00:00:00Z",
+                       "extra_specs": {"hw:mem_page_size": "large", "quota:disk_read_bytes_sec": "10"},
+                       "projects": ["p2", "p1"]}),
+            )
+            .await
+            .expect("flavor");
+        }
+        exec(
+            &db,
+            "DROP TABLE flavor_extra_specs; DROP TABLE flavor_projects; DROP INDEX flavors_name; \
+             DELETE FROM schema_migrations WHERE version = 10;",
+        );
+        let store = Store::connect(&db).expect("reopen migrates");
+        let flavors = Flavors::load(&store).expect("load");
+        let f = flavors.get("f").expect("flavor");
+        assert_eq!(
+            f.extra_specs,
+            specs(&[
+                ("hw:mem_page_size", "large"),
+                ("quota:disk_read_bytes_sec", "10")
+            ]),
+            "{db:?}"
+        );
+        assert_eq!(f.projects, vec!["p2", "p1"], "{db:?}");
+        let body = count(&db, "SELECT body FROM flavors WHERE id = 'f'");
+        let doc: Value = serde_json::from_str(&body).expect("json");
+        assert!(
+            doc.get("extra_specs").is_none() && doc.get("projects").is_none(),
+            "{body}"
+        );
+        assert_eq!(doc["name"], "f", "{db:?}: the rest is kept");
+    }
+}
