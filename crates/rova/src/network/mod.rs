@@ -88,7 +88,7 @@ pub struct Networks {
     pub subnets: Table<Subnet>,
     pub ports: Table<Port>,
     /// Security groups, each with its rules.
-    pub security_groups: Table<secgroups::SecurityGroup>,
+    pub security_groups: secgroups::store::SecurityGroups,
     /// Addresses in use per subnet: rebuilt from ports at start-up, kept
     /// by this process's allocations and by the other processes' port
     /// changes (the ports table's watcher). A hint for choosing an address:
@@ -228,7 +228,7 @@ impl Networks {
             networks: Table::load("network", store)?,
             subnets: Table::load("subnet", store)?,
             ports,
-            security_groups: Table::load("security_group", store)?,
+            security_groups: secgroups::store::SecurityGroups::load(store)?,
             used,
             cursors: Mutex::new(HashMap::new()),
             topology: tokio::sync::Mutex::new(()),

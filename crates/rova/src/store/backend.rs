@@ -369,6 +369,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         "flavor_children",
         include_str!("../../migrations/sqlite/0010_flavor_children.sql"),
     ),
+    (
+        11,
+        "security_group_rules",
+        include_str!("../../migrations/sqlite/0011_security_group_rules.sql"),
+    ),
 ];
 
 pub const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -421,6 +426,11 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         10,
         "flavor_children",
         include_str!("../../migrations/postgres/0010_flavor_children.sql"),
+    ),
+    (
+        11,
+        "security_group_rules",
+        include_str!("../../migrations/postgres/0011_security_group_rules.sql"),
     ),
 ];
 

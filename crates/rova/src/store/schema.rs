@@ -296,6 +296,15 @@ pub const KINDS: &[Kind] = &[
             text("project_id", "project_id"),
         ],
     },
+    Kind {
+        kind: "security_group_rule",
+        table: "security_group_rules",
+        cols: &[
+            text("security_group_id", "security_group_id"),
+            text("project_id", "project_id"),
+            text("remote_group_id", "remote_group_id"),
+        ],
+    },
 ];
 
 /// The `(subnet_id, ip_address)` pairs of a port document's `fixed_ips`.

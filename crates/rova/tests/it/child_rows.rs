@@ -242,3 +242,194 @@ async fn a_flavors_listed_specs_and_grants_become_rows() {
         assert_eq!(doc["name"], "f", "{db:?}: the rest is kept");
     }
 }
+
+mod security_group_rules {
+    use super::{backends, count, exec, query};
+    use rova::network::secgroups::store::SecurityGroups;
+    use rova::network::secgroups::{new_group, SecurityGroupRule};
+    use rova::store::{Store, Table};
+    use rova_core::Fault;
+    use serde_json::{json, Value};
+
+    fn rule(id: &str, group: &str, remote: Option<&str>, port: u32) -> SecurityGroupRule {
+        let now = chrono::Utc::now();
+        SecurityGroupRule {
+            id: id.into(),
+            security_group_id: group.into(),
+            project_id: "p".into(),
+            direction: "ingress".into(),
+            ethertype: "IPv4".into(),
+            protocol: Some("tcp".into()),
+            port_range_min: Some(port),
+            port_range_max: Some(port),
+            remote_ip_prefix: None,
+            remote_group_id: remote.map(str::to_string),
+            description: String::new(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn ids(rules: &[SecurityGroupRule]) -> Vec<String> {
+        rules.iter().map(|r| r.id.clone()).collect()
+    }
+
+    /// A group's rules are rows: added in order (a duplicate refused with
+    /// the existing rule's id), found by id, removed one by one, and gone
+    /// with their group together with the other groups' rules naming it.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_groups_rules_are_rows_written_with_it() {
+        for db in backends("sg-rules") {
+            let store = Store::connect(&db).expect("open");
+            let sgs = SecurityGroups::load(&store).expect("load");
+            let now = chrono::Utc::now();
+            for (id, default) in [("a", true), ("b", false)] {
+                let g = new_group(id.into(), id.into(), String::new(), "p", true, default, now);
+                sgs.insert_new(g, Fault::conflict("taken"))
+                    .await
+                    .expect("group");
+            }
+            let template = ids(&sgs.get("a").expect("a").rules);
+            assert_eq!(template.len(), 4, "{db:?}");
+            let port = |p: u32| move |r: &SecurityGroupRule| r.port_range_min == Some(p);
+            for (rid, p) in [("r22", 22), ("r80", 80)] {
+                sgs.add_rule(rule(rid, "a", None, p), |g| g.revision_number += 1, port(p))
+                    .await
+                    .expect("add")
+                    .expect("new");
+            }
+            let dup = sgs
+                .add_rule(
+                    rule("r22b", "a", None, 22),
+                    |g| g.revision_number += 1,
+                    port(22),
+                )
+                .await
+                .expect("answered");
+            assert_eq!(dup, Err("r22".to_string()), "{db:?}");
+            // b's rule names a as its remote group.
+            sgs.add_rule(rule("rb", "b", Some("a"), 443), |_| {}, port(443))
+                .await
+                .expect("add")
+                .expect("new");
+            let a = sgs.get("a").expect("a");
+            let mut want = template.clone();
+            want.extend(["r22".to_string(), "r80".to_string()]);
+            assert_eq!(ids(&a.rules), want, "{db:?}: added in order");
+            assert_eq!(a.revision_number, 3, "{db:?}");
+            assert_eq!(sgs.rule("r80").expect("r80").0.id, "a");
+            sgs.delete_rule("a", "r80", |g| g.revision_number += 1)
+                .await
+                .expect("delete rule");
+            let gone = sgs.delete_rule("b", "r22", |_| {}).await;
+            assert_eq!(gone.expect_err("another group's rule").code, 404);
+            // The document holds no rules; a fresh process reads the same.
+            let body = count(&db, "SELECT body FROM security_groups WHERE id = 'a'");
+            let doc: Value = serde_json::from_str(&body).expect("json");
+            assert!(doc.get("rules").is_none(), "{body}");
+            let again = SecurityGroups::load(&store).expect("reload");
+            assert_eq!(
+                ids(&again.get("a").expect("a").rules),
+                ids(&sgs.get("a").expect("a").rules)
+            );
+            let touched = sgs.delete("a").await.expect("delete").expect("was there");
+            assert_eq!(touched, vec!["b".to_string()], "{db:?}");
+            assert!(sgs.get("b").expect("b").rules.iter().all(|r| r.id != "rb"));
+            assert_eq!(
+                query(&db, "SELECT security_group_id, count(*) FROM security_group_rules GROUP BY security_group_id"),
+                vec![vec![Some("b".into()), Some("2".into())]],
+                "{db:?}: a's rules and the rule naming a are gone"
+            );
+            assert!(sgs.delete("a").await.expect("again").is_none());
+        }
+    }
+
+    /// A rule for a group another process deleted meanwhile is refused
+    /// and leaves no row.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_rule_is_never_left_without_its_group() {
+        for db in backends("sg-orphans") {
+            let store = Store::connect(&db).expect("open");
+            let sgs = SecurityGroups::load(&store).expect("load");
+            let g = new_group(
+                "c".into(),
+                "c".into(),
+                String::new(),
+                "p",
+                true,
+                false,
+                chrono::Utc::now(),
+            );
+            sgs.insert_new(g, Fault::conflict("taken"))
+                .await
+                .expect("group");
+            exec(&db, "DELETE FROM security_groups WHERE id = 'c'");
+            let made = sgs
+                .add_rule(rule("rc", "c", None, 22), |_| {}, |_| false)
+                .await;
+            assert!(made.is_err(), "{db:?}: {made:?}");
+            assert_eq!(
+                count(
+                    &db,
+                    "SELECT count(*) FROM security_group_rules WHERE id = 'rc'"
+                ),
+                "0",
+                "{db:?}"
+            );
+        }
+    }
+
+    /// A database from before rule rows (version 10: a group's document
+    /// lists its rules) is brought to version 11 on open: each rule
+    /// becomes a row in its place, and the document loses the list.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_groups_listed_rules_become_rows() {
+        for db in backends("sg-migrate") {
+            {
+                let store = Store::connect(&db).expect("open");
+                let raw: Table<Value> = Table::load("security_group", &store).expect("load");
+                let g = new_group(
+                    "d".into(),
+                    "d".into(),
+                    "x".into(),
+                    "p",
+                    true,
+                    true,
+                    chrono::Utc::now(),
+                );
+                let mut doc = serde_json::to_value(&g).expect("doc");
+                let rules: Vec<Value> = g
+                    .rules
+                    .iter()
+                    .map(|r| serde_json::to_value(r).expect("rule"))
+                    .collect();
+                doc["rules"] = json!(rules);
+                raw.put("d", doc).await.expect("group");
+            }
+            let listed = {
+                let body = count(&db, "SELECT body FROM security_groups WHERE id = 'd'");
+                let doc: Value = serde_json::from_str(&body).expect("json");
+                doc["rules"]
+                    .as_array()
+                    .expect("rules")
+                    .iter()
+                    .map(|r| r["id"].as_str().unwrap_or("").to_string())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(listed.len(), 4);
+            exec(
+                &db,
+                "DROP TABLE security_group_rules; DELETE FROM schema_migrations WHERE version = 11;",
+            );
+            let store = Store::connect(&db).expect("reopen migrates");
+            let sgs = SecurityGroups::load(&store).expect("load");
+            let d = sgs.get("d").expect("d");
+            assert_eq!(ids(&d.rules), listed, "{db:?}: every rule, in its place");
+            assert!(d.rules.iter().all(|r| r.security_group_id == "d"));
+            let body = count(&db, "SELECT body FROM security_groups WHERE id = 'd'");
+            let doc: Value = serde_json::from_str(&body).expect("json");
+            assert!(doc.get("rules").is_none(), "{body}");
+            assert_eq!(doc["description"], "x", "{db:?}: the rest is kept");
+        }
+    }
+}

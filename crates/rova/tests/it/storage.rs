@@ -320,7 +320,8 @@ async fn the_schema_holds_every_kinds_columns() {
                 vec![Some("7".to_string())],
                 vec![Some("8".to_string())],
                 vec![Some("9".to_string())],
-                vec![Some("10".to_string())]
+                vec![Some("10".to_string())],
+                vec![Some("11".to_string())]
             ],
             "{db:?}"
         );

@@ -3,8 +3,8 @@
 //! all egress, ingress from members of the group), groups users create
 //! (egress rules only), their rules, and the groups each port carries.
 //!
-//! Rules are validated and normalised as Neutron does and stored with their
-//! group (one `security_group` row holds the group and its rules), but
+//! Rules are validated and normalised as Neutron does and stored as rows
+//! of their own, written with their group's row (`store`), but
 //! nothing filters traffic: Rova's hypervisor is simulated, so rules only
 //! describe what a real cloud would enforce.
 //!
@@ -18,6 +18,7 @@
 
 mod ports;
 mod rules;
+pub mod store;
 
 pub use ports::parse_group_ids;
 pub use rules::{
@@ -64,6 +65,9 @@ pub struct SecurityGroup {
     /// The project's `default` group.
     #[serde(default)]
     pub is_default: bool,
+    /// Kept as rows of `security_group_rules` ([`store::SecurityGroups`]),
+    /// not in the group's document: filled when the group is read.
+    #[serde(default, skip_serializing)]
     pub rules: Vec<SecurityGroupRule>,
     #[serde(default)]
     pub revision_number: u64,
@@ -256,7 +260,7 @@ impl Networks {
         );
         match self
             .security_groups
-            .insert_new(&id, sg, Fault::conflict("exists"))
+            .insert_new(sg, Fault::conflict("exists"))
             .await
         {
             Ok(sg) => Ok(sg),
@@ -323,7 +327,7 @@ impl Networks {
         let id = uuid::Uuid::new_v4().to_string();
         let g = new_group(id.clone(), name, description, project, stateful, false, now);
         let dup = Fault::conflict(format!("Security group {id} already exists."));
-        Ok(self.security_groups.insert_new(&id, g, dup).await?)
+        Ok(self.security_groups.insert_new(g, dup).await?)
     }
 
     /// Changes a group's name, description or statefulness: the default
@@ -375,7 +379,7 @@ impl Networks {
             )
             .await;
         match res {
-            Ok((g, _)) => Ok(g),
+            Ok(g) => Ok(g),
             Err(e) if e.code == 404 => Err(SgError::not_found(id)),
             Err(e) => Err(e.into()),
         }
@@ -396,22 +400,18 @@ impl Networks {
                 "Insufficient rights for removing default security group.",
             ));
         }
-        if self.security_groups.remove(id).await?.is_none() {
+        let Some(touched) = self.security_groups.delete(id).await? else {
             return Err(SgError::not_found(id));
-        }
-        let referring = self.security_groups.filter(|g| {
-            g.rules
-                .iter()
-                .any(|r| r.remote_group_id.as_deref() == Some(id))
-        });
-        for g in referring {
+        };
+        // The groups whose rules named it changed: their revision moves
+        // on (after the delete, which already removed those rules).
+        for gid in touched {
             let res = self
                 .security_groups
                 .update(
-                    &g.id,
+                    &gid,
                     || Fault::not_found("gone"),
                     |g| {
-                        g.rules.retain(|r| r.remote_group_id.as_deref() != Some(id));
                         g.revision_number += 1;
                         Ok(())
                     },
@@ -431,63 +431,39 @@ impl Networks {
     pub async fn add_rule(&self, rule: SecurityGroupRule) -> Result<SecurityGroupRule, SgError> {
         let sg_id = rule.security_group_id.clone();
         let key = rule_key(&rule);
-        let mut dup: Option<String> = None;
         let res = self
             .security_groups
-            .update(
-                &sg_id,
-                || Fault::not_found("gone"),
-                |g| {
-                    if let Some(r) = g.rules.iter().find(|r| rule_key(r) == key) {
-                        dup = Some(r.id.clone());
-                        return Err(Fault::conflict("duplicate"));
-                    }
-                    g.rules.push(rule.clone());
-                    g.revision_number += 1;
-                    Ok(())
-                },
+            .add_rule(
+                rule.clone(),
+                |g| g.revision_number += 1,
+                |r| rule_key(r) == key,
             )
             .await;
-        match (res, dup) {
-            (_, Some(existing)) => Err(SgError::new(
+        match res {
+            Ok(Err(existing)) => Err(SgError::new(
                 409,
                 "SecurityGroupRuleExists",
                 format!("Security group rule already exists. Rule id is {existing}."),
             )),
-            (Ok(_), None) => Ok(rule),
-            (Err(e), None) if e.code == 404 => Err(SgError::not_found(&sg_id)),
-            (Err(e), None) => Err(e.into()),
+            Ok(Ok(())) => Ok(rule),
+            Err(e) if e.code == 404 => Err(SgError::not_found(&sg_id)),
+            Err(e) => Err(e.into()),
         }
     }
 
     /// A rule and its group.
     pub fn find_rule(&self, rule_id: &str) -> Option<(Arc<SecurityGroup>, SecurityGroupRule)> {
-        self.security_groups.all().into_iter().find_map(|g| {
-            let r = g.rules.iter().find(|r| r.id == rule_id).cloned()?;
-            Some((g, r))
-        })
+        self.security_groups.rule(rule_id)
     }
 
     /// Removes one rule from its group.
     pub async fn delete_rule(&self, sg_id: &str, rule_id: &str) -> Result<(), SgError> {
         let res = self
             .security_groups
-            .update(
-                sg_id,
-                || Fault::not_found("gone"),
-                |g| {
-                    let before = g.rules.len();
-                    g.rules.retain(|r| r.id != rule_id);
-                    if g.rules.len() == before {
-                        return Err(Fault::not_found("gone"));
-                    }
-                    g.revision_number += 1;
-                    Ok(())
-                },
-            )
+            .delete_rule(sg_id, rule_id, |g| g.revision_number += 1)
             .await;
         match res {
-            Ok(_) => Ok(()),
+            Ok(()) => Ok(()),
             Err(e) if e.code == 404 => Err(SgError::rule_not_found(rule_id)),
             Err(e) => Err(e.into()),
         }
