@@ -92,6 +92,32 @@ def test_image_list(cli, cirros_image):
     assert shown["status"] == "active"
 
 
+
+def test_image_sharing(cli, unique, tmp_path):
+    """A shared image offered to another project: it sees the image once
+    offered, accepts it, lists it; the owner sees the membership and takes
+    the image back."""
+    data = tmp_path / "shared.raw"
+    data.write_bytes(b"\0" * 4096)
+    name = "shared-" + unique
+    img = cli.json("rova-demo", "image", "create", "--shared",
+                   "--disk-format", "raw", "--container-format", "bare",
+                   "--file", str(data), name)
+    alt_project = cli.json("rova-alt", "token", "issue")["project_id"]
+    cli.fail("rova-alt", "image", "show", img["id"])
+    cli.run("rova-demo", "image", "add", "project", img["id"], alt_project)
+    shown = cli.json("rova-alt", "image", "show", img["id"])
+    assert shown["name"] == name, shown
+    assert name not in {i["Name"] for i in cli.json("rova-alt", "image", "list")}
+    cli.run("rova-alt", "image", "set", "--accept", img["id"])
+    assert name in {i["Name"] for i in cli.json("rova-alt", "image", "list")}
+    members = cli.json("rova-demo", "image", "member", "list", img["id"])
+    assert [(m["Member ID"], m["Status"]) for m in members] == \
+        [(alt_project, "accepted")], members
+    cli.run("rova-demo", "image", "remove", "project", img["id"], alt_project)
+    cli.fail("rova-alt", "image", "show", img["id"])
+    cli.run("rova-demo", "image", "delete", img["id"])
+
 def test_network_list(cli):
     nets = {n["Name"]: n for n in cli.json("rova-demo", "network", "list")}
     assert "private" in nets, sorted(nets)

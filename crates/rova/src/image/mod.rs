@@ -1,10 +1,12 @@
 //! Images (a Glance v2 subset): image records with Glance's fields, image
 //! bytes stored as files under `<data>/images/`, and visibility rules
 //! (public and community images for everyone, private/shared ones for the
-//! owner project and admins). The compute API's image proxy reads the same
-//! records. This module owns image records and bytes only.
+//! owner project and admins, and the projects a shared image is offered
+//! to: `members`). The compute API's image proxy reads the same records.
+//! This module owns image records, their members and bytes.
 
 pub mod api;
+pub mod members;
 
 use crate::store::{Store, Table};
 use chrono::{DateTime, Utc};
@@ -80,6 +82,8 @@ const PART_SUFFIX: &str = ".part";
 /// The image service.
 pub struct Images {
     pub table: Table<Image>,
+    /// The projects shared images are offered to ([`members`]).
+    members: Table<members::Member>,
     dir: PathBuf,
 }
 
@@ -89,6 +93,10 @@ impl Images {
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         Ok(Images {
             table: Table::load("image", store)?,
+            members: Table::load("image_member", store)?
+                .indexed(members::BY_IMAGE, |m: &members::Member| {
+                    Some(m.image_id.clone())
+                }),
             dir,
         })
     }
@@ -98,25 +106,55 @@ impl Images {
         self.dir.join(id)
     }
 
-    /// True when the project may see the image.
-    pub fn can_see(img: &Image, project_id: &str, is_admin: bool) -> bool {
+    /// True when the project may see the image without being offered it:
+    /// its own, or a public or community one (admins see every image).
+    pub fn open_to(img: &Image, project_id: &str, is_admin: bool) -> bool {
         is_admin
             || img.owner == project_id
             || img.visibility == "public"
             || img.visibility == "community"
     }
 
+    /// True when the project may see the image: [`Images::open_to`], or a
+    /// shared one offered to it (whatever the status it gave the offer,
+    /// as Glance shows such an image by id).
+    pub fn can_see(&self, img: &Image, project_id: &str, is_admin: bool) -> bool {
+        Self::open_to(img, project_id, is_admin)
+            || (img.visibility == "shared" && self.membership(&img.id, project_id).is_some())
+    }
+
     /// The image if it exists and the caller may see it.
     pub fn visible(&self, id: &str, project_id: &str, is_admin: bool) -> Option<Arc<Image>> {
         self.table
             .get(id)
-            .filter(|i| i.status != "deleted" && Self::can_see(i, project_id, is_admin))
+            .filter(|i| i.status != "deleted" && self.can_see(i, project_id, is_admin))
     }
 
-    /// Every image the caller may see.
+    /// Every image a listing shows the caller by default (Glance's
+    /// `member_status=accepted`: a shared image offered to the caller
+    /// only once it accepted).
     pub fn list_visible(&self, project_id: &str, is_admin: bool) -> Vec<Arc<Image>> {
-        self.table
-            .filter(|i| i.status != "deleted" && Self::can_see(i, project_id, is_admin))
+        self.table.filter(|i| {
+            let status = self.membership(&i.id, project_id);
+            i.status != "deleted"
+                && Self::listed(i, project_id, is_admin, status.as_deref(), "accepted")
+        })
+    }
+
+    /// Whether a listing with `member_status` (`accepted`, `pending`,
+    /// `rejected` or `all`) shows the caller image `img`, given the
+    /// caller's membership of it: an image [`Images::open_to`] the caller
+    /// passes; a shared one offered to it passes when its status matches.
+    pub fn listed(
+        img: &Image,
+        project_id: &str,
+        is_admin: bool,
+        membership: Option<&members::Member>,
+        member_status: &str,
+    ) -> bool {
+        Self::open_to(img, project_id, is_admin)
+            || (img.visibility == "shared"
+                && membership.is_some_and(|m| member_status == "all" || m.status == member_status))
     }
 
     /// Creates an image record (status `queued` unless `bytes` are given, in
@@ -194,9 +232,16 @@ impl Images {
         Ok(requeued)
     }
 
-    /// Deletes the record and its bytes.
+    /// Deletes the record, with its members, and its bytes.
     pub async fn delete(&self, id: &str) -> Result<(), Fault> {
-        self.table.remove(id).await?;
+        self.table
+            .remove_with(id, &self.members, |_, view| {
+                for key in view.find_ids(members::BY_IMAGE, id) {
+                    view.delete(&key);
+                }
+                Ok(())
+            })
+            .await?;
         let _ = std::fs::remove_file(self.file_path(id));
         Ok(())
     }

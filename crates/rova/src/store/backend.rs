@@ -374,6 +374,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         "security_group_rules",
         include_str!("../../migrations/sqlite/0011_security_group_rules.sql"),
     ),
+    (
+        12,
+        "image_members",
+        include_str!("../../migrations/sqlite/0012_image_members.sql"),
+    ),
 ];
 
 pub const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -431,6 +436,11 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         11,
         "security_group_rules",
         include_str!("../../migrations/postgres/0011_security_group_rules.sql"),
+    ),
+    (
+        12,
+        "image_members",
+        include_str!("../../migrations/postgres/0012_image_members.sql"),
     ),
 ];
 

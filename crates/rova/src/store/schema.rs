@@ -305,6 +305,15 @@ pub const KINDS: &[Kind] = &[
             text("remote_group_id", "remote_group_id"),
         ],
     },
+    Kind {
+        kind: "image_member",
+        table: "image_members",
+        cols: &[
+            text("image_id", "image_id"),
+            text("member_id", "member_id"),
+            text("status", "status"),
+        ],
+    },
 ];
 
 /// The `(subnet_id, ip_address)` pairs of a port document's `fixed_ips`.

@@ -433,3 +433,59 @@ mod security_group_rules {
         }
     }
 }
+
+/// An image's members are rows written with the image's row: an offer of
+/// an image another process deleted meanwhile is refused and leaves no
+/// row, and an image's delete takes its members.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_member_is_never_left_without_its_image() {
+    use rova::image::{Image, Images};
+    for db in backends("image-members") {
+        let store = Store::connect(&db).expect("open");
+        let dir = super::storage::temp_dir("image-members-files");
+        let images = Images::load(&store, &dir).expect("load");
+        let now = chrono::Utc::now();
+        for id in ["i1", "i2"] {
+            let mut img = Image::queued("owner", "shared", now);
+            img.id = id.into();
+            images.create(img, None).await.expect("image");
+        }
+        images.add_member("i1", "pa", now).await.expect("offer");
+        images.add_member("i1", "pb", now).await.expect("offer");
+        let again = images.add_member("i1", "pa", now).await;
+        assert_eq!(again.expect_err("twice").code, 409, "{db:?}");
+        let m = images
+            .set_member_status("i1", "pa", "accepted", now, || Fault::not_found("none"))
+            .await
+            .expect("accept");
+        assert_eq!(m.status, "accepted");
+        exec(&db, "DELETE FROM images WHERE id = 'i2'");
+        let orphan = images.add_member("i2", "pa", now).await;
+        assert!(orphan.is_err(), "{db:?}: offer of a deleted image");
+        assert_eq!(
+            count(
+                &db,
+                "SELECT count(*) FROM image_members WHERE image_id = 'i2'"
+            ),
+            "0",
+            "{db:?}"
+        );
+        assert_eq!(
+            query(
+                &db,
+                "SELECT member_id, status FROM image_members ORDER BY member_id"
+            ),
+            vec![
+                vec![Some("pa".into()), Some("accepted".into())],
+                vec![Some("pb".into()), Some("pending".into())]
+            ],
+            "{db:?}"
+        );
+        images.delete("i1").await.expect("delete");
+        assert_eq!(
+            count(&db, "SELECT count(*) FROM image_members"),
+            "0",
+            "{db:?}"
+        );
+    }
+}

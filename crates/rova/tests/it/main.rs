@@ -11,6 +11,7 @@ mod edge_errors;
 mod fleet;
 mod fuzz;
 mod identity_tokens;
+mod image_members;
 mod image_network;
 mod keypair_formats;
 mod metadata_service;

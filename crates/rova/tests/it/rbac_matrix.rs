@@ -516,12 +516,20 @@ fn rows() -> Vec<Row> {
         row("PUT", "/image/v2/images/{id}/file", Write).ct("application/octet-stream").fresh(),
         row("GET", "/image/v2/images/{id}/tasks", Read),
         row("GET", "/image/v2/images/{id}/members", Read),
+        row("POST", "/image/v2/images/{id}/members", Write).json(json!({"member": "rbac-new-member"})),
+        row("GET", "/image/v2/images/{id}/members/{member}", Read),
+        // Only the project offered the image (here none of the callers) or
+        // an admin decides on the offer.
+        row("PUT", "/image/v2/images/{id}/members/{member}", AdminRes).json(json!({"status": "accepted"})),
+        row("DELETE", "/image/v2/images/{id}/members/{member}", Write).fresh(),
         row("PUT", "/image/v2/images/{id}/tags/{tag}", Write),
         row("DELETE", "/image/v2/images/{id}/tags/{tag}", Write).fresh(),
         row("POST", "/image/v2/images/{id}/actions/deactivate", AdminRes).fresh(),
         row("POST", "/image/v2/images/{id}/actions/reactivate", AdminRes),
         row("GET", "/image/v2/schemas/image", Authed),
         row("GET", "/image/v2/schemas/images", Authed),
+        row("GET", "/image/v2/schemas/member", Authed),
+        row("GET", "/image/v2/schemas/members", Authed),
         row("ANY", "/image/v2/{*rest}", Custom(Exp::Is(404), Exp::Is(404), Exp::Is(404), Exp::Is(404))),
         // ---- network (Neutron's defaults) ----
         row("GET", "/network", Public),
@@ -1060,6 +1068,16 @@ async fn setup(c: &TestCloud) -> Fx {
         .unwrap_or_else(|| panic!("console token in {url}"));
 
     let image = make_image(c, &demo, "rbac-img", true).await;
+    // Offered to a project none of the callers is in.
+    must(
+        c,
+        &demo,
+        "POST",
+        &format!("/image/v2/images/{image}/members"),
+        None,
+        Some(json!({"member": "rbac-member"})),
+    )
+    .await;
     must(
         c,
         &demo,
@@ -1145,6 +1163,7 @@ fn param(fx: &Fx, route: &str, prev: &str, name: &str) -> Option<String> {
         ("ips", "label") => "private".to_string(),
         ("metadata", "key") => "rbac".to_string(),
         ("tags", "tag") => "rbac".to_string(),
+        ("members", "member") => "rbac-member".to_string(),
         ("os-instance-actions", "req") => fx.request_id.clone(),
         ("migrations", "mid") => "1".to_string(),
         ("os-console-auth-tokens", "token") => fx.console_token.clone(),
@@ -1223,6 +1242,19 @@ async fn fresh(c: &TestCloud, fx: &Fx, row: &Row, n: usize) -> Result<(String, S
         }
         ("flavors", "id") => {
             make(c, &fx.admin, Make::Flavor, &format!("rbac-fresh-{n}"), "").await?
+        }
+        ("members", "member") => {
+            let m = format!("rbac-fresh-{n}");
+            must_r(
+                c,
+                demo,
+                "POST",
+                &format!("/image/v2/images/{}/members", fx.image),
+                None,
+                Some(json!({"member": m.clone()})),
+            )
+            .await?;
+            m
         }
         ("os-extra_specs", "key") => {
             let k = format!("hw:fresh{n}");

@@ -1,5 +1,5 @@
-//! Image tags, the tasks and members sub-collections, and deactivate /
-//! reactivate actions.
+//! Image tags, the tasks sub-collection, and deactivate / reactivate
+//! actions.
 
 use super::*;
 
@@ -78,20 +78,6 @@ pub(super) async fn image_tasks(
 ) -> GResult<Response> {
     visible_or_404(&app, &ctx, &id)?;
     Ok(ok_json(json!({"tasks": []})))
-}
-
-pub(super) async fn image_members(
-    State(app): State<Arc<App>>,
-    Caller(ctx): Caller,
-    Path(id): Path<String>,
-) -> GResult<Response> {
-    let img = visible_or_404(&app, &ctx, &id)?;
-    if img.visibility != "shared" {
-        return Err(gerr(403, "Only shared images have members."));
-    }
-    Ok(ok_json(
-        json!({"members": [], "schema": "/v2/schemas/members"}),
-    ))
 }
 
 async fn change_activation(app: &App, ctx: &Ctx, id: &str, deactivate: bool) -> GResult<Response> {

@@ -3,6 +3,7 @@
 //! visibility, matching, ordering and the page with its `next` link.
 
 use super::*;
+use crate::image::members::Member;
 
 /// A comparison operator in a Glance time filter (`created_at=gt:...`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,6 +26,9 @@ pub(super) struct ListQuery {
     /// Attribute filters: key -> accepted values (`in:` gives several).
     attrs: Vec<(String, Vec<String>)>,
     visibility: Option<String>,
+    /// Which shared images offered to the caller are listed (`None`:
+    /// Glance's default, the accepted ones).
+    member_status: Option<String>,
     tags: Vec<String>,
     os_hidden: Option<bool>,
     protected: Option<bool>,
@@ -100,6 +104,7 @@ pub(super) fn parse_list_query(pairs: &[(String, String)]) -> Result<ListQuery, 
                 if !["accepted", "pending", "rejected", "all"].contains(&v.as_str()) {
                     return Err(Fault::bad_request(format!("Invalid status value: {v}")));
                 }
+                q.member_status = Some(v.clone());
             }
             "size_min" | "size_max" => {
                 let n: u64 = v
@@ -196,8 +201,9 @@ pub(super) fn listed_for(
     ctx_project: &str,
     is_admin: bool,
     visibility: Option<&str>,
+    (membership, member_status): (Option<&Member>, &str),
 ) -> bool {
-    if !Images::can_see(img, ctx_project, is_admin) {
+    if !Images::listed(img, ctx_project, is_admin, membership, member_status) {
         return false;
     }
     match visibility {
@@ -354,9 +360,17 @@ pub(super) async fn list_images(
         ),
         None => None,
     };
+    let member_status = q.member_status.as_deref().unwrap_or("accepted");
     let candidates = app.images.table.filter(|i| {
+        let membership = app.images.membership(&i.id, &ctx.project_id);
         i.status != "deleted"
-            && listed_for(i, &ctx.project_id, ctx.is_admin(), q.visibility.as_deref())
+            && listed_for(
+                i,
+                &ctx.project_id,
+                ctx.is_admin(),
+                q.visibility.as_deref(),
+                (membership.as_deref(), member_status),
+            )
     });
     let (page, full) = select_page(candidates, &q, marker.as_deref());
     let mut rest: Vec<(String, String)> =

@@ -1,7 +1,8 @@
 //! Glance v2 HTTP routes under `/image`: the versions document; images
 //! (list with Glance's filters, sorting and marker paging, show, create,
 //! JSON-patch update, delete); image data upload and download; tags, tasks,
-//! members, (de)activation; and the `image`/`images` JSON schemas.
+//! members (image sharing), (de)activation; and the `image`/`images`/
+//! `member`/`members` JSON schemas.
 //!
 //! The caller is authenticated by the [`Caller`] extractor (a missing or
 //! invalid token is keystonemiddleware's JSON 401, as in front of Glance).
@@ -12,7 +13,7 @@
 //! error type and authentication. The children hold the rest: `versions`,
 //! `views` (the image JSON), `list` (list and show), `images` (create,
 //! patch, delete), `data` (upload and download), `actions` (tags, tasks,
-//! members, (de)activation) and `schemas`.
+//! (de)activation), `members` and `schemas`.
 
 use super::{Image, Images};
 use crate::app::App;
@@ -35,17 +36,22 @@ mod actions;
 mod data;
 mod images;
 mod list;
+mod members;
 mod schemas;
 #[cfg(test)]
 mod tests;
 mod versions;
 mod views;
 
-use actions::{add_tag, deactivate, image_members, image_tasks, reactivate, remove_tag};
+use actions::{add_tag, deactivate, image_tasks, reactivate, remove_tag};
 use data::{download, upload};
 pub(crate) use images::may_modify;
 use images::{create_image, delete_image, update_image, visible_or_404};
 use list::{list_images, show_image};
+use members::{
+    create_member, delete_member, list_members, schema_member, schema_members, show_member,
+    update_member,
+};
 use schemas::{schema_image, schema_images};
 use versions::versions;
 pub use views::image_json;
@@ -135,7 +141,14 @@ pub fn router() -> Router<Arc<App>> {
         )
         .route("/image/v2/images/{id}/file", get(download).put(upload))
         .route("/image/v2/images/{id}/tasks", get(image_tasks))
-        .route("/image/v2/images/{id}/members", get(image_members))
+        .route(
+            "/image/v2/images/{id}/members",
+            get(list_members).post(create_member),
+        )
+        .route(
+            "/image/v2/images/{id}/members/{member}",
+            get(show_member).put(update_member).delete(delete_member),
+        )
         .route(
             "/image/v2/images/{id}/tags/{tag}",
             put(add_tag).delete(remove_tag),
@@ -144,6 +157,8 @@ pub fn router() -> Router<Arc<App>> {
         .route("/image/v2/images/{id}/actions/reactivate", post(reactivate))
         .route("/image/v2/schemas/image", get(schema_image))
         .route("/image/v2/schemas/images", get(schema_images))
+        .route("/image/v2/schemas/member", get(schema_member))
+        .route("/image/v2/schemas/members", get(schema_members))
         .route("/image/v2/{*rest}", any(not_found))
 }
 

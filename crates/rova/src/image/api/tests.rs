@@ -62,13 +62,72 @@ fn default_listing_hides_foreign_community_images() {
     let c = img("c", "other", "community", 1);
     let p = img("p", "other", "private", 2);
     let own = img("o", "me", "community", 3);
-    assert!(!listed_for(&c, "me", false, None));
-    assert!(listed_for(&c, "me", false, Some("community")));
-    assert!(listed_for(&c, "me", false, Some("all")));
-    assert!(!listed_for(&p, "me", false, Some("all")));
-    assert!(listed_for(&p, "me", true, None));
-    assert!(listed_for(&own, "me", false, None));
-    assert!(!listed_for(&own, "me", false, Some("public")));
+    let none = (None, "accepted");
+    assert!(!listed_for(&c, "me", false, None, none));
+    assert!(listed_for(&c, "me", false, Some("community"), none));
+    assert!(listed_for(&c, "me", false, Some("all"), none));
+    assert!(!listed_for(&p, "me", false, Some("all"), none));
+    assert!(listed_for(&p, "me", true, None, none));
+    assert!(listed_for(&own, "me", false, None, none));
+    assert!(!listed_for(&own, "me", false, Some("public"), none));
+}
+
+#[test]
+fn a_shared_image_is_listed_by_its_members_status() {
+    let s = img("s", "other", "shared", 1);
+    let offer = |status: &str| crate::image::members::Member {
+        image_id: "s".into(),
+        member_id: "me".into(),
+        status: status.into(),
+        created_at: s.created_at,
+        updated_at: s.created_at,
+    };
+    let (pending, accepted) = (offer("pending"), offer("accepted"));
+    assert!(
+        !listed_for(&s, "me", false, None, (None, "all")),
+        "not offered"
+    );
+    assert!(!listed_for(
+        &s,
+        "me",
+        false,
+        None,
+        (Some(&pending), "accepted")
+    ));
+    assert!(listed_for(
+        &s,
+        "me",
+        false,
+        None,
+        (Some(&pending), "pending")
+    ));
+    assert!(listed_for(&s, "me", false, None, (Some(&pending), "all")));
+    assert!(listed_for(
+        &s,
+        "me",
+        false,
+        None,
+        (Some(&accepted), "accepted")
+    ));
+    assert!(listed_for(
+        &s,
+        "me",
+        false,
+        Some("shared"),
+        (Some(&accepted), "accepted")
+    ));
+    assert!(!listed_for(
+        &s,
+        "me",
+        false,
+        Some("private"),
+        (Some(&accepted), "accepted")
+    ));
+    let own = img("o", "me", "shared", 2);
+    assert!(
+        listed_for(&own, "me", false, None, (None, "rejected")),
+        "own images always"
+    );
 }
 
 #[test]
