@@ -87,6 +87,13 @@ fn entry(
     }
 }
 
+/// The action log of a server being created: its `create` action alone.
+pub fn create_log(ctx: &Ctx, uuid: &str, now: DateTime<Utc>) -> ActionLog {
+    ActionLog {
+        actions: vec![entry(ctx, uuid, "create", None, now)],
+    }
+}
+
 /// Records a new action (and optionally a first event already started)
 /// on its own, for a request that changes no server state with it.
 pub async fn record(

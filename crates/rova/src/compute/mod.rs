@@ -551,6 +551,31 @@ impl Compute {
         self.instances.update(id, missing, change).await
     }
 
+    /// [`Compute::update_instance`] for the write that marks a server
+    /// deleted: it leaves its server groups in the same transaction (as
+    /// Nova's instance destroy removes its group memberships), so a
+    /// deleted server never counts against a group's member quota.
+    pub async fn update_instance_leaving_groups<R>(
+        &self,
+        id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        change: impl FnOnce(&mut Instance) -> Result<R, rova_core::Fault>,
+    ) -> Result<(Arc<Instance>, R), rova_core::Fault> {
+        let missing = || rova_core::Fault::instance_not_found(id);
+        let change = self.stamped(now, None, change);
+        self.instances
+            .update_with(id, missing, change, &self.group_members, |i, view| {
+                for g in &i.server_groups {
+                    let member = format!("{g}/{}", i.uuid);
+                    if view.get(&member).is_some() {
+                        view.delete(&member);
+                    }
+                }
+                Ok(())
+            })
+            .await
+    }
+
     /// [`Compute::update_instance`] that also records the instance action
     /// `log` (for the server as changed) in the same transaction: the
     /// state change and its action are made together or not at all, and

@@ -141,10 +141,8 @@ pub async fn delete_shelved_image(app: &Arc<App>, inst: &Instance) {
     }
 }
 
-/// A server is gone: its claims are released and it leaves its groups.
+/// A server is gone: its claims are released (it left its groups with
+/// the write that deleted it, [`super::Compute::update_instance_leaving_groups`]).
 pub async fn on_instance_deleted(app: &Arc<App>, inst: &Instance) {
     release_instance(app, &inst.uuid);
-    for g in &inst.server_groups {
-        super::server_groups::remove_members(app, g, std::slice::from_ref(&inst.uuid)).await;
-    }
 }

@@ -219,63 +219,75 @@ pub fn for_hint(app: &App, hint: &str) -> Result<Arc<ServerGroup>, Fault> {
         .ok_or_else(|| Fault::bad_request(format!("Instance group {hint} could not be found.")))
 }
 
-/// Adds new servers to a group, checking `server_group_members` (members
-/// of the group owned by the same user): counted from this process's
-/// rows, and again by the database from every process's rows in the
-/// transaction that writes the member rows.
-pub async fn add_members(
-    app: &App,
-    ctx: &Ctx,
-    group_id: &str,
-    uuids: &[String],
-) -> Result<(), Fault> {
-    if app.compute.server_groups.get(group_id).is_none() {
-        return Err(Fault::bad_request(format!(
-            "Instance group {group_id} could not be found."
-        )));
-    }
-    let limit = app
-        .compute
-        .effective_quota(&ctx.project_id)
-        .server_group_members;
-    let message = "Quota exceeded, too many servers in group";
-    let group_user = format!("{group_id}/{}", ctx.user_id);
-    // Counted from the group's rows in this process's copy (its index),
-    // the database counting again as each row is written.
-    let used = app
-        .compute
-        .group_members
-        .find(BY_GROUP, group_id)
-        .iter()
-        .filter(|m| m.group_user == group_user)
-        .count() as i64;
-    if limit >= 0 && used + uuids.len() as i64 > limit {
-        return Err(Fault::forbidden(message));
-    }
-    let now = app.clock.now();
-    app.compute
-        .group_members
-        .transact(|tx| {
-            for (position, uuid) in uuids.iter().enumerate() {
-                let member = Member {
-                    group_id: group_id.to_string(),
-                    instance_uuid: uuid.clone(),
-                    user_id: ctx.user_id.clone(),
-                    group_user: group_user.clone(),
-                    joined_at: now,
-                    position: position as u32,
-                };
-                let quota = crate::store::Guard::Count {
-                    column: "group_user",
-                    value: group_user.clone(),
-                    limit,
-                    message: message.into(),
-                };
-                tx.put_guarded(&format!("{group_id}/{uuid}"), member, quota);
-            }
-            Ok(())
+/// Who joins group `group_id` with a create of `count` servers, once the
+/// `server_group_members` quota (members of the group owned by the same
+/// user) was checked against this process's rows: each server's member
+/// row comes from [`Joining::member`], with a guard that has the database
+/// count every process's rows again in the transaction that writes it.
+pub struct Joining {
+    group_id: String,
+    user_id: String,
+    group_user: String,
+    limit: i64,
+    joined_at: chrono::DateTime<Utc>,
+}
+
+/// Nova's refusal past the `server_group_members` quota.
+const MEMBERS_OVER: &str = "Quota exceeded, too many servers in group";
+
+impl Joining {
+    /// Checks that `count` more servers of the caller fit in group
+    /// `group_id`.
+    pub fn check(app: &App, ctx: &Ctx, group_id: &str, count: usize) -> Result<Joining, Fault> {
+        if app.compute.server_groups.get(group_id).is_none() {
+            return Err(Fault::bad_request(format!(
+                "Instance group {group_id} could not be found."
+            )));
+        }
+        let limit = app
+            .compute
+            .effective_quota(&ctx.project_id)
+            .server_group_members;
+        let group_user = format!("{group_id}/{}", ctx.user_id);
+        // Counted from the group's rows in this process's copy (its index).
+        let used = app
+            .compute
+            .group_members
+            .find(BY_GROUP, group_id)
+            .iter()
+            .filter(|m| m.group_user == group_user)
+            .count() as i64;
+        if limit >= 0 && used + count as i64 > limit {
+            return Err(Fault::forbidden(MEMBERS_OVER));
+        }
+        Ok(Joining {
+            group_id: group_id.to_string(),
+            user_id: ctx.user_id.clone(),
+            group_user,
+            limit,
+            joined_at: app.clock.now(),
         })
-        .await
+    }
+
+    /// The member row of server `uuid`, the `position`th of the request:
+    /// its id, the row and the quota guard to write it with.
+    pub fn member(&self, uuid: &str, position: u32) -> (String, Member, crate::store::Guard) {
+        let member = Member {
+            group_id: self.group_id.clone(),
+            instance_uuid: uuid.to_string(),
+            user_id: self.user_id.clone(),
+            group_user: self.group_user.clone(),
+            joined_at: self.joined_at,
+            position,
+        };
+        let quota = crate::store::Guard::Count {
+            column: "group_user",
+            value: self.group_user.clone(),
+            limit: self.limit,
+            message: MEMBERS_OVER.into(),
+        };
+        (format!("{}/{uuid}", self.group_id), member, quota)
+    }
 }
 
 /// Takes servers out of a group (create failed, server deleted, group

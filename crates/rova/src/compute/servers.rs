@@ -468,7 +468,7 @@ pub async fn terminate(app: &Arc<App>, id: &str, request_id: &str) {
     super::scheduler::delete_shelved_image(app, &inst).await;
     let done = app
         .compute
-        .update_instance(id, now, |i| {
+        .update_instance_leaving_groups(id, now, |i| {
             if i.deleted {
                 return Err(Fault::conflict("already deleted"));
             }

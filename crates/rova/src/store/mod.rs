@@ -34,6 +34,7 @@
 
 mod backend;
 mod copy;
+mod group;
 mod ordered;
 mod pg_batch;
 mod pg_feed;
@@ -46,6 +47,7 @@ mod table;
 
 pub use backend::{Database, Guard, Refusal};
 pub use copy::{copy_all, Copied};
+pub use group::{Group, Queued};
 pub use postgres::{create_database, with_database};
 pub use table::{Staged, Table, TxView, Watcher};
 

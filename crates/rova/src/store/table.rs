@@ -596,7 +596,7 @@ where
 
     /// [`Table::stage`] without the queueing: the copy changed, and the
     /// write with what puts the copy in step with its outcome.
-    fn prepare(
+    pub(super) fn prepare(
         &self,
         rows: &mut Rows<T>,
         id: &str,
@@ -982,12 +982,7 @@ where
             }
             let arc = next.map(Arc::new);
             let mut others = other.inner.rows.write();
-            let mut view = TxView {
-                rows: &others.map,
-                indexes: &others.indexes,
-                pending: HashMap::new(),
-                guards: HashMap::new(),
-            };
+            let mut view = TxView::over(&others);
             along(before.as_deref(), arc.as_deref(), &mut view)?;
             let pending = std::mem::take(&mut view.pending);
             let mut guards = std::mem::take(&mut view.guards);
@@ -1017,12 +1012,7 @@ where
                 !rows.cached(),
                 "transact sees only the copy, not a cached table's rows"
             );
-            let mut view = TxView {
-                rows: &rows.map,
-                indexes: &rows.indexes,
-                pending: HashMap::new(),
-                guards: HashMap::new(),
-            };
+            let mut view = TxView::over(&rows);
             let r = change(&mut view)?;
             let pending = std::mem::take(&mut view.pending);
             let mut guards = std::mem::take(&mut view.guards);
@@ -1034,6 +1024,20 @@ where
             (r, self.store.enqueue_group(writes))
         };
         first_refusal(rxs).await.map(|()| r)
+    }
+
+    /// This table's write lock (for [`super::group::Group`]).
+    pub(super) fn write_lock(&self) -> parking_lot::RwLockWriteGuard<'_, Rows<T>> {
+        self.inner.rows.write()
+    }
+
+    /// What tells this table apart from every other (its copy's address).
+    pub(super) fn identity(&self) -> usize {
+        Arc::as_ptr(&self.inner) as *const () as usize
+    }
+
+    pub(super) fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
     /// Removes a row; returns what was there.
@@ -1054,7 +1058,7 @@ where
 /// Waits for every write of an all-or-nothing group. The write refused
 /// for its own reason tells why; the others of the group only say they
 /// were not made with it.
-async fn first_refusal(rxs: Vec<oneshot::Receiver<Ack>>) -> Result<(), Fault> {
+pub(super) async fn first_refusal(rxs: Vec<oneshot::Receiver<Ack>>) -> Result<(), Fault> {
     let mut first_err: Option<Fault> = None;
     for rx in rxs {
         if let Err(e) = wait(rx).await {
@@ -1082,11 +1086,23 @@ impl Staged {
 
 /// A view of a table inside [`Table::transact`]: reads see pending writes.
 pub struct TxView<'a, T> {
-    rows: &'a HashMap<String, Arc<T>>,
-    indexes: &'a [Index<T>],
-    pending: HashMap<String, Option<T>>,
-    guards: HashMap<String, Guard>,
+    pub(super) rows: &'a HashMap<String, Arc<T>>,
+    pub(super) indexes: &'a [Index<T>],
+    pub(super) pending: HashMap<String, Option<T>>,
+    pub(super) guards: HashMap<String, Guard>,
 }
+impl<'a, T> TxView<'a, T> {
+    /// A view of `rows` with nothing written yet.
+    pub(super) fn over(rows: &'a Rows<T>) -> Self {
+        TxView {
+            rows: &rows.map,
+            indexes: &rows.indexes,
+            pending: HashMap::new(),
+            guards: HashMap::new(),
+        }
+    }
+}
+
 impl<T: Clone> TxView<'_, T> {
     pub fn get(&self, id: &str) -> Option<T> {
         match self.pending.get(id) {

@@ -75,6 +75,8 @@ pub(crate) async fn start_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) 
         .env("ROVA_QUOTA_INSTANCES", "-1")
         .env("ROVA_QUOTA_CORES", "-1")
         .env("ROVA_QUOTA_RAM", "-1")
+        .env("ROVA_QUOTA_SERVER_GROUPS", "-1")
+        .env("ROVA_QUOTA_SERVER_GROUP_MEMBERS", "-1")
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -473,6 +475,29 @@ pub(crate) async fn check_invariants(r: &Rova, mem_base: &BTreeMap<String, i64>)
         );
     }
 
+    // Server groups: every member row is a server that exists and is not
+    // deleted, and every server a storm put in a group (named `…-g`) is
+    // its member.
+    let stray = crate::storage::query(
+        &r.db,
+        "SELECT m.id FROM server_group_members m LEFT JOIN instances i ON i.id = m.instance_uuid \
+         WHERE i.id IS NULL OR CAST(i.deleted AS INTEGER) = 1",
+    );
+    assert!(
+        stray.is_empty(),
+        "members that are no live server: {stray:?}"
+    );
+    let lonely = crate::storage::query(
+        &r.db,
+        "SELECT i.id FROM instances i WHERE i.display_name LIKE '%-g' \
+         AND CAST(i.deleted AS INTEGER) = 0 AND NOT EXISTS \
+         (SELECT 1 FROM server_group_members m WHERE m.instance_uuid = i.id)",
+    );
+    assert!(
+        lonely.is_empty(),
+        "grouped servers with no membership: {lonely:?}"
+    );
+
     // Images: nothing saving; nothing queued by a server operation.
     let (_, imgs) = r.get(&r.admin, "/image/v2/images?limit=1000").await;
     for i in imgs["images"].as_array().expect("images") {
@@ -514,6 +539,20 @@ const SIM: &[&str] = &["--sim-latency-ms", "15", "--sim-hosts", "2"];
 /// 202 before the kill.
 pub(crate) async fn storm(r: Rova, tag: &str, n: usize, kill_after: usize) -> Vec<String> {
     let image = r.image_id().await;
+    // Every other create joins a server group (its name ends in `-g`):
+    // the server and its membership are written together.
+    let (s, g) = r
+        .post(
+            &r.demo,
+            "/compute/v2.1/os-server-groups",
+            json!({"server_group": {"name": tag, "policies": ["soft-anti-affinity"]}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{g}");
+    let group = g["server_group"]["id"]
+        .as_str()
+        .expect("group id")
+        .to_string();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for k in 0..n {
         let (http, base, tok, tx, image) = (
@@ -523,16 +562,18 @@ pub(crate) async fn storm(r: Rova, tag: &str, n: usize, kill_after: usize) -> Ve
             tx.clone(),
             image.clone(),
         );
-        let name = format!("{tag}-{k}");
+        let mut body = json!({"server": {"name": format!("{tag}-{k}"), "imageRef": image,
+            "flavorRef": "1", "networks": "auto"}});
+        if k % 2 == 0 {
+            body["server"]["name"] = json!(format!("{tag}-{k}-g"));
+            body["os:scheduler_hints"] = json!({"group": group});
+        }
         tokio::spawn(async move {
             let res = http
                 .post(format!("{base}/compute/v2.1/servers"))
                 .header("X-Auth-Token", tok)
                 .header("OpenStack-API-Version", format!("compute {V}"))
-                .json(
-                    &json!({"server": {"name": name, "imageRef": image, "flavorRef": "1",
-                    "networks": "auto"}}),
-                )
+                .json(&body)
                 .send()
                 .await;
             let id = match res {

@@ -455,14 +455,36 @@ async fn server_group_members_quota() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let g = group(&c, &a, "soft-anti-affinity", Value::Null).await;
+    let mut ids = Vec::new();
     for i in 0..2 {
-        assert_eq!(
-            boot(&c, &a, &format!("s{i}"), json!({"group": g})).await["status"],
-            json!("ACTIVE")
-        );
+        let s = boot(&c, &a, &format!("s{i}"), json!({"group": g})).await;
+        assert_eq!(s["status"], json!("ACTIVE"));
+        ids.push(s["id"].as_str().expect("id").to_string());
     }
     let r = create(&c, &a, "2.74", "s2", "1", json!({"group": g})).await;
     assert_eq!(r.fault(403), "Quota exceeded, too many servers in group");
+    // A deleted server is no longer a member (Nova counts the members
+    // that are not deleted): its place can be taken.
+    let r = c
+        .compute(
+            &a,
+            Method::DELETE,
+            &format!("/servers/{}", ids[0]),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    c.wait_status(&a, &ids[0], &["404"], None).await;
+    let s = boot(&c, &a, "s2", json!({"group": g})).await;
+    assert_eq!(s["status"], json!("ACTIVE"), "{s}");
+    let r = c.get(&a, &format!("/os-server-groups/{g}"), None).await;
+    let mut members: Vec<String> =
+        serde_json::from_value(r.body["server_group"]["members"].clone()).expect("members");
+    members.sort();
+    let mut want = vec![ids[1].clone(), s["id"].as_str().expect("id").to_string()];
+    want.sort();
+    assert_eq!(members, want);
     // Groups: 2.13 fields, legacy `policies` below 2.64, list and delete.
     let r = c
         .get(&a, &format!("/os-server-groups/{g}"), Some("2.15"))

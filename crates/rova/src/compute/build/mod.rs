@@ -313,12 +313,16 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
         &app.compute.effective_quota(&ctx.project_id),
     )?;
     let count = uuids.len() as u32;
-    if let Some(g) = &group {
-        if let Err(e) = super::server_groups::add_members(app, ctx, &g.uuid, &uuids).await {
-            app.compute.release(&ctx.project_id, &uuids);
-            return Err(e);
-        }
-    }
+    let joining = match &group {
+        Some(g) => match super::server_groups::Joining::check(app, ctx, &g.uuid, uuids.len()) {
+            Ok(j) => Some(j),
+            Err(e) => {
+                app.compute.release(&ctx.project_id, &uuids);
+                return Err(e);
+            }
+        },
+        None => None,
+    };
     let mut system_metadata = BTreeMap::new();
     system_metadata.insert(
         NIC_PLAN_KEY.to_string(),
@@ -421,43 +425,71 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
             op_owner: Some(app.compute.owner().to_string()),
             resize_hold: None,
         };
-        // Its operations row is queued first (a stored building server
-        // always has one), then the instance row and its `create` action,
-        // in the same group commit: both are queued before either is
-        // waited for.
+        // The instance row, its `create` action, its operations row and
+        // its group membership are one transaction: a stored building
+        // server always has all of them, and a refused insert leaves
+        // none. The database counts the project's rows again in it (the
+        // quota guard), and the group's members: processes sharing it
+        // cannot overshoot.
         let op = super::operations::start(&inst, Some("create"), now);
-        let _ = app.compute.operations.write_behind(&uuid, Some(op));
-        // The database counts the project's rows again in the transaction
-        // that writes this one: processes sharing it cannot overshoot.
-        let (inserted, recorded) = tokio::join!(
-            app.compute.instances.insert_guarded(
-                &uuid,
-                inst,
-                Fault::conflict("Instance already exists"),
-                app.compute.quota_guard(&ctx.project_id),
-            ),
-            actions::record(app, ctx, &uuid, "create", None)
-        );
-        let stored = match inserted {
+        let log = actions::create_log(ctx, &uuid, now);
+        let member = joining.as_ref().map(|j| j.member(&uuid, idx));
+        let quota = app.compute.quota_guard(&ctx.project_id);
+        let queued = {
+            let mut g = crate::store::Group::new();
+            let staged = g
+                .with(&app.compute.instances, |v| {
+                    if v.get(&uuid).is_some() {
+                        return Err(Fault::conflict("Instance already exists"));
+                    }
+                    match quota {
+                        Some(q) => v.put_guarded(&uuid, inst, q),
+                        None => v.put(&uuid, inst),
+                    }
+                    Ok(())
+                })
+                .and_then(|()| {
+                    g.with(&app.compute.actions, |v| {
+                        v.put(&uuid, log);
+                        Ok(())
+                    })
+                })
+                .and_then(|()| {
+                    g.with(&app.compute.operations, |v| {
+                        v.put(&uuid, op);
+                        Ok(())
+                    })
+                })
+                .and_then(|()| match member {
+                    Some((mid, row, guard)) => g.with(&app.compute.group_members, |v| {
+                        v.put_guarded(&mid, row, guard);
+                        Ok(())
+                    }),
+                    None => Ok(()),
+                });
+            staged.and_then(|()| g.queue())
+        };
+        let inserted = match queued {
+            Ok(q) => q.outcome().await,
+            Err(e) => Err(e),
+        };
+        let stored = match inserted.and_then(|()| {
+            app.compute
+                .instances
+                .get(&uuid)
+                .ok_or_else(|| Fault::internal("created server vanished"))
+        }) {
             Ok(s) => {
                 app.compute
                     .release(&ctx.project_id, std::slice::from_ref(&uuid));
                 s
             }
             Err(e) => {
+                // Nothing of this server was written.
                 app.compute.release(&ctx.project_id, &uuids[idx as usize..]);
-                // The instance was never written: nor is its action log,
-                // and no operation runs.
-                let _ = app.compute.actions.remove(&uuid).await;
-                let _ = app.compute.operations.write_behind(&uuid, None);
-                if let Some(g) = &group {
-                    super::server_groups::remove_members(app, &g.uuid, &uuids[idx as usize..])
-                        .await;
-                }
                 return Err(e);
             }
         };
-        recorded?;
         let app2 = app.clone();
         let plan = nics.clone();
         let req_id = ctx.request_id.clone();
