@@ -2,7 +2,8 @@
 //! build, a delete, an action with a task state), keyed by the server's
 //! uuid, saying what the operation is, the step it reached, the process
 //! running it and how many times it was taken up again after its process
-//! died.
+//! died, with the arguments from its request that resuming it needs
+//! (a build's NIC plan).
 //!
 //! The rows follow the servers' writes ([`next`], applied by every
 //! instance write through `Compute::update_instance*` and by the create):
@@ -41,6 +42,10 @@ pub struct Operation {
     /// How many times a process took it up after its owner died.
     pub attempts: u32,
     pub started_at: DateTime<Utc>,
+    /// What the operation needs from its request to be carried out, kept
+    /// for a process that resumes it: a build's NIC plan (`nics`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<serde_json::Value>,
 }
 
 /// The step a server's record says its operation reached: its task
@@ -113,6 +118,7 @@ pub fn start(i: &Instance, kind: Option<&str>, now: DateTime<Utc>) -> Operation 
         owner: i.op_owner.clone(),
         attempts: 0,
         started_at: now,
+        args: None,
     }
 }
 

@@ -450,9 +450,9 @@ async fn settle_snapshot_images(app: &App, scope: &Settling) {
     }
 }
 
-/// The NICs a server asked for, while its build has not allocated them.
-fn requested_ports(i: &Instance) -> Vec<String> {
-    build::nic_plan(i)
+/// The ports a server's build asked for (its NIC plan).
+fn requested_ports(app: &App, i: &Instance) -> Vec<String> {
+    build::nic_plan(app, i)
         .unwrap_or_default()
         .into_iter()
         .filter_map(|n| match n {
@@ -514,7 +514,7 @@ async fn settle_ports(app: &App, scope: &Settling) {
             .compute
             .instances
             .get(&p.device_id)
-            .is_some_and(|i| requested_ports(&i).contains(&p.id));
+            .is_some_and(|i| requested_ports(app, &i).contains(&p.id));
         let res = if brought {
             app.networks.unbind_port(&p.id, now).await
         } else {

@@ -205,16 +205,20 @@ fn apply(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<Outcome> {
 /// made, or (one refused) none, each outcome then carrying its row as
 /// stored.
 fn commit_group(tx: &rusqlite::Transaction<'_>, ops: &[&Op]) -> rusqlite::Result<Vec<Outcome>> {
-    tx.execute_batch("SAVEPOINT g")?;
+    // Prepared once per connection: a create is a group, so these run
+    // for every server.
+    let run = |sql: &str| tx.prepare_cached(sql)?.execute([]).map(drop);
+    run("SAVEPOINT g")?;
     let mut made = Vec::with_capacity(ops.len());
     for op in ops {
         made.push(write_checked(tx, op)?);
     }
     if made.iter().all(Result::is_ok) {
-        tx.execute_batch("RELEASE g")?;
+        run("RELEASE g")?;
         return Ok(vec![Ok(()); ops.len()]);
     }
-    tx.execute_batch("ROLLBACK TO g; RELEASE g")?;
+    run("ROLLBACK TO g")?;
+    run("RELEASE g")?;
     let current = ops
         .iter()
         .map(|op| current_row(tx, op.kind(), op.id()))

@@ -201,3 +201,84 @@ async fn a_dead_owners_build_is_resumed_at_start() {
         .filter(|p| p.device_id == id && p.device_owner.starts_with("compute:"));
     assert_eq!(ports.len(), 1, "one NIC, one port");
 }
+
+/// A build whose process died before its ports were made is resumed with
+/// the NICs its request asked for, which its operations row carries (the
+/// server's record does not): here a fixed address on the bootstrap
+/// network.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resumed_build_asks_for_the_nics_its_operation_row_carries() {
+    let cloud = start().await;
+    let demo = cloud.login("demo").await;
+    let net = cloud.network_id();
+    let s = cloud.boot(&demo, "nics", Some("2.47"), json!({})).await;
+    let id = s["id"].as_str().expect("id").to_string();
+    let first_ports: Vec<String> = cloud
+        .app
+        .networks
+        .ports
+        .filter(|p| p.device_id == id)
+        .iter()
+        .map(|p| p.id.clone())
+        .collect();
+    assert_eq!(first_ports.len(), 1);
+    let rec = record(&cloud, &id);
+    assert!(
+        !rec.system_metadata
+            .contains_key(rova::compute::build::NIC_PLAN_KEY),
+        "the plan is not in the record"
+    );
+    let db = cloud
+        .database
+        .clone()
+        .unwrap_or_else(|| Database::default_in(&cloud.dir));
+    let other = Store::connect(&db).expect("a second store on the database");
+    let table: Table<Instance> = Table::load("instance", &other).expect("instances");
+    let ops: Table<rova::compute::operations::Operation> =
+        Table::load("operation", &other).expect("operations");
+    let dead = format!("{}/gone-{}", std::process::id(), uuid::Uuid::new_v4());
+    // Back to the networking step of its build with no ports recorded, as
+    // a process that died there left it; its row asks for 10.0.0.77.
+    let (back, ()) = table
+        .update(
+            &id,
+            || Fault::instance_not_found(&id),
+            |i| {
+                i.vm_state = rova_core::states::VmState::Building;
+                i.task_state = Some(TaskState::Networking);
+                i.power_state = rova_core::states::PowerState::NoState;
+                i.launched_at = None;
+                i.vifs.clear();
+                i.op_owner = Some(dead.clone());
+                Ok(())
+            },
+        )
+        .await
+        .expect("record written");
+    let mut row = rova::compute::operations::start(&back, Some("create"), back.created_at);
+    row.args =
+        Some(json!({"nics": [{"Network": {"id": net, "fixed_ip": "10.0.0.77", "tag": null}}]}));
+    ops.put(&id, row).await.expect("operations row");
+    let cloud = cloud.restart().await;
+    let demo = cloud.login("demo").await;
+    let s = cloud
+        .wait_status(&demo, &id, &["ACTIVE", "ERROR"], Some("2.47"))
+        .await;
+    assert_eq!(s["status"], "ACTIVE", "{s}");
+    let addrs: Vec<String> = s["addresses"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .flat_map(|a| a.as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a["addr"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(addrs, vec!["10.0.0.77".to_string()], "{s}");
+    // The first build's port, no longer in the record, was settled away.
+    for p in &first_ports {
+        assert!(cloud.app.networks.ports.get(p).is_none(), "port {p} left");
+    }
+    assert!(
+        cloud.app.compute.operations.get(&id).is_none(),
+        "the row ends with the build"
+    );
+}

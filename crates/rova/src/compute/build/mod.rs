@@ -125,16 +125,25 @@ pub enum NicPlan {
     },
 }
 
-/// The system_metadata key holding a build's NIC plan until its ports are
-/// allocated, so a build resumed after a restart asks for the same NICs
-/// (and start-up settling knows which bound ports the user brought).
+/// The system_metadata key that held a build's NIC plan in records from
+/// before operations rows carried it (read for those, never written).
 pub const NIC_PLAN_KEY: &str = "rova_nic_plan";
 
-/// The NIC plan a build has not carried out yet (None: none recorded).
-pub fn nic_plan(i: &Instance) -> Option<Vec<NicPlan>> {
-    i.system_metadata
-        .get(NIC_PLAN_KEY)
-        .and_then(|s| serde_json::from_str(s).ok())
+/// The NIC plan of server `i`'s build, so a build resumed after its
+/// process died asks for the same NICs (and start-up settling knows which
+/// bound ports the user brought): the `nics` argument of its operations
+/// row, else the plan an older record kept. None: none recorded.
+pub fn nic_plan(app: &App, i: &Instance) -> Option<Vec<NicPlan>> {
+    app.compute
+        .operations
+        .get(&i.uuid)
+        .and_then(|o| o.args.as_ref()?.get("nics").cloned())
+        .and_then(|v| serde_json::from_value(v).ok())
+        .or_else(|| {
+            i.system_metadata
+                .get(NIC_PLAN_KEY)
+                .and_then(|s| serde_json::from_str(s).ok())
+        })
 }
 
 fn resolve_networks(app: &App, ctx: &Ctx, req: &BuildRequest) -> Result<Vec<NicPlan>, Fault> {
@@ -323,11 +332,8 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
         },
         None => None,
     };
+    let nics_arg = serde_json::to_value(&nics).map_err(|e| Fault::internal(e.to_string()))?;
     let mut system_metadata = BTreeMap::new();
-    system_metadata.insert(
-        NIC_PLAN_KEY.to_string(),
-        serde_json::to_string(&nics).map_err(|e| Fault::internal(e.to_string()))?,
-    );
     if let Some(h) = &req.forced_host {
         system_metadata.insert(super::scheduler::REQUESTED_HOST_KEY.to_string(), h.clone());
     }
@@ -431,7 +437,8 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
         // none. The database counts the project's rows again in it (the
         // quota guard), and the group's members: processes sharing it
         // cannot overshoot.
-        let op = super::operations::start(&inst, Some("create"), now);
+        let mut op = super::operations::start(&inst, Some("create"), now);
+        op.args = Some(serde_json::json!({ "nics": nics_arg }));
         let log = actions::create_log(ctx, &uuid, now);
         let member = joining.as_ref().map(|j| j.member(&uuid, idx));
         let quota = app.compute.quota_guard(&ctx.project_id);

@@ -179,7 +179,7 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
         return;
     };
     if inst.task_state == Some(TaskState::Networking) {
-        let plan = plan.or_else(|| nic_plan(&inst)).unwrap_or_else(|| {
+        let plan = plan.or_else(|| nic_plan(app, &inst)).unwrap_or_else(|| {
             // Resumed without a recorded plan (a record from before plans
             // were kept): one NIC on the default network.
             app.networks
