@@ -166,7 +166,6 @@ pub async fn run(app: &App) -> Result<(), String> {
     for (name, marker) in [(IMAGE_NAME, "primary"), (IMAGE_ALT_NAME, "alt")] {
         if app
             .images
-            .table
             .filter(|i| i.name.as_deref() == Some(name))
             .is_empty()
         {

@@ -8,7 +8,7 @@
 //! its extra specs and projects.
 
 use super::Flavor;
-use crate::store::{Guard, Store, Table, TxView};
+use crate::store::{Group, Guard, Store, Table, TxView};
 use rova_core::Fault;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -90,8 +90,8 @@ impl Flavors {
     /// the row and must be empty). `conflict` when the id is taken; a
     /// flavor of the same name is refused by the database in the same
     /// transaction (Nova's unique flavor name), with `name_taken`. Grants
-    /// a deleted flavor of the same id left behind (see
-    /// [`Flavors::delete`]) are removed with the insert.
+    /// left under the id (by a release that deleted a flavor's grants
+    /// apart from it) are removed with the insert.
     pub async fn create(
         &self,
         flavor: Flavor,
@@ -147,29 +147,29 @@ impl Flavors {
 
     /// Deletes a flavor with its extra specs and grants, all or nothing.
     pub async fn delete(&self, id: &str) -> Result<(), Fault> {
-        let specs = self.rows.remove_with(id, &self.specs, |_, view| {
-            for sid in view.find_ids(BY_FLAVOR, id) {
-                view.delete(&sid);
-            }
-            Ok(())
-        });
-        specs.await?;
-        // The grants go in a second group (a group writes one child
-        // table). A death between the two leaves grants of a flavor that
-        // is gone: nothing reads them, and a flavor created with the id
-        // removes them with its insert.
-        let left = self.access.find(BY_FLAVOR, id);
-        if left.is_empty() {
-            return Ok(());
-        }
-        self.access
-            .transact(|view| {
-                for a in &left {
-                    view.delete(&child_id(id, &a.project_id));
+        let queued = {
+            let mut g = Group::new();
+            g.with(&self.rows, |v| {
+                if v.get(id).is_some() {
+                    v.delete(id);
                 }
                 Ok(())
             })
-            .await
+            .and_then(|()| {
+                g.with(&self.specs, |v| {
+                    v.delete_found(BY_FLAVOR, id);
+                    Ok(())
+                })
+            })
+            .and_then(|()| {
+                g.with(&self.access, |v| {
+                    v.delete_found(BY_FLAVOR, id);
+                    Ok(())
+                })
+            })
+            .and_then(|()| g.queue())
+        };
+        queued?.outcome().await
     }
 
     /// The flavor row written (unchanged) with `along`'s writes to table

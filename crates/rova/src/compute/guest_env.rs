@@ -41,7 +41,7 @@ impl ComputeGuestEnv {
 impl GuestEnv for ComputeGuestEnv {
     fn image(&self, id: &str) -> Result<Option<ImageInfo>, Unavailable> {
         let app = self.app()?;
-        let Some(img) = app.images.table.get(id) else {
+        let Some(img) = app.images.get(id) else {
             return Ok(None);
         };
         let prop = |k: &str| {
@@ -108,7 +108,7 @@ impl GuestEnv for ComputeGuestEnv {
         let image_id = image_id.to_string();
         Box::pin(async move {
             let app = self.app().map_err(|e| e.to_string())?;
-            let Some(cur) = app.images.table.get(&image_id) else {
+            let Some(cur) = app.images.get(&image_id) else {
                 return Err(format!("image {image_id} was deleted during the upload"));
             };
             let mut img = (*cur).clone();
@@ -121,12 +121,7 @@ impl GuestEnv for ComputeGuestEnv {
                 img.virtual_size = virtual_size;
             }
             img.updated_at = chrono::Utc::now();
-            app.images
-                .table
-                .put(&image_id, img)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.message)
+            app.images.put(img).await.map(|_| ()).map_err(|e| e.message)
         })
     }
 

@@ -426,7 +426,7 @@ async fn settle_snapshot_images(app: &App, scope: &Settling) {
             .unwrap_or_default()
             .to_string()
     };
-    let unfinished = app.images.table.filter(|img| {
+    let unfinished = app.images.filter(|img| {
         matches!(img.status.as_str(), "queued" | "saving")
             && img.properties.contains_key("instance_uuid")
             && matches!(

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod members;
+pub mod tags;
 
 use crate::store::{Store, Table};
 use chrono::{DateTime, Utc};
@@ -39,6 +40,9 @@ pub struct Image {
     pub min_ram: u64,
     pub protected: bool,
     pub os_hidden: bool,
+    /// Kept as rows of `image_tags` ([`tags`]), not in the image's
+    /// document: filled when the image is read.
+    #[serde(default, skip_serializing)]
     pub tags: Vec<String>,
     /// Every other (user/custom) property, e.g. `image_type`, `instance_uuid`,
     /// `hw_*`, `kernel_id`.
@@ -81,7 +85,12 @@ const PART_SUFFIX: &str = ".part";
 
 /// The image service.
 pub struct Images {
-    pub table: Table<Image>,
+    /// The image records (without their tags: read images through
+    /// [`Images::get`] and [`Images::filter`], write them through
+    /// [`Images::put`] and [`Images::update`]).
+    table: Table<Image>,
+    /// Each image's tags ([`tags`]).
+    tags: Table<tags::Tag>,
     /// The projects shared images are offered to ([`members`]).
     members: Table<members::Member>,
     dir: PathBuf,
@@ -93,6 +102,8 @@ impl Images {
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         Ok(Images {
             table: Table::load("image", store)?,
+            tags: Table::load("image_tag", store)?
+                .indexed(tags::BY_IMAGE, |t: &tags::Tag| Some(t.image_id.clone())),
             members: Table::load("image_member", store)?
                 .indexed(members::BY_IMAGE, |m: &members::Member| {
                     Some(m.image_id.clone())
@@ -125,8 +136,7 @@ impl Images {
 
     /// The image if it exists and the caller may see it.
     pub fn visible(&self, id: &str, project_id: &str, is_admin: bool) -> Option<Arc<Image>> {
-        self.table
-            .get(id)
+        self.get(id)
             .filter(|i| i.status != "deleted" && self.can_see(i, project_id, is_admin))
     }
 
@@ -134,7 +144,7 @@ impl Images {
     /// `member_status=accepted`: a shared image offered to the caller
     /// only once it accepted).
     pub fn list_visible(&self, project_id: &str, is_admin: bool) -> Vec<Arc<Image>> {
-        self.table.filter(|i| {
+        self.filter(|i| {
             let status = self.membership(&i.id, project_id);
             i.status != "deleted"
                 && Self::listed(i, project_id, is_admin, status.as_deref(), "accepted")
@@ -163,7 +173,7 @@ impl Images {
         if let Some(b) = bytes {
             self.write_bytes(&mut img, b)?;
         }
-        self.table.put(&img.id.clone(), img).await
+        self.put(img).await
     }
 
     /// Stores bytes for an image and fills size and checksums. The bytes
@@ -206,10 +216,9 @@ impl Images {
             }
         }
         let mut requeued = Vec::new();
-        for img in self.table.filter(|i| i.status == "saving") {
+        for img in self.filter(|i| i.status == "saving") {
             let _ = std::fs::remove_file(self.file_path(&img.id));
             let res = self
-                .table
                 .update(
                     &img.id,
                     || Fault::not_found("image"),
@@ -232,16 +241,9 @@ impl Images {
         Ok(requeued)
     }
 
-    /// Deletes the record, with its members, and its bytes.
+    /// Deletes the record, with its members and tags, and its bytes.
     pub async fn delete(&self, id: &str) -> Result<(), Fault> {
-        self.table
-            .remove_with(id, &self.members, |_, view| {
-                for key in view.find_ids(members::BY_IMAGE, id) {
-                    view.delete(&key);
-                }
-                Ok(())
-            })
-            .await?;
+        self.delete_rows(id).await?;
         let _ = std::fs::remove_file(self.file_path(id));
         Ok(())
     }

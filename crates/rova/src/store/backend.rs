@@ -379,6 +379,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         "image_members",
         include_str!("../../migrations/sqlite/0012_image_members.sql"),
     ),
+    (
+        13,
+        "image_tags",
+        include_str!("../../migrations/sqlite/0013_image_tags.sql"),
+    ),
 ];
 
 pub const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -441,6 +446,11 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         12,
         "image_members",
         include_str!("../../migrations/postgres/0012_image_members.sql"),
+    ),
+    (
+        13,
+        "image_tags",
+        include_str!("../../migrations/postgres/0013_image_tags.sql"),
     ),
 ];
 

@@ -314,6 +314,11 @@ pub const KINDS: &[Kind] = &[
             text("status", "status"),
         ],
     },
+    Kind {
+        kind: "image_tag",
+        table: "image_tags",
+        cols: &[text("image_id", "image_id"), text("tag", "tag")],
+    },
 ];
 
 /// The `(subnet_id, ip_address)` pairs of a port document's `fixed_ips`.

@@ -1143,6 +1143,13 @@ impl<T: Clone> TxView<'_, T> {
         }));
         out
     }
+    /// Deletes the rows whose index `name` has `value` (a parent's child
+    /// rows).
+    pub fn delete_found(&mut self, name: &str, value: &str) {
+        for id in self.find_ids(name, value) {
+            self.delete(&id);
+        }
+    }
     /// How many rows (pending writes applied) match, without cloning any.
     pub fn count(&self, matches: impl Fn(&T) -> bool) -> usize {
         let stored = self

@@ -64,7 +64,6 @@ pub async fn register(
 ) -> Result<String, String> {
     let exists = |name: &str| {
         !images
-            .table
             .filter(|i| i.name.as_deref() == Some(name) && i.status == "active")
             .is_empty()
     };
@@ -115,7 +114,7 @@ pub async fn register(
         .map_err(|e| e.message)?;
     root.virtual_size = Some(ROOT_GB * 1024 * 1024 * 1024);
     let id = root.id.clone();
-    images.table.put(&id, root).await.map_err(|e| e.message)?;
+    images.put(root).await.map_err(|e| e.message)?;
     Ok(format!(
         "registered image {GUEST_IMAGE} ({id}) from {} and {}",
         kernel.display(),

@@ -192,8 +192,7 @@ async fn rebuild_resize_and_revert() {
     let alt_image = c
         .app
         .images
-        .table
-        .all()
+        .filter(|_| true)
         .iter()
         .find(|i| i.name.as_deref() == Some(rova::bootstrap::IMAGE_ALT_NAME))
         .map(|i| i.id.clone())
@@ -345,7 +344,6 @@ async fn shelve_rescue_password_snapshot_backup() {
     for _ in 0..500 {
         if c.app
             .images
-            .table
             .get(&image_id)
             .map(|i| i.status == "active")
             .unwrap_or(false)
@@ -354,7 +352,7 @@ async fn shelve_rescue_password_snapshot_backup() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    let img = c.app.images.table.get(&image_id).expect("snapshot image");
+    let img = c.app.images.get(&image_id).expect("snapshot image");
     assert_eq!(img.status, "active");
     assert_eq!(img.properties.get("image_type"), Some(&json!("snapshot")));
     assert_eq!(img.properties.get("instance_uuid"), Some(&json!(id)));
@@ -389,7 +387,7 @@ async fn shelve_rescue_password_snapshot_backup() {
         c.wait_status(&u, &id, &["ACTIVE"], V).await;
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    let backups = c.app.images.table.filter(|i| {
+    let backups = c.app.images.filter(|i| {
         i.properties.get("image_type") == Some(&json!("backup"))
             && i.properties.get("instance_uuid") == Some(&json!(id))
     });

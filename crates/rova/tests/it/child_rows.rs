@@ -489,3 +489,95 @@ async fn an_image_member_is_never_left_without_its_image() {
         );
     }
 }
+
+/// An image's tags are rows written with the image's row: set at its
+/// insert, changed by its updates (in their order), read back by a fresh
+/// process, gone with the image; the document holds none.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_images_tags_are_rows_written_with_it() {
+    use rova::image::{Image, Images};
+    for db in backends("image-tags") {
+        let store = Store::connect(&db).expect("open");
+        let dir = super::storage::temp_dir("image-tags-files");
+        let images = Images::load(&store, &dir).expect("load");
+        let mut img = Image::queued("owner", "private", chrono::Utc::now());
+        img.id = "t1".into();
+        img.tags = vec!["b".into(), "a".into()];
+        images
+            .insert_new(img, Fault::conflict("taken"))
+            .await
+            .expect("insert");
+        let (changed, ()) = images
+            .update(
+                "t1",
+                || Fault::not_found("none"),
+                |i| {
+                    i.tags.retain(|t| t != "b");
+                    i.tags.push("c".into());
+                    Ok(())
+                },
+            )
+            .await
+            .expect("update");
+        assert_eq!(changed.tags, vec!["a", "c"], "{db:?}");
+        // An update of other fields keeps the tags.
+        images
+            .update(
+                "t1",
+                || Fault::not_found("none"),
+                |i| {
+                    i.name = Some("named".into());
+                    Ok(())
+                },
+            )
+            .await
+            .expect("rename");
+        let again = Images::load(&store, &dir).expect("reload");
+        assert_eq!(again.get("t1").expect("t1").tags, vec!["a", "c"], "{db:?}");
+        assert_eq!(
+            query(&db, "SELECT tag FROM image_tags ORDER BY tag"),
+            vec![vec![Some("a".into())], vec![Some("c".into())]],
+            "{db:?}"
+        );
+        let body = count(&db, "SELECT body FROM images WHERE id = 't1'");
+        let doc: Value = serde_json::from_str(&body).expect("json");
+        assert!(doc.get("tags").is_none(), "{body}");
+        images.delete("t1").await.expect("delete");
+        assert_eq!(count(&db, "SELECT count(*) FROM image_tags"), "0", "{db:?}");
+    }
+}
+
+/// A database from before tag rows (version 12: an image's document lists
+/// its tags) is brought to version 13 on open: each tag becomes a row in
+/// its place, and the document loses the list.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_images_listed_tags_become_rows() {
+    use rova::image::{Image, Images};
+    for db in backends("image-tags-migrate") {
+        {
+            let store = Store::connect(&db).expect("open");
+            let raw: Table<Value> = Table::load("image", &store).expect("load");
+            let img = Image::queued("owner", "public", chrono::Utc::now());
+            let mut doc = serde_json::to_value(&img).expect("doc");
+            doc["id"] = json!("t2");
+            doc["tags"] = json!(["z", "y", "x"]);
+            raw.put("t2", doc).await.expect("image");
+        }
+        exec(
+            &db,
+            "DROP TABLE image_tags; DELETE FROM schema_migrations WHERE version = 13;",
+        );
+        let store = Store::connect(&db).expect("reopen migrates");
+        let dir = super::storage::temp_dir("image-tags-migrate-files");
+        let images = Images::load(&store, &dir).expect("load");
+        assert_eq!(
+            images.get("t2").expect("t2").tags,
+            vec!["z", "y", "x"],
+            "{db:?}"
+        );
+        let body = count(&db, "SELECT body FROM images WHERE id = 't2'");
+        let doc: Value = serde_json::from_str(&body).expect("json");
+        assert!(doc.get("tags").is_none(), "{body}");
+        assert_eq!(doc["visibility"], "public", "{db:?}: the rest is kept");
+    }
+}

@@ -240,8 +240,7 @@ impl TestCloud {
     pub fn image_id(&self) -> String {
         self.app
             .images
-            .table
-            .all()
+            .filter(|_| true)
             .iter()
             .find(|i| i.name.as_deref() == Some(rova::bootstrap::IMAGE_NAME))
             .map(|i| i.id.clone())

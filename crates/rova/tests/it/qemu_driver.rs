@@ -85,7 +85,6 @@ async fn qemu_mode_hosts_are_agents_with_their_own_names() {
     let imgs = cloud
         .app
         .images
-        .table
         .filter(|i| i.name.as_deref() == Some("rova-guest"));
     assert!(imgs.is_empty());
     // Its declared capabilities: everything but setting the admin

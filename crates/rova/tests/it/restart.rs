@@ -60,8 +60,7 @@ async fn first_start(dir: &std::path::Path) -> First {
     let image = first
         .app
         .images
-        .table
-        .all()
+        .filter(|_| true)
         .iter()
         .find(|i| i.name.as_deref() == Some(rova::bootstrap::IMAGE_NAME))
         .map(|i| i.id.clone())
@@ -128,7 +127,7 @@ async fn a_restart_keeps_everything() {
     assert_eq!(after["server"]["metadata"], json!({"k": "v"}));
     assert_eq!(after["server"]["addresses"], before["server"]["addresses"]);
     assert_eq!(
-        second.app.images.table.len(),
+        second.app.images.filter(|_| true).len(),
         2,
         "bootstrap does not duplicate images"
     );

@@ -26,7 +26,7 @@ pub(super) async fn new_snapshot_image(
     extra: BTreeMap<String, String>,
 ) -> Result<Arc<Image>, Fault> {
     let now = app.clock.now();
-    let base = app.images.table.get(&inst.image_ref);
+    let base = app.images.get(&inst.image_ref);
     let mut properties: BTreeMap<String, Value> = base
         .as_ref()
         .map(|b| b.properties.clone())
@@ -60,7 +60,7 @@ pub(super) async fn new_snapshot_image(
 /// Marks a snapshot image uploaded (the simulated disk is the base image's
 /// bytes plus a marker naming the server).
 pub(crate) async fn finish_image(app: &App, image_id: &str, inst_uuid: &str) {
-    let Some(cur) = app.images.table.get(image_id) else {
+    let Some(cur) = app.images.get(image_id) else {
         return;
     };
     if !app.compute.driver.is_simulated() {
@@ -82,7 +82,7 @@ pub(crate) async fn finish_image(app: &App, image_id: &str, inst_uuid: &str) {
     let mut img = (*cur).clone();
     if app.images.write_bytes(&mut img, &bytes).is_ok() {
         img.updated_at = chrono::Utc::now();
-        let _ = app.images.table.put(image_id, img).await;
+        let _ = app.images.put(img).await;
     }
 }
 
@@ -200,7 +200,7 @@ pub(super) async fn snapshot(
 
 /// Keeps the newest `rotation` backups of one type for a server.
 async fn rotate_backups(app: &App, uuid: &str, backup_type: &str, rotation: u64) {
-    let mut backups = app.images.table.filter(|i| {
+    let mut backups = app.images.filter(|i| {
         i.properties.get("instance_uuid").and_then(Value::as_str) == Some(uuid)
             && i.properties.get("image_type").and_then(Value::as_str) == Some("backup")
             && i.properties.get("backup_type").and_then(Value::as_str) == Some(backup_type)

@@ -20,7 +20,6 @@ pub(super) async fn add_tag(
     }
     let now = app.clock.now();
     app.images
-        .table
         .update(
             &id,
             || no_image(&id),
@@ -53,7 +52,6 @@ pub(super) async fn remove_tag(
     }
     let now = app.clock.now();
     app.images
-        .table
         .update(
             &id,
             || no_image(&id),
@@ -92,7 +90,6 @@ async fn change_activation(app: &App, ctx: &Ctx, id: &str, deactivate: bool) -> 
     }
     let now = app.clock.now();
     app.images
-        .table
         .update(
             id,
             || no_image(id),

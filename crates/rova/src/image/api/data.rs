@@ -31,7 +31,6 @@ pub(super) async fn upload(
     // Claim the upload: queued -> saving, so two uploads cannot race.
     let now = app.clock.now();
     app.images
-        .table
         .update(
             &id,
             || no_image(&id),
@@ -104,7 +103,6 @@ pub(super) async fn upload(
     let now = app.clock.now();
     let res = app
         .images
-        .table
         .update(
             &id,
             || no_image(&id),
@@ -134,7 +132,6 @@ pub(super) async fn upload(
 
 async fn set_status(app: &App, id: &str, status: &str) -> Result<(), Fault> {
     app.images
-        .table
         .update(
             id,
             || no_image(id),

@@ -222,9 +222,7 @@ pub(super) async fn create_image(
     let id = img.id.clone();
     let created = app
         .images
-        .table
         .insert_new(
-            &id,
             img,
             Fault::conflict(format!("Image with identifier {id} already exists!")),
         )
@@ -411,7 +409,6 @@ pub(super) async fn update_image(
     let now = app.clock.now();
     let (img, _) = app
         .images
-        .table
         .update(
             &id,
             || no_image(&id),

@@ -361,7 +361,7 @@ pub(super) async fn list_images(
         None => None,
     };
     let member_status = q.member_status.as_deref().unwrap_or("accepted");
-    let candidates = app.images.table.filter(|i| {
+    let candidates = app.images.filter(|i| {
         let membership = app.images.membership(&i.id, &ctx.project_id);
         i.status != "deleted"
             && listed_for(
