@@ -271,6 +271,9 @@ pub trait Backend: Send {
     /// Every unexpired lease at `now_ms` whose name starts with `prefix`:
     /// `(name, owner)`.
     fn leases_held(&mut self, prefix: &str, now_ms: i64) -> Result<Vec<(String, String)>, String>;
+    /// Called by the writer after each batch it committed, when nothing
+    /// else is being written: upkeep that must not run beside a write.
+    fn after_commit(&mut self) {}
 }
 
 /// The outcomes of an all-or-nothing group that was rolled back because a

@@ -657,6 +657,7 @@ fn writer_loop(mut backend: Box<dyn Backend>, rx: std_mpsc::Receiver<Msg>, owner
             }
         }
         batch.commit(backend.as_mut());
+        backend.after_commit();
     }
 }
 

@@ -176,6 +176,7 @@ where
     /// Loads every stored row of `kind`.
     pub fn load(kind: &'static str, store: &Arc<Store>) -> Result<Self, String> {
         let kind = schema::of(kind).ok_or_else(|| format!("no table for kind {kind:?}"))?;
+        let began = std::time::Instant::now();
         let chunks = parking_lot::Mutex::new(store.load_kind(kind)?);
         // The writer reads the rows while two parsers turn the chunks into
         // records (parsing the JSON is most of the cost of a start).
@@ -220,6 +221,12 @@ where
             );
             rows.insert(id, row);
         }
+        tracing::debug!(
+            table = kind.table,
+            rows = rows.len(),
+            ms = began.elapsed().as_millis() as u64,
+            "table loaded"
+        );
         Ok(Table::with_copy(kind, store, rows, meta, usize::MAX))
     }
 
