@@ -55,37 +55,39 @@ pub fn due(i: &Instance, now: DateTime<Utc>, iv: &Intervals) -> Option<Due> {
     if i.deleted {
         return None;
     }
-    let id = i.uuid.clone();
+    // Run over every server each pass: nothing is allocated for one that
+    // has nothing due.
+    let id = || i.uuid.clone();
     let idle = i.task_state.is_none();
     match i.vm_state {
         VmState::SoftDeleted if iv.reclaim > 0 && idle && older(i.deleted_at, iv.reclaim, now) => {
-            Some(Due::Reclaim(id))
+            Some(Due::Reclaim(id()))
         }
         VmState::Shelved
             if iv.shelved_offload > 0
                 && idle
                 && older(stamp(i, "shelved_at"), iv.shelved_offload, now) =>
         {
-            Some(Due::Offload(id))
+            Some(Due::Offload(id()))
         }
         VmState::Resized
             if iv.resize_confirm > 0
                 && idle
                 && older(stamp(i, "resize_finished_at"), iv.resize_confirm, now) =>
         {
-            Some(Due::ConfirmResize(id))
+            Some(Due::ConfirmResize(id()))
         }
         VmState::Building
             if iv.build_timeout > 0 && older(Some(i.created_at), iv.build_timeout, now) =>
         {
-            Some(Due::BuildTimeout(id))
+            Some(Due::BuildTimeout(id()))
         }
         VmState::Rescued
             if iv.rescue_timeout > 0
                 && idle
                 && older(stamp(i, "rescued_at"), iv.rescue_timeout, now) =>
         {
-            Some(Due::Unrescue(id))
+            Some(Due::Unrescue(id()))
         }
         _ => None,
     }
