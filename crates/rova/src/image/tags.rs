@@ -93,6 +93,9 @@ impl Images {
     /// [`Images::put`], or with `new` only when the id is free.
     async fn write(&self, img: Image, new: Option<Fault>) -> Result<Arc<Image>, Fault> {
         let id = img.id.clone();
+        // Answered as written: the image may be deleted again (a backup
+        // rotation) before the caller reads it back.
+        let written = Arc::new(img.clone());
         let queued = {
             let mut g = Group::new();
             g.with(&self.table, |v| {
@@ -111,8 +114,7 @@ impl Images {
             .and_then(|()| g.queue())
         };
         queued?.outcome().await?;
-        self.get(&id)
-            .ok_or_else(|| Fault::internal("stored image vanished"))
+        Ok(written)
     }
 
     /// Changes image `id` (`missing` when there is none), its tag rows

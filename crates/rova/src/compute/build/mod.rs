@@ -442,6 +442,8 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
         let log = actions::create_log(ctx, &uuid, now);
         let member = joining.as_ref().map(|j| j.member(&uuid, idx));
         let quota = app.compute.quota_guard(&ctx.project_id);
+        // The server as written (what the create answers with).
+        let written = Arc::new(inst.clone());
         let queued = {
             let mut g = crate::store::Group::new();
             let staged = g
@@ -480,12 +482,7 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
             Ok(q) => q.outcome().await,
             Err(e) => Err(e),
         };
-        let stored = match inserted.and_then(|()| {
-            app.compute
-                .instances
-                .get(&uuid)
-                .ok_or_else(|| Fault::internal("created server vanished"))
-        }) {
+        let stored = match inserted.map(|()| written) {
             Ok(s) => {
                 app.compute
                     .release(&ctx.project_id, std::slice::from_ref(&uuid));
