@@ -184,10 +184,7 @@ impl Flavors {
         U: Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
     {
         let missing = || Fault::not_found(format!("Flavor {id} could not be found."));
-        let (row, ()) = self
-            .rows
-            .update_with(id, missing, |_| Ok(()), child, along)
-            .await?;
+        let row = self.rows.with_children(id, missing, child, along).await?;
         Ok(self.assemble(&row))
     }
 

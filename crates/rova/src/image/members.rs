@@ -60,7 +60,7 @@ impl Images {
     ) -> Result<(), Fault> {
         let missing = || Fault::not_found(format!("No image found with ID {image_id}"));
         self.table
-            .update_with(image_id, missing, |_| Ok(()), &self.members, along)
+            .with_children(image_id, missing, &self.members, along)
             .await
             .map(drop)
     }

@@ -95,19 +95,19 @@ impl Images {
         let id = img.id.clone();
         // Answered as written: the image may be deleted again (a backup
         // rotation) before the caller reads it back.
-        let written = Arc::new(img.clone());
+        let written = Arc::new(img);
         let queued = {
             let mut g = Group::new();
             g.with(&self.table, |v| {
                 if let Some(taken) = new.filter(|_| v.get(&id).is_some()) {
                     return Err(taken);
                 }
-                v.put(&id, img.clone());
+                v.put_shared(&id, written.clone(), None);
                 Ok(())
             })
             .and_then(|()| {
                 g.with(&self.tags, |v| {
-                    sync(&img, v);
+                    sync(&written, v);
                     Ok(())
                 })
             })

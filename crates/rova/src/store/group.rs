@@ -74,7 +74,7 @@ impl<'a> Group<'a> {
             let mut writes = Vec::with_capacity(pending.len());
             for (id, v) in pending {
                 let guard = guards.remove(&id);
-                writes.push(table.prepare(&mut rows, &id, v.map(Arc::new), guard)?);
+                writes.push(table.prepare(&mut rows, &id, v, guard)?);
             }
             drop(rows);
             Ok(writes)

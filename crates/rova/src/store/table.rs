@@ -871,6 +871,25 @@ where
             .await
     }
 
+    /// Writes to table `other` (row `id`'s child rows) made together with
+    /// row `id` written unchanged, all or nothing: a row another process
+    /// removed or changed meanwhile refuses them (`missing` when it is
+    /// gone here). The row as written.
+    pub async fn with_children<U>(
+        &self,
+        id: &str,
+        missing: impl FnOnce() -> Fault,
+        other: &Table<U>,
+        along: impl FnOnce(&T, &mut TxView<'_, U>) -> Result<(), Fault>,
+    ) -> Result<Arc<T>, Fault>
+    where
+        U: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        self.update_with(id, missing, |_| Ok(()), other, along)
+            .await
+            .map(|(row, ())| row)
+    }
+
     /// [`Table::update_with`] with `guard`, if any, checked on this row's
     /// write.
     async fn update_with_guard<U, R>(
@@ -997,7 +1016,7 @@ where
             writes.push(self.prepare(&mut rows, id, arc.clone(), guard)?);
             for (oid, v) in pending {
                 let g = guards.remove(&oid);
-                writes.push(other.prepare(&mut others, &oid, v.map(Arc::new), g)?);
+                writes.push(other.prepare(&mut others, &oid, v, g)?);
             }
             (arc, r, self.store.enqueue_group(writes))
         };
@@ -1026,7 +1045,7 @@ where
             let mut writes = Vec::with_capacity(pending.len());
             for (id, v) in pending {
                 let guard = guards.remove(&id);
-                writes.push(self.prepare(&mut rows, &id, v.map(Arc::new), guard)?);
+                writes.push(self.prepare(&mut rows, &id, v, guard)?);
             }
             (r, self.store.enqueue_group(writes))
         };
@@ -1095,7 +1114,7 @@ impl Staged {
 pub struct TxView<'a, T> {
     pub(super) rows: &'a HashMap<String, Arc<T>>,
     pub(super) indexes: &'a [Index<T>],
-    pub(super) pending: HashMap<String, Option<T>>,
+    pub(super) pending: HashMap<String, Option<Arc<T>>>,
     pub(super) guards: HashMap<String, Guard>,
 }
 impl<'a, T> TxView<'a, T> {
@@ -1113,7 +1132,7 @@ impl<'a, T> TxView<'a, T> {
 impl<T: Clone> TxView<'_, T> {
     pub fn get(&self, id: &str) -> Option<T> {
         match self.pending.get(id) {
-            Some(v) => v.clone(),
+            Some(v) => v.as_deref().cloned(),
             None => self.rows.get(id).map(|a| (**a).clone()),
         }
     }
@@ -1125,7 +1144,7 @@ impl<T: Clone> TxView<'_, T> {
             .filter(|(k, _)| !self.pending.contains_key(*k))
             .map(|(_, v)| (**v).clone())
             .collect();
-        out.extend(self.pending.values().flatten().cloned());
+        out.extend(self.pending.values().flatten().map(|a| (**a).clone()));
         out
     }
     /// The ids of the rows whose index `name` has `value` (pending writes
@@ -1173,6 +1192,14 @@ impl<T: Clone> TxView<'_, T> {
                 .count()
     }
     pub fn put(&mut self, id: &str, value: T) {
+        self.pending.insert(id.to_string(), Some(Arc::new(value)));
+    }
+    /// A put of a value the caller keeps too (the copy holds this very
+    /// `Arc`: nothing is cloned), with `guard` if any.
+    pub fn put_shared(&mut self, id: &str, value: Arc<T>, guard: Option<Guard>) {
+        if let Some(g) = guard {
+            self.guards.insert(id.to_string(), g);
+        }
         self.pending.insert(id.to_string(), Some(value));
     }
     /// A put the database makes only if `guard` holds in the transaction

@@ -153,6 +153,44 @@ async fn a_dead_owners_work_is_settled_and_a_live_owners_is_left_until_it_dies()
     .await;
 }
 
+/// Puts server `id` back at step `step` of its build as a process that
+/// died there left it, writing through a second store on the database as
+/// that process would; `clear_vifs` takes its recorded ports away too.
+/// The second store and the record as written.
+async fn left_by_a_dead_build(
+    cloud: &TestCloud,
+    id: &str,
+    step: TaskState,
+    clear_vifs: bool,
+) -> (std::sync::Arc<Store>, std::sync::Arc<Instance>) {
+    let db = cloud
+        .database
+        .clone()
+        .unwrap_or_else(|| Database::default_in(&cloud.dir));
+    let other = Store::connect(&db).expect("a second store on the database");
+    let table: Table<Instance> = Table::load("instance", &other).expect("instances");
+    let dead = format!("{}/gone-{}", std::process::id(), uuid::Uuid::new_v4());
+    let (back, ()) = table
+        .update(
+            id,
+            || Fault::instance_not_found(id),
+            |i| {
+                i.vm_state = rova_core::states::VmState::Building;
+                i.task_state = Some(step);
+                i.power_state = rova_core::states::PowerState::NoState;
+                i.launched_at = None;
+                if clear_vifs {
+                    i.vifs.clear();
+                }
+                i.op_owner = Some(dead.clone());
+                Ok(())
+            },
+        )
+        .await
+        .expect("record written");
+    (other, back)
+}
+
 /// A build left by a dead owner is resumed at start and ends ACTIVE with
 /// its one port; the server then has no operation owner.
 #[tokio::test(flavor = "multi_thread")]
@@ -161,30 +199,9 @@ async fn a_dead_owners_build_is_resumed_at_start() {
     let demo = cloud.login("demo").await;
     let s = cloud.boot(&demo, "rebuilt", Some("2.47"), json!({})).await;
     let id = s["id"].as_str().expect("id").to_string();
-    let db = cloud
-        .database
-        .clone()
-        .unwrap_or_else(|| Database::default_in(&cloud.dir));
-    let other = Store::connect(&db).expect("a second store on the database");
-    let table: Table<Instance> = Table::load("instance", &other).expect("instances");
-    let dead = format!("{}/gone-{}", std::process::id(), uuid::Uuid::new_v4());
     // Back to the block-device step of its build, as a process that died
     // there left it (ports already recorded).
-    table
-        .update(
-            &id,
-            || Fault::instance_not_found(&id),
-            |i| {
-                i.vm_state = rova_core::states::VmState::Building;
-                i.task_state = Some(TaskState::BlockDeviceMapping);
-                i.power_state = rova_core::states::PowerState::NoState;
-                i.launched_at = None;
-                i.op_owner = Some(dead.clone());
-                Ok(())
-            },
-        )
-        .await
-        .expect("record written");
+    left_by_a_dead_build(&cloud, &id, TaskState::BlockDeviceMapping, false).await;
     let cloud = cloud.restart().await;
     let demo = cloud.login("demo").await;
     let s = cloud
@@ -228,33 +245,11 @@ async fn a_resumed_build_asks_for_the_nics_its_operation_row_carries() {
             .contains_key(rova::compute::build::NIC_PLAN_KEY),
         "the plan is not in the record"
     );
-    let db = cloud
-        .database
-        .clone()
-        .unwrap_or_else(|| Database::default_in(&cloud.dir));
-    let other = Store::connect(&db).expect("a second store on the database");
-    let table: Table<Instance> = Table::load("instance", &other).expect("instances");
-    let ops: Table<rova::compute::operations::Operation> =
-        Table::load("operation", &other).expect("operations");
-    let dead = format!("{}/gone-{}", std::process::id(), uuid::Uuid::new_v4());
     // Back to the networking step of its build with no ports recorded, as
     // a process that died there left it; its row asks for 10.0.0.77.
-    let (back, ()) = table
-        .update(
-            &id,
-            || Fault::instance_not_found(&id),
-            |i| {
-                i.vm_state = rova_core::states::VmState::Building;
-                i.task_state = Some(TaskState::Networking);
-                i.power_state = rova_core::states::PowerState::NoState;
-                i.launched_at = None;
-                i.vifs.clear();
-                i.op_owner = Some(dead.clone());
-                Ok(())
-            },
-        )
-        .await
-        .expect("record written");
+    let (other, back) = left_by_a_dead_build(&cloud, &id, TaskState::Networking, true).await;
+    let ops: Table<rova::compute::operations::Operation> =
+        Table::load("operation", &other).expect("operations");
     let mut row = rova::compute::operations::start(&back, Some("create"), back.created_at);
     row.args =
         Some(json!({"nics": [{"Network": {"id": net, "fixed_ip": "10.0.0.77", "tag": null}}]}));

@@ -442,8 +442,9 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
         let log = actions::create_log(ctx, &uuid, now);
         let member = joining.as_ref().map(|j| j.member(&uuid, idx));
         let quota = app.compute.quota_guard(&ctx.project_id);
-        // The server as written (what the create answers with).
-        let written = Arc::new(inst.clone());
+        // The server as written (what the create answers with): the copy
+        // holds this very value.
+        let written = Arc::new(inst);
         let queued = {
             let mut g = crate::store::Group::new();
             let staged = g
@@ -451,10 +452,7 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
                     if v.get(&uuid).is_some() {
                         return Err(Fault::conflict("Instance already exists"));
                     }
-                    match quota {
-                        Some(q) => v.put_guarded(&uuid, inst, q),
-                        None => v.put(&uuid, inst),
-                    }
+                    v.put_shared(&uuid, written.clone(), quota);
                     Ok(())
                 })
                 .and_then(|()| {
