@@ -173,3 +173,28 @@ def test_server_group_affinity(cli, server, unique):
     for sid in (a, b):
         cli.run("rova-demo", "server", "delete", "--wait", sid)
     cli.run("rova-demo", "server", "group", "delete", g["id"])
+
+
+def test_compute_service_delete(cli, server):
+    """`openstack compute service delete`: refused with Nova's 409 while
+    the host has a server; a control service deleted leaves the list (a
+    compute host deleted would leave this one-host cloud without hosts;
+    the integration suite deletes one of two)."""
+    sid = server()
+    host = cli.json("rova-admin", "server", "show", sid)["OS-EXT-SRV-ATTR:host"]
+    computes = cli.json("rova-admin", "compute", "service", "list",
+                        "--service", "nova-compute")
+    svc = next(s for s in computes if s["Host"] == host)
+    _, proc = cli.raw("rova-admin", "compute", "service", "delete",
+                      str(svc["ID"]))
+    assert proc.returncode != 0, proc.stdout
+    assert "Unable to delete compute service that is hosting instances" \
+        in proc.stderr, proc.stderr[-2000:]
+    assert len(cli.json("rova-admin", "compute", "service", "list",
+                        "--service", "nova-compute")) == len(computes)
+    sched = cli.json("rova-admin", "compute", "service", "list",
+                     "--service", "nova-scheduler")
+    assert len(sched) == 1, sched
+    cli.run("rova-admin", "compute", "service", "delete", str(sched[0]["ID"]))
+    assert cli.json("rova-admin", "compute", "service", "list",
+                    "--service", "nova-scheduler") == []

@@ -2,7 +2,9 @@
 //! nova-compute service with one compute node of configured inventory, plus
 //! the resource claims (Placement allocations) held on them.
 //!
-//! Hosts come from configuration; their services' admin state (disabled,
+//! Hosts are the `resource_providers` rows (`compute::providers`): each
+//! process registers the hosts its configuration names, and follows the
+//! rows other processes write. Their services' admin state (disabled,
 //! forced down) is persisted in the `compute_service` table and survives a
 //! restart. Claims are derived at start-up from the instances (the host
 //! each one is on) and from the migrations still holding a source host —
@@ -30,123 +32,18 @@ use super::migrate::Migration;
 use crate::config::Config;
 use crate::store::{Store, Table};
 use chrono::{DateTime, Utc};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use rova_core::model::Instance;
 use rova_core::scheduler::{HostState, Resources, Weights};
 use rova_core::states::VmState;
 use serde::{Deserialize, Serialize};
-use sha2::Digest;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The host name of the control services (scheduler, conductor).
 pub const CONTROL_HOST: &str = "rova-control";
 
-/// One simulated compute host and its node inventory.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HostConfig {
-    /// 1-based position: the integer service and hypervisor id below 2.53.
-    pub index: usize,
-    pub name: String,
-    pub availability_zone: String,
-    pub host_ip: String,
-    pub vcpus: u32,
-    pub memory_mb: u64,
-    pub disk_gb: u64,
-    pub cpu_allocation_ratio: f64,
-    pub ram_allocation_ratio: f64,
-    pub disk_allocation_ratio: f64,
-    pub reserved_memory_mb: u64,
-}
-
-impl HostConfig {
-    /// The stable uuid of this host's nova-compute service.
-    pub fn service_uuid(&self) -> String {
-        stable_uuid(&format!("service:nova-compute:{}", self.name))
-    }
-    /// The stable uuid of this host's compute node (hypervisor).
-    pub fn node_uuid(&self) -> String {
-        stable_uuid(&format!("node:{}", self.name))
-    }
-}
-
-/// The hosts the configuration asks for.
-pub fn hosts_from_config(cfg: &Config) -> Vec<HostConfig> {
-    let real = cfg.driver == crate::config::DriverKind::Qemu;
-    let machine = real.then(machine_inventory);
-    (1..=cfg.host_count().max(1))
-        .map(|i| {
-            let name = if real {
-                format!("rova-qemu-{i}")
-            } else {
-                format!("rova-sim-{i}")
-            };
-            let mut base = cfg.sim_host.clone();
-            if let Some((vcpus, memory_mb, disk_gb)) = machine {
-                // Agents on one machine share it; each offers all of it
-                // (the allocation ratios still apply).
-                base.vcpus = vcpus;
-                base.memory_mb = memory_mb;
-                base.disk_gb = disk_gb;
-                base.reserved_host_memory_mb = 512.min(memory_mb / 4);
-            }
-            let base = &base;
-            let o = cfg
-                .sim_host_overrides
-                .get(&name)
-                .cloned()
-                .unwrap_or_default();
-            HostConfig {
-                index: i,
-                availability_zone: o
-                    .availability_zone
-                    .unwrap_or_else(|| base.availability_zone.clone()),
-                host_ip: o
-                    .host_ip
-                    .unwrap_or_else(|| format!("10.1.{}.{}", i / 250, i % 250 + 1)),
-                vcpus: o.vcpus.unwrap_or(base.vcpus),
-                memory_mb: o.memory_mb.unwrap_or(base.memory_mb),
-                disk_gb: o.disk_gb.unwrap_or(base.disk_gb),
-                cpu_allocation_ratio: o.cpu_allocation_ratio.unwrap_or(base.cpu_allocation_ratio),
-                ram_allocation_ratio: o.ram_allocation_ratio.unwrap_or(base.ram_allocation_ratio),
-                disk_allocation_ratio: o
-                    .disk_allocation_ratio
-                    .unwrap_or(base.disk_allocation_ratio),
-                reserved_memory_mb: base.reserved_host_memory_mb,
-                name,
-            }
-        })
-        .collect()
-}
-
-/// This machine's CPUs, memory (MB) and free disk (GB) for real hosts.
-fn machine_inventory() -> (u32, u64, u64) {
-    let vcpus = std::thread::available_parallelism()
-        .map(|n| n.get() as u32)
-        .unwrap_or(1);
-    let memory_mb = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map(|kb| kb / 1024)
-        .unwrap_or(4096);
-    (vcpus, memory_mb, 200)
-}
-
-/// A uuid derived from a name, so ids stay the same across restarts
-/// without being stored.
-pub fn stable_uuid(name: &str) -> String {
-    let d = sha2::Sha256::digest(format!("rova:{name}").as_bytes());
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&d[..16]);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    uuid::Uuid::from_bytes(b).to_string()
-}
+pub use super::providers::{hosts_from_config, stable_uuid, HostConfig, Provider};
 
 /// The admin state of one service (Nova's `services` row).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -157,6 +54,11 @@ pub struct ServiceRecord {
     pub disabled_reason: Option<String>,
     pub forced_down: bool,
     pub updated_at: Option<DateTime<Utc>>,
+    /// A control service (scheduler, conductor) deleted through the API:
+    /// hidden until a process starts again, which registers it anew (as a
+    /// restarted Nova service recreates its record).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 impl ServiceRecord {
@@ -237,7 +139,10 @@ impl Allocation {
 
 /// Hosts, services and claims.
 pub struct Fleet {
-    pub hosts: Vec<HostConfig>,
+    /// The registered hosts (every `resource_providers` row), in
+    /// hypervisor-id order; followed as other processes register theirs.
+    hosts: Arc<RwLock<Arc<Vec<HostConfig>>>>,
+    providers: Table<Provider>,
     pub services: Table<ServiceRecord>,
     claims: Arc<Mutex<ClaimBook>>,
     /// The claims as rows: written behind every change of `claims`.
@@ -393,7 +298,40 @@ impl Fleet {
         instances: &[Placed],
         migrations: &[Arc<Migration>],
     ) -> Result<Self, String> {
-        let hosts = hosts_from_config(cfg);
+        let providers: Table<Provider> = Table::load("resource_provider", store)?;
+        let sole = !matches!(store.database(), crate::store::Database::Postgres(_));
+        super::providers::register(&providers, &hosts_from_config(cfg), sole)?;
+        let hosts = Arc::new(RwLock::new(Arc::new(super::providers::hosts_of(
+            &providers,
+        ))));
+        let follow = Arc::downgrade(&hosts);
+        providers.watch(Box::new(move |before, after| {
+            let Some(hosts) = follow.upgrade() else {
+                return;
+            };
+            let mut hosts = hosts.write();
+            let mut next: Vec<HostConfig> = hosts
+                .iter()
+                .filter(|h| {
+                    before.is_none_or(|b| b.host.name != h.name)
+                        && after.is_none_or(|a| a.host.name != h.name)
+                })
+                .cloned()
+                .collect();
+            next.extend(after.map(|a| a.host.clone()));
+            super::providers::sort(&mut next);
+            *hosts = Arc::new(next);
+        }));
+        let services: Table<ServiceRecord> = Table::load("compute_service", store)?;
+        for gone in services.filter(|s| s.deleted && s.host == CONTROL_HOST) {
+            let back = ServiceRecord {
+                deleted: false,
+                ..(*gone).clone()
+            };
+            services
+                .write_behind(&ServiceRecord::key(&back.binary, &back.host), Some(back))
+                .map_err(|f| f.message)?;
+        }
         let mut book = derive_claims(instances, migrations);
         book.dirty.clear();
         let allocations: Table<Allocation> = if cfg.instance_cache > 0 {
@@ -422,7 +360,8 @@ impl Fleet {
         }));
         Ok(Fleet {
             hosts,
-            services: Table::load("compute_service", store)?,
+            providers,
+            services,
             claims,
             allocations,
             weights: Weights::default(),
@@ -521,13 +460,95 @@ impl Fleet {
         staged
     }
 
-    pub fn host(&self, name: &str) -> Option<&HostConfig> {
-        self.hosts.iter().find(|h| h.name == name)
+    /// Every registered host, in hypervisor-id order.
+    pub fn hosts(&self) -> Arc<Vec<HostConfig>> {
+        self.hosts.read().clone()
+    }
+
+    pub fn host(&self, name: &str) -> Option<HostConfig> {
+        self.hosts.read().iter().find(|h| h.name == name).cloned()
+    }
+
+    /// The `resource_providers` rows.
+    pub fn providers(&self) -> &Table<Provider> {
+        &self.providers
+    }
+
+    /// Takes host `name` out of the fleet (its compute service deleted),
+    /// refused with `held()` while anything is allocated on it. Under the
+    /// claim lock: a claim of this process on it refuses at once; else the
+    /// host leaves the hosts this process schedules onto and its provider
+    /// row is written with no capacity, guarded by the node's capacity, so
+    /// the database refuses it while any process's allocation is on the
+    /// node and, once made, refuses every later claim there. Then the row
+    /// is deleted. Refused, the host is back as it was.
+    pub async fn retire(
+        &self,
+        name: &str,
+        held: impl Fn() -> rova_core::Fault,
+    ) -> Result<(), rova_core::Fault> {
+        let (host, staged) = {
+            let claims = self.claims.lock();
+            if claims
+                .usage
+                .get(name)
+                .is_some_and(|u| !u.instances.is_empty() || u.vcpus > 0 || u.memory_mb > 0)
+            {
+                return Err(held());
+            }
+            let Some(host) = self.host(name) else {
+                return Err(rova_core::Fault::not_found(format!(
+                    "Compute host {name} could not be found."
+                )));
+            };
+            {
+                let mut hosts = self.hosts.write();
+                let rest: Vec<HostConfig> =
+                    hosts.iter().filter(|h| h.name != name).cloned().collect();
+                *hosts = Arc::new(rest);
+            }
+            let mut row = Provider::of(&host);
+            row.capacity = super::providers::Capacity {
+                vcpus: 0,
+                memory_mb: 0,
+                disk_gb: 0,
+            };
+            let guard = crate::store::Guard::Capacity {
+                node: name.to_string(),
+            };
+            let staged = self
+                .providers
+                .write_behind_guarded(&host.node_uuid(), row, guard);
+            (host, staged)
+        };
+        let outcome = match staged {
+            Ok(s) => s.outcome().await,
+            Err(f) => Err(f),
+        };
+        match outcome {
+            Ok(()) => self.providers.remove(&host.node_uuid()).await.map(drop),
+            Err(f) => {
+                {
+                    let mut hosts = self.hosts.write();
+                    let mut back: Vec<HostConfig> = hosts.iter().cloned().collect();
+                    if !back.iter().any(|h| h.name == host.name) {
+                        back.push(host);
+                    }
+                    super::providers::sort(&mut back);
+                    *hosts = Arc::new(back);
+                }
+                Err(if crate::store::is_capacity_refusal(&f) {
+                    held()
+                } else {
+                    f
+                })
+            }
+        }
     }
 
     /// The zone of hosts not configured otherwise (`default_availability_zone`).
     pub fn default_zone(&self) -> String {
-        self.hosts
+        self.hosts()
             .first()
             .map(|h| h.availability_zone.clone())
             .unwrap_or_else(|| "nova".into())
@@ -536,7 +557,7 @@ impl Fleet {
     /// Every availability zone with at least one host, sorted.
     pub fn zones(&self) -> Vec<String> {
         let mut z: Vec<String> = self
-            .hosts
+            .hosts()
             .iter()
             .map(|h| h.availability_zone.clone())
             .collect();
@@ -546,7 +567,7 @@ impl Fleet {
     }
 
     pub fn has_zone(&self, zone: &str) -> bool {
-        self.hosts.iter().any(|h| h.availability_zone == zone)
+        self.hosts().iter().any(|h| h.availability_zone == zone)
     }
 
     /// The stored admin state of a service, or the default (enabled, up).
@@ -596,7 +617,7 @@ impl Fleet {
     }
 
     fn states_from(&self, book: &ClaimBook) -> Vec<HostState> {
-        self.hosts
+        self.hosts()
             .iter()
             .map(|h| {
                 let svc = self.service("nova-compute", &h.name);

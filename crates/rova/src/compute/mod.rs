@@ -22,6 +22,7 @@ pub mod operations;
 pub mod ops;
 pub mod owners;
 pub mod periodic;
+pub mod providers;
 pub mod quotas;
 pub mod scheduler;
 pub mod secgroups;

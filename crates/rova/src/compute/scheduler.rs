@@ -102,8 +102,9 @@ pub fn schedule_build(
 }
 
 /// The database guard that keeps a host's allocation rows within its vCPU
-/// and RAM capacity (allocation ratios and reserved memory applied), as
-/// Placement checks allocations against inventory. This process's claims
+/// and RAM capacity (allocation ratios and reserved memory applied), read
+/// from its `resource_providers` row, as Placement checks allocations
+/// against inventory. This process's claims
 /// choose the host; the guard, on the claim's own row, decides, counting
 /// every process's rows.
 /// Only on PostgreSQL: an SQLite file is served by one process, whose
@@ -112,14 +113,9 @@ pub fn capacity_guard(app: &App, host: &str) -> Option<crate::store::Guard> {
     if !matches!(app.store.database(), crate::store::Database::Postgres(_)) {
         return None;
     }
-    let h = app.compute.fleet.host(host)?;
-    let vcpus = (f64::from(h.vcpus) * h.cpu_allocation_ratio).floor() as i64;
-    let ram = ((h.memory_mb as f64) * h.ram_allocation_ratio).floor() as i64
-        - h.reserved_memory_mb as i64;
+    app.compute.fleet.host(host)?;
     Some(crate::store::Guard::Capacity {
         node: host.to_string(),
-        vcpus,
-        ram,
     })
 }
 

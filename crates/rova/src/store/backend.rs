@@ -52,10 +52,11 @@ pub enum Guard {
         ram: i64,
     },
     /// An allocation row on `node`: the allocations held on the node
-    /// (every process's, this one included) fit its vCPU and RAM capacity
-    /// (allocation ratios and reserved memory applied), as Placement checks
-    /// allocations against inventory.
-    Capacity { node: String, vcpus: i64, ram: i64 },
+    /// (every process's, this one included) fit the vCPU and RAM capacity
+    /// its `resource_providers` row holds (allocation ratios and reserved
+    /// memory applied), as Placement checks allocations against inventory.
+    /// A node without a row has no room.
+    Capacity { node: String },
     /// A row joining a set counted by one of its table's key columns: the
     /// rows whose `column` is `value`, this one included, are at most
     /// `limit` (Nova's key pairs per user, server groups per project).
@@ -387,6 +388,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         "image_tags",
         include_str!("../../migrations/sqlite/0013_image_tags.sql"),
     ),
+    (
+        14,
+        "resource_providers",
+        include_str!("../../migrations/sqlite/0014_resource_providers.sql"),
+    ),
 ];
 
 pub const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -454,6 +460,11 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         13,
         "image_tags",
         include_str!("../../migrations/postgres/0013_image_tags.sql"),
+    ),
+    (
+        14,
+        "resource_providers",
+        include_str!("../../migrations/postgres/0014_resource_providers.sql"),
     ),
 ];
 

@@ -239,7 +239,7 @@ pub(super) fn children_and_guards_hold(
     let mut port_ids: Vec<&str> = Vec::new();
     let (mut subnets, mut ips, mut owners): (Vec<String>, Vec<String>, Vec<&str>) =
         (Vec::new(), Vec::new(), Vec::new());
-    let mut nodes: Vec<(&str, i64, i64)> = Vec::new();
+    let mut nodes: Vec<&str> = Vec::new();
     let mut projects: Vec<(&str, i64, i64, i64)> = Vec::new();
     for chain in chains.iter().filter(|c| made(c)) {
         let Some((_, last)) = chain.last() else {
@@ -261,9 +261,9 @@ pub(super) fn children_and_guards_hold(
         for (_, op) in chain.iter() {
             match op {
                 Op::Put {
-                    guard: Some(Guard::Capacity { node, vcpus, ram }),
+                    guard: Some(Guard::Capacity { node }),
                     ..
-                } => nodes.push((node, *vcpus, *ram)),
+                } => nodes.push(node),
                 Op::Put {
                     guard:
                         Some(Guard::Quota {
@@ -298,19 +298,20 @@ pub(super) fn children_and_guards_hold(
         }
     }
     if !nodes.is_empty() {
-        let names: Vec<&str> = nodes.iter().map(|n| n.0).collect();
         let rows = query(
             tx,
-            "SELECT node, vcpus, ram FROM node_usage WHERE node = ANY($1)",
-            &[&names],
+            "SELECT n.name, coalesce(u.vcpus, 0), coalesce(u.ram, 0), p.vcpu_capacity, p.memory_capacity \
+             FROM unnest($1::text[]) AS n(name) \
+             LEFT JOIN node_usage u ON u.node = n.name \
+             LEFT JOIN resource_providers p ON p.name = n.name",
+            &[&nodes],
         )?;
         for r in &rows {
-            let (node, vcpus, ram): (&str, i64, i64) = (r.get(0), r.get(1), r.get(2));
-            let over = nodes
-                .iter()
-                .filter(|n| n.0 == node)
-                .any(|n| (n.1 >= 0 && vcpus > n.1) || (n.2 >= 0 && ram > n.2));
-            if over {
+            let capacity = match (r.get::<_, Option<i64>>(3), r.get::<_, Option<i64>>(4)) {
+                (Some(v), Some(m)) => Some((v, m)),
+                _ => None,
+            };
+            if super::schema::capacity_verdict(r.get(0), (r.get(1), r.get(2)), capacity).is_err() {
                 return Ok(false);
             }
         }
@@ -419,12 +420,18 @@ fn write_checked(
                     let n: i64 = tx.query_one(sql.as_str(), &[value])?.get(0);
                     super::schema::quota_verdict(g, (0, 0), (n, 0, 0))
                 }
-                Guard::Capacity { node, .. } => {
+                Guard::Capacity { node } => {
                     // Kept by a trigger on allocations (migration 6): one row.
                     let r =
                         tx.query_opt("SELECT vcpus, ram FROM node_usage WHERE node = $1", &[node])?;
                     let used = r.map_or((0, 0), |r| (r.get(0), r.get(1)));
-                    super::schema::quota_verdict(g, (0, 0), (0, used.0, used.1))
+                    let capacity = tx
+                        .query_opt(
+                            "SELECT vcpu_capacity, memory_capacity FROM resource_providers WHERE name = $1",
+                            &[node],
+                        )?
+                        .map(|r| (r.get(0), r.get(1)));
+                    super::schema::capacity_verdict(node, used, capacity)
                 }
             })
         }

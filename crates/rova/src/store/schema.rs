@@ -319,6 +319,16 @@ pub const KINDS: &[Kind] = &[
         table: "image_tags",
         cols: &[text("image_id", "image_id"), text("tag", "tag")],
     },
+    Kind {
+        kind: "resource_provider",
+        table: "resource_providers",
+        cols: &[
+            text("name", "name"),
+            int("vcpu_capacity", "capacity.vcpus"),
+            int("memory_capacity", "capacity.memory_mb"),
+            int("disk_capacity", "capacity.disk_gb"),
+        ],
+    },
 ];
 
 /// The `(subnet_id, ip_address)` pairs of a port document's `fixed_ips`.
@@ -381,16 +391,31 @@ pub fn quota_verdict(
             }
             Ok(())
         }
-        Guard::Capacity { node, vcpus, ram } => {
-            if (*vcpus >= 0 && used.1 > *vcpus) || (*ram >= 0 && used.2 > *ram) {
-                return Err(Refusal::Capacity(format!(
-                    "Host {node} has no room: {} of {vcpus} vCPUs and {} of {ram} MB RAM would be used",
-                    used.1, used.2
-                )));
-            }
-            Ok(())
-        }
+        Guard::Capacity { node } => capacity_verdict(node, (used.1, used.2), None),
     }
+}
+
+/// Whether the allocations on `node`, `used` `(vcpus, ram)` with the new
+/// one included, fit the `(vcpus, ram)` capacity of its
+/// `resource_providers` row (`None`: no row, no room).
+pub fn capacity_verdict(
+    node: &str,
+    used: (i64, i64),
+    capacity: Option<(i64, i64)>,
+) -> Result<(), super::backend::Refusal> {
+    use super::backend::Refusal;
+    let Some((vcpus, ram)) = capacity else {
+        return Err(Refusal::Capacity(format!(
+            "Host {node} has no room: no resource provider is registered for it"
+        )));
+    };
+    if used.0 > vcpus || used.1 > ram {
+        return Err(Refusal::Capacity(format!(
+            "Host {node} has no room: {} of {vcpus} vCPUs and {} of {ram} MB RAM would be used",
+            used.0, used.1
+        )));
+    }
+    Ok(())
 }
 
 /// The table of `kind`, if the schema knows it.

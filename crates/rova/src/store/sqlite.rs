@@ -451,14 +451,21 @@ fn check_guard(
                 .query_row([project], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             super::schema::quota_verdict(guard, own, used)
         }
-        Guard::Capacity { node, .. } => {
+        Guard::Capacity { node } => {
+            use rusqlite::OptionalExtension;
             let used: (i64, i64) = tx
                 .prepare_cached(
                     "SELECT coalesce(sum(vcpus), 0), coalesce(sum(memory_mb), 0) \
                      FROM allocations WHERE host = ?1",
                 )?
                 .query_row([node], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            super::schema::quota_verdict(guard, (0, 0), (0, used.0, used.1))
+            let capacity: Option<(i64, i64)> = tx
+                .prepare_cached(
+                    "SELECT vcpu_capacity, memory_capacity FROM resource_providers WHERE name = ?1",
+                )?
+                .query_row([node], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            super::schema::capacity_verdict(node, used, capacity)
         }
     })
 }

@@ -97,8 +97,9 @@ pub async fn start_in_dir(dir: PathBuf) -> TestCloud {
     start_in(dir, |_| {}).await
 }
 
-/// Starts a cloud on `dir` (a new one, or one a stopped cloud left).
-async fn start_in(dir: PathBuf, adjust: impl FnOnce(&mut Config)) -> TestCloud {
+/// Starts a cloud on `dir` (a new one, or one a stopped cloud left, or
+/// one a running cloud serves: on PostgreSQL a second process).
+pub async fn start_in(dir: PathBuf, adjust: impl FnOnce(&mut Config)) -> TestCloud {
     let mut cfg = Config::new(dir.clone(), "127.0.0.1:0".parse().expect("addr"));
     cfg.sim_latency_ms = 1;
     cfg.database = test_database(&dir);
@@ -157,11 +158,17 @@ pub struct User {
 impl TestCloud {
     /// Stops this server and starts a new one (on a new port, default
     /// configuration) on the same data directory, as `rova serve` restarted.
-    pub async fn restart(mut self) -> TestCloud {
+    pub async fn restart(self) -> TestCloud {
+        self.restart_with(|_| {}).await
+    }
+
+    /// [`TestCloud::restart`] after letting the test adjust the
+    /// configuration.
+    pub async fn restart_with(mut self, adjust: impl FnOnce(&mut Config)) -> TestCloud {
         self.task.abort();
         let dir = std::mem::take(&mut self.dir);
         drop(self);
-        start_in(dir, |_| {}).await
+        start_in(dir, adjust).await
     }
 
     /// Token for one of the bootstrap users (project = theirs).

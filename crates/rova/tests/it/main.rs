@@ -20,6 +20,7 @@ mod multi_create_bounds;
 mod operations;
 mod owners;
 mod persisted_state;
+mod providers;
 mod qemu_driver;
 mod rbac_matrix;
 mod restart;

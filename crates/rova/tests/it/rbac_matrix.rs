@@ -492,6 +492,9 @@ fn rows() -> Vec<Row> {
         // ---- compute: the fleet (admin) ----
         row("GET", "/compute/v2.1/os-services", Admin),
         row("PUT", "/compute/v2.1/os-services/{id}", Admin).json(json!({"status": "enabled"})),
+        // Last: were the host ever empty, deleting its service would leave
+        // the cloud without hosts.
+        row("DELETE", "/compute/v2.1/os-services/{id}", Admin).last(),
         row("GET", "/compute/v2.1/os-hypervisors", Admin),
         row("GET", "/compute/v2.1/os-hypervisors/detail", Admin),
         row("GET", "/compute/v2.1/os-hypervisors/{id}", Admin),

@@ -427,7 +427,7 @@ async fn run_case(c: &TestCloud, admin: &User, n: usize, k: &Case) -> String {
             .app
             .compute
             .fleet
-            .hosts
+            .hosts()
             .iter()
             .map(|h| h.name.clone())
             .find(|h| Some(h) != source.as_ref()),

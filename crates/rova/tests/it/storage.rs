@@ -121,7 +121,7 @@ fn instance(id: &str, project: &str, name: &str) -> Value {
 /// transaction: the quota counted from the project's rows (Nova's message
 /// on refusal), the host capacity counted from the node's allocation rows
 /// (on PostgreSQL read from `node_usage`, which a trigger on allocations
-/// keeps), and a fixed IP unique per subnet. A refused
+/// keeps) against its `resource_providers` row, and a fixed IP unique per subnet. A refused
 /// write changes nothing and leaves the copy as the database has it.
 #[tokio::test(flavor = "multi_thread")]
 async fn guards_and_unique_ips_are_decided_by_the_database() {
@@ -173,23 +173,27 @@ async fn guards_and_unique_ips_are_decided_by_the_database() {
             vec![vec![Some("2".into())]]
         );
 
-        // Capacity: 5 vCPUs on node n1 hold two of these (2 each), not
-        // three. The guard counts the node's allocation rows, each written
-        // before the write that places its server.
+        // Capacity: read from the node's resource_providers row. Without
+        // one the node has no room; with 5 vCPUs it holds two of these
+        // (2 each), not three; raised to 6 it holds the third. The guard
+        // counts the node's allocation rows, each written before the write
+        // that places its server.
         let allocations: Table<Value> = Table::load("allocation", &store).expect("allocations");
+        let providers: Table<Value> = Table::load("resource_provider", &store).expect("providers");
         let allocate = |id: &'static str| {
             allocations.put(
                 id,
                 json!({"instance_uuid": id, "host": "n1", "vcpus": 2, "memory_mb": 512, "disk_gb": 1}),
             )
         };
-        let cap = Some(Guard::Capacity {
-            node: "n1".into(),
-            vcpus: 5,
-            ram: -1,
-        });
-        for id in ["q1", "q2"] {
-            allocate(id).await.expect("allocation");
+        let inventory = |vcpus: i64| {
+            providers.put(
+                "n1-uuid",
+                json!({"name": "n1", "capacity": {"vcpus": vcpus, "memory_mb": 100000, "disk_gb": 100}}),
+            )
+        };
+        let cap = Some(Guard::Capacity { node: "n1".into() });
+        let place = |id: &'static str| {
             t.update_guarded(
                 id,
                 || rova_core::Fault::not_found("gone"),
@@ -199,32 +203,37 @@ async fn guards_and_unique_ips_are_decided_by_the_database() {
                     Ok(())
                 },
             )
-            .await
-            .expect("fits");
+        };
+        allocate("q1").await.expect("allocation");
+        let unknown = place("q1").await.expect_err("n1 is not registered");
+        assert!(is_capacity_refusal(&unknown), "{db:?}: {}", unknown.message);
+        inventory(5).await.expect("n1 registered");
+        for id in ["q1", "q2"] {
+            if id != "q1" {
+                allocate(id).await.expect("allocation");
+            }
+            place(id).await.expect("fits");
         }
         t.insert_new("c3", server("c3"), rova_core::Fault::conflict("dup"))
             .await
             .expect("c3");
         allocate("c3").await.expect("allocation");
-        let full = t
-            .update_guarded(
-                "c3",
-                || rova_core::Fault::not_found("gone"),
-                cap.clone(),
-                |v| {
-                    v["node"] = json!("n1");
-                    Ok(())
-                },
-            )
-            .await
-            .expect_err("n1 is full");
+        let full = place("c3").await.expect_err("n1 is full");
         assert!(is_capacity_refusal(&full), "{db:?}: {}", full.message);
         assert_eq!(
             t.get("c3").expect("c3")["node"],
             Value::Null,
             "{db:?}: unchanged"
         );
+        inventory(6).await.expect("n1 grows");
+        place("c3").await.expect("fits the larger inventory");
         // A server leaving the node makes room: its allocation goes.
+        t.insert_new("c4", server("c4"), rova_core::Fault::conflict("dup"))
+            .await
+            .expect("c4");
+        allocate("c4").await.expect("allocation");
+        let full = place("c4").await.expect_err("n1 is full again");
+        assert!(is_capacity_refusal(&full), "{db:?}: {}", full.message);
         t.update(
             "q1",
             || rova_core::Fault::not_found("gone"),
@@ -236,17 +245,7 @@ async fn guards_and_unique_ips_are_decided_by_the_database() {
         .await
         .expect("delete q1");
         allocations.remove("q1").await.expect("q1's allocation");
-        t.update_guarded(
-            "c3",
-            || rova_core::Fault::not_found("gone"),
-            cap,
-            |v| {
-                v["node"] = json!("n1");
-                Ok(())
-            },
-        )
-        .await
-        .expect("room again");
+        place("c4").await.expect("room again");
 
         // A fixed IP is one port's per subnet.
         let ports: Table<Value> = Table::load("port", &store).expect("ports");
@@ -323,7 +322,8 @@ async fn the_schema_holds_every_kinds_columns() {
                 vec![Some("10".to_string())],
                 vec![Some("11".to_string())],
                 vec![Some("12".to_string())],
-                vec![Some("13".to_string())]
+                vec![Some("13".to_string())],
+                vec![Some("14".to_string())]
             ],
             "{db:?}"
         );

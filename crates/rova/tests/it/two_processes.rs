@@ -384,3 +384,41 @@ async fn a_moves_source_hold_counts_for_the_other_processs_builds() {
     drop((a, b));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A host is what its `resource_providers` row says, whichever process
+/// wrote it: a host a second cloud on the database registers appears in
+/// the first's `os-hypervisors` and `os-services`, and once the second
+/// deletes its compute service it leaves the first's too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_one_process_registers_or_retires_is_so_for_the_other() {
+    use crate::common::{start_in, start_with};
+    use crate::providers::{compute_services, delete_service, hypervisors};
+    let a = start_with(|c| c.sim_hosts = 2).await;
+    assert!(a.database.is_some(), "PostgreSQL: set ROVA_TEST_PG_URL");
+    // A second process on the same data directory and so the same
+    // database, serving a third host.
+    let b = start_in(a.dir.clone(), |c| c.sim_hosts = 3).await;
+    let (a_admin, b_admin) = (a.login("admin").await, b.login("admin").await);
+    let names = |hv: Vec<(String, i64)>| hv.into_iter().map(|h| h.0).collect::<Vec<_>>();
+    let three = ["rova-sim-1", "rova-sim-2", "rova-sim-3"];
+    let end = Instant::now() + Duration::from_secs(30);
+    while names(hypervisors(&a, &a_admin).await) != three {
+        assert!(Instant::now() < end, "a never saw rova-sim-3 registered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let services = compute_services(&a, &a_admin).await;
+    assert_eq!(services.len(), 3, "{services:?}");
+    let third = services
+        .iter()
+        .find(|s| s.0 == "rova-sim-3")
+        .map(|s| s.1.clone())
+        .expect("rova-sim-3's service");
+    let r = delete_service(&b, &b_admin, &third, "2.53").await;
+    assert_eq!(r.status.as_u16(), 204, "{}", r.text);
+    let end = Instant::now() + Duration::from_secs(30);
+    while names(hypervisors(&a, &a_admin).await) != three[..2] {
+        assert!(Instant::now() < end, "a never saw rova-sim-3 retired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(compute_services(&a, &a_admin).await.len(), 2);
+}

@@ -27,7 +27,7 @@ fn zones(app: &App) -> Vec<(String, bool)> {
         .zones()
         .into_iter()
         .map(|zone| {
-            let enabled = fleet.hosts.iter().any(|h| {
+            let enabled = fleet.hosts().iter().any(|h| {
                 h.availability_zone == zone && !fleet.service("nova-compute", &h.name).disabled
             });
             (zone, enabled)
@@ -54,7 +54,7 @@ async fn az_detail(State(app): A, Extension(ctx): C) -> ApiResult<Response> {
         .into_iter()
         .map(|(zone, ok)| {
             let mut hosts = serde_json::Map::new();
-            for h in fleet.hosts.iter().filter(|h| h.availability_zone == zone) {
+            for h in fleet.hosts().iter().filter(|h| h.availability_zone == zone) {
                 let svc = fleet.service("nova-compute", &h.name);
                 let updated = rova_core::model::iso_micro(&fleet.heartbeat(&svc, now_t));
                 hosts.insert(

@@ -1,6 +1,6 @@
 //! Routes for the fleet's admin APIs: `os-services` (list, enable/disable,
 //! force down — the per-action URLs below 2.53, `PUT /os-services/{uuid}`
-//! from 2.53), `os-hypervisors` (list, detail, show), `os-migrations`, and
+//! from 2.53; delete in `service_delete`), `os-hypervisors` (list, detail, show), `os-migrations`, and
 //! a server's live migrations (`/servers/{id}/migrations`, force_complete,
 //! abort).
 
@@ -25,7 +25,10 @@ use std::sync::Arc;
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/os-services", get(services_index))
-        .route("/os-services/{id}", put(service_update))
+        .route(
+            "/os-services/{id}",
+            put(service_update).delete(super::service_delete::service_delete),
+        )
         .route("/os-hypervisors", get(hypervisors_index))
         .route("/os-hypervisors/detail", get(hypervisors_detail))
         .route("/os-hypervisors/{id}", get(hypervisor_show))
@@ -52,18 +55,20 @@ fn not_found() -> Fault {
 // ---- services ----
 
 /// One service as the API lists it.
-struct Svc {
-    int_id: usize,
-    uuid: String,
-    zone: String,
-    rec: ServiceRecord,
+pub(super) struct Svc {
+    pub int_id: usize,
+    pub uuid: String,
+    pub zone: String,
+    pub rec: ServiceRecord,
 }
 
-fn all_services(app: &App) -> Vec<Svc> {
+/// Every service shown: a nova-compute per registered host, then the
+/// control services (unless deleted).
+pub(super) fn all_services(app: &App) -> Vec<Svc> {
     let fleet = &app.compute.fleet;
-    let n = fleet.hosts.len();
-    let mut v: Vec<Svc> = fleet
-        .hosts
+    let hosts = fleet.hosts();
+    let n = hosts.len();
+    let mut v: Vec<Svc> = hosts
         .iter()
         .map(|h| Svc {
             int_id: h.index,
@@ -73,6 +78,9 @@ fn all_services(app: &App) -> Vec<Svc> {
         })
         .collect();
     for (i, binary) in ["nova-scheduler", "nova-conductor"].into_iter().enumerate() {
+        if fleet.service(binary, CONTROL_HOST).deleted {
+            continue;
+        }
         v.push(Svc {
             int_id: n + i + 1,
             uuid: stable_uuid(&format!("service:{binary}:{CONTROL_HOST}")),
@@ -460,10 +468,8 @@ fn hypervisor_list(
     } else {
         None
     };
-    let mut hosts: Vec<&HostConfig> = app
-        .compute
-        .fleet
-        .hosts
+    let registered = app.compute.fleet.hosts();
+    let mut hosts: Vec<&HostConfig> = registered
         .iter()
         .filter(|h| pattern.as_deref().is_none_or(|p| h.name.contains(p)))
         .collect();
@@ -564,10 +570,8 @@ async fn hypervisor_show(
             .rev()
             .find(|(k, _)| k == "with_servers")
             .is_some_and(|(_, v)| matches!(v.as_str(), "1" | "true" | "True" | "yes" | "on"));
-    let h = app
-        .compute
-        .fleet
-        .hosts
+    let hosts = app.compute.fleet.hosts();
+    let h = hosts
         .iter()
         .find(|h| {
             if ctx.at_least(53) {

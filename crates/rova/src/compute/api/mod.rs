@@ -19,6 +19,7 @@ mod limits;
 mod schema;
 mod secgroups;
 mod servers;
+mod service_delete;
 
 use crate::app::{App, PathProject};
 use crate::http::{host_url, ApiError, Ctx, RequestId};
