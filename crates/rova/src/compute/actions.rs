@@ -1,10 +1,13 @@
 //! Instance-action records: every user request against a server is logged
 //! with its request id, and the work it causes as events with results.
-//! These back `os-instance-actions`.
+//! Each action is a row of `instance_actions` (keyed `<server>/<seq>`, its
+//! events inside it), found by server through an index. These back
+//! `os-instance-actions`.
 
 use super::{ActionEvent, ActionLog, InstanceAction};
 use crate::app::App;
 use crate::http::Ctx;
+use crate::store::Table;
 use chrono::{DateTime, Utc};
 use rova_core::model::Instance;
 use rova_core::Fault;
@@ -81,17 +84,74 @@ fn entry(
         start_time: now,
         updated_at: now,
         message: None,
+        seq: 0,
         events: first_event
             .map(|(e, host)| vec![new_event(e, host, now)])
             .unwrap_or_default(),
     }
 }
 
-/// The action log of a server being created: its `create` action alone.
-pub fn create_log(ctx: &Ctx, uuid: &str, now: DateTime<Utc>) -> ActionLog {
-    ActionLog {
-        actions: vec![entry(ctx, uuid, "create", None, now)],
+/// The `create` action of a server being created: the first of its
+/// actions (`seq` 0), with its row key.
+pub fn create_log(ctx: &Ctx, uuid: &str, now: DateTime<Utc>) -> (String, InstanceAction) {
+    (row_key(uuid, 0), entry(ctx, uuid, "create", None, now))
+}
+
+/// The key of a server's action row: `<server>/<seq>`, six digits, so a
+/// server's rows sort in the order its actions were recorded.
+pub fn row_key(uuid: &str, seq: u32) -> String {
+    format!("{uuid}/{seq:06}")
+}
+
+/// The index of action rows by server.
+pub const BY_INSTANCE: &str = "instance";
+
+/// Server `uuid`'s actions, in the order they were recorded: from this
+/// process's copy, or for a cached table read from the database.
+pub fn log_of(app: &App, uuid: &str) -> ActionLog {
+    log_in(&app.compute.actions, uuid)
+}
+
+/// [`log_of`] in `table`.
+pub fn log_in(table: &Table<InstanceAction>, uuid: &str) -> ActionLog {
+    let mut actions: Vec<InstanceAction> =
+        rows_of(table, uuid).iter().map(|a| (**a).clone()).collect();
+    actions.sort_by_key(|a| a.seq);
+    ActionLog { actions }
+}
+
+/// Server `uuid`'s action rows, in no order.
+fn rows_of(table: &Table<InstanceAction>, uuid: &str) -> Vec<std::sync::Arc<InstanceAction>> {
+    if table.is_cached() {
+        table
+            .select(
+                "instance_uuid = ?1",
+                vec![crate::store::schema::Cell::Text(uuid.to_string())],
+            )
+            .unwrap_or_default()
+    } else {
+        table.find(BY_INSTANCE, uuid)
     }
+}
+
+/// The key and `seq` the next action of server `uuid` takes.
+pub fn next_row(table: &Table<InstanceAction>, uuid: &str) -> (String, u32) {
+    let seq = rows_of(table, uuid)
+        .iter()
+        .map(|a| a.seq + 1)
+        .max()
+        .unwrap_or(0);
+    (row_key(uuid, seq), seq)
+}
+
+/// The row key of server `uuid`'s latest action with `request_id`.
+fn key_of(app: &App, uuid: &str, request_id: &str) -> Option<String> {
+    rows_of(&app.compute.actions, uuid)
+        .iter()
+        .filter(|a| a.request_id == request_id)
+        .map(|a| a.seq)
+        .max()
+        .map(|seq| row_key(uuid, seq))
 }
 
 /// Records a new action (and optionally a first event already started)
@@ -103,32 +163,19 @@ pub async fn record(
     action: &str,
     first_event: Option<(&str, Option<&str>)>,
 ) -> Result<(), Fault> {
-    let a = entry(ctx, uuid, action, first_event, app.clock.now());
-    if action == "create" {
-        // A new server has no log yet: written without reading it first
-        // (the insert is refused if one is there, and then added to).
-        let log = ActionLog {
-            actions: vec![a.clone()],
-        };
-        let taken = Fault::conflict("log exists");
-        if app
-            .compute
-            .actions
-            .insert_new(uuid, log, taken)
-            .await
-            .is_ok()
-        {
-            return Ok(());
+    let mut a = entry(ctx, uuid, action, first_event, app.clock.now());
+    // Another process may take the same place first: then the next one.
+    let mut tries = 0;
+    loop {
+        let (key, seq) = next_row(&app.compute.actions, uuid);
+        a.seq = seq;
+        let taken = Fault::conflict("action recorded meanwhile");
+        match app.compute.actions.insert_new(&key, a.clone(), taken).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.code == 409 && tries < 3 => tries += 1,
+            Err(e) => return Err(e),
         }
     }
-    app.compute
-        .actions
-        .upsert(uuid, ActionLog::default, |log| {
-            log.actions.push(a);
-            Ok(())
-        })
-        .await
-        .map(|_| ())
 }
 
 fn new_event(name: &str, host: Option<&str>, now: DateTime<Utc>) -> ActionEvent {
@@ -146,22 +193,18 @@ fn new_event(name: &str, host: Option<&str>, now: DateTime<Utc>) -> ActionEvent 
 /// Starts an event on the action with `request_id`.
 pub async fn event_start(app: &App, uuid: &str, request_id: &str, event: &str, host: Option<&str>) {
     let now = app.clock.now();
+    let Some(key) = key_of(app, uuid, request_id) else {
+        return;
+    };
     let _ = app
         .compute
         .actions
         .update(
-            uuid,
+            &key,
             || Fault::not_found(""),
-            |log: &mut ActionLog| {
-                if let Some(a) = log
-                    .actions
-                    .iter_mut()
-                    .rev()
-                    .find(|a| a.request_id == request_id)
-                {
-                    a.events.push(new_event(event, host, now));
-                    a.updated_at = now;
-                }
+            |a: &mut InstanceAction| {
+                a.events.push(new_event(event, host, now));
+                a.updated_at = now;
                 Ok(())
             },
         )
@@ -177,40 +220,36 @@ pub async fn event_finish(
     error: Option<(&str, &str)>,
 ) {
     let now = app.clock.now();
+    let Some(key) = key_of(app, uuid, request_id) else {
+        return;
+    };
     let _ = app
         .compute
         .actions
         .update(
-            uuid,
+            &key,
             || Fault::not_found(""),
-            |log: &mut ActionLog| {
-                if let Some(a) = log
-                    .actions
+            |a: &mut InstanceAction| {
+                if let Some(ev) = a
+                    .events
                     .iter_mut()
                     .rev()
-                    .find(|a| a.request_id == request_id)
+                    .find(|e| e.event == event && e.finish_time.is_none())
                 {
-                    if let Some(ev) = a
-                        .events
-                        .iter_mut()
-                        .rev()
-                        .find(|e| e.event == event && e.finish_time.is_none())
-                    {
-                        ev.finish_time = Some(now);
-                        match error {
-                            None => ev.result = Some("Success".into()),
-                            Some((msg, tb)) => {
-                                ev.result = Some("Error".into());
-                                ev.traceback = Some(tb.to_string());
-                                ev.details = Some(msg.to_string());
-                            }
+                    ev.finish_time = Some(now);
+                    match error {
+                        None => ev.result = Some("Success".into()),
+                        Some((msg, tb)) => {
+                            ev.result = Some("Error".into());
+                            ev.traceback = Some(tb.to_string());
+                            ev.details = Some(msg.to_string());
                         }
                     }
-                    if error.is_some() {
-                        a.message = Some("Error".into());
-                    }
-                    a.updated_at = now;
                 }
+                if error.is_some() {
+                    a.message = Some("Error".into());
+                }
+                a.updated_at = now;
                 Ok(())
             },
         )

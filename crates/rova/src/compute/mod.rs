@@ -7,6 +7,7 @@ pub mod actions_parse;
 pub mod actions_run;
 pub mod api;
 pub mod build;
+pub mod claims;
 pub mod console_proxy;
 pub mod consoles;
 pub mod driver;
@@ -121,10 +122,14 @@ pub struct InstanceAction {
     pub start_time: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub message: Option<String>,
+    /// Its place among the server's actions (0: the first), also in its
+    /// row's key.
+    #[serde(default)]
+    pub seq: u32,
     pub events: Vec<ActionEvent>,
 }
 
-/// All actions of one instance, stored together.
+/// All actions of one instance, in order (assembled from their rows).
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct ActionLog {
     pub actions: Vec<InstanceAction>,
@@ -135,7 +140,7 @@ pub struct Compute {
     pub instances: Table<Instance>,
     pub flavors: flavors::Flavors,
     pub keypairs: Table<Keypair>,
-    pub actions: Table<ActionLog>,
+    pub actions: Table<InstanceAction>,
     next_id: IdCounter,
     /// Quota held per project beyond what the instance rows say: the
     /// servers of creates whose rows are not written yet, by uuid, with
@@ -179,7 +184,10 @@ impl Compute {
         let (instances, actions) = match cfg.instance_cache {
             0 => (
                 servers::with_list_indexes(Table::load("instance", store)?),
-                Table::load("instance_action", store)?,
+                Table::load("instance_action", store)?
+                    .indexed(actions::BY_INSTANCE, |a: &InstanceAction| {
+                        Some(a.instance_uuid.clone())
+                    }),
             ),
             n => (
                 Table::load_cached("instance", store, n)?,
@@ -592,15 +600,21 @@ impl Compute {
     ) -> Result<(Arc<Instance>, R), rova_core::Fault> {
         let missing = || rova_core::Fault::instance_not_found(id);
         let change = self.stamped(now, Some(log.action), change);
+        // The action takes the server's next place; the server's own
+        // compare-and-swap keeps two writers from taking the same one.
+        let (key, seq) = actions::next_row(&self.actions, id);
         self.instances
-            .update_along(
+            .update_with_guard(
                 id,
                 missing,
                 change,
                 &self.actions,
-                id,
-                ActionLog::default,
-                |i, actions| actions.actions.push(log.entry(ctx, i, now)),
+                |i, view| {
+                    let mut action = log.entry(ctx, i, now);
+                    action.seq = seq;
+                    view.put(&key, action);
+                    Ok(())
+                },
                 guard,
             )
             .await

@@ -393,6 +393,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         "resource_providers",
         include_str!("../../migrations/sqlite/0014_resource_providers.sql"),
     ),
+    (
+        15,
+        "instance_action_rows",
+        include_str!("../../migrations/sqlite/0015_instance_action_rows.sql"),
+    ),
 ];
 
 pub const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -465,6 +470,11 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         14,
         "resource_providers",
         include_str!("../../migrations/postgres/0014_resource_providers.sql"),
+    ),
+    (
+        15,
+        "instance_action_rows",
+        include_str!("../../migrations/postgres/0015_instance_action_rows.sql"),
     ),
 ];
 

@@ -117,7 +117,11 @@ pub const KINDS: &[Kind] = &[
     Kind {
         kind: "instance_action",
         table: "instance_actions",
-        cols: &[],
+        cols: &[
+            text("instance_uuid", "instance_uuid"),
+            text("request_id", "request_id"),
+            text("action", "action"),
+        ],
     },
     Kind {
         kind: "migration",
@@ -416,6 +420,29 @@ pub fn capacity_verdict(
         )));
     }
     Ok(())
+}
+
+/// The rows a record of the pre-relational store becomes: itself, but for
+/// a server's instance-action log (`{"actions": [...]}`), which becomes
+/// one row per action, keyed `<server>/<seq>` (migration 15's split).
+pub fn rows_of_record(kind: &Kind, id: &str, body: String) -> Vec<(String, String)> {
+    if kind.kind == "instance_action" {
+        if let Ok(serde_json::Value::Object(mut log)) = serde_json::from_str(&body) {
+            if let Some(serde_json::Value::Array(actions)) = log.remove("actions") {
+                return actions
+                    .into_iter()
+                    .enumerate()
+                    .map(|(seq, mut a)| {
+                        if let Some(o) = a.as_object_mut() {
+                            o.insert("seq".into(), serde_json::json!(seq));
+                        }
+                        (format!("{id}/{seq:06}"), a.to_string())
+                    })
+                    .collect();
+            }
+        }
+    }
+    vec![(id.to_string(), body)]
 }
 
 /// The table of `kind`, if the schema knows it.

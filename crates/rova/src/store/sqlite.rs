@@ -622,13 +622,15 @@ fn import_objects(tx: &rusqlite::Transaction<'_>) -> Result<(), String> {
         let kind = schema::of(&kind_name).ok_or_else(|| {
             format!("the data directory holds records of kind {kind_name:?}, which this release does not know; run the release that wrote it")
         })?;
-        let put = Op::put(kind, id.clone(), body, 0, 1)?;
-        match write_checked(tx, &put) {
-            Ok(Ok(())) => {}
-            Ok(Err(refused)) => return Err(format!("importing {kind_name} {id}: {refused:?}")),
-            Err(e) => return Err(format!("importing {kind_name} {id}: {e}")),
+        for (id, body) in schema::rows_of_record(kind, &id, body) {
+            let put = Op::put(kind, id.clone(), body, 0, 1)?;
+            match write_checked(tx, &put) {
+                Ok(Ok(())) => {}
+                Ok(Err(refused)) => return Err(format!("importing {kind_name} {id}: {refused:?}")),
+                Err(e) => return Err(format!("importing {kind_name} {id}: {e}")),
+            }
+            moved += 1;
         }
-        moved += 1;
     }
     tx.execute_batch("DROP TABLE objects")
         .map_err(|e| e.to_string())?;

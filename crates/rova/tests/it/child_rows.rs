@@ -581,3 +581,80 @@ async fn an_images_listed_tags_become_rows() {
         assert_eq!(doc["visibility"], "public", "{db:?}: the rest is kept");
     }
 }
+
+/// A database from before action rows (version 14: one document per
+/// server listing its actions) is brought to version 15 on open: each
+/// action becomes a row keyed `<server>/<seq>` in its place, with its
+/// events, and the server's actions read back in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_servers_action_log_becomes_one_row_per_action() {
+    for db in backends("action-rows-migrate") {
+        {
+            let store = Store::connect(&db).expect("open");
+            drop(store);
+        }
+        let body = |t: &str| if t == "pg" { "JSON" } else { "TEXT" };
+        let kind = if matches!(db, rova::store::Database::Postgres(_)) {
+            "pg"
+        } else {
+            "sqlite"
+        };
+        let action = |name: &str, req: &str, at: &str| {
+            json!({"action": name, "instance_uuid": "srv", "request_id": req,
+                "user_id": "u", "project_id": "p", "start_time": at, "updated_at": at,
+                "message": null, "events": [{"event": format!("compute_{name}"),
+                "start_time": at, "finish_time": at, "result": "Success",
+                "traceback": null, "host": "h", "details": null}]})
+        };
+        let log = json!({"actions": [
+            action("create", "req-1", "2026-01-01T00:00:00Z"),
+            action("stop", "req-2", "2026-01-01T00:01:00Z"),
+            action("start", "req-3", "2026-01-01T00:02:00Z"),
+        ]});
+        exec(
+            &db,
+            &format!(
+                "DROP TABLE instance_actions; \
+                 CREATE TABLE instance_actions (id TEXT PRIMARY KEY NOT NULL, gen BIGINT NOT NULL DEFAULT 1, body {} NOT NULL); \
+                 INSERT INTO instance_actions (id, gen, body) VALUES ('srv', 4, '{}'); \
+                 DELETE FROM schema_migrations WHERE version = 15;",
+                body(kind),
+                log
+            ),
+        );
+        let store = Store::connect(&db).expect("reopen migrates");
+        let rows = query(
+            &db,
+            "SELECT id, instance_uuid, request_id, action FROM instance_actions ORDER BY id",
+        );
+        let want: Vec<Vec<Option<String>>> = [
+            ("srv/000000", "req-1", "create"),
+            ("srv/000001", "req-2", "stop"),
+            ("srv/000002", "req-3", "start"),
+        ]
+        .iter()
+        .map(|(id, req, act)| {
+            vec![
+                Some(id.to_string()),
+                Some("srv".to_string()),
+                Some(req.to_string()),
+                Some(act.to_string()),
+            ]
+        })
+        .collect();
+        assert_eq!(rows, want, "{db:?}");
+        let table: Table<rova::compute::InstanceAction> =
+            Table::load("instance_action", &store).expect("load");
+        let mut actions: Vec<_> = table.all().iter().map(|a| (**a).clone()).collect();
+        actions.sort_by_key(|a| a.seq);
+        assert_eq!(
+            actions
+                .iter()
+                .map(|a| (a.seq, a.action.as_str()))
+                .collect::<Vec<_>>(),
+            [(0, "create"), (1, "stop"), (2, "start")],
+            "{db:?}"
+        );
+        assert_eq!(actions[1].events[0].event, "compute_stop", "{db:?}");
+    }
+}

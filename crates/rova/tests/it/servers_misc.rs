@@ -570,6 +570,24 @@ async fn instance_actions_list_and_show() {
     assert_eq!(acts[0]["request_id"], json!(stop_req));
     assert_eq!(acts[1]["action"], "create");
     assert_eq!(acts[1]["request_id"], json!(create_req));
+    // Each action is a row of its own, keyed by the server and its place.
+    let db = cloud
+        .database
+        .clone()
+        .unwrap_or_else(|| rova::store::Database::Sqlite(cloud.dir.join("rova.sqlite")));
+    let rows = crate::storage::query(
+        &db,
+        &format!(
+            "SELECT id, action FROM instance_actions WHERE instance_uuid = '{id}' ORDER BY id"
+        ),
+    );
+    assert_eq!(
+        rows,
+        vec![
+            vec![Some(format!("{id}/000000")), Some("create".to_string())],
+            vec![Some(format!("{id}/000001")), Some("stop".to_string())],
+        ]
+    );
     let want: BTreeSet<String> = [
         "action",
         "instance_uuid",

@@ -450,7 +450,8 @@ async fn run_case(c: &TestCloud, admin: &User, n: usize, k: &Case) -> String {
         assert_eq!(fault, None, "{label}: no fault");
     }
     if !k.faults.is_empty() {
-        let log = c.app.compute.actions.get(&id).expect("actions");
+        let log = rova::compute::actions::log_of(&c.app, &id);
+        assert!(!log.actions.is_empty(), "{label}: actions");
         let failed = log
             .actions
             .iter()

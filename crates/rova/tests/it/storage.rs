@@ -323,7 +323,8 @@ async fn the_schema_holds_every_kinds_columns() {
                 vec![Some("11".to_string())],
                 vec![Some("12".to_string())],
                 vec![Some("13".to_string())],
-                vec![Some("14".to_string())]
+                vec![Some("14".to_string())],
+                vec![Some("15".to_string())]
             ],
             "{db:?}"
         );

@@ -388,12 +388,7 @@ fn action_log(app: &App, ctx: &Ctx, id: &str) -> Result<ActionLog, Fault> {
     } else {
         svc::visible(app, ctx, id)?;
     }
-    Ok(app
-        .compute
-        .actions
-        .get(id)
-        .map(|l| (*l).clone())
-        .unwrap_or_default())
+    Ok(crate::compute::actions::log_of(app, id))
 }
 
 async fn actions_list(

@@ -457,7 +457,7 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
                 })
                 .and_then(|()| {
                     g.with(&app.compute.actions, |v| {
-                        v.put(&uuid, log);
+                        v.put(&log.0, log.1);
                         Ok(())
                     })
                 })

@@ -454,11 +454,10 @@ pub fn resume_all(app: &Arc<App>, scope: &Arc<Settling>) {
         .instances
         .filter(|i| !i.deleted && scope.covers(&i.uuid))
     {
-        let last_request = app
-            .compute
+        let last_request = crate::compute::actions::log_of(app, &inst.uuid)
             .actions
-            .get(&inst.uuid)
-            .and_then(|l| l.actions.last().map(|a| a.request_id.clone()))
+            .last()
+            .map(|a| a.request_id.clone())
             .unwrap_or_default();
         let act = crate::compute::settle::restart_action(app, &inst);
         if !matches!(
