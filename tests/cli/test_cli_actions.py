@@ -198,3 +198,31 @@ def test_compute_service_delete(cli, server):
     cli.run("rova-admin", "compute", "service", "delete", str(sched[0]["ID"]))
     assert cli.json("rova-admin", "compute", "service", "list",
                     "--service", "nova-scheduler") == []
+
+
+def test_server_add_remove_port_and_network(cli, server, unique):
+    """`openstack server add/remove network|port` (os-interface): a new
+    port on the network, the user's own port; removed, Rova's port goes
+    and the user's is kept unbound."""
+    sid = server()
+
+    def ports():
+        return cli.json("rova-demo", "port", "list", "--server", sid)
+
+    assert len(ports()) == 1
+    cli.run("rova-demo", "server", "add", "network", sid, "private")
+    assert len(ports()) == 2
+    mine = cli.json("rova-demo", "port", "create", "--network", "private",
+                    "port-%s" % unique)["id"]
+    cli.run("rova-demo", "server", "add", "port", sid, mine)
+    attached = {p["ID"] for p in ports()}
+    assert mine in attached and len(attached) == 3, attached
+    events = [a["Action"] for a in
+              cli.json("rova-demo", "server", "event", "list", sid)]
+    assert events[:2] == ["attach_interface", "attach_interface"], events
+    cli.run("rova-demo", "server", "remove", "port", sid, mine)
+    assert cli.json("rova-demo", "port", "show", mine)["device_id"] == ""
+    assert len(ports()) == 2
+    cli.run("rova-demo", "server", "remove", "network", sid, "private")
+    assert ports() == []
+    cli.run("rova-demo", "port", "delete", mine)

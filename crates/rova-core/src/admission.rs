@@ -44,6 +44,8 @@ pub enum Action {
     RemoteConsole,
     UpdateMetadata,
     DeleteMetadata,
+    AttachInterface,
+    DetachInterface,
 }
 
 /// The task_state precondition.
@@ -140,6 +142,8 @@ impl Action {
         Action::RemoteConsole,
         Action::UpdateMetadata,
         Action::DeleteMetadata,
+        Action::AttachInterface,
+        Action::DetachInterface,
     ];
 
     /// Nova's admission rule for this action.
@@ -148,6 +152,7 @@ impl Action {
         const ACTIVE: &[VmState] = &[V::Active];
         const IMAGE_STATES: &[VmState] = &[V::Active, V::Stopped, V::Paused, V::Suspended];
         const META: &[VmState] = &[V::Active, V::Paused, V::Suspended, V::Stopped];
+        const INTERFACES: &[VmState] = &[V::Active, V::Paused, V::Stopped];
         match self {
             Action::Delete => Rule {
                 launched: false,
@@ -257,6 +262,14 @@ impl Action {
             },
             Action::UpdateMetadata => rule("update metadata", Some(META), Any, true),
             Action::DeleteMetadata => rule("delete metadata", Some(META), Any, true),
+            Action::AttachInterface => Rule {
+                launched: false,
+                ..rule("attach_interface", Some(INTERFACES), Idle, true)
+            },
+            Action::DetachInterface => Rule {
+                launched: false,
+                ..rule("detach_interface", Some(INTERFACES), Idle, true)
+            },
         }
     }
 }
@@ -348,6 +361,7 @@ mod tests {
                 ShelveOffload => vec![V::Shelved],
                 Unshelve => vec![V::Shelved, V::ShelvedOffloaded],
                 Unrescue => vec![V::Rescued],
+                AttachInterface | DetachInterface => vec![V::Active, V::Paused, V::Stopped],
                 TriggerCrashDump => vec![V::Active, V::Paused, V::Rescued, V::Resized, V::Error],
                 UpdateMetadata | DeleteMetadata => {
                     vec![V::Active, V::Paused, V::Suspended, V::Stopped]

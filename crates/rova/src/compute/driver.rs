@@ -64,6 +64,8 @@ pub enum DriverOpKind {
     Unrescue,
     ChangePassword,
     TriggerCrashDump,
+    AttachInterface,
+    DetachInterface,
 }
 
 /// Each kind with its public name: `spawn`, `destroy`, or the
@@ -94,6 +96,8 @@ const NAMES: &[(DriverOpKind, &str)] = &[
     (DriverOpKind::Unrescue, "unrescue"),
     (DriverOpKind::ChangePassword, "changePassword"),
     (DriverOpKind::TriggerCrashDump, "trigger_crash_dump"),
+    (DriverOpKind::AttachInterface, "attach_interface"),
+    (DriverOpKind::DetachInterface, "detach_interface"),
 ];
 
 impl DriverOpKind {
@@ -144,6 +148,8 @@ impl DriverOpKind {
             Action::CreateImage => K::CreateImage,
             Action::CreateBackup => K::CreateBackup,
             Action::TriggerCrashDump => K::TriggerCrashDump,
+            Action::AttachInterface => K::AttachInterface,
+            Action::DetachInterface => K::DetachInterface,
             Action::Restore
             | Action::ConfirmResize
             | Action::ResetState
@@ -212,6 +218,15 @@ pub enum DriverOp {
     Unrescue,
     ChangePassword,
     TriggerCrashDump,
+    /// A NIC plugged in: the port and its MAC.
+    AttachInterface {
+        port_id: String,
+        mac: String,
+    },
+    /// A NIC unplugged.
+    DetachInterface {
+        port_id: String,
+    },
 }
 
 impl DriverOp {
@@ -238,6 +253,8 @@ impl DriverOp {
             DriverOp::Rescue { .. } => K::Rescue,
             DriverOp::Unrescue => K::Unrescue,
             DriverOp::ChangePassword => K::ChangePassword,
+            DriverOp::AttachInterface { .. } => K::AttachInterface,
+            DriverOp::DetachInterface { .. } => K::DetachInterface,
             DriverOp::TriggerCrashDump => K::TriggerCrashDump,
         }
     }

@@ -15,6 +15,7 @@ pub mod fault_steps;
 pub mod flavors;
 pub mod fleet;
 pub mod guest_env;
+pub mod interfaces;
 pub mod keypairs;
 pub mod live_migration;
 pub mod migrate;

@@ -13,6 +13,7 @@ mod fuzz;
 mod identity_tokens;
 mod image_members;
 mod image_network;
+mod interfaces;
 mod keypair_formats;
 mod metadata_service;
 mod microversions;

@@ -390,6 +390,26 @@ fn rows() -> Vec<Row> {
         row("PUT", "/compute/v2.1/servers/{id}/tags/{tag}", Write),
         row("DELETE", "/compute/v2.1/servers/{id}/tags/{tag}", Write).fresh(),
         row("GET", "/compute/v2.1/servers/{id}/os-instance-actions", Read),
+        row("GET", "/compute/v2.1/servers/{id}/os-interface", Read),
+        // The fixture port is on no server: 404 once the server is found.
+        row(
+            "GET",
+            "/compute/v2.1/servers/{id}/os-interface/{port_id}",
+            Custom(Exp::NotDenied, Exp::NotDenied, Exp::Denied, Exp::NotDenied),
+        ),
+        row(
+            "POST",
+            "/compute/v2.1/servers/{id}/os-interface",
+            Custom(Exp::Is(403), Exp::Allowed, Exp::Is(404), Exp::Allowed),
+        )
+        .body(|fx| json!({"interfaceAttachment": {"net_id": fx.network}}))
+        .last(),
+        row(
+            "DELETE",
+            "/compute/v2.1/servers/{id}/os-interface/{port_id}",
+            Custom(Exp::Is(403), Exp::NotDenied, Exp::Denied, Exp::NotDenied),
+        )
+        .last(),
         row("GET", "/compute/v2.1/servers/{id}/os-instance-actions/{req}", Read),
         row("GET", "/compute/v2.1/servers/{id}/os-server-password", Read),
         row("DELETE", "/compute/v2.1/servers/{id}/os-server-password", Write),
@@ -1168,6 +1188,7 @@ fn param(fx: &Fx, route: &str, prev: &str, name: &str) -> Option<String> {
         ("tags", "tag") => "rbac".to_string(),
         ("members", "member") => "rbac-member".to_string(),
         ("os-instance-actions", "req") => fx.request_id.clone(),
+        ("os-interface", "port_id") => fx.port.clone(),
         ("migrations", "mid") => "1".to_string(),
         ("os-console-auth-tokens", "token") => fx.console_token.clone(),
         ("flavors", "id") if route.contains("os-flavor-access") || route.ends_with("/action") => {

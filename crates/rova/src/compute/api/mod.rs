@@ -14,6 +14,7 @@ mod flavors;
 mod fleet;
 mod groups_quotas;
 mod images;
+mod interfaces;
 mod keypairs;
 mod limits;
 mod schema;
@@ -49,6 +50,7 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .merge(consoles::routes())
         .merge(secgroups::routes())
         .merge(fleet::routes())
+        .merge(interfaces::routes())
         .merge(groups_quotas::routes())
         .merge(flavor_access::routes())
         .merge(diagnostics::routes())

@@ -14,6 +14,7 @@
 //! of work cut short by a restart.
 
 mod run;
+pub(crate) use run::{allocate, release_vifs};
 
 pub use run::{resume_all, run_build};
 

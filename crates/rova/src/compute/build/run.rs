@@ -325,7 +325,7 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
     }
 }
 
-async fn allocate(app: &App, inst: &Instance, nic: &NicPlan) -> Result<Vif, Fault> {
+pub(crate) async fn allocate(app: &App, inst: &Instance, nic: &NicPlan) -> Result<Vif, Fault> {
     let now = app.clock.now();
     let (port, created, tag) = match nic {
         NicPlan::Port(id) => (
@@ -379,7 +379,7 @@ async fn allocate(app: &App, inst: &Instance, nic: &NicPlan) -> Result<Vif, Faul
     })
 }
 
-async fn release_vifs(app: &App, vifs: &[Vif]) {
+pub(crate) async fn release_vifs(app: &App, vifs: &[Vif]) {
     let now = app.clock.now();
     for v in vifs {
         let _ = if v.created_by_nova {

@@ -264,8 +264,14 @@ impl Driver for QemuDriver {
         })
     }
     fn supports(&self, op: DriverOpKind) -> bool {
-        // Setting the admin password needs a guest agent this driver lacks.
-        op != DriverOpKind::ChangePassword
+        // Setting the admin password needs a guest agent this driver lacks;
+        // NICs are not hot-plugged yet.
+        !matches!(
+            op,
+            DriverOpKind::ChangePassword
+                | DriverOpKind::AttachInterface
+                | DriverOpKind::DetachInterface
+        )
     }
     fn perform<'a>(
         &'a self,

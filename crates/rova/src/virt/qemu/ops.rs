@@ -146,6 +146,13 @@ impl QemuDriver {
             }
             // Refused up front (see `supports`); kept for a caller that
             // did not ask.
+            DriverOp::AttachInterface { .. } | DriverOp::DetachInterface { .. } => {
+                Err(DriverFault {
+                    code: 501,
+                    message: "The requested functionality is not supported.".into(),
+                    details: "the QEMU driver does not hot-plug NICs yet".into(),
+                })
+            }
             DriverOp::ChangePassword => Err(DriverFault {
                 code: 501,
                 message: "Setting the admin password is not supported by the QEMU driver: it needs a guest agent.".into(),
