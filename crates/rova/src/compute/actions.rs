@@ -134,6 +134,13 @@ fn rows_of(table: &Table<InstanceAction>, uuid: &str) -> Vec<std::sync::Arc<Inst
     }
 }
 
+/// Server `uuid`'s latest action, without copying the others.
+pub fn latest(app: &App, uuid: &str) -> Option<std::sync::Arc<InstanceAction>> {
+    rows_of(&app.compute.actions, uuid)
+        .into_iter()
+        .max_by_key(|a| a.seq)
+}
+
 /// The key and `seq` the next action of server `uuid` takes.
 pub fn next_row(table: &Table<InstanceAction>, uuid: &str) -> (String, u32) {
     let seq = rows_of(table, uuid)

@@ -32,7 +32,7 @@ use super::migrate::Migration;
 use crate::config::Config;
 use crate::store::{Store, Table};
 use chrono::{DateTime, Utc};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use rova_core::model::Instance;
 use rova_core::scheduler::{HostState, Resources, Weights};
 use rova_core::states::VmState;
@@ -131,9 +131,8 @@ impl Allocation {
 
 /// Hosts, services and claims.
 pub struct Fleet {
-    /// The registered hosts (every `resource_providers` row), in
-    /// hypervisor-id order; followed as other processes register theirs.
-    hosts: Arc<RwLock<Arc<Vec<HostConfig>>>>,
+    /// The registered hosts: the `resource_providers` rows (other
+    /// processes' followed through the change feed).
     providers: Table<Provider>,
     pub services: Table<ServiceRecord>,
     claims: Arc<Mutex<ClaimBook>>,
@@ -293,27 +292,6 @@ impl Fleet {
         let providers: Table<Provider> = Table::load("resource_provider", store)?;
         let sole = !matches!(store.database(), crate::store::Database::Postgres(_));
         super::providers::register(&providers, &hosts_from_config(cfg), sole)?;
-        let hosts = Arc::new(RwLock::new(Arc::new(super::providers::hosts_of(
-            &providers,
-        ))));
-        let follow = Arc::downgrade(&hosts);
-        providers.watch(Box::new(move |before, after| {
-            let Some(hosts) = follow.upgrade() else {
-                return;
-            };
-            let mut hosts = hosts.write();
-            let mut next: Vec<HostConfig> = hosts
-                .iter()
-                .filter(|h| {
-                    before.is_none_or(|b| b.host.name != h.name)
-                        && after.is_none_or(|a| a.host.name != h.name)
-                })
-                .cloned()
-                .collect();
-            next.extend(after.map(|a| a.host.clone()));
-            super::providers::sort(&mut next);
-            *hosts = Arc::new(next);
-        }));
         let services: Table<ServiceRecord> = Table::load("compute_service", store)?;
         for gone in services.filter(|s| s.deleted && s.host == CONTROL_HOST) {
             let back = ServiceRecord {
@@ -351,7 +329,6 @@ impl Fleet {
             book.dirty.clear();
         }));
         Ok(Fleet {
-            hosts,
             providers,
             services,
             claims,
@@ -452,25 +429,24 @@ impl Fleet {
         staged
     }
 
-    /// Every registered host, in hypervisor-id order.
-    pub fn hosts(&self) -> Arc<Vec<HostConfig>> {
-        self.hosts.read().clone()
+    /// Every registered host (not being retired), in hypervisor-id order.
+    pub fn hosts(&self) -> Vec<HostConfig> {
+        super::providers::hosts_of(&self.providers)
     }
 
     pub fn host(&self, name: &str) -> Option<HostConfig> {
-        self.hosts.read().iter().find(|h| h.name == name).cloned()
-    }
-
-    /// The `resource_providers` rows.
-    pub fn providers(&self) -> &Table<Provider> {
-        &self.providers
+        self.providers
+            .get(&super::providers::node_key(name))
+            .filter(|p| !p.retiring)
+            .map(|p| p.host.clone())
     }
 
     /// Takes host `name` out of the fleet (its compute service deleted),
     /// refused with `held()` while anything is allocated on it. Under the
     /// claim lock: a claim of this process on it refuses at once; else the
-    /// host leaves the hosts this process schedules onto and its provider
-    /// row is written with no capacity, guarded by the node's capacity, so
+    /// host leaves the hosts this process schedules onto as its provider
+    /// row is written retiring with no capacity, guarded by the node's
+    /// capacity, so
     /// the database refuses it while any process's allocation is on the
     /// node and, once made, refuses every later claim there. Then the row
     /// is deleted. Refused, the host is back as it was.
@@ -479,7 +455,7 @@ impl Fleet {
         name: &str,
         held: impl Fn() -> rova_core::Fault,
     ) -> Result<(), rova_core::Fault> {
-        let (host, staged) = {
+        let (key, staged) = {
             let claims = self.claims.lock();
             if claims
                 .usage
@@ -493,48 +469,22 @@ impl Fleet {
                     "Compute host {name} could not be found."
                 )));
             };
-            {
-                let mut hosts = self.hosts.write();
-                let rest: Vec<HostConfig> =
-                    hosts.iter().filter(|h| h.name != name).cloned().collect();
-                *hosts = Arc::new(rest);
-            }
-            let mut row = Provider::of(&host);
-            row.capacity = super::providers::Capacity {
-                vcpus: 0,
-                memory_mb: 0,
-                disk_gb: 0,
-            };
+            // The copy takes the row at once: the host leaves this
+            // process's scheduling before the claim lock goes.
             let guard = crate::store::Guard::Capacity {
                 node: name.to_string(),
             };
-            let staged = self
-                .providers
-                .write_behind_guarded(&host.node_uuid(), row, guard);
-            (host, staged)
+            let key = host.node_uuid();
+            let staged =
+                self.providers
+                    .write_behind_guarded(&key, Provider::retiring(&host), guard)?;
+            (key, staged)
         };
-        let outcome = match staged {
-            Ok(s) => s.outcome().await,
+        // Refused, the copy has the row as stored again: the host is back.
+        match staged.outcome().await {
+            Ok(()) => self.providers.remove(&key).await.map(drop),
+            Err(f) if crate::store::is_capacity_refusal(&f) => Err(held()),
             Err(f) => Err(f),
-        };
-        match outcome {
-            Ok(()) => self.providers.remove(&host.node_uuid()).await.map(drop),
-            Err(f) => {
-                {
-                    let mut hosts = self.hosts.write();
-                    let mut back: Vec<HostConfig> = hosts.iter().cloned().collect();
-                    if !back.iter().any(|h| h.name == host.name) {
-                        back.push(host);
-                    }
-                    super::providers::sort(&mut back);
-                    *hosts = Arc::new(back);
-                }
-                Err(if crate::store::is_capacity_refusal(&f) {
-                    held()
-                } else {
-                    f
-                })
-            }
         }
     }
 

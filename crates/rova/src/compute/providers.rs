@@ -36,7 +36,7 @@ impl HostConfig {
     }
     /// The stable uuid of this host's compute node (hypervisor).
     pub fn node_uuid(&self) -> String {
-        stable_uuid(&format!("node:{}", self.name))
+        node_key(&self.name)
     }
 }
 
@@ -147,6 +147,10 @@ pub struct Provider {
     #[serde(flatten)]
     pub host: HostConfig,
     pub capacity: Capacity,
+    /// Its compute service is being deleted: out of the fleet, and with no
+    /// capacity, so the capacity guard refuses every claim on it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retiring: bool,
 }
 
 impl Provider {
@@ -154,6 +158,20 @@ impl Provider {
         Provider {
             host: host.clone(),
             capacity: host.capacity(),
+            retiring: false,
+        }
+    }
+
+    /// The row that retires `host`: no capacity, out of the fleet.
+    pub fn retiring(host: &HostConfig) -> Self {
+        Provider {
+            host: host.clone(),
+            capacity: Capacity {
+                vcpus: 0,
+                memory_mb: 0,
+                disk_gb: 0,
+            },
+            retiring: true,
         }
     }
 }
@@ -182,14 +200,19 @@ pub fn register(table: &Table<Provider>, hosts: &[HostConfig], sole: bool) -> Re
     Ok(())
 }
 
-/// The registered hosts in hypervisor-id order.
+/// The registered hosts that are not being retired, in hypervisor-id
+/// order (then by name).
 pub fn hosts_of(table: &Table<Provider>) -> Vec<HostConfig> {
-    let mut hosts: Vec<HostConfig> = table.all().iter().map(|p| p.host.clone()).collect();
-    sort(&mut hosts);
+    let mut hosts: Vec<HostConfig> = table
+        .filter(|p| !p.retiring)
+        .iter()
+        .map(|p| p.host.clone())
+        .collect();
+    hosts.sort_by(|a, b| a.index.cmp(&b.index).then_with(|| a.name.cmp(&b.name)));
     hosts
 }
 
-/// Puts hosts in hypervisor-id order (then by name).
-pub fn sort(hosts: &mut [HostConfig]) {
-    hosts.sort_by(|a, b| a.index.cmp(&b.index).then_with(|| a.name.cmp(&b.name)));
+/// The row key of host `name`'s compute node (its stable uuid).
+pub fn node_key(name: &str) -> String {
+    stable_uuid(&format!("node:{name}"))
 }

@@ -310,7 +310,7 @@ async fn settle_actions(app: &App, scope: &Settling) {
             continue;
         };
         let msg = format!("interrupted by a restart of the compute service (task {task})");
-        if let Some(a) = actions::log_of(app, uuid).actions.last().cloned() {
+        if let Some(a) = actions::latest(app, uuid) {
             for ev in a.events.iter().filter(|e| e.finish_time.is_none()) {
                 actions::event_finish(app, uuid, &a.request_id, &ev.event, Some((&msg, &msg)))
                     .await;

@@ -454,9 +454,7 @@ pub fn resume_all(app: &Arc<App>, scope: &Arc<Settling>) {
         .instances
         .filter(|i| !i.deleted && scope.covers(&i.uuid))
     {
-        let last_request = crate::compute::actions::log_of(app, &inst.uuid)
-            .actions
-            .last()
+        let last_request = crate::compute::actions::latest(app, &inst.uuid)
             .map(|a| a.request_id.clone())
             .unwrap_or_default();
         let act = crate::compute::settle::restart_action(app, &inst);
