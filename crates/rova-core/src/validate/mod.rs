@@ -6,6 +6,7 @@
 //! - [`bdm`]: block device mappings on create.
 //! - [`update`]: PUT /servers/{id} ([`parse_update`]).
 //! - [`meta_tags`]: the server metadata and tags APIs.
+//! - [`interface`]: the `os-interface` attach body.
 //! - [`names`]: derived hostnames and keypair names.
 //! - [`fields`]: the shared field rules (Nova's parameter types), usable by
 //!   other body parsers (rebuild, actions).
@@ -17,6 +18,7 @@
 pub mod bdm;
 pub mod create;
 pub mod fields;
+pub mod interface;
 pub mod meta_tags;
 pub mod names;
 mod py;
@@ -27,6 +29,7 @@ pub use create::{
     check_metadata_quota, id_from_href, parse_availability_zone, parse_create, CreateLimits,
     CreateServer, NetworkRequest, NetworksRequest,
 };
+pub use interface::{parse_interface_attach, InterfaceAttach};
 pub use meta_tags::{
     parse_meta_item, parse_metadata_body, parse_tags_body, tag_limit_exceeded, validate_metadata,
     validate_tag, MAX_TAG_COUNT, MAX_TAG_LENGTH,

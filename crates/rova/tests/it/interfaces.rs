@@ -116,12 +116,14 @@ async fn interfaces_attach_and_detach_as_nova_does() {
         (
             json!({"interfaceAttachment": {"net_id": "not-a-uuid"}}),
             400,
-            "",
+            "Invalid input for field/attribute net_id. Value: not-a-uuid. \
+             'not-a-uuid' is not a 'uuid'",
         ),
         (
-            json!({"interfaceAttachment": {"net_id": net, "bogus": 1}}),
+            json!({"interfaceAttachment": {"bogus": 1}}),
             400,
-            "Additional properties are not allowed ('bogus' was unexpected)",
+            "Invalid input for field/attribute interfaceAttachment. Value: {'bogus': 1}. \
+             Additional properties are not allowed ('bogus' was unexpected)",
         ),
         (
             json!({"interfaceAttachment": {"net_id": "6a5f0bb0-8f87-4b4e-9a8e-0d3c8cf9a001"}}),

@@ -12,9 +12,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
-use rova_core::validate::fields;
 use rova_core::Fault;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::sync::Arc;
 
 pub fn routes() -> Router<Arc<App>> {
@@ -79,75 +78,23 @@ async fn show(
     )
 }
 
-fn only_keys(o: &Map<String, Value>, allowed: &[&str]) -> Result<(), Fault> {
-    match o.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(Fault::bad_request(format!(
-            "Additional properties are not allowed ('{k}' was unexpected)"
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// The attach body, checked against Nova's schema.
+/// The attach body, checked against Nova's schema (`rova-core`), as the
+/// service's request.
 fn parse(ctx: &Ctx, body: &Value) -> Result<AttachRequest, Fault> {
-    let o = body
-        .as_object()
-        .ok_or_else(|| Fault::bad_request(format!("{body} is not of type 'object'")))?;
-    only_keys(o, &["interfaceAttachment"])?;
-    let Some(att) = o.get("interfaceAttachment") else {
-        return Ok(AttachRequest::default());
+    let r = rova_core::validate::parse_interface_attach(body, ctx.version)?;
+    let fixed_ip = match r.fixed_ip {
+        Some(text) => Some(
+            text.parse()
+                .map_err(|_| Fault::bad_request(format!("Invalid IP address {text} requested.")))?,
+        ),
+        None => None,
     };
-    let a = att
-        .as_object()
-        .ok_or_else(|| Fault::bad_request(format!("{att} is not of type 'object'")))?;
-    let mut allowed = vec!["net_id", "port_id", "fixed_ips"];
-    if ctx.at_least(49) {
-        allowed.push("tag");
-    }
-    only_keys(a, &allowed)?;
-    let mut req = AttachRequest {
-        net_id: a
-            .get("net_id")
-            .map(|v| fields::uuid("net_id", v))
-            .transpose()?,
-        port_id: a
-            .get("port_id")
-            .map(|v| fields::uuid("port_id", v))
-            .transpose()?,
-        fixed_ip: None,
-        tag: a.get("tag").map(|v| fields::tag("tag", v)).transpose()?,
-    };
-    if let Some(ips) = a.get("fixed_ips") {
-        let list = ips
-            .as_array()
-            .ok_or_else(|| Fault::bad_request(format!("{ips} is not of type 'array'")))?;
-        if list.is_empty() {
-            return Err(Fault::bad_request(format!("{ips} is too short")));
-        }
-        if list.len() > 1 {
-            return Err(Fault::bad_request(format!("{ips} is too long")));
-        }
-        let ip = list[0]
-            .as_object()
-            .ok_or_else(|| Fault::bad_request(format!("{} is not of type 'object'", list[0])))?;
-        only_keys(ip, &["ip_address"])?;
-        let addr = ip
-            .get("ip_address")
-            .ok_or_else(|| Fault::bad_request("'ip_address' is a required property"))?;
-        let text = fields::ip_address("ip_address", addr)?;
-        req.fixed_ip = text.parse().ok();
-    }
-    if req.net_id.is_some() && req.port_id.is_some() {
-        return Err(Fault::bad_request(
-            "Must not input both network_id and port_id",
-        ));
-    }
-    if req.fixed_ip.is_some() && req.net_id.is_none() {
-        return Err(Fault::bad_request(
-            "Must input network_id when request IP address",
-        ));
-    }
-    Ok(req)
+    Ok(AttachRequest {
+        net_id: r.net_id,
+        port_id: r.port_id,
+        fixed_ip,
+        tag: r.tag,
+    })
 }
 
 async fn create(

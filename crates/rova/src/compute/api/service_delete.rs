@@ -10,6 +10,7 @@ use super::fleet::all_services;
 use crate::app::App;
 use crate::compute::fleet::ServiceRecord;
 use crate::http::{empty, ApiResult, Ctx};
+use crate::store::schema::Cell;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -78,12 +79,13 @@ pub(super) async fn service_delete(
     }
     let host = svc.rec.host.clone();
     let on_host = |h: &Option<String>| h.as_deref() == Some(host.as_str());
-    let hosting = app
-        .compute
-        .instances
-        .filter(|i| !i.deleted && on_host(&i.host))
-        .len();
-    if hosting > 0 {
+    // Asked of the database when the copy holds only some rows.
+    let hosting = app.compute.instances_where(
+        "host = ?1 AND deleted = ?2",
+        vec![Cell::Text(host.clone()), Cell::Bool(false)],
+        |i| !i.deleted && on_host(&i.host),
+    )?;
+    if !hosting.is_empty() {
         return Err(Fault::conflict(HOSTING).into());
     }
     let moving = app.compute.migrations.filter(|m| {
