@@ -8,6 +8,7 @@ use crate::identity::Identity;
 use crate::image::Images;
 use crate::network::Networks;
 use crate::store::Store;
+use crate::volume::Volumes;
 use axum::Router;
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ pub struct App {
     pub images: Images,
     pub networks: Networks,
     pub compute: Compute,
+    pub volumes: Arc<Volumes>,
 }
 
 impl App {
@@ -40,6 +42,7 @@ impl App {
             images: Images::load(&store, &cfg.data_dir)?,
             networks: Networks::load(&store)?,
             compute: Compute::load(&store, &cfg)?,
+            volumes: Arc::new(Volumes::load(&store, &cfg.data_dir)?),
             clock: Clock::load(&store)?,
             public_url,
             store,
@@ -59,6 +62,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::identity::api::router())
         .merge(crate::image::api::router())
         .merge(crate::network::api::router())
+        .merge(crate::volume::api::router())
         .merge(crate::sim_api::router())
         .merge(crate::compute::api::router(app.clone()))
         // Every JSON API (and the fallback) answers oversized or malformed

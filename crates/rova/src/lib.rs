@@ -22,3 +22,4 @@ pub mod server;
 pub mod sim_api;
 pub mod store;
 pub mod virt;
+pub mod volume;

@@ -32,6 +32,7 @@ pub async fn start(mut cfg: Config) -> Result<Running, String> {
     crate::bootstrap::run(&app).await?;
     let life = crate::compute::owners::start(&app).await?;
     crate::compute::settle::at_start(&app).await?;
+    app.volumes.settle_at_start().await.map_err(|f| f.message)?;
     life.start_takeover();
     crate::compute::periodic::spawn(app.clone());
     let svc = tower::ServiceExt::<axum::extract::Request>::map_request(
@@ -68,6 +69,10 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
     println!("rova: compute  http://{}/compute/v2.1", running.addr);
     println!("rova: image    http://{}/image", running.addr);
     println!("rova: network  http://{}/network", running.addr);
+    println!(
+        "rova: volume   http://{}/volume/v3/<project id>",
+        running.addr
+    );
     println!("rova: credentials in {dir}/passwords.json; try:");
     println!("rova:   OS_CLIENT_CONFIG_FILE={dir}/clouds.yaml openstack --os-cloud rova-demo server list");
     running.task.await.map_err(|e| e.to_string())

@@ -109,8 +109,10 @@ fn domain_json() -> Value {
     json!({"id": DEFAULT_DOMAIN_ID, "name": DEFAULT_DOMAIN_NAME})
 }
 
-/// The service catalog, built on the public URL the server was started with.
-pub fn catalog(app: &App) -> Value {
+/// The service catalog of a token scoped to `project`, built on the public
+/// URL the server was started with (the block-storage endpoints name the
+/// project, as Cinder's catalog entries do).
+pub fn catalog(app: &App, project: &str) -> Value {
     let base = &app.public_url;
     let entry = |ty: &str, name: &str, url: String, id: &str| {
         let eps: Vec<Value> = ["public", "internal", "admin"]
@@ -148,6 +150,18 @@ pub fn catalog(app: &App) -> Value {
             format!("{base}/network"),
             "f3dbaf15e6c74d8e"
         ),
+        entry(
+            "block-storage",
+            "cinder",
+            format!("{base}/volume/v3/{project}"),
+            "a4ecb026f7d85e9f"
+        ),
+        entry(
+            "volumev3",
+            "cinderv3",
+            format!("{base}/volume/v3/{project}"),
+            "b5fdc137a8e96fa0"
+        ),
     ])
 }
 
@@ -169,7 +183,7 @@ fn token_body(app: &App, t: &AnyToken, methods: &[&str]) -> Value {
             .iter()
             .map(|r| json!({"id": role_id(r), "name": r}))
             .collect();
-        token["catalog"] = catalog(app);
+        token["catalog"] = catalog(app, &p.id);
     }
     json!({ "token": token })
 }
@@ -425,13 +439,13 @@ async fn revoke_token(State(app): State<Arc<App>>, headers: HeaderMap) -> KsResu
 }
 
 async fn auth_catalog(State(app): State<Arc<App>>, headers: HeaderMap) -> KsResult<Response> {
-    if caller(&app, &headers)?.project.is_none() {
+    let Some(project) = caller(&app, &headers)?.project.map(|p| p.id.clone()) else {
         return Err(KsError(Fault::forbidden(
             "A project-scoped token is required to produce a service catalog.",
         )));
-    }
+    };
     Ok(axum::Json(
-        json!({"catalog": catalog(&app), "links": {"self": null, "next": null, "previous": null}}),
+        json!({"catalog": catalog(&app, &project), "links": {"self": null, "next": null, "previous": null}}),
     )
     .into_response())
 }

@@ -398,6 +398,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         "instance_action_rows",
         include_str!("../../migrations/sqlite/0015_instance_action_rows.sql"),
     ),
+    (
+        16,
+        "volumes",
+        include_str!("../../migrations/sqlite/0016_volumes.sql"),
+    ),
 ];
 
 pub const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -475,6 +480,11 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         15,
         "instance_action_rows",
         include_str!("../../migrations/postgres/0015_instance_action_rows.sql"),
+    ),
+    (
+        16,
+        "volumes",
+        include_str!("../../migrations/postgres/0016_volumes.sql"),
     ),
 ];
 

@@ -333,6 +333,16 @@ pub const KINDS: &[Kind] = &[
             int("disk_capacity", "capacity.disk_gb"),
         ],
     },
+    Kind {
+        kind: "volume",
+        table: "volumes",
+        cols: &[
+            text("project_id", "project_id"),
+            text("status", "status"),
+            int("size_gb", "size"),
+            text("display_name", "name"),
+        ],
+    },
 ];
 
 /// The `(subnet_id, ip_address)` pairs of a port document's `fixed_ips`.

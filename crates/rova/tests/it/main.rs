@@ -34,3 +34,4 @@ mod sim_api;
 mod step_faults;
 mod storage;
 mod two_processes;
+mod volumes;

@@ -598,6 +598,37 @@ fn rows() -> Vec<Row> {
         row("GET", "/network/v2.0/security-group-rules/{id}", Read),
         row("DELETE", "/network/v2.0/security-group-rules/{id}", Write).fresh(),
         row("ANY", "/network/v2.0/{*rest}", Custom(Exp::Is(404), Exp::Is(404), Exp::Is(404), Exp::Is(404))),
+        row("GET", "/volume", Public),
+        row("GET", "/volume/", Public),
+        row("GET", "/volume/v3", Public),
+        row("GET", "/volume/v3/", Public),
+        row("GET", "/volume/v3/{project_id}/volumes", Authed),
+        row("POST", "/volume/v3/{project_id}/volumes", Create).json(json!({"volume": {"size": 1}})),
+        row("GET", "/volume/v3/{project_id}/volumes/detail", Authed),
+        row("GET", "/volume/v3/{project_id}/volumes/{id}", Read),
+        row("PUT", "/volume/v3/{project_id}/volumes/{id}", Write).json(json!({"volume": {"name": "rbac-vol"}})),
+        row("DELETE", "/volume/v3/{project_id}/volumes/{id}", Write).fresh(),
+        row("POST", "/volume/v3/{project_id}/volumes/{id}/action", Write)
+            .json(json!({"os-extend": {"new_size": 2}})),
+        row("GET", "/volume/v3/{project_id}/volumes/{id}/metadata", Read),
+        row("POST", "/volume/v3/{project_id}/volumes/{id}/metadata", Write)
+            .json(json!({"metadata": {"rbac2": "1"}})),
+        row("PUT", "/volume/v3/{project_id}/volumes/{id}/metadata", Write)
+            .json(json!({"metadata": {"rbac": "1"}})),
+        row("GET", "/volume/v3/{project_id}/volumes/{id}/metadata/{key}", Read),
+        row("PUT", "/volume/v3/{project_id}/volumes/{id}/metadata/{key}", Write)
+            .json(json!({"meta": {"rbac": "1"}})),
+        row(
+            "DELETE",
+            "/volume/v3/{project_id}/volumes/{id}/metadata/{key}",
+            Custom(Exp::Is(403), Exp::NotDenied, Exp::Is(404), Exp::NotDenied),
+        )
+        .last(),
+        row("GET", "/volume/v3/{project_id}/types", Authed),
+        row("GET", "/volume/v3/{project_id}/types/default", Authed),
+        row("GET", "/volume/v3/{project_id}/types/{id}", Authed),
+        row("GET", "/volume/v3/{project_id}/os-availability-zone", Authed),
+        row("GET", "/volume/v3/{project_id}/limits", Authed),
         // ---- the console proxy: the console token in the query is the
         // credential, an X-Auth-Token changes nothing ----
         row("GET", "/websockify", Uniform(Exp::Is(401))),
@@ -777,6 +808,8 @@ struct Fx {
     console_token: String,
     service: String,
     hypervisor: String,
+    /// A volume of the demo project, with metadata key `rbac`.
+    volume: String,
 }
 
 impl Fx {
@@ -1148,6 +1181,9 @@ async fn setup(c: &TestCloud) -> Fx {
         "/hypervisors/0/id",
     )
     .await;
+    let volume = make_volume(c, &demo)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 
     Fx {
         passwords: c.passwords.clone(),
@@ -1173,7 +1209,24 @@ async fn setup(c: &TestCloud) -> Fx {
         console_token,
         service,
         hypervisor,
+        volume,
     }
+}
+
+/// A new volume of `u`'s project (metadata `rbac`), once available.
+async fn make_volume(c: &TestCloud, u: &User) -> Result<String, String> {
+    let path = format!("/volume/v3/{}/volumes", u.project_id);
+    let body = json!({"volume": {"size": 1, "metadata": {"rbac": "1"}}});
+    let v = must_r(c, u, "POST", &path, None, Some(body)).await?;
+    let id = v["volume"]["id"].as_str().unwrap_or_default().to_string();
+    for _ in 0..500 {
+        let shown = must_r(c, u, "GET", &format!("{path}/{id}"), None, None).await?;
+        if shown["volume"]["status"] == "available" {
+            return Ok(id);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    Err(format!("volume {id} never became available"))
 }
 
 /// The value for one `{param}` of a route, from the literal segment before
@@ -1212,6 +1265,9 @@ fn param(fx: &Fx, route: &str, prev: &str, name: &str) -> Option<String> {
         ("networks", "id") if net_api => fx.network.clone(),
         ("subnets", "id") if net_api => fx.subnet.clone(),
         ("ports", "id") if net_api => fx.port.clone(),
+        ("v3", "project_id") => fx.demo.project_id.clone(),
+        ("volumes", "id") => fx.volume.clone(),
+        ("types", "id") => rova::volume::DEFAULT_TYPE_ID.to_string(),
         ("extensions", "alias") => "security-group".to_string(),
         ("part", "part") => "actions".to_string(),
         ("keypairs", "name") => fx.keypair.clone(),
@@ -1316,6 +1372,7 @@ async fn fresh(c: &TestCloud, fx: &Fx, row: &Row, n: usize) -> Result<(String, S
             make(c, demo, Make::Subnet(cidr), "", &fx.network).await?
         }
         ("ports", "id") => make(c, demo, Make::Port, "", &fx.network).await?,
+        ("volumes", "id") => make_volume(c, demo).await?,
         other => panic!("no fresh copy for {other:?} ({route})"),
     };
     Ok((name, v))

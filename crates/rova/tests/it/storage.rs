@@ -324,7 +324,8 @@ async fn the_schema_holds_every_kinds_columns() {
                 vec![Some("12".to_string())],
                 vec![Some("13".to_string())],
                 vec![Some("14".to_string())],
-                vec![Some("15".to_string())]
+                vec![Some("15".to_string())],
+                vec![Some("16".to_string())]
             ],
             "{db:?}"
         );
@@ -965,10 +966,10 @@ async fn a_pre_relational_data_directory_is_moved_into_the_tables() {
     let dir = temp_dir("legacy-unknown");
     std::fs::create_dir_all(&dir).expect("dir");
     let path = dir.join("rova.sqlite");
-    legacy_file(&path, &[("volume", "v-1", json!({"id": "v-1"}))]);
+    legacy_file(&path, &[("hologram", "h-1", json!({"id": "h-1"}))]);
     let db = Database::Sqlite(path);
     let err = Store::connect(&db).err().expect("refused");
-    assert!(err.contains("\"volume\""), "{err}");
+    assert!(err.contains("\"hologram\""), "{err}");
     assert_eq!(
         query(&db, "SELECT count(*) FROM objects"),
         vec![vec![Some("1".to_string())]],

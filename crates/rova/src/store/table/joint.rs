@@ -349,6 +349,17 @@ impl<T: Clone> TxView<'_, T> {
             self.delete(&id);
         }
     }
+    /// The sum of `of` over the rows (pending writes applied), without
+    /// cloning any.
+    pub fn sum(&self, of: impl Fn(&T) -> u64) -> u64 {
+        let stored: u64 = self
+            .rows
+            .iter()
+            .filter(|(k, _)| !self.pending.contains_key(*k))
+            .map(|(_, v)| of(v))
+            .sum();
+        stored + self.pending.values().flatten().map(|v| of(v)).sum::<u64>()
+    }
     /// How many rows (pending writes applied) match, without cloning any.
     pub fn count(&self, matches: impl Fn(&T) -> bool) -> usize {
         let stored = self

@@ -1,0 +1,193 @@
+//! `POST /volumes`: the body checked as Cinder's schema and create flow
+//! check it (size, name, metadata, type, zone, and the source: an image or
+//! another volume, which decides how small the volume may be), then the
+//! volume added in `creating`.
+
+use super::*;
+use crate::volume::NewVolume;
+
+pub(super) async fn create(
+    State(app): A,
+    caller: Caller,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Res {
+    let r = Req::new(caller, &headers)?;
+    r.member("volume:create")?;
+    let _ = project;
+    let body = parse_json(&headers, &body)?;
+    let v = wrapped(&body, "volume")?;
+    if r.minor >= 53 {
+        const KNOWN: &[&str] = &[
+            "name",
+            "description",
+            "display_name",
+            "display_description",
+            "volume_type",
+            "metadata",
+            "snapshot_id",
+            "source_volid",
+            "consistencygroup_id",
+            "size",
+            "availability_zone",
+            "multiattach",
+            "image_id",
+            "imageRef",
+            "group_id",
+            "backup_id",
+        ];
+        only_known("volume", v, KNOWN)?;
+    }
+    let name = text("name", v.get("name").or(v.get("display_name")), 255)?.flatten();
+    let description = text(
+        "description",
+        v.get("description").or(v.get("display_description")),
+        255,
+    )?
+    .flatten();
+    let metadata = match v.get("metadata") {
+        None | Some(Value::Null) => BTreeMap::new(),
+        Some(m) => fields::metadata("metadata", m)?,
+    };
+    if matches!(v.get("multiattach"), Some(Value::Bool(true))) {
+        return Err(Fault::bad_request(
+            "multiattach parameter has been removed. The default behavior is to use \
+             multiattach enabled volume types. Contact your administrator to create a \
+             multiattach enabled volume type and use it to create multiattach volumes.",
+        )
+        .into());
+    }
+    if let Some(t) = v.get("volume_type").and_then(Value::as_str) {
+        if t != DEFAULT_TYPE && t != DEFAULT_TYPE_ID {
+            return Err(
+                Fault::not_found(format!("Volume type with name {t} could not be found.")).into(),
+            );
+        }
+    }
+    if let Some(z) = v.get("availability_zone").and_then(Value::as_str) {
+        if z != ZONE {
+            return Err(
+                invalid_input("Availability zone '{z}' is invalid.".replace("{z}", z)).into(),
+            );
+        }
+    }
+    if let Some(s) = optional_uuid("snapshot_id", v.get("snapshot_id"))? {
+        return Err(Fault::not_found(format!("Snapshot {s} could not be found.")).into());
+    }
+    let source_volid = optional_uuid("source_volid", v.get("source_volid"))?;
+    let image_id = match v.get("imageRef").or(v.get("image_id")) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::String(s)) => Some(rova_core::validate::id_from_href(s)),
+        Some(other) => {
+            return Err(
+                fields::invalid("imageRef", other, "is not of type 'string', 'null'").into(),
+            )
+        }
+    };
+    let size = match v.get("size") {
+        None | Some(Value::Null) => None,
+        Some(s) => Some(fields::volume_size("size", s)?),
+    };
+    // The source decides what may be copied and how small the volume may be.
+    let mut image_metadata = BTreeMap::new();
+    let mut source = None;
+    let mut floor = 0u64;
+    if let Some(src) = &source_volid {
+        let s = r.volume(&app, src)?;
+        if !["available", "in-use"].contains(&s.status.as_str()) {
+            return Err(crate::volume::invalid_volume(
+                "Originating source volume status must be one of 'available', 'in-use' values",
+            )
+            .into());
+        }
+        let crate::volume::backend::Location::File(path) = app.volumes.location(src);
+        source = Some(path);
+        floor = s.size;
+        if size.is_some_and(|n| n < s.size) {
+            return Err(invalid_input(format!(
+                "Volume size '{}'GB cannot be smaller than original volume size  {}GB. \
+                 They must be >= original volume size.",
+                size.unwrap_or(0),
+                s.size
+            ))
+            .into());
+        }
+    } else if let Some(img_id) = &image_id {
+        let img = app
+            .images
+            .visible(img_id, &r.ctx.project_id, r.admin())
+            .ok_or_else(|| Fault::not_found(format!("Image {img_id} could not be found.")))?;
+        if img.status != "active" {
+            return Err(invalid_input(format!("Image {img_id} is not active.")).into());
+        }
+        const GIB: u64 = 1 << 30;
+        let image_gb = img.size.unwrap_or(0).div_ceil(GIB);
+        floor = image_gb.max(img.min_disk).max(1);
+        if let Some(n) = size {
+            if n < image_gb {
+                return Err(invalid_input(format!(
+                    "Size of specified image {image_gb}GB is larger than volume size {n}GB."
+                ))
+                .into());
+            }
+            if n < img.min_disk {
+                return Err(invalid_input(format!(
+                    "Volume size {n}GB cannot be smaller than the image minDisk size {}GB.",
+                    img.min_disk
+                ))
+                .into());
+            }
+        }
+        image_metadata.insert("image_id".into(), img.id.clone());
+        if let Some(n) = &img.name {
+            image_metadata.insert("image_name".into(), n.clone());
+        }
+        for (k, val) in [
+            ("container_format", &img.container_format),
+            ("disk_format", &img.disk_format),
+        ] {
+            if let Some(val) = val {
+                image_metadata.insert(k.into(), val.clone());
+            }
+        }
+        image_metadata.insert("min_disk".into(), img.min_disk.to_string());
+        image_metadata.insert("min_ram".into(), img.min_ram.to_string());
+        if let Some(c) = &img.checksum {
+            image_metadata.insert("checksum".into(), c.clone());
+        }
+        source = Some(app.images.file_path(&img.id));
+    }
+    let size = match size.or((floor > 0).then_some(floor)) {
+        Some(n) => n,
+        None => {
+            return Err(
+                invalid_input("Volume size 'None' must be an integer and greater than 0").into(),
+            )
+        }
+    };
+    let req = NewVolume {
+        size,
+        name,
+        description,
+        metadata,
+        source_volid,
+        image_id,
+    };
+    let vol = app
+        .volumes
+        .create(
+            app.clock.now(),
+            &r.ctx.project_id,
+            &r.ctx.user_id,
+            req,
+            image_metadata,
+            source,
+        )
+        .await?;
+    Ok(r.answer(
+        StatusCode::ACCEPTED,
+        Some(json!({"volume": detail(&r, &vol)})),
+    ))
+}

@@ -1,0 +1,174 @@
+//! One volume: show, update (name, description, metadata), delete
+//! (`force` for admins) and the actions (`os-extend`, `os-reset_status`,
+//! `os-set_bootable`).
+
+use super::*;
+
+pub(super) async fn show(
+    State(app): A,
+    caller: Caller,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Res {
+    let r = Req::new(caller, &headers)?;
+    let v = r.volume(&app, &id)?;
+    Ok(r.answer(StatusCode::OK, Some(json!({"volume": detail(&r, &v)}))))
+}
+
+pub(super) async fn update(
+    State(app): A,
+    caller: Caller,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Res {
+    let r = Req::new(caller, &headers)?;
+    r.member("volume:update")?;
+    let v = r.volume(&app, &id)?;
+    let body = parse_json(&headers, &body)?;
+    let u = wrapped(&body, "volume")?;
+    const KNOWN: &[&str] = &[
+        "name",
+        "description",
+        "display_name",
+        "display_description",
+        "metadata",
+    ];
+    only_known("volume", u, KNOWN)?;
+    if r.minor >= 53 && u.is_empty() {
+        return Err(fields::invalid(
+            "volume",
+            &Value::Object(u.clone()),
+            "{} is not valid under any of the given schemas",
+        )
+        .into());
+    }
+    let name = text("name", u.get("name").or(u.get("display_name")), 255)?;
+    let description = text(
+        "description",
+        u.get("description").or(u.get("display_description")),
+        255,
+    )?;
+    let metadata = match u.get("metadata") {
+        None => None,
+        Some(m) => Some(fields::metadata("metadata", m)?),
+    };
+    let v = app
+        .volumes
+        .update(&v, app.clock.now(), |v| {
+            if let Some(n) = name {
+                v.name = n;
+            }
+            if let Some(d) = description {
+                v.description = d;
+            }
+            if let Some(m) = metadata {
+                v.metadata = m;
+            }
+        })
+        .await?;
+    Ok(r.answer(StatusCode::OK, Some(json!({"volume": detail(&r, &v)}))))
+}
+
+pub(super) async fn delete(
+    State(app): A,
+    caller: Caller,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Res {
+    let r = Req::new(caller, &headers)?;
+    r.member("volume:delete")?;
+    let v = r.volume(&app, &id)?;
+    let force = q.as_deref().is_some_and(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .any(|(k, val)| k == "force" && matches!(val.as_ref(), "true" | "True" | "1"))
+    });
+    if force {
+        r.ctx
+            .require_admin("volume_extension:volume_admin_actions:force_delete")?;
+    }
+    app.volumes.delete(&v, force, app.clock.now()).await?;
+    Ok(r.answer(StatusCode::ACCEPTED, None))
+}
+
+pub(super) async fn action(
+    State(app): A,
+    caller: Caller,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Res {
+    let r = Req::new(caller, &headers)?;
+    let v = r.volume(&app, &id)?;
+    let body = parse_json(&headers, &body)?;
+    let Some((name, arg)) = body.as_object().and_then(|o| o.iter().next()) else {
+        return Err(Fault::bad_request("Malformed request body").into());
+    };
+    let now = app.clock.now();
+    match name.as_str() {
+        "os-extend" => {
+            r.member("volume:extend")?;
+            let a = wrapped(&body, "os-extend")?;
+            let n = a
+                .get("new_size")
+                .ok_or_else(|| Fault::bad_request("'new_size' is a required property"))?;
+            let size = fields::volume_size("new_size", n)?;
+            app.volumes.extend(&v, size, now).await?;
+        }
+        "os-reset_status" => {
+            r.ctx
+                .require_admin("volume_extension:volume_admin_actions:reset_status")?;
+            let a = wrapped(&body, "os-reset_status")?;
+            let status = a.get("status").and_then(Value::as_str).map(str::to_string);
+            let attach = a
+                .get("attach_status")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let migration = a.get("migration_status").and_then(Value::as_str);
+            if status.is_none() && attach.is_none() && migration.is_none() {
+                return Err(invalid_input(
+                    "Must specify 'status', 'attach_status' or 'migration_status' for update.",
+                )
+                .into());
+            }
+            if let Some(a) = &attach {
+                if !["attached", "detached"].contains(&a.as_str()) {
+                    return Err(invalid_input(format!(
+                        "Must specify a valid attach status, {a} is invalid."
+                    ))
+                    .into());
+                }
+            }
+            let migration = migration.map(|m| (m != "none").then(|| m.to_string()));
+            app.volumes
+                .update(&v, now, |v| {
+                    if let Some(s) = status {
+                        v.status = s;
+                    }
+                    if let Some(a) = attach {
+                        v.attach_status = a;
+                    }
+                    if let Some(m) = migration {
+                        v.migration_status = m;
+                    }
+                })
+                .await?;
+        }
+        "os-set_bootable" => {
+            r.member("volume_extension:volume_actions:update_bootable")?;
+            let a = wrapped(&body, "os-set_bootable")?;
+            let b = match a.get("bootable") {
+                Some(x) => fields::boolean("bootable", x)?,
+                None => false,
+            };
+            app.volumes.update(&v, now, |v| v.bootable = b).await?;
+            return Ok(r.answer(StatusCode::OK, None));
+        }
+        other => {
+            return Err(Fault::bad_request(format!("There is no such action: {other}")).into());
+        }
+    }
+    let _ = arg;
+    Ok(r.answer(StatusCode::ACCEPTED, None))
+}

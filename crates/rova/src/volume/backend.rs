@@ -1,0 +1,181 @@
+//! Where a volume's bytes live. Backends sit behind [`BlockBackend`]; the
+//! embedded default is [`FileBackend`]: one sparse raw file per volume in
+//! a directory (which several hosts may share, as with an NFS export).
+//! A backend only moves bytes; the volume's state is the database's.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+const GIB: u64 = 1 << 30;
+
+/// What a new volume starts from.
+pub enum Source<'a> {
+    /// Zeros.
+    Blank,
+    /// A copy of these bytes (an image's, another volume's), the rest of
+    /// the volume zeros.
+    Copy(&'a Path),
+}
+
+/// How a hypervisor reaches a volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A raw file (QEMU's `file` driver).
+    File(PathBuf),
+}
+
+/// A place volumes are kept. Every call is idempotent: a create of a
+/// volume that exists replaces it, a delete of one that does not exist
+/// succeeds, so an operation cut short can run its step again.
+pub trait BlockBackend: Send + Sync {
+    /// Its name in the volume's `os-vol-host-attr:host` (`host@backend`).
+    fn name(&self) -> &'static str;
+    /// Makes volume `id` of `size_gb` GiB from `source`.
+    fn create(&self, id: &str, size_gb: u64, source: Source<'_>) -> io::Result<()>;
+    /// Grows volume `id` to `size_gb` GiB (its bytes kept).
+    fn extend(&self, id: &str, size_gb: u64) -> io::Result<()>;
+    /// Removes volume `id`.
+    fn delete(&self, id: &str) -> io::Result<()>;
+    /// Where volume `id` is.
+    fn locate(&self, id: &str) -> Location;
+}
+
+/// Volumes as sparse raw files in one directory.
+pub struct FileBackend {
+    dir: PathBuf,
+}
+
+impl FileBackend {
+    pub fn new(dir: PathBuf) -> Self {
+        FileBackend { dir }
+    }
+
+    fn path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("volume-{id}"))
+    }
+}
+
+impl BlockBackend for FileBackend {
+    fn name(&self) -> &'static str {
+        "file"
+    }
+
+    fn create(&self, id: &str, size_gb: u64, source: Source<'_>) -> io::Result<()> {
+        fs::create_dir_all(&self.dir)?;
+        let path = self.path(id);
+        // Written beside and renamed: a volume file is whole or absent.
+        let part = self.dir.join(format!(".volume-{id}.part"));
+        match source {
+            Source::Blank => {
+                File::create(&part)?;
+            }
+            Source::Copy(from) => sparse_copy(from, &part)?,
+        }
+        let f = OpenOptions::new().write(true).open(&part)?;
+        let want = size_gb * GIB;
+        if f.metadata()?.len() > want {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the source is larger than the volume",
+            ));
+        }
+        f.set_len(want)?;
+        f.sync_all()?;
+        fs::rename(&part, &path)
+    }
+
+    fn extend(&self, id: &str, size_gb: u64) -> io::Result<()> {
+        let f = OpenOptions::new().write(true).open(self.path(id))?;
+        let want = size_gb * GIB;
+        if f.metadata()?.len() < want {
+            f.set_len(want)?;
+        }
+        f.sync_all()
+    }
+
+    fn delete(&self, id: &str) -> io::Result<()> {
+        match fs::remove_file(self.path(id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn locate(&self, id: &str) -> Location {
+        Location::File(self.path(id))
+    }
+}
+
+/// Copies `from` to a new file `to`, only the data regions `from` holds
+/// (found with `SEEK_DATA`/`SEEK_HOLE`), so a copy stays as sparse as its
+/// source; a file system without hole reporting gives one data region.
+fn sparse_copy(from: &Path, to: &Path) -> io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    use std::os::fd::AsRawFd;
+    let mut src = File::open(from)?;
+    let mut dst = File::create(to)?;
+    let len = src.metadata()?.len();
+    let seek = |f: &File, at: u64, whence: i32| -> Option<u64> {
+        // SAFETY: lseek on an open descriptor has no memory effects.
+        let r = unsafe { libc::lseek(f.as_raw_fd(), at as libc::off_t, whence) };
+        (r >= 0).then_some(r as u64)
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    while at < len {
+        let Some(start) = seek(&src, at, libc::SEEK_DATA) else {
+            break; // only a hole is left
+        };
+        let end = seek(&src, start, libc::SEEK_HOLE).unwrap_or(len).min(len);
+        src.seek(SeekFrom::Start(start))?;
+        dst.seek(SeekFrom::Start(start))?;
+        let mut left = end - start;
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            let n = src.read(&mut buf[..want])?;
+            if n == 0 {
+                break;
+            }
+            dst.write_all(&buf[..n])?;
+            left -= n as u64;
+        }
+        at = end;
+    }
+    dst.set_len(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_volume_is_sparse_grows_and_goes() {
+        let dir = std::env::temp_dir().join(format!("rova-vol-{}", uuid::Uuid::new_v4()));
+        let b = FileBackend::new(dir.join("volumes"));
+        b.create("v1", 2, Source::Blank).expect("create");
+        let Location::File(p) = b.locate("v1");
+        assert_eq!(fs::metadata(&p).expect("meta").len(), 2 * GIB);
+        b.extend("v1", 3).expect("extend");
+        assert_eq!(fs::metadata(&p).expect("meta").len(), 3 * GIB);
+        let src = dir.join("img");
+        fs::write(&src, b"ROVA").expect("write");
+        b.create("v2", 1, Source::Copy(&src)).expect("copy");
+        let Location::File(q) = b.locate("v2");
+        let mut head = [0u8; 4];
+        use std::io::Read;
+        File::open(&q)
+            .and_then(|mut f| f.read_exact(&mut head))
+            .expect("read");
+        assert_eq!(&head, b"ROVA");
+        assert_eq!(fs::metadata(&q).expect("meta").len(), GIB);
+        // A copy of a mostly empty volume takes no more room than it.
+        b.create("v3", 3, Source::Copy(&p)).expect("clone");
+        let Location::File(r) = b.locate("v3");
+        use std::os::unix::fs::MetadataExt;
+        assert!(fs::metadata(&r).expect("meta").blocks() < 1024, "sparse");
+        b.delete("v1").expect("delete");
+        b.delete("v1").expect("a second delete succeeds");
+        assert!(!p.exists());
+        fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}

@@ -1,0 +1,458 @@
+//! Block storage (a Cinder v3 subset): volumes as rows of `volumes`, their
+//! bytes in a [`backend::BlockBackend`], and Cinder's status machine.
+//!
+//! Every status change is a compare-and-swap on the row: an action checks
+//! the status it needs and moves the volume to its transitional status
+//! (`creating`, `extending`, `deleting`) in one write; the backend then does
+//! the work in a task, and a second write ends it (`available`, or `error`
+//! / `error_extending` when the backend failed). The database is the
+//! authority: a process that died in the middle leaves the transitional
+//! status in the row, and [`Volumes::settle_at_start`] ends it as Cinder's
+//! volume service does when it starts (a cut-short create or extend is an
+//! error, a cut-short delete is carried out).
+//!
+//! Quotas (Cinder's defaults: 10 volumes, 1,000 GiB per project) are
+//! counted from the rows: the volume count again by the database in the
+//! transaction that adds the row.
+
+pub mod api;
+pub mod backend;
+
+use crate::store::{Guard, Store, Table};
+use backend::{BlockBackend, FileBackend, Source};
+use chrono::{DateTime, Utc};
+use rova_core::Fault;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Cinder's default `quota_volumes`.
+pub const QUOTA_VOLUMES: i64 = 10;
+/// Cinder's default `quota_gigabytes`.
+pub const QUOTA_GIGABYTES: u64 = 1000;
+/// The one volume type (Cinder's default type).
+pub const DEFAULT_TYPE: &str = "__DEFAULT__";
+/// Its id.
+pub const DEFAULT_TYPE_ID: &str = "5c1bb5d3-2b69-4d8e-9a73-4b6f1e0e8d01";
+/// The zone volumes are in (Cinder's `storage_availability_zone`).
+pub const ZONE: &str = "nova";
+/// The statuses a volume may be deleted from without `force`.
+pub const DELETABLE: &[&str] = &[
+    "available",
+    "error",
+    "error_restoring",
+    "error_extending",
+    "error_managing",
+];
+
+/// One volume.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Volume {
+    pub id: String,
+    pub project_id: String,
+    pub user_id: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub status: String,
+    /// GiB.
+    pub size: u64,
+    pub availability_zone: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    pub bootable: bool,
+    pub source_volid: Option<String>,
+    pub snapshot_id: Option<String>,
+    /// The image it was made from, with the image's properties Cinder
+    /// copies (`volume_image_metadata`).
+    #[serde(default)]
+    pub image_metadata: BTreeMap<String, String>,
+    /// `detached` or `attached`.
+    pub attach_status: String,
+    pub migration_status: Option<String>,
+    /// `host@backend#pool`, once the backend holds it.
+    pub host: Option<String>,
+    /// An extend in flight: the size it grows to.
+    #[serde(default)]
+    pub extend_to: Option<u64>,
+}
+
+/// What a create asks for (checked by the API).
+pub struct NewVolume {
+    pub size: u64,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub source_volid: Option<String>,
+    pub image_id: Option<String>,
+}
+
+/// The volume service.
+pub struct Volumes {
+    pub table: Table<Volume>,
+    backend: Arc<dyn BlockBackend>,
+    /// This host's name (`os-vol-host-attr:host`).
+    host: String,
+}
+
+/// Cinder's "Volume X could not be found." (404).
+pub fn not_found(id: &str) -> Fault {
+    Fault::not_found(format!("Volume {id} could not be found."))
+}
+
+/// Cinder's `InvalidVolume` (400).
+pub fn invalid_volume(reason: impl std::fmt::Display) -> Fault {
+    Fault::bad_request(format!("Invalid volume: {reason}"))
+}
+
+/// Cinder's `InvalidInput` (400).
+pub fn invalid_input(reason: impl std::fmt::Display) -> Fault {
+    Fault::bad_request(format!("Invalid input received: {reason}"))
+}
+
+/// Python's `or`-joined list, as Cinder's `build_or_str` writes it.
+fn or_list(items: &[&str]) -> String {
+    items.join(" or ")
+}
+
+/// The message of a delete refused by the volume's state.
+pub fn undeletable() -> String {
+    format!(
+        "Volume status must be {} and must not be migrating, attached, belong to a group, \
+         have snapshots, awaiting a transfer, or be disassociated from snapshots after \
+         volume transfer.",
+        or_list(DELETABLE)
+    )
+}
+
+impl Volumes {
+    pub fn load(store: &Arc<Store>, data_dir: &Path) -> Result<Self, String> {
+        Ok(Volumes {
+            table: Table::load("volume", store)?,
+            backend: Arc::new(FileBackend::new(data_dir.join("volumes"))),
+            host: "rova".into(),
+        })
+    }
+
+    /// The backend's directory for tests and tools.
+    pub fn location(&self, id: &str) -> backend::Location {
+        self.backend.locate(id)
+    }
+
+    /// Volume `id` as `project` sees it (an admin sees every project's).
+    pub fn visible(&self, id: &str, project: &str, admin: bool) -> Result<Arc<Volume>, Fault> {
+        self.table
+            .get(id)
+            .filter(|v| admin || v.project_id == project)
+            .ok_or_else(|| not_found(id))
+    }
+
+    /// Adds a volume in `creating` and starts making its bytes; `source`
+    /// is the file it is copied from (an image's or a volume's).
+    pub async fn create(
+        self: &Arc<Self>,
+        now: DateTime<Utc>,
+        project: &str,
+        user: &str,
+        req: NewVolume,
+        image_metadata: BTreeMap<String, String>,
+        source: Option<PathBuf>,
+    ) -> Result<Arc<Volume>, Fault> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let vol = Volume {
+            id: id.clone(),
+            project_id: project.to_string(),
+            user_id: user.to_string(),
+            name: req.name,
+            description: req.description,
+            status: "creating".into(),
+            size: req.size,
+            availability_zone: ZONE.into(),
+            created_at: now,
+            updated_at: None,
+            metadata: req.metadata,
+            bootable: req.image_id.is_some(),
+            source_volid: req.source_volid,
+            snapshot_id: None,
+            image_metadata,
+            attach_status: "detached".into(),
+            migration_status: None,
+            host: None,
+            extend_to: None,
+        };
+        let stored = vol.clone();
+        self.table
+            .transact(|tx| {
+                let mine = |v: &Volume| v.project_id == stored.project_id;
+                let count = tx.count(mine) as i64;
+                if count >= QUOTA_VOLUMES {
+                    return Err(volumes_exceeded());
+                }
+                let used = tx.sum(|v| if mine(v) { v.size } else { 0 });
+                if used + stored.size > QUOTA_GIGABYTES {
+                    return Err(gigabytes_exceeded(stored.size, used));
+                }
+                // Counted again by the database as the row is written.
+                let quota = Guard::Count {
+                    column: "project_id",
+                    value: stored.project_id.clone(),
+                    limit: QUOTA_VOLUMES,
+                    message: volumes_exceeded().message,
+                };
+                tx.put_guarded(&id, stored.clone(), quota);
+                Ok(())
+            })
+            .await
+            .map_err(over_limit)?;
+        let this = self.clone();
+        let vid = id.clone();
+        tokio::spawn(async move { this.finish_create(&vid, source).await });
+        Ok(Arc::new(vol))
+    }
+
+    /// Makes a creating volume's bytes, then makes it `available` (or
+    /// `error`).
+    async fn finish_create(&self, id: &str, source: Option<PathBuf>) {
+        let Some(vol) = self.table.get(id) else {
+            return;
+        };
+        let backend = self.backend.clone();
+        let (vid, size) = (id.to_string(), vol.size);
+        let made = tokio::task::spawn_blocking(move || {
+            let from = match &source {
+                Some(p) => Source::Copy(p),
+                None => Source::Blank,
+            };
+            backend.create(&vid, size, from)
+        })
+        .await;
+        let ok = matches!(made, Ok(Ok(())));
+        if !ok {
+            tracing::error!(volume = id, "volume create failed: {made:?}");
+        }
+        let host = format!(
+            "{}@{}#{}",
+            self.host,
+            self.backend.name(),
+            self.backend.name()
+        );
+        self.end(id, "creating", |v| {
+            v.status = if ok { "available" } else { "error" }.into();
+            if ok {
+                v.host = Some(host);
+            }
+        })
+        .await;
+    }
+
+    /// Ends a transitional status: `change` is applied when the volume is
+    /// still in `from` (a reset or a delete may have moved it on).
+    async fn end(&self, id: &str, from: &str, change: impl FnOnce(&mut Volume)) {
+        let r = self
+            .table
+            .update(
+                id,
+                || not_found(id),
+                |v| {
+                    if v.status == from {
+                        change(v);
+                    }
+                    Ok(())
+                },
+            )
+            .await;
+        if let Err(f) = r {
+            if f.code != 404 {
+                tracing::error!(volume = id, "volume status write failed: {}", f.message);
+            }
+        }
+    }
+
+    /// Changes a volume's name, description or metadata.
+    pub async fn update(
+        &self,
+        vol: &Volume,
+        now: DateTime<Utc>,
+        change: impl FnOnce(&mut Volume),
+    ) -> Result<Arc<Volume>, Fault> {
+        let (v, ()) = self
+            .table
+            .update(
+                &vol.id,
+                || not_found(&vol.id),
+                |v| {
+                    change(v);
+                    v.updated_at = Some(now);
+                    Ok(())
+                },
+            )
+            .await?;
+        Ok(v)
+    }
+
+    /// Starts deleting a volume (Cinder's conditional update to
+    /// `deleting`), then removes its bytes and its row.
+    pub async fn delete(
+        self: &Arc<Self>,
+        vol: &Volume,
+        force: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), Fault> {
+        self.table
+            .update(
+                &vol.id,
+                || not_found(&vol.id),
+                |v| {
+                    let status_ok = force || DELETABLE.contains(&v.status.as_str());
+                    if !status_ok || v.attach_status == "attached" || v.migration_status.is_some() {
+                        return Err(invalid_volume(undeletable()));
+                    }
+                    v.status = "deleting".into();
+                    v.updated_at = Some(now);
+                    Ok(())
+                },
+            )
+            .await?;
+        let this = self.clone();
+        let id = vol.id.clone();
+        tokio::spawn(async move { this.finish_delete(&id).await });
+        Ok(())
+    }
+
+    async fn finish_delete(&self, id: &str) {
+        let backend = self.backend.clone();
+        let vid = id.to_string();
+        match tokio::task::spawn_blocking(move || backend.delete(&vid)).await {
+            Ok(Ok(())) => {
+                if let Err(f) = self.table.remove(id).await {
+                    tracing::error!(volume = id, "volume row delete failed: {}", f.message);
+                }
+            }
+            failed => {
+                tracing::error!(volume = id, "volume delete failed: {failed:?}");
+                self.end(id, "deleting", |v| v.status = "error_deleting".into())
+                    .await;
+            }
+        }
+    }
+
+    /// Starts growing an available volume to `new_size` GiB.
+    pub async fn extend(
+        self: &Arc<Self>,
+        vol: &Volume,
+        new_size: u64,
+        now: DateTime<Utc>,
+    ) -> Result<(), Fault> {
+        if new_size <= vol.size {
+            return Err(invalid_input(format!(
+                "New size for extend must be greater than current size. \
+                 (current: {}, extended: {new_size}).",
+                vol.size
+            )));
+        }
+        let grow = new_size - vol.size;
+        self.table
+            .transact(|tx| {
+                let mut v = tx.get(&vol.id).ok_or_else(|| not_found(&vol.id))?;
+                if v.status != "available" {
+                    return Err(invalid_volume(format!(
+                        "Volume {} status must be '{{'status': 'available'}}' to extend, \
+                         currently {}.",
+                        v.id, v.status
+                    )));
+                }
+                let project = v.project_id.clone();
+                let used = tx.sum(|o| if o.project_id == project { o.size } else { 0 });
+                if used + grow > QUOTA_GIGABYTES {
+                    return Err(gigabytes_exceeded(grow, used));
+                }
+                v.status = "extending".into();
+                v.extend_to = Some(new_size);
+                v.updated_at = Some(now);
+                tx.put(&vol.id, v);
+                Ok(())
+            })
+            .await?;
+        let this = self.clone();
+        let id = vol.id.clone();
+        tokio::spawn(async move { this.finish_extend(&id, new_size).await });
+        Ok(())
+    }
+
+    async fn finish_extend(&self, id: &str, new_size: u64) {
+        let backend = self.backend.clone();
+        let vid = id.to_string();
+        let done = tokio::task::spawn_blocking(move || backend.extend(&vid, new_size)).await;
+        let ok = matches!(done, Ok(Ok(())));
+        if !ok {
+            tracing::error!(volume = id, "volume extend failed: {done:?}");
+        }
+        self.end(id, "extending", |v| {
+            v.extend_to = None;
+            if ok {
+                v.size = new_size;
+                v.status = "available".into();
+            } else {
+                v.status = "error_extending".into();
+            }
+        })
+        .await;
+    }
+
+    /// Ends what a stopped process left in flight, as Cinder's volume
+    /// service does at start: a create or extend cut short is an error
+    /// (the bytes may be partial), a delete cut short is carried out.
+    pub async fn settle_at_start(self: &Arc<Self>) -> Result<(), Fault> {
+        for v in self.table.all() {
+            match v.status.as_str() {
+                "creating" | "downloading" => {
+                    self.end(&v.id, &v.status, |v| v.status = "error".into())
+                        .await
+                }
+                "extending" => {
+                    self.end(&v.id, "extending", |v| {
+                        v.status = "error_extending".into();
+                        v.extend_to = None;
+                    })
+                    .await
+                }
+                "deleting" => self.finish_delete(&v.id).await,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn volumes_exceeded() -> Fault {
+    Fault::new(
+        413,
+        format!(
+            "Maximum number of volumes allowed ({QUOTA_VOLUMES}) exceeded for quota 'volumes'."
+        ),
+    )
+}
+
+fn gigabytes_exceeded(requested: u64, consumed: u64) -> Fault {
+    Fault::new(
+        413,
+        format!(
+            "Requested volume or snapshot exceeds allowed \
+             gigabytes quota. Requested {requested}G, quota is {QUOTA_GIGABYTES}G and \
+             {consumed}G has been consumed."
+        ),
+    )
+}
+
+/// The database's quota refusal (a 403 from the count guard) as Cinder's
+/// 413.
+fn over_limit(f: Fault) -> Fault {
+    if f.code == 403 && f.message == volumes_exceeded().message {
+        volumes_exceeded()
+    } else {
+        f
+    }
+}

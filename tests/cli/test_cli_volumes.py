@@ -1,0 +1,98 @@
+"""Block storage through the real `openstack` CLI and openstacksdk: the
+catalog's block-storage endpoint, `volume create/list/show/set/unset/
+delete` (blank, from an image, from a volume), growing a volume, and
+another project's volumes staying out of sight."""
+
+import time
+
+import pytest
+
+
+def wait_volume(cli, cloud, name_or_id, status, timeout=60):
+    """The volume once its status is `status` (None: once it is gone)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listed = {v["ID"]: v for v in cli.json(cloud, "volume", "list")}
+        match = [v for v in listed.values()
+                 if name_or_id in (v["ID"], v["Name"])]
+        if status is None and not match:
+            return None
+        if match and match[0]["Status"] == status:
+            return cli.json(cloud, "volume", "show", match[0]["ID"])
+        time.sleep(0.2)
+    pytest.fail("volume %s never reached %s" % (name_or_id, status))
+
+
+def test_volume_lifecycle(cli, unique):
+    name = "vol-" + unique
+    made = cli.json("rova-demo", "volume", "create", "--size", "1",
+                    "--property", "purpose=cli", name)
+    assert made["size"] == 1, made
+    vol = wait_volume(cli, "rova-demo", name, "available")
+    assert vol["properties"] == {"purpose": "cli"}, vol
+    assert vol["type"] == "__DEFAULT__", vol
+
+    cli.run("rova-demo", "volume", "set", "--name", name + "-b",
+            "--description", "grown", "--property", "tier=gold",
+            "--size", "2", name)
+    vol = wait_volume(cli, "rova-demo", name + "-b", "available")
+    assert vol["size"] == 2, vol
+    assert vol["description"] == "grown", vol
+    assert vol["properties"] == {"purpose": "cli", "tier": "gold"}, vol
+    cli.run("rova-demo", "volume", "unset", "--property", "purpose",
+            vol["id"])
+    vol = cli.json("rova-demo", "volume", "show", vol["id"])
+    assert vol["properties"] == {"tier": "gold"}, vol
+
+    # Another project neither sees nor changes it.
+    assert vol["id"] not in {v["ID"] for v in
+                             cli.json("rova-alt", "volume", "list")}
+    cli.fail("rova-alt", "volume", "show", vol["id"])
+    cli.fail("rova-alt", "volume", "delete", vol["id"])
+    # A reader looks but may not create.
+    assert cli.json("rova-reader", "volume", "show", vol["id"])["id"] == \
+        vol["id"]
+    cli.fail("rova-reader", "volume", "create", "--size", "1",
+             "reader-" + unique)
+
+    cli.run("rova-demo", "volume", "delete", vol["id"])
+    wait_volume(cli, "rova-demo", vol["id"], None)
+
+
+def test_volume_from_image_and_from_volume(cli, unique, cirros_image):
+    name = "boot-" + unique
+    cli.run("rova-demo", "volume", "create", "--image", cirros_image["ID"],
+            "--size", "1", name)
+    vol = wait_volume(cli, "rova-demo", name, "available")
+    assert vol["bootable"] in (True, "true"), vol
+    assert vol["volume_image_metadata"]["image_id"] == cirros_image["ID"], vol
+
+    clone = "clone-" + unique
+    cli.run("rova-demo", "volume", "create", "--source", name, clone)
+    copy = wait_volume(cli, "rova-demo", clone, "available")
+    assert copy["source_volid"] == vol["id"], copy
+    assert copy["size"] == vol["size"], copy
+    cli.run("rova-demo", "volume", "delete", clone, name)
+    wait_volume(cli, "rova-demo", name, None)
+
+
+def test_sdk_block_storage(sdk_connect, unique):
+    conn = sdk_connect("rova-demo")
+    vol = conn.block_storage.create_volume(size=1, name="sdk-" + unique)
+    vol = conn.block_storage.wait_for_status(vol, "available", wait=60)
+    assert vol.size == 1
+    conn.block_storage.extend_volume(vol, 3)
+    # The answer is 202: the volume is `extending` until the bytes grow.
+    assert conn.block_storage.get_volume(vol.id).status in (
+        "extending", "available")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        vol = conn.block_storage.get_volume(vol.id)
+        if vol.status == "available":
+            break
+        time.sleep(0.2)
+    assert (vol.status, vol.size) == ("available", 3), vol
+    names = [v.name for v in conn.block_storage.volumes()]
+    assert "sdk-" + unique in names, names
+    conn.block_storage.delete_volume(vol)
+    conn.block_storage.wait_for_delete(vol, wait=60)
