@@ -96,3 +96,39 @@ def test_sdk_block_storage(sdk_connect, unique):
     assert "sdk-" + unique in names, names
     conn.block_storage.delete_volume(vol)
     conn.block_storage.wait_for_delete(vol, wait=60)
+
+
+def test_server_add_remove_volume(cli, unique, cirros_image):
+    """`server add volume` attaches (the volume in-use, the server lists
+    it), `server remove volume` detaches; deleting the server detaches
+    what is still attached."""
+    server = cli.json("rova-demo", "server", "create", "--wait",
+                      "--image", cirros_image["Name"], "--flavor", "m1.tiny",
+                      "--network", "private", "vsrv-" + unique)
+    names = ["data-" + unique, "logs-" + unique]
+    for name in names:
+        cli.run("rova-demo", "volume", "create", "--size", "1", name)
+    vols = [wait_volume(cli, "rova-demo", n, "available") for n in names]
+
+    cli.run("rova-demo", "server", "add", "volume", "--device", "/dev/vdc",
+            server["id"], vols[0]["id"])
+    cli.run("rova-demo", "server", "add", "volume", server["id"],
+            vols[1]["id"])
+    shown = cli.json("rova-demo", "volume", "show", vols[0]["id"])
+    assert shown["status"] == "in-use", shown
+    att = shown["attachments"][0]
+    assert (att["server_id"], att["device"]) == (server["id"], "/dev/vdc"), att
+    listed = cli.json("rova-demo", "server", "volume", "list", server["id"])
+    assert {(v["Volume ID"], v["Device"]) for v in listed} == {
+        (vols[0]["id"], "/dev/vdc"), (vols[1]["id"], "/dev/vdb")}, listed
+    # An attached volume is not deleted.
+    cli.fail("rova-demo", "volume", "delete", vols[0]["id"])
+
+    cli.run("rova-demo", "server", "remove", "volume", server["id"],
+            vols[0]["id"])
+    assert wait_volume(cli, "rova-demo", vols[0]["id"],
+                       "available")["attachments"] == []
+    cli.run("rova-demo", "server", "delete", "--wait", server["id"])
+    assert wait_volume(cli, "rova-demo", vols[1]["id"],
+                       "available")["attachments"] == []
+    cli.run("rova-demo", "volume", "delete", *[v["id"] for v in vols])

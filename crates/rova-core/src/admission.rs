@@ -46,6 +46,8 @@ pub enum Action {
     DeleteMetadata,
     AttachInterface,
     DetachInterface,
+    AttachVolume,
+    DetachVolume,
 }
 
 /// The task_state precondition.
@@ -144,6 +146,8 @@ impl Action {
         Action::DeleteMetadata,
         Action::AttachInterface,
         Action::DetachInterface,
+        Action::AttachVolume,
+        Action::DetachVolume,
     ];
 
     /// Nova's admission rule for this action.
@@ -153,6 +157,15 @@ impl Action {
         const IMAGE_STATES: &[VmState] = &[V::Active, V::Stopped, V::Paused, V::Suspended];
         const META: &[VmState] = &[V::Active, V::Paused, V::Suspended, V::Stopped];
         const INTERFACES: &[VmState] = &[V::Active, V::Paused, V::Stopped];
+        const VOLUMES: &[VmState] = &[
+            V::Active,
+            V::Paused,
+            V::Stopped,
+            V::Resized,
+            V::SoftDeleted,
+            V::Shelved,
+            V::ShelvedOffloaded,
+        ];
         match self {
             Action::Delete => Rule {
                 launched: false,
@@ -270,6 +283,14 @@ impl Action {
                 launched: false,
                 ..rule("detach_interface", Some(INTERFACES), Idle, true)
             },
+            Action::AttachVolume => Rule {
+                launched: false,
+                ..rule("attach_volume", Some(VOLUMES), Idle, true)
+            },
+            Action::DetachVolume => Rule {
+                launched: false,
+                ..rule("detach_volume", Some(VOLUMES), Idle, true)
+            },
         }
     }
 }
@@ -362,6 +383,15 @@ mod tests {
                 Unshelve => vec![V::Shelved, V::ShelvedOffloaded],
                 Unrescue => vec![V::Rescued],
                 AttachInterface | DetachInterface => vec![V::Active, V::Paused, V::Stopped],
+                AttachVolume | DetachVolume => vec![
+                    V::Active,
+                    V::Paused,
+                    V::Stopped,
+                    V::Resized,
+                    V::SoftDeleted,
+                    V::Shelved,
+                    V::ShelvedOffloaded,
+                ],
                 TriggerCrashDump => vec![V::Active, V::Paused, V::Rescued, V::Resized, V::Error],
                 UpdateMetadata | DeleteMetadata => {
                     vec![V::Active, V::Paused, V::Suspended, V::Stopped]

@@ -75,6 +75,13 @@ pub struct BlockDeviceMapping {
     pub tag: Option<String>,
     pub volume_type: Option<String>,
     pub no_device: bool,
+    /// The block storage attachment of an attached volume.
+    #[serde(default)]
+    pub attachment_id: Option<String>,
+    /// This mapping's own id (Nova's `bdm.uuid`), for a volume attached
+    /// after the build.
+    #[serde(default)]
+    pub bdm_uuid: Option<String>,
 }
 
 /// An injected file (personality).

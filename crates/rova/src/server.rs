@@ -33,6 +33,9 @@ pub async fn start(mut cfg: Config) -> Result<Running, String> {
     let life = crate::compute::owners::start(&app).await?;
     crate::compute::settle::at_start(&app).await?;
     app.volumes.settle_at_start().await.map_err(|f| f.message)?;
+    crate::compute::volumes::settle_at_start(&app)
+        .await
+        .map_err(|f| f.message)?;
     life.start_takeover();
     crate::compute::periodic::spawn(app.clone());
     let svc = tower::ServiceExt::<axum::extract::Request>::map_request(

@@ -7,6 +7,7 @@
 //! - [`update`]: PUT /servers/{id} ([`parse_update`]).
 //! - [`meta_tags`]: the server metadata and tags APIs.
 //! - [`interface`]: the `os-interface` attach body.
+//! - [`volume_attach`]: the `os-volume_attachments` bodies.
 //! - [`names`]: derived hostnames and keypair names.
 //! - [`fields`]: the shared field rules (Nova's parameter types), usable by
 //!   other body parsers (rebuild, actions).
@@ -23,6 +24,7 @@ pub mod meta_tags;
 pub mod names;
 mod py;
 pub mod update;
+pub mod volume_attach;
 
 pub use bdm::check_bdm_flavor_limits;
 pub use create::{
@@ -36,3 +38,6 @@ pub use meta_tags::{
 };
 pub use names::{keypair_name, sanitize_hostname, validate_keypair_name};
 pub use update::{parse_update, UpdateServer};
+pub use volume_attach::{
+    parse_volume_attach, parse_volume_attach_update, VolumeAttachRequest, VolumeAttachUpdate,
+};

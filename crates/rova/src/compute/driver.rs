@@ -66,6 +66,8 @@ pub enum DriverOpKind {
     TriggerCrashDump,
     AttachInterface,
     DetachInterface,
+    AttachVolume,
+    DetachVolume,
 }
 
 /// Each kind with its public name: `spawn`, `destroy`, or the
@@ -98,6 +100,8 @@ const NAMES: &[(DriverOpKind, &str)] = &[
     (DriverOpKind::TriggerCrashDump, "trigger_crash_dump"),
     (DriverOpKind::AttachInterface, "attach_interface"),
     (DriverOpKind::DetachInterface, "detach_interface"),
+    (DriverOpKind::AttachVolume, "attach_volume"),
+    (DriverOpKind::DetachVolume, "detach_volume"),
 ];
 
 impl DriverOpKind {
@@ -150,6 +154,8 @@ impl DriverOpKind {
             Action::TriggerCrashDump => K::TriggerCrashDump,
             Action::AttachInterface => K::AttachInterface,
             Action::DetachInterface => K::DetachInterface,
+            Action::AttachVolume => K::AttachVolume,
+            Action::DetachVolume => K::DetachVolume,
             Action::Restore
             | Action::ConfirmResize
             | Action::ResetState
@@ -227,6 +233,17 @@ pub enum DriverOp {
     DetachInterface {
         port_id: String,
     },
+    /// A volume plugged in as `device` (`/dev/vdb`, …), its bytes at
+    /// `path`.
+    AttachVolume {
+        volume_id: String,
+        device: String,
+        path: std::path::PathBuf,
+    },
+    /// A volume unplugged.
+    DetachVolume {
+        volume_id: String,
+    },
 }
 
 impl DriverOp {
@@ -255,6 +272,8 @@ impl DriverOp {
             DriverOp::ChangePassword => K::ChangePassword,
             DriverOp::AttachInterface { .. } => K::AttachInterface,
             DriverOp::DetachInterface { .. } => K::DetachInterface,
+            DriverOp::AttachVolume { .. } => K::AttachVolume,
+            DriverOp::DetachVolume { .. } => K::DetachVolume,
             DriverOp::TriggerCrashDump => K::TriggerCrashDump,
         }
     }

@@ -33,6 +33,7 @@ pub mod servers;
 pub mod settle;
 pub mod sim_vnc;
 pub mod views;
+pub mod volumes;
 
 use crate::config::Config;
 use crate::store::schema::Cell;

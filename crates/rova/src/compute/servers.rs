@@ -466,6 +466,7 @@ pub async fn terminate(app: &Arc<App>, id: &str, request_id: &str) {
         };
     }
     super::scheduler::delete_shelved_image(app, &inst).await;
+    super::volumes::release_server_volumes(app, &inst).await;
     let done = app
         .compute
         .update_instance_leaving_groups(id, now, |i| {

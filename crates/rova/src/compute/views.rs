@@ -200,16 +200,12 @@ pub fn server(
             "OS-SRV-USG:terminated_at",
             json!(inst.terminated_at.as_ref().map(iso_micro)),
         );
-        let vols: Vec<Value> = inst
-            .block_device_mapping
-            .iter()
-            .filter(|b| b.destination_type.as_deref() == Some("volume"))
-            .filter_map(|b| b.uuid.as_ref())
-            .map(|id| {
+        let vols: Vec<Value> = super::volumes::attached(inst)
+            .map(|b| {
                 if ctx.at_least(3) {
-                    json!({"id": id, "delete_on_termination": false})
+                    json!({"id": b.uuid, "delete_on_termination": b.delete_on_termination})
                 } else {
-                    json!({"id": id})
+                    json!({"id": b.uuid})
                 }
             })
             .collect();

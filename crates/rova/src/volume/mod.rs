@@ -78,6 +78,21 @@ pub struct Volume {
     /// An extend in flight: the size it grows to.
     #[serde(default)]
     pub extend_to: Option<u64>,
+    /// Its attachments to servers (one at most: no volume is multiattach).
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+}
+
+/// A volume's attachment to a server (Cinder's `volume_attachment`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Attachment {
+    pub id: String,
+    pub server_id: String,
+    /// The device the server sees it as, once attached.
+    pub device: Option<String>,
+    pub attached_at: Option<DateTime<Utc>>,
+    /// The compute host of the server.
+    pub host: Option<String>,
 }
 
 /// What a create asks for (checked by the API).
@@ -182,6 +197,7 @@ impl Volumes {
             migration_status: None,
             host: None,
             extend_to: None,
+            attachments: Vec::new(),
         };
         let stored = vol.clone();
         self.table
@@ -400,6 +416,140 @@ impl Volumes {
             }
         })
         .await;
+    }
+
+    /// Reserves an available volume for server `server` (Cinder's
+    /// attachment create): `reserved`, with a new attachment; its id.
+    pub async fn reserve(
+        &self,
+        id: &str,
+        server: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, Fault> {
+        let attachment = uuid::Uuid::new_v4().to_string();
+        let made = attachment.clone();
+        self.table
+            .update(
+                id,
+                || not_found(id),
+                |v| {
+                    if !["available", "downloading"].contains(&v.status.as_str()) {
+                        return Err(invalid_volume(format!(
+                            "Volume {id} status must be available or downloading to reserve, \
+                             but the current status is {}.",
+                            v.status
+                        )));
+                    }
+                    v.status = "reserved".into();
+                    v.updated_at = Some(now);
+                    v.attachments.push(Attachment {
+                        id: made,
+                        server_id: server.to_string(),
+                        device: None,
+                        attached_at: None,
+                        host: None,
+                    });
+                    Ok(())
+                },
+            )
+            .await?;
+        Ok(attachment)
+    }
+
+    /// Completes attachment `attachment` as `device` on `host`: `in-use`.
+    pub async fn complete(
+        &self,
+        id: &str,
+        attachment: &str,
+        device: &str,
+        host: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Fault> {
+        self.table
+            .update(
+                id,
+                || not_found(id),
+                |v| {
+                    let Some(a) = v.attachments.iter_mut().find(|a| a.id == attachment) else {
+                        return Err(invalid_volume(format!("attachment {attachment} is gone")));
+                    };
+                    a.device = Some(device.to_string());
+                    a.attached_at = Some(now);
+                    a.host = host;
+                    v.status = "in-use".into();
+                    v.attach_status = "attached".into();
+                    v.updated_at = Some(now);
+                    Ok(())
+                },
+            )
+            .await
+            .map(drop)
+    }
+
+    /// Starts detaching volume `id` from its server: `detaching`.
+    pub async fn begin_detach(&self, id: &str, now: DateTime<Utc>) -> Result<(), Fault> {
+        self.table
+            .update(
+                id,
+                || not_found(id),
+                |v| {
+                    if v.status != "in-use" || v.attach_status != "attached" {
+                        return Err(invalid_volume(
+                            "Unable to detach volume. Volume status must be 'in-use' and \
+                             attach_status must be 'attached' to detach.",
+                        ));
+                    }
+                    v.status = "detaching".into();
+                    v.updated_at = Some(now);
+                    Ok(())
+                },
+            )
+            .await
+            .map(drop)
+    }
+
+    /// Ends volume `id`'s attachments to `server` (a finished detach, a
+    /// reservation given back): `available` once it has none; a detach
+    /// given up (`keep`) puts it back `in-use` instead.
+    pub async fn release(&self, id: &str, server: &str, keep: bool, now: DateTime<Utc>) {
+        let r = self
+            .table
+            .update(
+                id,
+                || not_found(id),
+                |v| {
+                    if keep {
+                        if v.status == "detaching" {
+                            v.status = "in-use".into();
+                        }
+                    } else {
+                        v.attachments.retain(|a| a.server_id != server);
+                        if v.attachments.is_empty() {
+                            v.status = "available".into();
+                            v.attach_status = "detached".into();
+                        }
+                    }
+                    v.updated_at = Some(now);
+                    Ok(())
+                },
+            )
+            .await;
+        if let Err(f) = r {
+            if f.code != 404 {
+                tracing::error!(volume = id, "volume release failed: {}", f.message);
+            }
+        }
+    }
+
+    /// Deletes a volume whose server went with `delete_on_termination`
+    /// (detached first, whatever its status).
+    pub async fn delete_with_server(self: &Arc<Self>, id: &str, server: &str, now: DateTime<Utc>) {
+        self.release(id, server, false, now).await;
+        if let Some(v) = self.table.get(id) {
+            if let Err(f) = self.delete(&v, true, now).await {
+                tracing::error!(volume = id, "volume delete failed: {}", f.message);
+            }
+        }
     }
 
     /// Ends what a stopped process left in flight, as Cinder's volume

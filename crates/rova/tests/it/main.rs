@@ -34,4 +34,5 @@ mod sim_api;
 mod step_faults;
 mod storage;
 mod two_processes;
+mod volume_attachments;
 mod volumes;

@@ -410,6 +410,33 @@ fn rows() -> Vec<Row> {
             Custom(Exp::Is(403), Exp::NotDenied, Exp::Denied, Exp::NotDenied),
         )
         .last(),
+        row("GET", "/compute/v2.1/servers/{id}/os-volume_attachments", Read),
+        // The fixture volume is attached at the end: 404 before.
+        row(
+            "GET",
+            "/compute/v2.1/servers/{id}/os-volume_attachments/{volume_id}",
+            Custom(Exp::NotDenied, Exp::NotDenied, Exp::Denied, Exp::NotDenied),
+        ),
+        row(
+            "POST",
+            "/compute/v2.1/servers/{id}/os-volume_attachments",
+            Custom(Exp::Is(403), Exp::Allowed, Exp::Is(404), Exp::Allowed),
+        )
+        .body(|fx| json!({"volumeAttachment": {"volumeId": fx.volume}}))
+        .last(),
+        row(
+            "PUT",
+            "/compute/v2.1/servers/{id}/os-volume_attachments/{volume_id}",
+            Custom(Exp::Is(403), Exp::NotDenied, Exp::Is(404), Exp::NotDenied),
+        )
+        .body(|fx| json!({"volumeAttachment": {"volumeId": fx.volume, "delete_on_termination": false}}))
+        .last(),
+        row(
+            "DELETE",
+            "/compute/v2.1/servers/{id}/os-volume_attachments/{volume_id}",
+            Custom(Exp::Is(403), Exp::NotDenied, Exp::Denied, Exp::NotDenied),
+        )
+        .last(),
         row("GET", "/compute/v2.1/servers/{id}/os-instance-actions/{req}", Read),
         row("GET", "/compute/v2.1/servers/{id}/os-server-password", Read),
         row("DELETE", "/compute/v2.1/servers/{id}/os-server-password", Write),
@@ -1242,6 +1269,7 @@ fn param(fx: &Fx, route: &str, prev: &str, name: &str) -> Option<String> {
         ("members", "member") => "rbac-member".to_string(),
         ("os-instance-actions", "req") => fx.request_id.clone(),
         ("os-interface", "port_id") => fx.port.clone(),
+        ("os-volume_attachments", "volume_id") => fx.volume.clone(),
         ("migrations", "mid") => "1".to_string(),
         ("os-console-auth-tokens", "token") => fx.console_token.clone(),
         ("flavors", "id") if route.contains("os-flavor-access") || route.ends_with("/action") => {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 const GIB: u64 = 1 << 30;
 
-async fn call(
+pub(crate) async fn call(
     c: &TestCloud,
     u: &User,
     method: Method,
@@ -34,11 +34,11 @@ async fn call(
     Resp::of(req).await
 }
 
-async fn get(c: &TestCloud, u: &User, path: &str) -> Resp {
+pub(crate) async fn get(c: &TestCloud, u: &User, path: &str) -> Resp {
     call(c, u, Method::GET, path, None, None).await
 }
 
-async fn create(c: &TestCloud, u: &User, body: Value) -> Resp {
+pub(crate) async fn create(c: &TestCloud, u: &User, body: Value) -> Resp {
     call(
         c,
         u,
@@ -57,13 +57,13 @@ async fn act(c: &TestCloud, u: &User, id: &str, body: Value) -> Resp {
 }
 
 /// Deletes a volume.
-async fn del(c: &TestCloud, u: &User, id: &str) -> Resp {
+pub(crate) async fn del(c: &TestCloud, u: &User, id: &str) -> Resp {
     let path = format!("/volumes/{id}");
     call(c, u, Method::DELETE, &path, None, None).await
 }
 
 /// Waits until volume `id` is in `status` (or gone, for `None`).
-async fn wait(c: &TestCloud, u: &User, id: &str, status: Option<&str>) -> Value {
+pub(crate) async fn wait(c: &TestCloud, u: &User, id: &str, status: Option<&str>) -> Value {
     for _ in 0..400 {
         let r = get(c, u, &format!("/volumes/{id}")).await;
         match (status, r.status) {

@@ -21,6 +21,7 @@ mod schema;
 mod secgroups;
 mod servers;
 mod service_delete;
+mod volume_attachments;
 
 use crate::app::{App, PathProject};
 use crate::http::{host_url, ApiError, Ctx, RequestId};
@@ -51,6 +52,7 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .merge(secgroups::routes())
         .merge(fleet::routes())
         .merge(interfaces::routes())
+        .merge(volume_attachments::routes())
         .merge(groups_quotas::routes())
         .merge(flavor_access::routes())
         .merge(diagnostics::routes())

@@ -271,6 +271,8 @@ impl Driver for QemuDriver {
             DriverOpKind::ChangePassword
                 | DriverOpKind::AttachInterface
                 | DriverOpKind::DetachInterface
+                | DriverOpKind::AttachVolume
+                | DriverOpKind::DetachVolume
         )
     }
     fn perform<'a>(

@@ -153,6 +153,11 @@ impl QemuDriver {
                     details: "the QEMU driver does not hot-plug NICs yet".into(),
                 })
             }
+            DriverOp::AttachVolume { .. } | DriverOp::DetachVolume { .. } => Err(DriverFault {
+                code: 501,
+                message: "The requested functionality is not supported.".into(),
+                details: "the QEMU driver does not hot-plug volumes yet".into(),
+            }),
             DriverOp::ChangePassword => Err(DriverFault {
                 code: 501,
                 message: "Setting the admin password is not supported by the QEMU driver: it needs a guest agent.".into(),

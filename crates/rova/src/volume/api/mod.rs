@@ -226,7 +226,15 @@ fn detail(r: &Req, v: &Volume) -> Value {
         "replication_status": null,
         "consistencygroup_id": null,
         "multiattach": false,
-        "attachments": [],
+        "attachments": v.attachments.iter().filter(|a| a.device.is_some()).map(|a| json!({
+            "id": v.id,
+            "attachment_id": a.id,
+            "volume_id": v.id,
+            "server_id": a.server_id,
+            "host_name": if r.admin() { json!(a.host) } else { Value::Null },
+            "device": a.device,
+            "attached_at": a.attached_at.as_ref().map(iso_micro),
+        })).collect::<Vec<_>>(),
         "os-vol-tenant-attr:tenant_id": v.project_id,
     });
     let m = o.as_object_mut().expect("an object");

@@ -1,0 +1,291 @@
+//! Volumes attached to a server after it was built (Nova's
+//! `os-volume_attachments`): attach, detach, list and show, and what a
+//! server's delete does to its volumes.
+//!
+//! An attach runs Nova's sequence, each step a compare-and-swap on its
+//! row: the volume is reserved for the server (`available` → `reserved`,
+//! Cinder's attachment), the driver plugs it in, the server's record
+//! gains the block device mapping with its `attach_volume` action in one
+//! transaction, and the attachment is completed (`in-use`). A step that
+//! fails undoes the ones before it. A detach is the reverse (`in-use` →
+//! `detaching`, unplugged, the mapping removed with `detach_volume`,
+//! `available`). A server's delete detaches its volumes, deleting those
+//! mapped with `delete_on_termination`.
+//!
+//! A process that died between the steps leaves a volume `reserved` or
+//! `detaching`; [`settle_at_start`] ends it by what the server's record
+//! says: the mapping is there → `in-use`, it is not → `available`.
+
+use super::actions::{self, Logged};
+use super::actions_run::{begin_with, subject};
+use super::driver::{require, DriverOp};
+use super::servers;
+use crate::app::App;
+use crate::http::Ctx;
+use crate::volume::backend::Location;
+use rova_core::admission::{admit, Action};
+use rova_core::model::{BlockDeviceMapping, Instance};
+use rova_core::states::VmState;
+use rova_core::Fault;
+use std::sync::Arc;
+
+/// What `POST /servers/{id}/os-volume_attachments` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct VolumeAttach {
+    pub volume_id: String,
+    pub device: Option<String>,
+    pub tag: Option<String>,
+    pub delete_on_termination: bool,
+}
+
+/// The mappings of server `inst` that are attached volumes.
+pub fn attached(inst: &Instance) -> impl Iterator<Item = &BlockDeviceMapping> {
+    inst.block_device_mapping
+        .iter()
+        .filter(|b| b.destination_type.as_deref() == Some("volume") && b.uuid.is_some())
+}
+
+/// Nova's "not attached" 404.
+fn not_attached(server: &str, volume: &str) -> Fault {
+    Fault::not_found(format!(
+        "Instance {server} is not attached to volume {volume}"
+    ))
+}
+
+/// Server `id`'s mapping of volume `volume` (404 when none).
+pub fn attachment_of(
+    app: &App,
+    ctx: &Ctx,
+    id: &str,
+    volume: &str,
+) -> Result<BlockDeviceMapping, Fault> {
+    let inst = servers::visible(app, ctx, id)?;
+    let found = attached(&inst)
+        .find(|b| b.uuid.as_deref() == Some(volume))
+        .cloned();
+    found.ok_or_else(|| not_attached(id, volume))
+}
+
+/// Nova refuses to change a shelved server's volumes before 2.20.
+fn check_shelved(ctx: &Ctx, inst: &Instance, method: &str) -> Result<(), Fault> {
+    if matches!(inst.vm_state, VmState::Shelved | VmState::ShelvedOffloaded) && !ctx.at_least(20) {
+        return Err(Fault::invalid_state(
+            method,
+            &inst.uuid,
+            "vm_state",
+            inst.vm_state.as_str(),
+        ));
+    }
+    Ok(())
+}
+
+/// The device a new volume gets: the requested one when free (409 when a
+/// mapping has it), else the first free `/dev/vdX` after the root disk.
+fn device_for(inst: &Instance, asked: Option<&str>) -> Result<String, Fault> {
+    let taken: Vec<&str> = inst
+        .block_device_mapping
+        .iter()
+        .filter_map(|b| b.device_name.as_deref())
+        .collect();
+    if let Some(d) = asked.filter(|d| !d.is_empty()) {
+        if taken.contains(&d) {
+            return Err(Fault::conflict(format!(
+                "The supplied device path ({d}) is in use."
+            )));
+        }
+        return Ok(d.to_string());
+    }
+    (b'b'..=b'z')
+        .map(|c| format!("/dev/vd{}", c as char))
+        .find(|d| !taken.contains(&d.as_str()))
+        .ok_or_else(|| Fault::forbidden("The maximum allowed number of disk devices (26) to attach to a single instance has been exceeded."))
+}
+
+/// Attaches a volume to server `id`; returns the new mapping.
+pub async fn attach(
+    app: &App,
+    ctx: &Ctx,
+    id: &str,
+    req: VolumeAttach,
+) -> Result<BlockDeviceMapping, Fault> {
+    ctx.require_member("os_compute_api:os-volumes-attachments:create")?;
+    let inst = servers::visible(app, ctx, id)?;
+    check_shelved(ctx, &inst, "attach_volume")?;
+    admit(Action::AttachVolume, &subject(&inst), ctx.is_admin())?;
+    require(app.compute.driver.as_ref(), Action::AttachVolume)?;
+    let vol_id = req.volume_id.clone();
+    app.volumes
+        .visible(&vol_id, &ctx.project_id, ctx.is_admin())?;
+    if attached(&inst).any(|b| b.uuid.as_deref() == Some(vol_id.as_str())) {
+        return Err(Fault::bad_request(format!(
+            "Invalid volume: volume {vol_id} already attached"
+        )));
+    }
+    let device = device_for(&inst, req.device.as_deref())?;
+    let now = app.clock.now();
+    let attachment = app.volumes.reserve(&vol_id, id, now).await?;
+    let Location::File(path) = app.volumes.location(&vol_id);
+    let plug = DriverOp::AttachVolume {
+        volume_id: vol_id.clone(),
+        device: device.clone(),
+        path,
+    };
+    if let Err(f) = app.compute.driver.perform(&plug, &inst).await {
+        app.volumes.release(&vol_id, id, false, now).await;
+        return Err(if f.code == 501 {
+            Fault::new(501, f.message)
+        } else {
+            Fault::internal(format!(
+                "Failed to attach volume {vol_id} to {id}: {} ({})",
+                f.message, f.details
+            ))
+        });
+    }
+    let bdm = BlockDeviceMapping {
+        source_type: Some("volume".into()),
+        destination_type: Some("volume".into()),
+        uuid: Some(vol_id.clone()),
+        device_name: Some(device.clone()),
+        delete_on_termination: req.delete_on_termination,
+        tag: req.tag.clone(),
+        attachment_id: Some(attachment.clone()),
+        bdm_uuid: Some(uuid::Uuid::new_v4().to_string()),
+        ..Default::default()
+    };
+    let added = bdm.clone();
+    let log = Logged::with("attach_volume", "compute_attach_volume");
+    let written = begin_with(
+        app,
+        ctx,
+        id,
+        Action::AttachVolume,
+        None,
+        Some(log),
+        move |i, _| {
+            i.block_device_mapping.push(added);
+            Ok(())
+        },
+    )
+    .await;
+    let inst = match written {
+        Ok(i) => i,
+        Err(f) => {
+            let unplug = DriverOp::DetachVolume {
+                volume_id: vol_id.clone(),
+            };
+            let _ = app.compute.driver.perform(&unplug, &inst).await;
+            app.volumes.release(&vol_id, id, false, now).await;
+            return Err(f);
+        }
+    };
+    app.volumes
+        .complete(&vol_id, &attachment, &device, inst.host.clone(), now)
+        .await?;
+    actions::event_finish(app, id, &ctx.request_id, "compute_attach_volume", None).await;
+    Ok(bdm)
+}
+
+/// Detaches volume `volume` from server `id`.
+pub async fn detach(app: &App, ctx: &Ctx, id: &str, volume: &str) -> Result<(), Fault> {
+    ctx.require_member("os_compute_api:os-volumes-attachments:delete")?;
+    let inst = servers::visible(app, ctx, id)?;
+    check_shelved(ctx, &inst, "detach_volume")?;
+    app.volumes
+        .visible(volume, &ctx.project_id, ctx.is_admin())?;
+    let bdm = attached(&inst)
+        .find(|b| b.uuid.as_deref() == Some(volume))
+        .cloned()
+        .ok_or_else(|| not_attached(id, volume))?;
+    if bdm.boot_index == Some(0) {
+        return Err(Fault::bad_request("Cannot detach a root device volume"));
+    }
+    admit(Action::DetachVolume, &subject(&inst), ctx.is_admin())?;
+    require(app.compute.driver.as_ref(), Action::DetachVolume)?;
+    let now = app.clock.now();
+    app.volumes.begin_detach(volume, now).await?;
+    let unplug = DriverOp::DetachVolume {
+        volume_id: volume.to_string(),
+    };
+    if let Err(f) = app.compute.driver.perform(&unplug, &inst).await {
+        app.volumes.release(volume, id, true, now).await;
+        return Err(Fault::internal(format!(
+            "Failed to detach volume {volume} from {id}: {} ({})",
+            f.message, f.details
+        )));
+    }
+    let gone = volume.to_string();
+    let log = Logged::with("detach_volume", "compute_detach_volume");
+    let written = begin_with(
+        app,
+        ctx,
+        id,
+        Action::DetachVolume,
+        None,
+        Some(log),
+        move |i, _| {
+            i.block_device_mapping
+                .retain(|b| b.uuid.as_deref() != Some(gone.as_str()));
+            Ok(())
+        },
+    )
+    .await;
+    if let Err(f) = written {
+        app.volumes.release(volume, id, true, now).await;
+        return Err(f);
+    }
+    app.volumes.release(volume, id, false, now).await;
+    actions::event_finish(app, id, &ctx.request_id, "compute_detach_volume", None).await;
+    Ok(())
+}
+
+/// A deleted server's volumes: detached, and deleted when mapped with
+/// `delete_on_termination`.
+pub async fn release_server_volumes(app: &App, inst: &Instance) {
+    let now = app.clock.now();
+    for b in attached(inst) {
+        let Some(vol) = b.uuid.as_deref() else {
+            continue;
+        };
+        if b.delete_on_termination {
+            app.volumes.delete_with_server(vol, &inst.uuid, now).await;
+        } else {
+            app.volumes.release(vol, &inst.uuid, false, now).await;
+        }
+    }
+}
+
+/// Ends the attaches and detaches a stopped process left between their
+/// steps, by the server's record: a volume whose server maps it (by its
+/// attachment) is `in-use`; one whose server does not, or is gone, is
+/// `available` again.
+pub async fn settle_at_start(app: &Arc<App>) -> Result<(), Fault> {
+    let now = app.clock.now();
+    for v in app.volumes.table.all() {
+        if !["reserved", "attaching", "detaching", "in-use"].contains(&v.status.as_str()) {
+            continue;
+        }
+        for a in &v.attachments {
+            let mapped = app
+                .compute
+                .instances
+                .get(&a.server_id)
+                .filter(|i| !i.deleted)
+                .and_then(|i| {
+                    attached(&i)
+                        .find(|b| b.attachment_id.as_deref() == Some(a.id.as_str()))
+                        .map(|b| (b.device_name.clone().unwrap_or_default(), i.host.clone()))
+                });
+            match (v.status.as_str(), mapped) {
+                ("in-use", Some(_)) => {}
+                ("reserved" | "attaching", Some((device, host))) => {
+                    app.volumes
+                        .complete(&v.id, &a.id, &device, host, now)
+                        .await?;
+                }
+                ("detaching", Some(_)) => app.volumes.release(&v.id, &a.server_id, true, now).await,
+                _ => app.volumes.release(&v.id, &a.server_id, false, now).await,
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,328 @@
+//! Volumes on servers (`os-volume_attachments`): attach and detach walk
+//! both sides — the volume `reserved` → `in-use` → `detaching` →
+//! `available` with its attachment, the server's mapping and its
+//! `attach_volume` / `detach_volume` actions — with Nova's 400/404/409s,
+//! the microversioned views (2.70 tag, 2.79 delete_on_termination, 2.89
+//! attachment ids, 2.101 no body), a server's delete detaching or deleting
+//! its volumes, and a restart ending an attach a stopped process left
+//! between its steps.
+
+use crate::common::{start, Resp, TestCloud, User};
+use crate::volumes::{create, del, get, wait};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+async fn new_volume(c: &TestCloud, u: &User, name: &str) -> String {
+    let r = create(c, u, json!({"size": 1, "name": name})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let id = r.body["volume"]["id"].as_str().expect("id").to_string();
+    wait(c, u, &id, Some("available")).await;
+    id
+}
+
+async fn attach(c: &TestCloud, u: &User, server: &str, v: &str, body: Value) -> Resp {
+    c.compute(
+        u,
+        Method::POST,
+        &format!("/servers/{server}/os-volume_attachments"),
+        Some(v),
+        Some(json!({ "volumeAttachment": body })),
+    )
+    .await
+}
+
+async fn detach(c: &TestCloud, u: &User, server: &str, volume: &str) -> Resp {
+    c.compute(
+        u,
+        Method::DELETE,
+        &format!("/servers/{server}/os-volume_attachments/{volume}"),
+        Some("2.79"),
+        None,
+    )
+    .await
+}
+
+async fn volume_of(c: &TestCloud, u: &User, id: &str) -> Value {
+    get(c, u, &format!("/volumes/{id}")).await.body["volume"].clone()
+}
+
+async fn server_id(c: &TestCloud, u: &User, name: &str) -> String {
+    let s = c
+        .boot(u, name, Some("2.79"), json!({"networks": "none"}))
+        .await;
+    assert_eq!(s["status"], "ACTIVE", "{s}");
+    s["id"].as_str().expect("id").to_string()
+}
+
+#[tokio::test]
+async fn a_volume_is_attached_and_detached_as_nova_does() {
+    let cloud = start().await;
+    let demo = cloud.login("demo").await;
+    let sid = server_id(&cloud, &demo, "va1").await;
+    let other = server_id(&cloud, &demo, "va2").await;
+    let vol = new_volume(&cloud, &demo, "data").await;
+
+    let r = attach(
+        &cloud,
+        &demo,
+        &sid,
+        "2.79",
+        json!({"volumeId": vol, "tag": "db"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        r.body["volumeAttachment"],
+        json!({"id": vol, "serverId": sid, "volumeId": vol, "device": "/dev/vdb",
+               "tag": "db", "delete_on_termination": false})
+    );
+    let v = volume_of(&cloud, &demo, &vol).await;
+    assert_eq!(v["status"], "in-use");
+    assert_eq!(v["attachments"][0]["server_id"], sid.as_str());
+    assert_eq!(v["attachments"][0]["device"], "/dev/vdb");
+    let shown = cloud
+        .get(&demo, &format!("/servers/{sid}"), Some("2.79"))
+        .await;
+    assert_eq!(
+        shown.body["server"]["os-extended-volumes:volumes_attached"],
+        json!([{"id": vol, "delete_on_termination": false}])
+    );
+    let acts = cloud
+        .get(&demo, &format!("/servers/{sid}/os-instance-actions"), None)
+        .await;
+    assert_eq!(acts.body["instanceActions"][0]["action"], "attach_volume");
+
+    // Listed and shown as each microversion shows them.
+    let path = format!("/servers/{sid}/os-volume_attachments");
+    let old = cloud.get(&demo, &path, None).await;
+    assert_eq!(
+        old.body["volumeAttachments"],
+        json!([{"id": vol, "serverId": sid, "volumeId": vol, "device": "/dev/vdb"}])
+    );
+    let new = cloud
+        .get(&demo, &format!("{path}/{vol}"), Some("2.89"))
+        .await;
+    let a = &new.body["volumeAttachment"];
+    assert!(a.get("id").is_none(), "{a}");
+    assert_eq!(a["attachment_id"], v["attachments"][0]["attachment_id"]);
+    assert!(a["bdm_uuid"].is_string(), "{a}");
+    assert_eq!(a["tag"], "db");
+
+    // Refusals change nothing.
+    let second = new_volume(&cloud, &demo, "second").await;
+    let alt = cloud.login("alt_demo").await;
+    let alts = new_volume(&cloud, &alt, "alts").await;
+    let missing = "0d6c4b7e-6f1a-4c1e-9e55-1e4f8a0b2c3d";
+    let cases: [(&str, Value, u16, String); 6] = [
+        (&sid, json!({"volumeId": vol}), 400, format!("Invalid volume: volume {vol} already attached")),
+        (&other, json!({"volumeId": vol}), 400, format!(
+            "Invalid volume: Volume {vol} status must be available or downloading to reserve, but the current status is in-use.")),
+        (&sid, json!({"volumeId": second, "device": "/dev/vdb"}), 409,
+            "The supplied device path (/dev/vdb) is in use.".to_string()),
+        (&sid, json!({"volumeId": alts}), 404, format!("Volume {alts} could not be found.")),
+        (&sid, json!({"volumeId": missing}), 404, format!("Volume {missing} could not be found.")),
+        (&sid, json!({"volumeId": second, "device": "vdc"}), 400, format!(
+            "Invalid input for field/attribute device. Value: vdc. 'vdc' does not match '{}'",
+            rova_core::validate::volume_attach::DEVICE_PATTERN)),
+    ];
+    for (server, body, code, msg) in cases {
+        let r = attach(&cloud, &demo, server, "2.79", body.clone()).await;
+        assert_eq!(r.fault(code), msg, "{body}");
+    }
+    assert_eq!(
+        volume_of(&cloud, &demo, &second).await["status"],
+        "available"
+    );
+    let reader = cloud.login("demo_reader").await;
+    let r = attach(&cloud, &reader, &sid, "2.79", json!({"volumeId": second})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let r = attach(&cloud, &alt, &sid, "2.79", json!({"volumeId": alts})).await;
+    assert_eq!(r.fault(404), format!("Instance {sid} could not be found."));
+
+    // An attached volume is not deleted; a locked server keeps its volumes.
+    let r = del(&cloud, &demo, &vol).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    let r = cloud
+        .post(
+            &demo,
+            &format!("/servers/{sid}/action"),
+            None,
+            json!({"lock": null}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let admin = cloud.login("admin").await;
+    let r = cloud
+        .post(
+            &admin,
+            &format!("/servers/{sid}/action"),
+            None,
+            json!({"lock": null}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let r = detach(&cloud, &demo, &sid, &vol).await;
+    assert_eq!(r.fault(409), format!("Instance {sid} is locked"));
+    let r = cloud
+        .post(
+            &admin,
+            &format!("/servers/{sid}/action"),
+            None,
+            json!({"unlock": null}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+
+    // 2.85 changes delete_on_termination; detach puts the volume back.
+    let r = cloud
+        .compute(
+            &demo,
+            Method::PUT,
+            &format!("{path}/{vol}"),
+            Some("2.85"),
+            Some(json!({"volumeAttachment": {"volumeId": vol, "delete_on_termination": true}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let r = cloud
+        .get(&demo, &format!("{path}/{vol}"), Some("2.85"))
+        .await;
+    assert_eq!(r.body["volumeAttachment"]["delete_on_termination"], true);
+    let r = cloud
+        .compute(
+            &demo,
+            Method::PUT,
+            &format!("{path}/{vol}"),
+            Some("2.84"),
+            Some(json!({"volumeAttachment": {"volumeId": second}})),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "swapping is the service's: {}",
+        r.text
+    );
+    let r = detach(&cloud, &demo, &sid, &vol).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let v = volume_of(&cloud, &demo, &vol).await;
+    assert_eq!(
+        (v["status"].as_str(), &v["attachments"]),
+        (Some("available"), &json!([]))
+    );
+    let r = detach(&cloud, &demo, &sid, &vol).await;
+    assert_eq!(
+        r.fault(404),
+        format!("Instance {sid} is not attached to volume {vol}")
+    );
+    let shown = cloud
+        .get(&demo, &format!("/servers/{sid}"), Some("2.79"))
+        .await;
+    assert_eq!(
+        shown.body["server"]["os-extended-volumes:volumes_attached"],
+        json!([])
+    );
+    let acts = cloud
+        .get(&demo, &format!("/servers/{sid}/os-instance-actions"), None)
+        .await;
+    assert_eq!(acts.body["instanceActions"][0]["action"], "detach_volume");
+
+    // A failed plug (an injected fault) answers 500 and gives the volume
+    // back; so does a failed unplug, which leaves it attached.
+    for (op, then) in [("attach_volume", "available"), ("detach_volume", "in-use")] {
+        if op == "detach_volume" {
+            let r = attach(&cloud, &demo, &sid, "2.79", json!({"volumeId": vol})).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        }
+        let r = cloud
+            .http
+            .post(format!("{}/rova/v1/sim/faults", cloud.base))
+            .header("X-Auth-Token", &admin.token)
+            .json(&json!({"operation": op, "message": "no slot"}))
+            .send()
+            .await
+            .expect("fault");
+        assert_eq!(r.status().as_u16(), 201);
+        let r = if op == "attach_volume" {
+            attach(&cloud, &demo, &sid, "2.79", json!({"volumeId": vol})).await
+        } else {
+            detach(&cloud, &demo, &sid, &vol).await
+        };
+        assert!(
+            r.fault(500).starts_with("Unexpected API Error"),
+            "{}",
+            r.text
+        );
+        assert_eq!(volume_of(&cloud, &demo, &vol).await["status"], then, "{op}");
+    }
+    let r = detach(&cloud, &demo, &sid, &vol).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+
+    // 2.101: no body.
+    let r = attach(&cloud, &demo, &other, "2.101", json!({"volumeId": vol})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert!(r.text.is_empty(), "{}", r.text);
+    assert_eq!(volume_of(&cloud, &demo, &vol).await["status"], "in-use");
+}
+
+#[tokio::test]
+async fn a_servers_delete_detaches_or_deletes_its_volumes() {
+    let cloud = start().await;
+    let demo = cloud.login("demo").await;
+    let sid = server_id(&cloud, &demo, "doomed").await;
+    let kept = new_volume(&cloud, &demo, "kept").await;
+    let gone = new_volume(&cloud, &demo, "gone").await;
+    let r = attach(&cloud, &demo, &sid, "2.79", json!({"volumeId": kept})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let body = json!({"volumeId": gone, "delete_on_termination": true});
+    let r = attach(&cloud, &demo, &sid, "2.79", body).await;
+    assert_eq!(r.body["volumeAttachment"]["device"], "/dev/vdc");
+    let r = cloud
+        .compute(
+            &demo,
+            Method::DELETE,
+            &format!("/servers/{sid}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    wait(&cloud, &demo, &gone, None).await;
+    let v = wait(&cloud, &demo, &kept, Some("available")).await;
+    assert_eq!(v["attachments"], json!([]));
+}
+
+#[tokio::test]
+async fn a_restart_ends_an_attach_cut_short() {
+    let cloud = start().await;
+    let demo = cloud.login("demo").await;
+    let sid = server_id(&cloud, &demo, "cut").await;
+    let reserved = new_volume(&cloud, &demo, "reserved").await;
+    let attached = new_volume(&cloud, &demo, "attached").await;
+    let r = attach(&cloud, &demo, &sid, "2.79", json!({"volumeId": attached})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // A process that reserved a volume and died before the server's
+    // record named it; another that died mid-detach.
+    let now = cloud.app.clock.now();
+    cloud
+        .app
+        .volumes
+        .reserve(&reserved, &sid, now)
+        .await
+        .expect("reserve");
+    cloud
+        .app
+        .volumes
+        .begin_detach(&attached, now)
+        .await
+        .expect("detaching");
+    let cloud = cloud.restart().await;
+    let demo = cloud.login("demo").await;
+    let v = volume_of(&cloud, &demo, &reserved).await;
+    assert_eq!(
+        (v["status"].as_str(), &v["attachments"]),
+        (Some("available"), &json!([]))
+    );
+    let v = volume_of(&cloud, &demo, &attached).await;
+    assert_eq!(v["status"], "in-use", "the server still maps it");
+}
