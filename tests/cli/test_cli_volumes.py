@@ -132,3 +132,24 @@ def test_server_add_remove_volume(cli, unique, cirros_image):
     assert wait_volume(cli, "rova-demo", vols[1]["id"],
                        "available")["attachments"] == []
     cli.run("rova-demo", "volume", "delete", *[v["id"] for v in vols])
+
+
+def test_server_create_boot_from_volume(cli, unique, cirros_image):
+    """`server create --boot-from-volume SIZE`: the server boots from a
+    volume made from the image, which goes with the server."""
+    server = cli.json("rova-demo", "server", "create", "--wait",
+                      "--image", cirros_image["Name"], "--boot-from-volume",
+                      "2", "--flavor", "m1.tiny", "--network", "private",
+                      "bfv-" + unique)
+    assert server["status"] == "ACTIVE", server
+    listed = cli.json("rova-demo", "server", "volume", "list", server["id"])
+    assert len(listed) == 1 and listed[0]["Device"] == "/dev/vda", listed
+    vol = cli.json("rova-demo", "volume", "show", listed[0]["Volume ID"])
+    assert (vol["status"], vol["size"], vol["bootable"]) in (
+        ("in-use", 2, True), ("in-use", 2, "true")), vol
+    assert vol["attachments"][0]["server_id"] == server["id"], vol
+    cli.run("rova-demo", "server", "delete", "--wait", server["id"])
+    # --boot-from-volume does not ask for the volume to go with the server.
+    assert wait_volume(cli, "rova-demo", vol["id"],
+                       "available")["attachments"] == []
+    cli.run("rova-demo", "volume", "delete", vol["id"])

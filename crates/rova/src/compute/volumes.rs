@@ -289,3 +289,200 @@ pub async fn settle_at_start(app: &Arc<App>) -> Result<(), Fault> {
     }
     Ok(())
 }
+
+/// The mappings of a create that are volumes (boot from volume and the
+/// volumes a server is built with).
+fn volume_mappings(bdms: &[BlockDeviceMapping]) -> impl Iterator<Item = &BlockDeviceMapping> {
+    bdms.iter()
+        .filter(|b| b.destination_type.as_deref() == Some("volume"))
+}
+
+/// Nova's `_validate_bdm`, volume part, at `POST /servers`: a volume to
+/// attach exists for the caller and is available (one server only), an
+/// image to copy exists, and no snapshot source (none exist here).
+pub fn check_create_mappings(
+    app: &App,
+    ctx: &Ctx,
+    bdms: &[BlockDeviceMapping],
+    max_count: u64,
+) -> Result<(), Fault> {
+    if volume_mappings(bdms).next().is_none() {
+        return Ok(());
+    }
+    require(app.compute.driver.as_ref(), Action::AttachVolume)?;
+    for b in volume_mappings(bdms) {
+        let id = b.uuid.clone().unwrap_or_default();
+        match b.source_type.as_deref() {
+            Some("volume") => {
+                if max_count > 1 {
+                    return Err(Fault::bad_request(
+                        "Cannot attach one or more volumes to multiple instances",
+                    ));
+                }
+                let v = app
+                    .volumes
+                    .visible(&id, &ctx.project_id, ctx.is_admin())
+                    .map_err(|_| {
+                        Fault::bad_request(format!(
+                            "Block Device Mapping is Invalid: failed to get volume {id}."
+                        ))
+                    })?;
+                if v.status != "available" {
+                    return Err(Fault::bad_request(format!(
+                        "Invalid volume: Volume {id} status must be available or downloading \
+                         to reserve, but the current status is {}.",
+                        v.status
+                    )));
+                }
+            }
+            Some("image") => {
+                app.images
+                    .visible(&id, &ctx.project_id, ctx.is_admin())
+                    .filter(|i| i.status == "active")
+                    .ok_or_else(|| {
+                        Fault::bad_request(format!(
+                            "Block Device Mapping is Invalid: failed to get image {id}."
+                        ))
+                    })?;
+            }
+            Some("snapshot") => {
+                return Err(Fault::bad_request(format!(
+                    "Block Device Mapping is Invalid: failed to get snapshot {id}."
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Makes a new volume for a build and waits until it is available.
+async fn new_boot_volume(
+    app: &App,
+    inst: &Instance,
+    b: &BlockDeviceMapping,
+) -> Result<String, Fault> {
+    const GIB: u64 = 1 << 30;
+    let mut image_metadata = std::collections::BTreeMap::new();
+    let mut source = None;
+    let mut floor = 1u64;
+    let image_id = match b.source_type.as_deref() {
+        Some("image") => {
+            let id = b.uuid.clone().unwrap_or_default();
+            let img = app
+                .images
+                .get(&id)
+                .ok_or_else(|| Fault::bad_request(format!("Image {id} could not be found.")))?;
+            floor = img.size.unwrap_or(0).div_ceil(GIB).max(img.min_disk).max(1);
+            image_metadata.insert("image_id".to_string(), id.clone());
+            if let Some(n) = &img.name {
+                image_metadata.insert("image_name".to_string(), n.clone());
+            }
+            source = Some(app.images.file_path(&id));
+            Some(id)
+        }
+        _ => None,
+    };
+    let size = b.volume_size.unwrap_or(floor).max(floor);
+    let req = crate::volume::NewVolume {
+        size,
+        name: None,
+        description: None,
+        metadata: Default::default(),
+        source_volid: None,
+        image_id,
+    };
+    let vol = app
+        .volumes
+        .create(
+            app.clock.now(),
+            &inst.project_id,
+            &inst.user_id,
+            req,
+            image_metadata,
+            source,
+        )
+        .await?;
+    for _ in 0..6000 {
+        match app.volumes.table.get(&vol.id).map(|v| v.status.clone()) {
+            Some(s) if s == "available" => return Ok(vol.id.clone()),
+            Some(s) if s == "creating" => {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await
+            }
+            other => {
+                return Err(Fault::internal(format!(
+                    "volume {} ended {other:?}",
+                    vol.id
+                )))
+            }
+        }
+    }
+    Err(Fault::internal(format!(
+        "volume {} never became available",
+        vol.id
+    )))
+}
+
+/// The build's block device mapping step for its volumes: each volume
+/// mapping gets its volume (made from its image or blank, or the one it
+/// names), reserved for the server and attached as its device (`/dev/vda`
+/// for the boot volume). Returns the mappings as the server's record is
+/// to hold them; on a failure, what was done is undone (volumes made for
+/// the server deleted, others given back).
+pub async fn prepare_build_volumes(
+    app: &App,
+    inst: &Instance,
+) -> Result<Vec<BlockDeviceMapping>, Fault> {
+    let mut out = inst.block_device_mapping.clone();
+    let mut made: Vec<String> = Vec::new();
+    let mut taken: Vec<String> = Vec::new();
+    let now = app.clock.now();
+    let result = async {
+        for i in 0..out.len() {
+            let b = out[i].clone();
+            if b.destination_type.as_deref() != Some("volume") || b.attachment_id.is_some() {
+                continue;
+            }
+            let vol = match b.source_type.as_deref() {
+                Some("volume") => b.uuid.clone().unwrap_or_default(),
+                _ => {
+                    let v = new_boot_volume(app, inst, &b).await?;
+                    made.push(v.clone());
+                    v
+                }
+            };
+            let attachment = app.volumes.reserve(&vol, &inst.uuid, now).await?;
+            taken.push(vol.clone());
+            let probe = Instance {
+                block_device_mapping: out.clone(),
+                ..inst.clone()
+            };
+            let device = match b.device_name.clone().filter(|d| !d.is_empty()) {
+                Some(d) => d,
+                None if b.boot_index == Some(0) => "/dev/vda".to_string(),
+                None => device_for(&probe, None)?,
+            };
+            app.volumes
+                .complete(&vol, &attachment, &device, inst.host.clone(), now)
+                .await?;
+            let m = &mut out[i];
+            m.uuid = Some(vol);
+            m.source_type = Some("volume".into());
+            m.attachment_id = Some(attachment);
+            m.device_name = Some(device);
+            m.bdm_uuid = Some(uuid::Uuid::new_v4().to_string());
+        }
+        Ok::<(), Fault>(())
+    }
+    .await;
+    if let Err(f) = result {
+        for v in &taken {
+            app.volumes.release(v, &inst.uuid, false, now).await;
+        }
+        for v in &made {
+            app.volumes.delete_with_server(v, &inst.uuid, now).await;
+        }
+        return Err(f);
+    }
+    Ok(out)
+}

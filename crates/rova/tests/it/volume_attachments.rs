@@ -326,3 +326,169 @@ async fn a_restart_ends_an_attach_cut_short() {
     let v = volume_of(&cloud, &demo, &attached).await;
     assert_eq!(v["status"], "in-use", "the server still maps it");
 }
+
+async fn boot_bdm(c: &TestCloud, u: &User, name: &str, bdm: Value, extra: Value) -> Resp {
+    let mut server = json!({"name": name, "imageRef": "", "flavorRef": "1",
+        "networks": "none", "block_device_mapping_v2": [bdm]});
+    if let (Some(s), Some(e)) = (server.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            s.insert(k.clone(), v.clone());
+        }
+    }
+    c.post(u, "/servers", Some("2.79"), json!({ "server": server }))
+        .await
+}
+
+#[tokio::test]
+async fn a_server_boots_from_a_volume() {
+    let cloud = start().await;
+    let demo = cloud.login("demo").await;
+    let image = cloud.image_id();
+
+    // From an image: Nova has the volume made, attached as /dev/vda.
+    let bdm = json!({"boot_index": 0, "uuid": image, "source_type": "image",
+        "destination_type": "volume", "volume_size": 2, "delete_on_termination": true});
+    let r = boot_bdm(&cloud, &demo, "bfv", bdm, json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let sid = r.body["server"]["id"].as_str().expect("id").to_string();
+    let s = cloud
+        .wait_status(&demo, &sid, &["ACTIVE", "ERROR"], Some("2.79"))
+        .await;
+    assert_eq!(s["status"], "ACTIVE", "{s}");
+    let attached = s["os-extended-volumes:volumes_attached"].clone();
+    let vol = attached[0]["id"].as_str().expect("a volume").to_string();
+    assert_eq!(
+        attached,
+        json!([{"id": vol, "delete_on_termination": true}])
+    );
+    let v = volume_of(&cloud, &demo, &vol).await;
+    assert_eq!(
+        (
+            v["status"].as_str(),
+            v["size"].as_u64(),
+            v["bootable"].as_str()
+        ),
+        (Some("in-use"), Some(2), Some("true"))
+    );
+    assert_eq!(v["attachments"][0]["device"], "/dev/vda");
+    assert_eq!(v["volume_image_metadata"]["image_id"], image.as_str());
+    let r = detach(&cloud, &demo, &sid, &vol).await;
+    assert_eq!(r.fault(400), "Cannot detach a root device volume");
+    let r = cloud
+        .compute(
+            &demo,
+            Method::DELETE,
+            &format!("/servers/{sid}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    wait(&cloud, &demo, &vol, None).await;
+
+    // From the user's volume, kept when the server goes.
+    let mine = new_volume(&cloud, &demo, "root").await;
+    let bdm = json!({"boot_index": 0, "uuid": mine, "source_type": "volume",
+        "destination_type": "volume"});
+    let r = boot_bdm(&cloud, &demo, "bfv2", bdm.clone(), json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let sid = r.body["server"]["id"].as_str().expect("id").to_string();
+    let s = cloud
+        .wait_status(&demo, &sid, &["ACTIVE", "ERROR"], Some("2.79"))
+        .await;
+    assert_eq!(s["status"], "ACTIVE", "{s}");
+    assert_eq!(volume_of(&cloud, &demo, &mine).await["status"], "in-use");
+
+    // Refused at the API, nothing made.
+    let missing = "5d2f0e1c-3a4b-4c5d-8e9f-0a1b2c3d4e5f";
+    let cases = [
+        (json!({"boot_index": 0, "uuid": missing, "source_type": "volume",
+            "destination_type": "volume"}), json!({}),
+            format!("Block Device Mapping is Invalid: failed to get volume {missing}.")),
+        (bdm.clone(), json!({}), format!(
+            "Invalid volume: Volume {mine} status must be available or downloading to reserve, but the current status is in-use.")),
+        (json!({"boot_index": 0, "uuid": missing, "source_type": "snapshot",
+            "destination_type": "volume"}), json!({}),
+            format!("Block Device Mapping is Invalid: failed to get snapshot {missing}.")),
+        (json!({"boot_index": 0, "uuid": missing, "source_type": "image",
+            "destination_type": "volume", "volume_size": 1}), json!({}),
+            format!("Block Device Mapping is Invalid: failed to get image {missing}.")),
+    ];
+    let before = cloud.app.compute.instances.len();
+    for (b, extra, msg) in cases {
+        let r = boot_bdm(&cloud, &demo, "refused", b.clone(), extra).await;
+        assert_eq!(r.fault(400), msg, "{b}");
+    }
+    assert_eq!(cloud.app.compute.instances.len(), before, "no server made");
+
+    let r = cloud
+        .compute(
+            &demo,
+            Method::DELETE,
+            &format!("/servers/{sid}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let v = wait(&cloud, &demo, &mine, Some("available")).await;
+    assert_eq!(v["attachments"], json!([]));
+}
+
+#[tokio::test]
+async fn a_build_that_cannot_make_its_volumes_fails_and_gives_them_back() {
+    let cloud = start().await;
+    let demo = cloud.login("demo").await;
+    let image = cloud.image_id();
+    // Nine of the project's ten volumes are taken: the build's first
+    // volume is made, its second is over the quota.
+    for i in 0..9 {
+        new_volume(&cloud, &demo, &format!("fill{i}")).await;
+    }
+    let mut server = json!({"name": "two-vols", "imageRef": "", "flavorRef": "1",
+    "networks": "none", "block_device_mapping_v2": [
+        {"boot_index": 0, "uuid": image, "source_type": "image",
+         "destination_type": "volume", "volume_size": 1},
+        {"boot_index": 1, "source_type": "blank", "destination_type": "volume",
+         "volume_size": 1},
+    ]});
+    server["min_count"] = json!(1);
+    let r = cloud
+        .post(&demo, "/servers", Some("2.79"), json!({ "server": server }))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let sid = r.body["server"]["id"].as_str().expect("id").to_string();
+    let s = cloud
+        .wait_status(&demo, &sid, &["ACTIVE", "ERROR"], Some("2.79"))
+        .await;
+    assert_eq!(s["status"], "ERROR", "{s}");
+    assert_eq!(
+        s["fault"]["message"],
+        format!("Build of instance {sid} aborted: Failure prepping block device.")
+    );
+    // The volume made for it is deleting or gone; once gone, only the
+    // project's own nine are left.
+    let mut names: Vec<String> = Vec::new();
+    for _ in 0..500 {
+        let listed = get(&cloud, &demo, "/volumes/detail").await;
+        let vols = listed.body["volumes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            vols.iter()
+                .all(|v| v["status"] == "available" || v["status"] == "deleting"),
+            "{vols:?}"
+        );
+        names = vols
+            .iter()
+            .map(|v| v["name"].as_str().unwrap_or("?").to_string())
+            .collect();
+        if names.len() == 9 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(names.len(), 9, "the volume made for it is gone: {names:?}");
+    assert!(names.iter().all(|n| n.starts_with("fill")), "{names:?}");
+}

@@ -282,13 +282,26 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
             return;
         }
     }
+    let mut mappings = inst.block_device_mapping.clone();
+    if inst.task_state == Some(TaskState::BlockDeviceMapping) {
+        // The server's volumes: made, reserved and attached.
+        match crate::compute::volumes::prepare_build_volumes(app, &inst).await {
+            Ok(m) => mappings = m,
+            Err(f) => {
+                let msg =
+                    format!("Build of instance {uuid} aborted: Failure prepping block device.");
+                fail_build(app, uuid, request_id, 500, &msg, &f.message).await;
+                return;
+            }
+        }
+    }
     if inst.task_state == Some(TaskState::BlockDeviceMapping)
         && !step(
             app,
             uuid,
             &[Some(TaskState::BlockDeviceMapping)],
             Some(TaskState::Spawning),
-            |_, _| {},
+            |i, _| i.block_device_mapping = mappings,
         )
         .await
     {
@@ -405,6 +418,7 @@ async fn fail_build(
     // ones the user passed are unbound.
     if let Some(inst) = app.compute.instances.get(uuid) {
         release_vifs(app, &inst.vifs).await;
+        crate::compute::volumes::release_server_volumes(app, &inst).await;
     }
     // The event is closed before the server turns ERROR, so a client that
     // sees ERROR also sees the failed event (its traceback, its finish time).
