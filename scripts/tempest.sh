@@ -18,6 +18,8 @@
 #                               booleans to turn on (all are off except
 #                               enable_instance_password), e.g. pause,suspend
 #   ROVA_TEMPEST_FEATURES_OFF   comma list to turn off
+#   ROVA_TEMPEST_CINDER=1       [service_available] cinder = true (Rova's
+#                               block storage; off by default)
 #   ROVA_TEMPEST_TIMEOUT        whole run, seconds (default 1800)
 #   ROVA_TEMPEST_TEST_TIMEOUT   per test, seconds (default 300)
 #   ROVA_TEMPEST_BUILD_TIMEOUT  [compute] build_timeout (default 120)

@@ -389,7 +389,18 @@ def cmd_configure(args):
         # themselves entirely when it is false.
         ("service_available", [
             ("nova", True), ("glance", True), ("neutron", True),
-            ("cinder", False), ("swift", False), ("horizon", False),
+            ("cinder", os.environ.get("ROVA_TEMPEST_CINDER") == "1"),
+            ("swift", False), ("horizon", False),
+        ]),
+        # Rova's block storage (asked for with ROVA_TEMPEST_CINDER=1): no
+        # snapshots, backups or volume types beyond the default one.
+        ("volume", [("catalog_type", "block-storage"),
+                    ("build_timeout", build_timeout),
+                    ("max_microversion", "3.71")]),
+        ("volume-feature-enabled", [
+            ("snapshot", False), ("backup", False), ("clone", True),
+            ("extend_attached_volume", False), ("manage_volume", False),
+            ("manage_snapshot", False), ("volume_revert", False),
         ]),
         ("compute", [
             ("image_ref", image_ref),

@@ -410,6 +410,13 @@ fn rows() -> Vec<Row> {
             Custom(Exp::Is(403), Exp::NotDenied, Exp::Denied, Exp::NotDenied),
         )
         .last(),
+        row("GET", "/compute/v2.1/os-volumes", Authed).v("2.35"),
+        row("GET", "/compute/v2.1/os-volumes/detail", Authed).v("2.35"),
+        row("POST", "/compute/v2.1/os-volumes", Create)
+            .json(json!({"volume": {"size": 1}}))
+            .v("2.35"),
+        row("GET", "/compute/v2.1/os-volumes/{id}", Read).v("2.35"),
+        row("DELETE", "/compute/v2.1/os-volumes/{id}", Write).fresh().v("2.35"),
         row("GET", "/compute/v2.1/servers/{id}/os-volume_attachments", Read),
         // The fixture volume is attached at the end: 404 before.
         row(
@@ -1294,7 +1301,7 @@ fn param(fx: &Fx, route: &str, prev: &str, name: &str) -> Option<String> {
         ("subnets", "id") if net_api => fx.subnet.clone(),
         ("ports", "id") if net_api => fx.port.clone(),
         ("v3", "project_id") => fx.demo.project_id.clone(),
-        ("volumes", "id") => fx.volume.clone(),
+        ("volumes", "id") | ("os-volumes", "id") => fx.volume.clone(),
         ("types", "id") => rova::volume::DEFAULT_TYPE_ID.to_string(),
         ("extensions", "alias") => "security-group".to_string(),
         ("part", "part") => "actions".to_string(),
@@ -1400,7 +1407,7 @@ async fn fresh(c: &TestCloud, fx: &Fx, row: &Row, n: usize) -> Result<(String, S
             make(c, demo, Make::Subnet(cidr), "", &fx.network).await?
         }
         ("ports", "id") => make(c, demo, Make::Port, "", &fx.network).await?,
-        ("volumes", "id") => make_volume(c, demo).await?,
+        ("volumes", "id") | ("os-volumes", "id") => make_volume(c, demo).await?,
         other => panic!("no fresh copy for {other:?} ({route})"),
     };
     Ok((name, v))

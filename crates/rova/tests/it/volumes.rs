@@ -447,3 +447,55 @@ async fn a_restart_ends_what_a_stopped_process_left_in_flight() {
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     wait(&cloud, &demo, &ids[0], None).await;
 }
+
+#[tokio::test]
+async fn novas_volume_proxy_answers_until_2_35() {
+    let cloud = start().await;
+    let demo = cloud.login("demo").await;
+    let r = cloud
+        .compute(
+            &demo,
+            Method::POST,
+            "/os-volumes",
+            Some("2.35"),
+            Some(json!({"volume": {"size": 1, "display_name": "proxied"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let v = &r.body["volume"];
+    assert_eq!(v["displayName"], "proxied");
+    assert_eq!(v["attachments"], json!([{}]));
+    let id = v["id"].as_str().expect("id").to_string();
+    wait(&cloud, &demo, &id, Some("available")).await;
+    let r = cloud.get(&demo, "/os-volumes/detail", Some("2.35")).await;
+    assert_eq!(r.body["volumes"][0]["id"], id.as_str());
+    assert_eq!(r.body["volumes"][0]["status"], "available");
+    let r = cloud
+        .get(&demo, &format!("/os-volumes/{id}"), Some("2.36"))
+        .await;
+    assert_eq!(r.fault(404), "The resource could not be found.");
+    let r = cloud
+        .compute(
+            &demo,
+            Method::POST,
+            "/os-volumes",
+            Some("2.35"),
+            Some(json!({"volume": {}})),
+        )
+        .await;
+    assert_eq!(
+        r.fault(400),
+        "Invalid input for field/attribute volume. Value: {}. 'size' is a required property"
+    );
+    let r = cloud
+        .compute(
+            &demo,
+            Method::DELETE,
+            &format!("/os-volumes/{id}"),
+            Some("2.35"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    wait(&cloud, &demo, &id, None).await;
+}

@@ -188,6 +188,6 @@ pub(super) async fn create(
         .await?;
     Ok(r.answer(
         StatusCode::ACCEPTED,
-        Some(json!({"volume": detail(&r, &vol)})),
+        Some(json!({"volume": plain(&r, &vol)})),
     ))
 }

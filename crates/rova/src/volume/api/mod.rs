@@ -205,7 +205,30 @@ fn summary(r: &Req, v: &Volume) -> Value {
     json!({"id": v.id, "name": v.name, "links": links(r, &v.project_id, &v.id)})
 }
 
+/// A volume in full, as `show` and `detail` answer it, with the
+/// attributes Cinder's extensions add (tenant, host, migration, image
+/// metadata).
 fn detail(r: &Req, v: &Volume) -> Value {
+    let mut o = plain(r, v);
+    let m = o.as_object_mut().expect("an object");
+    m.insert("os-vol-tenant-attr:tenant_id".into(), json!(v.project_id));
+    if !v.image_metadata.is_empty() {
+        m.insert("volume_image_metadata".into(), json!(v.image_metadata));
+    }
+    if r.admin() {
+        m.insert("os-vol-host-attr:host".into(), json!(v.host));
+        m.insert(
+            "os-vol-mig-status-attr:migstat".into(),
+            json!(v.migration_status),
+        );
+        m.insert("os-vol-mig-status-attr:name_id".into(), Value::Null);
+    }
+    o
+}
+
+/// A volume as `create` and `update` answer it: the view without the
+/// extensions' attributes.
+fn plain(r: &Req, v: &Volume) -> Value {
     let mut o = json!({
         "id": v.id,
         "status": v.status,
@@ -235,20 +258,10 @@ fn detail(r: &Req, v: &Volume) -> Value {
             "device": a.device,
             "attached_at": a.attached_at.as_ref().map(iso_micro),
         })).collect::<Vec<_>>(),
-        "os-vol-tenant-attr:tenant_id": v.project_id,
     });
     let m = o.as_object_mut().expect("an object");
-    if !v.image_metadata.is_empty() {
-        m.insert("volume_image_metadata".into(), json!(v.image_metadata));
-    }
     if r.admin() {
         m.insert("migration_status".into(), json!(v.migration_status));
-        m.insert("os-vol-host-attr:host".into(), json!(v.host));
-        m.insert(
-            "os-vol-mig-status-attr:migstat".into(),
-            json!(v.migration_status),
-        );
-        m.insert("os-vol-mig-status-attr:name_id".into(), Value::Null);
     }
     if r.minor >= 13 {
         m.insert("group_id".into(), Value::Null);

@@ -67,7 +67,7 @@ pub(super) async fn update(
             }
         })
         .await?;
-    Ok(r.answer(StatusCode::OK, Some(json!({"volume": detail(&r, &v)}))))
+    Ok(r.answer(StatusCode::OK, Some(json!({"volume": plain(&r, &v)}))))
 }
 
 pub(super) async fn delete(
