@@ -18,7 +18,9 @@
 #        through chromium-driver and selenium, with a rova of its own)
 #      - tests/cli (pytest; the real `openstack` CLI and openstacksdk, with
 #        a rova of its own), on SQLite and then on PostgreSQL (cli-pg)
-#      - Tempest (scripts/tempest.sh, tests/tempest/compute.txt)
+#      - Tempest (scripts/tempest.sh, tests/tempest/compute.txt), and
+#        compute's volume tests with block storage on (tempest-volumes,
+#        tests/tempest/volumes.txt)
 #        against a rova started here, on SQLite and then on PostgreSQL
 #        (tempest-pg)
 #      - tests/guest (pytest; real QEMU guests under `rova serve --driver
@@ -35,7 +37,8 @@
 # Environment:
 #   ROVA_TEST_STAGES     stages to run (default "setup fmt clippy shell nextest
 #                        pg nextest-pg build browser cli cli-pg tempest
-#                        tempest-pg guest"; the -pg stages need pg)
+#                        tempest-pg tempest-volumes guest"; the -pg stages
+#                        need pg)
 #   ROVA_SIM_LATENCY_MS  passed to both servers as --sim-latency-ms
 #   ROVA_TEMPEST_LIST    selection for Tempest (default tests/tempest/compute.txt)
 #   ROVA_TEMPEST_WORKERS Tempest workers (default 2)
@@ -48,7 +51,7 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 2
-STAGES=" ${ROVA_TEST_STAGES:-setup fmt clippy shell nextest pg nextest-pg build browser cli cli-pg tempest tempest-pg guest} "
+STAGES=" ${ROVA_TEST_STAGES:-setup fmt clippy shell nextest pg nextest-pg build browser cli cli-pg tempest tempest-pg tempest-volumes guest} "
 ART="${ROVA_TEST_ARTIFACTS:-$(mktemp -d "${TMPDIR:-/tmp}/rova-test.XXXXXX")}"
 mkdir -p "$ART"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -170,8 +173,8 @@ if want build; then
 fi
 
 # ------------------------------------------------------------ black box
-BLACK_BOX="browser cli cli-pg tempest tempest-pg guest"
-if want browser || want cli || want cli-pg || want tempest || want tempest-pg || want guest; then
+BLACK_BOX="browser cli cli-pg tempest tempest-pg tempest-volumes guest"
+if want browser || want cli || want cli-pg || want tempest || want tempest-pg || want tempest-volumes || want guest; then
   banner "client venv"
   if ! VENV="$(scripts/client-venv.sh)"; then
     for st in $BLACK_BOX; do want "$st" && record "$st" 0 1 0; done
@@ -217,8 +220,9 @@ print(n("tests") - failed - n("skipped"), failed, n("skipped"))' "$1"
 
 # Tempest against a rova of its own on `database` (empty: SQLite in its
 # data directory); the summary line ends up in `log`.
-run_tempest() {  # tag database log
+run_tempest() {  # tag database log [include-list]
   local tag="$1" database="$2" log="$3"
+  local list="${4:-${ROVA_TEMPEST_LIST:-$ROOT/tests/tempest/compute.txt}}"
   # Tempest's accounts share one project per role (no Keystone admin API
   # to make a project per test class as devstack does), so the project
   # quotas are raised to what many classes running at once need.
@@ -227,7 +231,7 @@ run_tempest() {  # tag database log
     echo "rova for $tag at $ROVA_URL (log $ART/$tag-rova.log)"
     ROVA_TEMPEST_FEATURES="${ROVA_TEMPEST_FEATURES:-pause,suspend,shelve,rescue,resize,snapshot,console_output,change_password,personality,disk_config,vnc_console}" \
     scripts/tempest.sh --url "$ROVA_URL" --data-dir "$ART/$tag-rova-data" \
-      --include-list "${ROVA_TEMPEST_LIST:-$ROOT/tests/tempest/compute.txt}" \
+      --include-list "$list" \
       --workers "${ROVA_TEMPEST_WORKERS:-2}" --workdir "$ART/$tag-ws" >"$log" 2>&1
     local rc=$?
     kill "$ROVA_PID" 2>/dev/null && wait "$ROVA_PID" 2>/dev/null
@@ -258,16 +262,22 @@ TEMPEST_PG_DB=""
 if want tempest-pg && [ -n "$PG_URL" ]; then
   TEMPEST_PG_DB="$(pg_database rova_tempest)" || TEMPEST_PG_DB=""
 fi
-if want tempest || want tempest-pg; then
-  banner "tempest: in the background (output in $ART/tempest.log, $ART/tempest-pg.log)"
+if want tempest || want tempest-pg || want tempest-volumes; then
+  banner "tempest: in the background (output in $ART/tempest.log, $ART/tempest-pg.log, $ART/tempest-volumes.log)"
   (
     trap '[ -n "${ROVA_PID:-}" ] && kill "$ROVA_PID" 2>/dev/null' EXIT
-    rc_sqlite=0 rc_pg=0
+    rc_sqlite=0 rc_pg=0 rc_vol=0
     if want tempest; then run_tempest tempest "" "$ART/tempest.log"; rc_sqlite=$?; fi
     if want tempest-pg && [ -n "$TEMPEST_PG_DB" ]; then
       run_tempest tempest-pg "$TEMPEST_PG_DB" "$ART/tempest-pg.log"; rc_pg=$?
     fi
-    echo "$rc_sqlite $rc_pg" >"$ART/tempest.rc"
+    # Compute's volume tests with Rova's block storage turned on.
+    if want tempest-volumes; then
+      ROVA_TEMPEST_CINDER=1 run_tempest tempest-volumes "" "$ART/tempest-volumes.log" \
+        "$ROOT/tests/tempest/volumes.txt"
+      rc_vol=$?
+    fi
+    echo "$rc_sqlite $rc_pg $rc_vol" >"$ART/tempest.rc"
   ) &
   TEMPEST_PID=$!
   PIDS_TO_STOP+=("$TEMPEST_PID")
@@ -335,8 +345,9 @@ fi
 if [ -n "$TEMPEST_PID" ]; then
   banner "tempest: waiting for scripts/tempest.sh"
   wait "$TEMPEST_PID"
-  read -r rc_sqlite rc_pg <"$ART/tempest.rc" 2>/dev/null || { rc_sqlite=1 rc_pg=1; }
+  read -r rc_sqlite rc_pg rc_vol <"$ART/tempest.rc" 2>/dev/null || { rc_sqlite=1 rc_pg=1 rc_vol=1; }
   want tempest && record_tempest tempest "${rc_sqlite:-1}" "$ART/tempest.log"
+  want tempest-volumes && record_tempest tempest-volumes "${rc_vol:-1}" "$ART/tempest-volumes.log"
   if want tempest-pg; then
     if [ -n "$TEMPEST_PG_DB" ]; then
       banner "tempest-pg"
