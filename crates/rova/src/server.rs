@@ -32,7 +32,6 @@ pub async fn start(mut cfg: Config) -> Result<Running, String> {
     crate::bootstrap::run(&app).await?;
     let life = crate::compute::owners::start(&app).await?;
     crate::compute::settle::at_start(&app).await?;
-    app.volumes.settle_at_start().await.map_err(|f| f.message)?;
     crate::compute::volumes::settle_at_start(&app)
         .await
         .map_err(|f| f.message)?;

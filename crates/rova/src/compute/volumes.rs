@@ -254,14 +254,32 @@ pub async fn release_server_volumes(app: &App, inst: &Instance) {
     }
 }
 
-/// Ends the attaches and detaches a stopped process left between their
-/// steps, by the server's record: a volume whose server maps it (by its
+/// Since when a volume must be unchanged for start-up settling to take
+/// it as a dead process's: on SQLite (one process per database) any
+/// volume; on PostgreSQL, where another process may be attaching it right
+/// now, one untouched for two process leases.
+fn quiet_since(app: &App) -> Option<chrono::DateTime<chrono::Utc>> {
+    if !matches!(app.store.database(), crate::store::Database::Postgres(_)) {
+        return None;
+    }
+    let wait = chrono::Duration::from_std(super::owners::LEASE_TTL * 2).ok()?;
+    Some(app.clock.now() - wait)
+}
+
+/// Ends what a stopped process left of its volume work: the volume
+/// service's own (creates, extends, deletes cut short), then the attaches
+/// and detaches it left between their steps, by the server's record: a volume whose server maps it (by its
 /// attachment) is `in-use`; one whose server does not, or is gone, is
 /// `available` again.
 pub async fn settle_at_start(app: &Arc<App>) -> Result<(), Fault> {
     let now = app.clock.now();
+    let quiet_since = quiet_since(app);
+    app.volumes.settle_at_start(quiet_since).await?;
     for v in app.volumes.table.all() {
         if !["reserved", "attaching", "detaching", "in-use"].contains(&v.status.as_str()) {
+            continue;
+        }
+        if quiet_since.is_some_and(|t| v.last_change() > t) {
             continue;
         }
         for a in &v.attachments {

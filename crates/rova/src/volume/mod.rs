@@ -95,6 +95,13 @@ pub struct Attachment {
     pub host: Option<String>,
 }
 
+impl Volume {
+    /// When the volume last changed.
+    pub fn last_change(&self) -> DateTime<Utc> {
+        self.updated_at.unwrap_or(self.created_at)
+    }
+}
+
 /// What a create asks for (checked by the API).
 pub struct NewVolume {
     pub size: u64,
@@ -555,8 +562,17 @@ impl Volumes {
     /// Ends what a stopped process left in flight, as Cinder's volume
     /// service does at start: a create or extend cut short is an error
     /// (the bytes may be partial), a delete cut short is carried out.
-    pub async fn settle_at_start(self: &Arc<Self>) -> Result<(), Fault> {
+    /// `quiet_since`: only volumes unchanged since then are settled (with
+    /// other processes on the database, a volume changed more recently may
+    /// be a live one's work).
+    pub async fn settle_at_start(
+        self: &Arc<Self>,
+        quiet_since: Option<DateTime<Utc>>,
+    ) -> Result<(), Fault> {
         for v in self.table.all() {
+            if quiet_since.is_some_and(|t| v.last_change() > t) {
+                continue;
+            }
             match v.status.as_str() {
                 "creating" | "downloading" => {
                     self.end(&v.id, &v.status, |v| v.status = "error".into())

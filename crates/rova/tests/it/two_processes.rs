@@ -422,3 +422,58 @@ async fn a_host_one_process_registers_or_retires_is_so_for_the_other() {
     }
     assert_eq!(compute_services(&a, &a_admin).await.len(), 2);
 }
+
+/// A second process starting on the database leaves alone a volume the
+/// first is attaching right now (it may be a live process's work), while
+/// an attach left for longer than two process leases is ended.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_starting_process_leaves_the_others_fresh_volume_work_alone() {
+    use crate::common::{start, start_in};
+    use rova_core::Fault;
+    let a = start().await;
+    assert!(a.database.is_some(), "PostgreSQL: set ROVA_TEST_PG_URL");
+    let demo = a.login("demo").await;
+    let server = a
+        .boot(&demo, "holder", Some("2.79"), json!({"networks": "none"}))
+        .await;
+    let sid = server["id"].as_str().expect("id").to_string();
+    let mut vols = Vec::new();
+    for name in ["fresh", "stale"] {
+        let r = crate::volumes::create(&a, &demo, json!({"size": 1, "name": name})).await;
+        let id = r.body["volume"]["id"].as_str().expect("id").to_string();
+        crate::volumes::wait(&a, &demo, &id, Some("available")).await;
+        let now = a.app.clock.now();
+        a.app
+            .volumes
+            .reserve(&id, &sid, now)
+            .await
+            .expect("reserve");
+        vols.push(id);
+    }
+    let past = a.app.clock.now() - chrono::Duration::hours(1);
+    a.app
+        .volumes
+        .table
+        .update(
+            &vols[1],
+            || Fault::not_found("volume"),
+            |v| {
+                v.updated_at = Some(past);
+                Ok(())
+            },
+        )
+        .await
+        .expect("backdated");
+    let b = start_in(a.dir.clone(), |_| {}).await;
+    let status = |id: &str| b.app.volumes.table.get(id).map(|v| v.status.clone());
+    assert_eq!(
+        status(&vols[0]).as_deref(),
+        Some("reserved"),
+        "a's fresh work"
+    );
+    assert_eq!(
+        status(&vols[1]).as_deref(),
+        Some("available"),
+        "a stale reservation"
+    );
+}

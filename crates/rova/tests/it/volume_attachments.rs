@@ -10,6 +10,7 @@
 use crate::common::{start, Resp, TestCloud, User};
 use crate::volumes::{create, del, get, wait};
 use reqwest::{Method, StatusCode};
+use rova_core::Fault;
 use serde_json::{json, Value};
 
 async fn new_volume(c: &TestCloud, u: &User, name: &str) -> String {
@@ -316,6 +317,25 @@ async fn a_restart_ends_an_attach_cut_short() {
         .begin_detach(&attached, now)
         .await
         .expect("detaching");
+    // Left a while ago (on PostgreSQL, a volume changed within two process
+    // leases may be a live process's and is left alone).
+    let past = now - chrono::Duration::hours(1);
+    for id in [&reserved, &attached] {
+        cloud
+            .app
+            .volumes
+            .table
+            .update(
+                id,
+                || Fault::not_found("volume"),
+                |v| {
+                    v.updated_at = Some(past);
+                    Ok(())
+                },
+            )
+            .await
+            .expect("backdated");
+    }
     let cloud = cloud.restart().await;
     let demo = cloud.login("demo").await;
     let v = volume_of(&cloud, &demo, &reserved).await;

@@ -415,9 +415,12 @@ async fn a_restart_ends_what_a_stopped_process_left_in_flight() {
     // As a process killed in the middle of each leaves the rows.
     for (id, status) in ids.iter().zip(["creating", "extending", "deleting"]) {
         let row: Volume = (*cloud.app.volumes.table.get(id).expect("row")).clone();
+        // Left a while ago (on PostgreSQL, a volume changed within two
+        // process leases may be a live process's and is left alone).
         let row = Volume {
             status: status.into(),
             extend_to: (status == "extending").then_some(2),
+            updated_at: Some(cloud.app.clock.now() - chrono::Duration::hours(1)),
             ..row
         };
         cloud.app.volumes.table.put(id, row).await.expect("write");
