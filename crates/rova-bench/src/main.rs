@@ -3,13 +3,15 @@
 //! list latency by query, and the server's RSS — for one or more fleet sizes,
 //! with a fresh server per size. Prints a table and can write a markdown
 //! section (see `--markdown`). `--guests N` runs the real-guest benchmark
-//! (QEMU driver) instead; see `guest/mod.rs`.
+//! (QEMU driver) instead; see `guest/mod.rs`. `--volumes N` runs the
+//! block-storage benchmark instead; see `volumes.rs`.
 
 mod client;
 mod guest;
 mod report;
 mod server;
 mod stats;
+mod volumes;
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -74,12 +76,20 @@ pub struct Args {
     /// RSS, live migrations. `--guests` alone means 4; 0 (default) is off.
     #[arg(long, value_name = "N", default_value_t = 0, num_args = 0..=1, default_missing_value = "4")]
     pub guests: usize,
+    /// Run the block-storage benchmark instead (only it): N blank and N
+    /// image volumes created → available, N servers booted from an image
+    /// and N from a volume → ACTIVE, one at a time. 0 (default) is off.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub volumes: usize,
 }
 
 fn main() -> ExitCode {
     let mut args = Args::parse();
     if args.guests > 0 && args.label == "latest" {
         args.label = "guests".into();
+    }
+    if args.volumes > 0 && args.label == "latest" {
+        args.label = "volumes".into();
     }
     // One client thread: the server gets the rest of the (small) machine.
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -125,6 +135,9 @@ async fn run(args: Args) -> Result<(), String> {
     }
     if args.guests > 0 {
         return guest::run(&args, &rova).await;
+    }
+    if args.volumes > 0 {
+        return volumes::run(&args, &rova).await;
     }
     let machine = report::Machine::probe(&rova);
     println!("{}", machine.describe());
