@@ -194,8 +194,11 @@ pub async fn run(args: &Args, rova: &Path) -> Result<(), String> {
     srv.stop(args.keep).await;
     let rows = result?;
     let mut md = format!(
-        "{}\n\nLoad average before: {load_before}. {n} of each, one at a time, simulated \
+        "{}\n## {} ({})\n\n{}\n\nLoad average before: {load_before}. {n} of each, one at a time, simulated \
          driver, file backend on this machine's disk.\n\n| what | p50 (ms) | p99 (ms) | max (ms) |\n|---|---|---|---|\n",
+        report::begin_marker(&args.label),
+        args.label,
+        machine.date,
         machine.describe()
     );
     println!(
@@ -220,6 +223,8 @@ pub async fn run(args: &Args, rova: &Path) -> Result<(), String> {
     for note in &args.note {
         md.push_str(&format!("\n{note}\n"));
     }
+    md.push_str(&report::end_marker(&args.label));
+    md.push('\n');
     if let Some(path) = &args.markdown {
         report::write_markdown(path, &args.label, &md)?;
         println!("wrote section '{}' to {}", args.label, path.display());
