@@ -380,7 +380,6 @@ async fn new_boot_volume(
     inst: &Instance,
     b: &BlockDeviceMapping,
 ) -> Result<String, Fault> {
-    const GIB: u64 = 1 << 30;
     let mut image_metadata = std::collections::BTreeMap::new();
     let mut source = None;
     let mut floor = 1u64;
@@ -391,11 +390,9 @@ async fn new_boot_volume(
                 .images
                 .get(&id)
                 .ok_or_else(|| Fault::bad_request(format!("Image {id} could not be found.")))?;
-            floor = img.size.unwrap_or(0).div_ceil(GIB).max(img.min_disk).max(1);
-            image_metadata.insert("image_id".to_string(), id.clone());
-            if let Some(n) = &img.name {
-                image_metadata.insert("image_name".to_string(), n.clone());
-            }
+            let from = crate::volume::FromImage::of(&img);
+            floor = from.floor;
+            image_metadata = from.metadata;
             source = Some(app.images.file_path(&id));
             Some(id)
         }

@@ -102,6 +102,43 @@ impl Volume {
     }
 }
 
+/// What a volume made from an image starts from.
+pub struct FromImage {
+    /// The image's size in whole GiB.
+    pub image_gb: u64,
+    /// The smallest volume it fits: its size and `min_disk`, 1 GiB at least.
+    pub floor: u64,
+    /// The image's properties Cinder copies (`volume_image_metadata`).
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl FromImage {
+    pub fn of(img: &crate::image::Image) -> FromImage {
+        const GIB: u64 = 1 << 30;
+        let image_gb = img.size.unwrap_or(0).div_ceil(GIB);
+        let mut metadata = BTreeMap::new();
+        metadata.insert("image_id".to_string(), img.id.clone());
+        let optional = [
+            ("image_name", &img.name),
+            ("container_format", &img.container_format),
+            ("disk_format", &img.disk_format),
+            ("checksum", &img.checksum),
+        ];
+        for (k, val) in optional {
+            if let Some(val) = val {
+                metadata.insert(k.to_string(), val.clone());
+            }
+        }
+        metadata.insert("min_disk".to_string(), img.min_disk.to_string());
+        metadata.insert("min_ram".to_string(), img.min_ram.to_string());
+        FromImage {
+            image_gb,
+            floor: image_gb.max(img.min_disk).max(1),
+            metadata,
+        }
+    }
+}
+
 /// What a create asks for (checked by the API).
 pub struct NewVolume {
     pub size: u64,
@@ -232,18 +269,16 @@ impl Volumes {
             .map_err(over_limit)?;
         let this = self.clone();
         let vid = id.clone();
-        tokio::spawn(async move { this.finish_create(&vid, source).await });
+        let size = vol.size;
+        tokio::spawn(async move { this.finish_create(&vid, size, source).await });
         Ok(Arc::new(vol))
     }
 
     /// Makes a creating volume's bytes, then makes it `available` (or
     /// `error`).
-    async fn finish_create(&self, id: &str, source: Option<PathBuf>) {
-        let Some(vol) = self.table.get(id) else {
-            return;
-        };
+    async fn finish_create(&self, id: &str, size: u64, source: Option<PathBuf>) {
         let backend = self.backend.clone();
-        let (vid, size) = (id.to_string(), vol.size);
+        let vid = id.to_string();
         let made = tokio::task::spawn_blocking(move || {
             let from = match &source {
                 Some(p) => Source::Copy(p),
@@ -274,22 +309,31 @@ impl Volumes {
     /// Ends a transitional status: `change` is applied when the volume is
     /// still in `from` (a reset or a delete may have moved it on).
     async fn end(&self, id: &str, from: &str, change: impl FnOnce(&mut Volume)) {
+        self.write_quietly(id, |v| {
+            if v.status == from {
+                change(v);
+            }
+        })
+        .await;
+    }
+
+    /// A background write to volume `id`: a volume gone meanwhile is
+    /// fine, another failure is logged (there is no caller to tell).
+    async fn write_quietly(&self, id: &str, change: impl FnOnce(&mut Volume)) {
         let r = self
             .table
             .update(
                 id,
                 || not_found(id),
                 |v| {
-                    if v.status == from {
-                        change(v);
-                    }
+                    change(v);
                     Ok(())
                 },
             )
             .await;
         if let Err(f) = r {
             if f.code != 404 {
-                tracing::error!(volume = id, "volume status write failed: {}", f.message);
+                tracing::error!(volume = id, "volume write failed: {}", f.message);
             }
         }
     }
@@ -519,33 +563,21 @@ impl Volumes {
     /// reservation given back): `available` once it has none; a detach
     /// given up (`keep`) puts it back `in-use` instead.
     pub async fn release(&self, id: &str, server: &str, keep: bool, now: DateTime<Utc>) {
-        let r = self
-            .table
-            .update(
-                id,
-                || not_found(id),
-                |v| {
-                    if keep {
-                        if v.status == "detaching" {
-                            v.status = "in-use".into();
-                        }
-                    } else {
-                        v.attachments.retain(|a| a.server_id != server);
-                        if v.attachments.is_empty() {
-                            v.status = "available".into();
-                            v.attach_status = "detached".into();
-                        }
-                    }
-                    v.updated_at = Some(now);
-                    Ok(())
-                },
-            )
-            .await;
-        if let Err(f) = r {
-            if f.code != 404 {
-                tracing::error!(volume = id, "volume release failed: {}", f.message);
+        self.write_quietly(id, |v| {
+            if keep {
+                if v.status == "detaching" {
+                    v.status = "in-use".into();
+                }
+            } else {
+                v.attachments.retain(|a| a.server_id != server);
+                if v.attachments.is_empty() {
+                    v.status = "available".into();
+                    v.attach_status = "detached".into();
+                }
             }
-        }
+            v.updated_at = Some(now);
+        })
+        .await;
     }
 
     /// Deletes a volume whose server went with `delete_on_termination`

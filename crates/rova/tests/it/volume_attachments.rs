@@ -43,6 +43,14 @@ async fn detach(c: &TestCloud, u: &User, server: &str, volume: &str) -> Resp {
     .await
 }
 
+/// Deletes server `id` (Nova's 204).
+async fn delete_server(c: &TestCloud, u: &User, id: &str) {
+    let r = c
+        .compute(u, Method::DELETE, &format!("/servers/{id}"), None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+}
+
 async fn volume_of(c: &TestCloud, u: &User, id: &str) -> Value {
     get(c, u, &format!("/volumes/{id}")).await.body["volume"].clone()
 }
@@ -278,16 +286,7 @@ async fn a_servers_delete_detaches_or_deletes_its_volumes() {
     let body = json!({"volumeId": gone, "delete_on_termination": true});
     let r = attach(&cloud, &demo, &sid, "2.79", body).await;
     assert_eq!(r.body["volumeAttachment"]["device"], "/dev/vdc");
-    let r = cloud
-        .compute(
-            &demo,
-            Method::DELETE,
-            &format!("/servers/{sid}"),
-            None,
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    delete_server(&cloud, &demo, &sid).await;
     wait(&cloud, &demo, &gone, None).await;
     let v = wait(&cloud, &demo, &kept, Some("available")).await;
     assert_eq!(v["attachments"], json!([]));
@@ -394,16 +393,7 @@ async fn a_server_boots_from_a_volume() {
     assert_eq!(v["volume_image_metadata"]["image_id"], image.as_str());
     let r = detach(&cloud, &demo, &sid, &vol).await;
     assert_eq!(r.fault(400), "Cannot detach a root device volume");
-    let r = cloud
-        .compute(
-            &demo,
-            Method::DELETE,
-            &format!("/servers/{sid}"),
-            None,
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    delete_server(&cloud, &demo, &sid).await;
     wait(&cloud, &demo, &vol, None).await;
 
     // From the user's volume, kept when the server goes.
@@ -441,16 +431,7 @@ async fn a_server_boots_from_a_volume() {
     }
     assert_eq!(cloud.app.compute.instances.len(), before, "no server made");
 
-    let r = cloud
-        .compute(
-            &demo,
-            Method::DELETE,
-            &format!("/servers/{sid}"),
-            None,
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    delete_server(&cloud, &demo, &sid).await;
     let v = wait(&cloud, &demo, &mine, Some("available")).await;
     assert_eq!(v["attachments"], json!([]));
 }

@@ -128,14 +128,7 @@ async fn create(
         "display_name",
         "display_description",
     ];
-    if let Some(k) = m.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(fields::invalid(
-            "volume",
-            v,
-            format!("Additional properties are not allowed ('{k}' was unexpected)"),
-        )
-        .into());
-    }
+    crate::volume::api::only_known("volume", m, KNOWN)?;
     let size = m
         .get("size")
         .ok_or_else(|| fields::invalid("volume", v, "'size' is a required property"))?;

@@ -122,9 +122,9 @@ pub(super) async fn create(
         if img.status != "active" {
             return Err(invalid_input(format!("Image {img_id} is not active.")).into());
         }
-        const GIB: u64 = 1 << 30;
-        let image_gb = img.size.unwrap_or(0).div_ceil(GIB);
-        floor = image_gb.max(img.min_disk).max(1);
+        let from = crate::volume::FromImage::of(&img);
+        let image_gb = from.image_gb;
+        floor = from.floor;
         if let Some(n) = size {
             if n < image_gb {
                 return Err(invalid_input(format!(
@@ -140,23 +140,7 @@ pub(super) async fn create(
                 .into());
             }
         }
-        image_metadata.insert("image_id".into(), img.id.clone());
-        if let Some(n) = &img.name {
-            image_metadata.insert("image_name".into(), n.clone());
-        }
-        for (k, val) in [
-            ("container_format", &img.container_format),
-            ("disk_format", &img.disk_format),
-        ] {
-            if let Some(val) = val {
-                image_metadata.insert(k.into(), val.clone());
-            }
-        }
-        image_metadata.insert("min_disk".into(), img.min_disk.to_string());
-        image_metadata.insert("min_ram".into(), img.min_ram.to_string());
-        if let Some(c) = &img.checksum {
-            image_metadata.insert("checksum".into(), c.clone());
-        }
+        image_metadata = from.metadata;
         source = Some(app.images.file_path(&img.id));
     }
     let size = match size.or((floor > 0).then_some(floor)) {

@@ -332,7 +332,7 @@ fn optional_uuid(field: &str, v: Option<&Value>) -> Result<Option<String>, Fault
 
 /// Refuses a key of `obj` (the body's `key` object) not in `known`, with
 /// the validator's `additionalProperties` message.
-fn only_known(key: &str, obj: &Map<String, Value>, known: &[&str]) -> Result<(), Fault> {
+pub(crate) fn only_known(key: &str, obj: &Map<String, Value>, known: &[&str]) -> Result<(), Fault> {
     match obj.keys().find(|k| !known.contains(&k.as_str())) {
         Some(k) => Err(fields::invalid(
             key,
