@@ -34,7 +34,10 @@
 #     ...its stdout and stderr, unprefixed...
 #   user-data-script exit=<rc>
 #   password posted bytes=<n> | password post-failed | password not-requested
-#   disk <name> sectors=<n> ro=<0|1> serial=<s> head=<printable bytes>
+#   disk <name> size=<bytes> sectors=<n> ro=<0|1> serial=<s> head=<printable bytes>
+#                                                      each disk at boot, and each one
+#                                                      hot-plugged later (checked every second)
+#   disk <name> removed                                a disk went away (hot-unplug)
 #   ready uptime=<s>                                   all of the above is done
 #   heartbeat <n>                                      every second, n = 0,1,..
 #   powerdown                                          ACPI power button seen
@@ -360,20 +363,41 @@ else
 fi
 
 # ---- disks (e.g. a root disk a user-data script wrote a marker to) --------------------
-for b in /sys/block/*; do
-    name=${b##*/}
-    case "$name" in vd*|sd*|sr*|hd*) ;; *) continue ;; esac
-    [ "/dev/$name" = "$cd_dev" ] && continue
-    head=$(dd if="/dev/$name" bs=64 count=1 2>/dev/null | tr -cd 'A-Za-z0-9._:=+-')
-    say "disk $name sectors=$(cat "$b/size") ro=$(cat "$b/ro") serial=$(cat "$b/serial" 2>/dev/null) head=$head"
-done
+# The disks now present, one name per line (the config drive left out).
+disk_names() {
+    for b in /sys/block/*; do
+        name=${b##*/}
+        case "$name" in vd*|sd*|sr*|hd*) ;; *) continue ;; esac
+        [ "/dev/$name" = "$cd_dev" ] && continue
+        echo "$name"
+    done
+}
+disk_line() {
+    b=/sys/block/$1
+    sectors=$(cat "$b/size")
+    head=$(dd if="/dev/$1" bs=64 count=1 2>/dev/null | tr -cd 'A-Za-z0-9._:=+-')
+    say "disk $1 size=$((sectors * 512)) sectors=$sectors ro=$(cat "$b/ro") serial=$(cat "$b/serial" 2>/dev/null) head=$head"
+}
+disks=$(disk_names)
+for name in $disks; do disk_line "$name"; done
 
 say "ready uptime=$(uptime_s)"
 
 # ---- heartbeat, forever (PID 1 must never exit) -----------------------------------------
+# Each second also reports disks that came (hot-plug) or went (hot-unplug).
 n=0
 while :; do
     say "heartbeat $n"
+    now=$(disk_names)
+    if [ "$now" != "$disks" ]; then
+        for name in $now; do
+            case " $(echo $disks) " in *" $name "*) ;; *) disk_line "$name" ;; esac
+        done
+        for name in $disks; do
+            case " $(echo $now) " in *" $name "*) ;; *) say "disk $name removed" ;; esac
+        done
+        disks=$now
+    fi
     n=$((n + 1))
     sleep 1
 done

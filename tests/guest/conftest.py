@@ -261,6 +261,16 @@ def pytest_configure(config):
     signal.signal(signal.SIGTERM, _sigterm)
 
 
+def need_state(state, *keys):
+    """The values an earlier test left in `state` under `keys`; fails
+    (saying which are missing) when that test did not get so far."""
+    missing = [k for k in keys if k not in state]
+    if missing:
+        pytest.fail("an earlier test did not get this far (no %s)"
+                    % ", ".join(missing), pytrace=False)
+    return [state[k] for k in keys]
+
+
 def register_server(sid, label):
     """Servers whose console tail goes into a failing test's report."""
     _STATE["servers"][sid] = label

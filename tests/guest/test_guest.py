@@ -23,9 +23,9 @@ import subprocess
 import time
 import urllib.parse
 
-import pytest
 
-from conftest import HOSTS, GuestLog, _socket_dir, guest_processes, register_server
+from conftest import (HOSTS, GuestLog, _socket_dir, guest_processes, need_state,
+                      register_server)
 
 IMAGE = "rova-guest"
 FLAVOR = "cirros256"
@@ -37,11 +37,7 @@ S = {}
 
 
 def need(*keys):
-    missing = [k for k in keys if k not in S]
-    if missing:
-        pytest.fail("an earlier test did not get this far (no %s)"
-                    % ", ".join(missing), pytrace=False)
-    return [S[k] for k in keys]
+    return need_state(S, *keys)
 
 
 def heartbeat_line_in(text):

@@ -82,6 +82,27 @@ pub struct BlockDeviceMapping {
     /// after the build.
     #[serde(default)]
     pub bdm_uuid: Option<String>,
+    /// How the hypervisor reaches an attached volume (Nova's
+    /// `connection_info`): `driver_volume_type` and its `data`, e.g.
+    /// `{"driver_volume_type": "file", "data": {"path": …}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_info: Option<serde_json::Value>,
+}
+
+impl BlockDeviceMapping {
+    /// The file an attached volume is, when its `connection_info` says so.
+    pub fn volume_file(&self) -> Option<&str> {
+        let ci = self.connection_info.as_ref()?;
+        if ci.get("driver_volume_type")?.as_str()? != "file" {
+            return None;
+        }
+        ci.get("data")?.get("path")?.as_str()
+    }
+
+    /// An attached volume (a volume destination with an attachment).
+    pub fn is_attached_volume(&self) -> bool {
+        self.destination_type.as_deref() == Some("volume") && self.attachment_id.is_some()
+    }
 }
 
 /// An injected file (personality).

@@ -27,6 +27,7 @@ use rova_core::admission::{admit, Action};
 use rova_core::model::{BlockDeviceMapping, Instance};
 use rova_core::states::VmState;
 use rova_core::Fault;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// What `POST /servers/{id}/os-volume_attachments` asks for.
@@ -101,6 +102,14 @@ fn device_for(inst: &Instance, asked: Option<&str>) -> Result<String, Fault> {
         .ok_or_else(|| Fault::forbidden("The maximum allowed number of disk devices (26) to attach to a single instance has been exceeded."))
 }
 
+/// Nova's `connection_info` for a volume the hypervisor opens as a file.
+fn connection_info(path: &std::path::Path) -> serde_json::Value {
+    serde_json::json!({
+        "driver_volume_type": "file",
+        "data": {"path": path.to_string_lossy(), "format": "raw"},
+    })
+}
+
 /// Attaches a volume to server `id`; returns the new mapping.
 pub async fn attach(
     app: &App,
@@ -125,6 +134,7 @@ pub async fn attach(
     let now = app.clock.now();
     let attachment = app.volumes.reserve(&vol_id, id, now).await?;
     let Location::File(path) = app.volumes.location(&vol_id);
+    let connection = connection_info(&path);
     let plug = DriverOp::AttachVolume {
         volume_id: vol_id.clone(),
         device: device.clone(),
@@ -150,6 +160,7 @@ pub async fn attach(
         tag: req.tag.clone(),
         attachment_id: Some(attachment.clone()),
         bdm_uuid: Some(uuid::Uuid::new_v4().to_string()),
+        connection_info: Some(connection),
         ..Default::default()
     };
     let added = bdm.clone();
@@ -318,15 +329,20 @@ fn volume_mappings(bdms: &[BlockDeviceMapping]) -> impl Iterator<Item = &BlockDe
 /// Nova's `_validate_bdm`, volume part, at `POST /servers`: a volume to
 /// attach exists for the caller and is available (one server only), an
 /// image to copy exists, and no snapshot source (none exist here).
+///
+/// Returns the image properties of what the server boots from when that
+/// is a volume (Nova's `_get_bdm_image_metadata`): the image a new boot
+/// volume is made from, or the `volume_image_metadata` of an existing one.
 pub fn check_create_mappings(
     app: &App,
     ctx: &Ctx,
     bdms: &[BlockDeviceMapping],
     max_count: u64,
-) -> Result<(), Fault> {
+) -> Result<BTreeMap<String, String>, Fault> {
     if volume_mappings(bdms).next().is_none() {
-        return Ok(());
+        return Ok(BTreeMap::new());
     }
+    let mut boot_properties = BTreeMap::new();
     require(app.compute.driver.as_ref(), Action::AttachVolume)?;
     for b in volume_mappings(bdms) {
         let id = b.uuid.clone().unwrap_or_default();
@@ -352,9 +368,13 @@ pub fn check_create_mappings(
                         v.status
                     )));
                 }
+                if b.boot_index == Some(0) {
+                    boot_properties = v.image_metadata.clone();
+                }
             }
             Some("image") => {
-                app.images
+                let img = app
+                    .images
                     .visible(&id, &ctx.project_id, ctx.is_admin())
                     .filter(|i| i.status == "active")
                     .ok_or_else(|| {
@@ -362,6 +382,9 @@ pub fn check_create_mappings(
                             "Block Device Mapping is Invalid: failed to get image {id}."
                         ))
                     })?;
+                if b.boot_index == Some(0) {
+                    boot_properties = crate::volume::FromImage::of(&img).metadata;
+                }
             }
             Some("snapshot") => {
                 return Err(Fault::bad_request(format!(
@@ -371,7 +394,20 @@ pub fn check_create_mappings(
             _ => {}
         }
     }
-    Ok(())
+    // What is left once the image's own attributes are taken out.
+    for base in [
+        "image_id",
+        "image_name",
+        "container_format",
+        "disk_format",
+        "checksum",
+        "min_disk",
+        "min_ram",
+        "size",
+    ] {
+        boot_properties.remove(base);
+    }
+    Ok(boot_properties)
 }
 
 /// Makes a new volume for a build and waits until it is available.
@@ -480,12 +516,14 @@ pub async fn prepare_build_volumes(
             app.volumes
                 .complete(&vol, &attachment, &device, inst.host.clone(), now)
                 .await?;
+            let Location::File(path) = app.volumes.location(&vol);
             let m = &mut out[i];
             m.uuid = Some(vol);
             m.source_type = Some("volume".into());
             m.attachment_id = Some(attachment);
             m.device_name = Some(device);
             m.bdm_uuid = Some(uuid::Uuid::new_v4().to_string());
+            m.connection_info = Some(connection_info(&path));
         }
         Ok::<(), Fault>(())
     }

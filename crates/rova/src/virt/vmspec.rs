@@ -45,6 +45,15 @@ pub struct Disk {
     /// Visible to the guest as `/sys/block/vdX/serial`.
     pub serial: String,
     pub readonly: bool,
+    /// Its drive id, when it has to be found again later (a volume's, so
+    /// it can be unplugged); otherwise `disk<index>`. The device is `v`
+    /// and the drive id.
+    pub id: Option<String>,
+    /// Its PCI slot, when it must not depend on the order devices were
+    /// added in (a volume plugged in while the guest ran has to be in the
+    /// same slot when the guest is started again from saved state or
+    /// migrated: the state names devices by their PCI address).
+    pub pci_slot: Option<u8>,
 }
 
 /// Everything QEMU needs to start one guest.
@@ -132,7 +141,7 @@ impl VmSpec {
         }
 
         for (i, d) in self.disks.iter().enumerate() {
-            let id = Self::drive_id(i);
+            let id = d.id.clone().unwrap_or_else(|| Self::drive_id(i));
             let mut drive = format!(
                 "file={},if=none,id={id},format={}",
                 esc_path(&d.path),
@@ -146,6 +155,9 @@ impl VmSpec {
                 "virtio-blk-pci,drive={id},id=v{id},serial={}",
                 escape_opt(&d.serial)
             );
+            if let Some(slot) = d.pci_slot {
+                dev.push_str(&format!(",addr={slot:#04x}"));
+            }
             if i == 0 && self.kernel.is_none() {
                 dev.push_str(",bootindex=0");
             }
@@ -218,12 +230,16 @@ mod tests {
                     format: "qcow2".into(),
                     serial: "root".into(),
                     readonly: false,
+                    id: None,
+                    pci_slot: None,
                 },
                 Disk {
                     path: "/r/config,drive.iso".into(),
                     format: "raw".into(),
                     serial: "config".into(),
                     readonly: true,
+                    id: None,
+                    pci_slot: None,
                 },
             ],
             serial_socket: "/r/serial.sock".into(),
@@ -418,6 +434,8 @@ mod tests {
             format: "raw".into(),
             serial: "d0".into(),
             readonly: true,
+            id: None,
+            pci_slot: None,
         }];
         s.qmp_socket = dir.join("qmp.sock");
         s.serial_socket = dir.join("serial.sock");

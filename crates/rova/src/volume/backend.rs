@@ -16,6 +16,10 @@ pub enum Source<'a> {
     /// A copy of these bytes (an image's, another volume's), the rest of
     /// the volume zeros.
     Copy(&'a Path),
+    /// An image file in a disk format other than raw (`qcow2`, `vmdk`,
+    /// …): its disk contents, converted to raw as Cinder does, the rest
+    /// zeros.
+    Convert(&'a Path, &'a str),
 }
 
 /// How a hypervisor reaches a volume.
@@ -71,6 +75,7 @@ impl BlockBackend for FileBackend {
                 File::create(&part)?;
             }
             Source::Copy(from) => sparse_copy(from, &part)?,
+            Source::Convert(from, format) => convert_to_raw(from, format, &part)?,
         }
         let f = OpenOptions::new().write(true).open(&part)?;
         let want = size_gb * GIB;
@@ -104,6 +109,53 @@ impl BlockBackend for FileBackend {
     fn locate(&self, id: &str) -> Location {
         Location::File(self.path(id))
     }
+}
+
+/// Writes the disk contents of image file `from` (in `format`) to a new
+/// raw file `to` with `qemu-img convert` (sparse: zero regions stay holes).
+/// A file that does not start with the format's magic (the simulated
+/// cloud's images are a line of text whatever their `disk_format`) is
+/// copied as it is.
+fn convert_to_raw(from: &Path, format: &str, to: &Path) -> io::Result<()> {
+    if !has_magic(from, format)? {
+        return sparse_copy(from, to);
+    }
+    let out = std::process::Command::new("qemu-img")
+        .args(["convert", "-q", "-f", format, "-O", "raw"])
+        .arg(from)
+        .arg(to)
+        .output()
+        .map_err(|e| io::Error::other(format!("running qemu-img (Debian's qemu-utils): {e}")))?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "qemu-img convert: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `path` starts with the magic bytes of image `format` (the
+/// formats with a header magic at offset 0; others never match).
+fn has_magic(path: &Path, format: &str) -> io::Result<bool> {
+    use std::io::Read;
+    let magic: &[u8] = match format {
+        "qcow2" => b"QFI\xfb",
+        "vmdk" => b"KDMV",
+        "vhdx" => b"vhdxfile",
+        "qed" => b"QED\0",
+        _ => return Ok(false),
+    };
+    let mut head = [0u8; 8];
+    let mut f = File::open(path)?;
+    let mut got = 0;
+    while got < head.len() {
+        match f.read(&mut head[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(head[..got].starts_with(magic))
 }
 
 /// Copies `from` to a new file `to`, only the data regions `from` holds
@@ -176,6 +228,50 @@ mod tests {
         b.delete("v1").expect("delete");
         b.delete("v1").expect("a second delete succeeds");
         assert!(!p.exists());
+        fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn a_qcow2_image_becomes_its_raw_disk_and_text_stays_bytes() {
+        use std::io::Read;
+        let dir = std::env::temp_dir().join(format!("rova-vol-{}", uuid::Uuid::new_v4()));
+        fs::create_dir_all(&dir).expect("dir");
+        let b = FileBackend::new(dir.join("volumes"));
+        let raw = dir.join("disk.raw");
+        let mut disk = vec![0u8; 1 << 20];
+        disk[..8].copy_from_slice(b"ROVADISK");
+        fs::write(&raw, &disk).expect("write");
+        let qcow = dir.join("disk.qcow2");
+        let made = std::process::Command::new("qemu-img")
+            .args(["convert", "-q", "-f", "raw", "-O", "qcow2"])
+            .arg(&raw)
+            .arg(&qcow)
+            .status()
+            .expect("qemu-img (qemu-utils, installed by scripts/setup.sh)");
+        assert!(made.success());
+        b.create("q", 1, Source::Convert(&qcow, "qcow2"))
+            .expect("convert");
+        let Location::File(p) = b.locate("q");
+        let mut head = [0u8; 8];
+        File::open(&p)
+            .and_then(|mut f| f.read_exact(&mut head))
+            .expect("read");
+        assert_eq!(
+            &head, b"ROVADISK",
+            "the disk's contents, not the qcow2 header"
+        );
+        assert_eq!(fs::metadata(&p).expect("meta").len(), GIB);
+        // Labelled qcow2 but not one: copied as it is.
+        let text = dir.join("text");
+        fs::write(&text, b"simulated image\n").expect("write");
+        b.create("t", 1, Source::Convert(&text, "qcow2"))
+            .expect("copy");
+        let Location::File(t) = b.locate("t");
+        let mut head = [0u8; 9];
+        File::open(&t)
+            .and_then(|mut f| f.read_exact(&mut head))
+            .expect("read");
+        assert_eq!(&head, b"simulated");
         fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

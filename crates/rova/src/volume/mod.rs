@@ -46,6 +46,15 @@ pub const DELETABLE: &[&str] = &[
     "error_managing",
 ];
 
+/// Whether an image in `disk_format` has to be converted to become a
+/// raw volume (`raw` and formats QEMU cannot read are copied as bytes).
+fn needs_conversion(disk_format: &str) -> bool {
+    matches!(
+        disk_format,
+        "qcow2" | "vmdk" | "vdi" | "vhd" | "vhdx" | "qed"
+    )
+}
+
 /// One volume.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Volume {
@@ -131,6 +140,15 @@ impl FromImage {
         }
         metadata.insert("min_disk".to_string(), img.min_disk.to_string());
         metadata.insert("min_ram".to_string(), img.min_ram.to_string());
+        // Cinder also keeps the image's own properties (`kernel_id`,
+        // `ramdisk_id`, `hw_*`, …), which Nova boots a volume by.
+        for (k, v) in &img.properties {
+            let text = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            metadata.entry(k.clone()).or_insert(text);
+        }
         FromImage {
             image_gb,
             floor: image_gb.max(img.min_disk).max(1),
@@ -279,10 +297,19 @@ impl Volumes {
     async fn finish_create(&self, id: &str, size: u64, source: Option<PathBuf>) {
         let backend = self.backend.clone();
         let vid = id.to_string();
+        // An image in another disk format is converted to raw; a volume's
+        // bytes are raw already.
+        let format = self
+            .table
+            .get(id)
+            .filter(|v| v.source_volid.is_none())
+            .and_then(|v| v.image_metadata.get("disk_format").cloned())
+            .filter(|f| needs_conversion(f));
         let made = tokio::task::spawn_blocking(move || {
-            let from = match &source {
-                Some(p) => Source::Copy(p),
-                None => Source::Blank,
+            let from = match (&source, &format) {
+                (Some(p), Some(f)) => Source::Convert(p, f),
+                (Some(p), None) => Source::Copy(p),
+                (None, _) => Source::Blank,
             };
             backend.create(&vid, size, from)
         })

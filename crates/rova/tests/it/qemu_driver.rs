@@ -88,16 +88,14 @@ async fn qemu_mode_hosts_are_agents_with_their_own_names() {
         .filter(|i| i.name.as_deref() == Some("rova-guest"));
     assert!(imgs.is_empty());
     // Its declared capabilities: everything but setting the admin
-    // password, which needs a guest agent, and plugging NICs and volumes
-    // in and out (no hot-plug yet).
+    // password, which needs a guest agent, and plugging NICs in and out
+    // (volumes are hot-plugged; NICs not yet).
     use rova::compute::driver::DriverOpKind;
     let d = &cloud.app.compute.driver;
     let cannot = [
         DriverOpKind::ChangePassword,
         DriverOpKind::AttachInterface,
         DriverOpKind::DetachInterface,
-        DriverOpKind::AttachVolume,
-        DriverOpKind::DetachVolume,
     ];
     for k in DriverOpKind::all() {
         assert_eq!(d.supports(k), !cannot.contains(&k), "{k:?}");

@@ -314,7 +314,11 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
     }
     // Nova's `_validate_bdm`, flavor part (`max_local_block_devices` = 3).
     rova_core::validate::check_bdm_flavor_limits(&req.bdms, flavor.ephemeral, flavor.swap, 3)?;
-    super::volumes::check_create_mappings(app, ctx, &req.bdms, req.max_count)?;
+    let boot_properties =
+        super::volumes::check_create_mappings(app, ctx, &req.bdms, req.max_count)?;
+    if req.image_ref.is_empty() {
+        image_properties = boot_properties;
+    }
     let uuids = app.compute.reserve(
         &ctx.project_id,
         req.min_count.max(1),

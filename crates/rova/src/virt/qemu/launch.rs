@@ -2,6 +2,7 @@
 //! the disks in boot order, kernel and initramfs, the serial, VNC, QMP and
 //! metadata sockets, the accelerator) and starting it on a host.
 
+use super::volumes::{data_volumes, root_volume};
 use super::{fault, QemuDriver};
 use crate::compute::driver::DriverFault;
 use crate::virt::env::GuestEnv;
@@ -60,12 +61,15 @@ impl QemuDriver {
                 .map_err(|e| fault(format!("securing {}: {e}", self.run_dir.display())))?;
         }
         let md = self.ensure_metadata(env, host, uuid)?;
-        let root = Disk {
+        // A volume-backed server's root disk is its boot volume.
+        let root = root_volume(inst).unwrap_or_else(|| Disk {
             path: dir.join("disk.qcow2"),
             format: "qcow2".into(),
             serial: "root".into(),
             readonly: false,
-        };
+            id: None,
+            pci_slot: None,
+        });
         let (image_for_boot, mut disks) = match boot {
             Boot::Normal => (boot_image(inst), vec![root]),
             Boot::Rescue => {
@@ -79,6 +83,8 @@ impl QemuDriver {
                     format: "qcow2".into(),
                     serial: "rescue".into(),
                     readonly: false,
+                    id: None,
+                    pci_slot: None,
                 };
                 (rescue_image, vec![rescue, root])
             }
@@ -92,15 +98,20 @@ impl QemuDriver {
                     format: "qcow2".into(),
                     serial: serial.into(),
                     readonly: false,
+                    id: None,
+                    pci_slot: None,
                 });
             }
         }
+        disks.extend(data_volumes(inst));
         if let Some(cd) = config_drive {
             disks.push(Disk {
                 path: cd,
                 format: "raw".into(),
                 serial: "config-2".into(),
                 readonly: true,
+                id: None,
+                pci_slot: None,
             });
         }
         let (kernel, initrd, append) = self.boot_files(env, &image_for_boot, inst)?;

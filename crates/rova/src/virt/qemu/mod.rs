@@ -30,7 +30,8 @@
 //! - `launch` — the VM description (disks, kernel, sockets) and launching;
 //! - `ops` — spawn and the server actions (pause … rescue);
 //! - `migration` — resize/cold migration, revert, live migration;
-//! - `sync` — re-attaching after a restart and the power-state sync.
+//! - `sync` — re-attaching after a restart and the power-state sync;
+//! - `volumes` — volumes at launch and hot-plugged through QMP.
 
 mod disks;
 mod launch;
@@ -38,6 +39,7 @@ mod migration;
 mod ops;
 mod process;
 mod sync;
+mod volumes;
 
 use crate::compute::driver::{
     BoxFut, ConsoleKind, Driver, DriverFault, DriverOp, DriverOpKind, LiveStats,
@@ -271,8 +273,6 @@ impl Driver for QemuDriver {
             DriverOpKind::ChangePassword
                 | DriverOpKind::AttachInterface
                 | DriverOpKind::DetachInterface
-                | DriverOpKind::AttachVolume
-                | DriverOpKind::DetachVolume
         )
     }
     fn perform<'a>(

@@ -6,6 +6,7 @@
 
 use super::launch::{boot_image, boot_of, Boot};
 use super::migration::wait_migration;
+use super::volumes::root_volume;
 use super::{fault, QemuDriver};
 use crate::compute::driver::{DriverFault, DriverOp};
 use crate::virt::disk;
@@ -22,12 +23,17 @@ impl QemuDriver {
         let env = self.env()?;
         let host = self.host_of(inst, None)?;
         let image = boot_image(inst);
-        if image.is_empty() {
-            return Err(fault(
-                "The QEMU driver boots image-backed servers only (no volume service).",
-            ));
+        // The instance directory holds the console history and config
+        // drive even when the root disk is a volume.
+        let dir = self.inst_dir(&inst.uuid);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| fault(format!("creating {}: {e}", dir.display())))?;
+        if root_volume(inst).is_none() {
+            if image.is_empty() {
+                return Err(fault("the server has neither an image nor a boot volume"));
+            }
+            self.ensure_root(env, inst, &image, &inst.flavor).await?;
         }
-        self.ensure_root(env, inst, &image, &inst.flavor).await?;
         // A fresh console log per server life.
         self.forget_console(&host, &inst.uuid);
         self.launch(env, inst, &host, &inst.flavor, Boot::Normal, None)
@@ -153,11 +159,12 @@ impl QemuDriver {
                     details: "the QEMU driver does not hot-plug NICs yet".into(),
                 })
             }
-            DriverOp::AttachVolume { .. } | DriverOp::DetachVolume { .. } => Err(DriverFault {
-                code: 501,
-                message: "The requested functionality is not supported.".into(),
-                details: "the QEMU driver does not hot-plug volumes yet".into(),
-            }),
+            DriverOp::AttachVolume {
+                volume_id,
+                device,
+                path,
+            } => self.attach_volume(inst, volume_id, device, path).await,
+            DriverOp::DetachVolume { volume_id } => self.detach_volume(inst, volume_id).await,
             DriverOp::ChangePassword => Err(DriverFault {
                 code: 501,
                 message: "Setting the admin password is not supported by the QEMU driver: it needs a guest agent.".into(),

@@ -1,0 +1,233 @@
+"""Volumes on real guests (QEMU under TCG), through the `openstack` CLI.
+
+Two servers boot from volumes, side by side:
+
+  guest C  boots from `bootvol`, a volume made from the `rova-guest`
+           image (a mapping without delete_on_termination); its
+           `#!/bin/sh` user data starts a loop that writes a marker to the
+           start of every empty writable disk that is not its boot volume;
+  guest D  boots from a new volume the build makes from the image
+           (`--block-device ...,delete_on_termination=true`).
+
+A blank 2 GiB volume is then hot-plugged into C (the guest reports a disk
+of 2 GiB with the volume's serial and writes the marker to it), unplugged
+(the guest reports it gone; the volume is `available`), plugged into D
+(D reads C's marker from it), carried along by a live migration of D and
+unplugged again. Deleting D takes its boot volume along; deleting C leaves
+`bootvol` available.
+
+Everything about a guest is read from its serial console through the API
+(guest/README.md). A test whose prerequisite failed fails too.
+"""
+
+import json
+import time
+
+
+from conftest import HOSTS, need_state, register_server
+
+IMAGE = "rova-guest"
+FLAVOR = "cirros256"
+NETWORK = "private"
+GIB = 1 << 30
+
+S = {}
+
+
+def need(*keys):
+    return need_state(S, *keys)
+
+
+def serial(volume_id):
+    """What the guest sees as the disk's serial (virtio keeps 20 bytes)."""
+    return volume_id[:20]
+
+
+def wait_volume(cli, vid, status, timeout=120):
+    deadline = time.monotonic() + timeout
+    v = None
+    while time.monotonic() < deadline:
+        v = cli.json("rova-demo", "volume", "show", vid)
+        if v["status"] == status:
+            return v
+        if v["status"].startswith("error"):
+            raise AssertionError("volume %s went to %s" % (vid, v["status"]))
+        time.sleep(0.5)
+    raise AssertionError("volume %s not %s: %s" % (vid, status, v))
+
+
+def disk_lines(log):
+    """Every `disk NAME size=...` line as (name, fields), in order."""
+    out = []
+    for p in log.payloads("disk"):
+        words = p.split()
+        if len(words) >= 3 and words[2] != "removed":
+            out.append((words[1], log_fields(p)))
+    return out
+
+
+def log_fields(payload):
+    return dict(w.split("=", 1) for w in payload.split()[2:] if "=" in w)
+
+
+def removed(log, name):
+    return ("disk %s removed" % name) in log.payloads("disk")
+
+
+def wait_disk(guests, sid, vid, since=0):
+    """Until the guest reports a disk with volume `vid`'s serial (beyond
+    the first `since` disk lines); returns (name, fields)."""
+    def pred(log):
+        for name, f in disk_lines(log)[since:]:
+            if f.get("serial") == serial(vid):
+                return (name, f)
+        return None
+    return guests.wait_console(sid, "a disk with serial %s" % serial(vid),
+                               pred, timeout=120)[0]
+
+
+def test_boot_two_guests_from_volumes(cli, guests, unique, tmp_path):
+    image = cli.json("rova-demo", "image", "show", IMAGE)["id"]
+    boot = cli.json("rova-demo", "volume", "create", "--image", image,
+                    "--size", "1", "bootvol-" + unique)
+    S["bootvol"] = boot["id"]
+    wait_volume(cli, boot["id"], "available")
+    marker = "VOLMARK-" + unique
+    script = tmp_path / "mark.sh"
+    script.write_text(
+        "#!/bin/sh\n"
+        "(while :; do\n"
+        "  for b in /sys/block/vd*; do\n"
+        "    n=${b##*/}\n"
+        "    [ \"$(cat $b/serial 2>/dev/null)\" = %(boot)s ] && continue\n"
+        "    [ \"$(cat $b/ro)\" = 1 ] && continue\n"
+        "    head=$(dd if=/dev/$n bs=64 count=1 2>/dev/null | tr -d '\\000')\n"
+        "    if [ -z \"$head\" ]; then\n"
+        "      printf '%%s' %(m)s | dd of=/dev/$n bs=512 conv=notrunc,fsync 2>/dev/null\n"
+        "      echo \"rova-test-script marked $n\"\n"
+        "    fi\n"
+        "  done\n"
+        "  sleep 1\n"
+        "done) </dev/null >/dev/console 2>&1 &\n"
+        "exit 0\n" % {"boot": serial(boot["id"]), "m": marker})
+    c = cli.json("rova-demo", "server", "create", "--volume", boot["id"],
+                 "--flavor", FLAVOR, "--network", NETWORK,
+                 "--user-data", str(script), "guest-c-" + unique)
+    register_server(c["id"], "guest C")
+    S.update(c=c["id"], marker=marker)
+    d = cli.json("rova-demo", "server", "create", "--flavor", FLAVOR,
+                 "--network", NETWORK, "--block-device",
+                 "source_type=image,uuid=%s,destination_type=volume,"
+                 "volume_size=1,boot_index=0,delete_on_termination=true"
+                 % image, "guest-d-" + unique)
+    register_server(d["id"], "guest D")
+    S["d"] = d["id"]
+    for sid in (c["id"], d["id"]):
+        guests.wait_status(sid, "ACTIVE")
+    # C's root disk is bootvol: its serial, 1 GiB, and it is in use.
+    log = guests.wait_ready(c["id"])
+    roots = [f for _, f in disk_lines(log)
+             if f.get("serial") == serial(boot["id"])]
+    assert roots and int(roots[0]["size"]) == GIB, (
+        disk_lines(log), guests.context(c["id"], log))
+    v = cli.json("rova-demo", "volume", "show", boot["id"])
+    assert v["status"] == "in-use", v
+    assert [a["server_id"] for a in v["attachments"]] == [c["id"]], v
+    # D's root disk is the volume its build made from the image.
+    shown = cli.json("rova-demo", "server", "show", d["id"])
+    attached = shown.get("volumes_attached") or []
+    assert len(attached) == 1, shown
+    S["d_root"] = attached[0]["id"]
+    log = guests.wait_ready(d["id"])
+    roots = [f for _, f in disk_lines(log)
+             if f.get("serial") == serial(S["d_root"])]
+    assert roots and int(roots[0]["size"]) == GIB, (
+        disk_lines(log), guests.context(d["id"], log))
+
+
+def test_attach_blank_volume_to_running_guest(cli, guests, unique, rova):
+    c, marker = need("c", "marker")
+    data = cli.json("rova-demo", "volume", "create", "--size", "2",
+                    "datavol-" + unique)
+    S["data"] = data["id"]
+    wait_volume(cli, data["id"], "available")
+    before = len(disk_lines(guests.console(c)))
+    cli.run("rova-demo", "server", "add", "volume", c, data["id"])
+    name, f = wait_disk(guests, c, data["id"], since=before)
+    assert int(f["size"]) == 2 * GIB, f
+    assert f["ro"] == "0", f
+    S["c_disk"] = name
+    v = wait_volume(cli, data["id"], "in-use")
+    assert v["attachments"][0]["server_id"] == c, v
+    # The guest's script writes its marker to the new disk; the bytes land
+    # in the volume's file.
+    guests.wait_console(
+        c, "the script marking %s" % name,
+        lambda log: ("rova-test-script marked %s" % name) in log.text,
+        timeout=60)
+    path = rova.data_dir / "volumes" / ("volume-" + data["id"])
+    with open(path, "rb") as fh:
+        assert fh.read(len(marker)) == marker.encode()
+
+
+def test_detach_from_running_guest(cli, guests):
+    c, data, name = need("c", "data", "c_disk")
+    cli.run("rova-demo", "server", "remove", "volume", c, data)
+    guests.wait_console(c, "disk %s removed" % name,
+                        lambda log: removed(log, name), timeout=60)
+    v = wait_volume(cli, data, "available")
+    assert not v["attachments"], v
+
+
+def test_volume_moves_to_another_guest_with_its_data(cli, guests):
+    d, data, marker = need("d", "data", "marker")
+    before = len(disk_lines(guests.console(d)))
+    cli.run("rova-demo", "server", "add", "volume", d, data)
+    name, f = wait_disk(guests, d, data, since=before)
+    assert f["head"].startswith(marker), (f, "C's marker on the volume")
+    S["d_disk"] = name
+    wait_volume(cli, data, "in-use")
+
+
+def test_live_migration_keeps_the_volume_attached(cli, guests):
+    d, data, name = need("d", "data", "d_disk")
+    src = guests.host_of(d)
+    dest = [h for h in HOSTS if h != src][0]
+    before = guests.console(d)
+    cli.run("rova-admin", "--os-compute-api-version", "2.30", "server",
+            "migrate", "--live-migration", "--host", dest, d)
+    guests.wait_status(d, "ACTIVE", cloud="rova-admin")
+    assert guests.host_of(d) == dest, "still on %s" % src
+    # The same boot, still holding the volume (no `removed` line), and
+    # the volume stays attached in the API.
+    after = guests.wait_heartbeat_above(d, before.last_heartbeat or 0)
+    assert after.last_boot_id == before.last_boot_id, guests.context(d, after)
+    assert not removed(after, name), guests.context(d, after)
+    v = cli.json("rova-demo", "volume", "show", data)
+    assert v["status"] == "in-use" and v["attachments"][0]["server_id"] == d, v
+    # ... and it comes out of the guest on its new host.
+    cli.run("rova-demo", "server", "remove", "volume", d, data)
+    guests.wait_console(d, "disk %s removed" % name,
+                        lambda log: removed(log, name), timeout=60)
+    wait_volume(cli, data, "available")
+
+
+def test_delete_on_termination(cli, guests):
+    c, d, boot, d_root, data = need("c", "d", "bootvol", "d_root", "data")
+    for sid in (c, d):
+        cli.run("rova-demo", "server", "delete", "--wait", sid)
+    # D's root volume had delete_on_termination: it is gone.
+    deadline = time.monotonic() + 60
+    listed = []
+    while time.monotonic() < deadline:
+        listed = [v["ID"] for v in cli.json("rova-demo", "volume", "list")]
+        if d_root not in listed:
+            break
+        time.sleep(0.5)
+    assert d_root not in listed, "D's root volume outlived D"
+    # C's boot volume had not: it is available again.
+    v = wait_volume(cli, boot, "available")
+    assert not v["attachments"], v
+    for vid in (boot, data):
+        cli.run("rova-demo", "volume", "delete", vid)
+    print(json.dumps({"bootvol": boot, "datavol": data}))
