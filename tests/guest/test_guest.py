@@ -23,7 +23,6 @@ import subprocess
 import time
 import urllib.parse
 
-
 from conftest import (HOSTS, GuestLog, _socket_dir, guest_processes, need_state,
                       register_server)
 

@@ -13,7 +13,8 @@ A blank 2 GiB volume is then hot-plugged into C (the guest reports a disk
 of 2 GiB with the volume's serial and writes the marker to it), unplugged
 (the guest reports it gone; the volume is `available`), plugged into D
 (D reads C's marker from it), carried along by a live migration of D and
-unplugged again. Deleting D takes its boot volume along; deleting C leaves
+unplugged again, then plugged into C once more and not let go while C is
+paused. Deleting D takes its boot volume along; deleting C leaves
 `bootvol` available.
 
 Everything about a guest is read from its serial console through the API
@@ -22,7 +23,6 @@ Everything about a guest is read from its serial console through the API
 
 import json
 import time
-
 
 from conftest import HOSTS, need_state, register_server
 
@@ -210,6 +210,45 @@ def test_live_migration_keeps_the_volume_attached(cli, guests):
     guests.wait_console(d, "disk %s removed" % name,
                         lambda log: removed(log, name), timeout=60)
     wait_volume(cli, data, "available")
+
+
+def test_a_guest_that_does_not_let_go_keeps_the_volume(cli, guests):
+    """A paused guest cannot answer the unplug request: the detach is
+    accepted (202), the volume goes `detaching` and, when the driver gives
+    up waiting (30 s), back to `in-use`, still attached; the action's event
+    is an error. Once the guest runs again the volume detaches."""
+    c, data = need("c", "data")
+    before = len(disk_lines(guests.console(c)))
+    cli.run("rova-demo", "server", "add", "volume", c, data)
+    name, _ = wait_disk(guests, c, data, since=before)
+    wait_volume(cli, data, "in-use")
+    cli.run("rova-demo", "server", "pause", c)
+    guests.wait_status(c, "PAUSED")
+    cli.run("rova-demo", "server", "remove", "volume", c, data)
+    seen = set()
+    deadline = time.monotonic() + 90
+    v = None
+    while time.monotonic() < deadline:
+        v = cli.json("rova-demo", "volume", "show", data)
+        seen.add(v["status"])
+        if v["status"] == "in-use" and "detaching" in seen:
+            break
+        time.sleep(0.5)
+    assert v["status"] == "in-use" and "detaching" in seen, (v, seen)
+    assert v["attachments"][0]["server_id"] == c, v
+    actions = cli.json("rova-demo", "server", "event", "list", c)
+    last = actions[0]
+    assert last["Action"] == "detach_volume", actions
+    shown = cli.json("rova-demo", "server", "event", "show", c,
+                     last["Request ID"])
+    events = shown.get("events") or []
+    assert events and events[0]["result"] == "Error", shown
+    cli.run("rova-demo", "server", "unpause", c)
+    guests.wait_status(c, "ACTIVE")
+    cli.run("rova-demo", "server", "remove", "volume", c, data)
+    wait_volume(cli, data, "available")
+    guests.wait_console(c, "disk %s removed" % name,
+                        lambda log: removed(log, name), timeout=60)
 
 
 def test_delete_on_termination(cli, guests):

@@ -196,8 +196,12 @@ pub async fn attach(
     Ok(bdm)
 }
 
-/// Detaches volume `volume` from server `id`.
-pub async fn detach(app: &App, ctx: &Ctx, id: &str, volume: &str) -> Result<(), Fault> {
+/// Detaches volume `volume` from server `id`, as Nova does: the volume
+/// is `detaching` and the action recorded when this returns (202); the
+/// unplug runs in a task, which ends with the volume `available` and the
+/// mapping gone, or, when the hypervisor fails (a guest that does not let
+/// go), with the volume back `in-use` and the action's event in error.
+pub async fn detach(app: &Arc<App>, ctx: &Ctx, id: &str, volume: &str) -> Result<(), Fault> {
     ctx.require_member("os_compute_api:os-volumes-attachments:delete")?;
     let inst = servers::visible(app, ctx, id)?;
     check_shelved(ctx, &inst, "detach_volume")?;
@@ -214,38 +218,78 @@ pub async fn detach(app: &App, ctx: &Ctx, id: &str, volume: &str) -> Result<(), 
     require(app.compute.driver.as_ref(), Action::DetachVolume)?;
     let now = app.clock.now();
     app.volumes.begin_detach(volume, now).await?;
-    let unplug = DriverOp::DetachVolume {
-        volume_id: volume.to_string(),
-    };
-    if let Err(f) = app.compute.driver.perform(&unplug, &inst).await {
-        app.volumes.release(volume, id, true, now).await;
-        return Err(Fault::internal(format!(
-            "Failed to detach volume {volume} from {id}: {} ({})",
-            f.message, f.details
-        )));
-    }
-    let gone = volume.to_string();
     let log = Logged::with("detach_volume", "compute_detach_volume");
-    let written = begin_with(
+    let logged = begin_with(
         app,
         ctx,
         id,
         Action::DetachVolume,
         None,
         Some(log),
-        move |i, _| {
+        |_, _| Ok(()),
+    )
+    .await;
+    let inst = match logged {
+        Ok(i) => i,
+        Err(f) => {
+            app.volumes.release(volume, id, true, now).await;
+            return Err(f);
+        }
+    };
+    let app = app.clone();
+    let (id, volume, request_id) = (id.to_string(), volume.to_string(), ctx.request_id.clone());
+    tokio::spawn(async move {
+        let ended = finish_detach(&app, &inst, &volume).await;
+        let error = ended
+            .as_ref()
+            .err()
+            .map(|f| (f.message.as_str(), f.details.as_str()));
+        actions::event_finish(&app, &id, &request_id, "compute_detach_volume", error).await;
+    });
+    Ok(())
+}
+
+/// The hypervisor's part of a detach and its record: the volume unplugged,
+/// the mapping removed, the volume released; on a failure the volume is
+/// `in-use` again.
+async fn finish_detach(
+    app: &App,
+    inst: &Instance,
+    volume: &str,
+) -> Result<(), super::driver::DriverFault> {
+    let id = inst.uuid.as_str();
+    let unplug = DriverOp::DetachVolume {
+        volume_id: volume.to_string(),
+    };
+    if let Err(f) = app.compute.driver.perform(&unplug, inst).await {
+        tracing::warn!(
+            server = id,
+            volume,
+            "detach failed: {} ({})",
+            f.message,
+            f.details
+        );
+        app.volumes.release(volume, id, true, app.clock.now()).await;
+        return Err(f);
+    }
+    let gone = volume.to_string();
+    let written = app
+        .compute
+        .update_instance(id, app.clock.now(), move |i| {
             i.block_device_mapping
                 .retain(|b| b.uuid.as_deref() != Some(gone.as_str()));
             Ok(())
-        },
-    )
-    .await;
+        })
+        .await;
+    let now = app.clock.now();
     if let Err(f) = written {
         app.volumes.release(volume, id, true, now).await;
-        return Err(f);
+        return Err(super::driver::DriverFault::new(
+            f.message.clone(),
+            f.message,
+        ));
     }
     app.volumes.release(volume, id, false, now).await;
-    actions::event_finish(app, id, &ctx.request_id, "compute_detach_volume", None).await;
     Ok(())
 }
 

@@ -55,6 +55,21 @@ async fn volume_of(c: &TestCloud, u: &User, id: &str) -> Value {
     get(c, u, &format!("/volumes/{id}")).await.body["volume"].clone()
 }
 
+/// Volume `id` once it is in `status` (a detach ends in a task).
+async fn settled(c: &TestCloud, u: &User, id: &str, status: &str) -> Value {
+    for _ in 0..500 {
+        let v = volume_of(c, u, id).await;
+        if v["status"] == status {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!(
+        "volume {id} never became {status}: {}",
+        volume_of(c, u, id).await
+    );
+}
+
 async fn server_id(c: &TestCloud, u: &User, name: &str) -> String {
     let s = c
         .boot(u, name, Some("2.79"), json!({"networks": "none"}))
@@ -214,11 +229,8 @@ async fn a_volume_is_attached_and_detached_as_nova_does() {
     );
     let r = detach(&cloud, &demo, &sid, &vol).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let v = volume_of(&cloud, &demo, &vol).await;
-    assert_eq!(
-        (v["status"].as_str(), &v["attachments"]),
-        (Some("available"), &json!([]))
-    );
+    let v = settled(&cloud, &demo, &vol, "available").await;
+    assert_eq!(v["attachments"], json!([]));
     let r = detach(&cloud, &demo, &sid, &vol).await;
     assert_eq!(
         r.fault(404),
@@ -237,7 +249,8 @@ async fn a_volume_is_attached_and_detached_as_nova_does() {
     assert_eq!(acts.body["instanceActions"][0]["action"], "detach_volume");
 
     // A failed plug (an injected fault) answers 500 and gives the volume
-    // back; so does a failed unplug, which leaves it attached.
+    // back; a failed unplug (after the 202) leaves it attached, and the
+    // action's event says so.
     for (op, then) in [("attach_volume", "available"), ("detach_volume", "in-use")] {
         if op == "detach_volume" {
             let r = attach(&cloud, &demo, &sid, "2.79", json!({"volumeId": vol})).await;
@@ -252,20 +265,47 @@ async fn a_volume_is_attached_and_detached_as_nova_does() {
             .await
             .expect("fault");
         assert_eq!(r.status().as_u16(), 201);
-        let r = if op == "attach_volume" {
-            attach(&cloud, &demo, &sid, "2.79", json!({"volumeId": vol})).await
+        if op == "attach_volume" {
+            let r = attach(&cloud, &demo, &sid, "2.79", json!({"volumeId": vol})).await;
+            assert!(
+                r.fault(500).starts_with("Unexpected API Error"),
+                "{}",
+                r.text
+            );
         } else {
-            detach(&cloud, &demo, &sid, &vol).await
-        };
-        assert!(
-            r.fault(500).starts_with("Unexpected API Error"),
-            "{}",
-            r.text
-        );
-        assert_eq!(volume_of(&cloud, &demo, &vol).await["status"], then, "{op}");
+            let r = detach(&cloud, &demo, &sid, &vol).await;
+            assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+        }
+        settled(&cloud, &demo, &vol, then).await;
     }
+    let acts = cloud
+        .get(&demo, &format!("/servers/{sid}/os-instance-actions"), None)
+        .await;
+    let req = acts.body["instanceActions"][0]["request_id"]
+        .as_str()
+        .expect("request id")
+        .to_string();
+    assert_eq!(acts.body["instanceActions"][0]["action"], "detach_volume");
+    let act = cloud
+        .get(
+            &admin,
+            &format!("/servers/{sid}/os-instance-actions/{req}"),
+            Some("2.51"),
+        )
+        .await;
+    assert_eq!(
+        act.body["instanceAction"]["message"], "Error",
+        "{}",
+        act.text
+    );
+    assert_eq!(
+        act.body["instanceAction"]["events"][0]["result"], "Error",
+        "{}",
+        act.text
+    );
     let r = detach(&cloud, &demo, &sid, &vol).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    settled(&cloud, &demo, &vol, "available").await;
 
     // 2.101: no body.
     let r = attach(&cloud, &demo, &other, "2.101", json!({"volumeId": vol})).await;
