@@ -102,14 +102,6 @@ fn device_for(inst: &Instance, asked: Option<&str>) -> Result<String, Fault> {
         .ok_or_else(|| Fault::forbidden("The maximum allowed number of disk devices (26) to attach to a single instance has been exceeded."))
 }
 
-/// Nova's `connection_info` for a volume the hypervisor opens as a file.
-fn connection_info(path: &std::path::Path) -> serde_json::Value {
-    serde_json::json!({
-        "driver_volume_type": "file",
-        "data": {"path": path.to_string_lossy(), "format": "raw"},
-    })
-}
-
 /// Attaches a volume to server `id`; returns the new mapping.
 pub async fn attach(
     app: &App,
@@ -134,7 +126,7 @@ pub async fn attach(
     let now = app.clock.now();
     let attachment = app.volumes.reserve(&vol_id, id, now).await?;
     let Location::File(path) = app.volumes.location(&vol_id);
-    let connection = connection_info(&path);
+    let connection = app.volumes.connection_info(&vol_id);
     let plug = DriverOp::AttachVolume {
         volume_id: vol_id.clone(),
         device: device.clone(),
@@ -560,14 +552,14 @@ pub async fn prepare_build_volumes(
             app.volumes
                 .complete(&vol, &attachment, &device, inst.host.clone(), now)
                 .await?;
-            let Location::File(path) = app.volumes.location(&vol);
+            let connection = app.volumes.connection_info(&vol);
             let m = &mut out[i];
             m.uuid = Some(vol);
             m.source_type = Some("volume".into());
             m.attachment_id = Some(attachment);
             m.device_name = Some(device);
             m.bdm_uuid = Some(uuid::Uuid::new_v4().to_string());
-            m.connection_info = Some(connection_info(&path));
+            m.connection_info = Some(connection);
         }
         Ok::<(), Fault>(())
     }

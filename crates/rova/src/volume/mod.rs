@@ -16,6 +16,7 @@
 //! transaction that adds the row.
 
 pub mod api;
+pub mod attach;
 pub mod backend;
 
 use crate::store::{Guard, Store, Table};
@@ -102,6 +103,18 @@ pub struct Attachment {
     pub attached_at: Option<DateTime<Utc>>,
     /// The compute host of the server.
     pub host: Option<String>,
+    /// `reserved`, `attaching`, `attached` (see [`Attachment::status`]).
+    #[serde(default)]
+    pub status: Option<String>,
+    /// The connector a caller of the attachments API gave.
+    #[serde(default)]
+    pub connector: Option<serde_json::Value>,
+    /// The connection it was given for it.
+    #[serde(default)]
+    pub connection_info: Option<serde_json::Value>,
+    /// `rw`, `ro` or `null` (3.54).
+    #[serde(default)]
+    pub attach_mode: Option<String>,
 }
 
 impl Volume {
@@ -526,6 +539,10 @@ impl Volumes {
                         device: None,
                         attached_at: None,
                         host: None,
+                        status: Some("reserved".into()),
+                        connector: None,
+                        connection_info: None,
+                        attach_mode: Some("rw".into()),
                     });
                     Ok(())
                 },
@@ -543,6 +560,7 @@ impl Volumes {
         host: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<(), Fault> {
+        let connection = self.connection_info(id);
         self.table
             .update(
                 id,
@@ -554,6 +572,8 @@ impl Volumes {
                     a.device = Some(device.to_string());
                     a.attached_at = Some(now);
                     a.host = host;
+                    a.status = Some("attached".into());
+                    a.connection_info = Some(connection.clone());
                     v.status = "in-use".into();
                     v.attach_status = "attached".into();
                     v.updated_at = Some(now);

@@ -3,6 +3,7 @@
 mod actions;
 mod admin_api;
 mod child_rows;
+mod cinder_attachments;
 mod common;
 mod console_proxy;
 mod crash;

@@ -658,6 +658,25 @@ fn rows() -> Vec<Row> {
             Custom(Exp::Is(403), Exp::NotDenied, Exp::Is(404), Exp::NotDenied),
         )
         .last(),
+        row("GET", "/volume/v3/{project_id}/attachments", Authed).v("3.44"),
+        row("GET", "/volume/v3/{project_id}/attachments/detail", Authed).v("3.44"),
+        // The volume is the fixture attachment's (reserved already): a
+        // member's create is refused by its status, not by policy.
+        row("POST", "/volume/v3/{project_id}/attachments", Custom(
+            Exp::Is(403), Exp::Allowed, Exp::Is(404), Exp::Allowed,
+        ))
+        .body(|fx| json!({"attachment": {"volume_uuid": fx.attach_volume}}))
+        .v("3.44"),
+        row("GET", "/volume/v3/{project_id}/attachments/{id}", Read).v("3.44"),
+        row("PUT", "/volume/v3/{project_id}/attachments/{id}", Write)
+            .json(json!({"attachment": {"connector": {"host": "rbac"}}}))
+            .v("3.44"),
+        row("DELETE", "/volume/v3/{project_id}/attachments/{id}", Write)
+            .fresh()
+            .v("3.44"),
+        row("POST", "/volume/v3/{project_id}/attachments/{id}/action", Write)
+            .json(json!({"os-complete": null}))
+            .v("3.44"),
         row("GET", "/volume/v3/{project_id}/types", Authed),
         row("GET", "/volume/v3/{project_id}/types/default", Authed),
         row("GET", "/volume/v3/{project_id}/types/{id}", Authed),
@@ -844,6 +863,10 @@ struct Fx {
     hypervisor: String,
     /// A volume of the demo project, with metadata key `rbac`.
     volume: String,
+    /// Another, reserved by [`Fx::attachment`].
+    attach_volume: String,
+    /// An attachment (Cinder's attachments API) of the demo project.
+    attachment: String,
 }
 
 impl Fx {
@@ -904,7 +927,12 @@ async fn send(c: &TestCloud, call: Call<'_>) -> (u16, String) {
         req = req.header("X-Subject-Token", s);
     }
     if let Some(v) = call.version {
-        req = req.header("OpenStack-API-Version", format!("compute {v}"));
+        let service = if call.path.starts_with("/volume/") {
+            "volume"
+        } else {
+            "compute"
+        };
+        req = req.header("OpenStack-API-Version", format!("{service} {v}"));
     }
     match (call.body, call.content_type) {
         (Some(b), Some(ct)) => {
@@ -1218,6 +1246,9 @@ async fn setup(c: &TestCloud) -> Fx {
     let volume = make_volume(c, &demo)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    let (attach_volume, attachment) = make_attachment(c, &demo)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 
     Fx {
         passwords: c.passwords.clone(),
@@ -1244,7 +1275,23 @@ async fn setup(c: &TestCloud) -> Fx {
         service,
         hypervisor,
         volume,
+        attach_volume,
+        attachment,
     }
+}
+
+/// A new volume of `u`'s project reserved by an attachment (Cinder's
+/// attachments API); returns both ids.
+async fn make_attachment(c: &TestCloud, u: &User) -> Result<(String, String), String> {
+    let vol = make_volume(c, u).await?;
+    let path = format!("/volume/v3/{}/attachments", u.project_id);
+    let body = json!({"attachment": {"volume_uuid": vol}});
+    let a = must_r(c, u, "POST", &path, Some("3.44"), Some(body)).await?;
+    let id = a["attachment"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    Ok((vol, id))
 }
 
 /// A new volume of `u`'s project (metadata `rbac`), once available.
@@ -1303,6 +1350,7 @@ fn param(fx: &Fx, route: &str, prev: &str, name: &str) -> Option<String> {
         ("v3", "project_id") => fx.demo.project_id.clone(),
         ("volumes", "id") | ("os-volumes", "id") => fx.volume.clone(),
         ("types", "id") => rova::volume::DEFAULT_TYPE_ID.to_string(),
+        ("attachments", "id") => fx.attachment.clone(),
         ("extensions", "alias") => "security-group".to_string(),
         ("part", "part") => "actions".to_string(),
         ("keypairs", "name") => fx.keypair.clone(),
@@ -1408,6 +1456,7 @@ async fn fresh(c: &TestCloud, fx: &Fx, row: &Row, n: usize) -> Result<(String, S
         }
         ("ports", "id") => make(c, demo, Make::Port, "", &fx.network).await?,
         ("volumes", "id") | ("os-volumes", "id") => make_volume(c, demo).await?,
+        ("attachments", "id") => make_attachment(c, demo).await?.1,
         other => panic!("no fresh copy for {other:?} ({route})"),
     };
     Ok((name, v))

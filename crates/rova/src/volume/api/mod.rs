@@ -1,7 +1,8 @@
 //! The block-storage HTTP API (Cinder v3) under `/volume`: version
 //! discovery, volumes (create blank, from an image or from a volume; list
 //! and detail with filters, sorting and paging; show; update; delete;
-//! `os-extend`, `os-reset_status`, `os-set_bootable`), volume metadata,
+//! `os-extend`, `os-reset_status`, `os-set_bootable`, the legacy attach
+//! actions), attachments (3.27+), volume metadata,
 //! the default volume type, the availability zone and absolute limits.
 //!
 //! Requests name a microversion in `OpenStack-API-Version: volume 3.N`
@@ -34,6 +35,7 @@ pub const MAX_MINOR: u32 = 71;
 type A = State<Arc<App>>;
 type Res = Result<Response, ApiError>;
 
+mod attachments;
 mod create;
 mod extras;
 mod list;
@@ -77,6 +79,24 @@ pub fn router() -> Router<Arc<App>> {
             get(meta_item_show)
                 .put(meta_item_set)
                 .delete(meta_item_delete),
+        )
+        .route(
+            "/volume/v3/{project_id}/attachments",
+            get(attachments::list_summary).post(attachments::create),
+        )
+        .route(
+            "/volume/v3/{project_id}/attachments/detail",
+            get(attachments::list_detail),
+        )
+        .route(
+            "/volume/v3/{project_id}/attachments/{id}",
+            get(attachments::show)
+                .put(attachments::update)
+                .delete(attachments::delete),
+        )
+        .route(
+            "/volume/v3/{project_id}/attachments/{id}/action",
+            axum::routing::post(attachments::action),
         )
         .route("/volume/v3/{project_id}/types", get(types))
         .route("/volume/v3/{project_id}/types/default", get(type_default))

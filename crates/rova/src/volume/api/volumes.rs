@@ -166,6 +166,9 @@ pub(super) async fn action(
             return Ok(r.answer(StatusCode::OK, None));
         }
         other => {
+            if let Some(done) = super::attachments::legacy(&app, &r, &v, other, &body).await {
+                return Ok(done?);
+            }
             return Err(Fault::bad_request(format!("There is no such action: {other}")).into());
         }
     }
