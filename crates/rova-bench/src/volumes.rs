@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 const POLL: Duration = Duration::from_millis(2);
 
 /// The block-storage endpoint of the token's project, from the catalog.
-async fn volume_base(api: &Api) -> Result<String, String> {
+pub(crate) async fn volume_base(api: &Api) -> Result<String, String> {
     let r = api
         .http
         .get(format!("{}/identity/v3/auth/catalog", api.base))
@@ -36,7 +36,7 @@ async fn volume_base(api: &Api) -> Result<String, String> {
         .ok_or_else(|| "no block-storage endpoint in the catalog".to_string())
 }
 
-async fn send(
+pub(crate) async fn send(
     api: &Api,
     method: reqwest::Method,
     url: &str,
@@ -58,7 +58,11 @@ async fn send(
 }
 
 /// Polls `url` until `done` accepts the answer; gives up after 120 s.
-async fn until(api: &Api, url: &str, done: impl Fn(u16, &Value) -> bool) -> Result<(), String> {
+pub(crate) async fn until(
+    api: &Api,
+    url: &str,
+    done: impl Fn(u16, &Value) -> bool,
+) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
         let (s, v) = send(api, reqwest::Method::GET, url, None).await?;

@@ -1,5 +1,6 @@
 //! The measured phases against a running rova: sequential and
-//! concurrent boots, RSS of the QEMU processes, and the live migrations.
+//! concurrent boots, RSS of the QEMU processes, the live migrations and
+//! the volume hot-plug cycles.
 
 use super::*;
 
@@ -116,6 +117,11 @@ pub(super) async fn measure(
         );
         migrations.push(m);
     }
+    println!(
+        "  a blank 1 GiB volume into {} and out again, {VOLUME_CYCLES} times:",
+        probe.name
+    );
+    let volumes = volume_cycles(&demo, probe, timeout).await?;
     Ok(GuestRun {
         n: args.guests,
         startup,
@@ -126,6 +132,7 @@ pub(super) async fn measure(
         qemu_rss_kib,
         rova_rss_kib,
         migrations,
+        volumes,
         phases,
     })
 }

@@ -2,7 +2,8 @@
 //! `rova serve --driver qemu --qemu-hosts 2`; N test guests booted one after
 //! another (POST → task `spawning` → ACTIVE → `ready` on the serial
 //! console), then two at once; the QEMU processes' RSS; one guest
-//! live-migrated back and forth with its heartbeat checked; then everything
+//! live-migrated back and forth with its heartbeat checked; a volume
+//! hot-plugged into it and out again; then everything
 //! deleted and no QEMU process left behind. Also watches the rest of the
 //! machine for noise. Prints tables and can write a markdown section.
 //!
@@ -34,6 +35,7 @@ mod noise;
 mod output;
 mod qemu;
 mod table;
+mod volumes;
 
 use api::*;
 use cleanup::*;
@@ -46,6 +48,7 @@ use noise::*;
 use output::*;
 use qemu::*;
 use table::*;
+use volumes::*;
 
 /// Compute hosts (QEMU agents) of the server under test.
 const HOSTS: &str = "2";
@@ -89,6 +92,8 @@ struct GuestRun {
     qemu_rss_kib: Vec<u64>,
     rova_rss_kib: Option<u64>,
     migrations: Vec<Migration>,
+    /// A volume plugged into the first guest and out again.
+    volumes: Vec<VolumeCycle>,
     phases: Vec<Phase>,
 }
 

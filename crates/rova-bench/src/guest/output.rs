@@ -133,6 +133,31 @@ pub(super) fn tables(
         m,
     ));
 
+    let mut v = Table::new(&[
+        "#",
+        "attach: POST → 200 (ms)",
+        "attach: POST → guest's `disk` line (ms)",
+        "size the guest saw (bytes)",
+        "detach: DELETE → volume available (ms)",
+        "detach: DELETE → guest's `removed` line (ms)",
+    ]);
+    for (i, c) in r.volumes.iter().enumerate() {
+        v.row(vec![
+            (i + 1).to_string(),
+            msec(c.attach_call),
+            msec(c.attach_seen),
+            c.size.to_string(),
+            msec(c.detach_available),
+            msec(c.detach_seen),
+        ]);
+    }
+    out.push((
+        format!(
+            "a blank 1 GiB volume hot-plugged into the first guest and out again ({VOLUME_CYCLES} times; the guest looks for new disks once a second)"
+        ),
+        v,
+    ));
+
     let mut s = Table::new(&["metric", "value"]);
     s.row(vec![
         "rova start-up: spawn → first 200 (ms), incl. the accelerator probe".into(),
@@ -223,6 +248,15 @@ pub(super) fn failures(r: &GuestRun, c: &Cleanup) -> Vec<String> {
             f.push(format!(
                 "migration {}: no `live migration completed` figures in rova's log",
                 i + 1
+            ));
+        }
+    }
+    for (i, v) in r.volumes.iter().enumerate() {
+        if v.size != 1 << 30 {
+            f.push(format!(
+                "volume cycle {}: the guest saw {} bytes, not 1 GiB",
+                i + 1,
+                v.size
             ));
         }
     }

@@ -84,8 +84,10 @@ async fn change_activation(app: &App, ctx: &Ctx, id: &str, deactivate: bool) -> 
     } else {
         "reactivate"
     };
-    visible_or_404(app, ctx, id)?;
-    if !ctx.is_admin() {
+    let img = visible_or_404(app, ctx, id)?;
+    // Glance's default: an admin, or a member of the owning project.
+    let owner = img.owner == ctx.project_id;
+    if !(ctx.is_admin() || (ctx.is_member() && owner)) {
         return Err(not_authorized(action).into());
     }
     let now = app.clock.now();
