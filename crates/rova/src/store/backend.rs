@@ -403,6 +403,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         "volumes",
         include_str!("../../migrations/sqlite/0016_volumes.sql"),
     ),
+    (
+        17,
+        "snapshots",
+        include_str!("../../migrations/sqlite/0017_snapshots.sql"),
+    ),
 ];
 
 pub const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -485,6 +490,11 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         16,
         "volumes",
         include_str!("../../migrations/postgres/0016_volumes.sql"),
+    ),
+    (
+        17,
+        "snapshots",
+        include_str!("../../migrations/postgres/0017_snapshots.sql"),
     ),
 ];
 
