@@ -220,14 +220,14 @@ async fn a_snapshot_goes_through_cinders_status_machine() {
         r.body["snapshots"][1]["os-extended-snapshot-attributes:progress"],
         "100%"
     );
-    let both = vec![second.clone(), id.clone()];
+    let (id_s, second_s) = (id.as_str(), second.as_str());
     for (q, want) in [
-        ("name=s1".to_string(), vec![id.clone()]),
-        (format!("status=available&volume_id={vol}"), both.clone()),
+        ("name=s1".to_string(), vec![id_s]),
         (
-            "sort=name:asc".to_string(),
-            vec![id.clone(), second.clone()],
+            format!("status=available&volume_id={vol}"),
+            vec![second_s, id_s],
         ),
+        ("sort=name:asc".to_string(), vec![id_s, second_s]),
         (
             "volume_id=9c1a0d3e-1111-4a8e-9b0c-3d1f5e6a7b8c".to_string(),
             vec![],
@@ -243,11 +243,11 @@ async fn a_snapshot_goes_through_cinders_status_machine() {
         "{next}"
     );
     let r = get(&cloud, &demo, &format!("/snapshots?marker={second}")).await;
-    assert_eq!(ids(&r, "snapshots"), [id.clone()]);
+    assert_eq!(ids(&r, "snapshots"), [id.as_str()]);
     // The metadata filter from 3.22 (ignored before).
     let q = "/snapshots?metadata=%7B%27a%27%3A+%271%27%7D";
     let r = call(&cloud, &demo, Method::GET, q, Some("3.22"), None).await;
-    assert_eq!(ids(&r, "snapshots"), [id.clone()]);
+    assert_eq!(ids(&r, "snapshots"), [id.as_str()]);
     let r = call(&cloud, &demo, Method::GET, q, Some("3.21"), None).await;
     assert_eq!(ids(&r, "snapshots").len(), 2);
 
@@ -346,7 +346,7 @@ async fn a_snapshot_goes_through_cinders_status_machine() {
          volume transfer."
     );
     for s in [&id, &second] {
-        let r = snap_del(&cloud, &demo, &s).await;
+        let r = snap_del(&cloud, &demo, s).await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
         snap_wait(&cloud, &demo, s, None).await;
     }
@@ -512,7 +512,7 @@ async fn bad_snapshot_requests_change_nothing() {
 
     // Nothing changed.
     let r = get(&cloud, &demo, "/snapshots/detail").await;
-    assert_eq!(ids(&r, "snapshots"), [snap.clone()]);
+    assert_eq!(ids(&r, "snapshots"), [snap.as_str()]);
     let s = &r.body["snapshots"][0];
     assert_eq!(
         (&s["name"], &s["status"]),
@@ -582,7 +582,7 @@ async fn novas_snapshot_proxy_answers_until_2_35() {
     snap_wait(&cloud, &demo, &id, Some("available")).await;
     for path in ["/os-snapshots", "/os-snapshots/detail"] {
         let r = cloud.get(&demo, path, Some("2.35")).await;
-        assert_eq!(ids(&r, "snapshots"), [id.clone()], "{path}");
+        assert_eq!(ids(&r, "snapshots"), [id.as_str()], "{path}");
         assert_eq!(r.body["snapshots"][0]["status"], "available");
     }
     let one = format!("/os-snapshots/{id}");
