@@ -192,9 +192,8 @@ impl Volumes {
         volume_id: &str,
         req: NewSnapshot,
     ) -> Result<Arc<Snapshot>, Fault> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let mut snap = Snapshot {
-            id: id.clone(),
+        let snap = Snapshot {
+            id: uuid::Uuid::new_v4().to_string(),
             project_id: project.to_string(),
             user_id: user.to_string(),
             volume_id: volume_id.to_string(),
@@ -208,13 +207,42 @@ impl Volumes {
             metadata: req.metadata,
             image_metadata: BTreeMap::new(),
         };
-        let made = self
-            .table
+        // Another process's write to the volume's row refuses this one
+        // (409) and brings the row as stored: taken again on it.
+        let mut tries = 0;
+        let made = loop {
+            let snap = snap.clone();
+            let made = self
+                .add_snapshot(project, volume_id, snap, req.allow_in_use)
+                .await;
+            match made {
+                Err(f) if f.code == 409 && tries < 4 => tries += 1,
+                other => break other?,
+            }
+        };
+        let this = self.clone();
+        let (id, vid) = (made.id.clone(), volume_id.to_string());
+        tokio::spawn(async move { this.finish_snapshot(&id, &vid).await });
+        Ok(made)
+    }
+
+    /// Adds row `snap` (its size and image metadata taken from volume
+    /// `volume_id`) if the volume may be snapshotted, within the project's
+    /// quotas, together with the volume's row written unchanged.
+    async fn add_snapshot(
+        &self,
+        project: &str,
+        volume_id: &str,
+        mut snap: Snapshot,
+        allow_in_use: bool,
+    ) -> Result<Arc<Snapshot>, Fault> {
+        let id = snap.id.clone();
+        self.table
             .transact_with(&self.snapshots, |vols, snaps| {
                 let v = vols
                     .get(volume_id)
                     .ok_or_else(|| super::not_found(volume_id))?;
-                snapshottable(&v, req.allow_in_use)?;
+                snapshottable(&v, allow_in_use)?;
                 if snaps.count(|s| s.project_id == project) as i64 >= QUOTA_SNAPSHOTS {
                     return Err(snapshots_exceeded());
                 }
@@ -233,11 +261,7 @@ impl Volumes {
                 Ok(made)
             })
             .await
-            .map_err(over_limit)?;
-        let this = self.clone();
-        let vid = volume_id.to_string();
-        tokio::spawn(async move { this.finish_snapshot(&id, &vid).await });
-        Ok(made)
+            .map_err(over_limit)
     }
 
     /// Copies a creating snapshot's bytes, then makes it `available` (or
