@@ -416,6 +416,12 @@ pub fn quota_verdict(
             }
             Ok(())
         }
+        Guard::Rows { max, message, .. } => {
+            if used.0 > *max {
+                return Err(Refusal::Quota(message.clone()));
+            }
+            Ok(())
+        }
         Guard::Capacity { node } => capacity_verdict(node, (used.1, used.2), None),
     }
 }

@@ -25,7 +25,7 @@ pub mod backend;
 pub mod quota;
 pub mod snapshot;
 
-use crate::store::{Store, Table};
+use crate::store::{Guard, Store, Table};
 use backend::{BlockBackend, FileBackend, Source};
 use chrono::{DateTime, Utc};
 use quota::{count_guard, gigabytes_exceeded, gigabytes_used, over_limit, volumes_exceeded};
@@ -416,6 +416,7 @@ impl Volumes {
         how: DeleteMode,
         now: DateTime<Utc>,
     ) -> Result<(), Fault> {
+        let refused = invalid_volume(undeletable(how.force));
         self.table
             .transact_with(&self.snapshots, |vols, snaps| {
                 let mut v = vols.get(&vol.id).ok_or_else(|| not_found(&vol.id))?;
@@ -435,19 +436,36 @@ impl Volumes {
                 };
                 let busy = v.attach_status == "attached" || v.migration_status.is_some();
                 if !status_ok || !snapshots_ok || busy {
-                    return Err(invalid_volume(undeletable(how.force)));
+                    return Err(refused.clone());
                 }
                 v.status = "deleting".into();
                 v.updated_at = Some(now);
-                vols.put(&vol.id, v);
-                for mut s in its.into_iter().filter(|_| how.cascade) {
-                    s.status = "deleting".into();
-                    s.updated_at = Some(now);
-                    snaps.put(&s.id.clone(), s);
+                // The database counts the volume's snapshots again: one
+                // another process took, and this one's copy does not
+                // hold yet, refuses the delete.
+                let known = if how.cascade { its.len() as i64 } else { 0 };
+                let none_else = Guard::Rows {
+                    table: "snapshots",
+                    column: "volume_id",
+                    value: vol.id.clone(),
+                    max: known,
+                    message: refused.message.clone(),
+                };
+                vols.put_guarded(&vol.id, v, none_else);
+                if how.cascade {
+                    for mut s in its {
+                        s.status = "deleting".into();
+                        s.updated_at = Some(now);
+                        snaps.put(&s.id.clone(), s);
+                    }
                 }
                 Ok(())
             })
-            .await?;
+            .await
+            .map_err(|f| match f.code == 403 && f.message == refused.message {
+                true => refused.clone(),
+                false => f,
+            })?;
         let this = self.clone();
         let id = vol.id.clone();
         tokio::spawn(async move { this.finish_delete(&id).await });

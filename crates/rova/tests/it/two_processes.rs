@@ -493,6 +493,8 @@ async fn snapshots_hold_across_processes() {
     let b = Arc::new(start_in(a.dir.clone(), |_| {}).await);
     let demo = a.login("demo").await;
     let vol = volume(&a, &demo, 1).await;
+    // b's copy follows a's writes through the change feed.
+    crate::volumes::wait(&b, &demo, &vol, Some("available")).await;
     let r = snap_create(&b, &demo, None, json!({"volume_id": vol})).await;
     assert_eq!(r.status.as_u16(), 202, "{}", r.text);
     let first = r.body["snapshot"]["id"].as_str().expect("id").to_string();
