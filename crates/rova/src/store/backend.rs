@@ -67,6 +67,20 @@ pub enum Guard {
         limit: i64,
         message: String,
     },
+    /// A row written only while another table holds few rows naming it:
+    /// the rows of `table` whose `column` is `value` are at most `max`
+    /// (a volume's delete: the volume's snapshots, none, or just those the
+    /// delete takes along). Counted after the row is written, so a
+    /// transaction adding such a row and writing the guarded row too (a
+    /// snapshot's insert writes its volume's row) is serialised with it by
+    /// the row. Refused with `message`.
+    Rows {
+        table: &'static str,
+        column: &'static str,
+        value: String,
+        max: i64,
+        message: String,
+    },
 }
 
 impl Guard {
@@ -77,6 +91,12 @@ impl Guard {
             Guard::Quota { project, .. } => format!("rova-quota/{project}"),
             Guard::Capacity { node, .. } => format!("rova-node/{node}"),
             Guard::Count { column, value, .. } => format!("rova-count/{table}/{column}/{value}"),
+            Guard::Rows {
+                table,
+                column,
+                value,
+                ..
+            } => format!("rova-count/{table}/{column}/{value}"),
         }
     }
 }
@@ -403,6 +423,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         "volumes",
         include_str!("../../migrations/sqlite/0016_volumes.sql"),
     ),
+    (
+        17,
+        "snapshots",
+        include_str!("../../migrations/sqlite/0017_snapshots.sql"),
+    ),
 ];
 
 pub const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -485,6 +510,11 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         16,
         "volumes",
         include_str!("../../migrations/postgres/0016_volumes.sql"),
+    ),
+    (
+        17,
+        "snapshots",
+        include_str!("../../migrations/postgres/0017_snapshots.sql"),
     ),
 ];
 

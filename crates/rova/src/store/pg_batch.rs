@@ -228,7 +228,7 @@ pub(super) fn children_and_guards_hold(
         matches!(
             op,
             Op::Put {
-                guard: Some(Guard::Count { .. }),
+                guard: Some(Guard::Count { .. } | Guard::Rows { .. }),
                 ..
             }
         )
@@ -417,6 +417,16 @@ fn write_checked(
                 }
                 Guard::Count { column, value, .. } => {
                     let sql = format!("SELECT count(*) FROM {} WHERE {column} = $1", kind.table);
+                    let n: i64 = tx.query_one(sql.as_str(), &[value])?.get(0);
+                    super::schema::quota_verdict(g, (0, 0), (n, 0, 0))
+                }
+                Guard::Rows {
+                    table,
+                    column,
+                    value,
+                    ..
+                } => {
+                    let sql = format!("SELECT count(*) FROM {table} WHERE {column} = $1");
                     let n: i64 = tx.query_one(sql.as_str(), &[value])?.get(0);
                     super::schema::quota_verdict(g, (0, 0), (n, 0, 0))
                 }

@@ -343,6 +343,17 @@ pub const KINDS: &[Kind] = &[
             text("display_name", "name"),
         ],
     },
+    Kind {
+        kind: "snapshot",
+        table: "snapshots",
+        cols: &[
+            text("project_id", "project_id"),
+            text("volume_id", "volume_id"),
+            text("status", "status"),
+            int("size_gb", "size"),
+            text("display_name", "name"),
+        ],
+    },
 ];
 
 /// The `(subnet_id, ip_address)` pairs of a port document's `fixed_ips`.
@@ -401,6 +412,12 @@ pub fn quota_verdict(
         }
         Guard::Count { limit, message, .. } => {
             if *limit >= 0 && used.0 > *limit {
+                return Err(Refusal::Quota(message.clone()));
+            }
+            Ok(())
+        }
+        Guard::Rows { max, message, .. } => {
+            if used.0 > *max {
                 return Err(Refusal::Quota(message.clone()));
             }
             Ok(())

@@ -435,6 +435,17 @@ fn check_guard(
                 .query_row([value], |r| r.get(0))?;
             super::schema::quota_verdict(guard, (0, 0), (n, 0, 0))
         }
+        Guard::Rows {
+            table: other,
+            column,
+            value,
+            ..
+        } => {
+            let n: i64 = tx
+                .prepare_cached(&format!("SELECT count(*) FROM {other} WHERE {column} = ?1"))?
+                .query_row([value], |r| r.get(0))?;
+            super::schema::quota_verdict(guard, (0, 0), (n, 0, 0))
+        }
         Guard::Quota { project, .. } => {
             let own: (i64, i64) = tx
                 .prepare_cached(

@@ -11,27 +11,32 @@
 //! volume service does when it starts (a cut-short create or extend is an
 //! error, a cut-short delete is carried out).
 //!
-//! Quotas (Cinder's defaults: 10 volumes, 1,000 GiB per project) are
-//! counted from the rows: the volume count again by the database in the
-//! transaction that adds the row.
+//! Quotas (Cinder's defaults: 10 volumes, 10 snapshots, 1,000 GiB per
+//! project, see [`quota`]) are counted from the rows: the counts again by
+//! the database in the transaction that adds the row.
+//!
+//! A volume's snapshots ([`snapshot`]) are rows of `snapshots`: a volume
+//! with snapshots is not deleted unless the delete cascades to them, and
+//! a volume may be made from one. Whatever reads or writes both tables
+//! together locks `volumes` first, then `snapshots`.
 
 pub mod api;
 pub mod attach;
 pub mod backend;
+pub mod quota;
+pub mod snapshot;
 
 use crate::store::{Guard, Store, Table};
 use backend::{BlockBackend, FileBackend, Source};
 use chrono::{DateTime, Utc};
+use quota::{count_guard, gigabytes_exceeded, gigabytes_used, over_limit, volumes_exceeded};
+pub use quota::{QUOTA_GIGABYTES, QUOTA_SNAPSHOTS, QUOTA_VOLUMES};
 use rova_core::Fault;
 use serde::{Deserialize, Serialize};
+use snapshot::Snapshot;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// Cinder's default `quota_volumes`.
-pub const QUOTA_VOLUMES: i64 = 10;
-/// Cinder's default `quota_gigabytes`.
-pub const QUOTA_GIGABYTES: u64 = 1000;
 /// The one volume type (Cinder's default type).
 pub const DEFAULT_TYPE: &str = "__DEFAULT__";
 /// Its id.
@@ -180,9 +185,43 @@ pub struct NewVolume {
     pub image_id: Option<String>,
 }
 
+/// The row of a new volume in `creating`.
+fn new_row(
+    now: DateTime<Utc>,
+    project: &str,
+    user: &str,
+    req: NewVolume,
+    image_metadata: BTreeMap<String, String>,
+) -> Volume {
+    Volume {
+        id: uuid::Uuid::new_v4().to_string(),
+        project_id: project.to_string(),
+        user_id: user.to_string(),
+        name: req.name,
+        description: req.description,
+        status: "creating".into(),
+        size: req.size,
+        availability_zone: ZONE.into(),
+        created_at: now,
+        updated_at: None,
+        metadata: req.metadata,
+        bootable: req.image_id.is_some(),
+        source_volid: req.source_volid,
+        snapshot_id: None,
+        image_metadata,
+        attach_status: "detached".into(),
+        migration_status: None,
+        host: None,
+        extend_to: None,
+        attachments: Vec::new(),
+    }
+}
+
 /// The volume service.
 pub struct Volumes {
     pub table: Table<Volume>,
+    /// The volumes' snapshots, indexed by volume (`volume`).
+    pub snapshots: Table<Snapshot>,
     backend: Arc<dyn BlockBackend>,
     /// This host's name (`os-vol-host-attr:host`).
     host: String,
@@ -208,20 +247,40 @@ fn or_list(items: &[&str]) -> String {
     items.join(" or ")
 }
 
-/// The message of a delete refused by the volume's state.
-pub fn undeletable() -> String {
+/// The message of a delete refused by the volume's state (a forced
+/// delete asks nothing of the status, and says so as Cinder does).
+pub fn undeletable(force: bool) -> String {
+    let status = match force {
+        true => String::new(),
+        false => format!("status must be {} and", or_list(DELETABLE)),
+    };
     format!(
-        "Volume status must be {} and must not be migrating, attached, belong to a group, \
+        "Volume {status} must not be migrating, attached, belong to a group, \
          have snapshots, awaiting a transfer, or be disassociated from snapshots after \
-         volume transfer.",
-        or_list(DELETABLE)
+         volume transfer."
     )
+}
+
+/// How a volume delete treats the volume's status and its snapshots
+/// (Cinder's `force` and `cascade`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeleteMode {
+    /// Whatever the volume's status (and its snapshots', with `cascade`).
+    pub force: bool,
+    /// Its snapshots are deleted first (else a volume with snapshots is
+    /// refused).
+    pub cascade: bool,
+    /// The caller is an admin: a cascade may take other projects'
+    /// snapshots of the volume.
+    pub admin: bool,
 }
 
 impl Volumes {
     pub fn load(store: &Arc<Store>, data_dir: &Path) -> Result<Self, String> {
         Ok(Volumes {
             table: Table::load("volume", store)?,
+            snapshots: Table::load("snapshot", store)?
+                .indexed("volume", |s: &Snapshot| Some(s.volume_id.clone())),
             backend: Arc::new(FileBackend::new(data_dir.join("volumes"))),
             host: "rova".into(),
         })
@@ -251,58 +310,46 @@ impl Volumes {
         image_metadata: BTreeMap<String, String>,
         source: Option<PathBuf>,
     ) -> Result<Arc<Volume>, Fault> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let vol = Volume {
-            id: id.clone(),
-            project_id: project.to_string(),
-            user_id: user.to_string(),
-            name: req.name,
-            description: req.description,
-            status: "creating".into(),
-            size: req.size,
-            availability_zone: ZONE.into(),
-            created_at: now,
-            updated_at: None,
-            metadata: req.metadata,
-            bootable: req.image_id.is_some(),
-            source_volid: req.source_volid,
-            snapshot_id: None,
-            image_metadata,
-            attach_status: "detached".into(),
-            migration_status: None,
-            host: None,
-            extend_to: None,
-            attachments: Vec::new(),
-        };
-        let stored = vol.clone();
+        let vol = new_row(now, project, user, req, image_metadata);
+        self.add(vol, source).await
+    }
+
+    /// Adds row `vol` (in `creating`) within the project's quotas, then
+    /// makes its bytes from `source`. A volume made from a snapshot needs
+    /// the snapshot `available` as the row is added.
+    async fn add(
+        self: &Arc<Self>,
+        vol: Volume,
+        source: Option<PathBuf>,
+    ) -> Result<Arc<Volume>, Fault> {
+        let stored = Arc::new(vol);
+        let id = stored.id.clone();
         self.table
-            .transact(|tx| {
-                let mine = |v: &Volume| v.project_id == stored.project_id;
-                let count = tx.count(mine) as i64;
+            .transact_with(&self.snapshots, |tx, snaps| {
+                if let Some(s) = &stored.snapshot_id {
+                    let snap = snaps.get(s).ok_or_else(|| snapshot::not_found(s))?;
+                    snapshot::usable(&snap)?;
+                }
+                let project = stored.project_id.as_str();
+                let count = tx.count(|v| v.project_id == project) as i64;
                 if count >= QUOTA_VOLUMES {
                     return Err(volumes_exceeded());
                 }
-                let used = tx.sum(|v| if mine(v) { v.size } else { 0 });
+                let used = gigabytes_used(tx, snaps, project);
                 if used + stored.size > QUOTA_GIGABYTES {
                     return Err(gigabytes_exceeded(stored.size, used));
                 }
                 // Counted again by the database as the row is written.
-                let quota = Guard::Count {
-                    column: "project_id",
-                    value: stored.project_id.clone(),
-                    limit: QUOTA_VOLUMES,
-                    message: volumes_exceeded().message,
-                };
-                tx.put_guarded(&id, stored.clone(), quota);
+                let quota = count_guard(project, QUOTA_VOLUMES, volumes_exceeded());
+                tx.put_shared(&id, stored.clone(), Some(quota));
                 Ok(())
             })
             .await
             .map_err(over_limit)?;
         let this = self.clone();
-        let vid = id.clone();
-        let size = vol.size;
-        tokio::spawn(async move { this.finish_create(&vid, size, source).await });
-        Ok(Arc::new(vol))
+        let size = stored.size;
+        tokio::spawn(async move { this.finish_create(&id, size, source).await });
+        Ok(stored)
     }
 
     /// Makes a creating volume's bytes, then makes it `available` (or
@@ -360,22 +407,7 @@ impl Volumes {
     /// A background write to volume `id`: a volume gone meanwhile is
     /// fine, another failure is logged (there is no caller to tell).
     async fn write_quietly(&self, id: &str, change: impl FnOnce(&mut Volume)) {
-        let r = self
-            .table
-            .update(
-                id,
-                || not_found(id),
-                |v| {
-                    change(v);
-                    Ok(())
-                },
-            )
-            .await;
-        if let Err(f) = r {
-            if f.code != 404 {
-                tracing::error!(volume = id, "volume write failed: {}", f.message);
-            }
-        }
+        write_row_quietly(&self.table, id, change).await
     }
 
     /// Changes a volume's name, description or metadata.
@@ -400,36 +432,101 @@ impl Volumes {
         Ok(v)
     }
 
-    /// Starts deleting a volume (Cinder's conditional update to
-    /// `deleting`), then removes its bytes and its row.
+    /// Starts deleting a volume without its snapshots (a volume with
+    /// snapshots is refused).
     pub async fn delete(
         self: &Arc<Self>,
         vol: &Volume,
         force: bool,
         now: DateTime<Utc>,
     ) -> Result<(), Fault> {
+        let how = DeleteMode {
+            force,
+            ..DeleteMode::default()
+        };
+        self.delete_as(vol, how, now).await
+    }
+
+    /// Starts deleting a volume (Cinder's conditional update to
+    /// `deleting`, with a cascade its snapshots' too, in one
+    /// transaction), then removes its snapshots, its bytes and its row.
+    pub async fn delete_as(
+        self: &Arc<Self>,
+        vol: &Volume,
+        how: DeleteMode,
+        now: DateTime<Utc>,
+    ) -> Result<(), Fault> {
+        let refused = invalid_volume(undeletable(how.force));
         self.table
-            .update(
-                &vol.id,
-                || not_found(&vol.id),
-                |v| {
-                    let status_ok = force || DELETABLE.contains(&v.status.as_str());
-                    if !status_ok || v.attach_status == "attached" || v.migration_status.is_some() {
-                        return Err(invalid_volume(undeletable()));
+            .transact_with(&self.snapshots, |vols, snaps| {
+                let mut v = vols.get(&vol.id).ok_or_else(|| not_found(&vol.id))?;
+                let its: Vec<Snapshot> = snaps
+                    .find_ids("volume", &v.id)
+                    .iter()
+                    .filter_map(|s| snaps.get(s))
+                    .collect();
+                let status_ok = how.force || DELETABLE.contains(&v.status.as_str());
+                let snapshots_ok = match (how.cascade, how.force) {
+                    (false, _) => its.is_empty(),
+                    (true, true) => true,
+                    (true, false) => its.iter().all(|s| {
+                        snapshot::DELETABLE.contains(&s.status.as_str())
+                            && (how.admin || s.project_id == v.project_id)
+                    }),
+                };
+                let busy = v.attach_status == "attached" || v.migration_status.is_some();
+                if !status_ok || !snapshots_ok || busy {
+                    return Err(refused.clone());
+                }
+                v.status = "deleting".into();
+                v.updated_at = Some(now);
+                // The database counts the volume's snapshots again: one
+                // another process took, and this one's copy does not
+                // hold yet, refuses the delete.
+                let known = if how.cascade { its.len() as i64 } else { 0 };
+                let none_else = Guard::Rows {
+                    table: "snapshots",
+                    column: "volume_id",
+                    value: vol.id.clone(),
+                    max: known,
+                    message: refused.message.clone(),
+                };
+                vols.put_guarded(&vol.id, v, none_else);
+                if how.cascade {
+                    for mut s in its {
+                        s.status = "deleting".into();
+                        s.updated_at = Some(now);
+                        snaps.put(&s.id.clone(), s);
                     }
-                    v.status = "deleting".into();
-                    v.updated_at = Some(now);
-                    Ok(())
-                },
-            )
-            .await?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|f| match f.code == 403 && f.message == refused.message {
+                true => refused.clone(),
+                false => f,
+            })?;
         let this = self.clone();
         let id = vol.id.clone();
         tokio::spawn(async move { this.finish_delete(&id).await });
         Ok(())
     }
 
+    /// Carries out a delete: the volume's snapshots being deleted (a
+    /// cascade's) go first; a volume left with snapshots is
+    /// `error_deleting`, else its bytes and row go.
     async fn finish_delete(&self, id: &str) {
+        for s in self.snapshots.find("volume", id) {
+            if s.status == "deleting" {
+                self.finish_snapshot_delete(&s.id).await;
+            }
+        }
+        if !self.snapshots.find("volume", id).is_empty() {
+            tracing::error!(volume = id, "volume delete failed: it still has snapshots");
+            self.end(id, "deleting", |v| v.status = "error_deleting".into())
+                .await;
+            return;
+        }
         let backend = self.backend.clone();
         let vid = id.to_string();
         match tokio::task::spawn_blocking(move || backend.delete(&vid)).await {
@@ -462,7 +559,7 @@ impl Volumes {
         }
         let grow = new_size - vol.size;
         self.table
-            .transact(|tx| {
+            .transact_with(&self.snapshots, |tx, snaps| {
                 let mut v = tx.get(&vol.id).ok_or_else(|| not_found(&vol.id))?;
                 if v.status != "available" {
                     return Err(invalid_volume(format!(
@@ -471,8 +568,7 @@ impl Volumes {
                         v.id, v.status
                     )));
                 }
-                let project = v.project_id.clone();
-                let used = tx.sum(|o| if o.project_id == project { o.size } else { 0 });
+                let used = gigabytes_used(tx, snaps, &v.project_id);
                 if used + grow > QUOTA_GIGABYTES {
                     return Err(gigabytes_exceeded(grow, used));
                 }
@@ -648,6 +744,8 @@ impl Volumes {
         self: &Arc<Self>,
         quiet_since: Option<DateTime<Utc>>,
     ) -> Result<(), Fault> {
+        // Snapshots first: a cascading delete's go before their volume.
+        self.settle_snapshots(quiet_since).await;
         for v in self.table.all() {
             if quiet_since.is_some_and(|t| v.last_change() > t) {
                 continue;
@@ -672,32 +770,25 @@ impl Volumes {
     }
 }
 
-fn volumes_exceeded() -> Fault {
-    Fault::new(
-        413,
-        format!(
-            "Maximum number of volumes allowed ({QUOTA_VOLUMES}) exceeded for quota 'volumes'."
-        ),
-    )
-}
-
-fn gigabytes_exceeded(requested: u64, consumed: u64) -> Fault {
-    Fault::new(
-        413,
-        format!(
-            "Requested volume or snapshot exceeds allowed \
-             gigabytes quota. Requested {requested}G, quota is {QUOTA_GIGABYTES}G and \
-             {consumed}G has been consumed."
-        ),
-    )
-}
-
-/// The database's quota refusal (a 403 from the count guard) as Cinder's
-/// 413.
-fn over_limit(f: Fault) -> Fault {
-    if f.code == 403 && f.message == volumes_exceeded().message {
-        volumes_exceeded()
-    } else {
-        f
+/// A background write to row `id` of `table`: a row gone meanwhile is
+/// fine, another failure is logged (there is no caller to tell).
+async fn write_row_quietly<T>(table: &Table<T>, id: &str, change: impl FnOnce(&mut T))
+where
+    T: Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    let r = table
+        .update(
+            id,
+            || Fault::not_found(format!("{id} is gone")),
+            |row| {
+                change(row);
+                Ok(())
+            },
+        )
+        .await;
+    if let Err(f) = r {
+        if f.code != 404 {
+            tracing::error!(id, "block storage write failed: {}", f.message);
+        }
     }
 }

@@ -32,6 +32,8 @@ mod servers_create;
 mod servers_list;
 mod servers_misc;
 mod sim_api;
+mod snapshot_volumes;
+mod snapshots;
 mod step_faults;
 mod storage;
 mod two_processes;

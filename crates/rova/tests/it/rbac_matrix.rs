@@ -417,6 +417,14 @@ fn rows() -> Vec<Row> {
             .v("2.35"),
         row("GET", "/compute/v2.1/os-volumes/{id}", Read).v("2.35"),
         row("DELETE", "/compute/v2.1/os-volumes/{id}", Write).fresh().v("2.35"),
+        row("GET", "/compute/v2.1/os-snapshots", Authed).v("2.35"),
+        row("GET", "/compute/v2.1/os-snapshots/detail", Authed).v("2.35"),
+        // Another project cannot see the volume: 404.
+        row("POST", "/compute/v2.1/os-snapshots", Write)
+            .body(|fx| json!({"snapshot": {"volume_id": fx.volume, "force": true}}))
+            .v("2.35"),
+        row("GET", "/compute/v2.1/os-snapshots/{id}", Read).v("2.35"),
+        row("DELETE", "/compute/v2.1/os-snapshots/{id}", Write).fresh().v("2.35"),
         row("GET", "/compute/v2.1/servers/{id}/os-volume_attachments", Read),
         // The fixture volume is attached at the end: 404 before.
         row(
@@ -677,6 +685,30 @@ fn rows() -> Vec<Row> {
         row("POST", "/volume/v3/{project_id}/attachments/{id}/action", Write)
             .json(json!({"os-complete": null}))
             .v("3.44"),
+        row("GET", "/volume/v3/{project_id}/snapshots", Authed),
+        // Another project cannot see the volume: 404.
+        row("POST", "/volume/v3/{project_id}/snapshots", Write)
+            .body(|fx| json!({"snapshot": {"volume_id": fx.volume, "force": true, "name": "rbac-snap"}})),
+        row("GET", "/volume/v3/{project_id}/snapshots/detail", Authed),
+        row("GET", "/volume/v3/{project_id}/snapshots/{id}", Read),
+        row("PUT", "/volume/v3/{project_id}/snapshots/{id}", Write).json(json!({"snapshot": {"name": "rbac-snap"}})),
+        row("DELETE", "/volume/v3/{project_id}/snapshots/{id}", Write).fresh(),
+        row("POST", "/volume/v3/{project_id}/snapshots/{id}/action", AdminRes)
+            .json(json!({"os-reset_status": {"status": "available"}})),
+        row("GET", "/volume/v3/{project_id}/snapshots/{id}/metadata", Read),
+        row("POST", "/volume/v3/{project_id}/snapshots/{id}/metadata", Write)
+            .json(json!({"metadata": {"rbac2": "1"}})),
+        row("PUT", "/volume/v3/{project_id}/snapshots/{id}/metadata", Write)
+            .json(json!({"metadata": {"rbac": "1"}})),
+        row("GET", "/volume/v3/{project_id}/snapshots/{id}/metadata/{key}", Read),
+        row("PUT", "/volume/v3/{project_id}/snapshots/{id}/metadata/{key}", Write)
+            .json(json!({"meta": {"rbac": "1"}})),
+        row(
+            "DELETE",
+            "/volume/v3/{project_id}/snapshots/{id}/metadata/{key}",
+            Custom(Exp::Is(403), Exp::NotDenied, Exp::Is(404), Exp::NotDenied),
+        )
+        .last(),
         row("GET", "/volume/v3/{project_id}/types", Authed),
         row("GET", "/volume/v3/{project_id}/types/default", Authed),
         row("GET", "/volume/v3/{project_id}/types/{id}", Authed),
@@ -867,6 +899,8 @@ struct Fx {
     attach_volume: String,
     /// An attachment (Cinder's attachments API) of the demo project.
     attachment: String,
+    /// A snapshot of it (the demo project's), with metadata key `rbac`.
+    snapshot: String,
 }
 
 impl Fx {
@@ -889,8 +923,10 @@ impl Fx {
     }
     /// Ids of the demo project's private resources: another project's
     /// successful answers must never mention them.
-    fn private_ids(&self) -> [&str; 8] {
+    fn private_ids(&self) -> [&str; 10] {
         [
+            &self.volume,
+            &self.snapshot,
             &self.server,
             &self.image,
             &self.secgroup,
@@ -1249,6 +1285,9 @@ async fn setup(c: &TestCloud) -> Fx {
     let (attach_volume, attachment) = make_attachment(c, &demo)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    let snapshot = make_snapshot(c, &demo, &volume)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 
     Fx {
         passwords: c.passwords.clone(),
@@ -1277,6 +1316,7 @@ async fn setup(c: &TestCloud) -> Fx {
         volume,
         attach_volume,
         attachment,
+        snapshot,
     }
 }
 
@@ -1308,6 +1348,23 @@ async fn make_volume(c: &TestCloud, u: &User) -> Result<String, String> {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     Err(format!("volume {id} never became available"))
+}
+
+/// A new snapshot of volume `volume` by `u` (metadata `rbac`), once
+/// available.
+async fn make_snapshot(c: &TestCloud, u: &User, volume: &str) -> Result<String, String> {
+    let path = format!("/volume/v3/{}/snapshots", u.project_id);
+    let body = json!({"snapshot": {"volume_id": volume, "force": true, "metadata": {"rbac": "1"}}});
+    let s = must_r(c, u, "POST", &path, None, Some(body)).await?;
+    let id = s["snapshot"]["id"].as_str().unwrap_or_default().to_string();
+    for _ in 0..500 {
+        let shown = must_r(c, u, "GET", &format!("{path}/{id}"), None, None).await?;
+        if shown["snapshot"]["status"] == "available" {
+            return Ok(id);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    Err(format!("snapshot {id} never became available"))
 }
 
 /// The value for one `{param}` of a route, from the literal segment before
@@ -1349,6 +1406,7 @@ fn param(fx: &Fx, route: &str, prev: &str, name: &str) -> Option<String> {
         ("ports", "id") if net_api => fx.port.clone(),
         ("v3", "project_id") => fx.demo.project_id.clone(),
         ("volumes", "id") | ("os-volumes", "id") => fx.volume.clone(),
+        ("snapshots", "id") | ("os-snapshots", "id") => fx.snapshot.clone(),
         ("types", "id") => rova::volume::DEFAULT_TYPE_ID.to_string(),
         ("attachments", "id") => fx.attachment.clone(),
         ("extensions", "alias") => "security-group".to_string(),
@@ -1457,6 +1515,7 @@ async fn fresh(c: &TestCloud, fx: &Fx, row: &Row, n: usize) -> Result<(String, S
         ("ports", "id") => make(c, demo, Make::Port, "", &fx.network).await?,
         ("volumes", "id") | ("os-volumes", "id") => make_volume(c, demo).await?,
         ("attachments", "id") => make_attachment(c, demo).await?.1,
+        ("snapshots", "id") | ("os-snapshots", "id") => make_snapshot(c, demo, &fx.volume).await?,
         other => panic!("no fresh copy for {other:?} ({route})"),
     };
     Ok((name, v))
@@ -1709,6 +1768,14 @@ async fn sweep_for_denied(c: &TestCloud, fx: &Fx) -> Vec<String> {
         "/network/v2.0/ports".to_string(),
         "/network/v2.0/security-groups".to_string(),
         "/network/v2.0/security-group-rules".to_string(),
+        format!(
+            "/volume/v3/{}/volumes/detail?all_tenants=1",
+            fx.admin.project_id
+        ),
+        format!(
+            "/volume/v3/{}/snapshots/detail?all_tenants=1",
+            fx.admin.project_id
+        ),
     ];
     let mut found = Vec::new();
     for path in views {

@@ -325,7 +325,8 @@ async fn the_schema_holds_every_kinds_columns() {
                 vec![Some("13".to_string())],
                 vec![Some("14".to_string())],
                 vec![Some("15".to_string())],
-                vec![Some("16".to_string())]
+                vec![Some("16".to_string())],
+                vec![Some("17".to_string())]
             ],
             "{db:?}"
         );
@@ -623,6 +624,52 @@ async fn a_counted_guard_counts_every_processs_rows() {
             })
             .await
             .expect("q has room");
+    }
+}
+
+/// A guard on another table's rows (a volume's delete: at most the
+/// snapshots it takes along) is decided by the database: a snapshot row
+/// written behind this store's back refuses the write.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rows_guard_counts_another_tables_rows() {
+    use rova::store::Guard;
+    for db in backends("rows") {
+        let store = Store::connect(&db).expect("open");
+        let vols: Table<Value> = Table::load("volume", &store).expect("load");
+        let vol = |status: &str| json!({"id": "v", "project_id": "p", "status": status});
+        vols.put("v", vol("available")).await.expect("v");
+        query(
+            &db,
+            r#"INSERT INTO snapshots (id, gen, volume_id, body) VALUES ('s', 1, 'v', '{"volume_id":"v"}')"#,
+        );
+        let at_most = |max| Guard::Rows {
+            table: "snapshots",
+            column: "volume_id",
+            value: "v".into(),
+            max,
+            message: "Volume v has snapshots.".into(),
+        };
+        let refused = vols
+            .write_behind_guarded("v", vol("deleting"), at_most(0))
+            .expect("queued")
+            .outcome()
+            .await
+            .expect_err("a snapshot names it");
+        assert_eq!(
+            (refused.code, refused.message.as_str()),
+            (403, "Volume v has snapshots."),
+            "{db:?}"
+        );
+        assert_eq!(
+            vols.get("v").map(|v| v["status"].clone()),
+            Some(json!("available")),
+            "{db:?}"
+        );
+        vols.write_behind_guarded("v", vol("deleting"), at_most(1))
+            .expect("queued")
+            .outcome()
+            .await
+            .expect("the one it takes along");
     }
 }
 

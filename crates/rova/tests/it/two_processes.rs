@@ -477,3 +477,77 @@ async fn a_starting_process_leaves_the_others_fresh_volume_work_alone() {
         "a stale reservation"
     );
 }
+
+/// Snapshots across two processes: a volume with a snapshot the other
+/// process took is never deleted (its delete is refused, or conflicts
+/// while this process's copy lags), and the snapshot quota is counted by
+/// the database (creates sent to both at once: ten at most, every one
+/// answered 202 a row).
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshots_hold_across_processes() {
+    use crate::common::{start, start_in, Resp};
+    use crate::snapshots::{snap_create, snap_wait, volume};
+    use rova::store::schema::Cell;
+    let a = Arc::new(start().await);
+    assert!(a.database.is_some(), "PostgreSQL: set ROVA_TEST_PG_URL");
+    let b = Arc::new(start_in(a.dir.clone(), |_| {}).await);
+    let demo = a.login("demo").await;
+    let vol = volume(&a, &demo, 1).await;
+    // b's copy follows a's writes through the change feed.
+    crate::volumes::wait(&b, &demo, &vol, Some("available")).await;
+    let r = snap_create(&b, &demo, None, json!({"volume_id": vol})).await;
+    assert_eq!(r.status.as_u16(), 202, "{}", r.text);
+    let first = r.body["snapshot"]["id"].as_str().expect("id").to_string();
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = crate::volumes::del(&a, &demo, &vol).await;
+        match r.status.as_u16() {
+            400 => break,
+            409 => assert!(Instant::now() < end, "a's copy never caught up"),
+            other => panic!(
+                "a volume with a snapshot: delete answered {other} {}",
+                r.text
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let cloud = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let (demo, vol) = (demo.clone(), vol.clone());
+        tasks.push(tokio::spawn(async move {
+            snap_create(&cloud, &demo, None, json!({"volume_id": vol})).await
+        }));
+    }
+    let mut made = vec![first];
+    for t in tasks {
+        let r: Resp = t.await.expect("create");
+        match r.status.as_u16() {
+            202 => made.push(r.body["snapshot"]["id"].as_str().expect("id").to_string()),
+            // Refused by this process's count, or by the database's.
+            413 => assert_eq!(
+                r.fault(413),
+                "Maximum number of snapshots allowed (10) exceeded"
+            ),
+            other => panic!("snapshot create: {other} {}", r.text),
+        }
+    }
+    assert!(made.len() <= 10, "{} snapshots made", made.len());
+    let counted = a
+        .app
+        .store
+        .select(
+            "SELECT count(*) FROM snapshots WHERE project_id = ?1",
+            vec![Cell::Text(demo.project_id.clone())],
+        )
+        .expect("count");
+    assert_eq!(
+        counted[0][0].int(),
+        Some(made.len() as i64),
+        "a row for every snapshot answered, no other"
+    );
+    for s in &made {
+        snap_wait(&b, &demo, s, Some("available")).await;
+    }
+}

@@ -17,6 +17,7 @@ mod images;
 mod interfaces;
 mod keypairs;
 mod limits;
+mod os_snapshots;
 mod os_volumes;
 mod schema;
 mod secgroups;
@@ -55,6 +56,7 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .merge(interfaces::routes())
         .merge(volume_attachments::routes())
         .merge(os_volumes::routes())
+        .merge(os_snapshots::routes())
         .merge(groups_quotas::routes())
         .merge(flavor_access::routes())
         .merge(diagnostics::routes())

@@ -1,6 +1,7 @@
 //! Nova's volume proxy (`os-volumes`, 2.1–2.35, 404 from 2.36): list,
-//! detail, show, create and delete of the caller's volumes, answered from
-//! the block storage service in Nova's camelCase view.
+//! detail, show, create (blank or from a snapshot) and delete of the
+//! caller's volumes, answered from the block storage service in Nova's
+//! camelCase view.
 
 use crate::app::App;
 use crate::compute::secgroups::proxy_available;
@@ -55,9 +56,27 @@ fn visible(app: &App, ctx: &Ctx, id: &str) -> Result<Arc<Volume>, Fault> {
     app.volumes.visible(id, &ctx.project_id, ctx.is_admin())
 }
 
+/// `{"<key>": {...}}`, the body a proxy's create sends: the inner value
+/// and its object, with Nova's schema refusals.
+pub(super) fn wrapped<'a>(
+    body: &'a Value,
+    key: &str,
+) -> Result<(&'a Value, &'a serde_json::Map<String, Value>), Fault> {
+    let o = body
+        .as_object()
+        .ok_or_else(|| Fault::bad_request(format!("{body} is not of type 'object'")))?;
+    let v = o
+        .get(key)
+        .ok_or_else(|| Fault::bad_request(format!("'{key}' is a required property")))?;
+    let m = v
+        .as_object()
+        .ok_or_else(|| fields::invalid(key, v, "is not of type 'object'"))?;
+    Ok((v, m))
+}
+
 /// Nova's `common.limited`: `offset` and `limit` (0 or absent: 1,000),
 /// both integers >= 0.
-fn limited(q: Option<&str>) -> Result<(usize, usize), Fault> {
+pub(super) fn limited(q: Option<&str>) -> Result<(usize, usize), Fault> {
     let mut offset = 0usize;
     let mut limit = 1000usize;
     for (k, v) in form_urlencoded::parse(q.unwrap_or("").as_bytes()) {
@@ -110,15 +129,7 @@ async fn create(
     proxy_available(&ctx)?;
     ctx.require_member("os_compute_api:os-volumes:create")?;
     let body = parse_json(&headers, &body)?;
-    let o = body
-        .as_object()
-        .ok_or_else(|| Fault::bad_request(format!("{body} is not of type 'object'")))?;
-    let v = o
-        .get("volume")
-        .ok_or_else(|| Fault::bad_request("'volume' is a required property"))?;
-    let m = v
-        .as_object()
-        .ok_or_else(|| fields::invalid("volume", v, "is not of type 'object'"))?;
+    let (v, m) = wrapped(&body, "volume")?;
     const KNOWN: &[&str] = &[
         "volume_type",
         "metadata",
@@ -134,9 +145,13 @@ async fn create(
         .ok_or_else(|| fields::invalid("volume", v, "'size' is a required property"))?;
     let size = fields::volume_size("size", size)?;
     let text = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_string);
-    if let Some(s) = text("snapshot_id") {
-        return Err(Fault::not_found(format!("Snapshot {s} could not be found.")).into());
-    }
+    let snapshot = match text("snapshot_id") {
+        Some(s) => Some(
+            app.volumes
+                .snapshot_visible(&s, &ctx.project_id, ctx.is_admin())?,
+        ),
+        None => None,
+    };
     let metadata = match m.get("metadata") {
         Some(x) => fields::metadata("metadata", x)?,
         None => BTreeMap::new(),
@@ -149,17 +164,26 @@ async fn create(
         source_volid: None,
         image_id: None,
     };
-    let vol = app
-        .volumes
-        .create(
-            app.clock.now(),
-            &ctx.project_id,
-            &ctx.user_id,
-            req,
-            BTreeMap::new(),
-            None,
-        )
-        .await?;
+    let now = app.clock.now();
+    let (project, user) = (&ctx.project_id, &ctx.user_id);
+    let vol = match snapshot {
+        Some(snap) => {
+            // Cinder's refusals reach Nova's caller as its InvalidInput.
+            let invalid =
+                |f: Fault| Fault::bad_request(format!("Invalid input received: {}", f.message));
+            crate::volume::snapshot::usable(&snap).map_err(invalid)?;
+            crate::volume::snapshot::volume_size_from(&snap, Some(req.size)).map_err(invalid)?;
+            app.volumes
+                .create_from_snapshot(now, project, user, req, &snap)
+                .await
+                .map_err(|f| if f.code == 400 { invalid(f) } else { f })?
+        }
+        None => {
+            app.volumes
+                .create(now, project, user, req, BTreeMap::new(), None)
+                .await?
+        }
+    };
     Ok(axum::Json(json!({"volume": view(&vol)})).into_response())
 }
 

@@ -252,6 +252,45 @@ where
         };
         first_refusal(rxs).await.map(|()| r)
     }
+
+    /// [`Table::transact`] over this table and table `other` together:
+    /// `change` reads and writes both through their views, under both
+    /// locks (this table's first, so every caller must name the two in
+    /// the same order), and every write of either is made in one
+    /// transaction, all or nothing. Both tables must be kept whole.
+    pub async fn transact_with<U, R>(
+        &self,
+        other: &Table<U>,
+        change: impl FnOnce(&mut TxView<'_, T>, &mut TxView<'_, U>) -> Result<R, Fault>,
+    ) -> Result<R, Fault>
+    where
+        U: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let (r, rxs) = {
+            let mut rows = self.inner.rows.write();
+            let mut others = other.inner.rows.write();
+            debug_assert!(
+                !rows.cached() && !others.cached(),
+                "transact_with sees only the copies, not a cached table's rows"
+            );
+            let mut mine = TxView::over(&rows);
+            let mut theirs = TxView::over(&others);
+            let r = change(&mut mine, &mut theirs)?;
+            let (pending, mut guards) = (mine.pending, mine.guards);
+            let (other_pending, mut other_guards) = (theirs.pending, theirs.guards);
+            let mut writes = Vec::with_capacity(pending.len() + other_pending.len());
+            for (id, v) in pending {
+                let guard = guards.remove(&id);
+                writes.push(self.prepare(&mut rows, &id, v, guard)?);
+            }
+            for (id, v) in other_pending {
+                let guard = other_guards.remove(&id);
+                writes.push(other.prepare(&mut others, &id, v, guard)?);
+            }
+            (r, self.store.enqueue_group(writes))
+        };
+        first_refusal(rxs).await.map(|()| r)
+    }
 }
 
 /// Waits for every write of an all-or-nothing group. The write refused

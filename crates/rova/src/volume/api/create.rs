@@ -1,7 +1,7 @@
 //! `POST /volumes`: the body checked as Cinder's schema and create flow
-//! check it (size, name, metadata, type, zone, and the source: an image or
-//! another volume, which decides how small the volume may be), then the
-//! volume added in `creating`.
+//! check it (size, name, metadata, type, zone, and the source: one of an
+//! image, another volume or a snapshot, which decides how small the
+//! volume may be), then the volume added in `creating`.
 
 use super::*;
 use crate::volume::NewVolume;
@@ -72,9 +72,7 @@ pub(super) async fn create(
             );
         }
     }
-    if let Some(s) = optional_uuid("snapshot_id", v.get("snapshot_id"))? {
-        return Err(Fault::not_found(format!("Snapshot {s} could not be found.")).into());
-    }
+    let snapshot_id = optional_uuid("snapshot_id", v.get("snapshot_id"))?;
     let source_volid = optional_uuid("source_volid", v.get("source_volid"))?;
     let image_id = match v.get("imageRef").or(v.get("image_id")) {
         None | Some(Value::Null) => None,
@@ -90,12 +88,50 @@ pub(super) async fn create(
         None | Some(Value::Null) => None,
         Some(s) => Some(fields::volume_size("size", s)?),
     };
+    // The sources are looked up (404s) before they are compared.
+    let snapshot = match &snapshot_id {
+        Some(s) => Some(r.snapshot(&app, s)?),
+        None => None,
+    };
+    let source_vol = match &source_volid {
+        Some(s) => Some(r.volume(&app, s)?),
+        None => None,
+    };
+    let given = [snapshot.is_some(), source_vol.is_some(), image_id.is_some()];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err(invalid_input(
+            "May specify only one of backup, imageRef, snapshot, source volume",
+        )
+        .into());
+    }
+    let now = app.clock.now();
+    if let Some(snap) = snapshot {
+        crate::volume::snapshot::usable(&snap)?;
+        let size = crate::volume::snapshot::volume_size_from(&snap, size)?;
+        let req = NewVolume {
+            size,
+            name,
+            description,
+            metadata,
+            source_volid: None,
+            image_id: None,
+        };
+        let (project, user) = (&r.ctx.project_id, &r.ctx.user_id);
+        let vol = app
+            .volumes
+            .create_from_snapshot(now, project, user, req, &snap)
+            .await?;
+        return Ok(r.answer(
+            StatusCode::ACCEPTED,
+            Some(json!({"volume": plain(&r, &vol)})),
+        ));
+    }
     // The source decides what may be copied and how small the volume may be.
     let mut image_metadata = BTreeMap::new();
     let mut source = None;
     let mut floor = 0u64;
-    if let Some(src) = &source_volid {
-        let s = r.volume(&app, src)?;
+    if let Some(s) = source_vol {
+        let src = &s.id;
         if !["available", "in-use"].contains(&s.status.as_str()) {
             return Err(crate::volume::invalid_volume(
                 "Originating source volume status must be one of 'available', 'in-use' values",
@@ -162,7 +198,7 @@ pub(super) async fn create(
     let vol = app
         .volumes
         .create(
-            app.clock.now(),
+            now,
             &r.ctx.project_id,
             &r.ctx.user_id,
             req,

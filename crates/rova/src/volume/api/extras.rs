@@ -1,22 +1,72 @@
-//! A volume's metadata (whole and by key), the default volume type, the
-//! availability zone and the absolute limits.
+//! A volume's or a snapshot's metadata (whole and by key), the default
+//! volume type, the availability zone and the absolute limits (volumes,
+//! snapshots and the gigabytes they hold together).
 
 use super::*;
 
 // ---- metadata ----
+//
+// The handlers serve a volume's metadata and (`SNAP`) a snapshot's,
+// which Cinder answers alike.
 
-pub(super) async fn metadata_show(
+/// The metadata of volume (or, `SNAP`, snapshot) `id`.
+fn meta_of<const SNAP: bool>(
+    app: &App,
+    r: &Req,
+    id: &str,
+) -> Result<BTreeMap<String, String>, Fault> {
+    Ok(match SNAP {
+        true => r.snapshot(app, id)?.metadata.clone(),
+        false => r.volume(app, id)?.metadata.clone(),
+    })
+}
+
+/// Changes the metadata of volume (or snapshot) `id`: what it is then.
+async fn meta_change<const SNAP: bool>(
+    app: &App,
+    r: &Req,
+    id: &str,
+    change: impl FnOnce(&mut BTreeMap<String, String>),
+) -> Result<BTreeMap<String, String>, Fault> {
+    let now = app.clock.now();
+    Ok(match SNAP {
+        true => {
+            let s = r.snapshot(app, id)?;
+            let s = app
+                .volumes
+                .update_snapshot(&s, now, |s| change(&mut s.metadata))
+                .await?;
+            s.metadata.clone()
+        }
+        false => {
+            let v = r.volume(app, id)?;
+            let v = app
+                .volumes
+                .update(&v, now, |v| change(&mut v.metadata))
+                .await?;
+            v.metadata.clone()
+        }
+    })
+}
+
+/// The policy a metadata write (`update`, `delete`) needs.
+fn meta_rule<const SNAP: bool>(what: &str) -> String {
+    let of = if SNAP { "snapshot" } else { "volume" };
+    format!("volume:{what}_{of}_metadata")
+}
+
+pub(super) async fn metadata_show<const SNAP: bool>(
     State(app): A,
     caller: Caller,
     Path((_, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Res {
     let r = Req::new(caller, &headers)?;
-    let v = r.volume(&app, &id)?;
-    Ok(r.answer(StatusCode::OK, Some(json!({"metadata": v.metadata}))))
+    let m = meta_of::<SNAP>(&app, &r, &id)?;
+    Ok(r.answer(StatusCode::OK, Some(json!({ "metadata": m }))))
 }
 
-async fn metadata_write(
+async fn metadata_write<const SNAP: bool>(
     app: Arc<App>,
     caller: Caller,
     id: String,
@@ -25,63 +75,62 @@ async fn metadata_write(
     replace: bool,
 ) -> Res {
     let r = Req::new(caller, &headers)?;
-    r.member("volume:update_volume_metadata")?;
-    let v = r.volume(&app, &id)?;
+    r.member(&meta_rule::<SNAP>("update"))?;
+    meta_of::<SNAP>(&app, &r, &id)?;
     let body = parse_json(&headers, &body)?;
     let m = body
         .get("metadata")
         .ok_or_else(|| Fault::bad_request("Malformed request body"))?;
     let m = fields::metadata("metadata", m)?;
-    let v = app
-        .volumes
-        .update(&v, app.clock.now(), |v| {
-            if replace {
-                v.metadata = m;
-            } else {
-                v.metadata.extend(m);
-            }
-        })
-        .await?;
-    Ok(r.answer(StatusCode::OK, Some(json!({"metadata": v.metadata}))))
+    let m = meta_change::<SNAP>(&app, &r, &id, |have| {
+        if replace {
+            *have = m;
+        } else {
+            have.extend(m);
+        }
+    })
+    .await?;
+    Ok(r.answer(StatusCode::OK, Some(json!({ "metadata": m }))))
 }
 
-pub(super) async fn metadata_merge(
+pub(super) async fn metadata_merge<const SNAP: bool>(
     State(app): A,
     caller: Caller,
     Path((_, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Res {
-    metadata_write(app, caller, id, headers, body, false).await
+    metadata_write::<SNAP>(app, caller, id, headers, body, false).await
 }
 
-pub(super) async fn metadata_replace(
+pub(super) async fn metadata_replace<const SNAP: bool>(
     State(app): A,
     caller: Caller,
     Path((_, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Res {
-    metadata_write(app, caller, id, headers, body, true).await
+    metadata_write::<SNAP>(app, caller, id, headers, body, true).await
 }
 
-fn no_meta(id: &str, key: &str) -> Fault {
-    Fault::not_found(format!("Volume {id} has no metadata with key {key}."))
+fn no_meta<const SNAP: bool>(id: &str, key: &str) -> Fault {
+    let what = if SNAP { "Snapshot" } else { "Volume" };
+    Fault::not_found(format!("{what} {id} has no metadata with key {key}."))
 }
 
-pub(super) async fn meta_item_show(
+pub(super) async fn meta_item_show<const SNAP: bool>(
     State(app): A,
     caller: Caller,
     Path((_, id, key)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Res {
     let r = Req::new(caller, &headers)?;
-    let v = r.volume(&app, &id)?;
-    let val = v.metadata.get(&key).ok_or_else(|| no_meta(&id, &key))?;
+    let m = meta_of::<SNAP>(&app, &r, &id)?;
+    let val = m.get(&key).ok_or_else(|| no_meta::<SNAP>(&id, &key))?;
     Ok(r.answer(StatusCode::OK, Some(json!({"meta": {key: val}}))))
 }
 
-pub(super) async fn meta_item_set(
+pub(super) async fn meta_item_set<const SNAP: bool>(
     State(app): A,
     caller: Caller,
     Path((_, id, key)): Path<(String, String, String)>,
@@ -89,8 +138,8 @@ pub(super) async fn meta_item_set(
     body: Bytes,
 ) -> Res {
     let r = Req::new(caller, &headers)?;
-    r.member("volume:update_volume_metadata")?;
-    let v = r.volume(&app, &id)?;
+    r.member(&meta_rule::<SNAP>("update"))?;
+    meta_of::<SNAP>(&app, &r, &id)?;
     let body = parse_json(&headers, &body)?;
     let meta = body
         .get("meta")
@@ -106,35 +155,26 @@ pub(super) async fn meta_item_set(
         return Err(Fault::bad_request("Request body and URI mismatch").into());
     }
     let m = fields::metadata("meta", &Value::Object(meta.clone()))?;
-    let v = app
-        .volumes
-        .update(&v, app.clock.now(), |v| v.metadata.extend(m))
-        .await?;
-    let val = v
-        .metadata
-        .get(&key)
-        .cloned()
-        .unwrap_or_else(|| val.to_string());
+    let m = meta_change::<SNAP>(&app, &r, &id, |have| have.extend(m)).await?;
+    let val = m.get(&key).cloned().unwrap_or_else(|| val.to_string());
     Ok(r.answer(StatusCode::OK, Some(json!({"meta": {key: val}}))))
 }
 
-pub(super) async fn meta_item_delete(
+pub(super) async fn meta_item_delete<const SNAP: bool>(
     State(app): A,
     caller: Caller,
     Path((_, id, key)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Res {
     let r = Req::new(caller, &headers)?;
-    r.member("volume:delete_volume_metadata")?;
-    let v = r.volume(&app, &id)?;
-    if !v.metadata.contains_key(&key) {
-        return Err(no_meta(&id, &key).into());
+    r.member(&meta_rule::<SNAP>("delete"))?;
+    if !meta_of::<SNAP>(&app, &r, &id)?.contains_key(&key) {
+        return Err(no_meta::<SNAP>(&id, &key).into());
     }
-    app.volumes
-        .update(&v, app.clock.now(), |v| {
-            v.metadata.remove(&key);
-        })
-        .await?;
+    meta_change::<SNAP>(&app, &r, &id, |have| {
+        have.remove(&key);
+    })
+    .await?;
     Ok(r.answer(StatusCode::OK, None))
 }
 
@@ -189,22 +229,18 @@ pub(super) async fn zones(caller: Caller, headers: HeaderMap) -> Res {
 
 pub(super) async fn limits(State(app): A, caller: Caller, headers: HeaderMap) -> Res {
     let r = Req::new(caller, &headers)?;
-    let mine = app
-        .volumes
-        .table
-        .filter(|v| v.project_id == r.ctx.project_id);
-    let used: u64 = mine.iter().map(|v| v.size).sum();
+    let used = app.volumes.usage(&r.ctx.project_id);
     Ok(r.answer(
         StatusCode::OK,
         Some(json!({"limits": {"rate": [], "absolute": {
             "maxTotalVolumes": crate::volume::QUOTA_VOLUMES,
             "maxTotalVolumeGigabytes": crate::volume::QUOTA_GIGABYTES,
-            "maxTotalSnapshots": 10,
+            "maxTotalSnapshots": crate::volume::QUOTA_SNAPSHOTS,
             "maxTotalBackups": 10,
             "maxTotalBackupGigabytes": 1000,
-            "totalVolumesUsed": mine.len(),
-            "totalGigabytesUsed": used,
-            "totalSnapshotsUsed": 0,
+            "totalVolumesUsed": used.volumes,
+            "totalGigabytesUsed": used.gigabytes,
+            "totalSnapshotsUsed": used.snapshots,
             "totalBackupsUsed": 0,
             "totalBackupGigabytesUsed": 0,
         }}})),

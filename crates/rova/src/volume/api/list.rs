@@ -1,18 +1,41 @@
 //! `GET /volumes` and `/volumes/detail`: the project's volumes (every
 //! project's for an admin with `all_tenants`), Cinder's exact-match
 //! filters, `sort`/`sort_key`/`sort_dir`, and marker/limit paging with a
-//! `next` link.
+//! `next` link. The query, selection and paging are shared with the
+//! snapshot lists ([`Listed`]).
 
 use super::*;
+use crate::store::Table;
+use serde::{de::DeserializeOwned, Serialize};
 
 /// The list query: filters, sort and page.
-struct ListQuery {
+pub(super) struct ListQuery {
     all_tenants: bool,
     project: Option<String>,
-    filters: Vec<(String, String)>,
+    pub(super) filters: Vec<(String, String)>,
     limit: Option<usize>,
     marker: Option<String>,
     sort: Vec<(String, bool)>,
+}
+
+/// A row a list shows: how it is sorted and filtered.
+pub(super) trait Listed {
+    fn id(&self) -> &str;
+    fn project(&self) -> &str;
+    /// The text that orders it by sort key `key`.
+    fn sort_value(&self, key: &str) -> String;
+    /// Whether it passes the exact-match filter `key` = `want` (unknown
+    /// filters are ignored, as Cinder ignores those its resource-filter
+    /// file does not list).
+    fn passes(&self, key: &str, want: &str) -> bool;
+}
+
+/// A `metadata` filter (`{'k': 'v'}`, Python's quotes or JSON's): every
+/// pair in `have`.
+pub(super) fn metadata_passes(have: &BTreeMap<String, String>, want: &str) -> bool {
+    serde_json::from_str::<BTreeMap<String, String>>(&want.replace('\'', "\""))
+        .map(|m| m.iter().all(|(k, x)| have.get(k) == Some(x)))
+        .unwrap_or(false)
 }
 
 const SORT_KEYS: &[&str] = &[
@@ -27,7 +50,7 @@ const SORT_KEYS: &[&str] = &[
     "bootable",
 ];
 
-fn parse_list(q: Option<&str>) -> Result<ListQuery, Fault> {
+pub(super) fn parse_list(q: Option<&str>, sort_keys: &[&str]) -> Result<ListQuery, Fault> {
     let mut out = ListQuery {
         all_tenants: false,
         project: None,
@@ -71,7 +94,7 @@ fn parse_list(q: Option<&str>) -> Result<ListQuery, Fault> {
         out.sort.push((k, sort_dir.unwrap_or(true)));
     }
     for (k, _) in &out.sort {
-        if !SORT_KEYS.contains(&k.as_str()) {
+        if !sort_keys.contains(&k.as_str()) {
             return Err(invalid_input(format!("Invalid sort key {k}")));
         }
     }
@@ -91,69 +114,108 @@ fn sort_desc(dir: &str) -> Result<bool, Fault> {
     }
 }
 
-fn sort_value(v: &Volume, key: &str) -> String {
-    match key {
-        "id" => v.id.clone(),
-        "status" => v.status.clone(),
-        "size" => format!("{:020}", v.size),
-        "availability_zone" => v.availability_zone.clone(),
-        "updated_at" => v.updated_at.map(|t| iso_z(&t)).unwrap_or_default(),
-        "display_name" | "name" => v.name.clone().unwrap_or_default(),
-        "bootable" => v.bootable.to_string(),
-        _ => format!("{}", v.created_at.format("%Y-%m-%dT%H:%M:%S%.9f")),
+impl Listed for Volume {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn project(&self) -> &str {
+        &self.project_id
+    }
+    fn sort_value(&self, key: &str) -> String {
+        match key {
+            "id" => self.id.clone(),
+            "status" => self.status.clone(),
+            "size" => format!("{:020}", self.size),
+            "availability_zone" => self.availability_zone.clone(),
+            "updated_at" => self.updated_at.map(|t| iso_z(&t)).unwrap_or_default(),
+            "display_name" | "name" => self.name.clone().unwrap_or_default(),
+            "bootable" => self.bootable.to_string(),
+            _ => format!("{}", self.created_at.format("%Y-%m-%dT%H:%M:%S%.9f")),
+        }
+    }
+    fn passes(&self, key: &str, want: &str) -> bool {
+        match key {
+            "name" | "display_name" => self.name.as_deref() == Some(want),
+            "status" => self.status == want,
+            "bootable" => self.bootable.to_string() == want.to_ascii_lowercase(),
+            "availability_zone" => self.availability_zone == want,
+            "size" => self.size.to_string() == want,
+            "metadata" => metadata_passes(&self.metadata, want),
+            _ => true,
+        }
     }
 }
 
-/// Whether a volume passes one exact-match filter (unknown ones ignored,
-/// as Cinder ignores filters its resource-filter file does not list).
-fn passes(v: &Volume, key: &str, want: &str) -> bool {
-    match key {
-        "name" | "display_name" => v.name.as_deref() == Some(want),
-        "status" => v.status == want,
-        "bootable" => v.bootable.to_string() == want.to_ascii_lowercase(),
-        "availability_zone" => v.availability_zone == want,
-        "size" => v.size.to_string() == want,
-        "metadata" => serde_json::from_str::<BTreeMap<String, String>>(&want.replace('\'', "\""))
-            .map(|m| m.iter().all(|(k, x)| v.metadata.get(k) == Some(x)))
-            .unwrap_or(false),
-        _ => true,
-    }
-}
-
-fn listed(app: &App, r: &Req, q: &ListQuery) -> Result<(Vec<Arc<Volume>>, bool), Fault> {
+/// The rows of `table` that list query `q` selects for the caller (its
+/// project's; an admin's `all_tenants` every project's or `project_id`'s),
+/// sorted and paged; and whether a page follows.
+pub(super) fn select<T>(
+    table: &Table<T>,
+    r: &Req,
+    q: &ListQuery,
+) -> Result<(Vec<Arc<T>>, bool), Fault>
+where
+    T: Listed + Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
     let everyone = r.admin() && q.all_tenants;
     let project = match (&q.project, everyone) {
         (Some(p), true) => Some(p.clone()),
         (_, true) => None,
         _ => Some(r.ctx.project_id.clone()),
     };
-    let mut vols = app.volumes.table.filter(|v| {
-        project.as_deref().is_none_or(|p| v.project_id == p)
-            && q.filters.iter().all(|(k, w)| passes(v, k, w))
+    let mut rows = table.filter(|v| {
+        project.as_deref().is_none_or(|p| v.project() == p)
+            && q.filters.iter().all(|(k, w)| v.passes(k, w))
     });
-    vols.sort_by(|a, b| {
+    rows.sort_by(|a, b| {
         for (key, desc) in &q.sort {
-            let o = sort_value(a, key).cmp(&sort_value(b, key));
+            let o = a.sort_value(key).cmp(&b.sort_value(key));
             let o = if *desc { o.reverse() } else { o };
             if o.is_ne() {
                 return o;
             }
         }
-        b.id.cmp(&a.id)
+        b.id().cmp(a.id())
     });
     if let Some(m) = &q.marker {
-        let at = vols
+        let at = rows
             .iter()
-            .position(|v| &v.id == m)
+            .position(|v| v.id() == m)
             .ok_or_else(|| Fault::not_found(format!("Marker {m} could not be found.")))?;
-        vols.drain(..=at);
+        rows.drain(..=at);
     }
     let mut more = false;
     if let Some(n) = q.limit {
-        more = vols.len() > n;
-        vols.truncate(n);
+        more = rows.len() > n;
+        rows.truncate(n);
     }
-    Ok((vols, more))
+    Ok((rows, more))
+}
+
+/// A list's answer: `{"<key>": items}`, with a `<key>_links` next link
+/// (to `path`, e.g. `volumes/detail`) when a page follows.
+pub(super) fn listing<T: Listed>(
+    r: &Req,
+    q: &ListQuery,
+    (key, path): (&str, &str),
+    (rows, more): (Vec<Arc<T>>, bool),
+    view: impl Fn(&T) -> Value,
+) -> Response {
+    let items: Vec<Value> = rows.iter().map(|v| view(v)).collect();
+    let mut body = json!({ key: items });
+    if let (true, Some(last)) = (more, rows.last()) {
+        let mut next = format!(
+            "{}/volume/v3/{}/{path}?marker={}",
+            r.base,
+            r.ctx.project_id,
+            last.id()
+        );
+        if let Some(n) = q.limit {
+            next.push_str(&format!("&limit={n}"));
+        }
+        body[format!("{key}_links")] = json!([{"href": next, "rel": "next"}]);
+    }
+    r.answer(StatusCode::OK, Some(body))
 }
 
 async fn list(
@@ -164,25 +226,13 @@ async fn list(
     full: bool,
 ) -> Res {
     let r = Req::new(caller, &headers)?;
-    let q = parse_list(query.as_deref())?;
-    let (vols, more) = listed(&app, &r, &q)?;
-    let items: Vec<Value> = vols
-        .iter()
-        .map(|v| if full { detail(&r, v) } else { summary(&r, v) })
-        .collect();
-    let mut body = json!({ "volumes": items });
-    if let (true, Some(last)) = (more, vols.last()) {
-        let path = if full { "volumes/detail" } else { "volumes" };
-        let mut next = format!(
-            "{}/volume/v3/{}/{path}?marker={}",
-            r.base, r.ctx.project_id, last.id
-        );
-        if let Some(n) = q.limit {
-            next.push_str(&format!("&limit={n}"));
-        }
-        body["volumes_links"] = json!([{"href": next, "rel": "next"}]);
-    }
-    Ok(r.answer(StatusCode::OK, Some(body)))
+    let q = parse_list(query.as_deref(), SORT_KEYS)?;
+    let found = select(&app.volumes.table, &r, &q)?;
+    let at = if full { "volumes/detail" } else { "volumes" };
+    Ok(listing(&r, &q, ("volumes", at), found, |v| match full {
+        true => detail(&r, v),
+        false => summary(&r, v),
+    }))
 }
 
 pub(super) async fn list_summary(

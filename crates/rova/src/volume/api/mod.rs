@@ -1,9 +1,11 @@
 //! The block-storage HTTP API (Cinder v3) under `/volume`: version
-//! discovery, volumes (create blank, from an image or from a volume; list
-//! and detail with filters, sorting and paging; show; update; delete;
-//! `os-extend`, `os-reset_status`, `os-set_bootable`, the legacy attach
-//! actions), attachments (3.27+), volume metadata,
-//! the default volume type, the availability zone and absolute limits.
+//! discovery, volumes (create blank, from an image, a volume or a
+//! snapshot; list and detail with filters, sorting and paging; show;
+//! update; delete, with `cascade` to its snapshots; `os-extend`,
+//! `os-reset_status`, `os-set_bootable`, the legacy attach actions),
+//! attachments (3.27+), snapshots (see [`snapshots`]), volume and snapshot
+//! metadata, the default volume type, the availability zone and absolute
+//! limits.
 //!
 //! Requests name a microversion in `OpenStack-API-Version: volume 3.N`
 //! (3.0 when absent, up to [`MAX_MINOR`]); the answer says which was used.
@@ -12,6 +14,7 @@
 //! 401). A project sees its own volumes; an admin sees any by id and every
 //! project's in a list with `all_tenants`.
 
+use super::snapshot::Snapshot;
 use super::{invalid_input, Volume, DEFAULT_TYPE, DEFAULT_TYPE_ID, ZONE};
 use crate::app::App;
 use crate::http::{empty, host_url, json_status, parse_json, set_header, ApiError, Ctx};
@@ -39,6 +42,7 @@ mod attachments;
 mod create;
 mod extras;
 mod list;
+mod snapshots;
 mod volumes;
 
 use create::create;
@@ -70,15 +74,45 @@ pub fn router() -> Router<Arc<App>> {
         )
         .route(
             "/volume/v3/{project_id}/volumes/{id}/metadata",
-            get(metadata_show)
-                .post(metadata_merge)
-                .put(metadata_replace),
+            get(metadata_show::<false>)
+                .post(metadata_merge::<false>)
+                .put(metadata_replace::<false>),
         )
         .route(
             "/volume/v3/{project_id}/volumes/{id}/metadata/{key}",
-            get(meta_item_show)
-                .put(meta_item_set)
-                .delete(meta_item_delete),
+            get(meta_item_show::<false>)
+                .put(meta_item_set::<false>)
+                .delete(meta_item_delete::<false>),
+        )
+        .route(
+            "/volume/v3/{project_id}/snapshots",
+            get(snapshots::list_summary).post(snapshots::create),
+        )
+        .route(
+            "/volume/v3/{project_id}/snapshots/detail",
+            get(snapshots::list_detail),
+        )
+        .route(
+            "/volume/v3/{project_id}/snapshots/{id}",
+            get(snapshots::show)
+                .put(snapshots::update)
+                .delete(snapshots::delete),
+        )
+        .route(
+            "/volume/v3/{project_id}/snapshots/{id}/action",
+            axum::routing::post(snapshots::action),
+        )
+        .route(
+            "/volume/v3/{project_id}/snapshots/{id}/metadata",
+            get(metadata_show::<true>)
+                .post(metadata_merge::<true>)
+                .put(metadata_replace::<true>),
+        )
+        .route(
+            "/volume/v3/{project_id}/snapshots/{id}/metadata/{key}",
+            get(meta_item_show::<true>)
+                .put(meta_item_set::<true>)
+                .delete(meta_item_delete::<true>),
         )
         .route(
             "/volume/v3/{project_id}/attachments",
@@ -169,6 +203,10 @@ impl Req {
     }
     fn volume(&self, app: &App, id: &str) -> Result<Arc<Volume>, Fault> {
         app.volumes.visible(id, &self.ctx.project_id, self.admin())
+    }
+    fn snapshot(&self, app: &App, id: &str) -> Result<Arc<Snapshot>, Fault> {
+        app.volumes
+            .snapshot_visible(id, &self.ctx.project_id, self.admin())
     }
     fn member(&self, rule: &str) -> Result<(), Fault> {
         self.ctx.require_member(rule)

@@ -1,6 +1,6 @@
 //! One volume: show, update (name, description, metadata), delete
-//! (`force` for admins) and the actions (`os-extend`, `os-reset_status`,
-//! `os-set_bootable`).
+//! (`force` for admins, `cascade` to its snapshots) and the actions
+//! (`os-extend`, `os-reset_status`, `os-set_bootable`).
 
 use super::*;
 
@@ -79,17 +79,37 @@ pub(super) async fn delete(
 ) -> Res {
     let r = Req::new(caller, &headers)?;
     r.member("volume:delete")?;
+    let cascade = bool_param(q.as_deref(), "cascade")?;
+    let force = bool_param(q.as_deref(), "force")?;
     let v = r.volume(&app, &id)?;
-    let force = q.as_deref().is_some_and(|q| {
-        form_urlencoded::parse(q.as_bytes())
-            .any(|(k, val)| k == "force" && matches!(val.as_ref(), "true" | "True" | "1"))
-    });
     if force {
         r.ctx
             .require_admin("volume_extension:volume_admin_actions:force_delete")?;
     }
-    app.volumes.delete(&v, force, app.clock.now()).await?;
+    let how = crate::volume::DeleteMode {
+        force,
+        cascade,
+        admin: r.admin(),
+    };
+    app.volumes.delete_as(&v, how, app.clock.now()).await?;
     Ok(r.answer(StatusCode::ACCEPTED, None))
+}
+
+/// Query parameter `name` as Cinder's `get_bool_param` reads it (absent:
+/// false; oslo's boolean strings; anything else a 400).
+fn bool_param(q: Option<&str>, name: &str) -> Result<bool, Fault> {
+    let Some(val) = q.and_then(|q| {
+        form_urlencoded::parse(q.as_bytes()).find_map(|(k, v)| (k == name).then(|| v.into_owned()))
+    }) else {
+        return Ok(false);
+    };
+    match val.to_lowercase().as_str() {
+        "1" | "t" | "true" | "on" | "y" | "yes" => Ok(true),
+        "0" | "f" | "false" | "off" | "n" | "no" => Ok(false),
+        _ => Err(Fault::bad_request(format!(
+            "Value '{val}' for '{name}' is not a boolean."
+        ))),
+    }
 }
 
 pub(super) async fn action(
