@@ -79,6 +79,10 @@ pub struct Volume {
     pub metadata: BTreeMap<String, String>,
     #[serde(default)]
     pub bootable: bool,
+    /// The read-only flag `os-update_readonly_flag` set (Cinder's admin
+    /// metadata `readonly`).
+    #[serde(default)]
+    pub readonly: Option<bool>,
     pub source_volid: Option<String>,
     pub snapshot_id: Option<String>,
     /// The image it was made from, with the image's properties Cinder
@@ -205,7 +209,10 @@ fn new_row(
         created_at: now,
         updated_at: None,
         metadata: req.metadata,
-        bootable: req.image_id.is_some(),
+        // From an image, or a copy of a volume that was (its image
+        // metadata comes along).
+        bootable: req.image_id.is_some() || image_metadata.contains_key("image_id"),
+        readonly: None,
         source_volid: req.source_volid,
         snapshot_id: None,
         image_metadata,
@@ -362,7 +369,7 @@ impl Volumes {
         let format = self
             .table
             .get(id)
-            .filter(|v| v.source_volid.is_none())
+            .filter(|v| v.source_volid.is_none() && v.snapshot_id.is_none())
             .and_then(|v| v.image_metadata.get("disk_format").cloned())
             .filter(|f| needs_conversion(f));
         let made = tokio::task::spawn_blocking(move || {

@@ -666,6 +666,8 @@ fn rows() -> Vec<Row> {
             Custom(Exp::Is(403), Exp::NotDenied, Exp::Is(404), Exp::NotDenied),
         )
         .last(),
+        row("GET", "/volume/v3/{project_id}/volumes/summary", Authed).v("3.36"),
+        row("GET", "/volume/v3/{project_id}/extensions", Authed),
         row("GET", "/volume/v3/{project_id}/attachments", Authed).v("3.44"),
         row("GET", "/volume/v3/{project_id}/attachments/detail", Authed).v("3.44"),
         // The volume is the fixture attachment's (reserved already): a

@@ -141,6 +141,9 @@ pub(super) async fn create(
         let crate::volume::backend::Location::File(path) = app.volumes.location(src);
         source = Some(path);
         floor = s.size;
+        // A copy of a bootable volume is bootable: Cinder copies the
+        // source's image metadata.
+        image_metadata = s.image_metadata.clone();
         if size.is_some_and(|n| n < s.size) {
             return Err(invalid_input(format!(
                 "Volume size '{}'GB cannot be smaller than original volume size  {}GB. \

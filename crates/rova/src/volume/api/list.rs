@@ -148,7 +148,7 @@ impl Listed for Volume {
 
 /// The rows of `table` that list query `q` selects for the caller (its
 /// project's; an admin's `all_tenants` every project's or `project_id`'s),
-/// sorted and paged; and whether a page follows.
+/// sorted and paged; and whether to link a next page (the page is full).
 pub(super) fn select<T>(
     table: &Table<T>,
     r: &Req,
@@ -184,9 +184,11 @@ where
             .ok_or_else(|| Fault::not_found(format!("Marker {m} could not be found.")))?;
         rows.drain(..=at);
     }
+    // Cinder links a next page whenever a page is full, even when it
+    // ends the list (the next page is then empty).
     let mut more = false;
     if let Some(n) = q.limit {
-        more = rows.len() > n;
+        more = n > 0 && rows.len() >= n;
         rows.truncate(n);
     }
     Ok((rows, more))

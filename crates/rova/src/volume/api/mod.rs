@@ -38,11 +38,13 @@ pub const MAX_MINOR: u32 = 71;
 type A = State<Arc<App>>;
 type Res = Result<Response, ApiError>;
 
+mod admin_actions;
 mod attachments;
 mod create;
 mod extras;
 mod list;
 mod snapshots;
+mod summary;
 mod volumes;
 
 use create::create;
@@ -64,6 +66,14 @@ pub fn router() -> Router<Arc<App>> {
             get(list_summary).post(create),
         )
         .route("/volume/v3/{project_id}/volumes/detail", get(list_detail))
+        .route(
+            "/volume/v3/{project_id}/volumes/summary",
+            get(summary::volume_summary),
+        )
+        .route(
+            "/volume/v3/{project_id}/extensions",
+            get(summary::extensions),
+        )
         .route(
             "/volume/v3/{project_id}/volumes/{id}",
             get(show).put(update).delete(delete),
@@ -284,6 +294,16 @@ fn detail(r: &Req, v: &Volume) -> Value {
     o
 }
 
+/// The volume's metadata with its read-only flag, as Cinder shows its
+/// admin metadata's `readonly` ("True"/"False") among them.
+fn with_readonly(v: &Volume) -> BTreeMap<String, String> {
+    let mut m = v.metadata.clone();
+    if let Some(ro) = v.readonly {
+        m.insert("readonly".into(), if ro { "True" } else { "False" }.into());
+    }
+    m
+}
+
 /// A volume as `create` and `update` answer it: the view without the
 /// extensions' attributes.
 fn plain(r: &Req, v: &Volume) -> Value {
@@ -299,7 +319,7 @@ fn plain(r: &Req, v: &Volume) -> Value {
         "volume_type": DEFAULT_TYPE,
         "snapshot_id": v.snapshot_id,
         "source_volid": v.source_volid,
-        "metadata": v.metadata,
+        "metadata": with_readonly(v),
         "links": links(r, &v.project_id, &v.id),
         "user_id": v.user_id,
         "bootable": if v.bootable { "true" } else { "false" },

@@ -189,6 +189,9 @@ pub(super) async fn action(
             if let Some(done) = super::attachments::legacy(&app, &r, &v, other, &body).await {
                 return Ok(done?);
             }
+            if let Some(done) = super::admin_actions::more(&app, &r, &v, other, &body).await {
+                return Ok(done?);
+            }
             return Err(Fault::bad_request(format!("There is no such action: {other}")).into());
         }
     }
