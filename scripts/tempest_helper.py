@@ -392,15 +392,19 @@ def cmd_configure(args):
             ("cinder", os.environ.get("ROVA_TEMPEST_CINDER") == "1"),
             ("swift", False), ("horizon", False),
         ]),
-        # Rova's block storage (asked for with ROVA_TEMPEST_CINDER=1): no
-        # snapshots, backups or volume types beyond the default one.
+        # Rova's block storage (asked for with ROVA_TEMPEST_CINDER=1):
+        # volumes, snapshots and attachments; no backups, no volume types
+        # beyond the default one. The extensions are the ones its API
+        # lists (GET /extensions).
         ("volume", [("catalog_type", "block-storage"),
                     ("build_timeout", build_timeout),
                     ("max_microversion", "3.71")]),
         ("volume-feature-enabled", [
-            ("snapshot", False), ("backup", False), ("clone", True),
+            ("snapshot", True), ("backup", False), ("clone", True),
             ("extend_attached_volume", False), ("manage_volume", False),
             ("manage_snapshot", False), ("volume_revert", False),
+            ("api_extensions", "os-vol-tenant-attr,os-volume-actions,"
+                               "os-admin-actions,os-vol-image-meta"),
         ]),
         ("compute", [
             ("image_ref", image_ref),

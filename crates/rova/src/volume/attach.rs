@@ -346,7 +346,8 @@ impl Volumes {
         .map(drop)
     }
 
-    /// `os-detach`: attachment `att` (or the volume's only one) goes.
+    /// `os-detach`: attachment `att` (or the volume's only one) goes;
+    /// nothing happens to a volume with no attachment.
     pub async fn legacy_detach(
         &self,
         id: &str,
@@ -358,10 +359,11 @@ impl Volumes {
             || not_found(id),
             now,
             |v| {
+                // Cinder's API casts the detach to the volume service and
+                // answers 202; a volume with nothing attached is left as it
+                // is (the service only logs it).
                 if v.attachments.is_empty() {
-                    return Err(invalid_volume(
-                        "Volume must be attached in order to detach.",
-                    ));
+                    return Ok(());
                 }
                 let gone = match &att {
                     Some(a) => a.clone(),

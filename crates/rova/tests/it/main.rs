@@ -37,5 +37,6 @@ mod snapshots;
 mod step_faults;
 mod storage;
 mod two_processes;
+mod volume_actions;
 mod volume_attachments;
 mod volumes;

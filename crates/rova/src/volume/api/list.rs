@@ -14,6 +14,8 @@ pub(super) struct ListQuery {
     project: Option<String>,
     pub(super) filters: Vec<(String, String)>,
     limit: Option<usize>,
+    /// Rows skipped after the marker (Cinder's `offset`).
+    offset: usize,
     marker: Option<String>,
     sort: Vec<(String, bool)>,
 }
@@ -56,6 +58,7 @@ pub(super) fn parse_list(q: Option<&str>, sort_keys: &[&str]) -> Result<ListQuer
         project: None,
         filters: Vec::new(),
         limit: None,
+        offset: 0,
         marker: None,
         sort: Vec::new(),
     };
@@ -78,6 +81,11 @@ pub(super) fn parse_list(q: Option<&str>, sort_keys: &[&str]) -> Result<ListQuer
                 out.limit = Some(n as usize);
             }
             "marker" => out.marker = Some(v),
+            "offset" => {
+                out.offset = v
+                    .parse()
+                    .map_err(|_| invalid_input("offset must be an integer >= 0"))?;
+            }
             "sort" => {
                 for part in v.split(',') {
                     let (key, dir) = part.split_once(':').unwrap_or((part, "desc"));
@@ -86,7 +94,7 @@ pub(super) fn parse_list(q: Option<&str>, sort_keys: &[&str]) -> Result<ListQuer
             }
             "sort_key" => sort_key = Some(v),
             "sort_dir" => sort_dir = Some(sort_desc(&v)?),
-            "offset" | "with_count" => {}
+            "with_count" => {}
             _ => out.filters.push((k, v)),
         }
     }
@@ -184,6 +192,7 @@ where
             .ok_or_else(|| Fault::not_found(format!("Marker {m} could not be found.")))?;
         rows.drain(..=at);
     }
+    rows.drain(..q.offset.min(rows.len()));
     // Cinder links a next page whenever a page is full, even when it
     // ends the list (the next page is then empty).
     let mut more = false;

@@ -331,6 +331,46 @@ pub(super) async fn action(
                 .update_snapshot(&s, now, |s| s.status = status)
                 .await?;
         }
+        "os-update_snapshot_status" => {
+            // What Nova reports back for a snapshot it takes of an
+            // attached volume: `creating` may end `available` or `error`,
+            // `deleting` may end `error_deleting`.
+            r.member("snapshot_extension:snapshot_actions:update_snapshot_status")?;
+            let a = wrapped(&body, "os-update_snapshot_status")?;
+            let Some(asked) = a.get("status").and_then(Value::as_str) else {
+                return Err(Fault::bad_request("'status' must be specified.").into());
+            };
+            let allowed: &[&str] = match s.status.as_str() {
+                "creating" => &["creating", "available", "error"],
+                "deleting" => &["deleting", "error_deleting"],
+                other => {
+                    return Err(Fault::bad_request(format!(
+                        "Snapshot status {other} not allowed for update_snapshot_status"
+                    ))
+                    .into())
+                }
+            };
+            if !allowed.contains(&asked) {
+                return Err(Fault::bad_request(format!(
+                    "Provided snapshot status {asked} not allowed for snapshot with status {}.",
+                    s.status
+                ))
+                .into());
+            }
+            let progress = a
+                .get("progress")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let status = asked.to_string();
+            app.volumes
+                .update_snapshot(&s, now, |s| {
+                    s.status = status;
+                    if let Some(p) = progress {
+                        s.progress = p;
+                    }
+                })
+                .await?;
+        }
         "os-force_delete" => {
             r.ctx
                 .require_admin("volume_extension:snapshot_admin_actions:force_delete")?;
