@@ -428,6 +428,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         "snapshots",
         include_str!("../../migrations/sqlite/0017_snapshots.sql"),
     ),
+    (
+        18,
+        "volume_quotas",
+        include_str!("../../migrations/sqlite/0018_volume_quotas.sql"),
+    ),
 ];
 
 pub const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -515,6 +520,11 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         17,
         "snapshots",
         include_str!("../../migrations/postgres/0017_snapshots.sql"),
+    ),
+    (
+        18,
+        "volume_quotas",
+        include_str!("../../migrations/postgres/0018_volume_quotas.sql"),
     ),
 ];
 

@@ -354,6 +354,11 @@ pub const KINDS: &[Kind] = &[
             text("display_name", "name"),
         ],
     },
+    Kind {
+        kind: "volume_quota",
+        table: "volume_quotas",
+        cols: &[],
+    },
 ];
 
 /// The `(subnet_id, ip_address)` pairs of a port document's `fixed_ips`.

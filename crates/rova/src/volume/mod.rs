@@ -29,8 +29,10 @@ pub mod snapshot;
 use crate::store::{Guard, Store, Table};
 use backend::{BlockBackend, FileBackend, Source};
 use chrono::{DateTime, Utc};
-use quota::{count_guard, gigabytes_exceeded, gigabytes_used, over_limit, volumes_exceeded};
-pub use quota::{QUOTA_GIGABYTES, QUOTA_SNAPSHOTS, QUOTA_VOLUMES};
+use quota::{
+    count_guard, gigabytes_exceeded, gigabytes_used, over_limit, volumes_exceeded, Limits,
+};
+pub use quota::{VolumeQuota, QUOTA_GIGABYTES, QUOTA_SNAPSHOTS, QUOTA_VOLUMES};
 use rova_core::Fault;
 use serde::{Deserialize, Serialize};
 use snapshot::Snapshot;
@@ -229,6 +231,8 @@ pub struct Volumes {
     pub table: Table<Volume>,
     /// The volumes' snapshots, indexed by volume (`volume`).
     pub snapshots: Table<Snapshot>,
+    /// Projects' own quota limits (`os-quota-sets`).
+    pub quotas: Table<VolumeQuota>,
     backend: Arc<dyn BlockBackend>,
     /// This host's name (`os-vol-host-attr:host`).
     host: String,
@@ -286,6 +290,7 @@ impl Volumes {
     pub fn load(store: &Arc<Store>, data_dir: &Path) -> Result<Self, String> {
         Ok(Volumes {
             table: Table::load("volume", store)?,
+            quotas: Table::load("volume_quota", store)?,
             snapshots: Table::load("snapshot", store)?
                 .indexed("volume", |s: &Snapshot| Some(s.volume_id.clone())),
             backend: Arc::new(FileBackend::new(data_dir.join("volumes"))),
@@ -331,6 +336,7 @@ impl Volumes {
     ) -> Result<Arc<Volume>, Fault> {
         let stored = Arc::new(vol);
         let id = stored.id.clone();
+        let limits = self.limits(&stored.project_id);
         self.table
             .transact_with(&self.snapshots, |tx, snaps| {
                 if let Some(s) = &stored.snapshot_id {
@@ -338,21 +344,23 @@ impl Volumes {
                     snapshot::usable(&snap)?;
                 }
                 let project = stored.project_id.as_str();
-                let count = tx.count(|v| v.project_id == project) as i64;
-                if count >= QUOTA_VOLUMES {
-                    return Err(volumes_exceeded());
+                let count = tx.count(|v| v.project_id == project) as u64;
+                if !Limits::room(limits.volumes, count, 1) {
+                    return Err(volumes_exceeded(limits.volumes));
                 }
                 let used = gigabytes_used(tx, snaps, project);
-                if used + stored.size > QUOTA_GIGABYTES {
-                    return Err(gigabytes_exceeded(stored.size, used));
+                if !Limits::room(limits.gigabytes, used, stored.size) {
+                    return Err(gigabytes_exceeded(stored.size, used, limits.gigabytes));
                 }
                 // Counted again by the database as the row is written.
-                let quota = count_guard(project, QUOTA_VOLUMES, volumes_exceeded());
-                tx.put_shared(&id, stored.clone(), Some(quota));
+                let quota = (limits.volumes >= 0).then(|| {
+                    count_guard(project, limits.volumes, volumes_exceeded(limits.volumes))
+                });
+                tx.put_shared(&id, stored.clone(), quota);
                 Ok(())
             })
             .await
-            .map_err(over_limit)?;
+            .map_err(|f| over_limit(f, limits))?;
         let this = self.clone();
         let size = stored.size;
         tokio::spawn(async move { this.finish_create(&id, size, source).await });
@@ -565,6 +573,7 @@ impl Volumes {
             )));
         }
         let grow = new_size - vol.size;
+        let limit = self.limits(&vol.project_id).gigabytes;
         self.table
             .transact_with(&self.snapshots, |tx, snaps| {
                 let mut v = tx.get(&vol.id).ok_or_else(|| not_found(&vol.id))?;
@@ -576,8 +585,8 @@ impl Volumes {
                     )));
                 }
                 let used = gigabytes_used(tx, snaps, &v.project_id);
-                if used + grow > QUOTA_GIGABYTES {
-                    return Err(gigabytes_exceeded(grow, used));
+                if !Limits::room(limit, used, grow) {
+                    return Err(gigabytes_exceeded(grow, used, limit));
                 }
                 v.status = "extending".into();
                 v.extend_to = Some(new_size);

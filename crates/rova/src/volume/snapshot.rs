@@ -19,11 +19,10 @@
 //! out).
 
 use super::quota::{
-    count_guard, gigabytes_exceeded, gigabytes_used, over_limit, snapshots_exceeded,
+    count_guard, gigabytes_exceeded, gigabytes_used, over_limit, snapshots_exceeded, Limits,
 };
 use super::{
     backend, invalid_input, invalid_volume, new_row, write_row_quietly, NewVolume, Volume, Volumes,
-    QUOTA_GIGABYTES, QUOTA_SNAPSHOTS,
 };
 use chrono::{DateTime, Utc};
 use rova_core::Fault;
@@ -237,18 +236,20 @@ impl Volumes {
         allow_in_use: bool,
     ) -> Result<Arc<Snapshot>, Fault> {
         let id = snap.id.clone();
+        let limits = self.limits(project);
         self.table
             .transact_with(&self.snapshots, |vols, snaps| {
                 let v = vols
                     .get(volume_id)
                     .ok_or_else(|| super::not_found(volume_id))?;
                 snapshottable(&v, allow_in_use)?;
-                if snaps.count(|s| s.project_id == project) as i64 >= QUOTA_SNAPSHOTS {
-                    return Err(snapshots_exceeded());
+                let count = snaps.count(|s| s.project_id == project) as u64;
+                if !Limits::room(limits.snapshots, count, 1) {
+                    return Err(snapshots_exceeded(limits.snapshots));
                 }
                 let used = gigabytes_used(vols, snaps, project);
-                if used + v.size > QUOTA_GIGABYTES {
-                    return Err(gigabytes_exceeded(v.size, used));
+                if !Limits::room(limits.gigabytes, used, v.size) {
+                    return Err(gigabytes_exceeded(v.size, used, limits.gigabytes));
                 }
                 snap.size = v.size;
                 snap.image_metadata = v.image_metadata.clone();
@@ -256,12 +257,18 @@ impl Volumes {
                 // The volume's row written as it is: a delete of it, or
                 // another process's change, makes this write fail.
                 vols.put(volume_id, v);
-                let quota = count_guard(project, QUOTA_SNAPSHOTS, snapshots_exceeded());
-                snaps.put_shared(&id, made.clone(), Some(quota));
+                let quota = (limits.snapshots >= 0).then(|| {
+                    count_guard(
+                        project,
+                        limits.snapshots,
+                        snapshots_exceeded(limits.snapshots),
+                    )
+                });
+                snaps.put_shared(&id, made.clone(), quota);
                 Ok(made)
             })
             .await
-            .map_err(over_limit)
+            .map_err(|f| over_limit(f, limits))
     }
 
     /// Copies a creating snapshot's bytes, then makes it `available` (or

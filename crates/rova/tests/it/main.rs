@@ -39,4 +39,5 @@ mod storage;
 mod two_processes;
 mod volume_actions;
 mod volume_attachments;
+mod volume_quotas;
 mod volumes;

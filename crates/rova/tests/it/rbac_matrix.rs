@@ -668,6 +668,14 @@ fn rows() -> Vec<Row> {
         .last(),
         row("GET", "/volume/v3/{project_id}/volumes/summary", Authed).v("3.36"),
         row("GET", "/volume/v3/{project_id}/extensions", Authed),
+        // The demo project's limits: its own members and admins see them.
+        row("GET", "/volume/v3/{project_id}/os-quota-sets/{target}", Custom(
+            Exp::Allowed, Exp::Allowed, Exp::Is(403), Exp::Allowed,
+        )),
+        row("PUT", "/volume/v3/{project_id}/os-quota-sets/{target}", Admin)
+            .json(json!({"quota_set": {"backups": 10}})),
+        row("DELETE", "/volume/v3/{project_id}/os-quota-sets/{target}", Admin).last(),
+        row("GET", "/volume/v3/{project_id}/os-quota-sets/{target}/defaults", Authed),
         row("GET", "/volume/v3/{project_id}/attachments", Authed).v("3.44"),
         row("GET", "/volume/v3/{project_id}/attachments/detail", Authed).v("3.44"),
         // The volume is the fixture attachment's (reserved already): a
@@ -1411,6 +1419,7 @@ fn param(fx: &Fx, route: &str, prev: &str, name: &str) -> Option<String> {
         ("snapshots", "id") | ("os-snapshots", "id") => fx.snapshot.clone(),
         ("types", "id") => rova::volume::DEFAULT_TYPE_ID.to_string(),
         ("attachments", "id") => fx.attachment.clone(),
+        ("os-quota-sets", "target") => fx.demo.project_id.clone(),
         ("extensions", "alias") => "security-group".to_string(),
         ("part", "part") => "actions".to_string(),
         ("keypairs", "name") => fx.keypair.clone(),

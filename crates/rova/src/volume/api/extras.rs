@@ -230,14 +230,16 @@ pub(super) async fn zones(caller: Caller, headers: HeaderMap) -> Res {
 pub(super) async fn limits(State(app): A, caller: Caller, headers: HeaderMap) -> Res {
     let r = Req::new(caller, &headers)?;
     let used = app.volumes.usage(&r.ctx.project_id);
+    let q = app.volumes.quota_set(&r.ctx.project_id);
+    let max = |k: &str| q.get(k).copied().unwrap_or(-1);
     Ok(r.answer(
         StatusCode::OK,
         Some(json!({"limits": {"rate": [], "absolute": {
-            "maxTotalVolumes": crate::volume::QUOTA_VOLUMES,
-            "maxTotalVolumeGigabytes": crate::volume::QUOTA_GIGABYTES,
-            "maxTotalSnapshots": crate::volume::QUOTA_SNAPSHOTS,
-            "maxTotalBackups": 10,
-            "maxTotalBackupGigabytes": 1000,
+            "maxTotalVolumes": max("volumes"),
+            "maxTotalVolumeGigabytes": max("gigabytes"),
+            "maxTotalSnapshots": max("snapshots"),
+            "maxTotalBackups": max("backups"),
+            "maxTotalBackupGigabytes": max("backup_gigabytes"),
             "totalVolumesUsed": used.volumes,
             "totalGigabytesUsed": used.gigabytes,
             "totalSnapshotsUsed": used.snapshots,

@@ -43,6 +43,7 @@ mod attachments;
 mod create;
 mod extras;
 mod list;
+mod quotas;
 mod snapshots;
 mod summary;
 mod volumes;
@@ -73,6 +74,14 @@ pub fn router() -> Router<Arc<App>> {
         .route(
             "/volume/v3/{project_id}/extensions",
             get(summary::extensions),
+        )
+        .route(
+            "/volume/v3/{project_id}/os-quota-sets/{target}",
+            get(quotas::show).put(quotas::update).delete(quotas::delete),
+        )
+        .route(
+            "/volume/v3/{project_id}/os-quota-sets/{target}/defaults",
+            get(quotas::defaults),
         )
         .route(
             "/volume/v3/{project_id}/volumes/{id}",
