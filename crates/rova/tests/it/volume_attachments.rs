@@ -398,6 +398,30 @@ async fn boot_bdm(c: &TestCloud, u: &User, name: &str, bdm: Value, extra: Value)
         .await
 }
 
+/// Boots server `name` on mapping `bdm` and waits until it is ACTIVE;
+/// its id and its `volumes_attached` (2.79).
+async fn boot_active(c: &TestCloud, u: &User, name: &str, bdm: Value) -> (String, Value) {
+    let r = boot_bdm(c, u, name, bdm, json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let sid = r.body["server"]["id"].as_str().expect("id").to_string();
+    let s = c
+        .wait_status(u, &sid, &["ACTIVE", "ERROR"], Some("2.79"))
+        .await;
+    assert_eq!(s["status"], "ACTIVE", "{s}");
+    (sid, s["os-extended-volumes:volumes_attached"].clone())
+}
+
+/// The one volume of `attached`, deleted with its server, and its view.
+async fn root_volume(c: &TestCloud, u: &User, attached: &Value) -> (String, Value) {
+    let vol = attached[0]["id"].as_str().expect("a volume").to_string();
+    assert_eq!(
+        attached,
+        &json!([{"id": vol, "delete_on_termination": true}])
+    );
+    let v = volume_of(c, u, &vol).await;
+    (vol, v)
+}
+
 #[tokio::test]
 async fn a_server_boots_from_a_volume() {
     let cloud = start().await;
@@ -407,20 +431,8 @@ async fn a_server_boots_from_a_volume() {
     // From an image: Nova has the volume made, attached as /dev/vda.
     let bdm = json!({"boot_index": 0, "uuid": image, "source_type": "image",
         "destination_type": "volume", "volume_size": 2, "delete_on_termination": true});
-    let r = boot_bdm(&cloud, &demo, "bfv", bdm, json!({})).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let sid = r.body["server"]["id"].as_str().expect("id").to_string();
-    let s = cloud
-        .wait_status(&demo, &sid, &["ACTIVE", "ERROR"], Some("2.79"))
-        .await;
-    assert_eq!(s["status"], "ACTIVE", "{s}");
-    let attached = s["os-extended-volumes:volumes_attached"].clone();
-    let vol = attached[0]["id"].as_str().expect("a volume").to_string();
-    assert_eq!(
-        attached,
-        json!([{"id": vol, "delete_on_termination": true}])
-    );
-    let v = volume_of(&cloud, &demo, &vol).await;
+    let (sid, attached) = boot_active(&cloud, &demo, "bfv", bdm).await;
+    let (vol, v) = root_volume(&cloud, &demo, &attached).await;
     assert_eq!(
         (
             v["status"].as_str(),
@@ -440,13 +452,7 @@ async fn a_server_boots_from_a_volume() {
     let mine = new_volume(&cloud, &demo, "root").await;
     let bdm = json!({"boot_index": 0, "uuid": mine, "source_type": "volume",
         "destination_type": "volume"});
-    let r = boot_bdm(&cloud, &demo, "bfv2", bdm.clone(), json!({})).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let sid = r.body["server"]["id"].as_str().expect("id").to_string();
-    let s = cloud
-        .wait_status(&demo, &sid, &["ACTIVE", "ERROR"], Some("2.79"))
-        .await;
-    assert_eq!(s["status"], "ACTIVE", "{s}");
+    let (sid, _) = boot_active(&cloud, &demo, "bfv2", bdm.clone()).await;
     assert_eq!(volume_of(&cloud, &demo, &mine).await["status"], "in-use");
 
     // Refused at the API, nothing made.
@@ -532,4 +538,75 @@ async fn a_build_that_cannot_make_its_volumes_fails_and_gives_them_back() {
     }
     assert_eq!(names.len(), 9, "the volume made for it is gone: {names:?}");
     assert!(names.iter().all(|n| n.starts_with("fill")), "{names:?}");
+}
+
+#[tokio::test]
+async fn a_server_boots_from_a_snapshot() {
+    use crate::snapshots::{reset_snap, snapshot};
+    let cloud = start().await;
+    let demo = cloud.login("demo").await;
+    let alt = cloud.login("alt_demo").await;
+    let admin = cloud.login("admin").await;
+    let image = cloud.image_id();
+
+    // A bootable volume made from the image, and a snapshot of it.
+    let r = create(&cloud, &demo, json!({"size": 2, "imageRef": image})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let origin = r.body["volume"]["id"].as_str().expect("id").to_string();
+    wait(&cloud, &demo, &origin, Some("available")).await;
+    let snap = snapshot(&cloud, &demo, &origin, json!({})).await;
+
+    // The build makes a volume from it (the size asked for), attached as
+    // /dev/vda and deleted with the server.
+    let bdm = json!({"boot_index": 0, "uuid": snap, "source_type": "snapshot",
+        "destination_type": "volume", "volume_size": 3, "delete_on_termination": true});
+    let (sid, attached) = boot_active(&cloud, &demo, "from-snap", bdm).await;
+    let (vol, v) = root_volume(&cloud, &demo, &attached).await;
+    assert_eq!(
+        (
+            v["status"].as_str(),
+            v["size"].as_u64(),
+            v["bootable"].as_str(),
+            v["snapshot_id"].as_str()
+        ),
+        (Some("in-use"), Some(3), Some("true"), Some(snap.as_str()))
+    );
+    assert_eq!(v["attachments"][0]["device"], "/dev/vda");
+    assert_eq!(v["volume_image_metadata"]["image_id"], image.as_str());
+    delete_server(&cloud, &demo, &sid).await;
+    wait(&cloud, &demo, &vol, None).await;
+
+    // Without a size, the snapshot's; kept when the server goes.
+    let bdm = json!({"boot_index": 0, "uuid": snap, "source_type": "snapshot",
+        "destination_type": "volume"});
+    let (sid, attached) = boot_active(&cloud, &demo, "from-snap2", bdm.clone()).await;
+    let vol = attached[0]["id"].as_str().expect("a volume").to_string();
+    assert_eq!(volume_of(&cloud, &demo, &vol).await["size"], 2);
+    delete_server(&cloud, &demo, &sid).await;
+    let v = wait(&cloud, &demo, &vol, Some("available")).await;
+    assert_eq!(v["snapshot_id"], snap.as_str());
+
+    // Refused at the API, nothing made: another project's snapshot, a
+    // size below the snapshot's, a snapshot that is not available.
+    let before = cloud.app.compute.instances.len();
+    let r = boot_bdm(&cloud, &alt, "refused", bdm.clone(), json!({})).await;
+    assert_eq!(
+        r.fault(400),
+        format!("Block Device Mapping is Invalid: failed to get snapshot {snap}.")
+    );
+    let mut small = bdm.clone();
+    small["volume_size"] = json!(1);
+    let r = boot_bdm(&cloud, &demo, "refused", small, json!({})).await;
+    assert_eq!(
+        r.fault(400),
+        "Invalid input received: Volume size '1'GB cannot be smaller than the snapshot \
+         size 2GB. They must be >= original snapshot size."
+    );
+    reset_snap(&cloud, &admin, &snap, "error").await;
+    let r = boot_bdm(&cloud, &demo, "refused", bdm, json!({})).await;
+    assert_eq!(
+        r.fault(400),
+        "Invalid snapshot: Originating snapshot status must be one of 'available' values"
+    );
+    assert_eq!(cloud.app.compute.instances.len(), before, "no server made");
 }
