@@ -510,23 +510,31 @@ async fn new_boot_volume(
                 .await?
         }
     };
+    made("volume", &vol.id, || {
+        app.volumes.table.get(&vol.id).map(|v| v.status.clone())
+    })
+    .await?;
+    Ok(vol.id.clone())
+}
+
+/// Waits until `kind` `id` (a volume or a snapshot, whose status
+/// `status` reads) has left `creating`: Ok when it is `available`.
+pub(crate) async fn made(
+    kind: &str,
+    id: &str,
+    status: impl Fn() -> Option<String>,
+) -> Result<(), Fault> {
     for _ in 0..6000 {
-        match app.volumes.table.get(&vol.id).map(|v| v.status.clone()) {
-            Some(s) if s == "available" => return Ok(vol.id.clone()),
+        match status() {
+            Some(s) if s == "available" => return Ok(()),
             Some(s) if s == "creating" => {
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await
             }
-            other => {
-                return Err(Fault::internal(format!(
-                    "volume {} ended {other:?}",
-                    vol.id
-                )))
-            }
+            other => return Err(Fault::internal(format!("{kind} {id} ended {other:?}"))),
         }
     }
     Err(Fault::internal(format!(
-        "volume {} never became available",
-        vol.id
+        "{kind} {id} never became available"
     )))
 }
 
@@ -606,4 +614,75 @@ pub async fn prepare_build_volumes(
         return Err(f);
     }
     Ok(out)
+}
+
+/// The block device mappings image `img` defines (Nova's
+/// `_get_image_defined_bdms`, block device mapping v2 only): its
+/// `block_device_mapping` property (a JSON list, or its text as Glance
+/// keeps it) when `bdm_v2` is true, as a create's mappings.
+pub fn image_defined_mappings(img: &crate::image::Image) -> Vec<BlockDeviceMapping> {
+    let v2 = match img.properties.get("bdm_v2") {
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(serde_json::Value::String(s)) => {
+            ["true", "1", "yes", "on", "t", "y"].contains(&s.to_ascii_lowercase().as_str())
+        }
+        _ => false,
+    };
+    let list = match img.properties.get("block_device_mapping") {
+        Some(serde_json::Value::String(s)) if v2 => serde_json::from_str(s).unwrap_or_default(),
+        Some(serde_json::Value::Array(a)) if v2 => a.clone(),
+        _ => Vec::new(),
+    };
+    let text = |m: &serde_json::Value, k: &str| m.get(k).and_then(|v| v.as_str()).map(String::from);
+    list.iter()
+        .map(|m| {
+            let source = text(m, "source_type");
+            let uuid = match source.as_deref() {
+                Some("snapshot") => text(m, "snapshot_id"),
+                Some("volume") => text(m, "volume_id"),
+                Some("image") => text(m, "image_id"),
+                _ => None,
+            };
+            BlockDeviceMapping {
+                source_type: source,
+                destination_type: text(m, "destination_type"),
+                uuid,
+                boot_index: m.get("boot_index").and_then(|v| v.as_i64()),
+                volume_size: m.get("volume_size").and_then(|v| v.as_u64()),
+                device_name: text(m, "device_name"),
+                delete_on_termination: m
+                    .get("delete_on_termination")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(false),
+                guest_format: text(m, "guest_format"),
+                device_type: text(m, "device_type"),
+                disk_bus: text(m, "disk_bus"),
+                volume_type: text(m, "volume_type"),
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+/// A create's mappings with those its image defines (Nova's
+/// `_merge_bdms_lists`): when the image defines the root device, a
+/// requested image root mapping is dropped; a requested mapping takes
+/// the place of the image's of the same device name.
+pub fn merge_image_mappings(
+    image: Vec<BlockDeviceMapping>,
+    requested: Vec<BlockDeviceMapping>,
+) -> Vec<BlockDeviceMapping> {
+    let mut requested = requested;
+    if image.iter().any(|b| b.boot_index == Some(0)) {
+        requested
+            .retain(|b| !(b.boot_index == Some(0) && b.source_type.as_deref() == Some("image")));
+    }
+    let names: Vec<String> = requested
+        .iter()
+        .filter_map(|b| b.device_name.clone())
+        .collect();
+    let kept = image
+        .into_iter()
+        .filter(|b| b.device_name.as_ref().is_none_or(|d| !names.contains(d)));
+    requested.into_iter().chain(kept).collect()
 }
