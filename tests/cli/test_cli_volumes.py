@@ -153,3 +153,55 @@ def test_server_create_boot_from_volume(cli, unique, cirros_image):
     assert wait_volume(cli, "rova-demo", vol["id"],
                        "available")["attachments"] == []
     cli.run("rova-demo", "volume", "delete", vol["id"])
+
+
+def test_volume_backed_server_image(cli, unique, cirros_image):
+    """`server image create --wait` of a `--boot-from-volume` server makes
+    an image of its volume's snapshot; `server create --image` of that
+    image goes ACTIVE on a volume made from the snapshot."""
+    server = cli.json("rova-demo", "server", "create", "--wait",
+                      "--image", cirros_image["Name"], "--boot-from-volume",
+                      "1", "--flavor", "m1.tiny", "--network", "private",
+                      "vbsrc-" + unique)
+    assert server["status"] == "ACTIVE", server
+    root = cli.json("rova-demo", "server", "volume", "list",
+                    server["id"])[0]["Volume ID"]
+    image = cli.json("rova-demo", "server", "image", "create", "--wait",
+                     "--name", "vbimg-" + unique, server["id"])
+    shown = cli.json("rova-demo", "image", "show", image["id"])
+    assert shown["status"] == "active", shown
+    props = shown["properties"]
+    assert str(props["bdm_v2"]) in ("True", "true"), props
+    snaps = cli.json("rova-demo", "volume", "snapshot", "list")
+    mine = [s for s in snaps if s["Name"] == "snapshot for vbimg-" + unique]
+    assert len(mine) == 1, snaps
+    snap = cli.json("rova-demo", "volume", "snapshot", "show", mine[0]["ID"])
+    assert (snap["volume_id"], snap["status"]) == (root, "available"), snap
+
+    booted = cli.json("rova-demo", "server", "create", "--wait",
+                      "--image", image["id"], "--flavor", "m1.tiny",
+                      "--network", "private", "vbnew-" + unique)
+    assert booted["status"] == "ACTIVE", booted
+    listed = cli.json("rova-demo", "server", "volume", "list", booted["id"])
+    assert len(listed) == 1 and listed[0]["Device"] == "/dev/vda", listed
+    vol = cli.json("rova-demo", "volume", "show", listed[0]["Volume ID"])
+    assert vol["status"] == "in-use", vol
+    assert vol["snapshot_id"] == mine[0]["ID"], vol
+
+    made = vol["id"]
+    for s in (booted, server):
+        cli.run("rova-demo", "server", "delete", "--wait", s["id"])
+    # The mappings do not ask for the volumes to go with the servers.
+    for v in (made, root):
+        wait_volume(cli, "rova-demo", v, "available")
+    cli.run("rova-demo", "volume", "delete", made)
+    cli.run("rova-demo", "volume", "snapshot", "delete", mine[0]["ID"])
+    wait_volume(cli, "rova-demo", made, None)
+    cli.run("rova-demo", "image", "delete", image["id"])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if not any(s["ID"] == mine[0]["ID"] for s in
+                   cli.json("rova-demo", "volume", "snapshot", "list")):
+            break
+        time.sleep(0.2)
+    cli.run("rova-demo", "volume", "delete", root)

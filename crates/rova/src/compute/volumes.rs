@@ -364,11 +364,14 @@ fn volume_mappings(bdms: &[BlockDeviceMapping]) -> impl Iterator<Item = &BlockDe
 
 /// Nova's `_validate_bdm`, volume part, at `POST /servers`: a volume to
 /// attach exists for the caller and is available (one server only), an
-/// image to copy exists, and no snapshot source (none exist here).
+/// image to copy exists, a snapshot to copy exists for the caller, is
+/// `available` and fits the size asked for (what Cinder would refuse at
+/// the build is refused here).
 ///
 /// Returns the image properties of what the server boots from when that
 /// is a volume (Nova's `_get_bdm_image_metadata`): the image a new boot
-/// volume is made from, or the `volume_image_metadata` of an existing one.
+/// volume is made from, the image metadata of the snapshot it is made
+/// from, or the `volume_image_metadata` of an existing one.
 pub fn check_create_mappings(
     app: &App,
     ctx: &Ctx,
@@ -423,9 +426,19 @@ pub fn check_create_mappings(
                 }
             }
             Some("snapshot") => {
-                return Err(Fault::bad_request(format!(
-                    "Block Device Mapping is Invalid: failed to get snapshot {id}."
-                )))
+                let snap = app
+                    .volumes
+                    .snapshot_visible(&id, &ctx.project_id, ctx.is_admin())
+                    .map_err(|_| {
+                        Fault::bad_request(format!(
+                            "Block Device Mapping is Invalid: failed to get snapshot {id}."
+                        ))
+                    })?;
+                crate::volume::snapshot::usable(&snap)?;
+                crate::volume::snapshot::volume_size_from(&snap, b.volume_size)?;
+                if b.boot_index == Some(0) {
+                    boot_properties = snap.image_metadata.clone();
+                }
             }
             _ => {}
         }
@@ -446,68 +459,95 @@ pub fn check_create_mappings(
     Ok(boot_properties)
 }
 
-/// Makes a new volume for a build and waits until it is available.
+/// Makes a new volume for a build (from its image, its snapshot, or
+/// blank) and waits until it is available.
 async fn new_boot_volume(
     app: &App,
     inst: &Instance,
     b: &BlockDeviceMapping,
 ) -> Result<String, Fault> {
-    let mut image_metadata = std::collections::BTreeMap::new();
-    let mut source = None;
-    let mut floor = 1u64;
-    let image_id = match b.source_type.as_deref() {
-        Some("image") => {
-            let id = b.uuid.clone().unwrap_or_default();
-            let img = app
-                .images
-                .get(&id)
-                .ok_or_else(|| Fault::bad_request(format!("Image {id} could not be found.")))?;
-            let from = crate::volume::FromImage::of(&img);
-            floor = from.floor;
-            image_metadata = from.metadata;
-            source = Some(app.images.file_path(&id));
-            Some(id)
+    let source_id = b.uuid.clone().unwrap_or_default();
+    let vol = match b.source_type.as_deref() {
+        Some("snapshot") => {
+            let snap = app
+                .volumes
+                .snapshots
+                .get(&source_id)
+                .ok_or_else(|| crate::volume::snapshot::not_found(&source_id))?;
+            crate::volume::snapshot::usable(&snap)?;
+            let size = crate::volume::snapshot::volume_size_from(&snap, b.volume_size)?;
+            let req = new_volume_request(size, None);
+            app.volumes
+                .create_from_snapshot(app.clock.now(), &inst.project_id, &inst.user_id, req, &snap)
+                .await?
         }
-        _ => None,
+        source => {
+            let mut image_metadata = BTreeMap::new();
+            let mut file = None;
+            let mut floor = 1u64;
+            let mut image_id = None;
+            if source == Some("image") {
+                let img = app.images.get(&source_id).ok_or_else(|| {
+                    Fault::bad_request(format!("Image {source_id} could not be found."))
+                })?;
+                let from = crate::volume::FromImage::of(&img);
+                floor = from.floor;
+                image_metadata = from.metadata;
+                file = Some(app.images.file_path(&source_id));
+                image_id = Some(source_id);
+            }
+            let size = b.volume_size.unwrap_or(floor).max(floor);
+            let req = new_volume_request(size, image_id);
+            app.volumes
+                .create(
+                    app.clock.now(),
+                    &inst.project_id,
+                    &inst.user_id,
+                    req,
+                    image_metadata,
+                    file,
+                )
+                .await?
+        }
     };
-    let size = b.volume_size.unwrap_or(floor).max(floor);
-    let req = crate::volume::NewVolume {
+    made("volume", &vol.id, || {
+        app.volumes.table.get(&vol.id).map(|v| v.status.clone())
+    })
+    .await?;
+    Ok(vol.id.clone())
+}
+
+/// Waits until `kind` `id` (a volume or a snapshot, whose status
+/// `status` reads) has left `creating`: Ok when it is `available`.
+pub(crate) async fn made(
+    kind: &str,
+    id: &str,
+    status: impl Fn() -> Option<String>,
+) -> Result<(), Fault> {
+    for _ in 0..6000 {
+        match status() {
+            Some(s) if s == "available" => return Ok(()),
+            Some(s) if s == "creating" => {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await
+            }
+            other => return Err(Fault::internal(format!("{kind} {id} ended {other:?}"))),
+        }
+    }
+    Err(Fault::internal(format!(
+        "{kind} {id} never became available"
+    )))
+}
+
+/// A nameless volume of `size` GiB for a build.
+fn new_volume_request(size: u64, image_id: Option<String>) -> crate::volume::NewVolume {
+    crate::volume::NewVolume {
         size,
         name: None,
         description: None,
         metadata: Default::default(),
         source_volid: None,
         image_id,
-    };
-    let vol = app
-        .volumes
-        .create(
-            app.clock.now(),
-            &inst.project_id,
-            &inst.user_id,
-            req,
-            image_metadata,
-            source,
-        )
-        .await?;
-    for _ in 0..6000 {
-        match app.volumes.table.get(&vol.id).map(|v| v.status.clone()) {
-            Some(s) if s == "available" => return Ok(vol.id.clone()),
-            Some(s) if s == "creating" => {
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await
-            }
-            other => {
-                return Err(Fault::internal(format!(
-                    "volume {} ended {other:?}",
-                    vol.id
-                )))
-            }
-        }
     }
-    Err(Fault::internal(format!(
-        "volume {} never became available",
-        vol.id
-    )))
 }
 
 /// The build's block device mapping step for its volumes: each volume
@@ -574,4 +614,75 @@ pub async fn prepare_build_volumes(
         return Err(f);
     }
     Ok(out)
+}
+
+/// The block device mappings image `img` defines (Nova's
+/// `_get_image_defined_bdms`, block device mapping v2 only): its
+/// `block_device_mapping` property (a JSON list, or its text as Glance
+/// keeps it) when `bdm_v2` is true, as a create's mappings.
+pub fn image_defined_mappings(img: &crate::image::Image) -> Vec<BlockDeviceMapping> {
+    let v2 = match img.properties.get("bdm_v2") {
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(serde_json::Value::String(s)) => {
+            ["true", "1", "yes", "on", "t", "y"].contains(&s.to_ascii_lowercase().as_str())
+        }
+        _ => false,
+    };
+    let list = match img.properties.get("block_device_mapping") {
+        Some(serde_json::Value::String(s)) if v2 => serde_json::from_str(s).unwrap_or_default(),
+        Some(serde_json::Value::Array(a)) if v2 => a.clone(),
+        _ => Vec::new(),
+    };
+    let text = |m: &serde_json::Value, k: &str| m.get(k).and_then(|v| v.as_str()).map(String::from);
+    list.iter()
+        .map(|m| {
+            let source = text(m, "source_type");
+            let uuid = match source.as_deref() {
+                Some("snapshot") => text(m, "snapshot_id"),
+                Some("volume") => text(m, "volume_id"),
+                Some("image") => text(m, "image_id"),
+                _ => None,
+            };
+            BlockDeviceMapping {
+                source_type: source,
+                destination_type: text(m, "destination_type"),
+                uuid,
+                boot_index: m.get("boot_index").and_then(|v| v.as_i64()),
+                volume_size: m.get("volume_size").and_then(|v| v.as_u64()),
+                device_name: text(m, "device_name"),
+                delete_on_termination: m
+                    .get("delete_on_termination")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(false),
+                guest_format: text(m, "guest_format"),
+                device_type: text(m, "device_type"),
+                disk_bus: text(m, "disk_bus"),
+                volume_type: text(m, "volume_type"),
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+/// A create's mappings with those its image defines (Nova's
+/// `_merge_bdms_lists`): when the image defines the root device, a
+/// requested image root mapping is dropped; a requested mapping takes
+/// the place of the image's of the same device name.
+pub fn merge_image_mappings(
+    image: Vec<BlockDeviceMapping>,
+    requested: Vec<BlockDeviceMapping>,
+) -> Vec<BlockDeviceMapping> {
+    let mut requested = requested;
+    if image.iter().any(|b| b.boot_index == Some(0)) {
+        requested
+            .retain(|b| !(b.boot_index == Some(0) && b.source_type.as_deref() == Some("image")));
+    }
+    let names: Vec<String> = requested
+        .iter()
+        .filter_map(|b| b.device_name.clone())
+        .collect();
+    let kept = image
+        .into_iter()
+        .filter(|b| b.device_name.as_ref().is_none_or(|d| !names.contains(d)));
+    requested.into_iter().chain(kept).collect()
 }

@@ -398,6 +398,30 @@ async fn boot_bdm(c: &TestCloud, u: &User, name: &str, bdm: Value, extra: Value)
         .await
 }
 
+/// Boots server `name` on mapping `bdm` and waits until it is ACTIVE;
+/// its id and its `volumes_attached` (2.79).
+async fn boot_active(c: &TestCloud, u: &User, name: &str, bdm: Value) -> (String, Value) {
+    let r = boot_bdm(c, u, name, bdm, json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let sid = r.body["server"]["id"].as_str().expect("id").to_string();
+    let s = c
+        .wait_status(u, &sid, &["ACTIVE", "ERROR"], Some("2.79"))
+        .await;
+    assert_eq!(s["status"], "ACTIVE", "{s}");
+    (sid, s["os-extended-volumes:volumes_attached"].clone())
+}
+
+/// The one volume of `attached`, deleted with its server, and its view.
+async fn root_volume(c: &TestCloud, u: &User, attached: &Value) -> (String, Value) {
+    let vol = attached[0]["id"].as_str().expect("a volume").to_string();
+    assert_eq!(
+        attached,
+        &json!([{"id": vol, "delete_on_termination": true}])
+    );
+    let v = volume_of(c, u, &vol).await;
+    (vol, v)
+}
+
 #[tokio::test]
 async fn a_server_boots_from_a_volume() {
     let cloud = start().await;
@@ -407,20 +431,8 @@ async fn a_server_boots_from_a_volume() {
     // From an image: Nova has the volume made, attached as /dev/vda.
     let bdm = json!({"boot_index": 0, "uuid": image, "source_type": "image",
         "destination_type": "volume", "volume_size": 2, "delete_on_termination": true});
-    let r = boot_bdm(&cloud, &demo, "bfv", bdm, json!({})).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let sid = r.body["server"]["id"].as_str().expect("id").to_string();
-    let s = cloud
-        .wait_status(&demo, &sid, &["ACTIVE", "ERROR"], Some("2.79"))
-        .await;
-    assert_eq!(s["status"], "ACTIVE", "{s}");
-    let attached = s["os-extended-volumes:volumes_attached"].clone();
-    let vol = attached[0]["id"].as_str().expect("a volume").to_string();
-    assert_eq!(
-        attached,
-        json!([{"id": vol, "delete_on_termination": true}])
-    );
-    let v = volume_of(&cloud, &demo, &vol).await;
+    let (sid, attached) = boot_active(&cloud, &demo, "bfv", bdm).await;
+    let (vol, v) = root_volume(&cloud, &demo, &attached).await;
     assert_eq!(
         (
             v["status"].as_str(),
@@ -440,13 +452,7 @@ async fn a_server_boots_from_a_volume() {
     let mine = new_volume(&cloud, &demo, "root").await;
     let bdm = json!({"boot_index": 0, "uuid": mine, "source_type": "volume",
         "destination_type": "volume"});
-    let r = boot_bdm(&cloud, &demo, "bfv2", bdm.clone(), json!({})).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let sid = r.body["server"]["id"].as_str().expect("id").to_string();
-    let s = cloud
-        .wait_status(&demo, &sid, &["ACTIVE", "ERROR"], Some("2.79"))
-        .await;
-    assert_eq!(s["status"], "ACTIVE", "{s}");
+    let (sid, _) = boot_active(&cloud, &demo, "bfv2", bdm.clone()).await;
     assert_eq!(volume_of(&cloud, &demo, &mine).await["status"], "in-use");
 
     // Refused at the API, nothing made.
@@ -532,4 +538,209 @@ async fn a_build_that_cannot_make_its_volumes_fails_and_gives_them_back() {
     }
     assert_eq!(names.len(), 9, "the volume made for it is gone: {names:?}");
     assert!(names.iter().all(|n| n.starts_with("fill")), "{names:?}");
+}
+
+#[tokio::test]
+async fn a_server_boots_from_a_snapshot() {
+    use crate::snapshots::{reset_snap, snapshot};
+    let cloud = start().await;
+    let demo = cloud.login("demo").await;
+    let alt = cloud.login("alt_demo").await;
+    let admin = cloud.login("admin").await;
+    let image = cloud.image_id();
+
+    // A bootable volume made from the image, and a snapshot of it.
+    let r = create(&cloud, &demo, json!({"size": 2, "imageRef": image})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let origin = r.body["volume"]["id"].as_str().expect("id").to_string();
+    wait(&cloud, &demo, &origin, Some("available")).await;
+    let snap = snapshot(&cloud, &demo, &origin, json!({})).await;
+
+    // The build makes a volume from it (the size asked for), attached as
+    // /dev/vda and deleted with the server.
+    let bdm = json!({"boot_index": 0, "uuid": snap, "source_type": "snapshot",
+        "destination_type": "volume", "volume_size": 3, "delete_on_termination": true});
+    let (sid, attached) = boot_active(&cloud, &demo, "from-snap", bdm).await;
+    let (vol, v) = root_volume(&cloud, &demo, &attached).await;
+    assert_eq!(
+        (
+            v["status"].as_str(),
+            v["size"].as_u64(),
+            v["bootable"].as_str(),
+            v["snapshot_id"].as_str()
+        ),
+        (Some("in-use"), Some(3), Some("true"), Some(snap.as_str()))
+    );
+    assert_eq!(v["attachments"][0]["device"], "/dev/vda");
+    assert_eq!(v["volume_image_metadata"]["image_id"], image.as_str());
+    delete_server(&cloud, &demo, &sid).await;
+    wait(&cloud, &demo, &vol, None).await;
+
+    // Without a size, the snapshot's; kept when the server goes.
+    let bdm = json!({"boot_index": 0, "uuid": snap, "source_type": "snapshot",
+        "destination_type": "volume"});
+    let (sid, attached) = boot_active(&cloud, &demo, "from-snap2", bdm.clone()).await;
+    let vol = attached[0]["id"].as_str().expect("a volume").to_string();
+    assert_eq!(volume_of(&cloud, &demo, &vol).await["size"], 2);
+    delete_server(&cloud, &demo, &sid).await;
+    let v = wait(&cloud, &demo, &vol, Some("available")).await;
+    assert_eq!(v["snapshot_id"], snap.as_str());
+
+    // Refused at the API, nothing made: another project's snapshot, a
+    // size below the snapshot's, a snapshot that is not available.
+    let before = cloud.app.compute.instances.len();
+    let r = boot_bdm(&cloud, &alt, "refused", bdm.clone(), json!({})).await;
+    assert_eq!(
+        r.fault(400),
+        format!("Block Device Mapping is Invalid: failed to get snapshot {snap}.")
+    );
+    let mut small = bdm.clone();
+    small["volume_size"] = json!(1);
+    let r = boot_bdm(&cloud, &demo, "refused", small, json!({})).await;
+    assert_eq!(
+        r.fault(400),
+        "Invalid input received: Volume size '1'GB cannot be smaller than the snapshot \
+         size 2GB. They must be >= original snapshot size."
+    );
+    reset_snap(&cloud, &admin, &snap, "error").await;
+    let r = boot_bdm(&cloud, &demo, "refused", bdm, json!({})).await;
+    assert_eq!(
+        r.fault(400),
+        "Invalid snapshot: Originating snapshot status must be one of 'available' values"
+    );
+    assert_eq!(cloud.app.compute.instances.len(), before, "no server made");
+}
+
+#[tokio::test]
+async fn a_volume_backed_servers_image_boots_from_its_snapshots() {
+    let cloud = start().await;
+    let demo = cloud.login("demo").await;
+    let image = cloud.image_id();
+
+    // A server on a volume made from the image, with a data volume.
+    let bdm = json!({"boot_index": 0, "uuid": image, "source_type": "image",
+        "destination_type": "volume", "volume_size": 2, "delete_on_termination": true});
+    let (sid, attached) = boot_active(&cloud, &demo, "vb", bdm).await;
+    let (root, _) = root_volume(&cloud, &demo, &attached).await;
+    let data = new_volume(&cloud, &demo, "data").await;
+    let r = attach(&cloud, &demo, &sid, "2.79", json!({"volumeId": data})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    // createImage: 202 naming the image (2.45: in the body), at once
+    // active with no bytes, each volume snapshotted (forced: in use).
+    let r = cloud
+        .compute(
+            &demo,
+            Method::POST,
+            &format!("/servers/{sid}/action"),
+            Some("2.45"),
+            Some(json!({"createImage": {"name": "vb-snap", "metadata": {"k": "v"}}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let img_id = r.body["image_id"].as_str().expect("image_id").to_string();
+    let img = cloud.app.images.get(&img_id).expect("the image");
+    assert_eq!(
+        (
+            img.status.as_str(),
+            img.size,
+            img.disk_format.as_deref(),
+            img.container_format.as_deref()
+        ),
+        ("active", Some(0), Some("raw"), Some("bare"))
+    );
+    let prop = |k: &str| {
+        img.properties
+            .get(k)
+            .and_then(Value::as_str)
+            .map(String::from)
+    };
+    assert_eq!(prop("bdm_v2").as_deref(), Some("True"));
+    assert_eq!(prop("root_device_name").as_deref(), Some("/dev/vda"));
+    assert_eq!(prop("k").as_deref(), Some("v"));
+    let mapping: Vec<Value> =
+        serde_json::from_str(&prop("block_device_mapping").expect("mapping")).expect("JSON");
+    assert_eq!(mapping.len(), 2, "{mapping:?}");
+    let mut snaps = Vec::new();
+    for (m, (vol, boot, device, dot, size)) in mapping.iter().zip([
+        (&root, json!(0), "/dev/vda", true, 2),
+        (&data, Value::Null, "/dev/vdb", false, 1),
+    ]) {
+        let snap = m["snapshot_id"].as_str().expect("snapshot_id").to_string();
+        assert_eq!(
+            (
+                &m["source_type"],
+                &m["destination_type"],
+                &m["boot_index"],
+                &m["device_name"],
+                &m["delete_on_termination"],
+                &m["volume_size"]
+            ),
+            (
+                &json!("snapshot"),
+                &json!("volume"),
+                &boot,
+                &json!(device),
+                &json!(dot),
+                &json!(size)
+            ),
+            "{m}"
+        );
+        let s = get(&cloud, &demo, &format!("/snapshots/{snap}")).await;
+        assert_eq!(s.status, StatusCode::OK, "{}", s.text);
+        assert_eq!(s.body["snapshot"]["volume_id"], vol.as_str());
+        assert_eq!(s.body["snapshot"]["name"], "snapshot for vb-snap");
+        assert_eq!(s.body["snapshot"]["status"], "available");
+        snaps.push(snap);
+    }
+    let actions = cloud
+        .get(&demo, &format!("/servers/{sid}/os-instance-actions"), None)
+        .await;
+    assert_eq!(actions.body["instanceActions"][0]["action"], "createImage");
+
+    // Booting from the image: its mappings become the server's, each
+    // volume made from its snapshot.
+    let server = json!({"name": "from-image", "imageRef": img_id, "flavorRef": "1",
+        "networks": "none"});
+    let r = cloud
+        .post(&demo, "/servers", Some("2.79"), json!({ "server": server }))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let sid2 = r.body["server"]["id"].as_str().expect("id").to_string();
+    let s = cloud
+        .wait_status(&demo, &sid2, &["ACTIVE", "ERROR"], Some("2.79"))
+        .await;
+    assert_eq!(s["status"], "ACTIVE", "{s}");
+    let vols = s["os-extended-volumes:volumes_attached"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(vols.len(), 2, "{s}");
+    for (want_snap, device) in snaps.iter().zip(["/dev/vda", "/dev/vdb"]) {
+        let found = vols
+            .iter()
+            .map(|v| {
+                cloud
+                    .app
+                    .volumes
+                    .table
+                    .get(v["id"].as_str().unwrap_or_default())
+            })
+            .find_map(|v| v.filter(|v| v.snapshot_id.as_deref() == Some(want_snap.as_str())))
+            .expect("a volume from the snapshot");
+        assert_eq!(found.status, "in-use");
+        assert_eq!(found.attachments[0].server_id, sid2);
+        assert_eq!(found.attachments[0].device.as_deref(), Some(device));
+    }
+    // The root volume goes with the server (the image's mapping says
+    // so), the data volume stays.
+    delete_server(&cloud, &demo, &sid2).await;
+    let left: Vec<Value> = vols
+        .iter()
+        .filter(|v| v["delete_on_termination"] == false)
+        .cloned()
+        .collect();
+    assert_eq!(left.len(), 1, "{vols:?}");
+    let kept = left[0]["id"].as_str().expect("id");
+    wait(&cloud, &demo, kept, Some("available")).await;
 }

@@ -231,7 +231,7 @@ fn resolve_networks(app: &App, ctx: &Ctx, req: &BuildRequest) -> Result<Vec<NicP
 }
 
 /// POST /servers after validation.
-pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Created, Fault> {
+pub async fn create(app: &Arc<App>, ctx: &Ctx, mut req: BuildRequest) -> Result<Created, Fault> {
     ctx.require_member("os_compute_api:servers:create")?;
     if (req.forced_host.is_some()) && !ctx.is_admin() {
         return Err(Fault::policy("os_compute_api:servers:create:forced_host"));
@@ -270,6 +270,19 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, req: BuildRequest) -> Result<Crea
                 other => other.to_string(),
             };
             image_properties.insert(k.clone(), s);
+        }
+        // The mappings the image defines (a volume-backed server's
+        // snapshot): a root volume among them makes the server boot from
+        // a volume, as if the request had mapped it.
+        let defined = super::volumes::image_defined_mappings(&img);
+        if !defined.is_empty() {
+            let root_volume = defined.iter().any(|b| {
+                b.boot_index == Some(0) && b.destination_type.as_deref() == Some("volume")
+            });
+            req.bdms = super::volumes::merge_image_mappings(defined, std::mem::take(&mut req.bdms));
+            if root_volume {
+                req.image_ref = String::new();
+            }
         }
     } else if req.bdms.is_empty() {
         return Err(Fault::bad_request("Missing imageRef attribute"));

@@ -13,6 +13,7 @@ mod rebuild;
 mod resize;
 mod shelve;
 mod snapshot;
+mod volume_snapshot;
 
 pub use resize::confirm_resize;
 pub use shelve::start_offload;

@@ -115,6 +115,9 @@ pub(super) async fn snapshot(
             "Backup is not supported for volume-backed instances",
         ));
     }
+    if backup.is_none() && cur.is_volume_backed() {
+        return super::volume_snapshot::snapshot_volume_backed(app, ctx, id, name, metadata).await;
+    }
     let (action, first, then, record, event): (
         Action,
         T,
