@@ -378,6 +378,8 @@ disk_line() {
     head=$(dd if="/dev/$1" bs=64 count=1 2>/dev/null | tr -cd 'A-Za-z0-9._:=+-')
     say "disk $1 size=$((sectors * 512)) sectors=$sectors ro=$(cat "$b/ro") serial=$(cat "$b/serial" 2>/dev/null) head=$head"
 }
+nl='
+'
 disks=$(disk_names)
 for name in $disks; do disk_line "$name"; done
 
@@ -390,11 +392,12 @@ while :; do
     say "heartbeat $n"
     now=$(disk_names)
     if [ "$now" != "$disks" ]; then
+        # the lists are one name per line: match whole lines
         for name in $now; do
-            case " $(echo $disks) " in *" $name "*) ;; *) disk_line "$name" ;; esac
+            case "$nl$disks$nl" in *"$nl$name$nl"*) ;; *) disk_line "$name" ;; esac
         done
         for name in $disks; do
-            case " $(echo $now) " in *" $name "*) ;; *) say "disk $name removed" ;; esac
+            case "$nl$now$nl" in *"$nl$name$nl"*) ;; *) say "disk $name removed" ;; esac
         done
         disks=$now
     fi
