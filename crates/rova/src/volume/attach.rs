@@ -57,6 +57,18 @@ fn settle(v: &mut Volume) {
     v.attach_status = attach.into();
 }
 
+/// Attachment `att` leaves volume `v`, whose status follows from those
+/// left; a 404 when it has no such attachment.
+fn remove_attachment(v: &mut Volume, att: &str) -> Result<(), Fault> {
+    let before = v.attachments.len();
+    v.attachments.retain(|a| a.id != att);
+    if v.attachments.len() == before {
+        return Err(attachment_not_found(att));
+    }
+    settle(v);
+    Ok(())
+}
+
 impl Volumes {
     /// One compare-and-swap on volume `id`'s row: `change` checks and
     /// changes it (its error leaves the row as it was), and the volume is
@@ -242,15 +254,7 @@ impl Volumes {
                 vol,
                 || attachment_not_found(att),
                 now,
-                |v| {
-                    let before = v.attachments.len();
-                    v.attachments.retain(|a| a.id != att);
-                    if v.attachments.len() == before {
-                        return Err(attachment_not_found(att));
-                    }
-                    settle(v);
-                    Ok(())
-                },
+                |v| remove_attachment(v, att),
             )
             .await?;
         Ok(v.attachments.clone())
@@ -374,13 +378,7 @@ impl Volumes {
                         ))
                     }
                 };
-                let before = v.attachments.len();
-                v.attachments.retain(|a| a.id != gone);
-                if v.attachments.len() == before {
-                    return Err(attachment_not_found(&gone));
-                }
-                settle(v);
-                Ok(())
+                remove_attachment(v, &gone)
             },
         )
         .await

@@ -76,13 +76,12 @@ fn listing(app: &App, caller: Caller, q: Option<String>, headers: &HeaderMap, fu
     let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let everyone = r.admin() && get("all_tenants").is_some();
     let mut out = Vec::new();
-    for v in app.volumes.table.all() {
-        if !everyone && v.project_id != r.ctx.project_id {
-            continue;
-        }
-        if get("volume_id").is_some_and(|id| id != v.id) {
-            continue;
-        }
+    let volumes = app.volumes.table.filter(|v| {
+        (everyone || v.project_id == r.ctx.project_id)
+            && !v.attachments.is_empty()
+            && get("volume_id").is_none_or(|id| id == v.id)
+    });
+    for v in volumes {
         for a in &v.attachments {
             let status = get("status").or(get("attach_status"));
             if status.is_some_and(|s| s != a.status())
