@@ -1,16 +1,61 @@
 //! Instance-action records: every user request against a server is logged
 //! with its request id, and the work it causes as events with results.
-//! Each action is a row of `instance_actions` (keyed `<server>/<seq>`, its
-//! events inside it), found by server through an index. These back
-//! `os-instance-actions`.
+//! Each action is a row of `instance_actions` (keyed `<server>/<seq>`),
+//! found by server through an index; its events are rows of
+//! `instance_action_events` ([`super::action_events`]), written with it.
+//! These back `os-instance-actions`.
 
-use super::{ActionEvent, ActionLog, InstanceAction};
+use super::action_events;
 use crate::app::App;
 use crate::http::Ctx;
 use crate::store::Table;
 use chrono::{DateTime, Utc};
 use rova_core::model::Instance;
 use rova_core::Fault;
+use serde::{Deserialize, Serialize};
+
+/// One event of an instance action (a row of `instance_action_events`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ActionEvent {
+    pub event: String,
+    pub start_time: DateTime<Utc>,
+    pub finish_time: Option<DateTime<Utc>>,
+    /// `Success`, `Error` or None while running.
+    pub result: Option<String>,
+    pub traceback: Option<String>,
+    pub host: Option<String>,
+    pub details: Option<String>,
+}
+
+/// One instance action (a user request against a server).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceAction {
+    pub action: String,
+    pub instance_uuid: String,
+    pub request_id: String,
+    pub user_id: String,
+    pub project_id: String,
+    pub start_time: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub message: Option<String>,
+    /// Its place among the server's actions (0: the first), also in its
+    /// row's key.
+    #[serde(default)]
+    pub seq: u32,
+    /// Kept as rows of `instance_action_events`
+    /// ([`super::action_events`]), not in the action's document: filled
+    /// when the action is read, and for a new action the events it
+    /// starts with.
+    #[serde(default, skip_serializing)]
+    pub events: Vec<ActionEvent>,
+}
+
+/// All actions of one instance, in order, with their events (assembled
+/// from their rows).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct ActionLog {
+    pub actions: Vec<InstanceAction>,
+}
 
 /// The instance action a state change records in its own transaction
 /// ([`super::Compute::update_instance_logged`]): the action's name and,
@@ -106,17 +151,24 @@ pub fn row_key(uuid: &str, seq: u32) -> String {
 /// The index of action rows by server.
 pub const BY_INSTANCE: &str = "instance";
 
-/// Server `uuid`'s actions, in the order they were recorded: from this
-/// process's copy, or for a cached table read from the database.
+/// Server `uuid`'s actions, in the order they were recorded, with their
+/// events: from this process's copy, or for cached tables read from the
+/// database.
 pub fn log_of(app: &App, uuid: &str) -> ActionLog {
-    log_in(&app.compute.actions, uuid)
-}
-
-/// [`log_of`] in `table`.
-pub fn log_in(table: &Table<InstanceAction>, uuid: &str) -> ActionLog {
-    let mut actions: Vec<InstanceAction> =
-        rows_of(table, uuid).iter().map(|a| (**a).clone()).collect();
+    let mut actions: Vec<InstanceAction> = rows_of(&app.compute.actions, uuid)
+        .iter()
+        .map(|a| (**a).clone())
+        .collect();
     actions.sort_by_key(|a| a.seq);
+    let keys: Vec<String> = actions.iter().map(|a| row_key(uuid, a.seq)).collect();
+    let mut events = action_events::by_action(
+        &app.compute.action_events,
+        uuid,
+        keys.iter().map(|k| k.as_str()),
+    );
+    for (a, key) in actions.iter_mut().zip(&keys) {
+        a.events = events.remove(key).unwrap_or_default();
+    }
     ActionLog { actions }
 }
 
@@ -134,11 +186,13 @@ fn rows_of(table: &Table<InstanceAction>, uuid: &str) -> Vec<std::sync::Arc<Inst
     }
 }
 
-/// Server `uuid`'s latest action, without copying the others.
-pub fn latest(app: &App, uuid: &str) -> Option<std::sync::Arc<InstanceAction>> {
+/// Server `uuid`'s latest action with its events, without copying the
+/// others.
+pub fn latest(app: &App, uuid: &str) -> Option<InstanceAction> {
     rows_of(&app.compute.actions, uuid)
         .into_iter()
         .max_by_key(|a| a.seq)
+        .map(|a| action_events::assemble(&app.compute.action_events, &row_key(uuid, a.seq), &a))
 }
 
 /// The key and `seq` the next action of server `uuid` takes.
@@ -171,13 +225,23 @@ pub async fn record(
     first_event: Option<(&str, Option<&str>)>,
 ) -> Result<(), Fault> {
     let mut a = entry(ctx, uuid, action, first_event, app.clock.now());
+    // Its events are stored as rows, not in its document.
+    let events = std::mem::take(&mut a.events);
     // Another process may take the same place first: then the next one.
     let mut tries = 0;
     loop {
         let (key, seq) = next_row(&app.compute.actions, uuid);
         a.seq = seq;
         let taken = Fault::conflict("action recorded meanwhile");
-        match app.compute.actions.insert_new(&key, a.clone(), taken).await {
+        let c = &app.compute;
+        let made = c
+            .actions
+            .insert_with(&key, a.clone(), taken, None, &c.action_events, |_, v| {
+                action_events::put_first(v, &key, uuid, &events);
+                Ok(())
+            })
+            .await;
+        match made {
             Ok(_) => return Ok(()),
             Err(e) if e.code == 409 && tries < 3 => tries += 1,
             Err(e) => return Err(e),
@@ -203,19 +267,13 @@ pub async fn event_start(app: &App, uuid: &str, request_id: &str, event: &str, h
     let Some(key) = key_of(app, uuid, request_id) else {
         return;
     };
-    let _ = app
-        .compute
-        .actions
-        .update(
-            &key,
-            || Fault::not_found(""),
-            |a: &mut InstanceAction| {
-                a.events.push(new_event(event, host, now));
-                a.updated_at = now;
-                Ok(())
-            },
-        )
-        .await;
+    let _ = action_events::write(
+        app,
+        &key,
+        |a| a.updated_at = now,
+        |events| events.push(new_event(event, host, now)),
+    )
+    .await;
 }
 
 /// Finishes an event; an error marks the action's message "Error".
@@ -230,35 +288,32 @@ pub async fn event_finish(
     let Some(key) = key_of(app, uuid, request_id) else {
         return;
     };
-    let _ = app
-        .compute
-        .actions
-        .update(
-            &key,
-            || Fault::not_found(""),
-            |a: &mut InstanceAction| {
-                if let Some(ev) = a
-                    .events
-                    .iter_mut()
-                    .rev()
-                    .find(|e| e.event == event && e.finish_time.is_none())
-                {
-                    ev.finish_time = Some(now);
-                    match error {
-                        None => ev.result = Some("Success".into()),
-                        Some((msg, tb)) => {
-                            ev.result = Some("Error".into());
-                            ev.traceback = Some(tb.to_string());
-                            ev.details = Some(msg.to_string());
-                        }
+    let _ = action_events::write(
+        app,
+        &key,
+        |a| {
+            if error.is_some() {
+                a.message = Some("Error".into());
+            }
+            a.updated_at = now;
+        },
+        |events| {
+            if let Some(ev) = events
+                .iter_mut()
+                .rev()
+                .find(|e| e.event == event && e.finish_time.is_none())
+            {
+                ev.finish_time = Some(now);
+                match error {
+                    None => ev.result = Some("Success".into()),
+                    Some((msg, tb)) => {
+                        ev.result = Some("Error".into());
+                        ev.traceback = Some(tb.to_string());
+                        ev.details = Some(msg.to_string());
                     }
                 }
-                if error.is_some() {
-                    a.message = Some("Error".into());
-                }
-                a.updated_at = now;
-                Ok(())
-            },
-        )
-        .await;
+            }
+        },
+    )
+    .await;
 }

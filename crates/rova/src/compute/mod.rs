@@ -2,6 +2,7 @@
 //! with Nova's admission rules, and the operations that change them. HTTP
 //! lives in `api/`; this layer sees typed commands and a `Ctx` only.
 
+pub mod action_events;
 pub mod actions;
 pub mod actions_parse;
 pub mod actions_run;
@@ -34,6 +35,8 @@ pub mod settle;
 pub mod sim_vnc;
 pub mod views;
 pub mod volumes;
+
+pub use actions::{ActionEvent, ActionLog, InstanceAction};
 
 use crate::config::Config;
 use crate::store::schema::Cell;
@@ -100,49 +103,14 @@ impl Keypair {
     }
 }
 
-/// One event inside an instance action.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ActionEvent {
-    pub event: String,
-    pub start_time: DateTime<Utc>,
-    pub finish_time: Option<DateTime<Utc>>,
-    /// `Success`, `Error` or None while running.
-    pub result: Option<String>,
-    pub traceback: Option<String>,
-    pub host: Option<String>,
-    pub details: Option<String>,
-}
-
-/// One instance action (a user request against a server).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct InstanceAction {
-    pub action: String,
-    pub instance_uuid: String,
-    pub request_id: String,
-    pub user_id: String,
-    pub project_id: String,
-    pub start_time: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub message: Option<String>,
-    /// Its place among the server's actions (0: the first), also in its
-    /// row's key.
-    #[serde(default)]
-    pub seq: u32,
-    pub events: Vec<ActionEvent>,
-}
-
-/// All actions of one instance, in order (assembled from their rows).
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-pub struct ActionLog {
-    pub actions: Vec<InstanceAction>,
-}
-
 /// Compute state.
 pub struct Compute {
     pub instances: Table<Instance>,
     pub flavors: flavors::Flavors,
     pub keypairs: Table<Keypair>,
     pub actions: Table<InstanceAction>,
+    /// The actions' events, one row per event ([`action_events`]).
+    pub action_events: Table<action_events::EventRow>,
     next_id: IdCounter,
     /// Quota held per project beyond what the instance rows say: the
     /// servers of creates whose rows are not written yet, by uuid, with
@@ -183,19 +151,11 @@ impl Compute {
     pub fn load(store: &Arc<Store>, cfg: &Config) -> Result<Self, String> {
         // Every instance row in memory, or (`instance_cache` > 0) only the
         // rows used last, the others read from the database.
-        let (instances, actions) = match cfg.instance_cache {
-            0 => (
-                servers::with_list_indexes(Table::load("instance", store)?),
-                Table::load("instance_action", store)?
-                    .indexed(actions::BY_INSTANCE, |a: &InstanceAction| {
-                        Some(a.instance_uuid.clone())
-                    }),
-            ),
-            n => (
-                Table::load_cached("instance", store, n)?,
-                Table::load_cached("instance_action", store, n)?,
-            ),
+        let instances = match cfg.instance_cache {
+            0 => servers::with_list_indexes(Table::load("instance", store)?),
+            n => Table::load_cached("instance", store, n)?,
         };
+        let (actions, action_events) = action_events::load(store, cfg.instance_cache)?;
         let counters = Table::<StoredCounter>::load("id_counter", store)?;
         let keypairs: Table<Keypair> = Table::load("keypair", store)?;
         // Instance and keypair ids come from one counter.
@@ -239,6 +199,7 @@ impl Compute {
             flavors: flavors::Flavors::load(store)?,
             keypairs,
             actions,
+            action_events,
             next_id: IdCounter::load(store, &counters, "instance", max_id),
             held: Mutex::new(HashMap::new()),
             driver,
@@ -588,9 +549,10 @@ impl Compute {
     }
 
     /// [`Compute::update_instance`] that also records the instance action
-    /// `log` (for the server as changed) in the same transaction: the
-    /// state change and its action are made together or not at all, and
-    /// `guard` (if any) is checked on the instance row in it.
+    /// `log` (for the server as changed), with the event it starts with,
+    /// in the same transaction: the state change, its action's row and
+    /// the event's row are made together or not at all, and `guard` (if
+    /// any) is checked on the instance row in it.
     pub async fn update_instance_logged<R>(
         &self,
         id: &str,
@@ -600,26 +562,43 @@ impl Compute {
         guard: Option<crate::store::Guard>,
         change: impl FnOnce(&mut Instance) -> Result<R, rova_core::Fault>,
     ) -> Result<(Arc<Instance>, R), rova_core::Fault> {
-        let missing = || rova_core::Fault::instance_not_found(id);
         let change = self.stamped(now, Some(log.action), change);
         // The action takes the server's next place; the server's own
         // compare-and-swap keeps two writers from taking the same one.
         let (key, seq) = actions::next_row(&self.actions, id);
-        self.instances
-            .update_with_guard(
-                id,
-                missing,
-                change,
-                &self.actions,
-                |i, view| {
-                    let mut action = log.entry(ctx, i, now);
-                    action.seq = seq;
-                    view.put(&key, action);
+        let queued = {
+            let mut g = crate::store::Group::new();
+            g.with_row(&self.instances, id, |v| {
+                let mut next = v
+                    .get(id)
+                    .ok_or_else(|| rova_core::Fault::instance_not_found(id))?;
+                let r = change(&mut next)?;
+                let next = Arc::new(next);
+                v.put_shared(id, next.clone(), guard);
+                Ok((next, r))
+            })
+            .and_then(|(inst, r)| {
+                let mut action = log.entry(ctx, &inst, now);
+                action.seq = seq;
+                // Its events are stored as rows, not in its document.
+                let events = std::mem::take(&mut action.events);
+                g.with(&self.actions, |v| {
+                    v.put(&key, action);
                     Ok(())
-                },
-                guard,
-            )
-            .await
+                })?;
+                if !events.is_empty() {
+                    g.with(&self.action_events, |v| {
+                        action_events::put_first(v, &key, id, &events);
+                        Ok(())
+                    })?;
+                }
+                Ok((inst, r))
+            })
+            .and_then(|(inst, r)| g.queue().map(|q| (inst, r, q)))
+        };
+        let (inst, r, q) = queued?;
+        q.outcome().await?;
+        Ok((inst, r))
     }
 
     /// `change` followed by [`Compute::stamp`]; `kind` names the action

@@ -10,8 +10,10 @@
 //! actions, then operations, then the rest), as [`Table::update_along`]
 //! does, so two groups never wait on each other's locks.
 
+use super::rows::Rows;
 use super::table::{first_refusal, Table, TxView};
 use super::{Ack, Done, Op, Store};
+use parking_lot::RwLockWriteGuard;
 use rova_core::Fault;
 use serde::{de::DeserializeOwned, Serialize};
 use std::sync::Arc;
@@ -56,11 +58,49 @@ impl<'a> Group<'a> {
     where
         T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        let me = table.identity();
-        if self.locked.contains(&me) {
+        self.check_new(table)?;
+        self.locked_with(table, table.write_lock(), change)
+    }
+
+    /// [`Group::with`] with row `id` in the view if the database has it:
+    /// a cached table reads the row in before its lock is taken (as
+    /// [`Table::update`] does), so `change` can change a row the copy
+    /// had given up.
+    pub fn with_row<T, R>(
+        &mut self,
+        table: &'a Table<T>,
+        id: &str,
+        change: impl FnOnce(&mut TxView<'_, T>) -> Result<R, Fault>,
+    ) -> Result<R, Fault>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        self.check_new(table)?;
+        self.locked_with(table, table.lock_with(id)?, change)
+    }
+
+    /// Refuses a table the group already named.
+    fn check_new<T>(&self, table: &Table<T>) -> Result<(), Fault>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        if self.locked.contains(&table.identity()) {
             return Err(Fault::internal("a table named twice in one group"));
         }
-        let rows = table.write_lock();
+        Ok(())
+    }
+
+    /// [`Group::with`] once `table`'s lock is taken (`rows`).
+    fn locked_with<T, R>(
+        &mut self,
+        table: &'a Table<T>,
+        rows: RwLockWriteGuard<'a, Rows<T>>,
+        change: impl FnOnce(&mut TxView<'_, T>) -> Result<R, Fault>,
+    ) -> Result<R, Fault>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let me = table.identity();
         let (r, pending, guards) = {
             let mut view = TxView::over(&rows);
             let r = change(&mut view)?;

@@ -359,6 +359,15 @@ pub const KINDS: &[Kind] = &[
         table: "volume_quotas",
         cols: &[],
     },
+    Kind {
+        kind: "instance_action_event",
+        table: "instance_action_events",
+        cols: &[
+            text("action_id", "action_id"),
+            text("instance_uuid", "instance_uuid"),
+            text("event", "event"),
+        ],
+    },
 ];
 
 /// The `(subnet_id, ip_address)` pairs of a port document's `fixed_ips`.
@@ -454,27 +463,57 @@ pub fn capacity_verdict(
     Ok(())
 }
 
-/// The rows a record of the pre-relational store becomes: itself, but for
-/// a server's instance-action log (`{"actions": [...]}`), which becomes
-/// one row per action, keyed `<server>/<seq>` (migration 15's split).
-pub fn rows_of_record(kind: &Kind, id: &str, body: String) -> Vec<(String, String)> {
+/// The rows a record of the pre-relational store becomes, each with its
+/// kind: itself, but for a server's instance-action log
+/// (`{"actions": [...]}`), which becomes one row per action, keyed
+/// `<server>/<seq>` (migration 15's split), and one row of
+/// `instance_action_events` per event the action listed, keyed
+/// `<server>/<seq>/<nn>` (migration 20's move).
+pub fn rows_of_record(
+    kind: &'static Kind,
+    id: &str,
+    body: String,
+) -> Vec<(&'static Kind, String, String)> {
     if kind.kind == "instance_action" {
         if let Ok(serde_json::Value::Object(mut log)) = serde_json::from_str(&body) {
             if let Some(serde_json::Value::Array(actions)) = log.remove("actions") {
-                return actions
-                    .into_iter()
-                    .enumerate()
-                    .map(|(seq, mut a)| {
-                        if let Some(o) = a.as_object_mut() {
-                            o.insert("seq".into(), serde_json::json!(seq));
-                        }
-                        (format!("{id}/{seq:06}"), a.to_string())
-                    })
-                    .collect();
+                let mut out = Vec::new();
+                for (seq, mut a) in actions.into_iter().enumerate() {
+                    let key = format!("{id}/{seq:06}");
+                    let events = a.as_object_mut().and_then(|o| {
+                        o.insert("seq".into(), serde_json::json!(seq));
+                        o.remove("events")
+                    });
+                    out.push((kind, key.clone(), a.to_string()));
+                    out.extend(event_rows(&key, id, events));
+                }
+                return out;
             }
         }
     }
-    vec![(id.to_string(), body)]
+    vec![(kind, id.to_string(), body)]
+}
+/// The `instance_action_events` rows of the events action `action` of
+/// server `server` listed, in their order.
+fn event_rows(
+    action: &str,
+    server: &str,
+    events: Option<Value>,
+) -> Vec<(&'static Kind, String, String)> {
+    let (Some(kind), Some(Value::Array(events))) = (of("instance_action_event"), events) else {
+        return Vec::new();
+    };
+    events
+        .into_iter()
+        .enumerate()
+        .filter_map(|(n, mut e)| {
+            let o = e.as_object_mut()?;
+            o.insert("action_id".into(), Value::from(action));
+            o.insert("instance_uuid".into(), Value::from(server));
+            o.insert("position".into(), Value::from(n));
+            Some((kind, format!("{action}/{n:02}"), e.to_string()))
+        })
+        .collect()
 }
 
 /// The table of `kind`, if the schema knows it.

@@ -633,12 +633,14 @@ fn import_objects(tx: &rusqlite::Transaction<'_>) -> Result<(), String> {
         let kind = schema::of(&kind_name).ok_or_else(|| {
             format!("the data directory holds records of kind {kind_name:?}, which this release does not know; run the release that wrote it")
         })?;
-        for (id, body) in schema::rows_of_record(kind, &id, body) {
+        for (kind, id, body) in schema::rows_of_record(kind, &id, body) {
             let put = Op::put(kind, id.clone(), body, 0, 1)?;
             match write_checked(tx, &put) {
                 Ok(Ok(())) => {}
-                Ok(Err(refused)) => return Err(format!("importing {kind_name} {id}: {refused:?}")),
-                Err(e) => return Err(format!("importing {kind_name} {id}: {e}")),
+                Ok(Err(refused)) => {
+                    return Err(format!("importing {} {id}: {refused:?}", kind.kind))
+                }
+                Err(e) => return Err(format!("importing {} {id}: {e}", kind.kind)),
             }
             moved += 1;
         }
