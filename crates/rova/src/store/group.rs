@@ -7,8 +7,9 @@
 //! queued, so no other write to those rows slips in between.
 //!
 //! Callers name tables in one fixed order (instances, then instance
-//! actions, then operations, then the rest), as [`Table::update_along`]
-//! does, so two groups never wait on each other's locks.
+//! actions, then their events, then operations, then the rest), as
+//! [`Table::update_along`] does, so two groups never wait on each other's
+//! locks.
 
 use super::rows::Rows;
 use super::table::{first_refusal, Table, TxView};

@@ -656,6 +656,37 @@ mod tests {
     }
 
     #[test]
+    fn a_pre_relational_action_log_becomes_action_and_event_rows() {
+        let k = of("instance_action").expect("kind");
+        let ev = |name: &str| json!({"event": name, "start_time": "t", "result": null});
+        let log = json!({"actions": [
+            {"action": "create", "events": []},
+            {"action": "stop", "events": [ev("first"), ev("second")]},
+        ]});
+        let rows: Vec<(&str, String, Value)> = rows_of_record(k, "srv", log.to_string())
+            .into_iter()
+            .map(|(kind, id, body)| (kind.kind, id, serde_json::from_str(&body).expect("json")))
+            .collect();
+        let ids: Vec<(&str, &str)> = rows.iter().map(|(k, id, _)| (*k, id.as_str())).collect();
+        assert_eq!(
+            ids,
+            [
+                ("instance_action", "srv/000000"),
+                ("instance_action", "srv/000001"),
+                ("instance_action_event", "srv/000001/00"),
+                ("instance_action_event", "srv/000001/01"),
+            ]
+        );
+        assert!(rows[1].2.get("events").is_none(), "taken out of the action");
+        assert_eq!(rows[1].2["seq"], json!(1));
+        assert_eq!(
+            rows[3].2,
+            json!({"event": "second", "start_time": "t", "result": null,
+                   "action_id": "srv/000001", "instance_uuid": "srv", "position": 1})
+        );
+    }
+
+    #[test]
     fn cells_follow_the_declared_types() {
         let k = of("instance").expect("instance kind");
         let doc = json!({

@@ -525,16 +525,7 @@ async fn server_diagnostics_describe_the_guest() {
     assert_eq!(d["memory_details"]["maximum"], json!(512 * 1024));
 
     // Only a running guest has diagnostics.
-    let r = cloud
-        .post(
-            &demo,
-            &format!("/servers/{id}/action"),
-            None,
-            json!({"os-stop": null}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    cloud.wait_status(&demo, &id, &["SHUTOFF"], None).await;
+    cloud.stop(&demo, &id).await;
     let m = cloud.get(&admin, &path, Some("2.48")).await.fault(409);
     assert_eq!(
         m,

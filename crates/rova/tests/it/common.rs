@@ -291,6 +291,23 @@ impl TestCloud {
             .await
     }
 
+    /// Stops server `id` (`os-stop`, answered 202) and waits until it is
+    /// SHUTOFF; the stop's request id.
+    pub async fn stop(&self, u: &User, id: &str) -> String {
+        let r = self
+            .post(
+                u,
+                &format!("/servers/{id}/action"),
+                None,
+                json!({"os-stop": null}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "os-stop: {}", r.text);
+        let req = r.header("x-openstack-request-id").expect("request id");
+        self.wait_status(u, id, &["SHUTOFF"], None).await;
+        req
+    }
+
     /// Polls a server until its status is one of `want` (10 s limit).
     pub async fn wait_status(
         &self,

@@ -474,16 +474,7 @@ async fn simulated_guests_speak_rfb_over_the_proxy() {
     );
     // A stopped guest has no screen to show.
     let token2 = token_of(&console_url(&cloud, &demo, &id, "vnc", "novnc").await);
-    let r = cloud
-        .post(
-            &demo,
-            &format!("/servers/{id}/action"),
-            None,
-            json!({"os-stop": null}),
-        )
-        .await;
-    assert_eq!(r.status.as_u16(), 202, "{}", r.text);
-    cloud.wait_status(&demo, &id, &["SHUTOFF"], None).await;
+    cloud.stop(&demo, &id).await;
     assert_eq!(
         connect(&format!("ws://{host}/websockify?token={token2}"))
             .await

@@ -549,17 +549,7 @@ async fn instance_actions_list_and_show() {
     let id = r.body["server"]["id"].as_str().unwrap().to_string();
     cloud.wait_status(&demo, &id, &["ACTIVE"], None).await;
     // A second action: stop.
-    let r = cloud
-        .post(
-            &demo,
-            &format!("/servers/{id}/action"),
-            None,
-            json!({"os-stop": null}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let stop_req = r.header("x-openstack-request-id").unwrap();
-    cloud.wait_status(&demo, &id, &["SHUTOFF"], None).await;
+    let stop_req = cloud.stop(&demo, &id).await;
 
     let base = format!("/servers/{id}/os-instance-actions");
     let r = cloud.get(&demo, &base, None).await;

@@ -327,7 +327,8 @@ async fn the_schema_holds_every_kinds_columns() {
                 vec![Some("15".to_string())],
                 vec![Some("16".to_string())],
                 vec![Some("17".to_string())],
-                vec![Some("18".to_string())]
+                vec![Some("18".to_string())],
+                vec![Some("20".to_string())]
             ],
             "{db:?}"
         );

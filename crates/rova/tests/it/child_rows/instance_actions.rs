@@ -209,17 +209,7 @@ async fn an_actions_events_are_rows_read_back_after_a_restart() {
     let demo = cloud.login("demo").await;
     let server = cloud.boot(&demo, "events", None, json!({})).await;
     let id = server["id"].as_str().expect("id").to_string();
-    let r = cloud
-        .post(
-            &demo,
-            &format!("/servers/{id}/action"),
-            None,
-            json!({"os-stop": null}),
-        )
-        .await;
-    assert_eq!(r.status.as_u16(), 202, "{}", r.text);
-    let stop_req = r.header("x-openstack-request-id").expect("request id");
-    cloud.wait_status(&demo, &id, &["SHUTOFF"], None).await;
+    let stop_req = cloud.stop(&demo, &id).await;
     let db = cloud
         .database
         .clone()
