@@ -433,6 +433,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         "volume_quotas",
         include_str!("../../migrations/sqlite/0018_volume_quotas.sql"),
     ),
+    (
+        19,
+        "instance_tags",
+        include_str!("../../migrations/sqlite/0019_instance_tags.sql"),
+    ),
 ];
 
 pub const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -525,6 +530,11 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         18,
         "volume_quotas",
         include_str!("../../migrations/postgres/0018_volume_quotas.sql"),
+    ),
+    (
+        19,
+        "instance_tags",
+        include_str!("../../migrations/postgres/0019_instance_tags.sql"),
     ),
 ];
 

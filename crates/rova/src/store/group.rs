@@ -56,11 +56,59 @@ impl<'a> Group<'a> {
     where
         T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        let me = table.identity();
-        if self.locked.contains(&me) {
+        self.named(table)?;
+        let rows = table.write_lock();
+        self.with_locked(table, rows, change)
+    }
+
+    /// Locks `table` (held until [`Group::queue`]) and changes its row
+    /// `id` (`missing` when there is none): `change` sees the row as it
+    /// is and gives it as it is to be, written with a compare-and-swap on
+    /// the token the copy has. A cached table's row is read first when
+    /// its copy lacks it. The row as written.
+    pub fn update<T, R>(
+        &mut self,
+        table: &'a Table<T>,
+        id: &str,
+        missing: impl FnOnce() -> Fault,
+        change: impl FnOnce(&mut T) -> Result<R, Fault>,
+    ) -> Result<(Arc<T>, R), Fault>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        self.named(table)?;
+        let rows = table.lock_with(id)?;
+        self.with_locked(table, rows, |v| {
+            let mut next = v.get(id).ok_or_else(missing)?;
+            let r = change(&mut next)?;
+            let next = Arc::new(next);
+            v.put_shared(id, next.clone(), None);
+            Ok((next, r))
+        })
+    }
+
+    /// Refuses a table the group has locked already.
+    fn named<T>(&self, table: &Table<T>) -> Result<(), Fault>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        if self.locked.contains(&table.identity()) {
             return Err(Fault::internal("a table named twice in one group"));
         }
-        let rows = table.write_lock();
+        Ok(())
+    }
+
+    /// [`Group::with`] once `table`'s lock is taken (`rows`).
+    fn with_locked<T, R>(
+        &mut self,
+        table: &'a Table<T>,
+        rows: parking_lot::RwLockWriteGuard<'a, super::rows::Rows<T>>,
+        change: impl FnOnce(&mut TxView<'_, T>) -> Result<R, Fault>,
+    ) -> Result<R, Fault>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let me = table.identity();
         let (r, pending, guards) = {
             let mut view = TxView::over(&rows);
             let r = change(&mut view)?;

@@ -324,6 +324,11 @@ pub const KINDS: &[Kind] = &[
         cols: &[text("image_id", "image_id"), text("tag", "tag")],
     },
     Kind {
+        kind: "instance_tag",
+        table: "instance_tags",
+        cols: &[text("instance_uuid", "instance_uuid"), text("tag", "tag")],
+    },
+    Kind {
         kind: "resource_provider",
         table: "resource_providers",
         cols: &[

@@ -803,7 +803,10 @@ where
     /// The table's write lock, with row `id` in the copy if the database
     /// has it: a cached table reads the row in first, and should the cache
     /// give it up before the lock is taken, it is read again.
-    fn lock_with(&self, id: &str) -> Result<parking_lot::RwLockWriteGuard<'_, Rows<T>>, Fault> {
+    pub(super) fn lock_with(
+        &self,
+        id: &str,
+    ) -> Result<parking_lot::RwLockWriteGuard<'_, Rows<T>>, Fault> {
         let mut tries = 0;
         loop {
             let exists = self.ensure(id)?;
