@@ -149,6 +149,10 @@ pub struct Instance {
     pub metadata: BTreeMap<String, String>,
     #[serde(default)]
     pub system_metadata: BTreeMap<String, String>,
+    /// The server's tags. The store keeps them as rows of their own, not
+    /// in the server's document: filled when the server is read for a
+    /// view, a tag query or a tag filter.
+    #[serde(skip)]
     pub tags: Vec<String>,
     /// `owner` or `admin` when locked.
     pub locked_by: Option<String>,

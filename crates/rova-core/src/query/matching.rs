@@ -173,6 +173,14 @@ pub(super) enum Cond {
 }
 
 impl Cond {
+    /// Whether the condition reads the row's tags.
+    pub(super) fn on_tags(&self) -> bool {
+        matches!(
+            self,
+            Cond::TagsAll(_) | Cond::TagsAny(_) | Cond::NotTagsAll(_) | Cond::NotTagsAny(_)
+        )
+    }
+
     pub(super) fn matches(&self, inst: &Instance) -> bool {
         let has = |t: &String| inst.tags.contains(t);
         match self {

@@ -153,6 +153,13 @@ impl ListQuery {
             && self.ip.as_ref().is_none_or(|f| f.matches(inst))
     }
 
+    /// Whether a tag filter (`tags`, `tags-any`, `not-tags`,
+    /// `not-tags-any`) is among the conditions: the rows matched must
+    /// then carry their tags.
+    pub fn uses_tags(&self) -> bool {
+        self.conds.iter().any(|c| c.on_tags())
+    }
+
     /// Nova's ordering of two rows: the sort keys with their directions,
     /// then `created_at` and `id` in the first direction, then `uuid`.
     pub fn compare(&self, a: &Instance, b: &Instance) -> Ordering {

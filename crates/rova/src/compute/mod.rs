@@ -33,6 +33,7 @@ pub mod server_groups;
 pub mod servers;
 pub mod settle;
 pub mod sim_vnc;
+pub mod tags;
 pub mod views;
 pub mod volumes;
 
@@ -131,6 +132,8 @@ pub struct Compute {
     pub server_groups: Table<server_groups::ServerGroup>,
     /// Server group memberships, one row per group and server.
     pub group_members: Table<server_groups::Member>,
+    /// Servers' tags, one row per server and tag (see [`tags`]).
+    pub tags: Table<tags::Tag>,
     /// Per-project quota overrides (see [`Compute::effective_quota`]).
     pub quotas: Table<quotas::ProjectQuota>,
     pub migrations: Table<migrate::Migration>,
@@ -209,6 +212,7 @@ impl Compute {
             fleet,
             server_groups: Table::load("server_group", store)?,
             group_members: server_groups::members_table(store)?,
+            tags: tags::table(store)?,
             quotas: Table::load("quota", store)?,
             migrations,
             operations: Table::load("operation", store)?,
@@ -524,9 +528,10 @@ impl Compute {
     }
 
     /// [`Compute::update_instance`] for the write that marks a server
-    /// deleted: it leaves its server groups in the same transaction (as
-    /// Nova's instance destroy removes its group memberships), so a
-    /// deleted server never counts against a group's member quota.
+    /// deleted: it leaves its server groups and loses its tags in the same
+    /// transaction (as Nova's instance destroy removes its group
+    /// memberships and tags), so a deleted server never counts against a
+    /// group's member quota.
     pub async fn update_instance_leaving_groups<R>(
         &self,
         id: &str,
@@ -535,17 +540,32 @@ impl Compute {
     ) -> Result<(Arc<Instance>, R), rova_core::Fault> {
         let missing = || rova_core::Fault::instance_not_found(id);
         let change = self.stamped(now, None, change);
-        self.instances
-            .update_with(id, missing, change, &self.group_members, |i, view| {
-                for g in &i.server_groups {
-                    let member = format!("{g}/{}", i.uuid);
-                    if view.get(&member).is_some() {
-                        view.delete(&member);
+        let (queued, written) = {
+            let mut g = crate::store::Group::new();
+            let staged = g.update(&self.instances, id, missing, change);
+            let staged = staged.and_then(|(i, r)| {
+                g.with(&self.group_members, |view| {
+                    for grp in &i.server_groups {
+                        let member = format!("{grp}/{}", i.uuid);
+                        if view.get(&member).is_some() {
+                            view.delete(&member);
+                        }
                     }
-                }
-                Ok(())
-            })
-            .await
+                    Ok(())
+                })?;
+                g.with(&self.tags, |view| {
+                    view.delete_found(tags::BY_SERVER, &i.uuid);
+                    Ok(())
+                })?;
+                Ok((i, r))
+            });
+            match staged {
+                Ok(w) => (g.queue(), w),
+                Err(e) => return Err(e),
+            }
+        };
+        queued?.outcome().await?;
+        Ok(written)
     }
 
     /// [`Compute::update_instance`] that also records the instance action

@@ -90,7 +90,25 @@ pub fn list(
     detail: bool,
 ) -> Result<Page, Fault> {
     let q = parse_list_query(params, &list_context(app, ctx, detail))?;
-    walked_page(app, &q).unwrap_or_else(|| sorted_page(app, &q))
+    let mut page = walked_page(app, &q).unwrap_or_else(|| sorted_page(app, &q))?;
+    if detail {
+        page.servers = page
+            .servers
+            .into_iter()
+            .map(|i| app.compute.with_tags(i))
+            .collect();
+    }
+    Ok(page)
+}
+
+/// Whether `row` passes `q`, its tags read from their rows when `q`
+/// filters by tags.
+fn keeps(app: &App, q: &ListQuery, row: &Arc<Instance>) -> bool {
+    if q.uses_tags() {
+        q.matches(&app.compute.with_tags(row.clone()))
+    } else {
+        q.matches(row)
+    }
 }
 
 /// The instances' ordered index in list order: `(created_at, id)` (a
@@ -141,7 +159,7 @@ fn walk_copy(app: &App, q: &ListQuery, desc: bool) -> Result<Page, Fault> {
             }
             _ => true,
         };
-        if after && q.matches(row) {
+        if after && keeps(app, q, row) {
             servers.push(row.clone());
         }
         servers.len() < limit
@@ -290,7 +308,7 @@ fn walk_database(app: &App, q: &ListQuery, desc: bool) -> Result<Page, Fault> {
             after = Some((key(3), key(4)));
         }
         for row in table.resolve(&wanted)? {
-            if q.matches(&row) {
+            if keeps(app, q, &row) {
                 servers.push(row);
                 if servers.len() == limit {
                     break;
@@ -312,7 +330,10 @@ fn created_ns(i: &Instance) -> i64 {
 /// The page of `q` by filtering every row, sorting the matches and
 /// paging: any order.
 pub fn sorted_page(app: &App, q: &ListQuery) -> Result<Page, Fault> {
-    let all = app.compute.instances.all();
+    let mut all = app.compute.instances.all();
+    if q.uses_tags() {
+        all = all.into_iter().map(|i| app.compute.with_tags(i)).collect();
+    }
     let mut rows: Vec<&Instance> = all.iter().map(|i| &**i).filter(|i| q.matches(i)).collect();
     q.sort(&mut rows);
     // Only a marker needs a lookup, once per request: a scan is far cheaper
@@ -554,13 +575,7 @@ const TAG_STATES: &[VmState] = &[
     VmState::Stopped,
 ];
 
-/// What to do to a server's tags.
-pub enum TagChange {
-    ReplaceAll(Vec<String>),
-    Add(String),
-    Remove(String),
-    Clear,
-}
+pub use super::tags::TagChange;
 
 /// Changes tags; returns the new list and whether an added tag was new.
 pub async fn change_tags(
@@ -578,45 +593,7 @@ pub async fn change_tags(
         TagChange::Remove(_) => "delete tag",
         TagChange::Clear => "delete tags",
     };
-    let (inst, created) = app
-        .compute
-        .update_instance(id, now, |i| {
-            check_vm_state(i, action, TAG_STATES)?;
-            let mut created = false;
-            match change {
-                TagChange::ReplaceAll(tags) => {
-                    let mut t: Vec<String> = Vec::new();
-                    for tag in tags {
-                        if !t.contains(&tag) {
-                            t.push(tag);
-                        }
-                    }
-                    i.tags = t;
-                }
-                TagChange::Add(tag) => {
-                    // Nova checks the count before looking for the tag, so a
-                    // full server refuses even a tag it already has.
-                    if i.tags.len() >= rova_core::validate::MAX_TAG_COUNT {
-                        return Err(rova_core::validate::tag_limit_exceeded());
-                    }
-                    if !i.tags.contains(&tag) {
-                        i.tags.push(tag);
-                        created = true;
-                    }
-                }
-                TagChange::Remove(tag) => {
-                    let before = i.tags.len();
-                    i.tags.retain(|t| *t != tag);
-                    if i.tags.len() == before {
-                        return Err(Fault::not_found(format!(
-                            "Instance {id} has no tag '{tag}'"
-                        )));
-                    }
-                }
-                TagChange::Clear => i.tags.clear(),
-            }
-            Ok(created)
-        })
-        .await?;
+    let check = |i: &Instance| check_vm_state(i, action, TAG_STATES);
+    let (inst, created) = app.compute.update_tags(id, now, check, change).await?;
     Ok((inst.tags.clone(), created))
 }

@@ -434,6 +434,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         include_str!("../../migrations/sqlite/0018_volume_quotas.sql"),
     ),
     (
+        19,
+        "instance_tags",
+        include_str!("../../migrations/sqlite/0019_instance_tags.sql"),
+    ),
+    (
         20,
         "instance_action_events",
         include_str!("../../migrations/sqlite/0020_instance_action_events.sql"),
@@ -530,6 +535,11 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         18,
         "volume_quotas",
         include_str!("../../migrations/postgres/0018_volume_quotas.sql"),
+    ),
+    (
+        19,
+        "instance_tags",
+        include_str!("../../migrations/postgres/0019_instance_tags.sql"),
     ),
     (
         20,

@@ -80,6 +80,30 @@ impl<'a> Group<'a> {
         self.locked_with(table, table.lock_with(id)?, change)
     }
 
+    /// Locks `table` (held until [`Group::queue`]) and changes its row
+    /// `id` (`missing` when there is none): `change` sees the row as it
+    /// is and gives it as it is to be, written with a compare-and-swap on
+    /// the token the copy has (read in first by a cached table, as
+    /// [`Group::with_row`]). The row as written.
+    pub fn update<T, R>(
+        &mut self,
+        table: &'a Table<T>,
+        id: &str,
+        missing: impl FnOnce() -> Fault,
+        change: impl FnOnce(&mut T) -> Result<R, Fault>,
+    ) -> Result<(Arc<T>, R), Fault>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        self.with_row(table, id, |v| {
+            let mut next = v.get(id).ok_or_else(missing)?;
+            let r = change(&mut next)?;
+            let next = Arc::new(next);
+            v.put_shared(id, next.clone(), None);
+            Ok((next, r))
+        })
+    }
+
     /// Refuses a table the group already named.
     fn check_new<T>(&self, table: &Table<T>) -> Result<(), Fault>
     where

@@ -324,6 +324,11 @@ pub const KINDS: &[Kind] = &[
         cols: &[text("image_id", "image_id"), text("tag", "tag")],
     },
     Kind {
+        kind: "instance_tag",
+        table: "instance_tags",
+        cols: &[text("instance_uuid", "instance_uuid"), text("tag", "tag")],
+    },
+    Kind {
         kind: "resource_provider",
         table: "resource_providers",
         cols: &[
@@ -464,7 +469,8 @@ pub fn capacity_verdict(
 }
 
 /// The rows a record of the pre-relational store becomes, each with its
-/// kind: itself, but for a server's instance-action log
+/// kind: itself, but for a server, whose tags become `instance_tags` rows
+/// (migration 19's move), and a server's instance-action log
 /// (`{"actions": [...]}`), which becomes one row per action, keyed
 /// `<server>/<seq>` (migration 15's split), and one row of
 /// `instance_action_events` per event the action listed, keyed
@@ -491,8 +497,34 @@ pub fn rows_of_record(
             }
         }
     }
+    if kind.kind == "instance" {
+        if let Ok(Value::Object(mut inst)) = serde_json::from_str(&body) {
+            if let Some(tags) = inst.remove("tags") {
+                let mut out = vec![(kind, id.to_string(), Value::Object(inst).to_string())];
+                out.extend(tag_rows(id, tags));
+                return out;
+            }
+        }
+    }
     vec![(kind, id.to_string(), body)]
 }
+
+/// The `instance_tags` rows of the tags server `server` listed, in their
+/// order (migration 19's move).
+fn tag_rows(server: &str, tags: Value) -> Vec<(&'static Kind, String, String)> {
+    let (Some(kind), Value::Array(tags)) = (of("instance_tag"), tags) else {
+        return Vec::new();
+    };
+    tags.into_iter()
+        .enumerate()
+        .filter_map(|(n, t)| {
+            let tag = t.as_str()?.to_string();
+            let row = serde_json::json!({"instance_uuid": server, "tag": tag, "position": n});
+            Some((kind, format!("{server}/{tag}"), row.to_string()))
+        })
+        .collect()
+}
+
 /// The `instance_action_events` rows of the events action `action` of
 /// server `server` listed, in their order.
 fn event_rows(
@@ -683,6 +715,30 @@ mod tests {
             rows[3].2,
             json!({"event": "second", "start_time": "t", "result": null,
                    "action_id": "srv/000001", "instance_uuid": "srv", "position": 1})
+        );
+    }
+
+    #[test]
+    fn a_pre_relational_servers_tags_become_tag_rows() {
+        let k = of("instance").expect("kind");
+        let doc = json!({"uuid": "srv", "display_name": "s", "tags": ["b", "a"]});
+        let rows: Vec<(&str, String, Value)> = rows_of_record(k, "srv", doc.to_string())
+            .into_iter()
+            .map(|(kind, id, body)| (kind.kind, id, serde_json::from_str(&body).expect("json")))
+            .collect();
+        let ids: Vec<(&str, &str)> = rows.iter().map(|(k, id, _)| (*k, id.as_str())).collect();
+        assert_eq!(
+            ids,
+            [
+                ("instance", "srv"),
+                ("instance_tag", "srv/b"),
+                ("instance_tag", "srv/a"),
+            ]
+        );
+        assert_eq!(rows[0].2, json!({"uuid": "srv", "display_name": "s"}));
+        assert_eq!(
+            rows[2].2,
+            json!({"instance_uuid": "srv", "tag": "a", "position": 1})
         );
     }
 

@@ -28,6 +28,7 @@ mod rbac_matrix;
 mod restart;
 mod samples;
 mod secgroups;
+mod server_tags;
 mod servers_create;
 mod servers_list;
 mod servers_misc;

@@ -116,7 +116,7 @@ async fn show(
     Extension(links): L,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let inst = svc::visible(&app, &ctx, &id)?;
+    let inst = app.compute.with_tags(svc::visible(&app, &ctx, &id)?);
     let inst = crate::compute::secgroups::with_port_groups(&app, &ctx, inst);
     Ok(
         axum::Json(json!({"server": views::server(&inst, &ctx, &links, ServerView::Show, app.compute.fleet.host_status(inst.host.as_deref()))}))
@@ -174,7 +174,9 @@ async fn update(
     let v = parse_json(&headers, &body)?;
     svc::visible(&app, &ctx, &id)?;
     let u = super::create::update_request(&v, &ctx)?;
-    let inst = svc::update(&app, &ctx, &id, u).await?;
+    let inst = app
+        .compute
+        .with_tags(svc::update(&app, &ctx, &id, u).await?);
     let inst = crate::compute::secgroups::with_port_groups(&app, &ctx, inst);
     let view = if ctx.at_least(75) {
         ServerView::Show
@@ -306,7 +308,7 @@ async fn tags_list(
 ) -> ApiResult<Response> {
     tags_available(&ctx)?;
     let inst = svc::visible(&app, &ctx, &id)?;
-    Ok(axum::Json(json!({"tags": inst.tags})).into_response())
+    Ok(axum::Json(json!({"tags": app.compute.tags_of(&inst.uuid)})).into_response())
 }
 
 async fn tags_replace(
@@ -340,7 +342,7 @@ async fn tag_check(
 ) -> ApiResult<Response> {
     tags_available(&ctx)?;
     let inst = svc::visible(&app, &ctx, &id)?;
-    if inst.tags.contains(&tag) {
+    if app.compute.tags_of(&inst.uuid).contains(&tag) {
         Ok(empty(StatusCode::NO_CONTENT))
     } else {
         Err(Fault::not_found(format!("Server {id} has no tag '{tag}'")).into())

@@ -411,7 +411,8 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, mut req: BuildRequest) -> Result<
             auto_disk_config: req.auto_disk_config,
             metadata: req.metadata.clone(),
             system_metadata: system_metadata.clone(),
-            tags: req.tags.clone(),
+            // Rows of their own, written with the server's below.
+            tags: Vec::new(),
             locked_by: None,
             locked_reason: None,
             launch_index: idx,
@@ -450,8 +451,8 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, mut req: BuildRequest) -> Result<
             op_owner: Some(app.compute.owner().to_string()),
             resize_hold: None,
         };
-        // The instance row, its `create` action, its operations row and
-        // its group membership are one transaction: a stored building
+        // The instance row, its `create` action, its operations row, its
+        // group membership and its tags are one transaction: a stored building
         // server always has all of them, and a refused insert leaves
         // none. The database counts the project's rows again in it (the
         // quota guard), and the group's members: processes sharing it
@@ -492,6 +493,15 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, mut req: BuildRequest) -> Result<
                         Ok(())
                     }),
                     None => Ok(()),
+                })
+                .and_then(|()| match req.tags.is_empty() {
+                    true => Ok(()),
+                    false => g.with(&app.compute.tags, |v| {
+                        for (key, row) in super::tags::rows_of(&uuid, &req.tags) {
+                            v.put(&key, row);
+                        }
+                        Ok(())
+                    }),
                 });
             staged.and_then(|()| g.queue())
         };

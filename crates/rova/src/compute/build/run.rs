@@ -7,6 +7,7 @@ use super::{nic_plan, NicPlan, NIC_PLAN_KEY};
 use crate::app::App;
 use crate::compute::owners::Settling;
 use crate::compute::{actions, servers};
+use crate::network::Port;
 use chrono::{DateTime, Utc};
 use rova_core::model::{FixedIp, Instance, InstanceFault, Vif};
 use rova_core::restart::RestartAction;
@@ -30,22 +31,7 @@ async fn step(
     let res = app
         .compute
         .update_instance(uuid, now, |i| {
-            let taken = i.op_owner.as_deref().is_some_and(|o| o != me);
-            if i.deleted
-                || taken
-                || i.vm_state != VmState::Building
-                || !expect.contains(&i.task_state)
-            {
-                tracing::debug!(
-                    server = %i.uuid,
-                    deleted = i.deleted,
-                    owner = ?i.op_owner,
-                    vm_state = i.vm_state.as_str(),
-                    task_state = ?i.task_state,
-                    "build superseded"
-                );
-                return Err(Fault::conflict(SUPERSEDED));
-            }
+            still_building(i, me, expect)?;
             i.task_state = task;
             also(i, now);
             Ok(())
@@ -66,6 +52,25 @@ async fn step(
 
 /// Why a build step finds the server no longer its to build.
 const SUPERSEDED: &str = "build superseded";
+
+/// Refuses (with [`SUPERSEDED`]) a build step on server `i` when it is
+/// being deleted, no longer building, past the steps `expect` names, or
+/// another process than `me` took its build over.
+fn still_building(i: &Instance, me: &str, expect: &[Option<TaskState>]) -> Result<(), Fault> {
+    let taken = i.op_owner.as_deref().is_some_and(|o| o != me);
+    if i.deleted || taken || i.vm_state != VmState::Building || !expect.contains(&i.task_state) {
+        tracing::debug!(
+            server = %i.uuid,
+            deleted = i.deleted,
+            owner = ?i.op_owner,
+            vm_state = i.vm_state.as_str(),
+            task_state = ?i.task_state,
+            "build superseded"
+        );
+        return Err(Fault::conflict(SUPERSEDED));
+    }
+    Ok(())
+}
 
 /// Runs (or resumes) the build of one instance. `plan` is the NIC plan from
 /// the request; on resume it is the one recorded on the instance (ports
@@ -194,72 +199,7 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
                 })
                 .unwrap_or_default()
         });
-        let mut vifs: Vec<Vif> = Vec::new();
-        let mut failure: Option<Fault> = None;
-        if inst.vifs.is_empty() {
-            for nic in &plan {
-                match allocate(app, &inst, nic).await {
-                    Ok(v) => vifs.push(v),
-                    Err(e) => {
-                        failure = Some(e);
-                        break;
-                    }
-                }
-            }
-        } else {
-            vifs = inst.vifs.clone();
-        }
-        if failure.is_none() {
-            // Nova's compute/manager.py _build_resources: a failure in
-            // _build_networks_for_instance aborts the build (no reschedule)
-            // with "Failed to allocate the network(s), not rescheduling.";
-            // _do_build_and_run_instance then cleans up the networks,
-            // records the fault and errors the instance out.
-            let host = inst.host.as_deref();
-            if let Err(f) = app
-                .compute
-                .driver
-                .fail_point(&["spawn"], "networking", host)
-                .await
-            {
-                release_vifs(app, &vifs).await;
-                let reason = "Failed to allocate the network(s), not rescheduling.";
-                let msg = format!("Build of instance {uuid} aborted: {reason}");
-                fail_build(app, uuid, request_id, 500, &msg, &f.message).await;
-                return;
-            }
-        }
-        if let Some(f) = failure {
-            release_vifs(app, &vifs).await;
-            fail_build(
-                app,
-                uuid,
-                request_id,
-                500,
-                &format!("Build of instance {uuid} aborted: {}", f.message),
-                &f.message,
-            )
-            .await;
-            return;
-        }
-        let v2 = vifs.clone();
-        if !step(
-            app,
-            uuid,
-            &[Some(TaskState::Networking)],
-            Some(TaskState::BlockDeviceMapping),
-            |i, _| {
-                i.vifs = v2;
-                i.system_metadata.remove(NIC_PLAN_KEY);
-            },
-        )
-        .await
-        {
-            // Deleted meanwhile: give back what we took.
-            let still = app.compute.instances.get(uuid);
-            if still.map(|i| i.vifs.is_empty()).unwrap_or(true) {
-                release_vifs(app, &vifs).await;
-            }
+        if !network(app, &inst, request_id, &plan).await {
             return;
         }
         pause().await;
@@ -338,6 +278,155 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
     }
 }
 
+/// The networking step of building `inst`: its ports, made or bound as
+/// `plan` says, are written in one transaction with the server's move to
+/// block_device_mapping that records them (its `vifs`), so a port of a
+/// server is never written without the server naming it, nor the other
+/// way round. Another process taking a picked address meanwhile refuses
+/// the transaction, and new addresses are picked. False when the build
+/// must stop (failed into ERROR, or no longer this process's).
+async fn network(app: &App, inst: &Instance, request_id: &str, plan: &[NicPlan]) -> bool {
+    let uuid = inst.uuid.as_str();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        // Nova's compute/manager.py _build_resources: a failure in
+        // _build_networks_for_instance aborts the build (no reschedule)
+        // with "Failed to allocate the network(s), not rescheduling.";
+        // _do_build_and_run_instance then cleans up the networks, records
+        // the fault and errors the instance out.
+        let ports = match prepare_ports(app, inst, plan).await {
+            Ok(p) => p,
+            Err(f) => {
+                let msg = format!("Build of instance {uuid} aborted: {}", f.message);
+                fail_build(app, uuid, request_id, 500, &msg, &f.message).await;
+                return false;
+            }
+        };
+        let host = inst.host.as_deref();
+        if let Err(f) = app
+            .compute
+            .driver
+            .fail_point(&["spawn"], "networking", host)
+            .await
+        {
+            forget_ports(app, &ports);
+            let reason = "Failed to allocate the network(s), not rescheduling.";
+            let msg = format!("Build of instance {uuid} aborted: {reason}");
+            fail_build(app, uuid, request_id, 500, &msg, &f.message).await;
+            return false;
+        }
+        let vifs: Vec<Vif> = ports.iter().map(|n| n.vif.clone()).collect();
+        let now = app.clock.now();
+        let me = app.compute.owner();
+        let change = app.compute.stamped(now, None, |i: &mut Instance| {
+            still_building(i, me, &[Some(TaskState::Networking)])?;
+            i.task_state = Some(TaskState::BlockDeviceMapping);
+            i.vifs = vifs;
+            i.system_metadata.remove(NIC_PLAN_KEY);
+            Ok(())
+        });
+        let missing = || Fault::instance_not_found(uuid);
+        let written = app
+            .compute
+            .instances
+            .update_with(uuid, missing, change, &app.networks.ports, |_, view| {
+                for n in &ports {
+                    view.put(&n.port.id, n.port.clone());
+                }
+                Ok(())
+            })
+            .await;
+        let e = match written {
+            Ok(_) => return true,
+            Err(e) => e,
+        };
+        // Every address picked is settled: the one another process took
+        // marked used, the rest given back; picked again while tries last.
+        let mut again = false;
+        for n in ports.iter().filter(|n| n.vif.created_by_nova) {
+            // The port whose address was taken decides.
+            let held = app.networks.holds_taken(&e, &n.port.fixed_ips);
+            let retry = app
+                .networks
+                .retry_port(&e, &n.port.fixed_ips, n.picked, attempt);
+            again |= held && retry;
+        }
+        if again {
+            continue;
+        }
+        if e.message == SUPERSEDED {
+            return false;
+        }
+        tracing::warn!(server = %uuid, "writing the server's ports refused: {}", e.message);
+        let msg = format!("Build of instance {uuid} aborted: {}", e.message);
+        fail_build(app, uuid, request_id, 500, &msg, &e.message).await;
+        return false;
+    }
+}
+
+/// A NIC of a building server, prepared: its port as it is to be
+/// written, the NIC the server records, and whether the port's addresses
+/// were picked (not requested).
+struct Nic {
+    port: Port,
+    vif: Vif,
+    picked: bool,
+}
+
+/// Gives back the addresses of the prepared ports made for the server
+/// (none of them was written).
+fn forget_ports(app: &App, nics: &[Nic]) {
+    for n in nics.iter().filter(|n| n.vif.created_by_nova) {
+        app.networks.forget_port(&n.port);
+    }
+}
+
+/// The ports of `inst`'s NICs as the networking step writes them (not
+/// written yet), each with the NIC it becomes: a port the plan names,
+/// bound to the server; else a new one on the planned network.
+async fn prepare_ports(app: &App, inst: &Instance, plan: &[NicPlan]) -> Result<Vec<Nic>, Fault> {
+    let now = app.clock.now();
+    let mut out: Vec<Nic> = Vec::with_capacity(plan.len());
+    for nic in plan {
+        let made = match nic {
+            NicPlan::Port(id) => app
+                .networks
+                .bound_port(id, &inst.uuid, "compute:nova", now)
+                .map(|p| (p, false, None)),
+            NicPlan::Network { id, fixed_ip, tag } => {
+                match crate::compute::secgroups::group_ids_for(app, inst).await {
+                    Ok(groups) => app
+                        .networks
+                        .new_port(
+                            &inst.project_id,
+                            id,
+                            *fixed_ip,
+                            &inst.uuid,
+                            "compute:nova",
+                            groups,
+                            now,
+                        )
+                        .map(|p| (p, true, tag.clone())),
+                    Err(f) => Err(f),
+                }
+            }
+        };
+        match made {
+            Ok((port, created, tag)) => {
+                let vif = vif_of(app, &port, created, tag);
+                let picked = matches!(nic, NicPlan::Network { fixed_ip: None, .. });
+                out.push(Nic { port, vif, picked });
+            }
+            Err(f) => {
+                forget_ports(app, &out);
+                return Err(f);
+            }
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) async fn allocate(app: &App, inst: &Instance, nic: &NicPlan) -> Result<Vif, Fault> {
     let now = app.clock.now();
     let (port, created, tag) = match nic {
@@ -367,13 +456,18 @@ pub(crate) async fn allocate(app: &App, inst: &Instance, nic: &NicPlan) -> Resul
             )
         }
     };
+    Ok(vif_of(app, &port, created, tag))
+}
+
+/// The NIC port `port` gives a server.
+fn vif_of(app: &App, port: &Port, created: bool, tag: Option<String>) -> Vif {
     let label = app
         .networks
         .networks
         .get(&port.network_id)
         .map(|n| n.name.clone())
         .unwrap_or_default();
-    Ok(Vif {
+    Vif {
         port_id: port.id.clone(),
         network_id: port.network_id.clone(),
         network_label: label,
@@ -389,7 +483,7 @@ pub(crate) async fn allocate(app: &App, inst: &Instance, nic: &NicPlan) -> Resul
             .collect(),
         tag,
         created_by_nova: created,
-    })
+    }
 }
 
 pub(crate) async fn release_vifs(app: &App, vifs: &[Vif]) {

@@ -155,6 +155,7 @@ pub(super) async fn rebuild(
     } else {
         ServerView::Reduced
     };
+    let inst = app.compute.with_tags(inst);
     let mut body = views::server(
         &inst,
         ctx,
