@@ -81,7 +81,33 @@ pub enum Guard {
         max: i64,
         message: String,
     },
+    /// A volume or snapshot row within its project's block-storage quota,
+    /// counted from the rows as Cinder's quota driver counts usage: the
+    /// rows of the written table whose `project_id` is `project` at most
+    /// `count` when given (a new row: the volumes or snapshots limit,
+    /// refused with its message), and the GiB the project's volumes
+    /// (each its size, or the size an extend takes it to) and snapshots
+    /// hold together at most `gigabytes` (refused with Cinder's
+    /// gigabytes text; `requested` is the row's share of them).
+    Storage {
+        project: String,
+        count: Option<(i64, String)>,
+        gigabytes: i64,
+        requested: i64,
+    },
 }
+
+/// The GiB a project's volumes and snapshots hold, as the database counts
+/// them for [`Guard::Storage`] (`?1`/`$1`: the project): a volume counts
+/// the larger of its size and the size an extend takes it to.
+pub const STORAGE_GB_SQLITE: &str = "SELECT \
+     (SELECT coalesce(sum(max(size_gb, coalesce(json_extract(body, '$.extend_to'), 0))), 0) FROM volumes WHERE project_id = ?1) \
+     + (SELECT coalesce(sum(size_gb), 0) FROM snapshots WHERE project_id = ?1)";
+
+/// [`STORAGE_GB_SQLITE`] for PostgreSQL.
+pub const STORAGE_GB_POSTGRES: &str = "SELECT \
+     (SELECT coalesce(sum(greatest(size_gb, coalesce((body->>'extend_to')::bigint, 0))), 0) FROM volumes WHERE project_id = $1)::bigint \
+     + (SELECT coalesce(sum(size_gb), 0) FROM snapshots WHERE project_id = $1)::bigint";
 
 impl Guard {
     /// The advisory lock (PostgreSQL) that serialises the transactions
@@ -97,6 +123,8 @@ impl Guard {
                 value,
                 ..
             } => format!("rova-count/{table}/{column}/{value}"),
+            // Volumes and snapshots share the gigabytes: one lock.
+            Guard::Storage { project, .. } => format!("rova-storage/{project}"),
         }
     }
 }

@@ -228,7 +228,7 @@ pub(super) fn children_and_guards_hold(
         matches!(
             op,
             Op::Put {
-                guard: Some(Guard::Count { .. } | Guard::Rows { .. }),
+                guard: Some(Guard::Count { .. } | Guard::Rows { .. } | Guard::Storage { .. }),
                 ..
             }
         )
@@ -429,6 +429,14 @@ fn write_checked(
                     let sql = format!("SELECT count(*) FROM {table} WHERE {column} = $1");
                     let n: i64 = tx.query_one(sql.as_str(), &[value])?.get(0);
                     super::schema::quota_verdict(g, (0, 0), (n, 0, 0))
+                }
+                Guard::Storage { project, .. } => {
+                    let sql = format!("SELECT count(*) FROM {} WHERE project_id = $1", kind.table);
+                    let n: i64 = tx.query_one(sql.as_str(), &[project])?.get(0);
+                    let gb: i64 = tx
+                        .query_one(super::backend::STORAGE_GB_POSTGRES, &[project])?
+                        .get(0);
+                    super::schema::storage_verdict(g, n, gb)
                 }
                 Guard::Capacity { node } => {
                     // Kept by a trigger on allocations (migration 6): one row.

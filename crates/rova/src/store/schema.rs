@@ -442,7 +442,42 @@ pub fn quota_verdict(
             Ok(())
         }
         Guard::Capacity { node } => capacity_verdict(node, (used.1, used.2), None),
+        Guard::Storage { .. } => storage_verdict(guard, used.0, 0),
     }
+}
+
+/// A [`Guard::Storage`]'s verdict on the project's `rows` of the written
+/// table and the `gb` its volumes and snapshots hold (the written row
+/// included in both).
+pub fn storage_verdict(
+    guard: &super::backend::Guard,
+    rows: i64,
+    gb: i64,
+) -> Result<(), super::backend::Refusal> {
+    use super::backend::{Guard, Refusal};
+    let Guard::Storage {
+        count,
+        gigabytes,
+        requested,
+        ..
+    } = guard
+    else {
+        return Ok(());
+    };
+    if let Some((limit, message)) = count {
+        if *limit >= 0 && rows > *limit {
+            return Err(Refusal::Quota(message.clone()));
+        }
+    }
+    if *gigabytes >= 0 && *requested > 0 && gb > *gigabytes {
+        return Err(Refusal::Quota(format!(
+            "Requested volume or snapshot exceeds allowed \
+             gigabytes quota. Requested {requested}G, quota is {gigabytes}G and {}G has been \
+             consumed.",
+            gb - requested
+        )));
+    }
+    Ok(())
 }
 
 /// Whether the allocations on `node`, `used` `(vcpus, ram)` with the new

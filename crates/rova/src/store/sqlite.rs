@@ -446,6 +446,17 @@ fn check_guard(
                 .query_row([value], |r| r.get(0))?;
             super::schema::quota_verdict(guard, (0, 0), (n, 0, 0))
         }
+        Guard::Storage { project, .. } => {
+            let n: i64 = tx
+                .prepare_cached(&format!(
+                    "SELECT count(*) FROM {table} WHERE project_id = ?1"
+                ))?
+                .query_row([project], |r| r.get(0))?;
+            let gb: i64 = tx
+                .prepare_cached(super::backend::STORAGE_GB_SQLITE)?
+                .query_row([project], |r| r.get(0))?;
+            super::schema::storage_verdict(guard, n, gb)
+        }
         Guard::Quota { project, .. } => {
             let own: (i64, i64) = tx
                 .prepare_cached(

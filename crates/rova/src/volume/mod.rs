@@ -30,7 +30,7 @@ use crate::store::{Guard, Store, Table};
 use backend::{BlockBackend, FileBackend, Source};
 use chrono::{DateTime, Utc};
 use quota::{
-    count_guard, gigabytes_exceeded, gigabytes_used, over_limit, volumes_exceeded, Limits,
+    gigabytes_exceeded, gigabytes_used, over_limit, storage_guard, volumes_exceeded, Limits,
 };
 pub use quota::{VolumeQuota, QUOTA_GIGABYTES, QUOTA_SNAPSHOTS, QUOTA_VOLUMES};
 use rova_core::Fault;
@@ -353,9 +353,8 @@ impl Volumes {
                     return Err(gigabytes_exceeded(stored.size, used, limits.gigabytes));
                 }
                 // Counted again by the database as the row is written.
-                let quota = (limits.volumes >= 0).then(|| {
-                    count_guard(project, limits.volumes, volumes_exceeded(limits.volumes))
-                });
+                let count = Some((limits.volumes, volumes_exceeded(limits.volumes)));
+                let quota = storage_guard(project, count, limits.gigabytes, stored.size);
                 tx.put_shared(&id, stored.clone(), quota);
                 Ok(())
             })
@@ -591,10 +590,13 @@ impl Volumes {
                 v.status = "extending".into();
                 v.extend_to = Some(new_size);
                 v.updated_at = Some(now);
-                tx.put(&vol.id, v);
+                // The growth counted again by the database.
+                let quota = storage_guard(&v.project_id, None, limit, grow);
+                tx.put_shared(&vol.id, Arc::new(v), quota);
                 Ok(())
             })
-            .await?;
+            .await
+            .map_err(|f| over_limit(f, self.limits(&vol.project_id)))?;
         let this = self.clone();
         let id = vol.id.clone();
         tokio::spawn(async move { this.finish_extend(&id, new_size).await });

@@ -3,9 +3,10 @@
 //! a snapshot counts its volume's size, as Cinder's `no_snapshot_gb_quota =
 //! False` has it), or a project's own limits from `os-quota-sets`, kept in
 //! `volume_quotas` rows (-1 is unlimited). Usage is counted from the rows
-//! inside the transaction that adds a row, and the counts again by the
-//! database as the row is written ([`Guard::Count`]); Cinder's refusals
-//! are 413s with its texts.
+//! inside the transaction that adds a row (or extends a volume), and again
+//! by the database as the row is written ([`Guard::Storage`]: the
+//! project's volumes or snapshots, and the GiB both hold, every process's
+//! rows counted); Cinder's refusals are 413s with its texts.
 
 use super::snapshot::Snapshot;
 use super::{Volume, Volumes};
@@ -113,9 +114,24 @@ pub(super) fn gigabytes_used(
     snaps: &TxView<'_, Snapshot>,
     project: &str,
 ) -> u64 {
-    let v = vols.sum(|v| if v.project_id == project { v.size } else { 0 });
+    let v = vols.sum(|v| {
+        if v.project_id == project {
+            v.held_gb()
+        } else {
+            0
+        }
+    });
     let s = snaps.sum(|s| if s.project_id == project { s.size } else { 0 });
     v + s
+}
+
+impl Volume {
+    /// The GiB the volume holds against its project's quota: its size, or
+    /// the size an extend in progress takes it to (reserved as the extend
+    /// starts, as Cinder reserves it).
+    pub fn held_gb(&self) -> u64 {
+        self.extend_to.map_or(self.size, |to| to.max(self.size))
+    }
 }
 
 /// What a project uses, as `limits` shows it.
@@ -133,20 +149,9 @@ impl Volumes {
         Usage {
             volumes: vols.len(),
             snapshots: snaps.len(),
-            gigabytes: vols.iter().map(|v| v.size).sum::<u64>()
+            gigabytes: vols.iter().map(|v| v.held_gb()).sum::<u64>()
                 + snaps.iter().map(|s| s.size).sum::<u64>(),
         }
-    }
-}
-
-/// The database's re-count of a project's rows of `column` (the volumes
-/// or snapshots table's `project_id`), refused with Cinder's text.
-pub(super) fn count_guard(project: &str, limit: i64, refusal: Fault) -> Guard {
-    Guard::Count {
-        column: "project_id",
-        value: project.to_string(),
-        limit,
-        message: refusal.message,
     }
 }
 
@@ -175,10 +180,16 @@ pub(super) fn gigabytes_exceeded(requested: u64, consumed: u64, limit: i64) -> F
     )
 }
 
-/// The database's quota refusal (a 403 from a count guard) as Cinder's
+/// The database's quota refusal (a 403 from a storage guard) as Cinder's
 /// 413.
 pub(super) fn over_limit(f: Fault, l: Limits) -> Fault {
     let ours = [volumes_exceeded(l.volumes), snapshots_exceeded(l.snapshots)];
+    let gigabytes = f.code == 403
+        && f.message
+            .starts_with("Requested volume or snapshot exceeds allowed gigabytes quota.");
+    if gigabytes {
+        return Fault::new(413, f.message);
+    }
     match ours
         .into_iter()
         .find(|o| f.code == 403 && f.message == o.message)
@@ -186,4 +197,23 @@ pub(super) fn over_limit(f: Fault, l: Limits) -> Fault {
         Some(o) => o,
         None => f,
     }
+}
+
+/// The database's re-count of a project's volumes or snapshots (`count`:
+/// the limit on the written table's rows and Cinder's refusal, for a new
+/// row) and of the GiB its volumes and snapshots hold (`requested`: the
+/// written row's share), in the transaction that writes the row.
+pub(super) fn storage_guard(
+    project: &str,
+    count: Option<(i64, Fault)>,
+    gigabytes: i64,
+    requested: u64,
+) -> Option<Guard> {
+    let count = count.filter(|(limit, _)| *limit >= 0);
+    (count.is_some() || gigabytes >= 0).then(|| Guard::Storage {
+        project: project.to_string(),
+        count: count.map(|(limit, f)| (limit, f.message)),
+        gigabytes,
+        requested: requested as i64,
+    })
 }

@@ -19,7 +19,7 @@
 //! out).
 
 use super::quota::{
-    count_guard, gigabytes_exceeded, gigabytes_used, over_limit, snapshots_exceeded, Limits,
+    gigabytes_exceeded, gigabytes_used, over_limit, snapshots_exceeded, storage_guard, Limits,
 };
 use super::{
     backend, invalid_input, invalid_volume, new_row, write_row_quietly, NewVolume, Volume, Volumes,
@@ -257,13 +257,8 @@ impl Volumes {
                 // The volume's row written as it is: a delete of it, or
                 // another process's change, makes this write fail.
                 vols.put(volume_id, v);
-                let quota = (limits.snapshots >= 0).then(|| {
-                    count_guard(
-                        project,
-                        limits.snapshots,
-                        snapshots_exceeded(limits.snapshots),
-                    )
-                });
+                let count = Some((limits.snapshots, snapshots_exceeded(limits.snapshots)));
+                let quota = storage_guard(project, count, limits.gigabytes, made.size);
                 snaps.put_shared(&id, made.clone(), quota);
                 Ok(made)
             })

@@ -142,3 +142,103 @@ async fn a_projects_volume_limits_are_set_shown_enforced_and_reset() {
 async fn admin_of(cloud: &crate::common::TestCloud) -> crate::common::User {
     cloud.login("admin").await
 }
+
+/// The gigabytes a project's volumes and snapshots hold together are
+/// counted again by the database as a volume or snapshot row is written
+/// (`Guard::Storage`): rows another process wrote, which this store's
+/// copy does not hold, refuse a volume, a snapshot and an extend that
+/// would pass the limit, and a volume being extended counts the size it
+/// is taken to. Both backends.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_database_counts_every_processs_gigabytes() {
+    use crate::storage::{backends, query};
+    use rova::store::{Guard, Store, Table};
+    use serde_json::Value;
+    for db in backends("storage-guard") {
+        let store = Store::connect(&db).expect("open");
+        let vols: Table<Value> = Table::load("volume", &store).expect("load");
+        let snaps: Table<Value> = Table::load("snapshot", &store).expect("load");
+        // Another process's rows: a 600 GiB volume being extended to 700
+        // and a 100 GiB snapshot, all of project p.
+        query(
+            &db,
+            r#"INSERT INTO volumes (id, gen, project_id, size_gb, body) VALUES ('other', 1, 'p', 600, '{"project_id":"p","size":600,"extend_to":700}')"#,
+        );
+        query(
+            &db,
+            r#"INSERT INTO snapshots (id, gen, project_id, size_gb, body) VALUES ('osnap', 1, 'p', 100, '{"project_id":"p","size":100}')"#,
+        );
+        let guard = |count: Option<i64>, requested: i64| Guard::Storage {
+            project: "p".into(),
+            count: count.map(|n| (n, "Maximum number of volumes allowed (2) exceeded".into())),
+            gigabytes: 1000,
+            requested,
+        };
+        let vol = |size: i64| json!({"project_id": "p", "size": size});
+        // 700 + 100 held: 201 more is over, 200 fits.
+        let refused = vols
+            .write_behind_guarded("big", vol(201), guard(Some(10), 201))
+            .expect("queued")
+            .outcome()
+            .await
+            .expect_err("over the gigabytes");
+        assert_eq!(
+            (refused.code, refused.message.as_str()),
+            (
+                403,
+                "Requested volume or snapshot exceeds allowed gigabytes quota. \
+                 Requested 201G, quota is 1000G and 800G has been consumed."
+            ),
+            "{db:?}"
+        );
+        assert!(vols.get("big").is_none(), "{db:?}");
+        vols.write_behind_guarded("fits", vol(150), guard(Some(10), 150))
+            .expect("queued")
+            .outcome()
+            .await
+            .expect("950 of 1000");
+        // A snapshot is counted with the volumes.
+        let refused = snaps
+            .write_behind_guarded("s", vol(51), guard(None, 51))
+            .expect("queued")
+            .outcome()
+            .await
+            .expect_err("over with the snapshot");
+        assert_eq!(refused.code, 403, "{db:?}");
+        assert!(
+            refused.message.contains("Requested 51G"),
+            "{}",
+            refused.message
+        );
+        // An extend of this process's volume (a rewrite of its row) is
+        // counted with what it grows by.
+        let refused = vols
+            .write_behind_guarded(
+                "fits",
+                json!({"project_id": "p", "size": 150, "extend_to": 201}),
+                guard(None, 51),
+            )
+            .expect("queued")
+            .outcome()
+            .await
+            .expect_err("the extend passes the limit");
+        assert_eq!(refused.code, 403, "{db:?}");
+        assert_eq!(
+            vols.get("fits").map(|v| v["size"].clone()),
+            Some(json!(150))
+        );
+        // The count: a third volume of a project limited to two is refused.
+        let refused = vols
+            .write_behind_guarded("third", vol(1), guard(Some(2), 1))
+            .expect("queued")
+            .outcome()
+            .await
+            .expect_err("a third volume");
+        assert_eq!(
+            refused.message, "Maximum number of volumes allowed (2) exceeded",
+            "{db:?}"
+        );
+        let held = query(&db, "SELECT count(*) FROM volumes WHERE project_id = 'p'");
+        assert_eq!(held, vec![vec![Some("2".into())]], "{db:?}");
+    }
+}

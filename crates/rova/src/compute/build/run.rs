@@ -7,7 +7,7 @@ use super::{nic_plan, NicPlan, NIC_PLAN_KEY};
 use crate::app::App;
 use crate::compute::owners::Settling;
 use crate::compute::{actions, servers};
-use crate::network::Port;
+use crate::network::{NewPort, Port};
 use chrono::{DateTime, Utc};
 use rova_core::model::{FixedIp, Instance, InstanceFault, Vif};
 use rova_core::restart::RestartAction;
@@ -374,6 +374,23 @@ struct Nic {
     picked: bool,
 }
 
+/// The port Nova makes for server `inst` on network `network`.
+fn nova_port<'a>(
+    inst: &'a Instance,
+    network: &'a str,
+    fixed_ip: Option<std::net::IpAddr>,
+    security_groups: Vec<String>,
+) -> NewPort<'a> {
+    NewPort {
+        project_id: &inst.project_id,
+        network_id: network,
+        fixed_ip,
+        device_id: &inst.uuid,
+        device_owner: "compute:nova",
+        security_groups,
+    }
+}
+
 /// Gives back the addresses of the prepared ports made for the server
 /// (none of them was written).
 fn forget_ports(app: &App, nics: &[Nic]) {
@@ -396,18 +413,12 @@ async fn prepare_ports(app: &App, inst: &Instance, plan: &[NicPlan]) -> Result<V
                 .map(|p| (p, false, None)),
             NicPlan::Network { id, fixed_ip, tag } => {
                 match crate::compute::secgroups::group_ids_for(app, inst).await {
-                    Ok(groups) => app
-                        .networks
-                        .new_port(
-                            &inst.project_id,
-                            id,
-                            *fixed_ip,
-                            &inst.uuid,
-                            "compute:nova",
-                            groups,
-                            now,
-                        )
-                        .map(|p| (p, true, tag.clone())),
+                    Ok(security_groups) => {
+                        let want = nova_port(inst, id, *fixed_ip, security_groups);
+                        app.networks
+                            .new_port(&want, now)
+                            .map(|p| (p, true, tag.clone()))
+                    }
                     Err(f) => Err(f),
                 }
             }
@@ -439,18 +450,9 @@ pub(crate) async fn allocate(app: &App, inst: &Instance, nic: &NicPlan) -> Resul
         ),
         NicPlan::Network { id, fixed_ip, tag } => {
             let groups = crate::compute::secgroups::group_ids_for(app, inst).await?;
+            let want = nova_port(inst, id, *fixed_ip, groups);
             (
-                app.networks
-                    .create_port(
-                        &inst.project_id,
-                        id,
-                        *fixed_ip,
-                        &inst.uuid,
-                        "compute:nova",
-                        groups,
-                        now,
-                    )
-                    .await?,
+                app.networks.create_port(want, now).await?,
                 true,
                 tag.clone(),
             )
