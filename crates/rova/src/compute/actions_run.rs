@@ -87,12 +87,26 @@ pub(crate) async fn begin_guarded(
     (log, guard): (Logged, Option<crate::store::Guard>),
     mutate: impl FnOnce(&mut Instance, chrono::DateTime<chrono::Utc>) -> Result<(), Fault>,
 ) -> Result<Arc<Instance>, Fault> {
+    let along = super::Along { guard, ports: None };
+    begin_along(app, ctx, id, (action, task), (log, along), mutate).await
+}
+
+/// Like [`begin_guarded`], with what `along` carries (a guard, port rows)
+/// written in the admitting transaction.
+pub(crate) async fn begin_along(
+    app: &App,
+    ctx: &Ctx,
+    id: &str,
+    (action, task): (Action, Option<TaskState>),
+    (log, along): (Logged, super::Along<'_>),
+    mutate: impl FnOnce(&mut Instance, chrono::DateTime<chrono::Utc>) -> Result<(), Fault>,
+) -> Result<Arc<Instance>, Fault> {
     servers::visible(app, ctx, id)?;
     let now = app.clock.now();
     let change = admitting(app, ctx, id, (action, task), mutate, now);
     let (inst, _) = app
         .compute
-        .update_instance_logged(id, ctx, now, log, guard, change)
+        .update_instance_along(id, ctx, now, log, along, change)
         .await?;
     Ok(inst)
 }

@@ -2,19 +2,21 @@
 //! `os-interface`): attach a port or a new port on a network, detach one,
 //! list and show them. Attaching is admitted as Nova admits it (ACTIVE,
 //! PAUSED or STOPPED with no task, not locked for a non-admin), checked
-//! before a port is made; the port is then made or bound, the driver plugs
-//! it in, and the server's record gains the NIC together with its
-//! `attach_interface` action in one transaction — refused, the port is
-//! given back. Detaching takes the NIC off the record with its
-//! `detach_interface` action, unplugs it and deletes the port Rova made
-//! (a port the user brought is unbound and kept). Synchronous, as Nova's
-//! RPC call is.
+//! before a port is made; the port (made, or the user's bound) and the
+//! server's record of the NIC are written with the `attach_interface`
+//! action in one transaction, then the driver plugs it in — a failed plug
+//! takes the NIC off the record and lets the port go, again in one
+//! transaction. Detaching takes the NIC off the record with its
+//! `detach_interface` action and, in the same transaction, deletes the
+//! port Rova made (a port the user brought is unbound and kept), then
+//! unplugs it. Synchronous, as Nova's RPC call is.
 
 use super::actions::{self, Logged};
-use super::actions_run::{begin_with, subject};
-use super::build::{allocate, release_vifs, NicPlan};
+use super::actions_run::{begin_along, subject};
+use super::build::{prepare_nic, Nic, NicPlan};
 use super::driver::{require, DriverOp};
 use super::servers;
+use super::Along;
 use crate::app::App;
 use crate::http::Ctx;
 use crate::network::Port;
@@ -122,60 +124,115 @@ pub async fn attach(
     // Refused before a port is made.
     admit(Action::AttachInterface, &subject(&inst), ctx.is_admin())?;
     require(app.compute.driver.as_ref(), Action::AttachInterface)?;
-    let nic = plan(app, ctx, &inst, &req)?;
-    let mut vif = allocate(app, &inst, &nic).await?;
-    if vif.tag.is_none() {
-        vif.tag = req.tag.clone();
-    }
+    let plan = plan(app, ctx, &inst, &req)?;
+    let mut attempt = 0;
+    let (inst, vif) = loop {
+        attempt += 1;
+        let Nic {
+            port,
+            mut vif,
+            picked,
+        } = prepare_nic(app, &inst, &plan).await?;
+        if vif.tag.is_none() {
+            vif.tag = req.tag.clone();
+        }
+        // The port and the server's record of it, with the action, in one
+        // transaction.
+        let added = vif.clone();
+        let fixed_ips = port.fixed_ips.clone();
+        let along = Along {
+            guard: None,
+            ports: Some((&app.networks.ports, vec![(port.id.clone(), Some(port))])),
+        };
+        let log = Logged::with("attach_interface", "compute_attach_interface");
+        let act = (Action::AttachInterface, None);
+        let written = begin_along(app, ctx, id, act, (log, along), move |i, _| {
+            i.vifs.push(added);
+            Ok(())
+        })
+        .await;
+        match written {
+            Ok(inst) => break (inst, vif),
+            Err(e) if !vif.created_by_nova => return Err(e),
+            Err(e) => {
+                // An address another process took: picked again.
+                if !app.networks.retry_port(&e, &fixed_ips, picked, attempt) {
+                    return Err(e);
+                }
+            }
+        }
+    };
     let plug = DriverOp::AttachInterface {
         port_id: vif.port_id.clone(),
         mac: vif.mac.clone(),
     };
     if let Err(f) = app.compute.driver.perform(&plug, &inst).await {
-        release_vifs(app, std::slice::from_ref(&vif)).await;
-        return Err(if f.code == 501 {
-            Fault::new(501, f.message)
+        let refusal = if f.code == 501 {
+            Fault::new(501, f.message.clone())
         } else {
             Fault::internal(format!(
                 "Failed to attach network adapter device to {id}: {} ({})",
                 f.message, f.details
             ))
-        });
-    }
-    let added = vif.clone();
-    let log = Logged::with("attach_interface", "compute_attach_interface");
-    let written = begin_with(
-        app,
-        ctx,
-        id,
-        Action::AttachInterface,
-        None,
-        Some(log),
-        move |i, _| {
-            i.vifs.push(added);
-            Ok(())
-        },
-    )
-    .await;
-    if let Err(f) = written {
-        let _ = app
-            .compute
-            .driver
-            .perform(
-                &DriverOp::DetachInterface {
-                    port_id: vif.port_id.clone(),
-                },
-                &inst,
-            )
-            .await;
-        release_vifs(app, std::slice::from_ref(&vif)).await;
-        return Err(f);
+        };
+        // Nova deallocates the port: the server's record and the port go
+        // back together.
+        let taken_back = let_go(app, id, &vif).await;
+        let err = (f.message.as_str(), f.details.as_str());
+        actions::event_finish(
+            app,
+            id,
+            &ctx.request_id,
+            "compute_attach_interface",
+            Some(err),
+        )
+        .await;
+        taken_back?;
+        return Err(refusal);
     }
     actions::event_finish(app, id, &ctx.request_id, "compute_attach_interface", None).await;
     app.networks
         .ports
         .get(&vif.port_id)
         .ok_or_else(|| Fault::not_found(format!("Port id {} could not be found.", vif.port_id)))
+}
+
+/// Takes NIC `vif` off server `id`'s record and lets its port go (deleted
+/// when Nova made it, else unbound) in one transaction, with no action of
+/// its own: an attach whose plug failed undone.
+async fn let_go(app: &App, id: &str, vif: &Vif) -> Result<(), Fault> {
+    let now = app.clock.now();
+    let gone = vif.port_id.clone();
+    let change = app.compute.stamped(now, None, move |i: &mut Instance| {
+        i.vifs.retain(|v| v.port_id != gone);
+        Ok(())
+    });
+    let release = app
+        .networks
+        .released(&vif.port_id, vif.created_by_nova, now);
+    let old = app.networks.ports.get(&vif.port_id);
+    app.compute
+        .instances
+        .update_with(
+            id,
+            || Fault::instance_not_found(id),
+            change,
+            &app.networks.ports,
+            |_, view| {
+                if let Some((pid, port)) = release {
+                    match port {
+                        Some(p) => view.put(&pid, p),
+                        None => view.delete(&pid),
+                    }
+                }
+                Ok(())
+            },
+        )
+        .await?;
+    if let (Some(p), true) = (old, vif.created_by_nova) {
+        app.networks.forget_port(&p);
+    }
+    Ok(())
 }
 
 /// Detaches interface `port_id` from server `id`.
@@ -187,30 +244,34 @@ pub async fn detach(app: &App, ctx: &Ctx, id: &str, port_id: &str) -> Result<(),
     let Some(vif) = inst.vifs.iter().find(|v| v.port_id == port_id).cloned() else {
         return Err(Fault::not_found(format!("Port {port_id} is not attached")));
     };
+    let now = app.clock.now();
+    // The NIC leaves the server's record and its port goes (deleted when
+    // Nova made it, else unbound) in one transaction, with the action.
+    let old = app.networks.ports.get(port_id);
+    let release = app.networks.released(port_id, vif.created_by_nova, now);
+    let along = Along {
+        guard: None,
+        ports: release.map(|r| (&app.networks.ports, vec![r])),
+    };
     let log = Logged::with("detach_interface", "compute_detach_interface");
     let gone = port_id.to_string();
-    let inst = begin_with(
-        app,
-        ctx,
-        id,
-        Action::DetachInterface,
-        None,
-        Some(log),
-        move |i, _| {
-            let before = i.vifs.len();
-            i.vifs.retain(|v| v.port_id != gone);
-            if i.vifs.len() == before {
-                return Err(Fault::not_found(format!("Port {gone} is not attached")));
-            }
-            Ok(())
-        },
-    )
+    let act = (Action::DetachInterface, None);
+    let inst = begin_along(app, ctx, id, act, (log, along), move |i, _| {
+        let before = i.vifs.len();
+        i.vifs.retain(|v| v.port_id != gone);
+        if i.vifs.len() == before {
+            return Err(Fault::not_found(format!("Port {gone} is not attached")));
+        }
+        Ok(())
+    })
     .await?;
+    if let (Some(p), true) = (old, vif.created_by_nova) {
+        app.networks.forget_port(&p);
+    }
     let unplug = DriverOp::DetachInterface {
         port_id: port_id.to_string(),
     };
     let failed = app.compute.driver.perform(&unplug, &inst).await.err();
-    release_vifs(app, std::slice::from_ref(&vif)).await;
     let error = failed
         .as_ref()
         .map(|f| (f.message.as_str(), f.details.as_str()));

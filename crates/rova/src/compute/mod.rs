@@ -582,6 +582,25 @@ impl Compute {
         guard: Option<crate::store::Guard>,
         change: impl FnOnce(&mut Instance) -> Result<R, rova_core::Fault>,
     ) -> Result<(Arc<Instance>, R), rova_core::Fault> {
+        let along = Along { guard, ports: None };
+        self.update_instance_along(id, ctx, now, log, along, change)
+            .await
+    }
+
+    /// [`Compute::update_instance_logged`] that also writes `along`'s
+    /// port rows in the same transaction (a port written, or deleted when
+    /// `None`): an interface attached or detached together with the
+    /// server's record of it.
+    pub async fn update_instance_along<R>(
+        &self,
+        id: &str,
+        ctx: &crate::http::Ctx,
+        now: chrono::DateTime<chrono::Utc>,
+        log: actions::Logged,
+        along: Along<'_>,
+        change: impl FnOnce(&mut Instance) -> Result<R, rova_core::Fault>,
+    ) -> Result<(Arc<Instance>, R), rova_core::Fault> {
+        let Along { guard, ports } = along;
         let change = self.stamped(now, Some(log.action), change);
         // The action takes the server's next place; the server's own
         // compare-and-swap keeps two writers from taking the same one.
@@ -609,6 +628,17 @@ impl Compute {
                 if !events.is_empty() {
                     g.with(&self.action_events, |v| {
                         action_events::put_first(v, &key, id, &events);
+                        Ok(())
+                    })?;
+                }
+                if let Some((table, ports)) = ports {
+                    g.with(table, |v| {
+                        for (pid, port) in ports {
+                            match port {
+                                Some(p) => v.put(&pid, p),
+                                None => v.delete(&pid),
+                            }
+                        }
                         Ok(())
                     })?;
                 }
@@ -692,6 +722,22 @@ impl Compute {
         self.next_id.take().await
     }
 }
+
+/// What a logged server write carries along in its transaction
+/// ([`Compute::update_instance_along`]): a guard on the server's row, and
+/// port rows to write (`None`: delete).
+#[derive(Default)]
+pub struct Along<'a> {
+    pub guard: Option<crate::store::Guard>,
+    pub ports: Option<PortWrites<'a>>,
+}
+
+/// Rows of the ports table to write with a server's write (`None`:
+/// delete the port).
+pub type PortWrites<'a> = (
+    &'a Table<crate::network::Port>,
+    Vec<(String, Option<crate::network::Port>)>,
+);
 
 /// A stored id counter: the next id it hands out.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]

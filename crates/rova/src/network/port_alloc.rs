@@ -1,15 +1,15 @@
 //! A port's life as a server's NIC: a new port with addresses picked (or
-//! requested) from its network's subnets, written alone or handed to the
-//! caller to write with its other rows; binding a port the user made to a
-//! device and letting it go; giving addresses back when a write of the
-//! port was refused, and picking again when another process took one.
+//! requested) from its network's subnets, or a port the user made bound to
+//! the server, handed to the caller to write with the server's row that
+//! names it; the write that lets it go again; giving addresses back when a
+//! write of the port was refused, and picking again when another process
+//! took one.
 
 use super::{cidr_contains, random_mac};
 use super::{Networks, Port, PortIp, IP_ATTEMPTS};
 use chrono::{DateTime, Utc};
 use rova_core::Fault;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 /// What a new port of a server is: on `network_id`, owned by
 /// `project_id`, with exactly `fixed_ip` when given (else one address
@@ -25,31 +25,11 @@ pub struct NewPort<'a> {
 }
 
 impl Networks {
-    /// Creates port `want` (written alone).
-    pub async fn create_port(
-        &self,
-        want: NewPort<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<Arc<Port>, Fault> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let port = self.new_port(&want, now)?;
-            let fixed_ips = port.fixed_ips.clone();
-            match self.ports.put(&port.id.clone(), port).await {
-                Ok(p) => return Ok(p),
-                // Another process took an address meanwhile: pick again
-                // (a requested address is simply refused).
-                Err(e) if self.retry_port(&e, &fixed_ips, want.fixed_ip.is_none(), attempt) => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Port `want` as [`Networks::create_port`] writes it, not written
-    /// yet: its addresses are taken in this process's used-address sets
-    /// (given back by [`Networks::forget_port`] when the port is not
-    /// written).
+    /// Port `want`, not written yet: the caller writes it with the
+    /// server's row that names it. Its addresses are taken in this
+    /// process's used-address sets (given back by
+    /// [`Networks::forget_port`] when the port is not written, or by
+    /// [`Networks::retry_port`] when its write was refused).
     pub fn new_port(&self, want: &NewPort<'_>, now: DateTime<Utc>) -> Result<Port, Fault> {
         let NewPort {
             project_id,
@@ -148,27 +128,9 @@ impl Networks {
         self.release_ips(&port.fixed_ips);
     }
 
-    /// Binds an existing port to a device; 409 if it is already in use.
-    pub async fn bind_port(
-        &self,
-        port_id: &str,
-        device_id: &str,
-        device_owner: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Arc<Port>, Fault> {
-        let (p, _) = self
-            .ports
-            .update(
-                port_id,
-                || port_missing(port_id),
-                |p| bind(p, device_id, device_owner, now),
-            )
-            .await?;
-        Ok(p)
-    }
-
-    /// Port `port_id` as [`Networks::bind_port`] would write it, not
-    /// written: the caller writes it with its other rows.
+    /// Port `port_id` bound to `device_id` as `device_owner` (409 when
+    /// another device holds it), not written: the caller writes it with
+    /// the server's row that names it.
     pub fn bound_port(
         &self,
         port_id: &str,
@@ -193,10 +155,7 @@ impl Networks {
                 port_id,
                 || Fault::not_found("port"),
                 |p| {
-                    p.device_id.clear();
-                    p.device_owner.clear();
-                    p.status = "DOWN".into();
-                    p.updated_at = now;
+                    unbind(p, now);
                     Ok(())
                 },
             )
@@ -206,6 +165,25 @@ impl Networks {
             Err(e) if e.code == 404 => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// The write that lets a server's port go, not made: deleted when Nova
+    /// made it (`created`), else unbound from the server. `None` when the
+    /// port is gone already. The caller writes it with the server's row,
+    /// then gives a deleted port's addresses back ([`Networks::forget_port`]).
+    pub fn released(
+        &self,
+        port_id: &str,
+        created: bool,
+        now: DateTime<Utc>,
+    ) -> Option<(String, Option<Port>)> {
+        let p = self.ports.get(port_id)?;
+        if created {
+            return Some((port_id.to_string(), None));
+        }
+        let mut p = (*p).clone();
+        unbind(&mut p, now);
+        Some((port_id.to_string(), Some(p)))
     }
 
     /// Deletes a port and frees its addresses.
@@ -220,6 +198,14 @@ impl Networks {
 /// The refusal of a port id that names no port.
 fn port_missing(port_id: &str) -> Fault {
     Fault::bad_request(format!("Port id {port_id} could not be found."))
+}
+
+/// Port `p` bound to no device.
+fn unbind(p: &mut Port, now: DateTime<Utc>) {
+    p.device_id.clear();
+    p.device_owner.clear();
+    p.status = "DOWN".into();
+    p.updated_at = now;
 }
 
 /// Port `p` bound to `device_id` (409 when another device holds it).

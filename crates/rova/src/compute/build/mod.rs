@@ -14,7 +14,7 @@
 //! of work cut short by a restart.
 
 mod run;
-pub(crate) use run::{allocate, release_vifs};
+pub(crate) use run::{prepare_nic, Nic};
 
 pub use run::{resume_all, run_build};
 

@@ -368,10 +368,10 @@ async fn network(app: &App, inst: &Instance, request_id: &str, plan: &[NicPlan])
 /// A NIC of a building server, prepared: its port as it is to be
 /// written, the NIC the server records, and whether the port's addresses
 /// were picked (not requested).
-struct Nic {
-    port: Port,
-    vif: Vif,
-    picked: bool,
+pub(crate) struct Nic {
+    pub port: Port,
+    pub vif: Vif,
+    pub picked: bool,
 }
 
 /// The port Nova makes for server `inst` on network `network`.
@@ -403,9 +403,26 @@ fn forget_ports(app: &App, nics: &[Nic]) {
 /// written yet), each with the NIC it becomes: a port the plan names,
 /// bound to the server; else a new one on the planned network.
 async fn prepare_ports(app: &App, inst: &Instance, plan: &[NicPlan]) -> Result<Vec<Nic>, Fault> {
-    let now = app.clock.now();
     let mut out: Vec<Nic> = Vec::with_capacity(plan.len());
     for nic in plan {
+        match prepare_nic(app, inst, nic).await {
+            Ok(n) => out.push(n),
+            Err(f) => {
+                forget_ports(app, &out);
+                return Err(f);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The port of one of `inst`'s NICs as it is to be written (not written
+/// yet), with the NIC it becomes: a port `nic` names, bound to the
+/// server; else a new one on the planned network, its addresses taken
+/// in this process's used-address sets.
+pub(crate) async fn prepare_nic(app: &App, inst: &Instance, nic: &NicPlan) -> Result<Nic, Fault> {
+    let now = app.clock.now();
+    {
         let made = match nic {
             NicPlan::Port(id) => app
                 .networks
@@ -423,42 +440,11 @@ async fn prepare_ports(app: &App, inst: &Instance, plan: &[NicPlan]) -> Result<V
                 }
             }
         };
-        match made {
-            Ok((port, created, tag)) => {
-                let vif = vif_of(app, &port, created, tag);
-                let picked = matches!(nic, NicPlan::Network { fixed_ip: None, .. });
-                out.push(Nic { port, vif, picked });
-            }
-            Err(f) => {
-                forget_ports(app, &out);
-                return Err(f);
-            }
-        }
+        let (port, created, tag) = made?;
+        let vif = vif_of(app, &port, created, tag);
+        let picked = matches!(nic, NicPlan::Network { fixed_ip: None, .. });
+        Ok(Nic { port, vif, picked })
     }
-    Ok(out)
-}
-
-pub(crate) async fn allocate(app: &App, inst: &Instance, nic: &NicPlan) -> Result<Vif, Fault> {
-    let now = app.clock.now();
-    let (port, created, tag) = match nic {
-        NicPlan::Port(id) => (
-            app.networks
-                .bind_port(id, &inst.uuid, "compute:nova", now)
-                .await?,
-            false,
-            None,
-        ),
-        NicPlan::Network { id, fixed_ip, tag } => {
-            let groups = crate::compute::secgroups::group_ids_for(app, inst).await?;
-            let want = nova_port(inst, id, *fixed_ip, groups);
-            (
-                app.networks.create_port(want, now).await?,
-                true,
-                tag.clone(),
-            )
-        }
-    };
-    Ok(vif_of(app, &port, created, tag))
 }
 
 /// The NIC port `port` gives a server.
