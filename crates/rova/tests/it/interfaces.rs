@@ -307,7 +307,11 @@ async fn interfaces_attach_and_detach_as_nova_does() {
     assert_eq!(listed(&cloud, &demo, &sid).await.len(), 1);
     // As in Nova, the attach is an instance action whose event failed.
     let r = cloud
-        .get(&demo, &format!("/servers/{sid}/os-instance-actions"), Some("2.51"))
+        .get(
+            &demo,
+            &format!("/servers/{sid}/os-instance-actions"),
+            Some("2.51"),
+        )
         .await;
     let last = &r.body["instanceActions"][0];
     assert_eq!(
