@@ -220,10 +220,7 @@ async fn let_go(app: &App, id: &str, vif: &Vif) -> Result<(), Fault> {
             &app.networks.ports,
             |_, view| {
                 if let Some((pid, port)) = release {
-                    match port {
-                        Some(p) => view.put(&pid, p),
-                        None => view.delete(&pid),
-                    }
+                    view.write(&pid, port);
                 }
                 Ok(())
             },

@@ -542,7 +542,7 @@ impl Compute {
         let change = self.stamped(now, None, change);
         let (queued, written) = {
             let mut g = crate::store::Group::new();
-            let staged = g.update(&self.instances, id, missing, change);
+            let staged = g.update(&self.instances, id, missing, change, None);
             let staged = staged.and_then(|(i, r)| {
                 g.with(&self.group_members, |view| {
                     for grp in &i.server_groups {
@@ -607,44 +607,34 @@ impl Compute {
         let (key, seq) = actions::next_row(&self.actions, id);
         let queued = {
             let mut g = crate::store::Group::new();
-            g.with_row(&self.instances, id, |v| {
-                let mut next = v
-                    .get(id)
-                    .ok_or_else(|| rova_core::Fault::instance_not_found(id))?;
-                let r = change(&mut next)?;
-                let next = Arc::new(next);
-                v.put_shared(id, next.clone(), guard);
-                Ok((next, r))
-            })
-            .and_then(|(inst, r)| {
-                let mut action = log.entry(ctx, &inst, now);
-                action.seq = seq;
-                // Its events are stored as rows, not in its document.
-                let events = std::mem::take(&mut action.events);
-                g.with(&self.actions, |v| {
-                    v.put(&key, action);
-                    Ok(())
-                })?;
-                if !events.is_empty() {
-                    g.with(&self.action_events, |v| {
-                        action_events::put_first(v, &key, id, &events);
+            let missing = || rova_core::Fault::instance_not_found(id);
+            g.update(&self.instances, id, missing, change, guard)
+                .and_then(|(inst, r)| {
+                    let mut action = log.entry(ctx, &inst, now);
+                    action.seq = seq;
+                    // Its events are stored as rows, not in its document.
+                    let events = std::mem::take(&mut action.events);
+                    g.with(&self.actions, |v| {
+                        v.put(&key, action);
                         Ok(())
                     })?;
-                }
-                if let Some((table, ports)) = ports {
-                    g.with(table, |v| {
-                        for (pid, port) in ports {
-                            match port {
-                                Some(p) => v.put(&pid, p),
-                                None => v.delete(&pid),
+                    if !events.is_empty() {
+                        g.with(&self.action_events, |v| {
+                            action_events::put_first(v, &key, id, &events);
+                            Ok(())
+                        })?;
+                    }
+                    if let Some((table, ports)) = ports {
+                        g.with(table, |v| {
+                            for (pid, port) in ports {
+                                v.write(&pid, port);
                             }
-                        }
-                        Ok(())
-                    })?;
-                }
-                Ok((inst, r))
-            })
-            .and_then(|(inst, r)| g.queue().map(|q| (inst, r, q)))
+                            Ok(())
+                        })?;
+                    }
+                    Ok((inst, r))
+                })
+                .and_then(|(inst, r)| g.queue().map(|q| (inst, r, q)))
         };
         let (inst, r, q) = queued?;
         q.outcome().await?;

@@ -84,13 +84,14 @@ impl<'a> Group<'a> {
     /// `id` (`missing` when there is none): `change` sees the row as it
     /// is and gives it as it is to be, written with a compare-and-swap on
     /// the token the copy has (read in first by a cached table, as
-    /// [`Group::with_row`]). The row as written.
+    /// [`Group::with_row`]), with `guard` if any. The row as written.
     pub fn update<T, R>(
         &mut self,
         table: &'a Table<T>,
         id: &str,
         missing: impl FnOnce() -> Fault,
         change: impl FnOnce(&mut T) -> Result<R, Fault>,
+        guard: Option<super::Guard>,
     ) -> Result<(Arc<T>, R), Fault>
     where
         T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
@@ -99,7 +100,7 @@ impl<'a> Group<'a> {
             let mut next = v.get(id).ok_or_else(missing)?;
             let r = change(&mut next)?;
             let next = Arc::new(next);
-            v.put_shared(id, next.clone(), None);
+            v.put_shared(id, next.clone(), guard);
             Ok((next, r))
         })
     }

@@ -722,6 +722,15 @@ mod tests {
         assert_eq!(tables.len(), KINDS.len());
     }
 
+    /// The rows pre-relational record `doc` of kind `k` (id `srv`)
+    /// becomes: (kind, id, parsed body).
+    fn split(k: &'static Kind, doc: &Value) -> Vec<(&'static str, String, Value)> {
+        rows_of_record(k, "srv", doc.to_string())
+            .into_iter()
+            .map(|(kind, id, body)| (kind.kind, id, serde_json::from_str(&body).expect("json")))
+            .collect()
+    }
+
     #[test]
     fn a_pre_relational_action_log_becomes_action_and_event_rows() {
         let k = of("instance_action").expect("kind");
@@ -730,10 +739,7 @@ mod tests {
             {"action": "create", "events": []},
             {"action": "stop", "events": [ev("first"), ev("second")]},
         ]});
-        let rows: Vec<(&str, String, Value)> = rows_of_record(k, "srv", log.to_string())
-            .into_iter()
-            .map(|(kind, id, body)| (kind.kind, id, serde_json::from_str(&body).expect("json")))
-            .collect();
+        let rows = split(k, &log);
         let ids: Vec<(&str, &str)> = rows.iter().map(|(k, id, _)| (*k, id.as_str())).collect();
         assert_eq!(
             ids,
@@ -757,10 +763,7 @@ mod tests {
     fn a_pre_relational_servers_tags_become_tag_rows() {
         let k = of("instance").expect("kind");
         let doc = json!({"uuid": "srv", "display_name": "s", "tags": ["b", "a"]});
-        let rows: Vec<(&str, String, Value)> = rows_of_record(k, "srv", doc.to_string())
-            .into_iter()
-            .map(|(kind, id, body)| (kind.kind, id, serde_json::from_str(&body).expect("json")))
-            .collect();
+        let rows = split(k, &doc);
         let ids: Vec<(&str, &str)> = rows.iter().map(|(k, id, _)| (*k, id.as_str())).collect();
         assert_eq!(
             ids,

@@ -434,4 +434,11 @@ impl<T: Clone> TxView<'_, T> {
     pub fn delete(&mut self, id: &str) {
         self.pending.insert(id.to_string(), None);
     }
+    /// A put of `value`, or a delete when it is `None`.
+    pub fn write(&mut self, id: &str, value: Option<T>) {
+        match value {
+            Some(v) => self.put(id, v),
+            None => self.delete(id),
+        }
+    }
 }
