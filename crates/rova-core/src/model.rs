@@ -250,9 +250,18 @@ impl Instance {
             None => (i64::from(self.flavor.vcpus), self.flavor.ram as i64),
         }
     }
-    /// Booted from volume (no image).
+    /// Booted from volume: no image, or a root mapping (boot index 0)
+    /// that is a volume (a server booted from a volume-backed server's
+    /// image keeps that image's id), as Nova's `is_volume_backed_instance`.
     pub fn is_volume_backed(&self) -> bool {
-        self.image_ref.is_empty()
+        self.image_ref.is_empty() || self.root_volume_mapping().is_some()
+    }
+    /// The mapping of the volume the server boots from (boot index 0,
+    /// destination `volume`), if it has one.
+    pub fn root_volume_mapping(&self) -> Option<&BlockDeviceMapping> {
+        self.block_device_mapping
+            .iter()
+            .find(|b| b.boot_index == Some(0) && b.destination_type.as_deref() == Some("volume"))
     }
     /// `OS-EXT-SRV-ATTR:instance_name` (`instance-%08x`).
     pub fn instance_name(&self) -> String {

@@ -185,7 +185,10 @@ pub enum DriverOp {
     Suspend,
     Resume,
     Rebuild,
-    Evacuate,
+    /// The host the server is rebuilt on (its own host is down).
+    Evacuate {
+        dest: String,
+    },
     /// The flavor the guest moves to and the host it moves to.
     Resize {
         flavor: FlavorSnapshot,
@@ -258,7 +261,7 @@ impl DriverOp {
             DriverOp::Suspend => K::Suspend,
             DriverOp::Resume => K::Resume,
             DriverOp::Rebuild => K::Rebuild,
-            DriverOp::Evacuate => K::Evacuate,
+            DriverOp::Evacuate { .. } => K::Evacuate,
             DriverOp::Resize { .. } => K::Resize,
             DriverOp::Migrate { .. } => K::Migrate,
             DriverOp::RevertResize { .. } => K::RevertResize,

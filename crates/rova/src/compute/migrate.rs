@@ -672,7 +672,7 @@ async fn run_evacuate(
     let res = advance(
         app,
         id,
-        DriverOp::Evacuate,
+        DriverOp::Evacuate { dest: dest.clone() },
         T::Rebuilding,
         &[T::RebuildBlockDeviceMapping, T::RebuildSpawning],
         move |i, now| {

@@ -24,6 +24,7 @@ pub mod api;
 pub mod attach;
 pub mod backend;
 pub mod quota;
+pub mod reimage;
 pub mod snapshot;
 
 use crate::store::{Guard, Store, Table};

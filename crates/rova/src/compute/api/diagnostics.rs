@@ -67,7 +67,7 @@ fn nic_stats(uptime: u64) -> [u64; 4] {
 /// ephemeral, swap, config drive, then every attached volume.
 fn disk_count(inst: &Instance) -> u64 {
     let local = [
-        !inst.image_ref.is_empty(),
+        !inst.is_volume_backed(),
         inst.flavor.ephemeral > 0,
         inst.flavor.swap > 0,
         inst.config_drive,

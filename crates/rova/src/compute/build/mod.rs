@@ -273,16 +273,11 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, mut req: BuildRequest) -> Result<
         }
         // The mappings the image defines (a volume-backed server's
         // snapshot): a root volume among them makes the server boot from
-        // a volume, as if the request had mapped it.
+        // a volume, as if the request had mapped it. The server keeps the
+        // image's id (Nova shows it as the server's image).
         let defined = super::volumes::image_defined_mappings(&img);
         if !defined.is_empty() {
-            let root_volume = defined.iter().any(|b| {
-                b.boot_index == Some(0) && b.destination_type.as_deref() == Some("volume")
-            });
             req.bdms = super::volumes::merge_image_mappings(defined, std::mem::take(&mut req.bdms));
-            if root_volume {
-                req.image_ref = String::new();
-            }
         }
     } else if req.bdms.is_empty() {
         return Err(Fault::bad_request("Missing imageRef attribute"));

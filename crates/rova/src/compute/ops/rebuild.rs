@@ -1,15 +1,20 @@
 //! Rebuild: a server rebuilt from an image (or its own) with a new name,
 //! metadata, password, personality, key and user data, per microversion.
+//! A volume-backed server keeps its root volume: below 2.93 only with the
+//! image in that volume, from 2.93 the volume is re-imaged first (the
+//! guest stopped, the volume rewritten from the image).
 
 use super::image_for;
 use crate::app::App;
 use crate::compute::actions::{self, Logged};
 use crate::compute::actions_run::{advance, begin_with, Reply};
-use crate::compute::driver::DriverOp;
+use crate::compute::driver::{DriverFault, DriverOp};
 use crate::compute::servers;
 use crate::compute::views::{self, Links, ServerView};
 use crate::http::Ctx;
+use crate::image::Image;
 use rova_core::admission::Action;
+use rova_core::model::{Instance, InstanceFault};
 use rova_core::states::{PowerState, TaskState as T, VmState};
 use rova_core::Fault;
 use serde_json::json;
@@ -26,12 +31,20 @@ pub(super) async fn rebuild(
     ctx.require_member("os_compute_api:servers:rebuild")?;
     let cur = servers::visible(app, ctx, id)?;
     let img = image_for(app, ctx, &r.image_ref)?;
-    if cur.is_volume_backed() && !ctx.at_least(93) && cur.image_ref != r.image_ref {
+    let volume_backed = cur.is_volume_backed();
+    // A volume-backed server's image is the one in its root volume.
+    let orig_image = match volume_backed {
+        true => root_volume_image(app, &cur),
+        false => cur.image_ref.clone(),
+    };
+    if volume_backed && !ctx.at_least(93) && orig_image != r.image_ref {
         return Err(Fault::bad_request(format!(
             "Image {} is unacceptable: Unable to rebuild with a different image for a volume-backed server.",
             r.image_ref
         )));
     }
+    // From 2.93 the root volume is re-imaged, whichever the image.
+    let reimage = (volume_backed && ctx.at_least(93)).then(|| img.clone());
     if cur.flavor.ram < img.min_ram {
         return Err(Fault::bad_request(
             "Flavor's memory is too small for requested image.",
@@ -80,7 +93,13 @@ pub(super) async fn rebuild(
         Some(T::Rebuilding),
         Some(Logged::with("rebuild", "compute_rebuild_instance")),
         move |i, _| {
-            i.image_ref = r.image_ref.clone();
+            // An empty image marks a server booted from a volume: Nova
+            // keeps a volume-backed server's image as it was.
+            if !volume_backed {
+                i.image_ref = r.image_ref.clone();
+            }
+            i.kernel_id = props.get("kernel_id").cloned().unwrap_or_default();
+            i.ramdisk_id = props.get("ramdisk_id").cloned().unwrap_or_default();
             i.image_properties = props;
             if let Some(n) = r.name {
                 i.display_name = n;
@@ -128,6 +147,13 @@ pub(super) async fn rebuild(
     .await?;
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
     tokio::spawn(async move {
+        if let Some(img) = reimage {
+            if let Err(e) = reimage_root(&app2, &id2, &img).await {
+                let e = Some((e.message.as_str(), e.details.as_str()));
+                actions::event_finish(&app2, &id2, &req, "compute_rebuild_instance", e).await;
+                return;
+            }
+        }
         let res = advance(
             &app2,
             &id2,
@@ -177,4 +203,66 @@ pub(super) async fn rebuild(
     }
     Ok(Reply::accepted_json(json!({"server": body}))
         .at(format!("{}/servers/{id}", links.versioned)))
+}
+
+/// The image a volume-backed server's root volume was made from (its
+/// `volume_image_metadata`), or "".
+fn root_volume_image(app: &App, inst: &Instance) -> String {
+    inst.root_volume_mapping()
+        .and_then(|b| b.uuid.as_deref())
+        .and_then(|v| app.volumes.table.get(v))
+        .and_then(|v| v.image_metadata.get("image_id").cloned())
+        .unwrap_or_default()
+}
+
+/// Re-images a volume-backed server's root volume from `img` (Nova's
+/// `_rebuild_volume_backed_instance` through Cinder's reimage), the guest
+/// stopped first so that it lets go of the volume. A failure leaves the
+/// server in ERROR with the fault, as Nova's aborted rebuild does.
+async fn reimage_root(app: &Arc<App>, id: &str, img: &Image) -> Result<(), DriverFault> {
+    let inst = app
+        .compute
+        .instances
+        .get(id)
+        .ok_or_else(|| DriverFault::new("superseded", "the server was deleted"))?;
+    let res = async {
+        let vol = inst
+            .root_volume_mapping()
+            .and_then(|b| b.uuid.clone())
+            .ok_or_else(|| {
+                DriverFault::new(
+                    "Failed to rebuild volume backed instance.",
+                    "Unable to find root block device mapping for volume-backed instance.",
+                )
+            })?;
+        app.compute.driver.perform(&DriverOp::Stop, &inst).await?;
+        let file = app.images.file_path(&img.id);
+        app.volumes
+            .reimage(&vol, img, file, app.clock.now())
+            .await
+            .map_err(|f| DriverFault::new("Failed to rebuild volume backed instance.", f.message))
+    }
+    .await;
+    if let Err(f) = &res {
+        let now = app.clock.now();
+        let _ = app
+            .compute
+            .update_instance(id, now, |i| {
+                if i.deleted || i.task_state != Some(T::Rebuilding) {
+                    return Err(Fault::conflict("superseded"));
+                }
+                i.task_state = None;
+                i.vm_state = VmState::Error;
+                i.system_metadata.remove("rebuild_from_vm_state");
+                i.fault = Some(InstanceFault {
+                    code: f.code,
+                    message: f.message.clone(),
+                    details: Some(f.details.clone()),
+                    created: now,
+                });
+                Ok(())
+            })
+            .await;
+    }
+    res
 }

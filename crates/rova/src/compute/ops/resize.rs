@@ -48,7 +48,7 @@ pub(super) async fn resize(
             "When resizing, instances must change flavor!",
         ));
     }
-    if !cur.image_ref.is_empty() && flavor.disk > 0 && flavor.disk < cur.flavor.disk {
+    if !cur.is_volume_backed() && flavor.disk > 0 && flavor.disk < cur.flavor.disk {
         return Err(Fault::bad_request(
             "Resize error: Unable to resize disk down.",
         ));

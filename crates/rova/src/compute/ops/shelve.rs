@@ -1,5 +1,6 @@
-//! Shelve, shelve-offload (right after shelve or from the periodic task)
-//! and unshelve (back onto a host chosen by the scheduler).
+//! Shelve, shelve-offload (right after shelve or from the periodic task;
+//! at once for a volume-backed server, which has no image to make) and
+//! unshelve (back onto a host chosen by the scheduler).
 
 use super::snapshot::{new_snapshot_image, settle_image};
 use crate::app::App;
@@ -25,7 +26,8 @@ pub(super) async fn shelve(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fa
         Some(Logged::with("shelve", "compute_shelve_instance")),
     )
     .await?;
-    let image = if inst.is_volume_backed() {
+    let volume_backed = inst.is_volume_backed();
+    let image = if volume_backed {
         None
     } else {
         Some(
@@ -71,7 +73,9 @@ pub(super) async fn shelve(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), Fa
         }
         let e = res.as_ref().err().map(|e| e.pair());
         actions::event_finish(&app2, &id2, &req, "compute_shelve_instance", e).await;
-        if res.is_ok() && app2.cfg.shelved_offload_time == 0 {
+        // A volume-backed server keeps nothing on the host worth
+        // holding on to: it is offloaded at once (as Nova does).
+        if res.is_ok() && (app2.cfg.shelved_offload_time == 0 || volume_backed) {
             start_offload(&app2, &id2).await;
         }
     });

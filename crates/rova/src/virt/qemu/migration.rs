@@ -1,9 +1,11 @@
 //! Moving a guest: resize and cold migration (stop, keep the disk for a
-//! revert, grow it, start on the destination), reverting a resize, and
+//! revert, grow it, start on the destination; a volume-backed server's
+//! root volume goes along as it is), reverting a resize, and
 //! live migration (a waiting QEMU on the destination, QMP `migrate` on the
 //! source), plus polling an outgoing migration.
 
 use super::launch::{boot_of, Boot, Shape};
+use super::volumes::root_volume;
 use super::{fault, QemuDriver};
 use crate::compute::driver::{DriverFault, LiveStats};
 use crate::virt::disk;
@@ -32,15 +34,20 @@ impl QemuDriver {
         let was_running = self.running(&src, uuid);
         self.power_off(&src, uuid).await;
         self.tear_down_on(&src, uuid).await;
-        let dir = self.inst_dir(uuid);
-        let root = dir.join("disk.qcow2");
-        let orig = dir.join("disk.resize-orig");
-        std::fs::copy(&root, &orig)
-            .map_err(|e| fault(format!("keeping the disk for a revert: {e}")))?;
-        if flavor.disk > inst.flavor.disk {
-            disk::resize(&root, flavor.disk * 1024 * 1024 * 1024)
-                .await
-                .map_err(|e| fault(format!("growing the disk: {e}")))?;
+        // A volume-backed server's root disk is its volume, which stays
+        // as it is (shared by the hosts) and attached; the flavor's disk
+        // size does not apply to it.
+        if root_volume(inst).is_none() {
+            let dir = self.inst_dir(uuid);
+            let root = dir.join("disk.qcow2");
+            let orig = dir.join("disk.resize-orig");
+            std::fs::copy(&root, &orig)
+                .map_err(|e| fault(format!("keeping the disk for a revert: {e}")))?;
+            if flavor.disk > inst.flavor.disk {
+                disk::resize(&root, flavor.disk * 1024 * 1024 * 1024)
+                    .await
+                    .map_err(|e| fault(format!("growing the disk: {e}")))?;
+            }
         }
         if src != dest {
             let _ = std::fs::remove_file(self.console_path(&dest, uuid));

@@ -2,7 +2,10 @@
 //! pause/unpause (QMP stop/cont), suspend/resume (the guest state saved to
 //! and restored from a file), stop/start, soft and hard reboot, rebuild
 //! and evacuate, snapshots and backups, shelve/unshelve, rescue/unrescue
-//! and crash dumps; resize and migration are in `migration`.
+//! and crash dumps; resize and migration are in `migration`. A
+//! volume-backed server's root disk is its volume: rebuild, evacuate and
+//! unshelve boot it from that volume again (its snapshots are the compute
+//! layer's, through the volume service).
 
 use super::launch::{boot_image, boot_of, Boot};
 use super::migration::wait_migration;
@@ -72,14 +75,25 @@ impl QemuDriver {
                 self.launch(env, inst, &host, &inst.flavor, boot_of(inst), None).await
             }
             DriverOp::Reboot { hard } => self.reboot(env, &host?, inst, *hard).await,
-            DriverOp::Rebuild | DriverOp::Evacuate => {
-                let host = host?;
+            DriverOp::Rebuild | DriverOp::Evacuate { .. } => {
+                let host = match op {
+                    DriverOp::Evacuate { dest } => dest.clone(),
+                    _ => host?,
+                };
                 if let Some(old) = &inst.host {
                     self.tear_down_on(old, uuid).await;
+                    if *old != host {
+                        self.leave_host(old, uuid);
+                    }
                 }
-                let root = self.inst_dir(uuid).join("disk.qcow2");
-                let _ = std::fs::remove_file(&root);
-                self.ensure_root(env, inst, &inst.image_ref, &inst.flavor).await?;
+                // A volume-backed server comes back on its root volume
+                // (which a rebuild had re-imaged before this); another
+                // gets a new root disk from its image.
+                if root_volume(inst).is_none() {
+                    let root = self.inst_dir(uuid).join("disk.qcow2");
+                    let _ = std::fs::remove_file(&root);
+                    self.ensure_root(env, inst, &inst.image_ref, &inst.flavor).await?;
+                }
                 self.forget_console(&host, uuid);
                 let was_stopped = inst
                     .system_metadata
@@ -110,8 +124,9 @@ impl QemuDriver {
             }
             DriverOp::Unshelve { dest } => {
                 let host = dest.clone();
+                // A volume-backed server boots from its volume again.
                 let root = self.inst_dir(uuid).join("disk.qcow2");
-                if !root.exists() {
+                if root_volume(inst).is_none() && !root.exists() {
                     let image = inst
                         .system_metadata
                         .get("shelved_image_id")
