@@ -17,11 +17,21 @@ unplugged again, then plugged into C once more and not let go while C is
 paused. Deleting D takes its boot volume along; deleting C leaves
 `bootvol` available.
 
+Guest E boots from a volume made from the image; a marker is written to
+the start of that volume's file. E is resized to another host (the new
+boot's root disk starts with the marker), shelved (offloaded at once, no
+image) and unshelved (the marker again); its createImage is an image of
+block device mappings, and guest F booted from it reads the marker from a
+volume made from the snapshot; a 2.93 rebuild with a new image re-images
+E's root volume (the new image's bytes, the marker gone).
+
 Everything about a guest is read from its serial console through the API
 (guest/README.md). A test whose prerequisite failed fails too.
 """
 
 import json
+import os
+import subprocess
 import time
 
 from conftest import HOSTS, need_state, register_server
@@ -270,3 +280,165 @@ def test_delete_on_termination(cli, guests):
     for vid in (boot, data):
         cli.run("rova-demo", "volume", "delete", vid)
     print(json.dumps({"bootvol": boot, "datavol": data}))
+
+
+# ---------------------------------------------------------------------------
+# guest E: one volume-backed server through resize, shelve, createImage
+# and rebuild (the marker is written to its root volume's file while it
+# runs; each step's new boot reports the volume's first bytes)
+# ---------------------------------------------------------------------------
+
+def root_head(log, vid):
+    """`head` of the disk with volume `vid`'s serial in `log`, or None."""
+    for _, f in disk_lines(log):
+        if f.get("serial") == serial(vid):
+            return f.get("head", "")
+    return None
+
+
+def next_boot(guests, sid, before):
+    """The lines of the guest's first boot after the log `before`, once
+    it is ready."""
+    boot_id, _ = guests.wait_new_boot(sid, before.last_boot_id)
+    return guests.wait_ready(sid, boot_id).boot_segment(boot_id)
+
+
+def volume_file(rova, vid):
+    return rova.data_dir / "volumes" / ("volume-" + vid)
+
+
+def test_volume_backed_guest_boots(cli, guests, unique, rova):
+    image = cli.json("rova-demo", "image", "show", IMAGE)
+    vol = cli.json("rova-demo", "volume", "create", "--image", image["id"],
+                   "--size", "1", "evol-" + unique)
+    wait_volume(cli, vol["id"], "available")
+    e = cli.json("rova-demo", "server", "create", "--volume", vol["id"],
+                 "--flavor", FLAVOR, "--network", NETWORK,
+                 "guest-e-" + unique)
+    register_server(e["id"], "guest E")
+    S.update(e=e["id"], evol=vol["id"], image=image)
+    guests.wait_status(e["id"], "ACTIVE")
+    log = guests.wait_ready(e["id"])
+    assert root_head(log.since_last_boot(), vol["id"]) == "", (
+        disk_lines(log), guests.context(e["id"], log))
+    # A marker on the root volume, under the running guest.
+    marker = "EMARK-" + unique
+    with open(volume_file(rova, vol["id"]), "r+b") as fh:
+        fh.write(marker.encode())
+        fh.flush()
+        os.fsync(fh.fileno())
+    S["emark"] = marker
+
+
+def test_resize_volume_backed_guest(cli, guests):
+    e, vid, marker = need("e", "evol", "emark")
+    src = guests.host_of(e)
+    before = guests.console(e)
+    cli.run("rova-demo", "server", "resize", "--flavor", "m1.tiny", e)
+    guests.wait_status(e, "VERIFY_RESIZE")
+    assert guests.host_of(e) != src, "still on %s" % src
+    seg = next_boot(guests, e, before)
+    assert (root_head(seg, vid) or "").startswith(marker), (
+        disk_lines(seg), guests.context(e))
+    cli.run("rova-demo", "server", "resize", "confirm", e)
+    guests.wait_status(e, "ACTIVE")
+    assert "m1.tiny" in str(cli.json("rova-demo", "server", "show",
+                                     e)["flavor"])
+    v = cli.json("rova-demo", "volume", "show", vid)
+    assert v["status"] == "in-use", v
+    assert [a["server_id"] for a in v["attachments"]] == [e], v
+
+
+def test_shelve_volume_backed_guest(cli, guests, unique):
+    e, vid, marker = need("e", "evol", "emark")
+    before = guests.console(e)
+    cli.run("rova-demo", "server", "shelve", e)
+    # Offloaded at once, with no image made.
+    guests.wait_status(e, "SHELVED_OFFLOADED")
+    names = [i["Name"] for i in cli.json("rova-demo", "image", "list")]
+    assert "guest-e-%s-shelved" % unique not in names, names
+    cli.run("rova-demo", "server", "unshelve", e)
+    guests.wait_status(e, "ACTIVE")
+    seg = next_boot(guests, e, before)
+    assert (root_head(seg, vid) or "").startswith(marker), (
+        disk_lines(seg), guests.context(e))
+
+
+def test_volume_backed_guest_image_boots_a_new_guest(cli, guests, unique):
+    e, marker = need("e", "emark")
+    img = cli.json("rova-demo", "server", "image", "create", "--wait",
+                   "--name", "eimg-" + unique, e)
+    props = cli.json("rova-demo", "image", "show", img["id"])["properties"]
+    mapping = json.loads(props["block_device_mapping"])
+    assert [(m["boot_index"], m["source_type"]) for m in mapping] == [
+        (0, "snapshot")], mapping
+    snap = mapping[0]["snapshot_id"]
+    f = cli.json("rova-demo", "server", "create", "--image", img["id"],
+                 "--flavor", FLAVOR, "--network", NETWORK,
+                 "guest-f-" + unique)
+    register_server(f["id"], "guest F")
+    guests.wait_status(f["id"], "ACTIVE")
+    shown = cli.json("rova-demo", "server", "show", f["id"])
+    # Nova keeps the image a server booted from as its image.
+    assert img["id"] in str(shown["image"]), shown["image"]
+    attached = shown.get("volumes_attached") or []
+    assert len(attached) == 1, shown
+    froot = attached[0]["id"]
+    log = guests.wait_ready(f["id"])
+    assert (root_head(log, froot) or "").startswith(marker), (
+        disk_lines(log), guests.context(f["id"], log))
+    cli.run("rova-demo", "server", "delete", "--wait", f["id"])
+    wait_volume(cli, froot, "available")
+    cli.run("rova-demo", "volume", "delete", froot)
+    wait_gone(cli, froot)
+    cli.run("rova-demo", "volume", "snapshot", "delete", snap)
+    cli.run("rova-demo", "image", "delete", img["id"])
+
+
+def test_rebuild_reimages_the_root_volume(cli, guests, unique, rova,
+                                          tmp_path):
+    """2.93: the root volume is written again from the new image (a raw
+    disk starting with its own marker, uploaded as qcow2); the old marker
+    is gone and the volume carries the new image's metadata."""
+    e, vid, marker, image = need("e", "evol", "emark", "image")
+    new_mark = "NEWIMG-" + unique
+    raw = tmp_path / "new.raw"
+    raw.write_bytes(new_mark.encode() + b"\0" * (1 << 20))
+    qcow = tmp_path / "new.qcow2"
+    subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2",
+                    str(raw), str(qcow)], check=True)
+    props = image["properties"]
+    new = cli.json("rova-demo", "image", "create", "--disk-format", "qcow2",
+                   "--container-format", "bare", "--file", str(qcow),
+                   "--property", "kernel_id=%s" % props["kernel_id"],
+                   "--property", "ramdisk_id=%s" % props["ramdisk_id"],
+                   "newimg-" + unique)
+    before = guests.console(e)
+    cli.run("rova-demo", "--os-compute-api-version", "2.93", "server",
+            "rebuild", "--reimage-boot-volume", "--image", new["id"], e)
+    guests.wait_status(e, "ACTIVE")
+    seg = next_boot(guests, e, before)
+    head = root_head(seg, vid)
+    assert head is not None and head.startswith(new_mark), (
+        disk_lines(seg), guests.context(e))
+    assert marker not in head
+    v = cli.json("rova-demo", "volume", "show", vid)
+    assert v["status"] == "in-use", v
+    assert v["volume_image_metadata"]["image_id"] == new["id"], v
+    # Still a server booted from a volume.
+    shown = cli.json("rova-demo", "server", "show", e)
+    assert new["id"] not in str(shown["image"]), shown["image"]
+    cli.run("rova-demo", "server", "delete", "--wait", e)
+    wait_volume(cli, vid, "available")
+    cli.run("rova-demo", "volume", "delete", vid)
+    cli.run("rova-demo", "image", "delete", new["id"])
+
+
+def wait_gone(cli, vid, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if vid not in [v["ID"] for v in cli.json("rova-demo", "volume",
+                                                 "list")]:
+            return
+        time.sleep(0.5)
+    raise AssertionError("volume %s not deleted" % vid)

@@ -124,8 +124,13 @@ impl QemuDriver {
             }
             DriverOp::Unshelve { dest } => {
                 let host = dest.clone();
-                // A volume-backed server boots from its volume again.
-                let root = self.inst_dir(uuid).join("disk.qcow2");
+                // A volume-backed server boots from its volume again; its
+                // instance directory (config drive, console history) went
+                // with the offload.
+                let dir = self.inst_dir(uuid);
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| fault(format!("creating {}: {e}", dir.display())))?;
+                let root = dir.join("disk.qcow2");
                 if root_volume(inst).is_none() && !root.exists() {
                     let image = inst
                         .system_metadata
