@@ -40,5 +40,6 @@ mod storage;
 mod two_processes;
 mod volume_actions;
 mod volume_attachments;
+mod volume_backed;
 mod volume_quotas;
 mod volumes;

@@ -386,7 +386,13 @@ async fn a_restart_ends_an_attach_cut_short() {
     assert_eq!(v["status"], "in-use", "the server still maps it");
 }
 
-async fn boot_bdm(c: &TestCloud, u: &User, name: &str, bdm: Value, extra: Value) -> Resp {
+pub(crate) async fn boot_bdm(
+    c: &TestCloud,
+    u: &User,
+    name: &str,
+    bdm: Value,
+    extra: Value,
+) -> Resp {
     let mut server = json!({"name": name, "imageRef": "", "flavorRef": "1",
         "networks": "none", "block_device_mapping_v2": [bdm]});
     if let (Some(s), Some(e)) = (server.as_object_mut(), extra.as_object()) {
@@ -400,7 +406,12 @@ async fn boot_bdm(c: &TestCloud, u: &User, name: &str, bdm: Value, extra: Value)
 
 /// Boots server `name` on mapping `bdm` and waits until it is ACTIVE;
 /// its id and its `volumes_attached` (2.79).
-async fn boot_active(c: &TestCloud, u: &User, name: &str, bdm: Value) -> (String, Value) {
+pub(crate) async fn boot_active(
+    c: &TestCloud,
+    u: &User,
+    name: &str,
+    bdm: Value,
+) -> (String, Value) {
     let r = boot_bdm(c, u, name, bdm, json!({})).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     let sid = r.body["server"]["id"].as_str().expect("id").to_string();
@@ -711,6 +722,9 @@ async fn a_volume_backed_servers_image_boots_from_its_snapshots() {
         .wait_status(&demo, &sid2, &["ACTIVE", "ERROR"], Some("2.79"))
         .await;
     assert_eq!(s["status"], "ACTIVE", "{s}");
+    // Booted from an image, though its root disk is a volume: the
+    // server's image is that image (as Nova keeps it).
+    assert_eq!(s["image"]["id"], img_id.as_str(), "{s}");
     let vols = s["os-extended-volumes:volumes_attached"]
         .as_array()
         .cloned()
