@@ -20,7 +20,8 @@ paused. Deleting D takes its boot volume along; deleting C leaves
 Guest E boots from a volume made from the image; a marker is written to
 the start of that volume's file. E is resized to another host (the new
 boot's root disk starts with the marker), shelved (offloaded at once, no
-image) and unshelved (the marker again); its createImage is an image of
+image) and unshelved (the marker again), evacuated from its forced-down
+host (the marker again); its createImage is an image of
 block device mappings, and guest F booted from it reads the marker from a
 volume made from the snapshot; a 2.93 rebuild with a new image re-images
 E's root volume (the new image's bytes, the marker gone).
@@ -359,6 +360,27 @@ def test_shelve_volume_backed_guest(cli, guests, unique):
     assert "guest-e-%s-shelved" % unique not in names, names
     cli.run("rova-demo", "server", "unshelve", e)
     guests.wait_status(e, "ACTIVE")
+    seg = next_boot(guests, e, before)
+    assert (root_head(seg, vid) or "").startswith(marker), (
+        disk_lines(seg), guests.context(e))
+
+
+def test_evacuate_volume_backed_guest(cli, guests):
+    """E's host is forced down; E is rebuilt on the other host from its
+    root volume (the marker still there)."""
+    e, vid, marker = need("e", "evol", "emark")
+    src = guests.host_of(e)
+    before = guests.console(e)
+    service = ("rova-admin", "--os-compute-api-version", "2.53", "compute",
+               "service", "set")
+    cli.run(*service, "--down", src, "nova-compute")
+    try:
+        cli.run("rova-admin", "--os-compute-api-version", "2.29", "server",
+                "evacuate", e)
+        guests.wait_status(e, "ACTIVE")
+    finally:
+        cli.run(*service, "--up", src, "nova-compute")
+    assert guests.host_of(e) != src, "still on %s" % src
     seg = next_boot(guests, e, before)
     assert (root_head(seg, vid) or "").startswith(marker), (
         disk_lines(seg), guests.context(e))
