@@ -18,13 +18,14 @@ paused. Deleting D takes its boot volume along; deleting C leaves
 `bootvol` available.
 
 Guest E boots from a volume made from the image; a marker is written to
-the start of that volume's file. E is resized to another host (the new
-boot's root disk starts with the marker), shelved (offloaded at once, no
-image) and unshelved (the marker again), evacuated from its forced-down
-host (the marker again); its createImage is an image of
-block device mappings, and guest F booted from it reads the marker from a
-volume made from the snapshot; a 2.93 rebuild with a new image re-images
-E's root volume (the new image's bytes, the marker gone).
+the start of that volume's file and a blank data volume is plugged in. E
+is resized to another host, shelved (offloaded at once, no image) and
+unshelved, and evacuated from its forced-down host: each new boot's root
+disk starts with the marker and the data volume is there (it is then
+unplugged). E's createImage is an image of block device mappings, and
+guest F booted from it reads the marker from a volume made from the
+snapshot; a 2.93 rebuild with a new image re-images E's root volume (the
+new image's bytes, the marker gone).
 
 Everything about a guest is read from its serial console through the API
 (guest/README.md). A test whose prerequisite failed fails too.
@@ -289,7 +290,7 @@ def test_delete_on_termination(cli, guests):
 # runs; each step's new boot reports the volume's first bytes)
 # ---------------------------------------------------------------------------
 
-def root_head(log, vid):
+def disk_head(log, vid):
     """`head` of the disk with volume `vid`'s serial in `log`, or None."""
     for _, f in disk_lines(log):
         if f.get("serial") == serial(vid):
@@ -320,7 +321,7 @@ def test_volume_backed_guest_boots(cli, guests, unique, rova):
     S.update(e=e["id"], evol=vol["id"], image=image)
     guests.wait_status(e["id"], "ACTIVE")
     log = guests.wait_ready(e["id"])
-    assert root_head(log.since_last_boot(), vol["id"]) == "", (
+    assert disk_head(log.since_last_boot(), vol["id"]) == "", (
         disk_lines(log), guests.context(e["id"], log))
     # A marker on the root volume, under the running guest.
     marker = "EMARK-" + unique
@@ -329,18 +330,27 @@ def test_volume_backed_guest_boots(cli, guests, unique, rova):
         fh.flush()
         os.fsync(fh.fileno())
     S["emark"] = marker
+    # A data volume, plugged in: it follows E through the moves below.
+    data = cli.json("rova-demo", "volume", "create", "--size", "1",
+                    "edata-" + unique)
+    wait_volume(cli, data["id"], "available")
+    cli.run("rova-demo", "server", "add", "volume", e["id"], data["id"])
+    wait_disk(guests, e["id"], data["id"])
+    wait_volume(cli, data["id"], "in-use")
+    S["edata"] = data["id"]
 
 
 def test_resize_volume_backed_guest(cli, guests):
-    e, vid, marker = need("e", "evol", "emark")
+    e, vid, marker, data = need("e", "evol", "emark", "edata")
     src = guests.host_of(e)
     before = guests.console(e)
     cli.run("rova-demo", "server", "resize", "--flavor", "m1.tiny", e)
     guests.wait_status(e, "VERIFY_RESIZE")
     assert guests.host_of(e) != src, "still on %s" % src
     seg = next_boot(guests, e, before)
-    assert (root_head(seg, vid) or "").startswith(marker), (
+    assert (disk_head(seg, vid) or "").startswith(marker), (
         disk_lines(seg), guests.context(e))
+    assert disk_head(seg, data) is not None, (disk_lines(seg), "data volume")
     cli.run("rova-demo", "server", "resize", "confirm", e)
     guests.wait_status(e, "ACTIVE")
     assert "m1.tiny" in str(cli.json("rova-demo", "server", "show",
@@ -351,7 +361,7 @@ def test_resize_volume_backed_guest(cli, guests):
 
 
 def test_shelve_volume_backed_guest(cli, guests, unique):
-    e, vid, marker = need("e", "evol", "emark")
+    e, vid, marker, data = need("e", "evol", "emark", "edata")
     before = guests.console(e)
     cli.run("rova-demo", "server", "shelve", e)
     # Offloaded at once, with no image made.
@@ -361,8 +371,9 @@ def test_shelve_volume_backed_guest(cli, guests, unique):
     cli.run("rova-demo", "server", "unshelve", e)
     guests.wait_status(e, "ACTIVE")
     seg = next_boot(guests, e, before)
-    assert (root_head(seg, vid) or "").startswith(marker), (
+    assert (disk_head(seg, vid) or "").startswith(marker), (
         disk_lines(seg), guests.context(e))
+    assert disk_head(seg, data) is not None, (disk_lines(seg), "data volume")
 
 
 def test_evacuate_volume_backed_guest(cli, guests):
@@ -382,8 +393,15 @@ def test_evacuate_volume_backed_guest(cli, guests):
         cli.run(*service, "--up", src, "nova-compute")
     assert guests.host_of(e) != src, "still on %s" % src
     seg = next_boot(guests, e, before)
-    assert (root_head(seg, vid) or "").startswith(marker), (
+    assert (disk_head(seg, vid) or "").startswith(marker), (
         disk_lines(seg), guests.context(e))
+    name = [n for n, f in disk_lines(seg) if f.get("serial") == serial(data)]
+    assert name, (disk_lines(seg), "data volume")
+    cli.run("rova-demo", "server", "remove", "volume", e, data)
+    guests.wait_console(e, "disk %s removed" % name[0],
+                        lambda log: removed(log, name[0]), timeout=60)
+    wait_volume(cli, data, "available")
+    cli.run("rova-demo", "volume", "delete", data)
 
 
 def test_volume_backed_guest_image_boots_a_new_guest(cli, guests, unique):
@@ -407,7 +425,7 @@ def test_volume_backed_guest_image_boots_a_new_guest(cli, guests, unique):
     assert len(attached) == 1, shown
     froot = attached[0]["id"]
     log = guests.wait_ready(f["id"])
-    assert (root_head(log, froot) or "").startswith(marker), (
+    assert (disk_head(log, froot) or "").startswith(marker), (
         disk_lines(log), guests.context(f["id"], log))
     cli.run("rova-demo", "server", "delete", "--wait", f["id"])
     wait_volume(cli, froot, "available")
@@ -440,7 +458,7 @@ def test_rebuild_reimages_the_root_volume(cli, guests, unique, rova,
             "rebuild", "--reimage-boot-volume", "--image", new["id"], e)
     guests.wait_status(e, "ACTIVE")
     seg = next_boot(guests, e, before)
-    head = root_head(seg, vid)
+    head = disk_head(seg, vid)
     assert head is not None and head.startswith(new_mark), (
         disk_lines(seg), guests.context(e))
     assert marker not in head
