@@ -378,8 +378,9 @@ def test_shelve_volume_backed_guest(cli, guests, unique):
 
 def test_evacuate_volume_backed_guest(cli, guests):
     """E's host is forced down; E is rebuilt on the other host from its
-    root volume (the marker still there)."""
-    e, vid, marker = need("e", "evol", "emark")
+    root volume (the marker still there), its data volume along; the data
+    volume is then unplugged and deleted."""
+    e, vid, marker, data = need("e", "evol", "emark", "edata")
     src = guests.host_of(e)
     before = guests.console(e)
     service = ("rova-admin", "--os-compute-api-version", "2.53", "compute",
