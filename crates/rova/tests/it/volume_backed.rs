@@ -84,6 +84,32 @@ async fn a_volume_backed_rebuild_reimages_its_root_volume_from_2_93() {
     assert_eq!(root_image_id(&cloud, &vol), Some(image.clone()));
     assert_eq!(volume_head(&cloud, &vol, 16), old_head);
 
+    // An image needing a larger disk than the mapped root volume: 400.
+    let big = upload_image(&cloud, &demo, "big-root", b"BIG").await;
+    let r = cloud
+        .http
+        .patch(format!("{}/image/v2/images/{big}", cloud.base))
+        .header("X-Auth-Token", &demo.token)
+        .header(
+            "Content-Type",
+            "application/openstack-images-v2.1-json-patch",
+        )
+        .body(r#"[{"op": "replace", "path": "/min_disk", "value": 2}]"#)
+        .send()
+        .await
+        .expect("image update");
+    assert_eq!(r.status(), StatusCode::OK, "min_disk set");
+    let r = rebuild("2.93", &big).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(
+        r.text.contains(
+            "Volume is smaller than the minimum size specified in image metadata. \
+             Volume size is 1073741824 bytes, minimum size is 2147483648 bytes."
+        ),
+        "{}",
+        r.text
+    );
+
     // From 2.93 the root volume is re-imaged from the new image.
     let r = rebuild("2.93", &new).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);

@@ -43,6 +43,17 @@ pub(super) async fn rebuild(
             r.image_ref
         )));
     }
+    // Nova's check of a mapped root volume's size against the image
+    // (one whose size the mapping gives).
+    let root_gb = cur.root_volume_mapping().and_then(|b| b.volume_size);
+    if let Some(gb) = root_gb.filter(|gb| volume_backed && img.min_disk > *gb) {
+        return Err(Fault::bad_request(format!(
+            "Volume is smaller than the minimum size specified in image metadata. \
+             Volume size is {} bytes, minimum size is {} bytes.",
+            gb << 30,
+            img.min_disk << 30
+        )));
+    }
     // From 2.93 the root volume is re-imaged, whichever the image.
     let reimage = (volume_backed && ctx.at_least(93)).then(|| img.clone());
     if cur.flavor.ram < img.min_ram {
