@@ -1,13 +1,15 @@
 //! Routes for a server's volumes (`os-volume_attachments`): list, show,
 //! attach (Nova's body schema; `tag` from 2.49, `delete_on_termination`
 //! from 2.79; no body from 2.101), update (`delete_on_termination`, 2.85;
-//! swapping a volume is the service's) and detach. What an attachment
+//! swapping a volume for another is the service's, see
+//! [`crate::compute::volume_swap`]) and detach. What an attachment
 //! shows follows the microversion: `tag` from 2.70,
 //! `delete_on_termination` from 2.79, `attachment_id` and `bdm_uuid`
 //! instead of `id` from 2.89.
 
 use crate::app::App;
 use crate::compute::actions_run::begin_with;
+use crate::compute::volume_swap::{self, VolumeSwap};
 use crate::compute::volumes::{self, VolumeAttach};
 use crate::http::{empty, parse_json, ApiResult, Ctx};
 use axum::body::Bytes;
@@ -125,15 +127,17 @@ async fn update(
     let req = parse_volume_attach_update(&parse_json(&headers, &body)?, ctx.version)?;
     if !ctx.at_least(85) || req.volume_id != volume {
         // Moving a server to another volume is the service's (Nova's
-        // default policy), and not built here.
+        // default policy).
         if !ctx.has_role("service") {
             return Err(Fault::policy("os_compute_api:os-volumes-attachments:swap").into());
         }
-        return Err(Fault::new(
-            501,
-            "Swapping a server's volume is not supported by this cloud.",
-        )
-        .into());
+        let wanted = VolumeSwap {
+            old: volume,
+            new: req.volume_id,
+            delete_on_termination: req.delete_on_termination,
+        };
+        volume_swap::swap(&app, &ctx, &id, wanted).await?;
+        return Ok(empty(StatusCode::ACCEPTED));
     }
     ctx.require_member("os_compute_api:os-volumes-attachments:update")?;
     volumes::attachment_of(&app, &ctx, &id, &volume)?;
