@@ -13,7 +13,7 @@ use reqwest::{Method, StatusCode};
 use rova_core::Fault;
 use serde_json::{json, Value};
 
-async fn new_volume(c: &TestCloud, u: &User, name: &str) -> String {
+pub(crate) async fn new_volume(c: &TestCloud, u: &User, name: &str) -> String {
     let r = create(c, u, json!({"size": 1, "name": name})).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     let id = r.body["volume"]["id"].as_str().expect("id").to_string();
@@ -21,7 +21,7 @@ async fn new_volume(c: &TestCloud, u: &User, name: &str) -> String {
     id
 }
 
-async fn attach(c: &TestCloud, u: &User, server: &str, v: &str, body: Value) -> Resp {
+pub(crate) async fn attach(c: &TestCloud, u: &User, server: &str, v: &str, body: Value) -> Resp {
     c.compute(
         u,
         Method::POST,
@@ -32,7 +32,7 @@ async fn attach(c: &TestCloud, u: &User, server: &str, v: &str, body: Value) -> 
     .await
 }
 
-async fn detach(c: &TestCloud, u: &User, server: &str, volume: &str) -> Resp {
+pub(crate) async fn detach(c: &TestCloud, u: &User, server: &str, volume: &str) -> Resp {
     c.compute(
         u,
         Method::DELETE,
@@ -51,12 +51,12 @@ async fn delete_server(c: &TestCloud, u: &User, id: &str) {
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
 }
 
-async fn volume_of(c: &TestCloud, u: &User, id: &str) -> Value {
+pub(crate) async fn volume_of(c: &TestCloud, u: &User, id: &str) -> Value {
     get(c, u, &format!("/volumes/{id}")).await.body["volume"].clone()
 }
 
 /// Volume `id` once it is in `status` (a detach ends in a task).
-async fn settled(c: &TestCloud, u: &User, id: &str, status: &str) -> Value {
+pub(crate) async fn settled(c: &TestCloud, u: &User, id: &str, status: &str) -> Value {
     for _ in 0..500 {
         let v = volume_of(c, u, id).await;
         if v["status"] == status {
@@ -70,7 +70,7 @@ async fn settled(c: &TestCloud, u: &User, id: &str, status: &str) -> Value {
     );
 }
 
-async fn server_id(c: &TestCloud, u: &User, name: &str) -> String {
+pub(crate) async fn server_id(c: &TestCloud, u: &User, name: &str) -> String {
     let s = c
         .boot(u, name, Some("2.79"), json!({"networks": "none"}))
         .await;

@@ -1,0 +1,386 @@
+//! Swapping a server's volume (`PUT os-volume_attachments/{old}` with
+//! another `volumeId`): the service role's only, taken only while Cinder
+//! migrates the old volume (Nova's 409 otherwise); the old volume ends
+//! `available`, the new one `in-use` at the same device with the mapping's
+//! tag and `delete_on_termination`, and a `swap_volume` action; Nova's
+//! 400/404/409s change nothing, and a hypervisor that fails the copy
+//! leaves both volumes as they were.
+
+use crate::common::{start, Resp, TestCloud, User};
+use crate::volume_attachments::{attach, new_volume, server_id, volume_of};
+use crate::volumes::{call, create, wait};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+async fn swap(c: &TestCloud, u: &User, server: &str, old: &str, new: &str, v: &str) -> Resp {
+    c.compute(
+        u,
+        Method::PUT,
+        &format!("/servers/{server}/os-volume_attachments/{old}"),
+        Some(v),
+        Some(json!({"volumeAttachment": {"volumeId": new}})),
+    )
+    .await
+}
+
+/// Marks volume `id` as Cinder does while it migrates it.
+async fn migrating(c: &TestCloud, admin: &User, id: &str, status: &str) {
+    let r = call(
+        c,
+        admin,
+        Method::POST,
+        &format!("/volumes/{id}/action"),
+        None,
+        Some(json!({"os-reset_status": {"migration_status": status}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+}
+
+/// Status and attached servers of volume `id`.
+async fn state(c: &TestCloud, u: &User, id: &str) -> (String, Vec<String>) {
+    let v = volume_of(c, u, id).await;
+    let servers = v["attachments"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x["server_id"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    (
+        v["status"].as_str().unwrap_or_default().to_string(),
+        servers,
+    )
+}
+
+async fn listing(c: &TestCloud, u: &User, server: &str) -> Value {
+    let r = c
+        .get(
+            u,
+            &format!("/servers/{server}/os-volume_attachments"),
+            Some("2.79"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.body["volumeAttachments"].clone()
+}
+
+async fn actions(c: &TestCloud, u: &User, server: &str) -> Vec<String> {
+    let r = c
+        .get(u, &format!("/servers/{server}/os-instance-actions"), None)
+        .await;
+    r.body["instanceActions"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x["action"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_volume_is_swapped_as_nova_does() {
+    let cloud = start().await;
+    let demo = cloud.login("demo").await;
+    let admin = cloud.login("admin").await;
+    let sid = server_id(&cloud, &demo, "sw1").await;
+    let old = new_volume(&cloud, &demo, "old").await;
+    let new = new_volume(&cloud, &demo, "new").await;
+    let body = json!({"volumeId": old, "tag": "db", "delete_on_termination": true});
+    let r = attach(&cloud, &demo, &sid, "2.79", body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let before = listing(&cloud, &demo, &sid).await;
+
+    // A member may not swap, at any microversion.
+    for v in ["2.1", "2.84", "2.85"] {
+        let r = swap(&cloud, &demo, &sid, &old, &new, v).await;
+        assert_eq!(
+            r.fault(403),
+            "Policy doesn't allow os_compute_api:os-volumes-attachments:swap to be performed."
+        );
+    }
+    // The service role only while Cinder migrates the old volume.
+    let r = swap(&cloud, &admin, &sid, &old, &new, "2.85").await;
+    assert_eq!(
+        r.fault(409),
+        format!("volume {old} is not migrating; this API should only be called by Cinder")
+    );
+    assert_eq!(listing(&cloud, &demo, &sid).await, before);
+    assert_eq!(state(&cloud, &demo, &old).await.0, "in-use");
+    assert_eq!(state(&cloud, &demo, &new).await.0, "available");
+
+    migrating(&cloud, &admin, &old, "starting").await;
+    let r = swap(&cloud, &admin, &sid, &old, &new, "2.85").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!(r.text, "", "no body");
+    assert_eq!(
+        state(&cloud, &demo, &old).await,
+        ("available".to_string(), vec![])
+    );
+    assert_eq!(
+        state(&cloud, &demo, &new).await,
+        ("in-use".to_string(), vec![sid.clone()])
+    );
+    let v = volume_of(&cloud, &demo, &new).await;
+    assert_eq!(v["attachments"][0]["device"], "/dev/vdb");
+    assert_eq!(
+        listing(&cloud, &demo, &sid).await,
+        json!([{"id": new, "serverId": sid, "volumeId": new, "device": "/dev/vdb",
+                "tag": "db", "delete_on_termination": true}])
+    );
+    let shown = cloud
+        .get(&demo, &format!("/servers/{sid}"), Some("2.79"))
+        .await;
+    assert_eq!(
+        shown.body["server"]["os-extended-volumes:volumes_attached"],
+        json!([{"id": new, "delete_on_termination": true}])
+    );
+    let acts = actions(&cloud, &demo, &sid).await;
+    assert_eq!(acts.first().map(String::as_str), Some("swap_volume"));
+    let req = cloud
+        .get(
+            &admin,
+            &format!("/servers/{sid}/os-instance-actions"),
+            Some("2.51"),
+        )
+        .await;
+    let rid = req.body["instanceActions"][0]["request_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let one = cloud
+        .get(
+            &admin,
+            &format!("/servers/{sid}/os-instance-actions/{rid}"),
+            Some("2.51"),
+        )
+        .await;
+    let ev = &one.body["instanceAction"]["events"][0];
+    assert_eq!(ev["event"], "compute_swap_volume", "{}", one.text);
+    assert_eq!(ev["result"], "Success", "{}", one.text);
+
+    // The swapped-in volume detaches like any other.
+    let r = cloud
+        .compute(
+            &demo,
+            Method::DELETE,
+            &format!("/servers/{sid}/os-volume_attachments/{new}"),
+            Some("2.79"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    wait(&cloud, &demo, &new, Some("available")).await;
+    // Before 2.85 any PUT is a swap, even to the volume it has.
+    let r = attach(&cloud, &demo, &sid, "2.79", json!({"volumeId": new})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    migrating(&cloud, &admin, &new, "starting").await;
+    let r = swap(&cloud, &admin, &sid, &new, &new, "2.1").await;
+    assert_eq!(
+        r.fault(400),
+        "Invalid volume: New volume must be detached in order to swap."
+    );
+    assert_eq!(state(&cloud, &demo, &new).await.0, "in-use");
+}
+
+#[tokio::test]
+async fn a_swap_nova_refuses_changes_nothing() {
+    let cloud = start().await;
+    let demo = cloud.login("demo").await;
+    let admin = cloud.login("admin").await;
+    let sid = server_id(&cloud, &demo, "sw2").await;
+    let other = server_id(&cloud, &demo, "sw3").await;
+    let old = new_volume(&cloud, &demo, "old").await;
+    let new = new_volume(&cloud, &demo, "new").await;
+    let loose = new_volume(&cloud, &demo, "loose").await;
+    let elsewhere = new_volume(&cloud, &demo, "elsewhere").await;
+    for (server, vol) in [(&sid, &old), (&other, &elsewhere)] {
+        let r = attach(&cloud, &demo, server, "2.79", json!({"volumeId": vol})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    let r = create(&cloud, &demo, json!({"size": 2, "name": "big"})).await;
+    let big = r.body["volume"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    wait(&cloud, &demo, &big, Some("available")).await;
+    for v in [&old, &loose, &big, &elsewhere] {
+        migrating(&cloud, &admin, v, "starting").await;
+    }
+    let before = listing(&cloud, &demo, &sid).await;
+    let missing = "00000000-0000-4000-8000-000000000000";
+
+    let cases: Vec<(String, String, u16, String)> = vec![
+        (
+            missing.into(),
+            new.clone(),
+            404,
+            format!("Volume {missing} could not be found."),
+        ),
+        (
+            old.clone(),
+            missing.into(),
+            400,
+            format!("Volume {missing} could not be found."),
+        ),
+        (
+            loose.clone(),
+            new.clone(),
+            400,
+            "Invalid volume: Old volume is attached to a different instance.".into(),
+        ),
+        (
+            old.clone(),
+            elsewhere.clone(),
+            400,
+            "Invalid volume: New volume must be detached in order to swap.".into(),
+        ),
+        (
+            big.clone(),
+            new.clone(),
+            400,
+            "Invalid volume: Old volume is attached to a different instance.".into(),
+        ),
+    ];
+    for (from, to, code, message) in cases {
+        let r = swap(&cloud, &admin, &sid, &from, &to, "2.85").await;
+        assert_eq!(r.fault(code), message, "{from} -> {to}");
+    }
+    // A smaller volume cannot take a larger one's place.
+    let r = attach(&cloud, &demo, &other, "2.79", json!({"volumeId": big})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = swap(&cloud, &admin, &other, &big, &new, "2.85").await;
+    assert_eq!(
+        r.fault(400),
+        "Invalid volume: New volume must be the same size or larger."
+    );
+    // A volume Cinder holds otherwise is not available to take it.
+    let r = call(
+        &cloud,
+        &admin,
+        Method::POST,
+        &format!("/volumes/{new}/action"),
+        None,
+        Some(json!({"os-reset_status": {"status": "error"}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let r = swap(&cloud, &admin, &sid, &old, &new, "2.85").await;
+    assert_eq!(
+        r.fault(400),
+        format!(
+            "Invalid volume: Volume {new} status must be available or downloading to reserve, \
+             but the current status is error."
+        )
+    );
+    assert_eq!(state(&cloud, &demo, &old).await.0, "in-use", "rolled back");
+    let r = call(
+        &cloud,
+        &admin,
+        Method::POST,
+        &format!("/volumes/{new}/action"),
+        None,
+        Some(json!({"os-reset_status": {"status": "available"}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+
+    // A server in a state Nova does not swap in, or locked for others.
+    let r = cloud
+        .post(
+            &demo,
+            &format!("/servers/{sid}/action"),
+            None,
+            json!({"lock": null}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let r = swap(&cloud, &admin, &sid, &old, &new, "2.85").await;
+    assert_eq!(
+        r.status,
+        StatusCode::ACCEPTED,
+        "an admin passes a lock: {}",
+        r.text
+    );
+    let r = swap(&cloud, &admin, &sid, &new, &old, "2.85").await;
+    assert_eq!(
+        r.fault(409),
+        format!("volume {new} is not migrating; this API should only be called by Cinder")
+    );
+    let r = cloud
+        .post(
+            &demo,
+            &format!("/servers/{sid}/action"),
+            None,
+            json!({"unlock": null}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    cloud.stop(&demo, &sid).await;
+    migrating(&cloud, &admin, &new, "starting").await;
+    migrating(&cloud, &admin, &old, "none").await;
+    let r = swap(&cloud, &admin, &sid, &new, &old, "2.85").await;
+    assert_eq!(
+        r.fault(409),
+        format!("Cannot 'swap_volume' instance {sid} while it is in vm_state stopped")
+    );
+    // Cinder's own migration needs its completion, which is not built.
+    migrating(&cloud, &admin, &new, "migrating").await;
+    let r = swap(&cloud, &admin, &sid, &new, &old, "2.85").await;
+    assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED, "{}", r.text);
+
+    assert_eq!(state(&cloud, &demo, &new).await.0, "in-use");
+    assert_eq!(state(&cloud, &demo, &old).await.0, "available");
+    assert_eq!(state(&cloud, &demo, &loose).await.0, "available");
+    assert_eq!(
+        state(&cloud, &demo, &elsewhere).await,
+        ("in-use".to_string(), vec![other.clone()])
+    );
+    let after = listing(&cloud, &demo, &sid).await;
+    assert_eq!(after[0]["volumeId"], new.as_str());
+    assert_eq!(after[0]["device"], before[0]["device"]);
+}
+
+#[tokio::test]
+async fn a_hypervisor_that_fails_the_copy_leaves_both_volumes_as_they_were() {
+    let cloud = start().await;
+    let demo = cloud.login("demo").await;
+    let admin = cloud.login("admin").await;
+    let sid = server_id(&cloud, &demo, "sw4").await;
+    let old = new_volume(&cloud, &demo, "old").await;
+    let new = new_volume(&cloud, &demo, "new").await;
+    let r = attach(&cloud, &demo, &sid, "2.79", json!({"volumeId": old})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    migrating(&cloud, &admin, &old, "starting").await;
+    let before = listing(&cloud, &demo, &sid).await;
+    let r = cloud
+        .http
+        .post(format!("{}/rova/v1/sim/faults", cloud.base))
+        .header("X-Auth-Token", &admin.token)
+        .json(&json!({"operation": "swap_volume", "message": "mirror failed"}))
+        .send()
+        .await
+        .expect("sim request");
+    assert_eq!(r.status().as_u16(), 201);
+    let r = swap(&cloud, &admin, &sid, &old, &new, "2.85").await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text);
+    assert_eq!(r.body["computeFault"]["code"], 500, "{}", r.text);
+    assert_eq!(
+        state(&cloud, &demo, &old).await,
+        ("in-use".to_string(), vec![sid.clone()])
+    );
+    assert_eq!(
+        state(&cloud, &demo, &new).await,
+        ("available".to_string(), vec![])
+    );
+    assert_eq!(listing(&cloud, &demo, &sid).await, before);
+    assert!(!actions(&cloud, &demo, &sid)
+        .await
+        .contains(&"swap_volume".to_string()));
+    // The fault was used up: the next swap goes through.
+    let r = swap(&cloud, &admin, &sid, &old, &new, "2.85").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!(state(&cloud, &demo, &new).await.0, "in-use");
+}
