@@ -213,6 +213,11 @@ def test_swap_moves_a_running_guests_disk_to_another_volume(
     assert not removed(after, name), guests.context(c, after)
     actions = cli.json("rova-demo", "server", "event", "list", c)
     assert actions[0]["Action"] == "swap_volume", actions
+    # Cinder's migration would end here; the old volume then goes.
+    r = admin.block_storage.post(
+        "/volumes/%s/action" % old,
+        json={"os-reset_status": {"migration_status": "none"}})
+    assert r.status_code == 202, r.text
     cli.run("rova-demo", "volume", "delete", old)
     S["data"] = new["id"]
 
