@@ -3,13 +3,15 @@
 //! migrates the old volume (Nova's 409 otherwise); the old volume ends
 //! `available`, the new one `in-use` at the same device with the mapping's
 //! tag and `delete_on_termination`, and a `swap_volume` action; Nova's
-//! 400/404/409s change nothing, and a hypervisor that fails the copy
-//! leaves both volumes as they were.
+//! 400/404/409s change nothing, a hypervisor without the capability is
+//! Nova's 501 up front, and one that fails the copy leaves both volumes
+//! as they were.
 
 use crate::common::{start, Resp, TestCloud, User};
 use crate::volume_attachments::{attach, new_volume, server_id, volume_of};
 use crate::volumes::{call, create, wait};
 use reqwest::{Method, StatusCode};
+use rova::compute::driver::DriverOpKind;
 use serde_json::{json, Value};
 
 async fn swap(c: &TestCloud, u: &User, server: &str, old: &str, new: &str, v: &str) -> Resp {
@@ -355,6 +357,17 @@ async fn a_hypervisor_that_fails_the_copy_leaves_both_volumes_as_they_were() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     migrating(&cloud, &admin, &old, "starting").await;
     let before = listing(&cloud, &demo, &sid).await;
+    // A hypervisor that cannot swap is refused up front (Nova's 501).
+    let fake = cloud.app.compute.fake.clone().expect("fake driver");
+    fake.set_supported(DriverOpKind::SwapVolume, false);
+    let r = swap(&cloud, &admin, &sid, &old, &new, "2.85").await;
+    assert_eq!(
+        r.fault(501),
+        "The requested functionality is not supported."
+    );
+    assert_eq!(state(&cloud, &demo, &old).await.0, "in-use");
+    assert_eq!(state(&cloud, &demo, &new).await.0, "available");
+    fake.set_supported(DriverOpKind::SwapVolume, true);
     let r = cloud
         .http
         .post(format!("{}/rova/v1/sim/faults", cloud.base))

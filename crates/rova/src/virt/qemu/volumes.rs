@@ -406,6 +406,22 @@ async fn has_device(q: &mut Qmp, dev: &str) -> Result<bool, DriverFault> {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_stopped_guests_swap_copies_the_bytes_and_keeps_the_new_size() {
+        let dir = std::env::temp_dir().join(format!("rova-swap-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (old, new) = (dir.join("old"), dir.join("new"));
+        std::fs::write(&old, b"MARKER-and-more").expect("old");
+        std::fs::write(&new, vec![7u8; 64]).expect("new");
+        copy_file(&old, &new).await.expect("copied");
+        let got = std::fs::read(&new).expect("read");
+        assert_eq!(got.len(), 64, "the new volume keeps its size");
+        assert!(got.starts_with(b"MARKER-and-more"));
+        assert_eq!(got[15..], vec![7u8; 49][..]);
+        assert!(copy_file(&dir.join("gone"), &new).await.is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn data_volumes_have_fixed_slots_by_device_letter() {
         assert_eq!(pci_slot("/dev/vdb"), Some(0x0b));
