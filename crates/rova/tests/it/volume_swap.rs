@@ -25,17 +25,24 @@ async fn swap(c: &TestCloud, u: &User, server: &str, old: &str, new: &str, v: &s
     .await
 }
 
+/// An admin's `os-reset_status` of volume `id` with `fields`.
+async fn reset(c: &TestCloud, admin: &User, id: &str, fields: Value) {
+    let body = json!({ "os-reset_status": fields });
+    let path = format!("/volumes/{id}/action");
+    let r = call(c, admin, Method::POST, &path, None, Some(body)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+}
+
 /// Marks volume `id` as Cinder does while it migrates it.
 async fn migrating(c: &TestCloud, admin: &User, id: &str, status: &str) {
-    let r = call(
-        c,
-        admin,
-        Method::POST,
-        &format!("/volumes/{id}/action"),
-        None,
-        Some(json!({"os-reset_status": {"migration_status": status}})),
-    )
-    .await;
+    reset(c, admin, id, json!({ "migration_status": status })).await;
+}
+
+/// Server action `body` on server `id` (202).
+async fn act(c: &TestCloud, u: &User, id: &str, body: Value) {
+    let r = c
+        .post(u, &format!("/servers/{id}/action"), None, body)
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
 }
 
@@ -82,17 +89,27 @@ async fn actions(c: &TestCloud, u: &User, server: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[tokio::test]
-async fn a_volume_is_swapped_as_nova_does() {
+/// A cloud with demo's server `name`, volume `old` attached to it with
+/// `attach_body`'s extra fields, and volume `new` beside it: the cloud,
+/// demo, the admin (who has the service role), the server, old and new.
+async fn setup(name: &str, attach_body: Value) -> (TestCloud, User, User, String, String, String) {
     let cloud = start().await;
     let demo = cloud.login("demo").await;
     let admin = cloud.login("admin").await;
-    let sid = server_id(&cloud, &demo, "sw1").await;
+    let sid = server_id(&cloud, &demo, name).await;
     let old = new_volume(&cloud, &demo, "old").await;
     let new = new_volume(&cloud, &demo, "new").await;
-    let body = json!({"volumeId": old, "tag": "db", "delete_on_termination": true});
+    let mut body = attach_body;
+    body["volumeId"] = json!(old);
     let r = attach(&cloud, &demo, &sid, "2.79", body).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    (cloud, demo, admin, sid, old, new)
+}
+
+#[tokio::test]
+async fn a_volume_is_swapped_as_nova_does() {
+    let (cloud, demo, admin, sid, old, new) =
+        setup("sw1", json!({"tag": "db", "delete_on_termination": true})).await;
     let before = listing(&cloud, &demo, &sid).await;
 
     // A member may not swap, at any microversion.
@@ -189,19 +206,19 @@ async fn a_volume_is_swapped_as_nova_does() {
 
 #[tokio::test]
 async fn a_swap_nova_refuses_changes_nothing() {
-    let cloud = start().await;
-    let demo = cloud.login("demo").await;
-    let admin = cloud.login("admin").await;
-    let sid = server_id(&cloud, &demo, "sw2").await;
+    let (cloud, demo, admin, sid, old, new) = setup("sw2", json!({})).await;
     let other = server_id(&cloud, &demo, "sw3").await;
-    let old = new_volume(&cloud, &demo, "old").await;
-    let new = new_volume(&cloud, &demo, "new").await;
     let loose = new_volume(&cloud, &demo, "loose").await;
     let elsewhere = new_volume(&cloud, &demo, "elsewhere").await;
-    for (server, vol) in [(&sid, &old), (&other, &elsewhere)] {
-        let r = attach(&cloud, &demo, server, "2.79", json!({"volumeId": vol})).await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    }
+    let r = attach(
+        &cloud,
+        &demo,
+        &other,
+        "2.79",
+        json!({"volumeId": elsewhere}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let r = create(&cloud, &demo, json!({"size": 2, "name": "big"})).await;
     let big = r.body["volume"]["id"]
         .as_str()
@@ -259,16 +276,7 @@ async fn a_swap_nova_refuses_changes_nothing() {
         "Invalid volume: New volume must be the same size or larger."
     );
     // A volume Cinder holds otherwise is not available to take it.
-    let r = call(
-        &cloud,
-        &admin,
-        Method::POST,
-        &format!("/volumes/{new}/action"),
-        None,
-        Some(json!({"os-reset_status": {"status": "error"}})),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    reset(&cloud, &admin, &new, json!({"status": "error"})).await;
     let r = swap(&cloud, &admin, &sid, &old, &new, "2.85").await;
     assert_eq!(
         r.fault(400),
@@ -278,27 +286,10 @@ async fn a_swap_nova_refuses_changes_nothing() {
         )
     );
     assert_eq!(state(&cloud, &demo, &old).await.0, "in-use", "rolled back");
-    let r = call(
-        &cloud,
-        &admin,
-        Method::POST,
-        &format!("/volumes/{new}/action"),
-        None,
-        Some(json!({"os-reset_status": {"status": "available"}})),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    reset(&cloud, &admin, &new, json!({"status": "available"})).await;
 
     // A server in a state Nova does not swap in, or locked for others.
-    let r = cloud
-        .post(
-            &demo,
-            &format!("/servers/{sid}/action"),
-            None,
-            json!({"lock": null}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    act(&cloud, &demo, &sid, json!({"lock": null})).await;
     let r = swap(&cloud, &admin, &sid, &old, &new, "2.85").await;
     assert_eq!(
         r.status,
@@ -311,15 +302,7 @@ async fn a_swap_nova_refuses_changes_nothing() {
         r.fault(409),
         format!("volume {new} is not migrating; this API should only be called by Cinder")
     );
-    let r = cloud
-        .post(
-            &demo,
-            &format!("/servers/{sid}/action"),
-            None,
-            json!({"unlock": null}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    act(&cloud, &demo, &sid, json!({"unlock": null})).await;
     cloud.stop(&demo, &sid).await;
     migrating(&cloud, &admin, &new, "starting").await;
     migrating(&cloud, &admin, &old, "none").await;
@@ -347,14 +330,7 @@ async fn a_swap_nova_refuses_changes_nothing() {
 
 #[tokio::test]
 async fn a_hypervisor_that_fails_the_copy_leaves_both_volumes_as_they_were() {
-    let cloud = start().await;
-    let demo = cloud.login("demo").await;
-    let admin = cloud.login("admin").await;
-    let sid = server_id(&cloud, &demo, "sw4").await;
-    let old = new_volume(&cloud, &demo, "old").await;
-    let new = new_volume(&cloud, &demo, "new").await;
-    let r = attach(&cloud, &demo, &sid, "2.79", json!({"volumeId": old})).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let (cloud, demo, admin, sid, old, new) = setup("sw4", json!({})).await;
     migrating(&cloud, &admin, &old, "starting").await;
     let before = listing(&cloud, &demo, &sid).await;
     // A hypervisor that cannot swap is refused up front (Nova's 501).
