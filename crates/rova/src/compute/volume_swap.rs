@@ -34,11 +34,15 @@ use rova_core::model::Instance;
 use rova_core::Fault;
 
 /// What a swap asks for: the volume the server has and the one it is to
-/// have instead (`delete_on_termination` from 2.85, when given).
+/// have instead.
 pub struct VolumeSwap {
     pub old: String,
     pub new: String,
-    pub delete_on_termination: Option<bool>,
+}
+
+/// Nova's `VolumeBDMNotFound` (404): server has no mapping of `volume`.
+pub fn no_mapping(volume: &str) -> Fault {
+    Fault::not_found(format!("No volume Block Device Mapping with id {volume}."))
 }
 
 /// Nova's `_check_volume_already_attached` for the new volume: no server
@@ -113,9 +117,7 @@ pub async fn swap(app: &App, ctx: &Ctx, id: &str, req: VolumeSwap) -> Result<(),
         .cloned()
     else {
         undo_old().await;
-        return Err(Fault::not_found(format!(
-            "No volume Block Device Mapping with id {old}."
-        )));
+        return Err(no_mapping(old));
     };
     if let Err(f) = check_not_mapped(app, &inst, new) {
         undo_old().await;
@@ -156,7 +158,6 @@ pub async fn swap(app: &App, ctx: &Ctx, id: &str, req: VolumeSwap) -> Result<(),
     let connection = app.volumes.connection_info(new);
     let grown = (new_v.size > old_v.size).then_some(new_v.size);
     let (old_id, new_id, new_att) = (old.to_string(), new.to_string(), attachment.clone());
-    let delete = req.delete_on_termination;
     let log = Logged::with("swap_volume", "compute_swap_volume");
     let written = begin_with(
         app,
@@ -170,18 +171,13 @@ pub async fn swap(app: &App, ctx: &Ctx, id: &str, req: VolumeSwap) -> Result<(),
                 .block_device_mapping
                 .iter_mut()
                 .find(|b| b.uuid.as_deref() == Some(old_id.as_str()))
-                .ok_or_else(|| {
-                    Fault::not_found(format!("No volume Block Device Mapping with id {old_id}."))
-                })?;
+                .ok_or_else(|| no_mapping(&old_id))?;
             b.uuid = Some(new_id);
             b.attachment_id = Some(new_att);
             b.connection_info = Some(connection);
             b.source_type = Some("volume".into());
             if let Some(size) = grown {
                 b.volume_size = Some(size);
-            }
-            if let Some(d) = delete {
-                b.delete_on_termination = d;
             }
             Ok(())
         },

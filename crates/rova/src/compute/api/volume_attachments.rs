@@ -125,42 +125,56 @@ async fn update(
     body: Bytes,
 ) -> ApiResult<Response> {
     let req = parse_volume_attach_update(&parse_json(&headers, &body)?, ctx.version)?;
-    if !ctx.at_least(85) || req.volume_id != volume {
+    // Before 2.85 every PUT is a swap; from 2.85 one naming another volume.
+    let only_swap = !ctx.at_least(85);
+    let swapping = only_swap || req.volume_id != volume;
+    if swapping {
         // Moving a server to another volume is the service's (Nova's
         // default policy).
         if !ctx.has_role("service") {
             return Err(Fault::policy("os_compute_api:os-volumes-attachments:swap").into());
         }
+    } else {
+        ctx.require_member("os_compute_api:os-volumes-attachments:update")?;
+    }
+    if !only_swap {
+        // From 2.85 the attachment's own fields are updated first (in a
+        // swap, the old volume's), as Nova does.
+        crate::compute::servers::visible(&app, &ctx, &id)?;
+        let found = volumes::attachment_of(&app, &ctx, &id, &volume);
+        if swapping {
+            found.map_err(|_| volume_swap::no_mapping(&volume))?;
+        } else {
+            found?;
+        }
+        if let Some(delete) = req.delete_on_termination {
+            let old = volume.clone();
+            begin_with(
+                &app,
+                &ctx,
+                &id,
+                Action::AttachVolume,
+                None,
+                None,
+                move |i, _| {
+                    for b in i.block_device_mapping.iter_mut() {
+                        if b.uuid.as_deref() == Some(old.as_str()) {
+                            b.delete_on_termination = delete;
+                        }
+                    }
+                    Ok(())
+                },
+            )
+            .await?;
+        }
+    }
+    if swapping {
         let wanted = VolumeSwap {
             old: volume,
             new: req.volume_id,
-            delete_on_termination: req.delete_on_termination,
         };
         volume_swap::swap(&app, &ctx, &id, wanted).await?;
-        return Ok(empty(StatusCode::ACCEPTED));
     }
-    ctx.require_member("os_compute_api:os-volumes-attachments:update")?;
-    volumes::attachment_of(&app, &ctx, &id, &volume)?;
-    let Some(delete) = req.delete_on_termination else {
-        return Ok(empty(StatusCode::ACCEPTED));
-    };
-    begin_with(
-        &app,
-        &ctx,
-        &id,
-        Action::AttachVolume,
-        None,
-        None,
-        move |i, _| {
-            for b in i.block_device_mapping.iter_mut() {
-                if b.uuid.as_deref() == Some(volume.as_str()) {
-                    b.delete_on_termination = delete;
-                }
-            }
-            Ok(())
-        },
-    )
-    .await?;
     Ok(empty(StatusCode::ACCEPTED))
 }
 
