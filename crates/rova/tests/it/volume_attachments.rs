@@ -70,6 +70,29 @@ pub(crate) async fn settled(c: &TestCloud, u: &User, id: &str, status: &str) -> 
     );
 }
 
+/// Marks volumes `ids` as last changed an hour ago (on PostgreSQL a
+/// volume changed within two process leases may be a live process's, and
+/// a restart leaves it alone).
+pub(crate) async fn backdate(cloud: &TestCloud, ids: &[&String]) {
+    let past = cloud.app.clock.now() - chrono::Duration::hours(1);
+    for id in ids {
+        cloud
+            .app
+            .volumes
+            .table
+            .update(
+                id,
+                || Fault::not_found("volume"),
+                |v| {
+                    v.updated_at = Some(past);
+                    Ok(())
+                },
+            )
+            .await
+            .expect("backdated");
+    }
+}
+
 pub(crate) async fn server_id(c: &TestCloud, u: &User, name: &str) -> String {
     let s = c
         .boot(u, name, Some("2.79"), json!({"networks": "none"}))
@@ -356,25 +379,7 @@ async fn a_restart_ends_an_attach_cut_short() {
         .begin_detach(&attached, now)
         .await
         .expect("detaching");
-    // Left a while ago (on PostgreSQL, a volume changed within two process
-    // leases may be a live process's and is left alone).
-    let past = now - chrono::Duration::hours(1);
-    for id in [&reserved, &attached] {
-        cloud
-            .app
-            .volumes
-            .table
-            .update(
-                id,
-                || Fault::not_found("volume"),
-                |v| {
-                    v.updated_at = Some(past);
-                    Ok(())
-                },
-            )
-            .await
-            .expect("backdated");
-    }
+    backdate(&cloud, &[&reserved, &attached]).await;
     let cloud = cloud.restart().await;
     let demo = cloud.login("demo").await;
     let v = volume_of(&cloud, &demo, &reserved).await;

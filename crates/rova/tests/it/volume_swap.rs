@@ -4,11 +4,12 @@
 //! `available`, the new one `in-use` at the same device with the mapping's
 //! tag and `delete_on_termination`, and a `swap_volume` action; Nova's
 //! 400/404/409s change nothing, a hypervisor without the capability is
-//! Nova's 501 up front, and one that fails the copy leaves both volumes
-//! as they were.
+//! Nova's 501 up front, one that fails the copy leaves both volumes as
+//! they were, and a restart ends a swap a stopped process left between
+//! its steps.
 
 use crate::common::{start, Resp, TestCloud, User};
-use crate::volume_attachments::{attach, new_volume, server_id, volume_of};
+use crate::volume_attachments::{attach, backdate, new_volume, server_id, volume_of};
 use crate::volumes::{call, create, wait};
 use reqwest::{Method, StatusCode};
 use rova::compute::driver::DriverOpKind;
@@ -61,6 +62,18 @@ async fn state(c: &TestCloud, u: &User, id: &str) -> (String, Vec<String>) {
         v["status"].as_str().unwrap_or_default().to_string(),
         servers,
     )
+}
+
+/// The volumes after a swap of `old` for `new` on server `sid` at
+/// `/dev/vdb`: old `available` with no attachment, new `in-use` there.
+async fn swapped(c: &TestCloud, u: &User, sid: &str, old: &str, new: &str) {
+    assert_eq!(state(c, u, old).await, ("available".to_string(), vec![]));
+    assert_eq!(
+        state(c, u, new).await,
+        ("in-use".to_string(), vec![sid.to_string()])
+    );
+    let v = volume_of(c, u, new).await;
+    assert_eq!(v["attachments"][0]["device"], "/dev/vdb");
 }
 
 async fn listing(c: &TestCloud, u: &User, server: &str) -> Value {
@@ -134,16 +147,7 @@ async fn a_volume_is_swapped_as_nova_does() {
     let r = swap(&cloud, &admin, &sid, &old, &new, "2.85").await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     assert_eq!(r.text, "", "no body");
-    assert_eq!(
-        state(&cloud, &demo, &old).await,
-        ("available".to_string(), vec![])
-    );
-    assert_eq!(
-        state(&cloud, &demo, &new).await,
-        ("in-use".to_string(), vec![sid.clone()])
-    );
-    let v = volume_of(&cloud, &demo, &new).await;
-    assert_eq!(v["attachments"][0]["device"], "/dev/vdb");
+    swapped(&cloud, &demo, &sid, &old, &new).await;
     assert_eq!(
         listing(&cloud, &demo, &sid).await,
         json!([{"id": new, "serverId": sid, "volumeId": new, "device": "/dev/vdb",
@@ -388,4 +392,35 @@ async fn a_hypervisor_that_fails_the_copy_leaves_both_volumes_as_they_were() {
     let r = swap(&cloud, &admin, &sid, &old, &new, "2.85").await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     assert_eq!(state(&cloud, &demo, &new).await.0, "in-use");
+}
+
+/// A process that died after the server's mapping named the new volume
+/// but before the volumes' last steps: the next start completes the new
+/// volume's attachment (`in-use`) and lets the old one go (`available`).
+#[tokio::test]
+async fn a_restart_ends_a_swap_cut_short_by_the_mapping() {
+    let (cloud, _, _, sid, old, new) = setup("sw5", json!({})).await;
+    let now = cloud.app.clock.now();
+    let volumes = &cloud.app.volumes;
+    volumes.begin_detach(&old, now).await.expect("detaching");
+    let att = volumes.reserve(&new, &sid, now).await.expect("reserved");
+    let (old_id, new_id) = (old.clone(), new.clone());
+    cloud
+        .app
+        .compute
+        .update_instance(&sid, now, move |i| {
+            for b in i.block_device_mapping.iter_mut() {
+                if b.uuid.as_deref() == Some(old_id.as_str()) {
+                    b.uuid = Some(new_id.clone());
+                    b.attachment_id = Some(att.clone());
+                }
+            }
+            Ok(())
+        })
+        .await
+        .expect("mapping moved");
+    backdate(&cloud, &[&old, &new]).await;
+    let cloud = cloud.restart().await;
+    let demo = cloud.login("demo").await;
+    swapped(&cloud, &demo, &sid, &old, &new).await;
 }
