@@ -322,6 +322,7 @@ pub async fn settle_at_start(app: &Arc<App>) -> Result<(), Fault> {
     let now = app.clock.now();
     let quiet_since = quiet_since(app);
     app.volumes.settle_at_start(quiet_since).await?;
+    crate::volume::upload::settle(app, quiet_since).await;
     for v in app.volumes.table.all() {
         if !["reserved", "attaching", "detaching", "in-use"].contains(&v.status.as_str()) {
             continue;

@@ -41,4 +41,5 @@ mod two_processes;
 mod volume_actions;
 mod volume_attachments;
 mod volume_quotas;
+mod volume_upload;
 mod volumes;
