@@ -453,10 +453,28 @@ async fn a_server_boots_from_a_volume() {
     delete_server(&cloud, &demo, &sid).await;
     wait(&cloud, &demo, &vol, None).await;
 
-    // From the user's volume, kept when the server goes.
+    // From the user's volume, kept when the server goes: a blank one is
+    // not bootable (Nova's 400) until its owner says it is.
     let mine = new_volume(&cloud, &demo, "root").await;
     let bdm = json!({"boot_index": 0, "uuid": mine, "source_type": "volume",
         "destination_type": "volume"});
+    let before = cloud.app.compute.instances.len();
+    let r = boot_bdm(&cloud, &demo, "not-bootable", bdm.clone(), json!({})).await;
+    assert_eq!(
+        r.fault(400),
+        format!("Block Device {mine} is not bootable.")
+    );
+    assert_eq!(cloud.app.compute.instances.len(), before, "no server made");
+    let r = crate::volumes::call(
+        &cloud,
+        &demo,
+        Method::POST,
+        &format!("/volumes/{mine}/action"),
+        None,
+        Some(json!({"os-set_bootable": {"bootable": true}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let (sid, _) = boot_active(&cloud, &demo, "bfv2", bdm.clone()).await;
     assert_eq!(volume_of(&cloud, &demo, &mine).await["status"], "in-use");
 
