@@ -1,7 +1,8 @@
 """Block storage through the real `openstack` CLI and openstacksdk: the
 catalog's block-storage endpoint, `volume create/list/show/set/unset/
-delete` (blank, from an image, from a volume), growing a volume, and
-another project's volumes staying out of sight."""
+delete` (blank, from an image, from a volume), growing a volume, a
+volume uploaded to an image, and another project's volumes staying out
+of sight."""
 
 import time
 
@@ -74,6 +75,44 @@ def test_volume_from_image_and_from_volume(cli, unique, cirros_image):
     assert copy["size"] == vol["size"], copy
     cli.run("rova-demo", "volume", "delete", clone, name)
     wait_volume(cli, "rova-demo", name, None)
+
+
+def test_image_create_from_volume(cli, unique, cirros_image):
+    """`image create --volume` uploads a volume made from the image to a
+    new image (Cinder's `os-volume_upload_image`): the volume is
+    `available` again after, the image `active` with the volume's bytes,
+    and a server boots from it."""
+    name = "upsrc-" + unique
+    cli.run("rova-demo", "volume", "create", "--image", cirros_image["ID"],
+            "--size", "1", name)
+    vol = wait_volume(cli, "rova-demo", name, "available")
+    made = cli.json("rova-demo", "image", "create", "--volume", vol["id"],
+                    "--disk-format", "qcow2", "upimg-" + unique)
+    assert made["status"] == "uploading", made
+    assert made["volume_type"] == "__DEFAULT__", made
+    image_id = made["image_id"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        shown = cli.json("rova-demo", "image", "show", image_id)
+        if shown["status"] == "active":
+            break
+        time.sleep(0.2)
+    assert shown["status"] == "active", shown
+    assert (shown["name"], shown["disk_format"]) == (
+        "upimg-" + unique, "qcow2"), shown
+    assert shown["virtual_size"] == 1 << 30, shown
+    wait_volume(cli, "rova-demo", vol["id"], "available")
+    # Not another project's.
+    cli.fail("rova-alt", "image", "show", image_id)
+
+    server = cli.json("rova-demo", "server", "create", "--wait",
+                      "--image", image_id, "--flavor", "m1.tiny",
+                      "--network", "private", "upsrv-" + unique)
+    assert server["status"] == "ACTIVE", server
+    cli.run("rova-demo", "server", "delete", "--wait", server["id"])
+    cli.run("rova-demo", "image", "delete", image_id)
+    cli.run("rova-demo", "volume", "delete", vol["id"])
+    wait_volume(cli, "rova-demo", vol["id"], None)
 
 
 def test_sdk_block_storage(sdk_connect, unique):

@@ -10,7 +10,9 @@ Two servers boot from volumes, side by side:
            (`--block-device ...,delete_on_termination=true`).
 
 A blank 2 GiB volume is then hot-plugged into C (the guest reports a disk
-of 2 GiB with the volume's serial and writes the marker to it), unplugged
+of 2 GiB with the volume's serial and writes the marker to it), swapped
+for another blank one while C runs (the bytes copied, the guest's disk
+moved onto it; the suite carries on with that volume), unplugged
 (the guest reports it gone; the volume is `available`), plugged into D
 (D reads C's marker from it), carried along by a live migration of D and
 unplugged again, then plugged into C once more and not let go while C is
@@ -180,6 +182,56 @@ def test_attach_blank_volume_to_running_guest(cli, guests, unique, rova):
     path = rova.data_dir / "volumes" / ("volume-" + data["id"])
     with open(path, "rb") as fh:
         assert fh.read(len(marker)) == marker.encode()
+
+
+def test_swap_moves_a_running_guests_disk_to_another_volume(
+        cli, guests, sdk, unique, rova):
+    """The service role swaps C's data volume for a blank one while C
+    runs (Cinder has the old volume migrating): QEMU copies it into the
+    new volume and pivots the disk onto it. The guest keeps its disk (no
+    `removed` line), the new volume's file holds C's marker, the old
+    volume is `available`, the new one `in-use` at the same device. From
+    here on the suite carries on with the new volume."""
+    c, old, name, marker = need("c", "data", "c_disk", "marker")
+    new = cli.json("rova-demo", "volume", "create", "--size", "2",
+                   "swapvol-" + unique)
+    wait_volume(cli, new["id"], "available")
+    admin = sdk("rova-admin")
+    r = admin.block_storage.post(
+        "/volumes/%s/action" % old,
+        json={"os-reset_status": {"migration_status": "starting"}})
+    assert r.status_code == 202, r.text
+    device = cli.json("rova-demo", "volume", "show",
+                      old)["attachments"][0]["device"]
+    before = guests.console(c)
+    r = admin.compute.put(
+        "/servers/%s/os-volume_attachments/%s" % (c, old),
+        json={"volumeAttachment": {"volumeId": new["id"]}},
+        microversion="2.85")
+    assert r.status_code == 202, r.text
+    v = wait_volume(cli, new["id"], "in-use")
+    assert v["attachments"][0]["server_id"] == c, v
+    assert v["attachments"][0]["device"] == device, (v, device)
+    v = wait_volume(cli, old, "available")
+    assert not v["attachments"], v
+    shown = cli.json("rova-demo", "server", "show", c)
+    ids = [a["id"] for a in shown.get("volumes_attached") or []]
+    assert new["id"] in ids and old not in ids, shown
+    path = rova.data_dir / "volumes" / ("volume-" + new["id"])
+    with open(path, "rb") as fh:
+        assert fh.read(len(marker)) == marker.encode(), "the bytes were copied"
+    after = guests.wait_heartbeat_above(c, before.last_heartbeat or 0)
+    assert after.last_boot_id == before.last_boot_id, guests.context(c, after)
+    assert not removed(after, name), guests.context(c, after)
+    actions = cli.json("rova-demo", "server", "event", "list", c)
+    assert actions[0]["Action"] == "swap_volume", actions
+    # Cinder's migration would end here; the old volume then goes.
+    r = admin.block_storage.post(
+        "/volumes/%s/action" % old,
+        json={"os-reset_status": {"migration_status": "none"}})
+    assert r.status_code == 202, r.text
+    cli.run("rova-demo", "volume", "delete", old)
+    S["data"] = new["id"]
 
 
 def test_detach_from_running_guest(cli, guests):

@@ -2,7 +2,9 @@
 //! the file backend. One at a time, N times each: a blank 1 GiB volume
 //! created → `available`, a volume made from the bootstrap image →
 //! `available`, and a server booted from an image → ACTIVE against one
-//! booted from a volume made from that image → ACTIVE. Each sample is
+//! booted from a volume made from that image → ACTIVE, and a blank 1 GiB
+//! volume uploaded to an image (`os-volume_upload_image`, raw and qcow2)
+//! → the image `active`. Each sample is
 //! the POST sent → the first poll (every 2 ms) that sees the end state;
 //! what each run made is deleted before the next.
 
@@ -99,6 +101,49 @@ async fn volume_once(api: &Api, base: &str, body: Value) -> Result<Duration, Str
     Ok(took)
 }
 
+/// One upload of a blank 1 GiB volume to an image in `format`: the
+/// action's POST → the image `active` (timed), then both deleted.
+async fn upload_once(api: &Api, base: &str, format: &str) -> Result<Duration, String> {
+    let (s, v) = send(
+        api,
+        reqwest::Method::POST,
+        &format!("{base}/volumes"),
+        Some(json!({"volume": {"size": 1}})),
+    )
+    .await?;
+    if s != 202 {
+        return Err(format!("volume create: HTTP {s}: {v}"));
+    }
+    let id = v["volume"]["id"].as_str().unwrap_or_default().to_string();
+    let url = format!("{base}/volumes/{id}");
+    until(api, &url, |_, v| v["volume"]["status"] == "available").await?;
+    let t = Instant::now();
+    let body = json!({"os-volume_upload_image": {"image_name": "bench-upload",
+        "disk_format": format}});
+    let (s, v) = send(
+        api,
+        reqwest::Method::POST,
+        &format!("{url}/action"),
+        Some(body),
+    )
+    .await?;
+    if s != 202 {
+        return Err(format!("upload: HTTP {s}: {v}"));
+    }
+    let image = v["os-volume_upload_image"]["image_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let image_url = format!("{}/image/v2/images/{image}", api.base);
+    until(api, &image_url, |_, v| v["status"] == "active").await?;
+    let took = t.elapsed();
+    until(api, &url, |_, v| v["volume"]["status"] == "available").await?;
+    send(api, reqwest::Method::DELETE, &image_url, None).await?;
+    send(api, reqwest::Method::DELETE, &url, None).await?;
+    until(api, &url, |s, _| s == 404).await?;
+    Ok(took)
+}
+
 /// One server: created → ACTIVE (timed), then deleted → gone.
 async fn server_once(api: &Api, server: Value) -> Result<Duration, String> {
     let t = Instant::now();
@@ -169,7 +214,10 @@ pub async fn run(args: &Args, rova: &Path) -> Result<(), String> {
         let mut from_image = Vec::new();
         let mut boot_image = Vec::new();
         let mut boot_volume = Vec::new();
+        let (mut upload_raw, mut upload_qcow2) = (Vec::new(), Vec::new());
         for _ in 0..n {
+            upload_raw.push(upload_once(&api, &base, "raw").await?);
+            upload_qcow2.push(upload_once(&api, &base, "qcow2").await?);
             blank.push(volume_once(&api, &base, json!({"volume": {"size": 1}})).await?);
             let body = json!({"volume": {"size": 1, "imageRef": image}});
             from_image.push(volume_once(&api, &base, body).await?);
@@ -191,6 +239,14 @@ pub async fn run(args: &Args, rova: &Path) -> Result<(), String> {
         rows.push((
             "server boot from volume (made from the image) → ACTIVE".into(),
             boot_volume,
+        ));
+        rows.push((
+            "volume upload → image active (blank 1 GiB, raw)".into(),
+            upload_raw,
+        ));
+        rows.push((
+            "volume upload → image active (blank 1 GiB, qcow2)".into(),
+            upload_qcow2,
         ));
         Ok::<_, String>(rows)
     }

@@ -48,6 +48,7 @@ pub enum Action {
     DetachInterface,
     AttachVolume,
     DetachVolume,
+    SwapVolume,
 }
 
 /// The task_state precondition.
@@ -148,6 +149,7 @@ impl Action {
         Action::DetachInterface,
         Action::AttachVolume,
         Action::DetachVolume,
+        Action::SwapVolume,
     ];
 
     /// Nova's admission rule for this action.
@@ -291,6 +293,12 @@ impl Action {
                 launched: false,
                 ..rule("detach_volume", Some(VOLUMES), Idle, true)
             },
+            Action::SwapVolume => rule(
+                "swap_volume",
+                Some(&[V::Active, V::Paused, V::Resized]),
+                Idle,
+                true,
+            ),
         }
     }
 }
@@ -392,6 +400,7 @@ mod tests {
                     V::Shelved,
                     V::ShelvedOffloaded,
                 ],
+                SwapVolume => vec![V::Active, V::Paused, V::Resized],
                 TriggerCrashDump => vec![V::Active, V::Paused, V::Rescued, V::Resized, V::Error],
                 UpdateMetadata | DeleteMetadata => {
                     vec![V::Active, V::Paused, V::Suspended, V::Stopped]

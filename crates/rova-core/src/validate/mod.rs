@@ -22,7 +22,7 @@ pub mod fields;
 pub mod interface;
 pub mod meta_tags;
 pub mod names;
-mod py;
+pub mod py;
 pub mod update;
 pub mod volume_attach;
 

@@ -68,6 +68,7 @@ pub enum DriverOpKind {
     DetachInterface,
     AttachVolume,
     DetachVolume,
+    SwapVolume,
 }
 
 /// Each kind with its public name: `spawn`, `destroy`, or the
@@ -102,6 +103,7 @@ const NAMES: &[(DriverOpKind, &str)] = &[
     (DriverOpKind::DetachInterface, "detach_interface"),
     (DriverOpKind::AttachVolume, "attach_volume"),
     (DriverOpKind::DetachVolume, "detach_volume"),
+    (DriverOpKind::SwapVolume, "swap_volume"),
 ];
 
 impl DriverOpKind {
@@ -156,6 +158,7 @@ impl DriverOpKind {
             Action::DetachInterface => K::DetachInterface,
             Action::AttachVolume => K::AttachVolume,
             Action::DetachVolume => K::DetachVolume,
+            Action::SwapVolume => K::SwapVolume,
             Action::Restore
             | Action::ConfirmResize
             | Action::ResetState
@@ -247,6 +250,16 @@ pub enum DriverOp {
     DetachVolume {
         volume_id: String,
     },
+    /// The guest's disk `device` moves from volume `old` (its bytes at
+    /// `old_path`) to volume `new` (at `new_path`), the bytes copied
+    /// first: Nova's `swap_volume`.
+    SwapVolume {
+        old: String,
+        new: String,
+        device: String,
+        old_path: std::path::PathBuf,
+        new_path: std::path::PathBuf,
+    },
 }
 
 impl DriverOp {
@@ -277,6 +290,7 @@ impl DriverOp {
             DriverOp::DetachInterface { .. } => K::DetachInterface,
             DriverOp::AttachVolume { .. } => K::AttachVolume,
             DriverOp::DetachVolume { .. } => K::DetachVolume,
+            DriverOp::SwapVolume { .. } => K::SwapVolume,
             DriverOp::TriggerCrashDump => K::TriggerCrashDump,
         }
     }

@@ -35,6 +35,7 @@ pub mod settle;
 pub mod sim_vnc;
 pub mod tags;
 pub mod views;
+pub mod volume_swap;
 pub mod volumes;
 
 pub use actions::{ActionEvent, ActionLog, InstanceAction};

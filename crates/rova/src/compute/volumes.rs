@@ -322,6 +322,7 @@ pub async fn settle_at_start(app: &Arc<App>) -> Result<(), Fault> {
     let now = app.clock.now();
     let quiet_since = quiet_since(app);
     app.volumes.settle_at_start(quiet_since).await?;
+    crate::volume::upload::settle(app, quiet_since).await;
     for v in app.volumes.table.all() {
         if !["reserved", "attaching", "detaching", "in-use"].contains(&v.status.as_str()) {
             continue;
@@ -363,7 +364,8 @@ fn volume_mappings(bdms: &[BlockDeviceMapping]) -> impl Iterator<Item = &BlockDe
 }
 
 /// Nova's `_validate_bdm`, volume part, at `POST /servers`: a volume to
-/// attach exists for the caller and is available (one server only), an
+/// attach exists for the caller and is available (one server only) — and
+/// bootable when it is the boot disk of a server naming no image —, an
 /// image to copy exists, a snapshot to copy exists for the caller, is
 /// `available` and fits the size asked for (what Cinder would refuse at
 /// the build is refused here).
@@ -377,6 +379,7 @@ pub fn check_create_mappings(
     ctx: &Ctx,
     bdms: &[BlockDeviceMapping],
     max_count: u64,
+    no_image: bool,
 ) -> Result<BTreeMap<String, String>, Fault> {
     if volume_mappings(bdms).next().is_none() {
         return Ok(BTreeMap::new());
@@ -400,6 +403,13 @@ pub fn check_create_mappings(
                             "Block Device Mapping is Invalid: failed to get volume {id}."
                         ))
                     })?;
+                // Nova's `get_bdm_image_metadata`, for a server that
+                // names no image: its boot volume must be bootable.
+                if no_image && b.boot_index == Some(0) && !v.bootable {
+                    return Err(Fault::bad_request(format!(
+                        "Block Device {id} is not bootable."
+                    )));
+                }
                 if v.status != "available" {
                     return Err(Fault::bad_request(format!(
                         "Invalid volume: Volume {id} status must be available or downloading \

@@ -80,6 +80,20 @@ impl Image {
     }
 }
 
+impl Image {
+    /// Takes the data fields `filled` got when its bytes were stored
+    /// (size, checksums) and becomes `active`.
+    pub fn take_data(&mut self, filled: &Image, now: DateTime<Utc>) {
+        self.size = filled.size;
+        self.virtual_size = filled.virtual_size;
+        self.checksum = filled.checksum.clone();
+        self.os_hash_algo = filled.os_hash_algo.clone();
+        self.os_hash_value = filled.os_hash_value.clone();
+        self.status = "active".into();
+        self.updated_at = now;
+    }
+}
+
 /// Suffix of an image file being written (renamed away when complete).
 const PART_SUFFIX: &str = ".part";
 
@@ -183,7 +197,7 @@ impl Images {
         use sha2::{Digest, Sha512};
         use std::io::Write;
         let fail = |e: std::io::Error| Fault::internal(format!("storing image data: {e}"));
-        let part = self.dir.join(format!("{}{PART_SUFFIX}", img.id));
+        let part = self.part_path(&img.id);
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create(true).truncate(true);
         #[cfg(unix)]
@@ -199,6 +213,48 @@ impl Images {
         img.checksum = Some(md5_hex(bytes));
         img.os_hash_algo = Some("sha512".into());
         img.os_hash_value = Some(hex::encode(Sha512::digest(bytes)));
+        img.status = "active".into();
+        Ok(())
+    }
+
+    /// Where an image's bytes are written before they are whole (renamed
+    /// into place by [`Images::store_file`]).
+    pub fn part_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}{PART_SUFFIX}"))
+    }
+
+    /// Takes file `part` (written at [`Images::part_path`]) as image
+    /// `img`'s bytes: checksums read from it in chunks (no whole copy in
+    /// memory), then renamed into place; `virtual_size` is what the disk
+    /// holds. Blocking: call it off the runtime's threads.
+    pub fn store_file(
+        &self,
+        img: &mut Image,
+        part: &Path,
+        virtual_size: u64,
+    ) -> std::io::Result<()> {
+        use sha2::{Digest, Sha512};
+        use std::io::Read;
+        let mut f = std::fs::File::open(part)?;
+        f.sync_all()?;
+        let (mut md5, mut sha) = (md5::Md5::new(), Sha512::new());
+        let mut buf = vec![0u8; 1 << 20];
+        let mut len = 0u64;
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            md5.update(&buf[..n]);
+            sha.update(&buf[..n]);
+            len += n as u64;
+        }
+        std::fs::rename(part, self.file_path(&img.id))?;
+        img.size = Some(len);
+        img.virtual_size = Some(virtual_size);
+        img.checksum = Some(hex::encode(md5.finalize()));
+        img.os_hash_algo = Some("sha512".into());
+        img.os_hash_value = Some(hex::encode(sha.finalize()));
         img.status = "active".into();
         Ok(())
     }
@@ -249,54 +305,10 @@ impl Images {
     }
 }
 
-/// A plain MD5 (Glance's legacy `checksum`), written here to avoid a crate.
+/// The MD5 of `data` in hex (Glance's legacy `checksum`).
 pub fn md5_hex(data: &[u8]) -> String {
-    const S: [u32; 64] = [
-        7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5,
-        9, 14, 20, 5, 9, 14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10,
-        15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
-    ];
-    let k: Vec<u32> = (0..64)
-        .map(|i| ((i as f64 + 1.0).sin().abs() * 4294967296.0) as u32)
-        .collect();
-    let (mut a0, mut b0, mut c0, mut d0) =
-        (0x67452301u32, 0xefcdab89u32, 0x98badcfeu32, 0x10325476u32);
-    let mut msg = data.to_vec();
-    let bit_len = (data.len() as u64).wrapping_mul(8);
-    msg.push(0x80);
-    while msg.len() % 64 != 56 {
-        msg.push(0);
-    }
-    msg.extend_from_slice(&bit_len.to_le_bytes());
-    for chunk in msg.chunks(64) {
-        let m: Vec<u32> = chunk
-            .chunks(4)
-            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
-            .collect();
-        let (mut a, mut b, mut c, mut d) = (a0, b0, c0, d0);
-        for i in 0..64 {
-            let (f, g) = match i / 16 {
-                0 => ((b & c) | (!b & d), i),
-                1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
-                2 => (b ^ c ^ d, (3 * i + 5) % 16),
-                _ => (c ^ (b | !d), (7 * i) % 16),
-            };
-            let f2 = f.wrapping_add(a).wrapping_add(k[i]).wrapping_add(m[g]);
-            a = d;
-            d = c;
-            c = b;
-            b = b.wrapping_add(f2.rotate_left(S[i]));
-        }
-        a0 = a0.wrapping_add(a);
-        b0 = b0.wrapping_add(b);
-        c0 = c0.wrapping_add(c);
-        d0 = d0.wrapping_add(d);
-    }
-    let mut out = Vec::with_capacity(16);
-    for v in [a0, b0, c0, d0] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    hex::encode(out)
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(data))
 }
 
 #[cfg(test)]

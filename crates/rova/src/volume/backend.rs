@@ -52,6 +52,10 @@ pub trait BlockBackend: Send + Sync {
     fn delete_snapshot(&self, snap: &str) -> io::Result<()>;
     /// Where snapshot `snap` is (a volume made from it copies it).
     fn locate_snapshot(&self, snap: &str) -> Location;
+    /// Writes volume `id`'s disk contents to a new file `to` in image
+    /// disk format `format` (`raw`, `qcow2`, `vmdk`, `vdi`, `vhd`,
+    /// `vhdx`, `ploop`), as Cinder's upload to an image does.
+    fn export(&self, id: &str, to: &Path, format: &str) -> io::Result<()>;
 }
 
 /// Volumes as sparse raw files in one directory.
@@ -143,19 +147,27 @@ impl BlockBackend for FileBackend {
     fn locate_snapshot(&self, snap: &str) -> Location {
         Location::File(self.snapshot_path(snap))
     }
+
+    fn export(&self, id: &str, to: &Path, format: &str) -> io::Result<()> {
+        let from = self.path(id);
+        if format == "raw" {
+            return sparse_copy(&from, to);
+        }
+        // qemu-img's names for two of Glance's disk formats.
+        let out_format = match format {
+            "vhd" => "vpc",
+            "ploop" => "parallels",
+            other => other,
+        };
+        qemu_img_convert("raw", out_format, &from, to)
+    }
 }
 
-/// Writes the disk contents of image file `from` (in `format`) to a new
-/// raw file `to` with `qemu-img convert` (sparse: zero regions stay holes).
-/// A file that does not start with the format's magic (the simulated
-/// cloud's images are a line of text whatever their `disk_format`) is
-/// copied as it is.
-fn convert_to_raw(from: &Path, format: &str, to: &Path) -> io::Result<()> {
-    if !has_magic(from, format)? {
-        return sparse_copy(from, to);
-    }
+/// `qemu-img convert` of `from` (in `format`) to a new `to` in
+/// `out_format`.
+fn qemu_img_convert(format: &str, out_format: &str, from: &Path, to: &Path) -> io::Result<()> {
     let out = std::process::Command::new("qemu-img")
-        .args(["convert", "-q", "-f", format, "-O", "raw"])
+        .args(["convert", "-q", "-f", format, "-O", out_format])
         .arg(from)
         .arg(to)
         .output()
@@ -167,6 +179,18 @@ fn convert_to_raw(from: &Path, format: &str, to: &Path) -> io::Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Writes the disk contents of image file `from` (in `format`) to a new
+/// raw file `to` with `qemu-img convert` (sparse: zero regions stay holes).
+/// A file that does not start with the format's magic (the simulated
+/// cloud's images are a line of text whatever their `disk_format`) is
+/// copied as it is.
+fn convert_to_raw(from: &Path, format: &str, to: &Path) -> io::Result<()> {
+    if !has_magic(from, format)? {
+        return sparse_copy(from, to);
+    }
+    qemu_img_convert(format, "raw", from, to)
 }
 
 /// Whether `path` starts with the magic bytes of image `format` (the

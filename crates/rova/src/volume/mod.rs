@@ -26,6 +26,7 @@ pub mod backend;
 pub mod quota;
 pub mod reimage;
 pub mod snapshot;
+pub mod upload;
 
 use crate::store::{Guard, Store, Table};
 use backend::{BlockBackend, FileBackend, Source};
@@ -103,6 +104,9 @@ pub struct Volume {
     /// Its attachments to servers (one at most: no volume is multiattach).
     #[serde(default)]
     pub attachments: Vec<Attachment>,
+    /// While `uploading`: the image the upload makes ([`upload`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_image: Option<String>,
 }
 
 /// A volume's attachment to a server (Cinder's `volume_attachment`).
@@ -224,6 +228,7 @@ fn new_row(
         host: None,
         extend_to: None,
         attachments: Vec::new(),
+        upload_image: None,
     }
 }
 

@@ -42,4 +42,6 @@ mod volume_actions;
 mod volume_attachments;
 mod volume_backed;
 mod volume_quotas;
+mod volume_swap;
+mod volume_upload;
 mod volumes;

@@ -429,7 +429,6 @@ async fn a_host_one_process_registers_or_retires_is_so_for_the_other() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_starting_process_leaves_the_others_fresh_volume_work_alone() {
     use crate::common::{start, start_in};
-    use rova_core::Fault;
     let a = start().await;
     assert!(a.database.is_some(), "PostgreSQL: set ROVA_TEST_PG_URL");
     let demo = a.login("demo").await;
@@ -450,20 +449,7 @@ async fn a_starting_process_leaves_the_others_fresh_volume_work_alone() {
             .expect("reserve");
         vols.push(id);
     }
-    let past = a.app.clock.now() - chrono::Duration::hours(1);
-    a.app
-        .volumes
-        .table
-        .update(
-            &vols[1],
-            || Fault::not_found("volume"),
-            |v| {
-                v.updated_at = Some(past);
-                Ok(())
-            },
-        )
-        .await
-        .expect("backdated");
+    crate::volume_attachments::backdate(&a, &[&vols[1]]).await;
     let b = start_in(a.dir.clone(), |_| {}).await;
     let status = |id: &str| b.app.volumes.table.get(id).map(|v| v.status.clone());
     assert_eq!(

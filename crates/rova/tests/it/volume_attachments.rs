@@ -13,7 +13,7 @@ use reqwest::{Method, StatusCode};
 use rova_core::Fault;
 use serde_json::{json, Value};
 
-async fn new_volume(c: &TestCloud, u: &User, name: &str) -> String {
+pub(crate) async fn new_volume(c: &TestCloud, u: &User, name: &str) -> String {
     let r = create(c, u, json!({"size": 1, "name": name})).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     let id = r.body["volume"]["id"].as_str().expect("id").to_string();
@@ -21,7 +21,7 @@ async fn new_volume(c: &TestCloud, u: &User, name: &str) -> String {
     id
 }
 
-async fn attach(c: &TestCloud, u: &User, server: &str, v: &str, body: Value) -> Resp {
+pub(crate) async fn attach(c: &TestCloud, u: &User, server: &str, v: &str, body: Value) -> Resp {
     c.compute(
         u,
         Method::POST,
@@ -32,7 +32,7 @@ async fn attach(c: &TestCloud, u: &User, server: &str, v: &str, body: Value) -> 
     .await
 }
 
-async fn detach(c: &TestCloud, u: &User, server: &str, volume: &str) -> Resp {
+pub(crate) async fn detach(c: &TestCloud, u: &User, server: &str, volume: &str) -> Resp {
     c.compute(
         u,
         Method::DELETE,
@@ -51,12 +51,12 @@ async fn delete_server(c: &TestCloud, u: &User, id: &str) {
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
 }
 
-async fn volume_of(c: &TestCloud, u: &User, id: &str) -> Value {
+pub(crate) async fn volume_of(c: &TestCloud, u: &User, id: &str) -> Value {
     get(c, u, &format!("/volumes/{id}")).await.body["volume"].clone()
 }
 
 /// Volume `id` once it is in `status` (a detach ends in a task).
-async fn settled(c: &TestCloud, u: &User, id: &str, status: &str) -> Value {
+pub(crate) async fn settled(c: &TestCloud, u: &User, id: &str, status: &str) -> Value {
     for _ in 0..500 {
         let v = volume_of(c, u, id).await;
         if v["status"] == status {
@@ -70,7 +70,30 @@ async fn settled(c: &TestCloud, u: &User, id: &str, status: &str) -> Value {
     );
 }
 
-async fn server_id(c: &TestCloud, u: &User, name: &str) -> String {
+/// Marks volumes `ids` as last changed an hour ago (on PostgreSQL a
+/// volume changed within two process leases may be a live process's, and
+/// a restart leaves it alone).
+pub(crate) async fn backdate(cloud: &TestCloud, ids: &[&String]) {
+    let past = cloud.app.clock.now() - chrono::Duration::hours(1);
+    for id in ids {
+        cloud
+            .app
+            .volumes
+            .table
+            .update(
+                id,
+                || Fault::not_found("volume"),
+                |v| {
+                    v.updated_at = Some(past);
+                    Ok(())
+                },
+            )
+            .await
+            .expect("backdated");
+    }
+}
+
+pub(crate) async fn server_id(c: &TestCloud, u: &User, name: &str) -> String {
     let s = c
         .boot(u, name, Some("2.79"), json!({"networks": "none"}))
         .await;
@@ -356,25 +379,7 @@ async fn a_restart_ends_an_attach_cut_short() {
         .begin_detach(&attached, now)
         .await
         .expect("detaching");
-    // Left a while ago (on PostgreSQL, a volume changed within two process
-    // leases may be a live process's and is left alone).
-    let past = now - chrono::Duration::hours(1);
-    for id in [&reserved, &attached] {
-        cloud
-            .app
-            .volumes
-            .table
-            .update(
-                id,
-                || Fault::not_found("volume"),
-                |v| {
-                    v.updated_at = Some(past);
-                    Ok(())
-                },
-            )
-            .await
-            .expect("backdated");
-    }
+    backdate(&cloud, &[&reserved, &attached]).await;
     let cloud = cloud.restart().await;
     let demo = cloud.login("demo").await;
     let v = volume_of(&cloud, &demo, &reserved).await;
@@ -459,10 +464,28 @@ async fn a_server_boots_from_a_volume() {
     delete_server(&cloud, &demo, &sid).await;
     wait(&cloud, &demo, &vol, None).await;
 
-    // From the user's volume, kept when the server goes.
+    // From the user's volume, kept when the server goes: a blank one is
+    // not bootable (Nova's 400) until its owner says it is.
     let mine = new_volume(&cloud, &demo, "root").await;
     let bdm = json!({"boot_index": 0, "uuid": mine, "source_type": "volume",
         "destination_type": "volume"});
+    let before = cloud.app.compute.instances.len();
+    let r = boot_bdm(&cloud, &demo, "not-bootable", bdm.clone(), json!({})).await;
+    assert_eq!(
+        r.fault(400),
+        format!("Block Device {mine} is not bootable.")
+    );
+    assert_eq!(cloud.app.compute.instances.len(), before, "no server made");
+    let r = crate::volumes::call(
+        &cloud,
+        &demo,
+        Method::POST,
+        &format!("/volumes/{mine}/action"),
+        None,
+        Some(json!({"os-set_bootable": {"bootable": true}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let (sid, _) = boot_active(&cloud, &demo, "bfv2", bdm.clone()).await;
     assert_eq!(volume_of(&cloud, &demo, &mine).await["status"], "in-use");
 

@@ -1,13 +1,15 @@
 //! Routes for a server's volumes (`os-volume_attachments`): list, show,
 //! attach (Nova's body schema; `tag` from 2.49, `delete_on_termination`
 //! from 2.79; no body from 2.101), update (`delete_on_termination`, 2.85;
-//! swapping a volume is the service's) and detach. What an attachment
+//! swapping a volume for another is the service's, see
+//! [`crate::compute::volume_swap`]) and detach. What an attachment
 //! shows follows the microversion: `tag` from 2.70,
 //! `delete_on_termination` from 2.79, `attachment_id` and `bdm_uuid`
 //! instead of `id` from 2.89.
 
 use crate::app::App;
 use crate::compute::actions_run::begin_with;
+use crate::compute::volume_swap::{self, VolumeSwap};
 use crate::compute::volumes::{self, VolumeAttach};
 use crate::http::{empty, parse_json, ApiResult, Ctx};
 use axum::body::Bytes;
@@ -123,40 +125,56 @@ async fn update(
     body: Bytes,
 ) -> ApiResult<Response> {
     let req = parse_volume_attach_update(&parse_json(&headers, &body)?, ctx.version)?;
-    if !ctx.at_least(85) || req.volume_id != volume {
+    // Before 2.85 every PUT is a swap; from 2.85 one naming another volume.
+    let only_swap = !ctx.at_least(85);
+    let swapping = only_swap || req.volume_id != volume;
+    if swapping {
         // Moving a server to another volume is the service's (Nova's
-        // default policy), and not built here.
+        // default policy).
         if !ctx.has_role("service") {
             return Err(Fault::policy("os_compute_api:os-volumes-attachments:swap").into());
         }
-        return Err(Fault::new(
-            501,
-            "Swapping a server's volume is not supported by this cloud.",
-        )
-        .into());
+    } else {
+        ctx.require_member("os_compute_api:os-volumes-attachments:update")?;
     }
-    ctx.require_member("os_compute_api:os-volumes-attachments:update")?;
-    volumes::attachment_of(&app, &ctx, &id, &volume)?;
-    let Some(delete) = req.delete_on_termination else {
-        return Ok(empty(StatusCode::ACCEPTED));
-    };
-    begin_with(
-        &app,
-        &ctx,
-        &id,
-        Action::AttachVolume,
-        None,
-        None,
-        move |i, _| {
-            for b in i.block_device_mapping.iter_mut() {
-                if b.uuid.as_deref() == Some(volume.as_str()) {
-                    b.delete_on_termination = delete;
-                }
-            }
-            Ok(())
-        },
-    )
-    .await?;
+    if !only_swap {
+        // From 2.85 the attachment's own fields are updated first (in a
+        // swap, the old volume's), as Nova does.
+        crate::compute::servers::visible(&app, &ctx, &id)?;
+        let found = volumes::attachment_of(&app, &ctx, &id, &volume);
+        if swapping {
+            found.map_err(|_| volume_swap::no_mapping(&volume))?;
+        } else {
+            found?;
+        }
+        if let Some(delete) = req.delete_on_termination {
+            let old = volume.clone();
+            begin_with(
+                &app,
+                &ctx,
+                &id,
+                Action::AttachVolume,
+                None,
+                None,
+                move |i, _| {
+                    for b in i.block_device_mapping.iter_mut() {
+                        if b.uuid.as_deref() == Some(old.as_str()) {
+                            b.delete_on_termination = delete;
+                        }
+                    }
+                    Ok(())
+                },
+            )
+            .await?;
+        }
+    }
+    if swapping {
+        let wanted = VolumeSwap {
+            old: volume,
+            new: req.volume_id,
+        };
+        volume_swap::swap(&app, &ctx, &id, wanted).await?;
+    }
     Ok(empty(StatusCode::ACCEPTED))
 }
 

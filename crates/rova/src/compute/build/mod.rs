@@ -322,8 +322,13 @@ pub async fn create(app: &Arc<App>, ctx: &Ctx, mut req: BuildRequest) -> Result<
     }
     // Nova's `_validate_bdm`, flavor part (`max_local_block_devices` = 3).
     rova_core::validate::check_bdm_flavor_limits(&req.bdms, flavor.ephemeral, flavor.swap, 3)?;
-    let boot_properties =
-        super::volumes::check_create_mappings(app, ctx, &req.bdms, req.max_count)?;
+    let boot_properties = super::volumes::check_create_mappings(
+        app,
+        ctx,
+        &req.bdms,
+        req.max_count,
+        req.image_ref.is_empty(),
+    )?;
     if req.image_ref.is_empty() {
         image_properties = boot_properties;
     }

@@ -107,13 +107,7 @@ pub(super) async fn upload(
             &id,
             || no_image(&id),
             |img| {
-                img.size = filled.size;
-                img.virtual_size = filled.virtual_size;
-                img.checksum = filled.checksum.clone();
-                img.os_hash_algo = filled.os_hash_algo.clone();
-                img.os_hash_value = filled.os_hash_value.clone();
-                img.status = "active".into();
-                img.updated_at = now;
+                img.take_data(&filled, now);
                 Ok(())
             },
         )

@@ -66,7 +66,8 @@ const TAG_QUOTA: usize = 128;
 /// Largest upload accepted (images here are simulated and small).
 const MAX_UPLOAD: usize = 1 << 30;
 
-const CONTAINER_FORMATS: &[&str] = &[
+/// Glance's container formats.
+pub(crate) const CONTAINER_FORMATS: &[&str] = &[
     "ami",
     "ari",
     "aki",

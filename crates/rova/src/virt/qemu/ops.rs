@@ -185,6 +185,16 @@ impl QemuDriver {
                 path,
             } => self.attach_volume(inst, volume_id, device, path).await,
             DriverOp::DetachVolume { volume_id } => self.detach_volume(inst, volume_id).await,
+            DriverOp::SwapVolume {
+                old,
+                new,
+                old_path,
+                new_path,
+                ..
+            } => {
+                self.swap_volume(inst, (old, new), (old_path, new_path))
+                    .await
+            }
             DriverOp::ChangePassword => Err(DriverFault {
                 code: 501,
                 message: "Setting the admin password is not supported by the QEMU driver: it needs a guest agent.".into(),

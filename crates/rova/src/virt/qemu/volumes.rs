@@ -4,6 +4,14 @@
 //! through QMP (`blockdev-add` + `device_add` of a virtio-blk device;
 //! `device_del`, waiting for the guest to let go, then `blockdev-del`).
 //!
+//! A swap (Nova's `swap_volume`) copies the old volume into the new one
+//! and moves the guest's disk onto it as libvirt's block copy does:
+//! `blockdev-add` of the new file, `blockdev-mirror` (`sync: full`) from
+//! the old drive, `block-job-complete` once the job is ready (the device
+//! reads the new node from then on), `blockdev-del` of the old node. A
+//! guest that is not running has the bytes copied file to file and reads
+//! the new volume at its next launch, from the server's mappings.
+//!
 //! A volume's drive is `v<volume id's hex digits>` and its device that
 //! with another `v` in front, whether it was there at launch or plugged in
 //! later, so a detach finds it either way. Its serial is the volume id cut to virtio's 20 bytes, as
@@ -159,7 +167,10 @@ impl QemuDriver {
         let mut q = Qmp::connect(&self.qmp_sock(host, &inst.uuid), Duration::from_secs(5))
             .await
             .map_err(|e| fault(format!("QMP: {e}")))?;
-        let dev = device_id(volume_id);
+        let dev = match device_of(&mut q, volume_id).await {
+            Some(d) => d,
+            None => device_id(volume_id),
+        };
         if !has_device(&mut q, &dev).await? {
             // Gone already (an earlier detach finished after its caller
             // gave up): only the drive may be left.
@@ -199,6 +210,186 @@ impl QemuDriver {
     }
 }
 
+/// How long a swap's copy may take before it is given up.
+const SWAP_TIMEOUT: Duration = Duration::from_secs(600);
+
+impl QemuDriver {
+    /// Moves the guest's disk `device` from volume `old` (file `old_path`)
+    /// to volume `new` (file `new_path`), the bytes copied first.
+    pub(super) async fn swap_volume(
+        &self,
+        inst: &Instance,
+        (old, new): (&str, &str),
+        (old_path, new_path): (&Path, &Path),
+    ) -> Result<(), DriverFault> {
+        if !new_path.exists() {
+            return Err(fault(format!(
+                "volume file {} is missing",
+                new_path.display()
+            )));
+        }
+        let running = inst.host.as_deref().filter(|h| self.running(h, &inst.uuid));
+        let Some(host) = running else {
+            return copy_file(old_path, new_path).await;
+        };
+        let mut q = Qmp::connect(&self.qmp_sock(host, &inst.uuid), Duration::from_secs(5))
+            .await
+            .map_err(|e| fault(format!("QMP: {e}")))?;
+        let source = source_of(&mut q, old).await?;
+        let target = node_name(new);
+        q.execute(
+            "blockdev-add",
+            json!({"driver": "raw", "node-name": target,
+                   "file": {"driver": "file", "filename": new_path.to_string_lossy()}}),
+        )
+        .await
+        .map_err(|e| fault(format!("blockdev-add of volume {new}: {e}")))?;
+        let mirrored = mirror(&mut q, &source, &target).await;
+        if let Err(e) = mirrored {
+            let _ = q
+                .execute("blockdev-del", json!({"node-name": target}))
+                .await;
+            return Err(fault(format!("copying volume {old} to {new}: {e}")));
+        }
+        // A drive plugged in later is a node of its own, left behind by the
+        // pivot; one given at launch went with it.
+        let _ = q
+            .execute("blockdev-del", json!({"node-name": node_name(old)}))
+            .await;
+        Ok(())
+    }
+}
+
+/// The node the guest's disk of volume `volume` reads now: the volume's
+/// own node, or (after a swap) whichever node its device was moved to.
+async fn source_of(q: &mut Qmp, volume: &str) -> Result<String, DriverFault> {
+    let node = node_name(volume);
+    let blocks = q
+        .execute("query-block", json!({}))
+        .await
+        .map_err(|e| fault(format!("query-block: {e}")))?;
+    let found = blocks.as_array().into_iter().flatten().find(|b| {
+        b["device"].as_str() == Some(node.as_str())
+            || b["inserted"]["node-name"].as_str() == Some(node.as_str())
+    });
+    match found {
+        Some(b) => Ok(b["inserted"]["node-name"]
+            .as_str()
+            .unwrap_or(node.as_str())
+            .to_string()),
+        None => Err(fault(format!(
+            "volume {volume} is not plugged into the guest"
+        ))),
+    }
+}
+
+/// The id of the device that reads volume `volume`: after a swap that is
+/// the device of the volume swapped out, not the one its id names.
+async fn device_of(q: &mut Qmp, volume: &str) -> Option<String> {
+    let node = node_name(volume);
+    let blocks = q.execute("query-block", json!({})).await.ok()?;
+    let qdev = blocks.as_array()?.iter().find_map(|b| {
+        let ours = b["device"].as_str() == Some(node.as_str())
+            || b["inserted"]["node-name"].as_str() == Some(node.as_str());
+        ours.then(|| b["qdev"].as_str().map(str::to_string))?
+    })?;
+    // `qdev` is the device's id, or the QOM path of its backend
+    // (`/machine/peripheral/<id>/virtio-backend`).
+    match qdev.strip_prefix("/machine/peripheral/") {
+        Some(rest) => rest.split('/').next().map(str::to_string),
+        None => Some(qdev),
+    }
+}
+
+/// Mirrors node `source` into node `target` and pivots onto it.
+async fn mirror(q: &mut Qmp, source: &str, target: &str) -> Result<(), String> {
+    let job = format!("swap-{target}");
+    q.execute(
+        "blockdev-mirror",
+        json!({"job-id": job, "device": source, "target": target, "sync": "full"}),
+    )
+    .await?;
+    let until = tokio::time::Instant::now() + SWAP_TIMEOUT;
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            let _ = q.execute("block-job-cancel", json!({"device": job})).await;
+            return Err(format!("not ready within {}s", SWAP_TIMEOUT.as_secs()));
+        }
+        let ev = q.wait_event("BLOCK_JOB_READY", left).await;
+        match ev {
+            Ok(ev) if ev["data"]["device"].as_str() == Some(job.as_str()) => break,
+            Ok(_) => continue,
+            Err(e) => {
+                // The job may have ended in error instead.
+                if let Some(err) = job_error(q, &job) {
+                    return Err(err);
+                }
+                if !e.contains("timed out") {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    q.execute("block-job-complete", json!({"device": job}))
+        .await?;
+    let until = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return Err("the copy did not complete".into());
+        }
+        let ev = q.wait_event("BLOCK_JOB_COMPLETED", left).await?;
+        if ev["data"]["device"].as_str() != Some(job.as_str()) {
+            continue;
+        }
+        return match ev["data"]["error"].as_str() {
+            Some(e) => Err(e.to_string()),
+            None => Ok(()),
+        };
+    }
+}
+
+/// The error of block job `job` if it ended with one (an event buffered).
+fn job_error(q: &mut Qmp, job: &str) -> Option<String> {
+    q.take_events()
+        .into_iter()
+        .filter(|e| e["event"].as_str() == Some("BLOCK_JOB_COMPLETED"))
+        .filter(|e| e["data"]["device"].as_str() == Some(job))
+        .map(|e| {
+            e["data"]["error"]
+                .as_str()
+                .unwrap_or("the copy ended before it was ready")
+                .to_string()
+        })
+        .next()
+}
+
+/// Copies file `from` into file `to`, whose size stays as it is.
+async fn copy_file(from: &Path, to: &Path) -> Result<(), DriverFault> {
+    let (from, to) = (from.to_path_buf(), to.to_path_buf());
+    let copied = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        use std::io::{Read, Write};
+        let mut src = std::fs::File::open(&from)?;
+        let mut dst = std::fs::OpenOptions::new().write(true).open(&to)?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = src.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            dst.write_all(&buf[..n])?;
+        }
+        dst.sync_all()
+    })
+    .await;
+    match copied {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(fault(format!("copying the volume's bytes: {e}"))),
+        Err(e) => Err(fault(format!("copying the volume's bytes: {e}"))),
+    }
+}
+
 /// Whether the guest has a device with id `dev` (QOM path
 /// `/machine/peripheral/<id>`).
 async fn has_device(q: &mut Qmp, dev: &str) -> Result<bool, DriverFault> {
@@ -214,6 +405,22 @@ async fn has_device(q: &mut Qmp, dev: &str) -> Result<bool, DriverFault> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_stopped_guests_swap_copies_the_bytes_and_keeps_the_new_size() {
+        let dir = std::env::temp_dir().join(format!("rova-swap-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (old, new) = (dir.join("old"), dir.join("new"));
+        std::fs::write(&old, b"MARKER-and-more").expect("old");
+        std::fs::write(&new, vec![7u8; 64]).expect("new");
+        copy_file(&old, &new).await.expect("copied");
+        let got = std::fs::read(&new).expect("read");
+        assert_eq!(got.len(), 64, "the new volume keeps its size");
+        assert!(got.starts_with(b"MARKER-and-more"));
+        assert_eq!(got[15..], vec![7u8; 49][..]);
+        assert!(copy_file(&dir.join("gone"), &new).await.is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn data_volumes_have_fixed_slots_by_device_letter() {

@@ -180,7 +180,7 @@ pub(super) async fn meta_item_delete<const SNAP: bool>(
 
 // ---- types, zones, limits ----
 
-fn default_type() -> Value {
+pub(super) fn default_type() -> Value {
     json!({
         "id": DEFAULT_TYPE_ID,
         "name": DEFAULT_TYPE,

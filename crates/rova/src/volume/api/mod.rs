@@ -46,6 +46,7 @@ mod list;
 mod quotas;
 mod snapshots;
 mod summary;
+mod upload;
 mod volumes;
 
 use create::create;

@@ -1,6 +1,7 @@
 //! One volume: show, update (name, description, metadata), delete
 //! (`force` for admins, `cascade` to its snapshots) and the actions
-//! (`os-extend`, `os-reset_status`, `os-set_bootable`).
+//! (`os-extend`, `os-reset_status`, `os-set_bootable`,
+//! `os-volume_upload_image`).
 
 use super::*;
 
@@ -175,6 +176,7 @@ pub(super) async fn action(
                 })
                 .await?;
         }
+        "os-volume_upload_image" => return super::upload::action(&app, &r, &v, &body).await,
         "os-set_bootable" => {
             r.member("volume_extension:volume_actions:update_bootable")?;
             let a = wrapped(&body, "os-set_bootable")?;
