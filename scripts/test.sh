@@ -223,6 +223,11 @@ print(n("tests") - failed - n("skipped"), failed, n("skipped"))' "$1"
 run_tempest() {  # tag database log [include-list]
   local tag="$1" database="$2" log="$3"
   local list="${4:-${ROVA_TEMPEST_LIST:-$ROOT/tests/tempest/compute.txt}}"
+  # Left out: a test that lists the whole project twice and compares the
+  # counts, which another class's create or delete in the shared project
+  # changes in between (seen once: 3 != 2 with ImagesTestJSON's server
+  # going away between the two lists).
+  local SHARED_PROJECT_RACES='ListServersNegativeTestJSON\.test_list_servers_by_limits_greater_than_actual_count'
   # Tempest's accounts share one project per role (no Keystone admin API
   # to make a project per test class as devstack does), so the project
   # quotas are raised to what many classes running at once need.
@@ -231,7 +236,7 @@ run_tempest() {  # tag database log [include-list]
     echo "rova for $tag at $ROVA_URL (log $ART/$tag-rova.log)"
     ROVA_TEMPEST_FEATURES="${ROVA_TEMPEST_FEATURES:-pause,suspend,shelve,rescue,resize,snapshot,console_output,change_password,personality,disk_config,vnc_console}" \
     scripts/tempest.sh --url "$ROVA_URL" --data-dir "$ART/$tag-rova-data" \
-      --include-list "$list" \
+      --include-list "$list" --exclude-regex "$SHARED_PROJECT_RACES" \
       --workers "${ROVA_TEMPEST_WORKERS:-2}" --workdir "$ART/$tag-ws" >"$log" 2>&1
     local rc=$?
     kill "$ROVA_PID" 2>/dev/null && wait "$ROVA_PID" 2>/dev/null
