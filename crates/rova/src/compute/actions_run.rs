@@ -230,12 +230,7 @@ pub(crate) async fn record_fault(
             if task.is_some() && i.task_state == task {
                 i.task_state = None;
             }
-            i.fault = Some(rova_core::model::InstanceFault {
-                code: f.code,
-                message: f.message.clone(),
-                details: Some(f.details.clone()),
-                created: now,
-            });
+            i.fault = Some(f.instance_fault(now));
             Ok(())
         })
         .await;

@@ -25,6 +25,19 @@ pub struct DriverFault {
 }
 
 impl DriverFault {
+    /// The instance fault it leaves on the server, recorded at `now`.
+    pub fn instance_fault(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> rova_core::model::InstanceFault {
+        rova_core::model::InstanceFault {
+            code: self.code,
+            message: self.message.clone(),
+            details: Some(self.details.clone()),
+            created: now,
+        }
+    }
+
     /// A driver failure (HTTP-ish code 500) with what went wrong.
     pub fn new(message: impl Into<String>, details: impl Into<String>) -> Self {
         DriverFault {

@@ -13,7 +13,7 @@ use super::driver::{DriverFault, DriverOp};
 use super::fleet::{flavor_resources, Claim};
 use super::migrate::{fail_move, unclaim_move, update_migration, Migration};
 use crate::app::App;
-use rova_core::model::{FlavorSnapshot, Instance, InstanceFault};
+use rova_core::model::{FlavorSnapshot, Instance};
 use rova_core::states::{TaskState as T, VmState};
 use rova_core::Fault;
 use std::sync::Arc;
@@ -68,12 +68,7 @@ pub(crate) async fn error_out(
             }
             i.vm_state = VmState::Error;
             i.task_state = None;
-            i.fault = Some(InstanceFault {
-                code: f.code,
-                message: f.message.clone(),
-                details: Some(f.details.clone()),
-                created: now,
-            });
+            i.fault = Some(f.instance_fault(now));
             also(i);
             Ok(())
         })

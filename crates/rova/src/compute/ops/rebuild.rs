@@ -14,7 +14,7 @@ use crate::compute::views::{self, Links, ServerView};
 use crate::http::Ctx;
 use crate::image::Image;
 use rova_core::admission::Action;
-use rova_core::model::{Instance, InstanceFault};
+use rova_core::model::Instance;
 use rova_core::states::{PowerState, TaskState as T, VmState};
 use rova_core::Fault;
 use serde_json::json;
@@ -265,12 +265,7 @@ async fn reimage_root(app: &Arc<App>, id: &str, img: &Image) -> Result<(), Drive
                 i.task_state = None;
                 i.vm_state = VmState::Error;
                 i.system_metadata.remove("rebuild_from_vm_state");
-                i.fault = Some(InstanceFault {
-                    code: f.code,
-                    message: f.message.clone(),
-                    details: Some(f.details.clone()),
-                    created: now,
-                });
+                i.fault = Some(f.instance_fault(now));
                 Ok(())
             })
             .await;
