@@ -79,9 +79,9 @@ pub(crate) async fn until(
     Err(format!("{url}: timed out"))
 }
 
-/// One volume: created → available (timed), then deleted → gone.
-async fn volume_once(api: &Api, base: &str, body: Value) -> Result<Duration, String> {
-    let t = Instant::now();
+/// Creates a volume from `body` and waits until it is `available`;
+/// returns its URL.
+async fn available_volume(api: &Api, base: &str, body: Value) -> Result<String, String> {
     let (s, v) = send(
         api,
         reqwest::Method::POST,
@@ -95,6 +95,13 @@ async fn volume_once(api: &Api, base: &str, body: Value) -> Result<Duration, Str
     let id = v["volume"]["id"].as_str().unwrap_or_default().to_string();
     let url = format!("{base}/volumes/{id}");
     until(api, &url, |_, v| v["volume"]["status"] == "available").await?;
+    Ok(url)
+}
+
+/// One volume: created → available (timed), then deleted → gone.
+async fn volume_once(api: &Api, base: &str, body: Value) -> Result<Duration, String> {
+    let t = Instant::now();
+    let url = available_volume(api, base, body).await?;
     let took = t.elapsed();
     send(api, reqwest::Method::DELETE, &url, None).await?;
     until(api, &url, |s, _| s == 404).await?;
@@ -104,19 +111,7 @@ async fn volume_once(api: &Api, base: &str, body: Value) -> Result<Duration, Str
 /// One upload of a blank 1 GiB volume to an image in `format`: the
 /// action's POST → the image `active` (timed), then both deleted.
 async fn upload_once(api: &Api, base: &str, format: &str) -> Result<Duration, String> {
-    let (s, v) = send(
-        api,
-        reqwest::Method::POST,
-        &format!("{base}/volumes"),
-        Some(json!({"volume": {"size": 1}})),
-    )
-    .await?;
-    if s != 202 {
-        return Err(format!("volume create: HTTP {s}: {v}"));
-    }
-    let id = v["volume"]["id"].as_str().unwrap_or_default().to_string();
-    let url = format!("{base}/volumes/{id}");
-    until(api, &url, |_, v| v["volume"]["status"] == "available").await?;
+    let url = available_volume(api, base, json!({"volume": {"size": 1}})).await?;
     let t = Instant::now();
     let body = json!({"os-volume_upload_image": {"image_name": "bench-upload",
         "disk_format": format}});
