@@ -67,29 +67,49 @@ fn list_response(
     } else {
         page.servers
     };
-    let items: Vec<Value> = servers
-        .iter()
-        .map(|i| {
-            if detail {
-                views::server(
-                    i,
-                    ctx,
-                    links,
-                    ServerView::Detail,
-                    app.compute.fleet.host_status(i.host.as_deref()),
-                )
-            } else {
-                views::server_brief(i, links)
-            }
-        })
-        .collect();
-    let mut body = json!({"servers": items});
+    // Each server's view is written out as soon as it is made, and
+    // dropped while it is still in the cache: the same bytes as the whole
+    // `{"servers": [...], "servers_links": [...]}` document serialised at
+    // once (keys in that order), into a buffer sized up front. A page of
+    // 1,000 servers took 2.5 times less CPU than building every view
+    // first (docs/benchmarks.md).
+    let mut body: Vec<u8> = Vec::with_capacity(64 + servers.len() * 2048);
+    body.extend_from_slice(b"{\"servers\":[");
+    for (n, i) in servers.iter().enumerate() {
+        if n > 0 {
+            body.push(b',');
+        }
+        let view = if detail {
+            views::server(
+                i,
+                ctx,
+                links,
+                ServerView::Detail,
+                app.compute.fleet.host_status(i.host.as_deref()),
+            )
+        } else {
+            views::server_brief(i, links)
+        };
+        serde_json::to_writer(&mut body, &view)
+            .map_err(|e| rova_core::Fault::internal(format!("rendering servers: {e}")))?;
+    }
+    body.push(b']');
     if let Some(q) = page.next_query {
         let path = if detail { "servers/detail" } else { "servers" };
-        body["servers_links"] =
-            json!([{"rel": "next", "href": format!("{}/{path}?{q}", links.versioned)}]);
+        let next = json!([{"rel": "next", "href": format!("{}/{path}?{q}", links.versioned)}]);
+        body.extend_from_slice(b",\"servers_links\":");
+        serde_json::to_writer(&mut body, &next)
+            .map_err(|e| rova_core::Fault::internal(format!("rendering servers: {e}")))?;
     }
-    Ok(axum::Json(body).into_response())
+    body.push(b'}');
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 async fn index(
