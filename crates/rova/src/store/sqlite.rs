@@ -332,12 +332,12 @@ fn write_checked(tx: &rusqlite::Transaction<'_>, op: &Op) -> rusqlite::Result<Re
             } else {
                 None
             };
-            let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(cells.len() + 4);
-            params.push(id);
-            params.extend(cells.iter().map(|c| c as &dyn rusqlite::ToSql));
-            params.push(body);
-            params.push(gen);
             let written = if *expect == 0 {
+                let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(cells.len() + 3);
+                params.push(id);
+                params.extend(cells.iter().map(|c| c as &dyn rusqlite::ToSql));
+                params.push(body);
+                params.push(gen);
                 tx.prepare_cached(&statements(kind).insert)?
                     .execute(params.as_slice())?
             } else {
@@ -391,28 +391,9 @@ fn update_changed(
     expect: i64,
 ) -> rusqlite::Result<usize> {
     use rusqlite::OptionalExtension;
-    let names = kind.write_columns();
-    // `names` is id, the key columns in `cells` order, body.
-    let cols = &names[1..names.len() - 1];
-    if cols.len() != cells.len() || cols.len() > 64 {
-        let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(cells.len() + 4);
-        params.push(&id);
-        params.extend(cells.iter().map(|c| c as &dyn rusqlite::ToSql));
-        params.push(&body);
-        params.push(&gen);
-        params.push(&expect);
-        return tx
-            .prepare_cached(&statements(kind).update)?
-            .execute(params.as_slice());
-    }
-    let select = format!(
-        "SELECT gen{}{} FROM {} WHERE id = ?1",
-        if cols.is_empty() { "" } else { ", " },
-        cols.join(", "),
-        kind.table
-    );
+    let st = statements(kind);
     let changed = tx
-        .prepare_cached(&select)?
+        .prepare_cached(&st.select)?
         .query_row([id], |r| {
             let stored: i64 = r.get(0)?;
             let mut changed = Vec::new();
@@ -430,7 +411,7 @@ fn update_changed(
     let mut sets: Vec<String> = changed
         .iter()
         .enumerate()
-        .map(|(n, &i)| format!("{} = ?{}", cols[i], n + 2))
+        .map(|(n, &i)| format!("{} = ?{}", st.cols[i], n + 2))
         .collect();
     let k = changed.len() + 2;
     sets.push(format!("body = ?{k}"));
@@ -592,7 +573,10 @@ fn check_guard(
 /// The statements a kind's writes use, written once per kind.
 struct Statements {
     insert: String,
-    update: String,
+    /// The stored row's version token and key columns (`update_changed`).
+    select: String,
+    /// The key columns' quoted names, in `cells` order.
+    cols: Vec<String>,
 }
 
 fn statements(kind: &Kind) -> &'static Statements {
@@ -603,7 +587,8 @@ fn statements(kind: &Kind) -> &'static Statements {
             .iter()
             .map(|k| Statements {
                 insert: insert_sql(k),
-                update: update_sql(k),
+                select: select_sql(k),
+                cols: k.cols.iter().map(|c| format!("\"{}\"", c.name)).collect(),
             })
             .collect()
     });
@@ -628,22 +613,15 @@ fn insert_sql(kind: &Kind) -> String {
     )
 }
 
-/// `UPDATE … WHERE id = ? AND gen = <expected>` for one kind: the same
-/// parameters as [`insert_sql`], then the expected token.
-fn update_sql(kind: &Kind) -> String {
-    let mut cols = kind.write_columns();
-    cols.push("gen".into());
-    let sets: Vec<String> = cols
-        .iter()
-        .enumerate()
-        .skip(1)
-        .map(|(i, n)| format!("{n} = ?{}", i + 1))
-        .collect();
+/// `SELECT gen, <key columns> … WHERE id = ?1` for one kind: what
+/// `update_changed` compares a write's cells with.
+fn select_sql(kind: &Kind) -> String {
+    let mut cols = vec!["gen".to_string()];
+    cols.extend(kind.cols.iter().map(|c| format!("\"{}\"", c.name)));
     format!(
-        "UPDATE {} SET {} WHERE id = ?1 AND gen = ?{}",
-        kind.table,
-        sets.join(", "),
-        cols.len() + 1
+        "SELECT {} FROM {} WHERE id = ?1",
+        cols.join(", "),
+        kind.table
     )
 }
 
