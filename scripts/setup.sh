@@ -23,6 +23,11 @@
 #   genisoimage                 ISO9660 config drives
 #   dosfstools mtools           VFAT config drives
 #   socat                       the guests' metadata connector
+#   dnsmasq-base dnsmasq-utils  DHCP on the bridge data path (dnsmasq,
+#                               dhcp_release)
+#   iproute2 iputils-ping       bridges, taps and namespaces; ping in the
+#                               bridge guest tests
+#   nftables                    security groups on the bridge data path
 #   cpio                        guest/build.sh (initramfs)
 #   openssh-client              ssh-keygen for the guest and keypair tests
 #   novnc                       the noVNC page the console proxy serves
@@ -32,7 +37,8 @@
 #   chromium chromium-driver    the dashboard's browser suite (tests/browser:
 #                               headless Chromium driven through WebDriver)
 DEBIAN_PACKAGES=(qemu-system-x86 qemu-utils genisoimage socat cpio openssh-client
-  dosfstools mtools novnc postgresql shellcheck chromium chromium-driver)
+  dosfstools mtools novnc postgresql shellcheck chromium chromium-driver
+  dnsmasq-base dnsmasq-utils iproute2 iputils-ping nftables)
 
 installed_version() {  # package -> version; empty (and success) when not installed
   local out

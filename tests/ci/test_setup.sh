@@ -68,7 +68,7 @@ chmod +x "$WORK/bin/"*
 PASSED=0 FAILED=0
 QEMU_V="1:7.2+dfsg-7+deb12u18+b3"
 BPO_V="1:10.0.2+ds-2+deb13u1~bpo12+1"
-OTHERS="genisoimage=1 socat=1 cpio=1 openssh-client=1 dosfstools=1 mtools=1 novnc=1 postgresql=1 shellcheck=1 chromium=1 chromium-driver=1"
+OTHERS="genisoimage=1 socat=1 cpio=1 openssh-client=1 dosfstools=1 mtools=1 novnc=1 postgresql=1 shellcheck=1 chromium=1 chromium-driver=1 dnsmasq-base=1 dnsmasq-utils=1 iproute2=1 iputils-ping=1 nftables=1"
 ALL_CANDIDATES="qemu-system-x86=$QEMU_V qemu-utils=$BPO_V $OTHERS"
 
 # run_case NAME INSTALLED CANDIDATES MODE EXPECTED
@@ -108,15 +108,15 @@ run_case() {
 
 run_case "nothing installed: every package, QEMU pair pinned to the candidate" \
   "" "$ALL_CANDIDATES" args \
-  "qemu-system-x86=$QEMU_V qemu-utils=$QEMU_V genisoimage socat cpio openssh-client dosfstools mtools novnc postgresql shellcheck chromium chromium-driver"
+  "qemu-system-x86=$QEMU_V qemu-utils=$QEMU_V genisoimage socat cpio openssh-client dosfstools mtools novnc postgresql shellcheck chromium chromium-driver dnsmasq-base dnsmasq-utils iproute2 iputils-ping nftables"
 
 run_case "nothing installed and no package lists: names without versions" \
   "" "" args \
-  "qemu-system-x86 qemu-utils genisoimage socat cpio openssh-client dosfstools mtools novnc postgresql shellcheck chromium chromium-driver"
+  "qemu-system-x86 qemu-utils genisoimage socat cpio openssh-client dosfstools mtools novnc postgresql shellcheck chromium chromium-driver dnsmasq-base dnsmasq-utils iproute2 iputils-ping nftables"
 
 run_case "the machine's backports qemu-utils alone: QEMU pair pinned, the rest named" \
   "qemu-utils=$BPO_V" "$ALL_CANDIDATES" args \
-  "qemu-system-x86=$QEMU_V qemu-utils=$QEMU_V genisoimage socat cpio openssh-client dosfstools mtools novnc postgresql shellcheck chromium chromium-driver"
+  "qemu-system-x86=$QEMU_V qemu-utils=$QEMU_V genisoimage socat cpio openssh-client dosfstools mtools novnc postgresql shellcheck chromium chromium-driver dnsmasq-base dnsmasq-utils iproute2 iputils-ping nftables"
 
 run_case "wrong qemu-utils beside installed QEMU: qemu-utils pinned back" \
   "qemu-system-x86=$QEMU_V qemu-utils=$BPO_V $OTHERS" "$ALL_CANDIDATES" args \

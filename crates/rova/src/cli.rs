@@ -96,6 +96,15 @@ enum Cmd {
         /// QEMU driver: accelerator, `auto` (probe), `kvm` or `tcg`.
         #[arg(long)]
         qemu_accel: Option<String>,
+        /// QEMU driver: how guests are networked, `user` (QEMU user
+        /// networking, the default) or `bridge` (a Linux bridge per
+        /// network, a tap per port, DHCP from dnsmasq; needs root).
+        #[arg(long)]
+        qemu_network: Option<String>,
+        /// QEMU driver with `--qemu-network bridge`: the network namespace
+        /// the data path lives in (it must exist); default: Rova's own.
+        #[arg(long)]
+        qemu_netns: Option<String>,
         /// Directory of the noVNC web client the console proxy serves
         /// (env ROVA_NOVNC_PATH; default /usr/share/novnc, Debian's
         /// `novnc` package).
@@ -126,6 +135,8 @@ pub fn main() -> ExitCode {
             driver,
             qemu_hosts,
             qemu_accel,
+            qemu_network,
+            qemu_netns,
             novnc_path,
         } => {
             let mut cfg = Config::new(data_dir, listen);
@@ -163,6 +174,18 @@ pub fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
                 cfg.qemu.accel = a;
+            }
+            if let Some(n) = qemu_network {
+                match n.parse() {
+                    Ok(n) => cfg.qemu.network = n,
+                    Err(e) => {
+                        eprintln!("rova: invalid configuration: --qemu-network: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            if let Some(ns) = qemu_netns.filter(|s| !s.trim().is_empty()) {
+                cfg.qemu.netns = Some(ns);
             }
             if let Some(p) = novnc_path {
                 cfg.novnc_path = p;

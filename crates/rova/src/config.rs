@@ -114,6 +114,39 @@ pub struct QemuConfig {
     /// Seconds between power-state sync passes (Nova's
     /// `sync_power_state_interval`).
     pub sync_interval_secs: u64,
+    /// How guests are networked: QEMU user networking (the default, no
+    /// privileges needed) or the Linux-bridge data path (root).
+    pub network: GuestNetwork,
+    /// The network namespace the bridge data path lives in (bridges,
+    /// taps, dnsmasq, the metadata listener, the QEMU processes); `None`
+    /// is the namespace Rova runs in.
+    pub netns: Option<String>,
+}
+
+/// How the QEMU driver connects guests to their networks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GuestNetwork {
+    /// QEMU user networking (slirp): the guest gets slirp's address, the
+    /// metadata service is forwarded per guest. No privileges needed.
+    #[default]
+    User,
+    /// A Linux bridge per network and a tap per port, DHCP from dnsmasq
+    /// with the ports' fixed IPs, the metadata service on the bridge at
+    /// 169.254.169.254 (needs root).
+    Bridge,
+}
+
+impl std::str::FromStr for GuestNetwork {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "user" => Ok(GuestNetwork::User),
+            "bridge" => Ok(GuestNetwork::Bridge),
+            other => Err(format!(
+                "unknown guest network {other:?} (expected \"user\" or \"bridge\")"
+            )),
+        }
+    }
 }
 
 impl Default for QemuConfig {
@@ -129,6 +162,8 @@ impl Default for QemuConfig {
             force_config_drive: false,
             config_drive_format: "iso9660".into(),
             sync_interval_secs: 2,
+            network: GuestNetwork::User,
+            netns: None,
         }
     }
 }
@@ -367,6 +402,12 @@ impl Config {
         }
         if let Ok(v) = std::env::var("ROVA_QEMU_ACCEL") {
             self.qemu.accel = v;
+        }
+        if let Ok(v) = std::env::var("ROVA_QEMU_NETWORK") {
+            self.qemu.network = v.parse().map_err(|e| format!("ROVA_QEMU_NETWORK: {e}"))?;
+        }
+        if let Ok(v) = std::env::var("ROVA_QEMU_NETNS") {
+            self.qemu.netns = Some(v).filter(|s| !s.trim().is_empty());
         }
         if let Ok(v) = std::env::var("ROVA_QEMU_CPU") {
             self.qemu.cpu_model = Some(v).filter(|s| !s.is_empty());

@@ -7,7 +7,9 @@
 
 use crate::app::App;
 use crate::compute::driver::BoxFut;
-use crate::virt::env::{GuestEnv, GuestEvent, ImageInfo, PasswordPost, Unavailable};
+use crate::virt::env::{
+    DhcpPort, FilterRule, GuestEnv, GuestEvent, ImageInfo, PasswordPost, PortSecurity, Unavailable,
+};
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use rova_core::metadata::{password_request, GuestFacts, NetFact, PasswordOutcome, SubnetFact};
@@ -125,6 +127,56 @@ impl GuestEnv for ComputeGuestEnv {
         })
     }
 
+    fn network(&self, network_id: &str) -> Result<Option<NetFact>, Unavailable> {
+        let app = self.app()?;
+        Ok(net_fact(&app, network_id))
+    }
+
+    fn dhcp_port<'a>(
+        &'a self,
+        network_id: &'a str,
+        datapath: &'a str,
+    ) -> BoxFut<'a, Result<DhcpPort, String>> {
+        Box::pin(async move {
+            let app = self.app().map_err(|e| e.to_string())?;
+            let port = ensure_dhcp_port(&app, network_id, datapath)
+                .await
+                .map_err(|f| f.message)?;
+            Ok(DhcpPort {
+                port_id: port.id.clone(),
+                mac: port.mac_address.clone(),
+                fixed_ips: port
+                    .fixed_ips
+                    .iter()
+                    .map(|f| (f.subnet_id.clone(), f.ip_address.clone()))
+                    .collect(),
+            })
+        })
+    }
+
+    fn instance_at(&self, network_id: &str, ip: &str) -> Result<Option<String>, Unavailable> {
+        let app = self.app()?;
+        Ok(app
+            .networks
+            .ports_on(network_id)
+            .into_iter()
+            .find(|p| {
+                p.device_owner.starts_with("compute:")
+                    && p.fixed_ips.iter().any(|f| f.ip_address == ip)
+            })
+            .map(|p| p.device_id.clone())
+            .filter(|id| !id.is_empty()))
+    }
+
+    fn port_security(&self, port_ids: &[String]) -> Result<Vec<PortSecurity>, Unavailable> {
+        let app = self.app()?;
+        Ok(port_ids
+            .iter()
+            .filter_map(|id| app.networks.ports.get(id))
+            .map(|p| port_security_of(&app, &p))
+            .collect())
+    }
+
     fn now(&self) -> DateTime<Utc> {
         match self.app() {
             Ok(app) => app.clock.now(),
@@ -161,6 +213,163 @@ impl GuestEnv for ComputeGuestEnv {
             }
         })
     }
+}
+
+/// IP protocol numbers of the names Neutron accepts.
+fn protocol_number(name: &str) -> Option<u8> {
+    if let Ok(n) = name.parse::<u8>() {
+        return Some(n);
+    }
+    Some(match name {
+        "icmp" => 1,
+        "igmp" => 2,
+        "ipip" => 4,
+        "tcp" => 6,
+        "egp" => 8,
+        "udp" => 17,
+        "dccp" => 33,
+        "ipv6-encap" => 41,
+        "ipv6-route" => 43,
+        "ipv6-frag" => 44,
+        "rsvp" => 46,
+        "gre" => 47,
+        "esp" => 50,
+        "ah" => 51,
+        "icmpv6" | "ipv6-icmp" => 58,
+        "ipv6-nonxt" => 59,
+        "ipv6-opts" => 60,
+        "ospf" => 89,
+        "vrrp" => 112,
+        "pgm" => 113,
+        "sctp" => 132,
+        "udplite" => 136,
+        _ => return None,
+    })
+}
+
+/// A port's addresses and the rules of its groups, a remote group
+/// resolved to the fixed IPs of the ports that carry it.
+fn port_security_of(app: &App, port: &crate::network::Port) -> PortSecurity {
+    let mut rules = Vec::new();
+    for sg_id in &port.security_groups {
+        let Some(sg) = app.networks.security_groups.get(sg_id) else {
+            continue;
+        };
+        for r in &sg.rules {
+            let ip_version = if r.ethertype == "IPv6" { 6 } else { 4 };
+            let protocol = match r.protocol.as_deref() {
+                None | Some("any") => None,
+                Some(p) => match protocol_number(p) {
+                    Some(n) => Some(n),
+                    // A protocol the data path cannot name: no rule.
+                    None => continue,
+                },
+            };
+            let remote = if let Some(g) = &r.remote_group_id {
+                let family_ok = |ip: &str| {
+                    ip.parse::<std::net::IpAddr>()
+                        .is_ok_and(|a| a.is_ipv6() == (ip_version == 6))
+                };
+                let mut ips: Vec<String> = app
+                    .networks
+                    .ports_with_group(g)
+                    .iter()
+                    .flat_map(|m| m.fixed_ips.iter().map(|f| f.ip_address.clone()))
+                    .filter(|ip| family_ok(ip))
+                    .collect();
+                ips.sort();
+                ips.dedup();
+                Some(ips)
+            } else {
+                r.remote_ip_prefix.clone().map(|c| vec![c])
+            };
+            rules.push(FilterRule {
+                ingress: r.direction == "ingress",
+                ip_version,
+                protocol,
+                port_min: r.port_range_min,
+                port_max: r.port_range_max,
+                remote,
+            });
+        }
+    }
+    PortSecurity {
+        port_id: port.id.clone(),
+        mac: port.mac_address.clone(),
+        fixed_ips: port
+            .fixed_ips
+            .iter()
+            .map(|f| f.ip_address.clone())
+            .collect(),
+        rules,
+    }
+}
+
+/// The id of the DHCP port of `network_id` on data path `datapath`: the
+/// same on every process, so the database's key keeps it unique.
+fn dhcp_port_id(network_id: &str, datapath: &str) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(format!("rova-dhcp-port:{datapath}:{network_id}").as_bytes());
+    let h = hex::encode(&d[..16]);
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+/// The DHCP port of `network_id` on data path `datapath` (Neutron's
+/// `network:dhcp` port, owned by the network's project), written when it
+/// does not exist yet. Two processes racing to make it write one row:
+/// the loser reads the winner's.
+async fn ensure_dhcp_port(
+    app: &App,
+    network_id: &str,
+    datapath: &str,
+) -> Result<Arc<crate::network::Port>, Fault> {
+    let id = dhcp_port_id(network_id, datapath);
+    let device_id = format!("dhcp{}-{network_id}", &id[..8]);
+    for attempt in 1..=8 {
+        if let Some(p) = app.networks.ports.get(&id) {
+            return Ok(p);
+        }
+        let net =
+            app.networks.networks.get(network_id).ok_or_else(|| {
+                Fault::not_found(format!("Network {network_id} could not be found."))
+            })?;
+        let want = crate::network::NewPort {
+            project_id: &net.project_id,
+            network_id,
+            fixed_ip: None,
+            device_id: &device_id,
+            device_owner: "network:dhcp",
+            security_groups: Vec::new(),
+        };
+        let mut port = app.networks.new_port(&want, app.clock.now())?;
+        port.id = id.clone();
+        port.name = String::new();
+        let ips = port.fixed_ips.clone();
+        match app.networks.insert_port(port).await {
+            Ok(p) => return Ok(p),
+            Err(e) => {
+                // Made by another process meanwhile, or an address another
+                // port took (insert_port settled the addresses): again.
+                let again = app.networks.ports.get(&id).is_some()
+                    || (app.networks.holds_taken(&e, &ips) && attempt < 8);
+                if !again {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    app.networks.ports.get(&id).ok_or_else(|| {
+        Fault::internal(format!(
+            "the DHCP port of network {network_id} could not be made"
+        ))
+    })
 }
 
 /// The facts the instance record lacks, from the live application.

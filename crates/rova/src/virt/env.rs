@@ -9,7 +9,7 @@
 
 use crate::compute::driver::BoxFut;
 use chrono::{DateTime, Utc};
-use rova_core::metadata::GuestFacts;
+use rova_core::metadata::{GuestFacts, NetFact};
 use rova_core::model::Instance;
 use rova_core::states::VmState;
 use std::path::PathBuf;
@@ -72,6 +72,44 @@ pub enum GuestEvent {
     },
 }
 
+/// The DHCP port of a network on one data path (Neutron's
+/// `network:dhcp` port): the address the bridge carries in each subnet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhcpPort {
+    pub port_id: String,
+    pub mac: String,
+    /// (subnet id, address).
+    pub fixed_ips: Vec<(String, String)>,
+}
+
+/// One security-group rule of a port, as the data path enforces it: the
+/// remote side resolved to addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterRule {
+    /// Traffic to the guest (`ingress`) or from it (`egress`).
+    pub ingress: bool,
+    /// 4 or 6.
+    pub ip_version: u8,
+    /// IP protocol number; `None` for any.
+    pub protocol: Option<u8>,
+    pub port_min: Option<u32>,
+    pub port_max: Option<u32>,
+    /// The other side: `None` is anywhere; otherwise CIDRs or addresses
+    /// (a remote group's members), possibly none (then the rule matches
+    /// nothing).
+    pub remote: Option<Vec<String>>,
+}
+
+/// What the data path enforces on one port: its addresses (anti-spoofing)
+/// and the rules of its security groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSecurity {
+    pub port_id: String,
+    pub mac: String,
+    pub fixed_ips: Vec<String>,
+    pub rules: Vec<FilterRule>,
+}
+
 /// The driver's narrow view of the service it runs under.
 pub trait GuestEnv: Send + Sync {
     /// The image `id`, `Ok(None)` when there is no such image.
@@ -102,6 +140,24 @@ pub trait GuestEnv: Send + Sync {
         bytes: Vec<u8>,
         virtual_size: Option<u64>,
     ) -> BoxFut<'_, Result<(), String>>;
+
+    /// Network `network_id` with its subnets, `Ok(None)` when it is gone.
+    fn network(&self, network_id: &str) -> Result<Option<NetFact>, Unavailable>;
+
+    /// The DHCP port of `network_id` on the data path named `datapath`,
+    /// made (with an address in each subnet) when it does not exist yet.
+    fn dhcp_port<'a>(
+        &'a self,
+        network_id: &'a str,
+        datapath: &'a str,
+    ) -> BoxFut<'a, Result<DhcpPort, String>>;
+
+    /// The instance whose port on `network_id` holds address `ip`.
+    fn instance_at(&self, network_id: &str, ip: &str) -> Result<Option<String>, Unavailable>;
+
+    /// The addresses and security-group rules of ports `port_ids` (the
+    /// ones that still exist).
+    fn port_security(&self, port_ids: &[String]) -> Result<Vec<PortSecurity>, Unavailable>;
 
     /// The service's current (possibly virtual) time.
     fn now(&self) -> DateTime<Utc>;

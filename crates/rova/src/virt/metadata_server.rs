@@ -1,8 +1,11 @@
-//! The per-guest metadata service: one HTTP/1.x listener on a unix socket
-//! per instance, reached by the guest at `http://169.254.169.254` through
-//! slirp's `guestfwd` (`cmd:socat - UNIX-CONNECT:<sock>`). The instance is
-//! known from the socket a connection arrived on, never from anything the
-//! guest sends. This module owns the listener's lifecycle (bind, stop,
+//! The guests' metadata service, reached at `http://169.254.169.254`.
+//! Two ways in: with QEMU user networking, one HTTP/1.x listener on a unix
+//! socket per instance, reached through slirp's `guestfwd` (`cmd:socat -
+//! UNIX-CONNECT:<sock>`), the instance known from the socket; on the bridge
+//! data path, one TCP listener per network bound to that network's bridge,
+//! the instance known from the network and the connection's source address
+//! (its port's fixed IP), as Neutron's metadata proxy knows it. Never from
+//! anything the guest sends. This module owns the listener's lifecycle (bind, stop,
 //! socket file removal), the HTTP mapping (methods, status codes, body
 //! limits). The instance record, the facts it lacks and the password store
 //! are reached through [`GuestEnv`]; what is served comes from
@@ -23,8 +26,8 @@ use std::sync::Arc;
 /// without being read.
 pub const MAX_BODY: usize = 1024 * 1024;
 
-/// A running per-guest listener. Dropping it (or [`MetadataHandle::stop`])
-/// stops accepting connections and removes the socket file.
+/// A running listener. Dropping it (or [`MetadataHandle::stop`]) stops
+/// accepting connections and removes its socket file, if it has one.
 pub struct MetadataHandle {
     path: PathBuf,
     /// Device and inode of the socket file we bound, so that a newer
@@ -74,6 +77,74 @@ impl std::fmt::Debug for MetadataHandle {
 struct Guest {
     env: Arc<dyn GuestEnv>,
     uuid: String,
+}
+
+/// What every request of one network's listener shares.
+struct OnNetwork {
+    env: Arc<dyn GuestEnv>,
+    network_id: String,
+}
+
+/// Serves the metadata of the instances on network `network_id` on
+/// `listener` (a TCP socket bound to the network's bridge): each
+/// connection's instance is the one whose port on that network holds the
+/// source address. Must be called inside a tokio runtime.
+pub fn serve_network(
+    env: Arc<dyn GuestEnv>,
+    network_id: &str,
+    listener: std::net::TcpListener,
+) -> Result<MetadataHandle, String> {
+    let rt = tokio::runtime::Handle::try_current()
+        .map_err(|_| "the metadata service needs a running tokio runtime".to_string())?;
+    let listener = {
+        let _guard = rt.enter();
+        tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| format!("adopting the metadata listener: {e}"))?
+    };
+    let state = Arc::new(OnNetwork {
+        env,
+        network_id: network_id.to_string(),
+    });
+    let router = Router::new().fallback(handle_on_network).with_state(state);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let shown = network_id.to_string();
+    rt.spawn(async move {
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let server = axum::serve(listener, service).with_graceful_shutdown(async move {
+            let _ = rx.await;
+        });
+        if let Err(e) = server.await {
+            tracing::warn!(network = %shown, "metadata service stopped: {e}");
+        }
+    });
+    Ok(MetadataHandle {
+        path: PathBuf::new(),
+        ident: None,
+        shutdown: Some(tx),
+    })
+}
+
+/// A request on a network's listener: the instance from the source
+/// address, then as on a guest's own socket.
+async fn handle_on_network(
+    State(net): State<Arc<OnNetwork>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let ip = peer.ip().to_canonical().to_string();
+    let uuid = match net.env.instance_at(&net.network_id, &ip) {
+        Ok(Some(uuid)) => uuid,
+        Ok(None) => return not_found(),
+        Err(Unavailable) => return unavailable(),
+    };
+    let guest = Arc::new(Guest {
+        env: net.env.clone(),
+        uuid,
+    });
+    handle(State(guest), method, uri, headers, body).await
 }
 
 /// Binds `socket` (creating its parent directory and removing a stale

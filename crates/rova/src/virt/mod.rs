@@ -6,6 +6,7 @@
 
 pub mod accel;
 pub mod configdrive;
+pub mod datapath;
 pub mod disk;
 pub mod env;
 pub mod guest_image;

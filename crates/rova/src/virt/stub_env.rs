@@ -4,10 +4,12 @@
 //! driver and the metadata service are exercised without an application.
 
 use crate::compute::driver::BoxFut;
-use crate::virt::env::{GuestEnv, GuestEvent, ImageInfo, PasswordPost, Unavailable};
+use crate::virt::env::{
+    DhcpPort, GuestEnv, GuestEvent, ImageInfo, PasswordPost, PortSecurity, Unavailable,
+};
 use chrono::{DateTime, TimeZone, Utc};
 use parking_lot::Mutex;
-use rova_core::metadata::GuestFacts;
+use rova_core::metadata::{GuestFacts, NetFact};
 use rova_core::model::{FlavorSnapshot, Instance};
 use rova_core::states::{PowerState, VmState};
 use serde_json::json;
@@ -122,6 +124,35 @@ impl GuestEnv for StubEnv {
             self.saved.lock().push((id, bytes));
             Ok(())
         })
+    }
+    fn network(&self, _network_id: &str) -> Result<Option<NetFact>, Unavailable> {
+        self.check()?;
+        Ok(None)
+    }
+    fn dhcp_port<'a>(
+        &'a self,
+        network_id: &'a str,
+        _datapath: &'a str,
+    ) -> BoxFut<'a, Result<DhcpPort, String>> {
+        Box::pin(async move { Err(format!("the stub has no network {network_id}")) })
+    }
+    fn instance_at(&self, _network_id: &str, ip: &str) -> Result<Option<String>, Unavailable> {
+        self.check()?;
+        // The stub's instances are found by their fixed IPs on any network.
+        Ok(self
+            .instances
+            .lock()
+            .iter()
+            .find(|i| {
+                i.vifs
+                    .iter()
+                    .any(|v| v.fixed_ips.iter().any(|f| f.address == ip))
+            })
+            .map(|i| i.uuid.clone()))
+    }
+    fn port_security(&self, _port_ids: &[String]) -> Result<Vec<PortSecurity>, Unavailable> {
+        self.check()?;
+        Ok(Vec::new())
     }
     fn now(&self) -> DateTime<Utc> {
         stub_now()

@@ -1,6 +1,7 @@
 //! The QEMU command line as data: `VmSpec` describes one guest (machine,
 //! accelerator, CPU/memory, direct kernel boot, disks, serial/QMP/VNC
-//! sockets, the slirp network with the metadata forward) and `argv()`
+//! sockets, the slirp network with the metadata forward or taps on
+//! bridges) and `argv()`
 //! renders it, escaping every value embedded in a comma-separated option.
 
 use std::fmt;
@@ -86,6 +87,13 @@ pub struct VmSpec {
     /// VNC on a unix socket plus a VGA adapter; `None` means no display.
     pub vnc_socket: Option<PathBuf>,
     pub mac: Option<String>,
+    /// The guest's NICs on the bridge data path: (tap name, MAC) each, in
+    /// order. Empty means QEMU user networking with `mac` and the
+    /// metadata forward.
+    pub taps: Vec<(String, String)>,
+    /// Programs the emulator runs under (`ip netns exec NS`), if any; not
+    /// part of `argv()`.
+    pub wrapper: Vec<String>,
     /// Shell command QEMU runs per guest connection to
     /// 169.254.169.254:80, e.g. `socat - UNIX-CONNECT:/x/md.sock`.
     pub metadata_connector: Option<String>,
@@ -183,18 +191,36 @@ impl VmSpec {
             push(&["-device", "VGA"]);
         }
 
-        let mut netdev = "user,id=n0,net=169.254.0.0/16".to_string();
-        if let Some(cmd) = &self.metadata_connector {
-            netdev.push_str(",guestfwd=tcp:169.254.169.254:80-cmd:");
-            netdev.push_str(&escape_opt(cmd));
+        if self.taps.is_empty() {
+            let mut netdev = "user,id=n0,net=169.254.0.0/16".to_string();
+            if let Some(cmd) = &self.metadata_connector {
+                netdev.push_str(",guestfwd=tcp:169.254.169.254:80-cmd:");
+                netdev.push_str(&escape_opt(cmd));
+            }
+            push(&["-netdev", &netdev]);
+            let mut nic = "virtio-net-pci,netdev=n0".to_string();
+            if let Some(mac) = &self.mac {
+                nic.push_str(",mac=");
+                nic.push_str(&escape_opt(mac));
+            }
+            push(&["-device", &nic]);
         }
-        push(&["-netdev", &netdev]);
-        let mut nic = "virtio-net-pci,netdev=n0".to_string();
-        if let Some(mac) = &self.mac {
-            nic.push_str(",mac=");
-            nic.push_str(&escape_opt(mac));
+        for (i, (tap, mac)) in self.taps.iter().enumerate() {
+            push(&[
+                "-netdev",
+                &format!(
+                    "tap,id=n{i},ifname={},script=no,downscript=no",
+                    escape_opt(tap)
+                ),
+            ]);
+            push(&[
+                "-device",
+                &format!(
+                    "virtio-net-pci,netdev=n{i},id=nic{i},mac={}",
+                    escape_opt(mac)
+                ),
+            ]);
         }
-        push(&["-device", &nic]);
         push(&["-device", "virtio-rng-pci"]);
 
         push(&["-pidfile", &self.pidfile.to_string_lossy()]);
@@ -247,6 +273,8 @@ mod tests {
             qmp_socket: "/r/qmp.sock".into(),
             vnc_socket: None,
             mac: Some("fa:16:3e:00:00:01".into()),
+            taps: Vec::new(),
+            wrapper: Vec::new(),
             metadata_connector: Some("socat - UNIX-CONNECT:/r/md.sock".into()),
             pidfile: "/r/qemu.pid".into(),
             daemonize: false,
@@ -260,6 +288,37 @@ mod tests {
             .filter(|w| w[0] == flag)
             .map(|w| w[1].as_str())
             .collect()
+    }
+
+    /// On the bridge data path every NIC is a tap with the port's MAC, in
+    /// order, and there is no user-mode network.
+    #[test]
+    fn argv_taps_replace_user_networking() {
+        let mut s = spec();
+        s.taps = vec![
+            ("tap0a1b2c3d-4e".into(), "fa:16:3e:00:00:01".into()),
+            ("tap99887766-55".into(), "fa:16:3e:00:00:02".into()),
+        ];
+        let a = s.argv();
+        assert_eq!(
+            values(&a, "-netdev"),
+            [
+                "tap,id=n0,ifname=tap0a1b2c3d-4e,script=no,downscript=no",
+                "tap,id=n1,ifname=tap99887766-55,script=no,downscript=no"
+            ]
+        );
+        let nics: Vec<&str> = values(&a, "-device")
+            .into_iter()
+            .filter(|d| d.starts_with("virtio-net"))
+            .collect();
+        assert_eq!(
+            nics,
+            [
+                "virtio-net-pci,netdev=n0,id=nic0,mac=fa:16:3e:00:00:01",
+                "virtio-net-pci,netdev=n1,id=nic1,mac=fa:16:3e:00:00:02"
+            ]
+        );
+        assert!(!a.iter().any(|x| x.contains("guestfwd")));
     }
 
     #[test]

@@ -60,7 +60,31 @@ impl QemuDriver {
             std::fs::set_permissions(&self.run_dir, std::fs::Permissions::from_mode(0o700))
                 .map_err(|e| fault(format!("securing {}: {e}", self.run_dir.display())))?;
         }
-        let md = self.ensure_metadata(env, host, uuid)?;
+        // User networking forwards the metadata address to a listener of
+        // the guest's own; the bridge data path serves it per network.
+        let md = match &self.datapath {
+            None => Some(self.ensure_metadata(env, host, uuid)?),
+            Some(_) => None,
+        };
+        let idx = crate::virt::datapath::host_index(host);
+        let taps: Vec<(String, String)> = match &self.datapath {
+            None => Vec::new(),
+            Some(_) => inst
+                .vifs
+                .iter()
+                .map(|v| {
+                    (
+                        crate::virt::datapath::tap_name(&v.port_id, idx),
+                        v.mac.clone(),
+                    )
+                })
+                .collect(),
+        };
+        let wrapper = self
+            .datapath
+            .as_ref()
+            .map(|dp| dp.exec_prefix())
+            .unwrap_or_default();
         // A volume-backed server's root disk is its boot volume.
         let root = root_volume(inst).unwrap_or_else(|| Disk {
             path: dir.join("disk.qcow2"),
@@ -141,7 +165,9 @@ impl QemuDriver {
             qmp_socket: socks.join("qmp.sock"),
             vnc_socket: Some(socks.join("vnc.sock")),
             mac: inst.vifs.first().map(|v| v.mac.clone()),
-            metadata_connector: Some(format!("socat - UNIX-CONNECT:{}", md.display())),
+            taps,
+            wrapper,
+            metadata_connector: md.map(|md| format!("socat - UNIX-CONNECT:{}", md.display())),
             pidfile: state.join("qemu.pid"),
             daemonize: true,
             incoming,
@@ -173,6 +199,7 @@ impl QemuDriver {
             incoming,
         };
         let spec = self.spec(env, inst, host, shape)?;
+        self.plug(env, inst, host).await?;
         self.exec(&spec).await
     }
 }

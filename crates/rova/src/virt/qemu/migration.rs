@@ -120,7 +120,11 @@ impl QemuDriver {
             incoming: Some(uri.clone()),
         };
         let spec = self.spec(env, inst, dest, shape)?;
-        if let Err(e) = self.exec(&spec).await {
+        let started = match self.plug(env, inst, dest).await {
+            Ok(()) => self.exec(&spec).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = started {
             self.tear_down_on(dest, uuid).await;
             return Err(e);
         }

@@ -32,6 +32,11 @@
 //! - `migration` — resize/cold migration, revert, live migration;
 //! - `sync` — re-attaching after a restart and the power-state sync;
 //! - `volumes` — volumes at launch and hot-plugged through QMP.
+//!
+//! With `--qemu-network bridge` the guests' NICs are taps on the bridge
+//! data path ([`crate::virt::datapath`]), plugged before QEMU starts and
+//! unplugged when it is torn down; QEMU then runs in the data path's
+//! network namespace.
 
 mod disks;
 mod launch;
@@ -44,8 +49,9 @@ mod volumes;
 use crate::compute::driver::{
     BoxFut, ConsoleKind, Driver, DriverFault, DriverOp, DriverOpKind, LiveStats,
 };
-use crate::config::QemuConfig;
+use crate::config::{GuestNetwork, QemuConfig};
 use crate::virt::accel::{self, AccelChoice};
+use crate::virt::datapath::Datapath;
 use crate::virt::env::{GuestEnv, Unavailable};
 use crate::virt::metadata_server::MetadataHandle;
 use crate::virt::vmspec::Accel;
@@ -70,6 +76,8 @@ pub struct QemuDriver {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Metadata listeners by (host, uuid).
     metadata: Mutex<HashMap<(String, String), MetadataHandle>>,
+    /// The bridge data path, with `--qemu-network bridge`.
+    datapath: Option<Datapath>,
 }
 
 fn fault(msg: impl Into<String>) -> DriverFault {
@@ -90,8 +98,11 @@ impl QemuDriver {
             use sha2::Digest;
             hex::encode(sha2::Sha256::digest(abs.to_string_lossy().as_bytes()))
         };
+        let datapath =
+            (cfg.network == GuestNetwork::Bridge).then(|| Datapath::new(cfg.netns.clone(), &abs));
         QemuDriver {
             cfg,
+            datapath,
             data_dir: abs.clone(),
             run_dir: std::env::temp_dir().join(format!("rova-{}", &digest[..10])),
             env: OnceLock::new(),
@@ -131,9 +142,28 @@ impl QemuDriver {
             )
         })?;
         let choice: AccelChoice = self.cfg.accel.parse()?;
+        if let Some(dp) = &self.datapath {
+            dp.check()?;
+        }
         let (acc, why) = accel::resolve(&self.cfg.binary, choice).await;
         let _ = self.accel.set((acc, why.clone()));
         self.attach_all().await;
+        if let (Some(dp), Ok(env)) = (&self.datapath, self.env()) {
+            dp.resume(env).await;
+        }
+        if self.datapath.is_some() {
+            // Security-group changes reach running guests within a second.
+            let me = Arc::downgrade(self);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    let Some(d) = me.upgrade() else { return };
+                    if let (Some(dp), Ok(env)) = (&d.datapath, d.env()) {
+                        dp.enforce(env).await;
+                    }
+                }
+            });
+        }
         let me = Arc::downgrade(self);
         let every = Duration::from_secs(self.cfg.sync_interval_secs.max(1));
         tokio::spawn(async move {
@@ -143,7 +173,12 @@ impl QemuDriver {
                 d.sync_power_states().await;
             }
         });
-        Ok(format!("accelerator {acc}: {why}"))
+        let net = match (&self.datapath, &self.cfg.netns) {
+            (None, _) => "user networking".to_string(),
+            (Some(_), Some(ns)) => format!("bridge networking in namespace {ns}"),
+            (Some(_), None) => "bridge networking".to_string(),
+        };
+        Ok(format!("accelerator {acc}: {why}; {net}"))
     }
 
     // ----- paths -------------------------------------------------------

@@ -119,9 +119,34 @@ impl QemuDriver {
         }
     }
 
+    /// On the bridge data path: plugs the guest's NICs on `host` (before
+    /// its QEMU starts, which opens the taps). Nothing with user
+    /// networking.
+    pub(super) async fn plug(
+        &self,
+        env: &Arc<dyn GuestEnv>,
+        inst: &Instance,
+        host: &str,
+    ) -> Result<(), DriverFault> {
+        let Some(dp) = &self.datapath else {
+            return Ok(());
+        };
+        dp.plug(env, inst, host)
+            .await
+            .map(|_| ())
+            .map_err(|e| fault(format!("plugging the guest's network: {e}")))
+    }
+
     /// Starts the QEMU process described by `spec` and waits for its QMP.
     pub(super) async fn exec(&self, spec: &VmSpec) -> Result<(), DriverFault> {
-        let mut cmd = tokio::process::Command::new(&spec.binary);
+        let mut cmd = match spec.wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = tokio::process::Command::new(first);
+                c.args(rest).arg(&spec.binary);
+                c
+            }
+            None => tokio::process::Command::new(&spec.binary),
+        };
         cmd.args(spec.argv())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
@@ -172,6 +197,9 @@ impl QemuDriver {
     pub(super) async fn tear_down_on(&self, host: &str, uuid: &str) {
         self.kill(host, uuid).await;
         self.stop_metadata(host, uuid);
+        if let (Some(dp), Some(env)) = (&self.datapath, self.env.get()) {
+            dp.unplug(env, host, uuid).await;
+        }
         let socks = self.sock_dir(host, uuid);
         let _ = std::fs::remove_dir_all(&socks);
         // The per-host and per-data-dir socket directories go with their

@@ -19,8 +19,11 @@ impl QemuDriver {
                 continue;
             };
             if self.running(&host, &inst.uuid) {
-                if let Err(e) = self.ensure_metadata(env, &host, &inst.uuid) {
-                    tracing::warn!(uuid = %inst.uuid, "re-attach: {}", e.message);
+                // The bridge data path serves the metadata per network.
+                if self.datapath.is_none() {
+                    if let Err(e) = self.ensure_metadata(env, &host, &inst.uuid) {
+                        tracing::warn!(uuid = %inst.uuid, "re-attach: {}", e.message);
+                    }
                 }
                 match qmp::run(
                     &self.qmp_sock(&host, &inst.uuid),
