@@ -2,7 +2,7 @@
 # Rova test guest /init (busybox ash, PID 1). Built into the initramfs by
 # guest/build.sh. It acts as a very small cloud-init: network by DHCP, config
 # drive, metadata service, hostname, SSH keys, personality files, user data,
-# password, then a heartbeat forever.
+# password, an SSH server (dropbear, root, keys only), then a heartbeat forever.
 #
 # ---------------------------------------------------------------------------
 # Console line protocol (see guest/README.md). Every protocol line is written
@@ -12,8 +12,14 @@
 # spaces except where noted (dns=, the head= of a disk, script output).
 #
 #   boot kernel=<release> uptime=<s> boot_id=<uuid>    first line, each boot
-#   ip <addr> prefix=<n> iface=<if> router=<gw> dns=<a,b>   DHCP lease
-#   ip none                                            no DHCP lease
+#   ip <addr> prefix=<n> iface=<if> router=<gw> dns=<a,b>   DHCP lease, one per
+#                                                      NIC that got one
+#   mtu <n> iface=<if>                                 MTU from DHCP option 26 set
+#   route <dst/len> via <gw> iface=<if>                a route added from DHCP
+#                                                      (option 121, else the router
+#                                                      as 0.0.0.0/0); gw 0.0.0.0 =
+#                                                      on-link
+#   ip none                                            no NIC got a DHCP lease
 #   configdrive device=<dev> fs=<type> uuid=<u> hostname=<h> name=<n>
 #   configdrive none
 #   metadata uuid=<u> hostname=<h> name=<n>            from 169.254.169.254
@@ -34,10 +40,15 @@
 #     ...its stdout and stderr, unprefixed...
 #   user-data-script exit=<rc>
 #   password posted bytes=<n> | password post-failed | password not-requested
+#   ssh-server port=22 host-key=<alg> fingerprint=SHA256:<b64>   dropbear listens;
+#                                                      one line per host key
 #   disk <name> size=<bytes> sectors=<n> ro=<0|1> serial=<s> head=<printable bytes>
 #                                                      each disk at boot, and each one
 #                                                      hot-plugged later (checked every second)
 #   disk <name> removed                                a disk went away (hot-unplug)
+#   nic <if> mac=<mac> added                           a NIC hot-plugged after ready
+#                                                      (its ip/mtu/route lines follow)
+#   nic <if> removed                                   a NIC went away
 #   ready uptime=<s>                                   all of the above is done
 #   heartbeat <n>                                      every second, n = 0,1,..
 #   powerdown                                          ACPI power button seen
@@ -195,7 +206,9 @@ chmod 700 /root
 hostkey_types="ed25519 ecdsa"
 mkdir -p /etc/dropbear
 (for t in $hostkey_types; do
-    dropbearkey -t "$t" -f "/etc/dropbear/dropbear_${t}_host_key" >/dev/null 2>&1
+    # it prints the public key line ("<alg> <base64> root@<host>") on stdout
+    dropbearkey -t "$t" -f "/etc/dropbear/dropbear_${t}_host_key" 2>/dev/null |
+        grep -E '^(ssh|ecdsa)-' > "/run/hostkey-$t.pub"
 done) &
 keygen_pid=$!
 
@@ -443,8 +456,8 @@ fi
 # root logs in with the keys from public_keys only (-s: no password logins).
 wait "$keygen_pid"
 for t in $hostkey_types; do
-    # shellcheck disable=SC2046 # "type blob comment"
-    set -- $(dropbearkey -y -f "/etc/dropbear/dropbear_${t}_host_key" 2>/dev/null | grep -E '^(ssh|ecdsa)-')
+    # shellcheck disable=SC2046 # "alg base64 comment"
+    set -- $(cat "/run/hostkey-$t.pub" 2>/dev/null)
     if [ -n "${2:-}" ]; then
         echo "$1 $(keyfp "$2")" >> /run/hostkeys
     else
@@ -453,9 +466,9 @@ for t in $hostkey_types; do
 done
 dropbear -F -E -R -s -p 22 -P /run/dropbear.pid </dev/null >/dev/null 2>>/var/log/dropbear.log &
 # 0016 = port 22, 0A = LISTEN in /proc/net/tcp
-for i in $(seq 1 40); do
+for i in $(seq 1 100); do
     grep -q '^ *[0-9]*: [0-9A-F]*:0016 [0-9A-F]*:0000 0A ' /proc/net/tcp && break
-    sleep 0.05
+    sleep 0.02
 done
 if grep -q '^ *[0-9]*: [0-9A-F]*:0016 [0-9A-F]*:0000 0A ' /proc/net/tcp; then
     while read -r t f; do say "ssh-server port=22 host-key=$t fingerprint=SHA256:$f"; done < /run/hostkeys
