@@ -5,6 +5,7 @@
 # Output, in ${ROVA_GUEST_CACHE:-$HOME/.cache/rova/guest}:
 #   vmlinuz              the kernel (bzImage) from linux-image-<abi>-cloud-amd64
 #   initramfs.cpio.gz    busybox-static + /init + the virtio/iso9660/vfat modules
+#                        + dropbear (SSH server) with its shared-library closure
 #   SHA256SUMS           checksums of the two files above
 #   manifest             package versions and the modules that went in
 #   stamp                hash of this script and init.sh; matching stamp => no-op
@@ -19,7 +20,8 @@
 #   ROVA_GUEST_REBUILD  set to 1 to rebuild even when the stamp matches
 #                       (this also re-resolves the newest cloud kernel in apt)
 #
-# Needs root on Debian 12 only to apt-get install missing host tools (cpio) and
+# Needs root on Debian 12 only to apt-get install missing host tools (cpio,
+# binutils for readelf) and
 # to run apt-get update when the package lists are missing.
 set -euo pipefail
 
@@ -31,6 +33,13 @@ init_src=$here/init.sh
 # a module; one that is built into the kernel is skipped (recorded in manifest).
 modules="virtio_pci virtio_blk virtio_net virtio_rng ata_piix sr_mod sd_mod
 isofs vfat nls_cp437 nls_ascii nls_utf8 nls_iso8859-1 button evdev"
+
+# The SSH server: Debian's dropbear-bin is dynamically linked, so the packages
+# that hold its shared-library closure come too (only the libraries it really
+# needs are copied: the closure is computed with readelf below; a library it
+# needs that none of these packages has is an error).
+ssh_pkgs="dropbear-bin libc6 libcrypt1 libtomcrypt1 libtommath1 libgmp10 zlib1g"
+ssh_bins="usr/sbin/dropbear usr/bin/dropbearkey"
 
 log() { printf 'guest/build.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -60,6 +69,7 @@ fi
 missing=""
 command -v cpio >/dev/null 2>&1 || missing="$missing cpio"
 command -v gzip >/dev/null 2>&1 || missing="$missing gzip"
+command -v readelf >/dev/null 2>&1 || missing="$missing binutils"
 command -v dpkg-deb >/dev/null 2>&1 || die "dpkg-deb not found (is this Debian?)"
 command -v apt-get >/dev/null 2>&1 || die "apt-get not found (is this Debian?)"
 apt_updated=0
@@ -116,6 +126,8 @@ fetch_deb() { # $1 = package name; prints the .deb path
 }
 kdeb=$(fetch_deb "$kpkg")
 bdeb=$(fetch_deb busybox-static)
+sdebs=""
+for p in $ssh_pkgs; do sdebs="$sdebs $(fetch_deb "$p")"; done
 
 # ---- extract ---------------------------------------------------------------
 work=$(mktemp -d "$cache/.work.XXXXXX")
@@ -123,6 +135,7 @@ trap 'rm -rf "$work"' EXIT
 log "extracting $(basename "$kdeb")"
 dpkg-deb -x "$kdeb" "$work/kernel"
 dpkg-deb -x "$bdeb" "$work/busybox"
+for d in $sdebs; do dpkg-deb -x "$d" "$work/ssh"; done
 bb=$work/busybox/bin/busybox
 [ -x "$bb" ] || die "busybox-static package has no bin/busybox"
 kroot=$work/kernel
@@ -171,6 +184,51 @@ done
 printf '%s\n' $included > "$root/etc/rova-modules"
 kofiles=$(find "$root/lib/modules" -name '*.ko*' | wc -l)
 
+# ---- dropbear and its shared libraries --------------------------------------------
+# Libraries go to /lib/x86_64-linux-gnu (a directory the Debian loader searches
+# without ld.so.cache), under their soname; the loader to the path the binaries
+# ask for (PT_INTERP, /lib64/ld-linux-x86-64.so.2) as a link to the real file,
+# as in libc6.
+sroot=$work/ssh
+libdir=lib/x86_64-linux-gnu
+mkdir -p "$root/$libdir" "$root/usr/bin" "$root/usr/sbin"
+find_lib() { # soname -> path in the extracted packages
+    local d
+    for d in lib/x86_64-linux-gnu usr/lib/x86_64-linux-gnu lib usr/lib; do
+        if [ -e "$sroot/$d/$1" ]; then printf '%s\n' "$sroot/$d/$1"; return 0; fi
+    done
+    return 1
+}
+needed() { readelf -d "$1" | sed -n 's/.*(NEEDED).*Shared library: \[\(.*\)\]$/\1/p'; }
+todo=""
+for b in $ssh_bins; do
+    [ -f "$sroot/$b" ] || die "no $b in dropbear-bin"
+    cp "$sroot/$b" "$root/$b"
+    chmod 0755 "$root/$b"
+    todo="$todo $root/$b"
+done
+interp=$(readelf -l "$root/usr/sbin/dropbear" | sed -n 's/.*Requesting program interpreter: \(.*\)\]$/\1/p')
+[ "$interp" = /lib64/ld-linux-x86-64.so.2 ] || die "unexpected program interpreter '$interp'"
+ldso=$(find_lib ld-linux-x86-64.so.2) || die "no ld-linux-x86-64.so.2 in libc6"
+cp -L "$ldso" "$root/$libdir/ld-linux-x86-64.so.2"
+mkdir -p "$root/lib64"
+ln -s "../$libdir/ld-linux-x86-64.so.2" "$root/lib64/ld-linux-x86-64.so.2"
+libs=""
+while [ -n "$todo" ]; do
+    next=""
+    for f in $todo; do
+        for so in $(needed "$f"); do
+            [ -e "$root/$libdir/$so" ] && continue
+            src=$(find_lib "$so") || die "$(basename "$f") needs $so, which none of: $ssh_pkgs has"
+            cp -L "$src" "$root/$libdir/$so"
+            chmod 0644 "$root/$libdir/$so"
+            libs="$libs $so"
+            next="$next $root/$libdir/$so"
+        done
+    done
+    todo=$next
+done
+
 # Reproducible archive: fixed mtimes, sorted names, no gzip timestamp.
 find "$root" -exec touch -h -d @0 {} +
 (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet --reproducible -R 0:0) |
@@ -186,6 +244,8 @@ mv -f "$work/initramfs.cpio.gz" "$cache/initramfs.cpio.gz"
     echo "kernel_version=$(dpkg-deb -f "$kdeb" Version)"
     echo "kernel_release=$kver"
     echo "busybox_version=$(dpkg-deb -f "$bdeb" Version)"
+    for d in $sdebs; do echo "ssh_package=$(dpkg-deb -f "$d" Package)=$(dpkg-deb -f "$d" Version)"; done
+    echo "ssh_libs=$(xargs -n1 <<<"$libs" | LC_ALL=C sort | xargs)"
     echo "modules=$(xargs <<<"$included")"
     echo "builtin=$(xargs <<<"$builtin")"
     echo "ko_files=$kofiles"
@@ -194,8 +254,9 @@ mv -f "$work/initramfs.cpio.gz" "$cache/initramfs.cpio.gz"
 } > "$cache/manifest"
 echo "$stamp" > "$cache/stamp"
 # drop .debs of older versions
+keep=" $kdeb $bdeb $sdebs "
 for d in "$debs"/*.deb; do
-    [ "$d" = "$kdeb" ] || [ "$d" = "$bdeb" ] || rm -f "$d"
+    case "$keep" in *" $d "*) ;; *) rm -f "$d" ;; esac
 done
 log "built: $kofiles .ko files, builtin:${builtin:- none}; initramfs $(stat -c %s "$cache/initramfs.cpio.gz") bytes"
 print_paths

@@ -2,7 +2,7 @@
 # Rova test guest /init (busybox ash, PID 1). Built into the initramfs by
 # guest/build.sh. It acts as a very small cloud-init: network by DHCP, config
 # drive, metadata service, hostname, SSH keys, personality files, user data,
-# password, then a heartbeat forever.
+# password, an SSH server (dropbear, root, keys only), then a heartbeat forever.
 #
 # ---------------------------------------------------------------------------
 # Console line protocol (see guest/README.md). Every protocol line is written
@@ -12,8 +12,14 @@
 # spaces except where noted (dns=, the head= of a disk, script output).
 #
 #   boot kernel=<release> uptime=<s> boot_id=<uuid>    first line, each boot
-#   ip <addr> prefix=<n> iface=<if> router=<gw> dns=<a,b>   DHCP lease
-#   ip none                                            no DHCP lease
+#   ip <addr> prefix=<n> iface=<if> router=<gw> dns=<a,b>   DHCP lease, one per
+#                                                      NIC that got one
+#   mtu <n> iface=<if>                                 MTU from DHCP option 26 set
+#   route <dst/len> via <gw> iface=<if>                a route added from DHCP
+#                                                      (option 121, else the router
+#                                                      as 0.0.0.0/0); gw 0.0.0.0 =
+#                                                      on-link
+#   ip none                                            no NIC got a DHCP lease
 #   configdrive device=<dev> fs=<type> uuid=<u> hostname=<h> name=<n>
 #   configdrive none
 #   metadata uuid=<u> hostname=<h> name=<n>            from 169.254.169.254
@@ -34,10 +40,15 @@
 #     ...its stdout and stderr, unprefixed...
 #   user-data-script exit=<rc>
 #   password posted bytes=<n> | password post-failed | password not-requested
+#   ssh-server port=22 host-key=<alg> fingerprint=SHA256:<b64>   dropbear listens;
+#                                                      one line per host key
 #   disk <name> size=<bytes> sectors=<n> ro=<0|1> serial=<s> head=<printable bytes>
 #                                                      each disk at boot, and each one
 #                                                      hot-plugged later (checked every second)
 #   disk <name> removed                                a disk went away (hot-unplug)
+#   nic <if> mac=<mac> added                           a NIC hot-plugged after ready
+#                                                      (its ip/mtu/route lines follow)
+#   nic <if> removed                                   a NIC went away
 #   ready uptime=<s>                                   all of the above is done
 #   heartbeat <n>                                      every second, n = 0,1,..
 #   powerdown                                          ACPI power button seen
@@ -57,6 +68,8 @@ export PATH
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts /var/log /var/run
+mount -t devpts devpts /dev/pts 2>/dev/null
 exec </dev/console >/dev/console 2>&1
 # keep kernel messages from interleaving with protocol lines (emergencies still print)
 grep -q 'rova.debug' /proc/cmdline || echo 1 > /proc/sys/kernel/printk
@@ -70,6 +83,8 @@ sha() { sha256sum "$1" | cut -d' ' -f1; }
 size() { wc -c < "$1" | tr -d ' '; }
 # busybox 1.35 "wget -T" segfaults, so bound the time with timeout instead
 fetch() { rm -f "$2"; timeout 5 wget -q -O "$2" "$1" 2>/dev/null && [ -f "$2" ]; }
+# SHA256 fingerprint of an SSH public key blob (base64), as ssh-keygen -l shows it
+keyfp() { printf '%s' "$1" | base64 -d 2>/dev/null | sha256sum | cut -c1-64 | xxd -r -p | base64 | tr -d '=\n'; }
 
 # firmware (SeaBIOS with -nographic) may leave escape codes without a newline
 echo
@@ -176,6 +191,27 @@ jkeys() { # direct children of $2 (an object or array path) in file $1
     [ -n "$m" ] && { modprobe "$m" 2>/dev/null || say "warn modprobe $m failed"; }
 done < /etc/rova-modules
 
+# ---- root account and SSH host keys -----------------------------------------------
+# root: home /root, shell /bin/sh, no password ("*": no password matches it, and
+# unlike "!" dropbear does not take it for a locked account). The host keys are
+# new on every boot; they are made in the background while the network and the
+# metadata are set up. RSA is left out: making an RSA key takes seconds under
+# TCG; dropbear makes one only if a client asks for an RSA host key (-R).
+echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd
+echo 'root:*:0:0:99999:7:::' > /etc/shadow
+chmod 600 /etc/shadow
+echo 'root:x:0:' > /etc/group
+printf '/bin/sh\n/bin/ash\n' > /etc/shells
+chmod 700 /root
+hostkey_types="ed25519 ecdsa"
+mkdir -p /etc/dropbear
+(for t in $hostkey_types; do
+    # it prints the public key line ("<alg> <base64> root@<host>") on stdout
+    dropbearkey -t "$t" -f "/etc/dropbear/dropbear_${t}_host_key" 2>/dev/null |
+        grep -E '^(ssh|ecdsa)-' > "/run/hostkey-$t.pub"
+done) &
+keygen_pid=$!
+
 # ---- ACPI power button -> clean power off (needs button + evdev modules) -----
 mkdir -p /etc/acpi/PWRF
 cat > /etc/acpi/PWRF/00000080 <<'EOF'
@@ -188,8 +224,39 @@ chmod +x /etc/acpi/PWRF/00000080
 acpid -c /etc/acpi -l /tmp/acpid.log 2>/dev/null || say "warn acpid failed"
 
 # ---- network ------------------------------------------------------------------
-cat > /etc/udhcpc.script <<'EOF'
+# busybox udhcpc on every interface, all at once, one lease each (-q: no
+# renewals; the address is kept). It asks for option 121 (classless static
+# routes) and 26 (MTU) besides the defaults. The hook below applies a lease:
+#   - the MTU (option 26) with "ip link set mtu";
+#   - option 121 when present: its routes ("dst/len gw ..."; gw 0.0.0.0 means
+#     on-link; those are added first), and then, as RFC 3442 says, the router
+#     option is ignored; without option 121, a default route via the router;
+#   - routes are added with "ip route add", never replaced: the first NIC that
+#     gets a route (the default one too) keeps it. The NICs found at boot take
+#     turns for their routes in name order (eth1 waits until eth0's DHCP is
+#     over), so eth0 keeps the default route whichever lease comes first;
+#   - nameservers are appended to /etc/resolv.conf (eth0's first).
+mkdir -p /run/dhcp
+cat > /etc/udhcpc.script <<'EOS'
 #!/bin/sh
+say() { echo "ROVA-GUEST: $*" > /dev/console; }
+wait_turn() { # until every NIC before this one in /run/dhcp/order is done (at most ~15 s)
+    for o in $(cat /run/dhcp/order 2>/dev/null); do
+        [ "$o" = "$interface" ] && return 0
+        t=0
+        while [ -e "/run/dhcp/$o.busy" ] && [ "$t" -lt 150 ]; do sleep 0.1; t=$((t + 1)); done
+    done
+}
+lines=""
+add_route() { # add_route <dst/len> <gw>; gw 0.0.0.0 = on-link
+    case "$1" in 0.0.0.0/0) dst=default ;; *) dst=$1 ;; esac
+    if [ "$2" = 0.0.0.0 ]; then
+        ip route add "$dst" dev "$interface" 2>/dev/null || return 0
+    else
+        ip route add "$dst" via "$2" dev "$interface" 2>/dev/null || return 0
+    fi
+    lines="$lines route $1 via $2 iface=$interface;"
+}
 case "$1" in
 deconfig)
     ip addr flush dev "$interface"
@@ -197,33 +264,58 @@ deconfig)
     ;;
 bound|renew)
     ip addr flush dev "$interface"
+    mtu_set=""
+    if [ -n "$mtu" ] && ip link set dev "$interface" mtu "$mtu" 2>/dev/null; then mtu_set=$mtu; fi
     ip addr add "$ip/${mask:-24}" dev "$interface"
-    if [ -n "$router" ]; then
-        ip route add default via "${router%% *}" dev "$interface"
+    wait_turn
+    if [ -n "$staticroutes" ]; then
+        # pairs "dst/len gw", split on purpose
+        set -- $staticroutes
+        while [ $# -ge 2 ]; do [ "$2" = 0.0.0.0 ] && add_route "$1" "$2"; shift 2; done
+        set -- $staticroutes
+        while [ $# -ge 2 ]; do [ "$2" != 0.0.0.0 ] && add_route "$1" "$2"; shift 2; done
+    elif [ -n "$router" ]; then
+        add_route 0.0.0.0/0 "${router%% *}"
     fi
-    : > /etc/resolv.conf
-    for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
-    echo "ROVA-GUEST: ip $ip prefix=${mask:-24} iface=$interface router=${router%% *} dns=$(echo $dns | tr ' ' ',')" > /dev/console
+    for d in $dns; do
+        grep -qx "nameserver $d" /etc/resolv.conf 2>/dev/null || echo "nameserver $d" >> /etc/resolv.conf
+    done
+    say "ip $ip prefix=${mask:-24} iface=$interface router=${router%% *} dns=$(echo $dns | tr ' ' ',')"
+    [ -z "$mtu_set" ] || say "mtu $mtu_set iface=$interface"
+    IFS=';'
+    for l in $lines; do [ -z "$l" ] || say "${l# }"; done
     : > /run/dhcp-ok
     ;;
 esac
-EOF
+EOS
 chmod +x /etc/udhcpc.script
-ip link set lo up
-iface=""
-for i in 1 2 3 4 5 6 7 8 9 10; do
+# dhcp_start <iface>: one lease attempt in the background (about 4 s when no
+# DHCP server answers); /run/dhcp/<iface>.busy exists while it runs
+dhcp_start() {
+    : > "/run/dhcp/$1.busy"
+    ip link set "$1" up
+    (udhcpc -i "$1" -n -q -t 4 -T 1 -O staticroutes -O mtu -s /etc/udhcpc.script \
+        >/dev/null 2>&1; rm -f "/run/dhcp/$1.busy") &
+}
+nic_names() { # the network interfaces except lo, one a line, in name order
     for d in /sys/class/net/*; do
-        n=${d##*/}
-        [ "$n" = lo ] && continue
-        iface=$n; break
+        [ -e "$d" ] || continue
+        [ "${d##*/}" = lo ] || echo "${d##*/}"
     done
-    [ -n "$iface" ] && break
+}
+ip link set lo up
+: > /etc/resolv.conf
+nics=""
+for i in 1 2 3 4 5 6 7 8 9 10; do
+    nics=$(nic_names)
+    [ -n "$nics" ] && break
     sleep 0.2
 done
-if [ -n "$iface" ]; then
-    ip link set "$iface" up
-    udhcpc -i "$iface" -n -q -t 5 -T 1 -s /etc/udhcpc.script >/dev/null 2>&1
-fi
+printf '%s\n' "$nics" > /run/dhcp/order
+dhcp_pids=""
+for n in $nics; do dhcp_start "$n"; dhcp_pids="$dhcp_pids $!"; done
+# shellcheck disable=SC2086 # a list of pids
+[ -z "$dhcp_pids" ] || wait $dhcp_pids
 [ -f /run/dhcp-ok ] || say "ip none"
 
 # ---- config drive (label config-2, iso9660 or vfat) ------------------------------
@@ -315,9 +407,7 @@ if [ -n "$META" ]; then
         [ -n "$key" ] || continue
         printf '%s\n' "$key" | sed '/^$/d' >> /root/.ssh/authorized_keys
         blob=$(printf '%s\n' "$key" | head -n1 | cut -d' ' -f2)
-        fp=$(printf '%s' "$blob" | base64 -d 2>/dev/null | sha256sum | cut -c1-64 |
-            xxd -r -p | base64 | tr -d '=\n')
-        say "ssh-key name=$k fingerprint=SHA256:$fp"
+        say "ssh-key name=$k fingerprint=SHA256:$(keyfp "$blob")"
         count=$((count + 1))
     done
     chmod 600 /root/.ssh/authorized_keys
@@ -362,6 +452,30 @@ else
     say "password not-requested"
 fi
 
+# ---- SSH server (dropbear) ----------------------------------------------------------
+# root logs in with the keys from public_keys only (-s: no password logins).
+wait "$keygen_pid"
+for t in $hostkey_types; do
+    # shellcheck disable=SC2046 # "alg base64 comment"
+    set -- $(cat "/run/hostkey-$t.pub" 2>/dev/null)
+    if [ -n "${2:-}" ]; then
+        echo "$1 $(keyfp "$2")" >> /run/hostkeys
+    else
+        say "warn ssh host key $t missing"
+    fi
+done
+dropbear -F -E -R -s -p 22 -P /run/dropbear.pid </dev/null >/dev/null 2>>/var/log/dropbear.log &
+# 0016 = port 22, 0A = LISTEN in /proc/net/tcp
+for i in $(seq 1 100); do
+    grep -q '^ *[0-9]*: [0-9A-F]*:0016 [0-9A-F]*:0000 0A ' /proc/net/tcp && break
+    sleep 0.02
+done
+if grep -q '^ *[0-9]*: [0-9A-F]*:0016 [0-9A-F]*:0000 0A ' /proc/net/tcp; then
+    while read -r t f; do say "ssh-server port=22 host-key=$t fingerprint=SHA256:$f"; done < /run/hostkeys
+else
+    say "warn ssh server not listening"
+fi
+
 # ---- disks (e.g. a root disk a user-data script wrote a marker to) --------------------
 # The disks now present, one name per line (the config drive left out).
 disk_names() {
@@ -400,6 +514,20 @@ while :; do
             case "$nl$now$nl" in *"$nl$name$nl"*) ;; *) say "disk $name removed" ;; esac
         done
         disks=$now
+    fi
+    # network interfaces likewise: DHCP on a new one (in the background)
+    now=$(nic_names)
+    if [ "$now" != "$nics" ]; then
+        for name in $now; do
+            case "$nl$nics$nl" in *"$nl$name$nl"*) ;; *)
+                say "nic $name mac=$(cat "/sys/class/net/$name/address") added"
+                dhcp_start "$name" ;;
+            esac
+        done
+        for name in $nics; do
+            case "$nl$now$nl" in *"$nl$name$nl"*) ;; *) say "nic $name removed" ;; esac
+        done
+        nics=$now
     fi
     n=$((n + 1))
     sleep 1
