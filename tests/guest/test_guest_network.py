@@ -177,7 +177,7 @@ def port_of(conn, server_id):
     return ports[0]
 
 
-def boot(conn, name, user_data=None):
+def boot(conn, name, user_data=None, key_name=None):
     attrs = dict(
         name=name,
         image_id=conn.image.find_image(IMAGE, ignore_missing=False).id,
@@ -186,14 +186,31 @@ def boot(conn, name, user_data=None):
             NETWORK, ignore_missing=False).id}])
     if user_data is not None:
         attrs["user_data"] = base64.b64encode(user_data.encode()).decode()
+    if key_name is not None:
+        attrs["key_name"] = key_name
     return conn.compute.create_server(**attrs).id
+
+
+def ssh(netns, key, ip, command, timeout=20):
+    """OpenSSH from the namespace to root@ip with `key`."""
+    return in_ns(netns, "ssh", "-i", str(key), "-o", "BatchMode=yes",
+                 "-o", "StrictHostKeyChecking=no",
+                 "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                 "-o", "ConnectTimeout=3", "root@" + ip, command,
+                 timeout=timeout)
 
 
 def test_guest_gets_its_fixed_ip_and_metadata_over_the_bridge(
         brova, conns, bguests, netns):
     conn = conns()
-    sid = boot(conn, "net-a")
-    S["a"] = sid
+    # Tempest's default key type: ECDSA P-384
+    key = brova.base_dir / "id_ecdsa"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ecdsa", "-b", "384", "-N", "",
+                    "-f", str(key)], check=True)
+    conn.compute.create_keypair(
+        name="net-key", public_key=Path(str(key) + ".pub").read_text())
+    sid = boot(conn, "net-a", key_name="net-key")
+    S.update(a=sid, key=key)
     server = bguests.wait_status(sid, "ACTIVE")
     want = ipv4_of(server)
     log = bguests.wait_ready(sid)
@@ -252,7 +269,7 @@ def wait_ping(netns, ip, want_ok, within):
     fails, with want_ok False); fails after `within` seconds."""
     start = time.monotonic()
     while True:
-        r = in_ns(netns, "ping", "-c", "1", "-W", "1", ip)
+        r = in_ns(netns, "ping", "-c", "1", "-W", "0.3", ip)
         if (r.returncode == 0) == want_ok:
             return time.monotonic() - start
         assert time.monotonic() - start < within, (
@@ -262,16 +279,36 @@ def wait_ping(netns, ip, want_ok, within):
 
 
 def test_a_rule_change_reaches_the_running_guest(brova, conns, netns):
-    (a_ip,) = need("a_ip")
+    a, a_ip, key = need("a", "a_ip", "key")
     conn = conns()
     groups = list(conn.network.security_groups(name="default"))
     assert len(groups) == 1, groups
-    rule = conn.network.create_security_group_rule(
+    r = ssh(netns, key, a_ip, "true")
+    assert r.returncode != 0, "ssh passed with no rule for port 22"
+    icmp = conn.network.create_security_group_rule(
         security_group_id=groups[0].id, direction="ingress",
         ethertype="IPv4", protocol="icmp")
     took = wait_ping(netns, a_ip, True, 10)
     print("icmp rule took effect in %.2fs" % took)
-    conn.network.delete_security_group_rule(rule)
+    conn.network.create_security_group_rule(
+        security_group_id=groups[0].id, direction="ingress",
+        ethertype="IPv4", protocol="tcp", port_range_min=22,
+        port_range_max=22)
+    deadline = time.monotonic() + 10
+    while True:
+        # the keypair from the metadata service lets root in; inside, the
+        # metadata service answers for this server
+        r = ssh(netns, key, a_ip, "cat /proc/sys/kernel/random/boot_id; "
+                "wget -qO- http://169.254.169.254/openstack/latest/"
+                "meta_data.json")
+        if r.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert r.returncode == 0, r.stdout + r.stderr
+    boot_id, _, md = r.stdout.partition("\n")
+    assert json.loads(md)["uuid"] == a, md
+    S["a_boot_id"] = boot_id.strip()
+    conn.network.delete_security_group_rule(icmp)
     took = wait_ping(netns, a_ip, False, 10)
     print("rule removal took effect in %.2fs" % took)
 

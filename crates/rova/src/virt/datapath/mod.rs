@@ -17,7 +17,7 @@
 //!
 //! Security groups are enforced with nftables (`firewall`): the rule set
 //! is rendered from the database's ports and rules after every plug and
-//! unplug and every half second, and loaded when it changed.
+//! unplug and every quarter second, and loaded when it changed.
 //!
 //! This module owns the names, the plug records, and the order of the
 //! steps; `netns` runs the commands, `dnsmasq` renders its files,

@@ -156,7 +156,7 @@ impl QemuDriver {
             let me = Arc::downgrade(self);
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
                     let Some(d) = me.upgrade() else { return };
                     if let (Some(dp), Ok(env)) = (&d.datapath, d.env()) {
                         dp.enforce(env).await;
