@@ -18,6 +18,9 @@ group's members):
            `metadata`, with A's uuid); the namespace (the host side, not a
            member of the group) cannot ping it until an ICMP rule is added
            through the API, and cannot again once the rule is deleted;
+           A NIC attached through os-interface is hot-plugged: the guest
+           sees it and gets the new port's address by DHCP; detached, it
+           goes again;
   guest B  booted after A with a user-data script that pings A (allowed:
            same group) and then pings A from an address that is not its
            own (dropped: anti-spoofing); deleting B removes its tap, its
@@ -311,6 +314,38 @@ def test_a_rule_change_reaches_the_running_guest(brova, conns, netns):
     conn.network.delete_security_group_rule(icmp)
     took = wait_ping(netns, a_ip, False, 10)
     print("rule removal took effect in %.2fs" % took)
+
+
+def test_interface_attach_gives_the_guest_a_second_nic(brova, conns, bguests,
+                                                       netns):
+    a, network_id = need("a", "network_id")
+    conn = conns()
+    iface = conn.compute.create_server_interface(a, net_id=network_id)
+    port = conn.network.get_port(iface.port_id)
+    ip = [f["ip_address"] for f in port.fixed_ips
+          if ":" not in f["ip_address"]][0]
+    mac = port.mac_address.lower()
+
+    def plugged(log):
+        nics = [p.split()[1] for p in log.payloads("nic")
+                if "mac=" + mac in p and p.endswith(" added")]
+        ips = [p for p in log.payloads("ip") if p.split()[1:2] == [ip]]
+        return (nics[0], ips[0]) if nics and ips else None
+
+    (name, line), log = bguests.wait_console(
+        a, "a NIC with %s and address %s" % (mac, ip), plugged, timeout=120)
+    assert "iface=%s" % name in line, bguests.context(a, log)
+    tap = "tap" + port.id[:11]
+    assert ip_ns(netns, "link", "show", "dev", tap).returncode == 0
+    conn.compute.delete_server_interface(iface, server=a)
+
+    def removed(log):
+        return "nic %s removed" % name in log.payloads("nic")
+    bguests.wait_console(a, "nic %s removed" % name, removed, timeout=120)
+    deadline = time.monotonic() + 30
+    while ip_ns(netns, "link", "show", "dev", tap).returncode == 0:
+        assert time.monotonic() < deadline, "tap %s is still there" % tap
+        time.sleep(0.5)
 
 
 def test_deleting_a_server_removes_its_tap_and_dhcp_entry(brova, conns,

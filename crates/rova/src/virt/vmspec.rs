@@ -57,6 +57,15 @@ pub struct Disk {
     pub pci_slot: Option<u8>,
 }
 
+/// One NIC on a tap: netdev `net-<id>`, device `nic-<id>` (the ids a
+/// hot-unplug names it by).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapNic {
+    pub tap: String,
+    pub mac: String,
+    pub id: String,
+}
+
 /// Everything QEMU needs to start one guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmSpec {
@@ -87,10 +96,9 @@ pub struct VmSpec {
     /// VNC on a unix socket plus a VGA adapter; `None` means no display.
     pub vnc_socket: Option<PathBuf>,
     pub mac: Option<String>,
-    /// The guest's NICs on the bridge data path: (tap name, MAC) each, in
-    /// order. Empty means QEMU user networking with `mac` and the
-    /// metadata forward.
-    pub taps: Vec<(String, String)>,
+    /// The guest's NICs on the bridge data path, in order. Empty means
+    /// QEMU user networking with `mac` and the metadata forward.
+    pub taps: Vec<TapNic>,
     /// Programs the emulator runs under (`ip netns exec NS`), if any; not
     /// part of `argv()`.
     pub wrapper: Vec<String>,
@@ -205,19 +213,20 @@ impl VmSpec {
             }
             push(&["-device", &nic]);
         }
-        for (i, (tap, mac)) in self.taps.iter().enumerate() {
+        for nic in &self.taps {
+            let id = escape_opt(&nic.id);
             push(&[
                 "-netdev",
                 &format!(
-                    "tap,id=n{i},ifname={},script=no,downscript=no",
-                    escape_opt(tap)
+                    "tap,id=net-{id},ifname={},script=no,downscript=no",
+                    escape_opt(&nic.tap)
                 ),
             ]);
             push(&[
                 "-device",
                 &format!(
-                    "virtio-net-pci,netdev=n{i},id=nic{i},mac={}",
-                    escape_opt(mac)
+                    "virtio-net-pci,netdev=net-{id},id=nic-{id},mac={}",
+                    escape_opt(&nic.mac)
                 ),
             ]);
         }
@@ -295,16 +304,21 @@ mod tests {
     #[test]
     fn argv_taps_replace_user_networking() {
         let mut s = spec();
+        let nic = |tap: &str, mac: &str, id: &str| TapNic {
+            tap: tap.into(),
+            mac: mac.into(),
+            id: id.into(),
+        };
         s.taps = vec![
-            ("tap0a1b2c3d-4e".into(), "fa:16:3e:00:00:01".into()),
-            ("tap99887766-55".into(), "fa:16:3e:00:00:02".into()),
+            nic("tap0a1b2c3d-4e", "fa:16:3e:00:00:01", "0a1b2c3d"),
+            nic("tap99887766-55", "fa:16:3e:00:00:02", "99887766"),
         ];
         let a = s.argv();
         assert_eq!(
             values(&a, "-netdev"),
             [
-                "tap,id=n0,ifname=tap0a1b2c3d-4e,script=no,downscript=no",
-                "tap,id=n1,ifname=tap99887766-55,script=no,downscript=no"
+                "tap,id=net-0a1b2c3d,ifname=tap0a1b2c3d-4e,script=no,downscript=no",
+                "tap,id=net-99887766,ifname=tap99887766-55,script=no,downscript=no"
             ]
         );
         let nics: Vec<&str> = values(&a, "-device")
@@ -314,8 +328,8 @@ mod tests {
         assert_eq!(
             nics,
             [
-                "virtio-net-pci,netdev=n0,id=nic0,mac=fa:16:3e:00:00:01",
-                "virtio-net-pci,netdev=n1,id=nic1,mac=fa:16:3e:00:00:02"
+                "virtio-net-pci,netdev=net-0a1b2c3d,id=nic-0a1b2c3d,mac=fa:16:3e:00:00:01",
+                "virtio-net-pci,netdev=net-99887766,id=nic-99887766,mac=fa:16:3e:00:00:02"
             ]
         );
         assert!(!a.iter().any(|x| x.contains("guestfwd")));

@@ -89,7 +89,7 @@ async fn qemu_mode_hosts_are_agents_with_their_own_names() {
     assert!(imgs.is_empty());
     // Its declared capabilities: everything but setting the admin
     // password, which needs a guest agent, and plugging NICs in and out
-    // (volumes are hot-plugged; NICs not yet).
+    // (with user networking; the bridge data path hot-plugs them).
     use rova::compute::driver::DriverOpKind;
     let d = &cloud.app.compute.driver;
     let cannot = [

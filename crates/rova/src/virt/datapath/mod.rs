@@ -76,6 +76,12 @@ pub fn tap_name(port_id: &str, host_index: usize) -> String {
     name.chars().take(IFNAMSIZ).collect()
 }
 
+/// What names a port's NIC inside QEMU (`net-<id>`, `nic-<id>`): the
+/// port id's first 8 characters.
+pub fn nic_id(port_id: &str) -> String {
+    prefix(port_id, 8)
+}
+
 /// `rova-qemu-3` → 3 (1 for a name without a number).
 pub fn host_index(host: &str) -> usize {
     host.rsplit('-')
@@ -221,11 +227,7 @@ impl Datapath {
                 let Some(uuid) = name.strip_suffix(".json") else {
                     continue;
                 };
-                let plugs: Vec<Plug> = std::fs::read(f.path())
-                    .ok()
-                    .and_then(|b| serde_json::from_slice(&b).ok())
-                    .unwrap_or_default();
-                out.push((host.clone(), uuid.to_string(), plugs));
+                out.push((host.clone(), uuid.to_string(), read_plugs(&f.path())));
             }
         }
         out
@@ -240,9 +242,43 @@ impl Datapath {
         inst: &Instance,
         host: &str,
     ) -> Result<Vec<Plug>, String> {
+        self.plug_ports(env, inst, host, None).await
+    }
+
+    /// Plugs one more NIC of `inst` (port `port_id`, already in its
+    /// record) on `host`, leaving its other taps alone (a NIC hot-plugged
+    /// into the running guest).
+    pub async fn plug_port(
+        &self,
+        env: &Arc<dyn GuestEnv>,
+        inst: &Instance,
+        host: &str,
+        port_id: &str,
+    ) -> Result<Plug, String> {
+        let mut plugs = self.plug_ports(env, inst, host, Some(port_id)).await?;
+        plugs
+            .pop()
+            .ok_or_else(|| format!("port {port_id} is not a NIC of instance {}", inst.uuid))
+    }
+
+    async fn plug_ports(
+        &self,
+        env: &Arc<dyn GuestEnv>,
+        inst: &Instance,
+        host: &str,
+        only: Option<&str>,
+    ) -> Result<Vec<Plug>, String> {
         let _g = self.lock.lock().await;
+        let vifs: Vec<&rova_core::model::Vif> = inst
+            .vifs
+            .iter()
+            .filter(|v| only.is_none_or(|p| v.port_id == p))
+            .collect();
+        if vifs.is_empty() && only.is_some() {
+            return Ok(Vec::new());
+        }
         let mut nets: BTreeMap<String, NetFact> = BTreeMap::new();
-        for vif in &inst.vifs {
+        for vif in &vifs {
             if nets.contains_key(&vif.network_id) {
                 continue;
             }
@@ -255,7 +291,7 @@ impl Datapath {
         }
         let idx = host_index(host);
         let mut plugs = Vec::new();
-        for vif in &inst.vifs {
+        for vif in &vifs {
             let tap = tap_name(&vif.port_id, idx);
             // A tap left by a guest that died with its host is replaced.
             if self.ns.ip(&["link", "show", "dev", &tap]).await.is_ok() {
@@ -293,7 +329,15 @@ impl Datapath {
             std::fs::create_dir_all(parent)
                 .map_err(|e| format!("creating {}: {e}", parent.display()))?;
         }
-        let json = serde_json::to_vec(&plugs).map_err(|e| e.to_string())?;
+        let mut record = plugs.clone();
+        if let Some(port_id) = only {
+            // The guest's other NICs stay as recorded.
+            let mut kept = read_plugs(&file);
+            kept.retain(|p| p.port_id != port_id);
+            kept.append(&mut record);
+            record = kept;
+        }
+        let json = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
         std::fs::write(&file, json).map_err(|e| format!("writing {}: {e}", file.display()))?;
         // The guest is filtered from its first packet on.
         self.apply_firewall(env).await?;
@@ -307,18 +351,48 @@ impl Datapath {
     /// the networks' DHCP servers (released, so the addresses can be
     /// handed to other ports at once).
     pub async fn unplug(&self, env: &Arc<dyn GuestEnv>, host: &str, uuid: &str) {
+        self.unplug_ports(env, host, uuid, None).await
+    }
+
+    /// Unplugs one NIC (port `port_id`) of `uuid` on `host`; the others
+    /// stay.
+    pub async fn unplug_port(
+        &self,
+        env: &Arc<dyn GuestEnv>,
+        host: &str,
+        uuid: &str,
+        port_id: &str,
+    ) {
+        self.unplug_ports(env, host, uuid, Some(port_id)).await
+    }
+
+    async fn unplug_ports(
+        &self,
+        env: &Arc<dyn GuestEnv>,
+        host: &str,
+        uuid: &str,
+        only: Option<&str>,
+    ) {
         let _g = self.lock.lock().await;
         let file = self.plug_file(host, uuid);
-        let Ok(bytes) = std::fs::read(&file) else {
+        if !file.exists() {
             return;
-        };
-        let plugs: Vec<Plug> = serde_json::from_slice(&bytes).unwrap_or_default();
+        }
+        let (plugs, kept): (Vec<Plug>, Vec<Plug>) = read_plugs(&file)
+            .into_iter()
+            .partition(|p| only.is_none_or(|id| p.port_id == id));
         for p in &plugs {
             if let Err(e) = self.ns.ip(&["link", "del", "dev", &p.tap]).await {
                 tracing::debug!(tap = %p.tap, "removing tap: {e}");
             }
         }
-        let _ = std::fs::remove_file(&file);
+        if kept.is_empty() {
+            let _ = std::fs::remove_file(&file);
+        } else if let Ok(json) = serde_json::to_vec(&kept) {
+            if let Err(e) = std::fs::write(&file, json) {
+                tracing::warn!(path = %file.display(), "recording the NICs left: {e}");
+            }
+        }
         if let Err(e) = self.apply_firewall(env).await {
             tracing::warn!("security groups: {e}");
         }
@@ -480,6 +554,14 @@ impl Datapath {
     pub fn stop_listeners(&self) {
         self.metadata.lock().clear();
     }
+}
+
+/// One plug record (empty when missing or unreadable).
+fn read_plugs(file: &Path) -> Vec<Plug> {
+    std::fs::read(file)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use super::volumes::{data_volumes, root_volume};
 use super::{fault, QemuDriver};
 use crate::compute::driver::DriverFault;
 use crate::virt::env::GuestEnv;
-use crate::virt::vmspec::{Accel, Disk, VmSpec};
+use crate::virt::vmspec::{Accel, Disk, TapNic, VmSpec};
 use rova_core::model::{FlavorSnapshot, Instance};
 use rova_core::states::VmState;
 use std::path::PathBuf;
@@ -67,16 +67,15 @@ impl QemuDriver {
             Some(_) => None,
         };
         let idx = crate::virt::datapath::host_index(host);
-        let taps: Vec<(String, String)> = match &self.datapath {
+        let taps: Vec<TapNic> = match &self.datapath {
             None => Vec::new(),
             Some(_) => inst
                 .vifs
                 .iter()
-                .map(|v| {
-                    (
-                        crate::virt::datapath::tap_name(&v.port_id, idx),
-                        v.mac.clone(),
-                    )
+                .map(|v| TapNic {
+                    tap: crate::virt::datapath::tap_name(&v.port_id, idx),
+                    mac: v.mac.clone(),
+                    id: crate::virt::datapath::nic_id(&v.port_id),
                 })
                 .collect(),
         };

@@ -31,7 +31,8 @@
 //! - `ops` — spawn and the server actions (pause … rescue);
 //! - `migration` — resize/cold migration, revert, live migration;
 //! - `sync` — re-attaching after a restart and the power-state sync;
-//! - `volumes` — volumes at launch and hot-plugged through QMP.
+//! - `volumes` — volumes at launch and hot-plugged through QMP;
+//! - `nics` — NICs hot-plugged through QMP (bridge data path).
 //!
 //! With `--qemu-network bridge` the guests' NICs are taps on the bridge
 //! data path ([`crate::virt::datapath`]), plugged before QEMU starts and
@@ -41,6 +42,7 @@
 mod disks;
 mod launch;
 mod migration;
+mod nics;
 mod ops;
 mod process;
 mod sync;
@@ -302,13 +304,14 @@ impl Driver for QemuDriver {
     }
     fn supports(&self, op: DriverOpKind) -> bool {
         // Setting the admin password needs a guest agent this driver lacks;
-        // NICs are not hot-plugged yet.
-        !matches!(
-            op,
-            DriverOpKind::ChangePassword
-                | DriverOpKind::AttachInterface
-                | DriverOpKind::DetachInterface
-        )
+        // NICs are hot-plugged on the bridge data path only.
+        match op {
+            DriverOpKind::ChangePassword => false,
+            DriverOpKind::AttachInterface | DriverOpKind::DetachInterface => {
+                self.datapath.is_some()
+            }
+            _ => true,
+        }
     }
     fn perform<'a>(
         &'a self,

@@ -170,15 +170,10 @@ impl QemuDriver {
                 }
                 self.qmp(&host, uuid, "inject-nmi", Value::Null).await.map(|_| ())
             }
-            // Refused up front (see `supports`); kept for a caller that
-            // did not ask.
-            DriverOp::AttachInterface { .. } | DriverOp::DetachInterface { .. } => {
-                Err(DriverFault {
-                    code: 501,
-                    message: "The requested functionality is not supported.".into(),
-                    details: "the QEMU driver does not hot-plug NICs yet".into(),
-                })
+            DriverOp::AttachInterface { port_id, mac } => {
+                self.attach_nic(inst, port_id, mac).await
             }
+            DriverOp::DetachInterface { port_id } => self.detach_nic(inst, port_id).await,
             DriverOp::AttachVolume {
                 volume_id,
                 device,

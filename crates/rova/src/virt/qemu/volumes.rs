@@ -28,7 +28,7 @@ use std::time::Duration;
 
 /// How long a guest has to release a device it is asked to give up
 /// (Nova's libvirt driver waits about as long before it gives up).
-const DETACH_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const DETACH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The drive (node) name of volume `id`: `v` and its first 30 hex digits
 /// (QEMU's node names have at most 31 characters).
@@ -392,7 +392,7 @@ async fn copy_file(from: &Path, to: &Path) -> Result<(), DriverFault> {
 
 /// Whether the guest has a device with id `dev` (QOM path
 /// `/machine/peripheral/<id>`).
-async fn has_device(q: &mut Qmp, dev: &str) -> Result<bool, DriverFault> {
+pub(super) async fn has_device(q: &mut Qmp, dev: &str) -> Result<bool, DriverFault> {
     let list = q
         .execute("qom-list", json!({"path": "/machine/peripheral"}))
         .await
