@@ -2,14 +2,15 @@
 //! documents, extensions, networks, subnets and ports (list with Neutron's
 //! filters, `fields`, sorting and marker paging; show; create; update;
 //! delete). Security groups and their rules are in the `secgroups` child
-//! module, which shares this module's helpers.
+//! module, routers in `routers` and floating IPs in `floatingips`, which
+//! share this module's helpers.
 //!
 //! This module owns the router, the resource attribute tables, Neutron's
 //! error type and the visibility rules. The children hold the rest:
 //! `versions` (discovery documents), `views` (JSON renderings), `list`
 //! (query parsing, filtering, sorting, paging), `body` (request-body
 //! helpers), and one module per resource: `networks`, `subnets`, `ports`,
-//! `secgroups`.
+//! `secgroups`, `routers`, `floatingips`.
 //!
 //! The caller is authenticated by the image API's `Caller` extractor
 //! (keystonemiddleware's JSON 401). Every other error is Neutron's
@@ -41,9 +42,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 mod body;
+mod floatingips;
 mod list;
 mod networks;
 mod ports;
+mod routers;
 mod secgroups;
 mod subnets;
 #[cfg(test)]
@@ -250,6 +253,8 @@ pub fn router() -> Router<Arc<App>> {
             get(show_port).put(update_port).delete(delete_port),
         )
         .merge(secgroups::routes())
+        .merge(routers::routes())
+        .merge(floatingips::routes())
         .route("/network/v2.0/{*rest}", any(not_found))
 }
 
