@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 /// Any call below the server root, with an optional JSON body.
-async fn call(
+pub(crate) async fn call(
     c: &TestCloud,
     u: Option<&User>,
     method: Method,
@@ -57,7 +57,7 @@ async fn create_image(c: &TestCloud, u: &User, body: Value) -> Value {
     r.body
 }
 
-fn ids(list: &Value) -> Vec<String> {
+pub(crate) fn ids(list: &Value) -> Vec<String> {
     list.as_array()
         .map(|a| {
             a.iter()
@@ -67,7 +67,7 @@ fn ids(list: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn neutron_error(r: &Resp, status: u16, kind: &str) {
+pub(crate) fn neutron_error(r: &Resp, status: u16, kind: &str) {
     assert_eq!(r.status.as_u16(), status, "{}", r.text);
     assert_eq!(r.body["NeutronError"]["type"], json!(kind), "{}", r.text);
     assert!(r.body["NeutronError"]["message"].is_string(), "{}", r.text);
