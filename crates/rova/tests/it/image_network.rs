@@ -1149,8 +1149,22 @@ async fn network_visibility_across_projects() {
         let r = call(&c, Some(&alt), Method::DELETE, &path, None).await;
         neutron_error(&r, 404, kind);
     }
+    // The shared network, and the bootstrap's external one (external
+    // networks are visible to every project).
     let r = call(&c, Some(&alt), Method::GET, "/network/v2.0/networks", None).await;
-    assert_eq!(ids(&r.body["networks"]), vec![shared_id.clone()]);
+    let public_id = c
+        .app
+        .networks
+        .networks
+        .filter(|n| n.name == rova::bootstrap::PUBLIC_NETWORK_NAME)
+        .pop()
+        .map(|n| n.id.clone())
+        .expect("public network");
+    let mut seen = ids(&r.body["networks"]);
+    seen.sort();
+    let mut want = vec![shared_id.clone(), public_id];
+    want.sort();
+    assert_eq!(seen, want);
     let r = call(
         &c,
         Some(&alt),
@@ -1305,5 +1319,6 @@ async fn network_visibility_across_projects() {
         None,
     )
     .await;
-    assert_eq!(ids(&r.body["networks"]).len(), 3);
+    // private, public (both bootstrapped), demo's and admin's.
+    assert_eq!(ids(&r.body["networks"]).len(), 4);
 }
