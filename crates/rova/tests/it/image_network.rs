@@ -1152,14 +1152,7 @@ async fn network_visibility_across_projects() {
     // The shared network, and the bootstrap's external one (external
     // networks are visible to every project).
     let r = call(&c, Some(&alt), Method::GET, "/network/v2.0/networks", None).await;
-    let public_id = c
-        .app
-        .networks
-        .networks
-        .filter(|n| n.name == rova::bootstrap::PUBLIC_NETWORK_NAME)
-        .pop()
-        .map(|n| n.id.clone())
-        .expect("public network");
+    let public_id = c.public_network_id();
     let mut seen = ids(&r.body["networks"]);
     seen.sort();
     let mut want = vec![shared_id.clone(), public_id];

@@ -1314,14 +1314,7 @@ async fn setup(c: &TestCloud) -> Fx {
     let network = made(Make::Network, "rbac-net", String::new()).await;
     let subnet = made(Make::Subnet("10.99.0.0/24".into()), "", network.clone()).await;
     let port = made(Make::Port, "", network.clone()).await;
-    let public_net = c
-        .app
-        .networks
-        .networks
-        .filter(|n| n.name == rova::bootstrap::PUBLIC_NETWORK_NAME)
-        .pop()
-        .map(|n| n.id.clone())
-        .expect("public network");
+    let public_net = c.public_network_id();
     let router = made(Make::Router, "rbac-router", String::new()).await;
     let floatingip = made(Make::FloatingIp, "", public_net.clone()).await;
 

@@ -109,7 +109,6 @@ async fn list_fips(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> NResult<Response> {
-    let p = parse_params(raw.as_deref())?;
     let items: Vec<Value> = app
         .networks
         .floatingips
@@ -117,16 +116,7 @@ async fn list_fips(
         .iter()
         .map(|f| fip_json(&app, f))
         .collect();
-    let (items, more) = select(items, &p, FIP_ATTRS, &[])?;
-    let body = list_body(
-        &host_url(&headers),
-        "floatingips",
-        "floatingips",
-        items,
-        more,
-        &p,
-    );
-    Ok(axum::Json(body).into_response())
+    list_response(&headers, raw.as_deref(), "floatingips", FIP_ATTRS, items)
 }
 
 async fn show_fip(

@@ -46,6 +46,7 @@ mod floatingips;
 mod list;
 mod networks;
 mod ports;
+mod router_interfaces;
 mod routers;
 mod secgroups;
 mod subnets;
@@ -55,7 +56,10 @@ mod versions;
 mod views;
 
 use body::{check_port_extras, get_bool, get_str, get_uint, only_value, owner_from, resource_body};
-use list::{created, list_body, one, parse_bool, parse_params, project_fields, select, ListParams};
+use list::{
+    created, list_body, list_response, one, parse_bool, parse_params, project_fields, select,
+    ListParams,
+};
 use networks::{
     create_network, delete_network, list_networks, may_change_network, show_network, update_network,
 };

@@ -1,13 +1,11 @@
 //! `/network/v2.0/routers`: list, show, create, update and delete routers
-//! with their external gateway, and `add_router_interface` /
-//! `remove_router_interface` by subnet or port, with Neutron's checks and
-//! error types. The records and their all-or-nothing writes are
-//! `network::l3`'s.
+//! with their external gateway, with Neutron's checks and error types;
+//! the interface actions are `router_interfaces`'. The records and their
+//! all-or-nothing writes are `network::l3`'s.
 
+use super::router_interfaces;
 use super::*;
-use crate::network::l3::{
-    change_row, quota, L3Write, Router, RouterGateway, OWNER_ROUTER_GW, OWNER_ROUTER_INTF,
-};
+use crate::network::l3::{change_row, quota, L3Write, Router, RouterGateway, OWNER_ROUTER_GW};
 
 const ROUTER_ATTRS: &[&str] = &[
     "id",
@@ -56,11 +54,11 @@ pub(super) fn routes() -> axum::Router<Arc<App>> {
         )
         .route(
             "/network/v2.0/routers/{id}/add_router_interface",
-            axum::routing::put(add_interface),
+            axum::routing::put(router_interfaces::add_interface),
         )
         .route(
             "/network/v2.0/routers/{id}/remove_router_interface",
-            axum::routing::put(remove_interface),
+            axum::routing::put(router_interfaces::remove_interface),
         )
 }
 
@@ -121,11 +119,11 @@ fn router_json(app: &App, r: &Router) -> Value {
     })
 }
 
-fn router_visible(r: &Router, ctx: &Ctx) -> bool {
+pub(super) fn router_visible(r: &Router, ctx: &Ctx) -> bool {
     ctx.is_admin() || r.project_id == ctx.project_id
 }
 
-fn visible_router(app: &App, ctx: &Ctx, id: &str) -> NResult<Arc<Router>> {
+pub(super) fn visible_router(app: &App, ctx: &Ctx, id: &str) -> NResult<Arc<Router>> {
     app.networks
         .routers
         .get(id)
@@ -133,7 +131,7 @@ fn visible_router(app: &App, ctx: &Ctx, id: &str) -> NResult<Arc<Router>> {
         .ok_or_else(|| router_not_found(id))
 }
 
-fn may_change_router(r: &Router, ctx: &Ctx) -> bool {
+pub(super) fn may_change_router(r: &Router, ctx: &Ctx) -> bool {
     ctx.is_admin() || (ctx.is_member() && r.project_id == ctx.project_id)
 }
 
@@ -143,7 +141,6 @@ async fn list_routers(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> NResult<Response> {
-    let p = parse_params(raw.as_deref())?;
     let items: Vec<Value> = app
         .networks
         .routers
@@ -151,9 +148,7 @@ async fn list_routers(
         .iter()
         .map(|r| router_json(&app, r))
         .collect();
-    let (items, more) = select(items, &p, ROUTER_ATTRS, &[])?;
-    let body = list_body(&host_url(&headers), "routers", "routers", items, more, &p);
-    Ok(axum::Json(body).into_response())
+    list_response(&headers, raw.as_deref(), "routers", ROUTER_ATTRS, items)
 }
 
 async fn show_router(
@@ -435,13 +430,7 @@ async fn update_router(
             Ok(())
         })
     });
-    app.networks.commit_l3(w).await.map_err(|f| {
-        if f.code == 404 {
-            router_not_found(&id)
-        } else {
-            ip_fault(f)
-        }
-    })?;
+    app.networks.commit_l3(w).await.map_err(router_fault(&id))?;
     let r = visible_router(&app, &ctx, &id)?;
     Ok(one("router", router_json(&app, &r)))
 }
@@ -487,188 +476,15 @@ async fn delete_router(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// The `subnet_id` / `port_id` of an interface request (each a UUID).
-fn interface_info(body: &Bytes) -> NResult<(Option<String>, Option<String>)> {
-    let v: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        serde_json::from_slice(body).map_err(|_| {
-            bad("The server could not comply with the request since it is either malformed or otherwise incorrect.")
-        })?
-    };
-    let Some(o) = v.as_object() else {
-        return Err(bad_request(
-            "router",
-            "Either subnet_id or port_id must be specified",
-        ));
-    };
-    let mut out = [None, None];
-    for (i, key) in ["subnet_id", "port_id"].iter().enumerate() {
-        if let Some(x) = o.get(*key) {
-            let s = x.as_str().unwrap_or_default();
-            if uuid::Uuid::parse_str(s).is_err() {
-                return Err(bad_request("router", format!("'{x}' is not a valid UUID")));
-            }
-            out[i] = Some(s.to_string());
-        }
-    }
-    let [subnet, port] = out;
-    if subnet.is_none() && port.is_none() {
-        return Err(bad_request(
-            "router",
-            "Either subnet_id or port_id must be specified",
-        ));
-    }
-    Ok((subnet, port))
-}
-
-/// The interface answer: the router, the port and its subnets.
-fn interface_json(router_id: &str, p: &Port, subnet_id: &str) -> Response {
-    let ids: Vec<&str> = p.fixed_ips.iter().map(|ip| ip.subnet_id.as_str()).collect();
-    axum::Json(json!({
-        "id": router_id, "tenant_id": p.project_id, "project_id": p.project_id,
-        "port_id": p.id, "network_id": p.network_id, "subnet_id": subnet_id, "subnet_ids": ids,
-    }))
-    .into_response()
-}
-
-/// Refuses a subnet the router already has a port on, or one overlapping
-/// a subnet the router is on (its gateway network's included).
-fn check_router_subnets(
-    app: &App,
-    r: &Router,
-    new: &[Arc<Subnet>],
-    except: Option<&str>,
-) -> NResult<()> {
-    let mut ports = app.networks.router_interfaces(&r.id);
-    if let Some(g) = r
-        .gateway
-        .as_ref()
-        .and_then(|g| app.networks.ports.get(&g.port_id))
-    {
-        ports.push(g);
-    }
-    let mut on: Vec<Arc<Subnet>> = Vec::new();
-    for p in ports.iter().filter(|p| Some(p.id.as_str()) != except) {
-        for ip in &p.fixed_ips {
-            if new.iter().any(|s| s.id == ip.subnet_id) {
-                return Err(bad_request(
-                    "router",
-                    format!("Router already has a port on subnet {}", ip.subnet_id),
-                ));
-            }
-        }
-        if p.device_owner == OWNER_ROUTER_GW {
-            on.extend(app.networks.subnets_of(&p.network_id));
-        } else {
-            on.extend(
-                p.fixed_ips
-                    .iter()
-                    .filter_map(|ip| app.networks.subnets.get(&ip.subnet_id)),
-            );
-        }
-    }
-    for s in &on {
-        for n in new {
-            if cidrs_overlap(&s.cidr, &n.cidr) {
-                return Err(bad_request(
-                    "router",
-                    format!(
-                        "Cidr {} of subnet {} overlaps with cidr {} of subnet {}",
-                        n.cidr, n.id, s.cidr, s.id
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn add_interface(
-    State(app): State<Arc<App>>,
-    Caller(ctx): Caller,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> NResult<Response> {
-    let r = visible_router(&app, &ctx, &id)?;
-    if !may_change_router(&r, &ctx) {
-        return Err(policy("rule:add_router_interface"));
-    }
-    let (subnet_id, port_id) = interface_info(&body)?;
-    if subnet_id.is_some() && port_id.is_some() {
-        return Err(bad_request(
-            "router",
-            "Cannot specify both subnet-id and port-id",
-        ));
-    }
-    let _guard = app.networks.topology_lock().await;
-    let r = visible_router(&app, &ctx, &id)?;
-    let now = app.clock.now();
-    let (port, subnet_id, w) = if let Some(sid) = subnet_id {
-        let sn = visible_subnet(&app, &ctx, &sid)?;
-        let Some(gw) = sn
-            .gateway_ip
-            .as_deref()
-            .and_then(|g| g.parse::<IpAddr>().ok())
-        else {
-            return Err(bad_request(
-                "router",
-                "Subnet for router interface must have a gateway IP",
-            ));
-        };
-        if sn.project_id != ctx.project_id && !ctx.is_admin() {
-            return Err(bad_request("router", format!(
-                "Cannot add interface to router because subnet {sid} is not owned by project making the request"
-            )));
-        }
-        check_router_subnets(&app, &r, std::slice::from_ref(&sn), None)?;
-        let ip = app.networks.reserve_exact(&sn, gw).map_err(ip_fault)?;
-        let device = (id.as_str(), OWNER_ROUTER_INTF);
-        let p =
-            app.networks
-                .service_port(&sn.network_id, &r.project_id, vec![ip.clone()], device, now);
-        let w = L3Write::default()
-            .port(&p.id, Some(p.clone()))
-            .reserved(vec![ip]);
-        (p, sid, w)
-    } else {
-        let pid = port_id.unwrap_or_default();
-        let cur = visible_port(&app, &ctx, &pid)?;
-        if !cur.device_id.is_empty() {
-            return Err(NeutronError::new(409, "PortInUse", format!(
-                "Unable to complete operation on port {pid} for network {}. Port already has an attached device {}.",
-                cur.network_id, cur.device_id
-            )));
-        }
-        if cur.fixed_ips.is_empty() {
-            return Err(bad_request(
-                "router",
-                "Router port must have at least one fixed IP",
-            ));
-        }
-        let subnets: Vec<Arc<Subnet>> = cur
-            .fixed_ips
-            .iter()
-            .filter_map(|ip| app.networks.subnets.get(&ip.subnet_id))
-            .collect();
-        if subnets.iter().filter(|s| s.ip_version == 4).count() > 1 {
-            return Err(bad_request(
-                "router",
-                "Cannot have multiple IPv4 subnets on router port",
-            ));
-        }
-        check_router_subnets(&app, &r, &subnets, Some(&pid))?;
-        let mut p = (*cur).clone();
-        p.device_id = id.clone();
-        p.device_owner = OWNER_ROUTER_INTF.into();
-        p.status = "ACTIVE".into();
-        p.updated_at = now;
-        let sid = p.fixed_ips[0].subnet_id.clone();
-        let w = L3Write::default().port(&pid, Some(p.clone()));
-        (p, sid, w)
-    };
-    let rid = id.clone();
-    let w = w.routers(move |v| {
+/// `w` with router `id`'s row written too (its `updated_at` moved), so a
+/// router deleted meanwhile refuses the whole write.
+pub(super) fn touching_router<'a>(
+    w: L3Write<'a>,
+    id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> L3Write<'a> {
+    let rid = id.to_string();
+    w.routers(move |v| {
         change_row(
             v,
             &rid,
@@ -679,127 +495,17 @@ async fn add_interface(
                 Ok(())
             },
         )
-    });
-    app.networks.commit_l3(w).await.map_err(|f| {
+    })
+}
+
+/// A refused router write: the router gone is `RouterNotFound`, address
+/// refusals Neutron's.
+pub(super) fn router_fault(id: &str) -> impl Fn(Fault) -> NeutronError + '_ {
+    move |f| {
         if f.code == 404 {
-            router_not_found(&id)
+            router_not_found(id)
         } else {
             ip_fault(f)
         }
-    })?;
-    Ok(interface_json(&id, &port, &subnet_id))
-}
-
-/// Refuses taking subnet `sn` off router `router_id` while a floating IP
-/// reaches a port of the subnet through it.
-fn interface_in_use(app: &App, router_id: &str, sn: &Subnet) -> NResult<()> {
-    let used = app.networks.fips_via_router(router_id).iter().any(|f| {
-        let fixed = f
-            .fixed_ip_address
-            .as_deref()
-            .and_then(|a| a.parse::<IpAddr>().ok());
-        fixed.is_some_and(|a| cidr_contains(&sn.cidr, a))
-            && f.port_id
-                .as_deref()
-                .and_then(|p| app.networks.ports.get(p))
-                .is_some_and(|p| p.fixed_ips.iter().any(|ip| ip.subnet_id == sn.id))
-    });
-    if used {
-        return Err(NeutronError::new(409, "RouterInterfaceInUseByFloatingIP", format!(
-            "Router interface for subnet {} on router {router_id} cannot be deleted, as it is required by one or more floating IPs.",
-            sn.id
-        )));
     }
-    Ok(())
-}
-
-async fn remove_interface(
-    State(app): State<Arc<App>>,
-    Caller(ctx): Caller,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> NResult<Response> {
-    let r = visible_router(&app, &ctx, &id)?;
-    if !may_change_router(&r, &ctx) {
-        return Err(policy("rule:remove_router_interface"));
-    }
-    let (subnet_id, port_id) = interface_info(&body)?;
-    let _guard = app.networks.topology_lock().await;
-    let ifaces = app.networks.router_interfaces(&id);
-    let now = app.clock.now();
-    let (port, next, subnets) = if let Some(pid) = port_id {
-        let p = ifaces
-            .iter()
-            .find(|p| p.id == pid)
-            .cloned()
-            .ok_or_else(|| {
-                NeutronError::new(
-                    404,
-                    "RouterInterfaceNotFound",
-                    format!("Router {id} does not have an interface with id {pid}"),
-                )
-            })?;
-        if let Some(sid) = &subnet_id {
-            if !p.fixed_ips.iter().any(|ip| &ip.subnet_id == sid) {
-                return Err(NeutronError::new(
-                    400,
-                    "SubnetMismatchForPort",
-                    format!("Subnet on port {pid} does not match the requested subnet {sid}."),
-                ));
-            }
-        }
-        let subnets: Vec<Arc<Subnet>> = p
-            .fixed_ips
-            .iter()
-            .filter_map(|ip| app.networks.subnets.get(&ip.subnet_id))
-            .collect();
-        (p, None, subnets)
-    } else {
-        let sid = subnet_id.unwrap_or_default();
-        let sn = visible_subnet(&app, &ctx, &sid)?;
-        let p = ifaces
-            .iter()
-            .find(|p| p.fixed_ips.iter().any(|ip| ip.subnet_id == sid))
-            .cloned()
-            .ok_or_else(|| {
-                NeutronError::new(
-                    404,
-                    "RouterInterfaceNotFoundForSubnet",
-                    format!("Router {id} has no interface on subnet {sid}"),
-                )
-            })?;
-        // A port on several subnets keeps the others.
-        let next = (p.fixed_ips.len() > 1).then(|| {
-            let mut n = (*p).clone();
-            n.fixed_ips.retain(|ip| ip.subnet_id != sid);
-            n.updated_at = now;
-            n
-        });
-        (p, next, vec![sn])
-    };
-    for sn in &subnets {
-        interface_in_use(&app, &id, sn)?;
-    }
-    let first = subnets.first().map(|s| s.id.clone()).unwrap_or_default();
-    let rid = id.clone();
-    let w = L3Write::default().port(&port.id, next).routers(move |v| {
-        change_row(
-            v,
-            &rid,
-            || Fault::not_found("router"),
-            None,
-            |r| {
-                r.updated_at = now;
-                Ok(())
-            },
-        )
-    });
-    app.networks.commit_l3(w).await.map_err(|f| {
-        if f.code == 404 {
-            router_not_found(&id)
-        } else {
-            f.into()
-        }
-    })?;
-    Ok(interface_json(&id, &port, &first))
 }
