@@ -6,7 +6,10 @@
 
 use crate::common::{start, Resp, TestCloud, User};
 use crate::image_network::{call, ids, neutron_error};
+use crate::metadata_service::{get10, sock_dir, Dir};
 use reqwest::{Method, StatusCode};
+use rova::compute::guest_env::ComputeGuestEnv;
+use rova::virt::metadata_server::serve;
 use serde_json::{json, Value};
 
 const NET: &str = "/network/v2.0";
@@ -163,6 +166,13 @@ async fn bootstrap_makes_public_and_router1() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let f = &r.body["floatingip"];
     assert_eq!(f["status"], json!("ACTIVE"));
+    // The metadata service tells the guest its floating address.
+    let dir = Dir(sock_dir());
+    let sock = dir.0.join("md.sock");
+    let md = serve(ComputeGuestEnv::of(&c.app), &sid, &sock).expect("serve");
+    let r4 = get10(&sock, "/latest/meta-data/public-ipv4").await;
+    assert_eq!(r4.text(), addr);
+    drop(md);
     assert_eq!(f["router_id"], json!(rid));
     assert_eq!(f["fixed_ip_address"], json!(fixed));
     assert_eq!(f["port_details"]["device_id"], json!(sid));
