@@ -31,6 +31,11 @@ pub struct FixedIp {
     pub version: u8,
     #[serde(default)]
     pub subnet_id: String,
+    /// Floating addresses pointing at this one (Nova's network info
+    /// cache): filled from the network service when the server is shown,
+    /// never stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub floating_ips: Vec<String>,
 }
 
 /// One virtual interface: a port on a network.

@@ -1,6 +1,7 @@
 //! First-start bootstrap: the Default domain's projects and users with their
 //! roles, Nova's classic flavors, two images, and a shared network with an
-//! IPv4 and an IPv6 subnet. Passwords are generated (or taken from
+//! IPv4 and an IPv6 subnet, an external network `public` and a router
+//! `router1` joining it to `private` (as devstack makes them). Passwords are generated (or taken from
 //! `ROVA_PASSWORD_<USER>`) and written to `<data>/passwords.json` (0600);
 //! `<data>/clouds.yaml` gets one entry per bootstrap user. Running it again
 //! creates only what is missing and rewrites clouds.yaml for the current
@@ -26,6 +27,8 @@ pub const ACCOUNTS: &[(&str, &str, &str, &str)] = &[
 pub const IMAGE_NAME: &str = "cirros-0.6.2-x86_64-disk";
 pub const IMAGE_ALT_NAME: &str = "cirros-0.6.2-x86_64-disk-alt";
 pub const NETWORK_NAME: &str = "private";
+pub const PUBLIC_NETWORK_NAME: &str = "public";
+pub const ROUTER_NAME: &str = "router1";
 
 fn gen_password() -> String {
     const CH: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -240,6 +243,8 @@ pub async fn run(app: &App) -> Result<(), String> {
         }
     }
 
+    external_network(app, &admin_pid, now).await?;
+
     if app.cfg.driver == crate::config::DriverKind::Qemu {
         let msg = crate::virt::guest_image::register(
             &app.images,
@@ -269,4 +274,113 @@ fn write_clouds_yaml(app: &App, passwords: &BTreeMap<String, String>) -> Result<
         ));
     }
     write_private(&app.cfg.data_dir.join("clouds.yaml"), out.as_bytes())
+}
+
+/// devstack's external network `public` (admin's, external, not shared)
+/// with `public-subnet` 172.24.4.0/24, and `router1` (owned, like
+/// `private`, by the admin project) with its gateway on `public` and an
+/// interface on `private-subnet` at its gateway address. Each is made
+/// only when missing.
+async fn external_network(
+    app: &App,
+    admin_pid: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), String> {
+    use crate::network::l3::{L3Write, Router, RouterGateway, OWNER_ROUTER_GW, OWNER_ROUTER_INTF};
+    let err = |e: rova_core::Fault| e.message;
+    let nets = &app.networks;
+    let public = match nets
+        .networks
+        .filter(|n| n.name == PUBLIC_NETWORK_NAME)
+        .pop()
+    {
+        Some(n) => n,
+        None => {
+            let net = Network {
+                id: uuid::Uuid::new_v4().to_string(),
+                name: PUBLIC_NETWORK_NAME.into(),
+                project_id: admin_pid.to_string(),
+                shared: false,
+                admin_state_up: true,
+                status: "ACTIVE".into(),
+                mtu: 1450,
+                router_external: true,
+                description: String::new(),
+                created_at: now,
+                updated_at: now,
+            };
+            let id = net.id.clone();
+            nets.networks.put(&id, net).await.map_err(err)?
+        }
+    };
+    if nets.subnets_of(&public.id).is_empty() {
+        let cidr = "172.24.4.0/24";
+        let sn = Subnet {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: "public-subnet".into(),
+            network_id: public.id.clone(),
+            project_id: admin_pid.to_string(),
+            cidr: cidr.into(),
+            ip_version: 4,
+            gateway_ip: Some("172.24.4.1".into()),
+            allocation_pools: default_pool(cidr).into_iter().collect(),
+            enable_dhcp: false,
+            dns_nameservers: vec![],
+            ipv6_address_mode: None,
+            ipv6_ra_mode: None,
+            description: String::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        nets.subnets.put(&sn.id.clone(), sn).await.map_err(err)?;
+    }
+    if !nets.routers.filter(|r| r.name == ROUTER_NAME).is_empty() {
+        return Ok(());
+    }
+    let private_v4 = nets
+        .networks
+        .filter(|n| n.name == NETWORK_NAME)
+        .pop()
+        .and_then(|n| {
+            nets.subnets_of(&n.id)
+                .into_iter()
+                .find(|s| s.ip_version == 4)
+        });
+    let id = uuid::Uuid::new_v4().to_string();
+    let wants: Vec<_> = nets
+        .subnets_of(&public.id)
+        .into_iter()
+        .map(|s| (s, None))
+        .collect();
+    let gw_ips = nets.reserve_ips(&wants).map_err(err)?;
+    let gw = nets.service_port(&public.id, "", gw_ips.clone(), (&id, OWNER_ROUTER_GW), now);
+    let mut w = L3Write::default().reserved(gw_ips);
+    if let Some(sn) = private_v4 {
+        if let Some(ip) = sn.gateway_ip.as_deref().and_then(|g| g.parse().ok()) {
+            let ip = nets.reserve_exact(&sn, ip).map_err(err)?;
+            let device = (id.as_str(), OWNER_ROUTER_INTF);
+            let intf = nets.service_port(&sn.network_id, admin_pid, vec![ip.clone()], device, now);
+            w = w.port(&intf.id.clone(), Some(intf)).reserved(vec![ip]);
+        }
+    }
+    let router = Router {
+        id: id.clone(),
+        name: ROUTER_NAME.into(),
+        project_id: admin_pid.to_string(),
+        description: String::new(),
+        admin_state_up: true,
+        status: "ACTIVE".into(),
+        gateway: Some(RouterGateway {
+            network_id: public.id.clone(),
+            enable_snat: true,
+            port_id: gw.id.clone(),
+        }),
+        created_at: now,
+        updated_at: now,
+    };
+    w = w.port(&gw.id.clone(), Some(gw)).routers(move |v| {
+        v.put(&id, router);
+        Ok(())
+    });
+    nets.commit_l3(w).await.map_err(err)
 }

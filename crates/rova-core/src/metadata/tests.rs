@@ -76,11 +76,13 @@ fn inst() -> Instance {
                     address: "fd00::5".into(),
                     version: 6,
                     subnet_id: "sub6".into(),
+                    floating_ips: Vec::new(),
                 },
                 FixedIp {
                     address: "10.0.0.5".into(),
                     version: 4,
                     subnet_id: "sub4".into(),
+                    floating_ips: Vec::new(),
                 },
             ],
             tag: None,

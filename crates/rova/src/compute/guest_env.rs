@@ -398,7 +398,7 @@ fn facts_for(app: &App, inst: &Instance) -> GuestFacts {
             }
         }
     }
-    // Rova has no floating IPs: `floating_ips` stays empty.
+    facts.floating_ips = crate::compute::floating::floating_addresses(app, inst);
     facts
 }
 

@@ -228,6 +228,7 @@ async fn let_go(app: &App, id: &str, vif: &Vif) -> Result<(), Fault> {
         .await?;
     if let (Some(p), true) = (old, vif.created_by_nova) {
         app.networks.forget_port(&p);
+        let _ = app.networks.disassociate_port(&p.id).await;
     }
     Ok(())
 }
@@ -264,6 +265,7 @@ pub async fn detach(app: &App, ctx: &Ctx, id: &str, port_id: &str) -> Result<(),
     .await?;
     if let (Some(p), true) = (old, vif.created_by_nova) {
         app.networks.forget_port(&p);
+        let _ = app.networks.disassociate_port(&p.id).await;
     }
     let unplug = DriverOp::DetachInterface {
         port_id: port_id.to_string(),

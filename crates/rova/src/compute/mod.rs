@@ -15,6 +15,7 @@ pub mod driver;
 pub mod fault_steps;
 pub mod flavors;
 pub mod fleet;
+pub mod floating;
 pub mod guest_env;
 pub mod interfaces;
 pub mod keypairs;

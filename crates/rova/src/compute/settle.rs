@@ -523,4 +523,10 @@ async fn settle_ports(app: &App, scope: &Settling) {
             "port of no server settled"
         );
     }
+    // Floating IPs left pointing at a port deleted by a process cut short.
+    match app.networks.settle_floating_ips().await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(count = n, "floating IPs of deleted ports disassociated"),
+        Err(f) => tracing::error!("settling floating IPs: {}", f.message),
+    }
 }

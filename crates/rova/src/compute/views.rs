@@ -66,6 +66,15 @@ pub fn addresses(inst: &Instance, extended: bool) -> Value {
                     a["OS-EXT-IPS-MAC:mac_addr"] = json!(vif.mac);
                 }
                 list.push(a);
+                // The floating addresses right after their fixed one.
+                for fip in &ip.floating_ips {
+                    let mut a = json!({"addr": fip, "version": 4});
+                    if extended {
+                        a["OS-EXT-IPS:type"] = json!("floating");
+                        a["OS-EXT-IPS-MAC:mac_addr"] = json!(vif.mac);
+                    }
+                    list.push(a);
+                }
             }
         }
     }

@@ -2,9 +2,11 @@
 //! fixed-IP allocation from a subnet's allocation pools and MAC generation,
 //! and security groups (`secgroups`). Compute asks this module for ports
 //! when it builds a server and frees them when the server goes. This module
-//! owns networks, subnets, ports and security groups.
+//! owns networks, subnets, ports and security groups; `l3` owns routers
+//! and floating IPs.
 
 pub mod api;
+pub mod l3;
 mod port_alloc;
 pub use port_alloc::NewPort;
 pub mod secgroups;
@@ -91,6 +93,10 @@ pub struct Networks {
     pub ports: Table<Port>,
     /// Security groups, each with its rules.
     pub security_groups: secgroups::store::SecurityGroups,
+    /// Routers (`l3`).
+    pub routers: Table<l3::Router>,
+    /// Floating IPs (`l3`), indexed by the port each points at.
+    pub floatingips: Table<l3::FloatingIp>,
     /// Addresses in use per subnet: rebuilt from ports at start-up, kept
     /// by this process's allocations and by the other processes' port
     /// changes (the ports table's watcher). A hint for choosing an address:
@@ -226,7 +232,10 @@ impl Networks {
                 }
             },
         ));
+        let (routers, floatingips) = Self::load_l3(store)?;
         Ok(Networks {
+            routers,
+            floatingips,
             networks: Table::load("network", store)?,
             subnets: Table::load("subnet", store)?,
             ports,
@@ -271,6 +280,17 @@ impl Networks {
     /// Reserves one address in a subnet: `wanted` if free and in range, or the
     /// first free address of the pools.
     pub fn reserve_ip(&self, subnet: &Subnet, wanted: Option<IpAddr>) -> Result<IpAddr, Fault> {
+        self.reserve_ip_as(subnet, wanted, false)
+    }
+
+    /// [`Networks::reserve_ip`]; `gateway_ok` lets a wanted address be the
+    /// subnet's gateway (a router interface's).
+    fn reserve_ip_as(
+        &self,
+        subnet: &Subnet,
+        wanted: Option<IpAddr>,
+        gateway_ok: bool,
+    ) -> Result<IpAddr, Fault> {
         let mut used = self.used.lock();
         let set = used.entry(subnet.id.clone()).or_default();
         if let Some(ip) = wanted {
@@ -279,7 +299,8 @@ impl Networks {
                     "IP address {ip} is not a valid IP for the specified subnet."
                 )));
             }
-            if set.contains(&ip) || subnet.gateway_ip.as_deref() == Some(&ip.to_string()) {
+            let is_gateway = subnet.gateway_ip.as_deref() == Some(&ip.to_string());
+            if set.contains(&ip) || (is_gateway && !gateway_ok) {
                 return Err(Fault::conflict(format!(
                     "IP address {ip} already allocated in subnet {}",
                     subnet.id

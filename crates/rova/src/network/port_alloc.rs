@@ -186,8 +186,22 @@ impl Networks {
         Some((port_id.to_string(), Some(p)))
     }
 
-    /// Deletes a port and frees its addresses.
+    /// Deletes a port and frees its addresses; the floating IPs pointing
+    /// at it are disassociated in the same transaction.
     pub async fn delete_port(&self, port_id: &str) -> Result<(), Fault> {
+        if !self.fips_of_port(port_id).is_empty() {
+            if self.ports.get(port_id).is_none() {
+                return Ok(());
+            }
+            let gone = port_id.to_string();
+            let w = super::l3::L3Write::default()
+                .port(port_id, None)
+                .fips(move |v| {
+                    Networks::disassociate_in(v, &gone);
+                    Ok(())
+                });
+            return self.commit_l3(w).await;
+        }
         if let Some(p) = self.ports.remove(port_id).await? {
             self.release_ips(&p.fixed_ips);
         }

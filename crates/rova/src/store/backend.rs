@@ -471,6 +471,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         "instance_action_events",
         include_str!("../../migrations/sqlite/0020_instance_action_events.sql"),
     ),
+    (
+        21,
+        "l3",
+        include_str!("../../migrations/sqlite/0021_l3.sql"),
+    ),
 ];
 
 pub const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -573,6 +578,11 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         20,
         "instance_action_events",
         include_str!("../../migrations/postgres/0020_instance_action_events.sql"),
+    ),
+    (
+        21,
+        "l3",
+        include_str!("../../migrations/postgres/0021_l3.sql"),
     ),
 ];
 

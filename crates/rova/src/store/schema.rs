@@ -373,6 +373,30 @@ pub const KINDS: &[Kind] = &[
             text("event", "event"),
         ],
     },
+    Kind {
+        kind: "router",
+        table: "routers",
+        cols: &[
+            text("project_id", "project_id"),
+            text("name", "name"),
+            text("gw_network_id", "gateway.network_id"),
+            text("gw_port_id", "gateway.port_id"),
+        ],
+    },
+    Kind {
+        kind: "floatingip",
+        table: "floatingips",
+        cols: &[
+            text("project_id", "project_id"),
+            text("floating_network_id", "floating_network_id"),
+            text("floating_ip_address", "floating_ip_address"),
+            text("floating_port_id", "floating_port_id"),
+            text("fixed_port_id", "port_id"),
+            text("fixed_ip_address", "fixed_ip_address"),
+            text("router_id", "router_id"),
+            text("fixed_key", "fixed_key"),
+        ],
+    },
 ];
 
 /// The `(subnet_id, ip_address)` pairs of a port document's `fixed_ips`.

@@ -266,6 +266,17 @@ impl TestCloud {
             .expect("bootstrap network")
     }
 
+    /// Id of the bootstrap's external network (`public`).
+    pub fn public_network_id(&self) -> String {
+        self.app
+            .networks
+            .networks
+            .filter(|n| n.name == rova::bootstrap::PUBLIC_NETWORK_NAME)
+            .pop()
+            .map(|n| n.id.clone())
+            .expect("public network")
+    }
+
     /// Creates a server and waits until it leaves BUILD; returns its body.
     pub async fn boot(&self, u: &User, name: &str, version: Option<&str>, extra: Value) -> Value {
         let mut server = json!({"name": name, "imageRef": self.image_id(), "flavorRef": "1"});

@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 /// Any call below the server root, with an optional JSON body.
-async fn call(
+pub(crate) async fn call(
     c: &TestCloud,
     u: Option<&User>,
     method: Method,
@@ -57,7 +57,7 @@ async fn create_image(c: &TestCloud, u: &User, body: Value) -> Value {
     r.body
 }
 
-fn ids(list: &Value) -> Vec<String> {
+pub(crate) fn ids(list: &Value) -> Vec<String> {
     list.as_array()
         .map(|a| {
             a.iter()
@@ -67,7 +67,7 @@ fn ids(list: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn neutron_error(r: &Resp, status: u16, kind: &str) {
+pub(crate) fn neutron_error(r: &Resp, status: u16, kind: &str) {
     assert_eq!(r.status.as_u16(), status, "{}", r.text);
     assert_eq!(r.body["NeutronError"]["type"], json!(kind), "{}", r.text);
     assert!(r.body["NeutronError"]["message"].is_string(), "{}", r.text);
@@ -1149,8 +1149,15 @@ async fn network_visibility_across_projects() {
         let r = call(&c, Some(&alt), Method::DELETE, &path, None).await;
         neutron_error(&r, 404, kind);
     }
+    // The shared network, and the bootstrap's external one (external
+    // networks are visible to every project).
     let r = call(&c, Some(&alt), Method::GET, "/network/v2.0/networks", None).await;
-    assert_eq!(ids(&r.body["networks"]), vec![shared_id.clone()]);
+    let public_id = c.public_network_id();
+    let mut seen = ids(&r.body["networks"]);
+    seen.sort();
+    let mut want = vec![shared_id.clone(), public_id];
+    want.sort();
+    assert_eq!(seen, want);
     let r = call(
         &c,
         Some(&alt),
@@ -1305,5 +1312,6 @@ async fn network_visibility_across_projects() {
         None,
     )
     .await;
-    assert_eq!(ids(&r.body["networks"]).len(), 3);
+    // private, public (both bootstrapped), demo's and admin's.
+    assert_eq!(ids(&r.body["networks"]).len(), 4);
 }

@@ -16,6 +16,7 @@ mod image_members;
 mod image_network;
 mod interfaces;
 mod keypair_formats;
+mod l3;
 mod metadata_service;
 mod microversions;
 mod multi_create_bounds;

@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 /// One parsed HTTP response.
-struct HttpResp {
+pub(crate) struct HttpResp {
     status: u16,
     /// Lower-cased header names.
     headers: Vec<(String, String)>,
@@ -29,7 +29,7 @@ impl HttpResp {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     fn json(&self) -> Value {
@@ -78,7 +78,7 @@ fn parse(buf: &[u8]) -> HttpResp {
 }
 
 /// `GET` as busybox wget sends it (HTTP/1.0, no keep-alive).
-async fn get10(sock: &Path, path: &str) -> HttpResp {
+pub(crate) async fn get10(sock: &Path, path: &str) -> HttpResp {
     let req = format!("GET {path} HTTP/1.0\r\nHost: 169.254.169.254\r\nUser-Agent: Wget\r\n\r\n");
     raw(sock, req.as_bytes()).await
 }
@@ -100,7 +100,7 @@ async fn post11(sock: &Path, path: &str, body: &[u8]) -> HttpResp {
     raw(sock, &req).await
 }
 
-fn sock_dir() -> PathBuf {
+pub(crate) fn sock_dir() -> PathBuf {
     // Short path: sun_path holds at most 107 bytes.
     std::env::temp_dir().join(format!(
         "rmd-{}",
@@ -108,7 +108,7 @@ fn sock_dir() -> PathBuf {
     ))
 }
 
-struct Dir(PathBuf);
+pub(crate) struct Dir(pub(crate) PathBuf);
 impl Drop for Dir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);

@@ -639,6 +639,21 @@ fn rows() -> Vec<Row> {
         }),
         row("GET", "/network/v2.0/security-group-rules/{id}", Read),
         row("DELETE", "/network/v2.0/security-group-rules/{id}", Write).fresh(),
+        row("GET", "/network/v2.0/routers", Authed),
+        row("POST", "/network/v2.0/routers", Create).json(json!({"router": {"name": "rbac-new"}})),
+        row("GET", "/network/v2.0/routers/{id}", Read),
+        row("PUT", "/network/v2.0/routers/{id}", Write).json(json!({"router": {"name": "rbac-router"}})),
+        row("DELETE", "/network/v2.0/routers/{id}", Write).fresh(),
+        row("PUT", "/network/v2.0/routers/{id}/add_router_interface", Write)
+            .body(|fx| json!({"subnet_id": fx.subnet})),
+        row("PUT", "/network/v2.0/routers/{id}/remove_router_interface", Write).json(json!({})),
+        row("GET", "/network/v2.0/floatingips", Authed),
+        row("POST", "/network/v2.0/floatingips", Create)
+            .body(|fx| json!({"floatingip": {"floating_network_id": fx.public_net}})),
+        row("GET", "/network/v2.0/floatingips/{id}", Read),
+        row("PUT", "/network/v2.0/floatingips/{id}", Write)
+            .json(json!({"floatingip": {"description": "rbac"}})),
+        row("DELETE", "/network/v2.0/floatingips/{id}", Write).fresh(),
         row("ANY", "/network/v2.0/{*rest}", Custom(Exp::Is(404), Exp::Is(404), Exp::Is(404), Exp::Is(404))),
         row("GET", "/volume", Public),
         row("GET", "/volume/", Public),
@@ -900,6 +915,12 @@ struct Fx {
     network: String,
     subnet: String,
     port: String,
+    /// The bootstrap's external network.
+    public_net: String,
+    /// A router of the demo project.
+    router: String,
+    /// A floating IP of the demo project (on `public_net`).
+    floatingip: String,
     console_token: String,
     service: String,
     hypervisor: String,
@@ -1099,6 +1120,9 @@ enum Make {
     Subnet(String),
     /// A port on the `parent` network.
     Port,
+    Router,
+    /// A floating IP on the `parent` external network.
+    FloatingIp,
 }
 
 /// Creates one resource as `u`; its id (a keypair's name).
@@ -1151,6 +1175,16 @@ async fn make(
             "/network/v2.0/ports",
             "port",
             json!({"port": {"network_id": parent}}),
+        ),
+        Make::Router => (
+            "/network/v2.0/routers",
+            "router",
+            json!({"router": {"name": name}}),
+        ),
+        Make::FloatingIp => (
+            "/network/v2.0/floatingips",
+            "floatingip",
+            json!({"floatingip": {"floating_network_id": parent}}),
         ),
     };
     let v = must_r(c, u, "POST", path, None, Some(body)).await?;
@@ -1280,6 +1314,9 @@ async fn setup(c: &TestCloud) -> Fx {
     let network = made(Make::Network, "rbac-net", String::new()).await;
     let subnet = made(Make::Subnet("10.99.0.0/24".into()), "", network.clone()).await;
     let port = made(Make::Port, "", network.clone()).await;
+    let public_net = c.public_network_id();
+    let router = made(Make::Router, "rbac-router", String::new()).await;
+    let floatingip = made(Make::FloatingIp, "", public_net.clone()).await;
 
     let service = get_str(c, &admin, "/compute/v2.1/os-services", "/services/0/id").await;
     let hypervisor = get_str(
@@ -1320,6 +1357,9 @@ async fn setup(c: &TestCloud) -> Fx {
         network,
         subnet,
         port,
+        public_net,
+        router,
+        floatingip,
         console_token,
         service,
         hypervisor,
@@ -1414,6 +1454,8 @@ fn param(fx: &Fx, route: &str, prev: &str, name: &str) -> Option<String> {
         ("networks", "id") if net_api => fx.network.clone(),
         ("subnets", "id") if net_api => fx.subnet.clone(),
         ("ports", "id") if net_api => fx.port.clone(),
+        ("routers", "id") => fx.router.clone(),
+        ("floatingips", "id") => fx.floatingip.clone(),
         ("v3", "project_id") => fx.demo.project_id.clone(),
         ("volumes", "id") | ("os-volumes", "id") => fx.volume.clone(),
         ("snapshots", "id") | ("os-snapshots", "id") => fx.snapshot.clone(),
@@ -1524,6 +1566,8 @@ async fn fresh(c: &TestCloud, fx: &Fx, row: &Row, n: usize) -> Result<(String, S
             make(c, demo, Make::Subnet(cidr), "", &fx.network).await?
         }
         ("ports", "id") => make(c, demo, Make::Port, "", &fx.network).await?,
+        ("routers", "id") => make(c, demo, Make::Router, &format!("rbac-fresh-{n}"), "").await?,
+        ("floatingips", "id") => make(c, demo, Make::FloatingIp, "", &fx.public_net).await?,
         ("volumes", "id") | ("os-volumes", "id") => make_volume(c, demo).await?,
         ("attachments", "id") => make_attachment(c, demo).await?.1,
         ("snapshots", "id") | ("os-snapshots", "id") => make_snapshot(c, demo, &fx.volume).await?,

@@ -114,6 +114,7 @@ fn vif(ips: &[(&str, u8)]) -> Vif {
                 address: a.to_string(),
                 version: *v,
                 subnet_id: String::new(),
+                floating_ips: Vec::new(),
             })
             .collect(),
         tag: None,

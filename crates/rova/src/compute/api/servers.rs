@@ -63,7 +63,8 @@ fn list_response(
     let params = query_pairs(raw.as_deref());
     let page = svc::list(app, ctx, &params, detail)?;
     let servers = if detail {
-        crate::compute::secgroups::with_port_groups_all(app, ctx, page.servers)
+        let servers = crate::compute::floating::with_floating_ips_all(app, page.servers);
+        crate::compute::secgroups::with_port_groups_all(app, ctx, servers)
     } else {
         page.servers
     };
@@ -137,6 +138,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let inst = app.compute.with_tags(svc::visible(&app, &ctx, &id)?);
+    let inst = crate::compute::floating::with_floating_ips(&app, inst);
     let inst = crate::compute::secgroups::with_port_groups(&app, &ctx, inst);
     Ok(
         axum::Json(json!({"server": views::server(&inst, &ctx, &links, ServerView::Show, app.compute.fleet.host_status(inst.host.as_deref()))}))
@@ -197,6 +199,7 @@ async fn update(
     let inst = app
         .compute
         .with_tags(svc::update(&app, &ctx, &id, u).await?);
+    let inst = crate::compute::floating::with_floating_ips(&app, inst);
     let inst = crate::compute::secgroups::with_port_groups(&app, &ctx, inst);
     let view = if ctx.at_least(75) {
         ServerView::Show
@@ -213,6 +216,7 @@ async fn delete(State(app): A, Extension(ctx): C, Path(id): Path<String>) -> Api
 
 async fn ips(State(app): A, Extension(ctx): C, Path(id): Path<String>) -> ApiResult<Response> {
     let inst = svc::visible(&app, &ctx, &id)?;
+    let inst = crate::compute::floating::with_floating_ips(&app, inst);
     Ok(axum::Json(json!({"addresses": views::addresses(&inst, false)})).into_response())
 }
 
@@ -222,6 +226,7 @@ async fn ips_for(
     Path((id, label)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let inst = svc::visible(&app, &ctx, &id)?;
+    let inst = crate::compute::floating::with_floating_ips(&app, inst);
     let all = views::addresses(&inst, false);
     match all.get(&label) {
         Some(list) => Ok(axum::Json(json!({ label: list })).into_response()),

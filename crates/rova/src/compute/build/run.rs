@@ -467,6 +467,7 @@ fn vif_of(app: &App, port: &Port, created: bool, tag: Option<String>) -> Vif {
                 version: if ip.ip_address.contains(':') { 6 } else { 4 },
                 address: ip.ip_address.clone(),
                 subnet_id: ip.subnet_id.clone(),
+                floating_ips: Vec::new(),
             })
             .collect(),
         tag,

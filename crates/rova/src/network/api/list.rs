@@ -270,6 +270,21 @@ pub(super) fn list_body(
     Value::Object(body)
 }
 
+/// A collection's list answer: `items` (the rows the caller sees,
+/// rendered) filtered, sorted, paged and projected as query `raw` asks.
+pub(super) fn list_response(
+    headers: &HeaderMap,
+    raw: Option<&str>,
+    collection: &str,
+    attrs: &[&str],
+    items: Vec<Value>,
+) -> NResult<Response> {
+    let p = parse_params(raw)?;
+    let (items, more) = select(items, &p, attrs, &[])?;
+    let body = list_body(&host_url(headers), collection, collection, items, more, &p);
+    Ok(axum::Json(body).into_response())
+}
+
 /// Applies `fields` to a single rendered resource.
 pub(super) fn project_fields(v: Value, raw: Option<&str>) -> Value {
     let fields: Vec<String> = raw

@@ -2,14 +2,15 @@
 //! documents, extensions, networks, subnets and ports (list with Neutron's
 //! filters, `fields`, sorting and marker paging; show; create; update;
 //! delete). Security groups and their rules are in the `secgroups` child
-//! module, which shares this module's helpers.
+//! module, routers in `routers` and floating IPs in `floatingips`, which
+//! share this module's helpers.
 //!
 //! This module owns the router, the resource attribute tables, Neutron's
 //! error type and the visibility rules. The children hold the rest:
 //! `versions` (discovery documents), `views` (JSON renderings), `list`
 //! (query parsing, filtering, sorting, paging), `body` (request-body
 //! helpers), and one module per resource: `networks`, `subnets`, `ports`,
-//! `secgroups`.
+//! `secgroups`, `routers`, `floatingips`.
 //!
 //! The caller is authenticated by the image API's `Caller` extractor
 //! (keystonemiddleware's JSON 401). Every other error is Neutron's
@@ -41,9 +42,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 mod body;
+mod floatingips;
 mod list;
 mod networks;
 mod ports;
+mod router_interfaces;
+mod routers;
 mod secgroups;
 mod subnets;
 #[cfg(test)]
@@ -52,7 +56,10 @@ mod versions;
 mod views;
 
 use body::{check_port_extras, get_bool, get_str, get_uint, only_value, owner_from, resource_body};
-use list::{created, list_body, one, parse_bool, parse_params, project_fields, select, ListParams};
+use list::{
+    created, list_body, list_response, one, parse_bool, parse_params, project_fields, select,
+    ListParams,
+};
 use networks::{
     create_network, delete_network, list_networks, may_change_network, show_network, update_network,
 };
@@ -250,6 +257,8 @@ pub fn router() -> Router<Arc<App>> {
             get(show_port).put(update_port).delete(delete_port),
         )
         .merge(secgroups::routes())
+        .merge(routers::routes())
+        .merge(floatingips::routes())
         .route("/network/v2.0/{*rest}", any(not_found))
 }
 

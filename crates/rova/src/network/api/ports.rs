@@ -79,7 +79,7 @@ pub(super) async fn show_port(
 }
 
 /// Resolves a `fixed_ips` request against a network's subnets.
-fn parse_fixed_ips(app: &App, net_id: &str, v: &Value) -> NResult<IpWants> {
+pub(super) fn parse_fixed_ips(app: &App, net_id: &str, v: &Value) -> NResult<IpWants> {
     let arr = v.as_array().ok_or_else(|| {
         bad(format!(
             "Invalid input for fixed_ips. Reason: '{v}' is not a list."
@@ -467,6 +467,16 @@ pub(super) async fn delete_port(
         return Err(policy("rule:delete_port"));
     }
     let _guard = app.networks.topology_lock().await;
+    if app.networks.service_port_in_use(&p) {
+        return Err(NeutronError::new(
+            409,
+            "ServicePortInUse",
+            format!(
+                "Port {id} cannot be deleted directly via the port API: has device owner {}.",
+                p.device_owner
+            ),
+        ));
+    }
     app.networks.delete_port(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -15,6 +15,9 @@ const EXTENSIONS: &[(&str, &str, &str)] = &[
     ("sorting", "Sorting support", "Extension that indicates that sorting is enabled."),
     ("security-group", "security-group", "The security groups extension."),
     ("stateful-security-group", "Stateful security group", "Indicates if the security group is stateful or not"),
+    ("router", "Neutron L3 Router", "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway."),
+    ("ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway"),
+    ("fip-port-details", "Floating IP Port Details Extension", "Add port_details attribute to Floating IP resource"),
 ];
 
 pub(super) async fn versions(headers: HeaderMap) -> Response {
@@ -32,6 +35,8 @@ pub(super) async fn resources(_caller: Caller, headers: HeaderMap) -> Response {
         ("port", "ports"),
         ("security_group", "security-groups"),
         ("security_group_rule", "security-group-rules"),
+        ("router", "routers"),
+        ("floatingip", "floatingips"),
     ]
     .iter()
     .map(|(name, coll)| {
