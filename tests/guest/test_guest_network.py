@@ -126,6 +126,20 @@ def netns():
         except (ProcessLookupError, ValueError):
             pass
     subprocess.run(["ip", "netns", "del", name], check=False)
+    # the routers' namespaces Rova made beside it
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True,
+                            text=True).stdout.split("\n")
+    for line in listed:
+        other = line.split(" ")[0]
+        if other.startswith(name + "-qrouter-"):
+            for pid in subprocess.run(["ip", "netns", "pids", other],
+                                      capture_output=True,
+                                      text=True).stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            subprocess.run(["ip", "netns", "del", other], check=False)
 
 
 @pytest.fixture(scope="module")
@@ -314,6 +328,42 @@ def test_a_rule_change_reaches_the_running_guest(brova, conns, netns):
     conn.network.delete_security_group_rule(icmp)
     took = wait_ping(netns, a_ip, False, 10)
     print("rule removal took effect in %.2fs" % took)
+
+
+def test_ssh_through_a_floating_ip_from_the_external_network(
+        brova, conns, bguests, netns):
+    """The bootstrap's `public` network and `router1` (devstack's): a
+    member associates a floating IP with A's port and reaches A by SSH at
+    that address from the external network's host side (172.24.4.1, in
+    the data path's namespace); A reaches the outside through the
+    router's SNAT; after disassociation the address answers no more."""
+    a, a_ip, key = need("a", "a_ip", "key")
+    conn = conns()
+    public = conn.network.find_network("public", ignore_missing=False)
+    port = port_of(conn, a)
+    fip = conn.network.create_ip(floating_network_id=public.id,
+                                 port_id=port.id)
+    addr = fip.floating_ip_address
+    assert addr.startswith("172.24.4."), addr
+    deadline = time.monotonic() + 30
+    while True:
+        r = ssh(netns, key, addr,
+                "wget -qO- http://169.254.169.254/openstack/latest/"
+                "meta_data.json; echo; ping -c 2 -W 2 172.24.4.1 "
+                ">/dev/null && echo OUT-OK")
+        if r.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert r.returncode == 0, r.stdout + r.stderr + brova.log_tail(30)
+    md, _, rest = r.stdout.partition("\n")
+    assert json.loads(md)["uuid"] == a, r.stdout
+    assert "OUT-OK" in rest, r.stdout
+    conn.network.update_ip(fip, port_id=None)
+    deadline = time.monotonic() + 10
+    while ssh(netns, key, addr, "true", timeout=10).returncode == 0:
+        assert time.monotonic() < deadline, "the floating IP still answers"
+        time.sleep(0.5)
+    conn.network.delete_ip(fip)
 
 
 def test_interface_attach_gives_the_guest_a_second_nic(brova, conns, bguests,

@@ -8,7 +8,8 @@
 use crate::app::App;
 use crate::compute::driver::BoxFut;
 use crate::virt::env::{
-    DhcpPort, FilterRule, GuestEnv, GuestEvent, ImageInfo, PasswordPost, PortSecurity, Unavailable,
+    DhcpPort, FilterRule, GuestEnv, GuestEvent, ImageInfo, PasswordPost, PortSecurity, RouterLeg,
+    RouterPlan, Unavailable,
 };
 use chrono::{DateTime, Utc};
 use rand::RngCore;
@@ -177,6 +178,19 @@ impl GuestEnv for ComputeGuestEnv {
             .collect())
     }
 
+    fn routers(&self) -> Result<Vec<RouterPlan>, Unavailable> {
+        let app = self.app()?;
+        let mut plans: Vec<RouterPlan> = app
+            .networks
+            .routers
+            .filter(|r| r.admin_state_up)
+            .iter()
+            .map(|r| router_plan(&app, r))
+            .collect();
+        plans.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(plans)
+    }
+
     fn now(&self) -> DateTime<Utc> {
         match self.app() {
             Ok(app) => app.clock.now(),
@@ -302,6 +316,62 @@ fn port_security_of(app: &App, port: &crate::network::Port) -> PortSecurity {
             .map(|f| f.ip_address.clone())
             .collect(),
         rules,
+    }
+}
+
+/// A port's IPv4 leg: its address with its subnet's prefix length, and
+/// the subnet's gateway as next hop when asked.
+fn leg_of(app: &App, port: &crate::network::Port, next_hop: bool) -> Option<RouterLeg> {
+    port.fixed_ips.iter().find_map(|f| {
+        let sn = app.networks.subnets.get(&f.subnet_id)?;
+        if sn.ip_version != 4 {
+            return None;
+        }
+        let len = sn.cidr.split_once('/')?.1;
+        Some(RouterLeg {
+            port_id: port.id.clone(),
+            network_id: port.network_id.clone(),
+            mac: port.mac_address.clone(),
+            cidr: format!("{}/{len}", f.ip_address),
+            next_hop: if next_hop {
+                sn.gateway_ip.clone().filter(|g| !g.is_empty())
+            } else {
+                None
+            },
+        })
+    })
+}
+
+/// What the data path builds for router `r`.
+fn router_plan(app: &App, r: &crate::network::l3::Router) -> RouterPlan {
+    let gateway = r
+        .gateway
+        .as_ref()
+        .and_then(|g| app.networks.ports.get(&g.port_id))
+        .and_then(|p| leg_of(app, &p, true));
+    let mut interfaces: Vec<RouterLeg> = app
+        .networks
+        .router_interfaces(&r.id)
+        .iter()
+        .filter_map(|p| leg_of(app, p, false))
+        .collect();
+    interfaces.sort_by(|a, b| a.port_id.cmp(&b.port_id));
+    let mut floating: Vec<(String, String)> = app
+        .networks
+        .fips_via_router(&r.id)
+        .iter()
+        .filter_map(|f| {
+            f.port_id.as_ref()?;
+            Some((f.floating_ip_address.clone(), f.fixed_ip_address.clone()?))
+        })
+        .collect();
+    floating.sort();
+    RouterPlan {
+        id: r.id.clone(),
+        gateway,
+        interfaces,
+        snat: r.gateway.as_ref().is_some_and(|g| g.enable_snat),
+        floating,
     }
 }
 

@@ -110,6 +110,31 @@ pub struct PortSecurity {
     pub rules: Vec<FilterRule>,
 }
 
+/// One leg of a router: its port on a network, the address it holds
+/// there (with the subnet's prefix length) and, for the gateway, the next
+/// hop out (the external subnet's gateway).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterLeg {
+    pub port_id: String,
+    pub network_id: String,
+    pub mac: String,
+    /// e.g. `10.0.0.1/16`.
+    pub cidr: String,
+    pub next_hop: Option<String>,
+}
+
+/// A router as the data path builds it: its gateway, its interfaces,
+/// whether it masquerades its subnets, and its floating IPs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterPlan {
+    pub id: String,
+    pub gateway: Option<RouterLeg>,
+    pub interfaces: Vec<RouterLeg>,
+    pub snat: bool,
+    /// (floating address, fixed address) of each associated floating IP.
+    pub floating: Vec<(String, String)>,
+}
+
 /// The driver's narrow view of the service it runs under.
 pub trait GuestEnv: Send + Sync {
     /// The image `id`, `Ok(None)` when there is no such image.
@@ -158,6 +183,9 @@ pub trait GuestEnv: Send + Sync {
     /// The addresses and security-group rules of ports `port_ids` (the
     /// ones that still exist).
     fn port_security(&self, port_ids: &[String]) -> Result<Vec<PortSecurity>, Unavailable>;
+
+    /// Every router that is up, with its legs and floating IPs.
+    fn routers(&self) -> Result<Vec<RouterPlan>, Unavailable>;
 
     /// The service's current (possibly virtual) time.
     fn now(&self) -> DateTime<Utc>;

@@ -5,7 +5,7 @@
 
 use crate::compute::driver::BoxFut;
 use crate::virt::env::{
-    DhcpPort, GuestEnv, GuestEvent, ImageInfo, PasswordPost, PortSecurity, Unavailable,
+    DhcpPort, GuestEnv, GuestEvent, ImageInfo, PasswordPost, PortSecurity, RouterPlan, Unavailable,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use parking_lot::Mutex;
@@ -151,6 +151,10 @@ impl GuestEnv for StubEnv {
             .map(|i| i.uuid.clone()))
     }
     fn port_security(&self, _port_ids: &[String]) -> Result<Vec<PortSecurity>, Unavailable> {
+        self.check()?;
+        Ok(Vec::new())
+    }
+    fn routers(&self) -> Result<Vec<RouterPlan>, Unavailable> {
         self.check()?;
         Ok(Vec::new())
     }

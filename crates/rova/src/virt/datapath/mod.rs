@@ -15,6 +15,10 @@
 //! [`GuestEnv`]; after a restart [`Datapath::resume`] brings back the
 //! listeners and any dnsmasq that died.
 //!
+//! Routers and floating IPs (`routers`) are namespaces with veths on the
+//! bridges and nftables NAT, brought in line with the database by the
+//! same loop that keeps the security groups.
+//!
 //! Security groups are enforced with nftables (`firewall`): the rule set
 //! is rendered from the database's ports and rules after every plug and
 //! unplug and every quarter second, and loaded when it changed.
@@ -26,6 +30,7 @@
 pub mod dnsmasq;
 pub mod firewall;
 pub mod netns;
+pub mod routers;
 
 use crate::virt::env::GuestEnv;
 use crate::virt::metadata_server::{self, MetadataHandle};
@@ -101,6 +106,9 @@ pub struct Datapath {
     /// The nftables script loaded last (a cache: after a restart the
     /// rules are rendered and loaded again).
     applied: Mutex<Option<String>>,
+    /// The router plans built last, by router id (a cache, like
+    /// `applied`).
+    routers_applied: Mutex<HashMap<String, crate::virt::env::RouterPlan>>,
 }
 
 impl Datapath {
@@ -113,6 +121,7 @@ impl Datapath {
             lock: tokio::sync::Mutex::new(()),
             metadata: Mutex::new(HashMap::new()),
             applied: Mutex::new(None),
+            routers_applied: Mutex::new(HashMap::new()),
         }
     }
 
@@ -195,12 +204,20 @@ impl Datapath {
         Ok(())
     }
 
-    /// Brings the loaded security groups up to date with the database
-    /// (rule and membership changes made through the API).
+    /// Brings the loaded security groups and the routers up to date with
+    /// the database (changes made through the API).
     pub async fn enforce(&self, env: &Arc<dyn GuestEnv>) {
         let _g = self.lock.lock().await;
         if let Err(e) = self.apply_firewall(env).await {
             tracing::warn!("security groups: {e}");
+        }
+        match env.routers() {
+            Ok(plans) => {
+                if let Err(e) = self.apply_routers(&plans).await {
+                    tracing::warn!("routers: {e}");
+                }
+            }
+            Err(e) => tracing::debug!("routers: {e}"),
         }
     }
 
