@@ -5,6 +5,7 @@
 
 pub mod admission;
 pub mod error;
+pub mod liveness;
 pub mod metadata;
 pub mod microversion;
 pub mod model;

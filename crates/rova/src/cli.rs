@@ -68,6 +68,14 @@ enum Cmd {
         /// Nova's reclaim_instance_interval (seconds; > 0 makes delete soft).
         #[arg(long)]
         reclaim_instance_interval: Option<i64>,
+        /// Seconds between each service's heartbeats (Nova's
+        /// report_interval; default 10).
+        #[arg(long)]
+        report_interval: Option<u64>,
+        /// A service whose last heartbeat is older than this many seconds
+        /// is down (Nova's service_down_time; default 60).
+        #[arg(long)]
+        service_down_time: Option<u64>,
         /// Number of simulated compute hosts (rova-sim-1 … rova-sim-N).
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1000))]
         sim_hosts: Option<u16>,
@@ -127,6 +135,8 @@ pub fn main() -> ExitCode {
             sim_latency_ms,
             instance_cache,
             reclaim_instance_interval,
+            report_interval,
+            service_down_time,
             sim_hosts,
             sim_host_vcpus,
             sim_host_ram_mb,
@@ -198,6 +208,16 @@ pub fn main() -> ExitCode {
             }
             if let Some(v) = reclaim_instance_interval {
                 cfg.reclaim_instance_interval = v;
+            }
+            if let Some(v) = report_interval {
+                cfg.report_interval = v;
+            }
+            if let Some(v) = service_down_time {
+                cfg.service_down_time = v;
+            }
+            if let Err(e) = cfg.validate() {
+                eprintln!("rova: invalid configuration: {e}");
+                return ExitCode::from(2);
             }
             if let Some(n) = sim_hosts {
                 cfg.sim_hosts = n as usize;

@@ -32,6 +32,12 @@ pub struct Config {
     pub rescue_timeout: i64,
     /// Real seconds between periodic-task passes.
     pub periodic_interval_secs: u64,
+    /// `[DEFAULT]report_interval`: real seconds between a service's
+    /// heartbeats.
+    pub report_interval: u64,
+    /// `[DEFAULT]service_down_time`: a service whose last heartbeat is
+    /// older than this many seconds is down.
+    pub service_down_time: u64,
     /// `[api]max_limit`.
     pub max_limit: usize,
     /// How many instance rows (and as many action logs) a process keeps in
@@ -295,6 +301,8 @@ impl Config {
             instance_build_timeout: 0,
             rescue_timeout: 0,
             periodic_interval_secs: 1,
+            report_interval: 10,
+            service_down_time: 60,
             resize_confirm_window: 0,
             max_limit: 1000,
             instance_cache: 0,
@@ -309,6 +317,22 @@ impl Config {
             qemu: QemuConfig::default(),
             novnc_path: PathBuf::from("/usr/share/novnc"),
         }
+    }
+
+    /// Checks the settings that depend on each other: a service must
+    /// report at least once within `service_down_time`.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.report_interval < 1 {
+            return Err("report_interval must be at least 1 second".into());
+        }
+        if self.service_down_time <= self.report_interval {
+            return Err(format!(
+                "service_down_time ({}) must be greater than report_interval ({}), \
+                 or every service would look down between its reports",
+                self.service_down_time, self.report_interval
+            ));
+        }
+        Ok(())
     }
 
     /// How many compute hosts this configuration runs.
@@ -362,6 +386,14 @@ impl Config {
         }
         if let Some(v) = num("ROVA_TOKEN_TTL")? {
             self.token_ttl_secs = v;
+        }
+        if let Some(v) = num("ROVA_REPORT_INTERVAL")? {
+            self.report_interval =
+                u64::try_from(v).map_err(|_| "ROVA_REPORT_INTERVAL must be >= 1")?;
+        }
+        if let Some(v) = num("ROVA_SERVICE_DOWN_TIME")? {
+            self.service_down_time =
+                u64::try_from(v).map_err(|_| "ROVA_SERVICE_DOWN_TIME must be >= 1")?;
         }
         if let Some(v) = num("ROVA_SIM_HOSTS")? {
             self.sim_hosts = usize::try_from(v)

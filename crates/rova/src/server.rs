@@ -37,6 +37,7 @@ pub async fn start(mut cfg: Config) -> Result<Running, String> {
         .map_err(|f| f.message)?;
     life.start_takeover();
     crate::compute::periodic::spawn(app.clone());
+    crate::compute::liveness::spawn(&app);
     let svc = tower::ServiceExt::<axum::extract::Request>::map_request(
         router(app.clone()),
         crate::app::rewrite_project_path,

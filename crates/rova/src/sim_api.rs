@@ -17,6 +17,13 @@
 //! - `POST /rova/v1/sim/slow` `{"operation", "delay_ms"}` (at most an hour)
 //! - `POST /rova/v1/sim/latency` `{"step_ms"}` (at most an hour)
 //! - `DELETE /rova/v1/sim/faults` → clears faults and slow steps
+//! - `GET  /rova/v1/sim/agents` → each host's agent: alive (reporting),
+//!   up (Nova's service_is_up), last heartbeat
+//! - `POST /rova/v1/sim/agents/{host}` `{"alive": false}` stops the host's
+//!   heartbeats, as if its nova-compute died (down after
+//!   `service_down_time`, `host_status` UNKNOWN); `{"alive": true}` starts
+//!   them again, and the host does what a restarted nova-compute does with
+//!   servers evacuated away from it
 
 use crate::app::App;
 use crate::compute::driver::{FakeDriver, InjectedFault};
@@ -40,6 +47,55 @@ pub fn router() -> Router<Arc<App>> {
         )
         .route("/rova/v1/sim/slow", post(slow_set))
         .route("/rova/v1/sim/latency", post(latency_set))
+        .route("/rova/v1/sim/agents", get(agents_list))
+        .route("/rova/v1/sim/agents/{host}", post(agent_set))
+}
+
+fn agent_body(app: &App, host: &str) -> Value {
+    let fleet = &app.compute.fleet;
+    let live = &fleet.liveness;
+    json!({
+        "host": host,
+        "alive": !live.halted("nova-compute", host),
+        "up": fleet.compute_up(host),
+        "last_seen": live.last_seen("nova-compute", host).map(|t| t.to_rfc3339()),
+    })
+}
+
+async fn agents_list(State(app): State<Arc<App>>, headers: HeaderMap) -> ApiResult<Response> {
+    admin(&app, &headers)?;
+    let agents: Vec<Value> = app
+        .compute
+        .fleet
+        .hosts()
+        .iter()
+        .map(|h| agent_body(&app, &h.name))
+        .collect();
+    Ok(axum::Json(json!({"agents": agents})).into_response())
+}
+
+async fn agent_set(
+    State(app): State<Arc<App>>,
+    axum::extract::Path(host): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    admin(&app, &headers)?;
+    let v = parse_json(&headers, &body)?;
+    let alive = v
+        .get("alive")
+        .and_then(Value::as_bool)
+        .ok_or_else(|| Fault::bad_request("'alive' must be a boolean"))?;
+    if app.compute.fleet.host(&host).is_none() {
+        return Err(Fault::not_found(format!("Compute host {host} could not be found.")).into());
+    }
+    let live = &app.compute.fleet.liveness;
+    let was_halted = live.halted("nova-compute", &host);
+    live.set_halted("nova-compute", &host, !alive).await?;
+    if alive && was_halted {
+        crate::compute::migrate::source_restarted(&app, &host).await;
+    }
+    Ok(axum::Json(json!({"agent": agent_body(&app, &host)})).into_response())
 }
 
 fn admin(app: &App, headers: &HeaderMap) -> Result<(), Fault> {

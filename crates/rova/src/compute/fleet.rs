@@ -139,7 +139,8 @@ pub struct Fleet {
     /// The claims as rows: written behind every change of `claims`.
     allocations: Table<Allocation>,
     pub weights: Weights,
-    started: DateTime<Utc>,
+    /// The services' heartbeats, and whether each is up.
+    pub liveness: super::liveness::Liveness,
 }
 
 /// Migration statuses during which the source host is still held by the
@@ -291,7 +292,10 @@ impl Fleet {
     ) -> Result<Self, String> {
         let providers: Table<Provider> = Table::load("resource_provider", store)?;
         let sole = !matches!(store.database(), crate::store::Database::Postgres(_));
-        super::providers::register(&providers, &hosts_from_config(cfg), sole)?;
+        let own = hosts_from_config(cfg);
+        super::providers::register(&providers, &own, sole)?;
+        let names: Vec<String> = own.iter().map(|h| h.name.clone()).collect();
+        let liveness = super::liveness::Liveness::load(store, cfg, &names)?;
         let services: Table<ServiceRecord> = Table::load("compute_service", store)?;
         for gone in services.filter(|s| s.deleted && s.host == CONTROL_HOST) {
             let back = ServiceRecord {
@@ -334,7 +338,7 @@ impl Fleet {
             claims,
             allocations,
             weights: Weights::default(),
-            started: Utc::now(),
+            liveness,
         })
     }
 
@@ -524,37 +528,38 @@ impl Fleet {
             })
     }
 
-    /// Nova's `service_is_up`: the simulated services always heartbeat, so
-    /// only `forced_down` makes one down.
+    /// Nova's `service_is_up` for a host's nova-compute: not forced down,
+    /// and its last heartbeat within `service_down_time`.
     pub fn compute_up(&self, host: &str) -> bool {
-        !self.service("nova-compute", host).forced_down
+        self.liveness.is_up(&self.service("nova-compute", host))
+    }
+
+    /// Nova's `service_is_up` for any service record.
+    pub fn service_up(&self, svc: &ServiceRecord) -> bool {
+        self.liveness.is_up(svc)
     }
 
     /// Nova's `host_status` for a server on `host`: DOWN when the compute
-    /// service is forced down, MAINTENANCE when disabled, UP otherwise
-    /// (simulated services always heartbeat), "" without a host.
+    /// service is forced down, MAINTENANCE when disabled, UP while its
+    /// heartbeat is current, else UNKNOWN; "" without a host.
     pub fn host_status(&self, host: Option<&str>) -> &'static str {
         match host {
             None => "",
             Some(h) => {
                 let svc = self.service("nova-compute", h);
-                if svc.forced_down {
-                    "DOWN"
-                } else if svc.disabled {
-                    "MAINTENANCE"
-                } else {
-                    "UP"
-                }
+                let up = self.liveness.is_up(&svc);
+                rova_core::liveness::host_status(svc.forced_down, svc.disabled, up)
             }
         }
     }
 
-    /// The last heartbeat shown as `updated_at`.
-    pub fn heartbeat(&self, svc: &ServiceRecord, now: DateTime<Utc>) -> DateTime<Utc> {
-        if svc.forced_down {
-            svc.updated_at.unwrap_or(self.started)
-        } else {
-            now
+    /// The service's `updated_at`: the later of its last heartbeat and
+    /// its last admin change (Nova's record is updated by both).
+    pub fn heartbeat(&self, svc: &ServiceRecord) -> Option<DateTime<Utc>> {
+        let seen = self.liveness.last_seen(&svc.binary, &svc.host);
+        match (seen, svc.updated_at) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -569,7 +574,7 @@ impl Fleet {
                     availability_zone: h.availability_zone.clone(),
                     host_ip: h.host_ip.clone(),
                     hypervisor_type: "fake".into(),
-                    service_up: !svc.forced_down,
+                    service_up: self.liveness.is_up(&svc),
                     service_disabled: svc.disabled,
                     vcpus: h.vcpus,
                     vcpus_used: used.map_or(0, |u| u.vcpus),

@@ -20,6 +20,7 @@ pub mod guest_env;
 pub mod interfaces;
 pub mod keypairs;
 pub mod live_migration;
+pub mod liveness;
 pub mod migrate;
 pub mod move_steps;
 pub mod operations;

@@ -476,6 +476,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         "l3",
         include_str!("../../migrations/sqlite/0021_l3.sql"),
     ),
+    (
+        22,
+        "service_heartbeats",
+        include_str!("../../migrations/sqlite/0022_service_heartbeats.sql"),
+    ),
 ];
 
 pub const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -583,6 +588,11 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         21,
         "l3",
         include_str!("../../migrations/postgres/0021_l3.sql"),
+    ),
+    (
+        22,
+        "service_heartbeats",
+        include_str!("../../migrations/postgres/0022_service_heartbeats.sql"),
     ),
 ];
 

@@ -173,6 +173,11 @@ pub const KINDS: &[Kind] = &[
         cols: &[text("binary", "binary"), text("host", "host")],
     },
     Kind {
+        kind: "service_heartbeat",
+        table: "service_heartbeats",
+        cols: &[text("binary", "binary"), text("host", "host")],
+    },
+    Kind {
         kind: "live_migration_control",
         table: "live_migration_controls",
         cols: &[],

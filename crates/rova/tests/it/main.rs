@@ -17,6 +17,7 @@ mod image_network;
 mod interfaces;
 mod keypair_formats;
 mod l3;
+mod liveness;
 mod metadata_service;
 mod microversions;
 mod multi_create_bounds;

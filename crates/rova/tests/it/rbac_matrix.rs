@@ -813,6 +813,10 @@ fn rows() -> Vec<Row> {
             .json(json!({"operation": "rbac-nothing", "delay_ms": 0}))
             .last(),
         row("POST", "/rova/v1/sim/latency", Admin).json(json!({"step_ms": 1})).last(),
+        row("GET", "/rova/v1/sim/agents", Admin).last(),
+        row("POST", "/rova/v1/sim/agents/{host}", Admin)
+            .json(json!({"alive": true}))
+            .last(),
     ];
     // ---- server actions: Nova's per-action defaults (member, or admin) ----
     let member = [
@@ -1466,6 +1470,7 @@ fn param(fx: &Fx, route: &str, prev: &str, name: &str) -> Option<String> {
         ("part", "part") => "actions".to_string(),
         ("keypairs", "name") => fx.keypair.clone(),
         ("services", "id") => fx.service.clone(),
+        ("agents", "host") => "rova-sim-1".to_string(),
         (_, "*rest") if image_api || net_api => "rbac-nowhere".to_string(),
         // a noVNC asset (present or not, the answer is the same for all)
         (_, "*rest") => "rbac.js".to_string(),

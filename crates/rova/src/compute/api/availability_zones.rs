@@ -47,8 +47,6 @@ async fn az_index(State(app): A) -> ApiResult<Response> {
 
 async fn az_detail(State(app): A, Extension(ctx): C) -> ApiResult<Response> {
     ctx.require_admin("os_compute_api:os-availability-zone:detail")?;
-    let now_t = app.clock.now();
-    let now = iso_micro_now(&app);
     let fleet = &app.compute.fleet;
     let mut info: Vec<Value> = zones(&app)
         .into_iter()
@@ -56,21 +54,29 @@ async fn az_detail(State(app): A, Extension(ctx): C) -> ApiResult<Response> {
             let mut hosts = serde_json::Map::new();
             for h in fleet.hosts().iter().filter(|h| h.availability_zone == zone) {
                 let svc = fleet.service("nova-compute", &h.name);
-                let updated = rova_core::model::iso_micro(&fleet.heartbeat(&svc, now_t));
                 hosts.insert(
                     h.name.clone(),
-                    json!({"nova-compute": {"available": !svc.forced_down, "active": !svc.disabled, "updated_at": updated}}),
+                    json!({"nova-compute": service_state(&app, &svc)}),
                 );
             }
             json!({"zoneName": zone, "zoneState": {"available": ok}, "hosts": hosts})
         })
         .collect();
-    info.push(json!({"zoneName": "internal", "zoneState": {"available": true},
-         "hosts": {crate::compute::fleet::CONTROL_HOST: {"nova-conductor": {"available": true, "active": true, "updated_at": now},
-                                    "nova-scheduler": {"available": true, "active": true, "updated_at": now}}}}));
+    let control = crate::compute::fleet::CONTROL_HOST;
+    let state = |binary: &str| service_state(&app, &fleet.service(binary, control));
+    info.push(
+        json!({"zoneName": "internal", "zoneState": {"available": true},
+         "hosts": {control: {"nova-conductor": state("nova-conductor"),
+                             "nova-scheduler": state("nova-scheduler")}}}),
+    );
     Ok(axum::Json(json!({"availabilityZoneInfo": info})).into_response())
 }
 
-fn iso_micro_now(app: &App) -> String {
-    rova_core::model::iso_micro(&app.clock.now())
+/// One service in the detail: up (heartbeat), enabled, last updated.
+fn service_state(app: &App, svc: &crate::compute::fleet::ServiceRecord) -> Value {
+    let fleet = &app.compute.fleet;
+    let updated = fleet
+        .heartbeat(svc)
+        .map(|t| rova_core::model::iso_micro(&t));
+    json!({"available": fleet.service_up(svc), "active": !svc.disabled, "updated_at": updated})
 }

@@ -92,15 +92,16 @@ pub(super) fn all_services(app: &App) -> Vec<Svc> {
 }
 
 fn service_view(app: &App, ctx: &Ctx, s: &Svc) -> Value {
-    let updated = app.compute.fleet.heartbeat(&s.rec, app.clock.now());
+    let fleet = &app.compute.fleet;
+    let updated = fleet.heartbeat(&s.rec).map(|t| iso_micro(&t));
     let mut v = json!({
         "id": if ctx.at_least(53) { json!(s.uuid) } else { json!(s.int_id) },
         "binary": s.rec.binary,
         "host": s.rec.host,
         "zone": s.zone,
         "status": if s.rec.disabled { "disabled" } else { "enabled" },
-        "state": if s.rec.forced_down { "down" } else { "up" },
-        "updated_at": iso_micro(&updated),
+        "state": if fleet.service_up(&s.rec) { "up" } else { "down" },
+        "updated_at": updated,
         "disabled_reason": s.rec.disabled_reason,
     });
     if ctx.at_least(11) {
@@ -389,7 +390,7 @@ fn hypervisor_view(
     let mut v = json!({
         "id": if uuids { json!(h.node_uuid()) } else { json!(h.index) },
         "hypervisor_hostname": h.name,
-        "state": if svc.forced_down { "down" } else { "up" },
+        "state": if fleet.service_up(&svc) { "up" } else { "down" },
         "status": if svc.disabled { "disabled" } else { "enabled" },
     });
     if detail {
