@@ -23,6 +23,8 @@ pub struct App {
     pub networks: Networks,
     pub compute: Compute,
     pub volumes: Arc<Volumes>,
+    /// The HTTP figures `/metrics` shows.
+    pub http_metrics: Arc<crate::metrics::Http>,
 }
 
 impl App {
@@ -44,6 +46,7 @@ impl App {
             compute: Compute::load(&store, &cfg)?,
             volumes: Arc::new(Volumes::load(&store, &cfg.data_dir)?),
             clock: Clock::load(&store)?,
+            http_metrics: Arc::default(),
             public_url,
             store,
             cfg,
@@ -65,6 +68,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::volume::api::router())
         .merge(crate::sim_api::router())
         .merge(crate::compute::api::router(app.clone()))
+        .route("/metrics", axum::routing::get(crate::metrics::endpoint))
         // Every JSON API (and the fallback) answers oversized or malformed
         // requests and extractor rejections with its own error body; the
         // console proxy, merged after, keeps websockify's plain answers.
@@ -75,7 +79,12 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(axum::middleware::from_fn(crate::http::edge::guard))
         .merge(crate::compute::console_proxy::router())
         .merge(crate::dashboard::router(app.clone()))
+        .route_layer(axum::middleware::from_fn(crate::metrics::mark_route))
         .layer(axum::middleware::from_fn(crate::http::request_id))
+        .layer(axum::middleware::from_fn_with_state(
+            app.http_metrics.clone(),
+            crate::metrics::track,
+        ))
         .with_state(app)
 }
 

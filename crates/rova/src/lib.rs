@@ -17,6 +17,7 @@ pub mod dashboard;
 pub mod http;
 pub mod identity;
 pub mod image;
+pub mod metrics;
 pub mod network;
 pub mod server;
 pub mod sim_api;

@@ -110,6 +110,8 @@ impl Keypair {
 /// Compute state.
 pub struct Compute {
     pub instances: Table<Instance>,
+    /// Operations this process saw end, by kind and outcome (`/metrics`).
+    pub ops_ended: crate::metrics::Counters,
     pub flavors: flavors::Flavors,
     pub keypairs: Table<Keypair>,
     pub actions: Table<InstanceAction>,
@@ -202,6 +204,7 @@ impl Compute {
         let fleet = fleet::Fleet::load(store, cfg, &placed, &migrations.all())?;
         Ok(Compute {
             instances,
+            ops_ended: Default::default(),
             flavors: flavors::Flavors::load(store)?,
             keypairs,
             actions,
@@ -676,6 +679,14 @@ impl Compute {
         let next = operations::next(row.as_deref(), before.state(), i, kind, now);
         if next.as_ref() == row.as_deref() {
             return;
+        }
+        if let Some(ended) = row.filter(|r| next.as_ref().is_none_or(|n| n.op_id != r.op_id)) {
+            let outcome = if i.vm_state == VmState::Error {
+                "error"
+            } else {
+                "success"
+            };
+            self.ops_ended.add(&[&ended.kind, outcome]);
         }
         if let Err(f) = self.operations.write_behind(&i.uuid, next) {
             tracing::error!(server = %i.uuid, "writing its operation: {}", f.message);

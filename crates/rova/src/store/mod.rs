@@ -57,7 +57,7 @@ use rova_core::Fault;
 use schema::{Cell, Kind};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Weak};
 use tokio::sync::oneshot;
@@ -148,6 +148,16 @@ pub struct Store {
     reader: reader::Reader,
     /// The [`Store::epoch`] at which each read of rows in progress began.
     reads: Arc<ReadMarks>,
+    /// Writes queued for the writer and not yet answered.
+    queued: Arc<AtomicUsize>,
+}
+
+/// How a store's connections are used at one moment (for `/metrics`).
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    pub readers: usize,
+    pub readers_busy: usize,
+    pub writes_queued: usize,
 }
 
 /// The reads of rows in progress, by the write count when each began: a
@@ -204,6 +214,8 @@ impl Store {
         let db = database.clone();
         let owner = format!("{}/{}", std::process::id(), uuid::Uuid::new_v4());
         let me = owner.clone();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let counted = queued.clone();
         std::thread::Builder::new()
             .name("rova-store-writer".into())
             .spawn(move || {
@@ -217,7 +229,7 @@ impl Store {
                 match opened {
                     Ok(backend) => {
                         let _ = ready_tx.send(Ok(()));
-                        writer_loop(backend, rx, &me);
+                        writer_loop(backend, rx, &me, counted);
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -237,6 +249,7 @@ impl Store {
             epoch: AtomicU64::new(1),
             reader,
             reads: Arc::new(ReadMarks::default()),
+            queued,
         });
         if let Database::Postgres(url) = database {
             follow(&store, url.clone(), database.redacted())?;
@@ -387,6 +400,15 @@ impl Store {
     }
 
     /// Which database this store keeps its tables in.
+    /// How the connections are used now.
+    pub fn usage(&self) -> Usage {
+        Usage {
+            readers: reader::THREADS,
+            readers_busy: self.reader.busy(),
+            writes_queued: self.queued.load(Ordering::Relaxed),
+        }
+    }
+
     pub fn database(&self) -> &Database {
         &self.database
     }
@@ -403,6 +425,7 @@ impl Store {
 
     /// Queues writes to be made all together or not at all.
     fn enqueue_group(&self, writes: Vec<(Op, Done)>) -> Vec<oneshot::Receiver<Ack>> {
+        self.queued.fetch_add(writes.len(), Ordering::Relaxed);
         let mut rxs = Vec::with_capacity(writes.len());
         let group = writes
             .into_iter()
@@ -423,6 +446,7 @@ impl Store {
     }
 
     fn enqueue(&self, op: Op, done: Done) -> oneshot::Receiver<Ack> {
+        self.queued.fetch_add(1, Ordering::Relaxed);
         let (ack, rx) = oneshot::channel();
         // A send only fails when the writer thread is gone; the receiver
         // then reports the failure below.
@@ -550,6 +574,8 @@ struct Batch {
     /// groups after its single writes, so a single write to one of these
     /// rows (which must follow its group) starts a new batch.
     grouped: HashSet<(&'static str, String)>,
+    /// The store's count of writes queued and not yet answered.
+    queued: Arc<AtomicUsize>,
 }
 
 impl Batch {
@@ -587,15 +613,24 @@ impl Batch {
         }
         let ops: Vec<&Op> = self.writes.iter().map(|w| &w.op).collect();
         let result = backend.commit(&ops, &self.groups);
+        self.queued.fetch_sub(self.writes.len(), Ordering::Relaxed);
         answer(std::mem::take(&mut self.writes), result);
         self.groups.clear();
         self.grouped.clear();
     }
 }
 
-fn writer_loop(mut backend: Box<dyn Backend>, rx: std_mpsc::Receiver<Msg>, owner: &str) {
+fn writer_loop(
+    mut backend: Box<dyn Backend>,
+    rx: std_mpsc::Receiver<Msg>,
+    owner: &str,
+    queued: Arc<AtomicUsize>,
+) {
     while let Ok(first) = rx.recv() {
-        let mut batch = Batch::default();
+        let mut batch = Batch {
+            queued: queued.clone(),
+            ..Batch::default()
+        };
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {

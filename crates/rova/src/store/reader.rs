@@ -28,10 +28,12 @@ struct Job {
 /// The reading threads of one store.
 pub struct Reader {
     jobs: std_mpsc::Sender<Job>,
+    /// Reads sent and not yet answered.
+    busy: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// How many reading threads (and connections) a store keeps.
-const THREADS: usize = 2;
+pub const THREADS: usize = 2;
 
 impl Reader {
     /// Opens the connections and starts the threads.
@@ -74,22 +76,36 @@ impl Reader {
                 .recv()
                 .map_err(|_| "a storage reader stopped while connecting".to_string())??;
         }
-        Ok(Reader { jobs })
+        Ok(Reader {
+            jobs,
+            busy: Arc::default(),
+        })
     }
 
     /// Runs `sql` with `params` and waits for its rows.
     pub fn select(&self, sql: &str, params: Vec<Cell>) -> Result<Rows, String> {
+        use std::sync::atomic::Ordering;
         let (reply, answer) = std_mpsc::sync_channel(1);
-        self.jobs
-            .send(Job {
-                sql: sql.to_string(),
-                params,
-                reply,
-            })
-            .map_err(|_| "the storage readers stopped".to_string())?;
-        answer
-            .recv()
-            .map_err(|_| "the storage readers stopped".to_string())?
+        self.busy.fetch_add(1, Ordering::Relaxed);
+        let sent = self.jobs.send(Job {
+            sql: sql.to_string(),
+            params,
+            reply,
+        });
+        let out = match sent {
+            Ok(()) => answer
+                .recv()
+                .map_err(|_| "the storage readers stopped".to_string())
+                .and_then(|r| r),
+            Err(_) => Err("the storage readers stopped".to_string()),
+        };
+        self.busy.fetch_sub(1, Ordering::Relaxed);
+        out
+    }
+
+    /// Reads in progress or waiting for a connection.
+    pub fn busy(&self) -> usize {
+        self.busy.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

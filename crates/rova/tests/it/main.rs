@@ -19,6 +19,7 @@ mod keypair_formats;
 mod l3;
 mod liveness;
 mod metadata_service;
+mod metrics;
 mod microversions;
 mod multi_create_bounds;
 mod operations;

@@ -813,6 +813,7 @@ fn rows() -> Vec<Row> {
             .json(json!({"operation": "rbac-nothing", "delay_ms": 0}))
             .last(),
         row("POST", "/rova/v1/sim/latency", Admin).json(json!({"step_ms": 1})).last(),
+        row("GET", "/metrics", Uniform(Exp::Is(200))),
         row("GET", "/rova/v1/sim/agents", Admin).last(),
         row("POST", "/rova/v1/sim/agents/{host}", Admin)
             .json(json!({"alive": true}))
