@@ -35,6 +35,20 @@ enum DbCmd {
     },
 }
 
+#[derive(Subcommand)]
+enum ControlCmd {
+    /// Print a one-time token (valid one hour) with which the agent of
+    /// host NAME enrolls, and exit. Makes the cloud's CA if there is none.
+    Enroll {
+        /// Database URL of the cloud (`postgres://…` or `sqlite://PATH`).
+        #[arg(long, env = "ROVA_DATABASE_URL")]
+        database: String,
+        /// The agent's host name.
+        #[arg(long)]
+        host: String,
+    },
+}
+
 // Parsed once at start: the size of the `serve` variant costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
@@ -43,6 +57,11 @@ enum Cmd {
     Db {
         #[command(subcommand)]
         cmd: DbCmd,
+    },
+    /// The control plane's commands.
+    Control {
+        #[command(subcommand)]
+        cmd: ControlCmd,
     },
     /// Run everything in one process: identity, image, network and compute
     /// APIs, storage in SQLite (the data directory) or PostgreSQL, the
@@ -121,6 +140,43 @@ enum Cmd {
     },
 }
 
+/// `rova control enroll`: a token for `host`, printed on stdout.
+fn control_enroll(url: &str, host: &str) -> ExitCode {
+    if !crate::agent_api::pki::valid_host(host) {
+        eprintln!(
+            "rova: invalid configuration: --host: Invalid host name {host:?}: letters, digits, '-', '_' and '.', 1 to 255 characters."
+        );
+        return ExitCode::from(2);
+    }
+    let db = match crate::store::Database::parse(url) {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("rova: invalid configuration: --database: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let made = (|| -> Result<String, String> {
+        let store = crate::store::Store::connect(&db)?;
+        let pki = crate::agent_api::pki::Pki::load(&store)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(pki.new_token(host, chrono::Utc::now()))
+            .map_err(|f| f.message)
+    })();
+    match made {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rova: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
@@ -128,6 +184,9 @@ pub fn main() -> ExitCode {
         Cmd::Db {
             cmd: DbCmd::Copy { from, to },
         } => db_copy(&from, &to),
+        Cmd::Control {
+            cmd: ControlCmd::Enroll { database, host },
+        } => control_enroll(&database, &host),
         Cmd::Serve {
             data_dir,
             database,

@@ -481,6 +481,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         "service_heartbeats",
         include_str!("../../migrations/sqlite/0022_service_heartbeats.sql"),
     ),
+    (
+        23,
+        "agent_pki",
+        include_str!("../../migrations/sqlite/0023_agent_pki.sql"),
+    ),
 ];
 
 pub const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -593,6 +598,11 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         22,
         "service_heartbeats",
         include_str!("../../migrations/postgres/0022_service_heartbeats.sql"),
+    ),
+    (
+        23,
+        "agent_pki",
+        include_str!("../../migrations/postgres/0023_agent_pki.sql"),
     ),
 ];
 

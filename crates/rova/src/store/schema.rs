@@ -173,6 +173,16 @@ pub const KINDS: &[Kind] = &[
         cols: &[text("binary", "binary"), text("host", "host")],
     },
     Kind {
+        kind: "cluster_ca",
+        table: "cluster_cas",
+        cols: &[],
+    },
+    Kind {
+        kind: "enrollment_token",
+        table: "enrollment_tokens",
+        cols: &[text("host", "host"), nanos("expires_at", "expires_at")],
+    },
+    Kind {
         kind: "service_heartbeat",
         table: "service_heartbeats",
         cols: &[text("binary", "binary"), text("host", "host")],

@@ -2,6 +2,7 @@
 
 mod actions;
 mod admin_api;
+mod agent_pki;
 mod child_rows;
 mod cinder_attachments;
 mod common;
