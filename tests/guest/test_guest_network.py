@@ -95,7 +95,11 @@ class Conns:
         if cloud not in self.conns:
             from openstack import config as occ
             from openstack import connection
-            cfg = occ.OpenStackConfig(config_files=[self.clouds_yaml])
+            # Not from the environment: the session's fixtures point
+            # OS_CLIENT_CONFIG_FILE at the other rova's clouds.yaml (same
+            # cloud names), which openstacksdk would read first.
+            cfg = occ.OpenStackConfig(config_files=[self.clouds_yaml],
+                                      load_envvars=False)
             self.conns[cloud] = connection.Connection(
                 config=cfg.get_one(cloud=cloud))
         return self.conns[cloud]
