@@ -5,6 +5,7 @@ mod admin_api;
 mod child_rows;
 mod cinder_attachments;
 mod common;
+mod config_file;
 mod console_proxy;
 mod crash;
 mod dashboard;
