@@ -2,7 +2,7 @@
 //! default: every API, SQLite in a data directory, the simulated driver;
 //! `--driver qemu` for real guests).
 
-use crate::config::Config;
+use crate::config::{Config, Settings};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,8 +49,6 @@ enum ControlCmd {
     },
 }
 
-// Parsed once at start: the size of the `serve` variant costs nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Cmd {
     /// Work on a database directly.
@@ -66,78 +64,131 @@ enum Cmd {
     /// Run everything in one process: identity, image, network and compute
     /// APIs, storage in SQLite (the data directory) or PostgreSQL, the
     /// simulated driver.
-    Serve {
-        /// Data directory (database, image bytes, passwords, clouds.yaml).
-        #[arg(long, default_value = "./rova-data", env = "ROVA_DATA_DIR")]
-        data_dir: PathBuf,
-        /// Database URL: `sqlite://PATH` (default: rova.sqlite in the data
-        /// directory) or `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`.
-        #[arg(long, env = "ROVA_DATABASE_URL")]
-        database: Option<String>,
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8774", env = "ROVA_LISTEN")]
-        listen: SocketAddr,
-        /// Latency of each simulated driver step, in milliseconds.
-        #[arg(long)]
-        sim_latency_ms: Option<u64>,
-        /// Instance rows kept in memory (0: all of them, the default); the
-        /// others are read from the database when needed.
-        #[arg(long)]
-        instance_cache: Option<usize>,
-        /// Nova's reclaim_instance_interval (seconds; > 0 makes delete soft).
-        #[arg(long)]
-        reclaim_instance_interval: Option<i64>,
-        /// Seconds between each service's heartbeats (Nova's
-        /// report_interval; default 10).
-        #[arg(long)]
-        report_interval: Option<u64>,
-        /// A service whose last heartbeat is older than this many seconds
-        /// is down (Nova's service_down_time; default 60).
-        #[arg(long)]
-        service_down_time: Option<u64>,
-        /// Number of simulated compute hosts (rova-sim-1 … rova-sim-N).
-        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1000))]
-        sim_hosts: Option<u16>,
-        /// vCPUs of each simulated host (cpu_allocation_ratio 4.0 applies).
-        #[arg(long)]
-        sim_host_vcpus: Option<u32>,
-        /// Memory (MB) of each simulated host (ram_allocation_ratio 1.5).
-        #[arg(long)]
-        sim_host_ram_mb: Option<u64>,
-        /// Local disk (GB) of each simulated host.
-        #[arg(long)]
-        sim_host_disk_gb: Option<u64>,
-        /// One host's own inventory, `NAME:vcpus=8,ram_mb=16384,disk_gb=200,
-        /// cpu_ratio=4,ram_ratio=1.5,disk_ratio=1,az=zone2,ip=10.1.0.9`
-        /// (repeatable).
-        #[arg(long = "sim-host-spec")]
-        sim_host_spec: Vec<String>,
-        /// Virt driver: `fake` (simulated guests, the default) or `qemu`
-        /// (real guests, one QEMU process each).
-        #[arg(long)]
-        driver: Option<String>,
-        /// QEMU driver: number of agents (hosts rova-qemu-1 … N) on this
-        /// machine.
-        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=16))]
-        qemu_hosts: Option<u16>,
-        /// QEMU driver: accelerator, `auto` (probe), `kvm` or `tcg`.
-        #[arg(long)]
-        qemu_accel: Option<String>,
-        /// QEMU driver: how guests are networked, `user` (QEMU user
-        /// networking, the default) or `bridge` (a Linux bridge per
-        /// network, a tap per port, DHCP from dnsmasq; needs root).
-        #[arg(long)]
-        qemu_network: Option<String>,
-        /// QEMU driver with `--qemu-network bridge`: the network namespace
-        /// the data path lives in (it must exist); default: Rova's own.
-        #[arg(long)]
-        qemu_netns: Option<String>,
-        /// Directory of the noVNC web client the console proxy serves
-        /// (env ROVA_NOVNC_PATH; default /usr/share/novnc, Debian's
-        /// `novnc` package).
-        #[arg(long)]
-        novnc_path: Option<PathBuf>,
-    },
+    Serve(Box<ServeArgs>),
+}
+
+/// `rova serve`'s flags. Each has a key of the same name (`_` for `-`) in
+/// the configuration file ([`crate::config::Settings`]); a flag overrides
+/// the environment, which overrides the file. No flag has a clap default:
+/// the defaults are [`Config`]'s, below the file.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Configuration file (TOML; every flag and `ROVA_*` variable has a
+    /// key there, see etc/rova.toml.example).
+    #[arg(long, env = "ROVA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (database, image bytes, passwords, clouds.yaml);
+    /// default ./rova-data.
+    #[arg(long, env = "ROVA_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database URL: `sqlite://PATH` (default: rova.sqlite in the data
+    /// directory) or `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`.
+    #[arg(long, env = "ROVA_DATABASE_URL")]
+    database: Option<String>,
+    /// Address to listen on (default 127.0.0.1:8774).
+    #[arg(long, env = "ROVA_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Latency of each simulated driver step, in milliseconds.
+    #[arg(long)]
+    sim_latency_ms: Option<u64>,
+    /// Instance rows kept in memory (0: all of them, the default); the
+    /// others are read from the database when needed.
+    #[arg(long)]
+    instance_cache: Option<usize>,
+    /// Nova's reclaim_instance_interval (seconds; > 0 makes delete soft).
+    #[arg(long)]
+    reclaim_instance_interval: Option<i64>,
+    /// Seconds between each service's heartbeats (Nova's
+    /// report_interval; default 10).
+    #[arg(long)]
+    report_interval: Option<u64>,
+    /// A service whose last heartbeat is older than this many seconds
+    /// is down (Nova's service_down_time; default 60).
+    #[arg(long)]
+    service_down_time: Option<u64>,
+    /// Number of simulated compute hosts (rova-sim-1 … rova-sim-N, N from
+    /// 1 to 1000).
+    #[arg(long)]
+    sim_hosts: Option<u64>,
+    /// vCPUs of each simulated host (cpu_allocation_ratio 4.0 applies).
+    #[arg(long)]
+    sim_host_vcpus: Option<u32>,
+    /// Memory (MB) of each simulated host (ram_allocation_ratio 1.5).
+    #[arg(long)]
+    sim_host_ram_mb: Option<u64>,
+    /// Local disk (GB) of each simulated host.
+    #[arg(long)]
+    sim_host_disk_gb: Option<u64>,
+    /// One host's own inventory, `NAME:vcpus=8,ram_mb=16384,disk_gb=200,
+    /// cpu_ratio=4,ram_ratio=1.5,disk_ratio=1,az=zone2,ip=10.1.0.9`
+    /// (repeatable).
+    #[arg(long = "sim-host-spec")]
+    sim_host_spec: Vec<String>,
+    /// Virt driver: `fake` (simulated guests, the default) or `qemu`
+    /// (real guests, one QEMU process each).
+    #[arg(long)]
+    driver: Option<String>,
+    /// QEMU driver: number of agents (hosts rova-qemu-1 … N, N from 1 to
+    /// 16) on this machine.
+    #[arg(long)]
+    qemu_hosts: Option<u64>,
+    /// QEMU driver: accelerator, `auto` (probe), `kvm` or `tcg`.
+    #[arg(long)]
+    qemu_accel: Option<String>,
+    /// QEMU driver: how guests are networked, `user` (QEMU user
+    /// networking, the default) or `bridge` (a Linux bridge per
+    /// network, a tap per port, DHCP from dnsmasq; needs root).
+    #[arg(long)]
+    qemu_network: Option<String>,
+    /// QEMU driver with `--qemu-network bridge`: the network namespace
+    /// the data path lives in (it must exist); default: Rova's own.
+    #[arg(long)]
+    qemu_netns: Option<String>,
+    /// Directory of the noVNC web client the console proxy serves
+    /// (env ROVA_NOVNC_PATH; default /usr/share/novnc, Debian's
+    /// `novnc` package).
+    #[arg(long)]
+    novnc_path: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// The flags as one source of settings (`--config` aside).
+    fn settings(self) -> Settings {
+        Settings {
+            data_dir: self.data_dir,
+            database: self.database,
+            listen: self.listen,
+            sim_latency_ms: self.sim_latency_ms,
+            instance_cache: self.instance_cache,
+            reclaim_instance_interval: self.reclaim_instance_interval,
+            report_interval: self.report_interval,
+            service_down_time: self.service_down_time,
+            sim_hosts: self.sim_hosts,
+            sim_host_vcpus: self.sim_host_vcpus,
+            sim_host_ram_mb: self.sim_host_ram_mb,
+            sim_host_disk_gb: self.sim_host_disk_gb,
+            sim_host_spec: self.sim_host_spec,
+            driver: self.driver,
+            qemu_hosts: self.qemu_hosts,
+            qemu_accel: self.qemu_accel,
+            qemu_network: self.qemu_network,
+            qemu_netns: self.qemu_netns,
+            novnc_path: self.novnc_path,
+            ..Settings::default()
+        }
+    }
+}
+
+/// How an error names the flag of a configuration key; the three flags
+/// clap also reads from the environment name their variable too.
+fn flag_name(key: &str) -> String {
+    let flag = format!("--{}", key.replace('_', "-"));
+    match key {
+        "data_dir" | "database" | "listen" => {
+            format!("{flag} ({})", crate::config::env_name(key))
+        }
+        _ => flag,
+    }
 }
 
 /// `rova control enroll`: a token for `host`, printed on stdout.
@@ -187,120 +238,19 @@ pub fn main() -> ExitCode {
         Cmd::Control {
             cmd: ControlCmd::Enroll { database, host },
         } => control_enroll(&database, &host),
-        Cmd::Serve {
-            data_dir,
-            database,
-            listen,
-            sim_latency_ms,
-            instance_cache,
-            reclaim_instance_interval,
-            report_interval,
-            service_down_time,
-            sim_hosts,
-            sim_host_vcpus,
-            sim_host_ram_mb,
-            sim_host_disk_gb,
-            sim_host_spec,
-            driver,
-            qemu_hosts,
-            qemu_accel,
-            qemu_network,
-            qemu_netns,
-            novnc_path,
-        } => {
-            let mut cfg = Config::new(data_dir, listen);
-            // An empty ROVA_DATABASE_URL means the default, as if unset.
-            if let Some(url) = database.filter(|u| !u.trim().is_empty()) {
-                match crate::store::Database::parse(&url) {
-                    Ok(db) => cfg.database = Some(db),
-                    Err(e) => {
-                        eprintln!("rova: invalid configuration: {e}");
-                        return ExitCode::from(2);
-                    }
-                }
-            }
-            if let Err(e) = cfg.apply_env() {
-                eprintln!("rova: invalid configuration: {e}");
-                return ExitCode::from(2);
-            }
-            if let Some(d) = driver {
-                match d.parse() {
-                    Ok(d) => cfg.driver = d,
-                    Err(e) => {
-                        eprintln!("rova: invalid configuration: {e}");
-                        return ExitCode::from(2);
-                    }
-                }
-            }
-            if let Some(n) = qemu_hosts {
-                cfg.qemu.hosts = n as usize;
-            }
-            if let Some(a) = qemu_accel {
-                if !matches!(a.as_str(), "auto" | "kvm" | "tcg") {
-                    eprintln!(
-                        "rova: invalid configuration: --qemu-accel {a}: expected auto, kvm or tcg"
-                    );
+        Cmd::Serve(args) => {
+            // An empty ROVA_CONFIG means no file, as if unset.
+            let file = args.config.clone().filter(|p| !p.as_os_str().is_empty());
+            let cfg = crate::config::env_settings().and_then(|env| {
+                Config::resolve(file.as_deref(), &env, &args.settings(), flag_name)
+            });
+            let cfg = match cfg {
+                Ok(cfg) => cfg,
+                Err(e) => {
+                    eprintln!("rova: invalid configuration: {e}");
                     return ExitCode::from(2);
                 }
-                cfg.qemu.accel = a;
-            }
-            if let Some(n) = qemu_network {
-                match n.parse() {
-                    Ok(n) => cfg.qemu.network = n,
-                    Err(e) => {
-                        eprintln!("rova: invalid configuration: --qemu-network: {e}");
-                        return ExitCode::from(2);
-                    }
-                }
-            }
-            if let Some(ns) = qemu_netns.filter(|s| !s.trim().is_empty()) {
-                cfg.qemu.netns = Some(ns);
-            }
-            if let Some(p) = novnc_path {
-                cfg.novnc_path = p;
-            }
-            if let Some(v) = sim_latency_ms {
-                cfg.sim_latency_ms = v;
-            }
-            if let Some(v) = instance_cache {
-                cfg.instance_cache = v;
-            }
-            if let Some(v) = reclaim_instance_interval {
-                cfg.reclaim_instance_interval = v;
-            }
-            if let Some(v) = report_interval {
-                cfg.report_interval = v;
-            }
-            if let Some(v) = service_down_time {
-                cfg.service_down_time = v;
-            }
-            if let Err(e) = cfg.validate() {
-                eprintln!("rova: invalid configuration: {e}");
-                return ExitCode::from(2);
-            }
-            if let Some(n) = sim_hosts {
-                cfg.sim_hosts = n as usize;
-            }
-            if let Some(v) = sim_host_vcpus {
-                cfg.sim_host.vcpus = v;
-            }
-            if let Some(v) = sim_host_ram_mb {
-                cfg.sim_host.memory_mb = v;
-            }
-            if let Some(v) = sim_host_disk_gb {
-                cfg.sim_host.disk_gb = v;
-            }
-            for spec in &sim_host_spec {
-                match crate::config::SimHostOverride::parse(spec) {
-                    Ok((name, o)) => {
-                        cfg.sim_host_overrides.insert(name, o);
-                    }
-                    Err(e) => {
-                        eprintln!("rova: invalid configuration: {e}");
-                        return ExitCode::from(2);
-                    }
-                }
-            }
+            };
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -424,18 +374,125 @@ mod tests {
     fn novnc_path_is_a_serve_flag() {
         let cli =
             Cli::try_parse_from(["rova", "serve", "--novnc-path", "/opt/novnc"]).expect("parses");
-        let Cmd::Serve { novnc_path, .. } = cli.cmd else {
+        let Cmd::Serve(args) = cli.cmd else {
             panic!("not serve");
         };
-        assert_eq!(novnc_path, Some(PathBuf::from("/opt/novnc")));
+        assert_eq!(args.novnc_path, Some(PathBuf::from("/opt/novnc")));
         let cli = Cli::try_parse_from(["rova", "serve"]).expect("parses");
-        let Cmd::Serve { novnc_path, .. } = cli.cmd else {
+        let Cmd::Serve(args) = cli.cmd else {
             panic!("not serve");
         };
-        assert_eq!(novnc_path, None, "the default comes from Config");
+        assert_eq!(args.novnc_path, None, "the default comes from Config");
         assert_eq!(
             Config::new(PathBuf::from("d"), "127.0.0.1:0".parse().expect("addr")).novnc_path,
             PathBuf::from("/usr/share/novnc")
         );
+    }
+
+    #[test]
+    fn every_serve_flag_has_a_configuration_key() {
+        use clap::CommandFactory;
+        let cmd = Cli::command();
+        let serve = cmd.find_subcommand("serve").expect("serve");
+        let keys = crate::config::file::keys();
+        let flags: Vec<String> = serve
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .filter(|id| !matches!(id.as_str(), "config" | "help" | "version"))
+            .collect();
+        assert!(flags.len() >= 19, "{flags:?}");
+        for flag in &flags {
+            assert!(keys.contains(flag), "--{flag} has no key in the file");
+            // And the flag is the key's, with `-` for `_`.
+            let long = serve
+                .get_arguments()
+                .find(|a| a.get_id() == flag.as_str())
+                .and_then(|a| a.get_long())
+                .unwrap_or_default();
+            assert_eq!(long.replace('-', "_"), *flag);
+        }
+    }
+
+    fn temp_file(text: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("rova-cli-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&path, text).expect("writing a temporary file");
+        path
+    }
+
+    /// `rova serve ARGS` resolved over `file` with the environment `env`.
+    fn resolve(file: &str, env: &str, args: &[&str]) -> Result<Config, String> {
+        let path = temp_file(file);
+        let env = crate::config::file::parse(env)?;
+        let argv = ["rova", "serve"].iter().chain(args);
+        let Cmd::Serve(args) = Cli::try_parse_from(argv).map_err(|e| e.to_string())?.cmd else {
+            return Err("not serve".into());
+        };
+        let r = Config::resolve(Some(&path), &env, &args.settings(), flag_name);
+        let _ = std::fs::remove_file(&path);
+        r
+    }
+
+    #[test]
+    fn flags_override_the_environment_which_overrides_the_file() {
+        let file =
+            "sim_latency_ms = 1\nsim_hosts = 2\nreport_interval = 3\nlisten = \"127.0.0.1:9001\"\n";
+        let env = "sim_latency_ms = 7\nsim_hosts = 4\n";
+        let cfg = resolve(file, env, &["--sim-latency-ms", "9"]).expect("valid");
+        assert_eq!(cfg.sim_latency_ms, 9, "flag over environment over file");
+        assert_eq!(cfg.sim_hosts, 4, "environment over file");
+        assert_eq!(cfg.report_interval, 3, "file over the defaults");
+        assert_eq!(cfg.listen.to_string(), "127.0.0.1:9001");
+        assert_eq!(
+            cfg.data_dir,
+            PathBuf::from(crate::config::DEFAULT_DATA_DIR),
+            "no clap default hides the file's or Config's"
+        );
+        let cfg =
+            resolve("data_dir = \"/srv/r\"\n", "", &["--listen", "127.0.0.1:1"]).expect("valid");
+        assert_eq!(cfg.data_dir, PathBuf::from("/srv/r"));
+        assert_eq!(cfg.listen.to_string(), "127.0.0.1:1");
+        let cfg = resolve("", "", &[]).expect("valid");
+        assert_eq!(cfg.listen, crate::config::DEFAULT_LISTEN);
+        assert_eq!(cfg.listen.to_string(), "127.0.0.1:8774");
+    }
+
+    #[test]
+    fn errors_name_their_source() {
+        let e = resolve("sim_hosts = 0\n", "", &[])
+            .err()
+            .unwrap_or_default();
+        assert!(e.contains(".toml: sim_hosts: 0 is out of range"), "{e}");
+        let e = resolve("", "sim_hosts = 0\n", &[])
+            .err()
+            .unwrap_or_default();
+        assert!(e.starts_with("ROVA_SIM_HOSTS: 0 is out of range"), "{e}");
+        let e = resolve("", "", &["--sim-hosts", "0"])
+            .err()
+            .unwrap_or_default();
+        assert!(e.starts_with("--sim-hosts: 0 is out of range"), "{e}");
+        let e = resolve("", "", &["--qemu-accel", "foo"])
+            .err()
+            .unwrap_or_default();
+        assert!(e.starts_with("--qemu-accel: unknown accelerator"), "{e}");
+        let e = resolve("", "", &["--database", "mysql://x"])
+            .err()
+            .unwrap_or_default();
+        assert!(e.starts_with("--database (ROVA_DATABASE_URL): "), "{e}");
+        // A file whose report_interval is not below service_down_time is
+        // wrong on its own...
+        let e = resolve("report_interval = 60\n", "", &[])
+            .err()
+            .unwrap_or_default();
+        assert!(
+            e.contains(".toml: service_down_time: 60 is not greater"),
+            "{e}"
+        );
+        // ...unless a later source mends it.
+        let cfg = resolve("report_interval = 60\n", "", &["--service-down-time", "90"]);
+        assert_eq!(cfg.map(|c| c.service_down_time), Ok(90));
+        let e = resolve("", "", &["--report-interval", "60"])
+            .err()
+            .unwrap_or_default();
+        assert!(e.starts_with("service_down_time: 60 is not greater"), "{e}");
     }
 }

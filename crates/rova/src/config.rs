@@ -1,9 +1,19 @@
-//! Runtime configuration: command-line flags with environment overrides and
-//! documented defaults. Invalid values fail at start with a clear message.
+//! Runtime configuration: documented defaults, overridden by a TOML file
+//! (`--config FILE`), the `ROVA_*` environment and command-line flags, in
+//! that order. Invalid values fail at start with a clear message.
 
+pub mod file;
+
+pub use file::{KeyError, Settings};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+
+/// Where `rova serve` keeps its data unless told otherwise.
+pub const DEFAULT_DATA_DIR: &str = "./rova-data";
+/// Where `rova serve` listens unless told otherwise.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 8774));
 
 /// Everything the control plane needs to know at start-up.
 #[derive(Debug, Clone)]
@@ -322,14 +332,25 @@ impl Config {
     /// Checks the settings that depend on each other: a service must
     /// report at least once within `service_down_time`.
     pub fn validate(&self) -> Result<(), String> {
+        self.validate_keys().map_err(|e| e.to_string())
+    }
+
+    /// [`Config::validate`], naming the key to blame.
+    pub fn validate_keys(&self) -> Result<(), KeyError> {
         if self.report_interval < 1 {
-            return Err("report_interval must be at least 1 second".into());
+            return Err(KeyError::new(
+                "report_interval",
+                "must be at least 1 second",
+            ));
         }
         if self.service_down_time <= self.report_interval {
-            return Err(format!(
-                "service_down_time ({}) must be greater than report_interval ({}), \
-                 or every service would look down between its reports",
-                self.service_down_time, self.report_interval
+            return Err(KeyError::new(
+                "service_down_time",
+                format!(
+                    "{} is not greater than report_interval ({}): every service \
+                     would look down between its reports",
+                    self.service_down_time, self.report_interval
+                ),
             ));
         }
         Ok(())
@@ -349,149 +370,140 @@ impl Config {
             .unwrap_or(self.host_count() <= 1)
     }
 
-    /// Applies `ROVA_*` environment overrides for the numeric knobs.
+    /// Applies the `ROVA_*` environment (each `ROVA_X` sets key `x` of
+    /// the configuration file, see [`env_settings`]).
     pub fn apply_env(&mut self) -> Result<(), String> {
-        fn num(name: &str) -> Result<Option<i64>, String> {
-            match std::env::var(name) {
-                Ok(v) => v
-                    .trim()
-                    .parse::<i64>()
-                    .map(Some)
-                    .map_err(|_| format!("{name}={v} is not an integer")),
-                Err(_) => Ok(None),
-            }
-        }
-        if let Some(v) = num("ROVA_RECLAIM_INSTANCE_INTERVAL")? {
-            self.reclaim_instance_interval = v;
-        }
-        if let Some(v) = num("ROVA_SHELVED_OFFLOAD_TIME")? {
-            self.shelved_offload_time = v;
-        }
-        if let Some(v) = num("ROVA_RESIZE_CONFIRM_WINDOW")? {
-            self.resize_confirm_window = v;
-        }
-        if let Some(v) = num("ROVA_INSTANCE_BUILD_TIMEOUT")? {
-            self.instance_build_timeout = v;
-        }
-        if let Some(v) = num("ROVA_RESCUE_TIMEOUT")? {
-            self.rescue_timeout = v;
-        }
-        if let Some(v) = num("ROVA_SIM_LATENCY_MS")? {
-            self.sim_latency_ms =
-                u64::try_from(v).map_err(|_| "ROVA_SIM_LATENCY_MS must be >= 0")?;
-        }
-        if let Some(v) = num("ROVA_INSTANCE_CACHE")? {
-            self.instance_cache =
-                usize::try_from(v).map_err(|_| "ROVA_INSTANCE_CACHE must be >= 0")?;
-        }
-        if let Some(v) = num("ROVA_TOKEN_TTL")? {
-            self.token_ttl_secs = v;
-        }
-        if let Some(v) = num("ROVA_REPORT_INTERVAL")? {
-            self.report_interval =
-                u64::try_from(v).map_err(|_| "ROVA_REPORT_INTERVAL must be >= 1")?;
-        }
-        if let Some(v) = num("ROVA_SERVICE_DOWN_TIME")? {
-            self.service_down_time =
-                u64::try_from(v).map_err(|_| "ROVA_SERVICE_DOWN_TIME must be >= 1")?;
-        }
-        if let Some(v) = num("ROVA_SIM_HOSTS")? {
-            self.sim_hosts = usize::try_from(v)
-                .ok()
-                .filter(|n| (1..=1000).contains(n))
-                .ok_or("ROVA_SIM_HOSTS must be between 1 and 1000")?;
-        }
-        if let Some(v) = num("ROVA_SIM_HOST_VCPUS")? {
-            self.sim_host.vcpus =
-                u32::try_from(v).map_err(|_| "ROVA_SIM_HOST_VCPUS must be >= 0")?;
-        }
-        if let Some(v) = num("ROVA_SIM_HOST_RAM_MB")? {
-            self.sim_host.memory_mb =
-                u64::try_from(v).map_err(|_| "ROVA_SIM_HOST_RAM_MB must be >= 0")?;
-        }
-        if let Some(v) = num("ROVA_SIM_HOST_DISK_GB")? {
-            self.sim_host.disk_gb =
-                u64::try_from(v).map_err(|_| "ROVA_SIM_HOST_DISK_GB must be >= 0")?;
-        }
-        if let Ok(specs) = std::env::var("ROVA_SIM_HOST_SPECS") {
-            for spec in specs.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                let (name, o) = SimHostOverride::parse(spec)?;
-                self.sim_host_overrides.insert(name, o);
-            }
-        }
-        if let Ok(v) = std::env::var("ROVA_ALLOW_RESIZE_TO_SAME_HOST") {
-            self.allow_resize_to_same_host =
-                Some(matches!(v.trim(), "1" | "true" | "True" | "yes"));
-        }
-        if let Ok(v) = std::env::var("ROVA_DRIVER") {
-            self.driver = v.parse()?;
-        }
-        if let Some(v) = num("ROVA_QEMU_HOSTS")? {
-            self.qemu.hosts = usize::try_from(v)
-                .ok()
-                .filter(|n| (1..=16).contains(n))
-                .ok_or("ROVA_QEMU_HOSTS must be between 1 and 16")?;
-        }
-        if let Ok(v) = std::env::var("ROVA_QEMU_ACCEL") {
-            self.qemu.accel = v;
-        }
-        if let Ok(v) = std::env::var("ROVA_QEMU_NETWORK") {
-            self.qemu.network = v.parse().map_err(|e| format!("ROVA_QEMU_NETWORK: {e}"))?;
-        }
-        if let Ok(v) = std::env::var("ROVA_QEMU_NETNS") {
-            self.qemu.netns = Some(v).filter(|s| !s.trim().is_empty());
-        }
-        if let Ok(v) = std::env::var("ROVA_QEMU_CPU") {
-            self.qemu.cpu_model = Some(v).filter(|s| !s.is_empty());
-        }
-        if let Ok(v) = std::env::var("ROVA_QEMU_BINARY") {
-            self.qemu.binary = v;
-        }
-        if let Ok(v) = std::env::var("ROVA_GUEST_KERNEL") {
-            self.qemu.guest_kernel = Some(PathBuf::from(v));
-        }
-        if let Ok(v) = std::env::var("ROVA_GUEST_INITRD") {
-            self.qemu.guest_initrd = Some(PathBuf::from(v));
-        }
-        if let Some(v) = num("ROVA_SHUTDOWN_TIMEOUT")? {
-            self.qemu.shutdown_timeout_secs =
-                u64::try_from(v).map_err(|_| "ROVA_SHUTDOWN_TIMEOUT must be >= 0")?;
-        }
-        if let Ok(v) = std::env::var("ROVA_FORCE_CONFIG_DRIVE") {
-            self.qemu.force_config_drive = matches!(v.trim(), "1" | "true" | "True" | "yes");
-        }
-        if let Ok(v) = std::env::var("ROVA_CONFIG_DRIVE_FORMAT") {
-            if !matches!(v.as_str(), "iso9660" | "vfat") {
-                return Err(format!(
-                    "ROVA_CONFIG_DRIVE_FORMAT={v}: expected iso9660 or vfat"
-                ));
-            }
-            self.qemu.config_drive_format = v;
-        }
-        if let Ok(v) = std::env::var("ROVA_NOVNC_PATH") {
-            if !v.trim().is_empty() {
-                self.novnc_path = PathBuf::from(v);
-            }
-        }
-        let q = &mut self.quota;
-        for (name, slot) in [
-            ("ROVA_QUOTA_INSTANCES", &mut q.instances),
-            ("ROVA_QUOTA_CORES", &mut q.cores),
-            ("ROVA_QUOTA_RAM", &mut q.ram),
-            ("ROVA_QUOTA_METADATA_ITEMS", &mut q.metadata_items),
-            ("ROVA_QUOTA_KEY_PAIRS", &mut q.key_pairs),
-            ("ROVA_QUOTA_SERVER_GROUPS", &mut q.server_groups),
-            (
-                "ROVA_QUOTA_SERVER_GROUP_MEMBERS",
-                &mut q.server_group_members,
-            ),
-        ] {
-            if let Some(v) = num(name)? {
-                *slot = v;
-            }
-        }
-        Ok(())
+        env_settings()?
+            .apply(self)
+            .map_err(|e| format!("{}: {}", env_name(e.key), e.reason))
     }
+
+    /// The configuration of `rova serve`: the defaults, then the file,
+    /// then the environment's settings, then the flags'. Errors name their
+    /// source: `FILE: KEY: REASON`, `ROVA_X: REASON`, `FLAG: REASON`
+    /// (`flag` names a key's flag). The settings that depend on each other
+    /// are checked on the result; the file is blamed when it is wrong on its
+    /// own.
+    pub fn resolve(
+        file: Option<&Path>,
+        env: &Settings,
+        flags: &Settings,
+        flag: impl Fn(&str) -> String,
+    ) -> Result<Config, String> {
+        let mut cfg = Config::default();
+        let mut file_only = None;
+        if let Some(path) = file {
+            file::load(path)?
+                .apply(&mut cfg)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            file_only = Some(cfg.clone());
+        }
+        env.apply(&mut cfg)
+            .map_err(|e| format!("{}: {}", env_name(e.key), e.reason))?;
+        flags
+            .apply(&mut cfg)
+            .map_err(|e| format!("{}: {}", flag(e.key), e.reason))?;
+        if let Err(e) = cfg.validate_keys() {
+            return Err(match (file, file_only.map(|c| c.validate_keys())) {
+                (Some(path), Some(Err(e))) => format!("{}: {e}", path.display()),
+                _ => e.to_string(),
+            });
+        }
+        Ok(cfg)
+    }
+}
+
+impl Default for Config {
+    /// Every default: [`DEFAULT_DATA_DIR`], [`DEFAULT_LISTEN`] and the rest.
+    fn default() -> Self {
+        Config::new(PathBuf::from(DEFAULT_DATA_DIR), DEFAULT_LISTEN)
+    }
+}
+
+/// The environment variable of a configuration key: `ROVA_` and the key in
+/// capitals (`quota.cores`: `ROVA_QUOTA_CORES`), `ROVA_SIM_HOST_SPECS` for
+/// `sim_host_spec` (`;`-separated).
+pub fn env_name(key: &str) -> String {
+    match key {
+        "sim_host_spec" => "ROVA_SIM_HOST_SPECS".into(),
+        "database" => "ROVA_DATABASE_URL".into(),
+        k => format!("ROVA_{}", k.replace('.', "_").to_uppercase()),
+    }
+}
+
+/// The settings the `ROVA_*` environment gives, but for `ROVA_DATA_DIR`,
+/// `ROVA_DATABASE_URL` and `ROVA_LISTEN`, which the command line reads as
+/// its flags' values. Booleans are true for `1`, `true`, `True`, `yes`.
+pub fn env_settings() -> Result<Settings, String> {
+    fn var(key: &str) -> Option<String> {
+        std::env::var(env_name(key)).ok()
+    }
+    fn num<T: TryFrom<i64>>(key: &str) -> Result<Option<T>, String> {
+        let Some(v) = var(key) else { return Ok(None) };
+        let name = env_name(key);
+        let n = v
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| format!("{name}: {v:?} is not an integer"))?;
+        T::try_from(n)
+            .map(Some)
+            .map_err(|_| format!("{name}: {v:?} is out of range"))
+    }
+    fn flag(key: &str) -> Option<bool> {
+        var(key).map(|v| matches!(v.trim(), "1" | "true" | "True" | "yes"))
+    }
+    let path = |key: &str| var(key).map(PathBuf::from);
+    Ok(Settings {
+        data_dir: None,
+        database: None,
+        listen: None,
+        sim_latency_ms: num("sim_latency_ms")?,
+        instance_cache: num("instance_cache")?,
+        reclaim_instance_interval: num("reclaim_instance_interval")?,
+        report_interval: num("report_interval")?,
+        service_down_time: num("service_down_time")?,
+        sim_hosts: num("sim_hosts")?,
+        sim_host_vcpus: num("sim_host_vcpus")?,
+        sim_host_ram_mb: num("sim_host_ram_mb")?,
+        sim_host_disk_gb: num("sim_host_disk_gb")?,
+        sim_host_spec: var("sim_host_spec")
+            .map(|v| {
+                v.split(';')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        driver: var("driver"),
+        qemu_hosts: num("qemu_hosts")?,
+        qemu_accel: var("qemu_accel"),
+        qemu_network: var("qemu_network"),
+        qemu_netns: var("qemu_netns"),
+        novnc_path: path("novnc_path"),
+        shelved_offload_time: num("shelved_offload_time")?,
+        resize_confirm_window: num("resize_confirm_window")?,
+        instance_build_timeout: num("instance_build_timeout")?,
+        rescue_timeout: num("rescue_timeout")?,
+        token_ttl: num("token_ttl")?,
+        allow_resize_to_same_host: flag("allow_resize_to_same_host"),
+        qemu_cpu: var("qemu_cpu"),
+        qemu_binary: var("qemu_binary"),
+        guest_kernel: path("guest_kernel"),
+        guest_initrd: path("guest_initrd"),
+        shutdown_timeout: num("shutdown_timeout")?,
+        force_config_drive: flag("force_config_drive"),
+        config_drive_format: var("config_drive_format"),
+        quota: file::QuotaSettings {
+            instances: num("quota.instances")?,
+            cores: num("quota.cores")?,
+            ram: num("quota.ram")?,
+            metadata_items: num("quota.metadata_items")?,
+            key_pairs: num("quota.key_pairs")?,
+            server_groups: num("quota.server_groups")?,
+            server_group_members: num("quota.server_group_members")?,
+        },
+    })
 }
 
 #[cfg(test)]

@@ -225,7 +225,7 @@ fn report_interval_must_be_shorter_than_service_down_time() {
     cfg.report_interval = 60;
     let e = cfg.validate().err().unwrap_or_default();
     assert!(
-        e.contains("service_down_time (60) must be greater than report_interval (60)"),
+        e.contains("service_down_time: 60 is not greater than report_interval (60)"),
         "{e}"
     );
     cfg.report_interval = 0;

@@ -6,6 +6,7 @@ mod agent_pki;
 mod child_rows;
 mod cinder_attachments;
 mod common;
+mod config_file;
 mod console_proxy;
 mod crash;
 mod dashboard;
