@@ -116,9 +116,25 @@ pub async fn request_id(mut req: axum::extract::Request, next: axum::middleware:
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
     let api = edge::Api::of(&path);
-    let mut resp = match std::panic::AssertUnwindSafe(next.run(req))
-        .catch_unwind()
-        .await
+    // Every event while the request is handled carries these (an ERROR
+    // span, so they are there at every log level); the project is
+    // recorded once the token is known.
+    let span = tracing::error_span!(
+        "request",
+        request_id = %id.0,
+        method = %method,
+        path = %path,
+        project_id = tracing::field::Empty,
+        server_id = tracing::field::Empty,
+    );
+    if let Some(server) = server_in_path(&path) {
+        span.record("server_id", server);
+    }
+    let mut resp = match tracing::Instrument::instrument(
+        std::panic::AssertUnwindSafe(next.run(req)).catch_unwind(),
+        span.clone(),
+    )
+    .await
     {
         Ok(resp) => resp,
         Err(panic) => {
@@ -142,9 +158,22 @@ pub async fn request_id(mut req: axum::extract::Request, next: axum::middleware:
     }
     set_header(&mut resp, "x-openstack-request-id", &id.0);
     set_header(&mut resp, "x-compute-request-id", &id.0);
-    tracing::debug!(request_id = %id.0, %method, %path, status = resp.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64, "request");
+    span.in_scope(|| {
+        tracing::debug!(
+            status = resp.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+            "request"
+        );
+    });
     resp
+}
+
+/// The server a compute path names (`…/servers/{id}…`), for the logs.
+fn server_in_path(path: &str) -> Option<&str> {
+    let mut segs = path.split('/');
+    segs.by_ref().find(|s| *s == "servers")?;
+    segs.next()
+        .filter(|s| s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
 }
 
 /// The request id of the current request.

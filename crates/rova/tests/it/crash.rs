@@ -26,7 +26,7 @@ const WAIT: Duration = Duration::from_secs(60);
 /// A running `rova serve` child.
 pub(crate) struct Rova {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     http: Client,
     pub(crate) admin: String,
     pub(crate) demo: String,

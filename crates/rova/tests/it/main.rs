@@ -20,6 +20,7 @@ mod interfaces;
 mod keypair_formats;
 mod l3;
 mod liveness;
+mod logs;
 mod metadata_service;
 mod metrics;
 mod microversions;

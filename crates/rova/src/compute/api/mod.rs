@@ -183,6 +183,7 @@ async fn compute_mw(State(app): State<Arc<App>>, mut req: Request, next: Next) -
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_default();
+    tracing::Span::current().record("project_id", info.project.id.as_str());
     let ctx = Ctx {
         user_id: info.user.id.clone(),
         user_name: info.user.name.clone(),
