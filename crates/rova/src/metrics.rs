@@ -83,7 +83,7 @@ pub async fn mark_route(req: Request, next: Next) -> Response {
 pub async fn track(State(http): State<Arc<Http>>, mut req: Request, next: Next) -> Response {
     let slot = RouteSlot::default();
     req.extensions_mut().insert(slot.clone());
-    let method = req.method().as_str().to_string();
+    let method = method_label(req.method()).to_string();
     let started = std::time::Instant::now();
     let resp = next.run(req).await;
     let secs = started.elapsed().as_secs_f64();
@@ -100,6 +100,22 @@ pub async fn track(State(http): State<Arc<Http>>, mut req: Request, next: Next) 
         .or_default()
         .observe(secs);
     resp
+}
+
+/// The method as a label: the standard ones by name, any other as
+/// `other` (a client's invented methods must not grow the series).
+fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// A label value as the exposition format quotes it.
@@ -289,6 +305,14 @@ pub async fn endpoint(State(app): State<Arc<App>>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        let m = |s: &str| axum::http::Method::from_bytes(s.as_bytes()).ok();
+        assert_eq!(m("GET").map(|m| method_label(&m)), Some("GET"));
+        assert_eq!(m("FROB").map(|m| method_label(&m)), Some("other"));
+        assert_eq!(m("FROB2").map(|m| method_label(&m)), Some("other"));
+    }
 
     #[test]
     fn label_values_are_escaped() {
