@@ -219,16 +219,10 @@ pub fn render(app: &App) -> String {
 fn services(app: &App, out: &mut String) {
     let fleet = &app.compute.fleet;
     let now = chrono::Utc::now();
-    let mut recs: Vec<crate::compute::fleet::ServiceRecord> = fleet
-        .hosts()
-        .iter()
-        .map(|h| fleet.service("nova-compute", &h.name))
+    let recs: Vec<crate::compute::fleet::ServiceRecord> = crate::compute::api::all_services(app)
+        .into_iter()
+        .map(|s| s.rec)
         .collect();
-    recs.extend(
-        crate::compute::liveness::CONTROL_BINARIES
-            .iter()
-            .map(|b| fleet.service(b, crate::compute::fleet::CONTROL_HOST)),
-    );
     head(
         out,
         "rova_service_heartbeat_age_seconds",

@@ -38,8 +38,8 @@ pub struct CaRow {
 impl CaRow {
     /// The SHA-256 of the CA certificate's DER, in hex (what tokens pin).
     pub fn fingerprint(&self) -> Result<String, Fault> {
-        let der = pem_der(&self.cert_pem)?;
-        Ok(hex::encode(Sha256::digest(der)))
+        let der = super::tls::certs(&self.cert_pem)?;
+        Ok(hex::encode(Sha256::digest(der[0].as_ref())))
     }
 }
 
@@ -70,20 +70,6 @@ const CA_ID: &str = "ca";
 
 fn internal(what: &str, e: impl std::fmt::Display) -> Fault {
     Fault::internal(format!("{what}: {e}"))
-}
-
-/// The DER bytes of the first PEM block of `pem`.
-pub fn pem_der(pem: &str) -> Result<Vec<u8>, Fault> {
-    let body: String = pem
-        .lines()
-        .skip_while(|l| !l.starts_with("-----BEGIN"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .collect();
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD
-        .decode(body.trim())
-        .map_err(|e| Fault::bad_request(format!("not a PEM document: {e}")))
 }
 
 /// Validity from `now` for `years`, as rcgen wants it.

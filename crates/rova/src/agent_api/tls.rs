@@ -5,7 +5,8 @@
 //! client certificate names (its common name) is who the agent is.
 
 use rova_core::Fault;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use std::sync::Arc;
 
@@ -23,28 +24,19 @@ fn tls_err(what: &str, e: impl std::fmt::Display) -> Fault {
 
 /// Every certificate in `pem`, in order.
 pub fn certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, Fault> {
-    let mut out = Vec::new();
-    let mut rest = pem;
-    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
-        let block = &rest[start..];
-        let end = block
-            .find("-----END CERTIFICATE-----")
-            .ok_or_else(|| Fault::bad_request("an unterminated certificate"))?
-            + "-----END CERTIFICATE-----".len();
-        out.push(CertificateDer::from(super::pki::pem_der(&block[..end])?));
-        rest = &block[end..];
-    }
+    let out = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Fault::bad_request(format!("not a PEM certificate: {e}")))?;
     if out.is_empty() {
         return Err(Fault::bad_request("no certificate in the PEM document"));
     }
     Ok(out)
 }
 
-/// The PKCS#8 private key in `pem`.
+/// The private key in `pem`.
 pub fn key(pem: &str) -> Result<PrivateKeyDer<'static>, Fault> {
-    Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        super::pki::pem_der(pem)?,
-    )))
+    PrivateKeyDer::from_pem_slice(pem.as_bytes())
+        .map_err(|e| Fault::bad_request(format!("not a PEM private key: {e}")))
 }
 
 fn roots(ca_pem: &str) -> Result<Arc<RootCertStore>, Fault> {

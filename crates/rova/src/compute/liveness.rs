@@ -38,6 +38,19 @@ pub struct Heartbeat {
     pub halted: bool,
 }
 
+impl Heartbeat {
+    /// A service's first row: reported at `now` (unless `halted`).
+    fn first(binary: &str, host: &str, now: DateTime<Utc>, halted: bool) -> Heartbeat {
+        Heartbeat {
+            binary: binary.into(),
+            host: host.into(),
+            last_seen: now,
+            report_count: 0,
+            halted,
+        }
+    }
+}
+
 /// The heartbeat rows and the rule that reads them.
 pub struct Liveness {
     beats: Table<Heartbeat>,
@@ -121,17 +134,10 @@ impl Liveness {
             if halted {
                 continue;
             }
-            let (b, h) = (binary.clone(), host.clone());
             self.beats
                 .upsert(
                     &key,
-                    || Heartbeat {
-                        binary: b,
-                        host: h,
-                        last_seen: now,
-                        report_count: 0,
-                        halted: false,
-                    },
+                    || Heartbeat::first(binary, host, now, false),
                     |row| {
                         if !row.halted {
                             row.last_seen = now;
@@ -149,17 +155,10 @@ impl Liveness {
     /// reports at once.
     pub async fn set_halted(&self, binary: &str, host: &str, halted: bool) -> Result<(), Fault> {
         let now = Utc::now();
-        let (b, h) = (binary.to_string(), host.to_string());
         self.beats
             .upsert(
                 &ServiceRecord::key(binary, host),
-                || Heartbeat {
-                    binary: b,
-                    host: h,
-                    last_seen: now,
-                    report_count: 0,
-                    halted,
-                },
+                || Heartbeat::first(binary, host, now, halted),
                 |row| {
                     row.halted = halted;
                     if !halted {

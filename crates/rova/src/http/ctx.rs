@@ -30,6 +30,11 @@ impl Ctx {
     pub fn is_member(&self) -> bool {
         self.has_role("member") || self.is_admin()
     }
+    /// Whether the caller may change a resource of project `owner`: an
+    /// admin, or a member of that project.
+    pub fn may_change(&self, owner: &str) -> bool {
+        self.is_admin() || (self.is_member() && owner == self.project_id)
+    }
     /// Refuses callers without the member role, naming the policy rule.
     pub fn require_member(&self, rule: &str) -> Result<(), Fault> {
         if self.is_member() {

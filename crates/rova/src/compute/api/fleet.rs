@@ -55,7 +55,7 @@ fn not_found() -> Fault {
 // ---- services ----
 
 /// One service as the API lists it.
-pub(super) struct Svc {
+pub struct Svc {
     pub int_id: usize,
     pub uuid: String,
     pub zone: String,
@@ -64,7 +64,7 @@ pub(super) struct Svc {
 
 /// Every service shown: a nova-compute per registered host, then the
 /// control services (unless deleted).
-pub(super) fn all_services(app: &App) -> Vec<Svc> {
+pub fn all_services(app: &App) -> Vec<Svc> {
     let fleet = &app.compute.fleet;
     let hosts = fleet.hosts();
     let n = hosts.len();

@@ -12,6 +12,7 @@ mod extra_specs;
 mod flavor_access;
 mod flavors;
 mod fleet;
+pub use fleet::{all_services, Svc};
 mod groups_quotas;
 mod images;
 mod interfaces;

@@ -362,7 +362,7 @@ pub(super) fn apply_patch(img: &mut Image, ctx: &Ctx, ops: &[PatchOp]) -> Result
 
 /// The caller may change the image (owner's members, or admin).
 pub(crate) fn may_modify(img: &Image, ctx: &Ctx) -> bool {
-    ctx.is_admin() || (ctx.is_member() && img.owner == ctx.project_id)
+    ctx.may_change(&img.owner)
 }
 
 pub(super) fn visible_or_404(app: &App, ctx: &Ctx, id: &str) -> Result<Arc<Image>, Fault> {

@@ -108,7 +108,7 @@ pub(super) async fn create_member(
         Some(other) => other.to_string(),
     };
     let img = shared_image(&app, &ctx, &id)?;
-    if !(ctx.is_admin() || (ctx.is_member() && img.owner == ctx.project_id)) {
+    if !ctx.may_change(&img.owner) {
         return Err(gerr(
             403,
             format!("Not allowed to create members for image {id}."),
@@ -139,7 +139,7 @@ pub(super) async fn update_member(
     let img = shared_image(&app, &ctx, &id)?;
     seen_membership(&app, &ctx, &img, &member)?;
     // Only the project offered the image decides on the offer.
-    if !(ctx.is_admin() || (ctx.is_member() && member == ctx.project_id)) {
+    if !ctx.may_change(&member) {
         return Err(gerr(
             403,
             format!("Not allowed to update members for image {id}."),
@@ -160,7 +160,7 @@ pub(super) async fn delete_member(
 ) -> GResult<Response> {
     let img = shared_image(&app, &ctx, &id)?;
     seen_membership(&app, &ctx, &img, &member)?;
-    if !(ctx.is_admin() || (ctx.is_member() && img.owner == ctx.project_id)) {
+    if !ctx.may_change(&img.owner) {
         return Err(gerr(
             403,
             format!("Not allowed to delete members for image {id}."),

@@ -100,7 +100,7 @@ fn visible_fip(app: &App, ctx: &Ctx, id: &str) -> NResult<Arc<FloatingIp>> {
 }
 
 fn may_change_fip(f: &FloatingIp, ctx: &Ctx) -> bool {
-    ctx.is_admin() || (ctx.is_member() && f.project_id == ctx.project_id)
+    ctx.may_change(&f.project_id)
 }
 
 async fn list_fips(

@@ -4,7 +4,7 @@
 use super::*;
 
 pub(super) fn may_change_network(n: &Network, ctx: &Ctx) -> bool {
-    ctx.is_admin() || (ctx.is_member() && n.project_id == ctx.project_id)
+    ctx.may_change(&n.project_id)
 }
 
 // ---- networks ----

@@ -132,7 +132,7 @@ pub(super) fn visible_router(app: &App, ctx: &Ctx, id: &str) -> NResult<Arc<Rout
 }
 
 pub(super) fn may_change_router(r: &Router, ctx: &Ctx) -> bool {
-    ctx.is_admin() || (ctx.is_member() && r.project_id == ctx.project_id)
+    ctx.may_change(&r.project_id)
 }
 
 async fn list_routers(

@@ -167,7 +167,7 @@ fn visible_group(app: &App, ctx: &Ctx, id: &str) -> NResult<Arc<SecurityGroup>> 
 }
 
 fn may_change_group(g: &SecurityGroup, ctx: &Ctx) -> bool {
-    ctx.is_admin() || (ctx.is_member() && g.project_id == ctx.project_id)
+    ctx.may_change(&g.project_id)
 }
 
 /// A rule the caller may see: its own, or one in a group it owns.
