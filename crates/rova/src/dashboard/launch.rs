@@ -67,7 +67,7 @@ async fn choices(dash: &Dash, s: &Session) -> Choices {
             );
             (txt(&f["id"]), label)
         }),
-        networks: pick(&networks["networks"], |n| (txt(&n["id"]), txt(&n["name"]))),
+        networks: bootable(&networks["networks"], &s.project_id),
         keypairs: pick(&keypairs["keypairs"], |k| {
             (txt(&k["keypair"]["name"]), txt(&k["keypair"]["name"]))
         }),
@@ -79,6 +79,25 @@ async fn choices(dash: &Dash, s: &Session) -> Choices {
             (txt(&g["id"]), txt(&g["name"]))
         }),
     }
+}
+
+/// The networks a project may put a server on: its own and shared ones.
+/// An external network that is not shared is listed by Neutron to every
+/// project (for routers and floating IPs) but only its owner may boot on
+/// it, so the form leaves it out.
+fn bootable(networks: &Value, project_id: &str) -> Options {
+    let ok = |n: &Value| {
+        let external = n["router:external"].as_bool().unwrap_or(false);
+        let shared = n["shared"].as_bool().unwrap_or(false);
+        !external || shared || n["project_id"].as_str() == Some(project_id)
+    };
+    networks
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| ok(n))
+        .map(|n| (html::text(&n["id"]), html::text(&n["name"])))
+        .collect()
 }
 
 /// A `<select>` with `chosen` selected; `none` adds an empty first option.
@@ -278,5 +297,22 @@ mod tests {
         let bad = request(&Form::parse(b"name=a&count=x"));
         assert_eq!(bad["server"]["min_count"], "x");
         assert_eq!(bad["server"]["networks"], "none");
+    }
+
+    #[test]
+    fn an_external_network_is_offered_only_to_its_owner_unless_shared() {
+        let nets = json!([
+            {"id": "pub", "name": "public", "router:external": true, "shared": false, "project_id": "admin"},
+            {"id": "ext", "name": "ext-shared", "router:external": true, "shared": true, "project_id": "admin"},
+            {"id": "priv", "name": "private", "router:external": false, "shared": false, "project_id": "demo"},
+        ]);
+        let ids = |p: &str| {
+            bootable(&nets, p)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids("demo"), ["ext", "priv"]);
+        assert_eq!(ids("admin"), ["pub", "ext", "priv"]);
     }
 }
