@@ -56,15 +56,67 @@ enum Cmd {
         #[command(subcommand)]
         cmd: DbCmd,
     },
-    /// The control plane's commands.
-    Control {
-        #[command(subcommand)]
-        cmd: ControlCmd,
-    },
+    /// A control replica: every public API, the scheduler and the
+    /// operations engine, with no compute hosts of its own; its hosts are
+    /// the agents that enroll and register on `--agent-listen`.
+    Control(Box<ControlArgs>),
+    /// The agent of one hypervisor host: enrolls with a control replica
+    /// (first start), registers its host, runs the guests the control
+    /// plane sends it, and sends heartbeats.
+    Agent(Box<AgentArgs>),
     /// Run everything in one process: identity, image, network and compute
     /// APIs, storage in SQLite (the data directory) or PostgreSQL, the
     /// simulated driver.
     Serve(Box<ServeArgs>),
+}
+
+/// `rova control`: a subcommand, or the flags of a control replica.
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct ControlArgs {
+    #[command(subcommand)]
+    cmd: Option<ControlCmd>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// `rova agent`'s flags.
+#[derive(clap::Args)]
+struct AgentArgs {
+    /// This hypervisor host's name (the one its enrollment token is for).
+    #[arg(long)]
+    host: String,
+    /// A control replica's agent listener, `IP:PORT` (repeatable; tried
+    /// in turn).
+    #[arg(long = "control", required = true)]
+    control: Vec<String>,
+    /// The one-time token from `rova control enroll` (first start only).
+    #[arg(long, env = "ROVA_ENROLL_TOKEN")]
+    enroll_token: Option<String>,
+    /// Address the agent API listens on; control replicas call it there.
+    #[arg(long)]
+    listen: SocketAddr,
+    /// Virt driver: `fake` (simulated guests).
+    #[arg(long, default_value = "fake")]
+    driver: String,
+    /// Where the agent keeps its certificate and state.
+    #[arg(long)]
+    state_dir: PathBuf,
+    /// Latency of each simulated driver step, in milliseconds.
+    #[arg(long, default_value_t = 5)]
+    sim_latency_ms: u64,
+    /// vCPUs the host offers.
+    #[arg(long, default_value_t = 16)]
+    vcpus: u32,
+    /// Memory (MB) the host offers.
+    #[arg(long, default_value_t = 65536)]
+    ram_mb: u64,
+    /// Local disk (GB) the host offers.
+    #[arg(long, default_value_t = 1000)]
+    disk_gb: u64,
+    /// The availability zone of the host (default: the cloud's).
+    #[arg(long)]
+    availability_zone: Option<String>,
 }
 
 /// `rova serve`'s flags. Each has a key of the same name (`_` for `-`) in
@@ -88,6 +140,10 @@ struct ServeArgs {
     /// Address to listen on (default 127.0.0.1:8774).
     #[arg(long, env = "ROVA_LISTEN")]
     listen: Option<SocketAddr>,
+    /// Address the agent API listens on (mutual TLS); agents on other
+    /// hosts enroll and register there.
+    #[arg(long)]
+    agent_listen: Option<SocketAddr>,
     /// Latency of each simulated driver step, in milliseconds.
     #[arg(long)]
     sim_latency_ms: Option<u64>,
@@ -158,6 +214,7 @@ impl ServeArgs {
             data_dir: self.data_dir,
             database: self.database,
             listen: self.listen,
+            agent_listen: self.agent_listen,
             sim_latency_ms: self.sim_latency_ms,
             instance_cache: self.instance_cache,
             reclaim_instance_interval: self.reclaim_instance_interval,
@@ -235,39 +292,84 @@ pub fn main() -> ExitCode {
         Cmd::Db {
             cmd: DbCmd::Copy { from, to },
         } => db_copy(&from, &to),
-        Cmd::Control {
-            cmd: ControlCmd::Enroll { database, host },
-        } => control_enroll(&database, &host),
-        Cmd::Serve(args) => {
-            // An empty ROVA_CONFIG means no file, as if unset.
-            let file = args.config.clone().filter(|p| !p.as_os_str().is_empty());
-            let cfg = crate::config::env_settings().and_then(|env| {
-                Config::resolve(file.as_deref(), &env, &args.settings(), flag_name)
-            });
-            let cfg = match cfg {
-                Ok(cfg) => cfg,
-                Err(e) => {
-                    eprintln!("rova: invalid configuration: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("rova: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match rt.block_on(crate::server::serve(cfg)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("rova: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+        Cmd::Control(args) => match args.cmd {
+            Some(ControlCmd::Enroll { database, host }) => control_enroll(&database, &host),
+            None => serve_main(args.serve, false),
+        },
+        Cmd::Agent(args) => agent_main(*args),
+        Cmd::Serve(args) => serve_main(*args, true),
+    }
+}
+
+/// A runtime for one command, or the exit code of its failure.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("rova: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+/// `rova serve` (`local_hosts`: with its in-process agents) and `rova
+/// control` (none: its hosts are agents).
+fn serve_main(args: ServeArgs, local_hosts: bool) -> ExitCode {
+    // An empty ROVA_CONFIG means no file, as if unset.
+    let file = args.config.clone().filter(|p| !p.as_os_str().is_empty());
+    let cfg = crate::config::env_settings()
+        .and_then(|env| Config::resolve(file.as_deref(), &env, &args.settings(), flag_name));
+    let mut cfg = match cfg {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("rova: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    cfg.local_hosts = local_hosts;
+    if !local_hosts && cfg.agent_listen.is_none() {
+        eprintln!("rova: invalid configuration: --agent-listen: a control replica needs the address its agents reach it at");
+        return ExitCode::from(2);
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(crate::server::serve(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rova: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `rova agent`.
+fn agent_main(a: AgentArgs) -> ExitCode {
+    let cfg = crate::agent::AgentConfig {
+        host: a.host,
+        controls: a.control,
+        enroll_token: a.enroll_token.filter(|t| !t.trim().is_empty()),
+        listen: a.listen,
+        driver: a.driver,
+        state_dir: a.state_dir,
+        sim_latency_ms: a.sim_latency_ms,
+        inventory: crate::agent_api::types::Inventory {
+            vcpus: a.vcpus,
+            memory_mb: a.ram_mb,
+            disk_gb: a.disk_gb,
+        },
+        availability_zone: a.availability_zone,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(crate::agent::run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rova agent: {e}");
+            ExitCode::FAILURE
         }
     }
 }

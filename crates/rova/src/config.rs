@@ -24,6 +24,13 @@ pub struct Config {
     /// `ROVA_DATABASE_URL` name another SQLite file or a PostgreSQL database.
     pub database: Option<crate::store::Database>,
     pub listen: SocketAddr,
+    /// Where the agent API listens (mutual TLS; `None`: no agent API, only
+    /// in-process agents).
+    pub agent_listen: Option<SocketAddr>,
+    /// Whether this process runs its own compute hosts (`rova serve`'s
+    /// in-process agents); `rova control` runs none, its hosts are the
+    /// agents that register through the agent API.
+    pub local_hosts: bool,
     /// Latency of each simulated driver step (builds, actions).
     pub sim_latency_ms: u64,
     /// Token lifetime in seconds.
@@ -304,6 +311,8 @@ impl Config {
             data_dir,
             database: None,
             listen,
+            agent_listen: None,
+            local_hosts: true,
             sim_latency_ms: 5,
             token_ttl_secs: 3600,
             reclaim_instance_interval: 0,
@@ -457,6 +466,13 @@ pub fn env_settings() -> Result<Settings, String> {
         data_dir: None,
         database: None,
         listen: None,
+        agent_listen: var("agent_listen")
+            .map(|v| {
+                v.trim()
+                    .parse()
+                    .map_err(|_| format!("{}: {v:?} is not an address", env_name("agent_listen")))
+            })
+            .transpose()?,
         sim_latency_ms: num("sim_latency_ms")?,
         instance_cache: num("instance_cache")?,
         reclaim_instance_interval: num("reclaim_instance_interval")?,

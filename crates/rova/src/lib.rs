@@ -7,6 +7,7 @@
 //! and the virt driver seam (`compute::driver`); storage (`store`).
 //! Pure logic lives in the `rova-core` crate.
 
+pub mod agent;
 pub mod agent_api;
 pub mod app;
 pub mod bootstrap;

@@ -14,6 +14,8 @@ pub struct Running {
     /// ([`crate::compute::owners`]): dropping it ends them; `task` stops
     /// them cleanly (leases given up) when a signal ends serving.
     pub life: crate::compute::owners::Life,
+    /// Where the agent API listens (with `--agent-listen`).
+    pub agent_addr: Option<std::net::SocketAddr>,
 }
 
 /// Opens, bootstraps and starts serving on `cfg.listen` (port 0 picks one).
@@ -30,6 +32,11 @@ pub async fn start(mut cfg: Config) -> Result<Running, String> {
         eprintln!("rova: qemu driver: {msg}");
     }
     crate::bootstrap::run(&app).await?;
+    // Before anything resumes: work on an agent's host goes to the agent.
+    let agent_addr = match app.cfg.agent_listen {
+        Some(at) => Some(crate::agent_api::control::start(&app, at).await?),
+        None => None,
+    };
     let life = crate::compute::owners::start(&app).await?;
     crate::compute::settle::at_start(&app).await?;
     crate::compute::volumes::settle_at_start(&app)
@@ -55,6 +62,7 @@ pub async fn start(mut cfg: Config) -> Result<Running, String> {
         addr,
         task,
         life,
+        agent_addr,
     })
 }
 
@@ -68,6 +76,11 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
         started.elapsed().as_millis()
     );
     println!("rova: database {}", running.app.store.database().redacted());
+    if let Some(a) = running.agent_addr {
+        println!(
+            "rova: agent API https://{a} (mutual TLS; agents enroll with `rova control enroll`)"
+        );
+    }
     println!("rova: identity http://{}/identity/v3", running.addr);
     println!("rova: compute  http://{}/compute/v2.1", running.addr);
     println!("rova: image    http://{}/image", running.addr);
@@ -81,7 +94,7 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
     running.task.await.map_err(|e| e.to_string())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -4,5 +4,9 @@
 //! [`tls`] makes the mutually authenticated TLS configurations both ends
 //! use. (`rova control enroll` prints a token.)
 
+pub mod control;
 pub mod pki;
+pub mod remote;
 pub mod tls;
+pub mod types;
+pub mod wire;

@@ -4,9 +4,11 @@
 //! tokens (`enrollment_tokens` rows keyed by the token's SHA-256, bound to
 //! one host, valid an hour), the certificate a token buys (the agent's
 //! own key, sent as a certificate request; the certificate names the
-//! token's host whatever the request asked for, and may only
-//! authenticate a client), and the certificates control replicas present
-//! on their agent listeners.
+//! token's host whatever the request asked for, as its subject and its
+//! DNS name: the agent authenticates with it as a client and serves its
+//! own listener with it), and the certificates control replicas present on
+//! their agent listeners and when they call an agent (named
+//! [`CONTROL_NAME`]).
 //!
 //! A token reads `rova1.<secret>.<ca-sha256>`: the last part pins the CA,
 //! so an agent that has nothing but the token can check the control
@@ -244,9 +246,13 @@ impl Pki {
         let mut params = CertificateParams::new(names.to_vec())
             .map_err(|e| Fault::bad_request(format!("Invalid server name: {e}")))?;
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "rova-control");
+        dn.push(DnType::CommonName, CONTROL_NAME);
         params.distinguished_name = dn;
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        // It serves the agent API and calls agents' listeners with it.
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
         validity(&mut params, now, 1);
         let (ca_cert, ca_key) = issuer(&ca)?;
         let cert = params
@@ -256,9 +262,15 @@ impl Pki {
     }
 }
 
-/// Host names an agent may enroll as.
+/// The name every control replica's certificate carries (as a DNS name):
+/// what an agent checks the control plane's certificate for, and what an
+/// agent's listener requires of its callers.
+pub const CONTROL_NAME: &str = "rova-control";
+
+/// Host names an agent may enroll as (never the control plane's name).
 pub fn valid_host(h: &str) -> bool {
-    (1..=255).contains(&h.len())
+    h != CONTROL_NAME
+        && (1..=255).contains(&h.len())
         && h.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
@@ -276,7 +288,16 @@ fn sign_client(
     dn.push(DnType::CommonName, host);
     params.distinguished_name = dn;
     params.is_ca = IsCa::ExplicitNoCa;
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    // The agent calls the control plane with it and serves its own
+    // listener with it, under its host name.
+    params.subject_alt_names =
+        vec![rcgen::SanType::DnsName(host.try_into().map_err(|e| {
+            Fault::bad_request(format!("Invalid host name: {e}"))
+        })?)];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ClientAuth,
+        ExtendedKeyUsagePurpose::ServerAuth,
+    ];
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     validity(&mut params, now, 1);
     let (ca_cert, ca_key) = issuer(ca)?;

@@ -193,7 +193,8 @@ pub(crate) async fn advance(
         .instances
         .get(id)
         .ok_or_else(StepError::superseded)?;
-    if let Err(f) = app.compute.driver.perform(&op, &inst).await {
+    let runs_on = op.rebuilt_on().or(inst.host.as_deref());
+    if let Err(f) = app.compute.driver_for(runs_on).perform(&op, &inst).await {
         record_fault(app, id, &f, Some(expect)).await;
         return Err(StepError {
             message: f.message,
@@ -579,7 +580,11 @@ pub async fn run(
             ctx.require_member("os_compute_api:os-console-output")?;
             let inst = servers::visible(app, ctx, id)?;
             admit(Action::ConsoleOutput, &subject(&inst), ctx.is_admin())?;
-            let out = match app.compute.driver.console_log(&inst) {
+            let out = match app
+                .compute
+                .driver_for(inst.host.as_deref())
+                .console_log(&inst)
+            {
                 Some(bytes) => real_console(&bytes, length),
                 None => {
                     let log = simulated_console(&inst);

@@ -17,7 +17,7 @@ use std::time::Duration;
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A failure the driver reports; becomes the instance fault.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DriverFault {
     pub code: u16,
     pub message: String,
@@ -188,7 +188,7 @@ impl DriverOpKind {
 
 /// A server action the driver carries out on a guest, with what it needs
 /// beside the instance record.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum DriverOp {
     /// A hard reboot resets the guest; a soft one asks it to power off.
     Reboot {
@@ -312,6 +312,17 @@ impl DriverOp {
     pub fn name(&self) -> &'static str {
         self.kind().name()
     }
+
+    /// The host whose driver carries the operation out when that is not
+    /// the server's own: an evacuation rebuilds the guest on the
+    /// destination (its own host is down), an unshelve starts it on the
+    /// host it was scheduled to.
+    pub fn rebuilt_on(&self) -> Option<&str> {
+        match self {
+            DriverOp::Evacuate { dest } | DriverOp::Unshelve { dest } => Some(dest),
+            _ => None,
+        }
+    }
 }
 
 /// Nova's answer when the virt driver cannot do an operation (its API turns
@@ -342,7 +353,7 @@ pub enum ConsoleKind {
 }
 
 /// Figures a real live migration reports.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub struct LiveStats {
     pub total_ms: u64,
     pub downtime_ms: u64,

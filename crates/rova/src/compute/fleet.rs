@@ -291,7 +291,11 @@ impl Fleet {
         migrations: &[Arc<Migration>],
     ) -> Result<Self, String> {
         let providers: Table<Provider> = Table::load("resource_provider", store)?;
-        let sole = !matches!(store.database(), crate::store::Database::Postgres(_));
+        // Agents register their own hosts: rows this process does not
+        // serve are theirs wherever an agent API listens.
+        let sole = !matches!(store.database(), crate::store::Database::Postgres(_))
+            && cfg.agent_listen.is_none()
+            && cfg.local_hosts;
         let own = hosts_from_config(cfg);
         super::providers::register(&providers, &own, sole)?;
         let names: Vec<String> = own.iter().map(|h| h.name.clone()).collect();
@@ -443,6 +447,60 @@ impl Fleet {
             .get(&super::providers::node_key(name))
             .filter(|p| !p.retiring)
             .map(|p| p.host.clone())
+    }
+
+    /// Registers (or re-registers) a host an agent serves, with the
+    /// inventory it reports and the allocation ratios of this cloud's
+    /// configuration: its `resource_providers` row, written only when it
+    /// differs from the stored one. A host keeps the index it was first
+    /// given; a new one takes the next free index.
+    pub async fn register_agent_host(
+        &self,
+        cfg: &Config,
+        name: &str,
+        inv: crate::agent_api::types::Inventory,
+        zone: Option<&str>,
+        address: &str,
+    ) -> Result<HostConfig, rova_core::Fault> {
+        let key = super::providers::node_key(name);
+        let current = self.providers.get(&key);
+        let index = match &current {
+            Some(p) => p.host.index,
+            None => {
+                let top = self
+                    .providers
+                    .filter(|_| true)
+                    .iter()
+                    .map(|p| p.host.index)
+                    .max()
+                    .unwrap_or(0);
+                top + 1
+            }
+        };
+        let base = &cfg.sim_host;
+        let host = HostConfig {
+            index,
+            name: name.to_string(),
+            availability_zone: zone
+                .map(str::to_string)
+                .unwrap_or_else(|| base.availability_zone.clone()),
+            host_ip: address
+                .rsplit_once(':')
+                .map_or(address, |(ip, _)| ip)
+                .to_string(),
+            vcpus: inv.vcpus,
+            memory_mb: inv.memory_mb,
+            disk_gb: inv.disk_gb,
+            cpu_allocation_ratio: base.cpu_allocation_ratio,
+            ram_allocation_ratio: base.ram_allocation_ratio,
+            disk_allocation_ratio: base.disk_allocation_ratio,
+            reserved_memory_mb: base.reserved_host_memory_mb.min(inv.memory_mb / 4),
+        };
+        let row = Provider::of(&host);
+        if current.as_deref() != Some(&row) {
+            self.providers.put(&key, row).await?;
+        }
+        Ok(host)
     }
 
     /// Takes host `name` out of the fleet (its compute service deleted),

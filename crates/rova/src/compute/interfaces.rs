@@ -166,7 +166,12 @@ pub async fn attach(
         port_id: vif.port_id.clone(),
         mac: vif.mac.clone(),
     };
-    if let Err(f) = app.compute.driver.perform(&plug, &inst).await {
+    if let Err(f) = app
+        .compute
+        .driver_for(inst.host.as_deref())
+        .perform(&plug, &inst)
+        .await
+    {
         let refusal = if f.code == 501 {
             Fault::new(501, f.message.clone())
         } else {
@@ -270,7 +275,12 @@ pub async fn detach(app: &App, ctx: &Ctx, id: &str, port_id: &str) -> Result<(),
     let unplug = DriverOp::DetachInterface {
         port_id: port_id.to_string(),
     };
-    let failed = app.compute.driver.perform(&unplug, &inst).await.err();
+    let failed = app
+        .compute
+        .driver_for(inst.host.as_deref())
+        .perform(&unplug, &inst)
+        .await
+        .err();
     let error = failed
         .as_ref()
         .map(|f| (f.message.as_str(), f.details.as_str()));

@@ -366,7 +366,12 @@ async fn run(
         // A real guest: the driver copies memory to the destination while
         // the guest runs (disks are on shared storage).
         let cur = app.compute.instances.get(id).unwrap_or(inst.clone());
-        match app.compute.driver.live_migrate(&cur, &dest).await {
+        match app
+            .compute
+            .driver_for(cur.host.as_deref())
+            .live_migrate(&cur, &dest)
+            .await
+        {
             Ok(stats) => {
                 tracing::info!(
                     uuid = id,

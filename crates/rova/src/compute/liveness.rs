@@ -127,28 +127,36 @@ impl Liveness {
 
     /// Writes one report for every service this process runs.
     pub async fn report(&self) -> Result<(), Fault> {
-        let now = Utc::now();
         for (binary, host) in &self.own {
-            let key = ServiceRecord::key(binary, host);
-            let halted = self.beats.get(&key).is_some_and(|c| c.halted);
-            if halted {
-                continue;
-            }
-            self.beats
-                .upsert(
-                    &key,
-                    || Heartbeat::first(binary, host, now, false),
-                    |row| {
-                        if !row.halted {
-                            row.last_seen = now;
-                            row.report_count += 1;
-                        }
-                        Ok(())
-                    },
-                )
-                .await?;
+            self.beat(binary, host).await?;
         }
         Ok(())
+    }
+
+    /// Writes one report for a service (one this process runs, or an
+    /// agent's reported through the agent API), unless it is halted; the
+    /// report count after it.
+    pub async fn beat(&self, binary: &str, host: &str) -> Result<u64, Fault> {
+        let now = Utc::now();
+        let key = ServiceRecord::key(binary, host);
+        if let Some(cur) = self.beats.get(&key).filter(|c| c.halted) {
+            return Ok(cur.report_count);
+        }
+        let (row, _) = self
+            .beats
+            .upsert(
+                &key,
+                || Heartbeat::first(binary, host, now, false),
+                |row| {
+                    if !row.halted {
+                        row.last_seen = now;
+                        row.report_count += 1;
+                    }
+                    Ok(())
+                },
+            )
+            .await?;
+        Ok(row.report_count)
     }
 
     /// Stops (`halted`) or restarts a service's reports; restarting

@@ -707,13 +707,25 @@ async fn run_evacuate(
 /// to instances evacuated away from it (their source claims are dropped and
 /// the evacuations `completed`).
 pub async fn source_restarted(app: &App, host: &str) {
-    let done = app.compute.migrations.filter(|m| {
+    for m in evacuated_from(app, host) {
+        complete_evacuation(app, &m).await;
+    }
+}
+
+/// The evacuations away from `host` that it has not cleaned up after yet
+/// (status `done`): the guests it must destroy when it comes back
+/// (Nova's `_destroy_evacuated_instances`).
+pub fn evacuated_from(app: &App, host: &str) -> Vec<Arc<Migration>> {
+    app.compute.migrations.filter(|m| {
         m.migration_type == "evacuation"
             && m.status == "done"
             && m.source_compute.as_deref() == Some(host)
-    });
-    for m in done {
-        app.compute.fleet.release(&m.uuid);
-        update_migration(app, m.id, |m| m.status = "completed".into()).await;
-    }
+    })
+}
+
+/// The source host has destroyed its copy of an evacuated guest: its
+/// claim there goes and the evacuation is `completed`.
+pub async fn complete_evacuation(app: &App, m: &Migration) {
+    app.compute.fleet.release(&m.uuid);
+    update_migration(app, m.id, |m| m.status = "completed".into()).await;
 }

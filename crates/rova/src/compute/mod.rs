@@ -130,6 +130,9 @@ pub struct Compute {
     pub fake: Option<Arc<driver::FakeDriver>>,
     /// The same driver when it is the QEMU one.
     pub qemu: Option<Arc<crate::virt::qemu::QemuDriver>>,
+    /// The agents that registered through the agent API (set when this
+    /// process serves it): the driver of a host one of them serves.
+    pub agents: std::sync::OnceLock<Arc<crate::agent_api::remote::Agents>>,
     /// Console tokens handed out by remote-consoles.
     pub console_tokens: Table<consoles::ConsoleToken>,
     /// The simulated compute hosts, their services and resource claims.
@@ -156,6 +159,14 @@ pub struct Compute {
 }
 
 impl Compute {
+    /// The driver of the guests on `host`: the agent's when an agent
+    /// registered that host through the agent API, else this process's.
+    pub fn driver_for(&self, host: Option<&str>) -> Arc<dyn driver::Driver> {
+        host.zip(self.agents.get())
+            .and_then(|(h, agents)| agents.driver(h))
+            .unwrap_or_else(|| self.driver.clone())
+    }
+
     pub fn load(store: &Arc<Store>, cfg: &Config) -> Result<Self, String> {
         // Every instance row in memory, or (`instance_cache` > 0) only the
         // rows used last, the others read from the database.
@@ -214,6 +225,7 @@ impl Compute {
             driver,
             fake,
             qemu,
+            agents: std::sync::OnceLock::new(),
             console_tokens: Table::load("console_token", store)?,
             fleet,
             server_groups: Table::load("server_group", store)?,

@@ -173,7 +173,12 @@ pub(crate) async fn run(app: &Arc<App>, mv: ColdMove<'_>) {
             dest: dest.clone(),
         }
     };
-    if let Err(f) = driver.perform(&op, &cur).await {
+    if let Err(f) = app
+        .compute
+        .driver_for(cur.host.as_deref())
+        .perform(&op, &cur)
+        .await
+    {
         // nova/compute/manager.py resize_instance: _revert_allocation;
         // _resize_instance's _error_out_instance_on_exception puts the
         // server in ERROR (still on the source), errors_out_migration_ctxt

@@ -42,6 +42,9 @@ impl HostConfig {
 
 /// The hosts the configuration asks for.
 pub fn hosts_from_config(cfg: &Config) -> Vec<HostConfig> {
+    if !cfg.local_hosts {
+        return Vec::new();
+    }
     let real = cfg.driver == crate::config::DriverKind::Qemu;
     let machine = real.then(machine_inventory);
     (1..=cfg.host_count().max(1))

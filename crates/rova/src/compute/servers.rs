@@ -477,7 +477,12 @@ pub async fn terminate(app: &Arc<App>, id: &str, request_id: &str) {
     if inst.deleted {
         return;
     }
-    let err = app.compute.driver.destroy(&inst).await.err();
+    let err = app
+        .compute
+        .driver_for(inst.host.as_deref())
+        .destroy(&inst)
+        .await
+        .err();
     let now = app.clock.now();
     for vif in &inst.vifs {
         let _ = if vif.created_by_nova {

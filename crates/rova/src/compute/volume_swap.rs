@@ -144,7 +144,12 @@ pub async fn swap(app: &App, ctx: &Ctx, id: &str, req: VolumeSwap) -> Result<(),
         old_path: old_path.clone(),
         new_path: new_path.clone(),
     };
-    if let Err(f) = app.compute.driver.perform(&op, &inst).await {
+    if let Err(f) = app
+        .compute
+        .driver_for(inst.host.as_deref())
+        .perform(&op, &inst)
+        .await
+    {
         undo().await;
         return Err(if f.code == 501 {
             Fault::new(501, f.message)
@@ -193,7 +198,12 @@ pub async fn swap(app: &App, ctx: &Ctx, id: &str, req: VolumeSwap) -> Result<(),
                 old_path: new_path,
                 new_path: old_path,
             };
-            if let Err(e) = app.compute.driver.perform(&back, &inst).await {
+            if let Err(e) = app
+                .compute
+                .driver_for(inst.host.as_deref())
+                .perform(&back, &inst)
+                .await
+            {
                 tracing::error!(server = id, old, new, "swap back failed: {}", e.message);
             }
             undo().await;

@@ -132,7 +132,12 @@ pub async fn attach(
         device: device.clone(),
         path,
     };
-    if let Err(f) = app.compute.driver.perform(&plug, &inst).await {
+    if let Err(f) = app
+        .compute
+        .driver_for(inst.host.as_deref())
+        .perform(&plug, &inst)
+        .await
+    {
         app.volumes.release(&vol_id, id, false, now).await;
         return Err(if f.code == 501 {
             Fault::new(501, f.message)
@@ -176,7 +181,11 @@ pub async fn attach(
             let unplug = DriverOp::DetachVolume {
                 volume_id: vol_id.clone(),
             };
-            let _ = app.compute.driver.perform(&unplug, &inst).await;
+            let _ = app
+                .compute
+                .driver_for(inst.host.as_deref())
+                .perform(&unplug, &inst)
+                .await;
             app.volumes.release(&vol_id, id, false, now).await;
             return Err(f);
         }
@@ -253,7 +262,12 @@ async fn finish_detach(
     let unplug = DriverOp::DetachVolume {
         volume_id: volume.to_string(),
     };
-    if let Err(f) = app.compute.driver.perform(&unplug, inst).await {
+    if let Err(f) = app
+        .compute
+        .driver_for(inst.host.as_deref())
+        .perform(&unplug, inst)
+        .await
+    {
         tracing::warn!(
             server = id,
             volume,

@@ -25,6 +25,7 @@ pub struct Settings {
     pub data_dir: Option<PathBuf>,
     pub database: Option<String>,
     pub listen: Option<SocketAddr>,
+    pub agent_listen: Option<SocketAddr>,
     pub sim_latency_ms: Option<u64>,
     pub instance_cache: Option<usize>,
     pub reclaim_instance_interval: Option<i64>,
@@ -134,6 +135,9 @@ impl Settings {
         }
         if let Some(v) = self.listen {
             cfg.listen = v;
+        }
+        if let Some(v) = self.agent_listen {
+            cfg.agent_listen = Some(v);
         }
         set(&mut cfg.sim_latency_ms, self.sim_latency_ms);
         set(&mut cfg.instance_cache, self.instance_cache);
@@ -525,6 +529,7 @@ cores = 64
         assert!(cfg.validate().is_ok());
         // Keys without a default show an example value instead.
         cfg.database = None;
+        cfg.agent_listen = None;
         cfg.qemu.netns = None;
         cfg.qemu.cpu_model = None;
         cfg.qemu.guest_kernel = None;

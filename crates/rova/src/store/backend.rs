@@ -486,6 +486,11 @@ pub const SQLITE_MIGRATIONS: &[Migration] = &[
         "agent_pki",
         include_str!("../../migrations/sqlite/0023_agent_pki.sql"),
     ),
+    (
+        24,
+        "agent_endpoints",
+        include_str!("../../migrations/sqlite/0024_agent_endpoints.sql"),
+    ),
 ];
 
 pub const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -603,6 +608,11 @@ pub const POSTGRES_MIGRATIONS: &[Migration] = &[
         23,
         "agent_pki",
         include_str!("../../migrations/postgres/0023_agent_pki.sql"),
+    ),
+    (
+        24,
+        "agent_endpoints",
+        include_str!("../../migrations/postgres/0024_agent_endpoints.sql"),
     ),
 ];
 

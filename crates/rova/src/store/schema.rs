@@ -183,6 +183,11 @@ pub const KINDS: &[Kind] = &[
         cols: &[text("host", "host"), nanos("expires_at", "expires_at")],
     },
     Kind {
+        kind: "agent_endpoint",
+        table: "agent_endpoints",
+        cols: &[],
+    },
+    Kind {
         kind: "service_heartbeat",
         table: "service_heartbeats",
         cols: &[text("binary", "binary"), text("host", "host")],

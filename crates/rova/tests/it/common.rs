@@ -21,6 +21,8 @@ pub struct TestCloud {
     pub app: std::sync::Arc<rova::app::App>,
     pub http: Client,
     pub passwords: HashMap<String, String>,
+    /// Where the agent API listens (when the configuration asks for it).
+    pub agent_addr: Option<std::net::SocketAddr>,
     task: tokio::task::JoinHandle<()>,
     /// The cloud's liveness lease and takeover duty: dropped with it.
     life: rova::compute::owners::Life,
@@ -124,6 +126,7 @@ pub async fn start_in(dir: PathBuf, adjust: impl FnOnce(&mut Config)) -> TestClo
         app: running.app,
         http: Client::new(),
         passwords,
+        agent_addr: running.agent_addr,
         task: running.task,
         life: running.life,
     }

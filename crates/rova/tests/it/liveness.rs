@@ -44,7 +44,7 @@ async fn hypervisor_state(c: &TestCloud, a: &User, host: &str) -> Value {
 }
 
 /// Polls the service until its `state` is `want`; the time it took.
-async fn wait_state(c: &TestCloud, a: &User, host: &str, want: &str) -> Duration {
+pub(crate) async fn wait_state(c: &TestCloud, a: &User, host: &str, want: &str) -> Duration {
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(30) {
         if compute_service(c, a, host).await["state"] == json!(want) {

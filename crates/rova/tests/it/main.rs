@@ -3,6 +3,7 @@
 mod actions;
 mod admin_api;
 mod agent_pki;
+mod agents;
 mod child_rows;
 mod cinder_attachments;
 mod common;

@@ -307,7 +307,7 @@ async fn the_schema_holds_every_kinds_columns() {
             &db,
             "SELECT version FROM schema_migrations ORDER BY version",
         );
-        let every: Vec<Vec<Option<String>>> = (1..=23).map(|v| vec![Some(v.to_string())]).collect();
+        let every: Vec<Vec<Option<String>>> = (1..=24).map(|v| vec![Some(v.to_string())]).collect();
         assert_eq!(versions, every, "{db:?}");
         for (table, want) in [
             ("leases", &["name", "owner", "expires_at"][..]),

@@ -253,7 +253,12 @@ pub async fn run_build(app: &Arc<App>, uuid: &str, request_id: &str, plan: Optio
     if inst.task_state != Some(TaskState::Spawning) {
         return;
     }
-    match app.compute.driver.spawn(&inst).await {
+    match app
+        .compute
+        .driver_for(inst.host.as_deref())
+        .spawn(&inst)
+        .await
+    {
         Ok(()) => {
             let ok = step(app, uuid, &[Some(TaskState::Spawning)], None, |i, now| {
                 i.vm_state = VmState::Active;

@@ -246,7 +246,10 @@ async fn reimage_root(app: &Arc<App>, id: &str, img: &Image) -> Result<(), Drive
                     "Unable to find root block device mapping for volume-backed instance.",
                 )
             })?;
-        app.compute.driver.perform(&DriverOp::Stop, &inst).await?;
+        app.compute
+            .driver_for(inst.host.as_deref())
+            .perform(&DriverOp::Stop, &inst)
+            .await?;
         let file = app.images.file_path(&img.id);
         app.volumes
             .reimage(&vol, img, file, app.clock.now())

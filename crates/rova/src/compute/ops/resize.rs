@@ -236,7 +236,12 @@ async fn run_revert(
     let op = DriverOp::RevertResize {
         dest: source.clone(),
     };
-    if let Err(f) = driver.perform(&op, &inst).await {
+    if let Err(f) = app
+        .compute
+        .driver_for(inst.host.as_deref())
+        .perform(&op, &inst)
+        .await
+    {
         return failed(f, false).await;
     }
     // finish_revert_resize (source).

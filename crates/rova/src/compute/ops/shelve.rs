@@ -104,7 +104,11 @@ pub(super) async fn offload(app: &Arc<App>, id: &str) -> Result<(), StepError> {
     let Some(inst) = app.compute.instances.get(id) else {
         return Err(StepError::superseded());
     };
-    let _ = app.compute.driver.destroy(&inst).await;
+    let _ = app
+        .compute
+        .driver_for(inst.host.as_deref())
+        .destroy(&inst)
+        .await;
     let res = advance(
         app,
         id,

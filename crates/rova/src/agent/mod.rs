@@ -1,0 +1,448 @@
+//! `rova agent`: the process on a hypervisor host. It holds no database
+//! credentials. On first start it enrolls with a control replica using
+//! its one-time token (trusting only the CA the token pins) and keeps the
+//! certificate it gets in its state directory; every start it serves its
+//! own agent listener (mutual TLS: only control replicas may call it),
+//! registers its host with the control plane (compute node inventory and
+//! the listener's address), and sends a heartbeat every `report_interval`
+//! seconds. Control replicas send it driver calls, which it runs through
+//! its virt driver; a call it has already seen (same request id) gets the
+//! first call's outcome again instead of running twice.
+
+use crate::agent_api::pki::{self, CONTROL_NAME};
+use crate::agent_api::types::*;
+use crate::agent_api::wire::{self, CallError, Peer};
+use crate::agent_api::{tls, types};
+use crate::compute::driver::{Driver, FakeDriver};
+use crate::http::{ApiError, ApiResult};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use parking_lot::Mutex;
+use rova_core::Fault;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// What `rova agent` is told.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub host: String,
+    /// Control replicas' agent listeners (`IP:PORT`), tried in turn.
+    pub controls: Vec<String>,
+    /// Needed only until the agent has its certificate.
+    pub enroll_token: Option<String>,
+    pub listen: SocketAddr,
+    /// `fake` (the only driver an agent process runs so far).
+    pub driver: String,
+    pub state_dir: PathBuf,
+    pub sim_latency_ms: u64,
+    pub inventory: Inventory,
+    pub availability_zone: Option<String>,
+}
+
+/// The agent's certificate, key and CA, as its state directory keeps them.
+struct Identity {
+    cert_pem: String,
+    key_pem: String,
+    ca_pem: String,
+}
+
+const CERT: &str = "agent.crt";
+const KEY: &str = "agent.key";
+const CA: &str = "ca.crt";
+const HOST: &str = "host";
+
+fn read(dir: &Path, name: &str) -> Option<String> {
+    std::fs::read_to_string(dir.join(name)).ok()
+}
+
+fn write_private(dir: &Path, name: &str, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+/// The identity kept in the state directory, or a new one bought with the
+/// enrollment token.
+async fn identity(cfg: &AgentConfig) -> Result<Identity, String> {
+    let dir = &cfg.state_dir;
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    crate::store::make_private(dir)?;
+    if let (Some(cert_pem), Some(key_pem), Some(ca_pem)) =
+        (read(dir, CERT), read(dir, KEY), read(dir, CA))
+    {
+        let enrolled_as = read(dir, HOST).unwrap_or_default();
+        if enrolled_as.trim() != cfg.host {
+            return Err(format!(
+                "{} holds the certificate of host {:?}, not {:?}",
+                dir.display(),
+                enrolled_as.trim(),
+                cfg.host
+            ));
+        }
+        return Ok(Identity {
+            cert_pem,
+            key_pem,
+            ca_pem,
+        });
+    }
+    let token = cfg.enroll_token.as_deref().ok_or_else(|| {
+        format!(
+            "{} holds no certificate: --enroll-token is needed (rova control enroll --host {})",
+            dir.display(),
+            cfg.host
+        )
+    })?;
+    let pin = pki::pinned_ca(token).ok_or("--enroll-token: not an enrollment token")?;
+    let client = wire::Client::new(tls::enrollment_config(pin).map_err(|f| f.message)?);
+    let (csr_pem, key_pem) = pki::agent_request(&cfg.host).map_err(|f| f.message)?;
+    let req = EnrollRequest {
+        token: token.to_string(),
+        csr_pem,
+    };
+    let mut last = String::from("no control replica given");
+    for control in &cfg.controls {
+        let sent: Result<pki::Issued, _> = client
+            .post(
+                control,
+                CONTROL_NAME,
+                types::ENROLL,
+                &req,
+                Duration::from_secs(30),
+            )
+            .await;
+        match sent {
+            Ok(issued) => {
+                if issued.host != cfg.host {
+                    return Err(format!(
+                        "the token is for host {:?}, not {:?}",
+                        issued.host, cfg.host
+                    ));
+                }
+                write_private(dir, KEY, &key_pem)?;
+                write_private(dir, CERT, &issued.cert_pem)?;
+                write_private(dir, CA, &issued.ca_pem)?;
+                write_private(dir, HOST, &cfg.host)?;
+                return Ok(Identity {
+                    cert_pem: issued.cert_pem,
+                    key_pem,
+                    ca_pem: issued.ca_pem,
+                });
+            }
+            Err(CallError::Refused(f)) => {
+                return Err(format!("enrollment refused by {control}: {}", f.message))
+            }
+            Err(e) => last = e.message(),
+        }
+    }
+    Err(format!("enrollment: no control replica answered ({last})"))
+}
+
+/// Driver calls already seen, by request id (the most recent ones).
+#[derive(Default)]
+struct Calls {
+    by_id: HashMap<String, Arc<OnceCell<DriverReply>>>,
+    order: VecDeque<String>,
+}
+
+const REMEMBERED_CALLS: usize = 4096;
+
+impl Calls {
+    fn cell(&mut self, id: &str) -> Arc<OnceCell<DriverReply>> {
+        if let Some(c) = self.by_id.get(id) {
+            return c.clone();
+        }
+        let c = Arc::new(OnceCell::new());
+        self.by_id.insert(id.to_string(), c.clone());
+        self.order.push_back(id.to_string());
+        while self.order.len() > REMEMBERED_CALLS {
+            if let Some(old) = self.order.pop_front() {
+                self.by_id.remove(&old);
+            }
+        }
+        c
+    }
+}
+
+struct Agent {
+    driver: Arc<dyn Driver>,
+    calls: Mutex<Calls>,
+    /// The guests this agent runs (spawned and not destroyed).
+    guests: Mutex<HashSet<String>>,
+}
+
+impl Agent {
+    async fn run(&self, req: &DriverRequest) -> DriverReply {
+        let inst = &req.instance;
+        let d = &self.driver;
+        let done = |r: Result<(), crate::compute::driver::DriverFault>| match r {
+            Ok(()) => DriverReply::Done,
+            Err(fault) => DriverReply::Failed { fault },
+        };
+        match &req.call {
+            DriverCall::Spawn => {
+                let r = d.spawn(inst).await;
+                if r.is_ok() {
+                    self.guests.lock().insert(inst.uuid.clone());
+                }
+                done(r)
+            }
+            DriverCall::Destroy => {
+                let r = d.destroy(inst).await;
+                if r.is_ok() {
+                    self.guests.lock().remove(&inst.uuid);
+                }
+                done(r)
+            }
+            DriverCall::Perform { op } => {
+                let r = d.perform(op, inst).await;
+                if r.is_ok() {
+                    let mut guests = self.guests.lock();
+                    if op.rebuilt_on().is_some() {
+                        guests.insert(inst.uuid.clone());
+                    } else if matches!(op, crate::compute::driver::DriverOp::ShelveOffload) {
+                        guests.remove(&inst.uuid);
+                    }
+                }
+                done(r)
+            }
+            DriverCall::LiveMigrate { dest } => match d.live_migrate(inst, dest).await {
+                Ok(stats) => DriverReply::Migrated { stats },
+                Err(fault) => DriverReply::Failed { fault },
+            },
+        }
+    }
+}
+
+async fn driver_call(
+    State(agent): State<Arc<Agent>>,
+    Extension(peer): Extension<Peer>,
+    body: Bytes,
+) -> ApiResult<Json<DriverReply>> {
+    if peer.host()? != CONTROL_NAME {
+        return Err(ApiError(Fault::forbidden(
+            "Only the control plane may call an agent.",
+        )));
+    }
+    let req: DriverRequest = serde_json::from_slice(&body)
+        .map_err(|e| Fault::bad_request(format!("Malformed request body: {e}")))?;
+    let cell = agent.calls.lock().cell(&req.request_id);
+    let reply = cell.get_or_init(|| agent.run(&req)).await.clone();
+    Ok(Json(reply))
+}
+
+/// A started agent (tests hold it; `rova agent` waits for a signal).
+pub struct RunningAgent {
+    pub addr: SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Enrolls if it must, serves the agent listener, registers and keeps
+/// sending heartbeats (in the background).
+pub async fn start(cfg: AgentConfig) -> Result<RunningAgent, String> {
+    if !pki::valid_host(&cfg.host) {
+        return Err(format!("--host: invalid host name {:?}", cfg.host));
+    }
+    if cfg.driver != "fake" {
+        return Err(format!(
+            "--driver: {:?} is not available in an agent process yet (only \"fake\")",
+            cfg.driver
+        ));
+    }
+    if cfg.listen.ip().is_unspecified() {
+        return Err(
+            "--listen: give the address control replicas reach this agent at, not a wildcard"
+                .into(),
+        );
+    }
+    let id = identity(&cfg).await?;
+    let server =
+        tls::server_config(&id.ca_pem, &id.cert_pem, &id.key_pem).map_err(|f| f.message)?;
+    let client = wire::Client::new(
+        tls::client_config(&id.ca_pem, &id.cert_pem, &id.key_pem).map_err(|f| f.message)?,
+    );
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let agent = Arc::new(Agent {
+        driver: Arc::new(FakeDriver::new(cfg.sim_latency_ms)),
+        calls: Mutex::new(Calls::default()),
+        guests: Mutex::new(HashSet::new()),
+    });
+    let router = Router::new()
+        .route(types::DRIVER, post(driver_call))
+        .with_state(agent.clone());
+    let serving = tokio::spawn(wire::serve(listener, server, router));
+    let register = RegisterRequest {
+        address: addr.to_string(),
+        driver: cfg.driver.clone(),
+        inventory: cfg.inventory,
+        availability_zone: cfg.availability_zone.clone(),
+    };
+    let beating = tokio::spawn(report(cfg.clone(), client, register, agent));
+    Ok(RunningAgent {
+        addr,
+        tasks: vec![serving, beating],
+    })
+}
+
+/// Registers, then sends heartbeats every `report_interval`; registers
+/// again when the control plane no longer knows the host, and moves on
+/// to the next control replica when one does not answer.
+async fn report(
+    cfg: AgentConfig,
+    client: wire::Client,
+    register: RegisterRequest,
+    agent: Arc<Agent>,
+) {
+    let deadline = Duration::from_secs(10);
+    let mut at = 0usize;
+    let mut every = Duration::from_secs(1);
+    let mut registered = false;
+    loop {
+        let control = &cfg.controls[at % cfg.controls.len().max(1)];
+        if !registered {
+            let sent: Result<Registered, _> = client
+                .post(control, CONTROL_NAME, types::REGISTER, &register, deadline)
+                .await;
+            match sent {
+                Ok(r) => {
+                    registered = true;
+                    every = Duration::from_secs(r.report_interval.max(1));
+                    destroy_evacuated(&agent, &client, control, &r.evacuated).await;
+                    tracing::info!(control = %control, "registered host {}", r.host);
+                    eprintln!("rova agent: registered {} with {control}", r.host);
+                    tokio::time::sleep(every).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(control = %control, "registering: {}", e.message());
+                    at += 1;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+        }
+        let beat = HeartbeatRequest {
+            guests: agent.guests.lock().len() as u64,
+        };
+        let sent: Result<HeartbeatReply, _> = client
+            .post(control, CONTROL_NAME, types::HEARTBEAT, &beat, deadline)
+            .await;
+        match sent {
+            Ok(_) => tokio::time::sleep(every).await,
+            Err(CallError::Refused(f)) if f.code == 404 => registered = false,
+            Err(e) => {
+                tracing::warn!(control = %control, "heartbeat: {}", e.message());
+                at += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Destroys the guests of servers evacuated away from this host while it
+/// was gone, then tells the control plane (which completes the
+/// evacuations); a guest it cannot destroy is kept for the next
+/// registration to try again.
+async fn destroy_evacuated(
+    agent: &Agent,
+    client: &wire::Client,
+    control: &str,
+    evacuated: &[Evacuated],
+) {
+    let mut cleaned = Cleaned::default();
+    for e in evacuated {
+        match agent.driver.destroy(&e.instance).await {
+            Ok(()) => {
+                agent.guests.lock().remove(&e.instance.uuid);
+                cleaned.migrations.push(e.migration_uuid.clone());
+                tracing::info!(server = %e.instance.uuid, "destroyed the guest of an evacuated server");
+            }
+            Err(f) => {
+                tracing::warn!(server = %e.instance.uuid, "destroying an evacuated guest: {}", f.message)
+            }
+        }
+    }
+    if cleaned.migrations.is_empty() {
+        return;
+    }
+    let sent: Result<Cleaned, _> = client
+        .post(
+            control,
+            CONTROL_NAME,
+            types::CLEANED,
+            &cleaned,
+            Duration::from_secs(10),
+        )
+        .await;
+    if let Err(e) = sent {
+        tracing::warn!(control = %control, "reporting cleaned evacuations: {}", e.message());
+    }
+}
+
+/// `rova agent`: starts, then runs until SIGTERM or Ctrl-C.
+pub async fn run(cfg: AgentConfig) -> Result<(), String> {
+    let host = cfg.host.clone();
+    let running = start(cfg).await?;
+    println!(
+        "rova agent: host {host} serving the agent API on https://{}",
+        running.addr
+    );
+    crate::server::shutdown_signal().await;
+    drop(running);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_request_id_finds_the_first_calls_outcome() {
+        let mut calls = Calls::default();
+        let first = calls.cell("r1");
+        first.set(DriverReply::Done).expect("first outcome");
+        let again = calls.cell("r1");
+        assert!(Arc::ptr_eq(&first, &again));
+        assert!(matches!(again.get(), Some(DriverReply::Done)));
+        assert!(calls.cell("r2").get().is_none());
+    }
+
+    #[test]
+    fn only_the_most_recent_calls_are_remembered() {
+        let mut calls = Calls::default();
+        let oldest = calls.cell("r0");
+        for i in 1..=REMEMBERED_CALLS {
+            calls.cell(&format!("r{i}"));
+        }
+        assert_eq!(calls.by_id.len(), REMEMBERED_CALLS);
+        assert!(!Arc::ptr_eq(&oldest, &calls.cell("r0")));
+    }
+}

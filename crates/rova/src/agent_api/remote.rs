@@ -1,0 +1,190 @@
+//! The control plane's side of the agents: the `agent_endpoints` rows
+//! (where each registered agent serves, written at registration, so every
+//! replica can reach every agent) and a virt driver per agent host
+//! ([`RemoteDriver`]) that carries each call over the agent API. The
+//! compute service asks [`Agents::driver`] for the driver of a server's
+//! host; hosts with no endpoint row are this process's own.
+
+use super::types::{AgentEndpoint, DriverCall, DriverReply, DriverRequest, DRIVER};
+use super::wire::{CallError, Client};
+use crate::compute::driver::{BoxFut, Driver, DriverFault, DriverOp, LiveStats};
+use crate::store::{Store, Table};
+use parking_lot::Mutex;
+use rova_core::model::Instance;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long one driver call may take (a real guest's build or migration
+/// included).
+const CALL_DEADLINE: Duration = Duration::from_secs(900);
+/// Tries of a call that got no answer (same request id each time).
+const TRIES: u32 = 3;
+/// Pause between them.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+struct Shared {
+    client: Client,
+    endpoints: Table<AgentEndpoint>,
+}
+
+/// The registered agents and a driver for each.
+pub struct Agents {
+    shared: Arc<Shared>,
+    drivers: Mutex<HashMap<String, Arc<RemoteDriver>>>,
+    step_delay: Duration,
+}
+
+impl Agents {
+    /// The endpoint rows, and `client` (this replica's certificate) to
+    /// call agents with; `step_delay` is the simulated step pause the
+    /// control plane keeps between the steps it plays itself.
+    pub fn load(store: &Arc<Store>, client: Client, step_delay: Duration) -> Result<Self, String> {
+        Ok(Agents {
+            shared: Arc::new(Shared {
+                client,
+                endpoints: Table::load("agent_endpoint", store)?,
+            }),
+            drivers: Mutex::new(HashMap::new()),
+            step_delay,
+        })
+    }
+
+    /// Where `host`'s agent serves, if an agent registered it.
+    pub fn endpoint(&self, host: &str) -> Option<Arc<AgentEndpoint>> {
+        self.shared.endpoints.get(host)
+    }
+
+    /// Records an agent's endpoint (written only when it changed).
+    pub async fn record(&self, ep: AgentEndpoint) -> Result<(), rova_core::Fault> {
+        let same = self
+            .endpoint(&ep.host)
+            .is_some_and(|cur| cur.address == ep.address && cur.driver == ep.driver);
+        if !same {
+            let host = ep.host.clone();
+            self.shared.endpoints.put(&host, ep).await?;
+        }
+        Ok(())
+    }
+
+    /// The driver of `host` when an agent serves it.
+    pub fn driver(&self, host: &str) -> Option<Arc<dyn Driver>> {
+        let ep = self.endpoint(host)?;
+        let mut drivers = self.drivers.lock();
+        let d = drivers
+            .entry(host.to_string())
+            .or_insert_with(|| {
+                Arc::new(RemoteDriver {
+                    host: host.to_string(),
+                    shared: self.shared.clone(),
+                    step_delay: self.step_delay,
+                    simulated: ep.driver == "fake",
+                })
+            })
+            .clone();
+        Some(d)
+    }
+}
+
+/// A virt driver whose guests run on an agent.
+pub struct RemoteDriver {
+    host: String,
+    shared: Arc<Shared>,
+    step_delay: Duration,
+    simulated: bool,
+}
+
+impl RemoteDriver {
+    /// Sends one call, retried with the same request id while there is no
+    /// answer; an agent that cannot be reached fails the call.
+    async fn call(&self, inst: &Instance, call: DriverCall) -> Result<DriverReply, DriverFault> {
+        let req = DriverRequest {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            instance: inst.clone(),
+            call,
+        };
+        let mut last = String::new();
+        for attempt in 0..TRIES {
+            if attempt > 0 {
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            let Some(ep) = self.shared.endpoints.get(&self.host) else {
+                last = "no agent is registered for it".into();
+                break;
+            };
+            match self
+                .shared
+                .client
+                .post(&ep.address, &self.host, DRIVER, &req, CALL_DEADLINE)
+                .await
+            {
+                Ok(reply) => return Ok(reply),
+                Err(CallError::Refused(f)) => {
+                    return Err(DriverFault {
+                        code: f.code,
+                        message: f.message,
+                        details: format!("agent of {} refused the call", self.host),
+                    })
+                }
+                Err(e @ CallError::Unreachable(_)) => last = e.message(),
+            }
+        }
+        Err(DriverFault::new(
+            format!("Compute host {} could not be reached.", self.host),
+            last,
+        ))
+    }
+
+    async fn done(&self, inst: &Instance, call: DriverCall) -> Result<(), DriverFault> {
+        match self.call(inst, call).await? {
+            DriverReply::Done | DriverReply::Migrated { .. } => Ok(()),
+            DriverReply::Failed { fault } => Err(fault),
+        }
+    }
+}
+
+impl Driver for RemoteDriver {
+    fn name(&self) -> &'static str {
+        "agent"
+    }
+    fn step_delay(&self) -> Duration {
+        self.step_delay
+    }
+    fn is_simulated(&self) -> bool {
+        self.simulated
+    }
+    fn spawn<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>> {
+        Box::pin(self.done(inst, DriverCall::Spawn))
+    }
+    fn perform<'a>(
+        &'a self,
+        op: &'a DriverOp,
+        inst: &'a Instance,
+    ) -> BoxFut<'a, Result<(), DriverFault>> {
+        Box::pin(self.done(inst, DriverCall::Perform { op: op.clone() }))
+    }
+    fn destroy<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>> {
+        Box::pin(self.done(inst, DriverCall::Destroy))
+    }
+    fn live_migrate<'a>(
+        &'a self,
+        inst: &'a Instance,
+        dest: &'a str,
+    ) -> BoxFut<'a, Result<LiveStats, DriverFault>> {
+        Box::pin(async move {
+            match self
+                .call(
+                    inst,
+                    DriverCall::LiveMigrate {
+                        dest: dest.to_string(),
+                    },
+                )
+                .await?
+            {
+                DriverReply::Migrated { stats } => Ok(stats),
+                DriverReply::Done => Ok(LiveStats::default()),
+                DriverReply::Failed { fault } => Err(fault),
+            }
+        })
+    }
+}

@@ -1,0 +1,181 @@
+//! The agent API's transport: JSON over HTTP/1.1 inside mutually
+//! authenticated TLS. [`serve`] runs a router on a listener, one TLS
+//! handshake per connection, and hands each request the host the peer's
+//! certificate names ([`Peer`]); [`Client`] posts a JSON request to a peer
+//! (one connection per request: the calls are few and long, and a fresh
+//! connection never carries a dead peer's half-closed socket).
+
+use super::tls;
+use axum::Router;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use rova_core::Fault;
+use rustls::pki_types::ServerName;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The host the caller's certificate names; `None` for a caller without
+/// a certificate (only enrollment admits one).
+#[derive(Debug, Clone)]
+pub struct Peer(pub Option<String>);
+
+impl Peer {
+    /// The caller's host, or 401 with Nova's error body.
+    pub fn host(&self) -> Result<&str, Fault> {
+        self.0
+            .as_deref()
+            .ok_or_else(|| Fault::unauthorized("A client certificate is required."))
+    }
+}
+
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// Serves `router` on `listener` with `config` until the task is dropped.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: rustls::ServerConfig,
+    router: Router,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let (acceptor, router) = (acceptor.clone(), router.clone());
+        tokio::spawn(async move {
+            let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await else {
+                return;
+            };
+            let peer = Peer(
+                stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first().and_then(tls::peer_host)),
+            );
+            let svc = tower::ServiceExt::map_request(
+                router,
+                move |req: hyper::Request<hyper::body::Incoming>| {
+                    let mut req = req.map(axum::body::Body::new);
+                    req.extensions_mut().insert(peer.clone());
+                    req
+                },
+            );
+            let svc = hyper_util::service::TowerToHyperService::new(svc);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+/// Why a call to a peer failed.
+#[derive(Debug, Clone)]
+pub enum CallError {
+    /// No answer: not reachable, the handshake refused, the connection
+    /// cut, or the deadline passed. The call may be tried again.
+    Unreachable(String),
+    /// The peer answered with an error status and Nova-style body.
+    Refused(Fault),
+}
+
+impl CallError {
+    pub fn message(&self) -> String {
+        match self {
+            CallError::Unreachable(m) => m.clone(),
+            CallError::Refused(f) => f.message.clone(),
+        }
+    }
+}
+
+/// A caller of one kind of peer: its TLS configuration and the name the
+/// peer's certificate must carry.
+#[derive(Clone)]
+pub struct Client {
+    connector: tokio_rustls::TlsConnector,
+}
+
+impl Client {
+    pub fn new(config: rustls::ClientConfig) -> Self {
+        Client {
+            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+        }
+    }
+
+    /// POSTs `body` as JSON to `https://addr/path`, the peer's certificate
+    /// checked for `name`, and reads the JSON answer; `deadline` bounds
+    /// the whole exchange.
+    pub async fn post<B: Serialize, R: DeserializeOwned>(
+        &self,
+        addr: &str,
+        name: &str,
+        path: &str,
+        body: &B,
+        deadline: Duration,
+    ) -> Result<R, CallError> {
+        tokio::time::timeout(deadline, self.exchange(addr, name, path, body))
+            .await
+            .unwrap_or_else(|_| {
+                Err(CallError::Unreachable(format!(
+                    "{addr}: no answer within {} s",
+                    deadline.as_secs()
+                )))
+            })
+    }
+
+    async fn exchange<B: Serialize, R: DeserializeOwned>(
+        &self,
+        addr: &str,
+        name: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<R, CallError> {
+        let down = |what: &str, e: &dyn std::fmt::Display| {
+            CallError::Unreachable(format!("{addr}: {what}: {e}"))
+        };
+        let server = ServerName::try_from(name.to_string()).map_err(|e| down("name", &e))?;
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| down("connect", &e))?;
+        let _ = tcp.set_nodelay(true);
+        let stream = self
+            .connector
+            .connect(server, tcp)
+            .await
+            .map_err(|e| down("TLS", &e))?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| down("HTTP", &e))?;
+        tokio::spawn(conn);
+        let json = serde_json::to_vec(body).map_err(|e| down("encoding", &e))?;
+        let req = hyper::Request::post(path)
+            .header("host", name)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(json)))
+            .map_err(|e| down("request", &e))?;
+        let resp = send.send_request(req).await.map_err(|e| down("send", &e))?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| down("reading", &e))?
+            .to_bytes();
+        if !status.is_success() {
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            let message = v
+                .as_object()
+                .and_then(|o| o.values().next())
+                .and_then(|e| e["message"].as_str())
+                .map(str::to_string)
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+            return Err(CallError::Refused(Fault::new(status.as_u16(), message)));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| down("decoding", &e))
+    }
+}

@@ -1,0 +1,366 @@
+//! Agents on other hosts: a control process with no hosts of its own and
+//! an agent listener; an agent that enrolls with a one-time token, keeps
+//! its certificate in its state directory, registers its host (a compute
+//! service and a hypervisor with the inventory it reports) and sends
+//! heartbeats; servers scheduled onto its host built and acted on through
+//! the agent API; the agent killed → its service `down` and its servers'
+//! `host_status` UNKNOWN, an action on them fails with the host
+//! unreachable; the agent back from its state directory (no token) → up,
+//! and the action works. Callers without the right certificate are
+//! refused on both listeners.
+
+use crate::common::{start_with, TestCloud, User};
+use crate::liveness::wait_state;
+use reqwest::StatusCode;
+use rova::agent::{AgentConfig, RunningAgent};
+use rova::agent_api::pki::{self, Pki, CONTROL_NAME};
+use rova::agent_api::types::{self, Inventory, RegisterRequest};
+use rova::agent_api::{tls, wire};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+async fn control() -> TestCloud {
+    start_with(|c| {
+        c.local_hosts = false;
+        c.agent_listen = Some("127.0.0.1:0".parse().expect("addr"));
+        c.report_interval = 1;
+        c.service_down_time = 4;
+    })
+    .await
+}
+
+fn agent_cfg(c: &TestCloud, host: &str, token: Option<String>, dir: &Path) -> AgentConfig {
+    AgentConfig {
+        host: host.into(),
+        controls: vec![c.agent_addr.expect("agent listener").to_string()],
+        enroll_token: token,
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        driver: "fake".into(),
+        state_dir: dir.to_path_buf(),
+        sim_latency_ms: 1,
+        inventory: Inventory {
+            vcpus: 4,
+            memory_mb: 8192,
+            disk_gb: 100,
+        },
+        availability_zone: None,
+    }
+}
+
+async fn token(c: &TestCloud, host: &str) -> String {
+    Pki::load(&c.app.store)
+        .expect("pki")
+        .new_token(host, chrono::Utc::now())
+        .await
+        .expect("token")
+}
+
+/// The last event of a server's most recent action.
+async fn last_event(c: &TestCloud, a: &User, id: &str) -> Value {
+    let r = c
+        .get(
+            a,
+            &format!("/servers/{id}/os-instance-actions"),
+            Some("2.58"),
+        )
+        .await;
+    let req = r.body["instanceActions"][0]["request_id"]
+        .as_str()
+        .expect("an action")
+        .to_string();
+    let r = c
+        .get(
+            a,
+            &format!("/servers/{id}/os-instance-actions/{req}"),
+            Some("2.58"),
+        )
+        .await;
+    r.body["instanceAction"]["events"][0].clone()
+}
+
+#[tokio::test]
+async fn an_agent_enrolls_registers_and_runs_its_hosts_servers() {
+    let c = control().await;
+    let a = c.login("admin").await;
+    // No host of its own: nothing can be scheduled yet.
+    let r = c.get(&a, "/os-hypervisors", None).await;
+    assert_eq!(r.body["hypervisors"], json!([]), "{}", r.text);
+
+    let dir = crate::storage::temp_dir("agent-1");
+    let t = token(&c, "node-1").await;
+    let agent: RunningAgent = rova::agent::start(agent_cfg(&c, "node-1", Some(t.clone()), &dir))
+        .await
+        .expect("agent starts");
+    wait_state(&c, &a, "node-1", "up").await;
+    let r = c.get(&a, "/os-hypervisors/detail", Some("2.53")).await;
+    let hv = &r.body["hypervisors"][0];
+    assert_eq!(hv["hypervisor_hostname"], "node-1", "{}", r.text);
+    assert_eq!(hv["vcpus"], 4);
+    assert_eq!(hv["memory_mb"], 8192);
+    assert_eq!(hv["state"], "up");
+    for f in ["agent.crt", "agent.key", "ca.crt"] {
+        assert!(dir.join(f).exists(), "{f} kept in the state directory");
+    }
+
+    // The token is spent: a second agent cannot enroll with it.
+    let other = crate::storage::temp_dir("agent-dup");
+    let dup = rova::agent::start(agent_cfg(&c, "node-1", Some(t), &other)).await;
+    assert!(
+        dup.as_ref().err().is_some_and(|e| e.contains("refused")),
+        "{:?}",
+        dup.err()
+    );
+
+    // A server lands on the agent's host and is acted on through it.
+    let s = c
+        .boot(&a, "on-agent", Some("2.74"), json!({"networks": "none"}))
+        .await;
+    let id = s["id"].as_str().expect("id").to_string();
+    let s = c
+        .wait_status(&a, &id, &["ACTIVE", "ERROR"], Some("2.16"))
+        .await;
+    assert_eq!(s["status"], "ACTIVE", "{s}");
+    assert_eq!(s["OS-EXT-SRV-ATTR:host"], "node-1");
+    assert_eq!(s["host_status"], "UP");
+    let r = c
+        .post(
+            &a,
+            &format!("/servers/{id}/action"),
+            None,
+            json!({"os-stop": null}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    c.wait_status(&a, &id, &["SHUTOFF"], None).await;
+
+    // The agent dies: its service goes down, the server's host UNKNOWN,
+    // and starting the server fails with the host unreachable.
+    drop(agent);
+    wait_state(&c, &a, "node-1", "down").await;
+    let s = c.get(&a, &format!("/servers/{id}"), Some("2.16")).await;
+    assert_eq!(s.body["server"]["host_status"], "UNKNOWN", "{}", s.text);
+    let r = c
+        .post(
+            &a,
+            &format!("/servers/{id}/action"),
+            None,
+            json!({"os-start": null}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let t0 = Instant::now();
+    let ev = loop {
+        let ev = last_event(&c, &a, &id).await;
+        if ev["finish_time"].is_string() || t0.elapsed() > Duration::from_secs(30) {
+            break ev;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(ev["result"], "Error", "{ev}");
+    let s = c.wait_status(&a, &id, &["SHUTOFF", "ACTIVE"], None).await;
+    assert_eq!(s["status"], "SHUTOFF", "{s}");
+
+    // Back from its state directory, without a token: up, and it works.
+    let back = rova::agent::start(agent_cfg(&c, "node-1", None, &dir))
+        .await
+        .expect("agent restarts");
+    wait_state(&c, &a, "node-1", "up").await;
+    let r = c
+        .post(
+            &a,
+            &format!("/servers/{id}/action"),
+            None,
+            json!({"os-start": null}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let s = c.wait_status(&a, &id, &["ACTIVE"], Some("2.16")).await;
+    assert_eq!(s["host_status"], "UP");
+    drop(back);
+}
+
+#[tokio::test]
+async fn only_enrolled_agents_and_control_replicas_are_let_in() {
+    let c = control().await;
+    let addr = c.agent_addr.expect("agent listener").to_string();
+    let t = token(&c, "node-1").await;
+    let pin = pki::pinned_ca(&t).expect("pin").to_string();
+
+    // Without a certificate only enrollment is open.
+    let anon = wire::Client::new(tls::enrollment_config(&pin).expect("config"));
+    let reg = RegisterRequest {
+        address: "127.0.0.1:1".into(),
+        driver: "fake".into(),
+        inventory: Inventory {
+            vcpus: 1,
+            memory_mb: 512,
+            disk_gb: 1,
+        },
+        availability_zone: None,
+    };
+    let r: Result<Value, _> = anon
+        .post(
+            &addr,
+            CONTROL_NAME,
+            types::REGISTER,
+            &reg,
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(
+        matches!(&r, Err(wire::CallError::Refused(f)) if f.code == 401),
+        "{r:?}"
+    );
+    // A token pinning another CA does not trust this control plane.
+    let wrong = wire::Client::new(tls::enrollment_config(&"0".repeat(64)).expect("config"));
+    let r: Result<Value, _> = wrong
+        .post(
+            &addr,
+            CONTROL_NAME,
+            types::ENROLL,
+            &json!({}),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(matches!(&r, Err(wire::CallError::Unreachable(_))), "{r:?}");
+
+    // An agent's certificate does not let it call another agent.
+    let d1 = crate::storage::temp_dir("agent-a");
+    let d2 = crate::storage::temp_dir("agent-b");
+    let a1 = rova::agent::start(agent_cfg(&c, "node-1", Some(t), &d1))
+        .await
+        .expect("agent 1");
+    let t2 = token(&c, "node-2").await;
+    let _a2 = rova::agent::start(agent_cfg(&c, "node-2", Some(t2), &d2))
+        .await
+        .expect("agent 2");
+    let read = |f: &str| std::fs::read_to_string(d2.join(f)).expect("state file");
+    let as_node2 = wire::Client::new(
+        tls::client_config(&read("ca.crt"), &read("agent.crt"), &read("agent.key"))
+            .expect("config"),
+    );
+    let r: Result<Value, _> = as_node2
+        .post(
+            &a1.addr.to_string(),
+            "node-1",
+            types::DRIVER,
+            &json!({}),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(
+        matches!(&r, Err(wire::CallError::Refused(f)) if f.code == 403),
+        "{r:?}"
+    );
+}
+
+async fn evacuation_status(c: &TestCloud, a: &User, id: &str) -> Value {
+    let r = c
+        .get(
+            a,
+            &format!("/os-migrations?instance_uuid={id}&migration_type=evacuation"),
+            Some("2.59"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.body["migrations"][0]["status"].clone()
+}
+
+#[tokio::test]
+async fn a_server_is_evacuated_from_a_dead_agent_which_cleans_up_when_it_returns() {
+    let c = control().await;
+    let a = c.login("admin").await;
+    let (d1, d2) = (
+        crate::storage::temp_dir("evac-1"),
+        crate::storage::temp_dir("evac-2"),
+    );
+    let t1 = token(&c, "node-1").await;
+    let agent1 = rova::agent::start(agent_cfg(&c, "node-1", Some(t1), &d1))
+        .await
+        .expect("agent 1");
+    let t2 = token(&c, "node-2").await;
+    let _agent2 = rova::agent::start(agent_cfg(&c, "node-2", Some(t2), &d2))
+        .await
+        .expect("agent 2");
+    wait_state(&c, &a, "node-1", "up").await;
+    wait_state(&c, &a, "node-2", "up").await;
+
+    let s = c
+        .boot(
+            &a,
+            "evacuee",
+            Some("2.74"),
+            json!({"networks": "none", "host": "node-1"}),
+        )
+        .await;
+    let id = s["id"].as_str().expect("id").to_string();
+    let s = c.wait_status(&a, &id, &["ACTIVE", "ERROR"], None).await;
+    assert_eq!(s["OS-EXT-SRV-ATTR:host"], "node-1", "{s}");
+
+    // node-1's agent dies; the operator forces its service down.
+    drop(agent1);
+    wait_state(&c, &a, "node-1", "down").await;
+    let r = c
+        .get(
+            &a,
+            "/os-services?binary=nova-compute&host=node-1",
+            Some("2.53"),
+        )
+        .await;
+    let sid = r.body["services"][0]["id"]
+        .as_str()
+        .expect("service id (2.53)")
+        .to_string();
+    let r = c
+        .compute(
+            &a,
+            reqwest::Method::PUT,
+            &format!("/os-services/{sid}"),
+            Some("2.53"),
+            Some(json!({"forced_down": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let s = c.get(&a, &format!("/servers/{id}"), Some("2.16")).await;
+    assert_eq!(s.body["server"]["host_status"], "DOWN", "{}", s.text);
+
+    // Evacuated: rebuilt by node-2's agent, ACTIVE there.
+    let r = c
+        .post(
+            &a,
+            &format!("/servers/{id}/action"),
+            Some("2.29"),
+            json!({"evacuate": {}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let t0 = Instant::now();
+    let s = loop {
+        let s = c
+            .wait_status(&a, &id, &["ACTIVE", "ERROR"], Some("2.16"))
+            .await;
+        if s["OS-EXT-SRV-ATTR:host"] == "node-2" || t0.elapsed() > Duration::from_secs(30) {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(s["status"], "ACTIVE", "{s}");
+    assert_eq!(s["OS-EXT-SRV-ATTR:host"], "node-2", "{s}");
+    assert_eq!(s["host_status"], "UP");
+    assert_eq!(evacuation_status(&c, &a, &id).await, "done");
+
+    // node-1's agent comes back: it destroys its stale copy and the
+    // evacuation is completed; the server stays where it is.
+    let _back = rova::agent::start(agent_cfg(&c, "node-1", None, &d1))
+        .await
+        .expect("agent 1 again");
+    let t0 = Instant::now();
+    while evacuation_status(&c, &a, &id).await != "completed" {
+        assert!(t0.elapsed() < Duration::from_secs(30), "never completed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let s = c.get(&a, &format!("/servers/{id}"), None).await;
+    assert_eq!(s.body["server"]["status"], "ACTIVE");
+    assert_eq!(s.body["server"]["OS-EXT-SRV-ATTR:host"], "node-2");
+}
