@@ -10,6 +10,11 @@
 #
 # Without --durable the cluster runs with fsync off (the tests' data is
 # thrown away); the benchmarks pass --durable.
+#
+# PG_LISTEN=ADDR listens there instead of 127.0.0.1 (the URL names it) and
+# PG_TRUST_NET=CIDR lets clients from that network in without a password:
+# the multi-host harness runs the cluster inside a network namespace of
+# its own making (scripts/multihost.sh).
 set -euo pipefail
 
 cmd="${1:-}" dir="${2:-}"
@@ -47,14 +52,18 @@ case "$cmd" in
     as_owner "$bin/initdb" -D "$dir/data" -U rova --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
     port="$(free_port)"
-    opts="-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=400 -c shared_buffers=128MB"
+    listen="${PG_LISTEN:-127.0.0.1}"
+    if [[ -n "${PG_TRUST_NET:-}" ]]; then
+      echo "host all all ${PG_TRUST_NET} trust" >>"$dir/data/pg_hba.conf"
+    fi
+    opts="-c listen_addresses=$listen -c port=$port -c unix_socket_directories=$dir -c max_connections=400 -c shared_buffers=128MB"
     if [[ "${3:-}" != "--durable" ]]; then
       opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     fi
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -o "$opts" -w -t 60 start >/dev/null \
       || { cat "$dir/server.log" >&2; exit 1; }
     echo "$port" >"$dir/port"
-    echo "postgres://rova@127.0.0.1:$port/postgres"
+    echo "postgres://rova@$listen:$port/postgres"
     ;;
   stop)
     if [[ -d "$dir/data" ]]; then

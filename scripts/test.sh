@@ -26,6 +26,9 @@
 #      - tests/guest (pytest; real QEMU guests under `rova serve --driver
 #        qemu --qemu-hosts 2` of its own; fails, never skips, when QEMU is
 #        missing)
+#      - tests/multihost (pytest; scripts/multihost.sh: two `rova control`
+#        replicas on PostgreSQL and three `rova agent`s, each in a network
+#        namespace of its own; needs root)
 #
 # Every stage runs even when an earlier one failed (except that nothing
 # black-box runs without a binary). The set-up, fmt, clippy and the release
@@ -36,9 +39,9 @@
 #
 # Environment:
 #   ROVA_TEST_STAGES     stages to run (default "setup fmt clippy shell nextest
-#                        pg nextest-pg build browser cli cli-pg tempest
-#                        tempest-pg tempest-volumes guest"; the -pg stages
-#                        need pg)
+#                        pg nextest-pg build browser multihost cli cli-pg
+#                        tempest tempest-pg tempest-volumes guest"; the -pg
+#                        stages need pg)
 #   ROVA_SIM_LATENCY_MS  passed to both servers as --sim-latency-ms
 #   ROVA_TEMPEST_LIST    selection for Tempest (default tests/tempest/compute.txt)
 #   ROVA_TEMPEST_WORKERS Tempest workers (default 2)
@@ -51,7 +54,7 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 2
-STAGES=" ${ROVA_TEST_STAGES:-setup fmt clippy shell nextest pg nextest-pg build browser cli cli-pg tempest tempest-pg tempest-volumes guest} "
+STAGES=" ${ROVA_TEST_STAGES:-setup fmt clippy shell nextest pg nextest-pg build browser multihost cli cli-pg tempest tempest-pg tempest-volumes guest} "
 ART="${ROVA_TEST_ARTIFACTS:-$(mktemp -d "${TMPDIR:-/tmp}/rova-test.XXXXXX")}"
 mkdir -p "$ART"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -173,8 +176,8 @@ if want build; then
 fi
 
 # ------------------------------------------------------------ black box
-BLACK_BOX="browser cli cli-pg tempest tempest-pg tempest-volumes guest"
-if want browser || want cli || want cli-pg || want tempest || want tempest-pg || want tempest-volumes || want guest; then
+BLACK_BOX="browser multihost cli cli-pg tempest tempest-pg tempest-volumes guest"
+if want browser || want multihost || want cli || want cli-pg || want tempest || want tempest-pg || want tempest-volumes || want guest; then
   banner "client venv"
   if ! VENV="$(scripts/client-venv.sh)"; then
     for st in $BLACK_BOX; do want "$st" && record "$st" 0 1 0; done
@@ -323,6 +326,14 @@ if want browser; then
   ROVA_DATABASE_URL="" timeout --kill-after=30 "${ROVA_BROWSER_SUITE_TIMEOUT:-600}" \
     "$VENV/bin/python" -m pytest tests/browser -v --junitxml="$ART/browser-junit.xml"
   record_pytest browser $? "$ART/browser-junit.xml"
+fi
+
+if want multihost; then
+  banner "multihost: scripts/multihost.sh test (2 control replicas, 3 agents, network namespaces)"
+  rm -f "$ART/multihost-junit.xml"
+  ROVA_BIN="$ROVA_BIN" ROVA_VENV="$VENV" timeout --kill-after=60 "${ROVA_MULTIHOST_SUITE_TIMEOUT:-900}" \
+    bash scripts/multihost.sh test "$ART/multihost" --junitxml="$ART/multihost-junit.xml"
+  record_pytest multihost $? "$ART/multihost-junit.xml"
 fi
 
 # The CLI suite on PostgreSQL runs in the background beside the one on

@@ -19,7 +19,7 @@ use std::time::Duration;
 /// included).
 const CALL_DEADLINE: Duration = Duration::from_secs(900);
 /// Tries of a call that got no answer (same request id each time).
-const TRIES: u32 = 3;
+const TRIES: u32 = 6;
 /// Pause between them.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
 

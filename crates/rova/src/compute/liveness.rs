@@ -115,6 +115,13 @@ impl Liveness {
             .map(|b| b.last_seen)
     }
 
+    /// How many reports a service has sent.
+    pub fn report_count(&self, binary: &str, host: &str) -> u64 {
+        self.beats
+            .get(&ServiceRecord::key(binary, host))
+            .map_or(0, |b| b.report_count)
+    }
+
     /// Nova's `service_is_up` for this record, now.
     pub fn is_up(&self, rec: &ServiceRecord) -> bool {
         rova_core::liveness::is_up(

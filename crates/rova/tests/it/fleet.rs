@@ -968,6 +968,40 @@ async fn services_hypervisors_and_zones() {
         r.body,
         json!({"service": {"host": "rova-sim-1", "binary": "nova-compute", "status": "enabled"}})
     );
+    // Uptime below 2.88 (gone there: `show` has the field).
+    let hv = r_hv_id(&c, &a).await;
+    let r = c
+        .get(&a, &format!("/os-hypervisors/{hv}/uptime"), Some("2.53"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let up = r.body["hypervisor"]["uptime"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        up.contains(" up 0 days, ") && up.contains("load average"),
+        "{up}"
+    );
+    assert_eq!(
+        r.body["hypervisor"]["hypervisor_hostname"],
+        json!("rova-sim-1")
+    );
+    let r = c
+        .get(&a, &format!("/os-hypervisors/{hv}/uptime"), Some("2.88"))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    // The zone other than the default one is an aggregate (admin only).
+    assert_eq!(
+        c.get(&d, "/os-aggregates", None).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let r = c.get(&a, "/os-aggregates", Some("2.41")).await;
+    let aggs = r.body["aggregates"].as_array().cloned().unwrap_or_default();
+    assert_eq!(aggs.len(), 1, "{}", r.text);
+    assert_eq!(aggs[0]["name"], json!("zone2"));
+    assert_eq!(aggs[0]["hosts"], json!(["rova-sim-2"]));
+    assert_eq!(aggs[0]["metadata"], json!({"availability_zone": "zone2"}));
+    assert!(aggs[0]["uuid"].is_string());
     // Zones and the AZ scheduler constraint.
     let r = c.get(&d, "/os-availability-zone", None).await;
     let zones: Vec<&str> = r.body["availabilityZoneInfo"]
@@ -1196,4 +1230,13 @@ async fn resizes_and_reverts_are_held_to_the_cores_quota() {
 async fn used(c: &TestCloud, d: &User) -> Value {
     let r = c.get(d, "/limits", None).await;
     r.body["limits"]["absolute"]["totalCoresUsed"].clone()
+}
+
+/// The uuid of the first hypervisor (2.53).
+async fn r_hv_id(c: &TestCloud, a: &User) -> String {
+    let r = c.get(a, "/os-hypervisors", Some("2.53")).await;
+    r.body["hypervisors"][0]["id"]
+        .as_str()
+        .expect("hypervisor uuid")
+        .to_string()
 }

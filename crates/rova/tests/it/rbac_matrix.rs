@@ -521,6 +521,7 @@ fn rows() -> Vec<Row> {
         row("GET", "/compute/v2.1/limits", Authed),
         row("GET", "/compute/v2.1/os-availability-zone", Authed),
         row("GET", "/compute/v2.1/os-availability-zone/detail", Admin),
+        row("GET", "/compute/v2.1/os-aggregates", Admin),
         row("GET", "/compute/v2.1/images", Authed).v("2.1"),
         row("GET", "/compute/v2.1/images/detail", Authed).v("2.1"),
         row("GET", "/compute/v2.1/images/{id}", Read).v("2.1"),
@@ -563,6 +564,7 @@ fn rows() -> Vec<Row> {
         row("GET", "/compute/v2.1/os-hypervisors", Admin),
         row("GET", "/compute/v2.1/os-hypervisors/detail", Admin),
         row("GET", "/compute/v2.1/os-hypervisors/{id}", Admin),
+        row("GET", "/compute/v2.1/os-hypervisors/{id}/uptime", Admin).v("2.87"),
         row("GET", "/compute/v2.1/os-migrations", Admin),
         row("POST", "/compute/v2.1/os-server-external-events", Admin)
             .body(|fx| json!({"events": [{"name": "network-changed", "server_uuid": fx.server}]})),

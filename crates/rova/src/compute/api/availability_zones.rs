@@ -1,5 +1,9 @@
 //! Availability zones (`/os-availability-zone[/detail]`): the zones of the
-//! compute hosts, and for admins the hosts and services in each.
+//! compute hosts, and for admins the hosts and services in each; and the
+//! host aggregates those zones are (`GET /os-aggregates`): in Nova a zone
+//! other than the default one is an aggregate whose `availability_zone`
+//! metadata names it. Rova's zones come from the hosts' configuration and
+//! registration, so its aggregates are exactly those, read-only.
 
 use crate::app::App;
 use crate::http::{ApiResult, Ctx};
@@ -14,6 +18,7 @@ pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/os-availability-zone", get(az_index))
         .route("/os-availability-zone/detail", get(az_detail))
+        .route("/os-aggregates", get(aggregates))
 }
 
 type A = State<Arc<App>>;
@@ -70,6 +75,50 @@ async fn az_detail(State(app): A, Extension(ctx): C) -> ApiResult<Response> {
                              "nova-scheduler": state("nova-scheduler")}}}),
     );
     Ok(axum::Json(json!({"availabilityZoneInfo": info})).into_response())
+}
+
+/// The aggregates of the zones other than the default one (Nova's default
+/// zone is no aggregate), by zone name, ids from 1.
+async fn aggregates(State(app): A, Extension(ctx): C) -> ApiResult<Response> {
+    ctx.require_admin("os_compute_api:os-aggregates:index")?;
+    let fleet = &app.compute.fleet;
+    let default = app.cfg.sim_host.availability_zone.clone();
+    let mut zones: Vec<String> = fleet
+        .zones()
+        .into_iter()
+        .filter(|z| *z != default)
+        .collect();
+    zones.sort();
+    let list: Vec<Value> = zones
+        .iter()
+        .enumerate()
+        .map(|(i, zone)| {
+            let hosts: Vec<String> = fleet
+                .hosts()
+                .iter()
+                .filter(|h| h.availability_zone == *zone)
+                .map(|h| h.name.clone())
+                .collect();
+            let mut a = json!({
+                "id": i + 1,
+                "name": zone,
+                "availability_zone": zone,
+                "hosts": hosts,
+                "metadata": {"availability_zone": zone},
+                "created_at": null,
+                "updated_at": null,
+                "deleted_at": null,
+                "deleted": false,
+            });
+            if ctx.at_least(41) {
+                a["uuid"] = json!(crate::compute::fleet::stable_uuid(&format!(
+                    "aggregate:{zone}"
+                )));
+            }
+            a
+        })
+        .collect();
+    Ok(axum::Json(json!({"aggregates": list})).into_response())
 }
 
 /// One service in the detail: up (heartbeat), enabled, last updated.

@@ -32,6 +32,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/os-hypervisors", get(hypervisors_index))
         .route("/os-hypervisors/detail", get(hypervisors_detail))
         .route("/os-hypervisors/{id}", get(hypervisor_show))
+        .route("/os-hypervisors/{id}/uptime", get(hypervisor_uptime))
         .route("/os-migrations", get(migrations_index))
         .route("/servers/{id}/migrations", get(server_migrations))
         .route(
@@ -561,9 +562,6 @@ async fn hypervisor_show(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     ctx.require_admin("os_compute_api:os-hypervisors:show")?;
-    if ctx.at_least(53) && !fields::is_uuid_like(&id) {
-        return Err(Fault::bad_request(format!("Invalid uuid {id}")).into());
-    }
     let params = query_pairs(q.as_deref());
     let with_servers = ctx.at_least(53)
         && params
@@ -571,9 +569,22 @@ async fn hypervisor_show(
             .rev()
             .find(|(k, _)| k == "with_servers")
             .is_some_and(|(_, v)| matches!(v.as_str(), "1" | "true" | "True" | "yes" | "on"));
-    let hosts = app.compute.fleet.hosts();
-    let h = hosts
-        .iter()
+    let h = find_hypervisor(&app, &ctx, &id)?;
+    Ok(
+        axum::Json(json!({"hypervisor": hypervisor_view(&app, &ctx, &h, true, with_servers)}))
+            .into_response(),
+    )
+}
+
+/// The hypervisor `id` names: its uuid from 2.53, its integer id below.
+fn find_hypervisor(app: &App, ctx: &Ctx, id: &str) -> Result<HostConfig, Fault> {
+    if ctx.at_least(53) && !fields::is_uuid_like(id) {
+        return Err(Fault::bad_request(format!("Invalid uuid {id}")));
+    }
+    app.compute
+        .fleet
+        .hosts()
+        .into_iter()
         .find(|h| {
             if ctx.at_least(53) {
                 h.node_uuid() == id
@@ -581,10 +592,38 @@ async fn hypervisor_show(
                 h.index.to_string() == id
             }
         })
-        .ok_or_else(|| Fault::not_found(format!("Hypervisor with ID {id} could not be found.")))?;
-    Ok(
-        axum::Json(json!({"hypervisor": hypervisor_view(&app, &ctx, h, true, with_servers)}))
-            .into_response(),
+        .ok_or_else(|| Fault::not_found(format!("Hypervisor with ID {id} could not be found.")))
+}
+
+/// `GET /os-hypervisors/{id}/uptime` (gone from 2.88, where `show` has
+/// it): the host's `uptime` line, its time up counted from the heartbeats
+/// its compute service has sent.
+async fn hypervisor_uptime(
+    State(app): A,
+    Extension(ctx): C,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    ctx.require_admin("os_compute_api:os-hypervisors:uptime")?;
+    if ctx.at_least(88) {
+        return Err(Fault::not_found("The resource could not be found.").into());
+    }
+    let h = find_hypervisor(&app, &ctx, &id)?;
+    let mut v = hypervisor_view(&app, &ctx, &h, false, false);
+    let fleet = &app.compute.fleet;
+    let up_secs =
+        fleet.liveness.report_count("nova-compute", &h.name) * fleet.liveness.report_interval;
+    v["uptime"] = json!(uptime_line(app.clock.now(), up_secs));
+    Ok(axum::Json(json!({"hypervisor": v})).into_response())
+}
+
+/// An `uptime`(1) line: the time of day, the time up, no users, no load.
+fn uptime_line(now: chrono::DateTime<chrono::Utc>, up_secs: u64) -> String {
+    let (days, rest) = (up_secs / 86_400, up_secs % 86_400);
+    format!(
+        " {} up {days} days, {:02}:{:02},  0 users,  load average: 0.00, 0.00, 0.00",
+        now.format("%H:%M:%S"),
+        rest / 3600,
+        rest % 3600 / 60
     )
 }
 

@@ -1,0 +1,210 @@
+"""Multi-host benchmark: runs in the client namespace of a cloud that
+`scripts/multihost.sh up DIR 4` made (two control replicas, four agents):
+
+    scripts/multihost.sh up /tmp/rova-mhb 4
+    scripts/multihost.sh exec /tmp/rova-mhb \\
+        "$(scripts/client-venv.sh)/bin/python" tests/multihost/bench_multihost.py
+    scripts/multihost.sh down /tmp/rova-mhb
+
+It measures, over the compute API with plain HTTP:
+  1. servers created to ACTIVE per second through one replica, then through
+     both (POSTs spread over them), N servers each (default 1000, 64 POSTs
+     in flight; $BENCH_SERVERS, $BENCH_CONCURRENCY);
+  2. the time from `kill -9` of an agent to its service `down` and its
+     servers' `host_status` UNKNOWN;
+  3. the time from evacuating its 100 servers (forced down first) to all of
+     them ACTIVE on other agents.
+It prints a markdown section for docs/benchmarks.md.
+"""
+
+import concurrent.futures as cf
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+BASE = Path(os.environ["ROVA_MH_DIR"])
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "multihost.sh"
+REPLICAS = ["http://10.250.0.1:8774", "http://10.250.0.2:8774"]
+N = int(os.environ.get("BENCH_SERVERS", "1000"))
+CONC = int(os.environ.get("BENCH_CONCURRENCY", "64"))
+EVACUEES = int(os.environ.get("BENCH_EVACUEES", "100"))
+local = threading.local()
+
+
+def session():
+    s = getattr(local, "s", None)
+    if s is None:
+        s = local.s = requests.Session()
+    return s
+
+
+def token(base):
+    import json
+    pw = json.loads((BASE / "data" / "passwords.json").read_text())["admin"]
+    body = {"auth": {"identity": {"methods": ["password"], "password": {
+        "user": {"name": "admin", "domain": {"id": "default"},
+                 "password": pw}}},
+        "scope": {"project": {"name": "admin",
+                              "domain": {"id": "default"}}}}}
+    r = requests.post(base + "/identity/v3/auth/tokens", json=body,
+                      timeout=30)
+    r.raise_for_status()
+    return r.headers["X-Subject-Token"], r.json()["token"]["project"]["id"]
+
+
+def api(base, tok, method, path, body=None, version="2.74"):
+    r = session().request(
+        method, base + "/compute/v2.1" + path, json=body, timeout=120,
+        headers={"X-Auth-Token": tok,
+                 "OpenStack-API-Version": "compute " + version})
+    return r
+
+
+def image_id(tok):
+    r = session().get(REPLICAS[0] + "/image/v2/images",
+                      headers={"X-Auth-Token": tok}, timeout=30)
+    return next(i["id"] for i in r.json()["images"]
+                if i["name"] == "cirros-0.6.2-x86_64-disk")
+
+
+def count(tok, status, prefix):
+    r = api(REPLICAS[0], tok, "GET",
+            "/servers?status=%s&name=^%s&limit=1000" % (status, prefix))
+    return len(r.json()["servers"])
+
+
+def ids(tok, prefix):
+    out, marker = [], None
+    while True:
+        q = "/servers?name=^%s&limit=1000" % prefix
+        if marker:
+            q += "&marker=" + marker
+        page = api(REPLICAS[0], tok, "GET", q).json()["servers"]
+        out += [s["id"] for s in page]
+        if len(page) < 1000:
+            return out
+        marker = page[-1]["id"]
+
+
+def create_burst(tokens, img, prefix, n, bases):
+    """n servers POSTed CONC at a time over `bases`; seconds to all ACTIVE."""
+    def one(i):
+        base = bases[i % len(bases)]
+        body = {"server": {"name": "%s-%d" % (prefix, i), "imageRef": img,
+                           "flavorRef": "1", "networks": "none"}}
+        r = api(base, tokens[base], "POST", "/servers", body)
+        if r.status_code != 202:
+            raise RuntimeError("POST %s: %s" % (r.status_code, r.text[:300]))
+
+    t0 = time.monotonic()
+    with cf.ThreadPoolExecutor(CONC) as pool:
+        list(pool.map(one, range(n)))
+    posted = time.monotonic() - t0
+    tok = tokens[REPLICAS[0]]
+    while count(tok, "BUILD", prefix) > 0:
+        time.sleep(0.2)
+    total = time.monotonic() - t0
+    errors = count(tok, "ERROR", prefix)
+    return posted, total, errors
+
+
+def delete_all(tok, prefix):
+    victims = ids(tok, prefix)
+    with cf.ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda i: api(REPLICAS[0], tok, "DELETE",
+                                    "/servers/" + i), victims))
+    while ids(tok, prefix):
+        time.sleep(0.5)
+
+
+def service(tok, host):
+    r = api(REPLICAS[0], tok, "GET",
+            "/os-services?binary=nova-compute&host=" + host, version="2.53")
+    return r.json()["services"][0]
+
+
+def main():
+    tokens = {b: token(b)[0] for b in REPLICAS}
+    tok, project = token(REPLICAS[0])
+    img = image_id(tok)
+    api(REPLICAS[0], tok, "PUT", "/os-quota-sets/" + project,
+        {"quota_set": {"instances": -1, "cores": -1, "ram": -1}})
+    rows = []
+    for label, bases in (("1 replica", REPLICAS[:1]), ("2 replicas", REPLICAS)):
+        prefix = "bench-%d" % len(bases)
+        posted, total, errors = create_burst(tokens, img, prefix, N, bases)
+        rows.append((label, N, posted, total, errors))
+        print("%s: %d servers POSTed in %.2f s, all ACTIVE after %.2f s "
+              "(%.0f servers/s), %d ERROR" % (label, N, posted, total,
+                                              N / total, errors), flush=True)
+        delete_all(tok, prefix)
+
+    # 100 servers on agent-1, then agent-1 is killed.
+    def forced(i):
+        body = {"server": {"name": "evac-%d" % i, "imageRef": img,
+                           "flavorRef": "1", "networks": "none",
+                           "availability_zone": "nova:agent-1"}}
+        r = api(REPLICAS[0], tok, "POST", "/servers", body)
+        assert r.status_code == 202, r.text
+    with cf.ThreadPoolExecutor(16) as pool:
+        list(pool.map(forced, range(EVACUEES)))
+    while count(tok, "BUILD", "evac-") > 0:
+        time.sleep(0.2)
+    victims = ids(tok, "evac-")
+    t0 = time.monotonic()
+    subprocess.run(["bash", str(SCRIPT), "kill", str(BASE), "a1"],
+                   check=True)
+    killed = time.monotonic()
+    while service(tok, "agent-1")["state"] != "down":
+        time.sleep(0.1)
+    down = time.monotonic() - killed
+    s = api(REPLICAS[0], tok, "GET", "/servers/" + victims[0],
+            version="2.16").json()["server"]
+    assert s["host_status"] == "UNKNOWN", s
+    sid = service(tok, "agent-1")["id"]
+    r = api(REPLICAS[0], tok, "PUT", "/os-services/" + sid,
+            {"forced_down": True}, version="2.53")
+    assert r.status_code == 200, r.text
+    t0 = time.monotonic()
+    with cf.ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda i: api(REPLICAS[i % 2], tokens[REPLICAS[i % 2]],
+                                    "POST", "/servers/%s/action" % victims[i],
+                                    {"evacuate": {}}, version="2.29"),
+                      range(len(victims))))
+
+    def moved():
+        n = 0
+        for i in victims:
+            s = api(REPLICAS[0], tok, "GET", "/servers/" + i).json()["server"]
+            if s["status"] == "ACTIVE" and \
+                    s["OS-EXT-SRV-ATTR:host"] != "agent-1":
+                n += 1
+        return n
+    while moved() < len(victims):
+        time.sleep(0.2)
+    evac = time.monotonic() - t0
+    print("kill -9 agent-1 -> down: %.2f s; evacuate %d -> all ACTIVE: %.2f s"
+          % (down, len(victims), evac), flush=True)
+
+    print("\n## multi-host (2 control replicas, 4 agents)\n")
+    print("| replicas serving the POSTs | servers | POSTs done (s) | "
+          "all ACTIVE (s) | servers/s | ERROR |")
+    print("|---|---|---|---|---|---|")
+    for label, n, posted, total, errors in rows:
+        print("| %s | %d | %.2f | %.2f | %.0f | %d |"
+              % (label, n, posted, total, n / total, errors))
+    print("\n- `kill -9` of an agent to its service `down` (host_status "
+          "UNKNOWN): %.2f s (service_down_time %s s, report_interval 1 s)"
+          % (down, os.environ.get("ROVA_MH_DOWN_TIME", "8")))
+    print("- evacuate %d servers of the dead agent to all ACTIVE elsewhere: "
+          "%.2f s" % (len(victims), evac))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
