@@ -139,7 +139,10 @@ def test_a_failed_host_is_evacuated_and_cleans_up_when_it_returns(cloud, cli):
         # the operator forces it down first.
         service_set(cli, "agent-1", "--down")
         assert show(cli, sid)["host_status"] == "DOWN"
-        cli.run(ADMIN, *V, "server", "evacuate", "--wait", sid)
+        # Below 2.95 an evacuated server comes back ACTIVE (from 2.95 on,
+        # SHUTOFF), which is what --wait waits for.
+        cli.run(ADMIN, "--os-compute-api-version", "2.94", "server",
+                "evacuate", "--wait", sid)
         after = show(cli, sid)
         assert after["status"] == "ACTIVE", after
         assert after["OS-EXT-SRV-ATTR:host"] not in ("agent-1", None), after
@@ -175,8 +178,7 @@ def test_a_control_replica_killed_mid_builds_leaves_none_unfinished(
     cloud.kill("c2")
     try:
         def burst():
-            return [s for s in cli.json(ADMIN, "server", "list", "--name",
-                                        "^mh-burst", "--limit", "-1")]
+            return cli.json(ADMIN, "server", "list", "--name", "^mh-burst")
 
         def settled():
             ss = burst()
@@ -201,7 +203,7 @@ def test_a_control_replica_killed_mid_builds_leaves_none_unfinished(
     finally:
         cloud.start("c2")
         ids = [s["ID"] for s in cli.json(ADMIN, "server", "list", "--name",
-                                         "^mh-burst", "--limit", "-1")]
+                                         "^mh-burst")]
         for i in range(0, len(ids), 25):
             delete(cli, *ids[i:i + 25])
 

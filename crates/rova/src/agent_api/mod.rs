@@ -5,6 +5,7 @@
 //! use. (`rova control enroll` prints a token.)
 
 pub mod control;
+pub mod openapi;
 pub mod pki;
 pub mod remote;
 pub mod tls;

@@ -55,7 +55,7 @@ pub struct TokenRow {
 }
 
 /// What a redeemed token gives the agent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Issued {
     pub host: String,
     pub cert_pem: String,

@@ -18,7 +18,7 @@ pub const CLEANED: &str = "/agent/v1/evacuations/cleaned";
 pub const DRIVER: &str = "/agent/v1/driver";
 
 /// An agent redeeming its one-time token for a certificate.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EnrollRequest {
     pub token: String,
     /// A PKCS#10 request over the agent's own key (PEM).
@@ -26,7 +26,7 @@ pub struct EnrollRequest {
 }
 
 /// What a host offers guests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Inventory {
     pub vcpus: u32,
     pub memory_mb: u64,
@@ -35,7 +35,7 @@ pub struct Inventory {
 
 /// An agent registering its host (the host is the one its certificate
 /// names): where its listener is, which driver it runs, its inventory.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RegisterRequest {
     /// `IP:PORT` of the agent's listener, as control replicas reach it.
     pub address: String,
@@ -47,7 +47,7 @@ pub struct RegisterRequest {
 }
 
 /// The control plane's answer to a registration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Registered {
     pub host: String,
     /// Seconds between heartbeats the control plane expects.
@@ -59,20 +59,22 @@ pub struct Registered {
 }
 
 /// A server rebuilt elsewhere while its host was down.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Evacuated {
     pub migration_uuid: String,
+    /// The server's record (rova_core::model::Instance).
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub instance: Instance,
 }
 
 /// The evacuations whose stale guests the agent has destroyed.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Cleaned {
     pub migrations: Vec<String>,
 }
 
 /// A heartbeat (its sender is the certificate's host).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HeartbeatRequest {
     /// Guests the agent's driver runs now.
     #[serde(default)]
@@ -80,7 +82,7 @@ pub struct HeartbeatRequest {
 }
 
 /// The answer to a heartbeat.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HeartbeatReply {
     pub report_count: u64,
 }
@@ -96,7 +98,7 @@ pub struct AgentEndpoint {
 }
 
 /// What a control replica asks an agent's driver to do.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "call")]
 pub enum DriverCall {
     Spawn,
@@ -106,17 +108,19 @@ pub enum DriverCall {
 }
 
 /// One driver call, with the instance it acts on.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DriverRequest {
     /// Unique per call; a retry carries the same id.
     pub request_id: String,
+    /// The server's record (rova_core::model::Instance).
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub instance: Instance,
     #[serde(flatten)]
     pub call: DriverCall,
 }
 
 /// How a driver call ended.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum DriverReply {
     Done,

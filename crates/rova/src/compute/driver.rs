@@ -17,7 +17,7 @@ use std::time::Duration;
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A failure the driver reports; becomes the instance fault.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct DriverFault {
     pub code: u16,
     pub message: String,
@@ -188,7 +188,7 @@ impl DriverOpKind {
 
 /// A server action the driver carries out on a guest, with what it needs
 /// beside the instance record.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub enum DriverOp {
     /// A hard reboot resets the guest; a soft one asks it to power off.
     Reboot {
@@ -207,11 +207,13 @@ pub enum DriverOp {
     },
     /// The flavor the guest moves to and the host it moves to.
     Resize {
+        #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
         flavor: FlavorSnapshot,
         dest: String,
     },
     /// A cold migration: `flavor` is the guest's own.
     Migrate {
+        #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
         flavor: FlavorSnapshot,
         dest: String,
     },
@@ -353,7 +355,9 @@ pub enum ConsoleKind {
 }
 
 /// Figures a real live migration reports.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct LiveStats {
     pub total_ms: u64,
     pub downtime_ms: u64,
