@@ -11,6 +11,9 @@ enabled and up.
 """
 
 import threading
+import time
+
+import pytest
 
 from conftest import wait_for
 
@@ -51,6 +54,13 @@ def delete(cli, *sids):
 def service_set(cli, host, *flags):
     cli.run(ADMIN, *V, "compute", "service", "set", *flags, host,
             "nova-compute")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def admin_quota(cli):
+    """Room for the hundred servers of the burst and the rolling churn."""
+    cli.run(ADMIN, "quota", "set", "--instances", "300", "--cores", "600",
+            "--ram", "307200", "admin")
 
 
 def test_every_agent_is_a_compute_host_with_its_inventory(cloud, cli):
@@ -140,10 +150,15 @@ def test_a_failed_host_is_evacuated_and_cleans_up_when_it_returns(cloud, cli):
         service_set(cli, "agent-1", "--down")
         assert show(cli, sid)["host_status"] == "DOWN"
         # Below 2.95 an evacuated server comes back ACTIVE (from 2.95 on,
-        # SHUTOFF), which is what --wait waits for.
+        # SHUTOFF). Not --wait: python-openstackclient's evacuate waits for
+        # "ACTIVE" against a lower-cased status, so it never returns.
         cli.run(ADMIN, "--os-compute-api-version", "2.94", "server",
-                "evacuate", "--wait", sid)
-        after = show(cli, sid)
+                "evacuate", sid)
+        after = wait_for(
+            "the evacuated server ACTIVE elsewhere",
+            lambda: (lambda s: s if s["status"] == "ACTIVE" and s[
+                "OS-EXT-SRV-ATTR:host"] != "agent-1" else None)(
+                show(cli, sid)))
         assert after["status"] == "ACTIVE", after
         assert after["OS-EXT-SRV-ATTR:host"] not in ("agent-1", None), after
         assert after["addresses"] == before, (before, after)
@@ -169,8 +184,6 @@ def test_a_failed_host_is_evacuated_and_cleans_up_when_it_returns(cloud, cli):
 
 def test_a_control_replica_killed_mid_builds_leaves_none_unfinished(
         cloud, cli, cli_c2):
-    cli.run(ADMIN, "quota", "set", "--instances", "200", "--cores", "400",
-            "--ram", "204800", "admin")
     created = cli_c2.json(ADMIN, *V, "server", "create", "--image", IMAGE,
                           "--flavor", "m1.tiny", "--nic", "none",
                           "--min", "100", "--max", "100", "mh-burst")
@@ -219,12 +232,17 @@ def test_a_rolling_restart_of_every_process_loses_no_work(cloud, cli, cli_c2):
     # replica goes away mid-request sees its connection refused; that is
     # the load balancer's business, not this test's).
     cycle = threading.Lock()
+    # Set while a replica waits to be stopped: the churn starts no new
+    # cycle then (a Lock is not fair; the churn would take it again at once).
+    switching = threading.Event()
     current = [cli]
 
     def churn():
         i = 0
         while not stop.is_set():
             i += 1
+            while switching.is_set():
+                time.sleep(0.05)
             with cycle:
                 via = current[0]
                 try:
@@ -233,15 +251,20 @@ def test_a_rolling_restart_of_every_process_loses_no_work(cloud, cli, cli_c2):
                     if s["status"] != "ACTIVE":
                         failures.append(s)
                         continue
-                    via.run(ADMIN, "server", "stop", "--wait", s["id"])
-                    via.run(ADMIN, "server", "start", "--wait", s["id"])
+                    for act, want in (("stop", "SHUTOFF"), ("start", "ACTIVE")):
+                        via.run(ADMIN, "server", act, s["id"])
+                        wait_for("%s %s" % (s["id"], want),
+                                 lambda: show(via, s["id"])["status"] == want,
+                                 timeout=60)
                 except AssertionError as e:
                     failures.append(str(e)[-1500:])
 
     def restart_replica(name, other):
         current[0] = other
+        switching.set()
         with cycle:
             cloud.kill(name, "TERM")
+        switching.clear()
         cloud.start(name)
 
     worker = threading.Thread(target=churn)
@@ -256,8 +279,8 @@ def test_a_rolling_restart_of_every_process_loses_no_work(cloud, cli, cli_c2):
         stop.set()
         worker.join(timeout=300)
     try:
-        assert made, "no server was made"
         assert not failures, failures
+        assert made, "no server was made"
         for sid in made:
             s = show(cli, sid)
             assert s["status"] == "ACTIVE", s
