@@ -137,8 +137,14 @@ up() {
   for h in c1 c2 cl $(seq -f 'a%g' 1 "$agents"); do
     add_host "$h"
   done
+  # PostgreSQL runs as an unprivileged user, which must reach its
+  # directory: not under DIR, whose parents may be private (CI's mktemp).
+  local pg
+  pg="$(mktemp -d "${TMPDIR:-/tmp}/rova-mh-pg.XXXXXX")"
+  chmod 0755 "$pg"
+  echo "$pg" >"$dir/pg-dir"
   url="$(ip netns exec "$(ns_of c1)" env PG_LISTEN="$net.1" PG_TRUST_NET="$net.0/24" \
-    "$here/pg.sh" start "$dir/pg")"
+    "$here/pg.sh" start "$pg/pg")"
   echo "$url" >"$dir/db-url"
   start c1
   start c2
@@ -159,8 +165,11 @@ down() {
     name="$(basename "$f" .pid)"
     stop "$name" TERM
   done
-  if [[ -d "$dir/pg" ]]; then
-    ip netns exec "$(ns_of c1)" "$here/pg.sh" stop "$dir/pg" 2>/dev/null || "$here/pg.sh" stop "$dir/pg" || true
+  local pg
+  pg="$(cat "$dir/pg-dir" 2>/dev/null || true)"
+  if [[ -n "$pg" && -d "$pg" ]]; then
+    ip netns exec "$(ns_of c1)" "$here/pg.sh" stop "$pg/pg" 2>/dev/null || "$here/pg.sh" stop "$pg/pg" || true
+    rm -rf "$pg"
   fi
   local pre
   pre="$(cat "$dir/prefix" 2>/dev/null || echo "$p")"
