@@ -9,9 +9,7 @@ use super::types::{AgentEndpoint, DriverCall, DriverReply, DriverRequest, DRIVER
 use super::wire::{CallError, Client};
 use crate::compute::driver::{BoxFut, Driver, DriverFault, DriverOp, LiveStats};
 use crate::store::{Store, Table};
-use parking_lot::Mutex;
 use rova_core::model::Instance;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +29,6 @@ struct Shared {
 /// The registered agents and a driver for each.
 pub struct Agents {
     shared: Arc<Shared>,
-    drivers: Mutex<HashMap<String, Arc<RemoteDriver>>>,
     step_delay: Duration,
 }
 
@@ -45,7 +42,6 @@ impl Agents {
                 client,
                 endpoints: Table::load("agent_endpoint", store)?,
             }),
-            drivers: Mutex::new(HashMap::new()),
             step_delay,
         })
     }
@@ -67,22 +63,16 @@ impl Agents {
         Ok(())
     }
 
-    /// The driver of `host` when an agent serves it.
+    /// The driver of `host` when an agent serves it (made from its
+    /// endpoint row each time: cheap, and never older than the row).
     pub fn driver(&self, host: &str) -> Option<Arc<dyn Driver>> {
         let ep = self.endpoint(host)?;
-        let mut drivers = self.drivers.lock();
-        let d = drivers
-            .entry(host.to_string())
-            .or_insert_with(|| {
-                Arc::new(RemoteDriver {
-                    host: host.to_string(),
-                    shared: self.shared.clone(),
-                    step_delay: self.step_delay,
-                    simulated: ep.driver == "fake",
-                })
-            })
-            .clone();
-        Some(d)
+        Some(Arc::new(RemoteDriver {
+            host: host.to_string(),
+            shared: self.shared.clone(),
+            step_delay: self.step_delay,
+            simulated: ep.driver == "fake",
+        }))
     }
 }
 
