@@ -123,8 +123,11 @@ impl GuestEnv for ComputeGuestEnv {
             if virtual_size.is_some() {
                 img.virtual_size = virtual_size;
             }
-            img.updated_at = chrono::Utc::now();
-            app.images.put(img).await.map(|_| ()).map_err(|e| e.message)
+            app.images
+                .fill(&image_id, &img)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.message)
         })
     }
 

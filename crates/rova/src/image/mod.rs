@@ -217,6 +217,42 @@ impl Images {
         Ok(())
     }
 
+    /// Gives image `id` the data that [`Images::write_bytes`] or
+    /// [`Images::store_file`] put into `filled` (and its formats), in one
+    /// transaction and only while the record still waits for it (`queued`
+    /// or `saving`): an image deleted while its bytes were written stays
+    /// deleted, and the bytes go. A blind write here would bring it back.
+    pub async fn fill(&self, id: &str, filled: &Image) -> Result<Arc<Image>, Fault> {
+        let now = chrono::Utc::now();
+        let res = self
+            .update(
+                id,
+                || Fault::not_found(format!("image {id} went during its upload")),
+                |i| {
+                    if !matches!(i.status.as_str(), "queued" | "saving") {
+                        return Err(Fault::conflict(format!(
+                            "image {id} is {} and takes no data",
+                            i.status
+                        )));
+                    }
+                    i.take_data(filled, now);
+                    i.disk_format.clone_from(&filled.disk_format);
+                    i.container_format.clone_from(&filled.container_format);
+                    Ok(())
+                },
+            )
+            .await;
+        match res {
+            Ok((img, ())) => Ok(img),
+            Err(e) => {
+                if self.get(id).is_none_or(|i| i.status == "deleted") {
+                    let _ = std::fs::remove_file(self.file_path(id));
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Where an image's bytes are written before they are whole (renamed
     /// into place by [`Images::store_file`]).
     pub fn part_path(&self, id: &str) -> PathBuf {

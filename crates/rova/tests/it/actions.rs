@@ -394,6 +394,64 @@ async fn shelve_rescue_password_snapshot_backup() {
     assert_eq!(backups.len(), 2);
 }
 
+/// Tempest's `test_delete_saving_image`: an image deleted while the
+/// snapshot still writes it stays deleted once the snapshot ends (the end
+/// of the upload may not bring the record back). The deletes land at
+/// stepped delays so that some fall while the snapshot's bytes are being
+/// written.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_image_deleted_while_saving_stays_deleted() {
+    let c = common::start().await;
+    let u = c.login("demo").await;
+    let s = c.boot(&u, "snap", V, json!({})).await;
+    let id = s["id"].as_str().expect("id").to_string();
+    // The image proxy ends at 2.35.
+    let img_v = Some("2.35");
+    for step in 0..40u64 {
+        let r = c
+            .post(
+                &u,
+                &format!("/servers/{id}/action"),
+                V,
+                json!({"createImage": {"name": format!("doomed-{step}")}}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+        let image_id = r.body["image_id"].as_str().expect("image_id").to_string();
+        let req = r.header("x-openstack-request-id").expect("request id");
+        tokio::time::sleep(std::time::Duration::from_micros(step * 250)).await;
+        let path = format!("/images/{image_id}");
+        let d = c.compute(&u, Method::DELETE, &path, img_v, None).await;
+        assert_eq!(d.status, StatusCode::NO_CONTENT, "{}", d.text);
+        // The snapshot's event finishes after the image was settled.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let r = c
+                .get(&u, &format!("/servers/{id}/os-instance-actions/{req}"), V)
+                .await;
+            if !r.body["instanceAction"]["events"][0]["result"].is_null() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{}", r.text);
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let img = c.get(&u, &path, img_v).await;
+        assert_eq!(
+            img.status,
+            StatusCode::NOT_FOUND,
+            "step {step}: {}",
+            img.text
+        );
+        assert!(c
+            .app
+            .images
+            .get(&image_id)
+            .is_none_or(|i| i.status == "deleted"));
+        assert!(!c.app.images.file_path(&image_id).exists(), "step {step}");
+        c.wait_status(&u, &id, &["ACTIVE"], V).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn lock_rules() {
     let c = common::start().await;

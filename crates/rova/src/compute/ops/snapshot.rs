@@ -79,10 +79,9 @@ pub(crate) async fn finish_image(app: &App, image_id: &str, inst_uuid: &str) {
         .unwrap_or_default();
     let mut bytes = base;
     bytes.extend_from_slice(format!("snapshot of {inst_uuid}\n").as_bytes());
-    let mut img = (*cur).clone();
-    if app.images.write_bytes(&mut img, &bytes).is_ok() {
-        img.updated_at = chrono::Utc::now();
-        let _ = app.images.put(img).await;
+    let mut filled = (*cur).clone();
+    if app.images.write_bytes(&mut filled, &bytes).is_ok() {
+        let _ = app.images.fill(image_id, &filled).await;
     }
 }
 
