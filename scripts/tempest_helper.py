@@ -422,6 +422,9 @@ def cmd_configure(args):
                                               "1")),
             ("fixed_network_name", fixed_network),
             ("region", "RegionOne"),
+            # more than one compute host: the multi-host harness's agents
+            ("min_compute_nodes", os.environ.get(
+                "ROVA_TEMPEST_MIN_COMPUTE_NODES", "1")),
         ]),
         ("compute-feature-enabled", compute_features()),
         ("image", [("build_timeout", build_timeout)]),

@@ -8,6 +8,12 @@
 //! seconds. Control replicas send it driver calls, which it runs through
 //! its virt driver; a call it has already seen (same request id) gets the
 //! first call's outcome again instead of running twice.
+//!
+//! The guests it runs are listed in `guests.json` in the state directory:
+//! a simulated hypervisor's guests outlive the agent process, as QEMU's
+//! outlive it. When it registers again it reports that list, and the
+//! control plane re-adopts the guests it still runs and stops (SHUTOFF)
+//! servers whose guests are gone.
 
 use crate::agent_api::pki::{self, CONTROL_NAME};
 use crate::agent_api::types::*;
@@ -56,6 +62,7 @@ const CERT: &str = "agent.crt";
 const KEY: &str = "agent.key";
 const CA: &str = "ca.crt";
 const HOST: &str = "host";
+const GUESTS: &str = "guests.json";
 
 fn read(dir: &Path, name: &str) -> Option<String> {
     std::fs::read_to_string(dir.join(name)).ok()
@@ -181,11 +188,72 @@ impl Calls {
     }
 }
 
+/// The guests this agent runs (spawned and not destroyed), kept in the
+/// state directory's `guests.json` on every change.
+struct Guests {
+    set: Mutex<HashSet<String>>,
+    path: PathBuf,
+}
+
+impl Guests {
+    /// The list the state directory holds (none when there is no file).
+    fn load(dir: &Path) -> Result<Guests, String> {
+        let path = dir.join(GUESTS);
+        let set = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<Vec<String>>(&bytes)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .into_iter()
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashSet::new(),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        Ok(Guests {
+            set: Mutex::new(set),
+            path,
+        })
+    }
+
+    fn change(&self, f: impl FnOnce(&mut HashSet<String>) -> bool) {
+        let mut set = self.set.lock();
+        if !f(&mut set) {
+            return;
+        }
+        let mut list: Vec<&String> = set.iter().collect();
+        list.sort();
+        let tmp = self.path.with_extension("json.tmp");
+        let written = serde_json::to_vec(&list)
+            .map_err(std::io::Error::other)
+            .and_then(|b| std::fs::write(&tmp, b))
+            .and_then(|()| std::fs::rename(&tmp, &self.path));
+        if let Err(e) = written {
+            tracing::error!("writing {}: {e}", self.path.display());
+        }
+    }
+
+    fn insert(&self, uuid: &str) {
+        self.change(|s| s.insert(uuid.to_string()));
+    }
+
+    fn remove(&self, uuid: &str) {
+        self.change(|s| s.remove(uuid));
+    }
+
+    fn len(&self) -> usize {
+        self.set.lock().len()
+    }
+
+    fn list(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.set.lock().iter().cloned().collect();
+        v.sort();
+        v
+    }
+}
+
 struct Agent {
+    host: String,
     driver: Arc<dyn Driver>,
     calls: Mutex<Calls>,
-    /// The guests this agent runs (spawned and not destroyed).
-    guests: Mutex<HashSet<String>>,
+    guests: Guests,
 }
 
 impl Agent {
@@ -200,33 +268,45 @@ impl Agent {
             DriverCall::Spawn => {
                 let r = d.spawn(inst).await;
                 if r.is_ok() {
-                    self.guests.lock().insert(inst.uuid.clone());
+                    self.guests.insert(&inst.uuid);
                 }
                 done(r)
             }
             DriverCall::Destroy => {
                 let r = d.destroy(inst).await;
                 if r.is_ok() {
-                    self.guests.lock().remove(&inst.uuid);
+                    self.guests.remove(&inst.uuid);
                 }
                 done(r)
             }
             DriverCall::Perform { op } => {
                 let r = d.perform(op, inst).await;
                 if r.is_ok() {
-                    let mut guests = self.guests.lock();
-                    if op.rebuilt_on().is_some() {
-                        guests.insert(inst.uuid.clone());
-                    } else if matches!(op, crate::compute::driver::DriverOp::ShelveOffload) {
-                        guests.remove(&inst.uuid);
+                    let gone = matches!(op, crate::compute::driver::DriverOp::ShelveOffload)
+                        || op.moves_to().is_some_and(|to| to != self.host);
+                    if gone {
+                        self.guests.remove(&inst.uuid);
+                    } else {
+                        // Any other step leaves the guest here (a start
+                        // after a power-state sync defines it again).
+                        self.guests.insert(&inst.uuid);
                     }
                 }
                 done(r)
             }
             DriverCall::LiveMigrate { dest } => match d.live_migrate(inst, dest).await {
-                Ok(stats) => DriverReply::Migrated { stats },
+                Ok(stats) => {
+                    if *dest != self.host {
+                        self.guests.remove(&inst.uuid);
+                    }
+                    DriverReply::Migrated { stats }
+                }
                 Err(fault) => DriverReply::Failed { fault },
             },
+            DriverCall::Adopt => {
+                self.guests.insert(&inst.uuid);
+                DriverReply::Done
+            }
         }
     }
 }
@@ -291,9 +371,10 @@ pub async fn start(cfg: AgentConfig) -> Result<RunningAgent, String> {
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let agent = Arc::new(Agent {
+        host: cfg.host.clone(),
         driver: Arc::new(FakeDriver::new(cfg.sim_latency_ms)),
         calls: Mutex::new(Calls::default()),
-        guests: Mutex::new(HashSet::new()),
+        guests: Guests::load(&cfg.state_dir)?,
     });
     let router = Router::new()
         .route(types::DRIVER, post(driver_call))
@@ -304,6 +385,7 @@ pub async fn start(cfg: AgentConfig) -> Result<RunningAgent, String> {
         driver: cfg.driver.clone(),
         inventory: cfg.inventory,
         availability_zone: cfg.availability_zone.clone(),
+        guests: None,
     };
     let beating = tokio::spawn(report(cfg.clone(), client, register, agent));
     Ok(RunningAgent {
@@ -328,6 +410,10 @@ async fn report(
     loop {
         let control = &cfg.controls[at % cfg.controls.len().max(1)];
         if !registered {
+            let register = RegisterRequest {
+                guests: Some(agent.guests.list()),
+                ..register.clone()
+            };
             let sent: Result<Registered, _> = client
                 .post(control, CONTROL_NAME, types::REGISTER, &register, deadline)
                 .await;
@@ -350,7 +436,7 @@ async fn report(
             }
         }
         let beat = HeartbeatRequest {
-            guests: agent.guests.lock().len() as u64,
+            guests: agent.guests.len() as u64,
         };
         let sent: Result<HeartbeatReply, _> = client
             .post(control, CONTROL_NAME, types::HEARTBEAT, &beat, deadline)
@@ -381,7 +467,7 @@ async fn destroy_evacuated(
     for e in evacuated {
         match agent.driver.destroy(&e.instance).await {
             Ok(()) => {
-                agent.guests.lock().remove(&e.instance.uuid);
+                agent.guests.remove(&e.instance.uuid);
                 cleaned.migrations.push(e.migration_uuid.clone());
                 tracing::info!(server = %e.instance.uuid, "destroyed the guest of an evacuated server");
             }

@@ -112,6 +112,9 @@ async fn register(
         .await?;
     fleet.liveness.beat("nova-compute", &host).await?;
     tracing::info!(host = %host, address = %req.address, driver = %req.driver, "agent registered");
+    if let Some(guests) = &req.guests {
+        sync_power_states(app, &host, guests).await;
+    }
     let evacuated = crate::compute::migrate::evacuated_from(app, &host)
         .into_iter()
         .filter_map(|m| {
@@ -127,6 +130,44 @@ async fn register(
         report_interval: fleet.liveness.report_interval,
         evacuated,
     }))
+}
+
+/// Power-state sync for a host that registers again, from the guests its
+/// agent runs: a server the database has on the host as running (ACTIVE,
+/// PAUSED or SUSPENDED, no task) whose guest is gone is stopped — SHUTOFF,
+/// power state SHUTDOWN — as Nova's `_sync_instance_power_state` stops a
+/// server whose guest is no longer running. Listed guests are re-adopted
+/// as they are: nothing is started twice. Each change is one conditional
+/// write (a server that started a task meanwhile is left to it).
+async fn sync_power_states(app: &App, host: &str, guests: &[String]) {
+    use rova_core::states::{PowerState, VmState};
+    let running: std::collections::HashSet<&str> = guests.iter().map(String::as_str).collect();
+    let lost = |i: &rova_core::model::Instance| {
+        !i.deleted
+            && i.task_state.is_none()
+            && i.host.as_deref() == Some(host)
+            && matches!(
+                i.vm_state,
+                VmState::Active | VmState::Paused | VmState::Suspended
+            )
+            && !running.contains(i.uuid.as_str())
+    };
+    for inst in app.compute.instances.filter(|i| lost(i)) {
+        let stopped = app
+            .compute
+            .update_instance(&inst.uuid, app.clock.now(), |i| {
+                if !lost(i) {
+                    return Err(Fault::conflict("changed"));
+                }
+                i.vm_state = VmState::Stopped;
+                i.power_state = PowerState::Shutdown;
+                Ok(())
+            })
+            .await;
+        if stopped.is_ok() {
+            tracing::warn!(host = %host, server = %inst.uuid, "the guest is gone from its host: server stopped");
+        }
+    }
 }
 
 /// The agent destroyed its copies of servers evacuated away from it:

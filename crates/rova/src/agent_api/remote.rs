@@ -125,6 +125,25 @@ impl RemoteDriver {
         ))
     }
 
+    /// After this host's driver moved a guest to `dest`: `dest`'s agent
+    /// (when an agent serves it) is told the guest is its own now. A
+    /// failure is logged; that agent then stops the server when it next
+    /// registers, as it would a guest it lost.
+    async fn adopted_by(&self, dest: &str, inst: &Instance) {
+        if dest == self.host || self.shared.endpoints.get(dest).is_none() {
+            return;
+        }
+        let there = RemoteDriver {
+            host: dest.to_string(),
+            shared: self.shared.clone(),
+            step_delay: self.step_delay,
+            simulated: self.simulated,
+        };
+        if let Err(f) = there.done(inst, DriverCall::Adopt).await {
+            tracing::warn!(server = %inst.uuid, host = dest, "adopting a moved guest: {}", f.message);
+        }
+    }
+
     async fn done(&self, inst: &Instance, call: DriverCall) -> Result<(), DriverFault> {
         match self.call(inst, call).await? {
             DriverReply::Done | DriverReply::Migrated { .. } => Ok(()),
@@ -151,7 +170,14 @@ impl Driver for RemoteDriver {
         op: &'a DriverOp,
         inst: &'a Instance,
     ) -> BoxFut<'a, Result<(), DriverFault>> {
-        Box::pin(self.done(inst, DriverCall::Perform { op: op.clone() }))
+        Box::pin(async move {
+            self.done(inst, DriverCall::Perform { op: op.clone() })
+                .await?;
+            if let Some(dest) = op.moves_to() {
+                self.adopted_by(dest, inst).await;
+            }
+            Ok(())
+        })
     }
     fn destroy<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>> {
         Box::pin(self.done(inst, DriverCall::Destroy))
@@ -171,8 +197,14 @@ impl Driver for RemoteDriver {
                 )
                 .await?
             {
-                DriverReply::Migrated { stats } => Ok(stats),
-                DriverReply::Done => Ok(LiveStats::default()),
+                DriverReply::Migrated { stats } => {
+                    self.adopted_by(dest, inst).await;
+                    Ok(stats)
+                }
+                DriverReply::Done => {
+                    self.adopted_by(dest, inst).await;
+                    Ok(LiveStats::default())
+                }
                 DriverReply::Failed { fault } => Err(fault),
             }
         })

@@ -44,6 +44,12 @@ pub struct RegisterRequest {
     pub inventory: Inventory,
     #[serde(default)]
     pub availability_zone: Option<String>,
+    /// The servers whose guests the agent runs now (`None`: it does not
+    /// know, and no power state is synced). Servers the control plane
+    /// places on this host as running whose guests are not listed are
+    /// stopped (SHUTOFF); listed ones are re-adopted as they are.
+    #[serde(default)]
+    pub guests: Option<Vec<String>>,
 }
 
 /// The control plane's answer to a registration.
@@ -103,8 +109,16 @@ pub struct AgentEndpoint {
 pub enum DriverCall {
     Spawn,
     Destroy,
-    Perform { op: DriverOp },
-    LiveMigrate { dest: String },
+    Perform {
+        op: DriverOp,
+    },
+    LiveMigrate {
+        dest: String,
+    },
+    /// The server's guest was moved onto this host by its source's driver
+    /// (a simulated move needs nothing from the destination): the agent
+    /// counts it among the guests it runs.
+    Adopt,
 }
 
 /// One driver call, with the instance it acts on.

@@ -325,6 +325,16 @@ impl DriverOp {
             _ => None,
         }
     }
+
+    /// The host a move run on the server's own host takes its guest to
+    /// (resize, cold migration, and a revert back to its source).
+    pub fn moves_to(&self) -> Option<&str> {
+        match self {
+            DriverOp::Resize { dest, .. } | DriverOp::Migrate { dest, .. } => Some(dest),
+            DriverOp::RevertResize { dest } => dest.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// Nova's answer when the virt driver cannot do an operation (its API turns

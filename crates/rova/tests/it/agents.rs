@@ -198,6 +198,7 @@ async fn only_enrolled_agents_and_control_replicas_are_let_in() {
             disk_gb: 1,
         },
         availability_zone: None,
+        guests: None,
     };
     let r: Result<Value, _> = anon
         .post(
@@ -363,4 +364,95 @@ async fn a_server_is_evacuated_from_a_dead_agent_which_cleans_up_when_it_returns
     let s = c.get(&a, &format!("/servers/{id}"), None).await;
     assert_eq!(s.body["server"]["status"], "ACTIVE");
     assert_eq!(s.body["server"]["OS-EXT-SRV-ATTR:host"], "node-2");
+}
+
+/// The guests an agent's state directory lists.
+fn ledger(dir: &Path) -> Vec<String> {
+    let bytes = std::fs::read(dir.join("guests.json")).unwrap_or_default();
+    serde_json::from_slice(&bytes).unwrap_or_default()
+}
+
+async fn server_action(c: &TestCloud, a: &User, id: &str, version: &str, body: Value) {
+    let r = c
+        .post(a, &format!("/servers/{id}/action"), Some(version), body)
+        .await;
+    assert!(
+        matches!(r.status, StatusCode::ACCEPTED | StatusCode::NO_CONTENT),
+        "{}",
+        r.text
+    );
+}
+
+/// An agent lists the guests it runs in its state directory; a server
+/// moved to another agent's host moves in that list too. Back after a
+/// crash, the agent re-adopts the guests it still runs (their servers
+/// untouched, nothing rebuilt) and a server whose guest is gone is
+/// stopped, as Nova's power-state sync does; starting it defines the
+/// guest again.
+#[tokio::test]
+async fn an_agent_back_readopts_its_guests_and_a_lost_guests_server_is_stopped() {
+    let c = control().await;
+    let a = c.login("admin").await;
+    let dirs = [
+        crate::storage::temp_dir("agent-sync-1"),
+        crate::storage::temp_dir("agent-sync-2"),
+    ];
+    let mut agents = Vec::new();
+    for (k, dir) in dirs.iter().enumerate() {
+        let host = format!("node-{}", k + 1);
+        let t = token(&c, &host).await;
+        let cfg = agent_cfg(&c, &host, Some(t), dir);
+        agents.push(rova::agent::start(cfg).await.expect("agent starts"));
+        wait_state(&c, &a, &host, "up").await;
+    }
+    let mut ids = Vec::new();
+    for name in ["kept", "lost", "moved"] {
+        let extra = json!({"networks": "none", "availability_zone": "nova:node-1"});
+        let s = c.boot(&a, name, Some("2.74"), extra).await;
+        assert_eq!(s["status"], "ACTIVE", "{s}");
+        ids.push(s["id"].as_str().expect("id").to_string());
+    }
+    let (kept, lost, moved) = (&ids[0], &ids[1], &ids[2]);
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(ledger(&dirs[0]), want);
+
+    // A cold migration to node-2: the guest leaves node-1's list for
+    // node-2's.
+    let body = json!({"migrate": {"host": "node-2"}});
+    server_action(&c, &a, moved, "2.56", body).await;
+    c.wait_status(&a, moved, &["VERIFY_RESIZE"], None).await;
+    server_action(&c, &a, moved, "2.56", json!({"confirmResize": null})).await;
+    let s = c.wait_status(&a, moved, &["ACTIVE"], None).await;
+    assert_eq!(s["OS-EXT-SRV-ATTR:host"], "node-2");
+    assert_eq!(ledger(&dirs[1]), vec![moved.clone()]);
+    let mut left = vec![kept.clone(), lost.clone()];
+    left.sort();
+    assert_eq!(ledger(&dirs[0]), left);
+
+    // node-1's agent crashes; `lost`'s guest goes while it is away.
+    let node1 = agents.remove(0);
+    drop(node1);
+    std::fs::write(
+        dirs[0].join("guests.json"),
+        serde_json::to_vec(&vec![kept]).expect("json"),
+    )
+    .expect("write the guest list");
+    let back = rova::agent::start(agent_cfg(&c, "node-1", None, &dirs[0]))
+        .await
+        .expect("agent restarts");
+    let s = c.wait_status(&a, lost, &["SHUTOFF"], None).await;
+    assert_eq!(s["OS-EXT-STS:power_state"], 4, "{s}");
+    assert_eq!(s["OS-EXT-SRV-ATTR:host"], "node-1");
+    let s = c.get(&a, &format!("/servers/{kept}"), None).await;
+    assert_eq!(s.body["server"]["status"], "ACTIVE", "{}", s.text);
+    assert_eq!(s.body["server"]["OS-EXT-STS:power_state"], 1);
+    assert_eq!(ledger(&dirs[0]), vec![kept.clone()]);
+
+    // Started again, its guest is defined on node-1 once more.
+    server_action(&c, &a, lost, "2.1", json!({"os-start": null})).await;
+    c.wait_status(&a, lost, &["ACTIVE"], None).await;
+    assert_eq!(ledger(&dirs[0]), left);
+    drop(back);
+    drop(agents);
 }
