@@ -21,6 +21,7 @@ pub const ACCOUNTS: &[(&str, &str, &str, &str)] = &[
     ("admin", "admin", "admin", "rova-admin"),
     ("demo", "demo", "member", "rova-demo"),
     ("demo_reader", "demo", "reader", "rova-reader"),
+    ("demo_manager", "demo", "manager", "rova-manager"),
     ("alt_demo", "alt_demo", "member", "rova-alt"),
 ];
 

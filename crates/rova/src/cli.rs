@@ -83,40 +83,72 @@ struct ControlArgs {
 /// `rova agent`'s flags.
 #[derive(clap::Args)]
 struct AgentArgs {
+    /// Configuration file (TOML): its `[agent]` table has a key for every
+    /// flag (see etc/rova.toml.example); `ROVA_AGENT_X` overrides key `x`
+    /// and a flag overrides both.
+    #[arg(long, env = "ROVA_AGENT_CONFIG")]
+    config: Option<PathBuf>,
     /// This hypervisor host's name (the one its enrollment token is for).
-    #[arg(long)]
-    host: String,
+    #[arg(long, env = "ROVA_AGENT_HOST")]
+    host: Option<String>,
     /// A control replica's agent listener, `IP:PORT` (repeatable; tried
     /// in turn).
-    #[arg(long = "control", required = true)]
+    #[arg(long = "control", env = "ROVA_AGENT_CONTROL", value_delimiter = ',')]
     control: Vec<String>,
     /// The one-time token from `rova control enroll` (first start only).
     #[arg(long, env = "ROVA_ENROLL_TOKEN")]
     enroll_token: Option<String>,
     /// Address the agent API listens on; control replicas call it there.
-    #[arg(long)]
-    listen: SocketAddr,
-    /// Virt driver: `fake` (simulated guests).
-    #[arg(long, default_value = "fake")]
-    driver: String,
-    /// Where the agent keeps its certificate and state.
-    #[arg(long)]
-    state_dir: PathBuf,
-    /// Latency of each simulated driver step, in milliseconds.
-    #[arg(long, default_value_t = 5)]
-    sim_latency_ms: u64,
-    /// vCPUs the host offers.
-    #[arg(long, default_value_t = 16)]
-    vcpus: u32,
-    /// Memory (MB) the host offers.
-    #[arg(long, default_value_t = 65536)]
-    ram_mb: u64,
-    /// Local disk (GB) the host offers.
-    #[arg(long, default_value_t = 1000)]
-    disk_gb: u64,
+    #[arg(long, env = "ROVA_AGENT_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Virt driver: `fake` (simulated guests; the default).
+    #[arg(long, env = "ROVA_AGENT_DRIVER")]
+    driver: Option<String>,
+    /// Where the agent keeps its certificate, key and guest list.
+    #[arg(long, env = "ROVA_AGENT_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Latency of each simulated driver step, in milliseconds (default 5).
+    #[arg(long, env = "ROVA_AGENT_SIM_LATENCY_MS")]
+    sim_latency_ms: Option<u64>,
+    /// vCPUs the host offers (default 16).
+    #[arg(long, env = "ROVA_AGENT_VCPUS")]
+    vcpus: Option<u32>,
+    /// Memory (MB) the host offers (default 65536).
+    #[arg(long, env = "ROVA_AGENT_RAM_MB")]
+    ram_mb: Option<u64>,
+    /// Local disk (GB) the host offers (default 1000).
+    #[arg(long, env = "ROVA_AGENT_DISK_GB")]
+    disk_gb: Option<u64>,
     /// The availability zone of the host (default: the cloud's).
-    #[arg(long)]
+    #[arg(long, env = "ROVA_AGENT_AVAILABILITY_ZONE")]
     availability_zone: Option<String>,
+    /// Seconds between heartbeats (default: the control plane's
+    /// report_interval).
+    #[arg(long, env = "ROVA_AGENT_REPORT_INTERVAL")]
+    report_interval: Option<u64>,
+    /// Plain-HTTP address serving `GET /metrics` (Prometheus).
+    #[arg(long, env = "ROVA_AGENT_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+}
+
+impl AgentArgs {
+    /// The flags (and environment) as `[agent]` settings.
+    fn settings(&self) -> crate::config::file::AgentSettings {
+        crate::config::file::AgentSettings {
+            host: self.host.clone(),
+            control: self.control.clone(),
+            listen: self.listen,
+            driver: self.driver.clone(),
+            state_dir: self.state_dir.clone(),
+            sim_latency_ms: self.sim_latency_ms,
+            vcpus: self.vcpus,
+            ram_mb: self.ram_mb,
+            disk_gb: self.disk_gb,
+            availability_zone: self.availability_zone.clone(),
+            report_interval: self.report_interval,
+            metrics_listen: self.metrics_listen,
+        }
+    }
 }
 
 /// `rova serve`'s flags. Each has a key of the same name (`_` for `-`) in
@@ -346,20 +378,23 @@ fn serve_main(args: ServeArgs, local_hosts: bool) -> ExitCode {
 
 /// `rova agent`.
 fn agent_main(a: AgentArgs) -> ExitCode {
-    let cfg = crate::agent::AgentConfig {
-        host: a.host,
-        controls: a.control,
-        enroll_token: a.enroll_token.filter(|t| !t.trim().is_empty()),
-        listen: a.listen,
-        driver: a.driver,
-        state_dir: a.state_dir,
-        sim_latency_ms: a.sim_latency_ms,
-        inventory: crate::agent_api::types::Inventory {
-            vcpus: a.vcpus,
-            memory_mb: a.ram_mb,
-            disk_gb: a.disk_gb,
+    let file = match a.config.as_deref().filter(|p| !p.as_os_str().is_empty()) {
+        Some(path) => match crate::config::file::load(path) {
+            Ok(s) => s.agent,
+            Err(e) => {
+                eprintln!("rova agent: invalid configuration: {e}");
+                return ExitCode::from(2);
+            }
         },
-        availability_zone: a.availability_zone,
+        None => Default::default(),
+    };
+    let token = a.enroll_token.clone().filter(|t| !t.trim().is_empty());
+    let cfg = match crate::agent::AgentConfig::resolve(a.settings().over(file), token) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("rova agent: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
     };
     let rt = match runtime() {
         Ok(rt) => rt,

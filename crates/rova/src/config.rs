@@ -519,6 +519,8 @@ pub fn env_settings() -> Result<Settings, String> {
             server_groups: num("quota.server_groups")?,
             server_group_members: num("quota.server_group_members")?,
         },
+        // `rova agent` reads ROVA_AGENT_* through its flags.
+        agent: file::AgentSettings::default(),
     })
 }
 

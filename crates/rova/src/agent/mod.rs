@@ -20,7 +20,9 @@ use crate::agent_api::types::*;
 use crate::agent_api::wire::{self, CallError, Peer};
 use crate::agent_api::{tls, types};
 use crate::compute::driver::{Driver, FakeDriver};
+use crate::config::file::AgentSettings;
 use crate::http::{ApiError, ApiResult};
+use crate::metrics::Counters;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
@@ -49,6 +51,48 @@ pub struct AgentConfig {
     pub sim_latency_ms: u64,
     pub inventory: Inventory,
     pub availability_zone: Option<String>,
+    /// Seconds between heartbeats (`None`: what the control plane asks).
+    pub report_interval: Option<u64>,
+    /// Where plain-HTTP `GET /metrics` is served (`None`: nowhere).
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+impl AgentConfig {
+    /// The configuration from `[agent]` settings (flags, environment and
+    /// file already merged) and the enrollment token; errors name the
+    /// key and the flag.
+    pub fn resolve(s: AgentSettings, enroll_token: Option<String>) -> Result<Self, String> {
+        let missing = |key: &str| {
+            format!(
+                "agent.{key}: missing (give --{} or the key {key} in the [agent] table)",
+                key.replace('_', "-")
+            )
+        };
+        if s.report_interval == Some(0) {
+            return Err("agent.report_interval: must be at least 1 second".into());
+        }
+        Ok(AgentConfig {
+            host: s.host.ok_or_else(|| missing("host"))?,
+            controls: if s.control.is_empty() {
+                return Err(missing("control"));
+            } else {
+                s.control
+            },
+            enroll_token,
+            listen: s.listen.ok_or_else(|| missing("listen"))?,
+            driver: s.driver.unwrap_or_else(|| "fake".into()),
+            state_dir: s.state_dir.ok_or_else(|| missing("state_dir"))?,
+            sim_latency_ms: s.sim_latency_ms.unwrap_or(5),
+            inventory: Inventory {
+                vcpus: s.vcpus.unwrap_or(16),
+                memory_mb: s.ram_mb.unwrap_or(65536),
+                disk_gb: s.disk_gb.unwrap_or(1000),
+            },
+            availability_zone: s.availability_zone,
+            report_interval: s.report_interval,
+            metrics_listen: s.metrics_listen,
+        })
+    }
 }
 
 /// The agent's certificate, key and CA, as its state directory keeps them.
@@ -254,6 +298,72 @@ struct Agent {
     driver: Arc<dyn Driver>,
     calls: Mutex<Calls>,
     guests: Guests,
+    /// Driver calls run, by call and outcome.
+    ran: Counters,
+    /// When the control plane last took a heartbeat (or registration).
+    last_beat: Mutex<Option<std::time::Instant>>,
+}
+
+impl Agent {
+    /// The Prometheus text of `GET /metrics`.
+    fn metrics(&self) -> String {
+        use std::fmt::Write as _;
+        let host = &self.host;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP rova_agent_guests Guests this agent's driver runs."
+        );
+        let _ = writeln!(out, "# TYPE rova_agent_guests gauge");
+        let _ = writeln!(
+            out,
+            "rova_agent_guests{{host=\"{host}\"}} {}",
+            self.guests.len()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP rova_agent_driver_calls_total Driver calls run, by call and outcome."
+        );
+        let _ = writeln!(out, "# TYPE rova_agent_driver_calls_total counter");
+        for (labels, n) in self.ran.snapshot() {
+            if let [call, outcome] = labels.as_slice() {
+                let _ = writeln!(
+                    out,
+                    "rova_agent_driver_calls_total{{host=\"{host}\",call=\"{call}\",outcome=\"{outcome}\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP rova_agent_heartbeat_age_seconds Seconds since the control plane last took this agent's heartbeat (-1: never)."
+        );
+        let _ = writeln!(out, "# TYPE rova_agent_heartbeat_age_seconds gauge");
+        let age = self
+            .last_beat
+            .lock()
+            .map_or(-1.0, |t| t.elapsed().as_secs_f64());
+        let _ = writeln!(
+            out,
+            "rova_agent_heartbeat_age_seconds{{host=\"{host}\"}} {age:.3}"
+        );
+        out
+    }
+
+    fn beat(&self) {
+        *self.last_beat.lock() = Some(std::time::Instant::now());
+    }
+}
+
+/// The name a driver call is counted under.
+fn call_name(call: &DriverCall) -> &'static str {
+    use crate::compute::driver::DriverOpKind as K;
+    match call {
+        DriverCall::Spawn => K::Spawn.name(),
+        DriverCall::Destroy => K::Destroy.name(),
+        DriverCall::LiveMigrate { .. } => K::LiveMigrate.name(),
+        DriverCall::Adopt => "adopt",
+        DriverCall::Perform { op } => op.kind().name(),
+    }
 }
 
 impl Agent {
@@ -324,13 +434,26 @@ async fn driver_call(
     let req: DriverRequest = serde_json::from_slice(&body)
         .map_err(|e| Fault::bad_request(format!("Malformed request body: {e}")))?;
     let cell = agent.calls.lock().cell(&req.request_id);
-    let reply = cell.get_or_init(|| agent.run(&req)).await.clone();
+    let reply = cell
+        .get_or_init(|| async {
+            let reply = agent.run(&req).await;
+            let outcome = match &reply {
+                DriverReply::Failed { .. } => "failed",
+                _ => "done",
+            };
+            agent.ran.add(&[call_name(&req.call), outcome]);
+            reply
+        })
+        .await
+        .clone();
     Ok(Json(reply))
 }
 
 /// A started agent (tests hold it; `rova agent` waits for a signal).
 pub struct RunningAgent {
     pub addr: SocketAddr,
+    /// Where `GET /metrics` is served, when it is.
+    pub metrics_addr: Option<SocketAddr>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -375,6 +498,8 @@ pub async fn start(cfg: AgentConfig) -> Result<RunningAgent, String> {
         driver: Arc::new(FakeDriver::new(cfg.sim_latency_ms)),
         calls: Mutex::new(Calls::default()),
         guests: Guests::load(&cfg.state_dir)?,
+        ran: Counters::default(),
+        last_beat: Mutex::new(None),
     });
     let router = Router::new()
         .route(types::DRIVER, post(driver_call))
@@ -387,10 +512,38 @@ pub async fn start(cfg: AgentConfig) -> Result<RunningAgent, String> {
         availability_zone: cfg.availability_zone.clone(),
         guests: None,
     };
-    let beating = tokio::spawn(report(cfg.clone(), client, register, agent));
+    let mut tasks = vec![serving];
+    let mut metrics_addr = None;
+    if let Some(at) = cfg.metrics_listen {
+        let l = tokio::net::TcpListener::bind(at)
+            .await
+            .map_err(|e| format!("cannot listen on {at} (metrics): {e}"))?;
+        metrics_addr = Some(l.local_addr().map_err(|e| e.to_string())?);
+        let a = agent.clone();
+        let router = Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let a = a.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        a.metrics(),
+                    )
+                }
+            }),
+        );
+        tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(l, router).await;
+        }));
+    }
+    tasks.push(tokio::spawn(report(cfg.clone(), client, register, agent)));
     Ok(RunningAgent {
         addr,
-        tasks: vec![serving, beating],
+        metrics_addr,
+        tasks,
     })
 }
 
@@ -420,7 +573,10 @@ async fn report(
             match sent {
                 Ok(r) => {
                     registered = true;
-                    every = Duration::from_secs(r.report_interval.max(1));
+                    agent.beat();
+                    every = Duration::from_secs(
+                        cfg.report_interval.unwrap_or(r.report_interval).max(1),
+                    );
                     destroy_evacuated(&agent, &client, control, &r.evacuated).await;
                     tracing::info!(control = %control, "registered host {}", r.host);
                     eprintln!("rova agent: registered {} with {control}", r.host);
@@ -442,7 +598,10 @@ async fn report(
             .post(control, CONTROL_NAME, types::HEARTBEAT, &beat, deadline)
             .await;
         match sent {
-            Ok(_) => tokio::time::sleep(every).await,
+            Ok(_) => {
+                agent.beat();
+                tokio::time::sleep(every).await
+            }
             Err(CallError::Refused(f)) if f.code == 404 => registered = false,
             Err(e) => {
                 tracing::warn!(control = %control, "heartbeat: {}", e.message());

@@ -60,6 +60,57 @@ pub struct Settings {
     pub config_drive_format: Option<String>,
     #[serde(default)]
     pub quota: QuotaSettings,
+    /// `rova agent`'s settings (a control replica ignores them).
+    #[serde(default)]
+    pub agent: AgentSettings,
+}
+
+/// The `[agent]` table: `rova agent`'s settings. Each agent flag has the
+/// key of its name with `_` for `-`; the `ROVA_AGENT_X` environment
+/// variable overrides key `x`, and the flag overrides both.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSettings {
+    pub host: Option<String>,
+    /// Control replicas' agent listeners, `IP:PORT`, tried in turn.
+    #[serde(default)]
+    pub control: Vec<String>,
+    pub listen: Option<SocketAddr>,
+    pub driver: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    pub sim_latency_ms: Option<u64>,
+    pub vcpus: Option<u32>,
+    pub ram_mb: Option<u64>,
+    pub disk_gb: Option<u64>,
+    pub availability_zone: Option<String>,
+    /// Seconds between heartbeats (unset: what the control plane asks).
+    pub report_interval: Option<u64>,
+    /// Where plain-HTTP `GET /metrics` is served (unset: nowhere).
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+impl AgentSettings {
+    /// `self` (flags and environment) over `file`, key by key.
+    pub fn over(self, file: AgentSettings) -> AgentSettings {
+        AgentSettings {
+            host: self.host.or(file.host),
+            control: if self.control.is_empty() {
+                file.control
+            } else {
+                self.control
+            },
+            listen: self.listen.or(file.listen),
+            driver: self.driver.or(file.driver),
+            state_dir: self.state_dir.or(file.state_dir),
+            sim_latency_ms: self.sim_latency_ms.or(file.sim_latency_ms),
+            vcpus: self.vcpus.or(file.vcpus),
+            ram_mb: self.ram_mb.or(file.ram_mb),
+            disk_gb: self.disk_gb.or(file.disk_gb),
+            availability_zone: self.availability_zone.or(file.availability_zone),
+            report_interval: self.report_interval.or(file.report_interval),
+            metrics_listen: self.metrics_listen.or(file.metrics_listen),
+        }
+    }
 }
 
 /// The `[quota]` table: default quotas (-1 unlimited).
@@ -279,13 +330,18 @@ fn position(text: &str, at: usize) -> (usize, usize) {
 pub(crate) fn keys() -> Vec<String> {
     let mut keys: Vec<String> = field_names::<Settings>()
         .iter()
-        .filter(|k| **k != "quota")
+        .filter(|k| **k != "quota" && **k != "agent")
         .map(|k| k.to_string())
         .collect();
     keys.extend(
         field_names::<QuotaSettings>()
             .iter()
             .map(|k| format!("quota.{k}")),
+    );
+    keys.extend(
+        field_names::<AgentSettings>()
+            .iter()
+            .map(|k| format!("agent.{k}")),
     );
     keys
 }
@@ -482,6 +538,31 @@ cores = 64
         assert!(e.contains("invalid TOML"), "{e}");
         let e = err("sim_hosts = 2\nsim_hosts = 3\n");
         assert!(e.starts_with("line 2, "), "{e}");
+    }
+
+    #[test]
+    fn the_agent_table_is_read_and_checked() {
+        let s = parse(
+            "listen = \"127.0.0.1:9\"\n[agent]\nhost = \"node-1\"\ncontrol = [\"10.0.0.1:8775\"]\nreport_interval = 5\n",
+        )
+        .expect("parses");
+        assert_eq!(s.agent.host.as_deref(), Some("node-1"));
+        assert_eq!(s.agent.control, vec!["10.0.0.1:8775".to_string()]);
+        assert_eq!(s.agent.report_interval, Some(5));
+        let e = parse("[agent]\nhost = \"n\"\nhostname = \"n\"\n").err();
+        assert_eq!(e.as_deref(), Some("agent.hostname: unknown key (line 3)"));
+        let e = parse("[agent]\nvcpus = \"many\"\n")
+            .err()
+            .unwrap_or_default();
+        assert!(e.starts_with("agent.vcpus: invalid type"), "{e}");
+        // Flags and environment win over the file, key by key.
+        let flags = AgentSettings {
+            report_interval: Some(2),
+            ..Default::default()
+        };
+        let merged = flags.over(s.agent);
+        assert_eq!(merged.report_interval, Some(2));
+        assert_eq!(merged.host.as_deref(), Some("node-1"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Identity (a Keystone v3 subset): domain `Default`, projects, users with
 //! argon2-hashed passwords, role assignments with implied roles
-//! (admin ⊃ member ⊃ reader), and signed stateless tokens.
+//! (admin ⊃ manager ⊃ member ⊃ reader), and signed stateless tokens.
 //!
 //! Tokens are `base64url(claims).hex(hmac-sha256)` under a key kept in the
 //! data directory, so they survive restarts without a token table. A token
@@ -34,6 +34,7 @@ pub const DEFAULT_DOMAIN_NAME: &str = "Default";
 /// Role names and their fixed ids.
 pub const ROLES: &[(&str, &str)] = &[
     ("admin", "6b0c5a2e6e8f4c3a9d1e0f7a8b9c0d1e"),
+    ("manager", "3d5e7f9a1b2c44d6e8f0a1b2c3d4e5f6"),
     ("member", "8a7d3f1c2b4e4d6f9a0b1c2d3e4f5a6b"),
     ("reader", "1f2e3d4c5b6a47989a8b7c6d5e4f3a2b"),
     ("service", "9c8b7a6f5e4d43c2b1a0f9e8d7c6b5a4"),
@@ -136,7 +137,8 @@ pub struct Identity {
     verified: Mutex<HashSet<[u8; 32]>>,
 }
 
-/// Expands implied roles: admin ⊃ member ⊃ reader.
+/// Expands implied roles as Keystone's bootstrap sets them: admin ⊃
+/// manager ⊃ member ⊃ reader.
 pub fn effective_roles(assigned: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut add = |r: &str| {
@@ -148,6 +150,11 @@ pub fn effective_roles(assigned: &[String]) -> Vec<String> {
         add(r);
         match r.as_str() {
             "admin" => {
+                add("manager");
+                add("member");
+                add("reader");
+            }
+            "manager" => {
                 add("member");
                 add("reader");
             }

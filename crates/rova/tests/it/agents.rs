@@ -45,6 +45,8 @@ fn agent_cfg(c: &TestCloud, host: &str, token: Option<String>, dir: &Path) -> Ag
             disk_gb: 100,
         },
         availability_zone: None,
+        report_interval: None,
+        metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
     }
 }
 
@@ -123,6 +125,29 @@ async fn an_agent_enrolls_registers_and_runs_its_hosts_servers() {
     assert_eq!(s["status"], "ACTIVE", "{s}");
     assert_eq!(s["OS-EXT-SRV-ATTR:host"], "node-1");
     assert_eq!(s["host_status"], "UP");
+    // The agent's /metrics: its guest, the build it ran, a fresh heartbeat.
+    let m = reqwest::get(format!(
+        "http://{}/metrics",
+        agent.metrics_addr.expect("metrics served")
+    ))
+    .await
+    .expect("metrics")
+    .text()
+    .await
+    .expect("text");
+    assert!(m.contains("rova_agent_guests{host=\"node-1\"} 1\n"), "{m}");
+    assert!(
+        m.contains(
+            "rova_agent_driver_calls_total{host=\"node-1\",call=\"spawn\",outcome=\"done\"} 1\n"
+        ),
+        "{m}"
+    );
+    let age: f64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("rova_agent_heartbeat_age_seconds{host=\"node-1\"} "))
+        .and_then(|v| v.parse().ok())
+        .expect("heartbeat age");
+    assert!((0.0..60.0).contains(&age), "{m}");
     let r = c
         .post(
             &a,

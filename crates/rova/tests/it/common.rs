@@ -178,7 +178,7 @@ impl TestCloud {
     pub async fn login(&self, user: &str) -> User {
         let project = match user {
             "admin" => "admin",
-            "demo" | "demo_reader" => "demo",
+            "demo" | "demo_reader" | "demo_manager" => "demo",
             "alt_demo" => "alt_demo",
             other => other,
         };

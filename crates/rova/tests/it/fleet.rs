@@ -990,6 +990,58 @@ async fn services_hypervisors_and_zones() {
         .get(&a, &format!("/os-hypervisors/{hv}/uptime"), Some("2.88"))
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    // Statistics below 2.88: the sums over both hosts, server `z` on one.
+    let r = c.get(&a, "/os-hypervisors/statistics", Some("2.87")).await;
+    let st = &r.body["hypervisor_statistics"];
+    assert_eq!(st["count"], json!(2), "{}", r.text);
+    assert_eq!(st["running_vms"], json!(1), "{}", r.text);
+    let detail = c.get(&a, "/os-hypervisors/detail", Some("2.87")).await;
+    let total: u64 = detail.body["hypervisors"]
+        .as_array()
+        .map(|hs| hs.iter().filter_map(|h| h["vcpus"].as_u64()).sum())
+        .unwrap_or(0);
+    assert_eq!(st["vcpus"].as_u64(), Some(total), "{}", detail.text);
+    assert!(st["vcpus_used"].as_u64().unwrap_or(0) >= 1, "{}", r.text);
+    assert_eq!(
+        st["free_ram_mb"].as_i64(),
+        Some(st["memory_mb"].as_i64().unwrap_or(0) - st["memory_mb_used"].as_i64().unwrap_or(0))
+    );
+    let r = c.get(&a, "/os-hypervisors/statistics", Some("2.88")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    // Search and servers by host name pattern below 2.53.
+    let r = c
+        .get(&a, "/os-hypervisors/sim-2/search", Some("2.52"))
+        .await;
+    assert_eq!(
+        r.body["hypervisors"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        r.body["hypervisors"][0]["hypervisor_hostname"],
+        json!("rova-sim-2")
+    );
+    assert!(r.body["hypervisors"][0].get("servers").is_none());
+    let r = c
+        .get(&a, "/os-hypervisors/sim-2/servers", Some("2.52"))
+        .await;
+    assert_eq!(
+        r.body["hypervisors"][0]["servers"][0]["uuid"], s["id"],
+        "{}",
+        r.text
+    );
+    let r = c
+        .get(&a, "/os-hypervisors/nowhere/search", Some("2.52"))
+        .await;
+    assert_eq!(
+        r.fault(404),
+        "No hypervisor matching 'nowhere' could be found."
+    );
+    let r = c.get(&a, "/os-hypervisors/sim/servers", Some("2.53")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    let r = c.get(&d, "/os-hypervisors/statistics", Some("2.1")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
     // The zone other than the default one is an aggregate (admin only).
     assert_eq!(
         c.get(&d, "/os-aggregates", None).await.status,

@@ -565,6 +565,9 @@ fn rows() -> Vec<Row> {
         row("GET", "/compute/v2.1/os-hypervisors/detail", Admin),
         row("GET", "/compute/v2.1/os-hypervisors/{id}", Admin),
         row("GET", "/compute/v2.1/os-hypervisors/{id}/uptime", Admin).v("2.87"),
+        row("GET", "/compute/v2.1/os-hypervisors/statistics", Admin).v("2.87"),
+        row("GET", "/compute/v2.1/os-hypervisors/{pattern}/search", Admin).v("2.52"),
+        row("GET", "/compute/v2.1/os-hypervisors/{pattern}/servers", Admin).v("2.52"),
         row("GET", "/compute/v2.1/os-migrations", Admin),
         row("POST", "/compute/v2.1/os-server-external-events", Admin)
             .body(|fx| json!({"events": [{"name": "network-changed", "server_uuid": fx.server}]})),
@@ -1458,6 +1461,8 @@ fn param(fx: &Fx, route: &str, prev: &str, name: &str) -> Option<String> {
         ("os-quota-sets", "project_id") => fx.demo.project_id.clone(),
         ("os-services", "id") => fx.service.clone(),
         ("os-hypervisors", "id") => fx.hypervisor.clone(),
+        // Every simulated host's name contains it.
+        ("os-hypervisors", "pattern") => "sim".to_string(),
         ("projects", "id") => fx.demo.project_id.clone(),
         ("users", "id") => fx.demo.user_id.clone(),
         ("domains", "id") => "default".to_string(),

@@ -33,6 +33,9 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/os-hypervisors/detail", get(hypervisors_detail))
         .route("/os-hypervisors/{id}", get(hypervisor_show))
         .route("/os-hypervisors/{id}/uptime", get(hypervisor_uptime))
+        .route("/os-hypervisors/statistics", get(hypervisor_statistics))
+        .route("/os-hypervisors/{pattern}/search", get(hypervisor_search))
+        .route("/os-hypervisors/{pattern}/servers", get(hypervisor_servers))
         .route("/os-migrations", get(migrations_index))
         .route("/servers/{id}/migrations", get(server_migrations))
         .route(
@@ -614,6 +617,95 @@ async fn hypervisor_uptime(
         fleet.liveness.report_count("nova-compute", &h.name) * fleet.liveness.report_interval;
     v["uptime"] = json!(uptime_line(app.clock.now(), up_secs));
     Ok(axum::Json(json!({"hypervisor": v})).into_response())
+}
+
+/// `GET /os-hypervisors/statistics` (gone from 2.88): the sums of every
+/// hypervisor's inventory and usage.
+async fn hypervisor_statistics(State(app): A, Extension(ctx): C) -> ApiResult<Response> {
+    ctx.require_admin("os_compute_api:os-hypervisors:statistics")?;
+    if ctx.at_least(88) {
+        return Err(Fault::not_found("The resource could not be found.").into());
+    }
+    let states = app.compute.fleet.host_states();
+    let (mut vcpus, mut vcpus_used, mut mem, mut mem_used) = (0u64, 0u64, 0u64, 0u64);
+    let (mut disk, mut disk_used, mut vms) = (0i64, 0i64, 0usize);
+    for s in &states {
+        vcpus += u64::from(s.vcpus);
+        vcpus_used += s.vcpus_used;
+        mem += s.memory_mb;
+        mem_used += s.memory_mb_used();
+        disk += s.local_gb as i64;
+        disk_used += s.local_gb_used as i64;
+        vms += s.instances.len();
+    }
+    Ok(axum::Json(json!({"hypervisor_statistics": {
+        "count": states.len(),
+        "current_workload": 0,
+        "disk_available_least": disk - disk_used,
+        "free_disk_gb": disk - disk_used,
+        "free_ram_mb": mem as i64 - mem_used as i64,
+        "local_gb": disk,
+        "local_gb_used": disk_used,
+        "memory_mb": mem,
+        "memory_mb_used": mem_used,
+        "running_vms": vms,
+        "vcpus": vcpus,
+        "vcpus_used": vcpus_used,
+    }}))
+    .into_response())
+}
+
+/// The hypervisors whose host name contains `pattern` (the lookups below
+/// 2.53, which list them with `hypervisor_hostname_pattern` instead);
+/// none is 404.
+fn hypervisors_matching(app: &App, ctx: &Ctx, pattern: &str) -> Result<Vec<HostConfig>, Fault> {
+    if ctx.at_least(53) {
+        return Err(Fault::not_found("The resource could not be found."));
+    }
+    let found: Vec<HostConfig> = app
+        .compute
+        .fleet
+        .hosts()
+        .into_iter()
+        .filter(|h| h.name.contains(pattern))
+        .collect();
+    if found.is_empty() {
+        return Err(Fault::not_found(format!(
+            "No hypervisor matching '{pattern}' could be found."
+        )));
+    }
+    Ok(found)
+}
+
+/// `GET /os-hypervisors/{pattern}/search` (below 2.53).
+async fn hypervisor_search(
+    State(app): A,
+    Extension(ctx): C,
+    Path(pattern): Path<String>,
+) -> ApiResult<Response> {
+    ctx.require_admin("os_compute_api:os-hypervisors:search")?;
+    let found = hypervisors_matching(&app, &ctx, &pattern)?;
+    let list: Vec<Value> = found
+        .iter()
+        .map(|h| hypervisor_view(&app, &ctx, h, false, false))
+        .collect();
+    Ok(axum::Json(json!({ "hypervisors": list })).into_response())
+}
+
+/// `GET /os-hypervisors/{pattern}/servers` (below 2.53): the matching
+/// hypervisors with the servers on each.
+async fn hypervisor_servers(
+    State(app): A,
+    Extension(ctx): C,
+    Path(pattern): Path<String>,
+) -> ApiResult<Response> {
+    ctx.require_admin("os_compute_api:os-hypervisors:servers")?;
+    let found = hypervisors_matching(&app, &ctx, &pattern)?;
+    let list: Vec<Value> = found
+        .iter()
+        .map(|h| hypervisor_view(&app, &ctx, h, false, true))
+        .collect();
+    Ok(axum::Json(json!({ "hypervisors": list })).into_response())
 }
 
 /// An `uptime`(1) line: the time of day, the time up, no users, no load.
