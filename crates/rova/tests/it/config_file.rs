@@ -105,3 +105,50 @@ async fn a_good_file_is_served_as_it_says() {
     let _ = std::fs::remove_file(&file);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `rova agent --config FILE` reads the `[agent]` table: a bad key or a
+/// missing required one stops the start with exit code 2 naming it, and a
+/// flag stands in for a key the file lacks.
+#[test]
+fn the_agent_reads_its_table_and_names_a_bad_or_missing_key() {
+    let agent = |file: &Path, extra: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rova"));
+        cmd.arg("agent")
+            .arg("--config")
+            .arg(file)
+            .args(extra)
+            .env("ROVA_LOG", "warn")
+            .stdin(Stdio::null());
+        for (var, _) in std::env::vars() {
+            if var.starts_with("ROVA_AGENT_") || var == "ROVA_ENROLL_TOKEN" {
+                cmd.env_remove(var);
+            }
+        }
+        cmd.output().expect("rova runs")
+    };
+    let file = temp_path("agent").with_extension("toml");
+    for (text, extra, expected) in [
+        (
+            "[agent]\nhost = \"n1\"\nhostname = \"n1\"\n",
+            &[][..],
+            "agent.hostname: unknown key (line 3)".to_string(),
+        ),
+        (
+            "[agent]\ncontrol = [\"127.0.0.1:1\"]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"/nonexistent\"\n",
+            &[][..],
+            "agent.host: missing (give --host or the key host in the [agent] table)".to_string(),
+        ),
+        (
+            "[agent]\nhost = \"n1\"\ncontrol = [\"127.0.0.1:1\"]\nlisten = \"127.0.0.1:0\"\n",
+            &["--report-interval", "0", "--state-dir", "/nonexistent"][..],
+            "agent.report_interval: must be at least 1 second".to_string(),
+        ),
+    ] {
+        std::fs::write(&file, text).expect("writing the file");
+        let out = agent(&file, extra);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {stderr}");
+        assert!(stderr.contains(&expected), "{text}: {stderr}");
+    }
+    let _ = std::fs::remove_file(&file);
+}
