@@ -22,8 +22,13 @@
 #   scripts/multihost.sh down DIR          stop everything, remove the
 #                                          namespaces and DIR (the logs
 #                                          are kept in DIR-logs)
+#   scripts/multihost.sh tempest DIR [TEMPEST.SH ARGS…]   Tempest's admin
+#                                          tests of services, hypervisors
+#                                          and moving servers against it
 #   scripts/multihost.sh test DIR [PYTEST ARGS…]   up, the multi-host
 #                                          suite (tests/multihost), down
+#                                          (with $ROVA_MH_TEMPEST_LOG set,
+#                                          Tempest's admin tests first)
 #
 # ROVA_BIN is the rova binary (default target/release/rova); ROVA_VENV the
 # client venv (default: scripts/client-venv.sh's). The control plane runs
@@ -185,6 +190,21 @@ down() {
   rm -rf "$dir"
 }
 
+# Tempest's admin tests of services, hypervisors and moving servers
+# (tests/tempest/multihost.txt) against the cloud in DIR, from the client
+# namespace; more scripts/tempest.sh arguments may follow.
+run_tempest() {
+  local venv n
+  venv="${ROVA_VENV:-$("$here/client-venv.sh")}"
+  n="$(cat "$dir/agents")"
+  in_client env ROVA_CLIENT_VENV="$venv" \
+    ROVA_TEMPEST_MIN_COMPUTE_NODES="${ROVA_TEMPEST_MIN_COMPUTE_NODES:-$n}" \
+    ROVA_TEMPEST_FEATURES="${ROVA_TEMPEST_FEATURES:-live_migration,cold_migration,resize,block_migration_for_live_migration,pause,suspend,shelve}" \
+    ROVA_TEMPEST_SCHEDULER_FILTERS="${ROVA_TEMPEST_SCHEDULER_FILTERS:-ComputeFilter,AvailabilityZoneFilter,ServerGroupAntiAffinityFilter,ServerGroupAffinityFilter,SameHostFilter,DifferentHostFilter,JsonFilter,SimpleCIDRAffinityFilter}" \
+    bash "$here/tempest.sh" --url "http://$net.1:8774" --data-dir "$dir/data" \
+    --include-list "$root/tests/tempest/multihost.txt" "$@"
+}
+
 in_client() {
   ip netns exec "$(ns_of cl)" env OS_CLIENT_CONFIG_FILE="$dir/clouds.yaml" \
     ROVA_MH_DIR="$dir" ROVA_MH_PREFIX="$p" ROVA_BIN="$bin" "$@"
@@ -196,6 +216,7 @@ case "$cmd" in
   exec) shift 2; in_client "$@" ;;
   kill) stop "${3:?name}" "${4:-KILL}" ;;
   start) start "${3:?name}" ;;
+  tempest) shift 2; run_tempest "$@" ;;
   test)
     shift 2
     venv="${ROVA_VENV:-$("$here/client-venv.sh")}"
@@ -203,6 +224,13 @@ case "$cmd" in
     # A signal (CI's timeout) stops the suite and still takes it all down.
     trap 'kill "$suite" 2>/dev/null; exit 143' TERM INT
     up 3
+    # Tempest first, on the untouched cloud: its summary and exit status
+    # go to $ROVA_MH_TEMPEST_LOG and ….rc when that is set.
+    if [[ -n "${ROVA_MH_TEMPEST_LOG:-}" ]]; then
+      ROVA_VENV="$venv" run_tempest --workdir "$ROVA_MH_TEMPEST_LOG.ws" \
+        >"$ROVA_MH_TEMPEST_LOG" 2>&1 </dev/null
+      echo $? >"$ROVA_MH_TEMPEST_LOG.rc"
+    fi
     in_client "$venv/bin/python" -m pytest -v "$root/tests/multihost" "$@" &
     suite=$!
     wait "$suite"

@@ -27,6 +27,8 @@
 #                               override what is discovered
 #   ROVA_TEMPEST_MIN_MICROVERSION / ROVA_TEMPEST_MAX_MICROVERSION
 #   ROVA_TEMPEST_MIN_COMPUTE_NODES  [compute] min_compute_nodes (default 1)
+#   ROVA_TEMPEST_SCHEDULER_FILTERS  [compute-feature-enabled]
+#                               scheduler_enabled_filters (default: tempest's)
 #   ROVA_TEMPEST_FIXED_NETWORK  [compute] fixed_network_name (default:
 #                               "private" when the network API lists it;
 #                               "none" leaves it unset)

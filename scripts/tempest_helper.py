@@ -436,7 +436,11 @@ def cmd_configure(args):
             ("min_compute_nodes", os.environ.get(
                 "ROVA_TEMPEST_MIN_COMPUTE_NODES", "1")),
         ]),
-        ("compute-feature-enabled", compute_features()),
+        ("compute-feature-enabled", compute_features() + [
+            # unset: tempest's default list
+            ("scheduler_enabled_filters",
+             os.environ.get("ROVA_TEMPEST_SCHEDULER_FILTERS") or None),
+        ]),
         ("image", [("build_timeout", build_timeout)]),
         ("image-feature-enabled", [
             ("api_v2", True), ("import_image", False),

@@ -28,7 +28,9 @@
 #        missing)
 #      - tests/multihost (pytest; scripts/multihost.sh: two `rova control`
 #        replicas on PostgreSQL and three `rova agent`s, each in a network
-#        namespace of its own; needs root)
+#        namespace of its own; needs root), and before it on the same cloud
+#        Tempest's admin tests of services, hypervisors and moving servers
+#        (tests/tempest/multihost.txt; tempest-multihost)
 #
 # Every stage runs even when an earlier one failed (except that nothing
 # black-box runs without a binary). The set-up, fmt, clippy and the release
@@ -330,10 +332,16 @@ fi
 
 if want multihost; then
   banner "multihost: scripts/multihost.sh test (2 control replicas, 3 agents, network namespaces)"
-  rm -f "$ART/multihost-junit.xml"
-  ROVA_BIN="$ROVA_BIN" ROVA_VENV="$VENV" timeout --kill-after=60 "${ROVA_MULTIHOST_SUITE_TIMEOUT:-900}" \
+  rm -rf "$ART/multihost-junit.xml" "$ART/tempest-multihost.log"*
+  ROVA_BIN="$ROVA_BIN" ROVA_VENV="$VENV" ROVA_MH_TEMPEST_LOG="$ART/tempest-multihost.log" \
+    timeout --kill-after=60 "${ROVA_MULTIHOST_SUITE_TIMEOUT:-1200}" \
     bash scripts/multihost.sh test "$ART/multihost" --junitxml="$ART/multihost-junit.xml"
-  record_pytest multihost $? "$ART/multihost-junit.xml"
+  rc=$?
+  # Tempest's admin tests of services, hypervisors and migrations ran
+  # first on the same cloud (2 control replicas, 3 agents).
+  record_tempest tempest-multihost "$(cat "$ART/tempest-multihost.log.rc" 2>/dev/null || echo 1)" \
+    "$ART/tempest-multihost.log"
+  record_pytest multihost "$rc" "$ART/multihost-junit.xml"
 fi
 
 # The CLI suite on PostgreSQL runs in the background beside the one on

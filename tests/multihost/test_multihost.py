@@ -10,6 +10,7 @@ The tests run in file order and share the cloud; each leaves every host
 enabled and up.
 """
 
+import json
 import threading
 import time
 
@@ -140,7 +141,19 @@ def test_a_failed_host_is_evacuated_and_cleans_up_when_it_returns(cloud, cli):
     sid = s["id"]
     before = show(cli, sid)["addresses"]
     assert before, before
+    # A second server stays on agent-1 (not evacuated): when the agent
+    # returns it re-adopts the guest, which is neither rebuilt nor started
+    # again.
+    stay = None
+
+    def actions(server):
+        return [a["Action"] for a in cli.json(
+            ADMIN, *V, "server", "event", "list", server)]
+
     try:
+        stay = create(cli, "mh-stay", "--nic", "none",
+                      "--availability-zone", "nova:agent-1")["id"]
+        stay_actions = actions(stay)
         cloud.kill("a1")
         wait_for("agent-1 to be down",
                  lambda: state_of(cli, "agent-1") == "down", timeout=60)
@@ -178,8 +191,15 @@ def test_a_failed_host_is_evacuated_and_cleans_up_when_it_returns(cloud, cli):
         again = show(cli, sid)
         assert again["status"] == "ACTIVE", again
         assert again["OS-EXT-SRV-ATTR:host"] == after["OS-EXT-SRV-ATTR:host"]
+        kept = show(cli, stay)
+        assert kept["status"] == "ACTIVE", kept
+        assert kept["OS-EXT-SRV-ATTR:host"] == "agent-1", kept
+        assert actions(stay) == stay_actions
+        guests = json.loads((cloud.base / "agent-1" / "guests.json")
+                            .read_text())
+        assert stay in guests and sid not in guests, guests
     finally:
-        delete(cli, sid)
+        delete(cli, *[i for i in (sid, stay) if i])
 
 
 def test_a_control_replica_killed_mid_builds_leaves_none_unfinished(
