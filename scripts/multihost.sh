@@ -109,7 +109,7 @@ start() {
       setsid ip netns exec "$ns" "$bin" agent --host "agent-$k" \
         --control "$net.1:8775" --control "$net.2:8775" "${token[@]}" \
         --listen "$a:8776" --state-dir "$dir/agent-$k" --sim-latency-ms 5 \
-        --vcpus 32 --ram-mb 65536 --disk-gb 2000 \
+        --vcpus 256 --ram-mb 65536 --disk-gb 2000 \
         >>"$dir/log/$name.log" 2>&1 &
       echo $! >"$dir/$name.pid"
       ;;

@@ -75,7 +75,7 @@ def test_every_agent_is_a_compute_host_with_its_inventory(cloud, cli):
     # Inventory figures are shown below 2.88 only.
     shown = cli.json(ADMIN, "--os-compute-api-version", "2.87",
                      "hypervisor", "show", "agent-1")
-    assert int(shown["vcpus"]) == 32, shown
+    assert int(shown["vcpus"]) == 256, shown
     assert int(shown["memory_mb"]) == 65536, shown
     assert shown["host_ip"] == "10.250.0.11", shown
 

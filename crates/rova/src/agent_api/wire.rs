@@ -2,8 +2,10 @@
 //! authenticated TLS. [`serve`] runs a router on a listener, one TLS
 //! handshake per connection, and hands each request the host the peer's
 //! certificate names ([`Peer`]); [`Client`] posts a JSON request to a peer
-//! (one connection per request: the calls are few and long, and a fresh
-//! connection never carries a dead peer's half-closed socket).
+//! over a kept-alive connection when it has an idle one (a TLS handshake
+//! per call cost the agents more CPU than the calls), and a request that
+//! fails on a reused connection is sent once more on a fresh one (calls
+//! carry request ids, so a peer that saw the first acts once).
 
 use super::tls;
 use axum::Router;
@@ -34,20 +36,23 @@ impl Peer {
 /// How long a TLS handshake may take before the connection is dropped.
 const HANDSHAKE: Duration = Duration::from_secs(10);
 
-/// Serves `router` on `listener` with `config` until the task is dropped.
+/// Serves `router` on `listener` with `config` until the task is dropped;
+/// its connections (kept alive between requests) end with it.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     config: rustls::ServerConfig,
     router: Router,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let mut conns = tokio::task::JoinSet::new();
     loop {
+        while conns.try_join_next().is_some() {}
         let Ok((tcp, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let (acceptor, router) = (acceptor.clone(), router.clone());
-        tokio::spawn(async move {
+        conns.spawn(async move {
             let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await else {
                 return;
             };
@@ -94,16 +99,29 @@ impl CallError {
 }
 
 /// A caller of one kind of peer: its TLS configuration and the name the
-/// peer's certificate must carry.
+/// peer's certificate must carry, and its idle connections.
 #[derive(Clone)]
 pub struct Client {
     connector: tokio_rustls::TlsConnector,
+    idle: Arc<parking_lot::Mutex<Idle>>,
 }
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+/// Idle connections by (address, certificate name), with when each went
+/// idle.
+type Idle = std::collections::HashMap<(String, String), Vec<(Sender, std::time::Instant)>>;
+
+/// Idle connections kept per peer.
+const IDLE_PER_PEER: usize = 16;
+/// An idle connection older than this is not reused (a peer that went
+/// away without closing it would hold a call until its deadline).
+const IDLE_FOR: Duration = Duration::from_secs(30);
 
 impl Client {
     pub fn new(config: rustls::ClientConfig) -> Self {
         Client {
             connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            idle: Arc::default(),
         }
     }
 
@@ -128,13 +146,9 @@ impl Client {
             })
     }
 
-    async fn exchange<B: Serialize, R: DeserializeOwned>(
-        &self,
-        addr: &str,
-        name: &str,
-        path: &str,
-        body: &B,
-    ) -> Result<R, CallError> {
+    /// A new connection to `addr`, the peer's certificate checked for
+    /// `name`.
+    async fn dial(&self, addr: &str, name: &str) -> Result<Sender, CallError> {
         let down = |what: &str, e: &dyn std::fmt::Display| {
             CallError::Unreachable(format!("{addr}: {what}: {e}"))
         };
@@ -148,17 +162,61 @@ impl Client {
             .connect(server, tcp)
             .await
             .map_err(|e| down("TLS", &e))?;
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| down("HTTP", &e))?;
         tokio::spawn(conn);
-        let json = serde_json::to_vec(body).map_err(|e| down("encoding", &e))?;
-        let req = hyper::Request::post(path)
-            .header("host", name)
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(json)))
-            .map_err(|e| down("request", &e))?;
-        let resp = send.send_request(req).await.map_err(|e| down("send", &e))?;
+        Ok(send)
+    }
+
+    /// An idle connection to the peer that is still open, if there is one.
+    async fn reuse(&self, key: &(String, String)) -> Option<Sender> {
+        loop {
+            let (mut send, since) = self.idle.lock().get_mut(key).and_then(Vec::pop)?;
+            if since.elapsed() < IDLE_FOR && !send.is_closed() && send.ready().await.is_ok() {
+                return Some(send);
+            }
+        }
+    }
+
+    async fn exchange<B: Serialize, R: DeserializeOwned>(
+        &self,
+        addr: &str,
+        name: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<R, CallError> {
+        let down = |what: &str, e: &dyn std::fmt::Display| {
+            CallError::Unreachable(format!("{addr}: {what}: {e}"))
+        };
+        let json = Bytes::from(serde_json::to_vec(body).map_err(|e| down("encoding", &e))?);
+        let request = || {
+            hyper::Request::post(path)
+                .header("host", name)
+                .header("content-type", "application/json")
+                .body(Full::new(json.clone()))
+                .map_err(|e| down("request", &e))
+        };
+        let key = (addr.to_string(), name.to_string());
+        let sent = match self.reuse(&key).await {
+            Some(mut send) => match send.send_request(request()?).await {
+                Ok(resp) => Some((send, resp)),
+                // The peer closed it meanwhile: once more, fresh.
+                Err(_) => None,
+            },
+            None => None,
+        };
+        let (send, resp) = match sent {
+            Some(s) => s,
+            None => {
+                let mut send = self.dial(addr, name).await?;
+                let resp = send
+                    .send_request(request()?)
+                    .await
+                    .map_err(|e| down("send", &e))?;
+                (send, resp)
+            }
+        };
         let status = resp.status();
         let bytes = resp
             .into_body()
@@ -166,6 +224,14 @@ impl Client {
             .await
             .map_err(|e| down("reading", &e))?
             .to_bytes();
+        {
+            let mut idle = self.idle.lock();
+            let list = idle.entry(key).or_default();
+            list.retain(|(_, since)| since.elapsed() < IDLE_FOR);
+            if list.len() < IDLE_PER_PEER {
+                list.push((send, std::time::Instant::now()));
+            }
+        }
         if !status.is_success() {
             let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
             let message = v
