@@ -93,6 +93,32 @@ def ids(tok, prefix):
         marker = page[-1]["id"]
 
 
+def cpu_by_role():
+    """CPU seconds used so far by the control replicas, the agents,
+    PostgreSQL and this client (from /proc; the namespaces share it)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {"control": 0.0, "agents": 0.0, "postgres": 0.0}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().split(b"\0")
+            stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        words = [c.decode(errors="replace") for c in cmd if c]
+        role = None
+        if len(words) > 1 and words[0].endswith("rova"):
+            role = {"control": "control", "agent": "agents"}.get(words[1])
+        elif words and "postgres" in words[0]:
+            role = "postgres"
+        if role:
+            out[role] += (int(stat[11]) + int(stat[12])) / tick
+    t = os.times()
+    out["client"] = t.user + t.system
+    return out
+
+
 def create_burst(tokens, img, prefix, n, bases):
     """n servers POSTed CONC at a time over `bases`; seconds to all ACTIVE."""
     def one(i):
@@ -139,8 +165,13 @@ def main():
     rows = []
     for label, bases in (("1 replica", REPLICAS[:1]), ("2 replicas", REPLICAS)):
         prefix = "bench-%d" % len(bases)
+        before = cpu_by_role()
         posted, total, errors = create_burst(tokens, img, prefix, N, bases)
-        rows.append((label, N, posted, total, errors))
+        after = cpu_by_role()
+        cpu = {k: after[k] - before[k] for k in after}
+        rows.append((label, N, posted, total, errors, cpu))
+        print("  CPU s in the burst: " + ", ".join(
+            "%s %.2f" % kv for kv in sorted(cpu.items())), flush=True)
         print("%s: %d servers POSTed in %.2f s, all ACTIVE after %.2f s "
               "(%.0f servers/s), %d ERROR" % (label, N, posted, total,
                                               N / total, errors), flush=True)
@@ -196,11 +227,14 @@ def main():
 
     print("\n## multi-host (2 control replicas, 4 agents)\n")
     print("| replicas serving the POSTs | servers | POSTs done (s) | "
-          "all ACTIVE (s) | servers/s | ERROR |")
-    print("|---|---|---|---|---|---|")
-    for label, n, posted, total, errors in rows:
-        print("| %s | %d | %.2f | %.2f | %.0f | %d |"
-              % (label, n, posted, total, n / total, errors))
+          "all ACTIVE (s) | servers/s | ERROR | CPU s: control / agents "
+          "/ PostgreSQL / client |")
+    print("|---|---|---|---|---|---|---|")
+    for label, n, posted, total, errors, cpu in rows:
+        print("| %s | %d | %.2f | %.2f | %.0f | %d | %.2f / %.2f / %.2f / "
+              "%.2f |" % (label, n, posted, total, n / total, errors,
+                          cpu["control"], cpu["agents"], cpu["postgres"],
+                          cpu["client"]))
     print("\n- `kill -9` of an agent to its service `down` (host_status "
           "UNKNOWN): %.2f s (service_down_time %s s, report_interval 1 s)"
           % (down, os.environ.get("ROVA_MH_DOWN_TIME", "8")))
