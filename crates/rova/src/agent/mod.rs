@@ -237,29 +237,52 @@ impl Calls {
 struct Guests {
     set: Mutex<HashSet<String>>,
     path: PathBuf,
+    /// Whether the list is complete: read from the file, or taken from
+    /// the control plane once (an agent that never kept one, e.g. before
+    /// an upgrade, does not know which guests it runs and claims none
+    /// lost; the file is written only once the list is known).
+    known: std::sync::atomic::AtomicBool,
 }
 
 impl Guests {
     /// The list the state directory holds (none when there is no file).
     fn load(dir: &Path) -> Result<Guests, String> {
         let path = dir.join(GUESTS);
-        let set = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<Vec<String>>(&bytes)
-                .map_err(|e| format!("{}: {e}", path.display()))?
-                .into_iter()
-                .collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashSet::new(),
+        let (set, known) = match std::fs::read(&path) {
+            Ok(bytes) => (
+                serde_json::from_slice::<Vec<String>>(&bytes)
+                    .map_err(|e| format!("{}: {e}", path.display()))?
+                    .into_iter()
+                    .collect(),
+                true,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (HashSet::new(), false),
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
         Ok(Guests {
             set: Mutex::new(set),
             path,
+            known: known.into(),
         })
+    }
+
+    fn is_known(&self) -> bool {
+        self.known.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Takes the servers the control plane places on this host as guests
+    /// this agent runs (when it kept no list), and from now on keeps one.
+    fn adopt(&self, hosted: &[String]) {
+        self.known.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.change(|s| {
+            s.extend(hosted.iter().cloned());
+            true
+        });
     }
 
     fn change(&self, f: impl FnOnce(&mut HashSet<String>) -> bool) {
         let mut set = self.set.lock();
-        if !f(&mut set) {
+        if !f(&mut set) || !self.is_known() {
             return;
         }
         let mut list: Vec<&String> = set.iter().collect();
@@ -564,7 +587,7 @@ async fn report(
         let control = &cfg.controls[at % cfg.controls.len().max(1)];
         if !registered {
             let register = RegisterRequest {
-                guests: Some(agent.guests.list()),
+                guests: agent.guests.is_known().then(|| agent.guests.list()),
                 ..register.clone()
             };
             let sent: Result<Registered, _> = client
@@ -574,6 +597,9 @@ async fn report(
                 Ok(r) => {
                     registered = true;
                     agent.beat();
+                    if let Some(hosted) = r.hosted.as_deref().filter(|_| !agent.guests.is_known()) {
+                        agent.guests.adopt(hosted);
+                    }
                     every = Duration::from_secs(
                         cfg.report_interval.unwrap_or(r.report_interval).max(1),
                     );

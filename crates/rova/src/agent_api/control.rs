@@ -112,9 +112,20 @@ async fn register(
         .await?;
     fleet.liveness.beat("nova-compute", &host).await?;
     tracing::info!(host = %host, address = %req.address, driver = %req.driver, "agent registered");
-    if let Some(guests) = &req.guests {
-        sync_power_states(app, &host, guests).await;
-    }
+    let hosted = match &req.guests {
+        Some(guests) => {
+            sync_power_states(app, &host, guests).await;
+            None
+        }
+        None => Some(
+            app.compute
+                .instances
+                .filter(|i| !i.deleted && i.host.as_deref() == Some(host.as_str()))
+                .iter()
+                .map(|i| i.uuid.clone())
+                .collect(),
+        ),
+    };
     let evacuated = crate::compute::migrate::evacuated_from(app, &host)
         .into_iter()
         .filter_map(|m| {
@@ -129,6 +140,7 @@ async fn register(
         host,
         report_interval: fleet.liveness.report_interval,
         evacuated,
+        hosted,
     }))
 }
 

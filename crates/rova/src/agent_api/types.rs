@@ -62,6 +62,11 @@ pub struct Registered {
     /// destroys its copies, then reports them cleaned ([`Cleaned`]).
     #[serde(default)]
     pub evacuated: Vec<Evacuated>,
+    /// When the agent sent no guest list (it keeps none yet): the servers
+    /// the control plane places on this host, which the agent takes as the
+    /// guests it runs.
+    #[serde(default)]
+    pub hosted: Option<Vec<String>>,
 }
 
 /// A server rebuilt elsewhere while its host was down.

@@ -478,6 +478,27 @@ async fn an_agent_back_readopts_its_guests_and_a_lost_guests_server_is_stopped()
     server_action(&c, &a, lost, "2.1", json!({"os-start": null})).await;
     c.wait_status(&a, lost, &["ACTIVE"], None).await;
     assert_eq!(ledger(&dirs[0]), left);
+
+    // An agent that kept no list (one from before lists were kept) claims
+    // no guest lost: it takes the servers placed on its host as its own.
     drop(back);
+    std::fs::remove_file(dirs[0].join("guests.json")).expect("remove the list");
+    let again = rova::agent::start(agent_cfg(&c, "node-1", None, &dirs[0]))
+        .await
+        .expect("agent restarts");
+    let t0 = Instant::now();
+    while !dirs[0].join("guests.json").exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no guest list written"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(ledger(&dirs[0]), left);
+    for id in [kept, lost] {
+        let s = c.get(&a, &format!("/servers/{id}"), None).await;
+        assert_eq!(s.body["server"]["status"], "ACTIVE", "{}", s.text);
+    }
+    drop(again);
     drop(agents);
 }
