@@ -197,6 +197,14 @@ run_tempest() {
   local venv n
   venv="${ROVA_VENV:-$("$here/client-venv.sh")}"
   n="$(cat "$dir/agents")"
+  # Tempest's classes share the bootstrap projects (pre-provisioned
+  # accounts), two workers at once: Nova's default of 10 instances a
+  # project is too few (as scripts/test.sh raises them for its Tempest).
+  local project
+  for project in demo alt_demo admin; do
+    in_client "$venv/bin/openstack" --os-cloud rova-admin quota set \
+      --instances 200 --cores 400 --ram -1 "$project" >/dev/null
+  done
   in_client env ROVA_CLIENT_VENV="$venv" \
     ROVA_TEMPEST_MIN_COMPUTE_NODES="${ROVA_TEMPEST_MIN_COMPUTE_NODES:-$n}" \
     ROVA_TEMPEST_FEATURES="${ROVA_TEMPEST_FEATURES:-live_migration,cold_migration,resize,block_migration_for_live_migration,pause,suspend,shelve}" \
