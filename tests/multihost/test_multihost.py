@@ -181,7 +181,10 @@ def test_a_failed_host_is_evacuated_and_cleans_up_when_it_returns(cloud, cli):
                             "--server", sid, "--type", "evacuation")
             return migs[0]["Status"] if migs else None
 
-        assert evacuation() == "done"
+        # `done` is written once the rebuild has ended, after the
+        # server's own state (as in Nova): polled.
+        wait_for("the evacuation to be done",
+                 lambda: evacuation() == "done", timeout=60)
         cloud.start("a1")
         wait_for("the evacuation to complete",
                  lambda: evacuation() == "completed", timeout=60)

@@ -374,7 +374,18 @@ async fn a_server_is_evacuated_from_a_dead_agent_which_cleans_up_when_it_returns
     assert_eq!(s["status"], "ACTIVE", "{s}");
     assert_eq!(s["OS-EXT-SRV-ATTR:host"], "node-2", "{s}");
     assert_eq!(s["host_status"], "UP");
-    assert_eq!(evacuation_status(&c, &a, &id).await, "done");
+    // The migration record is `done` once the rebuild has ended, a write
+    // after the server's own (as Nova's rebuild sets it after the guest
+    // is up): poll for it.
+    let t0 = Instant::now();
+    loop {
+        let st = evacuation_status(&c, &a, &id).await;
+        if st == "done" {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "evacuation {st}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // node-1's agent comes back: it destroys its stale copy and the
     // evacuation is completed; the server stays where it is.
