@@ -655,26 +655,33 @@ async fn hypervisor_statistics(State(app): A, Extension(ctx): C) -> ApiResult<Re
     .into_response())
 }
 
-/// The hypervisors whose host name contains `pattern` (the lookups below
-/// 2.53, which list them with `hypervisor_hostname_pattern` instead);
-/// none is 404.
-fn hypervisors_matching(app: &App, ctx: &Ctx, pattern: &str) -> Result<Vec<HostConfig>, Fault> {
+/// The hypervisors whose host name contains `pattern`, as the lookups
+/// below 2.53 list them (from 2.53 `hypervisor_hostname_pattern` does
+/// it): with the servers on each when `with_servers`; none is 404.
+fn hypervisors_matching(
+    app: &App,
+    ctx: &Ctx,
+    pattern: &str,
+    with_servers: bool,
+) -> ApiResult<Response> {
     if ctx.at_least(53) {
-        return Err(Fault::not_found("The resource could not be found."));
+        return Err(Fault::not_found("The resource could not be found.").into());
     }
-    let found: Vec<HostConfig> = app
+    let list: Vec<Value> = app
         .compute
         .fleet
         .hosts()
-        .into_iter()
+        .iter()
         .filter(|h| h.name.contains(pattern))
+        .map(|h| hypervisor_view(app, ctx, h, false, with_servers))
         .collect();
-    if found.is_empty() {
+    if list.is_empty() {
         return Err(Fault::not_found(format!(
             "No hypervisor matching '{pattern}' could be found."
-        )));
+        ))
+        .into());
     }
-    Ok(found)
+    Ok(axum::Json(json!({ "hypervisors": list })).into_response())
 }
 
 /// `GET /os-hypervisors/{pattern}/search` (below 2.53).
@@ -684,28 +691,17 @@ async fn hypervisor_search(
     Path(pattern): Path<String>,
 ) -> ApiResult<Response> {
     ctx.require_admin("os_compute_api:os-hypervisors:search")?;
-    let found = hypervisors_matching(&app, &ctx, &pattern)?;
-    let list: Vec<Value> = found
-        .iter()
-        .map(|h| hypervisor_view(&app, &ctx, h, false, false))
-        .collect();
-    Ok(axum::Json(json!({ "hypervisors": list })).into_response())
+    hypervisors_matching(&app, &ctx, &pattern, false)
 }
 
-/// `GET /os-hypervisors/{pattern}/servers` (below 2.53): the matching
-/// hypervisors with the servers on each.
+/// `GET /os-hypervisors/{pattern}/servers` (below 2.53).
 async fn hypervisor_servers(
     State(app): A,
     Extension(ctx): C,
     Path(pattern): Path<String>,
 ) -> ApiResult<Response> {
     ctx.require_admin("os_compute_api:os-hypervisors:servers")?;
-    let found = hypervisors_matching(&app, &ctx, &pattern)?;
-    let list: Vec<Value> = found
-        .iter()
-        .map(|h| hypervisor_view(&app, &ctx, h, false, true))
-        .collect();
-    Ok(axum::Json(json!({ "hypervisors": list })).into_response())
+    hypervisors_matching(&app, &ctx, &pattern, true)
 }
 
 /// An `uptime`(1) line: the time of day, the time up, no users, no load.
