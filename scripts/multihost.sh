@@ -17,6 +17,9 @@
 #                                          with OS_CLIENT_CONFIG_FILE set
 #   scripts/multihost.sh kill DIR NAME [SIG]   signal (default KILL) c1, c2
 #                                          or aK, and wait until it is gone
+#   scripts/multihost.sh crash DIR aK      the host fails: its agent and
+#                                          every process in its namespace
+#                                          (guests too) killed
 #   scripts/multihost.sh start DIR NAME    start c1, c2 or aK again (an
 #                                          agent from its state directory)
 #   scripts/multihost.sh down DIR          stop everything, remove the
@@ -29,6 +32,14 @@
 #                                          suite (tests/multihost), down
 #                                          (with $ROVA_MH_TEMPEST_LOG set,
 #                                          Tempest's admin tests first)
+#   scripts/multihost.sh test-qemu DIR [PYTEST ARGS…]   up with 2 QEMU
+#                                          agents, the real-guest moves
+#                                          (tests/multihost, marker qemu),
+#                                          down
+#
+# With ROVA_MH_DRIVER=qemu, `up` starts the agents with the QEMU driver
+# (TCG; instance disks in DIR/instances, shared by the agents as on
+# shared storage; the test guest from guest/build.sh).
 #
 # ROVA_BIN is the rova binary (default target/release/rova); ROVA_VENV the
 # client venv (default: scripts/client-venv.sh's). The control plane runs
@@ -106,9 +117,15 @@ start() {
         token=(--enroll-token "$(ip netns exec "$(ns_of c1)" "$bin" control enroll \
           --database "$(cat "$dir/db-url")" --host "agent-$k")")
       fi
-      setsid ip netns exec "$ns" "$bin" agent --host "agent-$k" \
+      local driver=(--sim-latency-ms 5)
+      if [[ "$(cat "$dir/driver" 2>/dev/null)" == qemu ]]; then
+        driver=(--driver qemu --qemu-accel tcg --instances-path "$dir/instances")
+      fi
+      # (info: a real guest's live migrations are logged with their
+      # total time and downtime, which the benchmark reads)
+      ROVA_LOG="${ROVA_LOG:-info}" setsid ip netns exec "$ns" "$bin" agent --host "agent-$k" \
         --control "$net.1:8775" --control "$net.2:8775" "${token[@]}" \
-        --listen "$a:8776" --state-dir "$dir/agent-$k" --sim-latency-ms 5 \
+        --listen "$a:8776" --state-dir "$dir/agent-$k" "${driver[@]}" \
         --vcpus 256 --ram-mb 65536 --disk-gb 2000 \
         >>"$dir/log/$name.log" 2>&1 &
       echo $! >"$dir/$name.pid"
@@ -136,6 +153,8 @@ up() {
   mkdir -p "$dir"
   echo "$agents" >"$dir/agents"
   echo "$p" >"$dir/prefix"
+  echo "${ROVA_MH_DRIVER:-fake}" >"$dir/driver"
+  mkdir -p "$dir/instances"
   ip netns add "$(ns_of sw)"
   ip -n "$(ns_of sw)" link add br0 type bridge
   ip -n "$(ns_of sw)" link set br0 up
@@ -223,6 +242,14 @@ case "$cmd" in
   down) down ;;
   exec) shift 2; in_client "$@" ;;
   kill) stop "${3:?name}" "${4:-KILL}" ;;
+  crash)
+    stop "${3:?name}" KILL
+    ip netns pids "$(ns_of "$3")" | xargs -r kill -KILL 2>/dev/null || true
+    for _ in $(seq 1 100); do
+      [[ -z "$(ip netns pids "$(ns_of "$3")")" ]] && break
+      sleep 0.1
+    done
+    ;;
   start) start "${3:?name}" ;;
   tempest) shift 2; run_tempest "$@" ;;
   test)
@@ -241,7 +268,17 @@ case "$cmd" in
         >"$ROVA_MH_TEMPEST_LOG" 2>&1 </dev/null || trc=$?
       echo "$trc" >"$ROVA_MH_TEMPEST_LOG.rc"
     fi
-    in_client "$venv/bin/python" -m pytest -v "$root/tests/multihost" "$@" &
+    in_client "$venv/bin/python" -m pytest -v -m "not qemu" "$root/tests/multihost" "$@" &
+    suite=$!
+    wait "$suite"
+    ;;
+  test-qemu)
+    shift 2
+    venv="${ROVA_VENV:-$("$here/client-venv.sh")}"
+    trap down EXIT
+    trap 'kill "$suite" 2>/dev/null; exit 143' TERM INT
+    ROVA_MH_DRIVER=qemu up 2
+    in_client "$venv/bin/python" -m pytest -v -m qemu "$root/tests/multihost" "$@" &
     suite=$!
     wait "$suite"
     ;;

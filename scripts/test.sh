@@ -31,6 +31,9 @@
 #        namespace of its own; needs root), and before it on the same cloud
 #        Tempest's admin tests of services, hypervisors and moving servers
 #        (tests/tempest/multihost.txt; tempest-multihost)
+#      - multihost-qemu (scripts/multihost.sh test-qemu: the same harness
+#        with 2 agents running the QEMU driver; a real guest live-migrated
+#        between them and back, cold-migrated, evacuated from a failed host)
 #
 # Every stage runs even when an earlier one failed (except that nothing
 # black-box runs without a binary). The set-up, fmt, clippy and the release
@@ -41,7 +44,8 @@
 #
 # Environment:
 #   ROVA_TEST_STAGES     stages to run (default "setup fmt clippy shell nextest
-#                        pg nextest-pg build browser multihost cli cli-pg
+#                        pg nextest-pg build browser multihost multihost-qemu
+#                        cli cli-pg
 #                        tempest tempest-pg tempest-volumes guest"; the -pg
 #                        stages need pg)
 #   ROVA_SIM_LATENCY_MS  passed to both servers as --sim-latency-ms
@@ -56,7 +60,7 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 2
-STAGES=" ${ROVA_TEST_STAGES:-setup fmt clippy shell nextest pg nextest-pg build browser multihost cli cli-pg tempest tempest-pg tempest-volumes guest} "
+STAGES=" ${ROVA_TEST_STAGES:-setup fmt clippy shell nextest pg nextest-pg build browser multihost multihost-qemu cli cli-pg tempest tempest-pg tempest-volumes guest} "
 ART="${ROVA_TEST_ARTIFACTS:-$(mktemp -d "${TMPDIR:-/tmp}/rova-test.XXXXXX")}"
 mkdir -p "$ART"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -178,8 +182,8 @@ if want build; then
 fi
 
 # ------------------------------------------------------------ black box
-BLACK_BOX="browser multihost cli cli-pg tempest tempest-pg tempest-volumes guest"
-if want browser || want multihost || want cli || want cli-pg || want tempest || want tempest-pg || want tempest-volumes || want guest; then
+BLACK_BOX="browser multihost multihost-qemu cli cli-pg tempest tempest-pg tempest-volumes guest"
+if want browser || want multihost || want multihost-qemu || want cli || want cli-pg || want tempest || want tempest-pg || want tempest-volumes || want guest; then
   banner "client venv"
   if ! VENV="$(scripts/client-venv.sh)"; then
     for st in $BLACK_BOX; do want "$st" && record "$st" 0 1 0; done
@@ -342,6 +346,15 @@ if want multihost; then
   record_tempest tempest-multihost "$(cat "$ART/tempest-multihost.log.rc" 2>/dev/null || echo 1)" \
     "$ART/tempest-multihost.log"
   record_pytest multihost "$rc" "$ART/multihost-junit.xml"
+fi
+
+if want multihost-qemu; then
+  banner "multihost-qemu: scripts/multihost.sh test-qemu (real guests on 2 QEMU agents, TCG)"
+  rm -rf "$ART/multihost-qemu-junit.xml"
+  ROVA_BIN="$ROVA_BIN" ROVA_VENV="$VENV" ROVA_MH_PREFIX=rmq \
+    timeout --kill-after=60 "${ROVA_MULTIHOST_QEMU_SUITE_TIMEOUT:-1200}" \
+    bash scripts/multihost.sh test-qemu "$ART/multihost-qemu" --junitxml="$ART/multihost-qemu-junit.xml"
+  record_pytest multihost-qemu $? "$ART/multihost-qemu-junit.xml"
 fi
 
 # The CLI suite on PostgreSQL runs in the background beside the one on

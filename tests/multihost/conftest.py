@@ -38,6 +38,11 @@ class Cloud:
         """Signals c1, c2 or aK and waits until it is gone."""
         self.script("kill", self.base, name, sig)
 
+    def crash(self, name):
+        """Host aK fails: its agent and every process in its namespace
+        (its guests too) are killed."""
+        self.script("crash", self.base, name)
+
     def start(self, name):
         """Starts c1, c2 or aK again."""
         self.script("start", self.base, name)

@@ -101,7 +101,8 @@ struct AgentArgs {
     /// Address the agent API listens on; control replicas call it there.
     #[arg(long, env = "ROVA_AGENT_LISTEN")]
     listen: Option<SocketAddr>,
-    /// Virt driver: `fake` (simulated guests; the default).
+    /// Virt driver: `fake` (simulated guests; the default) or `qemu`
+    /// (real guests).
     #[arg(long, env = "ROVA_AGENT_DRIVER")]
     driver: Option<String>,
     /// Where the agent keeps its certificate, key and guest list.
@@ -129,6 +130,17 @@ struct AgentArgs {
     /// Plain-HTTP address serving `GET /metrics` (Prometheus).
     #[arg(long, env = "ROVA_AGENT_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// QEMU driver: accelerator, `auto` (the default), `kvm` or `tcg`.
+    #[arg(long, env = "ROVA_AGENT_QEMU_ACCEL")]
+    qemu_accel: Option<String>,
+    /// QEMU driver: the system emulator (default qemu-system-x86_64).
+    #[arg(long, env = "ROVA_AGENT_QEMU_BINARY")]
+    qemu_binary: Option<String>,
+    /// QEMU driver: where instance disks live (default
+    /// STATE_DIR/instances); agents that share it live-migrate guests on
+    /// shared storage.
+    #[arg(long, env = "ROVA_AGENT_INSTANCES_PATH")]
+    instances_path: Option<PathBuf>,
 }
 
 impl AgentArgs {
@@ -147,6 +159,9 @@ impl AgentArgs {
             availability_zone: self.availability_zone.clone(),
             report_interval: self.report_interval,
             metrics_listen: self.metrics_listen,
+            qemu_accel: self.qemu_accel.clone(),
+            qemu_binary: self.qemu_binary.clone(),
+            instances_path: self.instances_path.clone(),
         }
     }
 }

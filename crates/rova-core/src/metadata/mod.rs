@@ -26,6 +26,7 @@ pub use password::{
 
 use crate::model::Instance;
 use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -114,7 +115,8 @@ impl OsVersion {
 }
 
 /// One subnet of a network, as Neutron describes it.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SubnetFact {
     /// Subnet id; matched against `FixedIp::subnet_id` when that is set.
     pub id: String,
@@ -134,7 +136,8 @@ pub struct SubnetFact {
 }
 
 /// A network the instance has ports on.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct NetFact {
     pub network_id: String,
     pub mtu: Option<u32>,
@@ -143,7 +146,7 @@ pub struct NetFact {
 }
 
 /// Where a device sits on the guest's buses (`devices` in meta_data.json).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceAddress {
     /// `pci`, `usb`, `scsi`, `ide` or `xen`.
     pub bus: String,
@@ -152,7 +155,8 @@ pub struct DeviceAddress {
 }
 
 /// Per-port facts the instance record does not hold.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PortFact {
     /// Tap device name; default `("tap" + port_id)[..14]`.
     pub devname: Option<String>,
@@ -164,66 +168,100 @@ pub struct PortFact {
 }
 
 /// The facts a caller supplies beside the [`Instance`].
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Serialisable so the facts can travel between processes. A field a
+/// peer leaves out decodes to its [`GuestFacts::new`] default; `today`
+/// and `random_seed` have none and must be present.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GuestFacts {
     /// `[api]dhcp_domain`; default `novalocal`; empty means none.
+    #[serde(default = "default_dhcp_domain")]
     pub dhcp_domain: String,
     /// The networks behind the instance's VIFs (matched by network id).
+    #[serde(default)]
     pub networks: Vec<NetFact>,
     /// Port details keyed by port id.
+    #[serde(default)]
     pub ports: BTreeMap<String, PortFact>,
     /// Bus addresses of tagged block devices, keyed by volume id or device
     /// name.
+    #[serde(default)]
     pub disk_addresses: BTreeMap<String, DeviceAddress>,
     /// StaticJSON vendor data; `None` when StaticJSON is not a configured
     /// provider (then `vendor_data.json` is 404).
+    #[serde(default = "default_vendor_data")]
     pub vendor_data: Option<Value>,
     /// Dynamic vendor data already fetched: (target name, response).
+    #[serde(default)]
     pub vendor_data_dynamic: Vec<(String, Value)>,
     /// Today (UTC): hides future versions in the `/openstack` listing.
     pub today: NaiveDate,
     /// Bytes for `random_seed` (Nova uses 512 fresh random bytes).
     pub random_seed: Vec<u8>,
     /// Floating IPs, first one is `public-ipv4`.
+    #[serde(default)]
     pub floating_ips: Vec<String>,
     /// The requester's address (EC2 `local-ipv4` fallback).
+    #[serde(default)]
     pub requester_address: Option<String>,
     /// Pinned host CPUs (`dedicated_cpus`).
+    #[serde(default)]
     pub dedicated_cpus: Vec<u32>,
     /// Keypair type (`ssh` or `x509`).
+    #[serde(default = "default_key_type")]
     pub key_type: String,
     /// EC2 image id (`ami-id`); derived from `image_ref` when `None`.
+    #[serde(default)]
     pub ami_id: Option<String>,
     /// EC2 block-device-mapping `ephemeral0` and `swap` device names.
+    #[serde(default)]
     pub ephemeral_device: Option<String>,
+    #[serde(default)]
     pub swap_device: Option<String>,
     /// EC2 versions left off the config drive.
+    #[serde(default = "default_config_drive_skip_versions")]
     pub config_drive_skip_versions: Vec<String>,
+}
+
+fn default_dhcp_domain() -> String {
+    "novalocal".to_string()
+}
+
+fn default_vendor_data() -> Option<Value> {
+    Some(Value::Object(Default::default()))
+}
+
+fn default_key_type() -> String {
+    "ssh".to_string()
+}
+
+fn default_config_drive_skip_versions() -> Vec<String> {
+    DEFAULT_CONFIG_DRIVE_SKIP_VERSIONS
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 impl GuestFacts {
     /// Nova's defaults with the two inputs that must be injected.
     pub fn new(today: NaiveDate, random_seed: Vec<u8>) -> GuestFacts {
         GuestFacts {
-            dhcp_domain: "novalocal".to_string(),
+            dhcp_domain: default_dhcp_domain(),
             networks: Vec::new(),
             ports: BTreeMap::new(),
             disk_addresses: BTreeMap::new(),
-            vendor_data: Some(Value::Object(Default::default())),
+            vendor_data: default_vendor_data(),
             vendor_data_dynamic: Vec::new(),
             today,
             random_seed,
             floating_ips: Vec::new(),
             requester_address: None,
             dedicated_cpus: Vec::new(),
-            key_type: "ssh".to_string(),
+            key_type: default_key_type(),
             ami_id: None,
             ephemeral_device: None,
             swap_device: None,
-            config_drive_skip_versions: DEFAULT_CONFIG_DRIVE_SKIP_VERSIONS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            config_drive_skip_versions: default_config_drive_skip_versions(),
         }
     }
 }

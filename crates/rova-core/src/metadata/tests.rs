@@ -797,3 +797,43 @@ fn metadata_netmask_helpers() {
     assert!(network::parse_cidr("10.0.0.0/33").is_none());
     assert!(network::parse_cidr("bogus").is_none());
 }
+
+/// The facts travel as JSON unchanged, and facts from a peer that leaves
+/// the optional fields out decode to `GuestFacts::new`'s defaults.
+#[test]
+fn guest_facts_travel_as_json() {
+    let mut f = facts();
+    f.ports.insert(
+        PORT.into(),
+        PortFact {
+            devname: Some("tapa1b2c3d4-e5".into()),
+            address: Some(DeviceAddress {
+                bus: "pci".into(),
+                address: "0000:00:03.0".into(),
+            }),
+            ..Default::default()
+        },
+    );
+    f.vendor_data = None;
+    let back: GuestFacts =
+        serde_json::from_value(serde_json::to_value(&f).expect("encode")).expect("decode");
+    assert_eq!(back, f);
+
+    let sparse: GuestFacts = serde_json::from_value(json!({
+        "today": "2025-06-01",
+        "random_seed": [7, 7],
+        "networks": [{"network_id": NET, "subnets": [{"id": "sub4"}]}],
+    }))
+    .expect("decode sparse facts");
+    let mut want = GuestFacts::new(NaiveDate::from_ymd_opt(2025, 6, 1).unwrap(), vec![7, 7]);
+    want.networks = vec![NetFact {
+        network_id: NET.into(),
+        subnets: vec![SubnetFact {
+            id: "sub4".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }];
+    assert_eq!(sparse, want);
+    assert!(serde_json::from_value::<GuestFacts>(json!({"today": "2025-06-01"})).is_err());
+}

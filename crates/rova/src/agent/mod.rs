@@ -21,8 +21,10 @@ use crate::agent_api::wire::{self, CallError, Peer};
 use crate::agent_api::{tls, types};
 use crate::compute::driver::{Driver, FakeDriver};
 use crate::config::file::AgentSettings;
+use crate::config::QemuConfig;
 use crate::http::{ApiError, ApiResult};
 use crate::metrics::Counters;
+use crate::virt::qemu::QemuDriver;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
@@ -36,6 +38,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
+mod remote_env;
+
 /// What `rova agent` is told.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -45,8 +49,14 @@ pub struct AgentConfig {
     /// Needed only until the agent has its certificate.
     pub enroll_token: Option<String>,
     pub listen: SocketAddr,
-    /// `fake` (the only driver an agent process runs so far).
+    /// `fake` (simulated guests) or `qemu` (real ones).
     pub driver: String,
+    /// The QEMU driver's settings (`--driver qemu`).
+    pub qemu: QemuConfig,
+    /// Where instance disks live (Nova's `instances_path`): shared by the
+    /// agents between which guests live-migrate on shared storage.
+    /// Default `<state-dir>/instances`.
+    pub instances_path: Option<PathBuf>,
     pub state_dir: PathBuf,
     pub sim_latency_ms: u64,
     pub inventory: Inventory,
@@ -81,6 +91,17 @@ impl AgentConfig {
             enroll_token,
             listen: s.listen.ok_or_else(|| missing("listen"))?,
             driver: s.driver.unwrap_or_else(|| "fake".into()),
+            qemu: {
+                let mut q = QemuConfig::default();
+                if let Some(a) = s.qemu_accel {
+                    q.accel = a;
+                }
+                if let Some(b) = s.qemu_binary {
+                    q.binary = b;
+                }
+                q
+            },
+            instances_path: s.instances_path,
             state_dir: s.state_dir.ok_or_else(|| missing("state_dir"))?,
             sim_latency_ms: s.sim_latency_ms.unwrap_or(5),
             inventory: Inventory {
@@ -318,7 +339,13 @@ impl Guests {
 
 struct Agent {
     host: String,
+    /// The address of its listener: where a live migration's stream
+    /// reaches a guest waiting here.
+    ip: std::net::IpAddr,
     driver: Arc<dyn Driver>,
+    /// The same driver, when it is QEMU's (the calls of real guests
+    /// moving between agents).
+    qemu: Option<Arc<QemuDriver>>,
     calls: Mutex<Calls>,
     guests: Guests,
     /// Driver calls run, by call and outcome.
@@ -377,6 +404,14 @@ impl Agent {
     }
 }
 
+/// A call only an agent with real guests can carry out.
+fn no_real_guests(host: &str) -> crate::compute::driver::DriverFault {
+    crate::compute::driver::DriverFault::new(
+        format!("Compute host {host} runs no real guests (its driver is not qemu)."),
+        "a live migration of a real guest needs the QEMU driver on both hosts",
+    )
+}
+
 /// The name a driver call is counted under.
 fn call_name(call: &DriverCall) -> &'static str {
     use crate::compute::driver::DriverOpKind as K;
@@ -384,7 +419,10 @@ fn call_name(call: &DriverCall) -> &'static str {
         DriverCall::Spawn => K::Spawn.name(),
         DriverCall::Destroy => K::Destroy.name(),
         DriverCall::LiveMigrate { .. } => K::LiveMigrate.name(),
-        DriverCall::Adopt => "adopt",
+        DriverCall::Adopt { .. } => "adopt",
+        DriverCall::PrepareIncoming => "prepare_incoming",
+        DriverCall::DropIncoming => "drop_incoming",
+        DriverCall::ConsoleLog => "console_log",
         DriverCall::Perform { op } => op.kind().name(),
     }
 }
@@ -427,16 +465,57 @@ impl Agent {
                 }
                 done(r)
             }
-            DriverCall::LiveMigrate { dest } => match d.live_migrate(inst, dest).await {
-                Ok(stats) => {
-                    if *dest != self.host {
-                        self.guests.remove(&inst.uuid);
+            DriverCall::LiveMigrate { dest, uri } => {
+                let r = match (uri, &self.qemu) {
+                    (None, _) => d.live_migrate(inst, dest).await,
+                    (Some(uri), Some(q)) => q.live_migrate_to(inst, dest, uri).await,
+                    (Some(_), None) => Err(no_real_guests(&self.host)),
+                };
+                match r {
+                    Ok(stats) => {
+                        if *dest != self.host {
+                            self.guests.remove(&inst.uuid);
+                        }
+                        tracing::info!(
+                            server = %inst.uuid,
+                            dest = %dest,
+                            total_ms = stats.total_ms,
+                            downtime_ms = stats.downtime_ms,
+                            "live migration completed"
+                        );
+                        DriverReply::Migrated { stats }
                     }
-                    DriverReply::Migrated { stats }
+                    Err(fault) => DriverReply::Failed { fault },
                 }
-                Err(fault) => DriverReply::Failed { fault },
+            }
+            DriverCall::PrepareIncoming => match &self.qemu {
+                Some(q) => match q.prepare_incoming(inst, &self.host, self.ip).await {
+                    Ok(uri) => DriverReply::Incoming { uri },
+                    Err(fault) => DriverReply::Failed { fault },
+                },
+                None => DriverReply::Failed {
+                    fault: no_real_guests(&self.host),
+                },
             },
-            DriverCall::Adopt => {
+            DriverCall::DropIncoming => {
+                if let Some(q) = &self.qemu {
+                    q.drop_incoming(inst, &self.host).await;
+                }
+                DriverReply::Done
+            }
+            DriverCall::ConsoleLog => {
+                use base64::Engine;
+                let log = d.console_log(inst).await.unwrap_or_default();
+                DriverReply::Console {
+                    log_b64: base64::engine::general_purpose::STANDARD.encode(log),
+                }
+            }
+            DriverCall::Adopt { op } => {
+                if let Some(q) = &self.qemu {
+                    if let Err(fault) = q.adopt(op.as_ref(), inst, &self.host).await {
+                        return DriverReply::Failed { fault };
+                    }
+                }
                 self.guests.insert(&inst.uuid);
                 DriverReply::Done
             }
@@ -494,11 +573,14 @@ pub async fn start(cfg: AgentConfig) -> Result<RunningAgent, String> {
     if !pki::valid_host(&cfg.host) {
         return Err(format!("--host: invalid host name {:?}", cfg.host));
     }
-    if cfg.driver != "fake" {
+    if !matches!(cfg.driver.as_str(), "fake" | "qemu") {
         return Err(format!(
-            "--driver: {:?} is not available in an agent process yet (only \"fake\")",
+            "--driver: {:?} is not a driver (fake or qemu)",
             cfg.driver
         ));
+    }
+    if let Err(e) = cfg.qemu.accel.parse::<crate::virt::accel::AccelChoice>() {
+        return Err(format!("--qemu-accel: {e}"));
     }
     if cfg.listen.ip().is_unspecified() {
         return Err(
@@ -516,9 +598,33 @@ pub async fn start(cfg: AgentConfig) -> Result<RunningAgent, String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let qemu = if cfg.driver == "qemu" {
+        let q = Arc::new(QemuDriver::for_agent(
+            cfg.qemu.clone(),
+            &cfg.state_dir,
+            &cfg.host,
+            cfg.instances_path.clone(),
+        ));
+        q.set_env(Arc::new(remote_env::RemoteEnv::new(
+            client.clone(),
+            cfg.controls.clone(),
+            &cfg.state_dir,
+        )));
+        let how = q.init().await?;
+        eprintln!("rova agent: QEMU driver: {how}");
+        Some(q)
+    } else {
+        None
+    };
+    let driver: Arc<dyn Driver> = match &qemu {
+        Some(q) => q.clone(),
+        None => Arc::new(FakeDriver::new(cfg.sim_latency_ms)),
+    };
     let agent = Arc::new(Agent {
         host: cfg.host.clone(),
-        driver: Arc::new(FakeDriver::new(cfg.sim_latency_ms)),
+        ip: cfg.listen.ip(),
+        driver,
+        qemu,
         calls: Mutex::new(Calls::default()),
         guests: Guests::load(&cfg.state_dir)?,
         ran: Counters::default(),
@@ -650,7 +756,14 @@ async fn destroy_evacuated(
 ) {
     let mut cleaned = Cleaned::default();
     for e in evacuated {
-        match agent.driver.destroy(&e.instance).await {
+        let destroyed = match &agent.qemu {
+            Some(q) => {
+                q.destroy_evacuated(&e.instance, &agent.host).await;
+                Ok(())
+            }
+            None => agent.driver.destroy(&e.instance).await,
+        };
+        match destroyed {
             Ok(()) => {
                 agent.guests.remove(&e.instance.uuid);
                 cleaned.migrations.push(e.migration_uuid.clone());

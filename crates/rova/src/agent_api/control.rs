@@ -1,7 +1,8 @@
 //! A control replica's agent listener (`--agent-listen`): mutual TLS with
 //! the cloud's CA, where agents enroll (the one request a caller without
 //! a certificate may make), register their host — its compute node row,
-//! its endpoint, its first heartbeat — and send heartbeats. Starting it
+//! its endpoint, its first heartbeat — and send heartbeats; agents that
+//! run real guests ask it about them (`super::env_calls`). Starting it
 //! also gives this process the client identity it calls agents with
 //! ([`super::remote::Agents`]).
 
@@ -21,14 +22,14 @@ use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-struct Ctl {
-    app: Arc<App>,
+pub(super) struct Ctl {
+    pub(super) app: Arc<App>,
     pki: Pki,
     agents: Arc<Agents>,
 }
 
 /// A request body, or 400.
-fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Fault> {
+pub(super) fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Fault> {
     serde_json::from_slice(body)
         .map_err(|e| Fault::bad_request(format!("Malformed request body: {e}")))
 }
@@ -66,6 +67,13 @@ pub async fn start(app: &Arc<App>, addr: SocketAddr) -> Result<SocketAddr, Strin
         .route(REGISTER, post(register))
         .route(HEARTBEAT, post(heartbeat))
         .route(CLEANED, post(cleaned))
+        .route(ENV, post(super::env_calls::env_call))
+        .route(
+            IMAGE_FILE,
+            axum::routing::get(super::env_calls::image_get)
+                .put(super::env_calls::image_put)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .with_state(ctl);
     tokio::spawn(wire::serve(listener, server, router));
     Ok(bound)

@@ -69,6 +69,14 @@ fn routes() -> Vec<Route> {
             response: schema::<Cleaned>,
         },
         Route {
+            path: ENV,
+            side: Side::Control,
+            summary: "A question of the caller's QEMU driver about its guests (an image, a server's record, the servers on its host, guest facts, networks, ports, routers) or a report about its own host (a guest that powered off); the answer comes from the database.",
+            open: false,
+            request: schema::<EnvRequest>,
+            response: schema::<EnvReply>,
+        },
+        Route {
             path: DRIVER,
             side: Side::Agent,
             summary: "A driver call from a control replica (only a certificate naming rova-control may call). A request id seen before gets the first call's outcome again.",
@@ -106,6 +114,39 @@ pub fn document() -> Value {
         }
         paths.insert(r.path.to_string(), json!({ "post": op }));
     }
+    let error = |what: &str| json!({"description": what, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    let id = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
+    paths.insert(
+        IMAGE_FILE.to_string(),
+        json!({
+            "get": {
+                "tags": ["control"],
+                "summary": "An active image's bytes, for the caller's image cache.",
+                "description": "Served by the control replica (--agent-listen).",
+                "parameters": id,
+                "security": [{"mutualTLS": []}],
+                "responses": {
+                    "200": {"description": "The bytes.", "content": {"application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}},
+                    "404": error("No such active image."),
+                }
+            },
+            "put": {
+                "tags": ["control"],
+                "summary": "A disk the caller exported (snapshot, backup, shelve) becomes the data of an image that waits for it.",
+                "description": "Served by the control replica (--agent-listen).",
+                "parameters": [
+                    id[0].clone(),
+                    {"name": "virtual_size", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}}
+                ],
+                "security": [{"mutualTLS": []}],
+                "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}},
+                "responses": {
+                    "200": {"description": "Stored; the image is active.", "content": {"application/json": {"schema": {"type": "object"}}}},
+                    "409": error("The image no longer waits for data (deleted meanwhile)."),
+                }
+            }
+        }),
+    );
     let mut schemas: Map<String, Value> = g.take_definitions(true).into_iter().collect();
     schemas.insert(
         "Error".into(),
@@ -161,15 +202,19 @@ mod tests {
     #[test]
     fn every_route_and_message_is_described() {
         let doc = document();
-        for path in [ENROLL, REGISTER, HEARTBEAT, CLEANED, DRIVER] {
+        for path in [ENROLL, REGISTER, HEARTBEAT, CLEANED, ENV, DRIVER] {
             assert!(doc["paths"][path]["post"].is_object(), "{path}");
         }
+        assert!(doc["paths"][IMAGE_FILE]["get"].is_object());
+        assert!(doc["paths"][IMAGE_FILE]["put"].is_object());
         let schemas = &doc["components"]["schemas"];
         for name in [
             "EnrollRequest",
             "RegisterRequest",
             "DriverRequest",
             "DriverReply",
+            "EnvRequest",
+            "EnvReply",
             "Error",
         ] {
             assert!(schemas[name].is_object(), "{name}");

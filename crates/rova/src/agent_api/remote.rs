@@ -125,29 +125,49 @@ impl RemoteDriver {
         ))
     }
 
-    /// After this host's driver moved a guest to `dest`: `dest`'s agent
-    /// (when an agent serves it) is told the guest is its own now. A
-    /// failure is logged; that agent then stops the server when it next
-    /// registers, as it would a guest it lost.
-    async fn adopted_by(&self, dest: &str, inst: &Instance) {
-        if dest == self.host || self.shared.endpoints.get(dest).is_none() {
-            return;
+    /// After this host's driver moved a guest to `dest` (`op`: the cold
+    /// move, if it was one): `dest`'s agent (when an agent serves it) is
+    /// told the guest is its own now, and starts a real guest that a cold
+    /// move left stopped. For a simulated guest a failure is only logged
+    /// (that agent then stops the server when it next registers, as it
+    /// would a guest it lost); a real guest's failure fails the move.
+    async fn adopted_by(
+        &self,
+        dest: &str,
+        inst: &Instance,
+        op: Option<&DriverOp>,
+    ) -> Result<(), DriverFault> {
+        if dest == self.host {
+            return Ok(());
         }
-        let there = RemoteDriver {
-            host: dest.to_string(),
+        let Some(there) = self.on(dest) else {
+            return Ok(());
+        };
+        let call = DriverCall::Adopt { op: op.cloned() };
+        match there.done(inst, call).await {
+            Err(f) if self.simulated => {
+                tracing::warn!(server = %inst.uuid, host = dest, "adopting a moved guest: {}", f.message);
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// The driver of another agent host (`None`: no agent serves it).
+    fn on(&self, host: &str) -> Option<RemoteDriver> {
+        let ep = self.shared.endpoints.get(host)?;
+        Some(RemoteDriver {
+            host: host.to_string(),
             shared: self.shared.clone(),
             step_delay: self.step_delay,
-            simulated: self.simulated,
-        };
-        if let Err(f) = there.done(inst, DriverCall::Adopt).await {
-            tracing::warn!(server = %inst.uuid, host = dest, "adopting a moved guest: {}", f.message);
-        }
+            simulated: ep.driver == "fake",
+        })
     }
 
     async fn done(&self, inst: &Instance, call: DriverCall) -> Result<(), DriverFault> {
         match self.call(inst, call).await? {
-            DriverReply::Done | DriverReply::Migrated { .. } => Ok(()),
             DriverReply::Failed { fault } => Err(fault),
+            _ => Ok(()),
         }
     }
 }
@@ -174,7 +194,7 @@ impl Driver for RemoteDriver {
             self.done(inst, DriverCall::Perform { op: op.clone() })
                 .await?;
             if let Some(dest) = op.moves_to() {
-                self.adopted_by(dest, inst).await;
+                self.adopted_by(dest, inst, Some(op)).await?;
             }
             Ok(())
         })
@@ -182,30 +202,72 @@ impl Driver for RemoteDriver {
     fn destroy<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>> {
         Box::pin(self.done(inst, DriverCall::Destroy))
     }
+    fn console_log<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            if self.simulated {
+                return None;
+            }
+            match self.call(inst, DriverCall::ConsoleLog).await {
+                Ok(DriverReply::Console { log_b64 }) => {
+                    use base64::Engine;
+                    base64::engine::general_purpose::STANDARD
+                        .decode(log_b64.as_bytes())
+                        .ok()
+                }
+                _ => None,
+            }
+        })
+    }
     fn live_migrate<'a>(
         &'a self,
         inst: &'a Instance,
         dest: &'a str,
     ) -> BoxFut<'a, Result<LiveStats, DriverFault>> {
         Box::pin(async move {
-            match self
+            // A real guest's destination agent starts it waiting for the
+            // migration stream first; the source then sends it there.
+            let there = self.on(dest);
+            let uri = match &there {
+                Some(there) if !self.simulated && !there.simulated => {
+                    match there.call(inst, DriverCall::PrepareIncoming).await? {
+                        DriverReply::Incoming { uri } => Some(uri),
+                        DriverReply::Failed { fault } => return Err(fault),
+                        _ => {
+                            return Err(DriverFault::new(
+                                format!("Compute host {dest} could not prepare the migration."),
+                                "unexpected answer to prepare_incoming",
+                            ))
+                        }
+                    }
+                }
+                _ => None,
+            };
+            let sent = self
                 .call(
                     inst,
                     DriverCall::LiveMigrate {
                         dest: dest.to_string(),
+                        uri: uri.clone(),
                     },
                 )
-                .await?
-            {
+                .await;
+            if uri.is_some() && !matches!(sent, Ok(DriverReply::Migrated { .. })) {
+                if let Some(there) = &there {
+                    if let Err(f) = there.done(inst, DriverCall::DropIncoming).await {
+                        tracing::warn!(server = %inst.uuid, host = dest, "stopping the waiting guest: {}", f.message);
+                    }
+                }
+            }
+            match sent? {
                 DriverReply::Migrated { stats } => {
-                    self.adopted_by(dest, inst).await;
+                    self.adopted_by(dest, inst, None).await?;
                     Ok(stats)
                 }
-                DriverReply::Done => {
-                    self.adopted_by(dest, inst).await;
+                DriverReply::Failed { fault } => Err(fault),
+                _ => {
+                    self.adopted_by(dest, inst, None).await?;
                     Ok(LiveStats::default())
                 }
-                DriverReply::Failed { fault } => Err(fault),
             }
         })
     }

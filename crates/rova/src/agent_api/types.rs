@@ -1,11 +1,14 @@
 //! The agent API's messages, shared by both ends: what an agent sends a
 //! control replica (enrollment, registration, heartbeats) and what a
-//! control replica sends an agent (driver calls), with their answers.
+//! control replica sends an agent (driver calls), with their answers, and
+//! what an agent's QEMU driver asks the control plane about its guests.
 //! Every driver call carries a request id: an agent that sees the same id
 //! again answers with the first call's outcome instead of acting twice, so
 //! a retried or duplicated message changes nothing.
 
 use crate::compute::driver::{DriverFault, DriverOp, LiveStats};
+use crate::virt::env::{DhcpPort, GuestEvent, ImageInfo, PasswordPost, PortSecurity, RouterPlan};
+use rova_core::metadata::{GuestFacts, NetFact};
 use rova_core::model::Instance;
 use serde::{Deserialize, Serialize};
 
@@ -14,8 +17,22 @@ pub const ENROLL: &str = "/agent/v1/enroll";
 pub const REGISTER: &str = "/agent/v1/register";
 pub const HEARTBEAT: &str = "/agent/v1/heartbeat";
 pub const CLEANED: &str = "/agent/v1/evacuations/cleaned";
+/// What an agent's QEMU driver asks the control plane about the guests
+/// it runs (images, instance records, guest facts, networks) and what it
+/// reports ([`EnvRequest`]).
+pub const ENV: &str = "/agent/v1/env";
+/// An image's bytes (`{id}`: the image): `GET` fetches them into the
+/// agent's image cache, `PUT` stores a disk the agent exported as the
+/// image's data (query `virtual_size`). Bytes never go through the
+/// database.
+pub const IMAGE_FILE: &str = "/agent/v1/images/{id}/file";
 /// Path of an agent's listener.
 pub const DRIVER: &str = "/agent/v1/driver";
+
+/// [`IMAGE_FILE`] for image `id`.
+pub fn image_file_path(id: &str) -> String {
+    IMAGE_FILE.replace("{id}", id)
+}
 
 /// An agent redeeming its one-time token for a certificate.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -117,13 +134,31 @@ pub enum DriverCall {
     Perform {
         op: DriverOp,
     },
+    /// Live-migrate the guest to `dest`. With `uri` (a real guest whose
+    /// destination is another agent), the migration stream goes to the
+    /// guest waiting there ([`DriverCall::PrepareIncoming`]).
     LiveMigrate {
         dest: String,
+        #[serde(default)]
+        uri: Option<String>,
     },
+    /// The destination's half of a live migration: start the guest
+    /// waiting for the migration stream on this agent's address; the
+    /// answer is [`DriverReply::Incoming`].
+    PrepareIncoming,
+    /// The live migration prepared here failed: stop the waiting guest
+    /// (its disks, shared with the source, stay).
+    DropIncoming,
+    /// The guest's serial console log ([`DriverReply::Console`]).
+    ConsoleLog,
     /// The server's guest was moved onto this host by its source's driver
-    /// (a simulated move needs nothing from the destination): the agent
-    /// counts it among the guests it runs.
-    Adopt,
+    /// (`op`: the cold move it carried out, after which a real guest is
+    /// started here; a simulated move needs nothing from the
+    /// destination): the agent counts it among the guests it runs.
+    Adopt {
+        #[serde(default)]
+        op: Option<DriverOp>,
+    },
 }
 
 /// One driver call, with the instance it acts on.
@@ -143,6 +178,113 @@ pub struct DriverRequest {
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum DriverReply {
     Done,
-    Migrated { stats: LiveStats },
-    Failed { fault: DriverFault },
+    Migrated {
+        stats: LiveStats,
+    },
+    /// A guest waits for the migration stream at `uri` (`tcp:IP:PORT`).
+    Incoming {
+        uri: String,
+    },
+    /// The console log, base64.
+    Console {
+        log_b64: String,
+    },
+    Failed {
+        fault: DriverFault,
+    },
+}
+
+/// A question (or a report) from an agent's QEMU driver about the guests
+/// it runs; the control plane answers from the database with an
+/// [`EnvReply`]. The caller is the host its certificate names.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "ask")]
+pub enum EnvRequest {
+    /// An image's record (its bytes come from [`IMAGE_FILE`]).
+    Image { id: String },
+    /// What a guest is told about itself (metadata service, config drive).
+    GuestFacts {
+        #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
+        instance: Box<Instance>,
+    },
+    /// One server's record.
+    Instance { uuid: String },
+    /// The servers placed on the caller's host.
+    Instances,
+    /// A password the guest posted to its metadata service (base64 of
+    /// the raw body).
+    PostPassword { uuid: String, body_b64: String },
+    /// A network with its subnets.
+    Network { network_id: String },
+    /// The DHCP port of a network on one of the caller's data paths.
+    DhcpPort {
+        network_id: String,
+        datapath: String,
+    },
+    /// The server holding `ip` on `network_id`.
+    InstanceAt { network_id: String, ip: String },
+    /// Ports' addresses and security-group rules.
+    PortSecurity { port_ids: Vec<String> },
+    /// Every router that is up.
+    Routers,
+    /// Something the driver saw on its own (a guest that powered off);
+    /// only about the caller's own host.
+    Report {
+        #[schemars(with = "serde_json::Value")]
+        event: GuestEvent,
+    },
+}
+
+/// The answer to an [`EnvRequest`] (documents of the compute service's
+/// own types: see crates/rova/src/virt/env.rs).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "answer")]
+pub enum EnvReply {
+    Image {
+        #[schemars(with = "Option<serde_json::Value>")]
+        image: Option<ImageInfo>,
+    },
+    GuestFacts {
+        #[schemars(with = "serde_json::Value")]
+        facts: Box<GuestFacts>,
+    },
+    Instance {
+        #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
+        instance: Option<Box<Instance>>,
+    },
+    Instances {
+        #[schemars(with = "Vec<serde_json::Map<String, serde_json::Value>>")]
+        instances: Vec<Instance>,
+    },
+    Password {
+        #[schemars(with = "serde_json::Value")]
+        outcome: PasswordPost,
+    },
+    Network {
+        #[schemars(with = "Option<serde_json::Value>")]
+        network: Option<NetFact>,
+    },
+    DhcpPort {
+        #[schemars(with = "serde_json::Value")]
+        port: DhcpPort,
+    },
+    InstanceAt {
+        uuid: Option<String>,
+    },
+    PortSecurity {
+        #[schemars(with = "Vec<serde_json::Value>")]
+        ports: Vec<PortSecurity>,
+    },
+    Routers {
+        #[schemars(with = "Vec<serde_json::Value>")]
+        routers: Vec<RouterPlan>,
+    },
+    Reported {
+        changed: bool,
+    },
+    /// The question could not be answered (e.g. a DHCP port that could
+    /// not be made), with why.
+    Failed {
+        message: String,
+    },
 }

@@ -1,7 +1,8 @@
 //! The agent API's transport: JSON over HTTP/1.1 inside mutually
 //! authenticated TLS. [`serve`] runs a router on a listener, one TLS
 //! handshake per connection, and hands each request the host the peer's
-//! certificate names ([`Peer`]); [`Client`] posts a JSON request to a peer
+//! certificate names ([`Peer`]); [`Client`] posts a JSON request (or moves
+//! an image's bytes) to a peer
 //! over a kept-alive connection when it has an idle one (a TLS handshake
 //! per call cost the agents more CPU than the calls), and a request that
 //! fails on a reused connection is sent once more on a fresh one (calls
@@ -136,7 +137,63 @@ impl Client {
         body: &B,
         deadline: Duration,
     ) -> Result<R, CallError> {
-        tokio::time::timeout(deadline, self.exchange(addr, name, path, body))
+        let down = |what: &str, e: &dyn std::fmt::Display| {
+            CallError::Unreachable(format!("{addr}: {what}: {e}"))
+        };
+        let json = Bytes::from(serde_json::to_vec(body).map_err(|e| down("encoding", &e))?);
+        let call = Call {
+            method: hyper::Method::POST,
+            path,
+            content_type: "application/json",
+            body: json,
+        };
+        let bytes = self.within(addr, name, call, deadline).await?;
+        serde_json::from_slice(&bytes).map_err(|e| down("decoding", &e))
+    }
+
+    /// GETs `https://addr/path` and reads the answer's bytes.
+    pub async fn get_bytes(
+        &self,
+        addr: &str,
+        name: &str,
+        path: &str,
+        deadline: Duration,
+    ) -> Result<Bytes, CallError> {
+        let call = Call {
+            method: hyper::Method::GET,
+            path,
+            content_type: "application/octet-stream",
+            body: Bytes::new(),
+        };
+        self.within(addr, name, call, deadline).await
+    }
+
+    /// PUTs `body` (bytes) to `https://addr/path`.
+    pub async fn put_bytes(
+        &self,
+        addr: &str,
+        name: &str,
+        path: &str,
+        body: Bytes,
+        deadline: Duration,
+    ) -> Result<(), CallError> {
+        let call = Call {
+            method: hyper::Method::PUT,
+            path,
+            content_type: "application/octet-stream",
+            body,
+        };
+        self.within(addr, name, call, deadline).await.map(|_| ())
+    }
+
+    async fn within(
+        &self,
+        addr: &str,
+        name: &str,
+        call: Call<'_>,
+        deadline: Duration,
+    ) -> Result<Bytes, CallError> {
+        tokio::time::timeout(deadline, self.exchange(addr, name, call))
             .await
             .unwrap_or_else(|_| {
                 Err(CallError::Unreachable(format!(
@@ -179,22 +236,17 @@ impl Client {
         }
     }
 
-    async fn exchange<B: Serialize, R: DeserializeOwned>(
-        &self,
-        addr: &str,
-        name: &str,
-        path: &str,
-        body: &B,
-    ) -> Result<R, CallError> {
+    async fn exchange(&self, addr: &str, name: &str, call: Call<'_>) -> Result<Bytes, CallError> {
         let down = |what: &str, e: &dyn std::fmt::Display| {
             CallError::Unreachable(format!("{addr}: {what}: {e}"))
         };
-        let json = Bytes::from(serde_json::to_vec(body).map_err(|e| down("encoding", &e))?);
         let request = || {
-            hyper::Request::post(path)
+            hyper::Request::builder()
+                .method(call.method.clone())
+                .uri(call.path)
                 .header("host", name)
-                .header("content-type", "application/json")
-                .body(Full::new(json.clone()))
+                .header("content-type", call.content_type)
+                .body(Full::new(call.body.clone()))
                 .map_err(|e| down("request", &e))
         };
         let key = (addr.to_string(), name.to_string());
@@ -242,6 +294,14 @@ impl Client {
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
             return Err(CallError::Refused(Fault::new(status.as_u16(), message)));
         }
-        serde_json::from_slice(&bytes).map_err(|e| down("decoding", &e))
+        Ok(bytes)
     }
+}
+
+/// One request: method, path, body and its type.
+struct Call<'a> {
+    method: hyper::Method,
+    path: &'a str,
+    content_type: &'static str,
+    body: Bytes,
 }

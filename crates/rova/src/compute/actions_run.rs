@@ -504,9 +504,9 @@ pub async fn run(
                 Some(Logged::bare("trigger_crash_dump")),
             )
             .await?;
-            if !app.compute.driver.is_simulated() {
-                app.compute
-                    .driver
+            let driver = app.compute.driver_for(inst.host.as_deref());
+            if !driver.is_simulated() {
+                driver
                     .perform(&DriverOp::TriggerCrashDump, &inst)
                     .await
                     .map_err(|f| Fault::conflict(f.message))?;
@@ -584,6 +584,7 @@ pub async fn run(
                 .compute
                 .driver_for(inst.host.as_deref())
                 .console_log(&inst)
+                .await
             {
                 Some(bytes) => real_console(&bytes, length),
                 None => {

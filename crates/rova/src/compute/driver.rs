@@ -401,8 +401,8 @@ pub trait Driver: Send + Sync {
         true
     }
     /// The guest's serial console log, when the driver keeps one.
-    fn console_log(&self, _inst: &Instance) -> Option<Vec<u8>> {
-        None
+    fn console_log<'a>(&'a self, _inst: &'a Instance) -> BoxFut<'a, Option<Vec<u8>>> {
+        Box::pin(async { None })
     }
     /// The local socket a console proxy connects to for this guest.
     fn console_socket(&self, _inst: &Instance, _kind: ConsoleKind) -> Option<PathBuf> {

@@ -42,54 +42,68 @@ impl ComputeGuestEnv {
 }
 
 impl GuestEnv for ComputeGuestEnv {
-    fn image(&self, id: &str) -> Result<Option<ImageInfo>, Unavailable> {
-        let app = self.app()?;
-        let Some(img) = app.images.get(id) else {
-            return Ok(None);
-        };
-        let prop = |k: &str| {
-            img.properties
-                .get(k)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-        };
-        Ok(Some(ImageInfo {
-            file: app.images.file_path(id),
-            active: img.status == "active",
-            disk_format: img.disk_format.clone(),
-            kernel_id: prop("kernel_id"),
-            ramdisk_id: prop("ramdisk_id"),
-            command_line: prop("os_command_line"),
-        }))
+    fn image<'a>(&'a self, id: &'a str) -> BoxFut<'a, Result<Option<ImageInfo>, Unavailable>> {
+        Box::pin(async move {
+            let app = self.app()?;
+            let Some(img) = app.images.get(id) else {
+                return Ok(None);
+            };
+            let prop = |k: &str| {
+                img.properties
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+            };
+            Ok(Some(ImageInfo {
+                file: app.images.file_path(id),
+                active: img.status == "active",
+                disk_format: img.disk_format.clone(),
+                kernel_id: prop("kernel_id"),
+                ramdisk_id: prop("ramdisk_id"),
+                command_line: prop("os_command_line"),
+            }))
+        })
     }
 
-    fn guest_facts(&self, inst: &Instance) -> Result<GuestFacts, Unavailable> {
-        let app = self.app()?;
-        Ok(facts_for(&app, inst))
+    fn guest_facts<'a>(
+        &'a self,
+        inst: &'a Instance,
+    ) -> BoxFut<'a, Result<GuestFacts, Unavailable>> {
+        Box::pin(async move {
+            let app = self.app()?;
+            Ok(facts_for(&app, inst))
+        })
     }
 
-    fn instance(&self, uuid: &str) -> Result<Option<Arc<Instance>>, Unavailable> {
-        Ok(self
-            .app()?
-            .compute
-            .instances
-            .get(uuid)
-            .filter(|i| !i.deleted))
+    fn instance<'a>(
+        &'a self,
+        uuid: &'a str,
+    ) -> BoxFut<'a, Result<Option<Arc<Instance>>, Unavailable>> {
+        Box::pin(async move {
+            Ok(self
+                .app()?
+                .compute
+                .instances
+                .get(uuid)
+                .filter(|i| !i.deleted))
+        })
     }
 
-    fn instances(&self) -> Vec<Arc<Instance>> {
-        self.app()
-            .map(|app| {
-                app.compute
-                    .instances_where(
-                        "deleted = ?1",
-                        vec![crate::store::schema::Cell::Bool(false)],
-                        |i| !i.deleted,
-                    )
-                    .unwrap_or_default()
-            })
-            .unwrap_or_default()
+    fn instances(&self) -> BoxFut<'_, Vec<Arc<Instance>>> {
+        Box::pin(async move {
+            self.app()
+                .map(|app| {
+                    app.compute
+                        .instances_where(
+                            "deleted = ?1",
+                            vec![crate::store::schema::Cell::Bool(false)],
+                            |i| !i.deleted,
+                        )
+                        .unwrap_or_default()
+                })
+                .unwrap_or_default()
+        })
     }
 
     fn post_password(&self, uuid: &str, body: Vec<u8>) -> BoxFut<'_, PasswordPost> {
@@ -131,9 +145,14 @@ impl GuestEnv for ComputeGuestEnv {
         })
     }
 
-    fn network(&self, network_id: &str) -> Result<Option<NetFact>, Unavailable> {
-        let app = self.app()?;
-        Ok(net_fact(&app, network_id))
+    fn network<'a>(
+        &'a self,
+        network_id: &'a str,
+    ) -> BoxFut<'a, Result<Option<NetFact>, Unavailable>> {
+        Box::pin(async move {
+            let app = self.app()?;
+            Ok(net_fact(&app, network_id))
+        })
     }
 
     fn dhcp_port<'a>(
@@ -158,40 +177,53 @@ impl GuestEnv for ComputeGuestEnv {
         })
     }
 
-    fn instance_at(&self, network_id: &str, ip: &str) -> Result<Option<String>, Unavailable> {
-        let app = self.app()?;
-        Ok(app
-            .networks
-            .ports_on(network_id)
-            .into_iter()
-            .find(|p| {
-                p.device_owner.starts_with("compute:")
-                    && p.fixed_ips.iter().any(|f| f.ip_address == ip)
-            })
-            .map(|p| p.device_id.clone())
-            .filter(|id| !id.is_empty()))
+    fn instance_at<'a>(
+        &'a self,
+        network_id: &'a str,
+        ip: &'a str,
+    ) -> BoxFut<'a, Result<Option<String>, Unavailable>> {
+        Box::pin(async move {
+            let app = self.app()?;
+            Ok(app
+                .networks
+                .ports_on(network_id)
+                .into_iter()
+                .find(|p| {
+                    p.device_owner.starts_with("compute:")
+                        && p.fixed_ips.iter().any(|f| f.ip_address == ip)
+                })
+                .map(|p| p.device_id.clone())
+                .filter(|id| !id.is_empty()))
+        })
     }
 
-    fn port_security(&self, port_ids: &[String]) -> Result<Vec<PortSecurity>, Unavailable> {
-        let app = self.app()?;
-        Ok(port_ids
-            .iter()
-            .filter_map(|id| app.networks.ports.get(id))
-            .map(|p| port_security_of(&app, &p))
-            .collect())
+    fn port_security<'a>(
+        &'a self,
+        port_ids: &'a [String],
+    ) -> BoxFut<'a, Result<Vec<PortSecurity>, Unavailable>> {
+        Box::pin(async move {
+            let app = self.app()?;
+            Ok(port_ids
+                .iter()
+                .filter_map(|id| app.networks.ports.get(id))
+                .map(|p| port_security_of(&app, &p))
+                .collect())
+        })
     }
 
-    fn routers(&self) -> Result<Vec<RouterPlan>, Unavailable> {
-        let app = self.app()?;
-        let mut plans: Vec<RouterPlan> = app
-            .networks
-            .routers
-            .filter(|r| r.admin_state_up)
-            .iter()
-            .map(|r| router_plan(&app, r))
-            .collect();
-        plans.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(plans)
+    fn routers(&self) -> BoxFut<'_, Result<Vec<RouterPlan>, Unavailable>> {
+        Box::pin(async move {
+            let app = self.app()?;
+            let mut plans: Vec<RouterPlan> = app
+                .networks
+                .routers
+                .filter(|r| r.admin_state_up)
+                .iter()
+                .map(|r| router_plan(&app, r))
+                .collect();
+            plans.sort_by(|a, b| a.id.cmp(&b.id));
+            Ok(plans)
+        })
     }
 
     fn now(&self) -> DateTime<Utc> {

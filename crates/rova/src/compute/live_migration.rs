@@ -315,7 +315,7 @@ async fn run(
     }
     let total = inst.flavor.ram as i64 * 1024 * 1024;
     let disk = inst.flavor.disk as i64 * 1024 * 1024 * 1024;
-    if app.compute.driver.is_simulated() {
+    if app.compute.driver_for(inst.host.as_deref()).is_simulated() {
         // The migration itself (source). libvirt's _live_migration_monitor
         // calls the recover method on a failed job:
         // _rollback_live_migration (nova/compute/manager.py): the server

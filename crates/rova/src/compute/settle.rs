@@ -433,10 +433,15 @@ async fn settle_snapshot_images(app: &App, scope: &Settling) {
     for img in unfinished {
         let server = server_of(&img);
         let server = server.as_str();
-        let shelved_into = app.compute.instances.get(server).is_some_and(|i| {
+        let inst = app.compute.instances.get(server);
+        let shelved_into = inst.as_ref().is_some_and(|i| {
             !i.deleted && i.system_metadata.get("shelved_image_id") == Some(&img.id)
         });
-        if shelved_into && app.compute.driver.is_simulated() {
+        let simulated = app
+            .compute
+            .driver_for(inst.as_ref().and_then(|i| i.host.as_deref()))
+            .is_simulated();
+        if shelved_into && simulated {
             ops::finish_image(app, &img.id, server).await;
         } else {
             tracing::warn!(image = %img.id, %server, "image of an interrupted server operation deleted");

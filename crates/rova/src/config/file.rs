@@ -87,6 +87,13 @@ pub struct AgentSettings {
     pub report_interval: Option<u64>,
     /// Where plain-HTTP `GET /metrics` is served (unset: nowhere).
     pub metrics_listen: Option<SocketAddr>,
+    /// The QEMU driver's accelerator: `auto`, `kvm` or `tcg`.
+    pub qemu_accel: Option<String>,
+    /// The QEMU system emulator.
+    pub qemu_binary: Option<String>,
+    /// Where instance disks live (shared between agents for live
+    /// migration on shared storage).
+    pub instances_path: Option<PathBuf>,
 }
 
 impl AgentSettings {
@@ -109,6 +116,9 @@ impl AgentSettings {
             availability_zone: self.availability_zone.or(file.availability_zone),
             report_interval: self.report_interval.or(file.report_interval),
             metrics_listen: self.metrics_listen.or(file.metrics_listen),
+            qemu_accel: self.qemu_accel.or(file.qemu_accel),
+            qemu_binary: self.qemu_binary.or(file.qemu_binary),
+            instances_path: self.instances_path.or(file.instances_path),
         }
     }
 }

@@ -6,6 +6,9 @@
 //! (virtual) time and reports what it observes on its own (a guest that
 //! powered off) — all through this trait, never through the API or the
 //! store. The compute service implements it (`crate::compute::guest_env`).
+//! Every method that fetches or stores something returns a future
+//! ([`BoxFut`]), so an implementation may do it over the network; the
+//! plain data it exchanges is serde-serialisable for the same reason.
 
 use crate::compute::driver::BoxFut;
 use chrono::{DateTime, Utc};
@@ -16,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The service behind the driver is gone (it is shutting down).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Unavailable;
 
 impl std::fmt::Display for Unavailable {
@@ -29,7 +32,8 @@ impl std::fmt::Display for Unavailable {
 /// booted from, its declared disk format and its boot hints (the
 /// AMI-style `kernel_id` / `ramdisk_id` / `os_command_line` properties;
 /// empty ones are `None`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ImageInfo {
     /// The image's bytes in the image service (present when active).
     pub file: PathBuf,
@@ -42,7 +46,7 @@ pub struct ImageInfo {
 }
 
 /// What became of a password a guest posted to its metadata service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PasswordPost {
     /// Stored on the instance (200).
     Stored,
@@ -59,7 +63,7 @@ pub enum PasswordPost {
 }
 
 /// Something the driver observed on its own, not as part of an operation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum GuestEvent {
     /// The guest's process is gone while the server was `was` on `host`
     /// (it powered itself off): the server becomes SHUTOFF unless its
@@ -74,7 +78,7 @@ pub enum GuestEvent {
 
 /// The DHCP port of a network on one data path (Neutron's
 /// `network:dhcp` port): the address the bridge carries in each subnet.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DhcpPort {
     pub port_id: String,
     pub mac: String,
@@ -84,7 +88,7 @@ pub struct DhcpPort {
 
 /// One security-group rule of a port, as the data path enforces it: the
 /// remote side resolved to addresses.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FilterRule {
     /// Traffic to the guest (`ingress`) or from it (`egress`).
     pub ingress: bool,
@@ -102,7 +106,7 @@ pub struct FilterRule {
 
 /// What the data path enforces on one port: its addresses (anti-spoofing)
 /// and the rules of its security groups.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PortSecurity {
     pub port_id: String,
     pub mac: String,
@@ -113,7 +117,7 @@ pub struct PortSecurity {
 /// One leg of a router: its port on a network, the address it holds
 /// there (with the subnet's prefix length) and, for the gateway, the next
 /// hop out (the external subnet's gateway).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RouterLeg {
     pub port_id: String,
     pub network_id: String,
@@ -125,7 +129,7 @@ pub struct RouterLeg {
 
 /// A router as the data path builds it: its gateway, its interfaces,
 /// whether it masquerades its subnets, and its floating IPs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RouterPlan {
     pub id: String,
     pub gateway: Option<RouterLeg>,
@@ -135,22 +139,27 @@ pub struct RouterPlan {
     pub floating: Vec<(String, String)>,
 }
 
-/// The driver's narrow view of the service it runs under.
+/// The driver's narrow view of the service it runs under. Only
+/// [`GuestEnv::now`] answers at once; everything else is awaited.
 pub trait GuestEnv: Send + Sync {
     /// The image `id`, `Ok(None)` when there is no such image.
-    fn image(&self, id: &str) -> Result<Option<ImageInfo>, Unavailable>;
+    fn image<'a>(&'a self, id: &'a str) -> BoxFut<'a, Result<Option<ImageInfo>, Unavailable>>;
 
     /// The facts the instance record lacks, for the metadata service and
     /// the config drive: DHCP domain, networks and subnets behind its
     /// VIFs, keypair type, today's date and fresh random seed bytes.
-    fn guest_facts(&self, inst: &Instance) -> Result<GuestFacts, Unavailable>;
+    fn guest_facts<'a>(&'a self, inst: &'a Instance)
+        -> BoxFut<'a, Result<GuestFacts, Unavailable>>;
 
     /// The instance as it is now; deleted or missing ones are `Ok(None)`.
-    fn instance(&self, uuid: &str) -> Result<Option<Arc<Instance>>, Unavailable>;
+    fn instance<'a>(
+        &'a self,
+        uuid: &'a str,
+    ) -> BoxFut<'a, Result<Option<Arc<Instance>>, Unavailable>>;
 
     /// Every instance record that is not deleted (empty when the service
     /// is gone).
-    fn instances(&self) -> Vec<Arc<Instance>>;
+    fn instances(&self) -> BoxFut<'_, Vec<Arc<Instance>>>;
 
     /// Records a password the guest POSTed (the raw body), checked and
     /// stored atomically against the current record, so two racing posts
@@ -167,7 +176,10 @@ pub trait GuestEnv: Send + Sync {
     ) -> BoxFut<'_, Result<(), String>>;
 
     /// Network `network_id` with its subnets, `Ok(None)` when it is gone.
-    fn network(&self, network_id: &str) -> Result<Option<NetFact>, Unavailable>;
+    fn network<'a>(
+        &'a self,
+        network_id: &'a str,
+    ) -> BoxFut<'a, Result<Option<NetFact>, Unavailable>>;
 
     /// The DHCP port of `network_id` on the data path named `datapath`,
     /// made (with an address in each subnet) when it does not exist yet.
@@ -178,14 +190,21 @@ pub trait GuestEnv: Send + Sync {
     ) -> BoxFut<'a, Result<DhcpPort, String>>;
 
     /// The instance whose port on `network_id` holds address `ip`.
-    fn instance_at(&self, network_id: &str, ip: &str) -> Result<Option<String>, Unavailable>;
+    fn instance_at<'a>(
+        &'a self,
+        network_id: &'a str,
+        ip: &'a str,
+    ) -> BoxFut<'a, Result<Option<String>, Unavailable>>;
 
     /// The addresses and security-group rules of ports `port_ids` (the
     /// ones that still exist).
-    fn port_security(&self, port_ids: &[String]) -> Result<Vec<PortSecurity>, Unavailable>;
+    fn port_security<'a>(
+        &'a self,
+        port_ids: &'a [String],
+    ) -> BoxFut<'a, Result<Vec<PortSecurity>, Unavailable>>;
 
     /// Every router that is up, with its legs and floating IPs.
-    fn routers(&self) -> Result<Vec<RouterPlan>, Unavailable>;
+    fn routers(&self) -> BoxFut<'_, Result<Vec<RouterPlan>, Unavailable>>;
 
     /// The service's current (possibly virtual) time.
     fn now(&self) -> DateTime<Utc>;

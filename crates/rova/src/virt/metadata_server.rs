@@ -135,7 +135,7 @@ async fn handle_on_network(
     body: Body,
 ) -> Response {
     let ip = peer.ip().to_canonical().to_string();
-    let uuid = match net.env.instance_at(&net.network_id, &ip) {
+    let uuid = match net.env.instance_at(&net.network_id, &ip).await {
         Ok(Some(uuid)) => uuid,
         Ok(None) => return not_found(),
         Err(Unavailable) => return unavailable(),
@@ -224,7 +224,7 @@ async fn handle(
             .insert(header::ALLOW, HeaderValue::from_static(allow));
         return r;
     }
-    let inst = match guest.env.instance(&guest.uuid) {
+    let inst = match guest.env.instance(&guest.uuid).await {
         Ok(Some(inst)) => inst,
         Ok(None) => return not_found(),
         Err(Unavailable) => return unavailable(),
@@ -232,7 +232,7 @@ async fn handle(
     if post {
         return post_password(&*guest.env, &guest.uuid, &headers, body).await;
     }
-    let Ok(facts) = guest.env.guest_facts(&inst) else {
+    let Ok(facts) = guest.env.guest_facts(&inst).await else {
         return unavailable();
     };
     match lookup(&inst, &facts, &path) {

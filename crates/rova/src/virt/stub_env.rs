@@ -79,28 +79,42 @@ impl StubEnv {
 }
 
 impl GuestEnv for StubEnv {
-    fn image(&self, id: &str) -> Result<Option<ImageInfo>, Unavailable> {
-        self.check()?;
-        Ok(self.images.lock().get(id).cloned())
+    fn image<'a>(&'a self, id: &'a str) -> BoxFut<'a, Result<Option<ImageInfo>, Unavailable>> {
+        Box::pin(async move {
+            self.check()?;
+            Ok(self.images.lock().get(id).cloned())
+        })
     }
-    fn guest_facts(&self, _inst: &Instance) -> Result<GuestFacts, Unavailable> {
-        self.check()?;
-        Ok(GuestFacts::new(stub_now().date_naive(), vec![7; 16]))
+    fn guest_facts<'a>(
+        &'a self,
+        _inst: &'a Instance,
+    ) -> BoxFut<'a, Result<GuestFacts, Unavailable>> {
+        Box::pin(async move {
+            self.check()?;
+            Ok(GuestFacts::new(stub_now().date_naive(), vec![7; 16]))
+        })
     }
-    fn instance(&self, uuid: &str) -> Result<Option<Arc<Instance>>, Unavailable> {
-        self.check()?;
-        Ok(self
-            .instances
-            .lock()
-            .iter()
-            .find(|i| i.uuid == uuid && !i.deleted)
-            .cloned())
+    fn instance<'a>(
+        &'a self,
+        uuid: &'a str,
+    ) -> BoxFut<'a, Result<Option<Arc<Instance>>, Unavailable>> {
+        Box::pin(async move {
+            self.check()?;
+            Ok(self
+                .instances
+                .lock()
+                .iter()
+                .find(|i| i.uuid == uuid && !i.deleted)
+                .cloned())
+        })
     }
-    fn instances(&self) -> Vec<Arc<Instance>> {
-        if self.check().is_err() {
-            return Vec::new();
-        }
-        self.instances.lock().clone()
+    fn instances(&self) -> BoxFut<'_, Vec<Arc<Instance>>> {
+        Box::pin(async move {
+            if self.check().is_err() {
+                return Vec::new();
+            }
+            self.instances.lock().clone()
+        })
     }
     fn post_password(&self, uuid: &str, body: Vec<u8>) -> BoxFut<'_, PasswordPost> {
         let uuid = uuid.to_string();
@@ -125,9 +139,14 @@ impl GuestEnv for StubEnv {
             Ok(())
         })
     }
-    fn network(&self, _network_id: &str) -> Result<Option<NetFact>, Unavailable> {
-        self.check()?;
-        Ok(None)
+    fn network<'a>(
+        &'a self,
+        _network_id: &'a str,
+    ) -> BoxFut<'a, Result<Option<NetFact>, Unavailable>> {
+        Box::pin(async move {
+            self.check()?;
+            Ok(None)
+        })
     }
     fn dhcp_port<'a>(
         &'a self,
@@ -136,27 +155,40 @@ impl GuestEnv for StubEnv {
     ) -> BoxFut<'a, Result<DhcpPort, String>> {
         Box::pin(async move { Err(format!("the stub has no network {network_id}")) })
     }
-    fn instance_at(&self, _network_id: &str, ip: &str) -> Result<Option<String>, Unavailable> {
-        self.check()?;
-        // The stub's instances are found by their fixed IPs on any network.
-        Ok(self
-            .instances
-            .lock()
-            .iter()
-            .find(|i| {
-                i.vifs
-                    .iter()
-                    .any(|v| v.fixed_ips.iter().any(|f| f.address == ip))
-            })
-            .map(|i| i.uuid.clone()))
+    fn instance_at<'a>(
+        &'a self,
+        _network_id: &'a str,
+        ip: &'a str,
+    ) -> BoxFut<'a, Result<Option<String>, Unavailable>> {
+        Box::pin(async move {
+            self.check()?;
+            // The stub's instances are found by their fixed IPs on any network.
+            Ok(self
+                .instances
+                .lock()
+                .iter()
+                .find(|i| {
+                    i.vifs
+                        .iter()
+                        .any(|v| v.fixed_ips.iter().any(|f| f.address == ip))
+                })
+                .map(|i| i.uuid.clone()))
+        })
     }
-    fn port_security(&self, _port_ids: &[String]) -> Result<Vec<PortSecurity>, Unavailable> {
-        self.check()?;
-        Ok(Vec::new())
+    fn port_security<'a>(
+        &'a self,
+        _port_ids: &'a [String],
+    ) -> BoxFut<'a, Result<Vec<PortSecurity>, Unavailable>> {
+        Box::pin(async move {
+            self.check()?;
+            Ok(Vec::new())
+        })
     }
-    fn routers(&self) -> Result<Vec<RouterPlan>, Unavailable> {
-        self.check()?;
-        Ok(Vec::new())
+    fn routers(&self) -> BoxFut<'_, Result<Vec<RouterPlan>, Unavailable>> {
+        Box::pin(async move {
+            self.check()?;
+            Ok(Vec::new())
+        })
     }
     fn now(&self) -> DateTime<Utc> {
         stub_now()

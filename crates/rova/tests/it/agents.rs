@@ -37,6 +37,8 @@ fn agent_cfg(c: &TestCloud, host: &str, token: Option<String>, dir: &Path) -> Ag
         enroll_token: token,
         listen: "127.0.0.1:0".parse().expect("addr"),
         driver: "fake".into(),
+        qemu: Default::default(),
+        instances_path: None,
         state_dir: dir.to_path_buf(),
         sim_latency_ms: 1,
         inventory: Inventory {

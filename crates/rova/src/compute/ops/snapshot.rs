@@ -63,7 +63,12 @@ pub(crate) async fn finish_image(app: &App, image_id: &str, inst_uuid: &str) {
     let Some(cur) = app.images.get(image_id) else {
         return;
     };
-    if !app.compute.driver.is_simulated() {
+    let host = app
+        .compute
+        .instances
+        .get(inst_uuid)
+        .and_then(|i| i.host.clone());
+    if !app.compute.driver_for(host.as_deref()).is_simulated() {
         // A real driver uploaded the disk itself; an image it could not
         // fill is useless and goes away (as Glance's would on failure).
         if cur.status != "active" {

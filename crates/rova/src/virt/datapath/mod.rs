@@ -180,7 +180,7 @@ impl Datapath {
         let mut ids: Vec<String> = plugs.iter().map(|p| p.port_id.clone()).collect();
         ids.sort_unstable();
         ids.dedup();
-        let secs = env.port_security(&ids).map_err(|e| e.to_string())?;
+        let secs = env.port_security(&ids).await.map_err(|e| e.to_string())?;
         let mut taps: Vec<firewall::TapFilter> = plugs
             .into_iter()
             .filter_map(|p| {
@@ -211,7 +211,7 @@ impl Datapath {
         if let Err(e) = self.apply_firewall(env).await {
             tracing::warn!("security groups: {e}");
         }
-        match env.routers() {
+        match env.routers().await {
             Ok(plans) => {
                 if let Err(e) = self.apply_routers(&plans).await {
                     tracing::warn!("routers: {e}");
@@ -301,6 +301,7 @@ impl Datapath {
             }
             let net = env
                 .network(&vif.network_id)
+                .await
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("network {} is gone", vif.network_id))?;
             self.ensure_bridge(env, &net).await?;
@@ -422,7 +423,7 @@ impl Datapath {
         nets.sort_unstable();
         nets.dedup();
         for network_id in nets {
-            match env.network(network_id) {
+            match env.network(network_id).await {
                 Ok(Some(net)) => {
                     if let Err(e) = self.apply_dhcp(env, &net).await {
                         tracing::warn!(network = network_id, "updating DHCP: {e}");
@@ -454,7 +455,7 @@ impl Datapath {
         nets.sort_unstable();
         nets.dedup();
         for network_id in nets {
-            let Ok(Some(net)) = env.network(&network_id) else {
+            let Ok(Some(net)) = env.network(&network_id).await else {
                 continue;
             };
             let res = async {

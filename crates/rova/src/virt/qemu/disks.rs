@@ -22,14 +22,14 @@ impl QemuDriver {
     /// first use from an active image, so the backing files and kernels of
     /// existing guests outlive the image's deletion (unshelve deletes the
     /// shelved image, users delete images servers booted from).
-    pub(super) fn image_file(
+    pub(super) async fn image_file(
         &self,
         env: &Arc<dyn GuestEnv>,
         id: &str,
     ) -> Result<(PathBuf, String), DriverFault> {
         let base_dir = self.data_dir.join("qemu").join("_base");
         let cached = base_dir.join(id);
-        let img = env.image(id)?.filter(|i| i.active);
+        let img = env.image(id).await?.filter(|i| i.active);
         if !cached.exists() {
             let Some(src) = img.as_ref().map(|i| &i.file) else {
                 return Err(fault(format!(
@@ -61,13 +61,13 @@ impl QemuDriver {
 
     /// Kernel, initramfs and command line for booting `image_id` (`None`
     /// kernel: the disk boots through the BIOS).
-    pub(super) fn boot_files(
+    pub(super) async fn boot_files(
         &self,
         env: &Arc<dyn GuestEnv>,
         image_id: &str,
         inst: &Instance,
     ) -> Result<(Option<PathBuf>, Option<PathBuf>, String), DriverFault> {
-        let hints = env.image(image_id)?.unwrap_or_default();
+        let hints = env.image(image_id).await?.unwrap_or_default();
         let kernel_id = hints
             .kernel_id
             .or_else(|| Some(inst.kernel_id.clone()).filter(|s| !s.is_empty()));
@@ -75,11 +75,11 @@ impl QemuDriver {
             .ramdisk_id
             .or_else(|| Some(inst.ramdisk_id.clone()).filter(|s| !s.is_empty()));
         let kernel = match kernel_id {
-            Some(k) => Some(self.image_file(env, &k)?.0),
+            Some(k) => Some(self.image_file(env, &k).await?.0),
             None => None,
         };
         let initrd = match ramdisk_id {
-            Some(r) => Some(self.image_file(env, &r)?.0),
+            Some(r) => Some(self.image_file(env, &r).await?.0),
             None => None,
         };
         let append = hints
@@ -103,7 +103,7 @@ impl QemuDriver {
         if root.exists() {
             return Ok(root);
         }
-        let (base, format) = self.image_file(env, image_id)?;
+        let (base, format) = self.image_file(env, image_id).await?;
         let size = (flavor.disk > 0).then_some(flavor.disk * 1024 * 1024 * 1024);
         disk::create_overlay(&base, &format, &root, size)
             .await
@@ -153,7 +153,7 @@ impl QemuDriver {
         if inst.admin_pass.is_none() && out.exists() {
             return Ok(Some(out));
         }
-        let facts = env.guest_facts(inst)?;
+        let facts = env.guest_facts(inst).await?;
         let files = rova_core::metadata::config_drive_files(inst, &facts);
         let format = if vfat {
             configdrive::DriveFormat::Vfat
@@ -226,8 +226,8 @@ mod tests {
     /// `_base` with its format (declared raw wins over the bytes), its
     /// boot hints pick the kernel and command line, and an inactive or
     /// unknown one is refused.
-    #[test]
-    fn images_resolve_through_the_environment() {
+    #[tokio::test]
+    async fn images_resolve_through_the_environment() {
         let dir = scratch_dir("qemu-disks");
         let driver = QemuDriver::new(QemuConfig::default(), &dir);
         let file = |name: &str, bytes: &[u8]| {
@@ -256,18 +256,27 @@ mod tests {
         }
         let env: Arc<dyn GuestEnv> = env;
 
-        let (cached, format) = driver.image_file(&env, "root").expect("root resolves");
+        let (cached, format) = driver
+            .image_file(&env, "root")
+            .await
+            .expect("root resolves");
         assert_eq!(format, "qcow2");
         assert!(cached.ends_with("qemu/_base/root") && cached.is_file());
-        let (_, format) = driver.image_file(&env, "kern").expect("kernel resolves");
+        let (_, format) = driver
+            .image_file(&env, "kern")
+            .await
+            .expect("kernel resolves");
         assert_eq!(format, "raw", "the declared raw format wins over the bytes");
         for missing in ["queued", "nope"] {
-            let err = driver.image_file(&env, missing).expect_err("refused");
+            let err = driver.image_file(&env, missing).await.expect_err("refused");
             assert!(err.message.contains("could not be found or is not active"));
         }
 
         let inst = instance("00000000-0000-4000-8000-000000000009", "vm", "rova-qemu-1");
-        let (kernel, initrd, append) = driver.boot_files(&env, "root", &inst).expect("boot files");
+        let (kernel, initrd, append) = driver
+            .boot_files(&env, "root", &inst)
+            .await
+            .expect("boot files");
         assert!(kernel.is_some_and(|k| k.ends_with("qemu/_base/kern")));
         assert_eq!(initrd, None);
         assert_eq!(append, "console=ttyS0 quiet");

@@ -32,7 +32,7 @@ pub(super) enum Boot {
 impl QemuDriver {
     /// The QEMU process of `inst` on `host` (sockets and runtime state
     /// directories made, the metadata listener running).
-    pub(super) fn spec(
+    pub(super) async fn spec(
         &self,
         env: &Arc<dyn GuestEnv>,
         inst: &Instance,
@@ -137,7 +137,7 @@ impl QemuDriver {
                 pci_slot: None,
             });
         }
-        let (kernel, initrd, append) = self.boot_files(env, &image_for_boot, inst)?;
+        let (kernel, initrd, append) = self.boot_files(env, &image_for_boot, inst).await?;
         let (accel, _) = self.accel();
         let cpu_model = self.cfg.cpu_model.clone().or_else(|| match accel {
             Accel::Kvm => Some("host".into()),
@@ -197,7 +197,7 @@ impl QemuDriver {
             config_drive: cd,
             incoming,
         };
-        let spec = self.spec(env, inst, host, shape)?;
+        let spec = self.spec(env, inst, host, shape).await?;
         self.plug(env, inst, host).await?;
         self.exec(&spec).await
     }

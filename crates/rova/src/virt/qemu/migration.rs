@@ -2,12 +2,13 @@
 //! revert, grow it, start on the destination; a volume-backed server's
 //! root volume goes along as it is), reverting a resize, and
 //! live migration (a waiting QEMU on the destination, QMP `migrate` on the
-//! source), plus polling an outgoing migration.
+//! source — both halves in this process, or each on its own agent), plus
+//! polling an outgoing migration.
 
 use super::launch::{boot_of, Boot, Shape};
 use super::volumes::root_volume;
 use super::{fault, QemuDriver};
-use crate::compute::driver::{DriverFault, LiveStats};
+use crate::compute::driver::{DriverFault, DriverOp, LiveStats};
 use crate::virt::disk;
 use crate::virt::env::GuestEnv;
 use crate::virt::qmp::{self, Qmp};
@@ -53,6 +54,10 @@ impl QemuDriver {
             let _ = std::fs::remove_file(self.console_path(&dest, uuid));
             self.leave_host(&src, uuid);
         }
+        if !self.is_local(&dest) {
+            // Another agent's host: that agent starts it (finish_move).
+            return Ok(());
+        }
         if !was_running && inst.vm_state == VmState::Stopped {
             return Ok(());
         }
@@ -76,6 +81,22 @@ impl QemuDriver {
             std::fs::rename(&orig, dir.join("disk.qcow2"))
                 .map_err(|e| fault(format!("restoring the disk: {e}")))?;
         }
+        if !self.is_local(&back) {
+            // The source is another agent's host: it starts the guest
+            // again (finish_move).
+            return Ok(());
+        }
+        self.start_reverted(env, inst, &back).await
+    }
+
+    /// The guest back on the source of a resize with its old flavor,
+    /// unless it was stopped before the resize.
+    async fn start_reverted(
+        &self,
+        env: &Arc<dyn GuestEnv>,
+        inst: &Instance,
+        back: &str,
+    ) -> Result<(), DriverFault> {
         let old: FlavorSnapshot = inst
             .system_metadata
             .get("old_flavor")
@@ -88,38 +109,145 @@ impl QemuDriver {
         if stopped {
             return Ok(());
         }
-        self.launch(env, inst, &back, &old, Boot::Normal, None)
-            .await
+        self.launch(env, inst, back, &old, Boot::Normal, None).await
     }
 
-    /// Live-migrates the running guest to `dest` over a local TCP port.
+    /// The destination agent's half of a cold move another agent's
+    /// driver began (`op`: the resize, cold migration or revert it
+    /// carried out there): the guest starts here on the disks the hosts
+    /// share, as the move left them.
+    pub(super) async fn do_finish_move(
+        &self,
+        op: &DriverOp,
+        inst: &Instance,
+        host: &str,
+    ) -> Result<(), DriverFault> {
+        let env = self.env()?;
+        let uuid = &inst.uuid;
+        if self.running(host, uuid) {
+            return Ok(());
+        }
+        let on_shared =
+            root_volume(inst).is_some() || self.inst_dir(uuid).join("disk.qcow2").exists();
+        match op {
+            DriverOp::Resize { flavor, .. } | DriverOp::Migrate { flavor, .. } => {
+                if inst.vm_state == VmState::Stopped {
+                    return Ok(());
+                }
+                if !on_shared {
+                    return Err(no_shared_disk(uuid));
+                }
+                self.launch(env, inst, host, flavor, Boot::Normal, None)
+                    .await
+            }
+            DriverOp::RevertResize { .. } => {
+                if !on_shared {
+                    return Err(no_shared_disk(uuid));
+                }
+                self.start_reverted(env, inst, host).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Live-migrates the running guest to `dest`, a host of this driver,
+    /// over a local TCP port.
     pub(super) async fn do_live_migrate(
         &self,
         inst: &Instance,
         dest: &str,
     ) -> Result<LiveStats, DriverFault> {
         let env = self.env()?;
-        let uuid = &inst.uuid;
         let src = self.host_of(inst, None)?;
+        self.check_outgoing(inst, &src, dest)?;
+        if !self.is_local(dest) {
+            return Err(fault(format!(
+                "host {dest} is not run by this driver: its agent must prepare the migration"
+            )));
+        }
+        let port = free_port(std::net::Ipv4Addr::LOCALHOST.into())
+            .map_err(|e| fault(format!("no free port for the migration: {e}")))?;
+        let uri = format!("tcp:127.0.0.1:{port}");
+        self.start_incoming(env, inst, dest, &uri).await?;
+        let res = self.migrate_out(inst, &src, &uri).await;
+        if res.is_err() {
+            self.tear_down_on(dest, &inst.uuid).await;
+        }
+        res
+    }
+
+    /// The source's half when the destination is another agent's: the
+    /// migration stream goes to the guest waiting at `uri` there.
+    pub(super) async fn do_live_migrate_to(
+        &self,
+        inst: &Instance,
+        dest: &str,
+        uri: &str,
+    ) -> Result<LiveStats, DriverFault> {
+        let src = self.host_of(inst, None)?;
+        self.check_outgoing(inst, &src, dest)?;
+        if !uri.starts_with("tcp:") {
+            return Err(fault(format!("not a migration address: {uri}")));
+        }
+        self.migrate_out(inst, &src, uri).await
+    }
+
+    fn check_outgoing(&self, inst: &Instance, src: &str, dest: &str) -> Result<(), DriverFault> {
+        let uuid = &inst.uuid;
         if src == dest {
             return Err(fault("the destination is the source host"));
         }
-        if !self.running(&src, uuid) {
+        if !self.running(src, uuid) {
             return Err(fault(format!("instance {uuid} is not running on {src}")));
         }
-        let port =
-            free_port().map_err(|e| fault(format!("no free port for the migration: {e}")))?;
-        let uri = format!("tcp:127.0.0.1:{port}");
+        Ok(())
+    }
+
+    /// The destination's half: the guest, with the same devices on the
+    /// same (shared) disks, started on `host` waiting for the migration
+    /// stream on a free port of `ip`; its address (`tcp:IP:PORT`).
+    pub(super) async fn do_prepare_incoming(
+        &self,
+        inst: &Instance,
+        host: &str,
+        ip: std::net::IpAddr,
+    ) -> Result<String, DriverFault> {
+        let env = self.env()?;
+        if self.running(host, &inst.uuid) {
+            return Err(fault(format!(
+                "instance {} already runs on {host}",
+                inst.uuid
+            )));
+        }
+        if !self.inst_dir(&inst.uuid).join("disk.qcow2").exists() && root_volume(inst).is_none() {
+            return Err(no_shared_disk(&inst.uuid));
+        }
+        let port = free_port(ip).map_err(|e| fault(format!("no free port on {ip}: {e}")))?;
+        let uri = match ip {
+            std::net::IpAddr::V4(a) => format!("tcp:{a}:{port}"),
+            std::net::IpAddr::V6(a) => format!("tcp:[{a}]:{port}"),
+        };
+        self.start_incoming(env, inst, host, &uri).await?;
+        Ok(uri)
+    }
+
+    async fn start_incoming(
+        &self,
+        env: &Arc<dyn GuestEnv>,
+        inst: &Instance,
+        dest: &str,
+        uri: &str,
+    ) -> Result<(), DriverFault> {
+        let uuid = &inst.uuid;
         let _ = std::fs::remove_file(self.console_path(dest, uuid));
-        // The destination: same devices, same disks (shared), waiting.
         let cd = self.existing_config_drive(uuid);
         let shape = Shape {
             flavor: &inst.flavor,
             boot: &boot_of(inst),
             config_drive: cd,
-            incoming: Some(uri.clone()),
+            incoming: Some(uri.to_string()),
         };
-        let spec = self.spec(env, inst, dest, shape)?;
+        let spec = self.spec(env, inst, dest, shape).await?;
         let started = match self.plug(env, inst, dest).await {
             Ok(()) => self.exec(&spec).await,
             Err(e) => Err(e),
@@ -128,9 +256,22 @@ impl QemuDriver {
             self.tear_down_on(dest, uuid).await;
             return Err(e);
         }
+        Ok(())
+    }
+
+    /// QMP `migrate` on the source to `uri`; once it completed the source
+    /// guest quits and leaves `src` (its console log joins the history).
+    /// A failed migration leaves the source running.
+    async fn migrate_out(
+        &self,
+        inst: &Instance,
+        src: &str,
+        uri: &str,
+    ) -> Result<LiveStats, DriverFault> {
+        let uuid = &inst.uuid;
         let started = Instant::now();
         let res = async {
-            let mut q = Qmp::connect(&self.qmp_sock(&src, uuid), Duration::from_secs(5))
+            let mut q = Qmp::connect(&self.qmp_sock(src, uuid), Duration::from_secs(5))
                 .await
                 .map_err(|e| fault(format!("QMP: {e}")))?;
             q.execute(
@@ -139,7 +280,7 @@ impl QemuDriver {
             )
             .await
             .map_err(|e| fault(format!("migrate-set-parameters: {e}")))?;
-            q.execute("migrate", json!({"uri": uri}))
+            q.execute("migrate", json!({ "uri": uri }))
                 .await
                 .map_err(|e| fault(format!("migrate: {e}")))?;
             wait_migration(&mut q, "live migration").await
@@ -147,10 +288,10 @@ impl QemuDriver {
         .await;
         match res {
             Ok(st) => {
-                let _ = qmp::run(&self.qmp_sock(&src, uuid), "quit", Value::Null).await;
-                self.wait_exit(&src, uuid, Duration::from_secs(5)).await;
-                self.tear_down_on(&src, uuid).await;
-                self.leave_host(&src, uuid);
+                let _ = qmp::run(&self.qmp_sock(src, uuid), "quit", Value::Null).await;
+                self.wait_exit(src, uuid, Duration::from_secs(5)).await;
+                self.tear_down_on(src, uuid).await;
+                self.leave_host(src, uuid);
                 let n = |p: &str| st.pointer(p).and_then(Value::as_i64).unwrap_or(0);
                 Ok(LiveStats {
                     total_ms: st
@@ -163,10 +304,9 @@ impl QemuDriver {
                 })
             }
             Err(e) => {
-                self.tear_down_on(dest, uuid).await;
                 // The source keeps running (it may have stopped in the
                 // final phase).
-                let _ = qmp::run(&self.qmp_sock(&src, uuid), "cont", Value::Null).await;
+                let _ = qmp::run(&self.qmp_sock(src, uuid), "cont", Value::Null).await;
                 Err(e)
             }
         }
@@ -200,7 +340,15 @@ pub(super) async fn wait_migration(q: &mut Qmp, what: &str) -> Result<Value, Dri
     }
 }
 
-fn free_port() -> std::io::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// A move between agents whose instances paths are not shared storage.
+fn no_shared_disk(uuid: &str) -> DriverFault {
+    fault(format!(
+        "the disks of instance {uuid} are not on this host's instances path: \
+         moving a guest between agents needs an instances path they share"
+    ))
+}
+
+fn free_port(ip: std::net::IpAddr) -> std::io::Result<u16> {
+    let l = std::net::TcpListener::bind((ip, 0))?;
     Ok(l.local_addr()?.port())
 }

@@ -1,9 +1,11 @@
 //! The QEMU driver: one QEMU process per server, supervised by the agent
 //! of the host the server is on.
 //!
-//! Layout (all under the data directory unless noted):
-//! - `qemu/instances/<uuid>/` — the instance's disks, shared by every agent
-//!   on this machine (Nova's shared `instances_path`): `disk.qcow2` (a qcow2
+//! Layout (all under the data directory — an agent's state directory
+//! under `rova agent` — unless noted):
+//! - `qemu/instances/<uuid>/` (`rova agent`: `--instances-path`, default
+//!   `instances/`) — the instance's disks, shared by every agent of this
+//!   process (Nova's shared `instances_path`): `disk.qcow2` (a qcow2
 //!   overlay over the cached image), `config.iso`, `rescue.qcow2`,
 //!   `disk.resize-orig` (kept for a resize revert), `suspend.state`;
 //! - `qemu/<host>/<uuid>/` — one agent's runtime state for a guest it runs:
@@ -80,6 +82,14 @@ pub struct QemuDriver {
     metadata: Mutex<HashMap<(String, String), MetadataHandle>>,
     /// The bridge data path, with `--qemu-network bridge`.
     datapath: Option<Datapath>,
+    /// The hosts whose guests this process runs: `rova-qemu-1` … N under
+    /// `rova serve`, the agent's own host under `rova agent`.
+    hosts: Vec<String>,
+    /// Where instance directories live (Nova's `instances_path`).
+    instances: PathBuf,
+    /// Whether `instances` is storage other hosts share: a guest
+    /// evacuated away from here keeps its disks then.
+    shared_instances: bool,
 }
 
 fn fault(msg: impl Into<String>) -> DriverFault {
@@ -102,15 +112,124 @@ impl QemuDriver {
         };
         let datapath =
             (cfg.network == GuestNetwork::Bridge).then(|| Datapath::new(cfg.netns.clone(), &abs));
+        let hosts = (1..=cfg.hosts.max(1))
+            .map(|i| format!("rova-qemu-{i}"))
+            .collect();
         QemuDriver {
             cfg,
             datapath,
+            hosts,
+            instances: abs.join("qemu").join("instances"),
+            shared_instances: false,
             data_dir: abs.clone(),
             run_dir: std::env::temp_dir().join(format!("rova-{}", &digest[..10])),
             env: OnceLock::new(),
             accel: OnceLock::new(),
             locks: Mutex::new(HashMap::new()),
             metadata: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The driver of `rova agent` on `host`: its state under `state_dir`,
+    /// instance disks under `instances_path` (shared with other agents:
+    /// guests live-migrate on shared storage and an evacuated guest's
+    /// disks stay) or, without one, `state_dir/instances`.
+    pub fn for_agent(
+        cfg: QemuConfig,
+        state_dir: &Path,
+        host: &str,
+        instances_path: Option<PathBuf>,
+    ) -> Self {
+        let mut d = QemuDriver::new(cfg, state_dir);
+        d.hosts = vec![host.to_string()];
+        match instances_path {
+            Some(p) => {
+                let _ = std::fs::create_dir_all(&p);
+                d.instances = std::fs::canonicalize(&p).unwrap_or(p);
+                d.shared_instances = true;
+            }
+            None => d.instances = d.data_dir.join("instances"),
+        }
+        d
+    }
+
+    /// Whether this process runs `host`'s guests.
+    fn is_local(&self, host: &str) -> bool {
+        self.hosts.iter().any(|h| h == host)
+    }
+
+    /// The destination's half of a live migration from another agent:
+    /// the guest started on `host`, waiting for the stream on `ip`; its
+    /// address.
+    pub async fn prepare_incoming(
+        &self,
+        inst: &Instance,
+        host: &str,
+        ip: std::net::IpAddr,
+    ) -> Result<String, DriverFault> {
+        let lock = self.lock_for(&inst.uuid);
+        let _g = lock.lock().await;
+        self.do_prepare_incoming(inst, host, ip).await
+    }
+
+    /// The source's half of a live migration to another agent, whose
+    /// guest waits at `uri`.
+    pub async fn live_migrate_to(
+        &self,
+        inst: &Instance,
+        dest: &str,
+        uri: &str,
+    ) -> Result<LiveStats, DriverFault> {
+        let lock = self.lock_for(&inst.uuid);
+        let _g = lock.lock().await;
+        self.do_live_migrate_to(inst, dest, uri).await
+    }
+
+    /// A live migration prepared here failed: the waiting guest stops
+    /// (its disks, shared with the source, stay).
+    pub async fn drop_incoming(&self, inst: &Instance, host: &str) {
+        let lock = self.lock_for(&inst.uuid);
+        let _g = lock.lock().await;
+        self.tear_down_on(host, &inst.uuid).await;
+        let _ = std::fs::remove_dir_all(self.state_dir(host, &inst.uuid));
+    }
+
+    /// A guest another agent moved here is this host's now: after a cold
+    /// move (`op`) it starts here; its metadata service (user networking)
+    /// answers for it here.
+    pub async fn adopt(
+        &self,
+        op: Option<&DriverOp>,
+        inst: &Instance,
+        host: &str,
+    ) -> Result<(), DriverFault> {
+        let lock = self.lock_for(&inst.uuid);
+        let _g = lock.lock().await;
+        if let Some(op) = op {
+            self.do_finish_move(op, inst, host).await?;
+        }
+        if self.datapath.is_some() || !self.running(host, &inst.uuid) {
+            return Ok(());
+        }
+        if let Ok(env) = self.env() {
+            if let Err(e) = self.ensure_metadata(env, host, &inst.uuid) {
+                tracing::warn!(uuid = %inst.uuid, "adopting a guest: {}", e.message);
+            }
+        }
+        Ok(())
+    }
+
+    /// A guest evacuated away from this host while it was down: its
+    /// process and this host's state for it go; its disks go too unless
+    /// they are on shared storage, where the guest now runs elsewhere
+    /// (Nova's `_destroy_evacuated_instances` with `destroy_disks` off).
+    pub async fn destroy_evacuated(&self, inst: &Instance, host: &str) {
+        let lock = self.lock_for(&inst.uuid);
+        let _g = lock.lock().await;
+        self.tear_down_on(host, &inst.uuid).await;
+        let _ = std::fs::remove_dir_all(self.state_dir(host, &inst.uuid));
+        if !self.shared_instances {
+            let _ = std::fs::remove_dir_all(self.inst_dir(&inst.uuid));
         }
     }
 
@@ -186,7 +305,7 @@ impl QemuDriver {
     // ----- paths -------------------------------------------------------
 
     fn inst_dir(&self, uuid: &str) -> PathBuf {
-        self.data_dir.join("qemu").join("instances").join(uuid)
+        self.instances.join(uuid)
     }
     fn state_dir(&self, host: &str, uuid: &str) -> PathBuf {
         self.data_dir.join("qemu").join(host).join(uuid)
@@ -260,9 +379,7 @@ impl QemuDriver {
     }
 
     fn hosts(&self) -> Vec<String> {
-        (1..=self.cfg.hosts.max(1))
-            .map(|i| format!("rova-qemu-{i}"))
-            .collect()
+        self.hosts.clone()
     }
 }
 
@@ -334,12 +451,14 @@ impl Driver for QemuDriver {
             r
         })
     }
-    fn console_log(&self, inst: &Instance) -> Option<Vec<u8>> {
-        let host = inst.host.as_deref()?;
-        let mut bytes = std::fs::read(self.history_path(&inst.uuid)).unwrap_or_default();
-        bytes.extend(std::fs::read(self.console_path(host, &inst.uuid)).unwrap_or_default());
-        let start = bytes.len().saturating_sub(MAX_CONSOLE_BYTES);
-        Some(bytes[start..].to_vec())
+    fn console_log<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let host = inst.host.as_deref()?;
+            let mut bytes = std::fs::read(self.history_path(&inst.uuid)).unwrap_or_default();
+            bytes.extend(std::fs::read(self.console_path(host, &inst.uuid)).unwrap_or_default());
+            let start = bytes.len().saturating_sub(MAX_CONSOLE_BYTES);
+            Some(bytes[start..].to_vec())
+        })
     }
     fn console_socket(&self, inst: &Instance, kind: ConsoleKind) -> Option<PathBuf> {
         let host = inst.host.as_deref()?;

@@ -146,7 +146,7 @@ impl QemuDriver {
                 let host = host?;
                 self.kill(&host, uuid).await;
                 let image = image_id.clone().unwrap_or_else(|| boot_image(inst));
-                let (base, format) = self.image_file(env, &image)?;
+                let (base, format) = self.image_file(env, &image).await?;
                 let rescue = self.inst_dir(uuid).join("rescue.qcow2");
                 let _ = std::fs::remove_file(&rescue);
                 disk::create_overlay(&base, &format, &rescue, None)

@@ -14,7 +14,7 @@ impl QemuDriver {
     /// the power-state sync.
     pub(super) async fn attach_all(&self) {
         let Ok(env) = self.env() else { return };
-        for inst in env.instances() {
+        for inst in env.instances().await {
             let Some(host) = inst.host.clone() else {
                 continue;
             };
@@ -52,7 +52,7 @@ impl QemuDriver {
     /// applies it unless the record changed meanwhile.
     pub(super) async fn sync_power_states(&self) {
         let Ok(env) = self.env() else { return };
-        for inst in env.instances() {
+        for inst in env.instances().await {
             if inst.task_state.is_some() {
                 continue;
             }
