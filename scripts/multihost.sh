@@ -39,7 +39,9 @@
 #
 # With ROVA_MH_DRIVER=qemu, `up` starts the agents with the QEMU driver
 # (TCG; instance disks in DIR/instances, shared by the agents as on
-# shared storage; the test guest from guest/build.sh).
+# shared storage; the test guest from guest/build.sh; live migrations
+# capped at $ROVA_MH_QEMU_BANDWIDTH MiB/s, default 8, 0 for no cap, so
+# that one in flight can be aborted or forced to complete).
 #
 # ROVA_BIN is the rova binary (default target/release/rova); ROVA_VENV the
 # client venv (default: scripts/client-venv.sh's). The control plane runs
@@ -119,7 +121,8 @@ start() {
       fi
       local driver=(--sim-latency-ms 5)
       if [[ "$(cat "$dir/driver" 2>/dev/null)" == qemu ]]; then
-        driver=(--driver qemu --qemu-accel tcg --instances-path "$dir/instances")
+        driver=(--driver qemu --qemu-accel tcg --instances-path "$dir/instances"
+          --live-migration-bandwidth "${ROVA_MH_QEMU_BANDWIDTH:-8}")
       fi
       # (info: a real guest's live migrations are logged with their
       # total time and downtime, which the benchmark reads)

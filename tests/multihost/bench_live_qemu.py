@@ -1,8 +1,9 @@
 """Live migration of a real guest between two QEMU agents in two network
 namespaces (TCG): runs in the client namespace of a cloud that
-`ROVA_MH_DRIVER=qemu scripts/multihost.sh up DIR 2` made:
+`ROVA_MH_DRIVER=qemu ROVA_MH_QEMU_BANDWIDTH=0 scripts/multihost.sh up DIR 2`
+made (no cap on the migration stream):
 
-    ROVA_MH_DRIVER=qemu scripts/multihost.sh up /tmp/rova-mhq 2
+    ROVA_MH_DRIVER=qemu ROVA_MH_QEMU_BANDWIDTH=0 scripts/multihost.sh up /tmp/rova-mhq 2
     scripts/multihost.sh exec /tmp/rova-mhq \\
         "$(scripts/client-venv.sh)/bin/python" tests/multihost/bench_live_qemu.py
     scripts/multihost.sh down /tmp/rova-mhq

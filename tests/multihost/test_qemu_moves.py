@@ -219,10 +219,14 @@ def test_a_cold_migration_moves_the_guest_and_its_disk(cli, guest_image,
 
 
 def test_a_server_of_a_failed_host_is_evacuated_and_boots_elsewhere(
-        cloud, cli, guest_image):
-    sid = boot(cli, guest_image, "mh-evac", "agent-1")
+        cloud, cli, guest_image, tmp_path):
+    script = tmp_path / "mark.sh"
+    script.write_text(MARK_SCRIPT)
+    sid = boot(cli, guest_image, "mh-evac", "agent-1", "--user-data",
+               str(script))
     addresses = server(cli, sid)["addresses"]
     first = console(cli, sid)
+    mark = "MARK-" + boot_ids(first)[-1]
 
     def state():
         return next(s["State"] for s in cli.json(
@@ -246,6 +250,10 @@ def test_a_server_of_a_failed_host_is_evacuated_and_boots_elsewhere(
                              boot_ids(first)[-1] and heartbeats(t),
                              timeout=BOOT_TIMEOUT)
         assert boot_ids(after)[-1] != boot_ids(first)[-1]
+        # Its disk is on storage the hosts share: it booted from it again
+        # (Nova's recreate on shared storage), not from a new one.
+        got = root_heads(after)
+        assert got and got[-1].startswith(mark), (mark, got)
 
         def evacuation():
             migs = cli.json(ADMIN, *V, "server", "migration", "list",
@@ -273,4 +281,85 @@ def test_a_server_of_a_failed_host_is_evacuated_and_boots_elsewhere(
     finally:
         cli.run(ADMIN, *V, "compute", "service", "set", "--up", "agent-1",
                 "nova-compute")
+        cli.run(ADMIN, "server", "delete", "--wait", sid)
+
+
+# User data that fills ~96 MiB of the guest's RAM (its root file system is
+# in memory) with random bytes: with the harness's 8 MiB/s cap on a live
+# migration's stream, a migration of it takes more than 12 s, time enough
+# to act on it while it is in flight.
+FILL_SCRIPT = """#!/bin/sh
+head -c 100663296 /dev/urandom > /fill
+sync
+"""
+
+
+def agent_log(cloud, name):
+    text = (cloud.base / "log" / (name + ".log")).read_text(errors="replace")
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def start_live_migration(cli, sid, dest):
+    """Starts a live migration to dest; returns the migration's id once
+    its status is `running` (QEMU's stream under way)."""
+    cli.run(ADMIN, *V, "server", "migrate", "--live-migration", "--host",
+            dest, sid)
+
+    def running():
+        migs = cli.json(ADMIN, *V, "server", "migration", "list", "--server",
+                        sid, "--type", "live-migration")
+        live = [m for m in migs if m["Status"] == "running"]
+        return live[0]["Id"] if live else None
+    return wait_for("the migration running", running, timeout=60, every=0.5)
+
+
+def migration_status(cli, sid, mid):
+    migs = cli.json(ADMIN, *V, "server", "migration", "list", "--server",
+                    sid, "--type", "live-migration")
+    return next(m["Status"] for m in migs if m["Id"] == mid)
+
+
+def test_a_real_live_migration_is_aborted_and_the_guest_runs_on(
+        cli, guest_image, tmp_path):
+    script = tmp_path / "fill.sh"
+    script.write_text(FILL_SCRIPT)
+    sid = boot(cli, guest_image, "mh-abort", "agent-1", "--user-data",
+               str(script))
+    try:
+        before = console(cli, sid)
+        mid = start_live_migration(cli, sid, "agent-2")
+        cli.run(ADMIN, *V, "server", "migration", "abort", sid, str(mid))
+        wait_for("the migration cancelled",
+                 lambda: migration_status(cli, sid, mid) == "cancelled",
+                 timeout=120)
+        s = wait_status(cli, sid, "ACTIVE", timeout=60)
+        assert s["OS-EXT-SRV-ATTR:host"] == "agent-1", s
+        assert_same_guest(cli, sid, before, "after the aborted migration")
+    finally:
+        cli.run(ADMIN, "server", "delete", "--wait", sid)
+
+
+def test_a_real_live_migration_forced_to_complete_pauses_then_resumes(
+        cloud, cli, guest_image, tmp_path):
+    script = tmp_path / "fill.sh"
+    script.write_text(FILL_SCRIPT)
+    sid = boot(cli, guest_image, "mh-force", "agent-1", "--user-data",
+               str(script))
+    try:
+        before = console(cli, sid)
+        mid = start_live_migration(cli, sid, "agent-2")
+        cli.run(ADMIN, *V, "server", "migration", "force", "complete", sid,
+                str(mid))
+        wait_for("the migration completed",
+                 lambda: migration_status(cli, sid, mid) == "completed",
+                 timeout=120)
+        s = wait_status(cli, sid, "ACTIVE", timeout=60)
+        assert s["OS-EXT-SRV-ATTR:host"] == "agent-2", s
+        # The source agent paused the guest to finish; the destination
+        # resumed it: the same guest, its heartbeat going on.
+        assert_same_guest(cli, sid, before, "after the forced migration")
+        forced = [ln for ln in agent_log(cloud, "a1").splitlines()
+                  if "forced to complete" in ln and sid in ln]
+        assert forced, "agent-1 never acted on the force-complete"
+    finally:
         cli.run(ADMIN, "server", "delete", "--wait", sid)

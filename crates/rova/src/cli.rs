@@ -141,6 +141,10 @@ struct AgentArgs {
     /// shared storage.
     #[arg(long, env = "ROVA_AGENT_INSTANCES_PATH")]
     instances_path: Option<PathBuf>,
+    /// QEMU driver: MiB/s a live migration's stream may use (Nova's
+    /// live_migration_bandwidth; default 0, unlimited).
+    #[arg(long, env = "ROVA_AGENT_LIVE_MIGRATION_BANDWIDTH")]
+    live_migration_bandwidth: Option<u64>,
 }
 
 impl AgentArgs {
@@ -162,6 +166,7 @@ impl AgentArgs {
             qemu_accel: self.qemu_accel.clone(),
             qemu_binary: self.qemu_binary.clone(),
             instances_path: self.instances_path.clone(),
+            live_migration_bandwidth: self.live_migration_bandwidth,
         }
     }
 }

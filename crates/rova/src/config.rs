@@ -144,6 +144,9 @@ pub struct QemuConfig {
     /// taps, dnsmasq, the metadata listener, the QEMU processes); `None`
     /// is the namespace Rova runs in.
     pub netns: Option<String>,
+    /// MiB/s a live migration's stream may use (Nova's
+    /// `[libvirt]live_migration_bandwidth`); 0 is unlimited.
+    pub live_migration_bandwidth_mib: u64,
 }
 
 /// How the QEMU driver connects guests to their networks.
@@ -187,6 +190,7 @@ impl Default for QemuConfig {
             sync_interval_secs: 2,
             network: GuestNetwork::User,
             netns: None,
+            live_migration_bandwidth_mib: 0,
         }
     }
 }

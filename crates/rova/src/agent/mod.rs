@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
-mod remote_env;
+pub mod remote_env;
 
 /// What `rova agent` is told.
 #[derive(Debug, Clone)]
@@ -98,6 +98,9 @@ impl AgentConfig {
                 }
                 if let Some(b) = s.qemu_binary {
                     q.binary = b;
+                }
+                if let Some(n) = s.live_migration_bandwidth {
+                    q.live_migration_bandwidth_mib = n;
                 }
                 q
             },
@@ -423,6 +426,7 @@ fn call_name(call: &DriverCall) -> &'static str {
         DriverCall::PrepareIncoming => "prepare_incoming",
         DriverCall::DropIncoming => "drop_incoming",
         DriverCall::ConsoleLog => "console_log",
+        DriverCall::LiveRequest { .. } => "live_request",
         DriverCall::Perform { op } => op.kind().name(),
     }
 }
@@ -503,6 +507,7 @@ impl Agent {
                 }
                 DriverReply::Done
             }
+            DriverCall::LiveRequest { request } => done(d.live_request(inst, *request).await),
             DriverCall::ConsoleLog => {
                 use base64::Engine;
                 let log = d.console_log(inst).await.unwrap_or_default();

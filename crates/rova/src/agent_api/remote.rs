@@ -7,7 +7,7 @@
 
 use super::types::{AgentEndpoint, DriverCall, DriverReply, DriverRequest, DRIVER};
 use super::wire::{CallError, Client};
-use crate::compute::driver::{BoxFut, Driver, DriverFault, DriverOp, LiveStats};
+use crate::compute::driver::{BoxFut, Driver, DriverFault, DriverOp, LiveRequest, LiveStats};
 use crate::store::{Store, Table};
 use rova_core::model::Instance;
 use std::sync::Arc;
@@ -201,6 +201,19 @@ impl Driver for RemoteDriver {
     }
     fn destroy<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>> {
         Box::pin(self.done(inst, DriverCall::Destroy))
+    }
+    fn live_request<'a>(
+        &'a self,
+        inst: &'a Instance,
+        req: LiveRequest,
+    ) -> BoxFut<'a, Result<(), DriverFault>> {
+        Box::pin(async move {
+            if self.simulated {
+                return Ok(());
+            }
+            self.done(inst, DriverCall::LiveRequest { request: req })
+                .await
+        })
     }
     fn console_log<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Option<Vec<u8>>> {
         Box::pin(async move {

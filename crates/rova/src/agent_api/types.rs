@@ -6,7 +6,7 @@
 //! again answers with the first call's outcome instead of acting twice, so
 //! a retried or duplicated message changes nothing.
 
-use crate::compute::driver::{DriverFault, DriverOp, LiveStats};
+use crate::compute::driver::{DriverFault, DriverOp, LiveRequest, LiveStats};
 use crate::virt::env::{DhcpPort, GuestEvent, ImageInfo, PasswordPost, PortSecurity, RouterPlan};
 use rova_core::metadata::{GuestFacts, NetFact};
 use rova_core::model::Instance;
@@ -151,6 +151,11 @@ pub enum DriverCall {
     DropIncoming,
     /// The guest's serial console log ([`DriverReply::Console`]).
     ConsoleLog,
+    /// A request about the guest's live migration in flight from this
+    /// agent (force-complete, abort).
+    LiveRequest {
+        request: LiveRequest,
+    },
     /// The server's guest was moved onto this host by its source's driver
     /// (`op`: the cold move it carried out, after which a real guest is
     /// started here; a simulated move needs nothing from the

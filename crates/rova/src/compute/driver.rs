@@ -375,6 +375,20 @@ pub struct LiveStats {
     pub memory_processed: i64,
 }
 
+/// A request about a live migration in flight (Nova's
+/// `os-migrations` force_complete and abort).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveRequest {
+    /// Finish now: the guest is paused so that its memory stops changing,
+    /// and the stream goes at full speed.
+    ForceComplete,
+    /// Cancel: the guest keeps running on its source.
+    Abort,
+}
+
 /// What a hypervisor driver can do.
 pub trait Driver: Send + Sync {
     fn name(&self) -> &'static str;
@@ -427,6 +441,16 @@ pub trait Driver: Send + Sync {
         _dest: &'a str,
     ) -> BoxFut<'a, Result<LiveStats, DriverFault>> {
         Box::pin(async { Ok(LiveStats::default()) })
+    }
+    /// Hands a request about the live migration of `inst` in flight to
+    /// the driver carrying it out (a driver whose migrations are
+    /// simulated by the control plane ignores it).
+    fn live_request<'a>(
+        &'a self,
+        _inst: &'a Instance,
+        _req: LiveRequest,
+    ) -> BoxFut<'a, Result<(), DriverFault>> {
+        Box::pin(async { Ok(()) })
     }
 }
 

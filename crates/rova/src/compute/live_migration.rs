@@ -26,6 +26,7 @@ use super::migrate::{
 };
 use super::servers;
 use crate::app::App;
+use crate::compute::driver::LiveRequest;
 use crate::http::Ctx;
 use crate::store::{Store, Table};
 use rova_core::admission::{admit, Action};
@@ -364,14 +365,47 @@ async fn run(
         }
     } else {
         // A real guest: the driver copies memory to the destination while
-        // the guest runs (disks are on shared storage).
+        // the guest runs (disks are on shared storage). Meanwhile the
+        // requests recorded for the migration (force-complete, abort; any
+        // replica may take them) are handed to the driver, once each.
         let cur = app.compute.instances.get(id).unwrap_or(inst.clone());
-        match app
-            .compute
-            .driver_for(cur.host.as_deref())
-            .live_migrate(&cur, &dest)
-            .await
-        {
+        let driver = app.compute.driver_for(cur.host.as_deref());
+        let moving = driver.live_migrate(&cur, &dest);
+        tokio::pin!(moving);
+        let (mut aborted, mut forced) = (false, false);
+        let result = loop {
+            tokio::select! {
+                r = &mut moving => break r,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
+                    let ctl = app.compute.live.get(mig.id);
+                    let asks = [
+                        (ctl.abort, &mut aborted, LiveRequest::Abort),
+                        (ctl.force_complete, &mut forced, LiveRequest::ForceComplete),
+                    ];
+                    for (asked, sent, what) in asks {
+                        if asked && !*sent {
+                            *sent = true;
+                            if let Err(f) = driver.live_request(&cur, what).await {
+                                tracing::warn!(uuid = id, "live migration {what:?}: {}", f.message);
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        if aborted && result.is_err() {
+            // Nova's _rollback_live_migration with status `cancelled`.
+            cancel(app, id, &mig).await;
+            return actions::event_finish(
+                app,
+                id,
+                req,
+                "compute_live_migration",
+                Some(("cancelled", "")),
+            )
+            .await;
+        }
+        match result {
             Ok(stats) => {
                 tracing::info!(
                     uuid = id,

@@ -94,6 +94,8 @@ pub struct AgentSettings {
     /// Where instance disks live (shared between agents for live
     /// migration on shared storage).
     pub instances_path: Option<PathBuf>,
+    /// MiB/s a live migration's stream may use; 0 is unlimited.
+    pub live_migration_bandwidth: Option<u64>,
 }
 
 impl AgentSettings {
@@ -119,6 +121,9 @@ impl AgentSettings {
             qemu_accel: self.qemu_accel.or(file.qemu_accel),
             qemu_binary: self.qemu_binary.or(file.qemu_binary),
             instances_path: self.instances_path.or(file.instances_path),
+            live_migration_bandwidth: self
+                .live_migration_bandwidth
+                .or(file.live_migration_bandwidth),
         }
     }
 }

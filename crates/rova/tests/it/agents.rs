@@ -515,3 +515,86 @@ async fn an_agent_back_readopts_its_guests_and_a_lost_guests_server_is_stopped()
     drop(again);
     drop(agents);
 }
+
+/// The guest environment an agent's QEMU driver sees over the agent API
+/// (`/agent/v1/env`, image bytes): the servers of its own host only,
+/// reports only about its own host, and an image's bytes fetched into its
+/// cache as the image service holds them.
+#[tokio::test]
+async fn an_agents_guest_environment_answers_for_its_own_host_only() {
+    use rova::virt::env::{GuestEnv, GuestEvent};
+    let c = control().await;
+    let a = c.login("admin").await;
+    let mut agents = Vec::new();
+    let mut dirs = Vec::new();
+    for host in ["node-e1", "node-e2"] {
+        let dir = crate::storage::temp_dir(host);
+        let t = token(&c, host).await;
+        agents.push(
+            rova::agent::start(agent_cfg(&c, host, Some(t), &dir))
+                .await
+                .expect("agent starts"),
+        );
+        wait_state(&c, &a, host, "up").await;
+        dirs.push(dir);
+    }
+    let s = c
+        .boot(
+            &a,
+            "env-1",
+            Some("2.74"),
+            json!({"networks": "none", "host": "node-e1"}),
+        )
+        .await;
+    let id = s["id"].as_str().expect("id").to_string();
+    let s = c.wait_status(&a, &id, &["ACTIVE", "ERROR"], None).await;
+    assert_eq!(s["status"], "ACTIVE", "{s}");
+    assert_eq!(s["OS-EXT-SRV-ATTR:host"], "node-e1", "{s}");
+
+    let env_of = |dir: &Path| {
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).expect("identity file");
+        let client = wire::Client::new(
+            tls::client_config(&read("ca.crt"), &read("agent.crt"), &read("agent.key"))
+                .expect("client config"),
+        );
+        rova::agent::remote_env::RemoteEnv::new(
+            client,
+            vec![c.agent_addr.expect("agent listener").to_string()],
+            dir,
+        )
+    };
+    let (e1, e2) = (env_of(&dirs[0]), env_of(&dirs[1]));
+
+    let mine: Vec<String> = e1
+        .instances()
+        .await
+        .iter()
+        .map(|i| i.uuid.clone())
+        .collect();
+    assert_eq!(mine, vec![id.clone()]);
+    assert!(e2.instances().await.is_empty(), "another host's servers");
+    let inst = e1.instance(&id).await.expect("answer").expect("the server");
+    let facts = e1.guest_facts(&inst).await.expect("facts");
+    assert_eq!(facts.dhcp_domain, "novalocal");
+
+    // A report about another host is refused and changes nothing.
+    let other = GuestEvent::PoweredOff {
+        uuid: id.clone(),
+        host: "node-e1".into(),
+        was: rova_core::states::VmState::Active,
+        seen_at: chrono::Utc::now(),
+    };
+    assert!(!e2.report(other).await, "node-e2 reported about node-e1");
+    let s = c.get(&a, &format!("/servers/{id}"), None).await;
+    assert_eq!(s.body["server"]["status"], "ACTIVE", "{}", s.text);
+
+    // The image's bytes, fetched into the agent's cache.
+    let image = c.image_id();
+    let info = e1.image(&image).await.expect("answer").expect("the image");
+    assert!(info.active);
+    assert_eq!(info.file, dirs[0].join("images").join(&image));
+    let want = std::fs::read(c.app.images.file_path(&image)).expect("image bytes");
+    assert_eq!(std::fs::read(&info.file).expect("cached bytes"), want);
+    assert!(e1.image("no-such-image").await.expect("answer").is_none());
+    drop(agents);
+}

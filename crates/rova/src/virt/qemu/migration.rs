@@ -8,7 +8,7 @@
 use super::launch::{boot_of, Boot, Shape};
 use super::volumes::root_volume;
 use super::{fault, QemuDriver};
-use crate::compute::driver::{DriverFault, DriverOp, LiveStats};
+use crate::compute::driver::{DriverFault, DriverOp, LiveRequest, LiveStats};
 use crate::virt::disk;
 use crate::virt::env::GuestEnv;
 use crate::virt::qmp::{self, Qmp};
@@ -170,8 +170,9 @@ impl QemuDriver {
         let uri = format!("tcp:127.0.0.1:{port}");
         self.start_incoming(env, inst, dest, &uri).await?;
         let res = self.migrate_out(inst, &src, &uri).await;
-        if res.is_err() {
-            self.tear_down_on(dest, &inst.uuid).await;
+        match &res {
+            Ok(_) => self.resume_migrated(dest, inst).await,
+            Err(_) => self.tear_down_on(dest, &inst.uuid).await,
         }
         res
     }
@@ -270,22 +271,25 @@ impl QemuDriver {
     ) -> Result<LiveStats, DriverFault> {
         let uuid = &inst.uuid;
         let started = Instant::now();
+        // Requests left from an earlier migration do not apply to this one.
+        self.live_asks.lock().remove(uuid);
         let res = async {
             let mut q = Qmp::connect(&self.qmp_sock(src, uuid), Duration::from_secs(5))
                 .await
                 .map_err(|e| fault(format!("QMP: {e}")))?;
             q.execute(
                 "migrate-set-parameters",
-                json!({"max-bandwidth": 1_073_741_824u64, "downtime-limit": 300}),
+                json!({"max-bandwidth": self.migration_bandwidth(), "downtime-limit": 300}),
             )
             .await
             .map_err(|e| fault(format!("migrate-set-parameters: {e}")))?;
             q.execute("migrate", json!({ "uri": uri }))
                 .await
                 .map_err(|e| fault(format!("migrate: {e}")))?;
-            wait_migration(&mut q, "live migration").await
+            self.wait_live(&mut q, uuid).await
         }
         .await;
+        self.live_asks.lock().remove(uuid);
         match res {
             Ok(st) => {
                 let _ = qmp::run(&self.qmp_sock(src, uuid), "quit", Value::Null).await;
@@ -308,6 +312,91 @@ impl QemuDriver {
                 // final phase).
                 let _ = qmp::run(&self.qmp_sock(src, uuid), "cont", Value::Null).await;
                 Err(e)
+            }
+        }
+    }
+}
+
+impl QemuDriver {
+    /// Bytes per second a live migration's stream may use (Nova's
+    /// `[libvirt]live_migration_bandwidth`, MiB/s; 0 is unlimited, which
+    /// QEMU is told as 1 GiB/s).
+    fn migration_bandwidth(&self) -> u64 {
+        match self.cfg.live_migration_bandwidth_mib {
+            0 => 1 << 30,
+            n => n << 20,
+        }
+    }
+
+    /// Polls an outgoing live migration until it completes, acting on the
+    /// requests made meanwhile ([`QemuDriver::ask_live`]): abort cancels
+    /// it (the guest runs on), force-complete pauses the guest and lifts
+    /// the bandwidth cap (the destination resumes it: see
+    /// `resume_migrated`).
+    async fn wait_live(&self, q: &mut Qmp, uuid: &str) -> Result<Value, DriverFault> {
+        let until = Instant::now() + Duration::from_secs(300);
+        loop {
+            let asked = self.live_asks.lock().remove(uuid);
+            match asked {
+                Some(LiveRequest::Abort) => {
+                    q.execute("migrate_cancel", Value::Null)
+                        .await
+                        .map_err(|e| fault(format!("migrate_cancel: {e}")))?;
+                    tracing::info!(%uuid, "live migration aborted: cancelling it");
+                }
+                Some(LiveRequest::ForceComplete) => {
+                    q.execute("stop", Value::Null)
+                        .await
+                        .map_err(|e| fault(format!("stop: {e}")))?;
+                    q.execute(
+                        "migrate-set-parameters",
+                        json!({"max-bandwidth": 1u64 << 30}),
+                    )
+                    .await
+                    .map_err(|e| fault(format!("migrate-set-parameters: {e}")))?;
+                    tracing::info!(%uuid, "live migration forced to complete: guest paused, no bandwidth cap");
+                }
+                None => {}
+            }
+            let st = q
+                .execute("query-migrate", Value::Null)
+                .await
+                .map_err(|e| fault(format!("query-migrate: {e}")))?;
+            match st.get("status").and_then(Value::as_str) {
+                Some("completed") => return Ok(st),
+                Some("cancelled") => return Err(fault("live migration cancelled")),
+                Some("failed") => {
+                    let why = st
+                        .get("error-desc")
+                        .and_then(Value::as_str)
+                        .unwrap_or("unknown");
+                    return Err(fault(format!("live migration failed: {why}")));
+                }
+                _ if Instant::now() > until => {
+                    let _ = q.execute("migrate_cancel", Value::Null).await;
+                    return Err(fault("live migration timed out"));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// After a live migration the destination's guest runs as the
+    /// source's did at the end; one that a force-complete paused is
+    /// resumed unless the server itself was paused.
+    pub(super) async fn resume_migrated(&self, host: &str, inst: &Instance) {
+        if inst.vm_state == VmState::Paused {
+            return;
+        }
+        let sock = self.qmp_sock(host, &inst.uuid);
+        let paused = qmp::run(&sock, "query-status", Value::Null)
+            .await
+            .ok()
+            .and_then(|st| st.get("status").and_then(Value::as_str).map(str::to_string))
+            .is_some_and(|s| s == "paused" || s == "postmigrate");
+        if paused {
+            if let Err(e) = qmp::run(&sock, "cont", Value::Null).await {
+                tracing::warn!(uuid = %inst.uuid, "resuming a migrated guest: {e}");
             }
         }
     }

@@ -51,7 +51,7 @@ mod sync;
 mod volumes;
 
 use crate::compute::driver::{
-    BoxFut, ConsoleKind, Driver, DriverFault, DriverOp, DriverOpKind, LiveStats,
+    BoxFut, ConsoleKind, Driver, DriverFault, DriverOp, DriverOpKind, LiveRequest, LiveStats,
 };
 use crate::config::{GuestNetwork, QemuConfig};
 use crate::virt::accel::{self, AccelChoice};
@@ -90,6 +90,9 @@ pub struct QemuDriver {
     /// Whether `instances` is storage other hosts share: a guest
     /// evacuated away from here keeps its disks then.
     shared_instances: bool,
+    /// Requests about the live migrations this process is sending, by
+    /// guest (taken by the loop that polls the migration).
+    live_asks: Mutex<HashMap<String, LiveRequest>>,
 }
 
 fn fault(msg: impl Into<String>) -> DriverFault {
@@ -121,6 +124,7 @@ impl QemuDriver {
             hosts,
             instances: abs.join("qemu").join("instances"),
             shared_instances: false,
+            live_asks: Mutex::new(HashMap::new()),
             data_dir: abs.clone(),
             run_dir: std::env::temp_dir().join(format!("rova-{}", &digest[..10])),
             env: OnceLock::new(),
@@ -208,7 +212,15 @@ impl QemuDriver {
         if let Some(op) = op {
             self.do_finish_move(op, inst, host).await?;
         }
-        if self.datapath.is_some() || !self.running(host, &inst.uuid) {
+        if !self.running(host, &inst.uuid) {
+            return Ok(());
+        }
+        if op.is_none() {
+            // A live migration's guest: resumed if a force-complete
+            // paused it.
+            self.resume_migrated(host, inst).await;
+        }
+        if self.datapath.is_some() {
             return Ok(());
         }
         if let Ok(env) = self.env() {
@@ -480,6 +492,18 @@ impl Driver for QemuDriver {
             let lock = self.lock_for(&inst.uuid);
             let _g = lock.lock().await;
             self.do_live_migrate(inst, dest).await
+        })
+    }
+    /// Taken by the migration's polling loop within 50 ms (no guest lock:
+    /// the migration holds it).
+    fn live_request<'a>(
+        &'a self,
+        inst: &'a Instance,
+        req: LiveRequest,
+    ) -> BoxFut<'a, Result<(), DriverFault>> {
+        Box::pin(async move {
+            self.live_asks.lock().insert(inst.uuid.clone(), req);
+            Ok(())
         })
     }
 }

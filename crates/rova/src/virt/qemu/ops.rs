@@ -88,11 +88,18 @@ impl QemuDriver {
                 }
                 // A volume-backed server comes back on its root volume
                 // (which a rebuild had re-imaged before this); another
-                // gets a new root disk from its image.
+                // gets a new root disk from its image — except an
+                // evacuated one whose disk is on storage the hosts share,
+                // which boots from that disk (Nova's recreate on shared
+                // storage).
                 if root_volume(inst).is_none() {
                     let root = self.inst_dir(uuid).join("disk.qcow2");
-                    let _ = std::fs::remove_file(&root);
-                    self.ensure_root(env, inst, &inst.image_ref, &inst.flavor).await?;
+                    let keep = matches!(op, DriverOp::Evacuate { .. }) && root.exists();
+                    if !keep {
+                        let _ = std::fs::remove_file(&root);
+                        self.ensure_root(env, inst, &inst.image_ref, &inst.flavor)
+                            .await?;
+                    }
                 }
                 self.forget_console(&host, uuid);
                 let was_stopped = inst
