@@ -215,13 +215,27 @@ async fn an_actions_events_are_rows_read_back_after_a_restart() {
         .clone()
         .unwrap_or_else(|| Database::Sqlite(cloud.dir.join("rova.sqlite")));
 
-    let rows = query(
-        &db,
-        &format!(
-            "SELECT id, action_id, instance_uuid, event, body FROM instance_action_events \
-             WHERE instance_uuid = '{id}' ORDER BY id"
-        ),
+    // An event's finish is written after the server's own change (the
+    // stop's after SHUTOFF, as in Nova): the rows are read once every
+    // event has its result.
+    let sql = format!(
+        "SELECT id, action_id, instance_uuid, event, body FROM instance_action_events \
+         WHERE instance_uuid = '{id}' ORDER BY id"
     );
+    let finished = |rows: &Vec<Vec<Option<String>>>| {
+        rows.iter().all(|r| {
+            r.get(4)
+                .and_then(|b| b.as_deref())
+                .and_then(|b| serde_json::from_str::<Value>(b).ok())
+                .is_some_and(|b| b["result"].is_string())
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut rows = query(&db, &sql);
+    while !finished(&rows) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        rows = query(&db, &sql);
+    }
     // The rows by action, in order: (action row, event names).
     let mut by_action: Vec<(String, Vec<String>)> = Vec::new();
     for row in &rows {
