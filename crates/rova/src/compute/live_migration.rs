@@ -228,12 +228,21 @@ async fn reset_task(app: &App, id: &str) {
         .await;
 }
 
-/// Aborts: the server stays on the source, the migration is `cancelled`.
-async fn cancel(app: &App, id: &str, mig: &Migration) {
+/// Aborts: the server stays on the source, the migration is `cancelled`
+/// and so is the action's `compute_live_migration` event.
+async fn cancel(app: &App, id: &str, req: &str, mig: &Migration) {
     unclaim_move(app, id, &mig.uuid);
     update_migration(app, mig.id, |m| m.status = "cancelled".into()).await;
     reset_task(app, id).await;
     app.compute.live.forget(mig.id).await;
+    actions::event_finish(
+        app,
+        id,
+        req,
+        "compute_live_migration",
+        Some(("cancelled", "")),
+    )
+    .await;
 }
 
 async fn run(
@@ -282,15 +291,7 @@ async fn run(
             return finish_failed(app, id, req, &mig).await;
         }
         if app.compute.live.get(mig.id).abort {
-            cancel(app, id, &mig).await;
-            return actions::event_finish(
-                app,
-                id,
-                req,
-                "compute_live_migration",
-                Some(("cancelled", "")),
-            )
-            .await;
+            return cancel(app, id, req, &mig).await;
         }
         update_migration(app, mig.id, |m| m.status = status.into()).await;
         if status == "preparing" {
@@ -335,15 +336,7 @@ async fn run(
         for step in 1..=COPY_STEPS {
             let ctl = app.compute.live.get(mig.id);
             if ctl.abort {
-                cancel(app, id, &mig).await;
-                return actions::event_finish(
-                    app,
-                    id,
-                    req,
-                    "compute_live_migration",
-                    Some(("cancelled", "")),
-                )
-                .await;
+                return cancel(app, id, req, &mig).await;
             }
             if gone() {
                 return finish_failed(app, id, req, &mig).await;
@@ -395,15 +388,7 @@ async fn run(
         };
         if aborted && result.is_err() {
             // Nova's _rollback_live_migration with status `cancelled`.
-            cancel(app, id, &mig).await;
-            return actions::event_finish(
-                app,
-                id,
-                req,
-                "compute_live_migration",
-                Some(("cancelled", "")),
-            )
-            .await;
+            return cancel(app, id, req, &mig).await;
         }
         match result {
             Ok(stats) => {

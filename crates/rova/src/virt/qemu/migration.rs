@@ -329,56 +329,13 @@ impl QemuDriver {
     }
 
     /// Polls an outgoing live migration until it completes, acting on the
-    /// requests made meanwhile ([`QemuDriver::ask_live`]): abort cancels
-    /// it (the guest runs on), force-complete pauses the guest and lifts
-    /// the bandwidth cap (the destination resumes it: see
-    /// `resume_migrated`).
+    /// requests made meanwhile (`Driver::live_request`).
     async fn wait_live(&self, q: &mut Qmp, uuid: &str) -> Result<Value, DriverFault> {
-        let until = Instant::now() + Duration::from_secs(300);
-        loop {
-            let asked = self.live_asks.lock().remove(uuid);
-            match asked {
-                Some(LiveRequest::Abort) => {
-                    q.execute("migrate_cancel", Value::Null)
-                        .await
-                        .map_err(|e| fault(format!("migrate_cancel: {e}")))?;
-                    tracing::info!(%uuid, "live migration aborted: cancelling it");
-                }
-                Some(LiveRequest::ForceComplete) => {
-                    q.execute("stop", Value::Null)
-                        .await
-                        .map_err(|e| fault(format!("stop: {e}")))?;
-                    q.execute(
-                        "migrate-set-parameters",
-                        json!({"max-bandwidth": 1u64 << 30}),
-                    )
-                    .await
-                    .map_err(|e| fault(format!("migrate-set-parameters: {e}")))?;
-                    tracing::info!(%uuid, "live migration forced to complete: guest paused, no bandwidth cap");
-                }
-                None => {}
-            }
-            let st = q
-                .execute("query-migrate", Value::Null)
-                .await
-                .map_err(|e| fault(format!("query-migrate: {e}")))?;
-            match st.get("status").and_then(Value::as_str) {
-                Some("completed") => return Ok(st),
-                Some("cancelled") => return Err(fault("live migration cancelled")),
-                Some("failed") => {
-                    let why = st
-                        .get("error-desc")
-                        .and_then(Value::as_str)
-                        .unwrap_or("unknown");
-                    return Err(fault(format!("live migration failed: {why}")));
-                }
-                _ if Instant::now() > until => {
-                    let _ = q.execute("migrate_cancel", Value::Null).await;
-                    return Err(fault("live migration timed out"));
-                }
-                _ => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
+        use tracing::Instrument;
+        // (the guest's uuid on each line it logs)
+        wait_migration(q, "live migration", || self.live_asks.lock().remove(uuid))
+            .instrument(tracing::info_span!("guest", %uuid))
+            .await
     }
 
     /// After a live migration the destination's guest runs as the
@@ -403,17 +360,46 @@ impl QemuDriver {
 }
 
 /// Polls an outgoing migration (live, or the save behind suspend) until it
-/// completes; cancels it after five minutes.
-pub(super) async fn wait_migration(q: &mut Qmp, what: &str) -> Result<Value, DriverFault> {
+/// completes; cancels it after five minutes. Between polls it acts on what
+/// `asks` hands it: abort cancels the migration (the guest runs on),
+/// force-complete pauses the guest and lifts the bandwidth cap (the
+/// destination resumes it: `resume_migrated`).
+pub(super) async fn wait_migration(
+    q: &mut Qmp,
+    what: &str,
+    mut asks: impl FnMut() -> Option<LiveRequest>,
+) -> Result<Value, DriverFault> {
     let until = Instant::now() + Duration::from_secs(300);
     loop {
+        match asks() {
+            Some(LiveRequest::Abort) => {
+                q.execute("migrate_cancel", Value::Null)
+                    .await
+                    .map_err(|e| fault(format!("migrate_cancel: {e}")))?;
+                tracing::info!("{what} aborted: cancelling it");
+            }
+            Some(LiveRequest::ForceComplete) => {
+                q.execute("stop", Value::Null)
+                    .await
+                    .map_err(|e| fault(format!("stop: {e}")))?;
+                q.execute(
+                    "migrate-set-parameters",
+                    json!({"max-bandwidth": 1u64 << 30}),
+                )
+                .await
+                .map_err(|e| fault(format!("migrate-set-parameters: {e}")))?;
+                tracing::info!("{what} forced to complete: guest paused, no bandwidth cap");
+            }
+            None => {}
+        }
         let st = q
             .execute("query-migrate", Value::Null)
             .await
             .map_err(|e| fault(format!("query-migrate: {e}")))?;
         match st.get("status").and_then(Value::as_str) {
             Some("completed") => return Ok(st),
-            Some("failed") | Some("cancelled") => {
+            Some("cancelled") => return Err(fault(format!("{what} cancelled"))),
+            Some("failed") => {
                 let why = st
                     .get("error-desc")
                     .and_then(Value::as_str)

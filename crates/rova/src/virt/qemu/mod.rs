@@ -382,16 +382,12 @@ impl QemuDriver {
 
     async fn do_destroy(&self, inst: &Instance) -> Result<(), DriverFault> {
         let uuid = &inst.uuid;
-        for host in self.hosts() {
-            self.tear_down_on(&host, uuid).await;
-            let _ = std::fs::remove_dir_all(self.state_dir(&host, uuid));
+        for host in &self.hosts {
+            self.tear_down_on(host, uuid).await;
+            let _ = std::fs::remove_dir_all(self.state_dir(host, uuid));
         }
         let _ = std::fs::remove_dir_all(self.inst_dir(uuid));
         Ok(())
-    }
-
-    fn hosts(&self) -> Vec<String> {
-        self.hosts.clone()
     }
 }
 

@@ -222,7 +222,7 @@ impl QemuDriver {
         q.execute("migrate", json!({"uri": uri}))
             .await
             .map_err(|e| fault(format!("saving the guest state: {e}")))?;
-        if let Err(e) = wait_migration(&mut q, "saving the guest state").await {
+        if let Err(e) = wait_migration(&mut q, "saving the guest state", || None).await {
             let _ = q.execute("cont", Value::Null).await;
             return Err(e);
         }
