@@ -34,12 +34,15 @@
 #                                          Tempest's admin tests first)
 #   scripts/multihost.sh test-qemu DIR [PYTEST ARGS…]   up with 2 QEMU
 #                                          agents, the real-guest moves
-#                                          (tests/multihost, marker qemu),
-#                                          down
+#                                          (tests/multihost, marker qemu;
+#                                          with ROVA_MH_STORAGE=local,
+#                                          marker qemu_local), down
 #
 # With ROVA_MH_DRIVER=qemu, `up` starts the agents with the QEMU driver
 # (TCG; instance disks in DIR/instances, shared by the agents as on
-# shared storage; the test guest from guest/build.sh; live migrations
+# shared storage — or, with ROVA_MH_STORAGE=local, each agent's own in its
+# state directory, so that moves copy them; the test guest from
+# guest/build.sh; live migrations
 # capped at $ROVA_MH_QEMU_BANDWIDTH MiB/s, default 8, 0 for no cap, so
 # that one in flight can be aborted or forced to complete).
 #
@@ -121,8 +124,11 @@ start() {
       fi
       local driver=(--sim-latency-ms 5)
       if [[ "$(cat "$dir/driver" 2>/dev/null)" == qemu ]]; then
-        driver=(--driver qemu --qemu-accel tcg --instances-path "$dir/instances"
+        driver=(--driver qemu --qemu-accel tcg
           --live-migration-bandwidth "${ROVA_MH_QEMU_BANDWIDTH:-8}")
+        if [[ "$(cat "$dir/storage" 2>/dev/null)" != local ]]; then
+          driver+=(--instances-path "$dir/instances")
+        fi
       fi
       # (info: a real guest's live migrations are logged with their
       # total time and downtime, which the benchmark reads)
@@ -157,6 +163,7 @@ up() {
   echo "$agents" >"$dir/agents"
   echo "$p" >"$dir/prefix"
   echo "${ROVA_MH_DRIVER:-fake}" >"$dir/driver"
+  echo "${ROVA_MH_STORAGE:-shared}" >"$dir/storage"
   mkdir -p "$dir/instances"
   ip netns add "$(ns_of sw)"
   ip -n "$(ns_of sw)" link add br0 type bridge
@@ -281,7 +288,9 @@ case "$cmd" in
     trap down EXIT
     trap 'kill "$suite" 2>/dev/null; exit 143' TERM INT
     ROVA_MH_DRIVER=qemu up 2
-    in_client "$venv/bin/python" -m pytest -v -m qemu "$root/tests/multihost" "$@" &
+    marker=qemu
+    [[ "${ROVA_MH_STORAGE:-shared}" == local ]] && marker=qemu_local
+    in_client "$venv/bin/python" -m pytest -v -m "$marker" "$root/tests/multihost" "$@" &
     suite=$!
     wait "$suite"
     ;;

@@ -34,6 +34,9 @@
 #      - multihost-qemu (scripts/multihost.sh test-qemu: the same harness
 #        with 2 agents running the QEMU driver; a real guest live-migrated
 #        between them and back, cold-migrated, evacuated from a failed host)
+#      - multihost-qemu-local (the same with ROVA_MH_STORAGE=local: agents
+#        without shared storage; block migration there and back, cold
+#        migration copying the disks, revert and confirm)
 #
 # Every stage runs even when an earlier one failed (except that nothing
 # black-box runs without a binary). The set-up, fmt, clippy and the release
@@ -45,7 +48,7 @@
 # Environment:
 #   ROVA_TEST_STAGES     stages to run (default "setup fmt clippy shell nextest
 #                        pg nextest-pg build browser multihost multihost-qemu
-#                        cli cli-pg
+#                        multihost-qemu-local cli cli-pg
 #                        tempest tempest-pg tempest-volumes guest"; the -pg
 #                        stages need pg)
 #   ROVA_SIM_LATENCY_MS  passed to both servers as --sim-latency-ms
@@ -60,7 +63,7 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 2
-STAGES=" ${ROVA_TEST_STAGES:-setup fmt clippy shell nextest pg nextest-pg build browser multihost multihost-qemu cli cli-pg tempest tempest-pg tempest-volumes guest} "
+STAGES=" ${ROVA_TEST_STAGES:-setup fmt clippy shell nextest pg nextest-pg build browser multihost multihost-qemu multihost-qemu-local cli cli-pg tempest tempest-pg tempest-volumes guest} "
 ART="${ROVA_TEST_ARTIFACTS:-$(mktemp -d "${TMPDIR:-/tmp}/rova-test.XXXXXX")}"
 mkdir -p "$ART"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -182,8 +185,8 @@ if want build; then
 fi
 
 # ------------------------------------------------------------ black box
-BLACK_BOX="browser multihost multihost-qemu cli cli-pg tempest tempest-pg tempest-volumes guest"
-if want browser || want multihost || want multihost-qemu || want cli || want cli-pg || want tempest || want tempest-pg || want tempest-volumes || want guest; then
+BLACK_BOX="browser multihost multihost-qemu multihost-qemu-local cli cli-pg tempest tempest-pg tempest-volumes guest"
+if want browser || want multihost || want multihost-qemu || want multihost-qemu-local || want cli || want cli-pg || want tempest || want tempest-pg || want tempest-volumes || want guest; then
   banner "client venv"
   if ! VENV="$(scripts/client-venv.sh)"; then
     for st in $BLACK_BOX; do want "$st" && record "$st" 0 1 0; done
@@ -355,6 +358,15 @@ if want multihost-qemu; then
     timeout --kill-after=60 "${ROVA_MULTIHOST_QEMU_SUITE_TIMEOUT:-1200}" \
     bash scripts/multihost.sh test-qemu "$ART/multihost-qemu" --junitxml="$ART/multihost-qemu-junit.xml"
   record_pytest multihost-qemu $? "$ART/multihost-qemu-junit.xml"
+fi
+
+if want multihost-qemu-local; then
+  banner "multihost-qemu-local: scripts/multihost.sh test-qemu with ROVA_MH_STORAGE=local (no shared storage: block migration, disk copies)"
+  rm -rf "$ART/multihost-qemu-local-junit.xml"
+  ROVA_BIN="$ROVA_BIN" ROVA_VENV="$VENV" ROVA_MH_PREFIX=rml ROVA_MH_STORAGE=local \
+    timeout --kill-after=60 "${ROVA_MULTIHOST_QEMU_SUITE_TIMEOUT:-1200}" \
+    bash scripts/multihost.sh test-qemu "$ART/multihost-qemu-local" --junitxml="$ART/multihost-qemu-local-junit.xml"
+  record_pytest multihost-qemu-local $? "$ART/multihost-qemu-local-junit.xml"
 fi
 
 # The CLI suite on PostgreSQL runs in the background beside the one on

@@ -30,6 +30,7 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Extension, Json, Router};
 use parking_lot::Mutex;
+use rova_core::model::Instance;
 use rova_core::Fault;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -38,6 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
+mod files;
 pub mod remote_env;
 
 /// What `rova agent` is told.
@@ -349,6 +351,10 @@ struct Agent {
     /// The same driver, when it is QEMU's (the calls of real guests
     /// moving between agents).
     qemu: Option<Arc<QemuDriver>>,
+    /// Its driver's view of the control plane, when it is QEMU's.
+    env: Option<Arc<remote_env::RemoteEnv>>,
+    /// Calls to other agents (a moving guest's files).
+    client: wire::Client,
     calls: Mutex<Calls>,
     guests: Guests,
     /// Driver calls run, by call and outcome.
@@ -423,8 +429,9 @@ fn call_name(call: &DriverCall) -> &'static str {
         DriverCall::Destroy => K::Destroy.name(),
         DriverCall::LiveMigrate { .. } => K::LiveMigrate.name(),
         DriverCall::Adopt { .. } => "adopt",
-        DriverCall::PrepareIncoming => "prepare_incoming",
+        DriverCall::PrepareIncoming { .. } => "prepare_incoming",
         DriverCall::DropIncoming => "drop_incoming",
+        DriverCall::DropMoved => "drop_moved",
         DriverCall::ConsoleLog => "console_log",
         DriverCall::LiveRequest { .. } => "live_request",
         DriverCall::Perform { op } => op.kind().name(),
@@ -432,6 +439,16 @@ fn call_name(call: &DriverCall) -> &'static str {
 }
 
 impl Agent {
+    /// The files of guest `inst` on the agent `from` (another host).
+    fn files_of(&self, from: &Option<PeerAgent>, inst: &Instance) -> Option<files::PeerFiles> {
+        let peer = from.clone().filter(|p| p.host != self.host)?;
+        Some(files::PeerFiles {
+            client: self.client.clone(),
+            peer,
+            uuid: inst.uuid.clone(),
+        })
+    }
+
     async fn run(&self, req: &DriverRequest) -> DriverReply {
         let inst = &req.instance;
         let d = &self.driver;
@@ -469,10 +486,12 @@ impl Agent {
                 }
                 done(r)
             }
-            DriverCall::LiveMigrate { dest, uri } => {
+            DriverCall::LiveMigrate { dest, uri, nbd } => {
                 let r = match (uri, &self.qemu) {
                     (None, _) => d.live_migrate(inst, dest).await,
-                    (Some(uri), Some(q)) => q.live_migrate_to(inst, dest, uri).await,
+                    (Some(uri), Some(q)) => {
+                        q.live_migrate_to(inst, dest, uri, nbd.as_deref()).await
+                    }
                     (Some(_), None) => Err(no_real_guests(&self.host)),
                 };
                 match r {
@@ -492,11 +511,17 @@ impl Agent {
                     Err(fault) => DriverReply::Failed { fault },
                 }
             }
-            DriverCall::PrepareIncoming => match &self.qemu {
-                Some(q) => match q.prepare_incoming(inst, &self.host, self.ip).await {
-                    Ok(uri) => DriverReply::Incoming { uri },
-                    Err(fault) => DriverReply::Failed { fault },
-                },
+            DriverCall::PrepareIncoming { from } => match &self.qemu {
+                Some(q) => {
+                    let src = self.files_of(from, inst);
+                    let src = src
+                        .as_ref()
+                        .map(|f| f as &dyn crate::virt::qemu::FileSource);
+                    match q.prepare_incoming(inst, &self.host, self.ip, src).await {
+                        Ok((uri, nbd)) => DriverReply::Incoming { uri, nbd },
+                        Err(fault) => DriverReply::Failed { fault },
+                    }
+                }
                 None => DriverReply::Failed {
                     fault: no_real_guests(&self.host),
                 },
@@ -515,9 +540,17 @@ impl Agent {
                     log_b64: base64::engine::general_purpose::STANDARD.encode(log),
                 }
             }
-            DriverCall::Adopt { op } => {
+            DriverCall::DropMoved => {
+                d.drop_moved(inst).await;
+                DriverReply::Done
+            }
+            DriverCall::Adopt { op, from } => {
                 if let Some(q) = &self.qemu {
-                    if let Err(fault) = q.adopt(op.as_ref(), inst, &self.host).await {
+                    let src = self.files_of(from, inst);
+                    let src = src
+                        .as_ref()
+                        .map(|f| f as &dyn crate::virt::qemu::FileSource);
+                    if let Err(fault) = q.adopt(op.as_ref(), inst, &self.host, src).await {
                         return DriverReply::Failed { fault };
                     }
                 }
@@ -603,23 +636,24 @@ pub async fn start(cfg: AgentConfig) -> Result<RunningAgent, String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let qemu = if cfg.driver == "qemu" {
+    let (qemu, env) = if cfg.driver == "qemu" {
         let q = Arc::new(QemuDriver::for_agent(
             cfg.qemu.clone(),
             &cfg.state_dir,
             &cfg.host,
             cfg.instances_path.clone(),
         ));
-        q.set_env(Arc::new(remote_env::RemoteEnv::new(
+        let env = Arc::new(remote_env::RemoteEnv::new(
             client.clone(),
             cfg.controls.clone(),
             &cfg.state_dir,
-        )));
+        ));
+        q.set_env(env.clone());
         let how = q.init().await?;
         eprintln!("rova agent: QEMU driver: {how}");
-        Some(q)
+        (Some(q), Some(env))
     } else {
-        None
+        (None, None)
     };
     let driver: Arc<dyn Driver> = match &qemu {
         Some(q) => q.clone(),
@@ -630,6 +664,8 @@ pub async fn start(cfg: AgentConfig) -> Result<RunningAgent, String> {
         ip: cfg.listen.ip(),
         driver,
         qemu,
+        env,
+        client: client.clone(),
         calls: Mutex::new(Calls::default()),
         guests: Guests::load(&cfg.state_dir)?,
         ran: Counters::default(),
@@ -637,6 +673,10 @@ pub async fn start(cfg: AgentConfig) -> Result<RunningAgent, String> {
     });
     let router = Router::new()
         .route(types::DRIVER, post(driver_call))
+        .route(
+            types::INSTANCE_FILE,
+            axum::routing::get(files::instance_file),
+        )
         .with_state(agent.clone());
     let serving = tokio::spawn(wire::serve(listener, server, router));
     let register = RegisterRequest {

@@ -86,6 +86,26 @@ impl RemoteEnv {
         .await
     }
 
+    /// Whether agent `to` may read guest `uuid`'s files from this one (a
+    /// move between them in progress). A control replica that has not
+    /// seen the move yet is asked again for a few seconds.
+    pub async fn may_copy(&self, uuid: &str, to: &str) -> bool {
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let req = EnvRequest::MayCopy {
+                uuid: uuid.to_string(),
+                to: to.to_string(),
+            };
+            if let Ok(EnvReply::MayCopy { allowed: true }) = self.ask(req).await {
+                return true;
+            }
+            if std::time::Instant::now() > until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     /// The image's bytes in the agent's cache, fetched when missing.
     async fn cached(&self, id: &str) -> Result<PathBuf, Unavailable> {
         let path = self.images.join(id);

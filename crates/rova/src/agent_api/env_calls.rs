@@ -85,6 +85,9 @@ pub(super) async fn env_call(
         EnvRequest::Routers => EnvReply::Routers {
             routers: env.routers().await.map_err(unavailable)?,
         },
+        EnvRequest::MayCopy { uuid, to } => EnvReply::MayCopy {
+            allowed: may_copy(&ctl, &uuid, &host, &to),
+        },
         EnvRequest::Report { event } => {
             let GuestEvent::PoweredOff {
                 uuid,
@@ -110,6 +113,23 @@ pub(super) async fn env_call(
         }
     };
     Ok(Json(reply))
+}
+
+/// Whether agent `to` may read server `uuid`'s files from agent `from`:
+/// a move of the server from `from` to `to` is in progress.
+fn may_copy(ctl: &Ctl, uuid: &str, from: &str, to: &str) -> bool {
+    from != to
+        && !ctl
+            .app
+            .compute
+            .migrations
+            .filter(|m| {
+                m.instance_uuid == uuid
+                    && m.source_compute.as_deref() == Some(from)
+                    && m.dest_compute.as_deref() == Some(to)
+                    && !crate::compute::migrate::OVER.contains(&m.status.as_str())
+            })
+            .is_empty()
 }
 
 /// `GET /agent/v1/images/{id}/file`: an active image's bytes.

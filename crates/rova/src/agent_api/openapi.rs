@@ -147,6 +147,27 @@ pub fn document() -> Value {
             }
         }),
     );
+    paths.insert(
+        INSTANCE_FILE.to_string(),
+        json!({
+            "get": {
+                "tags": ["agent"],
+                "summary": "Up to FILE_CHUNK (16 MiB) bytes of a guest's file from `offset`: a disk, its config drive or console history, root.json (the root disk's virtual size and backing image) or base-IMAGE (a cached image). Read by the agent of the destination of a move of that guest from this host when their instances paths are not shared; the control plane confirms the move (EnvRequest may_copy).",
+                "description": "Served by the agent (--listen).",
+                "parameters": [
+                    {"name": "uuid", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "name", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "offset", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}}
+                ],
+                "security": [{"mutualTLS": []}],
+                "responses": {
+                    "200": {"description": "The bytes (fewer than FILE_CHUNK: the end of the file).", "content": {"application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}},
+                    "403": error("The caller is not the destination of a move of that guest from this host."),
+                    "404": error("No such file of that guest here."),
+                }
+            }
+        }),
+    );
     let mut schemas: Map<String, Value> = g.take_definitions(true).into_iter().collect();
     schemas.insert(
         "Error".into(),
@@ -207,6 +228,7 @@ mod tests {
         }
         assert!(doc["paths"][IMAGE_FILE]["get"].is_object());
         assert!(doc["paths"][IMAGE_FILE]["put"].is_object());
+        assert!(doc["paths"][INSTANCE_FILE]["get"].is_object());
         let schemas = &doc["components"]["schemas"];
         for name in [
             "EnrollRequest",

@@ -5,7 +5,7 @@
 //! compute service asks [`Agents::driver`] for the driver of a server's
 //! host; hosts with no endpoint row are this process's own.
 
-use super::types::{AgentEndpoint, DriverCall, DriverReply, DriverRequest, DRIVER};
+use super::types::{AgentEndpoint, DriverCall, DriverReply, DriverRequest, PeerAgent, DRIVER};
 use super::wire::{CallError, Client};
 use crate::compute::driver::{BoxFut, Driver, DriverFault, DriverOp, LiveRequest, LiveStats};
 use crate::store::{Store, Table};
@@ -143,7 +143,10 @@ impl RemoteDriver {
         let Some(there) = self.on(dest) else {
             return Ok(());
         };
-        let call = DriverCall::Adopt { op: op.cloned() };
+        let call = DriverCall::Adopt {
+            op: op.cloned(),
+            from: self.peer(),
+        };
         match there.done(inst, call).await {
             Err(f) if self.simulated => {
                 tracing::warn!(server = %inst.uuid, host = dest, "adopting a moved guest: {}", f.message);
@@ -151,6 +154,15 @@ impl RemoteDriver {
             }
             other => other,
         }
+    }
+
+    /// This host's agent as another agent reaches it.
+    fn peer(&self) -> Option<PeerAgent> {
+        let ep = self.shared.endpoints.get(&self.host)?;
+        Some(PeerAgent {
+            host: self.host.clone(),
+            address: ep.address.clone(),
+        })
     }
 
     /// The driver of another agent host (`None`: no agent serves it).
@@ -215,6 +227,16 @@ impl Driver for RemoteDriver {
                 .await
         })
     }
+    fn drop_moved<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, ()> {
+        Box::pin(async move {
+            if self.simulated {
+                return;
+            }
+            if let Err(f) = self.done(inst, DriverCall::DropMoved).await {
+                tracing::warn!(server = %inst.uuid, host = %self.host, "dropping a moved guest's disks: {}", f.message);
+            }
+        })
+    }
     fn console_log<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Option<Vec<u8>>> {
         Box::pin(async move {
             if self.simulated {
@@ -240,10 +262,11 @@ impl Driver for RemoteDriver {
             // A real guest's destination agent starts it waiting for the
             // migration stream first; the source then sends it there.
             let there = self.on(dest);
-            let uri = match &there {
+            let (uri, nbd) = match &there {
                 Some(there) if !self.simulated && !there.simulated => {
-                    match there.call(inst, DriverCall::PrepareIncoming).await? {
-                        DriverReply::Incoming { uri } => Some(uri),
+                    let call = DriverCall::PrepareIncoming { from: self.peer() };
+                    match there.call(inst, call).await? {
+                        DriverReply::Incoming { uri, nbd } => (Some(uri), nbd),
                         DriverReply::Failed { fault } => return Err(fault),
                         _ => {
                             return Err(DriverFault::new(
@@ -253,7 +276,7 @@ impl Driver for RemoteDriver {
                         }
                     }
                 }
-                _ => None,
+                _ => (None, None),
             };
             let sent = self
                 .call(
@@ -261,6 +284,7 @@ impl Driver for RemoteDriver {
                     DriverCall::LiveMigrate {
                         dest: dest.to_string(),
                         uri: uri.clone(),
+                        nbd: nbd.clone(),
                     },
                 )
                 .await;
@@ -274,6 +298,15 @@ impl Driver for RemoteDriver {
             match sent? {
                 DriverReply::Migrated { stats } => {
                     self.adopted_by(dest, inst, None).await?;
+                    if nbd.is_some() {
+                        // A block migration: the source's disks are
+                        // copies now.
+                        let mut moved = inst.clone();
+                        moved.host = Some(dest.to_string());
+                        if let Err(f) = self.done(&moved, DriverCall::DropMoved).await {
+                            tracing::warn!(server = %inst.uuid, host = %self.host, "dropping the migrated guest's disks: {}", f.message);
+                        }
+                    }
                     Ok(stats)
                 }
                 DriverReply::Failed { fault } => Err(fault),

@@ -28,6 +28,24 @@ pub const ENV: &str = "/agent/v1/env";
 pub const IMAGE_FILE: &str = "/agent/v1/images/{id}/file";
 /// Path of an agent's listener.
 pub const DRIVER: &str = "/agent/v1/driver";
+/// A guest's file on an agent's listener (`{name}`: a disk, its config
+/// drive or console history, `root.json` — its root disk's size and
+/// backing image — or `base-{image}`: a cached image it is backed by),
+/// read by another agent a move takes the guest to when their instances
+/// paths are not shared; query `offset`, at most [`FILE_CHUNK`] bytes an
+/// answer. Only the agent of the destination of a move of that guest
+/// from this host in progress may read it (the control plane says which).
+pub const INSTANCE_FILE: &str = "/agent/v1/instances/{uuid}/files/{name}";
+/// Most bytes one [`INSTANCE_FILE`] answer carries.
+pub const FILE_CHUNK: u64 = 16 << 20;
+
+/// [`INSTANCE_FILE`] for a guest's file from `offset`.
+pub fn instance_file_path(uuid: &str, name: &str, offset: u64) -> String {
+    INSTANCE_FILE
+        .replace("{uuid}", uuid)
+        .replace("{name}", name)
+        + &format!("?offset={offset}")
+}
 
 /// [`IMAGE_FILE`] for image `id`.
 pub fn image_file_path(id: &str) -> String {
@@ -125,6 +143,15 @@ pub struct AgentEndpoint {
     pub registered_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// The agent of another host, as a move's destination reaches it: the
+/// source of a guest's files when the hosts do not share storage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PeerAgent {
+    pub host: String,
+    /// `IP:PORT` of its listener.
+    pub address: String,
+}
+
 /// What a control replica asks an agent's driver to do.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "call")]
@@ -137,18 +164,33 @@ pub enum DriverCall {
     /// Live-migrate the guest to `dest`. With `uri` (a real guest whose
     /// destination is another agent), the migration stream goes to the
     /// guest waiting there ([`DriverCall::PrepareIncoming`]).
+    /// With `nbd` (a block migration) the disks are mirrored to the NBD
+    /// exports there first.
     LiveMigrate {
         dest: String,
         #[serde(default)]
         uri: Option<String>,
+        #[serde(default)]
+        nbd: Option<String>,
     },
     /// The destination's half of a live migration: start the guest
     /// waiting for the migration stream on this agent's address; the
-    /// answer is [`DriverReply::Incoming`].
-    PrepareIncoming,
+    /// answer is [`DriverReply::Incoming`]. `from` is the source's agent:
+    /// when the hosts do not share storage, the guest's config drive
+    /// comes from there and its disks are made here, empty, to be
+    /// mirrored (a block migration).
+    PrepareIncoming {
+        #[serde(default)]
+        from: Option<PeerAgent>,
+    },
     /// The live migration prepared here failed: stop the waiting guest
-    /// (its disks, shared with the source, stay).
+    /// (disks shared with the source stay; copies made here go).
     DropIncoming,
+    /// The guest moved to another host for good (a confirmed resize or
+    /// cold migration, a completed block migration): the disks a move
+    /// left here go — all of them when this host's instances path is not
+    /// shared, else only the copy kept for a revert.
+    DropMoved,
     /// The guest's serial console log ([`DriverReply::Console`]).
     ConsoleLog,
     /// A request about the guest's live migration in flight from this
@@ -160,9 +202,13 @@ pub enum DriverCall {
     /// (`op`: the cold move it carried out, after which a real guest is
     /// started here; a simulated move needs nothing from the
     /// destination): the agent counts it among the guests it runs.
+    /// `from`: the source's agent, whose files a cold move copies here
+    /// when the hosts do not share storage.
     Adopt {
         #[serde(default)]
         op: Option<DriverOp>,
+        #[serde(default)]
+        from: Option<PeerAgent>,
     },
 }
 
@@ -186,9 +232,13 @@ pub enum DriverReply {
     Migrated {
         stats: LiveStats,
     },
-    /// A guest waits for the migration stream at `uri` (`tcp:IP:PORT`).
+    /// A guest waits for the migration stream at `uri` (`tcp:IP:PORT`);
+    /// with `nbd` (`IP:PORT`) its disks wait there for a block
+    /// migration's mirror (export names: QEMU's drive ids).
     Incoming {
         uri: String,
+        #[serde(default)]
+        nbd: Option<String>,
     },
     /// The console log, base64.
     Console {
@@ -232,6 +282,10 @@ pub enum EnvRequest {
     PortSecurity { port_ids: Vec<String> },
     /// Every router that is up.
     Routers,
+    /// Whether agent `to` may read the files of guest `uuid` from the
+    /// caller ([`INSTANCE_FILE`]): it is the destination of a move of
+    /// that server from the caller's host still in progress.
+    MayCopy { uuid: String, to: String },
     /// Something the driver saw on its own (a guest that powered off);
     /// only about the caller's own host.
     Report {
@@ -286,6 +340,9 @@ pub enum EnvReply {
     },
     Reported {
         changed: bool,
+    },
+    MayCopy {
+        allowed: bool,
     },
     /// The question could not be answered (e.g. a DHCP port that could
     /// not be made), with why.

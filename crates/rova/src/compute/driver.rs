@@ -442,6 +442,12 @@ pub trait Driver: Send + Sync {
     ) -> BoxFut<'a, Result<LiveStats, DriverFault>> {
         Box::pin(async { Ok(LiveStats::default()) })
     }
+    /// The guest moved to another host for good (a confirmed resize or
+    /// cold migration): the disks the move left on the source go. Only
+    /// logged when it fails (Nova's confirm is a cast to the source).
+    fn drop_moved<'a>(&'a self, _inst: &'a Instance) -> BoxFut<'a, ()> {
+        Box::pin(async {})
+    }
     /// Hands a request about the live migration of `inst` in flight to
     /// the driver carrying it out (a driver whose migrations are
     /// simulated by the control plane ignores it).

@@ -68,6 +68,18 @@ pub struct Migration {
     pub disk_remaining: Option<i64>,
 }
 
+/// Migration statuses after which a move is over (nothing more happens
+/// to it, and nothing of it is copied any more).
+pub const OVER: &[&str] = &[
+    "completed",
+    "confirmed",
+    "reverted",
+    "error",
+    "failed",
+    "cancelled",
+    "done",
+];
+
 /// Live migration statuses that count as in progress.
 pub const LIVE_IN_PROGRESS: &[&str] = &["queued", "preparing", "running", "post-migrating"];
 

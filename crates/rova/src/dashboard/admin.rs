@@ -168,24 +168,13 @@ pub async fn service_update(
     }
 }
 
-/// Migration statuses that are over.
-const FINISHED: &[&str] = &[
-    "completed",
-    "confirmed",
-    "reverted",
-    "error",
-    "failed",
-    "cancelled",
-    "done",
-];
-
 pub async fn migrations(Extension(dash): Extension<Arc<Dash>>, headers: HeaderMap) -> Out {
     let s = admin(&dash, &headers)?;
     let v = dash.get(&s, "/compute/v2.1/os-migrations").await?;
     let all: Vec<Value> = v["migrations"].as_array().cloned().unwrap_or_default();
-    let (live, done): (Vec<&Value>, Vec<&Value>) = all
-        .iter()
-        .partition(|m| !FINISHED.contains(&m["status"].as_str().unwrap_or("")));
+    let (live, done): (Vec<&Value>, Vec<&Value>) = all.iter().partition(|m| {
+        !crate::compute::migrate::OVER.contains(&m["status"].as_str().unwrap_or(""))
+    });
     let render = |ms: &[&Value]| -> String {
         ms.iter()
             .map(|m| {

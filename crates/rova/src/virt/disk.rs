@@ -116,6 +116,13 @@ pub async fn create_blank(path: &Path, format: &str, size_bytes: u64) -> Result<
     .map(drop)
 }
 
+/// A backing file's absolute path (an overlay records it as given).
+async fn absolute_base(base: &Path) -> Result<PathBuf, String> {
+    tokio::fs::canonicalize(base)
+        .await
+        .map_err(|e| format!("base image {}: {e}", base.display()))
+}
+
 /// Creates a qcow2 `overlay` backed by `base` (recorded by absolute path).
 /// The overlay is as large as the base, or `size_bytes` when that is given
 /// and larger.
@@ -126,9 +133,7 @@ pub async fn create_overlay(
     size_bytes: Option<u64>,
 ) -> Result<(), String> {
     check_format(base_format)?;
-    let base_abs: PathBuf = tokio::fs::canonicalize(base)
-        .await
-        .map_err(|e| format!("base image {}: {e}", base.display()))?;
+    let base_abs = absolute_base(base).await?;
     let base_size = info(&base_abs).await?.virtual_size;
     let mut args = vec![
         os("create"),
@@ -144,6 +149,28 @@ pub async fn create_overlay(
     let size = size_bytes.unwrap_or(0).max(base_size);
     args.push(os(&size.to_string()));
     qemu_img(args).await.map(drop)
+}
+
+/// Points qcow2 `overlay` at `base` (absolute path) without reading
+/// either: `base` holds the same bytes as the backing file it replaces
+/// (the same image cached on another host).
+pub async fn rebase_unsafe(overlay: &Path, base: &Path, base_format: &str) -> Result<(), String> {
+    check_format(base_format)?;
+    let base_abs = absolute_base(base).await?;
+    qemu_img(vec![
+        os("rebase"),
+        os("-q"),
+        os("-u"),
+        os("-f"),
+        os("qcow2"),
+        os("-F"),
+        os(base_format),
+        os("-b"),
+        base_abs.into_os_string(),
+        path_arg(overlay),
+    ])
+    .await
+    .map(drop)
 }
 
 /// Grows the image to `size_bytes` (no-op when already that size). A

@@ -109,6 +109,9 @@ pub struct VmSpec {
     pub daemonize: bool,
     /// `-incoming <uri>` (restore or migration target).
     pub incoming: Option<String>,
+    /// `-S`: the guest does not run until told to (`cont`) — a block
+    /// migration's destination waits for its disks' last writes.
+    pub paused: bool,
 }
 
 /// Doubles every comma so `s` can sit inside a comma-separated QEMU option
@@ -239,6 +242,9 @@ impl VmSpec {
         if let Some(uri) = &self.incoming {
             push(&["-incoming", uri]);
         }
+        if self.paused {
+            push(&["-S"]);
+        }
         a
     }
 }
@@ -288,6 +294,7 @@ mod tests {
             pidfile: "/r/qemu.pid".into(),
             daemonize: false,
             incoming: None,
+            paused: false,
         }
     }
 
@@ -376,6 +383,7 @@ mod tests {
         assert_eq!(values(&a, "-append"), ["console=ttyS0 panic=-1"]);
         assert_eq!(values(&a, "-pidfile"), ["/r/qemu.pid"]);
         assert!(values(&a, "-incoming").is_empty());
+        assert!(!a.iter().any(|x| x == "-S"), "a guest runs once started");
         assert!(values(&a, "-vnc").is_empty());
         assert!(!values(&a, "-device").contains(&"VGA"));
     }
@@ -433,6 +441,7 @@ mod tests {
         s.metadata_connector = None;
         s.daemonize = true;
         s.incoming = Some("exec:cat /r/save.state".into());
+        s.paused = true;
         s.initrd = None;
         s.append = String::new();
         s.name = "a,b".into();
@@ -449,6 +458,7 @@ mod tests {
         assert!(values(&a, "-device").contains(&"virtio-net-pci,netdev=n0"));
         assert!(a.iter().any(|x| x == "-daemonize"));
         assert_eq!(values(&a, "-incoming"), ["exec:cat /r/save.state"]);
+        assert!(a.iter().any(|x| x == "-S"));
         assert!(values(&a, "-initrd").is_empty());
         assert!(values(&a, "-append").is_empty());
         assert_eq!(values(&a, "-name"), ["guest=a,,b"]);

@@ -112,6 +112,12 @@ pub async fn confirm_resize(app: &Arc<App>, ctx: &Ctx, id: &str) -> Result<(), F
     .await?;
     crate::compute::migrate::confirmed(app, id).await;
     actions::event_finish(app, id, &ctx.request_id, "compute_confirm_resize", None).await;
+    // The source lets go of the disks the move left there (Nova's
+    // confirm_resize on the source: a cast nobody waits for).
+    if let (Some(m), Ok(now)) = (mig, servers::visible(app, ctx, id)) {
+        let driver = app.compute.driver_for(m.source_compute.as_deref());
+        tokio::spawn(async move { driver.drop_moved(&now).await });
+    }
     Ok(())
 }
 

@@ -170,6 +170,7 @@ impl QemuDriver {
             pidfile: state.join("qemu.pid"),
             daemonize: true,
             incoming,
+            paused: false,
         })
     }
 

@@ -7,7 +7,7 @@
 
 use super::launch::{boot_of, Boot, Shape};
 use super::volumes::root_volume;
-use super::{fault, QemuDriver};
+use super::{fault, FileSource, QemuDriver};
 use crate::compute::driver::{DriverFault, DriverOp, LiveRequest, LiveStats};
 use crate::virt::disk;
 use crate::virt::env::GuestEnv;
@@ -76,6 +76,12 @@ impl QemuDriver {
         let back = self.host_of(inst, dest)?;
         self.tear_down_on(&cur, uuid).await;
         let dir = self.inst_dir(uuid);
+        if self.copies_disks() && !self.is_local(&back) {
+            // This host's copies go; the source kept its own disks.
+            self.leave_host(&cur, uuid);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Ok(());
+        }
         let orig = dir.join("disk.resize-orig");
         if orig.exists() {
             std::fs::rename(&orig, dir.join("disk.qcow2"))
@@ -114,34 +120,45 @@ impl QemuDriver {
 
     /// The destination agent's half of a cold move another agent's
     /// driver began (`op`: the resize, cold migration or revert it
-    /// carried out there): the guest starts here on the disks the hosts
-    /// share, as the move left them.
+    /// carried out there): the guest starts here on its disks as the move
+    /// left them — shared by the hosts, or copied from `from` (the
+    /// source's agent) when this host's instances path is its own; a
+    /// revert finds the disks it kept here.
     pub(super) async fn do_finish_move(
         &self,
         op: &DriverOp,
         inst: &Instance,
         host: &str,
+        from: Option<&dyn FileSource>,
     ) -> Result<(), DriverFault> {
         let env = self.env()?;
         let uuid = &inst.uuid;
         if self.running(host, uuid) {
             return Ok(());
         }
-        let on_shared =
-            root_volume(inst).is_some() || self.inst_dir(uuid).join("disk.qcow2").exists();
+        let dir = self.inst_dir(uuid);
+        let present = || root_volume(inst).is_some() || dir.join("disk.qcow2").exists();
         match op {
             DriverOp::Resize { flavor, .. } | DriverOp::Migrate { flavor, .. } => {
+                if let (true, Some(src)) = (self.copies_disks(), from) {
+                    self.copy_in(env, src, inst).await?;
+                }
                 if inst.vm_state == VmState::Stopped {
                     return Ok(());
                 }
-                if !on_shared {
+                if !present() {
                     return Err(no_shared_disk(uuid));
                 }
                 self.launch(env, inst, host, flavor, Boot::Normal, None)
                     .await
             }
             DriverOp::RevertResize { .. } => {
-                if !on_shared {
+                let orig = dir.join("disk.resize-orig");
+                if orig.exists() {
+                    std::fs::rename(&orig, dir.join("disk.qcow2"))
+                        .map_err(|e| fault(format!("restoring the disk: {e}")))?;
+                }
+                if !present() {
                     return Err(no_shared_disk(uuid));
                 }
                 self.start_reverted(env, inst, host).await
@@ -168,8 +185,8 @@ impl QemuDriver {
         let port = free_port(std::net::Ipv4Addr::LOCALHOST.into())
             .map_err(|e| fault(format!("no free port for the migration: {e}")))?;
         let uri = format!("tcp:127.0.0.1:{port}");
-        self.start_incoming(env, inst, dest, &uri).await?;
-        let res = self.migrate_out(inst, &src, &uri).await;
+        self.start_incoming(env, inst, dest, &uri, false).await?;
+        let res = self.migrate_out(inst, &src, &uri, &[]).await;
         match &res {
             Ok(_) => self.resume_migrated(dest, inst).await,
             Err(_) => self.tear_down_on(dest, &inst.uuid).await,
@@ -178,19 +195,29 @@ impl QemuDriver {
     }
 
     /// The source's half when the destination is another agent's: the
-    /// migration stream goes to the guest waiting at `uri` there.
+    /// migration stream goes to the guest waiting at `uri` there; with
+    /// `nbd` (a block migration) the disks are mirrored there first.
     pub(super) async fn do_live_migrate_to(
         &self,
         inst: &Instance,
         dest: &str,
         uri: &str,
+        nbd: Option<&str>,
     ) -> Result<LiveStats, DriverFault> {
         let src = self.host_of(inst, None)?;
         self.check_outgoing(inst, &src, dest)?;
         if !uri.starts_with("tcp:") {
             return Err(fault(format!("not a migration address: {uri}")));
         }
-        self.migrate_out(inst, &src, uri).await
+        let mirrors = match nbd {
+            Some(nbd) => self.mirror_disks(&src, &inst.uuid, nbd).await?,
+            None => Vec::new(),
+        };
+        let res = self.migrate_out(inst, &src, uri, &mirrors).await;
+        if res.is_ok() && !mirrors.is_empty() {
+            tracing::info!(uuid = %inst.uuid, disks = mirrors.len(), "block migration: disks mirrored");
+        }
+        res
     }
 
     fn check_outgoing(&self, inst: &Instance, src: &str, dest: &str) -> Result<(), DriverFault> {
@@ -206,13 +233,18 @@ impl QemuDriver {
 
     /// The destination's half: the guest, with the same devices on the
     /// same (shared) disks, started on `host` waiting for the migration
-    /// stream on a free port of `ip`; its address (`tcp:IP:PORT`).
+    /// stream on a free port of `ip`; its address (`tcp:IP:PORT`). When
+    /// this host's instances path is its own and `from` (the source's
+    /// agent) is known, the disks are made here and exported over NBD for
+    /// the source to mirror (a block migration): their address too; the
+    /// guest then stays paused until adopted.
     pub(super) async fn do_prepare_incoming(
         &self,
         inst: &Instance,
         host: &str,
         ip: std::net::IpAddr,
-    ) -> Result<String, DriverFault> {
+        from: Option<&dyn FileSource>,
+    ) -> Result<(String, Option<String>), DriverFault> {
         let env = self.env()?;
         if self.running(host, &inst.uuid) {
             return Err(fault(format!(
@@ -220,7 +252,14 @@ impl QemuDriver {
                 inst.uuid
             )));
         }
-        if !self.inst_dir(&inst.uuid).join("disk.qcow2").exists() && root_volume(inst).is_none() {
+        let block = match from {
+            Some(src) if self.copies_disks() => Some(src),
+            _ => None,
+        };
+        if block.is_none()
+            && !self.inst_dir(&inst.uuid).join("disk.qcow2").exists()
+            && root_volume(inst).is_none()
+        {
             return Err(no_shared_disk(&inst.uuid));
         }
         let port = free_port(ip).map_err(|e| fault(format!("no free port on {ip}: {e}")))?;
@@ -228,16 +267,54 @@ impl QemuDriver {
             std::net::IpAddr::V4(a) => format!("tcp:{a}:{port}"),
             std::net::IpAddr::V6(a) => format!("tcp:[{a}]:{port}"),
         };
-        self.start_incoming(env, inst, host, &uri).await?;
-        Ok(uri)
+        let Some(src) = block else {
+            self.start_incoming(env, inst, host, &uri, false).await?;
+            return Ok((uri, None));
+        };
+        let res = async {
+            self.prepare_block(env, src, inst).await?;
+            self.start_incoming(env, inst, host, &uri, true).await?;
+            self.export_disks(host, &inst.uuid, ip).await
+        }
+        .await;
+        match res {
+            Ok(nbd) => Ok((uri, Some(nbd))),
+            Err(e) => {
+                self.tear_down_on(host, &inst.uuid).await;
+                let _ = std::fs::remove_dir_all(self.state_dir(host, &inst.uuid));
+                let _ = std::fs::remove_dir_all(self.inst_dir(&inst.uuid));
+                Err(e)
+            }
+        }
     }
 
+    /// A block migration's destination once the memory came: the NBD
+    /// exports go and the console history the source kept to the end is
+    /// copied (the guest is resumed next).
+    pub(super) async fn finish_block(
+        &self,
+        inst: &Instance,
+        host: &str,
+        from: Option<&dyn FileSource>,
+    ) {
+        let Some(src) = from.filter(|_| self.copies_disks()) else {
+            return;
+        };
+        self.unexport_disks(host, &inst.uuid).await;
+        if let Err(e) = self.fetch_history(src, &inst.uuid).await {
+            tracing::warn!(uuid = %inst.uuid, "copying the console history: {}", e.message);
+        }
+    }
+
+    /// `start_incoming`: `paused` keeps the guest from running once the
+    /// memory came (`-S`), until it is resumed.
     async fn start_incoming(
         &self,
         env: &Arc<dyn GuestEnv>,
         inst: &Instance,
         dest: &str,
         uri: &str,
+        paused: bool,
     ) -> Result<(), DriverFault> {
         let uuid = &inst.uuid;
         let _ = std::fs::remove_file(self.console_path(dest, uuid));
@@ -248,7 +325,8 @@ impl QemuDriver {
             config_drive: cd,
             incoming: Some(uri.to_string()),
         };
-        let spec = self.spec(env, inst, dest, shape).await?;
+        let mut spec = self.spec(env, inst, dest, shape).await?;
+        spec.paused = paused;
         let started = match self.plug(env, inst, dest).await {
             Ok(()) => self.exec(&spec).await,
             Err(e) => Err(e),
@@ -260,14 +338,16 @@ impl QemuDriver {
         Ok(())
     }
 
-    /// QMP `migrate` on the source to `uri`; once it completed the source
-    /// guest quits and leaves `src` (its console log joins the history).
-    /// A failed migration leaves the source running.
+    /// QMP `migrate` on the source to `uri`; once it completed (and the
+    /// disk `mirrors` of a block migration copied the last writes) the
+    /// source guest quits and leaves `src` (its console log joins the
+    /// history). A failed migration leaves the source running.
     async fn migrate_out(
         &self,
         inst: &Instance,
         src: &str,
         uri: &str,
+        mirrors: &[String],
     ) -> Result<LiveStats, DriverFault> {
         let uuid = &inst.uuid;
         let started = Instant::now();
@@ -286,10 +366,18 @@ impl QemuDriver {
             q.execute("migrate", json!({ "uri": uri }))
                 .await
                 .map_err(|e| fault(format!("migrate: {e}")))?;
-            self.wait_live(&mut q, uuid).await
+            let st = self.wait_live(&mut q, uuid).await?;
+            Self::finish_mirrors(&mut q, mirrors).await?;
+            Ok(st)
         }
         .await;
         self.live_asks.lock().remove(uuid);
+        if res.is_err() && !mirrors.is_empty() {
+            if let Ok(mut q) = Qmp::connect(&self.qmp_sock(src, uuid), Duration::from_secs(5)).await
+            {
+                Self::cancel_mirrors(&mut q, mirrors).await;
+            }
+        }
         match res {
             Ok(st) => {
                 let _ = qmp::run(&self.qmp_sock(src, uuid), "quit", Value::Null).await;
@@ -423,7 +511,7 @@ fn no_shared_disk(uuid: &str) -> DriverFault {
     ))
 }
 
-fn free_port(ip: std::net::IpAddr) -> std::io::Result<u16> {
+pub(super) fn free_port(ip: std::net::IpAddr) -> std::io::Result<u16> {
     let l = std::net::TcpListener::bind((ip, 0))?;
     Ok(l.local_addr()?.port())
 }

@@ -33,6 +33,8 @@
 //! - `ops` — spawn and the server actions (pause … rescue);
 //! - `migration` — resize/cold migration, revert, live migration;
 //! - `sync` — re-attaching after a restart and the power-state sync;
+//! - `transfer` — moves between agents that do not share an instances
+//!   path: files copied from the source, block migration over NBD;
 //! - `volumes` — volumes at launch and hot-plugged through QMP;
 //! - `nics` — NICs hot-plugged through QMP (bridge data path).
 //!
@@ -48,7 +50,10 @@ mod nics;
 mod ops;
 mod process;
 mod sync;
+mod transfer;
 mod volumes;
+
+pub use transfer::FileSource;
 
 use crate::compute::driver::{
     BoxFut, ConsoleKind, Driver, DriverFault, DriverOp, DriverOpKind, LiveRequest, LiveStats,
@@ -165,59 +170,69 @@ impl QemuDriver {
     /// The destination's half of a live migration from another agent:
     /// the guest started on `host`, waiting for the stream on `ip`; its
     /// address.
+    /// address; with the NBD server its disks wait at for the source's
+    /// mirror when they are copied from `from` (a block migration).
     pub async fn prepare_incoming(
         &self,
         inst: &Instance,
         host: &str,
         ip: std::net::IpAddr,
-    ) -> Result<String, DriverFault> {
+        from: Option<&dyn FileSource>,
+    ) -> Result<(String, Option<String>), DriverFault> {
         let lock = self.lock_for(&inst.uuid);
         let _g = lock.lock().await;
-        self.do_prepare_incoming(inst, host, ip).await
+        self.do_prepare_incoming(inst, host, ip, from).await
     }
 
     /// The source's half of a live migration to another agent, whose
-    /// guest waits at `uri`.
+    /// guest waits at `uri` (and its disks at `nbd`: a block migration).
     pub async fn live_migrate_to(
         &self,
         inst: &Instance,
         dest: &str,
         uri: &str,
+        nbd: Option<&str>,
     ) -> Result<LiveStats, DriverFault> {
         let lock = self.lock_for(&inst.uuid);
         let _g = lock.lock().await;
-        self.do_live_migrate_to(inst, dest, uri).await
+        self.do_live_migrate_to(inst, dest, uri, nbd).await
     }
 
     /// A live migration prepared here failed: the waiting guest stops
-    /// (its disks, shared with the source, stay).
+    /// (disks shared with the source stay; copies made here go).
     pub async fn drop_incoming(&self, inst: &Instance, host: &str) {
         let lock = self.lock_for(&inst.uuid);
         let _g = lock.lock().await;
         self.tear_down_on(host, &inst.uuid).await;
         let _ = std::fs::remove_dir_all(self.state_dir(host, &inst.uuid));
+        if self.copies_disks() {
+            let _ = std::fs::remove_dir_all(self.inst_dir(&inst.uuid));
+        }
     }
 
     /// A guest another agent moved here is this host's now: after a cold
     /// move (`op`) it starts here; its metadata service (user networking)
-    /// answers for it here.
+    /// answers for it here. `from` is the source's agent, whose files
+    /// a move copies when this host's instances path is its own.
     pub async fn adopt(
         &self,
         op: Option<&DriverOp>,
         inst: &Instance,
         host: &str,
+        from: Option<&dyn FileSource>,
     ) -> Result<(), DriverFault> {
         let lock = self.lock_for(&inst.uuid);
         let _g = lock.lock().await;
         if let Some(op) = op {
-            self.do_finish_move(op, inst, host).await?;
+            self.do_finish_move(op, inst, host, from).await?;
         }
         if !self.running(host, &inst.uuid) {
             return Ok(());
         }
         if op.is_none() {
+            self.finish_block(inst, host, from).await;
             // A live migration's guest: resumed if a force-complete
-            // paused it.
+            // (or a block migration) paused it.
             self.resume_migrated(host, inst).await;
         }
         if self.datapath.is_some() {
@@ -489,6 +504,9 @@ impl Driver for QemuDriver {
             let _g = lock.lock().await;
             self.do_live_migrate(inst, dest).await
         })
+    }
+    fn drop_moved<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, ()> {
+        Box::pin(self.drop_moved_disks(inst))
     }
     /// Taken by the migration's polling loop within 50 ms (no guest lock:
     /// the migration holds it).
