@@ -504,6 +504,8 @@ impl Agent {
                             dest = %dest,
                             total_ms = stats.total_ms,
                             downtime_ms = stats.downtime_ms,
+                            disk_bytes = stats.disk_total,
+                            mirror_ms = stats.mirror_ms,
                             "live migration completed"
                         );
                         DriverReply::Migrated { stats }

@@ -373,6 +373,13 @@ pub struct LiveStats {
     pub downtime_ms: u64,
     pub memory_total: i64,
     pub memory_processed: i64,
+    /// A block migration's disks: bytes the mirrors copied before the
+    /// memory went, and how long that took (QEMU's `total_ms` counts
+    /// only the memory).
+    #[serde(default)]
+    pub disk_total: i64,
+    #[serde(default)]
+    pub mirror_ms: u64,
 }
 
 /// A request about a live migration in flight (Nova's

@@ -402,8 +402,8 @@ async fn run(
                     m.memory_total = Some(stats.memory_total.max(total));
                     m.memory_processed = Some(stats.memory_processed);
                     m.memory_remaining = Some(0);
-                    m.disk_total = Some(0);
-                    m.disk_processed = Some(0);
+                    m.disk_total = Some(stats.disk_total);
+                    m.disk_processed = Some(stats.disk_total);
                     m.disk_remaining = Some(0);
                 })
                 .await;

@@ -209,15 +209,18 @@ impl QemuDriver {
         if !uri.starts_with("tcp:") {
             return Err(fault(format!("not a migration address: {uri}")));
         }
-        let mirrors = match nbd {
+        let started = Instant::now();
+        let (mirrors, copied) = match nbd {
             Some(nbd) => self.mirror_disks(&src, &inst.uuid, nbd).await?,
-            None => Vec::new(),
+            None => (Vec::new(), 0),
         };
-        let res = self.migrate_out(inst, &src, uri, &mirrors).await;
-        if res.is_ok() && !mirrors.is_empty() {
-            tracing::info!(uuid = %inst.uuid, disks = mirrors.len(), "block migration: disks mirrored");
+        let mirror_ms = started.elapsed().as_millis() as u64;
+        let mut stats = self.migrate_out(inst, &src, uri, &mirrors).await?;
+        if nbd.is_some() {
+            stats.disk_total = copied;
+            stats.mirror_ms = mirror_ms;
         }
-        res
+        Ok(stats)
     }
 
     fn check_outgoing(&self, inst: &Instance, src: &str, dest: &str) -> Result<(), DriverFault> {
@@ -393,6 +396,7 @@ impl QemuDriver {
                     downtime_ms: st.get("downtime").and_then(Value::as_u64).unwrap_or(0),
                     memory_total: n("/ram/total"),
                     memory_processed: n("/ram/transferred"),
+                    ..LiveStats::default()
                 })
             }
             Err(e) => {

@@ -368,13 +368,13 @@ impl QemuDriver {
     /// The source's half of a block migration before the memory goes:
     /// each of its own disks mirrored into the export of the same name at
     /// `nbd`, until every mirror is in step (then guest writes go to both
-    /// sides); the mirror jobs' ids.
+    /// sides); the mirror jobs' ids and the bytes they copied.
     pub(super) async fn mirror_disks(
         &self,
         host: &str,
         uuid: &str,
         nbd: &str,
-    ) -> Result<Vec<String>, DriverFault> {
+    ) -> Result<(Vec<String>, i64), DriverFault> {
         let mut q = Qmp::connect(&self.qmp_sock(host, uuid), Duration::from_secs(5))
             .await
             .map_err(|e| fault(format!("QMP: {e}")))?;
@@ -421,7 +421,11 @@ impl QemuDriver {
                 return Err(fault(format!("the disk mirror {job} stopped")));
             }
             if jobs.iter().all(ready) {
-                return Ok(jobs);
+                let copied = list
+                    .iter()
+                    .filter_map(|j| j.get("offset").and_then(Value::as_i64))
+                    .sum();
+                return Ok((jobs, copied));
             }
             if Instant::now() > until {
                 Self::cancel_mirrors(&mut q, &jobs).await;
