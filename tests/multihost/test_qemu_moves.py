@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -184,6 +185,60 @@ def test_a_real_guest_live_migrates_between_agents_and_back(cli,
                         "--server", sid, "--type", "live-migration")
         assert len(migs) == 2, migs
         assert {m["Status"] for m in migs} == {"completed"}, migs
+    finally:
+        cli.run(ADMIN, "server", "delete", "--wait", sid)
+
+
+def ws_read(url, pred, seconds=20):
+    """Bytes a console websocket at `url` sent until pred(bytes) held or
+    `seconds` passed."""
+    import websocket
+    ws = websocket.create_connection(url, subprotocols=["binary"],
+                                     timeout=10)
+    buf = b""
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline and not pred(buf):
+            ws.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                data = ws.recv()
+            except (websocket.WebSocketTimeoutException,
+                    websocket.WebSocketConnectionClosedException):
+                break
+            if not data:
+                break
+            buf += data if isinstance(data, bytes) else data.encode()
+    finally:
+        ws.close()
+    return buf
+
+
+def assert_consoles(cli, sid, where):
+    """The guest's serial console shows its heartbeat and its VNC console
+    greets with RFB, through the console proxy of a control replica and
+    the agent of the guest's host."""
+    serial = cli.json(ADMIN, "console", "url", "show", "--serial", sid)
+    got = ws_read(serial["url"],
+                  lambda b: re.search(rb"ROVA-GUEST: heartbeat \d+\r?\n", b))
+    assert re.search(rb"ROVA-GUEST: heartbeat \d+", got), \
+        "%s: no heartbeat on the serial console: %r" % (where, got[-300:])
+    novnc = cli.json(ADMIN, "console", "url", "show", "--novnc", sid)
+    parts = urllib.parse.urlsplit(novnc["url"])
+    path = urllib.parse.parse_qs(parts.query)["path"][0]
+    got = ws_read("ws://%s/%s" % (parts.netloc, path.lstrip("/")),
+                  lambda b: len(b) >= 12)
+    assert got.startswith(b"RFB 003.008\n"), (where, got[:40])
+
+
+def test_a_real_guests_consoles_follow_it_between_agents(cli, guest_image):
+    sid = boot(cli, guest_image, "mh-console", "agent-1")
+    try:
+        assert_consoles(cli, sid, "on agent-1")
+        cli.run(ADMIN, *V, "server", "migrate", "--live-migration",
+                "--host", "agent-2", "--wait", sid)
+        s = wait_status(cli, sid, "ACTIVE", timeout=300)
+        assert s["OS-EXT-SRV-ATTR:host"] == "agent-2", s
+        assert_consoles(cli, sid, "on agent-2")
     finally:
         cli.run(ADMIN, "server", "delete", "--wait", sid)
 

@@ -39,6 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
+mod console;
 mod files;
 pub mod remote_env;
 
@@ -679,6 +680,7 @@ pub async fn start(cfg: AgentConfig) -> Result<RunningAgent, String> {
             types::INSTANCE_FILE,
             axum::routing::get(files::instance_file),
         )
+        .route(types::CONSOLE, axum::routing::get(console::console))
         .with_state(agent.clone());
     let serving = tokio::spawn(wire::serve(listener, server, router));
     let register = RegisterRequest {

@@ -168,6 +168,28 @@ pub fn document() -> Value {
             }
         }),
     );
+    paths.insert(
+        CONSOLE.to_string(),
+        json!({
+            "get": {
+                "tags": ["agent"],
+                "summary": "A guest's console (kind `serial` or `vnc`) for a control replica's console proxy: the request asks to switch protocols (`Connection: upgrade`, `Upgrade: rova-console`), and the connection then carries the bytes of the guest's serial port or RFB both ways until either side ends.",
+                "description": "Served by the agent (--listen).",
+                "parameters": [
+                    {"name": "uuid", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "kind", "in": "path", "required": true, "schema": {"type": "string", "enum": ["serial", "vnc"]}}
+                ],
+                "security": [{"mutualTLS": []}],
+                "responses": {
+                    "101": {"description": "Switched to rova-console: the console's bytes follow."},
+                    "400": error("No `Upgrade: rova-console`."),
+                    "403": error("The caller is not a control replica."),
+                    "404": error("No guest of that instance runs here (or no such kind)."),
+                    "502": error("The guest's console socket does not answer."),
+                }
+            }
+        }),
+    );
     let mut schemas: Map<String, Value> = g.take_definitions(true).into_iter().collect();
     schemas.insert(
         "Error".into(),
@@ -229,6 +251,7 @@ mod tests {
         assert!(doc["paths"][IMAGE_FILE]["get"].is_object());
         assert!(doc["paths"][IMAGE_FILE]["put"].is_object());
         assert!(doc["paths"][INSTANCE_FILE]["get"].is_object());
+        assert!(doc["paths"][CONSOLE]["get"].is_object());
         let schemas = &doc["components"]["schemas"];
         for name in [
             "EnrollRequest",

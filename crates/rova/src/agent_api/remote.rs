@@ -7,7 +7,9 @@
 
 use super::types::{AgentEndpoint, DriverCall, DriverReply, DriverRequest, PeerAgent, DRIVER};
 use super::wire::{CallError, Client};
-use crate::compute::driver::{BoxFut, Driver, DriverFault, DriverOp, LiveRequest, LiveStats};
+use crate::compute::driver::{
+    BoxFut, ConsoleKind, ConsoleStream, Driver, DriverFault, DriverOp, LiveRequest, LiveStats,
+};
 use crate::store::{Store, Table};
 use rova_core::model::Instance;
 use std::sync::Arc;
@@ -225,6 +227,43 @@ impl Driver for RemoteDriver {
             }
             self.done(inst, DriverCall::LiveRequest { request: req })
                 .await
+        })
+    }
+    fn console_stream<'a>(
+        &'a self,
+        inst: &'a Instance,
+        kind: ConsoleKind,
+    ) -> BoxFut<'a, Result<Option<ConsoleStream>, String>> {
+        Box::pin(async move {
+            if self.simulated {
+                return Ok(None);
+            }
+            let ep = self
+                .shared
+                .endpoints
+                .get(&self.host)
+                .ok_or_else(|| format!("no agent is registered for {}", self.host))?;
+            let kind = match kind {
+                ConsoleKind::Serial => "serial",
+                ConsoleKind::Vnc => "vnc",
+            };
+            let path = super::types::console_path(&inst.uuid, kind);
+            let opened = self
+                .shared
+                .client
+                .upgrade(
+                    &ep.address,
+                    &self.host,
+                    &path,
+                    super::types::CONSOLE_PROTOCOL,
+                    Duration::from_secs(10),
+                )
+                .await;
+            match opened {
+                Ok(io) => Ok(Some(Box::new(io) as ConsoleStream)),
+                Err(CallError::Refused(f)) if f.code == 404 => Ok(None),
+                Err(e) => Err(format!("agent of {}: {}", self.host, e.message())),
+            }
         })
     }
     fn drop_moved<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, ()> {

@@ -36,6 +36,19 @@ pub const DRIVER: &str = "/agent/v1/driver";
 /// answer. Only the agent of the destination of a move of that guest
 /// from this host in progress may read it (the control plane says which).
 pub const INSTANCE_FILE: &str = "/agent/v1/instances/{uuid}/files/{name}";
+/// A guest's console on an agent's listener (`{kind}`: `serial` or
+/// `vnc`): a control replica's console proxy asks to switch protocols to
+/// [`CONSOLE_PROTOCOL`], and the connection then carries the console's
+/// bytes both ways (the serial port, or RFB).
+pub const CONSOLE: &str = "/agent/v1/instances/{uuid}/console/{kind}";
+/// The `Upgrade` protocol of [`CONSOLE`].
+pub const CONSOLE_PROTOCOL: &str = "rova-console";
+
+/// [`CONSOLE`] for a guest's console of `kind`.
+pub fn console_path(uuid: &str, kind: &str) -> String {
+    CONSOLE.replace("{uuid}", uuid).replace("{kind}", kind)
+}
+
 /// Most bytes one [`INSTANCE_FILE`] answer carries.
 pub const FILE_CHUNK: u64 = 16 << 20;
 

@@ -75,6 +75,7 @@ pub async fn serve(
             let svc = hyper_util::service::TowerToHyperService::new(svc);
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades()
                 .await;
         });
     }
@@ -222,8 +223,53 @@ impl Client {
         let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| down("HTTP", &e))?;
-        tokio::spawn(conn);
+        tokio::spawn(conn.with_upgrades());
         Ok(send)
+    }
+
+    /// GETs `https://addr/path` asking to switch protocols (`Upgrade:
+    /// protocol`) on a connection of its own; the byte stream the peer
+    /// then carries (a guest's console, say).
+    pub async fn upgrade(
+        &self,
+        addr: &str,
+        name: &str,
+        path: &str,
+        protocol: &str,
+        deadline: Duration,
+    ) -> Result<TokioIo<hyper::upgrade::Upgraded>, CallError> {
+        let down = |what: &str, e: &dyn std::fmt::Display| {
+            CallError::Unreachable(format!("{addr}: {what}: {e}"))
+        };
+        let call = async {
+            let mut send = self.dial(addr, name).await?;
+            let req = hyper::Request::builder()
+                .method(hyper::Method::GET)
+                .uri(path)
+                .header("host", name)
+                .header("connection", "upgrade")
+                .header("upgrade", protocol)
+                .body(Full::new(Bytes::new()))
+                .map_err(|e| down("request", &e))?;
+            let resp = send.send_request(req).await.map_err(|e| down("send", &e))?;
+            if resp.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
+                let status = resp.status();
+                let bytes = resp
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                return Err(CallError::Refused(refusal(status, &bytes)));
+            }
+            hyper::upgrade::on(resp)
+                .await
+                .map(TokioIo::new)
+                .map_err(|e| down("upgrade", &e))
+        };
+        tokio::time::timeout(deadline, call)
+            .await
+            .unwrap_or_else(|_| Err(down("no answer", &format!("within {deadline:?}"))))
     }
 
     /// An idle connection to the peer that is still open, if there is one.
@@ -285,17 +331,22 @@ impl Client {
             }
         }
         if !status.is_success() {
-            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-            let message = v
-                .as_object()
-                .and_then(|o| o.values().next())
-                .and_then(|e| e["message"].as_str())
-                .map(str::to_string)
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-            return Err(CallError::Refused(Fault::new(status.as_u16(), message)));
+            return Err(CallError::Refused(refusal(status, &bytes)));
         }
         Ok(bytes)
     }
+}
+
+/// A peer's error answer (a Nova-style body) as a fault.
+fn refusal(status: hyper::StatusCode, bytes: &[u8]) -> Fault {
+    let v: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    let message = v
+        .as_object()
+        .and_then(|o| o.values().next())
+        .and_then(|e| e["message"].as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned());
+    Fault::new(status.as_u16(), message)
 }
 
 /// One request: method, path, body and its type.

@@ -18,7 +18,7 @@
 //! serves the installed noVNC; without it they answer 503.
 
 use super::consoles;
-use super::driver::ConsoleKind;
+use super::driver::{ConsoleIo, ConsoleKind, ConsoleStream};
 use crate::app::App;
 use crate::http::ApiError;
 
@@ -33,7 +33,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use rova_core::states::VmState;
 use rova_core::Fault;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -176,8 +176,8 @@ pub fn token_from_query(query: Option<&str>) -> Option<String> {
 
 /// Where a console session goes.
 enum Target {
-    /// The guest's console socket.
-    Socket(PathBuf),
+    /// The guest's console: its socket, or through its agent.
+    Guest(ConsoleStream),
     /// A simulated guest's screen, served in-process.
     SimulatedVnc,
 }
@@ -232,14 +232,31 @@ async fn open(
             ),
         )
     };
-    let target = match issued
-        .socket
-        .clone()
-        .or_else(|| app.compute.driver.console_socket(&inst, kind))
-    {
-        Some(path) => Target::Socket(path),
+    let unreachable = |e: String| {
+        (
+            StatusCode::BAD_GATEWAY,
+            format!("Cannot reach the console of instance {}: {e}", inst.uuid),
+        )
+    };
+    // The socket the token named (a guest of this process), else the
+    // driver of the guest's host (an agent's guest through its agent).
+    let driver = app.compute.driver_for(inst.host.as_deref());
+    let stream = match &issued.socket {
+        Some(path) => Some(Box::new(
+            UnixStream::connect(path)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?,
+        ) as ConsoleStream),
+        None => driver
+            .console_stream(&inst, kind)
+            .await
+            .map_err(unreachable)?,
+    };
+    // Only a simulated guest gets the simulated screen.
+    let target = match stream {
+        Some(stream) => Target::Guest(stream),
         None if kind == ConsoleKind::Vnc
-            && app.compute.fake.is_some()
+            && driver.is_simulated()
             && inst.vm_state == VmState::Active =>
         {
             Target::SimulatedVnc
@@ -247,15 +264,6 @@ async fn open(
         None => return Err(no_console()),
     };
     let ws = ws.map_err(|r| (r.status(), r.body_text()))?;
-    let stream = match &target {
-        Target::Socket(path) => Some(UnixStream::connect(path).await.map_err(|e| {
-            (
-                StatusCode::BAD_GATEWAY,
-                format!("Cannot reach the console of instance {}: {e}", inst.uuid),
-            )
-        })?),
-        Target::SimulatedVnc => None,
-    };
     // Single use: whoever removes the token owns the session.
     match consoles::consume(app, &token).await {
         Ok(true) => {}
@@ -268,9 +276,9 @@ async fn open(
     Ok(ws
         .protocols(["binary"])
         .on_upgrade(move |socket| async move {
-            match stream {
-                Some(stream) => pipe(socket, stream).await,
-                None => super::sim_vnc::serve(socket, &name).await,
+            match target {
+                Target::Guest(stream) => pipe(socket, stream).await,
+                Target::SimulatedVnc => super::sim_vnc::serve(socket, &name).await,
             }
             tracing::info!(instance = %uuid, "console closed");
         }))
@@ -289,9 +297,9 @@ pub async fn bridge(ws: WebSocket, socket: &Path) -> Result<(), String> {
 /// Copies websocket messages (binary, or text as its bytes) to `stream`
 /// and everything read from `stream` back as binary messages. When either
 /// side ends, the socket is shut down and the websocket closed.
-pub async fn pipe(ws: WebSocket, stream: UnixStream) {
+pub async fn pipe(ws: WebSocket, stream: impl ConsoleIo) {
     let (mut ws_tx, mut ws_rx) = ws.split();
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let to_guest = async {
         while let Some(Ok(msg)) = ws_rx.next().await {
             let data = match msg {

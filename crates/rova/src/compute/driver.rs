@@ -364,6 +364,11 @@ pub enum ConsoleKind {
     Vnc,
 }
 
+/// A byte stream to a guest's console.
+pub trait ConsoleIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> ConsoleIo for T {}
+pub type ConsoleStream = Box<dyn ConsoleIo>;
+
 /// Figures a real live migration reports.
 #[derive(
     Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
@@ -428,6 +433,24 @@ pub trait Driver: Send + Sync {
     /// The local socket a console proxy connects to for this guest.
     fn console_socket(&self, _inst: &Instance, _kind: ConsoleKind) -> Option<PathBuf> {
         None
+    }
+    /// A connection to the guest's console (`None`: it has none): by
+    /// default to [`Driver::console_socket`]; an agent's guest's through
+    /// its agent.
+    fn console_stream<'a>(
+        &'a self,
+        inst: &'a Instance,
+        kind: ConsoleKind,
+    ) -> BoxFut<'a, Result<Option<ConsoleStream>, String>> {
+        Box::pin(async move {
+            let Some(path) = self.console_socket(inst, kind) else {
+                return Ok(None);
+            };
+            let s = tokio::net::UnixStream::connect(&path)
+                .await
+                .map_err(|e| format!("connecting to {}: {e}", path.display()))?;
+            Ok(Some(Box::new(s) as ConsoleStream))
+        })
     }
     /// A named step of a long operation (build, resize, live migration;
     /// [`STEPS`]) that the driver may fail: `ops` are the operation names a

@@ -260,6 +260,18 @@ impl QemuDriver {
         }
     }
 
+    /// The console socket of guest `uuid` running on `host`.
+    pub fn guest_console(&self, host: &str, uuid: &str, kind: ConsoleKind) -> Option<PathBuf> {
+        if !self.is_local(host) || !self.running(host, uuid) {
+            return None;
+        }
+        let name = match kind {
+            ConsoleKind::Serial => "serial.sock",
+            ConsoleKind::Vnc => "vnc.sock",
+        };
+        Some(self.sock_dir(host, uuid).join(name))
+    }
+
     /// Hands the driver its environment (once, right after the service
     /// it runs under is built).
     pub fn set_env(&self, env: Arc<dyn GuestEnv>) {
@@ -484,15 +496,7 @@ impl Driver for QemuDriver {
         })
     }
     fn console_socket(&self, inst: &Instance, kind: ConsoleKind) -> Option<PathBuf> {
-        let host = inst.host.as_deref()?;
-        if !self.running(host, &inst.uuid) {
-            return None;
-        }
-        let name = match kind {
-            ConsoleKind::Serial => "serial.sock",
-            ConsoleKind::Vnc => "vnc.sock",
-        };
-        Some(self.sock_dir(host, &inst.uuid).join(name))
+        self.guest_console(inst.host.as_deref()?, &inst.uuid, kind)
     }
     fn live_migrate<'a>(
         &'a self,
