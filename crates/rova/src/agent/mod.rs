@@ -7,7 +7,8 @@
 //! the listener's address), and sends a heartbeat every `report_interval`
 //! seconds. Control replicas send it driver calls, which it runs through
 //! its virt driver; a call it has already seen (same request id) gets the
-//! first call's outcome again instead of running twice.
+//! first call's outcome again instead of running twice — after a restart
+//! of the agent too (`calls.jsonl` in the state directory).
 //!
 //! The guests it runs are listed in `guests.json` in the state directory:
 //! a simulated hypervisor's guests outlive the agent process, as QEMU's
@@ -233,16 +234,84 @@ async fn identity(cfg: &AgentConfig) -> Result<Identity, String> {
     Err(format!("enrollment: no control replica answered ({last})"))
 }
 
-/// Driver calls already seen, by request id (the most recent ones).
+/// Driver calls already seen, by request id (the most recent ones), and
+/// the outcomes of those that changed something, kept in the state
+/// directory's `calls.jsonl` (a line per finished call), so that a call
+/// retried after the agent restarted gets its first outcome too.
 #[derive(Default)]
 struct Calls {
     by_id: HashMap<String, Arc<OnceCell<DriverReply>>>,
     order: VecDeque<String>,
+    /// The journal (`None`: not kept).
+    journal: Option<PathBuf>,
+    /// Lines in the journal.
+    lines: usize,
 }
 
 const REMEMBERED_CALLS: usize = 4096;
 
+/// One line of `calls.jsonl`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Recorded {
+    request_id: String,
+    reply: DriverReply,
+}
+
 impl Calls {
+    /// The calls the journal in `dir` remembers.
+    fn load(dir: &Path) -> Calls {
+        let path = dir.join("calls.jsonl");
+        let mut calls = Calls::default();
+        for line in std::fs::read_to_string(&path).unwrap_or_default().lines() {
+            if let Ok(rec) = serde_json::from_str::<Recorded>(line) {
+                let _ = calls.cell(&rec.request_id).set(rec.reply);
+                calls.lines += 1;
+            }
+        }
+        calls.journal = Some(path);
+        calls
+    }
+
+    /// Journals a finished call's outcome; the journal is rewritten with
+    /// only the remembered outcomes once it has twice as many lines.
+    fn record(&mut self, id: &str, reply: &DriverReply) {
+        use std::io::Write;
+        let Some(path) = self.journal.clone() else {
+            return;
+        };
+        let line = |id: &str, reply: &DriverReply| {
+            let rec = Recorded {
+                request_id: id.to_string(),
+                reply: reply.clone(),
+            };
+            serde_json::to_string(&rec).map(|l| l + "\n")
+        };
+        let written = if self.lines >= 2 * REMEMBERED_CALLS {
+            let mut text = String::new();
+            let mut n = 0;
+            for id in &self.order {
+                if let Some(reply) = self.by_id.get(id).and_then(|c| c.get()) {
+                    text += &line(id, reply).unwrap_or_default();
+                    n += 1;
+                }
+            }
+            let tmp = path.with_extension("jsonl.tmp");
+            let res = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &path));
+            self.lines = n;
+            res
+        } else {
+            self.lines += 1;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .and_then(|mut f| f.write_all(line(id, reply).unwrap_or_default().as_bytes()))
+        };
+        if let Err(e) = written {
+            tracing::warn!("journaling a driver call: {e}");
+        }
+    }
+
     fn cell(&mut self, id: &str) -> Arc<OnceCell<DriverReply>> {
         if let Some(c) = self.by_id.get(id) {
             return c.clone();
@@ -585,6 +654,10 @@ async fn driver_call(
                 _ => "done",
             };
             agent.ran.add(&[call_name(&req.call), outcome]);
+            // (a console log changes nothing: it is not journaled)
+            if !matches!(req.call, DriverCall::ConsoleLog) {
+                agent.calls.lock().record(&req.request_id, &reply);
+            }
             reply
         })
         .await
@@ -669,7 +742,7 @@ pub async fn start(cfg: AgentConfig) -> Result<RunningAgent, String> {
         qemu,
         env,
         client: client.clone(),
-        calls: Mutex::new(Calls::default()),
+        calls: Mutex::new(Calls::load(&cfg.state_dir)),
         guests: Guests::load(&cfg.state_dir)?,
         ran: Counters::default(),
         last_beat: Mutex::new(None),
@@ -866,6 +939,45 @@ mod tests {
         assert!(Arc::ptr_eq(&first, &again));
         assert!(matches!(again.get(), Some(DriverReply::Done)));
         assert!(calls.cell("r2").get().is_none());
+    }
+
+    /// Outcomes outlive the agent: a restarted agent answers a retried
+    /// call with its first outcome; the journal keeps only the calls
+    /// remembered.
+    #[test]
+    fn a_calls_outcome_outlives_the_agent() {
+        let dir = crate::virt::stub_env::scratch_dir("agent-calls");
+        let failed = DriverReply::Failed {
+            fault: crate::compute::driver::DriverFault::new("boom", "details"),
+        };
+        {
+            let mut calls = Calls::load(&dir);
+            for (id, reply) in [("r1", DriverReply::Done), ("r2", failed)] {
+                let _ = calls.cell(id).set(reply.clone());
+                calls.record(id, &reply);
+            }
+        }
+        let mut again = Calls::load(&dir);
+        assert!(matches!(again.cell("r1").get(), Some(DriverReply::Done)));
+        assert!(
+            matches!(again.cell("r2").get(), Some(DriverReply::Failed { fault }) if fault.message == "boom")
+        );
+        assert!(again.cell("r3").get().is_none(), "never seen");
+        for i in 0..2 * REMEMBERED_CALLS + 10 {
+            let id = format!("x{i}");
+            let _ = again.cell(&id).set(DriverReply::Done);
+            again.record(&id, &DriverReply::Done);
+        }
+        let lines = std::fs::read_to_string(dir.join("calls.jsonl"))
+            .expect("journal")
+            .lines()
+            .count();
+        assert!(lines <= 2 * REMEMBERED_CALLS, "{lines} lines");
+        let mut last = Calls::load(&dir);
+        let newest = format!("x{}", 2 * REMEMBERED_CALLS + 9);
+        assert!(last.cell(&newest).get().is_some());
+        assert!(last.cell("r1").get().is_none(), "forgotten long since");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
