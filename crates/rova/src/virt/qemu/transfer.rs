@@ -223,9 +223,9 @@ impl QemuDriver {
         self.ensure_boot_images(env, src, inst).await
     }
 
-    /// The source's files of each group of `names` the source has,
-    /// copied into the guest's directory here (made if need be); the
-    /// directory.
+    /// The source's files of each group of `names`, copied into the
+    /// guest's directory here (made if need be); one the source lacks is
+    /// removed here (left from an earlier stay); the directory.
     async fn copy_files(
         &self,
         src: &dyn FileSource,
@@ -236,7 +236,10 @@ impl QemuDriver {
         std::fs::create_dir_all(&dir)
             .map_err(|e| fault(format!("creating {}: {e}", dir.display())))?;
         for name in names.iter().flat_map(|g| g.iter()) {
-            Self::fetch(src, name, &dir.join(name)).await?;
+            let to = dir.join(name);
+            if !Self::fetch(src, name, &to).await? {
+                let _ = std::fs::remove_file(&to);
+            }
         }
         Ok(dir)
     }
