@@ -36,7 +36,7 @@
 #        between them and back, cold-migrated, evacuated from a failed host)
 #      - multihost-qemu-local (the same with ROVA_MH_STORAGE=local: agents
 #        without shared storage; block migration there and back, cold
-#        migration copying the disks, revert and confirm)
+#        migration copying the disks, revert and confirm, evacuation)
 #
 # Every stage runs even when an earlier one failed (except that nothing
 # black-box runs without a binary). The set-up, fmt, clippy and the release

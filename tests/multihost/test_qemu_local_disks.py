@@ -4,7 +4,8 @@ keeps instance disks in its own state directory, so a live migration
 mirrors the disks to the destination over NBD before the memory follows
 (a block migration) and a cold migration copies them agent to agent.
 Each test marks the root disk from the guest on its first boot and reads
-the mark back after the moves, on a later boot.
+the disk's head again on a later boot: the mark came along with a move,
+and is gone after an evacuation (rebuilt from the image).
 """
 
 import pytest
@@ -126,4 +127,50 @@ def test_a_cold_migration_copies_the_disks_reverts_and_confirms(
         assert sorted(m["Status"] for m in migs) == \
             ["confirmed", "reverted"], migs
     finally:
+        cli.run(ADMIN, "server", "delete", "--wait", sid)
+
+
+def test_an_evacuated_guest_boots_from_its_image_and_the_host_drops_its_disks(
+        cloud, cli, guest_image, tmp_path):
+    sid, first, mark = marked_boot(cli, guest_image, "mhl-evac", "agent-1",
+                                   tmp_path)
+    addresses = g.server(cli, sid)["addresses"]
+
+    def state():
+        return next(s["State"] for s in cli.json(
+            ADMIN, "compute", "service", "list", "--service",
+            "nova-compute") if s["Host"] == "agent-1")
+
+    try:
+        cloud.crash("a1")
+        wait_for("agent-1 down", lambda: state() == "down", timeout=60)
+        cli.run(ADMIN, *V, "compute", "service", "set", "--down", "agent-1",
+                "nova-compute")
+        cli.run(ADMIN, "--os-compute-api-version", "2.94", "server",
+                "evacuate", sid)
+        s = g.wait_status(cli, sid, "ACTIVE", timeout=g.BOOT_TIMEOUT)
+        assert s["OS-EXT-SRV-ATTR:host"] == "agent-2", s
+        assert s["addresses"] == addresses, (addresses, s["addresses"])
+        after = wait_new_boot(cli, sid, set(g.boot_ids(first)),
+                              "a boot on agent-2")
+        # Its disk stayed with the failed host: agent-2 rebuilt it from
+        # the image (Nova's recreate without shared storage), so the
+        # first boot's mark is not there.
+        got = g.root_heads(after)
+        assert got and not got[-1].startswith(mark), (mark, got)
+        assert (instance_dir(cloud, "agent-1", sid) / "disk.qcow2").is_file()
+        # The host returns: its agent removes its copy of the guest, disks
+        # included, and the guest on agent-2 runs on.
+        cloud.start("a1")
+        wait_for("agent-1's disks of the evacuated guest gone",
+                 lambda: not instance_dir(cloud, "agent-1", sid).exists(),
+                 timeout=120)
+        last = g.heartbeats(g.console(cli, sid))[-1]
+        again = g.wait_console(cli, sid, "heartbeats on agent-2 going on",
+                               lambda t: g.heartbeats(t)[-1] > last + 2,
+                               timeout=60)
+        assert g.boot_ids(again)[-1] == g.boot_ids(after)[-1]
+    finally:
+        cli.run(ADMIN, *V, "compute", "service", "set", "--up", "agent-1",
+                "nova-compute")
         cli.run(ADMIN, "server", "delete", "--wait", sid)
