@@ -135,15 +135,11 @@ def test_an_evacuated_guest_boots_from_its_image_and_the_host_drops_its_disks(
     sid, first, mark = marked_boot(cli, guest_image, "mhl-evac", "agent-1",
                                    tmp_path)
     addresses = g.server(cli, sid)["addresses"]
-
-    def state():
-        return next(s["State"] for s in cli.json(
-            ADMIN, "compute", "service", "list", "--service",
-            "nova-compute") if s["Host"] == "agent-1")
-
     try:
         cloud.crash("a1")
-        wait_for("agent-1 down", lambda: state() == "down", timeout=60)
+        wait_for("agent-1 down",
+                 lambda: g.compute_state(cli, "agent-1") == "down",
+                 timeout=60)
         cli.run(ADMIN, *V, "compute", "service", "set", "--down", "agent-1",
                 "nova-compute")
         cli.run(ADMIN, "--os-compute-api-version", "2.94", "server",

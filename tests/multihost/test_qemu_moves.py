@@ -273,6 +273,13 @@ def test_a_cold_migration_moves_the_guest_and_its_disk(cli, guest_image,
         cli.run(ADMIN, "server", "delete", "--wait", sid)
 
 
+def compute_state(cli, host):
+    """`up` or `down`: the compute service of `host` as os-services says."""
+    return next(s["State"] for s in cli.json(
+        ADMIN, "compute", "service", "list", "--service",
+        "nova-compute") if s["Host"] == host)
+
+
 def test_a_server_of_a_failed_host_is_evacuated_and_boots_elsewhere(
         cloud, cli, guest_image, tmp_path):
     script = tmp_path / "mark.sh"
@@ -283,14 +290,10 @@ def test_a_server_of_a_failed_host_is_evacuated_and_boots_elsewhere(
     first = console(cli, sid)
     mark = "MARK-" + boot_ids(first)[-1]
 
-    def state():
-        return next(s["State"] for s in cli.json(
-            ADMIN, "compute", "service", "list", "--service",
-            "nova-compute") if s["Host"] == "agent-1")
-
     try:
         cloud.crash("a1")
-        wait_for("agent-1 down", lambda: state() == "down", timeout=60)
+        wait_for("agent-1 down",
+                 lambda: compute_state(cli, "agent-1") == "down", timeout=60)
         assert server(cli, sid)["host_status"] == "UNKNOWN"
         cli.run(ADMIN, *V, "compute", "service", "set", "--down", "agent-1",
                 "nova-compute")

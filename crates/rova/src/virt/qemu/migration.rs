@@ -283,9 +283,7 @@ impl QemuDriver {
         match res {
             Ok(nbd) => Ok((uri, Some(nbd))),
             Err(e) => {
-                self.tear_down_on(host, &inst.uuid).await;
-                let _ = std::fs::remove_dir_all(self.state_dir(host, &inst.uuid));
-                let _ = std::fs::remove_dir_all(self.inst_dir(&inst.uuid));
+                self.discard_incoming(host, &inst.uuid).await;
                 Err(e)
             }
         }

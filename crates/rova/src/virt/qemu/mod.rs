@@ -203,10 +203,17 @@ impl QemuDriver {
     pub async fn drop_incoming(&self, inst: &Instance, host: &str) {
         let lock = self.lock_for(&inst.uuid);
         let _g = lock.lock().await;
-        self.tear_down_on(host, &inst.uuid).await;
-        let _ = std::fs::remove_dir_all(self.state_dir(host, &inst.uuid));
+        self.discard_incoming(host, &inst.uuid).await;
+    }
+
+    /// The waiting guest stops and this host's state for it goes, with
+    /// the copies of its disks made here (disks shared with the source
+    /// stay). The caller holds the guest's lock.
+    async fn discard_incoming(&self, host: &str, uuid: &str) {
+        self.tear_down_on(host, uuid).await;
+        let _ = std::fs::remove_dir_all(self.state_dir(host, uuid));
         if self.copies_disks() {
-            let _ = std::fs::remove_dir_all(self.inst_dir(&inst.uuid));
+            let _ = std::fs::remove_dir_all(self.inst_dir(uuid));
         }
     }
 
