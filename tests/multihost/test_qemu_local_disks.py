@@ -85,6 +85,12 @@ def test_a_real_guest_block_migrates_between_agents_and_back(
         migs = cli.json(ADMIN, *V, "server", "migration", "list",
                         "--server", sid, "--type", "live-migration")
         assert [m["Status"] for m in migs] == ["completed"] * 2, migs
+        # Each agent keeps its own disks: a migration without a block copy
+        # is refused.
+        g.assert_storage_refused(
+            cli, sid, "agent-2", "--shared-migration",
+            "is not on shared storage: Shared storage live-migration requires "
+            "either shared storage or boot-from-volume with no local disks.")
         # What the guest wrote on agent-1 came back through both mirrors:
         # a boot now reads its mark from the root disk.
         cli.run(ADMIN, "server", "reboot", "--hard", "--wait", sid)

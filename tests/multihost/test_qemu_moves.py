@@ -165,6 +165,26 @@ def assert_same_guest(cli, sid, before, what):
         % (what, boot_ids(after), boot_ids(before)))
 
 
+def assert_storage_refused(cli, sid, dest, flag, words):
+    """An explicit `block_migration` (`flag`) that the two hosts' storage
+    contradicts is refused with 400 and Nova's message (`words` after the
+    source host's name; openstacksdk sends a live migration with a host
+    at 2.30, before the pre-checks ran after the 202 from 2.34 on). The
+    migration is recorded in `error`; the server stays ACTIVE where it
+    was."""
+    host = host_of(cli, sid)
+    p = cli.fail(ADMIN, *V, "server", "migrate", "--live-migration", flag,
+                 "--host", dest, sid)
+    assert "%s %s" % (host, words) in p.stderr, p.stderr[-3000:]
+    assert '"code":400' in p.stderr, p.stderr[-3000:]
+    migs = cli.json(ADMIN, *V, "server", "migration", "list", "--server",
+                    sid, "--type", "live-migration")
+    assert migs[0]["Status"] == "error", migs
+    s = server(cli, sid)
+    assert (s["status"], s["OS-EXT-SRV-ATTR:host"],
+            s["OS-EXT-STS:task_state"]) == ("ACTIVE", host, None), s
+
+
 def test_a_real_guest_live_migrates_between_agents_and_back(cli,
                                                             guest_image):
     sid = boot(cli, guest_image, "mh-live", "agent-1")
@@ -185,6 +205,12 @@ def test_a_real_guest_live_migrates_between_agents_and_back(cli,
                         "--server", sid, "--type", "live-migration")
         assert len(migs) == 2, migs
         assert {m["Status"] for m in migs} == {"completed"}, migs
+        # The agents share their instances path: asking for a block
+        # migration is refused.
+        assert_storage_refused(
+            cli, sid, "agent-2", "--block-migration",
+            "is not on local storage: Block migration can not be used with "
+            "shared storage.")
     finally:
         cli.run(ADMIN, "server", "delete", "--wait", sid)
 

@@ -762,6 +762,7 @@ pub async fn start(cfg: AgentConfig) -> Result<RunningAgent, String> {
         inventory: cfg.inventory,
         availability_zone: cfg.availability_zone.clone(),
         guests: None,
+        storage: agent.driver.instance_storage(),
     };
     let mut tasks = vec![serving];
     let mut metrics_addr = None;

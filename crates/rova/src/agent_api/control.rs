@@ -116,6 +116,7 @@ async fn register(
             address: req.address.clone(),
             driver: req.driver.clone(),
             registered_at: Utc::now(),
+            storage: req.storage.clone(),
         })
         .await?;
     fleet.liveness.beat("nova-compute", &host).await?;

@@ -55,9 +55,9 @@ impl Agents {
 
     /// Records an agent's endpoint (written only when it changed).
     pub async fn record(&self, ep: AgentEndpoint) -> Result<(), rova_core::Fault> {
-        let same = self
-            .endpoint(&ep.host)
-            .is_some_and(|cur| cur.address == ep.address && cur.driver == ep.driver);
+        let same = self.endpoint(&ep.host).is_some_and(|cur| {
+            cur.address == ep.address && cur.driver == ep.driver && cur.storage == ep.storage
+        });
         if !same {
             let host = ep.host.clone();
             self.shared.endpoints.put(&host, ep).await?;
@@ -195,6 +195,9 @@ impl Driver for RemoteDriver {
     }
     fn is_simulated(&self) -> bool {
         self.simulated
+    }
+    fn instance_storage(&self) -> Option<String> {
+        self.shared.endpoints.get(&self.host)?.storage.clone()
     }
     fn spawn<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>> {
         Box::pin(self.done(inst, DriverCall::Spawn))

@@ -98,6 +98,13 @@ pub struct RegisterRequest {
     /// stopped (SHUTOFF); listed ones are re-adopted as they are.
     #[serde(default)]
     pub guests: Option<Vec<String>>,
+    /// Which storage holds the agent's instance disks: agents whose
+    /// instances path is one shared directory report the same id, an
+    /// agent keeping its disks to itself an id of its own (`None`: a
+    /// simulated driver, with no disks). Live migration between hosts
+    /// with the same id needs no block migration.
+    #[serde(default)]
+    pub storage: Option<String>,
 }
 
 /// The control plane's answer to a registration.
@@ -154,6 +161,9 @@ pub struct AgentEndpoint {
     pub address: String,
     pub driver: String,
     pub registered_at: chrono::DateTime<chrono::Utc>,
+    /// [`RegisterRequest::storage`].
+    #[serde(default)]
+    pub storage: Option<String>,
 }
 
 /// The agent of another host, as a move's destination reaches it: the

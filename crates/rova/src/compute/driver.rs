@@ -426,6 +426,13 @@ pub trait Driver: Send + Sync {
     fn is_simulated(&self) -> bool {
         true
     }
+    /// Which storage holds the instance disks of the host this driver
+    /// serves: hosts reporting the same id share it (live migration
+    /// between them copies no disk), `None` when the driver keeps no
+    /// disks (simulated) and a live migration may be either kind.
+    fn instance_storage(&self) -> Option<String> {
+        None
+    }
     /// The guest's serial console log, when the driver keeps one.
     fn console_log<'a>(&'a self, _inst: &'a Instance) -> BoxFut<'a, Option<Vec<u8>>> {
         Box::pin(async { None })

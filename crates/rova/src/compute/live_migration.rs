@@ -127,6 +127,7 @@ async fn schedule(
     inst: &Instance,
     mig: &Migration,
     host: Option<String>,
+    block: Option<bool>,
 ) -> Result<String, String> {
     if host.is_some() && host == inst.host {
         return Err(unable_to_self(inst));
@@ -145,7 +146,57 @@ async fn schedule(
         unclaim_move(app, &inst.uuid, &mig.uuid);
         return Err(f.message);
     }
+    if let Err(msg) = storage_fits(app, inst, &dest, block) {
+        unclaim_move(app, &inst.uuid, &mig.uuid);
+        return Err(msg);
+    }
     Ok(dest)
+}
+
+/// An explicit `block_migration` against the storage of the two hosts
+/// ([`storage_refusal`]).
+fn storage_fits(app: &App, inst: &Instance, dest: &str, block: Option<bool>) -> Result<(), String> {
+    let Some(block) = block else {
+        return Ok(());
+    };
+    let source = inst.host.as_deref().unwrap_or_default();
+    let storage = |h: &str| app.compute.driver_for(Some(h)).instance_storage();
+    let local_disk = !inst.is_volume_backed() || inst.flavor.ephemeral > 0 || inst.flavor.swap > 0;
+    match storage_refusal(source, storage(source), storage(dest), block, local_disk) {
+        Some(msg) => Err(msg),
+        None => Ok(()),
+    }
+}
+
+/// Why an explicit `block_migration` does not fit the hosts' instance
+/// storage (`here` on `source`, `there` on the destination; `None` for a
+/// driver that keeps no disks, which fits either), as
+/// nova/virt/libvirt/driver.py check_can_live_migrate_source raises it
+/// with the source host's name: a block migration between hosts sharing
+/// the storage (`InvalidLocalStorage`), or a migration without one
+/// between hosts that do not, unless the server keeps no local disk —
+/// booted from a volume, with no ephemeral or swap disk
+/// (`InvalidSharedStorage`).
+fn storage_refusal(
+    source: &str,
+    here: Option<String>,
+    there: Option<String>,
+    block: bool,
+    local_disk: bool,
+) -> Option<String> {
+    let shared = here? == there?;
+    if block && shared {
+        return Some(format!(
+            "{source} is not on local storage: Block migration can not be used with shared storage."
+        ));
+    }
+    if !block && !shared && local_disk {
+        return Some(format!(
+            "{source} is not on shared storage: Shared storage live-migration requires either \
+             shared storage or boot-from-volume with no local disks."
+        ));
+    }
+    None
 }
 
 /// POST os-migrateLive.
@@ -190,7 +241,7 @@ pub async fn live_migrate(
     let placed = if ctx.at_least(34) {
         None
     } else {
-        match schedule(app, &inst, &mig, r.host.clone()).await {
+        match schedule(app, &inst, &mig, r.host.clone(), r.block_migration).await {
             Ok(d) => Some(d),
             Err(msg) => {
                 update_migration(app, mig.id, |m| m.status = "error".into()).await;
@@ -209,7 +260,7 @@ pub async fn live_migrate(
     };
     let (app2, id2, req) = (app.clone(), id.to_string(), ctx.request_id.clone());
     tokio::spawn(async move {
-        run(&app2, &id2, &req, inst, mig, r.host, placed).await;
+        run(&app2, &id2, &req, inst, mig, r, placed).await;
     });
     Ok(())
 }
@@ -251,7 +302,7 @@ async fn run(
     req: &str,
     inst: Arc<Instance>,
     mig: Migration,
-    host: Option<String>,
+    r: LiveMigrateReq,
     placed: Option<String>,
 ) {
     let delay = app.compute.driver.step_delay();
@@ -259,7 +310,7 @@ async fn run(
     let held = instance_resources(&inst).into();
     let dest = match placed {
         Some(d) => d,
-        None => match schedule(app, &inst, &mig, host).await {
+        None => match schedule(app, &inst, &mig, r.host, r.block_migration).await {
             Ok(d) => d,
             Err(msg) => {
                 fail_move(app, id, T::Migrating, None, &msg).await;
@@ -645,4 +696,46 @@ pub fn show_in_progress(
 /// The newest live migration of a server that is still going.
 pub fn current(app: &App, instance_uuid: &str) -> Option<Arc<Migration>> {
     latest_for(app, instance_uuid, LIVE_IN_PROGRESS).filter(|m| m.is_live())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::storage_refusal;
+
+    fn id(s: &str) -> Option<String> {
+        Some(s.to_string())
+    }
+
+    #[test]
+    fn an_explicit_block_migration_must_fit_the_storage() {
+        let shared = |block, disk| storage_refusal("h1", id("a"), id("a"), block, disk);
+        let apart = |block, disk| storage_refusal("h1", id("a"), id("b"), block, disk);
+        // Shared storage: a block migration is refused, one without a
+        // block copy fits.
+        let refused = shared(true, true).unwrap_or_default();
+        assert_eq!(
+            refused,
+            "h1 is not on local storage: Block migration can not be used with shared storage."
+        );
+        assert_eq!(shared(true, false).as_deref(), Some(refused.as_str()));
+        assert_eq!(shared(false, true), None);
+        // Storage of each host's own: only a block migration fits, unless
+        // the server keeps no local disk.
+        assert_eq!(apart(true, true), None);
+        let refused = apart(false, true).unwrap_or_default();
+        assert!(
+            refused.starts_with("h1 is not on shared storage: Shared storage live-migration"),
+            "{refused}"
+        );
+        assert!(
+            refused.ends_with("boot-from-volume with no local disks."),
+            "{refused}"
+        );
+        assert_eq!(apart(false, false), None);
+        // A host whose driver keeps no disks (simulated) fits either way.
+        for block in [true, false] {
+            assert_eq!(storage_refusal("h1", None, id("a"), block, true), None);
+            assert_eq!(storage_refusal("h1", id("a"), None, block, true), None);
+        }
+    }
 }

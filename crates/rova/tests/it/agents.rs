@@ -226,6 +226,7 @@ async fn only_enrolled_agents_and_control_replicas_are_let_in() {
         },
         availability_zone: None,
         guests: None,
+        storage: None,
     };
     let r: Result<Value, _> = anon
         .post(

@@ -100,6 +100,35 @@ pub struct QemuDriver {
     live_asks: Mutex<HashMap<String, LiveRequest>>,
 }
 
+/// The storage id kept in `dir` (made when missing: written whole to a
+/// file of this process, then linked into place, so two processes
+/// starting together agree on the first one linked).
+fn storage_id_in(dir: &Path) -> std::io::Result<String> {
+    let path = dir.join(".rova-storage-id");
+    let read = |p: &Path| -> std::io::Result<Option<String>> {
+        match std::fs::read_to_string(p) {
+            Ok(s) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    };
+    if let Some(id) = read(&path)? {
+        return Ok(id);
+    }
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".rova-storage-id.{}", std::process::id()));
+    std::fs::write(&tmp, uuid::Uuid::new_v4().to_string())?;
+    let linked = std::fs::hard_link(&tmp, &path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    read(&path)?.ok_or_else(|| std::io::Error::other("empty storage id file"))
+}
+
 fn fault(msg: impl Into<String>) -> DriverFault {
     let m = msg.into();
     DriverFault::new(m.clone(), m)
@@ -160,6 +189,20 @@ impl QemuDriver {
             None => d.instances = d.data_dir.join("instances"),
         }
         d
+    }
+
+    /// The id of the storage holding the instance directories
+    /// ([`Driver::instance_storage`]): kept in `.rova-storage-id` there,
+    /// written by the first process to need it, so every agent given the
+    /// same shared instances path reports the same id.
+    pub fn storage_id(&self) -> Option<String> {
+        match storage_id_in(&self.instances) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::warn!(path = %self.instances.display(), "storage id: {e}");
+                None
+            }
+        }
     }
 
     /// Whether this process runs `host`'s guests.
@@ -447,6 +490,9 @@ impl Driver for QemuDriver {
     }
     fn is_simulated(&self) -> bool {
         false
+    }
+    fn instance_storage(&self) -> Option<String> {
+        self.storage_id()
     }
     fn spawn<'a>(&'a self, inst: &'a Instance) -> BoxFut<'a, Result<(), DriverFault>> {
         Box::pin(async move {
