@@ -18,6 +18,7 @@ It prints a markdown section for docs/benchmarks.md.
 """
 
 import concurrent.futures as cf
+import json
 import os
 import subprocess
 import sys
@@ -36,6 +37,9 @@ EVACUEES = int(os.environ.get("BENCH_EVACUEES", "100"))
 # m1.nano: 1,000 servers fit on four agents of 64 GiB (RAM ratio 1.5)
 FLAVOR = os.environ.get("BENCH_FLAVOR", "42")
 local = threading.local()
+BENCH = next((p for p in (Path(os.environ.get("ROVA_BENCH_BIN", "")),
+                          SCRIPT.parents[1] / "target/release/rova-bench")
+              if p.name and p.is_file()), None)
 
 
 def session():
@@ -46,7 +50,6 @@ def session():
 
 
 def token(base):
-    import json
     pw = json.loads((BASE / "data" / "passwords.json").read_text())["admin"]
     body = {"auth": {"identity": {"methods": ["password"], "password": {
         "user": {"name": "admin", "domain": {"id": "default"},
@@ -115,12 +118,29 @@ def cpu_by_role():
         if role:
             out[role] += (int(stat[11]) + int(stat[12])) / tick
     t = os.times()
-    out["client"] = t.user + t.system
+    out["client"] = t.user + t.system + t.children_user + t.children_system
     return out
 
 
 def create_burst(tokens, img, prefix, n, bases):
-    """n servers POSTed CONC at a time over `bases`; seconds to all ACTIVE."""
+    """n servers POSTed CONC at a time over `bases`: (seconds to the last
+    POST answered, seconds to all ACTIVE, servers in ERROR). The POSTs
+    come from `rova-bench --burst` (one Rust thread) when it is built,
+    else from this process's threads ($BENCH_CLIENT=python forces them:
+    they cost the two cores about as much as a control replica)."""
+    if BENCH and os.environ.get("BENCH_CLIENT", "rust") == "rust":
+        out = subprocess.run(
+            [str(BENCH), "--burst", ",".join(bases), "--cloud-data",
+             str(BASE / "data"), "--servers", str(n), "--concurrency",
+             str(CONC), "--flavor", FLAVOR, "--prefix", prefix],
+            check=True, capture_output=True, text=True).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        if r["failed"]:
+            raise RuntimeError("failed POSTs: %s" % r["failures"])
+        print("  POST p50 / p99: %.1f / %.1f ms"
+              % (r["post_p50_ms"], r["post_p99_ms"]), flush=True)
+        return r["posted_s"], r["total_s"], r["errors"]
+
     def one(i):
         base = bases[i % len(bases)]
         body = {"server": {"name": "%s-%d" % (prefix, i), "imageRef": img,

@@ -190,6 +190,33 @@ impl Api {
             .map(|_| ())
     }
 
+    /// Polls `query` (a list with `limit=1` asking for servers still
+    /// building) every `pause` until its answer is empty: the time since
+    /// `started` then, and how many polls it took.
+    pub async fn until_none_building(
+        &self,
+        query: &str,
+        started: Instant,
+        timeout: Duration,
+        pause: Duration,
+    ) -> Result<(Duration, usize), String> {
+        let mut polls = 0;
+        loop {
+            let v = self.get_json(query, Some(MICROVERSION)).await?;
+            polls += 1;
+            if v["servers"].as_array().is_some_and(|a| a.is_empty()) {
+                return Ok((started.elapsed(), polls));
+            }
+            if started.elapsed() > timeout {
+                return Err(format!(
+                    "servers still building after {} s",
+                    timeout.as_secs()
+                ));
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+
     /// Counts servers matching `query` (which must not carry limit/marker),
     /// paging with `limit=1000`.
     pub async fn count(&self, query: &str) -> Result<usize, String> {
@@ -225,9 +252,9 @@ pub struct Posts {
 
 /// POSTs `n` servers named `<prefix>-00000`… with at most `concurrency` in
 /// flight (a closed loop: each worker sends its next POST when the last one
-/// is answered).
+/// is answered); worker `w` sends to `apis[w % apis.len()]`.
 pub async fn post_servers(
-    api: &Api,
+    apis: &[Api],
     image: &str,
     flavor: &str,
     networks: &Value,
@@ -243,8 +270,12 @@ pub async fn post_servers(
     let prefix = Arc::new(prefix.to_string());
     let started = Instant::now();
     let mut workers = Vec::new();
-    for _ in 0..concurrency.clamp(1, n.max(1)) {
-        let (api, next, failures) = (api.clone(), next.clone(), failures.clone());
+    if apis.is_empty() {
+        return Err("no API to send the POSTs to".into());
+    }
+    for w in 0..concurrency.clamp(1, n.max(1)) {
+        let api = apis[w % apis.len()].clone();
+        let (next, failures) = (next.clone(), failures.clone());
         let (image, flavor, prefix) = (image.clone(), flavor.clone(), prefix.clone());
         let networks = networks.clone();
         workers.push(tokio::spawn(async move {
@@ -330,27 +361,27 @@ pub async fn create_servers(
     timeout: Duration,
 ) -> Result<Creates, String> {
     let started = Instant::now();
-    let posts = post_servers(api, image, flavor, networks, "bench", n, concurrency).await?;
+    let posts = post_servers(
+        std::slice::from_ref(api),
+        image,
+        flavor,
+        networks,
+        "bench",
+        n,
+        concurrency,
+    )
+    .await?;
     // One cheap request per poll (`status=BUILD&limit=1`: is anything still
     // building?) — the server filters all rows but renders at most one —
     // then count ACTIVE and ERROR once by paging.
-    let mut polls = 0;
-    let to_all_active = loop {
-        let v = api
-            .get_json("/servers?status=BUILD&limit=1", Some(MICROVERSION))
-            .await?;
-        polls += 1;
-        if v["servers"].as_array().is_some_and(|a| a.is_empty()) {
-            break started.elapsed();
-        }
-        if started.elapsed() > timeout {
-            return Err(format!(
-                "servers still building after {} s",
-                timeout.as_secs()
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    let (to_all_active, polls) = api
+        .until_none_building(
+            "/servers?status=BUILD&limit=1",
+            started,
+            timeout,
+            Duration::from_millis(5),
+        )
+        .await?;
     let active = api.count("status=ACTIVE").await?;
     let error = api.count("status=ERROR").await?;
     let error_example = if error > 0 {

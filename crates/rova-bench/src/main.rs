@@ -4,8 +4,11 @@
 //! with a fresh server per size. Prints a table and can write a markdown
 //! section (see `--markdown`). `--guests N` runs the real-guest benchmark
 //! (QEMU driver) instead; see `guest/mod.rs`. `--volumes N` runs the
-//! block-storage benchmark instead; see `volumes.rs`.
+//! block-storage benchmark instead; see `volumes.rs`. `--burst URL,…`
+//! creates servers in a cloud already running (the multi-host harness's
+//! replicas); see `burst.rs`.
 
+mod burst;
 mod client;
 mod guest;
 mod report;
@@ -81,6 +84,21 @@ pub struct Args {
     /// and N from a volume → ACTIVE, one at a time. 0 (default) is off.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub volumes: usize,
+    /// Create servers in a running cloud instead, POSTs spread over these
+    /// control replicas (`http://ADDR:PORT`, comma-separated): the first
+    /// size of --servers, --concurrency in flight, `networks: none`; prints
+    /// one JSON line. Needs --cloud-data.
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    pub burst: Vec<String>,
+    /// With --burst: the cloud's data directory (its `passwords.json`).
+    #[arg(long, value_name = "DIR")]
+    pub cloud_data: Option<PathBuf>,
+    /// With --burst: the flavor of the servers.
+    #[arg(long, default_value = "42")]
+    pub flavor: String,
+    /// With --burst: the servers' name prefix (`PREFIX-00000`…).
+    #[arg(long, default_value = "burst")]
+    pub prefix: String,
 }
 
 fn main() -> ExitCode {
@@ -125,6 +143,9 @@ fn rova_path(args: &Args) -> PathBuf {
 async fn run(args: Args) -> Result<(), String> {
     if args.servers.is_empty() || args.servers.contains(&0) {
         return Err("--servers needs one or more sizes > 0".into());
+    }
+    if !args.burst.is_empty() {
+        return burst::run(&args).await;
     }
     let rova = rova_path(&args);
     if !rova.is_file() {
@@ -307,7 +328,18 @@ async fn measure(
     let peak_rss_kib = srv.peak_rss_kib();
 
     let probe = if args.probe > 0 {
-        Some(client::post_servers(&api, &image, "1", &networks, "probe", args.probe, 1).await?)
+        Some(
+            client::post_servers(
+                std::slice::from_ref(&api),
+                &image,
+                "1",
+                &networks,
+                "probe",
+                args.probe,
+                1,
+            )
+            .await?,
+        )
     } else {
         None
     };
