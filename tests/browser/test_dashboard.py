@@ -157,11 +157,19 @@ def test_vnc_console_connects(demo):
     demo.shot("console")
 
 
-def test_serial_console_says_simulated_servers_have_none(demo):
+def test_serial_console_of_a_simulated_server_echoes_a_sent_line(demo):
     demo.go("/dashboard/servers/" + STATE["id"])
     console_button(demo, "Open the serial console").click()
-    state = demo.wait(lambda: demo.find("#no-console").text, what="the no-console state")
-    assert "No serial console for simulated servers" in state
+    assert "echoes what is sent" in demo.find("#sim-serial").text
+    demo.wait(lambda: demo.find("#serial-state").text == "Connected.",
+              what="the serial console connected")
+    line = demo.find("#serial-line")
+    line.send_keys("hello-serial")
+    demo.find("#serial-send button").click()
+    out = demo.wait(lambda: "hello-serial" in demo.find("#serial-out").text
+                    and demo.find("#serial-out").text,
+                    what="the line echoed")
+    assert out.strip() == "hello-serial", out
 
 
 def test_a_form_without_csrf_is_refused(rova, demo):

@@ -10,7 +10,8 @@
 //! instead of waiting on it. After the upgrade the proxy only copies
 //! bytes: websocket messages to the guest's unix socket and socket reads
 //! back as binary messages, until either side ends. A simulated guest has
-//! no socket; its VNC console is `super::sim_vnc`.
+//! no socket; its VNC console is `super::sim_vnc`, its serial port a
+//! terminal that echoes what is typed.
 //!
 //! The noVNC pages (`/vnc_auto.html`, `/vnc.html`, `/vnc_lite.html`) and
 //! their asset folders are served from the configured directory
@@ -261,6 +262,12 @@ async fn open(
         {
             Target::SimulatedVnc
         }
+        None if kind == ConsoleKind::Serial
+            && driver.is_simulated()
+            && inst.vm_state == VmState::Active =>
+        {
+            Target::Guest(simulated_serial())
+        }
         None => return Err(no_console()),
     };
     let ws = ws.map_err(|r| (r.status(), r.body_text()))?;
@@ -282,6 +289,26 @@ async fn open(
             }
             tracing::info!(instance = %uuid, "console closed");
         }))
+}
+
+/// A simulated guest's serial port: a terminal that echoes what is typed
+/// into it, as a guest's tty does, and prints nothing of its own.
+fn simulated_serial() -> ConsoleStream {
+    let (client, mut guest) = tokio::io::duplex(4096);
+    tokio::spawn(async move {
+        let mut buf = [0u8; 4096];
+        loop {
+            match guest.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if guest.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    Box::new(client)
 }
 
 /// Connects to the unix socket at `socket` and bridges it to `ws` until

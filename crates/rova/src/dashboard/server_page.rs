@@ -422,8 +422,8 @@ async fn remote_console(
 }
 
 /// The serial console: a websocket to Rova's console proxy, shown by a
-/// small script; a simulated server has no serial port, which the page
-/// says instead of trying.
+/// small script; the page says when the server is simulated (its serial
+/// port only echoes).
 pub async fn serial(
     Extension(dash): Extension<Arc<Dash>>,
     headers: HeaderMap,
@@ -437,16 +437,15 @@ pub async fn serial(
         esc(&enc(&id)),
         t(&sv["name"])
     );
-    if dash.simulated() {
-        let body = format!(
-            r#"{back}<p class="alert no-console" role="alert" id="no-console">No serial console for simulated servers: the simulator has no serial port behind its guests. Their console log is on the server's page.</p>"#
-        );
-        return Ok(html::page(Some(&s), "Serial console", &body));
-    }
+    let sim = if dash.simulated() {
+        r#"<p class="note" id="sim-serial">A simulated server's serial port echoes what is sent to it: no guest runs behind it. Its console log is on the server's page.</p>"#
+    } else {
+        ""
+    };
     let r = remote_console(&dash, &s, &id, "serial", "serial").await;
     let body = if r.ok() {
         format!(
-            r#"{back}<p id="serial-state" role="status">Connecting…</p>
+            r#"{back}{sim}<p id="serial-state" role="status">Connecting…</p>
 <pre id="serial-out" class="console" tabindex="0" data-url="{u}"></pre>
 <form id="serial-send" class="filters"><label for="serial-line">Send a line</label><input id="serial-line" name="line" autocomplete="off"><button type="submit">Send</button></form>
 <script src="/dashboard/static/serial.js" defer></script>"#,

@@ -234,14 +234,25 @@ async fn console_urls_point_at_the_proxy() {
         .unwrap_or_default()
         .contains("<title>noVNC lite</title>"));
 
-    // The simulated driver has no serial console: a valid serial token is
-    // refused with 409 and stays unconsumed (admins still see it).
-    let ws_url = format!("ws://{host}/serial?token={stoken}");
-    assert_eq!(connect(&ws_url).await.err(), Some(409));
+    // Before it is used, admins see the serial token.
     let admin = cloud.login("admin").await;
     let r = auth_token(&cloud, &admin, &stoken).await;
     assert_eq!(r.status.as_u16(), 200, "{}", r.text);
     assert_eq!(r.body["console"]["instance_uuid"], json!(id));
+    // A simulated guest's serial port echoes what is typed, as a tty does
+    // (Tempest's serial console test types into it and reads it back).
+    let ws_url = format!("ws://{host}/serial?token={stoken}");
+    let (mut ws, _) = connect(&ws_url).await.expect("serial connects");
+    ws.send(Message::Binary(b"typed\r".to_vec().into()))
+        .await
+        .expect("send");
+    let mut echoed = Vec::new();
+    while echoed.len() < 6 {
+        echoed.extend(next_binary(&mut ws).await);
+    }
+    assert_eq!(echoed, b"typed\r");
+    // The token opened its one session.
+    assert_eq!(connect(&ws_url).await.err(), Some(401));
     let _ = std::fs::remove_dir_all(novnc.parent().expect("base"));
 }
 
