@@ -18,6 +18,8 @@ group's members):
            `metadata`, with A's uuid); the namespace (the host side, not a
            member of the group) cannot ping it until an ICMP rule is added
            through the API, and cannot again once the rule is deleted;
+           on the network's SLAAC subnet A gives itself the address the
+           API shows (its MAC's EUI-64);
            A NIC attached through os-interface is hot-plugged: the guest
            sees it and gets the new port's address by DHCP; detached, it
            goes again;
@@ -30,6 +32,7 @@ Needs root (namespaces, bridges, taps) and dnsmasq; nothing skips.
 """
 
 import base64
+import ipaddress
 import json
 import os
 import shutil
@@ -332,6 +335,50 @@ def test_a_rule_change_reaches_the_running_guest(brova, conns, netns):
     conn.network.delete_security_group_rule(icmp)
     took = wait_ping(netns, a_ip, False, 10)
     print("rule removal took effect in %.2fs" % took)
+
+
+def slaac_address(prefix, mac):
+    """The address a guest with `mac` configures itself on the /64
+    `prefix` (modified EUI-64), worked out here independently of Rova."""
+    b = [int(x, 16) for x in mac.split(":")]
+    b[0] ^= 0x02
+    iid = bytes(b[:3] + [0xff, 0xfe] + b[3:])
+    net = ipaddress.IPv6Network(prefix)
+    return str(net.network_address + int.from_bytes(iid, "big"))
+
+
+def test_the_guest_configures_its_slaac_address_itself(brova, conns, netns):
+    """The bootstrap network's IPv6 subnet is SLAAC: its port address is
+    the MAC's EUI-64, and the guest, told the prefix by the router
+    advertisements of the network's dnsmasq, configures that very address
+    on eth0 (seen over SSH to it), reachable once the group lets IPv6
+    in."""
+    a, key = need("a", "key")
+    conn = conns()
+    port = port_of(conn, a)
+    v6 = [f for f in port.fixed_ips if ":" in f["ip_address"]]
+    assert len(v6) == 1, port.fixed_ips
+    want = v6[0]["ip_address"]
+    subnet = conn.network.get_subnet(v6[0]["subnet_id"])
+    assert subnet.ipv6_address_mode == "slaac", subnet
+    assert want == slaac_address(subnet.cidr, port.mac_address), \
+        (want, port.mac_address)
+    groups = list(conn.network.security_groups(name="default"))
+    rules = [conn.network.create_security_group_rule(
+        security_group_id=groups[0].id, direction="ingress",
+        ethertype="IPv6", protocol=proto, **extra)
+        for proto, extra in (("ipv6-icmp", {}),
+                             ("tcp", dict(port_range_min=22,
+                                          port_range_max=22)))]
+    try:
+        took = wait_ping(netns, want, True, 30)
+        print("ping to the SLAAC address after %.2fs" % took)
+        r = ssh(netns, key, want, "ip -6 addr show dev eth0")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert want + "/64" in r.stdout, r.stdout
+    finally:
+        for rule in rules:
+            conn.network.delete_security_group_rule(rule)
 
 
 def test_ssh_through_a_floating_ip_from_the_external_network(

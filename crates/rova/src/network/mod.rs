@@ -200,6 +200,47 @@ pub fn default_pool(cidr: &str) -> Option<AllocationPool> {
 }
 
 /// A random MAC in OpenStack's `fa:16:3e` prefix.
+/// Whether the guests of `subnet` configure their own addresses from the
+/// router advertisements (SLAAC, also with stateless DHCPv6), as
+/// Neutron's `is_auto_address_subnet` decides: by the address mode, or by
+/// the RA mode when no address mode is set.
+pub fn is_auto_address(subnet: &Subnet) -> bool {
+    const AUTO: [&str; 2] = ["slaac", "dhcpv6-stateless"];
+    subnet.ip_version == 6
+        && match &subnet.ipv6_address_mode {
+            Some(m) => AUTO.contains(&m.as_str()),
+            None => subnet
+                .ipv6_ra_mode
+                .as_deref()
+                .is_some_and(|m| AUTO.contains(&m)),
+        }
+}
+
+/// The address a guest with `mac` gives itself by SLAAC on the IPv6
+/// prefix `cidr` (RFC 4291's modified EUI-64: the MAC split by `ff:fe`,
+/// the universal/local bit flipped); `None` for a prefix longer than 64
+/// bits or a MAC that does not parse.
+pub fn eui64(cidr: &str, mac: &str) -> Option<IpAddr> {
+    let (IpAddr::V6(net), len) = parse_cidr(cidr)? else {
+        return None;
+    };
+    if len > 64 {
+        return None;
+    }
+    let b: Vec<u8> = mac
+        .split(':')
+        .map(|h| u8::from_str_radix(h, 16))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let [m0, m1, m2, m3, m4, m5] = b[..] else {
+        return None;
+    };
+    let iid = u64::from_be_bytes([m0 ^ 0x02, m1, m2, 0xff, 0xfe, m3, m4, m5]);
+    let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+    let prefix = u128::from(net) & mask;
+    Some(IpAddr::V6((prefix | u128::from(iid)).into()))
+}
+
 pub fn random_mac() -> String {
     let b: [u8; 3] = rand::random();
     format!("fa:16:3e:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2])
@@ -281,6 +322,25 @@ impl Networks {
     /// first free address of the pools.
     pub fn reserve_ip(&self, subnet: &Subnet, wanted: Option<IpAddr>) -> Result<IpAddr, Fault> {
         self.reserve_ip_as(subnet, wanted, false)
+    }
+
+    /// [`Networks::reserve_ip`] for a port whose MAC is `mac`: on an
+    /// auto-address subnet ([`is_auto_address`]) with no address wanted,
+    /// the port's address is the one its guest configures itself, the
+    /// subnet's prefix and the MAC's EUI-64 ([`eui64`]), as Neutron's IPAM
+    /// gives it.
+    pub fn reserve_ip_for(
+        &self,
+        subnet: &Subnet,
+        wanted: Option<IpAddr>,
+        mac: Option<&str>,
+    ) -> Result<IpAddr, Fault> {
+        let auto = wanted
+            .is_none()
+            .then(|| mac.filter(|_| is_auto_address(subnet)))
+            .flatten()
+            .and_then(|m| eui64(&subnet.cidr, m));
+        self.reserve_ip_as(subnet, auto.or(wanted), false)
     }
 
     /// [`Networks::reserve_ip`]; `gateway_ok` lets a wanted address be the
@@ -458,9 +518,19 @@ impl Networks {
         &self,
         wants: &[(Arc<Subnet>, Option<IpAddr>)],
     ) -> Result<Vec<PortIp>, Fault> {
+        self.reserve_ips_for(wants, None)
+    }
+
+    /// [`Networks::reserve_ips`] for a port whose MAC is `mac`
+    /// ([`Networks::reserve_ip_for`]).
+    pub fn reserve_ips_for(
+        &self,
+        wants: &[(Arc<Subnet>, Option<IpAddr>)],
+        mac: Option<&str>,
+    ) -> Result<Vec<PortIp>, Fault> {
         let mut got: Vec<PortIp> = Vec::new();
         for (subnet, want) in wants {
-            match self.reserve_ip(subnet, *want) {
+            match self.reserve_ip_for(subnet, *want, mac) {
                 Ok(ip) => got.push(PortIp {
                     subnet_id: subnet.id.clone(),
                     ip_address: ip.to_string(),
@@ -568,6 +638,30 @@ impl Networks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slaac_addresses_are_the_prefix_and_the_macs_eui64() {
+        let ip = |s: &str| s.parse::<IpAddr>().ok();
+        // The universal/local bit of the first octet flipped, ff:fe in the
+        // middle (Neutron's and the guest kernel's address alike).
+        assert_eq!(
+            eui64("fd00:0:0:1::/64", "fa:16:3e:38:83:71"),
+            ip("fd00:0:0:1:f816:3eff:fe38:8371")
+        );
+        assert_eq!(
+            eui64("2001:db8::/48", "00:00:5e:00:53:01"),
+            ip("2001:db8::200:5eff:fe00:5301")
+        );
+        // Host bits given in the prefix are not kept.
+        assert_eq!(
+            eui64("2001:db8:0:7::9/64", "00:00:5e:00:53:01"),
+            ip("2001:db8:0:7:200:5eff:fe00:5301")
+        );
+        assert_eq!(eui64("2001:db8::/80", "00:00:5e:00:53:01"), None);
+        assert_eq!(eui64("10.0.0.0/24", "00:00:5e:00:53:01"), None);
+        assert_eq!(eui64("fd00::/64", "00:00:5e:00:53"), None);
+        assert_eq!(eui64("fd00::/64", "zz:00:5e:00:53:01"), None);
+    }
 
     #[test]
     fn cidr_math() {

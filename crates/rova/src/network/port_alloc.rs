@@ -40,7 +40,16 @@ impl Networks {
             ..
         } = *want;
         let subnets = self.subnets_of(network_id);
+        let mac = random_mac();
         let mut fixed_ips = Vec::new();
+        let mut take = |sn: &super::Subnet, want: Option<IpAddr>| {
+            let ip = self.reserve_ip_for(sn, want, Some(&mac))?;
+            fixed_ips.push(PortIp {
+                subnet_id: sn.id.clone(),
+                ip_address: ip.to_string(),
+            });
+            Ok::<(), Fault>(())
+        };
         let result = (|| {
             if let Some(want) = fixed_ip {
                 let sn = subnets
@@ -51,18 +60,25 @@ impl Networks {
                             "Fixed IP {want} is not a valid ip address for network {network_id}."
                         ))
                     })?;
-                let ip = self.reserve_ip(sn, Some(want))?;
-                fixed_ips.push(PortIp {
-                    subnet_id: sn.id.clone(),
-                    ip_address: ip.to_string(),
-                });
+                if super::is_auto_address(sn) {
+                    return Err(Fault::bad_request(format!(
+                        "Invalid input for operation: IPv6 address {want} can not be directly \
+                         assigned to a port on subnet {} since the subnet is configured for \
+                         automatic addresses.",
+                        sn.id
+                    )));
+                }
+                take(sn, Some(want))?;
+                // As Neutron's IPAM does, a port also gets its address on
+                // every auto-address (SLAAC) subnet of the network.
+                for other in subnets.iter().filter(|s| s.id != sn.id) {
+                    if super::is_auto_address(other) {
+                        take(other, None)?;
+                    }
+                }
             } else {
                 for sn in &subnets {
-                    let ip = self.reserve_ip(sn, None)?;
-                    fixed_ips.push(PortIp {
-                        subnet_id: sn.id.clone(),
-                        ip_address: ip.to_string(),
-                    });
+                    take(sn, None)?;
                 }
             }
             Ok::<(), Fault>(())
@@ -76,7 +92,7 @@ impl Networks {
             name: String::new(),
             network_id: network_id.to_string(),
             project_id: project_id.to_string(),
-            mac_address: random_mac(),
+            mac_address: mac,
             fixed_ips,
             device_id: device_id.to_string(),
             device_owner: device_owner.to_string(),

@@ -1130,9 +1130,21 @@ async fn network_visibility_across_projects() {
     )
     .await;
     let port_id = r.body["port"]["id"].as_str().expect("id").to_string();
+    // On a SLAAC subnet the address is the MAC's EUI-64 (fa:16:3e:… →
+    // f816:3eff:fe…).
+    let mac = r.body["port"]["mac_address"].as_str().unwrap_or_default();
+    let tail = mac.get(9..).unwrap_or_default().replace(':', "");
+    let last = u16::from_str_radix(tail.get(2..).unwrap_or_default(), 16).unwrap_or_default();
+    let want = format!(
+        "fd10::f816:3eff:fe{}:{last:x}",
+        tail.get(..2).unwrap_or_default()
+    );
+    let got = r.body["port"]["fixed_ips"][0]["ip_address"].as_str();
+    assert!(mac.starts_with("fa:16:3e:"), "{mac}");
     assert_eq!(
-        r.body["port"]["fixed_ips"][0]["ip_address"],
-        json!("fd10::2")
+        got.map(|g| g.parse::<std::net::Ipv6Addr>().ok()),
+        Some(want.parse().ok()),
+        "{want}"
     );
 
     // Another project sees none of it.

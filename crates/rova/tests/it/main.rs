@@ -40,6 +40,7 @@ mod servers_create;
 mod servers_list;
 mod servers_misc;
 mod sim_api;
+mod slaac;
 mod snapshot_volumes;
 mod snapshots;
 mod step_faults;

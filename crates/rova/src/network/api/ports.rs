@@ -3,6 +3,7 @@
 //! and re-addressing.
 
 use super::*;
+use crate::network::is_auto_address;
 
 /// `fixed_ips=ip_address=X` / `fixed_ips=subnet_id=Y`: OR within a key,
 /// AND across keys, as Neutron does.
@@ -79,6 +80,38 @@ pub(super) async fn show_port(
 }
 
 /// Resolves a `fixed_ips` request against a network's subnets.
+/// The device owners of a router's interfaces, which may hold any
+/// address of an auto-address subnet (its gateway).
+const ROUTER_INTERFACE_OWNERS: [&str; 3] = [
+    "network:router_interface",
+    "network:ha_router_replicated_interface",
+    "network:router_interface_distributed",
+];
+
+fn is_router_interface(device_owner: &str) -> bool {
+    ROUTER_INTERFACE_OWNERS.contains(&device_owner)
+}
+
+/// Neutron refuses an address asked for on an auto-address (SLAAC)
+/// subnet, whose ports' addresses are their MACs' EUI-64, but for a
+/// router's interface.
+fn refuse_auto_addresses(wants: &IpWants, device_owner: &str) -> NResult<()> {
+    if is_router_interface(device_owner) {
+        return Ok(());
+    }
+    match wants
+        .iter()
+        .find(|(sn, ip)| ip.is_some() && is_auto_address(sn))
+    {
+        Some((sn, Some(ip))) => Err(invalid_input(format!(
+            "IPv6 address {ip} can not be directly assigned to a port on subnet {} since the \
+             subnet is configured for automatic addresses.",
+            sn.id
+        ))),
+        _ => Ok(()),
+    }
+}
+
 pub(super) fn parse_fixed_ips(app: &App, net_id: &str, v: &Value) -> NResult<IpWants> {
     let arr = v.as_array().ok_or_else(|| {
         bad(format!(
@@ -256,7 +289,20 @@ pub(super) async fn create_port(
             .into_iter()
             .map(|s| (s, None))
             .collect(),
-        Some(v) => parse_fixed_ips(&app, &net_id, v)?,
+        Some(v) => {
+            let mut wants = parse_fixed_ips(&app, &net_id, v)?;
+            refuse_auto_addresses(&wants, &device_owner)?;
+            if !is_router_interface(&device_owner) {
+                // Neutron's IPAM gives the port its address on every
+                // auto-address subnet of the network too.
+                for sn in app.networks.subnets_of(&net_id) {
+                    if is_auto_address(&sn) && !wants.iter().any(|(w, _)| w.id == sn.id) {
+                        wants.push((sn, None));
+                    }
+                }
+            }
+            wants
+        }
     };
     let mac = match mac {
         Some(mac) if mac_in_use(&app, &net_id, &mac, None) => {
@@ -274,7 +320,10 @@ pub(super) async fn create_port(
             mac
         }
     };
-    let fixed_ips = app.networks.reserve_ips(&wants).map_err(ip_fault)?;
+    let fixed_ips = app
+        .networks
+        .reserve_ips_for(&wants, Some(&mac))
+        .map_err(ip_fault)?;
     let now = app.clock.now();
     let port = Port {
         id: uuid::Uuid::new_v4().to_string(),
@@ -402,6 +451,7 @@ pub(super) async fn update_port(
             } else {
                 parse_fixed_ips(&app, &cur.network_id, v)?
             };
+            refuse_auto_addresses(&wants, &cur.device_owner)?;
             let current = app
                 .networks
                 .ports
@@ -409,7 +459,10 @@ pub(super) async fn update_port(
                 .map(|p| p.fixed_ips.clone())
                 .unwrap_or_default();
             let (mut kept, fresh) = plan_readdress(&current, wants);
-            let reserved = app.networks.reserve_ips(&fresh).map_err(ip_fault)?;
+            let reserved = app
+                .networks
+                .reserve_ips_for(&fresh, Some(&cur.mac_address))
+                .map_err(ip_fault)?;
             kept.extend(reserved.iter().cloned());
             (Some(kept), reserved)
         }

@@ -2,7 +2,9 @@
 //! static ranges only (every address is a port's fixed IP, from a hosts
 //! file of MAC → address), the options a guest needs (router, classless
 //! static routes with the route to the metadata address, DNS servers,
-//! MTU), no DNS service. This module renders its files (pure functions,
+//! MTU), no DNS service; on SLAAC subnets, router advertisements of the
+//! prefix (the guests' addresses are their MACs' EUI-64, as the ports'
+//! fixed IPs are). This module renders its files (pure functions,
 //! table-tested) and starts, reloads (SIGHUP) and finds its process by
 //! pid file; the process outlives a restart of Rova and is adopted again.
 
@@ -17,7 +19,8 @@ pub const METADATA_IP: &str = "169.254.169.254";
 /// Lease time handed out (Neutron's default `dhcp_lease_duration`).
 const LEASE_SECS: u32 = 86_400;
 
-/// One IPv4 subnet served on the network's bridge.
+/// One subnet served on the network's bridge: an IPv4 subnet's static
+/// leases, or an IPv6 subnet's router advertisements.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DhcpSubnet {
     /// Tag naming the subnet in dnsmasq's options (`subnet-<id>`).
@@ -28,6 +31,20 @@ pub struct DhcpSubnet {
     /// The DHCP port's address in this subnet (the bridge's address, the
     /// next hop to the metadata service).
     pub server_ip: String,
+    /// An IPv6 subnet's `ipv6_address_mode`: `slaac` (advertised for the
+    /// guests to configure their addresses themselves) or
+    /// `dhcpv6-stateless` (the same, with DHCPv6 for the options).
+    pub ipv6_mode: Option<String>,
+}
+
+/// How an IPv6 subnet is served: dnsmasq's `--dhcp-range` mode for its
+/// address mode (`None`: not served — DHCPv6 leases are not made).
+fn ra_mode(mode: Option<&str>) -> Option<&'static str> {
+    match mode? {
+        "slaac" => Some("ra-only"),
+        "dhcpv6-stateless" => Some("ra-stateless"),
+        _ => None,
+    }
 }
 
 /// One port's static lease.
@@ -54,7 +71,7 @@ pub fn range_of(cidr: &str) -> Option<(Ipv4Addr, Ipv4Addr)> {
 /// dnsmasq serves no DNS) and the MTU.
 pub fn opts_file(subnets: &[DhcpSubnet], mtu: Option<u32>) -> String {
     let mut s = String::new();
-    for sn in subnets {
+    for sn in subnets.iter().filter(|s| s.ipv6_mode.is_none()) {
         let t = &sn.tag;
         let mut routes = format!("{METADATA_IP}/32,{}", sn.server_ip);
         if let Some(gw) = &sn.gateway {
@@ -108,13 +125,33 @@ pub fn args(bridge: &str, dir: &Path, subnets: &[DhcpSubnet]) -> Vec<String> {
         "--dhcp-authoritative".into(),
         "--dhcp-lease-max=16777216".into(),
     ];
+    let mut ra = false;
     for sn in subnets {
         if let Some((net, mask)) = range_of(&sn.cidr) {
             a.push(format!(
                 "--dhcp-range=set:{},{net},static,{mask},{LEASE_SECS}s",
                 sn.tag
             ));
+        } else if let (Some(mode), Some((net, len))) = (
+            ra_mode(sn.ipv6_mode.as_deref()),
+            crate::network::parse_cidr(&sn.cidr),
+        ) {
+            // The prefix advertised for SLAAC; the bridge holds an address
+            // in it (dnsmasq advertises on the interface that does).
+            let net = crate::network::cidr_network(&sn.cidr).unwrap_or(net);
+            a.push(format!(
+                "--dhcp-range=set:{},{net},{mode},{len},{LEASE_SECS}s",
+                sn.tag
+            ));
+            ra = true;
         }
+    }
+    if ra {
+        // Router advertisements every 10 s (and on solicitation) with a
+        // router lifetime of 0: the DHCP port is no router, so guests take
+        // no default route from it.
+        a.push("--enable-ra".into());
+        a.push(format!("--ra-param={bridge},10,0"));
     }
     a
 }
@@ -206,7 +243,49 @@ mod tests {
             gateway: gw.map(str::to_string),
             dns: dns.iter().map(|s| s.to_string()).collect(),
             server_ip: "10.0.0.2".into(),
+            ipv6_mode: None,
         }
+    }
+
+    fn v6(mode: &str) -> DhcpSubnet {
+        DhcpSubnet {
+            tag: "subnet-6".into(),
+            cidr: "fd00:0:0:1::/64".into(),
+            gateway: Some("fd00:0:0:1::1".into()),
+            dns: vec![],
+            server_ip: "fd00:0:0:1:f816:3eff:fe00:1".into(),
+            ipv6_mode: Some(mode.into()),
+        }
+    }
+
+    #[test]
+    fn ipv6_subnets_are_advertised_for_slaac_not_leased() {
+        let a = args(
+            "brq0123456789a",
+            Path::new("/d"),
+            &[subnet(None, &[]), v6("slaac")],
+        );
+        assert!(a.contains(&"--dhcp-range=set:subnet-6,fd00:0:0:1::,ra-only,64,86400s".to_string()));
+        assert!(a.contains(&"--enable-ra".to_string()));
+        assert!(a.contains(&"--ra-param=brq0123456789a,10,0".to_string()));
+        let a = args("brq0123456789a", Path::new("/d"), &[v6("dhcpv6-stateless")]);
+        assert!(a.contains(
+            &"--dhcp-range=set:subnet-6,fd00:0:0:1::,ra-stateless,64,86400s".to_string()
+        ));
+        // DHCPv6 leases are not made: a stateful subnet is not served, and
+        // without an advertised subnet there are no advertisements.
+        let a = args(
+            "brq0123456789a",
+            Path::new("/d"),
+            &[subnet(None, &[]), v6("dhcpv6-stateful")],
+        );
+        assert!(
+            !a.iter()
+                .any(|x| x.contains("subnet-6") || x == "--enable-ra"),
+            "{a:?}"
+        );
+        // IPv6 subnets add no DHCPv4 options.
+        assert!(!opts_file(&[v6("slaac")], Some(1450)).contains("subnet-6"));
     }
 
     #[test]

@@ -140,6 +140,10 @@ pub fn render(taps: &[TapFilter]) -> String {
             v4z.push("0.0.0.0".into());
             let _ = writeln!(s, "    ip saddr != {} drop", set(&v4z));
         }
+        // The unspecified address only for ICMPv6 (duplicate address
+        // detection, multicast listener reports), as Neutron allows it.
+        s.push_str("    ip6 saddr :: meta l4proto != ipv6-icmp drop\n");
+        v6.push("::".into());
         let _ = writeln!(s, "    ip6 saddr != {} drop", set(&v6));
         s.push_str("  }\n");
     }
@@ -240,7 +244,8 @@ mod tests {
         assert!(s.contains("ether saddr != fa:16:3e:00:00:01 drop"));
         assert!(s.contains("arp saddr ip != { 10.0.0.5 } drop"));
         assert!(s.contains("ip saddr != { 10.0.0.5, 0.0.0.0 } drop"));
-        assert!(s.contains("ip6 saddr != { fd00::5, fe80::/10 } drop"));
+        assert!(s.contains("ip6 saddr != { fd00::5, fe80::/10, :: } drop"));
+        assert!(s.contains("ip6 saddr :: meta l4proto != ipv6-icmp drop"));
         assert!(s.contains("meta l4proto udp udp sport 67 drop"));
     }
 

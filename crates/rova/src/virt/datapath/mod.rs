@@ -487,7 +487,7 @@ impl Datapath {
         self.ns
             .ip(&["link", "set", "dev", &bridge, "address", &dhcp.mac, "up"])
             .await?;
-        for sn in net.subnets.iter().filter(|s| s.ip_version == 4 && s.dhcp) {
+        for sn in net.subnets.iter().filter(|s| served(s)) {
             let Some((_, ip)) = dhcp.fixed_ips.iter().find(|(id, _)| *id == sn.id) else {
                 continue;
             };
@@ -495,9 +495,12 @@ impl Datapath {
                 continue;
             };
             let cidr = format!("{ip}/{len}");
-            self.ns
-                .ip(&["addr", "replace", &cidr, "dev", &bridge])
-                .await?;
+            let mut argv = vec!["addr", "replace", &cidr, "dev", &bridge];
+            if sn.ip_version == 6 {
+                // Usable at once: dnsmasq advertises from it.
+                argv.push("nodad");
+            }
+            self.ns.ip(&argv).await?;
         }
         let md = format!("{METADATA_IP}/32");
         self.ns
@@ -512,14 +515,15 @@ impl Datapath {
         Ok(())
     }
 
-    /// The network's dnsmasq with a lease for every port plugged on it.
+    /// The network's dnsmasq with a lease for every port plugged on it
+    /// (and the router advertisements of its SLAAC subnets).
     async fn apply_dhcp(&self, env: &Arc<dyn GuestEnv>, net: &NetFact) -> Result<(), String> {
         let bridge = bridge_name(&net.network_id);
         let dhcp = env.dhcp_port(&net.network_id, self.name()).await?;
         let subnets: Vec<DhcpSubnet> = net
             .subnets
             .iter()
-            .filter(|s| s.ip_version == 4 && s.dhcp)
+            .filter(|s| served(s))
             .filter_map(|s| {
                 let (_, ip) = dhcp.fixed_ips.iter().find(|(id, _)| *id == s.id)?;
                 Some(DhcpSubnet {
@@ -528,6 +532,9 @@ impl Datapath {
                     gateway: s.gateway.clone(),
                     dns: s.dns.clone(),
                     server_ip: ip.clone(),
+                    ipv6_mode: (s.ip_version == 6)
+                        .then(|| s.ipv6_address_mode.clone())
+                        .flatten(),
                 })
             })
             .collect();
@@ -575,6 +582,20 @@ impl Datapath {
 }
 
 /// One plug record (empty when missing or unreadable).
+/// Whether the network's dnsmasq serves `sn`: an IPv4 subnet with DHCP
+/// (static leases), or an IPv6 one whose guests configure themselves
+/// (SLAAC, stateless DHCPv6: router advertisements).
+fn served(sn: &rova_core::metadata::SubnetFact) -> bool {
+    sn.dhcp
+        && match sn.ip_version {
+            4 => true,
+            _ => matches!(
+                sn.ipv6_address_mode.as_deref(),
+                Some("slaac" | "dhcpv6-stateless")
+            ),
+        }
+}
+
 fn read_plugs(file: &Path) -> Vec<Plug> {
     std::fs::read(file)
         .ok()
