@@ -199,7 +199,6 @@ pub fn default_pool(cidr: &str) -> Option<AllocationPool> {
     })
 }
 
-/// A random MAC in OpenStack's `fa:16:3e` prefix.
 /// Whether the guests of `subnet` configure their own addresses from the
 /// router advertisements (SLAAC, also with stateless DHCPv6), as
 /// Neutron's `is_auto_address_subnet` decides: by the address mode, or by
@@ -214,6 +213,15 @@ pub fn is_auto_address(subnet: &Subnet) -> bool {
                 .as_deref()
                 .is_some_and(|m| AUTO.contains(&m)),
         }
+}
+
+/// Neutron's refusal of address `ip` asked for on auto-address subnet
+/// `subnet_id` (the text after "Invalid input for operation: ").
+pub fn auto_address_refused(ip: IpAddr, subnet_id: &str) -> String {
+    format!(
+        "IPv6 address {ip} can not be directly assigned to a port on subnet {subnet_id} since \
+         the subnet is configured for automatic addresses."
+    )
 }
 
 /// The address a guest with `mac` gives itself by SLAAC on the IPv6
@@ -241,6 +249,7 @@ pub fn eui64(cidr: &str, mac: &str) -> Option<IpAddr> {
     Some(IpAddr::V6((prefix | u128::from(iid)).into()))
 }
 
+/// A random MAC in OpenStack's `fa:16:3e` prefix.
 pub fn random_mac() -> String {
     let b: [u8; 3] = rand::random();
     format!("fa:16:3e:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2])
@@ -519,6 +528,21 @@ impl Networks {
         wants: &[(Arc<Subnet>, Option<IpAddr>)],
     ) -> Result<Vec<PortIp>, Fault> {
         self.reserve_ips_for(wants, None)
+    }
+
+    /// Adds to a port's `wants` every auto-address (SLAAC) subnet of
+    /// `network_id` they do not name: Neutron's IPAM gives a port an
+    /// address on each.
+    pub fn with_auto_addresses(
+        &self,
+        network_id: &str,
+        wants: &mut Vec<(Arc<Subnet>, Option<IpAddr>)>,
+    ) {
+        for sn in self.subnets_of(network_id) {
+            if is_auto_address(&sn) && !wants.iter().any(|(w, _)| w.id == sn.id) {
+                wants.push((sn, None));
+            }
+        }
     }
 
     /// [`Networks::reserve_ips`] for a port whose MAC is `mac`

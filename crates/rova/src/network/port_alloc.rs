@@ -39,54 +39,35 @@ impl Networks {
             device_owner,
             ..
         } = *want;
-        let subnets = self.subnets_of(network_id);
         let mac = random_mac();
-        let mut fixed_ips = Vec::new();
-        let mut take = |sn: &super::Subnet, want: Option<IpAddr>| {
-            let ip = self.reserve_ip_for(sn, want, Some(&mac))?;
-            fixed_ips.push(PortIp {
-                subnet_id: sn.id.clone(),
-                ip_address: ip.to_string(),
-            });
-            Ok::<(), Fault>(())
-        };
-        let result = (|| {
-            if let Some(want) = fixed_ip {
-                let sn = subnets
-                    .iter()
+        let wants = match fixed_ip {
+            Some(want) => {
+                let sn = self
+                    .subnets_of(network_id)
+                    .into_iter()
                     .find(|s| cidr_contains(&s.cidr, want))
                     .ok_or_else(|| {
                         Fault::bad_request(format!(
                             "Fixed IP {want} is not a valid ip address for network {network_id}."
                         ))
                     })?;
-                if super::is_auto_address(sn) {
+                if super::is_auto_address(&sn) {
                     return Err(Fault::bad_request(format!(
-                        "Invalid input for operation: IPv6 address {want} can not be directly \
-                         assigned to a port on subnet {} since the subnet is configured for \
-                         automatic addresses.",
-                        sn.id
+                        "Invalid input for operation: {}",
+                        super::auto_address_refused(want, &sn.id)
                     )));
                 }
-                take(sn, Some(want))?;
-                // As Neutron's IPAM does, a port also gets its address on
-                // every auto-address (SLAAC) subnet of the network.
-                for other in subnets.iter().filter(|s| s.id != sn.id) {
-                    if super::is_auto_address(other) {
-                        take(other, None)?;
-                    }
-                }
-            } else {
-                for sn in &subnets {
-                    take(sn, None)?;
-                }
+                let mut wants = vec![(sn, Some(want))];
+                self.with_auto_addresses(network_id, &mut wants);
+                wants
             }
-            Ok::<(), Fault>(())
-        })();
-        if let Err(e) = result {
-            self.release_ips(&fixed_ips);
-            return Err(e);
-        }
+            None => self
+                .subnets_of(network_id)
+                .into_iter()
+                .map(|s| (s, None))
+                .collect(),
+        };
+        let fixed_ips = self.reserve_ips_for(&wants, Some(&mac))?;
         Ok(Port {
             id: uuid::Uuid::new_v4().to_string(),
             name: String::new(),

@@ -79,7 +79,6 @@ pub(super) async fn show_port(
     ))
 }
 
-/// Resolves a `fixed_ips` request against a network's subnets.
 /// The device owners of a router's interfaces, which may hold any
 /// address of an auto-address subnet (its gateway).
 const ROUTER_INTERFACE_OWNERS: [&str; 3] = [
@@ -103,15 +102,14 @@ fn refuse_auto_addresses(wants: &IpWants, device_owner: &str) -> NResult<()> {
         .iter()
         .find(|(sn, ip)| ip.is_some() && is_auto_address(sn))
     {
-        Some((sn, Some(ip))) => Err(invalid_input(format!(
-            "IPv6 address {ip} can not be directly assigned to a port on subnet {} since the \
-             subnet is configured for automatic addresses.",
-            sn.id
+        Some((sn, Some(ip))) => Err(invalid_input(crate::network::auto_address_refused(
+            *ip, &sn.id,
         ))),
         _ => Ok(()),
     }
 }
 
+/// Resolves a `fixed_ips` request against a network's subnets.
 pub(super) fn parse_fixed_ips(app: &App, net_id: &str, v: &Value) -> NResult<IpWants> {
     let arr = v.as_array().ok_or_else(|| {
         bad(format!(
@@ -293,13 +291,7 @@ pub(super) async fn create_port(
             let mut wants = parse_fixed_ips(&app, &net_id, v)?;
             refuse_auto_addresses(&wants, &device_owner)?;
             if !is_router_interface(&device_owner) {
-                // Neutron's IPAM gives the port its address on every
-                // auto-address subnet of the network too.
-                for sn in app.networks.subnets_of(&net_id) {
-                    if is_auto_address(&sn) && !wants.iter().any(|(w, _)| w.id == sn.id) {
-                        wants.push((sn, None));
-                    }
-                }
+                app.networks.with_auto_addresses(&net_id, &mut wants);
             }
             wants
         }

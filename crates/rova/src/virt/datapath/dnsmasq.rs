@@ -39,7 +39,7 @@ pub struct DhcpSubnet {
 
 /// How an IPv6 subnet is served: dnsmasq's `--dhcp-range` mode for its
 /// address mode (`None`: not served — DHCPv6 leases are not made).
-fn ra_mode(mode: Option<&str>) -> Option<&'static str> {
+pub(super) fn ra_mode(mode: Option<&str>) -> Option<&'static str> {
     match mode? {
         "slaac" => Some("ra-only"),
         "dhcpv6-stateless" => Some("ra-stateless"),
@@ -132,13 +132,13 @@ pub fn args(bridge: &str, dir: &Path, subnets: &[DhcpSubnet]) -> Vec<String> {
                 "--dhcp-range=set:{},{net},static,{mask},{LEASE_SECS}s",
                 sn.tag
             ));
-        } else if let (Some(mode), Some((net, len))) = (
+        } else if let (Some(mode), Some(net), Some((_, len))) = (
             ra_mode(sn.ipv6_mode.as_deref()),
+            crate::network::cidr_network(&sn.cidr),
             crate::network::parse_cidr(&sn.cidr),
         ) {
             // The prefix advertised for SLAAC; the bridge holds an address
             // in it (dnsmasq advertises on the interface that does).
-            let net = crate::network::cidr_network(&sn.cidr).unwrap_or(net);
             a.push(format!(
                 "--dhcp-range=set:{},{net},{mode},{len},{LEASE_SECS}s",
                 sn.tag

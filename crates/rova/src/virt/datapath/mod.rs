@@ -581,21 +581,14 @@ impl Datapath {
     }
 }
 
-/// One plug record (empty when missing or unreadable).
 /// Whether the network's dnsmasq serves `sn`: an IPv4 subnet with DHCP
 /// (static leases), or an IPv6 one whose guests configure themselves
 /// (SLAAC, stateless DHCPv6: router advertisements).
 fn served(sn: &rova_core::metadata::SubnetFact) -> bool {
-    sn.dhcp
-        && match sn.ip_version {
-            4 => true,
-            _ => matches!(
-                sn.ipv6_address_mode.as_deref(),
-                Some("slaac" | "dhcpv6-stateless")
-            ),
-        }
+    sn.dhcp && (sn.ip_version == 4 || dnsmasq::ra_mode(sn.ipv6_address_mode.as_deref()).is_some())
 }
 
+/// One plug record (empty when missing or unreadable).
 fn read_plugs(file: &Path) -> Vec<Plug> {
     std::fs::read(file)
         .ok()
